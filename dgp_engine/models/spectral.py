@@ -1,0 +1,109 @@
+"""Spectrally normalised layers with the BigGAN-PyTorch state-dict layout.
+
+Each layer keeps its left singular-vector estimate in the buffer ``u0``
+([1, out]) and the last logged singular value in ``sv0`` ([1]).  Every forward
+does one power-iteration step from ``u0`` to get sigma (gradients flow through
+sigma, not through the vectors); ``u0``/``sv0`` are only written in training
+mode.  An exact SVD would not reproduce the public checkpoints.
+
+When a layer's weight cannot change (all of D during DGP, frozen generator
+groups, rendering) ``freeze_sn()`` computes W/sigma once and reuses it: the
+same numbers, without re-making a weight-sized tensor every forward.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class SpectralNorm:
+    """Mixin for modules with a ``weight`` parameter (conv, linear, embedding)."""
+
+    sn_eps: float
+    _sn_cache: torch.Tensor | None
+
+    def _init_sn(self, num_outputs: int, eps: float) -> None:
+        self.sn_eps = eps
+        self._sn_cache = None
+        self.register_buffer("u0", torch.randn(1, num_outputs))  # type: ignore[attr-defined]
+        self.register_buffer("sv0", torch.ones(1))  # type: ignore[attr-defined]
+
+    def sigma(self) -> torch.Tensor:
+        """One power-iteration step from ``u0``; returns sigma with grad through W."""
+        weight: torch.Tensor = self.weight  # type: ignore[attr-defined]
+        w_mat = weight.view(weight.size(0), -1)
+        with torch.no_grad():
+            v = F.normalize(torch.matmul(self.u0, w_mat), eps=self.sn_eps)
+            u = F.normalize(torch.matmul(v, w_mat.t()), eps=self.sn_eps)
+            if self.training:  # type: ignore[attr-defined]
+                self.u0.copy_(u)
+        sv = torch.squeeze(torch.matmul(torch.matmul(v, w_mat.t()), u.t()))
+        if self.training:  # type: ignore[attr-defined]
+            with torch.no_grad():
+                self.sv0.copy_(sv)
+        return sv
+
+    def sn_weight(self) -> torch.Tensor:
+        if self._sn_cache is not None:
+            return self._sn_cache
+        return self.weight / self.sigma()  # type: ignore[attr-defined]
+
+    def freeze_sn(self) -> None:
+        """Cache W/sigma; valid until ``unfreeze_sn`` (weights must not change)."""
+        with torch.no_grad():
+            self._sn_cache = None
+            self._sn_cache = self.sn_weight().detach().clone()
+
+    def unfreeze_sn(self) -> None:
+        self._sn_cache = None
+
+    def _apply(self, fn, recurse=True):  # keep the cache on the module's device/dtype
+        self._sn_cache = None
+        return super()._apply(fn, recurse)  # type: ignore[misc]
+
+
+class SNConv2d(SpectralNorm, nn.Conv2d):
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, padding: int = 1,
+                 bias: bool = True, eps: float = 1e-6):
+        nn.Conv2d.__init__(self, in_ch, out_ch, kernel_size, padding=padding, bias=bias)
+        self._init_sn(out_ch, eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.sn_weight(), self.bias, self.stride, self.padding)
+
+
+class SNLinear(SpectralNorm, nn.Linear):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 eps: float = 1e-6):
+        nn.Linear.__init__(self, in_features, out_features, bias)
+        self._init_sn(out_features, eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.sn_weight(), self.bias)
+
+
+class SNEmbedding(SpectralNorm, nn.Embedding):
+    """Spectral-normed embedding; ``num_embeddings`` is the 'out' dimension."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, eps: float = 1e-6):
+        nn.Embedding.__init__(self, num_embeddings, embedding_dim)
+        self._init_sn(num_embeddings, eps)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return F.embedding(y, self.sn_weight())
+
+
+def sn_layers(module: nn.Module):
+    return [m for m in module.modules() if isinstance(m, SpectralNorm)]
+
+
+def freeze_sn(module: nn.Module) -> None:
+    for m in sn_layers(module):
+        m.freeze_sn()
+
+
+def unfreeze_sn(module: nn.Module) -> None:
+    for m in sn_layers(module):
+        m.unfreeze_sn()

@@ -1,0 +1,1 @@
+"""Data shipped with DGP Studio: presets, class-name lists, the bundled model."""

@@ -1,0 +1,1 @@
+"""Reconstruction presets as TOML data (one file per preset)."""
