@@ -1,0 +1,1 @@
+"""DGP Studio: the Qt application."""

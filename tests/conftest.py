@@ -1,0 +1,29 @@
+"""Shared test setup: CPU only, few threads, settings in a temp dir."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REFERENCE = SHARED / "reference"
+PARITY = REFERENCE / "parity_small"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Point every per-user directory (config, cache, logs) at a temp folder."""
+    root = tmp_path_factory.mktemp("userdirs")
+    monkeypatch.setenv("DGP_STUDIO_HOME", str(root))
+    monkeypatch.setenv("HF_HOME", str(root / "hf"))
+    yield
