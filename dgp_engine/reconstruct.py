@@ -1,0 +1,358 @@
+"""The DGP reconstruction loop (DGP.md §2–5).
+
+``reconstruct(...)`` returns a :class:`ReconstructionRun`: iterate it to get a
+:class:`Report` per z-selection sample and per optimisation iteration; when it
+ends, ``run.state`` holds the :class:`ReconstructionState`.  A set ``cancel``
+event is honoured within one iteration and still yields a usable state.
+
+Two modes share the loop:
+* ``exact=True`` follows the reference code's arithmetic: every generator group
+  gets gradients and is stepped by Adam even at learning rate 0, so frozen groups'
+  Adam moments and step counts advance (DGP.md §3).
+* the default fast path computes weight gradients only for the groups being
+  trained, caches W/σ of every layer that cannot change (all of D, frozen groups,
+  the output layer), never computes D weight gradients, and skips the D pass
+  when the stage does not use the feature loss.
+Both cache the target's D features (they never change).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .degradations import Degradation, make_degradation
+from .errors import InputError, PresetError
+from .models import freeze_sn, unfreeze_sn
+from .presets import Preset
+from .prior import Prior
+from .state import ReconstructionState, restored, snapshot, weight_delta
+
+log = logging.getLogger(__name__)
+
+# Number of last D features used to score z candidates (DGP.md §5).
+SELECT_FTR_NUM = 3
+
+
+@dataclass
+class Report:
+    phase: str                      # "select" (z selection) or "optimize"
+    stage: int                      # 0-based stage index (0 during selection)
+    iteration: int                  # 1-based within the stage / selection
+    stage_iterations: int           # iterations of this stage (or candidates)
+    step: int                       # 1-based over the whole optimisation
+    total: int                      # optimisation iterations of the whole run
+    losses: dict[str, float] = field(default_factory=dict)
+    image: torch.Tensor | None = None   # G output before this iteration's step
+    elapsed: float = 0.0
+    state: ReconstructionState | None = None  # set on the final report only
+    cancelled: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.state is not None
+
+
+def check_target(target: torch.Tensor, resolution: int) -> torch.Tensor:
+    if not isinstance(target, torch.Tensor):
+        raise InputError("The target must be a torch tensor of shape [1, 3, H, W] in [-1, 1].")
+    if target.dim() == 3:
+        target = target.unsqueeze(0)
+    if target.dim() != 4 or target.shape[0] != 1 or target.shape[1] != 3:
+        raise InputError(f"The target must have shape [1, 3, H, W]; got {tuple(target.shape)}.")
+    if tuple(target.shape[-2:]) != (resolution, resolution):
+        raise InputError(f"The target is {target.shape[-1]}×{target.shape[-2]} px but the model "
+                         f"works at {resolution}×{resolution}: resize or crop a working region.")
+    if not target.is_floating_point() or not torch.isfinite(target).all():
+        raise InputError("The target holds non-finite values (NaN or inf).")
+    lo, hi = float(target.min()), float(target.max())
+    if lo < -1.001 or hi > 1.001:
+        raise InputError(f"The target must be scaled to [-1, 1]; its values span "
+                         f"[{lo:.3g}, {hi:.3g}].")
+    return target.float()
+
+
+class FeatureDistance:
+    """Σ over the last k D features of mean |D_i(x) − D_i(target)|, target cached."""
+
+    def __init__(self, D: torch.nn.Module, target: torch.Tensor):
+        self.D = D
+        with torch.no_grad():
+            _, feats = D(target)
+        self.target_feats = [f.detach() for f in feats]
+
+    def __call__(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        _, feats = self.D(x)
+        loss = x.new_zeros(())
+        for i in range(min(k, len(feats))):
+            loss = loss + F.l1_loss(feats[-i - 1], self.target_feats[-i - 1])
+        return loss
+
+    def per_sample(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Distance of each sample of a batch (as if scored one at a time)."""
+        _, feats = self.D(x)
+        loss = x.new_zeros(x.shape[0])
+        for i in range(min(k, len(feats))):
+            diff = (feats[-i - 1] - self.target_feats[-i - 1]).abs()
+            loss = loss + diff.flatten(1).mean(1)
+        return loss
+
+
+def reconstruct(prior: Prior, target: torch.Tensor, task: str | Degradation, *,
+                class_id: int | None, preset: Preset, z_init: torch.Tensor | None = None,
+                exact: bool = False, seed: int = 0,
+                cancel: threading.Event | None = None, select_batch: int | None = None,
+                ) -> ReconstructionRun:
+    """Restore ``target`` (the observed image x̂, [1,3,R,R] in [-1,1]) under φ = ``task``.
+
+    ``class_id=None`` lets z selection also pick the class.  Returns an iterator of
+    :class:`Report`; ``run.state`` is the result once it is exhausted."""
+    return ReconstructionRun(prior, target, task, class_id=class_id, preset=preset,
+                             z_init=z_init, exact=exact, seed=seed, cancel=cancel,
+                             select_batch=select_batch)
+
+
+class ReconstructionRun:
+    def __init__(self, prior: Prior, target: torch.Tensor, task: str | Degradation, *,
+                 class_id: int | None, preset: Preset, z_init: torch.Tensor | None,
+                 exact: bool, seed: int, cancel: threading.Event | None,
+                 select_batch: int | None):
+        if not isinstance(preset, Preset):
+            raise PresetError("preset must be a dgp_engine.Preset (see Preset.from_dict).")
+        self.prior = prior
+        self.device = prior.device
+        self.target = check_target(target, prior.resolution).to(self.device)
+        self.phi = make_degradation(task, resolution=prior.resolution).to(self.device)
+        n_classes = prior.config.n_classes
+        if class_id is not None:
+            if isinstance(class_id, bool) or not isinstance(class_id, int) \
+                    or not 0 <= class_id < n_classes:
+                raise InputError(f"Class id {class_id!r} is out of range: this model has "
+                                 f"classes 0..{n_classes - 1}.")
+        if z_init is not None:
+            z_init = torch.as_tensor(z_init, dtype=torch.float32).reshape(1, -1)
+            if z_init.shape[1] != prior.G.dim_z:
+                raise InputError(f"z_init has {z_init.shape[1]} values; this model's latent "
+                                 f"has {prior.G.dim_z}.")
+            if not torch.isfinite(z_init).all():
+                raise InputError("z_init holds non-finite values.")
+            if class_id is None:
+                raise InputError("Give class_id together with z_init.")
+        self.class_id = class_id
+        self.preset = preset
+        self.z_init = z_init
+        self.exact = exact
+        self.seed = seed
+        self.cancel = cancel or threading.Event()
+        self.select_batch = select_batch or (16 if self.device.type == "cuda" else 1)
+        self.state: ReconstructionState | None = None
+        self._iter: Iterator[Report] | None = None
+
+    def __iter__(self) -> Iterator[Report]:
+        if self._iter is None:
+            self._iter = self._run()
+        return self._iter
+
+    def __next__(self) -> Report:
+        return next(iter(self))
+
+    def run_to_end(self) -> ReconstructionState:
+        for _ in self:
+            pass
+        assert self.state is not None
+        return self.state
+
+    # -------------------------------------------------------------------------
+    def _run(self) -> Iterator[Report]:
+        prior, preset, G, D = self.prior, self.preset, self.prior.G, self.prior.D
+        t0 = time.perf_counter()
+        base = snapshot(G)
+        G.eval()
+        D.eval()
+        d_grad = [p.requires_grad for p in D.parameters()]
+        for p in D.parameters():
+            p.requires_grad_(False)
+        freeze_sn(D)
+        freeze_sn(G)  # z selection renders with fixed weights
+        gen = torch.Generator().manual_seed(int(self.seed))
+        try:
+            with restored(G, base):
+                G.reset_in_init()
+                feat = FeatureDistance(D, self.target)
+                z, y = yield from self._select(feat, gen, t0)
+                yield from self._optimise(feat, z, y, base, t0)
+        finally:
+            unfreeze_sn(D)
+            unfreeze_sn(G)
+            for p, g in zip(D.parameters(), d_grad):
+                p.requires_grad_(g)
+            for p in G.parameters():
+                p.requires_grad_(True)
+            for block in G.modules():
+                if hasattr(block, "in1"):
+                    block.in1.weight.requires_grad_(False)
+                    block.in1.bias.requires_grad_(False)
+                    block.in2.weight.requires_grad_(False)
+                    block.in2.bias.requires_grad_(False)
+
+    def _select(self, feat: FeatureDistance, gen: torch.Generator, t0: float):
+        """Initial z (and class if unknown): best of ``select_num`` samples (DGP.md §5)."""
+        G, preset, dev = self.prior.G, self.preset, self.device
+        dim_z, n_classes = G.dim_z, self.prior.config.n_classes
+        if self.z_init is not None:
+            return self.z_init.to(dev), self.class_id
+        num = preset.select_num
+        if num <= 1:
+            z = torch.zeros(1, dim_z) if num == 0 else torch.randn(1, dim_z, generator=gen)
+            y = self.class_id if self.class_id is not None else int(
+                torch.randint(n_classes, (1,), generator=gen))
+            return z.to(dev), y
+        best = (float("inf"), None, None, None)
+        done = 0
+        with torch.no_grad():
+            while done < num:
+                b = min(self.select_batch, num - done)
+                zs = torch.randn(b, dim_z, generator=gen) * preset.sample_std
+                ys = (torch.full((b,), self.class_id, dtype=torch.long)
+                      if self.class_id is not None
+                      else torch.randint(n_classes, (b,), generator=gen))
+                x = G(zs.to(dev), G.shared(ys.to(dev)))
+                losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
+                k = int(torch.argmin(losses))
+                if float(losses[k]) < best[0]:
+                    best = (float(losses[k]), zs[k:k + 1].clone(), int(ys[k]), x[k:k + 1].cpu())
+                done += b
+                yield Report("select", 0, done, num, 0, self.preset.total_iterations,
+                             {"select_loss": best[0]}, best[3], time.perf_counter() - t0)
+                if self.cancel.is_set():
+                    break
+        return best[1].to(dev), best[2]
+
+    def _optimise(self, feat: FeatureDistance, z0: torch.Tensor, y: int,
+                  base: dict[str, torch.Tensor], t0: float):
+        G, preset, dev, exact = self.prior.G, self.preset, self.device, self.exact
+        n_groups = G.num_groups
+        for s in range(preset.num_stages):
+            if preset.ft_num[s] != "all" and int(preset.ft_num[s]) > n_groups:
+                log.info("stage %d: ft_num %s > %d groups; training all", s, preset.ft_num[s],
+                         n_groups)
+        z = z0.detach().clone().requires_grad_(True)
+        y_t = torch.tensor([y], device=dev)
+        groups = [G.group_params(i, preset.update_embed) for i in range(n_groups)]
+        trainable = {id(p) for ps in groups for p in ps if _trainable(G, p)}
+        for p in G.parameters():
+            p.requires_grad_(id(p) in trainable and exact and preset.update_G)
+        G_optim = torch.optim.Adam([{"params": ps} for ps in groups], lr=0.0,
+                                   betas=(0.0, 0.999), eps=1e-8, weight_decay=0)
+        z_optim = torch.optim.Adam([z], lr=preset.z_lrs[0], betas=(0.0, 0.999), eps=1e-8,
+                                   weight_decay=0)
+        if exact:  # weights of every group may receive gradients: fresh W/σ each forward
+            unfreeze_sn(G)
+            freeze_sn(G.output_layer)
+        total = preset.total_iterations
+        step = 0
+        losses: dict[str, float] = {}
+        cancelled = self.cancel.is_set()
+        last_stage = 0
+        for s in range(preset.num_stages):
+            if cancelled:
+                break
+            last_stage = s
+            ft = preset.ft_groups(s, n_groups)
+            if not exact:
+                self._prepare_fast_stage(groups, ft, trainable)
+            for i in range(preset.iterations[s]):
+                if self.cancel.is_set():
+                    cancelled = True
+                    break
+                step += 1
+                warm = min(1.0, step / preset.warm_up) if preset.warm_up > 0 else 1.0
+                for g, pg in enumerate(G_optim.param_groups):
+                    pg["lr"] = (preset.G_lrs[s] * preset.lr_ratio[s] ** g * warm
+                                if g < ft else 0.0)
+                z_optim.param_groups[0]["lr"] = preset.z_lrs[s] * warm
+                z_optim.zero_grad(set_to_none=True)
+                G_optim.zero_grad(set_to_none=True)
+                x = G(z, G.shared(y_t), use_in=preset.use_in[s])
+                x_map = self.phi(x)
+                w_d, w_mse = preset.w_D_loss[s], preset.w_mse[s]
+                if exact or w_d > 0:
+                    ftr_loss = feat(x_map, preset.ftr_num[s])
+                else:
+                    ftr_loss = x_map.new_zeros(())
+                mse_loss = F.mse_loss(x_map, self.target)
+                nll = (z ** 2 / 2).mean()
+                loss = ftr_loss * w_d + mse_loss * w_mse + nll * preset.w_nll
+                loss.backward()
+                z_optim.step()
+                if preset.update_G:
+                    G_optim.step()
+                losses = {"total": float(loss.detach()), "ftr": float(ftr_loss.detach()),
+                          "mse": float(mse_loss.detach()), "nll": float(nll.detach())}
+                if not torch.isfinite(loss):
+                    raise InputError("The optimisation diverged (loss is not finite). Lower "
+                                     "the preset's learning rates and run again.")
+                yield Report("optimize", s, i + 1, preset.iterations[s], step, total, losses,
+                             x.detach(), time.perf_counter() - t0)
+                if preset.stop_mse > 0 and losses["mse"] < preset.stop_mse:
+                    break
+        self.state = self._make_state(z, y, base, losses, last_stage, step, cancelled)
+        yield Report("optimize", last_stage, 0, 0, step, total, losses,
+                     None, time.perf_counter() - t0, state=self.state, cancelled=cancelled)
+
+    def _prepare_fast_stage(self, groups, ft: int, trainable: set[int]) -> None:
+        """Weight gradients and fresh W/σ only for the groups trained in this stage."""
+        G = self.prior.G
+        live = set()
+        for g, ps in enumerate(groups):
+            on = g < ft and self.preset.update_G
+            for p in ps:
+                if id(p) in trainable:
+                    p.requires_grad_(on)
+                    if on:
+                        live.add(id(p))
+        for g in range(G.num_groups + 1):
+            for m in G.group_modules(g):
+                if any(id(p) in live for p in m.parameters()):
+                    unfreeze_sn(m)
+                else:
+                    freeze_sn(m)
+
+    def _make_state(self, z, y, base, losses, stage, step, cancelled) -> ReconstructionState:
+        G, preset = self.prior.G, self.preset
+        with torch.no_grad():
+            emb = G.shared(torch.tensor([y], device=self.device)).detach().cpu()
+        return ReconstructionState(
+            z=z.detach().cpu().clone(), embedding=emb, class_id=int(y),
+            weight_delta=weight_delta(G, base), preset=preset.to_dict(), seed=self.seed,
+            use_in=bool(preset.use_in[stage]) if step else False,
+            task=self.phi.describe(),
+            model={"name": self.prior.name, "config": self.prior.config.to_dict(),
+                   "checksum": self.prior.checksum},
+            progress={"stage": stage, "step": step, "total": preset.total_iterations,
+                      "cancelled": cancelled, "exact": self.exact},
+            losses=losses,
+        )
+
+
+def _trainable(G, p: torch.nn.Parameter) -> bool:
+    """DGP never trains the instance-norm affine terms (they are set from BN stats)."""
+    return not any(p is q for m in G.modules() if hasattr(m, "in1")
+                   for q in (m.in1.weight, m.in1.bias, m.in2.weight, m.in2.bias))
+
+
+def render(prior: Prior, state: ReconstructionState, *, z: torch.Tensor | None = None,
+           embedding: torch.Tensor | None = None, generator=None) -> torch.Tensor:
+    """G(z, e; θ*) for a state (its own z and embedding unless given)."""
+    G = generator if generator is not None else state.materialize(prior.G)
+    dev = next(G.parameters()).device
+    z = state.z if z is None else z
+    e = state.embedding if embedding is None else embedding
+    with torch.no_grad():
+        return G(z.to(dev), e.to(dev), use_in=state.use_in)

@@ -1,0 +1,160 @@
+"""Reconstruction states: everything needed to render a DGP result again.
+
+A state is plain data — the latent z, the class embedding, the fine-tuned
+generator weights as a difference from the base model, the preset and seed —
+saved as one safetensors file whose metadata holds the JSON part.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import StateError
+from .models import Generator, GeneratorBlock, freeze_sn
+
+FORMAT = "dgp-state"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ReconstructionState:
+    z: torch.Tensor                      # [1, dim_z]
+    embedding: torch.Tensor              # [1, shared_dim] class embedding fed to G
+    class_id: int
+    weight_delta: dict[str, torch.Tensor]  # G state-dict entries: fine-tuned − base
+    preset: dict[str, Any]
+    seed: int = 0
+    use_in: bool = False                 # instance-norm swap active in the last stage
+    task: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)  # name, config, checksum
+    progress: dict[str, Any] = field(default_factory=dict)  # stage, step, total, cancelled
+    losses: dict[str, float] = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.progress.get("cancelled", False))
+
+    # --- persistence ------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "version": FORMAT_VERSION, "class_id": self.class_id,
+            "preset": self.preset, "seed": self.seed, "use_in": self.use_in,
+            "task": self.task, "model": self.model, "progress": self.progress,
+            "losses": self.losses, "created": self.created,
+        }
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {"z": self.z, "embedding": self.embedding}
+        out.update({f"delta.{k}": v for k, v in self.weight_delta.items()})
+        return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in out.items()}
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically (temp file in the same folder, then rename)."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file(self.tensors(), tmp, metadata={"dgp_state": json.dumps(self.metadata())})
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReconstructionState:
+        from safetensors import safe_open
+
+        path = Path(path)
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = json.loads((f.metadata() or {}).get("dgp_state", "null"))
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except FileNotFoundError as exc:
+            raise StateError(f"{path} does not exist.") from exc
+        except Exception as exc:
+            raise StateError(f"{path} is not a readable DGP state file ({exc}).") from exc
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise StateError(f"{path} is not a DGP state file.")
+        if int(meta.get("version", 0)) > FORMAT_VERSION:
+            raise StateError(f"{path} was written by a newer DGP Studio; update to open it.")
+        if "z" not in tensors or "embedding" not in tensors:
+            raise StateError(f"{path} is incomplete: it lacks the latent or class embedding.")
+        delta = {k[len("delta."):]: v for k, v in tensors.items() if k.startswith("delta.")}
+        return cls(z=tensors["z"], embedding=tensors["embedding"], class_id=int(meta["class_id"]),
+                   weight_delta=delta, preset=meta.get("preset", {}),
+                   seed=int(meta.get("seed", 0)), use_in=bool(meta.get("use_in", False)),
+                   task=meta.get("task", {}), model=meta.get("model", {}),
+                   progress=meta.get("progress", {}), losses=meta.get("losses", {}),
+                   created=float(meta.get("created", 0.0)))
+
+    # --- rendering ----------------------------------------------------------------
+    def check_fits(self, G: Generator) -> None:
+        sd = G.state_dict()
+        bad = [k for k, v in self.weight_delta.items() if k not in sd or sd[k].shape != v.shape]
+        if bad or self.z.shape[-1] != G.dim_z or self.embedding.shape[-1] != G.shared.embedding_dim:
+            name = self.model.get("name", "another model")
+            raise StateError(f"This result was made with {name} and does not fit the loaded "
+                             "model; load that model to render it.")
+
+    def materialize(self, base: Generator) -> Generator:
+        """A new generator = base + delta, eval mode, spectral norms cached."""
+        self.check_fits(base)
+        G = copy.deepcopy(base).eval()
+        with torch.no_grad():
+            sd = G.state_dict()
+            for k, d in self.weight_delta.items():
+                sd[k].add_(d.to(sd[k].device, sd[k].dtype))
+        for p in G.parameters():
+            p.requires_grad_(False)
+        mark_in_initialized(G, self.use_in)
+        freeze_sn(G)
+        return G
+
+
+def mark_in_initialized(G: Generator, value: bool) -> None:
+    """Instance-norm affine terms in a state are already set: do not re-initialise."""
+    for m in G.modules():
+        if isinstance(m, GeneratorBlock):
+            m.in_initialized = value
+
+
+def snapshot(G: Generator) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in G.state_dict().items()}
+
+
+def weight_delta(G: Generator, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Entries of G's state dict that differ from ``base`` (as float32 differences).
+    The shared class-embedding table is left out: the state carries the embedding."""
+    out = {}
+    for k, v in G.state_dict().items():
+        if k == "shared.weight" or not v.is_floating_point():
+            continue
+        d = (v.detach() - base[k]).float()
+        if torch.count_nonzero(d):
+            out[k] = d.cpu()
+    return out
+
+
+@contextmanager
+def restored(G: Generator, base: dict[str, torch.Tensor]):
+    """Run a block that modifies G, then put the base weights back (even on error)."""
+    try:
+        yield G
+    finally:
+        with torch.no_grad():
+            G.load_state_dict(base)
+        G.reset_in_init()
