@@ -1,0 +1,1 @@
+"""The app-state model: documents, masks, working region, results and jobs."""

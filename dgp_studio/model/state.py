@@ -1,0 +1,194 @@
+"""App state, separate from widgets: the open picture, its mask, the working
+region, the result history and whether a job runs.  Widgets bind to the signals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from ..image_files import Picture
+from ..undo import Bounds, TileRecorder, record_edit
+
+
+@dataclass
+class HistoryEntry:
+    """One result: the patch written into the picture and what made it."""
+
+    title: str
+    bounds: Bounds                    # where the patch goes (x0, y0, x1, y1)
+    before: np.ndarray                # region content before
+    after: np.ndarray                 # region content after compositing
+    preview: np.ndarray               # the model's output (square, native resolution)
+    cancelled: bool = False
+    applied: bool = False
+    settings: dict = field(default_factory=dict)
+    state: object | None = None       # dgp_engine.ReconstructionState
+
+
+class AppState(QObject):
+    picture_replaced = Signal()            # a new picture (size may change)
+    picture_changed = Signal(object)       # Bounds of changed pixels
+    mask_changed = Signal(object)          # Bounds, or None for everything
+    region_changed = Signal(object)        # (x, y, side) or None
+    history_changed = Signal()
+    running_changed = Signal(bool)
+    resolution_changed = Signal(int)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.picture: Picture | None = None
+        self.mask: np.ndarray = np.zeros((0, 0), np.uint8)
+        self.region: tuple[int, int, int] | None = None
+        self.model_resolution = 128
+        self.history: list[HistoryEntry] = []
+        self.running = False
+        self.undo_stack = QUndoStack(self)
+        self.dirty = False
+        self.undo_stack.indexChanged.connect(self._mark_dirty)
+
+    def _mark_dirty(self, _index: int) -> None:
+        self.dirty = not self.undo_stack.isClean()
+
+    # --- picture --------------------------------------------------------------
+    def open_picture(self, picture: Picture) -> None:
+        h, w = picture.pixels.shape[:2]
+        self.picture = picture
+        self.mask = np.zeros((h, w), np.uint8)
+        self.history.clear()
+        self.undo_stack.clear()
+        self.undo_stack.setClean()
+        self.region = None
+        self.picture_replaced.emit()
+        self.mask_changed.emit(None)
+        self.reset_region()
+        self.history_changed.emit()
+
+    @property
+    def has_picture(self) -> bool:
+        return self.picture is not None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        if self.picture is None:
+            return 0, 0
+        h, w = self.picture.pixels.shape[:2]
+        return w, h
+
+    def _picture_notify(self, bounds: Bounds) -> None:
+        self.picture_changed.emit(bounds)
+
+    def _mask_notify(self, bounds: Bounds) -> None:
+        self.mask_changed.emit(bounds)
+
+    def write_patch(self, title: str, bounds: Bounds, patch: np.ndarray) -> bool:
+        """Put ``patch`` into the picture at ``bounds`` as one undoable edit."""
+        assert self.picture is not None
+        x0, y0, x1, y1 = bounds
+        pixels = self.picture.pixels
+
+        def edit(rec: TileRecorder) -> None:
+            rec.touch(x0, y0, x1, y1)
+            pixels[y0:y1, x0:x1] = patch
+
+        cmd = record_edit(title, pixels, self._picture_notify, edit)
+        if cmd is None:
+            return False
+        self.undo_stack.push(cmd)
+        return True
+
+    # --- mask -----------------------------------------------------------------
+    def push_mask_edit(self, title: str, edit) -> bool:
+        """Apply ``edit(recorder)`` to the mask as one undoable step."""
+        if self.picture is None:
+            return False
+        cmd = record_edit(title, self.mask, self._mask_notify, edit)
+        if cmd is None:
+            return False
+        self.undo_stack.push(cmd)
+        return True
+
+    def fill_mask(self) -> bool:
+        return self._whole_mask("Fill mask", lambda m: m.fill(255))
+
+    def clear_mask(self) -> bool:
+        return self._whole_mask("Clear mask", lambda m: m.fill(0))
+
+    def invert_mask(self) -> bool:
+        return self._whole_mask("Invert mask", lambda m: np.subtract(255, m, out=m))
+
+    def set_mask(self, mask: np.ndarray, title: str = "Import mask") -> bool:
+        return self._whole_mask(title, lambda m: np.copyto(m, mask))
+
+    def _whole_mask(self, title: str, op) -> bool:
+        def edit(rec: TileRecorder) -> None:
+            rec.touch_all()
+            op(self.mask)
+
+        return self.push_mask_edit(title, edit)
+
+    def mask_bounds(self) -> Bounds | None:
+        if self.mask.size == 0:
+            return None
+        rows = np.flatnonzero(self.mask.max(axis=1) > 127)
+        if rows.size == 0:
+            return None
+        cols = np.flatnonzero(self.mask[rows[0]:rows[-1] + 1].max(axis=0) > 127)
+        return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+    # --- working region -------------------------------------------------------
+    def set_model_resolution(self, res: int) -> None:
+        self.model_resolution = int(res)
+        self.resolution_changed.emit(self.model_resolution)
+
+    def clamp_region(self, x: float, y: float, side: float) -> tuple[int, int, int]:
+        w, h = self.size
+        side = int(round(max(8, min(side, w, h))))
+        x = int(round(min(max(0, x), w - side)))
+        y = int(round(min(max(0, y), h - side)))
+        return x, y, side
+
+    def set_region(self, x: float, y: float, side: float) -> None:
+        if self.picture is None:
+            return
+        region = self.clamp_region(x, y, side)
+        if region != self.region:
+            self.region = region
+            self.region_changed.emit(region)
+
+    def default_region(self, context: float = 0.5) -> tuple[int, int, int]:
+        """The mask's bounding box plus ``context`` of its size around it (at least the
+        model's resolution when the picture allows); the centre square without a mask."""
+        w, h = self.size
+        b = self.mask_bounds()
+        if b is None:
+            side = min(w, h)
+            return self.clamp_region((w - side) / 2, (h - side) / 2, side)
+        x0, y0, x1, y1 = b
+        side = max(x1 - x0, y1 - y0) * (1 + context)
+        side = max(side, min(self.model_resolution, w, h))
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        return self.clamp_region(cx - side / 2, cy - side / 2, side)
+
+    def reset_region(self) -> None:
+        if self.picture is not None:
+            self.set_region(*self.default_region())
+
+    # --- history --------------------------------------------------------------
+    def add_result(self, entry: HistoryEntry, apply: bool) -> None:
+        self.history.append(entry)
+        if apply:
+            self.apply_result(entry)
+        self.history_changed.emit()
+
+    def apply_result(self, entry: HistoryEntry) -> None:
+        if self.write_patch(f"Apply {entry.title}", entry.bounds, entry.after):
+            entry.applied = True
+        self.history_changed.emit()
+
+    def set_running(self, running: bool) -> None:
+        if running != self.running:
+            self.running = running
+            self.running_changed.emit(running)

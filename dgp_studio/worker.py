@@ -1,0 +1,211 @@
+"""The engine worker: a QObject living in its own QThread that drives the engine
+iterator and reports back with signals (connected only to GUI-thread objects).
+
+Cancel/pause/resume are plain thread-safe flags set from the GUI thread, checked
+every iteration; cancel is a message, never a kill."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from dgp_engine import DGPError, Prior
+
+from .catalog import ModelCatalog
+from .engine_session import RegionJob, RegionRequest, RegionResult, resolve_device, to_uint8
+
+log = logging.getLogger(__name__)
+
+PREVIEW_SIDE = 256
+
+
+@dataclass
+class Progress:
+    phase: str
+    stage: int
+    num_stages: int
+    iteration: int
+    stage_iterations: int
+    step: int
+    total: int
+    losses: dict[str, float]
+    elapsed: float
+    eta: float | None
+    loss_history: list[float] = field(default_factory=list)
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    resolution: int
+    class_names: list[str]
+    device: str
+
+
+class EngineWorker(QObject):
+    model_ready = Signal(object)      # ModelInfo
+    started = Signal()
+    progress = Signal(object)         # Progress (throttled)
+    frame = Signal(object)            # H×W×3 uint8 (throttled to ~preview_fps)
+    finished = Signal(object)         # RegionResult
+    failed = Signal(str)              # a readable message
+    warning = Signal(str)
+
+    def __init__(self, catalog: ModelCatalog, threads: int, preview_fps: float = 10.0):
+        super().__init__()
+        self.catalog = catalog
+        self.threads = max(1, int(threads))
+        self.frame_interval = 1.0 / max(0.5, preview_fps)
+        self.cancel_event = threading.Event()
+        self.resume_event = threading.Event()
+        self.resume_event.set()
+        self._prior: Prior | None = None
+        self._prior_key: tuple[str, str] | None = None
+        self._configured = False
+
+    # --- called from the GUI thread (thread-safe flags) -------------------------
+    def cancel(self) -> None:
+        self.cancel_event.set()
+        self.resume_event.set()
+
+    def pause(self) -> None:
+        self.resume_event.clear()
+
+    def resume(self) -> None:
+        self.resume_event.set()
+
+    # --- slots run in the worker thread ---------------------------------------
+    def _configure(self) -> None:
+        if not self._configured:
+            # inside the worker thread, as torch's intra-op pool is per process
+            # but must be sized before the first op of this thread
+            try:
+                from dgp_engine import runtime
+
+                runtime.configure(self.threads)
+            except ImportError:
+                torch.set_num_threads(self.threads)
+            self._configured = True
+            log.info("engine threads: %d", torch.get_num_threads())
+
+    def _get_prior(self, name: str, device: str) -> Prior:
+        dev, warn = resolve_device(device)
+        if warn:
+            self.warning.emit(warn)
+        key = (name, dev)
+        if self._prior_key != key:
+            self._prior = None
+            log.info("loading model %s on %s", name, dev)
+            self._prior = self.catalog.load(name, dev)
+            self._prior_key = key
+            self.model_ready.emit(ModelInfo(name, self._prior.resolution,
+                                            list(self._prior.class_names)
+                                            or [f"class {i}" for i in
+                                                range(self._prior.config.n_classes)], dev))
+        assert self._prior is not None
+        return self._prior
+
+    @Slot(str, str)
+    def load_model(self, name: str, device: str) -> None:
+        try:
+            self._configure()
+            self._get_prior(name, device)
+        except DGPError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001 — shown to the user, logged in full
+            log.error("loading %s failed:\n%s", name, traceback.format_exc())
+            self.failed.emit(f"Could not load the model {name!r}: {exc}")
+
+    @Slot(object)
+    def run(self, request: RegionRequest) -> None:
+        self.cancel_event.clear()
+        self.resume_event.set()
+        try:
+            self._configure()
+            prior = self._get_prior(request.model, request.device)
+            job = RegionJob(prior, request, self.cancel_event)
+            self.started.emit()
+            self._drive(job, request)
+        except DGPError as exc:
+            self.failed.emit(str(exc))
+        except MemoryError:
+            self.failed.emit("Out of memory: choose a smaller model or working region.")
+        except Exception as exc:  # noqa: BLE001
+            log.error("run failed:\n%s", traceback.format_exc())
+            self.failed.emit(f"The run stopped on an unexpected error: {exc}. "
+                             "Details are in the log panel.")
+
+    def _drive(self, job: RegionJob, request: RegionRequest) -> None:
+        preset = request.preset
+        history: list[float] = []
+        last_frame = last_progress = 0.0
+        stage_starts = np.cumsum((0,) + tuple(preset.iterations))
+        for report in job:
+            if not self.resume_event.is_set():
+                while not self.resume_event.wait(0.05):
+                    pass
+            if report.done:
+                continue  # the job composites after the engine's last report
+            now = time.perf_counter()
+            if report.phase == "optimize" and "total" in report.losses:
+                history.append(report.losses["total"])
+            final_of_phase = report.iteration == report.stage_iterations
+            if report.image is not None and (now - last_frame >= self.frame_interval
+                                             or final_of_phase):
+                self.frame.emit(to_uint8(report.image, PREVIEW_SIDE))
+                last_frame = now
+            if now - last_progress >= 0.05 or final_of_phase:
+                self.progress.emit(self._progress(report, preset, stage_starts, history))
+                last_progress = now
+        result: RegionResult | None = job.result
+        if result is None:
+            self.failed.emit("The run ended without a result.")
+            return
+        self.frame.emit(result.output)
+        self.finished.emit(result)
+
+    @staticmethod
+    def _progress(report, preset, stage_starts, history) -> Progress:
+        eta = None
+        if report.phase == "optimize" and report.step > 0:
+            per = report.elapsed / report.step  # includes selection: conservative
+            eta = per * max(0, report.total - report.step)
+        if len(history) > 200:
+            stride = len(history) / 200
+            hist = [history[int(i * stride)] for i in range(200)]
+        else:
+            hist = list(history)
+        return Progress(report.phase, report.stage, preset.num_stages, report.iteration,
+                        report.stage_iterations, report.step, report.total,
+                        dict(report.losses), report.elapsed, eta, hist)
+
+
+class WorkerThread(QObject):
+    """Owns the QThread and the worker; the GUI talks to it, never to the thread."""
+
+    run_requested = Signal(object)
+    load_requested = Signal(str, str)
+
+    def __init__(self, catalog: ModelCatalog, threads: int, preview_fps: float = 10.0,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.thread = QThread()
+        self.thread.setObjectName("dgp-engine")
+        self.worker = EngineWorker(catalog, threads, preview_fps)
+        self.worker.moveToThread(self.thread)
+        self.run_requested.connect(self.worker.run)
+        self.load_requested.connect(self.worker.load_model)
+        self.thread.start()
+
+    def stop(self, timeout_ms: int = 30000) -> bool:
+        """Cancel whatever runs, end the thread's event loop and wait for it."""
+        self.worker.cancel()
+        self.thread.quit()
+        return self.thread.wait(timeout_ms)
