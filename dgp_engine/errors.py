@@ -25,3 +25,15 @@ class StateError(DGPError):
 
 class DeviceError(DGPError):
     """The requested compute device is not available."""
+
+
+class DownloadError(DGPError):
+    """Fetching model files failed: no network, unknown repository or file, checksum mismatch."""
+
+
+class OperationCancelled(DGPError):
+    """A long operation (download, import) was cancelled; nothing half-done was kept."""
+
+
+class RegistryError(DGPError):
+    """A model name is unknown, or the registry / the user's model settings are invalid."""

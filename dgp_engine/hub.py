@@ -1,0 +1,983 @@
+"""Getting model weights into the user cache, and keeping that cache consistent.
+
+* :func:`pull` downloads a registered model's G and D through ``huggingface_hub``
+  (offline first: each file is looked up with ``local_files_only=True`` before any
+  network call), checks their SHA-256, then installs them like :func:`import_files`.
+* :func:`import_files` converts checkpoint files the user already has (the authors'
+  pickled ``.pth``, read with ``weights_only=True``, or ``.safetensors``) after checking
+  every key and shape against the model's architecture.
+* :func:`verify`, :func:`remove`, :func:`cleanup`.
+
+Installing builds the model folder under a hidden staging name and renames it into
+place only when complete (``model.json`` written last), so a failed, cancelled or
+killed pull/import never leaves a folder that later loads. Every long call takes a
+``progress`` callback (receiving :class:`TransferProgress`) and a ``cancel``
+``threading.Event``; the ``*_async`` variants run the same code in a worker thread for
+asyncio/qasync, deliver progress on the event loop and honour task cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as _dt
+import errno
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from . import paths, registry
+from .errors import (CheckpointError, DGPError, DownloadError, OperationCancelled,
+                     RegistryError)
+from .models import BigGANConfig, Discriminator, Generator
+from .registry import (BUNDLED, RECORD_FILE, RECORD_FORMAT, ROLES, WEIGHT_FILES,
+                       InstalledModel, ModelEntry)
+
+log = logging.getLogger(__name__)
+
+_HASH_CHUNK = 8 << 20
+_DISK_MARGIN = 64 << 20
+_ROLE_NAME = {"G": "generator", "D": "discriminator"}
+_ROLE_FLAG = {"G": "--g", "D": "--d"}
+_STAGING = ".staging-"
+_TRASH = ".trash-"
+_STALE_SECONDS = 24 * 3600
+
+
+# --------------------------------------------------------------------------- progress/cancel
+
+
+@dataclass(frozen=True)
+class TransferProgress:
+    """One progress report of a long model operation.
+
+    ``stage`` is "download", "hash", "read", "write" or "verify"; ``done``/``total`` are
+    bytes of ``file`` (``total`` None when the server does not say); ``index`` of
+    ``count`` says which file of the operation this is."""
+
+    model: str
+    stage: str
+    file: str
+    done: int
+    total: int | None
+    index: int = 0
+    count: int = 1
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total:
+            return None
+        return min(1.0, self.done / self.total)
+
+
+ProgressCallback = Callable[[TransferProgress], None]
+
+
+class _Reporter:
+    def __init__(self, model: str, progress: ProgressCallback | None,
+                 cancel: threading.Event | None):
+        self.model = model
+        self.progress = progress
+        self.cancel = cancel
+
+    def check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise OperationCancelled(f"{self.model}: cancelled; nothing was installed or changed.")
+
+    def report(self, stage: str, file: str, done: int, total: int | None, index: int = 0,
+               count: int = 1) -> None:
+        if self.progress is not None:
+            self.progress(TransferProgress(self.model, stage, file, done, total, index, count))
+        self.check()
+
+
+def _bar_class(reporter: _Reporter, file: str, index: int, count: int) -> type:
+    """A stand-in for ``tqdm`` that huggingface_hub drives while downloading: each
+    update reports bytes and raises OperationCancelled when cancel is set."""
+
+    class _ProgressBar:
+        def __init__(self, *args: Any, total: int | None = None, initial: int = 0,
+                     **kwargs: Any) -> None:
+            self.total = total
+            self.n = initial or 0
+            reporter.report("download", file, self.n, self.total, index, count)
+
+        def update(self, n: int | float = 1) -> None:
+            self.n += int(n or 0)
+            reporter.report("download", file, self.n, self.total, index, count)
+
+        def __enter__(self) -> _ProgressBar:
+            return self
+
+        def __exit__(self, *exc: Any) -> bool:
+            return False
+
+        def close(self) -> None:
+            pass
+
+        def __getattr__(self, name: str) -> Callable[..., None]:
+            # refresh, set_description, update_transfer, …: nothing to display here.
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return lambda *a, **k: None
+
+    return _ProgressBar
+
+
+# --------------------------------------------------------------------------- hashing, files
+
+
+def sha256_file(file: Path, reporter: _Reporter | None = None, index: int = 0,
+                count: int = 1) -> str:
+    """SHA-256 of a file, reporting progress and honouring cancel every 8 MiB."""
+    digest = hashlib.sha256()
+    total = file.stat().st_size
+    done = 0
+    with open(file, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            if reporter is not None:
+                reporter.report("hash", file.name, done, total, index, count)
+    return digest.hexdigest()
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":
+        return True  # cannot tell cheaply; the age rule cleans up instead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cleanup() -> list[Path]:
+    """Remove what interrupted operations left in the models folder (staging folders of
+    dead processes, folders half-way through replacement). Returns what was removed."""
+    root = paths.models_dir()
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    now = time.time()
+    for entry in root.iterdir():
+        if not entry.is_dir():
+            continue
+        for prefix in (_STAGING, _TRASH):
+            if not entry.name.startswith(prefix):
+                continue
+            rest = entry.name[len(prefix):]
+            m = re.match(r"^(?P<name>.+)-(?P<pid>\d+)-[0-9a-f]{8}$", rest)
+            try:
+                age = now - entry.stat().st_mtime
+            except OSError:
+                continue
+            alive = bool(m) and _pid_alive(int(m["pid"]))
+            if alive and age < _STALE_SECONDS:
+                continue
+            if prefix == _TRASH and m and not (root / m["name"]).exists() and \
+                    (entry / RECORD_FILE).is_file():
+                # Killed between the two renames of a replacement: put the old one back.
+                with contextlib.suppress(OSError):
+                    os.replace(entry, root / m["name"])
+                    continue
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _new_hidden_dir(prefix: str, name: str) -> Path:
+    root = paths.models_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    return root / f"{prefix}{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return getattr(exc, "errno", None) in (errno.ENOSPC, getattr(errno, "EDQUOT", -1))
+
+
+def _free_bytes(folder: Path) -> int | None:
+    for p in [folder, *folder.parents]:
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(p).free
+    return None
+
+
+def _mb(n: int | float) -> str:
+    return f"{n / 1e6:,.0f} MB" if n >= 1e6 else f"{n / 1e3:,.1f} kB"
+
+
+# --------------------------------------------------------------------------- architecture checks
+
+
+@functools.lru_cache(maxsize=8)
+def _meta_nets(config: BigGANConfig) -> tuple[Generator, Discriminator]:
+    """Generator/discriminator on the meta device: their state-dict names and shapes,
+    without allocating or initialising any weights."""
+    with torch.device("meta"):
+        return Generator(config), Discriminator(config)
+
+
+@dataclass(frozen=True)
+class CheckpointShape:
+    """What a state dict looks like: which network, resolution, width, classes."""
+
+    role: str | None  # "G", "D" or None when neither
+    resolution: int | None = None
+    ch: int | None = None
+    n_classes: int | None = None
+
+    def describe(self) -> str:
+        if self.role is None:
+            return "not a BigGAN generator or discriminator"
+        parts = [f"a BigGAN {self.resolution} px {_ROLE_NAME[self.role]}"
+                 if self.resolution else f"a BigGAN {_ROLE_NAME[self.role]}"]
+        if self.ch:
+            parts.append(f"with {self.role}_ch {self.ch}")
+        return " ".join(parts)
+
+
+def inspect_state_dict(sd: dict[str, Any]) -> CheckpointShape:
+    """Guess role, resolution and channel width of a BigGAN-PyTorch state dict
+    (tensors or anything with ``.shape``)."""
+
+    def shape(key: str) -> tuple[int, ...] | None:
+        v = sd.get(key)
+        return tuple(v.shape) if v is not None and hasattr(v, "shape") else None
+
+    blocks = {k.split(".")[1] for k in sd if k.startswith("blocks.") and k.count(".") > 1}
+    n = len(blocks)
+    if shape("output_layer.2.weight") is not None:
+        res = {3: 32, 4: 64, 5: 128, 6: 256}.get(n)
+        out_in = shape("output_layer.2.weight")[1]
+        ch = out_in // 4 if res == 32 else out_in
+        classes = shape("shared.weight")
+        return CheckpointShape("G", res, ch, classes[0] if classes else None)
+    if shape("embed.weight") is not None or shape("blocks.0.0.conv1.weight") is not None:
+        res = {4: 32, 5: 64, 6: 128, 7: 256}.get(n)
+        first = shape("blocks.0.0.conv1.weight")
+        ch = (first[0] // 4 if res == 32 else first[0]) if first else None
+        classes = shape("embed.weight")
+        return CheckpointShape("D", res, ch, classes[0] if classes else None)
+    return CheckpointShape(None)
+
+
+def _registry_match(shape: CheckpointShape, exclude: str) -> str | None:
+    for entry in registry.entries().values():
+        cfg = entry.config
+        if entry.name == exclude or cfg is None or entry.kind == BUNDLED:
+            continue
+        ch = cfg.G_ch if shape.role == "G" else cfg.D_ch
+        if (cfg.resolution, ch) == (shape.resolution, shape.ch) and \
+                shape.n_classes in (None, cfg.n_classes):
+            return entry.name
+    return None
+
+
+def check_state_dict(sd: dict[str, Any], role: str, config: BigGANConfig, *, label: str,
+                     model: str, other_label: str | None = None,
+                     has_config_file: bool = False, source_hint: str | None = None) -> None:
+    """Raise CheckpointError with one sentence saying what to do, unless ``sd`` has exactly
+    the keys and shapes of the ``role`` network of ``config`` (DGP's optional
+    InstanceNorm keys may be absent)."""
+    from .prior import _OPTIONAL_G_KEYS, _load_strict
+
+    net = _meta_nets(config)[0 if role == "G" else 1]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "copying into a meta parameter is a no-op"
+            _load_strict(net, sd, Path(label), config,
+                         optional=_OPTIONAL_G_KEYS if role == "G" else None)
+        return
+    except CheckpointError as exc:
+        strict_error = exc
+    found = inspect_state_dict(sd)
+    want_ch = config.G_ch if role == "G" else config.D_ch
+    expected = (f"{config.resolution} px with {role}_ch {want_ch}, "
+                f"{config.n_classes} classes")
+    if source_hint:  # pulled: the mirror serves something else than the registry says
+        fix_config = f"point {model}'s source at the right files ({source_hint})"
+    elif has_config_file:
+        fix_config = "fix the config you gave"
+    else:
+        fix_config = "import it under a new name with --config describing it"
+    if found.role is None:
+        raise CheckpointError(
+            f"{label} is not a BigGAN-PyTorch {_ROLE_NAME[role]} state dict "
+            f"({strict_error}); pass the {'G_ema.pth' if role == 'G' else 'D.pth'} file with "
+            f"{_ROLE_FLAG[role]}.") from strict_error
+    if found.role != role:
+        raise CheckpointError(
+            f"{label} holds a {_ROLE_NAME[found.role]}, not a {_ROLE_NAME[role]}: pass the "
+            "generator (G_ema.pth) with --g and the discriminator (D.pth) with --d."
+        ) from strict_error
+    same_arch = (found.resolution, found.ch) == (config.resolution, want_ch)
+    if role == "D" and other_label and not same_arch:
+        raise CheckpointError(
+            f"{label} does not belong to {other_label}: it is {found.describe()}, but the "
+            f"generator is a {config.resolution} px model (G_ch {config.G_ch}) and needs a D "
+            f"with D_ch {config.D_ch}; pass the D.pth saved together with that G_ema.pth."
+        ) from strict_error
+    if not same_arch:
+        better = None if source_hint else _registry_match(found, exclude=model)
+        advice = (f"import it as {better} instead" if better
+                  else f"{fix_config} (resolution {found.resolution}, {role}_ch {found.ch})"
+                  if not source_hint else fix_config)
+        raise CheckpointError(
+            f"{label} is {found.describe()}, but {model} expects {expected}: {advice}."
+        ) from strict_error
+    if found.n_classes and found.n_classes != config.n_classes:
+        raise CheckpointError(
+            f"{label} has {found.n_classes} classes, but {model} expects {config.n_classes}: "
+            f"{fix_config} (n_classes {found.n_classes}).") from strict_error
+    raise strict_error
+
+
+def _check_safetensors_header(file: Path, role: str, config: BigGANConfig) -> None:
+    """Keys and shapes of a safetensors file, read from its header only."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as fh:
+            shapes = {k: _Shape(tuple(fh.get_slice(k).get_shape())) for k in fh.keys()}
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise CheckpointError(f"{file.name} is damaged ({exc}).") from exc
+    _check_shapes(shapes, role, config, file.name)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    shape: tuple[int, ...]
+
+
+def _check_shapes(shapes: dict[str, _Shape], role: str, config: BigGANConfig,
+                  label: str) -> None:
+    from .prior import _OPTIONAL_G_KEYS
+
+    expected = {k: tuple(v.shape) for k, v in
+                _meta_nets(config)[0 if role == "G" else 1].state_dict().items()}
+    missing = [k for k in expected if k not in shapes
+               and not (role == "G" and _OPTIONAL_G_KEYS.match(k))]
+    unexpected = [k for k in shapes if k not in expected]
+    wrong = [k for k in expected if k in shapes and shapes[k].shape != expected[k]]
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"{label} does not fit {config.describe()} ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected, {len(wrong)} wrongly shaped tensors).")
+
+
+# --------------------------------------------------------------------------- install (shared)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path],
+             origin: dict[str, Any], reporter: _Reporter, *, classes: str = "imagenet",
+             classes_file: Path | None = None, has_config_file: bool = False,
+             source_hint: str | None = None) -> InstalledModel:
+    """Check, convert to safetensors and atomically install a G/D pair as ``name``."""
+    from safetensors.torch import save_file
+
+    from .prior import read_state_dict
+
+    cleanup()
+    staging = _new_hidden_dir(_STAGING, name)
+    staging.mkdir(parents=True)
+    try:
+        record_files: dict[str, dict[str, Any]] = {}
+        for i, role in enumerate(ROLES):
+            src = files[role]
+            reporter.report("read", src.name, 0, src.stat().st_size, i, len(ROLES))
+            sd = read_state_dict(src)
+            reporter.check()
+            check_state_dict(sd, role, config, label=src.name, model=name,
+                             other_label=files["G"].name if role == "D" else None,
+                             source_hint=source_hint,
+                             has_config_file=has_config_file)
+            out = staging / WEIGHT_FILES[role]
+            reporter.report("write", out.name, 0, None, i, len(ROLES))
+            save_file({k: v.contiguous() for k, v in sd.items()}, str(out),
+                      metadata={"format": "pt", "dgp_role": role, "dgp_model": name})
+            del sd
+            with open(out, "rb+") as fh:
+                os.fsync(fh.fileno())
+            record_files[WEIGHT_FILES[role]] = {
+                "role": role, "size": out.stat().st_size,
+                "sha256": sha256_file(out, reporter, i, len(ROLES)),
+            }
+        (staging / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n",
+                                             encoding="utf-8")
+        if classes_file is not None:
+            shutil.copyfile(classes_file, staging / "classes.txt")
+            classes = "classes.txt"
+        record = {
+            "format": RECORD_FORMAT, "name": name, "title": title, "classes": classes,
+            "config": config.to_dict(), "files": record_files, "origin": origin,
+            "installed_at": _now(),
+        }
+        reporter.check()
+        registry.atomic_write_text(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
+        _fsync_dir(staging)
+        target = registry.model_dir(name)
+        trash = None
+        if target.exists():
+            trash = _new_hidden_dir(_TRASH, name)
+            os.replace(target, trash)
+        os.replace(staging, target)
+        _fsync_dir(target.parent)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        log.info("installed %s in %s", name, target)
+        return InstalledModel(name, target, config, record)
+    except OSError as exc:
+        if _disk_full(exc):
+            raise CheckpointError(
+                f"The disk holding {paths.models_dir()} is full: free some space (the "
+                f"model needs about {_mb(sum(f.stat().st_size for f in files.values()))}) "
+                "and try again.") from exc
+        raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- import
+
+
+def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfig | str | Path |
+                 dict | None = None, title: str = "", classes: str | Path | None = None,
+                 progress: ProgressCallback | None = None,
+                 cancel: threading.Event | None = None) -> InstalledModel:
+    """Convert a generator/discriminator pair the user has into an installed model.
+
+    ``name`` is a registered model (its architecture is known) or a new name, which then
+    needs ``config``: a BigGANConfig, a dict of BigGAN-PyTorch flags, or a JSON file of
+    them. Source files are checked against any SHA-256 configured for the model."""
+    registry.validate_name(name)
+    if name == BUNDLED:
+        raise RegistryError("The bundled model ships with DGP Studio: import your files under "
+                            "another name.")
+    reporter = _Reporter(name, progress, cancel)
+    files = {"G": Path(g).expanduser(), "D": Path(d).expanduser()}
+    for role, file in files.items():
+        if not file.is_file():
+            raise CheckpointError(f"{file} does not exist: pass the {_ROLE_NAME[role]} file "
+                                  f"({'G_ema.pth' if role == 'G' else 'D.pth'}) with "
+                                  f"{_ROLE_FLAG[role]}.")
+    if files["G"].resolve() == files["D"].resolve():
+        raise CheckpointError("--g and --d name the same file: pass G_ema.pth with --g and "
+                              "D.pth with --d.")
+    known = registry.entries()
+    entry: ModelEntry | None = known.get(name)
+    given = _config_arg(config)
+    if entry is not None and entry.kind == "download":
+        cfg = entry.config
+        if given is not None and given != cfg:
+            raise RegistryError(
+                f"{name} has a fixed architecture ({cfg.describe()}): drop --config to import "
+                f"into {name}, or import your model under a new name.")
+        has_config_file = False
+    else:
+        previous = registry.installed(name) if entry is not None else None
+        cfg = given or (previous.config if previous is not None else None)
+        if cfg is None:
+            raise RegistryError(
+                f"{name} is not a registered model, so its architecture is unknown: pass "
+                "--config with a JSON file of its BigGAN-PyTorch settings (resolution, G_ch, "
+                "D_ch, ...), or import into one of "
+                f"{', '.join(n for n, e in known.items() if e.kind == 'download')}.")
+        has_config_file = given is not None
+    title = title or (entry.title if entry is not None else name)
+    sources: dict[str, dict[str, Any]] = {}
+    for i, role in enumerate(ROLES):
+        sha = sha256_file(files[role], reporter, i, len(ROLES))
+        if entry is not None and entry.source is not None:
+            # Only a configured checksum binds local files; one recorded at a first
+            # download only describes what that mirror served.
+            want, why = entry.source.sha256(role), "configured"
+            if want and want != sha:
+                raise CheckpointError(
+                    f"{files[role].name} has SHA-256 {sha[:12]}…, not the {why} {want[:12]}… "
+                    f"for {name}'s {_ROLE_NAME[role]}: use the right file, or clear "
+                    f"{role}_sha256 with `dgp models source {name} --{role.lower()}-sha256 ''` "
+                    "if you trust this one.")
+        sources[role] = {"path": str(files[role].resolve()), "sha256": sha,
+                         "size": files[role].stat().st_size}
+    classes_file = None
+    if classes is not None:
+        classes_file = Path(classes).expanduser()
+        _check_classes_file(classes_file, cfg)
+    origin = {"kind": "import", "files": sources, "imported_at": _now()}
+    return _install(name, title, cfg, files, origin, reporter,
+                    classes=entry.classes if entry is not None else "imagenet",
+                    classes_file=classes_file, has_config_file=has_config_file)
+
+
+def _config_arg(config: BigGANConfig | str | Path | dict | None) -> BigGANConfig | None:
+    if config is None or isinstance(config, BigGANConfig):
+        return config
+    if isinstance(config, dict):
+        return BigGANConfig.from_dict(config)
+    file = Path(config).expanduser()
+    if file.is_dir():
+        from .prior import read_config
+
+        return read_config(file)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"Could not read the config {file} ({exc}): pass a JSON file of "
+                              "BigGAN-PyTorch settings.") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{file} must hold a JSON object of BigGAN-PyTorch settings.")
+    return BigGANConfig.from_dict(data)
+
+
+def _check_classes_file(file: Path, config: BigGANConfig) -> None:
+    try:
+        names = [ln for ln in file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"Could not read the class list {file} ({exc}).") from exc
+    if len(names) != config.n_classes:
+        raise CheckpointError(f"{file.name} lists {len(names)} class names but the model has "
+                              f"{config.n_classes} classes: give one name per line, in class "
+                              "order.")
+
+
+# --------------------------------------------------------------------------- pull
+
+
+def offline_mode() -> bool:
+    """Whether huggingface_hub was told to stay offline (HF_HUB_OFFLINE)."""
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE", os.environ.get("TRANSFORMERS_OFFLINE", ""))
+    return env.strip().upper() in ("1", "ON", "YES", "TRUE") or bool(
+        getattr(constants, "HF_HUB_OFFLINE", False))
+
+
+def _supported(fn: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
+    """Only the keyword arguments ``fn`` accepts (huggingface_hub grew some over versions)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def _where(source: registry.HubSource) -> str:
+    host = source.endpoint.rstrip("/") or os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    return host
+
+
+def _hub_error(exc: BaseException, entry: ModelEntry, role: str) -> DownloadError:
+    """One sentence for anything huggingface_hub raised while fetching a file."""
+    from huggingface_hub import utils as hf
+
+    src = entry.source
+    assert src is not None
+    fname = src.filename(role)
+    fix = f"`dgp models source {entry.name} ...` or the model settings"
+    if isinstance(exc, getattr(hf, "GatedRepoError", ())):
+        return DownloadError(f"The repository {src.repo_id} is gated: accept its terms on the "
+                             "Hub and log in with `hf auth login`, then pull again.")
+    if isinstance(exc, hf.RepositoryNotFoundError):
+        return DownloadError(f"There is no repository {src.repo_id} at {_where(src)} (or it is "
+                             f"private): check the repo id in {fix}.")
+    if isinstance(exc, hf.RevisionNotFoundError):
+        return DownloadError(f"{src.repo_id} has no revision {src.revision!r}: set an existing "
+                             f"branch, tag or commit in {fix}.")
+    if isinstance(exc, hf.EntryNotFoundError) and not isinstance(exc, FileNotFoundError):
+        return DownloadError(f"{src.repo_id}@{src.revision} has no file {fname}: set the "
+                             f"{_ROLE_NAME[role]} file name in {fix}.")
+    if isinstance(exc, hf.OfflineModeIsEnabled):
+        return DownloadError(f"{fname} of {entry.name} is not downloaded yet and Hugging Face "
+                             "offline mode (HF_HUB_OFFLINE) is on: unset it and pull again, or "
+                             "import files you have with `dgp models import`.")
+    if isinstance(exc, hf.HfHubHTTPError):
+        status = getattr(getattr(exc, "response", None), "status_code", "?")
+        return DownloadError(f"{_where(src)} answered HTTP {status} for {src.repo_id}/{fname}: "
+                             "try again later, or check the source in the model settings.")
+    if isinstance(exc, OSError) and _disk_full(exc):
+        return DownloadError(f"The disk holding {registry.downloads_dir()} is full: free some "
+                             f"space and pull {entry.name} again.")
+    return DownloadError(f"Could not reach {_where(src)} to fetch {fname} ({type(exc).__name__}: "
+                         f"{exc}): check your internet connection or proxy and pull again, or "
+                         "import files you have with `dgp models import`.")
+
+
+def _cached_path(entry: ModelEntry, role: str, **hub_kwargs: Any) -> Path | None:
+    """The file from the download cache, without any network call (offline first)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub import utils as hf
+
+    try:
+        return Path(hf_hub_download(**hub_kwargs, local_files_only=True))
+    except (hf.LocalEntryNotFoundError, hf.EntryNotFoundError, FileNotFoundError,
+            hf.OfflineModeIsEnabled):
+        return None
+
+
+def _drop_cached(path: Path) -> None:
+    """Delete one downloaded file from the cache (its snapshot link and its blob)."""
+    with contextlib.suppress(OSError):
+        blob = path.resolve() if path.is_symlink() else None
+        path.unlink()
+        if blob is not None:
+            blob.unlink()
+
+
+def _fetch(entry: ModelEntry, role: str, reporter: _Reporter, index: int, offline: bool,
+           etag_timeout: float) -> tuple[Path, str, bool, str | None]:
+    """(local path, sha256, came from the network, commit) of one source file, checked
+    against the expected SHA-256."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+
+    src = entry.source
+    assert src is not None
+    fname = src.filename(role)
+    endpoint = src.endpoint.rstrip("/") or None
+    hub_kwargs = dict(repo_id=src.repo_id, filename=fname, revision=src.revision,
+                      cache_dir=str(registry.downloads_dir()), endpoint=endpoint)
+    want, why = registry.expected_sha256(src, role)
+
+    def checked(path: Path) -> str:
+        sha = sha256_file(path, reporter, index, len(ROLES))
+        if want and sha != want:
+            _drop_cached(path)  # so the next pull fetches it again instead of failing forever
+            raise DownloadError(
+                f"{fname} from {src.repo_id}@{src.revision} has SHA-256 {sha[:12]}…, not the "
+                f"{why} {want[:12]}…: the mirror serves a different file; if you trust it, "
+                f"clear the checksum with `dgp models source {entry.name} "
+                f"--{role.lower()}-sha256 ''` and pull again, otherwise use another source.")
+        return sha
+
+    cached = _cached_path(entry, role, **hub_kwargs)
+    if cached is not None:
+        try:
+            return cached, checked(cached), False, None
+        except DownloadError:
+            if offline:
+                raise
+            log.warning("cached %s did not match its checksum; downloading it again", fname)
+    if offline:
+        raise DownloadError(
+            f"{fname} of {entry.name} is not downloaded yet and DGP Studio is offline "
+            "(HF_HUB_OFFLINE is set): connect and pull again, or import files you have with "
+            "`dgp models import`.")
+    reporter.check()
+    url = hf_hub_url(src.repo_id, fname, revision=src.revision,
+                     **_supported(hf_hub_url, endpoint=endpoint))
+    try:
+        # One quick HEAD without retries: a clear answer for a wrong repo/file or no network
+        # in seconds, and the size for the disk-space check.
+        meta = get_hf_file_metadata(url, **_supported(get_hf_file_metadata, timeout=etag_timeout,
+                                                      endpoint=endpoint))
+    except Exception as exc:  # mapped to one sentence below; nothing is cached yet
+        raise _hub_error(exc, entry, role) from exc
+    size = getattr(meta, "size", None)
+    if size:
+        for folder in (registry.downloads_dir(), paths.models_dir()):
+            free = _free_bytes(folder)
+            need = (2 * size if folder == paths.models_dir() else size) + _DISK_MARGIN
+            if free is not None and free < need:
+                raise DownloadError(
+                    f"Not enough disk space for {fname} ({_mb(size)}): {folder} has "
+                    f"{_mb(free)} free and needs about {_mb(need)}; free some space (or move "
+                    "the cache with DGP_STUDIO_HOME) and pull again.")
+    try:
+        path = Path(hf_hub_download(**hub_kwargs, **_supported(
+            hf_hub_download, etag_timeout=etag_timeout,
+            tqdm_class=_bar_class(reporter, fname, index, len(ROLES)))))
+    except OperationCancelled:
+        raise
+    except Exception as exc:
+        raise _hub_error(exc, entry, role) from exc
+    reporter.check()
+    return path, checked(path), True, getattr(meta, "commit_hash", None)
+
+
+def pull(name: str, *, force: bool = False, offline: bool | None = None,
+         keep_download: bool = False, etag_timeout: float = 10.0,
+         progress: ProgressCallback | None = None,
+         cancel: threading.Event | None = None) -> InstalledModel:
+    """Download ``name``'s G and D from its Hub source, check and install them.
+
+    Already installed from the same source → returned at once, no network (``force``
+    re-installs). Each file is first looked up in the download cache without network.
+    ``offline`` defaults to HF_HUB_OFFLINE. Downloads are deleted after conversion
+    unless ``keep_download``."""
+    entry = registry.get_entry(name)
+    if entry.kind == BUNDLED:
+        raise DownloadError("The bundled model ships inside DGP Studio and needs no download.")
+    if entry.source is None or entry.kind == "imported":
+        raise DownloadError(f"{name} was imported from files and has no download source: "
+                            "import it again to update it.")
+    src = entry.source
+    if not src.configured:
+        raise DownloadError(
+            f"{name} has no download source yet (we cannot vouch for a public mirror): set "
+            f"its Hugging Face repo with `dgp models source {name} --repo-id OWNER/REPO` or in "
+            f"the model settings, or import files you have with `dgp models import {name} "
+            "--g G_ema.pth --d D.pth`.")
+    assert entry.config is not None
+    reporter = _Reporter(name, progress, cancel)
+    cleanup()
+    current = registry.installed(name)
+    if current is not None and not force and _same_source(current, src) and \
+            _files_present(current):
+        return current
+    offline = offline_mode() if offline is None else offline
+    fetched: dict[str, Path] = {}
+    origin_files: dict[str, dict[str, Any]] = {}
+    commit = None
+    for i, role in enumerate(ROLES):
+        reporter.check()
+        path, sha, downloaded, head_commit = _fetch(entry, role, reporter, i, offline,
+                                                    etag_timeout)
+        commit = commit or head_commit
+        fetched[role] = path
+        origin_files[role] = {"name": src.filename(role), "sha256": sha,
+                              "size": path.stat().st_size, "downloaded": downloaded}
+    origin = {"kind": "hub", "endpoint": src.endpoint, "repo_id": src.repo_id,
+              "revision": src.revision, "commit": commit or _cached_commit(fetched["G"]),
+              "files": origin_files, "pulled_at": _now()}
+    model = _install(name, entry.title, entry.config, fetched, origin, reporter,
+                     classes=entry.classes,
+                     source_hint=f"{src.describe()}; `dgp models source {name} ...`")
+    # Trust on first use: remember what we got, now that it proved to be a valid model.
+    for role in ROLES:
+        if not registry.expected_sha256(src, role)[0]:
+            registry.record_sha256(src, role, origin_files[role]["sha256"])
+    if not keep_download:
+        for path in fetched.values():
+            _drop_cached(path)
+    return model
+
+
+def _cached_commit(path: Path) -> str | None:
+    # .../snapshots/<commit>/<file>
+    parent = path.parent
+    return parent.name if parent.parent.name == "snapshots" else None
+
+
+def _same_source(model: InstalledModel, src: registry.HubSource) -> bool:
+    o = model.origin
+    if o.get("kind") == "import":
+        return True  # files the user gave us win over the Hub until they pull --force
+    return (o.get("repo_id"), o.get("revision"), o.get("endpoint", "")) == \
+        (src.repo_id, src.revision, src.endpoint) and all(
+            (o.get("files", {}).get(r, {}).get("name") == src.filename(r)) for r in ROLES)
+
+
+def _files_present(model: InstalledModel) -> bool:
+    return all((model.folder / f).is_file() and (model.folder / f).stat().st_size == int(
+        meta.get("size", -1)) for f, meta in model.files.items()) and bool(model.files)
+
+
+# --------------------------------------------------------------------------- verify / remove
+
+
+@dataclass
+class VerifyResult:
+    name: str
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    folder: Path | None = None
+
+    def summary(self) -> str:
+        return f"{self.name}: OK" if self.ok else f"{self.name}: " + " ".join(self.problems)
+
+
+def verify(names: list[str] | str | None = None, *, progress: ProgressCallback | None = None,
+           cancel: threading.Event | None = None) -> list[VerifyResult]:
+    """Check installed models: files present, SHA-256 as recorded, keys and shapes as the
+    config says. ``None``: every installed model (and the bundled one if present)."""
+    cleanup()
+    if isinstance(names, str):
+        names = [names]
+    if names is None:
+        names = [s.name for s in registry.list_models() if s.usable]
+    return [_verify_one(n, _Reporter(n, progress, cancel)) for n in names]
+
+
+def _verify_one(name: str, reporter: _Reporter) -> VerifyResult:
+    if name == BUNDLED:
+        return _verify_bundled(reporter)
+    try:
+        registry.validate_name(name)
+    except RegistryError as exc:
+        return VerifyResult(name, False, [str(exc)])
+    model = registry.installed(name)
+    if model is None:
+        known = name in registry.entries()
+        return VerifyResult(name, False, [
+            f"not installed: run `dgp models pull {name}` or `dgp models import {name} ...`."
+            if known else "no such model (see `dgp models list`)."])
+    again = (f"run `dgp models pull {name} --force` or import it again"
+             if model.origin.get("kind") == "hub" else "import it again")
+    problems = []
+    if model.record.get("format") != RECORD_FORMAT:
+        return VerifyResult(name, False, [f"{RECORD_FILE} is unreadable: {again}."],
+                            model.folder)
+    try:
+        from .prior import read_config
+
+        config = read_config(model.folder)
+        if config != model.config:
+            problems.append(f"config.json differs from {RECORD_FILE}: {again}.")
+    except CheckpointError as exc:
+        problems.append(f"{exc} ({again}).")
+        config = model.config
+    roles_seen = set()
+    items = list(model.files.items())
+    for i, (fname, meta) in enumerate(items):
+        file = model.folder / fname
+        roles_seen.add(meta.get("role"))
+        if not file.is_file():
+            problems.append(f"{fname} is missing: {again}.")
+            continue
+        if file.stat().st_size != meta.get("size"):
+            problems.append(f"{fname} has {file.stat().st_size} bytes, not the "
+                            f"{meta.get('size')} installed: {again}.")
+            continue
+        sha = sha256_file(file, reporter, i, len(items))
+        if sha != meta.get("sha256"):
+            problems.append(f"{fname} changed since it was installed (SHA-256 {sha[:12]}… ≠ "
+                            f"{str(meta.get('sha256'))[:12]}…): {again}.")
+            continue
+        try:
+            _check_safetensors_header(file, meta.get("role", "G"), config)
+        except CheckpointError as exc:
+            problems.append(f"{exc} {again[0].upper() + again[1:]}.")
+    if roles_seen != set(ROLES):
+        problems.append(f"{RECORD_FILE} does not list both G and D: {again}.")
+    return VerifyResult(name, not problems, problems, model.folder)
+
+
+def _verify_bundled(reporter: _Reporter) -> VerifyResult:
+    from .prior import find_weight_files, read_config, read_state_dict
+
+    folder = registry.bundled_model_dir()
+    try:
+        config = read_config(folder)
+        files = dict(zip(ROLES, find_weight_files(folder)))
+        for i, role in enumerate(ROLES):
+            reporter.report("verify", files[role].name, 0, files[role].stat().st_size, i, 2)
+            check_state_dict(read_state_dict(files[role]), role, config,
+                             label=files[role].name, model=BUNDLED)
+    except CheckpointError as exc:
+        return VerifyResult(BUNDLED, False, [f"{exc} Reinstall DGP Studio."], folder)
+    return VerifyResult(BUNDLED, True, [], folder)
+
+
+def remove(name: str, *, downloads: bool = True) -> Path:
+    """Delete an installed model (and, with ``downloads``, any cached download of its
+    source files). Returns the folder that was removed."""
+    if name == BUNDLED:
+        raise RegistryError("The bundled model is part of DGP Studio and cannot be removed.")
+    registry.validate_name(name)
+    cleanup()
+    model = registry.installed(name)
+    target = registry.model_dir(name)
+    if model is None and not target.exists():
+        raise RegistryError(f"{name} is not installed; nothing to remove.")
+    trash = _new_hidden_dir(_TRASH + "rm-", name)
+    os.replace(target, trash)  # atomic: from here on the model is gone for every reader
+    shutil.rmtree(trash, ignore_errors=True)
+    if downloads:
+        with contextlib.suppress(DGPError):
+            src = registry.get_entry(name).source
+            if src is not None and src.configured:
+                folder = registry.downloads_dir() / ("models--" + src.repo_id.replace("/", "--"))
+                shutil.rmtree(folder, ignore_errors=True)
+    return target
+
+
+# --------------------------------------------------------------------------- async API
+
+
+T = TypeVar("T")
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any, progress: ProgressCallback | None,
+                     cancel: threading.Event | None, **kwargs: Any) -> T:
+    """Run a blocking model operation in a worker thread: progress callbacks are delivered
+    on the event loop (the GUI thread under qasync), and cancelling the awaiting task
+    sets the cancel event and waits until the worker has cleaned up."""
+    loop = asyncio.get_running_loop()
+    event = cancel if cancel is not None else threading.Event()
+    relay = None
+    if progress is not None:
+        def relay(report: TransferProgress) -> None:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(progress, report)
+
+    future = loop.run_in_executor(None, functools.partial(fn, *args, progress=relay,
+                                                          cancel=event, **kwargs))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        event.set()
+        with contextlib.suppress(BaseException):
+            await future  # the worker stops at its next progress step and tidies up
+        raise
+
+
+async def pull_async(name: str, *, progress: ProgressCallback | None = None,
+                     cancel: threading.Event | None = None, **kwargs: Any) -> InstalledModel:
+    """:func:`pull` off the event loop; cancel the task (or set ``cancel``) to stop it."""
+    return await _in_thread(pull, name, progress=progress, cancel=cancel, **kwargs)
+
+
+async def import_files_async(name: str, g: str | Path, d: str | Path, *,
+                             progress: ProgressCallback | None = None,
+                             cancel: threading.Event | None = None,
+                             **kwargs: Any) -> InstalledModel:
+    """:func:`import_files` off the event loop."""
+    return await _in_thread(import_files, name, g, d, progress=progress, cancel=cancel,
+                            **kwargs)
+
+
+async def verify_async(names: list[str] | str | None = None, *,
+                       progress: ProgressCallback | None = None,
+                       cancel: threading.Event | None = None) -> list[VerifyResult]:
+    """:func:`verify` off the event loop."""
+    return await _in_thread(verify, names, progress=progress, cancel=cancel)
+
+
+async def remove_async(name: str, **kwargs: Any) -> Path:
+    """:func:`remove` off the event loop (deleting large files can take a moment)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(remove, name, **kwargs))

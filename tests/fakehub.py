@@ -1,0 +1,161 @@
+"""A tiny stand-in for the Hugging Face Hub's file API, served on 127.0.0.1 from a thread.
+
+It implements what ``huggingface_hub.hf_hub_download`` needs: ``HEAD``/``GET
+/{owner}/{repo}/resolve/{revision}/{filename}`` with ``ETag`` (the file's SHA-256, as the
+Hub does for LFS files), ``X-Repo-Commit``, ``Content-Length``, ``Range`` requests
+(206 + ``Content-Range``), and the Hub's ``X-Error-Code`` 404s (RepoNotFound,
+RevisionNotFound, EntryNotFound). Knobs let a test drop a connection mid-body, lie
+about a file's size, or change a file; every request is logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
+
+
+@dataclass
+class Request:
+    method: str
+    repo: str
+    revision: str
+    filename: str
+    range: str | None
+
+
+@dataclass
+class FakeHub:
+    """``repos[repo_id][filename] = bytes`` at one commit per repo, branch ``main``."""
+
+    repos: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    commits: dict[str, str] = field(default_factory=dict)
+    log: list[Request] = field(default_factory=list)
+    #: filename -> byte count: the next GET of that file sends only this many body bytes
+    #: and then closes the connection (a network drop mid-download).
+    drop_after: dict[str, int] = field(default_factory=dict)
+    #: filename -> size to announce in HEAD (to pretend a file is huge).
+    fake_size: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- content -----------------------------------------------------------------------
+    def put(self, repo: str, filename: str, data: bytes) -> str:
+        """Add or replace a file; each change makes a new commit. Returns its SHA-256."""
+        with self._lock:
+            self.repos.setdefault(repo, {})[filename] = data
+            n = len(self.commits)
+            self.commits[repo] = hashlib.sha1(f"{repo}{filename}{n}{len(data)}".encode()
+                                              ).hexdigest()
+        return hashlib.sha256(data).hexdigest()
+
+    def requests_for(self, filename: str, method: str | None = None) -> list[Request]:
+        return [r for r in self.log if r.filename == filename and
+                (method is None or r.method == method)]
+
+    # --- server ------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeHub:
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_HEAD(self):
+                hub._serve(self, head=True)
+
+            def do_GET(self):
+                hub._serve(self, head=False)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+                                        name="fakehub")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
+            self._server = None
+
+    def __enter__(self) -> FakeHub:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- the resolve endpoint ----------------------------------------------------------
+    _PATH = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
+
+    def _error(self, h: BaseHTTPRequestHandler, code: str, commit: str | None = None) -> None:
+        h.send_response(404)
+        h.send_header("X-Error-Code", code)
+        h.send_header("X-Error-Message", code)
+        if commit:
+            h.send_header("X-Repo-Commit", commit)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    def _serve(self, h: BaseHTTPRequestHandler, head: bool) -> None:
+        m = self._PATH.match(h.path.split("?", 1)[0])
+        if not m:
+            h.send_response(404)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        repo, rev, filename = m["repo"], unquote(m["rev"]), unquote(m["file"])
+        rng = h.headers.get("Range")
+        with self._lock:
+            self.log.append(Request("HEAD" if head else "GET", repo, rev, filename, rng))
+            files = self.repos.get(repo)
+            commit = self.commits.get(repo)
+            data = files.get(filename) if files else None
+            drop = None if head else self.drop_after.pop(filename, None)
+            fake = self.fake_size.get(filename)
+        if files is None:
+            return self._error(h, "RepoNotFound")
+        if rev not in ("main", commit):
+            return self._error(h, "RevisionNotFound")
+        if data is None:
+            return self._error(h, "EntryNotFound", commit)
+        size = len(data)
+        start = 0
+        if rng and not head:
+            rm = re.match(r"bytes=(\d+)-$", rng.strip())
+            if rm:
+                start = int(rm[1])
+        body = data[start:]
+        h.send_response(206 if start else 200)
+        h.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        h.send_header("X-Repo-Commit", commit)
+        h.send_header("Accept-Ranges", "bytes")
+        h.send_header("Content-Type", "application/octet-stream")
+        if start:
+            h.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+        h.send_header("Content-Length", str(fake if head and fake else len(body)))
+        h.end_headers()
+        if head:
+            return
+        if drop is not None:
+            h.wfile.write(body[:drop])
+            h.wfile.flush()
+            h.close_connection = True
+            return
+        h.wfile.write(body)
