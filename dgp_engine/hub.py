@@ -295,7 +295,7 @@ def inspect_state_dict(sd: dict[str, Any]) -> CheckpointShape:
 def _registry_match(shape: CheckpointShape, exclude: str) -> str | None:
     for entry in registry.entries().values():
         cfg = entry.config
-        if entry.name == exclude or cfg is None or entry.kind == BUNDLED:
+        if entry.name == exclude or cfg is None or entry.kind != "download":
             continue
         ch = cfg.G_ch if shape.role == "G" else cfg.D_ch
         if (cfg.resolution, ch) == (shape.resolution, shape.ch) and \

@@ -159,3 +159,39 @@ class FakeHub:
             h.close_connection = True
             return
         h.wfile.write(body)
+
+
+# --------------------------------------------------------------------------- test models
+
+
+def state_dict_bytes(net) -> bytes:
+    """A module's state dict as the bytes of a ``torch.save`` file (like G_ema.pth)."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    return buf.getvalue()
+
+
+def random_pair(config, seed: int = 0) -> tuple[bytes, bytes]:
+    """(G bytes, D bytes) of a seeded random BigGAN pair for ``config``."""
+    import torch
+
+    from dgp_engine.models import Discriminator, Generator
+
+    torch.manual_seed(seed)
+    return state_dict_bytes(Generator(config)), state_dict_bytes(Discriminator(config))
+
+
+def leftovers(root) -> list[str]:
+    """Anything under ``root`` that an interrupted transfer could have left behind."""
+    from pathlib import Path
+
+    root = Path(root)
+    if not root.exists():
+        return []
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.name.startswith((".staging-", ".trash-")) or p.suffix == ".incomplete"
+                  or p.name.endswith(".tmp"))

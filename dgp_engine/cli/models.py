@@ -1,0 +1,207 @@
+"""``dgp models``: list, pull, import, verify, remove the GAN priors; show where they live."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "models", help="manage GAN priors: list, pull, import, verify, remove, path",
+        description="The bundled prior and the paper's ImageNet BigGANs: download them from a "
+                    "Hugging Face Hub repository you configure, or import checkpoint files you "
+                    "have; both are converted once to safetensors in the user cache.")
+    sub = p.add_subparsers(dest="models_command", metavar="ACTION")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    ls = sub.add_parser("list", help="known models and whether they are installed")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(func=run_list)
+
+    pull = sub.add_parser("pull", help="download a model from its Hugging Face Hub source")
+    pull.add_argument("name")
+    pull.add_argument("--force", action="store_true", help="download and install again")
+    pull.add_argument("--offline", action="store_true",
+                      help="use only files already downloaded (no network)")
+    pull.add_argument("--keep-download", action="store_true",
+                      help="keep the downloaded .pth files in the cache after conversion")
+    pull.set_defaults(func=run_pull)
+
+    imp = sub.add_parser("import", help="convert G_ema/D checkpoint files you have")
+    imp.add_argument("name", help="a registered model (e.g. biggan-128) or a new name")
+    imp.add_argument("--g", required=True, type=Path, help="generator weights (G_ema.pth)")
+    imp.add_argument("--d", required=True, type=Path, help="discriminator weights (D.pth)")
+    imp.add_argument("--config", type=Path,
+                     help="JSON of BigGAN-PyTorch settings (needed for a new name)")
+    imp.add_argument("--classes", type=Path, help="class names, one per line (new names)")
+    imp.add_argument("--title", default="", help="display name")
+    imp.set_defaults(func=run_import)
+
+    ver = sub.add_parser("verify", help="check installed models (checksums, keys, shapes)")
+    ver.add_argument("names", nargs="*", help="models to check (default: all installed)")
+    ver.set_defaults(func=run_verify)
+
+    rm = sub.add_parser("remove", help="delete an installed model from the cache")
+    rm.add_argument("name")
+    rm.add_argument("--keep-download", action="store_true",
+                    help="keep cached downloads of its source files")
+    rm.set_defaults(func=run_remove)
+
+    path = sub.add_parser("path", help="print the models folder, or one model's folder")
+    path.add_argument("name", nargs="?")
+    path.set_defaults(func=run_path)
+
+    src = sub.add_parser("source", help="show or set where a model is downloaded from")
+    src.add_argument("name")
+    src.add_argument("--repo-id", help="Hugging Face repository, OWNER/NAME")
+    src.add_argument("--revision", help="branch, tag or commit (a commit pins the files)")
+    src.add_argument("--endpoint", help="Hub URL for a mirror ('' for huggingface.co)")
+    src.add_argument("--g-file", help="generator file name in the repository")
+    src.add_argument("--d-file", help="discriminator file name in the repository")
+    src.add_argument("--g-sha256", help="expected SHA-256 of the generator file ('' = unknown)")
+    src.add_argument("--d-sha256", help="expected SHA-256 of the discriminator file")
+    src.add_argument("--reset", action="store_true", help="back to the shipped defaults")
+    src.set_defaults(func=run_source)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _size(n: int | None) -> str:
+    if not n:
+        return "-"
+    return f"{n / 1e6:,.0f} MB" if n >= 1e6 else f"{n / 1e3:,.0f} kB"
+
+
+class _Bar:
+    """A tqdm bar per file on stderr, fed by TransferProgress reports."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._key = None
+
+    def __call__(self, p) -> None:
+        from tqdm import tqdm
+
+        key = (p.stage, p.file)
+        if key != self._key:
+            self.close()
+            self._key = key
+            self._bar = tqdm(total=p.total, unit="B", unit_scale=True, file=sys.stderr,
+                             desc=f"{p.stage} {p.file}", leave=False,
+                             disable=not sys.stderr.isatty())
+        if self._bar is not None:
+            if p.total and self._bar.total != p.total:
+                self._bar.total = p.total
+            self._bar.update(p.done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _run_with_bar(fn, *args, **kwargs):
+    bar = _Bar()
+    cancel = threading.Event()
+    try:
+        return fn(*args, progress=bar, cancel=cancel, **kwargs)
+    finally:
+        bar.close()
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from .. import registry
+
+    rows = registry.list_models()
+    if args.json:
+        print(json.dumps([{
+            "name": r.name, "title": r.title, "kind": r.kind, "state": r.state,
+            "resolution": r.resolution, "folder": str(r.folder) if r.folder else None,
+            "source": r.source, "size_bytes": r.size_bytes} for r in rows], indent=2))
+        return 0
+    width = max(len(r.name) for r in rows)
+    print(f"{'NAME':<{width}}  {'STATE':<13}  {'RES':>4}  {'SIZE':>8}  SOURCE")
+    for r in rows:
+        print(f"{r.name:<{width}}  {r.state:<13}  {r.resolution or '?':>4}  "
+              f"{_size(r.size_bytes):>8}  {r.source}")
+    return 0
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    from .. import hub
+
+    model = _run_with_bar(hub.pull, args.name, force=args.force,
+                          offline=True if args.offline else None,
+                          keep_download=args.keep_download)
+    print(f"{model.name}: installed in {model.folder}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from .. import hub
+
+    model = _run_with_bar(hub.import_files, args.name, args.g, args.d, config=args.config,
+                          classes=args.classes, title=args.title)
+    print(f"{model.name}: imported into {model.folder} ({model.config.describe()})")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from .. import hub
+
+    results = _run_with_bar(hub.verify, args.names or None)
+    if not results:
+        print("No models are installed.")
+        return 0
+    for r in results:
+        print(r.summary())
+    return 0 if all(r.ok for r in results) else 1
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    from .. import hub
+
+    folder = hub.remove(args.name, downloads=not args.keep_download)
+    print(f"{args.name}: removed {folder}")
+    return 0
+
+
+def run_path(args: argparse.Namespace) -> int:
+    from .. import paths, registry
+
+    if args.name:
+        folder, _ = registry.resolve_model_dir(args.name)
+        print(folder)
+    else:
+        print(paths.models_dir())
+    return 0
+
+
+def run_source(args: argparse.Namespace) -> int:
+    from .. import registry
+
+    changes = {"repo_id": args.repo_id, "revision": args.revision, "endpoint": args.endpoint,
+               "G": args.g_file, "D": args.d_file, "G_sha256": args.g_sha256,
+               "D_sha256": args.d_sha256}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if args.reset:
+        src = registry.reset_source(args.name)
+    elif changes:
+        src = registry.set_source(args.name, **changes)
+    else:
+        src = registry.source_settings(args.name)
+    for key, value in src.to_dict().items():
+        if key.endswith("sha256") and not value:
+            role = key[0]
+            seen, why = registry.expected_sha256(src, role)
+            value = f"{seen} ({why})" if seen else "(unknown: recorded at first download)"
+        print(f"{key:<9} {value if value != '' else '(default)'}")
+    return 0
