@@ -1,0 +1,138 @@
+#!/usr/bin/env python
+"""Export the latest training checkpoint as the bundled prior (resources/models/bundled).
+
+  python scripts/export_bundled.py --checkpoint /work/runs/bundled/checkpoint.pt \
+      --eval eval.json [--classes-tsv .../class_info.tsv] [--resume-copy training_state/...]
+
+Writes config.json, G_ema.safetensors + D.safetensors (fp16, EMA G with standing BN
+statistics), classes.txt and MODEL_CARD.md (numbers from --eval, made by
+scripts/eval_prior.py), then checks that ``load_prior`` reads the folder and renders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_TSV = REPO.parent / "shared" / "datasets" / "imagenette" / "class_info.tsv"
+
+
+def class_names(tsv: Path) -> list[str]:
+    with open(tsv, encoding="utf-8") as fh:
+        rows = sorted(csv.DictReader(fh, delimiter="\t"), key=lambda r: int(r["label"]))
+    return [r["name"] for r in rows]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="export the bundled prior")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=REPO / "resources" / "models" / "bundled")
+    p.add_argument("--classes-tsv", type=Path, default=DEFAULT_TSV)
+    p.add_argument("--eval", type=Path, help="JSON written by scripts/eval_prior.py")
+    p.add_argument("--speeds", default="", help="measured training speeds, for the card")
+    p.add_argument("--resume-copy", type=Path,
+                   help="also copy the training checkpoint here (for a later --resume)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+
+    from dgp_engine.prior import load_prior
+    from dgp_engine.training import export_prior
+
+    info = export_prior(args.checkpoint, args.out, class_names(args.classes_tsv))
+    quality = json.loads(args.eval.read_text()) if args.eval else {}
+    (args.out / "MODEL_CARD.md").write_text(card(info, quality, args.speeds), encoding="utf-8")
+    if args.resume_copy:
+        args.resume_copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.checkpoint, args.resume_copy)
+
+    prior = load_prior(args.out)
+    with torch.no_grad():
+        img = prior.G(torch.randn(1, prior.G.dim_z), prior.G.shared(torch.tensor([4])))
+    assert img.shape[-1] == prior.resolution and torch.isfinite(img).all()
+    size = sum(f.stat().st_size for f in args.out.iterdir()) / 1e6
+    print(f"exported step {info['step']} to {args.out} ({size:.1f} MB); load_prior renders "
+          f"{tuple(img.shape)}; classes: {', '.join(prior.class_names)}")
+    return 0
+
+
+def card(info: dict, q: dict, speeds: str) -> str:
+    s, c = info["settings"], info["config"]
+
+    def num(key: str, fmt: str = "{:.3f}") -> str:
+        return fmt.format(q[key]) if key in q else "not measured"
+
+    return f"""# Bundled prior: class-conditional BigGAN, Imagenette, 64×64
+
+DGP Studio's offline default prior: a BigGAN generator (EMA weights, standing BN
+statistics) **and** its discriminator, trained from scratch in this project with
+`dgp train` (dgp_engine/training). Weights are float16 safetensors (cast to float32
+on load).
+
+## Architecture
+- BigGAN (this project's implementation, BigGAN-PyTorch layout), {c['resolution']} px,
+  G_ch = D_ch = {c['G_ch']}, dim_z {c['dim_z']} (hierarchical z), shared class
+  embedding {c['shared_dim']}, {c['n_classes']} classes, attention: G "{c['G_attn']}",
+  D "{c['D_attn']}" (none; measured 12–18 % slower with attention at 32 px on this CPU),
+  spectral norm in G and D, orthogonal init.
+- Width chosen by measured speed (1 CPU thread, batch 32, images/s of one D + one G
+  step): {speeds or 'see bench/train_speed.py'}. With about an hour of
+  one-core CPU time, the narrowest width gets ~3× more optimisation steps than ch 32,
+  which matters more than capacity this early in GAN training.
+
+## Data
+Imagenette (fast.ai), train split only: 9,469 images of 10 ImageNet classes,
+resized to 64×64 (see `shared/datasets/imagenette/README.md`). Labels 0..9 =
+`classes.txt`: tench, English springer, cassette player, chain saw, church,
+French horn, garbage truck, gas pump, golf ball, parachute.
+
+## Training
+- Hinge loss; Adam β = (0, 0.999), ε 1e-6; TTUR lr G {s['lr_g']:g} / D {s['lr_d']:g};
+  batch {s['batch']}; one D step per G step; EMA of G, decay {s['ema_decay']}
+  (ramped in as (1+t)/(10+t)); standing BN statistics over 64×32 samples at export.
+- DiffAugment-style differentiable augmentation (`{s['augment']}`) on real and
+  generated images before D; random horizontal flips of real images.
+- Steps: **{info['step']}**; images seen by D: **{info['images_seen']:,}**
+  (≈ {info['images_seen'] / 9469:.1f} epochs).
+- Hardware: 2-core x86 CPU, **one thread**, no GPU; training time
+  **{info['hours']:.2f} h**.
+
+## Measured quality
+With no Inception weights offline, quality is measured with a small CNN
+classifier (`dgp_engine/training/classifier.py`, 4 conv stages, width 24) trained
+here on 90 % of the training split; its accuracy on the other 10 % (held-out
+real images) is **{num('classifier_holdout_accuracy')}**. Features for KID/FID are
+that classifier's penultimate (global-average-pooled, {8 * 24}-d) features —
+**not Inception features; the numbers are not comparable with published FID/KID.**
+
+| metric | value |
+|---|---|
+| class-conditional accuracy of {q.get('samples', 'N')} generated samples (chance 0.100) | {num('generated_accuracy')} |
+| KID, generated vs training set (classifier features) | {num('kid_generated_vs_train', '{:.4f}')} |
+| FID, generated vs training set (classifier features) | {num('fid_generated_vs_train', '{:.2f}')} |
+| reference: KID, held-out real vs rest of training set | {num('reference_kid_holdout_vs_rest', '{:.4f}')} |
+| reference: FID, held-out real vs rest of training set | {num('reference_fid_holdout_vs_rest', '{:.2f}')} |
+
+Evaluated at step {q.get('step', info['step'])}. DGP reconstruction PSNR with the bundled
+presets is not measured yet (needs the engine's reconstruction loop).
+
+This is a small, briefly trained model: samples show class colours and rough
+layouts, not photographic detail. It exists so the app works offline on first
+start; for real restoration quality use a larger prior.
+
+## Licence
+The weights are derived from ImageNet pixels (Imagenette is a subset of ILSVRC
+2012). ImageNet's terms allow **non-commercial research/educational use only**;
+the image copyrights stay with their owners. Do not ship this model in a
+commercial product.
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
