@@ -23,14 +23,20 @@ class ModelCatalog:
         try:
             from dgp_engine import registry
 
-            if (registry.bundled_model_dir() / "config.json").is_file():
+            list_models = getattr(registry, "list_models", None)
+            if callable(list_models):  # the model manager's registry
+                for status in list_models():
+                    if status.usable:
+                        self.add(status.name,
+                                 lambda dev, n=status.name: load_prior(n, device=dev))
+            elif (registry.bundled_model_dir() / "config.json").is_file():
                 self.add("bundled", lambda dev: load_prior("bundled", device=dev))
-            names = getattr(registry, "installed_models", None)
-            if callable(names):  # the model manager's registry, when present
-                for name in names():
-                    self.add(str(name), lambda dev, n=str(name): load_prior(n, device=dev))
-        except Exception as exc:  # a broken registry must not stop the app
+        except Exception as exc:  # noqa: BLE001 — a broken registry must not stop the app
             log.warning("Could not list installed models: %s", exc)
+
+    def refresh(self) -> None:
+        """Pick up models installed since start (keeps test/runtime additions)."""
+        self._add_known()
 
     def add(self, name: str, loader: Loader) -> None:
         self._loaders[name] = loader

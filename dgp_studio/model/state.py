@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from ..image_files import Picture
-from ..undo import Bounds, TileRecorder, record_edit
+from ..undo import Bounds, TileEdit, TileRecorder, record_edit
 
 
 @dataclass
@@ -46,11 +46,11 @@ class AppState(QObject):
         self.history: list[HistoryEntry] = []
         self.running = False
         self.undo_stack = QUndoStack(self)
-        self.dirty = False
-        self.undo_stack.indexChanged.connect(self._mark_dirty)
 
-    def _mark_dirty(self, _index: int) -> None:
-        self.dirty = not self.undo_stack.isClean()
+    @property
+    def dirty(self) -> bool:
+        """Edits since the last save (or since opening)."""
+        return self.has_picture and not self.undo_stack.isClean()
 
     # --- picture --------------------------------------------------------------
     def open_picture(self, picture: Picture) -> None:
@@ -108,6 +108,21 @@ class AppState(QObject):
         if cmd is None:
             return False
         self.undo_stack.push(cmd)
+        return True
+
+    def mask_recorder(self) -> TileRecorder:
+        """For edits made piecewise (brush strokes): touch, paint, then commit."""
+        return TileRecorder(self.mask)
+
+    def notify_mask(self, bounds: Bounds | None) -> None:
+        if bounds is not None:
+            self.mask_changed.emit(bounds)
+
+    def commit_mask(self, title: str, rec: TileRecorder) -> bool:
+        tiles = rec.tiles()
+        if not tiles:
+            return False
+        self.undo_stack.push(TileEdit(title, self.mask, tiles, self._mask_notify))
         return True
 
     def fill_mask(self) -> bool:

@@ -1,0 +1,387 @@
+"""The zoomable, pannable picture view with the mask overlay, the working-region
+frame and the mask tools' mouse handling."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (QBrush, QColor, QImage, QPainter, QPainterPath, QPen,
+                           QWheelEvent)
+from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem,
+                               QGraphicsScene, QGraphicsView)
+
+from . import mask_tools
+from .model.state import AppState
+
+TOOLS = ("brush", "eraser", "rect", "lasso", "frame")
+MIN_ZOOM, MAX_ZOOM = 0.01, 64.0
+
+
+class ArrayImageItem(QGraphicsItem):
+    """Paints a QImage that shares memory with a NumPy array (no copies on edits:
+    the owner calls ``changed(bounds)`` and only that area is repainted)."""
+
+    def __init__(self):
+        super().__init__()
+        self._array: np.ndarray | None = None
+        self._image: QImage | None = None
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+
+    def set_array(self, array: np.ndarray | None, colour: QColor | None = None) -> None:
+        self.prepareGeometryChange()
+        self._array = array
+        if array is None or array.size == 0:
+            self._image = None
+            return
+        h, w = array.shape[:2]
+        if array.ndim == 3:
+            img = QImage(array.data, w, h, array.strides[0], QImage.Format.Format_RGB888)
+        else:
+            img = QImage(array.data, w, h, array.strides[0], QImage.Format.Format_Indexed8)
+            c = colour or QColor(255, 0, 80)
+            # 0 = transparent, 255 = colour, soft edges in between
+            img.setColorTable([QColor(c.red(), c.green(), c.blue(), i).rgba()
+                               for i in range(256)])
+        self._image = img
+
+    def boundingRect(self) -> QRectF:
+        if self._image is None:
+            return QRectF()
+        return QRectF(0, 0, self._image.width(), self._image.height())
+
+    def changed(self, bounds) -> None:
+        if bounds is None:
+            self.update()
+        else:
+            x0, y0, x1, y1 = bounds
+            self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        if self._image is None:
+            return
+        r = option.exposedRect.toAlignedRect().intersected(self._image.rect())
+        if r.isEmpty():
+            return
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
+                              painter.worldTransform().m11() < 1.0)
+        painter.drawImage(QRectF(r), self._image, QRectF(r))
+
+
+class RegionFrameItem(QGraphicsItem):
+    """The square working region: drag inside to move, drag the corner to scale.
+    It changes the state only on release (one update per gesture)."""
+
+    HANDLE_PX = 14  # on screen
+
+    def __init__(self, state: AppState):
+        super().__init__()
+        self.state = state
+        self.rect = QRectF()
+        self._drag: tuple[str, QPointF, QRectF] | None = None
+        self.setZValue(10)
+        self.setAcceptHoverEvents(True)
+
+    def set_region(self, region) -> None:
+        self.prepareGeometryChange()
+        self.rect = QRectF() if region is None else QRectF(region[0], region[1], region[2],
+                                                          region[2])
+        self.setVisible(region is not None)
+        self.update()
+
+    def _handle_size(self) -> float:
+        view_scale = self.scene().views()[0].transform().m11() if self.scene() else 1.0
+        return self.HANDLE_PX / max(view_scale, 1e-6)
+
+    def boundingRect(self) -> QRectF:
+        m = self._handle_size() if self.scene() else 0
+        return self.rect.adjusted(-m, -m, m, m)
+
+    def shape(self) -> QPainterPath:
+        p = QPainterPath()
+        p.addRect(self.boundingRect())
+        return p
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        if self.rect.isEmpty():
+            return
+        pen = QPen(QColor(255, 220, 0), 2)
+        pen.setCosmetic(True)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(self.rect)
+        hs = self._handle_size()
+        painter.setBrush(QBrush(QColor(255, 220, 0)))
+        painter.drawRect(QRectF(self.rect.right() - hs / 2, self.rect.bottom() - hs / 2, hs, hs))
+
+    def on_corner(self, pos: QPointF) -> bool:
+        hs = self._handle_size()
+        return (abs(pos.x() - self.rect.right()) <= hs and abs(pos.y() - self.rect.bottom()) <= hs)
+
+    def mousePressEvent(self, event) -> None:
+        mode = "scale" if self.on_corner(event.pos()) else "move"
+        if mode == "move" and not self.rect.contains(event.pos()):
+            event.ignore()
+            return
+        self._drag = (mode, event.pos(), QRectF(self.rect))
+        event.accept()
+
+    def mouseMoveEvent(self, event) -> None:
+        if self._drag is None:
+            return
+        mode, start, rect = self._drag
+        d = event.pos() - start
+        x, y, side = rect.x(), rect.y(), rect.width()
+        if mode == "move":
+            x, y = x + d.x(), y + d.y()
+        else:
+            side = max(8.0, side + max(d.x(), d.y()))
+        x, y, side = self.state.clamp_region(x, y, side)
+        self.prepareGeometryChange()
+        self.rect = QRectF(x, y, side, side)
+        self.update()
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._drag is not None:
+            self._drag = None
+            self.state.set_region(self.rect.x(), self.rect.y(), self.rect.width())
+
+
+class Canvas(QGraphicsView):
+    zoom_changed = Signal(float)
+    tool_changed = Signal(str)
+    brush_changed = Signal(int, float)
+
+    def __init__(self, state: AppState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.setAccessibleName("Picture canvas")
+        self.setScene(QGraphicsScene(self))
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setBackgroundBrush(QColor(48, 48, 48))
+        self.setMouseTracking(True)
+        self.setAcceptDrops(False)  # the main window takes drops
+        self.image_item = ArrayImageItem()
+        self.mask_item = ArrayImageItem()
+        self.mask_item.setZValue(1)
+        self.frame_item = RegionFrameItem(state)
+        self.cursor_item = QGraphicsEllipseItem()
+        cpen = QPen(QColor(255, 255, 255), 1)
+        cpen.setCosmetic(True)
+        self.cursor_item.setPen(cpen)
+        self.cursor_item.setZValue(20)
+        self.cursor_item.setVisible(False)
+        self.rubber = QGraphicsPathItem()
+        rpen = QPen(QColor(0, 200, 255), 1)
+        rpen.setCosmetic(True)
+        self.rubber.setPen(rpen)
+        self.rubber.setZValue(21)
+        for item in (self.image_item, self.mask_item, self.frame_item, self.cursor_item,
+                     self.rubber):
+            self.scene().addItem(item)
+        self.tool = "brush"
+        self.brush_size = 40
+        self.brush_hardness = 0.8
+        self.mask_colour = QColor(255, 0, 80)
+        self._space = False
+        self._pan: QPointF | None = None
+        self._stroke = None  # (recorder, last point, erase)
+        self._shape_points: list[QPointF] = []
+        self._shape_erase = False
+        state.picture_replaced.connect(self._on_picture_replaced)
+        state.picture_changed.connect(self.image_item.changed)
+        state.mask_changed.connect(self.mask_item.changed)
+        state.region_changed.connect(self.frame_item.set_region)
+        self.set_tool("brush")
+
+    # --- picture and overlay --------------------------------------------------
+    def _on_picture_replaced(self) -> None:
+        pic = self.state.picture
+        self.image_item.set_array(None if pic is None else pic.pixels)
+        self.mask_item.set_array(self.state.mask, self.mask_colour)
+        w, h = self.state.size
+        self.scene().setSceneRect(QRectF(-w * 0.1, -h * 0.1, w * 1.2, h * 1.2))
+        self.fit()
+
+    def set_mask_opacity(self, opacity: float) -> None:
+        self.mask_item.setOpacity(min(1.0, max(0.0, opacity)))
+
+    # --- zoom and pan ---------------------------------------------------------
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def set_zoom(self, z: float) -> None:
+        z = min(MAX_ZOOM, max(MIN_ZOOM, z))
+        f = z / self.zoom()
+        self.scale(f, f)
+        self.zoom_changed.emit(self.zoom())
+        self._update_cursor_item(None)
+
+    def zoom_by(self, factor: float) -> None:
+        self.set_zoom(self.zoom() * factor)
+
+    def fit(self) -> None:
+        w, h = self.state.size
+        if w and h:
+            self.fitInView(QRectF(0, 0, w, h), Qt.AspectRatioMode.KeepAspectRatio)
+            self.zoom_changed.emit(self.zoom())
+
+    def actual_size(self) -> None:
+        self.set_zoom(1.0)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        dy = event.angleDelta().y()
+        if dy:
+            self.zoom_by(1.25 ** (dy / 120))
+        event.accept()
+
+    # --- tools ----------------------------------------------------------------
+    def set_tool(self, tool: str) -> None:
+        if tool not in TOOLS:
+            raise ValueError(tool)
+        self.tool = tool
+        self.frame_item.setAcceptedMouseButtons(
+            Qt.MouseButton.LeftButton if tool == "frame" else Qt.MouseButton.NoButton)
+        self.cursor_item.setVisible(tool in ("brush", "eraser"))
+        self.viewport().setCursor(Qt.CursorShape.SizeAllCursor if tool == "frame"
+                                  else Qt.CursorShape.CrossCursor)
+        self.tool_changed.emit(tool)
+
+    def set_brush(self, size: int | None = None, hardness: float | None = None) -> None:
+        if size is not None:
+            self.brush_size = int(min(mask_tools.MAX_BRUSH, max(mask_tools.MIN_BRUSH, size)))
+        if hardness is not None:
+            self.brush_hardness = float(min(1.0, max(0.0, hardness)))
+        self._update_cursor_item(None)
+        self.brush_changed.emit(self.brush_size, self.brush_hardness)
+
+    def grow_brush(self, factor: float) -> None:
+        step = max(1, round(self.brush_size * (factor - 1))) if factor > 1 else \
+            -max(1, round(self.brush_size * (1 - factor)))
+        self.set_brush(self.brush_size + step)
+
+    def _update_cursor_item(self, scene_pos: QPointF | None) -> None:
+        c = self.cursor_item.rect().center() if scene_pos is None else scene_pos
+        r = self.brush_size / 2
+        self.cursor_item.setRect(QRectF(c.x() - r, c.y() - r, 2 * r, 2 * r))
+
+    # --- keyboard: space pans ---------------------------------------------------
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self.set_tool(self.tool)
+            event.accept()
+            return
+        super().keyReleaseEvent(event)
+
+    # --- mouse ----------------------------------------------------------------
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.MiddleButton or (
+                self._space and event.button() == Qt.MouseButton.LeftButton):
+            self._pan = event.position()
+            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+            event.accept()
+            return
+        if not self.state.has_picture or event.button() != Qt.MouseButton.LeftButton \
+                or self.tool == "frame":
+            super().mousePressEvent(event)
+            return
+        p = self.mapToScene(event.position().toPoint())
+        erase = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
+        if self.tool in ("brush", "eraser"):
+            rec = self.state.mask_recorder()
+            erase = erase or self.tool == "eraser"
+            self._stroke = (rec, (p.x(), p.y()), erase)
+            b = mask_tools.stamp(self.state.mask, rec, p.x(), p.y(), self.brush_size,
+                                 self.brush_hardness, erase)
+            self.state.notify_mask(b)
+        else:
+            self._shape_points = [p]
+            self._shape_erase = erase
+        event.accept()
+
+    def mouseMoveEvent(self, event) -> None:
+        p = self.mapToScene(event.position().toPoint())
+        if self._pan is not None:
+            d = event.position() - self._pan
+            self._pan = event.position()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - int(d.x()))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - int(d.y()))
+            event.accept()
+            return
+        self._update_cursor_item(p)
+        if self._stroke is not None:
+            rec, last, erase = self._stroke
+            b = mask_tools.segment(self.state.mask, rec, last, (p.x(), p.y()),
+                                   self.brush_size, self.brush_hardness, erase)
+            self._stroke = (rec, (p.x(), p.y()), erase)
+            self.state.notify_mask(b)
+            event.accept()
+            return
+        if self._shape_points:
+            if self.tool == "lasso":
+                self._shape_points.append(p)
+            else:
+                self._shape_points[1:] = [p]
+            self._show_rubber()
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def _shape_polygon(self) -> list[tuple[float, float]]:
+        pts = self._shape_points
+        if self.tool == "rect":
+            if len(pts) < 2:
+                return []
+            a, b = pts[0], pts[-1]
+            return [(a.x(), a.y()), (b.x(), a.y()), (b.x(), b.y()), (a.x(), b.y())]
+        return [(q.x(), q.y()) for q in pts]
+
+    def _show_rubber(self) -> None:
+        path = QPainterPath()
+        poly = self._shape_polygon()
+        if poly:
+            path.moveTo(*poly[0])
+            for q in poly[1:]:
+                path.lineTo(*q)
+            path.closeSubpath()
+        self.rubber.setPath(path)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._pan is not None and event.button() in (Qt.MouseButton.MiddleButton,
+                                                        Qt.MouseButton.LeftButton):
+            self._pan = None
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor if self._space
+                                      else Qt.CursorShape.CrossCursor)
+            event.accept()
+            return
+        if self._stroke is not None:
+            rec, _, erase = self._stroke
+            self._stroke = None
+            self.state.commit_mask("Erase mask" if erase else "Paint mask", rec)
+            event.accept()
+            return
+        if self._shape_points:
+            poly = self._shape_polygon()
+            self._shape_points = []
+            self.rubber.setPath(QPainterPath())
+            self.apply_polygon(poly, self._shape_erase)
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def apply_polygon(self, poly: list[tuple[float, float]], erase: bool = False) -> bool:
+        name = "Rectangle" if self.tool == "rect" else "Lasso"
+        return self.state.push_mask_edit(
+            f"{name} {'erase' if erase else 'select'}",
+            lambda rec: mask_tools.polygon(self.state.mask, rec, poly, erase))

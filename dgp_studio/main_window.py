@@ -1,0 +1,624 @@
+"""The main window: canvas in the middle, task/run, history and log docks, menus.
+
+It only glues widgets to the app state and to the worker thread; the logic
+lives in model/, mask_tools, engine_session and worker."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (QButtonGroup, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
+                               QMainWindow, QMessageBox, QSlider, QSpinBox, QToolBar,
+                               QToolButton, QVBoxLayout, QWidget)
+
+from dgp_engine import DGPError, InputError
+
+from . import image_files
+from .canvas import Canvas
+from .catalog import ModelCatalog
+from .engine_session import NEEDS_MASK, RegionRequest, RegionResult
+from .history_panel import HistoryPanel
+from .log_panel import LogBridge, LogPanel, attach, detach
+from .model.state import AppState, HistoryEntry
+from .qimage import from_qimage
+from .run_panel import RunPanel
+from .settings import Settings
+from .shortcuts import HelpSheet, key
+from .task_panel import TaskPanel
+from .worker import ModelInfo, Progress, WorkerThread
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None, catalog: ModelCatalog | None = None):
+        super().__init__()
+        self.settings = settings or Settings.load()
+        self.catalog = catalog or ModelCatalog()
+        self.state = AppState(self)
+        self.save_target: Path | None = None
+        self.last_error = ""
+        self.region_user_set = False
+        self._request: RegionRequest | None = None
+        self._closing = False
+        # Asks the user yes/no; tests replace it.
+        self.confirm = self._confirm_dialog
+
+        self.canvas = Canvas(self.state)
+        self.canvas.set_brush(self.settings.brush_size, self.settings.brush_hardness)
+        self.canvas.set_mask_opacity(self.settings.mask_opacity)
+        self.setCentralWidget(self.canvas)
+        self.setAcceptDrops(True)
+        self.setWindowTitle("DGP Studio")
+        self.setAccessibleName("DGP Studio")
+
+        self.task_panel = TaskPanel(self.catalog.names(), self.settings.device)
+        self.run_panel = RunPanel()
+        side = QWidget()
+        side_lay = QVBoxLayout(side)
+        side_lay.addWidget(self.task_panel)
+        side_lay.addWidget(self.run_panel)
+        side_lay.addStretch(1)
+        self.task_dock = self._dock("Task", side, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.history_panel = HistoryPanel(self.state)
+        self.history_dock = self._dock("History", self.history_panel,
+                                       Qt.DockWidgetArea.RightDockWidgetArea)
+        self.log_panel = LogPanel()
+        self.log_dock = self._dock("Log", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.log_bridge = LogBridge(self)
+        self.log_bridge.record.connect(self.log_panel.append_record)
+        attach(self.log_bridge)
+
+        self.actions: dict[str, QAction] = {}
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self.zoom_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.zoom_label)
+
+        self.engine = WorkerThread(self.catalog, self.settings.engine_threads,
+                                   self.settings.preview_fps, self)
+        w = self.engine.worker
+        w.model_ready.connect(self._on_model_ready)
+        w.started.connect(self._on_run_started)
+        w.progress.connect(self._on_progress)
+        w.frame.connect(self._on_frame)
+        w.finished.connect(self._on_finished)
+        w.failed.connect(self._on_failed)
+        w.warning.connect(self._on_warning)
+
+        self.task_panel.model_selected.connect(self._load_model)
+        self.task_panel.manage_models.connect(self.show_models)
+        self.run_panel.run_clicked.connect(self.run_task)
+        self.run_panel.pause_clicked.connect(self.pause_run)
+        self.run_panel.resume_clicked.connect(self.resume_run)
+        self.run_panel.cancel_clicked.connect(self.cancel_run)
+        self.history_panel.apply_requested.connect(self.state.apply_result)
+        self.state.undo_stack.indexChanged.connect(self._after_edit)
+        self.state.undo_stack.cleanChanged.connect(self._clean_changed)
+        self.state.region_changed.connect(self._region_changed)
+        self.state.running_changed.connect(self._running_changed)
+        self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
+        self.canvas.brush_changed.connect(self._brush_changed)
+        self.canvas.frame_item.setVisible(False)
+        self._running_changed(False)
+        self._restore_geometry()
+        if self.task_panel.model.currentText():
+            QTimer.singleShot(0, lambda: self._load_model(self.task_panel.model.currentText()))
+
+    # --- construction ---------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title}")
+        dock.setWidget(widget)
+        dock.setAccessibleName(f"{title} panel")
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, ident: str, text: str, slot, shortcut: bool = True) -> QAction:
+        a = QAction(text, self)
+        if shortcut:
+            a.setShortcut(key(ident))
+        a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        a.triggered.connect(slot)
+        self.addAction(a)
+        self.actions[ident] = a
+        return a
+
+    def _build_actions(self) -> None:
+        st, c = self.state, self.canvas
+        self._action("open", "&Open…", self.open_dialog)
+        self._action("paste", "&Paste picture", self.paste)
+        self._action("save", "&Save", self.save)
+        self._action("save_as", "Save / Export &as…", self.save_as)
+        self._action("quit", "&Quit", self.close)
+        self._action("import_mask", "&Import mask…", self.import_mask, shortcut=False)
+        self._action("export_mask", "&Export mask…", self.export_mask, shortcut=False)
+        undo = st.undo_stack.createUndoAction(self, "&Undo")
+        undo.setShortcut(key("undo"))
+        redo = st.undo_stack.createRedoAction(self, "&Redo")
+        redo.setShortcuts([key("redo"), QKeySequence("Ctrl+Y")])
+        self.addAction(undo)
+        self.addAction(redo)
+        self.actions["undo"], self.actions["redo"] = undo, redo
+        self._action("fill_mask", "&Fill mask", st.fill_mask)
+        self._action("clear_mask", "&Clear mask", st.clear_mask)
+        self._action("invert_mask", "&Invert mask", st.invert_mask)
+        self._action("reset_region", "Working region around the &mask", self.reset_region)
+        for tool, label in (("brush", "&Brush"), ("eraser", "&Eraser"), ("rect", "&Rectangle"),
+                            ("lasso", "&Lasso"), ("frame", "Working &region")):
+            a = self._action(tool, label, lambda _=False, t=tool: self.set_tool(t))
+            a.setCheckable(True)
+        self._action("smaller", "Smaller brush", lambda: c.grow_brush(1 / 1.2))
+        self._action("bigger", "Bigger brush", lambda: c.grow_brush(1.2))
+        self._action("softer", "Softer brush",
+                     lambda: c.set_brush(hardness=c.brush_hardness - 0.1))
+        self._action("harder", "Harder brush",
+                     lambda: c.set_brush(hardness=c.brush_hardness + 0.1))
+        tm = self._action("toggle_mask", "Show &mask", self._toggle_mask)
+        tm.setCheckable(True)
+        tm.setChecked(True)
+        self._action("zoom_in", "Zoom &in", lambda: c.zoom_by(1.25))
+        self._action("zoom_out", "Zoom &out", lambda: c.zoom_by(0.8))
+        self._action("fit", "&Fit to window", c.fit)
+        self._action("actual", "&Actual size", c.actual_size)
+        self._action("run", "&Run", self.run_task)
+        self._action("pause", "&Pause / resume", self.run_panel.pause_button.click)
+        self._action("cancel", "&Cancel", self.cancel_run)
+        self._action("help", "&Keyboard shortcuts", self.show_help)
+        self._action("models", "&Download or import…", self.show_models, shortcut=False)
+        self.tool_group = QButtonGroup(self)
+
+    def _build_menus(self) -> None:
+        a = self.actions
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        for k in ("open",):
+            f.addAction(a[k])
+        self.recent_menu = f.addMenu("Open &recent")
+        self._fill_recent()
+        for k in ("paste", "save", "save_as"):
+            f.addAction(a[k])
+        f.addSeparator()
+        f.addAction(a["import_mask"])
+        f.addAction(a["export_mask"])
+        f.addSeparator()
+        f.addAction(a["quit"])
+        e = mb.addMenu("&Edit")
+        for k in ("undo", "redo", None, "fill_mask", "clear_mask", "invert_mask", None,
+                  "reset_region"):
+            e.addSeparator() if k is None else e.addAction(a[k])
+        t = mb.addMenu("&Tools")
+        for k in ("brush", "eraser", "rect", "lasso", "frame", None, "smaller", "bigger",
+                  "softer", "harder"):
+            t.addSeparator() if k is None else t.addAction(a[k])
+        v = mb.addMenu("&View")
+        for k in ("zoom_in", "zoom_out", "fit", "actual", None, "toggle_mask"):
+            v.addSeparator() if k is None else v.addAction(a[k])
+        for dock in (self.task_dock, self.history_dock, self.log_dock):
+            v.addAction(dock.toggleViewAction())
+        r = mb.addMenu("&Run")
+        for k in ("run", "pause", "cancel"):
+            r.addAction(a[k])
+        m = mb.addMenu("&Models")
+        m.addAction(a["models"])
+        h = mb.addMenu("&Help")
+        h.addAction(a["help"])
+
+    def _build_toolbar(self) -> None:
+        tb = QToolBar("Mask tools", self)
+        tb.setObjectName("mask-tools")
+        tb.setAccessibleName("Mask tools")
+        for k in ("brush", "eraser", "rect", "lasso", "frame"):
+            btn = QToolButton()
+            btn.setDefaultAction(self.actions[k])
+            btn.setAccessibleName(self.actions[k].text().replace("&", ""))
+            tb.addWidget(btn)
+        tb.addSeparator()
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(1, 1000)
+        self.size_spin.setValue(self.canvas.brush_size)
+        self.size_spin.setAccessibleName("Brush size")
+        self.size_spin.setToolTip("Brush size ([ and ])")
+        self.size_spin.valueChanged.connect(lambda v: self.canvas.set_brush(size=v))
+        self.hard_slider = self._slider("Brush hardness", int(self.canvas.brush_hardness * 100))
+        self.hard_slider.valueChanged.connect(lambda v: self.canvas.set_brush(hardness=v / 100))
+        self.opacity_slider = self._slider("Mask opacity", int(self.settings.mask_opacity * 100))
+        self.opacity_slider.valueChanged.connect(self._opacity_changed)
+        for label, w in (("Size", self.size_spin), ("Hardness", self.hard_slider),
+                         ("Mask opacity", self.opacity_slider)):
+            box = QWidget()
+            lay = QHBoxLayout(box)
+            lay.setContentsMargins(4, 0, 4, 0)
+            lay.addWidget(QLabel(label))
+            lay.addWidget(w)
+            tb.addWidget(box)
+        for k in ("fill_mask", "clear_mask", "invert_mask"):
+            tb.addAction(self.actions[k])
+        self.addToolBar(tb)
+        self.set_tool("brush")
+
+    @staticmethod
+    def _slider(name: str, value: int) -> QSlider:
+        s = QSlider(Qt.Orientation.Horizontal)
+        s.setRange(0, 100)
+        s.setValue(value)
+        s.setFixedWidth(90)
+        s.setAccessibleName(name)
+        return s
+
+    # --- tools and view -------------------------------------------------------
+    def set_tool(self, tool: str) -> None:
+        self.canvas.set_tool(tool)
+        for k in ("brush", "eraser", "rect", "lasso", "frame"):
+            self.actions[k].setChecked(k == tool)
+        self.canvas.setFocus()
+
+    def _brush_changed(self, size: int, hardness: float) -> None:
+        self.size_spin.blockSignals(True)
+        self.size_spin.setValue(size)
+        self.size_spin.blockSignals(False)
+        self.hard_slider.blockSignals(True)
+        self.hard_slider.setValue(int(round(hardness * 100)))
+        self.hard_slider.blockSignals(False)
+        self.settings.brush_size, self.settings.brush_hardness = size, hardness
+
+    def _opacity_changed(self, v: int) -> None:
+        self.settings.mask_opacity = v / 100
+        if self.actions["toggle_mask"].isChecked():
+            self.canvas.set_mask_opacity(v / 100)
+
+    def _toggle_mask(self, on: bool) -> None:
+        self.canvas.set_mask_opacity(self.settings.mask_opacity if on else 0.0)
+
+    def reset_region(self) -> None:
+        self.region_user_set = False
+        self.state.reset_region()
+
+    def _region_changed(self, region) -> None:
+        self.canvas.frame_item.setVisible(region is not None)
+        if self.canvas.tool == "frame":
+            self.region_user_set = True
+
+    def _after_edit(self, _index: int) -> None:
+        if self.state.has_picture and not self.region_user_set:
+            self.state.reset_region()
+        self._update_title()
+
+    def _clean_changed(self, _clean: bool) -> None:
+        try:
+            self._update_title()
+        except RuntimeError:  # the undo stack is being destroyed with the window
+            pass
+
+    def _update_title(self) -> None:
+        pic = self.state.picture
+        name = pic.source.name if pic is not None and pic.source else (
+            "Pasted picture" if pic is not None else "")
+        star = "*" if self.state.dirty else ""
+        self.setWindowTitle(f"{name}{star} — DGP Studio" if name else "DGP Studio")
+
+    # --- files ----------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open picture", "", image_files.OPEN_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | Path) -> bool:
+        if not self._may_discard():
+            return False
+        try:
+            pic = image_files.read_picture(path, self.settings.max_megapixels)
+        except DGPError as exc:
+            self.show_error(str(exc))
+            return False
+        except MemoryError:
+            self.show_error(f"{Path(path).name} is too large to open on this computer.")
+            return False
+        self._set_picture(pic)
+        self.settings.add_recent(path)
+        self._fill_recent()
+        self._save_settings()
+        return True
+
+    def _set_picture(self, pic: image_files.Picture) -> None:
+        self.save_target = None
+        self.region_user_set = False
+        self.state.open_picture(pic)
+        self._update_title()
+        w, h = self.state.size
+        self.statusBar().showMessage(f"{w}×{h}", 4000)
+        log.info("opened %s (%d×%d)", pic.source or "pasted picture", w, h)
+
+    def paste(self) -> None:
+        cb = QGuiApplication.clipboard()
+        md = cb.mimeData()
+        if md is not None and md.hasUrls():
+            for url in md.urls():
+                if url.isLocalFile():
+                    self.open_path(url.toLocalFile())
+                    return
+        img = cb.image()
+        if img.isNull():
+            self.show_error("The clipboard holds no picture.")
+            return
+        if not self._may_discard():
+            return
+        self._set_picture(image_files.Picture(from_qimage(img)))
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for f in self.settings.recent_files:
+            a = self.recent_menu.addAction(f)
+            a.triggered.connect(lambda _=False, p=f: self.open_path(p))
+        self.recent_menu.setEnabled(bool(self.settings.recent_files))
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        md = event.mimeData()
+        for url in md.urls():
+            if url.isLocalFile():
+                self.open_path(url.toLocalFile())
+                event.acceptProposedAction()
+                return
+        if md.hasImage() and self._may_discard():
+            self._set_picture(image_files.Picture(from_qimage(md.imageData())))
+            event.acceptProposedAction()
+
+    def save(self) -> bool:
+        """Save to the file chosen in Save as; the first save always asks for a name, so
+        the opened file is never replaced silently."""
+        if self.save_target is None:
+            return self.save_as()
+        return self.save_to(self.save_target)
+
+    def save_as(self) -> bool:
+        if not self.state.has_picture:
+            return False
+        src = self.state.picture.source
+        suggestion = str(src.with_name(f"{src.stem}-restored.png")) if src else "restored.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Save picture as", suggestion,
+                                              image_files.SAVE_FILTER)
+        if not path:  # the Qt dialog itself asks before replacing an existing file
+            return False
+        return self.save_to(path)
+
+    def save_to(self, path: str | Path) -> bool:
+        if not self.state.has_picture:
+            return False
+        try:
+            image_files.save_picture(self.state.picture, path)
+        except (DGPError, OSError) as exc:
+            self.show_error(f"Could not save {Path(path).name}: {exc}")
+            return False
+        self.save_target = Path(path)
+        self.state.undo_stack.setClean()
+        self._update_title()
+        self.statusBar().showMessage(f"Saved {path}", 4000)
+        log.info("saved %s", path)
+        return True
+
+    def import_mask(self) -> None:
+        if not self.state.has_picture:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Import mask", "", "PNG (*.png);;All (*)")
+        if path:
+            self.import_mask_from(path)
+
+    def import_mask_from(self, path: str | Path) -> bool:
+        try:
+            m = image_files.read_mask(path, self.state.size)
+        except DGPError as exc:
+            self.show_error(str(exc))
+            return False
+        return self.state.set_mask(m)
+
+    def export_mask(self) -> None:
+        if not self.state.has_picture:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export mask", "mask.png", "PNG (*.png)")
+        if path:
+            image_files.save_mask(self.state.mask, path)
+
+    # --- models ---------------------------------------------------------------
+    def _load_model(self, name: str) -> None:
+        if name and not self.state.running:
+            self.engine.load_requested.emit(name, self.task_panel.device.currentText())
+
+    def _on_model_ready(self, info: ModelInfo) -> None:
+        self.task_panel.set_class_names(info.class_names)
+        self.state.set_model_resolution(info.resolution)
+        self.statusBar().showMessage(f"Model {info.name}: {info.resolution} px, "
+                                     f"{len(info.class_names)} classes, on {info.device}", 5000)
+
+    def show_models(self) -> None:
+        from .model_dialog import ModelDialog
+
+        dlg = ModelDialog(self)
+        dlg.models_changed.connect(self._models_changed)
+        dlg.setModal(True)
+        dlg.show()
+
+    def _models_changed(self) -> None:
+        self.catalog.refresh()
+        self.task_panel.set_models(self.catalog.names())
+
+    # --- running --------------------------------------------------------------
+    def build_request(self) -> RegionRequest:
+        if not self.state.has_picture:
+            raise InputError("Open a picture first (Ctrl+O, drag and drop, or paste).")
+        model = self.task_panel.model.currentText()
+        if not model:
+            raise InputError("No model is installed: use Models → Download or import….")
+        task = self.task_panel.task_name()
+        if self.state.region is None:
+            self.state.reset_region()
+        x, y, side = self.state.region
+        mask = self.state.mask[y:y + side, x:x + side].copy()
+        if task in NEEDS_MASK and not (mask > 127).any():
+            if self.state.mask_bounds() is None:
+                raise InputError("The mask is empty: paint the area to fill with the brush (B) "
+                                 "or select it (M, L) before running inpainting.")
+            raise InputError("The mask lies outside the working region: press Ctrl+R to put "
+                             "the region around the mask, or move it with F.")
+        return RegionRequest(
+            task=task, model=model,
+            image=self.state.picture.pixels[y:y + side, x:x + side].copy(),
+            mask=mask, bounds=(x, y, x + side, y + side),
+            preset=self.task_panel.preset_for_run(), class_id=self.task_panel.class_id(),
+            seed=self.task_panel.seed.value(), device=self.task_panel.device.currentText(),
+            extra=self.task_panel.settings_dict())
+
+    def run_task(self) -> bool:
+        if self.state.running:
+            return False
+        try:
+            request = self.build_request()
+        except DGPError as exc:
+            self.show_error(str(exc))
+            return False
+        self.last_error = ""
+        self._request = request
+        self.state.set_running(True)
+        self.run_panel.set_running(True)
+        log.info("run %s on %s, region %s, %d iterations", request.task, request.model,
+                 request.bounds, request.preset.total_iterations)
+        self.engine.run_requested.emit(request)
+        return True
+
+    # The worker's thread is busy inside the run, so its flags are set directly from
+    # here (thread-safe Events), never through a queued signal it could not read.
+    def pause_run(self) -> None:
+        if self.state.running:
+            self.engine.worker.pause()
+
+    def resume_run(self) -> None:
+        self.engine.worker.resume()
+
+    def cancel_run(self) -> None:
+        if self.state.running:
+            self.engine.worker.cancel()
+            self.run_panel.status.setText("Cancelling…")
+
+    def _running_changed(self, running: bool) -> None:
+        self.task_panel.setEnabled(not running)
+        self.actions["run"].setEnabled(not running)
+        self.actions["pause"].setEnabled(running)
+        self.actions["cancel"].setEnabled(running)
+
+    def _on_run_started(self) -> None:
+        self.run_panel.status.setText("Running…")
+
+    def _on_progress(self, p: Progress) -> None:
+        self.run_panel.show_progress(p)
+
+    def _on_frame(self, rgb: np.ndarray) -> None:
+        self.run_panel.show_frame(rgb)
+
+    def _on_finished(self, result: RegionResult) -> None:
+        req = self._request
+        self.state.set_running(False)
+        self._request = None
+        if req is None or self.state.picture is None:
+            self.run_panel.finish("Finished")
+            return
+        x0, y0, x1, y1 = req.bounds
+        step = result.state.progress.get("step", 0) if result.state is not None else 0
+        title = f"{self.task_panel.task.currentText()} · {req.model} · {step} it"
+        entry = HistoryEntry(title, req.bounds, req.image, result.patch, result.output,
+                             cancelled=result.cancelled, settings=req.extra, state=result.state)
+        # a cancelled run keeps its last frame as a result the user may still apply
+        self.state.add_result(entry, apply=not result.cancelled)
+        self.run_panel.finish("Cancelled — the last frame is kept in History" if
+                              result.cancelled else f"Done in {step} iterations")
+        if self._closing:
+            self.close()
+
+    def _on_failed(self, message: str) -> None:
+        if self._request is not None:
+            self._request = None
+            self.state.set_running(False)
+            self.run_panel.finish("Stopped")
+        self.show_error(message)
+        if self._closing:
+            self.close()
+
+    def _on_warning(self, message: str) -> None:
+        log.warning(message)
+        self.statusBar().showMessage(message, 8000)
+
+    def show_error(self, message: str) -> None:
+        """Readable message in the run panel and status bar, full text in the log."""
+        self.last_error = message
+        log.warning(message)
+        self.run_panel.status.setText(f"<span style='color:#e55'>{message}</span>")
+        self.statusBar().showMessage(message, 10000)
+
+    # --- dialogs and closing --------------------------------------------------
+    def _confirm_dialog(self, title: str, text: str) -> bool:
+        return QMessageBox.question(self, title, text) == QMessageBox.StandardButton.Yes
+
+    def _may_discard(self) -> bool:
+        if self.state.running:
+            self.show_error("A run is in progress: cancel it (Esc) before opening another "
+                            "picture.")
+            return False
+        if self.state.has_picture and self.state.dirty:
+            return self.confirm("Discard changes?",
+                                "The picture has unsaved changes. Discard them?")
+        return True
+
+    def show_help(self) -> None:
+        HelpSheet(self).open()
+
+    def closeEvent(self, event) -> None:
+        if self.state.running:
+            if not self._closing and not self.confirm(
+                    "Stop the run?", "A reconstruction is running. Cancel it and quit?"):
+                event.ignore()
+                return
+            self._closing = True
+            self.engine.worker.cancel()
+            event.ignore()  # closes again when the worker reports back
+            return
+        if self.state.has_picture and self.state.dirty and not self._closing_confirmed():
+            event.ignore()
+            return
+        self.shutdown()
+        super().closeEvent(event)
+
+    def _closing_confirmed(self) -> bool:
+        return self.confirm("Quit without saving?", "The picture has unsaved changes. Quit "
+                                                    "anyway?")
+
+    def shutdown(self) -> None:
+        """Stop the worker thread and save settings (idempotent)."""
+        if self.engine.thread.isRunning():
+            self.engine.stop()
+        detach(self.log_bridge)
+        self._save_settings()
+        QSettings("dgp-studio", "dgp-studio").setValue("geometry", self.saveGeometry())
+
+    def _save_settings(self) -> None:
+        try:
+            self.settings.device = self.task_panel.device.currentText()
+            self.settings.save()
+        except OSError as exc:
+            log.warning("Could not save settings: %s", exc)
+
+    def _restore_geometry(self) -> None:
+        g = QSettings("dgp-studio", "dgp-studio").value("geometry")
+        if g is not None:
+            try:
+                self.restoreGeometry(g)
+                return
+            except TypeError:
+                pass
+        self.resize(1280, 800)

@@ -1,0 +1,169 @@
+"""The task panel: what to run (task, model, class, preset, quality, seed, device)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QCompleter, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QSlider, QSpinBox, QWidget)
+
+from dgp_engine import InputError, Preset, load_preset, preset_names
+
+from .engine_session import TASKS, available_devices
+
+AUTO_CLASS = "auto"
+QUALITY = [(0.02, "Draft"), (0.1, "Quick"), (0.3, "Balanced"), (1.0, "Full (paper)")]
+
+
+class TaskPanel(QWidget):
+    model_selected = Signal(str)
+    manage_models = Signal()
+
+    def __init__(self, model_names: list[str], device: str = "auto", parent=None):
+        super().__init__(parent)
+        self._custom_presets: dict[str, Preset] = {}
+        self._class_names: list[str] = []
+        form = QFormLayout(self)
+
+        self.task = QComboBox()
+        self.task.addItems(list(TASKS))
+        self.task.setAccessibleName("Task")
+        self.task.setCurrentText("Inpaint")
+        form.addRow("&Task", self.task)
+
+        self.model = QComboBox()
+        self.model.setAccessibleName("Model")
+        self.model.addItems(model_names)
+        self.manage = QPushButton("…")
+        self.manage.setToolTip("Download or import models")
+        self.manage.setAccessibleName("Download or import models")
+        row = QHBoxLayout()
+        row.addWidget(self.model, 1)
+        row.addWidget(self.manage)
+        form.addRow("&Model", row)
+
+        self.class_edit = QLineEdit(AUTO_CLASS)
+        self.class_edit.setAccessibleName("Class")
+        self.class_edit.setPlaceholderText("auto, or type to search class names")
+        self._completer_model = QStringListModel([AUTO_CLASS])
+        completer = QCompleter(self._completer_model, self)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.class_edit.setCompleter(completer)
+        form.addRow("C&lass", self.class_edit)
+
+        self.preset = QComboBox()
+        self.preset.setAccessibleName("Preset")
+        self.preset.addItems(preset_names())
+        form.addRow("&Preset", self.preset)
+
+        self.quality = QSlider(Qt.Orientation.Horizontal)
+        self.quality.setAccessibleName("Quality")
+        self.quality.setRange(0, len(QUALITY) - 1)
+        self.quality.setValue(1)
+        self.quality.setPageStep(1)
+        self.quality_label = QLabel()
+        qrow = QHBoxLayout()
+        qrow.addWidget(self.quality, 1)
+        qrow.addWidget(self.quality_label)
+        form.addRow("&Quality", qrow)
+
+        self.iterations = QSpinBox()
+        self.iterations.setAccessibleName("Iterations")
+        self.iterations.setRange(1, 100000)
+        self.iterations.setToolTip("Total optimisation iterations (edits the quality scale)")
+        form.addRow("&Iterations", self.iterations)
+
+        self.seed = QSpinBox()
+        self.seed.setAccessibleName("Seed")
+        self.seed.setRange(0, 2**31 - 1)
+        form.addRow("S&eed", self.seed)
+
+        self.device = QComboBox()
+        self.device.setAccessibleName("Device")
+        self.device.addItems(available_devices())
+        if device not in available_devices():
+            self.device.addItem(device)
+        self.device.setCurrentText(device)
+        form.addRow("&Device", self.device)
+
+        self.task.currentTextChanged.connect(self._task_changed)
+        self.preset.currentTextChanged.connect(self._update_iterations)
+        self.quality.valueChanged.connect(self._update_iterations)
+        self.model.currentTextChanged.connect(self.model_selected)
+        self.manage.clicked.connect(self.manage_models)
+        self._task_changed(self.task.currentText())
+
+    # --- presets --------------------------------------------------------------
+    def add_preset(self, name: str, preset: Preset, select: bool = True) -> None:
+        """A preset that is not a shipped file (tests, user TOML files)."""
+        self._custom_presets[name] = preset
+        if self.preset.findText(name) < 0:
+            self.preset.addItem(name)
+        if select:
+            self.preset.setCurrentText(name)
+        self._update_iterations()
+
+    def base_preset(self) -> Preset:
+        name = self.preset.currentText()
+        return self._custom_presets[name] if name in self._custom_presets else load_preset(name)
+
+    def preset_for_run(self) -> Preset:
+        """The chosen preset scaled to the iterations box."""
+        base = self.base_preset()
+        return base.scaled(self.iterations.value() / max(1, base.total_iterations))
+
+    def _update_iterations(self, *_args) -> None:
+        factor, label = QUALITY[self.quality.value()]
+        self.quality_label.setText(label)
+        try:
+            total = self.base_preset().total_iterations
+        except Exception:  # noqa: BLE001 — a broken preset file shows in the run error
+            return
+        self.iterations.setValue(max(1, round(total * factor)))
+
+    def _task_changed(self, label: str) -> None:
+        _task, preset = TASKS.get(label, ("inpaint", "inpainting"))
+        if self.preset.currentText() not in self._custom_presets \
+                and self.preset.findText(preset) >= 0:
+            self.preset.setCurrentText(preset)
+        self._update_iterations()
+
+    # --- classes --------------------------------------------------------------
+    def set_class_names(self, names: list[str]) -> None:
+        self._class_names = list(names)
+        self._completer_model.setStringList([AUTO_CLASS] + [f"{i}: {n}"
+                                                             for i, n in enumerate(names)])
+
+    def class_id(self) -> int | None:
+        """None for "auto"; raises InputError with a hint for unknown text."""
+        text = self.class_edit.text().strip()
+        if not text or text.lower() == AUTO_CLASS:
+            return None
+        head = text.split(":", 1)[0].strip()
+        if head.isdigit():
+            idx = int(head)
+            if self._class_names and not 0 <= idx < len(self._class_names):
+                raise InputError(f"Class {idx} is out of range for this model "
+                                 f"(0..{len(self._class_names) - 1}).")
+            return idx
+        from dgp_engine.classes import resolve_class
+
+        return resolve_class(text, self._class_names)
+
+    def task_name(self) -> str:
+        return TASKS[self.task.currentText()][0]
+
+    def set_models(self, names: list[str]) -> None:
+        current = self.model.currentText()
+        self.model.blockSignals(True)
+        self.model.clear()
+        self.model.addItems(names)
+        if current in names:
+            self.model.setCurrentText(current)
+        self.model.blockSignals(False)
+
+    def settings_dict(self) -> dict:
+        return {"task": self.task.currentText(), "model": self.model.currentText(),
+                "class": self.class_edit.text(), "preset": self.preset.currentText(),
+                "iterations": self.iterations.value(), "seed": self.seed.value(),
+                "device": self.device.currentText()}
