@@ -90,3 +90,23 @@ def test_small_resolutions_build_and_run(res):
     assert logit.shape == (2, 1)
     assert feats[-1].shape == (2, cfg.d_arch["out_channels"][-1])
     assert len(feats) == D.num_features
+
+
+def test_frozen_spectral_norm_gives_the_same_forward(prior, forward):
+    """Cached 1/σ with output scaling (rendering, D during DGP) matches W/σ."""
+    from dgp_engine.models import freeze_sn, unfreeze_sn
+
+    s = forward["single"]
+    freeze_sn(prior.G)
+    freeze_sn(prior.D)
+    try:
+        with torch.no_grad():
+            x = prior.G(s["z"], prior.G.shared(s["y"]))
+            logit, feats = prior.D(s["x"], s["y"])
+    finally:
+        unfreeze_sn(prior.G)
+        unfreeze_sn(prior.D)
+    torch.testing.assert_close(x, s["x"], atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(logit, s["D_logit_with_y"], atol=ATOL, rtol=RTOL)
+    for got, want in zip(feats, s["D_features"]):
+        torch.testing.assert_close(got, want, atol=ATOL, rtol=RTOL)

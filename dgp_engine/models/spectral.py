@@ -7,8 +7,10 @@ sigma, not through the vectors); ``u0``/``sv0`` are only written in training
 mode.  An exact SVD would not reproduce the public checkpoints.
 
 When a layer's weight cannot change (all of D during DGP, frozen generator
-groups, rendering) ``freeze_sn()`` computes W/sigma once and reuses it: the
-same numbers, without re-making a weight-sized tensor every forward.
+groups, rendering) ``freeze_sn()`` computes 1/sigma once and the layer scales
+its output instead of its weight: op(x, W/σ) + b = op(x, W)·(1/σ) + b.  No
+weight-sized tensor is made per forward and none is kept (caching W/σ itself
+would double the model's memory).
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ class SpectralNorm:
     """Mixin for modules with a ``weight`` parameter (conv, linear, embedding)."""
 
     sn_eps: float
-    _sn_cache: torch.Tensor | None
+    _inv_sigma: torch.Tensor | None
 
     def _init_sn(self, num_outputs: int, eps: float) -> None:
         self.sn_eps = eps
-        self._sn_cache = None
+        self._inv_sigma = None
         self.register_buffer("u0", torch.randn(1, num_outputs))  # type: ignore[attr-defined]
         self.register_buffer("sv0", torch.ones(1))  # type: ignore[attr-defined]
 
@@ -45,23 +47,33 @@ class SpectralNorm:
                 self.sv0.copy_(sv)
         return sv
 
+    @property
+    def sn_frozen(self) -> bool:
+        return self._inv_sigma is not None
+
     def sn_weight(self) -> torch.Tensor:
-        if self._sn_cache is not None:
-            return self._sn_cache
         return self.weight / self.sigma()  # type: ignore[attr-defined]
 
     def freeze_sn(self) -> None:
-        """Cache W/sigma; valid until ``unfreeze_sn`` (weights must not change)."""
+        """Cache 1/sigma; valid until ``unfreeze_sn`` (the weight must not change)."""
         with torch.no_grad():
-            self._sn_cache = None
-            self._sn_cache = self.sn_weight().detach().clone()
+            self._inv_sigma = None
+            self._inv_sigma = (1.0 / self.sigma()).detach().clone()
 
     def unfreeze_sn(self) -> None:
-        self._sn_cache = None
+        self._inv_sigma = None
 
-    def _apply(self, fn, recurse=True):  # keep the cache on the module's device/dtype
-        self._sn_cache = None
+    def _apply(self, fn, recurse=True):  # the cache does not follow .to(); recompute
+        self._inv_sigma = None
         return super()._apply(fn, recurse)  # type: ignore[misc]
+
+
+def _add_bias(out: torch.Tensor, bias: torch.Tensor | None, channel_dim: int) -> torch.Tensor:
+    if bias is None:
+        return out
+    shape = [1] * out.dim()
+    shape[channel_dim] = -1
+    return out + bias.view(shape)
 
 
 class SNConv2d(SpectralNorm, nn.Conv2d):
@@ -71,6 +83,9 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
         self._init_sn(out_ch, eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._inv_sigma is not None:
+            out = F.conv2d(x, self.weight, None, self.stride, self.padding) * self._inv_sigma
+            return _add_bias(out, self.bias, 1)
         return F.conv2d(x, self.sn_weight(), self.bias, self.stride, self.padding)
 
 
@@ -81,6 +96,8 @@ class SNLinear(SpectralNorm, nn.Linear):
         self._init_sn(out_features, eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._inv_sigma is not None:
+            return _add_bias(F.linear(x, self.weight) * self._inv_sigma, self.bias, -1)
         return F.linear(x, self.sn_weight(), self.bias)
 
 
@@ -92,6 +109,8 @@ class SNEmbedding(SpectralNorm, nn.Embedding):
         self._init_sn(num_embeddings, eps)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
+        if self._inv_sigma is not None:
+            return F.embedding(y, self.weight) * self._inv_sigma
         return F.embedding(y, self.sn_weight())
 
 
