@@ -108,6 +108,18 @@ def frame_array(frame: Any) -> np.ndarray:
     return np.ascontiguousarray(a[..., :3])
 
 
+def resize_frame(a: np.ndarray, size: tuple[int, int] | None = None, scale: float = 1.0,
+                 resample: str = "lanczos") -> np.ndarray:
+    """A uint8 frame resized to ``size`` (w, h), or by ``scale`` when no size is given."""
+    if resample not in _RESAMPLE:
+        raise InputError(f"resample must be one of {', '.join(_RESAMPLE)}.")
+    h, w = a.shape[:2]
+    tw, th = size or (max(1, round(w * scale)), max(1, round(h * scale)))
+    if (tw, th) == (w, h):
+        return a
+    return np.asarray(Image.fromarray(a).resize((tw, th), _RESAMPLE[resample]))
+
+
 def _iter_frames(frames: Any) -> Iterable[Any]:
     if hasattr(frames, "detach") and frames.dim() == 4:
         return list(frames)

@@ -375,14 +375,20 @@ def z_chunks(G: Generator) -> list[tuple[str, slice]]:
 # --------------------------------------------------------------------------- morph
 
 
+def keyframe_labels(n: int, names: Sequence[str] | None = None) -> list[str]:
+    """Names used in messages: the given ones, else A, B, C…"""
+    if names:
+        return [str(x) for x in names]
+    return [chr(ord("A") + i) if i < 26 else f"keyframe {i + 1}" for i in range(n)]
+
+
 def check_morphable(states: Sequence[ReconstructionState],
                     names: Sequence[str] | None = None) -> None:
     """Raise StateError saying why these states cannot be blended (different base
     model, weights, latent sizes or normalisation)."""
     if len(states) < 2:
         raise InputError("A morph needs at least two keyframes.")
-    names = list(names) if names else [chr(ord("A") + i) if i < 26 else f"keyframe {i + 1}"
-                                       for i in range(len(states))]
+    names = keyframe_labels(len(states), names)
     why = ("Morphing blends the two fine-tuned generators weight by weight, so every "
            "keyframe must be restored with the same base model")
     a, na = states[0], names[0]
@@ -422,11 +428,10 @@ class Morph:
     def __init__(self, prior: Prior, keyframes: Sequence[ReconstructionState], *,
                  names: Sequence[str] | None = None, easing: str = "linear"):
         check_morphable(keyframes, names)
-        for i, s in enumerate(keyframes):
+        for label, s in zip(keyframe_labels(len(keyframes), names), keyframes):
             try:
                 s.check_fits(prior.G)
             except StateError as exc:
-                label = names[i] if names else f"keyframe {i + 1}"
                 raise StateError(f"{label}: {exc}") from exc
         ease(easing, 0.5)  # validate the name early
         self.prior = prior
