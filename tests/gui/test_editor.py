@@ -135,8 +135,11 @@ def optimise_step(window) -> int:
 
 
 def run_and_wait(qtbot, window, timeout=30000):
-    with qtbot.waitSignal(window.engine.worker.finished, timeout=timeout):
-        assert window.run_task(), window.last_error
+    # wait on GUI-side state: the worker's own signals fire in its thread
+    n = len(window.state.history)
+    assert window.run_task(), window.last_error
+    qtbot.waitUntil(lambda: not window.state.running, timeout=timeout)
+    assert len(window.state.history) == n + 1, window.last_error
 
 
 def test_inpainting_runs_to_completion_then_undo_redo_save(qtbot, window, picture_file,
@@ -190,9 +193,9 @@ def test_cancel_midway_keeps_last_frame(qtbot, window, picture_file):
     window.task_panel.iterations.setValue(800)
     assert window.run_task()
     qtbot.waitUntil(lambda: optimise_step(window) >= 3, timeout=20000)
-    with qtbot.waitSignal(window.engine.worker.finished, timeout=5000):
-        t0 = time.perf_counter()
-        QTest.mouseClick(window.run_panel.cancel_button, Qt.MouseButton.LeftButton)
+    t0 = time.perf_counter()
+    QTest.mouseClick(window.run_panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.state.running, timeout=5000)
     assert time.perf_counter() - t0 < 2.0
     entry = window.state.history[-1]
     assert entry.cancelled and not entry.applied
@@ -215,8 +218,8 @@ def test_pause_and_resume(qtbot, window, picture_file):
     assert optimise_step(window) <= n + 1
     window.run_panel.pause_button.click()
     qtbot.waitUntil(lambda: optimise_step(window) > n + 2, timeout=5000)
-    with qtbot.waitSignal(window.engine.worker.finished, timeout=5000):
-        window.cancel_run()
+    window.cancel_run()
+    qtbot.waitUntil(lambda: not window.state.running, timeout=5000)
 
 
 def test_ui_never_blocks_during_a_run(qtbot, window, picture_file):
