@@ -1,0 +1,343 @@
+"""``dgp colorize|inpaint|superres|restore|defend|hybrid`` and ``dgp eval``.
+
+Every check on the input (files, mask, region, class, output path) runs before
+the model does; a problem ends with one clear message and exit code 1, the
+input untouched and no output file.  Ctrl-C stops the optimisation cleanly
+(within one iteration) and saves what it reached; a second Ctrl-C aborts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+EXIT_INTERRUPTED = 130
+
+_COMMANDS = {
+    "colorize": ("colorize", "colorize a black-and-white photo (colour from the model, "
+                             "lightness kept from the photo at full resolution)"),
+    "inpaint": ("inpaint", "fill the area a mask (or box) marks"),
+    "superres": ("superres", "super-resolve a small photo ×2/×4/×8"),
+    "restore": ("reconstruct", "reconstruct a photo through the prior (plain DGP reconstruction)"),
+    "defend": ("defend", "remove adversarial noise (reconstruction with an early stop)"),
+    "hybrid": ("hybrid", "super-resolve, colorize and (with a mask) inpaint at once"),
+}
+
+
+def register(subparsers) -> None:
+    for command, (task, help_text) in _COMMANDS.items():
+        p = subparsers.add_parser(command, help=help_text, description=help_text + ".")
+        p.add_argument("input", type=Path, metavar="IN", help="input image (any format "
+                       "Pillow reads: PNG, JPEG, TIFF, WebP, …)")
+        p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+                       help="output image (.png, .jpg, .tif, .webp or .bmp)")
+        if task in ("inpaint", "hybrid"):
+            p.add_argument("--mask", type=Path, metavar="M",
+                           help="mask image of the input's size: white = fill, black = keep "
+                                "(or painted strokes on a transparent layer)")
+            p.add_argument("--box", metavar="X,Y,W,H", help="fill this box instead of a mask")
+        if task in ("superres", "hybrid"):
+            p.add_argument("--factor", type=int, choices=(2, 4, 8),
+                           help="super-resolution factor (default: the largest that fits "
+                                "the input into the model)")
+        p.add_argument("--region", metavar="X,Y,SIZE",
+                       help="square of the photo to work on (default: around the mask with "
+                            "context for inpainting, else the whole photo)")
+        p.add_argument("--feather", type=int, metavar="PX",
+                       help="seam width in photo pixels (default: scaled to the region)")
+        _common(p)
+        p.add_argument("--save-state", type=Path, metavar="S.dgp",
+                       help="also save the reconstruction (z, class, fine-tuned weights) for "
+                            "manipulation or to render it again")
+        p.set_defaults(func=run_task_command, task=task)
+
+    e = subparsers.add_parser(
+        "eval", help="measure a method on a data set with the paper's protocol",
+        description="Degrade clean images, restore them, report PSNR/SSIM/MSE per image "
+                    "and as means (inpainting: on the hole only).")
+    e.add_argument("task", choices=("reconstruct", "colorize", "inpaint", "superres"))
+    e.add_argument("--data", type=Path, required=True,
+                   help=".npz with images (uint8 N×H×W×3) and labels, or a folder of images")
+    e.add_argument("--limit", type=int, help="number of images (default: all)")
+    e.add_argument("--pick", choices=("spread", "first"), default="spread",
+                   help="which images when limited: evenly spread over the set (default, "
+                        "covers every class of a class-sorted archive) or the first ones")
+    e.add_argument("--method", choices=("dgp", "z-only", "dip"), default="dgp",
+                   help="dgp (default), z-only (generator frozen: GAN inversion) or dip "
+                        "(same architecture, random weights, fine-tuned)")
+    e.add_argument("--json", type=Path, required=True, metavar="OUT",
+                   help="where to write the results (JSON)")
+    e.add_argument("--factor", type=int, choices=(2, 4, 8), default=4,
+                   help="super-resolution factor (default 4, as the paper)")
+    e.add_argument("--mask", type=Path, help="inpainting mask instead of the centre hole")
+    e.add_argument("--save-images", type=Path, metavar="DIR",
+                   help="also write clean / input / result PNGs into DIR")
+    _common(e, class_default="label")
+    e.set_defaults(func=run_eval_command)
+
+
+def _common(p: argparse.ArgumentParser, class_default: str = "auto") -> None:
+    p.add_argument("--class", dest="class_spec", default=class_default, metavar="N|NAME|auto",
+                   help="class condition: an id, a class name, or auto to let z selection "
+                        f"pick it (default {class_default})")
+    p.add_argument("--model", default="bundled",
+                   help="model folder or registry name (default: bundled)")
+    p.add_argument("--preset", help="preset name or .toml file (default: the model's own "
+                                    "preset for the task, else the published one)")
+    p.add_argument("--iterations-scale", type=float, metavar="S",
+                   help="scale every stage's iteration count (e.g. 0.5 for a quick run)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: cores − 1)")
+    p.add_argument("--exact", action="store_true",
+                   help="reference-exact optimisation (slower; matches the published code)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow replacing existing output files (even the input)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+# --- shared pieces ------------------------------------------------------------------------------
+class ProgressBar:
+    """A tqdm bar over z selection + optimisation: stage, iteration, loss, ETA."""
+
+    def __init__(self, total: int, select_total: int, stages: int, *, quiet: bool,
+                 desc: str = ""):
+        from tqdm import tqdm
+
+        self.select_total = select_total
+        self.stages = stages
+        self.prefix = desc
+        self.bar = tqdm(total=total, unit="it", file=sys.stderr, disable=quiet,
+                        dynamic_ncols=True, leave=True, desc=desc or "starting")
+
+    def update(self, report) -> None:
+        if report.state is not None:
+            return
+        if report.phase == "select":
+            pos = report.iteration
+            desc = "selecting z"
+            post = f"{report.iteration}/{report.stage_iterations}"
+        else:
+            pos = self.select_total + report.step
+            desc = f"stage {report.stage + 1}/{self.stages}"
+            loss = report.losses.get("total")
+            post = f"it {report.iteration}/{report.stage_iterations}" + (
+                f" loss {loss:.4g}" if loss is not None else "")
+        self.bar.set_description(f"{self.prefix} {desc}".strip(), refresh=False)
+        self.bar.set_postfix_str(post, refresh=False)
+        if pos > self.bar.n:
+            self.bar.update(pos - self.bar.n)
+
+    def stopping(self) -> None:
+        self.bar.write("Stopping after this iteration… (Ctrl-C again to abort without "
+                       "saving)")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@contextmanager
+def cancel_on_sigint(event: threading.Event, on_first=None):
+    """While active, the first Ctrl-C sets ``event`` (a clean stop); a second one raises
+    KeyboardInterrupt.  Outside the main thread signals cannot be caught: no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+        if on_first is not None:
+            on_first()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _setup_torch(args):
+    import torch
+
+    from ..tasks import default_threads, resolve_device
+
+    if args.threads is not None and args.threads < 1:
+        from ..errors import InputError
+
+        raise InputError("--threads must be at least 1.")
+    torch.set_num_threads(args.threads or default_threads())
+    return resolve_device(args.device)
+
+
+def _class_id(spec: str, prior) -> int | None:
+    from ..classes import resolve_class
+
+    if spec is None or str(spec).strip().lower() == "auto":
+        return None
+    from ..errors import InputError
+
+    names = prior.class_names or [f"class {i}" for i in range(prior.config.n_classes)]
+    try:
+        return resolve_class(spec, names)
+    except InputError as exc:
+        if "Did you mean" in str(exc) or str(spec).strip().isdigit():
+            raise
+        # No close spelling: offer names that contain what was typed (e.g. "shark").
+        wanted = str(spec).strip().lower()
+        hits = [n.split(",")[0].strip() for n in names if wanted and wanted in n.lower()][:5]
+        hint = (f" Names containing it: {', '.join(repr(h) for h in hits)}." if hits else
+                " Give a class id or a name from the model's list (--class auto lets the "
+                "model choose).")
+        raise InputError(f"{exc}{hint}") from None
+
+
+def _parse_box(text: str):
+    from ..errors import InputError
+
+    try:
+        parts = [int(float(v)) for v in str(text).replace(" ", "").split(",")]
+        if len(parts) != 4:
+            raise ValueError
+    except ValueError:
+        raise InputError(f"A box is written x,y,width,height (four whole numbers); got "
+                         f"{text!r}.") from None
+    return tuple(parts)
+
+
+def _save_state(state, path: Path, *, sources, overwrite: bool) -> None:
+    from ..imageio import check_output_path, output_error
+
+    check_output_path(path, sources=sources, overwrite=overwrite, image=False)
+    try:
+        state.save(path)
+    except OSError as exc:
+        raise output_error(exc, path) from exc
+
+
+def _describe_class(prior, class_id: int) -> str:
+    name = prior.class_name(class_id) if prior.class_names else ""
+    return f"{class_id} ({name.split(',')[0]})" if name else str(class_id)
+
+
+# --- restoration commands -------------------------------------------------------------------------
+def run_task_command(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..imageio import box_mask, check_output_path, read_image, read_mask, save_image
+    from ..prior import load_prior
+    from ..region import parse_region
+    from ..tasks import resolve_preset, restore_image
+
+    task = args.task
+    photo = read_image(args.input)
+    hole = None
+    mask_path = getattr(args, "mask", None)
+    box = getattr(args, "box", None)
+    if mask_path is not None and box is not None:
+        raise InputError("Give either --mask or --box, not both.")
+    if mask_path is not None:
+        hole = read_mask(mask_path, photo.size)
+    elif box is not None:
+        hole = box_mask(_parse_box(box), photo.size)
+    elif task == "inpaint":
+        raise InputError("inpaint needs --mask M (white = fill) or --box x,y,w,h.")
+    region = parse_region(args.region) if args.region else None
+    sources = [args.input] + ([mask_path] if mask_path else [])
+    check_output_path(args.output, sources=sources, overwrite=args.overwrite)
+    if args.save_state is not None:
+        check_output_path(args.save_state, sources=sources + [args.output],
+                          overwrite=args.overwrite, image=False)
+        if Path(args.save_state).resolve() == Path(args.output).resolve():
+            raise InputError("--save-state and -o must be different files.")
+    device = _setup_torch(args)
+    prior = load_prior(args.model, device=device)
+    class_id = _class_id(args.class_spec, prior)
+    preset = resolve_preset(args.preset, task, prior.name, args.iterations_scale)
+    job = restore_image(prior, photo, task, mask=hole, region=region,
+                        factor=getattr(args, "factor", None), class_id=class_id, preset=preset,
+                        seed=args.seed, exact=args.exact, feather=args.feather)
+    for note in job.notes:
+        print(f"note: {note}", file=sys.stderr)
+    select = preset.select_num if preset.select_num > 1 else 0
+    bar = ProgressBar(job.total, select, preset.num_stages, quiet=args.quiet)
+    with cancel_on_sigint(job.cancel_event, bar.stopping):
+        try:
+            for report in job:
+                bar.update(report)
+        finally:
+            bar.close()
+    result = job.result
+    if result is None:  # pragma: no cover - the engine always ends with a state
+        raise InputError("The run ended without a result.")
+    save_image(result.photo, args.output, overwrite=args.overwrite, sources=sources)
+    if args.save_state is not None:
+        _save_state(result.state, args.save_state, sources=sources, overwrite=args.overwrite)
+    w, h = result.photo.size
+    progress = result.state.progress
+    what = (f"stopped early at iteration {progress.get('step', 0)}/{progress.get('total', 0)}"
+            if result.cancelled else "done")
+    print(f"{what}: wrote {args.output} ({w}×{h}), class "
+          f"{_describe_class(prior, result.state.class_id)}"
+          + (f", state {args.save_state}" if args.save_state else ""))
+    return EXIT_INTERRUPTED if result.cancelled else 0
+
+
+# --- evaluation -------------------------------------------------------------------------------------
+def run_eval_command(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..errors import InputError
+    from ..evaluate import evaluate, load_dataset, load_hole, write_json
+    from ..imageio import check_output_path
+    from ..prior import load_prior
+    from ..tasks import resolve_preset
+
+    check_output_path(args.json, sources=[args.data], overwrite=args.overwrite, image=False)
+    if args.limit is not None and args.limit < 1:
+        raise InputError("--limit must be at least 1.")
+    device = _setup_torch(args)
+    prior = load_prior(args.model, device=device)
+    preset = resolve_preset(args.preset, args.task, prior.name, args.iterations_scale)
+    data = load_dataset(args.data, args.limit, args.pick)
+    hole = load_hole(args.mask, prior.resolution) if args.mask else None
+    spec = str(args.class_spec).strip().lower()
+    class_mode = spec if spec in ("auto", "label") else _class_id(args.class_spec, prior)
+    cancel = threading.Event()
+    bar = tqdm(total=len(data.images), unit="img", file=sys.stderr, disable=args.quiet,
+               dynamic_ncols=True, desc=f"{args.task} {args.method}")
+    psnrs: list[float] = []
+
+    def on_image(row: dict) -> None:
+        if row["psnr"] is not None:
+            psnrs.append(row["psnr"])
+        bar.set_postfix_str(f"psnr {sum(psnrs) / max(1, len(psnrs)):.2f} "
+                            f"{row['seconds']:.1f}s/img", refresh=False)
+        bar.update(1)
+
+    def stopping() -> None:
+        bar.write("Stopping after this iteration; the images done so far are written… "
+                  "(Ctrl-C again to abort)")
+
+    with cancel_on_sigint(cancel, stopping):
+        try:
+            result = evaluate(prior, args.task, data, method=args.method, preset=preset,
+                              factor=args.factor, hole=hole, class_mode=class_mode,
+                              seed=args.seed, exact=args.exact, cancel=cancel,
+                              on_image=on_image, save_images=args.save_images)
+        finally:
+            bar.close()
+    result["data"]["pick"] = args.pick
+    write_json(result, args.json)
+    mean = result["mean"]
+    if result["count"]:
+        print(f"{args.task} {args.method}: PSNR {mean['psnr']:.2f}  SSIM {mean['ssim']:.4f}  "
+              f"MSE {mean['mse']:.5f}  ({result['count']} images, "
+              f"{result['seconds_per_image']:.1f} s/image) → {args.json}")
+    else:
+        print(f"{args.task} {args.method}: no image finished → {args.json}")
+    return 0 if result["complete"] else EXIT_INTERRUPTED

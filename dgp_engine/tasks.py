@@ -1,0 +1,415 @@
+"""Restoration tasks on real photos, end to end (one entry point for CLI and app).
+
+    job = restore_image(prior, photo, "inpaint", mask=hole, preset=preset)
+    for report in job:           # engine Reports: selection, then optimisation
+        ...                      # progress / preview / cancel via job.cancel()
+    result = job.result          # full-resolution Photo + ReconstructionState
+
+``restore_image`` checks everything and builds the observation before it
+returns, so bad input fails at once, before any long work.  The job is a plain
+iterator: the Qt worker drives it from its thread, the CLI from a progress bar.
+Cancelling (``job.cancel()`` or the ``cancel`` event) stops within one iteration
+and still gives a result from what was reached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .degradations import Compose, Degradation, Downsample, Grayscale, Identity, Mask
+from .errors import DeviceError, InputError, PresetError
+from .imageio import Photo, check_mask
+from .postprocess import composite_hole, to_gray, transfer_color
+from .presets import Preset, load_preset, preset_names
+from .prior import Prior
+from .reconstruct import ReconstructionRun, Report, reconstruct, render
+from .region import (
+    Region,
+    View,
+    blend_into,
+    clamp_region,
+    default_feather,
+    default_region,
+    parse_region,
+    region_weight,
+    resize,
+    resize_mask,
+)
+from .state import ReconstructionState
+
+log = logging.getLogger(__name__)
+
+# Canonical task names; the CLI's `restore` is plain reconstruction.
+TASKS = ("colorize", "inpaint", "superres", "reconstruct", "defend", "hybrid")
+_ALIASES = {"restore": "reconstruct", "identity": "reconstruct", "reconstruction": "reconstruct",
+            "colorization": "colorize", "inpainting": "inpaint", "sr": "superres",
+            "super_resolution": "superres", "adversarial_defense": "defend", "defense": "defend"}
+# Published schedule used for a task when the model has no preset of its own.
+PUBLISHED_PRESET = {"colorize": "colorization", "inpaint": "inpainting",
+                    "superres": "sr_mse_biased", "reconstruct": "manipulation",
+                    "defend": "adversarial_defense", "hybrid": "inpainting"}
+# Model-specific presets are named <model>_<stem>.toml (e.g. bundled_colorization).
+PRESET_STEM = {"colorize": "colorization", "inpaint": "inpainting", "superres": "superres",
+               "reconstruct": "restore", "defend": "defend", "hybrid": "hybrid"}
+SR_FACTORS = (2, 4, 8)
+
+
+def canonical_task(task: str) -> str:
+    key = str(task).strip().lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key not in TASKS:
+        raise InputError(f"Unknown task {task!r}. Choose one of: {', '.join(TASKS)} "
+                         "(restore = reconstruct).")
+    return key
+
+
+def default_preset(task: str, model_name: str | None = None) -> Preset:
+    """The preset tuned for ``model_name`` if one ships (e.g. ``bundled_inpainting``),
+    else the published schedule for the task."""
+    task = canonical_task(task)
+    if model_name:
+        own = f"{model_name}_{PRESET_STEM[task]}"
+        if own in preset_names():
+            return load_preset(own)
+    return load_preset(PUBLISHED_PRESET[task])
+
+
+def resolve_preset(spec: str | Preset | None, task: str, model_name: str | None = None,
+                   iterations_scale: float | None = None) -> Preset:
+    """A preset from a Preset, a name / .toml path, or None (the task's default)."""
+    if isinstance(spec, Preset):
+        preset = spec
+    elif spec is None or spec == "":
+        preset = default_preset(task, model_name)
+    else:
+        preset = load_preset(spec)
+    if iterations_scale is not None:
+        if not iterations_scale > 0:
+            raise PresetError(f"The iteration scale must be > 0, not {iterations_scale}.")
+        preset = preset.scaled(iterations_scale)
+    return preset
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """cpu, cuda[:N], mps or auto (CUDA, then MPS, then CPU)."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise DeviceError(f"Unknown device {name!r}; use cpu, cuda, cuda:N, mps or auto.") \
+            from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("CUDA was requested but no CUDA GPU is available; use --device cpu.")
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise DeviceError("Apple MPS was requested but is not available; use --device cpu.")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"Device {name!r} is not supported; use cpu, cuda, mps or auto.")
+    return dev
+
+
+def default_threads() -> int:
+    """max(1, cores − 1): leaves a core to the UI / system (measured, see STYLE.md)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+# --- planning: photo → the model's observation ---------------------------------------------
+@dataclass
+class TaskPlan:
+    """Everything decided before the optimisation: what the model sees and how the
+    result goes back into the photo."""
+
+    task: str
+    view: View
+    degradation: Degradation
+    target: np.ndarray                 # R×R×3 in [0, 1]: the observation x̂ (margin zeroed)
+    known: np.ndarray | None = None    # R×R bool: pixels the loss looks at (None = all)
+    hole: np.ndarray | None = None     # photo-size bool hole mask (inpaint)
+    factor: int | None = None          # SR factor (superres / hybrid)
+    output_size: tuple[int, int] | None = None  # (w, h) for superres / hybrid
+    feather: int = 0                   # seam width in photo pixels
+    notes: list[str] = field(default_factory=list)
+
+    def target_tensor(self) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(self.target, dtype=np.float32))
+        return (t.permute(2, 0, 1).unsqueeze(0) * 2 - 1).clamp(-1, 1)
+
+
+def _with_known(base: Degradation, known: np.ndarray | None) -> Degradation:
+    if known is None or known.all():
+        return base
+    mask = Mask(torch.from_numpy(known.astype(np.float32)))
+    if isinstance(base, Identity):
+        return mask
+    parts = list(base.parts) if isinstance(base, Compose) else [base]
+    return Compose(parts + [mask])
+
+
+def sr_factor(longest: int, resolution: int, factor: int | None = None) -> int:
+    """The SR factor for an input whose longest side is ``longest`` px: the given one
+    (checked) or the largest of 2, 4, 8 whose low-res grid R/f still holds the input."""
+    if factor is not None:
+        if factor not in SR_FACTORS:
+            raise InputError(f"The super-resolution factor must be 2, 4 or 8, not {factor}.")
+        if resolution % factor or resolution // factor < 2:
+            raise InputError(f"×{factor} does not fit this {resolution} px model.")
+        if longest > resolution // factor:
+            raise InputError(
+                f"The input is {longest} px on its longest side, but ×{factor} with this "
+                f"{resolution} px model takes at most {resolution // factor} px. Choose a "
+                f"region of at most {resolution // factor} px (x,y,size), a smaller factor, "
+                "or downscale the picture.")
+        return factor
+    fits = [f for f in SR_FACTORS if resolution % f == 0 and resolution // f >= longest]
+    if not fits:
+        raise InputError(
+            f"The input is {longest} px on its longest side; this {resolution} px model can "
+            f"super-resolve inputs of at most {resolution // 2} px (×2). Choose a region of "
+            f"at most {resolution // 2} px (x,y,size), or downscale the picture.")
+    return max(fits)
+
+
+def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | None = None,
+              region: Region | str | tuple | None = None, factor: int | None = None,
+              feather: int | None = None) -> TaskPlan:
+    """Decide the model's view of ``photo`` and build the observation for ``task``."""
+    task = canonical_task(task)
+    w, h = photo.size
+    rgb = photo.rgb
+    notes: list[str] = []
+    if region is not None:
+        region = clamp_region(parse_region(region), w, h)
+    if mask is not None:
+        mask = check_mask(mask, (w, h))
+    elif task == "inpaint":
+        raise InputError("Inpainting needs a mask (a mask image or a box) marking what to fill.")
+
+    if task in ("superres", "hybrid"):
+        return _plan_superres(photo, task, resolution, mask, region, factor, notes)
+
+    if task == "inpaint":
+        if region is None:
+            region = default_region(mask, resolution)
+            if region is None:
+                notes.append("The hole is wider than any square region of the photo: the "
+                             "whole photo is restored at the model's resolution.")
+        view = (View.of_region(region, resolution) if region is not None
+                else View.fit(w, h, resolution))
+        sub_hole = view.crop(mask)
+        if not sub_hole.any():
+            raise InputError(f"The region {region} holds none of the mask: place it over the "
+                             "area to fill.")
+        if region is not None and sub_hole.sum() < mask.sum():
+            notes.append("Part of the mask lies outside the region and is left as it is.")
+        hole_m = np.zeros((resolution, resolution), dtype=bool)
+        hole_m[view.oy:view.oy + view.ch, view.ox:view.ox + view.cw] = resize_mask(
+            sub_hole, view.ch, view.cw)
+        known = view.known_mask() & ~hole_m
+        if not known.any():
+            raise InputError("The mask covers the whole working region: nothing is known "
+                             "to restore from. Choose a larger region or a smaller mask.")
+        target = view.to_model(rgb) * known[..., None]
+        feather_px = feather if feather is not None else max(2, round(2 * view.w / view.cw))
+        return TaskPlan(task, view, Mask(torch.from_numpy(known.astype(np.float32))), target,
+                        known, mask, feather=feather_px, notes=notes)
+
+    # colorize, reconstruct, defend: a region, or the whole photo fitted
+    view = View.of_region(region, resolution) if region is not None else View.fit(w, h, resolution)
+    if region is None and max(w, h) > 2 * resolution:
+        notes.append(f"The whole {w}×{h} photo is restored at the model's {resolution} px; "
+                     "choose a region to keep more detail.")
+    obs = view.to_model(rgb)
+    base: Degradation = Identity()
+    if task == "colorize":
+        obs = to_gray(obs)
+        base = Grayscale()
+    elif mask is not None:
+        notes.append("The mask is ignored by this task (use inpaint).")
+    known = view.known_mask() if view.padded else None
+    target = obs * known[..., None] if known is not None else obs
+    feather_px = feather if feather is not None else default_feather(view.w)
+    return TaskPlan(task, view, _with_known(base, known), target, known, None,
+                    feather=feather_px, notes=notes)
+
+
+def _plan_superres(photo: Photo, task: str, resolution: int, mask, region, factor, notes
+                   ) -> TaskPlan:
+    w, h = photo.size
+    x0, y0 = 0, 0
+    if region is not None:
+        x0, y0, w, h = region.x, region.y, region.size, region.size
+    f = sr_factor(max(w, h), resolution, factor)
+    low = resolution // f
+    view = View.fit(w, h, resolution, grid=f, x=x0, y=y0)
+    lw, lh = view.cw // f, view.ch // f
+    if max(w, h) < low:
+        notes.append(f"The {w}×{h} input is first enlarged to {lw}×{lh} px, then "
+                     f"super-resolved ×{f}.")
+    crop = view.crop(photo.rgb)
+    lr = resize(crop, lh, lw)
+    if task == "hybrid":
+        lr = to_gray(lr)
+    oy, ox = view.oy // f, view.ox // f
+    lr_grid = np.pad(lr, [(oy, low - oy - lh), (ox, low - ox - lw), (0, 0)], mode="edge")
+    down = Downsample(f)
+    with torch.no_grad():
+        t = torch.from_numpy(lr_grid).permute(2, 0, 1).unsqueeze(0) * 2 - 1
+        up = ((down.up(t)[0].permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1)
+    known = view.known_mask()
+    hole_m = None
+    if mask is not None:
+        if task != "hybrid":
+            notes.append("The mask is ignored by super-resolution (use hybrid).")
+        else:
+            sub = mask[y0:y0 + h, x0:x0 + w]
+            if not sub.any():
+                raise InputError("The region holds none of the mask.")
+            hole_m = np.zeros_like(known)
+            hole_m[view.oy:view.oy + view.ch, view.ox:view.ox + view.cw] = resize_mask(
+                sub, view.ch, view.cw)
+            known = known & ~hole_m
+    parts: list[Degradation] = [down] + ([Grayscale()] if task == "hybrid" else [])
+    deg = _with_known(Compose(parts) if len(parts) > 1 else down,
+                      None if known.all() else known)
+    target = up * known[..., None]
+    return TaskPlan(task, view, deg, target.astype(np.float32), known, mask, f,
+                    output_size=(view.cw, view.ch), notes=notes)
+
+
+# --- running ---------------------------------------------------------------------------------
+@dataclass
+class RestorationResult:
+    photo: Photo                    # the full-resolution output (input's metadata kept)
+    state: ReconstructionState
+    plan: TaskPlan
+    model_output: np.ndarray        # R×R×3 in [0, 1]: x* = G(z*; θ*)
+    cancelled: bool = False
+
+    @property
+    def observation(self) -> np.ndarray:
+        return self.plan.target
+
+
+class RestorationJob:
+    """Iterate for engine :class:`Report` objects; ``result`` once exhausted."""
+
+    def __init__(self, prior: Prior, photo: Photo, plan: TaskPlan, *, class_id: int | None,
+                 preset: Preset, seed: int, exact: bool, cancel: threading.Event | None,
+                 z_init: torch.Tensor | None = None):
+        self.prior = prior
+        self.photo = photo
+        self.plan = plan
+        self.preset = preset
+        self.cancel_event = cancel or threading.Event()
+        self.run: ReconstructionRun = reconstruct(
+            prior, plan.target_tensor(), plan.degradation, class_id=class_id, preset=preset,
+            z_init=z_init, exact=exact, seed=seed, cancel=self.cancel_event)
+        self.result: RestorationResult | None = None
+        self._iter: Iterator[Report] | None = None
+        self.last_report: Report | None = None
+
+    @property
+    def notes(self) -> list[str]:
+        return self.plan.notes
+
+    @property
+    def total(self) -> int:
+        """Selection samples + optimisation iterations (for a progress bar)."""
+        select = self.preset.select_num if self.preset.select_num > 1 else 0
+        return select + self.preset.total_iterations
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def __iter__(self) -> Iterator[Report]:
+        if self._iter is None:
+            self._iter = self._drive()
+        return self._iter
+
+    def __next__(self) -> Report:
+        return next(iter(self))
+
+    def _drive(self) -> Iterator[Report]:
+        for report in self.run:
+            self.last_report = report
+            if report.state is not None:
+                self.result = self.finish(report.state)
+            yield report
+
+    def run_to_end(self, callback: Callable[[Report], None] | None = None) -> RestorationResult:
+        for report in self:
+            if callback is not None:
+                callback(report)
+        assert self.result is not None
+        return self.result
+
+    def finish(self, state: ReconstructionState) -> RestorationResult:
+        x = render(self.prior, state)
+        model_output = ((x[0].permute(1, 2, 0).cpu().numpy() + 1) / 2).clip(0, 1)
+        photo = compose_output(self.photo, self.plan, model_output.astype(np.float32))
+        return RestorationResult(photo, state, self.plan, model_output, state.cancelled)
+
+
+def compose_output(photo: Photo, plan: TaskPlan, model_output: np.ndarray) -> Photo:
+    """Put the model's R×R result back into the photo (DGP.md §7 post-processing)."""
+    view, task = plan.view, plan.task
+    if task in ("superres", "hybrid"):
+        out = view.content(model_output).astype(np.float32)
+        ow, oh = out.shape[1], out.shape[0]
+        alpha = None
+        if photo.alpha is not None:
+            alpha = resize(view.crop(photo.alpha), oh, ow).clip(0, 1)
+        info = {k: v for k, v in photo.info.items() if k != "dpi"}
+        return dataclasses.replace(photo, rgb=out, alpha=alpha, info=info)
+    crop = view.crop(photo.rgb)
+    if task == "colorize":
+        patch = transfer_color(crop, view.content(model_output))
+    else:
+        patch = view.from_model(model_output)
+        if task == "inpaint":
+            patch = composite_hole(crop, patch, view.crop(plan.hole), plan.feather)
+    if (view.x, view.y, view.w, view.h) == (0, 0, photo.width, photo.height):
+        return photo.with_pixels(patch)  # the view is the whole photo
+    region = view.region
+    assert region is not None  # views of part of a photo are square regions
+    # Inpainting's composite already eases into the known pixels around the hole.
+    weight = (np.ones((region.size, region.size), np.float32) if task == "inpaint"
+              else region_weight(region, photo.width, photo.height, plan.feather))
+    return photo.with_pixels(blend_into(photo.rgb, patch, region, weight))
+
+
+def restore_image(prior: Prior, photo: Photo | np.ndarray, task: str, *,
+                  mask: np.ndarray | None = None, region: Region | str | tuple | None = None,
+                  factor: int | None = None, class_id: int | None = None,
+                  preset: Preset | str | None = None, seed: int = 0, exact: bool = False,
+                  cancel: threading.Event | None = None, feather: int | None = None,
+                  z_init: torch.Tensor | None = None) -> RestorationJob:
+    """Plan and start restoring ``photo`` with ``task``; returns the job to iterate.
+
+    ``mask``: photo-size bool array, True = fill (inpaint, hybrid).  ``region``:
+    x, y, size square to work on.  ``class_id=None`` lets z selection pick the class."""
+    if not isinstance(photo, Photo):
+        photo = Photo.from_array(photo)
+    plan = plan_task(photo, task, prior.resolution, mask=mask, region=region, factor=factor,
+                     feather=feather)
+    preset = resolve_preset(preset, plan.task, prior.name)
+    for note in plan.notes:
+        log.info("%s", note)
+    return RestorationJob(prior, photo, plan, class_id=class_id, preset=preset, seed=seed,
+                          exact=exact, cancel=cancel, z_init=z_init)
