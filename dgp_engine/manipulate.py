@@ -152,7 +152,7 @@ class RenderJob:
         return torch.stack([f.image for f in self.frames])
 
 
-# --------------------------------------------------------------------------- one state: jitter, transfer
+# ------------------------------------------------------------------- one state: jitter, transfer
 
 
 def _noise_seed(seed: int, index: int) -> int:
