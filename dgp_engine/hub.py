@@ -935,7 +935,9 @@ async def _in_thread(fn: Callable[..., T], *args: Any, progress: ProgressCallbac
                      cancel: threading.Event | None, **kwargs: Any) -> T:
     """Run a blocking model operation in a worker thread: progress callbacks are delivered
     on the event loop (the GUI thread under qasync), and cancelling the awaiting task
-    sets the cancel event and waits until the worker has cleaned up."""
+    sets the cancel event and waits until the worker has cleaned up before the
+    CancelledError propagates. (A cancel that arrives after the last step cannot undo a
+    finished install; refresh the model list after a cancel.)"""
     loop = asyncio.get_running_loop()
     event = cancel if cancel is not None else threading.Event()
     relay = None
@@ -950,8 +952,16 @@ async def _in_thread(fn: Callable[..., T], *args: Any, progress: ProgressCallbac
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         event.set()
-        with contextlib.suppress(BaseException):
-            await future  # the worker stops at its next progress step and tidies up
+        # The worker stops at its next progress step and tidies up; wait for that, even if
+        # the task is cancelled again meanwhile (shielded: cancelling the executor future
+        # would not stop the thread, only stop us from waiting for it).
+        while not future.done():
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                continue
+            except BaseException:
+                break
         raise
 
 

@@ -520,7 +520,8 @@ def list_models() -> list[ModelStatus]:
         if entry.kind == BUNDLED:
             folder = bundled_model_dir()
             present = (folder / "config.json").is_file()
-            size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) if present else None
+            size = (sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+                    if present else None)
             rows.append(ModelStatus(entry.name, entry.title, entry.kind,
                                     "bundled" if present else "missing", entry.resolution,
                                     folder if present else None, "ships with DGP Studio", size))

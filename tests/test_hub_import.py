@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from dgp_engine import hub, paths, registry
 from dgp_engine.errors import CheckpointError, OperationCancelled, RegistryError
-from dgp_engine.models import BigGANConfig, Discriminator, Generator
+from dgp_engine.models import BigGANConfig, Discriminator
 from dgp_engine.prior import load_prior
 
 from .conftest import PARITY

@@ -1,0 +1,100 @@
+"""``dgp models …`` end to end, in process."""
+
+from __future__ import annotations
+
+import json
+
+import huggingface_hub.constants
+import pytest
+
+from dgp_engine import paths
+from dgp_engine.cli import main
+from dgp_engine.models import BigGANConfig
+
+from .conftest import PARITY
+from .fakehub import FakeHub, random_pair
+from .helpers import PARITY_CONFIG
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["models", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_path_and_help(capsys):
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    assert out.splitlines()[0].split() == ["NAME", "STATE", "RES", "SIZE", "SOURCE"]
+    assert any(line.startswith("biggan-256-ch64 ") and "not installed" in line
+               for line in out.splitlines())
+    code, out, _ = run(capsys, "list", "--json")
+    assert {row["name"] for row in json.loads(out)} >= {"bundled", "biggan-128"}
+    assert run(capsys, "path")[1].strip() == str(paths.models_dir())
+    code, _, err = run(capsys, "path", "biggan-128")
+    assert code == 1 and "dgp models pull biggan-128" in err
+    assert run(capsys)[0] == 2  # `dgp models` alone prints help
+
+
+def test_import_verify_remove(capsys, tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(PARITY_CONFIG))
+    code, out, err = run(capsys, "import", "parity", "--g", str(PARITY / "G_ema.pth"),
+                         "--d", str(PARITY / "D.pth"), "--config", str(cfg))
+    assert code == 0, err
+    assert "parity: imported into" in out and "G_ch 16" in out
+    assert run(capsys, "path", "parity")[1].strip() == str(paths.models_dir() / "parity")
+    code, out, _ = run(capsys, "verify")
+    assert code == 0 and out.strip() == "parity: OK"
+    (paths.models_dir() / "parity" / "D.safetensors").write_bytes(b"x")
+    code, out, _ = run(capsys, "verify", "parity")
+    assert code == 1 and "D.safetensors has 1 bytes" in out
+    code, _, err = run(capsys, "import", "biggan-256", "--g", str(PARITY / "G_ema.pth"),
+                       "--d", str(PARITY / "D.pth"))
+    assert code == 1
+    assert err.startswith("dgp: error: G_ema.pth is a BigGAN 128 px generator with G_ch 16")
+    code, out, _ = run(capsys, "remove", "parity")
+    assert code == 0 and "parity: removed" in out
+    code, out, _ = run(capsys, "verify")
+    assert code == 0 and "No models are installed" in out
+
+
+def test_source_and_pull_from_a_fake_hub(capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    code, _, err = run(capsys, "pull", "biggan-128")
+    assert code == 1 and "has no download source yet" in err
+    code, out, _ = run(capsys, "source", "biggan-128", "--repo-id", "me/biggan",
+                       "--revision", "v1")
+    assert code == 0 and "repo_id   me/biggan" in out and "revision  v1" in out
+    code, _, err = run(capsys, "source", "biggan-128", "--g-sha256", "nothex")
+    assert code == 1 and "64 hexadecimal digits" in err
+    code, out, _ = run(capsys, "source", "biggan-128", "--reset")
+    assert "repo_id   (default)" in out
+
+    cfg = BigGANConfig(resolution=32, G_ch=16, D_ch=16, n_classes=10, G_attn="0", D_attn="0")
+    g, d = random_pair(cfg)
+    from dgp_engine import registry
+
+    with FakeHub() as fake:
+        fake.put("me/tiny", "G_ema.pth", g)
+        fake.put("me/tiny", "D.pth", d)
+        registry.add_model("tiny", cfg, registry.HubSource())
+        run(capsys, "source", "tiny", "--repo-id", "me/tiny", "--endpoint", fake.url)
+        code, out, err = run(capsys, "pull", "tiny")
+        assert code == 0, err
+        assert f"tiny: installed in {paths.models_dir() / 'tiny'}" in out
+        code, out, _ = run(capsys, "source", "tiny")
+        assert "(recorded at first download)" in out
+    code, out, _ = run(capsys, "list")
+    assert any(line.startswith("tiny ") and "installed" in line and "me/tiny@main" in line
+               for line in out.splitlines())
+    assert run(capsys, "verify")[0] == 0
+
+
+@pytest.mark.parametrize("argv", [["pull", "bundled"], ["remove", "bundled"],
+                                  ["import", "x", "--g", "nope.pth", "--d", "nope2.pth"]])
+def test_errors_are_one_line_with_exit_code_1(capsys, argv):
+    code, out, err = run(capsys, *argv)
+    assert code == 1 and out == ""
+    assert err.startswith("dgp: error: ") and err.count("\n") == 1
