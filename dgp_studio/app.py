@@ -25,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("DGP Studio")
     app.setOrganizationName("dgp-studio")
     app.setDesktopFileName("dgp-studio")
+    from importlib import resources
+
+    from PySide6.QtGui import QIcon
+
+    icon = resources.files("dgp_studio.icons").joinpath("dgp-studio.png")
+    app.setWindowIcon(QIcon(str(icon)))
     window = MainWindow(Settings.load())
     window.show()
     if args.picture:

@@ -54,28 +54,22 @@ class RegionResult:
 
 
 def resolve_device(name: str) -> tuple[str, str | None]:
-    """(device, warning) — falls back to CPU with a readable warning."""
-    name = (name or "auto").lower()
-    cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if name == "auto":
-        return ("cuda" if cuda else "mps" if mps else "cpu"), None
-    if name == "cuda" and not cuda:
-        return "cpu", "No CUDA GPU is available on this computer; running on the CPU instead."
-    if name == "mps" and not mps:
-        return "cpu", "Apple MPS is not available on this computer; running on the CPU instead."
-    if name not in ("cpu", "cuda", "mps"):
-        return "cpu", f"Unknown device {name!r}; running on the CPU."
-    return name, None
+    """(device, warning): a GPU that is missing falls back to the CPU with the
+    engine's explanation, so a run never fails only for that."""
+    from dgp_engine.device import select_device
+    from dgp_engine.errors import DeviceError
+
+    try:
+        return str(select_device(name or "auto")), None
+    except DeviceError as exc:
+        return "cpu", f"{exc} Running on the CPU instead."
 
 
 def available_devices() -> list[str]:
-    out = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        out.append("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        out.append("mps")
-    return out
+    from dgp_engine.device import available_devices as engine_devices
+
+    out = ["auto"] + [d for d in engine_devices() if d != "auto"]
+    return out if "cpu" in out else out + ["cpu"]
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:

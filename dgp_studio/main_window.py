@@ -12,7 +12,7 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QButtonGroup, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
-                               QMainWindow, QMessageBox, QSlider, QSpinBox, QToolBar,
+                               QMainWindow, QMessageBox, QSizePolicy, QSlider, QSpinBox, QToolBar,
                                QToolButton, QVBoxLayout, QWidget)
 
 from dgp_engine import DGPError, InputError
@@ -236,6 +236,7 @@ class MainWindow(QMainWindow):
             lay.setContentsMargins(4, 0, 4, 0)
             lay.addWidget(QLabel(label))
             lay.addWidget(w)
+            box.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
             tb.addWidget(box)
         for k in ("fill_mask", "clear_mask", "invert_mask"):
             tb.addAction(self.actions[k])

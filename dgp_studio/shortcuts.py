@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTableWidget, QTableWid
 
 # action id → (keys, description)
 SHORTCUTS: dict[str, tuple[str, str]] = {
-    "open": (QKeySequence(QKeySequence.StandardKey.Open).toString() or "Ctrl+O", "Open a picture"),
+    "open": ("Ctrl+O", "Open a picture"),
     "save": ("Ctrl+S", "Save the picture (asks before replacing a file)"),
     "save_as": ("Ctrl+Shift+S", "Save / export as…"),
     "paste": ("Ctrl+V", "Paste a picture from the clipboard"),

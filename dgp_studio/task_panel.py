@@ -39,7 +39,7 @@ class TaskPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.model, 1)
         row.addWidget(self.manage)
-        form.addRow("&Model", row)
+        form.addRow(self._label("&Model", self.model), row)
 
         self.class_edit = QLineEdit(AUTO_CLASS)
         self.class_edit.setAccessibleName("Class")
@@ -65,7 +65,7 @@ class TaskPanel(QWidget):
         qrow = QHBoxLayout()
         qrow.addWidget(self.quality, 1)
         qrow.addWidget(self.quality_label)
-        form.addRow("&Quality", qrow)
+        form.addRow(self._label("&Quality", self.quality), qrow)
 
         self.iterations = QSpinBox()
         self.iterations.setAccessibleName("Iterations")
@@ -92,6 +92,12 @@ class TaskPanel(QWidget):
         self.model.currentTextChanged.connect(self.model_selected)
         self.manage.clicked.connect(self.manage_models)
         self._task_changed(self.task.currentText())
+
+    @staticmethod
+    def _label(text: str, buddy: QWidget) -> QLabel:
+        label = QLabel(text)
+        label.setBuddy(buddy)  # Alt+letter focuses the control
+        return label
 
     # --- presets --------------------------------------------------------------
     def add_preset(self, name: str, preset: Preset, select: bool = True) -> None:

@@ -1,0 +1,1 @@
+"""The app icon (also installed for the desktop entry)."""
