@@ -322,6 +322,35 @@ class Renderer:
                    "z": z[i:i + 1]} for i in range(n)]
         return self.job(z, self.state.embedding, params, cancel)
 
+    def walk_latents(self, frames: int, sigma: float | Sequence[float], seed: int = 0, *,
+                     keys: int = 4, easing: str = "sine", loop: bool = True) -> torch.Tensor:
+        """A smooth jitter walk: ``frames`` latents gliding through ``keys`` jittered
+        latents (variations 0…keys−1 of ``seed``), back to the first when ``loop``."""
+        if frames < 1 or keys < 1:
+            raise InputError("A jitter walk needs at least one frame and one key.")
+        ease(easing, 0.5)
+        anchors = self.jitter_latents(keys, sigma, seed)
+        if loop:
+            anchors = torch.cat([anchors, anchors[:1]])
+        spans = anchors.shape[0] - 1
+        if spans == 0:
+            return anchors[:1].expand(frames, -1).clone()
+        out = []
+        for i in range(frames):
+            pos = (i / frames if loop else i / max(1, frames - 1)) * spans
+            k = min(int(pos), spans - 1)
+            out.append(torch.lerp(anchors[k], anchors[k + 1], ease(easing, pos - k)))
+        return torch.stack(out)
+
+    def jitter_walk(self, frames: int, sigma: float | Sequence[float], seed: int = 0, *,
+                    keys: int = 4, easing: str = "sine", loop: bool = True,
+                    cancel: threading.Event | None = None) -> RenderJob:
+        """The frames of :meth:`walk_latents` (an animation that loops when ``loop``)."""
+        z = self.walk_latents(frames, sigma, seed, keys=keys, easing=easing, loop=loop)
+        params = [{"kind": "walk", "frame": i, "seed": seed, "z": z[i:i + 1]}
+                  for i in range(frames)]
+        return self.job(z, self.state.embedding, params, cancel)
+
     def transfer(self, targets: Sequence[int | Mapping[int, float] | torch.Tensor],
                  amount: float | Sequence[float] = 1.0, *, z: torch.Tensor | None = None,
                  cancel: threading.Event | None = None) -> RenderJob:

@@ -54,6 +54,16 @@ def test_jitter_grid(setup, capsys, tmp_path):
     assert Image.open(out).size == (2 * 64 + 2, 64)
 
 
+def test_jitter_walk_animation(setup, capsys, tmp_path):
+    root, folder, _, _ = setup
+    out = tmp_path / "walk.webp"
+    code, err = run(capsys, "jitter", root / "A.dgp", "-n", 3, "--walk", 9, "--fps", 9, "-o",
+                    out, "--model", folder)
+    assert code == 0, err
+    with Image.open(out) as im:
+        assert im.n_frames == 9 and im.size == (32, 32)
+
+
 def test_jitter_bad_sigma(setup, capsys, tmp_path):
     root, folder, _, _ = setup
     code, err = run(capsys, "jitter", root / "A.dgp", "--sigma", "0.1,0.2", "-o",

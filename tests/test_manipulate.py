@@ -202,6 +202,22 @@ def test_jitter_per_chunk_sigma(prior, states):
         r.jitter_latents(2, -1.0)
 
 
+def test_jitter_walk_is_smooth_and_loops(prior, states):
+    a = states[0]
+    r = Renderer(prior, a)
+    keys = r.jitter_latents(3, 0.5, seed=5)
+    z = r.walk_latents(12, 0.5, seed=5, keys=3)
+    assert z.shape == (12, 16)
+    torch.testing.assert_close(z[0], keys[0])
+    torch.testing.assert_close(z[4], keys[1])
+    torch.testing.assert_close(z[8], keys[2])
+    steps = (z - torch.roll(z, 1, 0)).norm(dim=1)  # includes the wrap-around step
+    assert steps.max() < (keys[0] - keys[1]).norm()
+    job = r.jitter_walk(6, 0.5, seed=5, keys=2, loop=False)
+    assert job.run_to_end().shape == (6, 3, 32, 32)
+    torch.testing.assert_close(job.frames[-1].params["z"], keys[1:2])
+
+
 def test_adopting_a_variation(prior, states):
     a = states[0]
     r = Renderer(prior, a)

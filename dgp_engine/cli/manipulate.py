@@ -23,6 +23,10 @@ def register(subparsers) -> None:
                         "coarse to fine, comma-separated (e.g. 0,0,0.7,0.7)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--cols", type=int, help="grid columns (default √n)")
+    p.add_argument("--walk", type=int, metavar="FRAMES",
+                   help="instead of a grid, export a looping jitter walk of FRAMES frames "
+                        "through n variations (-o .gif, .png, .webp, .mp4, .webm or a folder)")
+    p.add_argument("--fps", type=float, default=24.0, help="walk frames per second (default 24)")
     _common(p, grid=True)
     p.set_defaults(func=run_jitter)
 
@@ -161,8 +165,17 @@ def run_jitter(args: argparse.Namespace) -> int:
         raise InputError("-n must be at least 1.")
     _setup(args)
     sigma = _parse_sigma(args.sigma)
+    if args.walk is not None:
+        from ..animation import format_for
+
+        format_for(args.output)  # fail on a bad name before any work
     (state,), prior = load_states_and_prior([args.state], args.model, args.device)
-    job = Renderer(prior, state).jitter(args.count, sigma, seed=args.seed)
+    renderer = Renderer(prior, state)
+    if args.walk is not None:
+        job = renderer.jitter_walk(args.walk, sigma, seed=args.seed, keys=args.count)
+        _export(args, job, args.fps)
+        return 0
+    job = renderer.jitter(args.count, sigma, seed=args.seed)
     with _progress(args, len(job), "jitter") as bar:
         images = job.run_to_end(lambda f: bar.update(1))
     _save_grid(args, images)
@@ -196,13 +209,13 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def run_morph(args: argparse.Namespace) -> int:
-    from ..animation import AnimationExport, format_for
+    from ..animation import format_for
     from ..errors import InputError
     from ..manipulate import Morph, MorphTimeline
 
     if len(args.states) < 2:
         raise InputError("A morph needs at least two states (keyframes).")
-    fmt = format_for(args.output)  # fail on a bad name before any work
+    format_for(args.output)  # fail on a bad name before any work
     _setup(args)
     timeline = MorphTimeline(
         frames=args.frames, fps=args.fps, easing=args.easing,
@@ -213,12 +226,17 @@ def run_morph(args: argparse.Namespace) -> int:
     names = [p.name for p in args.states]
     morph = Morph(prior, states, names=names, easing=timeline.easing)
     job = morph.render(timeline.times())
-    export = AnimationExport(job, args.output, fps=timeline.fps, format=fmt,
-                             size=_parse_size(args.size), scale=args.scale,
-                             resample=args.resample, loop=args.loop, total=len(job))
-    with _progress(args, len(job), "morph") as bar:
+    _export(args, job, timeline.fps, size=_parse_size(args.size), loop=args.loop)
+    return 0
+
+
+def _export(args, job, fps: float, size=None, loop: int = 0) -> None:
+    from ..animation import AnimationExport
+
+    export = AnimationExport(job, args.output, fps=fps, size=size, scale=args.scale,
+                             resample=args.resample, loop=loop, total=len(job))
+    with _progress(args, len(job), args.command) as bar:
         out = export.run(lambda r: bar.update(1) if r.stage == "frames" else None)
     if not args.quiet:
-        print(f"wrote {out} ({timeline.frame_count} frames, {timeline.fps:g} fps, "
-              f"{timeline.duration:.2f} s)", file=sys.stderr)
-    return 0
+        print(f"wrote {out} ({len(job)} frames, {fps:g} fps, {len(job) / fps:.2f} s)",
+              file=sys.stderr)
