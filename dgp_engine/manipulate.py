@@ -22,6 +22,7 @@ import dataclasses
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,14 +104,17 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 class RenderJob:
     """Iterator of :class:`Frame` reports; ``cancel`` is checked before every batch/frame.
 
-    After iterating, ``frames`` holds every report and ``cancelled`` says whether it
-    stopped early.  ``run_to_end(progress)`` iterates for you and returns the images
-    stacked as [N, 3, R, R]."""
+    After iterating, ``frames`` holds every report (unless ``keep=False``, for long
+    exports that stream frames to a file), ``done`` counts them and ``cancelled`` says
+    whether it stopped early.  ``run_to_end(progress)`` iterates for you and returns
+    the images stacked as [N, 3, R, R]."""
 
     def __init__(self, total: int, produce: Callable[[], Iterator[tuple[torch.Tensor, dict]]],
-                 cancel: threading.Event | None = None):
+                 cancel: threading.Event | None = None, keep: bool = True):
         self.total = total
         self.cancel = cancel or threading.Event()
+        self.keep = keep
+        self.done = 0
         self.frames: list[Frame] = []
         self.cancelled = False
         self._produce = produce
@@ -133,10 +137,12 @@ class RenderJob:
             self.cancelled = self.total > 0
             return
         for image, params in self._produce():
-            frame = Frame(len(self.frames), self.total, image, params, time.perf_counter() - t0)
-            self.frames.append(frame)
+            frame = Frame(self.done, self.total, image, params, time.perf_counter() - t0)
+            self.done += 1
+            if self.keep:
+                self.frames.append(frame)
             yield frame
-            if self.cancel.is_set() and len(self.frames) < self.total:
+            if self.cancel.is_set() and self.done < self.total:
                 self.cancelled = True
                 return
 
@@ -524,23 +530,30 @@ class Morph:
         with torch.no_grad():
             return self._work(z.to(self.device), e.to(self.device), use_in=self.use_in).cpu()
 
-    def render(self, times: Sequence[float], cancel: threading.Event | None = None) -> RenderJob:
+    def render(self, times: Sequence[float], cancel: threading.Event | None = None, *,
+               keep: bool = True) -> RenderJob:
         """A job rendering the frame at each position (repeated positions, e.g. held
-        frames and the way back of a ping-pong, are rendered once)."""
+        frames and the way back of a ping-pong, are rendered once and kept only until
+        their last use).  ``keep=False`` when streaming a long export to a file."""
         times = [float(t) for t in times]
         cancel = cancel or threading.Event()
 
         def produce():
+            uses = Counter(times)
             cache: dict[float, torch.Tensor] = {}
             for t in times:
                 if cancel.is_set():
                     return
-                if t not in cache:
-                    cache[t] = self.at(t)[0]
+                image = cache[t] if t in cache else self.at(t)[0]
+                uses[t] -= 1
+                if uses[t]:
+                    cache[t] = image
+                else:
+                    cache.pop(t, None)
                 k, u = self.locate(t)
-                yield cache[t], {"kind": "morph", "t": t, "segment": k, "u": u}
+                yield image, {"kind": "morph", "t": t, "segment": k, "u": u}
 
-        return RenderJob(len(times), produce, cancel)
+        return RenderJob(len(times), produce, cancel, keep)
 
     def state_at(self, t: float) -> ReconstructionState:
         """A state for the blend at ``t`` (z, embedding and weights), to adopt or save."""
@@ -619,6 +632,8 @@ class MorphTimeline:
 
 
 def morph_frames(prior: Prior, keyframes: Sequence[ReconstructionState],
-                 timeline: MorphTimeline, cancel: threading.Event | None = None) -> RenderJob:
+                 timeline: MorphTimeline, cancel: threading.Event | None = None, *,
+                 keep: bool = True) -> RenderJob:
     """The frames of a morph animation laid out by ``timeline``."""
-    return Morph(prior, keyframes, easing=timeline.easing).render(timeline.times(), cancel)
+    return Morph(prior, keyframes, easing=timeline.easing).render(timeline.times(), cancel,
+                                                                  keep=keep)

@@ -125,7 +125,10 @@ def test_morph_job_renders_timeline_and_reuses_repeated_frames(prior, states):
     assert torch.equal(images[0], images[1])          # hold
     assert torch.equal(images[2], images[-1])         # ping-pong way back: same frame at t=1/3
     assert torch.equal(images[0], render(prior, a)[0])
-    assert not job.cancelled
+    assert not job.cancelled and job.done == tl.frame_count
+    streamed = Morph(prior, [a, b], easing="linear").render(times, keep=False)
+    assert torch.equal(torch.stack([f.image for f in streamed]), images)
+    assert streamed.frames == [] and streamed.done == len(times)
 
 
 def test_morph_refuses_states_of_different_models(prior, states):

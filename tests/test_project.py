@@ -7,6 +7,7 @@ import json
 import os
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,6 +92,14 @@ def test_failed_save_keeps_the_previous_file(tmp_path, two_states):
         save_project(broken, path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.dgpproj"]
+    if os.geteuid() == 0:  # root ignores permission bits: use a read-only file system
+        read_only = Path("/sys")
+    else:
+        read_only = tmp_path / "ro"
+        read_only.mkdir()
+        read_only.chmod(0o555)
+    with pytest.raises(ProjectError, match="Cannot write to .*another folder"):
+        save_project(make_project(two_states), read_only / "p.dgpproj")
 
 
 def test_truncated_file_recovers_what_it_can_and_keeps_the_file(tmp_path, two_states):

@@ -225,7 +225,7 @@ def run_morph(args: argparse.Namespace) -> int:
     states, prior = load_states_and_prior(list(args.states), args.model, args.device)
     names = [p.name for p in args.states]
     morph = Morph(prior, states, names=names, easing=timeline.easing)
-    job = morph.render(timeline.times())
+    job = morph.render(timeline.times(), keep=False)  # frames stream into the file
     _export(args, job, timeline.fps, size=_parse_size(args.size), loop=args.loop)
     return 0
 
