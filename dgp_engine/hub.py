@@ -403,6 +403,22 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _unshared(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous tensors with no storage shared between keys (safetensors refuses
+    shared storage; a pickled state dict may tie or alias tensors)."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in sd.items():
+        value = value.contiguous()
+        ptr = value.untyped_storage().data_ptr()
+        if ptr in seen or (value.untyped_storage().nbytes()
+                           != value.numel() * value.element_size()):
+            value = value.clone()
+        seen.add(value.untyped_storage().data_ptr())
+        out[key] = value
+    return out
+
+
 def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path],
              origin: dict[str, Any], reporter: _Reporter, *, classes: str = "imagenet",
              classes_file: Path | None = None, has_config_file: bool = False,
@@ -428,7 +444,7 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
                              has_config_file=has_config_file)
             out = staging / WEIGHT_FILES[role]
             reporter.report("write", out.name, 0, None, i, len(ROLES))
-            save_file({k: v.contiguous() for k, v in sd.items()}, str(out),
+            save_file(_unshared(sd), str(out),
                       metadata={"format": "pt", "dgp_role": role, "dgp_model": name})
             del sd
             with open(out, "rb+") as fh:

@@ -238,3 +238,14 @@ def test_cleanup_removes_what_a_killed_process_left(config_file):
     assert registry.installed("parity") is not None
     assert hub.verify("parity")[0].ok
     ours.rmdir()
+
+
+def test_tensors_sharing_storage_in_a_pickle_are_converted(tmp_path, config_file):
+    sd = torch.load(D_PTH, map_location="cpu", weights_only=True)
+    sd["embed.sv0"] = sd["linear.sv0"]  # one tensor under two keys (torch.save keeps that)
+    big = torch.cat([sd["linear.bias"], torch.zeros(7)])
+    sd["linear.bias"] = big[:1]  # a view into a larger storage
+    torch.save(sd, tmp_path / "D.pth")
+    model = hub.import_files("parity", G_PTH, tmp_path / "D.pth", config=config_file)
+    got = load_file(str(model.folder / "D.safetensors"))
+    assert torch.equal(got["embed.sv0"], sd["linear.sv0"]) and got["linear.bias"].shape == (1,)
