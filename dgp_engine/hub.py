@@ -369,18 +369,13 @@ def _check_safetensors_header(file: Path, role: str, config: BigGANConfig) -> No
 
     try:
         with safe_open(str(file), framework="pt") as fh:
-            shapes = {k: _Shape(tuple(fh.get_slice(k).get_shape())) for k in fh.keys()}
+            shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
     except Exception as exc:  # safetensors raises its own error types for bad headers
         raise CheckpointError(f"{file.name} is damaged ({exc}).") from exc
     _check_shapes(shapes, role, config, file.name)
 
 
-@dataclass(frozen=True)
-class _Shape:
-    shape: tuple[int, ...]
-
-
-def _check_shapes(shapes: dict[str, _Shape], role: str, config: BigGANConfig,
+def _check_shapes(shapes: dict[str, tuple[int, ...]], role: str, config: BigGANConfig,
                   label: str) -> None:
     from .prior import _OPTIONAL_G_KEYS
 
@@ -389,7 +384,7 @@ def _check_shapes(shapes: dict[str, _Shape], role: str, config: BigGANConfig,
     missing = [k for k in expected if k not in shapes
                and not (role == "G" and _OPTIONAL_G_KEYS.match(k))]
     unexpected = [k for k in shapes if k not in expected]
-    wrong = [k for k in expected if k in shapes and shapes[k].shape != expected[k]]
+    wrong = [k for k in expected if k in shapes and shapes[k] != expected[k]]
     if missing or unexpected or wrong:
         raise CheckpointError(
             f"{label} does not fit {config.describe()} ({len(missing)} missing, "

@@ -249,3 +249,21 @@ def test_tensors_sharing_storage_in_a_pickle_are_converted(tmp_path, config_file
     model = hub.import_files("parity", G_PTH, tmp_path / "D.pth", config=config_file)
     got = load_file(str(model.folder / "D.safetensors"))
     assert torch.equal(got["embed.sv0"], sd["linear.sv0"]) and got["linear.bias"].shape == (1,)
+
+
+def test_verify_reads_keys_and_shapes_from_the_safetensors_header(config_file):
+    from safetensors.torch import save_file
+
+    model = hub.import_files("parity", G_PTH, D_PTH, config=config_file)
+    file = model.folder / "D.safetensors"
+    sd = load_file(str(file))
+    sd.pop("linear.bias")
+    save_file(sd, str(file))
+    # Record the new hash so only the structure check can catch it.
+    record = json.loads((model.folder / "model.json").read_text())
+    record["files"]["D.safetensors"].update(sha256=hub.sha256_file(file),
+                                            size=file.stat().st_size)
+    (model.folder / "model.json").write_text(json.dumps(record))
+    [result] = hub.verify("parity")
+    assert not result.ok and "D.safetensors does not fit BigGAN 128px" in result.summary()
+    assert "1 missing" in result.summary()
