@@ -29,7 +29,7 @@ class GeneratorEMA:
     @torch.no_grad()
     def update(self, G: Generator, step: int) -> None:
         d = self.effective_decay(step)
-        for (name, p_ema), p in zip(self.model.named_parameters(), G.parameters()):
+        for p_ema, p in zip(self.model.parameters(), G.parameters()):
             if p.requires_grad:
                 p_ema.lerp_(p.detach(), 1.0 - d)
             else:  # DGP's instance-norm affine terms: not trained, keep G's values
