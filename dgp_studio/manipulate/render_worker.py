@@ -1,0 +1,389 @@
+"""The manipulation render worker: a QObject living in its own QThread that runs
+the engine's render jobs (jitter, category transfer, morph frames, animation
+export) and sends frames back as uint8 arrays, never tensors.
+
+Requests are plain dataclasses put in a mailbox from the GUI thread.  Live
+requests (slider drags) coalesce: a newer request of the same channel replaces a
+pending one and cancels the running one, so the preview follows the slider
+instead of a backlog.  Each request carries a generation number that comes back
+with its frames, so the GUI drops late frames of superseded requests."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from dgp_engine import DGPError
+from dgp_engine.animation import AnimationExport, ExportCancelled, ExportProgress
+from dgp_engine.manipulate import Morph, MorphTimeline, Renderer, to_uint8
+from dgp_engine.state import ReconstructionState
+
+log = logging.getLogger(__name__)
+
+#: Channels whose newer request supersedes the pending and running one.
+LIVE_CHANNELS = frozenset({"result", "jitter", "transfer", "scrub", "play"})
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass
+class Request:
+    channel: str = field(init=False, default="")
+    generation: int = field(init=False, default=0)
+
+
+@dataclass
+class RenderResult(Request):
+    """The current result as it is (G(z*, e*; θ*))."""
+
+    prior: Any
+    state: ReconstructionState
+
+    def __post_init__(self):
+        self.channel = "result"
+
+
+@dataclass
+class RenderJitter(Request):
+    prior: Any
+    state: ReconstructionState
+    count: int
+    sigma: float
+    seed: int
+
+    def __post_init__(self):
+        self.channel = "jitter"
+
+
+@dataclass
+class RenderTransfer(Request):
+    prior: Any
+    state: ReconstructionState
+    target: int | dict[int, float]
+    amount: float
+
+    def __post_init__(self):
+        self.channel = "transfer"
+
+
+@dataclass
+class RenderMorphAt(Request):
+    prior: Any
+    keyframes: list[ReconstructionState]
+    names: list[str]
+    easing: str
+    t: float
+
+    def __post_init__(self):
+        self.channel = "scrub"
+
+
+@dataclass
+class RenderMorphTimeline(Request):
+    prior: Any
+    keyframes: list[ReconstructionState]
+    names: list[str]
+    timeline: MorphTimeline
+
+    def __post_init__(self):
+        self.channel = "play"
+
+
+@dataclass
+class Adopt(Request):
+    """Make a state of a variation (``kind="jitter"``), a transfer or a morph position."""
+
+    prior: Any
+    kind: str
+    params: dict[str, Any]
+    state: ReconstructionState | None = None
+    keyframes: list[ReconstructionState] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    easing: str = "linear"
+
+    def __post_init__(self):
+        self.channel = "adopt"
+
+
+@dataclass
+class LoadState(Request):
+    path: str
+    name: str = ""
+
+    def __post_init__(self):
+        self.channel = "load"
+
+
+@dataclass
+class ExportAnimation(Request):
+    """Export the morph (``source="morph"``) or a looping jitter walk (``"walk"``)."""
+
+    prior: Any
+    path: str
+    source: str = "morph"
+    keyframes: list[ReconstructionState] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    timeline: MorphTimeline = field(default_factory=MorphTimeline)
+    state: ReconstructionState | None = None
+    sigma: float = 0.3
+    seed: int = 0
+    format: str | None = None
+    scale: float = 1.0
+    size: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        self.channel = "export"
+
+
+# --------------------------------------------------------------------------- replies
+
+
+@dataclass
+class RenderedFrame:
+    channel: str
+    generation: int
+    index: int
+    total: int
+    image: Any                    # H×W×3 uint8
+    params: dict[str, Any]        # tensors left out
+    elapsed: float
+
+
+@dataclass
+class JobEnded:
+    channel: str
+    generation: int
+    cancelled: bool
+    elapsed: float
+    frames: int
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if not hasattr(v, "detach")}
+
+
+class RenderWorker(QObject):
+    frame = Signal(object)            # RenderedFrame
+    job_ended = Signal(object)        # JobEnded
+    failed = Signal(str, str)         # channel, readable message
+    state_ready = Signal(str, object, object)   # channel ("adopt"/"load"), state, info dict
+    export_progress = Signal(object)  # ExportProgress
+    export_finished = Signal(str)     # the written path
+    export_failed = Signal(str, bool)  # message, cancelled
+    _wake = Signal()
+
+    def __init__(self, threads: int | None = None):
+        super().__init__()
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._mailbox: deque[Request] = deque()
+        self._running: tuple[str, threading.Event] | None = None
+        self._configured = False
+        self._renderer_key: tuple[int, int] | None = None
+        self._renderer: Renderer | None = None
+        self._keep: tuple = ()                 # keeps cache keys' objects alive (ids)
+        self._morph_key: tuple | None = None
+        self._morph: Morph | None = None
+        self._morph_keep: tuple = ()
+        self._wake.connect(self._drain)
+
+    # --- GUI thread -------------------------------------------------------------------
+    def submit(self, request: Request) -> None:
+        with self._lock:
+            if request.channel in LIVE_CHANNELS:
+                self._mailbox = deque(r for r in self._mailbox if r.channel != request.channel)
+                if self._running and self._running[0] == request.channel:
+                    self._running[1].set()
+            self._mailbox.append(request)
+        self._wake.emit()
+
+    def cancel(self, channel: str | None = None) -> None:
+        """Drop pending requests of ``channel`` (all when None) and stop the running one."""
+        with self._lock:
+            self._mailbox = deque(r for r in self._mailbox
+                                  if channel is not None and r.channel != channel)
+            if self._running and (channel is None or self._running[0] == channel):
+                self._running[1].set()
+
+    # --- worker thread ----------------------------------------------------------------
+    @Slot()
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._mailbox:
+                    return
+                request = self._mailbox.popleft()
+                cancel = threading.Event()
+                self._running = (request.channel, cancel)
+            try:
+                self._configure()
+                self._handle(request, cancel)
+            except ExportCancelled as exc:
+                self.export_failed.emit(str(exc), True)
+            except DGPError as exc:
+                self._fail(request, str(exc))
+            except MemoryError:
+                self._fail(request, "Out of memory: try fewer variations or a smaller size.")
+            except Exception as exc:  # noqa: BLE001 — shown to the user, logged in full
+                log.error("%s request failed:\n%s", request.channel, traceback.format_exc())
+                self._fail(request, f"Rendering stopped on an unexpected error: {exc}")
+            finally:
+                with self._lock:
+                    self._running = None
+
+    def _fail(self, request: Request, message: str) -> None:
+        if request.channel == "export":
+            self.export_failed.emit(message, False)
+        else:
+            self.failed.emit(request.channel, message)
+
+    def _configure(self) -> None:
+        if not self._configured:
+            from dgp_engine import runtime
+
+            runtime.set_threads(self.threads)
+            self._configured = True
+
+    def renderer(self, prior, state: ReconstructionState) -> Renderer:
+        key = (id(prior), id(state))
+        if self._renderer_key != key:
+            self._renderer = None
+            self._renderer = Renderer(prior, state)
+            self._renderer_key, self._keep = key, (prior, state)
+        assert self._renderer is not None
+        return self._renderer
+
+    def morph(self, prior, keyframes, names, easing: str) -> Morph:
+        key = (id(prior), tuple(id(s) for s in keyframes), tuple(names))
+        if self._morph_key != key:
+            self._morph = None
+            self._morph = Morph(prior, keyframes, names=names, easing=easing)
+            self._morph_key, self._morph_keep = key, (prior, tuple(keyframes))
+        assert self._morph is not None
+        self._morph.easing = easing  # its blend cache is keyed by the eased position
+        return self._morph
+
+    def _stream(self, request: Request, job) -> None:
+        for f in job:
+            self.frame.emit(RenderedFrame(request.channel, request.generation, f.index,
+                                          f.total, f.to_uint8(), _plain(f.params), f.elapsed))
+        self.job_ended.emit(JobEnded(request.channel, request.generation, job.cancelled,
+                                     job.frames[-1].elapsed if job.frames else 0.0, job.done))
+
+    def _handle(self, request: Request, cancel: threading.Event) -> None:
+        t0 = time.perf_counter()
+        if isinstance(request, RenderResult):
+            image = to_uint8(self.renderer(request.prior, request.state).render()[0])
+            dt = time.perf_counter() - t0
+            self.frame.emit(RenderedFrame("result", request.generation, 0, 1, image, {}, dt))
+            self.job_ended.emit(JobEnded("result", request.generation, False, dt, 1))
+        elif isinstance(request, RenderJitter):
+            r = self.renderer(request.prior, request.state)
+            self._stream(request, r.jitter(request.count, request.sigma, request.seed,
+                                           cancel=cancel))
+        elif isinstance(request, RenderTransfer):
+            r = self.renderer(request.prior, request.state)
+            self._stream(request, r.transfer([request.target], request.amount, cancel=cancel))
+        elif isinstance(request, RenderMorphAt):
+            m = self.morph(request.prior, request.keyframes, request.names, request.easing)
+            image = to_uint8(m.at(request.t)[0])
+            dt = time.perf_counter() - t0
+            self.frame.emit(RenderedFrame("scrub", request.generation, 0, 1, image,
+                                          {"t": request.t}, dt))
+            self.job_ended.emit(JobEnded("scrub", request.generation, False, dt, 1))
+        elif isinstance(request, RenderMorphTimeline):
+            m = self.morph(request.prior, request.keyframes, request.names,
+                           request.timeline.easing)
+            self._stream(request, m.render(request.timeline.times(), cancel))
+        elif isinstance(request, Adopt):
+            self._adopt(request)
+        elif isinstance(request, LoadState):
+            state = ReconstructionState.load(request.path)
+            name = request.name or Path(request.path).stem
+            self.state_ready.emit("load", state, {"name": name, "path": request.path})
+        elif isinstance(request, ExportAnimation):
+            self._export(request, cancel)
+
+    def _adopt(self, request: Adopt) -> None:
+        p = request.params
+        if request.kind == "morph":
+            m = self.morph(request.prior, request.keyframes, request.names, request.easing)
+            state = m.state_at(float(p["t"]))
+            note = f"morph t={float(p['t']):.3g}"
+        else:
+            assert request.state is not None
+            r = self.renderer(request.prior, request.state)
+            if request.kind == "jitter":
+                z = r.jitter_latents(1, p["sigma"], p["seed"], start=int(p["variation"]))
+                note = f"jitter σ={p['sigma']:.3g} seed={p['seed']} #{p['variation']}"
+                state = r.state_with(z=z, note=note)
+            elif request.kind == "transfer":
+                target, amount = p["target"], float(p["amount"])
+                e = r.transfer_embedding(target, amount)
+                cid = target if isinstance(target, int) and amount >= 0.5 else None
+                note = f"class {target} ×{amount:.2f}"
+                state = r.state_with(embedding=e, class_id=cid, note=note)
+            else:
+                raise ValueError(f"unknown adopt kind {request.kind!r}")
+        self.state_ready.emit("adopt", state, {"kind": request.kind, "note": note, **p})
+
+    def _export(self, request: ExportAnimation, cancel: threading.Event) -> None:
+        if request.source == "morph":
+            m = self.morph(request.prior, request.keyframes, request.names,
+                           request.timeline.easing)
+            frames = m.render(request.timeline.times(), cancel, keep=False)
+            fps = request.timeline.fps
+        else:
+            assert request.state is not None
+            r = self.renderer(request.prior, request.state)
+            frames = r.jitter_walk(request.timeline.frames, request.sigma, request.seed,
+                                   loop=True, cancel=cancel)
+            frames.keep = False
+            fps = request.timeline.fps
+        export = AnimationExport(frames, request.path, fps=fps, format=request.format,
+                                 scale=request.scale, size=request.size, cancel=cancel)
+        last = 0.0
+        report: ExportProgress | None = None
+        for report in export:
+            now = time.perf_counter()
+            if now - last >= 0.1 or report.stage == "done":
+                self.export_progress.emit(report)
+                last = now
+        written = export.run()  # raises ExportCancelled when it stopped early
+        self.export_finished.emit(str(written))
+
+
+class RenderThread(QObject):
+    """Owns the QThread and the render worker; the GUI talks to it, never to the thread."""
+
+    def __init__(self, threads: int | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self._generations = itertools.count(1)
+        self.thread = QThread()
+        self.thread.setObjectName("dgp-manipulate")
+        self.worker = RenderWorker(threads)
+        self.worker.moveToThread(self.thread)
+        self.thread.start()
+
+    def submit(self, request: Request) -> int:
+        request.generation = next(self._generations)
+        self.worker.submit(request)
+        return request.generation
+
+    def cancel(self, channel: str | None = None) -> None:
+        self.worker.cancel(channel)
+
+    def stop(self, timeout_ms: int = 30000) -> bool:
+        self.worker.cancel()
+        self.thread.quit()
+        return self.thread.wait(timeout_ms)
