@@ -40,6 +40,7 @@ LIVE_CHANNELS = frozenset({"result", "jitter", "transfer", "scrub", "play"})
 class Request:
     channel: str = field(init=False, default="")
     generation: int = field(init=False, default=0)
+    cancel: threading.Event = field(init=False, default_factory=threading.Event, repr=False)
 
 
 @dataclass
@@ -187,7 +188,7 @@ class RenderWorker(QObject):
         self.threads = threads
         self._lock = threading.Lock()
         self._mailbox: deque[Request] = deque()
-        self._running: tuple[str, threading.Event] | None = None
+        self._running: Request | None = None
         self._configured = False
         self._renderer_key: tuple[int, int] | None = None
         self._renderer: Renderer | None = None
@@ -202,18 +203,22 @@ class RenderWorker(QObject):
         with self._lock:
             if request.channel in LIVE_CHANNELS:
                 self._mailbox = deque(r for r in self._mailbox if r.channel != request.channel)
-                if self._running and self._running[0] == request.channel:
-                    self._running[1].set()
+                if self._running and self._running.channel == request.channel:
+                    self._running.cancel.set()
             self._mailbox.append(request)
         self._wake.emit()
 
     def cancel(self, channel: str | None = None) -> None:
-        """Drop pending requests of ``channel`` (all when None) and stop the running one."""
+        """Cancel pending and running requests of ``channel`` (all when None).  A
+        cancelled export still answers (``export_failed(..., True)``); other cancelled
+        requests that had not started are dropped."""
         with self._lock:
-            self._mailbox = deque(r for r in self._mailbox
-                                  if channel is not None and r.channel != channel)
-            if self._running and (channel is None or self._running[0] == channel):
-                self._running[1].set()
+            running = [self._running] if self._running else []
+            for r in [*self._mailbox, *running]:
+                if channel is None or r.channel == channel:
+                    r.cancel.set()
+            if channel is None:
+                self._mailbox.clear()
 
     # --- worker thread ----------------------------------------------------------------
     @Slot()
@@ -223,11 +228,12 @@ class RenderWorker(QObject):
                 if not self._mailbox:
                     return
                 request = self._mailbox.popleft()
-                cancel = threading.Event()
-                self._running = (request.channel, cancel)
+                if request.cancel.is_set() and request.channel != "export":
+                    continue
+                self._running = request
             try:
                 self._configure()
-                self._handle(request, cancel)
+                self._handle(request, request.cancel)
             except ExportCancelled as exc:
                 self.export_failed.emit(str(exc), True)
             except DGPError as exc:
@@ -338,16 +344,18 @@ class RenderWorker(QObject):
         self.state_ready.emit("adopt", state, {"kind": request.kind, "note": note, **p})
 
     def _export(self, request: ExportAnimation, cancel: threading.Event) -> None:
+        # Only the export sees ``cancel``: a render job sharing it would just stop
+        # yielding, and the export would then write the frames it had as a short file.
         if request.source == "morph":
             m = self.morph(request.prior, request.keyframes, request.names,
                            request.timeline.easing)
-            frames = m.render(request.timeline.times(), cancel, keep=False)
+            frames = m.render(request.timeline.times(), keep=False)
             fps = request.timeline.fps
         else:
             assert request.state is not None
             r = self.renderer(request.prior, request.state)
             frames = r.jitter_walk(request.timeline.frames, request.sigma, request.seed,
-                                   loop=True, cancel=cancel)
+                                   loop=True)
             frames.keep = False
             fps = request.timeline.fps
         export = AnimationExport(frames, request.path, fps=fps, format=request.format,

@@ -63,23 +63,18 @@ def test_sigma_slider_renders_variations_and_click_adopts(qtbot, panel, model):
     assert any(not np.array_equal(before[i], panel.grid.images[i]) for i in before)
     assert not np.array_equal(panel.grid.images[0], panel.grid.images[1])
 
+    clicked = panel.grid.images[2].copy()
     with qtbot.waitSignal(panel.adopted, timeout=10000) as blocker:
         qtbot.mouseClick(panel.grid.buttons[2], Qt.MouseButton.LeftButton)
     adopted, note = blocker.args
     want = Renderer(prior, state).jitter_latents(1, 1.5, panel.seed.value(), start=2)
     assert np.allclose(adopted.z.numpy(), want.numpy())
     assert "jitter" in note and panel.state is adopted
-    # the adopted result renders as that variation did
-    qtbot.waitUntil(lambda: panel.last_frame["result"].generation == panel._gen["result"],
-                    timeout=10000)
-    assert np.abs(panel.last_frame["result"].image.astype(int)
-                  - before_or(panel, 2)).max() <= 1
-
-
-def before_or(panel, i):
-    # the variation shown when it was clicked (σ 1.5, seed 0): re-render it directly
-    r = Renderer(panel.prior, panel.state)
-    return to_uint8(r.render()[0]).astype(int)
+    # the adopted state is the new result: it renders as the clicked variation did,
+    # and the grid now jitters around it
+    f = wait_frame(qtbot, panel, "result")
+    assert np.abs(f.image.astype(int) - clicked.astype(int)).max() <= 1
+    qtbot.waitUntil(lambda: grid_full(panel), timeout=10000)
 
 
 def test_category_slider_rerenders_live(qtbot, panel, model):
@@ -192,9 +187,14 @@ def test_export_gif_through_dialog(qtbot, panel, model, tmp_path):
 
 
 def test_cancel_export_and_clear_errors(qtbot, panel, model, tmp_path):
-    dialog = export_setup(panel, model, 600)
+    dialog = export_setup(panel, model, 2000)
     dialog.set_format("apng")
     dialog.path.setText(str(tmp_path / "long.png"))
+    # cancelled at once (before or just as it starts), then while writing frames
+    qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.running, timeout=10000)
+    assert "Cancelled" in dialog.message.text()
     qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     assert dialog.running and dialog.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: dialog.progress.value() > 0, timeout=10000)
