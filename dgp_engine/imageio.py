@@ -159,6 +159,8 @@ def _open_checked(data: bytes, name: str, max_pixels: int) -> Image.Image:
                                  f"limit of {max_pixels / 1e6:.0f} Mpx: refused as a possible "
                                  "decompression bomb. Downscale it first.")
             img.load()
+            if img.format == "PNG":  # chunk CRCs and the end marker, which load() skips
+                Image.open(io.BytesIO(data)).verify()
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

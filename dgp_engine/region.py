@@ -157,7 +157,7 @@ def region_weight(region: Region, width: int, height: int, feather: int) -> np.n
     w = np.ones((s, s), dtype=np.float32)
     if f == 0:
         return w
-    ramp = smoothstep((np.arange(s, dtype=np.float32) + 0.5) / f)  # 0 → 1 over f px
+    ramp = smoothstep(np.arange(s, dtype=np.float32) / f)  # 0 on the edge → 1 at f px
     x0, y0, x1, y1 = region.box
     col = np.ones(s, dtype=np.float32)
     row = np.ones(s, dtype=np.float32)

@@ -1,0 +1,119 @@
+"""`dgp eval`: the paper's protocol, baselines and the JSON it writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dgp_engine.cli import main
+from dgp_engine.errors import InputError
+from dgp_engine.evaluate import (
+    Dataset,
+    centre_hole,
+    degrade,
+    evaluate,
+    load_dataset,
+    method_preset,
+    pick_indices,
+)
+
+from .helpers import tiny_prior
+from .task_helpers import photo_array, tiny_model_folder, tiny_preset, tiny_preset_file
+
+
+@pytest.fixture(scope="module")
+def prior():
+    return tiny_prior()
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaldata")
+    images = np.stack([photo_array(40, 40, seed=i) for i in range(4)])
+    np.savez(root / "set.npz", images=images, labels=np.array([0, 1, 2, 3]))
+    return root / "set.npz"
+
+
+def dataset(n=2) -> Dataset:
+    imgs = [photo_array(32, 32, seed=i).astype(np.float32) / 255 for i in range(n)]
+    return Dataset(imgs, list(range(n)), list(range(n)), [f"img{i}" for i in range(n)], "mem")
+
+
+def test_pick_and_load(archive, tmp_path):
+    assert pick_indices(10, 3) == [0, 4, 9] or pick_indices(10, 3) == [0, 5, 9]
+    assert pick_indices(10, 3, "first") == [0, 1, 2]
+    assert pick_indices(3, None) == [0, 1, 2]
+    ds = load_dataset(archive, limit=2)
+    assert ds.indices == [0, 3] and ds.labels == [0, 3] and ds.images[0].shape == (40, 40, 3)
+    for i in range(3):
+        Image.fromarray(photo_array(20, 30, seed=i)).save(tmp_path / f"{i}.png")
+    folder = load_dataset(tmp_path, limit=2, pick="first")
+    assert folder.names == ["0.png", "1.png"] and folder.labels == [None, None]
+    with pytest.raises(InputError, match="does not exist"):
+        load_dataset(tmp_path / "nope.npz")
+    np.savez(tmp_path / "bad.npz", pictures=np.zeros(3))
+    with pytest.raises(InputError, match="no 'images'"):
+        load_dataset(tmp_path / "bad.npz")
+
+
+def test_degradations_of_the_protocol():
+    clean = photo_array(32, 32).astype(np.float32) / 255
+    assert degrade(clean, "colorize").is_gray
+    hole = centre_hole(32)
+    assert hole.sum() == 10 * 10 and hole[16, 16]
+    assert degrade(clean, "inpaint", hole=hole).rgb[hole].max() == 0
+    assert degrade(clean, "superres", factor=4).size == (8, 8)
+    assert np.array_equal(degrade(clean, "reconstruct").rgb, clean)
+
+
+def test_method_presets():
+    p = tiny_preset()
+    assert method_preset(p, "dgp") is p
+    assert method_preset(p, "z-only").update_G is False
+    dip = method_preset(p, "dip")
+    assert dip.select_num == 1 and set(dip.w_D_loss) == {0.0} and set(dip.z_lrs) == {0.0}
+    assert set(dip.ft_num) == {"all"} and dip.iterations == p.iterations
+
+
+@pytest.mark.parametrize("task", ["reconstruct", "colorize", "inpaint", "superres"])
+def test_evaluate_tasks(prior, task):
+    out = evaluate(prior, task, dataset(), preset=tiny_preset(), method="dgp")
+    assert out["count"] == 2 and out["complete"]
+    assert set(out["mean"]) >= {"psnr", "ssim", "mse"}
+    assert all(r["seconds"] > 0 for r in out["images"])
+    json.dumps(out, allow_nan=False)
+    if task == "inpaint":
+        assert "hole" in out["protocol"]["metrics_on"]
+
+
+def test_baselines(prior):
+    zonly = evaluate(prior, "reconstruct", dataset(1), preset=tiny_preset(), method="z-only")
+    assert zonly["preset"]["update_G"] is False
+    dip = evaluate(prior, "reconstruct", dataset(1), preset=tiny_preset(), method="dip")
+    assert dip["model"]["weights"].startswith("random")
+    assert dip["images"][0]["psnr"] != zonly["images"][0]["psnr"]
+
+
+def test_eval_command_writes_json(archive, tmp_path, capsys):
+    model = tiny_model_folder(tmp_path / "model")
+    preset = tiny_preset_file(tmp_path / "p.toml")
+    out = tmp_path / "r.json"
+    code = main(["eval", "inpaint", "--model", str(model), "--data", str(archive),
+                 "--limit", "2", "--method", "dip", "--json", str(out), "--preset", str(preset),
+                 "-q", "--save-images", str(tmp_path / "imgs")])
+    assert code == 0
+    res = json.loads(out.read_text())
+    assert res["task"] == "inpaint" and res["method"] == "dip" and res["count"] == 2
+    assert res["data"]["indices"] == [0, 3] and res["data"]["pick"] == "spread"
+    assert {"psnr", "ssim", "mse"} <= set(res["mean"]) and res["seconds_per_image"] > 0
+    assert len(list((tmp_path / "imgs").glob("*_result.png"))) == 2
+    assert "PSNR" in capsys.readouterr().out
+    # labels outside a 5-class model are refused with advice
+    np.savez(tmp_path / "l.npz", images=np.zeros((1, 8, 8, 3), np.uint8), labels=np.array([7]))
+    code = main(["eval", "reconstruct", "--model", str(model), "--data", str(tmp_path / "l.npz"),
+                 "--json", str(tmp_path / "l.json"), "--preset", str(preset), "-q"])
+    assert code == 1 and "--class auto" in capsys.readouterr().err
+    assert not (tmp_path / "l.json").exists()
