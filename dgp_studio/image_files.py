@@ -7,6 +7,7 @@ module of the app that touches image files."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +58,14 @@ def read_picture(path: str | Path, max_megapixels: float = 150) -> Picture:
             pixels = np.asarray(rgb, dtype=np.uint8).copy()
     except InputError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(m.group(1)) / 1e6:.0f} megapixels" if m else "too many pixels"
+        raise InputError(
+            f"{path.name} is far larger than this editor opens ({size}; the limit is "
+            f"{max_megapixels:.0f} megapixels). Crop or split it with another tool first."
+        ) from exc
+    except UnidentifiedImageError as exc:
         raise InputError(f"{path.name} is not a picture this editor can read ({exc}).") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"{path.name} could not be read: the file is damaged or "

@@ -34,6 +34,21 @@ from .worker import ModelInfo, Progress, WorkerThread
 log = logging.getLogger(__name__)
 
 
+def apply_hub_repos(repos: dict[str, str]) -> None:
+    """Point registered models at the repositories named in the settings."""
+    try:
+        from dgp_engine import registry
+
+        for name, repo in repos.items():
+            try:
+                if registry.source_settings(name).repo_id != repo:
+                    registry.set_source(name, repo_id=repo)
+            except DGPError as exc:
+                log.warning("Hub repository for %s not applied: %s", name, exc)
+    except (ImportError, AttributeError) as exc:  # an older registry without sources
+        log.warning("Hub repositories not applied: %s", exc)
+
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, catalog: ModelCatalog | None = None):
         super().__init__()
@@ -107,6 +122,8 @@ class MainWindow(QMainWindow):
         self.canvas.frame_item.setVisible(False)
         self._running_changed(False)
         self._restore_geometry()
+        if self.settings.hub_repos:
+            apply_hub_repos(self.settings.hub_repos)
         if self.task_panel.model.currentText():
             QTimer.singleShot(0, lambda: self._load_model(self.task_panel.model.currentText()))
 
@@ -171,6 +188,7 @@ class MainWindow(QMainWindow):
         self._action("cancel", "&Cancel", self.cancel_run)
         self._action("help", "&Keyboard shortcuts", self.show_help)
         self._action("models", "&Download or import…", self.show_models, shortcut=False)
+        self._action("preferences", "&Settings…", self.show_settings)
         self.tool_group = QButtonGroup(self)
 
     def _build_menus(self) -> None:
@@ -204,6 +222,8 @@ class MainWindow(QMainWindow):
         r = mb.addMenu("&Run")
         for k in ("run", "pause", "cancel"):
             r.addAction(a[k])
+        e.addSeparator()
+        e.addAction(a["preferences"])
         m = mb.addMenu("&Models")
         m.addAction(a["models"])
         h = mb.addMenu("&Help")
@@ -446,6 +466,24 @@ class MainWindow(QMainWindow):
         dlg.models_changed.connect(self._models_changed)
         dlg.setModal(True)
         dlg.show()
+
+    def show_settings(self) -> bool:
+        from .settings_dialog import SettingsDialog
+
+        dlg = SettingsDialog(self.settings, self)
+        if dlg.exec() != SettingsDialog.DialogCode.Accepted:
+            return False
+        self.apply_settings()
+        return True
+
+    def apply_settings(self) -> None:
+        """Use changed settings now: threads at the next run (set inside the worker
+        thread), the device as the new default, hub repositories in the registry."""
+        self.engine.worker.set_threads(self.settings.engine_threads)
+        if self.task_panel.device.findText(self.settings.device) >= 0:
+            self.task_panel.device.setCurrentText(self.settings.device)
+        apply_hub_repos(self.settings.hub_repos)
+        self._save_settings()
 
     def _models_changed(self) -> None:
         self.catalog.refresh()

@@ -36,10 +36,8 @@ class Settings:
     device: str = "auto"                # auto | cpu | cuda | mps
     engine_threads: int = field(default_factory=default_engine_threads)
     cache_dir: str = ""                 # empty: the platform cache dir
-    hub_repos: dict[str, str] = field(default_factory=lambda: {
-        "biggan128": "dgp-studio/biggan-imagenet-128",
-        "biggan256": "dgp-studio/biggan-imagenet-256",
-    })
+    # model name → Hub repository id; empty: the registry's own defaults
+    hub_repos: dict[str, str] = field(default_factory=dict)
     mask_opacity: float = 0.45
     brush_size: int = 40
     brush_hardness: float = 0.8

@@ -35,6 +35,7 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "run": ("Ctrl+Return", "Run the task"),
     "pause": ("Ctrl+P", "Pause / resume the run"),
     "cancel": ("Esc", "Cancel the run"),
+    "preferences": ("Ctrl+,", "Settings"),
     "help": ("F1", "This list"),
     "quit": ("Ctrl+Q", "Quit"),
 }

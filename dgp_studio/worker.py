@@ -105,6 +105,7 @@ class EngineWorker(QObject):
         self._prior: Prior | None = None
         self._prior_key: tuple[str, str] | None = None
         self._configured = False
+        self._warm = False
 
     # --- called from the GUI thread (thread-safe flags) -------------------------
     def cancel(self) -> None:
@@ -117,11 +118,15 @@ class EngineWorker(QObject):
     def resume(self) -> None:
         self.resume_event.set()
 
+    def set_threads(self, n: int) -> None:
+        """Applied inside the worker thread before its next job."""
+        self.threads = max(1, int(n))
+        self._configured = False
+
     # --- slots run in the worker thread ---------------------------------------
     def _configure(self) -> None:
         if not self._configured:
-            # inside the worker thread, as torch's intra-op pool is per process
-            # but must be sized before the first op of this thread
+            # inside the worker thread: the thread that runs the engine's ops
             try:
                 from dgp_engine import runtime
 
@@ -130,7 +135,9 @@ class EngineWorker(QObject):
                 torch.set_num_threads(self.threads)
             self._configured = True
             log.info("engine threads: %d", torch.get_num_threads())
-            warm_up_torch()
+            if not self._warm:
+                warm_up_torch()
+                self._warm = True
 
     def _get_prior(self, name: str, device: str) -> Prior:
         dev, warn = resolve_device(device)

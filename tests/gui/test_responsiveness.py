@@ -11,7 +11,9 @@ from .test_editor import open_and_paint, probe_run
 
 
 @pytest.mark.slow
-def test_bundled_model_run_keeps_ui_responsive(qtbot, window, picture_file):
+def test_bundled_model_run_keeps_ui_responsive(qtbot, window, picture_file, request):
+    if "slow" not in (request.config.getoption("-m") or ""):
+        pytest.skip("opt-in: pytest -m slow tests/gui -s")
     from dgp_engine import load_prior
     from dgp_engine.errors import DGPError
 

@@ -13,7 +13,7 @@ def test_settings_round_trip_in_temp_config():
     assert s.engine_threads == default_engine_threads()
     s.engine_threads = 3
     s.device = "cpu"
-    s.hub_repos["biggan128"] = "me/mine"
+    s.hub_repos = {"biggan128": "me/mine"}
     path = s.save()
     assert path.name == "settings.toml" and "userdirs" in str(path)
     again = Settings.load()

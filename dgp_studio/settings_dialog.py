@@ -1,0 +1,89 @@
+"""Preferences: device, engine threads, cache folder and hub repositories."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton,
+                               QSpinBox, QVBoxLayout)
+
+from .engine_session import available_devices
+from .settings import Settings, default_engine_threads
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: Settings, parent=None):
+        super().__init__(parent)
+        self.settings = settings
+        self.setWindowTitle("Settings")
+        self.setAccessibleName("Settings")
+        form = QFormLayout()
+        self.device = QComboBox()
+        self.device.setAccessibleName("Default device")
+        self.device.addItems(available_devices())
+        if settings.device not in available_devices():
+            self.device.addItem(settings.device)
+        self.device.setCurrentText(settings.device)
+        form.addRow("Default &device", self.device)
+        self.threads = QSpinBox()
+        self.threads.setAccessibleName("Engine threads")
+        self.threads.setRange(1, max(64, os.cpu_count() or 1))
+        self.threads.setValue(settings.engine_threads)
+        self.threads.setToolTip(f"Default {default_engine_threads()}: one core is left for "
+                                "the interface")
+        form.addRow("Engine &threads", self.threads)
+        self.cache = QLineEdit(settings.cache_dir)
+        self.cache.setAccessibleName("Cache folder")
+        self.cache.setPlaceholderText(str(settings.resolved_cache_dir()))
+        browse = QPushButton("…")
+        browse.setAccessibleName("Choose cache folder")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.cache, 1)
+        row.addWidget(browse)
+        form.addRow("&Cache folder", row)
+        self.repos = QPlainTextEdit("\n".join(f"{k} = {v}" for k, v in
+                                              settings.hub_repos.items()))
+        self.repos.setAccessibleName("Hub repositories")
+        self.repos.setToolTip("One line per model: name = owner/repository")
+        form.addRow("&Hub repositories", self.repos)
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.note)
+        lay.addWidget(buttons)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Cache folder", self.cache.text())
+        if folder:
+            self.cache.setText(folder)
+
+    def parse_repos(self) -> dict[str, str]:
+        out = {}
+        for n, line in enumerate(self.repos.toPlainText().splitlines(), 1):
+            if not line.strip() or line.strip().startswith("#"):
+                continue
+            name, sep, repo = line.partition("=")
+            if not sep or not name.strip() or "/" not in repo:
+                raise ValueError(f"Line {n} should read 'name = owner/repository'.")
+            out[name.strip()] = repo.strip()
+        return out
+
+    def accept(self) -> None:
+        try:
+            repos = self.parse_repos()
+        except ValueError as exc:
+            self.note.setText(str(exc))
+            return
+        s = self.settings
+        s.device = self.device.currentText()
+        s.engine_threads = self.threads.value()
+        s.cache_dir = self.cache.text().strip()
+        s.hub_repos = repos
+        super().accept()
