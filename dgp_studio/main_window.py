@@ -529,6 +529,7 @@ class MainWindow(QMainWindow):
         self.run_panel.set_running(True)
         log.info("run %s on %s, region %s, %d iterations", request.task, request.model,
                  request.bounds, request.preset.total_iterations)
+        self.engine.worker.arm()
         self.engine.run_requested.emit(request)
         return True
 

@@ -108,6 +108,11 @@ class EngineWorker(QObject):
         self._warm = False
 
     # --- called from the GUI thread (thread-safe flags) -------------------------
+    def arm(self) -> None:
+        """Reset the flags for a new run (before requesting it)."""
+        self.cancel_event.clear()
+        self.resume_event.set()
+
     def cancel(self) -> None:
         self.cancel_event.set()
         self.resume_event.set()
@@ -170,8 +175,8 @@ class EngineWorker(QObject):
 
     @Slot(object)
     def run(self, request: RegionRequest) -> None:
-        self.cancel_event.clear()
-        self.resume_event.set()
+        """Flags are reset by ``arm()`` in the GUI thread when the run is requested,
+        so a Cancel that comes before this slot starts is not lost."""
         try:
             with young_collections_only():
                 self._configure()

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout,
 from dgp_engine.manipulate import MorphTimeline
 
 from .export_dialog import ExportDialog, ExportSettings
-from .render_worker import (Adopt, ExportAnimation, JobEnded, LoadState, RenderedFrame,
+from .render_worker import (LAYERS, Adopt, ExportAnimation, JobEnded, LoadState, RenderedFrame,
                             RenderJitter, RenderMorphAt, RenderMorphTimeline, RenderResult,
                             RenderThread, RenderTransfer)
 from .timeline import MorphTimelineWidget
@@ -70,11 +70,17 @@ class ManipulatePanel(QWidget):
         self.count = QSpinBox()
         self.count.setRange(1, 64)
         self.count.setValue(variations)
+        self.layers = QComboBox()
+        self.layers.setAccessibleName("Jittered layers")
+        for key, title in LAYERS.items():
+            self.layers.addItem(title, key)
+        self._jitter_request: dict | None = None   # σ, seed, layers of the grid shown
         self.grid = VariationGrid(self)
         self.grid.chosen.connect(self.adopt_variation)
         self.sigma.valueChanged.connect(self._jitter_changed)
         self.seed.valueChanged.connect(self._jitter_changed)
         self.count.valueChanged.connect(self._jitter_changed)
+        self.layers.currentIndexChanged.connect(self._jitter_changed)
         self.new_seed.clicked.connect(lambda: self.seed.setValue(self.seed.value() + 1))
         jitter = QWidget()
         form = QFormLayout(jitter)
@@ -86,6 +92,7 @@ class ManipulatePanel(QWidget):
         seedrow.addWidget(self.seed, 1)
         seedrow.addWidget(self.new_seed)
         form.addRow("Seed", seedrow)
+        form.addRow("Layers", self.layers)
         form.addRow("Variations", self.count)
         form.addRow(self.grid)
 
@@ -210,7 +217,7 @@ class ManipulatePanel(QWidget):
         return self._gen.get(channel) == generation
 
     def _set_enabled(self, on: bool) -> None:
-        for w in (self.sigma, self.seed, self.new_seed, self.count, self.category,
+        for w in (self.sigma, self.seed, self.new_seed, self.count, self.layers, self.category,
                   self.category_slider, self.amount, self.adopt_category):
             w.setEnabled(on)
 
@@ -234,16 +241,16 @@ class ManipulatePanel(QWidget):
         n = self.count.value()
         self.grid.reset(n)
         self.variation_params.clear()
-        self._submit(RenderJitter(self.prior, self.state, n, self.sigma_value,
-                                  self.seed.value()))
+        self._jitter_request = {"sigma": self.sigma_value, "seed": self.seed.value(),
+                                "layers": self.layers.currentData()}
+        self._submit(RenderJitter(self.prior, self.state, n, **self._jitter_request))
 
     @Slot(int)
     def adopt_variation(self, index: int) -> None:
-        params = self.variation_params.get(index)
-        if params is None or self.state is None:
+        """Make variation ``index`` of the grid shown the current result."""
+        if index not in self.variation_params or self.state is None:
             return
-        self._submit(Adopt(self.prior, "jitter", {k: params[k] for k in
-                                                  ("variation", "sigma", "seed")},
+        self._submit(Adopt(self.prior, "jitter", {"variation": index, **self._jitter_request},
                            state=self.state))
 
     # --- category -----------------------------------------------------------------------
@@ -385,9 +392,10 @@ class ManipulatePanel(QWidget):
                 self.preview.set_image(f.image)
         elif f.channel == "jitter":
             self.variation_params[f.index] = f.params
+            req = self._jitter_request or {}
             self.grid.set_image(f.index, f.image,
-                                f"Variation {f.index + 1} (σ {f.params.get('sigma', 0):.2f}, "
-                                f"seed {f.params.get('seed')}): click to use it")
+                                f"Variation {f.index + 1} (σ {req.get('sigma', 0):.2f}, "
+                                f"seed {req.get('seed')}): click to use it")
         elif f.channel == "transfer":
             self.preview.set_image(f.image)
             self.latency.setText(f"{f.elapsed * 1000:.0f} ms per frame")

@@ -10,6 +10,8 @@ with its frames, so the GUI drops late frames of superseded requests."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
 import logging
 import threading
@@ -28,6 +30,11 @@ from dgp_engine.manipulate import Morph, MorphTimeline, Renderer, to_uint8
 from dgp_engine.state import ReconstructionState
 
 log = logging.getLogger(__name__)
+
+#: Which latent chunks a jitter moves: all, the coarse half (layout, pose) or the
+#: fine half (texture, detail) of a hierarchical generator's chunks.
+LAYERS = {"all": "All layers", "coarse": "Coarse layers (shape)",
+          "fine": "Fine layers (detail)"}
 
 #: Channels whose newer request supersedes the pending and running one.
 LIVE_CHANNELS = frozenset({"result", "jitter", "transfer", "scrub", "play"})
@@ -61,6 +68,7 @@ class RenderJitter(Request):
     count: int
     sigma: float
     seed: int
+    layers: str = "all"           # "all", "coarse" or "fine" latent chunks (see LAYERS)
 
     def __post_init__(self):
         self.channel = "jitter"
@@ -169,6 +177,18 @@ class JobEnded:
     frames: int
 
 
+def sigma_for_layers(renderer: Renderer, sigma: float, layers: str) -> float | list[float]:
+    """σ for every latent chunk, or only the coarse/fine half of them."""
+    if layers == "all":
+        return float(sigma)
+    n = len(renderer.z_chunks())
+    if n < 2:
+        return float(sigma)  # one chunk feeds every layer: nothing to split
+    half = (n + 1) // 2
+    coarse = [float(sigma)] * half + [0.0] * (n - half)
+    return coarse if layers == "coarse" else [float(sigma) - c for c in coarse]
+
+
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if not hasattr(v, "detach")}
 
@@ -183,9 +203,13 @@ class RenderWorker(QObject):
     export_failed = Signal(str, bool)  # message, cancelled
     _wake = Signal()
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, batch_size: int = 1):
         super().__init__()
         self.threads = threads
+        # One image per batch: the variations grid fills in one by one and a slider
+        # move cancels a running jitter after at most one image.
+        self.batch_size = batch_size
+        self._priors: dict[int, tuple[Any, Any]] = {}   # id(prior) → (prior, own copy)
         self._lock = threading.Lock()
         self._mailbox: deque[Request] = deque()
         self._running: Request | None = None
@@ -260,11 +284,24 @@ class RenderWorker(QObject):
             runtime.set_threads(self.threads)
             self._configured = True
 
+    def own_prior(self, prior):
+        """A private copy of the prior's base generator, taken on first use.  The
+        editor's reconstruction fine-tunes ``prior.G`` in place (and puts it back at the
+        end), so rendering from it while a task runs would blend in half-tuned weights."""
+        entry = self._priors.get(id(prior))
+        if entry is None or entry[0] is not prior:
+            G = copy.deepcopy(prior.G).eval()
+            for p in G.parameters():
+                p.requires_grad_(False)
+            entry = (prior, dataclasses.replace(prior, G=G))
+            self._priors = {id(prior): entry}  # one model at a time
+        return entry[1]
+
     def renderer(self, prior, state: ReconstructionState) -> Renderer:
         key = (id(prior), id(state))
         if self._renderer_key != key:
             self._renderer = None
-            self._renderer = Renderer(prior, state)
+            self._renderer = Renderer(self.own_prior(prior), state, batch_size=self.batch_size)
             self._renderer_key, self._keep = key, (prior, state)
         assert self._renderer is not None
         return self._renderer
@@ -273,7 +310,7 @@ class RenderWorker(QObject):
         key = (id(prior), tuple(id(s) for s in keyframes), tuple(names))
         if self._morph_key != key:
             self._morph = None
-            self._morph = Morph(prior, keyframes, names=names, easing=easing)
+            self._morph = Morph(self.own_prior(prior), keyframes, names=names, easing=easing)
             self._morph_key, self._morph_keep = key, (prior, tuple(keyframes))
         assert self._morph is not None
         self._morph.easing = easing  # its blend cache is keyed by the eased position
@@ -295,8 +332,8 @@ class RenderWorker(QObject):
             self.job_ended.emit(JobEnded("result", request.generation, False, dt, 1))
         elif isinstance(request, RenderJitter):
             r = self.renderer(request.prior, request.state)
-            self._stream(request, r.jitter(request.count, request.sigma, request.seed,
-                                           cancel=cancel))
+            sigma = sigma_for_layers(r, request.sigma, request.layers)
+            self._stream(request, r.jitter(request.count, sigma, request.seed, cancel=cancel))
         elif isinstance(request, RenderTransfer):
             r = self.renderer(request.prior, request.state)
             self._stream(request, r.transfer([request.target], request.amount, cancel=cancel))
@@ -330,8 +367,9 @@ class RenderWorker(QObject):
             assert request.state is not None
             r = self.renderer(request.prior, request.state)
             if request.kind == "jitter":
-                z = r.jitter_latents(1, p["sigma"], p["seed"], start=int(p["variation"]))
-                note = f"jitter σ={p['sigma']:.3g} seed={p['seed']} #{p['variation']}"
+                sigma = sigma_for_layers(r, float(p["sigma"]), p.get("layers", "all"))
+                z = r.jitter_latents(1, sigma, p["seed"], start=int(p["variation"]))
+                note = f"jitter σ={float(p['sigma']):.3g} seed={p['seed']} #{p['variation']}"
                 state = r.state_with(z=z, note=note)
             elif request.kind == "transfer":
                 target, amount = p["target"], float(p["amount"])
