@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMainWindow
@@ -76,6 +77,16 @@ def test_sigma_slider_renders_variations_and_click_adopts(qtbot, panel, model):
     assert np.abs(f.image.astype(int) - clicked.astype(int)).max() <= 1
     qtbot.waitUntil(lambda: grid_full(panel), timeout=10000)
 
+    # jitter only the coarse half of the latent chunks (input + block 1 here)
+    panel.layers.setCurrentIndex(panel.layers.findData("coarse"))
+    qtbot.waitUntil(lambda: grid_full(panel)
+                    and panel.variation_params[0]["sigma"] == [1.5, 1.5, 0.0, 0.0],
+                    timeout=10000)
+    with qtbot.waitSignal(panel.adopted, timeout=10000) as blocker:
+        qtbot.mouseClick(panel.grid.buttons[0], Qt.MouseButton.LeftButton)
+    moved = (blocker.args[0].z - adopted.z).abs().reshape(-1)
+    assert moved[:8].min() > 0 and moved[8:].max() == 0
+
 
 def test_category_slider_rerenders_live(qtbot, panel, model):
     prior, state, _ = model
@@ -92,6 +103,18 @@ def test_category_slider_rerenders_live(qtbot, panel, model):
         assert np.array_equal(panel.preview.image, f.image)
     assert not np.array_equal(images[0], images[4])
     assert "ms per frame" in panel.latency.text()
+    # a task running in the editor fine-tunes prior.G in place: the panel renders
+    # from its own copy of the base model, so its frames do not change
+    saved = {k: v.clone() for k, v in prior.G.state_dict().items()}
+    try:
+        with torch.no_grad():
+            for v in prior.G.parameters():
+                v.add_(0.5)
+        panel.amount.setValue(99)
+        panel.amount.setValue(100)
+        assert np.array_equal(wait_frame(qtbot, panel, "transfer").image, images[4])
+    finally:
+        prior.G.load_state_dict(saved)
     # the picker drives the same render, and adopting sets the class
     panel.category.setCurrentIndex(2)
     assert panel.category_slider.value() == 2
