@@ -102,17 +102,21 @@ def _common(p: argparse.ArgumentParser, class_default: str = "auto") -> None:
 
 # --- shared pieces ------------------------------------------------------------------------------
 class ProgressBar:
-    """A tqdm bar over z selection + optimisation: stage, iteration, loss, ETA."""
+    """tqdm bars for z selection, then for the optimisation (stage, iteration, loss, ETA).
 
-    def __init__(self, total: int, select_total: int, stages: int, *, quiet: bool,
-                 desc: str = ""):
+    The bar restarts between the two phases: a selection sample costs a fraction of an
+    optimisation iteration, and one rate for both would make the ETA wrong."""
+
+    def __init__(self, select_total: int, iterations: int, stages: int, *, quiet: bool):
         from tqdm import tqdm
 
         self.select_total = select_total
+        self.iterations = iterations
         self.stages = stages
-        self.prefix = desc
-        self.bar = tqdm(total=total, unit="it", file=sys.stderr, disable=quiet,
-                        dynamic_ncols=True, leave=True, desc=desc or "starting")
+        self.phase = "select" if select_total else "optimize"
+        self.bar = tqdm(total=select_total or iterations, unit="it", file=sys.stderr,
+                        disable=quiet, dynamic_ncols=True, leave=True,
+                        desc="selecting z" if select_total else "starting")
 
     def update(self, report) -> None:
         if report.state is not None:
@@ -120,14 +124,17 @@ class ProgressBar:
         if report.phase == "select":
             pos = report.iteration
             desc = "selecting z"
-            post = f"{report.iteration}/{report.stage_iterations}"
+            post = ""
         else:
-            pos = self.select_total + report.step
+            if self.phase != "optimize":
+                self.phase = "optimize"
+                self.bar.reset(total=self.iterations)
+            pos = report.step
             desc = f"stage {report.stage + 1}/{self.stages}"
             loss = report.losses.get("total")
             post = f"it {report.iteration}/{report.stage_iterations}" + (
                 f" loss {loss:.4g}" if loss is not None else "")
-        self.bar.set_description(f"{self.prefix} {desc}".strip(), refresh=False)
+        self.bar.set_description(desc, refresh=False)
         self.bar.set_postfix_str(post, refresh=False)
         if pos > self.bar.n:
             self.bar.update(pos - self.bar.n)
@@ -264,7 +271,7 @@ def run_task_command(args: argparse.Namespace) -> int:
     for note in job.notes:
         print(f"note: {note}", file=sys.stderr)
     select = preset.select_num if preset.select_num > 1 else 0
-    bar = ProgressBar(job.total, select, preset.num_stages, quiet=args.quiet)
+    bar = ProgressBar(select, preset.total_iterations, preset.num_stages, quiet=args.quiet)
     with cancel_on_sigint(job.cancel_event, bar.stopping):
         try:
             for report in job:
