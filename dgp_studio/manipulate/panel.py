@@ -134,6 +134,7 @@ class ManipulatePanel(QWidget):
         self.timeline.add_file_requested.connect(self._browse_keyframe)
         self.timeline.adopt_requested.connect(self.adopt_morph)
         self.timeline.keyframes_changed.connect(self._keyframes_changed)
+        self.timeline.invalidated.connect(self._timeline_invalidated)
         self.export_button = QPushButton("Export animation…")
         self.export_button.clicked.connect(self.show_export_dialog)
         morph = QWidget()
@@ -303,6 +304,10 @@ class ManipulatePanel(QWidget):
         self.export_button.setEnabled(n >= 2 or self.state is not None)
         if n >= 2 and self.prior is not None:
             self._scrub(self.timeline.position)
+
+    def _timeline_invalidated(self) -> None:
+        if self.engine is not None:
+            self.engine.cancel("play")  # its frames are for the old settings
 
     def _scrub(self, t: float) -> None:
         keyframes, names = self._morph_inputs()

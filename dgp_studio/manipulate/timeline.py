@@ -25,6 +25,7 @@ class MorphTimelineWidget(QWidget):
     scrub_requested = Signal(float)         # t in [0, 1]
     render_requested = Signal(object)       # MorphTimeline: render every frame of it
     keyframes_changed = Signal()
+    invalidated = Signal()                  # rendered frames no longer match the settings
     frame_shown = Signal(object)            # H×W×3 uint8 shown as the preview
     add_current_requested = Signal()
     add_file_requested = Signal()
@@ -176,6 +177,7 @@ class MorphTimelineWidget(QWidget):
         """Forget rendered frames (keyframes or settings changed)."""
         self.cache.clear()
         self.rendering = False
+        self.invalidated.emit()
         try:
             self._times = self.timeline().times()
         except DGPError:

@@ -3,6 +3,7 @@ morph keyframes/scrub/play, animation export and cancel."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -178,6 +179,11 @@ def test_keyframe_from_saved_state_file(qtbot, panel, model, tmp_path):
     qtbot.waitUntil(lambda: panel.timeline.names() == ["A", "b"], timeout=10000)
     panel.add_keyframe_file(tmp_path / "missing.dgp")
     qtbot.waitUntil(lambda: "does not exist" in panel.status.text(), timeout=10000)
+    # a keyframe restored with another model is refused, saying why
+    panel.timeline.clear_keyframes()
+    panel.add_keyframe(a, "A")
+    panel.add_keyframe(dataclasses.replace(b, model={**b.model, "name": "other"}), "C")
+    qtbot.waitUntil(lambda: "Cannot morph A and C" in panel.status.text(), timeout=10000)
 
 
 def export_setup(panel, model, frames):
