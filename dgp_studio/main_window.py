@@ -20,7 +20,7 @@ from dgp_engine import DGPError, InputError
 from . import image_files
 from .canvas import Canvas
 from .catalog import ModelCatalog
-from .engine_session import NEEDS_MASK, RegionRequest, RegionResult
+from .engine_session import NEEDS_MASK, NEW_PICTURE, RegionRequest, RegionResult
 from .history_panel import HistoryPanel
 from .log_panel import LogBridge, LogPanel, attach, detach
 from .model.state import AppState, HistoryEntry
@@ -107,6 +107,7 @@ class MainWindow(QMainWindow):
         w.warning.connect(self._on_warning)
 
         self.task_panel.model_selected.connect(self._load_model)
+        self.task_panel.task.currentTextChanged.connect(self._task_changed)
         self.task_panel.manage_models.connect(self.show_models)
         self.run_panel.run_clicked.connect(self.run_task)
         self.run_panel.pause_clicked.connect(self.pause_run)
@@ -453,9 +454,16 @@ class MainWindow(QMainWindow):
         if name and not self.state.running:
             self.engine.load_requested.emit(name, self.task_panel.device.currentText())
 
+    def _task_changed(self, _label: str = "") -> None:
+        sr = self.task_panel.task_name() in NEW_PICTURE
+        self.state.region_limit = self.state.model_resolution // 2 if sr else None
+        if self.state.has_picture and not self.region_user_set:
+            self.state.reset_region()
+
     def _on_model_ready(self, info: ModelInfo) -> None:
         self.task_panel.set_class_names(info.class_names)
         self.state.set_model_resolution(info.resolution)
+        self._task_changed()
         self.statusBar().showMessage(f"Model {info.name}: {info.resolution} px, "
                                      f"{len(info.class_names)} classes, on {info.device}", 5000)
 
@@ -500,17 +508,22 @@ class MainWindow(QMainWindow):
         if self.state.region is None:
             self.state.reset_region()
         x, y, side = self.state.region
-        mask = self.state.mask[y:y + side, x:x + side].copy()
-        if task in NEEDS_MASK and not (mask > 127).any():
+        if task in NEEDS_MASK and not (self.state.mask[y:y + side, x:x + side] > 127).any():
             if self.state.mask_bounds() is None:
                 raise InputError("The mask is empty: paint the area to fill with the brush (B) "
                                  "or select it (M, L) before running inpainting.")
             raise InputError("The mask lies outside the working region: press Ctrl+R to put "
                              "the region around the mask, or move it with F.")
+        # the region plus one pixel of picture around it, so the engine feathers the
+        # seam exactly as on the whole picture
+        w, h = self.state.size
+        x0, y0 = max(0, x - 1), max(0, y - 1)
+        x1, y1 = min(w, x + side + 1), min(h, y + side + 1)
         return RegionRequest(
             task=task, model=model,
-            image=self.state.picture.pixels[y:y + side, x:x + side].copy(),
-            mask=mask, bounds=(x, y, x + side, y + side),
+            image=self.state.picture.pixels[y0:y1, x0:x1].copy(),
+            mask=self.state.mask[y0:y1, x0:x1].copy(), bounds=(x0, y0, x1, y1),
+            region=(x - x0, y - y0, side),
             preset=self.task_panel.preset_for_run(), class_id=self.task_panel.class_id(),
             seed=self.task_panel.seed.value(), device=self.task_panel.device.currentText(),
             extra=self.task_panel.settings_dict())
@@ -569,11 +582,14 @@ class MainWindow(QMainWindow):
         if req is None or self.state.picture is None:
             self.run_panel.finish("Finished")
             return
-        x0, y0, x1, y1 = req.bounds
         step = result.state.progress.get("step", 0) if result.state is not None else 0
         title = f"{self.task_panel.task.currentText()} · {req.model} · {step} it"
-        entry = HistoryEntry(title, req.bounds, req.image, result.patch, result.output,
-                             cancelled=result.cancelled, settings=req.extra, state=result.state)
+        after = result.patch if result.patch is not None else result.picture
+        entry = HistoryEntry(title, req.bounds, req.image, after, result.output,
+                             cancelled=result.cancelled, settings=req.extra, state=result.state,
+                             picture=result.picture)
+        for note in result.notes:
+            log.info(note)
         # a cancelled run keeps its last frame as a result the user may still apply
         self.state.add_result(entry, apply=not result.cancelled)
         self.run_panel.finish("Cancelled — the last frame is kept in History" if

@@ -94,3 +94,18 @@ def record_edit(text: str, array: np.ndarray, notify: Callable[[Bounds], None],
     cmd = TileEdit(text, array, tiles, notify)
     notify(cmd.bounds())
     return cmd
+
+
+class SwapCommand(QUndoCommand):
+    """Replaces a whole object (e.g. the picture after super-resolution) and back:
+    ``apply(value)`` installs one of the two values."""
+
+    def __init__(self, text: str, old, new, apply: Callable[[object], None]):
+        super().__init__(text)
+        self.old, self.new, self.apply = old, new, apply
+
+    def redo(self) -> None:
+        self.apply(self.new)
+
+    def undo(self) -> None:
+        self.apply(self.old)

@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from ..image_files import Picture
-from ..undo import Bounds, TileEdit, TileRecorder, record_edit
+from ..undo import Bounds, SwapCommand, TileEdit, TileRecorder, record_edit
 
 
 @dataclass
@@ -26,6 +26,7 @@ class HistoryEntry:
     applied: bool = False
     settings: dict = field(default_factory=dict)
     state: object | None = None       # dgp_engine.ReconstructionState
+    picture: np.ndarray | None = None  # a whole new picture (super-resolution)
 
 
 class AppState(QObject):
@@ -173,23 +174,28 @@ class AppState(QObject):
             self.region = region
             self.region_changed.emit(region)
 
-    def default_region(self, context: float = 0.5) -> tuple[int, int, int]:
+    def default_region(self, context: float = 0.5, max_side: int | None = None
+                       ) -> tuple[int, int, int]:
         """The mask's bounding box plus ``context`` of its size around it (at least the
         model's resolution when the picture allows); the centre square without a mask."""
         w, h = self.size
         b = self.mask_bounds()
+        limit = max_side or max(w, h)
         if b is None:
-            side = min(w, h)
+            side = min(w, h, limit)
             return self.clamp_region((w - side) / 2, (h - side) / 2, side)
         x0, y0, x1, y1 = b
         side = max(x1 - x0, y1 - y0) * (1 + context)
-        side = max(side, min(self.model_resolution, w, h))
+        side = min(max(side, min(self.model_resolution, w, h)), limit)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         return self.clamp_region(cx - side / 2, cy - side / 2, side)
 
+    # super-resolution works on at most half the model's resolution (×2 or more)
+    region_limit: int | None = None
+
     def reset_region(self) -> None:
         if self.picture is not None:
-            self.set_region(*self.default_region())
+            self.set_region(*self.default_region(max_side=self.region_limit))
 
     # --- history --------------------------------------------------------------
     def add_result(self, entry: HistoryEntry, apply: bool) -> None:
@@ -199,9 +205,28 @@ class AppState(QObject):
         self.history_changed.emit()
 
     def apply_result(self, entry: HistoryEntry) -> None:
-        if self.write_patch(f"Apply {entry.title}", entry.bounds, entry.after):
+        if entry.picture is not None:
+            self.replace_picture(f"Apply {entry.title}", entry.picture)
+            entry.applied = True
+        elif self.write_patch(f"Apply {entry.title}", entry.bounds, entry.after):
             entry.applied = True
         self.history_changed.emit()
+
+    def replace_picture(self, title: str, pixels: np.ndarray) -> None:
+        """A new picture of another size (undoable; the mask starts empty)."""
+        assert self.picture is not None
+        old = (self.picture, self.mask)
+        new_pic = Picture(np.ascontiguousarray(pixels), self.picture.source,
+                          dict(self.picture.info))
+        new = (new_pic, np.zeros(pixels.shape[:2], np.uint8))
+        self.undo_stack.push(SwapCommand(title, old, new, self._install))
+
+    def _install(self, value) -> None:
+        self.picture, self.mask = value
+        self.region = None
+        self.picture_replaced.emit()
+        self.mask_changed.emit(None)
+        self.reset_region()
 
     def set_running(self, running: bool) -> None:
         if running != self.running:

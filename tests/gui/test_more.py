@@ -94,10 +94,20 @@ def test_models_dialog_lists_registry(qtbot, window):
 
 def test_colorize_and_superres_tasks_run(qtbot, window, picture_file):
     assert window.open_path(picture_file)
+    qtbot.waitUntil(lambda: window.state.model_resolution == 32, timeout=10000)
     window.task_panel.add_preset("short", tiny_preset((4,), select_num=2))
-    for task in ("Colorize", "Super-resolve"):
-        window.task_panel.task.setCurrentText(task)
-        window.task_panel.preset.setCurrentText("short")
-        window.task_panel.iterations.setValue(4)
-        run_and_wait(qtbot, window)
-        assert window.state.history[-1].applied, window.last_error
+    window.task_panel.task.setCurrentText("Colorize")
+    window.task_panel.preset.setCurrentText("short")
+    window.task_panel.iterations.setValue(4)
+    run_and_wait(qtbot, window)
+    assert window.state.history[-1].applied, window.last_error
+    window.task_panel.task.setCurrentText("Super-resolve")
+    assert window.state.region[2] == 16  # half the 32 px model: ×2
+    window.task_panel.preset.setCurrentText("short")
+    window.task_panel.iterations.setValue(4)
+    run_and_wait(qtbot, window)
+    assert window.state.size == (32, 32)  # the region, super-resolved ×2, as a new picture
+    window.actions["undo"].trigger()
+    assert window.state.size == (160, 120)
+    window.actions["redo"].trigger()
+    assert window.state.size == (32, 32)
