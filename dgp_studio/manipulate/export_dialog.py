@@ -31,6 +31,7 @@ class ExportDialog(QDialog):
     def __init__(self, parent: QWidget | None = None, folder: str | Path = ""):
         super().__init__(parent)
         self.setWindowTitle("Export animation")
+        self.setMinimumWidth(460)
         self.source = QComboBox()
         self.source.addItem("Morph timeline", "morph")
         self.source.addItem("Jitter walk (loop)", "walk")

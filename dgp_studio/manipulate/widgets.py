@@ -55,6 +55,7 @@ class VariationGrid(QWidget):
         self._layout = QGridLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(2)
+        self._layout.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
 
     def reset(self, count: int) -> None:
         """``count`` empty cells (placeholders until their frames arrive)."""
@@ -82,7 +83,11 @@ class VariationGrid(QWidget):
             return
         self.images[index] = image
         b = self.buttons[index]
-        b.setIcon(QIcon(to_pixmap(image)))
+        # icons never enlarge a small pixmap: scale it to the cell (pixels kept sharp)
+        pix = to_pixmap(image).scaled(self.thumb, self.thumb,
+                                      Qt.AspectRatioMode.KeepAspectRatio,
+                                      Qt.TransformationMode.FastTransformation)
+        b.setIcon(QIcon(pix))
         b.setEnabled(True)
         b.setToolTip(tooltip or f"Variation {index + 1}: click to use it")
 
