@@ -219,6 +219,10 @@ class AnimationExport:
                 self.cancelled = True
                 return
             yield self._prepare(frame)
+        # A render job sharing our cancel event stops early without raising: that is a
+        # cancellation too, not a short animation.
+        if self.cancel.is_set() or getattr(self.frames, "cancelled", False):
+            self.cancelled = True
 
     # --- the run --------------------------------------------------------------------
     def _run(self) -> Iterator[ExportProgress]:

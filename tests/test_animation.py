@@ -176,3 +176,25 @@ def test_grid_and_save_image(tmp_path):
     assert g.shape == (6 * 2 + 2, 10 * 3 + 4, 3)
     out = save_image(g, tmp_path / "g.png")
     assert np.array_equal(np.asarray(Image.open(out)), g)
+
+
+def test_render_job_sharing_the_cancel_event_cancels_the_export(tmp_path):
+    """A job that stops early because the shared event was set must not leave a short file."""
+    import threading
+
+    from dgp_engine.animation import AnimationExport, ExportCancelled
+
+    cancel = threading.Event()
+
+    def frames():
+        for i in range(50):
+            if i == 5:
+                cancel.set()  # the job sees it first and ends quietly
+                return
+            yield np.full((16, 16, 3), i * 5, dtype=np.uint8)
+
+    out = tmp_path / "short.gif"
+    with pytest.raises(ExportCancelled):
+        AnimationExport(frames(), out, fps=10, cancel=cancel).run()
+    assert not out.exists()
+    assert not list(tmp_path.iterdir())
