@@ -399,7 +399,7 @@ class MainWindow(QMainWindow):
         the opened file is never replaced silently."""
         if self.save_target is None:
             return self.save_as()
-        return self.save_to(self.save_target)
+        return self.save_to(self.save_target, overwrite=True)  # the file chosen before
 
     def save_as(self) -> bool:
         if not self.state.has_picture:
@@ -408,15 +408,16 @@ class MainWindow(QMainWindow):
         suggestion = str(src.with_name(f"{src.stem}-restored.png")) if src else "restored.png"
         path, _ = QFileDialog.getSaveFileName(self, "Save picture as", suggestion,
                                               image_files.SAVE_FILTER)
-        if not path:  # the Qt dialog itself asks before replacing an existing file
+        if not path:
             return False
-        return self.save_to(path)
+        # the Qt dialog has asked before replacing an existing file
+        return self.save_to(path, overwrite=True)
 
-    def save_to(self, path: str | Path) -> bool:
+    def save_to(self, path: str | Path, overwrite: bool = False) -> bool:
         if not self.state.has_picture:
             return False
         try:
-            image_files.save_picture(self.state.picture, path)
+            image_files.save_picture(self.state.picture, path, overwrite=overwrite)
         except (DGPError, OSError) as exc:
             self.show_error(f"Could not save {Path(path).name}: {exc}")
             return False
