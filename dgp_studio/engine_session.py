@@ -53,6 +53,7 @@ class RegionResult:
     state: object                     # ReconstructionState
     cancelled: bool
     notes: list[str] = field(default_factory=list)
+    prior: object | None = None       # a copy of the model for the Manipulate panel
 
 
 def resolve_device(name: str) -> tuple[str, str | None]:

@@ -11,7 +11,6 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from dgp_engine import imageio
-
 from dgp_engine.errors import InputError
 
 OPEN_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif);;All files (*)"

@@ -11,9 +11,22 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QButtonGroup, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
-                               QMainWindow, QMessageBox, QSizePolicy, QSlider, QSpinBox, QToolBar,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from dgp_engine import DGPError, InputError
 
@@ -95,6 +108,7 @@ class MainWindow(QMainWindow):
         self.zoom_label = QLabel("")
         self.statusBar().addPermanentWidget(self.zoom_label)
 
+        self.manipulate = self._install_manipulate()
         self.engine = WorkerThread(self.catalog, self.settings.engine_threads,
                                    self.settings.preview_fps, self)
         w = self.engine.worker
@@ -136,6 +150,19 @@ class MainWindow(QMainWindow):
         dock.setAccessibleName(f"{title} panel")
         self.addDockWidget(area, dock)
         return dock
+
+    def _install_manipulate(self):
+        """The Manipulate panel (jitter, category transfer, morph) as a dock beside
+        History; it renders in its own thread, started when first used."""
+        try:
+            from .manipulate.panel import install_manipulate_panel
+        except ImportError as exc:  # the panel is optional
+            log.info("no Manipulate panel: %s", exc)
+            return None
+        panel = install_manipulate_panel(self)
+        self.tabifyDockWidget(self.history_dock, panel.dock)
+        self.history_dock.raise_()
+        return panel
 
     def _action(self, ident: str, text: str, slot, shortcut: bool = True) -> QAction:
         a = QAction(text, self)
@@ -593,6 +620,9 @@ class MainWindow(QMainWindow):
             log.info(note)
         # a cancelled run keeps its last frame as a result the user may still apply
         self.state.add_result(entry, apply=not result.cancelled)
+        if self.manipulate is not None and result.prior is not None \
+                and result.state is not None:
+            self.manipulate.set_result(result.prior, result.state, title)
         self.run_panel.finish("Cancelled — the last frame is kept in History" if
                               result.cancelled else f"Done in {step} iterations")
         if self._closing:
@@ -657,6 +687,8 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop the worker thread and save settings (idempotent)."""
+        if self.manipulate is not None:
+            self.manipulate.shutdown()
         if self.engine.thread.isRunning():
             self.engine.stop()
         detach(self.log_bridge)

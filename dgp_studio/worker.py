@@ -6,6 +6,7 @@ every iteration; cancel is a message, never a kill."""
 
 from __future__ import annotations
 
+import copy
 import gc
 import logging
 import threading
@@ -104,6 +105,7 @@ class EngineWorker(QObject):
         self.resume_event.set()
         self._prior: Prior | None = None
         self._prior_key: tuple[str, str] | None = None
+        self._shared: tuple[tuple[str, str], Prior] | None = None
         self._configured = False
         self._warm = False
 
@@ -221,8 +223,18 @@ class EngineWorker(QObject):
         if result is None:
             self.failed.emit("The run ended without a result.")
             return
+        result.prior = self._shareable_prior()
         self.frame.emit(result.output)
         self.finished.emit(result)
+
+    def _shareable_prior(self) -> Prior | None:
+        """A copy of the current model that other threads (the Manipulate panel's
+        renderer) may use while this worker fine-tunes its own copy in place."""
+        if self._prior is None or self._prior_key is None:
+            return None
+        if self._shared is None or self._shared[0] != self._prior_key:
+            self._shared = (self._prior_key, copy.deepcopy(self._prior))
+        return self._shared[1]
 
     @staticmethod
     def _progress(report, preset, stage_starts, history) -> Progress:

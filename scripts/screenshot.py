@@ -81,7 +81,7 @@ def main() -> int:
     from dgp_studio.main_window import MainWindow
     from dgp_studio.settings import Settings
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = QApplication.instance() or QApplication(sys.argv[:1])  # noqa: F841 — kept alive
     catalog = ModelCatalog()
     if args.model == "random":
         cfg = BigGANConfig(resolution=64, G_ch=16, D_ch=16, dim_z=32, shared_dim=16,
