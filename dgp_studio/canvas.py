@@ -10,12 +10,14 @@ from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsItem,
     QGraphicsPathItem,
+    QGraphicsPixmapItem,
     QGraphicsScene,
     QGraphicsView,
 )
 
 from . import mask_tools
 from .model.state import AppState
+from .qimage import to_pixmap
 
 TOOLS = ("brush", "eraser", "rect", "lasso", "frame")
 MIN_ZOOM, MAX_ZOOM = 0.01, 64.0
@@ -170,6 +172,10 @@ class Canvas(QGraphicsView):
         self.image_item = ArrayImageItem()
         self.mask_item = ArrayImageItem()
         self.mask_item.setZValue(1)
+        self.preview_item = QGraphicsPixmapItem()
+        self.preview_item.setZValue(5)
+        self.preview_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.preview_item.setVisible(False)
         self.frame_item = RegionFrameItem(state)
         self.cursor_item = QGraphicsEllipseItem()
         cpen = QPen(QColor(255, 255, 255), 1)
@@ -182,8 +188,8 @@ class Canvas(QGraphicsView):
         rpen.setCosmetic(True)
         self.rubber.setPen(rpen)
         self.rubber.setZValue(21)
-        for item in (self.image_item, self.mask_item, self.frame_item, self.cursor_item,
-                     self.rubber):
+        for item in (self.image_item, self.mask_item, self.preview_item, self.frame_item,
+                     self.cursor_item, self.rubber):
             self.scene().addItem(item)
         self.tool = "brush"
         self.brush_size = 40
@@ -208,6 +214,17 @@ class Canvas(QGraphicsView):
         w, h = self.state.size
         self.scene().setSceneRect(QRectF(-w * 0.1, -h * 0.1, w * 1.2, h * 1.2))
         self.fit()
+
+    def show_preview(self, rgb: np.ndarray, region: tuple[int, int, int]) -> None:
+        """The live frame of a run, drawn over its working region."""
+        x, y, side = region
+        self.preview_item.setPixmap(to_pixmap(rgb))
+        self.preview_item.setPos(x, y)
+        self.preview_item.setScale(side / max(1, rgb.shape[1]))
+        self.preview_item.setVisible(True)
+
+    def hide_preview(self) -> None:
+        self.preview_item.setVisible(False)
 
     def set_mask_opacity(self, opacity: float) -> None:
         self.mask_item.setOpacity(min(1.0, max(0.0, opacity)))

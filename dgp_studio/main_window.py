@@ -602,8 +602,13 @@ class MainWindow(QMainWindow):
 
     def _on_frame(self, rgb: np.ndarray) -> None:
         self.run_panel.show_frame(rgb)
+        req = self._request
+        if req is not None and req.region is not None and req.task not in NEW_PICTURE:
+            rx, ry, side = req.region  # where the run works, even if the frame moved since
+            self.canvas.show_preview(rgb, (req.bounds[0] + rx, req.bounds[1] + ry, side))
 
     def _on_finished(self, result: RegionResult) -> None:
+        self.canvas.hide_preview()
         req = self._request
         self.state.set_running(False)
         self._request = None
@@ -629,6 +634,7 @@ class MainWindow(QMainWindow):
             self.close()
 
     def _on_failed(self, message: str) -> None:
+        self.canvas.hide_preview()
         if self._request is not None:
             self._request = None
             self.state.set_running(False)

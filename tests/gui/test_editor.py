@@ -200,6 +200,7 @@ def test_cancel_midway_keeps_last_frame(qtbot, window, picture_file):
     QTest.mouseClick(window.run_panel.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.state.running, timeout=5000)
     assert time.perf_counter() - t0 < 2.0
+    assert not window.canvas.preview_item.isVisible()
     entry = window.state.history[-1]
     assert entry.cancelled and not entry.applied
     assert window.run_panel.preview.pixmap() is not None
@@ -213,6 +214,7 @@ def test_pause_and_resume(qtbot, window, picture_file):
     window.task_panel.iterations.setValue(300)
     assert window.run_task()
     qtbot.waitUntil(lambda: optimise_step(window) >= 2, timeout=20000)
+    assert window.canvas.preview_item.isVisible()  # the live frame over the region
     window.run_panel.pause_button.click()
     assert "Resume" in window.run_panel.pause_button.text().replace("&", "")
     qtbot.wait(300)
