@@ -394,6 +394,18 @@ def compose_output(photo: Photo, plan: TaskPlan, model_output: np.ndarray) -> Ph
     return photo.with_pixels(blend_into(photo.rgb, patch, region, weight))
 
 
+def preview_array(report: Report, max_side: int | None = None) -> np.ndarray | None:
+    """A report's generator image as an H×W×3 uint8 array (downscaled to ``max_side``),
+    for live previews; None when the report carries no image."""
+    if report.image is None:
+        return None
+    x = report.image.detach()[0].float().cpu()
+    arr = ((x.permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1)
+    if max_side is not None and max(arr.shape[:2]) > max_side:
+        arr = resize(arr, max_side, max_side)
+    return (arr * 255 + 0.5).astype(np.uint8)
+
+
 def restore_image(prior: Prior, photo: Photo | np.ndarray, task: str, *,
                   mask: np.ndarray | None = None, region: Region | str | tuple | None = None,
                   factor: int | None = None, class_id: int | None = None,

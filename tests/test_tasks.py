@@ -14,6 +14,7 @@ from dgp_engine.tasks import (
     canonical_task,
     default_preset,
     plan_task,
+    preview_array,
     restore_image,
     sr_factor,
 )
@@ -164,8 +165,10 @@ def test_cancel_gives_a_partial_result(prior):
     job = restore_image(prior, photo(32, 32), "restore", class_id=0,
                         preset=tiny_preset(iterations=[50, 50]))
     for report in job:
-        if report.phase == "optimize" and report.step == 3:
+        if report.phase == "optimize" and report.step == 3 and not report.done:
             job.cancel()
+            preview = preview_array(report, max_side=16)
+            assert preview.shape == (16, 16, 3) and preview.dtype == np.uint8
     res = job.result
     assert res.cancelled and res.state.progress["step"] == 3
     assert res.photo.size == (32, 32)
