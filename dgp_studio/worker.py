@@ -15,7 +15,6 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -199,7 +198,7 @@ class EngineWorker(QObject):
         preset = request.preset
         history: list[float] = []
         last_frame = last_progress = 0.0
-        stage_starts = np.cumsum((0,) + tuple(preset.iterations))
+        opt_start: tuple[float, int] | None = None
         for n, report in enumerate(job):
             if n % 25 == 24:
                 collect_young()
@@ -211,13 +210,15 @@ class EngineWorker(QObject):
             now = time.perf_counter()
             if report.phase == "optimize" and "total" in report.losses:
                 history.append(report.losses["total"])
+                if opt_start is None:
+                    opt_start = (report.elapsed, report.step)
             final_of_phase = report.iteration == report.stage_iterations
             if report.image is not None and (now - last_frame >= self.frame_interval
                                              or final_of_phase):
                 self.frame.emit(to_uint8(report.image, PREVIEW_SIDE))
                 last_frame = now
             if now - last_progress >= 0.05 or final_of_phase:
-                self.progress.emit(self._progress(report, preset, stage_starts, history))
+                self.progress.emit(self._progress(report, preset, opt_start, history))
                 last_progress = now
         result: RegionResult | None = job.result
         if result is None:
@@ -237,10 +238,12 @@ class EngineWorker(QObject):
         return self._shared[1]
 
     @staticmethod
-    def _progress(report, preset, stage_starts, history) -> Progress:
+    def _progress(report, preset, opt_start, history) -> Progress:
+        """``opt_start``: (elapsed, step) at the first optimisation report, so the time
+        left is from the optimisation's own pace, not the z selection's."""
         eta = None
-        if report.phase == "optimize" and report.step > 0:
-            per = report.elapsed / report.step  # includes selection: conservative
+        if report.phase == "optimize" and opt_start is not None and report.step > opt_start[1]:
+            per = (report.elapsed - opt_start[0]) / (report.step - opt_start[1])
             eta = per * max(0, report.total - report.step)
         if len(history) > 200:
             stride = len(history) / 200

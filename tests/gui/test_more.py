@@ -116,3 +116,45 @@ def test_colorize_and_superres_tasks_run(qtbot, window, picture_file):
     assert window.state.size == (160, 120)
     window.actions["redo"].trigger()
     assert window.state.size == (32, 32)
+
+
+def test_zoom_fit_and_region_scaling(qtbot, window, picture_file):
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtTest import QTest
+
+    assert window.open_path(picture_file)
+    window.actions["actual"].trigger()
+    assert abs(window.canvas.zoom() - 1.0) < 1e-6
+    window.actions["zoom_in"].trigger()
+    assert window.canvas.zoom() > 1.0
+    window.actions["fit"].trigger()
+    window.set_tool("frame")
+    window.state.set_region(0, 0, 60)
+    c = window.canvas
+    vp = c.viewport()
+    corner = c.mapFromScene(QPointF(60, 60))
+    target = c.mapFromScene(QPointF(90, 90))
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, corner)
+    QTest.mouseMove(vp, target)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, target)
+    x, y, side = window.state.region
+    assert (x, y) == (0, 0) and 80 <= side <= 100  # scaled, still square
+
+
+def test_class_picker(qtbot, window):
+    from dgp_engine import InputError
+
+    qtbot.waitUntil(lambda: bool(window.task_panel._class_names), timeout=10000)
+    tp = window.task_panel
+    tp.class_edit.setText("auto")
+    assert tp.class_id() is None
+    tp.class_edit.setText("3: class 3")
+    assert tp.class_id() == 3
+    tp.class_edit.setText("class 2")
+    assert tp.class_id() == 2
+    tp.class_edit.setText("99")
+    try:
+        tp.class_id()
+        raise AssertionError("out of range accepted")
+    except InputError as exc:
+        assert "0..4" in str(exc)
