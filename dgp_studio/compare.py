@@ -17,7 +17,7 @@ class SplitView(QWidget):
         self.after = None
         self.split = 0.5
         self.holding = False
-        self.setMinimumSize(160, 160)
+        self.setMinimumSize(120, 120)
         self.setAccessibleName("Before and after")
         self.setToolTip("Hold the mouse button to see the picture before")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QListWidget, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QListWidget, QPushButton, QVBoxLayout, QWidget
 
 from .compare import CompareWidget
 from .model.state import AppState, HistoryEntry
@@ -15,15 +15,17 @@ class HistoryPanel(QWidget):
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
         self.state = state
-        lay = QVBoxLayout(self)
+        lay = QHBoxLayout(self)  # list beside the compare view (the dock is wide)
         self.list = QListWidget()
         self.list.setAccessibleName("Result history")
         self.compare = CompareWidget()
         self.apply_button = QPushButton("&Apply to picture")
         self.apply_button.setAccessibleName("Apply result to picture")
-        lay.addWidget(self.list)
+        left = QVBoxLayout()
+        left.addWidget(self.list)
+        left.addWidget(self.apply_button)
+        lay.addLayout(left, 1)
         lay.addWidget(self.compare, 1)
-        lay.addWidget(self.apply_button)
         state.history_changed.connect(self.refresh)
         self.list.currentRowChanged.connect(self._selected)
         self.apply_button.clicked.connect(self._apply)

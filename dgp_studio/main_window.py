@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QSizePolicy,
     QSlider,
     QSpinBox,
@@ -91,12 +92,15 @@ class MainWindow(QMainWindow):
         side_lay.addWidget(self.task_panel)
         side_lay.addWidget(self.run_panel)
         side_lay.addStretch(1)
-        self.task_dock = self._dock("Task", side, Qt.DockWidgetArea.RightDockWidgetArea)
+        # scrollable, so the window fits small screens (docks add their minimum sizes)
+        self.task_dock = self._dock("Task", self._scrolling(side),
+                                    Qt.DockWidgetArea.RightDockWidgetArea)
         self.history_panel = HistoryPanel(self.state)
         self.history_dock = self._dock("History", self.history_panel,
-                                       Qt.DockWidgetArea.RightDockWidgetArea)
+                                       Qt.DockWidgetArea.BottomDockWidgetArea)
         self.log_panel = LogPanel()
         self.log_dock = self._dock("Log", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.history_dock, self.log_dock)
         self.log_bridge = LogBridge(self)
         self.log_bridge.record.connect(self.log_panel.append_record)
         attach(self.log_bridge)
@@ -143,6 +147,15 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, lambda: self._load_model(self.task_panel.model.currentText()))
 
     # --- construction ---------------------------------------------------------
+    @staticmethod
+    def _scrolling(widget: QWidget) -> QScrollArea:
+        area = QScrollArea()
+        area.setWidget(widget)
+        area.setWidgetResizable(True)
+        area.setFrameShape(QScrollArea.Shape.NoFrame)
+        area.setMinimumWidth(min(420, widget.sizeHint().width() + 16))
+        return area
+
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{title}")
@@ -159,7 +172,8 @@ class MainWindow(QMainWindow):
         except ImportError as exc:  # the panel is optional
             log.info("no Manipulate panel: %s", exc)
             return None
-        panel = install_manipulate_panel(self)
+        panel = install_manipulate_panel(self, area=Qt.DockWidgetArea.BottomDockWidgetArea)
+        panel.dock.setWidget(self._scrolling(panel))  # its full height fits small screens
         self.tabifyDockWidget(self.history_dock, panel.dock)
         self.history_dock.raise_()
         return panel
@@ -707,6 +721,13 @@ class MainWindow(QMainWindow):
             self.settings.save()
         except OSError as exc:
             log.warning("Could not save settings: %s", exc)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not getattr(self, "_docks_sized", False):
+            self._docks_sized = True  # history/manipulate/log tabs: a quarter of the height
+            self.resizeDocks([self.history_dock], [max(180, self.height() // 4)],
+                             Qt.Orientation.Vertical)
 
     def _restore_geometry(self) -> None:
         g = QSettings("dgp-studio", "dgp-studio").value("geometry")

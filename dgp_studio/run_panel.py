@@ -28,7 +28,7 @@ class RunPanel(QWidget):
     resume_clicked = Signal()
     cancel_clicked = Signal()
 
-    PREVIEW = 192
+    PREVIEW = 150
 
     def __init__(self, parent=None):
         super().__init__(parent)

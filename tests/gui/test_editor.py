@@ -308,7 +308,14 @@ def test_model_picker_locked_during_run_and_close_asks(qtbot, window, picture_fi
 
 
 def test_help_sheet_and_accessible_names(qtbot, window):
-    from PySide6.QtWidgets import QAbstractButton, QAbstractSlider, QComboBox, QLineEdit, QSpinBox
+    from PySide6.QtWidgets import (
+        QAbstractButton,
+        QAbstractSlider,
+        QComboBox,
+        QLineEdit,
+        QScrollBar,
+        QSpinBox,
+    )
 
     from dgp_studio.shortcuts import SHORTCUTS, HelpSheet
 
@@ -322,7 +329,8 @@ def test_help_sheet_and_accessible_names(qtbot, window):
     unnamed = []
     for cls in (QAbstractButton, QAbstractSlider, QComboBox, QLineEdit, QSpinBox):
         for w in window.findChildren(cls):
-            if not w.isVisibleTo(window) or w.objectName().startswith("qt_"):
+            if not w.isVisibleTo(window) or w.objectName().startswith("qt_") \
+                    or isinstance(w, QScrollBar):  # part of their scroll area
                 continue
             if window.manipulate is not None and window.manipulate.isAncestorOf(w):
                 continue  # checked by the Manipulate panel's own tests
