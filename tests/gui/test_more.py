@@ -158,3 +158,32 @@ def test_class_picker(qtbot, window):
         raise AssertionError("out of range accepted")
     except InputError as exc:
         assert "0..4" in str(exc)
+
+
+def test_models_dialog_transfer_progress_and_outcome(qtbot, window):
+    import asyncio
+
+    from dgp_engine.hub import TransferProgress
+    from dgp_studio.model_dialog import ModelDialog
+
+    dlg = ModelDialog(window)
+    qtbot.addWidget(dlg)
+    changed = []
+    dlg.models_changed.connect(lambda: changed.append(True))
+
+    async def fake_pull():
+        dlg._progress(TransferProgress("biggan-128", "download", "G_ema.pth", 50_000_000,
+                                       200_000_000, 0, 2))
+        assert dlg.bar.value() == 250
+        assert "50.0 MB of 200.0 MB" in dlg.status.text()
+
+    asyncio.run(dlg._run(fake_pull(), "Download biggan-128"))
+    assert changed and "done" in dlg.status.text()
+
+    async def failing():
+        from dgp_engine.errors import DownloadError
+
+        raise DownloadError("The Hub cannot be reached (offline).")
+
+    asyncio.run(dlg._run(failing(), "Download biggan-128"))
+    assert "offline" in dlg.status.text() and dlg.download_button.isEnabled()
