@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from .degradations import Degradation, make_degradation
 from .errors import InputError, PresetError
 from .models import freeze_sn, unfreeze_sn
+from .models.spectral import scale_outputs
 from .presets import Preset
 from .prior import Prior
 from .state import ReconstructionState, restored, snapshot, weight_delta
@@ -190,6 +191,7 @@ class ReconstructionRun:
         finally:
             unfreeze_sn(D)
             unfreeze_sn(G)
+            scale_outputs(G, False)
             for p, g in zip(D.parameters(), d_grad):
                 p.requires_grad_(g)
             for p in G.parameters():
@@ -321,6 +323,7 @@ class ReconstructionRun:
             for m in G.group_modules(g):
                 if any(id(p) in live for p in m.parameters()):
                     unfreeze_sn(m)
+                    scale_outputs(m, True)
                 else:
                     freeze_sn(m)
 

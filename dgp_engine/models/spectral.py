@@ -29,6 +29,9 @@ class SpectralNorm:
     def _init_sn(self, num_outputs: int, eps: float) -> None:
         self.sn_eps = eps
         self._inv_sigma = None
+        # Fast path for trainable layers: op(x, W)·(1/σ(W)) instead of op(x, W/σ(W)),
+        # the same function without a weight-sized W/σ kept for backward.
+        self.sn_scale_output = False
         self.register_buffer("u0", torch.randn(1, num_outputs))  # type: ignore[attr-defined]
         self.register_buffer("sv0", torch.ones(1))  # type: ignore[attr-defined]
 
@@ -63,6 +66,14 @@ class SpectralNorm:
     def unfreeze_sn(self) -> None:
         self._inv_sigma = None
 
+    def _output_scale(self) -> torch.Tensor | None:
+        """1/σ to multiply the output by, or None to use W/σ as the weight."""
+        if self._inv_sigma is not None:
+            return self._inv_sigma
+        if self.sn_scale_output:
+            return 1.0 / self.sigma()
+        return None
+
     def _apply(self, fn, recurse=True):  # the cache does not follow .to(); recompute
         self._inv_sigma = None
         return super()._apply(fn, recurse)  # type: ignore[misc]
@@ -83,8 +94,9 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
         self._init_sn(out_ch, eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._inv_sigma is not None:
-            out = F.conv2d(x, self.weight, None, self.stride, self.padding) * self._inv_sigma
+        scale = self._output_scale()
+        if scale is not None:
+            out = F.conv2d(x, self.weight, None, self.stride, self.padding) * scale
             return _add_bias(out, self.bias, 1)
         return F.conv2d(x, self.sn_weight(), self.bias, self.stride, self.padding)
 
@@ -96,8 +108,9 @@ class SNLinear(SpectralNorm, nn.Linear):
         self._init_sn(out_features, eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._inv_sigma is not None:
-            return _add_bias(F.linear(x, self.weight) * self._inv_sigma, self.bias, -1)
+        scale = self._output_scale()
+        if scale is not None:
+            return _add_bias(F.linear(x, self.weight) * scale, self.bias, -1)
         return F.linear(x, self.sn_weight(), self.bias)
 
 
@@ -109,8 +122,9 @@ class SNEmbedding(SpectralNorm, nn.Embedding):
         self._init_sn(num_embeddings, eps)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        if self._inv_sigma is not None:
-            return F.embedding(y, self.weight) * self._inv_sigma
+        scale = self._output_scale()
+        if scale is not None:
+            return F.embedding(y, self.weight) * scale
         return F.embedding(y, self.sn_weight())
 
 
@@ -126,3 +140,9 @@ def freeze_sn(module: nn.Module) -> None:
 def unfreeze_sn(module: nn.Module) -> None:
     for m in sn_layers(module):
         m.unfreeze_sn()
+
+
+def scale_outputs(module: nn.Module, on: bool) -> None:
+    """Switch the W/σ-free formulation for the trainable layers of ``module``."""
+    for m in sn_layers(module):
+        m.sn_scale_output = on
