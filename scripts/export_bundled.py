@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--classes-tsv", type=Path, default=DEFAULT_TSV)
     p.add_argument("--eval", type=Path, help="JSON written by scripts/eval_prior.py")
     p.add_argument("--speeds", default="", help="measured training speeds, for the card")
+    p.add_argument("--classifier", type=Path,
+                   help="evaluation classifier (.safetensors + .json) to ship beside the model")
+    p.add_argument("--notes", default="", help="extra line for the card's training section")
     p.add_argument("--resume-copy", type=Path,
                    help="also copy the training checkpoint here (for a later --resume)")
     args = p.parse_args(argv)
@@ -47,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
 
     info = export_prior(args.checkpoint, args.out, class_names(args.classes_tsv))
     quality = json.loads(args.eval.read_text()) if args.eval else {}
-    (args.out / "MODEL_CARD.md").write_text(card(info, quality, args.speeds), encoding="utf-8")
+    (args.out / "MODEL_CARD.md").write_text(card(info, quality, args.speeds, args.notes),
+                                            encoding="utf-8")
+    if args.classifier:
+        shutil.copyfile(args.classifier, args.out / "eval_classifier.safetensors")
+        shutil.copyfile(args.classifier.with_suffix(".json"), args.out / "eval_classifier.json")
     if args.resume_copy:
         args.resume_copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.checkpoint, args.resume_copy)
@@ -62,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def card(info: dict, q: dict, speeds: str) -> str:
+def card(info: dict, q: dict, speeds: str, notes: str = "") -> str:
     s, c = info["settings"], info["config"]
 
     def num(key: str, fmt: str = "{:.3f}") -> str:
@@ -101,12 +108,13 @@ French horn, garbage truck, gas pump, golf ball, parachute.
 - Steps: **{info['step']}**; images seen by D: **{info['images_seen']:,}**
   (≈ {info['images_seen'] / 9469:.1f} epochs).
 - Hardware: 2-core x86 CPU, **one thread**, no GPU; training time
-  **{info['hours']:.2f} h**.
+  **{info['hours']:.2f} h** wall-clock. {notes}
 
 ## Measured quality
 With no Inception weights offline, quality is measured with a small CNN
 classifier (`dgp_engine/training/classifier.py`, 4 conv stages, width 24) trained
-here on 90 % of the training split; its accuracy on the other 10 % (held-out
+here on 90 % of the training split (shipped as `eval_classifier.safetensors`; the
+held-out indices are in `eval_classifier.json`); its accuracy on the other 10 % (held-out
 real images) is **{num('classifier_holdout_accuracy')}**. Features for KID/FID are
 that classifier's penultimate (global-average-pooled, {8 * 24}-d) features —
 **not Inception features; the numbers are not comparable with published FID/KID.**
