@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from .degradations import Compose, Degradation, Downsample, Grayscale, Identity, Mask
-from .errors import DeviceError, InputError, PresetError
+from .errors import InputError, PresetError
 from .imageio import Photo, check_mask
 from .postprocess import composite_hole, to_gray, transfer_color
 from .presets import Preset, load_preset, preset_names
@@ -99,34 +98,16 @@ def resolve_preset(spec: str | Preset | None, task: str, model_name: str | None 
 
 
 def resolve_device(name: str | None) -> torch.device:
-    """cpu, cuda[:N], mps or auto (CUDA, then MPS, then CPU)."""
-    name = (name or "auto").strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise DeviceError(f"Unknown device {name!r}; use cpu, cuda, cuda:N, mps or auto.") \
-            from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("CUDA was requested but no CUDA GPU is available; use --device cpu.")
-    if dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise DeviceError("Apple MPS was requested but is not available; use --device cpu.")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise DeviceError(f"Device {name!r} is not supported; use cpu, cuda, mps or auto.")
-    return dev
+    """cpu, cuda[:N], mps, gpu or auto (CUDA, then MPS, then CPU); see dgp_engine.device."""
+    from .device import select_device
+
+    return select_device(name)
 
 
 def default_threads() -> int:
-    """max(1, cores − 1): leaves a core to the UI / system (measured, see STYLE.md)."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    from .runtime import default_threads as threads
+
+    return threads()
 
 
 # --- planning: photo → the model's observation ---------------------------------------------

@@ -91,7 +91,9 @@ def _common(p: argparse.ArgumentParser, class_default: str = "auto") -> None:
     p.add_argument("--iterations-scale", type=float, metavar="S",
                    help="scale every stage's iteration count (e.g. 0.5 for a quick run)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda, cuda:N, mps, gpu or auto (default: $DGP_STUDIO_DEVICE, "
+                        "else auto)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: cores − 1)")
     p.add_argument("--exact", action="store_true",
                    help="reference-exact optimisation (slower; matches the published code)")
@@ -170,16 +172,16 @@ def cancel_on_sigint(event: threading.Event, on_first=None):
 
 
 def _setup_torch(args):
-    import torch
-
-    from ..tasks import default_threads, resolve_device
+    from ..runtime import configure
+    from ..tasks import resolve_device
 
     if args.threads is not None and args.threads < 1:
         from ..errors import InputError
 
         raise InputError("--threads must be at least 1.")
-    torch.set_num_threads(args.threads or default_threads())
-    return resolve_device(args.device)
+    device = resolve_device(args.device)
+    configure(args.threads)  # threads; glibc allocator kept from trimming (DGP.md §12)
+    return device
 
 
 def _class_id(spec: str, prior) -> int | None:
