@@ -12,8 +12,7 @@ from .test_editor import open_and_paint, probe_run
 
 @pytest.mark.slow
 def test_bundled_model_run_keeps_ui_responsive(qtbot, window, picture_file, request):
-    if "slow" not in (request.config.getoption("-m") or ""):
-        pytest.skip("opt-in: pytest -m slow tests/gui -s")
+    # deselected by default (pyproject addopts: -m "not slow")
     from dgp_engine import BigGANConfig, build_prior, load_prior
     from dgp_engine.errors import DGPError
 
