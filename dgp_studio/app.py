@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if args.picture:
         window.open_path(args.picture)
+    else:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, window.offer_recovery)  # autosaves left by a crash
     try:
         import qasync
     except ImportError:  # downloads need it; editing works without

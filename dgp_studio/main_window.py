@@ -38,6 +38,7 @@ from .engine_session import NEEDS_MASK, NEW_PICTURE, RegionRequest, RegionResult
 from .history_panel import HistoryPanel
 from .log_panel import LogBridge, LogPanel, attach, detach
 from .model.state import AppState, HistoryEntry
+from .project_io import ProjectFileActions
 from .qimage import from_qimage
 from .run_panel import RunPanel
 from .settings import Settings
@@ -63,7 +64,7 @@ def apply_hub_repos(repos: dict[str, str]) -> None:
         log.warning("Hub repositories not applied: %s", exc)
 
 
-class MainWindow(QMainWindow):
+class MainWindow(QMainWindow, ProjectFileActions):
     def __init__(self, settings: Settings | None = None, catalog: ModelCatalog | None = None):
         super().__init__()
         self.settings = settings or Settings.load()
@@ -76,6 +77,10 @@ class MainWindow(QMainWindow):
         self._closing = False
         # Asks the user yes/no; tests replace it.
         self.confirm = self._confirm_dialog
+        # Tells the user something (a message box); tests replace it.
+        self.inform = self._inform_dialog
+        # Asks yes/no without blocking, calls back on yes; tests replace it.
+        self.ask_later = self._ask_later_dialog
 
         self.canvas = Canvas(self.state)
         self.canvas.set_brush(self.settings.brush_size, self.settings.brush_hardness)
@@ -113,6 +118,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.zoom_label)
 
         self.manipulate = self._install_manipulate()
+        self._init_projects()
         self.engine = WorkerThread(self.catalog, self.settings.engine_threads,
                                    self.settings.preview_fps, self)
         w = self.engine.worker
@@ -194,6 +200,8 @@ class MainWindow(QMainWindow):
         self._action("paste", "&Paste picture", self.paste)
         self._action("save", "&Save", self.save)
         self._action("save_as", "Save / Export &as…", self.save_as)
+        self._action("open_project", "Open Pro&ject…", self.open_project_dialog)
+        self._action("save_project", "Save Pro&ject…", self.save_project_dialog)
         self._action("quit", "&Quit", self.close)
         self._action("import_mask", "&Import mask…", self.import_mask, shortcut=False)
         self._action("export_mask", "&Export mask…", self.export_mask, shortcut=False)
@@ -243,6 +251,9 @@ class MainWindow(QMainWindow):
         self._fill_recent()
         for k in ("paste", "save", "save_as"):
             f.addAction(a[k])
+        f.addSeparator()
+        f.addAction(a["open_project"])
+        f.addAction(a["save_project"])
         f.addSeparator()
         f.addAction(a["import_mask"])
         f.addAction(a["export_mask"])
@@ -392,6 +403,10 @@ class MainWindow(QMainWindow):
         self.save_target = None
         self.region_user_set = False
         self.state.open_picture(pic)
+        if self.project_path is not None:  # a picture replaces the project
+            self.autosaver.discard()
+            self.autosaver.project_path = self.project_path = None
+        self._autosaved_changes = self._changes
         self._update_title()
         w, h = self.state.size
         self.statusBar().showMessage(f"{w}×{h}", 4000)
@@ -712,6 +727,10 @@ class MainWindow(QMainWindow):
         if self.engine.thread.isRunning():
             self.engine.stop()
         detach(self.log_bridge)
+        self.autosave_timer.stop()
+        if not self._shut_down:  # closed on purpose: the autosave is no longer needed
+            self.autosaver.discard()
+        self._shut_down = True
         self._save_settings()
         QSettings("dgp-studio", "dgp-studio").setValue("geometry", self.saveGeometry())
 

@@ -10,6 +10,8 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "open": ("Ctrl+O", "Open a picture"),
     "save": ("Ctrl+S", "Save the picture (asks before replacing a file)"),
     "save_as": ("Ctrl+Shift+S", "Save / export as…"),
+    "open_project": ("Ctrl+Alt+O", "Open a project (picture, mask, region, results)"),
+    "save_project": ("Ctrl+Alt+S", "Save the project (picture, mask, region, results)"),
     "paste": ("Ctrl+V", "Paste a picture from the clipboard"),
     "undo": ("Ctrl+Z", "Undo"),
     "redo": ("Ctrl+Shift+Z", "Redo"),

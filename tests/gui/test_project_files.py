@@ -1,0 +1,135 @@
+"""Project files from the GUI: save, open in a fresh window, damaged files, autosave
+and crash recovery."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dgp_engine import project as proj
+
+from .conftest import tiny_preset
+from .test_editor import open_and_paint
+
+
+def fresh_window(qtbot):
+    from dgp_studio.catalog import ModelCatalog
+    from dgp_studio.main_window import MainWindow
+    from dgp_studio.settings import Settings
+
+    from ..helpers import tiny_prior
+
+    catalog = ModelCatalog()
+    catalog.add("tiny", lambda dev: tiny_prior())
+    w = MainWindow(Settings(engine_threads=1, brush_size=20), catalog)
+    w.confirm = lambda title, text: True
+    w.messages = []
+    w.inform = lambda title, text: w.messages.append((title, text))
+    w.task_panel.add_preset("tiny", tiny_preset())
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def test_save_and_open_project(qtbot, window, picture_file, tmp_path):
+    open_and_paint(qtbot, window, picture_file)
+    window.set_tool("frame")
+    window.state.set_region(10, 20, 64)
+    window.set_tool("brush")
+    assert window.actions["save_project"].shortcut().toString() == "Ctrl+Alt+S"
+    path = tmp_path / "session.dgpproj"
+    assert window.save_project_to(path)
+    assert path.is_file() and not window.state.dirty
+    pixels, mask, region = (window.state.picture.pixels.copy(), window.state.mask.copy(),
+                            window.state.region)
+    assert region == (10, 20, 64)
+
+    other = fresh_window(qtbot)
+    try:
+        assert other.open_project(path)
+        assert np.array_equal(other.state.picture.pixels, pixels)
+        assert np.array_equal(other.state.mask, mask)
+        assert other.state.region == region
+        assert other.project_path == path
+        assert not other.state.dirty
+        assert other.messages == []
+    finally:
+        other.shutdown()
+
+
+def test_damaged_project_gives_message_and_is_left_alone(qtbot, window, picture_file,
+                                                           tmp_path):
+    open_and_paint(qtbot, window, picture_file)
+    path = tmp_path / "session.dgpproj"
+    assert window.save_project_to(path)
+    data = path.read_bytes()
+    bad = tmp_path / "cut.dgpproj"
+    bad.write_bytes(data[:len(data) // 3])
+    before = bad.read_bytes()
+
+    other = fresh_window(qtbot)
+    try:
+        asked = []
+        other.confirm = lambda title, text: asked.append((title, text)) or False
+        assert not other.open_project(bad)
+        shown = other.messages + asked
+        assert shown and "damaged" in shown[0][1] and "Traceback" not in shown[0][1]
+        assert "cut.dgpproj" in other.last_error
+        assert not other.state.has_picture
+        assert bad.read_bytes() == before
+        # cut after the picture: the recovered part opens when the user agrees
+        late = tmp_path / "late.dgpproj"
+        late.write_bytes(data[:-40])
+        late_bytes = late.read_bytes()
+        other.confirm = lambda title, text: True
+        assert other.open_project(late)
+        assert np.array_equal(other.state.picture.pixels, window.state.picture.pixels)
+        assert other.project_path is None and other.state.dirty
+        assert late.read_bytes() == late_bytes
+        # not a project at all: a plain message
+        junk = tmp_path / "junk.dgpproj"
+        junk.write_bytes(b"nothing here")
+        assert not other.open_project(junk)
+        assert other.last_error and junk.read_bytes() == b"nothing here"
+    finally:
+        other.shutdown()
+
+
+def test_history_round_trip(qtbot, window, picture_file, tmp_path):
+    from dgp_studio.model.state import HistoryEntry
+
+    open_and_paint(qtbot, window, picture_file)
+    patch = np.full((8, 8, 3), 200, np.uint8)
+    window.state.add_result(HistoryEntry("t", (0, 0, 8, 8), window.state.picture.pixels[:8, :8]
+                                         .copy(), patch, patch.copy(), settings={"k": 1}),
+                            apply=True)
+    path = tmp_path / "h.dgpproj"
+    assert window.save_project_to(path)
+    other = fresh_window(qtbot)
+    try:
+        assert other.open_project(path)
+        [e] = other.state.history
+        assert e.title == "t" and e.applied and e.settings == {"k": 1}
+        assert np.array_equal(e.after, patch) and e.bounds == (0, 0, 8, 8)
+    finally:
+        other.shutdown()
+
+
+def test_autosave_and_recovery(qtbot, window, picture_file):
+    open_and_paint(qtbot, window, picture_file)
+    assert window.autosave_timer.isActive()
+    out = window.autosave()
+    assert out is not None and out.is_file()
+    assert window.autosave() is None  # nothing changed since
+    mask = window.state.mask.copy()
+
+    other = fresh_window(qtbot)  # as after a crash: the autosave is still there
+    try:
+        other.ask_later = lambda title, text, on_yes: on_yes()
+        other.offer_recovery()
+        assert other.state.has_picture
+        assert np.array_equal(other.state.mask, mask)
+        assert other.state.dirty  # restored work is unsaved
+    finally:
+        other.shutdown()
+    assert proj.find_recovery() == []  # closed on purpose: the autosave is gone
