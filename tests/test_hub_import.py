@@ -62,7 +62,7 @@ def test_import_parity_small_converts_to_safetensors_and_loads(config_file):
         x = prior.G(ref["z"], prior.G.shared(ref["y"]))
     torch.testing.assert_close(x, ref["x"], atol=1e-4, rtol=1e-4)
     assert len(prior.class_names) == 1000
-    assert [r.summary() for r in hub.verify()] == ["parity: OK"]
+    assert [r.summary() for r in hub.verify()] == ["bundled: OK", "parity: OK"]  # bundled ships
     rows = {r.name: r for r in registry.list_models()}
     assert rows["parity"].state == "installed" and rows["parity"].source == "imported files"
 

@@ -45,7 +45,7 @@ def test_import_verify_remove(capsys, tmp_path):
     assert "parity: imported into" in out and "G_ch 16" in out
     assert run(capsys, "path", "parity")[1].strip() == str(paths.models_dir() / "parity")
     code, out, _ = run(capsys, "verify")
-    assert code == 0 and out.strip() == "parity: OK"
+    assert code == 0 and out.strip().splitlines() == ["bundled: OK", "parity: OK"]
     (paths.models_dir() / "parity" / "D.safetensors").write_bytes(b"x")
     code, out, _ = run(capsys, "verify", "parity")
     assert code == 1 and "D.safetensors has 1 bytes" in out
@@ -56,7 +56,7 @@ def test_import_verify_remove(capsys, tmp_path):
     code, out, _ = run(capsys, "remove", "parity")
     assert code == 0 and "parity: removed" in out
     code, out, _ = run(capsys, "verify")
-    assert code == 0 and "No models are installed" in out
+    assert code == 0 and out.strip().splitlines() == ["bundled: OK"]  # only what ships
 
 
 def test_source_and_pull_from_a_fake_hub(capsys, monkeypatch):
