@@ -212,7 +212,7 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
 
     # colorize, reconstruct, defend: a region, or the whole photo fitted
     view = View.of_region(region, resolution) if region is not None else View.fit(w, h, resolution)
-    if region is None and max(w, h) > 2 * resolution:
+    if region is None and max(w, h) > 2 * resolution and task != "colorize":
         notes.append(f"The whole {w}×{h} photo is restored at the model's {resolution} px; "
                      "choose a region to keep more detail.")
     obs = view.to_model(rgb)
