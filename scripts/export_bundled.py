@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Export the latest training checkpoint as the bundled prior (resources/models/bundled).
 
-  python scripts/export_bundled.py --checkpoint /work/runs/bundled/checkpoint.pt \
+  python scripts/export_bundled.py --checkpoint runs/bundled/checkpoint.pt \
       --eval eval.json [--classes-tsv .../class_info.tsv] [--resume-copy training_state/...]
 
 Writes config.json, G_ema.safetensors + D.safetensors (fp16, EMA G with standing BN
