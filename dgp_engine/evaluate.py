@@ -327,3 +327,23 @@ def load_hole(path: str | Path, resolution: int) -> np.ndarray:
     if hole.shape != (resolution, resolution):
         hole = resize_mask(hole, resolution, resolution)
     return hole
+
+
+def format_table(results: list[dict]) -> str:
+    """A paper-style Markdown table (PSNR / SSIM / MSE, s/image) from ``evaluate`` results
+    (or their JSON files, loaded), one row per task and method."""
+    order = {t: i for i, t in enumerate(EVAL_TASKS)}
+    morder = {m: i for i, m in enumerate(METHODS)}
+    rows = sorted(results, key=lambda r: (order.get(r["task"], 99), morder.get(r["method"], 99)))
+    lines = ["| task | method | PSNR | SSIM | MSE | s/image | images |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        m = r["mean"]
+
+        def fmt(v, spec):
+            return format(v, spec) if v is not None else "–"
+
+        lines.append(f"| {r['task']} | {r['method']} | {fmt(m['psnr'], '.2f')} | "
+                     f"{fmt(m['ssim'], '.3f')} | {fmt(m['mse'], '.4f')} | "
+                     f"{fmt(r.get('seconds_per_image'), '.1f')} | {r['count']} |")
+    return "\n".join(lines)

@@ -15,6 +15,7 @@ from dgp_engine.evaluate import (
     centre_hole,
     degrade,
     evaluate,
+    format_table,
     load_dataset,
     method_preset,
     pick_indices,
@@ -95,6 +96,8 @@ def test_baselines(prior):
     dip = evaluate(prior, "reconstruct", dataset(1), preset=tiny_preset(), method="dip")
     assert dip["model"]["weights"].startswith("random")
     assert dip["images"][0]["psnr"] != zonly["images"][0]["psnr"]
+    table = format_table([dip, zonly]).splitlines()
+    assert len(table) == 4 and "| reconstruct | z-only |" in table[2]
 
 
 def test_eval_command_writes_json(archive, tmp_path, capsys):
