@@ -260,7 +260,7 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
             "seed": seed, "exact": exact,
         },
         "model": {"name": prior.name, "config": prior.config.to_dict(),
-                  "checksum": prior.checksum,
+                  "checksum": prior.checksum or _weights_digest(prior),
                   "weights": "random (seeded)" if method == "dip" else "pretrained"},
         "preset": run_preset.to_dict(),
         "data": {"source": data.source, "indices": data.indices[:len(rows)],
@@ -271,6 +271,23 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "images": rows,
     }
+
+
+def _weights_digest(prior: Prior) -> str:
+    """SHA-256 over the prior's G and D files (identifies the exact weights scored)."""
+    if prior.source is None:
+        return ""
+    import hashlib
+
+    from .prior import find_weight_files
+
+    try:
+        digest = hashlib.sha256()
+        for f in find_weight_files(Path(prior.source)):
+            digest.update(f.read_bytes())
+        return digest.hexdigest()
+    except Exception:  # the table is still useful without it
+        return ""
 
 
 def _class_for(label, class_mode, prior: Prior, class_map) -> int | None:
