@@ -112,6 +112,7 @@ def test_eval_command_writes_json(archive, tmp_path, capsys):
     assert res["task"] == "inpaint" and res["method"] == "dip" and res["count"] == 2
     assert res["data"]["indices"] == [0, 3] and res["data"]["pick"] == "spread"
     assert {"psnr", "ssim", "mse"} <= set(res["mean"]) and res["seconds_per_image"] > 0
+    assert len(res["model"]["checksum"]) == 64  # SHA-256 of the weights scored
     assert len(list((tmp_path / "imgs").glob("*_result.png"))) == 2
     assert "PSNR" in capsys.readouterr().out
     # labels outside a 5-class model are refused with advice
