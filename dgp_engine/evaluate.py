@@ -364,3 +364,42 @@ def format_table(results: list[dict]) -> str:
                      f"{fmt(m['ssim'], '.3f')} | {fmt(m['mse'], '.4f')} | "
                      f"{fmt(r.get('seconds_per_image'), '.1f')} | {r['count']} |")
     return "\n".join(lines)
+
+
+def read_results(paths: list[str | Path]) -> list[dict]:
+    """Load ``evaluate`` result JSON files, refusing anything that is not one."""
+    results = []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file.") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: not a readable JSON file ({exc}).") from None
+        if not isinstance(data, dict) or not {"task", "method", "mean", "count"} <= set(data):
+            raise InputError(f"{path}: not a `dgp eval` result (no task/method/mean/count).")
+        results.append(data)
+    return results
+
+
+PAPER_ORDER = ("dgp", "dip", "z-only")
+
+
+def ordering_summary(results: list[dict], metric: str = "psnr") -> list[str]:
+    """One line per task with all three methods: their order by ``metric`` and whether the
+    paper's ordering (DGP > DIP-style > z-only) holds."""
+    by_task: dict[str, dict[str, float]] = {}
+    for r in results:
+        value = r["mean"].get(metric)
+        if value is not None:
+            by_task.setdefault(r["task"], {})[r["method"]] = value
+    lines = []
+    for task in sorted(by_task, key=lambda t: EVAL_TASKS.index(t) if t in EVAL_TASKS else 99):
+        scores = by_task[task]
+        if not set(PAPER_ORDER) <= set(scores):
+            continue
+        ranked = sorted(scores, key=scores.get, reverse=True)
+        holds = [m for m in ranked if m in PAPER_ORDER] == list(PAPER_ORDER)
+        text = " > ".join(f"{m} {scores[m]:.2f}" for m in ranked)
+        lines.append(f"{task}: {text} — paper's ordering {'holds' if holds else 'does not hold'}")
+    return lines

@@ -121,3 +121,37 @@ def test_eval_command_writes_json(archive, tmp_path, capsys):
                  "--json", str(tmp_path / "l.json"), "--preset", str(preset), "-q"])
     assert code == 1 and "--class auto" in capsys.readouterr().err
     assert not (tmp_path / "l.json").exists()
+
+
+def _result(task, method, psnr):
+    return {"task": task, "method": method, "count": 3, "seconds_per_image": 1.5,
+            "mean": {"psnr": psnr, "ssim": 0.5, "mse": 0.01}}
+
+
+def test_eval_table_command(tmp_path, capsys):
+    files = []
+    for method, psnr in (("z-only", 15.0), ("dgp", 18.0), ("dip", 16.5)):
+        files.append(tmp_path / f"rec_{method}.json")
+        files[-1].write_text(json.dumps(_result("reconstruct", method, psnr)))
+    for method, psnr in (("z-only", 20.0), ("dgp", 19.0), ("dip", 21.0)):
+        files.append(tmp_path / f"col_{method}.json")
+        files[-1].write_text(json.dumps(_result("colorize", method, psnr)))
+    out = tmp_path / "table.md"
+    assert main(["eval-table", *map(str, files), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    lines = printed.splitlines()
+    # rows ordered by task, then dgp / z-only / dip
+    assert lines[2].startswith("| reconstruct | dgp | 18.00 |")
+    assert lines[3].startswith("| reconstruct | z-only | 15.00 |")
+    assert lines[5].startswith("| colorize | dgp | 19.00 |")
+    assert "reconstruct: dgp 18.00 > dip 16.50 > z-only 15.00 — paper's ordering holds" in printed
+    assert "colorize: dip 21.00 > z-only 20.00 > dgp 19.00 — paper's ordering does not hold" \
+        in printed
+    assert out.read_text().strip() == printed.strip()
+    # refuses to replace the table, and a file that is not a result
+    assert main(["eval-table", str(files[0]), "-o", str(out)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"psnr": 1}')
+    assert main(["eval-table", str(bad)]) == 1
+    assert "not a `dgp eval` result" in capsys.readouterr().err

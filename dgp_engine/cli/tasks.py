@@ -79,6 +79,17 @@ def register(subparsers) -> None:
     _common(e, class_default="label")
     e.set_defaults(func=run_eval_command)
 
+    t = subparsers.add_parser(
+        "eval-table", help="paper-style table from `dgp eval` result files",
+        description="Print one Markdown table (PSNR / SSIM / MSE, seconds per image) of "
+                    "`dgp eval` results, one row per task and method, and whether the "
+                    "paper's ordering DGP > DIP-style > z-only holds per task.")
+    t.add_argument("results", nargs="+", type=Path, metavar="RESULT.json")
+    t.add_argument("-o", "--output", type=Path, metavar="TABLE.md",
+                   help="also write the table to this file")
+    t.add_argument("--overwrite", action="store_true", help="allow replacing --output")
+    t.set_defaults(func=run_eval_table_command)
+
 
 def _common(p: argparse.ArgumentParser, class_default: str = "auto") -> None:
     p.add_argument("--class", dest="class_spec", default=class_default, metavar="N|NAME|auto",
@@ -297,6 +308,24 @@ def run_task_command(args: argparse.Namespace) -> int:
 
 
 # --- evaluation -------------------------------------------------------------------------------------
+def run_eval_table_command(args: argparse.Namespace) -> int:
+    from ..evaluate import format_table, ordering_summary, read_results
+    from ..imageio import check_output_path, write_atomic
+
+    if args.output:
+        check_output_path(args.output, sources=args.results, overwrite=args.overwrite,
+                          image=False)
+    results = read_results(args.results)
+    text = format_table(results)
+    order = ordering_summary(results)
+    if order:
+        text += "\n\n" + "\n".join(f"- {line}" for line in order)
+    print(text)
+    if args.output:
+        write_atomic(args.output, lambda f: f.write(text.encode("utf-8") + b"\n"))
+    return 0
+
+
 def run_eval_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
