@@ -274,20 +274,24 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
 
 
 def _weights_digest(prior: Prior) -> str:
-    """SHA-256 over the prior's G and D files (identifies the exact weights scored)."""
     if prior.source is None:
         return ""
+    try:
+        return weights_digest(prior.source)
+    except Exception:  # the table is still useful without it
+        return ""
+
+
+def weights_digest(folder: str | Path) -> str:
+    """SHA-256 over a model folder's G and D files (identifies the exact weights scored)."""
     import hashlib
 
     from .prior import find_weight_files
 
-    try:
-        digest = hashlib.sha256()
-        for f in find_weight_files(Path(prior.source)):
-            digest.update(f.read_bytes())
-        return digest.hexdigest()
-    except Exception:  # the table is still useful without it
-        return ""
+    digest = hashlib.sha256()
+    for f in find_weight_files(Path(folder)):
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
 
 
 def _class_for(label, class_mode, prior: Prior, class_map) -> int | None:

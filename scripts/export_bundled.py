@@ -40,16 +40,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--classifier", type=Path,
                    help="evaluation classifier (.safetensors + .json) to ship beside the model")
     p.add_argument("--notes", default="", help="extra line for the card's training section")
+    p.add_argument("--restoration", type=Path, nargs="+", default=[], metavar="RESULT.json",
+                   help="`dgp eval` results scored with these exact weights (checked by "
+                        "checksum), tabled in the card")
+    p.add_argument("--restoration-notes", default="",
+                   help="how the restoration results were made (images, presets), for the card")
     p.add_argument("--resume-copy", type=Path,
                    help="also copy the training checkpoint here (for a later --resume)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
+    from dgp_engine.evaluate import format_table, ordering_summary, read_results, weights_digest
     from dgp_engine.prior import load_prior
     from dgp_engine.training import export_prior
 
+    restoration = read_results(args.restoration)
     info = export_prior(args.checkpoint, args.out, class_names(args.classes_tsv))
+    digest = weights_digest(args.out)
+    for path, r in zip(args.restoration, restoration):
+        if r.get("model", {}).get("checksum") != digest:
+            raise SystemExit(f"{path} scored other weights than the ones exported now; "
+                             "re-run it on this export.")
     quality = json.loads(args.eval.read_text()) if args.eval else {}
+    if restoration:
+        order = "\n".join(f"- {line}" for line in ordering_summary(restoration))
+        quality["restoration"] = (f"{args.restoration_notes}\n\n{format_table(restoration)}"
+                                  f"\n\n{order}").strip()
     (args.out / "MODEL_CARD.md").write_text(card(info, quality, args.speeds, args.notes),
                                             encoding="utf-8")
     if args.classifier:
@@ -61,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
     prior = load_prior(args.out)
     with torch.no_grad():
-        img = prior.G(torch.randn(1, prior.G.dim_z), prior.G.shared(torch.tensor([4])))
+        n = prior.config.n_classes  # one sample of every class
+        img = prior.G(torch.randn(n, prior.G.dim_z), prior.G.shared(torch.arange(n)))
     assert img.shape[-1] == prior.resolution and torch.isfinite(img).all()
     size = sum(f.stat().st_size for f in args.out.iterdir()) / 1e6
     print(f"exported step {info['step']} to {args.out} ({size:.1f} MB); load_prior renders "
@@ -127,8 +144,10 @@ that classifier's penultimate (global-average-pooled, {8 * 24}-d) features —
 | reference: KID, held-out real vs rest of training set | {num('reference_kid_holdout_vs_rest', '{:.4f}')} |
 | reference: FID, held-out real vs rest of training set | {num('reference_fid_holdout_vs_rest', '{:.2f}')} |
 
-Evaluated at step {q.get('step', info['step'])}. DGP reconstruction PSNR with the bundled
-presets is not measured yet (needs the engine's reconstruction loop).
+Evaluated at step {q.get('step', info['step'])}.
+
+## Restoration with DGP
+{q.get('restoration') or 'Not measured for this export (`dgp eval`, then --restoration).'}
 
 This is a small, briefly trained model: samples show class colours and rough
 layouts, not photographic detail. It exists so the app works offline on first
