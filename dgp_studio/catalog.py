@@ -17,25 +17,25 @@ Loader = Callable[[str], Prior]  # device → Prior
 class ModelCatalog:
     def __init__(self) -> None:
         self._loaders: dict[str, Loader] = {}
+        self._installed: set[str] = set()
         self._add_known()
 
     def _add_known(self) -> None:
         try:
             from dgp_engine import registry
 
-            list_models = getattr(registry, "list_models", None)
-            if callable(list_models):  # the model manager's registry
-                for status in list_models():
-                    if status.usable:
-                        self.add(status.name,
-                                 lambda dev, n=status.name: load_prior(n, device=dev))
-            elif (registry.bundled_model_dir() / "config.json").is_file():
-                self.add("bundled", lambda dev: load_prior("bundled", device=dev))
+            found = [status.name for status in registry.list_models() if status.usable]
         except Exception as exc:  # noqa: BLE001 — a broken registry must not stop the app
             log.warning("Could not list installed models: %s", exc)
+            return
+        for name in self._installed - set(found):  # removed, or the cache folder moved
+            self._loaders.pop(name, None)
+        for name in found:
+            self.add(name, lambda dev, n=name: load_prior(n, device=dev))
+        self._installed = set(found)
 
     def refresh(self) -> None:
-        """Pick up models installed since start (keeps test/runtime additions)."""
+        """Pick up models installed or removed since start (keeps test/runtime additions)."""
         self._add_known()
 
     def add(self, name: str, loader: Loader) -> None:

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dgp_engine import DGPError, InputError
+from dgp_engine import DGPError, InputError, paths
 
 from . import image_files
 from .canvas import Canvas
@@ -68,6 +68,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
     def __init__(self, settings: Settings | None = None, catalog: ModelCatalog | None = None):
         super().__init__()
         self.settings = settings or Settings.load()
+        paths.set_cache_dir(self.settings.cache_dir or None)  # models are listed from there
         self.catalog = catalog or ModelCatalog()
         self.state = AppState(self)
         self.save_target: Path | None = None
@@ -543,8 +544,12 @@ class MainWindow(QMainWindow, ProjectFileActions):
 
     def apply_settings(self) -> None:
         """Use changed settings now: threads at the next run (set inside the worker
-        thread), the device as the new default, hub repositories in the registry."""
+        thread), the device as the new default, the cache folder (models listed again),
+        hub repositories in the registry."""
         self.engine.worker.set_threads(self.settings.engine_threads)
+        if paths.cache_dir() != self.settings.resolved_cache_dir():
+            paths.set_cache_dir(self.settings.cache_dir or None)
+            self._models_changed()
         if self.task_panel.device.findText(self.settings.device) >= 0:
             self.task_panel.device.setCurrentText(self.settings.device)
         apply_hub_repos(self.settings.hub_repos)

@@ -95,4 +95,4 @@ class Settings:
         self.recent_files = [f] + [r for r in self.recent_files if r != f][: limit - 1]
 
     def resolved_cache_dir(self) -> Path:
-        return Path(self.cache_dir) if self.cache_dir else paths.cache_dir()
+        return Path(self.cache_dir).expanduser() if self.cache_dir else paths.default_cache_dir()

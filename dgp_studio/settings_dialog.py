@@ -47,6 +47,9 @@ class SettingsDialog(QDialog):
         self.cache = QLineEdit(settings.cache_dir)
         self.cache.setAccessibleName("Cache folder")
         self.cache.setPlaceholderText(str(settings.resolved_cache_dir()))
+        self.cache.setToolTip("Where downloaded and imported models and autosaves live. "
+                              "Models already installed elsewhere are not moved: import "
+                              "them again, or move the folder's models/ yourself.")
         browse = QPushButton("…")
         browse.setAccessibleName("Choose cache folder")
         browse.clicked.connect(self._browse)

@@ -159,3 +159,19 @@ def test_atomic_write_leaves_old_content_when_the_write_fails(tmp_path):
         registry.atomic_write_bytes(target, 12345)  # type: ignore[arg-type]
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_cache_folder_from_environment_and_setting(tmp_path, monkeypatch):
+    from dgp_engine import paths
+
+    default = paths.cache_dir()
+    monkeypatch.setenv("DGP_STUDIO_CACHE_DIR", str(tmp_path / "env"))
+    assert paths.models_dir() == tmp_path / "env" / "models"
+    try:
+        paths.set_cache_dir(tmp_path / "app")  # the app's setting wins over the environment
+        assert paths.cache_dir() == tmp_path / "app"
+        assert paths.default_cache_dir() == tmp_path / "env"
+    finally:
+        paths.set_cache_dir(None)
+    monkeypatch.delenv("DGP_STUDIO_CACHE_DIR")
+    assert paths.cache_dir() == default

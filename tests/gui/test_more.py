@@ -187,3 +187,42 @@ def test_models_dialog_transfer_progress_and_outcome(qtbot, window):
 
     asyncio.run(dlg._run(failing(), "Download biggan-128"))
     assert "offline" in dlg.status.text() and dlg.download_button.isEnabled()
+
+
+def test_cache_folder_setting_moves_where_models_are_found(qtbot, window, tmp_path):
+    from dgp_engine import paths
+    from dgp_studio.settings_dialog import SettingsDialog
+
+    from ..helpers import parity_folder
+
+    src = parity_folder(tmp_path / "src")
+    registry_before = paths.models_dir()
+    elsewhere = tmp_path / "big disk" / "dgp cache"
+    elsewhere.mkdir(parents=True)
+    try:
+        dlg = SettingsDialog(window.settings, window)
+        qtbot.addWidget(dlg)
+        dlg.cache.setText(str(elsewhere))
+        dlg.accept()
+        window.apply_settings()
+        assert paths.cache_dir() == elsewhere and paths.models_dir() == elsewhere / "models"
+        from dgp_engine import hub
+
+        hub.import_files("parity", src / "G_ema.pth", src / "D.pth", config=src / "config.json")
+        assert (elsewhere / "models" / "parity" / "model.json").is_file()
+        window._models_changed()
+        models = [window.task_panel.model.itemText(i)
+                  for i in range(window.task_panel.model.count())]
+        assert "parity" in models and "tiny" in models
+        # back to the default folder: the model installed elsewhere is no longer offered
+        dlg = SettingsDialog(window.settings, window)
+        qtbot.addWidget(dlg)
+        dlg.cache.setText("")
+        dlg.accept()
+        window.apply_settings()
+        assert paths.models_dir() == registry_before
+        models = [window.task_panel.model.itemText(i)
+                  for i in range(window.task_panel.model.count())]
+        assert "parity" not in models and "tiny" in models
+    finally:
+        paths.set_cache_dir(None)
