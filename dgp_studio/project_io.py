@@ -2,15 +2,18 @@
 project actions (Save / Open Project, autosave, crash recovery) as a mixin.
 
 What a project holds of the editor: the current picture (source ``picture``), its
-mask (mask ``picture``), the working region, and the result history (each entry's
+mask (mask ``picture``), the working region, the result history (each entry's
 before/after/preview/whole-picture arrays as images ``h<i>.<part>`` and its
-ReconstructionState as state ``h<i>``).  Loading never goes through the undo stack:
+ReconstructionState as state ``h<i>``) and the morph timeline (keyframe names and
+settings; each keyframe is its history entry's state, or state ``k<i>`` when it came
+from a file).  Loading never goes through the undo stack:
 an opened project starts with a clean history of edits."""
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,8 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from dgp_engine import DGPError
+from dgp_engine.manipulate import MorphTimeline
 from dgp_engine.project import (
     SUFFIX,
     Autosaver,
@@ -59,7 +64,18 @@ def _jsonable(value: Any) -> Any:
         return None
 
 
-def to_project(state: AppState, title: str = "", extra: dict | None = None) -> Project:
+@dataclass
+class MorphSnapshot:
+    """The manipulate panel's morph timeline: keyframe states, their names, and the
+    timeline settings (``MorphTimeline.to_dict()``)."""
+
+    keyframes: list
+    names: list[str]
+    settings: dict[str, Any]
+
+
+def to_project(state: AppState, title: str = "", extra: dict | None = None,
+               morph: MorphSnapshot | None = None) -> Project:
     """A snapshot of ``state`` (arrays copied, so later edits do not change it)."""
     if state.picture is None:
         raise NothingToOpen("There is no picture to save in a project.")
@@ -92,7 +108,34 @@ def to_project(state: AppState, title: str = "", extra: dict | None = None) -> P
         "source_path": str(pic.source) if pic.source else None,
         **(_jsonable(extra) or {}),
     }
+    if morph is not None and (morph.keyframes or morph.settings):
+        history_ids = {id(e.state): f"h{i}" for i, e in enumerate(state.history)
+                       if e.state is not None}
+        ids = []
+        for k, kf in enumerate(morph.keyframes):
+            sid = history_ids.get(id(kf))
+            if sid is None:  # loaded from a state file: stored on its own
+                sid = f"k{k}"
+                project.states[sid] = kf
+            ids.append(sid)
+        project.timeline = {**(_jsonable(morph.settings) or {}), "keyframes": ids,
+                            "names": [str(n) for n in morph.names]}
     return project
+
+
+def morph_from_project(project: Project) -> MorphSnapshot | None:
+    """The saved morph timeline; keyframes a damaged file lost are left out."""
+    tl = dict(project.timeline or {})
+    if not tl:
+        return None
+    ids = list(tl.pop("keyframes", []) or [])
+    names = list(tl.pop("names", []) or [])
+    names += [""] * (len(ids) - len(names))
+    keep = [(project.states[i], n) for i, n in zip(ids, names) if i in project.states]
+    if len(keep) < len(ids):
+        log.warning("%d morph keyframe(s) could not be read from the project",
+                    len(ids) - len(keep))
+    return MorphSnapshot([k for k, _ in keep], [n for _, n in keep], tl)
 
 
 def history_from_project(project: Project) -> list[HistoryEntry]:
@@ -174,8 +217,39 @@ class ProjectFileActions:
         self.state.undo_stack.indexChanged.connect(self._count_change)
         self.state.history_changed.connect(self._count_change)
 
+        panel = getattr(self, "manipulate", None)
+        if panel is not None:
+            panel.timeline.keyframes_changed.connect(self._count_change)
+            panel.timeline.invalidated.connect(self._count_change)  # settings edited
+
     def _count_change(self, *_args) -> None:
         self._changes += 1
+
+    def _morph(self) -> MorphSnapshot | None:
+        panel = getattr(self, "manipulate", None)
+        if panel is None:
+            return None
+        try:
+            settings = panel.timeline.timeline().to_dict()
+        except DGPError:  # settings being edited into an invalid combination
+            settings = {}
+        return MorphSnapshot(panel.timeline.keyframes(), panel.timeline.names(), settings)
+
+    def _restore_morph(self, morph: MorphSnapshot | None) -> None:
+        panel = getattr(self, "manipulate", None)
+        if panel is None:
+            return
+        panel.timeline.clear_keyframes()
+        if morph is None:
+            return
+        if morph.settings:
+            try:
+                panel.timeline.set_timeline(MorphTimeline.from_dict(morph.settings))
+            except (DGPError, TypeError, ValueError) as exc:
+                log.warning("The project's morph settings were not restored: %s", exc)
+        prior = self.current_prior() if hasattr(self, "current_prior") else None
+        for state, name in zip(morph.keyframes, morph.names):
+            panel.add_keyframe(state, name, prior=prior)
 
     def autosave(self, force: bool = False) -> Path | None:
         """Writes the autosave when there are changes since the last one (GUI thread:
@@ -184,7 +258,7 @@ class ProjectFileActions:
         if not dirty or self.state.running:
             return None
         try:
-            project = to_project(self.state, self._project_title())
+            project = to_project(self.state, self._project_title(), morph=self._morph())
             out = (self.autosaver.save(project) if force
                    else self.autosaver.maybe_save(project, dirty=True))
         except (ProjectError, OSError) as exc:
@@ -222,7 +296,7 @@ class ProjectFileActions:
                             "saving the project.")
             return False
         try:
-            save_project(to_project(self.state, path.stem), path)
+            save_project(to_project(self.state, path.stem, morph=self._morph()), path)
         except (ProjectError, NothingToOpen, OSError) as exc:
             msg = f"Could not save the project {path.name}: {exc}"
             self.show_error(msg)
@@ -276,6 +350,7 @@ class ProjectFileActions:
             self.show_error(msg)
             self.inform("Cannot open project", msg)
             return False
+        self._restore_morph(morph_from_project(project))
         self.save_target = None
         self.region_user_set = self.state.region is not None
         self.project_path = target

@@ -11,6 +11,7 @@ import gc
 import logging
 import threading
 import time
+from typing import Any
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class ModelInfo:
     resolution: int
     class_names: list[str]
     device: str
+    prior: Any = None  # the loaded Prior (manipulation renders from it in its own thread)
 
 
 @contextmanager
@@ -158,7 +160,8 @@ class EngineWorker(QObject):
             self.model_ready.emit(ModelInfo(name, self._prior.resolution,
                                             list(self._prior.class_names)
                                             or [f"class {i}" for i in
-                                                range(self._prior.config.n_classes)], dev))
+                                                range(self._prior.config.n_classes)], dev,
+                                            self._prior))
         assert self._prior is not None
         return self._prior
 

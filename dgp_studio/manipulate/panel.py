@@ -184,6 +184,13 @@ class ManipulatePanel(QWidget):
             self.prior = prior
         self.timeline.add_keyframe(state, name)
 
+    def offer_prior(self, prior) -> None:
+        """The app loaded a model: keyframes opened before any run render with it (a
+        model already set by a result stays)."""
+        if prior is not None and self.prior is None:
+            self.prior = prior
+            self._keyframes_changed()
+
     def add_keyframe_file(self, path: str | Path, name: str = "") -> None:
         """Load a saved .dgp state (in the render thread) and add it as a keyframe."""
         self._submit(LoadState(str(path), name))

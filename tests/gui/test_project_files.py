@@ -133,3 +133,45 @@ def test_autosave_and_recovery(qtbot, window, picture_file):
     finally:
         other.shutdown()
     assert proj.find_recovery() == []  # closed on purpose: the autosave is gone
+
+
+def test_morph_timeline_round_trip(qtbot, window, picture_file, tmp_path):
+    from dgp_engine.manipulate import MorphTimeline
+    from dgp_studio.model.state import HistoryEntry
+
+    from ..helpers import tiny_prior
+    from ..manipulation_helpers import quick_state
+
+    prior = tiny_prior()
+    from_history, from_file = quick_state(prior, 1, seed=0), quick_state(prior, 3, seed=1)
+    open_and_paint(qtbot, window, picture_file)
+    patch = np.full((8, 8, 3), 90, np.uint8)
+    window.state.add_result(HistoryEntry("r", (0, 0, 8, 8), patch.copy(), patch, patch.copy(),
+                                         state=from_history), apply=False)
+    panel = window.manipulate
+    panel.add_keyframe(from_history, "Start", prior=prior)
+    panel.add_keyframe(from_file, "Loaded B")
+    panel.timeline.set_timeline(MorphTimeline(frames=30, fps=12, easing="linear",
+                                              hold_start=2, pingpong=True))
+    path = tmp_path / "m.dgpproj"
+    assert window.save_project_to(path)
+    saved = proj.load_project(path)
+    # the history's keyframe is stored once; the file's keyframe gets its own state
+    assert saved.timeline["keyframes"] == ["h0", "k1"] and set(saved.states) == {"h0", "k1"}
+
+    other = fresh_window(qtbot)
+    try:
+        assert other.open_project(path)
+        tl = other.manipulate.timeline
+        assert tl.names() == ["Start", "Loaded B"]
+        assert tl.timeline() == MorphTimeline(frames=30, fps=12, easing="linear",
+                                              hold_start=2, pingpong=True)
+        a, b = tl.keyframes()
+        assert proj.states_equal(a, from_history) and proj.states_equal(b, from_file)
+        assert a is other.state.history[0].state  # one object, as before saving
+        # once the model is loaded, the restored timeline renders (scrub preview)
+        other._load_model("tiny")
+        qtbot.waitUntil(lambda: other.manipulate.prior is not None, timeout=20000)
+        assert tl.scrub.isEnabled()
+    finally:
+        other.shutdown()
