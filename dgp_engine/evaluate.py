@@ -283,14 +283,26 @@ def _weights_digest(prior: Prior) -> str:
 
 
 def weights_digest(folder: str | Path) -> str:
-    """SHA-256 over a model folder's G and D files (identifies the exact weights scored)."""
+    """SHA-256 over the tensors (names, dtypes, shapes, values) of a model folder's G and D
+    files: identifies the exact weights scored, whatever the container (safetensors header
+    order, .pth pickling) they were written in."""
     import hashlib
 
     from .prior import find_weight_files
 
     digest = hashlib.sha256()
     for f in find_weight_files(Path(folder)):
-        digest.update(f.read_bytes())
+        if f.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(f), framework="pt") as fh:
+                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        else:
+            tensors = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
+        for k in sorted(tensors):
+            t = tensors[k].detach().contiguous().cpu()
+            digest.update(f"{f.stem}/{k}:{t.dtype}:{tuple(t.shape)};".encode())
+            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
 
 
@@ -350,14 +362,29 @@ def load_hole(path: str | Path, resolution: int) -> np.ndarray:
     return hole
 
 
+def schedule(result: dict) -> str:
+    """The optimisation schedule a result ran, e.g. ``bundled_colorization: 175 it, 100 z``."""
+    p = result.get("preset") or {}
+    if not p:
+        return "–"
+    return f"{p.get('name', '?')}: {_iterations(result)} it, {p.get('select_num', 0)} z"
+
+
+def _iterations(result: dict) -> int:
+    return int(sum((result.get("preset") or {}).get("iterations", [])))
+
+
 def format_table(results: list[dict]) -> str:
-    """A paper-style Markdown table (PSNR / SSIM / MSE, s/image) from ``evaluate`` results
-    (or their JSON files, loaded), one row per task and method."""
+    """A paper-style Markdown table (PSNR / SSIM / MSE, s/image, schedule) from
+    ``evaluate`` results (or their JSON files, loaded), one row per task, method and
+    schedule."""
     order = {t: i for i, t in enumerate(EVAL_TASKS)}
     morder = {m: i for i, m in enumerate(METHODS)}
-    rows = sorted(results, key=lambda r: (order.get(r["task"], 99), morder.get(r["method"], 99)))
-    lines = ["| task | method | PSNR | SSIM | MSE | s/image | images |",
-             "|---|---|---|---|---|---|---|"]
+
+    rows = sorted(results, key=lambda r: (order.get(r["task"], 99), morder.get(r["method"], 99),
+                                          _iterations(r)))
+    lines = ["| task | method | PSNR | SSIM | MSE | s/image | images | schedule |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r["mean"]
 
@@ -366,7 +393,8 @@ def format_table(results: list[dict]) -> str:
 
         lines.append(f"| {r['task']} | {r['method']} | {fmt(m['psnr'], '.2f')} | "
                      f"{fmt(m['ssim'], '.3f')} | {fmt(m['mse'], '.4f')} | "
-                     f"{fmt(r.get('seconds_per_image'), '.1f')} | {r['count']} |")
+                     f"{fmt(r.get('seconds_per_image'), '.1f')} | {r['count']} | "
+                     f"{schedule(r)} |")
     return "\n".join(lines)
 
 
@@ -390,20 +418,22 @@ PAPER_ORDER = ("dgp", "dip", "z-only")
 
 
 def ordering_summary(results: list[dict], metric: str = "psnr") -> list[str]:
-    """One line per task with all three methods: their order by ``metric`` and whether the
-    paper's ordering (DGP > DIP-style > z-only) holds."""
-    by_task: dict[str, dict[str, float]] = {}
+    """One line per task (and schedule length) with all three methods: their order by
+    ``metric`` and whether the paper's ordering (DGP > DIP-style > z-only) holds."""
+    groups: dict[tuple[str, int], dict[str, float]] = {}
     for r in results:
         value = r["mean"].get(metric)
         if value is not None:
-            by_task.setdefault(r["task"], {})[r["method"]] = value
+            groups.setdefault((r["task"], _iterations(r)), {})[r["method"]] = value
     lines = []
-    for task in sorted(by_task, key=lambda t: EVAL_TASKS.index(t) if t in EVAL_TASKS else 99):
-        scores = by_task[task]
+    for (task, its) in sorted(groups, key=lambda k: (EVAL_TASKS.index(k[0])
+                                                     if k[0] in EVAL_TASKS else 99, k[1])):
+        scores = groups[(task, its)]
         if not set(PAPER_ORDER) <= set(scores):
             continue
         ranked = sorted(scores, key=scores.get, reverse=True)
         holds = [m for m in ranked if m in PAPER_ORDER] == list(PAPER_ORDER)
         text = " > ".join(f"{m} {scores[m]:.2f}" for m in ranked)
-        lines.append(f"{task}: {text} — paper's ordering {'holds' if holds else 'does not hold'}")
+        where = f"{task} ({its} it)" if its else task
+        lines.append(f"{where}: {text} — paper's ordering {'holds' if holds else 'does not hold'}")
     return lines
