@@ -300,8 +300,9 @@ def weights_digest(folder: str | Path) -> str:
         else:
             tensors = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
         for k in sorted(tensors):
-            t = tensors[k].detach().contiguous().cpu()
+            t = tensors[k].detach().cpu()
             digest.update(f"{f.stem}/{k}:{t.dtype}:{tuple(t.shape)};".encode())
+            t = t.reshape(-1)  # contiguous, and 0-d tensors can be viewed as bytes
             digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from dgp_engine.cli import main
@@ -155,3 +156,24 @@ def test_eval_table_command(tmp_path, capsys):
     bad.write_text('{"psnr": 1}')
     assert main(["eval-table", str(bad)]) == 1
     assert "not a `dgp eval` result" in capsys.readouterr().err
+
+
+def test_weights_digest_follows_the_tensors_not_the_container(tmp_path):
+    from safetensors.torch import save_file
+
+    from dgp_engine.evaluate import weights_digest
+
+    def write(folder, g, d, meta):
+        folder.mkdir()
+        save_file(g, str(folder / "G_ema.safetensors"), metadata=meta)
+        save_file(d, str(folder / "D.safetensors"), metadata=meta)
+        return weights_digest(folder)
+
+    g = {"w": torch.arange(6, dtype=torch.float16).reshape(2, 3), "n": torch.tensor(7)}
+    d = {"b": torch.ones(3)}
+    a = write(tmp_path / "a", g, d, {"x": "1", "y": "2"})
+    assert a == write(tmp_path / "b", dict(reversed(list(g.items()))), d, {"y": "2", "x": "1"})
+    g2 = dict(g, w=g["w"].clone())
+    g2["w"][1, 2] = 0.5  # one value
+    assert write(tmp_path / "c", g2, d, {}) != a
+    assert write(tmp_path / "d", dict(g, w=g["w"].reshape(3, 2)), d, {}) != a  # one shape
