@@ -252,3 +252,35 @@ def test_cli_train_and_resume(npz_path, tmp_path, capsys):
     assert "does not match" in capsys.readouterr().err
     assert cli_main(["train", "--data", str(tmp_path / "none.npz"), "--out", str(out)]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_cli_train_ctrl_c_saves_a_checkpoint_to_resume_from(npz_path, tmp_path, capsys,
+                                                            monkeypatch):
+    import signal
+
+    from dgp_engine.training import trainer as trainer_module
+
+    out = tmp_path / "run"
+    real_step = trainer_module.Trainer.train_step
+    calls = {"n": 0}
+
+    def step(self, *a, **k):
+        result = real_step(self, *a, **k)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            signal.raise_signal(signal.SIGTERM)  # as from `kill`; Ctrl-C acts the same
+        return result
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", step)
+    args = ["train", "--data", str(npz_path), "--out", str(out), "--res", "32", "--ch", "8",
+            "--batch", "2", "--steps", "50", "--threads", "1", "--checkpoint-minutes", "60"]
+    assert cli_main(args) == 130
+    text = capsys.readouterr().out
+    assert "Stopping after this step" in text and "continue with --resume" in text
+    saved = torch.load(out / CHECKPOINT_NAME, weights_only=True)["step"]
+    assert 2 <= saved < 50
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", real_step)
+    assert cli_main(["train", "--data", str(npz_path), "--out", str(out), "--steps",
+                     str(saved + 1), "--threads", "1", "--resume"]) == 0
+    assert torch.load(out / CHECKPOINT_NAME, weights_only=True)["step"] == saved + 1

@@ -161,9 +161,10 @@ class ProgressBar:
 
 
 @contextmanager
-def cancel_on_sigint(event: threading.Event, on_first=None):
-    """While active, the first Ctrl-C sets ``event`` (a clean stop); a second one raises
-    KeyboardInterrupt.  Outside the main thread signals cannot be caught: no-op."""
+def cancel_on_sigint(event: threading.Event, on_first=None, also_sigterm: bool = False):
+    """While active, the first Ctrl-C (and, with ``also_sigterm``, SIGTERM) sets ``event``
+    (a clean stop); a second one raises KeyboardInterrupt.  Outside the main thread
+    signals cannot be caught: no-op."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -175,11 +176,13 @@ def cancel_on_sigint(event: threading.Event, on_first=None):
         if on_first is not None:
             on_first()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    signums = [signal.SIGINT] + ([signal.SIGTERM] if also_sigterm else [])
+    previous = {s: signal.signal(s, handler) for s in signums}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _setup_torch(args):

@@ -7,8 +7,11 @@ import dataclasses
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
+
+from .tasks import EXIT_INTERRUPTED, cancel_on_sigint
 
 # option name → TrainSettings field; None on the command line means "keep the default,
 # or what the checkpoint was trained with when resuming".
@@ -74,7 +77,9 @@ def run_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(threads)
     settings = _settings(args)
     data = load_npz(args.data, resolution=settings.resolution)
-    trainer = Trainer(data, settings, args.out, device=args.device, resume=args.resume)
+    cancel = threading.Event()
+    trainer = Trainer(data, settings, args.out, device=args.device, resume=args.resume,
+                      cancel=cancel)
     log_file = args.out / "train.log"
     args.out.mkdir(parents=True, exist_ok=True)
     cfg = trainer.config
@@ -86,12 +91,23 @@ def run_train(args: argparse.Namespace) -> int:
             f"device {trainer.device}, {threads} thread(s)")
     _emit(head, log_file)
     report = None
-    for report in trainer.run():
-        if report.step % args.log_every == 0 or report.checkpoint or report.step == report.total:
-            _emit(f"{time.strftime('%H:%M:%S')} {report.line()} | seen {report.images_seen} | "
-                  f"trained {format_duration(report.elapsed_s)}", log_file)
-        if report.checkpoint:
-            _emit(f"checkpoint {report.checkpoint}; samples {report.grid}", log_file)
+
+    def stopping() -> None:
+        _emit("Stopping after this step and saving a checkpoint… (Ctrl-C again to abort "
+              "without saving)", log_file)
+
+    with cancel_on_sigint(cancel, stopping, also_sigterm=True):
+        for report in trainer.run():
+            if report.step % args.log_every == 0 or report.checkpoint \
+                    or report.step == report.total:
+                _emit(f"{time.strftime('%H:%M:%S')} {report.line()} | seen "
+                      f"{report.images_seen} | trained {format_duration(report.elapsed_s)}",
+                      log_file)
+            if report.checkpoint:
+                _emit(f"checkpoint {report.checkpoint}; samples {report.grid}", log_file)
+    if cancel.is_set():
+        _emit(f"stopped at step {trainer.step}; continue with --resume", log_file)
+        return EXIT_INTERRUPTED
     if report is None:
         _emit(f"nothing to do: the run is already at step {trainer.step} of {settings.steps}",
               log_file)
