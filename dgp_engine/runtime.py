@@ -18,10 +18,18 @@ _M_MMAP_MAX = -4
 _allocator_tuned = False
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def default_threads() -> int:
-    """One core left for the UI and the OS: 2 intra-op threads on 2 cores were
-    measured slower than 1 and stall GUI timers."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    """For the app: one core left for the UI and the OS (2 intra-op threads on 2 busy
+    cores were measured slower than 1 and stall GUI timers)."""
+    return max(1, available_cores() - 1)
 
 
 def set_threads(n: int | None = None) -> int:

@@ -27,3 +27,4 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DGP_STUDIO_HOME", str(root))
     monkeypatch.setenv("HF_HOME", str(root / "hf"))
     yield
+    torch.set_num_threads(1)  # CLI commands default to every core; keep tests at one

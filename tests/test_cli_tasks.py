@@ -200,3 +200,15 @@ def test_missing_model_is_a_clear_error(work, capsys):
     assert dgp("colorize", d / "in.png", "-o", d / "o.png", "--model", d / "nowhere") == 1
     assert "dgp: error:" in capsys.readouterr().err
     assert not os.path.exists(d / "o.png")
+
+
+def test_threads_default_to_every_core_and_follow_the_option(work):
+    import torch
+
+    from dgp_engine.runtime import available_cores
+
+    d, common = work
+    assert dgp("restore", d / "in.png", "-o", d / "a.png", *common) == 0
+    assert torch.get_num_threads() == available_cores()
+    assert dgp("restore", d / "in.png", "-o", d / "b.png", *common, "--threads", "1") == 0
+    assert torch.get_num_threads() == 1

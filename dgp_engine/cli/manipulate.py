@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -79,7 +78,7 @@ def _common(p: argparse.ArgumentParser, grid: bool) -> None:
                    help="model the states were restored with: a name or a folder "
                         "(default bundled)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: cores − 1)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: every core)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -121,7 +120,9 @@ def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu"):
 def _setup(args) -> None:
     import torch
 
-    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 2) - 1))
+    from ..runtime import available_cores
+
+    torch.set_num_threads(args.threads or available_cores())
 
 
 def _progress(args, total: int, desc: str):
