@@ -164,12 +164,15 @@ def degrade(clean: np.ndarray, task: str, *, factor: int = 4,
 
 
 def method_preset(preset: Preset, method: str) -> Preset:
-    """The preset a method runs: as given (dgp), generator frozen (z-only), or the
-    DIP-style schedule (all groups, MSE only, fixed random latent)."""
+    """The preset a method runs: as given (dgp), generator frozen (z-only: the pretrained
+    generator exactly as trained, so without the instance-norm swap, whose layers only
+    DGP's fine-tuning adapts), or the DIP-style schedule (all groups, MSE only, fixed
+    random latent)."""
     if method == "dgp":
         return preset
     if method == "z-only":
-        return preset.replace(update_G=False, name=f"{preset.name}+z-only")
+        return preset.replace(update_G=False, use_in=[False] * preset.num_stages,
+                              name=f"{preset.name}+z-only")
     if method == "dip":
         n = preset.num_stages
         return preset.replace(ft_num=["all"] * n, lr_ratio=[1.0] * n, G_lrs=[DIP_G_LR] * n,

@@ -94,6 +94,10 @@ def test_evaluate_tasks(prior, task):
 def test_baselines(prior):
     zonly = evaluate(prior, "reconstruct", dataset(1), preset=tiny_preset(), method="z-only")
     assert zonly["preset"]["update_G"] is False
+    # GAN inversion uses the pretrained generator as trained: no untrained instance norm
+    inpaint = method_preset(tiny_preset(use_in=[True, True]), "z-only")
+    assert list(inpaint.use_in) == [False, False] and not inpaint.update_G
+    assert list(method_preset(tiny_preset(use_in=[True, True]), "dgp").use_in) == [True, True]
     dip = evaluate(prior, "reconstruct", dataset(1), preset=tiny_preset(), method="dip")
     assert dip["model"]["weights"].startswith("random")
     assert dip["images"][0]["psnr"] != zonly["images"][0]["psnr"]
