@@ -75,7 +75,6 @@ class MainWindow(QMainWindow, ProjectFileActions):
         self.last_error = ""
         self.region_user_set = False
         self._request: RegionRequest | None = None
-        self._model_info: ModelInfo | None = None
         self._closing = False
         # Asks the user yes/no; tests replace it.
         self.confirm = self._confirm_dialog
@@ -519,12 +518,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
         if self.state.has_picture and not self.region_user_set:
             self.state.reset_region()
 
-    def current_prior(self):
-        """The model loaded for runs (None before the first load)."""
-        return self._model_info.prior if self._model_info is not None else None
-
     def _on_model_ready(self, info: ModelInfo) -> None:
-        self._model_info = info
         if self.manipulate is not None:  # keyframes opened before any run render with it
             self.manipulate.offer_prior(info.prior)
         self.task_panel.set_class_names(info.class_names)

@@ -131,7 +131,7 @@ def morph_from_project(project: Project) -> MorphSnapshot | None:
     ids = list(tl.pop("keyframes", []) or [])
     names = list(tl.pop("names", []) or [])
     names += [""] * (len(ids) - len(names))
-    keep = [(project.states[i], n) for i, n in zip(ids, names) if i in project.states]
+    keep = [(project.states[i], n) for i, n in zip(ids, names, strict=True) if i in project.states]
     if len(keep) < len(ids):
         log.warning("%d morph keyframe(s) could not be read from the project",
                     len(ids) - len(keep))
@@ -247,9 +247,10 @@ class ProjectFileActions:
                 panel.timeline.set_timeline(MorphTimeline.from_dict(morph.settings))
             except (DGPError, TypeError, ValueError) as exc:
                 log.warning("The project's morph settings were not restored: %s", exc)
-        prior = self.current_prior() if hasattr(self, "current_prior") else None
-        for state, name in zip(morph.keyframes, morph.names):
-            panel.add_keyframe(state, name, prior=prior)
+        # they render with the panel's model: the last result's, or the one the app
+        # loaded (offered to the panel on every load)
+        for state, name in zip(morph.keyframes, morph.names, strict=True):
+            panel.add_keyframe(state, name)
 
     def autosave(self, force: bool = False) -> Path | None:
         """Writes the autosave when there are changes since the last one (GUI thread:

@@ -11,10 +11,10 @@ import gc
 import logging
 import threading
 import time
-from typing import Any
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
