@@ -42,6 +42,8 @@ from typing import Any, TypeVar
 import torch
 
 from . import paths, registry
+from .checkpoint import (OPTIONAL_G_KEYS, find_weight_files, load_strict, read_config,
+                         read_state_dict)
 from .errors import (CheckpointError, DGPError, DownloadError, OperationCancelled,
                      RegistryError)
 from .models import BigGANConfig, Discriminator, Generator
@@ -310,14 +312,12 @@ def check_state_dict(sd: dict[str, Any], role: str, config: BigGANConfig, *, lab
     """Raise CheckpointError with one sentence saying what to do, unless ``sd`` has exactly
     the keys and shapes of the ``role`` network of ``config`` (DGP's optional
     InstanceNorm keys may be absent)."""
-    from .prior import _OPTIONAL_G_KEYS, _load_strict
-
     net = _meta_nets(config)[0 if role == "G" else 1]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "copying into a meta parameter is a no-op"
-            _load_strict(net, sd, Path(label), config,
-                         optional=_OPTIONAL_G_KEYS if role == "G" else None)
+            load_strict(net, sd, Path(label), config,
+                        optional=OPTIONAL_G_KEYS if role == "G" else None)
         return
     except CheckpointError as exc:
         strict_error = exc
@@ -377,12 +377,10 @@ def _check_safetensors_header(file: Path, role: str, config: BigGANConfig) -> No
 
 def _check_shapes(shapes: dict[str, tuple[int, ...]], role: str, config: BigGANConfig,
                   label: str) -> None:
-    from .prior import _OPTIONAL_G_KEYS
-
     expected = {k: tuple(v.shape) for k, v in
                 _meta_nets(config)[0 if role == "G" else 1].state_dict().items()}
     missing = [k for k in expected if k not in shapes
-               and not (role == "G" and _OPTIONAL_G_KEYS.match(k))]
+               and not (role == "G" and OPTIONAL_G_KEYS.match(k))]
     unexpected = [k for k in shapes if k not in expected]
     wrong = [k for k in expected if k in shapes and shapes[k] != expected[k]]
     if missing or unexpected or wrong:
@@ -420,8 +418,6 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
              source_hint: str | None = None) -> InstalledModel:
     """Check, convert to safetensors and atomically install a G/D pair as ``name``."""
     from safetensors.torch import save_file
-
-    from .prior import read_state_dict
 
     cleanup()
     staging = _new_hidden_dir(_STAGING, name)
@@ -563,8 +559,6 @@ def _config_arg(config: BigGANConfig | str | Path | dict | None) -> BigGANConfig
         return BigGANConfig.from_dict(config)
     file = Path(config).expanduser()
     if file.is_dir():
-        from .prior import read_config
-
         return read_config(file)
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
@@ -863,8 +857,6 @@ def _verify_one(name: str, reporter: _Reporter) -> VerifyResult:
         return VerifyResult(name, False, [f"{RECORD_FILE} is unreadable: {again}."],
                             model.folder)
     try:
-        from .prior import read_config
-
         config = read_config(model.folder)
         if config != model.config:
             problems.append(f"config.json differs from {RECORD_FILE}: {again}.")
@@ -898,8 +890,6 @@ def _verify_one(name: str, reporter: _Reporter) -> VerifyResult:
 
 
 def _verify_bundled(reporter: _Reporter) -> VerifyResult:
-    from .prior import find_weight_files, read_config, read_state_dict
-
     folder = registry.bundled_model_dir()
     try:
         config = read_config(folder)

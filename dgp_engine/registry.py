@@ -271,7 +271,7 @@ def _bundled_config() -> BigGANConfig | None:
     folder = bundled_model_dir()
     if not (folder / "config.json").is_file():
         return None
-    from .prior import read_config
+    from .checkpoint import read_config
 
     try:
         return read_config(folder)
@@ -507,7 +507,7 @@ def resolve_model_dir(name: str) -> tuple[Path, str]:
 
 def class_names(name: str) -> list[str]:
     """The class names of a model (its own classes.txt, or ImageNet's 1000)."""
-    from .prior import read_class_names, read_config
+    from .checkpoint import read_class_names, read_config
 
     folder, _ = resolve_model_dir(name)
     return read_class_names(folder, read_config(folder))

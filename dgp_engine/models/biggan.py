@@ -19,10 +19,11 @@ from .spectral import SNConv2d, SNEmbedding, SNLinear
 class ConditionalBatchNorm(nn.Module):
     """BN with stored statistics, gain/bias predicted from [class embedding ‖ z chunk]."""
 
-    def __init__(self, channels: int, cond_dim: int, eps: float, sn_eps: float):
+    def __init__(self, channels: int, cond_dim: int, eps: float, sn_eps: float,
+                 sn_style: str = "power"):
         super().__init__()
-        self.gain = SNLinear(cond_dim, channels, bias=False, eps=sn_eps)
-        self.bias = SNLinear(cond_dim, channels, bias=False, eps=sn_eps)
+        self.gain = SNLinear(cond_dim, channels, bias=False, eps=sn_eps, style=sn_style)
+        self.bias = SNLinear(cond_dim, channels, bias=False, eps=sn_eps, style=sn_style)
         self.eps = eps
         self.momentum = 0.1
         self.register_buffer("stored_mean", torch.zeros(channels))
@@ -56,13 +57,14 @@ class OutputBatchNorm(nn.Module):
 class SelfAttention(nn.Module):
     """SA-GAN non-local block (theta/phi ch/8, g ch/2, 2x2 max-pooled keys)."""
 
-    def __init__(self, ch: int, sn_eps: float):
+    def __init__(self, ch: int, sn_eps: float, sn_style: str = "power"):
         super().__init__()
         self.ch = ch
-        self.theta = SNConv2d(ch, ch // 8, 1, padding=0, bias=False, eps=sn_eps)
-        self.phi = SNConv2d(ch, ch // 8, 1, padding=0, bias=False, eps=sn_eps)
-        self.g = SNConv2d(ch, ch // 2, 1, padding=0, bias=False, eps=sn_eps)
-        self.o = SNConv2d(ch // 2, ch, 1, padding=0, bias=False, eps=sn_eps)
+        sn = dict(padding=0, bias=False, eps=sn_eps, style=sn_style)
+        self.theta = SNConv2d(ch, ch // 8, 1, **sn)
+        self.phi = SNConv2d(ch, ch // 8, 1, **sn)
+        self.g = SNConv2d(ch, ch // 2, 1, **sn)
+        self.o = SNConv2d(ch // 2, ch, 1, **sn)
         self.gamma = nn.Parameter(torch.tensor(0.0))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None,
@@ -81,12 +83,12 @@ class GeneratorBlock(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, cond_dim: int, cfg: BigGANConfig):
         super().__init__()
-        eps = cfg.SN_eps
-        self.conv1 = SNConv2d(in_ch, out_ch, 3, padding=1, eps=eps)
-        self.conv2 = SNConv2d(out_ch, out_ch, 3, padding=1, eps=eps)
-        self.conv_sc = SNConv2d(in_ch, out_ch, 1, padding=0, eps=eps)
-        self.bn1 = ConditionalBatchNorm(in_ch, cond_dim, cfg.BN_eps, eps)
-        self.bn2 = ConditionalBatchNorm(out_ch, cond_dim, cfg.BN_eps, eps)
+        eps, style = cfg.SN_eps, cfg.sn_style
+        self.conv1 = SNConv2d(in_ch, out_ch, 3, padding=1, eps=eps, style=style)
+        self.conv2 = SNConv2d(out_ch, out_ch, 3, padding=1, eps=eps, style=style)
+        self.conv_sc = SNConv2d(in_ch, out_ch, 1, padding=0, eps=eps, style=style)
+        self.bn1 = ConditionalBatchNorm(in_ch, cond_dim, cfg.BN_eps, eps, style)
+        self.bn2 = ConditionalBatchNorm(out_ch, cond_dim, cfg.BN_eps, eps, style)
         # DGP: instance norm that can replace BN during fine-tuning (``use_in``).
         # Its affine terms are set from the BN output, never trained.
         self.in1 = nn.InstanceNorm2d(in_ch, affine=True)
@@ -141,19 +143,19 @@ class Generator(nn.Module):
         cond_dim = cfg.shared_dim + cfg.z_chunk_size
         z_in = self.dim_z // cfg.num_slots
         self.linear = SNLinear(z_in, arch["in_channels"][0] * cfg.bottom_width**2,
-                               eps=cfg.SN_eps)
+                               eps=cfg.SN_eps, style=cfg.sn_style)
         blocks = []
         for i, (cin, cout) in enumerate(zip(arch["in_channels"], arch["out_channels"])):
             group: list[nn.Module] = [GeneratorBlock(cin, cout, cond_dim, cfg)]
             if arch["attention"][i]:
-                group.append(SelfAttention(cout, cfg.SN_eps))
+                group.append(SelfAttention(cout, cfg.SN_eps, cfg.sn_style))
             blocks.append(nn.ModuleList(group))
         self.blocks = nn.ModuleList(blocks)
         ch_last = arch["out_channels"][-1]
         self.output_layer = nn.Sequential(
             OutputBatchNorm(ch_last, cfg.BN_eps),
             nn.ReLU(),
-            SNConv2d(ch_last, 3, 3, padding=1, eps=cfg.SN_eps),
+            SNConv2d(ch_last, 3, 3, padding=1, eps=cfg.SN_eps, style=cfg.sn_style),
         )
 
     # DGP parameter groups: 0 = input linear (+ shared embedding if asked),
@@ -208,13 +210,17 @@ class DiscriminatorBlock(nn.Module):
                  downsample: bool):
         super().__init__()
         hidden = out_ch if cfg.D_wide else in_ch
-        self.conv1 = SNConv2d(in_ch, hidden, 3, padding=1, eps=cfg.SN_eps)
-        self.conv2 = SNConv2d(hidden, out_ch, 3, padding=1, eps=cfg.SN_eps)
+        sn = dict(eps=cfg.SN_eps, style=cfg.sn_style)
+        self.conv1 = SNConv2d(in_ch, hidden, 3, padding=1, **sn)
+        self.conv2 = SNConv2d(hidden, out_ch, 3, padding=1, **sn)
         self.learnable_sc = in_ch != out_ch or downsample
         if self.learnable_sc:
-            self.conv_sc = SNConv2d(in_ch, out_ch, 1, padding=0, eps=cfg.SN_eps)
+            self.conv_sc = SNConv2d(in_ch, out_ch, 1, padding=0, **sn)
         self.preactivation = preactivation
         self.downsample = downsample
+        # StudioGAN's block applies an in-place ReLU to its input before the residual
+        # branch, so its shortcut sees relu(x) too; BigGAN-PyTorch's shortcut sees x.
+        self.relu_shortcut = preactivation and cfg.family == "studiogan"
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
         if self.preactivation:
@@ -231,6 +237,8 @@ class DiscriminatorBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(x) if self.preactivation else x
+        if self.relu_shortcut:
+            x = h
         h = self.conv2(F.relu(self.conv1(h)))
         if self.downsample:
             h = F.avg_pool2d(h, 2)
@@ -249,27 +257,32 @@ class Discriminator(nn.Module):
                                    downsample=arch["downsample"][i])
             ]
             if arch["attention"][i]:
-                group.append(SelfAttention(cout, cfg.SN_eps))
+                group.append(SelfAttention(cout, cfg.SN_eps, cfg.sn_style))
             blocks.append(nn.ModuleList(group))
         self.blocks = nn.ModuleList(blocks)
         ch_last = arch["out_channels"][-1]
-        self.linear = SNLinear(ch_last, 1, eps=cfg.SN_eps)
-        self.embed = SNEmbedding(cfg.n_classes, ch_last, eps=cfg.SN_eps)
+        self.linear = SNLinear(ch_last, 1, eps=cfg.SN_eps, style=cfg.sn_style)
+        self.embed = SNEmbedding(cfg.n_classes, ch_last, eps=cfg.SN_eps, style=cfg.sn_style)
 
     @property
     def num_features(self) -> int:
         return sum(len(g) for g in self.blocks) + 1
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None,
+                block_outputs: list | None = None):
         """Returns (logit [N,1], features): every block/attention output, then the
         sum-pooled vector.  The last block's entry is post-ReLU, as in the reference
-        (its in-place ReLU before pooling modifies the listed tensor)."""
+        (its in-place ReLU before pooling modifies the listed tensor).
+        ``block_outputs``, if given, receives (name, output) of every block as computed,
+        the last one before that ReLU (for parity checks)."""
         feats: list[torch.Tensor] = []
         h = x
-        for group in self.blocks:
-            for block in group:
+        for index, group in enumerate(self.blocks):
+            for j, block in enumerate(group):
                 h = block(h)
                 feats.append(h)
+                if block_outputs is not None:
+                    block_outputs.append((f"blocks.{index}.{j}", h))
         h = F.relu(h)
         feats[-1] = h
         pooled = torch.sum(h, [2, 3])

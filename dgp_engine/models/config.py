@@ -9,6 +9,26 @@ from typing import Any
 from ..errors import CheckpointError
 
 SUPPORTED_RESOLUTIONS = (32, 64, 128, 256)
+#: Where a network's weights come from, which fixes two details of the same BigGAN:
+#: "biggan-pytorch" (the authors' BigGAN-PyTorch checkpoints: spectral norm by one power
+#: step from the stored u) and "studiogan" (PyTorch-StudioGAN's ``big_resnet``: PyTorch's
+#: spectral norm, sigma = u^T W v from the stored u and v; a 64 px generator one block
+#: narrower at the bottom).
+FAMILIES = ("biggan-pytorch", "studiogan")
+#: Generator channel multipliers (block inputs, block outputs) per family and resolution.
+_G_MULT = {
+    "biggan-pytorch": {
+        256: ([16, 16, 8, 8, 4, 2], [16, 8, 8, 4, 2, 1]),
+        128: ([16, 16, 8, 4, 2], [16, 8, 4, 2, 1]),
+        64: ([16, 16, 8, 4], [16, 8, 4, 2]),
+        32: ([4, 4, 4], [4, 4, 4]),
+    },
+    "studiogan": {
+        256: ([16, 16, 8, 8, 4, 2], [16, 8, 8, 4, 2, 1]),
+        128: ([16, 16, 8, 4, 2], [16, 8, 4, 2, 1]),
+        64: ([16, 8, 4, 2], [8, 4, 2, 1]),
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -26,6 +46,7 @@ class BigGANConfig:
     BN_eps: float = 1e-5
     D_wide: bool = True
     bottom_width: int = 4
+    family: str = "biggan-pytorch"
 
     def __post_init__(self) -> None:
         if self.resolution not in SUPPORTED_RESOLUTIONS:
@@ -33,6 +54,14 @@ class BigGANConfig:
                 f"Unsupported resolution {self.resolution}; BigGAN models here are "
                 f"{', '.join(map(str, SUPPORTED_RESOLUTIONS))} px."
             )
+        if self.family not in FAMILIES:
+            raise CheckpointError(f"config.json: family must be one of {', '.join(FAMILIES)}, "
+                                  f"not {self.family!r}")
+        if self.resolution not in _G_MULT[self.family]:
+            raise CheckpointError(
+                f"{self.family} BigGANs are supported at "
+                f"{', '.join(map(str, sorted(_G_MULT[self.family])))} px, not "
+                f"{self.resolution} px.")
         for name in ("G_ch", "D_ch", "dim_z", "shared_dim", "n_classes"):
             if int(getattr(self, name)) <= 0:
                 raise CheckpointError(f"config.json: {name} must be a positive integer")
@@ -60,12 +89,7 @@ class BigGANConfig:
     @property
     def g_arch(self) -> dict[str, list]:
         ch = self.G_ch
-        mult = {
-            256: ([16, 16, 8, 8, 4, 2], [16, 8, 8, 4, 2, 1]),
-            128: ([16, 16, 8, 4, 2], [16, 8, 4, 2, 1]),
-            64: ([16, 16, 8, 4], [16, 8, 4, 2]),
-            32: ([4, 4, 4], [4, 4, 4]),
-        }[self.resolution]
+        mult = _G_MULT[self.family][self.resolution]
         n = len(mult[0])
         res = [8 * 2**i for i in range(n)]
         attn = _attn_set(self.G_attn)
@@ -109,8 +133,14 @@ class BigGANConfig:
         """hier rounds dim_z down to a multiple of the number of slots (120→119 at 256)."""
         return self.z_chunk_size * self.num_slots if self.hier else self.dim_z
 
+    @property
+    def sn_style(self) -> str:
+        """"power": one power step from u0 per forward; "fixed": sigma = u0^T W v0."""
+        return "fixed" if self.family == "studiogan" else "power"
+
     def describe(self) -> str:
-        return (f"BigGAN {self.resolution}px, G_ch {self.G_ch}, D_ch {self.D_ch}, "
+        origin = " (StudioGAN)" if self.family == "studiogan" else ""
+        return (f"BigGAN{origin} {self.resolution}px, G_ch {self.G_ch}, D_ch {self.D_ch}, "
                 f"dim_z {self.dim_z}, shared_dim {self.shared_dim}, "
                 f"{self.n_classes} classes, hier={self.hier}")
 

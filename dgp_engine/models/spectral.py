@@ -1,10 +1,17 @@
 """Spectrally normalised layers with the BigGAN-PyTorch state-dict layout.
 
-Each layer keeps its left singular-vector estimate in the buffer ``u0``
-([1, out]) and the last logged singular value in ``sv0`` ([1]).  Every forward
-does one power-iteration step from ``u0`` to get sigma (gradients flow through
-sigma, not through the vectors); ``u0``/``sv0`` are only written in training
-mode.  An exact SVD would not reproduce the public checkpoints.
+Two styles, one per checkpoint family (``BigGANConfig.sn_style``):
+
+* ``"power"`` (BigGAN-PyTorch): the layer keeps its left singular-vector estimate
+  in the buffer ``u0`` ([1, out]) and the last logged singular value in ``sv0``
+  ([1]).  Every forward does one power-iteration step from ``u0`` to get sigma
+  (gradients flow through sigma, not through the vectors); ``u0``/``sv0`` are only
+  written in training mode.  An exact SVD would not reproduce the public checkpoints.
+* ``"fixed"`` (PyTorch's own ``spectral_norm``, as StudioGAN uses it): the layer keeps
+  both vectors, ``u0`` ([1, out]) and ``v0`` ([1, in]), and in eval mode sigma is
+  u0ᵀ W v0 exactly as stored (no power step, no re-normalisation: StudioGAN's EMA
+  generators store averaged, not unit, vectors).  Training mode does one power step
+  (v, then u) and updates both, as PyTorch does.
 
 When a layer's weight cannot change (all of D during DGP, frozen generator
 groups, rendering) ``freeze_sn()`` computes 1/sigma once and the layer scales
@@ -26,19 +33,38 @@ class SpectralNorm:
     sn_eps: float
     _inv_sigma: torch.Tensor | None
 
-    def _init_sn(self, num_outputs: int, eps: float) -> None:
+    def _init_sn(self, num_outputs: int, eps: float, style: str = "power",
+                 num_inputs: int = 0) -> None:
+        if style not in ("power", "fixed"):
+            raise ValueError(f"unknown spectral-norm style {style!r}")
         self.sn_eps = eps
+        self.sn_style = style
         self._inv_sigma = None
         # Fast path for trainable layers: op(x, W)·(1/σ(W)) instead of op(x, W/σ(W)),
         # the same function without a weight-sized W/σ kept for backward.
         self.sn_scale_output = False
         self.register_buffer("u0", torch.randn(1, num_outputs))  # type: ignore[attr-defined]
-        self.register_buffer("sv0", torch.ones(1))  # type: ignore[attr-defined]
+        if style == "power":
+            self.register_buffer("sv0", torch.ones(1))  # type: ignore[attr-defined]
+        else:
+            self.register_buffer(  # type: ignore[attr-defined]
+                "v0", F.normalize(torch.randn(1, num_inputs), eps=eps))
+            with torch.no_grad():
+                self.u0.copy_(F.normalize(self.u0, eps=eps))
 
     def sigma(self) -> torch.Tensor:
-        """One power-iteration step from ``u0``; returns sigma with grad through W."""
+        """Sigma with grad through W: one power step from ``u0`` ("power"), or
+        u0ᵀ W v0 from the stored vectors ("fixed")."""
         weight: torch.Tensor = self.weight  # type: ignore[attr-defined]
         w_mat = weight.view(weight.size(0), -1)
+        if self.sn_style == "fixed":
+            if self.training:  # type: ignore[attr-defined]
+                with torch.no_grad():
+                    v = F.normalize(torch.mv(w_mat.t(), self.u0[0]), dim=0, eps=self.sn_eps)
+                    u = F.normalize(torch.mv(w_mat, v), dim=0, eps=self.sn_eps)
+                    self.v0.copy_(v.unsqueeze(0))
+                    self.u0.copy_(u.unsqueeze(0))
+            return torch.dot(self.u0[0], torch.mv(w_mat, self.v0[0]))
         with torch.no_grad():
             v = F.normalize(torch.matmul(self.u0, w_mat), eps=self.sn_eps)
             u = F.normalize(torch.matmul(v, w_mat.t()), eps=self.sn_eps)
@@ -89,9 +115,9 @@ def _add_bias(out: torch.Tensor, bias: torch.Tensor | None, channel_dim: int) ->
 
 class SNConv2d(SpectralNorm, nn.Conv2d):
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, padding: int = 1,
-                 bias: bool = True, eps: float = 1e-6):
+                 bias: bool = True, eps: float = 1e-6, style: str = "power"):
         nn.Conv2d.__init__(self, in_ch, out_ch, kernel_size, padding=padding, bias=bias)
-        self._init_sn(out_ch, eps)
+        self._init_sn(out_ch, eps, style, in_ch * kernel_size * kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = self._output_scale()
@@ -103,9 +129,9 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
 
 class SNLinear(SpectralNorm, nn.Linear):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 eps: float = 1e-6):
+                 eps: float = 1e-6, style: str = "power"):
         nn.Linear.__init__(self, in_features, out_features, bias)
-        self._init_sn(out_features, eps)
+        self._init_sn(out_features, eps, style, in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = self._output_scale()
@@ -117,9 +143,10 @@ class SNLinear(SpectralNorm, nn.Linear):
 class SNEmbedding(SpectralNorm, nn.Embedding):
     """Spectral-normed embedding; ``num_embeddings`` is the 'out' dimension."""
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, eps: float = 1e-6):
+    def __init__(self, num_embeddings: int, embedding_dim: int, eps: float = 1e-6,
+                 style: str = "power"):
         nn.Embedding.__init__(self, num_embeddings, embedding_dim)
-        self._init_sn(num_embeddings, eps)
+        self._init_sn(num_embeddings, eps, style, embedding_dim)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         scale = self._output_scale()

@@ -1,0 +1,258 @@
+"""Model folders and checkpoint files: what a folder holds, read as our BigGAN's tensors.
+
+A model folder holds a generator and its discriminator in one of two layouts:
+
+* ours / BigGAN-PyTorch's: ``config.json`` (BigGAN-PyTorch flag names) + ``G_ema``/``G``
+  (optionally ``_<suffix>``) + ``D``, as ``.pth`` or ``.safetensors``;
+* StudioGAN's, as its trainer writes a run: ``model=G_ema-best-weights-step=N.pth`` (or
+  ``G``/``current``) + ``model=D-...pth``, with the run's YAML config as
+  ``studiogan.yaml`` (or ``config.yaml``) or none, then the architecture is read from
+  the tensors. A ``config.json`` beside them wins.
+
+Pickled files are read with ``torch.load(weights_only=True)``: tensors and plain
+containers/numbers/strings only, never code. This module sits below ``prior`` and
+``registry`` and imports neither.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import studiogan
+from .errors import CheckpointError
+from .models import BigGANConfig
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+CLASSES_FILE = "classes.txt"
+#: Keys that DGP adds to BigGAN-PyTorch's generator; released checkpoints lack them.
+OPTIONAL_G_KEYS = re.compile(r"^blocks\.\d+\.0\.in[12]\.(weight|bias)$")
+FORMATS = ("biggan-pytorch", "studiogan")
+
+
+@dataclass
+class FolderWeights:
+    """A folder's G and D state dicts under our names, with their architecture."""
+
+    config: BigGANConfig
+    G: dict[str, torch.Tensor]
+    D: dict[str, torch.Tensor]
+    files: tuple[Path, Path]
+    format: str
+
+
+def read_config(folder: Path) -> BigGANConfig:
+    """The architecture of a model folder: its config.json, else (StudioGAN layout) the
+    run's YAML, else what the StudioGAN tensors say."""
+    cfg_file = folder / CONFIG_FILE
+    if not cfg_file.is_file():
+        if _studiogan_files(folder) is not None:
+            return _studiogan_config(folder)
+        raise CheckpointError(
+            f"{folder} has no config.json. Add one with the BigGAN-PyTorch flags "
+            "(resolution, G_ch, D_ch, dim_z, shared_dim, hier, n_classes, G_attn, D_attn, SN_eps)."
+        )
+    try:
+        data = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{cfg_file} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{cfg_file} must hold a JSON object of BigGAN settings")
+    return BigGANConfig.from_dict(data)
+
+
+def _studiogan_files(folder: Path) -> tuple[Path, Path] | None:
+    def pick(patterns: tuple[str, ...]) -> Path | None:
+        for pattern in patterns:
+            found = sorted(folder.glob(pattern), key=_step_of)
+            if found:
+                return found[-1]
+        return None
+
+    g, d = pick(studiogan.G_FILES), pick(studiogan.D_FILES)
+    return (g, d) if g is not None and d is not None else None
+
+
+def _step_of(path: Path) -> int:
+    m = re.search(r"step=(\d+)", path.name)
+    return int(m.group(1)) if m else -1
+
+
+def _studiogan_yaml(folder: Path) -> Path | None:
+    for name in studiogan.YAML_NAMES:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _studiogan_config(folder: Path, g_sd: dict | None = None,
+                      d_sd: dict | None = None) -> BigGANConfig:
+    yaml_file = _studiogan_yaml(folder)
+    if yaml_file is not None:
+        return studiogan.config_from_yaml(yaml_file)
+    if g_sd is None or d_sd is None:
+        files = _studiogan_files(folder)
+        assert files is not None
+        g_sd, d_sd = read_state_dict(files[0]), read_state_dict(files[1])
+    return studiogan.infer_config(g_sd, d_sd)
+
+
+def find_weight_files(folder: Path) -> tuple[Path, Path]:
+    def pick(stems: list[str]) -> Path | None:
+        for stem in stems:
+            for ext in (".safetensors", ".pth"):
+                exact = folder / f"{stem}{ext}"
+                if exact.is_file():
+                    return exact
+            for ext in (".safetensors", ".pth"):
+                suffixed = sorted(folder.glob(f"{stem}_*{ext}"))
+                if suffixed:
+                    return suffixed[0]
+        return None
+
+    g = pick(["G_ema", "G"])
+    d = pick(["D"])
+    if g is None or d is None:
+        sg = _studiogan_files(folder)
+        if sg is not None:
+            return sg
+    missing = [n for n, f in (("G_ema.pth (or G.pth)", g), ("D.pth", d)) if f is None]
+    if missing:
+        raise CheckpointError(
+            f"{folder} is missing {' and '.join(missing)}. DGP needs both the generator and "
+            "its discriminator; put them next to config.json (safetensors also accepted)."
+        )
+    return g, d  # type: ignore[return-value]
+
+
+def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (``.safetensors``, or a ``.pth`` holding a state dict
+    or a dict with ``state_dict`` — StudioGAN's optimizer state and metadata are dropped),
+    as float32 where floating point."""
+    try:
+        if file.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(file))
+        else:
+            sd = _torch_load(file)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc).lower() or "unsupported global" in str(exc).lower():
+            raise CheckpointError(
+                f"{file.name} holds pickled Python objects besides tensors, which could run "
+                "code when loaded; DGP Studio never loads those. Use the original checkpoint "
+                "from the model's publisher, or re-save its state dict with torch.save."
+            ) from exc
+        raise CheckpointError(
+            f"Could not read {file.name}: the file is damaged or incomplete ({exc}). "
+            "Download or copy it again.") from exc
+    except Exception as exc:  # torch/safetensors raise many kinds for damaged files
+        raise CheckpointError(
+            f"Could not read {file.name}: the file is damaged or incomplete ({exc}). "
+            "Download or copy it again."
+        ) from exc
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{file.name} does not hold a state dict of tensors")
+    return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+
+
+def _torch_load(file: Path):
+    try:  # zip-format checkpoints map their tensors: optimizer state is never paged in
+        return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc).lower():
+            raise
+        return torch.load(file, map_location="cpu", weights_only=True)
+
+
+def detect_format(sd: dict) -> str:
+    return "studiogan" if studiogan.is_studiogan(sd) else "biggan-pytorch"
+
+
+def as_ours(sd: dict[str, torch.Tensor], role: str, label: str) -> tuple[dict, str]:
+    """(state dict under our names, source format). StudioGAN networks other than the
+    BigGAN G/D that DGP uses are refused with what they are."""
+    if not studiogan.is_studiogan(sd):
+        return sd, "biggan-pytorch"
+    found, what = studiogan.identify(sd)
+    if found is None:
+        raise CheckpointError(f"{label} is {what}; DGP needs a BigGAN (big_resnet) generator "
+                              "and its discriminator.")
+    if found != role:
+        raise CheckpointError(
+            f"{label} holds {what}, not a {studiogan.describe_role(role)}: pass the generator "
+            "(model=G_ema-…pth) with --g and the discriminator (model=D-…pth) with --d.")
+    return studiogan.to_ours(sd, role), "studiogan"
+
+
+def read_folder(folder: Path) -> FolderWeights:
+    """Config and both networks' tensors of a model folder, under our names."""
+    has_config = (folder / CONFIG_FILE).is_file()
+    config = read_config(folder) if has_config or _studiogan_files(folder) is None else None
+    g_file, d_file = find_weight_files(folder)
+    g_raw, d_raw = read_state_dict(g_file), read_state_dict(d_file)
+    g_sd, g_fmt = as_ours(g_raw, "G", g_file.name)
+    d_sd, d_fmt = as_ours(d_raw, "D", d_file.name)
+    if g_fmt != d_fmt:
+        raise CheckpointError(
+            f"{g_file.name} is a {g_fmt} checkpoint but {d_file.name} is a {d_fmt} one: "
+            "put the generator and the discriminator of the same model together.")
+    if config is None:
+        config = _studiogan_config(folder, g_raw, d_raw)
+    del g_raw, d_raw
+    if g_fmt == "studiogan" and config.family != "studiogan":
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE} describes a BigGAN-PyTorch model but the weights are "
+            "StudioGAN's: add \"family\": \"studiogan\" and \"BN_eps\": 0.0001 to it, or "
+            "delete it to read the architecture from the StudioGAN files.")
+    if g_fmt == "biggan-pytorch" and config.family == "studiogan":
+        raise CheckpointError(
+            f"{folder.name}'s config describes a StudioGAN model but {g_file.name} is a "
+            "BigGAN-PyTorch checkpoint: fix the config's family.")
+    return FolderWeights(config, g_sd, d_sd, (g_file, d_file), g_fmt)
+
+
+def load_strict(net: torch.nn.Module, sd: dict[str, torch.Tensor], file: Path,
+                config: BigGANConfig, optional: re.Pattern | None = None) -> None:
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in sd and not (optional and optional.match(k))]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(expected[k].shape)}"
+             for k in expected if k in sd and sd[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        detail = "; ".join(filter(None, [
+            f"{len(missing)} missing (e.g. {', '.join(missing[:3])})" if missing else "",
+            f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})" if unexpected else "",
+            f"{len(wrong)} of the wrong shape (e.g. {'; '.join(wrong[:2])})" if wrong else "",
+        ]))
+        raise CheckpointError(
+            f"{file.name} does not fit the expected config ({config.describe()}): {detail}. "
+            "Check config.json (resolution, G_ch/D_ch) against the checkpoint you have."
+        )
+    net.load_state_dict(sd, strict=False)
+
+
+def read_class_names(folder: Path, config: BigGANConfig) -> list[str]:
+    """The model's own ``classes.txt`` if present, else ImageNet names for 1000 classes."""
+    own = folder / CLASSES_FILE
+    if own.is_file():
+        names = [ln.strip() for ln in own.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if len(names) == config.n_classes:
+            return names
+        log.warning("%s lists %d names for %d classes; ignoring it", own, len(names),
+                    config.n_classes)
+    if config.n_classes == 1000:
+        from .classes import imagenet_class_names
+
+        return imagenet_class_names()
+    return [f"class {i}" for i in range(config.n_classes)]
