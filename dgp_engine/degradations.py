@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .taskspec import DOWNSAMPLE, GRAY, MASK, TASK_SPECS, find_task
 
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
@@ -185,30 +186,18 @@ class Compose(Degradation):
         return {"name": self.name, "parts": [p.describe() for p in self.parts]}
 
 
-TASK_ALIASES = {
-    "reconstruct": "reconstruct", "identity": "reconstruct", "restore": "reconstruct",
-    "defend": "defend", "adversarial_defense": "defend",
-    "colorize": "colorize", "colorization": "colorize",
-    "inpaint": "inpaint", "inpainting": "inpaint",
-    "superres": "superres", "sr": "superres", "super_resolution": "superres",
-    "hybrid": "hybrid",
-}
-
-
 def make_degradation(task: str | Degradation, *, mask: torch.Tensor | None = None,
                      factor: int | None = None, resolution: int | None = None) -> Degradation:
-    """φ for a task name.  inpaint/hybrid take ``mask`` (default: the paper's centre
-    hole at ``resolution``); superres/hybrid take ``factor`` (default 4 / 2)."""
+    """φ for a task name, built from the task's parts in :mod:`.taskspec`.  Tasks with a
+    mask take ``mask`` (default: the paper's centre hole at ``resolution``; hybrid runs
+    without one when neither is given); super-resolution takes ``factor`` (default: the
+    task's, 4 for superres, 2 for hybrid)."""
     if isinstance(task, Degradation):
         return task
-    key = TASK_ALIASES.get(str(task).lower())
-    if key is None:
+    spec = find_task(task)
+    if spec is None:
         raise InputError(f"Unknown task {task!r}. Choose one of: "
-                         f"{', '.join(sorted(set(TASK_ALIASES.values())))}.")
-    if key in ("reconstruct", "defend"):
-        return Identity()
-    if key == "colorize":
-        return Grayscale()
+                         f"{', '.join(sorted(s.name for s in TASK_SPECS))}.")
 
     def the_mask() -> Mask:
         if mask is not None:
@@ -217,12 +206,14 @@ def make_degradation(task: str | Degradation, *, mask: torch.Tensor | None = Non
             raise InputError("Inpainting needs a mask (or a resolution for the centre hole).")
         return Mask.centre_hole(resolution)
 
-    if key == "inpaint":
-        return the_mask()
-    if key == "superres":
-        return Downsample(factor or 4)
-    # hybrid: ×2 down → gray → mask, as in the paper
-    parts: list[Degradation] = [Downsample(factor or 2), Grayscale()]
-    if mask is not None or resolution is not None:
-        parts.append(the_mask())
-    return Compose(parts)
+    parts: list[Degradation] = []
+    for kind in spec.degradation:
+        if kind == DOWNSAMPLE:
+            parts.append(Downsample(factor or spec.default_factor or 4))
+        elif kind == GRAY:
+            parts.append(Grayscale())
+        elif kind == MASK and (spec.needs_mask or mask is not None or resolution is not None):
+            parts.append(the_mask())
+    if not parts:
+        return Identity()
+    return parts[0] if len(parts) == 1 else Compose(parts)

@@ -33,11 +33,11 @@ from .postprocess import to_gray
 from .presets import Preset
 from .prior import Prior, build_prior
 from .region import resize, resize_mask
-from .tasks import canonical_task, restore_image
+from .tasks import restore_image
+from .taskspec import DOWNSAMPLE, EVAL_TASKS, GRAY, MASK, find_task, task_spec
 
 log = logging.getLogger(__name__)
 
-EVAL_TASKS = ("reconstruct", "colorize", "inpaint", "superres")
 METHODS = ("dgp", "z-only", "dip")
 # DIP-style baseline: every group trained from the first iteration on the MSE alone.
 DIP_G_LR = 1e-2  # best of 1e-4…1e-1 on Imagenette-64 reconstruction (350 its)
@@ -146,21 +146,24 @@ def centre_hole(resolution: int) -> np.ndarray:
 
 def degrade(clean: np.ndarray, task: str, *, factor: int = 4,
             hole: np.ndarray | None = None) -> Photo:
-    """The synthetic observation of a clean R×R image for ``task``."""
-    if task == "reconstruct":
-        return Photo.from_array(clean)
-    if task == "colorize":
-        return Photo.from_array(to_gray(clean))
-    if task == "inpaint":
-        return Photo.from_array(clean * ~hole[..., None])
-    if task == "superres":
-        from PIL import Image
+    """The synthetic observation of a clean R×R image for ``task``: its degradation's
+    parts in order (gray; the hole zeroed; PIL Lanczos down-scaling as the paper)."""
+    spec = find_task(task)
+    if spec is None or not spec.evaluated:
+        raise InputError(f"Evaluation covers {', '.join(EVAL_TASKS)}; not {task!r}.")
+    obs = clean
+    for kind in spec.degradation:
+        if kind == GRAY:
+            obs = to_gray(obs)
+        elif kind == MASK:
+            obs = obs * ~hole[..., None]
+        elif kind == DOWNSAMPLE:
+            from PIL import Image
 
-        r = clean.shape[0]
-        img = Image.fromarray((clean * 255 + 0.5).astype(np.uint8))
-        lr = img.resize((r // factor, r // factor), Image.LANCZOS)
-        return Photo.from_array(np.asarray(lr))
-    raise InputError(f"Evaluation covers {', '.join(EVAL_TASKS)}; not {task!r}.")
+            r = obs.shape[0]
+            img = Image.fromarray((obs * 255 + 0.5).astype(np.uint8))
+            obs = np.asarray(img.resize((r // factor, r // factor), Image.LANCZOS))
+    return Photo.from_array(obs)
 
 
 def method_preset(preset: Preset, method: str) -> Preset:
@@ -202,13 +205,16 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
 
     ``class_mode``: "label" (the data set's labels, mapped to the model's classes),
     "auto" (z selection picks the class) or a fixed class id."""
-    task = canonical_task(task)
-    if task not in EVAL_TASKS:
+    spec = task_spec(task)
+    task = spec.name
+    if not spec.evaluated:
         raise InputError(f"Evaluation covers {', '.join(EVAL_TASKS)}; not {task!r}.")
     if method not in METHODS:
         raise InputError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
     res = prior.resolution
-    if task == "inpaint":
+    # the task fills a hole: the paper's centre hole unless one is given; scored on it
+    with_hole = MASK in spec.degradation
+    if with_hole:
         hole = centre_hole(res) if hole is None else hole
         if hole.shape != (res, res):
             hole = resize_mask(hole, res, res)
@@ -225,8 +231,8 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
         photo = degrade(clean, task, factor=factor, hole=hole)
         class_id = _class_for(label, class_mode, prior, data.class_map)
         t0 = time.perf_counter()
-        job = restore_image(run_prior, photo, task, mask=hole if task == "inpaint" else None,
-                            factor=factor if task == "superres" else None, class_id=class_id,
+        job = restore_image(run_prior, photo, task, mask=hole if with_hole else None,
+                            factor=factor if spec.new_picture else None, class_id=class_id,
                             preset=run_preset, seed=seed + k, exact=exact, cancel=cancel)
         for report in job:
             if on_report is not None:
@@ -236,7 +242,7 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
         if result is None or result.cancelled:
             break  # an interrupted image is not scored
         out = result.photo.rgb
-        m = score(clean, out, hole if task == "inpaint" else None)
+        m = score(clean, out, hole if with_hole else None)
         row = {"index": index, "name": name, "label": label, "class_id": class_id,
                "selected_class": result.state.class_id,
                "psnr": _finite(m["psnr"]), "ssim": m["ssim"], "mse": m["mse"],
@@ -258,7 +264,7 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
             "resolution": res, "data_range": 1.0, "images": "centre square resized to R",
             "degradation": _describe_degradation(task, factor, res),
             "metrics_on": "hole (MSE/PSNR on hole pixels, SSIM on its bounding box)"
-            if task == "inpaint" else "whole image",
+            if with_hole else "whole image",
             "class": class_mode if isinstance(class_mode, str) else int(class_mode),
             "seed": seed, "exact": exact,
         },
@@ -340,10 +346,11 @@ def _std(rows: list[dict], k: str) -> float | None:
 
 
 def _describe_degradation(task: str, factor: int, res: int) -> str:
-    return {"reconstruct": "none (identity)",
-            "colorize": "gray = 0.2989 R + 0.5870 G + 0.1140 B",
-            "inpaint": f"centre square hole of side {res // 3} px",
-            "superres": f"PIL Lanczos down ×{factor} to {res // factor} px"}[task]
+    words = {GRAY: "gray = 0.2989 R + 0.5870 G + 0.1140 B",
+             MASK: f"centre square hole of side {res // 3} px",
+             DOWNSAMPLE: f"PIL Lanczos down ×{factor} to {res // factor} px"}
+    parts = [words[kind] for kind in task_spec(task).degradation]
+    return ", then ".join(parts) if parts else "none (identity)"
 
 
 def _save_triplet(folder: Path, k: int, clean, photo: Photo, out) -> None:

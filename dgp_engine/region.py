@@ -96,23 +96,31 @@ def mask_bbox(hole: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def default_region(hole: np.ndarray, model_res: int, context: float = 1.0) -> Region | None:
+def default_region(hole: np.ndarray, model_res: int, context: float = 1.0,
+                   max_side: int | None = None) -> Region | None:
     """A square around the hole's bounding box with ``context`` × its side of margin on
     every side (1.0 → the hole is a third of the square, as in the paper), at least
-    the model's resolution, at most the photo's shorter side.  None when the hole is
-    wider than any square that fits in the photo."""
+    the model's resolution, at most the photo's shorter side (and ``max_side``).  None
+    when the hole is wider than any square that fits."""
     h, w = hole.shape
-    x0, y0, x1, y1 = mask_bbox(hole)
+    return region_around(mask_bbox(hole), w, h, model_res, context, max_side)
+
+
+def region_around(box: tuple[int, int, int, int], width: int, height: int, model_res: int,
+                  context: float = 1.0, max_side: int | None = None) -> Region | None:
+    """:func:`default_region` for a hole's bounding box (left, top, right, bottom) in a
+    width×height photo."""
+    x0, y0, x1, y1 = box
     side = max(x1 - x0, y1 - y0)
-    limit = min(w, h)
+    limit = min(width, height) if max_side is None else min(width, height, max_side)
     if side > limit:
         return None
     size = min(max(math.ceil(side * (1 + 2 * context)), model_res, MIN_REGION), limit)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     x = int(round(cx - size / 2))
     y = int(round(cy - size / 2))
-    x = min(max(x, 0), w - size)
-    y = min(max(y, 0), h - size)
+    x = min(max(x, 0), width - size)
+    y = min(max(y, 0), height - size)
     # The bounding box must lie inside (rounding can shift by one pixel).
     x = min(max(x, x1 - size), x0)
     y = min(max(y, y1 - size), y0)

@@ -27,7 +27,7 @@ from .degradations import Compose, Degradation, Downsample, Grayscale, Identity,
 from .errors import InputError, PresetError
 from .imageio import Photo, check_mask
 from .postprocess import composite_hole, to_gray, transfer_color
-from .presets import Preset, load_preset, preset_names
+from .presets import Preset, load_preset
 from .prior import Prior
 from .reconstruct import ReconstructionRun, Report, reconstruct, render
 from .region import (
@@ -36,49 +36,30 @@ from .region import (
     blend_into,
     clamp_region,
     default_feather,
-    default_region,
     parse_region,
     region_weight,
     resize,
     resize_mask,
 )
 from .state import ReconstructionState
+from .taskspec import (
+    COLOR_TRANSFER,
+    FILL_HOLE,
+    NEW_PICTURE,
+    TaskSpec,
+    default_preset,
+    task_spec,
+    working_region,
+)
 
 log = logging.getLogger(__name__)
 
-# Canonical task names; the CLI's `restore` is plain reconstruction.
-TASKS = ("colorize", "inpaint", "superres", "reconstruct", "defend", "hybrid")
-_ALIASES = {"restore": "reconstruct", "identity": "reconstruct", "reconstruction": "reconstruct",
-            "colorization": "colorize", "inpainting": "inpaint", "sr": "superres",
-            "super_resolution": "superres", "adversarial_defense": "defend", "defense": "defend"}
-# Published schedule used for a task when the model has no preset of its own.
-PUBLISHED_PRESET = {"colorize": "colorization", "inpaint": "inpainting",
-                    "superres": "sr_mse_biased", "reconstruct": "manipulation",
-                    "defend": "adversarial_defense", "hybrid": "inpainting"}
-# Model-specific presets are named <model>_<stem>.toml (e.g. bundled_colorization).
-PRESET_STEM = {"colorize": "colorization", "inpaint": "inpainting", "superres": "superres",
-               "reconstruct": "restore", "defend": "defend", "hybrid": "hybrid"}
 SR_FACTORS = (2, 4, 8)
 
 
 def canonical_task(task: str) -> str:
-    key = str(task).strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key not in TASKS:
-        raise InputError(f"Unknown task {task!r}. Choose one of: {', '.join(TASKS)} "
-                         "(restore = reconstruct).")
-    return key
-
-
-def default_preset(task: str, model_name: str | None = None) -> Preset:
-    """The preset tuned for ``model_name`` if one ships (e.g. ``bundled_inpainting``),
-    else the published schedule for the task."""
-    task = canonical_task(task)
-    if model_name:
-        own = f"{model_name}_{PRESET_STEM[task]}"
-        if own in preset_names():
-            return load_preset(own)
-    return load_preset(PUBLISHED_PRESET[task])
+    """The engine's name for ``task`` (an alias or any case; see :mod:`.taskspec`)."""
+    return task_spec(task).name
 
 
 def resolve_preset(spec: str | Preset | None, task: str, model_name: str | None = None,
@@ -127,6 +108,10 @@ class TaskPlan:
     feather: int = 0                   # seam width in photo pixels
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def spec(self) -> TaskSpec:
+        return task_spec(self.task)
+
     def target_tensor(self) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(self.target, dtype=np.float32))
         return (t.permute(2, 0, 1).unsqueeze(0) * 2 - 1).clamp(-1, 1)
@@ -170,7 +155,8 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
               region: Region | str | tuple | None = None, factor: int | None = None,
               feather: int | None = None) -> TaskPlan:
     """Decide the model's view of ``photo`` and build the observation for ``task``."""
-    task = canonical_task(task)
+    spec = task_spec(task)
+    task = spec.name
     w, h = photo.size
     rgb = photo.rgb
     notes: list[str] = []
@@ -178,18 +164,20 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
         region = clamp_region(parse_region(region), w, h)
     if mask is not None:
         mask = check_mask(mask, (w, h))
-    elif task == "inpaint":
+    elif spec.needs_mask:
         raise InputError("Inpainting needs a mask (a mask image or a box) marking what to fill.")
 
-    if task in ("superres", "hybrid"):
-        return _plan_superres(photo, task, resolution, mask, region, factor, notes)
-
-    if task == "inpaint":
+    if region is None and mask is not None and spec.region.around_mask:
+        region = working_region(task, (w, h), resolution, hole=mask)
         if region is None:
-            region = default_region(mask, resolution)
-            if region is None:
-                notes.append("The hole is wider than any square region of the photo: the "
-                             "whole photo is restored at the model's resolution.")
+            notes.append("The hole is wider than any square region of the photo: the "
+                         "whole photo is restored at the model's resolution.")
+
+    if spec.new_picture:
+        return _plan_superres(photo, spec, resolution, mask, region, factor, notes)
+
+    if spec.compose == FILL_HOLE:
+        assert mask is not None  # the task needs a mask (checked above)
         view = (View.of_region(region, resolution) if region is not None
                 else View.fit(w, h, resolution))
         sub_hole = view.crop(mask)
@@ -212,12 +200,13 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
 
     # colorize, reconstruct, defend: a region, or the whole photo fitted
     view = View.of_region(region, resolution) if region is not None else View.fit(w, h, resolution)
-    if region is None and max(w, h) > 2 * resolution and task != "colorize":
+    # colour transfer keeps the photo's own lightness, so no detail is lost
+    if region is None and max(w, h) > 2 * resolution and spec.compose != COLOR_TRANSFER:
         notes.append(f"The whole {w}×{h} photo is restored at the model's {resolution} px; "
                      "choose a region to keep more detail.")
     obs = view.to_model(rgb)
     base: Degradation = Identity()
-    if task == "colorize":
+    if spec.grayscale:
         obs = to_gray(obs)
         base = Grayscale()
     elif mask is not None:
@@ -229,8 +218,8 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
                     feather=feather_px, notes=notes)
 
 
-def _plan_superres(photo: Photo, task: str, resolution: int, mask, region, factor, notes
-                   ) -> TaskPlan:
+def _plan_superres(photo: Photo, spec: TaskSpec, resolution: int, mask, region, factor,
+                   notes) -> TaskPlan:
     w, h = photo.size
     x0, y0 = 0, 0
     if region is not None:
@@ -244,7 +233,7 @@ def _plan_superres(photo: Photo, task: str, resolution: int, mask, region, facto
                      f"super-resolved ×{f}.")
     crop = view.crop(photo.rgb)
     lr = resize(crop, lh, lw)
-    if task == "hybrid":
+    if spec.grayscale:
         lr = to_gray(lr)
     oy, ox = view.oy // f, view.ox // f
     lr_grid = np.pad(lr, [(oy, low - oy - lh), (ox, low - ox - lw), (0, 0)], mode="edge")
@@ -255,7 +244,7 @@ def _plan_superres(photo: Photo, task: str, resolution: int, mask, region, facto
     known = view.known_mask()
     hole_m = None
     if mask is not None:
-        if task != "hybrid":
+        if not spec.uses_mask:
             notes.append("The mask is ignored by super-resolution (use hybrid).")
         else:
             sub = mask[y0:y0 + h, x0:x0 + w]
@@ -265,11 +254,11 @@ def _plan_superres(photo: Photo, task: str, resolution: int, mask, region, facto
             hole_m[view.oy:view.oy + view.ch, view.ox:view.ox + view.cw] = resize_mask(
                 sub, view.ch, view.cw)
             known = known & ~hole_m
-    parts: list[Degradation] = [down] + ([Grayscale()] if task == "hybrid" else [])
+    parts: list[Degradation] = [down] + ([Grayscale()] if spec.grayscale else [])
     deg = _with_known(Compose(parts) if len(parts) > 1 else down,
                       None if known.all() else known)
     target = up * known[..., None]
-    return TaskPlan(task, view, deg, target.astype(np.float32), known, mask, f,
+    return TaskPlan(spec.name, view, deg, target.astype(np.float32), known, mask, f,
                     output_size=(view.cw, view.ch), notes=notes)
 
 
@@ -349,8 +338,8 @@ class RestorationJob:
 
 def compose_output(photo: Photo, plan: TaskPlan, model_output: np.ndarray) -> Photo:
     """Put the model's R×R result back into the photo (DGP.md §7 post-processing)."""
-    view, task = plan.view, plan.task
-    if task in ("superres", "hybrid"):
+    view, compose = plan.view, plan.spec.compose
+    if compose == NEW_PICTURE:
         out = view.content(model_output).astype(np.float32)
         ow, oh = out.shape[1], out.shape[0]
         alpha = None
@@ -359,18 +348,18 @@ def compose_output(photo: Photo, plan: TaskPlan, model_output: np.ndarray) -> Ph
         info = {k: v for k, v in photo.info.items() if k != "dpi"}
         return dataclasses.replace(photo, rgb=out, alpha=alpha, info=info)
     crop = view.crop(photo.rgb)
-    if task == "colorize":
+    if compose == COLOR_TRANSFER:
         patch = transfer_color(crop, view.content(model_output))
     else:
         patch = view.from_model(model_output)
-        if task == "inpaint":
+        if compose == FILL_HOLE:
             patch = composite_hole(crop, patch, view.crop(plan.hole), plan.feather)
     if (view.x, view.y, view.w, view.h) == (0, 0, photo.width, photo.height):
         return photo.with_pixels(patch)  # the view is the whole photo
     region = view.region
     assert region is not None  # views of part of a photo are square regions
     # Inpainting's composite already eases into the known pixels around the hole.
-    weight = (np.ones((region.size, region.size), np.float32) if task == "inpaint"
+    weight = (np.ones((region.size, region.size), np.float32) if compose == FILL_HOLE
               else region_weight(region, photo.width, photo.height, plan.feather))
     return photo.with_pixels(blend_into(photo.rgb, patch, region, weight))
 

@@ -5,7 +5,11 @@ observation), runs the DGP iterator and composes the output back (hole-only
 blend for inpainting, feathered square otherwise, colour transfer in Lab for
 colorization).  The app hands it the working region plus a one-pixel margin of
 the picture (so seams are feathered exactly as on the full photo) instead of a
-float copy of a possibly 100-megapixel picture, and gets back the changed patch."""
+float copy of a possibly 100-megapixel picture, and gets back the changed patch.
+
+What a task is (its label, whether it takes a mask, whether it makes a new picture,
+its default preset for a model, its working region around a mask) comes from the
+engine's table, ``dgp_engine.taskspec``, so the app and the CLI cannot diverge."""
 
 from __future__ import annotations
 
@@ -17,22 +21,20 @@ import numpy as np
 import torch
 
 from dgp_engine import Preset, Prior, Report
-from dgp_engine.tasks import PUBLISHED_PRESET, restore_image
+from dgp_engine.tasks import restore_image
+from dgp_engine.taskspec import TASK_SPECS, task_spec
 
-TASKS = {  # UI label → engine task name and its published preset
-    label: (task, PUBLISHED_PRESET[task]) for label, task in (
-        ("Restore", "reconstruct"), ("Colorize", "colorize"), ("Inpaint", "inpaint"),
-        ("Super-resolve", "superres"), ("Hybrid", "hybrid"),
-        ("Remove adversarial noise", "defend"))}
-NEEDS_MASK = {"inpaint", "hybrid"}
-NEW_PICTURE = {"superres", "hybrid"}  # their output is larger than the region
+# Engine task names the app runs with the picture's mask (it must lie in the region) and
+# those whose output is a new, larger picture, both read from the engine's table.
+NEEDS_MASK = frozenset(s.name for s in TASK_SPECS if s.uses_mask)
+NEW_PICTURE = frozenset(s.name for s in TASK_SPECS if s.new_picture)
 
 
 @dataclass
 class RegionRequest:
     """Everything one run needs; plain data so the worker thread owns its copy."""
 
-    task: str                         # engine task name (see TASKS)
+    task: str                         # engine task name (dgp_engine.taskspec)
     model: str
     image: np.ndarray                 # the region plus a margin (crop), H×W×3 uint8
     mask: np.ndarray                  # the crop's mask, H×W uint8, 255 = fill
@@ -94,7 +96,8 @@ class RegionJob:
     def __init__(self, prior: Prior, request: RegionRequest, cancel: threading.Event):
         self.request = request
         self.result: RegionResult | None = None
-        mask = (request.mask > 127) if request.task in NEEDS_MASK else None
+        spec = task_spec(request.task)
+        mask = (request.mask > 127) if spec.uses_mask else None
         h, w = request.image.shape[:2]
         region = request.region
         if region is not None and tuple(region) == (0, 0, w) and w == h:
@@ -113,7 +116,7 @@ class RegionJob:
         if r is None:
             return
         pixels = _uint8(r.photo.rgb)
-        new_picture = self.request.task in NEW_PICTURE
+        new_picture = task_spec(self.request.task).new_picture
         self.result = RegionResult(None if new_picture else pixels,
                                    pixels if new_picture else None,
                                    _uint8(r.model_output), r.state, r.cancelled,

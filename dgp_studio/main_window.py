@@ -513,8 +513,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
             self.engine.load_requested.emit(name, self.task_panel.device.currentText())
 
     def _task_changed(self, _label: str = "") -> None:
-        sr = self.task_panel.task_name() in NEW_PICTURE
-        self.state.region_limit = self.state.model_resolution // 2 if sr else None
+        self.state.set_task(self.task_panel.task_name())  # the engine's region rule
         if self.state.has_picture and not self.region_user_set:
             self.state.reset_region()
 

@@ -17,8 +17,9 @@ from PySide6.QtWidgets import (
 )
 
 from dgp_engine import InputError, Preset, load_preset, preset_names
+from dgp_engine.taskspec import default_preset_name, menu_tasks, task_by_label, task_spec
 
-from .engine_session import TASKS, available_devices
+from .engine_session import available_devices
 
 AUTO_CLASS = "auto"
 QUALITY = [(0.02, "Draft"), (0.1, "Quick"), (0.3, "Balanced"), (1.0, "Full (paper)")]
@@ -35,9 +36,9 @@ class TaskPanel(QWidget):
         form = QFormLayout(self)
 
         self.task = QComboBox()
-        self.task.addItems(list(TASKS))
+        self.task.addItems([spec.label for spec in menu_tasks()])
         self.task.setAccessibleName("Task")
-        self.task.setCurrentText("Inpaint")
+        self.task.setCurrentText(task_spec("inpaint").label)
         form.addRow("&Task", self.task)
 
         self.model = QComboBox()
@@ -100,6 +101,7 @@ class TaskPanel(QWidget):
         self.preset.currentTextChanged.connect(self._update_iterations)
         self.quality.valueChanged.connect(self._update_iterations)
         self.model.currentTextChanged.connect(self.model_selected)
+        self.model.currentTextChanged.connect(self._pick_default_preset)
         self.manage.clicked.connect(self.manage_models)
         self._task_changed(self.task.currentText())
 
@@ -137,8 +139,13 @@ class TaskPanel(QWidget):
             return
         self.iterations.setValue(max(1, round(total * factor)))
 
-    def _task_changed(self, label: str) -> None:
-        _task, preset = TASKS.get(label, ("inpaint", "inpainting"))
+    def _task_changed(self, _label: str) -> None:
+        self._pick_default_preset()
+
+    def _pick_default_preset(self, *_args) -> None:
+        """The engine's default preset for this task and model (e.g. the bundled model's
+        own schedule), as the CLI runs it, unless a custom preset is chosen."""
+        preset = default_preset_name(self.task_name(), self.model.currentText() or None)
         if self.preset.currentText() not in self._custom_presets \
                 and self.preset.findText(preset) >= 0:
             self.preset.setCurrentText(preset)
@@ -167,7 +174,9 @@ class TaskPanel(QWidget):
         return resolve_class(text, self._class_names)
 
     def task_name(self) -> str:
-        return TASKS[self.task.currentText()][0]
+        """The engine's name of the chosen task."""
+        spec = task_by_label(self.task.currentText())
+        return (spec or task_spec("inpaint")).name
 
     def set_models(self, names: list[str]) -> None:
         current = self.model.currentText()
@@ -177,6 +186,8 @@ class TaskPanel(QWidget):
         if current in names:
             self.model.setCurrentText(current)
         self.model.blockSignals(False)
+        if self.model.currentText() != current:
+            self._pick_default_preset()
 
     def settings_dict(self) -> dict:
         return {"task": self.task.currentText(), "model": self.model.currentText(),

@@ -15,32 +15,25 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-EXIT_INTERRUPTED = 130
+from ..taskspec import EVAL_TASKS, TASK_SPECS, task_spec
 
-_COMMANDS = {
-    "colorize": ("colorize", "colorize a black-and-white photo (colour from the model, "
-                             "lightness kept from the photo at full resolution)"),
-    "inpaint": ("inpaint", "fill the area a mask (or box) marks"),
-    "superres": ("superres", "super-resolve a small photo ×2/×4/×8"),
-    "restore": ("reconstruct", "reconstruct a photo through the prior (plain DGP reconstruction)"),
-    "defend": ("defend", "remove adversarial noise (reconstruction with an early stop)"),
-    "hybrid": ("hybrid", "super-resolve, colorize and (with a mask) inpaint at once"),
-}
+EXIT_INTERRUPTED = 130
 
 
 def register(subparsers) -> None:
-    for command, (task, help_text) in _COMMANDS.items():
-        p = subparsers.add_parser(command, help=help_text, description=help_text + ".")
+    for spec in TASK_SPECS:
+        help_text = spec.summary
+        p = subparsers.add_parser(spec.command, help=help_text, description=help_text + ".")
         p.add_argument("input", type=Path, metavar="IN", help="input image (any format "
                        "Pillow reads: PNG, JPEG, TIFF, WebP, …)")
         p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                        help="output image (.png, .jpg, .tif, .webp or .bmp)")
-        if task in ("inpaint", "hybrid"):
+        if spec.uses_mask:
             p.add_argument("--mask", type=Path, metavar="M",
                            help="mask image of the input's size: white = fill, black = keep "
                                 "(or painted strokes on a transparent layer)")
             p.add_argument("--box", metavar="X,Y,W,H", help="fill this box instead of a mask")
-        if task in ("superres", "hybrid"):
+        if spec.new_picture:
             p.add_argument("--factor", type=int, choices=(2, 4, 8),
                            help="super-resolution factor (default: the largest that fits "
                                 "the input into the model)")
@@ -53,13 +46,13 @@ def register(subparsers) -> None:
         p.add_argument("--save-state", type=Path, metavar="S.dgp",
                        help="also save the reconstruction (z, class, fine-tuned weights) for "
                             "manipulation or to render it again")
-        p.set_defaults(func=run_task_command, task=task)
+        p.set_defaults(func=run_task_command, task=spec.name)
 
     e = subparsers.add_parser(
         "eval", help="measure a method on a data set with the paper's protocol",
         description="Degrade clean images, restore them, report PSNR/SSIM/MSE per image "
                     "and as means (inpainting: on the hole only).")
-    e.add_argument("task", choices=("reconstruct", "colorize", "inpaint", "superres"))
+    e.add_argument("task", choices=EVAL_TASKS)
     e.add_argument("--data", type=Path, required=True,
                    help=".npz with images (uint8 N×H×W×3) and labels, or a folder of images")
     e.add_argument("--limit", type=int, help="number of images (default: all)")
@@ -271,8 +264,9 @@ def run_task_command(args: argparse.Namespace) -> int:
         hole = read_mask(mask_path, photo.size)
     elif box is not None:
         hole = box_mask(_parse_box(box), photo.size)
-    elif task == "inpaint":
-        raise InputError("inpaint needs --mask M (white = fill) or --box x,y,w,h.")
+    elif task_spec(task).needs_mask:
+        raise InputError(f"{task_spec(task).command} needs --mask M (white = fill) or --box "
+                         "x,y,w,h.")
     region = parse_region(args.region) if args.region else None
     sources = [args.input] + ([mask_path] if mask_path else [])
     check_output_path(args.output, sources=sources, overwrite=args.overwrite)

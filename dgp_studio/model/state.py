@@ -9,6 +9,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from dgp_engine.taskspec import task_spec, working_region
+
 from ..image_files import Picture
 from ..undo import Bounds, SwapCommand, TileEdit, TileRecorder, record_edit
 
@@ -44,6 +46,7 @@ class AppState(QObject):
         self.mask: np.ndarray = np.zeros((0, 0), np.uint8)
         self.region: tuple[int, int, int] | None = None
         self.model_resolution = 128
+        self.task = "inpaint"          # engine task name: its working-region rule applies
         self.history: list[HistoryEntry] = []
         self.running = False
         self.undo_stack = QUndoStack(self)
@@ -174,28 +177,30 @@ class AppState(QObject):
             self.region = region
             self.region_changed.emit(region)
 
-    def default_region(self, context: float = 0.5, max_side: int | None = None
-                       ) -> tuple[int, int, int]:
-        """The mask's bounding box plus ``context`` of its size around it (at least the
-        model's resolution when the picture allows); the centre square without a mask."""
-        w, h = self.size
-        b = self.mask_bounds()
-        limit = max_side or max(w, h)
-        if b is None:
-            side = min(w, h, limit)
-            return self.clamp_region((w - side) / 2, (h - side) / 2, side)
-        x0, y0, x1, y1 = b
-        side = max(x1 - x0, y1 - y0) * (1 + context)
-        side = min(max(side, min(self.model_resolution, w, h)), limit)
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        return self.clamp_region(cx - side / 2, cy - side / 2, side)
+    def set_task(self, task: str) -> None:
+        """The task to run next (an engine task name): its rule places the region."""
+        self.task = task_spec(task).name
 
-    # super-resolution works on at most half the model's resolution (×2 or more)
-    region_limit: int | None = None
+    @property
+    def region_limit(self) -> int | None:
+        """The largest region the task takes (super-resolution: half the model's
+        resolution, so ×2 fits), or None."""
+        return task_spec(self.task).region.max_side(self.model_resolution)
+
+    def default_region(self) -> tuple[int, int, int]:
+        """The engine's working region for the task, as the CLI cuts it: around the
+        mask's bounding box (the hole a third of the square, at least the model's
+        resolution when the picture allows), the centre square without a mask."""
+        if self.picture is None:
+            return 0, 0, 0
+        r = working_region(self.task, self.size, self.model_resolution,
+                           hole_box=self.mask_bounds(), always_square=True)
+        assert r is not None  # always_square
+        return r.x, r.y, r.size
 
     def reset_region(self) -> None:
         if self.picture is not None:
-            self.set_region(*self.default_region(max_side=self.region_limit))
+            self.set_region(*self.default_region())
 
     # --- history --------------------------------------------------------------
     def add_result(self, entry: HistoryEntry, apply: bool) -> None:

@@ -1,0 +1,219 @@
+"""The one table of restoration tasks: what each task is called, what it needs, which
+schedule it runs, where it works and how its result goes back into the photo.
+
+The CLI, the app, evaluation and the degradations all read this table, so a task is
+described once: the app asks it for the default preset of (task, model) and for the
+working region around a mask exactly as the CLI does.
+
+    spec = task_spec("inpainting")                     # → the inpaint TaskSpec
+    default_preset_name("colorize", "bundled")         # → "bundled_colorization"
+    working_region("inpaint", (w, h), 128, hole=mask)  # → Region around the hole
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+from .presets import Preset, load_preset, preset_names
+from .region import MIN_REGION, Region, mask_bbox, region_around
+
+# What a task does with a mask.
+MASK_REQUIRED = "required"   # the task fills what the mask marks (no mask, no task)
+MASK_OPTIONAL = "optional"   # the mask adds a hole to fill, the task runs without one
+MASK_IGNORED = "ignored"     # a mask is noted and left out
+
+# Output size rules.
+SAME_SIZE = "same size"      # the result replaces the working region in the photo
+SCALED = "scaled"            # the result is a new, larger picture (×factor)
+
+# Degradation parts, applied in the table's order (DGP.md §6).
+GRAY = "gray"
+MASK = "mask"
+DOWNSAMPLE = "downsample"
+
+# Compose steps: how the model's R×R output goes back into the photo (DGP.md §7).
+BLEND = "blend"              # the region's content, feathered into the photo
+FILL_HOLE = "fill hole"      # only the hole is replaced, with a feathered seam
+COLOR_TRANSFER = "color transfer"  # the output's colour on the photo's own lightness
+NEW_PICTURE = "new picture"  # the model's content is the result, at the new size
+
+
+@dataclass(frozen=True)
+class RegionPolicy:
+    """Where a task works when no region is given."""
+
+    # Margin around the hole on every side, in units of the hole's side: 1.0 makes the
+    # hole a third of the square, the paper's centre hole (side R/3) that the presets
+    # and `dgp eval` were measured with.
+    context: float = 1.0
+    # Without a given region the CLI works around the mask (else it fits the whole photo).
+    around_mask: bool = False
+    # The square's side is at most resolution // this: a super-resolved input must fit
+    # the model at the smallest factor, ×2.
+    max_side_divisor: int = 1
+
+    def max_side(self, resolution: int) -> int | None:
+        return resolution // self.max_side_divisor if self.max_side_divisor > 1 else None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything the engine, the CLI and the app know about one task."""
+
+    name: str                          # canonical engine name
+    label: str                         # the app's name for it
+    command: str                       # the CLI command
+    summary: str                       # one line of CLI help
+    aliases: tuple[str, ...]
+    mask: str                          # MASK_REQUIRED / MASK_OPTIONAL / MASK_IGNORED
+    output: str                        # SAME_SIZE / SCALED
+    published_preset: str              # the paper's schedule, for any model
+    preset_stem: str                   # a model's own preset is <model>_<stem>.toml
+    degradation: tuple[str, ...]       # φ's parts in order (empty: identity)
+    compose: str                       # BLEND / FILL_HOLE / COLOR_TRANSFER / NEW_PICTURE
+    region: RegionPolicy = field(default_factory=RegionPolicy)
+    default_factor: int | None = None  # SR factor of a degradation built without one
+    evaluated: bool = False            # `dgp eval` covers it (the paper's protocol)
+    menu_rank: int = 0                 # position in the app's list and evaluation tables
+
+    @property
+    def needs_mask(self) -> bool:
+        return self.mask == MASK_REQUIRED
+
+    @property
+    def uses_mask(self) -> bool:
+        return self.mask != MASK_IGNORED
+
+    @property
+    def new_picture(self) -> bool:
+        """The output is a new picture of another size (super-resolution)."""
+        return self.output == SCALED
+
+    @property
+    def grayscale(self) -> bool:
+        return GRAY in self.degradation
+
+
+_SR = RegionPolicy(max_side_divisor=2)
+
+# In the CLI's order (its commands, and the list an unknown task name is answered with).
+TASK_SPECS: tuple[TaskSpec, ...] = (
+    TaskSpec("colorize", "Colorize", "colorize",
+             "colorize a black-and-white photo (colour from the model, lightness kept from "
+             "the photo at full resolution)",
+             ("colorization",), MASK_IGNORED, SAME_SIZE, "colorization", "colorization",
+             (GRAY,), COLOR_TRANSFER, evaluated=True, menu_rank=1),
+    TaskSpec("inpaint", "Inpaint", "inpaint", "fill the area a mask (or box) marks",
+             ("inpainting",), MASK_REQUIRED, SAME_SIZE, "inpainting", "inpainting",
+             (MASK,), FILL_HOLE, RegionPolicy(around_mask=True), evaluated=True,
+             menu_rank=2),
+    TaskSpec("superres", "Super-resolve", "superres", "super-resolve a small photo ×2/×4/×8",
+             ("sr", "super_resolution"), MASK_IGNORED, SCALED, "sr_mse_biased", "superres",
+             (DOWNSAMPLE,), NEW_PICTURE, _SR, default_factor=4, evaluated=True, menu_rank=3),
+    TaskSpec("reconstruct", "Restore", "restore",
+             "reconstruct a photo through the prior (plain DGP reconstruction)",
+             ("restore", "identity", "reconstruction"), MASK_IGNORED, SAME_SIZE,
+             "manipulation", "restore", (), BLEND, evaluated=True, menu_rank=0),
+    TaskSpec("defend", "Remove adversarial noise", "defend",
+             "remove adversarial noise (reconstruction with an early stop)",
+             ("adversarial_defense", "defense"), MASK_IGNORED, SAME_SIZE,
+             "adversarial_defense", "defend", (), BLEND, menu_rank=5),
+    TaskSpec("hybrid", "Hybrid", "hybrid",
+             "super-resolve, colorize and (with a mask) inpaint at once",
+             (), MASK_OPTIONAL, SCALED, "inpainting", "hybrid", (DOWNSAMPLE, GRAY, MASK),
+             NEW_PICTURE, _SR, default_factor=2, menu_rank=4),
+)
+
+TASKS = tuple(s.name for s in TASK_SPECS)
+_BY_NAME = {key: s for s in TASK_SPECS for key in (s.name, *s.aliases)}
+
+
+def find_task(name: str) -> TaskSpec | None:
+    """The task called ``name`` or one of its aliases (any case, ``-`` for ``_``)."""
+    return _BY_NAME.get(str(name).strip().lower().replace("-", "_"))
+
+
+def task_spec(name: str) -> TaskSpec:
+    spec = find_task(name)
+    if spec is None:
+        raise InputError(f"Unknown task {name!r}. Choose one of: {', '.join(TASKS)} "
+                         "(restore = reconstruct).")
+    return spec
+
+
+def menu_tasks() -> list[TaskSpec]:
+    """The tasks in the app's order."""
+    return sorted(TASK_SPECS, key=lambda s: s.menu_rank)
+
+
+# The tasks the paper's evaluation protocol covers, in the order its tables list them.
+EVAL_TASKS = tuple(s.name for s in menu_tasks() if s.evaluated)
+
+
+def task_by_label(label: str) -> TaskSpec | None:
+    return next((s for s in TASK_SPECS if s.label == label), None)
+
+
+# --- presets --------------------------------------------------------------------------------
+def default_preset_name(task: str, model_name: str | None = None) -> str:
+    """The name of the preset tuned for ``model_name`` if one ships (e.g.
+    ``bundled_inpainting``), else of the task's published schedule."""
+    spec = task_spec(task)
+    if model_name:
+        own = f"{model_name}_{spec.preset_stem}"
+        if own in preset_names():
+            return own
+    return spec.published_preset
+
+
+def default_preset(task: str, model_name: str | None = None) -> Preset:
+    """The preset tuned for ``model_name`` if one ships, else the published schedule."""
+    return load_preset(default_preset_name(task, model_name))
+
+
+# --- working region -------------------------------------------------------------------------
+def working_region(task: str, size: tuple[int, int], resolution: int, *,
+                   hole: np.ndarray | None = None,
+                   hole_box: tuple[int, int, int, int] | None = None,
+                   always_square: bool = False) -> Region | None:
+    """The square of a ``size`` = (width, height) photo that ``task`` works on when none
+    is given: around the hole (a bool mask, or its ``hole_box`` left, top, right, bottom,
+    exclusive)
+    with the task's context, at least the model's ``resolution``, at most the photo's
+    shorter side and the task's largest input.
+
+    None when there is no hole, or the hole is wider than any such square: the CLI then
+    fits the whole photo.  ``always_square`` (the app, which always works on a square)
+    gives the centre square instead, or a square as large as allowed centred on a hole
+    too wide for one."""
+    spec = task_spec(task)
+    policy = spec.region
+    max_side = policy.max_side(resolution)
+    width, height = size
+    if hole_box is None and hole is not None:
+        hole_box = mask_bbox(hole)  # an empty hole is refused with the engine's message
+    region = None
+    if hole_box is not None:
+        region = region_around(hole_box, width, height, resolution, policy.context, max_side)
+    if region is not None or not always_square:
+        return region
+    limit = min(width, height, max_side or max(width, height))
+    side = min(max(MIN_REGION, limit), width, height)
+    if hole_box is None:
+        cx, cy = width / 2, height / 2
+    else:
+        cx, cy = (hole_box[0] + hole_box[2]) / 2, (hole_box[1] + hole_box[3]) / 2
+    x = min(max(0, int(round(cx - side / 2))), width - side)
+    y = min(max(0, int(round(cy - side / 2))), height - side)
+    return Region(x, y, side)
+
+
+__all__ = [
+    "BLEND", "COLOR_TRANSFER", "DOWNSAMPLE", "EVAL_TASKS", "FILL_HOLE", "GRAY", "MASK",
+    "MASK_IGNORED", "MASK_OPTIONAL", "MASK_REQUIRED", "NEW_PICTURE", "SAME_SIZE", "SCALED",
+    "TASKS", "TASK_SPECS", "RegionPolicy", "TaskSpec", "default_preset", "default_preset_name",
+    "find_task", "menu_tasks", "task_by_label", "task_spec", "working_region",
+]
