@@ -14,6 +14,12 @@ Two modes share the loop:
   the output layer), never computes D weight gradients, and skips the D pass
   when the stage does not use the feature loss.
 Both cache the target's D features (they never change).
+
+The prior is never modified: a run fine-tunes its own copy of G and reads D
+through a view with its own gradient flags and spectral-norm caches
+(:mod:`.model_copies`), so runs in several threads may share one prior.  The
+state holds the result as a weight delta and carries the run's G (in memory) to
+its first render, so rendering the result costs no further copy.
 """
 
 from __future__ import annotations
@@ -29,11 +35,12 @@ import torch.nn.functional as F
 
 from .degradations import Degradation, make_degradation
 from .errors import InputError, PresetError
-from .models import freeze_sn, unfreeze_sn
+from .model_copies import frozen_view, private_generator
+from .models import Generator, freeze_sn, unfreeze_sn
 from .models.spectral import scale_outputs
 from .presets import Preset
 from .prior import Prior
-from .state import ReconstructionState, restored, snapshot, weight_delta
+from .state import ReconstructionState, weight_delta
 
 log = logging.getLogger(__name__)
 
@@ -171,41 +178,21 @@ class ReconstructionRun:
 
     # -------------------------------------------------------------------------
     def _run(self) -> Iterator[Report]:
-        prior, preset, G, D = self.prior, self.preset, self.prior.G, self.prior.D
+        """The prior is only read: the run trains its own copy of G and reads D through
+        a view with its own flags and caches (see model_copies)."""
         t0 = time.perf_counter()
-        base = snapshot(G)
-        G.eval()
-        D.eval()
-        d_grad = [p.requires_grad for p in D.parameters()]
-        for p in D.parameters():
-            p.requires_grad_(False)
+        G = private_generator(self.prior.G)
+        D = frozen_view(self.prior.D)
         freeze_sn(D)
         freeze_sn(G)  # z selection renders with fixed weights
         gen = torch.Generator().manual_seed(int(self.seed))
-        try:
-            with restored(G, base):
-                G.reset_in_init()
-                feat = FeatureDistance(D, self.target)
-                z, y = yield from self._select(feat, gen, t0)
-                yield from self._optimise(feat, z, y, base, t0)
-        finally:
-            unfreeze_sn(D)
-            unfreeze_sn(G)
-            scale_outputs(G, False)
-            for p, g in zip(D.parameters(), d_grad):
-                p.requires_grad_(g)
-            for p in G.parameters():
-                p.requires_grad_(True)
-            for block in G.modules():
-                if hasattr(block, "in1"):
-                    block.in1.weight.requires_grad_(False)
-                    block.in1.bias.requires_grad_(False)
-                    block.in2.weight.requires_grad_(False)
-                    block.in2.bias.requires_grad_(False)
+        feat = FeatureDistance(D, self.target)
+        z, y = yield from self._select(G, feat, gen, t0)
+        yield from self._optimise(G, feat, z, y, t0)
 
-    def _select(self, feat: FeatureDistance, gen: torch.Generator, t0: float):
+    def _select(self, G: Generator, feat: FeatureDistance, gen: torch.Generator, t0: float):
         """Initial z (and class if unknown): best of ``select_num`` samples (DGP.md §5)."""
-        G, preset, dev = self.prior.G, self.preset, self.device
+        preset, dev = self.preset, self.device
         dim_z, n_classes = G.dim_z, self.prior.config.n_classes
         if self.z_init is not None:
             return self.z_init.to(dev), self.class_id
@@ -236,9 +223,9 @@ class ReconstructionRun:
                     break
         return best[1].to(dev), best[2]
 
-    def _optimise(self, feat: FeatureDistance, z0: torch.Tensor, y: int,
-                  base: dict[str, torch.Tensor], t0: float):
-        G, preset, dev, exact = self.prior.G, self.preset, self.device, self.exact
+    def _optimise(self, G: Generator, feat: FeatureDistance, z0: torch.Tensor, y: int,
+                  t0: float):
+        preset, dev, exact = self.preset, self.device, self.exact
         n_groups = G.num_groups
         for s in range(preset.num_stages):
             if preset.ft_num[s] != "all" and int(preset.ft_num[s]) > n_groups:
@@ -268,7 +255,7 @@ class ReconstructionRun:
             last_stage = s
             ft = preset.ft_groups(s, n_groups)
             if not exact:
-                self._prepare_fast_stage(groups, ft, trainable)
+                self._prepare_fast_stage(G, groups, ft, trainable)
             for i in range(preset.iterations[s]):
                 if self.cancel.is_set():
                     cancelled = True
@@ -304,13 +291,13 @@ class ReconstructionRun:
                              x.detach(), time.perf_counter() - t0)
                 if preset.stop_mse > 0 and losses["mse"] < preset.stop_mse:
                     break
-        self.state = self._make_state(z, y, base, losses, last_stage, step, cancelled)
+        del G_optim, groups  # Adam moments: not kept while the caller holds the last report
+        self.state = self._make_state(G, z, y, losses, last_stage, step, cancelled)
         yield Report("optimize", last_stage, 0, 0, step, total, losses,
                      None, time.perf_counter() - t0, state=self.state, cancelled=cancelled)
 
-    def _prepare_fast_stage(self, groups, ft: int, trainable: set[int]) -> None:
+    def _prepare_fast_stage(self, G: Generator, groups, ft: int, trainable: set[int]) -> None:
         """Weight gradients and fresh W/σ only for the groups trained in this stage."""
-        G = self.prior.G
         live = set()
         for g, ps in enumerate(groups):
             on = g < ft and self.preset.update_G
@@ -327,13 +314,17 @@ class ReconstructionRun:
                 else:
                     freeze_sn(m)
 
-    def _make_state(self, z, y, base, losses, stage, step, cancelled) -> ReconstructionState:
-        G, preset = self.prior.G, self.preset
+    def _make_state(self, G: Generator, z, y, losses, stage, step,
+                    cancelled) -> ReconstructionState:
+        """The result as data (weights as a delta from the prior's G), with the run's
+        own G handed over for the first render."""
+        base, preset = self.prior.G, self.preset
         with torch.no_grad():
             emb = G.shared(torch.tensor([y], device=self.device)).detach().cpu()
-        return ReconstructionState(
+        state = ReconstructionState(
             z=z.detach().cpu().clone(), embedding=emb, class_id=int(y),
-            weight_delta=weight_delta(G, base), preset=preset.to_dict(), seed=self.seed,
+            weight_delta=weight_delta(G, base.state_dict()), preset=preset.to_dict(),
+            seed=self.seed,
             use_in=bool(preset.use_in[stage]) if step else False,
             task=self.phi.describe(),
             model={"name": self.prior.name, "config": self.prior.config.to_dict(),
@@ -342,6 +333,8 @@ class ReconstructionRun:
                       "cancelled": cancelled, "exact": self.exact},
             losses=losses,
         )
+        state.hand_over(base, G)
+        return state
 
 
 def _trainable(G, p: torch.nn.Parameter) -> bool:

@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 import time
-from contextlib import contextmanager
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ from typing import Any
 import torch
 
 from .errors import StateError
-from .models import Generator, GeneratorBlock, freeze_sn
+from .models import Generator, GeneratorBlock, freeze_sn, unfreeze_sn
+from .models.spectral import scale_outputs
 
 FORMAT = "dgp-state"
 FORMAT_VERSION = 1
@@ -40,6 +41,11 @@ class ReconstructionState:
     progress: dict[str, Any] = field(default_factory=dict)  # stage, step, total, cancelled
     losses: dict[str, float] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
+    # The run's own fine-tuned generator and (weakly) the base it was tuned from: in
+    # memory only, never saved nor carried over by dataclasses.replace; the first
+    # materialize() for that base takes it instead of building base + delta.
+    _handover: tuple[weakref.ref[Generator], Generator] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     @property
     def cancelled(self) -> bool:
@@ -110,19 +116,49 @@ class ReconstructionState:
             raise StateError(f"This result was made with {name} and does not fit the loaded "
                              "model; load that model to render it.")
 
+    def hand_over(self, base: Generator, G: Generator) -> None:
+        """Attach the generator ``G`` that a run fine-tuned from ``base`` (called by the
+        run; ``G`` becomes the state's).  Its weights are set to base + delta, the
+        same arithmetic as :meth:`materialize`, so a render from it is bit-identical to
+        one from a saved and reloaded state; the class-embedding table goes back to the
+        base's (the state carries its embedding)."""
+        with torch.no_grad():
+            base_sd = base.state_dict()
+            for k, v in G.state_dict().items():
+                v.copy_(base_sd[k])
+                if k in self.weight_delta:
+                    v.add_(self.weight_delta[k].to(v.device, v.dtype))
+        prepare_for_rendering(G, self.use_in)
+        self._handover = (weakref.ref(base), G)
+
     def materialize(self, base: Generator) -> Generator:
-        """A new generator = base + delta, eval mode, spectral norms cached."""
+        """A generator of this result: base + delta, eval mode, spectral norms cached.
+
+        Right after a run, the first call (with the run's base) returns the run's own
+        fine-tuned generator instead of a new copy; the state lets go of it then."""
         self.check_fits(base)
-        G = copy.deepcopy(base).eval()
+        handover, self._handover = self._handover, None
+        if handover is not None and handover[0]() is base:
+            return handover[1]
+        G = copy.deepcopy(base)
         with torch.no_grad():
             sd = G.state_dict()
             for k, d in self.weight_delta.items():
                 sd[k].add_(d.to(sd[k].device, sd[k].dtype))
-        for p in G.parameters():
-            p.requires_grad_(False)
-        mark_in_initialized(G, self.use_in)
-        freeze_sn(G)
+        prepare_for_rendering(G, self.use_in)
         return G
+
+
+def prepare_for_rendering(G: Generator, use_in: bool) -> None:
+    """Eval mode, no gradients, instance norm as the state left it, 1/σ cached."""
+    G.eval()
+    for p in G.parameters():
+        p.requires_grad_(False)
+        p.grad = None
+    mark_in_initialized(G, use_in)
+    scale_outputs(G, False)
+    unfreeze_sn(G)
+    freeze_sn(G)
 
 
 def mark_in_initialized(G: Generator, value: bool) -> None:
@@ -132,13 +168,9 @@ def mark_in_initialized(G: Generator, value: bool) -> None:
             m.in_initialized = value
 
 
-def snapshot(G: Generator) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in G.state_dict().items()}
-
-
 def weight_delta(G: Generator, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Entries of G's state dict that differ from ``base`` (as float32 differences).
-    The shared class-embedding table is left out: the state carries the embedding."""
+    """Entries of G's state dict that differ from ``base`` (a state dict), as float32
+    differences.  The shared class-embedding table is left out: the state carries the embedding."""
     out = {}
     for k, v in G.state_dict().items():
         if k == "shared.weight" or not v.is_floating_point():
@@ -147,14 +179,3 @@ def weight_delta(G: Generator, base: dict[str, torch.Tensor]) -> dict[str, torch
         if torch.count_nonzero(d):
             out[k] = d.cpu()
     return out
-
-
-@contextmanager
-def restored(G: Generator, base: dict[str, torch.Tensor]):
-    """Run a block that modifies G, then put the base weights back (even on error)."""
-    try:
-        yield G
-    finally:
-        with torch.no_grad():
-            G.load_state_dict(base)
-        G.reset_in_init()

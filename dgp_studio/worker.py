@@ -6,7 +6,6 @@ every iteration; cancel is a message, never a kill."""
 
 from __future__ import annotations
 
-import copy
 import gc
 import logging
 import threading
@@ -14,8 +13,8 @@ import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
+import numpy as np
 import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -50,7 +49,9 @@ class ModelInfo:
     resolution: int
     class_names: list[str]
     device: str
-    prior: Any = None  # the loaded Prior (manipulation renders from it in its own thread)
+    # The loaded prior itself: runs never modify it (each trains its own copy of G),
+    # so the Manipulate panel renders from it in its own thread.
+    prior: Prior | None = None
 
 
 @contextmanager
@@ -88,11 +89,11 @@ def collect_young() -> None:
 
 
 class EngineWorker(QObject):
-    model_ready = Signal(object)      # ModelInfo
+    model_ready = Signal(ModelInfo)
     started = Signal()
-    progress = Signal(object)         # Progress (throttled)
-    frame = Signal(object)            # H×W×3 uint8 (throttled to ~preview_fps)
-    finished = Signal(object)         # RegionResult
+    progress = Signal(Progress)       # throttled
+    frame = Signal(np.ndarray)        # H×W×3 uint8 (throttled to ~preview_fps)
+    finished = Signal(RegionResult)
     failed = Signal(str)              # a readable message
     warning = Signal(str)
 
@@ -106,7 +107,6 @@ class EngineWorker(QObject):
         self.resume_event.set()
         self._prior: Prior | None = None
         self._prior_key: tuple[str, str] | None = None
-        self._shared: tuple[tuple[str, str], Prior] | None = None
         self._configured = False
         self._warm = False
 
@@ -187,7 +187,7 @@ class EngineWorker(QObject):
                 prior = self._get_prior(request.model, request.device)
                 job = RegionJob(prior, request, self.cancel_event)
                 self.started.emit()
-                self._drive(job, request)
+                self._drive(job, request, prior)
         except DGPError as exc:
             self.failed.emit(str(exc))
         except MemoryError:
@@ -197,7 +197,7 @@ class EngineWorker(QObject):
             self.failed.emit(f"The run stopped on an unexpected error: {exc}. "
                              "Details are in the log panel.")
 
-    def _drive(self, job: RegionJob, request: RegionRequest) -> None:
+    def _drive(self, job: RegionJob, request: RegionRequest, prior: Prior) -> None:
         preset = request.preset
         history: list[float] = []
         last_frame = last_progress = 0.0
@@ -227,18 +227,9 @@ class EngineWorker(QObject):
         if result is None:
             self.failed.emit("The run ended without a result.")
             return
-        result.prior = self._shareable_prior()
+        result.prior = prior  # read-only for everyone: a run trains its own copy of G
         self.frame.emit(result.output)
         self.finished.emit(result)
-
-    def _shareable_prior(self) -> Prior | None:
-        """A copy of the current model that other threads (the Manipulate panel's
-        renderer) may use while this worker fine-tunes its own copy in place."""
-        if self._prior is None or self._prior_key is None:
-            return None
-        if self._shared is None or self._shared[0] != self._prior_key:
-            self._shared = (self._prior_key, copy.deepcopy(self._prior))
-        return self._shared[1]
 
     @staticmethod
     def _progress(report, preset, opt_start, history) -> Progress:

@@ -18,7 +18,10 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout,
                                QLabel, QMainWindow, QPushButton, QSlider, QSpinBox, QTabWidget,
                                QVBoxLayout, QWidget)
 
+from dgp_engine import Prior
+from dgp_engine.animation import ExportProgress
 from dgp_engine.manipulate import MorphTimeline
+from dgp_engine.state import ReconstructionState
 
 from .export_dialog import ExportDialog, ExportSettings
 from .render_worker import (LAYERS, Adopt, ExportAnimation, JobEnded, LoadState, RenderedFrame,
@@ -36,7 +39,7 @@ AMOUNT_STEPS = 100    # slider units for a full category transfer
 class ManipulatePanel(QWidget):
     """Jitter, category and morph controls for one reconstruction result."""
 
-    adopted = Signal(object, str)      # ReconstructionState, a short description
+    adopted = Signal(ReconstructionState, str)  # the adopted state, a short description
     message = Signal(str)              # status/error text (also shown in the panel)
 
     def __init__(self, parent: QWidget | None = None, *, variations: int = 8,
@@ -45,7 +48,7 @@ class ManipulatePanel(QWidget):
         self.setAccessibleName("Manipulate panel")
         self.threads = threads
         self.engine: RenderThread | None = None
-        self.prior = None
+        self.prior: Prior | None = None
         self.state = None
         self.result_name = "result"
         self._gen: dict[str, int] = {}           # latest generation per channel
@@ -155,7 +158,8 @@ class ManipulatePanel(QWidget):
         self._set_enabled(False)
 
     # --- public API ---------------------------------------------------------------------
-    def set_result(self, prior, state, name: str = "result") -> None:
+    def set_result(self, prior: Prior, state: ReconstructionState,
+                   name: str = "result") -> None:
         """Manipulate this reconstruction state (rendered with ``prior``); re-renders the
         variations and the category preview for it."""
         same_model = prior is self.prior
@@ -184,7 +188,7 @@ class ManipulatePanel(QWidget):
             self.prior = prior
         self.timeline.add_keyframe(state, name)
 
-    def offer_prior(self, prior) -> None:
+    def offer_prior(self, prior: Prior | None) -> None:
         """The app loaded a model: keyframes opened before any run render with it (a
         model already set by a result stays)."""
         if prior is not None and self.prior is None:
@@ -394,7 +398,7 @@ class ManipulatePanel(QWidget):
             self.engine.cancel("export")
 
     # --- replies from the render thread -----------------------------------------------
-    @Slot(object)
+    @Slot(RenderedFrame)
     def _on_frame(self, f: RenderedFrame) -> None:
         if not self._current(f.channel, f.generation):
             return
@@ -416,7 +420,7 @@ class ManipulatePanel(QWidget):
         elif f.channel == "play":
             self.timeline.add_frame(f.index, f.image)
 
-    @Slot(object)
+    @Slot(JobEnded)
     def _on_job_ended(self, end: JobEnded) -> None:
         if end.channel == "play" and self._current("play", end.generation):
             self.timeline.render_finished()
@@ -428,8 +432,8 @@ class ManipulatePanel(QWidget):
             self.timeline.pause()
         self._say(message)
 
-    @Slot(str, object, object)
-    def _on_state_ready(self, channel: str, state, info: dict) -> None:
+    @Slot(str, ReconstructionState, object)
+    def _on_state_ready(self, channel: str, state: ReconstructionState, info: dict) -> None:
         if channel == "load":
             self.timeline.add_keyframe(state, info.get("name", ""))
             self._say(f"Added keyframe {info.get('name', '')}.")
@@ -440,8 +444,8 @@ class ManipulatePanel(QWidget):
         if self.prior is not None:
             self.set_result(self.prior, state, note or self.result_name)
 
-    @Slot(object)
-    def _on_export_progress(self, report) -> None:
+    @Slot(ExportProgress)
+    def _on_export_progress(self, report: ExportProgress) -> None:
         if self.export_dialog is not None:
             self.export_dialog.report(report.done, report.total, report.elapsed)
 

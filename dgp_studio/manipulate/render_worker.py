@@ -10,8 +10,6 @@ with its frames, so the GUI drops late frames of superseded requests."""
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import itertools
 import logging
 import threading
@@ -22,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from dgp_engine import DGPError
+from dgp_engine import DGPError, Prior
 from dgp_engine.animation import AnimationExport, ExportCancelled, ExportProgress
 from dgp_engine.manipulate import Morph, MorphTimeline, Renderer, to_uint8
 from dgp_engine.state import ReconstructionState
@@ -54,7 +53,7 @@ class Request:
 class RenderResult(Request):
     """The current result as it is (G(z*, e*; θ*))."""
 
-    prior: Any
+    prior: Prior
     state: ReconstructionState
 
     def __post_init__(self):
@@ -63,7 +62,7 @@ class RenderResult(Request):
 
 @dataclass
 class RenderJitter(Request):
-    prior: Any
+    prior: Prior
     state: ReconstructionState
     count: int
     sigma: float
@@ -76,7 +75,7 @@ class RenderJitter(Request):
 
 @dataclass
 class RenderTransfer(Request):
-    prior: Any
+    prior: Prior
     state: ReconstructionState
     target: int | dict[int, float]
     amount: float
@@ -87,7 +86,7 @@ class RenderTransfer(Request):
 
 @dataclass
 class RenderMorphAt(Request):
-    prior: Any
+    prior: Prior
     keyframes: list[ReconstructionState]
     names: list[str]
     easing: str
@@ -99,7 +98,7 @@ class RenderMorphAt(Request):
 
 @dataclass
 class RenderMorphTimeline(Request):
-    prior: Any
+    prior: Prior
     keyframes: list[ReconstructionState]
     names: list[str]
     timeline: MorphTimeline
@@ -112,7 +111,7 @@ class RenderMorphTimeline(Request):
 class Adopt(Request):
     """Make a state of a variation (``kind="jitter"``), a transfer or a morph position."""
 
-    prior: Any
+    prior: Prior
     kind: str
     params: dict[str, Any]
     state: ReconstructionState | None = None
@@ -137,7 +136,7 @@ class LoadState(Request):
 class ExportAnimation(Request):
     """Export the morph (``source="morph"``) or a looping jitter walk (``"walk"``)."""
 
-    prior: Any
+    prior: Prior
     path: str
     source: str = "morph"
     keyframes: list[ReconstructionState] = field(default_factory=list)
@@ -163,7 +162,7 @@ class RenderedFrame:
     generation: int
     index: int
     total: int
-    image: Any                    # H×W×3 uint8
+    image: np.ndarray             # H×W×3 uint8
     params: dict[str, Any]        # tensors left out
     elapsed: float
 
@@ -194,11 +193,13 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class RenderWorker(QObject):
-    frame = Signal(object)            # RenderedFrame
-    job_ended = Signal(object)        # JobEnded
+    frame = Signal(RenderedFrame)
+    job_ended = Signal(JobEnded)
     failed = Signal(str, str)         # channel, readable message
-    state_ready = Signal(str, object, object)   # channel ("adopt"/"load"), state, info dict
-    export_progress = Signal(object)  # ExportProgress
+    # channel ("adopt"/"load"), the state, an info dict (object: a dict signal argument
+    # would become a QVariantMap)
+    state_ready = Signal(str, ReconstructionState, object)
+    export_progress = Signal(ExportProgress)
     export_finished = Signal(str)     # the written path
     export_failed = Signal(str, bool)  # message, cancelled
     _wake = Signal()
@@ -209,7 +210,6 @@ class RenderWorker(QObject):
         # One image per batch: the variations grid fills in one by one and a slider
         # move cancels a running jitter after at most one image.
         self.batch_size = batch_size
-        self._priors: dict[int, tuple[Any, Any]] = {}   # id(prior) → (prior, own copy)
         self._lock = threading.Lock()
         self._mailbox: deque[Request] = deque()
         self._running: Request | None = None
@@ -284,33 +284,22 @@ class RenderWorker(QObject):
             runtime.set_threads(self.threads)
             self._configured = True
 
-    def own_prior(self, prior):
-        """A private copy of the prior's base generator, taken on first use.  The
-        editor's reconstruction fine-tunes ``prior.G`` in place (and puts it back at the
-        end), so rendering from it while a task runs would blend in half-tuned weights."""
-        entry = self._priors.get(id(prior))
-        if entry is None or entry[0] is not prior:
-            G = copy.deepcopy(prior.G).eval()
-            for p in G.parameters():
-                p.requires_grad_(False)
-            entry = (prior, dataclasses.replace(prior, G=G))
-            self._priors = {id(prior): entry}  # one model at a time
-        return entry[1]
-
-    def renderer(self, prior, state: ReconstructionState) -> Renderer:
+    # The prior is only read here and by the editor's runs (a run trains its own copy
+    # of G), so requests carry the loaded prior itself.
+    def renderer(self, prior: Prior, state: ReconstructionState) -> Renderer:
         key = (id(prior), id(state))
         if self._renderer_key != key:
             self._renderer = None
-            self._renderer = Renderer(self.own_prior(prior), state, batch_size=self.batch_size)
+            self._renderer = Renderer(prior, state, batch_size=self.batch_size)
             self._renderer_key, self._keep = key, (prior, state)
         assert self._renderer is not None
         return self._renderer
 
-    def morph(self, prior, keyframes, names, easing: str) -> Morph:
+    def morph(self, prior: Prior, keyframes, names, easing: str) -> Morph:
         key = (id(prior), tuple(id(s) for s in keyframes), tuple(names))
         if self._morph_key != key:
             self._morph = None
-            self._morph = Morph(self.own_prior(prior), keyframes, names=names, easing=easing)
+            self._morph = Morph(prior, keyframes, names=names, easing=easing)
             self._morph_key, self._morph_keep = key, (prior, tuple(keyframes))
         assert self._morph is not None
         self._morph.easing = easing  # its blend cache is keyed by the eased position

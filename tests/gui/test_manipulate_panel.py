@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -104,18 +105,18 @@ def test_category_slider_rerenders_live(qtbot, panel, model):
         assert np.array_equal(panel.preview.image, f.image)
     assert not np.array_equal(images[0], images[4])
     assert "ms per frame" in panel.latency.text()
-    # a task running in the editor fine-tunes prior.G in place: the panel renders
-    # from its own copy of the base model, so its frames do not change
-    saved = {k: v.clone() for k, v in prior.G.state_dict().items()}
+    # a task running in the editor meanwhile trains its own copy of G: the panel
+    # renders from the same prior object and its frames do not change
+    before = {k: v.clone() for k, v in prior.G.state_dict().items()}
+    run = threading.Thread(target=quick_state, args=(prior, 2, 5), kwargs={"iterations": [40]})
+    run.start()
     try:
-        with torch.no_grad():
-            for v in prior.G.parameters():
-                v.add_(0.5)
         panel.amount.setValue(99)
         panel.amount.setValue(100)
         assert np.array_equal(wait_frame(qtbot, panel, "transfer").image, images[4])
     finally:
-        prior.G.load_state_dict(saved)
+        run.join(60)
+    assert all(torch.equal(v, before[k]) for k, v in prior.G.state_dict().items())
     # the picker drives the same render, and adopting sets the class
     panel.category.setCurrentIndex(2)
     assert panel.category_slider.value() == 2
