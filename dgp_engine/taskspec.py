@@ -101,33 +101,50 @@ _SR = RegionPolicy(max_side_divisor=2)
 
 # In the CLI's order (its commands, and the list an unknown task name is answered with).
 TASK_SPECS: tuple[TaskSpec, ...] = (
-    TaskSpec("colorize", "Colorize", "colorize",
-             "colorize a black-and-white photo (colour from the model, lightness kept from "
-             "the photo at full resolution)",
-             ("colorization",), MASK_IGNORED, SAME_SIZE, "colorization", "colorization",
-             (GRAY,), COLOR_TRANSFER, evaluated=True, menu_rank=1),
-    TaskSpec("inpaint", "Inpaint", "inpaint", "fill the area a mask (or box) marks",
-             ("inpainting",), MASK_REQUIRED, SAME_SIZE, "inpainting", "inpainting",
-             (MASK,), FILL_HOLE, RegionPolicy(around_mask=True), evaluated=True,
-             menu_rank=2),
-    TaskSpec("superres", "Super-resolve", "superres", "super-resolve a small photo ×2/×4/×8",
-             ("sr", "super_resolution"), MASK_IGNORED, SCALED, "sr_mse_biased", "superres",
-             (DOWNSAMPLE,), NEW_PICTURE, _SR, default_factor=4, evaluated=True, menu_rank=3),
-    TaskSpec("reconstruct", "Restore", "restore",
-             "reconstruct a photo through the prior (plain DGP reconstruction)",
-             ("restore", "identity", "reconstruction"), MASK_IGNORED, SAME_SIZE,
-             "manipulation", "restore", (), BLEND, evaluated=True, menu_rank=0),
-    TaskSpec("defend", "Remove adversarial noise", "defend",
-             "remove adversarial noise (reconstruction with an early stop)",
-             ("adversarial_defense", "defense"), MASK_IGNORED, SAME_SIZE,
-             "adversarial_defense", "defend", (), BLEND, menu_rank=5),
-    TaskSpec("hybrid", "Hybrid", "hybrid",
-             "super-resolve, colorize and (with a mask) inpaint at once",
-             (), MASK_OPTIONAL, SCALED, "inpainting", "hybrid", (DOWNSAMPLE, GRAY, MASK),
-             NEW_PICTURE, _SR, default_factor=2, menu_rank=4),
+    TaskSpec(
+        name="colorize", label="Colorize", command="colorize",
+        summary="colorize a black-and-white photo (colour from the model, lightness kept "
+                "from the photo at full resolution)",
+        aliases=("colorization",), mask=MASK_IGNORED, output=SAME_SIZE,
+        published_preset="colorization", preset_stem="colorization",
+        degradation=(GRAY,), compose=COLOR_TRANSFER, evaluated=True, menu_rank=1),
+    TaskSpec(
+        name="inpaint", label="Inpaint", command="inpaint",
+        summary="fill the area a mask (or box) marks",
+        aliases=("inpainting",), mask=MASK_REQUIRED, output=SAME_SIZE,
+        published_preset="inpainting", preset_stem="inpainting",
+        degradation=(MASK,), compose=FILL_HOLE, region=RegionPolicy(around_mask=True),
+        evaluated=True, menu_rank=2),
+    TaskSpec(
+        name="superres", label="Super-resolve", command="superres",
+        summary="super-resolve a small photo ×2/×4/×8",
+        aliases=("sr", "super_resolution"), mask=MASK_IGNORED, output=SCALED,
+        published_preset="sr_mse_biased", preset_stem="superres",
+        degradation=(DOWNSAMPLE,), compose=NEW_PICTURE, region=_SR, default_factor=4,
+        evaluated=True, menu_rank=3),
+    TaskSpec(
+        name="reconstruct", label="Restore", command="restore",
+        summary="reconstruct a photo through the prior (plain DGP reconstruction)",
+        aliases=("restore", "identity", "reconstruction"), mask=MASK_IGNORED,
+        output=SAME_SIZE, published_preset="manipulation", preset_stem="restore",
+        degradation=(), compose=BLEND, evaluated=True, menu_rank=0),
+    TaskSpec(
+        name="defend", label="Remove adversarial noise", command="defend",
+        summary="remove adversarial noise (reconstruction with an early stop)",
+        aliases=("adversarial_defense", "defense"), mask=MASK_IGNORED, output=SAME_SIZE,
+        published_preset="adversarial_defense", preset_stem="defend",
+        degradation=(), compose=BLEND, menu_rank=5),
+    TaskSpec(
+        name="hybrid", label="Hybrid", command="hybrid",
+        summary="super-resolve, colorize and (with a mask) inpaint at once",
+        aliases=(), mask=MASK_OPTIONAL, output=SCALED,
+        published_preset="inpainting", preset_stem="hybrid",
+        degradation=(DOWNSAMPLE, GRAY, MASK), compose=NEW_PICTURE, region=_SR,
+        default_factor=2, menu_rank=4),
 )
 
 TASKS = tuple(s.name for s in TASK_SPECS)
+DEFAULT_TASK = "inpaint"  # the app opens on it: painting a hole is its most common use
 _BY_NAME = {key: s for s in TASK_SPECS for key in (s.name, *s.aliases)}
 
 
@@ -212,8 +229,9 @@ def working_region(task: str, size: tuple[int, int], resolution: int, *,
 
 
 __all__ = [
-    "BLEND", "COLOR_TRANSFER", "DOWNSAMPLE", "EVAL_TASKS", "FILL_HOLE", "GRAY", "MASK",
-    "MASK_IGNORED", "MASK_OPTIONAL", "MASK_REQUIRED", "NEW_PICTURE", "SAME_SIZE", "SCALED",
-    "TASKS", "TASK_SPECS", "RegionPolicy", "TaskSpec", "default_preset", "default_preset_name",
-    "find_task", "menu_tasks", "task_by_label", "task_spec", "working_region",
+    "BLEND", "COLOR_TRANSFER", "DEFAULT_TASK", "DOWNSAMPLE", "EVAL_TASKS", "FILL_HOLE", "GRAY",
+    "MASK", "MASK_IGNORED", "MASK_OPTIONAL", "MASK_REQUIRED", "NEW_PICTURE", "SAME_SIZE",
+    "SCALED", "TASKS", "TASK_SPECS", "RegionPolicy", "TaskSpec", "default_preset",
+    "default_preset_name", "find_task", "menu_tasks", "task_by_label", "task_spec",
+    "working_region",
 ]

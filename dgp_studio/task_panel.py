@@ -17,7 +17,13 @@ from PySide6.QtWidgets import (
 )
 
 from dgp_engine import InputError, Preset, load_preset, preset_names
-from dgp_engine.taskspec import default_preset_name, menu_tasks, task_by_label, task_spec
+from dgp_engine.taskspec import (
+    DEFAULT_TASK,
+    default_preset_name,
+    menu_tasks,
+    task_by_label,
+    task_spec,
+)
 
 from .engine_session import available_devices
 
@@ -38,7 +44,7 @@ class TaskPanel(QWidget):
         self.task = QComboBox()
         self.task.addItems([spec.label for spec in menu_tasks()])
         self.task.setAccessibleName("Task")
-        self.task.setCurrentText(task_spec("inpaint").label)
+        self.task.setCurrentText(task_spec(DEFAULT_TASK).label)
         form.addRow("&Task", self.task)
 
         self.model = QComboBox()
@@ -176,7 +182,7 @@ class TaskPanel(QWidget):
     def task_name(self) -> str:
         """The engine's name of the chosen task."""
         spec = task_by_label(self.task.currentText())
-        return (spec or task_spec("inpaint")).name
+        return (spec or task_spec(DEFAULT_TASK)).name
 
     def set_models(self, names: list[str]) -> None:
         current = self.model.currentText()

@@ -9,7 +9,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from dgp_engine.taskspec import task_spec, working_region
+from dgp_engine.taskspec import DEFAULT_TASK, task_spec, working_region
 
 from ..image_files import Picture
 from ..undo import Bounds, SwapCommand, TileEdit, TileRecorder, record_edit
@@ -46,7 +46,7 @@ class AppState(QObject):
         self.mask: np.ndarray = np.zeros((0, 0), np.uint8)
         self.region: tuple[int, int, int] | None = None
         self.model_resolution = 128
-        self.task = "inpaint"          # engine task name: its working-region rule applies
+        self.task = DEFAULT_TASK       # engine task name: its working-region rule applies
         self.history: list[HistoryEntry] = []
         self.running = False
         self.undo_stack = QUndoStack(self)
@@ -181,16 +181,11 @@ class AppState(QObject):
         """The task to run next (an engine task name): its rule places the region."""
         self.task = task_spec(task).name
 
-    @property
-    def region_limit(self) -> int | None:
-        """The largest region the task takes (super-resolution: half the model's
-        resolution, so ×2 fits), or None."""
-        return task_spec(self.task).region.max_side(self.model_resolution)
-
     def default_region(self) -> tuple[int, int, int]:
         """The engine's working region for the task, as the CLI cuts it: around the
         mask's bounding box (the hole a third of the square, at least the model's
-        resolution when the picture allows), the centre square without a mask."""
+        resolution when the picture allows, at most half of it for super-resolution),
+        the centre square without a mask."""
         if self.picture is None:
             return 0, 0, 0
         r = working_region(self.task, self.size, self.model_resolution,
