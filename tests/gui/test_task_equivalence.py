@@ -11,14 +11,14 @@ from dgp_engine.cli import main as dgp_main
 from dgp_engine.imageio import read_image
 from dgp_engine.region import Region
 from dgp_engine.tasks import plan_task, resolve_preset
-from dgp_engine.taskspec import menu_tasks
+from dgp_engine.taskspec import menu_tasks, task_spec
 
 from ..task_helpers import tiny_model_folder
 
 # A tiny random prior saved under the bundled model's name, so the model's own presets
 # (bundled_inpainting, bundled_colorization, …) are the defaults on both paths.
 MODEL = "bundled"
-ITERATIONS = 7  # of bundled_inpainting's 175: one per stage, a run of a few seconds
+ITERATIONS = 7  # of bundled_inpainting's 175: one per stage, a run of a second or two
 
 
 @pytest.fixture(scope="module")
@@ -82,44 +82,65 @@ def test_task_panel_picks_the_cli_default_preset_for_every_task_and_model(qtbot)
     assert panel.preset.currentText() == "bundled_colorization"  # not the published one
 
 
-def test_inpainting_request_gives_the_same_preset_region_and_output(qtbot, app, model_folder,
-                                                                   request_files):
-    folder, mask = request_files
-    assert app.open_path(folder / "in.png")
-    assert app.state.set_mask(mask)
-    app.task_panel.task.setCurrentText("Inpaint")
-    app.task_panel.iterations.setValue(ITERATIONS)
-
-    # the app's request, as the Run button builds it
-    request = app.build_request()
-    photo = read_image(folder / "in.png")
-    hole = mask > 127
-    scale = ITERATIONS / app.task_panel.base_preset().total_iterations
-    cli_preset = resolve_preset(None, "inpaint", MODEL, scale)
-    assert request.task == "inpaint"
-    assert request.preset == cli_preset and request.preset.name == "bundled_inpainting"
-
-    cli_plan = plan_task(photo, "inpaint", 32, mask=hole)
-    app_region = Region(*app.state.region)
-    assert app_region == cli_plan.view.region
-    assert app_region.size == 60  # the hole's 20 px side × 3: the hole a third of it
-
+def run_both(qtbot, app, folder, task: str, iterations: int, cli_args: list[str]):
+    """Run the app's current request and the CLI's same command; returns (the app's
+    request, its scale, the app's picture, the CLI's output)."""
+    app.task_panel.iterations.setValue(iterations)
+    request = app.build_request()  # the app's request, as the Run button builds it
+    scale = iterations / app.task_panel.base_preset().total_iterations
     # the app's run (worker thread, region crop, engine compositing) …
     n = len(app.state.history)
     assert app.run_task(), app.last_error
     qtbot.waitUntil(lambda: not app.state.running, timeout=60000)
     assert len(app.state.history) == n + 1, app.last_error
     assert app.state.history[-1].applied
-    app_out = app.state.picture.pixels
-
     # … and the CLI's, on the whole photo file
-    code = dgp_main(["inpaint", str(folder / "in.png"), "-o", str(folder / "out.png"),
-                     "--mask", str(folder / "mask.png"), "--model", str(model_folder),
-                     "--iterations-scale", repr(scale), "--threads", "1", "-q"])
+    code = dgp_main([task_spec(task).command, str(folder / "in.png"), "-o", str(folder / "out.png"),
+                     *cli_args, "--iterations-scale", repr(scale), "--threads", "1", "-q"])
     assert code == 0
     cli_out = np.asarray(Image.open(folder / "out.png").convert("RGB"))
+    return request, scale, app.state.picture.pixels, cli_out
+
+
+def assert_same_pixels(app_out: np.ndarray, cli_out: np.ndarray, folder) -> None:
     assert cli_out.shape == app_out.shape
     diff = np.abs(cli_out.astype(int) - app_out.astype(int))
     assert diff.max() == 0, f"app and CLI outputs differ by up to {diff.max()} levels"
     assert not np.array_equal(cli_out, np.asarray(Image.open(folder / "in.png")))
 
+
+def test_inpainting_request_gives_the_same_preset_region_and_output(qtbot, app, model_folder,
+                                                                   request_files):
+    folder, mask = request_files
+    assert app.open_path(folder / "in.png")
+    assert app.state.set_mask(mask)
+    app.task_panel.task.setCurrentText("Inpaint")
+    photo = read_image(folder / "in.png")
+    cli_plan = plan_task(photo, "inpaint", 32, mask=mask > 127)
+    app_region = Region(*app.state.region)
+    assert app_region == cli_plan.view.region
+    assert app_region.size == 60  # the hole's 20 px side × 3: the hole a third of it
+
+    request, scale, app_out, cli_out = run_both(
+        qtbot, app, folder, "inpaint", ITERATIONS,
+        ["--mask", str(folder / "mask.png"), "--model", str(model_folder)])
+    assert request.task == "inpaint"
+    assert request.preset == resolve_preset(None, "inpaint", MODEL, scale)
+    assert request.preset.name == "bundled_inpainting"
+    assert_same_pixels(app_out, cli_out, folder)
+
+
+def test_colorization_request_gives_the_same_preset_and_output(qtbot, app, model_folder,
+                                                              request_files):
+    """Without a mask the app works on the centre square; the CLI is given that region."""
+    folder, _mask = request_files
+    assert app.open_path(folder / "in.png")
+    app.task_panel.task.setCurrentText("Colorize")
+    region = Region(*app.state.region)
+    assert region == Region(20, 0, 120)
+    request, scale, app_out, cli_out = run_both(
+        qtbot, app, folder, "colorize", 5,
+        ["--region", str(region), "--model", str(model_folder)])
+    assert request.preset == resolve_preset(None, "colorize", MODEL, scale)
+    assert request.preset.name == "bundled_colorization"  # not the published schedule
+    assert_same_pixels(app_out, cli_out, folder)
