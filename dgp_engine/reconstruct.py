@@ -61,6 +61,10 @@ class Report:
     elapsed: float = 0.0
     state: ReconstructionState | None = None  # set on the final report only
     cancelled: bool = False
+    num_stages: int = 1                 # stages of the preset
+    # Seconds left, from the optimisation's own measured pace (z selection excluded);
+    # None during z selection and until two optimisation iterations are timed.
+    eta: float | None = None
 
     @property
     def done(self) -> bool:
@@ -218,7 +222,8 @@ class ReconstructionRun:
                     best = (float(losses[k]), zs[k:k + 1].clone(), int(ys[k]), x[k:k + 1].cpu())
                 done += b
                 yield Report("select", 0, done, num, 0, self.preset.total_iterations,
-                             {"select_loss": best[0]}, best[3], time.perf_counter() - t0)
+                             {"select_loss": best[0]}, best[3], time.perf_counter() - t0,
+                             num_stages=preset.num_stages)
                 if self.cancel.is_set():
                     break
         return best[1].to(dev), best[2]
@@ -249,6 +254,7 @@ class ReconstructionRun:
         losses: dict[str, float] = {}
         cancelled = self.cancel.is_set()
         last_stage = 0
+        pace_from: tuple[float, int] | None = None  # (elapsed, step) of the first iteration
         for s in range(preset.num_stages):
             if cancelled:
                 break
@@ -287,14 +293,19 @@ class ReconstructionRun:
                 if not torch.isfinite(loss):
                     raise InputError("The optimisation diverged (loss is not finite). Lower "
                                      "the preset's learning rates and run again.")
+                now = time.perf_counter() - t0
+                if pace_from is None:
+                    pace_from = (now, step)
                 yield Report("optimize", s, i + 1, preset.iterations[s], step, total, losses,
-                             x.detach(), time.perf_counter() - t0)
+                             x.detach(), now, num_stages=preset.num_stages,
+                             eta=_eta(pace_from, now, step, total))
                 if preset.stop_mse > 0 and losses["mse"] < preset.stop_mse:
                     break
         del G_optim, groups  # Adam moments: not kept while the caller holds the last report
         self.state = self._make_state(G, z, y, losses, last_stage, step, cancelled)
         yield Report("optimize", last_stage, 0, 0, step, total, losses,
-                     None, time.perf_counter() - t0, state=self.state, cancelled=cancelled)
+                     None, time.perf_counter() - t0, state=self.state, cancelled=cancelled,
+                     num_stages=preset.num_stages, eta=0.0)
 
     def _prepare_fast_stage(self, G: Generator, groups, ft: int, trainable: set[int]) -> None:
         """Weight gradients and fresh W/σ only for the groups trained in this stage."""
@@ -335,6 +346,15 @@ class ReconstructionRun:
         )
         state.hand_over(base, G)
         return state
+
+
+def _eta(pace_from: tuple[float, int], now: float, step: int, total: int) -> float | None:
+    """Seconds left at the pace measured since the first optimisation iteration ended
+    (which excludes the z selection and the first iteration's warm-up)."""
+    start, start_step = pace_from
+    if step <= start_step:
+        return None
+    return (now - start) / (step - start_step) * max(0, total - step)
 
 
 def _trainable(G, p: torch.nn.Parameter) -> bool:

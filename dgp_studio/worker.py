@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from dgp_engine import DGPError, Prior
+from dgp_engine import DGPError, Prior, Report
 
 from .catalog import ModelCatalog
 from .engine_session import RegionJob, RegionRequest, RegionResult, resolve_device, to_uint8
@@ -52,6 +52,19 @@ class ModelInfo:
     # The loaded prior itself: runs never modify it (each trains its own copy of G),
     # so the Manipulate panel renders from it in its own thread.
     prior: Prior | None = None
+
+
+def progress_of(report: Report, history: list[float]) -> Progress:
+    """The GUI's copy of an engine report: plain numbers (stage count and time left
+    as the engine measured them) and the loss history thinned to 200 points."""
+    if len(history) > 200:
+        stride = len(history) / 200
+        hist = [history[int(i * stride)] for i in range(200)]
+    else:
+        hist = list(history)
+    return Progress(report.phase, report.stage, report.num_stages, report.iteration,
+                    report.stage_iterations, report.step, report.total, dict(report.losses),
+                    report.elapsed, report.eta, hist)
 
 
 @contextmanager
@@ -177,7 +190,7 @@ class EngineWorker(QObject):
             log.error("loading %s failed:\n%s", name, traceback.format_exc())
             self.failed.emit(f"Could not load the model {name!r}: {exc}")
 
-    @Slot(object)
+    @Slot(RegionRequest)
     def run(self, request: RegionRequest) -> None:
         """Flags are reset by ``arm()`` in the GUI thread when the run is requested,
         so a Cancel that comes before this slot starts is not lost."""
@@ -187,7 +200,7 @@ class EngineWorker(QObject):
                 prior = self._get_prior(request.model, request.device)
                 job = RegionJob(prior, request, self.cancel_event)
                 self.started.emit()
-                self._drive(job, request, prior)
+                self._drive(job, prior)
         except DGPError as exc:
             self.failed.emit(str(exc))
         except MemoryError:
@@ -197,11 +210,9 @@ class EngineWorker(QObject):
             self.failed.emit(f"The run stopped on an unexpected error: {exc}. "
                              "Details are in the log panel.")
 
-    def _drive(self, job: RegionJob, request: RegionRequest, prior: Prior) -> None:
-        preset = request.preset
+    def _drive(self, job: RegionJob, prior: Prior) -> None:
         history: list[float] = []
         last_frame = last_progress = 0.0
-        opt_start: tuple[float, int] | None = None
         for n, report in enumerate(job):
             if n % 25 == 24:
                 collect_young()
@@ -213,15 +224,13 @@ class EngineWorker(QObject):
             now = time.perf_counter()
             if report.phase == "optimize" and "total" in report.losses:
                 history.append(report.losses["total"])
-                if opt_start is None:
-                    opt_start = (report.elapsed, report.step)
             final_of_phase = report.iteration == report.stage_iterations
             if report.image is not None and (now - last_frame >= self.frame_interval
                                              or final_of_phase):
                 self.frame.emit(to_uint8(report.image, PREVIEW_SIDE))
                 last_frame = now
             if now - last_progress >= 0.05 or final_of_phase:
-                self.progress.emit(self._progress(report, preset, opt_start, history))
+                self.progress.emit(progress_of(report, history))
                 last_progress = now
         result: RegionResult | None = job.result
         if result is None:
@@ -231,28 +240,10 @@ class EngineWorker(QObject):
         self.frame.emit(result.output)
         self.finished.emit(result)
 
-    @staticmethod
-    def _progress(report, preset, opt_start, history) -> Progress:
-        """``opt_start``: (elapsed, step) at the first optimisation report, so the time
-        left is from the optimisation's own pace, not the z selection's."""
-        eta = None
-        if report.phase == "optimize" and opt_start is not None and report.step > opt_start[1]:
-            per = (report.elapsed - opt_start[0]) / (report.step - opt_start[1])
-            eta = per * max(0, report.total - report.step)
-        if len(history) > 200:
-            stride = len(history) / 200
-            hist = [history[int(i * stride)] for i in range(200)]
-        else:
-            hist = list(history)
-        return Progress(report.phase, report.stage, preset.num_stages, report.iteration,
-                        report.stage_iterations, report.step, report.total,
-                        dict(report.losses), report.elapsed, eta, hist)
-
-
 class WorkerThread(QObject):
     """Owns the QThread and the worker; the GUI talks to it, never to the thread."""
 
-    run_requested = Signal(object)
+    run_requested = Signal(RegionRequest)
     load_requested = Signal(str, str)
 
     def __init__(self, catalog: ModelCatalog, threads: int, preview_fps: float = 10.0,

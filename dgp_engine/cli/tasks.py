@@ -112,19 +112,21 @@ def _common(p: argparse.ArgumentParser, class_default: str = "auto") -> None:
 class ProgressBar:
     """tqdm bars for z selection, then for the optimisation (stage, iteration, loss, ETA).
 
-    The bar restarts between the two phases: a selection sample costs a fraction of an
-    optimisation iteration, and one rate for both would make the ETA wrong."""
+    The bar restarts between the two phases (a selection sample costs a fraction of an
+    optimisation iteration).  Stage count and time left are the engine's (``Report``)."""
 
-    def __init__(self, select_total: int, iterations: int, stages: int, *, quiet: bool):
+    def __init__(self, select_total: int, iterations: int, *, quiet: bool):
         from tqdm import tqdm
 
         self.select_total = select_total
         self.iterations = iterations
-        self.stages = stages
         self.phase = "select" if select_total else "optimize"
+        self.format_interval = tqdm.format_interval
         self.bar = tqdm(total=select_total or iterations, unit="it", file=sys.stderr,
                         disable=quiet, dynamic_ncols=True, leave=True,
-                        desc="selecting z" if select_total else "starting")
+                        desc="selecting z" if select_total else "starting",
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, "
+                                   "{rate_fmt}{postfix}]")
 
     def update(self, report) -> None:
         if report.state is not None:
@@ -138,10 +140,11 @@ class ProgressBar:
                 self.phase = "optimize"
                 self.bar.reset(total=self.iterations)
             pos = report.step
-            desc = f"stage {report.stage + 1}/{self.stages}"
+            desc = f"stage {report.stage + 1}/{report.num_stages}"
             loss = report.losses.get("total")
             post = f"it {report.iteration}/{report.stage_iterations}" + (
-                f" loss {loss:.4g}" if loss is not None else "")
+                f" loss {loss:.4g}" if loss is not None else "") + (
+                f" ETA {self.format_interval(report.eta)}" if report.eta is not None else "")
         self.bar.set_description(desc, refresh=False)
         self.bar.set_postfix_str(post, refresh=False)
         if pos > self.bar.n:
@@ -285,7 +288,7 @@ def run_task_command(args: argparse.Namespace) -> int:
     for note in job.notes:
         print(f"note: {note}", file=sys.stderr)
     select = preset.select_num if preset.select_num > 1 else 0
-    bar = ProgressBar(select, preset.total_iterations, preset.num_stages, quiet=args.quiet)
+    bar = ProgressBar(select, preset.total_iterations, quiet=args.quiet)
     with cancel_on_sigint(job.cancel_event, bar.stopping):
         try:
             for report in job:
