@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import DGPError, InputError
+from .imageio import to_uint8 as unit_to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def frame_array(frame: Any) -> np.ndarray:
     """One frame as a C-contiguous uint8 H×W×3 array."""
     image = getattr(frame, "image", frame)  # manipulate.Frame
     if hasattr(image, "detach"):  # torch tensor in [-1, 1]
-        from .manipulate import to_uint8
+        from .pictures import to_uint8  # torch only when frames are tensors
 
         if image.dim() == 4 and image.shape[0] == 1:
             image = image[0]
@@ -102,9 +103,7 @@ def frame_array(frame: Any) -> np.ndarray:
     if a.ndim != 3 or a.shape[2] not in (3, 4):
         raise InputError(f"A frame must be H×W×3; got shape {a.shape}.")
     if a.dtype != np.uint8:
-        if np.issubdtype(a.dtype, np.floating):
-            a = np.clip(np.round(a * 255.0), 0, 255)
-        a = a.astype(np.uint8)
+        a = unit_to_uint8(a) if np.issubdtype(a.dtype, np.floating) else a.astype(np.uint8)
     return np.ascontiguousarray(a[..., :3])
 
 

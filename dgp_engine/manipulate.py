@@ -32,6 +32,7 @@ import torch
 
 from .errors import InputError, StateError
 from .models import Generator, freeze_sn
+from .pictures import to_uint8
 from .prior import Prior
 from .state import ReconstructionState, mark_in_initialized
 
@@ -92,13 +93,6 @@ class Frame:
 
     def to_uint8(self) -> np.ndarray:
         return to_uint8(self.image)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """[-1, 1] tensor(s) [3,H,W] or [N,3,H,W] → uint8 H×W×3 (or N×H×W×3) arrays."""
-    x = images.detach().float().cpu().clamp(-1, 1)
-    x = ((x + 1) * 127.5).round().to(torch.uint8)
-    return x.movedim(-3, -1).contiguous().numpy()
 
 
 class RenderJob:

@@ -19,9 +19,10 @@ import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from dgp_engine import DGPError, Prior, Report
+from dgp_engine.pictures import to_uint8
 
 from .catalog import ModelCatalog
-from .engine_session import RegionJob, RegionRequest, RegionResult, resolve_device, to_uint8
+from .engine_session import RegionJob, RegionRequest, RegionResult, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ class EngineWorker(QObject):
             final_of_phase = report.iteration == report.stage_iterations
             if report.image is not None and (now - last_frame >= self.frame_interval
                                              or final_of_phase):
-                self.frame.emit(to_uint8(report.image, PREVIEW_SIDE))
+                self.frame.emit(to_uint8(report.image[0], PREVIEW_SIDE))
                 last_frame = now
             if now - last_progress >= 0.05 or final_of_phase:
                 self.progress.emit(progress_of(report, history))

@@ -25,7 +25,8 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from dgp_engine import DGPError, Prior
 from dgp_engine.animation import AnimationExport, ExportCancelled, ExportProgress
-from dgp_engine.manipulate import Morph, MorphTimeline, Renderer, to_uint8
+from dgp_engine.manipulate import Morph, MorphTimeline, Renderer
+from dgp_engine.pictures import to_uint8
 from dgp_engine.state import ReconstructionState
 
 log = logging.getLogger(__name__)
