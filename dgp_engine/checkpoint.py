@@ -175,15 +175,20 @@ def _torch_load(file: Path):
         return torch.load(file, map_location="cpu", weights_only=True)
 
 
-def detect_format(sd: dict) -> str:
-    return "studiogan" if studiogan.is_studiogan(sd) else "biggan-pytorch"
+def family_of(sd: dict) -> str:
+    """Which BigGAN family a state dict holds, StudioGAN's names or ours: spectral-norm
+    layers with a stored v (``weight_v``/``v0``) are StudioGAN's, with a logged sigma
+    (``sv0``) BigGAN-PyTorch's."""
+    if studiogan.is_studiogan(sd) or any(k.endswith(".v0") for k in sd):
+        return "studiogan"
+    return "biggan-pytorch"
 
 
 def as_ours(sd: dict[str, torch.Tensor], role: str, label: str) -> tuple[dict, str]:
-    """(state dict under our names, source format). StudioGAN networks other than the
+    """(state dict under our names, its family). StudioGAN networks other than the
     BigGAN G/D that DGP uses are refused with what they are."""
     if not studiogan.is_studiogan(sd):
-        return sd, "biggan-pytorch"
+        return sd, family_of(sd)
     found, what = studiogan.identify(sd)
     if found is None:
         raise CheckpointError(f"{label} is {what}; DGP needs a BigGAN (big_resnet) generator "

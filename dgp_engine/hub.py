@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as _dt
 import errno
 import functools
@@ -41,9 +42,9 @@ from typing import Any, TypeVar
 
 import torch
 
-from . import paths, registry
-from .checkpoint import (OPTIONAL_G_KEYS, find_weight_files, load_strict, read_config,
-                         read_state_dict)
+from . import hub_listing, paths, registry, studiogan
+from .checkpoint import (OPTIONAL_G_KEYS, as_ours, find_weight_files, load_strict,
+                         read_config, read_state_dict)
 from .errors import (CheckpointError, DGPError, DownloadError, OperationCancelled,
                      RegistryError)
 from .models import BigGANConfig, Discriminator, Generator
@@ -412,11 +413,42 @@ def _unshared(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def _half_weights(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weight matrices and kernels as float16 (half the disk, read back as float32);
+    vectors — biases, BN statistics, spectral-norm u/v, gains — stay float32."""
+    return {k: v.half() if v.is_floating_point() and v.dim() >= 2 and
+            k.endswith(".weight") else v for k, v in sd.items()}
+
+
+def _read_as_ours(file: Path, role: str, config: BigGANConfig, source_format: str | None
+                  ) -> dict[str, torch.Tensor]:
+    """A checkpoint file's tensors under our names, refusing a file of the other family
+    than ``config`` (or than the source says it serves) with what to do instead."""
+    sd, fmt = as_ours(read_state_dict(file), role, file.name)
+    want = source_format or config.family
+    if fmt != want or fmt != config.family:
+        what = ("a StudioGAN BigGAN checkpoint" if fmt == "studiogan"
+                else "a BigGAN-PyTorch checkpoint (the authors' format)")
+        other = [n for n, e in registry.entries().items() if e.kind == "download"
+                 and e.config is not None and e.config.family == fmt
+                 and (e.config.resolution, e.config.n_classes) ==
+                 (config.resolution, config.n_classes)]
+        hint = (f"import it as {other[0]}" if other else
+                "import it under a new name (with --config for its architecture)")
+        raise CheckpointError(f"{file.name} is {what}, but this model expects "
+                              f"{'StudioGAN' if want == 'studiogan' else 'BigGAN-PyTorch'} "
+                              f"files: {hint}.")
+    return sd
+
+
 def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path],
              origin: dict[str, Any], reporter: _Reporter, *, classes: str = "imagenet",
              classes_file: Path | None = None, has_config_file: bool = False,
-             source_hint: str | None = None) -> InstalledModel:
-    """Check, convert to safetensors and atomically install a G/D pair as ``name``."""
+             source_hint: str | None = None, class_names: tuple[str, ...] = (),
+             source_format: str | None = None) -> InstalledModel:
+    """Check, convert to safetensors and atomically install a G/D pair as ``name``.
+    StudioGAN checkpoints are renamed to our layout and stored with float16 weights;
+    their optimizer state and metadata are not kept."""
     from safetensors.torch import save_file
 
     cleanup()
@@ -427,7 +459,7 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
         for i, role in enumerate(ROLES):
             src = files[role]
             reporter.report("read", src.name, 0, src.stat().st_size, i, len(ROLES))
-            sd = read_state_dict(src)
+            sd = _read_as_ours(src, role, config, source_format)
             reporter.check()
             check_state_dict(sd, role, config, label=src.name, model=name,
                              other_label=files["G"].name if role == "D" else None,
@@ -435,6 +467,8 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
                              has_config_file=has_config_file)
             out = staging / WEIGHT_FILES[role]
             reporter.report("write", out.name, 0, None, i, len(ROLES))
+            if config.family == "studiogan":
+                sd = _half_weights(sd)
             save_file(_unshared(sd), str(out),
                       metadata={"format": "pt", "dgp_role": role, "dgp_model": name})
             del sd
@@ -448,6 +482,10 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
                                              encoding="utf-8")
         if classes_file is not None:
             shutil.copyfile(classes_file, staging / "classes.txt")
+            classes = "classes.txt"
+        elif class_names:
+            (staging / "classes.txt").write_text("\n".join(class_names) + "\n",
+                                                 encoding="utf-8")
             classes = "classes.txt"
         record = {
             "format": RECORD_FORMAT, "name": name, "title": title, "classes": classes,
@@ -490,8 +528,10 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
     """Convert a generator/discriminator pair the user has into an installed model.
 
     ``name`` is a registered model (its architecture is known) or a new name, which then
-    needs ``config``: a BigGANConfig, a dict of BigGAN-PyTorch flags, or a JSON file of
-    them. Source files are checked against any SHA-256 configured for the model."""
+    needs ``config``: a BigGANConfig, a dict of BigGAN-PyTorch flags, a JSON file of
+    them, or a StudioGAN run's YAML config. StudioGAN checkpoints are recognised by their
+    keys (a new name needs no config: their tensors say it) and converted. Source files
+    are checked against any SHA-256 configured for the model."""
     registry.validate_name(name)
     if name == BUNDLED:
         raise RegistryError("The bundled model ships with DGP Studio: import your files under "
@@ -517,15 +557,19 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
                 f"into {name}, or import your model under a new name.")
         has_config_file = False
     else:
+        has_config_file = False
         previous = registry.installed(name) if entry is not None else None
         cfg = given or (previous.config if previous is not None else None)
+        if cfg is None:
+            cfg = _studiogan_config_of(files)  # their tensors say what they are
+            has_config_file = cfg is not None
         if cfg is None:
             raise RegistryError(
                 f"{name} is not a registered model, so its architecture is unknown: pass "
                 "--config with a JSON file of its BigGAN-PyTorch settings (resolution, G_ch, "
                 "D_ch, ...), or import into one of "
                 f"{', '.join(n for n, e in known.items() if e.kind == 'download')}.")
-        has_config_file = given is not None
+        has_config_file = has_config_file if given is None else True
     title = title or (entry.title if entry is not None else name)
     sources: dict[str, dict[str, Any]] = {}
     for i, role in enumerate(ROLES):
@@ -549,7 +593,20 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
     origin = {"kind": "import", "files": sources, "imported_at": _now()}
     return _install(name, title, cfg, files, origin, reporter,
                     classes=entry.classes if entry is not None else "imagenet",
-                    classes_file=classes_file, has_config_file=has_config_file)
+                    classes_file=classes_file, has_config_file=has_config_file,
+                    class_names=entry.class_names if entry is not None else ())
+
+
+def _studiogan_config_of(files: dict[str, Path]) -> BigGANConfig | None:
+    """The architecture of a StudioGAN G/D pair read from its tensors (None when the
+    generator file is not StudioGAN's)."""
+    g = read_state_dict(files["G"])
+    if not studiogan.is_studiogan(g):
+        return None
+    as_ours(g, "G", files["G"].name)  # refuses other StudioGAN architectures by name
+    d = read_state_dict(files["D"])
+    as_ours(d, "D", files["D"].name)
+    return studiogan.infer_config(g, d)
 
 
 def _config_arg(config: BigGANConfig | str | Path | dict | None) -> BigGANConfig | None:
@@ -560,6 +617,8 @@ def _config_arg(config: BigGANConfig | str | Path | dict | None) -> BigGANConfig
     file = Path(config).expanduser()
     if file.is_dir():
         return read_config(file)
+    if file.suffix.lower() in (".yaml", ".yml"):
+        return studiogan.config_from_yaml(file)
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -606,13 +665,15 @@ def _where(source: registry.HubSource) -> str:
     return host
 
 
-def _hub_error(exc: BaseException, entry: ModelEntry, role: str) -> DownloadError:
-    """One sentence for anything huggingface_hub raised while fetching a file."""
+def _hub_error(exc: BaseException, entry: ModelEntry, role: str,
+               src: registry.HubSource | None = None) -> DownloadError:
+    """One sentence for anything huggingface_hub raised while fetching (or, with role "",
+    listing) a model's files."""
     from huggingface_hub import utils as hf
 
-    src = entry.source
+    src = src or entry.source
     assert src is not None
-    fname = src.filename(role)
+    fname = src.filename(role) if role else "the file list"
     fix = f"`dgp models source {entry.name} ...` or the model settings"
     if isinstance(exc, getattr(hf, "GatedRepoError", ())):
         return DownloadError(f"The repository {src.repo_id} is gated: accept its terms on the "
@@ -620,10 +681,21 @@ def _hub_error(exc: BaseException, entry: ModelEntry, role: str) -> DownloadErro
     if isinstance(exc, hf.RepositoryNotFoundError):
         return DownloadError(f"There is no repository {src.repo_id} at {_where(src)} (or it is "
                              f"private): check the repo id in {fix}.")
+    pinned = entry.source is not None and entry.source.has_patterns and src is not entry.source
+    if isinstance(exc, hf.RevisionNotFoundError) and pinned:
+        return DownloadError(
+            f"The commit {src.revision[:12]} that {entry.name} was pinned to is no longer in "
+            f"{src.repo_id} (its history was rewritten): run `dgp models pull {entry.name} "
+            "--update` to resolve the files again.")
     if isinstance(exc, hf.RevisionNotFoundError):
         return DownloadError(f"{src.repo_id} has no revision {src.revision!r}: set an existing "
                              f"branch, tag or commit in {fix}.")
     if isinstance(exc, hf.EntryNotFoundError) and not isinstance(exc, FileNotFoundError):
+        if not role or entry.source is not None and entry.source.has_patterns:
+            return DownloadError(
+                f"{src.repo_id}@{src.revision} has no {fname} any more (moved or deleted): "
+                f"run `dgp models pull {entry.name} --update` to look for it again, or see "
+                f"{hub_listing.page_url(src.endpoint, src.repo_id, 'main')}.")
         return DownloadError(f"{src.repo_id}@{src.revision} has no file {fname}: set the "
                              f"{_ROLE_NAME[role]} file name in {fix}.")
     if isinstance(exc, hf.OfflineModeIsEnabled):
@@ -642,7 +714,7 @@ def _hub_error(exc: BaseException, entry: ModelEntry, role: str) -> DownloadErro
                          "import files you have with `dgp models import`.")
 
 
-def _cached_path(entry: ModelEntry, role: str, **hub_kwargs: Any) -> Path | None:
+def _cached_path(**hub_kwargs: Any) -> Path | None:
     """The file from the download cache, without any network call (offline first)."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub import utils as hf
@@ -663,14 +735,13 @@ def _drop_cached(path: Path) -> None:
             blob.unlink()
 
 
-def _fetch(entry: ModelEntry, role: str, reporter: _Reporter, index: int, offline: bool,
-           etag_timeout: float) -> tuple[Path, str, bool, str | None]:
+def _fetch(entry: ModelEntry, src: registry.HubSource, role: str, reporter: _Reporter,
+           index: int, offline: bool, etag_timeout: float
+           ) -> tuple[Path, str, bool, str | None]:
     """(local path, sha256, came from the network, commit) of one source file, checked
     against the expected SHA-256."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
-    src = entry.source
-    assert src is not None
     fname = src.filename(role)
     endpoint = src.endpoint.rstrip("/") or None
     hub_kwargs = dict(repo_id=src.repo_id, filename=fname, revision=src.revision,
@@ -688,7 +759,7 @@ def _fetch(entry: ModelEntry, role: str, reporter: _Reporter, index: int, offlin
                 f"--{role.lower()}-sha256 ''` and pull again, otherwise use another source.")
         return sha
 
-    cached = _cached_path(entry, role, **hub_kwargs)
+    cached = _cached_path(**hub_kwargs)
     if cached is not None:
         try:
             return cached, checked(cached), False, None
@@ -710,7 +781,7 @@ def _fetch(entry: ModelEntry, role: str, reporter: _Reporter, index: int, offlin
         meta = get_hf_file_metadata(url, **_supported(get_hf_file_metadata, timeout=etag_timeout,
                                                       endpoint=endpoint))
     except Exception as exc:  # mapped to one sentence below; nothing is cached yet
-        raise _hub_error(exc, entry, role) from exc
+        raise _hub_error(exc, entry, role, src) from exc
     size = getattr(meta, "size", None)
     if size:
         for folder in (registry.downloads_dir(), paths.models_dir()):
@@ -728,29 +799,31 @@ def _fetch(entry: ModelEntry, role: str, reporter: _Reporter, index: int, offlin
     except OperationCancelled:
         raise
     except Exception as exc:
-        raise _hub_error(exc, entry, role) from exc
+        raise _hub_error(exc, entry, role, src) from exc
     reporter.check()
     return path, checked(path), True, getattr(meta, "commit_hash", None)
 
 
-def pull(name: str, *, force: bool = False, offline: bool | None = None,
+def pull(name: str, *, force: bool = False, update: bool = False, offline: bool | None = None,
          keep_download: bool = False, etag_timeout: float = 10.0,
          progress: ProgressCallback | None = None,
          cancel: threading.Event | None = None) -> InstalledModel:
-    """Download ``name``'s G and D from its Hub source, check and install them.
+    """Download ``name``'s G and D from its Hub source, check, convert and install them.
 
     Already installed from the same source → returned at once, no network (``force``
-    re-installs). Each file is first looked up in the download cache without network.
-    ``offline`` defaults to HF_HUB_OFFLINE. Downloads are deleted after conversion
-    unless ``keep_download``."""
+    re-installs). A source given by patterns is resolved by listing the repository at
+    the first pull and pinned (commit, paths, SHA-256) for every later one; ``update``
+    forgets the pin and resolves again. Each file is first looked up in the download
+    cache without network. ``offline`` defaults to HF_HUB_OFFLINE. Downloads are deleted
+    after conversion unless ``keep_download``: the cache keeps only the converted model."""
     entry = registry.get_entry(name)
     if entry.kind == BUNDLED:
         raise DownloadError("The bundled model ships inside DGP Studio and needs no download.")
     if entry.source is None or entry.kind == "imported":
         raise DownloadError(f"{name} was imported from files and has no download source: "
                             "import it again to update it.")
-    src = entry.source
-    if not src.configured:
+    pattern_src = entry.source
+    if not pattern_src.configured:
         raise DownloadError(
             f"{name} has no download source yet (we cannot vouch for a public mirror): set "
             f"its Hugging Face repo with `dgp models source {name} --repo-id OWNER/REPO` or in "
@@ -759,17 +832,25 @@ def pull(name: str, *, force: bool = False, offline: bool | None = None,
     assert entry.config is not None
     reporter = _Reporter(name, progress, cancel)
     cleanup()
-    current = registry.installed(name)
-    if current is not None and not force and _same_source(current, src) and \
-            _files_present(current):
-        return current
     offline = offline_mode() if offline is None else offline
+    if update and pattern_src.has_patterns:
+        registry.forget_pin(pattern_src)
+    src = _pinned_source(pattern_src) if pattern_src.has_patterns else pattern_src
+    current = registry.installed(name)
+    if current is not None and not force and not update and src is not None and \
+            _same_source(current, src) and _files_present(current):
+        return current
+    resolved = None
+    if src is None:
+        resolved, src = _resolve(entry, pattern_src, offline, etag_timeout, reporter)
+    total = _planned_bytes(pattern_src, resolved)
+    reporter.report("plan", f"{src.filename('G')} + {src.filename('D')}", 0, total, 0, 1)
     fetched: dict[str, Path] = {}
     origin_files: dict[str, dict[str, Any]] = {}
     commit = None
     for i, role in enumerate(ROLES):
         reporter.check()
-        path, sha, downloaded, head_commit = _fetch(entry, role, reporter, i, offline,
+        path, sha, downloaded, head_commit = _fetch(entry, src, role, reporter, i, offline,
                                                     etag_timeout)
         commit = commit or head_commit
         fetched[role] = path
@@ -777,18 +858,83 @@ def pull(name: str, *, force: bool = False, offline: bool | None = None,
                               "size": path.stat().st_size, "downloaded": downloaded}
     origin = {"kind": "hub", "endpoint": src.endpoint, "repo_id": src.repo_id,
               "revision": src.revision, "commit": commit or _cached_commit(fetched["G"]),
-              "files": origin_files, "pulled_at": _now()}
+              "format": src.format, "files": origin_files, "pulled_at": _now()}
+    if pattern_src.has_patterns:
+        origin["patterns"] = {"G": pattern_src.G, "D": pattern_src.D,
+                              "revision": pattern_src.revision}
     model = _install(name, entry.title, entry.config, fetched, origin, reporter,
-                     classes=entry.classes,
+                     classes=entry.classes, class_names=entry.class_names,
+                     source_format=src.format,
                      source_hint=f"{src.describe()}; `dgp models source {name} ...`")
-    # Trust on first use: remember what we got, now that it proved to be a valid model.
-    for role in ROLES:
-        if not registry.expected_sha256(src, role)[0]:
-            registry.record_sha256(src, role, origin_files[role]["sha256"])
+    if pattern_src.has_patterns:
+        # Pinned only now that the files proved to be a valid model.
+        registry.record_pin(pattern_src, {
+            "commit": src.revision, "G": src.G, "D": src.D,
+            "G_sha256": origin_files["G"]["sha256"], "D_sha256": origin_files["D"]["sha256"],
+            "G_size": origin_files["G"]["size"], "D_size": origin_files["D"]["size"],
+            "resolved_at": _now()})
+    else:
+        # Trust on first use: remember what we got, now that it proved to be a valid model.
+        for role in ROLES:
+            if not registry.expected_sha256(src, role)[0]:
+                registry.record_sha256(src, role, origin_files[role]["sha256"])
     if not keep_download:
         for path in fetched.values():
             _drop_cached(path)
     return model
+
+
+def _pinned_source(src: registry.HubSource) -> registry.HubSource | None:
+    """The exact files an earlier pull of a pattern source resolved (None: not yet)."""
+    pin = registry.pinned(src)
+    if pin is None:
+        return None
+    return dataclasses.replace(src, revision=pin["commit"], G=pin["G"], D=pin["D"],
+                               G_sha256=str(pin.get("G_sha256", "")),
+                               D_sha256=str(pin.get("D_sha256", "")))
+
+
+def _resolve(entry: ModelEntry, src: registry.HubSource, offline: bool, timeout: float,
+             reporter: _Reporter) -> tuple[hub_listing.Resolved, registry.HubSource]:
+    """List the repository and pick the run's G and D for a pattern source."""
+    folder = hub_listing.literal_prefix(src.G)
+    page = hub_listing.page_url(src.endpoint, src.repo_id, src.revision, folder)
+    if offline:
+        raise DownloadError(
+            f"{entry.name} is not downloaded yet and DGP Studio is offline (HF_HUB_OFFLINE "
+            "is set): connect and pull again, or import files you have with "
+            f"`dgp models import {entry.name} --g G_ema.pth --d D.pth`.")
+    reporter.report("list", f"{src.repo_id}/{folder}", 0, None)
+    try:
+        commit = hub_listing.commit_of(src.endpoint, src.repo_id, src.revision, timeout)
+        files = hub_listing.list_files(src.endpoint, src.repo_id, commit, folder, timeout)
+    except Exception as exc:  # mapped to one sentence
+        raise _hub_error(exc, entry, "", src) from exc
+    reporter.check()
+    chosen = hub_listing.choose(files, src.G, src.D)
+    if chosen is None:
+        raise DownloadError(
+            f"No run of {entry.name} was found in {src.repo_id}: nothing there matches "
+            f"{src.G.rsplit('/', 1)[0]}/ with both a generator and a discriminator file (not "
+            f"every StudioGAN run is published). See {page} and, if the files are there "
+            f"under other names, point {entry.name} at them with `dgp models source "
+            f"{entry.name} --g-file PATH --d-file PATH`.")
+    g, d = chosen
+    resolved = hub_listing.Resolved(commit, g, d)
+    log.info("%s: resolved %s and %s at %s", entry.name, g.path, d.path, commit)
+    return resolved, dataclasses.replace(src, revision=commit, G=g.path, D=d.path,
+                                         G_sha256=src.G_sha256 or g.sha256,
+                                         D_sha256=src.D_sha256 or d.sha256)
+
+
+def _planned_bytes(src: registry.HubSource, resolved: hub_listing.Resolved | None
+                   ) -> int | None:
+    if resolved is not None:
+        return resolved.download_bytes or None
+    pin = registry.pinned(src) if src.has_patterns else None
+    if pin:
+        return int(pin.get("G_size", 0)) + int(pin.get("D_size", 0)) or None
+    return None
 
 
 def _cached_commit(path: Path) -> str | None:

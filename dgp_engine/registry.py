@@ -53,7 +53,10 @@ BUNDLED = "bundled"
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_SOURCE_FIELDS = ("endpoint", "repo_id", "revision", "G", "D", "G_sha256", "D_sha256")
+_SOURCE_FIELDS = ("endpoint", "repo_id", "revision", "G", "D", "G_sha256", "D_sha256",
+                  "format")
+#: Checkpoint layouts a source can serve (converted to ours on install).
+SOURCE_FORMATS = ("biggan-pytorch", "studiogan")
 
 
 # --------------------------------------------------------------------------- data types
@@ -70,6 +73,7 @@ class HubSource:
     D: str = "D.pth"
     G_sha256: str = ""  # empty: unknown; the first download's hash is recorded
     D_sha256: str = ""
+    format: str = "biggan-pytorch"  # or "studiogan" (converted on install)
 
     @property
     def configured(self) -> bool:
@@ -80,6 +84,16 @@ class HubSource:
 
     def sha256(self, role: str) -> str:
         return (self.G_sha256 if role == "G" else self.D_sha256).strip().lower()
+
+    @property
+    def has_patterns(self) -> bool:
+        """G/D name files by glob patterns, resolved by listing the repository."""
+        return any(c in self.G + self.D for c in "*?[")
+
+    def pin_key(self) -> str:
+        """Identity of a pattern source, used to remember what its first pull resolved."""
+        host = self.endpoint.rstrip("/") or "hf"
+        return f"{host}|{self.repo_id}@{self.revision}|{self.G}|{self.D}"
 
     def key(self, role: str) -> str:
         """Identity of one remote file, used to remember the SHA-256 first seen for it."""
@@ -108,6 +122,10 @@ class ModelEntry:
     source: HubSource | None = None
     expect: dict[str, int] = field(default_factory=dict)  # g_keys, d_keys, g_elements, ...
     user_defined: bool = False
+    licence: str = ""
+    about: str = ""  # what the model is good for, in one sentence
+    class_names: tuple[str, ...] = ()  # inline class list (written as classes.txt)
+    listed_bytes: int | None = None  # what a pull transfers (registry data)
 
     @property
     def resolution(self) -> int | None:
@@ -115,9 +133,20 @@ class ModelEntry:
 
     @property
     def download_bytes(self) -> int | None:
-        """Rough size of the two float32 checkpoints, for the UI."""
+        """What a pull transfers (the registry's figure, else the two float32
+        checkpoints' rough size), for the UI."""
+        if self.listed_bytes:
+            return self.listed_bytes
         if "g_elements" in self.expect and "d_elements" in self.expect:
             return 4 * (self.expect["g_elements"] + self.expect["d_elements"])
+        return None
+
+    @property
+    def installed_bytes(self) -> int | None:
+        """Rough size once installed (StudioGAN weights are kept as float16)."""
+        if "g_elements" in self.expect and "d_elements" in self.expect:
+            width = 2 if self.source is not None and self.source.format == "studiogan" else 4
+            return width * (self.expect["g_elements"] + self.expect["d_elements"])
         return None
 
 
@@ -250,6 +279,9 @@ def _source_from(table: dict[str, Any] | None, base: HubSource | None = None,
         if not isinstance(value, str):
             raise RegistryError(f"{where}: source setting {key} must be a string.")
         values[key] = value.strip()
+    if values["format"] not in SOURCE_FORMATS:
+        raise RegistryError(f"{where}: source format must be one of "
+                            f"{', '.join(SOURCE_FORMATS)}.")
     for role in ROLES:
         sha = values[f"{role}_sha256"].lower()
         if sha and not _SHA256.match(sha):
@@ -300,9 +332,17 @@ def _entry_from(name: str, table: dict[str, Any], user: dict[str, Any], where: s
             source = _source_from(override, base=source, where=f"{user_file()} [{name}]")
     expect = {k: int(v) for k, v in table.items()
               if k in ("g_keys", "d_keys", "g_elements", "d_elements")}
+    names = table.get("class_names") or ()
+    if names and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)
+                  or (config is not None and len(names) != config.n_classes)):
+        raise RegistryError(f"{where}: class_names must list one name per class.")
+    listed = table.get("download_bytes")
     return ModelEntry(name=name, title=str(table.get("title", name)), kind=kind,
-                      classes=str(table.get("classes", "imagenet")), config=config,
-                      source=source, expect=expect, user_defined=user_defined)
+                      classes=str(table.get("classes", "classes.txt" if names else "imagenet")),
+                      config=config, source=source, expect=expect, user_defined=user_defined,
+                      licence=str(table.get("licence", "")), about=str(table.get("about", "")),
+                      class_names=tuple(names),
+                      listed_bytes=int(listed) if listed else None)
 
 
 def entries(strict: str | None = None) -> dict[str, ModelEntry]:
@@ -430,6 +470,27 @@ def forget_recorded_sha256(source: HubSource, role: str | None = None) -> None:
     table = user.get("recorded_sha256") or {}
     for r in ROLES if role is None else (role,):
         table.pop(source.key(r), None)
+    _write_user(user)
+
+
+def pinned(source: HubSource) -> dict[str, Any] | None:
+    """What the first pull of a pattern source resolved: commit, G/D paths, SHA-256s and
+    sizes (None before that)."""
+    pin = (_read_user().get("pinned") or {}).get(source.pin_key())
+    ok = isinstance(pin, dict) and all(isinstance(pin.get(k), str) and pin.get(k)
+                                       for k in ("commit", "G", "D"))
+    return pin if ok else None
+
+
+def record_pin(source: HubSource, pin: dict[str, Any]) -> None:
+    user = _read_user()
+    user.setdefault("pinned", {})[source.pin_key()] = pin
+    _write_user(user)
+
+
+def forget_pin(source: HubSource) -> None:
+    user = _read_user()
+    (user.get("pinned") or {}).pop(source.pin_key(), None)
     _write_user(user)
 
 

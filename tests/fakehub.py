@@ -1,6 +1,9 @@
 """A tiny stand-in for the Hugging Face Hub's file API, served on 127.0.0.1 from a thread.
 
-It implements what ``huggingface_hub.hf_hub_download`` needs: ``HEAD``/``GET
+It implements what ``huggingface_hub.hf_hub_download`` needs, plus the two listing calls
+a pattern source makes (``GET /api/models/{repo}/revision/{rev}`` → the commit, and
+``GET /api/models/{repo}/tree/{rev}/{folder}?recursive=true`` → the files with their LFS
+SHA-256, paged with a ``Link: rel="next"`` header): ``HEAD``/``GET
 /{owner}/{repo}/resolve/{revision}/{filename}`` with ``ETag`` (the file's SHA-256, as the
 Hub does for LFS files), ``X-Repo-Commit``, ``Content-Length``, ``Range`` requests
 (206 + ``Content-Range``), and the Hub's ``X-Error-Code`` 404s (RepoNotFound,
@@ -39,6 +42,8 @@ class FakeHub:
     drop_after: dict[str, int] = field(default_factory=dict)
     #: filename -> size to announce in HEAD (to pretend a file is huge).
     fake_size: dict[str, int] = field(default_factory=dict)
+    #: entries per page of a tree listing (small values exercise pagination).
+    page_size: int = 1000
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -54,6 +59,13 @@ class FakeHub:
             self.commits[repo] = hashlib.sha1(f"{repo}{filename}{n}{len(data)}".encode()
                                               ).hexdigest()
         return hashlib.sha256(data).hexdigest()
+
+    def remove(self, repo: str, filename: str) -> None:
+        """Delete a file; a new commit, as on the Hub."""
+        with self._lock:
+            del self.repos[repo][filename]
+            self.commits[repo] = hashlib.sha1(f"{repo}-{filename}-rm-{len(self.log)}".encode()
+                                              ).hexdigest()
 
     def requests_for(self, filename: str, method: str | None = None) -> list[Request]:
         return [r for r in self.log if r.filename == filename and
@@ -113,7 +125,68 @@ class FakeHub:
         h.send_header("Content-Length", "0")
         h.end_headers()
 
+    _API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<kind>tree|revision)/"
+                      r"(?P<rev>[^/]+)(?:/(?P<folder>.*))?$")
+
+    def _json(self, h: BaseHTTPRequestHandler, data, link: str | None = None) -> None:
+        import json
+
+        body = json.dumps(data).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        if link:
+            h.send_header("Link", f'<{link}>; rel="next"')
+        h.end_headers()
+        h.wfile.write(body)
+
+    def _api(self, h: BaseHTTPRequestHandler, m: re.Match) -> None:
+        from urllib.parse import parse_qs
+
+        repo, rev, kind = m["repo"], unquote(m["rev"]), m["kind"]
+        folder = unquote(m["folder"] or "").strip("/")
+        query = parse_qs(h.path.split("?", 1)[1]) if "?" in h.path else {}
+        with self._lock:
+            self.log.append(Request("LIST" if kind == "tree" else "INFO", repo, rev, folder,
+                                    None))
+            files = dict(self.repos.get(repo) or {})
+            commit = self.commits.get(repo)
+        if repo not in self.repos:
+            return self._error(h, "RepoNotFound")
+        if rev not in ("main", commit):
+            return self._error(h, "RevisionNotFound")
+        if kind == "revision":
+            return self._json(h, {"id": repo, "sha": commit, "siblings": [
+                {"rfilename": name} for name in sorted(files)]})
+        prefix = f"{folder}/" if folder else ""
+        recursive = query.get("recursive", ["false"])[0].lower() == "true"
+        entries = []
+        for name in sorted(files):
+            if not name.startswith(prefix):
+                continue
+            rest = name[len(prefix):]
+            if "/" in rest and not recursive:
+                continue
+            data = files[name]
+            entries.append({"type": "file", "path": name, "size": len(data),
+                            "oid": hashlib.sha1(data).hexdigest(),
+                            "lfs": {"oid": hashlib.sha256(data).hexdigest(),
+                                    "size": len(data), "pointerSize": 134}})
+        if prefix and not entries and not any(n.startswith(prefix) for n in files):
+            return self._error(h, "EntryNotFound", commit)
+        start = int(query.get("cursor", ["0"])[0])
+        page = entries[start:start + self.page_size]
+        link = None
+        if start + self.page_size < len(entries):
+            base = h.path.split("?", 1)[0]
+            link = (f"{self.url}{base}?recursive={'true' if recursive else 'false'}"
+                    f"&cursor={start + self.page_size}")
+        self._json(h, page, link)
+
     def _serve(self, h: BaseHTTPRequestHandler, head: bool) -> None:
+        api = self._API.match(h.path.split("?", 1)[0])
+        if api and not head:
+            return self._api(h, api)
         m = self._PATH.match(h.path.split("?", 1)[0])
         if not m:
             h.send_response(404)

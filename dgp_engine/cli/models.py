@@ -12,9 +12,10 @@ from pathlib import Path
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "models", help="manage GAN priors: list, pull, import, verify, remove, path",
-        description="The bundled prior and the paper's ImageNet BigGANs: download them from a "
-                    "Hugging Face Hub repository you configure, or import checkpoint files you "
-                    "have; both are converted once to safetensors in the user cache.")
+        description="The bundled prior, StudioGAN's ImageNet-128 and AFHQ-256 BigGANs "
+                    "(`dgp models pull imagenet-128`) and the paper's own BigGANs (import "
+                    "their files, or pull from a Hub repository you configure); every model "
+                    "is converted once to safetensors in the user cache.")
     sub = p.add_subparsers(dest="models_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -25,6 +26,8 @@ def register(subparsers) -> None:
     pull = sub.add_parser("pull", help="download a model from its Hugging Face Hub source")
     pull.add_argument("name")
     pull.add_argument("--force", action="store_true", help="download and install again")
+    pull.add_argument("--update", action="store_true",
+                      help="look for the newest matching run again instead of the pinned one")
     pull.add_argument("--offline", action="store_true",
                       help="use only files already downloaded (no network)")
     pull.add_argument("--keep-download", action="store_true",
@@ -36,7 +39,8 @@ def register(subparsers) -> None:
     imp.add_argument("--g", required=True, type=Path, help="generator weights (G_ema.pth)")
     imp.add_argument("--d", required=True, type=Path, help="discriminator weights (D.pth)")
     imp.add_argument("--config", type=Path,
-                     help="JSON of BigGAN-PyTorch settings (needed for a new name)")
+                     help="JSON of BigGAN-PyTorch settings, or a StudioGAN run's YAML "
+                          "(a new name needs one unless the files are StudioGAN's)")
     imp.add_argument("--classes", type=Path, help="class names, one per line (new names)")
     imp.add_argument("--title", default="", help="display name")
     imp.set_defaults(func=run_import)
@@ -87,6 +91,13 @@ class _Bar:
     def __call__(self, p) -> None:
         from tqdm import tqdm
 
+        if p.stage == "plan":  # said once, before any byte moves
+            size = f"{_size(p.total)}" if p.total else "size unknown"
+            print(f"{p.model}: downloading {p.file} ({size})", file=sys.stderr, flush=True)
+            return
+        if p.stage == "list":
+            print(f"{p.model}: looking for its files in {p.file}", file=sys.stderr, flush=True)
+            return
         key = (p.stage, p.file)
         if key != self._key:
             self.close()
@@ -138,7 +149,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_pull(args: argparse.Namespace) -> int:
     from .. import hub
 
-    model = _run_with_bar(hub.pull, args.name, force=args.force,
+    model = _run_with_bar(hub.pull, args.name, force=args.force, update=args.update,
                           offline=True if args.offline else None,
                           keep_download=args.keep_download)
     print(f"{model.name}: installed in {model.folder}")
