@@ -184,6 +184,10 @@ class ModelStatus:
     folder: Path | None
     source: str
     size_bytes: int | None
+    licence: str = ""
+    about: str = ""
+    download_bytes: int | None = None  # what a pull transfers (None: unknown / no source)
+    downloadable: bool = False  # has a Hub source that `pull` can use
 
     @property
     def usable(self) -> bool:
@@ -585,17 +589,23 @@ def list_models() -> list[ModelStatus]:
                     if present else None)
             rows.append(ModelStatus(entry.name, entry.title, entry.kind,
                                     "bundled" if present else "missing", entry.resolution,
-                                    folder if present else None, "ships with DGP Studio", size))
+                                    folder if present else None, "ships with DGP Studio", size,
+                                    licence=entry.licence, about=entry.about))
             continue
         model = installed(entry.name)
         source = entry.source.describe() if entry.source else "imported files"
+        extra = dict(licence=entry.licence, about=entry.about,
+                     download_bytes=entry.download_bytes if entry.source else None,
+                     downloadable=bool(entry.source and entry.source.configured))
         if model is not None:
             origin = model.origin
             how = ("imported files" if origin.get("kind") == "import"
                    else f"pulled from {origin.get('repo_id', '?')}@{origin.get('revision', '?')}")
             rows.append(ModelStatus(entry.name, entry.title, entry.kind, "installed",
-                                    model.config.resolution, model.folder, how, model.size_bytes))
+                                    model.config.resolution, model.folder, how, model.size_bytes,
+                                    **extra))
         else:
             rows.append(ModelStatus(entry.name, entry.title, entry.kind, "not installed",
-                                    entry.resolution, None, source, entry.download_bytes))
+                                    entry.resolution, None, source, entry.download_bytes,
+                                    **extra))
     return rows
