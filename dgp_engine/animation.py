@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import DGPError, InputError
+from .fileio import atomic_path, fsync_dir, umask
 from .imageio import to_uint8 as unit_to_uint8
 
 log = logging.getLogger(__name__)
@@ -286,7 +287,9 @@ class AnimationExport:
 
     def _commit(self, tmp: Path) -> None:
         if self.format != "png-sequence":
+            os.chmod(tmp, 0o666 & ~umask())  # temp files are made private
             os.replace(tmp, self.path)
+            fsync_dir(self.path.parent)
             return
         if not self.path.exists():
             os.replace(tmp, self.path)
@@ -394,17 +397,10 @@ def save_image(image: Any, path: str | Path) -> Path:
         raise InputError(f"Cannot tell the picture format from {path.name!r}: use .png, .jpg, "
                          ".webp or .tif.")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}",
-                                   dir=folder)
+        with atomic_path(path, suffix=f".partial{path.suffix}") as tmp:
+            Image.fromarray(a).save(tmp, format=fmt)
     except OSError as exc:
         raise _unwritable(folder, exc) from exc
-    os.close(fd)
-    try:
-        Image.fromarray(a).save(tmp, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

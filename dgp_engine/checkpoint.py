@@ -237,7 +237,8 @@ def load_strict(net: torch.nn.Module, sd: dict[str, torch.Tensor], file: Path,
     if missing or unexpected or wrong:
         detail = "; ".join(filter(None, [
             f"{len(missing)} missing (e.g. {', '.join(missing[:3])})" if missing else "",
-            f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})" if unexpected else "",
+            f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})"
+            if unexpected else "",
             f"{len(wrong)} of the wrong shape (e.g. {'; '.join(wrong[:2])})" if wrong else "",
         ]))
         raise CheckpointError(

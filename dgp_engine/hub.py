@@ -43,13 +43,26 @@ from typing import Any, TypeVar
 import torch
 
 from . import hub_listing, paths, registry, studiogan
-from .checkpoint import (OPTIONAL_G_KEYS, as_ours, find_weight_files, load_strict,
-                         read_config, read_state_dict)
-from .errors import (CheckpointError, DGPError, DownloadError, OperationCancelled,
-                     RegistryError)
+from .checkpoint import (
+    OPTIONAL_G_KEYS,
+    as_ours,
+    find_weight_files,
+    load_strict,
+    read_config,
+    read_state_dict,
+)
+from .errors import CheckpointError, DGPError, DownloadError, OperationCancelled, RegistryError
+from .fileio import atomic_write_text
 from .models import BigGANConfig, Discriminator, Generator
-from .registry import (BUNDLED, RECORD_FILE, RECORD_FORMAT, ROLES, WEIGHT_FILES,
-                       InstalledModel, ModelEntry)
+from .registry import (
+    BUNDLED,
+    RECORD_FILE,
+    RECORD_FORMAT,
+    ROLES,
+    WEIGHT_FILES,
+    InstalledModel,
+    ModelEntry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -493,7 +506,7 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
             "installed_at": _now(),
         }
         reporter.check()
-        registry.atomic_write_text(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
+        atomic_write_text(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
         _fsync_dir(staging)
         target = registry.model_dir(name)
         trash = None

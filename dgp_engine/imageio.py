@@ -16,7 +16,6 @@ import errno
 import io
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import DGPError, InputError
+from .fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,6 @@ FORMATS = {
 
 
 # The process umask, read once (os.umask can only be read by setting it).
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 class OutputError(DGPError):
@@ -426,29 +424,12 @@ def save_image(photo: Photo | np.ndarray, path: str | Path, *, overwrite: bool =
 
 
 def write_atomic(path: Path, write) -> None:
-    """Call ``write(file)`` on a temp file beside ``path``, fsync, then rename it into place."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
+    """Call ``write(file)`` on a temp file beside ``path``, then rename it into place
+    (:func:`dgp_engine.fileio.atomic_write`); OSError becomes a clear OutputError."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
+        atomic_write(Path(path), write)
     except OSError as exc:
-        raise output_error(exc, path) from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the usual permissions.
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise output_error(exc, path) from exc
-        raise
+        raise output_error(exc, Path(path)) from exc
 
 
 def output_error(exc: OSError, path: Path) -> OutputError:

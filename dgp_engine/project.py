@@ -19,6 +19,7 @@ recovered; :class:`Autosaver` and :func:`find_recovery` give crash recovery.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -26,7 +27,6 @@ import logging
 import os
 import re
 import struct
-import tempfile
 import time
 import zipfile
 import zlib
@@ -40,6 +40,7 @@ from PIL import Image
 
 from . import paths
 from .errors import DGPError
+from .fileio import atomic_write
 from .state import ReconstructionState
 
 log = logging.getLogger(__name__)
@@ -163,14 +164,9 @@ def _state_bytes(state: ReconstructionState) -> bytes:
 
 
 def _state_from_bytes(data: bytes, folder: Path | None = None) -> ReconstructionState:
-    # Go through the state file reader so its checks (format, version) apply.
-    fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        return ReconstructionState.load(tmp)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    # In memory (loading never writes beside the project: its folder may be read-only),
+    # through the state reader's checks (format, version).
+    return ReconstructionState.from_bytes(data)
 
 
 def _json(value: Any, what: str) -> Any:
@@ -220,26 +216,20 @@ def save_project(project: Project, path: str | Path, *, extra: dict[str, Any] | 
         "settings": _json(project.settings, "settings"),
         "members": index, **(_json(extra, "extra fields") if extra else {}),
     }
+    def write(fh) -> None:
+        with zipfile.ZipFile(fh, "w") as zf:
+            zf.writestr(MANIFEST, json.dumps(manifest, indent=1), zipfile.ZIP_DEFLATED)
+            for name, data, method in members:
+                zf.writestr(name, data, method)
+
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        atomic_write(path, write, suffix=".tmp")
     except OSError as exc:
-        raise ProjectError(f"Cannot write to {folder}: {exc.strerror or exc}. Save the project "
-                           "in another folder.") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w") as zf:
-                zf.writestr(MANIFEST, json.dumps(manifest, indent=1), zipfile.ZIP_DEFLATED)
-                for name, data, method in members:
-                    zf.writestr(name, data, method)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise ProjectError(f"Could not save {path.name}: {exc.strerror or exc}. The "
-                               "previous file (if any) is unchanged.") from exc
-        raise
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise ProjectError(f"Cannot write to {folder}: {exc.strerror or exc}. Save the "
+                               "project in another folder.") from exc
+        raise ProjectError(f"Could not save {path.name}: {exc.strerror or exc}. The "
+                           "previous file (if any) is unchanged.") from exc
     return path
 
 

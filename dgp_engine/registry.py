@@ -17,14 +17,11 @@ Fetching and converting weights lives in :mod:`dgp_engine.hub`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -34,6 +31,7 @@ import tomli_w
 
 from . import paths
 from .errors import CheckpointError, DGPError, RegistryError
+from .fileio import atomic_write_text
 from .models import BigGANConfig
 
 if sys.version_info >= (3, 11):
@@ -206,26 +204,6 @@ def validate_name(name: str) -> str:
     return name
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file + os.replace: never a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def bundled_model_dir() -> Path:
     return Path(str(resources.files("dgp_resources").joinpath("models", BUNDLED)))
 
@@ -269,6 +247,7 @@ def _read_user() -> dict[str, Any]:
 
 
 def _write_user(data: dict[str, Any]) -> None:
+    user_file().parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(user_file(), "# Model sources and recorded checksums of DGP Studio "
                       "(edit with `dgp models source`).\n" + tomli_w.dumps(data))
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import tempfile
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from typing import Any
 import torch
 
 from .errors import StateError
+from .fileio import atomic_path
 from .models import Generator, GeneratorBlock, freeze_sn, unfreeze_sn
 from .models.spectral import scale_outputs
 
@@ -70,14 +69,9 @@ class ReconstructionState:
         from safetensors.torch import save_file
 
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(self.tensors(), tmp, metadata={"dgp_state": json.dumps(self.metadata())})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path, suffix=".tmp") as tmp:
+            save_file(self.tensors(), str(tmp),
+                      metadata={"dgp_state": json.dumps(self.metadata())})
         return path
 
     @classmethod
@@ -93,19 +87,55 @@ class ReconstructionState:
             raise StateError(f"{path} does not exist.") from exc
         except Exception as exc:
             raise StateError(f"{path} is not a readable DGP state file ({exc}).") from exc
+        return cls._from_parts(meta, tensors, str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, label: str = "The state") -> ReconstructionState:
+        """A state from the bytes of a state file (e.g. a project member), in memory."""
+        from safetensors.torch import load
+
+        try:
+            tensors = load(bytes(data))
+            header_len = int.from_bytes(bytes(data[:8]), "little")
+            header = json.loads(bytes(data[8:8 + header_len]).decode("utf-8"))
+            meta = json.loads((header.get("__metadata__") or {}).get("dgp_state", "null"))
+        except Exception as exc:
+            raise StateError(f"{label} is not a readable DGP state ({exc}).") from exc
+        return cls._from_parts(meta, tensors, label)
+
+    @classmethod
+    def _from_parts(cls, meta: Any, tensors: dict[str, torch.Tensor], label: str
+                    ) -> ReconstructionState:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise StateError(f"{path} is not a DGP state file.")
-        if int(meta.get("version", 0)) > FORMAT_VERSION:
-            raise StateError(f"{path} was written by a newer DGP Studio; update to open it.")
+            raise StateError(f"{label} is not a DGP state file.")
+        try:
+            version = int(meta.get("version", 0))
+        except (TypeError, ValueError):
+            raise StateError(f"{label} is damaged: its version is not a number.") from None
+        if version > FORMAT_VERSION:
+            raise StateError(f"{label} was written by a newer DGP Studio; update to open it.")
         if "z" not in tensors or "embedding" not in tensors:
-            raise StateError(f"{path} is incomplete: it lacks the latent or class embedding.")
+            raise StateError(f"{label} is incomplete: it lacks the latent or class embedding.")
+        bad = [k for k, v in tensors.items() if v.is_floating_point() and
+               not bool(torch.isfinite(v).all())]
+        if bad:
+            raise StateError(f"{label} is damaged: {', '.join(sorted(bad)[:3])} hold "
+                             "non-finite values (NaN or infinity). Use another copy of it.")
+        try:
+            class_id = int(meta["class_id"])
+            seed = int(meta.get("seed", 0))
+            created = float(meta.get("created", 0.0))
+        except (KeyError, TypeError, ValueError):
+            raise StateError(f"{label} is damaged: its class id, seed or date is not a "
+                             "number.") from None
+        fields = {k: meta.get(k, {}) for k in ("preset", "task", "model", "progress", "losses")}
+        wrong = [k for k, v in fields.items() if not isinstance(v, dict)]
+        if wrong:
+            raise StateError(f"{label} is damaged: {', '.join(wrong)} should be tables.")
         delta = {k[len("delta."):]: v for k, v in tensors.items() if k.startswith("delta.")}
-        return cls(z=tensors["z"], embedding=tensors["embedding"], class_id=int(meta["class_id"]),
-                   weight_delta=delta, preset=meta.get("preset", {}),
-                   seed=int(meta.get("seed", 0)), use_in=bool(meta.get("use_in", False)),
-                   task=meta.get("task", {}), model=meta.get("model", {}),
-                   progress=meta.get("progress", {}), losses=meta.get("losses", {}),
-                   created=float(meta.get("created", 0.0)))
+        return cls(z=tensors["z"], embedding=tensors["embedding"], class_id=class_id,
+                   weight_delta=delta, seed=seed, use_in=bool(meta.get("use_in", False)),
+                   created=created, **fields)
 
     # --- rendering ----------------------------------------------------------------
     def check_fits(self, G: Generator) -> None:

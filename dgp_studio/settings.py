@@ -8,13 +8,13 @@ import dataclasses
 import logging
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomli_w
 
 from dgp_engine import paths
+from dgp_engine.fileio import atomic_write
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -80,14 +80,7 @@ class Settings:
         path = self.path()
         path.parent.mkdir(parents=True, exist_ok=True)
         data = dataclasses.asdict(self)
-        fd, tmp = tempfile.mkstemp(prefix=".settings.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                tomli_w.dump(data, fh)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda fh: tomli_w.dump(data, fh), suffix=".tmp")
         return path
 
     def add_recent(self, file: str | Path, limit: int = 10) -> None:

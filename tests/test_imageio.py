@@ -163,13 +163,6 @@ def test_never_overwrites_without_permission(tmp_path):
         save_image(photo, tmp_path / "out.xyz")
 
 
-def test_saved_file_gets_normal_permissions(tmp_path):
-    out = save_image(Photo.from_array(photo_array(4, 4)), tmp_path / "p.png")
-    from dgp_engine.imageio import _UMASK
-
-    assert stat.S_IMODE(os.stat(out).st_mode) == 0o666 & ~_UMASK  # not mkstemp's 0600
-
-
 def test_disk_full_leaves_no_file(tmp_path, monkeypatch):
     def full(self, fp, *a, **k):
         fp.write(b"partial")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from dgp_engine.manipulate import MorphTimeline
 from dgp_engine.project import (FORMAT_VERSION, Autosaver, Project, ProjectDamagedError,
@@ -197,3 +198,39 @@ def test_autosave_and_crash_recovery(tmp_path, two_states):
     assert "an unsaved project" in found[0].describe()
     untitled.retarget(tmp_path / "named.dgpproj")
     assert find_recovery() == []
+
+
+def test_loading_never_writes_beside_the_project(tmp_path, two_states, monkeypatch):
+    """A valid project in a read-only folder loads whole (states included): loading
+    makes no file anywhere (here: every way of making one fails)."""
+    import builtins
+    import tempfile
+
+    path = save_project(make_project(two_states), tmp_path / "garden.dgpproj")
+    real_open = builtins.open
+
+    def no_write(file, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wax+"):
+            raise OSError(30, "Read-only file system")
+        return real_open(file, mode, *args, **kwargs)
+
+    def no_temp(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(builtins, "open", no_write)
+    monkeypatch.setattr(tempfile, "mkstemp", no_temp)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", no_temp)
+    again = load_project(path)
+    assert set(again.states) == {"day", "night"}
+    assert states_equal(again.states["night"], two_states[1])
+
+
+def test_a_damaged_state_member_is_named_not_used(tmp_path, two_states):
+    import math
+
+    a, b = two_states
+    bad = dataclasses.replace(b, z=torch.full_like(b.z, math.nan))
+    project = make_project((a, bad))
+    path = save_project(project, tmp_path / "nan.dgpproj")
+    with pytest.raises(ProjectError, match="night"):
+        load_project(path)

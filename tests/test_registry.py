@@ -152,15 +152,6 @@ def test_user_models_and_recorded_checksums():
     assert registry.recorded_sha256(src, "G") == ""
 
 
-def test_atomic_write_leaves_old_content_when_the_write_fails(tmp_path):
-    target = tmp_path / "f.txt"
-    registry.atomic_write_text(target, "old")
-    with pytest.raises(TypeError):  # fails inside the write, after the temp file exists
-        registry.atomic_write_bytes(target, 12345)  # type: ignore[arg-type]
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
-
-
 def test_cache_folder_from_environment_and_setting(tmp_path, monkeypatch):
     from dgp_engine import paths
 

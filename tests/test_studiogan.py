@@ -9,8 +9,7 @@ import shutil
 import pytest
 import torch
 
-from dgp_engine import BigGANConfig, Discriminator, Generator, load_prior, reconstruct
-from dgp_engine import studiogan
+from dgp_engine import Discriminator, Generator, load_prior, reconstruct, studiogan
 from dgp_engine.checkpoint import OPTIONAL_G_KEYS, read_folder
 from dgp_engine.degradations import make_degradation
 from dgp_engine.errors import CheckpointError
@@ -46,7 +45,7 @@ def test_generator_matches_studiogan(case):
         x = prior.G(ref["z"], prior.G.shared(ref["y"]), intermediates=inter)
     blocks = [(n, t) for n, t in inter if n != "linear"]
     assert len(blocks) == len(ref["G_ema_block_outputs"])
-    for (ours, got), (theirs, want) in zip(blocks, ref["G_ema_block_outputs"]):
+    for (ours, got), (theirs, want) in zip(blocks, ref["G_ema_block_outputs"], strict=True):
         assert _max_diff(got, want) <= TOL, f"{name}: our {ours} vs StudioGAN {theirs}"
     assert _max_diff(x, ref["G_ema_out"]) <= TOL
 
@@ -58,7 +57,7 @@ def test_discriminator_matches_studiogan(case):
         logit, feats = prior.D(ref["x_real"], ref["y"], block_outputs=outputs)
         fake_logit, _ = prior.D(ref["G_ema_out"], ref["y"])
     assert len(outputs) == len(ref["D_real_block_outputs"])
-    for (ours, got), (theirs, want) in zip(outputs, ref["D_real_block_outputs"]):
+    for (ours, got), (theirs, want) in zip(outputs, ref["D_real_block_outputs"], strict=True):
         assert _max_diff(got, want) <= TOL, f"{name}: our D {ours} vs StudioGAN {theirs}"
     assert _max_diff(feats[-1], ref["D_real_h"]) <= TOL
     assert _max_diff(logit.flatten(), ref["D_real_adv_output"]) <= TOL
