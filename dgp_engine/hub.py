@@ -2,58 +2,49 @@
 
 * :func:`pull` downloads a registered model's G and D through ``huggingface_hub``
   (offline first: each file is looked up with ``local_files_only=True`` before any
-  network call), checks their SHA-256, then installs them like :func:`import_files`.
+  network call; a source given by patterns is resolved by :mod:`.hub_listing` and then
+  pinned), checks their SHA-256, then installs them like :func:`import_files`.
 * :func:`import_files` converts checkpoint files the user already has (the authors'
-  pickled ``.pth``, read with ``weights_only=True``, or ``.safetensors``) after checking
-  every key and shape against the model's architecture.
-* :func:`verify`, :func:`remove`, :func:`cleanup`.
+  pickled ``.pth`` or StudioGAN's, read with ``weights_only=True``, or ``.safetensors``)
+  after checking every key and shape against the model's architecture
+  (:mod:`.model_check`).
+* :func:`verify`, :func:`remove`.
 
-Installing builds the model folder under a hidden staging name and renames it into
-place only when complete (``model.json`` written last), so a failed, cancelled or
-killed pull/import never leaves a folder that later loads. Every long call takes a
-``progress`` callback (receiving :class:`TransferProgress`) and a ``cancel``
-``threading.Event``; the ``*_async`` variants run the same code in a worker thread for
-asyncio/qasync, deliver progress on the event loop and honour task cancellation.
+Below this module: :mod:`.model_store` (folders appear whole or not at all, cleanup of
+interrupted operations), :mod:`.transfer` (progress and cancel), :mod:`.checkpoint`
+(reading files). Above it: :mod:`.hub_async` (the same operations for asyncio/qasync).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import datetime as _dt
-import errno
-import functools
-import hashlib
 import inspect
 import json
 import logging
 import os
-import re
 import shutil
 import threading
-import time
-import uuid
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
-from . import hub_listing, paths, registry, studiogan
+from . import hub_listing, model_store, paths, registry, studiogan
 from .checkpoint import (
-    OPTIONAL_G_KEYS,
     as_ours,
     find_weight_files,
-    load_strict,
     read_config,
     read_state_dict,
 )
 from .errors import CheckpointError, DGPError, DownloadError, OperationCancelled, RegistryError
 from .fileio import atomic_write_text
-from .models import BigGANConfig, Discriminator, Generator
+from .model_check import ROLE_FLAG, ROLE_NAME, check_safetensors_header, check_state_dict
+from .model_store import cleanup
+from .models import BigGANConfig
 from .registry import (
     BUNDLED,
     RECORD_FILE,
@@ -63,344 +54,11 @@ from .registry import (
     InstalledModel,
     ModelEntry,
 )
+from .transfer import ProgressCallback, Reporter, bar_class, sha256_file
 
 log = logging.getLogger(__name__)
 
-_HASH_CHUNK = 8 << 20
 _DISK_MARGIN = 64 << 20
-_ROLE_NAME = {"G": "generator", "D": "discriminator"}
-_ROLE_FLAG = {"G": "--g", "D": "--d"}
-_STAGING = ".staging-"
-_TRASH = ".trash-"
-_STALE_SECONDS = 24 * 3600
-
-
-# --------------------------------------------------------------------------- progress/cancel
-
-
-@dataclass(frozen=True)
-class TransferProgress:
-    """One progress report of a long model operation.
-
-    ``stage`` is "download", "hash", "read", "write" or "verify"; ``done``/``total`` are
-    bytes of ``file`` (``total`` None when the server does not say); ``index`` of
-    ``count`` says which file of the operation this is."""
-
-    model: str
-    stage: str
-    file: str
-    done: int
-    total: int | None
-    index: int = 0
-    count: int = 1
-
-    @property
-    def fraction(self) -> float | None:
-        if not self.total:
-            return None
-        return min(1.0, self.done / self.total)
-
-
-ProgressCallback = Callable[[TransferProgress], None]
-
-
-class _Reporter:
-    def __init__(self, model: str, progress: ProgressCallback | None,
-                 cancel: threading.Event | None):
-        self.model = model
-        self.progress = progress
-        self.cancel = cancel
-
-    def check(self) -> None:
-        if self.cancel is not None and self.cancel.is_set():
-            raise OperationCancelled(f"{self.model}: cancelled; nothing was installed or changed.")
-
-    def report(self, stage: str, file: str, done: int, total: int | None, index: int = 0,
-               count: int = 1) -> None:
-        if self.progress is not None:
-            self.progress(TransferProgress(self.model, stage, file, done, total, index, count))
-        self.check()
-
-
-def _bar_class(reporter: _Reporter, file: str, index: int, count: int) -> type:
-    """A stand-in for ``tqdm`` that huggingface_hub drives while downloading: each
-    update reports bytes and raises OperationCancelled when cancel is set."""
-
-    class _ProgressBar:
-        def __init__(self, *args: Any, total: int | None = None, initial: int = 0,
-                     **kwargs: Any) -> None:
-            self.total = total
-            self.n = initial or 0
-            reporter.report("download", file, self.n, self.total, index, count)
-
-        def update(self, n: int | float = 1) -> None:
-            self.n += int(n or 0)
-            reporter.report("download", file, self.n, self.total, index, count)
-
-        def __enter__(self) -> _ProgressBar:
-            return self
-
-        def __exit__(self, *exc: Any) -> bool:
-            return False
-
-        def close(self) -> None:
-            pass
-
-        def __getattr__(self, name: str) -> Callable[..., None]:
-            # refresh, set_description, update_transfer, …: nothing to display here.
-            if name.startswith("__"):
-                raise AttributeError(name)
-            return lambda *a, **k: None
-
-    return _ProgressBar
-
-
-# --------------------------------------------------------------------------- hashing, files
-
-
-def sha256_file(file: Path, reporter: _Reporter | None = None, index: int = 0,
-                count: int = 1) -> str:
-    """SHA-256 of a file, reporting progress and honouring cancel every 8 MiB."""
-    digest = hashlib.sha256()
-    total = file.stat().st_size
-    done = 0
-    with open(file, "rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            digest.update(chunk)
-            done += len(chunk)
-            if reporter is not None:
-                reporter.report("hash", file.name, done, total, index, count)
-    return digest.hexdigest()
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    if os.name != "posix":
-        return True  # cannot tell cheaply; the age rule cleans up instead
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def cleanup() -> list[Path]:
-    """Remove what interrupted operations left in the models folder (staging folders of
-    dead processes, folders half-way through replacement). Returns what was removed."""
-    root = paths.models_dir()
-    removed: list[Path] = []
-    if not root.is_dir():
-        return removed
-    now = time.time()
-    for entry in root.iterdir():
-        if not entry.is_dir():
-            continue
-        for prefix in (_STAGING, _TRASH):
-            if not entry.name.startswith(prefix):
-                continue
-            rest = entry.name[len(prefix):]
-            m = re.match(r"^(?P<name>.+)-(?P<pid>\d+)-[0-9a-f]{8}$", rest)
-            try:
-                age = now - entry.stat().st_mtime
-            except OSError:
-                continue
-            alive = bool(m) and _pid_alive(int(m["pid"]))
-            if alive and age < _STALE_SECONDS:
-                continue
-            if prefix == _TRASH and m and not (root / m["name"]).exists() and \
-                    (entry / RECORD_FILE).is_file():
-                # Killed between the two renames of a replacement: put the old one back.
-                with contextlib.suppress(OSError):
-                    os.replace(entry, root / m["name"])
-                    continue
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
-    return removed
-
-
-def _new_hidden_dir(prefix: str, name: str) -> Path:
-    root = paths.models_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    return root / f"{prefix}{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def _disk_full(exc: BaseException) -> bool:
-    return getattr(exc, "errno", None) in (errno.ENOSPC, getattr(errno, "EDQUOT", -1))
-
-
-def _free_bytes(folder: Path) -> int | None:
-    for p in [folder, *folder.parents]:
-        with contextlib.suppress(OSError):
-            return shutil.disk_usage(p).free
-    return None
-
-
-def _mb(n: int | float) -> str:
-    return f"{n / 1e6:,.0f} MB" if n >= 1e6 else f"{n / 1e3:,.1f} kB"
-
-
-# --------------------------------------------------------------------------- architecture checks
-
-
-@functools.lru_cache(maxsize=8)
-def _meta_nets(config: BigGANConfig) -> tuple[Generator, Discriminator]:
-    """Generator/discriminator on the meta device: their state-dict names and shapes,
-    without allocating or initialising any weights."""
-    with torch.device("meta"):
-        return Generator(config), Discriminator(config)
-
-
-@dataclass(frozen=True)
-class CheckpointShape:
-    """What a state dict looks like: which network, resolution, width, classes."""
-
-    role: str | None  # "G", "D" or None when neither
-    resolution: int | None = None
-    ch: int | None = None
-    n_classes: int | None = None
-
-    def describe(self) -> str:
-        if self.role is None:
-            return "not a BigGAN generator or discriminator"
-        parts = [f"a BigGAN {self.resolution} px {_ROLE_NAME[self.role]}"
-                 if self.resolution else f"a BigGAN {_ROLE_NAME[self.role]}"]
-        if self.ch:
-            parts.append(f"with {self.role}_ch {self.ch}")
-        return " ".join(parts)
-
-
-def inspect_state_dict(sd: dict[str, Any]) -> CheckpointShape:
-    """Guess role, resolution and channel width of a BigGAN-PyTorch state dict
-    (tensors or anything with ``.shape``)."""
-
-    def shape(key: str) -> tuple[int, ...] | None:
-        v = sd.get(key)
-        return tuple(v.shape) if v is not None and hasattr(v, "shape") else None
-
-    blocks = {k.split(".")[1] for k in sd if k.startswith("blocks.") and k.count(".") > 1}
-    n = len(blocks)
-    if shape("output_layer.2.weight") is not None:
-        res = {3: 32, 4: 64, 5: 128, 6: 256}.get(n)
-        out_in = shape("output_layer.2.weight")[1]
-        ch = out_in // 4 if res == 32 else out_in
-        classes = shape("shared.weight")
-        return CheckpointShape("G", res, ch, classes[0] if classes else None)
-    if shape("embed.weight") is not None or shape("blocks.0.0.conv1.weight") is not None:
-        res = {4: 32, 5: 64, 6: 128, 7: 256}.get(n)
-        first = shape("blocks.0.0.conv1.weight")
-        ch = (first[0] // 4 if res == 32 else first[0]) if first else None
-        classes = shape("embed.weight")
-        return CheckpointShape("D", res, ch, classes[0] if classes else None)
-    return CheckpointShape(None)
-
-
-def _registry_match(shape: CheckpointShape, exclude: str) -> str | None:
-    for entry in registry.entries().values():
-        cfg = entry.config
-        if entry.name == exclude or cfg is None or entry.kind != "download":
-            continue
-        ch = cfg.G_ch if shape.role == "G" else cfg.D_ch
-        if (cfg.resolution, ch) == (shape.resolution, shape.ch) and \
-                shape.n_classes in (None, cfg.n_classes):
-            return entry.name
-    return None
-
-
-def check_state_dict(sd: dict[str, Any], role: str, config: BigGANConfig, *, label: str,
-                     model: str, other_label: str | None = None,
-                     has_config_file: bool = False, source_hint: str | None = None) -> None:
-    """Raise CheckpointError with one sentence saying what to do, unless ``sd`` has exactly
-    the keys and shapes of the ``role`` network of ``config`` (DGP's optional
-    InstanceNorm keys may be absent)."""
-    net = _meta_nets(config)[0 if role == "G" else 1]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "copying into a meta parameter is a no-op"
-            load_strict(net, sd, Path(label), config,
-                        optional=OPTIONAL_G_KEYS if role == "G" else None)
-        return
-    except CheckpointError as exc:
-        strict_error = exc
-    found = inspect_state_dict(sd)
-    want_ch = config.G_ch if role == "G" else config.D_ch
-    expected = (f"{config.resolution} px with {role}_ch {want_ch}, "
-                f"{config.n_classes} classes")
-    if source_hint:  # pulled: the mirror serves something else than the registry says
-        fix_config = f"point {model}'s source at the right files ({source_hint})"
-    elif has_config_file:
-        fix_config = "fix the config you gave"
-    else:
-        fix_config = "import it under a new name with --config describing it"
-    if found.role is None:
-        raise CheckpointError(
-            f"{label} is not a BigGAN-PyTorch {_ROLE_NAME[role]} state dict "
-            f"({strict_error}); pass the {'G_ema.pth' if role == 'G' else 'D.pth'} file with "
-            f"{_ROLE_FLAG[role]}.") from strict_error
-    if found.role != role:
-        raise CheckpointError(
-            f"{label} holds a {_ROLE_NAME[found.role]}, not a {_ROLE_NAME[role]}: pass the "
-            "generator (G_ema.pth) with --g and the discriminator (D.pth) with --d."
-        ) from strict_error
-    same_arch = (found.resolution, found.ch) == (config.resolution, want_ch)
-    if role == "D" and other_label and not same_arch:
-        raise CheckpointError(
-            f"{label} does not belong to {other_label}: it is {found.describe()}, but the "
-            f"generator is a {config.resolution} px model (G_ch {config.G_ch}) and needs a D "
-            f"with D_ch {config.D_ch}; pass the D.pth saved together with that G_ema.pth."
-        ) from strict_error
-    if not same_arch:
-        better = None if source_hint else _registry_match(found, exclude=model)
-        advice = (f"import it as {better} instead" if better
-                  else f"{fix_config} (resolution {found.resolution}, {role}_ch {found.ch})"
-                  if not source_hint else fix_config)
-        raise CheckpointError(
-            f"{label} is {found.describe()}, but {model} expects {expected}: {advice}."
-        ) from strict_error
-    if found.n_classes and found.n_classes != config.n_classes:
-        raise CheckpointError(
-            f"{label} has {found.n_classes} classes, but {model} expects {config.n_classes}: "
-            f"{fix_config} (n_classes {found.n_classes}).") from strict_error
-    raise strict_error
-
-
-def _check_safetensors_header(file: Path, role: str, config: BigGANConfig) -> None:
-    """Keys and shapes of a safetensors file, read from its header only."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(file), framework="pt") as fh:
-            shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
-    except Exception as exc:  # safetensors raises its own error types for bad headers
-        raise CheckpointError(f"{file.name} is damaged ({exc}).") from exc
-    _check_shapes(shapes, role, config, file.name)
-
-
-def _check_shapes(shapes: dict[str, tuple[int, ...]], role: str, config: BigGANConfig,
-                  label: str) -> None:
-    expected = {k: tuple(v.shape) for k, v in
-                _meta_nets(config)[0 if role == "G" else 1].state_dict().items()}
-    missing = [k for k in expected if k not in shapes
-               and not (role == "G" and OPTIONAL_G_KEYS.match(k))]
-    unexpected = [k for k in shapes if k not in expected]
-    wrong = [k for k in expected if k in shapes and shapes[k] != expected[k]]
-    if missing or unexpected or wrong:
-        raise CheckpointError(
-            f"{label} does not fit {config.describe()} ({len(missing)} missing, "
-            f"{len(unexpected)} unexpected, {len(wrong)} wrongly shaped tensors).")
 
 
 # --------------------------------------------------------------------------- install (shared)
@@ -455,7 +113,7 @@ def _read_as_ours(file: Path, role: str, config: BigGANConfig, source_format: st
 
 
 def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path],
-             origin: dict[str, Any], reporter: _Reporter, *, classes: str = "imagenet",
+             origin: dict[str, Any], reporter: Reporter, *, classes: str = "imagenet",
              classes_file: Path | None = None, has_config_file: bool = False,
              source_hint: str | None = None, class_names: tuple[str, ...] = (),
              source_format: str | None = None) -> InstalledModel:
@@ -464,71 +122,56 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
     their optimizer state and metadata are not kept."""
     from safetensors.torch import save_file
 
-    cleanup()
-    staging = _new_hidden_dir(_STAGING, name)
-    staging.mkdir(parents=True)
     try:
-        record_files: dict[str, dict[str, Any]] = {}
-        for i, role in enumerate(ROLES):
-            src = files[role]
-            reporter.report("read", src.name, 0, src.stat().st_size, i, len(ROLES))
-            sd = _read_as_ours(src, role, config, source_format)
-            reporter.check()
-            check_state_dict(sd, role, config, label=src.name, model=name,
-                             other_label=files["G"].name if role == "D" else None,
-                             source_hint=source_hint,
-                             has_config_file=has_config_file)
-            out = staging / WEIGHT_FILES[role]
-            reporter.report("write", out.name, 0, None, i, len(ROLES))
-            if config.family == "studiogan":
-                sd = _half_weights(sd)
-            save_file(_unshared(sd), str(out),
-                      metadata={"format": "pt", "dgp_role": role, "dgp_model": name})
-            del sd
-            with open(out, "rb+") as fh:
-                os.fsync(fh.fileno())
-            record_files[WEIGHT_FILES[role]] = {
-                "role": role, "size": out.stat().st_size,
-                "sha256": sha256_file(out, reporter, i, len(ROLES)),
+        with model_store.staged_folder(name) as staging:
+            record_files: dict[str, dict[str, Any]] = {}
+            for i, role in enumerate(ROLES):
+                src = files[role]
+                reporter.report("read", src.name, 0, src.stat().st_size, i, len(ROLES))
+                sd = _read_as_ours(src, role, config, source_format)
+                reporter.check()
+                check_state_dict(sd, role, config, label=src.name, model=name,
+                                 other_label=files["G"].name if role == "D" else None,
+                                 source_hint=source_hint,
+                                 has_config_file=has_config_file)
+                out = staging / WEIGHT_FILES[role]
+                reporter.report("write", out.name, 0, None, i, len(ROLES))
+                if config.family == "studiogan":
+                    sd = _half_weights(sd)
+                save_file(_unshared(sd), str(out),
+                          metadata={"format": "pt", "dgp_role": role, "dgp_model": name})
+                del sd
+                with open(out, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                record_files[WEIGHT_FILES[role]] = {
+                    "role": role, "size": out.stat().st_size,
+                    "sha256": sha256_file(out, reporter, i, len(ROLES)),
+                }
+            atomic_write_text(staging / "config.json",
+                              json.dumps(config.to_dict(), indent=2) + "\n")
+            if classes_file is not None:
+                shutil.copyfile(classes_file, staging / "classes.txt")
+                classes = "classes.txt"
+            elif class_names:
+                atomic_write_text(staging / "classes.txt", "\n".join(class_names) + "\n")
+                classes = "classes.txt"
+            record = {
+                "format": RECORD_FORMAT, "name": name, "title": title, "classes": classes,
+                "config": config.to_dict(), "files": record_files, "origin": origin,
+                "installed_at": _now(),
             }
-        (staging / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n",
-                                             encoding="utf-8")
-        if classes_file is not None:
-            shutil.copyfile(classes_file, staging / "classes.txt")
-            classes = "classes.txt"
-        elif class_names:
-            (staging / "classes.txt").write_text("\n".join(class_names) + "\n",
-                                                 encoding="utf-8")
-            classes = "classes.txt"
-        record = {
-            "format": RECORD_FORMAT, "name": name, "title": title, "classes": classes,
-            "config": config.to_dict(), "files": record_files, "origin": origin,
-            "installed_at": _now(),
-        }
-        reporter.check()
-        atomic_write_text(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
-        _fsync_dir(staging)
-        target = registry.model_dir(name)
-        trash = None
-        if target.exists():
-            trash = _new_hidden_dir(_TRASH, name)
-            os.replace(target, trash)
-        os.replace(staging, target)
-        _fsync_dir(target.parent)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
-        log.info("installed %s in %s", name, target)
-        return InstalledModel(name, target, config, record)
+            reporter.check()
+            atomic_write_text(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
     except OSError as exc:
-        if _disk_full(exc):
+        if model_store.disk_full(exc):
             raise CheckpointError(
                 f"The disk holding {paths.models_dir()} is full: free some space (the "
-                f"model needs about {_mb(sum(f.stat().st_size for f in files.values()))}) "
-                "and try again.") from exc
+                f"model needs about {model_store.mb(sum(f.stat().st_size for f in files.values()))}"
+                ") and try again.") from exc
         raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    target = registry.model_dir(name)
+    log.info("installed %s in %s", name, target)
+    return InstalledModel(name, target, config, record)
 
 
 # --------------------------------------------------------------------------- import
@@ -549,13 +192,13 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
     if name == BUNDLED:
         raise RegistryError("The bundled model ships with DGP Studio: import your files under "
                             "another name.")
-    reporter = _Reporter(name, progress, cancel)
+    reporter = Reporter(name, progress, cancel)
     files = {"G": Path(g).expanduser(), "D": Path(d).expanduser()}
     for role, file in files.items():
         if not file.is_file():
-            raise CheckpointError(f"{file} does not exist: pass the {_ROLE_NAME[role]} file "
+            raise CheckpointError(f"{file} does not exist: pass the {ROLE_NAME[role]} file "
                                   f"({'G_ema.pth' if role == 'G' else 'D.pth'}) with "
-                                  f"{_ROLE_FLAG[role]}.")
+                                  f"{ROLE_FLAG[role]}.")
     if files["G"].resolve() == files["D"].resolve():
         raise CheckpointError("--g and --d name the same file: pass G_ema.pth with --g and "
                               "D.pth with --d.")
@@ -594,7 +237,7 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
             if want and want != sha:
                 raise CheckpointError(
                     f"{files[role].name} has SHA-256 {sha[:12]}…, not the {why} {want[:12]}… "
-                    f"for {name}'s {_ROLE_NAME[role]}: use the right file, or clear "
+                    f"for {name}'s {ROLE_NAME[role]}: use the right file, or clear "
                     f"{role}_sha256 with `dgp models source {name} --{role.lower()}-sha256 ''` "
                     "if you trust this one.")
         sources[role] = {"path": str(files[role].resolve()), "sha256": sha,
@@ -710,7 +353,7 @@ def _hub_error(exc: BaseException, entry: ModelEntry, role: str,
                 f"run `dgp models pull {entry.name} --update` to look for it again, or see "
                 f"{hub_listing.page_url(src.endpoint, src.repo_id, 'main')}.")
         return DownloadError(f"{src.repo_id}@{src.revision} has no file {fname}: set the "
-                             f"{_ROLE_NAME[role]} file name in {fix}.")
+                             f"{ROLE_NAME[role]} file name in {fix}.")
     if isinstance(exc, hf.OfflineModeIsEnabled):
         return DownloadError(f"{fname} of {entry.name} is not downloaded yet and Hugging Face "
                              "offline mode (HF_HUB_OFFLINE) is on: unset it and pull again, or "
@@ -719,7 +362,7 @@ def _hub_error(exc: BaseException, entry: ModelEntry, role: str,
         status = getattr(getattr(exc, "response", None), "status_code", "?")
         return DownloadError(f"{_where(src)} answered HTTP {status} for {src.repo_id}/{fname}: "
                              "try again later, or check the source in the model settings.")
-    if isinstance(exc, OSError) and _disk_full(exc):
+    if isinstance(exc, OSError) and model_store.disk_full(exc):
         return DownloadError(f"The disk holding {registry.downloads_dir()} is full: free some "
                              f"space and pull {entry.name} again.")
     return DownloadError(f"Could not reach {_where(src)} to fetch {fname} ({type(exc).__name__}: "
@@ -748,7 +391,7 @@ def _drop_cached(path: Path) -> None:
             blob.unlink()
 
 
-def _fetch(entry: ModelEntry, src: registry.HubSource, role: str, reporter: _Reporter,
+def _fetch(entry: ModelEntry, src: registry.HubSource, role: str, reporter: Reporter,
            index: int, offline: bool, etag_timeout: float
            ) -> tuple[Path, str, bool, str | None]:
     """(local path, sha256, came from the network, commit) of one source file, checked
@@ -798,17 +441,17 @@ def _fetch(entry: ModelEntry, src: registry.HubSource, role: str, reporter: _Rep
     size = getattr(meta, "size", None)
     if size:
         for folder in (registry.downloads_dir(), paths.models_dir()):
-            free = _free_bytes(folder)
+            free = model_store.free_bytes(folder)
             need = (2 * size if folder == paths.models_dir() else size) + _DISK_MARGIN
             if free is not None and free < need:
                 raise DownloadError(
-                    f"Not enough disk space for {fname} ({_mb(size)}): {folder} has "
-                    f"{_mb(free)} free and needs about {_mb(need)}; free some space (or move "
-                    "the cache with DGP_STUDIO_HOME) and pull again.")
+                    f"Not enough disk space for {fname} ({model_store.mb(size)}): {folder} "
+                    f"has {model_store.mb(free)} free and needs about {model_store.mb(need)}; "
+                    "free some space (or move the cache with DGP_STUDIO_HOME) and pull again.")
     try:
         path = Path(hf_hub_download(**hub_kwargs, **_supported(
             hf_hub_download, etag_timeout=etag_timeout,
-            tqdm_class=_bar_class(reporter, fname, index, len(ROLES)))))
+            tqdm_class=bar_class(reporter, fname, index, len(ROLES)))))
     except OperationCancelled:
         raise
     except Exception as exc:
@@ -843,7 +486,7 @@ def pull(name: str, *, force: bool = False, update: bool = False, offline: bool 
             f"the model settings, or import files you have with `dgp models import {name} "
             "--g G_ema.pth --d D.pth`.")
     assert entry.config is not None
-    reporter = _Reporter(name, progress, cancel)
+    reporter = Reporter(name, progress, cancel)
     cleanup()
     offline = offline_mode() if offline is None else offline
     if update and pattern_src.has_patterns:
@@ -908,7 +551,7 @@ def _pinned_source(src: registry.HubSource) -> registry.HubSource | None:
 
 
 def _resolve(entry: ModelEntry, src: registry.HubSource, offline: bool, timeout: float,
-             reporter: _Reporter) -> tuple[hub_listing.Resolved, registry.HubSource]:
+             reporter: Reporter) -> tuple[hub_listing.Resolved, registry.HubSource]:
     """List the repository and pick the run's G and D for a pattern source."""
     folder = hub_listing.literal_prefix(src.G)
     page = hub_listing.page_url(src.endpoint, src.repo_id, src.revision, folder)
@@ -993,10 +636,10 @@ def verify(names: list[str] | str | None = None, *, progress: ProgressCallback |
         names = [names]
     if names is None:
         names = [s.name for s in registry.list_models() if s.usable]
-    return [_verify_one(n, _Reporter(n, progress, cancel)) for n in names]
+    return [_verify_one(n, Reporter(n, progress, cancel)) for n in names]
 
 
-def _verify_one(name: str, reporter: _Reporter) -> VerifyResult:
+def _verify_one(name: str, reporter: Reporter) -> VerifyResult:
     if name == BUNDLED:
         return _verify_bundled(reporter)
     try:
@@ -1040,7 +683,7 @@ def _verify_one(name: str, reporter: _Reporter) -> VerifyResult:
                             f"{str(meta.get('sha256'))[:12]}…): {again}.")
             continue
         try:
-            _check_safetensors_header(file, meta.get("role", "G"), config)
+            check_safetensors_header(file, meta.get("role", "G"), config)
         except CheckpointError as exc:
             problems.append(f"{exc} {again[0].upper() + again[1:]}.")
     if roles_seen != set(ROLES):
@@ -1048,7 +691,7 @@ def _verify_one(name: str, reporter: _Reporter) -> VerifyResult:
     return VerifyResult(name, not problems, problems, model.folder)
 
 
-def _verify_bundled(reporter: _Reporter) -> VerifyResult:
+def _verify_bundled(reporter: Reporter) -> VerifyResult:
     folder = registry.bundled_model_dir()
     try:
         config = read_config(folder)
@@ -1073,9 +716,7 @@ def remove(name: str, *, downloads: bool = True) -> Path:
     target = registry.model_dir(name)
     if model is None and not target.exists():
         raise RegistryError(f"{name} is not installed; nothing to remove.")
-    trash = _new_hidden_dir(_TRASH + "rm-", name)
-    os.replace(target, trash)  # atomic: from here on the model is gone for every reader
-    shutil.rmtree(trash, ignore_errors=True)
+    model_store.remove_folder(name)  # one rename: gone for every reader
     if downloads:
         with contextlib.suppress(DGPError):
             src = registry.get_entry(name).source
@@ -1085,69 +726,13 @@ def remove(name: str, *, downloads: bool = True) -> Path:
     return target
 
 
-# --------------------------------------------------------------------------- async API
+_ASYNC = ("pull_async", "import_files_async", "verify_async", "remove_async")
 
 
-T = TypeVar("T")
+def __getattr__(name: str) -> Any:
+    # Transition aid: the asyncio variants moved to hub_async; import them from there.
+    if name in _ASYNC:
+        import importlib
 
-
-async def _in_thread(fn: Callable[..., T], *args: Any, progress: ProgressCallback | None,
-                     cancel: threading.Event | None, **kwargs: Any) -> T:
-    """Run a blocking model operation in a worker thread: progress callbacks are delivered
-    on the event loop (the GUI thread under qasync), and cancelling the awaiting task
-    sets the cancel event and waits until the worker has cleaned up before the
-    CancelledError propagates. (A cancel that arrives after the last step cannot undo a
-    finished install; refresh the model list after a cancel.)"""
-    loop = asyncio.get_running_loop()
-    event = cancel if cancel is not None else threading.Event()
-    relay = None
-    if progress is not None:
-        def relay(report: TransferProgress) -> None:
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(progress, report)
-
-    future = loop.run_in_executor(None, functools.partial(fn, *args, progress=relay,
-                                                          cancel=event, **kwargs))
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        event.set()
-        # The worker stops at its next progress step and tidies up; wait for that, even if
-        # the task is cancelled again meanwhile (shielded: cancelling the executor future
-        # would not stop the thread, only stop us from waiting for it).
-        while not future.done():
-            try:
-                await asyncio.shield(future)
-            except asyncio.CancelledError:
-                continue
-            except BaseException:
-                break
-        raise
-
-
-async def pull_async(name: str, *, progress: ProgressCallback | None = None,
-                     cancel: threading.Event | None = None, **kwargs: Any) -> InstalledModel:
-    """:func:`pull` off the event loop; cancel the task (or set ``cancel``) to stop it."""
-    return await _in_thread(pull, name, progress=progress, cancel=cancel, **kwargs)
-
-
-async def import_files_async(name: str, g: str | Path, d: str | Path, *,
-                             progress: ProgressCallback | None = None,
-                             cancel: threading.Event | None = None,
-                             **kwargs: Any) -> InstalledModel:
-    """:func:`import_files` off the event loop."""
-    return await _in_thread(import_files, name, g, d, progress=progress, cancel=cancel,
-                            **kwargs)
-
-
-async def verify_async(names: list[str] | str | None = None, *,
-                       progress: ProgressCallback | None = None,
-                       cancel: threading.Event | None = None) -> list[VerifyResult]:
-    """:func:`verify` off the event loop."""
-    return await _in_thread(verify, names, progress=progress, cancel=cancel)
-
-
-async def remove_async(name: str, **kwargs: Any) -> Path:
-    """:func:`remove` off the event loop (deleting large files can take a moment)."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, functools.partial(remove, name, **kwargs))
+        return getattr(importlib.import_module(f"{__package__}.hub_async"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

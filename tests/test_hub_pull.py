@@ -11,7 +11,7 @@ import time
 import huggingface_hub.constants
 import pytest
 
-from dgp_engine import hub, paths, registry
+from dgp_engine import hub, hub_async, paths, registry
 from dgp_engine.errors import DownloadError, OperationCancelled
 from dgp_engine.models import BigGANConfig
 from dgp_engine.prior import load_prior
@@ -251,11 +251,11 @@ def test_pull_async_reports_progress_on_the_event_loop(online, fake, tiny, files
         threads.add(threading.get_ident())
         reports.append(p)
 
-    model = asyncio.run(hub.pull_async(tiny, progress=progress))
+    model = asyncio.run(hub_async.pull_async(tiny, progress=progress))
     assert registry.installed(tiny).folder == model.folder
     assert threads == {threading.get_ident()}  # delivered on the loop's thread
     assert any(r.stage == "download" and r.done == len(files["D.pth"]) for r in reports)
-    results = asyncio.run(hub.verify_async())
+    results = asyncio.run(hub_async.verify_async())
     assert [r.summary() for r in results] == ["bundled: OK", "tiny: OK"]  # bundled ships
 
 
@@ -269,7 +269,7 @@ def test_cancelling_the_task_stops_the_pull_and_cleans_up(monkeypatch, online, f
             if p.stage == "download" and p.done > 0:
                 task.cancel()
 
-        task = asyncio.ensure_future(hub.pull_async(tiny, progress=progress))
+        task = asyncio.ensure_future(hub_async.pull_async(tiny, progress=progress))
         with pytest.raises(asyncio.CancelledError):
             await task
         # By the time the cancellation is delivered the worker has stopped and tidied up:

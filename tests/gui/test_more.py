@@ -163,7 +163,7 @@ def test_class_picker(qtbot, window):
 def test_models_dialog_transfer_progress_and_outcome(qtbot, window):
     import asyncio
 
-    from dgp_engine.hub import TransferProgress
+    from dgp_engine.transfer import TransferProgress
     from dgp_studio.model_dialog import ModelDialog
 
     dlg = ModelDialog(window)
