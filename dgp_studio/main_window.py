@@ -35,6 +35,7 @@ from . import image_files
 from .canvas import Canvas
 from .catalog import ModelCatalog
 from .engine_session import NEEDS_MASK, NEW_PICTURE, RegionRequest, RegionResult
+from .first_run import FirstRunHint, only_bundled_installed
 from .history_panel import HistoryPanel
 from .log_panel import LogBridge, LogPanel, attach, detach
 from .model.state import AppState, HistoryEntry
@@ -86,7 +87,18 @@ class MainWindow(QMainWindow, ProjectFileActions):
         self.canvas = Canvas(self.state)
         self.canvas.set_brush(self.settings.brush_size, self.settings.brush_hardness)
         self.canvas.set_mask_opacity(self.settings.mask_opacity)
-        self.setCentralWidget(self.canvas)
+        # a slim, dismissible first-run hint above the canvas (see first_run.py)
+        self.first_run_hint = FirstRunHint()
+        self.first_run_hint.download_requested.connect(self.download_model)
+        self._hint_offered = False  # once per session
+        self.model_dialog = None  # one Models dialog, kept while a transfer runs
+        centre = QWidget()
+        centre_lay = QVBoxLayout(centre)
+        centre_lay.setContentsMargins(0, 0, 0, 0)
+        centre_lay.setSpacing(0)
+        centre_lay.addWidget(self.first_run_hint)
+        centre_lay.addWidget(self.canvas, 1)
+        self.setCentralWidget(centre)
         self.setAcceptDrops(True)
         self.setWindowTitle("DGP Studio")
         self.setAccessibleName("DGP Studio")
@@ -412,6 +424,15 @@ class MainWindow(QMainWindow, ProjectFileActions):
         w, h = self.state.size
         self.statusBar().showMessage(f"{w}×{h}", 4000)
         log.info("opened %s (%d×%d)", pic.source or "pasted picture", w, h)
+        self._offer_real_prior()
+
+    def _offer_real_prior(self) -> None:
+        """Once per session, with only the bundled demo prior installed: say what it is
+        for and offer the ImageNet download (a bar above the canvas, never a dialog)."""
+        if self._hint_offered or not only_bundled_installed():
+            return
+        self._hint_offered = True
+        self.first_run_hint.offer()
 
     def paste(self) -> None:
         cb = QGuiApplication.clipboard()
@@ -527,12 +548,31 @@ class MainWindow(QMainWindow, ProjectFileActions):
                                      f"{len(info.class_names)} classes, on {info.device}", 5000)
 
     def show_models(self) -> None:
+        """The Models dialog; not modal, so editing goes on during a long download."""
         from .model_dialog import ModelDialog
 
-        dlg = ModelDialog(self)
-        dlg.models_changed.connect(self._models_changed)
-        dlg.setModal(True)
-        dlg.show()
+        if self.model_dialog is None:
+            dlg = self.model_dialog = ModelDialog(self)
+            dlg.models_changed.connect(self._models_changed)
+            dlg.use_model.connect(self.use_model)
+        else:
+            self.model_dialog.refresh()
+        self.model_dialog.show()
+        self.model_dialog.raise_()
+        self.model_dialog.activateWindow()
+
+    def download_model(self, name: str) -> None:
+        """Start downloading ``name`` in the Models dialog (progress, Stop, resume)."""
+        self.show_models()
+        self.model_dialog.download(name)
+
+    def use_model(self, name: str) -> None:
+        if self.state.running:
+            self.show_error("A run is in progress: change the model when it has finished.")
+            return
+        if self.task_panel.model.findText(name) < 0:
+            self._models_changed()
+        self.task_panel.model.setCurrentText(name)
 
     def show_settings(self) -> bool:
         from .settings_dialog import SettingsDialog
@@ -559,6 +599,8 @@ class MainWindow(QMainWindow, ProjectFileActions):
     def _models_changed(self) -> None:
         self.catalog.refresh()
         self.task_panel.set_models(self.catalog.names())
+        if self.first_run_hint.isVisible() and not only_bundled_installed():
+            self.first_run_hint.setVisible(False)  # a real prior is installed now
 
     # --- running --------------------------------------------------------------
     def build_request(self) -> RegionRequest:
@@ -730,6 +772,8 @@ class MainWindow(QMainWindow, ProjectFileActions):
         """Stop the worker thread and save settings (idempotent)."""
         if self.manipulate is not None:
             self.manipulate.shutdown()
+        if self.model_dialog is not None:
+            self.model_dialog.stop()  # the engine leaves nothing half-installed
         if self.engine.thread.isRunning():
             self.engine.stop()
         detach(self.log_bridge)

@@ -1,12 +1,16 @@
-"""Models dialog: the registry's models with their state, download (byte progress)
-and import of checkpoint files the user has.  The transfers run through the
-engine's async API on the qasync event loop — never on the GUI thread, and this
-app has no downloader of its own."""
+"""Models dialog: every prior the registry knows — what it is for, its size and licence —
+with Download (progress, Stop, resume) and import of checkpoint files the user has.
+
+Transfers run through the engine's async API on the qasync event loop, never on the
+GUI thread; without a running loop (qasync missing) the same coroutine runs on a
+private asyncio loop in a helper thread whose reports come back as queued signals.
+This app has no downloader of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -25,25 +29,60 @@ from PySide6.QtWidgets import (
 
 log = logging.getLogger(__name__)
 
+#: What a larger prior changes, said once above the list.
+LARGER_PRIOR = (
+    "A prior is the GAN that DGP fine-tunes on your photo. The bundled one is a small demo "
+    "that runs offline. A larger prior, trained on real photos at 128 or 256 px, fills "
+    "holes with believable texture, paints natural colours and knows many more classes; "
+    "it is a one-time download, and each run takes longer."
+)
+COLUMNS = ["Model", "State", "Resolution", "Classes", "Download", "Installed", "Licence"]
+_CANCELLED = object()  # outcome of a stopped transfer (an exception is a failure)
+
 
 def _mb(n) -> str:
-    return "?" if n is None else f"{n / 1e6:.1f} MB"
+    """A byte count for people: MB below a gigabyte, GB above."""
+    if n is None:
+        return "?"
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
 class ModelDialog(QDialog):
     models_changed = Signal()
+    #: the user asked to work with this (installed) model now
+    use_model = Signal(str)
+    # from the helper thread of a transfer run without the app's event loop
+    _report = Signal(object)
+    _ended = Signal(str, str, object)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setAccessibleName("Models")
         self._task: asyncio.Task | None = None
+        self._thread_job: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None
+        self._rows: dict[str, object] = {}  # name -> registry.ModelStatus
+        self._classes: dict[str, int | None] = {}
+        self._interrupted: set[str] = set()  # stopped or failed: Download resumes them
+        self._plan_total: int | None = None
+        self._file_totals: dict[int, int] = {}
         lay = QVBoxLayout(self)
-        self.table = QTableWidget(0, 4)
+        self.intro = QLabel(LARGER_PRIOR)
+        self.intro.setWordWrap(True)
+        self.intro.setAccessibleName("What a larger prior changes")
+        lay.addWidget(self.intro)
+        self.table = QTableWidget(0, len(COLUMNS))
         self.table.setAccessibleName("Model list")
-        self.table.setHorizontalHeaderLabels(["Model", "State", "Resolution", "Size"])
+        self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        lay.addWidget(self.table)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        lay.addWidget(self.table, 1)
+        self.details = QLabel("Select a model to see what it is for.")
+        self.details.setWordWrap(True)
+        self.details.setAccessibleName("Model details")
+        lay.addWidget(self.details)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setAccessibleName("Transfer status")
@@ -54,100 +93,273 @@ class ModelDialog(QDialog):
         lay.addWidget(self.bar)
         row = QHBoxLayout()
         self.download_button = QPushButton("&Download")
+        self.use_button = QPushButton("&Use this model")
         self.import_button = QPushButton("&Import files…")
         self.cancel_button = QPushButton("&Stop")
         self.close_button = QPushButton("Close")
-        for b in (self.download_button, self.import_button, self.cancel_button,
-                  self.close_button):
+        for b in (self.download_button, self.use_button, self.import_button,
+                  self.cancel_button, self.close_button):
             b.setAccessibleName(b.text().replace("&", ""))
             row.addWidget(b)
         lay.addLayout(row)
         self.cancel_button.setEnabled(False)
         self.download_button.clicked.connect(self.download_selected)
+        self.use_button.clicked.connect(self._use_selected)
         self.import_button.clicked.connect(self.import_files)
         self.cancel_button.clicked.connect(self.stop)
         self.close_button.clicked.connect(self.close)
-        self.resize(560, 360)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self._report.connect(self._progress)
+        self._ended.connect(self._finish)
+        self.resize(820, 440)
         self.refresh()
 
+    # --- the list -------------------------------------------------------------
     def refresh(self) -> None:
+        selected = self._selected_name()
         try:
             from dgp_engine import registry
 
             rows = registry.list_models()
+            known = registry.entries()
         except Exception as exc:  # noqa: BLE001 — shown, not raised
             self.status.setText(f"The model registry is unavailable: {exc}")
-            rows = []
+            rows, known = [], {}
+        self._rows = {st.name: st for st in rows}
+        self._classes = {name: (e.config.n_classes if e.config else None)
+                         for name, e in known.items()}
+        self._installed_bytes = {name: e.installed_bytes for name, e in known.items()}
         self.table.setRowCount(len(rows))
         for i, st in enumerate(rows):
-            for j, text in enumerate((st.name, st.state, str(st.resolution or "?"),
-                                      _mb(st.size_bytes))):
-                self.table.setItem(i, j, QTableWidgetItem(text))
+            n_classes = self._classes.get(st.name)
+            cells = (st.name, self._state_words(st), f"{st.resolution} px" if st.resolution
+                     else "?", str(n_classes) if n_classes else "?",
+                     _mb(st.download_bytes) if st.download_bytes else "—",
+                     _mb(st.size_bytes) if st.usable else "—", st.licence or "—")
+            for j, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if j == 0:
+                    item.setToolTip(st.title)
+                elif j == len(cells) - 1 and st.licence:
+                    item.setToolTip(st.licence)
+                self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
+        if selected is not None:
+            self.select(selected)
+        self._selection_changed()
+
+    def _state_words(self, st) -> str:
+        if st.state == "not installed" and st.name in self._interrupted:
+            return "stopped (resumable)"
+        if st.state == "not installed" and not st.downloadable:
+            return "import files"
+        return st.state
+
+    def names(self) -> list[str]:
+        return [self.table.item(r, 0).text() for r in range(self.table.rowCount())]
+
+    def select(self, name: str) -> bool:
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 0).text() == name:
+                self.table.selectRow(r)
+                self.table.setCurrentCell(r, 0)
+                return True
+        return False
 
     def _selected_name(self) -> str | None:
         row = self.table.currentRow()
         item = self.table.item(row, 0) if row >= 0 else None
         return item.text() if item else None
 
-    # --- transfers ------------------------------------------------------------
-    def _loop(self) -> asyncio.AbstractEventLoop | None:
-        try:
-            return asyncio.get_event_loop()
-        except RuntimeError:
-            return None
+    def describe(self, name: str) -> str:
+        """What the model is for, its size and licence: the text under the list."""
+        st = self._rows.get(name)
+        if st is None:
+            return ""
+        parts = [f"<b>{st.title}</b>"]
+        if st.about:
+            parts.append(st.about)
+        facts = []
+        if st.resolution:
+            facts.append(f"{st.resolution} px")
+        if self._classes.get(name):
+            facts.append(f"{self._classes[name]} classes")
+        if st.usable:
+            facts.append(f"{_mb(st.size_bytes)} on disk")
+        elif st.download_bytes:
+            installed = self._installed_bytes.get(name)
+            facts.append(f"{_mb(st.download_bytes)} to download"
+                         + (f", about {_mb(installed)} once installed" if installed else ""))
+        if st.licence:
+            facts.append(f"licence: {st.licence}")
+        if facts:
+            parts.append("; ".join(facts) + ".")
+        if st.state == "not installed" and not st.downloadable:
+            parts.append("No public download: import its G and D files with Import files….")
+        return "<br>".join(parts)
 
-    def _start(self, coro_factory, what: str) -> None:
-        loop = self._loop()
-        if loop is None or not loop.is_running():
-            self.status.setText("Downloads need the app's event loop (start DGP Studio with "
-                                "`dgp-studio`); use `dgp models pull` in a terminal instead.")
+    def _selection_changed(self) -> None:
+        name = self._selected_name()
+        st = self._rows.get(name) if name else None
+        self.details.setText(self.describe(name) if st else
+                             "Select a model to see what it is for.")
+        busy = self._busy
+        can_pull = bool(st and st.downloadable and not st.usable)
+        if st is not None and name in self._interrupted and can_pull:
+            self.download_button.setText("&Resume download")
+        elif can_pull and st.download_bytes:
+            self.download_button.setText(f"&Download ({_mb(st.download_bytes)})")
+        else:
+            self.download_button.setText("&Download")
+        # with nothing selected, pressing it says what to do
+        self.download_button.setEnabled((st is None or can_pull) and not busy)
+        self.use_button.setEnabled(bool(st and st.usable))
+
+    # --- transfers ------------------------------------------------------------
+    @property
+    def _busy(self) -> bool:
+        return self._task is not None or self._thread_job is not None
+
+    def is_busy(self) -> bool:
+        return self._busy
+
+    def _start(self, coro_factory, what: str, name: str | None = None) -> None:
+        if self._busy:
+            self.status.setText("A transfer is running: wait for it or press Stop.")
             return
+        self._plan_total, self._file_totals = None, {}
         self.bar.setVisible(True)
         self.bar.setRange(0, 0)
         self.status.setText(f"{what}…")
         self._set_busy(True)
-        self._task = loop.create_task(self._run(coro_factory(), what))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no qasync loop: a private one in a helper thread
+            loop = asyncio.new_event_loop()
+            task = loop.create_task(self._run_off_gui(coro_factory(self._report.emit), what,
+                                                      name or ""))
+            self._thread_job = (loop, task)
+            threading.Thread(target=_run_loop, args=(loop, task), name="dgp-model-transfer",
+                             daemon=True).start()
+            return
+        self._task = loop.create_task(self._run(coro_factory(self._progress), what, name))
 
-    async def _run(self, coro, what: str) -> None:
+    async def _run_off_gui(self, coro, what: str, name: str) -> None:
+        """The helper thread's side: the outcome goes back to the GUI thread by signal."""
         try:
             await coro
-            self.status.setText(f"{what}: done.")
-            self.models_changed.emit()
+            outcome = None
         except asyncio.CancelledError:
-            self.status.setText(f"{what}: stopped; nothing was installed.")
+            outcome = _CANCELLED
+        except Exception as exc:  # noqa: BLE001 — reported in the GUI thread
+            outcome = exc
+        self._ended.emit(what, name, outcome)
+
+    async def _run(self, coro, what: str, name: str | None = None) -> None:
+        try:
+            await coro
+            outcome = None
+        except asyncio.CancelledError:
+            outcome = _CANCELLED
         except Exception as exc:  # noqa: BLE001 — the engine's errors say what to do
-            log.warning("%s failed: %s", what, exc)
-            self.status.setText(f"{what} failed: {exc}")
-        finally:
-            self._task = None
-            self._set_busy(False)
-            self.bar.setVisible(False)
-            self.refresh()
+            outcome = exc
+        self._finish(what, name or "", outcome)
+
+    def _finish(self, what: str, name: str, outcome) -> None:
+        self._task = None
+        self._thread_job = None
+        if outcome is None:
+            self._interrupted.discard(name)
+            self.status.setText(f"{what}: done." + (
+                f" {name} is ready: press Use this model, or pick it in the Model list."
+                if name else ""))
+            self.models_changed.emit()
+        elif outcome is _CANCELLED:
+            if name:
+                self._interrupted.add(name)
+            self.status.setText(f"{what}: stopped; nothing was installed."
+                                + (" Press Resume download to continue where it stopped."
+                                   if name else ""))
+        else:
+            if name:
+                self._interrupted.add(name)
+            if isinstance(outcome, Exception) and not _is_engine_error(outcome):
+                log.error("%s failed", what, exc_info=outcome)  # a bug: the log keeps it
+            else:
+                log.warning("%s failed: %s", what, outcome)
+            self.status.setText(f"{what} failed: {outcome}")
+        self._set_busy(False)
+        self.bar.setVisible(False)
+        self.refresh()
+        if outcome is None and name:
+            self.select(name)
 
     def _progress(self, p) -> None:
-        if p.total:
-            self.bar.setRange(0, 1000)
-            self.bar.setValue(int(1000 * p.done / p.total))
-        else:
+        """One engine report (hub.TransferProgress) in words and on the bar."""
+        if p.stage == "list":
             self.bar.setRange(0, 0)
+            self.status.setText(f"Looking up {p.model}'s files on the Hub ({p.file})…")
+            return
+        if p.stage == "plan":
+            self._plan_total = p.total
+            self.bar.setRange(0, 0)
+            size = f"{_mb(p.total)} to download" if p.total else "size not known yet"
+            self.status.setText(f"{p.model}: {size} ({p.file}).")
+            return
+        if p.stage == "download" and p.total:
+            self._file_totals[p.index] = p.total
+        overall = None
+        if p.stage == "download" and self._plan_total:
+            before = sum(t for i, t in self._file_totals.items() if i < p.index)
+            overall = min(1.0, (before + p.done) / self._plan_total)
+        elif p.total:
+            overall = min(1.0, p.done / p.total)
+        if overall is None:
+            self.bar.setRange(0, 0)
+        else:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(int(1000 * overall))
         total = f" of {_mb(p.total)}" if p.total else ""
-        self.status.setText(f"{p.model}: {p.stage} {p.file} ({p.index + 1}/{p.count}) "
-                            f"{_mb(p.done)}{total}")
+        file = f"file {p.index + 1} of {p.count}" if p.count > 1 else p.file
+        doing = {"download": "downloading", "hash": "checking (SHA-256)",
+                 "read": "converting", "write": "converting",
+                 "verify": "verifying"}.get(p.stage, p.stage)
+        self.status.setText(f"{p.model}: {doing} {file}, {_mb(p.done)}{total}")
 
     def _set_busy(self, busy: bool) -> None:
-        self.download_button.setEnabled(not busy)
         self.import_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
+        self._selection_changed()
+        if busy:
+            self.download_button.setEnabled(False)
+
+    def download(self, name: str) -> None:
+        """Download ``name`` (resuming what an earlier, stopped try kept)."""
+        self.select(name)
+        st = self._rows.get(name)
+        if st is not None and st.usable:
+            self.status.setText(f"{name} is already installed.")
+            return
+        if st is not None and not st.downloadable:
+            self.status.setText(f"{name} has no public download: import its G and D files "
+                                "with Import files….")
+            return
+        ops = _async_ops()
+        word = "Resume download of" if name in self._interrupted else "Download"
+        self._start(lambda report: ops.pull_async(name, progress=report),
+                    f"{word} {name}", name)
 
     def download_selected(self) -> None:
         name = self._selected_name()
         if not name:
             self.status.setText("Select a model to download.")
             return
-        from dgp_engine import hub
+        self.download(name)
 
-        self._start(lambda: hub.pull_async(name, progress=self._progress), f"Download {name}")
+    def _use_selected(self) -> None:
+        name = self._selected_name()
+        if name and name in self._rows and self._rows[name].usable:
+            self.use_model.emit(name)
 
     def import_files(self) -> None:
         g, _ = QFileDialog.getOpenFileName(self, "Generator weights (G_ema.pth)", "",
@@ -159,25 +371,58 @@ class ModelDialog(QDialog):
         if not d:
             return
         name, ok = QInputDialog.getText(self, "Model name",
-                                        "Name (a registered model such as biggan128, or a new "
-                                        "name):", text=self._selected_name() or "")
+                                        "Name (a registered model such as biggan-128, or a "
+                                        "new name):", text=self._selected_name() or "")
         if not ok or not name:
             return
-        from dgp_engine import hub
-
-        self._start(lambda: hub.import_files_async(name, g, d, progress=self._progress),
-                    f"Import {name}")
+        ops = _async_ops()
+        self._start(lambda report: ops.import_files_async(name, g, d, progress=report),
+                    f"Import {name}", name)
 
     def stop(self) -> None:
+        """Stop the running transfer; the engine tidies up, then the outcome is shown."""
         if self._task is not None:
             self._task.cancel()
+        elif self._thread_job is not None:
+            loop, task = self._thread_job
+            loop.call_soon_threadsafe(task.cancel)
+        else:
+            return
+        self.cancel_button.setEnabled(False)
+        self.status.setText("Stopping…")
 
     def closeEvent(self, event) -> None:
-        if self._task is not None:
+        if self._busy:
             if QMessageBox.question(self, "Stop the transfer?",
                                     "A model transfer is running. Stop it?") \
                     != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-            self._task.cancel()
+            self.stop()
         super().closeEvent(event)
+
+
+def _async_ops():
+    """The engine's asyncio model operations (``hub_async``; ``hub`` in older engines)."""
+    try:
+        from dgp_engine import hub_async
+
+        return hub_async
+    except ImportError:
+        from dgp_engine import hub
+
+        return hub
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop, task: asyncio.Task) -> None:
+    try:
+        loop.run_until_complete(task)
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
+
+
+def _is_engine_error(exc: BaseException) -> bool:
+    from dgp_engine import DGPError
+
+    return isinstance(exc, DGPError)

@@ -108,6 +108,7 @@ class TaskPanel(QWidget):
         self.quality.valueChanged.connect(self._update_iterations)
         self.model.currentTextChanged.connect(self.model_selected)
         self.model.currentTextChanged.connect(self._pick_default_preset)
+        self.model.currentTextChanged.connect(self._registry_class_names)
         self.manage.clicked.connect(self.manage_models)
         self._task_changed(self.task.currentText())
 
@@ -162,6 +163,26 @@ class TaskPanel(QWidget):
         self._class_names = list(names)
         self._completer_model.setStringList([AUTO_CLASS] + [f"{i}: {n}"
                                                              for i, n in enumerate(names)])
+        try:
+            self.class_id()
+        except InputError:  # a class of the previous model
+            self.class_edit.setText(AUTO_CLASS)
+
+    def class_choices(self) -> list[str]:
+        """What the class field offers: "auto", then "index: name" per class."""
+        return self._completer_model.stringList()
+
+    def _registry_class_names(self, name: str) -> None:
+        """An installed model's classes at once (the loaded prior confirms them later)."""
+        if not name:
+            return
+        from dgp_engine import DGPError, registry
+
+        try:
+            names = registry.class_names(name)
+        except (DGPError, OSError):  # not a registry model (e.g. added at run time)
+            return
+        self.set_class_names(names)
 
     def class_id(self) -> int | None:
         """None for "auto"; raises InputError with a hint for unknown text."""
@@ -194,6 +215,7 @@ class TaskPanel(QWidget):
         self.model.blockSignals(False)
         if self.model.currentText() != current:
             self._pick_default_preset()
+            self._registry_class_names(self.model.currentText())
 
     def settings_dict(self) -> dict:
         return {"task": self.task.currentText(), "model": self.model.currentText(),
