@@ -262,3 +262,32 @@ def read_class_names(folder: Path, config: BigGANConfig) -> list[str]:
 
         return imagenet_class_names()
     return [f"class {i}" for i in range(config.n_classes)]
+
+
+def tensors_digest(*state_dicts: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over tensors (names, dtypes, shapes, values), whatever container they came
+    in: the identity of a set of weights."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for index, sd in enumerate(state_dicts):
+        for k in sorted(sd):
+            t = sd[k].detach().cpu()
+            digest.update(f"{index}/{k}:{t.dtype}:{tuple(t.shape)};".encode())
+            t = t.reshape(-1)  # contiguous, and 0-d tensors can be viewed as bytes
+            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def installed_digest(folder: Path) -> str | None:
+    """The weights' identity from an install record (``model.json``: the SHA-256 of each
+    converted file), without reading the weights; None when the folder has none."""
+    import hashlib
+
+    try:
+        record = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        files = record["files"]
+        parts = sorted(f"{name}={meta['sha256']}" for name, meta in files.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest() if parts else None

@@ -8,8 +8,17 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import (OPTIONAL_G_KEYS, find_weight_files, load_strict, read_class_names,
-                         read_config, read_folder, read_state_dict)
+from .checkpoint import (
+    OPTIONAL_G_KEYS,
+    find_weight_files,
+    installed_digest,
+    load_strict,
+    read_class_names,
+    read_config,
+    read_folder,
+    read_state_dict,
+    tensors_digest,
+)
 from .models import BigGANConfig, Discriminator, Generator, orthogonal_init
 
 log = logging.getLogger(__name__)
@@ -29,7 +38,7 @@ class Prior:
     name: str = "custom"
     class_names: list[str] = field(default_factory=list)
     source: Path | None = None
-    checksum: str = ""
+    checksum: str = ""  # identity of the weights (set by load_prior); saved in every state
 
     @property
     def device(self) -> torch.device:
@@ -76,8 +85,10 @@ def load_prior(source: str | Path, device: str | torch.device = "cpu") -> Prior:
     D = Discriminator(config)
     load_strict(G, weights.G, g_file, config, optional=OPTIONAL_G_KEYS)
     load_strict(D, weights.D, d_file, config)
+    checksum = installed_digest(path) or tensors_digest(weights.G, weights.D)
     del weights
     prior = Prior(G.to(device).eval(), D.to(device).eval(), config, name=name,
-                  class_names=read_class_names(path, config), source=path)
+                  class_names=read_class_names(path, config), source=path,
+                  checksum=checksum)
     log.info("loaded prior %s from %s (%s)", name, path, config.describe())
     return prior

@@ -95,3 +95,23 @@ def test_pickled_code_is_refused(tmp_path):
 def test_unknown_name(tmp_path):
     with pytest.raises(CheckpointError, match="neither a folder nor a known model"):
         load_prior("no-such-model-anywhere")
+
+
+def test_checksum_identifies_the_weights(tmp_path):
+    import torch
+
+    from dgp_engine.hub import import_files
+
+    a = load_prior(parity_folder(tmp_path / "a"))
+    again = load_prior(parity_folder(tmp_path / "b"))
+    assert len(a.checksum) == 64 and a.checksum == again.checksum
+    other = parity_folder(tmp_path / "c")
+    sd = torch.load(other / "G_ema.pth", weights_only=True)
+    sd["linear.bias"] = sd["linear.bias"] + 1e-3
+    torch.save(sd, other / "G_ema.pth")
+    assert load_prior(other).checksum != a.checksum
+    # installed models: from the install record, without hashing the weights again
+    model = import_files("mine", tmp_path / "a" / "G_ema.pth", tmp_path / "a" / "D.pth",
+                         config=tmp_path / "a" / "config.json")
+    first = load_prior("mine").checksum
+    assert len(first) == 64 and first == load_prior(model.folder).checksum
