@@ -41,7 +41,7 @@ def hint_text() -> str:
     except Exception:  # noqa: BLE001
         pass
     about = about or "a small demo that shows how DGP works, offline and fast."
-    return f"Only the bundled prior is installed — {about[0].lower()}{about[1:]}"
+    return f"Bundled prior only: {about[0].lower()}{about[1:]}"
 
 
 def download_label() -> str:

@@ -61,6 +61,9 @@ class ModelDialog(QDialog):
         self.setAccessibleName("Models")
         self._task: asyncio.Task | None = None
         self._thread_job: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None
+        # set by Stop as well as cancelling the task: the engine's worker thread sees it
+        # even if the event loop ends first (the app quitting)
+        self._cancel = threading.Event()
         self._rows: dict[str, object] = {}  # name -> registry.ModelStatus
         self._classes: dict[str, int | None] = {}
         self._interrupted: set[str] = set()  # stopped or failed: Download resumes them
@@ -78,6 +81,7 @@ class ModelDialog(QDialog):
         self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
         lay.addWidget(self.table, 1)
         self.details = QLabel("Select a model to see what it is for.")
         self.details.setWordWrap(True)
@@ -134,7 +138,8 @@ class ModelDialog(QDialog):
             n_classes = self._classes.get(st.name)
             cells = (st.name, self._state_words(st), f"{st.resolution} px" if st.resolution
                      else "?", str(n_classes) if n_classes else "?",
-                     _mb(st.download_bytes) if st.download_bytes else "—",
+                     _mb(st.download_bytes) if st.download_bytes and st.downloadable
+                     else "—",
                      _mb(st.size_bytes) if st.usable else "—", st.licence or "—")
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -228,6 +233,7 @@ class ModelDialog(QDialog):
             self.status.setText("A transfer is running: wait for it or press Stop.")
             return
         self._plan_total, self._file_totals = None, {}
+        self._cancel = threading.Event()
         self.bar.setVisible(True)
         self.bar.setRange(0, 0)
         self.status.setText(f"{what}…")
@@ -304,7 +310,8 @@ class ModelDialog(QDialog):
             self._plan_total = p.total
             self.bar.setRange(0, 0)
             size = f"{_mb(p.total)} to download" if p.total else "size not known yet"
-            self.status.setText(f"{p.model}: {size} ({p.file}).")
+            files = " + ".join(f.rsplit("/", 1)[-1] for f in p.file.split(" + "))
+            self.status.setText(f"{p.model}: {size} ({files}).")
             return
         if p.stage == "download" and p.total:
             self._file_totals[p.index] = p.total
@@ -346,7 +353,7 @@ class ModelDialog(QDialog):
             return
         ops = _async_ops()
         word = "Resume download of" if name in self._interrupted else "Download"
-        self._start(lambda report: ops.pull_async(name, progress=report),
+        self._start(lambda report: ops.pull_async(name, progress=report, cancel=self._cancel),
                     f"{word} {name}", name)
 
     def download_selected(self) -> None:
@@ -376,11 +383,14 @@ class ModelDialog(QDialog):
         if not ok or not name:
             return
         ops = _async_ops()
-        self._start(lambda report: ops.import_files_async(name, g, d, progress=report),
+        self._start(lambda report: ops.import_files_async(name, g, d, progress=report,
+                                                          cancel=self._cancel),
                     f"Import {name}", name)
 
     def stop(self) -> None:
         """Stop the running transfer; the engine tidies up, then the outcome is shown."""
+        if self._busy:
+            self._cancel.set()
         if self._task is not None:
             self._task.cancel()
         elif self._thread_job is not None:

@@ -145,6 +145,7 @@ def test_dialog_lists_the_real_priors_with_size_licence_and_purpose(qtbot, windo
     assert dlg.download_button.isEnabled() and "1.34 GB" in dlg.download_button.text()
     assert not dlg.use_button.isEnabled()
 
+    assert row_of(dlg, "biggan-128")["Download"] == "—"  # no public source
     dlg.select("biggan-128")  # the authors' files: import only, no command line offered
     assert not dlg.download_button.isEnabled()
     assert "Import files" in dlg.details.text() and "dgp " not in dlg.details.text()
@@ -267,7 +268,8 @@ def test_first_run_hint_offers_the_imagenet_download_once(qtbot, window, qloop, 
     assert window.open_path(picture_file)
     assert hint.isVisible()
     text = hint.label.text()
-    assert "bundled prior" in text and "demo" in text  # what the bundled prior is for
+    about = registry.get_entry("bundled").about  # what the bundled prior is for
+    assert text.startswith("Bundled prior only: ") and about[1:] in text
     assert hint.download_button.text() == "Download ImageNet prior (1.34 GB)"
     assert hint.download_button.accessibleName() and hint.close_button.accessibleName()
     assert window.model_dialog is None  # it never opens a dialog by itself
