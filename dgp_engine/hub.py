@@ -347,11 +347,17 @@ def _hub_error(exc: BaseException, entry: ModelEntry, role: str,
         return DownloadError(f"{src.repo_id} has no revision {src.revision!r}: set an existing "
                              f"branch, tag or commit in {fix}.")
     if isinstance(exc, hf.EntryNotFoundError) and not isinstance(exc, FileNotFoundError):
-        if not role or entry.source is not None and entry.source.has_patterns:
+        page = hub_listing.page_url(src.endpoint, src.repo_id, "main")
+        if not role:
+            folder = hub_listing.literal_prefix(src.G) or "its top folder"
             return DownloadError(
-                f"{src.repo_id}@{src.revision} has no {fname} any more (moved or deleted): "
-                f"run `dgp models pull {entry.name} --update` to look for it again, or see "
-                f"{hub_listing.page_url(src.endpoint, src.repo_id, 'main')}.")
+                f"{src.repo_id} has no folder {folder} (moved or deleted): the publisher "
+                f"may have moved its runs; see {page}.")
+        if entry.source is not None and entry.source.has_patterns:
+            return DownloadError(
+                f"{src.repo_id}@{src.revision[:12]} has no file {fname} any more (moved or "
+                f"deleted): look for it again with `dgp models pull {entry.name} --update` "
+                f"(or Download in the Models dialog), or see {page}.")
         return DownloadError(f"{src.repo_id}@{src.revision} has no file {fname}: set the "
                              f"{ROLE_NAME[role]} file name in {fix}.")
     if isinstance(exc, hf.OfflineModeIsEnabled):
@@ -725,14 +731,3 @@ def remove(name: str, *, downloads: bool = True) -> Path:
                 shutil.rmtree(folder, ignore_errors=True)
     return target
 
-
-_ASYNC = ("pull_async", "import_files_async", "verify_async", "remove_async")
-
-
-def __getattr__(name: str) -> Any:
-    # Transition aid: the asyncio variants moved to hub_async; import them from there.
-    if name in _ASYNC:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__package__}.hub_async"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from dgp_engine import hub_async
+
 log = logging.getLogger(__name__)
 
 #: What a larger prior changes, said once above the list.
@@ -351,7 +353,7 @@ class ModelDialog(QDialog):
             self.status.setText(f"{name} has no public download: import its G and D files "
                                 "with Import files….")
             return
-        ops = _async_ops()
+        ops = hub_async
         word = "Resume download of" if name in self._interrupted else "Download"
         self._start(lambda report: ops.pull_async(name, progress=report, cancel=self._cancel),
                     f"{word} {name}", name)
@@ -382,7 +384,7 @@ class ModelDialog(QDialog):
                                         "new name):", text=self._selected_name() or "")
         if not ok or not name:
             return
-        ops = _async_ops()
+        ops = hub_async
         self._start(lambda report: ops.import_files_async(name, g, d, progress=report,
                                                           cancel=self._cancel),
                     f"Import {name}", name)
@@ -410,18 +412,6 @@ class ModelDialog(QDialog):
                 return
             self.stop()
         super().closeEvent(event)
-
-
-def _async_ops():
-    """The engine's asyncio model operations (``hub_async``; ``hub`` in older engines)."""
-    try:
-        from dgp_engine import hub_async
-
-        return hub_async
-    except ImportError:
-        from dgp_engine import hub
-
-        return hub
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop, task: asyncio.Task) -> None:
