@@ -2,6 +2,7 @@
 """DGP engine speed: seconds per iteration and peak memory, one config per subprocess.
 
     python bench/engine_speed.py [--res 128 --ch 96] [--iters 3] [--threads N] [--device cpu]
+                                 [--families biggan-pytorch,studiogan]
 
 Builds a BigGAN with random (orthogonal) weights and times, each in a fresh
 process (so peak RSS is per configuration):
@@ -12,6 +13,11 @@ process (so peak RSS is per configuration):
   fast       the default fast path
 for stage 1 (ft_num 2) and stage 5 (ft_num 6) of the colorization schedule, plus
 z-selection seconds per sample.  Prints a table and the speed-up ratios.
+
+``--families`` times the same modes for each checkpoint family's network (the authors'
+BigGAN-PyTorch layout, or StudioGAN's as ``load_prior`` builds it for a StudioGAN
+checkpoint: fixed-u/v spectral norm, BN eps 1e-4) and prints their ratio: they are the
+same network, so they should run at the same speed.
 """
 
 from __future__ import annotations
@@ -39,13 +45,14 @@ def child(args) -> dict:
         runtime.tune_allocator()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
-    cfg = dgp.BigGANConfig(resolution=args.res, G_ch=args.ch, D_ch=args.ch)
+    extra = {"family": "studiogan", "BN_eps": 1e-4} if args.family == "studiogan" else {}
+    cfg = dgp.BigGANConfig(resolution=args.res, G_ch=args.ch, D_ch=args.ch, **extra)
     prior = dgp.build_prior(cfg, device=dev, seed=0)
     g = torch.Generator().manual_seed(1)
     target = F.interpolate(torch.rand(1, 3, 8, 8, generator=g) * 1.6 - 0.8, size=args.res,
                            mode="bilinear").to(dev)
     target = dgp.Grayscale()(target).contiguous()
-    out: dict = {"mode": args.mode, "stage": args.stage}
+    out: dict = {"mode": args.mode, "stage": args.stage, "family": args.family}
 
     def sync():
         if dev.type == "cuda":
@@ -141,6 +148,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--device", default=None)
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--families", default="biggan-pytorch",
+                    help="comma-separated: biggan-pytorch, studiogan")
+    ap.add_argument("--family", default="biggan-pytorch", help=argparse.SUPPRESS)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mode", help=argparse.SUPPRESS)
     ap.add_argument("--stage", type=int, default=1, help=argparse.SUPPRESS)
@@ -154,8 +164,9 @@ def main() -> None:
         print(json.dumps(child(args)))
         return
 
-    def run(mode, stage=1, batch=1):
+    def run(mode, stage=1, batch=1, family="biggan-pytorch"):
         cmd = [sys.executable, __file__, "--child", "--mode", mode, "--stage", str(stage),
+               "--family", family,
                "--res", str(args.res), "--ch", str(args.ch), "--iters", str(args.iters),
                "--samples", str(args.samples), "--threads", str(args.threads),
                "--device", args.device, "--batch", str(batch)]
@@ -166,27 +177,37 @@ def main() -> None:
 
     print(f"BigGAN {args.res}px ch{args.ch}, {args.device}, {args.threads} thread(s), "
           f"{args.iters} timed iterations per config")
-    print(f"{'config':<22}{'s/iter':>10}{'peak RSS GiB':>14}")
+    families = args.families.split(",")
+    print(f"{'config':<34}{'s/iter':>10}{'peak RSS GiB':>14}")
     results = {}
-    for mode in args.modes.split(","):
-        for stage in STAGES:
-            r = run(mode, stage)
-            results[(mode, stage)] = r
-            extra = f"{r['peak_cuda_gib']:>10.2f} GiB cuda" if "peak_cuda_gib" in r else ""
-            print(f"{mode + ' stage ' + str(stage):<22}{r['sec_per_iter']:>10.3f}"
-                  f"{r['peak_rss_gib']:>14.2f}{extra}", flush=True)
-    batches = [1] + ([8] if args.device == "cuda" else [])
-    for b in batches:
-        r = run("select", batch=b)
-        print(f"{'z selection b' + str(b):<22}{r['sec_per_sample']:>10.3f}"
-              f"{r['peak_rss_gib']:>14.2f}   (s/sample)", flush=True)
-    if ("reference", 1) in results:
-        for mode in ("exact", "fast"):
+    for family in families:
+        tag = f" [{family}]" if len(families) > 1 else ""
+        for mode in args.modes.split(","):
             for stage in STAGES:
-                if (mode, stage) in results:
-                    ratio = (results[("reference", stage)]["sec_per_iter"]
-                             / results[(mode, stage)]["sec_per_iter"])
-                    print(f"speed-up {mode} vs reference, stage {stage}: {ratio:.2f}x")
+                r = run(mode, stage, family=family)
+                results[(family, mode, stage)] = r
+                extra = f"{r['peak_cuda_gib']:>10.2f} GiB cuda" if "peak_cuda_gib" in r else ""
+                print(f"{mode + ' stage ' + str(stage) + tag:<34}{r['sec_per_iter']:>10.3f}"
+                      f"{r['peak_rss_gib']:>14.2f}{extra}", flush=True)
+        batches = [1] + ([8] if args.device == "cuda" else [])
+        for b in batches:
+            r = run("select", batch=b, family=family)
+            print(f"{'z selection b' + str(b) + tag:<34}{r['sec_per_sample']:>10.3f}"
+                  f"{r['peak_rss_gib']:>14.2f}   (s/sample)", flush=True)
+        if (family, "reference", 1) in results:
+            for mode in ("exact", "fast"):
+                for stage in STAGES:
+                    if (family, mode, stage) in results:
+                        ratio = (results[(family, "reference", stage)]["sec_per_iter"]
+                                 / results[(family, mode, stage)]["sec_per_iter"])
+                        print(f"speed-up {mode} vs reference, stage {stage}{tag}: {ratio:.2f}x")
+    if len(families) > 1:
+        base = families[0]
+        for other in families[1:]:
+            for (fam, mode, stage), r in results.items():
+                if fam == other and (base, mode, stage) in results:
+                    ratio = r["sec_per_iter"] / results[(base, mode, stage)]["sec_per_iter"]
+                    print(f"{other} / {base}, {mode} stage {stage}: {ratio:.2f}x time")
 
 
 if __name__ == "__main__":
