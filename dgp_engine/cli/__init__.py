@@ -19,6 +19,7 @@ _COMMAND_MODULES = [
     "dgp_engine.cli.models",
     "dgp_engine.cli.train",
     "dgp_engine.cli.manipulate",
+    "dgp_engine.cli.batch",
 ]
 
 

@@ -1,0 +1,503 @@
+"""The batch driver: plans the job, keeps the journal, hands pictures to workers (local
+processes or Ray actors) and writes what comes back.
+
+    job = BatchJob(settings, workers=2)        # checks + journal lock; raises on bad input
+    for event in job:                          # BatchEvent: item status changes, progress
+        ...
+    job.stop()      # finish the current pictures, start no more (first Ctrl-C)
+    job.abandon()   # stop the current pictures too; they go back to pending
+
+Construction does every check that can fail before long work (folders, model name,
+preset, settings against the journal's) so a mistake is one clear message.  The
+driver alone writes the journal and the output folder: outputs, states and
+thumbnails atomically, the journal committed after each change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DGPError, InputError
+from ..imageio import OutputError, read_mask, write_atomic
+from . import journal as J
+from .plan import (
+    WORK_DIR,
+    BatchItem,
+    BatchSettings,
+    describe_changes,
+    model_identity,
+    plan_batch,
+    prepare_output_dir,
+    settings_digest,
+)
+
+log = logging.getLogger(__name__)
+
+# A picture whose worker died this many times is marked failed (it may be the cause).
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class BatchEvent:
+    """What the driver reports: ``kind`` is "workers" (workers ready), "item" (an item
+    changed status), "progress" (a running item's iterations) or "finished"."""
+
+    kind: str
+    rel: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    step: int = 0
+    total: int = 0
+    eta: float | None = None          # seconds left for this item (engine's estimate)
+    seconds: float | None = None      # an item's compute time
+    thumb_in: Path | None = None
+    thumb_out: Path | None = None
+    output: Path | None = None
+    counts: dict = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass
+class RunStats:
+    started: float = 0.0
+    finished: float = 0.0
+    done: int = 0
+    failed: int = 0
+    worker_seconds: float = 0.0       # compute time reported by workers (done items)
+    item_wall: float = 0.0            # submit → result on the driver (done items)
+    journal_seconds: float = 0.0      # time in journal writes
+    io_seconds: float = 0.0           # reading inputs, writing outputs and thumbnails
+    journal_ops: int = 0
+
+
+def default_local_workers(device: str | None) -> tuple[int, list[str | None]]:
+    """One worker per GPU, else one on the CPU; and each worker's device."""
+    import torch
+
+    wanted = (device or os.environ.get("DGP_STUDIO_DEVICE") or "auto").lower()
+    if wanted in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        return n, [f"cuda:{i}" for i in range(n)]
+    return 1, [device]
+
+
+class BatchJob:
+    def __init__(self, settings: BatchSettings, *, workers: int | None = None,
+                 ray: str | None = None, retry_failed: bool = False, restart: bool = False):
+        from ..tasks import resolve_preset
+
+        self.settings = settings
+        self.workers_wanted = workers
+        self.ray_address = ray
+        if workers is not None and workers < 1:
+            raise InputError("--workers must be at least 1.")
+        self.plan = plan_batch(settings)
+        self.model_id, _ = model_identity(settings.model)
+        preset = resolve_preset(settings.preset, settings.task, self.model_id["name"],
+                                settings.iterations_scale)
+        self.result_settings = settings.result_settings(self.model_id, preset.to_dict())
+        self.result_settings["input"] = str(settings.input_dir)
+        self.digest = settings_digest(self.result_settings)
+        self.out_dir = settings.output_dir
+        prepare_output_dir(self.out_dir)
+        self.journal = J.Journal(self.out_dir / WORK_DIR)
+        try:
+            _remove_stale_temp_files(self.out_dir)
+            self._check_settings(restart)
+            self.notes = self.plan.notes() + self._sync(retry_failed)
+        except BaseException:
+            self.journal.close()
+            raise
+        self._stop = threading.Event()
+        self._abandon = threading.Event()
+        self.stats = RunStats()
+        self.by_rel = {item.rel: item for item in self.plan.items}
+        self.closed = False
+        self.fatal: DGPError | None = None
+        self.outcome = "not started"
+        self.final_counts: dict[str, int] = {}
+        self.rows: list[J.ItemRow] = []
+        self.pool = None
+
+    # --- before the run --------------------------------------------------------------------
+    def _check_settings(self, restart: bool) -> None:
+        old = self.journal.get("settings")
+        if old is not None and old != self.result_settings:
+            if not restart:
+                changes = describe_changes(old, self.result_settings)
+                raise InputError(
+                    f"{self.out_dir} holds a batch job run with other settings: "
+                    + "; ".join(changes) + ". Run with the same settings to resume it, add "
+                    "--restart to redo every picture with the new ones, or choose another "
+                    "output folder.")
+        if restart and old is not None:
+            self.journal.reset_all()
+        self.journal.put("settings", self.result_settings)
+        self.journal.put("job", self.settings.to_dict())
+        self.journal.put("schema", J.SCHEMA_VERSION)
+
+    def _sync(self, retry_failed: bool) -> list[str]:
+        """Bring the journal in line with the folder: new pictures pending, interrupted ones
+        restarted, done ones checked (input unchanged, output there)."""
+        jr = self.journal
+        rows = {r.rel: r for r in jr.items()}
+        notes = []
+        recovered = restarted = changed = 0
+        for item in self.plan.items:
+            row = rows.pop(item.rel, None)
+            jr.add(item.rel, self._rel_out(item.output),
+                   self._rel_out(item.state) if item.state else None,
+                   str(item.mask) if item.mask else None)
+            if row is None:
+                if item.skip_reason:
+                    jr.set_status(item.rel, J.SKIPPED, item.skip_reason)
+                continue
+            if row.status == J.RUNNING:
+                if self._output_is(item, row.out_sha):
+                    jr.set_status(item.rel, J.DONE)
+                    recovered += 1
+                else:
+                    jr.back_to_pending(item.rel, "interrupted; started again")
+                    restarted += 1
+            elif row.status == J.DONE:
+                why = self._done_still_valid(item, row)
+                if why:
+                    jr.back_to_pending(item.rel, why)
+                    changed += 1
+            elif row.status == J.FAILED:
+                if retry_failed:
+                    jr.back_to_pending(item.rel)
+            elif row.status == J.SKIPPED:
+                if item.skip_reason:
+                    jr.set_status(item.rel, J.SKIPPED, item.skip_reason)
+                else:
+                    jr.back_to_pending(item.rel)
+            if item.skip_reason and row.status == J.PENDING:
+                jr.set_status(item.rel, J.SKIPPED, item.skip_reason)
+        for rel, row in rows.items():  # inputs no longer in the folder
+            if row.status != J.DONE:
+                jr.set_status(rel, J.SKIPPED, "no longer in the input folder")
+        if recovered:
+            notes.append(f"{recovered} picture(s) written just before the last run stopped "
+                         "are counted as done.")
+        if restarted:
+            notes.append(f"{restarted} picture(s) interrupted in the last run start again.")
+        if changed:
+            notes.append(f"{changed} done picture(s) run again: input changed or output "
+                         "missing.")
+        return notes
+
+    def _rel_out(self, path: Path) -> str:
+        return path.relative_to(self.out_dir).as_posix()
+
+    @staticmethod
+    def _output_is(item: BatchItem, sha: str | None) -> bool:
+        if not sha or not item.output.is_file():
+            return False
+        try:
+            return J.file_sha256(item.output.read_bytes()) == sha
+        except OSError:
+            return False
+
+    def _done_still_valid(self, item: BatchItem, row: J.ItemRow) -> str | None:
+        """None if a done item stays done, else why it runs again."""
+        if not item.output.is_file():
+            return "output missing; run again"
+        if item.state is not None and not item.state.is_file():
+            return "state file missing; run again"
+        if row.settings != self.digest:
+            return "settings changed; run again"
+        try:
+            st = item.source.stat()
+        except OSError:
+            return None
+        if (st.st_size, st.st_mtime_ns) == (row.in_size, row.in_mtime):
+            return None
+        try:
+            if J.file_sha256(item.source.read_bytes()) == row.in_sha:
+                return None
+        except OSError:
+            return None
+        return "input changed; run again"
+
+    # --- control ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Finish the pictures being restored, start no more."""
+        self._stop.set()
+
+    def abandon(self) -> None:
+        """Stop the current pictures too (within one iteration); they go back to pending."""
+        self._stop.set()
+        self._abandon.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def counts(self) -> dict[str, int]:
+        return self.journal.counts()
+
+    def todo(self) -> list[str]:
+        return [r.rel for r in self.journal.items(J.PENDING)]
+
+    # --- the run ---------------------------------------------------------------------------
+    def __iter__(self):
+        return self._drive()
+
+    def _make_pool(self):
+        from .runner import worker_config
+
+        s = self.settings
+        if self.ray_address is not None:
+            from .ray_backend import RayPool
+
+            return RayPool(s, self.workers_wanted, self.ray_address)
+        from ..runtime import available_cores
+        from .local import LocalPool
+
+        n_default, devices = default_local_workers(s.device)
+        n = self.workers_wanted or n_default
+        devices = [devices[i % len(devices)] for i in range(n)]
+        threads = s.threads or max(1, available_cores() // n)
+        return LocalPool([worker_config(s, device=d, threads=threads) for d in devices])
+
+    def _j(self, fn, *args, **kwargs):
+        """A journal write, timed; a full disk says so."""
+        t0 = time.perf_counter()
+        try:
+            fn(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise OutputError(f"The batch journal could not be written ({exc}): free some "
+                              "disk space and run the same command again.") from exc
+        self.stats.journal_seconds += time.perf_counter() - t0
+        self.stats.journal_ops += 1
+
+    def _request(self, item: BatchItem, wid) -> dict | None:
+        """Read the input (and mask) for a worker; None when the item ends here."""
+        t0 = time.perf_counter()
+        try:
+            data = item.source.read_bytes()
+            st = item.source.stat()
+        except OSError as exc:
+            self._j(self.journal.mark_failed, item.rel,
+                    f"could not read it: {exc.strerror or exc}")
+            return None
+        row = self.journal.item(item.rel)
+        ours = row is not None and row.out_sha is not None
+        if not self.settings.overwrite and not ours and item.output.exists():
+            self._j(self.journal.set_status, item.rel, J.SKIPPED,
+                    "an output of that name already exists (not written by this job); "
+                    "allow replacing it with --overwrite")
+            return None
+        mask = None
+        if item.mask is not None:
+            try:
+                mask = read_mask(item.mask)
+            except DGPError as exc:
+                self._j(self.journal.mark_failed, item.rel, str(exc))
+                return None
+        self.stats.io_seconds += time.perf_counter() - t0
+        self._j(self.journal.mark_running, item.rel, size=st.st_size, mtime=st.st_mtime_ns,
+                sha=J.file_sha256(data), settings=self.digest, worker=str(wid))
+        return {"rel": item.rel, "data": data, "mask": mask,
+                "mask_name": item.mask.name if item.mask else None,
+                "out_suffix": item.output.suffix, "want_state": item.state is not None}
+
+    def _write_result(self, item: BatchItem, resp: dict) -> tuple[Path, Path | None]:
+        """Outputs first (atomic), the journal after: see Journal.mark_writing."""
+        t0 = time.perf_counter()
+        thumbs = self.out_dir / WORK_DIR / "thumbs"
+        row = self.journal.item(item.rel)
+        self._j(self.journal.mark_writing, item.rel, J.file_sha256(resp["output"]))
+        for path, data in ((item.state, resp.get("state")), (item.output, resp["output"])):
+            if path is None or data is None:
+                continue
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"Could not create {path.parent}: {exc.strerror or exc}.") \
+                    from exc
+            write_atomic(path, lambda f, d=data: f.write(d))
+        t_in = t_out = None
+        try:
+            thumbs.mkdir(parents=True, exist_ok=True)
+            t_in, t_out = thumbs / f"{row.id}-in.jpg", thumbs / f"{row.id}-out.jpg"
+            t_in.write_bytes(resp["thumb_in"])
+            t_out.write_bytes(resp["thumb_out"])
+        except OSError as exc:  # thumbnails are a convenience: never fail an item for them
+            log.warning("thumbnail for %s not written: %s", item.rel, exc)
+        self.stats.io_seconds += time.perf_counter() - t0
+        return t_in, t_out
+
+    def _drive(self):
+        jr = self.journal
+        st = self.stats
+        st.started = time.time()
+        pending = deque(self.todo())
+        inflight: dict = {}     # wid → (rel, t_submit)
+        pool = None
+        try:
+            if not pending:
+                self.outcome = "nothing to do"
+            else:
+                pool = self._make_pool()
+                yield from self._loop(pool, pending, inflight)
+                self.outcome = ("abandoned" if self._abandon.is_set() else
+                                "stopped" if self._stop.is_set() else "finished")
+        except DGPError as exc:
+            self.fatal = exc
+            self.outcome = "error"
+            raise
+        except BaseException:
+            self.outcome = "interrupted"
+            raise
+        finally:
+            if pool is not None:
+                if self.outcome != "finished":
+                    pool.abandon()
+                try:
+                    pool.close()
+                except Exception as exc:  # noqa: BLE001 — cleanup goes on
+                    log.warning("closing the batch workers: %s", exc)
+            for rel, _ in inflight.values():
+                try:
+                    jr.back_to_pending(rel, "abandoned; starts again on the next run")
+                except sqlite3.Error:
+                    pass
+            st.finished = time.time()
+            try:
+                jr.finish_run(self.outcome)
+            except sqlite3.Error:
+                pass
+            self._write_report()
+            self.close()
+        yield BatchEvent("finished", counts=self.final_counts, message=self.outcome)
+
+    def _loop(self, pool, pending: deque, inflight: dict):
+        jr = self.journal
+        self.pool = pool  # for tests and tools that watch the workers
+        lost_total = 0
+        abandon_sent = False
+        self._j(jr.start_run, pool.kind, pool.size)
+        yield BatchEvent("workers", message=f"starting {pool.size} {pool.kind} "
+                                            f"worker(s)", counts=jr.counts())
+        while True:
+            if self._abandon.is_set() and not abandon_sent:
+                pool.abandon()
+                abandon_sent = True
+            if not self._stop.is_set():
+                for wid in pool.idle():
+                    request = None
+                    while pending and request is None:
+                        rel = pending.popleft()
+                        request = self._request(self.by_rel[rel], wid)
+                        if request is None:
+                            row = jr.item(rel)
+                            yield BatchEvent("item", rel, row.status, row.reason,
+                                             counts=jr.counts())
+                    if request is None:
+                        break
+                    pool.submit(wid, request)
+                    inflight[wid] = (request["rel"], time.perf_counter())
+                    yield BatchEvent("item", request["rel"], J.RUNNING,
+                                     counts=jr.counts())
+            if not inflight and (self._stop.is_set() or not pending):
+                break
+            for ev in pool.poll(0.25):
+                kind, wid = ev[0], ev[1]
+                if kind == "ready":
+                    yield BatchEvent("workers", message=f"worker {ev[2]['worker']} ready")
+                elif kind == "error":
+                    raise DGPError(f"A batch worker could not start: {ev[2]}")
+                elif kind == "progress":
+                    yield BatchEvent("progress", ev[2], J.RUNNING, step=ev[3],
+                                     total=ev[4], eta=ev[5])
+                elif kind == "result":
+                    rel, t_sub = inflight.pop(wid)
+                    yield self._finish(self.by_rel[rel], ev[2], time.perf_counter() - t_sub)
+                elif kind == "lost":
+                    rel = inflight.pop(wid, (None, 0))[0]
+                    lost_total += 1
+                    if rel is not None:
+                        row = jr.item(rel)
+                        if row.attempts >= MAX_ATTEMPTS:
+                            self._j(jr.mark_failed, rel, f"its worker died {row.attempts} "
+                                    f"times while restoring it ({ev[3]})")
+                        else:
+                            self._j(jr.back_to_pending, rel, f"worker lost ({ev[3]})")
+                            pending.appendleft(rel)
+                        row = jr.item(rel)
+                        yield BatchEvent("item", rel, row.status, row.reason,
+                                         counts=jr.counts())
+                    if lost_total > 2 * pool.size + MAX_ATTEMPTS or not pool.replace(wid):
+                        raise DGPError(f"Batch workers keep dying ({ev[3]}); stopping.")
+                    yield BatchEvent("workers", message=f"worker lost ({ev[3]}); "
+                                                        "replaced")
+
+    def _finish(self, item: BatchItem, resp: dict, wall: float) -> BatchEvent:
+        jr = self.journal
+        status = resp["status"]
+        if status == "done":
+            try:
+                t_in, t_out = self._write_result(item, resp)
+            except OutputError:
+                self._j(jr.back_to_pending, item.rel, "its output could not be written")
+                raise
+            self._j(jr.mark_done, item.rel, seconds=resp["seconds"],
+                    class_id=resp.get("class_id"), notes=resp.get("notes") or [])
+            self.stats.done += 1
+            self.stats.worker_seconds += resp["seconds"]
+            self.stats.item_wall += wall
+            return BatchEvent("item", item.rel, J.DONE, seconds=resp["seconds"],
+                              thumb_in=t_in, thumb_out=t_out, output=item.output,
+                              counts=jr.counts())
+        if status == "abandoned":
+            self._j(jr.back_to_pending, item.rel, "abandoned; starts again on the next run")
+            return BatchEvent("item", item.rel, J.PENDING, "abandoned", counts=jr.counts())
+        self._j(jr.mark_failed, item.rel, resp.get("reason") or "unknown error",
+                resp.get("seconds"))
+        self.stats.failed += 1
+        return BatchEvent("item", item.rel, J.FAILED, resp.get("reason"),
+                          seconds=resp.get("seconds"), counts=jr.counts())
+
+    def _write_report(self) -> None:
+        from .report import write_contact_sheet
+
+        try:
+            self.final_counts = self.journal.counts()
+            self.rows = self.journal.items()
+            write_contact_sheet(self.out_dir, self.rows, self.settings)
+        except (OSError, sqlite3.Error, DGPError) as exc:
+            log.warning("the contact sheet was not written: %s", exc)
+            pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.journal.close()
+
+    def __del__(self):  # a job never iterated still releases its lock
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+
+def _remove_stale_temp_files(out_dir: Path) -> None:
+    """Temp files of atomic writes that a killed run left (``.NAME.xxxx.part``): only
+    ours can be there, the folder is locked."""
+    for root, _dirs, files in os.walk(out_dir):
+        for f in files:
+            if f.startswith(".") and f.endswith(".part"):
+                try:
+                    (Path(root) / f).unlink()
+                except OSError:
+                    pass

@@ -1,0 +1,274 @@
+"""What a batch job is made of: the inputs of a folder, their masks, their output names.
+
+    settings = BatchSettings(task="colorize", input_dir=..., output_dir=..., model="bundled")
+    plan = plan_batch(settings)          # InputError / OutputError for a bad folder
+    for item in plan.items: item.rel, item.output, item.mask
+
+Inputs are every picture under ``input_dir`` (sub-folders included, hidden files and
+folders left out), in a stable order.  Outputs mirror them under ``output_dir``: the
+same relative path and name, in the input's format when it can be written, else PNG.
+With ``save_state`` the reconstruction goes beside the output as ``<input name>.dgp``.
+
+Masks (inpaint, hybrid): one shared mask file (``mask``), or one per picture by a
+naming rule — ``<stem><mask_suffix>.<any picture type>`` beside the picture (default
+suffix ``_mask``; such files are masks, not inputs), or, with ``masks_dir``, the file
+of the same relative path and stem under that folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from ..imageio import FORMATS, OutputError
+from ..taskspec import task_spec
+
+# Picture types the batch picks up (Pillow reads them all); outputs use FORMATS.
+INPUT_EXTENSIONS = frozenset(FORMATS) | {".gif", ".jfif", ".jpe", ".tga", ".ppm", ".pgm"}
+DEFAULT_MASK_SUFFIX = "_mask"
+# Batch bookkeeping inside the output folder (journal, lock, thumbnails).
+WORK_DIR = ".dgp-batch"
+CONTACT_SHEET = "contact-sheet.html"
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """One batch job: what to run on which folder.  The fields in :meth:`result_settings`
+    decide the pixels and are checked on resume; the others only say how to run."""
+
+    task: str
+    input_dir: Path
+    output_dir: Path
+    model: str = "bundled"
+    preset: str | None = None
+    iterations_scale: float | None = None
+    class_spec: str = "auto"
+    seed: int = 0
+    exact: bool = False
+    factor: int | None = None
+    feather: int | None = None
+    mask: Path | None = None          # one mask for every picture
+    masks_dir: Path | None = None     # masks by relative path under this folder
+    mask_suffix: str = DEFAULT_MASK_SUFFIX
+    save_state: bool = False
+    # how to run (not checked on resume)
+    device: str | None = None
+    threads: int | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", task_spec(self.task).name)
+        for name in ("input_dir", "output_dir", "mask", "masks_dir"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, Path(value).expanduser().absolute())
+
+    @property
+    def uses_mask(self) -> bool:
+        return task_spec(self.task).uses_mask
+
+    def result_settings(self, model_id: dict, preset: dict) -> dict:
+        """Everything that decides an output, as plain JSON data (the journal keeps it)."""
+        spec = task_spec(self.task)
+        return {
+            "task": self.task, "model": model_id, "preset": preset,
+            "class": str(self.class_spec), "seed": int(self.seed), "exact": bool(self.exact),
+            "factor": self.factor if spec.new_picture else None,
+            "feather": self.feather,
+            "mask": (str(self.mask) if self.mask else
+                     f"{self.masks_dir}/<name>" if self.masks_dir else
+                     f"<name>{self.mask_suffix}") if spec.uses_mask else None,
+            "save_state": bool(self.save_state),
+        }
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BatchSettings:
+        return cls(**d)
+
+
+def settings_digest(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def describe_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``key: old → new`` for every setting that differs (nested dicts flattened)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += describe_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} → {b!r}")
+    return out
+
+
+@dataclass
+class BatchItem:
+    rel: str                    # input path relative to the input folder, '/'-separated
+    source: Path                # the input file
+    output: Path                # where the result goes
+    state: Path | None = None   # where the reconstruction goes (--save-state)
+    mask: Path | None = None    # its mask file (inpaint, hybrid)
+    skip_reason: str | None = None  # decided at planning: not run (e.g. no mask)
+
+
+@dataclass
+class BatchPlan:
+    items: list[BatchItem]
+    ignored: list[str] = field(default_factory=list)   # files that are not pictures
+
+    def notes(self) -> list[str]:
+        if not self.ignored:
+            return []
+        shown = ", ".join(self.ignored[:5]) + (" …" if len(self.ignored) > 5 else "")
+        return [f"{len(self.ignored)} file(s) that are not pictures left out: {shown}"]
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def check_folders(settings: BatchSettings) -> None:
+    """Refuse folders that cannot work, before anything is written."""
+    src, out = settings.input_dir, settings.output_dir
+    if not src.exists():
+        raise InputError(f"The input folder {src} does not exist.")
+    if not src.is_dir():
+        raise InputError(f"{src} is a file; give the folder of pictures to restore.")
+    if _inside(out, src):
+        raise OutputError(f"The output folder {out} is inside the input folder {src}: its "
+                          "results would be taken for inputs. Choose a folder outside it.")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} is a file; give a folder for the results.")
+    if settings.masks_dir is not None and not settings.masks_dir.is_dir():
+        raise InputError(f"The mask folder {settings.masks_dir} does not exist.")
+    if settings.mask is not None and not settings.mask.is_file():
+        raise InputError(f"Mask file {settings.mask} does not exist.")
+    if settings.mask is not None and settings.masks_dir is not None:
+        raise InputError("Give either one mask for all pictures or a mask folder, not both.")
+
+
+def prepare_output_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Could not create the output folder {out}: "
+                          f"{exc.strerror or exc}.") from exc
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputError(f"No permission to write into the output folder {out}.")
+
+
+def output_name(name: str) -> str:
+    """The output file name for an input called ``name``: the same, or .png when the
+    input's type cannot be written."""
+    suffix = Path(name).suffix.lower()
+    return name if suffix in FORMATS else f"{Path(name).stem}.png"
+
+
+def _walk(folder: Path) -> list[Path]:
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(root) / f for f in sorted(files) if not f.startswith(".")]
+    return found
+
+
+def _mask_index(files: list[Path], src: Path, suffix: str) -> dict[tuple[Path, str], Path]:
+    """Mask files beside the pictures by the naming rule: (folder, picture stem) → mask."""
+    index = {}
+    if not suffix:
+        return index
+    for f in files:
+        if f.suffix.lower() in INPUT_EXTENSIONS and f.stem.endswith(suffix):
+            index[(f.parent, f.stem[: -len(suffix)])] = f
+    return index
+
+
+def _find_in(folder: Path, rel: str) -> Path | None:
+    """The picture of ``rel``'s stem (any picture type) under ``folder``."""
+    stem = Path(rel).with_suffix("")
+    base = folder / stem
+    if not base.parent.is_dir():
+        return None
+    for f in sorted(base.parent.iterdir()):
+        if f.stem == base.name and f.suffix.lower() in INPUT_EXTENSIONS and f.is_file():
+            return f
+    return None
+
+
+def plan_batch(settings: BatchSettings) -> BatchPlan:
+    """Find the inputs and decide every output name; refuses a folder without pictures."""
+    check_folders(settings)
+    src, out = settings.input_dir, settings.output_dir
+    files = _walk(src)
+    if not files:
+        raise InputError(f"The input folder {src} is empty: there is nothing to restore.")
+    spec = task_spec(settings.task)
+    per_picture_masks = spec.uses_mask and settings.mask is None and settings.masks_dir is None
+    beside = _mask_index(files, src, settings.mask_suffix) if per_picture_masks else {}
+    mask_files = set(beside.values())
+    shared = settings.mask.resolve() if settings.mask else None
+    items: list[BatchItem] = []
+    ignored: list[str] = []
+    taken: dict[Path, str] = {}
+    for f in files:
+        rel = f.relative_to(src).as_posix()
+        if f.suffix.lower() not in INPUT_EXTENSIONS:
+            ignored.append(rel)
+            continue
+        if f in mask_files or (shared is not None and f.resolve() == shared):
+            continue
+        rel_out = Path(rel).with_name(output_name(Path(rel).name))
+        item = BatchItem(rel=rel, source=f, output=out / rel_out,
+                         state=(out / f"{rel}.dgp") if settings.save_state else None)
+        if item.output in taken:
+            item.skip_reason = (f"its output name {rel_out.as_posix()} is also the output of "
+                                f"{taken[item.output]}; rename one of them")
+        taken.setdefault(item.output, rel)
+        if spec.uses_mask:
+            if settings.mask is not None:
+                item.mask = settings.mask
+            elif settings.masks_dir is not None:
+                item.mask = _find_in(settings.masks_dir, rel)
+            else:
+                item.mask = beside.get((f.parent, f.stem))
+            if item.mask is None and spec.needs_mask and item.skip_reason is None:
+                where = (f"{settings.masks_dir}/{Path(rel).with_suffix('.png').as_posix()}"
+                         if settings.masks_dir else
+                         f"{Path(rel).stem}{settings.mask_suffix}.png beside it")
+                item.skip_reason = f"no mask found (expected {where})"
+        items.append(item)
+    if not items:
+        shown = ", ".join(ignored[:5]) + (" …" if len(ignored) > 5 else "")
+        raise InputError(f"The input folder {src} holds no pictures: {len(ignored)} other "
+                         f"file(s) ({shown}). Pictures are "
+                         f"{' '.join(sorted(INPUT_EXTENSIONS))} files.")
+    return BatchPlan(items, ignored)
+
+
+def model_identity(model: str) -> tuple[dict, Path]:
+    """The model as the journal records it (its name and a digest of its config, so a
+    model folder replaced under the same name counts as a change) and its folder."""
+    from .. import registry
+
+    path = Path(model).expanduser()
+    if path.is_dir():
+        folder, name = path.absolute(), path.name
+    else:
+        folder, name = registry.resolve_model_dir(str(model))
+    config = folder / "config.json"
+    digest = (hashlib.sha256(config.read_bytes()).hexdigest()[:16] if config.is_file()
+              else None)
+    return {"name": name, "source": str(model), "config": digest}, folder

@@ -1,0 +1,129 @@
+"""One batch worker: loads the prior once, then restores pictures sent to it as bytes and
+answers with encoded results (+ the reconstruction state as bytes, thumbnails).
+
+The same :class:`ItemRunner` runs in a local worker process and inside a Ray actor, so
+both back ends restore exactly as ``dgp colorize|inpaint|…`` does: it calls the
+single-image pipeline (:func:`dgp_engine.tasks.restore_image`, the CLI's class
+resolution and image writing).  It never writes into the output folder: the driver
+does, so one process owns the journal and the outputs.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DGPError
+
+log = logging.getLogger(__name__)
+
+THUMB_SIDE = 160
+# worker → driver progress messages at most this often (seconds)
+PROGRESS_INTERVAL = 1.0
+
+
+def worker_config(settings, *, device: str | None, threads: int | None) -> dict:
+    """What a worker needs to start (plain data: it crosses process and node borders)."""
+    return {
+        "task": settings.task, "model": settings.model, "preset": settings.preset,
+        "iterations_scale": settings.iterations_scale, "class_spec": settings.class_spec,
+        "seed": settings.seed, "exact": settings.exact, "factor": settings.factor,
+        "feather": settings.feather, "device": device, "threads": threads,
+    }
+
+
+def thumbnail(rgb: np.ndarray, side: int = THUMB_SIDE) -> bytes:
+    from PIL import Image
+
+    from ..imageio import to_uint8
+
+    img = Image.fromarray(to_uint8(rgb), "RGB")
+    img.thumbnail((side, side), Image.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+class ItemRunner:
+    """Holds the prior; :meth:`process` restores one picture."""
+
+    def __init__(self, config: dict):
+        from ..cli.tasks import _class_id  # the CLI's class resolution (ids, names, hints)
+        from ..prior import load_prior
+        from ..runtime import configure
+        from ..tasks import resolve_device, resolve_preset
+
+        self.config = config
+        self.cancel_event = threading.Event()
+        self.device = resolve_device(config.get("device"))
+        self.threads = configure(config.get("threads"))
+        self.prior = load_prior(config["model"], device=self.device)
+        self.preset = resolve_preset(config.get("preset"), config["task"], self.prior.name,
+                                     config.get("iterations_scale"))
+        self.class_id = _class_id(config.get("class_spec", "auto"), self.prior)
+        self.name = f"{socket.gethostname()}:{os.getpid()} {self.device}"
+
+    def info(self) -> dict:
+        return {"worker": self.name, "device": str(self.device), "threads": self.threads,
+                "preset": self.preset.to_dict()}
+
+    def process(self, request: dict, on_progress=None) -> dict:
+        """Restore ``request['data']`` (encoded picture bytes); returns a response dict with
+        ``status`` done / failed / abandoned."""
+        self.cancel_event.clear()
+        t0 = time.perf_counter()
+        out = {"rel": request["rel"], "worker": self.name}
+        try:
+            out.update(self._restore(request, on_progress))
+        except DGPError as exc:
+            out.update(status="failed", reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 — one bad picture must not end the job
+            log.error("%s failed:\n%s", request["rel"], traceback.format_exc())
+            out.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+        out["seconds"] = time.perf_counter() - t0
+        return out
+
+    def _restore(self, request: dict, on_progress) -> dict:
+        from ..imageio import check_mask, decode_image, save_image
+        from ..tasks import restore_image
+
+        rel = request["rel"]
+        photo = decode_image(request["data"], name=rel)
+        thumb_in = thumbnail(photo.rgb)
+        hole = None
+        if request.get("mask") is not None:
+            hole = check_mask(request["mask"], photo.size, f"The mask {request['mask_name']}")
+        job = restore_image(self.prior, photo, self.config["task"], mask=hole,
+                            factor=self.config.get("factor"), class_id=self.class_id,
+                            preset=self.preset, seed=self.config.get("seed", 0),
+                            exact=self.config.get("exact", False), cancel=self.cancel_event,
+                            feather=self.config.get("feather"))
+        last = 0.0
+        for report in job:
+            now = time.monotonic()
+            if on_progress is not None and report.state is None and now - last >= \
+                    PROGRESS_INTERVAL:
+                last = now
+                on_progress(rel, report.step if report.phase == "optimize" else 0,
+                            job.preset.total_iterations, report.eta)
+        result = job.result
+        if result is None or result.cancelled:
+            return {"status": "abandoned", "reason": "stopped before the end"}
+        with tempfile.TemporaryDirectory(prefix="dgp-batch-") as tmp:
+            path = save_image(result.photo, Path(tmp) / f"out{request['out_suffix']}")
+            data = path.read_bytes()
+            state = None
+            if request.get("want_state"):
+                state = result.state.save(Path(tmp) / "state.dgp").read_bytes()
+        return {"status": "done", "output": data, "state": state, "thumb_in": thumb_in,
+                "thumb_out": thumbnail(result.photo.rgb), "class_id": result.state.class_id,
+                "notes": list(job.notes), "size": result.photo.size}
