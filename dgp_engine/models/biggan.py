@@ -8,6 +8,8 @@ works on the released G_ema/D files.  Calling convention is the reference one:
 
 from __future__ import annotations
 
+from typing import TypedDict, cast
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -16,8 +18,18 @@ from .config import BigGANConfig
 from .spectral import SNConv2d, SNEmbedding, SNLinear
 
 
+class _SNArgs(TypedDict):
+    """Keyword arguments shared by a group of spectrally normalised layers."""
+
+    eps: float
+    style: str
+
+
 class ConditionalBatchNorm(nn.Module):
     """BN with stored statistics, gain/bias predicted from [class embedding ‖ z chunk]."""
+
+    stored_mean: torch.Tensor  # buffers, registered in __init__
+    stored_var: torch.Tensor
 
     def __init__(self, channels: int, cond_dim: int, eps: float, sn_eps: float,
                  sn_style: str = "power"):
@@ -30,8 +42,8 @@ class ConditionalBatchNorm(nn.Module):
         self.register_buffer("stored_var", torch.ones(channels))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        gain = (1 + self.gain(cond)).view(cond.size(0), -1, 1, 1)
-        bias = self.bias(cond).view(cond.size(0), -1, 1, 1)
+        gain: torch.Tensor = (1 + self.gain(cond)).view(cond.size(0), -1, 1, 1)
+        bias: torch.Tensor = self.bias(cond).view(cond.size(0), -1, 1, 1)
         out = F.batch_norm(x, self.stored_mean, self.stored_var, None, None,
                            self.training, self.momentum, self.eps)
         return out * gain + bias
@@ -39,6 +51,9 @@ class ConditionalBatchNorm(nn.Module):
 
 class OutputBatchNorm(nn.Module):
     """Plain BN of the output layer (parameters named gain/bias as in BigGAN)."""
+
+    stored_mean: torch.Tensor  # buffers, registered in __init__
+    stored_var: torch.Tensor
 
     def __init__(self, channels: int, eps: float = 1e-5):
         super().__init__()
@@ -60,11 +75,11 @@ class SelfAttention(nn.Module):
     def __init__(self, ch: int, sn_eps: float, sn_style: str = "power"):
         super().__init__()
         self.ch = ch
-        sn = dict(padding=0, bias=False, eps=sn_eps, style=sn_style)
-        self.theta = SNConv2d(ch, ch // 8, 1, **sn)
-        self.phi = SNConv2d(ch, ch // 8, 1, **sn)
-        self.g = SNConv2d(ch, ch // 2, 1, **sn)
-        self.o = SNConv2d(ch // 2, ch, 1, **sn)
+        sn: _SNArgs = {"eps": sn_eps, "style": sn_style}
+        self.theta = SNConv2d(ch, ch // 8, 1, padding=0, bias=False, **sn)
+        self.phi = SNConv2d(ch, ch // 8, 1, padding=0, bias=False, **sn)
+        self.g = SNConv2d(ch, ch // 2, 1, padding=0, bias=False, **sn)
+        self.o = SNConv2d(ch // 2, ch, 1, padding=0, bias=False, **sn)
         self.gamma = nn.Parameter(torch.tensor(0.0))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None,
@@ -74,7 +89,7 @@ class SelfAttention(nn.Module):
         phi = F.max_pool2d(self.phi(x), [2, 2]).view(n, self.ch // 8, h * w // 4)
         g = F.max_pool2d(self.g(x), [2, 2]).view(n, self.ch // 2, h * w // 4)
         beta = F.softmax(torch.bmm(theta.transpose(1, 2), phi), -1)
-        o = self.o(torch.bmm(g, beta.transpose(1, 2)).view(n, self.ch // 2, h, w))
+        o: torch.Tensor = self.o(torch.bmm(g, beta.transpose(1, 2)).view(n, self.ch // 2, h, w))
         return self.gamma * o + x
 
 
@@ -98,7 +113,8 @@ class GeneratorBlock(nn.Module):
         self.in_initialized = False
 
     @staticmethod
-    def _init_in(bn: ConditionalBatchNorm, inorm: nn.InstanceNorm2d, x, cond) -> None:
+    def _init_in(bn: ConditionalBatchNorm, inorm: nn.InstanceNorm2d, x: torch.Tensor,
+                 cond: torch.Tensor) -> None:
         # Match the BN output's per-channel statistics so the swap keeps the image.
         with torch.no_grad():
             h = bn(x, cond)
@@ -109,6 +125,7 @@ class GeneratorBlock(nn.Module):
         self.in_initialized = False
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, use_in: bool = False) -> torch.Tensor:
+        h: torch.Tensor
         if use_in:
             if not self.in_initialized:
                 self._init_in(self.bn1, self.in1, x, cond)
@@ -128,7 +145,8 @@ class GeneratorBlock(nn.Module):
         else:
             h = self.bn2(h, cond)
         h = self.conv2(F.relu(h))
-        return h + self.conv_sc(x)
+        shortcut: torch.Tensor = self.conv_sc(x)
+        return h + shortcut
 
 
 class Generator(nn.Module):
@@ -184,21 +202,22 @@ class Generator(nn.Module):
             if isinstance(m, GeneratorBlock):
                 m.reset_in_init()
 
-    def split_z(self, z: torch.Tensor, cond: torch.Tensor):
+    def split_z(self, z: torch.Tensor,
+                cond: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if self.cfg.hier:
             zs = torch.split(z, self.z_chunk_size, 1)
             return zs[0], [torch.cat([cond, item], 1) for item in zs[1:]]
         return z, [cond] * len(self.blocks)
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor, use_in: bool = False,
-                intermediates: list | None = None) -> torch.Tensor:
+                intermediates: list[tuple[str, torch.Tensor]] | None = None) -> torch.Tensor:
         z0, conds = self.split_z(z, cond)
-        h = self.linear(z0)
+        h: torch.Tensor = self.linear(z0)
         if intermediates is not None:
             intermediates.append(("linear", h))
         h = h.view(h.size(0), -1, self.bottom_width, self.bottom_width)
         for index, group in enumerate(self.blocks):
-            for j, block in enumerate(group):
+            for j, block in enumerate(cast(nn.ModuleList, group)):
                 h = block(h, conds[index], use_in)
                 if intermediates is not None:
                     intermediates.append((f"blocks.{index}.{j}", h))
@@ -210,7 +229,7 @@ class DiscriminatorBlock(nn.Module):
                  downsample: bool):
         super().__init__()
         hidden = out_ch if cfg.D_wide else in_ch
-        sn = dict(eps=cfg.SN_eps, style=cfg.sn_style)
+        sn: _SNArgs = {"eps": cfg.SN_eps, "style": cfg.sn_style}
         self.conv1 = SNConv2d(in_ch, hidden, 3, padding=1, **sn)
         self.conv2 = SNConv2d(hidden, out_ch, 3, padding=1, **sn)
         self.learnable_sc = in_ch != out_ch or downsample
@@ -266,10 +285,11 @@ class Discriminator(nn.Module):
 
     @property
     def num_features(self) -> int:
-        return sum(len(g) for g in self.blocks) + 1
+        return sum(len(cast(nn.ModuleList, g)) for g in self.blocks) + 1
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None,
-                block_outputs: list | None = None):
+                block_outputs: list[tuple[str, torch.Tensor]] | None = None,
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Returns (logit [N,1], features): every block/attention output, then the
         sum-pooled vector.  The last block's entry is post-ReLU, as in the reference
         (its in-place ReLU before pooling modifies the listed tensor).
@@ -278,7 +298,7 @@ class Discriminator(nn.Module):
         feats: list[torch.Tensor] = []
         h = x
         for index, group in enumerate(self.blocks):
-            for j, block in enumerate(group):
+            for j, block in enumerate(cast(nn.ModuleList, group)):
                 h = block(h)
                 feats.append(h)
                 if block_outputs is not None:
@@ -287,7 +307,7 @@ class Discriminator(nn.Module):
         feats[-1] = h
         pooled = torch.sum(h, [2, 3])
         feats.append(pooled)
-        out = self.linear(pooled)
+        out: torch.Tensor = self.linear(pooled)
         if y is not None:
             out = out + torch.sum(self.embed(y) * pooled, 1, keepdim=True)
         return out, feats

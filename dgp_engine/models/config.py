@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from ..errors import CheckpointError
 
@@ -29,6 +29,25 @@ _G_MULT = {
         64: ([16, 8, 4, 2], [8, 4, 2, 1]),
     },
 }
+
+
+class GeneratorArch(TypedDict):
+    """Per generator block: channels in/out, output resolution, self-attention after it."""
+
+    in_channels: list[int]
+    out_channels: list[int]
+    resolution: list[int]
+    attention: list[bool]
+
+
+class DiscriminatorArch(TypedDict):
+    """Per discriminator block: channels in/out, down-sampling, resolution, attention."""
+
+    in_channels: list[int]
+    out_channels: list[int]
+    downsample: list[bool]
+    resolution: list[int]
+    attention: list[bool]
 
 
 @dataclass(frozen=True)
@@ -87,7 +106,7 @@ class BigGANConfig:
 
     # --- derived architecture -------------------------------------------------
     @property
-    def g_arch(self) -> dict[str, list]:
+    def g_arch(self) -> GeneratorArch:
         ch = self.G_ch
         mult = _G_MULT[self.family][self.resolution]
         n = len(mult[0])
@@ -101,7 +120,7 @@ class BigGANConfig:
         }
 
     @property
-    def d_arch(self) -> dict[str, list]:
+    def d_arch(self) -> DiscriminatorArch:
         ch = self.D_ch
         spec = {
             256: ([1, 2, 4, 8, 8, 16], [1, 2, 4, 8, 8, 16, 16], [True] * 6 + [False],

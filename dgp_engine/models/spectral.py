@@ -22,6 +22,9 @@ would double the model's memory).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -32,6 +35,13 @@ class SpectralNorm:
 
     sn_eps: float
     _inv_sigma: torch.Tensor | None
+    # Provided by the nn.Module the mixin is combined with (weight, training) or
+    # registered as buffers by ``_init_sn`` (u0, v0, sv0).
+    weight: torch.Tensor
+    training: bool
+    u0: torch.Tensor
+    v0: torch.Tensor
+    sv0: torch.Tensor
 
     def _init_sn(self, num_outputs: int, eps: float, style: str = "power",
                  num_inputs: int = 0) -> None:
@@ -55,10 +65,9 @@ class SpectralNorm:
     def sigma(self) -> torch.Tensor:
         """Sigma with grad through W: one power step from ``u0`` ("power"), or
         u0ᵀ W v0 from the stored vectors ("fixed")."""
-        weight: torch.Tensor = self.weight  # type: ignore[attr-defined]
-        w_mat = weight.view(weight.size(0), -1)
+        w_mat = self.weight.view(self.weight.size(0), -1)
         if self.sn_style == "fixed":
-            if self.training:  # type: ignore[attr-defined]
+            if self.training:
                 with torch.no_grad():
                     v = F.normalize(torch.mv(w_mat.t(), self.u0[0]), dim=0, eps=self.sn_eps)
                     u = F.normalize(torch.mv(w_mat, v), dim=0, eps=self.sn_eps)
@@ -68,10 +77,10 @@ class SpectralNorm:
         with torch.no_grad():
             v = F.normalize(torch.matmul(self.u0, w_mat), eps=self.sn_eps)
             u = F.normalize(torch.matmul(v, w_mat.t()), eps=self.sn_eps)
-            if self.training:  # type: ignore[attr-defined]
+            if self.training:
                 self.u0.copy_(u)
         sv = torch.squeeze(torch.matmul(torch.matmul(v, w_mat.t()), u.t()))
-        if self.training:  # type: ignore[attr-defined]
+        if self.training:
             with torch.no_grad():
                 self.sv0.copy_(sv)
         return sv
@@ -81,7 +90,7 @@ class SpectralNorm:
         return self._inv_sigma is not None
 
     def sn_weight(self) -> torch.Tensor:
-        return self.weight / self.sigma()  # type: ignore[attr-defined]
+        return self.weight / self.sigma()
 
     def freeze_sn(self) -> None:
         """Cache 1/sigma; valid until ``unfreeze_sn`` (the weight must not change)."""
@@ -100,9 +109,10 @@ class SpectralNorm:
             return 1.0 / self.sigma()
         return None
 
-    def _apply(self, fn, recurse=True):  # the cache does not follow .to(); recompute
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Any:
+        # The cache does not follow .to(): recompute.  nn.Module._apply is untyped (Any).
         self._inv_sigma = None
-        return super()._apply(fn, recurse)  # type: ignore[misc]
+        return super()._apply(fn, recurse)  # type: ignore[misc]  # mixin: the Module is next in the MRO
 
 
 def _add_bias(out: torch.Tensor, bias: torch.Tensor | None, channel_dim: int) -> torch.Tensor:
@@ -155,7 +165,7 @@ class SNEmbedding(SpectralNorm, nn.Embedding):
         return F.embedding(y, self.sn_weight())
 
 
-def sn_layers(module: nn.Module):
+def sn_layers(module: nn.Module) -> list[SpectralNorm]:
     return [m for m in module.modules() if isinstance(m, SpectralNorm)]
 
 
