@@ -36,19 +36,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import DGPError, InputError
+from .errors import ExportCancelled, ExportError, InputError
 from .fileio import atomic_path, fsync_dir, umask
 from .imageio import to_uint8 as unit_to_uint8
 
 log = logging.getLogger(__name__)
-
-
-class ExportError(DGPError):
-    """An animation could not be written (unwritable folder, encoder failure…)."""
-
-
-class ExportCancelled(ExportError):
-    """The export was cancelled; no file was written."""
 
 
 SUFFIX_FORMATS = {".gif": "gif", ".png": "apng", ".apng": "apng", ".webp": "webp",

@@ -1,6 +1,10 @@
-"""Typed errors of the engine. Each message says what went wrong and what to do."""
+"""Typed errors of the engine, all of them here. Each message says what went wrong and
+what to do."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 
 class DGPError(Exception):
@@ -37,3 +41,46 @@ class OperationCancelled(DGPError):
 
 class RegistryError(DGPError):
     """A model name is unknown, or the registry / the user's model settings are invalid."""
+
+
+class OutputError(DGPError):
+    """The result could not be written (disk full, no permission, would overwrite)."""
+
+
+class ExportError(DGPError):
+    """An animation could not be written (unwritable folder, encoder failure…)."""
+
+
+class ExportCancelled(ExportError):
+    """The export was cancelled; no file was written."""
+
+
+class ProjectError(DGPError):
+    """A project file cannot be written or read."""
+
+
+class ProjectDamagedError(ProjectError):
+    """The file is damaged; ``recovered`` (a ``dgp_engine.project.Project``) holds what
+    could be read, ``lost`` names the rest."""
+
+    def __init__(self, message: str, path: Path, recovered: Any, lost: list[str]):
+        super().__init__(message)
+        self.path = path
+        self.recovered = recovered
+        self.lost = lost
+
+
+class TrainingError(DGPError):
+    """Training cannot start or continue."""
+
+
+class DatasetError(TrainingError, InputError):
+    """The training data file is missing or not in the expected layout."""
+
+
+class ResumeError(TrainingError, CheckpointError):
+    """A training checkpoint is unreadable or does not fit the requested run."""
+
+
+class DivergenceError(TrainingError):
+    """Losses or weights became NaN/inf; the last good checkpoint is kept."""

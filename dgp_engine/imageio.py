@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .errors import DGPError, InputError
+from .errors import InputError, OutputError
 from .fileio import atomic_write
 
 log = logging.getLogger(__name__)
@@ -41,10 +41,6 @@ FORMATS = {
 
 
 # The process umask, read once (os.umask can only be read by setting it).
-
-
-class OutputError(DGPError):
-    """The result could not be written (disk full, no permission, would overwrite)."""
 
 
 @dataclass

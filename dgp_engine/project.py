@@ -39,7 +39,7 @@ import torch
 from PIL import Image
 
 from . import paths
-from .errors import DGPError
+from .errors import ProjectDamagedError, ProjectError
 from .fileio import atomic_write
 from .state import ReconstructionState
 
@@ -51,20 +51,6 @@ SUFFIX = ".dgpproj"
 MANIFEST = "manifest.json"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _ARRAY_KINDS = {"sources": "sources", "masks": "masks", "images": "images"}
-
-
-class ProjectError(DGPError):
-    """A project file cannot be written or read."""
-
-
-class ProjectDamagedError(ProjectError):
-    """The file is damaged; ``recovered`` holds what could be read, ``lost`` the rest."""
-
-    def __init__(self, message: str, path: Path, recovered: Project, lost: list[str]):
-        super().__init__(message)
-        self.path = path
-        self.recovered = recovered
-        self.lost = lost
 
 
 @dataclass
