@@ -271,6 +271,8 @@ class MainWindow(QMainWindow, ProjectFileActions):
         f.addAction(a["import_mask"])
         f.addAction(a["export_mask"])
         f.addSeparator()
+        f.addAction("&Batch…", self.show_batch)
+        f.addSeparator()
         f.addAction(a["quit"])
         e = mb.addMenu("&Edit")
         for k in ("undo", "redo", None, "fill_mask", "clear_mask", "invert_mask", None,
@@ -573,6 +575,16 @@ class MainWindow(QMainWindow, ProjectFileActions):
         if self.task_panel.model.findText(name) < 0:
             self._models_changed()
         self.task_panel.model.setCurrentText(name)
+
+    def show_batch(self) -> None:
+        """File → Batch…: a whole folder as a resumable batch job (not modal)."""
+        from .batch_dialog import BatchDialog
+
+        if getattr(self, "batch_dialog", None) is None:
+            self.batch_dialog = BatchDialog(self)
+        self.batch_dialog.show()
+        self.batch_dialog.raise_()
+        self.batch_dialog.activateWindow()
 
     def show_settings(self) -> bool:
         from .settings_dialog import SettingsDialog
