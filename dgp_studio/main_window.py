@@ -1,7 +1,9 @@
 """The main window: canvas in the middle, task/run, history and log docks, menus.
 
-It only glues widgets to the app state and to the worker thread; the logic
-lives in model/, mask_tools, engine_session and worker."""
+It only glues widgets to the app state and to the run controller (which owns a
+run's request and lifecycle); the logic lives in model/, mask_tools, run_controller,
+engine_session and worker.  Every background job (runs, model loads, downloads)
+shows in the status bar through the one job protocol (jobs.py)."""
 
 from __future__ import annotations
 
@@ -29,23 +31,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dgp_engine import DGPError, InputError, paths
+from dgp_engine import DGPError, paths
 
 from . import image_files
 from .canvas import Canvas
 from .catalog import ModelCatalog
-from .engine_session import NEEDS_MASK, NEW_PICTURE, RegionRequest, RegionResult
+from .engine_session import NEW_PICTURE, RegionRequest, RegionResult
 from .first_run import FirstRunHint, only_bundled_installed
 from .history_panel import HistoryPanel
+from .jobs import JobList, JobStatus
 from .log_panel import LogBridge, LogPanel, attach, detach
 from .model.state import AppState, HistoryEntry
 from .project_io import ProjectFileActions
 from .qimage import from_qimage
+from .run_controller import RunController
 from .run_panel import RunPanel
 from .settings import Settings
 from .shortcuts import HelpSheet, key
 from .task_panel import TaskPanel
-from .worker import ModelInfo, Progress, WorkerThread
+from .worker import ModelInfo, Progress
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +79,6 @@ class MainWindow(QMainWindow, ProjectFileActions):
         self.save_target: Path | None = None
         self.last_error = ""
         self.region_user_set = False
-        self._request: RegionRequest | None = None
         self._closing = False
         # Asks the user yes/no; tests replace it.
         self.confirm = self._confirm_dialog
@@ -128,20 +131,24 @@ class MainWindow(QMainWindow, ProjectFileActions):
         self._build_menus()
         self._build_toolbar()
         self.zoom_label = QLabel("")
+        self.jobs = JobList(self)  # every background job: runs, model loads, downloads
+        self.job_status = JobStatus(self.jobs)
+        self.statusBar().addPermanentWidget(self.job_status)
         self.statusBar().addPermanentWidget(self.zoom_label)
 
         self.manipulate = self._install_manipulate()
         self._init_projects()
-        self.engine = WorkerThread(self.catalog, self.settings.engine_threads,
-                                   self.settings.preview_fps, self)
-        w = self.engine.worker
-        w.model_ready.connect(self._on_model_ready)
-        w.started.connect(self._on_run_started)
-        w.progress.connect(self._on_progress)
-        w.frame.connect(self._on_frame)
-        w.finished.connect(self._on_finished)
-        w.failed.connect(self._on_failed)
-        w.warning.connect(self._on_warning)
+        self.runs = RunController(self.state, self.task_panel.settings, self.catalog,
+                                  self.settings.engine_threads, self.settings.preview_fps, self)
+        r = self.runs
+        r.job_added.connect(self.jobs.add)
+        r.model_ready.connect(self._on_model_ready)
+        r.run_started.connect(self._on_run_started)
+        r.progress.connect(self._on_progress)
+        r.frame.connect(self._on_frame)
+        r.finished.connect(self._on_finished)
+        r.failed.connect(self._on_failed)
+        r.warning.connect(self._on_warning)
 
         self.task_panel.model_selected.connect(self._load_model)
         self.task_panel.task.currentTextChanged.connect(self._task_changed)
@@ -533,7 +540,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
     # --- models ---------------------------------------------------------------
     def _load_model(self, name: str) -> None:
         if name and not self.state.running:
-            self.engine.load_requested.emit(name, self.task_panel.device.currentText())
+            self.runs.load_model(name, self.task_panel.settings.device)
 
     def _task_changed(self, _label: str = "") -> None:
         self.state.set_task(self.task_panel.task_name())  # the engine's region rule
@@ -599,7 +606,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
         """Use changed settings now: threads at the next run (set inside the worker
         thread), the device as the new default, the cache folder (models listed again),
         hub repositories in the registry."""
-        self.engine.worker.set_threads(self.settings.engine_threads)
+        self.runs.set_threads(self.settings.engine_threads)
         if paths.cache_dir() != self.settings.resolved_cache_dir():
             paths.set_cache_dir(self.settings.cache_dir or None)
             self._models_changed()
@@ -614,36 +621,9 @@ class MainWindow(QMainWindow, ProjectFileActions):
         if self.first_run_hint.isVisible() and not only_bundled_installed():
             self.first_run_hint.setVisible(False)  # a real prior is installed now
 
-    # --- running --------------------------------------------------------------
+    # --- running (the run controller owns the request and its lifecycle) ---------
     def build_request(self) -> RegionRequest:
-        if not self.state.has_picture:
-            raise InputError("Open a picture first (Ctrl+O, drag and drop, or paste).")
-        model = self.task_panel.model.currentText()
-        if not model:
-            raise InputError("No model is installed: use Models → Download or import….")
-        task = self.task_panel.task_name()
-        if self.state.region is None:
-            self.state.reset_region()
-        x, y, side = self.state.region
-        if task in NEEDS_MASK and not (self.state.mask[y:y + side, x:x + side] > 127).any():
-            if self.state.mask_bounds() is None:
-                raise InputError("The mask is empty: paint the area to fill with the brush (B) "
-                                 "or select it (M, L) before running inpainting.")
-            raise InputError("The mask lies outside the working region: press Ctrl+R to put "
-                             "the region around the mask, or move it with F.")
-        # the region plus one pixel of picture around it, so the engine feathers the
-        # seam exactly as on the whole picture
-        w, h = self.state.size
-        x0, y0 = max(0, x - 1), max(0, y - 1)
-        x1, y1 = min(w, x + side + 1), min(h, y + side + 1)
-        return RegionRequest(
-            task=task, model=model,
-            image=self.state.picture.pixels[y0:y1, x0:x1].copy(),
-            mask=self.state.mask[y0:y1, x0:x1].copy(), bounds=(x0, y0, x1, y1),
-            region=(x - x0, y - y0, side),
-            preset=self.task_panel.preset_for_run(), class_id=self.task_panel.class_id(),
-            seed=self.task_panel.seed.value(), device=self.task_panel.device.currentText(),
-            extra=self.task_panel.settings_dict())
+        return self.runs.build_request()
 
     def run_task(self) -> bool:
         if self.state.running:
@@ -654,27 +634,18 @@ class MainWindow(QMainWindow, ProjectFileActions):
             self.show_error(str(exc))
             return False
         self.last_error = ""
-        self._request = request
-        self.state.set_running(True)
         self.run_panel.set_running(True)
-        log.info("run %s on %s, region %s, %d iterations", request.task, request.model,
-                 request.bounds, request.preset.total_iterations)
-        self.engine.worker.arm()
-        self.engine.run_requested.emit(request)
+        self.runs.start(request)
         return True
 
-    # The worker's thread is busy inside the run, so its flags are set directly from
-    # here (thread-safe Events), never through a queued signal it could not read.
     def pause_run(self) -> None:
-        if self.state.running:
-            self.engine.worker.pause()
+        self.runs.pause()
 
     def resume_run(self) -> None:
-        self.engine.worker.resume()
+        self.runs.resume()
 
     def cancel_run(self) -> None:
-        if self.state.running:
-            self.engine.worker.cancel()
+        if self.runs.cancel():
             self.run_panel.status.setText("Cancelling…")
 
     def _running_changed(self, running: bool) -> None:
@@ -691,32 +662,19 @@ class MainWindow(QMainWindow, ProjectFileActions):
 
     def _on_frame(self, rgb: np.ndarray) -> None:
         self.run_panel.show_frame(rgb)
-        req = self._request
+        req = self.runs.request
         if req is not None and req.region is not None and req.task not in NEW_PICTURE:
             rx, ry, side = req.region  # where the run works, even if the frame moved since
             self.canvas.show_preview(rgb, (req.bounds[0] + rx, req.bounds[1] + ry, side))
 
-    def _on_finished(self, result: RegionResult) -> None:
+    def _on_finished(self, result: RegionResult, entry: HistoryEntry | None) -> None:
         self.canvas.hide_preview()
-        req = self._request
-        self.state.set_running(False)
-        self._request = None
-        if req is None or self.state.picture is None:
+        if entry is None:
             self.run_panel.finish("Finished")
             return
-        step = result.state.progress.get("step", 0) if result.state is not None else 0
-        title = f"{self.task_panel.task.currentText()} · {req.model} · {step} it"
-        after = result.patch if result.patch is not None else result.picture
-        entry = HistoryEntry(title, req.bounds, req.image, after, result.output,
-                             cancelled=result.cancelled, settings=req.extra, state=result.state,
-                             picture=result.picture)
-        for note in result.notes:
-            log.info(note)
-        # a cancelled run keeps its last frame as a result the user may still apply
-        self.state.add_result(entry, apply=not result.cancelled)
-        if self.manipulate is not None and result.prior is not None \
-                and result.state is not None:
-            self.manipulate.set_result(result.prior, result.state, title)
+        if self.manipulate is not None and result.prior is not None:
+            self.manipulate.set_result(result.prior, result.state, entry.title)
+        step = result.state.progress.get("step", 0)
         self.run_panel.finish("Cancelled — the last frame is kept in History" if
                               result.cancelled else f"Done in {step} iterations")
         if self._closing:
@@ -724,9 +682,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
 
     def _on_failed(self, message: str) -> None:
         self.canvas.hide_preview()
-        if self._request is not None:
-            self._request = None
-            self.state.set_running(False)
+        if self.run_panel.running:
             self.run_panel.finish("Stopped")
         self.show_error(message)
         if self._closing:
@@ -767,7 +723,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
                 event.ignore()
                 return
             self._closing = True
-            self.engine.worker.cancel()
+            self.runs.cancel()
             event.ignore()  # closes again when the worker reports back
             return
         if self.state.has_picture and self.state.dirty and not self._closing_confirmed():
@@ -786,8 +742,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
             self.manipulate.shutdown()
         if self.model_dialog is not None:
             self.model_dialog.stop()  # the engine leaves nothing half-installed
-        if self.engine.thread.isRunning():
-            self.engine.stop()
+        self.runs.stop()
         detach(self.log_bridge)
         self.autosave_timer.stop()
         if not self._shut_down:  # closed on purpose: the autosave is no longer needed

@@ -80,6 +80,7 @@ class RunPanel(QWidget):
             self.status.setText(self.status.text() + " — paused")
 
     def set_running(self, running: bool) -> None:
+        self.running = running
         self.run_button.setEnabled(not running)
         self.pause_button.setEnabled(running)
         self.cancel_button.setEnabled(running)

@@ -1,4 +1,7 @@
-"""The task panel: what to run (task, model, class, preset, quality, seed, device)."""
+"""The task panel: what to run (task, model, class, preset, quality, seed, device).
+
+Its widgets are bound both ways to a :class:`~.model.task_settings.TaskSettings`, which
+holds the values and the rules (default preset, iterations from quality, classes)."""
 
 from __future__ import annotations
 
@@ -16,29 +19,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dgp_engine import InputError, Preset, load_preset, preset_names
-from dgp_engine.taskspec import (
-    DEFAULT_TASK,
-    default_preset_name,
-    menu_tasks,
-    task_by_label,
-    task_spec,
-)
+from dgp_engine import Preset
+from dgp_engine.taskspec import DEFAULT_TASK, menu_tasks, task_by_label, task_spec
 
 from .engine_session import available_devices
+from .model.task_settings import AUTO_CLASS, QUALITY, TaskSettings
 
-AUTO_CLASS = "auto"
-QUALITY = [(0.02, "Draft"), (0.1, "Quick"), (0.3, "Balanced"), (1.0, "Full (paper)")]
+__all__ = ["AUTO_CLASS", "QUALITY", "TaskPanel"]
 
 
 class TaskPanel(QWidget):
     model_selected = Signal(str)
     manage_models = Signal()
 
-    def __init__(self, model_names: list[str], device: str = "auto", parent=None):
+    def __init__(self, model_names: list[str], device: str = "auto",
+                 settings: TaskSettings | None = None, parent=None):
         super().__init__(parent)
-        self._custom_presets: dict[str, Preset] = {}
-        self._class_names: list[str] = []
+        self.settings = settings or TaskSettings(self)
         form = QFormLayout(self)
 
         self.task = QComboBox()
@@ -70,13 +67,12 @@ class TaskPanel(QWidget):
 
         self.preset = QComboBox()
         self.preset.setAccessibleName("Preset")
-        self.preset.addItems(preset_names())
+        self.preset.addItems(self.settings.preset_names())
         form.addRow("&Preset", self.preset)
 
         self.quality = QSlider(Qt.Orientation.Horizontal)
         self.quality.setAccessibleName("Quality")
         self.quality.setRange(0, len(QUALITY) - 1)
-        self.quality.setValue(1)
         self.quality.setPageStep(1)
         self.quality_label = QLabel()
         qrow = QHBoxLayout()
@@ -103,14 +99,9 @@ class TaskPanel(QWidget):
         self.device.setCurrentText(device)
         form.addRow("&Device", self.device)
 
-        self.task.currentTextChanged.connect(self._task_changed)
-        self.preset.currentTextChanged.connect(self._update_iterations)
-        self.quality.valueChanged.connect(self._update_iterations)
+        self._bind()
         self.model.currentTextChanged.connect(self.model_selected)
-        self.model.currentTextChanged.connect(self._pick_default_preset)
-        self.model.currentTextChanged.connect(self._registry_class_names)
         self.manage.clicked.connect(self.manage_models)
-        self._task_changed(self.task.currentText())
 
     @staticmethod
     def _label(text: str, buddy: QWidget) -> QLabel:
@@ -118,55 +109,116 @@ class TaskPanel(QWidget):
         label.setBuddy(buddy)  # Alt+letter focuses the control
         return label
 
-    # --- presets --------------------------------------------------------------
-    def add_preset(self, name: str, preset: Preset, select: bool = True) -> None:
-        """A preset that is not a shipped file (tests, user TOML files)."""
-        self._custom_presets[name] = preset
+    # --- binding ------------------------------------------------------------------------
+    def _bind(self) -> None:
+        """Widgets → settings and settings → widgets; the widgets' values win at start."""
+        s = self.settings
+        s.task = self.task_name()
+        s.model = self.model.currentText()
+        s.device = self.device.currentText()
+        s.class_text = self.class_edit.text()
+        s.seed = self.seed.value()
+        self.task.currentTextChanged.connect(self._task_edited)
+        self.model.currentTextChanged.connect(self._model_edited)
+        self.class_edit.textChanged.connect(self._class_edited)
+        self.preset.currentTextChanged.connect(self._preset_edited)
+        self.quality.valueChanged.connect(self._quality_edited)
+        self.iterations.valueChanged.connect(self._iterations_edited)
+        self.seed.valueChanged.connect(self._seed_edited)
+        self.device.currentTextChanged.connect(self._device_edited)
+        s.task_changed.connect(self._show_task)
+        s.model_changed.connect(self._show_model)
+        s.model_changed.connect(self._registry_class_names)
+        s.class_text_changed.connect(self._show_class)
+        s.preset_changed.connect(self._show_preset)
+        s.presets_changed.connect(self._show_presets)
+        s.quality_changed.connect(self._show_quality)
+        s.iterations_changed.connect(self.iterations.setValue)
+        s.seed_changed.connect(self.seed.setValue)
+        s.device_changed.connect(self._show_device)
+        s.class_names_changed.connect(self._show_class_names)
+        self._show_preset(s.preset)
+        self._show_quality(s.quality)
+        self.iterations.setValue(s.iterations)
+
+    def _task_edited(self, label: str) -> None:
+        self.settings.task = self.task_name()
+
+    def _model_edited(self, name: str) -> None:
+        self.settings.model = name
+
+    def _class_edited(self, text: str) -> None:
+        self.settings.class_text = text
+
+    def _preset_edited(self, name: str) -> None:
+        if name:
+            self.settings.preset = name
+
+    def _quality_edited(self, value: int) -> None:
+        self.settings.quality = value
+        self.settings._update_iterations()  # the scale applies again, as before
+
+    def _iterations_edited(self, value: int) -> None:
+        self.settings.iterations = value
+
+    def _seed_edited(self, value: int) -> None:
+        self.settings.seed = value
+
+    def _device_edited(self, name: str) -> None:
+        self.settings.device = name
+
+    def _show_task(self, name: str) -> None:
+        self.task.setCurrentText(task_spec(name).label)
+
+    def _show_model(self, name: str) -> None:
+        if self.model.findText(name) >= 0:
+            self.model.setCurrentText(name)
+
+    def _show_class(self, text: str) -> None:
+        if self.class_edit.text() != text:
+            self.class_edit.setText(text)
+
+    def _show_preset(self, name: str) -> None:
         if self.preset.findText(name) < 0:
             self.preset.addItem(name)
-        if select:
-            self.preset.setCurrentText(name)
-        self._update_iterations()
+        self.preset.setCurrentText(name)
+
+    def _show_presets(self) -> None:
+        for name in self.settings.preset_names():
+            if self.preset.findText(name) < 0:
+                self.preset.addItem(name)
+
+    def _show_quality(self, value: int) -> None:
+        self.quality.setValue(value)
+        self.quality_label.setText(QUALITY[value][1])
+
+    def _show_device(self, name: str) -> None:
+        if self.device.findText(name) < 0:
+            self.device.addItem(name)
+        self.device.setCurrentText(name)
+
+    def _show_class_names(self, _names: list) -> None:
+        self._completer_model.setStringList(self.settings.class_choices())
+
+    # --- presets (kept for callers: the settings model holds them) --------------------
+    def add_preset(self, name: str, preset: Preset, select: bool = True) -> None:
+        """A preset that is not a shipped file (tests, user TOML files)."""
+        self.settings.add_preset(name, preset, select)
 
     def base_preset(self) -> Preset:
-        name = self.preset.currentText()
-        return self._custom_presets[name] if name in self._custom_presets else load_preset(name)
+        return self.settings.base_preset()
 
     def preset_for_run(self) -> Preset:
         """The chosen preset scaled to the iterations box."""
-        base = self.base_preset()
-        return base.scaled(self.iterations.value() / max(1, base.total_iterations))
-
-    def _update_iterations(self, *_args) -> None:
-        factor, label = QUALITY[self.quality.value()]
-        self.quality_label.setText(label)
-        try:
-            total = self.base_preset().total_iterations
-        except Exception:  # noqa: BLE001 — a broken preset file shows in the run error
-            return
-        self.iterations.setValue(max(1, round(total * factor)))
-
-    def _task_changed(self, _label: str) -> None:
-        self._pick_default_preset()
-
-    def _pick_default_preset(self, *_args) -> None:
-        """The engine's default preset for this task and model (e.g. the bundled model's
-        own schedule), as the CLI runs it, unless a custom preset is chosen."""
-        preset = default_preset_name(self.task_name(), self.model.currentText() or None)
-        if self.preset.currentText() not in self._custom_presets \
-                and self.preset.findText(preset) >= 0:
-            self.preset.setCurrentText(preset)
-        self._update_iterations()
+        return self.settings.preset_for_run()
 
     # --- classes --------------------------------------------------------------
     def set_class_names(self, names: list[str]) -> None:
-        self._class_names = list(names)
-        self._completer_model.setStringList([AUTO_CLASS] + [f"{i}: {n}"
-                                                             for i, n in enumerate(names)])
-        try:
-            self.class_id()
-        except InputError:  # a class of the previous model
-            self.class_edit.setText(AUTO_CLASS)
+        self.settings.set_class_names(names)
+
+    @property
+    def _class_names(self) -> list[str]:
+        return self.settings.class_names
 
     def class_choices(self) -> list[str]:
         """What the class field offers: "auto", then "index: name" per class."""
@@ -186,19 +238,7 @@ class TaskPanel(QWidget):
 
     def class_id(self) -> int | None:
         """None for "auto"; raises InputError with a hint for unknown text."""
-        text = self.class_edit.text().strip()
-        if not text or text.lower() == AUTO_CLASS:
-            return None
-        head = text.split(":", 1)[0].strip()
-        if head.isdigit():
-            idx = int(head)
-            if self._class_names and not 0 <= idx < len(self._class_names):
-                raise InputError(f"Class {idx} is out of range for this model "
-                                 f"(0..{len(self._class_names) - 1}).")
-            return idx
-        from dgp_engine.classes import resolve_class
-
-        return resolve_class(text, self._class_names)
+        return self.settings.class_id()
 
     def task_name(self) -> str:
         """The engine's name of the chosen task."""
@@ -213,12 +253,7 @@ class TaskPanel(QWidget):
         if current in names:
             self.model.setCurrentText(current)
         self.model.blockSignals(False)
-        if self.model.currentText() != current:
-            self._pick_default_preset()
-            self._registry_class_names(self.model.currentText())
+        self.settings.model = self.model.currentText()
 
     def settings_dict(self) -> dict:
-        return {"task": self.task.currentText(), "model": self.model.currentText(),
-                "class": self.class_edit.text(), "preset": self.preset.currentText(),
-                "iterations": self.iterations.value(), "seed": self.seed.value(),
-                "device": self.device.currentText()}
+        return self.settings.as_dict()

@@ -1,8 +1,10 @@
-"""The engine worker: a QObject living in its own QThread that drives the engine
-iterator and reports back with signals (connected only to GUI-thread objects).
-
-Cancel/pause/resume are plain thread-safe flags set from the GUI thread, checked
-every iteration; cancel is a message, never a kill."""
+"""The engine's side of the app: generator functions run on the engine's worker lane
+(:mod:`.thread_worker`), so engine runs use the same worker as every other compute
+job.  :class:`EngineRunner` keeps what the lane's thread loaded between jobs (the
+prior, the thread settings); :meth:`EngineRunner.run` drives the engine iterator and
+yields downscaled preview frames (≈10 per second) and progress; a bare ``yield`` per
+engine report lets the worker check pause and cancel every iteration.  Cancel is a
+message (the engine's cancel event), never a kill: the run ends with its last frame."""
 
 from __future__ import annotations
 
@@ -11,18 +13,18 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
-from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from dgp_engine import DGPError, Prior, Report
 from dgp_engine.pictures import to_uint8
 
 from .catalog import ModelCatalog
 from .engine_session import RegionJob, RegionRequest, RegionResult, resolve_device
+from .jobs import JobProgress
 
 log = logging.getLogger(__name__)
 
@@ -102,50 +104,64 @@ def collect_young() -> None:
     gc.collect(1)
 
 
-class EngineWorker(QObject):
-    model_ready = Signal(ModelInfo)
-    started = Signal()
-    progress = Signal(Progress)       # throttled
-    frame = Signal(np.ndarray)        # H×W×3 uint8 (throttled to ~preview_fps)
-    finished = Signal(RegionResult)
-    failed = Signal(str)              # a readable message
-    warning = Signal(str)
+@dataclass
+class Notice:
+    """A warning for the status bar (e.g. a missing GPU, the CPU used instead)."""
+
+    message: str
+
+
+@dataclass
+class RunStarted:
+    """The model is loaded and the engine starts the run."""
+
+
+def run_error(exc: BaseException) -> str:
+    """The sentence a failed run shows (the engine's own for its errors)."""
+    if isinstance(exc, DGPError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "Out of memory: choose a smaller model or working region."
+    log.error("run failed:\n%s",
+              "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    return (f"The run stopped on an unexpected error: {exc}. "
+            "Details are in the log panel.")
+
+
+def load_error(name: str, exc: BaseException) -> str:
+    if isinstance(exc, DGPError):
+        return str(exc)
+    log.error("loading %s failed:\n%s", name,
+              "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    return f"Could not load the model {name!r}: {exc}"
+
+
+def job_progress(p: Progress) -> JobProgress:
+    """The job protocol's view of an engine progress report."""
+    if p.phase == "select":
+        return JobProgress(None, f"choosing a starting point ({p.iteration}/"
+                                 f"{p.stage_iterations})", p)
+    return JobProgress(p.step / max(1, p.total), f"iteration {p.step}/{p.total}", p)
+
+
+class EngineRunner:
+    """The engine lane's state and its generator functions (run in the lane's thread).
+
+    ``threads`` is applied inside that thread before its next job."""
 
     def __init__(self, catalog: ModelCatalog, threads: int, preview_fps: float = 10.0):
-        super().__init__()
         self.catalog = catalog
         self.threads = max(1, int(threads))
         self.frame_interval = 1.0 / max(0.5, preview_fps)
-        self.cancel_event = threading.Event()
-        self.resume_event = threading.Event()
-        self.resume_event.set()
         self._prior: Prior | None = None
         self._prior_key: tuple[str, str] | None = None
         self._configured = False
         self._warm = False
 
-    # --- called from the GUI thread (thread-safe flags) -------------------------
-    def arm(self) -> None:
-        """Reset the flags for a new run (before requesting it)."""
-        self.cancel_event.clear()
-        self.resume_event.set()
-
-    def cancel(self) -> None:
-        self.cancel_event.set()
-        self.resume_event.set()
-
-    def pause(self) -> None:
-        self.resume_event.clear()
-
-    def resume(self) -> None:
-        self.resume_event.set()
-
     def set_threads(self, n: int) -> None:
-        """Applied inside the worker thread before its next job."""
         self.threads = max(1, int(n))
         self._configured = False
 
-    # --- slots run in the worker thread ---------------------------------------
     def _configure(self) -> None:
         if not self._configured:
             # inside the worker thread: the thread that runs the engine's ops
@@ -161,65 +177,56 @@ class EngineWorker(QObject):
                 warm_up_torch()
                 self._warm = True
 
-    def _get_prior(self, name: str, device: str) -> Prior:
+    def _get_prior(self, name: str, device: str) -> Iterator[Notice | ModelInfo]:
+        """Yields a notice when the device falls back, the model's info when it loads
+        another model; returns the prior."""
         dev, warn = resolve_device(device)
         if warn:
-            self.warning.emit(warn)
+            yield Notice(warn)
         key = (name, dev)
         if self._prior_key != key:
             self._prior = None
             log.info("loading model %s on %s", name, dev)
             self._prior = self.catalog.load(name, dev)
             self._prior_key = key
-            self.model_ready.emit(ModelInfo(name, self._prior.resolution,
-                                            list(self._prior.class_names)
-                                            or [f"class {i}" for i in
-                                                range(self._prior.config.n_classes)], dev,
-                                            self._prior))
+            yield ModelInfo(name, self._prior.resolution,
+                            list(self._prior.class_names)
+                            or [f"class {i}" for i in range(self._prior.config.n_classes)],
+                            dev, self._prior)
         assert self._prior is not None
         return self._prior
 
-    @Slot(str, str)
-    def load_model(self, name: str, device: str) -> None:
-        try:
-            with young_collections_only():
-                self._configure()
-                self._get_prior(name, device)
-        except DGPError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001 — shown to the user, logged in full
-            log.error("loading %s failed:\n%s", name, traceback.format_exc())
-            self.failed.emit(f"Could not load the model {name!r}: {exc}")
+    def load(self, name: str, device: str) -> Iterator[Notice | ModelInfo]:
+        """Load a model (a generator job); yields its info when it is new."""
+        with young_collections_only():
+            self._configure()
+            yield from self._get_prior(name, device)
 
-    @Slot(RegionRequest)
-    def run(self, request: RegionRequest) -> None:
-        """Flags are reset by ``arm()`` in the GUI thread when the run is requested,
-        so a Cancel that comes before this slot starts is not lost."""
-        try:
-            with young_collections_only():
-                self._configure()
-                prior = self._get_prior(request.model, request.device)
-                job = RegionJob(prior, request, self.cancel_event)
-                self.started.emit()
-                self._drive(job, prior)
-        except DGPError as exc:
-            self.failed.emit(str(exc))
-        except MemoryError:
-            self.failed.emit("Out of memory: choose a smaller model or working region.")
-        except Exception as exc:  # noqa: BLE001
-            log.error("run failed:\n%s", traceback.format_exc())
-            self.failed.emit(f"The run stopped on an unexpected error: {exc}. "
-                             "Details are in the log panel.")
+    def run(self, request: RegionRequest, cancel: threading.Event) -> Iterator[object]:
+        """One run (a cooperative generator job: it sees ``cancel`` itself and ends with
+        its last frame).  Yields a notice/model info, :class:`RunStarted`, preview
+        frames (H×W×3 uint8) and :class:`JobProgress` with the engine's
+        :class:`Progress`; returns the :class:`RegionResult`."""
+        with young_collections_only():
+            self._configure()
+            prior = yield from self._get_prior(request.model, request.device)
+            job = RegionJob(prior, request, cancel)
+            yield RunStarted()
+            yield from self._drive(job)
+        result: RegionResult | None = job.result
+        if result is None:
+            raise DGPError("The run ended without a result.")
+        result.prior = prior  # read-only for everyone: a run trains its own copy of G
+        yield result.output
+        return result
 
-    def _drive(self, job: RegionJob, prior: Prior) -> None:
+    def _drive(self, job: RegionJob) -> Iterator[object]:
         history: list[float] = []
         last_frame = last_progress = 0.0
         for n, report in enumerate(job):
             if n % 25 == 24:
                 collect_young()
-            if not self.resume_event.is_set():
-                while not self.resume_event.wait(0.05):
-                    pass
+            yield  # pause and cancel are checked every iteration
             if report.done:
                 continue  # the job composites after the engine's last report
             now = time.perf_counter()
@@ -228,38 +235,8 @@ class EngineWorker(QObject):
             final_of_phase = report.iteration == report.stage_iterations
             if report.image is not None and (now - last_frame >= self.frame_interval
                                              or final_of_phase):
-                self.frame.emit(to_uint8(report.image[0], PREVIEW_SIDE))
+                yield to_uint8(report.image[0], PREVIEW_SIDE)
                 last_frame = now
             if now - last_progress >= 0.05 or final_of_phase:
-                self.progress.emit(progress_of(report, history))
+                yield job_progress(progress_of(report, history))
                 last_progress = now
-        result: RegionResult | None = job.result
-        if result is None:
-            self.failed.emit("The run ended without a result.")
-            return
-        result.prior = prior  # read-only for everyone: a run trains its own copy of G
-        self.frame.emit(result.output)
-        self.finished.emit(result)
-
-class WorkerThread(QObject):
-    """Owns the QThread and the worker; the GUI talks to it, never to the thread."""
-
-    run_requested = Signal(RegionRequest)
-    load_requested = Signal(str, str)
-
-    def __init__(self, catalog: ModelCatalog, threads: int, preview_fps: float = 10.0,
-                 parent: QObject | None = None):
-        super().__init__(parent)
-        self.thread = QThread()
-        self.thread.setObjectName("dgp-engine")
-        self.worker = EngineWorker(catalog, threads, preview_fps)
-        self.worker.moveToThread(self.thread)
-        self.run_requested.connect(self.worker.run)
-        self.load_requested.connect(self.worker.load_model)
-        self.thread.start()
-
-    def stop(self, timeout_ms: int = 30000) -> bool:
-        """Cancel whatever runs, end the thread's event loop and wait for it."""
-        self.worker.cancel()
-        self.thread.quit()
-        return self.thread.wait(timeout_ms)

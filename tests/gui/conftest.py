@@ -86,6 +86,6 @@ def window(qtbot):
     qtbot.waitExposed(w)
     yield w
     if w.state.running:
-        w.engine.worker.cancel()
+        w.runs.cancel()
         qtbot.waitUntil(lambda: not w.state.running, timeout=10000)
     w.shutdown()

@@ -78,7 +78,7 @@ def test_settings_dialog_saves_toml_and_applies_threads(qtbot, window):
     saved = Settings.load()
     assert saved.engine_threads == 1 and saved.device == "cpu"
     assert saved.hub_repos == {"biggan-128": "someone/biggan128"}
-    assert window.engine.worker.threads == 1
+    assert window.runs.threads == 1
     bad = SettingsDialog(window.settings, window)
     qtbot.addWidget(bad)
     bad.repos.setPlainText("nonsense")

@@ -59,7 +59,7 @@ def app(qtbot, model_folder):
     qtbot.waitUntil(lambda: w.state.model_resolution == 32, timeout=20000)
     yield w
     if w.state.running:
-        w.engine.worker.cancel()
+        w.runs.cancel()
         qtbot.waitUntil(lambda: not w.state.running, timeout=10000)
     w.shutdown()
 

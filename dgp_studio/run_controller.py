@@ -1,0 +1,203 @@
+"""The run controller: owns a run's request and its lifecycle (model loads, start,
+pause, resume, cancel, the result into the history) so the main window only glues
+widgets to it.
+
+Engine work runs as generator jobs on the engine's worker lane (one QThread; see
+:mod:`.thread_worker` and :mod:`.worker`); each is presented as a :class:`~.jobs.Job`
+(``job_added``) like every other background job.  The worker's signals connect only
+to slots of this object and of the jobs, which live in the GUI thread."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+
+from dgp_engine import InputError
+from dgp_engine.taskspec import task_spec
+
+from .catalog import ModelCatalog
+from .engine_session import NEEDS_MASK, RegionRequest, RegionResult
+from .jobs import Job, JobProgress, JobState
+from .model.state import AppState, HistoryEntry
+from .model.task_settings import TaskSettings
+from .thread_worker import GeneratorWorker, WorkerLane
+from .worker import EngineRunner, ModelInfo, Notice, Progress, RunStarted, load_error, run_error
+
+log = logging.getLogger(__name__)
+
+
+class RunController(QObject):
+    model_ready = Signal(ModelInfo)
+    run_started = Signal()            # the model is loaded, the engine runs
+    progress = Signal(Progress)       # throttled by the engine lane
+    frame = Signal(np.ndarray)        # H×W×3 uint8 preview (≈10 per second)
+    # the result and its history entry (None when the picture went away meanwhile)
+    finished = Signal(RegionResult, object)
+    failed = Signal(str)              # a readable message (a run or a model load)
+    warning = Signal(str)
+    job_added = Signal(object)        # every Job this controller starts
+
+    def __init__(self, state: AppState, settings: TaskSettings, catalog: ModelCatalog,
+                 threads: int, preview_fps: float = 10.0, parent: QObject | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.settings = settings
+        self.runner = EngineRunner(catalog, threads, preview_fps)
+        self.lane = WorkerLane("dgp-engine", self)
+        self.request: RegionRequest | None = None
+        self.job: Job | None = None       # the current (or last) run
+        self._alive: set[Job] = set()     # jobs until they end (no Qt parent)
+
+    # --- requests ---------------------------------------------------------------------
+    def build_request(self) -> RegionRequest:
+        """The request for the picture's working region with the current settings;
+        raises InputError with what to do when it cannot run."""
+        st, s = self.state, self.settings
+        if not st.has_picture:
+            raise InputError("Open a picture first (Ctrl+O, drag and drop, or paste).")
+        if not s.model:
+            raise InputError("No model is installed: use Models → Download or import….")
+        task = s.task
+        if st.region is None:
+            st.reset_region()
+        assert st.region is not None
+        x, y, side = st.region
+        if task in NEEDS_MASK and not (st.mask[y:y + side, x:x + side] > 127).any():
+            if st.mask_bounds() is None:
+                raise InputError("The mask is empty: paint the area to fill with the brush (B) "
+                                 "or select it (M, L) before running inpainting.")
+            raise InputError("The mask lies outside the working region: press Ctrl+R to put "
+                             "the region around the mask, or move it with F.")
+        # the region plus one pixel of picture around it, so the engine feathers the
+        # seam exactly as on the whole picture
+        w, h = st.size
+        x0, y0 = max(0, x - 1), max(0, y - 1)
+        x1, y1 = min(w, x + side + 1), min(h, y + side + 1)
+        assert st.picture is not None
+        return RegionRequest(
+            task=task, model=s.model,
+            image=st.picture.pixels[y0:y1, x0:x1].copy(),
+            mask=st.mask[y0:y1, x0:x1].copy(), bounds=(x0, y0, x1, y1),
+            region=(x - x0, y - y0, side),
+            preset=s.preset_for_run(), class_id=s.class_id(), seed=s.seed, device=s.device,
+            extra=s.as_dict())
+
+    # --- lifecycle --------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.request is not None
+
+    def _start(self, worker: GeneratorWorker, title: str) -> Job:
+        job = Job.for_worker(worker, title)
+        worker.yielded.connect(self._on_value)
+        self._alive.add(job)
+        job.ended.connect(self._forget)
+        self.job_added.emit(job)
+        self.lane.start(worker)
+        return job
+
+    def load_model(self, name: str, device: str) -> Job | None:
+        """Load ``name`` in the engine's thread (its info comes as ``model_ready``)."""
+        if not name or self.running:
+            return None
+        worker = GeneratorWorker(self.runner.load, name, device,
+                                 describe=partial(load_error, name))
+        job = self._start(worker, f"Loading model {name}")
+        job.ended.connect(self._on_load_ended)
+        return job
+
+    def start(self, request: RegionRequest) -> Job:
+        """Run ``request``; its result goes into the history (``finished``)."""
+        if self.running:
+            raise InputError("A run is in progress.")
+        self.request = request
+        self.state.set_running(True)
+        log.info("run %s on %s, region %s, %d iterations", request.task, request.model,
+                 request.bounds, request.preset.total_iterations)
+        worker = GeneratorWorker(self.runner.run, request, cooperative=True,
+                                 describe=run_error)
+        worker.progress.connect(self._on_progress)
+        title = f"{task_spec(request.task).label} · {request.model}"
+        self.job = self._start(worker, title)
+        self.job.ended.connect(self._on_run_ended)
+        return self.job
+
+    # Flags only (thread-safe): the lane's thread is busy inside the run.
+    def pause(self) -> None:
+        if self.running and self.job is not None:
+            self.job.pause()
+
+    def resume(self) -> None:
+        if self.job is not None:
+            self.job.resume()
+
+    def cancel(self) -> bool:
+        if self.running and self.job is not None:
+            self.job.cancel()
+            return True
+        return False
+
+    def set_threads(self, n: int) -> None:
+        """Applied inside the engine's thread before its next job."""
+        self.runner.set_threads(n)
+
+    @property
+    def threads(self) -> int:
+        return self.runner.threads
+
+    def stop(self, timeout_ms: int = 30000) -> bool:
+        """Cancel whatever runs and end the engine's thread."""
+        return self.lane.stop(timeout_ms)
+
+    # --- from the engine lane (delivered in the GUI thread) ---------------------------
+    @Slot(object)
+    def _on_value(self, value: object) -> None:
+        if isinstance(value, np.ndarray):
+            self.frame.emit(value)
+        elif isinstance(value, ModelInfo):
+            self.model_ready.emit(value)
+        elif isinstance(value, Notice):
+            self.warning.emit(value.message)
+        elif isinstance(value, RunStarted):
+            self.run_started.emit()
+
+    @Slot(object)
+    def _on_progress(self, p: JobProgress) -> None:
+        if isinstance(p.detail, Progress):
+            self.progress.emit(p.detail)
+
+    @Slot(object)
+    def _on_load_ended(self, job: Job) -> None:
+        if job.state == JobState.FAILED:
+            self.failed.emit(job.error)
+
+    @Slot(object)
+    def _on_run_ended(self, job: Job) -> None:
+        req, self.request = self.request, None
+        self.state.set_running(False)
+        result = job.result if isinstance(job.result, RegionResult) else None
+        if job.state == JobState.FAILED or result is None:
+            self.failed.emit(job.error or "The run ended without a result.")
+            return
+        if req is None or self.state.picture is None:
+            self.finished.emit(result, None)
+            return
+        step = result.state.progress.get("step", 0)
+        title = f"{task_spec(req.task).label} · {req.model} · {step} it"
+        after = result.patch if result.patch is not None else result.picture
+        assert after is not None
+        entry = HistoryEntry(title, req.bounds, req.image, after, result.output,
+                             cancelled=result.cancelled, settings=req.extra, state=result.state,
+                             picture=result.picture)
+        for note in result.notes:
+            log.info(note)
+        # a cancelled run keeps its last frame as a result the user may still apply
+        self.state.add_result(entry, apply=not result.cancelled)
+        self.finished.emit(result, entry)
+
+    @Slot(object)
+    def _forget(self, job: Job) -> None:
+        self._alive.discard(job)
