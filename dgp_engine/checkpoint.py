@@ -22,6 +22,7 @@ import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -93,8 +94,8 @@ def _studiogan_yaml(folder: Path) -> Path | None:
     return None
 
 
-def _studiogan_config(folder: Path, g_sd: dict | None = None,
-                      d_sd: dict | None = None) -> BigGANConfig:
+def _studiogan_config(folder: Path, g_sd: dict[str, torch.Tensor] | None = None,
+                      d_sd: dict[str, torch.Tensor] | None = None) -> BigGANConfig:
     yaml_file = _studiogan_yaml(folder)
     if yaml_file is not None:
         return studiogan.config_from_yaml(yaml_file)
@@ -137,6 +138,7 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
     """The tensors of a weights file (``.safetensors``, or a ``.pth`` holding a state dict
     or a dict with ``state_dict`` — StudioGAN's optimizer state and metadata are dropped),
     as float32 where floating point."""
+    sd: Any  # whatever the file holds: checked below
     try:
         if file.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -166,7 +168,7 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
 
 
-def _torch_load(file: Path):
+def _torch_load(file: Path) -> Any:
     try:  # zip-format checkpoints map their tensors: optimizer state is never paged in
         return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError as exc:
@@ -175,7 +177,7 @@ def _torch_load(file: Path):
         return torch.load(file, map_location="cpu", weights_only=True)
 
 
-def family_of(sd: dict) -> str:
+def family_of(sd: dict[str, torch.Tensor]) -> str:
     """Which BigGAN family a state dict holds, StudioGAN's names or ours: spectral-norm
     layers with a stored v (``weight_v``/``v0``) are StudioGAN's, with a logged sigma
     (``sv0``) BigGAN-PyTorch's."""
@@ -184,7 +186,8 @@ def family_of(sd: dict) -> str:
     return "biggan-pytorch"
 
 
-def as_ours(sd: dict[str, torch.Tensor], role: str, label: str) -> tuple[dict, str]:
+def as_ours(sd: dict[str, torch.Tensor], role: str,
+            label: str) -> tuple[dict[str, torch.Tensor], str]:
     """(state dict under our names, its family). StudioGAN networks other than the
     BigGAN G/D that DGP uses are refused with what they are."""
     if not studiogan.is_studiogan(sd):
@@ -228,7 +231,7 @@ def read_folder(folder: Path) -> FolderWeights:
 
 
 def load_strict(net: torch.nn.Module, sd: dict[str, torch.Tensor], file: Path,
-                config: BigGANConfig, optional: re.Pattern | None = None) -> None:
+                config: BigGANConfig, optional: re.Pattern[str] | None = None) -> None:
     expected = net.state_dict()
     missing = [k for k in expected if k not in sd and not (optional and optional.match(k))]
     unexpected = [k for k in sd if k not in expected]

@@ -178,7 +178,7 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
 
 
 def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfig | str | Path |
-                 dict | None = None, title: str = "", classes: str | Path | None = None,
+                 dict[str, Any] | None = None, title: str = "", classes: str | Path | None = None,
                  progress: ProgressCallback | None = None,
                  cancel: threading.Event | None = None) -> InstalledModel:
     """Convert a generator/discriminator pair the user has into an installed model.
@@ -207,6 +207,7 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
     given = _config_arg(config)
     if entry is not None and entry.kind == "download":
         cfg = entry.config
+        assert cfg is not None  # only the bundled entry may lack one (registry._entry_from)
         if given is not None and given != cfg:
             raise RegistryError(
                 f"{name} has a fixed architecture ({cfg.describe()}): drop --config to import "
@@ -265,7 +266,8 @@ def _studiogan_config_of(files: dict[str, Path]) -> BigGANConfig | None:
     return studiogan.infer_config(g, d)
 
 
-def _config_arg(config: BigGANConfig | str | Path | dict | None) -> BigGANConfig | None:
+def _config_arg(config: BigGANConfig | str | Path | dict[str, Any] | None
+                ) -> BigGANConfig | None:
     if config is None or isinstance(config, BigGANConfig):
         return config
     if isinstance(config, dict):
@@ -406,8 +408,9 @@ def _fetch(entry: ModelEntry, src: registry.HubSource, role: str, reporter: Repo
 
     fname = src.filename(role)
     endpoint = src.endpoint.rstrip("/") or None
-    hub_kwargs = dict(repo_id=src.repo_id, filename=fname, revision=src.revision,
-                      cache_dir=str(registry.downloads_dir()), endpoint=endpoint)
+    hub_kwargs: dict[str, Any] = dict(
+        repo_id=src.repo_id, filename=fname, revision=src.revision,
+        cache_dir=str(registry.downloads_dir()), endpoint=endpoint)
     want, why = registry.expected_sha256(src, role)
 
     def checked(path: Path) -> str:
@@ -518,9 +521,10 @@ def pull(name: str, *, force: bool = False, update: bool = False, offline: bool 
         fetched[role] = path
         origin_files[role] = {"name": src.filename(role), "sha256": sha,
                               "size": path.stat().st_size, "downloaded": downloaded}
-    origin = {"kind": "hub", "endpoint": src.endpoint, "repo_id": src.repo_id,
-              "revision": src.revision, "commit": commit or _cached_commit(fetched["G"]),
-              "format": src.format, "files": origin_files, "pulled_at": _now()}
+    origin: dict[str, Any] = {
+        "kind": "hub", "endpoint": src.endpoint, "repo_id": src.repo_id,
+        "revision": src.revision, "commit": commit or _cached_commit(fetched["G"]),
+        "format": src.format, "files": origin_files, "pulled_at": _now()}
     if pattern_src.has_patterns:
         origin["patterns"] = {"G": pattern_src.G, "D": pattern_src.D,
                               "revision": pattern_src.revision}

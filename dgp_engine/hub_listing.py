@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -54,7 +55,8 @@ def page_url(endpoint: str, repo_id: str, revision: str, folder: str = "") -> st
     return f"{base}/{repo_id}/tree/{quote(revision, safe='')}" + (f"/{folder}" if folder else "")
 
 
-def _get(url: str, timeout: float, params: dict | None = None):
+def _get(url: str, timeout: float, params: dict[str, str] | None = None) -> Any:
+    """The response (httpx's or requests', by huggingface_hub version), raised for status."""
     from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
     response = get_session().get(url, params=params, headers=build_hf_headers(),
@@ -77,7 +79,7 @@ def list_files(endpoint: str, repo_id: str, revision: str, folder: str,
     base = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
     url: str | None = (f"{base}/api/models/{repo_id}/tree/{quote(revision, safe='')}"
                        + (f"/{quote(folder, safe='/')}" if folder else ""))
-    params: dict | None = {"recursive": "true", "expand": "false"}
+    params: dict[str, str] | None = {"recursive": "true", "expand": "false"}
     out: list[RemoteFile] = []
     while url:
         response = _get(url, timeout, params)

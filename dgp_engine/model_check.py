@@ -61,10 +61,11 @@ def inspect_state_dict(sd: dict[str, Any]) -> CheckpointShape:
 
     blocks = {k.split(".")[1] for k in sd if k.startswith("blocks.") and k.count(".") > 1}
     n = len(blocks)
-    if shape("output_layer.2.weight") is not None:
+    output_shape = shape("output_layer.2.weight")
+    if output_shape is not None:
         res = {3: 32, 4: 64, 5: 128, 6: 256}.get(n)
-        out_in = shape("output_layer.2.weight")[1]
-        ch = out_in // 4 if res == 32 else out_in
+        out_in = output_shape[1]
+        ch: int | None = out_in // 4 if res == 32 else out_in
         classes = shape("shared.weight")
         return CheckpointShape("G", res, ch, classes[0] if classes else None)
     if shape("embed.weight") is not None or shape("blocks.0.0.conv1.weight") is not None:

@@ -62,7 +62,7 @@ def cleanup() -> list[Path]:
                 age = now - entry.stat().st_mtime
             except OSError:
                 continue
-            alive = bool(m) and _pid_alive(int(m["pid"]))
+            alive = m is not None and _pid_alive(int(m["pid"]))
             if alive and age < _STALE_SECONDS:
                 continue
             if prefix == TRASH and m and not (root / m["name"]).exists() and \

@@ -159,11 +159,13 @@ class InstalledModel:
 
     @property
     def files(self) -> dict[str, dict[str, Any]]:
-        return self.record.get("files", {})
+        files: dict[str, dict[str, Any]] = self.record.get("files", {})
+        return files
 
     @property
     def origin(self) -> dict[str, Any]:
-        return self.record.get("origin", {})
+        origin: dict[str, Any] = self.record.get("origin", {})
+        return origin
 
     @property
     def size_bytes(self) -> int:
@@ -205,7 +207,8 @@ def validate_name(name: str) -> str:
 
 
 def bundled_model_dir() -> Path:
-    return Path(str(resources.files("dgp_resources").joinpath("models", BUNDLED)))
+    # One name per joinpath: Python 3.10's Traversable.joinpath takes a single child.
+    return Path(str(resources.files("dgp_resources").joinpath("models").joinpath(BUNDLED)))
 
 
 def model_dir(name: str) -> Path:
@@ -226,12 +229,14 @@ def downloads_dir() -> Path:
 
 
 def _shipped() -> dict[str, Any]:
-    text = resources.files("dgp_resources").joinpath("models", "registry.toml").read_text("utf-8")
-    data = tomllib.loads(text)
+    text = (resources.files("dgp_resources").joinpath("models").joinpath("registry.toml")
+            .read_text("utf-8"))
+    data: dict[str, Any] = tomllib.loads(text)
     if data.get("schema") != 1:
         raise RegistryError("resources/models/registry.toml has an unknown schema; reinstall "
                             "DGP Studio.")
-    return data.get("models", {})
+    models: dict[str, Any] = data.get("models", {})
+    return models
 
 
 def _read_user() -> dict[str, Any]:
@@ -239,7 +244,8 @@ def _read_user() -> dict[str, Any]:
     if not file.is_file():
         return {}
     try:
-        return tomllib.loads(file.read_text(encoding="utf-8"))
+        data: dict[str, Any] = tomllib.loads(file.read_text(encoding="utf-8"))
+        return data
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise RegistryError(
             f"{file} could not be read ({exc}): fix it or delete it to return to the defaults."
@@ -378,11 +384,11 @@ def source_settings(name: str) -> HubSource:
     return entry.source
 
 
-def set_source(name: str, **changes: str) -> HubSource:
+def set_source(name: str, **changes: str | None) -> HubSource:
     """Change where ``name`` is downloaded from (what the settings dialog edits).
 
     Keys: endpoint, repo_id, revision, G, D, G_sha256, D_sha256. Returns the effective
-    source. An empty string restores the shipped default of that key."""
+    source. An empty string restores the shipped default of that key; None leaves it."""
     entry = get_entry(name)
     if entry.source is None:
         raise _no_source(entry)
@@ -573,18 +579,19 @@ def list_models() -> list[ModelStatus]:
             continue
         model = installed(entry.name)
         source = entry.source.describe() if entry.source else "imported files"
-        extra = dict(licence=entry.licence, about=entry.about,
-                     download_bytes=entry.download_bytes if entry.source else None,
-                     downloadable=bool(entry.source and entry.source.configured))
+        download_bytes = entry.download_bytes if entry.source else None
+        downloadable = bool(entry.source and entry.source.configured)
         if model is not None:
             origin = model.origin
             how = ("imported files" if origin.get("kind") == "import"
                    else f"pulled from {origin.get('repo_id', '?')}@{origin.get('revision', '?')}")
             rows.append(ModelStatus(entry.name, entry.title, entry.kind, "installed",
                                     model.config.resolution, model.folder, how, model.size_bytes,
-                                    **extra))
+                                    licence=entry.licence, about=entry.about,
+                                    download_bytes=download_bytes, downloadable=downloadable))
         else:
             rows.append(ModelStatus(entry.name, entry.title, entry.kind, "not installed",
                                     entry.resolution, None, source, entry.download_bytes,
-                                    **extra))
+                                    licence=entry.licence, about=entry.about,
+                                    download_bytes=download_bytes, downloadable=downloadable))
     return rows

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import OperationCancelled
 
@@ -81,7 +81,7 @@ def bar_class(reporter: Reporter, file: str, index: int, count: int) -> type:
         def __enter__(self) -> _ProgressBar:
             return self
 
-        def __exit__(self, *exc: Any) -> bool:
+        def __exit__(self, *exc: Any) -> Literal[False]:
             return False
 
         def close(self) -> None:
