@@ -149,6 +149,8 @@ class MainWindow(QMainWindow, ProjectFileActions):
         r.finished.connect(self._on_finished)
         r.failed.connect(self._on_failed)
         r.warning.connect(self._on_warning)
+        if self.manipulate is not None:
+            self.manipulate.job_added.connect(self.jobs.add)
 
         self.task_panel.model_selected.connect(self._load_model)
         self.task_panel.task.currentTextChanged.connect(self._task_changed)
@@ -564,6 +566,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
             dlg = self.model_dialog = ModelDialog(self)
             dlg.models_changed.connect(self._models_changed)
             dlg.use_model.connect(self.use_model)
+            dlg.job_started.connect(self.jobs.add)  # transfers show in the status bar
         else:
             self.model_dialog.refresh()
         self.model_dialog.show()

@@ -1,18 +1,18 @@
 """Models dialog: every prior the registry knows — what it is for, its size and licence —
 with Download (progress, Stop, resume) and import of checkpoint files the user has.
 
-Transfers run through the engine's async API on the qasync event loop, never on the
-GUI thread; without a running loop (qasync missing) the same coroutine runs on a
-private asyncio loop in a helper thread whose reports come back as queued signals.
+Transfers run through the engine's async API as I/O jobs (:class:`~.jobs.AsyncJob`):
+on the qasync event loop, never on the GUI thread; without a running loop (qasync
+missing) on a private asyncio loop in a helper thread.  Each transfer is a
+:class:`~.jobs.Job` like a run (``job_started``), so the status bar shows it too.
 This app has no downloader of its own."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -28,6 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from dgp_engine import hub_async
+
+from .jobs import AsyncJob, Job, JobProgress, JobState
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +55,17 @@ class ModelDialog(QDialog):
     models_changed = Signal()
     #: the user asked to work with this (installed) model now
     use_model = Signal(str)
-    # from the helper thread of a transfer run without the app's event loop
-    _report = Signal(object)
-    _ended = Signal(str, str, object)
+    #: a transfer started (a jobs.Job: the status bar shows it)
+    job_started = Signal(object)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setAccessibleName("Models")
-        self._task: asyncio.Task | None = None
-        self._thread_job: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None
-        # set by Stop as well as cancelling the task: the engine's worker thread sees it
-        # even if the event loop ends first (the app quitting)
+        self.job: AsyncJob | None = None  # the current (or last) transfer
+        self._job_name = ""
+        # the job's cancel event, set by Stop as well as cancelling the task: the
+        # engine's worker thread sees it even if the event loop ends first (app quitting)
         self._cancel = threading.Event()
         self._rows: dict[str, object] = {}  # name -> registry.ModelStatus
         self._classes: dict[str, int | None] = {}
@@ -115,8 +116,6 @@ class ModelDialog(QDialog):
         self.cancel_button.clicked.connect(self.stop)
         self.close_button.clicked.connect(self.close)
         self.table.itemSelectionChanged.connect(self._selection_changed)
-        self._report.connect(self._progress)
-        self._ended.connect(self._finish)
         self.resize(820, 440)
         self.refresh()
 
@@ -225,57 +224,46 @@ class ModelDialog(QDialog):
     # --- transfers ------------------------------------------------------------
     @property
     def _busy(self) -> bool:
-        return self._task is not None or self._thread_job is not None
+        return self.job is not None and not self.job.state.ended
 
     def is_busy(self) -> bool:
         return self._busy
+
+    def _new_job(self, what: str, name: str | None) -> AsyncJob:
+        self._plan_total, self._file_totals = None, {}
+        job = self.job = AsyncJob(what, parent=self)
+        self._job_name = name or ""
+        self._cancel = job.cancel_event
+        job.ended.connect(self._job_ended)
+        self.bar.setVisible(True)
+        self.bar.setRange(0, 0)
+        self.status.setText(f"{what}…")
+        self._set_busy(True)
+        self.job_started.emit(job)
+        return job
 
     def _start(self, coro_factory, what: str, name: str | None = None) -> None:
         if self._busy:
             self.status.setText("A transfer is running: wait for it or press Stop.")
             return
-        self._plan_total, self._file_totals = None, {}
-        self._cancel = threading.Event()
-        self.bar.setVisible(True)
-        self.bar.setRange(0, 0)
-        self.status.setText(f"{what}…")
-        self._set_busy(True)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no qasync loop: a private one in a helper thread
-            loop = asyncio.new_event_loop()
-            task = loop.create_task(self._run_off_gui(coro_factory(self._report.emit), what,
-                                                      name or ""))
-            self._thread_job = (loop, task)
-            threading.Thread(target=_run_loop, args=(loop, task), name="dgp-model-transfer",
-                             daemon=True).start()
-            return
-        self._task = loop.create_task(self._run(coro_factory(self._progress), what, name))
-
-    async def _run_off_gui(self, coro, what: str, name: str) -> None:
-        """The helper thread's side: the outcome goes back to the GUI thread by signal."""
-        try:
-            await coro
-            outcome = None
-        except asyncio.CancelledError:
-            outcome = _CANCELLED
-        except Exception as exc:  # noqa: BLE001 — reported in the GUI thread
-            outcome = exc
-        self._ended.emit(what, name, outcome)
+        job = self._new_job(what, name)
+        # the engine's reports reach _progress in the GUI thread (looked up now: tests
+        # may replace it)
+        job.start_coroutine(coro_factory, on_report=self._progress)
 
     async def _run(self, coro, what: str, name: str | None = None) -> None:
-        try:
-            await coro
-            outcome = None
-        except asyncio.CancelledError:
-            outcome = _CANCELLED
-        except Exception as exc:  # noqa: BLE001 — the engine's errors say what to do
-            outcome = exc
-        self._finish(what, name or "", outcome)
+        """Await a transfer on the running loop as this dialog's job."""
+        await self._new_job(what, name).run(coro)
+
+    @Slot(object)
+    def _job_ended(self, job: Job) -> None:
+        if job is not self.job:
+            return
+        outcome = {JobState.FINISHED: None, JobState.CANCELLED: _CANCELLED}.get(
+            job.state, job.exception or job.error)
+        self._finish(job.title, self._job_name, outcome)
 
     def _finish(self, what: str, name: str, outcome) -> None:
-        self._task = None
-        self._thread_job = None
         if outcome is None:
             self._interrupted.discard(name)
             self.status.setText(f"{what}: done." + (
@@ -291,9 +279,7 @@ class ModelDialog(QDialog):
         else:
             if name:
                 self._interrupted.add(name)
-            if isinstance(outcome, Exception) and not _is_engine_error(outcome):
-                log.error("%s failed", what, exc_info=outcome)  # a bug: the log keeps it
-            else:
+            if _is_engine_error(outcome):  # anything else was logged in full by the job
                 log.warning("%s failed: %s", what, outcome)
             self.status.setText(f"{what} failed: {outcome}")
         self._set_busy(False)
@@ -307,6 +293,7 @@ class ModelDialog(QDialog):
         if p.stage == "list":
             self.bar.setRange(0, 0)
             self.status.setText(f"Looking up {p.model}'s files on the Hub ({p.file})…")
+            self._job_progress(None, p)
             return
         if p.stage == "plan":
             self._plan_total = p.total
@@ -314,6 +301,7 @@ class ModelDialog(QDialog):
             size = f"{_mb(p.total)} to download" if p.total else "size not known yet"
             files = " + ".join(f.rsplit("/", 1)[-1] for f in p.file.split(" + "))
             self.status.setText(f"{p.model}: {size} ({files}).")
+            self._job_progress(None, p)
             return
         if p.stage == "download" and p.total:
             self._file_totals[p.index] = p.total
@@ -334,6 +322,11 @@ class ModelDialog(QDialog):
                  "read": "converting", "write": "converting",
                  "verify": "verifying"}.get(p.stage, p.stage)
         self.status.setText(f"{p.model}: {doing} {file}, {_mb(p.done)}{total}")
+        self._job_progress(overall, p)
+
+    def _job_progress(self, fraction: float | None, p) -> None:
+        if self.job is not None and not self.job.state.ended:
+            self.job.set_progress(JobProgress(fraction, self.status.text(), p))
 
     def _set_busy(self, busy: bool) -> None:
         self.import_button.setEnabled(not busy)
@@ -391,15 +384,10 @@ class ModelDialog(QDialog):
 
     def stop(self) -> None:
         """Stop the running transfer; the engine tidies up, then the outcome is shown."""
-        if self._busy:
-            self._cancel.set()
-        if self._task is not None:
-            self._task.cancel()
-        elif self._thread_job is not None:
-            loop, task = self._thread_job
-            loop.call_soon_threadsafe(task.cancel)
-        else:
+        if not self._busy:
             return
+        assert self.job is not None
+        self.job.cancel()
         self.cancel_button.setEnabled(False)
         self.status.setText("Stopping…")
 
@@ -412,14 +400,6 @@ class ModelDialog(QDialog):
                 return
             self.stop()
         super().closeEvent(event)
-
-
-def _run_loop(loop: asyncio.AbstractEventLoop, task: asyncio.Task) -> None:
-    try:
-        loop.run_until_complete(task)
-        loop.run_until_complete(loop.shutdown_default_executor())
-    finally:
-        loop.close()
 
 
 def _is_engine_error(exc: BaseException) -> bool:

@@ -57,11 +57,15 @@ class GeneratorWorker(QObject):
     finished = Signal()               # always, last
 
     def __init__(self, func: Callable[..., Iterator[Any]], *args: Any,
-                 cooperative: bool = False, describe: Callable[[BaseException], str] =
-                 describe_error, **kwargs: Any):
+                 cooperative: bool = False, start_if_cancelled: bool | None = None,
+                 describe: Callable[[BaseException], str] = describe_error, **kwargs: Any):
         super().__init__()
         self._func, self._args, self._kwargs = func, args, kwargs
         self.cooperative = cooperative
+        # a cooperative function runs even when cancelled before it starts (an engine run
+        # then ends at once with what it has) unless told otherwise
+        self.start_if_cancelled = cooperative if start_if_cancelled is None \
+            else start_if_cancelled
         self.describe = describe
         self.abort_event = threading.Event()
         self._resume_event = threading.Event()
@@ -95,7 +99,7 @@ class GeneratorWorker(QObject):
     def work(self) -> None:
         """Run the generator to its end (called by the lane, in its thread)."""
         try:
-            if self.abort_event.is_set() and not self.cooperative:
+            if self.abort_event.is_set() and not self.start_if_cancelled:
                 self.cancelled.emit()  # cancelled before it started: nothing runs
                 return
             self.started.emit()

@@ -2,8 +2,8 @@
 
 from .export_dialog import ExportDialog, ExportSettings
 from .panel import ManipulatePanel, install_manipulate_panel
-from .render_worker import RenderThread, RenderWorker
+from .render_worker import Renderers, RenderThread
 from .timeline import MorphTimelineWidget
 
 __all__ = ["ExportDialog", "ExportSettings", "ManipulatePanel", "MorphTimelineWidget",
-           "RenderThread", "RenderWorker", "install_manipulate_panel"]
+           "RenderThread", "Renderers", "install_manipulate_panel"]

@@ -41,6 +41,7 @@ class ManipulatePanel(QWidget):
 
     adopted = Signal(ReconstructionState, str)  # the adopted state, a short description
     message = Signal(str)              # status/error text (also shown in the panel)
+    job_added = Signal(object)         # a long render (export, morph) as a jobs.Job
 
     def __init__(self, parent: QWidget | None = None, *, variations: int = 8,
                  threads: int | None = None):
@@ -210,7 +211,7 @@ class ManipulatePanel(QWidget):
     def _engine(self) -> RenderThread:
         if self.engine is None:
             self.engine = RenderThread(self.threads, parent=self)
-            w = self.engine.worker
+            w = self.engine
             w.frame.connect(self._on_frame)
             w.job_ended.connect(self._on_job_ended)
             w.failed.connect(self._on_failed)
@@ -218,6 +219,7 @@ class ManipulatePanel(QWidget):
             w.export_progress.connect(self._on_export_progress)
             w.export_finished.connect(self._on_export_finished)
             w.export_failed.connect(self._on_export_failed)
+            w.job_added.connect(self.job_added)
         return self.engine
 
     def _submit(self, request) -> int:

@@ -1,12 +1,14 @@
-"""The manipulation render worker: a QObject living in its own QThread that runs
-the engine's render jobs (jitter, category transfer, morph frames, animation
-export) and sends frames back as uint8 arrays, never tensors.
+"""Manipulation rendering: the engine's render jobs (jitter, category transfer, morph
+frames, animation export) as generator jobs on the panel's worker lane
+(:mod:`..thread_worker`, the same worker the editor's runs use), sending frames back
+as uint8 arrays, never tensors.
 
-Requests are plain dataclasses put in a mailbox from the GUI thread.  Live
-requests (slider drags) coalesce: a newer request of the same channel replaces a
-pending one and cancels the running one, so the preview follows the slider
-instead of a backlog.  Each request carries a generation number that comes back
-with its frames, so the GUI drops late frames of superseded requests."""
+Requests are plain dataclasses; :class:`RenderThread` (GUI thread) turns each into a
+:class:`~..jobs.Job` whose generator :meth:`Renderers.handle` runs in the lane's
+thread.  Live requests (slider drags) coalesce: a newer request of the same channel
+cancels the queued and the running one of that channel, so the preview follows the
+slider instead of a backlog.  Each request carries a generation number that comes
+back with its frames, so the GUI drops late frames of superseded requests."""
 
 from __future__ import annotations
 
@@ -14,20 +16,22 @@ import itertools
 import logging
 import threading
 import time
-import traceback
-from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from dgp_engine import DGPError, Prior
 from dgp_engine.animation import AnimationExport, ExportCancelled, ExportProgress
 from dgp_engine.manipulate import Morph, MorphTimeline, Renderer
 from dgp_engine.pictures import to_uint8
 from dgp_engine.state import ReconstructionState
+
+from ..jobs import Job, JobProgress, JobState
+from ..thread_worker import GeneratorWorker, WorkerLane, describe_error
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,6 @@ LIVE_CHANNELS = frozenset({"result", "jitter", "transfer", "scrub", "play"})
 class Request:
     channel: str = field(init=False, default="")
     generation: int = field(init=False, default=0)
-    cancel: threading.Event = field(init=False, default_factory=threading.Event, repr=False)
 
 
 @dataclass
@@ -177,6 +180,15 @@ class JobEnded:
     frames: int
 
 
+@dataclass
+class StateReady:
+    """A state made by an adopt request, or loaded from a file."""
+
+    channel: str                  # "adopt" or "load"
+    state: ReconstructionState
+    info: dict[str, Any]
+
+
 def sigma_for_layers(renderer: Renderer, sigma: float, layers: str) -> float | list[float]:
     """σ for every latent chunk, or only the coarse/fine half of them."""
     if layers == "all":
@@ -193,27 +205,23 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if not hasattr(v, "detach")}
 
 
-class RenderWorker(QObject):
-    frame = Signal(RenderedFrame)
-    job_ended = Signal(JobEnded)
-    failed = Signal(str, str)         # channel, readable message
-    # channel ("adopt"/"load"), the state, an info dict (object: a dict signal argument
-    # would become a QVariantMap)
-    state_ready = Signal(str, ReconstructionState, object)
-    export_progress = Signal(ExportProgress)
-    export_finished = Signal(str)     # the written path
-    export_failed = Signal(str, bool)  # message, cancelled
-    _wake = Signal()
+def render_error(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "Out of memory: try fewer variations or a smaller size."
+    if isinstance(exc, DGPError):
+        return str(exc)
+    return describe_error(exc).replace("Stopped on", "Rendering stopped on")
+
+
+class Renderers:
+    """The render lane's caches (the renderer of the current result, the morph of the
+    current keyframes) and its generator functions, run in the lane's thread."""
 
     def __init__(self, threads: int | None = None, batch_size: int = 1):
-        super().__init__()
         self.threads = threads
         # One image per batch: the variations grid fills in one by one and a slider
         # move cancels a running jitter after at most one image.
         self.batch_size = batch_size
-        self._lock = threading.Lock()
-        self._mailbox: deque[Request] = deque()
-        self._running: Request | None = None
         self._configured = False
         self._renderer_key: tuple[int, int] | None = None
         self._renderer: Renderer | None = None
@@ -221,62 +229,6 @@ class RenderWorker(QObject):
         self._morph_key: tuple | None = None
         self._morph: Morph | None = None
         self._morph_keep: tuple = ()
-        self._wake.connect(self._drain)
-
-    # --- GUI thread -------------------------------------------------------------------
-    def submit(self, request: Request) -> None:
-        with self._lock:
-            if request.channel in LIVE_CHANNELS:
-                self._mailbox = deque(r for r in self._mailbox if r.channel != request.channel)
-                if self._running and self._running.channel == request.channel:
-                    self._running.cancel.set()
-            self._mailbox.append(request)
-        self._wake.emit()
-
-    def cancel(self, channel: str | None = None) -> None:
-        """Cancel pending and running requests of ``channel`` (all when None).  A
-        cancelled export still answers (``export_failed(..., True)``); other cancelled
-        requests that had not started are dropped."""
-        with self._lock:
-            running = [self._running] if self._running else []
-            for r in [*self._mailbox, *running]:
-                if channel is None or r.channel == channel:
-                    r.cancel.set()
-            if channel is None:
-                self._mailbox.clear()
-
-    # --- worker thread ----------------------------------------------------------------
-    @Slot()
-    def _drain(self) -> None:
-        while True:
-            with self._lock:
-                if not self._mailbox:
-                    return
-                request = self._mailbox.popleft()
-                if request.cancel.is_set() and request.channel != "export":
-                    continue
-                self._running = request
-            try:
-                self._configure()
-                self._handle(request, request.cancel)
-            except ExportCancelled as exc:
-                self.export_failed.emit(str(exc), True)
-            except DGPError as exc:
-                self._fail(request, str(exc))
-            except MemoryError:
-                self._fail(request, "Out of memory: try fewer variations or a smaller size.")
-            except Exception as exc:  # noqa: BLE001 — shown to the user, logged in full
-                log.error("%s request failed:\n%s", request.channel, traceback.format_exc())
-                self._fail(request, f"Rendering stopped on an unexpected error: {exc}")
-            finally:
-                with self._lock:
-                    self._running = None
-
-    def _fail(self, request: Request, message: str) -> None:
-        if request.channel == "export":
-            self.export_failed.emit(message, False)
-        else:
-            self.failed.emit(request.channel, message)
 
     def _configure(self) -> None:
         if not self._configured:
@@ -306,48 +258,57 @@ class RenderWorker(QObject):
         self._morph.easing = easing  # its blend cache is keyed by the eased position
         return self._morph
 
-    def _stream(self, request: Request, job) -> None:
+    def _stream(self, request: Request, job) -> Iterator[object]:
         for f in job:
-            self.frame.emit(RenderedFrame(request.channel, request.generation, f.index,
-                                          f.total, f.to_uint8(), _plain(f.params), f.elapsed))
-        self.job_ended.emit(JobEnded(request.channel, request.generation, job.cancelled,
-                                     job.frames[-1].elapsed if job.frames else 0.0, job.done))
+            yield RenderedFrame(request.channel, request.generation, f.index, f.total,
+                                f.to_uint8(), _plain(f.params), f.elapsed)
+        yield JobEnded(request.channel, request.generation, job.cancelled,
+                       job.frames[-1].elapsed if job.frames else 0.0, job.done)
 
-    def _handle(self, request: Request, cancel: threading.Event) -> None:
+    def _single(self, request: Request, image: np.ndarray, t0: float,
+                params: dict[str, Any]) -> Iterator[object]:
+        dt = time.perf_counter() - t0
+        yield RenderedFrame(request.channel, request.generation, 0, 1, image, params, dt)
+        yield JobEnded(request.channel, request.generation, False, dt, 1)
+
+    def handle(self, request: Request, cancel: threading.Event) -> Iterator[object]:
+        """One request (a cooperative generator job: the engine's render jobs see
+        ``cancel`` and stop after the frame they render).  Yields
+        :class:`RenderedFrame`, :class:`JobEnded`, :class:`StateReady` and the export's
+        progress; an export returns the written path."""
+        self._configure()
         t0 = time.perf_counter()
         if isinstance(request, RenderResult):
             image = to_uint8(self.renderer(request.prior, request.state).render()[0])
-            dt = time.perf_counter() - t0
-            self.frame.emit(RenderedFrame("result", request.generation, 0, 1, image, {}, dt))
-            self.job_ended.emit(JobEnded("result", request.generation, False, dt, 1))
+            yield from self._single(request, image, t0, {})
         elif isinstance(request, RenderJitter):
             r = self.renderer(request.prior, request.state)
             sigma = sigma_for_layers(r, request.sigma, request.layers)
-            self._stream(request, r.jitter(request.count, sigma, request.seed, cancel=cancel))
+            yield from self._stream(request, r.jitter(request.count, sigma, request.seed,
+                                                      cancel=cancel))
         elif isinstance(request, RenderTransfer):
             r = self.renderer(request.prior, request.state)
-            self._stream(request, r.transfer([request.target], request.amount, cancel=cancel))
+            yield from self._stream(request, r.transfer([request.target], request.amount,
+                                                        cancel=cancel))
         elif isinstance(request, RenderMorphAt):
             m = self.morph(request.prior, request.keyframes, request.names, request.easing)
             image = to_uint8(m.at(request.t)[0])
-            dt = time.perf_counter() - t0
-            self.frame.emit(RenderedFrame("scrub", request.generation, 0, 1, image,
-                                          {"t": request.t}, dt))
-            self.job_ended.emit(JobEnded("scrub", request.generation, False, dt, 1))
+            yield from self._single(request, image, t0, {"t": request.t})
         elif isinstance(request, RenderMorphTimeline):
             m = self.morph(request.prior, request.keyframes, request.names,
                            request.timeline.easing)
-            self._stream(request, m.render(request.timeline.times(), cancel))
+            yield from self._stream(request, m.render(request.timeline.times(), cancel))
         elif isinstance(request, Adopt):
-            self._adopt(request)
+            yield self._adopt(request)
         elif isinstance(request, LoadState):
             state = ReconstructionState.load(request.path)
             name = request.name or Path(request.path).stem
-            self.state_ready.emit("load", state, {"name": name, "path": request.path})
+            yield StateReady("load", state, {"name": name, "path": request.path})
         elif isinstance(request, ExportAnimation):
-            self._export(request, cancel)
+            return (yield from self._export(request, cancel))
+        return None
 
-    def _adopt(self, request: Adopt) -> None:
+    def _adopt(self, request: Adopt) -> StateReady:
         p = request.params
         if request.kind == "morph":
             m = self.morph(request.prior, request.keyframes, request.names, request.easing)
@@ -369,9 +330,10 @@ class RenderWorker(QObject):
                 state = r.state_with(embedding=e, class_id=cid, note=note)
             else:
                 raise ValueError(f"unknown adopt kind {request.kind!r}")
-        self.state_ready.emit("adopt", state, {"kind": request.kind, "note": note, **p})
+        return StateReady("adopt", state, {"kind": request.kind, "note": note, **p})
 
-    def _export(self, request: ExportAnimation, cancel: threading.Event) -> None:
+    def _export(self, request: ExportAnimation, cancel: threading.Event
+                ) -> Iterator[object]:
         # Only the export sees ``cancel``: a render job sharing it would just stop
         # yielding, and the export would then write the frames it had as a short file.
         if request.source == "morph":
@@ -389,37 +351,105 @@ class RenderWorker(QObject):
         export = AnimationExport(frames, request.path, fps=fps, format=request.format,
                                  scale=request.scale, size=request.size, cancel=cancel)
         last = 0.0
-        report: ExportProgress | None = None
         for report in export:
             now = time.perf_counter()
             if now - last >= 0.1 or report.stage == "done":
-                self.export_progress.emit(report)
+                yield JobProgress(report.done / max(1, report.total),
+                                  f"{report.done}/{report.total} frames", report)
                 last = now
-        written = export.run()  # raises ExportCancelled when it stopped early
-        self.export_finished.emit(str(written))
+        try:
+            written = export.run()  # raises ExportCancelled when it stopped early
+        except ExportCancelled:
+            return None  # the job ends cancelled; nothing was written
+        return str(written)
+
+
+_TITLES = {"result": "Rendering the result", "jitter": "Rendering variations",
+           "transfer": "Rendering a category transfer", "scrub": "Rendering a morph frame",
+           "play": "Rendering the morph", "adopt": "Making the chosen state",
+           "load": "Loading a state", "export": "Exporting an animation"}
 
 
 class RenderThread(QObject):
-    """Owns the QThread and the render worker; the GUI talks to it, never to the thread."""
+    """The panel's side of the render lane (GUI thread): turns requests into jobs and
+    their yields into these signals; the GUI talks to it, never to the thread."""
+
+    frame = Signal(RenderedFrame)
+    job_ended = Signal(JobEnded)
+    failed = Signal(str, str)         # channel, readable message
+    # channel ("adopt"/"load"), the state, an info dict (object: a dict signal argument
+    # would become a QVariantMap)
+    state_ready = Signal(str, ReconstructionState, object)
+    export_progress = Signal(ExportProgress)
+    export_finished = Signal(str)     # the written path
+    export_failed = Signal(str, bool)  # message, cancelled
+    job_added = Signal(object)        # every Job (exports show in the status bar)
 
     def __init__(self, threads: int | None = None, parent: QObject | None = None):
         super().__init__(parent)
         self._generations = itertools.count(1)
-        self.thread = QThread()
-        self.thread.setObjectName("dgp-manipulate")
-        self.worker = RenderWorker(threads)
-        self.worker.moveToThread(self.thread)
-        self.thread.start()
+        self.renderers = Renderers(threads)
+        self.lane = WorkerLane("dgp-manipulate", self)
+        self._requests: dict[Job, Request] = {}   # jobs until they end
+
+    @property
+    def thread(self):
+        return self.lane.thread
 
     def submit(self, request: Request) -> int:
         request.generation = next(self._generations)
-        self.worker.submit(request)
+        if request.channel in LIVE_CHANNELS:
+            self.cancel(request.channel)  # queued and running ones of this channel
+        worker = GeneratorWorker(self.renderers.handle, request, cooperative=True,
+                                 start_if_cancelled=request.channel == "export",
+                                 describe=render_error)
+        worker.yielded.connect(self._on_value)
+        worker.progress.connect(self._on_progress)
+        job = Job.for_worker(worker, _TITLES.get(request.channel, "Rendering"))
+        job.ended.connect(self._on_ended)
+        self._requests[job] = request
+        if request.channel in ("export", "play"):  # long enough for the status bar
+            self.job_added.emit(job)
+        self.lane.start(worker)
         return request.generation
 
     def cancel(self, channel: str | None = None) -> None:
-        self.worker.cancel(channel)
+        """Cancel queued and running requests of ``channel`` (all when None).  A
+        cancelled export still answers (``export_failed(..., True)``); other requests
+        cancelled before they started are dropped."""
+        for job, request in list(self._requests.items()):
+            if channel is None or request.channel == channel:
+                job.cancel()
 
     def stop(self, timeout_ms: int = 30000) -> bool:
-        self.worker.cancel()
-        self.thread.quit()
-        return self.thread.wait(timeout_ms)
+        self.cancel()
+        return self.lane.stop(timeout_ms)
+
+    @Slot(object)
+    def _on_value(self, value: object) -> None:
+        if isinstance(value, RenderedFrame):
+            self.frame.emit(value)
+        elif isinstance(value, JobEnded):
+            self.job_ended.emit(value)
+        elif isinstance(value, StateReady):
+            self.state_ready.emit(value.channel, value.state, value.info)
+
+    @Slot(object)
+    def _on_progress(self, p: JobProgress) -> None:
+        if isinstance(p.detail, ExportProgress):
+            self.export_progress.emit(p.detail)
+
+    @Slot(object)
+    def _on_ended(self, job: Job) -> None:
+        request = self._requests.pop(job, None)
+        if request is None:
+            return
+        if request.channel == "export":
+            if job.state == JobState.FINISHED and job.result:
+                self.export_finished.emit(str(job.result))
+            elif job.state == JobState.FAILED:
+                self.export_failed.emit(job.error, False)
+            else:
+                self.export_failed.emit("Export cancelled.", True)
+        elif job.state == JobState.FAILED:
+            self.failed.emit(request.channel, job.error)

@@ -206,7 +206,7 @@ def test_export_gif_through_dialog(qtbot, panel, model, tmp_path):
     dialog.set_format("gif")
     assert dialog.path.text().endswith("anim.gif")
     dialog.scale.setValue(2.0)
-    with qtbot.waitSignal(panel.engine.worker.export_finished if panel.engine else
+    with qtbot.waitSignal(panel.engine.export_finished if panel.engine else
                           panel.message, timeout=20000):
         qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not dialog.running, timeout=20000)
