@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ class Degradation:
         with torch.no_grad():
             return self(clean)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"name": self.name}
 
     def to(self, device: torch.device | str) -> Degradation:
@@ -83,11 +84,11 @@ class Mask(Degradation):
                              f"image size {tuple(x.shape[-2:])}.")
         return x * self.mask
 
-    def to(self, device):
+    def to(self, device: torch.device | str) -> Mask:
         self.mask = self.mask.to(device)
         return self
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"name": self.name, "hole_fraction": float(1 - self.mask.mean())}
 
     @classmethod
@@ -115,7 +116,8 @@ def lanczos2_kernel(factor: int) -> np.ndarray:
                     val *= support * math.sin(math.pi * d) * math.sin(math.pi * d / support)
                     val /= math.pi * math.pi * d * d
             k[i - 1, j - 1] = val
-    return k / k.sum()
+    kernel: np.ndarray = k / k.sum()
+    return kernel
 
 
 @dataclass
@@ -151,11 +153,12 @@ class Downsample(Degradation):
 
         arr = ((clean[0].detach().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
         img = Image.fromarray(arr.permute(1, 2, 0).numpy())
-        lr = img.resize((img.width // self.factor, img.height // self.factor), Image.LANCZOS)
+        lr = img.resize((img.width // self.factor, img.height // self.factor),
+                        Image.Resampling.LANCZOS)
         t = torch.from_numpy(np.asarray(lr, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
         return self.up(t.unsqueeze(0).to(clean.device))
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"name": self.name, "factor": self.factor}
 
 
@@ -177,12 +180,12 @@ class Compose(Degradation):
             x = p.observe(x)
         return x
 
-    def to(self, device):
+    def to(self, device: torch.device | str) -> Compose:
         for p in self.parts:
             p.to(device)
         return self
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"name": self.name, "parts": [p.describe() for p in self.parts]}
 
 

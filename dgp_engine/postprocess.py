@@ -29,8 +29,9 @@ def transfer_color(original: np.ndarray, colored: np.ndarray) -> np.ndarray:
     lab = np.concatenate([lightness, ab.astype(np.float32)], axis=-1)
     with warnings.catch_warnings():  # out-of-gamut a,b are clipped, as intended
         warnings.simplefilter("ignore", UserWarning)
-        out = color.lab2rgb(lab)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+        out: np.ndarray = color.lab2rgb(lab)  # scikit-image is untyped
+    rgb: np.ndarray = np.clip(out, 0.0, 1.0).astype(np.float32)
+    return rgb
 
 
 def composite_hole(original: np.ndarray, restored: np.ndarray, hole: np.ndarray,

@@ -82,7 +82,8 @@ class Preset:
                        if f.name not in _PER_STAGE and f.name != "extra"}
             for key, f in scalars.items():
                 if key in d:
-                    kind = type(f.default)
+                    default: Any = f.default  # every scalar preset field has one
+                    kind = type(default)
                     if kind is bool:
                         kw[key] = _boolean(d[key], key)
                     elif kind is int:
@@ -138,10 +139,10 @@ def _nonneg_int(v: Any, name: str) -> int:
 def _nonneg_float(v: Any, name: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ValueError(f"{name} must be a number, got {v!r}")
-    v = float(v)
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be a finite number ≥ 0, got {v!r}")
-    return v
+    x = float(v)
+    if not math.isfinite(x) or x < 0:
+        raise ValueError(f"{name} must be a finite number ≥ 0, got {x!r}")
+    return x
 
 
 def _boolean(v: Any, name: str) -> bool:

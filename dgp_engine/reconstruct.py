@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Generator as GeneratorOf
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ from .degradations import Degradation, make_degradation
 from .errors import InputError, PresetError
 from .model_copies import frozen_view, private_generator
 from .models import Generator, freeze_sn, unfreeze_sn
+from .models.biggan import GeneratorBlock
 from .models.spectral import scale_outputs
 from .presets import Preset
 from .prior import Prior
@@ -194,11 +196,13 @@ class ReconstructionRun:
         z, y = yield from self._select(G, feat, gen, t0)
         yield from self._optimise(G, feat, z, y, t0)
 
-    def _select(self, G: Generator, feat: FeatureDistance, gen: torch.Generator, t0: float):
+    def _select(self, G: Generator, feat: FeatureDistance, gen: torch.Generator, t0: float
+                ) -> GeneratorOf[Report, None, tuple[torch.Tensor, int]]:
         """Initial z (and class if unknown): best of ``select_num`` samples (DGP.md §5)."""
         preset, dev = self.preset, self.device
         dim_z, n_classes = G.dim_z, self.prior.config.n_classes
         if self.z_init is not None:
+            assert self.class_id is not None  # __init__ refuses z_init without class_id
             return self.z_init.to(dev), self.class_id
         num = preset.select_num
         if num <= 1:
@@ -206,7 +210,9 @@ class ReconstructionRun:
             y = self.class_id if self.class_id is not None else int(
                 torch.randint(n_classes, (1,), generator=gen))
             return z.to(dev), y
-        best = (float("inf"), None, None, None)
+        # (loss, z, class, image) of the best candidate so far
+        best: tuple[float, torch.Tensor | None, int | None, torch.Tensor | None] = (
+            float("inf"), None, None, None)
         done = 0
         with torch.no_grad():
             while done < num:
@@ -226,10 +232,13 @@ class ReconstructionRun:
                              num_stages=preset.num_stages)
                 if self.cancel.is_set():
                     break
+        if best[1] is None or best[2] is None:  # every candidate's loss was NaN
+            raise InputError("No starting point gave a finite loss: the model's weights hold "
+                             "invalid values (NaN or inf). Import or download the model again.")
         return best[1].to(dev), best[2]
 
     def _optimise(self, G: Generator, feat: FeatureDistance, z0: torch.Tensor, y: int,
-                  t0: float):
+                  t0: float) -> Iterator[Report]:
         preset, dev, exact = self.preset, self.device, self.exact
         n_groups = G.num_groups
         for s in range(preset.num_stages):
@@ -307,7 +316,8 @@ class ReconstructionRun:
                      None, time.perf_counter() - t0, state=self.state, cancelled=cancelled,
                      num_stages=preset.num_stages, eta=0.0)
 
-    def _prepare_fast_stage(self, G: Generator, groups, ft: int, trainable: set[int]) -> None:
+    def _prepare_fast_stage(self, G: Generator, groups: list[list[torch.nn.Parameter]], ft: int,
+                            trainable: set[int]) -> None:
         """Weight gradients and fresh W/σ only for the groups trained in this stage."""
         live = set()
         for g, ps in enumerate(groups):
@@ -325,8 +335,8 @@ class ReconstructionRun:
                 else:
                     freeze_sn(m)
 
-    def _make_state(self, G: Generator, z, y, losses, stage, step,
-                    cancelled) -> ReconstructionState:
+    def _make_state(self, G: Generator, z: torch.Tensor, y: int, losses: dict[str, float],
+                    stage: int, step: int, cancelled: bool) -> ReconstructionState:
         """The result as data (weights as a delta from the prior's G), with the run's
         own G handed over for the first render."""
         base, preset = self.prior.G, self.preset
@@ -357,18 +367,20 @@ def _eta(pace_from: tuple[float, int], now: float, step: int, total: int) -> flo
     return (now - start) / (step - start_step) * max(0, total - step)
 
 
-def _trainable(G, p: torch.nn.Parameter) -> bool:
+def _trainable(G: Generator, p: torch.nn.Parameter) -> bool:
     """DGP never trains the instance-norm affine terms (they are set from BN stats)."""
-    return not any(p is q for m in G.modules() if hasattr(m, "in1")
+    return not any(p is q for m in G.modules() if isinstance(m, GeneratorBlock)
                    for q in (m.in1.weight, m.in1.bias, m.in2.weight, m.in2.bias))
 
 
 def render(prior: Prior, state: ReconstructionState, *, z: torch.Tensor | None = None,
-           embedding: torch.Tensor | None = None, generator=None) -> torch.Tensor:
+           embedding: torch.Tensor | None = None,
+           generator: Generator | None = None) -> torch.Tensor:
     """G(z, e; θ*) for a state (its own z and embedding unless given)."""
     G = generator if generator is not None else state.materialize(prior.G)
     dev = next(G.parameters()).device
     z = state.z if z is None else z
     e = state.embedding if embedding is None else embedding
     with torch.no_grad():
-        return G(z.to(dev), e.to(dev), use_in=state.use_in)
+        image: torch.Tensor = G(z.to(dev), e.to(dev), use_in=state.use_in)
+    return image

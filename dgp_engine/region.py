@@ -49,7 +49,7 @@ class Region:
         return f"{self.x},{self.y},{self.size}"
 
 
-def parse_region(text: str | Region | tuple | list) -> Region:
+def parse_region(text: str | Region | tuple[float | str, ...] | list[float | str]) -> Region:
     """``"x,y,size"`` (or a tuple / Region) → Region."""
     if isinstance(text, Region):
         return text
@@ -132,7 +132,8 @@ def resize(arr: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize an H×W or H×W×C float image: antialiased bilinear down, bicubic up."""
     a = np.asarray(arr, dtype=np.float32)
     if a.shape[:2] == (height, width):
-        return a.copy()
+        same: np.ndarray = a.copy()  # numpy types ndarray.copy() as Any
+        return same
     squeeze = a.ndim == 2
     t = torch.from_numpy(np.ascontiguousarray(a if not squeeze else a[..., None]))
     t = t.permute(2, 0, 1).unsqueeze(0)
@@ -141,8 +142,8 @@ def resize(arr: np.ndarray, height: int, width: int) -> np.ndarray:
     out = F.interpolate(t, size=(height, width), mode=mode, align_corners=False,
                         antialias=down)
     lo, hi = float(a.min()), float(a.max())
-    out = out.clamp(lo, hi)[0].permute(1, 2, 0).numpy()
-    return out[..., 0] if squeeze else out
+    result = out.clamp(lo, hi)[0].permute(1, 2, 0).numpy()
+    return result[..., 0] if squeeze else result
 
 
 def resize_mask(hole: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -154,7 +155,8 @@ def resize_mask(hole: np.ndarray, height: int, width: int) -> np.ndarray:
 # --- feathering ----------------------------------------------------------------------------
 def smoothstep(t: np.ndarray) -> np.ndarray:
     t = np.clip(t, 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
+    s: np.ndarray = t * t * (3.0 - 2.0 * t)
+    return s
 
 
 def region_weight(region: Region, width: int, height: int, feather: int) -> np.ndarray:
