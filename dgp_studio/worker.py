@@ -185,7 +185,8 @@ class EngineRunner:
             yield Notice(warn)
         key = (name, dev)
         if self._prior_key != key:
-            self._prior = None
+            # forget the old one first: a load that fails leaves no prior, not a stale key
+            self._prior, self._prior_key = None, None
             log.info("loading model %s on %s", name, dev)
             self._prior = self.catalog.load(name, dev)
             self._prior_key = key
