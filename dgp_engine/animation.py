@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,7 +115,8 @@ def resize_frame(a: np.ndarray, size: tuple[int, int] | None = None, scale: floa
 def _iter_frames(frames: Any) -> Iterable[Any]:
     if hasattr(frames, "detach") and frames.dim() == 4:
         return list(frames)
-    return frames
+    iterable: Iterable[Any] = frames  # anything iterable (list, generator, array)
+    return iterable
 
 
 def frame_delays(n: int, fps: float, unit_ms: int) -> list[int]:
@@ -156,7 +157,7 @@ class AnimationExport:
         self.even = even
         self.quality = int(quality)
         self.frames = _iter_frames(frames)
-        if total is None and hasattr(self.frames, "__len__"):
+        if total is None and isinstance(self.frames, Sized):
             total = len(self.frames)
         self.total = total
         self.cancel = cancel or threading.Event()

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from .metrics import score
 from .postprocess import to_gray
 from .presets import Preset
 from .prior import Prior, build_prior
+from .reconstruct import Report
 from .region import resize, resize_mask
 from .tasks import restore_image
 from .taskspec import DOWNSAMPLE, EVAL_TASKS, GRAY, MASK, find_task, task_spec
@@ -156,13 +158,15 @@ def degrade(clean: np.ndarray, task: str, *, factor: int = 4,
         if kind == GRAY:
             obs = to_gray(obs)
         elif kind == MASK:
-            obs = obs * ~hole[..., None]
+            # The paper's centre hole unless one is given, as in `evaluate`.
+            mask = centre_hole(obs.shape[0]) if hole is None else hole
+            obs = obs * ~mask[..., None]
         elif kind == DOWNSAMPLE:
             from PIL import Image
 
             r = obs.shape[0]
             img = Image.fromarray((obs * 255 + 0.5).astype(np.uint8))
-            obs = np.asarray(img.resize((r // factor, r // factor), Image.LANCZOS))
+            obs = np.asarray(img.resize((r // factor, r // factor), Image.Resampling.LANCZOS))
     return Photo.from_array(obs)
 
 
@@ -198,9 +202,9 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
              preset: Preset, factor: int = 4, hole: np.ndarray | None = None,
              class_mode: str | int = "label", seed: int = 0, exact: bool = False,
              cancel: threading.Event | None = None,
-             on_image: Callable[[dict], None] | None = None,
-             on_report: Callable | None = None,
-             save_images: Path | None = None) -> dict:
+             on_image: Callable[[dict[str, Any]], None] | None = None,
+             on_report: Callable[[Report], None] | None = None,
+             save_images: Path | None = None) -> dict[str, Any]:
     """Run the protocol over ``data``; returns the JSON-ready result dictionary.
 
     ``class_mode``: "label" (the data set's labels, mapped to the model's classes),
@@ -221,7 +225,7 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
     run_prior = method_prior(prior, method, seed)
     run_preset = method_preset(preset, method)
     cancel = cancel or threading.Event()
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     t_all = time.perf_counter()
     for k, (img, label, index, name) in enumerate(zip(data.images, data.labels, data.indices,
                                                       data.names)):
@@ -316,7 +320,8 @@ def weights_digest(folder: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _class_for(label, class_mode, prior: Prior, class_map) -> int | None:
+def _class_for(label: int | None, class_mode: str | int, prior: Prior,
+               class_map: dict[int, int] | None) -> int | None:
     n = prior.config.n_classes
     if class_mode == "auto":
         return None
@@ -332,15 +337,15 @@ def _class_for(label, class_mode, prior: Prior, class_map) -> int | None:
     return int(label)
 
 
-def _mean(rows: list[dict]) -> dict:
-    out = {}
+def _mean(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
     for k in ("psnr", "ssim", "mse", "seconds"):
         vals = [r[k] for r in rows if r[k] is not None]
         out[k] = float(np.mean(vals)) if vals else None
     return out
 
 
-def _std(rows: list[dict], k: str) -> float | None:
+def _std(rows: list[dict[str, Any]], k: str) -> float | None:
     vals = [r[k] for r in rows if r[k] is not None]
     return float(np.std(vals)) if vals else None
 
@@ -353,13 +358,14 @@ def _describe_degradation(task: str, factor: int, res: int) -> str:
     return ", then ".join(parts) if parts else "none (identity)"
 
 
-def _save_triplet(folder: Path, k: int, clean, photo: Photo, out) -> None:
+def _save_triplet(folder: Path, k: int, clean: np.ndarray, photo: Photo,
+                  out: np.ndarray) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for tag, arr in (("clean", clean), ("input", photo.rgb), ("result", out)):
         save_image(Photo.from_array(arr), folder / f"{k:03d}_{tag}.png", overwrite=True)
 
 
-def write_json(result: dict, path: Path) -> Path:
+def write_json(result: dict[str, Any], path: Path) -> Path:
     text = json.dumps(result, indent=2, allow_nan=False)
     write_atomic(Path(path), lambda f: f.write(text.encode("utf-8") + b"\n"))
     return Path(path)
@@ -373,7 +379,7 @@ def load_hole(path: str | Path, resolution: int) -> np.ndarray:
     return hole
 
 
-def schedule(result: dict) -> str:
+def schedule(result: dict[str, Any]) -> str:
     """The optimisation schedule a result ran, e.g. ``bundled_colorization: 175 it, 100 z``."""
     p = result.get("preset") or {}
     if not p:
@@ -381,11 +387,11 @@ def schedule(result: dict) -> str:
     return f"{p.get('name', '?')}: {_iterations(result)} it, {p.get('select_num', 0)} z"
 
 
-def _iterations(result: dict) -> int:
+def _iterations(result: dict[str, Any]) -> int:
     return int(sum((result.get("preset") or {}).get("iterations", [])))
 
 
-def format_table(results: list[dict]) -> str:
+def format_table(results: list[dict[str, Any]]) -> str:
     """A paper-style Markdown table (PSNR / SSIM / MSE, s/image, schedule) from
     ``evaluate`` results (or their JSON files, loaded), one row per task, method and
     schedule."""
@@ -399,7 +405,7 @@ def format_table(results: list[dict]) -> str:
     for r in rows:
         m = r["mean"]
 
-        def fmt(v, spec):
+        def fmt(v: float | None, spec: str) -> str:
             return format(v, spec) if v is not None else "–"
 
         lines.append(f"| {r['task']} | {r['method']} | {fmt(m['psnr'], '.2f')} | "
@@ -409,9 +415,9 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def read_results(paths: list[str | Path]) -> list[dict]:
+def read_results(paths: list[str | Path]) -> list[dict[str, Any]]:
     """Load ``evaluate`` result JSON files, refusing anything that is not one."""
-    results = []
+    results: list[dict[str, Any]] = []
     for path in paths:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -428,7 +434,7 @@ def read_results(paths: list[str | Path]) -> list[dict]:
 PAPER_ORDER = ("dgp", "dip", "z-only")
 
 
-def ordering_summary(results: list[dict], metric: str = "psnr") -> list[str]:
+def ordering_summary(results: list[dict[str, Any]], metric: str = "psnr") -> list[str]:
     """One line per task (and schedule length) with all three methods: their order by
     ``metric`` and whether the paper's ordering (DGP > DIP-style > z-only) holds."""
     groups: dict[tuple[str, int], dict[str, float]] = {}
@@ -442,7 +448,7 @@ def ordering_summary(results: list[dict], metric: str = "psnr") -> list[str]:
         scores = groups[(task, its)]
         if not set(PAPER_ORDER) <= set(scores):
             continue
-        ranked = sorted(scores, key=scores.get, reverse=True)
+        ranked = sorted(scores, key=lambda m: scores[m], reverse=True)
         holds = [m for m in ranked if m in PAPER_ORDER] == list(PAPER_ORDER)
         text = " > ".join(f"{m} {scores[m]:.2f}" for m in ranked)
         where = f"{task} ({its} it)" if its else task

@@ -17,8 +17,11 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import EllipsisType
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -55,7 +58,7 @@ class Photo:
     format: str | None = None             # Pillow format name of the source file
     path: Path | None = None              # where it was read from
     bit_depth: int = 8                    # bits per sample of the source
-    info: dict = field(default_factory=dict)  # dpi and similar, carried to the output
+    info: dict[str, Any] = field(default_factory=dict)  # dpi and similar, carried to the output
 
     @property
     def width(self) -> int:
@@ -76,7 +79,8 @@ class Photo:
         r, g, b = self.rgb[..., 0], self.rgb[..., 1], self.rgb[..., 2]
         return bool(np.array_equal(r, g) and np.array_equal(g, b))
 
-    def with_pixels(self, rgb: np.ndarray, alpha: np.ndarray | None = ...) -> Photo:
+    def with_pixels(self, rgb: np.ndarray,
+                    alpha: np.ndarray | None | EllipsisType = ...) -> Photo:
         """A copy with new pixels (and alpha, when given), metadata kept."""
         return replace(self, rgb=np.asarray(rgb, dtype=np.float32),
                        alpha=self.alpha if alpha is ... else alpha)
@@ -197,7 +201,8 @@ def icc_colour_space(icc: bytes | None) -> str | None:
     return icc[16:20].decode("ascii", "replace").strip().upper()
 
 
-def _to_float_rgb(img: Image.Image, icc: bytes | None, name: str):
+def _to_float_rgb(img: Image.Image, icc: bytes | None, name: str
+                  ) -> tuple[np.ndarray, np.ndarray | None, int, bytes | None]:
     """Float RGB, alpha (or None), source bit depth and the ICC profile that still applies."""
     mode = img.mode
     alpha = None
@@ -251,7 +256,8 @@ def _keep_icc(icc: bytes | None, space: str) -> bytes | None:
     return icc if icc and icc_colour_space(icc) == space else None
 
 
-def _cmyk_to_rgb(img: Image.Image, icc: bytes | None, name: str):
+def _cmyk_to_rgb(img: Image.Image, icc: bytes | None, name: str
+                 ) -> tuple[Image.Image, bytes | None]:
     """CMYK → sRGB through its profile when it has one (then the profile no longer applies)."""
     if icc:
         try:
@@ -344,7 +350,7 @@ def output_format(path: str | Path) -> tuple[str, bool]:
     return FORMATS[ext]
 
 
-def check_output_path(path: str | Path, *, sources: list[str | Path] = (),
+def check_output_path(path: str | Path, *, sources: Sequence[str | Path] = (),
                       overwrite: bool = False, image: bool = True) -> Path:
     """Refuse, before any work, an output that would replace an input or an existing
     file (unless ``overwrite``), sits in a missing folder, or (``image``) has an
@@ -390,7 +396,7 @@ def to_pil(photo: Photo, *, with_alpha: bool = True) -> Image.Image:
 
 
 def save_image(photo: Photo | np.ndarray, path: str | Path, *, overwrite: bool = False,
-               sources: list[str | Path] = (), quality: int = 95) -> Path:
+               sources: Sequence[str | Path] = (), quality: int = 95) -> Path:
     """Write ``photo`` atomically, keeping its ICC profile and EXIF where the format can.
 
     Never replaces an existing file (the input above all) unless ``overwrite``; a
@@ -403,7 +409,7 @@ def save_image(photo: Photo | np.ndarray, path: str | Path, *, overwrite: bool =
     img = to_pil(photo, with_alpha=keeps_alpha)
     if photo.alpha is not None and not keeps_alpha:
         log.warning("%s cannot hold transparency; the alpha channel is dropped", path.name)
-    params: dict = {}
+    params: dict[str, Any] = {}
     icc = photo.icc_profile if icc_colour_space(photo.icc_profile) in ("RGB", None) else None
     if icc and fmt in ("PNG", "JPEG", "TIFF", "WEBP"):
         params["icc_profile"] = icc
@@ -419,7 +425,7 @@ def save_image(photo: Photo | np.ndarray, path: str | Path, *, overwrite: bool =
     return path
 
 
-def write_atomic(path: Path, write) -> None:
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(file)`` on a temp file beside ``path``, then rename it into place
     (:func:`dgp_engine.fileio.atomic_write`); OSError becomes a clear OutputError."""
     try:

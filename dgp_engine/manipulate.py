@@ -103,7 +103,8 @@ class RenderJob:
     whether it stopped early.  ``run_to_end(progress)`` iterates for you and returns
     the images stacked as [N, 3, R, R]."""
 
-    def __init__(self, total: int, produce: Callable[[], Iterator[tuple[torch.Tensor, dict]]],
+    def __init__(self, total: int,
+                 produce: Callable[[], Iterator[tuple[torch.Tensor, dict[str, Any]]]],
                  cancel: threading.Event | None = None, keep: bool = True):
         self.total = total
         self.cancel = cancel or threading.Event()
@@ -270,7 +271,8 @@ class Renderer:
         state's own when not given); [N, 3, R, R] on the CPU, batched."""
         return torch.cat(list(self._batches(*self._inputs(z, embedding))))
 
-    def _inputs(self, z, embedding) -> tuple[torch.Tensor, torch.Tensor]:
+    def _inputs(self, z: torch.Tensor | None,
+                embedding: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         z = (self.state.z if z is None else z).float().cpu()
         z = z.reshape(-1, z.shape[-1])
         e = (self.state.embedding if embedding is None else embedding).float().cpu()
@@ -296,7 +298,7 @@ class Renderer:
                       use_in=self.state.use_in)
             yield x.float().cpu()
 
-    def job(self, z: torch.Tensor, embedding: torch.Tensor, params: Sequence[dict],
+    def job(self, z: torch.Tensor, embedding: torch.Tensor, params: Sequence[dict[str, Any]],
             cancel: threading.Event | None = None) -> RenderJob:
         """A :class:`RenderJob` over paired latents/embeddings, one ``params`` dict each."""
         z, e = self._inputs(z, embedding)
@@ -304,7 +306,7 @@ class Renderer:
             raise InputError("Give one params dict per image.")
         cancel = cancel or threading.Event()
 
-        def produce():
+        def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
             k = 0
             for x in self._batches(z, e, cancel):
                 for img in x:
@@ -522,7 +524,9 @@ class Morph:
         z = torch.lerp(self._zs[k], self._zs[k + 1], u)
         e = torch.lerp(self._es[k], self._es[k + 1], u)
         with torch.no_grad():
-            return self._work(z.to(self.device), e.to(self.device), use_in=self.use_in).cpu()
+            image: torch.Tensor = self._work(z.to(self.device), e.to(self.device),
+                                             use_in=self.use_in)
+        return image.cpu()
 
     def render(self, times: Sequence[float], cancel: threading.Event | None = None, *,
                keep: bool = True) -> RenderJob:
@@ -532,7 +536,7 @@ class Morph:
         times = [float(t) for t in times]
         cancel = cancel or threading.Event()
 
-        def produce():
+        def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
             uses = Counter(times)
             cache: dict[float, torch.Tensor] = {}
             for t in times:
@@ -585,7 +589,7 @@ class MorphTimeline:
     hold_end: int = 0
     pingpong: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if int(self.frames) < 2:
             raise InputError("A morph needs at least 2 frames.")
         if not (math.isfinite(float(self.fps)) and 0 < float(self.fps) <= 240):

@@ -31,8 +31,9 @@ import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
 import torch
@@ -135,9 +136,10 @@ def _encode_array(a: np.ndarray) -> tuple[bytes, str, dict[str, Any]]:
 
 def _decode_array(data: bytes, ext: str, meta: dict[str, Any] | None) -> np.ndarray:
     if ext == ".npy":
-        return np.load(io.BytesIO(data), allow_pickle=False)
+        array: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
+        return array
     with Image.open(io.BytesIO(data)) as im:
-        a = np.asarray(im).copy()
+        a: np.ndarray = np.asarray(im).copy()
     if meta and np.dtype(meta["dtype"]) == np.bool_:
         a = a > 127
     return a
@@ -202,7 +204,7 @@ def save_project(project: Project, path: str | Path, *, extra: dict[str, Any] | 
         "settings": _json(project.settings, "settings"),
         "members": index, **(_json(extra, "extra fields") if extra else {}),
     }
-    def write(fh) -> None:
+    def write(fh: BinaryIO) -> None:
         with zipfile.ZipFile(fh, "w") as zf:
             zf.writestr(MANIFEST, json.dumps(manifest, indent=1), zipfile.ZIP_DEFLATED)
             for name, data, method in members:
@@ -311,7 +313,7 @@ def recover_project(path: str | Path) -> tuple[Project, list[str]]:
 
 
 def _raise_damaged(path: Path, exc: Exception,
-                   recovered: tuple[Project, list[str]] | None = None):
+                   recovered: tuple[Project, list[str]] | None = None) -> NoReturn:
     project, lost = recovered if recovered is not None else recover_project(path)
     found = len(project.item_names())
     what = ", ".join(lost[:6]) + (f" and {len(lost) - 6} more" if len(lost) > 6 else "")
@@ -398,7 +400,8 @@ class Autosaver:
     user saved or closed cleanly."""
 
     def __init__(self, project_path: str | Path | None = None, *, interval_s: float = 120.0,
-                 session: str = "untitled", clock=time.monotonic):
+                 session: str = "untitled",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.project_path = Path(project_path) if project_path is not None else None
         self.session = session
         self.interval_s = float(interval_s)

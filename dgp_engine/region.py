@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 import torch
@@ -49,7 +50,11 @@ class Region:
         return f"{self.x},{self.y},{self.size}"
 
 
-def parse_region(text: str | Region | tuple[float | str, ...] | list[float | str]) -> Region:
+#: What ``parse_region`` accepts: a Region, ``"x,y,size"``, or (x, y, size).
+RegionLike: TypeAlias = "Region | str | tuple[float | str, ...] | list[float | str]"
+
+
+def parse_region(text: RegionLike) -> Region:
     """``"x,y,size"`` (or a tuple / Region) → Region."""
     if isinstance(text, Region):
         return text

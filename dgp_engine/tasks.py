@@ -32,6 +32,7 @@ from .prior import Prior
 from .reconstruct import ReconstructionRun, Report, reconstruct, render
 from .region import (
     Region,
+    RegionLike,
     View,
     blend_into,
     clamp_region,
@@ -152,7 +153,7 @@ def sr_factor(longest: int, resolution: int, factor: int | None = None) -> int:
 
 
 def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | None = None,
-              region: Region | str | tuple | None = None, factor: int | None = None,
+              region: RegionLike | None = None, factor: int | None = None,
               feather: int | None = None) -> TaskPlan:
     """Decide the model's view of ``photo`` and build the observation for ``task``."""
     spec = task_spec(task)
@@ -211,15 +212,15 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
         base = Grayscale()
     elif mask is not None:
         notes.append("The mask is ignored by this task (use inpaint).")
-    known = view.known_mask() if view.padded else None
-    target = obs * known[..., None] if known is not None else obs
+    margin_known = view.known_mask() if view.padded else None
+    target = obs * margin_known[..., None] if margin_known is not None else obs
     feather_px = feather if feather is not None else default_feather(view.w)
-    return TaskPlan(task, view, _with_known(base, known), target, known, None,
+    return TaskPlan(task, view, _with_known(base, margin_known), target, margin_known, None,
                     feather=feather_px, notes=notes)
 
 
-def _plan_superres(photo: Photo, spec: TaskSpec, resolution: int, mask, region, factor,
-                   notes) -> TaskPlan:
+def _plan_superres(photo: Photo, spec: TaskSpec, resolution: int, mask: np.ndarray | None,
+                   region: Region | None, factor: int | None, notes: list[str]) -> TaskPlan:
     w, h = photo.size
     x0, y0 = 0, 0
     if region is not None:
@@ -353,6 +354,7 @@ def compose_output(photo: Photo, plan: TaskPlan, model_output: np.ndarray) -> Ph
     else:
         patch = view.from_model(model_output)
         if compose == FILL_HOLE:
+            assert plan.hole is not None  # plan_task keeps the mask of a hole-filling task
             patch = composite_hole(crop, patch, view.crop(plan.hole), plan.feather)
     if (view.x, view.y, view.w, view.h) == (0, 0, photo.width, photo.height):
         return photo.with_pixels(patch)  # the view is the whole photo
@@ -377,7 +379,7 @@ def preview_array(report: Report, max_side: int | None = None) -> np.ndarray | N
 
 
 def restore_image(prior: Prior, photo: Photo | np.ndarray, task: str, *,
-                  mask: np.ndarray | None = None, region: Region | str | tuple | None = None,
+                  mask: np.ndarray | None = None, region: RegionLike | None = None,
                   factor: int | None = None, class_id: int | None = None,
                   preset: Preset | str | None = None, seed: int = 0, exact: bool = False,
                   cancel: threading.Event | None = None, feather: int | None = None,
