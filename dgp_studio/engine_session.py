@@ -18,9 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from dgp_engine import Preset, Prior, Report
+from dgp_engine.imageio import to_uint8
+from dgp_engine.state import ReconstructionState
 from dgp_engine.tasks import restore_image
 from dgp_engine.taskspec import TASK_SPECS, task_spec
 
@@ -52,10 +53,12 @@ class RegionResult:
     patch: np.ndarray | None          # the new crop content (same size as the crop)
     picture: np.ndarray | None        # a new picture (super-resolution), else None
     output: np.ndarray                # model output at native resolution (uint8)
-    state: object                     # ReconstructionState
+    state: ReconstructionState
     cancelled: bool
     notes: list[str] = field(default_factory=list)
-    prior: object | None = None       # a copy of the model for the Manipulate panel
+    # the loaded prior the run started from (read-only: the run trained its own copy of
+    # G, kept in ``state``), so the Manipulate panel renders the result with it
+    prior: Prior | None = None
 
 
 def resolve_device(name: str) -> tuple[str, str | None]:
@@ -75,18 +78,6 @@ def available_devices() -> list[str]:
 
     out = ["auto"] + [d for d in engine_devices() if d != "auto"]
     return out if "cpu" in out else out + ["cpu"]
-
-
-def to_uint8(t: torch.Tensor, max_side: int | None = None) -> np.ndarray:
-    """[1,3,H,W] in [-1,1] → H×W×3 uint8 (downscaled to ``max_side`` if larger)."""
-    x = t.detach()[0].float().cpu().clamp(-1, 1)
-    if max_side and x.shape[-1] > max_side:
-        x = torch.nn.functional.interpolate(x[None], size=(max_side, max_side), mode="area")[0]
-    return x.add(1).mul(127.5).round().byte().permute(1, 2, 0).contiguous().numpy()
-
-
-def _uint8(rgb01: np.ndarray) -> np.ndarray:
-    return (np.clip(rgb01, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 class RegionJob:
@@ -115,9 +106,9 @@ class RegionJob:
         r = self.job.result
         if r is None:
             return
-        pixels = _uint8(r.photo.rgb)
+        pixels = to_uint8(r.photo.rgb)
         new_picture = task_spec(self.request.task).new_picture
         self.result = RegionResult(None if new_picture else pixels,
                                    pixels if new_picture else None,
-                                   _uint8(r.model_output), r.state, r.cancelled,
+                                   to_uint8(r.model_output), r.state, r.cancelled,
                                    list(self.job.notes))
