@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -47,10 +48,12 @@ class SmallClassifier(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features (global average pool), for KID/FID."""
-        return self.features(x).mean((2, 3))
+        features: torch.Tensor = self.features(x)
+        return features.mean((2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(x))
+        logits: torch.Tensor = self.head(self.embed(x))
+        return logits
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -66,7 +69,7 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 def train_classifier(data: ImageDataset, epochs: int = 6, batch: int = 64, lr: float = 2e-3,
                      width: int = 24, seed: int = 0, holdout: float = 0.1,
                      progress: Callable[[str], None] | None = None,
-                     ) -> tuple[SmallClassifier, dict]:
+                     ) -> tuple[SmallClassifier, dict[str, Any]]:
     """Train on all but a ``holdout`` fraction (stratified by shuffling), report its accuracy."""
     gen = torch.Generator().manual_seed(seed)
     n = len(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,10 +107,10 @@ class EpochSampler:
             need -= take
         return torch.cat(parts)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {"order": self.order.clone(), "cursor": self.cursor}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         if int(state["order"].numel()) != self.n:
             raise DatasetError(f"the checkpoint was trained on {state['order'].numel()} images; "
                                f"this dataset has {self.n}. Resume with the same data file.")

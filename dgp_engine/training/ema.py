@@ -38,7 +38,7 @@ class GeneratorEMA:
             b_ema.copy_(b)
 
 
-def _bn_layers(G: nn.Module) -> list[nn.Module]:
+def _bn_layers(G: nn.Module) -> list[ConditionalBatchNorm | OutputBatchNorm]:
     return [m for m in G.modules() if isinstance(m, (ConditionalBatchNorm, OutputBatchNorm))]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -14,7 +15,7 @@ from .trainer import read_checkpoint
 
 def export_prior(checkpoint: str | Path, folder: str | Path, class_names: list[str] | None = None,
                  standing_batches: int = 64, standing_batch: int = 32, seed: int = 0,
-                 dtype: torch.dtype = torch.float16) -> dict:
+                 dtype: torch.dtype = torch.float16) -> dict[str, Any]:
     """Write config.json, G_ema.safetensors (EMA G with standing BN statistics),
     D.safetensors and classes.txt.  Returns a summary (step, images seen, hours)."""
     from safetensors.torch import save_file
@@ -29,7 +30,7 @@ def export_prior(checkpoint: str | Path, folder: str | Path, class_names: list[s
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
 
-    def cast(sd: dict) -> dict:
+    def cast(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: (v.to(dtype) if v.is_floating_point() else v).contiguous()
                 for k, v in sd.items()}
 

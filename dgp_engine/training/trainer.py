@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ class TrainSettings:
                             dim_z=self.dim_z, shared_dim=self.shared_dim, hier=True,
                             n_classes=n_classes, G_attn=self.G_attn, D_attn=self.D_attn)
 
-    def replace(self, **changes) -> TrainSettings:
+    def replace(self, **changes: Any) -> TrainSettings:
         return dataclasses.replace(self, **changes)
 
 
@@ -120,7 +121,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def read_checkpoint(path: Path) -> dict:
+def read_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ResumeError(f"no training checkpoint at {path}; start without --resume "
                           "or point --out at the folder of the run to continue")
@@ -135,7 +136,8 @@ def read_checkpoint(path: Path) -> dict:
     return ckpt
 
 
-def check_resumable(ckpt: dict, settings: TrainSettings, n_classes: int, n_images: int) -> None:
+def check_resumable(ckpt: dict[str, Any], settings: TrainSettings, n_classes: int,
+                    n_images: int) -> None:
     saved = ckpt["settings"]
     diffs = [f"{k}: checkpoint {saved.get(k)!r} vs requested {getattr(settings, k)!r}"
              for k in ARCHITECTURE_FIELDS if saved.get(k) != getattr(settings, k)]
@@ -267,7 +269,7 @@ class Trainer:
     def _saved_step(self) -> int | None:
         return getattr(self, "_last_saved_step", None)
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT,
             "settings": dataclasses.asdict(self.settings),
