@@ -195,7 +195,7 @@ class AsyncJob(Job):
     def __init__(self, title: str, parent: QObject | None = None):
         super().__init__(title, "io", canceller=self._cancel_task, parent=parent)
         self.cancel_event = threading.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[Any] | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._on_report: Callable[[Any], None] = _ignore
         self._report.connect(self._deliver)
@@ -272,7 +272,7 @@ class AsyncJob(Job):
             self.finish(result)
 
 
-def _run_loop(loop: asyncio.AbstractEventLoop, task: asyncio.Task) -> None:
+def _run_loop(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
     try:
         loop.run_until_complete(task)
         loop.run_until_complete(loop.shutdown_default_executor())

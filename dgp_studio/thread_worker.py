@@ -151,7 +151,7 @@ class _LaneRunner(QObject):
 
     done = Signal(object)  # the worker, once the runner no longer holds it
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.lock = threading.Lock()
         self.queue: deque[GeneratorWorker] = deque()

@@ -147,7 +147,7 @@ class TaskSettings(QObject):
         return resolve_class(text, self.class_names)
 
     # --- saved with every result --------------------------------------------------------
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"task": task_spec(self.task).label, "model": self.model,
                 "class": self.class_text, "preset": self.preset,
                 "iterations": self.iterations, "seed": self.seed, "device": self.device}
