@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the CLI imports torch and the engine only when a command runs
+    import torch
+
+    from ..manipulate import RenderJob
+    from ..prior import Prior
+    from ..state import ReconstructionState
 
 _EASINGS = ["linear", "ease-in", "ease-out", "ease-in-out", "cubic", "sine", "smoothstep",
             "smootherstep"]
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "jitter", help="render random variations of a result (latent jitter) as a grid",
         description="Render N variations G(z* + σ·ε; θ*) of a saved reconstruction state and "
@@ -85,7 +94,8 @@ def _common(p: argparse.ArgumentParser, grid: bool) -> None:
 # --------------------------------------------------------------------------- loading
 
 
-def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu"):
+def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu"
+                          ) -> tuple[list[ReconstructionState], Prior]:
     """Read states, load the prior and check the states fit it, with messages that say
     which model to pass or fetch."""
     from ..errors import CheckpointError, StateError
@@ -96,7 +106,7 @@ def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu"):
     try:
         prior = load_prior(model, device=device)
     except CheckpointError as exc:
-        wanted = {s.model.get("name") for s in states if s.model.get("name")} - {model}
+        wanted = {str(s.model["name"]) for s in states if s.model.get("name")} - {model}
         hint = ""
         if wanted:
             name = sorted(wanted)[0]
@@ -117,7 +127,7 @@ def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu"):
     return states, prior
 
 
-def _setup(args) -> None:
+def _setup(args: argparse.Namespace) -> None:
     import torch
 
     from ..runtime import available_cores
@@ -125,7 +135,8 @@ def _setup(args) -> None:
     torch.set_num_threads(args.threads or available_cores())
 
 
-def _progress(args, total: int, desc: str):
+def _progress(args: argparse.Namespace, total: int, desc: str) -> Any:
+    """A tqdm bar (tqdm is untyped)."""
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr,
@@ -145,7 +156,7 @@ def _parse_sigma(text: str) -> float | list[float]:
     return values[0] if len(values) == 1 and "," not in text else values
 
 
-def _save_grid(args, images) -> None:
+def _save_grid(args: argparse.Namespace, images: Iterable[torch.Tensor]) -> None:
     from ..animation import frame_array, grid, resize_frame, save_image
 
     arrays = [resize_frame(frame_array(x), scale=args.scale, resample=args.resample)
@@ -231,7 +242,8 @@ def run_morph(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export(args, job, fps: float, size=None, loop: int = 0) -> None:
+def _export(args: argparse.Namespace, job: RenderJob, fps: float,
+            size: tuple[int, int] | None = None, loop: int = 0) -> None:
     from ..animation import AnimationExport
 
     export = AnimationExport(job, args.output, fps=fps, size=size, scale=args.scale,

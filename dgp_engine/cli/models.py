@@ -6,10 +6,17 @@ import argparse
 import json
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from ..transfer import TransferProgress
+
+T = TypeVar("T")
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "models", help="manage GAN priors: list, pull, import, verify, remove, path",
         description="The bundled prior, StudioGAN's ImageNet-128 and AFHQ-256 BigGANs "
@@ -17,7 +24,12 @@ def register(subparsers) -> None:
                     "their files, or pull from a Hub repository you configure); every model "
                     "is converted once to safetensors in the user cache.")
     sub = p.add_subparsers(dest="models_command", metavar="ACTION")
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    def show_help(args: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(func=show_help)
 
     ls = sub.add_parser("list", help="known models and whether they are installed")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
@@ -85,10 +97,10 @@ class _Bar:
     """A tqdm bar per file on stderr, fed by TransferProgress reports."""
 
     def __init__(self) -> None:
-        self._bar = None
-        self._key = None
+        self._bar: Any = None  # a tqdm bar (tqdm is untyped)
+        self._key: tuple[str, str] | None = None
 
-    def __call__(self, p) -> None:
+    def __call__(self, p: TransferProgress) -> None:
         from tqdm import tqdm
 
         if p.stage == "plan":  # said once, before any byte moves
@@ -116,7 +128,7 @@ class _Bar:
             self._bar = None
 
 
-def _run_with_bar(fn, *args, **kwargs):
+def _run_with_bar(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     bar = _Bar()
     cancel = threading.Event()
     try:

@@ -12,15 +12,25 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from ..taskspec import EVAL_TASKS, TASK_SPECS, task_spec
+
+if TYPE_CHECKING:  # the CLI imports torch and the engine only when a command runs
+    import torch
+
+    from ..prior import Prior
+    from ..reconstruct import Report
+    from ..state import ReconstructionState
 
 EXIT_INTERRUPTED = 130
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for spec in TASK_SPECS:
         help_text = spec.summary
         p = subparsers.add_parser(spec.command, help=help_text, description=help_text + ".")
@@ -128,7 +138,7 @@ class ProgressBar:
                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, "
                                    "{rate_fmt}{postfix}]")
 
-    def update(self, report) -> None:
+    def update(self, report: Report) -> None:
         if report.state is not None:
             return
         if report.phase == "select":
@@ -159,7 +169,8 @@ class ProgressBar:
 
 
 @contextmanager
-def cancel_on_sigint(event: threading.Event, on_first=None, also_sigterm: bool = False):
+def cancel_on_sigint(event: threading.Event, on_first: Callable[[], None] | None = None,
+                     also_sigterm: bool = False) -> Iterator[None]:
     """While active, the first Ctrl-C (and, with ``also_sigterm``, SIGTERM) sets ``event``
     (a clean stop); a second one raises KeyboardInterrupt.  Outside the main thread
     signals cannot be caught: no-op."""
@@ -167,7 +178,7 @@ def cancel_on_sigint(event: threading.Event, on_first=None, also_sigterm: bool =
         yield
         return
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         if event.is_set():
             raise KeyboardInterrupt
         event.set()
@@ -183,7 +194,7 @@ def cancel_on_sigint(event: threading.Event, on_first=None, also_sigterm: bool =
             signal.signal(s, h)
 
 
-def _setup_torch(args):
+def _setup_torch(args: argparse.Namespace) -> torch.device:
     from ..runtime import available_cores, configure
     from ..tasks import resolve_device
 
@@ -198,7 +209,7 @@ def _setup_torch(args):
     return device
 
 
-def _class_id(spec: str, prior) -> int | None:
+def _class_id(spec: str | None, prior: Prior) -> int | None:
     from ..classes import resolve_class
 
     if spec is None or str(spec).strip().lower() == "auto":
@@ -220,7 +231,7 @@ def _class_id(spec: str, prior) -> int | None:
         raise InputError(f"{exc}{hint}") from None
 
 
-def _parse_box(text: str):
+def _parse_box(text: str) -> tuple[int, int, int, int]:
     from ..errors import InputError
 
     try:
@@ -230,10 +241,11 @@ def _parse_box(text: str):
     except ValueError:
         raise InputError(f"A box is written x,y,width,height (four whole numbers); got "
                          f"{text!r}.") from None
-    return tuple(parts)
+    return parts[0], parts[1], parts[2], parts[3]
 
 
-def _save_state(state, path: Path, *, sources, overwrite: bool) -> None:
+def _save_state(state: ReconstructionState, path: Path, *, sources: Sequence[str | Path],
+                overwrite: bool) -> None:
     from ..imageio import check_output_path, output_error
 
     check_output_path(path, sources=sources, overwrite=overwrite, image=False)
@@ -243,7 +255,7 @@ def _save_state(state, path: Path, *, sources, overwrite: bool) -> None:
         raise output_error(exc, path) from exc
 
 
-def _describe_class(prior, class_id: int) -> str:
+def _describe_class(prior: Prior, class_id: int) -> str:
     name = prior.class_name(class_id) if prior.class_names else ""
     return f"{class_id} ({name.split(',')[0]})" if name else str(class_id)
 
@@ -348,13 +360,16 @@ def run_eval_command(args: argparse.Namespace) -> int:
     data = load_dataset(args.data, args.limit, args.pick)
     hole = load_hole(args.mask, prior.resolution) if args.mask else None
     spec = str(args.class_spec).strip().lower()
-    class_mode = spec if spec in ("auto", "label") else _class_id(args.class_spec, prior)
+    class_mode: str | int = spec
+    if spec not in ("auto", "label"):
+        class_id = _class_id(args.class_spec, prior)
+        class_mode = "auto" if class_id is None else class_id
     cancel = threading.Event()
     bar = tqdm(total=len(data.images), unit="img", file=sys.stderr, disable=args.quiet,
                dynamic_ncols=True, desc=f"{args.task} {args.method}")
     psnrs: list[float] = []
 
-    def on_image(row: dict) -> None:
+    def on_image(row: dict[str, Any]) -> None:
         if row["psnr"] is not None:
             psnrs.append(row["psnr"])
         bar.set_postfix_str(f"psnr {sum(psnrs) / max(1, len(psnrs)):.2f} "

@@ -10,8 +10,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .tasks import EXIT_INTERRUPTED, cancel_on_sigint
+
+if TYPE_CHECKING:
+    from ..training import TrainSettings
 
 # option name → TrainSettings field; None on the command line means "keep the default,
 # or what the checkpoint was trained with when resuming".
@@ -20,7 +24,7 @@ _OPTIONS = {"res": "resolution", "ch": "ch", "batch": "batch", "steps": "steps",
             "augment": "augment", "seed": "seed"}
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "train", help="train a BigGAN prior (generator + discriminator) on an .npz archive",
         description="Train a class-conditional BigGAN with hinge loss, EMA generator and "
@@ -50,7 +54,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_train)
 
 
-def _settings(args: argparse.Namespace):
+def _settings(args: argparse.Namespace) -> TrainSettings:
     from ..training import TrainSettings
     from ..training.trainer import CHECKPOINT_NAME, read_checkpoint
 
