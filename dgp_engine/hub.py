@@ -569,7 +569,7 @@ def _resolve(entry: ModelEntry, src: registry.HubSource, offline: bool, timeout:
         raise DownloadError(
             f"{entry.name} is not downloaded yet and DGP Studio is offline (HF_HUB_OFFLINE "
             "is set): connect and pull again, or import files you have with "
-            f"`dgp models import {entry.name} --g G_ema.pth --d D.pth`.")
+            f"`dgp models import {entry.name} --g model=G_ema-…pth --d model=D-…pth`.")
     reporter.report("list", f"{src.repo_id}/{folder}", 0, None)
     try:
         commit = hub_listing.commit_of(src.endpoint, src.repo_id, src.revision, timeout)
