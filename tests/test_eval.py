@@ -181,3 +181,10 @@ def test_weights_digest_follows_the_tensors_not_the_container(tmp_path):
     g2["w"][1, 2] = 0.5  # one value
     assert write(tmp_path / "c", g2, d, {}) != a
     assert write(tmp_path / "d", dict(g, w=g["w"].reshape(3, 2)), d, {}) != a  # one shape
+
+
+def test_degrade_inpaint_defaults_to_the_centre_hole():
+    clean = np.ones((30, 30, 3), np.float32)
+    assert np.array_equal(degrade(clean, "inpaint").rgb,
+                          degrade(clean, "inpaint", hole=centre_hole(30)).rgb)
+    assert degrade(clean, "inpaint").rgb[centre_hole(30)].max() == 0

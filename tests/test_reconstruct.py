@@ -169,3 +169,12 @@ def test_state_errors(prior, tmp_path):
     other.G = type(prior.G)(type(prior.config)(**{**prior.config.to_dict(), "G_ch": 16}))
     with pytest.raises(StateError, match="does not fit"):
         render(other, state)
+
+
+def test_z_selection_without_a_finite_loss_says_so(prior):
+    """Every candidate scoring NaN (weights with NaN) is a clear InputError, not a crash."""
+    with torch.no_grad():
+        prior.G.linear.weight.fill_(float("nan"))
+    run = reconstruct(prior, smooth_target(32), "reconstruct", class_id=1, preset=preset())
+    with pytest.raises(InputError, match="No starting point gave a finite loss"):
+        list(run)
