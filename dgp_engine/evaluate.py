@@ -273,7 +273,9 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
             "seed": seed, "exact": exact,
         },
         "model": {"name": prior.name, "config": prior.config.to_dict(),
-                  "checksum": prior.checksum or _weights_digest(prior),
+                  # the files' tensor digest (what export_bundled checks), else the
+                  # prior's own identity
+                  "checksum": _weights_digest(prior) or prior.checksum,
                   "weights": "random (seeded)" if method == "dip" else "pretrained"},
         "preset": run_preset.to_dict(),
         "data": {"source": data.source, "indices": data.indices[:len(rows)],
