@@ -49,6 +49,7 @@ from .taskspec import (
     NEW_PICTURE,
     TaskSpec,
     default_preset,
+    enlargement_warning,
     task_spec,
     working_region,
 )
@@ -173,6 +174,11 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
         if region is None:
             notes.append("The hole is wider than any square region of the photo: the "
                          "whole photo is restored at the model's resolution.")
+
+    if region is not None:
+        soft = enlargement_warning(task, region.size, resolution)
+        if soft is not None:
+            notes.append(soft)
 
     if spec.new_picture:
         return _plan_superres(photo, spec, resolution, mask, region, factor, notes)

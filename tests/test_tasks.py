@@ -71,6 +71,35 @@ def test_colorize_keeps_full_resolution_lightness(prior):
     assert res.state.task["name"] == "compose"
 
 
+@pytest.mark.parametrize("h, w", [(90, 30), (30, 90)], ids=["1:3", "3:1"])
+def test_colorize_covers_a_long_photo_with_colour_everywhere(prior, h, w):
+    """The whole 1:3 / 3:1 photo is fitted into the model's square (edge-padded margin
+    out of the loss) and every pixel takes a, b from the model's content box."""
+    ph = photo(h, w, seed=2)
+    gray = ph.with_pixels(np.repeat(ph.rgb.mean(-1, keepdims=True), 3, -1))
+    job, res = run(prior, gray, "colorize", class_id=1)
+    view = job.plan.view
+    assert (view.x, view.y, view.w, view.h) == (0, 0, w, h) and view.padded
+    assert max(view.cw, view.ch) == prior.resolution
+    assert job.plan.known is not None and not job.plan.known.all()  # margin left out
+    chroma = np.linalg.norm(color.rgb2lab(res.photo.rgb)[..., 1:], axis=-1)
+    assert (chroma > 0.5).mean() > 0.99  # no grey strip
+    expected = transfer_color(gray.rgb, view.content(res.model_output))
+    np.testing.assert_allclose(res.photo.rgb, expected, atol=1e-6)
+
+
+def test_a_region_enlarged_more_than_twice_is_noted(prior):
+    ph = photo(100, 100)
+    hole = np.zeros((100, 100), bool)
+    hole[40:60, 40:60] = True
+    big = plan_task(ph, "inpaint", prior.resolution, mask=hole, region=(0, 0, 80))
+    assert any("soft" in n and "larger model" in n for n in big.notes)  # 80 px > 2 × 32
+    ok = plan_task(ph, "inpaint", prior.resolution, mask=hole, region=(20, 20, 60))
+    assert not any("soft" in n for n in ok.notes)
+    colour = plan_task(ph, "colorize", prior.resolution, region=(0, 0, 80))
+    assert not any("soft" in n for n in colour.notes)  # L stays the photo's own
+
+
 def test_transfer_color_and_composite_units():
     rng = np.random.default_rng(0)
     orig = rng.random((20, 30, 3)).astype(np.float32) * 0.5 + 0.25

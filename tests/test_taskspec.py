@@ -13,8 +13,10 @@ from dgp_engine.region import Region
 from dgp_engine.taskspec import (
     TASK_SPECS,
     TASKS,
+    covers_whole_photo,
     default_preset,
     default_preset_name,
+    enlargement_warning,
     find_task,
     menu_tasks,
     task_by_label,
@@ -105,3 +107,14 @@ def test_evaluation_observations_follow_the_table():
     with pytest.raises(InputError, match="Evaluation covers reconstruct, colorize, inpaint, "
                                          "superres; not 'hybrid'"):
         degrade(clean, "hybrid")
+
+
+def test_colorization_covers_the_whole_photo_and_only_regions_warn_when_soft():
+    assert covers_whole_photo("colorization")
+    assert [s.name for s in TASK_SPECS if s.region.whole_photo] == ["colorize"]
+    assert enlargement_warning("inpaint", 128, 64) is None  # 2×: fine
+    text = enlargement_warning("inpaint", 300, 64)
+    assert text is not None and "4.7×" in text and "128 px" in text and "larger model" in text
+    assert enlargement_warning("restore", 200, 64) is not None
+    assert enlargement_warning("colorize", 1000, 64) is None
+    assert enlargement_warning("superres", 1000, 64) is None  # a new picture
