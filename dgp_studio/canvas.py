@@ -11,16 +11,79 @@ from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsPathItem,
     QGraphicsPixmapItem,
+    QGraphicsRectItem,
     QGraphicsScene,
+    QGraphicsSimpleTextItem,
     QGraphicsView,
 )
 
 from . import mask_tools
 from .model.state import AppState
-from .qimage import to_pixmap
+from .qimage import to_pixmap, to_qimage
 
 TOOLS = ("brush", "eraser", "rect", "lasso", "frame")
 MIN_ZOOM, MAX_ZOOM = 0.01, 64.0
+EMPTY_HINT = "Open a picture (Ctrl+O) or drop one here"
+LIVE_OPACITY = 0.55  # live frames are a marked, see-through overlay, never the result
+
+
+class ResultLayerItem(QGraphicsItem):
+    """The result of a run over the picture, not yet applied: its pixels at their
+    bounds (drawn at the layer's opacity by the state).  With a split at scene x, only
+    the part right of it is drawn, and a line marks the split: before | after."""
+
+    def __init__(self):
+        super().__init__()
+        self._image: QImage | None = None
+        self._pos = (0, 0)
+        self._size: tuple[int, int] | None = None
+        self.split: float | None = None
+        self.setZValue(3)  # above the mask overlay: a result is never hidden by it
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+
+    def set_pixels(self, pixels: np.ndarray | None, x: int = 0, y: int = 0,
+                   size: tuple[int, int] | None = None) -> None:
+        """Show ``pixels`` at (x, y), scaled to ``size`` = (w, h) when given (a new
+        picture of another size is shown over the area it came from)."""
+        self.prepareGeometryChange()
+        self._image = None if pixels is None else to_qimage(pixels)
+        self._pos = (x, y)
+        self._size = size
+        self.update()
+
+    @property
+    def has_image(self) -> bool:
+        return self._image is not None
+
+    def set_split(self, x: float | None) -> None:
+        self.split = x
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        if self._image is None:
+            return QRectF()
+        w, h = self._size or (self._image.width(), self._image.height())
+        return QRectF(self._pos[0], self._pos[1], w, h)
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        if self._image is None:
+            return
+        rect = self.boundingRect()
+        src = QRectF(0, 0, self._image.width(), self._image.height())
+        if self.split is not None:
+            cut = min(max(self.split, rect.left()), rect.right())
+            src.setLeft((cut - rect.left()) * src.width() / max(rect.width(), 1e-6))
+            rect.setLeft(cut)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
+                              painter.worldTransform().m11() < 1.0)
+        if rect.width() > 0:
+            painter.drawImage(rect, self._image, src)
+        if self.split is not None:
+            pen = QPen(QColor(255, 255, 255), 2)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.drawLine(QPointF(rect.left(), rect.top()),
+                             QPointF(rect.left(), rect.bottom()))
 
 
 class ArrayImageItem(QGraphicsItem):
@@ -172,10 +235,27 @@ class Canvas(QGraphicsView):
         self.image_item = ArrayImageItem()
         self.mask_item = ArrayImageItem()
         self.mask_item.setZValue(1)
+        self.result_item = ResultLayerItem()
+        # a live frame: translucent inside the region, outlined and labelled "Live
+        # preview" so it is never taken for the result
         self.preview_item = QGraphicsPixmapItem()
         self.preview_item.setZValue(5)
         self.preview_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.preview_item.setOpacity(LIVE_OPACITY)
         self.preview_item.setVisible(False)
+        self.preview_outline = QGraphicsRectItem()
+        opan = QPen(QColor(0, 200, 255), 2)
+        opan.setCosmetic(True)
+        opan.setStyle(Qt.PenStyle.DotLine)
+        self.preview_outline.setPen(opan)
+        self.preview_outline.setZValue(6)
+        self.preview_outline.setVisible(False)
+        self.preview_label = QGraphicsSimpleTextItem("Live preview")
+        self.preview_label.setBrush(QColor(0, 200, 255))
+        self.preview_label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.preview_label.setZValue(6)
+        self.preview_label.setVisible(False)
+        self.split_mode = False
         self.frame_item = RegionFrameItem(state)
         self.cursor_item = QGraphicsEllipseItem()
         cpen = QPen(QColor(255, 255, 255), 1)
@@ -188,7 +268,8 @@ class Canvas(QGraphicsView):
         rpen.setCosmetic(True)
         self.rubber.setPen(rpen)
         self.rubber.setZValue(21)
-        for item in (self.image_item, self.mask_item, self.preview_item, self.frame_item,
+        for item in (self.image_item, self.mask_item, self.result_item, self.preview_item,
+                     self.preview_outline, self.preview_label, self.frame_item,
                      self.cursor_item, self.rubber):
             self.scene().addItem(item)
         self.tool = "brush"
@@ -200,10 +281,12 @@ class Canvas(QGraphicsView):
         self._stroke = None  # (recorder, last point, erase)
         self._shape_points: list[QPointF] = []
         self._shape_erase = False
+        self._splitting = False
         state.picture_replaced.connect(self._on_picture_replaced)
         state.picture_changed.connect(self.image_item.changed)
         state.mask_changed.connect(self.mask_item.changed)
         state.region_changed.connect(self.frame_item.set_region)
+        state.layer_changed.connect(self.show_layer)
         self.set_tool("brush")
 
     # --- picture and overlay --------------------------------------------------
@@ -213,18 +296,73 @@ class Canvas(QGraphicsView):
         self.mask_item.set_array(self.state.mask, self.mask_colour)
         w, h = self.state.size
         self.scene().setSceneRect(QRectF(-w * 0.1, -h * 0.1, w * 1.2, h * 1.2))
+        self.result_item.set_split(None)
+        self.show_layer()
         self.fit()
+        self.viewport().update()  # the empty-canvas hint goes
 
     def show_preview(self, rgb: np.ndarray, region: tuple[int, int, int]) -> None:
-        """The live frame of a run, drawn over its working region."""
+        """The live frame of a run, drawn translucent and marked over its region."""
         x, y, side = region
         self.preview_item.setPixmap(to_pixmap(rgb))
         self.preview_item.setPos(x, y)
         self.preview_item.setScale(side / max(1, rgb.shape[1]))
-        self.preview_item.setVisible(True)
+        self.preview_outline.setRect(QRectF(x, y, side, side))
+        self.preview_label.setPos(x + 2, y + 2)
+        for item in (self.preview_item, self.preview_outline, self.preview_label):
+            item.setVisible(True)
 
     def hide_preview(self) -> None:
-        self.preview_item.setVisible(False)
+        for item in (self.preview_item, self.preview_outline, self.preview_label):
+            item.setVisible(False)
+
+    @property
+    def live_preview_shown(self) -> bool:
+        return self.preview_item.isVisible()
+
+    # --- the result layer and the split view ------------------------------------
+    def show_layer(self) -> None:
+        """The state's result layer over the picture (hidden while "Show original")."""
+        st = self.state
+        pixels = None if st.show_original else st.layer_pixels()
+        if pixels is None or st.layer is None:
+            self.result_item.set_pixels(None)
+        else:
+            x0, y0, x1, y1 = st.layer.bounds
+            size = (x1 - x0, y1 - y0) if st.layer.picture is not None else None
+            self.result_item.set_pixels(pixels, x0, y0, size)
+        self._update_split()
+
+    def set_split_mode(self, on: bool) -> None:
+        """Before | after on the canvas: the layer is drawn right of a line that
+        follows the pointer (left of it, the picture as it is)."""
+        self.split_mode = bool(on)
+        if on and self.result_item.split is None:
+            self.result_item.set_split(self.state.size[0] / 2)
+        self._update_split()
+
+    def set_split(self, x: float) -> None:
+        if self.split_mode:
+            self.result_item.set_split(x)
+
+    def _update_split(self) -> None:
+        if not self.split_mode:
+            self.result_item.set_split(None)
+        elif self.result_item.split is None:
+            self.result_item.set_split(self.state.size[0] / 2)
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        super().drawForeground(painter, rect)
+        if self.state.has_picture:
+            return
+        painter.save()  # the empty canvas says what to do, in view coordinates
+        painter.resetTransform()
+        painter.setPen(QColor(190, 190, 190))
+        font = painter.font()
+        font.setPointSizeF(font.pointSizeF() * 1.4)
+        painter.setFont(font)
+        painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter, EMPTY_HINT)
+        painter.restore()
 
     def set_mask_opacity(self, opacity: float) -> None:
         self.mask_item.setOpacity(min(1.0, max(0.0, opacity)))
@@ -318,6 +456,11 @@ class Canvas(QGraphicsView):
             super().mousePressEvent(event)
             return
         p = self.mapToScene(event.position().toPoint())
+        if self.split_mode and self.result_item.has_image:
+            self._splitting = True  # drag the before | after line, paint nothing
+            self.set_split(p.x())
+            event.accept()
+            return
         erase = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
         if self.tool in ("brush", "eraser"):
             rec = self.state.mask_recorder()
@@ -341,6 +484,10 @@ class Canvas(QGraphicsView):
             event.accept()
             return
         self._update_cursor_item(p)
+        if self._splitting:
+            self.set_split(p.x())
+            event.accept()
+            return
         if self._stroke is not None:
             rec, last, erase = self._stroke
             b = mask_tools.segment(self.state.mask, rec, last, (p.x(), p.y()),
@@ -384,6 +531,10 @@ class Canvas(QGraphicsView):
             self._pan = None
             self.viewport().setCursor(Qt.CursorShape.OpenHandCursor if self._space
                                       else Qt.CursorShape.CrossCursor)
+            event.accept()
+            return
+        if self._splitting:
+            self._splitting = False
             event.accept()
             return
         if self._stroke is not None:

@@ -6,6 +6,9 @@ blend for inpainting, feathered square otherwise, colour transfer in Lab for
 colorization).  The app hands it the working region plus a one-pixel margin of
 the picture (so seams are feathered exactly as on the full photo) instead of a
 float copy of a possibly 100-megapixel picture, and gets back the changed patch.
+Colorization is the exception: it covers the whole picture at any aspect ratio
+(``region`` None; the engine fits it into the model's square and keeps L at full
+resolution), as ``dgp colorize`` does without ``--region``.
 
 What a task is (its label, whether it takes a mask, whether it makes a new picture,
 its default preset for a model, its working region around a mask) comes from the

@@ -1,4 +1,5 @@
-"""Results of runs, newest last, with a before/after compare and Apply."""
+"""Results of runs, newest last, with a before/after compare and Apply.  Selecting a
+result that is not applied shows it as the layer over the picture."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .model.state import AppState, HistoryEntry
 
 class HistoryPanel(QWidget):
     apply_requested = Signal(object)  # HistoryEntry
+    show_requested = Signal(object)   # HistoryEntry to show as the result layer
 
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
@@ -41,7 +43,12 @@ class HistoryPanel(QWidget):
         self.list.blockSignals(False)
         n = len(self.state.history)
         if n:
-            self.list.setCurrentRow(row if 0 <= row < n and row != n - 2 else n - 1)
+            layer = self.state.layer
+            if layer is not None and layer in self.state.history:
+                row = self.state.history.index(layer)  # the list follows the layer
+            elif not (0 <= row < n and row != n - 2):
+                row = n - 1
+            self.list.setCurrentRow(row)
             self._selected(self.list.currentRow())
         else:
             self.compare.set_images(None, None)
@@ -54,7 +61,9 @@ class HistoryPanel(QWidget):
     def _selected(self, _row: int) -> None:
         e = self.current()
         self.compare.set_images(None if e is None else e.before, None if e is None else e.after)
-        self.apply_button.setEnabled(e is not None)
+        self.apply_button.setEnabled(e is not None and not e.applied)
+        if e is not None and not e.applied and e is not self.state.layer:
+            self.show_requested.emit(e)
 
     def _apply(self) -> None:
         e = self.current()

@@ -76,6 +76,9 @@ def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
 
 
 def save_mask(mask: np.ndarray, path: str | Path) -> Path:
+    """Written atomically by the engine's writer (the user's umask applies)."""
+    from dgp_engine.fileio import atomic_write
+
     path = Path(path)
-    Image.fromarray(mask, "L").save(path, format="PNG")
+    atomic_write(path, lambda fh: Image.fromarray(mask, "L").save(fh, format="PNG"))
     return path

@@ -8,6 +8,7 @@ shows in the status bar through the one job protocol (jobs.py)."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from .canvas import Canvas
 from .catalog import ModelCatalog
 from .engine_session import NEW_PICTURE, RegionRequest, RegionResult
 from .first_run import FirstRunHint, only_bundled_installed
+from .guidance import RegionHint, is_grayscale, region_note
 from .history_panel import HistoryPanel
 from .jobs import JobList, JobStatus
 from .log_panel import LogBridge, LogPanel, attach, detach
@@ -86,6 +88,10 @@ class MainWindow(QMainWindow, ProjectFileActions):
         self.inform = self._inform_dialog
         # Asks yes/no without blocking, calls back on yes; tests replace it.
         self.ask_later = self._ask_later_dialog
+        # Asks Save / Discard / Cancel about unsaved work ("save", "discard" or "cancel");
+        # tests replace it.
+        self.ask_save = self._ask_save_dialog
+        self._kept_autosaves: list[Path] = []  # discarded work, kept until a clean save
 
         self.canvas = Canvas(self.state)
         self.canvas.set_brush(self.settings.brush_size, self.settings.brush_hardness)
@@ -100,6 +106,9 @@ class MainWindow(QMainWindow, ProjectFileActions):
         centre_lay.setContentsMargins(0, 0, 0, 0)
         centre_lay.setSpacing(0)
         centre_lay.addWidget(self.first_run_hint)
+        self.region_hint = RegionHint()  # the working region explained on first show
+        self.region_hint.dismissed.connect(self._region_explained)
+        centre_lay.addWidget(self.region_hint)
         centre_lay.addWidget(self.canvas, 1)
         self.setCentralWidget(centre)
         self.setAcceptDrops(True)
@@ -151,6 +160,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
         r.warning.connect(self._on_warning)
         if self.manipulate is not None:
             self.manipulate.job_added.connect(self.jobs.add)
+            self.manipulate.photo_path = self._photo_path
 
         self.task_panel.model_selected.connect(self._load_model)
         self.task_panel.task.currentTextChanged.connect(self._task_changed)
@@ -160,6 +170,9 @@ class MainWindow(QMainWindow, ProjectFileActions):
         self.run_panel.resume_clicked.connect(self.resume_run)
         self.run_panel.cancel_clicked.connect(self.cancel_run)
         self.history_panel.apply_requested.connect(self.state.apply_result)
+        self.history_panel.show_requested.connect(self.state.set_layer)
+        self.state.layer_changed.connect(self._layer_changed)
+        self.state.resolution_changed.connect(lambda _r: self._update_region_note())
         self.state.undo_stack.indexChanged.connect(self._after_edit)
         self.state.undo_stack.cleanChanged.connect(self._clean_changed)
         self.state.region_changed.connect(self._region_changed)
@@ -168,6 +181,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
         self.canvas.brush_changed.connect(self._brush_changed)
         self.canvas.frame_item.setVisible(False)
         self._running_changed(False)
+        self._layer_changed()
         self._restore_geometry()
         if self.settings.hub_repos:
             apply_hub_repos(self.settings.hub_repos)
@@ -255,7 +269,17 @@ class MainWindow(QMainWindow, ProjectFileActions):
         self._action("zoom_out", "Zoom &out", lambda: c.zoom_by(0.8))
         self._action("fit", "&Fit to window", c.fit)
         self._action("actual", "&Actual size", c.actual_size)
-        self._action("run", "&Run", self.run_task)
+        run = self._action("run", "&Run", self.run_task)
+        run.setShortcuts([key("run"), QKeySequence("Ctrl+Enter")])
+        run.setToolTip("Run the task (Ctrl+Enter)")
+        self._action("apply_result", "&Apply result to picture", self.apply_layer)
+        orig = self._action("show_original", "Show &original", self.state.set_show_original)
+        orig.setCheckable(True)
+        orig.setToolTip("Hide the result layer to see the picture under it (O)")
+        split = self._action("split_view", "&Split before | after", self.set_split_view)
+        split.setCheckable(True)
+        split.setToolTip("Before on the left of the line, the result on the right; drag "
+                         "the line on the canvas (Shift+O)")
         self._action("pause", "&Pause / resume", self.run_panel.pause_button.click)
         self._action("cancel", "&Cancel", self.cancel_run)
         self._action("help", "&Keyboard shortcuts", self.show_help)
@@ -292,12 +316,13 @@ class MainWindow(QMainWindow, ProjectFileActions):
                   "softer", "harder"):
             t.addSeparator() if k is None else t.addAction(a[k])
         v = mb.addMenu("&View")
-        for k in ("zoom_in", "zoom_out", "fit", "actual", None, "toggle_mask"):
+        for k in ("zoom_in", "zoom_out", "fit", "actual", None, "toggle_mask",
+                  "show_original", "split_view"):
             v.addSeparator() if k is None else v.addAction(a[k])
         for dock in (self.task_dock, self.history_dock, self.log_dock):
             v.addAction(dock.toggleViewAction())
         r = mb.addMenu("&Run")
-        for k in ("run", "pause", "cancel"):
+        for k in ("run", "pause", "cancel", "apply_result"):
             r.addAction(a[k])
         e.addSeparator()
         e.addAction(a["preferences"])
@@ -338,7 +363,50 @@ class MainWindow(QMainWindow, ProjectFileActions):
         for k in ("fill_mask", "clear_mask", "invert_mask"):
             tb.addAction(self.actions[k])
         self.addToolBar(tb)
+        self._build_result_toolbar()
         self.set_tool("brush")
+
+    def _build_result_toolbar(self) -> None:
+        """Run, the primary action, always in sight; then the result layer: its opacity,
+        the original under it, the split view and Apply."""
+        tb = QToolBar("Run and result", self)
+        tb.setObjectName("run-result")
+        tb.setAccessibleName("Run and result")
+        self.run_tool = QToolButton()
+        self.run_tool.setDefaultAction(self.actions["run"])
+        self.run_tool.setText("▶ Run")
+        self.run_tool.setAccessibleName("Run task")
+        self.run_tool.setStyleSheet("QToolButton { font-weight: bold; padding: 2px 10px; }")
+        tb.addWidget(self.run_tool)
+        self.cancel_tool = QToolButton()
+        self.cancel_tool.setDefaultAction(self.actions["cancel"])
+        self.cancel_tool.setAccessibleName("Cancel the run")
+        tb.addWidget(self.cancel_tool)
+        tb.addSeparator()
+        self.result_label = QLabel("No result")
+        self.result_label.setAccessibleName("Result layer")
+        self.result_label.setContentsMargins(4, 0, 4, 0)
+        tb.addWidget(self.result_label)
+        self.layer_opacity = self._slider("Result opacity", 100)
+        self.layer_opacity.setToolTip("Opacity of the result over the picture")
+        self.layer_opacity.valueChanged.connect(lambda v: self.state.set_layer_opacity(v / 100))
+        box = QWidget()
+        lay = QHBoxLayout(box)
+        lay.setContentsMargins(4, 0, 4, 0)
+        lay.addWidget(QLabel("Opacity"))
+        lay.addWidget(self.layer_opacity)
+        tb.addWidget(box)
+        for k, name in (("show_original", "Show original"), ("split_view", "Split view"),
+                        ("apply_result", "Apply result to picture")):
+            btn = QToolButton()
+            btn.setDefaultAction(self.actions[k])
+            btn.setText(self.actions[k].text().replace("&", "").replace(" result to picture",
+                                                                        ""))
+            btn.setAccessibleName(name)
+            tb.addWidget(btn)
+        self.addToolBarBreak()
+        self.addToolBar(tb)
+        self.result_toolbar = tb
 
     @staticmethod
     def _slider(name: str, value: int) -> QSlider:
@@ -381,6 +449,43 @@ class MainWindow(QMainWindow, ProjectFileActions):
         self.canvas.frame_item.setVisible(region is not None)
         if self.canvas.tool == "frame":
             self.region_user_set = True
+        self._update_region_note()
+        if region is not None and not self.settings.region_explained:
+            self.region_hint.setVisible(True)  # until "Got it"
+
+    def _region_explained(self) -> None:
+        self.settings.region_explained = True
+        self._save_settings()
+
+    def _update_region_note(self) -> None:
+        st = self.state
+        text = region_note(st.task, st.region, st.model_resolution) if st.has_picture else ""
+        self.task_panel.set_region_note(text, warning=text.startswith("⚠"))
+
+    # --- the result layer -------------------------------------------------------
+    def _layer_changed(self) -> None:
+        e = self.state.layer
+        on = e is not None
+        for k in ("apply_result", "show_original", "split_view"):
+            self.actions[k].setEnabled(on)
+        self.layer_opacity.setEnabled(on)
+        self.actions["show_original"].setChecked(on and self.state.show_original)
+        if not on and self.actions["split_view"].isChecked():
+            self.actions["split_view"].setChecked(False)
+            self.canvas.set_split_mode(False)
+        self.layer_opacity.blockSignals(True)
+        self.layer_opacity.setValue(int(round(self.state.layer_opacity * 100)))
+        self.layer_opacity.blockSignals(False)
+        self.result_label.setText(f"Result: {e.title}" if on else "No result")
+
+    def apply_layer(self) -> bool:
+        """Bake the result layer into the picture (one undoable step)."""
+        if self.state.layer is None:
+            return False
+        return self.state.apply_result(self.state.layer)
+
+    def set_split_view(self, on: bool) -> None:
+        self.canvas.set_split_mode(bool(on) and self.state.layer is not None)
 
     def _after_edit(self, _index: int) -> None:
         if self.state.has_picture and not self.region_user_set:
@@ -434,6 +539,11 @@ class MainWindow(QMainWindow, ProjectFileActions):
         self._update_title()
         w, h = self.state.size
         self.statusBar().showMessage(f"{w}×{h}", 4000)
+        if is_grayscale(pic.pixels) and self.task_panel.task_name() != "colorize":
+            # a black-and-white photo: colorizing it is what it most likely wants
+            self.task_panel.task.setCurrentText("Colorize")
+            self.statusBar().showMessage(f"{w}×{h}, black and white: Colorize is selected",
+                                         6000)
         log.info("opened %s (%d×%d)", pic.source or "pasted picture", w, h)
         self._offer_real_prior()
 
@@ -512,6 +622,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
             return False
         self.save_target = Path(path)
         self.state.undo_stack.setClean()
+        self._clean_save_done()
         self._update_title()
         self.statusBar().showMessage(f"Saved {path}", 4000)
         log.info("saved %s", path)
@@ -532,10 +643,17 @@ class MainWindow(QMainWindow, ProjectFileActions):
             return False
         return self.state.set_mask(m)
 
+    def _photo_path(self) -> Path | None:
+        """The opened photo's file (exports default beside it, named after it)."""
+        pic = self.state.picture
+        return pic.source if pic is not None and pic.source else None
+
     def export_mask(self) -> None:
         if not self.state.has_picture:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export mask", "mask.png", "PNG (*.png)")
+        src = self._photo_path()
+        suggestion = str(src.with_name(f"{src.stem}-mask.png")) if src else "mask.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Export mask", suggestion, "PNG (*.png)")
         if path:
             image_files.save_mask(self.state.mask, path)
 
@@ -546,8 +664,10 @@ class MainWindow(QMainWindow, ProjectFileActions):
 
     def _task_changed(self, _label: str = "") -> None:
         self.state.set_task(self.task_panel.task_name())  # the engine's region rule
-        if self.state.has_picture and not self.region_user_set:
+        if self.state.has_picture and (not self.region_user_set or self.state.whole_photo
+                                       or self.state.region is None):
             self.state.reset_region()
+        self._update_region_note()
 
     def _on_model_ready(self, info: ModelInfo) -> None:
         if self.manipulate is not None:  # keyframes opened before any run render with it
@@ -678,8 +798,10 @@ class MainWindow(QMainWindow, ProjectFileActions):
         if self.manipulate is not None and result.prior is not None:
             self.manipulate.set_result(result.prior, result.state, entry.title)
         step = result.state.progress.get("step", 0)
-        self.run_panel.finish("Cancelled — the last frame is kept in History" if
-                              result.cancelled else f"Done in {step} iterations")
+        self.run_panel.finish(
+            "Cancelled — the last frame is a result layer you may still apply" if
+            result.cancelled else f"Done in {step} iterations: the result is a layer over "
+            "the picture — Apply (Ctrl+Shift+Enter) bakes it in, O shows the original")
         if self._closing:
             self.close()
 
@@ -706,15 +828,58 @@ class MainWindow(QMainWindow, ProjectFileActions):
     def _confirm_dialog(self, title: str, text: str) -> bool:
         return QMessageBox.question(self, title, text) == QMessageBox.StandardButton.Yes
 
+    def _ask_save_dialog(self, title: str, text: str) -> str:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text,
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self)
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        box.setInformativeText("Discarded work stays in the autosave until your next save, "
+                               "so it can still be recovered.")
+        answer = box.exec()
+        return {QMessageBox.StandardButton.Save: "save",
+                QMessageBox.StandardButton.Discard: "discard"}.get(
+                    QMessageBox.StandardButton(answer), "cancel")
+
+    def _resolve_unsaved(self, title: str, text: str) -> bool:
+        """Save / Discard / Cancel for unsaved work; True when it is fine to go on.
+        Discard keeps the work in the autosave (recoverable) until the next clean save."""
+        if not (self.state.has_picture and self.state.dirty):
+            return True
+        answer = self.ask_save(title, text)
+        if answer == "save":
+            return self.save()
+        if answer == "discard":
+            self._keep_autosave()
+            return True
+        return False
+
+    def _keep_autosave(self) -> None:
+        """Write the discarded work to the autosave and keep that file; the next
+        autosaves go to a new one."""
+        from dgp_engine.project import Autosaver
+
+        out = self.autosave(force=True)
+        path = out if out is not None else self.autosaver.path
+        if path.is_file():
+            self._kept_autosaves.append(path)
+        session = time.strftime("untitled-%Y%m%d-%H%M%S") + f"-{len(self._kept_autosaves)}"
+        self.autosaver = Autosaver(None, interval_s=60, session=session)
+
+    def _clean_save_done(self) -> None:
+        """After a save: the autosave and any kept discarded work are no longer needed."""
+        self.autosaver.discard()
+        for path in self._kept_autosaves:
+            path.unlink(missing_ok=True)
+        self._kept_autosaves.clear()
+
     def _may_discard(self) -> bool:
         if self.state.running:
             self.show_error("A run is in progress: cancel it (Esc) before opening another "
                             "picture.")
             return False
-        if self.state.has_picture and self.state.dirty:
-            return self.confirm("Discard changes?",
-                                "The picture has unsaved changes. Discard them?")
-        return True
+        return self._resolve_unsaved(
+            "Save changes?", "The picture has unsaved changes. Save them before opening "
+                             "another?")
 
     def show_help(self) -> None:
         HelpSheet(self).open()
@@ -729,15 +894,12 @@ class MainWindow(QMainWindow, ProjectFileActions):
             self.runs.cancel()
             event.ignore()  # closes again when the worker reports back
             return
-        if self.state.has_picture and self.state.dirty and not self._closing_confirmed():
+        if not self._resolve_unsaved("Save changes?", "The picture has unsaved changes. "
+                                                      "Save them before quitting?"):
             event.ignore()
             return
         self.shutdown()
         super().closeEvent(event)
-
-    def _closing_confirmed(self) -> bool:
-        return self.confirm("Quit without saving?", "The picture has unsaved changes. Quit "
-                                                    "anyway?")
 
     def shutdown(self) -> None:
         """Stop the worker thread and save settings (idempotent)."""
@@ -748,7 +910,9 @@ class MainWindow(QMainWindow, ProjectFileActions):
         self.runs.stop()
         detach(self.log_bridge)
         self.autosave_timer.stop()
-        if not self._shut_down:  # closed on purpose: the autosave is no longer needed
+        if not self._shut_down and not self.state.dirty:
+            # closed with nothing unsaved: the autosave is no longer needed (work the user
+            # discarded stays recoverable until the next clean save)
             self.autosaver.discard()
         self._shut_down = True
         self._save_settings()

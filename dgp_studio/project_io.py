@@ -201,7 +201,8 @@ def apply_project(state: AppState, project: Project) -> None:
 
 class ProjectFileActions:
     """Main-window glue for project files; expects ``state``, ``confirm``, ``inform``,
-    ``ask_later``, ``show_error``, ``_may_discard``, ``_update_title`` and
+    ``ask_later``, ``show_error``, ``_may_discard``, ``_clean_save_done``,
+    ``_update_title`` and
     ``statusBar()`` from the window.  Call :meth:`_init_projects` once."""
 
     def _init_projects(self) -> None:
@@ -307,6 +308,7 @@ class ProjectFileActions:
         self.autosaver.retarget(path)
         self._autosaved_changes = self._changes
         self.state.undo_stack.setClean()
+        self._clean_save_done()  # kept autosaves of discarded work go too
         self._update_title()
         self.statusBar().showMessage(f"Saved project {path}", 4000)
         log.info("saved project %s", path)

@@ -16,7 +16,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from dgp_engine import InputError
-from dgp_engine.taskspec import task_spec
+from dgp_engine.taskspec import covers_whole_photo, task_spec
 
 from .catalog import ModelCatalog
 from .engine_session import NEEDS_MASK, RegionRequest, RegionResult
@@ -61,6 +61,16 @@ class RunController(QObject):
         if not s.model:
             raise InputError("No model is installed: use Models → Download or import….")
         task = s.task
+        assert st.picture is not None
+        if covers_whole_photo(task):
+            # the whole picture at any aspect ratio, fitted into the model's square by
+            # the engine exactly as the CLI does it without a region
+            w, h = st.size
+            return RegionRequest(
+                task=task, model=s.model, image=st.picture.pixels.copy(),
+                mask=st.mask.copy(), bounds=(0, 0, w, h), region=None,
+                preset=s.preset_for_run(), class_id=s.class_id(), seed=s.seed,
+                device=s.device, extra=s.as_dict())
         if st.region is None:
             st.reset_region()
         assert st.region is not None
@@ -76,7 +86,6 @@ class RunController(QObject):
         w, h = st.size
         x0, y0 = max(0, x - 1), max(0, y - 1)
         x1, y1 = min(w, x + side + 1), min(h, y + side + 1)
-        assert st.picture is not None
         return RegionRequest(
             task=task, model=s.model,
             image=st.picture.pixels[y0:y1, x0:x1].copy(),
@@ -194,8 +203,8 @@ class RunController(QObject):
                              picture=result.picture)
         for note in result.notes:
             log.info(note)
-        # a cancelled run keeps its last frame as a result the user may still apply
-        self.state.add_result(entry, apply=not result.cancelled)
+        # a result layer over the picture (a cancelled run's last frame too); Apply bakes it
+        self.state.add_result(entry)
         self.finished.emit(result, entry)
 
     @Slot(object)

@@ -44,6 +44,7 @@ class Settings:
     recent_files: list[str] = field(default_factory=list)
     max_megapixels: int = 150           # refuse larger images with a clear message
     preview_fps: float = 10.0
+    region_explained: bool = False     # the working-region hint was dismissed
 
     @staticmethod
     def path() -> Path:

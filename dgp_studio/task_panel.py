@@ -43,6 +43,12 @@ class TaskPanel(QWidget):
         self.task.setAccessibleName("Task")
         self.task.setCurrentText(task_spec(DEFAULT_TASK).label)
         form.addRow("&Task", self.task)
+        # where the task works, and a warning when the region will come back soft
+        self.region_note = QLabel("")
+        self.region_note.setAccessibleName("Working region note")
+        self.region_note.setWordWrap(True)
+        self.region_note.setVisible(False)
+        form.addRow("", self.region_note)
 
         self.model = QComboBox()
         self.model.setAccessibleName("Model")
@@ -64,6 +70,12 @@ class TaskPanel(QWidget):
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
         self.class_edit.setCompleter(completer)
         form.addRow("C&lass", self.class_edit)
+        # checked as you type: an unknown class says so at once, with classes that fit
+        self.class_hint = QLabel("")
+        self.class_hint.setAccessibleName("Class check")
+        self.class_hint.setWordWrap(True)
+        self.class_hint.setVisible(False)
+        form.addRow("", self.class_hint)
 
         self.preset = QComboBox()
         self.preset.setAccessibleName("Preset")
@@ -149,6 +161,42 @@ class TaskPanel(QWidget):
 
     def _class_edited(self, text: str) -> None:
         self.settings.class_text = text
+        self.validate_class()
+
+    def validate_class(self) -> bool:
+        """Check the class text now; an unknown one turns the field red and lists
+        classes that fit (or the first ones).  True when the text is valid."""
+        from dgp_engine import DGPError
+
+        try:
+            self.settings.class_id()
+        except DGPError as exc:
+            self.class_edit.setStyleSheet("QLineEdit { border: 1px solid #e55; }")
+            self.class_hint.setText(f"<span style='color:#e55'>{exc}</span><br>"
+                                    + self._class_suggestions())
+            self.class_hint.setVisible(True)
+            return False
+        self.class_edit.setStyleSheet("")
+        self.class_hint.setVisible(False)
+        return True
+
+    def _class_suggestions(self, limit: int = 8) -> str:
+        names = self.settings.class_names
+        if not names:
+            return "Type auto or a class number."
+        words = [w for w in self.class_edit.text().lower().replace(":", " ").split() if w]
+        fits = [f"{i}: {n}" for i, n in enumerate(names)
+                if any(w in n.lower() for w in words)]
+        shown = fits[:limit] or [f"{i}: {n}" for i, n in enumerate(names[:limit])]
+        more = len(fits or names) - len(shown)
+        head = "Classes that fit: " if fits else f"This model's {len(names)} classes: "
+        return head + ", ".join(shown) + (f" … and {more} more" if more > 0 else "")
+
+    def set_region_note(self, text: str, warning: bool = False) -> None:
+        colour = "#e8a33d" if warning else "#9aa"
+        self.region_note.setText(f"<span style='color:{colour}'>{text}</span>" if text else "")
+        self.region_note.setToolTip(text)
+        self.region_note.setVisible(bool(text))
 
     def _preset_edited(self, name: str) -> None:
         if name:
@@ -199,6 +247,7 @@ class TaskPanel(QWidget):
 
     def _show_class_names(self, _names: list) -> None:
         self._completer_model.setStringList(self.settings.class_choices())
+        self.validate_class()  # the same text may be valid for one model, not another
 
     # --- presets (kept for callers: the settings model holds them) --------------------
     def add_preset(self, name: str, preset: Preset, select: bool = True) -> None:

@@ -109,3 +109,25 @@ class SwapCommand(QUndoCommand):
 
     def undo(self) -> None:
         self.apply(self.old)
+
+
+class ApplyCommand(QUndoCommand):
+    """A result baked into the picture: its edits (already made when pushed, or made by
+    their first ``redo``) as one step, and ``on_change(applied)`` after each undo/redo so
+    the result's "applied" follows the undo stack."""
+
+    def __init__(self, text: str, children: list[QUndoCommand],
+                 on_change: Callable[[bool], None]):
+        super().__init__(text)
+        self.edits = children
+        self.on_change = on_change
+
+    def redo(self) -> None:
+        for c in self.edits:
+            c.redo()
+        self.on_change(True)
+
+    def undo(self) -> None:
+        for c in reversed(self.edits):
+            c.undo()
+        self.on_change(False)

@@ -119,6 +119,17 @@ class ExportDialog(QDialog):
         if name:
             self.path.setText(name)
 
+    def suggest_beside(self, photo: str | Path | None) -> None:
+        """Default the file beside the opened photo, named after it
+        (``church.jpg`` → ``church-animation.gif``), keeping the chosen format's suffix."""
+        if photo is None:
+            return
+        photo = Path(photo)
+        fmt = self.format.currentData()
+        name = (f"{photo.stem}-frames" if fmt == "png-sequence"
+                else f"{photo.stem}-animation{SUFFIXES.get(fmt, '.gif')}")
+        self.path.setText(str(photo.parent / name))
+
     # --- driven by the panel ------------------------------------------------------------
     def started(self, total: int) -> None:
         self.running = True

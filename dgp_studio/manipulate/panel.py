@@ -11,6 +11,7 @@ that to the main window's close and the application's ``aboutToQuit``)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal, Slot
@@ -56,6 +57,9 @@ class ManipulatePanel(QWidget):
         self.last_frame: dict[str, RenderedFrame] = {}
         self.variation_params: dict[int, dict] = {}
         self.export_dialog: ExportDialog | None = None
+        # the opened photo's file (the main window sets it): exports default beside it
+        self.photo_path: Callable[[], Path | None] = lambda: None
+        self._export_named_for: Path | None = None
 
         self.preview = ImageView(self, minimum=160)
         self.preview.setAccessibleName("Manipulation preview")
@@ -370,6 +374,11 @@ class ManipulatePanel(QWidget):
             self.export_dialog.export_button.clicked.connect(
                 lambda: self.start_export(self.export_dialog.settings()))
             self.export_dialog.cancel_button.clicked.connect(self.cancel_export)
+        photo = self.photo_path()
+        if photo is not None and photo != self._export_named_for:
+            # beside the opened photo, named after it (once per photo: an edit stays)
+            self.export_dialog.suggest_beside(photo)
+            self._export_named_for = photo
         self.export_dialog.show()
         return self.export_dialog
 

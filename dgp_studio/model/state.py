@@ -9,15 +9,16 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from dgp_engine.taskspec import DEFAULT_TASK, task_spec, working_region
+from dgp_engine.taskspec import DEFAULT_TASK, covers_whole_photo, task_spec, working_region
 
 from ..image_files import Picture
-from ..undo import Bounds, SwapCommand, TileEdit, TileRecorder, record_edit
+from ..undo import ApplyCommand, Bounds, SwapCommand, TileEdit, TileRecorder, record_edit
 
 
-@dataclass
+@dataclass(eq=False)  # an entry is itself (it holds arrays): compared by identity
 class HistoryEntry:
-    """One result: the patch written into the picture and what made it."""
+    """One result: a layer over the picture (``after`` at ``bounds``) until it is applied,
+    and what made it.  ``applied`` follows the undo stack (Undo un-applies it)."""
 
     title: str
     bounds: Bounds                    # where the patch goes (x0, y0, x1, y1)
@@ -31,6 +32,16 @@ class HistoryEntry:
     picture: np.ndarray | None = None  # a whole new picture (super-resolution)
 
 
+def blend_patch(before: np.ndarray, after: np.ndarray, opacity: float) -> np.ndarray:
+    """``after`` over ``before`` at ``opacity`` (what the result layer shows), uint8."""
+    if opacity >= 1.0:
+        return after
+    if opacity <= 0.0:
+        return before
+    mixed = before.astype(np.float32) * (1.0 - opacity) + after.astype(np.float32) * opacity
+    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+
 class AppState(QObject):
     picture_replaced = Signal()            # a new picture (size may change)
     picture_changed = Signal(object)       # Bounds of changed pixels
@@ -39,6 +50,7 @@ class AppState(QObject):
     history_changed = Signal()
     running_changed = Signal(bool)
     resolution_changed = Signal(int)
+    layer_changed = Signal()               # the result layer, its opacity or visibility
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -48,6 +60,10 @@ class AppState(QObject):
         self.model_resolution = 128
         self.task = DEFAULT_TASK       # engine task name: its working-region rule applies
         self.history: list[HistoryEntry] = []
+        # the result shown over the picture, not yet applied (non-destructive)
+        self.layer: HistoryEntry | None = None
+        self.layer_opacity = 1.0
+        self.show_original = False        # hide the layer to see the picture under it
         self.running = False
         self.undo_stack = QUndoStack(self)
 
@@ -62,6 +78,7 @@ class AppState(QObject):
         self.picture = picture
         self.mask = np.zeros((h, w), np.uint8)
         self.history.clear()
+        self.layer = None
         self.undo_stack.clear()
         self.undo_stack.setClean()
         self.region = None
@@ -181,6 +198,11 @@ class AppState(QObject):
         """The task to run next (an engine task name): its rule places the region."""
         self.task = task_spec(task).name
 
+    @property
+    def whole_photo(self) -> bool:
+        """The task covers the whole picture at any aspect ratio (no square region)."""
+        return covers_whole_photo(self.task)
+
     def default_region(self) -> tuple[int, int, int]:
         """The engine's working region for the task, as the CLI cuts it: around the
         mask's bounding box (the hole a third of the square, at least the model's
@@ -194,22 +216,97 @@ class AppState(QObject):
         return r.x, r.y, r.size
 
     def reset_region(self) -> None:
-        if self.picture is not None:
-            self.set_region(*self.default_region())
+        if self.picture is None:
+            return
+        if self.whole_photo:  # no square: the task covers the whole picture
+            if self.region is not None:
+                self.region = None
+                self.region_changed.emit(None)
+            return
+        self.set_region(*self.default_region())
 
-    # --- history --------------------------------------------------------------
-    def add_result(self, entry: HistoryEntry, apply: bool) -> None:
+    # --- history and the result layer ---------------------------------------
+    def add_result(self, entry: HistoryEntry, apply: bool = False) -> None:
+        """A new result: shown as a layer over the picture (``apply`` bakes it in)."""
         self.history.append(entry)
         if apply:
             self.apply_result(entry)
+        elif not entry.applied:
+            self.set_layer(entry)
         self.history_changed.emit()
 
-    def apply_result(self, entry: HistoryEntry) -> None:
+    def set_layer(self, entry: HistoryEntry | None) -> None:
+        """Show ``entry`` over the picture (None: no layer); applied results are not
+        shown again (their pixels are in the picture)."""
+        if entry is not None and entry.applied:
+            entry = None
+        if entry is not self.layer:
+            self.layer = entry
+            self.show_original = False
+            self.layer_changed.emit()
+
+    def set_layer_opacity(self, opacity: float) -> None:
+        self.layer_opacity = float(min(1.0, max(0.0, opacity)))
+        self.layer_changed.emit()
+
+    def set_show_original(self, on: bool) -> None:
+        if on != self.show_original:
+            self.show_original = bool(on)
+            self.layer_changed.emit()
+
+    def layer_pixels(self) -> np.ndarray | None:
+        """What the layer shows over its bounds (the result at the layer's opacity)."""
+        e = self.layer
+        if e is None or e.picture is not None:
+            return None if e is None else e.picture
+        return blend_patch(e.before, e.after, self.layer_opacity)
+
+    def apply_result(self, entry: HistoryEntry) -> bool:
+        """Bake ``entry`` into the picture as one undoable step that also clears the
+        mask it was made with (the next stroke starts a new area).  The layer's
+        opacity applies when ``entry`` is the layer."""
+        if self.picture is None or entry.applied:
+            return False
+        title = f"Apply {entry.title}"
+        children = []
         if entry.picture is not None:
-            self.replace_picture(f"Apply {entry.title}", entry.picture)
+            old = (self.picture, self.mask)
+            new_pic = Picture(np.ascontiguousarray(entry.picture), self.picture.source,
+                              dict(self.picture.info))
+            new = (new_pic, np.zeros(entry.picture.shape[:2], np.uint8))
+            children.append(SwapCommand(title, old, new, self._install))
+        else:
+            opacity = self.layer_opacity if entry is self.layer else 1.0
+            x0, y0, x1, y1 = entry.bounds
+            pixels = self.picture.pixels
+            patch = blend_patch(entry.before, entry.after, opacity)
+
+            def edit(rec: TileRecorder) -> None:
+                rec.touch(x0, y0, x1, y1)
+                pixels[y0:y1, x0:x1] = patch
+
+            cmd = record_edit(title, pixels, self._picture_notify, edit)
+            if cmd is not None:
+                children.append(cmd)
+            mask_cmd = record_edit("Clear mask", self.mask, self._mask_notify,
+                                   lambda rec: (rec.touch_all(), self.mask.fill(0)))
+            if mask_cmd is not None:
+                children.append(mask_cmd)
+        if not children:  # the result equals the picture: nothing to write
             entry.applied = True
-        elif self.write_patch(f"Apply {entry.title}", entry.bounds, entry.after):
-            entry.applied = True
+            self.set_layer(None)
+            self.history_changed.emit()
+            return True
+        if entry is self.layer:
+            self.set_layer(None)
+        self.undo_stack.push(ApplyCommand(title, children,
+                                          lambda on, e=entry: self._applied(e, on)))
+        return True
+
+    def _applied(self, entry: HistoryEntry, on: bool) -> None:
+        entry.applied = on
+        if on and entry is self.layer:
+            self.set_layer(None)
         self.history_changed.emit()
 
     def replace_picture(self, title: str, pixels: np.ndarray) -> None:
@@ -224,6 +321,9 @@ class AppState(QObject):
     def _install(self, value) -> None:
         self.picture, self.mask = value
         self.region = None
+        if self.layer is not None:  # its bounds belong to the other picture
+            self.layer = None
+            self.layer_changed.emit()
         self.picture_replaced.emit()
         self.mask_changed.emit(None)
         self.reset_region()

@@ -76,6 +76,7 @@ def window(qtbot):
     settings = Settings(engine_threads=1, brush_size=20)
     w = MainWindow(settings, catalog)
     w.confirm = lambda title, text: True
+    w.ask_save = lambda title, text: "discard"
     w.task_panel.set_models(["tiny"])
     w.task_panel.model.setCurrentText("tiny")
     w.task_panel.add_preset("tiny", tiny_preset())

@@ -154,7 +154,14 @@ def test_inpainting_runs_to_completion_then_undo_redo_save(qtbot, window, pictur
     assert window.run_panel.frames_shown >= 1
     assert window.run_panel.first_frame_at - t0 < 10
     entry = window.state.history[-1]
-    assert entry.applied and not entry.cancelled
+    # non-destructive: the result is a layer over the picture until applied
+    assert not entry.applied and not entry.cancelled
+    np.testing.assert_array_equal(window.state.picture.pixels, before)
+    assert window.state.layer is entry and window.canvas.result_item.has_image
+    assert window.actions["apply_result"].isEnabled()
+    window.actions["apply_result"].trigger()  # Apply bakes it in, as one undoable step
+    assert entry.applied and window.state.layer is None
+    assert "(applied)" in window.history_panel.list.item(0).text()
     after = window.state.picture.pixels.copy()
     assert not np.array_equal(before, after)
     x0, y0, x1, y1 = entry.bounds
@@ -163,8 +170,11 @@ def test_inpainting_runs_to_completion_then_undo_redo_save(qtbot, window, pictur
     np.testing.assert_array_equal(before[outside], after[outside])  # only the region changes
     window.actions["undo"].trigger()
     np.testing.assert_array_equal(window.state.picture.pixels, before)
+    assert not entry.applied  # History follows Undo
+    assert "(applied)" not in window.history_panel.list.item(0).text()
     window.actions["redo"].trigger()
     np.testing.assert_array_equal(window.state.picture.pixels, after)
+    assert entry.applied
     assert window.history_panel.list.count() == 1
     if window.manipulate is not None:  # the result can be manipulated at once
         assert window.manipulate.state is entry.state

@@ -105,12 +105,15 @@ def test_colorize_and_superres_tasks_run(qtbot, window, picture_file):
     window.task_panel.preset.setCurrentText("short")
     window.task_panel.iterations.setValue(4)
     run_and_wait(qtbot, window)
-    assert window.state.history[-1].applied, window.last_error
+    assert window.last_error == ""
+    assert window.apply_layer() and window.state.history[-1].applied
     window.task_panel.task.setCurrentText("Super-resolve")
     assert window.state.region[2] == 16  # half the 32 px model: ×2
     window.task_panel.preset.setCurrentText("short")
     window.task_panel.iterations.setValue(4)
     run_and_wait(qtbot, window)
+    assert window.state.size == (160, 120)  # a result layer until applied
+    assert window.apply_layer()
     assert window.state.size == (32, 32)  # the region, super-resolved ×2, as a new picture
     window.actions["undo"].trigger()
     assert window.state.size == (160, 120)

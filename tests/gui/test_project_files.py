@@ -22,6 +22,7 @@ def fresh_window(qtbot):
     catalog.add("tiny", lambda dev: tiny_prior())
     w = MainWindow(Settings(engine_threads=1, brush_size=20), catalog)
     w.confirm = lambda title, text: True
+    w.ask_save = lambda title, text: "discard"
     w.messages = []
     w.inform = lambda title, text: w.messages.append((title, text))
     w.task_panel.add_preset("tiny", tiny_preset())
@@ -130,9 +131,13 @@ def test_autosave_and_recovery(qtbot, window, picture_file):
         assert other.state.has_picture
         assert np.array_equal(other.state.mask, mask)
         assert other.state.dirty  # restored work is unsaved
+        # closed without saving: the work stays recoverable until a clean save
+        other.shutdown()
+        assert len(proj.find_recovery()) == 1
+        assert other.save_to(picture_file.with_name("recovered.png"))
+        assert proj.find_recovery() == []  # saved cleanly: the autosave is gone
     finally:
         other.shutdown()
-    assert proj.find_recovery() == []  # closed on purpose: the autosave is gone
 
 
 def test_morph_timeline_round_trip(qtbot, window, picture_file, tmp_path):

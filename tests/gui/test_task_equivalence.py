@@ -51,6 +51,7 @@ def app(qtbot, model_folder):
     catalog.add(MODEL, lambda dev: load_prior(model_folder, device=dev))
     w = MainWindow(Settings(engine_threads=1), catalog)
     w.confirm = lambda title, text: True
+    w.ask_save = lambda title, text: "discard"
     w.task_panel.set_models([MODEL])
     w.task_panel.model.setCurrentText(MODEL)
     qtbot.addWidget(w)
@@ -93,6 +94,7 @@ def run_both(qtbot, app, folder, task: str, iterations: int, cli_args: list[str]
     assert app.run_task(), app.last_error
     qtbot.waitUntil(lambda: not app.state.running, timeout=60000)
     assert len(app.state.history) == n + 1, app.last_error
+    assert app.apply_layer()  # the result is a layer until applied
     assert app.state.history[-1].applied
     # … and the CLI's, on the whole photo file
     code = dgp_main([task_spec(task).command, str(folder / "in.png"), "-o", str(folder / "out.png"),
@@ -132,15 +134,52 @@ def test_inpainting_request_gives_the_same_preset_region_and_output(qtbot, app, 
 
 def test_colorization_request_gives_the_same_preset_and_output(qtbot, app, model_folder,
                                                               request_files):
-    """Without a mask the app works on the centre square; the CLI is given that region."""
+    """Colorization covers the whole photo in the app, as ``dgp colorize`` without a
+    region: the engine fits it into the model's square and keeps L at full resolution."""
     folder, _mask = request_files
     assert app.open_path(folder / "in.png")
     app.task_panel.task.setCurrentText("Colorize")
-    region = Region(*app.state.region)
-    assert region == Region(20, 0, 120)
+    assert app.state.region is None  # no square: the whole picture
     request, scale, app_out, cli_out = run_both(
-        qtbot, app, folder, "colorize", 5,
-        ["--region", str(region), "--model", str(model_folder)])
+        qtbot, app, folder, "colorize", 5, ["--model", str(model_folder)])
+    assert request.region is None and request.bounds == (0, 0, 160, 120)
     assert request.preset == resolve_preset(None, "colorize", MODEL, scale)
     assert request.preset.name == "bundled_colorization"  # not the published schedule
     assert_same_pixels(app_out, cli_out, folder)
+
+
+def chroma_jumps(rgb: np.ndarray, axis: int) -> np.ndarray:
+    """How much the mean a, b changes between neighbouring lines along ``axis``."""
+    from skimage import color
+
+    ab = color.rgb2lab(rgb.astype(np.float32) / 255)[..., 1:]
+    means = ab.mean(axis=1 - axis)
+    return np.linalg.norm(np.diff(means, axis=0), axis=-1)
+
+
+@pytest.mark.parametrize("height, width", [(180, 60), (60, 180)], ids=["1:3", "3:1"])
+def test_colorization_of_a_long_photo_leaves_no_grey_pixel_and_no_seam(
+        qtbot, app, model_folder, tmp_path, height, width):
+    """A black-and-white 1:3 or 3:1 photo opens on Colorize, and every pixel gets colour
+    (no grey strips above and below a square), smoothly, exactly as the CLI does it."""
+    rng = np.random.default_rng(5)
+    small = rng.integers(40, 220, (max(2, height // 30), max(2, width // 30)), dtype=np.uint8)
+    grey = Image.fromarray(small, "L").resize((width, height), Image.BILINEAR).convert("RGB")
+    grey.save(tmp_path / "in.png")
+    assert app.open_path(tmp_path / "in.png")
+    assert app.task_panel.task_name() == "colorize"  # black and white → Colorize
+    assert app.state.region is None
+    plan = plan_task(read_image(tmp_path / "in.png"), "colorize", 32)
+    assert (plan.view.w, plan.view.h) == (width, height)  # the whole photo, padded
+    request, _scale, app_out, cli_out = run_both(
+        qtbot, app, tmp_path, "colorize", 5, ["--model", str(model_folder)])
+    assert request.bounds == (0, 0, width, height)
+    assert_same_pixels(app_out, cli_out, tmp_path)
+    rgb = app_out.astype(int)
+    grey_left = (rgb.max(axis=-1) - rgb.min(axis=-1)) == 0
+    # no grey strip: every row and column has colour; the odd neutral pixel is where the
+    # random model's own a, b cross zero, not a part the model did not cover
+    assert not grey_left.all(axis=0).any() and not grey_left.all(axis=1).any()
+    assert grey_left.mean() < 0.001, f"{grey_left.sum()} pixels stayed grey"
+    jumps = chroma_jumps(app_out, 0 if height > width else 1)
+    assert jumps.max() < 8 * np.median(jumps) + 1.0  # no line stands out: no seam

@@ -1,0 +1,79 @@
+"""Guidance for a new user: the working region explained the first time it shows, the
+default task for the opened picture, and what the region note under the task says."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy
+
+from dgp_engine.taskspec import covers_whole_photo, enlargement_warning, task_spec
+
+#: Samples per side when checking a large picture for colour before the full check.
+_SAMPLE = 256
+
+
+def is_grayscale(pixels: np.ndarray, tolerance: int = 2) -> bool:
+    """True when every pixel's R, G and B agree within ``tolerance`` levels (a black-and-
+    white photo saved as RGB, JPEG noise allowed).  A sparse sample answers most colour
+    pictures at once; the whole picture is checked only when the sample is grey."""
+    if pixels.ndim == 2 or pixels.shape[-1] == 1:
+        return True
+    h, w = pixels.shape[:2]
+    step = max(1, min(h, w) // _SAMPLE)
+    for view in (pixels[::step, ::step], pixels):
+        rgb = view[..., :3].astype(np.int16)
+        spread = rgb.max(axis=-1) - rgb.min(axis=-1)
+        if int(spread.max()) > tolerance:
+            return False
+    return True
+
+
+def region_note(task: str, region: tuple[int, int, int] | None, resolution: int) -> str:
+    """One line under the task: where it works, and a warning when the region is
+    enlarged so much that the fill will be soft."""
+    if covers_whole_photo(task):
+        return (f"{task_spec(task).label} covers the whole picture at any shape: colour "
+                "comes from the model, lightness stays the photo's own.")
+    if region is None:
+        return ""
+    side = region[2]
+    warning = enlargement_warning(task, side, resolution)
+    if warning is not None:
+        return f"⚠ {warning}"
+    return f"Working region {side}×{side} px (the model sees it at {resolution} px)."
+
+
+REGION_EXPLANATION = (
+    "The dashed square is the working region: the model sees only what lies inside it, "
+    "at its own resolution, and the result is blended back with a soft seam. Press F to "
+    "move or scale it; Ctrl+R puts it around the mask again.")
+
+
+class RegionHint(QFrame):
+    """A slim bar above the canvas that explains the working region the first time it
+    shows; "Got it" dismisses it for good (saved in the settings)."""
+
+    dismissed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("region-hint")
+        self.setAccessibleName("Working region explained")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet("#region-hint { background: #2f3b46; color: #e8e8e8; }")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(8, 4, 8, 4)
+        self.text = QLabel(REGION_EXPLANATION)
+        self.text.setWordWrap(True)
+        self.text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.ok = QPushButton("Got it")
+        self.ok.setAccessibleName("Dismiss the working region explanation")
+        lay.addWidget(self.text, 1)
+        lay.addWidget(self.ok)
+        self.ok.clicked.connect(self._dismiss)
+        self.setVisible(False)
+
+    def _dismiss(self) -> None:
+        self.setVisible(False)
+        self.dismissed.emit()
