@@ -17,15 +17,16 @@ engine's table, ``dgp_engine.taskspec``, so the app and the CLI cannot diverge."
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from dgp_engine import Preset, Prior, Report
-from dgp_engine.imageio import to_uint8
+from dgp_engine.imageio import Photo, to_uint8
+from dgp_engine.region import resize
 from dgp_engine.state import ReconstructionState
-from dgp_engine.tasks import restore_image
+from dgp_engine.tasks import TaskPlan, compose_output, restore_image
 from dgp_engine.taskspec import TASK_SPECS, task_spec
 
 # Engine task names the app runs with the picture's mask (it must lie in the region) and
@@ -62,6 +63,10 @@ class RegionResult:
     # the loaded prior the run started from (read-only: the run trained its own copy of
     # G, kept in ``state``), so the Manipulate panel renders the result with it
     prior: Prior | None = None
+    # another model output (a jitter, category or morph candidate, uint8 at any size) put
+    # into the picture exactly as this result was: the crop's new content (or the new
+    # picture for super-resolution)
+    compose: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def resolve_device(name: str) -> tuple[str, str | None]:
@@ -114,4 +119,19 @@ class RegionJob:
         self.result = RegionResult(None if new_picture else pixels,
                                    pixels if new_picture else None,
                                    to_uint8(r.model_output), r.state, r.cancelled,
-                                   list(self.job.notes))
+                                   list(self.job.notes),
+                                   compose=composer(self.job.photo, self.job.plan))
+
+
+def composer(photo: Photo, plan: TaskPlan) -> Callable[[np.ndarray], np.ndarray]:
+    """A model output (uint8, resized to the model's square when it is not) composed into
+    ``photo`` by the engine with ``plan``, as the run's own output was.  Holds only the
+    photo and the plan (not the run, its optimiser or its generator)."""
+    def compose(model_output: np.ndarray) -> np.ndarray:
+        res = plan.view.resolution
+        out = np.asarray(model_output, dtype=np.float32) / 255.0
+        if out.shape[:2] != (res, res):
+            out = resize(out, res, res)
+        return to_uint8(compose_output(photo, plan, out).rgb)
+
+    return compose

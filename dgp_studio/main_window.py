@@ -161,6 +161,11 @@ class MainWindow(QMainWindow, ProjectFileActions):
         if self.manipulate is not None:
             self.manipulate.job_added.connect(self.jobs.add)
             self.manipulate.photo_path = self._photo_path
+            self.manipulate.candidate_shown.connect(self._show_candidate)
+            self.manipulate.apply_requested.connect(self._apply_candidate)
+            self.manipulate.back_requested.connect(self._back_to_result)
+        self._candidate_base: HistoryEntry | None = None  # the run candidates come from
+        self._compose = None  # the engine's composer of that run (model output → crop)
 
         self.task_panel.model_selected.connect(self._load_model)
         self.task_panel.task.currentTextChanged.connect(self._task_changed)
@@ -478,6 +483,42 @@ class MainWindow(QMainWindow, ProjectFileActions):
         self.layer_opacity.blockSignals(False)
         self.result_label.setText(f"Result: {e.title}" if on else "No result")
 
+    # --- candidates from the Manipulate panel, composed like results -----------------
+    def _candidate_entry(self, image: np.ndarray, note: str, state=None) -> HistoryEntry | None:
+        base, compose = self._candidate_base, self._compose
+        if base is None or compose is None or self.state.picture is None:
+            return None
+        x0, y0, x1, y1 = base.bounds
+        w, h = self.state.size
+        if base.picture is None and (x1 > w or y1 > h):
+            self.show_error("The picture changed size since this result: run the task again "
+                            "to use its candidates.")
+            return None
+        composed = compose(image)
+        title = f"{base.title.split(' · ')[0]} · {note}"
+        if base.picture is not None:  # super-resolution: a new picture
+            return HistoryEntry(title, base.bounds, base.before, composed, image,
+                                settings=dict(base.settings), state=state, picture=composed)
+        before = self.state.picture.pixels[y0:y1, x0:x1].copy()
+        return HistoryEntry(title, base.bounds, before, composed, image,
+                            settings=dict(base.settings), state=state)
+
+    def _show_candidate(self, image: np.ndarray, note: str) -> None:
+        entry = self._candidate_entry(image, note)
+        if entry is not None:
+            self.state.set_layer(entry)  # shown over the picture, not in History yet
+
+    def _apply_candidate(self, state, note: str, image: np.ndarray) -> None:
+        entry = self._candidate_entry(image, note, state)
+        if entry is None:
+            return
+        self.state.add_result(entry)
+        self.state.apply_result(entry)
+        self.statusBar().showMessage(f"Applied {note} to the picture (Ctrl+Z undoes it)", 6000)
+
+    def _back_to_result(self) -> None:
+        self.state.set_layer(self._candidate_base)  # None once it was applied
+
     def apply_layer(self) -> bool:
         """Bake the result layer into the picture (one undoable step)."""
         if self.state.layer is None:
@@ -530,6 +571,9 @@ class MainWindow(QMainWindow, ProjectFileActions):
 
     def _set_picture(self, pic: image_files.Picture) -> None:
         self.save_target = None
+        self._candidate_base = self._compose = None  # candidates belong to the old picture
+        if self.manipulate is not None:
+            self.manipulate.composite = None
         self.region_user_set = False
         self.state.open_picture(pic)
         if self.project_path is not None:  # a picture replaces the project
@@ -796,6 +840,9 @@ class MainWindow(QMainWindow, ProjectFileActions):
             self.run_panel.finish("Finished")
             return
         if self.manipulate is not None and result.prior is not None:
+            # candidates are composed into the photo as this run's output was
+            self._candidate_base, self._compose = entry, result.compose
+            self.manipulate.composite = result.compose
             self.manipulate.set_result(result.prior, result.state, entry.title)
         step = result.state.progress.get("step", 0)
         self.run_panel.finish(

@@ -56,7 +56,9 @@ class SettingsDialog(QDialog):
         row = QHBoxLayout()
         row.addWidget(self.cache, 1)
         row.addWidget(browse)
-        form.addRow("&Cache folder", row)
+        label = QLabel("&Cache folder")  # a row of widgets: the label needs its buddy
+        label.setBuddy(self.cache)
+        form.addRow(label, row)
         self.repos = QPlainTextEdit("\n".join(f"{k} = {v}" for k, v in
                                               settings.hub_repos.items()))
         self.repos.setAccessibleName("Hub repositories")

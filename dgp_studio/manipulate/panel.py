@@ -3,7 +3,11 @@ for the current reconstruction result, plus animation export.
 
 Self-contained: give it a result with :meth:`ManipulatePanel.set_result`, add morph
 keyframes with :meth:`add_keyframe`, and listen to :attr:`adopted` for a state the
-user chose to keep.  All rendering runs in the panel's own render thread
+user chose to keep.  Candidates (a jitter variation, a category, a morph position) are
+shown composited into the photo when the owner sets :attr:`ManipulatePanel.composite`;
+clicking a variation only selects it (:attr:`candidate_shown`); "Apply to picture"
+(:attr:`apply_requested`), "Add as keyframe" and "Back to the original result" act on
+the candidate of the visible tab.  All rendering runs in the panel's own render thread
 (:class:`~.render_worker.RenderThread`), started on first use; call
 :meth:`shutdown` before the application quits (``install_manipulate_panel`` wires
 that to the main window's close and the application's ``aboutToQuit``)."""
@@ -14,10 +18,23 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal, Slot
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLabel, QMainWindow, QPushButton, QSlider, QSpinBox, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from dgp_engine import Prior
 from dgp_engine.animation import ExportProgress
@@ -25,9 +42,20 @@ from dgp_engine.manipulate import MorphTimeline
 from dgp_engine.state import ReconstructionState
 
 from .export_dialog import ExportDialog, ExportSettings
-from .render_worker import (LAYERS, Adopt, ExportAnimation, JobEnded, LoadState, RenderedFrame,
-                            RenderJitter, RenderMorphAt, RenderMorphTimeline, RenderResult,
-                            RenderThread, RenderTransfer)
+from .render_worker import (
+    LAYERS,
+    Adopt,
+    ExportAnimation,
+    JobEnded,
+    LoadState,
+    RenderedFrame,
+    RenderJitter,
+    RenderMorphAt,
+    RenderMorphTimeline,
+    RenderResult,
+    RenderThread,
+    RenderTransfer,
+)
 from .timeline import MorphTimelineWidget
 from .widgets import ImageView, VariationGrid
 
@@ -41,6 +69,11 @@ class ManipulatePanel(QWidget):
     """Jitter, category and morph controls for one reconstruction result."""
 
     adopted = Signal(ReconstructionState, str)  # the adopted state, a short description
+    # a candidate to show over the picture: its model output (uint8) and a description
+    candidate_shown = Signal(np.ndarray, str)
+    # "Apply to picture": the candidate's state, description and model output (uint8)
+    apply_requested = Signal(ReconstructionState, str, np.ndarray)
+    back_requested = Signal()          # "Back to the original result"
     message = Signal(str)              # status/error text (also shown in the panel)
     job_added = Signal(object)         # a long render (export, morph) as a jobs.Job
 
@@ -56,10 +89,18 @@ class ManipulatePanel(QWidget):
         self._gen: dict[str, int] = {}           # latest generation per channel
         self.last_frame: dict[str, RenderedFrame] = {}
         self.variation_params: dict[int, dict] = {}
+        self.variation_frames: dict[int, np.ndarray] = {}  # raw model outputs
         self.export_dialog: ExportDialog | None = None
         # the opened photo's file (the main window sets it): exports default beside it
         self.photo_path: Callable[[], Path | None] = lambda: None
         self._export_named_for: Path | None = None
+        # model output → the photo's crop with it composed in (the owner sets it): what
+        # previews and thumbnails show, so candidates are seen in the photo
+        self.composite: Callable[[np.ndarray], np.ndarray] | None = None
+        self._composited: dict[int, np.ndarray] = {}   # id(frame) → composited, recent
+        self.original: tuple[ReconstructionState, str] | None = None  # the run's result
+        self.selected: int | None = None               # the variation picked in the grid
+        self._pending_adopt: tuple[str, np.ndarray | None] | None = None
 
         self.preview = ImageView(self, minimum=160)
         self.preview.setAccessibleName("Manipulation preview")
@@ -84,7 +125,13 @@ class ManipulatePanel(QWidget):
             self.layers.addItem(title, key)
         self._jitter_request: dict | None = None   # σ, seed, layers of the grid shown
         self.grid = VariationGrid(self)
-        self.grid.chosen.connect(self.adopt_variation)
+        self.grid.chosen.connect(self.select_variation)
+        self.thumb_size = QSlider(Qt.Orientation.Horizontal)
+        self.thumb_size.setAccessibleName("Thumbnail size")
+        self.thumb_size.setToolTip("Zoom the variation thumbnails")
+        self.thumb_size.setRange(48, 320)
+        self.thumb_size.setValue(self.grid.thumb)
+        self.thumb_size.valueChanged.connect(self.grid.set_thumb)
         self.sigma.valueChanged.connect(self._jitter_changed)
         self.seed.valueChanged.connect(self._jitter_changed)
         self.count.valueChanged.connect(self._jitter_changed)
@@ -102,6 +149,7 @@ class ManipulatePanel(QWidget):
         form.addRow("Seed", seedrow)
         form.addRow("Layers", self.layers)
         form.addRow("Variations", self.count)
+        form.addRow("Thumbnails", self.thumb_size)
         form.addRow(self.grid)
 
         # --- category ---------------------------------------------------------------------
@@ -137,7 +185,7 @@ class ManipulatePanel(QWidget):
         self.timeline = MorphTimelineWidget(self)
         self.timeline.scrub_requested.connect(self._scrub)
         self.timeline.render_requested.connect(self._render_timeline)
-        self.timeline.frame_shown.connect(self.preview.set_image)
+        self.timeline.frame_shown.connect(self._show_morph_frame)
         self.timeline.add_current_requested.connect(self._add_current_keyframe)
         self.timeline.add_file_requested.connect(self._browse_keyframe)
         self.timeline.adopt_requested.connect(self.adopt_morph)
@@ -155,18 +203,37 @@ class ManipulatePanel(QWidget):
         self.tabs.addTab(category, "Category")
         self.tabs.addTab(morph, "Morph")
         self.tabs.currentChanged.connect(self._tab_changed)
+        # what to do with the candidate of the visible tab
+        self.apply_button = QPushButton("Apply to picture")
+        self.apply_button.setAccessibleName("Apply candidate to picture")
+        self.apply_button.setToolTip("Compose this candidate into the picture (undoable)")
+        self.keyframe_button = QPushButton("Add as keyframe")
+        self.keyframe_button.setAccessibleName("Add candidate as keyframe")
+        self.back_button = QPushButton("Back to the original result")
+        self.back_button.setAccessibleName("Back to the original result")
+        self.apply_button.clicked.connect(lambda: self.use_candidate("apply"))
+        self.keyframe_button.clicked.connect(lambda: self.use_candidate("keyframe"))
+        self.back_button.clicked.connect(self.back_to_original)
+        actions = QHBoxLayout()
+        for b in (self.apply_button, self.keyframe_button, self.back_button):
+            actions.addWidget(b)
         layout = QVBoxLayout(self)
         layout.addWidget(self.preview, 1)
         layout.addWidget(self.tabs)
+        layout.addLayout(actions)
         layout.addWidget(self.status)
         self._update_labels()
         self._set_enabled(False)
 
     # --- public API ---------------------------------------------------------------------
     def set_result(self, prior: Prior, state: ReconstructionState,
-                   name: str = "result") -> None:
+                   name: str = "result", original: bool = True) -> None:
         """Manipulate this reconstruction state (rendered with ``prior``); re-renders the
-        variations and the category preview for it."""
+        variations and the category preview for it.  ``original``: a run's result, the
+        one "Back to the original result" returns to."""
+        if original:
+            self.original = (state, name)
+        self.selected = None
         same_model = prior is self.prior
         self.prior, self.state, self.result_name = prior, state, name
         if not same_model:
@@ -236,8 +303,69 @@ class ManipulatePanel(QWidget):
 
     def _set_enabled(self, on: bool) -> None:
         for w in (self.sigma, self.seed, self.new_seed, self.count, self.layers, self.category,
-                  self.category_slider, self.amount, self.adopt_category):
+                  self.category_slider, self.amount, self.adopt_category, self.apply_button,
+                  self.keyframe_button, self.back_button):
             w.setEnabled(on)
+
+    # --- candidates ----------------------------------------------------------------------
+    def shown(self, image: np.ndarray) -> np.ndarray:
+        """``image`` (a model output) as it would sit in the photo, when the owner says
+        how (else the raw image); the last few are kept."""
+        if self.composite is None:
+            return image
+        key = id(image)
+        if key not in self._composited:
+            if len(self._composited) > 4 * max(8, self.count.value()):
+                self._composited.clear()
+            self._composited[key] = self.composite(image)
+        return self._composited[key]
+
+    def candidate(self) -> tuple[str, dict, np.ndarray | None] | None:
+        """The visible tab's candidate: (kind, adopt parameters, model output)."""
+        tab = self.tabs.currentIndex()
+        if tab == 0:
+            if self.selected is None or self.selected not in self.variation_params:
+                return None
+            frame = self.grid.images.get(self.selected)
+            return "jitter", {"variation": self.selected, **(self._jitter_request or {})}, \
+                self.variation_frames.get(self.selected, frame)
+        if tab == 1:
+            target, amount = self.transfer_target()
+            f = self.last_frame.get("transfer")
+            return "transfer", {"target": target, "amount": amount}, \
+                None if f is None else f.image
+        if len(self.timeline.keyframes()) < 2:
+            return None
+        f = self.last_frame.get("scrub")
+        return "morph", {"t": self.timeline.position}, None if f is None else f.image
+
+    def use_candidate(self, purpose: str) -> bool:
+        """"apply" (into the picture; the candidate becomes the base) or "keyframe" (added
+        to the morph timeline; the base stays)."""
+        found = self.candidate()
+        if found is None or self.prior is None:
+            self._say("Pick a candidate first: click a variation, move the category "
+                      "slider, or scrub the morph.")
+            return False
+        kind, params, image = found
+        self._pending_adopt = (purpose, image)
+        if kind == "morph":
+            keyframes, names = self._morph_inputs()
+            self._submit(Adopt(self.prior, "morph", params, keyframes=keyframes, names=names,
+                               easing=self.timeline.easing.currentText()))
+        else:
+            self._submit(Adopt(self.prior, kind, params, state=self.state))
+        return True
+
+    @Slot()
+    def back_to_original(self) -> None:
+        """The run's own result again: the base, the grid and the picture's layer."""
+        if self.original is None or self.prior is None:
+            return
+        state, name = self.original
+        self.set_result(self.prior, state, name, original=False)
+        self.back_requested.emit()
+        self._say(f"Back to {name}.")
 
     def _update_labels(self) -> None:
         self.sigma_label.setText(f"{self.sigma_value:.2f}")
@@ -259,9 +387,27 @@ class ManipulatePanel(QWidget):
         n = self.count.value()
         self.grid.reset(n)
         self.variation_params.clear()
+        self.variation_frames.clear()
+        self.selected = None
         self._jitter_request = {"sigma": self.sigma_value, "seed": self.seed.value(),
                                 "layers": self.layers.currentData()}
         self._submit(RenderJitter(self.prior, self.state, n, **self._jitter_request))
+
+    @Slot(int)
+    def select_variation(self, index: int) -> None:
+        """Pick variation ``index``: shown in the preview and over the picture; the base
+        stays until "Apply to picture"."""
+        image = self.variation_frames.get(index)
+        if image is None:
+            return
+        self.selected = index
+        self.grid.mark(index)
+        self.preview.set_image(self.shown(image))
+        req = self._jitter_request or {}
+        note = f"jitter σ={req.get('sigma', 0):.3g} seed={req.get('seed')} #{index}"
+        self.candidate_shown.emit(image, note)
+        self._say(f"Variation {index + 1} is shown on the picture: Apply to picture, Add as "
+                  "keyframe, or Back to the original result.")
 
     @Slot(int)
     def adopt_variation(self, index: int) -> None:
@@ -360,12 +506,16 @@ class ManipulatePanel(QWidget):
         self._submit(Adopt(self.prior, "morph", {"t": t}, keyframes=keyframes, names=names,
                            easing=self.timeline.easing.currentText()))
 
+    @Slot(object)
+    def _show_morph_frame(self, image: np.ndarray) -> None:
+        self.preview.set_image(self.shown(image))  # in the photo, not the raw square
+
     def _tab_changed(self, index: int) -> None:
         # the preview shows what the visible tab renders
         channel = {0: "result", 1: "transfer", 2: "scrub"}.get(index)
         frame = self.last_frame.get(channel or "")
         if frame is not None:
-            self.preview.set_image(frame.image)
+            self.preview.set_image(self.shown(frame.image))
 
     # --- export -------------------------------------------------------------------------
     def show_export_dialog(self) -> ExportDialog:
@@ -415,16 +565,18 @@ class ManipulatePanel(QWidget):
             return
         self.last_frame[f.channel] = f
         if f.channel == "result":
-            if self.tabs.currentIndex() == 0:
-                self.preview.set_image(f.image)
+            if self.tabs.currentIndex() == 0 and self.selected is None:
+                self.preview.set_image(self.shown(f.image))
         elif f.channel == "jitter":
             self.variation_params[f.index] = f.params
+            self.variation_frames[f.index] = f.image
             req = self._jitter_request or {}
             self.grid.set_image(f.index, f.image,
                                 f"Variation {f.index + 1} (σ {req.get('sigma', 0):.2f}, "
-                                f"seed {req.get('seed')}): click to use it")
+                                f"seed {req.get('seed')}): click to see it on the picture",
+                                shown=self.shown(f.image) if self.composite else None)
         elif f.channel == "transfer":
-            self.preview.set_image(f.image)
+            self.preview.set_image(self.shown(f.image))
             self.latency.setText(f"{f.elapsed * 1000:.0f} ms per frame")
         elif f.channel == "scrub":
             self.timeline.show_scrub_frame(f.image)
@@ -450,10 +602,17 @@ class ManipulatePanel(QWidget):
             self._say(f"Added keyframe {info.get('name', '')}.")
             return
         note = info.get("note", "")
+        pending, self._pending_adopt = self._pending_adopt, None
+        if pending is not None and pending[0] == "keyframe":
+            self.timeline.add_keyframe(state, note)  # the base stays as it is
+            self._say(f"Added {note} as a keyframe.")
+            return
         self._say(f"Adopted {note}.")
         self.adopted.emit(state, note)
+        if pending is not None and pending[1] is not None:
+            self.apply_requested.emit(state, note, pending[1])
         if self.prior is not None:
-            self.set_result(self.prior, state, note or self.result_name)
+            self.set_result(self.prior, state, note or self.result_name, original=False)
 
     @Slot(ExportProgress)
     def _on_export_progress(self, report: ExportProgress) -> None:

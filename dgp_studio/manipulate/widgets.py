@@ -41,7 +41,9 @@ class ImageView(QLabel):
 
 
 class VariationGrid(QWidget):
-    """A grid of rendered variations; clicking one emits ``chosen(index)``."""
+    """A grid of rendered variations; clicking one emits ``chosen(index)``.  Thumbnails
+    zoom with :meth:`set_thumb`; a cell may show the variation as it sits in the photo
+    (``shown``) while :attr:`images` keeps the model's own output."""
 
     chosen = Signal(int)
     hovered = Signal(int)
@@ -52,6 +54,8 @@ class VariationGrid(QWidget):
         self.thumb = thumb
         self.buttons: list[QToolButton] = []
         self.images: dict[int, np.ndarray] = {}
+        self.shown: dict[int, np.ndarray] = {}
+        self.marked: int | None = None
         self._layout = QGridLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(2)
@@ -60,6 +64,8 @@ class VariationGrid(QWidget):
     def reset(self, count: int) -> None:
         """``count`` empty cells (placeholders until their frames arrive)."""
         self.images.clear()
+        self.shown.clear()
+        self.marked = None
         while len(self.buttons) > count:
             b = self.buttons.pop()
             self._layout.removeWidget(b)
@@ -67,6 +73,7 @@ class VariationGrid(QWidget):
         while len(self.buttons) < count:
             i = len(self.buttons)
             b = QToolButton(self)
+            b.setCheckable(True)
             b.setIconSize(QSize(self.thumb, self.thumb))
             b.setFixedSize(self.thumb + 8, self.thumb + 8)
             b.setAccessibleName(f"Variation {i + 1}")
@@ -75,21 +82,48 @@ class VariationGrid(QWidget):
             self.buttons.append(b)
         for i, b in enumerate(self.buttons):
             b.setIcon(QIcon())
+            b.setChecked(False)
             b.setEnabled(False)
             b.setToolTip(f"Variation {i + 1}: rendering…")
 
-    def set_image(self, index: int, image: np.ndarray, tooltip: str = "") -> None:
+    def set_image(self, index: int, image: np.ndarray, tooltip: str = "",
+                  shown: np.ndarray | None = None) -> None:
         if not 0 <= index < len(self.buttons):
             return
         self.images[index] = image
+        if shown is not None:
+            self.shown[index] = shown
         b = self.buttons[index]
-        # icons never enlarge a small pixmap: scale it to the cell (pixels kept sharp)
-        pix = to_pixmap(image).scaled(self.thumb, self.thumb,
-                                      Qt.AspectRatioMode.KeepAspectRatio,
-                                      Qt.TransformationMode.FastTransformation)
-        b.setIcon(QIcon(pix))
+        self._paint_icon(index)
         b.setEnabled(True)
         b.setToolTip(tooltip or f"Variation {index + 1}: click to use it")
+
+    def _paint_icon(self, index: int) -> None:
+        image = self.shown.get(index, self.images.get(index))
+        if image is None:
+            return
+        # icons never enlarge a small pixmap: scale it to the cell (pixels kept sharp
+        # when enlarged, smooth when reduced)
+        big = max(image.shape[:2]) <= self.thumb
+        pix = to_pixmap(image).scaled(self.thumb, self.thumb,
+                                      Qt.AspectRatioMode.KeepAspectRatio,
+                                      Qt.TransformationMode.FastTransformation if big
+                                      else Qt.TransformationMode.SmoothTransformation)
+        self.buttons[index].setIcon(QIcon(pix))
+
+    def set_thumb(self, size: int) -> None:
+        """Zoom the thumbnails to ``size`` px."""
+        self.thumb = int(size)
+        for i, b in enumerate(self.buttons):
+            b.setIconSize(QSize(self.thumb, self.thumb))
+            b.setFixedSize(self.thumb + 8, self.thumb + 8)
+            self._paint_icon(i)
+
+    def mark(self, index: int | None) -> None:
+        """Show which variation is picked."""
+        self.marked = index
+        for i, b in enumerate(self.buttons):
+            b.setChecked(i == index)
 
     def _clicked(self, index: int) -> None:
         if index in self.images:

@@ -67,8 +67,13 @@ def test_sigma_slider_renders_variations_and_click_adopts(qtbot, panel, model):
     assert not np.array_equal(panel.grid.images[0], panel.grid.images[1])
 
     clicked = panel.grid.images[2].copy()
-    with qtbot.waitSignal(panel.adopted, timeout=10000) as blocker:
+    # a click picks the variation (shown, nothing replaced); Apply to picture adopts it
+    with qtbot.waitSignal(panel.candidate_shown, timeout=10000) as shown:
         qtbot.mouseClick(panel.grid.buttons[2], Qt.MouseButton.LeftButton)
+    assert np.array_equal(shown.args[0], clicked) and panel.state is state
+    assert panel.selected == 2 and panel.grid.buttons[2].isChecked()
+    with qtbot.waitSignal(panel.adopted, timeout=10000) as blocker:
+        qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
     adopted, note = blocker.args
     want = Renderer(prior, state).jitter_latents(1, 1.5, panel.seed.value(), start=2)
     assert np.allclose(adopted.z.numpy(), want.numpy())
@@ -84,8 +89,9 @@ def test_sigma_slider_renders_variations_and_click_adopts(qtbot, panel, model):
     qtbot.waitUntil(lambda: grid_full(panel)
                     and panel.variation_params[0]["sigma"] == [1.5, 1.5, 0.0, 0.0],
                     timeout=10000)
+    qtbot.mouseClick(panel.grid.buttons[0], Qt.MouseButton.LeftButton)
     with qtbot.waitSignal(panel.adopted, timeout=10000) as blocker:
-        qtbot.mouseClick(panel.grid.buttons[0], Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
     moved = (blocker.args[0].z - adopted.z).abs().reshape(-1)
     assert moved[:8].min() > 0 and moved[8:].max() == 0
 

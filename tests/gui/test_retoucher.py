@@ -221,3 +221,57 @@ def test_exports_default_beside_the_photo_and_follow_the_umask(qtbot, window, pi
         os.umask(old)
     assert out.stat().st_mode & 0o777 == 0o644
     assert saved.stat().st_mode & 0o777 == 0o644
+
+
+def test_candidates_are_composited_applied_keyframed_and_undone(qtbot, window, picture_file):
+    panel = window.manipulate
+    if panel is None:
+        pytest.skip("no Manipulate panel")
+    open_and_paint(qtbot, window, picture_file)
+    short_run(window)
+    before = window.state.picture.pixels.copy()
+    run_and_wait(qtbot, window)
+    st = window.state
+    result = st.history[-1]
+    assert panel.composite is not None and panel.original[0] is result.state
+    qtbot.waitUntil(lambda: len(panel.grid.images) == len(panel.grid.buttons) > 0,
+                    timeout=20000)
+    # thumbnails show the variation in the photo (the crop), not the raw square
+    x0, y0, x1, y1 = result.bounds
+    assert panel.grid.shown[0].shape[:2] == (y1 - y0, x1 - x0)
+    panel.thumb_size.setValue(160)  # zoomable
+    assert panel.grid.buttons[0].iconSize().width() == 160
+    # a click shows the candidate over the picture, composed like the result
+    qtbot.mouseClick(panel.grid.buttons[1], Qt.MouseButton.LeftButton)
+    cand = st.layer
+    assert cand is not None and cand is not result and "jitter" in cand.title
+    assert cand.after.shape == result.after.shape
+    np.testing.assert_array_equal(st.picture.pixels, before)  # still nothing written
+    assert panel.state is result.state and len(st.history) == 1
+    # Back to the original result
+    panel.back_button.click()
+    assert st.layer is result
+    qtbot.waitUntil(lambda: len(panel.grid.images) == len(panel.grid.buttons), timeout=20000)
+    # Add as keyframe: the morph timeline grows, the base stays
+    qtbot.mouseClick(panel.grid.buttons[1], Qt.MouseButton.LeftButton)
+    n = len(panel.timeline.keyframes())
+    panel.keyframe_button.click()
+    qtbot.waitUntil(lambda: len(panel.timeline.keyframes()) == n + 1, timeout=10000)
+    assert panel.state is result.state
+    # Apply to picture: a new History entry, baked in, undoable
+    panel.apply_button.click()
+    qtbot.waitUntil(lambda: len(st.history) == 2, timeout=10000)
+    applied = st.history[-1]
+    assert applied.applied and applied.state is not None and "jitter" in applied.title
+    assert not np.array_equal(st.picture.pixels, before)
+    outside = np.ones(before.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    np.testing.assert_array_equal(st.picture.pixels[outside], before[outside])
+    window.actions["undo"].trigger()
+    np.testing.assert_array_equal(st.picture.pixels, before)
+    assert not applied.applied
+    # the category preview is composed into the photo too
+    panel.tabs.setCurrentIndex(1)
+    panel.category_slider.setValue(3)
+    qtbot.waitUntil(lambda: panel.preview.image is not None
+                    and panel.preview.image.shape[:2] == (y1 - y0, x1 - x0), timeout=10000)
