@@ -209,6 +209,67 @@ def test_sigkill_mid_job_then_resume_loses_nothing_and_repeats_nothing(tmp_path,
     assert snapshot(src) == before
 
 
+def _start_job(src, out, model, preset):
+    args = [sys.executable, "-m", "dgp_engine", "batch", "colorize", str(src), "-o", str(out),
+            "--model", str(model), "--preset", str(preset), "-q", "--threads", "1"]
+    return subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_done(proc, out, count, timeout=120):
+    """The journal once ``count`` pictures are done and another has just started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        try:
+            rows = journal_rows(out)
+        except sqlite3.Error:
+            continue
+        if sum(r["status"] == "done" for r in rows.values()) >= count and any(
+                r["status"] == "running" and r["started"] > time.time() - 0.5
+                for r in rows.values()):
+            return rows
+    raise AssertionError("the job ended or stalled before the signal could be sent")
+
+
+def test_ctrl_c_finishes_current_pictures_twice_abandons_them(tmp_path, model_files):
+    model, _ = model_files
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        Image.fromarray(photo_array(40, 56, seed=i)).save(src / f"{i}.png")
+    slow = tiny_preset_file(tmp_path / "slow.toml", iterations=[100, 100])
+    out = tmp_path / "out"
+    # one Ctrl-C: the picture being restored finishes, no new one starts
+    proc = _start_job(src, out, model, slow)
+    rows = _wait_for_done(proc, out, 1)
+    running = next(r for r, row in rows.items() if row["status"] == "running")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Stopping" in err and "run the same command" in err
+    rows = journal_rows(out)
+    assert rows[running]["status"] == "done"
+    assert "running" not in {r["status"] for r in rows.values()}
+    left = [r for r, row in rows.items() if row["status"] == "pending"]
+    assert left
+    # resumed, then Ctrl-C twice: the current picture is abandoned, back to pending
+    proc = _start_job(src, out, model, slow)
+    rows = _wait_for_done(proc, out, len(rows) - len(left))
+    running = next(r for r, row in rows.items() if row["status"] == "running")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Abandoning" in err
+    rows = journal_rows(out)
+    assert rows[running]["status"] == "pending" and "abandoned" in rows[running]["reason"]
+    assert "running" not in {r["status"] for r in rows.values()}
+    assert not (out / running).exists()
+    assert dgp("batch", "colorize", src, "-o", out, "--model", model, "--preset", slow,
+               "-q", "--threads", "1") == 0
+    assert {r["status"] for r in journal_rows(out).values()} == {"done"}
+
+
 def _proc_state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -21,11 +21,13 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO, Protocol
 
-from ..errors import DGPError, InputError
-from ..imageio import OutputError, read_mask, write_atomic
+from ..errors import DGPError, InputError, OutputError
+from ..imageio import read_mask, write_atomic
 from . import journal as J
 from .plan import (
     WORK_DIR,
@@ -60,7 +62,7 @@ class BatchEvent:
     thumb_in: Path | None = None
     thumb_out: Path | None = None
     output: Path | None = None
-    counts: dict = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
     message: str = ""
 
 
@@ -75,6 +77,31 @@ class RunStats:
     journal_seconds: float = 0.0      # time in journal writes
     io_seconds: float = 0.0           # reading inputs, writing outputs and thumbnails
     journal_ops: int = 0
+
+
+class WorkerPool(Protocol):
+    """What the driver needs of a back end (:class:`.local.LocalPool`,
+    :class:`.ray_backend.RayPool`): workers by id, one picture each at a time."""
+
+    kind: str
+
+    @property
+    def size(self) -> int: ...
+
+    def idle(self) -> list[int]: ...
+
+    def submit(self, wid: int, request: dict[str, Any]) -> None: ...
+
+    def replace(self, wid: int) -> bool: ...
+
+    def poll(self, timeout: float) -> list[tuple[Any, ...]]:
+        """Events: ("ready", wid, info), ("error", wid, message), ("progress", wid, rel,
+        step, total, eta), ("result", wid, response), ("lost", wid, rel | None, why)."""
+        ...
+
+    def abandon(self) -> None: ...
+
+    def close(self, timeout: float = 10.0) -> None: ...
 
 
 def default_local_workers(device: str | None) -> tuple[int, list[str | None]]:
@@ -124,7 +151,7 @@ class BatchJob:
         self.outcome = "not started"
         self.final_counts: dict[str, int] = {}
         self.rows: list[J.ItemRow] = []
-        self.pool = None
+        self.pool: WorkerPool | None = None
 
     # --- before the run --------------------------------------------------------------------
     def _check_settings(self, restart: bool) -> None:
@@ -227,6 +254,11 @@ class BatchJob:
             return None
         return "input changed; run again"
 
+    def _row(self, rel: str) -> J.ItemRow:
+        row = self.journal.item(rel)
+        assert row is not None, rel  # every planned picture has a row (see _sync)
+        return row
+
     # --- control ---------------------------------------------------------------------------
     def stop(self) -> None:
         """Finish the pictures being restored, start no more."""
@@ -248,10 +280,10 @@ class BatchJob:
         return [r.rel for r in self.journal.items(J.PENDING)]
 
     # --- the run ---------------------------------------------------------------------------
-    def __iter__(self):
+    def __iter__(self) -> Iterator[BatchEvent]:
         return self._drive()
 
-    def _make_pool(self):
+    def _make_pool(self) -> WorkerPool:
         from .runner import worker_config
 
         s = self.settings
@@ -268,7 +300,7 @@ class BatchJob:
         threads = s.threads or max(1, available_cores() // n)
         return LocalPool([worker_config(s, device=d, threads=threads) for d in devices])
 
-    def _j(self, fn, *args, **kwargs):
+    def _j(self, fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         """A journal write, timed; a full disk says so."""
         t0 = time.perf_counter()
         try:
@@ -279,7 +311,7 @@ class BatchJob:
         self.stats.journal_seconds += time.perf_counter() - t0
         self.stats.journal_ops += 1
 
-    def _request(self, item: BatchItem, wid) -> dict | None:
+    def _request(self, item: BatchItem, wid: int) -> dict[str, Any] | None:
         """Read the input (and mask) for a worker; None when the item ends here."""
         t0 = time.perf_counter()
         try:
@@ -310,11 +342,12 @@ class BatchJob:
                 "mask_name": item.mask.name if item.mask else None,
                 "out_suffix": item.output.suffix, "want_state": item.state is not None}
 
-    def _write_result(self, item: BatchItem, resp: dict) -> tuple[Path, Path | None]:
+    def _write_result(self, item: BatchItem, resp: dict[str, Any]
+                      ) -> tuple[Path | None, Path | None]:
         """Outputs first (atomic), the journal after: see Journal.mark_writing."""
         t0 = time.perf_counter()
         thumbs = self.out_dir / WORK_DIR / "thumbs"
-        row = self.journal.item(item.rel)
+        row = self._row(item.rel)
         self._j(self.journal.mark_writing, item.rel, J.file_sha256(resp["output"]))
         for path, data in ((item.state, resp.get("state")), (item.output, resp["output"])):
             if path is None or data is None:
@@ -324,7 +357,7 @@ class BatchJob:
             except OSError as exc:
                 raise OutputError(f"Could not create {path.parent}: {exc.strerror or exc}.") \
                     from exc
-            write_atomic(path, lambda f, d=data: f.write(d))
+            write_atomic(path, _writer(data))
         t_in = t_out = None
         try:
             thumbs.mkdir(parents=True, exist_ok=True)
@@ -336,13 +369,13 @@ class BatchJob:
         self.stats.io_seconds += time.perf_counter() - t0
         return t_in, t_out
 
-    def _drive(self):
+    def _drive(self) -> Iterator[BatchEvent]:
         jr = self.journal
         st = self.stats
         st.started = time.time()
         pending = deque(self.todo())
-        inflight: dict = {}     # wid → (rel, t_submit)
-        pool = None
+        inflight: dict[int, tuple[str, float]] = {}     # wid → (rel, t_submit)
+        pool: WorkerPool | None = None
         try:
             if not pending:
                 self.outcome = "nothing to do"
@@ -380,7 +413,8 @@ class BatchJob:
             self.close()
         yield BatchEvent("finished", counts=self.final_counts, message=self.outcome)
 
-    def _loop(self, pool, pending: deque, inflight: dict):
+    def _loop(self, pool: WorkerPool, pending: deque[str],
+              inflight: dict[int, tuple[str, float]]) -> Iterator[BatchEvent]:
         jr = self.journal
         self.pool = pool  # for tests and tools that watch the workers
         lost_total = 0
@@ -399,7 +433,7 @@ class BatchJob:
                         rel = pending.popleft()
                         request = self._request(self.by_rel[rel], wid)
                         if request is None:
-                            row = jr.item(rel)
+                            row = self._row(rel)
                             yield BatchEvent("item", rel, row.status, row.reason,
                                              counts=jr.counts())
                     if request is None:
@@ -423,17 +457,18 @@ class BatchJob:
                     rel, t_sub = inflight.pop(wid)
                     yield self._finish(self.by_rel[rel], ev[2], time.perf_counter() - t_sub)
                 elif kind == "lost":
-                    rel = inflight.pop(wid, (None, 0))[0]
+                    lost = inflight.pop(wid, None)
                     lost_total += 1
-                    if rel is not None:
-                        row = jr.item(rel)
+                    if lost is not None:
+                        rel = lost[0]
+                        row = self._row(rel)
                         if row.attempts >= MAX_ATTEMPTS:
                             self._j(jr.mark_failed, rel, f"its worker died {row.attempts} "
                                     f"times while restoring it ({ev[3]})")
                         else:
                             self._j(jr.back_to_pending, rel, f"worker lost ({ev[3]})")
                             pending.appendleft(rel)
-                        row = jr.item(rel)
+                        row = self._row(rel)
                         yield BatchEvent("item", rel, row.status, row.reason,
                                          counts=jr.counts())
                     if lost_total > 2 * pool.size + MAX_ATTEMPTS or not pool.replace(wid):
@@ -441,7 +476,7 @@ class BatchJob:
                     yield BatchEvent("workers", message=f"worker lost ({ev[3]}); "
                                                         "replaced")
 
-    def _finish(self, item: BatchItem, resp: dict, wall: float) -> BatchEvent:
+    def _finish(self, item: BatchItem, resp: dict[str, Any], wall: float) -> BatchEvent:
         jr = self.journal
         status = resp["status"]
         if status == "done":
@@ -483,12 +518,16 @@ class BatchJob:
             self.closed = True
             self.journal.close()
 
-    def __del__(self):  # a job never iterated still releases its lock
+    def __del__(self) -> None:  # a job never iterated still releases its lock
         try:
             self.close()
         except Exception:  # noqa: BLE001
             pass
 
+
+
+def _writer(data: bytes) -> Callable[[BinaryIO], object]:
+    return lambda f: f.write(data)
 
 
 def _remove_stale_temp_files(out_dir: Path) -> None:

@@ -16,12 +16,13 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ..errors import DGPError
-from ..imageio import OutputError
+from ..errors import DGPError, OutputError
 
 PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
 STATUSES = (PENDING, RUNNING, DONE, FAILED, SKIPPED)
@@ -85,7 +86,7 @@ class ItemRow:
 class _FolderLock:
     """An exclusive, non-blocking lock on a file; the OS drops it with the process."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.fd: int | None = None
 
@@ -118,20 +119,20 @@ class _FolderLock:
 
 
 def _lock_fd(fd: int) -> None:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
+    if sys.platform == "win32":  # pragma: no cover
         import msvcrt
 
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        return
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 class Journal:
     """The journal of the batch job in ``work_dir`` (``OUT_DIR/.dgp-batch``)."""
 
-    def __init__(self, work_dir: Path):
+    def __init__(self, work_dir: Path) -> None:
         self.work_dir = Path(work_dir)
         try:
             self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -154,11 +155,11 @@ class Journal:
         self.run_id: int | None = None
 
     # --- job-level settings -------------------------------------------------------------
-    def get(self, key: str):
+    def get(self, key: str) -> Any:
         row = self.db.execute("SELECT value FROM job WHERE key=?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def put(self, key: str, value) -> None:
+    def put(self, key: str, value: object) -> None:
         self.db.execute("INSERT OR REPLACE INTO job(key, value) VALUES (?, ?)",
                         (key, json.dumps(value, sort_keys=True)))
 
@@ -167,7 +168,7 @@ class Journal:
         cur = self.db.execute(
             "INSERT INTO runs(started, pid, backend, workers) VALUES (?, ?, ?, ?)",
             (time.time(), os.getpid(), backend, workers))
-        self.run_id = int(cur.lastrowid)
+        self.run_id = int(cur.lastrowid or 0)
         return self.run_id
 
     def finish_run(self, outcome: str) -> None:

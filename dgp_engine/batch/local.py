@@ -16,13 +16,15 @@ import queue
 import signal
 import threading
 import time
+from typing import Any
 
 from ..errors import DGPError
 
 
-def _worker_main(wid: int, config: dict, tasks, results, abandon) -> None:
+def _worker_main(wid: int, config: dict[str, Any], tasks: Any, results: Any,
+                 abandon: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C
-    runner_box: list = []
+    runner_box: list[Any] = []
 
     def watch() -> None:
         parent = mp.parent_process()
@@ -47,7 +49,7 @@ def _worker_main(wid: int, config: dict, tasks, results, abandon) -> None:
     runner_box.append(runner)
     results.put(("ready", wid, runner.info()))
 
-    def progress(rel, step, total, eta):
+    def progress(rel: str, step: int, total: int, eta: float | None) -> None:
         results.put(("progress", wid, rel, step, total, eta))
 
     while True:
@@ -63,13 +65,13 @@ class LocalPool:
 
     kind = "local"
 
-    def __init__(self, configs: list[dict]):
+    def __init__(self, configs: list[dict[str, Any]]) -> None:
         self.ctx = mp.get_context("spawn")
         self.configs = configs
         self.results = self.ctx.Queue()
         self.abandon_event = self.ctx.Event()
         self.procs: dict[int, mp.process.BaseProcess] = {}
-        self.tasks: dict[int, object] = {}
+        self.tasks: dict[int, Any] = {}
         self.ready: set[int] = set()
         self.busy: dict[int, str] = {}
         self.dead: set[int] = set()
@@ -91,7 +93,7 @@ class LocalPool:
     def idle(self) -> list[int]:
         return [w for w in sorted(self.ready) if w not in self.busy]
 
-    def submit(self, wid: int, request: dict) -> None:
+    def submit(self, wid: int, request: dict[str, Any]) -> None:
         self.busy[wid] = request["rel"]
         self.tasks[wid].put(request)
 
@@ -102,8 +104,8 @@ class LocalPool:
         self._spawn(wid)
         return True
 
-    def poll(self, timeout: float) -> list[tuple]:
-        events = []
+    def poll(self, timeout: float) -> list[tuple[Any, ...]]:
+        events: list[tuple[Any, ...]] = []
         try:
             events.append(self.results.get(timeout=timeout))
             while True:

@@ -22,9 +22,10 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ..errors import InputError
-from ..imageio import FORMATS, OutputError
+from ..errors import InputError, OutputError
+from ..imageio import FORMATS
 from ..taskspec import task_spec
 
 # Picture types the batch picks up (Pillow reads them all); outputs use FORMATS.
@@ -71,7 +72,8 @@ class BatchSettings:
     def uses_mask(self) -> bool:
         return task_spec(self.task).uses_mask
 
-    def result_settings(self, model_id: dict, preset: dict) -> dict:
+    def result_settings(self, model_id: dict[str, Any], preset: dict[str, Any]
+                        ) -> dict[str, Any]:
         """Everything that decides an output, as plain JSON data (the journal keeps it)."""
         spec = task_spec(self.task)
         return {
@@ -85,20 +87,21 @@ class BatchSettings:
             "save_state": bool(self.save_state),
         }
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> BatchSettings:
+    def from_dict(cls, d: dict[str, Any]) -> BatchSettings:
         return cls(**d)
 
 
-def settings_digest(settings: dict) -> str:
+def settings_digest(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def describe_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
+def describe_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = ""
+                     ) -> list[str]:
     """``key: old → new`` for every setting that differs (nested dicts flattened)."""
     out = []
     for key in sorted(set(old) | set(new)):
@@ -187,7 +190,7 @@ def _walk(folder: Path) -> list[Path]:
 
 def _mask_index(files: list[Path], src: Path, suffix: str) -> dict[tuple[Path, str], Path]:
     """Mask files beside the pictures by the naming rule: (folder, picture stem) → mask."""
-    index = {}
+    index: dict[tuple[Path, str], Path] = {}
     if not suffix:
         return index
     for f in files:
@@ -258,7 +261,7 @@ def plan_batch(settings: BatchSettings) -> BatchPlan:
     return BatchPlan(items, ignored)
 
 
-def model_identity(model: str) -> tuple[dict, Path]:
+def model_identity(model: str) -> tuple[dict[str, Any], Path]:
     """The model as the journal records it (its name and a digest of its config, so a
     model folder replaced under the same name counts as a change) and its folder."""
     from .. import registry

@@ -12,8 +12,10 @@ goes on.  Ray is optional: without it ``--ray`` says how to install it.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from ..errors import DGPError
+from .plan import BatchSettings
 from .runner import worker_config
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,7 @@ INSTALL_HINT = ('Ray is not installed: install the cluster extra with '
                 'pip install "dgp-studio[cluster]" (or pip install "ray>=2.9").')
 
 
-def require_ray():
+def require_ray() -> Any:
     try:
         import ray
     except ImportError:
@@ -33,11 +35,11 @@ def require_ray():
 class _RayWorker:
     """The actor: an ItemRunner; a start-up error is kept and reported by ``info``."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict[str, Any]) -> None:
         from .runner import ItemRunner
 
-        self.runner = None
-        self.error = None
+        self.runner: ItemRunner | None = None
+        self.error: str | None = None
         try:
             self.runner = ItemRunner(config)
         except DGPError as exc:
@@ -45,10 +47,11 @@ class _RayWorker:
         except Exception as exc:  # noqa: BLE001 — reported to the driver
             self.error = f"{type(exc).__name__}: {exc}"
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         return {"error": self.error} if self.runner is None else self.runner.info()
 
-    def process(self, request: dict) -> dict:
+    def process(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.runner is not None  # the driver sends pictures only to ready actors
         return self.runner.process(request)
 
     def cancel(self) -> None:
@@ -61,12 +64,12 @@ class RayPool:
 
     kind = "ray"
 
-    def __init__(self, settings, workers: int | None, address: str):
+    def __init__(self, settings: BatchSettings, workers: int | None, address: str) -> None:
         ray = require_ray()
         self.ray = ray
         self.started_ray = False
         if not ray.is_initialized():
-            kwargs = {"include_dashboard": False, "log_to_driver": False}
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address not in (None, "", "local"):
                 kwargs["address"] = address
             try:
@@ -80,7 +83,7 @@ class RayPool:
         use_gpu = gpus > 0 and str(settings.device or "auto").lower() not in ("cpu",)
         if use_gpu:
             n = workers or gpus
-            options = {"num_gpus": 1, "num_cpus": 1}
+            options: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1}
             config = worker_config(settings, device="cuda", threads=settings.threads or 1)
         else:
             alive = [nd for nd in ray.nodes() if nd.get("Alive")]
@@ -91,9 +94,9 @@ class RayPool:
         self.options = {**options, "max_restarts": 0, "max_concurrency": 2}
         self.config = config
         self.actor_class = ray.remote(_RayWorker)
-        self.actors: dict[int, object] = {}
-        self.info_refs: dict = {}          # ObjectRef → wid (start-up)
-        self.task_refs: dict = {}          # ObjectRef → wid (a picture)
+        self.actors: dict[int, Any] = {}
+        self.info_refs: dict[Any, int] = {}   # ObjectRef → wid (start-up)
+        self.task_refs: dict[Any, int] = {}   # ObjectRef → wid (a picture)
         self.ready: set[int] = set()
         self.busy: dict[int, str] = {}
         self.size = n
@@ -108,7 +111,7 @@ class RayPool:
     def idle(self) -> list[int]:
         return [w for w in sorted(self.ready) if w not in self.busy]
 
-    def submit(self, wid: int, request: dict) -> None:
+    def submit(self, wid: int, request: dict[str, Any]) -> None:
         self.busy[wid] = request["rel"]
         self.task_refs[self.actors[wid].process.remote(request)] = wid
 
@@ -122,7 +125,7 @@ class RayPool:
         self._start(wid)
         return True
 
-    def poll(self, timeout: float) -> list[tuple]:
+    def poll(self, timeout: float) -> list[tuple[Any, ...]]:
         ray = self.ray
         refs = list(self.info_refs) + list(self.task_refs)
         if not refs:
@@ -131,7 +134,7 @@ class RayPool:
         if rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             done += more
-        events = []
+        events: list[tuple[Any, ...]] = []
         for ref in done:
             if ref in self.info_refs:
                 wid = self.info_refs.pop(ref)

@@ -7,10 +7,14 @@ from __future__ import annotations
 import html
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..imageio import write_atomic
 from . import journal as J
-from .plan import CONTACT_SHEET, WORK_DIR
+from .plan import CONTACT_SHEET, WORK_DIR, BatchSettings
+
+if TYPE_CHECKING:
+    from .job import RunStats
 
 
 def _fmt_seconds(s: float | None) -> str:
@@ -23,18 +27,18 @@ def _fmt_seconds(s: float | None) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def summary_table(rows: list[J.ItemRow], *, wall: float | None = None, stats=None,
+def summary_table(rows: list[J.ItemRow], *, stats: RunStats | None = None,
                   max_failures: int = 20) -> str:
     """Counts per status, time per picture, and the failures with their reasons."""
     counts = dict.fromkeys(J.STATUSES, 0)
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
-    done = [r for r in rows if r.status == J.DONE and r.seconds is not None]
+    seconds = [r.seconds for r in rows if r.status == J.DONE and r.seconds is not None]
     lines = ["status     pictures", "---------  --------"]
     lines += [f"{s:<9}  {counts[s]:>8}" for s in J.STATUSES if counts[s] or s == J.DONE]
     lines.append(f"{'total':<9}  {len(rows):>8}")
-    if done:
-        mean = sum(r.seconds for r in done) / len(done)
+    if seconds:
+        mean = sum(seconds) / len(seconds)
         lines.append(f"\nmean compute time per picture: {_fmt_seconds(mean)}")
     if stats is not None and stats.done:
         run_wall = max(1e-9, stats.finished - stats.started)
@@ -70,7 +74,7 @@ text-align:left;vertical-align:top}
 """
 
 
-def write_contact_sheet(out_dir: Path, rows: list[J.ItemRow], settings) -> Path:
+def write_contact_sheet(out_dir: Path, rows: list[J.ItemRow], settings: BatchSettings) -> Path:
     """``OUT_DIR/contact-sheet.html`` for the journal's ``rows`` (written atomically)."""
     out_dir = Path(out_dir)
     thumbs = f"{WORK_DIR}/thumbs"

@@ -18,20 +18,26 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import DGPError
+from .plan import BatchSettings
 
 log = logging.getLogger(__name__)
 
 THUMB_SIDE = 160
+# (picture, step, total steps, seconds left) while a picture is restored
+ProgressCallback = Callable[[str, int, int, float | None], None]
 # worker → driver progress messages at most this often (seconds)
 PROGRESS_INTERVAL = 1.0
 
 
-def worker_config(settings, *, device: str | None, threads: int | None) -> dict:
+def worker_config(settings: BatchSettings, *, device: str | None, threads: int | None
+                  ) -> dict[str, Any]:
     """What a worker needs to start (plain data: it crosses process and node borders)."""
     return {
         "task": settings.task, "model": settings.model, "preset": settings.preset,
@@ -47,7 +53,7 @@ def thumbnail(rgb: np.ndarray, side: int = THUMB_SIDE) -> bytes:
     from ..imageio import to_uint8
 
     img = Image.fromarray(to_uint8(rgb), "RGB")
-    img.thumbnail((side, side), Image.BILINEAR)
+    img.thumbnail((side, side), Image.Resampling.BILINEAR)
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=85)
     return buf.getvalue()
@@ -56,7 +62,7 @@ def thumbnail(rgb: np.ndarray, side: int = THUMB_SIDE) -> bytes:
 class ItemRunner:
     """Holds the prior; :meth:`process` restores one picture."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict[str, Any]) -> None:
         from ..cli.tasks import _class_id  # the CLI's class resolution (ids, names, hints)
         from ..prior import load_prior
         from ..runtime import configure
@@ -72,16 +78,17 @@ class ItemRunner:
         self.class_id = _class_id(config.get("class_spec", "auto"), self.prior)
         self.name = f"{socket.gethostname()}:{os.getpid()} {self.device}"
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         return {"worker": self.name, "device": str(self.device), "threads": self.threads,
                 "preset": self.preset.to_dict()}
 
-    def process(self, request: dict, on_progress=None) -> dict:
+    def process(self, request: dict[str, Any], on_progress: ProgressCallback | None = None
+                ) -> dict[str, Any]:
         """Restore ``request['data']`` (encoded picture bytes); returns a response dict with
         ``status`` done / failed / abandoned."""
         self.cancel_event.clear()
         t0 = time.perf_counter()
-        out = {"rel": request["rel"], "worker": self.name}
+        out: dict[str, Any] = {"rel": request["rel"], "worker": self.name}
         try:
             out.update(self._restore(request, on_progress))
         except DGPError as exc:
@@ -92,7 +99,8 @@ class ItemRunner:
         out["seconds"] = time.perf_counter() - t0
         return out
 
-    def _restore(self, request: dict, on_progress) -> dict:
+    def _restore(self, request: dict[str, Any], on_progress: ProgressCallback | None
+                 ) -> dict[str, Any]:
         from ..imageio import check_mask, decode_image, save_image
         from ..tasks import restore_image
 

@@ -12,22 +12,29 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from ..taskspec import TASK_SPECS
 from .tasks import EXIT_INTERRUPTED, _common
 
+if TYPE_CHECKING:
+    from ..batch import BatchJob, BatchSettings
+
 RAY_INSTALL = 'pip install "dgp-studio[cluster]"'
 
 
-def register(subparsers) -> None:
+def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "batch", help="restore every picture of a folder (resumable; local workers or Ray)",
         description="Restore every picture under IN_DIR (sub-folders included) into OUT_DIR, "
                     "mirroring names. A journal in OUT_DIR makes the same command resume "
                     "after a crash or Ctrl-C; a contact sheet (contact-sheet.html) shows "
-                    "before/after and failures.")
+                    "before/after and failures. Exit code: 0 when every picture is done "
+                    "(or skipped), 1 when some failed, 130 when stopped early.")
     p.add_argument("task", choices=[s.command for s in TASK_SPECS], metavar="TASK",
                    help="colorize, inpaint, superres, restore, defend or hybrid")
     p.add_argument("input_dir", type=Path, metavar="IN_DIR", help="folder of pictures")
@@ -60,7 +67,7 @@ def register(subparsers) -> None:
 
 
 @contextmanager
-def _stop_on_signals(job, say):
+def _stop_on_signals(job: BatchJob, say: Callable[[str], None]) -> Iterator[None]:
     """First Ctrl-C / SIGTERM: finish current pictures; second: abandon them; third:
     KeyboardInterrupt.  Outside the main thread: no-op."""
     if threading.current_thread() is not threading.main_thread():
@@ -68,7 +75,7 @@ def _stop_on_signals(job, say):
         return
     presses = [0]
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         presses[0] += 1
         if presses[0] == 1:
             job.stop()
@@ -89,7 +96,7 @@ def _stop_on_signals(job, say):
             signal.signal(s, h)
 
 
-def settings_from_args(args: argparse.Namespace):
+def settings_from_args(args: argparse.Namespace) -> BatchSettings:
     from ..batch import BatchSettings
 
     return BatchSettings(
@@ -129,25 +136,32 @@ def run_batch_command(args: argparse.Namespace) -> int:
                                           "{remaining}, {rate_fmt}{postfix}]")
     running: dict[str, str] = {}
 
-    def show_running():
+    def show_running() -> None:
         bar.set_postfix_str(" | ".join(f"{Path(r).name} {t}" for r, t in
                                        list(running.items())[:3]), refresh=False)
 
-    with _stop_on_signals(job, bar.write):
+    def say(message: str) -> None:
+        if args.quiet:  # a disabled bar prints nothing
+            print(message, file=sys.stderr)
+        else:
+            bar.write(message, file=sys.stderr)
+
+    with _stop_on_signals(job, say):
         try:
             for ev in job:
+                rel = ev.rel or ""
                 if ev.kind == "workers" and args.verbose:
                     bar.write(ev.message)
                 elif ev.kind == "progress":
                     left = f"{ev.eta:.0f}s left" if ev.eta is not None else "starting"
-                    running[ev.rel] = f"{ev.step}/{ev.total} {left}"
+                    running[rel] = f"{ev.step}/{ev.total} {left}"
                     show_running()
                     bar.refresh()
                 elif ev.kind == "item":
                     if ev.status == RUNNING:
-                        running[ev.rel] = "starting"
+                        running[rel] = "starting"
                     else:
-                        running.pop(ev.rel, None)
+                        running.pop(rel, None)
                         if ev.status in (DONE, FAILED, SKIPPED):
                             bar.update(1)
                         if ev.status == FAILED:
