@@ -1,16 +1,47 @@
 """DGP engine: Deep Generative Prior restoration and manipulation in pure PyTorch.
 
 No Qt here (enforced by tests/test_engine_has_no_qt.py).
+
+The names below are imported on first use (PEP 562), so ``import dgp_engine.cli`` or
+``dgp_engine.errors`` does not load torch: the ``dgp`` command installs its Ctrl-C handler
+before the slow imports start.
 """
 
-from .degradations import Compose, Degradation, Downsample, Grayscale, Identity, Mask, \
-    make_degradation
-from .errors import CheckpointError, DeviceError, DGPError, InputError, PresetError, StateError
-from .models import BigGANConfig, Discriminator, Generator
-from .presets import Preset, load_preset, preset_names
-from .prior import Prior, build_prior, load_prior
-from .reconstruct import Report, ReconstructionRun, reconstruct, render
-from .state import ReconstructionState
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .degradations import (
+        Compose,
+        Degradation,
+        Downsample,
+        Grayscale,
+        Identity,
+        Mask,
+        make_degradation,
+    )
+    from .errors import CheckpointError, DeviceError, DGPError, InputError, PresetError, StateError
+    from .models import BigGANConfig, Discriminator, Generator
+    from .presets import Preset, load_preset, preset_names
+    from .prior import Prior, build_prior, load_prior
+    from .reconstruct import ReconstructionRun, Report, reconstruct, render
+    from .state import ReconstructionState
+
+_WHERE = {
+    "Compose": "degradations", "Degradation": "degradations", "Downsample": "degradations",
+    "Grayscale": "degradations", "Identity": "degradations", "Mask": "degradations",
+    "make_degradation": "degradations",
+    "CheckpointError": "errors", "DeviceError": "errors", "DGPError": "errors",
+    "InputError": "errors", "PresetError": "errors", "StateError": "errors",
+    "BigGANConfig": "models", "Discriminator": "models", "Generator": "models",
+    "Preset": "presets", "load_preset": "presets", "preset_names": "presets",
+    "Prior": "prior", "build_prior": "prior", "load_prior": "prior",
+    "Report": "reconstruct", "ReconstructionRun": "reconstruct", "reconstruct": "reconstruct",
+    "render": "reconstruct",
+    "ReconstructionState": "state",
+}
 
 __all__ = [
     "BigGANConfig", "CheckpointError", "Compose", "DGPError", "Degradation", "DeviceError",
@@ -19,3 +50,16 @@ __all__ = [
     "StateError", "build_prior", "load_preset", "load_prior", "make_degradation",
     "preset_names", "reconstruct", "render",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dgp_engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ExportCancelled, ExportError, InputError
-from .fileio import atomic_path, fsync_dir, umask
+from .fileio import atomic_path, clean_stale_temps, fsync_dir, temp_prefix, umask
 from .imageio import to_uint8 as unit_to_uint8
 
 log = logging.getLogger(__name__)
@@ -258,10 +258,11 @@ class AnimationExport:
 
     def _temp_path(self, folder: Path) -> Path:
         try:
+            clean_stale_temps(folder)  # what a killed export left
             if self.format == "png-sequence":
-                return Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial",
-                                             dir=folder))
-            fd, name = tempfile.mkstemp(prefix=f".{self.path.stem}.",
+                return Path(tempfile.mkdtemp(prefix=temp_prefix(self.path.name),
+                                             suffix=".partial", dir=folder))
+            fd, name = tempfile.mkstemp(prefix=temp_prefix(self.path.name),
                                         suffix=f".partial{self.path.suffix}", dir=folder)
             os.close(fd)
             return Path(name)

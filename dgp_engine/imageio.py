@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import InputError, OutputError
-from .fileio import atomic_write
+from .fileio import OutputBusy, atomic_write, claim_output
 
 log = logging.getLogger(__name__)
 
@@ -351,28 +351,48 @@ def output_format(path: str | Path) -> tuple[str, bool]:
 
 
 def check_output_path(path: str | Path, *, sources: Sequence[str | Path] = (),
-                      overwrite: bool = False, image: bool = True) -> Path:
+                      overwrite: bool = False, image: bool = True, claim: bool = False) -> Path:
     """Refuse, before any work, an output that would replace an input or an existing
-    file (unless ``overwrite``), sits in a missing folder, or (``image``) has an
-    unknown image type."""
+    file (unless ``overwrite``), is a folder or a device, sits in a missing or unwritable
+    folder, or (``image``) has an unknown image type.
+
+    With ``claim`` the output is also claimed for this process
+    (:func:`dgp_engine.fileio.claim_output`): a lock file is created beside it — proof that
+    the folder takes new files (``/proc``, read-only mounts fail here, not after the run) —
+    and a second run writing the same file is refused at once."""
     path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give a file name for the output (e.g. "
+                          f"{path / 'result.png'}).")
     if image:
         output_format(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"The folder {parent} does not exist; create it first.")
     if not os.access(parent, os.W_OK):
-        raise OutputError(f"No permission to write into {parent}.")
-    if path.exists():
-        if path.is_dir():
-            raise OutputError(f"{path} is a folder; give a file name for the output.")
+        raise OutputError(f"No permission to write into {parent}; pick an output in a folder "
+                          "you can write to.")
+    if path.exists() or path.is_symlink():
         is_source = any(_same_file(path, s) for s in sources if s)
+        if is_source and not overwrite:
+            raise OutputError(f"{path} is the input file; refusing to overwrite it. Pick "
+                              "another output name (or allow overwriting: --overwrite).")
+        if path.exists() and not path.is_file():
+            raise OutputError(f"{path} is not a regular file (a device, pipe or socket); "
+                              "give the name of a file to write.")
         if not overwrite:
-            if is_source:
-                raise OutputError(f"{path} is the input file; refusing to overwrite it. Pick "
-                                  "another output name (or allow overwriting: --overwrite).")
             raise OutputError(f"{path} already exists; pick another name or allow "
                               "overwriting (--overwrite).")
+    if claim:
+        try:
+            claim_output(path)
+        except OutputBusy as exc:
+            raise OutputError(f"{path} is being written by another run ({exc.holder}); wait "
+                              "for it to finish or pick another output name.") from exc
+        except OSError as exc:
+            raise OutputError(f"Cannot create files in {parent} "
+                              f"({exc.strerror or exc}): pick an output in a folder you can "
+                              "write to. Nothing was done.") from exc
     return path
 
 

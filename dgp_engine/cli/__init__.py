@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 
 from ..errors import DGPError
@@ -39,22 +40,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A comma list of numbers that starts with a minus ("-10,-10,64"): argparse takes it for an
+# option and answers "expected one argument"; it is the value of the option before it.
+_NEGATIVE_LIST = re.compile(r"^-\d+(\.\d*)?(,\s*-?\d+(\.\d*)?)+$")
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """``["--region", "-10,-10,64"]`` → ``["--region=-10,-10,64"]`` (also --box, --size…)."""
+    out: list[str] = []
+    for arg in argv:
+        if out and _NEGATIVE_LIST.match(arg) and out[-1].startswith("--") and \
+                "=" not in out[-1]:
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except DGPError as exc:
-        print(f"dgp: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("dgp: interrupted", file=sys.stderr)
-        return 130
+    from ..fileio import release_claims
+    from .interrupt import installed
+
+    # Signals are handled from here on (before torch is imported by a sub-command): the
+    # first Ctrl-C/SIGTERM asks for a clean stop, the second abandons (see .interrupt).
+    with installed() as interrupts:
+        try:
+            parser = build_parser()
+            args = parser.parse_args(join_negative_values(
+                list(sys.argv[1:] if argv is None else argv)))
+            logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                                format="%(levelname)s %(name)s: %(message)s")
+            if not getattr(args, "func", None):
+                parser.print_help()
+                return 2
+            return int(args.func(args) or 0)
+        except DGPError as exc:
+            print(f"dgp: error: {exc}", file=sys.stderr)
+            return interrupts.exit_code if interrupts.stop_requested else 1
+        except KeyboardInterrupt:
+            print("dgp: abandoned: nothing unfinished was saved and no partial file is left.",
+                  file=sys.stderr)
+            return interrupts.exit_code
+        finally:
+            release_claims()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -132,7 +132,30 @@ def _setup(args: argparse.Namespace) -> None:
 
     from ..runtime import available_cores
 
+    _claim_output(args)
     torch.set_num_threads(args.threads or available_cores())
+
+
+def _claim_output(args: argparse.Namespace) -> None:
+    """Before any work: -o is not an input, its folder takes files, and no other run is
+    writing it (a lock beside it, held until the command ends)."""
+    from ..errors import OutputError
+    from ..fileio import OutputBusy, claim_output
+    from ..imageio import _same_file
+
+    out = Path(args.output)
+    inputs = [Path(p) for p in (getattr(args, "states", None) or [getattr(args, "state", None)])
+              if p is not None]
+    if any(out.exists() and _same_file(out, p) for p in inputs):
+        raise OutputError(f"{out} is an input state; pick another output name.")
+    try:
+        claim_output(out)
+    except OutputBusy as exc:
+        raise OutputError(f"{out} is being written by another run ({exc.holder}); wait for "
+                          "it to finish or pick another output name.") from exc
+    except OSError as exc:
+        raise OutputError(f"Cannot create files in {out.parent} ({exc.strerror or exc}): pick "
+                          "an output in a folder you can write to. Nothing was done.") from exc
 
 
 def _progress(args: argparse.Namespace, total: int, desc: str) -> Any:
@@ -245,9 +268,12 @@ def run_morph(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace, job: RenderJob, fps: float,
             size: tuple[int, int] | None = None, loop: int = 0) -> None:
     from ..animation import AnimationExport
+    from .interrupt import current
 
+    # A first Ctrl-C cancels the export (an unfinished animation is not a result): no file.
     export = AnimationExport(job, args.output, fps=fps, size=size, scale=args.scale,
-                             resample=args.resample, loop=loop, total=len(job))
+                             resample=args.resample, loop=loop, total=len(job),
+                             cancel=current().event)
     with _progress(args, len(job), args.command) as bar:
         out = export.run(lambda r: bar.update(1) if r.stage == "frames" else None)
     if not args.quiet:

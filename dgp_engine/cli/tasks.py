@@ -2,8 +2,11 @@
 
 Every check on the input (files, mask, region, class, output path) runs before
 the model does; a problem ends with one clear message and exit code 1, the
-input untouched and no output file.  Ctrl-C stops the optimisation cleanly
-(within one iteration) and saves what it reached; a second Ctrl-C aborts.
+input untouched and no output file; the output and state files are claimed (a lock
+beside each) so an unwritable target or a second run writing the same file is refused
+before the model loads.  Ctrl-C or SIGTERM stops the optimisation cleanly (within one
+iteration) and saves what it reached — nothing when no optimisation step finished; a
+second one abandons, leaving no partial file (:mod:`.interrupt`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ if TYPE_CHECKING:  # the CLI imports torch and the engine only when a command ru
 
     from ..prior import Prior
     from ..reconstruct import Report
+    from ..region import Region
     from ..state import ReconstructionState
 
 EXIT_INTERRUPTED = 130
@@ -244,6 +248,20 @@ def _parse_box(text: str) -> tuple[int, int, int, int]:
     return parts[0], parts[1], parts[2], parts[3]
 
 
+def _check_region_inside(region: Region, size: tuple[int, int]) -> None:
+    """A typed region must lie inside the photo: refuse (naming the nearest one that fits)
+    instead of moving it silently."""
+    from ..errors import InputError
+    from ..region import clamp_region
+
+    w, h = size
+    fitted = clamp_region(region, w, h)
+    if fitted != region:
+        raise InputError(f"The region {region.x},{region.y},{region.size} (x,y,size) reaches "
+                         f"outside the {w}×{h} photo. The nearest region inside it is "
+                         f"--region {fitted.x},{fitted.y},{fitted.size}.")
+
+
 def _save_state(state: ReconstructionState, path: Path, *, sources: Sequence[str | Path],
                 overwrite: bool) -> None:
     from ..imageio import check_output_path, output_error
@@ -267,7 +285,9 @@ def run_task_command(args: argparse.Namespace) -> int:
     from ..prior import load_prior
     from ..region import parse_region
     from ..tasks import resolve_preset, restore_image
+    from .interrupt import current
 
+    interrupts = current()
     task = args.task
     photo = read_image(args.input)
     hole = None
@@ -283,36 +303,46 @@ def run_task_command(args: argparse.Namespace) -> int:
         raise InputError(f"{task_spec(task).command} needs --mask M (white = fill) or --box "
                          "x,y,w,h.")
     region = parse_region(args.region) if args.region else None
+    if region is not None:
+        _check_region_inside(region, photo.size)
     sources = [args.input] + ([mask_path] if mask_path else [])
-    check_output_path(args.output, sources=sources, overwrite=args.overwrite)
+    if args.save_state is not None and \
+            Path(args.save_state).resolve() == Path(args.output).resolve():
+        raise InputError("--save-state and -o must be different files.")
+    check_output_path(args.output, sources=sources, overwrite=args.overwrite, claim=True)
     if args.save_state is not None:
         check_output_path(args.save_state, sources=sources + [args.output],
-                          overwrite=args.overwrite, image=False)
-        if Path(args.save_state).resolve() == Path(args.output).resolve():
-            raise InputError("--save-state and -o must be different files.")
+                          overwrite=args.overwrite, image=False, claim=True)
     device = _setup_torch(args)
     prior = load_prior(args.model, device=device)
     class_id = _class_id(args.class_spec, prior)
     preset = resolve_preset(args.preset, task, prior.name, args.iterations_scale)
     job = restore_image(prior, photo, task, mask=hole, region=region,
                         factor=getattr(args, "factor", None), class_id=class_id, preset=preset,
-                        seed=args.seed, exact=args.exact, feather=args.feather)
+                        seed=args.seed, exact=args.exact, feather=args.feather,
+                        cancel=interrupts.event)
     for note in job.notes:
         print(f"note: {note}", file=sys.stderr)
     select = preset.select_num if preset.select_num > 1 else 0
     bar = ProgressBar(select, preset.total_iterations, quiet=args.quiet)
-    with cancel_on_sigint(job.cancel_event, bar.stopping):
-        try:
-            for report in job:
-                bar.update(report)
-        finally:
-            bar.close()
+    try:
+        for report in job:
+            bar.update(report)
+    finally:
+        bar.close()
     result = job.result
     if result is None:  # pragma: no cover - the engine always ends with a state
         raise InputError("The run ended without a result.")
-    save_image(result.photo, args.output, overwrite=args.overwrite, sources=sources)
-    if args.save_state is not None:
-        _save_state(result.state, args.save_state, sources=sources, overwrite=args.overwrite)
+    if result.cancelled and not result.state.progress.get("step", 0):
+        # Stopped during loading or z selection: there is no result, only a start point.
+        print("stopped before the first optimisation step: nothing was written (the input "
+              "is unchanged).", file=sys.stderr)
+        return interrupts.exit_code
+    with interrupts.writing():
+        save_image(result.photo, args.output, overwrite=args.overwrite, sources=sources)
+        if args.save_state is not None:
+            _save_state(result.state, args.save_state, sources=sources,
+                        overwrite=args.overwrite)
     w, h = result.photo.size
     progress = result.state.progress
     what = (f"stopped early at iteration {progress.get('step', 0)}/{progress.get('total', 0)}"
@@ -320,7 +350,7 @@ def run_task_command(args: argparse.Namespace) -> int:
     print(f"{what}: wrote {args.output} ({w}×{h}), class "
           f"{_describe_class(prior, result.state.class_id)}"
           + (f", state {args.save_state}" if args.save_state else ""))
-    return EXIT_INTERRUPTED if result.cancelled else 0
+    return interrupts.exit_code if result.cancelled else 0
 
 
 # --- evaluation -------------------------------------------------------------------------------------
