@@ -294,3 +294,96 @@ def installed_digest(folder: Path) -> str | None:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return hashlib.sha256("\n".join(parts).encode()).hexdigest() if parts else None
+
+
+# --- installed weights: checked against their install record at every load ----------------
+VERIFIED_FILE = ".verified.json"  # beside model.json: {name: {size, mtime_ns, ctime_ns, sha256}}
+_HASH_CHUNK = 8 << 20
+
+
+def _stat_key(file: Path) -> dict[str, int]:
+    st = file.stat()
+    # ctime cannot be set back by a user (utime sets it to now): a file rewritten and given
+    # its old mtime still looks changed.
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+            "ino": st.st_ino}
+
+
+def _sha256(file: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(file, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_installed_files(folder: Path, name: str | None = None) -> list[str]:
+    """Check the files an install record (``model.json``) lists against their recorded size
+    and SHA-256 before they are loaded; raises CheckpointError naming the first file that
+    differs and what to do. A folder without a record (the bundled model, a folder of
+    one's own) is not checked. Hashes are remembered in ``.verified.json`` beside the record
+    under the file's size, mtime, ctime and inode, so a later load of unchanged files reads
+    no weights twice (best effort: an unwritable folder is simply hashed every time).
+    Returns the names that were hashed now (empty when all came from the cache)."""
+    name = name or folder.name
+    try:
+        record = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"The install record of {name} ({folder / 'model.json'}) is "
+                              f"unreadable ({exc}): run `dgp models verify {name}`, then pull "
+                              "or import the model again.") from exc
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, dict):
+        return []
+    again = (f"run `dgp models verify {name}`, then `dgp models pull {name} --force` or "
+             "import its files again")
+    cache_file = folder / VERIFIED_FILE
+    try:
+        cache = json.loads(cache_file.read_text(encoding="utf-8"))
+        cache = cache if isinstance(cache, dict) else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        cache = {}
+    hashed: list[str] = []
+    fresh: dict[str, Any] = {}
+    for fname, meta in files.items():
+        if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str):
+            continue
+        want = meta["sha256"].lower()
+        file = folder / str(fname)
+        try:
+            key = _stat_key(file)
+        except OSError:
+            raise CheckpointError(f"{fname} of the model {name} is missing from {folder}: "
+                                  f"{again}.") from None
+        if isinstance(meta.get("size"), int) and key["size"] != meta["size"]:
+            raise CheckpointError(f"{fname} of the model {name} has {key['size']} bytes, not "
+                                  f"the {meta['size']} installed: the weights were altered or "
+                                  f"damaged after installation; {again}.")
+        seen = cache.get(str(fname))
+        if isinstance(seen, dict) and seen.get("sha256") == want and \
+                all(seen.get(k) == v for k, v in key.items()):
+            fresh[str(fname)] = seen
+            continue
+        try:
+            got = _sha256(file)
+        except OSError as exc:
+            raise CheckpointError(f"Could not read {file}: {exc.strerror or exc}.") from exc
+        hashed.append(str(fname))
+        if got != want:
+            raise CheckpointError(
+                f"{fname} of the model {name} changed since it was installed (SHA-256 "
+                f"{got[:12]}… instead of {want[:12]}…): the weights were altered or damaged "
+                f"and are not used; {again}.")
+        fresh[str(fname)] = {**key, "sha256": want}
+    if hashed:
+        from .fileio import atomic_write  # fileio sits below this module
+
+        try:
+            atomic_write(cache_file, json.dumps(fresh, indent=1).encode("utf-8"))
+        except OSError as exc:  # a read-only models folder: check again next time
+            log.debug("could not remember the verified hashes in %s: %s", cache_file, exc)
+    return hashed

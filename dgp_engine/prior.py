@@ -18,6 +18,7 @@ from .checkpoint import (
     read_folder,
     read_state_dict,
     tensors_digest,
+    verify_installed_files,
 )
 from .models import BigGANConfig, Discriminator, Generator, orthogonal_init
 
@@ -78,6 +79,7 @@ def load_prior(source: str | Path, device: str | torch.device = "cpu") -> Prior:
         from . import registry
 
         path, name = registry.resolve_model_dir(str(source))
+    verify_installed_files(path, name)  # altered weights are refused, not run
     weights = read_folder(path)
     config = weights.config
     g_file, d_file = weights.files
