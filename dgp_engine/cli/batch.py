@@ -146,6 +146,10 @@ def run_batch_command(args: argparse.Namespace) -> int:
         else:
             bar.write(message, file=sys.stderr)
 
+    from .interrupt import current
+
+    if current().stop_requested:  # Ctrl-C while the folder was being planned
+        job.stop()
     with _stop_on_signals(job, say):
         try:
             for ev in job:
