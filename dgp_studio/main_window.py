@@ -400,6 +400,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
         lay.setContentsMargins(4, 0, 4, 0)
         lay.addWidget(QLabel("Opacity"))
         lay.addWidget(self.layer_opacity)
+        box.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
         tb.addWidget(box)
         for k, name in (("show_original", "Show original"), ("split_view", "Split view"),
                         ("apply_result", "Apply result to picture")):
@@ -455,8 +456,9 @@ class MainWindow(QMainWindow, ProjectFileActions):
         if self.canvas.tool == "frame":
             self.region_user_set = True
         self._update_region_note()
-        if region is not None and not self.settings.region_explained:
-            self.region_hint.setVisible(True)  # until "Got it"
+        if not self.settings.region_explained:
+            # shown with the square until "Got it"; a whole-photo task has no square
+            self.region_hint.setVisible(region is not None)
 
     def _region_explained(self) -> None:
         self.settings.region_explained = True

@@ -8,6 +8,15 @@ Without a DISPLAY the script re-runs itself under ``xvfb-run`` (Debian packages:
 xvfb xauth libxcb-icccm4 libxcb-keysyms1, and fonts-dejavu-core on bare images).
 It opens a generated picture, paints a mask, runs a short inpainting with a small
 random model (or ``--model bundled``) and saves the window once the result is in.
+
+    # a black-and-white portrait-format photo colorized with the bundled prior, shown
+    # as a split before | after on the canvas
+    python scripts/screenshot.py --photo portrait --gray --task colorize --model bundled \
+        --split --size 1280x800 --out colorized-portrait.png
+
+``--photo portrait`` / ``landscape`` cut a 1:2 / 2:1 photo from scikit-image's sample
+pictures; ``--canvas-out`` also saves the canvas alone; ``--apply`` bakes the result in
+before the screenshot.
 """
 
 from __future__ import annotations
@@ -30,6 +39,17 @@ def parse() -> argparse.Namespace:
     p.add_argument("--model", default="random", help="'random' (small, fast) or a model name")
     p.add_argument("--size", default="1400x900")
     p.add_argument("--iterations", type=int, default=30)
+    p.add_argument("--task", default="Inpaint", help="the task's label or engine name")
+    p.add_argument("--photo", choices=("demo", "portrait", "landscape"), default="demo",
+                   help="the generated picture, or a photo from scikit-image's samples")
+    p.add_argument("--gray", action="store_true", help="open the picture in black and white")
+    p.add_argument("--split", action="store_true", help="split before | after on the canvas")
+    p.add_argument("--apply", action="store_true", help="apply the result before the shot")
+    p.add_argument("--canvas-out", help="also save the canvas alone here")
+    p.add_argument("--max-side", type=int, default=0,
+                   help="shrink the saved PNGs to at most this many pixels (0: as is)")
+    p.add_argument("--palette", action="store_true",
+                   help="save 256-colour PNGs (a third of the size; for docs/screenshots)")
     p.add_argument("--in-xvfb", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args()
 
@@ -64,6 +84,45 @@ def demo_picture(folder: Path) -> Path:
     return path
 
 
+def sample_photo(folder: Path, shape: str, gray: bool) -> Path:
+    """A 1:2 (portrait) or 2:1 (landscape) cut of a scikit-image sample photo."""
+    from PIL import Image
+    from skimage import data
+
+    rgb = data.chelsea() if shape == "portrait" else data.coffee()
+    h, w = rgb.shape[:2]
+    if shape == "portrait":
+        cw = h // 2
+        rgb = rgb[:, (w - cw) // 2:(w - cw) // 2 + cw]
+    else:
+        ch = w // 2
+        rgb = rgb[(h - ch) // 2:(h - ch) // 2 + ch]
+    img = Image.fromarray(rgb)
+    if gray:
+        img = img.convert("L").convert("RGB")
+    path = folder / f"{shape}.png"
+    img.save(path)
+    return path
+
+
+def save_small(image, path: Path, max_side: int, palette: bool = False) -> bool:
+    """Save a QImage/QPixmap, shrunk to ``max_side`` when given and as a 256-colour PNG
+    with ``palette`` (screenshots kept in the repository stay small)."""
+    from PIL import Image
+    from PySide6.QtCore import Qt
+
+    if max_side and max(image.width(), image.height()) > max_side:
+        image = image.scaled(max_side, max_side, Qt.AspectRatioMode.KeepAspectRatio,
+                             Qt.TransformationMode.SmoothTransformation)
+    if not image.save(str(path)):
+        return False
+    if palette:
+        rgb = Image.open(path).convert("RGB")
+        rgb.quantize(colors=256, method=Image.Quantize.FASTOCTREE,
+                     dither=Image.Dither.NONE).save(path, optimize=True)
+    return True
+
+
 def main() -> int:
     args = parse()
     if args.offscreen:
@@ -93,6 +152,7 @@ def main() -> int:
         model = args.model
     window = MainWindow(Settings(), catalog)
     window.confirm = lambda title, text: True
+    window.ask_save = lambda title, text: "discard"
     w, h = (int(v) for v in args.size.split("x"))
     window.resize(w, h)
     window.task_panel.set_models(catalog.names())
@@ -102,29 +162,66 @@ def main() -> int:
         "select_num": 4, "name": "screenshot"}))
     window.task_panel.iterations.setValue(args.iterations)
     window.show()
-    picture = Path(args.picture) if args.picture else demo_picture(tmp)
-    if not window.open_path(picture):
-        print(window.last_error, file=sys.stderr)
-        return 1
-    W, H = window.state.size
-    window.state.mask[int(H * 0.62):int(H * 0.85), int(W * 0.32):int(W * 0.48)] = 255
-    window.state.mask_changed.emit(None)
-    window.reset_region()
+    if args.picture:
+        picture = Path(args.picture)
+    elif args.photo != "demo":
+        picture = sample_photo(tmp, args.photo, args.gray)
+    else:
+        picture = demo_picture(tmp)
+    if args.gray and args.photo == "demo":
+        from PIL import Image
+
+        Image.open(picture).convert("L").convert("RGB").save(tmp / "gray.png")
+        picture = tmp / "gray.png"
 
     def wait(ms: int) -> None:
         loop = QEventLoop()
         QTimer.singleShot(ms, loop.quit)
         loop.exec()
 
+    if not window.open_path(picture):
+        print(window.last_error, file=sys.stderr)
+        return 1
+    from dgp_engine.taskspec import task_spec
+
+    label = task_spec(args.task).label
+    if window.task_panel.task.currentText() != label:
+        window.task_panel.task.setCurrentText(label)
+    if args.model == "random":
+        window.task_panel.preset.setCurrentText("screenshot")
+        window.task_panel.iterations.setValue(args.iterations)
+    else:  # a real model runs its own default schedule, as the app would
+        from dgp_engine.taskspec import default_preset_name
+
+        window.task_panel.preset.setCurrentText(default_preset_name(args.task, args.model))
+        window.task_panel.iterations.setValue(window.task_panel.base_preset().total_iterations)
+    if task_spec(args.task).uses_mask:
+        W, H = window.state.size
+        window.state.mask[int(H * 0.62):int(H * 0.85), int(W * 0.32):int(W * 0.48)] = 255
+        window.state.mask_changed.emit(None)
+        window.reset_region()
+    t0 = time.time()
+    while window.state.model_resolution == 128 and time.time() - t0 < 60:
+        wait(50)  # the model's own resolution places the region
     wait(200)
     window.run_task()
     t0 = time.time()
     while window.state.running and time.time() - t0 < 300:
         wait(50)
+    # (guarded: the script also shoots older versions of the app, for before/after)
+    if args.apply and hasattr(window, "apply_layer"):
+        window.apply_layer()
+    if args.split and hasattr(window, "set_split_view"):
+        window.actions["split_view"].setChecked(True)
+        window.set_split_view(True)
+        window.canvas.set_split(window.state.size[0] / 2)
     window.canvas.fit()
     wait(300)
     out = Path(args.out).resolve()
-    ok = window.grab().save(str(out))
+    ok = save_small(window.grab(), out, args.max_side, args.palette)
+    if args.canvas_out:
+        save_small(window.canvas.grab(), Path(args.canvas_out).resolve(), args.max_side,
+                   args.palette)
     print(f"{'wrote' if ok else 'FAILED to write'} {out} ({window.last_error or 'no errors'})")
     window.shutdown()
     window.hide()
