@@ -10,6 +10,8 @@ before the slow imports start.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,6 +52,21 @@ __all__ = [
     "StateError", "build_prior", "load_preset", "load_prior", "make_degradation",
     "preset_names", "reconstruct", "render",
 ]
+
+
+class _Package(types.ModuleType):
+    """``dgp_engine.reconstruct`` is the function, as when the package imported it eagerly:
+    importing the submodule of the same name (anywhere, any time) would otherwise replace
+    the package attribute with the module."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (isinstance(value, types.ModuleType) and _WHERE.get(name) == name
+                and value.__name__ == f"{__name__}.{name}"):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
