@@ -28,6 +28,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import InputError, OutputError
 from .fileio import OutputBusy, atomic_write, claim_output
+from .memory import DECODE_BYTES_PER_PIXEL, why_too_big
+from .memory import budget as memory_budget
 
 log = logging.getLogger(__name__)
 
@@ -104,30 +106,40 @@ class Photo:
 
 
 # --- reading -------------------------------------------------------------------------
-def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Photo:
+def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS,
+               bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> Photo:
     """Read any image Pillow can open; refuse damaged files and decompression bombs.
 
     EXIF orientation is applied; 16-bit, CMYK, palette, grayscale and alpha
-    inputs are converted to float RGB (+ alpha)."""
+    inputs are converted to float RGB (+ alpha). A picture whose pixels times
+    ``bytes_per_pixel`` (what the caller will spend per pixel: decoding only, or a whole
+    restoration run, :data:`dgp_engine.memory.RUN_BYTES_PER_PIXEL`) exceed the memory
+    budget is refused before it is decoded."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path} does not exist.")
     if path.is_dir():
         raise InputError(f"{path} is a folder, not an image file.")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise InputError(f"{path} is empty (0 bytes): not an image.")
+    if size > memory_budget():
+        raise InputError(f"{path} is {size / 1e9:.1f} GB: {why_too_big(size)}. Downscale or "
+                         "recompress it first.")
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"Could not read {path}: {exc.strerror or exc}.") from exc
-    photo = decode_image(data, name=str(path), max_pixels=max_pixels)
+    photo = decode_image(data, name=str(path), max_pixels=max_pixels,
+                         bytes_per_pixel=bytes_per_pixel)
     photo.path = path
     return photo
 
 
-def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXELS) -> Photo:
+def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXELS,
+                 bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> Photo:
     """:func:`read_image` for bytes already in memory."""
-    img = _open_checked(data, name, max_pixels)
+    img = _open_checked(data, name, max_pixels, bytes_per_pixel)
     fmt = img.format
     icc = img.info.get("icc_profile") or None
     src_mode = img.mode
@@ -137,12 +149,50 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
         log.warning("%s: ignoring unreadable EXIF orientation (%s)", name, exc)
     exif = _exif_bytes(img)
     rgb, alpha, bits, icc = _to_float_rgb(img, icc, name)
+    if bits == 8 and _colour_16bit(data, fmt):
+        bits = 16
+        precise = _tiff_16bit(data, rgb.shape) if fmt == "TIFF" else None
+        if precise is not None:
+            rgb, alpha = precise[..., :3], (precise[..., 3] if precise.shape[2] == 4 else alpha)
+        else:
+            log.warning("%s has 16 bits per colour channel, which Pillow reads as 8: the "
+                        "output is written with 16 bits, but the input's finer steps are "
+                        "lost (a 16-bit TIFF keeps them)", name)
     info = {k: img.info[k] for k in ("dpi",) if k in img.info}
     return Photo(rgb=rgb, alpha=alpha, icc_profile=icc, exif=exif, mode=src_mode, format=fmt,
                  bit_depth=bits, info=info)
 
 
-def _open_checked(data: bytes, name: str, max_pixels: int) -> Image.Image:
+def _colour_16bit(data: bytes, fmt: str | None) -> bool:
+    """A PNG or TIFF with 16 bits per colour sample (Pillow decodes those to 8)."""
+    if fmt == "PNG":  # IHDR: bit depth at byte 24, colour type (2 RGB, 6 RGBA) at 25
+        return len(data) > 26 and data[24] == 16 and data[25] in (2, 6)
+    if fmt == "TIFF":
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                bps = getattr(im, "tag_v2", {}).get(258)
+            return isinstance(bps, tuple) and len(bps) >= 3 and all(b == 16 for b in bps)
+        except Exception:  # noqa: BLE001 - only a hint; the picture itself was read
+            return False
+    return False
+
+
+def _tiff_16bit(data: bytes, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The full-precision samples of a 16-bit colour TIFF (tifffile), or None."""
+    try:
+        import tifffile
+
+        a = np.asarray(tifffile.imread(io.BytesIO(data)))
+    except Exception:  # noqa: BLE001 - fall back to Pillow's 8-bit reading
+        return None
+    if a.dtype != np.uint16 or a.ndim != 3 or a.shape[:2] != shape[:2] or \
+            a.shape[2] not in (3, 4):
+        return None  # e.g. EXIF-rotated: Pillow's orientation wins
+    return np.ascontiguousarray(a.astype(np.float32) / 65535.0)
+
+
+def _open_checked(data: bytes, name: str, max_pixels: int,
+                  bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> Image.Image:
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone relaxed Pillow globally: we do not
         log.debug("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; checking completeness anyway")
     try:
@@ -156,6 +206,10 @@ def _open_checked(data: bytes, name: str, max_pixels: int) -> Image.Image:
                 raise InputError(f"{name} is {w}×{h} px ({w * h / 1e6:.0f} Mpx), above the "
                                  f"limit of {max_pixels / 1e6:.0f} Mpx: refused as a possible "
                                  "decompression bomb. Downscale it first.")
+            if w * h * bytes_per_pixel > memory_budget():
+                raise InputError(f"{name} is {w}×{h} px ({w * h / 1e6:.0f} Mpx): "
+                                 f"{why_too_big(w * h * bytes_per_pixel)}. Downscale it "
+                                 "first (or crop the part to restore).")
             img.load()
             if img.format == "PNG":  # chunk CRCs and the end marker, which load() skips
                 Image.open(io.BytesIO(data)).verify()
@@ -426,6 +480,12 @@ def save_image(photo: Photo | np.ndarray, path: str | Path, *, overwrite: bool =
     src = [s for s in (*sources, photo.path) if s]
     path = check_output_path(path, sources=src, overwrite=overwrite)
     fmt, keeps_alpha = output_format(path)
+    if photo.bit_depth >= 16:
+        if fmt in ("PNG", "TIFF"):
+            write_atomic(path, lambda f: _save_16bit(photo, f, fmt, keeps_alpha))
+            return path
+        log.warning("%s holds 8 bits per channel: the %d-bit input is written with 8 (save "
+                    "as .png or .tif to keep 16 bits)", fmt, photo.bit_depth)
     img = to_pil(photo, with_alpha=keeps_alpha)
     if photo.alpha is not None and not keeps_alpha:
         log.warning("%s cannot hold transparency; the alpha channel is dropped", path.name)
@@ -443,6 +503,65 @@ def save_image(photo: Photo | np.ndarray, path: str | Path, *, overwrite: bool =
         params.update(quality=quality)
     write_atomic(path, lambda f: img.save(f, format=fmt, **params))
     return path
+
+
+def to_uint16(a: np.ndarray) -> np.ndarray:
+    return (np.clip(np.asarray(a, dtype=np.float32), 0.0, 1.0) * 65535.0 + 0.5).astype(
+        np.uint16)
+
+
+def _save_16bit(photo: Photo, fh: BinaryIO, fmt: str, keeps_alpha: bool) -> None:
+    """16 bits per channel: gray pictures as 16-bit gray (Pillow), colour ones as 48/64-bit
+    PNG (written here: Pillow has no 16-bit RGB mode) or TIFF (tifffile)."""
+    alpha = photo.alpha if keeps_alpha else None
+    if photo.is_gray and alpha is None:
+        params: dict[str, Any] = {}
+        if "dpi" in photo.info:
+            params["dpi"] = photo.info["dpi"]
+        Image.fromarray(to_uint16(photo.rgb[..., 0])).save(fh, format=fmt, **params)
+        return
+    planes = [photo.rgb] + ([alpha[..., None]] if alpha is not None else [])
+    pixels = to_uint16(np.concatenate(planes, axis=2))
+    icc = photo.icc_profile if icc_colour_space(photo.icc_profile) in ("RGB", None) else None
+    if fmt == "TIFF":
+        import tifffile
+
+        extratags = [(34675, "B", len(icc), icc, True)] if icc else []  # ICC profile tag
+        tifffile.imwrite(fh, pixels, photometric="rgb", compression="zlib",
+                         extrasamples=("unassalpha",) if alpha is not None else None,
+                         extratags=extratags)
+        return
+    _write_png16(fh, pixels, icc, photo.info.get("dpi"))
+
+
+def _write_png16(fh: BinaryIO, pixels: np.ndarray, icc: bytes | None,
+                 dpi: Any = None) -> None:
+    """A 16-bit RGB(A) PNG (colour type 2 or 6, no filtering, zlib level 6)."""
+    import struct
+    import zlib
+
+    h, w, c = pixels.shape
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    rows = np.ascontiguousarray(pixels.astype(">u2")).view(np.uint8).reshape(h, w * c * 2)
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
+    out = [b"\x89PNG\r\n\x1a\n",
+           chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 6 if c == 4 else 2, 0, 0, 0))]
+    if icc:
+        out.append(chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
+    if dpi:
+        try:
+            ppm = [max(1, round(float(v) / 0.0254)) for v in dpi[:2]]
+            out.append(chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
+        except (TypeError, ValueError, IndexError):
+            pass
+    out.append(chunk(b"IDAT", zlib.compress(raw, 6)))
+    out.append(chunk(b"IEND", b""))
+    for part in out:
+        fh.write(part)
 
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:

@@ -42,6 +42,8 @@ from PIL import Image
 from . import paths
 from .errors import ProjectDamagedError, ProjectError
 from .fileio import atomic_write
+from .memory import budget as memory_budget
+from .memory import gb, why_too_big
 from .state import ReconstructionState
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,9 @@ def _decode_array(data: bytes, ext: str, meta: dict[str, Any] | None) -> np.ndar
         array: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
         return array
     with Image.open(io.BytesIO(data)) as im:
+        w, h = im.size
+        if w * h * 8 > memory_budget():  # up to 4 channels of 16 bits
+            raise ProjectError(f"a {w}×{h} px picture: {why_too_big(w * h * 8)}")
         a: np.ndarray = np.asarray(im).copy()
     if meta and np.dtype(meta["dtype"]) == np.bool_:
         a = a > 127
@@ -224,13 +229,81 @@ def save_project(project: Project, path: str | Path, *, extra: dict[str, Any] | 
 # --------------------------------------------------------------------------- loading
 
 
+# Manifest fields and the JSON types they must have (a hostile or damaged file may hold
+# anything: every use below relies on these).
+_MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "version": (int,), "title": (str,), "created": (int, float), "saved": (int, float),
+    "regions": (list,), "history": (list,), "timeline": (dict,), "settings": (dict,),
+    "members": (dict,), "autosave_of": (str, type(None)),
+}
+_TYPE_NAMES = {int: "a whole number", float: "a number", str: "text", list: "a list",
+               dict: "a table", type(None): "null"}
+# A member may inflate to at most this many times its stored size, above this floor: our
+# own members (PNGs, safetensors stored; .npy deflated) stay far below it.
+MAX_INFLATE_RATIO = 20
+INFLATE_FLOOR = 64 << 20
+MAX_MANIFEST_BYTES = 64 << 20
+
+
 def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ProjectError(f"{path.name} is not a DGP Studio project.")
+    for key, types in _MANIFEST_TYPES.items():
+        value = manifest.get(key)
+        if key in manifest and (not isinstance(value, types) or isinstance(value, bool)):
+            want = " or ".join(_TYPE_NAMES[t] for t in types)
+            raise ProjectError(f"{path.name} is damaged: its manifest's {key!r} should be "
+                               f"{want}, not {type(value).__name__}. The file was left as it "
+                               "is; open an autosave or an older copy.")
     if int(manifest.get("version", 0)) > FORMAT_VERSION:
         raise ProjectError(f"{path.name} was saved by a newer DGP Studio (project format "
                            f"{manifest.get('version')}); update DGP Studio to open it.")
+    for name, meta in manifest.get("members", {}).items():
+        if not isinstance(meta, dict) or not isinstance(meta.get("kind"), str) or \
+                not isinstance(meta.get("id"), str) or \
+                not isinstance(meta.get("size", 0), int) or \
+                not isinstance(meta.get("sha256", ""), str):
+            raise ProjectError(f"{path.name} is damaged: its manifest's entry for {name!r} "
+                               "is not a table with kind, id, size and sha256. The file was "
+                               "left as it is; open an autosave or an older copy.")
     return manifest
+
+
+def _member_limit(info: zipfile.ZipInfo, meta: dict[str, Any] | None) -> str | None:
+    """Why ``info`` must not be inflated (a zip bomb, or more than memory allows), or None."""
+    if meta is not None and "size" in meta and info.file_size != meta["size"]:
+        return f"it is {info.file_size} bytes, not the {meta['size']} the manifest recorded"
+    if info.file_size > max(INFLATE_FLOOR, MAX_INFLATE_RATIO * info.compress_size):
+        return (f"{gb(info.compress_size)} would inflate to {gb(info.file_size)}: refused as "
+                "a possible zip bomb")
+    if info.file_size > memory_budget():
+        return why_too_big(info.file_size)
+    return None
+
+
+def _read_members(zf: zipfile.ZipFile, path: Path, manifest: dict[str, Any]
+                  ) -> dict[str, bytes]:
+    """The members the manifest lists, each checked against the limits before it is
+    inflated (refused ones are left out, so they count as lost; a total beyond memory is
+    refused outright)."""
+    index: dict[str, dict[str, Any]] = manifest.get("members", {})
+    infos = {i.filename: i for i in zf.infolist()}
+    total = sum(infos[n].file_size for n in index if n in infos)
+    if total > memory_budget():
+        raise ProjectError(f"{path.name} cannot be opened: its items together would need "
+                           f"{why_too_big(total)[len('it would need '):]}. Open it on a "
+                           "machine with more memory (or set DGP_MEMORY_BUDGET).")
+    blobs: dict[str, bytes] = {}
+    for name, meta in index.items():
+        info = infos.get(name)
+        if info is None:
+            continue  # _build reports it lost
+        why = _member_limit(info, meta)
+        if why is not None:
+            log.warning("%s: not reading %s: %s", path.name, name, why)
+            continue
+        blobs[name] = zf.read(info)
+    return blobs
 
 
 def _build(manifest: dict[str, Any] | None, blobs: dict[str, bytes], folder: Path | None,
@@ -275,15 +348,19 @@ def load_project(path: str | Path) -> Project:
     path = Path(path)
     if not path.is_file():
         raise ProjectError(f"{path} does not exist.")
+    lost: list[str] = []
     try:
         with zipfile.ZipFile(path) as zf:
+            if zf.getinfo(MANIFEST).file_size > MAX_MANIFEST_BYTES:
+                raise ProjectError(f"{path.name} is not a DGP Studio project (its manifest "
+                                   "is far too large).")
             manifest = _check_manifest(json.loads(zf.read(MANIFEST)), path)
-            blobs = {n: zf.read(n) for n in manifest.get("members", {})}
+            blobs = _read_members(zf, path, manifest)
     except ProjectError:
         raise
-    except (zipfile.BadZipFile, KeyError, EOFError, zlib.error, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, KeyError, EOFError, zlib.error, OSError, ValueError,
+            NotImplementedError, RuntimeError) as exc:  # unknown method, encrypted member
         return _raise_damaged(path, exc)
-    lost: list[str] = []
     project = _build(manifest, blobs, path.parent, lost)
     if lost:
         _raise_damaged(path, ValueError(f"{len(lost)} item(s) failed their checks"),
@@ -295,6 +372,9 @@ def recover_project(path: str | Path) -> tuple[Project, list[str]]:
     """Read every intact member of a damaged project (by scanning its local zip
     headers); returns the project and the names of the members that were lost."""
     path = Path(path)
+    if path.stat().st_size > memory_budget():
+        raise ProjectError(f"{path.name} cannot be recovered here: "
+                           f"{why_too_big(path.stat().st_size)}.")
     data = path.read_bytes()
     blobs = _scan_members(data)
     manifest = None
@@ -304,7 +384,7 @@ def recover_project(path: str | Path) -> tuple[Project, list[str]]:
             manifest = _check_manifest(json.loads(blobs[MANIFEST]), path)
         except ProjectError:
             raise
-        except ValueError:
+        except (ValueError, RecursionError):
             manifest = None
     if manifest is None:
         lost.append(MANIFEST)
@@ -355,8 +435,13 @@ def _scan_members(data: bytes) -> dict[str, bytes]:
             pos = data.find(_LOCAL, pos + 4)
             continue
         raw = data[start:end]
-        try:
-            body = raw if method == 0 else zlib.decompressobj(-15).decompress(raw)
+        limit = min(max(INFLATE_FLOOR, MAX_INFLATE_RATIO * csize), memory_budget())
+        body: bytes | None
+        try:  # inflate no further than the limit: a zip bomb stays small
+            inflater = zlib.decompressobj(-15)
+            body = raw if method == 0 else inflater.decompress(raw, limit + 1)
+            if len(body) > limit:
+                body = None
         except zlib.error:
             body = None
         if body is not None and zlib.crc32(body) & 0xFFFFFFFF == crc:

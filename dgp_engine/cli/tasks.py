@@ -282,6 +282,7 @@ def _describe_class(prior: Prior, class_id: int) -> str:
 def run_task_command(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..imageio import box_mask, check_output_path, read_image, read_mask, save_image
+    from ..memory import RUN_BYTES_PER_PIXEL
     from ..prior import load_prior
     from ..region import parse_region
     from ..tasks import resolve_preset, restore_image
@@ -289,7 +290,8 @@ def run_task_command(args: argparse.Namespace) -> int:
 
     interrupts = current()
     task = args.task
-    photo = read_image(args.input)
+    # refused before decoding when a run on it would not fit in memory (issue 13)
+    photo = read_image(args.input, bytes_per_pixel=RUN_BYTES_PER_PIXEL)
     hole = None
     mask_path = getattr(args, "mask", None)
     box = getattr(args, "box", None)
