@@ -64,8 +64,15 @@ def inspect_state_dict(sd: dict[str, Any]) -> CheckpointShape:
     output_shape = shape("output_layer.2.weight")
     if output_shape is not None:
         res = {3: 32, 4: 64, 5: 128, 6: 256}.get(n)
-        out_in = output_shape[1]
-        ch: int | None = out_in // 4 if res == 32 else out_in
+        # The first block's input is 16·G_ch at 64-256 px (4·G_ch at 32 px) in both
+        # families; the output layer's input is not (2·G_ch at 64 px, G_ch above).
+        first_in = shape("blocks.0.0.conv1.weight")
+        ch: int | None
+        if first_in is not None and len(first_in) > 1:
+            ch = first_in[1] // (4 if res == 32 else 16)
+        else:
+            out_in = output_shape[1]
+            ch = out_in // {32: 4, 64: 2}.get(res or 0, 1)
         classes = shape("shared.weight")
         return CheckpointShape("G", res, ch, classes[0] if classes else None)
     if shape("embed.weight") is not None or shape("blocks.0.0.conv1.weight") is not None:
