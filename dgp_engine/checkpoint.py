@@ -165,7 +165,13 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"{file.name} does not hold a state dict of tensors")
-    return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+    out = {str(k): v.float() if v.is_floating_point() else v for k, v in sd.items()}
+    bad = sorted(k for k, v in out.items() if v.is_floating_point() and
+                 not bool(torch.isfinite(v).all()))
+    if bad:  # such weights render black pictures without a word
+        raise CheckpointError(f"{file.name} is damaged: {', '.join(bad[:3])} hold non-finite "
+                              "values (NaN or infinity). Download or copy it again.")
+    return out
 
 
 def _torch_load(file: Path) -> Any:

@@ -151,9 +151,7 @@ def _decode_array(data: bytes, ext: str, meta: dict[str, Any] | None) -> np.ndar
 
 
 def _state_bytes(state: ReconstructionState) -> bytes:
-    from safetensors.torch import save
-
-    return save(state.tensors(), metadata={"dgp_state": json.dumps(state.metadata())})
+    return state.to_bytes()
 
 
 def _state_from_bytes(data: bytes, folder: Path | None = None) -> ReconstructionState:

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .checkpoint import tensors_digest
 from .errors import StateError
 from .fileio import atomic_path
 from .models import Generator, GeneratorBlock, freeze_sn, unfreeze_sn
@@ -64,14 +65,27 @@ class ReconstructionState:
         out.update({f"delta.{k}": v for k, v in self.weight_delta.items()})
         return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in out.items()}
 
+    def file_metadata(self, tensors: dict[str, torch.Tensor]) -> dict[str, str]:
+        """The safetensors header metadata of a state file: the state's fields and a
+        checksum of its tensors, so flipped bytes are refused when it is read back."""
+        return {"dgp_state": json.dumps(self.metadata()),
+                "dgp_sha256": tensors_digest(tensors)}
+
+    def to_bytes(self) -> bytes:
+        """The state file's content (what :meth:`save` writes)."""
+        from safetensors.torch import save
+
+        tensors = self.tensors()
+        return save(tensors, metadata=self.file_metadata(tensors))
+
     def save(self, path: str | Path) -> Path:
         """Write atomically (temp file in the same folder, then rename)."""
         from safetensors.torch import save_file
 
         path = Path(path)
+        tensors = self.tensors()
         with atomic_path(path, suffix=".tmp") as tmp:
-            save_file(self.tensors(), str(tmp),
-                      metadata={"dgp_state": json.dumps(self.metadata())})
+            save_file(tensors, str(tmp), metadata=self.file_metadata(tensors))
         return path
 
     @classmethod
@@ -81,12 +95,14 @@ class ReconstructionState:
         path = Path(path)
         try:
             with safe_open(str(path), framework="pt") as f:
-                meta = json.loads((f.metadata() or {}).get("dgp_state", "null"))
+                header = f.metadata() or {}
+                meta = json.loads(header.get("dgp_state", "null"))
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
         except FileNotFoundError as exc:
             raise StateError(f"{path} does not exist.") from exc
         except Exception as exc:
             raise StateError(f"{path} is not a readable DGP state file ({exc}).") from exc
+        _check_digest(header, tensors, str(path))
         return cls._from_parts(meta, tensors, str(path))
 
     @classmethod
@@ -98,9 +114,11 @@ class ReconstructionState:
             tensors = load(bytes(data))
             header_len = int.from_bytes(bytes(data[:8]), "little")
             header = json.loads(bytes(data[8:8 + header_len]).decode("utf-8"))
-            meta = json.loads((header.get("__metadata__") or {}).get("dgp_state", "null"))
+            extra = header.get("__metadata__") or {}
+            meta = json.loads(extra.get("dgp_state", "null"))
         except Exception as exc:
             raise StateError(f"{label} is not a readable DGP state ({exc}).") from exc
+        _check_digest(extra, tensors, label)
         return cls._from_parts(meta, tensors, label)
 
     @classmethod
@@ -177,6 +195,18 @@ class ReconstructionState:
                 sd[k].add_(d.to(sd[k].device, sd[k].dtype))
         prepare_for_rendering(G, self.use_in)
         return G
+
+
+def _check_digest(header: Any, tensors: dict[str, torch.Tensor], label: str) -> None:
+    """Refuse tensors that differ from the checksum written with them (files written before
+    the checksum existed have none and are read as they are)."""
+    want = header.get("dgp_sha256") if isinstance(header, dict) else None
+    if want is None:
+        return
+    if not isinstance(want, str) or tensors_digest(tensors) != want:
+        raise StateError(f"{label} is damaged: its tensors do not match the checksum written "
+                         "with them (flipped or altered bytes). Use another copy of it, or "
+                         "restore the photo again.")
 
 
 def prepare_for_rendering(G: Generator, use_in: bool) -> None:
