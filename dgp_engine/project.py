@@ -279,11 +279,11 @@ def _member_limit(info: zipfile.ZipInfo, meta: dict[str, Any] | None) -> str | N
     return None
 
 
-def _read_members(zf: zipfile.ZipFile, path: Path, manifest: dict[str, Any]
-                  ) -> dict[str, bytes]:
+def _read_members(zf: zipfile.ZipFile, path: Path, manifest: dict[str, Any],
+                  refused: dict[str, str]) -> dict[str, bytes]:
     """The members the manifest lists, each checked against the limits before it is
-    inflated (refused ones are left out, so they count as lost; a total beyond memory is
-    refused outright)."""
+    inflated (refused ones are left out, so they count as lost, and ``refused`` says why;
+    a total beyond memory is refused outright)."""
     index: dict[str, dict[str, Any]] = manifest.get("members", {})
     infos = {i.filename: i for i in zf.infolist()}
     total = sum(infos[n].file_size for n in index if n in infos)
@@ -299,6 +299,7 @@ def _read_members(zf: zipfile.ZipFile, path: Path, manifest: dict[str, Any]
         why = _member_limit(info, meta)
         if why is not None:
             log.warning("%s: not reading %s: %s", path.name, name, why)
+            refused[name] = why
             continue
         blobs[name] = zf.read(info)
     return blobs
@@ -347,13 +348,14 @@ def load_project(path: str | Path) -> Project:
     if not path.is_file():
         raise ProjectError(f"{path} does not exist.")
     lost: list[str] = []
+    refused: dict[str, str] = {}
     try:
         with zipfile.ZipFile(path) as zf:
             if zf.getinfo(MANIFEST).file_size > MAX_MANIFEST_BYTES:
                 raise ProjectError(f"{path.name} is not a DGP Studio project (its manifest "
                                    "is far too large).")
             manifest = _check_manifest(json.loads(zf.read(MANIFEST)), path)
-            blobs = _read_members(zf, path, manifest)
+            blobs = _read_members(zf, path, manifest, refused)
     except ProjectError:
         raise
     except (zipfile.BadZipFile, KeyError, EOFError, zlib.error, OSError, ValueError,
@@ -361,7 +363,9 @@ def load_project(path: str | Path) -> Project:
         return _raise_damaged(path, exc)
     project = _build(manifest, blobs, path.parent, lost)
     if lost:
-        _raise_damaged(path, ValueError(f"{len(lost)} item(s) failed their checks"),
+        why = "; ".join(f"{n}: {r}" for n, r in refused.items())
+        _raise_damaged(path, ValueError(f"{len(lost)} item(s) failed their checks"
+                                        + (f" — {why}" if why else "")),
                        recovered=(project, lost))
     return project
 
