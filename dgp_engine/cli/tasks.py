@@ -362,7 +362,7 @@ def run_eval_table_command(args: argparse.Namespace) -> int:
 
     if args.output:
         check_output_path(args.output, sources=args.results, overwrite=args.overwrite,
-                          image=False)
+                          image=False, claim=True)
     results = read_results(args.results)
     text = format_table(results)
     order = ordering_summary(results)
@@ -383,7 +383,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from ..prior import load_prior
     from ..tasks import resolve_preset
 
-    check_output_path(args.json, sources=[args.data], overwrite=args.overwrite, image=False)
+    check_output_path(args.json, sources=[args.data], overwrite=args.overwrite, image=False,
+                      claim=True)
     if args.limit is not None and args.limit < 1:
         raise InputError("--limit must be at least 1.")
     device = _setup_torch(args)
