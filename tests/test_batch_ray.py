@@ -4,6 +4,8 @@ workers.  Ray is the `cluster` extra, which the README's test command and CI ins
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 import ray
@@ -28,7 +30,10 @@ def test_ray_job_survives_a_killed_actor_and_matches_local_workers(tmp_path):
         return BatchSettings("colorize", src, tmp_path / out, model=str(model),
                              preset=str(preset), save_state=True, threads=1)
 
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    for sig, handler in kept.items():  # Ray's handlers must not outlive this test
+        signal.signal(sig, handler)
     try:
         job = BatchJob(settings("ray"), workers=2, ray="local")
         killed, lost_messages, statuses = None, [], []

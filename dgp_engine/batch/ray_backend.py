@@ -12,6 +12,8 @@ goes on.  Ray is optional: without it ``--ray`` says how to install it.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from typing import Any
 
 from ..errors import DGPError
@@ -72,10 +74,18 @@ class RayPool:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address not in (None, "", "local"):
                 kwargs["address"] = address
+            # ray.init installs its own SIGTERM/SIGINT handlers; the command's interrupt
+            # machine must keep deciding what a signal does.
+            kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
             try:
                 ray.init(**kwargs)
             except Exception as exc:  # noqa: BLE001 — a connection problem, said plainly
                 raise DGPError(f"Could not start or reach Ray ({address}): {exc}") from exc
+            finally:
+                if threading.current_thread() is threading.main_thread():
+                    for sig, handler in kept.items():
+                        if handler is not None:
+                            signal.signal(sig, handler)
             self.started_ray = True
         res = ray.cluster_resources()
         gpus = int(res.get("GPU", 0))
