@@ -16,10 +16,12 @@ containers/numbers/strings only, never code. This module sits below ``prior`` an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import pickle
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -273,26 +275,29 @@ def read_class_names(folder: Path, config: BigGANConfig) -> list[str]:
     return [f"class {i}" for i in range(config.n_classes)]
 
 
-def tensors_digest(*state_dicts: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over tensors (names, dtypes, shapes, values), whatever container they came
-    in: the identity of a set of weights."""
-    import hashlib
+def update_digest(digest: hashlib._Hash, prefix: str,
+                  tensors: Mapping[str, torch.Tensor]) -> None:
+    """Feed ``tensors`` (names under ``prefix``, dtypes, shapes, values) to ``digest``, in
+    name order: the same bytes whatever container the tensors came from."""
+    for k in sorted(tensors):
+        t = tensors[k].detach().cpu()
+        digest.update(f"{prefix}/{k}:{t.dtype}:{tuple(t.shape)};".encode())
+        t = t.reshape(-1)  # contiguous, and 0-d tensors can be viewed as bytes
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
 
+
+def tensors_digest(*state_dicts: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over tensors, whatever container they came in: the identity of a set of
+    weights (or of a state's tensors)."""
     digest = hashlib.sha256()
     for index, sd in enumerate(state_dicts):
-        for k in sorted(sd):
-            t = sd[k].detach().cpu()
-            digest.update(f"{index}/{k}:{t.dtype}:{tuple(t.shape)};".encode())
-            t = t.reshape(-1)  # contiguous, and 0-d tensors can be viewed as bytes
-            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        update_digest(digest, str(index), sd)
     return digest.hexdigest()
 
 
 def installed_digest(folder: Path) -> str | None:
     """The weights' identity from an install record (``model.json``: the SHA-256 of each
     converted file), without reading the weights; None when the folder has none."""
-    import hashlib
-
     try:
         record = json.loads((folder / "model.json").read_text(encoding="utf-8"))
         files = record["files"]

@@ -303,7 +303,7 @@ def weights_digest(folder: str | Path) -> str:
     order, .pth pickling) they were written in."""
     import hashlib
 
-    from .prior import find_weight_files
+    from .checkpoint import find_weight_files, update_digest
 
     digest = hashlib.sha256()
     for f in find_weight_files(Path(folder)):
@@ -314,11 +314,7 @@ def weights_digest(folder: str | Path) -> str:
                 tensors = {k: fh.get_tensor(k) for k in fh.keys()}
         else:
             tensors = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
-        for k in sorted(tensors):
-            t = tensors[k].detach().cpu()
-            digest.update(f"{f.stem}/{k}:{t.dtype}:{tuple(t.shape)};".encode())
-            t = t.reshape(-1)  # contiguous, and 0-d tensors can be viewed as bytes
-            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        update_digest(digest, f.stem, tensors)
     return digest.hexdigest()
 
 

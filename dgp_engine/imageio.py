@@ -438,16 +438,23 @@ def check_output_path(path: str | Path, *, sources: Sequence[str | Path] = (),
             raise OutputError(f"{path} already exists; pick another name or allow "
                               "overwriting (--overwrite).")
     if claim:
-        try:
-            claim_output(path)
-        except OutputBusy as exc:
-            raise OutputError(f"{path} is being written by another run ({exc.holder}); wait "
-                              "for it to finish or pick another output name.") from exc
-        except OSError as exc:
-            raise OutputError(f"Cannot create files in {parent} "
-                              f"({exc.strerror or exc}): pick an output in a folder you can "
-                              "write to. Nothing was done.") from exc
+        claim_or_refuse(path)
     return path
+
+
+def claim_or_refuse(path: Path) -> None:
+    """Claim ``path`` for this run (:func:`dgp_engine.fileio.claim_output`), or refuse
+    with what to do: another run is writing it, or its folder takes no new files."""
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        claim_output(path)
+    except OutputBusy as exc:
+        raise OutputError(f"{path} is being written by another run ({exc.holder}); wait "
+                          "for it to finish or pick another output name.") from exc
+    except OSError as exc:
+        raise OutputError(f"Cannot create files in {parent} "
+                          f"({exc.strerror or exc}): pick an output in a folder you can "
+                          "write to. Nothing was done.") from exc
 
 
 def _same_file(a: str | Path, b: str | Path) -> bool:

@@ -140,22 +140,14 @@ def _claim_output(args: argparse.Namespace) -> None:
     """Before any work: -o is not an input, its folder takes files, and no other run is
     writing it (a lock beside it, held until the command ends)."""
     from ..errors import OutputError
-    from ..fileio import OutputBusy, claim_output
-    from ..imageio import _same_file
+    from ..imageio import _same_file, claim_or_refuse
 
     out = Path(args.output)
     inputs = [Path(p) for p in (getattr(args, "states", None) or [getattr(args, "state", None)])
               if p is not None]
     if any(out.exists() and _same_file(out, p) for p in inputs):
         raise OutputError(f"{out} is an input state; pick another output name.")
-    try:
-        claim_output(out)
-    except OutputBusy as exc:
-        raise OutputError(f"{out} is being written by another run ({exc.holder}); wait for "
-                          "it to finish or pick another output name.") from exc
-    except OSError as exc:
-        raise OutputError(f"Cannot create files in {out.parent} ({exc.strerror or exc}): pick "
-                          "an output in a folder you can write to. Nothing was done.") from exc
+    claim_or_refuse(out)
 
 
 def _progress(args: argparse.Namespace, total: int, desc: str) -> Any:
