@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from dgp_engine import Discriminator, Generator, load_prior, reconstruct, studiogan
+from dgp_engine import BigGANConfig, Discriminator, Generator, load_prior, reconstruct, studiogan
 from dgp_engine.checkpoint import OPTIONAL_G_KEYS, read_folder
 from dgp_engine.degradations import make_degradation
 from dgp_engine.errors import CheckpointError
@@ -268,3 +268,23 @@ def test_dgp_loop_runs_on_a_studiogan_prior(tmp_path):
     torch.testing.assert_close(renderer.render(), Renderer(prior, state).render())
     frames = [f.image for f in renderer.jitter(2, sigma=0.3, seed=1)]
     assert len(frames) == 2 and all(torch.isfinite(torch.as_tensor(f)).all() for f in frames)
+
+
+def test_a_fresh_studiogan_family_network_has_sensible_sigmas():
+    """build_prior (benchmarks, tests, training) settles each fixed-style layer's u, v on
+    its top singular pair: sigma = u^T W v then is the spectral norm, not a random
+    (possibly negative or tiny) number that blows the network up."""
+    from dgp_engine import build_prior
+    from dgp_engine.models.spectral import sn_layers
+
+    cfg = BigGANConfig(resolution=64, G_ch=16, D_ch=16, n_classes=10, G_attn="32",
+                       D_attn="32", BN_eps=1e-4, family="studiogan")
+    prior = build_prior(cfg, seed=0)
+    for layer in sn_layers(prior.G) + sn_layers(prior.D):
+        w = layer.weight.detach().reshape(layer.weight.shape[0], -1)
+        exact = torch.linalg.matrix_norm(w, 2)
+        assert abs(layer.sigma().item() / exact.item() - 1) < 1e-3
+    with torch.no_grad():
+        x = prior.G(torch.randn(2, prior.G.dim_z), prior.G.shared(torch.tensor([1, 2])))
+        logit, _ = prior.D(x, torch.tensor([1, 2]))
+    assert torch.isfinite(x).all() and torch.isfinite(logit).all()
