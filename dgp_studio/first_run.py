@@ -69,7 +69,7 @@ class FirstRunHint(QFrame):
         lay.setContentsMargins(8, 2, 2, 2)
         self.label = QLabel()
         self.label.setAccessibleName("First-run hint text")
-        self.label.setWordWrap(False)
+        self.label.setWordWrap(True)  # never cut: a narrow window gets a second line
         self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay.addWidget(self.label, 1)
         self.download_button = QPushButton("Download ImageNet prior")
@@ -89,7 +89,7 @@ class FirstRunHint(QFrame):
         """Fill in the registry's words and show the bar."""
         text = hint_text()
         self.label.setText(text)
-        self.label.setToolTip(text)  # the one line may be cut on narrow windows
+        self.label.setToolTip(text)
         self.download_button.setText(download_label())
         self.setVisible(True)
 
