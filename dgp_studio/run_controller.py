@@ -9,6 +9,7 @@ to slots of this object and of the jobs, which live in the GUI thread."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from functools import partial
 
@@ -23,8 +24,8 @@ from .engine_session import NEEDS_MASK, RegionRequest, RegionResult
 from .jobs import Job, JobProgress, JobState
 from .model.state import AppState, HistoryEntry
 from .model.task_settings import TaskSettings
-from .thread_worker import GeneratorWorker, WorkerLane
-from .worker import EngineRunner, ModelInfo, Notice, Progress, RunStarted, load_error, run_error
+from .thread_worker import GeneratorWorker, WorkerLane, describe_error
+from .worker import EngineRunner, ModelInfo, Notice, Progress, RunStarted, load_error
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class RunController(QObject):
         log.info("run %s on %s, region %s, %d iterations", request.task, request.model,
                  request.bounds, request.preset.total_iterations)
         worker = GeneratorWorker(self.runner.run, request, cooperative=True,
-                                 describe=run_error)
+                                 describe=functools.partial(describe_error, activity="the run"))
         worker.progress.connect(self._on_progress)
         title = f"{task_spec(request.task).label} · {request.model}"
         self.job = self._start(worker, title)

@@ -33,16 +33,17 @@ from .jobs import JobProgress
 log = logging.getLogger(__name__)
 
 
-def describe_error(exc: BaseException) -> str:
-    """The sentence shown for a failure: the engine's own for its errors; anything
-    else is a bug, logged in full."""
+def describe_error(exc: BaseException, activity: str = "background work") -> str:
+    """The sentence shown when ``activity`` ("the run", "rendering", …) fails: the
+    engine's own for its errors; anything else is a bug, logged in full."""
     if isinstance(exc, DGPError):
         return str(exc)
     if isinstance(exc, MemoryError):
         return "Out of memory: choose a smaller model or working region."
-    log.error("background work failed:\n%s",
+    log.error("%s failed:\n%s", activity,
               "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-    return f"Stopped on an unexpected error: {exc}. Details are in the log panel."
+    return (f"{activity[:1].upper()}{activity[1:]} stopped on an unexpected error: {exc}. "
+            "Details are in the log panel.")
 
 
 class GeneratorWorker(QObject):

@@ -116,18 +116,6 @@ class RunStarted:
     """The model is loaded and the engine starts the run."""
 
 
-def run_error(exc: BaseException) -> str:
-    """The sentence a failed run shows (the engine's own for its errors)."""
-    if isinstance(exc, DGPError):
-        return str(exc)
-    if isinstance(exc, MemoryError):
-        return "Out of memory: choose a smaller model or working region."
-    log.error("run failed:\n%s",
-              "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-    return (f"The run stopped on an unexpected error: {exc}. "
-            "Details are in the log panel.")
-
-
 def load_error(name: str, exc: BaseException) -> str:
     if isinstance(exc, DGPError):
         return str(exc)

@@ -210,7 +210,7 @@ def render_error(exc: BaseException) -> str:
         return "Out of memory: try fewer variations or a smaller size."
     if isinstance(exc, DGPError):
         return str(exc)
-    return describe_error(exc).replace("Stopped on", "Rendering stopped on")
+    return describe_error(exc, "rendering")
 
 
 class Renderers:
