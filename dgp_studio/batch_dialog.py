@@ -1,18 +1,22 @@
 """File → Batch…: restore a whole folder with the engine's batch job (``dgp batch``).
 
 The dialog only collects settings and shows events; the job (planning, journal,
-worker processes) is :class:`dgp_engine.batch.BatchJob`, driven by a runner object in
-its own QThread.  Cancel abandons the current pictures (they go back to pending);
-Start on the same output folder resumes, exactly as the command line does.
+worker processes) is :class:`dgp_engine.batch.BatchJob`, iterated by a generator
+worker on the dialog's worker lane and shown as a :class:`~.jobs.Job` (``job_started``:
+the status bar shows it like any run).  Cancel abandons the current pictures (they go
+back to pending); Start on the same output folder resumes, exactly as the command line
+does.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QUrl, Signal, Slot
+from PySide6.QtCore import QCoreApplication, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -47,67 +51,70 @@ from dgp_engine.batch import (
 )
 from dgp_engine.taskspec import menu_tasks
 
+from .jobs import Job
+from .thread_worker import GeneratorWorker, WorkerLane, describe_error
+
 log = logging.getLogger(__name__)
 
 THUMB = 48
 ENDED = (DONE, FAILED, SKIPPED)
 
 
-class BatchRunner(QObject):
-    """Lives in the batch QThread: builds the job (folder walk, journal) and iterates it."""
+@dataclass
+class Planned:
+    """The job's pictures as found (rel, status, reason), before the first one runs."""
 
-    planned = Signal(object)      # list of (rel, status, reason)
-    event = Signal(object)        # dgp_engine.batch.BatchEvent
-    failed = Signal(str)
-    done = Signal(str)            # the job's outcome
+    rows: list[tuple[str, str, str | None]]
+
+
+class BatchRun:
+    """One batch job for the dialog: :meth:`events` is the generator the worker runs
+    (in the lane's thread); :meth:`abandon` may be called from the GUI thread."""
 
     def __init__(self, settings: BatchSettings, workers: int, retry_failed: bool):
-        super().__init__()
         self.settings = settings
         self.workers = workers
         self.retry_failed = retry_failed
         self.job: BatchJob | None = None
-        self._cancel = threading.Event()
+        self._abandoned = threading.Event()
         self._lock = threading.Lock()
 
-    def cancel(self) -> None:
-        """From the GUI thread: abandon the current pictures (answered within one
-        iteration by the workers)."""
+    def abandon(self) -> None:
+        """Abandon the current pictures (answered within one iteration by the workers)."""
         with self._lock:
-            self._cancel.set()
+            self._abandoned.set()
             if self.job is not None:
                 self.job.abandon()
 
-    @Slot()
-    def run(self) -> None:
-        try:
-            job = BatchJob(self.settings, workers=self.workers,
-                           retry_failed=self.retry_failed)
-            with self._lock:
-                self.job = job
-                if self._cancel.is_set():
-                    job.abandon()
-            self.planned.emit([(r.rel, r.status, r.reason) for r in job.journal.items()])
-            for ev in job:
-                self.event.emit(ev)
-            self.done.emit(job.outcome)
-        except DGPError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001 — said in the dialog, logged in full
-            log.exception("batch job failed")
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
+    def events(self, cancel: threading.Event) -> Iterator[object]:
+        """Plan, then run the job to its own end; ``cancel`` (the worker's quit, from any
+        thread) abandons it, so the journal is always left consistent."""
+        job = BatchJob(self.settings, workers=self.workers, retry_failed=self.retry_failed)
+        with self._lock:
+            self.job = job
+            if self._abandoned.is_set() or cancel.is_set():
+                job.abandon()
+        yield Planned([(r.rel, r.status, r.reason) for r in job.journal.items()])
+        for ev in job:
+            if cancel.is_set() and not self._abandoned.is_set():
+                self.abandon()
+            yield ev
+        return job.outcome
 
 
 class BatchDialog(QDialog):
     """Folders, task, model, preset, class, workers; a list of files with thumbnails."""
+
+    job_started = Signal(object)  # the batch as a jobs.Job, for the status bar
 
     def __init__(self, parent=None, *, threads: int | None = None):
         super().__init__(parent)
         self.setWindowTitle("Batch restoration")
         self.resize(720, 620)
         self.threads = threads
-        self.thread: QThread | None = None
-        self.runner: BatchRunner | None = None
+        self.lane: WorkerLane | None = None  # one per job: no thread while idle
+        self.worker: GeneratorWorker | None = None
+        self.run: BatchRun | None = None
         self.rows: dict[str, QListWidgetItem] = {}
         self.statuses: dict[str, str] = {}
         self.seconds: list[float] = []
@@ -238,7 +245,7 @@ class BatchDialog(QDialog):
     # --- state --------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self.thread is not None
+        return self.worker is not None
 
     def contact_sheet(self) -> Path | None:
         text = self.output_dir.text().strip()
@@ -298,28 +305,40 @@ class BatchDialog(QDialog):
         self.outcome = self.error = None
         self.workers_used = self.workers.value()
         self.status.setText("Looking at the folder…")
-        self.thread = QThread(self)
-        self.thread.setObjectName("dgp-batch")
-        self.runner = BatchRunner(settings, self.workers_used, self.retry_failed.isChecked())
-        self.runner.moveToThread(self.thread)
-        self.thread.started.connect(self.runner.run)
-        self.runner.planned.connect(self._planned)
-        self.runner.event.connect(self._event)
-        self.runner.failed.connect(self._failed)
-        self.runner.done.connect(self._done)
-        self.thread.finished.connect(self._thread_finished)
+        self.run = BatchRun(settings, self.workers_used, self.retry_failed.isChecked())
+        # cooperative: a cancel abandons through the job (pictures back to pending) and
+        # the generator runs on to the job's own end
+        self.worker = GeneratorWorker(self.run.events, describe=self._describe,
+                                      cooperative=True)
+        self.worker.yielded.connect(self._yielded)
+        self.worker.errored.connect(self._failed)
+        self.worker.returned.connect(self._done)
+        self.worker.finished.connect(self._finished)
+        job = Job.for_worker(self.worker, f"Batch {settings.task}", parent=self)
         self._update_buttons()
-        self.thread.start()
+        self.job_started.emit(job)
+        self.lane = WorkerLane("dgp-batch", self)
+        self.lane.start(self.worker)
 
     @Slot()
     def cancel(self) -> None:
-        if self.runner is not None:
-            self.runner.cancel()
+        if self.run is not None:
+            self.run.abandon()  # at once, not only at the job's next event
             self.status.setText("Cancelling: the current pictures stop and go back to "
                                 "pending…")
 
+    @staticmethod
+    def _describe(exc: BaseException) -> str:
+        return describe_error(exc, "the batch")
+
     @Slot(object)
-    def _planned(self, rows) -> None:
+    def _yielded(self, value: object) -> None:
+        if isinstance(value, Planned):
+            self._planned(value.rows)
+        else:
+            self._event(value)
+
+    def _planned(self, rows: list[tuple[str, str, str | None]]) -> None:
         for rel, status, reason in rows:
             item = QListWidgetItem()
             self.rows[rel] = item
@@ -328,7 +347,6 @@ class BatchDialog(QDialog):
         self.progress.setRange(0, max(1, len(rows)))
         self._show_progress()
 
-    @Slot(object)
     def _event(self, ev) -> None:
         if ev.kind == "item" and ev.rel in self.rows:
             detail = ev.reason
@@ -371,9 +389,8 @@ class BatchDialog(QDialog):
     def _failed(self, message: str) -> None:
         self.error = message
         self.status.setText(f"Stopped: {message}")
-        self._quit_thread()
 
-    @Slot(str)
+    @Slot(object)
     def _done(self, outcome: str) -> None:
         self.outcome = outcome
         self._show_progress()
@@ -381,21 +398,13 @@ class BatchDialog(QDialog):
             self.status.setText(self.status.text() + " — cancelled; Resume goes on.")
         elif outcome == "nothing to do":
             self.status.setText(self.status.text() + " — nothing left to do.")
-        self._quit_thread()
-
-    def _quit_thread(self) -> None:
-        if self.thread is not None:
-            self.thread.quit()
 
     @Slot()
-    def _thread_finished(self) -> None:
-        if self.thread is not None:
-            self.thread.wait()
-            self.thread.deleteLater()
-        if self.runner is not None:
-            self.runner.deleteLater()
-        self.thread = None
-        self.runner = None
+    def _finished(self) -> None:
+        if self.lane is not None:
+            self.lane.stop()  # its one worker has ended: the thread ends at once
+            self.lane.deleteLater()
+        self.lane = self.worker = self.run = None
         self._update_buttons()
 
     @Slot()
@@ -406,16 +415,17 @@ class BatchDialog(QDialog):
 
     @Slot()
     def stop_and_wait(self, timeout_ms: int = 30000) -> None:
-        """Abandon a running job and wait for its thread (closing the dialog or the app)."""
-        if self.thread is not None and self.runner is not None:
-            self.runner.cancel()
-            self.thread.quit()
-            self.thread.wait(timeout_ms)
+        """Abandon a running job and wait for it (closing the dialog or the app)."""
+        if self.run is not None:
+            self.run.abandon()
+        if self.lane is not None:
+            self.lane.stop(timeout_ms)
+        if self.worker is not None:
+            self._finished()
 
     def closeEvent(self, event) -> None:  # noqa: N802 — Qt's name
         if self.running:
             self.stop_and_wait()
-            self._thread_finished()
         super().closeEvent(event)
 
 

@@ -758,6 +758,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
 
         if getattr(self, "batch_dialog", None) is None:
             self.batch_dialog = BatchDialog(self)
+            self.batch_dialog.job_started.connect(self.jobs.add)  # shown in the status bar
         self.batch_dialog.show()
         self.batch_dialog.raise_()
         self.batch_dialog.activateWindow()
@@ -956,6 +957,8 @@ class MainWindow(QMainWindow, ProjectFileActions):
             self.manipulate.shutdown()
         if self.model_dialog is not None:
             self.model_dialog.stop()  # the engine leaves nothing half-installed
+        if getattr(self, "batch_dialog", None) is not None:
+            self.batch_dialog.stop_and_wait()  # pictures back to pending, journal intact
         self.runs.stop()
         detach(self.log_bridge)
         self.autosave_timer.stop()

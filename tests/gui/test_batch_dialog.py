@@ -63,8 +63,16 @@ def test_batch_dialog_runs_a_folder_and_opens_the_contact_sheet(qtbot, batch_fil
     dlg.show()
     fill(dlg, src, out, model, preset)
     assert dlg.start_button.text() == "Start" and not dlg.sheet_button.isEnabled()
+    jobs = []
+    dlg.job_started.connect(jobs.append)
     run_to_end(qtbot, dlg)
     assert dlg.error is None and dlg.outcome == "finished"
+    # the batch is a job like any run: one protocol for the status bar
+    from dgp_studio.jobs import JobState
+
+    assert len(jobs) == 1 and jobs[0].title.startswith("Batch")
+    qtbot.waitUntil(lambda: jobs[0].state == JobState.FINISHED, timeout=5000)
+    assert jobs[0].result == "finished"
     assert dlg.list.count() == 4
     texts = [dlg.list.item(i).text() for i in range(4)]
     assert all(" — done" in t for t in texts), texts
