@@ -62,6 +62,9 @@ from .widgets import ImageView, VariationGrid
 log = logging.getLogger(__name__)
 
 SIGMA_STEPS = 100     # slider units per 1.0 of σ
+# Render channels whose frames are shown in the photo (composed by the render thread);
+# timeline playback and exports keep the model's raw frames.
+INTERACTIVE = ("result", "jitter", "transfer", "scrub")
 AMOUNT_STEPS = 100    # slider units for a full category transfer
 
 
@@ -294,6 +297,8 @@ class ManipulatePanel(QWidget):
         return self.engine
 
     def _submit(self, request) -> int:
+        if request.channel in INTERACTIVE:  # composed in the render thread, not here
+            request.composite = self.composite
         gen = self._engine().submit(request)
         self._gen[request.channel] = gen
         return gen
@@ -314,11 +319,14 @@ class ManipulatePanel(QWidget):
         if self.composite is None:
             return image
         key = id(image)
-        if key not in self._composited:
-            if len(self._composited) > 4 * max(8, self.count.value()):
-                self._composited.clear()
-            self._composited[key] = self.composite(image)
+        if key not in self._composited:  # frames come composed; this is the fallback
+            self._remember_shown(image, self.composite(image))
         return self._composited[key]
+
+    def _remember_shown(self, image: np.ndarray, shown: np.ndarray) -> None:
+        if len(self._composited) > 4 * max(8, self.count.value()):
+            self._composited.clear()
+        self._composited[id(image)] = shown
 
     def candidate(self) -> tuple[str, dict, np.ndarray | None] | None:
         """The visible tab's candidate: (kind, adopt parameters, model output)."""
@@ -564,6 +572,8 @@ class ManipulatePanel(QWidget):
         if not self._current(f.channel, f.generation):
             return
         self.last_frame[f.channel] = f
+        if f.shown is not None:
+            self._remember_shown(f.image, f.shown)
         if f.channel == "result":
             if self.tabs.currentIndex() == 0 and self.selected is None:
                 self.preview.set_image(self.shown(f.image))

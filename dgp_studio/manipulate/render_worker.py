@@ -16,7 +16,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,11 @@ LIVE_CHANNELS = frozenset({"result", "jitter", "transfer", "scrub", "play"})
 class Request:
     channel: str = field(init=False, default="")
     generation: int = field(init=False, default=0)
+    # model output → the photo with it composed in (numpy only, thread-safe): applied here,
+    # in the render thread, so the UI thread never composes (a whole-photo colour
+    # transfer of a large picture takes a second)
+    composite: Callable[[np.ndarray], np.ndarray] | None = field(init=False, default=None,
+                                                                 repr=False)
 
 
 @dataclass
@@ -169,6 +174,7 @@ class RenderedFrame:
     image: np.ndarray             # H×W×3 uint8
     params: dict[str, Any]        # tensors left out
     elapsed: float
+    shown: np.ndarray | None = None  # ``image`` composed into the photo (when asked)
 
 
 @dataclass
@@ -211,6 +217,10 @@ def render_error(exc: BaseException) -> str:
     if isinstance(exc, DGPError):
         return str(exc)
     return describe_error(exc, "rendering")
+
+
+def _shown(request: Request, image: np.ndarray) -> np.ndarray | None:
+    return request.composite(image) if request.composite is not None else None
 
 
 class Renderers:
@@ -260,15 +270,17 @@ class Renderers:
 
     def _stream(self, request: Request, job) -> Iterator[object]:
         for f in job:
+            image = f.to_uint8()
             yield RenderedFrame(request.channel, request.generation, f.index, f.total,
-                                f.to_uint8(), _plain(f.params), f.elapsed)
+                                image, _plain(f.params), f.elapsed, _shown(request, image))
         yield JobEnded(request.channel, request.generation, job.cancelled,
                        job.frames[-1].elapsed if job.frames else 0.0, job.done)
 
     def _single(self, request: Request, image: np.ndarray, t0: float,
                 params: dict[str, Any]) -> Iterator[object]:
         dt = time.perf_counter() - t0
-        yield RenderedFrame(request.channel, request.generation, 0, 1, image, params, dt)
+        yield RenderedFrame(request.channel, request.generation, 0, 1, image, params, dt,
+                            _shown(request, image))
         yield JobEnded(request.channel, request.generation, False, dt, 1)
 
     def handle(self, request: Request, cancel: threading.Event) -> Iterator[object]:

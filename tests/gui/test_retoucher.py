@@ -4,6 +4,8 @@ defaults and guidance, and Save / Discard / Cancel with the autosave kept."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -235,6 +237,18 @@ def test_candidates_are_composited_applied_keyframed_and_undone(qtbot, window, p
     assert panel.composite is not None and panel.original[0] is result.state
     qtbot.waitUntil(lambda: len(panel.grid.images) == len(panel.grid.buttons) > 0,
                     timeout=20000)
+    # candidates are composed into the photo by the render thread, never the UI thread
+    composed_in, inner = [], panel.composite
+
+    def recording(image):
+        composed_in.append(threading.current_thread())
+        return inner(image)
+
+    panel.composite = recording
+    panel.new_seed.click()
+    qtbot.waitUntil(lambda: len(composed_in) >= len(panel.grid.buttons) > 0, timeout=20000)
+    qtbot.waitUntil(lambda: len(panel.grid.images) == len(panel.grid.buttons), timeout=20000)
+    assert threading.main_thread() not in composed_in
     # thumbnails show the variation in the photo (the crop), not the raw square
     x0, y0, x1, y1 = result.bounds
     assert panel.grid.shown[0].shape[:2] == (y1 - y0, x1 - x0)
