@@ -496,7 +496,9 @@ class MainWindow(QMainWindow, ProjectFileActions):
             self.show_error("The picture changed size since this result: run the task again "
                             "to use its candidates.")
             return None
-        composed = compose(image)
+        # the panel's view of it was composed by the render thread (same composer)
+        composed = self.manipulate.shown(image) if self.manipulate is not None \
+            else compose(image)
         title = f"{base.title.split(' · ')[0]} · {note}"
         if base.picture is not None:  # super-resolution: a new picture
             return HistoryEntry(title, base.bounds, base.before, composed, image,
