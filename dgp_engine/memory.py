@@ -17,10 +17,11 @@ import re
 
 from .errors import InputError
 
-#: Peak bytes per photo pixel of a restoration run, measured: colorize of a 3000×3000
-#: photo with the tiny model peaked at 117 B/px above the model (Lab conversion of the
-#: full photo at compose time); rounded up.
-RUN_BYTES_PER_PIXEL = 128
+#: Peak bytes per photo pixel of a restoration run, measured on a 3000×3000 photo with
+#: the bundled model (peak RSS less the ~220 MB of torch and the model): colorize 71,
+#: inpaint 69, restore 65 B/px, since the colour transfer converts in bands of rows
+#: (it took 137 B/px converting the whole photo at once); rounded up.
+RUN_BYTES_PER_PIXEL = 80
 #: Peak bytes per pixel while decoding a picture (file bytes, uint8/16 array, float RGB).
 DECODE_BYTES_PER_PIXEL = 24
 _FALLBACK = 4 << 30  # when the OS says nothing

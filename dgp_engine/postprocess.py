@@ -15,23 +15,36 @@ from skimage import color
 
 from .region import hole_weight, resize
 
+#: Rows converted at a time: scikit-image's Lab conversions make several float64 copies of
+#: what they are given, so a whole large photo at once costs ~100 bytes a pixel.
+COLOR_BAND_ROWS = 256
+
 
 def transfer_color(original: np.ndarray, colored: np.ndarray) -> np.ndarray:
     """RGB (H×W×3, [0, 1]) with L from ``original`` and a, b from ``colored``
-    (any size; its chroma is resized to H×W)."""
+    (any size; its chroma is resized to H×W).  Converted in bands of rows (the
+    conversions are per pixel), so memory stays near the output's own size."""
     # float32 throughout: half the memory and time of float64 on large photos.
-    original = np.clip(np.asarray(original, dtype=np.float32), 0.0, 1.0)
+    original = np.asarray(original, dtype=np.float32)
     h, w = original.shape[:2]
-    lightness = color.rgb2lab(original)[..., :1]
-    ab = color.rgb2lab(np.clip(np.asarray(colored, dtype=np.float32), 0.0, 1.0))[..., 1:]
+    ab = _lab(np.asarray(colored, dtype=np.float32))[..., 1:]
     if ab.shape[:2] != (h, w):
         ab = resize(ab, h, w)
-    lab = np.concatenate([lightness, ab.astype(np.float32)], axis=-1)
-    with warnings.catch_warnings():  # out-of-gamut a,b are clipped, as intended
-        warnings.simplefilter("ignore", UserWarning)
-        out: np.ndarray = color.lab2rgb(lab)  # scikit-image is untyped
-    rgb: np.ndarray = np.clip(out, 0.0, 1.0).astype(np.float32)
-    return rgb
+    out = np.empty((h, w, 3), dtype=np.float32)
+    for y in range(0, h, COLOR_BAND_ROWS):
+        rows = slice(y, min(h, y + COLOR_BAND_ROWS))
+        lab = _lab(original[rows])
+        lab[..., 1:] = ab[rows]
+        with warnings.catch_warnings():  # out-of-gamut a,b are clipped, as intended
+            warnings.simplefilter("ignore", UserWarning)
+            rgb: np.ndarray = color.lab2rgb(lab)  # scikit-image is untyped
+        out[rows] = np.clip(rgb, 0.0, 1.0)
+    return out
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    lab: np.ndarray = color.rgb2lab(np.clip(rgb, 0.0, 1.0)).astype(np.float32)
+    return lab
 
 
 def composite_hole(original: np.ndarray, restored: np.ndarray, hole: np.ndarray,

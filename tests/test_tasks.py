@@ -220,3 +220,26 @@ def test_inpaint_region_without_the_mask_is_refused(prior):
     hole[2:4, 2:4] = True
     with pytest.raises(InputError, match="holds none of the mask"):
         plan_task(photo(40, 50), "inpaint", prior.resolution, mask=hole, region="20,10,25")
+
+
+def test_colour_transfer_in_bands_equals_the_whole_photo_at_once():
+    """transfer_color converts in bands of rows (memory); the result is the per-pixel
+    Lab recombination of the whole photo, computed here directly with scikit-image."""
+    import warnings
+
+    from skimage import color
+
+    from dgp_engine import postprocess
+
+    rng = np.random.default_rng(3)
+    rows = postprocess.COLOR_BAND_ROWS * 2 + 17  # two full bands and a short one
+    photo = rng.random((rows, 40, 3), dtype=np.float32)
+    colored = rng.random((rows, 40, 3), dtype=np.float32)
+    lab = color.rgb2lab(photo).astype(np.float32)
+    lab[..., 1:] = color.rgb2lab(colored).astype(np.float32)[..., 1:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        want = np.clip(color.lab2rgb(lab), 0, 1)
+    got = postprocess.transfer_color(photo, colored)
+    assert got.shape == photo.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-5)
