@@ -47,18 +47,13 @@ def summary_table(rows: list[J.ItemRow], *, stats: RunStats | None = None,
                      f"journal {stats.journal_seconds / stats.done:.4f} s, files "
                      f"{stats.io_seconds / stats.done:.4f} s, dispatch + transfer "
                      f"{max(0.0, stats.item_wall - stats.worker_seconds) / stats.done:.3f} s")
-    failed = [r for r in rows if r.status == J.FAILED]
-    if failed:
-        lines.append(f"\nfailed ({len(failed)}):")
-        lines += [f"  {r.rel}: {r.reason}" for r in failed[:max_failures]]
-        if len(failed) > max_failures:
-            lines.append(f"  … and {len(failed) - max_failures} more (see the contact sheet)")
-    skipped = [r for r in rows if r.status == J.SKIPPED]
-    if skipped:
-        lines.append(f"\nskipped ({len(skipped)}):")
-        lines += [f"  {r.rel}: {r.reason}" for r in skipped[:max_failures]]
-        if len(skipped) > max_failures:
-            lines.append(f"  … and {len(skipped) - max_failures} more")
+    for status, more in ((J.FAILED, " (see the contact sheet)"), (J.SKIPPED, "")):
+        listed = [r for r in rows if r.status == status]
+        if listed:
+            lines.append(f"\n{status} ({len(listed)}):")
+            lines += [f"  {r.rel}: {r.reason}" for r in listed[:max_failures]]
+            if len(listed) > max_failures:
+                lines.append(f"  … and {len(listed) - max_failures} more{more}")
     return "\n".join(lines)
 
 
