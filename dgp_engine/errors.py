@@ -31,6 +31,10 @@ class DeviceError(DGPError):
     """The requested compute device is not available."""
 
 
+class DeviceMemoryError(DeviceError):
+    """The compute device ran out of memory during a run."""
+
+
 class DownloadError(DGPError):
     """Fetching model files failed: no network, unknown repository or file, checksum mismatch."""
 

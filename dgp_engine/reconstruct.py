@@ -24,18 +24,21 @@ its first render, so rendering the result costs no further copy.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Generator as GeneratorOf
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from .compute import InBackwardAdam, apply_matmul_precision, autocast, resolve_precision
 from .degradations import Degradation, make_degradation
-from .errors import InputError, PresetError
+from .errors import DeviceMemoryError, InputError, PresetError
 from .model_copies import frozen_view, private_generator
 from .models import Generator, freeze_sn, unfreeze_sn
 from .models.biggan import GeneratorBlock
@@ -105,7 +108,7 @@ class FeatureDistance:
         _, feats = self.D(x)
         loss = x.new_zeros(())
         for i in range(min(k, len(feats))):
-            loss = loss + F.l1_loss(feats[-i - 1], self.target_feats[-i - 1])
+            loss = loss + F.l1_loss(feats[-i - 1].float(), self.target_feats[-i - 1].float())
         return loss
 
     def per_sample(self, x: torch.Tensor, k: int) -> torch.Tensor:
@@ -113,7 +116,7 @@ class FeatureDistance:
         _, feats = self.D(x)
         loss = x.new_zeros(x.shape[0])
         for i in range(min(k, len(feats))):
-            diff = (feats[-i - 1] - self.target_feats[-i - 1]).abs()
+            diff = (feats[-i - 1].float() - self.target_feats[-i - 1].float()).abs()
             loss = loss + diff.flatten(1).mean(1)
         return loss
 
@@ -122,21 +125,22 @@ def reconstruct(prior: Prior, target: torch.Tensor, task: str | Degradation, *,
                 class_id: int | None, preset: Preset, z_init: torch.Tensor | None = None,
                 exact: bool = False, seed: int = 0,
                 cancel: threading.Event | None = None, select_batch: int | None = None,
-                ) -> ReconstructionRun:
+                precision: str | None = None) -> ReconstructionRun:
     """Restore ``target`` (the observed image x̂, [1,3,R,R] in [-1,1]) under φ = ``task``.
 
-    ``class_id=None`` lets z selection also pick the class.  Returns an iterator of
-    :class:`Report`; ``run.state`` is the result once it is exhausted."""
+    ``class_id=None`` lets z selection also pick the class.  ``precision``: see
+    :mod:`.compute` ("auto" unless given).  Returns an iterator of :class:`Report`;
+    ``run.state`` is the result once it is exhausted."""
     return ReconstructionRun(prior, target, task, class_id=class_id, preset=preset,
                              z_init=z_init, exact=exact, seed=seed, cancel=cancel,
-                             select_batch=select_batch)
+                             select_batch=select_batch, precision=precision)
 
 
 class ReconstructionRun:
     def __init__(self, prior: Prior, target: torch.Tensor, task: str | Degradation, *,
                  class_id: int | None, preset: Preset, z_init: torch.Tensor | None,
                  exact: bool, seed: int, cancel: threading.Event | None,
-                 select_batch: int | None):
+                 select_batch: int | None, precision: str | None = None):
         if not isinstance(preset, Preset):
             raise PresetError("preset must be a dgp_engine.Preset (see Preset.from_dict).")
         self.prior = prior
@@ -162,6 +166,7 @@ class ReconstructionRun:
         self.preset = preset
         self.z_init = z_init
         self.exact = exact
+        self.precision = resolve_precision(precision, self.device, exact)
         self.seed = seed
         self.cancel = cancel or threading.Event()
         self.select_batch = select_batch or (16 if self.device.type == "cuda" else 1)
@@ -186,13 +191,31 @@ class ReconstructionRun:
     def _run(self) -> Iterator[Report]:
         """The prior is only read: the run trains its own copy of G and reads D through
         a view with its own flags and caches (see model_copies)."""
+        last: Report | None = None  # the caller keeps the last frame it was given
+        try:
+            for report in self._steps():
+                last = report
+                yield report
+        except torch.OutOfMemoryError as exc:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            where = ("during z selection" if last is None or last.phase == "select"
+                     else f"at step {last.step + 1} of {last.total}")
+            raise DeviceMemoryError(
+                f"The {self.device.type.upper()} device ran out of memory {where} "
+                f"({_first_line(exc)}). Choose a smaller working region, precision 'bf16', "
+                "fewer z samples per batch, or run on the CPU.") from exc
+
+    def _steps(self) -> Iterator[Report]:
         t0 = time.perf_counter()
+        apply_matmul_precision(self.precision, self.device)
         G = private_generator(self.prior.G)
         D = frozen_view(self.prior.D)
         freeze_sn(D)
         freeze_sn(G)  # z selection renders with fixed weights
         gen = torch.Generator().manual_seed(int(self.seed))
-        feat = FeatureDistance(D, self.target)
+        with self._autocast():
+            feat = FeatureDistance(D, self.target)
         z, y = yield from self._select(G, feat, gen, t0)
         yield from self._optimise(G, feat, z, y, t0)
 
@@ -221,8 +244,9 @@ class ReconstructionRun:
                 ys = (torch.full((b,), self.class_id, dtype=torch.long)
                       if self.class_id is not None
                       else torch.randint(n_classes, (b,), generator=gen))
-                x = G(zs.to(dev), G.shared(ys.to(dev)))
-                losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
+                with self._autocast():
+                    x = G(zs.to(dev), G.shared(ys.to(dev))).float()
+                    losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
                 k = int(torch.argmin(losses))
                 if float(losses[k]) < best[0]:
                     best = (float(losses[k]), zs[k:k + 1].clone(), int(ys[k]), x[k:k + 1].cpu())
@@ -251,70 +275,90 @@ class ReconstructionRun:
         trainable = {id(p) for ps in groups for p in ps if _trainable(G, p)}
         for p in G.parameters():
             p.requires_grad_(id(p) in trainable and exact and preset.update_G)
-        G_optim = torch.optim.Adam([{"params": ps} for ps in groups], lr=0.0,
-                                   betas=(0.0, 0.999), eps=1e-8, weight_decay=0)
-        z_optim = torch.optim.Adam([z], lr=preset.z_lrs[0], betas=(0.0, 0.999), eps=1e-8,
-                                   weight_decay=0)
-        if exact:  # weights of every group may receive gradients: fresh W/σ each forward
-            unfreeze_sn(G)
-            freeze_sn(G.output_layer)
-        total = preset.total_iterations
-        step = 0
-        losses: dict[str, float] = {}
-        cancelled = self.cancel.is_set()
-        last_stage = 0
-        pace_from: tuple[float, int] | None = None  # (elapsed, step) of the first iteration
-        for s in range(preset.num_stages):
-            if cancelled:
-                break
-            last_stage = s
-            ft = preset.ft_groups(s, n_groups)
-            if not exact:
-                self._prepare_fast_stage(G, groups, ft, trainable)
-            for i in range(preset.iterations[s]):
-                if self.cancel.is_set():
-                    cancelled = True
+        # exact: torch's Adam over every group, as the reference; fast: stepped inside
+        # backward, second moment only, for the parameters DGP trains (see compute.py)
+        G_optim = (torch.optim.Adam([{"params": ps} for ps in groups], lr=0.0,
+                                    betas=(0.0, 0.999), eps=1e-8, weight_decay=0)
+                   if exact else None)
+        lean = None if exact else InBackwardAdam(
+            [[p for p in ps if id(p) in trainable] for ps in groups], beta2=0.999, eps=1e-8)
+        try:
+            z_optim = torch.optim.Adam([z], lr=preset.z_lrs[0], betas=(0.0, 0.999), eps=1e-8,
+                                       weight_decay=0)
+            if exact:  # weights of every group may receive gradients: fresh W/σ each forward
+                unfreeze_sn(G)
+                freeze_sn(G.output_layer)
+            total = preset.total_iterations
+            step = 0
+            losses: dict[str, float] = {}
+            cancelled = self.cancel.is_set()
+            last_stage = 0
+            pace_from: tuple[float, int] | None = None  # (elapsed, step) of 1st iteration
+            for s in range(preset.num_stages):
+                if cancelled:
                     break
-                step += 1
-                warm = min(1.0, step / preset.warm_up) if preset.warm_up > 0 else 1.0
-                for g, pg in enumerate(G_optim.param_groups):
-                    pg["lr"] = (preset.G_lrs[s] * preset.lr_ratio[s] ** g * warm
-                                if g < ft else 0.0)
-                z_optim.param_groups[0]["lr"] = preset.z_lrs[s] * warm
-                z_optim.zero_grad(set_to_none=True)
-                G_optim.zero_grad(set_to_none=True)
-                x = G(z, G.shared(y_t), use_in=preset.use_in[s])
-                x_map = self.phi(x)
-                w_d, w_mse = preset.w_D_loss[s], preset.w_mse[s]
-                if exact or w_d > 0:
-                    ftr_loss = feat(x_map, preset.ftr_num[s])
-                else:
-                    ftr_loss = x_map.new_zeros(())
-                mse_loss = F.mse_loss(x_map, self.target)
-                nll = (z ** 2 / 2).mean()
-                loss = ftr_loss * w_d + mse_loss * w_mse + nll * preset.w_nll
-                loss.backward()
-                z_optim.step()
-                if preset.update_G:
-                    G_optim.step()
-                losses = {"total": float(loss.detach()), "ftr": float(ftr_loss.detach()),
-                          "mse": float(mse_loss.detach()), "nll": float(nll.detach())}
-                if not torch.isfinite(loss):
-                    raise InputError("The optimisation diverged (loss is not finite). Lower "
-                                     "the preset's learning rates and run again.")
-                now = time.perf_counter() - t0
-                if pace_from is None:
-                    pace_from = (now, step)
-                yield Report("optimize", s, i + 1, preset.iterations[s], step, total, losses,
-                             x.detach(), now, num_stages=preset.num_stages,
-                             eta=_eta(pace_from, now, step, total))
-                if preset.stop_mse > 0 and losses["mse"] < preset.stop_mse:
-                    break
-        del G_optim, groups  # Adam moments: not kept while the caller holds the last report
-        self.state = self._make_state(G, z, y, losses, last_stage, step, cancelled)
-        yield Report("optimize", last_stage, 0, 0, step, total, losses,
-                     None, time.perf_counter() - t0, state=self.state, cancelled=cancelled,
-                     num_stages=preset.num_stages, eta=0.0)
+                last_stage = s
+                ft = preset.ft_groups(s, n_groups)
+                if not exact:
+                    self._prepare_fast_stage(G, groups, ft, trainable)
+                for i in range(preset.iterations[s]):
+                    if self.cancel.is_set():
+                        cancelled = True
+                        break
+                    step += 1
+                    warm = min(1.0, step / preset.warm_up) if preset.warm_up > 0 else 1.0
+                    lrs = [preset.G_lrs[s] * preset.lr_ratio[s] ** g * warm if g < ft else 0.0
+                           for g in range(n_groups)]
+                    if G_optim is not None:
+                        for pg, lr in zip(G_optim.param_groups, lrs, strict=True):
+                            pg["lr"] = lr
+                        G_optim.zero_grad(set_to_none=True)
+                    if lean is not None:
+                        lean.set_lrs(lrs if preset.update_G else [0.0] * n_groups)
+                    z_optim.param_groups[0]["lr"] = preset.z_lrs[s] * warm
+                    z_optim.zero_grad(set_to_none=True)
+                    w_d, w_mse = preset.w_D_loss[s], preset.w_mse[s]
+                    with self._autocast():
+                        x = G(z, G.shared(y_t), use_in=preset.use_in[s]).float()
+                        x_map = self.phi(x)
+                        if exact or w_d > 0:
+                            ftr_loss = feat(x_map, preset.ftr_num[s])
+                        else:
+                            ftr_loss = x_map.new_zeros(())
+                    mse_loss = F.mse_loss(x_map, self.target)
+                    nll = (z ** 2 / 2).mean()
+                    loss = ftr_loss * w_d + mse_loss * w_mse + nll * preset.w_nll
+                    loss.backward()  # the fast path's G steps happen in here (InBackwardAdam)
+                    z_optim.step()
+                    if preset.update_G and G_optim is not None:
+                        G_optim.step()
+                    losses = {"total": float(loss.detach()), "ftr": float(ftr_loss.detach()),
+                              "mse": float(mse_loss.detach()), "nll": float(nll.detach())}
+                    if not torch.isfinite(loss):
+                        raise InputError("The optimisation diverged (loss is not finite). "
+                                         "Lower the preset's learning rates and run again.")
+                    now = time.perf_counter() - t0
+                    if pace_from is None:
+                        pace_from = (now, step)
+                    yield Report("optimize", s, i + 1, preset.iterations[s], step, total,
+                                 losses, x.detach(), now, num_stages=preset.num_stages,
+                                 eta=_eta(pace_from, now, step, total))
+                    if preset.stop_mse > 0 and losses["mse"] < preset.stop_mse:
+                        break
+            # Adam moments: not kept while the caller holds the last report
+            del G_optim, groups
+            if lean is not None:
+                lean.close()
+            self.state = self._make_state(G, z, y, losses, last_stage, step, cancelled)
+            yield Report("optimize", last_stage, 0, 0, step, total, losses,
+                         None, time.perf_counter() - t0, state=self.state, cancelled=cancelled,
+                         num_stages=preset.num_stages, eta=0.0)
+        finally:  # also when the caller closes the run early: no hooks left on G
+            if lean is not None:
+                lean.close()
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        return autocast(self.precision, self.device)
 
     def _prepare_fast_stage(self, G: Generator, groups: list[list[torch.nn.Parameter]], ft: int,
                             trainable: set[int]) -> None:
@@ -365,6 +409,11 @@ def _eta(pace_from: tuple[float, int], now: float, step: int, total: int) -> flo
     if step <= start_step:
         return None
     return (now - start) / (step - start_step) * max(0, total - step)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__
 
 
 def _trainable(G: Generator, p: torch.nn.Parameter) -> bool:
