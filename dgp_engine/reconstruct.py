@@ -41,7 +41,7 @@ from .degradations import Degradation, make_degradation
 from .errors import DeviceMemoryError, InputError, PresetError
 from .model_copies import frozen_view, private_generator
 from .models import Generator, freeze_sn, unfreeze_sn
-from .models.biggan import GeneratorBlock
+from .models.biggan import GeneratorBlock, fold_resampling
 from .models.spectral import scale_outputs
 from .presets import Preset
 from .prior import Prior
@@ -211,6 +211,8 @@ class ReconstructionRun:
         apply_matmul_precision(self.precision, self.device)
         G = private_generator(self.prior.G)
         D = frozen_view(self.prior.D)
+        fold_resampling(G, not self.exact)
+        fold_resampling(D, not self.exact)
         freeze_sn(D)
         freeze_sn(G)  # z selection renders with fixed weights
         gen = torch.Generator().manual_seed(int(self.seed))
@@ -398,6 +400,7 @@ class ReconstructionRun:
                       "cancelled": cancelled, "exact": self.exact},
             losses=losses,
         )
+        fold_resampling(G, False)  # renders as a G rebuilt from base + delta does
         state.hand_over(base, G)
         return state
 

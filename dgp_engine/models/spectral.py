@@ -18,6 +18,13 @@ groups, rendering) ``freeze_sn()`` computes 1/sigma once and the layer scales
 its output instead of its weight: op(x, W/σ) + b = op(x, W)·(1/σ) + b.  No
 weight-sized tensor is made per forward and none is kept (caching W/σ itself
 would double the model's memory).
+
+Folded resampling (:meth:`SNConv2d.forward_upsampled`, :meth:`SNConv2d.forward_pooled`):
+a 3×3 convolution of a nearest-×2-upsampled input is a stride-2 transposed convolution
+of the input with a 4×4 kernel, and a 3×3 convolution followed by 2×2 average pooling is
+a stride-2 convolution with a 4×4 kernel; both kernels are sums of the 3×3 taps.  The
+same function with 16/36 of the multiply-adds and no upsampled tensor (float rounding
+differs, so the reference-exact mode does not use it).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ class SpectralNorm:
         # Fast path for trainable layers: op(x, W)·(1/σ(W)) instead of op(x, W/σ(W)),
         # the same function without a weight-sized W/σ kept for backward.
         self.sn_scale_output = False
+        self._folded: dict[str, torch.Tensor] = {}  # 4×4 kernels of a frozen layer
         self.register_buffer("u0", torch.randn(1, num_outputs))  # type: ignore[attr-defined]
         if style == "power":
             self.register_buffer("sv0", torch.ones(1))  # type: ignore[attr-defined]
@@ -96,10 +104,12 @@ class SpectralNorm:
         """Cache 1/sigma; valid until ``unfreeze_sn`` (the weight must not change)."""
         with torch.no_grad():
             self._inv_sigma = None
+            self._folded = {}
             self._inv_sigma = (1.0 / self.sigma()).detach().clone()
 
     def unfreeze_sn(self) -> None:
         self._inv_sigma = None
+        self._folded = {}
 
     def _output_scale(self) -> torch.Tensor | None:
         """1/σ to multiply the output by, or None to use W/σ as the weight."""
@@ -112,6 +122,7 @@ class SpectralNorm:
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Any:
         # The cache does not follow .to(): recompute.  nn.Module._apply is untyped (Any).
         self._inv_sigma = None
+        self._folded = {}
         return super()._apply(fn, recurse)  # type: ignore[misc]  # mixin: the Module is next in the MRO
 
 
@@ -121,6 +132,28 @@ def _add_bias(out: torch.Tensor, bias: torch.Tensor | None, channel_dim: int) ->
     shape = [1] * out.dim()
     shape[channel_dim] = -1
     return out + bias.view(shape)
+
+
+# Rows: the 4 taps of the folded kernel; columns: the 3×3 kernel's taps summed into each.
+# Nearest ×2 upsampling, then 3×3: output 2i sees inputs i−1 (tap 0) and i (taps 1+2),
+# output 2i+1 sees i (taps 0+1) and i+1 (tap 2); as a transposed convolution (stride 2,
+# padding 1) those are kernel positions 3, 1 and 2, 0.
+_UPSAMPLE_TAPS = ((0.0, 0.0, 1.0), (0.0, 1.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 0.0))
+# 3×3 then 2×2 average: output i is the mean of rows 2i and 2i+1, i.e. inputs 2i−1 … 2i+2.
+_POOL_TAPS = ((0.5, 0.0, 0.0), (0.5, 0.5, 0.0), (0.0, 0.5, 0.5), (0.0, 0.0, 0.5))
+
+
+def fold_upsample_kernel(w: torch.Tensor) -> torch.Tensor:
+    """[out, in, 3, 3] → the [in, out, 4, 4] transposed-convolution kernel of
+    conv3×3(upsample_nearest2(x))."""
+    m = w.new_tensor(_UPSAMPLE_TAPS)
+    return torch.einsum("yi,xj,ocij->coyx", m, m, w)
+
+
+def fold_pool_kernel(w: torch.Tensor) -> torch.Tensor:
+    """[out, in, 3, 3] → the [out, in, 4, 4] stride-2 kernel of avg_pool2(conv3×3(x))."""
+    m = w.new_tensor(_POOL_TAPS)
+    return torch.einsum("yi,xj,ocij->ocyx", m, m, w)
 
 
 class SNConv2d(SpectralNorm, nn.Conv2d):
@@ -135,6 +168,39 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
             out = F.conv2d(x, self.weight, None, self.stride, self.padding) * scale
             return _add_bias(out, self.bias, 1)
         return F.conv2d(x, self.sn_weight(), self.bias, self.stride, self.padding)
+
+    def _fold(self, kind: str, fold: Callable[[torch.Tensor], torch.Tensor]
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(folded kernel, output scale or None if the kernel is already W/σ); the kernel
+        of a frozen layer is made once."""
+        if self.kernel_size != (3, 3) or self.padding != (1, 1) or self.stride != (1, 1):
+            raise ValueError("folded resampling needs a 3×3 convolution with padding 1")
+        scale = self._output_scale()
+        if scale is None:
+            return fold(self.sn_weight()), None
+        if self._inv_sigma is None:
+            return fold(self.weight), scale
+        kernel = self._folded.get(kind)
+        if kernel is None:
+            with torch.no_grad():
+                kernel = self._folded[kind] = fold(self.weight.detach()).contiguous()
+        return kernel, scale
+
+    def forward_upsampled(self, x: torch.Tensor) -> torch.Tensor:
+        """``self(F.interpolate(x, scale_factor=2))`` (nearest), without the upsampled x."""
+        kernel, scale = self._fold("upsample", fold_upsample_kernel)
+        if scale is None:
+            return F.conv_transpose2d(x, kernel, self.bias, stride=2, padding=1)
+        out = F.conv_transpose2d(x, kernel, None, stride=2, padding=1) * scale
+        return _add_bias(out, self.bias, 1)
+
+    def forward_pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """``F.avg_pool2d(self(x), 2)`` in one stride-2 convolution."""
+        kernel, scale = self._fold("pool", fold_pool_kernel)
+        if scale is None:
+            return F.conv2d(x, kernel, self.bias, stride=2, padding=1)
+        out = F.conv2d(x, kernel, None, stride=2, padding=1) * scale
+        return _add_bias(out, self.bias, 1)
 
 
 class SNLinear(SpectralNorm, nn.Linear):
