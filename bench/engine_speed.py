@@ -1,29 +1,42 @@
 #!/usr/bin/env python
-"""DGP engine speed: seconds per iteration and peak memory, one config per subprocess.
+"""DGP engine speed: time per iteration, FLOP rate and peak memory, one config per subprocess.
 
     python bench/engine_speed.py [--res 128 --ch 96] [--iters 3] [--threads N] [--device cpu]
-                                 [--families biggan-pytorch,studiogan]
+                                 [--precisions fp32,bf16] [--families biggan-pytorch,studiogan]
 
 Builds a BigGAN with random (orthogonal) weights and times, each in a fresh
-process (so peak RSS is per configuration):
+process (so peak RSS and peak CUDA memory are per configuration):
   reference  the reference loop's work: target D features recomputed every
              iteration, D weight gradients, W/σ re-made every forward, every G
-             group's weight gradients, default allocator
-  exact      our reference-exact mode (same arithmetic as the reference)
-  fast       the default fast path
+             group's weight gradients, default allocator (float32, TF32 off)
+  exact      our reference-exact mode (same arithmetic as the reference, float32)
+  fast       the default fast path, once per ``--precisions`` entry (fp32, tf32 on
+             CUDA, bf16), rows labelled e.g. ``fast[bf16] stage 1``
 for stage 1 (ft_num 2) and stage 5 (ft_num 6) of the colorization schedule, plus
-z-selection seconds per sample.  Prints a table and the speed-up ratios.
+z selection per sample (batch 1, and 16 on CUDA) in each precision.  Prints a table
+(seconds per iteration on the CPU, milliseconds on CUDA), the speed-up ratios, and a
+projected full colorization: the preset's 500 z samples at the best measured batch
+plus its 1,400 iterations, stage by stage (stage-1 timing for stages that train at
+most 2 groups, stage-5 timing for the others, so the projection leans long).
+
+FLOPs: after its timed iterations each config counts one more iteration (one
+reference-loop iteration; for z selection one batch, divided by its size) under
+``torch.utils.flop_counter.FlopCounterMode``.  That counts matrix products and
+convolutions only (forward and backward), not elementwise work, normalisation or the
+optimiser, so GFLOP/s is the rate of the dense arithmetic, a lower bound on all work.
 
 ``--families`` times the same modes for each checkpoint family's network (the authors'
 BigGAN-PyTorch layout, or StudioGAN's as ``load_prior`` builds it for a StudioGAN
-checkpoint: fixed-u/v spectral norm, BN eps 1e-4) and prints their ratio: they are the
-same network, so they should run at the same speed.
+checkpoint: fixed-u/v spectral norm, BN eps 1e-4) and prints their ratio: at 128 and 256
+px they are the same network, so they should run at the same speed (StudioGAN's 64 px
+generator is one block narrower: fewer FLOPs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -32,68 +45,92 @@ import time
 
 MODES = ["reference", "exact", "fast"]
 STAGES = {1: 2, 5: 6}  # stage -> ft_num (colorization preset)
+DIM_Z = {256: 140}  # BigGAN-256's latent size (BigGAN-128's 120 otherwise)
+PROJECTED = "colorization"  # the preset whose full run is projected
 
 
 def child(args) -> dict:
     import torch
     import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
 
     import dgp_engine as dgp
     from dgp_engine import runtime
+    from dgp_engine.compute import apply_matmul_precision
 
     if args.mode != "reference":
         runtime.tune_allocator()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     extra = {"family": "studiogan", "BN_eps": 1e-4} if args.family == "studiogan" else {}
-    cfg = dgp.BigGANConfig(resolution=args.res, G_ch=args.ch, D_ch=args.ch, **extra)
+    cfg = dgp.BigGANConfig(resolution=args.res, G_ch=args.ch, D_ch=args.ch,
+                           dim_z=DIM_Z.get(args.res, 120), **extra)
     prior = dgp.build_prior(cfg, device=dev, seed=0)
     g = torch.Generator().manual_seed(1)
     target = F.interpolate(torch.rand(1, 3, 8, 8, generator=g) * 1.6 - 0.8, size=args.res,
                            mode="bilinear").to(dev)
     target = dgp.Grayscale()(target).contiguous()
-    out: dict = {"mode": args.mode, "stage": args.stage, "family": args.family}
+    # reference and exact compute in float32; the engine sets TF32 per run, the
+    # reference loop is not a run
+    precision = args.precision if args.mode in ("fast", "select") else "fp32"
+    apply_matmul_precision(precision, dev)
+    out: dict = {"mode": args.mode, "stage": args.stage, "family": args.family,
+                 "precision": precision}
 
     def sync():
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
     if args.mode == "select":
-        preset = dgp.Preset.from_dict({"iterations": [0, 1], "select_num": args.samples})
+        timed = max(1, math.ceil(args.samples / args.batch))  # timed batches
+        # a warm-up batch, the timed ones, one more to count FLOPs
+        preset = dgp.Preset.from_dict({"iterations": [0, 1],
+                                       "select_num": args.batch * (timed + 2)})
         run = dgp.reconstruct(prior, target, "colorize", class_id=1, preset=preset,
-                              select_batch=args.batch)
+                              select_batch=args.batch, precision=precision)
         it = iter(run)
         next(it)  # first batch: warm-up
         sync()
-        t = t_end = time.perf_counter()
-        n = args.batch
-        for r in it:
-            if r.phase != "select":
-                break
-            sync()
-            n, t_end = r.iteration, time.perf_counter()
+        t = time.perf_counter()
+        for _ in range(timed):
+            next(it)
+        sync()
+        sec = time.perf_counter() - t
+        with FlopCounterMode(display=False) as flops:
+            next(it)
         run.cancel.set()
-        out["sec_per_sample"] = (t_end - t) / max(1, n - args.batch)
+        out["sec"] = sec / (timed * args.batch)
+        out["gflop"] = flops.get_total_flops() / 1e9 / args.batch
     else:
         ft = STAGES[args.stage]
-        n = args.iters + 1
+        n = args.iters + 1  # the first iteration is warm-up
         if args.mode == "reference":
-            times = reference_loop(prior, target, ft, n, sync)
+            times, count = reference_loop(prior, target, ft, n + 1, sync)
         else:
             preset = dgp.Preset.from_dict({
-                "iterations": [n], "ft_num": [ft], "lr_ratio": [0.7], "G_lrs": [5e-5],
+                "iterations": [n + 1], "ft_num": [ft], "lr_ratio": [0.7], "G_lrs": [5e-5],
                 "z_lrs": [2e-3], "w_D_loss": [1], "w_mse": [0], "ftr_num": [7],
                 "select_num": 0})
             run = dgp.reconstruct(prior, target, "colorize", class_id=1, preset=preset,
-                                  exact=args.mode == "exact")
+                                  exact=args.mode == "exact",
+                                  precision=None if args.mode == "exact" else precision)
+            it = iter(run)
             times, last = [], time.perf_counter()
-            for r in run:
+            while len(times) < n:
+                r = next(it)
                 sync()
                 now = time.perf_counter()
                 if r.phase == "optimize" and not r.done:
                     times.append(now - last)
                 last = now
-        out["sec_per_iter"] = sum(times[1:]) / len(times[1:])  # first iteration is warm-up
+
+            def count():
+                with FlopCounterMode(display=False) as flops:
+                    next(it)
+                return flops.get_total_flops()
+
+        out["sec"] = sum(times[1:]) / len(times[1:])
+        out["gflop"] = count() / 1e9
     out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     if dev.type == "cuda":
         out["peak_cuda_gib"] = torch.cuda.max_memory_allocated() / 2**30
@@ -101,9 +138,11 @@ def child(args) -> dict:
 
 
 def reference_loop(prior, target, ft_num, n, sync):
-    """The reference implementation's per-iteration work, with our modules."""
+    """The reference implementation's per-iteration work, with our modules: the times of
+    ``n - 1`` iterations, and a function counting the FLOPs of the last one."""
     import torch
     import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
 
     import dgp_engine as dgp
 
@@ -116,8 +155,8 @@ def reference_loop(prior, target, ft_num, n, sync):
     z = torch.zeros(1, G.dim_z, device=target.device).normal_().requires_grad_(True)
     zopt = torch.optim.Adam([z], lr=2e-3, betas=(0.0, 0.999))
     y = torch.tensor([1], device=target.device)
-    times, last = [], time.perf_counter()
-    for _ in range(n):
+
+    def iteration():
         for i, pg in enumerate(opt.param_groups):
             pg["lr"] = 5e-5 * 0.7**i if i < ft_num else 0
         zopt.zero_grad()
@@ -132,11 +171,40 @@ def reference_loop(prior, target, ft_num, n, sync):
         loss.backward()
         zopt.step()
         opt.step()
+
+    times, last = [], time.perf_counter()
+    for _ in range(n - 1):
+        iteration()
         sync()
         now = time.perf_counter()
         times.append(now - last)
         last = now
-    return times
+
+    def count():
+        with FlopCounterMode(display=False) as flops:
+            iteration()
+        return flops.get_total_flops()
+
+    return times, count
+
+
+def projection(stage_sec: dict[int, float], select: dict[int, float]) -> str:
+    """A full run of the projected preset from the measured stage 1/5 and z-selection
+    times (seconds): one line."""
+    import dgp_engine as dgp
+
+    preset = dgp.load_preset(PROJECTED)
+    batch, per_sample = min(select.items(), key=lambda kv: kv[1])
+    sel = preset.select_num * per_sample
+    parts, total = [], sel
+    for s in range(preset.num_stages):
+        ft = preset.ft_num[s]
+        like = 1 if ft != "all" and int(ft) <= 2 else 5
+        sec = preset.iterations[s] * stage_sec[like]
+        total += sec
+        parts.append(f"{preset.iterations[s]}x s{like} {sec:.1f}")
+    return (f"z {preset.select_num} (b{batch}) {sel:.1f} + {' + '.join(parts)} = "
+            f"{total:.1f} s ({total / 60:.1f} min)")
 
 
 def main() -> None:
@@ -148,6 +216,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--device", default=None)
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--precisions", default="fp32",
+                    help="comma-separated precisions of the fast mode: fp32, tf32 (CUDA), bf16")
     ap.add_argument("--families", default="biggan-pytorch",
                     help="comma-separated: biggan-pytorch, studiogan")
     ap.add_argument("--family", default="biggan-pytorch", help=argparse.SUPPRESS)
@@ -155,59 +225,90 @@ def main() -> None:
     ap.add_argument("--mode", help=argparse.SUPPRESS)
     ap.add_argument("--stage", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.device is None:
-        import torch
+    import torch
 
+    if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.child:
         print(json.dumps(child(args)))
         return
+    from dgp_engine.compute import resolve_precision
+    from dgp_engine.errors import DGPError
 
-    def run(mode, stage=1, batch=1, family="biggan-pytorch"):
+    precisions = args.precisions.split(",")
+    try:
+        for p in precisions:
+            resolve_precision(p, torch.device(args.device), exact=False)
+    except DGPError as exc:
+        sys.exit(str(exc))
+    cuda = args.device.startswith("cuda")
+    unit, scale = ("ms", 1e3) if cuda else ("s", 1.0)
+
+    def run(mode, stage=1, batch=1, family="biggan-pytorch", precision="fp32"):
         cmd = [sys.executable, __file__, "--child", "--mode", mode, "--stage", str(stage),
-               "--family", family,
+               "--family", family, "--precision", precision,
                "--res", str(args.res), "--ch", str(args.ch), "--iters", str(args.iters),
                "--samples", str(args.samples), "--threads", str(args.threads),
                "--device", args.device, "--batch", str(batch)]
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if res.returncode:
-            sys.exit(f"{mode} stage {stage} failed:\n{res.stderr}")
+            sys.exit(f"{mode} stage {stage} [{precision}] failed:\n{res.stderr}")
         return json.loads(res.stdout.strip().splitlines()[-1])
 
+    def row(label, r, note=""):
+        cols = (f"{label:<38}{r['sec'] * scale:>10.3f}{r['gflop']:>11.2f}"
+                f"{r['gflop'] / r['sec']:>10.1f}{r['peak_rss_gib']:>10.2f}")
+        if "peak_cuda_gib" in r:
+            cols += f"{r['peak_cuda_gib']:>10.2f}"
+        print(cols + note, flush=True)
+
     print(f"BigGAN {args.res}px ch{args.ch}, {args.device}, {args.threads} thread(s), "
-          f"{args.iters} timed iterations per config")
+          f"{args.iters} timed iterations per config; GFLOP counts matmul/conv only")
     families = args.families.split(",")
-    print(f"{'config':<34}{'s/iter':>10}{'peak RSS GiB':>14}")
+    print(f"{'config':<38}{unit + '/iter':>10}{'GFLOP/it':>11}{'GFLOP/s':>10}{'RSS GiB':>10}"
+          + (f"{'CUDA GiB':>10}" if cuda else ""))
     results = {}
     for family in families:
         tag = f" [{family}]" if len(families) > 1 else ""
+        labels = []
         for mode in args.modes.split(","):
-            for stage in STAGES:
-                r = run(mode, stage, family=family)
-                results[(family, mode, stage)] = r
-                extra = f"{r['peak_cuda_gib']:>10.2f} GiB cuda" if "peak_cuda_gib" in r else ""
-                print(f"{mode + ' stage ' + str(stage) + tag:<34}{r['sec_per_iter']:>10.3f}"
-                      f"{r['peak_rss_gib']:>14.2f}{extra}", flush=True)
-        batches = [1] + ([8] if args.device == "cuda" else [])
-        for b in batches:
-            r = run("select", batch=b, family=family)
-            print(f"{'z selection b' + str(b) + tag:<34}{r['sec_per_sample']:>10.3f}"
-                  f"{r['peak_rss_gib']:>14.2f}   (s/sample)", flush=True)
-        if (family, "reference", 1) in results:
-            for mode in ("exact", "fast"):
+            variants = ([(f"fast[{p}]", p) for p in precisions] if mode == "fast"
+                        else [(mode, "fp32")])
+            for label, precision in variants:
+                labels.append(label)
                 for stage in STAGES:
-                    if (family, mode, stage) in results:
-                        ratio = (results[(family, "reference", stage)]["sec_per_iter"]
-                                 / results[(family, mode, stage)]["sec_per_iter"])
-                        print(f"speed-up {mode} vs reference, stage {stage}{tag}: {ratio:.2f}x")
+                    r = run(mode, stage, family=family, precision=precision)
+                    results[(family, label, stage)] = r
+                    row(f"{label} stage {stage}{tag}", r)
+        select: dict[str, dict[int, float]] = {}
+        for precision in precisions:
+            for b in [1] + ([16] if cuda else []):
+                r = run("select", batch=b, family=family, precision=precision)
+                select.setdefault(precision, {})[b] = r["sec"]
+                row(f"z selection b{b} [{precision}]{tag}", r, f"   ({unit}/sample)")
+        if (family, "reference", 1) in results:
+            for label in labels:
+                if label == "reference":
+                    continue
+                for stage in STAGES:
+                    ratio = (results[(family, "reference", stage)]["sec"]
+                             / results[(family, label, stage)]["sec"])
+                    print(f"speed-up {label} vs reference, stage {stage}{tag}: {ratio:.2f}x")
+        for precision in precisions:
+            label = f"fast[{precision}]"
+            if label in labels:
+                stage_sec = {s: results[(family, label, s)]["sec"] for s in STAGES}
+                print(f"projected {PROJECTED}, {label}{tag}: "
+                      f"{projection(stage_sec, select[precision])}")
     if len(families) > 1:
         base = families[0]
         for other in families[1:]:
-            for (fam, mode, stage), r in results.items():
-                if fam == other and (base, mode, stage) in results:
-                    ratio = r["sec_per_iter"] / results[(base, mode, stage)]["sec_per_iter"]
-                    print(f"{other} / {base}, {mode} stage {stage}: {ratio:.2f}x time")
+            for (fam, label, stage), r in results.items():
+                if fam == other and (base, label, stage) in results:
+                    ratio = r["sec"] / results[(base, label, stage)]["sec"]
+                    print(f"{other} / {base}, {label} stage {stage}: {ratio:.2f}x time")
 
 
 if __name__ == "__main__":

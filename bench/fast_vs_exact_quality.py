@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Quality cost of the fast path: the same target, seed and schedule in exact and
-fast mode; prints PSNR/SSIM of each result against the clean image and their
-difference.
+fast mode (the fast mode once per --fast-precisions entry); prints PSNR/SSIM of each
+result against the clean image and the PSNR between the outputs.
 
-    python bench/fast_vs_exact_quality.py [--scale 0.1] [--threads 1]
+    python bench/fast_vs_exact_quality.py [--scale 0.1] [--threads 1] [--fast-precisions fp32,bf16]
     python bench/fast_vs_exact_quality.py --model bundled --data train.npz --images 4 \
         --preset bundled_colorization --scale 1
 
@@ -12,6 +12,10 @@ BigGAN-128 ch16, random weights) on its colorization target, with the colorizati
 preset's iterations scaled by --scale.  With --model, a trained prior is measured on
 --images images of --data (an .npz with images and labels; evenly spread), each
 with z selection from the same seed in both modes.
+
+The fast mode always runs in fp32 too (first), as the reference for the other
+precisions: each one's output is compared with the fast fp32 output and the exact
+output.  ``--device cuda`` for tf32 (and a GPU's bf16).
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ def metrics(x, clean):
             structural_similarity(b, a, channel_axis=-1, data_range=1))
 
 
+def variants(args) -> list[tuple[str, bool, str | None]]:
+    """(label, exact, precision) of each run: exact, then fast per precision."""
+    return [("exact", True, None)] + [(f"fast[{p}]", False, p) for p in args.fast_precisions]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None)
@@ -60,7 +69,12 @@ def main() -> None:
     ap.add_argument("--preset", default="colorization")
     ap.add_argument("--data", type=Path, help="with --model: .npz of clean images and labels")
     ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--fast-precisions", default="fp32",
+                    help="comma-separated precisions of the fast runs: fp32, tf32 (CUDA), bf16")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    wanted = [p.strip() for p in args.fast_precisions.split(",") if p.strip()]
+    args.fast_precisions = ["fp32"] + [p for p in wanted if p != "fp32"]
     torch.set_num_threads(args.threads)
     if args.model:
         measure_trained(args)
@@ -77,29 +91,35 @@ def measure_parity(args) -> None:
         {k: rec["hyperparameters"][k] for k in ("resolution", "G_ch", "D_ch", "dim_z",
                                                 "shared_dim", "hier", "n_classes",
                                                 "G_attn", "D_attn", "SN_eps")}))
-    prior = dgp.load_prior(tmp)
+    prior = dgp.load_prior(tmp, device=args.device)
     clean = rec["target_origin"]
     target = dgp.Grayscale()(clean)
     preset = dgp.load_preset(args.preset).scaled(args.scale)
     print(f"preset {preset.name} x{args.scale}: iterations {preset.iterations}, "
           f"z from forward.pt, class {int(rec['y'])}")
     out = {}
-    for mode in ("exact", "fast"):
+    for label, exact, precision in variants(args):
         t = time.perf_counter()
         run = dgp.reconstruct(prior, target, "colorize", class_id=int(rec["y"]), preset=preset,
-                              z_init=rec["z_init"], exact=mode == "exact", seed=0)
+                              z_init=rec["z_init"], exact=exact, seed=0, precision=precision)
         state = run.run_to_end()
         sec = time.perf_counter() - t
-        x = dgp.render(prior, state)
+        x = dgp.render(prior, state).float()
         psnr, ssim = metrics(x, clean)
         ppsnr, pssim = metrics(lab_transfer(x, clean), clean)
-        out[mode] = x
-        print(f"{mode:>5}: {sec / preset.total_iterations:.3f} s/iter, final loss "
+        out[label] = x
+        print(f"{label:>10}: {sec / preset.total_iterations:.3f} s/iter, final loss "
               f"{state.losses['total']:.5f}; vs clean: raw G PSNR {psnr:.3f} dB SSIM {ssim:.4f}, "
               f"Lab post-processed PSNR {ppsnr:.3f} dB SSIM {pssim:.4f}")
-    d = (out["exact"] - out["fast"]).abs()
-    print(f"exact vs fast output: max |Δ| {float(d.max()):.4g}, mean |Δ| {float(d.mean()):.4g}, "
-          f"PSNR between them {metrics(out['fast'], out['exact'])[0]:.2f} dB")
+    for label, exact, _ in variants(args):
+        if exact:
+            continue
+        for other in ("exact", "fast[fp32]"):
+            if other != label:
+                d = (out[label] - out[other]).abs()
+                print(f"{label} vs {other} output: max |Δ| {float(d.max()):.4g}, mean |Δ| "
+                      f"{float(d.mean()):.4g}, PSNR between them "
+                      f"{metrics(out[label], out[other])[0]:.2f} dB")
 
 
 def measure_trained(args) -> None:
@@ -107,31 +127,38 @@ def measure_trained(args) -> None:
 
     if args.data is None:
         raise SystemExit("--model needs --data (an .npz with images and labels)")
-    prior = dgp.load_prior(args.model)
+    prior = dgp.load_prior(args.model, device=args.device)
     data = load_dataset(args.data, args.images)
     preset = dgp.load_preset(args.preset).scaled(args.scale)
     print(f"{prior.name}: preset {preset.name} x{args.scale}, iterations {preset.iterations}, "
           f"{preset.select_num} z samples, {len(data.images)} images")
-    rows = {"exact": [], "fast": [], "between": []}
-    for img, label in zip(data.images, data.labels):
+    runs = variants(args)
+    rows: dict[str, list] = {label: [] for label, _, _ in runs}
+    between: dict[tuple[str, str], list[float]] = {}
+    for img, class_id in zip(data.images, data.labels, strict=True):
         sq = to_model_square(img, prior.resolution)
         clean = torch.from_numpy(sq).permute(2, 0, 1)[None].float() * 2 - 1
         target = dgp.Grayscale()(clean)
         out = {}
-        for mode in ("exact", "fast"):
+        for label, exact, precision in runs:
             t = time.perf_counter()
-            run = dgp.reconstruct(prior, target, "colorize", class_id=int(label), preset=preset,
-                                  exact=mode == "exact", seed=0)
+            run = dgp.reconstruct(prior, target, "colorize", class_id=int(class_id),
+                                  preset=preset, exact=exact, seed=0, precision=precision)
             state = run.run_to_end()
             sec = time.perf_counter() - t
-            out[mode] = x = dgp.render(prior, state)
-            rows[mode].append((*metrics(lab_transfer(x, clean), clean), sec))
-        rows["between"].append(metrics(out["fast"], out["exact"])[0])
-    for mode in ("exact", "fast"):
-        psnr, ssim, sec = np.mean(rows[mode], axis=0)
-        print(f"{mode:>5}: Lab post-processed PSNR {psnr:.3f} dB SSIM {ssim:.4f} "
-              f"(mean of {len(rows[mode])}), {sec:.1f} s/image")
-    print(f"fast vs exact outputs: PSNR between them {np.mean(rows['between']):.2f} dB (mean)")
+            out[label] = x = dgp.render(prior, state).float()
+            rows[label].append((*metrics(lab_transfer(x, clean), clean), sec))
+        for label, exact, _ in runs:
+            for other in ("exact", "fast[fp32]"):
+                if not exact and other != label:
+                    between.setdefault((label, other), []).append(
+                        metrics(out[label], out[other])[0])
+    for label, _, _ in runs:
+        psnr, ssim, sec = np.mean(rows[label], axis=0)
+        print(f"{label:>10}: Lab post-processed PSNR {psnr:.3f} dB SSIM {ssim:.4f} "
+              f"(mean of {len(rows[label])}), {sec:.1f} s/image")
+    for (label, other), values in between.items():
+        print(f"{label} vs {other} outputs: PSNR between them {np.mean(values):.2f} dB (mean)")
 
 
 if __name__ == "__main__":
