@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .compute import resolve_precision
 from .errors import InputError
 from .imageio import FORMATS, Photo, read_image, read_mask, save_image, write_atomic
 from .metrics import score
@@ -201,14 +202,15 @@ def _finite(v: float) -> float | None:
 def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
              preset: Preset, factor: int = 4, hole: np.ndarray | None = None,
              class_mode: str | int = "label", seed: int = 0, exact: bool = False,
-             cancel: threading.Event | None = None,
+             precision: str | None = None, cancel: threading.Event | None = None,
              on_image: Callable[[dict[str, Any]], None] | None = None,
              on_report: Callable[[Report], None] | None = None,
              save_images: Path | None = None) -> dict[str, Any]:
     """Run the protocol over ``data``; returns the JSON-ready result dictionary.
 
     ``class_mode``: "label" (the data set's labels, mapped to the model's classes),
-    "auto" (z selection picks the class) or a fixed class id."""
+    "auto" (z selection picks the class) or a fixed class id.  ``precision``: see
+    :mod:`.compute`; the one used is recorded in the protocol."""
     spec = task_spec(task)
     task = spec.name
     if not spec.evaluated:
@@ -222,13 +224,15 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
         hole = centre_hole(res) if hole is None else hole
         if hole.shape != (res, res):
             hole = resize_mask(hole, res, res)
+    # refused before any image when the device cannot compute in it
+    used_precision = resolve_precision(precision, prior.device, exact)
     run_prior = method_prior(prior, method, seed)
     run_preset = method_preset(preset, method)
     cancel = cancel or threading.Event()
     rows: list[dict[str, Any]] = []
     t_all = time.perf_counter()
     for k, (img, label, index, name) in enumerate(zip(data.images, data.labels, data.indices,
-                                                      data.names)):
+                                                      data.names, strict=False)):
         if cancel.is_set():
             break
         clean = to_model_square(img, res)
@@ -237,7 +241,8 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
         t0 = time.perf_counter()
         job = restore_image(run_prior, photo, task, mask=hole if with_hole else None,
                             factor=factor if spec.new_picture else None, class_id=class_id,
-                            preset=run_preset, seed=seed + k, exact=exact, cancel=cancel)
+                            preset=run_preset, seed=seed + k, exact=exact, cancel=cancel,
+                            precision=precision)
         for report in job:
             if on_report is not None:
                 on_report(report)
@@ -270,7 +275,7 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
             "metrics_on": "hole (MSE/PSNR on hole pixels, SSIM on its bounding box)"
             if with_hole else "whole image",
             "class": class_mode if isinstance(class_mode, str) else int(class_mode),
-            "seed": seed, "exact": exact,
+            "seed": seed, "exact": exact, "precision": used_precision,
         },
         "model": {"name": prior.name, "config": prior.config.to_dict(),
                   # the files' tensor digest (what export_bundled checks), else the

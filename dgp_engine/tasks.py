@@ -288,7 +288,7 @@ class RestorationJob:
 
     def __init__(self, prior: Prior, photo: Photo, plan: TaskPlan, *, class_id: int | None,
                  preset: Preset, seed: int, exact: bool, cancel: threading.Event | None,
-                 z_init: torch.Tensor | None = None):
+                 z_init: torch.Tensor | None = None, precision: str | None = None):
         self.prior = prior
         self.photo = photo
         self.plan = plan
@@ -296,7 +296,8 @@ class RestorationJob:
         self.cancel_event = cancel or threading.Event()
         self.run: ReconstructionRun = reconstruct(
             prior, plan.target_tensor(), plan.degradation, class_id=class_id, preset=preset,
-            z_init=z_init, exact=exact, seed=seed, cancel=self.cancel_event)
+            z_init=z_init, exact=exact, seed=seed, cancel=self.cancel_event,
+            precision=precision)
         self.result: RestorationResult | None = None
         self._iter: Iterator[Report] | None = None
         self.last_report: Report | None = None
@@ -326,6 +327,8 @@ class RestorationJob:
         for report in self.run:
             self.last_report = report
             if report.state is not None:
+                # saved with the result beside "exact": the precision the run computed in
+                report.state.progress.setdefault("precision", self.run.precision)
                 self.result = self.finish(report.state)
             yield report
 
@@ -389,11 +392,15 @@ def restore_image(prior: Prior, photo: Photo | np.ndarray, task: str, *,
                   factor: int | None = None, class_id: int | None = None,
                   preset: Preset | str | None = None, seed: int = 0, exact: bool = False,
                   cancel: threading.Event | None = None, feather: int | None = None,
-                  z_init: torch.Tensor | None = None) -> RestorationJob:
+                  z_init: torch.Tensor | None = None, precision: str | None = None
+                  ) -> RestorationJob:
     """Plan and start restoring ``photo`` with ``task``; returns the job to iterate.
 
     ``mask``: photo-size bool array, True = fill (inpaint, hybrid).  ``region``:
-    x, y, size square to work on.  ``class_id=None`` lets z selection pick the class."""
+    x, y, size square to work on.  ``class_id=None`` lets z selection pick the class.
+    ``precision``: one of :data:`dgp_engine.compute.PRECISIONS` (None: "auto"); a
+    device that cannot compute in it is refused here (DeviceError), before any work.
+    The precision used is saved in the result's ``state.progress["precision"]``."""
     if not isinstance(photo, Photo):
         photo = Photo.from_array(photo)
     plan = plan_task(photo, task, prior.resolution, mask=mask, region=region, factor=factor,
@@ -402,4 +409,4 @@ def restore_image(prior: Prior, photo: Photo | np.ndarray, task: str, *,
     for note in plan.notes:
         log.info("%s", note)
     return RestorationJob(prior, photo, plan, class_id=class_id, preset=preset, seed=seed,
-                          exact=exact, cancel=cancel, z_init=z_init)
+                          exact=exact, cancel=cancel, z_init=z_init, precision=precision)

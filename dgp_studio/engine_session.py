@@ -49,6 +49,7 @@ class RegionRequest:
     seed: int = 0
     device: str = "auto"
     region: tuple[int, int, int] | None = None  # x, y, side inside the crop
+    precision: str = "auto"           # dgp_engine.compute.PRECISIONS
     extra: dict = field(default_factory=dict)
 
 
@@ -81,6 +82,22 @@ def resolve_device(name: str) -> tuple[str, str | None]:
         return "cpu", f"{exc} Running on the CPU instead."
 
 
+def resolve_precision(name: str, device: str) -> tuple[str, str | None]:
+    """(precision, warning): a precision the run's device cannot compute in (TF32 off
+    NVIDIA GPUs, bfloat16 on Apple MPS) falls back to "auto" with the engine's
+    explanation, as a missing GPU falls back to the CPU."""
+    import torch
+
+    from dgp_engine.compute import resolve_precision as engine_precision
+    from dgp_engine.errors import DeviceError
+
+    try:
+        engine_precision(name, torch.device(device), exact=False)
+        return name, None
+    except DeviceError as exc:
+        return "auto", f"{exc} Running with 'auto' instead."
+
+
 def available_devices() -> list[str]:
     from dgp_engine.device import available_devices as engine_devices
 
@@ -103,7 +120,8 @@ class RegionJob:
             region = None  # the region is the whole crop
         self.job = restore_image(prior, request.image, request.task, mask=mask, region=region,
                                  class_id=request.class_id, preset=request.preset,
-                                 seed=request.seed, cancel=cancel)
+                                 seed=request.seed, cancel=cancel,
+                                 precision=request.precision)
 
     @property
     def notes(self) -> list[str]:

@@ -116,6 +116,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
         self.setAccessibleName("DGP Studio")
 
         self.task_panel = TaskPanel(self.catalog.names(), self.settings.device)
+        self.task_panel.settings.precision = self.settings.precision  # a preference
         self.run_panel = RunPanel()
         side = QWidget()
         side_lay = QVBoxLayout(side)
@@ -776,9 +777,10 @@ class MainWindow(QMainWindow, ProjectFileActions):
 
     def apply_settings(self) -> None:
         """Use changed settings now: threads at the next run (set inside the worker
-        thread), the device as the new default, the cache folder (models listed again),
-        hub repositories in the registry."""
+        thread), the precision for the next run, the device as the new default, the
+        cache folder (models listed again), hub repositories in the registry."""
         self.runs.set_threads(self.settings.engine_threads)
+        self.task_panel.settings.precision = self.settings.precision
         if paths.cache_dir() != self.settings.resolved_cache_dir():
             paths.set_cache_dir(self.settings.cache_dir or None)
             self._models_changed()

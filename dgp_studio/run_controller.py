@@ -71,7 +71,7 @@ class RunController(QObject):
                 task=task, model=s.model, image=st.picture.pixels.copy(),
                 mask=st.mask.copy(), bounds=(0, 0, w, h), region=None,
                 preset=s.preset_for_run(), class_id=s.class_id(), seed=s.seed,
-                device=s.device, extra=s.as_dict())
+                device=s.device, precision=s.precision, extra=s.as_dict())
         if st.region is None:
             st.reset_region()
         assert st.region is not None
@@ -93,7 +93,7 @@ class RunController(QObject):
             mask=st.mask[y0:y1, x0:x1].copy(), bounds=(x0, y0, x1, y1),
             region=(x - x0, y - y0, side),
             preset=s.preset_for_run(), class_id=s.class_id(), seed=s.seed, device=s.device,
-            extra=s.as_dict())
+            precision=s.precision, extra=s.as_dict())
 
     # --- lifecycle --------------------------------------------------------------------
     @property

@@ -1,4 +1,5 @@
-"""Preferences: device, engine threads, cache folder and hub repositories."""
+"""Preferences: device, engine threads, compute precision, cache folder and hub
+repositories."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QVBoxLayout,
 )
+
+from dgp_engine.compute import PRECISIONS
 
 from .engine_session import available_devices
 from .settings import Settings, default_engine_threads
@@ -44,6 +47,15 @@ class SettingsDialog(QDialog):
         self.threads.setToolTip(f"Default {default_engine_threads()}: one core is left for "
                                 "the interface")
         form.addRow("Engine &threads", self.threads)
+        self.precision = QComboBox()
+        self.precision.setAccessibleName("Compute precision")
+        self.precision.addItems(list(PRECISIONS))
+        self.precision.setCurrentText(settings.precision)
+        self.precision.setToolTip("auto: TF32 on NVIDIA GPUs, float32 elsewhere. fp32: "
+                                  "float32 everywhere. tf32: NVIDIA GPUs only. bf16: less "
+                                  "memory (e.g. after the GPU ran out of it); not on Apple "
+                                  "MPS. A device that cannot use the choice runs with auto.")
+        form.addRow("Compute &precision", self.precision)
         self.cache = QLineEdit(settings.cache_dir)
         self.cache.setAccessibleName("Cache folder")
         self.cache.setPlaceholderText(str(settings.resolved_cache_dir()))
@@ -100,6 +112,7 @@ class SettingsDialog(QDialog):
         s = self.settings
         s.device = self.device.currentText()
         s.engine_threads = self.threads.value()
+        s.precision = self.precision.currentText()
         s.cache_dir = self.cache.text().strip()
         s.hub_repos = repos
         super().accept()

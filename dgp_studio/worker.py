@@ -4,10 +4,13 @@ job.  :class:`EngineRunner` keeps what the lane's thread loaded between jobs (th
 prior, the thread settings); :meth:`EngineRunner.run` drives the engine iterator and
 yields downscaled preview frames (≈10 per second) and progress; a bare ``yield`` per
 engine report lets the worker check pause and cancel every iteration.  Cancel is a
-message (the engine's cancel event), never a kill: the run ends with its last frame."""
+message (the engine's cancel event), never a kill: the run ends with its last frame.
+A run that fails part-way (the device ran out of memory) first sends the newest frame
+it reached, so the preview keeps what the run got to."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import threading
@@ -23,7 +26,13 @@ from dgp_engine import DGPError, Prior, Report
 from dgp_engine.pictures import to_uint8
 
 from .catalog import ModelCatalog
-from .engine_session import RegionJob, RegionRequest, RegionResult, resolve_device
+from .engine_session import (
+    RegionJob,
+    RegionRequest,
+    RegionResult,
+    resolve_device,
+    resolve_precision,
+)
 from .jobs import JobProgress
 
 log = logging.getLogger(__name__)
@@ -199,6 +208,10 @@ class EngineRunner:
         with young_collections_only():
             self._configure()
             prior = yield from self._get_prior(request.model, request.device)
+            precision, warn = resolve_precision(request.precision, str(prior.device))
+            if warn:
+                yield Notice(warn)
+                request = dataclasses.replace(request, precision=precision)
             job = RegionJob(prior, request, cancel)
             yield RunStarted()
             yield from self._drive(job)
@@ -212,20 +225,29 @@ class EngineRunner:
     def _drive(self, job: RegionJob) -> Iterator[object]:
         history: list[float] = []
         last_frame = last_progress = 0.0
-        for n, report in enumerate(job):
-            if n % 25 == 24:
-                collect_young()
-            yield  # pause and cancel are checked every iteration
-            if report.done:
-                continue  # the job composites after the engine's last report
-            now = time.perf_counter()
-            if report.phase == "optimize" and "total" in report.losses:
-                history.append(report.losses["total"])
-            final_of_phase = report.iteration == report.stage_iterations
-            if report.image is not None and (now - last_frame >= self.frame_interval
-                                             or final_of_phase):
-                yield to_uint8(report.image[0], PREVIEW_SIDE)
-                last_frame = now
-            if now - last_progress >= 0.05 or final_of_phase:
-                yield job_progress(progress_of(report, history))
-                last_progress = now
+        unsent: torch.Tensor | None = None  # the newest frame the throttle held back
+        try:
+            for n, report in enumerate(job):
+                if n % 25 == 24:
+                    collect_young()
+                yield  # pause and cancel are checked every iteration
+                if report.done:
+                    continue  # the job composites after the engine's last report
+                now = time.perf_counter()
+                if report.phase == "optimize" and "total" in report.losses:
+                    history.append(report.losses["total"])
+                final_of_phase = report.iteration == report.stage_iterations
+                if report.image is not None:
+                    if now - last_frame >= self.frame_interval or final_of_phase:
+                        yield to_uint8(report.image[0], PREVIEW_SIDE)
+                        last_frame, unsent = now, None
+                    else:
+                        unsent = report.image
+                if now - last_progress >= 0.05 or final_of_phase:
+                    yield job_progress(progress_of(report, history))
+                    last_progress = now
+        except DGPError:
+            # e.g. out of device memory part-way: the preview keeps the last frame reached
+            if unsent is not None:
+                yield to_uint8(unsent[0], PREVIEW_SIDE)
+            raise

@@ -61,3 +61,36 @@ def save_png(path: Path, arr: np.ndarray, mode: str | None = None) -> Path:
     Image.fromarray(arr, mode) if mode else Image.fromarray(arr)
     (Image.fromarray(arr) if mode is None else Image.fromarray(arr).convert(mode)).save(path)
     return path
+
+
+def out_of_memory_after(monkeypatch, steps: int) -> list:
+    """Make every run started through ``dgp_engine.tasks`` (the CLI, the batch and the
+    app all go that way) run for real until its optimisation step ``steps``, then run out
+    of device memory there: torch's error is thrown into the engine's own iterator, so
+    the engine's conversion into DeviceMemoryError is what the caller sees.  Returns the
+    list of reports each run yielded before it failed."""
+    import torch
+
+    from dgp_engine import tasks
+
+    real = tasks.reconstruct
+    yielded: list = []
+
+    class FailingRun:
+        def __init__(self, run):
+            self.run = run
+
+        def __getattr__(self, name):
+            return getattr(self.run, name)
+
+        def __iter__(self):
+            inner = iter(self.run)
+            for report in inner:
+                yielded.append(report)
+                yield report
+                if report.phase == "optimize" and report.step >= steps:
+                    inner.throw(torch.OutOfMemoryError(
+                        "CUDA out of memory. Tried to allocate 2.00 GiB"))
+
+    monkeypatch.setattr(tasks, "reconstruct", lambda *a, **k: FailingRun(real(*a, **k)))
+    return yielded

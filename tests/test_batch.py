@@ -367,3 +367,33 @@ def test_plan_names_outputs_and_masks(tmp_path):
     assert by_rel["x/b.jpeg"].state == tmp_path / "out" / "x" / "b.jpeg.dgp"
     assert by_rel["x/b.jpeg"].mask == src / "x" / "b_mask.png"
     assert by_rel["a.gif"].mask is None and "no mask" in by_rel["a.gif"].skip_reason
+
+
+def test_precision_goes_to_the_workers_and_a_bad_one_is_refused_early(
+        tmp_path, model_files, capsys):
+    from dgp_engine import DeviceError, ReconstructionState
+    from dgp_engine.batch.runner import ItemRunner, worker_config
+
+    album = make_album(tmp_path / "album", n=1)
+    out = tmp_path / "out"
+    # an unknown name is refused before the output folder exists
+    assert dgp("batch", "colorize", album, "-o", out, *common(model_files),
+               "--precision", "fp16") == 1
+    err = capsys.readouterr().err
+    assert "dgp: error: Unknown precision 'fp16'" in err and not out.exists()
+    model, preset = model_files
+    settings = BatchSettings("colorize", album, out, model=str(model), preset=str(preset),
+                             precision="BF16")
+    assert settings.precision == "bf16" and settings.to_dict()["precision"] == "bf16"
+    # what a worker's device cannot compute in stops the worker before the model loads
+    with pytest.raises(DeviceError, match="TF32 needs an NVIDIA GPU"):
+        ItemRunner(worker_config(BatchSettings("colorize", album, out, precision="tf32"),
+                                 device="cpu", threads=1))
+    # the worker restores in the chosen precision; the state written says which
+    runner = ItemRunner(worker_config(settings, device="cpu", threads=1))
+    assert runner.info()["precision"] == "bf16"
+    resp = runner.process({"rel": "p0.png", "data": (album / "p0.png").read_bytes(),
+                           "mask": None, "mask_name": None, "out_suffix": ".png",
+                           "want_state": True})
+    assert resp["status"] == "done", resp.get("reason")
+    assert ReconstructionState.from_bytes(resp["state"]).progress["precision"] == "bf16"

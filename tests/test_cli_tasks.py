@@ -15,7 +15,7 @@ from dgp_engine import ReconstructionState
 from dgp_engine.cli import main
 from dgp_engine.cli import tasks as cli_tasks
 
-from .task_helpers import photo_array, tiny_model_folder, tiny_preset_file
+from .task_helpers import out_of_memory_after, photo_array, tiny_model_folder, tiny_preset_file
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +212,51 @@ def test_threads_default_to_every_core_and_follow_the_option(work):
     assert torch.get_num_threads() == available_cores()
     assert dgp("restore", d / "in.png", "-o", d / "b.png", *common, "--threads", "1") == 0
     assert torch.get_num_threads() == 1
+
+
+def test_precision_is_used_and_saved_with_the_state(work, capsys):
+    d, common = work
+    assert dgp("restore", d / "in.png", "-o", d / "a.png", *common, "--precision", "bf16",
+               "--save-state", d / "a.dgp") == 0
+    assert ReconstructionState.load(d / "a.dgp").progress["precision"] == "bf16"
+    # auto (the default) is float32 on the CPU, and the state says so
+    assert dgp("restore", d / "in.png", "-o", d / "b.png", *common,
+               "--save-state", d / "b.dgp") == 0
+    assert ReconstructionState.load(d / "b.dgp").progress["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--precision", "tf32"], "TF32 needs an NVIDIA GPU; this run is on cpu"),
+    (["--precision", "fp16"], "Unknown precision 'fp16': choose one of auto, fp32, tf32, bf16"),
+    (["--precision", "bf16", "--exact"], "exact mode computes in float32 only"),
+])
+def test_a_precision_the_run_cannot_use_is_refused_before_the_model_loads(
+        work, capsys, monkeypatch, extra, words):
+    d, common = work
+    from dgp_engine import prior as prior_module
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(prior_module, "load_prior", no_load)
+    before = snapshot(d)
+    assert dgp("restore", d / "in.png", "-o", d / "out.png", *common, *extra) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("dgp: error: ") and words in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert snapshot(d) == before  # no output, no lock file
+
+
+def test_out_of_device_memory_mid_run_says_what_to_do_and_writes_nothing(
+        work, capsys, monkeypatch):
+    d, common = work
+    reports = out_of_memory_after(monkeypatch, steps=2)
+    before = snapshot(d)
+    assert dgp("restore", d / "in.png", "-o", d / "out.png", *common,
+               "--save-state", d / "out.dgp") == 1
+    err = capsys.readouterr().err
+    assert "dgp: error: The CPU device ran out of memory at step 3 of 4" in err
+    assert "precision 'bf16'" in err and "run on the CPU" in err
+    assert "Nothing was written (the input is unchanged)." in err and "Traceback" not in err
+    assert [r.step for r in reports if r.phase == "optimize"] == [1, 2]
+    assert snapshot(d) == before  # no output, no state, no lock file

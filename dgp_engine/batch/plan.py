@@ -24,6 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from ..compute import resolve_precision
 from ..errors import InputError, OutputError
 from ..imageio import FORMATS
 from ..taskspec import task_spec
@@ -56,9 +59,11 @@ class BatchSettings:
     masks_dir: Path | None = None     # masks by relative path under this folder
     mask_suffix: str = DEFAULT_MASK_SUFFIX
     save_state: bool = False
-    # how to run (not checked on resume)
+    # how to run (not checked on resume: a picture that ran out of memory can be retried
+    # with another device or precision without redoing the others)
     device: str | None = None
     threads: int | None = None
+    precision: str = "auto"           # one of dgp_engine.compute.PRECISIONS
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -67,6 +72,11 @@ class BatchSettings:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, Path(value).expanduser().absolute())
+        precision = str(self.precision or "auto").strip().lower()
+        # the name, and whether it goes with exact, checked now as for a CUDA device (which
+        # computes in every precision); what a worker's own device cannot do stops it
+        resolve_precision(precision, torch.device("cuda"), self.exact)
+        object.__setattr__(self, "precision", precision)
 
     @property
     def uses_mask(self) -> bool:

@@ -44,6 +44,7 @@ def worker_config(settings: BatchSettings, *, device: str | None, threads: int |
         "iterations_scale": settings.iterations_scale, "class_spec": settings.class_spec,
         "seed": settings.seed, "exact": settings.exact, "factor": settings.factor,
         "feather": settings.feather, "device": device, "threads": threads,
+        "precision": settings.precision,
     }
 
 
@@ -64,6 +65,7 @@ class ItemRunner:
 
     def __init__(self, config: dict[str, Any]) -> None:
         from ..cli.tasks import _class_id  # the CLI's class resolution (ids, names, hints)
+        from ..compute import resolve_precision
         from ..prior import load_prior
         from ..runtime import configure
         from ..tasks import resolve_device, resolve_preset
@@ -71,6 +73,10 @@ class ItemRunner:
         self.config = config
         self.cancel_event = threading.Event()
         self.device = resolve_device(config.get("device"))
+        # a precision this device cannot compute in stops the worker before the model loads
+        self.precision = config.get("precision") or "auto"
+        self.resolved_precision = resolve_precision(self.precision, self.device,
+                                                    bool(config.get("exact", False)))
         self.threads = configure(config.get("threads"))
         self.prior = load_prior(config["model"], device=self.device)
         self.preset = resolve_preset(config.get("preset"), config["task"], self.prior.name,
@@ -80,7 +86,7 @@ class ItemRunner:
 
     def info(self) -> dict[str, Any]:
         return {"worker": self.name, "device": str(self.device), "threads": self.threads,
-                "preset": self.preset.to_dict()}
+                "precision": self.resolved_precision, "preset": self.preset.to_dict()}
 
     def process(self, request: dict[str, Any], on_progress: ProgressCallback | None = None
                 ) -> dict[str, Any]:
@@ -114,7 +120,7 @@ class ItemRunner:
                             factor=self.config.get("factor"), class_id=self.class_id,
                             preset=self.preset, seed=self.config.get("seed", 0),
                             exact=self.config.get("exact", False), cancel=self.cancel_event,
-                            feather=self.config.get("feather"))
+                            feather=self.config.get("feather"), precision=self.precision)
         last = 0.0
         for report in job:
             now = time.monotonic()

@@ -105,7 +105,7 @@ def settings_from_args(args: argparse.Namespace) -> BatchSettings:
         class_spec=args.class_spec, seed=args.seed, exact=args.exact, factor=args.factor,
         feather=args.feather, mask=args.mask, masks_dir=args.masks,
         mask_suffix=args.mask_suffix, save_state=args.save_state, device=args.device,
-        threads=args.threads, overwrite=args.overwrite)
+        threads=args.threads, precision=args.precision, overwrite=args.overwrite)
 
 
 def run_batch_command(args: argparse.Namespace) -> int:

@@ -6,7 +6,9 @@ input untouched and no output file; the output and state files are claimed (a lo
 beside each) so an unwritable target or a second run writing the same file is refused
 before the model loads.  Ctrl-C or SIGTERM stops the optimisation cleanly (within one
 iteration) and saves what it reached — nothing when no optimisation step finished; a
-second one abandons, leaving no partial file (:mod:`.interrupt`).
+second one abandons, leaving no partial file (:mod:`.interrupt`).  A device that runs out
+of memory part-way ends the run with the engine's advice (e.g. ``--precision bf16``) and
+writes nothing: a run has a state to save only at its end or after a clean stop.
 """
 
 from __future__ import annotations
@@ -117,9 +119,29 @@ def _common(p: argparse.ArgumentParser, class_default: str = "auto") -> None:
                         "its window)")
     p.add_argument("--exact", action="store_true",
                    help="reference-exact optimisation (slower; matches the published code)")
+    _precision_option(p)
     p.add_argument("--overwrite", action="store_true",
                    help="allow replacing existing output files (even the input)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _precision_option(p: argparse.ArgumentParser) -> None:
+    from ..compute import PRECISIONS
+
+    # no argparse choices: a bad value is refused with the engine's own sentence (exit 1)
+    p.add_argument("--precision", default="auto", metavar="{" + ",".join(PRECISIONS) + "}",
+                   help="compute precision (default auto: TF32 on NVIDIA GPUs, float32 "
+                        "elsewhere); tf32 needs an NVIDIA GPU; bf16 uses less memory (not "
+                        "on Apple MPS, nor with --exact)")
+
+
+def _check_precision(args: argparse.Namespace, device: torch.device) -> str:
+    """The --precision value, refused (InputError / DeviceError) before the model loads
+    when it is unknown or the device cannot compute in it."""
+    from ..compute import resolve_precision
+
+    resolve_precision(args.precision, device, args.exact)
+    return str(args.precision)
 
 
 # --- shared pieces ------------------------------------------------------------------------------
@@ -280,7 +302,7 @@ def _describe_class(prior: Prior, class_id: int) -> str:
 
 # --- restoration commands -------------------------------------------------------------------------
 def run_task_command(args: argparse.Namespace) -> int:
-    from ..errors import InputError
+    from ..errors import DeviceMemoryError, InputError
     from ..imageio import box_mask, check_output_path, read_image, read_mask, save_image
     from ..memory import RUN_BYTES_PER_PIXEL
     from ..prior import load_prior
@@ -316,13 +338,14 @@ def run_task_command(args: argparse.Namespace) -> int:
         check_output_path(args.save_state, sources=sources + [args.output],
                           overwrite=args.overwrite, image=False, claim=True)
     device = _setup_torch(args)
+    precision = _check_precision(args, device)
     prior = load_prior(args.model, device=device)
     class_id = _class_id(args.class_spec, prior)
     preset = resolve_preset(args.preset, task, prior.name, args.iterations_scale)
     job = restore_image(prior, photo, task, mask=hole, region=region,
                         factor=getattr(args, "factor", None), class_id=class_id, preset=preset,
                         seed=args.seed, exact=args.exact, feather=args.feather,
-                        cancel=interrupts.event)
+                        cancel=interrupts.event, precision=precision)
     for note in job.notes:
         print(f"note: {note}", file=sys.stderr)
     select = preset.select_num if preset.select_num > 1 else 0
@@ -330,6 +353,10 @@ def run_task_command(args: argparse.Namespace) -> int:
     try:
         for report in job:
             bar.update(report)
+    except DeviceMemoryError as exc:
+        # no state exists mid-run (only one at the end, or on a clean stop): nothing to save
+        raise DeviceMemoryError(f"{exc} Nothing was written (the input is unchanged).") \
+            from exc
     finally:
         bar.close()
     result = job.result
@@ -355,7 +382,7 @@ def run_task_command(args: argparse.Namespace) -> int:
     return interrupts.exit_code if result.cancelled else 0
 
 
-# --- evaluation -------------------------------------------------------------------------------------
+# --- evaluation ----------------------------------------------------------------------------------
 def run_eval_table_command(args: argparse.Namespace) -> int:
     from ..evaluate import format_table, ordering_summary, read_results
     from ..imageio import check_output_path, write_atomic
@@ -388,6 +415,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise InputError("--limit must be at least 1.")
     device = _setup_torch(args)
+    precision = _check_precision(args, device)
     prior = load_prior(args.model, device=device)
     preset = resolve_preset(args.preset, args.task, prior.name, args.iterations_scale)
     data = load_dataset(args.data, args.limit, args.pick)
@@ -417,7 +445,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
         try:
             result = evaluate(prior, args.task, data, method=args.method, preset=preset,
                               factor=args.factor, hole=hole, class_mode=class_mode,
-                              seed=args.seed, exact=args.exact, cancel=cancel,
+                              seed=args.seed, exact=args.exact, precision=precision,
+                              cancel=cancel,
                               on_image=on_image, save_images=args.save_images)
         finally:
             bar.close()

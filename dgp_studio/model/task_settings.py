@@ -54,6 +54,7 @@ class TaskSettings(QObject):
     iterations_changed = Signal(int)
     seed_changed = Signal(int)
     device_changed = Signal(str)
+    precision_changed = Signal(str)       # dgp_engine.compute.PRECISIONS (a preference)
     presets_changed = Signal()            # a custom preset was added
     class_names_changed = Signal(list)
 
@@ -65,6 +66,7 @@ class TaskSettings(QObject):
     iterations = Observable(1)
     seed = Observable(0)
     device = Observable("auto")
+    precision = Observable("auto")
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -150,4 +152,5 @@ class TaskSettings(QObject):
     def as_dict(self) -> dict[str, Any]:
         return {"task": task_spec(self.task).label, "model": self.model,
                 "class": self.class_text, "preset": self.preset,
-                "iterations": self.iterations, "seed": self.seed, "device": self.device}
+                "iterations": self.iterations, "seed": self.seed, "device": self.device,
+                "precision": self.precision}

@@ -346,4 +346,5 @@ def test_task_settings_round_trip_to_the_panel_and_back(qtbot):
     assert panel.class_edit.text() == "auto" and settings.class_id() is None
     assert panel.settings_dict() == settings.as_dict() == {
         "task": task_spec("colorize").label, "model": "other", "class": "auto",
-        "preset": "mine", "iterations": settings.iterations, "seed": 42, "device": "auto"}
+        "preset": "mine", "iterations": settings.iterations, "seed": 42, "device": "auto",
+        "precision": "auto"}
