@@ -9,8 +9,8 @@ Precision (``reconstruct(..., precision=...)``), one of :data:`PRECISIONS`:
   later) and on recent GPUs.
 * ``"auto"`` — what the fast path uses unless told: TF32 on CUDA, float32 elsewhere.
 
-The reference-exact mode always computes in float32.  ``bench/precision_quality.py``
-measures each precision against float32 on the same run.
+The reference-exact mode always computes in float32.  ``bench/fast_vs_exact_quality.py
+--fast-precisions fp32,bf16`` measures each precision against float32 on the same run.
 
 :class:`InBackwardAdam` is Adam with β1 = 0 (the DGP setting) for the fast path: it keeps
 only the second moment (with β1 = 0 the first moment *is* the gradient) and steps each

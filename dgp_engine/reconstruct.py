@@ -28,6 +28,7 @@ import contextlib
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Generator as GeneratorOf
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -197,6 +198,9 @@ class ReconstructionRun:
                 last = report
                 yield report
         except torch.OutOfMemoryError as exc:
+            # the traceback holds the run's frames and so its tensors: drop them before
+            # handing the memory back, or whoever keeps the error keeps the memory
+            traceback.clear_frames(exc.__traceback__)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             where = ("during z selection" if last is None or last.phase == "select"
@@ -204,7 +208,7 @@ class ReconstructionRun:
             raise DeviceMemoryError(
                 f"The {self.device.type.upper()} device ran out of memory {where} "
                 f"({_first_line(exc)}). Choose a smaller working region, precision 'bf16', "
-                "fewer z samples per batch, or run on the CPU.") from exc
+                "or run on the CPU.") from exc
 
     def _steps(self) -> Iterator[Report]:
         t0 = time.perf_counter()
@@ -242,10 +246,7 @@ class ReconstructionRun:
         with torch.no_grad():
             while done < num:
                 b = min(self.select_batch, num - done)
-                zs = torch.randn(b, dim_z, generator=gen) * preset.sample_std
-                ys = (torch.full((b,), self.class_id, dtype=torch.long)
-                      if self.class_id is not None
-                      else torch.randint(n_classes, (b,), generator=gen))
+                zs, ys = self._candidates(b, dim_z, n_classes, gen)
                 with self._autocast():
                     x = G(zs.to(dev), G.shared(ys.to(dev))).float()
                     losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
@@ -262,6 +263,19 @@ class ReconstructionRun:
             raise InputError("No starting point gave a finite loss: the model's weights hold "
                              "invalid values (NaN or inf). Import or download the model again.")
         return best[1].to(dev), best[2]
+
+    def _candidates(self, b: int, dim_z: int, n_classes: int, gen: torch.Generator
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next ``b`` z-selection candidates, drawn one at a time so the samples of a
+        seed do not depend on the batch size (torch's normal sampler fills a [b, dim_z]
+        tensor in another order than b rows of [1, dim_z])."""
+        zs, ys = [], []
+        for _ in range(b):
+            zs.append(torch.randn(1, dim_z, generator=gen) * self.preset.sample_std)
+            ys.append(torch.full((1,), self.class_id, dtype=torch.long)
+                      if self.class_id is not None
+                      else torch.randint(n_classes, (1,), generator=gen))
+        return torch.cat(zs), torch.cat(ys)
 
     def _optimise(self, G: Generator, feat: FeatureDistance, z0: torch.Tensor, y: int,
                   t0: float) -> Iterator[Report]:
@@ -397,7 +411,8 @@ class ReconstructionRun:
             model={"name": self.prior.name, "config": self.prior.config.to_dict(),
                    "checksum": self.prior.checksum},
             progress={"stage": stage, "step": step, "total": preset.total_iterations,
-                      "cancelled": cancelled, "exact": self.exact},
+                      "cancelled": cancelled, "exact": self.exact,
+                      "precision": self.precision},
             losses=losses,
         )
         fold_resampling(G, False)  # renders as a G rebuilt from base + delta does

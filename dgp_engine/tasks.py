@@ -327,8 +327,6 @@ class RestorationJob:
         for report in self.run:
             self.last_report = report
             if report.state is not None:
-                # saved with the result beside "exact": the precision the run computed in
-                report.state.progress.setdefault("precision", self.run.precision)
                 self.result = self.finish(report.state)
             yield report
 

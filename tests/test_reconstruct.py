@@ -178,3 +178,23 @@ def test_z_selection_without_a_finite_loss_says_so(prior):
     run = reconstruct(prior, smooth_target(32), "reconstruct", class_id=1, preset=preset())
     with pytest.raises(InputError, match="No starting point gave a finite loss"):
         list(run)
+
+
+@pytest.mark.parametrize("class_id", [2, None])
+def test_z_selection_picks_the_same_start_whatever_the_batch_size(class_id):
+    """A seed names one set of candidates: the CPU's batch of 1 and a GPU's batch of 16
+    pick the same z and class (dim_z 120, as BigGAN-128's, not a multiple of torch's
+    16-wide normal sampler)."""
+    from dgp_engine import BigGANConfig, build_prior
+
+    prior = build_prior(BigGANConfig(resolution=32, G_ch=8, D_ch=8, dim_z=120, shared_dim=8,
+                                     n_classes=5, G_attn="0", D_attn="0"), seed=0)
+    picks = []
+    for batch in (1, 3, 16):
+        run = reconstruct(prior, smooth_target(32), "reconstruct", class_id=class_id,
+                          preset=preset(select_num=7, iterations=[1, 0]), select_batch=batch)
+        first = next(r for r in run if r.phase == "optimize")  # G(z₀) of the chosen start
+        state = run.run_to_end()
+        picks.append((first.image, state.class_id))
+    for image, y in picks[1:]:
+        assert torch.equal(image, picks[0][0]) and y == picks[0][1]
