@@ -93,6 +93,17 @@ class SpectralNorm:
                 self.sv0.copy_(sv)
         return sv
 
+    def sigma_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, b) with σ = aᵀ W b, both without grad (eval mode: nothing is written):
+        the power step's u and v, or the stored u0 and v0."""
+        if self.sn_style == "fixed":
+            return self.u0[0], self.v0[0]
+        with torch.no_grad():
+            w_mat = self.weight.view(self.weight.size(0), -1)
+            v = F.normalize(torch.matmul(self.u0, w_mat), eps=self.sn_eps)
+            u = F.normalize(torch.matmul(v, w_mat.t()), eps=self.sn_eps)
+        return u[0], v[0]
+
     @property
     def sn_frozen(self) -> bool:
         return self._inv_sigma is not None
@@ -156,6 +167,38 @@ def fold_pool_kernel(w: torch.Tensor) -> torch.Tensor:
     return torch.einsum("yi,xj,ocij->ocyx", m, m, w)
 
 
+class _ScaledConv(torch.autograd.Function):
+    """conv2d(x, W) / σ with σ = aᵀ W b (a, b constant), for a trained layer.
+
+    Autograd through σ would make σ's weight gradient, the rank-1 (∂L/∂σ)·a bᵀ, as a
+    weight-sized tensor and then add it to the convolution's weight gradient; here it is
+    added into that gradient in place: one weight-sized tensor fewer and two passes
+    over it saved, per trained layer and iteration."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, a: torch.Tensor,
+                b: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+        raw = F.conv2d(x, weight, None, 1, padding)
+        sigma = torch.dot(a, torch.mv(weight.view(weight.size(0), -1), b))
+        ctx.padding = padding
+        ctx.save_for_backward(x, weight, a, b, raw, sigma)
+        return raw / sigma
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight, a, b, raw, sigma = ctx.saved_tensors
+        grad_raw = grad / sigma
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+            grad_raw, x, weight, None, [1, 1], list(ctx.padding), [1, 1], False, [0, 0], 1,
+            [need_x, need_w, False])
+        if grad_w is not None:
+            # ∂L/∂σ = Σ grad · (−raw/σ²); ∂σ/∂W = a bᵀ
+            d_sigma = -(grad_raw * raw).sum() / sigma
+            grad_w.view(grad_w.size(0), -1).addr_(a * d_sigma, b)
+        return grad_x, grad_w, None, None, None
+
+
 class SNConv2d(SpectralNorm, nn.Conv2d):
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, padding: int = 1,
                  bias: bool = True, eps: float = 1e-6, style: str = "power"):
@@ -163,6 +206,12 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
         self._init_sn(out_ch, eps, style, in_ch * kernel_size * kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.sn_scale_output and self._inv_sigma is None and not self.training
+                and self.weight.requires_grad and torch.is_grad_enabled()
+                and self.stride == (1, 1) and not torch.is_autocast_enabled(x.device.type)):
+            a, b = self.sigma_vectors()
+            out = _ScaledConv.apply(x, self.weight, a, b, self.padding)  # type: ignore[no-untyped-call]
+            return _add_bias(out, self.bias, 1)
         scale = self._output_scale()
         if scale is not None:
             out = F.conv2d(x, self.weight, None, self.stride, self.padding) * scale
