@@ -42,7 +42,7 @@ from .degradations import Degradation, make_degradation
 from .errors import DeviceMemoryError, InputError, PresetError
 from .model_copies import frozen_view, private_generator
 from .models import Generator, freeze_sn, unfreeze_sn
-from .models.biggan import GeneratorBlock, fold_resampling
+from .models.biggan import GeneratorBlock, use_fast_kernels
 from .models.spectral import scale_outputs
 from .presets import Preset
 from .prior import Prior
@@ -215,8 +215,8 @@ class ReconstructionRun:
         apply_matmul_precision(self.precision, self.device)
         G = private_generator(self.prior.G)
         D = frozen_view(self.prior.D)
-        fold_resampling(G, not self.exact)
-        fold_resampling(D, not self.exact)
+        use_fast_kernels(G, not self.exact)
+        use_fast_kernels(D, not self.exact)
         freeze_sn(D)
         freeze_sn(G)  # z selection renders with fixed weights
         gen = torch.Generator().manual_seed(int(self.seed))
@@ -415,7 +415,7 @@ class ReconstructionRun:
                       "precision": self.precision},
             losses=losses,
         )
-        fold_resampling(G, False)  # renders as a G rebuilt from base + delta does
+        use_fast_kernels(G, False)  # renders as a G rebuilt from base + delta does
         state.hand_over(base, G)
         return state
 

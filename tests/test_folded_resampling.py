@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import dgp_engine as dgp
 from dgp_engine.models import freeze_sn
-from dgp_engine.models.biggan import fold_resampling
+from dgp_engine.models.biggan import use_fast_kernels
 from dgp_engine.models.spectral import SNConv2d, scale_outputs
 
 # float32 sums in another order: a few ulps of outputs of magnitude ~1
@@ -91,9 +91,10 @@ def test_folding_refuses_a_layer_it_does_not_describe():
 
 
 @pytest.mark.parametrize("family", ["biggan-pytorch", "studiogan"])
-def test_folded_networks_compute_what_the_plain_ones_do(family):
+def test_fast_kernel_networks_compute_what_the_plain_ones_do(family):
     """G at 128 px folds its 32–128 px upsampling convolutions, D its 128–32 px pooling
-    ones and every shortcut; outputs and D features agree, before and after freezing."""
+    ones and every shortcut, and both reorder their 64 px attention products; outputs
+    and D features agree, before and after freezing."""
     extra = {"family": "studiogan", "BN_eps": 1e-4} if family == "studiogan" else {}
     prior = dgp.build_prior(dgp.BigGANConfig(resolution=128, G_ch=8, D_ch=8, **extra),
                             seed=0)
@@ -107,14 +108,14 @@ def test_folded_networks_compute_what_the_plain_ones_do(family):
             if frozen:
                 freeze_sn(G)
                 freeze_sn(D)
-            fold_resampling(G, True)
-            fold_resampling(D, True)
+            use_fast_kernels(G, True)
+            use_fast_kernels(D, True)
             try:
                 image = G(z, G.shared(y))
                 feats = D(plain)[1]
             finally:
-                fold_resampling(G, False)
-                fold_resampling(D, False)
+                use_fast_kernels(G, False)
+                use_fast_kernels(D, False)
             assert torch.allclose(image, plain, atol=TOL, rtol=0)
             for a, b in zip(feats, plain_feats, strict=True):
                 assert torch.allclose(a, b, atol=TOL * max(1.0, float(b.abs().max())), rtol=0)
@@ -122,7 +123,7 @@ def test_folded_networks_compute_what_the_plain_ones_do(family):
     seen: list[tuple[int, ...]] = []
     block = G.blocks[-1][0]
     handle = block.conv_sc.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape)))
-    fold_resampling(G, True)
+    use_fast_kernels(G, True)
     with torch.no_grad():
         G(z, G.shared(y))
     handle.remove()

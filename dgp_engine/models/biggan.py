@@ -18,7 +18,7 @@ from .config import BigGANConfig
 from .spectral import SNConv2d, SNEmbedding, SNLinear
 
 
-# Folded resampling (models/spectral.py) is used for convolutions whose output is at least
+# Folded resampling (models/spectral.py; a fast kernel) is used for convolutions whose output is at least
 # this many pixels wide: measured on 2 CPU cores (fp32, oneDNN), a transposed 4×4 kernel
 # beat upsample+3×3 from 32 px outputs up (forward+input-gradient 37→21 ms at 16→32 px,
 # 768→384 channels) but lost below (42→55 ms at 8→16 px, 1536→768 channels), where the
@@ -89,6 +89,7 @@ class SelfAttention(nn.Module):
         self.g = SNConv2d(ch, ch // 2, 1, padding=0, bias=False, **sn)
         self.o = SNConv2d(ch // 2, ch, 1, padding=0, bias=False, **sn)
         self.gamma = nn.Parameter(torch.tensor(0.0))
+        self.fast_kernels = False  # see use_fast_kernels()
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None,
                 use_in: bool = False) -> torch.Tensor:
@@ -97,7 +98,11 @@ class SelfAttention(nn.Module):
         phi = F.max_pool2d(self.phi(x), [2, 2]).view(n, self.ch // 8, h * w // 4)
         g = F.max_pool2d(self.g(x), [2, 2]).view(n, self.ch // 2, h * w // 4)
         beta = F.softmax(torch.bmm(theta.transpose(1, 2), phi), -1)
-        o: torch.Tensor = self.o(torch.bmm(g, beta.transpose(1, 2)).view(n, self.ch // 2, h, w))
+        if self.fast_kernels:  # the same products with β untransposed: no [hw, hw/4] copies
+            att = torch.bmm(beta, g.transpose(1, 2)).transpose(1, 2)
+        else:
+            att = torch.bmm(g, beta.transpose(1, 2))
+        o: torch.Tensor = self.o(att.reshape(n, self.ch // 2, h, w))
         return self.gamma * o + x
 
 
@@ -119,7 +124,7 @@ class GeneratorBlock(nn.Module):
         for p in (*self.in1.parameters(), *self.in2.parameters()):
             p.requires_grad_(False)
         self.in_initialized = False
-        self.fold_resampling = False  # see fold_resampling()
+        self.fast_kernels = False  # see use_fast_kernels()
 
     @staticmethod
     def _init_in(bn: ConditionalBatchNorm, inorm: nn.InstanceNorm2d, x: torch.Tensor,
@@ -144,7 +149,7 @@ class GeneratorBlock(nn.Module):
             self.in_initialized = False
         h = F.relu(h)
         shortcut: torch.Tensor
-        if self.fold_resampling:
+        if self.fast_kernels:
             # a 1×1 convolution commutes with nearest upsampling: 1/4 of the work
             shortcut = F.interpolate(self.conv_sc(x), scale_factor=2)
             if 2 * h.shape[-1] >= FOLD_MIN_SIZE:
@@ -256,10 +261,10 @@ class DiscriminatorBlock(nn.Module):
         # StudioGAN's block applies an in-place ReLU to its input before the residual
         # branch, so its shortcut sees relu(x) too; BigGAN-PyTorch's shortcut sees x.
         self.relu_shortcut = preactivation and cfg.family == "studiogan"
-        self.fold_resampling = False  # see fold_resampling()
+        self.fast_kernels = False  # see use_fast_kernels()
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        if self.preactivation and not self.fold_resampling:
+        if self.preactivation and not self.fast_kernels:
             if self.learnable_sc:
                 x = self.conv_sc(x)
             if self.downsample:
@@ -276,7 +281,7 @@ class DiscriminatorBlock(nn.Module):
         if self.relu_shortcut:
             x = h
         h = F.relu(self.conv1(h))
-        if self.downsample and self.fold_resampling and h.shape[-1] >= FOLD_MIN_SIZE:
+        if self.downsample and self.fast_kernels and h.shape[-1] >= FOLD_MIN_SIZE:
             h = self.conv2.forward_pooled(h)
         else:
             h = self.conv2(h)
@@ -336,10 +341,11 @@ class Discriminator(nn.Module):
         return out, feats
 
 
-def fold_resampling(net: nn.Module, on: bool) -> None:
-    """Compute the up/down-sampling convolutions of ``net``'s blocks with folded kernels
-    (same function, fewer operations; see models/spectral.py).  Off for the
-    reference-exact mode, whose float rounding follows the reference code."""
+def use_fast_kernels(net: nn.Module, on: bool) -> None:
+    """The same functions with fewer operations or copies: up/down-sampling convolutions
+    with folded kernels (see models/spectral.py), attention products in the order that
+    needs no transposed copy.  Off for the reference-exact mode, whose float rounding
+    follows the reference code."""
     for m in net.modules():
-        if isinstance(m, (GeneratorBlock, DiscriminatorBlock)):
-            m.fold_resampling = on
+        if isinstance(m, (GeneratorBlock, DiscriminatorBlock, SelfAttention)):
+            m.fast_kernels = on
