@@ -89,15 +89,19 @@ def child(args) -> dict:
         run = dgp.reconstruct(prior, target, "colorize", class_id=1, preset=preset,
                               select_batch=args.batch, precision=precision)
         it = iter(run)
-        next(it)  # first batch: warm-up
+
+        def batches(k):  # a report per candidate; a batch's first report computes it
+            for _ in range(k * args.batch):
+                next(it)
+
+        batches(1)  # warm-up
         sync()
         t = time.perf_counter()
-        for _ in range(timed):
-            next(it)
+        batches(timed)
         sync()
         sec = time.perf_counter() - t
         with FlopCounterMode(display=False) as flops:
-            next(it)
+            batches(1)
         run.cancel.set()
         out["sec"] = sec / (timed * args.batch)
         out["gflop"] = flops.get_total_flops() / 1e9 / args.batch
@@ -234,7 +238,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args)))
         return
-    from dgp_engine.compute import resolve_precision
+    from dgp_engine.compute import default_select_batch, resolve_precision
     from dgp_engine.errors import DGPError
 
     precisions = args.precisions.split(",")
@@ -284,7 +288,8 @@ def main() -> None:
                     row(f"{label} stage {stage}{tag}", r)
         select: dict[str, dict[int, float]] = {}
         for precision in precisions:
-            for b in [1] + ([16] if cuda else []):
+            default = default_select_batch(torch.device(args.device), args.res)
+            for b in sorted({1, default}):
                 r = run("select", batch=b, family=family, precision=precision)
                 select.setdefault(precision, {})[b] = r["sec"]
                 row(f"z selection b{b} [{precision}]{tag}", r, f"   ({unit}/sample)")

@@ -37,7 +37,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .compute import InBackwardAdam, apply_matmul_precision, autocast, resolve_precision
+from .compute import (
+    InBackwardAdam,
+    apply_matmul_precision,
+    autocast,
+    default_select_batch,
+    resolve_precision,
+)
 from .degradations import Degradation, make_degradation
 from .errors import DeviceMemoryError, InputError, PresetError
 from .model_copies import frozen_view, private_generator
@@ -170,7 +176,8 @@ class ReconstructionRun:
         self.precision = resolve_precision(precision, self.device, exact)
         self.seed = seed
         self.cancel = cancel or threading.Event()
-        self.select_batch = select_batch or (16 if self.device.type == "cuda" else 1)
+        self.select_batch = select_batch or default_select_batch(self.device,
+                                                                 prior.resolution)
         self.state: ReconstructionState | None = None
         self._iter: Iterator[Report] | None = None
 
@@ -250,13 +257,16 @@ class ReconstructionRun:
                 with self._autocast():
                     x = G(zs.to(dev), G.shared(ys.to(dev))).float()
                     losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
-                k = int(torch.argmin(losses))
-                if float(losses[k]) < best[0]:
-                    best = (float(losses[k]), zs[k:k + 1].clone(), int(ys[k]), x[k:k + 1].cpu())
-                done += b
-                yield Report("select", 0, done, num, 0, self.preset.total_iterations,
-                             {"select_loss": best[0]}, best[3], time.perf_counter() - t0,
-                             num_stages=preset.num_stages)
+                # one report per candidate, as if scored one at a time
+                for k, loss in enumerate(losses.tolist()):
+                    if loss < best[0]:
+                        best = (loss, zs[k:k + 1].clone(), int(ys[k]), x[k:k + 1].cpu())
+                    done += 1
+                    yield Report("select", 0, done, num, 0, self.preset.total_iterations,
+                                 {"select_loss": best[0]}, best[3], time.perf_counter() - t0,
+                                 num_stages=preset.num_stages)
+                    if self.cancel.is_set():
+                        break
                 if self.cancel.is_set():
                     break
         if best[1] is None or best[2] is None:  # every candidate's loss was NaN
