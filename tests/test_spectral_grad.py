@@ -62,3 +62,49 @@ def test_an_input_without_gradient_gets_none_and_the_weight_its_gradient(monkeyp
     (gw,) = torch.autograd.grad(_counted(conv, x, monkeypatch).square().sum(),
                                 [conv.weight])
     assert torch.allclose(gw, gw_ref, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", [3, 1])
+@pytest.mark.parametrize("trained", [False, True])
+def test_small_convolutions_as_matrix_products_match_the_convolution(kernel, trained,
+                                                                     monkeypatch):
+    """The fast path's ≤ 8×8 px convolutions (a matrix product over the unfolded input,
+    the whole batch at once): same outputs and gradients, frozen or trained."""
+    torch.manual_seed(2)
+    conv = SNConv2d(6, 5, kernel, padding=kernel // 2).eval()
+    with torch.no_grad():
+        conv.bias.normal_()
+    x = torch.randn(3, 6, 8, 8, requires_grad=True)
+    w_out = torch.randn(3, 5, 8, 8)
+    wanted = [x, conv.weight, conv.bias] if trained else [x]
+    if not trained:
+        conv.weight.requires_grad_(False)
+        conv.bias.requires_grad_(False)
+    ref = F.conv2d(x, conv.sn_weight(), conv.bias, 1, conv.padding)
+    ref_grads = torch.autograd.grad((ref * w_out).sum(), wanted)
+    if trained:
+        scale_outputs(conv, True)
+    else:
+        conv.freeze_sn()
+    conv.fast_kernels = True
+    used = []
+    for name in ("_gemm_conv", "_gemm_conv_backward"):
+        real = getattr(spectral, name)
+        monkeypatch.setattr(spectral, name,
+                            lambda *a, _real=real, _name=name: used.append(_name) or _real(*a))
+    out = conv(x)
+    grads = torch.autograd.grad((out * w_out).sum(), wanted)
+    assert used == ["_gemm_conv", "_gemm_conv_backward"]
+    assert torch.allclose(out, ref, atol=1e-5)
+    for a, b in zip(grads, ref_grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_larger_convolutions_stay_convolutions():
+    conv = SNConv2d(4, 4, 3).eval()
+    conv.freeze_sn()
+    conv.fast_kernels = True
+    assert conv._use_gemm(torch.zeros(1, 4, 8, 8))
+    assert not conv._use_gemm(torch.zeros(1, 4, 16, 16))
+    conv.fast_kernels = False
+    assert not conv._use_gemm(torch.zeros(1, 4, 8, 8))

@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from .config import BigGANConfig
 from .spectral import SNConv2d, SNEmbedding, SNLinear
 
-
-# Folded resampling (models/spectral.py; a fast kernel) is used for convolutions whose output is at least
-# this many pixels wide: measured on 2 CPU cores (fp32, oneDNN), a transposed 4×4 kernel
-# beat upsample+3×3 from 32 px outputs up (forward+input-gradient 37→21 ms at 16→32 px,
-# 768→384 channels) but lost below (42→55 ms at 8→16 px, 1536→768 channels), where the
-# layers are bound by their weights' size, not their arithmetic.
+# Folded resampling (models/spectral.py; a fast kernel) is used for convolutions whose
+# output is at least this many pixels wide: measured on 2 CPU cores (fp32, oneDNN), a
+# transposed 4×4 kernel beat upsample+3×3 from 32 px outputs up (forward+input-gradient
+# 37→21 ms at 16→32 px, 768→384 channels) but lost below (42→55 ms at 8→16 px,
+# 1536→768 channels), where the layers are bound by their weights' size, not their
+# arithmetic.
 FOLD_MIN_SIZE = 32
 
 
@@ -343,9 +343,9 @@ class Discriminator(nn.Module):
 
 def use_fast_kernels(net: nn.Module, on: bool) -> None:
     """The same functions with fewer operations or copies: up/down-sampling convolutions
-    with folded kernels (see models/spectral.py), attention products in the order that
-    needs no transposed copy.  Off for the reference-exact mode, whose float rounding
-    follows the reference code."""
+    with folded kernels, the smallest convolutions as matrix products on the CPU (see
+    models/spectral.py), attention products in the order that needs no transposed copy.
+    Off for the reference-exact mode, whose float rounding follows the reference code."""
     for m in net.modules():
-        if isinstance(m, (GeneratorBlock, DiscriminatorBlock, SelfAttention)):
+        if isinstance(m, (GeneratorBlock, DiscriminatorBlock, SelfAttention, SNConv2d)):
             m.fast_kernels = on
