@@ -93,16 +93,20 @@ class SpectralNorm:
                 self.sv0.copy_(sv)
         return sv
 
-    def sigma_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(a, b) with σ = aᵀ W b, both without grad (eval mode: nothing is written):
-        the power step's u and v, or the stored u0 and v0."""
-        if self.sn_style == "fixed":
-            return self.u0[0], self.v0[0]
+    def sigma_vectors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(a, b, σ) with σ = aᵀ W b, all without grad (eval mode: nothing is written):
+        the power step's u and v, or the stored u0 and v0.  The power step's σ reuses
+        its W v (the same expression as :meth:`sigma`), so W is read twice, not three
+        times."""
         with torch.no_grad():
             w_mat = self.weight.view(self.weight.size(0), -1)
+            if self.sn_style == "fixed":
+                a, b = self.u0[0], self.v0[0]
+                return a, b, torch.dot(a, torch.mv(w_mat, b))
             v = F.normalize(torch.matmul(self.u0, w_mat), eps=self.sn_eps)
-            u = F.normalize(torch.matmul(v, w_mat.t()), eps=self.sn_eps)
-        return u[0], v[0]
+            wv = torch.matmul(v, w_mat.t())
+            u = F.normalize(wv, eps=self.sn_eps)
+            return u[0], v[0], torch.squeeze(torch.matmul(wv, u.t()))
 
     @property
     def sn_frozen(self) -> bool:
@@ -227,7 +231,7 @@ class _GemmConv(torch.autograd.Function):
 
 
 class _ScaledConv(torch.autograd.Function):
-    """conv2d(x, W) / σ with σ = aᵀ W b (a, b constant), for a trained layer.
+    """conv2d(x, W) / σ with σ = aᵀ W b (a, b constant; σ given), for a trained layer.
 
     Autograd through σ would make σ's weight gradient, the rank-1 (∂L/∂σ)·a bᵀ, as a
     weight-sized tensor and then add it to the convolution's weight gradient; here it is
@@ -236,12 +240,12 @@ class _ScaledConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, a: torch.Tensor,
-                b: torch.Tensor, padding: tuple[int, int], gemm: bool) -> torch.Tensor:
+                b: torch.Tensor, sigma: torch.Tensor, padding: tuple[int, int], gemm: bool
+                ) -> torch.Tensor:
         if gemm:  # x is not needed for the gradients, its unfolded copy is
             raw, saved = _gemm_conv(x, weight, padding[0])
         else:
             raw, saved = F.conv2d(x, weight, None, 1, padding), x
-        sigma = torch.dot(a, torch.mv(weight.view(weight.size(0), -1), b))
         ctx.padding, ctx.gemm = padding, gemm
         ctx.save_for_backward(saved, weight, a, b, raw, sigma)
         return raw / sigma
@@ -262,7 +266,7 @@ class _ScaledConv(torch.autograd.Function):
             # ∂L/∂σ = Σ grad · (−raw/σ²); ∂σ/∂W = a bᵀ
             d_sigma = -(grad_raw * raw).sum() / sigma
             grad_w.view(grad_w.size(0), -1).addr_(a * d_sigma, b)
-        return grad_x, grad_w, None, None, None, None
+        return grad_x, grad_w, None, None, None, None, None
 
 
 class SNConv2d(SpectralNorm, nn.Conv2d):
@@ -285,9 +289,9 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
         if (self.sn_scale_output and self._inv_sigma is None and not self.training
                 and self.weight.requires_grad and torch.is_grad_enabled()
                 and self.stride == (1, 1) and not torch.is_autocast_enabled(x.device.type)):
-            a, b = self.sigma_vectors()
+            a, b, sigma = self.sigma_vectors()
             out = _ScaledConv.apply(  # type: ignore[no-untyped-call]
-                x, self.weight, a, b, self.padding, self._use_gemm(x))
+                x, self.weight, a, b, sigma, self.padding, self._use_gemm(x))
             return _add_bias(out, self.bias, 1)
         scale = self._output_scale()
         if scale is not None:
