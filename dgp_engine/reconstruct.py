@@ -12,7 +12,11 @@ Two modes share the loop:
 * the default fast path computes weight gradients only for the groups being
   trained, caches W/σ of every layer that cannot change (all of D, frozen groups,
   the output layer), never computes D weight gradients, and skips the D pass
-  when the stage does not use the feature loss.
+  when the stage does not use the feature loss.  It steps G inside ``backward()``
+  with a second-moment-only Adam (:class:`.compute.InBackwardAdam`), runs the
+  networks' fast kernels (folded resampling, small convolutions as matrix products,
+  :func:`.models.biggan.use_fast_kernels`) and may compute in TF32 or bfloat16
+  (``precision``, :mod:`.compute`).  docs/performance.md has the measurements.
 Both cache the target's D features (they never change).
 
 The prior is never modified: a run fine-tunes its own copy of G and reads D
