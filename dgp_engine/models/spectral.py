@@ -320,21 +320,21 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
                 kernel = self._folded[kind] = fold(self.weight.detach()).contiguous()
         return kernel, scale
 
+    def _folded_op(self, x: torch.Tensor, kind: str,
+                   fold: Callable[[torch.Tensor], torch.Tensor],
+                   op: Callable[..., torch.Tensor]) -> torch.Tensor:
+        kernel, scale = self._fold(kind, fold)
+        if scale is None:
+            return op(x, kernel, self.bias, stride=2, padding=1)
+        return _add_bias(op(x, kernel, None, stride=2, padding=1) * scale, self.bias, 1)
+
     def forward_upsampled(self, x: torch.Tensor) -> torch.Tensor:
         """``self(F.interpolate(x, scale_factor=2))`` (nearest), without the upsampled x."""
-        kernel, scale = self._fold("upsample", fold_upsample_kernel)
-        if scale is None:
-            return F.conv_transpose2d(x, kernel, self.bias, stride=2, padding=1)
-        out = F.conv_transpose2d(x, kernel, None, stride=2, padding=1) * scale
-        return _add_bias(out, self.bias, 1)
+        return self._folded_op(x, "upsample", fold_upsample_kernel, F.conv_transpose2d)
 
     def forward_pooled(self, x: torch.Tensor) -> torch.Tensor:
         """``F.avg_pool2d(self(x), 2)`` in one stride-2 convolution."""
-        kernel, scale = self._fold("pool", fold_pool_kernel)
-        if scale is None:
-            return F.conv2d(x, kernel, self.bias, stride=2, padding=1)
-        out = F.conv2d(x, kernel, None, stride=2, padding=1) * scale
-        return _add_bias(out, self.bias, 1)
+        return self._folded_op(x, "pool", fold_pool_kernel, F.conv2d)
 
 
 class SNLinear(SpectralNorm, nn.Linear):
