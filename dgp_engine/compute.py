@@ -36,17 +36,24 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")
 
 
-def resolve_precision(precision: str | None, device: torch.device, exact: bool) -> str:
-    """The precision a run uses: "fp32", "tf32" or "bf16".  Refuses what the device
-    cannot do with a sentence saying what to choose instead."""
+def check_precision(precision: str | None, exact: bool) -> str:
+    """The precision setting, normalised ("auto" for None), whatever the device: refuses
+    an unknown name, or anything but float32 with the reference-exact mode."""
     choice = (precision or "auto").strip().lower()
     if choice not in PRECISIONS:
         raise InputError(f"Unknown precision {precision!r}: choose one of "
                          f"{', '.join(PRECISIONS)}.")
+    if exact and choice not in ("auto", "fp32"):
+        raise InputError("The reference-exact mode computes in float32 only: drop the "
+                         "precision setting or the exact mode.")
+    return choice
+
+
+def resolve_precision(precision: str | None, device: torch.device, exact: bool) -> str:
+    """The precision a run uses on ``device``: "fp32", "tf32" or "bf16".  Refuses what
+    the device cannot do with a sentence saying what to choose instead."""
+    choice = check_precision(precision, exact)
     if exact:
-        if choice not in ("auto", "fp32"):
-            raise InputError("The reference-exact mode computes in float32 only: drop the "
-                             "precision setting or the exact mode.")
         return "fp32"
     if choice == "auto":
         return "tf32" if device.type == "cuda" else "fp32"

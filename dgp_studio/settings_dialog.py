@@ -52,9 +52,11 @@ class SettingsDialog(QDialog):
         self.precision.addItems(list(PRECISIONS))
         self.precision.setCurrentText(settings.precision)
         self.precision.setToolTip("auto: TF32 on NVIDIA GPUs, float32 elsewhere. fp32: "
-                                  "float32 everywhere. tf32: NVIDIA GPUs only. bf16: less "
-                                  "memory (e.g. after the GPU ran out of it); not on Apple "
-                                  "MPS. A device that cannot use the choice runs with auto.")
+                                  "float32 everywhere. tf32: NVIDIA GPUs only. bf16: faster "
+                                  "on CPUs with AMX and recent GPUs, smaller activations on "
+                                  "a GPU (try it after the GPU ran out of memory); not on "
+                                  "Apple MPS. A device that cannot use the choice runs with "
+                                  "auto.")
         form.addRow("Compute &precision", self.precision)
         self.cache = QLineEdit(settings.cache_dir)
         self.cache.setAccessibleName("Cache folder")

@@ -179,3 +179,17 @@ def test_exact_mode_refuses_bf16():
     with pytest.raises(InputError, match="exact"):
         reconstruct(tiny_prior(), smooth_target(32), "colorize", class_id=1,
                     preset=small_preset(), exact=True, precision="bf16")
+
+
+def test_a_setting_is_checked_without_a_device():
+    """Batch settings are checked before any worker (and its device) exists: the name and
+    the exact mode are, what a device can compute in is the worker's to refuse."""
+    from dgp_engine.compute import check_precision
+
+    assert check_precision(None, exact=False) == "auto"
+    assert check_precision(" TF32 ", exact=False) == "tf32"  # fine until a CPU worker runs it
+    assert check_precision("fp32", exact=True) == "fp32"
+    with pytest.raises(InputError, match="exact"):
+        check_precision("bf16", exact=True)
+    with pytest.raises(InputError, match="auto, fp32, tf32, bf16"):
+        check_precision("fp16", exact=False)

@@ -24,9 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..compute import resolve_precision
+from ..compute import check_precision
 from ..errors import InputError, OutputError
 from ..imageio import FORMATS
 from ..taskspec import task_spec
@@ -72,11 +70,9 @@ class BatchSettings:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, Path(value).expanduser().absolute())
-        precision = str(self.precision or "auto").strip().lower()
-        # the name, and whether it goes with exact, checked now as for a CUDA device (which
-        # computes in every precision); what a worker's own device cannot do stops it
-        resolve_precision(precision, torch.device("cuda"), self.exact)
-        object.__setattr__(self, "precision", precision)
+        # the name, and whether it goes with exact, checked now; what a worker's own device
+        # cannot compute in stops that worker
+        object.__setattr__(self, "precision", check_precision(self.precision, self.exact))
 
     @property
     def uses_mask(self) -> bool:

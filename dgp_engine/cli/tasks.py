@@ -131,8 +131,9 @@ def _precision_option(p: argparse.ArgumentParser) -> None:
     # no argparse choices: a bad value is refused with the engine's own sentence (exit 1)
     p.add_argument("--precision", default="auto", metavar="{" + ",".join(PRECISIONS) + "}",
                    help="compute precision (default auto: TF32 on NVIDIA GPUs, float32 "
-                        "elsewhere); tf32 needs an NVIDIA GPU; bf16 uses less memory (not "
-                        "on Apple MPS, nor with --exact)")
+                        "elsewhere); tf32 needs an NVIDIA GPU; bf16 is faster where the "
+                        "hardware has it (CPUs with AMX, recent GPUs; not Apple MPS, nor "
+                        "with --exact); see docs/performance.md")
 
 
 def _check_precision(args: argparse.Namespace, device: torch.device) -> str:
