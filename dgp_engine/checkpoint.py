@@ -10,8 +10,9 @@ A model folder holds a generator and its discriminator in one of two layouts:
   the tensors. A ``config.json`` beside them wins.
 
 Pickled files are read with ``torch.load(weights_only=True)``: tensors and plain
-containers/numbers/strings only, never code. This module sits below ``prior`` and
-``registry`` and imports neither.
+containers/numbers/strings only, never code — plus, for that read only, numpy float64
+scalars, which StudioGAN's trainer stores in every D file (``best_fid``). This module sits
+below ``prior`` and ``registry`` and imports neither.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ import json
 import logging
 import pickle
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import studiogan
@@ -177,12 +181,61 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
 
 
 def _torch_load(file: Path) -> Any:
-    try:  # zip-format checkpoints map their tensors: optimizer state is never paged in
-        return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as exc:
-        if "mmap" not in str(exc).lower():
-            raise
-        return torch.load(file, map_location="cpu", weights_only=True)
+    with numpy_floats_allowed():
+        try:  # zip-format checkpoints map their tensors: optimizer state is never paged in
+            return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc).lower():
+                raise
+            return torch.load(file, map_location="cpu", weights_only=True)
+
+
+# --- numpy float64 scalars in pickles (StudioGAN's best_fid) -------------------------------
+# A numpy scalar pickles as scalar(dtype, raw bytes), the dtype as dtype("f8", False, True)
+# followed by a BUILD of its state. The allow-list maps the names a file may use to the
+# checked stand-ins below; BUILD is allowed on float64 dtypes only.
+_FLOAT64 = np.dtype(np.float64)
+_SCALAR_NAMES = ("numpy._core.multiarray.scalar",  # numpy 2
+                 "numpy.core.multiarray.scalar")   # numpy 1.x: StudioGAN's 2022 files
+_ALLOW_LOCK = threading.Lock()
+
+
+def _refuse(what: str) -> pickle.UnpicklingError:
+    # torch.load turns this into its "Weights only load failed" error: refused as any
+    # other object besides tensors
+    return pickle.UnpicklingError(f"weights_only: {what} is not a numpy float64")
+
+
+def _float64_dtype(spec: Any, align: Any = False, copy: Any = True) -> np.dtype[Any]:
+    """numpy.dtype as a pickle calls it, for the float64 dtype only."""
+    if not isinstance(spec, str) or spec not in ("f8", "<f8", "float64"):
+        raise _refuse(f"the dtype {spec!r}")
+    return np.dtype(spec, align=bool(align), copy=bool(copy))
+
+
+def _float64_scalar(dtype: Any, data: Any = None) -> np.float64:
+    """numpy's scalar reconstructor, for float64 values given as their 8 raw bytes."""
+    if not isinstance(dtype, np.dtype) or dtype != _FLOAT64 or not isinstance(data, bytes) \
+            or len(data) != _FLOAT64.itemsize:
+        raise _refuse(f"a numpy scalar made of {dtype!r} and {type(data).__name__}")
+    return np.frombuffer(data, dtype=dtype)[0].copy()  # type: ignore[no-any-return]
+
+
+def numpy_float_globals() -> list[Any]:
+    """What ``torch.load(weights_only=True)`` needs to read numpy float64 scalars: the
+    scalar reconstructor under numpy 2's and numpy 1's module names, ``numpy.dtype`` and
+    the float64 dtype's class — each a checked stand-in that builds nothing else."""
+    return [*((_float64_scalar, name) for name in _SCALAR_NAMES),
+            (_float64_dtype, "numpy.dtype"), type(_FLOAT64)]
+
+
+@contextmanager
+def numpy_floats_allowed() -> Iterator[None]:
+    """Allow :func:`numpy_float_globals` for the reads inside this block only. torch's
+    allow-list is one per process: the lock keeps another thread from removing it
+    mid-read."""
+    with _ALLOW_LOCK, torch.serialization.safe_globals(numpy_float_globals()):
+        yield
 
 
 def family_of(sd: dict[str, torch.Tensor]) -> str:

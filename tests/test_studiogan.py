@@ -16,6 +16,7 @@ from dgp_engine.errors import CheckpointError
 from dgp_engine.models.spectral import SNLinear
 from dgp_engine.presets import load_preset
 
+from . import studiogan_files
 from .conftest import PARITY, REFERENCE
 
 SMALL = REFERENCE / "studiogan_small"
@@ -236,6 +237,45 @@ def test_a_pickle_with_code_is_refused_without_running_it(tmp_path, capsys):
         load_prior(folder)
     assert "weights_only=False" not in str(info.value)
     assert "this must never run" not in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- real D files
+
+
+def _run_with_d(tmp_path, d_bytes: bytes):
+    folder = _folder(tmp_path, SMALL / "imagenet128" / G_EMA, SMALL / "imagenet128" / D_FILE)
+    (folder / D_FILE).chmod(0o644)
+    (folder / D_FILE).write_bytes(d_bytes)
+    return folder
+
+
+@pytest.mark.parametrize("numpy1", [False, True], ids=["numpy2-names", "numpy1-names"])
+@pytest.mark.parametrize("aa_p", ["N/A", "tensor", "numpy"])
+def test_discriminators_with_numpy_metadata_load(tmp_path, aa_p, numpy1):
+    """StudioGAN stores best_fid (and maybe aa_p) as numpy.float64: such D files load,
+    whichever numpy wrote them, and give the reference weights."""
+    before = torch.serialization.get_safe_globals()
+    d_bytes = studiogan_files.real_d_bytes(SMALL / "imagenet128" / D_FILE, aa_p=aa_p,
+                                          numpy1=numpy1)
+    weights = read_folder(_run_with_d(tmp_path, d_bytes))
+    want = read_folder(SMALL / "imagenet128")
+    assert weights.D.keys() == want.D.keys()
+    assert all(torch.equal(weights.D[k], want.D[k]) for k in want.D)
+    # allowed for that read only
+    assert torch.serialization.get_safe_globals() == before
+
+
+@pytest.mark.parametrize("kind", ["object-array", "object-scalar", "object-scalar-numpy1",
+                                  "os.system"])
+def test_other_pickled_objects_beside_numpy_floats_stay_refused(tmp_path, kind):
+    marker = tmp_path / "ran"
+    before = torch.serialization.get_safe_globals()
+    d_bytes = studiogan_files.hostile_d_bytes(SMALL / "imagenet128" / D_FILE, kind, marker)
+    folder = _run_with_d(tmp_path, d_bytes)
+    with pytest.raises(CheckpointError, match=r"holds pickled Python objects besides tensors"):
+        read_folder(folder)
+    assert not marker.exists()
+    assert torch.serialization.get_safe_globals() == before
 
 
 # --------------------------------------------------------------------------- the DGP loop
