@@ -112,28 +112,43 @@ def _read_as_ours(file: Path, role: str, config: BigGANConfig, source_format: st
     return sd
 
 
+def _checked_weights(files: dict[str, Path], role: str, config: BigGANConfig, name: str,
+                     reporter: Reporter, *, source_format: str | None = None,
+                     source_hint: str | None = None, has_config_file: bool = False
+                     ) -> dict[str, torch.Tensor]:
+    """The ``role`` file's tensors under our names, checked key by key and shape by shape
+    against ``config`` (CheckpointError saying what to do otherwise)."""
+    src = files[role]
+    index = ROLES.index(role)
+    reporter.report("read", src.name, 0, src.stat().st_size, index, len(ROLES))
+    sd = _read_as_ours(src, role, config, source_format)
+    reporter.check()
+    check_state_dict(sd, role, config, label=src.name, model=name,
+                     other_label=files["G"].name if role == "D" else None,
+                     source_hint=source_hint, has_config_file=has_config_file)
+    return sd
+
+
 def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path],
              origin: dict[str, Any], reporter: Reporter, *, classes: str = "imagenet",
              classes_file: Path | None = None, has_config_file: bool = False,
              source_hint: str | None = None, class_names: tuple[str, ...] = (),
-             source_format: str | None = None) -> InstalledModel:
+             source_format: str | None = None,
+             checked: dict[str, dict[str, torch.Tensor]] | None = None) -> InstalledModel:
     """Check, convert to safetensors and atomically install a G/D pair as ``name``.
     StudioGAN checkpoints are renamed to our layout and stored with float16 weights;
-    their optimizer state and metadata are not kept."""
+    their optimizer state and metadata are not kept. ``checked`` holds the state dicts
+    of roles that :func:`_checked_weights` already read (taken out of it here)."""
     from safetensors.torch import save_file
 
+    checked = checked if checked is not None else {}
     try:
         with model_store.staged_folder(name) as staging:
             record_files: dict[str, dict[str, Any]] = {}
             for i, role in enumerate(ROLES):
-                src = files[role]
-                reporter.report("read", src.name, 0, src.stat().st_size, i, len(ROLES))
-                sd = _read_as_ours(src, role, config, source_format)
-                reporter.check()
-                check_state_dict(sd, role, config, label=src.name, model=name,
-                                 other_label=files["G"].name if role == "D" else None,
-                                 source_hint=source_hint,
-                                 has_config_file=has_config_file)
+                sd = checked.pop(role) if role in checked else _checked_weights(
+                    files, role, config, name, reporter, source_format=source_format,
+                    source_hint=source_hint, has_config_file=has_config_file)
                 out = staging / WEIGHT_FILES[role]
                 reporter.report("write", out.name, 0, None, i, len(ROLES))
                 if config.family == "studiogan":
@@ -479,8 +494,11 @@ def pull(name: str, *, force: bool = False, update: bool = False, offline: bool 
     re-installs). A source given by patterns is resolved by listing the repository at
     the first pull and pinned (commit, paths, SHA-256) for every later one; ``update``
     forgets the pin and resolves again. Each file is first looked up in the download
-    cache without network. ``offline`` defaults to HF_HUB_OFFLINE. Downloads are deleted
-    after conversion unless ``keep_download``: the cache keeps only the converted model."""
+    cache without network. The generator is downloaded and checked before the (larger)
+    discriminator is fetched. ``offline`` defaults to HF_HUB_OFFLINE. Downloads are deleted
+    after conversion unless ``keep_download``: the cache keeps only the converted model. A
+    file that fails its check or conversion stays in the download cache, so pulling again
+    (after fixing the source or updating DGP Studio) does not download it again."""
     entry = registry.get_entry(name)
     if entry.kind == BUNDLED:
         raise DownloadError("The bundled model ships inside DGP Studio and needs no download.")
@@ -511,8 +529,10 @@ def pull(name: str, *, force: bool = False, update: bool = False, offline: bool 
     total = _planned_bytes(pattern_src, resolved)
     reporter.report("plan", f"{src.filename('G')} + {src.filename('D')}", 0, total, 0, 1)
     fetched: dict[str, Path] = {}
+    checked: dict[str, dict[str, torch.Tensor]] = {}
     origin_files: dict[str, dict[str, Any]] = {}
     commit = None
+    hint = f"{src.describe()}; `dgp models source {name} ...`"
     for i, role in enumerate(ROLES):
         reporter.check()
         path, sha, downloaded, head_commit = _fetch(entry, src, role, reporter, i, offline,
@@ -521,6 +541,15 @@ def pull(name: str, *, force: bool = False, update: bool = False, offline: bool 
         fetched[role] = path
         origin_files[role] = {"name": src.filename(role), "sha256": sha,
                               "size": path.stat().st_size, "downloaded": downloaded}
+        if role == "G":
+            # The generator is the small file (StudioGAN's D carries its optimizer state:
+            # 1.2 GB at 256 px): a wrong or unreadable G fails before D is downloaded.
+            try:
+                checked["G"] = _checked_weights(fetched, "G", entry.config, name, reporter,
+                                                source_format=src.format, source_hint=hint)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{exc} {_kept_note(fetched, src.filename('D'))}") \
+                    from exc
     origin: dict[str, Any] = {
         "kind": "hub", "endpoint": src.endpoint, "repo_id": src.repo_id,
         "revision": src.revision, "commit": commit or _cached_commit(fetched["G"]),
@@ -528,10 +557,12 @@ def pull(name: str, *, force: bool = False, update: bool = False, offline: bool 
     if pattern_src.has_patterns:
         origin["patterns"] = {"G": pattern_src.G, "D": pattern_src.D,
                               "revision": pattern_src.revision}
-    model = _install(name, entry.title, entry.config, fetched, origin, reporter,
-                     classes=entry.classes, class_names=entry.class_names,
-                     source_format=src.format,
-                     source_hint=f"{src.describe()}; `dgp models source {name} ...`")
+    try:
+        model = _install(name, entry.title, entry.config, fetched, origin, reporter,
+                         classes=entry.classes, class_names=entry.class_names,
+                         source_format=src.format, source_hint=hint, checked=checked)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc} {_kept_note(fetched)}") from exc
     if pattern_src.has_patterns:
         # Pinned only now that the files proved to be a valid model.
         registry.record_pin(pattern_src, {
@@ -548,6 +579,19 @@ def pull(name: str, *, force: bool = False, update: bool = False, offline: bool 
         for path in fetched.values():
             _drop_cached(path)
     return model
+
+
+def _kept_note(fetched: dict[str, Path], not_fetched: str | None = None) -> str:
+    """What a failed pull leaves: nothing installed, the downloads kept for the next try."""
+    size = 0
+    for path in fetched.values():
+        with contextlib.suppress(OSError):
+            size += path.stat().st_size
+    skipped = (f", and the discriminator ({not_fetched.rsplit('/', 1)[-1]}) was not "
+               "downloaded" if not_fetched else "")
+    return (f"Nothing was installed{skipped}; what was downloaded ({model_store.mb(size)}) "
+            f"stays in {registry.downloads_dir()} for the next pull, which will not fetch it "
+            "again (delete that folder to free the space or to fetch the files anew).")
 
 
 def _pinned_source(src: registry.HubSource) -> registry.HubSource | None:

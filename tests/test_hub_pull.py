@@ -209,6 +209,7 @@ def test_a_mirror_serving_another_architecture(online, fake, tiny):
     with pytest.raises(Exception, match=r"is a BigGAN 64 px generator .*point tiny's source at "
                                         r"the right files"):
         hub.pull(tiny)
+    assert fake.requests_for("D.pth") == []  # G is checked before D is downloaded
     assert registry.installed(tiny) is None
     src = registry.get_entry(tiny).source
     assert registry.expected_sha256(src, "G") == ("", "unknown")  # a bad file is not pinned

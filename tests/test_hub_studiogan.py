@@ -19,6 +19,7 @@ from dgp_engine.cli import main
 from dgp_engine.errors import CheckpointError, DownloadError
 from dgp_engine.prior import load_prior
 
+from . import studiogan_files
 from .conftest import PARITY, REFERENCE
 from .fakehub import FakeHub, leftovers
 
@@ -187,6 +188,67 @@ def test_a_biggan_pytorch_file_served_as_studiogan_installs_nothing(online, fake
     assert registry.installed(small_model) is None
     assert registry.pinned(registry.get_entry(small_model).source) is None
     assert leftovers(paths.cache_dir()) == []
+
+
+NEW_G = f"{NEW_RUN}/model=G_ema-best-weights-step=1000.pth"
+NEW_D = f"{NEW_RUN}/model=D-best-weights-step=1000.pth"
+
+
+def downloaded_blobs() -> list[str]:
+    root = registry.downloads_dir()
+    return sorted(p.name for p in root.rglob("blobs/*")) if root.exists() else []
+
+
+def test_a_real_studiogan_discriminator_installs(online, fake, small_model):
+    """StudioGAN's trainer stores best_fid as numpy.float64 in every D file (2022's runs
+    under numpy 1's names): the pull installs it."""
+    fake.put(REPO, NEW_D, studiogan_files.real_d_bytes(
+        SMALL / "model=D-best-weights-step=1000.pth", aa_p="numpy", numpy1=True))
+    model = hub.pull(small_model)
+    assert model.origin["files"]["D"]["name"] == NEW_D
+    _close_to_studiogan(load_prior(small_model), tol=2e-2)
+    assert downloaded_blobs() == []
+
+
+def test_a_wrong_generator_is_refused_before_the_discriminator_is_downloaded(
+        online, fake, small_model, blobs):
+    papa = REFERENCE / "studiogan_small" / "papa64" / "model=G_ema-best-weights-step=1000.pth"
+    fake.put(REPO, NEW_G, papa.read_bytes())
+    with pytest.raises(CheckpointError) as info:
+        hub.pull(small_model)
+    message = str(info.value)
+    assert "is a BigGAN 64 px generator" in message and "sg-small expects 128 px" in message
+    assert "the discriminator (model=D-best-weights-step=1000.pth) was not downloaded" in message
+    assert fake.requests_for(NEW_D) == []  # not even asked about
+    assert registry.installed(small_model) is None
+    assert registry.pinned(registry.get_entry(small_model).source) is None
+    assert downloaded_blobs() == [sha(papa.read_bytes())]
+    assert leftovers(paths.cache_dir()) == []
+
+
+def test_a_failed_conversion_keeps_the_downloads_for_the_next_pull(monkeypatch, online, fake,
+                                                                  small_model, blobs):
+    d_bytes = studiogan_files.real_d_bytes(SMALL / "model=D-best-weights-step=1000.pth")
+    fake.put(REPO, NEW_D, d_bytes)
+    from dgp_engine import checkpoint
+
+    with monkeypatch.context() as patch, pytest.raises(CheckpointError) as info:
+        # as a DGP Studio that refused numpy floats did
+        patch.setattr(checkpoint, "numpy_float_globals", lambda: [])
+        hub.pull(small_model)
+    message = str(info.value)
+    assert "holds pickled Python objects besides tensors" in message
+    assert f"stays in {registry.downloads_dir()} for the next pull" in message
+    assert registry.installed(small_model) is None
+    assert downloaded_blobs() == sorted([sha(blobs["G_ema"]), sha(d_bytes)])
+    assert leftovers(paths.cache_dir()) == []
+    fake.log.clear()  # the fixed version pulls again
+    model = hub.pull(small_model)
+    assert fake.requests_for(NEW_G) == fake.requests_for(NEW_D) == []  # nothing fetched again
+    assert model.origin["files"]["D"]["sha256"] == sha(d_bytes)
+    assert not model.origin["files"]["D"]["downloaded"]
+    assert downloaded_blobs() == []  # installed: the cache keeps only the converted model
+    assert all(r.ok for r in hub.verify([small_model]))
 
 
 def test_shipped_entries_point_at_studiogan():
