@@ -18,32 +18,34 @@ import torch
 
 NUMPY2_SCALAR = b"numpy._core.multiarray\nscalar\n"
 NUMPY1_SCALAR = b"numpy.core.multiarray\nscalar\n"
+_SCALAR = np.float64(0).__reduce__()[0]  # numpy's scalar reconstructor, whatever its module
 
 
-class _NumpyOnePickler(pickle._Pickler):
-    """Pickles numpy's scalar reconstructor under its numpy 1.x name, as numpy 1 did."""
+def _pickle_module(name: bytes) -> Any:
+    """A pickle module for ``torch.save`` whose Pickler names numpy's scalar reconstructor
+    ``name`` (numpy 1's or numpy 2's), whichever numpy is installed."""
 
-    def save_global(self, obj: Any, name: str | None = None) -> None:
-        if obj is np._core.multiarray.scalar:
-            self.write(pickle.GLOBAL + NUMPY1_SCALAR)
-            self.memoize(obj)
-            return
-        super().save_global(obj, name)
+    class Pickler(pickle._Pickler):
+        def save_global(self, obj: Any, global_name: str | None = None) -> None:
+            if obj is _SCALAR:
+                self.write(pickle.GLOBAL + name)
+                self.memoize(obj)
+                return
+            super().save_global(obj, global_name)
 
+    class Module:
+        pass
 
-class _NumpyOne:
-    """A pickle module for ``torch.save`` whose Pickler writes numpy 1 names."""
-
-    Pickler = _NumpyOnePickler
+    Module.Pickler = Pickler  # type: ignore[attr-defined]
+    return Module
 
 
 def save(payload: dict[str, Any], *, numpy1: bool = False) -> bytes:
-    """``torch.save`` bytes of ``payload`` (with numpy 1's scalar name if ``numpy1``)."""
+    """``torch.save`` bytes of ``payload``, numpy scalars named as numpy 1 (``numpy1``) or
+    numpy 2 wrote them."""
     buf = io.BytesIO()
-    if numpy1:
-        torch.save(payload, buf, pickle_module=_NumpyOne)
-    else:
-        torch.save(payload, buf)
+    torch.save(payload, buf, pickle_module=_pickle_module(NUMPY1_SCALAR if numpy1
+                                                          else NUMPY2_SCALAR))
     return buf.getvalue()
 
 
@@ -72,7 +74,7 @@ class _ObjectScalar:
     """Pickles as numpy's scalar reconstructor applied to an object dtype."""
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (np._core.multiarray.scalar, (np.dtype(object), "not a number"))
+        return (_SCALAR, (np.dtype(object), "not a number"))
 
 
 class _ShellCommand:
