@@ -551,7 +551,7 @@ class Generator(nn.Module):
         img: torch.Tensor = self.synthesis(ws, noise_mode, intermediates)
         return img
 
-    # DGP parameter groups: 0 = mapping network (label embedding included), 1..N =
+    # DGP parameter groups: 0 = mapping network (its label embedding on request), 1..N =
     # synthesis blocks from 4 px up (each with its toRGB). There is no separate output
     # layer: group N+1 is empty.
     @property
@@ -568,8 +568,14 @@ class Generator(nn.Module):
             return []
         raise IndexError(f"generator parameter group {index} does not exist")
 
-    def group_params(self, index: int) -> list[nn.Parameter]:
-        return [p for m in self.group_modules(index) for p in m.parameters()]
+    def group_params(self, index: int, update_embed: bool = False) -> list[nn.Parameter]:
+        """Parameters of a group; group 0 leaves out the label embedding unless
+        ``update_embed`` (as BigGAN's group 0 leaves out its shared class embedding)."""
+        params = [p for m in self.group_modules(index) for p in m.parameters()]
+        if index == 0 and not update_embed and self.c_dim > 0:
+            embed = {id(p) for p in self.mapping.embed.parameters()}
+            params = [p for p in params if id(p) not in embed]
+        return params
 
 
 # --------------------------------------------------------------------------- discriminator

@@ -191,14 +191,19 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, requires_
     extent = offset + sum((s - 1) * st for s, st in zip(size, stride)) + 1
     if offset < 0 or (math.prod(size) > 0 and extent * itemsize > raw.nbytes()):
         raise CheckpointError("the pickle holds a tensor larger than its storage")
-    view = torch.empty(0, dtype=storage.dtype).set_(raw, offset, size, stride)
-    return view.clone(memory_format=torch.contiguous_format)  # owns its memory
+    return torch.empty(0, dtype=storage.dtype).set_(raw, offset, size, stride)
 
 
 def _rebuild_parameter(data: Any, requires_grad: Any, hooks: Any) -> torch.Tensor:
     if not isinstance(data, torch.Tensor):
         raise CheckpointError("the pickle holds a malformed parameter")
     return data
+
+
+def _latin1_bytes(text: Any, encoding: Any = "latin1") -> bytes:
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise CheckpointError("the pickle encodes text in an unexpected way")
+    return text.encode("latin1")
 
 
 #: (module, name) → what the unpickler hands out for it. Nothing else is resolvable.
@@ -213,6 +218,8 @@ _ALLOWED: dict[tuple[str, str], Callable[..., Any] | type] = {
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,  # numpy 1.x name
     ("numpy", "dtype"): _DtypeSpec,
     ("builtins", "set"): set,  # pickle protocols < 4 store sets as set(list)
+    ("__builtin__", "set"): set,  # protocol 2 writes Python 2's module names
+    ("_codecs", "encode"): _latin1_bytes,  # protocol 2 stores bytes as encode(str)
 }
 
 
@@ -233,7 +240,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise CheckpointError("it refers to outside objects, which network pickles never do")
 
 
-def _unpickle(data: bytes, label: str) -> Any:
+def safe_unpickle(data: bytes, label: str) -> Any:
+    """The objects of a network pickle, modules as :class:`PersistentObject` trees; no
+    code of the file runs. Refuses (CheckpointError) a file with any other global."""
     try:
         return _RestrictedUnpickler(io.BytesIO(data)).load()
     except CheckpointError as exc:
@@ -252,9 +261,13 @@ def _unpickle(data: bytes, label: str) -> Any:
 def _flatten(obj: PersistentObject, prefix: str, tensors: dict[str, torch.Tensor],
              classes: dict[str, str]) -> None:
     """The module tree's tensors under state_dict names, and each module's class name."""
-    classes[prefix.rstrip(".")] = obj.class_name
     state = obj.state
+    if not isinstance(obj.class_name, str) or not isinstance(state, dict):
+        raise CheckpointError(f"its module {prefix or '(top)'} is malformed")
+    classes[prefix.rstrip(".")] = obj.class_name
     skip = state.get("_non_persistent_buffers_set") or set()
+    if not isinstance(skip, (set, frozenset)) or not all(isinstance(n, str) for n in skip):
+        raise CheckpointError(f"its module {prefix or '(top)'} has a malformed buffer list")
     for group in ("_parameters", "_buffers"):
         entries = state.get(group) or {}
         if not isinstance(entries, dict):
@@ -265,7 +278,8 @@ def _flatten(obj: PersistentObject, prefix: str, tensors: dict[str, torch.Tensor
             if not isinstance(name, str) or not isinstance(value, torch.Tensor):
                 raise CheckpointError(f"its module {prefix or '(top)'} holds a "
                                       f"{type(value).__name__} among its tensors")
-            tensors[prefix + name] = value
+            # a new tensor: nothing the pickle did to the object it built comes along
+            tensors[prefix + name] = value.detach().clone(memory_format=torch.contiguous_format)
     modules = state.get("_modules") or {}
     if not isinstance(modules, dict):
         raise CheckpointError(f"its module {prefix or '(top)'} has malformed submodules")
@@ -290,6 +304,7 @@ def _identify_family(classes: dict[str, str]) -> str | None:
 
 
 def _check_classes(net: nn.Module, classes: dict[str, str], role: str, label: str) -> None:
+    """``label``: how to name the network in a refusal (e.g. "x.pkl's G_ema")."""
     expected = {path: _NVIDIA_CLASS.get(type(m), type(m).__name__)
                 for path, m in net.named_modules()}
     for path, want in expected.items():
@@ -297,11 +312,11 @@ def _check_classes(net: nn.Module, classes: dict[str, str], role: str, label: st
         if got != want:
             where = f"its {path}" if path else "its top module"
             raise CheckpointError(
-                f"{label}'s {role} is not a StyleGAN2 {role}: {where} is "
+                f"{label} is not a StyleGAN2 {role}: {where} is "
                 f"{'missing' if got is None else 'a ' + got}, where StyleGAN2 has a {want}.")
     extra = sorted(set(classes) - set(expected))
     if extra:
-        raise CheckpointError(f"{label}'s {role} has modules a StyleGAN2 {role} does not "
+        raise CheckpointError(f"{label} has modules a StyleGAN2 {role} does not "
                               f"have ({', '.join(extra[:3])}).")
 
 
@@ -479,7 +494,19 @@ def read_network_pickle(file: Path) -> StyleGAN2Weights:
         data = file.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"Could not read {file}: {exc.strerror or exc}.") from exc
-    top = _unpickle(data, label)
+    top = safe_unpickle(data, label)
+    try:
+        return _network_weights(top, data, file)
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        # objects of allowed types in places or shapes the format never puts them
+        raise CheckpointError(f"{label} is not a well-formed StyleGAN2 network pickle "
+                              f"({type(exc).__name__}: {exc}).") from None
+
+
+def _network_weights(top: Any, data: bytes, file: Path) -> StyleGAN2Weights:
+    label = file.name
     if not isinstance(top, dict):
         raise CheckpointError(f"{label} is not a network pickle: it holds a "
                               f"{type(top).__name__}, not a dictionary of networks.")
@@ -526,7 +553,7 @@ def read_network_pickle(file: Path) -> StyleGAN2Weights:
     for key, role, net in ((g_key, "generator", G), ("G", "generator", G),
                            ("D", "discriminator", D)):
         if key in flat:
-            _check_classes(net, flat[key][1], role, label)
+            _check_classes(net, flat[key][1], role, f"{label}'s {key}")
             check_state_dict(net, flat[key][0], f"{label}'s {key}", config)
     info = {"training_set_kwargs": _plain(top.get("training_set_kwargs")),
             "sha256": hashlib.sha256(data).hexdigest()}
