@@ -572,7 +572,9 @@ def test_a_truncated_pickle_is_refused_as_damaged(tmp_path):
             files.read_network_pickle(_write(tmp_path, data[:cut]))
     with pytest.raises(CheckpointError, match="damaged or is not a network pickle|damaged "
                                               "or incomplete"):
-        files.read_network_pickle(_write(tmp_path, b"PK\x03\x04 not a pickle"))
+        files.read_network_pickle(_write(tmp_path, b"\x80\x04 not a pickle"))
+    with pytest.raises(CheckpointError, match="is a zip archive .* not an NVIDIA network"):
+        files.read_network_pickle(SMALL / "studiogan_uncond" / D_FILE)
 
 
 def _rename_module(obj: files.PersistentObject, old: str, new: str,
@@ -784,6 +786,19 @@ def test_studiogan_stylegan3_and_biggan_files_are_refused(tmp_path):
     biggan = REFERENCE / "studiogan_small" / "papa64"
     shutil.copy(next(biggan.glob("model=G_ema-*.pth")), folder / G_EMA)
     with pytest.raises(CheckpointError, match="not a StudioGAN StyleGAN2 generator"):
+        files.read_studiogan(folder, conv_clamp=None)
+
+
+@pytest.mark.parametrize("key,shape", [("mapping.fc0.weight", (24,)),
+                                       ("synthesis.b64.conv1.weight", (0, 4, 3, 3)),
+                                       ("synthesis.b8.conv1.weight", (5, 16, 3, 3))])
+def test_studiogan_tensors_of_foreign_shapes_are_refused(tmp_path, key, shape):
+    folder = _run_folder(tmp_path, "studiogan_uncond")
+    data = torch.load(SMALL / "studiogan_uncond" / G_EMA, weights_only=True)
+    data["state_dict"][key] = torch.zeros(shape)
+    (folder / G_EMA).unlink()
+    torch.save(data, folder / G_EMA)
+    with pytest.raises(CheckpointError, match="^studiogan_uncond"):
         files.read_studiogan(folder, conv_clamp=None)
 
 

@@ -494,6 +494,9 @@ def read_network_pickle(file: Path) -> StyleGAN2Weights:
         data = file.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"Could not read {file}: {exc.strerror or exc}.") from exc
+    if data.startswith(b"PK\x03\x04"):
+        raise CheckpointError(f"{label} is a zip archive (a torch.save checkpoint such as "
+                              "StudioGAN's model=…pth), not an NVIDIA network pickle.")
     top = safe_unpickle(data, label)
     try:
         return _network_weights(top, data, file)
@@ -782,8 +785,12 @@ def read_studiogan(folder: Path, *, conv_clamp: float | None,
     g_sd, d_sd = g_data["state_dict"], d_data["state_dict"]
     _studiogan_kind(g_sd, g_file.name, "G")
     _studiogan_kind(d_sd, d_file.name, "D")
-    config = infer_studiogan_config(g_sd, d_sd, conv_clamp=conv_clamp, mbstd_group_size=group,
-                                    label=folder.name)
+    try:
+        config = infer_studiogan_config(g_sd, d_sd, conv_clamp=conv_clamp,
+                                        mbstd_group_size=group, label=folder.name)
+    except (IndexError, ValueError, TypeError, ZeroDivisionError) as exc:
+        raise CheckpointError(f"{folder.name}: the checkpoint's tensors do not have the "
+                              f"shapes of a StyleGAN2 ({type(exc).__name__}: {exc}).") from None
     _check_yaml(config, settings, yaml_file)
     G, D = sg2.build(config, "meta")
     check_state_dict(G, g_sd, g_file.name, config)
