@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .checkpoint import tensors_digest
-from .errors import StateError
+from .errors import ModelMismatchError, StateError
 from .fileio import atomic_path
 from .models import Generator, GeneratorBlock, freeze_sn, unfreeze_sn
 from .models.spectral import scale_outputs
@@ -163,6 +163,41 @@ class ReconstructionState:
             name = self.model.get("name", "another model")
             raise StateError(f"This result was made with {name} and does not fit the loaded "
                              "model; load that model to render it.")
+
+    def model_warning(self, name: str, checksum: str, *, allow_mismatch: bool = False,
+                      label: str = "This result",
+                      advice: str = "render it with the model it was restored with, or "
+                                    "allow a model mismatch to render it with this one"
+                      ) -> str | None:
+        """Compare the weights this state was restored with (``model.checksum``) with
+        those of the model about to render it (its ``name`` and ``checksum``, as
+        :class:`~dgp_engine.prior.Prior` holds them).
+
+        Returns None when they are the same (or the model has no checksum: built in
+        memory, there is nothing to compare), a one-line warning when the state records no
+        checksum (saved before states recorded one) or differs and ``allow_mismatch``;
+        raises :class:`ModelMismatchError` (ending with ``advice``) when it differs.
+        Another model with the same shapes renders without any error, and a different
+        picture."""
+        if not checksum:
+            return None
+        recorded = self.model.get("checksum")
+        made_with = str(self.model.get("name") or "an unnamed model")
+        if not isinstance(recorded, str) or not recorded:
+            return (f"{label} records no model checksum (saved by an older DGP Studio), so "
+                    f"nothing shows that {name!r} is the model it was restored with; it "
+                    f"is rendered with {name!r} as it is.")
+        if recorded == checksum:
+            return None
+        if made_with == name:
+            what = (f"{label} was restored with other weights of {name!r} than the ones "
+                    f"loaded now (checksum {recorded[:12]}… vs {checksum[:12]}…)")
+        else:
+            what = (f"{label} was restored with the model {made_with!r}, not with the "
+                    f"loaded {name!r} (checksum {recorded[:12]}… vs {checksum[:12]}…)")
+        if allow_mismatch:
+            return f"{what}; it is rendered with {name!r} anyway, so it will look different."
+        raise ModelMismatchError(f"{what}: {advice}.")
 
     def hand_over(self, base: Generator, G: Generator) -> None:
         """Attach the generator ``G`` that a run fine-tuned from ``base`` (called by the
