@@ -128,7 +128,7 @@ class ReconstructionState:
             raise StateError(f"{label} is not a DGP state file.")
         try:
             version = int(meta.get("version", 0))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise StateError(f"{label} is damaged: its version is not a number.") from None
         if version > FORMAT_VERSION:
             raise StateError(f"{label} was written by a newer DGP Studio; update to open it.")
@@ -143,17 +143,34 @@ class ReconstructionState:
             class_id = int(meta["class_id"])
             seed = int(meta.get("seed", 0))
             created = float(meta.get("created", 0.0))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise StateError(f"{label} is damaged: its class id, seed or date is not a "
                              "number.") from None
         fields = {k: meta.get(k, {}) for k in ("preset", "task", "model", "progress", "losses")}
         wrong = [k for k, v in fields.items() if not isinstance(v, dict)]
         if wrong:
             raise StateError(f"{label} is damaged: {', '.join(wrong)} should be tables.")
+        _check_model_record(fields["model"], label)
+        use_in = meta.get("use_in", False)
+        if not isinstance(use_in, bool):
+            raise StateError(f"{label} is damaged: use_in should be true or false.")
+        vectors = {}
+        for key, what in (("z", "latent z"), ("embedding", "class embedding")):
+            t = tensors[key]
+            if not t.is_floating_point() or t.dim() not in (1, 2) or t.shape[-1] == 0 or \
+                    (t.dim() == 2 and t.shape[0] != 1):
+                kind = "floating-point" if t.is_floating_point() else str(t.dtype).split(".")[-1]
+                raise StateError(f"{label} is damaged: its {what} is {kind} of shape "
+                                 f"{list(t.shape)}, not one row of floating-point values.")
+            vectors[key] = t.float().reshape(1, -1)
         delta = {k[len("delta."):]: v for k, v in tensors.items() if k.startswith("delta.")}
-        return cls(z=tensors["z"], embedding=tensors["embedding"], class_id=class_id,
-                   weight_delta=delta, seed=seed, use_in=bool(meta.get("use_in", False)),
-                   created=created, **fields)
+        odd = sorted(k for k, v in delta.items() if not v.is_floating_point())
+        if odd:
+            raise StateError(f"{label} is damaged: its weight changes {', '.join(odd[:3])} "
+                             "are not floating-point values.")
+        return cls(z=vectors["z"], embedding=vectors["embedding"], class_id=class_id,
+                   weight_delta={k: v.float() for k, v in delta.items()}, seed=seed,
+                   use_in=use_in, created=created, **fields)
 
     # --- rendering ----------------------------------------------------------------
     def check_fits(self, G: Generator) -> None:
@@ -230,6 +247,17 @@ class ReconstructionState:
                 sd[k].add_(d.to(sd[k].device, sd[k].dtype))
         prepare_for_rendering(G, self.use_in)
         return G
+
+
+def _check_model_record(model: dict[str, Any], label: str) -> None:
+    """The state's ``model`` table as states write it: a name and a checksum as text, a
+    config as a table (each may be absent)."""
+    for key, kind, what in (("name", str, "text"), ("checksum", str, "text"),
+                            ("config", dict, "a table")):
+        value = model.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise StateError(f"{label} is damaged: its model {key} should be {what}, not "
+                             f"{type(value).__name__} {str(value)[:40]!r}.")
 
 
 def _check_digest(header: Any, tensors: dict[str, torch.Tensor], label: str) -> None:
