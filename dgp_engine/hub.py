@@ -7,7 +7,8 @@
 * :func:`import_files` converts checkpoint files the user already has (the authors'
   pickled ``.pth`` or StudioGAN's, read with ``weights_only=True``, or ``.safetensors``)
   after checking every key and shape against the model's architecture
-  (:mod:`.model_check`).
+  (:mod:`.model_check`) and that no value is implausible (flipped bits, values that
+  float16 cannot hold: :func:`.checkpoint.implausible_value`).
 * :func:`verify`, :func:`remove`.
 
 Below this module: :mod:`.model_store` (folders appear whole or not at all, cleanup of
