@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import pickle
 import re
 import threading
@@ -159,14 +160,9 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
                 "code when loaded; DGP Studio never loads those. Use the original checkpoint "
                 "from the model's publisher, or re-save its state dict with torch.save."
             ) from exc
-        raise CheckpointError(
-            f"Could not read {file.name}: the file is damaged or incomplete ({exc}). "
-            "Download or copy it again.") from exc
+        raise CheckpointError(_unreadable(file, exc)) from exc
     except Exception as exc:  # torch/safetensors raise many kinds for damaged files
-        raise CheckpointError(
-            f"Could not read {file.name}: the file is damaged or incomplete ({exc}). "
-            "Download or copy it again."
-        ) from exc
+        raise CheckpointError(_unreadable(file, exc)) from exc
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
@@ -178,6 +174,104 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{file.name} is damaged: {', '.join(bad[:3])} hold non-finite "
                               "values (NaN or infinity). Download or copy it again.")
     return out
+
+
+# --- plausibility: values no BigGAN holds (flipped bits, damaged copies) ------------------
+#: A value more than this many times its tensor's 90th percentile of |w| is refused.
+OUTLIER_FACTOR = 1000.0
+#: Tensors with fewer values (σ estimates, tiny biases) get only the absolute ceilings.
+OUTLIER_MIN_VALUES = 64
+#: No weight, bias, gain, BN statistic or σ estimate of a BigGAN comes near this.
+VALUE_CEILING = 1e6
+#: Spectral-norm vectors (``u0``, ``v0``) are unit vectors, or N(0, 1) draws before training.
+SN_VECTOR_CEILING = 100.0
+_PERCENTILE_SAMPLE = 1 << 16
+
+
+def implausible_value(sd: Mapping[str, torch.Tensor],
+                      stored: Mapping[str, torch.Tensor] | None = None) -> str | None:
+    """What makes a BigGAN state dict implausible (a clause naming the tensor), or None.
+
+    Checked per floating-point tensor:
+
+    * finite, and finite in ``stored`` (the same tensors as they will be written: e.g.
+      float16, where 1e30 becomes infinity and the model could never be used);
+    * spectral-norm vectors ``u0``/``v0`` within ±100 (they are unit vectors, or N(0, 1)
+      draws in an untrained model);
+    * every other value within ±1e6, BN running variances ≥ 0;
+    * tensors of 64 values or more: max |w| ≤ 1000 × the 90th percentile of |w|.
+
+    Why the last rule: every weight of a spectrally normalised layer is divided by the
+    layer's σ = max singular value of W ≥ max |w|, so one huge entry makes σ huge and the
+    rest of the layer ~0 — no training produces that; the other tensors (class embedding,
+    biases, BN statistics) are as smooth.  The 90th percentile is a scale that a few
+    damaged values cannot move, unlike the RMS or the maximum (a single outlier of size M
+    among n values drives max/RMS only to √n), and it stays positive when many channels
+    are dead (unlike the median).  Measured max / 90th percentile: at most 12.6 in the
+    reference BigGAN-PyTorch parity weights (blocks.0.0.conv2.weight), 3.5 in the bundled
+    model, the three StudioGAN reference models, seeded ``build_prior`` models (32–256 px,
+    ch 8–32) and PyTorch-default-initialised ones; the spectral-norm vectors (hence their
+    own ceiling) reach 1400 in the parity weights, where power iteration has concentrated
+    them on a few entries.  A float16
+    exponent bit flipped in a typical weight multiplies it by 2¹⁶ (float32: 2¹²⁸), tens of
+    thousands of times over the limit; smaller flips (×2…×256) go unnoticed, and do
+    little harm.  The percentile is taken on an evenly strided sample of at most 65,536
+    values, so the check costs about one pass over the weights."""
+    for key, value in sd.items():
+        if not value.is_floating_point() or value.numel() == 0:
+            continue
+        flat = value.detach().reshape(-1)
+        lo, hi = (float(x) for x in torch.aminmax(flat))  # NaN anywhere makes both NaN
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return f"{key} holds non-finite values (NaN or infinity)"
+        peak = max(-lo, hi)
+        kept = stored.get(key) if stored is not None else None
+        if kept is not None and kept.is_floating_point() and kept.dtype != value.dtype and \
+                not all(math.isfinite(float(x)) for x in torch.aminmax(kept.reshape(-1))):
+            return (f"{key} holds {peak:.3g}, which becomes infinity in {_dtype_name(kept)} "
+                    "(the precision it is stored in)")
+        leaf = key.rsplit(".", 1)[-1]
+        if leaf in ("u0", "v0"):
+            if peak > SN_VECTOR_CEILING:
+                return (f"{key} holds {peak:.4g}, but it is a spectral-norm vector (unit "
+                        f"length, entries within ±{SN_VECTOR_CEILING:g})")
+            continue
+        if peak > VALUE_CEILING:
+            return (f"{key} holds {peak:.4g}, far beyond any weight of a BigGAN "
+                    f"(±{VALUE_CEILING:g})")
+        if leaf == "stored_var" and lo < 0:
+            return f"{key} holds a negative BN running variance ({lo:.4g})"
+        if flat.numel() < OUTLIER_MIN_VALUES or peak == 0.0:
+            continue
+        step = max(1, flat.numel() // _PERCENTILE_SAMPLE)
+        sample = flat[::step].float().abs()
+        typical = float(sample.kthvalue(max(1, int(0.9 * sample.numel()))).values)
+        if typical > 0 and peak > OUTLIER_FACTOR * typical:
+            return (f"{key} holds {peak:.4g} while 90 % of its values are below "
+                    f"{typical:.2g}, an outlier that no trained or initialised BigGAN has "
+                    "and flipped bits make")
+    return None
+
+
+def _dtype_name(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
+
+
+def _unreadable(file: Path, exc: BaseException) -> str:
+    """One sentence for a weights file that torch/safetensors cannot read: an empty file
+    says so, anything else gets the first clause of the library's message at most (PyTorch's
+    run on for several sentences; an empty file's EOFError says nothing at all)."""
+    try:
+        empty = file.stat().st_size == 0
+    except OSError:
+        empty = False
+    if empty:
+        return f"{file.name} is empty (0 bytes): download or copy it again."
+    text = (str(exc).strip().splitlines() or [""])[0]
+    reason = text.split(". ")[0].rstrip(".")[:120]
+    detail = f" ({reason})" if reason else ""
+    return (f"Could not read {file.name}: the file is damaged or incomplete{detail}; download "
+            "or copy it again.")
 
 
 def _torch_load(file: Path) -> Any:

@@ -27,6 +27,11 @@ class StateError(DGPError):
     """A saved reconstruction state cannot be read or does not fit the model."""
 
 
+class ModelMismatchError(StateError):
+    """A state was restored with other weights than those of the model loaded to render it
+    (the same shapes would render without error, and wrongly)."""
+
+
 class DeviceError(DGPError):
     """The requested compute device is not available."""
 

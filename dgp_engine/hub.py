@@ -7,7 +7,8 @@
 * :func:`import_files` converts checkpoint files the user already has (the authors'
   pickled ``.pth`` or StudioGAN's, read with ``weights_only=True``, or ``.safetensors``)
   after checking every key and shape against the model's architecture
-  (:mod:`.model_check`).
+  (:mod:`.model_check`) and that no value is implausible (flipped bits, values that
+  float16 cannot hold: :func:`.checkpoint.implausible_value`).
 * :func:`verify`, :func:`remove`.
 
 Below this module: :mod:`.model_store` (folders appear whole or not at all, cleanup of
@@ -37,6 +38,7 @@ from . import hub_listing, model_store, paths, registry, studiogan
 from .checkpoint import (
     as_ours,
     find_weight_files,
+    implausible_value,
     read_config,
     read_state_dict,
 )
@@ -150,9 +152,14 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
                     files, role, config, name, reporter, source_format=source_format,
                     source_hint=source_hint, has_config_file=has_config_file)
                 out = staging / WEIGHT_FILES[role]
+                stored = _half_weights(sd) if config.family == "studiogan" else sd
+                problem = implausible_value(sd, stored)
+                if problem:
+                    raise CheckpointError(
+                        f"{src.name} is damaged: {problem}; {name} was not installed, "
+                        "download or copy the file again.")
+                sd = stored
                 reporter.report("write", out.name, 0, None, i, len(ROLES))
-                if config.family == "studiogan":
-                    sd = _half_weights(sd)
                 save_file(_unshared(sd), str(out),
                           metadata={"format": "pt", "dgp_role": role, "dgp_model": name})
                 del sd
@@ -684,7 +691,8 @@ class VerifyResult:
 def verify(names: list[str] | str | None = None, *, progress: ProgressCallback | None = None,
            cancel: threading.Event | None = None) -> list[VerifyResult]:
     """Check installed models: files present, SHA-256 as recorded, keys and shapes as the
-    config says. ``None``: every installed model (and the bundled one if present)."""
+    config says, values plausible (:func:`.checkpoint.implausible_value`). ``None``: every
+    installed model (and the bundled one if present)."""
     cleanup()
     if isinstance(names, str):
         names = [names]
@@ -738,6 +746,9 @@ def _verify_one(name: str, reporter: Reporter) -> VerifyResult:
             continue
         try:
             check_safetensors_header(file, meta.get("role", "G"), config)
+            problem = implausible_value(read_state_dict(file))
+            if problem:
+                problems.append(f"{fname} is damaged: {problem}; {again}.")
         except CheckpointError as exc:
             problems.append(f"{exc} {again[0].upper() + again[1:]}.")
     if roles_seen != set(ROLES):
@@ -752,8 +763,11 @@ def _verify_bundled(reporter: Reporter) -> VerifyResult:
         files = dict(zip(ROLES, find_weight_files(folder)))
         for i, role in enumerate(ROLES):
             reporter.report("verify", files[role].name, 0, files[role].stat().st_size, i, 2)
-            check_state_dict(read_state_dict(files[role]), role, config,
-                             label=files[role].name, model=BUNDLED)
+            sd = read_state_dict(files[role])
+            check_state_dict(sd, role, config, label=files[role].name, model=BUNDLED)
+            problem = implausible_value(sd)
+            if problem:
+                raise CheckpointError(f"{files[role].name} is damaged: {problem}.")
     except CheckpointError as exc:
         return VerifyResult(BUNDLED, False, [f"{exc} Reinstall DGP Studio."], folder)
     return VerifyResult(BUNDLED, True, [], folder)

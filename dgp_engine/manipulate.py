@@ -166,11 +166,18 @@ class Renderer:
     """Renders from one reconstruction state without re-running the reconstruction.
 
     The fine-tuned generator θ* is made once (base + delta, spectral norms cached);
-    every call renders batches of ``batch_size`` through it."""
+    every call renders batches of ``batch_size`` through it.  A state restored with other
+    weights than ``prior``'s is refused (:class:`~dgp_engine.errors.ModelMismatchError`)
+    unless ``allow_other_model``; ``warnings`` then says so (and that a state without a
+    model checksum cannot be checked), for the caller to show."""
 
-    def __init__(self, prior: Prior, state: ReconstructionState, *, batch_size: int = 8):
+    def __init__(self, prior: Prior, state: ReconstructionState, *, batch_size: int = 8,
+                 allow_other_model: bool = False):
         if batch_size < 1:
             raise InputError("batch_size must be at least 1.")
+        warning = state.model_warning(prior.name, prior.checksum,
+                                      allow_mismatch=allow_other_model)
+        self.warnings: list[str] = [warning] if warning else []
         self.prior = prior
         self.state = state
         self.batch_size = int(batch_size)
@@ -454,16 +461,24 @@ class Morph:
 
     ``t`` in [0, 1] runs along the keyframes (t = 0: first, t = 1: last; keyframes
     evenly spaced).  Every generator weight and buffer, z and the class embedding are
-    interpolated; ``at(0)``/``at(1)`` equal each end state's own :func:`render`."""
+    interpolated; ``at(0)``/``at(1)`` equal each end state's own :func:`render`.
+    Keyframes restored with other weights than ``prior``'s are refused unless
+    ``allow_other_model`` (see :class:`Renderer`; ``warnings`` as there)."""
 
     def __init__(self, prior: Prior, keyframes: Sequence[ReconstructionState], *,
-                 names: Sequence[str] | None = None, easing: str = "linear"):
+                 names: Sequence[str] | None = None, easing: str = "linear",
+                 allow_other_model: bool = False):
         check_morphable(keyframes, names)
+        self.warnings: list[str] = []
         for label, s in zip(keyframe_labels(len(keyframes), names), keyframes):
             try:
                 s.check_fits(prior.G)
             except StateError as exc:
                 raise StateError(f"{label}: {exc}") from exc
+            warning = s.model_warning(prior.name, prior.checksum, label=f"Keyframe {label}",
+                                      allow_mismatch=allow_other_model)
+            if warning:
+                self.warnings.append(warning)
         ease(easing, 0.5)  # validate the name early
         self.prior = prior
         self.keyframes = list(keyframes)
@@ -631,7 +646,8 @@ class MorphTimeline:
 
 def morph_frames(prior: Prior, keyframes: Sequence[ReconstructionState],
                  timeline: MorphTimeline, cancel: threading.Event | None = None, *,
-                 keep: bool = True) -> RenderJob:
+                 keep: bool = True, allow_other_model: bool = False) -> RenderJob:
     """The frames of a morph animation laid out by ``timeline``."""
-    return Morph(prior, keyframes, easing=timeline.easing).render(timeline.times(), cancel,
-                                                                  keep=keep)
+    return Morph(prior, keyframes, easing=timeline.easing,
+                 allow_other_model=allow_other_model).render(timeline.times(), cancel,
+                                                             keep=keep)

@@ -455,9 +455,15 @@ def _trainable(G: Generator, p: torch.nn.Parameter) -> bool:
 
 
 def render(prior: Prior, state: ReconstructionState, *, z: torch.Tensor | None = None,
-           embedding: torch.Tensor | None = None,
-           generator: Generator | None = None) -> torch.Tensor:
-    """G(z, e; θ*) for a state (its own z and embedding unless given)."""
+           embedding: torch.Tensor | None = None, generator: Generator | None = None,
+           allow_other_model: bool = False) -> torch.Tensor:
+    """G(z, e; θ*) for a state (its own z and embedding unless given).  A state restored
+    with other weights than ``prior``'s is refused unless ``allow_other_model``."""
+    if generator is None:
+        warning = state.model_warning(prior.name, prior.checksum,
+                                      allow_mismatch=allow_other_model)
+        if warning:
+            log.warning("%s", warning)
     G = generator if generator is not None else state.materialize(prior.G)
     dev = next(G.parameters()).device
     z = state.z if z is None else z

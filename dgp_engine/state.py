@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .checkpoint import tensors_digest
-from .errors import StateError
+from .errors import ModelMismatchError, StateError
 from .fileio import atomic_path
 from .models import Generator, GeneratorBlock, freeze_sn, unfreeze_sn
 from .models.spectral import scale_outputs
@@ -128,7 +128,7 @@ class ReconstructionState:
             raise StateError(f"{label} is not a DGP state file.")
         try:
             version = int(meta.get("version", 0))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise StateError(f"{label} is damaged: its version is not a number.") from None
         if version > FORMAT_VERSION:
             raise StateError(f"{label} was written by a newer DGP Studio; update to open it.")
@@ -143,17 +143,34 @@ class ReconstructionState:
             class_id = int(meta["class_id"])
             seed = int(meta.get("seed", 0))
             created = float(meta.get("created", 0.0))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise StateError(f"{label} is damaged: its class id, seed or date is not a "
                              "number.") from None
         fields = {k: meta.get(k, {}) for k in ("preset", "task", "model", "progress", "losses")}
         wrong = [k for k, v in fields.items() if not isinstance(v, dict)]
         if wrong:
             raise StateError(f"{label} is damaged: {', '.join(wrong)} should be tables.")
+        _check_model_record(fields["model"], label)
+        use_in = meta.get("use_in", False)
+        if not isinstance(use_in, bool):
+            raise StateError(f"{label} is damaged: use_in should be true or false.")
+        vectors = {}
+        for key, what in (("z", "latent z"), ("embedding", "class embedding")):
+            t = tensors[key]
+            if not t.is_floating_point() or t.dim() not in (1, 2) or t.shape[-1] == 0 or \
+                    (t.dim() == 2 and t.shape[0] != 1):
+                kind = "floating-point" if t.is_floating_point() else str(t.dtype).split(".")[-1]
+                raise StateError(f"{label} is damaged: its {what} is {kind} of shape "
+                                 f"{list(t.shape)}, not one row of floating-point values.")
+            vectors[key] = t.float().reshape(1, -1)
         delta = {k[len("delta."):]: v for k, v in tensors.items() if k.startswith("delta.")}
-        return cls(z=tensors["z"], embedding=tensors["embedding"], class_id=class_id,
-                   weight_delta=delta, seed=seed, use_in=bool(meta.get("use_in", False)),
-                   created=created, **fields)
+        odd = sorted(k for k, v in delta.items() if not v.is_floating_point())
+        if odd:
+            raise StateError(f"{label} is damaged: its weight changes {', '.join(odd[:3])} "
+                             "are not floating-point values.")
+        return cls(z=vectors["z"], embedding=vectors["embedding"], class_id=class_id,
+                   weight_delta={k: v.float() for k, v in delta.items()}, seed=seed,
+                   use_in=use_in, created=created, **fields)
 
     # --- rendering ----------------------------------------------------------------
     def check_fits(self, G: Generator) -> None:
@@ -163,6 +180,41 @@ class ReconstructionState:
             name = self.model.get("name", "another model")
             raise StateError(f"This result was made with {name} and does not fit the loaded "
                              "model; load that model to render it.")
+
+    def model_warning(self, name: str, checksum: str, *, allow_mismatch: bool = False,
+                      label: str = "This result",
+                      advice: str = "render it with the model it was restored with, or "
+                                    "allow a model mismatch to render it with this one"
+                      ) -> str | None:
+        """Compare the weights this state was restored with (``model.checksum``) with
+        those of the model about to render it (its ``name`` and ``checksum``, as
+        :class:`~dgp_engine.prior.Prior` holds them).
+
+        Returns None when they are the same (or the model has no checksum: built in
+        memory, there is nothing to compare), a one-line warning when the state records no
+        checksum (saved before states recorded one) or differs and ``allow_mismatch``;
+        raises :class:`ModelMismatchError` (ending with ``advice``) when it differs.
+        Another model with the same shapes renders without any error, and a different
+        picture."""
+        if not checksum:
+            return None
+        recorded = self.model.get("checksum")
+        made_with = str(self.model.get("name") or "an unnamed model")
+        if not isinstance(recorded, str) or not recorded:
+            return (f"{label} records no model checksum (saved by an older DGP Studio), so "
+                    f"nothing shows that {name!r} is the model it was restored with; it "
+                    f"is rendered with {name!r} as it is.")
+        if recorded == checksum:
+            return None
+        if made_with == name:
+            what = (f"{label} was restored with other weights of {name!r} than the ones "
+                    f"loaded now (checksum {recorded[:12]}… vs {checksum[:12]}…)")
+        else:
+            what = (f"{label} was restored with the model {made_with!r}, not with the "
+                    f"loaded {name!r} (checksum {recorded[:12]}… vs {checksum[:12]}…)")
+        if allow_mismatch:
+            return f"{what}; it is rendered with {name!r} anyway, so it will look different."
+        raise ModelMismatchError(f"{what}: {advice}.")
 
     def hand_over(self, base: Generator, G: Generator) -> None:
         """Attach the generator ``G`` that a run fine-tuned from ``base`` (called by the
@@ -195,6 +247,17 @@ class ReconstructionState:
                 sd[k].add_(d.to(sd[k].device, sd[k].dtype))
         prepare_for_rendering(G, self.use_in)
         return G
+
+
+def _check_model_record(model: dict[str, Any], label: str) -> None:
+    """The state's ``model`` table as states write it: a name and a checksum as text, a
+    config as a table (each may be absent)."""
+    for key, kind, what in (("name", str, "text"), ("checksum", str, "text"),
+                            ("config", dict, "a table")):
+        value = model.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise StateError(f"{label} is damaged: its model {key} should be {what}, not "
+                             f"{type(value).__name__} {str(value)[:40]!r}.")
 
 
 def _check_digest(header: Any, tensors: dict[str, torch.Tensor], label: str) -> None:

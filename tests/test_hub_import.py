@@ -97,7 +97,7 @@ def test_wrong_config_is_one_sentence_with_the_fix(tmp_path):
 def test_truncated_file_is_reported_and_nothing_is_installed(tmp_path, config_file):
     cut = tmp_path / "G_ema.pth"
     cut.write_bytes(G_PTH.read_bytes()[: G_PTH.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match=r"damaged or incomplete .*Download or copy it "
+    with pytest.raises(CheckpointError, match=r"damaged or incomplete .*download or copy it "
                                               r"again"):
         hub.import_files("parity", cut, D_PTH, config=config_file)
     _nothing_installed("parity")

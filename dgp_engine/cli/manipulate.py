@@ -86,6 +86,9 @@ def _common(p: argparse.ArgumentParser, grid: bool) -> None:
     p.add_argument("--model", default="bundled",
                    help="model the states were restored with: a name or a folder "
                         "(default bundled)")
+    p.add_argument("--model-mismatch", choices=["refuse", "ok"], default="refuse",
+                   help="a state restored with other weights than --model's is refused "
+                        "(default); ok renders it with --model anyway, with a warning")
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: every core)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -94,10 +97,13 @@ def _common(p: argparse.ArgumentParser, grid: bool) -> None:
 # --------------------------------------------------------------------------- loading
 
 
-def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu"
+def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu",
+                          allow_mismatch: bool = False
                           ) -> tuple[list[ReconstructionState], Prior]:
-    """Read states, load the prior and check the states fit it, with messages that say
-    which model to pass or fetch."""
+    """Read states, load the prior and check the states fit it and were restored with its
+    weights (model checksum), with messages that say which model to pass or fetch.  With
+    ``allow_mismatch`` a state of other weights is rendered anyway; every warning (that,
+    or a state without a checksum) is printed on stderr."""
     from ..errors import CheckpointError, StateError
     from ..prior import load_prior
     from ..state import ReconstructionState
@@ -124,6 +130,17 @@ def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu"
                 f"{prior.name!r}: pass --model {name}. If that model is missing, fetch it with "
                 f"`dgp models pull {name}` or import its files with `dgp models import {name} "
                 "--g G_ema.pth --d D.pth`.") from exc
+        made_with = state.model.get("name")
+        if isinstance(made_with, str) and made_with and made_with != prior.name:
+            advice = f"pass --model {made_with}"
+        else:
+            advice = "pass the model it was restored with as --model"
+        warning = state.model_warning(prior.name, prior.checksum, allow_mismatch=allow_mismatch,
+                                      label=path.name,
+                                      advice=f"{advice}, or --model-mismatch ok to render it "
+                                             "with this one anyway")
+        if warning:
+            print(f"dgp: warning: {warning}", file=sys.stderr)
     return states, prior
 
 
@@ -196,8 +213,9 @@ def run_jitter(args: argparse.Namespace) -> int:
         from ..animation import format_for
 
         format_for(args.output)  # fail on a bad name before any work
-    (state,), prior = load_states_and_prior([args.state], args.model, args.device)
-    renderer = Renderer(prior, state)
+    (state,), prior = load_states_and_prior([args.state], args.model, args.device,
+                                            args.model_mismatch == "ok")
+    renderer = Renderer(prior, state, allow_other_model=True)  # checked (and said) above
     if args.walk is not None:
         job = renderer.jitter_walk(args.walk, sigma, seed=args.seed, keys=args.count)
         _export(args, job, args.fps)
@@ -214,9 +232,10 @@ def run_transfer(args: argparse.Namespace) -> int:
     from ..manipulate import Renderer
 
     _setup(args)
-    (state,), prior = load_states_and_prior([args.state], args.model, args.device)
+    (state,), prior = load_states_and_prior([args.state], args.model, args.device,
+                                            args.model_mismatch == "ok")
     targets = [resolve_class(c, prior.class_names) for c in args.classes]
-    job = Renderer(prior, state).transfer(targets, args.amount)
+    job = Renderer(prior, state, allow_other_model=True).transfer(targets, args.amount)
     with _progress(args, len(job), "transfer") as bar:
         images = job.run_to_end(lambda f: bar.update(1))
     _save_grid(args, images)
@@ -249,9 +268,10 @@ def run_morph(args: argparse.Namespace) -> int:
         hold_start=args.hold if args.hold_start is None else args.hold_start,
         hold_end=args.hold if args.hold_end is None else args.hold_end,
         pingpong=args.pingpong)
-    states, prior = load_states_and_prior(list(args.states), args.model, args.device)
+    states, prior = load_states_and_prior(list(args.states), args.model, args.device,
+                                          args.model_mismatch == "ok")
     names = [p.name for p in args.states]
-    morph = Morph(prior, states, names=names, easing=timeline.easing)
+    morph = Morph(prior, states, names=names, easing=timeline.easing, allow_other_model=True)
     job = morph.render(timeline.times(), keep=False)  # frames stream into the file
     _export(args, job, timeline.fps, size=_parse_size(args.size), loop=args.loop)
     return 0

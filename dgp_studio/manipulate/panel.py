@@ -90,6 +90,7 @@ class ManipulatePanel(QWidget):
         self.state = None
         self.result_name = "result"
         self._gen: dict[str, int] = {}           # latest generation per channel
+        self.model_note = ""  # the last warning about states of other weights (said once)
         self.last_frame: dict[str, RenderedFrame] = {}
         self.variation_params: dict[int, dict] = {}
         self.variation_frames: dict[int, np.ndarray] = {}  # raw model outputs
@@ -256,6 +257,7 @@ class ManipulatePanel(QWidget):
         self._submit(RenderResult(prior, state))
         self._jitter_changed()
         self.status.setText(f"Manipulating {name}.")
+        self._warn_other_model()
 
     def add_keyframe(self, state, name: str = "", prior=None) -> None:
         """Add a morph keyframe (a restored result or a loaded state)."""
@@ -470,7 +472,30 @@ class ManipulatePanel(QWidget):
     def _morph_inputs(self):
         return self.timeline.keyframes(), self.timeline.names()
 
+    def _warn_other_model(self) -> None:
+        """States restored with other weights than the loaded model's (a project or a
+        .dgp file of another model with the same shapes, an older file without a model
+        checksum) are rendered with it anyway — refusing would leave no way to look at
+        them — and the panel says so once (the status line and the log)."""
+        if self.prior is None:
+            return
+        checked = list(zip(self.timeline.keyframes(), self.timeline.names()))
+        if self.state is not None:
+            checked.insert(0, (self.state, self.result_name))
+        notes = []
+        for state, name in checked:
+            note = state.model_warning(self.prior.name, self.prior.checksum,
+                                       allow_mismatch=True, label=name or "A keyframe")
+            if note and note not in notes:
+                notes.append(note)
+        text = " ".join(notes)
+        if text and text != self.model_note:
+            log.warning("%s", text)
+            self._say(text)
+        self.model_note = text
+
     def _keyframes_changed(self) -> None:
+        self._warn_other_model()
         n = len(self.timeline.keyframes())
         self.export_button.setEnabled(n >= 2 or self.state is not None)
         if n >= 2 and self.prior is not None:

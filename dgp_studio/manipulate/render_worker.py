@@ -253,7 +253,10 @@ class Renderers:
         key = (id(prior), id(state))
         if self._renderer_key != key:
             self._renderer = None
-            self._renderer = Renderer(prior, state, batch_size=self.batch_size)
+            # other weights than the state's: the panel has warned (ManipulatePanel.
+            # _warn_other_model), the app renders them anyway
+            self._renderer = Renderer(prior, state, batch_size=self.batch_size,
+                                      allow_other_model=True)
             self._renderer_key, self._keep = key, (prior, state)
         assert self._renderer is not None
         return self._renderer
@@ -262,7 +265,8 @@ class Renderers:
         key = (id(prior), tuple(id(s) for s in keyframes), tuple(names))
         if self._morph_key != key:
             self._morph = None
-            self._morph = Morph(prior, keyframes, names=names, easing=easing)
+            self._morph = Morph(prior, keyframes, names=names, easing=easing,
+                                allow_other_model=True)  # warned by the panel
             self._morph_key, self._morph_keep = key, (prior, tuple(keyframes))
         assert self._morph is not None
         self._morph.easing = easing  # its blend cache is keyed by the eased position

@@ -193,6 +193,32 @@ def test_keyframe_from_saved_state_file(qtbot, panel, model, tmp_path):
     qtbot.waitUntil(lambda: "Cannot morph A and C" in panel.status.text(), timeout=10000)
 
 
+def test_states_of_other_weights_render_with_a_warning(qtbot, panel, tmp_path):
+    """Keyframes restored with another model of the same shapes (issue 20, defect 6): the
+    app renders them with the loaded model, and says so once (not silently)."""
+    from dgp_engine import load_prior
+
+    from ..manipulation_helpers import save_model_folder
+
+    prior_a = load_prior(save_model_folder(tiny_prior(seed=0), tmp_path / "tiny-a"))
+    prior_b = load_prior(save_model_folder(tiny_prior(seed=1), tmp_path / "tiny-b"))
+    a, a2 = quick_state(prior_a, 1, seed=0), quick_state(prior_a, 3, seed=1)
+    panel.offer_prior(prior_b)  # the app loaded tiny-b, then a project of tiny-a opens
+    panel.add_keyframe(a, "A")
+    panel.add_keyframe(a2, "B")
+    text = panel.status.text()
+    assert "A was restored with the model 'tiny-a', not with the loaded 'tiny-b'" in text
+    assert "B was restored" in text and "rendered with 'tiny-b' anyway" in text
+    panel.tabs.setCurrentIndex(2)
+    panel.timeline.scrub.setValue(0)
+    f = wait_frame(qtbot, panel, "scrub")
+    want = to_uint8(Renderer(prior_b, a, allow_other_model=True).render()[0])
+    assert np.abs(f.image.astype(int) - want.astype(int)).max() <= 1
+    panel.status.setText("Something else.")
+    panel._keyframes_changed()  # said once: a later change of keyframes does not repeat it
+    assert panel.status.text() == "Something else."
+
+
 def export_setup(panel, model, frames):
     prior, a, b = model
     panel.set_result(prior, a, "A")

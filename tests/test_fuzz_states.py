@@ -1,0 +1,176 @@
+"""Hostile reconstruction states into ``dgp jitter``, ``dgp transfer`` and ``dgp morph``
+(issue 20, defect 7): fields of any type (``model.config`` a string, a version of
+Infinity…), latents and embeddings of any shape or type, weight deltas of any name, shape
+or type — each file carrying a valid checksum, so it gets past the reader's first check.
+The only outcomes allowed: the picture is written (exit 0), or one sentence on stderr
+(exit 1) and nothing written; never a traceback.  See tests/test_fuzz_readers.py for the
+file-level fuzzing of the reader itself.
+
+Bounded like that file: a few dozen examples per test, without deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors.torch import save
+
+from dgp_engine import load_prior
+from dgp_engine.checkpoint import tensors_digest
+from dgp_engine.cli import main
+from dgp_engine.errors import StateError
+from dgp_engine.state import ReconstructionState
+
+from .helpers import tiny_prior
+from .manipulation_helpers import quick_state, save_model_folder
+
+FUZZ = settings(max_examples=30, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=3),
+    max_leaves=6)
+FIELDS = ["class_id", "seed", "created", "version", "preset", "task", "model", "progress",
+          "losses", "use_in", "model.name", "model.config", "model.checksum",
+          "model.config.dim_z", "progress.cancelled"]
+DTYPES = [torch.float32, torch.float16, torch.float64, torch.bfloat16, torch.int64,
+          torch.int32, torch.uint8, torch.bool]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fuzz-states")
+    folder = save_model_folder(tiny_prior(), root / "tiny")
+    prior = load_prior(folder)
+    good, other = quick_state(prior, 1, seed=0), quick_state(prior, 3, seed=1)
+    other_file = other.save(root / "B.dgp")
+    return root, folder, good, other_file
+
+
+def _write(root: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> Path:
+    """A state file of exactly these parts, with a checksum that matches them."""
+    folder = Path(tempfile.mkdtemp(prefix="s-", dir=root))
+    file = folder / "s.dgp"
+    tensors = {k: v.contiguous() for k, v in tensors.items()}
+    file.write_bytes(save(tensors, metadata={"dgp_state": json.dumps(meta),
+                                             "dgp_sha256": tensors_digest(tensors)}))
+    return file
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+def _commands(file: Path, other: Path, out: Path, folder: Path) -> dict[str, list[str]]:
+    tail = ["--model", str(folder), "--threads", "1", "-q"]
+    return {
+        "jitter": ["jitter", str(file), "-n", "2", "-o", str(out / "j.png"), *tail],
+        "transfer": ["transfer", str(file), "--class", "2", "-o", str(out / "t.png"), *tail],
+        "morph": ["morph", str(file), str(other), "--frames", "3", "-o", str(out / "m.gif"),
+                  *tail],
+        "morph (both hostile)": ["morph", str(file), str(file), "--frames", "2", "-o",
+                                 str(out / "m2.gif"), *tail],
+    }
+
+
+def _check_commands(capsys, setup, file: Path) -> None:
+    """Every command on ``file``: a picture, or one sentence and nothing written."""
+    root, folder, _, other = setup
+    out = Path(tempfile.mkdtemp(dir=root))
+    inputs = {p: _listing(p) for p in (file.parent, root, folder)}
+    for name, argv in _commands(file, other, out, folder).items():
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        written = _listing(out)
+        if code == 0:
+            assert len(written) == 1, (name, err)
+            (out / written[0]).unlink()
+        else:
+            assert code == 1, (name, err)
+            errors = [ln for ln in err.splitlines() if ln.startswith("dgp: error: ")]
+            assert len(errors) == 1 and len(errors[0]) > len("dgp: error: ") + 10, (name, err)
+            assert errors[0].rstrip().endswith("."), (name, err)
+            assert written == [], (name, err)
+        assert {p: _listing(p) for p in inputs} == inputs, name
+
+
+def _set(meta: dict, path: str, value) -> None:
+    *parents, leaf = path.split(".")
+    node = meta
+    for p in parents:
+        if not isinstance(node.get(p), dict):
+            node[p] = {}
+        node = node[p]
+    node[leaf] = value
+
+
+@pytest.mark.parametrize("field", FIELDS)
+@settings(FUZZ, max_examples=6)
+@given(value=JSON_VALUES)
+def test_state_fields_of_any_type(capsys, setup, field, value):
+    good = setup[2]
+    meta = good.metadata()
+    meta = json.loads(json.dumps(meta))  # a deep copy
+    _set(meta, field, value)
+    _check_commands(capsys, setup, _write(setup[0], meta, good.tensors()))
+
+
+@st.composite
+def hostile_tensor(draw) -> torch.Tensor:
+    shape = draw(st.lists(st.sampled_from([0, 1, 2, 3, 5, 8, 16, 32]), min_size=0,
+                          max_size=3))
+    dtype = draw(st.sampled_from(DTYPES))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 1000)))
+    values = torch.randn(shape, generator=gen) * draw(st.sampled_from([1.0, 1e3, 1e30]))
+    return values.to(dtype) if dtype != torch.bool else values > 0
+
+
+@FUZZ
+@given(data=st.data(), which=st.sampled_from(["z", "embedding", "delta", "new delta",
+                                              "drop"]))
+def test_state_tensors_of_any_shape_and_type(capsys, setup, data, which):
+    good = setup[2]
+    tensors = good.tensors()
+    if which in ("z", "embedding"):
+        tensors[which] = data.draw(hostile_tensor())
+    elif which == "delta":
+        key = data.draw(st.sampled_from(sorted(k for k in tensors if k.startswith("delta."))))
+        tensors[key] = data.draw(hostile_tensor())
+    elif which == "new delta":
+        sd_keys = sorted(tiny_prior().G.state_dict())
+        name = data.draw(st.sampled_from(sd_keys) | st.text(max_size=6))
+        tensors[f"delta.{name}"] = data.draw(hostile_tensor())
+    else:
+        tensors.pop(data.draw(st.sampled_from(sorted(tensors))))
+    _check_commands(capsys, setup, _write(setup[0], good.metadata(), tensors))
+
+
+@pytest.mark.parametrize("change", [
+    {"model": {"name": "tiny", "config": "BigGAN 32 px"}},
+    {"z": torch.zeros(3, 16)},
+    {"z": torch.zeros(1, 16, dtype=torch.int64)},
+    {"embedding": torch.zeros(2, 8)},
+    {"version": float("inf")},
+])
+def test_known_hostile_states_are_one_sentence(capsys, setup, change):
+    """The cases that gave tracebacks, kept as named examples."""
+    good = setup[2]
+    meta, tensors = good.metadata(), good.tensors()
+    for key, value in change.items():
+        if isinstance(value, torch.Tensor):
+            tensors[key] = value
+        else:
+            meta[key] = value
+    file = _write(setup[0], meta, tensors)
+    with pytest.raises(StateError):
+        ReconstructionState.load(file)
+    _check_commands(capsys, setup, file)
