@@ -7,9 +7,13 @@ flushed to disk, given the permissions a plain ``open(path, "w")`` would give (0
 the umask: temp files are created private), and only then renamed over the target. A
 crash, a full disk or Ctrl-C leaves the previous file as it was, never half a file.
 
-Temp names carry the writer's process id (``.NAME.<pid>-XXXXXXXX.part``), so what a killed
-writer left (SIGKILL, power loss) is recognised as ours and as stale: the first write a
-process makes into a folder removes such leftovers (:func:`clean_stale_temps`). A command
+Temp names carry the writer's process id and a tag of its host
+(``.NAME.<pid>-<host>-XXXXXXXX.part``), so what a killed writer left (SIGKILL, power loss) is
+recognised as ours and as stale — its process is dead on this host; a name without those
+marks (another program's, or written on another machine sharing the folder) is never
+removed. The first write a process makes into a folder removes such leftovers
+(:func:`clean_stale_temps`); ``dgp batch`` removes only those of the files it writes
+(:func:`clean_stale_temps_for`). A command
 that writes a file claims it first (:func:`claim_output`): an exclusive lock file beside it,
 which also proves the folder writable before any work and makes a second run writing the
 same file refuse at once.
@@ -20,14 +24,15 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -106,21 +111,26 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 # --- temp names, stale leftovers -----------------------------------------------------------
-# Ours: ".NAME.<pid>-XXXXXXXX<suffix>" (and, from versions before the pid was recorded,
-# ".NAME.XXXXXXXX<suffix>"); suffix .part, .tmp, .partial or .partial.EXT; lock files
-# ".NAME.dgp-lock".
-_TEMP = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)-)?[a-z0-9_]{8}"
-                   r"(?:\.part|\.tmp|\.partial(?:\.[A-Za-z0-9]{1,8})?)$")
+# Ours: ".NAME.<pid>-<host>-XXXXXXXX<suffix>" (and, from the version before the host was
+# recorded, ".NAME.<pid>-XXXXXXXX<suffix>", taken as this host's); suffix .part, .tmp,
+# .partial or .partial.EXT; lock files ".NAME.dgp-lock". A pid-less name is not ours to
+# judge: it may be any program's.
+_OWNER = r"(?P<pid>\d+)-(?:(?P<host>[0-9a-f]{6})-)?[a-z0-9_]{8}" \
+         r"(?:\.part|\.tmp|\.partial(?:\.[A-Za-z0-9]{1,8})?)$"
+_TEMP = re.compile(r"^\.(?P<name>.+?)\." + _OWNER)
+_TEMP_TAIL = re.compile(_OWNER)
 LOCK_SUFFIX = ".dgp-lock"
-_PROCESS_START = time.time()
-_LEGACY_GRACE_S = 60.0  # a pid-less temp this much older than our start has no live writer
+#: This machine in temp names: another host's temp in a shared folder has a pid we
+#: cannot check, so it is never taken for stale here.
+HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
 _cleaned: set[str] = set()
 _cleaned_lock = threading.Lock()
 
 
 def temp_prefix(name: str) -> str:
-    """The start of a temp name for writing ``name``: hidden, with our process id."""
-    return f".{name}.{os.getpid()}-"
+    """The start of a temp name for writing ``name``: hidden, with our process id and
+    host."""
+    return f".{name}.{os.getpid()}-{HOST_TAG}-"
 
 
 def pid_alive(pid: int) -> bool:
@@ -138,18 +148,18 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _owner_gone(m: re.Match[str]) -> bool:
+    """The writer named by a temp name's owner marks is a dead process of this host."""
+    if m["host"] is not None and m["host"] != HOST_TAG:
+        return False
+    return not pid_alive(int(m["pid"]))
+
+
 def is_stale_temp(entry: Path) -> bool:
-    """``entry`` is a temp file/folder of ours whose writer is gone: its process is dead,
-    or (no pid in the name) it was last written well before this process started."""
+    """``entry`` is a temp file/folder of ours whose writer is gone: its name carries our
+    marks and its process is dead on this host."""
     m = _TEMP.match(entry.name)
-    if m is None:
-        return False
-    if m["pid"] is not None:
-        return not pid_alive(int(m["pid"]))
-    try:
-        return entry.stat().st_mtime < _PROCESS_START - _LEGACY_GRACE_S
-    except OSError:
-        return False
+    return m is not None and _owner_gone(m)
 
 
 def clean_stale_temps(folder: str | Path, *, again: bool = False) -> list[Path]:
@@ -184,6 +194,47 @@ def clean_stale_temps(folder: str | Path, *, again: bool = False) -> list[Path]:
         except OSError:
             continue
     return removed
+
+
+def clean_stale_temps_for(targets: Iterable[str | Path]) -> list[Path]:
+    """Remove what killed writers of ours left while writing exactly these files (temp
+    files of their names whose writer is dead on this host), and nothing else: other
+    names in their folders are left alone, and so are they by the first write this
+    process makes there (each folder counts as cleaned). Best effort."""
+    wanted: dict[str, set[str]] = {}
+    for target in map(Path, targets):
+        wanted.setdefault(os.path.abspath(target.parent), set()).add(target.name)
+    removed: list[Path] = []
+    for folder, names in wanted.items():
+        with _cleaned_lock:
+            _cleaned.add(folder)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            m = _temp_of(entry.name, names) if entry.name.startswith(".") else None
+            if m is None:
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False) and _owner_gone(m):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+            except OSError:
+                continue
+    return removed
+
+
+def _temp_of(temp_name: str, names: set[str]) -> re.Match[str] | None:
+    """The owner marks of ``temp_name`` when it is the temp name of one of ``names``."""
+    dot = temp_name.find(".", 1)
+    while dot > 0:
+        if temp_name[1:dot] in names:
+            m = _TEMP_TAIL.fullmatch(temp_name, dot + 1)
+            if m is not None:
+                return m
+        dot = temp_name.find(".", dot + 1)
+    return None
 
 
 # --- claiming an output: one writer per file ------------------------------------------------

@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from ..errors import DGPError, InputError, OutputError
+from ..fileio import clean_stale_temps, clean_stale_temps_for
 from ..imageio import read_mask, write_atomic
 from . import journal as J
 from .plan import (
+    CONTACT_SHEET,
     WORK_DIR,
     BatchItem,
     BatchSettings,
@@ -136,7 +138,7 @@ class BatchJob:
         prepare_output_dir(self.out_dir)
         self.journal = J.Journal(self.out_dir / WORK_DIR)
         try:
-            _remove_stale_temp_files(self.out_dir)
+            _remove_stale_temp_files(self.out_dir, self.plan.items)
             self._check_settings(restart)
             self.notes = self.plan.notes() + self._sync(retry_failed)
         except BaseException:
@@ -530,13 +532,16 @@ def _writer(data: bytes) -> Callable[[BinaryIO], object]:
     return lambda f: f.write(data)
 
 
-def _remove_stale_temp_files(out_dir: Path) -> None:
-    """Temp files of atomic writes that a killed run left (``.NAME.xxxx.part``): only
-    ours can be there, the folder is locked."""
-    for root, _dirs, files in os.walk(out_dir):
-        for f in files:
-            if f.startswith(".") and f.endswith(".part"):
-                try:
-                    (Path(root) / f).unlink()
-                except OSError:
-                    pass
+def _remove_stale_temp_files(out_dir: Path, items: list[BatchItem]) -> None:
+    """Temp files that a killed run of ours left: only those of the files this job writes
+    (its outputs, states and contact sheet) and in its own work folder, and only when their
+    writer's process is dead on this host (:func:`dgp_engine.fileio.clean_stale_temps_for`).
+    Anything else in the output folder — other programs' files, another ``dgp`` writing
+    there — is not ours to touch."""
+    targets = [out_dir / CONTACT_SHEET]
+    for item in items:
+        targets.append(item.output)
+        if item.state is not None:
+            targets.append(item.state)
+    clean_stale_temps_for(targets)
+    clean_stale_temps(out_dir / WORK_DIR, again=True)

@@ -159,6 +159,11 @@ def check_folders(settings: BatchSettings) -> None:
     if _inside(out, src):
         raise OutputError(f"The output folder {out} is inside the input folder {src}: its "
                           "results would be taken for inputs. Choose a folder outside it.")
+    if _inside(src, out):
+        raise OutputError(f"The input folder {src} is inside the output folder {out}: results "
+                          "and the job's own files would be written among other files "
+                          "there. Choose an output folder that does not contain the input "
+                          "folder.")
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} is a file; give a folder for the results.")
     if settings.masks_dir is not None and not settings.masks_dir.is_dir():

@@ -1,0 +1,109 @@
+"""`dgp batch` under a hostile user (issue 20): it removes only temp files it wrote itself,
+one unwritable output name fails that picture (not the job), the memory budget is checked
+per worker before decoding, and only regular files are read (no device, FIFO, socket)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from dgp_engine import fileio
+from dgp_engine.cli import main
+
+from .conftest import REPO
+from .task_helpers import photo_array, tiny_model_folder, tiny_preset_file
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batch_safety_model")
+    return tiny_model_folder(root / "model"), tiny_preset_file(root / "tiny.toml")
+
+
+def dgp(*args) -> int:
+    return main([str(a) for a in args])
+
+
+def common(model_files, *extra):
+    model, preset = model_files
+    return ["--model", model, "--preset", preset, "-q", "--threads", "1", *extra]
+
+
+def picture(path: Path, w: int = 56, h: int = 40, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(photo_array(h, w, seed=seed)).save(path)
+    return path
+
+
+def journal_rows(out: Path) -> dict[str, sqlite3.Row]:
+    db = sqlite3.connect(out / ".dgp-batch" / "journal.sqlite")
+    db.row_factory = sqlite3.Row
+    try:
+        return {r["rel"]: r for r in db.execute("SELECT * FROM items")}
+    finally:
+        db.close()
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+# --- defect 1: only its own temp files --------------------------------------------------------
+def test_batch_removes_only_temp_files_it_wrote_and_whose_writer_is_dead(
+        tmp_path, model_files, capsys):
+    album = tmp_path / "album"
+    for name in ("p0.png", "p1.png", "sub/q.png"):
+        picture(album / name)
+    out = tmp_path / "out"
+    (out / ".dgp-batch").mkdir(parents=True)
+    (out / "sub").mkdir()
+    (out / "downloads").mkdir()
+    dead = dead_pid()
+    other_dgp = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        not_ours = [
+            ".movie.mkv.part", "downloads/.iso.part", ".p0.png.part",   # other programs'
+            "sub/.q.png.qwertyui.part",             # no owner mark: never ours to judge
+            f".p1.png.{other_dgp.pid}-abcd1234.part",  # another dgp writing p1.png now
+            f".other.png.{dead}-abcd1234.part",     # a dead dgp's, but not a name we write
+            # ours by name, but written on another host: its pid cannot be checked here
+            f".p0.png.{dead}-{'000000' if fileio.HOST_TAG != '000000' else '111111'}"
+            "-abcd1234.part",
+        ]
+        ours_dead = [f".p0.png.{dead}-abcd1234.part",                 # an earlier version's
+                     f"sub/.q.png.{dead}-{fileio.HOST_TAG}-zz99zz99.part",
+                     f".dgp-batch/.x.{dead}-{fileio.HOST_TAG}-a1b2c3d4.part"]
+        for rel in not_ours + ours_dead:
+            (out / rel).write_bytes(b"half")
+        old = time.time() - 3600
+        os.utime(out / "sub/.q.png.qwertyui.part", (old, old))
+        assert dgp("batch", "colorize", album, "-o", out, *common(model_files)) == 0
+        assert [rel for rel in not_ours if not (out / rel).exists()] == []
+        assert [rel for rel in ours_dead if (out / rel).exists()] == []
+        assert {r["status"] for r in journal_rows(out).values()} == {"done"}
+    finally:
+        other_dgp.kill()
+        other_dgp.wait()
+    # an input folder inside the output folder is refused before anything is touched
+    outer = tmp_path / "outer"
+    picture(outer / "originals" / "a.png")
+    (outer / ".keep.part").write_bytes(b"someone else's")
+    (outer / "originals" / f".a.png.{dead}-abcd1234.part").write_bytes(b"x")
+    before = sorted(p.relative_to(outer) for p in outer.rglob("*"))
+    capsys.readouterr()
+    assert dgp("batch", "colorize", outer / "originals", "-o", outer,
+               *common(model_files)) == 1
+    err = capsys.readouterr().err
+    assert "inside the output folder" in err and "Traceback" not in err
+    assert sorted(p.relative_to(outer) for p in outer.rglob("*")) == before
