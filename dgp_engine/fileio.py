@@ -77,7 +77,8 @@ def atomic_path(path: str | Path, *, suffix: str = ".part") -> Iterator[Path]:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     clean_stale_temps(folder)
-    fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=suffix, dir=folder)
+    fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name, folder, suffix), suffix=suffix,
+                                dir=folder)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -110,6 +111,45 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, text.encode("utf-8"))
 
 
+# --- names the file system takes ------------------------------------------------------------
+def short_name(name: str, head: int = 24, tail: int = 12) -> str:
+    """A long name as a message shows it: its start and its end."""
+    return name if len(name) <= head + tail + 1 else f"{name[:head]}…{name[-tail:]}"
+
+
+def nearest_existing(path: str | Path) -> Path:
+    """``path`` or the nearest folder above it that exists (a file where a folder should be
+    included)."""
+    p = Path(os.path.abspath(path))
+    while not os.path.lexists(p) and p.parent != p:
+        p = p.parent
+    return p
+
+
+def name_too_long(path: str | Path) -> str | None:
+    """Why ``path`` cannot be created for its length — its name, or a folder to create
+    above it, longer than its file system allows (:func:`name_max`), or the whole path
+    longer than the system's limit — else None. Checked before work: the system would
+    only say so when the result is written."""
+    path = Path(os.path.abspath(path))
+    base = nearest_existing(path.parent)
+    limit = name_max(base)
+    for part in path.relative_to(base).parts:  # the folders still to create and the name
+        n = len(os.fsencode(part))
+        if n > limit:
+            return (f"the name {short_name(part)!r} is too long: {n} bytes, more than the "
+                    f"{limit} a file name may have on this file system")
+    try:
+        path_max = int(os.pathconf(base, "PC_PATH_MAX"))
+    except (OSError, ValueError, AttributeError):
+        path_max = 4096
+    n = len(os.fsencode(str(path)))
+    if n >= path_max:
+        return (f"the path is too long: {n} bytes, more than the {path_max - 1} this system "
+                "allows")
+    return None
+
+
 # --- temp names, stale leftovers -----------------------------------------------------------
 # Ours: ".NAME.<pid>-<host>-XXXXXXXX<suffix>" (and, from the version before the host was
 # recorded, ".NAME.<pid>-XXXXXXXX<suffix>", taken as this host's); suffix .part, .tmp,
@@ -127,10 +167,47 @@ _cleaned: set[str] = set()
 _cleaned_lock = threading.Lock()
 
 
-def temp_prefix(name: str) -> str:
-    """The start of a temp name for writing ``name``: hidden, with our process id and
-    host."""
-    return f".{name}.{os.getpid()}-{HOST_TAG}-"
+# the most digits a process id has (Linux pid_max is at most 2**22): temp names are sized
+# for it, so the name part of a file's temp name does not depend on the writer
+_PID_DIGITS = 7
+_RANDOM_CHARS = 8  # what tempfile.mkstemp / mkdtemp put between prefix and suffix
+
+
+def name_max(folder: str | Path) -> int:
+    """The longest file name (bytes) the file system of ``folder`` allows; 255 (the usual
+    limit) where it does not say or ``folder`` does not exist."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def fit_name(name: str, extra: int, folder: str | Path) -> str:
+    """``name`` as the middle of a hidden helper name ``.<name><extra bytes>`` in ``folder``:
+    whole when that fits the folder's :func:`name_max`, else cut short and ended with a
+    digest of the whole name — so a file whose own name is legal never gets an illegal
+    temp or lock name (a 244-character picture name once lost its result that way)."""
+    limit = name_max(folder) - 1 - extra
+    if len(os.fsencode(name)) <= limit:
+        return name
+    digest = "~" + hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
+    keep = name[:max(0, limit - len(digest))]
+    while keep and len(os.fsencode(keep)) > limit - len(digest):
+        keep = keep[:-1]
+    return keep + digest
+
+
+def _temp_extra(suffix: str) -> int:
+    """Bytes a temp name adds after its name part: ``.<pid>-<host>-XXXXXXXX<suffix>``."""
+    return (1 + max(_PID_DIGITS, len(str(os.getpid()))) + 1 + len(HOST_TAG) + 1
+            + _RANDOM_CHARS + len(os.fsencode(suffix)))
+
+
+def temp_prefix(name: str, folder: str | Path = ".", suffix: str = ".part") -> str:
+    """The start of a temp name for writing ``name`` in ``folder`` with ``suffix``: hidden,
+    with our process id and host; the name part shortened (:func:`fit_name`) when the
+    whole temp name would be longer than the file system allows."""
+    return f".{fit_name(name, _temp_extra(suffix), folder)}.{os.getpid()}-{HOST_TAG}-"
 
 
 def pid_alive(pid: int) -> bool:
@@ -203,7 +280,9 @@ def clean_stale_temps_for(targets: Iterable[str | Path]) -> list[Path]:
     process makes there (each folder counts as cleaned). Best effort."""
     wanted: dict[str, set[str]] = {}
     for target in map(Path, targets):
-        wanted.setdefault(os.path.abspath(target.parent), set()).add(target.name)
+        names = wanted.setdefault(os.path.abspath(target.parent), set())
+        names.add(target.name)
+        names.add(fit_name(target.name, _temp_extra(".part"), target.parent))
     removed: list[Path] = []
     for folder, names in wanted.items():
         with _cleaned_lock:
@@ -282,7 +361,7 @@ def _claim_key(path: Path) -> str:
 def lock_file_for(path: str | Path) -> Path:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    return folder / f".{path.name}{LOCK_SUFFIX}"
+    return folder / f".{fit_name(path.name, len(LOCK_SUFFIX), folder)}{LOCK_SUFFIX}"
 
 
 def _try_lock(fd: int) -> bool:
@@ -321,8 +400,10 @@ def _open_locked(lock_file: Path) -> tuple[int, bool]:
 
 
 def _remove_unheld_lock(lock_file: Path) -> bool:
-    if _claim_key(lock_file.with_name(lock_file.name[1:-len(LOCK_SUFFIX)])) in _claims:
-        return False
+    key = os.path.abspath(lock_file)
+    with _claims_lock:
+        if any(os.path.abspath(c.lock_file) == key and c.fd >= 0 for c in _claims.values()):
+            return False  # ours, held
     fd, locked = _open_locked(lock_file)
     try:
         if locked:

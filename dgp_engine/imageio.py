@@ -27,7 +27,14 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import InputError, OutputError
-from .fileio import OutputBusy, atomic_write, claim_output
+from .fileio import (
+    OutputBusy,
+    atomic_write,
+    claim_output,
+    name_too_long,
+    nearest_existing,
+    short_name,
+)
 from .memory import DECODE_BYTES_PER_PIXEL, why_too_big
 from .memory import budget as memory_budget
 
@@ -415,6 +422,10 @@ def check_output_path(path: str | Path, *, sources: Sequence[str | Path] = (),
     the folder takes new files (``/proc``, read-only mounts fail here, not after the run) —
     and a second run writing the same file is refused at once."""
     path = Path(path)
+    too_long = name_too_long(path)
+    if too_long:
+        raise OutputError(f"Cannot write {short_name(str(path), 40, 16)}: {too_long}. Pick a "
+                          "shorter output name.")
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file name for the output (e.g. "
                           f"{path / 'result.png'}).")
@@ -422,6 +433,10 @@ def check_output_path(path: str | Path, *, sources: Sequence[str | Path] = (),
         output_format(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
+        blocker = nearest_existing(parent)
+        if not blocker.is_dir():
+            raise OutputError(f"{blocker} is a file, not a folder: {path.name} cannot be "
+                              "written under it. Pick another output folder.")
         raise OutputError(f"The folder {parent} does not exist; create it first.")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"No permission to write into {parent}; pick an output in a folder "

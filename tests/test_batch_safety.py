@@ -107,3 +107,50 @@ def test_batch_removes_only_temp_files_it_wrote_and_whose_writer_is_dead(
     err = capsys.readouterr().err
     assert "inside the output folder" in err and "Traceback" not in err
     assert sorted(p.relative_to(outer) for p in outer.rglob("*")) == before
+
+
+# --- defect 2: one unwritable name fails that picture, not the job ---------------------------
+def test_an_unwritable_output_name_fails_that_picture_and_the_batch_goes_on(
+        tmp_path, model_files, capsys):
+    name_max = os.pathconf(tmp_path, "PC_NAME_MAX")
+    long_ok = "L" * (name_max - 15) + ".png"      # legal; its old temp name was not
+    state_too_long = "s" * (name_max - 4) + ".png"  # legal, but NAME.dgp is not
+    album = tmp_path / "album"
+    for name in (long_ok, state_too_long, "p0.png", "blocked/q.png", "z.png"):
+        picture(album / name)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "blocked").write_text("a file where the output sub-folder must go")
+    args = ["batch", "colorize", album, "-o", out, "--save-state", *common(model_files)]
+    assert dgp(*args) == 1  # some failed; the others were done
+    rows = journal_rows(out)
+    status = {rel: row["status"] for rel, row in rows.items()}
+    assert status == {long_ok: "done", state_too_long: "failed", "p0.png": "done",
+                      "blocked/q.png": "failed", "z.png": "done"}
+    assert (out / long_ok).is_file() and (out / f"{long_ok}.dgp").is_file()
+    assert "too long" in rows[state_too_long]["reason"]
+    assert "blocked" in rows["blocked/q.png"]["reason"] and \
+        "file" in rows["blocked/q.png"]["reason"]
+    # refused before any work: never sent to a worker
+    assert rows[state_too_long]["attempts"] == 0 and rows["blocked/q.png"]["attempts"] == 0
+    assert (out / "blocked").is_file()
+    # a resume does not compute them again
+    capsys.readouterr()
+    assert dgp(*args) == 1
+    assert "0 picture(s) to restore, 3 already done, 2 failed" in capsys.readouterr().err
+    assert journal_rows(out)[state_too_long]["attempts"] == 0
+    # a single command: a long legal name is written; an illegal one is refused before the
+    # model loads (the model does not exist: the name is what is reported)
+    src = album / "p0.png"
+    assert dgp("colorize", src, "-o", tmp_path / long_ok, *common(model_files)) == 0
+    assert Image.open(tmp_path / long_ok).size == (56, 40)
+    capsys.readouterr()
+    too_long = "x" * (name_max + 1 - 4) + ".png"
+    assert dgp("colorize", src, "-o", tmp_path / too_long, "--model",
+               tmp_path / "nowhere") == 1
+    err = capsys.readouterr().err
+    assert "too long" in err and "nowhere" not in err and "Traceback" not in err
+    assert dgp("colorize", src, "-o", out / "blocked" / "x.png", "--model",
+               tmp_path / "nowhere") == 1
+    err = capsys.readouterr().err
+    assert "is a file" in err and "nowhere" not in err

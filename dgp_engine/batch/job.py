@@ -15,6 +15,7 @@ thumbnails atomically, the journal committed after each change.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -37,6 +38,7 @@ from .plan import (
     BatchSettings,
     describe_changes,
     model_identity,
+    output_problem,
     plan_batch,
     prepare_output_dir,
     settings_digest,
@@ -314,21 +316,28 @@ class BatchJob:
         self.stats.journal_ops += 1
 
     def _request(self, item: BatchItem, wid: int) -> dict[str, Any] | None:
-        """Read the input (and mask) for a worker; None when the item ends here."""
+        """Check the outputs can be written, read the input (and mask) for a worker; None
+        when the item ends here (skipped or failed, before any work)."""
         t0 = time.perf_counter()
+        row = self.journal.item(item.rel)
+        ours = row is not None and row.out_sha is not None
+        if not self.settings.overwrite and not ours and os.path.lexists(item.output):
+            self._j(self.journal.set_status, item.rel, J.SKIPPED,
+                    "an output of that name already exists (not written by this job); "
+                    "allow replacing it with --overwrite")
+            return None
+        for what, path in (("output", item.output), ("state file", item.state)):
+            problem = output_problem(path, self.out_dir) if path is not None else None
+            if problem:
+                self._j(self.journal.mark_failed, item.rel,
+                        f"its {what} cannot be written: {problem}")
+                return None
         try:
             data = item.source.read_bytes()
             st = item.source.stat()
         except OSError as exc:
             self._j(self.journal.mark_failed, item.rel,
                     f"could not read it: {exc.strerror or exc}")
-            return None
-        row = self.journal.item(item.rel)
-        ours = row is not None and row.out_sha is not None
-        if not self.settings.overwrite and not ours and item.output.exists():
-            self._j(self.journal.set_status, item.rel, J.SKIPPED,
-                    "an output of that name already exists (not written by this job); "
-                    "allow replacing it with --overwrite")
             return None
         mask = None
         if item.mask is not None:
@@ -484,9 +493,16 @@ class BatchJob:
         if status == "done":
             try:
                 t_in, t_out = self._write_result(item, resp)
-            except OutputError:
-                self._j(jr.back_to_pending, item.rel, "its output could not be written")
-                raise
+            except OutputError as exc:
+                if _stops_every_write(exc):
+                    self._j(jr.back_to_pending, item.rel, "its output could not be written")
+                    raise
+                # this picture's name or folder: the others can still be written
+                self._j(jr.mark_failed, item.rel, f"its output could not be written: {exc}",
+                        resp["seconds"])
+                self.stats.failed += 1
+                return BatchEvent("item", item.rel, J.FAILED, str(exc),
+                                  seconds=resp["seconds"], counts=jr.counts())
             self._j(jr.mark_done, item.rel, seconds=resp["seconds"],
                     class_id=resp.get("class_id"), notes=resp.get("notes") or [])
             self.stats.done += 1
@@ -526,6 +542,14 @@ class BatchJob:
         except Exception:  # noqa: BLE001
             pass
 
+
+
+def _stops_every_write(exc: OutputError) -> bool:
+    """A write error every other picture would meet too (disk full, read-only file
+    system, or one we cannot tell): the job stops, the picture stays pending."""
+    cause = exc.__cause__
+    return not isinstance(cause, OSError) or cause.errno in (
+        errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 
 
 def _writer(data: bytes) -> Callable[[BinaryIO], object]:

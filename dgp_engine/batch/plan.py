@@ -26,6 +26,7 @@ from typing import Any
 
 from ..compute import check_precision
 from ..errors import InputError, OutputError
+from ..fileio import name_too_long
 from ..imageio import FORMATS
 from ..taskspec import task_spec
 
@@ -182,6 +183,34 @@ def prepare_output_dir(out: Path) -> None:
                           f"{exc.strerror or exc}.") from exc
     if not os.access(out, os.W_OK | os.X_OK):
         raise OutputError(f"No permission to write into the output folder {out}.")
+
+
+def output_problem(path: Path, out_dir: Path) -> str | None:
+    """Why the output ``path`` (under ``out_dir``) cannot be written, found before any work
+    is spent on it — a name too long for the file system, a file where one of its
+    sub-folders must go, a folder that takes no new files, a folder or device under its
+    name — else None."""
+    too_long = name_too_long(path)
+    if too_long:
+        return too_long
+    folder = out_dir
+    for part in path.parent.relative_to(out_dir).parts:
+        folder = folder / part
+        if folder.is_dir():
+            continue
+        if os.path.lexists(folder):
+            return (f"{folder.relative_to(out_dir).as_posix()} in the output folder is a "
+                    "file where a folder of results must go")
+        folder = folder.parent  # missing: created when the result is written
+        break
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to write in {folder}"
+    if path.is_dir():
+        return f"{path.relative_to(out_dir).as_posix()} in the output folder is a folder"
+    if os.path.lexists(path) and path.exists() and not path.is_file():
+        return (f"{path.relative_to(out_dir).as_posix()} in the output folder is not a "
+                "regular file (a device, pipe or socket)")
+    return None
 
 
 def output_name(name: str) -> str:
