@@ -144,9 +144,11 @@ def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS,
 
 
 def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXELS,
-                 bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> Photo:
-    """:func:`read_image` for bytes already in memory."""
-    img = _open_checked(data, name, max_pixels, bytes_per_pixel)
+                 bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL, budget: int | None = None,
+                 workers: int = 1) -> Photo:
+    """:func:`read_image` for bytes already in memory; ``budget`` (default: the whole
+    :func:`dgp_engine.memory.budget`) may be one of ``workers``' shares."""
+    img = _open_checked(data, name, max_pixels, bytes_per_pixel, budget, workers)
     fmt = img.format
     icc = img.info.get("icc_profile") or None
     src_mode = img.mode
@@ -198,8 +200,35 @@ def _tiff_16bit(data: bytes, shape: tuple[int, ...]) -> np.ndarray | None:
     return np.ascontiguousarray(a.astype(np.float32) / 65535.0)
 
 
+def check_fits(size: tuple[int, int], name: str, *, bytes_per_pixel: int,
+               budget: int | None = None, workers: int = 1) -> None:
+    """Refuse (InputError) a picture of ``size`` (w, h) whose pixels times
+    ``bytes_per_pixel`` exceed ``budget`` (default :func:`dgp_engine.memory.budget`; with
+    ``workers``, one worker's share of it) — before it is decoded."""
+    w, h = size
+    allowed = memory_budget() if budget is None else budget
+    if w * h * bytes_per_pixel > allowed:
+        raise InputError(f"{name} is {w}×{h} px ({w * h / 1e6:.0f} Mpx): "
+                         f"{why_too_big(w * h * bytes_per_pixel, allowed, workers)}. Downscale "
+                         "it first (or crop the part to restore).")
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a picture's header, without decoding it; None when the
+    header cannot be read (decoding says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+    except Exception:  # noqa: BLE001 - a bad file is reported where it is decoded
+        return None
+    return int(w), int(h)
+
+
 def _open_checked(data: bytes, name: str, max_pixels: int,
-                  bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> Image.Image:
+                  bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL, budget: int | None = None,
+                  workers: int = 1) -> Image.Image:
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone relaxed Pillow globally: we do not
         log.debug("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; checking completeness anyway")
     try:
@@ -213,10 +242,8 @@ def _open_checked(data: bytes, name: str, max_pixels: int,
                 raise InputError(f"{name} is {w}×{h} px ({w * h / 1e6:.0f} Mpx), above the "
                                  f"limit of {max_pixels / 1e6:.0f} Mpx: refused as a possible "
                                  "decompression bomb. Downscale it first.")
-            if w * h * bytes_per_pixel > memory_budget():
-                raise InputError(f"{name} is {w}×{h} px ({w * h / 1e6:.0f} Mpx): "
-                                 f"{why_too_big(w * h * bytes_per_pixel)}. Downscale it "
-                                 "first (or crop the part to restore).")
+            check_fits((w, h), name, bytes_per_pixel=bytes_per_pixel, budget=budget,
+                       workers=workers)
             img.load()
             if img.format == "PNG":  # chunk CRCs and the end marker, which load() skips
                 Image.open(io.BytesIO(data)).verify()

@@ -154,3 +154,24 @@ def test_an_unwritable_output_name_fails_that_picture_and_the_batch_goes_on(
                tmp_path / "nowhere") == 1
     err = capsys.readouterr().err
     assert "is a file" in err and "nowhere" not in err
+
+
+# --- defect 3: the memory budget, per worker, before decoding --------------------------------
+def test_a_picture_over_a_workers_memory_share_fails_before_decoding(
+        tmp_path, model_files, monkeypatch):
+    # 32 MiB for the machine, 16 MiB for each of 2 workers; a run costs 80 B/px, so the
+    # 560×480 picture (21.5 MB) fits the whole budget (a single command takes it) but not
+    # a worker's share
+    monkeypatch.setenv("DGP_MEMORY_BUDGET", "32M")
+    album = tmp_path / "album"
+    picture(album / "big.png", 560, 480)
+    picture(album / "small.png")
+    out = tmp_path / "out"
+    assert dgp("batch", "colorize", album, "-o", out, "--workers", "2",
+               *common(model_files)) == 1
+    rows = journal_rows(out)
+    assert rows["small.png"]["status"] == "done"
+    assert rows["big.png"]["status"] == "failed" and rows["big.png"]["attempts"] == 0
+    reason = rows["big.png"]["reason"]
+    assert "560×480" in reason and "memory" in reason and "2 workers" in reason
+    assert not (out / "big.png").exists()

@@ -29,7 +29,8 @@ from typing import Any, BinaryIO, Protocol
 
 from ..errors import DGPError, InputError, OutputError
 from ..fileio import clean_stale_temps, clean_stale_temps_for
-from ..imageio import read_mask, write_atomic
+from ..imageio import check_fits, image_size, read_mask, write_atomic
+from ..memory import RUN_BYTES_PER_PIXEL, gb, why_too_big
 from . import journal as J
 from .plan import (
     CONTACT_SHEET,
@@ -156,6 +157,10 @@ class BatchJob:
         self.final_counts: dict[str, int] = {}
         self.rows: list[J.ItemRow] = []
         self.pool: WorkerPool | None = None
+        # each local worker's share of the memory budget, fixed when they start (Ray
+        # workers judge by their own machine's budget)
+        self.worker_budget: int | None = None
+        self.worker_count = 1
 
     # --- before the run --------------------------------------------------------------------
     def _check_settings(self, restart: bool) -> None:
@@ -298,8 +303,12 @@ class BatchJob:
         from ..runtime import available_cores
         from .local import LocalPool
 
+        from ..memory import worker_budget
+
         n_default, devices = default_local_workers(s.device)
         n = self.workers_wanted or n_default
+        self.worker_count = n
+        self.worker_budget = worker_budget(n)  # before the workers take their own memory
         devices = [devices[i % len(devices)] for i in range(n)]
         threads = s.threads or max(1, available_cores() // n)
         return LocalPool([worker_config(s, device=d, threads=threads) for d in devices])
@@ -333,12 +342,25 @@ class BatchJob:
                         f"its {what} cannot be written: {problem}")
                 return None
         try:
-            data = item.source.read_bytes()
             st = item.source.stat()
+            if self.worker_budget is not None and st.st_size > self.worker_budget:
+                self._j(self.journal.mark_failed, item.rel, f"{item.rel} is {gb(st.st_size)}: "
+                        f"{why_too_big(st.st_size, self.worker_budget, self.worker_count)}. "
+                        "Downscale or recompress it first.")
+                return None
+            data = item.source.read_bytes()
         except OSError as exc:
             self._j(self.journal.mark_failed, item.rel,
                     f"could not read it: {exc.strerror or exc}")
             return None
+        size = image_size(data) if self.worker_budget is not None else None
+        if size is not None:  # the single commands' check, on one worker's share
+            try:
+                check_fits(size, item.rel, bytes_per_pixel=RUN_BYTES_PER_PIXEL,
+                           budget=self.worker_budget, workers=self.worker_count)
+            except InputError as exc:
+                self._j(self.journal.mark_failed, item.rel, str(exc))
+                return None
         mask = None
         if item.mask is not None:
             try:
@@ -350,6 +372,7 @@ class BatchJob:
         self._j(self.journal.mark_running, item.rel, size=st.st_size, mtime=st.st_mtime_ns,
                 sha=J.file_sha256(data), settings=self.digest, worker=str(wid))
         return {"rel": item.rel, "data": data, "mask": mask,
+                "memory_budget": self.worker_budget, "workers": self.worker_count,
                 "mask_name": item.mask.name if item.mask else None,
                 "out_suffix": item.output.suffix, "want_state": item.state is not None}
 
