@@ -28,11 +28,13 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import InputError, OutputError
 from .fileio import (
+    NotRegularFile,
     OutputBusy,
     atomic_write,
     claim_output,
     name_too_long,
     nearest_existing,
+    open_regular,
     short_name,
 )
 from .memory import DECODE_BYTES_PER_PIXEL, why_too_big
@@ -123,24 +125,37 @@ def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS,
     restoration run, :data:`dgp_engine.memory.RUN_BYTES_PER_PIXEL`) exceed the memory
     budget is refused before it is decoded."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path} does not exist.")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not an image file.")
-    size = path.stat().st_size
-    if size == 0:
-        raise InputError(f"{path} is empty (0 bytes): not an image.")
-    if size > memory_budget():
-        raise InputError(f"{path} is {size / 1e9:.1f} GB: {why_too_big(size)}. Downscale or "
-                         "recompress it first.")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"Could not read {path}: {exc.strerror or exc}.") from exc
+    data = read_picture_file(path)
     photo = decode_image(data, name=str(path), max_pixels=max_pixels,
                          bytes_per_pixel=bytes_per_pixel)
     photo.path = path
     return photo
+
+
+def read_picture_file(path: Path, what: str = "") -> bytes:
+    """The bytes of a picture file (``what``: how messages name it, e.g. "Mask file "),
+    refused with one sentence when it is missing, a folder, not a regular file (a device,
+    FIFO or socket is never read: :func:`dgp_engine.fileio.open_regular`), empty, or larger
+    than the memory budget."""
+    label = f"{what}{path}"
+    if not path.exists():
+        raise InputError(f"{label} does not exist.")
+    if path.is_dir():
+        raise InputError(f"{label} is a folder, not an image file.")
+    try:
+        with open_regular(path) as (fh, st):
+            if st.st_size == 0:
+                raise InputError(f"{label} is empty (0 bytes): not an image.")
+            if st.st_size > memory_budget():
+                raise InputError(f"{label} is {st.st_size / 1e9:.1f} GB: "
+                                 f"{why_too_big(st.st_size)}. Downscale or recompress it "
+                                 "first.")
+            return fh.read()
+    except NotRegularFile as exc:
+        raise InputError(f"{label} is not a regular file ({exc.kind}): give a picture "
+                         "file.") from exc
+    except OSError as exc:
+        raise InputError(f"Could not read {label}: {exc.strerror or exc}.") from exc
 
 
 def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXELS,
@@ -369,11 +384,8 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     White (or, for files with transparency, opaque painted) pixels mark the hole;
     black / transparent pixels are kept.  ``size`` = (width, height) the mask must have."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"Mask file {path} does not exist.")
-    if path.is_dir() or path.stat().st_size == 0:
-        raise InputError(f"Mask file {path} is empty (0 bytes): not an image.")
-    img = _open_checked(path.read_bytes(), f"Mask file {path}", MAX_PIXELS)
+    img = _open_checked(read_picture_file(path, "Mask file "), f"Mask file {path}",
+                        MAX_PIXELS)
     try:
         img = ImageOps.exif_transpose(img) or img
     except Exception:

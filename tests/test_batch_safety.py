@@ -175,3 +175,38 @@ def test_a_picture_over_a_workers_memory_share_fails_before_decoding(
     reason = rows["big.png"]["reason"]
     assert "560×480" in reason and "memory" in reason and "2 workers" in reason
     assert not (out / "big.png").exists()
+
+
+# --- defect 4: regular files only -------------------------------------------------------------
+def test_devices_and_fifos_are_never_read(tmp_path, model_files, capsys):
+    model, preset = model_files
+    album = tmp_path / "album"
+    real = picture(tmp_path / "elsewhere" / "real.png")
+    picture(album / "z.png")
+    os.mkfifo(album / "a-fifo.png")
+    (album / "b-device.png").symlink_to("/dev/null")
+    (album / "c-link.png").symlink_to(real)
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "dgp_engine", "batch", "colorize", str(album), "-o",
+            str(out), "--model", str(model), "--preset", str(preset), "-q", "--threads", "1"]
+    proc = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=150)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError("the batch hung on the FIFO") from None
+    assert proc.returncode == 0, err[-2000:]
+    rows = journal_rows(out)
+    assert rows["z.png"]["status"] == "done" and rows["c-link.png"]["status"] == "done"
+    for rel, kind in (("a-fifo.png", "pipe"), ("b-device.png", "device")):
+        assert rows[rel]["status"] == "skipped"
+        assert "not a regular file" in rows[rel]["reason"] and kind in rows[rel]["reason"]
+        assert rows[rel]["in_sha"] is None  # never read
+    assert (album / "a-fifo.png").exists() and not (out / "a-fifo.png").exists()
+    # the single commands' reader refuses them too, with the same sentence
+    for rel in ("a-fifo.png", "b-device.png"):
+        assert dgp("colorize", album / rel, "-o", tmp_path / "x.png", "--model",
+                   tmp_path / "nowhere") == 1
+        assert "not a regular file" in capsys.readouterr().err

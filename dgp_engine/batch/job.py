@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from ..errors import DGPError, InputError, OutputError
-from ..fileio import clean_stale_temps, clean_stale_temps_for
+from ..fileio import (
+    NotRegularFile,
+    clean_stale_temps,
+    clean_stale_temps_for,
+    open_regular,
+    read_regular,
+)
 from ..imageio import check_fits, image_size, read_mask, write_atomic
 from ..memory import RUN_BYTES_PER_PIXEL, gb, why_too_big
 from . import journal as J
@@ -238,7 +244,7 @@ class BatchJob:
         if not sha or not item.output.is_file():
             return False
         try:
-            return J.file_sha256(item.output.read_bytes()) == sha
+            return J.file_sha256(read_regular(item.output)) == sha
         except OSError:
             return False
 
@@ -257,9 +263,9 @@ class BatchJob:
         if (st.st_size, st.st_mtime_ns) == (row.in_size, row.in_mtime):
             return None
         try:
-            if J.file_sha256(item.source.read_bytes()) == row.in_sha:
+            if J.file_sha256(read_regular(item.source)) == row.in_sha:
                 return None
-        except OSError:
+        except OSError:  # not readable (or no longer a regular file): planning says so
             return None
         return "input changed; run again"
 
@@ -342,13 +348,19 @@ class BatchJob:
                         f"its {what} cannot be written: {problem}")
                 return None
         try:
-            st = item.source.stat()
-            if self.worker_budget is not None and st.st_size > self.worker_budget:
-                self._j(self.journal.mark_failed, item.rel, f"{item.rel} is {gb(st.st_size)}: "
-                        f"{why_too_big(st.st_size, self.worker_budget, self.worker_count)}. "
-                        "Downscale or recompress it first.")
-                return None
-            data = item.source.read_bytes()
+            # a regular file only, checked before and after opening (never blocks: a FIFO
+            # swapped in since the folder was planned is refused, not waited on)
+            with open_regular(item.source) as (fh, st):
+                if self.worker_budget is not None and st.st_size > self.worker_budget:
+                    why = why_too_big(st.st_size, self.worker_budget, self.worker_count)
+                    self._j(self.journal.mark_failed, item.rel, f"{item.rel} is "
+                            f"{gb(st.st_size)}: {why}. Downscale or recompress it first.")
+                    return None
+                data = fh.read()
+        except NotRegularFile as exc:
+            self._j(self.journal.set_status, item.rel, J.SKIPPED,
+                    f"not a regular file ({exc.kind}): only picture files are read")
+            return None
         except OSError as exc:
             self._j(self.journal.mark_failed, item.rel,
                     f"could not read it: {exc.strerror or exc}")

@@ -20,13 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..compute import check_precision
 from ..errors import InputError, OutputError
-from ..fileio import name_too_long
+from ..fileio import file_kind, name_too_long
 from ..imageio import FORMATS
 from ..taskspec import task_spec
 
@@ -220,6 +221,18 @@ def output_name(name: str) -> str:
     return name if suffix in FORMATS else f"{Path(name).stem}.png"
 
 
+def not_a_picture_file(path: Path) -> str | None:
+    """Why ``path`` is not read at all — not a regular file (a device, FIFO or socket; a
+    symlink is judged by its target), or no longer there — else None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if not stat.S_ISREG(mode):
+        return f"not a regular file ({file_kind(mode)}): only picture files are read"
+    return None
+
+
 def _walk(folder: Path) -> list[Path]:
     found = []
     for root, dirs, files in os.walk(folder):
@@ -276,10 +289,12 @@ def plan_batch(settings: BatchSettings) -> BatchPlan:
         rel_out = Path(rel).with_name(output_name(Path(rel).name))
         item = BatchItem(rel=rel, source=f, output=out / rel_out,
                          state=(out / f"{rel}.dgp") if settings.save_state else None)
-        if item.output in taken:
+        item.skip_reason = not_a_picture_file(f)
+        if item.output in taken and item.skip_reason is None:
             item.skip_reason = (f"its output name {rel_out.as_posix()} is also the output of "
                                 f"{taken[item.output]}; rename one of them")
-        taken.setdefault(item.output, rel)
+        if item.skip_reason is None:
+            taken.setdefault(item.output, rel)
         if spec.uses_mask:
             if settings.mask is not None:
                 item.mask = settings.mask
