@@ -306,10 +306,9 @@ class BatchJob:
             from .ray_backend import RayPool
 
             return RayPool(s, self.workers_wanted, self.ray_address)
+        from ..memory import worker_budget
         from ..runtime import available_cores
         from .local import LocalPool
-
-        from ..memory import worker_budget
 
         n_default, devices = default_local_workers(s.device)
         n = self.workers_wanted or n_default
