@@ -260,10 +260,12 @@ class AnimationExport:
         try:
             clean_stale_temps(folder)  # what a killed export left
             if self.format == "png-sequence":
-                return Path(tempfile.mkdtemp(prefix=temp_prefix(self.path.name),
-                                             suffix=".partial", dir=folder))
-            fd, name = tempfile.mkstemp(prefix=temp_prefix(self.path.name),
-                                        suffix=f".partial{self.path.suffix}", dir=folder)
+                return Path(tempfile.mkdtemp(
+                    prefix=temp_prefix(self.path.name, folder, ".partial"), suffix=".partial",
+                    dir=folder))
+            suffix = f".partial{self.path.suffix}"
+            fd, name = tempfile.mkstemp(prefix=temp_prefix(self.path.name, folder, suffix),
+                                        suffix=suffix, dir=folder)
             os.close(fd)
             return Path(name)
         except PermissionError as exc:

@@ -7,9 +7,13 @@ flushed to disk, given the permissions a plain ``open(path, "w")`` would give (0
 the umask: temp files are created private), and only then renamed over the target. A
 crash, a full disk or Ctrl-C leaves the previous file as it was, never half a file.
 
-Temp names carry the writer's process id (``.NAME.<pid>-XXXXXXXX.part``), so what a killed
-writer left (SIGKILL, power loss) is recognised as ours and as stale: the first write a
-process makes into a folder removes such leftovers (:func:`clean_stale_temps`). A command
+Temp names carry the writer's process id and a tag of its host
+(``.NAME.<pid>-<host>-XXXXXXXX.part``), so what a killed writer left (SIGKILL, power loss) is
+recognised as ours and as stale — its process is dead on this host; a name without those
+marks (another program's, or written on another machine sharing the folder) is never
+removed. The first write a process makes into a folder removes such leftovers
+(:func:`clean_stale_temps`); ``dgp batch`` removes only those of the files it writes
+(:func:`clean_stale_temps_for`). A command
 that writes a file claims it first (:func:`claim_output`): an exclusive lock file beside it,
 which also proves the folder writable before any work and makes a second run writing the
 same file refuse at once.
@@ -20,14 +24,16 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import shutil
+import socket
+import stat
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -72,7 +78,8 @@ def atomic_path(path: str | Path, *, suffix: str = ".part") -> Iterator[Path]:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     clean_stale_temps(folder)
-    fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=suffix, dir=folder)
+    fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name, folder, suffix), suffix=suffix,
+                                dir=folder)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -105,22 +112,157 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, text.encode("utf-8"))
 
 
+# --- reading: regular files only -----------------------------------------------------------
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words (from ``st_mode``)."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
+
+
+class NotRegularFile(OSError):
+    """A path to read is a device, FIFO, socket or folder (symlinks followed)."""
+
+    def __init__(self, path: Path, mode: int):
+        self.kind = file_kind(mode)
+        super().__init__(errno.EINVAL, f"not a regular file ({self.kind})", str(path))
+
+
+@contextlib.contextmanager
+def open_regular(path: str | Path) -> Iterator[tuple[BinaryIO, os.stat_result]]:
+    """Open ``path`` for reading only if it is a regular file (a symlink is followed and
+    its target checked): ``(file, its stat)``. A device, FIFO or socket raises
+    :class:`NotRegularFile` without being read — checked before opening, and again on the
+    open file, which is opened non-blocking so that a FIFO swapped in meanwhile cannot
+    hang the reader (/dev/zero once filled 3 GB; a FIFO blocked a batch for good)."""
+    path = Path(path)
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFile(path, st.st_mode)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(path, st.st_mode)
+        fh = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with fh:
+        yield fh, st
+
+
+def read_regular(path: str | Path) -> bytes:
+    """The bytes of the regular file ``path`` (:func:`open_regular`)."""
+    with open_regular(path) as (fh, _):
+        return fh.read()
+
+
+# --- names the file system takes ------------------------------------------------------------
+def short_name(name: str, head: int = 24, tail: int = 12) -> str:
+    """A long name as a message shows it: its start and its end."""
+    return name if len(name) <= head + tail + 1 else f"{name[:head]}…{name[-tail:]}"
+
+
+def nearest_existing(path: str | Path) -> Path:
+    """``path`` or the nearest folder above it that exists (a file where a folder should be
+    included)."""
+    p = Path(os.path.abspath(path))
+    while not os.path.lexists(p) and p.parent != p:
+        p = p.parent
+    return p
+
+
+def name_too_long(path: str | Path) -> str | None:
+    """Why ``path`` cannot be created for its length — its name, or a folder to create
+    above it, longer than its file system allows (:func:`name_max`), or the whole path
+    longer than the system's limit — else None. Checked before work: the system would
+    only say so when the result is written."""
+    path = Path(os.path.abspath(path))
+    base = nearest_existing(path.parent)
+    limit = name_max(base)
+    for part in path.relative_to(base).parts:  # the folders still to create and the name
+        n = len(os.fsencode(part))
+        if n > limit:
+            return (f"the name {short_name(part)!r} is too long: {n} bytes, more than the "
+                    f"{limit} a file name may have on this file system")
+    try:
+        path_max = int(os.pathconf(base, "PC_PATH_MAX"))
+    except (OSError, ValueError, AttributeError):
+        path_max = 4096
+    n = len(os.fsencode(str(path)))
+    if n >= path_max:
+        return (f"the path is too long: {n} bytes, more than the {path_max - 1} this system "
+                "allows")
+    return None
+
+
 # --- temp names, stale leftovers -----------------------------------------------------------
-# Ours: ".NAME.<pid>-XXXXXXXX<suffix>" (and, from versions before the pid was recorded,
-# ".NAME.XXXXXXXX<suffix>"); suffix .part, .tmp, .partial or .partial.EXT; lock files
-# ".NAME.dgp-lock".
-_TEMP = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)-)?[a-z0-9_]{8}"
-                   r"(?:\.part|\.tmp|\.partial(?:\.[A-Za-z0-9]{1,8})?)$")
+# Ours: ".NAME.<pid>-<host>-XXXXXXXX<suffix>" (and, from the version before the host was
+# recorded, ".NAME.<pid>-XXXXXXXX<suffix>", taken as this host's); suffix .part, .tmp,
+# .partial or .partial.EXT; lock files ".NAME.dgp-lock". A pid-less name is not ours to
+# judge: it may be any program's.
+_OWNER = r"(?P<pid>\d+)-(?:(?P<host>[0-9a-f]{6})-)?[a-z0-9_]{8}" \
+         r"(?:\.part|\.tmp|\.partial(?:\.[A-Za-z0-9]{1,8})?)$"
+_TEMP = re.compile(r"^\.(?P<name>.+?)\." + _OWNER)
+_TEMP_TAIL = re.compile(_OWNER)
 LOCK_SUFFIX = ".dgp-lock"
-_PROCESS_START = time.time()
-_LEGACY_GRACE_S = 60.0  # a pid-less temp this much older than our start has no live writer
+#: This machine in temp names: another host's temp in a shared folder has a pid we
+#: cannot check, so it is never taken for stale here.
+HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
 _cleaned: set[str] = set()
 _cleaned_lock = threading.Lock()
 
 
-def temp_prefix(name: str) -> str:
-    """The start of a temp name for writing ``name``: hidden, with our process id."""
-    return f".{name}.{os.getpid()}-"
+# the most digits a process id has (Linux pid_max is at most 2**22): temp names are sized
+# for it, so the name part of a file's temp name does not depend on the writer
+_PID_DIGITS = 7
+_RANDOM_CHARS = 8  # what tempfile.mkstemp / mkdtemp put between prefix and suffix
+
+
+def name_max(folder: str | Path) -> int:
+    """The longest file name (bytes) the file system of ``folder`` allows; 255 (the usual
+    limit) where it does not say or ``folder`` does not exist."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def fit_name(name: str, extra: int, folder: str | Path) -> str:
+    """``name`` as the middle of a hidden helper name ``.<name><extra bytes>`` in ``folder``:
+    whole when that fits the folder's :func:`name_max`, else cut short and ended with a
+    digest of the whole name — so a file whose own name is legal never gets an illegal
+    temp or lock name (a 244-character picture name once lost its result that way)."""
+    limit = name_max(folder) - 1 - extra
+    if len(os.fsencode(name)) <= limit:
+        return name
+    digest = "~" + hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
+    keep = name[:max(0, limit - len(digest))]
+    while keep and len(os.fsencode(keep)) > limit - len(digest):
+        keep = keep[:-1]
+    return keep + digest
+
+
+def _temp_extra(suffix: str) -> int:
+    """Bytes a temp name adds after its name part: ``.<pid>-<host>-XXXXXXXX<suffix>``."""
+    return (1 + max(_PID_DIGITS, len(str(os.getpid()))) + 1 + len(HOST_TAG) + 1
+            + _RANDOM_CHARS + len(os.fsencode(suffix)))
+
+
+def temp_prefix(name: str, folder: str | Path = ".", suffix: str = ".part") -> str:
+    """The start of a temp name for writing ``name`` in ``folder`` with ``suffix``: hidden,
+    with our process id and host; the name part shortened (:func:`fit_name`) when the
+    whole temp name would be longer than the file system allows."""
+    return f".{fit_name(name, _temp_extra(suffix), folder)}.{os.getpid()}-{HOST_TAG}-"
 
 
 def pid_alive(pid: int) -> bool:
@@ -138,18 +280,18 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _owner_gone(m: re.Match[str]) -> bool:
+    """The writer named by a temp name's owner marks is a dead process of this host."""
+    if m["host"] is not None and m["host"] != HOST_TAG:
+        return False
+    return not pid_alive(int(m["pid"]))
+
+
 def is_stale_temp(entry: Path) -> bool:
-    """``entry`` is a temp file/folder of ours whose writer is gone: its process is dead,
-    or (no pid in the name) it was last written well before this process started."""
+    """``entry`` is a temp file/folder of ours whose writer is gone: its name carries our
+    marks and its process is dead on this host."""
     m = _TEMP.match(entry.name)
-    if m is None:
-        return False
-    if m["pid"] is not None:
-        return not pid_alive(int(m["pid"]))
-    try:
-        return entry.stat().st_mtime < _PROCESS_START - _LEGACY_GRACE_S
-    except OSError:
-        return False
+    return m is not None and _owner_gone(m)
 
 
 def clean_stale_temps(folder: str | Path, *, again: bool = False) -> list[Path]:
@@ -184,6 +326,49 @@ def clean_stale_temps(folder: str | Path, *, again: bool = False) -> list[Path]:
         except OSError:
             continue
     return removed
+
+
+def clean_stale_temps_for(targets: Iterable[str | Path]) -> list[Path]:
+    """Remove what killed writers of ours left while writing exactly these files (temp
+    files of their names whose writer is dead on this host), and nothing else: other
+    names in their folders are left alone, and so are they by the first write this
+    process makes there (each folder counts as cleaned). Best effort."""
+    wanted: dict[str, set[str]] = {}
+    for target in map(Path, targets):
+        names = wanted.setdefault(os.path.abspath(target.parent), set())
+        names.add(target.name)
+        names.add(fit_name(target.name, _temp_extra(".part"), target.parent))
+    removed: list[Path] = []
+    for folder, names in wanted.items():
+        with _cleaned_lock:
+            _cleaned.add(folder)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            m = _temp_of(entry.name, names) if entry.name.startswith(".") else None
+            if m is None:
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False) and _owner_gone(m):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+            except OSError:
+                continue
+    return removed
+
+
+def _temp_of(temp_name: str, names: set[str]) -> re.Match[str] | None:
+    """The owner marks of ``temp_name`` when it is the temp name of one of ``names``."""
+    dot = temp_name.find(".", 1)
+    while dot > 0:
+        if temp_name[1:dot] in names:
+            m = _TEMP_TAIL.fullmatch(temp_name, dot + 1)
+            if m is not None:
+                return m
+        dot = temp_name.find(".", dot + 1)
+    return None
 
 
 # --- claiming an output: one writer per file ------------------------------------------------
@@ -231,7 +416,7 @@ def _claim_key(path: Path) -> str:
 def lock_file_for(path: str | Path) -> Path:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    return folder / f".{path.name}{LOCK_SUFFIX}"
+    return folder / f".{fit_name(path.name, len(LOCK_SUFFIX), folder)}{LOCK_SUFFIX}"
 
 
 def _try_lock(fd: int) -> bool:
@@ -270,8 +455,10 @@ def _open_locked(lock_file: Path) -> tuple[int, bool]:
 
 
 def _remove_unheld_lock(lock_file: Path) -> bool:
-    if _claim_key(lock_file.with_name(lock_file.name[1:-len(LOCK_SUFFIX)])) in _claims:
-        return False
+    key = os.path.abspath(lock_file)
+    with _claims_lock:
+        if any(os.path.abspath(c.lock_file) == key and c.fd >= 0 for c in _claims.values()):
+            return False  # ours, held
     fd, locked = _open_locked(lock_file)
     try:
         if locked:

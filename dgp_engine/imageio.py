@@ -27,7 +27,16 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import InputError, OutputError
-from .fileio import OutputBusy, atomic_write, claim_output
+from .fileio import (
+    NotRegularFile,
+    OutputBusy,
+    atomic_write,
+    claim_output,
+    name_too_long,
+    nearest_existing,
+    open_regular,
+    short_name,
+)
 from .memory import DECODE_BYTES_PER_PIXEL, why_too_big
 from .memory import budget as memory_budget
 
@@ -116,30 +125,45 @@ def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS,
     restoration run, :data:`dgp_engine.memory.RUN_BYTES_PER_PIXEL`) exceed the memory
     budget is refused before it is decoded."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path} does not exist.")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not an image file.")
-    size = path.stat().st_size
-    if size == 0:
-        raise InputError(f"{path} is empty (0 bytes): not an image.")
-    if size > memory_budget():
-        raise InputError(f"{path} is {size / 1e9:.1f} GB: {why_too_big(size)}. Downscale or "
-                         "recompress it first.")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"Could not read {path}: {exc.strerror or exc}.") from exc
+    data = read_picture_file(path)
     photo = decode_image(data, name=str(path), max_pixels=max_pixels,
                          bytes_per_pixel=bytes_per_pixel)
     photo.path = path
     return photo
 
 
+def read_picture_file(path: Path, what: str = "") -> bytes:
+    """The bytes of a picture file (``what``: how messages name it, e.g. "Mask file "),
+    refused with one sentence when it is missing, a folder, not a regular file (a device,
+    FIFO or socket is never read: :func:`dgp_engine.fileio.open_regular`), empty, or larger
+    than the memory budget."""
+    label = f"{what}{path}"
+    if not path.exists():
+        raise InputError(f"{label} does not exist.")
+    if path.is_dir():
+        raise InputError(f"{label} is a folder, not an image file.")
+    try:
+        with open_regular(path) as (fh, st):
+            if st.st_size == 0:
+                raise InputError(f"{label} is empty (0 bytes): not an image.")
+            if st.st_size > memory_budget():
+                raise InputError(f"{label} is {st.st_size / 1e9:.1f} GB: "
+                                 f"{why_too_big(st.st_size)}. Downscale or recompress it "
+                                 "first.")
+            return fh.read()
+    except NotRegularFile as exc:
+        raise InputError(f"{label} is not a regular file ({exc.kind}): give a picture "
+                         "file.") from exc
+    except OSError as exc:
+        raise InputError(f"Could not read {label}: {exc.strerror or exc}.") from exc
+
+
 def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXELS,
-                 bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> Photo:
-    """:func:`read_image` for bytes already in memory."""
-    img = _open_checked(data, name, max_pixels, bytes_per_pixel)
+                 bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL, budget: int | None = None,
+                 workers: int = 1) -> Photo:
+    """:func:`read_image` for bytes already in memory; ``budget`` (default: the whole
+    :func:`dgp_engine.memory.budget`) may be one of ``workers``' shares."""
+    img = _open_checked(data, name, max_pixels, bytes_per_pixel, budget, workers)
     fmt = img.format
     icc = img.info.get("icc_profile") or None
     src_mode = img.mode
@@ -191,8 +215,35 @@ def _tiff_16bit(data: bytes, shape: tuple[int, ...]) -> np.ndarray | None:
     return np.ascontiguousarray(a.astype(np.float32) / 65535.0)
 
 
+def check_fits(size: tuple[int, int], name: str, *, bytes_per_pixel: int,
+               budget: int | None = None, workers: int = 1) -> None:
+    """Refuse (InputError) a picture of ``size`` (w, h) whose pixels times
+    ``bytes_per_pixel`` exceed ``budget`` (default :func:`dgp_engine.memory.budget`; with
+    ``workers``, one worker's share of it) — before it is decoded."""
+    w, h = size
+    allowed = memory_budget() if budget is None else budget
+    if w * h * bytes_per_pixel > allowed:
+        raise InputError(f"{name} is {w}×{h} px ({w * h / 1e6:.0f} Mpx): "
+                         f"{why_too_big(w * h * bytes_per_pixel, allowed, workers)}. Downscale "
+                         "it first (or crop the part to restore).")
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a picture's header, without decoding it; None when the
+    header cannot be read (decoding says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+    except Exception:  # noqa: BLE001 - a bad file is reported where it is decoded
+        return None
+    return int(w), int(h)
+
+
 def _open_checked(data: bytes, name: str, max_pixels: int,
-                  bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> Image.Image:
+                  bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL, budget: int | None = None,
+                  workers: int = 1) -> Image.Image:
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone relaxed Pillow globally: we do not
         log.debug("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; checking completeness anyway")
     try:
@@ -206,10 +257,8 @@ def _open_checked(data: bytes, name: str, max_pixels: int,
                 raise InputError(f"{name} is {w}×{h} px ({w * h / 1e6:.0f} Mpx), above the "
                                  f"limit of {max_pixels / 1e6:.0f} Mpx: refused as a possible "
                                  "decompression bomb. Downscale it first.")
-            if w * h * bytes_per_pixel > memory_budget():
-                raise InputError(f"{name} is {w}×{h} px ({w * h / 1e6:.0f} Mpx): "
-                                 f"{why_too_big(w * h * bytes_per_pixel)}. Downscale it "
-                                 "first (or crop the part to restore).")
+            check_fits((w, h), name, bytes_per_pixel=bytes_per_pixel, budget=budget,
+                       workers=workers)
             img.load()
             if img.format == "PNG":  # chunk CRCs and the end marker, which load() skips
                 Image.open(io.BytesIO(data)).verify()
@@ -335,11 +384,8 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     White (or, for files with transparency, opaque painted) pixels mark the hole;
     black / transparent pixels are kept.  ``size`` = (width, height) the mask must have."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"Mask file {path} does not exist.")
-    if path.is_dir() or path.stat().st_size == 0:
-        raise InputError(f"Mask file {path} is empty (0 bytes): not an image.")
-    img = _open_checked(path.read_bytes(), f"Mask file {path}", MAX_PIXELS)
+    img = _open_checked(read_picture_file(path, "Mask file "), f"Mask file {path}",
+                        MAX_PIXELS)
     try:
         img = ImageOps.exif_transpose(img) or img
     except Exception:
@@ -415,6 +461,10 @@ def check_output_path(path: str | Path, *, sources: Sequence[str | Path] = (),
     the folder takes new files (``/proc``, read-only mounts fail here, not after the run) —
     and a second run writing the same file is refused at once."""
     path = Path(path)
+    too_long = name_too_long(path)
+    if too_long:
+        raise OutputError(f"Cannot write {short_name(str(path), 40, 16)}: {too_long}. Pick a "
+                          "shorter output name.")
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file name for the output (e.g. "
                           f"{path / 'result.png'}).")
@@ -422,6 +472,10 @@ def check_output_path(path: str | Path, *, sources: Sequence[str | Path] = (),
         output_format(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
+        blocker = nearest_existing(parent)
+        if not blocker.is_dir():
+            raise OutputError(f"{blocker} is a file, not a folder: {path.name} cannot be "
+                              "written under it. Pick another output folder.")
         raise OutputError(f"The folder {parent} does not exist; create it first.")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"No permission to write into {parent}; pick an output in a folder "

@@ -85,8 +85,17 @@ def pixel_limit(bytes_per_pixel: int = RUN_BYTES_PER_PIXEL) -> int:
     return max(1, budget() // max(1, bytes_per_pixel))
 
 
-def why_too_big(needed: int) -> str:
-    """The second half of a refusal: what it needs and what the budget is."""
-    return (f"it would need about {gb(needed)} of memory, more than the {gb(budget())} "
-            "allowed for one operation on this machine (half the free memory, at most a "
-            "quarter of the RAM; DGP_MEMORY_BUDGET sets another limit)")
+def why_too_big(needed: int, allowed: int | None = None, workers: int = 1) -> str:
+    """The second half of a refusal: what it needs and what the budget is (``allowed``:
+    a share of :func:`budget` already worked out, e.g. one of ``workers``' shares)."""
+    allowed = budget() if allowed is None else allowed
+    who = "one operation" if workers <= 1 else f"each of the {workers} workers"
+    return (f"it would need about {gb(needed)} of memory, more than the {gb(allowed)} "
+            f"allowed for {who} on this machine (half the free memory, at most a quarter of "
+            "the RAM" + (", shared between the workers" if workers > 1 else "")
+            + "; DGP_MEMORY_BUDGET sets another limit)")
+
+
+def worker_budget(workers: int) -> int:
+    """Each worker's share of :func:`budget` when ``workers`` run side by side."""
+    return budget() // max(1, workers)

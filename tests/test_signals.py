@@ -28,8 +28,8 @@ from dgp_engine.cli import main
 from .task_helpers import photo_array, tiny_model_folder, tiny_preset_file
 
 REPO = Path(__file__).resolve().parents[1]
-OURS = re.compile(r"^\..+\.(\d+-)?[a-z0-9_]{8}(\.part|\.tmp|\.partial(\.\w+)?)$|"
-                  r"^\..+\.dgp-lock$")
+OURS = re.compile(r"^\..+\.(\d+-([0-9a-f]{6}-)?)?[a-z0-9_]{8}"
+                  r"(\.part|\.tmp|\.partial(\.\w+)?)$|^\..+\.dgp-lock$")
 
 
 @pytest.fixture(scope="module")

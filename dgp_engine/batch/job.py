@@ -15,6 +15,7 @@ thumbnails atomically, the journal committed after each change.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -27,14 +28,24 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from ..errors import DGPError, InputError, OutputError
-from ..imageio import read_mask, write_atomic
+from ..fileio import (
+    NotRegularFile,
+    clean_stale_temps,
+    clean_stale_temps_for,
+    open_regular,
+    read_regular,
+)
+from ..imageio import check_fits, image_size, read_mask, write_atomic
+from ..memory import RUN_BYTES_PER_PIXEL, gb, why_too_big
 from . import journal as J
 from .plan import (
+    CONTACT_SHEET,
     WORK_DIR,
     BatchItem,
     BatchSettings,
     describe_changes,
     model_identity,
+    output_problem,
     plan_batch,
     prepare_output_dir,
     settings_digest,
@@ -136,7 +147,7 @@ class BatchJob:
         prepare_output_dir(self.out_dir)
         self.journal = J.Journal(self.out_dir / WORK_DIR)
         try:
-            _remove_stale_temp_files(self.out_dir)
+            _remove_stale_temp_files(self.out_dir, self.plan.items)
             self._check_settings(restart)
             self.notes = self.plan.notes() + self._sync(retry_failed)
         except BaseException:
@@ -152,6 +163,10 @@ class BatchJob:
         self.final_counts: dict[str, int] = {}
         self.rows: list[J.ItemRow] = []
         self.pool: WorkerPool | None = None
+        # each local worker's share of the memory budget, fixed when they start (Ray
+        # workers judge by their own machine's budget)
+        self.worker_budget: int | None = None
+        self.worker_count = 1
 
     # --- before the run --------------------------------------------------------------------
     def _check_settings(self, restart: bool) -> None:
@@ -229,7 +244,7 @@ class BatchJob:
         if not sha or not item.output.is_file():
             return False
         try:
-            return J.file_sha256(item.output.read_bytes()) == sha
+            return J.file_sha256(read_regular(item.output)) == sha
         except OSError:
             return False
 
@@ -248,9 +263,9 @@ class BatchJob:
         if (st.st_size, st.st_mtime_ns) == (row.in_size, row.in_mtime):
             return None
         try:
-            if J.file_sha256(item.source.read_bytes()) == row.in_sha:
+            if J.file_sha256(read_regular(item.source)) == row.in_sha:
                 return None
-        except OSError:
+        except OSError:  # not readable (or no longer a regular file): planning says so
             return None
         return "input changed; run again"
 
@@ -291,11 +306,14 @@ class BatchJob:
             from .ray_backend import RayPool
 
             return RayPool(s, self.workers_wanted, self.ray_address)
+        from ..memory import worker_budget
         from ..runtime import available_cores
         from .local import LocalPool
 
         n_default, devices = default_local_workers(s.device)
         n = self.workers_wanted or n_default
+        self.worker_count = n
+        self.worker_budget = worker_budget(n)  # before the workers take their own memory
         devices = [devices[i % len(devices)] for i in range(n)]
         threads = s.threads or max(1, available_cores() // n)
         return LocalPool([worker_config(s, device=d, threads=threads) for d in devices])
@@ -312,22 +330,48 @@ class BatchJob:
         self.stats.journal_ops += 1
 
     def _request(self, item: BatchItem, wid: int) -> dict[str, Any] | None:
-        """Read the input (and mask) for a worker; None when the item ends here."""
+        """Check the outputs can be written, read the input (and mask) for a worker; None
+        when the item ends here (skipped or failed, before any work)."""
         t0 = time.perf_counter()
-        try:
-            data = item.source.read_bytes()
-            st = item.source.stat()
-        except OSError as exc:
-            self._j(self.journal.mark_failed, item.rel,
-                    f"could not read it: {exc.strerror or exc}")
-            return None
         row = self.journal.item(item.rel)
         ours = row is not None and row.out_sha is not None
-        if not self.settings.overwrite and not ours and item.output.exists():
+        if not self.settings.overwrite and not ours and os.path.lexists(item.output):
             self._j(self.journal.set_status, item.rel, J.SKIPPED,
                     "an output of that name already exists (not written by this job); "
                     "allow replacing it with --overwrite")
             return None
+        for what, path in (("output", item.output), ("state file", item.state)):
+            problem = output_problem(path, self.out_dir) if path is not None else None
+            if problem:
+                self._j(self.journal.mark_failed, item.rel,
+                        f"its {what} cannot be written: {problem}")
+                return None
+        try:
+            # a regular file only, checked before and after opening (never blocks: a FIFO
+            # swapped in since the folder was planned is refused, not waited on)
+            with open_regular(item.source) as (fh, st):
+                if self.worker_budget is not None and st.st_size > self.worker_budget:
+                    why = why_too_big(st.st_size, self.worker_budget, self.worker_count)
+                    self._j(self.journal.mark_failed, item.rel, f"{item.rel} is "
+                            f"{gb(st.st_size)}: {why}. Downscale or recompress it first.")
+                    return None
+                data = fh.read()
+        except NotRegularFile as exc:
+            self._j(self.journal.set_status, item.rel, J.SKIPPED,
+                    f"not a regular file ({exc.kind}): only picture files are read")
+            return None
+        except OSError as exc:
+            self._j(self.journal.mark_failed, item.rel,
+                    f"could not read it: {exc.strerror or exc}")
+            return None
+        size = image_size(data) if self.worker_budget is not None else None
+        if size is not None:  # the single commands' check, on one worker's share
+            try:
+                check_fits(size, item.rel, bytes_per_pixel=RUN_BYTES_PER_PIXEL,
+                           budget=self.worker_budget, workers=self.worker_count)
+            except InputError as exc:
+                self._j(self.journal.mark_failed, item.rel, str(exc))
+                return None
         mask = None
         if item.mask is not None:
             try:
@@ -339,6 +383,7 @@ class BatchJob:
         self._j(self.journal.mark_running, item.rel, size=st.st_size, mtime=st.st_mtime_ns,
                 sha=J.file_sha256(data), settings=self.digest, worker=str(wid))
         return {"rel": item.rel, "data": data, "mask": mask,
+                "memory_budget": self.worker_budget, "workers": self.worker_count,
                 "mask_name": item.mask.name if item.mask else None,
                 "out_suffix": item.output.suffix, "want_state": item.state is not None}
 
@@ -482,9 +527,16 @@ class BatchJob:
         if status == "done":
             try:
                 t_in, t_out = self._write_result(item, resp)
-            except OutputError:
-                self._j(jr.back_to_pending, item.rel, "its output could not be written")
-                raise
+            except OutputError as exc:
+                if _stops_every_write(exc):
+                    self._j(jr.back_to_pending, item.rel, "its output could not be written")
+                    raise
+                # this picture's name or folder: the others can still be written
+                self._j(jr.mark_failed, item.rel, f"its output could not be written: {exc}",
+                        resp["seconds"])
+                self.stats.failed += 1
+                return BatchEvent("item", item.rel, J.FAILED, str(exc),
+                                  seconds=resp["seconds"], counts=jr.counts())
             self._j(jr.mark_done, item.rel, seconds=resp["seconds"],
                     class_id=resp.get("class_id"), notes=resp.get("notes") or [])
             self.stats.done += 1
@@ -526,17 +578,28 @@ class BatchJob:
 
 
 
+def _stops_every_write(exc: OutputError) -> bool:
+    """A write error every other picture would meet too (disk full, read-only file
+    system, or one we cannot tell): the job stops, the picture stays pending."""
+    cause = exc.__cause__
+    return not isinstance(cause, OSError) or cause.errno in (
+        errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+
+
 def _writer(data: bytes) -> Callable[[BinaryIO], object]:
     return lambda f: f.write(data)
 
 
-def _remove_stale_temp_files(out_dir: Path) -> None:
-    """Temp files of atomic writes that a killed run left (``.NAME.xxxx.part``): only
-    ours can be there, the folder is locked."""
-    for root, _dirs, files in os.walk(out_dir):
-        for f in files:
-            if f.startswith(".") and f.endswith(".part"):
-                try:
-                    (Path(root) / f).unlink()
-                except OSError:
-                    pass
+def _remove_stale_temp_files(out_dir: Path, items: list[BatchItem]) -> None:
+    """Temp files that a killed run of ours left: only those of the files this job writes
+    (its outputs, states and contact sheet) and in its own work folder, and only when their
+    writer's process is dead on this host (:func:`dgp_engine.fileio.clean_stale_temps_for`).
+    Anything else in the output folder — other programs' files, another ``dgp`` writing
+    there — is not ours to touch."""
+    targets = [out_dir / CONTACT_SHEET]
+    for item in items:
+        targets.append(item.output)
+        if item.state is not None:
+            targets.append(item.state)
+    clean_stale_temps_for(targets)
+    clean_stale_temps(out_dir / WORK_DIR, again=True)

@@ -20,12 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..compute import check_precision
 from ..errors import InputError, OutputError
+from ..fileio import file_kind, name_too_long
 from ..imageio import FORMATS
 from ..taskspec import task_spec
 
@@ -159,6 +161,11 @@ def check_folders(settings: BatchSettings) -> None:
     if _inside(out, src):
         raise OutputError(f"The output folder {out} is inside the input folder {src}: its "
                           "results would be taken for inputs. Choose a folder outside it.")
+    if _inside(src, out):
+        raise OutputError(f"The input folder {src} is inside the output folder {out}: results "
+                          "and the job's own files would be written among other files "
+                          "there. Choose an output folder that does not contain the input "
+                          "folder.")
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} is a file; give a folder for the results.")
     if settings.masks_dir is not None and not settings.masks_dir.is_dir():
@@ -179,11 +186,51 @@ def prepare_output_dir(out: Path) -> None:
         raise OutputError(f"No permission to write into the output folder {out}.")
 
 
+def output_problem(path: Path, out_dir: Path) -> str | None:
+    """Why the output ``path`` (under ``out_dir``) cannot be written, found before any work
+    is spent on it — a name too long for the file system, a file where one of its
+    sub-folders must go, a folder that takes no new files, a folder or device under its
+    name — else None."""
+    too_long = name_too_long(path)
+    if too_long:
+        return too_long
+    folder = out_dir
+    for part in path.parent.relative_to(out_dir).parts:
+        folder = folder / part
+        if folder.is_dir():
+            continue
+        if os.path.lexists(folder):
+            return (f"{folder.relative_to(out_dir).as_posix()} in the output folder is a "
+                    "file where a folder of results must go")
+        folder = folder.parent  # missing: created when the result is written
+        break
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to write in {folder}"
+    if path.is_dir():
+        return f"{path.relative_to(out_dir).as_posix()} in the output folder is a folder"
+    if os.path.lexists(path) and path.exists() and not path.is_file():
+        return (f"{path.relative_to(out_dir).as_posix()} in the output folder is not a "
+                "regular file (a device, pipe or socket)")
+    return None
+
+
 def output_name(name: str) -> str:
     """The output file name for an input called ``name``: the same, or .png when the
     input's type cannot be written."""
     suffix = Path(name).suffix.lower()
     return name if suffix in FORMATS else f"{Path(name).stem}.png"
+
+
+def not_a_picture_file(path: Path) -> str | None:
+    """Why ``path`` is not read at all — not a regular file (a device, FIFO or socket; a
+    symlink is judged by its target), or no longer there — else None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if not stat.S_ISREG(mode):
+        return f"not a regular file ({file_kind(mode)}): only picture files are read"
+    return None
 
 
 def _walk(folder: Path) -> list[Path]:
@@ -242,10 +289,12 @@ def plan_batch(settings: BatchSettings) -> BatchPlan:
         rel_out = Path(rel).with_name(output_name(Path(rel).name))
         item = BatchItem(rel=rel, source=f, output=out / rel_out,
                          state=(out / f"{rel}.dgp") if settings.save_state else None)
-        if item.output in taken:
+        item.skip_reason = not_a_picture_file(f)
+        if item.output in taken and item.skip_reason is None:
             item.skip_reason = (f"its output name {rel_out.as_posix()} is also the output of "
                                 f"{taken[item.output]}; rename one of them")
-        taken.setdefault(item.output, rel)
+        if item.skip_reason is None:
+            taken.setdefault(item.output, rel)
         if spec.uses_mask:
             if settings.mask is not None:
                 item.mask = settings.mask

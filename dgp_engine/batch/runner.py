@@ -108,10 +108,15 @@ class ItemRunner:
     def _restore(self, request: dict[str, Any], on_progress: ProgressCallback | None
                  ) -> dict[str, Any]:
         from ..imageio import check_mask, decode_image, save_image
+        from ..memory import RUN_BYTES_PER_PIXEL
         from ..tasks import restore_image
 
         rel = request["rel"]
-        photo = decode_image(request["data"], name=rel)
+        # the single commands' memory check before decoding: on this worker's share of the
+        # budget (local workers), else on this machine's budget (Ray)
+        photo = decode_image(request["data"], name=rel, bytes_per_pixel=RUN_BYTES_PER_PIXEL,
+                             budget=request.get("memory_budget"),
+                             workers=request.get("workers") or 1)
         thumb_in = thumbnail(photo.rgb)
         hole = None
         if request.get("mask") is not None:

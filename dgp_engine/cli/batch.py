@@ -33,13 +33,18 @@ def register(subparsers: Any) -> None:
         description="Restore every picture under IN_DIR (sub-folders included) into OUT_DIR, "
                     "mirroring names. A journal in OUT_DIR makes the same command resume "
                     "after a crash or Ctrl-C; a contact sheet (contact-sheet.html) shows "
-                    "before/after and failures. Exit code: 0 when every picture is done "
-                    "(or skipped), 1 when some failed, 130 when stopped early.")
+                    "before/after and failures. OUT_DIR may hold other files: the job "
+                    "writes only its output names and OUT_DIR/.dgp-batch/, and removes only "
+                    "temp files of those that a dgp process which has ended on this machine "
+                    "left. OUT_DIR must not contain IN_DIR (refused). Exit code: 0 when "
+                    "every picture is done (or skipped), 1 when some failed, 130 when "
+                    "stopped early.")
     p.add_argument("task", choices=[s.command for s in TASK_SPECS], metavar="TASK",
                    help="colorize, inpaint, superres, restore, defend or hybrid")
     p.add_argument("input_dir", type=Path, metavar="IN_DIR", help="folder of pictures")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR",
-                   help="folder for the results (created; never inside IN_DIR)")
+                   help="folder for the results (created; neither inside IN_DIR nor "
+                        "containing it)")
     p.add_argument("--mask", type=Path, metavar="M",
                    help="inpaint/hybrid: one mask for every picture (white = fill)")
     p.add_argument("--masks", type=Path, metavar="DIR",
