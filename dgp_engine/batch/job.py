@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -134,11 +133,14 @@ class BatchJob:
         self.digest = settings_digest(self.result_settings)
         self.out_dir = settings.output_dir
         prepare_output_dir(self.out_dir)
-        self.journal = J.Journal(self.out_dir / WORK_DIR)
+        self.journal = J.Journal(self.out_dir / WORK_DIR, restart=restart)
         try:
             _remove_stale_temp_files(self.out_dir)
             self._check_settings(restart)
             self.notes = self.plan.notes() + self._sync(retry_failed)
+            if self.journal.set_aside is not None:
+                self.notes.insert(0, f"the damaged batch journal was kept as "
+                                     f"{self.journal.set_aside}; a new one was started.")
         except BaseException:
             self.journal.close()
             raise
@@ -301,13 +303,10 @@ class BatchJob:
         return LocalPool([worker_config(s, device=d, threads=threads) for d in devices])
 
     def _j(self, fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:
-        """A journal write, timed; a full disk says so."""
+        """A journal write, timed (a full disk or a damaged journal is the journal's
+        OutputError)."""
         t0 = time.perf_counter()
-        try:
-            fn(*args, **kwargs)
-        except sqlite3.OperationalError as exc:
-            raise OutputError(f"The batch journal could not be written ({exc}): free some "
-                              "disk space and run the same command again.") from exc
+        fn(*args, **kwargs)
         self.stats.journal_seconds += time.perf_counter() - t0
         self.stats.journal_ops += 1
 
@@ -402,12 +401,12 @@ class BatchJob:
             for rel, _ in inflight.values():
                 try:
                     jr.back_to_pending(rel, "abandoned; starts again on the next run")
-                except sqlite3.Error:
+                except DGPError:
                     pass
             st.finished = time.time()
             try:
                 jr.finish_run(self.outcome)
-            except sqlite3.Error:
+            except DGPError:
                 pass
             self._write_report()
             self.close()
@@ -509,7 +508,7 @@ class BatchJob:
             self.final_counts = self.journal.counts()
             self.rows = self.journal.items()
             write_contact_sheet(self.out_dir, self.rows, self.settings)
-        except (OSError, sqlite3.Error, DGPError) as exc:
+        except (OSError, DGPError) as exc:
             log.warning("the contact sheet was not written: %s", exc)
             pass
 

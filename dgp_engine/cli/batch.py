@@ -62,7 +62,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--retry-failed", action="store_true",
                    help="on resume, run the pictures that failed before again")
     p.add_argument("--restart", action="store_true",
-                   help="redo every picture (also when the settings changed)")
+                   help="redo every picture (also when the settings changed); a damaged "
+                        "journal is kept aside (.dgp-batch/journal.sqlite.damaged) and a new "
+                        "one started")
     p.set_defaults(func=run_batch_command)
 
 
