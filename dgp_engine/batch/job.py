@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from ..errors import DGPError, InputError, OutputError
+from ..errors import DGPError, InputError, OperationCancelled, OutputError
 from ..imageio import read_mask, write_atomic
 from . import journal as J
 from .plan import (
@@ -116,14 +116,18 @@ def default_local_workers(device: str | None) -> tuple[int, list[str | None]]:
 
 class BatchJob:
     def __init__(self, settings: BatchSettings, *, workers: int | None = None,
-                 ray: str | None = None, retry_failed: bool = False, restart: bool = False):
+                 ray: str | None = None, ray_timeout: float | None = None,
+                 retry_failed: bool = False, restart: bool = False):
         from ..tasks import resolve_preset
 
         self.settings = settings
         self.workers_wanted = workers
         self.ray_address = ray
+        self.ray_timeout = ray_timeout
         if workers is not None and workers < 1:
             raise InputError("--workers must be at least 1.")
+        if ray_timeout is not None and not ray_timeout > 0:
+            raise InputError("--ray-timeout must be a number of seconds above 0.")
         self.plan = plan_batch(settings)
         self.model_id, _ = model_identity(settings.model)
         preset = resolve_preset(settings.preset, settings.task, self.model_id["name"],
@@ -151,6 +155,7 @@ class BatchJob:
         self.closed = False
         self.fatal: DGPError | None = None
         self.outcome = "not started"
+        self.stop_note = ""  # how a stop before the first picture went, when it says more
         self.final_counts: dict[str, int] = {}
         self.rows: list[J.ItemRow] = []
         self.pool: WorkerPool | None = None
@@ -290,9 +295,10 @@ class BatchJob:
 
         s = self.settings
         if self.ray_address is not None:
-            from .ray_backend import RayPool
+            from .ray_backend import CONNECT_TIMEOUT_S, RayPool
 
-            return RayPool(s, self.workers_wanted, self.ray_address)
+            return RayPool(s, self.workers_wanted, self.ray_address,
+                           timeout=self.ray_timeout or CONNECT_TIMEOUT_S, cancel=self._stop)
         from ..runtime import available_cores
         from .local import LocalPool
 
@@ -378,11 +384,19 @@ class BatchJob:
         try:
             if not pending:
                 self.outcome = "nothing to do"
+            elif self._stop.is_set():  # stopped before the workers were asked for
+                self.outcome = "stopped"
             else:
-                pool = self._make_pool()
-                yield from self._loop(pool, pending, inflight)
-                self.outcome = ("abandoned" if self._abandon.is_set() else
-                                "stopped" if self._stop.is_set() else "finished")
+                try:
+                    pool = self._make_pool()
+                except OperationCancelled as exc:  # stopped while reaching the workers
+                    if not self._stop.is_set():
+                        raise
+                    self.outcome, self.stop_note = "stopped", str(exc)
+                else:
+                    yield from self._loop(pool, pending, inflight)
+                    self.outcome = ("abandoned" if self._abandon.is_set() else
+                                    "stopped" if self._stop.is_set() else "finished")
         except DGPError as exc:
             self.fatal = exc
             self.outcome = "error"
