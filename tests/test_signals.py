@@ -130,6 +130,8 @@ def test_restoration_commands(kit, tmp_path, command, point, signals, code, outp
     assert got == code, err[-3000:]
     assert "Traceback" not in err
     assert _digest(inp) == before
+    if len(signals) > 1 and not output:  # abandoned before anything was written
+        assert "dgp: abandoned: nothing unfinished was saved" in err
     out = tmp_path / "out.png"
     if output:
         assert _complete_picture(out, (56, 40))
@@ -311,3 +313,29 @@ def test_batch_ray_address_that_does_not_answer(kit, tmp_path, kind, sig):
             assert elapsed < timeout + 5
     assert {p.name: _digest(p) for p in src.iterdir()} == before
     assert not list(out.glob("*.png"))
+
+
+# --- what an abandoned command says it left (issue 20) ------------------------------------------
+def test_abandoned_while_writing_the_state_names_the_picture_it_kept(kit, tmp_path, capsys,
+                                                                     monkeypatch):
+    """A second Ctrl-C while the state is written (the picture already renamed into place):
+    the state is not written, the picture is complete and kept, and the message says so
+    (it said "nothing unfinished was saved" as if nothing had been written)."""
+    from dgp_engine.state import ReconstructionState
+
+    def interrupted_save(self, path):
+        os.kill(os.getpid(), signal.SIGINT)  # first: stop (the write goes on)
+        os.kill(os.getpid(), signal.SIGINT)  # second: abandon
+        raise AssertionError("the second Ctrl-C did not abandon the write")
+
+    monkeypatch.setattr(ReconstructionState, "save", interrupted_save)
+    out, state = tmp_path / "out.png", tmp_path / "out.dgp"
+    code = main(["colorize", str(kit["root"] / "in.png"), "-o", str(out), "--save-state",
+                 str(state), *kit["common"]])
+    err = capsys.readouterr().err
+    assert code == 130
+    assert _complete_picture(out, (56, 40)) and not state.exists()
+    abandoned = [line for line in err.splitlines() if line.startswith("dgp: abandoned:")]
+    assert len(abandoned) == 1 and str(out) in abandoned[0] and "kept" in abandoned[0]
+    assert "no partial file" in abandoned[0]
+    assert _ours(tmp_path) == []
