@@ -22,6 +22,7 @@ same file refuse at once.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import errno
 import hashlib
@@ -91,7 +92,35 @@ def atomic_path(path: str | Path, *, suffix: str = ".part") -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _note_written(path)
     fsync_dir(folder)
+
+
+# Files renamed into place by this process: what a command abandoned part-way had already
+# written in full (a count, and the latest few names).
+_written_lock = threading.Lock()
+_written_count = 0
+_written_latest: collections.deque[Path] = collections.deque(maxlen=8)
+
+
+def _note_written(path: Path) -> None:
+    global _written_count
+    with _written_lock:
+        _written_count += 1
+        _written_latest.append(path)
+
+
+def files_written() -> int:
+    """How many files this process has written (renamed into place) so far."""
+    return _written_count
+
+
+def written_since(mark: int, shown: int = 3) -> tuple[int, list[Path]]:
+    """How many files were written since :func:`files_written` returned ``mark``, and the
+    latest (at most ``shown``) of them, oldest first."""
+    with _written_lock:
+        n = _written_count - mark
+        return n, list(_written_latest)[-min(n, shown, len(_written_latest)):] if n > 0 else []
 
 
 def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], object], *,

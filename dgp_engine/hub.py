@@ -156,7 +156,7 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
                 problem = implausible_value(sd, stored)
                 if problem:
                     raise CheckpointError(
-                        f"{src.name} is damaged: {problem}; {name} was not installed, "
+                        f"{files[role].name} is damaged: {problem}; {name} was not installed, "
                         "download or copy the file again.")
                 sd = stored
                 reporter.report("write", out.name, 0, None, i, len(ROLES))

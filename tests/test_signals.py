@@ -5,6 +5,9 @@ optimisation, an animation's frames and while the result is written, for ``color
 output name there is a complete result or nothing; no traceback; and after the next run
 in that folder no temp or lock file of ours is left.
 
+``dgp batch --ray ADDRESS`` to a cluster that does not answer (issue 20) gives up after
+``--ray-timeout`` with one sentence, and the first Ctrl-C stops it at once.
+
 Points are reached through tests/signal_harness.py (markers on stderr, a short pause
 at each), so each case costs one process start (~2 s)."""
 
@@ -14,8 +17,10 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -125,6 +130,8 @@ def test_restoration_commands(kit, tmp_path, command, point, signals, code, outp
     assert got == code, err[-3000:]
     assert "Traceback" not in err
     assert _digest(inp) == before
+    if len(signals) > 1 and not output:  # abandoned before anything was written
+        assert "dgp: abandoned: nothing unfinished was saved" in err
     out = tmp_path / "out.png"
     if output:
         assert _complete_picture(out, (56, 40))
@@ -205,4 +212,130 @@ def test_batch(kit, tmp_path, point, after_done, signals, code):
     assert main(args) == 0  # resumes with the same settings
     assert sorted(p.name for p in out.glob("*.png")) == ["0.png", "1.png", "2.png"]
     assert all(_complete_picture(p, (56, 40)) for p in out.glob("*.png"))
+    assert _ours(tmp_path) == []
+
+
+# --- dgp batch --ray to an address that does not answer (issue 20) ----------------------------
+def _ray_address(kind: str) -> tuple[str, list[socket.socket]]:
+    """``127.0.0.1:PORT`` where nothing listens ("refused"); where a listener's backlog is
+    full, so a connection waits as for a host that drops packets ("no answer"); or where a
+    listener accepts and never speaks ("not Ray"). The sockets must stay open."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    held = [server]
+    if kind == "refused":
+        server.close()
+        held = []
+    elif kind == "no answer":
+        server.listen(0)
+        for _ in range(2):  # one fills the queue, the next waits for it: so will dgp's
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            held.append(filler)
+    else:
+        server.listen(8)
+    return f"127.0.0.1:{port}", held
+
+
+RAY_CASES = [
+    ("refused", None),
+    ("no answer", None),
+    ("no answer", signal.SIGINT),
+    ("not Ray", None),
+    ("not Ray", signal.SIGINT),
+]
+
+
+@pytest.mark.parametrize("kind, sig", RAY_CASES,
+                         ids=[f"{k.replace(' ', '-')}-{signal.Signals(s).name if s else 'wait'}"
+                              for k, s in RAY_CASES])
+def test_batch_ray_address_that_does_not_answer(kit, tmp_path, kind, sig):
+    from dgp_engine.batch.ray_backend import CONNECT_TIMEOUT_S
+    from dgp_engine.cli import batch as batch_cli
+
+    assert batch_cli.CONNECT_TIMEOUT_S == CONNECT_TIMEOUT_S  # what --help says
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        Image.fromarray(photo_array(40, 56, seed=i)).save(src / f"{i}.png")
+    before = {p.name: _digest(p) for p in src.iterdir()}
+    out = tmp_path / "out"
+    address, held = _ray_address(kind)
+    timeout = 3.0
+    # with a signal, the default timeout (30 s): only the signal can end it promptly
+    args = ["batch", "colorize", str(src), "-o", str(out), "--model", str(kit["model"]),
+            "--preset", str(kit["medium"]), "-q", "--threads", "1", "--ray", address,
+            *([] if sig else ["--ray-timeout", str(timeout)])]
+    try:
+        proc = _start(args, tmp_path)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 90
+        while not any("to restore" in line for line in lines) and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)  # the job is planned; the workers are asked for next
+        t0 = time.monotonic()
+        if sig is not None:
+            time.sleep(1.0)
+            proc.send_signal(sig)
+            t0 = time.monotonic()
+        try:
+            proc.wait(timeout=(5 if sig else timeout + 10))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            reader.join(5)
+            raise AssertionError(f"still connecting {time.monotonic() - t0:.0f} s later: "
+                                 + "".join(lines)[-2000:]) from None
+        elapsed = time.monotonic() - t0
+        reader.join(5)
+    finally:
+        for s in held:
+            s.close()
+    err = "".join(lines)
+    assert "Traceback" not in err
+    if sig is not None:
+        assert proc.returncode == 130, err[-3000:]
+        assert "Stopped while connecting to Ray" in err and "run the same command" in err
+        assert elapsed < 5
+    else:
+        assert proc.returncode == 1, err[-3000:]
+        errors = [line for line in err.splitlines() if line.startswith("dgp: error:")]
+        assert len(errors) == 1, err[-3000:]
+        assert address in errors[0]
+        if kind == "refused":
+            assert "refused" in errors[0] and elapsed < 5
+        else:
+            assert f"did not answer within {timeout:g} s" in errors[0]
+            assert elapsed < timeout + 5
+    assert {p.name: _digest(p) for p in src.iterdir()} == before
+    assert not list(out.glob("*.png"))
+
+
+# --- what an abandoned command says it left (issue 20) ------------------------------------------
+def test_abandoned_while_writing_the_state_names_the_picture_it_kept(kit, tmp_path, capsys,
+                                                                     monkeypatch):
+    """A second Ctrl-C while the state is written (the picture already renamed into place):
+    the state is not written, the picture is complete and kept, and the message says so
+    (it said "nothing unfinished was saved" as if nothing had been written)."""
+    from dgp_engine.state import ReconstructionState
+
+    def interrupted_save(self, path):
+        os.kill(os.getpid(), signal.SIGINT)  # first: stop (the write goes on)
+        os.kill(os.getpid(), signal.SIGINT)  # second: abandon
+        raise AssertionError("the second Ctrl-C did not abandon the write")
+
+    monkeypatch.setattr(ReconstructionState, "save", interrupted_save)
+    out, state = tmp_path / "out.png", tmp_path / "out.dgp"
+    code = main(["colorize", str(kit["root"] / "in.png"), "-o", str(out), "--save-state",
+                 str(state), *kit["common"]])
+    err = capsys.readouterr().err
+    assert code == 130
+    assert _complete_picture(out, (56, 40)) and not state.exists()
+    abandoned = [line for line in err.splitlines() if line.startswith("dgp: abandoned:")]
+    assert len(abandoned) == 1 and str(out) in abandoned[0] and "kept" in abandoned[0]
+    assert "no partial file" in abandoned[0]
     assert _ours(tmp_path) == []

@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from ..errors import DGPError, InputError, OutputError
+from ..errors import DGPError, InputError, OperationCancelled, OutputError
 from ..fileio import (
     NotRegularFile,
     clean_stale_temps,
@@ -128,14 +127,18 @@ def default_local_workers(device: str | None) -> tuple[int, list[str | None]]:
 
 class BatchJob:
     def __init__(self, settings: BatchSettings, *, workers: int | None = None,
-                 ray: str | None = None, retry_failed: bool = False, restart: bool = False):
+                 ray: str | None = None, ray_timeout: float | None = None,
+                 retry_failed: bool = False, restart: bool = False):
         from ..tasks import resolve_preset
 
         self.settings = settings
         self.workers_wanted = workers
         self.ray_address = ray
+        self.ray_timeout = ray_timeout
         if workers is not None and workers < 1:
             raise InputError("--workers must be at least 1.")
+        if ray_timeout is not None and not ray_timeout > 0:
+            raise InputError("--ray-timeout must be a number of seconds above 0.")
         self.plan = plan_batch(settings)
         self.model_id, _ = model_identity(settings.model)
         preset = resolve_preset(settings.preset, settings.task, self.model_id["name"],
@@ -145,11 +148,14 @@ class BatchJob:
         self.digest = settings_digest(self.result_settings)
         self.out_dir = settings.output_dir
         prepare_output_dir(self.out_dir)
-        self.journal = J.Journal(self.out_dir / WORK_DIR)
+        self.journal = J.Journal(self.out_dir / WORK_DIR, restart=restart)
         try:
             _remove_stale_temp_files(self.out_dir, self.plan.items)
             self._check_settings(restart)
             self.notes = self.plan.notes() + self._sync(retry_failed)
+            if self.journal.set_aside is not None:
+                self.notes.insert(0, f"the damaged batch journal was kept as "
+                                     f"{self.journal.set_aside}; a new one was started.")
         except BaseException:
             self.journal.close()
             raise
@@ -160,6 +166,7 @@ class BatchJob:
         self.closed = False
         self.fatal: DGPError | None = None
         self.outcome = "not started"
+        self.stop_note = ""  # how a stop before the first picture went, when it says more
         self.final_counts: dict[str, int] = {}
         self.rows: list[J.ItemRow] = []
         self.pool: WorkerPool | None = None
@@ -303,9 +310,10 @@ class BatchJob:
 
         s = self.settings
         if self.ray_address is not None:
-            from .ray_backend import RayPool
+            from .ray_backend import CONNECT_TIMEOUT_S, RayPool
 
-            return RayPool(s, self.workers_wanted, self.ray_address)
+            return RayPool(s, self.workers_wanted, self.ray_address,
+                           timeout=self.ray_timeout or CONNECT_TIMEOUT_S, cancel=self._stop)
         from ..memory import worker_budget
         from ..runtime import available_cores
         from .local import LocalPool
@@ -319,13 +327,10 @@ class BatchJob:
         return LocalPool([worker_config(s, device=d, threads=threads) for d in devices])
 
     def _j(self, fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:
-        """A journal write, timed; a full disk says so."""
+        """A journal write, timed (a full disk or a damaged journal is the journal's
+        OutputError)."""
         t0 = time.perf_counter()
-        try:
-            fn(*args, **kwargs)
-        except sqlite3.OperationalError as exc:
-            raise OutputError(f"The batch journal could not be written ({exc}): free some "
-                              "disk space and run the same command again.") from exc
+        fn(*args, **kwargs)
         self.stats.journal_seconds += time.perf_counter() - t0
         self.stats.journal_ops += 1
 
@@ -424,11 +429,19 @@ class BatchJob:
         try:
             if not pending:
                 self.outcome = "nothing to do"
+            elif self._stop.is_set():  # stopped before the workers were asked for
+                self.outcome = "stopped"
             else:
-                pool = self._make_pool()
-                yield from self._loop(pool, pending, inflight)
-                self.outcome = ("abandoned" if self._abandon.is_set() else
-                                "stopped" if self._stop.is_set() else "finished")
+                try:
+                    pool = self._make_pool()
+                except OperationCancelled as exc:  # stopped while reaching the workers
+                    if not self._stop.is_set():
+                        raise
+                    self.outcome, self.stop_note = "stopped", str(exc)
+                else:
+                    yield from self._loop(pool, pending, inflight)
+                    self.outcome = ("abandoned" if self._abandon.is_set() else
+                                    "stopped" if self._stop.is_set() else "finished")
         except DGPError as exc:
             self.fatal = exc
             self.outcome = "error"
@@ -447,12 +460,12 @@ class BatchJob:
             for rel, _ in inflight.values():
                 try:
                     jr.back_to_pending(rel, "abandoned; starts again on the next run")
-                except sqlite3.Error:
+                except DGPError:
                     pass
             st.finished = time.time()
             try:
                 jr.finish_run(self.outcome)
-            except sqlite3.Error:
+            except DGPError:
                 pass
             self._write_report()
             self.close()
@@ -561,7 +574,7 @@ class BatchJob:
             self.final_counts = self.journal.counts()
             self.rows = self.journal.items()
             write_contact_sheet(self.out_dir, self.rows, self.settings)
-        except (OSError, sqlite3.Error, DGPError) as exc:
+        except (OSError, DGPError) as exc:
             log.warning("the contact sheet was not written: %s", exc)
             pass
 

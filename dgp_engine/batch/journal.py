@@ -8,17 +8,25 @@ committed at once: a SIGKILL loses at most the items that were running, which th
 next run finds as ``running`` and starts again.  A lock file beside it (``flock``,
 released by the OS when the process dies) makes a second run on the same output
 folder refuse instead of doing the same work twice.
+
+The journal is read as untrusted data: before a run uses it, its pages, tables and every
+value are checked (:meth:`Journal._check`), and any SQLite error later becomes one of our
+errors.  A damaged journal is refused with what to do (``--restart``, which keeps the
+damaged file aside and starts a new one); it is never deleted or repaired in place.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +35,8 @@ from ..errors import DGPError, OutputError
 PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
 STATUSES = (PENDING, RUNNING, DONE, FAILED, SKIPPED)
 SCHEMA_VERSION = 1
+JOURNAL_FILE = "journal.sqlite"
+DAMAGED_SUFFIX = ".damaged"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS job (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,6 +63,11 @@ CREATE TABLE IF NOT EXISTS items (
 
 class JournalLocked(DGPError):
     """Another batch run holds the output folder."""
+
+
+class JournalDamaged(OutputError):
+    """The journal is not one this version can trust: damaged pages, tables or values
+    changed by hand or by another program, or written by a newer version."""
 
 
 def file_sha256(data: bytes) -> str:
@@ -83,6 +98,61 @@ class ItemRow:
     seconds: float | None
 
 
+_ITEM_COLUMNS = [f.name for f in fields(ItemRow)]
+_ITEM_SELECT = "SELECT " + ", ".join(_ITEM_COLUMNS) + " FROM items"
+# what each column must hold (None is allowed unless the column is NOT NULL)
+_ITEM_KINDS: dict[str, type] = {
+    "id": int, "rel": str, "output": str, "state_file": str, "mask": str, "status": str,
+    "reason": str, "in_size": int, "in_mtime": int, "in_sha": str, "settings": str,
+    "out_sha": str, "attempts": int, "run": int, "worker": str, "class_id": int,
+    "notes": str, "started": float, "finished": float, "seconds": float}
+_ITEM_REQUIRED = frozenset({"id", "rel", "output", "status", "attempts"})
+
+
+def _item_problem(values: tuple[Any, ...]) -> str | None:
+    """Why a row read from ``items`` cannot be an :class:`ItemRow`, or None."""
+    for name, value in zip(_ITEM_COLUMNS, values, strict=True):
+        kind = _ITEM_KINDS[name]
+        if value is None:
+            if name in _ITEM_REQUIRED:
+                return f"an item has no {name}"
+            continue
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value)) if kind is float else type(value) is kind
+        if not ok:
+            return f"an item's {name} is {type(value).__name__} {value!r:.40}"
+    status, rel = values[_ITEM_COLUMNS.index("status")], values[_ITEM_COLUMNS.index("rel")]
+    if status not in STATUSES:
+        return f"an item's status is {status!r:.40}"
+    if not rel:
+        return "an item has an empty name"
+    return None
+
+
+@cache
+def _expected_layout() -> dict[str, tuple[Any, ...]]:
+    """The tables' layout (columns, unique keys) as :data:`_SCHEMA` creates it."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(_SCHEMA)
+        return {table: _layout(db, table) for table in ("job", "runs", "items")}
+    finally:
+        db.close()
+
+
+def _layout(db: sqlite3.Connection, table: str) -> tuple[Any, ...]:
+    columns = sorted((name, kind.upper(), notnull, default, pk) for _cid, name, kind, notnull,
+                     default, pk in db.execute(f"PRAGMA table_info({table})").fetchall())
+    unique = sorted(tuple(c[2] for c in db.execute(f"PRAGMA index_info({_quoted(index[1])})"))
+                    for index in db.execute(f"PRAGMA index_list({table})").fetchall()
+                    if index[2])
+    return tuple(columns), tuple(unique)
+
+
+def _quoted(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
 class _FolderLock:
     """An exclusive, non-blocking lock on a file; the OS drops it with the process."""
 
@@ -91,21 +161,40 @@ class _FolderLock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OutputError(
+                f"The batch lock file {self.path} cannot be opened "
+                f"({exc.strerror or exc}): remove it and run the same command again, or "
+                "choose another output folder.") from exc
         try:
             _lock_fd(fd)
-        except OSError:
+        except OSError as exc:
             try:
                 holder = os.read(fd, 200).decode("utf-8", "replace").strip()
+            except OSError:
+                holder = ""
             finally:
                 os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES,
+                                 errno.EDEADLK):
+                raise OutputError(f"The batch lock file {self.path} cannot be locked "
+                                  f"({exc.strerror or exc}): choose an output folder on a "
+                                  "local disk.") from exc
             raise JournalLocked(
                 f"Another batch run is using {self.path.parent.parent}"
                 + (f" ({holder})" if holder else "")
                 + ": wait for it to finish, stop it, or choose another output folder.") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
-                 .encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
+                     .encode())
+        except OSError as exc:
+            os.close(fd)
+            raise OutputError(f"The batch lock file {self.path} cannot be written "
+                              f"({exc.strerror or exc}): free some disk space or choose "
+                              "another output folder.") from exc
         self.fd = fd
 
     def release(self) -> None:
@@ -130,80 +219,202 @@ def _lock_fd(fd: int) -> None:
 
 
 class Journal:
-    """The journal of the batch job in ``work_dir`` (``OUT_DIR/.dgp-batch``)."""
+    """The journal of the batch job in ``work_dir`` (``OUT_DIR/.dgp-batch``).
 
-    def __init__(self, work_dir: Path) -> None:
+    A journal that cannot be trusted raises :class:`JournalDamaged`; with ``restart``
+    it is kept aside instead (``set_aside`` names where) and a new one is started."""
+
+    def __init__(self, work_dir: Path, *, restart: bool = False) -> None:
         self.work_dir = Path(work_dir)
+        self.path = self.work_dir / JOURNAL_FILE
+        self.set_aside: Path | None = None
         try:
             self.work_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as exc:
+            raise OutputError(f"{self.work_dir} is where the batch journal goes, but it is a "
+                              "file: move it away or choose another output folder.") from exc
         except OSError as exc:
             raise OutputError(f"Could not create {self.work_dir}: {exc.strerror or exc}.") \
                 from exc
         self.lock = _FolderLock(self.work_dir / "lock")
         self.lock.acquire()
         try:
-            self.db = sqlite3.connect(self.work_dir / "journal.sqlite", timeout=10,
-                                      isolation_level=None)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+            try:
+                self.db = self._open()
+            except JournalDamaged:
+                if not restart:
+                    raise
+                self.set_aside = self._set_aside()
+                self.db = self._open()
+        except BaseException:
             self.lock.release()
-            raise OutputError(f"The batch journal in {self.work_dir} cannot be used "
-                              f"({exc}).") from exc
+            raise
         self.run_id: int | None = None
+
+    # --- opening, checking, errors -----------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        try:
+            new = self._check(db)  # read only: a journal refused is left as it was
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            if new:
+                db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            db.close()
+            raise self._error(exc) from exc
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _check(self, db: sqlite3.Connection) -> bool:
+        """Raise JournalDamaged unless every page, table and value is as this version
+        writes them; True when the file holds no tables yet (a new journal)."""
+        problems = [str(r[0]) for r in db.execute("PRAGMA integrity_check(3)").fetchall()]
+        if problems != ["ok"]:
+            raise self.damaged("; ".join(problems))
+        tables = {r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'").fetchall()}
+        if not tables:
+            return True
+        for table, layout in _expected_layout().items():
+            if table not in tables:
+                raise self.damaged(f"it has no {table} table")
+            if _layout(db, table) != layout:
+                raise self.damaged(f"its {table} table is not laid out as this version's")
+        for key, value in db.execute("SELECT key, value FROM job").fetchall():
+            _decode(self, key, value)
+        for values in db.execute(_ITEM_SELECT).fetchall():
+            problem = _item_problem(tuple(values))
+            if problem:
+                raise self.damaged(problem)
+        return False
+
+    def damaged(self, detail: str) -> JournalDamaged:
+        if len(detail) > 90:
+            detail = detail[:89] + "…"
+        return JournalDamaged(
+            f"The batch journal {self.path} is damaged or not this version's ({detail}): run "
+            "the same command with --restart to start a new one (the damaged file is kept "
+            f"aside; the pictures already in {self.work_dir.parent} are kept, and skipped "
+            "unless you add --overwrite), or choose another output folder.")
+
+    def _error(self, exc: sqlite3.Error) -> DGPError:
+        """Our error for an SQLite one: what went wrong with which file, and what to do."""
+        name = str(getattr(exc, "sqlite_errorname", "") or "")
+        if name.startswith("SQLITE_FULL"):
+            return OutputError(f"The batch journal {self.path} could not be written: the disk "
+                               "is full. Free some space and run the same command again.")
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return OutputError(f"The batch journal {self.path} is in use by another program "
+                               f"({exc}): close it and run the same command again.")
+        if name.startswith(("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_READONLY",
+                            "SQLITE_AUTH", "SQLITE_IOERR")):
+            return OutputError(
+                f"The batch journal {self.path} cannot be read or written ({exc}): it and "
+                f"the files beside it must be files you may write; remove {self.work_dir} "
+                f"(the pictures in {self.work_dir.parent} are kept) or choose another output "
+                "folder.")
+        return self.damaged(str(exc))
+
+    def _set_aside(self) -> Path:
+        """Rename the damaged journal (and its WAL files) out of the way; never over a file."""
+        n = 1
+        while True:
+            aside = self.path.with_name(f"{JOURNAL_FILE}{DAMAGED_SUFFIX}"
+                                        + (f"-{n}" if n > 1 else ""))
+            if not any(os.path.lexists(f"{aside}{end}") for end in ("", "-wal", "-shm")):
+                break
+            n += 1
+        try:
+            for end in ("", "-wal", "-shm"):
+                if os.path.lexists(f"{self.path}{end}"):
+                    os.rename(f"{self.path}{end}", f"{aside}{end}")
+        except OSError as exc:
+            raise OutputError(f"The damaged batch journal {self.path} could not be kept aside "
+                              f"({exc.strerror or exc}): move {self.work_dir} away and run "
+                              "again.") from exc
+        return aside
+
+    def _sql(self, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self.db.execute(query, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _insert(self, query: str, params: tuple[Any, ...]) -> int:
+        try:
+            return int(self.db.execute(query, params).lastrowid or 0)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _row(self, values: Any) -> ItemRow:
+        values = tuple(values)
+        problem = _item_problem(values)
+        if problem:
+            raise self.damaged(problem)
+        row = ItemRow(*values)
+        for name in ("started", "finished", "seconds"):
+            value = getattr(row, name)
+            if value is not None:
+                setattr(row, name, float(value))
+        return row
 
     # --- job-level settings -------------------------------------------------------------
     def get(self, key: str) -> Any:
-        row = self.db.execute("SELECT value FROM job WHERE key=?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        rows = self._sql("SELECT value FROM job WHERE key=?", (key,))
+        return _decode(self, key, rows[0][0]) if rows else None
 
     def put(self, key: str, value: object) -> None:
-        self.db.execute("INSERT OR REPLACE INTO job(key, value) VALUES (?, ?)",
-                        (key, json.dumps(value, sort_keys=True)))
+        self._sql("INSERT OR REPLACE INTO job(key, value) VALUES (?, ?)",
+                  (key, json.dumps(value, sort_keys=True)))
 
     # --- runs -----------------------------------------------------------------------------
     def start_run(self, backend: str, workers: int) -> int:
-        cur = self.db.execute(
+        self.run_id = self._insert(
             "INSERT INTO runs(started, pid, backend, workers) VALUES (?, ?, ?, ?)",
             (time.time(), os.getpid(), backend, workers))
-        self.run_id = int(cur.lastrowid or 0)
         return self.run_id
 
     def finish_run(self, outcome: str) -> None:
         if self.run_id is not None:
-            self.db.execute("UPDATE runs SET finished=?, outcome=? WHERE id=?",
-                            (time.time(), outcome, self.run_id))
+            self._sql("UPDATE runs SET finished=?, outcome=? WHERE id=?",
+                      (time.time(), outcome, self.run_id))
 
     # --- items ----------------------------------------------------------------------------
     def items(self, status: str | None = None) -> list[ItemRow]:
-        q = "SELECT * FROM items" + (" WHERE status=?" if status else "") + " ORDER BY id"
-        return [ItemRow(**dict(r)) for r in self.db.execute(q, (status,) if status else ())]
+        q = _ITEM_SELECT + (" WHERE status=?" if status else "") + " ORDER BY id"
+        return [self._row(r) for r in self._sql(q, (status,) if status else ())]
 
     def item(self, rel: str) -> ItemRow | None:
-        r = self.db.execute("SELECT * FROM items WHERE rel=?", (rel,)).fetchone()
-        return ItemRow(**dict(r)) if r else None
+        rows = self._sql(_ITEM_SELECT + " WHERE rel=?", (rel,))
+        return self._row(rows[0]) if rows else None
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATUSES, 0)
-        for status, n in self.db.execute("SELECT status, COUNT(*) FROM items GROUP BY status"):
+        for status, n in self._sql("SELECT status, COUNT(*) FROM items GROUP BY status"):
+            if status not in out:
+                raise self.damaged(f"an item's status is {status!r:.40}")
             out[status] = n
         return out
 
     def add(self, rel: str, output: str, state_file: str | None, mask: str | None) -> None:
-        self.db.execute(
+        self._sql(
             "INSERT INTO items(rel, output, state_file, mask, status) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(rel) DO UPDATE SET output=excluded.output, "
             "state_file=excluded.state_file, mask=excluded.mask",
             (rel, output, state_file, mask, PENDING))
 
     def set_status(self, rel: str, status: str, reason: str | None = None) -> None:
-        self.db.execute("UPDATE items SET status=?, reason=? WHERE rel=?", (status, reason, rel))
+        self._sql("UPDATE items SET status=?, reason=? WHERE rel=?", (status, reason, rel))
 
     def mark_running(self, rel: str, *, size: int, mtime: int, sha: str, settings: str,
                      worker: str) -> None:
-        self.db.execute(
+        self._sql(
             "UPDATE items SET status=?, reason=NULL, in_size=?, in_mtime=?, in_sha=?, "
             "settings=?, attempts=attempts+1, run=?, worker=?, started=?, finished=NULL, "
             "seconds=NULL WHERE rel=?",
@@ -212,28 +423,44 @@ class Journal:
     def mark_writing(self, rel: str, out_sha: str) -> None:
         """Before the output is renamed into place: a run killed between the rename and
         :meth:`mark_done` is recognised as done by the next run (same digest on disk)."""
-        self.db.execute("UPDATE items SET out_sha=? WHERE rel=?", (out_sha, rel))
+        self._sql("UPDATE items SET out_sha=? WHERE rel=?", (out_sha, rel))
 
     def mark_done(self, rel: str, *, seconds: float, class_id: int | None,
                   notes: list[str]) -> None:
-        self.db.execute(
+        self._sql(
             "UPDATE items SET status=?, reason=NULL, finished=?, seconds=?, class_id=?, "
             "notes=? WHERE rel=?",
             (DONE, time.time(), seconds, class_id, "\n".join(notes) or None, rel))
 
     def mark_failed(self, rel: str, reason: str, seconds: float | None = None) -> None:
-        self.db.execute("UPDATE items SET status=?, reason=?, finished=?, seconds=? WHERE rel=?",
-                        (FAILED, reason, time.time(), seconds, rel))
+        self._sql("UPDATE items SET status=?, reason=?, finished=?, seconds=? WHERE rel=?",
+                  (FAILED, reason, time.time(), seconds, rel))
 
     def back_to_pending(self, rel: str, reason: str | None = None) -> None:
-        self.db.execute("UPDATE items SET status=?, reason=? WHERE rel=?",
-                        (PENDING, reason, rel))
+        self._sql("UPDATE items SET status=?, reason=? WHERE rel=?", (PENDING, reason, rel))
 
     def reset_all(self) -> None:
-        self.db.execute("UPDATE items SET status=?, reason=NULL, settings=NULL", (PENDING,))
+        self._sql("UPDATE items SET status=?, reason=NULL, settings=NULL", (PENDING,))
 
     def close(self) -> None:
         try:
             self.db.close()
         finally:
             self.lock.release()
+
+
+def _decode(journal: Journal, key: Any, value: Any) -> Any:
+    """A ``job`` value: JSON, of the kind its key needs (the settings: an object; the
+    schema: a version this code reads)."""
+    try:
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValueError("not text")
+        decoded = json.loads(value)
+    except ValueError:
+        raise journal.damaged(f"its {key!r:.40} entry is not JSON") from None
+    if key == "settings" and not isinstance(decoded, dict):
+        raise journal.damaged("its settings are not a table of settings")
+    if key == "schema" and (type(decoded) is not int or not 1 <= decoded <= SCHEMA_VERSION):
+        raise journal.damaged(f"its layout version is {decoded!r:.20}, this version reads "
+                              f"{SCHEMA_VERSION}")
+    return decoded

@@ -7,20 +7,32 @@ node (``pip install "dgp-studio[cluster]"``; ``--model bundled`` ships inside it
 registry model must be pulled on each node).  An actor lost mid-job (its node went
 away, it was killed) gives its picture back to pending and is replaced; the driver
 goes on.  Ray is optional: without it ``--ray`` says how to install it.
+
+Connecting to a cluster gives up after a timeout (``--ray-timeout``, default
+:data:`CONNECT_TIMEOUT_S`): Ray itself retries an unreachable address for many minutes
+inside native calls that no signal interrupts.  So the address is first probed with a
+plain TCP connection, and ``ray.init`` runs on a helper thread while the driver waits
+for it in short steps, watching the timeout and the stop request (the first Ctrl-C).
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
+import time
 from typing import Any
 
-from ..errors import DGPError
+from ..errors import DGPError, OperationCancelled
 from .plan import BatchSettings
 from .runner import worker_config
 
 log = logging.getLogger(__name__)
+
+# Seconds to reach a Ray cluster given by address before giving up (connecting to a live
+# cluster takes well under a second; Ray alone retries an unreachable one for minutes).
+CONNECT_TIMEOUT_S = 30.0
 
 INSTALL_HINT = ('Ray is not installed: install the cluster extra with '
                 'pip install "dgp-studio[cluster]" (or pip install "ray>=2.9").')
@@ -66,7 +78,9 @@ class RayPool:
 
     kind = "ray"
 
-    def __init__(self, settings: BatchSettings, workers: int | None, address: str) -> None:
+    def __init__(self, settings: BatchSettings, workers: int | None, address: str, *,
+                 timeout: float = CONNECT_TIMEOUT_S,
+                 cancel: threading.Event | None = None) -> None:
         ray = require_ray()
         self.ray = ray
         self.started_ray = False
@@ -78,7 +92,12 @@ class RayPool:
             # machine must keep deciding what a signal does.
             kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
             try:
-                ray.init(**kwargs)
+                if "address" in kwargs:
+                    connect(ray, address, kwargs, timeout=timeout, cancel=cancel)
+                else:
+                    ray.init(**kwargs)
+            except DGPError:
+                raise
             except Exception as exc:  # noqa: BLE001 — a connection problem, said plainly
                 raise DGPError(f"Could not start or reach Ray ({address}): {exc}") from exc
             finally:
@@ -192,3 +211,89 @@ class RayPool:
                 pass
         if self.started_ray:
             ray.shutdown()
+
+
+def parse_address(address: str) -> tuple[str, int] | None:
+    """(host, port) of ``host:port``, ``[v6]:port`` or ``ray://host:port``; None for the
+    forms Ray resolves itself (``auto``) or that have no port."""
+    text = address.strip()
+    if text.startswith("ray://"):
+        text = text[len("ray://"):]
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _probe(host: str, port: int, timeout: float) -> None:
+    """A plain TCP connection to the cluster's address (a closed port or a host that does
+    not exist fails at once, instead of inside Ray's retries)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except socket.gaierror as exc:
+        raise DGPError(f"Could not reach Ray at {host}:{port}: the host name {host!r} is "
+                       "unknown. Check the head node's address.") from exc
+    except TimeoutError as exc:
+        raise _no_answer(f"{host}:{port}", timeout) from exc
+    except OSError as exc:
+        raise DGPError(f"Could not reach Ray at {host}:{port} ({exc.strerror or exc}): check "
+                       "the head node's address and port (`ray start --head` prints them) "
+                       "and that the cluster is running.") from exc
+
+
+def connect(ray: Any, address: str, kwargs: dict[str, Any], *, timeout: float,
+            cancel: threading.Event | None) -> None:
+    """``ray.init(**kwargs)`` to the cluster at ``address``, given up after ``timeout``
+    seconds (DGPError) or as soon as ``cancel`` is set (OperationCancelled).
+
+    Both the probe and ``ray.init`` run on a daemon thread: what they block in cannot be
+    interrupted, and a process that gives up leaves it behind (it ends with the process).
+    Off the main thread Ray installs no signal handlers."""
+    outcome: dict[str, BaseException | None] = {}
+    target = parse_address(address)
+
+    def attempt() -> None:
+        try:
+            if target is not None:
+                _probe(*target, timeout)
+            ray.init(**kwargs)
+            outcome["error"] = None
+        except BaseException as exc:  # noqa: BLE001 — handed to the waiting thread
+            outcome["error"] = exc
+
+    # (kept: the thread may get there after this function gave up)
+    logging.getLogger("ray._private.worker").addFilter(_QUIET)
+    thread = threading.Thread(target=attempt, name="dgp-ray-connect", daemon=True)
+    deadline = time.monotonic() + timeout
+    thread.start()
+    while thread.is_alive():
+        if cancel is not None and cancel.is_set():
+            raise OperationCancelled(f"Stopped while connecting to Ray at {address}: no "
+                                     "picture was started.")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _no_answer(address, timeout)
+        thread.join(min(0.1, left))
+    error = outcome.get("error")
+    if isinstance(error, DGPError):
+        raise error
+    if error is not None:
+        raise DGPError(f"Could not reach Ray at {address}: {error}") from error
+
+
+def _no_answer(address: str, timeout: float) -> DGPError:
+    return DGPError(f"Ray at {address} did not answer within {timeout:g} s: check the head "
+                    "node's address and port and that the cluster is running and reachable "
+                    "from here (--ray-timeout sets how long to wait).")
+
+
+class _QuietThreadWarning(logging.Filter):
+    """Drops Ray's warning that it set no SIGTERM handler off the main thread (on purpose:
+    the command's own handlers stay in charge)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "handler is not set" not in record.getMessage()
+
+
+_QUIET = _QuietThreadWarning()

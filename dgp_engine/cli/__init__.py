@@ -58,8 +58,10 @@ def join_negative_values(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..fileio import release_claims
+    from ..fileio import files_written, release_claims
     from .interrupt import installed
+
+    written_before = files_written()
 
     # Signals are handled from here on (before torch is imported by a sub-command): the
     # first Ctrl-C/SIGTERM asks for a clean stop, the second abandons (see .interrupt).
@@ -78,11 +80,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dgp: error: {exc}", file=sys.stderr)
             return interrupts.exit_code if interrupts.stop_requested else 1
         except KeyboardInterrupt:
-            print("dgp: abandoned: nothing unfinished was saved and no partial file is left.",
-                  file=sys.stderr)
+            print(f"dgp: abandoned: {abandoned_summary(written_before)}", file=sys.stderr)
             return interrupts.exit_code
         finally:
             release_claims()
+
+
+def abandoned_summary(written_before: int) -> str:
+    """What an abandoned command leaves: never a partial file, and the files it had
+    already written in full (kept: each is complete)."""
+    from ..fileio import written_since
+
+    n, latest = written_since(written_before)
+    if not n:
+        return "nothing unfinished was saved and no partial file is left."
+    names = ", ".join(str(p) for p in latest) + (f" and {n - len(latest)} more"
+                                                  if n > len(latest) else "")
+    return (f"no partial file is left; the {n} file(s) written in full before are kept "
+            f"({names}).")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..batch import BatchJob, BatchSettings
 
 RAY_INSTALL = 'pip install "dgp-studio[cluster]"'
+CONNECT_TIMEOUT_S = 30  # dgp_engine.batch.ray_backend.CONNECT_TIMEOUT_S (not imported: no Ray)
 
 
 def register(subparsers: Any) -> None:
@@ -63,11 +64,17 @@ def register(subparsers: Any) -> None:
                         "per GPU, else one on the CPU with every core)")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="run on Ray: alone, a Ray started here; with ADDRESS (e.g. "
-                        f"10.0.0.5:6379 or auto) an existing cluster (needs {RAY_INSTALL})")
+                        f"10.0.0.5:6379 or auto) an existing cluster, given up when it does "
+                        f"not answer within --ray-timeout (needs {RAY_INSTALL})")
+    p.add_argument("--ray-timeout", type=float, metavar="S",
+                   help="seconds to wait for the Ray cluster at ADDRESS before giving up "
+                        f"(default {CONNECT_TIMEOUT_S:g}; Ctrl-C stops waiting at once)")
     p.add_argument("--retry-failed", action="store_true",
                    help="on resume, run the pictures that failed before again")
     p.add_argument("--restart", action="store_true",
-                   help="redo every picture (also when the settings changed)")
+                   help="redo every picture (also when the settings changed); a damaged "
+                        "journal is kept aside (.dgp-batch/journal.sqlite.damaged) and a new "
+                        "one started")
     p.set_defaults(func=run_batch_command)
 
 
@@ -84,7 +91,8 @@ def _stop_on_signals(job: BatchJob, say: Callable[[str], None]) -> Iterator[None
         presses[0] += 1
         if presses[0] == 1:
             job.stop()
-            say("Stopping: the pictures being restored finish, no new ones start… "
+            say("Stopping: no picture has started yet…" if job.pool is None else
+                "Stopping: the pictures being restored finish, no new ones start… "
                 "(Ctrl-C again to abandon them)")
         elif presses[0] == 2:
             job.abandon()
@@ -128,7 +136,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
 
         require_ray()
     job = BatchJob(settings_from_args(args), workers=args.workers, ray=args.ray,
-                   retry_failed=args.retry_failed, restart=args.restart)
+                   ray_timeout=args.ray_timeout, retry_failed=args.retry_failed,
+                   restart=args.restart)
     counts = job.counts()
     todo = counts[PENDING]
     for note in job.notes:
@@ -190,6 +199,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
         print(f"contact sheet: {sheet}")
     final = job.final_counts
     if job.outcome in ("stopped", "abandoned"):
+        if job.stop_note:
+            print(job.stop_note, file=sys.stderr)
         print(f"stopped: {final.get(PENDING, 0)} picture(s) left; run the same command again "
               "to resume.", file=sys.stderr)
         return EXIT_INTERRUPTED
