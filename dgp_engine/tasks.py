@@ -37,6 +37,7 @@ from .region import (
     blend_into,
     clamp_region,
     default_feather,
+    mask_bbox,
     parse_region,
     region_weight,
     resize,
@@ -49,7 +50,8 @@ from .taskspec import (
     NEW_PICTURE,
     TaskSpec,
     default_preset,
-    enlargement_warning,
+    RegionAdvisory,
+    region_advisory,
     task_spec,
     working_region,
 )
@@ -109,6 +111,9 @@ class TaskPlan:
     output_size: tuple[int, int] | None = None  # (w, h) for superres / hybrid
     feather: int = 0                   # seam width in photo pixels
     notes: list[str] = field(default_factory=list)
+    # structured warnings (their messages are in ``notes`` too): a region enlarged so
+    # much that the result comes back soft, with the remedies
+    advisories: list[RegionAdvisory] = field(default_factory=list)
 
     @property
     def spec(self) -> TaskSpec:
@@ -175,10 +180,21 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
             notes.append("The hole is wider than any square region of the photo: the "
                          "whole photo is restored at the model's resolution.")
 
-    if region is not None:
-        soft = enlargement_warning(task, region.size, resolution)
-        if soft is not None:
-            notes.append(soft)
+    advisories: list[RegionAdvisory] = []
+    # what the model's square covers when it is enlarged back: the region, or the whole
+    # photo an inpainting falls back to
+    covered = region.slices if region is not None else (
+        (slice(0, h), slice(0, w)) if mask is not None and spec.compose == FILL_HOLE else None)
+    if covered is not None:
+        hole_side = None
+        if mask is not None and spec.uses_mask and mask[covered].any():
+            x0, y0, x1, y1 = mask_bbox(mask[covered])
+            hole_side = max(x1 - x0, y1 - y0)
+        side = region.size if region is not None else max(w, h)
+        advisory = region_advisory(task, side, resolution, hole_side=hole_side)
+        if advisory is not None:
+            advisories.append(advisory)
+            notes.append(advisory.message)
 
     if spec.new_picture:
         return _plan_superres(photo, spec, resolution, mask, region, factor, notes)
@@ -203,7 +219,7 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
         target = view.to_model(rgb) * known[..., None]
         feather_px = feather if feather is not None else max(2, round(2 * view.w / view.cw))
         return TaskPlan(task, view, Mask(torch.from_numpy(known.astype(np.float32))), target,
-                        known, mask, feather=feather_px, notes=notes)
+                        known, mask, feather=feather_px, notes=notes, advisories=advisories)
 
     # colorize, reconstruct, defend: a region, or the whole photo fitted
     view = View.of_region(region, resolution) if region is not None else View.fit(w, h, resolution)
@@ -222,7 +238,7 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
     target = obs * margin_known[..., None] if margin_known is not None else obs
     feather_px = feather if feather is not None else default_feather(view.w)
     return TaskPlan(task, view, _with_known(base, margin_known), target, margin_known, None,
-                    feather=feather_px, notes=notes)
+                    feather=feather_px, notes=notes, advisories=advisories)
 
 
 def _plan_superres(photo: Photo, spec: TaskSpec, resolution: int, mask: np.ndarray | None,
