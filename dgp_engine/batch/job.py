@@ -493,6 +493,10 @@ class BatchJob:
             return BatchEvent("item", item.rel, J.DONE, seconds=resp["seconds"],
                               thumb_in=t_in, thumb_out=t_out, output=item.output,
                               counts=jr.counts())
+        if status == "skipped":  # the worker decided (e.g. a colorize input in colour)
+            self._j(jr.set_status, item.rel, J.SKIPPED, resp.get("reason"))
+            return BatchEvent("item", item.rel, J.SKIPPED, resp.get("reason"),
+                              counts=jr.counts())
         if status == "abandoned":
             self._j(jr.back_to_pending, item.rel, "abandoned; starts again on the next run")
             return BatchEvent("item", item.rel, J.PENDING, "abandoned", counts=jr.counts())
