@@ -14,7 +14,6 @@ and still gives a result from what was reached.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -26,7 +25,8 @@ import torch
 from .degradations import Compose, Degradation, Downsample, Grayscale, Identity, Mask
 from .errors import InputError, PresetError
 from .imageio import Photo, check_mask
-from .postprocess import composite_hole, to_gray, transfer_color
+from .placement import Placement, pixels_digest
+from .postprocess import PhotoComposer, compose_into, to_gray
 from .presets import Preset, load_preset
 from .prior import Prior
 from .reconstruct import ReconstructionRun, Report, reconstruct, render
@@ -34,12 +34,10 @@ from .region import (
     Region,
     RegionLike,
     View,
-    blend_into,
     clamp_region,
     default_feather,
     mask_bbox,
     parse_region,
-    region_weight,
     resize,
     resize_mask,
 )
@@ -47,10 +45,9 @@ from .state import ReconstructionState
 from .taskspec import (
     COLOR_TRANSFER,
     FILL_HOLE,
-    NEW_PICTURE,
+    RegionAdvisory,
     TaskSpec,
     default_preset,
-    RegionAdvisory,
     region_advisory,
     task_spec,
     working_region,
@@ -317,6 +314,7 @@ class RestorationJob:
         self.result: RestorationResult | None = None
         self._iter: Iterator[Report] | None = None
         self.last_report: Report | None = None
+        self._placement: Placement | None = None
 
     @property
     def notes(self) -> list[str]:
@@ -353,40 +351,44 @@ class RestorationJob:
         assert self.result is not None
         return self.result
 
+    @property
+    def placement(self) -> Placement:
+        """Where the result sits in the photo (its path and pixel digest included); saved
+        with the result's state."""
+        if self._placement is None:
+            path = str(self.photo.path.absolute()) if self.photo.path is not None else None
+            self._placement = placement_of(self.plan, self.photo.size, photo_path=path,
+                                           photo_digest=pixels_digest(self.photo.rgb))
+        return self._placement
+
+    def composer(self) -> PhotoComposer:
+        """Composes other outputs of the result (jitter, category, morph frames) into the
+        photo exactly as the result was (uint8 frames at the photo's size)."""
+        return PhotoComposer(self.photo, self.placement)
+
     def finish(self, state: ReconstructionState) -> RestorationResult:
+        state.placement = self.placement
         x = render(self.prior, state)
         model_output = ((x[0].permute(1, 2, 0).cpu().numpy() + 1) / 2).clip(0, 1)
-        photo = compose_output(self.photo, self.plan, model_output.astype(np.float32))
+        photo = compose_into(self.photo, self.placement, model_output.astype(np.float32))
         return RestorationResult(photo, state, self.plan, model_output, state.cancelled)
 
 
 def compose_output(photo: Photo, plan: TaskPlan, model_output: np.ndarray) -> Photo:
-    """Put the model's R×R result back into the photo (DGP.md §7 post-processing)."""
-    view, compose = plan.view, plan.spec.compose
-    if compose == NEW_PICTURE:
-        out = view.content(model_output).astype(np.float32)
-        ow, oh = out.shape[1], out.shape[0]
-        alpha = None
-        if photo.alpha is not None:
-            alpha = resize(view.crop(photo.alpha), oh, ow).clip(0, 1)
-        info = {k: v for k, v in photo.info.items() if k != "dpi"}
-        return dataclasses.replace(photo, rgb=out, alpha=alpha, info=info)
-    crop = view.crop(photo.rgb)
-    if compose == COLOR_TRANSFER:
-        patch = transfer_color(crop, view.content(model_output))
-    else:
-        patch = view.from_model(model_output)
-        if compose == FILL_HOLE:
-            assert plan.hole is not None  # plan_task keeps the mask of a hole-filling task
-            patch = composite_hole(crop, patch, view.crop(plan.hole), plan.feather)
-    if (view.x, view.y, view.w, view.h) == (0, 0, photo.width, photo.height):
-        return photo.with_pixels(patch)  # the view is the whole photo
-    region = view.region
-    assert region is not None  # views of part of a photo are square regions
-    # Inpainting's composite already eases into the known pixels around the hole.
-    weight = (np.ones((region.size, region.size), np.float32) if compose == FILL_HOLE
-              else region_weight(region, photo.width, photo.height, plan.feather))
-    return photo.with_pixels(blend_into(photo.rgb, patch, region, weight))
+    """Put the model's R×R result back into the photo (DGP.md §7 post-processing), by the
+    plan's :func:`placement_of` (see :func:`dgp_engine.postprocess.compose_into`)."""
+    return compose_into(photo, placement_of(plan, photo.size), model_output)
+
+
+def placement_of(plan: TaskPlan, photo_size: tuple[int, int], *,
+                 photo_path: str | None = None, photo_digest: str | None = None
+                 ) -> Placement:
+    """Where a result of ``plan`` sits in its ``photo_size`` photo (saved with its state,
+    so any other output can be composed the same way later)."""
+    hole = (plan.view.crop(plan.hole) if plan.hole is not None
+            and plan.spec.compose == FILL_HOLE else None)
+    return Placement(plan.task, (int(photo_size[0]), int(photo_size[1])), plan.view,
+                     int(plan.feather), hole, photo_path, photo_digest)
 
 
 def preview_array(report: Report, max_side: int | None = None) -> np.ndarray | None:

@@ -338,7 +338,7 @@ class BatchJob:
         self.stats.io_seconds += time.perf_counter() - t0
         self._j(self.journal.mark_running, item.rel, size=st.st_size, mtime=st.st_mtime_ns,
                 sha=J.file_sha256(data), settings=self.digest, worker=str(wid))
-        return {"rel": item.rel, "data": data, "mask": mask,
+        return {"rel": item.rel, "source": str(item.source), "data": data, "mask": mask,
                 "mask_name": item.mask.name if item.mask else None,
                 "out_suffix": item.output.suffix, "want_state": item.state is not None}
 

@@ -10,6 +10,7 @@ does, so one process owns the journal and the outputs.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -112,6 +113,8 @@ class ItemRunner:
 
         rel = request["rel"]
         photo = decode_image(request["data"], name=rel)
+        if request.get("source"):  # the state records where its photo is (manipulation)
+            photo = dataclasses.replace(photo, path=Path(request["source"]))
         thumb_in = thumbnail(photo.rgb)
         if self.config["task"] == "colorize" and not self.config.get("recolor"):
             from ..postprocess import colour_check
