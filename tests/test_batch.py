@@ -422,10 +422,15 @@ def test_colorize_skips_photos_already_in_colour_unless_recolor(tmp_path, model_
     # --recolor is a setting that decides outputs: with it the colour photo is colorized
     assert dgp("batch", "colorize", src, "-o", out, "--recolor", *common(model_files)) == 1
     assert "recolor: None → True" in capsys.readouterr().err
-    assert dgp("batch", "colorize", src, "-o", out, "--recolor", "--restart",
+    assert dgp("batch", "colorize", src, "-o", out, "--recolor", "--restart", "--save-state",
                *common(model_files)) == 0
     assert journal_rows(out)["colour.png"]["status"] == "done"
     assert (out / "colour.png").is_file()
+    # the state records its photo (for dgp morph/jitter/transfer to compose onto)
+    from dgp_engine.state import ReconstructionState
+
+    placement = ReconstructionState.load(out / "colour.png.dgp").placement
+    assert placement.photo_path == str(src / "colour.png") and placement.whole_photo
     assert dgp("batch", "inpaint", src, "-o", tmp_path / "o2", "--recolor",
                *common(model_files)) == 1
     assert "--recolor only applies to colorize" in capsys.readouterr().err
