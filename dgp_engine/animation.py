@@ -15,7 +15,11 @@ Notes on the formats:
   matches the fps; GIF and APNG writers merge identical consecutive frames (held
   frames) into one longer frame.
 * MP4 (H.264) and WebM (VP9) use yuv420p, which needs even sizes: an odd width or
-  height is padded by one edge pixel (``even="pad"``) or resized (``even="resize"``).
+  height is padded by one edge pixel (``even="pad"``), cropped by one (``even="crop"``)
+  or resized (``even="resize"``); :func:`even_size` says which in a sentence.
+* Frames larger than :data:`MAX_EXPORT_SIDE` on their long side are refused
+  (:class:`~dgp_engine.errors.ExportTooLarge`) unless the caller chose a size: an explicit
+  ``size`` or a ``max_side`` to scale them down to.  Nothing is downscaled silently.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import ExportCancelled, ExportError, InputError
+from .errors import ExportCancelled, ExportError, ExportTooLarge, InputError
 from .fileio import atomic_path, clean_stale_temps, fsync_dir, temp_prefix, umask
 from .imageio import to_uint8 as unit_to_uint8
 
@@ -51,6 +55,60 @@ FORMAT_TITLES = {"gif": "GIF", "apng": "Animated PNG", "webp": "Animated WebP",
                  "png-sequence": "PNG sequence (folder)"}
 _RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
              "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
+VIDEO_FORMATS = ("mp4", "webm")
+EVEN_MODES = ("pad", "crop", "resize")
+#: The longest side an export takes unless a size is chosen: 4K UHD's width, what H.264
+#: level 5.1 players and browsers decode; a GIF or APNG that size holds ~1.6 GB of frames
+#: in memory for 48 frames while it is written.
+MAX_EXPORT_SIDE = 3840
+
+
+def export_size(frame_size: tuple[int, int], *, size: tuple[int, int] | None = None,
+                scale: float = 1.0, max_side: int | None = None,
+                limit: int | None = MAX_EXPORT_SIDE) -> tuple[int, int]:
+    """The (width, height) frames of ``frame_size`` are written at: ``size`` when given,
+    else ``frame_size`` × ``scale``; then scaled down (aspect kept) so the long side is at
+    most ``max_side`` when given.  Raises :class:`ExportTooLarge` when the caller chose
+    neither ``size`` nor ``max_side`` and the long side exceeds ``limit``."""
+    w, h = frame_size
+    tw, th = size or (max(1, round(w * scale)), max(1, round(h * scale)))
+    if max_side is not None:
+        if int(max_side) < 2:
+            raise InputError("The largest side must be at least 2 px.")
+        if max(tw, th) > max_side:
+            k = max_side / max(tw, th)
+            tw, th = max(1, round(tw * k)), max(1, round(th * k))
+    elif size is None and limit is not None and max(tw, th) > limit:
+        raise ExportTooLarge(
+            f"The frames would be {tw}×{th} px, more than the {limit} px on the long side "
+            "an export takes without being asked (what video players decode, and what GIF "
+            "and APNG writers can hold in memory). Choose a largest side to scale them down "
+            "to, a smaller size, or the generator's own square.", (tw, th), limit)
+    return tw, th
+
+
+def even_size(size: tuple[int, int], format: str, even: str = "pad"
+              ) -> tuple[tuple[int, int], str | None]:
+    """The size a ``format`` file is written at for frames of ``size`` = (w, h), and a
+    sentence saying what was changed to get there (None: nothing).  MP4 and WebM use
+    yuv420p, which needs even sides: ``even`` pads by one edge pixel, crops one, or
+    resizes."""
+    if even not in EVEN_MODES:
+        raise InputError(f"even must be one of {', '.join(EVEN_MODES)}.")
+    w, h = size
+    if format not in VIDEO_FORMATS or not (w % 2 or h % 2):
+        return (w, h), None
+    sides = " and ".join(s for s, odd in (("width", w % 2), ("height", h % 2)) if odd)
+    which = " and ".join(s for s, odd in (("last column", w % 2), ("last row", h % 2)) if odd)
+    if even == "crop":
+        out = (w - w % 2, h - h % 2)
+        how = f"cropped to {out[0]}×{out[1]} (the {which} left out)"
+    else:
+        out = (w + w % 2, h + h % 2)
+        how = (f"resized to {out[0]}×{out[1]}" if even == "resize" else
+               f"padded to {out[0]}×{out[1]} (the {which} repeated)")
+    return out, (f"{FORMAT_TITLES[format]} needs an even width and height: the {w}×{h} frames (odd "
+                 f"{sides}) are {how}.")
 
 
 def format_for(path: str | Path) -> str:
@@ -133,7 +191,8 @@ class AnimationExport:
                  format: str | None = None, size: tuple[int, int] | None = None,
                  scale: float = 1.0, resample: str = "lanczos", loop: int = 0,
                  even: str = "pad", quality: int = 90, total: int | None = None,
-                 cancel: threading.Event | None = None):
+                 cancel: threading.Event | None = None, max_side: int | None = None,
+                 limit: int | None = MAX_EXPORT_SIDE):
         self.path = Path(path)
         self.format = format or format_for(self.path)
         if self.format not in FORMATS:
@@ -147,14 +206,19 @@ class AnimationExport:
             raise InputError("scale must be a number between 0 and 64.")
         if resample not in _RESAMPLE:
             raise InputError(f"resample must be one of {', '.join(_RESAMPLE)}.")
-        if even not in ("pad", "resize"):
-            raise InputError("even must be 'pad' or 'resize'.")
+        if even not in EVEN_MODES:
+            raise InputError(f"even must be one of {', '.join(EVEN_MODES)}.")
+        if max_side is not None and int(max_side) < 2:
+            raise InputError("The largest side must be at least 2 px.")
         self.fps = float(fps)
         self.size = (int(size[0]), int(size[1])) if size is not None else None
         self.scale = float(scale)
         self.resample = resample
         self.loop = int(loop)
         self.even = even
+        self.max_side = None if max_side is None else int(max_side)
+        self.limit = limit
+        self.even_note: str | None = None  # what yuv420p's even sides changed, once known
         self.quality = int(quality)
         self.frames = _iter_frames(frames)
         if total is None and isinstance(self.frames, Sized):
@@ -189,14 +253,20 @@ class AnimationExport:
     def _prepare(self, frame: Any) -> np.ndarray:
         a = frame_array(frame)
         h, w = a.shape[:2]
-        tw, th = self.size or (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
-        video = self.format in ("mp4", "webm")
-        if video and self.even == "resize":
-            tw, th = tw + tw % 2, th + th % 2
+        tw, th = export_size((w, h), size=self.size, scale=self.scale,
+                             max_side=self.max_side, limit=self.limit)
+        (ew, eh), note = even_size((tw, th), self.format, self.even)
+        if self.frame_size is None:
+            self.even_note = note
+        if self.even == "resize":
+            tw, th = ew, eh
         if (tw, th) != (w, h):
             a = np.asarray(Image.fromarray(a).resize((tw, th), _RESAMPLE[self.resample]))
-        if video and (tw % 2 or th % 2):
-            a = np.pad(a, ((0, th % 2), (0, tw % 2), (0, 0)), mode="edge")
+        if (ew, eh) != (tw, th):
+            if self.even == "crop":
+                a = a[:eh, :ew]
+            else:
+                a = np.pad(a, ((0, eh - th), (0, ew - tw), (0, 0)), mode="edge")
         a = np.ascontiguousarray(a)
         size = (a.shape[1], a.shape[0])
         if self.frame_size is None:

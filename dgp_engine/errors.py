@@ -64,6 +64,22 @@ class ExportCancelled(ExportError):
     """The export was cancelled; no file was written."""
 
 
+class CompositionError(InputError):
+    """Outputs cannot be composed into a photo: a state records no place in one, or
+    keyframes come from different photos, places or tasks.  The generator's own square
+    can still be exported."""
+
+
+class ExportTooLarge(InputError):
+    """Frames would be larger than an export allows and no size was chosen: ``size``
+    (width, height) and ``limit`` (px on the long side) let a caller offer the choices."""
+
+    def __init__(self, message: str, size: tuple[int, int], limit: int):
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
 class ProjectError(DGPError):
     """A project file cannot be written or read."""
 

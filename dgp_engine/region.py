@@ -27,6 +27,10 @@ import torch.nn.functional as F
 from .errors import InputError
 
 MIN_REGION = 8  # px; smaller squares carry too little to restore
+#: The least margin kept around a hole, in units of its side, when the context is shrunk
+#: to keep a square sharp: a quarter of the hole's side on every side (the hole is then
+#: two thirds of the square's side, against a third with the full context).
+MIN_CONTEXT = 0.25
 
 
 @dataclass(frozen=True)
@@ -102,17 +106,23 @@ def mask_bbox(hole: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def default_region(hole: np.ndarray, model_res: int, context: float = 1.0,
-                   max_side: int | None = None) -> Region | None:
+                   max_side: int | None = None, *, sharp_side: int | None = None,
+                   min_context: float = MIN_CONTEXT) -> Region | None:
     """A square around the hole's bounding box with ``context`` × its side of margin on
     every side (1.0 → the hole is a third of the square, as in the paper), at least
-    the model's resolution, at most the photo's shorter side (and ``max_side``).  None
-    when the hole is wider than any square that fits."""
+    the model's resolution, at most the photo's shorter side (and ``max_side``).  With
+    ``sharp_side`` the context shrinks (down to ``min_context``) so the square stays at
+    most that side where the hole allows.  None when the hole is wider than any square
+    that fits."""
     h, w = hole.shape
-    return region_around(mask_bbox(hole), w, h, model_res, context, max_side)
+    return region_around(mask_bbox(hole), w, h, model_res, context, max_side,
+                         sharp_side=sharp_side, min_context=min_context)
 
 
 def region_around(box: tuple[int, int, int, int], width: int, height: int, model_res: int,
-                  context: float = 1.0, max_side: int | None = None) -> Region | None:
+                  context: float = 1.0, max_side: int | None = None, *,
+                  sharp_side: int | None = None, min_context: float = MIN_CONTEXT
+                  ) -> Region | None:
     """:func:`default_region` for a hole's bounding box (left, top, right, bottom) in a
     width×height photo."""
     x0, y0, x1, y1 = box
@@ -120,7 +130,12 @@ def region_around(box: tuple[int, int, int, int], width: int, height: int, model
     limit = min(width, height) if max_side is None else min(width, height, max_side)
     if side > limit:
         return None
-    size = min(max(math.ceil(side * (1 + 2 * context)), model_res, MIN_REGION), limit)
+    want = max(math.ceil(side * (1 + 2 * context)), model_res, MIN_REGION)
+    if sharp_side is not None and want > sharp_side:
+        # Less context rather than a square enlarged into a soft fill: the smallest square
+        # with ``min_context`` around the hole, or the sharp limit when that is larger.
+        want = max(sharp_side, context_side(side, min_context), MIN_REGION)
+    size = min(want, limit)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     x = int(round(cx - size / 2))
     y = int(round(cy - size / 2))
@@ -130,6 +145,18 @@ def region_around(box: tuple[int, int, int, int], width: int, height: int, model
     x = min(max(x, x1 - size), x0)
     y = min(max(y, y1 - size), y0)
     return Region(x, y, size)
+
+
+def context_side(hole_side: int, context: float) -> int:
+    """The side of a square holding a hole of ``hole_side`` px with ``context`` × that
+    side of margin on every side."""
+    return int(math.ceil(hole_side * (1 + 2 * context)))
+
+
+def largest_hole(square_side: int, context: float) -> int:
+    """The largest hole side that a square of ``square_side`` px holds with ``context``
+    × its side of margin on every side (the inverse of :func:`context_side`)."""
+    return int(math.floor(square_side / (1 + 2 * context)))
 
 
 # --- resizing ---------------------------------------------------------------------------

@@ -2,7 +2,11 @@
 
 A state is plain data — the latent z, the class embedding, the fine-tuned
 generator weights as a difference from the base model, the preset and seed —
-saved as one safetensors file whose metadata holds the JSON part.
+saved as one safetensors file whose metadata holds the JSON part.  A state restored
+from a photo also records where its result sits in that photo (a
+:class:`~dgp_engine.placement.Placement`), so any later output — a jitter, a category,
+a morph frame — is composed into the photo as the result was; states saved before that
+load as they are, without one.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .checkpoint import tensors_digest
@@ -22,6 +27,7 @@ from .errors import ModelMismatchError, StateError
 from .fileio import atomic_path
 from .models import Generator, GeneratorBlock, freeze_sn, unfreeze_sn
 from .models.spectral import scale_outputs
+from .placement import HOLE_TENSOR, Placement
 
 FORMAT = "dgp-state"
 FORMAT_VERSION = 1
@@ -41,6 +47,8 @@ class ReconstructionState:
     progress: dict[str, Any] = field(default_factory=dict)  # stage, step, total, cancelled
     losses: dict[str, float] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
+    # where the result sits in the photo it was restored from (None: not recorded)
+    placement: Placement | None = None
     # The run's own fine-tuned generator and (weakly) the base it was tuned from: in
     # memory only, never saved nor carried over by dataclasses.replace; the first
     # materialize() for that base takes it instead of building base + delta.
@@ -53,17 +61,24 @@ class ReconstructionState:
 
     # --- persistence ------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
-        return {
+        meta = {
             "format": FORMAT, "version": FORMAT_VERSION, "class_id": self.class_id,
             "preset": self.preset, "seed": self.seed, "use_in": self.use_in,
             "task": self.task, "model": self.model, "progress": self.progress,
             "losses": self.losses, "created": self.created,
         }
+        if self.placement is not None:  # an additive key: older readers ignore it
+            meta["placement"] = self.placement.to_json()
+        return meta
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {"z": self.z, "embedding": self.embedding}
         out.update({f"delta.{k}": v for k, v in self.weight_delta.items()})
-        return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in out.items()}
+        tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in out.items()}
+        bits = self.placement.hole_bits() if self.placement is not None else None
+        if bits is not None:
+            tensors[HOLE_TENSOR] = torch.from_numpy(np.ascontiguousarray(bits))
+        return tensors
 
     def file_metadata(self, tensors: dict[str, torch.Tensor]) -> dict[str, str]:
         """The safetensors header metadata of a state file: the state's fields and a
@@ -168,9 +183,14 @@ class ReconstructionState:
         if odd:
             raise StateError(f"{label} is damaged: its weight changes {', '.join(odd[:3])} "
                              "are not floating-point values.")
+        placement = None
+        if meta.get("placement") is not None:
+            bits = tensors.get(HOLE_TENSOR)
+            placement = Placement.from_json(
+                meta["placement"], None if bits is None else bits.numpy(), label)
         return cls(z=vectors["z"], embedding=vectors["embedding"], class_id=class_id,
                    weight_delta={k: v.float() for k, v in delta.items()}, seed=seed,
-                   use_in=use_in, created=created, **fields)
+                   use_in=use_in, created=created, placement=placement, **fields)
 
     # --- rendering ----------------------------------------------------------------
     def check_fits(self, G: Generator) -> None:

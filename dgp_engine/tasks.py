@@ -14,7 +14,6 @@ and still gives a result from what was reached.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -26,7 +25,8 @@ import torch
 from .degradations import Compose, Degradation, Downsample, Grayscale, Identity, Mask
 from .errors import InputError, PresetError
 from .imageio import Photo, check_mask
-from .postprocess import composite_hole, to_gray, transfer_color
+from .placement import Placement, pixels_digest
+from .postprocess import PhotoComposer, compose_into, to_gray
 from .presets import Preset, load_preset
 from .prior import Prior
 from .reconstruct import ReconstructionRun, Report, reconstruct, render
@@ -34,11 +34,10 @@ from .region import (
     Region,
     RegionLike,
     View,
-    blend_into,
     clamp_region,
     default_feather,
+    mask_bbox,
     parse_region,
-    region_weight,
     resize,
     resize_mask,
 )
@@ -46,10 +45,10 @@ from .state import ReconstructionState
 from .taskspec import (
     COLOR_TRANSFER,
     FILL_HOLE,
-    NEW_PICTURE,
+    RegionAdvisory,
     TaskSpec,
     default_preset,
-    enlargement_warning,
+    region_advisory,
     task_spec,
     working_region,
 )
@@ -109,6 +108,9 @@ class TaskPlan:
     output_size: tuple[int, int] | None = None  # (w, h) for superres / hybrid
     feather: int = 0                   # seam width in photo pixels
     notes: list[str] = field(default_factory=list)
+    # structured warnings (their messages are in ``notes`` too): a region enlarged so
+    # much that the result comes back soft, with the remedies
+    advisories: list[RegionAdvisory] = field(default_factory=list)
 
     @property
     def spec(self) -> TaskSpec:
@@ -175,10 +177,21 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
             notes.append("The hole is wider than any square region of the photo: the "
                          "whole photo is restored at the model's resolution.")
 
-    if region is not None:
-        soft = enlargement_warning(task, region.size, resolution)
-        if soft is not None:
-            notes.append(soft)
+    advisories: list[RegionAdvisory] = []
+    # what the model's square covers when it is enlarged back: the region, or the whole
+    # photo an inpainting falls back to
+    covered = region.slices if region is not None else (
+        (slice(0, h), slice(0, w)) if mask is not None and spec.compose == FILL_HOLE else None)
+    if covered is not None:
+        hole_side = None
+        if mask is not None and spec.uses_mask and mask[covered].any():
+            x0, y0, x1, y1 = mask_bbox(mask[covered])
+            hole_side = max(x1 - x0, y1 - y0)
+        side = region.size if region is not None else max(w, h)
+        advisory = region_advisory(task, side, resolution, hole_side=hole_side)
+        if advisory is not None:
+            advisories.append(advisory)
+            notes.append(advisory.message)
 
     if spec.new_picture:
         return _plan_superres(photo, spec, resolution, mask, region, factor, notes)
@@ -203,7 +216,7 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
         target = view.to_model(rgb) * known[..., None]
         feather_px = feather if feather is not None else max(2, round(2 * view.w / view.cw))
         return TaskPlan(task, view, Mask(torch.from_numpy(known.astype(np.float32))), target,
-                        known, mask, feather=feather_px, notes=notes)
+                        known, mask, feather=feather_px, notes=notes, advisories=advisories)
 
     # colorize, reconstruct, defend: a region, or the whole photo fitted
     view = View.of_region(region, resolution) if region is not None else View.fit(w, h, resolution)
@@ -222,7 +235,7 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
     target = obs * margin_known[..., None] if margin_known is not None else obs
     feather_px = feather if feather is not None else default_feather(view.w)
     return TaskPlan(task, view, _with_known(base, margin_known), target, margin_known, None,
-                    feather=feather_px, notes=notes)
+                    feather=feather_px, notes=notes, advisories=advisories)
 
 
 def _plan_superres(photo: Photo, spec: TaskSpec, resolution: int, mask: np.ndarray | None,
@@ -301,6 +314,7 @@ class RestorationJob:
         self.result: RestorationResult | None = None
         self._iter: Iterator[Report] | None = None
         self.last_report: Report | None = None
+        self._placement: Placement | None = None
 
     @property
     def notes(self) -> list[str]:
@@ -337,40 +351,44 @@ class RestorationJob:
         assert self.result is not None
         return self.result
 
+    @property
+    def placement(self) -> Placement:
+        """Where the result sits in the photo (its path and pixel digest included); saved
+        with the result's state."""
+        if self._placement is None:
+            path = str(self.photo.path.absolute()) if self.photo.path is not None else None
+            self._placement = placement_of(self.plan, self.photo.size, photo_path=path,
+                                           photo_digest=pixels_digest(self.photo.rgb))
+        return self._placement
+
+    def composer(self) -> PhotoComposer:
+        """Composes other outputs of the result (jitter, category, morph frames) into the
+        photo exactly as the result was (uint8 frames at the photo's size)."""
+        return PhotoComposer(self.photo, self.placement)
+
     def finish(self, state: ReconstructionState) -> RestorationResult:
+        state.placement = self.placement
         x = render(self.prior, state)
         model_output = ((x[0].permute(1, 2, 0).cpu().numpy() + 1) / 2).clip(0, 1)
-        photo = compose_output(self.photo, self.plan, model_output.astype(np.float32))
+        photo = compose_into(self.photo, self.placement, model_output.astype(np.float32))
         return RestorationResult(photo, state, self.plan, model_output, state.cancelled)
 
 
 def compose_output(photo: Photo, plan: TaskPlan, model_output: np.ndarray) -> Photo:
-    """Put the model's R×R result back into the photo (DGP.md §7 post-processing)."""
-    view, compose = plan.view, plan.spec.compose
-    if compose == NEW_PICTURE:
-        out = view.content(model_output).astype(np.float32)
-        ow, oh = out.shape[1], out.shape[0]
-        alpha = None
-        if photo.alpha is not None:
-            alpha = resize(view.crop(photo.alpha), oh, ow).clip(0, 1)
-        info = {k: v for k, v in photo.info.items() if k != "dpi"}
-        return dataclasses.replace(photo, rgb=out, alpha=alpha, info=info)
-    crop = view.crop(photo.rgb)
-    if compose == COLOR_TRANSFER:
-        patch = transfer_color(crop, view.content(model_output))
-    else:
-        patch = view.from_model(model_output)
-        if compose == FILL_HOLE:
-            assert plan.hole is not None  # plan_task keeps the mask of a hole-filling task
-            patch = composite_hole(crop, patch, view.crop(plan.hole), plan.feather)
-    if (view.x, view.y, view.w, view.h) == (0, 0, photo.width, photo.height):
-        return photo.with_pixels(patch)  # the view is the whole photo
-    region = view.region
-    assert region is not None  # views of part of a photo are square regions
-    # Inpainting's composite already eases into the known pixels around the hole.
-    weight = (np.ones((region.size, region.size), np.float32) if compose == FILL_HOLE
-              else region_weight(region, photo.width, photo.height, plan.feather))
-    return photo.with_pixels(blend_into(photo.rgb, patch, region, weight))
+    """Put the model's R×R result back into the photo (DGP.md §7 post-processing), by the
+    plan's :func:`placement_of` (see :func:`dgp_engine.postprocess.compose_into`)."""
+    return compose_into(photo, placement_of(plan, photo.size), model_output)
+
+
+def placement_of(plan: TaskPlan, photo_size: tuple[int, int], *,
+                 photo_path: str | None = None, photo_digest: str | None = None
+                 ) -> Placement:
+    """Where a result of ``plan`` sits in its ``photo_size`` photo (saved with its state,
+    so any other output can be composed the same way later)."""
+    hole = (plan.view.crop(plan.hole) if plan.hole is not None
+            and plan.spec.compose == FILL_HOLE else None)
+    return Placement(plan.task, (int(photo_size[0]), int(photo_size[1])), plan.view,
+                     int(plan.feather), hole, photo_path, photo_digest)
 
 
 def preview_array(report: Report, max_side: int | None = None) -> np.ndarray | None:

@@ -12,13 +12,15 @@ working region around a mask exactly as the CLI does.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .errors import InputError
 from .presets import Preset, load_preset, preset_names
-from .region import MIN_REGION, Region, mask_bbox, region_around
+from .region import MIN_CONTEXT, MIN_REGION, Region, largest_hole, mask_bbox, region_around
 
 # What a task does with a mask.
 MASK_REQUIRED = "required"   # the task fills what the mask marks (no mask, no task)
@@ -49,6 +51,9 @@ class RegionPolicy:
     # hole a third of the square, the paper's centre hole (side R/3) that the presets
     # and `dgp eval` were measured with.
     context: float = 1.0
+    # The least margin kept when the context shrinks so the square is not enlarged more
+    # than SOFT_ENLARGEMENT× (see region.MIN_CONTEXT).
+    min_context: float = MIN_CONTEXT
     # Without a given region the CLI works around the mask (else it fits the whole photo).
     around_mask: bool = False
     # The square's side is at most resolution // this: a super-resolved input must fit
@@ -208,20 +213,106 @@ def covers_whole_photo(task: str) -> bool:
     return task_spec(task).region.whole_photo
 
 
+def keeps_detail_by_itself(task: str) -> bool:
+    """The task's result does not come back soft from an enlarged region: it covers the
+    whole photo (colour transfer keeps the photo's lightness) or makes a new picture."""
+    spec = task_spec(task)
+    return spec.region.whole_photo or spec.new_picture or spec.compose == COLOR_TRANSFER
+
+
+def sharp_side(task: str, resolution: int) -> int | None:
+    """The largest working region ``task`` can use with a ``resolution`` px model before the
+    result comes back soft (:data:`SOFT_ENLARGEMENT` × the resolution); None when the task
+    does not get soft (:func:`keeps_detail_by_itself`)."""
+    if keeps_detail_by_itself(task):
+        return None
+    return int(SOFT_ENLARGEMENT * resolution)
+
+
+@dataclass(frozen=True)
+class RegionAdvisory:
+    """A structured warning: the working region is enlarged more than
+    :data:`SOFT_ENLARGEMENT` × from the model's resolution, so the result comes back soft,
+    with the two remedies (a larger model, or a smaller region / mask).  The CLI prints
+    :attr:`message` once before the run; the app can show the parts."""
+
+    task: str
+    side: int                      # the working region's side, photo px
+    resolution: int                # the model's
+    hole_side: int | None = None   # the mask's bounding-box side, when the region holds one
+
+    kind = "soft-enlargement"
+
+    @property
+    def factor(self) -> float:
+        return self.side / self.resolution
+
+    @property
+    def sharp_side(self) -> int:
+        """The largest region this model keeps sharp."""
+        return int(SOFT_ENLARGEMENT * self.resolution)
+
+    @property
+    def largest_hole(self) -> int:
+        """The largest mask (bounding-box side) that a sharp region holds with the least
+        context (:data:`region.MIN_CONTEXT`)."""
+        return largest_hole(self.sharp_side, task_spec(self.task).region.min_context)
+
+    @property
+    def model_resolution_needed(self) -> int:
+        """The least model resolution that would keep this region sharp."""
+        return int(math.ceil(self.side / SOFT_ENLARGEMENT))
+
+    @property
+    def remedies(self) -> tuple[str, str]:
+        """(use a larger model, use a smaller region or mask), one sentence each."""
+        larger = (f"use a larger model, of at least {self.model_resolution_needed} px (this "
+                  f"one is {self.resolution} px; `dgp models list` shows them)")
+        if self.hole_side is not None and self.hole_side > self.largest_hole:
+            smaller = (f"make the mask at most {self.largest_hole} px across (it is "
+                       f"{self.hole_side} px), or fill it in parts, so its region fits in "
+                       f"{self.sharp_side} px")
+        else:
+            smaller = f"shrink the region to at most {self.sharp_side} px"
+        return larger, smaller
+
+    @property
+    def message(self) -> str:
+        larger, smaller = self.remedies
+        return (f"The {self.side} px working region is enlarged {self.factor:.1f}× from the "
+                f"model's {self.resolution} px, so the fill will be soft: {smaller}, or "
+                f"{larger}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        larger, smaller = self.remedies
+        return {"kind": self.kind, "task": self.task, "side": self.side,
+                "resolution": self.resolution, "hole_side": self.hole_side,
+                "factor": round(self.factor, 3), "sharp_side": self.sharp_side,
+                "larger_model": larger, "smaller_region": smaller, "message": self.message}
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def region_advisory(task: str, side: int, resolution: int, *,
+                    hole_side: int | None = None) -> RegionAdvisory | None:
+    """The advisory for ``task``'s region of ``side`` px with a ``resolution`` px model
+    (``hole_side``: the mask's bounding-box side it holds); None when the region is
+    enlarged at most :data:`SOFT_ENLARGEMENT` × or the task keeps its detail anyway."""
+    limit = sharp_side(task, resolution)
+    if limit is None or side <= limit:
+        return None
+    return RegionAdvisory(task_spec(task).name, int(side), int(resolution),
+                          None if hole_side is None else int(hole_side))
+
+
 def enlargement_warning(task: str, side: int, resolution: int) -> str | None:
     """What to say when ``task``'s region of ``side`` px is enlarged more than
     :data:`SOFT_ENLARGEMENT` times from the model's ``resolution`` on the way back (the
     fill will be soft); None when it is not, or the task keeps the photo's detail
-    (colour transfer) or makes a new picture."""
-    spec = task_spec(task)
-    if spec.region.whole_photo or spec.new_picture or spec.compose == COLOR_TRANSFER:
-        return None
-    factor = side / resolution
-    if factor <= SOFT_ENLARGEMENT:
-        return None
-    return (f"The {side} px working region is enlarged {factor:.1f}× from the model's "
-            f"{resolution} px, so the fill will be soft: shrink the region to at most "
-            f"{int(SOFT_ENLARGEMENT * resolution)} px or use a larger model.")
+    (colour transfer) or makes a new picture.  See :func:`region_advisory`."""
+    advisory = region_advisory(task, side, resolution)
+    return None if advisory is None else advisory.message
 
 
 def working_region(task: str, size: tuple[int, int], resolution: int, *,
@@ -230,9 +321,11 @@ def working_region(task: str, size: tuple[int, int], resolution: int, *,
                    always_square: bool = False) -> Region | None:
     """The square of a ``size`` = (width, height) photo that ``task`` works on when none
     is given: around the hole (a bool mask, or its ``hole_box`` left, top, right, bottom,
-    exclusive)
-    with the task's context, at least the model's ``resolution``, at most the photo's
-    shorter side and the task's largest input.
+    exclusive) with the task's context, at least the model's ``resolution``, at most the
+    photo's shorter side and the task's largest input.  The context shrinks (down to the
+    task's ``min_context``) so the square is enlarged at most :data:`SOFT_ENLARGEMENT` ×
+    where the hole allows; a larger hole gets the smallest square with that least context
+    (and :func:`region_advisory` says what to do).
 
     None when there is no hole, or the hole is wider than any such square: the CLI then
     fits the whole photo.  ``always_square`` (the app, which always works on a square)
@@ -246,7 +339,9 @@ def working_region(task: str, size: tuple[int, int], resolution: int, *,
         hole_box = mask_bbox(hole)  # an empty hole is refused with the engine's message
     region = None
     if hole_box is not None:
-        region = region_around(hole_box, width, height, resolution, policy.context, max_side)
+        region = region_around(hole_box, width, height, resolution, policy.context, max_side,
+                               sharp_side=sharp_side(task, resolution),
+                               min_context=policy.min_context)
     if region is not None or not always_square:
         return region
     limit = min(width, height, max_side or max(width, height))
@@ -263,8 +358,8 @@ def working_region(task: str, size: tuple[int, int], resolution: int, *,
 __all__ = [
     "BLEND", "COLOR_TRANSFER", "DEFAULT_TASK", "DOWNSAMPLE", "EVAL_TASKS", "FILL_HOLE", "GRAY",
     "MASK", "MASK_IGNORED", "MASK_OPTIONAL", "MASK_REQUIRED", "NEW_PICTURE", "SAME_SIZE",
-    "SCALED", "SOFT_ENLARGEMENT", "TASKS", "TASK_SPECS", "RegionPolicy", "TaskSpec",
-    "covers_whole_photo", "default_preset", "default_preset_name", "enlargement_warning",
-    "find_task", "menu_tasks", "task_by_label", "task_spec",
-    "working_region",
+    "SCALED", "SOFT_ENLARGEMENT", "TASKS", "TASK_SPECS", "RegionAdvisory", "RegionPolicy",
+    "TaskSpec", "covers_whole_photo", "default_preset", "default_preset_name",
+    "enlargement_warning", "find_task", "keeps_detail_by_itself", "menu_tasks",
+    "region_advisory", "sharp_side", "task_by_label", "task_spec", "working_region",
 ]

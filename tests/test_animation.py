@@ -13,8 +13,10 @@ import torch
 from PIL import Image
 
 from dgp_engine import InputError
-from dgp_engine.animation import (AnimationExport, ExportCancelled, ExportError,
-                                  export_animation, format_for, frame_delays, grid, save_image)
+from dgp_engine.animation import (MAX_EXPORT_SIDE, AnimationExport, ExportCancelled,
+                                  ExportError, even_size, export_animation, export_size,
+                                  format_for, frame_delays, grid, save_image)
+from dgp_engine.errors import ExportTooLarge
 from dgp_engine.manipulate import Renderer
 
 from .helpers import tiny_prior
@@ -75,6 +77,38 @@ def test_video_odd_size_is_padded_to_even(tmp_path, name, codec):
     assert (n, size, fps) == (5, (22, 16), 10)
     assert got_codec.startswith(codec)
     assert leftovers(tmp_path) == []
+
+
+def test_video_odd_size_cropped_to_even_and_said(tmp_path):
+    export = AnimationExport(frames(4, w=21, h=15), tmp_path / "c.mp4", fps=10, even="crop")
+    export.run()
+    assert video_info(tmp_path / "c.mp4")[:2] == (4, (20, 14))
+    assert export.even_note == ("MP4 video (H.264) needs an even width and height: the 21×15 "
+                                "frames (odd width and height) are cropped to 20×14 (the "
+                                "last column and last row left out).")
+    assert even_size((501, 375), "mp4", "pad") == (
+        (502, 376), "MP4 video (H.264) needs an even width and height: the 501×375 frames "
+                    "(odd width and height) are padded to 502×376 (the last column and last "
+                    "row repeated).")
+    assert even_size((500, 375), "webm", "crop")[0] == (500, 374)
+    assert even_size((501, 375), "gif") == ((501, 375), None)  # GIF takes any size
+    assert even_size((500, 376), "mp4") == ((500, 376), None)
+
+
+def test_frames_over_the_limit_are_refused_unless_a_size_is_chosen(tmp_path):
+    assert MAX_EXPORT_SIDE == 3840
+    with pytest.raises(ExportTooLarge, match="4000×3000 px, more than the 3840 px") as info:
+        export_size((4000, 3000))
+    assert info.value.size == (4000, 3000) and info.value.limit == 3840
+    assert export_size((4000, 3000), max_side=3840) == (3840, 2880)   # asked: scaled down
+    assert export_size((4000, 3000), size=(4000, 3000)) == (4000, 3000)  # asked: as is
+    assert export_size((64, 48), scale=2, max_side=100) == (100, 75)
+    assert export_size((64, 48), max_side=100) == (64, 48)            # never enlarged
+    with pytest.raises(ExportTooLarge):  # the exporter itself refuses, writing nothing
+        export_animation(frames(2, w=30, h=20), tmp_path / "big.gif", limit=25)
+    assert list(tmp_path.iterdir()) == []
+    out = export_animation(frames(2, w=30, h=20), tmp_path / "ok.gif", limit=25, max_side=24)
+    assert pillow_info(out)[1] == (24, 16)
 
 
 def test_video_resize_and_upscale(tmp_path):
@@ -168,7 +202,7 @@ def test_bad_names_and_options(tmp_path):
     with pytest.raises(InputError, match="fps"):
         AnimationExport(frames(2), tmp_path / "x.gif", fps=0)
     with pytest.raises(InputError, match="even"):
-        AnimationExport(frames(2), tmp_path / "x.mp4", even="crop")
+        AnimationExport(frames(2), tmp_path / "x.mp4", even="trim")
 
 
 def test_grid_and_save_image(tmp_path):

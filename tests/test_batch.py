@@ -44,7 +44,9 @@ def common(model_files, *extra):
 def make_album(folder: Path, n: int = 3, size=(56, 40)) -> Path:
     (folder / "sub").mkdir(parents=True)
     for i in range(n):
-        Image.fromarray(photo_array(size[1], size[0], seed=i)).save(folder / f"p{i}.png")
+        # black and white: a colorize batch skips photos already in colour
+        Image.fromarray(photo_array(size[1], size[0], seed=i)).convert("L").save(
+            folder / f"p{i}.png")
     Image.fromarray(photo_array(30, 24, seed=9)).convert("L").save(folder / "sub" / "old.jpg")
     (folder / "notes.txt").write_text("not a picture")
     return folder
@@ -98,7 +100,7 @@ def test_colorize_folder_mirrors_names_resumes_and_reports(tmp_path, model_files
     assert "0 picture(s) to restore, 4 already done, 1 failed" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == outputs
     # --retry-failed runs it again (still broken); a fixed input is then restored
-    Image.fromarray(photo_array(40, 56, seed=5)).save(album / "broken.png")
+    Image.fromarray(photo_array(40, 56, seed=5)).convert("L").save(album / "broken.png")
     assert dgp("batch", "colorize", album, "-o", out, "--save-state", "--retry-failed",
                *common(model_files)) == 0
     assert journal_rows(out)["broken.png"]["status"] == "done"
@@ -157,7 +159,7 @@ def test_sigkill_mid_job_then_resume_loses_nothing_and_repeats_nothing(tmp_path,
     src.mkdir()
     n = 8
     for i in range(n):
-        Image.fromarray(photo_array(40, 56, seed=i)).save(src / f"{i:02d}.png")
+        Image.fromarray(photo_array(40, 56, seed=i)).convert("L").save(src / f"{i:02d}.png")
     before = snapshot(src)
     slow = tiny_preset_file(tmp_path / "slow.toml", iterations=[25, 25])
     out = tmp_path / "out"
@@ -237,7 +239,7 @@ def test_ctrl_c_finishes_current_pictures_twice_abandons_them(tmp_path, model_fi
     src = tmp_path / "in"
     src.mkdir()
     for i in range(4):
-        Image.fromarray(photo_array(40, 56, seed=i)).save(src / f"{i}.png")
+        Image.fromarray(photo_array(40, 56, seed=i)).convert("L").save(src / f"{i}.png")
     slow = tiny_preset_file(tmp_path / "slow.toml", iterations=[100, 100])
     out = tmp_path / "out"
     # one Ctrl-C: the picture being restored finishes, no new one starts
@@ -397,3 +399,44 @@ def test_precision_goes_to_the_workers_and_a_bad_one_is_refused_early(
                            "want_state": True})
     assert resp["status"] == "done", resp.get("reason")
     assert ReconstructionState.from_bytes(resp["state"]).progress["precision"] == "bf16"
+
+
+def test_colorize_skips_photos_already_in_colour_unless_recolor(tmp_path, model_files, capsys):
+    src = tmp_path / "album"
+    src.mkdir()
+    colour = photo_array(40, 56, seed=1)
+    Image.fromarray(colour).save(src / "colour.png")
+    Image.fromarray(colour).convert("L").save(src / "grey.png")
+    Image.fromarray(sepia(colour)).save(src / "sepia.jpg")
+    out = tmp_path / "out"
+    assert dgp("batch", "colorize", src, "-o", out, *common(model_files)) == 0
+    rows = journal_rows(out)
+    assert {r: rows[r]["status"] for r in rows} == {
+        "colour.png": "skipped", "grey.png": "done", "sepia.jpg": "done"}
+    reason = rows["colour.png"]["reason"]
+    assert reason.startswith("already in colour") and "--recolor" in reason
+    assert not (out / "colour.png").exists()          # its true colours are kept
+    assert f"colour.png: {reason}" in capsys.readouterr().out
+    sheet = (out / "contact-sheet.html").read_text()
+    assert "colour.png" in sheet and "already in colour" in sheet
+    # --recolor is a setting that decides outputs: with it the colour photo is colorized
+    assert dgp("batch", "colorize", src, "-o", out, "--recolor", *common(model_files)) == 1
+    assert "recolor: None → True" in capsys.readouterr().err
+    assert dgp("batch", "colorize", src, "-o", out, "--recolor", "--restart", "--save-state",
+               *common(model_files)) == 0
+    assert journal_rows(out)["colour.png"]["status"] == "done"
+    assert (out / "colour.png").is_file()
+    # the state records its photo (for dgp morph/jitter/transfer to compose onto)
+    from dgp_engine.state import ReconstructionState
+
+    placement = ReconstructionState.load(out / "colour.png.dgp").placement
+    assert placement.photo_path == str(src / "colour.png") and placement.whole_photo
+    assert dgp("batch", "inpaint", src, "-o", tmp_path / "o2", "--recolor",
+               *common(model_files)) == 1
+    assert "--recolor only applies to colorize" in capsys.readouterr().err
+
+
+def sepia(rgb: np.ndarray) -> np.ndarray:
+    """A sepia-toned black-and-white copy (the classic sepia matrix)."""
+    m = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
+    return np.clip(rgb.astype(np.float32) @ m.T, 0, 255).round().astype(np.uint8)

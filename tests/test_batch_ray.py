@@ -24,7 +24,7 @@ def test_ray_job_survives_a_killed_actor_and_matches_local_workers(tmp_path):
     src = tmp_path / "album"
     src.mkdir()
     for i in range(6):
-        Image.fromarray(photo_array(40, 56, seed=i)).save(src / f"p{i}.png")
+        Image.fromarray(photo_array(40, 56, seed=i)).convert("L").save(src / f"p{i}.png")
 
     def settings(out):
         return BatchSettings("colorize", src, tmp_path / out, model=str(model),

@@ -260,3 +260,17 @@ def test_out_of_device_memory_mid_run_says_what_to_do_and_writes_nothing(
     assert "Nothing was written (the input is unchanged)." in err and "Traceback" not in err
     assert [r.step for r in reports if r.phase == "optimize"] == [1, 2]
     assert snapshot(d) == before  # no output, no state, no lock file
+
+
+def test_a_mask_too_large_for_a_sharp_region_is_warned_once_before_the_run(work, capsys):
+    d, common = work
+    Image.fromarray(photo_array(120, 160)).save(d / "wide.png")
+    # 50 px with a 32 px model: the least context needs 75 px > 64 px (2 × 32)
+    assert dgp("inpaint", d / "wide.png", "-o", d / "out.png", "--box", "40,30,50,50",
+               *common) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: The 75 px working region is enlarged 2.3×") == 1
+    assert "larger model, of at least 38 px" in err and "mask at most 42 px across" in err
+    assert dgp("inpaint", d / "wide.png", "-o", d / "out2.png", "--box", "40,30,20,20",
+               *common) == 0
+    assert "warning" not in capsys.readouterr().err  # 20 px: a sharp 60 px square

@@ -387,7 +387,7 @@ class BatchJob:
         self.stats.io_seconds += time.perf_counter() - t0
         self._j(self.journal.mark_running, item.rel, size=st.st_size, mtime=st.st_mtime_ns,
                 sha=J.file_sha256(data), settings=self.digest, worker=str(wid))
-        return {"rel": item.rel, "data": data, "mask": mask,
+        return {"rel": item.rel, "source": str(item.source), "data": data, "mask": mask,
                 "memory_budget": self.worker_budget, "workers": self.worker_count,
                 "mask_name": item.mask.name if item.mask else None,
                 "out_suffix": item.output.suffix, "want_state": item.state is not None}
@@ -557,6 +557,10 @@ class BatchJob:
             self.stats.item_wall += wall
             return BatchEvent("item", item.rel, J.DONE, seconds=resp["seconds"],
                               thumb_in=t_in, thumb_out=t_out, output=item.output,
+                              counts=jr.counts())
+        if status == "skipped":  # the worker decided (e.g. a colorize input in colour)
+            self._j(jr.set_status, item.rel, J.SKIPPED, resp.get("reason"))
+            return BatchEvent("item", item.rel, J.SKIPPED, resp.get("reason"),
                               counts=jr.counts())
         if status == "abandoned":
             self._j(jr.back_to_pending, item.rel, "abandoned; starts again on the next run")

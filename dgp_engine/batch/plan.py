@@ -59,6 +59,9 @@ class BatchSettings:
     masks_dir: Path | None = None     # masks by relative path under this folder
     mask_suffix: str = DEFAULT_MASK_SUFFIX
     save_state: bool = False
+    # colorize: also pictures already in colour (their true colours are replaced); by
+    # default they are skipped with the reason (postprocess.colour_check)
+    recolor: bool = False
     # how to run (not checked on resume: a picture that ran out of memory can be retried
     # with another device or precision without redoing the others)
     device: str | None = None
@@ -75,6 +78,9 @@ class BatchSettings:
         # the name, and whether it goes with exact, checked now; what a worker's own device
         # cannot compute in stops that worker
         object.__setattr__(self, "precision", check_precision(self.precision, self.exact))
+        if self.recolor and self.task != "colorize":
+            raise InputError("--recolor only applies to colorize (it colorizes photos that "
+                             "are already in colour).")
 
     @property
     def uses_mask(self) -> bool:
@@ -82,9 +88,10 @@ class BatchSettings:
 
     def result_settings(self, model_id: dict[str, Any], preset: dict[str, Any]
                         ) -> dict[str, Any]:
-        """Everything that decides an output, as plain JSON data (the journal keeps it)."""
+        """Everything that decides an output, as plain JSON data (the journal keeps it).
+        ``recolor`` is there only when set, so a job journalled before it existed resumes."""
         spec = task_spec(self.task)
-        return {
+        return ({"recolor": True} if self.recolor else {}) | {
             "task": self.task, "model": model_id, "preset": preset,
             "class": str(self.class_spec), "seed": int(self.seed), "exact": bool(self.exact),
             "factor": self.factor if spec.new_picture else None,

@@ -10,6 +10,7 @@ does, so one process owns the journal and the outputs.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -44,7 +45,7 @@ def worker_config(settings: BatchSettings, *, device: str | None, threads: int |
         "iterations_scale": settings.iterations_scale, "class_spec": settings.class_spec,
         "seed": settings.seed, "exact": settings.exact, "factor": settings.factor,
         "feather": settings.feather, "device": device, "threads": threads,
-        "precision": settings.precision,
+        "precision": settings.precision, "recolor": settings.recolor,
     }
 
 
@@ -117,7 +118,16 @@ class ItemRunner:
         photo = decode_image(request["data"], name=rel, bytes_per_pixel=RUN_BYTES_PER_PIXEL,
                              budget=request.get("memory_budget"),
                              workers=request.get("workers") or 1)
+        if request.get("source"):  # the state records where its photo is (manipulation)
+            photo = dataclasses.replace(photo, path=Path(request["source"]))
         thumb_in = thumbnail(photo.rgb)
+        if self.config["task"] == "colorize" and not self.config.get("recolor"):
+            from ..postprocess import colour_check
+
+            check = colour_check(photo.rgb)
+            if check.colour:  # its true colours would be replaced
+                return {"status": "skipped", "thumb_in": thumb_in,
+                        "reason": f"{check.reason}; --recolor colorizes it anyway"}
         hole = None
         if request.get("mask") is not None:
             hole = check_mask(request["mask"], photo.size, f"The mask {request['mask_name']}")

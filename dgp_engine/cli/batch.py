@@ -56,6 +56,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--factor", type=int, choices=(2, 4, 8),
                    help="superres/hybrid factor (default: the largest that fits)")
     p.add_argument("--feather", type=int, metavar="PX", help="seam width in photo pixels")
+    p.add_argument("--recolor", action="store_true",
+                   help="colorize: also pictures already in colour (replacing their true "
+                        "colours); by default they are skipped, with the reason in the "
+                        "journal and the contact sheet")
     _common(p)
     p.add_argument("--save-state", action="store_true",
                    help="also save each reconstruction as OUT_DIR/<input path>.dgp")
@@ -117,8 +121,9 @@ def settings_from_args(args: argparse.Namespace) -> BatchSettings:
         preset=args.preset, iterations_scale=args.iterations_scale,
         class_spec=args.class_spec, seed=args.seed, exact=args.exact, factor=args.factor,
         feather=args.feather, mask=args.mask, masks_dir=args.masks,
-        mask_suffix=args.mask_suffix, save_state=args.save_state, device=args.device,
-        threads=args.threads, precision=args.precision, overwrite=args.overwrite)
+        mask_suffix=args.mask_suffix, save_state=args.save_state, recolor=args.recolor,
+        device=args.device, threads=args.threads, precision=args.precision,
+        overwrite=args.overwrite)
 
 
 def run_batch_command(args: argparse.Namespace) -> int:

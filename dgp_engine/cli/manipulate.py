@@ -1,8 +1,16 @@
-"""``dgp jitter``, ``dgp transfer``, ``dgp morph``: manipulate saved reconstruction states."""
+"""``dgp jitter``, ``dgp transfer``, ``dgp morph``: manipulate saved reconstruction states.
+
+What they write shows the photo: each output is composed into the photo the state was
+restored from (at the photo's resolution, exactly as the app previews it: the hole
+filled, the colour transferred, the region blended), or onto ``--onto PHOTO``; ``--raw``
+writes the generator's own square instead.  Frames over 3840 px on the long side need
+``--max-side N`` (never a silent downscale); MP4/WebM frames of odd size are padded or
+cropped by one pixel (``--even``), which the command says."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,10 +19,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the CLI imports torch and the engine only when a command runs
     import torch
 
-    from ..manipulate import RenderJob
+    from ..imageio import Photo
+    from ..postprocess import PhotoComposer
     from ..prior import Prior
     from ..state import ReconstructionState
 
+_MAX_SIDE = 3840  # animation.MAX_EXPORT_SIDE (the CLI imports the engine only to run)
+_MAX_GRID_SIDE = 16384  # a grid picture larger than this takes over 800 MB to write
 _EASINGS = ["linear", "ease-in", "ease-out", "ease-in-out", "cubic", "sine", "smoothstep",
             "smootherstep"]
 
@@ -36,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "through n variations (-o .gif, .png, .webp, .mp4, .webm or a folder)")
     p.add_argument("--fps", type=float, default=24.0, help="walk frames per second (default 24)")
     _common(p, grid=True)
+    _even_option(p)
     p.set_defaults(func=run_jitter)
 
     p = subparsers.add_parser(
@@ -68,10 +80,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--hold-start", type=int, help="extra frames held on the first keyframe")
     p.add_argument("--hold-end", type=int, help="extra frames held on the last keyframe")
     p.add_argument("--pingpong", action="store_true", help="play back to the start (loops)")
-    p.add_argument("--size", help="output size WxH in pixels (default: the model's × --scale)")
+    p.add_argument("--size", help="output size WxH in pixels (default: the photo's × --scale; "
+                                   "the model's with --raw)")
     p.add_argument("--loop", type=int, default=0,
                    help="GIF/APNG/WebP repeat count, 0 = forever (default 0)")
     _common(p, grid=False)
+    _even_option(p)
     p.set_defaults(func=run_morph)
 
 
@@ -79,6 +93,16 @@ def _common(p: argparse.ArgumentParser, grid: bool) -> None:
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="output picture (.png, .jpg, .webp)" if grid else
                    "output animation (.gif, .png, .webp, .mp4, .webm) or a folder")
+    p.add_argument("--onto", type=Path, metavar="PHOTO",
+                   help="compose onto this photo (a picture, or a .dgpproj project's picture) "
+                        "instead of the one the state records; it must have that photo's "
+                        "size")
+    p.add_argument("--raw", action="store_true",
+                   help="write the generator's own square (e.g. 64×64) instead of composing "
+                        "each output into the photo")
+    p.add_argument("--max-side", type=int, metavar="N",
+                   help=f"scale {'tiles' if grid else 'frames'} down so their long side is at "
+                        f"most N px (over {_MAX_SIDE} px they are refused without it)")
     p.add_argument("--scale", type=float, default=1.0, help="upscale factor (default 1)")
     p.add_argument("--resample", default="lanczos",
                    choices=["nearest", "bilinear", "bicubic", "lanczos"],
@@ -164,6 +188,9 @@ def _claim_output(args: argparse.Namespace) -> None:
               if p is not None]
     if any(out.exists() and _same_file(out, p) for p in inputs):
         raise OutputError(f"{out} is an input state; pick another output name.")
+    onto = getattr(args, "onto", None)
+    if onto is not None and out.exists() and _same_file(out, onto):
+        raise OutputError(f"{out} is the photo to compose onto; pick another output name.")
     claim_or_refuse(out)
 
 
@@ -188,14 +215,99 @@ def _parse_sigma(text: str) -> float | list[float]:
     return values[0] if len(values) == 1 and "," not in text else values
 
 
-def _save_grid(args: argparse.Namespace, images: Iterable[torch.Tensor]) -> None:
-    from ..animation import frame_array, grid, resize_frame, save_image
+def _even_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--even", choices=("pad", "crop"), default="pad",
+                   help="MP4/WebM need an even width and height: pad odd frames by one edge "
+                        "pixel (default) or crop one off")
 
-    arrays = [resize_frame(frame_array(x), scale=args.scale, resample=args.resample)
-              for x in images]
-    out = save_image(grid(arrays, cols=args.cols), args.output)
+
+# --------------------------------------------------------------------------- composing
+
+
+def _read_onto(path: Path) -> Photo:
+    """--onto: a picture file, or the picture of a .dgpproj project."""
+    from ..imageio import Photo, read_image
+
+    if path.suffix.lower() != ".dgpproj":
+        return read_image(path)
+    from ..errors import InputError
+    from ..project import load_project
+
+    project = load_project(path)
+    pixels = project.sources.get("picture")
+    if pixels is None and project.sources:
+        pixels = next(iter(project.sources.values()))
+    if pixels is None:
+        raise InputError(f"The project {path.name} holds no picture to compose onto.")
+    return dataclasses.replace(Photo.from_array(pixels), path=path)
+
+
+def _composer(args: argparse.Namespace, states: list[ReconstructionState],
+              labels: list[str], resolution: int) -> PhotoComposer | None:
+    """The composer of every output into the photo; None with --raw.  Refuses (one
+    sentence, and what --raw would write instead) when the states cannot share one."""
+    from ..errors import CompositionError, InputError
+    from ..placement import common_placement
+    from ..postprocess import PhotoComposer, photo_for, same_photo
+
+    if args.raw:
+        if args.onto is not None:
+            raise InputError("Give either --onto (compose onto that photo) or --raw (the "
+                             "generator's own square), not both.")
+        return None
+    raw = f"Pass --raw to write the generator's {resolution}×{resolution} squares instead."
+    try:
+        placement = common_placement([s.placement for s in states], labels)
+        onto = _read_onto(args.onto) if args.onto is not None else None
+        photo = photo_for(placement, onto, label=labels[0])
+    except CompositionError as exc:
+        raise CompositionError(f"{exc} {raw}") from exc
+    if onto is not None and not args.quiet and not same_photo(placement, onto):
+        print(f"note: {onto.path.name if onto.path else 'the photo'} is not the photo "
+              f"{labels[0]} was restored from (its pixels differ); composing onto it as "
+              "asked.", file=sys.stderr)
+    return PhotoComposer(photo, placement)
+
+
+def _target_size(args: argparse.Namespace, frame_size: tuple[int, int],
+                 size: tuple[int, int] | None = None, what: str = "frames"
+                 ) -> tuple[int, int]:
+    """The size outputs are written at, refused over the limit unless chosen."""
+    from ..animation import export_size
+    from ..errors import ExportTooLarge, InputError
+
+    if args.max_side is not None and args.max_side < 2:
+        raise InputError("--max-side must be at least 2 px.")
+    try:
+        return export_size(frame_size, size=size, scale=args.scale, max_side=args.max_side)
+    except ExportTooLarge as exc:
+        w, h = exc.size
+        raise ExportTooLarge(
+            f"The {what} would be {w}×{h} px, more than the {exc.limit} px on the long side written "
+            f"without asking (video players and GIF writers balk at more). Pass --max-side "
+            f"{exc.limit} (or less) to scale them down, --size WxH, or --raw for the "
+            "generator's square.", exc.size, exc.limit) from exc
+
+
+def _save_grid(args: argparse.Namespace, images: Iterable[torch.Tensor],
+               composer: PhotoComposer | None) -> None:
+    from ..animation import frame_array, grid, resize_frame, save_image
+    from ..errors import InputError
+
+    arrays = [composer(x) if composer is not None else frame_array(x) for x in images]
+    h, w = arrays[0].shape[:2]
+    tw, th = _target_size(args, (w, h), what="tiles")
+    arrays = [resize_frame(a, (tw, th), resample=args.resample) for a in arrays]
+    picture = grid(arrays, cols=args.cols)
+    if max(picture.shape[:2]) > _MAX_GRID_SIDE:
+        raise InputError(f"The grid would be {picture.shape[1]}×{picture.shape[0]} px: pass "
+                         f"--max-side to make the tiles smaller (at most {_MAX_GRID_SIDE} px "
+                         "in all), fewer variations, or --raw.")
+    out = save_image(picture, args.output)
     if not args.quiet:
-        print(f"wrote {out}", file=sys.stderr)
+        what = f"{len(arrays)} tile(s) of {tw}×{th}" + (
+            "" if composer is None else f", composed into {composer.placement.describe()}")
+        print(f"wrote {out} ({what})", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- commands
@@ -215,15 +327,16 @@ def run_jitter(args: argparse.Namespace) -> int:
         format_for(args.output)  # fail on a bad name before any work
     (state,), prior = load_states_and_prior([args.state], args.model, args.device,
                                             args.model_mismatch == "ok")
+    composer = _composer(args, [state], [args.state.name], prior.resolution)
     renderer = Renderer(prior, state, allow_other_model=True)  # checked (and said) above
     if args.walk is not None:
         job = renderer.jitter_walk(args.walk, sigma, seed=args.seed, keys=args.count)
-        _export(args, job, args.fps)
+        _export(args, job, len(job), args.fps, composer, prior.resolution)
         return 0
     job = renderer.jitter(args.count, sigma, seed=args.seed)
     with _progress(args, len(job), "jitter") as bar:
         images = job.run_to_end(lambda f: bar.update(1))
-    _save_grid(args, images)
+    _save_grid(args, images, composer)
     return 0
 
 
@@ -234,11 +347,12 @@ def run_transfer(args: argparse.Namespace) -> int:
     _setup(args)
     (state,), prior = load_states_and_prior([args.state], args.model, args.device,
                                             args.model_mismatch == "ok")
+    composer = _composer(args, [state], [args.state.name], prior.resolution)
     targets = [resolve_class(c, prior.class_names) for c in args.classes]
     job = Renderer(prior, state, allow_other_model=True).transfer(targets, args.amount)
     with _progress(args, len(job), "transfer") as bar:
         images = job.run_to_end(lambda f: bar.update(1))
-    _save_grid(args, images)
+    _save_grid(args, images, composer)
     return 0
 
 
@@ -262,6 +376,7 @@ def run_morph(args: argparse.Namespace) -> int:
     if len(args.states) < 2:
         raise InputError("A morph needs at least two states (keyframes).")
     format_for(args.output)  # fail on a bad name before any work
+    size = _parse_size(args.size)
     _setup(args)
     timeline = MorphTimeline(
         frames=args.frames, fps=args.fps, easing=args.easing,
@@ -271,23 +386,36 @@ def run_morph(args: argparse.Namespace) -> int:
     states, prior = load_states_and_prior(list(args.states), args.model, args.device,
                                           args.model_mismatch == "ok")
     names = [p.name for p in args.states]
+    composer = _composer(args, states, names, prior.resolution)
     morph = Morph(prior, states, names=names, easing=timeline.easing, allow_other_model=True)
     job = morph.render(timeline.times(), keep=False)  # frames stream into the file
-    _export(args, job, timeline.fps, size=_parse_size(args.size), loop=args.loop)
+    _export(args, job, len(job), timeline.fps, composer, prior.resolution, size=size,
+            loop=args.loop)
     return 0
 
 
-def _export(args: argparse.Namespace, job: RenderJob, fps: float,
+def _export(args: argparse.Namespace, frames: Iterable[Any], total: int, fps: float,
+            composer: PhotoComposer | None, resolution: int,
             size: tuple[int, int] | None = None, loop: int = 0) -> None:
-    from ..animation import AnimationExport
+    """Stream ``frames`` (a render job), composed when ``composer`` is given, into the
+    animation file; sizes are decided (and refused over the limit) before any rendering."""
+    from ..animation import AnimationExport, even_size, format_for
     from .interrupt import current
 
+    frame_size = composer.size if composer is not None else (resolution, resolution)
+    target = _target_size(args, frame_size, size)
+    written, note = even_size(target, format_for(args.output), args.even)
+    if note and not args.quiet:
+        print(f"note: {note}", file=sys.stderr)
+    stream = composer.frames(frames) if composer is not None else frames
     # A first Ctrl-C cancels the export (an unfinished animation is not a result): no file.
-    export = AnimationExport(job, args.output, fps=fps, size=size, scale=args.scale,
-                             resample=args.resample, loop=loop, total=len(job),
-                             cancel=current().event)
-    with _progress(args, len(job), args.command) as bar:
+    export = AnimationExport(stream, args.output, fps=fps, size=target,
+                             resample=args.resample, loop=loop, total=total,
+                             even=args.even, cancel=current().event)
+    with _progress(args, total, args.command) as bar:
         out = export.run(lambda r: bar.update(1) if r.stage == "frames" else None)
     if not args.quiet:
-        print(f"wrote {out} ({len(job)} frames, {fps:g} fps, {len(job) / fps:.2f} s)",
-              file=sys.stderr)
+        what = ("the generator's square" if composer is None
+                else f"composed into {composer.placement.describe()}")
+        print(f"wrote {out} ({total} frames of {written[0]}×{written[1]}, {fps:g} fps, "
+              f"{total / fps:.2f} s; {what})", file=sys.stderr)

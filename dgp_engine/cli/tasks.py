@@ -347,8 +347,10 @@ def run_task_command(args: argparse.Namespace) -> int:
                         factor=getattr(args, "factor", None), class_id=class_id, preset=preset,
                         seed=args.seed, exact=args.exact, feather=args.feather,
                         cancel=interrupts.event, precision=precision)
+    # printed once, before the run: a soft region is a warning with its two remedies
+    warnings = {a.message for a in job.plan.advisories}
     for note in job.notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(f"{'warning' if note in warnings else 'note'}: {note}", file=sys.stderr)
     select = preset.select_num if preset.select_num > 1 else 0
     bar = ProgressBar(select, preset.total_iterations, quiet=args.quiet)
     try:

@@ -21,8 +21,9 @@ def batch_files(tmp_path):
     src = tmp_path / "album"
     (src / "sub").mkdir(parents=True)
     for i in range(3):
-        Image.fromarray(photo_array(40, 56, seed=i)).save(src / f"p{i}.png")
-    Image.fromarray(photo_array(24, 24, seed=7)).save(src / "sub" / "q.jpg")
+        # black and white: a colorize batch skips photos already in colour
+        Image.fromarray(photo_array(40, 56, seed=i)).convert("L").save(src / f"p{i}.png")
+    Image.fromarray(photo_array(24, 24, seed=7)).convert("L").save(src / "sub" / "q.jpg")
     return tmp_path, model, src
 
 
