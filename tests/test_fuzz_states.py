@@ -70,7 +70,7 @@ def _listing(folder: Path) -> list[str]:
 
 
 def _commands(file: Path, other: Path, out: Path, folder: Path) -> dict[str, list[str]]:
-    tail = ["--model", str(folder), "--threads", "1", "-q"]
+    tail = ["--model", str(folder), "--threads", "1", "-q", "--raw"]  # the states here record no photo
     return {
         "jitter": ["jitter", str(file), "-n", "2", "-o", str(out / "j.png"), *tail],
         "transfer": ["transfer", str(file), "--class", "2", "-o", str(out / "t.png"), *tail],

@@ -37,7 +37,7 @@ def two_models(tmp_path_factory):
 
 
 def run(capsys, *argv) -> tuple[int, str]:
-    code = main([*map(str, argv), "--threads", "1"])
+    code = main([*map(str, argv), "--threads", "1", "--raw"])
     return code, capsys.readouterr().err
 
 
