@@ -39,6 +39,7 @@ from .plan import (
     prepare_output_dir,
     settings_digest,
 )
+from .report import RunStats, write_contact_sheet
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +65,6 @@ class BatchEvent:
     output: Path | None = None
     counts: dict[str, int] = field(default_factory=dict)
     message: str = ""
-
-
-@dataclass
-class RunStats:
-    started: float = 0.0
-    finished: float = 0.0
-    done: int = 0
-    failed: int = 0
-    worker_seconds: float = 0.0       # compute time reported by workers (done items)
-    item_wall: float = 0.0            # submit → result on the driver (done items)
-    journal_seconds: float = 0.0      # time in journal writes
-    io_seconds: float = 0.0           # reading inputs, writing outputs and thumbnails
-    journal_ops: int = 0
 
 
 class WorkerPool(Protocol):
@@ -503,8 +491,6 @@ class BatchJob:
                           seconds=resp.get("seconds"), counts=jr.counts())
 
     def _write_report(self) -> None:
-        from .report import write_contact_sheet
-
         try:
             self.final_counts = self.journal.counts()
             self.rows = self.journal.items()
