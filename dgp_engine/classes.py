@@ -42,3 +42,23 @@ def resolve_class(spec: str | int, names: list[str]) -> int:
     close = difflib.get_close_matches(wanted, list(candidates), n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise InputError(f"Unknown class name {spec!r}.{hint}")
+
+
+def choose_class(spec: str | int | None, names: list[str]) -> int | None:
+    """The class a user asked for (``--class``, a batch's class setting): None for
+    ``auto`` (z selection picks it), else an id or a name as :func:`resolve_class` reads
+    them; a name with no close spelling is answered with the names that contain it."""
+    if spec is None or str(spec).strip().lower() == "auto":
+        return None
+    try:
+        return resolve_class(spec, names)
+    except InputError as exc:
+        if "Did you mean" in str(exc) or str(spec).strip().isdigit():
+            raise
+        # No close spelling: offer names that contain what was typed (e.g. "shark").
+        wanted = str(spec).strip().lower()
+        hits = [n.split(",")[0].strip() for n in names if wanted and wanted in n.lower()][:5]
+        hint = (f" Names containing it: {', '.join(repr(h) for h in hits)}." if hits else
+                " Give a class id or a name from the model's list (--class auto lets the "
+                "model choose).")
+        raise InputError(f"{exc}{hint}") from None

@@ -20,6 +20,7 @@ from .checkpoint import (
     tensors_digest,
     verify_installed_files,
 )
+from .classes import choose_class
 from .models import BigGANConfig, Discriminator, Generator, orthogonal_init
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,12 @@ class Prior:
         if 0 <= class_id < len(self.class_names):
             return self.class_names[class_id]
         return f"class {class_id}"
+
+    def choose_class(self, spec: str | int | None) -> int | None:
+        """The class id a user's id or name stands for (None for ``auto``): the inverse
+        of :meth:`class_name`, with suggestions when the name is not one of the model's."""
+        names = self.class_names or [f"class {i}" for i in range(self.config.n_classes)]
+        return choose_class(spec, names)
 
 
 def build_prior(config: BigGANConfig, device: str | torch.device = "cpu", name: str = "random",

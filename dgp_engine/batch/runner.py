@@ -64,7 +64,6 @@ class ItemRunner:
     """Holds the prior; :meth:`process` restores one picture."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        from ..cli.tasks import _class_id  # the CLI's class resolution (ids, names, hints)
         from ..compute import resolve_precision
         from ..prior import load_prior
         from ..runtime import configure
@@ -81,7 +80,7 @@ class ItemRunner:
         self.prior = load_prior(config["model"], device=self.device)
         self.preset = resolve_preset(config.get("preset"), config["task"], self.prior.name,
                                      config.get("iterations_scale"))
-        self.class_id = _class_id(config.get("class_spec", "auto"), self.prior)
+        self.class_id = self.prior.choose_class(config.get("class_spec", "auto"))
         self.name = f"{socket.gethostname()}:{os.getpid()} {self.device}"
 
     def info(self) -> dict[str, Any]:

@@ -236,28 +236,6 @@ def _setup_torch(args: argparse.Namespace) -> torch.device:
     return device
 
 
-def _class_id(spec: str | None, prior: Prior) -> int | None:
-    from ..classes import resolve_class
-
-    if spec is None or str(spec).strip().lower() == "auto":
-        return None
-    from ..errors import InputError
-
-    names = prior.class_names or [f"class {i}" for i in range(prior.config.n_classes)]
-    try:
-        return resolve_class(spec, names)
-    except InputError as exc:
-        if "Did you mean" in str(exc) or str(spec).strip().isdigit():
-            raise
-        # No close spelling: offer names that contain what was typed (e.g. "shark").
-        wanted = str(spec).strip().lower()
-        hits = [n.split(",")[0].strip() for n in names if wanted and wanted in n.lower()][:5]
-        hint = (f" Names containing it: {', '.join(repr(h) for h in hits)}." if hits else
-                " Give a class id or a name from the model's list (--class auto lets the "
-                "model choose).")
-        raise InputError(f"{exc}{hint}") from None
-
-
 def _parse_box(text: str) -> tuple[int, int, int, int]:
     from ..errors import InputError
 
@@ -341,7 +319,7 @@ def run_task_command(args: argparse.Namespace) -> int:
     device = _setup_torch(args)
     precision = _check_precision(args, device)
     prior = load_prior(args.model, device=device)
-    class_id = _class_id(args.class_spec, prior)
+    class_id = prior.choose_class(args.class_spec)
     preset = resolve_preset(args.preset, task, prior.name, args.iterations_scale)
     job = restore_image(prior, photo, task, mask=hole, region=region,
                         factor=getattr(args, "factor", None), class_id=class_id, preset=preset,
@@ -424,7 +402,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     spec = str(args.class_spec).strip().lower()
     class_mode: str | int = spec
     if spec not in ("auto", "label"):
-        class_id = _class_id(args.class_spec, prior)
+        class_id = prior.choose_class(args.class_spec)
         class_mode = "auto" if class_id is None else class_id
     cancel = threading.Event()
     bar = tqdm(total=len(data.images), unit="img", file=sys.stderr, disable=args.quiet,
