@@ -38,7 +38,7 @@ from PIL import Image
 
 from .errors import ExportCancelled, ExportError, InputError
 from .fileio import atomic_path, clean_stale_temps, fsync_dir, temp_prefix, umask
-from .imageio import to_uint8 as unit_to_uint8
+from .imageio import unit_to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def frame_array(frame: Any) -> np.ndarray:
     """One frame as a C-contiguous uint8 H×W×3 array."""
     image = getattr(frame, "image", frame)  # manipulate.Frame
     if hasattr(image, "detach"):  # torch tensor in [-1, 1]
-        from .pictures import to_uint8  # torch only when frames are tensors
+        from .pictures import signed_to_uint8  # torch only when frames are tensors
 
         if image.dim() == 4 and image.shape[0] == 1:
             image = image[0]
@@ -87,7 +87,7 @@ def frame_array(frame: Any) -> np.ndarray:
             raise InputError(f"A frame tensor must be [3, H, W]; got {tuple(image.shape)}.")
         if image.shape[0] == 1:
             image = image.expand(3, -1, -1)
-        return to_uint8(image)
+        return signed_to_uint8(image)
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
     a = np.asarray(image)

@@ -464,14 +464,16 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
         return Path(a).resolve() == Path(b).resolve()
 
 
-def to_uint8(rgb: np.ndarray) -> np.ndarray:
+def unit_to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """Floats in [0, 1] (photos, alpha) → uint8, rounded; out-of-range values are clipped.
+    (The generator's [-1, 1] tensors: :func:`dgp_engine.pictures.signed_to_uint8`.)"""
     return (np.clip(np.asarray(rgb, dtype=np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def to_pil(photo: Photo, *, with_alpha: bool = True) -> Image.Image:
-    rgb = to_uint8(photo.rgb)
+    rgb = unit_to_uint8(photo.rgb)
     if with_alpha and photo.alpha is not None:
-        a = to_uint8(photo.alpha)
+        a = unit_to_uint8(photo.alpha)
         return Image.fromarray(np.dstack([rgb, a]), "RGBA")
     return Image.fromarray(rgb, "RGB")
 

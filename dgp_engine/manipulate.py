@@ -32,7 +32,7 @@ import torch
 
 from .errors import InputError, StateError
 from .models import Generator, freeze_sn
-from .pictures import to_uint8
+from .pictures import signed_to_uint8
 from .prior import Prior
 from .state import ReconstructionState, mark_in_initialized
 
@@ -92,7 +92,7 @@ class Frame:
     elapsed: float = 0.0           # seconds since the job started
 
     def to_uint8(self) -> np.ndarray:
-        return to_uint8(self.image)
+        return signed_to_uint8(self.image)
 
 
 class RenderJob:

@@ -1,7 +1,7 @@
 """Model images as pictures: the one conversion from the generator's [-1, 1] tensors
 to uint8 pixels, used by previews, renders, exports and the app alike.
 
-(Float photos in [0, 1] become uint8 through :func:`dgp_engine.imageio.to_uint8`.)
+(Float photos in [0, 1] become uint8 through :func:`dgp_engine.imageio.unit_to_uint8`.)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 
-def to_uint8(images: torch.Tensor, max_side: int | None = None) -> np.ndarray:
+def signed_to_uint8(images: torch.Tensor, max_side: int | None = None) -> np.ndarray:
     """[-1, 1] image tensor(s) → uint8 pixels: [3,H,W] → H×W×3, [N,3,H,W] → N×H×W×3.
 
     ``max_side``: first downscale (area average, aspect kept) so that neither side is

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dgp_engine import Preset, Prior, Report
-from dgp_engine.imageio import Photo, to_uint8
+from dgp_engine.imageio import Photo, unit_to_uint8
 from dgp_engine.region import resize
 from dgp_engine.state import ReconstructionState
 from dgp_engine.tasks import TaskPlan, compose_output, restore_image
@@ -132,11 +132,11 @@ class RegionJob:
         r = self.job.result
         if r is None:
             return
-        pixels = to_uint8(r.photo.rgb)
+        pixels = unit_to_uint8(r.photo.rgb)
         new_picture = task_spec(self.request.task).new_picture
         self.result = RegionResult(None if new_picture else pixels,
                                    pixels if new_picture else None,
-                                   to_uint8(r.model_output), r.state, r.cancelled,
+                                   unit_to_uint8(r.model_output), r.state, r.cancelled,
                                    list(self.job.notes),
                                    compose=composer(self.job.photo, self.job.plan))
 
@@ -150,6 +150,6 @@ def composer(photo: Photo, plan: TaskPlan) -> Callable[[np.ndarray], np.ndarray]
         out = np.asarray(model_output, dtype=np.float32) / 255.0
         if out.shape[:2] != (res, res):
             out = resize(out, res, res)
-        return to_uint8(compose_output(photo, plan, out).rgb)
+        return unit_to_uint8(compose_output(photo, plan, out).rgb)
 
     return compose

@@ -37,7 +37,7 @@ def read_picture(path: str | Path, max_megapixels: float = 150) -> Picture:
     photo = imageio.read_image(path, max_pixels=int(max_megapixels * 1e6))
     info = {"icc_profile": photo.icc_profile, "exif": photo.exif, "dpi": photo.info.get("dpi"),
             "alpha": photo.alpha, "format": photo.format, "bit_depth": photo.bit_depth}
-    return Picture(imageio.to_uint8(photo.rgb), Path(path),
+    return Picture(imageio.unit_to_uint8(photo.rgb), Path(path),
                    {k: v for k, v in info.items() if v is not None})
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from dgp_engine import BigGANConfig, build_prior, load_prior
 from dgp_engine.cli import main
-from dgp_engine.manipulate import Renderer, to_uint8
+from dgp_engine.manipulate import Renderer, signed_to_uint8
 
 from .helpers import TINY, tiny_prior
 from .manipulation_helpers import quick_state, save_model_folder
@@ -46,7 +46,7 @@ def test_jitter_grid(setup, capsys, tmp_path):
     assert code == 0, err
     picture = np.asarray(Image.open(out))
     assert picture.shape == (2 * 32 + 2, 2 * 32 + 2, 3)
-    expected = to_uint8(Renderer(prior, a).jitter(4, 0.5, seed=2).run_to_end())
+    expected = signed_to_uint8(Renderer(prior, a).jitter(4, 0.5, seed=2).run_to_end())
     assert np.abs(picture[34:66, 34:66].astype(int) - expected[3]).max() <= 1
     code, err = run(capsys, "jitter", root / "A.dgp", "-n", 2, "--sigma", "0,0,0.5,0.5",
                     "--scale", 2, "--cols", 2, "-q", "-o", out, "--model", folder)
@@ -78,7 +78,7 @@ def test_transfer(setup, capsys, tmp_path):
     code, err = run(capsys, "transfer", root / "A.dgp", "--class", "class 4", "-o", out,
                     "--model", folder)
     assert code == 0, err
-    expected = to_uint8(Renderer(prior, a).transfer([4]).run_to_end()[0])
+    expected = signed_to_uint8(Renderer(prior, a).transfer([4]).run_to_end()[0])
     assert np.abs(np.asarray(Image.open(out)).astype(int) - expected).max() <= 1
     code, err = run(capsys, "transfer", root / "A.dgp", "--class", "clas 4", "-o", out,
                     "--model", folder)

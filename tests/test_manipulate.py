@@ -10,7 +10,7 @@ import torch
 
 from dgp_engine import InputError, StateError, render
 from dgp_engine.manipulate import (EASINGS, Morph, MorphTimeline, Renderer, check_morphable,
-                                   ease, morph_frames, to_uint8)
+                                   ease, morph_frames, signed_to_uint8)
 
 from .helpers import TINY, tiny_prior
 from .manipulation_helpers import quick_state
@@ -228,7 +228,7 @@ def test_adopting_a_variation(prior, states):
     adopted = r.state_with(z=frame.params["z"], note="jitter σ=0.5")
     assert adopted.weight_delta is a.weight_delta and adopted.task["manipulation"]
     torch.testing.assert_close(render(prior, adopted)[0], frame.image, atol=1e-5, rtol=0)
-    assert to_uint8(frame.image).shape == (32, 32, 3)
+    assert signed_to_uint8(frame.image).shape == (32, 32, 3)
 
 
 # --------------------------------------------------------------------------- transfer

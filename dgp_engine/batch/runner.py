@@ -51,9 +51,9 @@ def worker_config(settings: BatchSettings, *, device: str | None, threads: int |
 def thumbnail(rgb: np.ndarray, side: int = THUMB_SIDE) -> bytes:
     from PIL import Image
 
-    from ..imageio import to_uint8
+    from ..imageio import unit_to_uint8
 
-    img = Image.fromarray(to_uint8(rgb), "RGB")
+    img = Image.fromarray(unit_to_uint8(rgb), "RGB")
     img.thumbnail((side, side), Image.Resampling.BILINEAR)
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=85)

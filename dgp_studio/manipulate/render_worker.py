@@ -27,7 +27,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from dgp_engine import DGPError, Prior
 from dgp_engine.animation import AnimationExport, ExportCancelled, ExportProgress
 from dgp_engine.manipulate import Morph, MorphTimeline, Renderer
-from dgp_engine.pictures import to_uint8
+from dgp_engine.pictures import signed_to_uint8
 from dgp_engine.state import ReconstructionState
 
 from ..jobs import Job, JobProgress, JobState
@@ -291,7 +291,7 @@ class Renderers:
         self._configure()
         t0 = time.perf_counter()
         if isinstance(request, RenderResult):
-            image = to_uint8(self.renderer(request.prior, request.state).render()[0])
+            image = signed_to_uint8(self.renderer(request.prior, request.state).render()[0])
             yield from self._single(request, image, t0, {})
         elif isinstance(request, RenderJitter):
             r = self.renderer(request.prior, request.state)
@@ -304,7 +304,7 @@ class Renderers:
                                                         cancel=cancel))
         elif isinstance(request, RenderMorphAt):
             m = self.morph(request.prior, request.keyframes, request.names, request.easing)
-            image = to_uint8(m.at(request.t)[0])
+            image = signed_to_uint8(m.at(request.t)[0])
             yield from self._single(request, image, t0, {"t": request.t})
         elif isinstance(request, RenderMorphTimeline):
             m = self.morph(request.prior, request.keyframes, request.names,
