@@ -55,8 +55,8 @@ def child(args) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     import dgp_engine as dgp
-    from dgp_engine import runtime
     from dgp_engine.compute import apply_matmul_precision
+    from dgp_engine.system import runtime
 
     if args.mode != "reference":
         runtime.tune_allocator()

@@ -54,7 +54,7 @@ def big_png(tmp: Path) -> dict:
     code = textwrap.dedent(f"""
         import time, io, contextlib
         from dgp_engine.cli import main
-        from dgp_engine import memory
+        from dgp_engine.system import memory
         t0 = time.perf_counter()
         err = io.StringIO()
         with contextlib.redirect_stderr(err):

@@ -37,8 +37,8 @@ import numpy as np
 from PIL import Image
 
 from .errors import ExportCancelled, ExportError, InputError
-from .fileio import atomic_path, clean_stale_temps, fsync_dir, temp_prefix, umask
 from .imageio import unit_to_uint8
+from .system.fileio import atomic_path, clean_stale_temps, fsync_dir, temp_prefix, umask
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from . import hub_listing, model_store, paths, registry, studiogan
+from . import hub_listing, model_store, registry, studiogan
 from .checkpoint import (
     as_ours,
     find_weight_files,
@@ -41,7 +41,6 @@ from .checkpoint import (
     read_state_dict,
 )
 from .errors import CheckpointError, DGPError, DownloadError, OperationCancelled, RegistryError
-from .fileio import atomic_write_text
 from .model_check import ROLE_FLAG, ROLE_NAME, check_safetensors_header, check_state_dict
 from .model_store import cleanup
 from .models import BigGANConfig
@@ -54,6 +53,8 @@ from .registry import (
     InstalledModel,
     ModelEntry,
 )
+from .system import paths
+from .system.fileio import atomic_write_text
 from .transfer import ProgressCallback, Reporter, bar_class, sha256_file
 
 log = logging.getLogger(__name__)

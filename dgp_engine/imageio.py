@@ -27,9 +27,9 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import InputError, OutputError
-from .fileio import OutputBusy, atomic_write, claim_output
-from .memory import DECODE_BYTES_PER_PIXEL, why_too_big
-from .memory import budget as memory_budget
+from .system.fileio import OutputBusy, atomic_write, claim_output
+from .system.memory import DECODE_BYTES_PER_PIXEL, why_too_big
+from .system.memory import budget as memory_budget
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS,
     EXIF orientation is applied; 16-bit, CMYK, palette, grayscale and alpha
     inputs are converted to float RGB (+ alpha). A picture whose pixels times
     ``bytes_per_pixel`` (what the caller will spend per pixel: decoding only, or a whole
-    restoration run, :data:`dgp_engine.memory.RUN_BYTES_PER_PIXEL`) exceed the memory
+    restoration run, :data:`dgp_engine.system.memory.RUN_BYTES_PER_PIXEL`) exceed the memory
     budget is refused before it is decoded."""
     path = Path(path)
     if not path.exists():
@@ -411,7 +411,7 @@ def check_output_path(path: str | Path, *, sources: Sequence[str | Path] = (),
     folder, or (``image``) has an unknown image type.
 
     With ``claim`` the output is also claimed for this process
-    (:func:`dgp_engine.fileio.claim_output`): a lock file is created beside it — proof that
+    (:func:`dgp_engine.system.fileio.claim_output`): a lock file is created beside it — proof that
     the folder takes new files (``/proc``, read-only mounts fail here, not after the run) —
     and a second run writing the same file is refused at once."""
     path = Path(path)
@@ -443,7 +443,7 @@ def check_output_path(path: str | Path, *, sources: Sequence[str | Path] = (),
 
 
 def claim_or_refuse(path: Path) -> None:
-    """Claim ``path`` for this run (:func:`dgp_engine.fileio.claim_output`), or refuse
+    """Claim ``path`` for this run (:func:`dgp_engine.system.fileio.claim_output`), or refuse
     with what to do: another run is writing it, or its folder takes no new files."""
     parent = path.parent if str(path.parent) else Path(".")
     try:
@@ -575,7 +575,7 @@ def _write_png16(fh: BinaryIO, pixels: np.ndarray, icc: bytes | None,
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(file)`` on a temp file beside ``path``, then rename it into place
-    (:func:`dgp_engine.fileio.atomic_write`); OSError becomes a clear OutputError."""
+    (:func:`dgp_engine.system.fileio.atomic_write`); OSError becomes a clear OutputError."""
     try:
         atomic_write(Path(path), write)
     except OSError as exc:

@@ -29,10 +29,10 @@ from typing import Any
 
 import tomli_w
 
-from . import paths
 from .errors import CheckpointError, DGPError, RegistryError
-from .fileio import atomic_write_text
 from .models import BigGANConfig
+from .system import paths
+from .system.fileio import atomic_write_text
 
 if sys.version_info >= (3, 11):
     import tomllib

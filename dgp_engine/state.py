@@ -19,9 +19,9 @@ import torch
 
 from .checkpoint import tensors_digest
 from .errors import StateError
-from .fileio import atomic_path
 from .models import Generator, GeneratorBlock, freeze_sn, unfreeze_sn
 from .models.spectral import scale_outputs
+from .system.fileio import atomic_path
 
 FORMAT = "dgp-state"
 FORMAT_VERSION = 1

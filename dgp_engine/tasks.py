@@ -81,14 +81,14 @@ def resolve_preset(spec: str | Preset | None, task: str, model_name: str | None 
 
 
 def resolve_device(name: str | None) -> torch.device:
-    """cpu, cuda[:N], mps, gpu or auto (CUDA, then MPS, then CPU); see dgp_engine.device."""
-    from .device import select_device
+    """cpu, cuda[:N], mps, gpu or auto (CUDA, then MPS, then CPU); see dgp_engine.system.device."""
+    from .system.device import select_device
 
     return select_device(name)
 
 
 def default_threads() -> int:
-    from .runtime import default_threads as threads
+    from .system.runtime import default_threads as threads
 
     return threads()
 

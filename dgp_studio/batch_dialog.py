@@ -273,7 +273,7 @@ class BatchDialog(QDialog):
             mask, masks_dir = (None, p) if p.is_dir() else (p, None)
         scale = self.iterations.value()
         # one core is left to the window, the rest shared by the worker processes
-        from dgp_engine.runtime import default_threads
+        from dgp_engine.system.runtime import default_threads
 
         threads = self.threads or max(1, default_threads() // self.workers.value())
         return BatchSettings(

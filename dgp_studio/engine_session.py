@@ -73,8 +73,8 @@ class RegionResult:
 def resolve_device(name: str) -> tuple[str, str | None]:
     """(device, warning): a GPU that is missing falls back to the CPU with the
     engine's explanation, so a run never fails only for that."""
-    from dgp_engine.device import select_device
     from dgp_engine.errors import DeviceError
+    from dgp_engine.system.device import select_device
 
     try:
         return str(select_device(name or "auto")), None
@@ -99,7 +99,7 @@ def resolve_precision(name: str, device: str) -> tuple[str, str | None]:
 
 
 def available_devices() -> list[str]:
-    from dgp_engine.device import available_devices as engine_devices
+    from dgp_engine.system.device import available_devices as engine_devices
 
     out = ["auto"] + [d for d in engine_devices() if d != "auto"]
     return out if "cpu" in out else out + ["cpu"]

@@ -77,7 +77,7 @@ def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
 
 def save_mask(mask: np.ndarray, path: str | Path) -> Path:
     """Written atomically by the engine's writer (the user's umask applies)."""
-    from dgp_engine.fileio import atomic_write
+    from dgp_engine.system.fileio import atomic_write
 
     path = Path(path)
     atomic_write(path, lambda fh: Image.fromarray(mask, "L").save(fh, format="PNG"))

@@ -32,7 +32,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dgp_engine import DGPError, paths
+from dgp_engine import DGPError
+from dgp_engine.system import paths
 
 from . import image_files
 from .canvas import Canvas

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import tomli_w
 
-from dgp_engine import paths
-from dgp_engine.fileio import atomic_write
+from dgp_engine.system import paths
+from dgp_engine.system.fileio import atomic_write
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -163,7 +163,7 @@ class EngineRunner:
         if not self._configured:
             # inside the worker thread: the thread that runs the engine's ops
             try:
-                from dgp_engine import runtime
+                from dgp_engine.system import runtime
 
                 runtime.configure(self.threads)
             except ImportError:

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dgp_engine import ReconstructionState, fileio
+from dgp_engine import ReconstructionState
 from dgp_engine import imageio as engine_imageio
 from dgp_engine import prior as engine_prior
 from dgp_engine.cli import join_negative_values, main
 from dgp_engine.cli import tasks as cli_tasks
+from dgp_engine.system import fileio
 
 from .task_helpers import photo_array, tiny_model_folder, tiny_preset_file
 
@@ -97,7 +98,7 @@ def test_negative_region_is_parsed_and_refused_with_the_nearest_fit(work, capsys
 # --- one writer per output ----------------------------------------------------------------
 def _holder(path):
     """A second process holding the claim on ``path`` until its stdin closes."""
-    code = ("import sys; from dgp_engine.fileio import claim_output; "
+    code = ("import sys; from dgp_engine.system.fileio import claim_output; "
             f"claim_output({str(path)!r}); print('held', flush=True); sys.stdin.read()")
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)

@@ -205,7 +205,7 @@ def test_missing_model_is_a_clear_error(work, capsys):
 def test_threads_default_to_every_core_and_follow_the_option(work):
     import torch
 
-    from dgp_engine.runtime import available_cores
+    from dgp_engine.system.runtime import available_cores
 
     d, common = work
     assert dgp("restore", d / "in.png", "-o", d / "a.png", *common) == 0

@@ -14,10 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from dgp_engine import hub, paths, registry
+from dgp_engine import hub, registry
 from dgp_engine.cli import main
 from dgp_engine.errors import CheckpointError, DownloadError
 from dgp_engine.prior import load_prior
+from dgp_engine.system import paths
 
 from .conftest import PARITY, REFERENCE
 from .fakehub import FakeHub, leftovers

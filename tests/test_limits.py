@@ -17,11 +17,11 @@ import pytest
 import tifffile
 from PIL import Image
 
-from dgp_engine import memory
 from dgp_engine.cli import main
 from dgp_engine.errors import InputError, ProjectDamagedError, ProjectError
 from dgp_engine.imageio import read_image, save_image
 from dgp_engine.project import Project, load_project, read_manifest, recover_project, save_project
+from dgp_engine.system import memory
 
 from .task_helpers import tiny_model_folder, tiny_preset_file
 

@@ -7,9 +7,9 @@ import json
 import huggingface_hub.constants
 import pytest
 
-from dgp_engine import paths
 from dgp_engine.cli import main
 from dgp_engine.models import BigGANConfig
+from dgp_engine.system import paths
 
 from .conftest import PARITY
 from .fakehub import FakeHub, random_pair

@@ -279,7 +279,7 @@ class BatchJob:
             from .ray_backend import RayPool
 
             return RayPool(s, self.workers_wanted, self.ray_address)
-        from ..runtime import available_cores
+        from ..system.runtime import available_cores
         from .local import LocalPool
 
         n_default, devices = default_local_workers(s.device)

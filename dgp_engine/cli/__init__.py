@@ -58,7 +58,7 @@ def join_negative_values(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..fileio import release_claims
+    from ..system.fileio import release_claims
     from .interrupt import installed
 
     # Signals are handled from here on (before torch is imported by a sub-command): the

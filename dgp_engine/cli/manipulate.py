@@ -130,7 +130,7 @@ def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu"
 def _setup(args: argparse.Namespace) -> None:
     import torch
 
-    from ..runtime import available_cores
+    from ..system.runtime import available_cores
 
     _claim_output(args)
     torch.set_num_threads(args.threads or available_cores())

@@ -198,7 +198,8 @@ def run_remove(args: argparse.Namespace) -> int:
 
 
 def run_path(args: argparse.Namespace) -> int:
-    from .. import paths, registry
+    from .. import registry
+    from ..system import paths
 
     if args.name:
         folder, _ = registry.resolve_model_dir(args.name)

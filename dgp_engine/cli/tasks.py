@@ -222,7 +222,7 @@ def cancel_on_sigint(event: threading.Event, on_first: Callable[[], None] | None
 
 
 def _setup_torch(args: argparse.Namespace) -> torch.device:
-    from ..runtime import available_cores, configure
+    from ..system.runtime import available_cores, configure
     from ..tasks import resolve_device
 
     if args.threads is not None and args.threads < 1:
@@ -283,9 +283,9 @@ def _describe_class(prior: Prior, class_id: int) -> str:
 def run_task_command(args: argparse.Namespace) -> int:
     from ..errors import DeviceMemoryError, InputError
     from ..imageio import box_mask, check_output_path, read_image, read_mask, save_image
-    from ..memory import RUN_BYTES_PER_PIXEL
     from ..prior import load_prior
     from ..region import parse_region
+    from ..system.memory import RUN_BYTES_PER_PIXEL
     from ..tasks import resolve_preset, restore_image
     from .interrupt import current
 

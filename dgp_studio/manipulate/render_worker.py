@@ -242,7 +242,7 @@ class Renderers:
 
     def _configure(self) -> None:
         if not self._configured:
-            from dgp_engine import runtime
+            from dgp_engine.system import runtime
 
             runtime.set_threads(self.threads)
             self._configured = True

@@ -15,7 +15,8 @@ import huggingface_hub.constants
 import pytest
 from PySide6.QtCore import Qt
 
-from dgp_engine import hub, paths, registry
+from dgp_engine import hub, registry
+from dgp_engine.system import paths
 
 from ..conftest import REFERENCE
 from ..fakehub import FakeHub, leftovers

@@ -193,7 +193,7 @@ def test_models_dialog_transfer_progress_and_outcome(qtbot, window):
 
 
 def test_cache_folder_setting_moves_where_models_are_found(qtbot, window, tmp_path):
-    from dgp_engine import paths
+    from dgp_engine.system import paths
     from dgp_studio.settings_dialog import SettingsDialog
 
     from ..helpers import parity_folder

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 
-from .errors import InputError
+from ..errors import InputError
 
 #: Peak bytes per photo pixel of a restoration run, measured on a 3000×3000 photo with
 #: the bundled model (peak RSS less the ~220 MB of torch and the model): colorize 71,

@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from .errors import DeviceError
+from ..errors import DeviceError
 
 ENV_VAR = "DGP_STUDIO_DEVICE"
 CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps", "gpu")
