@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .errors import CheckpointError, DeviceError, DGPError, InputError, PresetError, StateError
     from .models import BigGANConfig, Discriminator, Generator
     from .presets import Preset, load_preset, preset_names
-    from .prior import Prior, build_prior, load_prior
+    from .priors.load import Prior, build_prior, load_prior
     from .reconstruct import ReconstructionRun, Report, reconstruct, render
     from .state import ReconstructionState
 
@@ -39,7 +39,7 @@ _WHERE = {
     "InputError": "errors", "PresetError": "errors", "StateError": "errors",
     "BigGANConfig": "models", "Discriminator": "models", "Generator": "models",
     "Preset": "presets", "load_preset": "presets", "preset_names": "presets",
-    "Prior": "prior", "build_prior": "prior", "load_prior": "prior",
+    "Prior": "priors.load", "build_prior": "priors.load", "load_prior": "priors.load",
     "Report": "reconstruct", "ReconstructionRun": "reconstruct", "reconstruct": "reconstruct",
     "render": "reconstruct",
     "ReconstructionState": "state",

@@ -33,7 +33,7 @@ from .imageio import FORMATS, Photo, read_image, read_mask, save_image, write_at
 from .metrics import score
 from .postprocess import to_gray
 from .presets import Preset
-from .prior import Prior, build_prior
+from .priors.load import Prior, build_prior
 from .reconstruct import Report
 from .region import resize, resize_mask
 from .tasks import restore_image
@@ -308,7 +308,7 @@ def weights_digest(folder: str | Path) -> str:
     order, .pth pickling) they were written in."""
     import hashlib
 
-    from .checkpoint import find_weight_files, update_digest
+    from .priors.checkpoint import find_weight_files, update_digest
 
     digest = hashlib.sha256()
     for f in find_weight_files(Path(folder)):

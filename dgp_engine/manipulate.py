@@ -33,7 +33,7 @@ import torch
 from .errors import InputError, StateError
 from .models import Generator, freeze_sn
 from .pictures import signed_to_uint8
-from .prior import Prior
+from .priors.load import Prior
 from .state import ReconstructionState, mark_in_initialized
 
 # --------------------------------------------------------------------------- easing curves

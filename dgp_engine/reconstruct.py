@@ -55,7 +55,7 @@ from .models import Generator, freeze_sn, unfreeze_sn
 from .models.biggan import GeneratorBlock, use_fast_kernels
 from .models.spectral import scale_outputs
 from .presets import Preset
-from .prior import Prior
+from .priors.load import Prior
 from .state import ReconstructionState, weight_delta
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from .errors import InputError, PresetError
 from .imageio import Photo, check_mask
 from .postprocess import composite_hole, to_gray, transfer_color
 from .presets import Preset, load_preset
-from .prior import Prior
+from .priors.load import Prior
 from .reconstruct import ReconstructionRun, Report, reconstruct, render
 from .region import (
     Region,

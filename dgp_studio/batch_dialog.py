@@ -207,7 +207,7 @@ class BatchDialog(QDialog):
     @staticmethod
     def _model_names() -> list[str]:
         try:
-            from dgp_engine import registry
+            from dgp_engine.priors import registry
 
             names = [m.name for m in registry.list_models() if m.usable]
         except Exception as exc:  # noqa: BLE001 — the list is a convenience

@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 def apply_hub_repos(repos: dict[str, str]) -> None:
     """Point registered models at the repositories named in the settings."""
     try:
-        from dgp_engine import registry
+        from dgp_engine.priors import registry
 
         for name, repo in repos.items():
             try:

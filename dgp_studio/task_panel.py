@@ -277,7 +277,8 @@ class TaskPanel(QWidget):
         """An installed model's classes at once (the loaded prior confirms them later)."""
         if not name:
             return
-        from dgp_engine import DGPError, registry
+        from dgp_engine import DGPError
+        from dgp_engine.priors import registry
 
         try:
             names = registry.class_names(name)

@@ -16,9 +16,9 @@ from PIL import Image
 
 from dgp_engine import ReconstructionState
 from dgp_engine import imageio as engine_imageio
-from dgp_engine import prior as engine_prior
 from dgp_engine.cli import join_negative_values, main
 from dgp_engine.cli import tasks as cli_tasks
+from dgp_engine.priors import load as engine_prior
 from dgp_engine.system import fileio
 
 from .task_helpers import photo_array, tiny_model_folder, tiny_preset_file

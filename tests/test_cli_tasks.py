@@ -233,7 +233,7 @@ def test_precision_is_used_and_saved_with_the_state(work, capsys):
 def test_a_precision_the_run_cannot_use_is_refused_before_the_model_loads(
         work, capsys, monkeypatch, extra, words):
     d, common = work
-    from dgp_engine import prior as prior_module
+    from dgp_engine.priors import load as prior_module
 
     def no_load(*a, **k):
         raise AssertionError("the model was loaded")

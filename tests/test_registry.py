@@ -8,10 +8,10 @@ import warnings
 import pytest
 import torch
 
-from dgp_engine import registry
-from dgp_engine.classes import imagenet_class_names
 from dgp_engine.errors import CheckpointError, RegistryError
 from dgp_engine.models import BigGANConfig, Discriminator, Generator
+from dgp_engine.priors import registry
+from dgp_engine.priors.classes import imagenet_class_names
 from dgp_engine.system import paths
 
 from .conftest import REFERENCE, REPO

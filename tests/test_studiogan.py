@@ -9,12 +9,13 @@ import shutil
 import pytest
 import torch
 
-from dgp_engine import BigGANConfig, Discriminator, Generator, load_prior, reconstruct, studiogan
-from dgp_engine.checkpoint import OPTIONAL_G_KEYS, read_folder
+from dgp_engine import BigGANConfig, Discriminator, Generator, load_prior, reconstruct
 from dgp_engine.degradations import make_degradation
 from dgp_engine.errors import CheckpointError
 from dgp_engine.models.spectral import SNLinear
 from dgp_engine.presets import load_preset
+from dgp_engine.priors import studiogan
+from dgp_engine.priors.checkpoint import OPTIONAL_G_KEYS, read_folder
 
 from .conftest import PARITY, REFERENCE
 

@@ -270,7 +270,7 @@ def plan_batch(settings: BatchSettings) -> BatchPlan:
 def model_identity(model: str) -> tuple[dict[str, Any], Path]:
     """The model as the journal records it (its name and a digest of its config, so a
     model folder replaced under the same name counts as a change) and its folder."""
-    from .. import registry
+    from ..priors import registry
 
     path = Path(model).expanduser()
     if path.is_dir():

@@ -65,7 +65,7 @@ class ItemRunner:
 
     def __init__(self, config: dict[str, Any]) -> None:
         from ..compute import resolve_precision
-        from ..prior import load_prior
+        from ..priors.load import load_prior
         from ..system.runtime import configure
         from ..tasks import resolve_device, resolve_preset
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # the CLI imports torch and the engine only when a command ru
     import torch
 
     from ..manipulate import RenderJob
-    from ..prior import Prior
+    from ..priors.load import Prior
     from ..state import ReconstructionState
 
 _EASINGS = ["linear", "ease-in", "ease-out", "ease-in-out", "cubic", "sine", "smoothstep",
@@ -99,7 +99,7 @@ def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu"
     """Read states, load the prior and check the states fit it, with messages that say
     which model to pass or fetch."""
     from ..errors import CheckpointError, StateError
-    from ..prior import load_prior
+    from ..priors.load import load_prior
     from ..state import ReconstructionState
 
     states = [ReconstructionState.load(p) for p in paths]
@@ -210,8 +210,8 @@ def run_jitter(args: argparse.Namespace) -> int:
 
 
 def run_transfer(args: argparse.Namespace) -> int:
-    from ..classes import resolve_class
     from ..manipulate import Renderer
+    from ..priors.classes import resolve_class
 
     _setup(args)
     (state,), prior = load_states_and_prior([args.state], args.model, args.device)

@@ -28,7 +28,7 @@ from ..taskspec import EVAL_TASKS, TASK_SPECS, task_spec
 if TYPE_CHECKING:  # the CLI imports torch and the engine only when a command runs
     import torch
 
-    from ..prior import Prior
+    from ..priors.load import Prior
     from ..reconstruct import Report
     from ..region import Region
     from ..state import ReconstructionState
@@ -283,7 +283,7 @@ def _describe_class(prior: Prior, class_id: int) -> str:
 def run_task_command(args: argparse.Namespace) -> int:
     from ..errors import DeviceMemoryError, InputError
     from ..imageio import box_mask, check_output_path, read_image, read_mask, save_image
-    from ..prior import load_prior
+    from ..priors.load import load_prior
     from ..region import parse_region
     from ..system.memory import RUN_BYTES_PER_PIXEL
     from ..tasks import resolve_preset, restore_image
@@ -386,7 +386,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..evaluate import evaluate, load_dataset, load_hole, write_json
     from ..imageio import check_output_path
-    from ..prior import load_prior
+    from ..priors.load import load_prior
     from ..tasks import resolve_preset
 
     check_output_path(args.json, sources=[args.data], overwrite=args.overwrite, image=False,

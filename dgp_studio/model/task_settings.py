@@ -144,7 +144,7 @@ class TaskSettings(QObject):
                 raise InputError(f"Class {idx} is out of range for this model "
                                  f"(0..{len(self.class_names) - 1}).")
             return idx
-        from dgp_engine.classes import resolve_class
+        from dgp_engine.priors.classes import resolve_class
 
         return resolve_class(text, self.class_names)
 

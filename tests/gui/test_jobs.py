@@ -14,7 +14,7 @@ from PySide6.QtTest import QTest
 
 from dgp_engine import DGPError
 from dgp_engine.errors import DownloadError
-from dgp_engine.transfer import TransferProgress
+from dgp_engine.priors.progress import TransferProgress
 from dgp_studio.jobs import Job, JobProgress, JobState
 from dgp_studio.thread_worker import GeneratorWorker, WorkerLane
 

@@ -31,8 +31,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError
-from .models import BigGANConfig
+from ..errors import CheckpointError
+from ..models import BigGANConfig
 
 FAMILY = "studiogan"
 #: StudioGAN's BN eps in big_resnet (BigGAN-PyTorch uses 1e-5).

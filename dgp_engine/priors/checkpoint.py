@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
+from ..errors import CheckpointError
+from ..models import BigGANConfig
 from . import studiogan
-from .errors import CheckpointError
-from .models import BigGANConfig
 
 log = logging.getLogger(__name__)
 
@@ -391,7 +391,7 @@ def verify_installed_files(folder: Path, name: str | None = None) -> list[str]:
                 f"and are not used; {again}.")
         fresh[str(fname)] = {**key, "sha256": want}
     if hashed:
-        from .system.fileio import atomic_write  # fileio sits below this module
+        from ..system.fileio import atomic_write  # fileio sits below this module
 
         try:
             atomic_write(cache_file, json.dumps(fresh, indent=1).encode("utf-8"))

@@ -2,16 +2,16 @@
 
 * :func:`pull` downloads a registered model's G and D through ``huggingface_hub``
   (offline first: each file is looked up with ``local_files_only=True`` before any
-  network call; a source given by patterns is resolved by :mod:`.hub_listing` and then
+  network call; a source given by patterns is resolved by :mod:`.listing` and then
   pinned), checks their SHA-256, then installs them like :func:`import_files`.
 * :func:`import_files` converts checkpoint files the user already has (the authors'
   pickled ``.pth`` or StudioGAN's, read with ``weights_only=True``, or ``.safetensors``)
   after checking every key and shape against the model's architecture
-  (:mod:`.model_check`).
+  (:mod:`.check`).
 * :func:`verify`, :func:`remove`.
 
-Below this module: :mod:`.model_store` (folders appear whole or not at all, cleanup of
-interrupted operations), :mod:`.transfer` (progress and cancel), :mod:`.checkpoint`
+Below this module: :mod:`.store` (folders appear whole or not at all, cleanup of
+interrupted operations), :mod:`.progress` (progress and cancel), :mod:`.checkpoint`
 (reading files). Above it: :mod:`.hub_async` (the same operations for asyncio/qasync).
 """
 
@@ -33,17 +33,19 @@ from typing import Any
 
 import torch
 
-from . import hub_listing, model_store, registry, studiogan
+from ..errors import CheckpointError, DGPError, DownloadError, OperationCancelled, RegistryError
+from ..models import BigGANConfig
+from ..system import paths
+from ..system.fileio import atomic_write_text
+from . import listing, registry, store, studiogan
+from .check import ROLE_FLAG, ROLE_NAME, check_safetensors_header, check_state_dict
 from .checkpoint import (
     as_ours,
     find_weight_files,
     read_config,
     read_state_dict,
 )
-from .errors import CheckpointError, DGPError, DownloadError, OperationCancelled, RegistryError
-from .model_check import ROLE_FLAG, ROLE_NAME, check_safetensors_header, check_state_dict
-from .model_store import cleanup
-from .models import BigGANConfig
+from .progress import ProgressCallback, Reporter, bar_class, sha256_file
 from .registry import (
     BUNDLED,
     RECORD_FILE,
@@ -53,9 +55,7 @@ from .registry import (
     InstalledModel,
     ModelEntry,
 )
-from .system import paths
-from .system.fileio import atomic_write_text
-from .transfer import ProgressCallback, Reporter, bar_class, sha256_file
+from .store import cleanup
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
     from safetensors.torch import save_file
 
     try:
-        with model_store.staged_folder(name) as staging:
+        with store.staged_folder(name) as staging:
             record_files: dict[str, dict[str, Any]] = {}
             for i, role in enumerate(ROLES):
                 src = files[role]
@@ -164,10 +164,10 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
             reporter.check()
             atomic_write_text(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
     except OSError as exc:
-        if model_store.disk_full(exc):
+        if store.disk_full(exc):
             raise CheckpointError(
                 f"The disk holding {paths.models_dir()} is full: free some space (the "
-                f"model needs about {model_store.mb(sum(f.stat().st_size for f in files.values()))}"
+                f"model needs about {store.mb(sum(f.stat().st_size for f in files.values()))}"
                 ") and try again.") from exc
         raise
     target = registry.model_dir(name)
@@ -350,9 +350,9 @@ def _hub_error(exc: BaseException, entry: ModelEntry, role: str,
         return DownloadError(f"{src.repo_id} has no revision {src.revision!r}: set an existing "
                              f"branch, tag or commit in {fix}.")
     if isinstance(exc, hf.EntryNotFoundError) and not isinstance(exc, FileNotFoundError):
-        page = hub_listing.page_url(src.endpoint, src.repo_id, "main")
+        page = listing.page_url(src.endpoint, src.repo_id, "main")
         if not role:
-            folder = hub_listing.literal_prefix(src.G) or "its top folder"
+            folder = listing.literal_prefix(src.G) or "its top folder"
             return DownloadError(
                 f"{src.repo_id} has no folder {folder} (moved or deleted): the publisher "
                 f"may have moved its runs; see {page}.")
@@ -371,7 +371,7 @@ def _hub_error(exc: BaseException, entry: ModelEntry, role: str,
         status = getattr(getattr(exc, "response", None), "status_code", "?")
         return DownloadError(f"{_where(src)} answered HTTP {status} for {src.repo_id}/{fname}: "
                              "try again later, or check the source in the model settings.")
-    if isinstance(exc, OSError) and model_store.disk_full(exc):
+    if isinstance(exc, OSError) and store.disk_full(exc):
         return DownloadError(f"The disk holding {registry.downloads_dir()} is full: free some "
                              f"space and pull {entry.name} again.")
     return DownloadError(f"Could not reach {_where(src)} to fetch {fname} ({type(exc).__name__}: "
@@ -451,12 +451,12 @@ def _fetch(entry: ModelEntry, src: registry.HubSource, role: str, reporter: Repo
     size = getattr(meta, "size", None)
     if size:
         for folder in (registry.downloads_dir(), paths.models_dir()):
-            free = model_store.free_bytes(folder)
+            free = store.free_bytes(folder)
             need = (2 * size if folder == paths.models_dir() else size) + _DISK_MARGIN
             if free is not None and free < need:
                 raise DownloadError(
-                    f"Not enough disk space for {fname} ({model_store.mb(size)}): {folder} "
-                    f"has {model_store.mb(free)} free and needs about {model_store.mb(need)}; "
+                    f"Not enough disk space for {fname} ({store.mb(size)}): {folder} "
+                    f"has {store.mb(free)} free and needs about {store.mb(need)}; "
                     "free some space (or move the cache with DGP_STUDIO_HOME) and pull again.")
     try:
         path = Path(hf_hub_download(**hub_kwargs, **_supported(
@@ -562,10 +562,10 @@ def _pinned_source(src: registry.HubSource) -> registry.HubSource | None:
 
 
 def _resolve(entry: ModelEntry, src: registry.HubSource, offline: bool, timeout: float,
-             reporter: Reporter) -> tuple[hub_listing.Resolved, registry.HubSource]:
+             reporter: Reporter) -> tuple[listing.Resolved, registry.HubSource]:
     """List the repository and pick the run's G and D for a pattern source."""
-    folder = hub_listing.literal_prefix(src.G)
-    page = hub_listing.page_url(src.endpoint, src.repo_id, src.revision, folder)
+    folder = listing.literal_prefix(src.G)
+    page = listing.page_url(src.endpoint, src.repo_id, src.revision, folder)
     if offline:
         raise DownloadError(
             f"{entry.name} is not downloaded yet and DGP Studio is offline (HF_HUB_OFFLINE "
@@ -573,12 +573,12 @@ def _resolve(entry: ModelEntry, src: registry.HubSource, offline: bool, timeout:
             f"`dgp models import {entry.name} --g model=G_ema-…pth --d model=D-…pth`.")
     reporter.report("list", f"{src.repo_id}/{folder}", 0, None)
     try:
-        commit = hub_listing.commit_of(src.endpoint, src.repo_id, src.revision, timeout)
-        files = hub_listing.list_files(src.endpoint, src.repo_id, commit, folder, timeout)
+        commit = listing.commit_of(src.endpoint, src.repo_id, src.revision, timeout)
+        files = listing.list_files(src.endpoint, src.repo_id, commit, folder, timeout)
     except Exception as exc:  # mapped to one sentence
         raise _hub_error(exc, entry, "", src) from exc
     reporter.check()
-    chosen = hub_listing.choose(files, src.G, src.D)
+    chosen = listing.choose(files, src.G, src.D)
     if chosen is None:
         raise DownloadError(
             f"No run of {entry.name} was found in {src.repo_id}: nothing there matches "
@@ -587,14 +587,14 @@ def _resolve(entry: ModelEntry, src: registry.HubSource, offline: bool, timeout:
             f"under other names, point {entry.name} at them with `dgp models source "
             f"{entry.name} --g-file PATH --d-file PATH`.")
     g, d = chosen
-    resolved = hub_listing.Resolved(commit, g, d)
+    resolved = listing.Resolved(commit, g, d)
     log.info("%s: resolved %s and %s at %s", entry.name, g.path, d.path, commit)
     return resolved, dataclasses.replace(src, revision=commit, G=g.path, D=d.path,
                                          G_sha256=src.G_sha256 or g.sha256,
                                          D_sha256=src.D_sha256 or d.sha256)
 
 
-def _planned_bytes(src: registry.HubSource, resolved: hub_listing.Resolved | None
+def _planned_bytes(src: registry.HubSource, resolved: listing.Resolved | None
                    ) -> int | None:
     if resolved is not None:
         return resolved.download_bytes or None
@@ -727,7 +727,7 @@ def remove(name: str, *, downloads: bool = True) -> Path:
     target = registry.model_dir(name)
     if model is None and not target.exists():
         raise RegistryError(f"{name} is not installed; nothing to remove.")
-    model_store.remove_folder(name)  # one rename: gone for every reader
+    store.remove_folder(name)  # one rename: gone for every reader
     if downloads:
         with contextlib.suppress(DGPError):
             src = registry.get_entry(name).source

@@ -6,7 +6,7 @@ import difflib
 from functools import lru_cache
 from importlib import resources
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @lru_cache(maxsize=1)

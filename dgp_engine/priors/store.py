@@ -19,8 +19,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from .system import paths
-from .system.fileio import fsync_dir
+from ..system import paths
+from ..system.fileio import fsync_dir
 
 RECORD_FILE = "model.json"
 STAGING = ".staging-"

@@ -12,7 +12,7 @@ Three layers of data, read fresh on every call (they are small):
   model, written last when the model folder is complete, so a folder without it is
   never treated as installed.
 
-Fetching and converting weights lives in :mod:`dgp_engine.hub`.
+Fetching and converting weights lives in :mod:`dgp_engine.priors.hub`.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from typing import Any
 
 import tomli_w
 
-from .errors import CheckpointError, DGPError, RegistryError
-from .models import BigGANConfig
-from .system import paths
-from .system.fileio import atomic_write_text
+from ..errors import CheckpointError, DGPError, RegistryError
+from ..models import BigGANConfig
+from ..system import paths
+from ..system.fileio import atomic_write_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -533,7 +533,7 @@ def _installed_records() -> list[InstalledModel]:
 
 
 def resolve_model_dir(name: str) -> tuple[Path, str]:
-    """Folder of a registered model (for :func:`dgp_engine.prior.load_prior`).
+    """Folder of a registered model (for :func:`dgp_engine.priors.load.load_prior`).
 
     Raises CheckpointError saying how to get the model when it is not installed."""
     if name == BUNDLED:

@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
+from ..errors import CheckpointError
+from ..models import BigGANConfig, Discriminator, Generator
 from . import registry
 from .checkpoint import OPTIONAL_G_KEYS, load_strict
-from .errors import CheckpointError
-from .models import BigGANConfig, Discriminator, Generator
 
 ROLE_NAME = {"G": "generator", "D": "discriminator"}
 ROLE_FLAG = {"G": "--g", "D": "--d"}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..models import BigGANConfig, Discriminator, Generator, orthogonal_init
 from .checkpoint import (
     OPTIONAL_G_KEYS,
     find_weight_files,
@@ -21,7 +22,6 @@ from .checkpoint import (
     verify_installed_files,
 )
 from .classes import choose_class
-from .models import BigGANConfig, Discriminator, Generator, orthogonal_init
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The model operations for asyncio (the app's qasync loop): each runs the blocking
-call of :mod:`dgp_engine.hub` in a worker thread, delivers progress on the event loop and
+call of :mod:`dgp_engine.priors.hub` in a worker thread, delivers progress on the event loop and
 honours task cancellation (nothing half-done is kept)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .hub import VerifyResult, import_files, pull, remove, verify
+from .progress import ProgressCallback, TransferProgress
 from .registry import InstalledModel
-from .transfer import ProgressCallback, TransferProgress
 
 T = TypeVar("T")
 

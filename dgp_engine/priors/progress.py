@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import OperationCancelled
+from ..errors import OperationCancelled
 
 _HASH_CHUNK = 8 << 20
 
