@@ -7,7 +7,7 @@ at the end, so a failed or cancelled export leaves no partial file and never
 touches an existing file of the same name.
 
 Frames may be uint8 H×W×3 arrays, [-1, 1] tensors ([3,H,W] or [N,3,H,W]) or the
-:class:`~dgp_engine.manipulate.Frame` reports of a render job, given as a list
+:class:`~dgp_engine.method.manipulate.Frame` reports of a render job, given as a list
 or any iterable (a render job streams straight into the encoder).
 
 Notes on the formats:
@@ -79,7 +79,7 @@ def frame_array(frame: Any) -> np.ndarray:
     """One frame as a C-contiguous uint8 H×W×3 array."""
     image = getattr(frame, "image", frame)  # manipulate.Frame
     if hasattr(image, "detach"):  # torch tensor in [-1, 1]
-        from .pictures import signed_to_uint8  # torch only when frames are tensors
+        from .method.pictures import signed_to_uint8  # torch only when frames are tensors
 
         if image.dim() == 4 and image.shape[0] == 1:
             image = image[0]

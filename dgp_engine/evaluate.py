@@ -27,17 +27,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from .compute import resolve_precision
 from .errors import InputError
 from .imageio import FORMATS, Photo, read_image, read_mask, save_image, write_atomic
+from .method.compute import resolve_precision
+from .method.presets import Preset
+from .method.reconstruct import Report
+from .method.region import resize, resize_mask
+from .method.taskspec import DOWNSAMPLE, EVAL_TASKS, GRAY, MASK, find_task, task_spec
 from .metrics import score
 from .postprocess import to_gray
-from .presets import Preset
 from .priors.load import Prior, build_prior
-from .reconstruct import Report
-from .region import resize, resize_mask
 from .tasks import restore_image
-from .taskspec import DOWNSAMPLE, EVAL_TASKS, GRAY, MASK, find_task, task_spec
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
 
     ``class_mode``: "label" (the data set's labels, mapped to the model's classes),
     "auto" (z selection picks the class) or a fixed class id.  ``precision``: see
-    :mod:`.compute`; the one used is recorded in the protocol."""
+    :mod:`dgp_engine.method.compute`; the one used is recorded in the protocol."""
     spec = task_spec(task)
     task = spec.name
     if not spec.evaluated:

@@ -466,7 +466,7 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
 
 def unit_to_uint8(rgb: np.ndarray) -> np.ndarray:
     """Floats in [0, 1] (photos, alpha) → uint8, rounded; out-of-range values are clipped.
-    (The generator's [-1, 1] tensors: :func:`dgp_engine.pictures.signed_to_uint8`.)"""
+    (The generator's [-1, 1] tensors: :func:`dgp_engine.method.pictures.signed_to_uint8`.)"""
     return (np.clip(np.asarray(rgb, dtype=np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 

@@ -40,7 +40,7 @@ import torch
 from PIL import Image
 
 from .errors import ProjectDamagedError, ProjectError
-from .state import ReconstructionState
+from .method.state import ReconstructionState
 from .system import paths
 from .system.fileio import atomic_write
 from .system.memory import budget as memory_budget

@@ -23,14 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .degradations import Compose, Degradation, Downsample, Grayscale, Identity, Mask
 from .errors import InputError, PresetError
 from .imageio import Photo, check_mask
-from .postprocess import composite_hole, to_gray, transfer_color
-from .presets import Preset, load_preset
-from .priors.load import Prior
-from .reconstruct import ReconstructionRun, Report, reconstruct, render
-from .region import (
+from .method.degradations import Compose, Degradation, Downsample, Grayscale, Identity, Mask
+from .method.presets import Preset, load_preset
+from .method.reconstruct import ReconstructionRun, Report, reconstruct, render
+from .method.region import (
     Region,
     RegionLike,
     View,
@@ -42,8 +40,8 @@ from .region import (
     resize,
     resize_mask,
 )
-from .state import ReconstructionState
-from .taskspec import (
+from .method.state import ReconstructionState
+from .method.taskspec import (
     COLOR_TRANSFER,
     FILL_HOLE,
     NEW_PICTURE,
@@ -53,6 +51,8 @@ from .taskspec import (
     task_spec,
     working_region,
 )
+from .postprocess import composite_hole, to_gray, transfer_color
+from .priors.load import Prior
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ SR_FACTORS = (2, 4, 8)
 
 
 def canonical_task(task: str) -> str:
-    """The engine's name for ``task`` (an alias or any case; see :mod:`.taskspec`)."""
+    """The engine's name for ``task`` (an alias or any case; see
+    :mod:`dgp_engine.method.taskspec`)."""
     return task_spec(task).name
 
 
@@ -396,7 +397,7 @@ def restore_image(prior: Prior, photo: Photo | np.ndarray, task: str, *,
 
     ``mask``: photo-size bool array, True = fill (inpaint, hybrid).  ``region``:
     x, y, size square to work on.  ``class_id=None`` lets z selection pick the class.
-    ``precision``: one of :data:`dgp_engine.compute.PRECISIONS` (None: "auto"); a
+    ``precision``: one of :data:`dgp_engine.method.compute.PRECISIONS` (None: "auto"); a
     device that cannot compute in it is refused here (DeviceError), before any work.
     The precision used is saved in the result's ``state.progress["precision"]``."""
     if not isinstance(photo, Photo):

@@ -49,7 +49,7 @@ from dgp_engine.batch import (
     BatchJob,
     BatchSettings,
 )
-from dgp_engine.taskspec import menu_tasks
+from dgp_engine.method.taskspec import menu_tasks
 
 from .jobs import Job
 from .thread_worker import GeneratorWorker, WorkerLane, describe_error
@@ -218,7 +218,7 @@ class BatchDialog(QDialog):
     @staticmethod
     def _preset_names() -> list[str]:
         try:
-            from dgp_engine.presets import preset_names
+            from dgp_engine.method.presets import preset_names
 
             return preset_names()
         except Exception:  # noqa: BLE001

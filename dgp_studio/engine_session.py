@@ -12,7 +12,7 @@ resolution), as ``dgp colorize`` does without ``--region``.
 
 What a task is (its label, whether it takes a mask, whether it makes a new picture,
 its default preset for a model, its working region around a mask) comes from the
-engine's table, ``dgp_engine.taskspec``, so the app and the CLI cannot diverge."""
+engine's table, ``dgp_engine.method.taskspec``, so the app and the CLI cannot diverge."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ import numpy as np
 
 from dgp_engine import Preset, Prior, Report
 from dgp_engine.imageio import Photo, unit_to_uint8
-from dgp_engine.region import resize
-from dgp_engine.state import ReconstructionState
+from dgp_engine.method.region import resize
+from dgp_engine.method.state import ReconstructionState
+from dgp_engine.method.taskspec import TASK_SPECS, task_spec
 from dgp_engine.tasks import TaskPlan, compose_output, restore_image
-from dgp_engine.taskspec import TASK_SPECS, task_spec
 
 # Engine task names the app runs with the picture's mask (it must lie in the region) and
 # those whose output is a new, larger picture, both read from the engine's table.
@@ -39,7 +39,7 @@ NEW_PICTURE = frozenset(s.name for s in TASK_SPECS if s.new_picture)
 class RegionRequest:
     """Everything one run needs; plain data so the worker thread owns its copy."""
 
-    task: str                         # engine task name (dgp_engine.taskspec)
+    task: str                         # engine task name (dgp_engine.method.taskspec)
     model: str
     image: np.ndarray                 # the region plus a margin (crop), H×W×3 uint8
     mask: np.ndarray                  # the crop's mask, H×W uint8, 255 = fill
@@ -49,7 +49,7 @@ class RegionRequest:
     seed: int = 0
     device: str = "auto"
     region: tuple[int, int, int] | None = None  # x, y, side inside the crop
-    precision: str = "auto"           # dgp_engine.compute.PRECISIONS
+    precision: str = "auto"           # dgp_engine.method.compute.PRECISIONS
     extra: dict = field(default_factory=dict)
 
 
@@ -88,8 +88,8 @@ def resolve_precision(name: str, device: str) -> tuple[str, str | None]:
     explanation, as a missing GPU falls back to the CPU."""
     import torch
 
-    from dgp_engine.compute import resolve_precision as engine_precision
     from dgp_engine.errors import DeviceError
+    from dgp_engine.method.compute import resolve_precision as engine_precision
 
     try:
         engine_precision(name, torch.device(device), exact=False)

@@ -22,7 +22,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from dgp_engine import DGPError
-from dgp_engine.manipulate import MorphTimeline
+from dgp_engine.method.manipulate import MorphTimeline
 from dgp_engine.project import (
     SUFFIX,
     Autosaver,

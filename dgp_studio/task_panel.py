@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from dgp_engine import Preset
-from dgp_engine.taskspec import DEFAULT_TASK, menu_tasks, task_by_label, task_spec
+from dgp_engine.method.taskspec import DEFAULT_TASK, menu_tasks, task_by_label, task_spec
 
 from .engine_session import available_devices
 from .model.task_settings import AUTO_CLASS, QUALITY, TaskSettings

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from dgp_engine import DGPError, Prior, Report
-from dgp_engine.pictures import signed_to_uint8
+from dgp_engine.method.pictures import signed_to_uint8
 
 from .catalog import ModelCatalog
 from .engine_session import (

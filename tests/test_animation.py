@@ -15,7 +15,7 @@ from PIL import Image
 from dgp_engine import InputError
 from dgp_engine.animation import (AnimationExport, ExportCancelled, ExportError,
                                   export_animation, format_for, frame_delays, grid, save_image)
-from dgp_engine.manipulate import Renderer
+from dgp_engine.method.manipulate import Renderer
 
 from .helpers import tiny_prior
 from .manipulation_helpers import quick_state

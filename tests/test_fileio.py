@@ -12,8 +12,8 @@ import torch
 
 from dgp_engine.animation import export_animation, save_image
 from dgp_engine.imageio import Photo, save_image as save_photo
+from dgp_engine.method.state import ReconstructionState
 from dgp_engine.project import Project, save_project
-from dgp_engine.state import ReconstructionState
 from dgp_engine.system import fileio
 
 

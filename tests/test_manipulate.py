@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from dgp_engine import InputError, StateError, render
-from dgp_engine.manipulate import (EASINGS, Morph, MorphTimeline, Renderer, check_morphable,
-                                   ease, morph_frames, signed_to_uint8)
+from dgp_engine.method.manipulate import (EASINGS, Morph, MorphTimeline, Renderer,
+                                          check_morphable, ease, morph_frames)
+from dgp_engine.method.pictures import signed_to_uint8
 
 from .helpers import TINY, tiny_prior
 from .manipulation_helpers import quick_state

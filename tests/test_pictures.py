@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dgp_engine import manipulate
 from dgp_engine.animation import frame_array
-from dgp_engine.pictures import signed_to_uint8
+from dgp_engine.method import manipulate
+from dgp_engine.method.pictures import signed_to_uint8
 
 
 def test_values_shapes_and_clamping():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from dgp_engine.manipulate import MorphTimeline
+from dgp_engine.method.manipulate import MorphTimeline
 from dgp_engine.project import (FORMAT_VERSION, Autosaver, Project, ProjectDamagedError,
                                 ProjectError, autosave_path, find_recovery, load_project,
                                 read_manifest, recover_project, recovered_path, save_project,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dgp_engine.errors import InputError
-from dgp_engine.region import (
+from dgp_engine.method.region import (
     Region,
     View,
     blend_into,

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..compute import check_precision
 from ..errors import InputError, OutputError
 from ..imageio import FORMATS
-from ..taskspec import task_spec
+from ..method.compute import check_precision
+from ..method.taskspec import task_spec
 
 # Picture types the batch picks up (Pillow reads them all); outputs use FORMATS.
 INPUT_EXTENSIONS = frozenset(FORMATS) | {".gif", ".jfif", ".jpe", ".tga", ".ppm", ".pgm"}
@@ -61,7 +61,7 @@ class BatchSettings:
     # with another device or precision without redoing the others)
     device: str | None = None
     threads: int | None = None
-    precision: str = "auto"           # one of dgp_engine.compute.PRECISIONS
+    precision: str = "auto"           # one of dgp_engine.method.compute.PRECISIONS
     overwrite: bool = False
 
     def __post_init__(self) -> None:

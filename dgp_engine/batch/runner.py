@@ -64,7 +64,7 @@ class ItemRunner:
     """Holds the prior; :meth:`process` restores one picture."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        from ..compute import resolve_precision
+        from ..method.compute import resolve_precision
         from ..priors.load import load_prior
         from ..system.runtime import configure
         from ..tasks import resolve_device, resolve_preset

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the CLI imports torch and the engine only when a command runs
     import torch
 
-    from ..manipulate import RenderJob
+    from ..method.manipulate import RenderJob
+    from ..method.state import ReconstructionState
     from ..priors.load import Prior
-    from ..state import ReconstructionState
 
 _EASINGS = ["linear", "ease-in", "ease-out", "ease-in-out", "cubic", "sine", "smoothstep",
             "smootherstep"]
@@ -99,8 +99,8 @@ def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu"
     """Read states, load the prior and check the states fit it, with messages that say
     which model to pass or fetch."""
     from ..errors import CheckpointError, StateError
+    from ..method.state import ReconstructionState
     from ..priors.load import load_prior
-    from ..state import ReconstructionState
 
     states = [ReconstructionState.load(p) for p in paths]
     try:
@@ -186,7 +186,7 @@ def _save_grid(args: argparse.Namespace, images: Iterable[torch.Tensor]) -> None
 
 def run_jitter(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..manipulate import Renderer
+    from ..method.manipulate import Renderer
 
     if args.count < 1:
         raise InputError("-n must be at least 1.")
@@ -210,7 +210,7 @@ def run_jitter(args: argparse.Namespace) -> int:
 
 
 def run_transfer(args: argparse.Namespace) -> int:
-    from ..manipulate import Renderer
+    from ..method.manipulate import Renderer
     from ..priors.classes import resolve_class
 
     _setup(args)
@@ -238,7 +238,7 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 def run_morph(args: argparse.Namespace) -> int:
     from ..animation import format_for
     from ..errors import InputError
-    from ..manipulate import Morph, MorphTimeline
+    from ..method.manipulate import Morph, MorphTimeline
 
     if len(args.states) < 2:
         raise InputError("A morph needs at least two states (keyframes).")

@@ -23,15 +23,15 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..taskspec import EVAL_TASKS, TASK_SPECS, task_spec
+from ..method.taskspec import EVAL_TASKS, TASK_SPECS, task_spec
 
 if TYPE_CHECKING:  # the CLI imports torch and the engine only when a command runs
     import torch
 
+    from ..method.reconstruct import Report
+    from ..method.region import Region
+    from ..method.state import ReconstructionState
     from ..priors.load import Prior
-    from ..reconstruct import Report
-    from ..region import Region
-    from ..state import ReconstructionState
 
 EXIT_INTERRUPTED = 130
 
@@ -126,7 +126,7 @@ def _common(p: argparse.ArgumentParser, class_default: str = "auto") -> None:
 
 
 def _precision_option(p: argparse.ArgumentParser) -> None:
-    from ..compute import PRECISIONS
+    from ..method.compute import PRECISIONS
 
     # no argparse choices: a bad value is refused with the engine's own sentence (exit 1)
     p.add_argument("--precision", default="auto", metavar="{" + ",".join(PRECISIONS) + "}",
@@ -139,7 +139,7 @@ def _precision_option(p: argparse.ArgumentParser) -> None:
 def _check_precision(args: argparse.Namespace, device: torch.device) -> str:
     """The --precision value, refused (InputError / DeviceError) before the model loads
     when it is unknown or the device cannot compute in it."""
-    from ..compute import resolve_precision
+    from ..method.compute import resolve_precision
 
     resolve_precision(args.precision, device, args.exact)
     return str(args.precision)
@@ -253,7 +253,7 @@ def _check_region_inside(region: Region, size: tuple[int, int]) -> None:
     """A typed region must lie inside the photo: refuse (naming the nearest one that fits)
     instead of moving it silently."""
     from ..errors import InputError
-    from ..region import clamp_region
+    from ..method.region import clamp_region
 
     w, h = size
     fitted = clamp_region(region, w, h)
@@ -283,8 +283,8 @@ def _describe_class(prior: Prior, class_id: int) -> str:
 def run_task_command(args: argparse.Namespace) -> int:
     from ..errors import DeviceMemoryError, InputError
     from ..imageio import box_mask, check_output_path, read_image, read_mask, save_image
+    from ..method.region import parse_region
     from ..priors.load import load_prior
-    from ..region import parse_region
     from ..system.memory import RUN_BYTES_PER_PIXEL
     from ..tasks import resolve_preset, restore_image
     from .interrupt import current

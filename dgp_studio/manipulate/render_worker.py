@@ -26,9 +26,9 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from dgp_engine import DGPError, Prior
 from dgp_engine.animation import AnimationExport, ExportCancelled, ExportProgress
-from dgp_engine.manipulate import Morph, MorphTimeline, Renderer
-from dgp_engine.pictures import signed_to_uint8
-from dgp_engine.state import ReconstructionState
+from dgp_engine.method.manipulate import Morph, MorphTimeline, Renderer
+from dgp_engine.method.pictures import signed_to_uint8
+from dgp_engine.method.state import ReconstructionState
 
 from ..jobs import Job, JobProgress, JobState
 from ..thread_worker import GeneratorWorker, WorkerLane, describe_error

@@ -15,7 +15,8 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMainWindow
 
-from dgp_engine.manipulate import Renderer, signed_to_uint8
+from dgp_engine.method.manipulate import Renderer
+from dgp_engine.method.pictures import signed_to_uint8
 
 from ..helpers import tiny_prior
 from ..manipulation_helpers import quick_state

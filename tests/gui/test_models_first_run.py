@@ -350,7 +350,7 @@ def test_class_picker_follows_the_chosen_model(qtbot, window, tmp_path):
 ])
 def test_real_priors_get_the_published_presets(qtbot, model, expected):
     from dgp_engine import load_preset
-    from dgp_engine.taskspec import default_preset_name, menu_tasks
+    from dgp_engine.method.taskspec import default_preset_name, menu_tasks
     from dgp_studio.task_panel import TaskPanel
 
     panel = TaskPanel(["bundled", model])

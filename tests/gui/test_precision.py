@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dgp_engine.pictures import signed_to_uint8
+from dgp_engine.method.pictures import signed_to_uint8
 
 from ..task_helpers import out_of_memory_after
 from .test_editor import open_and_paint, run_and_wait

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 from .presets import Preset, load_preset, preset_names
 from .region import MIN_REGION, Region, mask_bbox, region_around
 

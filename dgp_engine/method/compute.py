@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from .errors import DeviceError, InputError
+from ..errors import DeviceError, InputError
 
 log = logging.getLogger(__name__)
 

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import InputError, StateError
-from .models import Generator, freeze_sn
+from ..errors import InputError, StateError
+from ..models import Generator, freeze_sn
+from ..priors.load import Prior
 from .pictures import signed_to_uint8
-from .priors.load import Prior
 from .state import ReconstructionState, mark_in_initialized
 
 # --------------------------------------------------------------------------- easing curves

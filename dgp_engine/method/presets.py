@@ -20,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .errors import PresetError
+from ..errors import PresetError
 
 _PER_STAGE = ("iterations", "ft_num", "lr_ratio", "G_lrs", "z_lrs", "w_D_loss", "w_mse",
               "use_in", "ftr_num")

@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
-from .errors import StateError
-from .models import Generator, GeneratorBlock, freeze_sn, unfreeze_sn
-from .models.spectral import scale_outputs
-from .priors.checkpoint import tensors_digest
-from .system.fileio import atomic_path
+from ..errors import StateError
+from ..models import Generator, GeneratorBlock, freeze_sn, unfreeze_sn
+from ..models.spectral import scale_outputs
+from ..priors.checkpoint import tensors_digest
+from ..system.fileio import atomic_path
 
 FORMAT = "dgp-state"
 FORMAT_VERSION = 1

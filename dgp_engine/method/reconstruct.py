@@ -15,13 +15,13 @@ Two modes share the loop:
   when the stage does not use the feature loss.  It steps G inside ``backward()``
   with a second-moment-only Adam (:class:`.compute.InBackwardAdam`), runs the
   networks' fast kernels (folded resampling, small convolutions as matrix products,
-  :func:`.models.biggan.use_fast_kernels`) and may compute in TF32 or bfloat16
+  :func:`dgp_engine.models.biggan.use_fast_kernels`) and may compute in TF32 or bfloat16
   (``precision``, :mod:`.compute`).  docs/performance.md has the measurements.
 Both cache the target's D features (they never change).
 
 The prior is never modified: a run fine-tunes its own copy of G and reads D
 through a view with its own gradient flags and spectral-norm caches
-(:mod:`.model_copies`), so runs in several threads may share one prior.  The
+(:mod:`.copies`), so runs in several threads may share one prior.  The
 state holds the result as a weight delta and carries the run's G (in memory) to
 its first render, so rendering the result costs no further copy.
 """
@@ -41,6 +41,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..errors import DeviceMemoryError, InputError, PresetError
+from ..models import Generator, freeze_sn, unfreeze_sn
+from ..models.biggan import GeneratorBlock, use_fast_kernels
+from ..models.spectral import scale_outputs
+from ..priors.load import Prior
 from .compute import (
     InBackwardAdam,
     apply_matmul_precision,
@@ -48,14 +53,9 @@ from .compute import (
     default_select_batch,
     resolve_precision,
 )
+from .copies import frozen_view, private_generator
 from .degradations import Degradation, make_degradation
-from .errors import DeviceMemoryError, InputError, PresetError
-from .model_copies import frozen_view, private_generator
-from .models import Generator, freeze_sn, unfreeze_sn
-from .models.biggan import GeneratorBlock, use_fast_kernels
-from .models.spectral import scale_outputs
 from .presets import Preset
-from .priors.load import Prior
 from .state import ReconstructionState, weight_delta
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class ReconstructionRun:
     # -------------------------------------------------------------------------
     def _run(self) -> Iterator[Report]:
         """The prior is only read: the run trains its own copy of G and reads D through
-        a view with its own flags and caches (see model_copies)."""
+        a view with its own flags and caches (see :mod:`.copies`)."""
         last: Report | None = None  # the caller keeps the last frame it was given
         try:
             for report in self._steps():

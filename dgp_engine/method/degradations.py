@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
+from ..errors import InputError
 from .taskspec import DOWNSAMPLE, GRAY, MASK, TASK_SPECS, find_task
 
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)

@@ -14,7 +14,7 @@ import copy
 
 import torch.nn as nn
 
-from .models import Generator, unfreeze_sn
+from ..models import Generator, unfreeze_sn
 
 
 def private_generator(G: Generator) -> Generator:
