@@ -31,7 +31,7 @@ import torch
 from skimage import color, data
 
 from dgp_engine import load_prior
-from dgp_engine.imageio import Photo
+from dgp_engine.files.photos import Photo
 from dgp_engine.method.region import resize
 from dgp_engine.postprocess import to_gray
 from dgp_engine.tasks import resolve_preset, restore_image

@@ -76,7 +76,7 @@ def main() -> None:
             return real_snapshot(G)
 
         state_mod.snapshot = counting_snapshot
-        rec_mod = sys.modules["dgp_engine.method.reconstruct"]  # dgp_engine.reconstruct: the function
+        rec_mod = sys.modules["dgp_engine.method.reconstruct"]  # dgp.reconstruct is the function
         if hasattr(rec_mod, "snapshot"):
             rec_mod.snapshot = counting_snapshot
 

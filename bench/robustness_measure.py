@@ -70,7 +70,7 @@ def big_png(tmp: Path) -> dict:
 def bomb_project(tmp: Path) -> dict:
     import numpy as np
 
-    from dgp_engine.project import Project, save_project
+    from dgp_engine.files.project import Project, save_project
 
     path = tmp / "bomb.dgpproj"
     save_project(Project(title="t", images={"a": np.zeros((8, 8, 3), np.uint8)}), path)
@@ -91,7 +91,7 @@ def bomb_project(tmp: Path) -> dict:
                 fh.write(chunk)
     code = textwrap.dedent(f"""
         import time
-        from dgp_engine.project import load_project
+        from dgp_engine.files.project import load_project
         from dgp_engine.errors import DGPError
         t0 = time.perf_counter()
         try:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .imageio import FORMATS, Photo, read_image, read_mask, save_image, write_atomic
+from .files.photos import FORMATS, Photo, read_image, read_mask, save_image, write_atomic
 from .method.compute import resolve_precision
 from .method.presets import Preset
 from .method.reconstruct import Report

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, PresetError
-from .imageio import Photo, check_mask
+from .files.photos import Photo, check_mask
 from .method.degradations import Compose, Degradation, Downsample, Grayscale, Identity, Mask
 from .method.presets import Preset, load_preset
 from .method.reconstruct import ReconstructionRun, Report, reconstruct, render

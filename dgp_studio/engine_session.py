@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dgp_engine import Preset, Prior, Report
-from dgp_engine.imageio import Photo, unit_to_uint8
+from dgp_engine.files.photos import Photo, unit_to_uint8
 from dgp_engine.method.region import resize
 from dgp_engine.method.state import ReconstructionState
 from dgp_engine.method.taskspec import TASK_SPECS, task_spec

@@ -911,7 +911,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
     def _keep_autosave(self) -> None:
         """Write the discarded work to the autosave and keep that file; the next
         autosaves go to a new one."""
-        from dgp_engine.project import Autosaver
+        from dgp_engine.files.project import Autosaver
 
         out = self.autosave(force=True)
         path = out if out is not None else self.autosaver.path

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from dgp_engine import InputError
-from dgp_engine.animation import (AnimationExport, ExportCancelled, ExportError,
+from dgp_engine.files.animation import (AnimationExport, ExportCancelled, ExportError,
                                   export_animation, format_for, frame_delays, grid, save_image)
 from dgp_engine.method.manipulate import Renderer
 
@@ -182,7 +182,7 @@ def test_render_job_sharing_the_cancel_event_cancels_the_export(tmp_path):
     """A job that stops early because the shared event was set must not leave a short file."""
     import threading
 
-    from dgp_engine.animation import AnimationExport, ExportCancelled
+    from dgp_engine.files.animation import AnimationExport, ExportCancelled
 
     cancel = threading.Event()
 

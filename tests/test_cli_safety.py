@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 from dgp_engine import ReconstructionState
-from dgp_engine import imageio as engine_imageio
 from dgp_engine.cli import join_negative_values, main
 from dgp_engine.cli import tasks as cli_tasks
+from dgp_engine.files import photos as engine_photos
 from dgp_engine.priors import load as engine_prior
 from dgp_engine.system import fileio
 
@@ -215,7 +215,7 @@ def test_a_signal_during_optimisation_saves_what_is_finished(work, capsys, monke
 
 
 def _signal_in_write(monkeypatch, times):
-    real = engine_imageio.write_atomic
+    real = engine_photos.write_atomic
 
     def write_atomic(path, write):
         def slow_write(fh):
@@ -225,7 +225,7 @@ def _signal_in_write(monkeypatch, times):
 
         return real(path, slow_write)
 
-    monkeypatch.setattr(engine_imageio, "write_atomic", write_atomic)
+    monkeypatch.setattr(engine_photos, "write_atomic", write_atomic)
 
 
 def test_one_signal_while_writing_keeps_the_finished_result(work, capsys, monkeypatch):

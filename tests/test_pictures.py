@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dgp_engine.animation import frame_array
+from dgp_engine.files.animation import frame_array
 from dgp_engine.method import manipulate
 from dgp_engine.method.pictures import signed_to_uint8
 

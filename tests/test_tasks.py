@@ -8,7 +8,7 @@ from skimage import color
 
 from dgp_engine import Compose, Downsample, Grayscale, Identity, Mask
 from dgp_engine.errors import InputError
-from dgp_engine.imageio import Photo
+from dgp_engine.files.photos import Photo
 from dgp_engine.postprocess import composite_hole, transfer_color
 from dgp_engine.tasks import (
     canonical_task,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from ..errors import DGPError, InputError, OutputError
-from ..imageio import read_mask, write_atomic
+from ..files.photos import read_mask, write_atomic
 from . import journal as J
 from .plan import (
     WORK_DIR,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, OutputError
-from ..imageio import FORMATS
+from ..files.photos import FORMATS
 from ..method.compute import check_precision
 from ..method.taskspec import task_spec
 

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..imageio import write_atomic
+from ..files.photos import write_atomic
 from . import journal as J
 from .plan import CONTACT_SHEET, WORK_DIR, BatchSettings
 

@@ -51,7 +51,7 @@ def worker_config(settings: BatchSettings, *, device: str | None, threads: int |
 def thumbnail(rgb: np.ndarray, side: int = THUMB_SIDE) -> bytes:
     from PIL import Image
 
-    from ..imageio import unit_to_uint8
+    from ..files.photos import unit_to_uint8
 
     img = Image.fromarray(unit_to_uint8(rgb), "RGB")
     img.thumbnail((side, side), Image.Resampling.BILINEAR)
@@ -106,7 +106,7 @@ class ItemRunner:
 
     def _restore(self, request: dict[str, Any], on_progress: ProgressCallback | None
                  ) -> dict[str, Any]:
-        from ..imageio import check_mask, decode_image, save_image
+        from ..files.photos import check_mask, decode_image, save_image
         from ..tasks import restore_image
 
         rel = request["rel"]

@@ -140,7 +140,7 @@ def _claim_output(args: argparse.Namespace) -> None:
     """Before any work: -o is not an input, its folder takes files, and no other run is
     writing it (a lock beside it, held until the command ends)."""
     from ..errors import OutputError
-    from ..imageio import _same_file, claim_or_refuse
+    from ..files.photos import _same_file, claim_or_refuse
 
     out = Path(args.output)
     inputs = [Path(p) for p in (getattr(args, "states", None) or [getattr(args, "state", None)])
@@ -172,7 +172,7 @@ def _parse_sigma(text: str) -> float | list[float]:
 
 
 def _save_grid(args: argparse.Namespace, images: Iterable[torch.Tensor]) -> None:
-    from ..animation import frame_array, grid, resize_frame, save_image
+    from ..files.animation import frame_array, grid, resize_frame, save_image
 
     arrays = [resize_frame(frame_array(x), scale=args.scale, resample=args.resample)
               for x in images]
@@ -193,7 +193,7 @@ def run_jitter(args: argparse.Namespace) -> int:
     _setup(args)
     sigma = _parse_sigma(args.sigma)
     if args.walk is not None:
-        from ..animation import format_for
+        from ..files.animation import format_for
 
         format_for(args.output)  # fail on a bad name before any work
     (state,), prior = load_states_and_prior([args.state], args.model, args.device)
@@ -236,8 +236,8 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def run_morph(args: argparse.Namespace) -> int:
-    from ..animation import format_for
     from ..errors import InputError
+    from ..files.animation import format_for
     from ..method.manipulate import Morph, MorphTimeline
 
     if len(args.states) < 2:
@@ -259,7 +259,7 @@ def run_morph(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace, job: RenderJob, fps: float,
             size: tuple[int, int] | None = None, loop: int = 0) -> None:
-    from ..animation import AnimationExport
+    from ..files.animation import AnimationExport
     from .interrupt import current
 
     # A first Ctrl-C cancels the export (an unfinished animation is not a result): no file.

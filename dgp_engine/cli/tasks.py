@@ -265,7 +265,7 @@ def _check_region_inside(region: Region, size: tuple[int, int]) -> None:
 
 def _save_state(state: ReconstructionState, path: Path, *, sources: Sequence[str | Path],
                 overwrite: bool) -> None:
-    from ..imageio import check_output_path, output_error
+    from ..files.photos import check_output_path, output_error
 
     check_output_path(path, sources=sources, overwrite=overwrite, image=False)
     try:
@@ -282,7 +282,7 @@ def _describe_class(prior: Prior, class_id: int) -> str:
 # --- restoration commands -------------------------------------------------------------------------
 def run_task_command(args: argparse.Namespace) -> int:
     from ..errors import DeviceMemoryError, InputError
-    from ..imageio import box_mask, check_output_path, read_image, read_mask, save_image
+    from ..files.photos import box_mask, check_output_path, read_image, read_mask, save_image
     from ..method.region import parse_region
     from ..priors.load import load_prior
     from ..system.memory import RUN_BYTES_PER_PIXEL
@@ -364,7 +364,7 @@ def run_task_command(args: argparse.Namespace) -> int:
 # --- evaluation ----------------------------------------------------------------------------------
 def run_eval_table_command(args: argparse.Namespace) -> int:
     from ..evaluate import format_table, ordering_summary, read_results
-    from ..imageio import check_output_path, write_atomic
+    from ..files.photos import check_output_path, write_atomic
 
     if args.output:
         check_output_path(args.output, sources=args.results, overwrite=args.overwrite,
@@ -385,7 +385,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
     from ..errors import InputError
     from ..evaluate import evaluate, load_dataset, load_hole, write_json
-    from ..imageio import check_output_path
+    from ..files.photos import check_output_path
     from ..priors.load import load_prior
     from ..tasks import resolve_preset
 

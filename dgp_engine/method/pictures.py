@@ -1,7 +1,7 @@
 """Model images as pictures: the one conversion from the generator's [-1, 1] tensors
 to uint8 pixels, used by previews, renders, exports and the app alike.
 
-(Float photos in [0, 1] become uint8 through :func:`dgp_engine.imageio.unit_to_uint8`.)
+(Float photos in [0, 1] become uint8 through :func:`dgp_engine.files.photos.unit_to_uint8`.)
 """
 
 from __future__ import annotations

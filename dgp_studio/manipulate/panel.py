@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from dgp_engine import Prior
-from dgp_engine.animation import ExportProgress
+from dgp_engine.files.animation import ExportProgress
 from dgp_engine.method.manipulate import MorphTimeline
 from dgp_engine.method.state import ReconstructionState
 

@@ -25,7 +25,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from dgp_engine import DGPError, Prior
-from dgp_engine.animation import AnimationExport, ExportCancelled, ExportProgress
+from dgp_engine.files.animation import AnimationExport, ExportCancelled, ExportProgress
 from dgp_engine.method.manipulate import Morph, MorphTimeline, Renderer
 from dgp_engine.method.pictures import signed_to_uint8
 from dgp_engine.method.state import ReconstructionState

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dgp_engine import project as proj
+from dgp_engine.files import project as proj
 
 from .conftest import tiny_preset
 from .test_editor import open_and_paint

@@ -26,10 +26,10 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .errors import InputError, OutputError
-from .system.fileio import OutputBusy, atomic_write, claim_output
-from .system.memory import DECODE_BYTES_PER_PIXEL, why_too_big
-from .system.memory import budget as memory_budget
+from ..errors import InputError, OutputError
+from ..system.fileio import OutputBusy, atomic_write, claim_output
+from ..system.memory import DECODE_BYTES_PER_PIXEL, why_too_big
+from ..system.memory import budget as memory_budget
 
 log = logging.getLogger(__name__)
 

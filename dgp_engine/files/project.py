@@ -39,12 +39,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import ProjectDamagedError, ProjectError
-from .method.state import ReconstructionState
-from .system import paths
-from .system.fileio import atomic_write
-from .system.memory import budget as memory_budget
-from .system.memory import gb, why_too_big
+from ..errors import ProjectDamagedError, ProjectError
+from ..method.state import ReconstructionState
+from ..system import paths
+from ..system.fileio import atomic_write
+from ..system.memory import budget as memory_budget
+from ..system.memory import gb, why_too_big
 
 log = logging.getLogger(__name__)
 

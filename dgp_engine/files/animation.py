@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import ExportCancelled, ExportError, InputError
-from .imageio import unit_to_uint8
-from .system.fileio import atomic_path, clean_stale_temps, fsync_dir, temp_prefix, umask
+from ..errors import ExportCancelled, ExportError, InputError
+from ..system.fileio import atomic_path, clean_stale_temps, fsync_dir, temp_prefix, umask
+from .photos import unit_to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def frame_array(frame: Any) -> np.ndarray:
     """One frame as a C-contiguous uint8 H×W×3 array."""
     image = getattr(frame, "image", frame)  # manipulate.Frame
     if hasattr(image, "detach"):  # torch tensor in [-1, 1]
-        from .method.pictures import signed_to_uint8  # torch only when frames are tensors
+        from ..method.pictures import signed_to_uint8  # torch only when frames are tensors
 
         if image.dim() == 4 and image.shape[0] == 1:
             image = image[0]
