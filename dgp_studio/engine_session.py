@@ -1,6 +1,6 @@
 """The one place where the app calls the engine to restore a working region.
 
-The engine's ``dgp_engine.tasks.restore_image`` plans the task (crop, resize,
+The engine's ``dgp_engine.tasks.restore.restore_image`` plans the task (crop, resize,
 observation), runs the DGP iterator and composes the output back (hole-only
 blend for inpainting, feathered square otherwise, colour transfer in Lab for
 colorization).  The app hands it the working region plus a one-pixel margin of
@@ -27,7 +27,7 @@ from dgp_engine.files.photos import Photo, unit_to_uint8
 from dgp_engine.method.region import resize
 from dgp_engine.method.state import ReconstructionState
 from dgp_engine.method.taskspec import TASK_SPECS, task_spec
-from dgp_engine.tasks import TaskPlan, compose_output, restore_image
+from dgp_engine.tasks.restore import TaskPlan, compose_output, restore_image
 
 # Engine task names the app runs with the picture's mask (it must lie in the region) and
 # those whose output is a new, larger picture, both read from the engine's table.

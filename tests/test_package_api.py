@@ -8,7 +8,7 @@ import sys
 
 def test_reconstruct_is_the_function_even_after_its_module_was_imported():
     code = (
-        "import dgp_engine.tasks  # imports the submodule dgp_engine.method.reconstruct\n"
+        "import dgp_engine.tasks.restore  # imports the submodule dgp_engine.method.reconstruct\n"
         "import dgp_engine as dgp\n"
         "from dgp_engine import reconstruct\n"
         "from dgp_engine.method.reconstruct import ReconstructionRun\n"

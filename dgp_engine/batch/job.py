@@ -106,7 +106,7 @@ def default_local_workers(device: str | None) -> tuple[int, list[str | None]]:
 class BatchJob:
     def __init__(self, settings: BatchSettings, *, workers: int | None = None,
                  ray: str | None = None, retry_failed: bool = False, restart: bool = False):
-        from ..tasks import resolve_preset
+        from ..tasks.restore import resolve_preset
 
         self.settings = settings
         self.workers_wanted = workers

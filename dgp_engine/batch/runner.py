@@ -3,7 +3,7 @@ answers with encoded results (+ the reconstruction state as bytes, thumbnails).
 
 The same :class:`ItemRunner` runs in a local worker process and inside a Ray actor, so
 both back ends restore exactly as ``dgp colorize|inpaint|…`` does: it calls the
-single-image pipeline (:func:`dgp_engine.tasks.restore_image`, the CLI's class
+single-image pipeline (:func:`dgp_engine.tasks.restore.restore_image`, the CLI's class
 resolution and image writing).  It never writes into the output folder: the driver
 does, so one process owns the journal and the outputs.
 """
@@ -67,7 +67,7 @@ class ItemRunner:
         from ..method.compute import resolve_precision
         from ..priors.load import load_prior
         from ..system.runtime import configure
-        from ..tasks import resolve_device, resolve_preset
+        from ..tasks.restore import resolve_device, resolve_preset
 
         self.config = config
         self.cancel_event = threading.Event()
@@ -107,7 +107,7 @@ class ItemRunner:
     def _restore(self, request: dict[str, Any], on_progress: ProgressCallback | None
                  ) -> dict[str, Any]:
         from ..files.photos import check_mask, decode_image, save_image
-        from ..tasks import restore_image
+        from ..tasks.restore import restore_image
 
         rel = request["rel"]
         photo = decode_image(request["data"], name=rel)

@@ -223,7 +223,7 @@ def cancel_on_sigint(event: threading.Event, on_first: Callable[[], None] | None
 
 def _setup_torch(args: argparse.Namespace) -> torch.device:
     from ..system.runtime import available_cores, configure
-    from ..tasks import resolve_device
+    from ..tasks.restore import resolve_device
 
     if args.threads is not None and args.threads < 1:
         from ..errors import InputError
@@ -286,7 +286,7 @@ def run_task_command(args: argparse.Namespace) -> int:
     from ..method.region import parse_region
     from ..priors.load import load_prior
     from ..system.memory import RUN_BYTES_PER_PIXEL
-    from ..tasks import resolve_preset, restore_image
+    from ..tasks.restore import resolve_preset, restore_image
     from .interrupt import current
 
     interrupts = current()
@@ -363,8 +363,8 @@ def run_task_command(args: argparse.Namespace) -> int:
 
 # --- evaluation ----------------------------------------------------------------------------------
 def run_eval_table_command(args: argparse.Namespace) -> int:
-    from ..evaluate import format_table, ordering_summary, read_results
     from ..files.photos import check_output_path, write_atomic
+    from ..tasks.evaluate import format_table, ordering_summary, read_results
 
     if args.output:
         check_output_path(args.output, sources=args.results, overwrite=args.overwrite,
@@ -384,10 +384,10 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..errors import InputError
-    from ..evaluate import evaluate, load_dataset, load_hole, write_json
     from ..files.photos import check_output_path
     from ..priors.load import load_prior
-    from ..tasks import resolve_preset
+    from ..tasks.evaluate import evaluate, load_dataset, load_hole, write_json
+    from ..tasks.restore import resolve_preset
 
     check_output_path(args.json, sources=[args.data], overwrite=args.overwrite, image=False,
                       claim=True)

@@ -11,7 +11,7 @@ from dgp_engine.cli import main as dgp_main
 from dgp_engine.files.photos import read_image
 from dgp_engine.method.region import Region
 from dgp_engine.method.taskspec import menu_tasks, task_spec
-from dgp_engine.tasks import plan_task, resolve_preset
+from dgp_engine.tasks.restore import plan_task, resolve_preset
 
 from ..task_helpers import tiny_model_folder
 

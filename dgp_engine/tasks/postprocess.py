@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 from skimage import color
 
-from .method.region import hole_weight, resize
+from ..method.region import hole_weight, resize
 
 #: Rows converted at a time: scikit-image's Lab conversions make several float64 copies of
 #: what they are given, so a whole large photo at once costs ~100 bytes a pixel.
@@ -59,7 +59,7 @@ def composite_hole(original: np.ndarray, restored: np.ndarray, hole: np.ndarray,
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     """The luma the colorization degradation uses (DGP.md §6), as 3 equal channels."""
-    from .method.degradations import GRAY_WEIGHTS
+    from ..method.degradations import GRAY_WEIGHTS
 
     a = np.asarray(rgb, dtype=np.float32)
     g = a[..., 0] * GRAY_WEIGHTS[0] + a[..., 1] * GRAY_WEIGHTS[1] + a[..., 2] * GRAY_WEIGHTS[2]

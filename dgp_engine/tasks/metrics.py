@@ -12,7 +12,7 @@ import math
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .errors import InputError, PresetError
-from .files.photos import Photo, check_mask
-from .method.degradations import Compose, Degradation, Downsample, Grayscale, Identity, Mask
-from .method.presets import Preset, load_preset
-from .method.reconstruct import ReconstructionRun, Report, reconstruct, render
-from .method.region import (
+from ..errors import InputError, PresetError
+from ..files.photos import Photo, check_mask
+from ..method.degradations import Compose, Degradation, Downsample, Grayscale, Identity, Mask
+from ..method.presets import Preset, load_preset
+from ..method.reconstruct import ReconstructionRun, Report, reconstruct, render
+from ..method.region import (
     Region,
     RegionLike,
     View,
@@ -40,8 +40,8 @@ from .method.region import (
     resize,
     resize_mask,
 )
-from .method.state import ReconstructionState
-from .method.taskspec import (
+from ..method.state import ReconstructionState
+from ..method.taskspec import (
     COLOR_TRANSFER,
     FILL_HOLE,
     NEW_PICTURE,
@@ -51,8 +51,8 @@ from .method.taskspec import (
     task_spec,
     working_region,
 )
+from ..priors.load import Prior
 from .postprocess import composite_hole, to_gray, transfer_color
-from .priors.load import Prior
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +83,13 @@ def resolve_preset(spec: str | Preset | None, task: str, model_name: str | None 
 
 def resolve_device(name: str | None) -> torch.device:
     """cpu, cuda[:N], mps, gpu or auto (CUDA, then MPS, then CPU); see dgp_engine.system.device."""
-    from .system.device import select_device
+    from ..system.device import select_device
 
     return select_device(name)
 
 
 def default_threads() -> int:
-    from .system.runtime import default_threads as threads
+    from ..system.runtime import default_threads as threads
 
     return threads()
 

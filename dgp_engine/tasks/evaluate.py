@@ -27,17 +27,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import InputError
-from .files.photos import FORMATS, Photo, read_image, read_mask, save_image, write_atomic
-from .method.compute import resolve_precision
-from .method.presets import Preset
-from .method.reconstruct import Report
-from .method.region import resize, resize_mask
-from .method.taskspec import DOWNSAMPLE, EVAL_TASKS, GRAY, MASK, find_task, task_spec
+from ..errors import InputError
+from ..files.photos import FORMATS, Photo, read_image, read_mask, save_image, write_atomic
+from ..method.compute import resolve_precision
+from ..method.presets import Preset
+from ..method.reconstruct import Report
+from ..method.region import resize, resize_mask
+from ..method.taskspec import DOWNSAMPLE, EVAL_TASKS, GRAY, MASK, find_task, task_spec
+from ..priors.load import Prior, build_prior
 from .metrics import score
 from .postprocess import to_gray
-from .priors.load import Prior, build_prior
-from .tasks import restore_image
+from .restore import restore_image
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ def weights_digest(folder: str | Path) -> str:
     order, .pth pickling) they were written in."""
     import hashlib
 
-    from .priors.checkpoint import find_weight_files, update_digest
+    from ..priors.checkpoint import find_weight_files, update_digest
 
     digest = hashlib.sha256()
     for f in find_weight_files(Path(folder)):
