@@ -1,6 +1,9 @@
 """DGP engine: Deep Generative Prior restoration and manipulation in pure PyTorch.
 
-No Qt here (enforced by tests/test_engine_has_no_qt.py).
+One sub-package (room) per job, top to bottom: ``cli``, ``batch``, ``tasks`` and
+``training``, ``files``, ``method``, ``priors``, ``models`` and ``system``, then
+``errors``; a room imports only from the rooms below it (the import-linter contract in
+pyproject.toml). No Qt here (enforced by tests/test_engine_has_no_qt.py).
 
 The names below are imported on first use (PEP 562), so ``import dgp_engine.cli`` or
 ``dgp_engine.errors`` does not load torch: the ``dgp`` command installs its Ctrl-C handler

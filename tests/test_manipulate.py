@@ -1,4 +1,4 @@
-"""Jitter, category transfer and morph (DGP.md §8) on a tiny seeded BigGAN."""
+"""Jitter, category transfer and morph (docs/method.md#manipulation) on a tiny seeded BigGAN."""
 
 from __future__ import annotations
 

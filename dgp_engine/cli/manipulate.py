@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "jitter", help="render random variations of a result (latent jitter) as a grid",
         description="Render N variations G(z* + σ·ε; θ*) of a saved reconstruction state and "
-                    "save them as one grid picture (DGP.md §8).")
+                    "save them as one grid picture (docs/method.md#manipulation).")
     p.add_argument("state", type=Path, help="a saved reconstruction state (.dgp)")
     p.add_argument("-n", "--count", type=int, default=16, help="variations (default 16)")
     p.add_argument("--sigma", default="0.5",

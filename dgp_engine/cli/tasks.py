@@ -231,7 +231,8 @@ def _setup_torch(args: argparse.Namespace) -> torch.device:
         raise InputError("--threads must be at least 1.")
     device = resolve_device(args.device)
     # every core by default: a full colorization took 17.4 s on 2 threads vs 21.5 s on 1
-    # (bundled prior, quiet 2-core machine); glibc allocator kept from trimming (DGP.md §12)
+    # (bundled prior, quiet 2-core machine); glibc allocator kept from trimming
+    # (docs/method.md#where-the-time-goes)
     configure(args.threads or available_cores())
     return device
 

@@ -1,4 +1,5 @@
-"""Degradations φ (DGP.md §6): differentiable maps applied to the generator's output.
+"""Degradations φ (docs/method.md#degradations): differentiable maps applied to the
+generator's output.
 
 Every degradation maps a [N,3,H,W] image in [-1, 1] to the observation space at
 the same size.  ``observe`` makes a synthetic observation from a clean image

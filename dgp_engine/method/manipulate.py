@@ -1,4 +1,5 @@
-"""Manipulation after a reconstruction (DGP.md §8): jitter, category transfer, morph.
+"""Manipulation after a reconstruction (docs/method.md#manipulation): jitter, category
+transfer, morph.
 
 Nothing here re-runs a reconstruction: a :class:`Renderer` materialises the
 fine-tuned generator θ* of one state once and renders batches from it; a
@@ -12,7 +13,7 @@ event stops it between batches, keeping the frames already made.
 Morph convention: the API uses a position ``t`` in [0, 1] along the keyframes,
 ``t = 0`` renders the first keyframe (A) and ``t = 1`` the last (B); between two
 keyframes each value is ``(1 − u)·A + u·B`` for the local position ``u``.  In
-DGP.md's notation that is λ = 1 − u (z = λ z_A + (1 − λ) z_B).
+the notation of docs/method.md#manipulation that is λ = 1 − u (z = λ z_A + (1 − λ) z_B).
 """
 
 from __future__ import annotations
@@ -251,7 +252,7 @@ class Renderer:
     def transfer_embedding(self, target: int | Mapping[int, float] | torch.Tensor,
                            amount: float = 1.0) -> torch.Tensor:
         """The state's own embedding moved ``amount`` of the way (0 = own, 1 = target)
-        to the target class embedding (category transfer, DGP.md §8)."""
+        to the target class embedding (category transfer, docs/method.md#manipulation)."""
         if not math.isfinite(float(amount)):
             raise InputError("The transfer amount must be a finite number.")
         own = self.state.embedding.detach().float().cpu().reshape(1, -1)
@@ -450,7 +451,8 @@ def check_morphable(states: Sequence[ReconstructionState],
 
 
 class Morph:
-    """Renders the blend of two or more keyframe states (DGP.md §8), weights included.
+    """Renders the blend of two or more keyframe states (docs/method.md#manipulation),
+    weights included.
 
     ``t`` in [0, 1] runs along the keyframes (t = 0: first, t = 1: last; keyframes
     evenly spaced).  Every generator weight and buffer, z and the class embedding are

@@ -1,4 +1,4 @@
-"""The DGP reconstruction loop (DGP.md §2–5).
+"""The DGP reconstruction loop (docs/method.md#reconstruction).
 
 ``reconstruct(...)`` returns a :class:`ReconstructionRun`: iterate it to get a
 :class:`Report` per z-selection sample and per optimisation iteration; when it
@@ -8,7 +8,7 @@ event is honoured within one iteration and still yields a usable state.
 Two modes share the loop:
 * ``exact=True`` follows the reference code's arithmetic: every generator group
   gets gradients and is stepped by Adam even at learning rate 0, so frozen groups'
-  Adam moments and step counts advance (DGP.md §3).
+  Adam moments and step counts advance (docs/method.md#progressive-fine-tuning).
 * the default fast path computes weight gradients only for the groups being
   trained, caches W/σ of every layer that cannot change (all of D, frozen groups,
   the output layer), never computes D weight gradients, and skips the D pass
@@ -60,7 +60,7 @@ from .state import ReconstructionState, weight_delta
 
 log = logging.getLogger(__name__)
 
-# Number of last D features used to score z candidates (DGP.md §5).
+# Number of last D features used to score z candidates (docs/method.md#initial-latent-and-class).
 SELECT_FTR_NUM = 3
 
 
@@ -238,7 +238,8 @@ class ReconstructionRun:
 
     def _select(self, G: Generator, feat: FeatureDistance, gen: torch.Generator, t0: float
                 ) -> GeneratorOf[Report, None, tuple[torch.Tensor, int]]:
-        """Initial z (and class if unknown): best of ``select_num`` samples (DGP.md §5)."""
+        """Initial z (and class if unknown): best of ``select_num`` samples
+        (docs/method.md#initial-latent-and-class)."""
         preset, dev = self.preset, self.device
         dim_z, n_classes = G.dim_z, self.prior.config.n_classes
         if self.z_init is not None:

@@ -29,12 +29,13 @@ MASK_IGNORED = "ignored"     # a mask is noted and left out
 SAME_SIZE = "same size"      # the result replaces the working region in the photo
 SCALED = "scaled"            # the result is a new, larger picture (×factor)
 
-# Degradation parts, applied in the table's order (DGP.md §6).
+# Degradation parts, applied in the table's order (docs/method.md#degradations).
 GRAY = "gray"
 MASK = "mask"
 DOWNSAMPLE = "downsample"
 
-# Compose steps: how the model's R×R output goes back into the photo (DGP.md §7).
+# Compose steps: how the model's R×R output goes back into the photo
+# (docs/method.md#post-processing).
 BLEND = "blend"              # the region's content, feathered into the photo
 FILL_HOLE = "fill hole"      # only the hole is replaced, with a feathered seam
 COLOR_TRANSFER = "color transfer"  # the output's colour on the photo's own lightness

@@ -1,4 +1,5 @@
-"""Process-wide compute settings: thread count and allocator behaviour (DGP.md §12)."""
+"""Process-wide compute settings: thread count and allocator behaviour
+(docs/method.md#where-the-time-goes)."""
 
 from __future__ import annotations
 

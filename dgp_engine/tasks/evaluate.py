@@ -1,4 +1,4 @@
-"""The paper's evaluation protocol (DGP.md §10) and its baselines.
+"""The paper's evaluation protocol (docs/method.md#evaluation) and its baselines.
 
 Clean images are brought to the model's resolution (centre square, resized),
 degraded (gray; centre hole of side R/3; PIL Lanczos ×f down-scaling; or none),

@@ -1,4 +1,4 @@
-"""Image quality metrics of the paper's protocol (DGP.md §10), on [0, 1] images.
+"""Image quality metrics of the paper's protocol (docs/method.md#evaluation), on [0, 1] images.
 
 PSNR, SSIM and MSE use scikit-image with ``data_range=1``.  For inpainting the
 paper scores the hole only: MSE/PSNR over the hole's pixels, SSIM over the

@@ -1,4 +1,4 @@
-"""Post-processing of restored images (DGP.md §7).
+"""Post-processing of restored images (docs/method.md#post-processing).
 
 * colorization: the result keeps the original's lightness L at its full
   resolution and takes only the chroma a, b (CIELab) from the model, upsampled;
@@ -58,7 +58,8 @@ def composite_hole(original: np.ndarray, restored: np.ndarray, hole: np.ndarray,
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
-    """The luma the colorization degradation uses (DGP.md §6), as 3 equal channels."""
+    """The luma the colorization degradation uses (docs/method.md#degradations), as 3 equal
+    channels."""
     from ..method.degradations import GRAY_WEIGHTS
 
     a = np.asarray(rgb, dtype=np.float32)

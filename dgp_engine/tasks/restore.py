@@ -346,7 +346,7 @@ class RestorationJob:
 
 
 def compose_output(photo: Photo, plan: TaskPlan, model_output: np.ndarray) -> Photo:
-    """Put the model's R×R result back into the photo (DGP.md §7 post-processing)."""
+    """Put the model's R×R result back into the photo (docs/method.md#post-processing)."""
     view, compose = plan.view, plan.spec.compose
     if compose == NEW_PICTURE:
         out = view.content(model_output).astype(np.float32)
