@@ -31,10 +31,10 @@ import torch
 from skimage import color, data
 
 from dgp_engine import load_prior
-from dgp_engine.imageio import Photo
-from dgp_engine.postprocess import to_gray
-from dgp_engine.region import resize
-from dgp_engine.tasks import resolve_preset, restore_image
+from dgp_engine.files.photos import Photo
+from dgp_engine.method.region import resize
+from dgp_engine.tasks.postprocess import to_gray
+from dgp_engine.tasks.restore import resolve_preset, restore_image
 
 PHOTOS = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea}
 

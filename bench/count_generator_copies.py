@@ -11,7 +11,7 @@ Manipulate panel's follow-up render of the result (``RenderWorker`` handling a
   deepcopy        ``copy.deepcopy`` of a Generator or of a Prior (top-level calls)
   new Generator   ``Generator.__init__``
   load_state_dict ``Generator.load_state_dict``
-  state clones    a full clone of G's state dict (``dgp_engine.state.snapshot``)
+  state clones    a full clone of G's state dict (``dgp_engine.method.state.snapshot``)
 Each of them holds (or fills) one full set of generator weights.
 """
 
@@ -36,7 +36,7 @@ def main() -> None:
 
     import numpy as np
 
-    import dgp_engine.state as state_mod
+    import dgp_engine.method.state as state_mod
     from dgp_engine import BigGANConfig, Preset, Prior, build_prior
     from dgp_engine.models import Generator
     from dgp_studio.engine_session import RegionRequest
@@ -76,7 +76,7 @@ def main() -> None:
             return real_snapshot(G)
 
         state_mod.snapshot = counting_snapshot
-        rec_mod = sys.modules["dgp_engine.reconstruct"]  # the package's name is the function
+        rec_mod = sys.modules["dgp_engine.method.reconstruct"]  # dgp.reconstruct is the function
         if hasattr(rec_mod, "snapshot"):
             rec_mod.snapshot = counting_snapshot
 

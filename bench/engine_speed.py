@@ -55,8 +55,8 @@ def child(args) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     import dgp_engine as dgp
-    from dgp_engine import runtime
-    from dgp_engine.compute import apply_matmul_precision
+    from dgp_engine.method.compute import apply_matmul_precision
+    from dgp_engine.system import runtime
 
     if args.mode != "reference":
         runtime.tune_allocator()
@@ -238,8 +238,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args)))
         return
-    from dgp_engine.compute import default_select_batch, resolve_precision
     from dgp_engine.errors import DGPError
+    from dgp_engine.method.compute import default_select_batch, resolve_precision
 
     precisions = args.precisions.split(",")
     try:

@@ -123,7 +123,7 @@ def measure_parity(args) -> None:
 
 
 def measure_trained(args) -> None:
-    from dgp_engine.evaluate import load_dataset, to_model_square
+    from dgp_engine.tasks.evaluate import load_dataset, to_model_square
 
     if args.data is None:
         raise SystemExit("--model needs --data (an .npz with images and labels)")

@@ -54,7 +54,7 @@ def big_png(tmp: Path) -> dict:
     code = textwrap.dedent(f"""
         import time, io, contextlib
         from dgp_engine.cli import main
-        from dgp_engine import memory
+        from dgp_engine.system import memory
         t0 = time.perf_counter()
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
@@ -70,7 +70,7 @@ def big_png(tmp: Path) -> dict:
 def bomb_project(tmp: Path) -> dict:
     import numpy as np
 
-    from dgp_engine.project import Project, save_project
+    from dgp_engine.files.project import Project, save_project
 
     path = tmp / "bomb.dgpproj"
     save_project(Project(title="t", images={"a": np.zeros((8, 8, 3), np.uint8)}), path)
@@ -91,7 +91,7 @@ def bomb_project(tmp: Path) -> dict:
                 fh.write(chunk)
     code = textwrap.dedent(f"""
         import time
-        from dgp_engine.project import load_project
+        from dgp_engine.files.project import load_project
         from dgp_engine.errors import DGPError
         t0 = time.perf_counter()
         try:
@@ -107,7 +107,7 @@ def checksum_times(tmp: Path) -> dict:
     home = tmp / "home"
     env = {"DGP_STUDIO_HOME": str(home)}
     setup = textwrap.dedent("""
-        from dgp_engine import hub, registry
+        from dgp_engine.priors import hub, registry
         b = registry.bundled_model_dir()
         hub.import_files("bundledcopy", b / "G_ema.safetensors", b / "D.safetensors",
                          config=b / "config.json")
@@ -116,9 +116,9 @@ def checksum_times(tmp: Path) -> dict:
     child(setup, env)
     timing = textwrap.dedent("""
         import time
-        from dgp_engine import checkpoint
-        from dgp_engine.prior import load_prior
-        from dgp_engine.registry import model_dir
+        from dgp_engine.priors import checkpoint
+        from dgp_engine.priors.load import load_prior
+        from dgp_engine.priors.registry import model_dir
         folder = model_dir("bundledcopy")
         t0 = time.perf_counter(); hashed = checkpoint.verify_installed_files(folder)
         t1 = time.perf_counter(); load_prior("bundledcopy"); t2 = time.perf_counter()
@@ -141,7 +141,7 @@ def checksum_times(tmp: Path) -> dict:
     code300 = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from dgp_engine import checkpoint
+        from dgp_engine.priors import checkpoint
         t0 = time.perf_counter()
         hashed = checkpoint.verify_installed_files(Path({str(big)!r}))
         RESULT = {{"check_s": round(time.perf_counter() - t0, 4), "hashed": hashed}}

@@ -1,6 +1,9 @@
 """DGP engine: Deep Generative Prior restoration and manipulation in pure PyTorch.
 
-No Qt here (enforced by tests/test_engine_has_no_qt.py).
+One sub-package (room) per job, top to bottom: ``cli``, ``batch``, ``tasks`` and
+``training``, ``files``, ``method``, ``priors``, ``models`` and ``system``, then
+``errors``; a room imports only from the rooms below it (the import-linter contract in
+pyproject.toml). No Qt here (enforced by tests/test_engine_has_no_qt.py).
 
 The names below are imported on first use (PEP 562), so ``import dgp_engine.cli`` or
 ``dgp_engine.errors`` does not load torch: the ``dgp`` command installs its Ctrl-C handler
@@ -10,12 +13,11 @@ before the slow imports start.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .degradations import (
+    from .errors import CheckpointError, DeviceError, DGPError, InputError, PresetError, StateError
+    from .method.degradations import (
         Compose,
         Degradation,
         Downsample,
@@ -24,25 +26,26 @@ if TYPE_CHECKING:
         Mask,
         make_degradation,
     )
-    from .errors import CheckpointError, DeviceError, DGPError, InputError, PresetError, StateError
+    from .method.presets import Preset, load_preset, preset_names
+    from .method.reconstruct import ReconstructionRun, Report, reconstruct, render
+    from .method.state import ReconstructionState
     from .models import BigGANConfig, Discriminator, Generator
-    from .presets import Preset, load_preset, preset_names
-    from .prior import Prior, build_prior, load_prior
-    from .reconstruct import ReconstructionRun, Report, reconstruct, render
-    from .state import ReconstructionState
+    from .priors.load import Prior, build_prior, load_prior
 
 _WHERE = {
-    "Compose": "degradations", "Degradation": "degradations", "Downsample": "degradations",
-    "Grayscale": "degradations", "Identity": "degradations", "Mask": "degradations",
-    "make_degradation": "degradations",
+    "Compose": "method.degradations", "Degradation": "method.degradations",
+    "Downsample": "method.degradations", "Grayscale": "method.degradations",
+    "Identity": "method.degradations", "Mask": "method.degradations",
+    "make_degradation": "method.degradations",
     "CheckpointError": "errors", "DeviceError": "errors", "DGPError": "errors",
     "InputError": "errors", "PresetError": "errors", "StateError": "errors",
     "BigGANConfig": "models", "Discriminator": "models", "Generator": "models",
-    "Preset": "presets", "load_preset": "presets", "preset_names": "presets",
-    "Prior": "prior", "build_prior": "prior", "load_prior": "prior",
-    "Report": "reconstruct", "ReconstructionRun": "reconstruct", "reconstruct": "reconstruct",
-    "render": "reconstruct",
-    "ReconstructionState": "state",
+    "Preset": "method.presets", "load_preset": "method.presets",
+    "preset_names": "method.presets",
+    "Prior": "priors.load", "build_prior": "priors.load", "load_prior": "priors.load",
+    "Report": "method.reconstruct", "ReconstructionRun": "method.reconstruct",
+    "reconstruct": "method.reconstruct", "render": "method.reconstruct",
+    "ReconstructionState": "method.state",
 }
 
 __all__ = [
@@ -52,21 +55,6 @@ __all__ = [
     "StateError", "build_prior", "load_preset", "load_prior", "make_degradation",
     "preset_names", "reconstruct", "render",
 ]
-
-
-class _Package(types.ModuleType):
-    """``dgp_engine.reconstruct`` is the function, as when the package imported it eagerly:
-    importing the submodule of the same name (anywhere, any time) would otherwise replace
-    the package attribute with the module."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if (isinstance(value, types.ModuleType) and _WHERE.get(name) == name
-                and value.__name__ == f"{__name__}.{name}"):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

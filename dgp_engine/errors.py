@@ -85,7 +85,7 @@ class ProjectError(DGPError):
 
 
 class ProjectDamagedError(ProjectError):
-    """The file is damaged; ``recovered`` (a ``dgp_engine.project.Project``) holds what
+    """The file is damaged; ``recovered`` (a ``dgp_engine.files.project.Project``) holds what
     could be read, ``lost`` names the rest."""
 
     def __init__(self, message: str, path: Path, recovered: Any, lost: list[str]):

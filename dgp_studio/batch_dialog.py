@@ -49,7 +49,7 @@ from dgp_engine.batch import (
     BatchJob,
     BatchSettings,
 )
-from dgp_engine.taskspec import menu_tasks
+from dgp_engine.method.taskspec import menu_tasks
 
 from .jobs import Job
 from .thread_worker import GeneratorWorker, WorkerLane, describe_error
@@ -207,7 +207,7 @@ class BatchDialog(QDialog):
     @staticmethod
     def _model_names() -> list[str]:
         try:
-            from dgp_engine import registry
+            from dgp_engine.priors import registry
 
             names = [m.name for m in registry.list_models() if m.usable]
         except Exception as exc:  # noqa: BLE001 — the list is a convenience
@@ -218,7 +218,7 @@ class BatchDialog(QDialog):
     @staticmethod
     def _preset_names() -> list[str]:
         try:
-            from dgp_engine.presets import preset_names
+            from dgp_engine.method.presets import preset_names
 
             return preset_names()
         except Exception:  # noqa: BLE001
@@ -273,7 +273,7 @@ class BatchDialog(QDialog):
             mask, masks_dir = (None, p) if p.is_dir() else (p, None)
         scale = self.iterations.value()
         # one core is left to the window, the rest shared by the worker processes
-        from dgp_engine.runtime import default_threads
+        from dgp_engine.system.runtime import default_threads
 
         threads = self.threads or max(1, default_threads() // self.workers.value())
         return BatchSettings(

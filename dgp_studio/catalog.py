@@ -22,7 +22,7 @@ class ModelCatalog:
 
     def _add_known(self) -> None:
         try:
-            from dgp_engine import registry
+            from dgp_engine.priors import registry
 
             found = [status.name for status in registry.list_models() if status.usable]
         except Exception as exc:  # noqa: BLE001 — a broken registry must not stop the app

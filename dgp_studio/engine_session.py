@@ -1,6 +1,6 @@
 """The one place where the app calls the engine to restore a working region.
 
-The engine's ``dgp_engine.tasks.restore_image`` plans the task (crop, resize,
+The engine's ``dgp_engine.tasks.restore.restore_image`` plans the task (crop, resize,
 observation), runs the DGP iterator and composes the output back (hole-only
 blend for inpainting, feathered square otherwise, colour transfer in Lab for
 colorization).  The app hands it the working region plus a one-pixel margin of
@@ -12,7 +12,7 @@ resolution), as ``dgp colorize`` does without ``--region``.
 
 What a task is (its label, whether it takes a mask, whether it makes a new picture,
 its default preset for a model, its working region around a mask) comes from the
-engine's table, ``dgp_engine.taskspec``, so the app and the CLI cannot diverge."""
+engine's table, ``dgp_engine.method.taskspec``, so the app and the CLI cannot diverge."""
 
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dgp_engine import Preset, Prior, Report
-from dgp_engine.imageio import Photo, to_uint8
-from dgp_engine.region import resize
-from dgp_engine.state import ReconstructionState
-from dgp_engine.tasks import TaskPlan, compose_output, restore_image
-from dgp_engine.taskspec import TASK_SPECS, task_spec
+from dgp_engine.files.photos import Photo, unit_to_uint8
+from dgp_engine.method.region import resize
+from dgp_engine.method.state import ReconstructionState
+from dgp_engine.method.taskspec import TASK_SPECS, task_spec
+from dgp_engine.tasks.restore import TaskPlan, compose_output, restore_image
 
 # Engine task names the app runs with the picture's mask (it must lie in the region) and
 # those whose output is a new, larger picture, both read from the engine's table.
@@ -39,7 +39,7 @@ NEW_PICTURE = frozenset(s.name for s in TASK_SPECS if s.new_picture)
 class RegionRequest:
     """Everything one run needs; plain data so the worker thread owns its copy."""
 
-    task: str                         # engine task name (dgp_engine.taskspec)
+    task: str                         # engine task name (dgp_engine.method.taskspec)
     model: str
     image: np.ndarray                 # the region plus a margin (crop), H×W×3 uint8
     mask: np.ndarray                  # the crop's mask, H×W uint8, 255 = fill
@@ -49,7 +49,7 @@ class RegionRequest:
     seed: int = 0
     device: str = "auto"
     region: tuple[int, int, int] | None = None  # x, y, side inside the crop
-    precision: str = "auto"           # dgp_engine.compute.PRECISIONS
+    precision: str = "auto"           # dgp_engine.method.compute.PRECISIONS
     extra: dict = field(default_factory=dict)
 
 
@@ -73,8 +73,8 @@ class RegionResult:
 def resolve_device(name: str) -> tuple[str, str | None]:
     """(device, warning): a GPU that is missing falls back to the CPU with the
     engine's explanation, so a run never fails only for that."""
-    from dgp_engine.device import select_device
     from dgp_engine.errors import DeviceError
+    from dgp_engine.system.device import select_device
 
     try:
         return str(select_device(name or "auto")), None
@@ -88,8 +88,8 @@ def resolve_precision(name: str, device: str) -> tuple[str, str | None]:
     explanation, as a missing GPU falls back to the CPU."""
     import torch
 
-    from dgp_engine.compute import resolve_precision as engine_precision
     from dgp_engine.errors import DeviceError
+    from dgp_engine.method.compute import resolve_precision as engine_precision
 
     try:
         engine_precision(name, torch.device(device), exact=False)
@@ -99,7 +99,7 @@ def resolve_precision(name: str, device: str) -> tuple[str, str | None]:
 
 
 def available_devices() -> list[str]:
-    from dgp_engine.device import available_devices as engine_devices
+    from dgp_engine.system.device import available_devices as engine_devices
 
     out = ["auto"] + [d for d in engine_devices() if d != "auto"]
     return out if "cpu" in out else out + ["cpu"]
@@ -132,11 +132,11 @@ class RegionJob:
         r = self.job.result
         if r is None:
             return
-        pixels = to_uint8(r.photo.rgb)
+        pixels = unit_to_uint8(r.photo.rgb)
         new_picture = task_spec(self.request.task).new_picture
         self.result = RegionResult(None if new_picture else pixels,
                                    pixels if new_picture else None,
-                                   to_uint8(r.model_output), r.state, r.cancelled,
+                                   unit_to_uint8(r.model_output), r.state, r.cancelled,
                                    list(self.job.notes),
                                    compose=composer(self.job.photo, self.job.plan))
 
@@ -150,6 +150,6 @@ def composer(photo: Photo, plan: TaskPlan) -> Callable[[np.ndarray], np.ndarray]
         out = np.asarray(model_output, dtype=np.float32) / 255.0
         if out.shape[:2] != (res, res):
             out = resize(out, res, res)
-        return to_uint8(compose_output(photo, plan, out).rgb)
+        return unit_to_uint8(compose_output(photo, plan, out).rgb)
 
     return compose

@@ -19,7 +19,7 @@ def only_bundled_installed() -> bool:
     """True when the bundled prior is the only usable model and the real one is
     downloadable (no hint otherwise, nor when the registry cannot be read)."""
     try:
-        from dgp_engine import registry
+        from dgp_engine.priors import registry
 
         rows = {st.name: st for st in registry.list_models()}
     except Exception as exc:  # noqa: BLE001 — a hint is never worth an error
@@ -35,7 +35,7 @@ def hint_text() -> str:
     """What the bundled prior is for, from the registry's own words."""
     about = ""
     try:
-        from dgp_engine import registry
+        from dgp_engine.priors import registry
 
         about = next((st.about for st in registry.list_models() if st.kind == "bundled"), "")
     except Exception:  # noqa: BLE001
@@ -46,7 +46,7 @@ def hint_text() -> str:
 
 def download_label() -> str:
     try:
-        from dgp_engine import registry
+        from dgp_engine.priors import registry
 
         size = next((st.download_bytes for st in registry.list_models()
                      if st.name == REAL_PRIOR), None)

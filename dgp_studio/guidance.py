@@ -7,7 +7,7 @@ import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy
 
-from dgp_engine.taskspec import covers_whole_photo, enlargement_warning, task_spec
+from dgp_engine.method.taskspec import covers_whole_photo, enlargement_warning, task_spec
 
 #: Samples per side when checking a large picture for colour before the full check.
 _SAMPLE = 256

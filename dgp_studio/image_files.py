@@ -1,4 +1,4 @@
-"""Reading and saving pictures for the editor, through ``dgp_engine.imageio``
+"""Reading and saving pictures for the editor, through ``dgp_engine.files.photos``
 (EXIF/ICC kept, atomic save, never replacing a file unasked).  This is the only
 module of the app that touches image files."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from dgp_engine import imageio
 from dgp_engine.errors import InputError
+from dgp_engine.files import photos
 
 OPEN_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif);;All files (*)"
 SAVE_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;TIFF (*.tif *.tiff);;WebP (*.webp)"
@@ -34,10 +34,10 @@ class Picture:
 def read_picture(path: str | Path, max_megapixels: float = 150) -> Picture:
     """Through the engine's reader: any mode (16-bit, CMYK, palette, alpha), EXIF
     orientation applied, damaged files and decompression bombs refused clearly."""
-    photo = imageio.read_image(path, max_pixels=int(max_megapixels * 1e6))
+    photo = photos.read_image(path, max_pixels=int(max_megapixels * 1e6))
     info = {"icc_profile": photo.icc_profile, "exif": photo.exif, "dpi": photo.info.get("dpi"),
             "alpha": photo.alpha, "format": photo.format, "bit_depth": photo.bit_depth}
-    return Picture(imageio.to_uint8(photo.rgb), Path(path),
+    return Picture(photos.unit_to_uint8(photo.rgb), Path(path),
                    {k: v for k, v in info.items() if v is not None})
 
 
@@ -49,11 +49,11 @@ def save_picture(picture: Picture, path: str | Path, *, overwrite: bool = False,
     alpha = picture.info.get("alpha")
     if alpha is not None and alpha.shape != picture.pixels.shape[:2]:
         alpha = None  # the picture changed size (super-resolution)
-    photo = imageio.Photo(rgb=picture.pixels.astype(np.float32) / 255.0, alpha=alpha,
+    photo = photos.Photo(rgb=picture.pixels.astype(np.float32) / 255.0, alpha=alpha,
                           icc_profile=picture.info.get("icc_profile"),
                           exif=picture.info.get("exif"),
                           info={"dpi": picture.info["dpi"]} if "dpi" in picture.info else {})
-    return imageio.save_image(photo, path, overwrite=overwrite, quality=quality,
+    return photos.save_image(photo, path, overwrite=overwrite, quality=quality,
                               sources=[picture.source] if picture.source else [])
 
 
@@ -77,7 +77,7 @@ def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
 
 def save_mask(mask: np.ndarray, path: str | Path) -> Path:
     """Written atomically by the engine's writer (the user's umask applies)."""
-    from dgp_engine.fileio import atomic_write
+    from dgp_engine.system.fileio import atomic_write
 
     path = Path(path)
     atomic_write(path, lambda fh: Image.fromarray(mask, "L").save(fh, format="PNG"))

@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QPlainTextEdit
 
-from dgp_engine import paths
+from dgp_engine.system import paths
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

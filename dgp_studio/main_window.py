@@ -32,7 +32,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dgp_engine import DGPError, paths
+from dgp_engine import DGPError
+from dgp_engine.system import paths
 
 from . import image_files
 from .canvas import Canvas
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 def apply_hub_repos(repos: dict[str, str]) -> None:
     """Point registered models at the repositories named in the settings."""
     try:
-        from dgp_engine import registry
+        from dgp_engine.priors import registry
 
         for name, repo in repos.items():
             try:
@@ -910,7 +911,7 @@ class MainWindow(QMainWindow, ProjectFileActions):
     def _keep_autosave(self) -> None:
         """Write the discarded work to the autosave and keep that file; the next
         autosaves go to a new one."""
-        from dgp_engine.project import Autosaver
+        from dgp_engine.files.project import Autosaver
 
         out = self.autosave(force=True)
         path = out if out is not None else self.autosaver.path

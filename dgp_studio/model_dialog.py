@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from dgp_engine import hub_async
+from dgp_engine.priors import hub_async
 
 from .jobs import AsyncJob, Job, JobProgress, JobState
 
@@ -123,7 +123,7 @@ class ModelDialog(QDialog):
     def refresh(self) -> None:
         selected = self._selected_name()
         try:
-            from dgp_engine import registry
+            from dgp_engine.priors import registry
 
             rows = registry.list_models()
             known = registry.entries()

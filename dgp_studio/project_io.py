@@ -1,4 +1,4 @@
-"""App state ⇄ project file (:mod:`dgp_engine.project`), and the main window's
+"""App state ⇄ project file (:mod:`dgp_engine.files.project`), and the main window's
 project actions (Save / Open Project, autosave, crash recovery) as a mixin.
 
 What a project holds of the editor: the current picture (source ``picture``), its
@@ -22,8 +22,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from dgp_engine import DGPError
-from dgp_engine.manipulate import MorphTimeline
-from dgp_engine.project import (
+from dgp_engine.files.project import (
     SUFFIX,
     Autosaver,
     Project,
@@ -34,6 +33,7 @@ from dgp_engine.project import (
     recovered_path,
     save_project,
 )
+from dgp_engine.method.manipulate import MorphTimeline
 
 from .image_files import Picture
 from .model.state import AppState, HistoryEntry

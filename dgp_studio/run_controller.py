@@ -17,7 +17,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from dgp_engine import InputError
-from dgp_engine.taskspec import covers_whole_photo, task_spec
+from dgp_engine.method.taskspec import covers_whole_photo, task_spec
 
 from .catalog import ModelCatalog
 from .engine_session import NEEDS_MASK, RegionRequest, RegionResult

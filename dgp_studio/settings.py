@@ -13,8 +13,8 @@ from pathlib import Path
 
 import tomli_w
 
-from dgp_engine import paths
-from dgp_engine.fileio import atomic_write
+from dgp_engine.system import paths
+from dgp_engine.system.fileio import atomic_write
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,7 +35,7 @@ def default_engine_threads() -> int:
 class Settings:
     device: str = "auto"                # auto | cpu | cuda | mps
     engine_threads: int = field(default_factory=default_engine_threads)
-    precision: str = "auto"             # dgp_engine.compute.PRECISIONS
+    precision: str = "auto"             # dgp_engine.method.compute.PRECISIONS
     cache_dir: str = ""                 # empty: the platform cache dir
     # model name → Hub repository id; empty: the registry's own defaults
     hub_repos: dict[str, str] = field(default_factory=dict)
@@ -74,7 +74,7 @@ class Settings:
             else:
                 log.warning("Setting %s=%r has the wrong type; using %r", f.name, value, default)
         s.engine_threads = max(1, int(s.engine_threads))
-        from dgp_engine.compute import PRECISIONS
+        from dgp_engine.method.compute import PRECISIONS
 
         if s.precision not in PRECISIONS:
             log.warning("Setting precision=%r is not one of %s; using auto", s.precision,

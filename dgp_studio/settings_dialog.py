@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from dgp_engine.compute import PRECISIONS
+from dgp_engine.method.compute import PRECISIONS
 
 from .engine_session import available_devices
 from .settings import Settings, default_engine_threads

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from dgp_engine import Preset
-from dgp_engine.taskspec import DEFAULT_TASK, menu_tasks, task_by_label, task_spec
+from dgp_engine.method.taskspec import DEFAULT_TASK, menu_tasks, task_by_label, task_spec
 
 from .engine_session import available_devices
 from .model.task_settings import AUTO_CLASS, QUALITY, TaskSettings
@@ -277,7 +277,8 @@ class TaskPanel(QWidget):
         """An installed model's classes at once (the loaded prior confirms them later)."""
         if not name:
             return
-        from dgp_engine import DGPError, registry
+        from dgp_engine import DGPError
+        from dgp_engine.priors import registry
 
         try:
             names = registry.class_names(name)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from dgp_engine import DGPError, Prior, Report
-from dgp_engine.pictures import to_uint8
+from dgp_engine.method.pictures import signed_to_uint8
 
 from .catalog import ModelCatalog
 from .engine_session import (
@@ -163,7 +163,7 @@ class EngineRunner:
         if not self._configured:
             # inside the worker thread: the thread that runs the engine's ops
             try:
-                from dgp_engine import runtime
+                from dgp_engine.system import runtime
 
                 runtime.configure(self.threads)
             except ImportError:
@@ -239,7 +239,7 @@ class EngineRunner:
                 final_of_phase = report.iteration == report.stage_iterations
                 if report.image is not None:
                     if now - last_frame >= self.frame_interval or final_of_phase:
-                        yield to_uint8(report.image[0], PREVIEW_SIDE)
+                        yield signed_to_uint8(report.image[0], PREVIEW_SIDE)
                         last_frame, unsent = now, None
                     else:
                         unsent = report.image
@@ -249,5 +249,5 @@ class EngineRunner:
         except DGPError:
             # e.g. out of device memory part-way: the preview keeps the last frame reached
             if unsent is not None:
-                yield to_uint8(unsent[0], PREVIEW_SIDE)
+                yield signed_to_uint8(unsent[0], PREVIEW_SIDE)
             raise

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             result["step"] = int(ckpt["step"])
             result["images_seen"] = int(ckpt["images_seen"])
         else:
-            from dgp_engine.prior import load_prior
+            from dgp_engine.priors.load import load_prior
 
             G = load_prior(args.prior).G
         x, y = generate(G, args.per_class)

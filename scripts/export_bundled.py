@@ -50,8 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
-    from dgp_engine.evaluate import format_table, ordering_summary, read_results, weights_digest
-    from dgp_engine.prior import load_prior
+    from dgp_engine.priors.load import load_prior
+    from dgp_engine.tasks.evaluate import (
+        format_table,
+        ordering_summary,
+        read_results,
+        weights_digest,
+    )
     from dgp_engine.training import export_prior
 
     restoration = read_results(args.restoration)

@@ -182,7 +182,7 @@ def main() -> int:
     if not window.open_path(picture):
         print(window.last_error, file=sys.stderr)
         return 1
-    from dgp_engine.taskspec import task_spec
+    from dgp_engine.method.taskspec import task_spec
 
     label = task_spec(args.task).label
     if window.task_panel.task.currentText() != label:
@@ -191,7 +191,7 @@ def main() -> int:
         window.task_panel.preset.setCurrentText("screenshot")
         window.task_panel.iterations.setValue(args.iterations)
     else:  # a real model runs its own default schedule, as the app would
-        from dgp_engine.taskspec import default_preset_name
+        from dgp_engine.method.taskspec import default_preset_name
 
         window.task_panel.preset.setCurrentText(default_preset_name(args.task, args.model))
         window.task_panel.iterations.setValue(window.task_panel.base_preset().total_iterations)

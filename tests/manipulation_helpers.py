@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from dgp_engine import Preset, reconstruct
-from dgp_engine.state import ReconstructionState
+from dgp_engine.method.state import ReconstructionState
 
 from .helpers import smooth_target
 

@@ -37,8 +37,8 @@ def install() -> None:
 
     cli.build_parser = build_parser
 
-    from dgp_engine import animation, imageio
     from dgp_engine.cli import tasks
+    from dgp_engine.files import animation, photos
 
     real_update = tasks.ProgressBar.update
 
@@ -49,7 +49,7 @@ def install() -> None:
 
     tasks.ProgressBar.update = update
 
-    real_write = imageio.write_atomic
+    real_write = photos.write_atomic
 
     def write_atomic(path, write):
         def slow(fh):
@@ -59,7 +59,7 @@ def install() -> None:
 
         return real_write(path, slow)
 
-    imageio.write_atomic = write_atomic
+    photos.write_atomic = write_atomic
 
     real_prepare = animation.AnimationExport._prepare
 

@@ -64,16 +64,16 @@ def save_png(path: Path, arr: np.ndarray, mode: str | None = None) -> Path:
 
 
 def out_of_memory_after(monkeypatch, steps: int) -> list:
-    """Make every run started through ``dgp_engine.tasks`` (the CLI, the batch and the
+    """Make every run started through ``dgp_engine.tasks.restore`` (the CLI, the batch and the
     app all go that way) run for real until its optimisation step ``steps``, then run out
     of device memory there: torch's error is thrown into the engine's own iterator, so
     the engine's conversion into DeviceMemoryError is what the caller sees.  Returns the
     list of reports each run yielded before it failed."""
     import torch
 
-    from dgp_engine import tasks
+    from dgp_engine.tasks import restore
 
-    real = tasks.reconstruct
+    real = restore.reconstruct
     yielded: list = []
 
     class FailingRun:
@@ -92,5 +92,5 @@ def out_of_memory_after(monkeypatch, steps: int) -> list:
                     inner.throw(torch.OutOfMemoryError(
                         "CUDA out of memory. Tried to allocate 2.00 GiB"))
 
-    monkeypatch.setattr(tasks, "reconstruct", lambda *a, **k: FailingRun(real(*a, **k)))
+    monkeypatch.setattr(restore, "reconstruct", lambda *a, **k: FailingRun(real(*a, **k)))
     return yielded

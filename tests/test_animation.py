@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 
 from dgp_engine import InputError
-from dgp_engine.animation import (MAX_EXPORT_SIDE, AnimationExport, ExportCancelled,
+from dgp_engine.files.animation import (MAX_EXPORT_SIDE, AnimationExport, ExportCancelled,
                                   ExportError, even_size, export_animation, export_size,
                                   format_for, frame_delays, grid, save_image)
 from dgp_engine.errors import ExportTooLarge
-from dgp_engine.manipulate import Renderer
+from dgp_engine.method.manipulate import Renderer
 
 from .helpers import tiny_prior
 from .manipulation_helpers import quick_state
@@ -216,7 +216,7 @@ def test_render_job_sharing_the_cancel_event_cancels_the_export(tmp_path):
     """A job that stops early because the shared event was set must not leave a short file."""
     import threading
 
-    from dgp_engine.animation import AnimationExport, ExportCancelled
+    from dgp_engine.files.animation import AnimationExport, ExportCancelled
 
     cancel = threading.Event()
 

@@ -427,7 +427,7 @@ def test_colorize_skips_photos_already_in_colour_unless_recolor(tmp_path, model_
     assert journal_rows(out)["colour.png"]["status"] == "done"
     assert (out / "colour.png").is_file()
     # the state records its photo (for dgp morph/jitter/transfer to compose onto)
-    from dgp_engine.state import ReconstructionState
+    from dgp_engine.method.state import ReconstructionState
 
     placement = ReconstructionState.load(out / "colour.png.dgp").placement
     assert placement.photo_path == str(src / "colour.png") and placement.whole_photo

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dgp_engine import fileio
+from dgp_engine.system import fileio
 from dgp_engine.cli import main
 
 from .conftest import REPO

@@ -11,7 +11,7 @@ from PIL import Image
 
 from dgp_engine import BigGANConfig, build_prior, load_prior
 from dgp_engine.cli import main
-from dgp_engine.manipulate import Morph, Renderer, to_uint8
+from dgp_engine.method.manipulate import Morph, Renderer, signed_to_uint8 as to_uint8
 
 from .helpers import TINY, tiny_prior
 from .manipulation_helpers import quick_state, save_model_folder
@@ -49,7 +49,7 @@ def test_jitter_grid(setup, capsys, tmp_path):
     assert code == 0, err
     picture = np.asarray(Image.open(out))
     assert picture.shape == (2 * 32 + 2, 2 * 32 + 2, 3)
-    expected = to_uint8(Renderer(prior, a).jitter(4, 0.5, seed=2).run_to_end())
+    expected = signed_to_uint8(Renderer(prior, a).jitter(4, 0.5, seed=2).run_to_end())
     assert np.abs(picture[34:66, 34:66].astype(int) - expected[3]).max() <= 1
     code, err = run(capsys, "jitter", root / "A.dgp", "-n", 2, "--sigma", "0,0,0.5,0.5",
                     "--scale", 2, "--cols", 2, "-q", "-o", out, "--model", folder, "--raw")
@@ -81,7 +81,7 @@ def test_transfer(setup, capsys, tmp_path):
     code, err = run(capsys, "transfer", root / "A.dgp", "--class", "class 4", "-o", out,
                     "--model", folder, "--raw")
     assert code == 0, err
-    expected = to_uint8(Renderer(prior, a).transfer([4]).run_to_end()[0])
+    expected = signed_to_uint8(Renderer(prior, a).transfer([4]).run_to_end()[0])
     assert np.abs(np.asarray(Image.open(out)).astype(int) - expected).max() <= 1
     code, err = run(capsys, "transfer", root / "A.dgp", "--class", "clas 4", "-o", out,
                     "--model", folder, "--raw")
@@ -174,9 +174,9 @@ def photo_states(tmp_path_factory, setup):
 
 def composed(folder, *states):
     """The photo composer of the first state (checked independently of the CLI)."""
-    from dgp_engine.imageio import read_image
-    from dgp_engine.postprocess import PhotoComposer
-    from dgp_engine.state import ReconstructionState
+    from dgp_engine.files.photos import read_image
+    from dgp_engine.tasks.postprocess import PhotoComposer
+    from dgp_engine.method.state import ReconstructionState
 
     loaded = [ReconstructionState.load(s) for s in states]
     photo = read_image(loaded[0].placement.photo_path)
@@ -257,14 +257,14 @@ def test_onto_another_photo_or_project_and_what_is_refused(photo_states, capsys,
     assert code == 0, err
     assert "not the photo A.dgp was restored from" in err
     composer, (state,), prior = composed(folder, root / "A.dgp")
-    from dgp_engine.imageio import Photo
-    from dgp_engine.postprocess import PhotoComposer
+    from dgp_engine.files.photos import Photo
+    from dgp_engine.tasks.postprocess import PhotoComposer
 
     onto = PhotoComposer(Photo.from_array(other), state.placement)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "t.png")),
                           onto(Renderer(prior, state).transfer([2]).run_to_end()[0]))
     # a project's picture
-    from dgp_engine.project import Project, save_project
+    from dgp_engine.files.project import Project, save_project
 
     save_project(Project(sources={"picture": other}), tmp_path / "p.dgpproj")
     code, err = run(capsys, "transfer", root / "A.dgp", "--class", "2", "--onto",
@@ -298,7 +298,7 @@ def test_onto_another_photo_or_project_and_what_is_refused(photo_states, capsys,
 
 def setup_state(root):
     """A.dgp as an older DGP Studio wrote it: no placement."""
-    from dgp_engine.state import ReconstructionState
+    from dgp_engine.method.state import ReconstructionState
 
     state = ReconstructionState.load(root / "A.dgp")
     state.placement = None
@@ -308,7 +308,7 @@ def setup_state(root):
 def test_a_moved_photo_and_frames_over_the_limit_say_what_to_do(photo_states, capsys,
                                                                tmp_path):
     root, folder = photo_states
-    from dgp_engine.state import ReconstructionState
+    from dgp_engine.method.state import ReconstructionState
 
     state = ReconstructionState.load(root / "A.dgp")
     state.placement = state.placement.with_photo(tmp_path / "moved.png",

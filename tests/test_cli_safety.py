@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dgp_engine import ReconstructionState, fileio
-from dgp_engine import imageio as engine_imageio
-from dgp_engine import prior as engine_prior
+from dgp_engine import ReconstructionState
 from dgp_engine.cli import join_negative_values, main
 from dgp_engine.cli import tasks as cli_tasks
+from dgp_engine.files import photos as engine_photos
+from dgp_engine.priors import load as engine_prior
+from dgp_engine.system import fileio
 
 from .task_helpers import photo_array, tiny_model_folder, tiny_preset_file
 
@@ -97,7 +98,7 @@ def test_negative_region_is_parsed_and_refused_with_the_nearest_fit(work, capsys
 # --- one writer per output ----------------------------------------------------------------
 def _holder(path):
     """A second process holding the claim on ``path`` until its stdin closes."""
-    code = ("import sys; from dgp_engine.fileio import claim_output; "
+    code = ("import sys; from dgp_engine.system.fileio import claim_output; "
             f"claim_output({str(path)!r}); print('held', flush=True); sys.stdin.read()")
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
@@ -219,7 +220,7 @@ def test_a_signal_during_optimisation_saves_what_is_finished(work, capsys, monke
 
 
 def _signal_in_write(monkeypatch, times):
-    real = engine_imageio.write_atomic
+    real = engine_photos.write_atomic
 
     def write_atomic(path, write):
         def slow_write(fh):
@@ -229,7 +230,7 @@ def _signal_in_write(monkeypatch, times):
 
         return real(path, slow_write)
 
-    monkeypatch.setattr(engine_imageio, "write_atomic", write_atomic)
+    monkeypatch.setattr(engine_photos, "write_atomic", write_atomic)
 
 
 def test_one_signal_while_writing_keeps_the_finished_result(work, capsys, monkeypatch):

@@ -205,7 +205,7 @@ def test_missing_model_is_a_clear_error(work, capsys):
 def test_threads_default_to_every_core_and_follow_the_option(work):
     import torch
 
-    from dgp_engine.runtime import available_cores
+    from dgp_engine.system.runtime import available_cores
 
     d, common = work
     assert dgp("restore", d / "in.png", "-o", d / "a.png", *common) == 0
@@ -233,7 +233,7 @@ def test_precision_is_used_and_saved_with_the_state(work, capsys):
 def test_a_precision_the_run_cannot_use_is_refused_before_the_model_loads(
         work, capsys, monkeypatch, extra, words):
     d, common = work
-    from dgp_engine import prior as prior_module
+    from dgp_engine.priors import load as prior_module
 
     def no_load(*a, **k):
         raise AssertionError("the model was loaded")

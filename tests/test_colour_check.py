@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from skimage import color
 
-from dgp_engine.postprocess import CHROMA_COLOUR, OFF_TONE_COLOUR, colour_check
+from dgp_engine.tasks.postprocess import CHROMA_COLOUR, OFF_TONE_COLOUR, colour_check
 
 from .task_helpers import photo_array
 

@@ -12,14 +12,14 @@ import pytest
 import torch
 from PIL import Image
 
-from dgp_engine.animation import AnimationExport, export_animation
+from dgp_engine.files.animation import AnimationExport, export_animation
 from dgp_engine.errors import CompositionError, InputError, StateError
-from dgp_engine.imageio import Photo, to_uint8
-from dgp_engine.manipulate import Morph, Renderer
-from dgp_engine.placement import Placement, common_placement, pixels_digest
-from dgp_engine.postprocess import PhotoComposer, compose_into, photo_for
-from dgp_engine.state import ReconstructionState
-from dgp_engine.tasks import compose_output, restore_image
+from dgp_engine.files.photos import Photo, unit_to_uint8 as to_uint8
+from dgp_engine.method.manipulate import Morph, Renderer
+from dgp_engine.method.placement import Placement, common_placement, pixels_digest
+from dgp_engine.tasks.postprocess import PhotoComposer, compose_into, photo_for
+from dgp_engine.method.state import ReconstructionState
+from dgp_engine.tasks.restore import compose_output, restore_image
 
 from .helpers import tiny_prior
 from .manipulation_helpers import quick_state
@@ -53,7 +53,7 @@ def photo_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def two_results(prior, photo_file):
     """Two inpaintings of the same hole of a 501×375 photo (other seed and class)."""
-    from dgp_engine.imageio import read_image
+    from dgp_engine.files.photos import read_image
 
     photo = read_image(photo_file)
     hole = hole_mask(501, 375)

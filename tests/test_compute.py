@@ -1,4 +1,4 @@
-"""How a reconstruction computes (dgp_engine.compute): the in-backward Adam against
+"""How a reconstruction computes (dgp_engine.method.compute): the in-backward Adam against
 torch's Adam, the precision choice, and a bfloat16 run on a tiny seeded model."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from dgp_engine import InputError, Preset, reconstruct, render
-from dgp_engine.compute import InBackwardAdam, resolve_precision
 from dgp_engine.errors import DeviceError
+from dgp_engine.method.compute import InBackwardAdam, resolve_precision
 
 from .helpers import smooth_target, tiny_prior
 
@@ -184,7 +184,7 @@ def test_exact_mode_refuses_bf16():
 def test_a_setting_is_checked_without_a_device():
     """Batch settings are checked before any worker (and its device) exists: the name and
     the exact mode are, what a device can compute in is the worker's to refuse."""
-    from dgp_engine.compute import check_precision
+    from dgp_engine.method.compute import check_precision
 
     assert check_precision(None, exact=False) == "auto"
     assert check_precision(" TF32 ", exact=False) == "tf32"  # fine until a CPU worker runs it

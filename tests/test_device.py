@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dgp_engine.device import available_devices, describe_device, select_device
 from dgp_engine.errors import DeviceError
+from dgp_engine.system.device import available_devices, describe_device, select_device
 
 
 def test_auto_falls_back_to_the_cpu_here():

@@ -1,4 +1,4 @@
-"""The engine never imports Qt (STYLE.md rule 1)."""
+"""The engine never imports Qt: the app is one front end of it (README, Layout)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from dgp_engine.cli import main
 from dgp_engine.errors import InputError
-from dgp_engine.evaluate import (
+from dgp_engine.tasks.evaluate import (
     Dataset,
     centre_hole,
     degrade,
@@ -165,7 +165,7 @@ def test_eval_table_command(tmp_path, capsys):
 def test_weights_digest_follows_the_tensors_not_the_container(tmp_path):
     from safetensors.torch import save_file
 
-    from dgp_engine.evaluate import weights_digest
+    from dgp_engine.tasks.evaluate import weights_digest
 
     def write(folder, g, d, meta):
         folder.mkdir()

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dgp_engine.evaluate import Dataset, evaluate, weights_digest, write_json
-from dgp_engine.prior import load_prior
+from dgp_engine.priors.load import load_prior
+from dgp_engine.tasks.evaluate import Dataset, evaluate, weights_digest, write_json
 from dgp_engine.training import CHECKPOINT_NAME, Trainer, TrainSettings, load_npz
 
 from .task_helpers import photo_array, tiny_preset

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from dgp_engine import fileio
-from dgp_engine.animation import export_animation, save_image
-from dgp_engine.imageio import Photo, save_image as save_photo
-from dgp_engine.project import Project, save_project
-from dgp_engine.state import ReconstructionState
+from dgp_engine.files.animation import export_animation, save_image
+from dgp_engine.files.photos import Photo, save_image as save_photo
+from dgp_engine.files.project import Project, save_project
+from dgp_engine.method.state import ReconstructionState
+from dgp_engine.system import fileio
 
 
 @pytest.fixture(params=[0o022, 0o027, 0o002])

@@ -25,11 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from dgp_engine.checkpoint import read_folder, read_state_dict
 from dgp_engine.errors import DGPError
-from dgp_engine.imageio import decode_image, read_image, read_mask
-from dgp_engine.project import Project, load_project, recover_project, save_project
-from dgp_engine.state import ReconstructionState
+from dgp_engine.files.photos import decode_image, read_image, read_mask
+from dgp_engine.files.project import Project, load_project, recover_project, save_project
+from dgp_engine.method.state import ReconstructionState
+from dgp_engine.priors.checkpoint import read_folder, read_state_dict
 
 from .task_helpers import photo_array, tiny_model_folder
 

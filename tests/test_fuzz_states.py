@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 from safetensors.torch import save
 
 from dgp_engine import load_prior
-from dgp_engine.checkpoint import tensors_digest
+from dgp_engine.priors.checkpoint import tensors_digest
 from dgp_engine.cli import main
 from dgp_engine.errors import StateError
-from dgp_engine.state import ReconstructionState
+from dgp_engine.method.state import ReconstructionState
 
 from .helpers import tiny_prior
 from .manipulation_helpers import quick_state, save_model_folder

@@ -10,10 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dgp_engine import hub, paths, registry
 from dgp_engine.errors import CheckpointError, OperationCancelled, RegistryError
 from dgp_engine.models import BigGANConfig, Discriminator
-from dgp_engine.prior import load_prior
+from dgp_engine.priors import hub, registry
+from dgp_engine.priors.load import load_prior
+from dgp_engine.system import paths
 
 from .conftest import PARITY
 from .fakehub import leftovers, random_pair, state_dict_bytes

@@ -11,10 +11,11 @@ import time
 import huggingface_hub.constants
 import pytest
 
-from dgp_engine import hub, hub_async, paths, registry
 from dgp_engine.errors import DownloadError, OperationCancelled
 from dgp_engine.models import BigGANConfig
-from dgp_engine.prior import load_prior
+from dgp_engine.priors import hub, hub_async, registry
+from dgp_engine.priors.load import load_prior
+from dgp_engine.system import paths
 
 from .fakehub import FakeHub, leftovers, random_pair
 

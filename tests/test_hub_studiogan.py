@@ -14,10 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from dgp_engine import hub, paths, registry
 from dgp_engine.cli import main
 from dgp_engine.errors import CheckpointError, DownloadError
-from dgp_engine.prior import load_prior
+from dgp_engine.priors import hub, registry
+from dgp_engine.priors.load import load_prior
+from dgp_engine.system import paths
 
 from . import studiogan_files
 from .conftest import PARITY, REFERENCE
@@ -69,7 +70,7 @@ def online(monkeypatch):
 def small_model(fake):
     """A registry entry like imagenet-128 (patterns, StudioGAN format) for the small
     reference architecture, served by the fake Hub."""
-    from dgp_engine import studiogan
+    from dgp_engine.priors import studiogan
 
     config = studiogan.config_from_yaml(SMALL / "studiogan.yaml")
     registry.add_model("sg-small", config, registry.HubSource(
@@ -147,7 +148,7 @@ def test_a_moved_file_after_pinning_says_how_to_look_again(online, fake, small_m
 
 
 def test_a_pattern_that_matches_nothing_names_the_repository_page(online, fake):
-    from dgp_engine import studiogan
+    from dgp_engine.priors import studiogan
 
     config = studiogan.config_from_yaml(SMALL / "studiogan.yaml")
     registry.add_model("sg-missing", config, registry.HubSource(
@@ -230,7 +231,7 @@ def test_a_failed_conversion_keeps_the_downloads_for_the_next_pull(monkeypatch, 
                                                                   small_model, blobs):
     d_bytes = studiogan_files.real_d_bytes(SMALL / "model=D-best-weights-step=1000.pth")
     fake.put(REPO, NEW_D, d_bytes)
-    from dgp_engine import checkpoint
+    from dgp_engine.priors import checkpoint
 
     with monkeypatch.context() as patch, pytest.raises(CheckpointError) as info:
         # as a DGP Studio that refused numpy floats did

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from dgp_engine.errors import InputError
-from dgp_engine.imageio import (
+from dgp_engine.files.photos import (
     OutputError,
     Photo,
     box_mask,

@@ -17,11 +17,17 @@ import pytest
 import tifffile
 from PIL import Image
 
-from dgp_engine import memory
 from dgp_engine.cli import main
 from dgp_engine.errors import InputError, ProjectDamagedError, ProjectError
-from dgp_engine.imageio import read_image, save_image
-from dgp_engine.project import Project, load_project, read_manifest, recover_project, save_project
+from dgp_engine.files.photos import read_image, save_image
+from dgp_engine.files.project import (
+    Project,
+    load_project,
+    read_manifest,
+    recover_project,
+    save_project,
+)
+from dgp_engine.system import memory
 
 from .task_helpers import tiny_model_folder, tiny_preset_file
 
@@ -196,7 +202,7 @@ def test_16bit_colour_results_are_written_with_16_bits(gray16, caplog):
     assert t.dtype == np.uint16 and np.array_equal(t[..., 0], a)
     again = read_image(d / "c.tif")  # a 16-bit colour TIFF is read at full precision
     assert again.bit_depth == 16 and np.abs(again.rgb - colour.rgb).max() < 1 / 65535
-    with caplog.at_level(logging.WARNING, logger="dgp_engine.imageio"):
+    with caplog.at_level(logging.WARNING, logger="dgp_engine.files.photos"):
         save_image(colour, d / "c.jpg")
     assert "8 bits per channel" in caplog.text and ".png or .tif" in caplog.text
 

@@ -1,4 +1,4 @@
-"""Jitter, category transfer and morph (DGP.md §8) on a tiny seeded BigGAN."""
+"""Jitter, category transfer and morph (docs/method.md#manipulation) on a tiny seeded BigGAN."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from dgp_engine import InputError, StateError, render
-from dgp_engine.manipulate import (EASINGS, Morph, MorphTimeline, Renderer, check_morphable,
-                                   ease, morph_frames, to_uint8)
+from dgp_engine.method.manipulate import (EASINGS, Morph, MorphTimeline, Renderer,
+                                          check_morphable, ease, morph_frames)
+from dgp_engine.method.pictures import signed_to_uint8
 
 from .helpers import TINY, tiny_prior
 from .manipulation_helpers import quick_state
@@ -228,7 +229,7 @@ def test_adopting_a_variation(prior, states):
     adopted = r.state_with(z=frame.params["z"], note="jitter σ=0.5")
     assert adopted.weight_delta is a.weight_delta and adopted.task["manipulation"]
     torch.testing.assert_close(render(prior, adopted)[0], frame.image, atol=1e-5, rtol=0)
-    assert to_uint8(frame.image).shape == (32, 32, 3)
+    assert signed_to_uint8(frame.image).shape == (32, 32, 3)
 
 
 # --------------------------------------------------------------------------- transfer

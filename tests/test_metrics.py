@@ -9,7 +9,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from dgp_engine.errors import InputError
-from dgp_engine.metrics import mse, psnr, score, ssim
+from dgp_engine.tasks.metrics import mse, psnr, score, ssim
 
 
 def pair(seed=0, shape=(24, 24, 3), noise=0.05):

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from dgp_engine.errors import CheckpointError
-from dgp_engine.model_check import CheckpointShape, check_state_dict, inspect_state_dict
 from dgp_engine.models import BigGANConfig, Discriminator, Generator
-from dgp_engine.prior import load_prior
+from dgp_engine.priors.check import CheckpointShape, check_state_dict, inspect_state_dict
+from dgp_engine.priors.load import load_prior
 
 
 @pytest.mark.parametrize("family, res, ch", [

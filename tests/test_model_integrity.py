@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from dgp_engine import checkpoint, hub
 from dgp_engine.errors import CheckpointError
-from dgp_engine.prior import load_prior
+from dgp_engine.priors import checkpoint, hub
+from dgp_engine.priors.load import load_prior
 
 from .task_helpers import tiny_model_folder
 

@@ -14,7 +14,7 @@ from PIL import Image
 from dgp_engine import load_prior
 from dgp_engine.cli import main
 from dgp_engine.errors import ModelMismatchError
-from dgp_engine.manipulate import Morph, Renderer
+from dgp_engine.method.manipulate import Morph, Renderer
 
 from .helpers import tiny_prior
 from .manipulation_helpers import quick_state, save_model_folder

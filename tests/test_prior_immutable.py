@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from dgp_engine import Preset, reconstruct, render
-from dgp_engine.degradations import Degradation, Mask
-from dgp_engine.model_copies import frozen_view, private_generator
+from dgp_engine.method.copies import frozen_view, private_generator
+from dgp_engine.method.degradations import Degradation, Mask
 from dgp_engine.models import freeze_sn
 
 from .helpers import smooth_target, tiny_prior

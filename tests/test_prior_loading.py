@@ -100,7 +100,7 @@ def test_unknown_name(tmp_path):
 def test_checksum_identifies_the_weights(tmp_path):
     import torch
 
-    from dgp_engine.hub import import_files
+    from dgp_engine.priors.hub import import_files
 
     a = load_prior(parity_folder(tmp_path / "a"))
     again = load_prior(parity_folder(tmp_path / "b"))

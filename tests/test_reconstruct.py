@@ -9,7 +9,7 @@ import torch
 
 from dgp_engine import (InputError, Preset, PresetError, ReconstructionState, StateError,
                         reconstruct, render)
-from dgp_engine.degradations import Mask
+from dgp_engine.method.degradations import Mask
 
 from .helpers import smooth_target, tiny_prior
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from dgp_engine import Preset, load_prior, reconstruct, render
-from dgp_engine.degradations import Grayscale
-from dgp_engine.reconstruct import SELECT_FTR_NUM, FeatureDistance
+from dgp_engine.method.degradations import Grayscale
+from dgp_engine.method.reconstruct import SELECT_FTR_NUM, FeatureDistance
 
 from .conftest import PARITY
 from .helpers import parity_folder

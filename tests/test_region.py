@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dgp_engine.errors import InputError
-from dgp_engine.region import (
+from dgp_engine.method.region import (
     MIN_CONTEXT,
     Region,
     View,
@@ -21,7 +21,7 @@ from dgp_engine.region import (
     resize,
     resize_mask,
 )
-from dgp_engine.taskspec import RegionAdvisory, region_advisory, working_region
+from dgp_engine.method.taskspec import RegionAdvisory, region_advisory, working_region
 
 
 def test_parse_region():
@@ -154,8 +154,8 @@ def test_advisory_names_both_remedies():
 
 
 def test_plan_carries_the_advisory_once():
-    from dgp_engine.imageio import Photo
-    from dgp_engine.tasks import plan_task
+    from dgp_engine.files.photos import Photo
+    from dgp_engine.tasks.restore import plan_task
 
     photo = Photo.from_array(np.full((300, 400, 3), 128, np.uint8))
     hole = np.zeros((300, 400), bool)

@@ -8,10 +8,11 @@ import warnings
 import pytest
 import torch
 
-from dgp_engine import paths, registry
-from dgp_engine.classes import imagenet_class_names
 from dgp_engine.errors import CheckpointError, RegistryError
 from dgp_engine.models import BigGANConfig, Discriminator, Generator
+from dgp_engine.priors import registry
+from dgp_engine.priors.classes import imagenet_class_names
+from dgp_engine.system import paths
 
 from .conftest import REFERENCE, REPO
 
@@ -153,7 +154,7 @@ def test_user_models_and_recorded_checksums():
 
 
 def test_cache_folder_from_environment_and_setting(tmp_path, monkeypatch):
-    from dgp_engine import paths
+    from dgp_engine.system import paths
 
     default = paths.cache_dir()
     monkeypatch.setenv("DGP_STUDIO_CACHE_DIR", str(tmp_path / "env"))

@@ -7,9 +7,9 @@ import json
 import huggingface_hub.constants
 import pytest
 
-from dgp_engine import paths
 from dgp_engine.cli import main
 from dgp_engine.models import BigGANConfig
+from dgp_engine.system import paths
 
 from .conftest import PARITY
 from .fakehub import FakeHub, random_pair
@@ -74,7 +74,7 @@ def test_source_and_pull_from_a_fake_hub(capsys, monkeypatch):
 
     cfg = BigGANConfig(resolution=32, G_ch=16, D_ch=16, n_classes=10, G_attn="0", D_attn="0")
     g, d = random_pair(cfg)
-    from dgp_engine import registry
+    from dgp_engine.priors import registry
 
     with FakeHub() as fake:
         fake.put("me/tiny", "G_ema.pth", g)

@@ -321,7 +321,7 @@ def test_abandoned_while_writing_the_state_names_the_picture_it_kept(kit, tmp_pa
     """A second Ctrl-C while the state is written (the picture already renamed into place):
     the state is not written, the picture is complete and kept, and the message says so
     (it said "nothing unfinished was saved" as if nothing had been written)."""
-    from dgp_engine.state import ReconstructionState
+    from dgp_engine.method.state import ReconstructionState
 
     def interrupted_save(self, path):
         os.kill(os.getpid(), signal.SIGINT)  # first: stop (the write goes on)

@@ -9,12 +9,13 @@ import shutil
 import pytest
 import torch
 
-from dgp_engine import BigGANConfig, Discriminator, Generator, load_prior, reconstruct, studiogan
-from dgp_engine.checkpoint import OPTIONAL_G_KEYS, read_folder
-from dgp_engine.degradations import make_degradation
+from dgp_engine import BigGANConfig, Discriminator, Generator, load_prior, reconstruct
 from dgp_engine.errors import CheckpointError
+from dgp_engine.method.degradations import make_degradation
+from dgp_engine.method.presets import load_preset
 from dgp_engine.models.spectral import SNLinear
-from dgp_engine.presets import load_preset
+from dgp_engine.priors import studiogan
+from dgp_engine.priors.checkpoint import OPTIONAL_G_KEYS, read_folder
 
 from . import studiogan_files
 from .conftest import PARITY, REFERENCE
@@ -282,8 +283,8 @@ def test_other_pickled_objects_beside_numpy_floats_stay_refused(tmp_path, kind):
 
 
 def test_dgp_loop_runs_on_a_studiogan_prior(tmp_path):
-    from dgp_engine.manipulate import Renderer
-    from dgp_engine.state import ReconstructionState
+    from dgp_engine.method.manipulate import Renderer
+    from dgp_engine.method.state import ReconstructionState
 
     prior = load_prior(SMALL / "imagenet128")
     torch.manual_seed(0)

@@ -8,9 +8,9 @@ from skimage import color
 
 from dgp_engine import Compose, Downsample, Grayscale, Identity, Mask
 from dgp_engine.errors import InputError
-from dgp_engine.imageio import Photo
-from dgp_engine.postprocess import composite_hole, transfer_color
-from dgp_engine.tasks import (
+from dgp_engine.files.photos import Photo
+from dgp_engine.tasks.postprocess import composite_hole, transfer_color
+from dgp_engine.tasks.restore import (
     canonical_task,
     default_preset,
     plan_task,
@@ -229,7 +229,7 @@ def test_colour_transfer_in_bands_equals_the_whole_photo_at_once():
 
     from skimage import color
 
-    from dgp_engine import postprocess
+    from dgp_engine.tasks import postprocess
 
     rng = np.random.default_rng(3)
     rows = postprocess.COLOR_BAND_ROWS * 2 + 17  # two full bands and a short one

@@ -7,10 +7,9 @@ import pytest
 
 from dgp_engine import Compose, Downsample, Grayscale, Identity, Mask, make_degradation
 from dgp_engine.errors import InputError
-from dgp_engine.evaluate import EVAL_TASKS, degrade
-from dgp_engine.presets import preset_names
-from dgp_engine.region import Region
-from dgp_engine.taskspec import (
+from dgp_engine.method.presets import preset_names
+from dgp_engine.method.region import Region
+from dgp_engine.method.taskspec import (
     TASK_SPECS,
     TASKS,
     covers_whole_photo,
@@ -23,6 +22,7 @@ from dgp_engine.taskspec import (
     task_spec,
     working_region,
 )
+from dgp_engine.tasks.evaluate import EVAL_TASKS, degrade
 
 
 def test_names_aliases_labels_and_commands_are_unique():

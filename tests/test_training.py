@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from dgp_engine.cli import main as cli_main
-from dgp_engine.prior import load_prior
+from dgp_engine.priors.load import load_prior
 from dgp_engine.training import (
     CHECKPOINT_NAME,
     DatasetError,

@@ -7,8 +7,8 @@ import json
 import torch
 from safetensors import safe_open
 
-from dgp_engine.prior import load_prior
-from dgp_engine.registry import bundled_model_dir
+from dgp_engine.priors.load import load_prior
+from dgp_engine.priors.registry import bundled_model_dir
 
 IMAGENETTE = ["tench", "English springer", "cassette player", "chain saw", "church",
               "French horn", "garbage truck", "gas pump", "golf ball", "parachute"]

@@ -12,12 +12,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from dgp_engine import hub, paths, registry
-from dgp_engine.checkpoint import implausible_value, read_folder, read_state_dict
+from dgp_engine.priors import registry
+from dgp_engine.system import paths
+from dgp_engine.priors import hub
+from dgp_engine.priors.checkpoint import implausible_value, read_folder, read_state_dict
 from dgp_engine.cli import main
 from dgp_engine.errors import CheckpointError
 from dgp_engine.models import BigGANConfig, Discriminator, Generator
-from dgp_engine.prior import build_prior, load_prior
+from dgp_engine.priors.load import build_prior, load_prior
 
 from .conftest import PARITY, REFERENCE
 from .helpers import PARITY_CONFIG

@@ -9,9 +9,10 @@ and its lock), :mod:`.job` (the driver), :mod:`.local` / :mod:`.ray_backend` (wo
 and :mod:`.report` (summary table, contact sheet).  ``dgp batch`` is the command line.
 """
 
-from .job import BatchEvent, BatchJob, RunStats
+from .job import BatchEvent, BatchJob
 from .journal import DONE, FAILED, PENDING, RUNNING, SKIPPED, Journal, JournalLocked
 from .plan import CONTACT_SHEET, WORK_DIR, BatchItem, BatchPlan, BatchSettings, plan_batch
+from .report import RunStats
 
 __all__ = [
     "CONTACT_SHEET", "DONE", "FAILED", "PENDING", "RUNNING", "SKIPPED", "WORK_DIR",

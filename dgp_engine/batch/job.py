@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from ..errors import DGPError, InputError, OperationCancelled, OutputError
-from ..fileio import (
+from ..files.photos import check_fits, image_size, read_mask, write_atomic
+from ..system.fileio import (
     NotRegularFile,
     clean_stale_temps,
     clean_stale_temps_for,
     open_regular,
     read_regular,
 )
-from ..imageio import check_fits, image_size, read_mask, write_atomic
-from ..memory import RUN_BYTES_PER_PIXEL, gb, why_too_big
+from ..system.memory import RUN_BYTES_PER_PIXEL, gb, why_too_big
 from . import journal as J
 from .plan import (
     CONTACT_SHEET,
@@ -49,6 +49,7 @@ from .plan import (
     prepare_output_dir,
     settings_digest,
 )
+from .report import RunStats, write_contact_sheet
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +75,6 @@ class BatchEvent:
     output: Path | None = None
     counts: dict[str, int] = field(default_factory=dict)
     message: str = ""
-
-
-@dataclass
-class RunStats:
-    started: float = 0.0
-    finished: float = 0.0
-    done: int = 0
-    failed: int = 0
-    worker_seconds: float = 0.0       # compute time reported by workers (done items)
-    item_wall: float = 0.0            # submit → result on the driver (done items)
-    journal_seconds: float = 0.0      # time in journal writes
-    io_seconds: float = 0.0           # reading inputs, writing outputs and thumbnails
-    journal_ops: int = 0
 
 
 class WorkerPool(Protocol):
@@ -129,7 +117,7 @@ class BatchJob:
     def __init__(self, settings: BatchSettings, *, workers: int | None = None,
                  ray: str | None = None, ray_timeout: float | None = None,
                  retry_failed: bool = False, restart: bool = False):
-        from ..tasks import resolve_preset
+        from ..tasks.restore import resolve_preset
 
         self.settings = settings
         self.workers_wanted = workers
@@ -314,8 +302,8 @@ class BatchJob:
 
             return RayPool(s, self.workers_wanted, self.ray_address,
                            timeout=self.ray_timeout or CONNECT_TIMEOUT_S, cancel=self._stop)
-        from ..memory import worker_budget
-        from ..runtime import available_cores
+        from ..system.memory import worker_budget
+        from ..system.runtime import available_cores
         from .local import LocalPool
 
         n_default, devices = default_local_workers(s.device)
@@ -572,8 +560,6 @@ class BatchJob:
                           seconds=resp.get("seconds"), counts=jr.counts())
 
     def _write_report(self) -> None:
-        from .report import write_contact_sheet
-
         try:
             self.final_counts = self.journal.counts()
             self.rows = self.journal.items()
@@ -610,7 +596,7 @@ def _writer(data: bytes) -> Callable[[BinaryIO], object]:
 def _remove_stale_temp_files(out_dir: Path, items: list[BatchItem]) -> None:
     """Temp files that a killed run of ours left: only those of the files this job writes
     (its outputs, states and contact sheet) and in its own work folder, and only when their
-    writer's process is dead on this host (:func:`dgp_engine.fileio.clean_stale_temps_for`).
+    writer's process is dead on this host (:func:`dgp_engine.system.fileio.clean_stale_temps_for`).
     Anything else in the output folder — other programs' files, another ``dgp`` writing
     there — is not ours to touch."""
     targets = [out_dir / CONTACT_SHEET]

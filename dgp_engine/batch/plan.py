@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..compute import check_precision
 from ..errors import InputError, OutputError
-from ..fileio import file_kind, name_too_long
-from ..imageio import FORMATS
-from ..taskspec import task_spec
+from ..files.photos import FORMATS
+from ..method.compute import check_precision
+from ..method.taskspec import task_spec
+from ..system.fileio import file_kind, name_too_long
 
 # Picture types the batch picks up (Pillow reads them all); outputs use FORMATS.
 INPUT_EXTENSIONS = frozenset(FORMATS) | {".gif", ".jfif", ".jpe", ".tga", ".ppm", ".pgm"}
@@ -66,7 +66,7 @@ class BatchSettings:
     # with another device or precision without redoing the others)
     device: str | None = None
     threads: int | None = None
-    precision: str = "auto"           # one of dgp_engine.compute.PRECISIONS
+    precision: str = "auto"           # one of dgp_engine.method.compute.PRECISIONS
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -326,7 +326,7 @@ def plan_batch(settings: BatchSettings) -> BatchPlan:
 def model_identity(model: str) -> tuple[dict[str, Any], Path]:
     """The model as the journal records it (its name and a digest of its config, so a
     model folder replaced under the same name counts as a change) and its folder."""
-    from .. import registry
+    from ..priors import registry
 
     path = Path(model).expanduser()
     if path.is_dir():

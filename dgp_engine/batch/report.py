@@ -6,15 +6,27 @@ from __future__ import annotations
 
 import html
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..imageio import write_atomic
+from ..files.photos import write_atomic
 from . import journal as J
 from .plan import CONTACT_SHEET, WORK_DIR, BatchSettings
 
-if TYPE_CHECKING:
-    from .job import RunStats
+
+@dataclass
+class RunStats:
+    """Where one run of the driver spent its time (:class:`.job.BatchJob` fills it in)."""
+
+    started: float = 0.0
+    finished: float = 0.0
+    done: int = 0
+    failed: int = 0
+    worker_seconds: float = 0.0       # compute time reported by workers (done items)
+    item_wall: float = 0.0            # submit → result on the driver (done items)
+    journal_seconds: float = 0.0      # time in journal writes
+    io_seconds: float = 0.0           # reading inputs, writing outputs and thumbnails
+    journal_ops: int = 0
 
 
 def _fmt_seconds(s: float | None) -> str:

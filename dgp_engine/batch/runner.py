@@ -3,7 +3,7 @@ answers with encoded results (+ the reconstruction state as bytes, thumbnails).
 
 The same :class:`ItemRunner` runs in a local worker process and inside a Ray actor, so
 both back ends restore exactly as ``dgp colorize|inpaint|…`` does: it calls the
-single-image pipeline (:func:`dgp_engine.tasks.restore_image`, the CLI's class
+single-image pipeline (:func:`dgp_engine.tasks.restore.restore_image`, the CLI's class
 resolution and image writing).  It never writes into the output folder: the driver
 does, so one process owns the journal and the outputs.
 """
@@ -52,9 +52,9 @@ def worker_config(settings: BatchSettings, *, device: str | None, threads: int |
 def thumbnail(rgb: np.ndarray, side: int = THUMB_SIDE) -> bytes:
     from PIL import Image
 
-    from ..imageio import to_uint8
+    from ..files.photos import unit_to_uint8
 
-    img = Image.fromarray(to_uint8(rgb), "RGB")
+    img = Image.fromarray(unit_to_uint8(rgb), "RGB")
     img.thumbnail((side, side), Image.Resampling.BILINEAR)
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=85)
@@ -65,11 +65,10 @@ class ItemRunner:
     """Holds the prior; :meth:`process` restores one picture."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        from ..cli.tasks import _class_id  # the CLI's class resolution (ids, names, hints)
-        from ..compute import resolve_precision
-        from ..prior import load_prior
-        from ..runtime import configure
-        from ..tasks import resolve_device, resolve_preset
+        from ..method.compute import resolve_precision
+        from ..priors.load import load_prior
+        from ..system.runtime import configure
+        from ..tasks.restore import resolve_device, resolve_preset
 
         self.config = config
         self.cancel_event = threading.Event()
@@ -82,7 +81,7 @@ class ItemRunner:
         self.prior = load_prior(config["model"], device=self.device)
         self.preset = resolve_preset(config.get("preset"), config["task"], self.prior.name,
                                      config.get("iterations_scale"))
-        self.class_id = _class_id(config.get("class_spec", "auto"), self.prior)
+        self.class_id = self.prior.choose_class(config.get("class_spec", "auto"))
         self.name = f"{socket.gethostname()}:{os.getpid()} {self.device}"
 
     def info(self) -> dict[str, Any]:
@@ -108,9 +107,9 @@ class ItemRunner:
 
     def _restore(self, request: dict[str, Any], on_progress: ProgressCallback | None
                  ) -> dict[str, Any]:
-        from ..imageio import check_mask, decode_image, save_image
-        from ..memory import RUN_BYTES_PER_PIXEL
-        from ..tasks import restore_image
+        from ..files.photos import check_mask, decode_image, save_image
+        from ..system.memory import RUN_BYTES_PER_PIXEL
+        from ..tasks.restore import restore_image
 
         rel = request["rel"]
         # the single commands' memory check before decoding: on this worker's share of the
@@ -122,7 +121,7 @@ class ItemRunner:
             photo = dataclasses.replace(photo, path=Path(request["source"]))
         thumb_in = thumbnail(photo.rgb)
         if self.config["task"] == "colorize" and not self.config.get("recolor"):
-            from ..postprocess import colour_check
+            from ..tasks.postprocess import colour_check
 
             check = colour_check(photo.rgb)
             if check.colour:  # its true colours would be replaced

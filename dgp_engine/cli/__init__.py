@@ -58,7 +58,7 @@ def join_negative_values(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..fileio import files_written, release_claims
+    from ..system.fileio import files_written, release_claims
     from .interrupt import installed
 
     written_before = files_written()
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 def abandoned_summary(written_before: int) -> str:
     """What an abandoned command leaves: never a partial file, and the files it had
     already written in full (kept: each is complete)."""
-    from ..fileio import written_since
+    from ..system.fileio import written_since
 
     n, latest = written_since(written_before)
     if not n:

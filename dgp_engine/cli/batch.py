@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..taskspec import TASK_SPECS
+from ..method.taskspec import TASK_SPECS
 from .tasks import EXIT_INTERRUPTED, _common
 
 if TYPE_CHECKING:

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the CLI imports torch and the engine only when a command runs
     import torch
 
-    from ..imageio import Photo
-    from ..postprocess import PhotoComposer
-    from ..prior import Prior
-    from ..state import ReconstructionState
+    from ..files.photos import Photo
+    from ..method.state import ReconstructionState
+    from ..priors.load import Prior
+    from ..tasks.postprocess import PhotoComposer
 
 _MAX_SIDE = 3840  # animation.MAX_EXPORT_SIDE (the CLI imports the engine only to run)
 _MAX_GRID_SIDE = 16384  # a grid picture larger than this takes over 800 MB to write
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "jitter", help="render random variations of a result (latent jitter) as a grid",
         description="Render N variations G(z* + σ·ε; θ*) of a saved reconstruction state and "
-                    "save them as one grid picture (DGP.md §8).")
+                    "save them as one grid picture (docs/method.md#manipulation).")
     p.add_argument("state", type=Path, help="a saved reconstruction state (.dgp)")
     p.add_argument("-n", "--count", type=int, default=16, help="variations (default 16)")
     p.add_argument("--sigma", default="0.5",
@@ -129,8 +129,8 @@ def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu",
     ``allow_mismatch`` a state of other weights is rendered anyway; every warning (that,
     or a state without a checksum) is printed on stderr."""
     from ..errors import CheckpointError, StateError
-    from ..prior import load_prior
-    from ..state import ReconstructionState
+    from ..method.state import ReconstructionState
+    from ..priors.load import load_prior
 
     states = [ReconstructionState.load(p) for p in paths]
     try:
@@ -171,7 +171,7 @@ def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu",
 def _setup(args: argparse.Namespace) -> None:
     import torch
 
-    from ..runtime import available_cores
+    from ..system.runtime import available_cores
 
     _claim_output(args)
     torch.set_num_threads(args.threads or available_cores())
@@ -181,7 +181,7 @@ def _claim_output(args: argparse.Namespace) -> None:
     """Before any work: -o is not an input, its folder takes files, and no other run is
     writing it (a lock beside it, held until the command ends)."""
     from ..errors import OutputError
-    from ..imageio import _same_file, claim_or_refuse
+    from ..files.photos import _same_file, claim_or_refuse
 
     out = Path(args.output)
     inputs = [Path(p) for p in (getattr(args, "states", None) or [getattr(args, "state", None)])
@@ -226,12 +226,12 @@ def _even_option(p: argparse.ArgumentParser) -> None:
 
 def _read_onto(path: Path) -> Photo:
     """--onto: a picture file, or the picture of a .dgpproj project."""
-    from ..imageio import Photo, read_image
+    from ..files.photos import Photo, read_image
 
     if path.suffix.lower() != ".dgpproj":
         return read_image(path)
     from ..errors import InputError
-    from ..project import load_project
+    from ..files.project import load_project
 
     project = load_project(path)
     pixels = project.sources.get("picture")
@@ -247,8 +247,8 @@ def _composer(args: argparse.Namespace, states: list[ReconstructionState],
     """The composer of every output into the photo; None with --raw.  Refuses (one
     sentence, and what --raw would write instead) when the states cannot share one."""
     from ..errors import CompositionError, InputError
-    from ..placement import common_placement
-    from ..postprocess import PhotoComposer, photo_for, same_photo
+    from ..method.placement import common_placement
+    from ..tasks.postprocess import PhotoComposer, photo_for, same_photo
 
     if args.raw:
         if args.onto is not None:
@@ -273,8 +273,8 @@ def _target_size(args: argparse.Namespace, frame_size: tuple[int, int],
                  size: tuple[int, int] | None = None, what: str = "frames"
                  ) -> tuple[int, int]:
     """The size outputs are written at, refused over the limit unless chosen."""
-    from ..animation import export_size
     from ..errors import ExportTooLarge, InputError
+    from ..files.animation import export_size
 
     if args.max_side is not None and args.max_side < 2:
         raise InputError("--max-side must be at least 2 px.")
@@ -291,8 +291,8 @@ def _target_size(args: argparse.Namespace, frame_size: tuple[int, int],
 
 def _save_grid(args: argparse.Namespace, images: Iterable[torch.Tensor],
                composer: PhotoComposer | None) -> None:
-    from ..animation import frame_array, grid, resize_frame, save_image
     from ..errors import InputError
+    from ..files.animation import frame_array, grid, resize_frame, save_image
 
     arrays = [composer(x) if composer is not None else frame_array(x) for x in images]
     h, w = arrays[0].shape[:2]
@@ -315,14 +315,14 @@ def _save_grid(args: argparse.Namespace, images: Iterable[torch.Tensor],
 
 def run_jitter(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..manipulate import Renderer
+    from ..method.manipulate import Renderer
 
     if args.count < 1:
         raise InputError("-n must be at least 1.")
     _setup(args)
     sigma = _parse_sigma(args.sigma)
     if args.walk is not None:
-        from ..animation import format_for
+        from ..files.animation import format_for
 
         format_for(args.output)  # fail on a bad name before any work
     (state,), prior = load_states_and_prior([args.state], args.model, args.device,
@@ -341,8 +341,8 @@ def run_jitter(args: argparse.Namespace) -> int:
 
 
 def run_transfer(args: argparse.Namespace) -> int:
-    from ..classes import resolve_class
-    from ..manipulate import Renderer
+    from ..method.manipulate import Renderer
+    from ..priors.classes import resolve_class
 
     _setup(args)
     (state,), prior = load_states_and_prior([args.state], args.model, args.device,
@@ -369,9 +369,9 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def run_morph(args: argparse.Namespace) -> int:
-    from ..animation import format_for
     from ..errors import InputError
-    from ..manipulate import Morph, MorphTimeline
+    from ..files.animation import format_for
+    from ..method.manipulate import Morph, MorphTimeline
 
     if len(args.states) < 2:
         raise InputError("A morph needs at least two states (keyframes).")
@@ -399,7 +399,7 @@ def _export(args: argparse.Namespace, frames: Iterable[Any], total: int, fps: fl
             size: tuple[int, int] | None = None, loop: int = 0) -> None:
     """Stream ``frames`` (a render job), composed when ``composer`` is given, into the
     animation file; sizes are decided (and refused over the limit) before any rendering."""
-    from ..animation import AnimationExport, even_size, format_for
+    from ..files.animation import AnimationExport, even_size, format_for
     from .interrupt import current
 
     frame_size = composer.size if composer is not None else (resolution, resolution)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from ..transfer import TransferProgress
+    from ..priors.progress import TransferProgress
 
 T = TypeVar("T")
 
@@ -141,7 +141,7 @@ def _run_with_bar(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from .. import registry
+    from ..priors import registry
 
     rows = registry.list_models()
     if args.json:
@@ -159,7 +159,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_pull(args: argparse.Namespace) -> int:
-    from .. import hub
+    from ..priors import hub
 
     model = _run_with_bar(hub.pull, args.name, force=args.force, update=args.update,
                           offline=True if args.offline else None,
@@ -169,7 +169,7 @@ def run_pull(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from .. import hub
+    from ..priors import hub
 
     model = _run_with_bar(hub.import_files, args.name, args.g, args.d, config=args.config,
                           classes=args.classes, title=args.title)
@@ -178,7 +178,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from .. import hub
+    from ..priors import hub
 
     results = _run_with_bar(hub.verify, args.names or None)
     if not results:
@@ -190,7 +190,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from .. import hub
+    from ..priors import hub
 
     folder = hub.remove(args.name, downloads=not args.keep_download)
     print(f"{args.name}: removed {folder}")
@@ -198,7 +198,8 @@ def run_remove(args: argparse.Namespace) -> int:
 
 
 def run_path(args: argparse.Namespace) -> int:
-    from .. import paths, registry
+    from ..priors import registry
+    from ..system import paths
 
     if args.name:
         folder, _ = registry.resolve_model_dir(args.name)
@@ -209,7 +210,7 @@ def run_path(args: argparse.Namespace) -> int:
 
 
 def run_source(args: argparse.Namespace) -> int:
-    from .. import registry
+    from ..priors import registry
 
     changes = {"repo_id": args.repo_id, "revision": args.revision, "endpoint": args.endpoint,
                "G": args.g_file, "D": args.d_file, "G_sha256": args.g_sha256,

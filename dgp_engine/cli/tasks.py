@@ -23,15 +23,15 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..taskspec import EVAL_TASKS, TASK_SPECS, task_spec
+from ..method.taskspec import EVAL_TASKS, TASK_SPECS, task_spec
 
 if TYPE_CHECKING:  # the CLI imports torch and the engine only when a command runs
     import torch
 
-    from ..prior import Prior
-    from ..reconstruct import Report
-    from ..region import Region
-    from ..state import ReconstructionState
+    from ..method.reconstruct import Report
+    from ..method.region import Region
+    from ..method.state import ReconstructionState
+    from ..priors.load import Prior
 
 EXIT_INTERRUPTED = 130
 
@@ -126,7 +126,7 @@ def _common(p: argparse.ArgumentParser, class_default: str = "auto") -> None:
 
 
 def _precision_option(p: argparse.ArgumentParser) -> None:
-    from ..compute import PRECISIONS
+    from ..method.compute import PRECISIONS
 
     # no argparse choices: a bad value is refused with the engine's own sentence (exit 1)
     p.add_argument("--precision", default="auto", metavar="{" + ",".join(PRECISIONS) + "}",
@@ -139,7 +139,7 @@ def _precision_option(p: argparse.ArgumentParser) -> None:
 def _check_precision(args: argparse.Namespace, device: torch.device) -> str:
     """The --precision value, refused (InputError / DeviceError) before the model loads
     when it is unknown or the device cannot compute in it."""
-    from ..compute import resolve_precision
+    from ..method.compute import resolve_precision
 
     resolve_precision(args.precision, device, args.exact)
     return str(args.precision)
@@ -222,8 +222,8 @@ def cancel_on_sigint(event: threading.Event, on_first: Callable[[], None] | None
 
 
 def _setup_torch(args: argparse.Namespace) -> torch.device:
-    from ..runtime import available_cores, configure
-    from ..tasks import resolve_device
+    from ..system.runtime import available_cores, configure
+    from ..tasks.restore import resolve_device
 
     if args.threads is not None and args.threads < 1:
         from ..errors import InputError
@@ -231,31 +231,10 @@ def _setup_torch(args: argparse.Namespace) -> torch.device:
         raise InputError("--threads must be at least 1.")
     device = resolve_device(args.device)
     # every core by default: a full colorization took 17.4 s on 2 threads vs 21.5 s on 1
-    # (bundled prior, quiet 2-core machine); glibc allocator kept from trimming (DGP.md §12)
+    # (bundled prior, quiet 2-core machine); glibc allocator kept from trimming
+    # (docs/method.md#where-the-time-goes)
     configure(args.threads or available_cores())
     return device
-
-
-def _class_id(spec: str | None, prior: Prior) -> int | None:
-    from ..classes import resolve_class
-
-    if spec is None or str(spec).strip().lower() == "auto":
-        return None
-    from ..errors import InputError
-
-    names = prior.class_names or [f"class {i}" for i in range(prior.config.n_classes)]
-    try:
-        return resolve_class(spec, names)
-    except InputError as exc:
-        if "Did you mean" in str(exc) or str(spec).strip().isdigit():
-            raise
-        # No close spelling: offer names that contain what was typed (e.g. "shark").
-        wanted = str(spec).strip().lower()
-        hits = [n.split(",")[0].strip() for n in names if wanted and wanted in n.lower()][:5]
-        hint = (f" Names containing it: {', '.join(repr(h) for h in hits)}." if hits else
-                " Give a class id or a name from the model's list (--class auto lets the "
-                "model choose).")
-        raise InputError(f"{exc}{hint}") from None
 
 
 def _parse_box(text: str) -> tuple[int, int, int, int]:
@@ -275,7 +254,7 @@ def _check_region_inside(region: Region, size: tuple[int, int]) -> None:
     """A typed region must lie inside the photo: refuse (naming the nearest one that fits)
     instead of moving it silently."""
     from ..errors import InputError
-    from ..region import clamp_region
+    from ..method.region import clamp_region
 
     w, h = size
     fitted = clamp_region(region, w, h)
@@ -287,7 +266,7 @@ def _check_region_inside(region: Region, size: tuple[int, int]) -> None:
 
 def _save_state(state: ReconstructionState, path: Path, *, sources: Sequence[str | Path],
                 overwrite: bool) -> None:
-    from ..imageio import check_output_path, output_error
+    from ..files.photos import check_output_path, output_error
 
     check_output_path(path, sources=sources, overwrite=overwrite, image=False)
     try:
@@ -304,11 +283,11 @@ def _describe_class(prior: Prior, class_id: int) -> str:
 # --- restoration commands -------------------------------------------------------------------------
 def run_task_command(args: argparse.Namespace) -> int:
     from ..errors import DeviceMemoryError, InputError
-    from ..imageio import box_mask, check_output_path, read_image, read_mask, save_image
-    from ..memory import RUN_BYTES_PER_PIXEL
-    from ..prior import load_prior
-    from ..region import parse_region
-    from ..tasks import resolve_preset, restore_image
+    from ..files.photos import box_mask, check_output_path, read_image, read_mask, save_image
+    from ..method.region import parse_region
+    from ..priors.load import load_prior
+    from ..system.memory import RUN_BYTES_PER_PIXEL
+    from ..tasks.restore import resolve_preset, restore_image
     from .interrupt import current
 
     interrupts = current()
@@ -341,7 +320,7 @@ def run_task_command(args: argparse.Namespace) -> int:
     device = _setup_torch(args)
     precision = _check_precision(args, device)
     prior = load_prior(args.model, device=device)
-    class_id = _class_id(args.class_spec, prior)
+    class_id = prior.choose_class(args.class_spec)
     preset = resolve_preset(args.preset, task, prior.name, args.iterations_scale)
     job = restore_image(prior, photo, task, mask=hole, region=region,
                         factor=getattr(args, "factor", None), class_id=class_id, preset=preset,
@@ -387,8 +366,8 @@ def run_task_command(args: argparse.Namespace) -> int:
 
 # --- evaluation ----------------------------------------------------------------------------------
 def run_eval_table_command(args: argparse.Namespace) -> int:
-    from ..evaluate import format_table, ordering_summary, read_results
-    from ..imageio import check_output_path, write_atomic
+    from ..files.photos import check_output_path, write_atomic
+    from ..tasks.evaluate import format_table, ordering_summary, read_results
 
     if args.output:
         check_output_path(args.output, sources=args.results, overwrite=args.overwrite,
@@ -408,10 +387,10 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..errors import InputError
-    from ..evaluate import evaluate, load_dataset, load_hole, write_json
-    from ..imageio import check_output_path
-    from ..prior import load_prior
-    from ..tasks import resolve_preset
+    from ..files.photos import check_output_path
+    from ..priors.load import load_prior
+    from ..tasks.evaluate import evaluate, load_dataset, load_hole, write_json
+    from ..tasks.restore import resolve_preset
 
     check_output_path(args.json, sources=[args.data], overwrite=args.overwrite, image=False,
                       claim=True)
@@ -426,7 +405,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     spec = str(args.class_spec).strip().lower()
     class_mode: str | int = spec
     if spec not in ("auto", "label"):
-        class_id = _class_id(args.class_spec, prior)
+        class_id = prior.choose_class(args.class_spec)
         class_mode = "auto" if class_id is None else class_id
     cancel = threading.Event()
     bar = tqdm(total=len(data.images), unit="img", file=sys.stderr, disable=args.quiet,

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dgp_engine.animation import FORMAT_TITLES, FORMATS
+from dgp_engine.files.animation import FORMAT_TITLES, FORMATS
 
 SUFFIXES = {"gif": ".gif", "apng": ".png", "webp": ".webp", "mp4": ".mp4", "webm": ".webm",
             "png-sequence": ""}

@@ -37,9 +37,9 @@ from PySide6.QtWidgets import (
 )
 
 from dgp_engine import Prior
-from dgp_engine.animation import ExportProgress
-from dgp_engine.manipulate import MorphTimeline
-from dgp_engine.state import ReconstructionState
+from dgp_engine.files.animation import ExportProgress
+from dgp_engine.method.manipulate import MorphTimeline
+from dgp_engine.method.state import ReconstructionState
 
 from .export_dialog import ExportDialog, ExportSettings
 from .render_worker import (

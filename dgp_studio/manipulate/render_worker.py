@@ -25,10 +25,10 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from dgp_engine import DGPError, Prior
-from dgp_engine.animation import AnimationExport, ExportCancelled, ExportProgress
-from dgp_engine.manipulate import Morph, MorphTimeline, Renderer
-from dgp_engine.pictures import to_uint8
-from dgp_engine.state import ReconstructionState
+from dgp_engine.files.animation import AnimationExport, ExportCancelled, ExportProgress
+from dgp_engine.method.manipulate import Morph, MorphTimeline, Renderer
+from dgp_engine.method.pictures import signed_to_uint8
+from dgp_engine.method.state import ReconstructionState
 
 from ..jobs import Job, JobProgress, JobState
 from ..thread_worker import GeneratorWorker, WorkerLane, describe_error
@@ -242,7 +242,7 @@ class Renderers:
 
     def _configure(self) -> None:
         if not self._configured:
-            from dgp_engine import runtime
+            from dgp_engine.system import runtime
 
             runtime.set_threads(self.threads)
             self._configured = True
@@ -295,7 +295,7 @@ class Renderers:
         self._configure()
         t0 = time.perf_counter()
         if isinstance(request, RenderResult):
-            image = to_uint8(self.renderer(request.prior, request.state).render()[0])
+            image = signed_to_uint8(self.renderer(request.prior, request.state).render()[0])
             yield from self._single(request, image, t0, {})
         elif isinstance(request, RenderJitter):
             r = self.renderer(request.prior, request.state)
@@ -308,7 +308,7 @@ class Renderers:
                                                         cancel=cancel))
         elif isinstance(request, RenderMorphAt):
             m = self.morph(request.prior, request.keyframes, request.names, request.easing)
-            image = to_uint8(m.at(request.t)[0])
+            image = signed_to_uint8(m.at(request.t)[0])
             yield from self._single(request, image, t0, {"t": request.t})
         elif isinstance(request, RenderMorphTimeline):
             m = self.morph(request.prior, request.keyframes, request.names,

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
                                QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from dgp_engine import DGPError
-from dgp_engine.manipulate import MorphTimeline, easing_names
+from dgp_engine.method.manipulate import MorphTimeline, easing_names
 
 SCRUB_STEPS = 1000
 STATE_ROLE = Qt.ItemDataRole.UserRole

@@ -9,7 +9,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from dgp_engine.taskspec import DEFAULT_TASK, covers_whole_photo, task_spec, working_region
+from dgp_engine.method.taskspec import DEFAULT_TASK, covers_whole_photo, task_spec, working_region
 
 from ..image_files import Picture
 from ..undo import ApplyCommand, Bounds, SwapCommand, TileEdit, TileRecorder, record_edit

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 from PySide6.QtCore import QObject, Signal
 
 from dgp_engine import InputError, Preset, load_preset, preset_names
-from dgp_engine.taskspec import DEFAULT_TASK, default_preset_name, task_spec
+from dgp_engine.method.taskspec import DEFAULT_TASK, default_preset_name, task_spec
 
 T = TypeVar("T")
 
@@ -46,7 +46,7 @@ class Observable(Generic[T]):
 
 
 class TaskSettings(QObject):
-    task_changed = Signal(str)            # the engine's task name (dgp_engine.taskspec)
+    task_changed = Signal(str)            # the engine's task name (dgp_engine.method.taskspec)
     model_changed = Signal(str)
     class_text_changed = Signal(str)      # "auto", "index: name", a name or an index
     preset_changed = Signal(str)          # a shipped preset's name or a custom one
@@ -54,7 +54,7 @@ class TaskSettings(QObject):
     iterations_changed = Signal(int)
     seed_changed = Signal(int)
     device_changed = Signal(str)
-    precision_changed = Signal(str)       # dgp_engine.compute.PRECISIONS (a preference)
+    precision_changed = Signal(str)       # dgp_engine.method.compute.PRECISIONS (a preference)
     presets_changed = Signal()            # a custom preset was added
     class_names_changed = Signal(list)
 
@@ -144,7 +144,7 @@ class TaskSettings(QObject):
                 raise InputError(f"Class {idx} is out of range for this model "
                                  f"(0..{len(self.class_names) - 1}).")
             return idx
-        from dgp_engine.classes import resolve_class
+        from dgp_engine.priors.classes import resolve_class
 
         return resolve_class(text, self.class_names)
 

@@ -35,7 +35,7 @@ def main(mode: str, picture: Path, work: Path) -> int:
     from PySide6.QtWidgets import QApplication
 
     from dgp_engine import Preset
-    from dgp_engine import project as proj
+    from dgp_engine.files import project as proj
     from dgp_studio.catalog import ModelCatalog
     from dgp_studio.main_window import MainWindow
     from dgp_studio.settings import Settings

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dgp_engine import project as proj
+from dgp_engine.files import project as proj
 
 from .test_project_files import fresh_window
 

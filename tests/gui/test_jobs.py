@@ -14,7 +14,7 @@ from PySide6.QtTest import QTest
 
 from dgp_engine import DGPError
 from dgp_engine.errors import DownloadError
-from dgp_engine.transfer import TransferProgress
+from dgp_engine.priors.progress import TransferProgress
 from dgp_studio.jobs import Job, JobProgress, JobState
 from dgp_studio.thread_worker import GeneratorWorker, WorkerLane
 
@@ -291,7 +291,7 @@ def test_compute_and_io_jobs_look_alike_in_the_status_bar(qtbot, window, picture
 
 # --- the observable task settings ------------------------------------------------------
 def test_task_settings_round_trip_to_the_panel_and_back(qtbot):
-    from dgp_engine.taskspec import default_preset_name, task_spec
+    from dgp_engine.method.taskspec import default_preset_name, task_spec
     from dgp_studio.model.task_settings import QUALITY, TaskSettings
     from dgp_studio.task_panel import TaskPanel
 

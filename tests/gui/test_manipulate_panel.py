@@ -15,7 +15,8 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMainWindow
 
-from dgp_engine.manipulate import Renderer, to_uint8
+from dgp_engine.method.manipulate import Renderer
+from dgp_engine.method.pictures import signed_to_uint8
 
 from ..helpers import tiny_prior
 from ..manipulation_helpers import quick_state
@@ -142,8 +143,8 @@ def test_morph_keyframes_scrub_play_pause(qtbot, panel, model):
     assert tl.names() == ["A", "B"] and tl.play_button.isEnabled()
     panel.tabs.setCurrentIndex(2)
 
-    ends = {0: to_uint8(Renderer(prior, a).render()[0]),
-            1000: to_uint8(Renderer(prior, b).render()[0])}
+    ends = {0: signed_to_uint8(Renderer(prior, a).render()[0]),
+            1000: signed_to_uint8(Renderer(prior, b).render()[0])}
     for value, want in ends.items():
         tl.scrub.setValue(value)
         f = wait_frame(qtbot, panel, "scrub")

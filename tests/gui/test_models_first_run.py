@@ -15,7 +15,8 @@ import huggingface_hub.constants
 import pytest
 from PySide6.QtCore import Qt
 
-from dgp_engine import hub, paths, registry
+from dgp_engine.priors import hub, registry
+from dgp_engine.system import paths
 
 from ..conftest import REFERENCE
 from ..fakehub import FakeHub, leftovers
@@ -86,7 +87,7 @@ def serve_small_model(fake: FakeHub) -> None:
 def small_model(fake):
     """A pattern/StudioGAN entry like imagenet-128, on the small reference architecture
     (128 px, 1000 ImageNet classes)."""
-    from dgp_engine import studiogan
+    from dgp_engine.priors import studiogan
 
     config = studiogan.config_from_yaml(SMALL / "imagenet128" / "studiogan.yaml")
     registry.add_model("sg-small", config, registry.HubSource(
@@ -300,7 +301,7 @@ def test_first_run_hint_can_be_dismissed(qtbot, window, picture_file):
 
 
 def test_no_first_run_hint_once_a_real_prior_is_installed(qtbot, window, picture_file):
-    from dgp_engine import studiogan
+    from dgp_engine.priors import studiogan
 
     folder = SMALL / "imagenet128"
     hub.import_files("sg-imported", folder / "model=G_ema-best-weights-step=1000.pth",
@@ -314,7 +315,7 @@ def test_no_first_run_hint_once_a_real_prior_is_installed(qtbot, window, picture
 
 
 def test_class_picker_follows_the_chosen_model(qtbot, window, tmp_path):
-    from dgp_engine import studiogan
+    from dgp_engine.priors import studiogan
 
     folder = SMALL / "afhq256"
     names = tmp_path / "classes.txt"
@@ -349,7 +350,7 @@ def test_class_picker_follows_the_chosen_model(qtbot, window, tmp_path):
 ])
 def test_real_priors_get_the_published_presets(qtbot, model, expected):
     from dgp_engine import load_preset
-    from dgp_engine.taskspec import default_preset_name, menu_tasks
+    from dgp_engine.method.taskspec import default_preset_name, menu_tasks
     from dgp_studio.task_panel import TaskPanel
 
     panel = TaskPanel(["bundled", model])

@@ -166,7 +166,7 @@ def test_class_picker(qtbot, window):
 def test_models_dialog_transfer_progress_and_outcome(qtbot, window):
     import asyncio
 
-    from dgp_engine.transfer import TransferProgress
+    from dgp_engine.priors.progress import TransferProgress
     from dgp_studio.model_dialog import ModelDialog
 
     dlg = ModelDialog(window)
@@ -193,7 +193,7 @@ def test_models_dialog_transfer_progress_and_outcome(qtbot, window):
 
 
 def test_cache_folder_setting_moves_where_models_are_found(qtbot, window, tmp_path):
-    from dgp_engine import paths
+    from dgp_engine.system import paths
     from dgp_studio.settings_dialog import SettingsDialog
 
     from ..helpers import parity_folder
@@ -209,7 +209,7 @@ def test_cache_folder_setting_moves_where_models_are_found(qtbot, window, tmp_pa
         dlg.accept()
         window.apply_settings()
         assert paths.cache_dir() == elsewhere and paths.models_dir() == elsewhere / "models"
-        from dgp_engine import hub
+        from dgp_engine.priors import hub
 
         hub.import_files("parity", src / "G_ema.pth", src / "D.pth", config=src / "config.json")
         assert (elsewhere / "models" / "parity" / "model.json").is_file()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dgp_engine.pictures import to_uint8
+from dgp_engine.method.pictures import signed_to_uint8
 
 from ..task_helpers import out_of_memory_after
 from .test_editor import open_and_paint, run_and_wait
@@ -71,7 +71,7 @@ def test_out_of_device_memory_shows_the_sentence_and_keeps_the_last_frame(
     np.testing.assert_array_equal(window.state.picture.pixels, before)
     # the frame of the last report the run gave (step 3) is the one left on screen
     assert [r.step for r in reports if r.phase == "optimize"] == [1, 2, 3]
-    last = to_uint8(reports[-1].image[0], PREVIEW_SIDE)
+    last = signed_to_uint8(reports[-1].image[0], PREVIEW_SIDE)
     np.testing.assert_array_equal(frames[-1], last)
     assert _same_pixmap(window.run_panel, last)
     assert not window.run_panel.running and window.actions["run"].isEnabled()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dgp_engine import project as proj
+from dgp_engine.files import project as proj
 
 from .conftest import tiny_preset
 from .test_editor import open_and_paint
@@ -141,7 +141,7 @@ def test_autosave_and_recovery(qtbot, window, picture_file):
 
 
 def test_morph_timeline_round_trip(qtbot, window, picture_file, tmp_path):
-    from dgp_engine.manipulate import MorphTimeline
+    from dgp_engine.method.manipulate import MorphTimeline
     from dgp_studio.model.state import HistoryEntry
 
     from ..helpers import tiny_prior

@@ -12,7 +12,7 @@ from PIL import Image
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
-from dgp_engine import project as proj
+from dgp_engine.files import project as proj
 
 from .conftest import tiny_preset
 from .test_editor import open_and_paint, run_and_wait

@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 
 from dgp_engine.cli import main as dgp_main
-from dgp_engine.imageio import read_image
-from dgp_engine.region import Region
-from dgp_engine.tasks import plan_task, resolve_preset
-from dgp_engine.taskspec import menu_tasks, task_spec
+from dgp_engine.files.photos import read_image
+from dgp_engine.method.region import Region
+from dgp_engine.method.taskspec import menu_tasks, task_spec
+from dgp_engine.tasks.restore import plan_task, resolve_preset
 
 from ..task_helpers import tiny_model_folder
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dgp_engine.reconstruct import Report
+from dgp_engine.method.reconstruct import Report
 from dgp_studio.worker import progress_of
 
 

@@ -1,0 +1,12 @@
+"""The Deep Generative Prior method (docs/method.md): the reconstruction loop
+(``reconstruct``, with ``compute`` for how it computes and ``copies`` for the private
+copies of G and D a run trains), the degradations φ (``degradations``), the published
+schedules (``presets``), the result (``state``), manipulation after a reconstruction
+(``manipulate``) and the one conversion of its images to pixels (``pictures``).
+
+The table of tasks (``taskspec``) lives here too, with the working regions it uses
+(``region``): the loop turns a task's name into its φ through that table, so the table
+cannot sit above the loop in ``tasks/``.
+
+Above ``priors/``: a run takes a loaded prior.
+"""

@@ -1,0 +1,655 @@
+"""Manipulation after a reconstruction (docs/method.md#manipulation): jitter, category
+transfer, morph.
+
+Nothing here re-runs a reconstruction: a :class:`Renderer` materialises the
+fine-tuned generator θ* of one state once and renders batches from it; a
+:class:`Morph` keeps every keyframe's full weights (base + delta) and blends them
+into one working generator per frame.
+
+Long work returns a :class:`RenderJob`: iterate it for one :class:`Frame` report
+per rendered image (index, total, image, parameters, elapsed); a set ``cancel``
+event stops it between batches, keeping the frames already made.
+
+Morph convention: the API uses a position ``t`` in [0, 1] along the keyframes,
+``t = 0`` renders the first keyframe (A) and ``t = 1`` the last (B); between two
+keyframes each value is ``(1 − u)·A + u·B`` for the local position ``u``.  In
+the notation of docs/method.md#manipulation that is λ = 1 − u (z = λ z_A + (1 − λ) z_B).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError, StateError
+from ..models import Generator, freeze_sn
+from ..priors.load import Prior
+from .pictures import signed_to_uint8
+from .state import ReconstructionState, mark_in_initialized
+
+# --------------------------------------------------------------------------- easing curves
+
+
+def _ease_in_out_quad(u: float) -> float:
+    return 2 * u * u if u < 0.5 else 1 - (-2 * u + 2) ** 2 / 2
+
+
+def _ease_in_out_cubic(u: float) -> float:
+    return 4 * u ** 3 if u < 0.5 else 1 - (-2 * u + 2) ** 3 / 2
+
+
+#: Easing curves as data: name → f(u) on [0, 1], monotone, f(0) = 0, f(1) = 1.
+EASINGS: dict[str, Callable[[float], float]] = {
+    "linear": lambda u: u,
+    "ease-in": lambda u: u * u,
+    "ease-out": lambda u: 1 - (1 - u) ** 2,
+    "ease-in-out": _ease_in_out_quad,
+    "cubic": _ease_in_out_cubic,
+    "sine": lambda u: 0.5 - 0.5 * math.cos(math.pi * u),
+    "smoothstep": lambda u: u * u * (3 - 2 * u),
+    "smootherstep": lambda u: u ** 3 * (u * (6 * u - 15) + 10),
+}
+
+
+def easing_names() -> list[str]:
+    return list(EASINGS)
+
+
+def ease(name: str, u: float) -> float:
+    """The eased position for ``u`` (clamped to [0, 1]); exactly 0 and 1 at the ends."""
+    try:
+        fn = EASINGS[name]
+    except KeyError:
+        raise InputError(f"Unknown easing {name!r}: use one of {', '.join(EASINGS)}.") from None
+    u = min(1.0, max(0.0, float(u)))
+    if u <= 0.0:
+        return 0.0
+    if u >= 1.0:
+        return 1.0
+    return min(1.0, max(0.0, float(fn(u))))
+
+
+# --------------------------------------------------------------------------- reports and jobs
+
+
+@dataclass
+class Frame:
+    """One rendered image of a job."""
+
+    index: int                     # 0-based position in the job
+    total: int                     # images the job renders when not cancelled
+    image: torch.Tensor            # [3, R, R] in [-1, 1], CPU float32
+    params: dict[str, Any] = field(default_factory=dict)  # what produced it (t, seed, class…)
+    elapsed: float = 0.0           # seconds since the job started
+
+    def to_uint8(self) -> np.ndarray:
+        return signed_to_uint8(self.image)
+
+
+class RenderJob:
+    """Iterator of :class:`Frame` reports; ``cancel`` is checked before every batch/frame.
+
+    After iterating, ``frames`` holds every report (unless ``keep=False``, for long
+    exports that stream frames to a file), ``done`` counts them and ``cancelled`` says
+    whether it stopped early.  ``run_to_end(progress)`` iterates for you and returns
+    the images stacked as [N, 3, R, R]."""
+
+    def __init__(self, total: int,
+                 produce: Callable[[], Iterator[tuple[torch.Tensor, dict[str, Any]]]],
+                 cancel: threading.Event | None = None, keep: bool = True):
+        self.total = total
+        self.cancel = cancel or threading.Event()
+        self.keep = keep
+        self.done = 0
+        self.frames: list[Frame] = []
+        self.cancelled = False
+        self._produce = produce
+        self._iter: Iterator[Frame] | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._iter is None:
+            self._iter = self._run()
+        return self._iter
+
+    def __next__(self) -> Frame:
+        return next(iter(self))
+
+    def __len__(self) -> int:
+        return self.total
+
+    def _run(self) -> Iterator[Frame]:
+        t0 = time.perf_counter()
+        if self.cancel.is_set():
+            self.cancelled = self.total > 0
+            return
+        for image, params in self._produce():
+            frame = Frame(self.done, self.total, image, params, time.perf_counter() - t0)
+            self.done += 1
+            if self.keep:
+                self.frames.append(frame)
+            yield frame
+            if self.cancel.is_set() and self.done < self.total:
+                self.cancelled = True
+                return
+
+    def run_to_end(self, progress: Callable[[Frame], Any] | None = None) -> torch.Tensor:
+        for frame in self:
+            if progress is not None:
+                progress(frame)
+        return self.images()
+
+    def images(self) -> torch.Tensor:
+        if not self.frames:
+            return torch.empty(0, 3, 0, 0)
+        return torch.stack([f.image for f in self.frames])
+
+
+# ------------------------------------------------------------------- one state: jitter, transfer
+
+
+def _noise_seed(seed: int, index: int) -> int:
+    """A well-mixed 63-bit seed for variation ``index`` of ``seed`` (independent of n)."""
+    words = np.random.SeedSequence([int(seed) % (1 << 64), int(index)]).generate_state(1, np.uint64)
+    return int(words[0]) & ((1 << 63) - 1)
+
+
+class Renderer:
+    """Renders from one reconstruction state without re-running the reconstruction.
+
+    The fine-tuned generator θ* is made once (base + delta, spectral norms cached);
+    every call renders batches of ``batch_size`` through it.  A state restored with other
+    weights than ``prior``'s is refused (:class:`~dgp_engine.errors.ModelMismatchError`)
+    unless ``allow_other_model``; ``warnings`` then says so (and that a state without a
+    model checksum cannot be checked), for the caller to show."""
+
+    def __init__(self, prior: Prior, state: ReconstructionState, *, batch_size: int = 8,
+                 allow_other_model: bool = False):
+        if batch_size < 1:
+            raise InputError("batch_size must be at least 1.")
+        warning = state.model_warning(prior.name, prior.checksum,
+                                      allow_mismatch=allow_other_model)
+        self.warnings: list[str] = [warning] if warning else []
+        self.prior = prior
+        self.state = state
+        self.batch_size = int(batch_size)
+        self.generator: Generator = state.materialize(prior.G)
+        self.device = next(self.generator.parameters()).device
+
+    # --- latents ---------------------------------------------------------------------
+    @property
+    def dim_z(self) -> int:
+        return self.generator.dim_z
+
+    def z_chunks(self) -> list[tuple[str, slice]]:
+        """The latent's chunks, coarse → fine: ("input", …), ("block 1", …), …
+        A non-hierarchical model has one chunk that feeds every layer."""
+        return z_chunks(self.generator)
+
+    def jitter_noise(self, index: int, seed: int = 0) -> torch.Tensor:
+        """ε ~ N(0, I) of variation ``index`` ([1, dim_z]); the same for any n."""
+        gen = torch.Generator().manual_seed(_noise_seed(seed, index))
+        return torch.randn(1, self.dim_z, generator=gen)
+
+    def jitter_latents(self, n: int, sigma: float | Sequence[float], seed: int = 0, *,
+                       start: int = 0, z: torch.Tensor | None = None) -> torch.Tensor:
+        """z* + σ·ε for variations ``start … start+n−1`` ([n, dim_z]).  ``sigma`` is one
+        value or one per z chunk (see :meth:`z_chunks`), so coarse and fine layers can be
+        jittered separately."""
+        if n < 0:
+            raise InputError("The number of variations cannot be negative.")
+        scale = self.sigma_vector(sigma)
+        base = (self.state.z if z is None else z).reshape(1, -1).float().cpu()
+        if n == 0:
+            return base.new_zeros(0, self.dim_z)
+        eps = torch.cat([self.jitter_noise(start + i, seed) for i in range(n)])
+        return base + eps * scale
+
+    def sigma_vector(self, sigma: float | Sequence[float]) -> torch.Tensor:
+        chunks = self.z_chunks()
+        if isinstance(sigma, (int, float)):
+            values = [float(sigma)] * len(chunks)
+        else:
+            values = [float(s) for s in sigma]
+            if len(values) != len(chunks):
+                names = ", ".join(name for name, _ in chunks)
+                raise InputError(f"Give one σ per latent chunk ({len(chunks)}: {names}); "
+                                 f"got {len(values)}.")
+        if any(not math.isfinite(v) or v < 0 for v in values):
+            raise InputError("σ must be a finite number ≥ 0.")
+        out = torch.zeros(1, self.dim_z)
+        for v, (_, sl) in zip(values, chunks):
+            out[:, sl] = v
+        return out
+
+    # --- class embeddings ------------------------------------------------------------
+    @property
+    def n_classes(self) -> int:
+        return self.prior.G.shared.num_embeddings
+
+    def class_embedding(self, spec: int | Mapping[int, float] | torch.Tensor) -> torch.Tensor:
+        """e(y) for a class id, a blend {class id: weight} (weights normalised to sum 1),
+        or an embedding tensor passed through; [1, shared_dim] on the CPU."""
+        table = self.prior.G.shared.weight.detach().float().cpu()
+        if isinstance(spec, torch.Tensor):
+            e = spec.detach().float().cpu().reshape(1, -1)
+            if e.shape[1] != table.shape[1]:
+                raise InputError(f"A class embedding has {table.shape[1]} values; got "
+                                 f"{e.shape[1]}.")
+            return e
+        if isinstance(spec, Mapping):
+            if not spec:
+                raise InputError("A class blend needs at least one class.")
+            ids = [self._check_class(c) for c in spec]
+            w = torch.tensor([float(v) for v in spec.values()])
+            if not torch.isfinite(w).all() or (w < 0).any() or float(w.sum()) <= 0:
+                raise InputError("Class blend weights must be ≥ 0 and not all zero.")
+            return ((w / w.sum()).unsqueeze(1) * table[ids]).sum(0, keepdim=True)
+        return table[self._check_class(spec)].unsqueeze(0).clone()
+
+    def transfer_embedding(self, target: int | Mapping[int, float] | torch.Tensor,
+                           amount: float = 1.0) -> torch.Tensor:
+        """The state's own embedding moved ``amount`` of the way (0 = own, 1 = target)
+        to the target class embedding (category transfer, docs/method.md#manipulation)."""
+        if not math.isfinite(float(amount)):
+            raise InputError("The transfer amount must be a finite number.")
+        own = self.state.embedding.detach().float().cpu().reshape(1, -1)
+        return torch.lerp(own, self.class_embedding(target), float(amount))
+
+    def _check_class(self, c: Any) -> int:
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) \
+                or not 0 <= int(c) < self.n_classes:
+            raise InputError(f"Class id {c!r} is out of range: this model has classes "
+                             f"0..{self.n_classes - 1}.")
+        return int(c)
+
+    # --- rendering ---------------------------------------------------------------------
+    def render(self, z: torch.Tensor | None = None,
+               embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """G(z, e; θ*) for [N, dim_z] latents and [1 or N, shared_dim] embeddings (the
+        state's own when not given); [N, 3, R, R] on the CPU, batched."""
+        return torch.cat(list(self._batches(*self._inputs(z, embedding))))
+
+    def _inputs(self, z: torch.Tensor | None,
+                embedding: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        z = (self.state.z if z is None else z).float().cpu()
+        z = z.reshape(-1, z.shape[-1])
+        e = (self.state.embedding if embedding is None else embedding).float().cpu()
+        e = e.reshape(-1, e.shape[-1])
+        if z.shape[1] != self.dim_z:
+            raise InputError(f"A latent of this model has {self.dim_z} values; got {z.shape[1]}.")
+        if e.shape[1] != self.generator.shared.embedding_dim:
+            raise InputError(f"A class embedding of this model has "
+                             f"{self.generator.shared.embedding_dim} values; got {e.shape[1]}.")
+        n = max(z.shape[0], e.shape[0])
+        if z.shape[0] not in (1, n) or e.shape[0] not in (1, n):
+            raise InputError(f"{z.shape[0]} latents and {e.shape[0]} embeddings do not pair up.")
+        return z.expand(n, -1), e.expand(n, -1)
+
+    def _batches(self, z: torch.Tensor, e: torch.Tensor,
+                 cancel: threading.Event | None = None) -> Iterator[torch.Tensor]:
+        G, dev = self.generator, self.device
+        for i in range(0, z.shape[0], self.batch_size):
+            if cancel is not None and cancel.is_set():
+                return
+            with torch.no_grad():
+                x = G(z[i:i + self.batch_size].to(dev), e[i:i + self.batch_size].to(dev),
+                      use_in=self.state.use_in)
+            yield x.float().cpu()
+
+    def job(self, z: torch.Tensor, embedding: torch.Tensor, params: Sequence[dict[str, Any]],
+            cancel: threading.Event | None = None) -> RenderJob:
+        """A :class:`RenderJob` over paired latents/embeddings, one ``params`` dict each."""
+        z, e = self._inputs(z, embedding)
+        if len(params) != z.shape[0]:
+            raise InputError("Give one params dict per image.")
+        cancel = cancel or threading.Event()
+
+        def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
+            k = 0
+            for x in self._batches(z, e, cancel):
+                for img in x:
+                    yield img, dict(params[k])
+                    k += 1
+
+        return RenderJob(z.shape[0], produce, cancel)
+
+    def jitter(self, n: int, sigma: float | Sequence[float], seed: int = 0, *, start: int = 0,
+               cancel: threading.Event | None = None) -> RenderJob:
+        """``n`` variations G(z* + σ·ε_i; θ*) with the state's class embedding."""
+        z = self.jitter_latents(n, sigma, seed, start=start)
+        sig = float(sigma) if isinstance(sigma, (int, float)) else [float(s) for s in sigma]
+        params = [{"kind": "jitter", "variation": start + i, "seed": seed, "sigma": sig,
+                   "z": z[i:i + 1]} for i in range(n)]
+        return self.job(z, self.state.embedding, params, cancel)
+
+    def walk_latents(self, frames: int, sigma: float | Sequence[float], seed: int = 0, *,
+                     keys: int = 4, easing: str = "sine", loop: bool = True) -> torch.Tensor:
+        """A smooth jitter walk: ``frames`` latents gliding through ``keys`` jittered
+        latents (variations 0…keys−1 of ``seed``), back to the first when ``loop``."""
+        if frames < 1 or keys < 1:
+            raise InputError("A jitter walk needs at least one frame and one key.")
+        ease(easing, 0.5)
+        anchors = self.jitter_latents(keys, sigma, seed)
+        if loop:
+            anchors = torch.cat([anchors, anchors[:1]])
+        spans = anchors.shape[0] - 1
+        if spans == 0:
+            return anchors[:1].expand(frames, -1).clone()
+        out = []
+        for i in range(frames):
+            pos = (i / frames if loop else i / max(1, frames - 1)) * spans
+            k = min(int(pos), spans - 1)
+            out.append(torch.lerp(anchors[k], anchors[k + 1], ease(easing, pos - k)))
+        return torch.stack(out)
+
+    def jitter_walk(self, frames: int, sigma: float | Sequence[float], seed: int = 0, *,
+                    keys: int = 4, easing: str = "sine", loop: bool = True,
+                    cancel: threading.Event | None = None) -> RenderJob:
+        """The frames of :meth:`walk_latents` (an animation that loops when ``loop``)."""
+        z = self.walk_latents(frames, sigma, seed, keys=keys, easing=easing, loop=loop)
+        params = [{"kind": "walk", "frame": i, "seed": seed, "z": z[i:i + 1]}
+                  for i in range(frames)]
+        return self.job(z, self.state.embedding, params, cancel)
+
+    def transfer(self, targets: Sequence[int | Mapping[int, float] | torch.Tensor],
+                 amount: float | Sequence[float] = 1.0, *, z: torch.Tensor | None = None,
+                 cancel: threading.Event | None = None) -> RenderJob:
+        """Category transfer G(z*, e′; θ*) for each target class (or blend), moved
+        ``amount`` of the way from the state's own embedding (one value or one each)."""
+        amounts = ([float(amount)] * len(targets) if isinstance(amount, (int, float))
+                   else [float(a) for a in amount])
+        if len(amounts) != len(targets):
+            raise InputError("Give one transfer amount per target class.")
+        es = [self.transfer_embedding(t, a) for t, a in zip(targets, amounts)]
+        e = torch.cat(es) if es else torch.zeros(0, self.generator.shared.embedding_dim)
+        zz = (self.state.z if z is None else z).reshape(1, -1).expand(max(1, len(es)), -1)
+        params = [{"kind": "transfer", "target": _describe_target(t), "amount": a,
+                   "embedding": es[i]} for i, (t, a) in enumerate(zip(targets, amounts))]
+        if not es:
+            return RenderJob(0, lambda: iter(()), cancel)
+        return self.job(zz, e, params, cancel)
+
+    def state_with(self, *, z: torch.Tensor | None = None, embedding: torch.Tensor | None = None,
+                   class_id: int | None = None, note: str = "") -> ReconstructionState:
+        """A new state sharing θ* with another latent/embedding (to adopt a variation or a
+        transferred class as the current result)."""
+        s = self.state
+        task = dict(s.task)
+        if note:
+            task["manipulation"] = note
+        return dataclasses.replace(
+            s, z=(s.z if z is None else z.detach().float().cpu().reshape(1, -1)).clone(),
+            embedding=(s.embedding if embedding is None
+                       else embedding.detach().float().cpu().reshape(1, -1)).clone(),
+            class_id=s.class_id if class_id is None else self._check_class(class_id),
+            task=task, created=time.time())
+
+
+def _describe_target(t: Any) -> Any:
+    if isinstance(t, Mapping):
+        return {int(k): float(v) for k, v in t.items()}
+    if isinstance(t, torch.Tensor):
+        return "embedding"
+    return int(t)
+
+
+def z_chunks(G: Generator) -> list[tuple[str, slice]]:
+    if not G.cfg.hier:
+        return [("all layers", slice(0, G.dim_z))]
+    c = G.z_chunk_size
+    return [("input" if i == 0 else f"block {i}", slice(i * c, (i + 1) * c))
+            for i in range(G.dim_z // c)]
+
+
+# --------------------------------------------------------------------------- morph
+
+
+def keyframe_labels(n: int, names: Sequence[str] | None = None) -> list[str]:
+    """Names used in messages: the given ones, else A, B, C…"""
+    if names:
+        return [str(x) for x in names]
+    return [chr(ord("A") + i) if i < 26 else f"keyframe {i + 1}" for i in range(n)]
+
+
+def check_morphable(states: Sequence[ReconstructionState],
+                    names: Sequence[str] | None = None) -> None:
+    """Raise StateError saying why these states cannot be blended (different base
+    model, weights, latent sizes or normalisation)."""
+    if len(states) < 2:
+        raise InputError("A morph needs at least two keyframes.")
+    names = keyframe_labels(len(states), names)
+    why = ("Morphing blends the two fine-tuned generators weight by weight, so every "
+           "keyframe must be restored with the same base model")
+    a, na = states[0], names[0]
+    for b, nb in zip(states[1:], names[1:]):
+        ma, mb = a.model or {}, b.model or {}
+        if ma.get("name") and mb.get("name") and ma["name"] != mb["name"]:
+            raise StateError(f"Cannot morph {na} and {nb}: {na} was restored with the model "
+                             f"{ma['name']!r} and {nb} with {mb['name']!r}. {why}; restore "
+                             f"{nb} again with {ma['name']!r}.")
+        if ma.get("config") and mb.get("config") and ma["config"] != mb["config"]:
+            diff = sorted(k for k in set(ma["config"]) | set(mb["config"])
+                          if ma["config"].get(k) != mb["config"].get(k))
+            raise StateError(f"Cannot morph {na} and {nb}: their models have different "
+                             f"settings ({', '.join(diff)}). {why}.")
+        if ma.get("checksum") and mb.get("checksum") and ma["checksum"] != mb["checksum"]:
+            raise StateError(f"Cannot morph {na} and {nb}: both name the model "
+                             f"{ma.get('name', '?')!r} but with different weights (checksums "
+                             f"differ). {why}.")
+        if a.z.shape[-1] != b.z.shape[-1] or a.embedding.shape[-1] != b.embedding.shape[-1]:
+            raise StateError(f"Cannot morph {na} and {nb}: their latents or class embeddings "
+                             f"have different sizes. {why}.")
+        if bool(a.use_in) != bool(b.use_in):
+            ins, bn = (na, nb) if a.use_in else (nb, na)
+            raise StateError(f"Cannot morph {na} and {nb}: {ins} was restored with instance "
+                             f"normalisation (e.g. the inpainting preset) and {bn} without, so "
+                             "their generators normalise differently. Restore both with presets "
+                             "that agree (the morphing preset uses neither).")
+
+
+class Morph:
+    """Renders the blend of two or more keyframe states (docs/method.md#manipulation),
+    weights included.
+
+    ``t`` in [0, 1] runs along the keyframes (t = 0: first, t = 1: last; keyframes
+    evenly spaced).  Every generator weight and buffer, z and the class embedding are
+    interpolated; ``at(0)``/``at(1)`` equal each end state's own :func:`render`.
+    Keyframes restored with other weights than ``prior``'s are refused unless
+    ``allow_other_model`` (see :class:`Renderer`; ``warnings`` as there)."""
+
+    def __init__(self, prior: Prior, keyframes: Sequence[ReconstructionState], *,
+                 names: Sequence[str] | None = None, easing: str = "linear",
+                 allow_other_model: bool = False):
+        check_morphable(keyframes, names)
+        self.warnings: list[str] = []
+        for label, s in zip(keyframe_labels(len(keyframes), names), keyframes):
+            try:
+                s.check_fits(prior.G)
+            except StateError as exc:
+                raise StateError(f"{label}: {exc}") from exc
+            warning = s.model_warning(prior.name, prior.checksum, label=f"Keyframe {label}",
+                                      allow_mismatch=allow_other_model)
+            if warning:
+                self.warnings.append(warning)
+        ease(easing, 0.5)  # validate the name early
+        self.prior = prior
+        self.keyframes = list(keyframes)
+        self.easing = easing
+        self.use_in = bool(keyframes[0].use_in)
+        base = prior.G.state_dict()
+        self._float_keys = [k for k, v in base.items() if v.is_floating_point()]
+        self._thetas: list[dict[str, torch.Tensor]] = []
+        for s in keyframes:
+            theta = {}
+            for k in self._float_keys:
+                v = base[k].detach().clone()
+                if k in s.weight_delta:
+                    v.add_(s.weight_delta[k].to(v.device, v.dtype))  # as materialize() does
+                theta[k] = v
+            self._thetas.append(theta)
+        self._zs = [s.z.detach().float().cpu().reshape(1, -1) for s in keyframes]
+        self._es = [s.embedding.detach().float().cpu().reshape(1, -1) for s in keyframes]
+        self._work = copy.deepcopy(prior.G).eval()
+        for p in self._work.parameters():
+            p.requires_grad_(False)
+        self._work_sd = self._work.state_dict()
+        self.device = next(self._work.parameters()).device
+        self._loaded: tuple[int, float] | None = None
+
+    @property
+    def segments(self) -> int:
+        return len(self.keyframes) - 1
+
+    def locate(self, t: float) -> tuple[int, float]:
+        """(segment, eased local position u) for the position ``t`` in [0, 1]."""
+        if not math.isfinite(float(t)):
+            raise InputError("The morph position must be a finite number in [0, 1].")
+        s = min(1.0, max(0.0, float(t))) * self.segments
+        k = min(int(math.floor(s)), self.segments - 1)
+        return k, ease(self.easing, s - k)
+
+    def latent_at(self, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        k, u = self.locate(t)
+        return (torch.lerp(self._zs[k], self._zs[k + 1], u),
+                torch.lerp(self._es[k], self._es[k + 1], u))
+
+    def _load(self, k: int, u: float) -> None:
+        if self._loaded == (k, u):
+            return
+        a, b = self._thetas[k], self._thetas[k + 1]
+        with torch.no_grad():
+            for key in self._float_keys:
+                torch.lerp(a[key], b[key], u, out=self._work_sd[key])
+        mark_in_initialized(self._work, self.use_in)
+        freeze_sn(self._work)
+        self._loaded = (k, u)
+
+    def at(self, t: float) -> torch.Tensor:
+        """The frame at position ``t``: [1, 3, R, R] on the CPU."""
+        k, u = self.locate(t)
+        self._load(k, u)
+        z = torch.lerp(self._zs[k], self._zs[k + 1], u)
+        e = torch.lerp(self._es[k], self._es[k + 1], u)
+        with torch.no_grad():
+            image: torch.Tensor = self._work(z.to(self.device), e.to(self.device),
+                                             use_in=self.use_in)
+        return image.cpu()
+
+    def render(self, times: Sequence[float], cancel: threading.Event | None = None, *,
+               keep: bool = True) -> RenderJob:
+        """A job rendering the frame at each position (repeated positions, e.g. held
+        frames and the way back of a ping-pong, are rendered once and kept only until
+        their last use).  ``keep=False`` when streaming a long export to a file."""
+        times = [float(t) for t in times]
+        cancel = cancel or threading.Event()
+
+        def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
+            uses = Counter(times)
+            cache: dict[float, torch.Tensor] = {}
+            for t in times:
+                if cancel.is_set():
+                    return
+                image = cache[t] if t in cache else self.at(t)[0]
+                uses[t] -= 1
+                if uses[t]:
+                    cache[t] = image
+                else:
+                    cache.pop(t, None)
+                k, u = self.locate(t)
+                yield image, {"kind": "morph", "t": t, "segment": k, "u": u}
+
+        return RenderJob(len(times), produce, cancel, keep)
+
+    def state_at(self, t: float) -> ReconstructionState:
+        """A state for the blend at ``t`` (z, embedding and weights), to adopt or save."""
+        k, u = self.locate(t)
+        self._load(k, u)
+        base = self.prior.G.state_dict()
+        delta = {}
+        for key in self._float_keys:
+            if key == "shared.weight":
+                continue
+            d = (self._work_sd[key] - base[key]).float().cpu()
+            if torch.count_nonzero(d):
+                delta[key] = d
+        z, e = self.latent_at(t)
+        near = self.keyframes[k if u < 0.5 else k + 1]
+        task = dict(near.task)
+        task["manipulation"] = f"morph t={t:.4g}"
+        return dataclasses.replace(near, z=z.clone(), embedding=e.clone(), weight_delta=delta,
+                                   task=task, created=time.time())
+
+
+@dataclass(frozen=True)
+class MorphTimeline:
+    """How a morph animation is laid out in time (plain data, saved in projects).
+
+    ``frames`` spans the whole path from the first keyframe to the last, both ends
+    included; ``hold_start``/``hold_end`` add that many extra frames on the ends;
+    ``pingpong`` plays the path back (without repeating the end frames) so the
+    animation loops smoothly."""
+
+    frames: int = 48
+    fps: float = 24.0
+    easing: str = "ease-in-out"
+    hold_start: int = 0
+    hold_end: int = 0
+    pingpong: bool = False
+
+    def __post_init__(self) -> None:
+        if int(self.frames) < 2:
+            raise InputError("A morph needs at least 2 frames.")
+        if not (math.isfinite(float(self.fps)) and 0 < float(self.fps) <= 240):
+            raise InputError("fps must be between 0 and 240.")
+        if int(self.hold_start) < 0 or int(self.hold_end) < 0:
+            raise InputError("Hold frames cannot be negative.")
+        ease(self.easing, 0.5)
+
+    def path(self) -> list[float]:
+        """Linear positions of the transition frames (easing is applied per segment by
+        :class:`Morph`)."""
+        n = int(self.frames)
+        return [i / (n - 1) for i in range(n)]
+
+    def times(self) -> list[float]:
+        """Every frame's position, holds and ping-pong included."""
+        path = self.path()
+        forward = [0.0] * int(self.hold_start) + path + [1.0] * int(self.hold_end)
+        if self.pingpong:
+            return forward + path[-2:0:-1]
+        return forward
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.times())
+
+    @property
+    def duration(self) -> float:
+        return self.frame_count / float(self.fps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MorphTimeline:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def morph_frames(prior: Prior, keyframes: Sequence[ReconstructionState],
+                 timeline: MorphTimeline, cancel: threading.Event | None = None, *,
+                 keep: bool = True, allow_other_model: bool = False) -> RenderJob:
+    """The frames of a morph animation laid out by ``timeline``."""
+    return Morph(prior, keyframes, easing=timeline.easing,
+                 allow_other_model=allow_other_model).render(timeline.times(), cancel,
+                                                             keep=keep)

@@ -1,0 +1,193 @@
+"""Where a result sits in its photo: enough to put any other output of the same state
+(a jitter variation, a category, a morph frame) into the photo exactly as the run's own
+result was (docs/method.md#post-processing), long after the run.
+
+A :class:`Placement` is plain data saved with a reconstruction state: the task (which
+decides the compose step: blend, fill the hole, colour transfer, new picture), the
+photo's size, path and a digest of its pixels, the model's view of it (the square
+region or the fitted whole photo), the seam width and, for hole-filling tasks, the hole
+inside the view.  States saved before placements existed simply have none.
+
+The composing itself lives in :mod:`dgp_engine.tasks.postprocess` (``compose_into``,
+``PhotoComposer``), the one place that knows how an output goes back into a photo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CompositionError, StateError
+from .region import View
+
+#: The safetensors key of a placement's hole (its bits packed, row-major).
+HOLE_TENSOR = "placement.hole"
+
+
+def pixels_digest(rgb: np.ndarray) -> str:
+    """SHA-256 of a picture's pixels as 8-bit RGB (float [0, 1] or uint8 H×W×3) and its
+    shape: the same photo, whatever file it is read from."""
+    a = np.asarray(rgb)
+    if a.dtype != np.uint8:
+        a = (np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    a = np.ascontiguousarray(a[..., :3])
+    digest = hashlib.sha256(f"{a.shape[1]}x{a.shape[0]}:".encode())
+    digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class Placement:
+    """Where the model's R×R output goes in a ``photo_size`` = (width, height) photo."""
+
+    task: str                          # engine task name (dgp_engine.method.taskspec)
+    photo_size: tuple[int, int]        # (width, height) of the photo the view maps into
+    view: View                         # the model's view of the photo
+    feather: int = 0                   # seam width in photo pixels
+    hole: np.ndarray | None = None     # view.h × view.w bool: the hole inside the view
+    photo_path: str | None = None      # the photo's file, absolute, when it had one
+    photo_digest: str | None = None    # pixels_digest of the photo
+
+    def __post_init__(self) -> None:
+        if self.hole is not None:
+            hole = np.asarray(self.hole, dtype=bool)
+            if hole.shape != (self.view.h, self.view.w):
+                raise StateError(f"A placement's hole is {hole.shape[1]}×{hole.shape[0]}; its "
+                                 f"view is {self.view.w}×{self.view.h}.")
+            object.__setattr__(self, "hole", hole)
+        w, h = self.photo_size
+        v = self.view
+        if v.x < 0 or v.y < 0 or v.x + v.w > w or v.y + v.h > h:
+            raise StateError(f"A placement's view ({v.x},{v.y} {v.w}×{v.h}) lies outside its "
+                             f"{w}×{h} photo.")
+
+    # --- describing ----------------------------------------------------------------------
+    @property
+    def whole_photo(self) -> bool:
+        return (self.view.x, self.view.y, self.view.w, self.view.h) == (
+            0, 0, *self.photo_size)
+
+    @property
+    def photo_name(self) -> str:
+        return Path(self.photo_path).name if self.photo_path else "an unnamed photo"
+
+    def where(self) -> str:
+        """Where in the photo, in words: "the whole photo" or "region x,y,size"."""
+        if self.whole_photo:
+            return "the whole photo"
+        v = self.view
+        if v.w == v.h:
+            return f"region {v.x},{v.y},{v.w}"
+        return f"the {v.w}×{v.h} px at {v.x},{v.y}"
+
+    def describe(self) -> str:
+        w, h = self.photo_size
+        return f"{self.task} of {self.where()} of {self.photo_name} ({w}×{h})"
+
+    def difference(self, other: Placement) -> str | None:
+        """Why outputs of ``self`` and ``other`` cannot share one photo composition, in
+        words (None when they can: same photo, view, task, seam and hole)."""
+        same_photo = (self.photo_digest == other.photo_digest if self.photo_digest
+                      and other.photo_digest else self.photo_path == other.photo_path)
+        if self.photo_size != other.photo_size or not same_photo:
+            return (f"they were restored from different photos ({self.photo_name}, "
+                    f"{self.photo_size[0]}×{self.photo_size[1]} and {other.photo_name}, "
+                    f"{other.photo_size[0]}×{other.photo_size[1]})")
+        if self.view != other.view:
+            return (f"they were restored at different places of the photo ({self.where()} "
+                    f"and {other.where()})")
+        if self.task != other.task:
+            return f"they were restored by different tasks ({self.task} and {other.task})"
+        if self.feather != other.feather or (self.hole is None) != (other.hole is None) or (
+                self.hole is not None and other.hole is not None
+                and not np.array_equal(self.hole, other.hole)):
+            return "they fill different masks (or blend with different seams)"
+        return None
+
+    # --- changing -----------------------------------------------------------------------
+    def moved(self, dx: int, dy: int, photo_size: tuple[int, int]) -> Placement:
+        """The same placement inside a larger photo of ``photo_size`` where this one's
+        photo starts at (dx, dy): the app plans a run on a crop of its picture."""
+        view = dataclasses.replace(self.view, x=self.view.x + int(dx), y=self.view.y + int(dy))
+        return dataclasses.replace(self, view=view,
+                                   photo_size=(int(photo_size[0]), int(photo_size[1])))
+
+    def with_photo(self, path: str | Path | None, digest: str | None) -> Placement:
+        return dataclasses.replace(
+            self, photo_path=str(Path(path).absolute()) if path else None,
+            photo_digest=digest)
+
+    # --- saving -------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """The JSON part (the hole goes into :meth:`hole_tensor_bits`)."""
+        v = self.view
+        return {"task": self.task, "photo_size": list(self.photo_size),
+                "view": [v.x, v.y, v.w, v.h, v.resolution, v.ox, v.oy, v.cw, v.ch],
+                "feather": int(self.feather), "has_hole": self.hole is not None,
+                "photo_path": self.photo_path, "photo_digest": self.photo_digest}
+
+    def hole_bits(self) -> np.ndarray | None:
+        """The hole packed 8 pixels a byte (uint8), or None."""
+        if self.hole is None:
+            return None
+        bits: np.ndarray = np.packbits(self.hole.ravel())
+        return bits
+
+    @classmethod
+    def from_json(cls, data: Any, hole_bits: np.ndarray | None, label: str = "The state"
+                  ) -> Placement:
+        """The placement saved by :meth:`to_json` (and its packed hole); StateError when
+        the record is damaged."""
+        try:
+            if not isinstance(data, dict):
+                raise TypeError
+            x, y, w, h, res, ox, oy, cw, ch = (int(v) for v in data["view"])
+            view = View(x, y, w, h, res, ox, oy, cw, ch)
+            pw, ph = (int(v) for v in data["photo_size"])
+            hole = None
+            if data.get("has_hole"):
+                if hole_bits is None:
+                    raise ValueError("its hole is missing")
+                flat = np.unpackbits(np.asarray(hole_bits, dtype=np.uint8), count=w * h)
+                hole = flat.reshape(h, w).astype(bool)
+            path = data.get("photo_path")
+            digest = data.get("photo_digest")
+            return cls(str(data["task"]), (pw, ph), view, int(data.get("feather", 0)), hole,
+                       str(path) if path else None, str(digest) if digest else None)
+        except StateError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"{label} is damaged: where its result sits in the photo cannot "
+                             f"be read ({exc or 'a bad record'}).") from None
+
+
+def common_placement(placements: Sequence[Placement | None], labels: Sequence[str]
+                     ) -> Placement:
+    """The one placement that every output of these states (e.g. a morph's keyframes,
+    named ``labels``) is composed by; :class:`CompositionError` saying why when a state
+    records none or they differ (photo, place, task or mask)."""
+    if not placements:
+        raise CompositionError("There is no result to compose.")
+    for placement, label in zip(placements, labels):
+        if placement is None:
+            raise CompositionError(
+                f"{label} does not record where its result sits in a photo (it was saved "
+                "before DGP Studio recorded that, or restored from a model-size picture), "
+                "so only the generator's own square can be exported.")
+    first = placements[0]
+    assert first is not None  # checked above
+    for placement, label in zip(placements[1:], labels[1:]):
+        assert placement is not None
+        why = first.difference(placement)
+        if why is not None:
+            raise CompositionError(
+                f"Cannot compose this morph onto a photo: {labels[0]} and {label} — {why}, "
+                "so no single photo shows every frame; only the generator's own squares "
+                "can be exported.")
+    return first
