@@ -40,7 +40,8 @@ def common(model_files, *extra):
 
 def picture(path: Path, w: int = 56, h: int = 40, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(photo_array(h, w, seed=seed)).save(path)
+    # black and white: a colorize batch skips photos already in colour
+    Image.fromarray(photo_array(h, w, seed=seed)).convert("L").save(path)
     return path
 
 

@@ -11,7 +11,8 @@ from PIL import Image
 
 from dgp_engine import BigGANConfig, build_prior, load_prior
 from dgp_engine.cli import main
-from dgp_engine.method.manipulate import Morph, Renderer, signed_to_uint8 as to_uint8
+from dgp_engine.method.manipulate import Morph, Renderer
+from dgp_engine.method.pictures import signed_to_uint8
 
 from .helpers import TINY, tiny_prior
 from .manipulation_helpers import quick_state, save_model_folder

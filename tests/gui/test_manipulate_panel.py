@@ -213,7 +213,7 @@ def test_states_of_other_weights_render_with_a_warning(qtbot, panel, tmp_path):
     panel.tabs.setCurrentIndex(2)
     panel.timeline.scrub.setValue(0)
     f = wait_frame(qtbot, panel, "scrub")
-    want = to_uint8(Renderer(prior_b, a, allow_other_model=True).render()[0])
+    want = signed_to_uint8(Renderer(prior_b, a, allow_other_model=True).render()[0])
     assert np.abs(f.image.astype(int) - want.astype(int)).max() <= 1
     panel.status.setText("Something else.")
     panel._keyframes_changed()  # said once: a later change of keyframes does not repeat it
