@@ -326,7 +326,7 @@ def test_class_picker_follows_the_chosen_model(qtbot, window, tmp_path):
     hub.import_files("imagenet-small", folder / "model=G_ema-best-weights-step=1000.pth",
                      folder / "model=D-best-weights-step=1000.pth",
                      config=studiogan.config_from_yaml(folder / "studiogan.yaml"))
-    window._models_changed()
+    window.models.refresh()
     tp = window.task_panel
     window.use_model("imagenet-small")
     assert len(tp.class_choices()) == 1001

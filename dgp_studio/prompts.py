@@ -1,0 +1,46 @@
+"""The questions the app asks with message boxes (the document controller's
+:class:`~.document.Prompts`, and the window's own confirmations).  The window holds
+them as attributes, so tests replace them with answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+
+class MessageBoxPrompts:
+    def __init__(self, parent: QWidget):
+        self.parent = parent
+
+    def confirm(self, title: str, text: str) -> bool:
+        """Yes / no, blocking."""
+        return QMessageBox.question(self.parent, title, text) == QMessageBox.StandardButton.Yes
+
+    def inform(self, title: str, text: str) -> None:
+        QMessageBox.warning(self.parent, title, text)
+
+    def ask_later(self, title: str, text: str, on_yes: Callable[[], None]) -> None:
+        """Yes / no without blocking: ``on_yes`` runs on yes."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                          self.parent)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.buttonClicked.connect(
+            lambda b: on_yes() if box.standardButton(b) == QMessageBox.StandardButton.Yes
+            else None)
+        box.open()
+
+    def ask_save(self, title: str, text: str) -> str:
+        """Save / Discard / Cancel about unsaved work: "save", "discard" or "cancel"."""
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text,
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self.parent)
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        box.setInformativeText("Discarded work stays in the autosave until your next save, "
+                               "so it can still be recovered.")
+        answer = box.exec()
+        return {QMessageBox.StandardButton.Save: "save",
+                QMessageBox.StandardButton.Discard: "discard"}.get(
+                    QMessageBox.StandardButton(answer), "cancel")
