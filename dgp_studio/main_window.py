@@ -187,6 +187,7 @@ class MainWindow(QMainWindow):
             lambda _label: self.region.task_changed(self.task_panel.task_name()))
         self.history_panel.apply_requested.connect(self.state.apply_result)
         self.history_panel.show_requested.connect(self.state.set_layer)
+        self.history_panel.selected.connect(self._history_selected)
         self.state.region_changed.connect(self._region_changed)
         self.state.running_changed.connect(lambda on: self.task_panel.setEnabled(not on))
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
@@ -362,10 +363,12 @@ class MainWindow(QMainWindow):
     cancel_run = forward("run_view", "cancel_run")
 
     def _on_result(self, result: RegionResult, entry: HistoryEntry) -> None:
-        if self.manipulate is not None and result.prior is not None:
-            # candidates are composed into the photo as this run's output was
-            self.candidates.set_base(entry, result.compose)
-            self.manipulate.set_result(result.prior, result.state, entry.title)
+        if self.candidates is not None:  # the new result is the one to manipulate
+            self.candidates.show_result(entry, result.prior)
+
+    def _history_selected(self, entry: HistoryEntry | None) -> None:
+        if self.candidates is not None:  # the result selected is the one to manipulate
+            self.candidates.show_result(entry, self.manipulate.prior)
 
     def _run_ended(self) -> None:
         if self._closing:

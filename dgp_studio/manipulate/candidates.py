@@ -1,13 +1,15 @@
 """Candidates of the Manipulate panel (a jitter variation, a category, a morph position)
 composed into the photo like results: shown as the result layer, applied as a result.
 
-Contract.  In: the app state and the panel; :meth:`CandidateComposer.set_base` with each
-run's result and the engine's composer of that run (model output → the crop's new
-content), :meth:`forget` when the picture is replaced.  Out: :attr:`error` and
-:attr:`message` sentences; the candidates themselves go into the app state."""
+Contract.  In: the app state and the panel; :meth:`CandidateComposer.show_result` with
+the result to manipulate (a new run's, or the one selected in History: the panel renders
+it and "Add current result" adds it as a keyframe), :meth:`forget` when the picture is
+replaced.  Out: :attr:`error` and :attr:`message` sentences; the candidates themselves
+go into the app state."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -17,6 +19,16 @@ from ..model.state import AppState, HistoryEntry
 from .panel import ManipulatePanel
 
 Composer = Callable[[np.ndarray], np.ndarray]
+
+
+def result_name(entry: HistoryEntry, class_names: list[str]) -> str:
+    """A result as a keyframe is named: task · class · the time it was made."""
+    task = entry.title.split(" · ")[0]
+    cid = getattr(entry.state, "class_id", None)
+    cls = (class_names[cid] if cid is not None and 0 <= cid < len(class_names)
+           else f"class {cid}")
+    made = getattr(entry.state, "created", None) or time.time()
+    return f"{task} · {cls} · {time.strftime('%H:%M:%S', time.localtime(made))}"
 
 
 class CandidateComposer(QObject):
@@ -38,6 +50,21 @@ class CandidateComposer(QObject):
         self.base, self.compose = entry, compose
         self.panel.composite = compose
 
+    def show_result(self, entry: HistoryEntry | None, prior) -> bool:
+        """Manipulate ``entry`` (rendered with ``prior``): the panel shows it, its
+        candidates are composed as it was, and it is the keyframe "Add current result"
+        adds.  False when it cannot be (no reconstruction state, or no model yet)."""
+        if entry is None or entry.state is None or prior is None:
+            return False
+        if self.base is entry and self.panel.state is entry.state:
+            return True  # already shown (a run's result is also selected in History)
+        self.set_base(entry, entry.compose)
+        names = list(getattr(prior, "class_names", []) or [])
+        n = int(prior.config.n_classes)
+        names += [f"class {i}" for i in range(len(names), n)]
+        self.panel.set_result(prior, entry.state, result_name(entry, names))
+        return True
+
     def forget(self) -> None:
         """The picture was replaced: candidates belong to the old one."""
         self.base = self.compose = None
@@ -58,10 +85,11 @@ class CandidateComposer(QObject):
         title = f"{base.title.split(' · ')[0]} · {note}"
         if base.picture is not None:  # super-resolution: a new picture
             return HistoryEntry(title, base.bounds, base.before, composed, image,
-                                settings=dict(base.settings), state=state, picture=composed)
+                                settings=dict(base.settings), state=state, picture=composed,
+                                compose=compose)
         before = self.state.picture.pixels[y0:y1, x0:x1].copy()
         return HistoryEntry(title, base.bounds, before, composed, image,
-                            settings=dict(base.settings), state=state)
+                            settings=dict(base.settings), state=state, compose=compose)
 
     def show_candidate(self, image: np.ndarray, note: str) -> None:
         entry = self.entry(image, note)

@@ -3,6 +3,7 @@ region, the result history and whether a job runs.  Widgets bind to the signals.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,9 @@ class HistoryEntry:
     settings: dict = field(default_factory=dict)
     state: object | None = None       # dgp_engine.ReconstructionState
     picture: np.ndarray | None = None  # a whole new picture (super-resolution)
+    # another model output put into the picture as this result was (the engine's composer
+    # of the run that made it; in memory only): its jitter/category/morph candidates
+    compose: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
 
 def blend_patch(before: np.ndarray, after: np.ndarray, opacity: float) -> np.ndarray:
