@@ -9,7 +9,9 @@ What it tells comes out as signals (below); it never touches the window's widget
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +27,7 @@ from dgp_engine.project import (
     Autosaver,
     ProjectDamagedError,
     ProjectError,
+    autosave_dir,
     find_recovery,
     load_project,
     recovered_path,
@@ -42,6 +45,7 @@ from .project_io import (
     to_project,
 )
 from .qimage import from_qimage
+from .recovery import RecoveryItem, recovery_item
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -50,6 +54,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUTOSAVE_S = 60
+_AUTOSAVE_END = f".autosave{SUFFIX}"
+
+
+def autosave_session(picture: image_files.Picture) -> str:
+    """The autosave's name for a picture outside a project: its file's stem and a digest
+    of its path (two photos never share one), or the time it was pasted."""
+    if picture.source is None:
+        return time.strftime("pasted-%Y%m%d-%H%M%S")
+    stem = re.sub(r"[^A-Za-z0-9_.\-]", "_", picture.source.stem)[:40] or "picture"
+    digest = hashlib.sha256(str(picture.source.resolve()).encode("utf-8")).hexdigest()[:8]
+    return f"{stem}-{digest}"
+
+
+def recovered_session(path: Path) -> str:
+    """The autosave name for work opened from ``path`` without a project name: the
+    autosave itself when ``path`` is one (the next autosave rewrites it), else a name
+    after the damaged project."""
+    if path.parent == autosave_dir() and path.name.endswith(_AUTOSAVE_END):
+        return path.name[:-len(_AUTOSAVE_END)]
+    stem = re.sub(r"[^A-Za-z0-9_.\-]", "_", path.stem)[:40] or "project"
+    digest = hashlib.sha256(str(path.resolve()).encode("utf-8")).hexdigest()[:8]
+    return f"{stem}-recovered-{digest}"
 
 
 class Prompts(Protocol):
@@ -57,14 +83,15 @@ class Prompts(Protocol):
 
     def confirm(self, title: str, text: str) -> bool: ...            # yes / no, blocking
     def inform(self, title: str, text: str) -> None: ...             # a message box
-    def ask_later(self, title: str, text: str,                       # yes / no, not blocking
-                  on_yes: Callable[[], None]) -> None: ...
     def ask_save(self, title: str, text: str) -> str: ...            # save / discard / cancel
+    def ask_recovery(self, items: list[RecoveryItem],                # pick one, not blocking
+                     restore: Callable[[RecoveryItem], None]) -> None: ...
 
 
 class DocumentController(QObject):
     error = Signal(str)            # one readable sentence (the window shows it)
     status = Signal(str, int)      # a status-bar message and how long it stays (ms)
+    replacing = Signal()           # the picture is about to be replaced: drop what is its
     opened = Signal(bool)          # another picture replaced the document (True: a project)
     title_changed = Signal(str)    # the window title for the document
     recent_changed = Signal()      # settings.recent_files changed (and should be saved)
@@ -81,7 +108,9 @@ class DocumentController(QObject):
         self._autosaved_changes = 0
         self._kept_autosaves: list[Path] = []    # discarded work, kept until a clean save
         self._shut_down = False
-        self.autosaver = Autosaver(None, interval_s=AUTOSAVE_S)
+        # no picture yet: a name of its own (never an autosave left by another session)
+        self.autosaver = Autosaver(None, interval_s=AUTOSAVE_S,
+                                   session=time.strftime("untitled-%Y%m%d-%H%M%S"))
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(AUTOSAVE_S * 1000)
         self.autosave_timer.timeout.connect(self.autosave)
@@ -163,11 +192,10 @@ class DocumentController(QObject):
         self.open_image(img)
 
     def _set_picture(self, pic: image_files.Picture) -> None:
-        self.save_target = None
+        self._leave_document()
+        self.save_target = self.project_path = None
         self.state.open_picture(pic)
-        if self.project_path is not None:  # a picture replaces the project
-            self.autosaver.discard()
-            self.autosaver.project_path = self.project_path = None
+        self.autosaver = Autosaver(None, interval_s=AUTOSAVE_S, session=autosave_session(pic))
         self._autosaved_changes = self._changes
         self._update_title()
         w, h = self.state.size
@@ -318,6 +346,7 @@ class DocumentController(QObject):
             self.error.emit(str(exc))
             self.prompts.inform("Cannot open project", str(exc))
             return False
+        self._leave_document()
         try:
             apply_project(self.state, project)
         except NothingToOpen as exc:
@@ -328,11 +357,9 @@ class DocumentController(QObject):
         restore_morph(self.panel, morph_from_project(project))
         self.save_target = None
         self.project_path = target
-        if target is not None:
-            self.autosaver.retarget(target)
-        elif self.autosaver.project_path is not None:  # recovered work is untitled
-            self.autosaver.discard()
-            self.autosaver.project_path = None
+        # recovered work is untitled: its autosave goes on in the file it came from
+        self.autosaver = Autosaver(target, interval_s=AUTOSAVE_S) if target is not None \
+            else Autosaver(None, interval_s=AUTOSAVE_S, session=recovered_session(path))
         if target is None:  # recovered: unsaved until saved under a name
             self.state.undo_stack.resetClean()
             self._changes += 1
@@ -363,7 +390,8 @@ class DocumentController(QObject):
         return out
 
     def offer_recovery(self) -> None:
-        """At startup: offer the newest autosave left behind by a crash (non-blocking)."""
+        """At startup: offer the autosaves left behind by a crash, each with its picture
+        (non-blocking); the ones not restored stay until a clean save."""
         try:
             found = find_recovery()
         except OSError as exc:
@@ -371,17 +399,16 @@ class DocumentController(QObject):
             return
         if not found:
             return
-        cand = found[0]
 
-        def restore() -> None:
+        def restore(item: RecoveryItem) -> None:
+            cand = item.candidate
             if self.open_project(cand.autosave, as_recovery=True):
                 if cand.original is not None:
                     self.project_path = cand.original
                     # the next autosave rewrites the same file
                     self.autosaver = Autosaver(cand.original, interval_s=AUTOSAVE_S)
 
-        self.prompts.ask_later("Restore unsaved work?",
-                               f"{cand.describe()} can be restored. Restore it now?", restore)
+        self.prompts.ask_recovery([recovery_item(c) for c in found], restore)
 
     # --- unsaved changes ------------------------------------------------------------------
     def resolve_unsaved(self, title: str, text: str) -> bool:
@@ -416,6 +443,14 @@ class DocumentController(QObject):
             self._kept_autosaves.append(path)
         session = time.strftime("untitled-%Y%m%d-%H%M%S") + f"-{len(self._kept_autosaves)}"
         self.autosaver = Autosaver(None, interval_s=AUTOSAVE_S, session=session)
+
+    def _leave_document(self) -> None:
+        """The document is being replaced: its autosave (work not saved anywhere, such as
+        results never applied) stays recoverable until the next clean save."""
+        self.replacing.emit()
+        path = self.autosaver.path
+        if path.is_file() and path not in self._kept_autosaves:
+            self._kept_autosaves.append(path)
 
     def _clean_save_done(self) -> None:
         """After a save: the autosave and any kept discarded work are no longer needed."""

@@ -45,6 +45,7 @@ from .run_view import RunView
 from .settings import Settings, apply_hub_repos
 from .shortcuts import HelpSheet
 from .task_panel import TaskPanel
+from .wheel_guard import WheelGuard
 from .window_actions import (
     MaskToolBar,
     ResultToolBar,
@@ -87,7 +88,7 @@ class MainWindow(QMainWindow):
         # the window's): looked up here at each use, so tests replace them.
         boxes = MessageBoxPrompts(self)
         self.confirm, self.inform = boxes.confirm, boxes.inform
-        self.ask_later, self.ask_save = boxes.ask_later, boxes.ask_save
+        self.ask_save, self.ask_recovery = boxes.ask_save, boxes.ask_recovery
 
         self.canvas = Canvas(self.state)
         self.canvas.set_brush(self.settings.brush_size, self.settings.brush_hardness)
@@ -128,6 +129,10 @@ class MainWindow(QMainWindow):
         self.log_panel = LogPanel()
         self.log_dock = self._dock("Log", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.history_dock, self.log_dock)
+        # the right docks (Task, Manipulate) run the window's full height, History and Log
+        # sit under the canvas only
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.log_bridge = LogBridge(self)
         self.log_bridge.record.connect(self.log_panel.append_record)
         attach(self.log_bridge)
@@ -139,12 +144,15 @@ class MainWindow(QMainWindow):
         d.error.connect(self.show_error)
         d.status.connect(self.statusBar().showMessage)
         d.title_changed.connect(self.setWindowTitle)
+        d.replacing.connect(self._drop_picture_state)
         d.opened.connect(self._document_opened)
         d.recent_changed.connect(self._recent_changed)
 
         self.actions: dict[str, QAction] = build_actions(self)
-        self.recent_menu = build_menus(self, self.actions, (self.task_dock, self.history_dock,
-                                                            self.log_dock))
+        docks = [self.task_dock, self.history_dock, self.log_dock]
+        if self.manipulate is not None:
+            docks.insert(1, self.manipulate.dock)
+        self.recent_menu = build_menus(self, self.actions, docks)
         self._fill_recent()
         self.mask_toolbar = MaskToolBar(self.actions, self.canvas, self.settings, self)
         self.addToolBar(self.mask_toolbar)
@@ -166,7 +174,8 @@ class MainWindow(QMainWindow):
         self.runs.job_added.connect(self.jobs.add)
         self.runs.warning.connect(self._on_warning)
         self.run_view = RunView(self.runs, self.run_panel, self.canvas, self.state,
-                                self.actions, self.show_error, self)
+                                self.actions, self.show_error,
+                                lambda title, text: self.confirm(title, text), self)
         self.run_view.starting.connect(self._run_starting)
         self.run_view.result_ready.connect(self._on_result)
         self.run_view.ended.connect(self._run_ended)
@@ -192,6 +201,8 @@ class MainWindow(QMainWindow):
         self.state.running_changed.connect(lambda on: self.task_panel.setEnabled(not on))
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
         self.canvas.frame_item.setVisible(False)
+        self.wheel_guard = WheelGuard(self)  # the wheel scrolls panels, never their values
+        self.wheel_guard.guard(self)
         self._restore_geometry()
         if self.settings.hub_repos:
             apply_hub_repos(self.settings.hub_repos)
@@ -207,18 +218,19 @@ class MainWindow(QMainWindow):
         return dock
 
     def _install_manipulate(self):
-        """The Manipulate panel (jitter, category transfer, morph) as a dock beside
-        History; it renders in its own thread, started when first used."""
+        """The Manipulate panel (jitter, category transfer, morph) as a tab beside the Task
+        dock, so it has the window's full height (at the bottom, beside History, it was
+        ~150 px at 1280×800); it renders in its own thread, started when first used."""
         try:
             from .manipulate.candidates import CandidateComposer
             from .manipulate.panel import install_manipulate_panel
         except ImportError as exc:  # the panel is optional
             log.info("no Manipulate panel: %s", exc)
             return None, None
-        panel = install_manipulate_panel(self, area=Qt.DockWidgetArea.BottomDockWidgetArea)
-        panel.dock.setWidget(scrolling(panel))  # its full height fits small screens
-        self.tabifyDockWidget(self.history_dock, panel.dock)
-        self.history_dock.raise_()
+        panel = install_manipulate_panel(self, area=Qt.DockWidgetArea.RightDockWidgetArea)
+        panel.dock.setWidget(scrolling(panel))  # still fits screens smaller than that
+        self.tabifyDockWidget(self.task_dock, panel.dock)
+        self.task_dock.raise_()
         candidates = CandidateComposer(self.state, panel, self)
         candidates.error.connect(self.show_error)
         candidates.message.connect(self.statusBar().showMessage)
@@ -237,11 +249,18 @@ class MainWindow(QMainWindow):
     autosave = forward("document", "autosave")
     offer_recovery = forward("document", "offer_recovery")
 
+    def _drop_picture_state(self) -> None:
+        """The picture is being replaced: what belongs to it goes (its candidates, its
+        result in the Manipulate panel with the keyframes and previews, the last run's
+        preview)."""
+        if self.candidates is not None:
+            self.candidates.forget()
+            self.manipulate.reset()
+        self.run_panel.clear()
+
     def _document_opened(self, project: bool) -> None:
         """Another picture (or project) replaced the document."""
         self.region.document_opened(project)
-        if self.candidates is not None:
-            self.candidates.forget()  # candidates belong to the old picture
         if project:
             return
         pic = self.state.picture

@@ -1,13 +1,14 @@
-"""The questions the app asks with message boxes (the document controller's
-:class:`~.document.Prompts`, and the window's own confirmations).  The window holds
-them as attributes, so tests replace them with answers."""
+"""The questions the app asks with message boxes and the recovery list (the document
+controller's :class:`~.document.Prompts`, and the window's own confirmations).  The
+window holds them as attributes, so tests replace them with answers."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
+
+from .recovery import RecoveryDialog, RecoveryItem
 
 
 class MessageBoxPrompts:
@@ -21,17 +22,6 @@ class MessageBoxPrompts:
     def inform(self, title: str, text: str) -> None:
         QMessageBox.warning(self.parent, title, text)
 
-    def ask_later(self, title: str, text: str, on_yes: Callable[[], None]) -> None:
-        """Yes / no without blocking: ``on_yes`` runs on yes."""
-        box = QMessageBox(QMessageBox.Icon.Question, title, text,
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                          self.parent)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.buttonClicked.connect(
-            lambda b: on_yes() if box.standardButton(b) == QMessageBox.StandardButton.Yes
-            else None)
-        box.open()
-
     def ask_save(self, title: str, text: str) -> str:
         """Save / Discard / Cancel about unsaved work: "save", "discard" or "cancel"."""
         box = QMessageBox(QMessageBox.Icon.Warning, title, text,
@@ -44,3 +34,9 @@ class MessageBoxPrompts:
         return {QMessageBox.StandardButton.Save: "save",
                 QMessageBox.StandardButton.Discard: "discard"}.get(
                     QMessageBox.StandardButton(answer), "cancel")
+
+    def ask_recovery(self, items: list[RecoveryItem],
+                     restore: Callable[[RecoveryItem], None]) -> None:
+        """The autosaves left by a crash, each with its picture; ``restore`` runs with the
+        one chosen (not blocking)."""
+        RecoveryDialog(items, restore, self.parent).open()

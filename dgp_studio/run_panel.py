@@ -95,6 +95,15 @@ class RunPanel(QWidget):
             self.status.setText("Loading the model…")
             self.eta.setText("Time left: –")
 
+    def clear(self) -> None:
+        """Another picture: the last run's preview and words belong to the old one."""
+        self.preview.clear()
+        self.preview.setText("No run yet")
+        self.status.setText("Ready")
+        self.sparkline.set_values([])
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+
     def show_frame(self, rgb: np.ndarray) -> None:
         self.preview.setPixmap(to_pixmap(rgb).scaled(
             self.PREVIEW, self.PREVIEW, Qt.AspectRatioMode.KeepAspectRatio,

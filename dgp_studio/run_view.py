@@ -4,11 +4,13 @@ canvas at the working region, and the words at the end.
 
 Contract.  In: the run controller (which owns the request and the run's lifecycle),
 the run panel, the canvas, the app state, the window's actions (``run``, ``pause``,
-``cancel``) and ``show_error`` (where a sentence goes).  Out: :attr:`result_ready`
-for a run that made a result, :attr:`ended` after every run (finished or failed)."""
+``cancel``), ``show_error`` (where a sentence goes) and ``confirm`` (a yes / no
+question, asked before Esc throws away a run that has gone on a while).  Out:
+:attr:`result_ready` for a run that made a result, :attr:`ended` after every run."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -21,8 +23,11 @@ from .canvas import Canvas
 from .engine_session import NEW_PICTURE, RegionRequest, RegionResult
 from .model.state import AppState, HistoryEntry
 from .run_controller import RunController
-from .run_panel import RunPanel
+from .run_panel import RunPanel, format_seconds
 from .worker import Progress
+
+#: Esc cancels a run at once until it has run this long; after that it asks first.
+ASK_AFTER_S = 5.0
 
 
 class RunView(QObject):
@@ -32,10 +37,10 @@ class RunView(QObject):
 
     def __init__(self, runs: RunController, panel: RunPanel, canvas: Canvas, state: AppState,
                  actions: dict[str, QAction], show_error: Callable[[str], None],
-                 parent: QObject | None = None):
+                 confirm: Callable[[str, str], bool], parent: QObject | None = None):
         super().__init__(parent)
         self.runs, self.panel, self.canvas, self.state = runs, panel, canvas, state
-        self.actions, self.show_error = actions, show_error
+        self.actions, self.show_error, self.confirm = actions, show_error, confirm
         runs.run_started.connect(self._on_started)
         runs.progress.connect(self._on_progress)
         runs.frame.connect(self._on_frame)
@@ -68,6 +73,19 @@ class RunView(QObject):
     def cancel_run(self) -> None:
         if self.runs.cancel():
             self.panel.status.setText("Cancelling…")
+
+    def cancel_from_key(self) -> None:
+        """Esc: cancel the run, but ask first once it has run a few seconds (an Esc meant
+        for a menu or a popup must not throw a long run away)."""
+        if not self.runs.running:
+            return
+        started = self.panel.run_started_at
+        ran = time.perf_counter() - started if started is not None else 0.0
+        if ran > ASK_AFTER_S and not self.confirm(
+                "Cancel the run?", f"The run has been going for {format_seconds(ran)}. "
+                "Cancel it? Its last frame stays as a result layer you may apply."):
+            return
+        self.cancel_run()
 
     def _running_changed(self, running: bool) -> None:
         self.actions["run"].setEnabled(not running)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -103,7 +103,12 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
     split.setToolTip("Before on the left of the line, the result on the right; drag "
                      "the line on the canvas (Shift+O)")
     add("pause", "&Pause / resume", window.run_panel.pause_button.click)
-    add("cancel", "&Cancel", lambda: window.cancel_run())
+    # Esc asks first once a run has gone on a while (window.run_view.cancel_from_key); the
+    # menu entry and the toolbar button are deliberate and cancel at once
+    cancel = add("cancel", "&Cancel\tEsc", lambda: window.cancel_run(), shortcut=False)
+    cancel.setIconText("Cancel")
+    QShortcut(key("cancel"), window, lambda: window.run_view.cancel_from_key(),
+              context=Qt.ShortcutContext.WindowShortcut)
     add("help", "&Keyboard shortcuts", window.show_help)
     add("models", "&Download or import…", lambda: window.show_models(), shortcut=False)
     add("preferences", "&Settings…", window.show_settings)

@@ -311,6 +311,26 @@ class ManipulatePanel(QWidget):
         """Load a saved .dgp state (in the render thread) and add it as a keyframe."""
         self._submit(LoadState(str(path), name))
 
+    def reset(self) -> None:
+        """Another picture was opened: forget this one's result, candidates, keyframes
+        and previews (the model and its classes stay; a running export goes on)."""
+        if self.engine is not None:
+            for channel in ("result", "jitter", "transfer", "scrub", "play", "adopt", "thumb"):
+                self.engine.cancel(channel)
+        self.timeline.pause()
+        self.timeline.clear_keyframes()
+        self.state = self.original = self.composite = None
+        self.result_name, self.selected = "result", None
+        self._jitter_request = self._pending_adopt = None
+        for d in (self._composited, self.last_frame, self.variation_params,
+                  self.variation_frames, self._thumbs):
+            d.clear()
+        self.grid.reset(0)
+        self.preview.set_image(None)
+        self.latency.setText("")
+        self._set_enabled(False)
+        self.status.setText("No result yet: run a task, then play with it here.")
+
     def shutdown(self) -> None:
         """Stop playback and the render thread (waits for it)."""
         self.timeline.pause()
@@ -666,6 +686,8 @@ class ManipulatePanel(QWidget):
             name = self.add_keyframe(state, info.get("name", ""))
             self._say(f"Added keyframe {name}.")
             return
+        if self.original is None:
+            return  # made for a picture that was closed since
         note = info.get("note", "")
         pending, self._pending_adopt = self._pending_adopt, None
         if pending is not None and pending[0] == "keyframe":  # the base stays as it is

@@ -136,17 +136,14 @@ class MorphTimelineWidget(QWidget):
         transport.addWidget(self.play_button)
         transport.addWidget(self.scrub, 1)
         transport.addWidget(self.position_label)
+        # two settings a row: the whole panel fits a 1280×800 window's dock
         form = QFormLayout()
-        form.addRow("Frames", self.frames)
-        form.addRow("fps", self.fps)
-        form.addRow("Easing", self.easing)
-        holds = QHBoxLayout()
-        holds.addWidget(QLabel("start"))
-        holds.addWidget(self.hold_start)
-        holds.addWidget(QLabel("end"))
-        holds.addWidget(self.hold_end)
-        form.addRow("Hold frames", holds)
-        form.addRow("", self.pingpong)
+        self.fps.setAccessibleName("Frames per second")
+        self.frames.setAccessibleName("Frames")
+        form.addRow("Frames", self._row(self.frames, QLabel("fps"), self.fps))
+        form.addRow("Easing", self._row(self.easing, self.pingpong))
+        form.addRow("Hold frames", self._row(QLabel("start"), self.hold_start, QLabel("end"),
+                                             self.hold_end))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.keyframe_list)
@@ -165,6 +162,13 @@ class MorphTimelineWidget(QWidget):
         self._times: list[float] = []
         self._settings_changed()
         self._keyframes_edited()
+
+    @staticmethod
+    def _row(*widgets: QWidget) -> QHBoxLayout:
+        row = QHBoxLayout()
+        for w in widgets:
+            row.addWidget(w)
+        return row
 
     # --- keyframes ----------------------------------------------------------------------
     def add_keyframe(self, state, name: str = "", thumbnail: np.ndarray | None = None) -> str:

@@ -82,12 +82,15 @@ class AppState(QObject):
         self.picture = picture
         self.mask = np.zeros((h, w), np.uint8)
         self.history.clear()
-        self.layer = None
+        had_layer = self.layer is not None or self.show_original
+        self.layer, self.show_original = None, False
         self.undo_stack.clear()
         self.undo_stack.setClean()
         self.region = None
         self.picture_replaced.emit()
         self.mask_changed.emit(None)
+        if had_layer:  # the result toolbar and the canvas drop the old picture's layer
+            self.layer_changed.emit()
         self.reset_region()
         self.history_changed.emit()
 

@@ -126,7 +126,7 @@ def test_autosave_and_recovery(qtbot, window, picture_file):
 
     other = fresh_window(qtbot)  # as after a crash: the autosave is still there
     try:
-        other.ask_later = lambda title, text, on_yes: on_yes()
+        other.ask_recovery = lambda items, restore: restore(items[0])
         other.offer_recovery()
         assert other.state.has_picture
         assert np.array_equal(other.state.mask, mask)
