@@ -100,8 +100,11 @@ class CandidateComposer(QObject):
         entry = self.entry(image, note, state)
         if entry is None:
             return
+        region = self.state.region
         self.state.add_result(entry)
-        self.state.apply_result(entry)
+        self.state.apply_result(entry)  # clears the mask, so the region would follow it away
+        if region is not None and entry.picture is None and self.state.region != region:
+            self.state.set_region(*region)  # the candidate's region: the next one goes there
         self.message.emit(f"Applied {note} to the picture (Ctrl+Z undoes it)", 6000)
 
     def back_to_result(self) -> None:

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from .conftest import tiny_preset
-from .test_editor import open_and_paint, run_and_wait
+from .test_editor import open_and_paint, paint_stroke, run_and_wait
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -134,3 +134,24 @@ def test_keyframes_from_a_loaded_state_get_a_thumbnail(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: panel.timeline.names() == ["kept"], timeout=10000)
     qtbot.waitUntil(lambda: panel.timeline.has_thumbnail(0), timeout=10000)
 
+
+
+def test_applying_a_candidate_keeps_the_working_region(qtbot, window, picture_file):
+    panel = window.manipulate
+    open_and_paint(qtbot, window, picture_file)
+    short_run(window)
+    run_and_wait(qtbot, window)
+    region = window.state.region  # around the mask
+    assert region is not None and region[2] < min(window.state.size)  # not the whole photo
+    qtbot.waitUntil(lambda: len(panel.grid.images) == len(panel.grid.buttons) > 0,
+                    timeout=10000)
+    qtbot.mouseClick(panel.grid.buttons[1], Qt.MouseButton.LeftButton)
+    n = len(window.state.history)
+    qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(window.state.history) == n + 1, timeout=10000)
+    assert window.state.history[-1].applied
+    assert window.state.region == region  # still where the candidate was composed
+    # and the next stroke still moves it with the mask, as before
+    window.set_tool("brush")
+    paint_stroke(qtbot, window, [(20, 20), (24, 24)])
+    assert window.state.region != region
