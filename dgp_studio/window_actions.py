@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from .canvas import Canvas
+from .help_dialogs import show_about, show_guide
 from .model.state import AppState
 from .settings import Settings
 from .shortcuts import key
@@ -109,7 +110,9 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
     cancel.setIconText("Cancel")
     QShortcut(key("cancel"), window, lambda: window.run_view.cancel_from_key(),
               context=Qt.ShortcutContext.WindowShortcut)
+    add("guide", "&Guide", lambda: show_guide(window), shortcut=False)
     add("help", "&Keyboard shortcuts", window.show_help)
+    add("about", "&About DGP Studio", lambda: show_about(window), shortcut=False)
     add("models", "&Download or import…", lambda: window.show_models(), shortcut=False)
     add("preferences", "&Settings…", window.show_settings)
     return actions
@@ -145,7 +148,7 @@ def build_menus(window: MainWindow, actions: dict[str, QAction], docks) -> QMenu
     fill(mb.addMenu("&Run"), ("run", "pause", "cancel", "apply_result"))
     fill(e, (None, "preferences"))
     fill(mb.addMenu("&Models"), ("models",))
-    fill(mb.addMenu("&Help"), ("help",))
+    fill(mb.addMenu("&Help"), ("guide", "help", None, "about"))
     return recent
 
 
