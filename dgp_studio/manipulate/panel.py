@@ -624,12 +624,20 @@ class ManipulatePanel(QWidget):
             dialog.failed("Choose a file to export to.", False)
             return False
         total = timeline.frame_count if settings.source == "morph" else timeline.frames
-        self._submit(ExportAnimation(self.prior, settings.path, settings.source, keyframes,
-                                     names, timeline, self.state, self.sigma_value,
-                                     self.seed.value(), settings.format, settings.scale,
-                                     settings.size))
+        self._submit(self.export_request(settings))
         dialog.started(total)
         return True
+
+    def export_request(self, settings: ExportSettings) -> ExportAnimation:
+        """The render thread's export job for ``settings``: today the generator's frames
+        at their own size (scaled as asked).  Hook (issue 22): the engine's composition
+        of each frame into the photo at its resolution goes in here, with the owner's
+        composer of the current result (as :attr:`composite` is for previews)."""
+        keyframes, names = self._morph_inputs()
+        return ExportAnimation(self.prior, settings.path, settings.source, keyframes, names,
+                               self.timeline.timeline(), self.state, self.sigma_value,
+                               self.seed.value(), settings.format, settings.scale,
+                               settings.size)
 
     @Slot()
     def cancel_export(self) -> None:
