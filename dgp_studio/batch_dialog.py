@@ -283,7 +283,14 @@ class BatchDialog(QDialog):
             preset=self.preset.currentText().strip() or None,
             iterations_scale=None if abs(scale - 1.0) < 1e-9 else scale,
             class_spec=self.class_spec.text().strip() or "auto", mask=mask,
-            masks_dir=masks_dir, save_state=self.save_state.isChecked(), threads=threads)
+            masks_dir=masks_dir, save_state=self.save_state.isChecked(), threads=threads,
+            **self.task_options())
+
+    def task_options(self) -> dict[str, object]:
+        """Further BatchSettings fields for the chosen task (none yet).  Hook (issue 22):
+        the engine's colour-photo detection for colorize batches is switched on from here,
+        with its checkbox under the task."""
+        return {}
 
     # --- running --------------------------------------------------------------------------------
     @Slot()

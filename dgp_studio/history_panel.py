@@ -13,6 +13,7 @@ from .model.state import AppState, HistoryEntry
 class HistoryPanel(QWidget):
     apply_requested = Signal(object)  # HistoryEntry
     show_requested = Signal(object)   # HistoryEntry to show as the result layer
+    selected = Signal(object)         # the HistoryEntry selected (None: none)
 
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
@@ -53,6 +54,7 @@ class HistoryPanel(QWidget):
         else:
             self.compare.set_images(None, None)
             self.apply_button.setEnabled(False)
+            self.selected.emit(None)
 
     def current(self) -> HistoryEntry | None:
         row = self.list.currentRow()
@@ -64,6 +66,7 @@ class HistoryPanel(QWidget):
         self.apply_button.setEnabled(e is not None and not e.applied)
         if e is not None and not e.applied and e is not self.state.layer:
             self.show_requested.emit(e)
+        self.selected.emit(e)
 
     def _apply(self) -> None:
         e = self.current()

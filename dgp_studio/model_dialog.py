@@ -10,6 +10,7 @@ This app has no downloader of its own."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 from PySide6.QtCore import Signal, Slot
@@ -44,6 +45,37 @@ COLUMNS = ["Model", "State", "Resolution", "Classes", "Download", "Installed", "
 _CANCELLED = object()  # outcome of a stopped transfer (an exception is a failure)
 
 
+def kept_download_bytes(name: str) -> int:
+    """Bytes an interrupted download of ``name`` left in the download cache, which a new
+    Download does not fetch again (0: nothing kept, it starts over).  Counted over the
+    source repository's cached blobs, finished or partial (huggingface_hub's layout)."""
+    from dgp_engine.priors import registry
+    from dgp_engine import DGPError
+
+    try:
+        src = registry.get_entry(name).source
+    except DGPError:
+        return 0
+    if src is None or not src.configured:
+        return 0
+    blobs = registry.downloads_dir() / ("models--" + src.repo_id.replace("/", "--")) / "blobs"
+    try:
+        return sum(f.stat().st_size for f in blobs.iterdir() if f.is_file())
+    except OSError:  # no such folder: nothing was downloaded
+        return 0
+
+
+def in_dialog_words(message: str) -> str:
+    """The engine's sentence as this dialog says it: the command lines it suggests (for
+    the CLI) become this dialog's buttons."""
+    message = re.sub(r"import files you have with `dgp models import[^`]*`",
+                     "press Import files… to install G and D files you already have",
+                     message)
+    message = re.sub(r"`dgp models import[^`]*`", "Import files…", message)
+    message = re.sub(r"`dgp models pull [^`]*`", "Download", message)
+    return message.replace("connect and pull again", "connect and press Download again")
+
+
 def _mb(n) -> str:
     """A byte count for people: MB below a gigabyte, GB above."""
     if n is None:
@@ -69,7 +101,8 @@ class ModelDialog(QDialog):
         self._cancel = threading.Event()
         self._rows: dict[str, object] = {}  # name -> registry.ModelStatus
         self._classes: dict[str, int | None] = {}
-        self._interrupted: set[str] = set()  # stopped or failed: Download resumes them
+        # stopped or failed with bytes kept in the download cache: Download resumes them
+        self._interrupted: set[str] = set()
         self._plan_total: int | None = None
         self._file_totals: dict[int, int] = {}
         lay = QVBoxLayout(self)
@@ -271,22 +304,33 @@ class ModelDialog(QDialog):
                 if name else ""))
             self.models_changed.emit()
         elif outcome is _CANCELLED:
-            if name:
-                self._interrupted.add(name)
-            self.status.setText(f"{what}: stopped; nothing was installed."
-                                + (" Press Resume download to continue where it stopped."
-                                   if name else ""))
+            kept = self._note_kept(name)
+            self.status.setText(f"{what}: stopped; nothing was installed." + (
+                f" {_mb(kept)} were kept: press Resume download to continue where it "
+                "stopped." if kept else ""))
         else:
-            if name:
-                self._interrupted.add(name)
+            kept = self._note_kept(name)
             if _is_engine_error(outcome):  # anything else was logged in full by the job
                 log.warning("%s failed: %s", what, outcome)
-            self.status.setText(f"{what} failed: {outcome}")
+            self.status.setText(f"{what} failed: {in_dialog_words(str(outcome))}" + (
+                f" ({_mb(kept)} kept for Resume download.)" if kept else ""))
         self._set_busy(False)
+        if "Import files" in self.status.text():
+            self.import_button.setFocus()  # the way on that the sentence points at
         self.bar.setVisible(False)
         self.refresh()
         if outcome is None and name:
             self.select(name)
+
+    def _note_kept(self, name: str) -> int:
+        """After a stopped or failed transfer: ``name`` is resumable only when its
+        download left bytes behind.  Returns how many."""
+        kept = kept_download_bytes(name) if name else 0
+        if kept:
+            self._interrupted.add(name)
+        else:
+            self._interrupted.discard(name)
+        return kept
 
     def _progress(self, p) -> None:
         """One engine report (hub.TransferProgress) in words and on the bar."""

@@ -201,7 +201,7 @@ class RunController(QObject):
         assert after is not None
         entry = HistoryEntry(title, req.bounds, req.image, after, result.output,
                              cancelled=result.cancelled, settings=req.extra, state=result.state,
-                             picture=result.picture)
+                             picture=result.picture, compose=result.compose)
         for note in result.notes:
             log.info(note)
         # a result layer over the picture (a cancelled run's last frame too); Apply bakes it

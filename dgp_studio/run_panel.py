@@ -22,6 +22,15 @@ def format_seconds(s: float | None) -> str:
         f"{s // 60}:{s % 60:02d}"
 
 
+def selection_eta(p: Progress) -> float | None:
+    """Seconds left to choose the starting point (z selection), from the pace of the
+    candidates scored so far: the engine reports each one, the optimisation's own time
+    left only comes once it runs."""
+    if p.phase != "select" or p.iteration < 1 or p.elapsed <= 0:
+        return None
+    return p.elapsed / p.iteration * max(0, p.stage_iterations - p.iteration)
+
+
 class RunPanel(QWidget):
     run_clicked = Signal()
     pause_clicked = Signal()
@@ -95,6 +104,15 @@ class RunPanel(QWidget):
             self.status.setText("Loading the model…")
             self.eta.setText("Time left: –")
 
+    def clear(self) -> None:
+        """Another picture: the last run's preview and words belong to the old one."""
+        self.preview.clear()
+        self.preview.setText("No run yet")
+        self.status.setText("Ready")
+        self.sparkline.set_values([])
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+
     def show_frame(self, rgb: np.ndarray) -> None:
         self.preview.setPixmap(to_pixmap(rgb).scaled(
             self.PREVIEW, self.PREVIEW, Qt.AspectRatioMode.KeepAspectRatio,
@@ -109,6 +127,10 @@ class RunPanel(QWidget):
                                 f"{p.stage_iterations}")
             self.bar.setRange(0, p.stage_iterations)
             self.bar.setValue(p.iteration)
+            left = selection_eta(p)
+            if left is not None:
+                self.eta.setText(f"Time left: {format_seconds(left)} to choose the starting "
+                                 "point, then the optimisation")
         else:
             loss = p.losses.get("total")
             self.status.setText(f"Stage {p.stage + 1}/{p.num_stages}, iteration "

@@ -97,3 +97,19 @@ class Settings:
 
     def resolved_cache_dir(self) -> Path:
         return Path(self.cache_dir).expanduser() if self.cache_dir else paths.default_cache_dir()
+
+
+def apply_hub_repos(repos: dict[str, str]) -> None:
+    """Point registered models at the Hub repositories named in the settings."""
+    try:
+        from dgp_engine.priors import registry
+        from dgp_engine import DGPError
+
+        for name, repo in repos.items():
+            try:
+                if registry.source_settings(name).repo_id != repo:
+                    registry.set_source(name, repo_id=repo)
+            except DGPError as exc:
+                log.warning("Hub repository for %s not applied: %s", name, exc)
+    except (ImportError, AttributeError) as exc:  # an older registry without sources
+        log.warning("Hub repositories not applied: %s", exc)

@@ -38,7 +38,7 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "show_original": ("O", "Show the original under the result layer"),
     "split_view": ("Shift+O", "Split before | after on the canvas (drag the line)"),
     "pause": ("Ctrl+P", "Pause / resume the run"),
-    "cancel": ("Esc", "Cancel the run"),
+    "cancel": ("Esc", "Cancel the run (asks first when it has run a few seconds)"),
     "preferences": ("Ctrl+,", "Settings"),
     "help": ("F1", "This list"),
     "quit": ("Ctrl+Q", "Quit"),

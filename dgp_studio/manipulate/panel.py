@@ -54,6 +54,7 @@ from .render_worker import (
     RenderMorphTimeline,
     RenderResult,
     RenderThread,
+    RenderThumbnail,
     RenderTransfer,
 )
 from .timeline import MorphTimelineWidget
@@ -103,6 +104,9 @@ class ManipulatePanel(QWidget):
         self.composite: Callable[[np.ndarray], np.ndarray] | None = None
         self._composited: dict[int, np.ndarray] = {}   # id(frame) → composited, recent
         self.original: tuple[ReconstructionState, str] | None = None  # the run's result
+        self.class_names: list[str] = []               # the classes the category tab offers
+        self._classes_of: Prior | None = None          # the model they are of
+        self._thumbs: dict[int, ReconstructionState] = {}  # thumbnail renders by generation
         self.selected: int | None = None               # the variation picked in the grid
         self._pending_adopt: tuple[str, np.ndarray | None] | None = None
 
@@ -163,6 +167,9 @@ class ManipulatePanel(QWidget):
         self.category.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.category_slider = QSlider(Qt.Orientation.Horizontal)
         self.category_slider.setAccessibleName("Category slider")
+        self.category_slider.setRange(0, 0)  # the model's classes, once a model is known
+        self.category_name = QLabel("")  # the slider's class, by name
+        self.category_name.setAccessibleName("Category name")
         self.amount = QSlider(Qt.Orientation.Horizontal)
         self.amount.setRange(0, AMOUNT_STEPS)
         self.amount.setValue(AMOUNT_STEPS)
@@ -176,7 +183,10 @@ class ManipulatePanel(QWidget):
         category = QWidget()
         cform = QFormLayout(category)
         cform.addRow("Class", self.category)
-        cform.addRow("", self.category_slider)
+        crow = QHBoxLayout()
+        crow.addWidget(self.category_slider, 1)
+        crow.addWidget(self.category_name)
+        cform.addRow("", crow)
         arow = QHBoxLayout()
         arow.addWidget(self.amount, 1)
         arow.addWidget(self.amount_label)
@@ -240,17 +250,8 @@ class ManipulatePanel(QWidget):
         self.selected = None
         same_model = prior is self.prior
         self.prior, self.state, self.result_name = prior, state, name
-        if not same_model:
-            names = list(getattr(prior, "class_names", []) or [])
-            n = int(prior.config.n_classes)
-            names = [names[i] if i < len(names) else f"class {i}" for i in range(n)]
-            for w in (self.category, self.category_slider):
-                w.blockSignals(True)
-            self.category.clear()
-            self.category.addItems([f"{i}: {names[i]}" for i in range(n)])
-            self.category_slider.setRange(0, n - 1)
-            for w in (self.category, self.category_slider):
-                w.blockSignals(False)
+        if not same_model or self._classes_of is not prior:
+            self._set_classes(prior)
         cid = int(getattr(state, "class_id", 0))
         self._set_category(cid)
         self._set_enabled(True)
@@ -259,22 +260,78 @@ class ManipulatePanel(QWidget):
         self.status.setText(f"Manipulating {name}.")
         self._warn_other_model()
 
-    def add_keyframe(self, state, name: str = "", prior=None) -> None:
-        """Add a morph keyframe (a restored result or a loaded state)."""
+    def add_keyframe(self, state, name: str = "", prior=None,
+                     thumbnail: np.ndarray | None = None) -> str:
+        """Add a morph keyframe (a restored result or a loaded state) with a thumbnail
+        (rendered when not given); returns the distinct name it got."""
         if prior is not None and self.prior is None:
             self.prior = prior
-        self.timeline.add_keyframe(state, name)
+        name = self.timeline.add_keyframe(state, name, thumbnail)
+        if thumbnail is None:
+            self._render_thumbnail(state)
+        return name
 
     def offer_prior(self, prior: Prior | None) -> None:
-        """The app loaded a model: keyframes opened before any run render with it (a
-        model already set by a result stays)."""
-        if prior is not None and self.prior is None:
-            self.prior = prior
-            self._keyframes_changed()
+        """The app loaded a model: the category tab lists its classes and keyframes
+        opened before any run render with it (a result already shown keeps its model)."""
+        if prior is None or (self.state is not None and self.prior is not None):
+            return
+        self.prior = prior
+        self._set_classes(prior)
+        self._set_category(0)
+        for row, state in enumerate(self.timeline.keyframes()):
+            if not self.timeline.has_thumbnail(row):
+                self._render_thumbnail(state)
+        self._keyframes_changed()
+
+    def _set_classes(self, prior: Prior) -> None:
+        """The category picker and slider offer ``prior``'s classes, by name."""
+        names = list(getattr(prior, "class_names", []) or [])
+        n = int(prior.config.n_classes)
+        self.class_names = [names[i] if i < len(names) else f"class {i}" for i in range(n)]
+        self._classes_of = prior
+        for w in (self.category, self.category_slider):
+            w.blockSignals(True)
+        self.category.clear()
+        self.category.addItems([f"{i}: {c}" for i, c in enumerate(self.class_names)])
+        self.category_slider.setRange(0, max(0, n - 1))
+        for w in (self.category, self.category_slider):
+            w.blockSignals(False)
+        self._show_category_name()
+
+    def _show_category_name(self) -> None:
+        i = self.category_slider.value()
+        name = self.class_names[i] if 0 <= i < len(self.class_names) else ""
+        self.category_name.setText(name)
+        self.category_slider.setToolTip(f"Class {i}: {name}" if name else "")
+
+    def _render_thumbnail(self, state) -> None:
+        if self.prior is not None:
+            self._thumbs[self._submit(RenderThumbnail(self.prior, state))] = state
 
     def add_keyframe_file(self, path: str | Path, name: str = "") -> None:
         """Load a saved .dgp state (in the render thread) and add it as a keyframe."""
         self._submit(LoadState(str(path), name))
+
+    def reset(self) -> None:
+        """Another picture was opened: forget this one's result, candidates, keyframes
+        and previews (the model and its classes stay; a running export goes on)."""
+        if self.engine is not None:
+            for channel in ("result", "jitter", "transfer", "scrub", "play", "adopt", "thumb"):
+                self.engine.cancel(channel)
+        self.timeline.pause()
+        self.timeline.clear_keyframes()
+        self.state = self.original = self.composite = None
+        self.result_name, self.selected = "result", None
+        self._jitter_request = self._pending_adopt = None
+        for d in (self._composited, self.last_frame, self.variation_params,
+                  self.variation_frames, self._thumbs):
+            d.clear()
+        self.grid.reset(0)
+        self.preview.set_image(None)
+        self.latency.setText("")
+        self._set_enabled(False)
+        self.status.setText("No result yet: run a task, then play with it here.")
 
     def shutdown(self) -> None:
         """Stop playback and the render thread (waits for it)."""
@@ -435,6 +492,7 @@ class ManipulatePanel(QWidget):
         self.category_slider.setValue(cid)
         for w in (self.category, self.category_slider):
             w.blockSignals(False)
+        self._show_category_name()
 
     def _category_picked(self, index: int) -> None:
         if index < 0:
@@ -442,12 +500,14 @@ class ManipulatePanel(QWidget):
         self.category_slider.blockSignals(True)
         self.category_slider.setValue(index)
         self.category_slider.blockSignals(False)
+        self._show_category_name()
         self._transfer_changed()
 
     def _category_slid(self, value: int) -> None:
         self.category.blockSignals(True)
         self.category.setCurrentIndex(value)
         self.category.blockSignals(False)
+        self._show_category_name()
         self._transfer_changed()
 
     def transfer_target(self) -> tuple[int, float]:
@@ -520,10 +580,16 @@ class ManipulatePanel(QWidget):
         self._submit(RenderMorphTimeline(self.prior, keyframes, names, timeline))
 
     def _add_current_keyframe(self) -> None:
+        """The result shown (the one selected in History, or a candidate adopted from
+        it) as a keyframe, with its picture as the thumbnail."""
         if self.state is None:
             self._say("There is no result to add: run a task first.")
             return
-        self.timeline.add_keyframe(self.state, self.result_name)
+        f = self.last_frame.get("result")
+        shown = f is not None and self._current("result", f.generation)
+        name = self.add_keyframe(self.state, self.result_name,
+                                 thumbnail=f.image if shown else None)
+        self._say(f"Added keyframe {name}.")
 
     def _browse_keyframe(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Add a saved state as keyframe", "",
@@ -572,6 +638,10 @@ class ManipulatePanel(QWidget):
         if settings.source == "morph" and (len(keyframes) < 2 or self.prior is None):
             dialog.failed("Add at least two keyframes to export a morph.", False)
             return False
+        still = self.timeline.still_morph() if settings.source == "morph" else None
+        if still is not None:  # it would be a one-frame animation
+            dialog.failed(still, False)
+            return False
         if settings.source == "walk" and self.state is None:
             dialog.failed("There is no result to jitter: run a task first.", False)
             return False
@@ -579,12 +649,20 @@ class ManipulatePanel(QWidget):
             dialog.failed("Choose a file to export to.", False)
             return False
         total = timeline.frame_count if settings.source == "morph" else timeline.frames
-        self._submit(ExportAnimation(self.prior, settings.path, settings.source, keyframes,
-                                     names, timeline, self.state, self.sigma_value,
-                                     self.seed.value(), settings.format, settings.scale,
-                                     settings.size))
+        self._submit(self.export_request(settings))
         dialog.started(total)
         return True
+
+    def export_request(self, settings: ExportSettings) -> ExportAnimation:
+        """The render thread's export job for ``settings``: today the generator's frames
+        at their own size (scaled as asked).  Hook (issue 22): the engine's composition
+        of each frame into the photo at its resolution goes in here, with the owner's
+        composer of the current result (as :attr:`composite` is for previews)."""
+        keyframes, names = self._morph_inputs()
+        return ExportAnimation(self.prior, settings.path, settings.source, keyframes, names,
+                               self.timeline.timeline(), self.state, self.sigma_value,
+                               self.seed.value(), settings.format, settings.scale,
+                               settings.size)
 
     @Slot()
     def cancel_export(self) -> None:
@@ -594,6 +672,11 @@ class ManipulatePanel(QWidget):
     # --- replies from the render thread -----------------------------------------------
     @Slot(RenderedFrame)
     def _on_frame(self, f: RenderedFrame) -> None:
+        if f.channel == "thumb":
+            state = self._thumbs.pop(f.generation, None)
+            if state is not None:
+                self.timeline.set_thumbnail(state, f.image)
+            return
         if not self._current(f.channel, f.generation):
             return
         self.last_frame[f.channel] = f
@@ -633,14 +716,16 @@ class ManipulatePanel(QWidget):
     @Slot(str, ReconstructionState, object)
     def _on_state_ready(self, channel: str, state: ReconstructionState, info: dict) -> None:
         if channel == "load":
-            self.timeline.add_keyframe(state, info.get("name", ""))
-            self._say(f"Added keyframe {info.get('name', '')}.")
+            name = self.add_keyframe(state, info.get("name", ""))
+            self._say(f"Added keyframe {name}.")
             return
+        if self.original is None:
+            return  # made for a picture that was closed since
         note = info.get("note", "")
         pending, self._pending_adopt = self._pending_adopt, None
-        if pending is not None and pending[0] == "keyframe":
-            self.timeline.add_keyframe(state, note)  # the base stays as it is
-            self._say(f"Added {note} as a keyframe.")
+        if pending is not None and pending[0] == "keyframe":  # the base stays as it is
+            name = self.add_keyframe(state, note, thumbnail=pending[1])
+            self._say(f"Added {name} as a keyframe.")
             return
         self._say(f"Adopted {note}.")
         self.adopted.emit(state, note)

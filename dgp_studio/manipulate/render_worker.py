@@ -70,6 +70,17 @@ class RenderResult(Request):
 
 
 @dataclass
+class RenderThumbnail(Request):
+    """A keyframe's picture for its thumbnail; not live: each keyframe gets its own."""
+
+    prior: Prior
+    state: ReconstructionState
+
+    def __post_init__(self):
+        self.channel = "thumb"
+
+
+@dataclass
 class RenderJitter(Request):
     prior: Prior
     state: ReconstructionState
@@ -297,6 +308,10 @@ class Renderers:
         if isinstance(request, RenderResult):
             image = signed_to_uint8(self.renderer(request.prior, request.state).render()[0])
             yield from self._single(request, image, t0, {})
+        elif isinstance(request, RenderThumbnail):
+            # its own renderer: the cached one is the current result's (jitter, transfer)
+            image = signed_to_uint8(Renderer(request.prior, request.state).render()[0])
+            yield from self._single(request, image, t0, {})
         elif isinstance(request, RenderJitter):
             r = self.renderer(request.prior, request.state)
             sigma = sigma_for_layers(r, request.sigma, request.layers)
@@ -380,7 +395,8 @@ class Renderers:
         return str(written)
 
 
-_TITLES = {"result": "Rendering the result", "jitter": "Rendering variations",
+_TITLES = {"result": "Rendering the result", "thumb": "Rendering a keyframe thumbnail",
+           "jitter": "Rendering variations",
            "transfer": "Rendering a category transfer", "scrub": "Rendering a morph frame",
            "play": "Rendering the morph", "adopt": "Making the chosen state",
            "load": "Loading a state", "export": "Exporting an animation"}

@@ -4,21 +4,66 @@ The widget holds no engine objects beyond the keyframe states it lists; it asks
 for frames with signals (``scrub_requested(t)``, ``render_requested(timeline)``)
 and is fed rendered uint8 frames back (``show_scrub_frame``, ``add_frame``).
 Playback runs off a frame cache for the current settings, rendered in the
-background as it plays."""
+background as it plays.  Each keyframe has a distinct name and a thumbnail; two
+keyframes that are the same result are pointed out (a morph between them stands still,
+and a morph of nothing but one result is a single still frame)."""
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox,
-                               QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                               QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
+import torch
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from dgp_engine import DGPError
 from dgp_engine.method.manipulate import MorphTimeline, easing_names
 
+from ..qimage import to_pixmap
+
 SCRUB_STEPS = 1000
 STATE_ROLE = Qt.ItemDataRole.UserRole
+THUMB = 40  # keyframe thumbnail side (px)
+
+
+def same_result(a, b) -> bool:
+    """Whether two reconstruction states render the same picture: the same object, or
+    the same latent, class embedding and fine-tuned weights (names and notes aside)."""
+    if a is b:
+        return True
+    try:
+        if a.use_in != b.use_in or a.weight_delta.keys() != b.weight_delta.keys():
+            return False
+        pairs = [(a.z, b.z), (a.embedding, b.embedding)] + [
+            (a.weight_delta[k], b.weight_delta[k]) for k in a.weight_delta]
+    except AttributeError:  # not a reconstruction state
+        return False
+    return all(x.shape == y.shape and torch.equal(x.cpu(), y.cpu()) for x, y in pairs)
+
+
+def unique_name(name: str, taken: list[str]) -> str:
+    """``name``, or ``name (2)``, ``name (3)``… when a keyframe already has it."""
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name} ({n})" in taken:
+        n += 1
+    return f"{name} ({n})"
 
 
 class MorphTimelineWidget(QWidget):
@@ -36,7 +81,9 @@ class MorphTimelineWidget(QWidget):
         self.keyframe_list = QListWidget()
         self.keyframe_list.setAccessibleName("Keyframes")
         self.keyframe_list.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
-        self.keyframe_list.setMaximumHeight(90)
+        self.keyframe_list.setIconSize(QSize(THUMB, THUMB))
+        self.keyframe_list.setMinimumHeight(2 * THUMB + 12)
+        self.keyframe_list.setMaximumHeight(3 * (THUMB + 6) + 8)
         self.keyframe_list.model().rowsMoved.connect(self._keyframes_edited)
         self.add_current = QPushButton("Add current result")
         self.add_file = QPushButton("Add state file…")
@@ -55,6 +102,11 @@ class MorphTimelineWidget(QWidget):
         self.adopt = QPushButton("Use this frame")
         self.adopt.clicked.connect(lambda: self.adopt_requested.emit(self.position))
         self.position_label = QLabel("t = 0")
+        # two keyframes that are the same result (the morph between them stands still)
+        self.warning = QLabel("")
+        self.warning.setAccessibleName("Keyframe warning")
+        self.warning.setWordWrap(True)
+        self.warning.setVisible(False)
 
         self.frames = QSpinBox()
         self.frames.setRange(2, 2000)
@@ -84,20 +136,18 @@ class MorphTimelineWidget(QWidget):
         transport.addWidget(self.play_button)
         transport.addWidget(self.scrub, 1)
         transport.addWidget(self.position_label)
+        # two settings a row: the whole panel fits a 1280×800 window's dock
         form = QFormLayout()
-        form.addRow("Frames", self.frames)
-        form.addRow("fps", self.fps)
-        form.addRow("Easing", self.easing)
-        holds = QHBoxLayout()
-        holds.addWidget(QLabel("start"))
-        holds.addWidget(self.hold_start)
-        holds.addWidget(QLabel("end"))
-        holds.addWidget(self.hold_end)
-        form.addRow("Hold frames", holds)
-        form.addRow("", self.pingpong)
+        self.fps.setAccessibleName("Frames per second")
+        self.frames.setAccessibleName("Frames")
+        form.addRow("Frames", self._row(self.frames, QLabel("fps"), self.fps))
+        form.addRow("Easing", self._row(self.easing, self.pingpong))
+        form.addRow("Hold frames", self._row(QLabel("start"), self.hold_start, QLabel("end"),
+                                             self.hold_end))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.keyframe_list)
+        layout.addWidget(self.warning)
         layout.addLayout(buttons)
         layout.addLayout(transport)
         layout.addWidget(self.adopt)
@@ -113,13 +163,71 @@ class MorphTimelineWidget(QWidget):
         self._settings_changed()
         self._keyframes_edited()
 
+    @staticmethod
+    def _row(*widgets: QWidget) -> QHBoxLayout:
+        row = QHBoxLayout()
+        for w in widgets:
+            row.addWidget(w)
+        return row
+
     # --- keyframes ----------------------------------------------------------------------
-    def add_keyframe(self, state, name: str = "") -> None:
-        name = name or f"Keyframe {chr(ord('A') + self.keyframe_list.count())}"
+    def add_keyframe(self, state, name: str = "", thumbnail: np.ndarray | None = None) -> str:
+        """Add ``state`` under ``name`` (made distinct from the other keyframes' names);
+        returns the name it got."""
+        name = unique_name(name or f"Keyframe {chr(ord('A') + self.keyframe_list.count())}",
+                           self.names())
         item = QListWidgetItem(name)
         item.setData(STATE_ROLE, state)
         self.keyframe_list.addItem(item)
+        if thumbnail is not None:
+            self.set_thumbnail(state, thumbnail)
         self._keyframes_edited()
+        return name
+
+    def set_thumbnail(self, state, image: np.ndarray) -> None:
+        """Show ``image`` (uint8 H×W×3) beside every keyframe holding ``state``."""
+        icon = QIcon(to_pixmap(image).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
+                                             Qt.TransformationMode.SmoothTransformation))
+        for i in range(self.keyframe_list.count()):
+            item = self.keyframe_list.item(i)
+            if item.data(STATE_ROLE) is state:
+                item.setIcon(icon)
+
+    def has_thumbnail(self, row: int) -> bool:
+        return not self.keyframe_list.item(row).icon().isNull()
+
+    def identical(self) -> list[tuple[str, str]]:
+        """Pairs of keyframe names that are the same result."""
+        states, names = self.keyframes(), self.names()
+        return [(names[i], names[j]) for i in range(len(states)) for j in range(i + 1, len(states))
+                if same_result(states[i], states[j])]
+
+    def distinct_count(self) -> int:
+        """How many different results the keyframes hold."""
+        kept: list = []
+        for s in self.keyframes():
+            if not any(same_result(s, k) for k in kept):
+                kept.append(s)
+        return len(kept)
+
+    def still_morph(self) -> str | None:
+        """Why a morph of these keyframes would be a single still frame (None: it moves)."""
+        if len(self.keyframes()) >= 2 and self.distinct_count() < 2:
+            return ("The keyframes are all the same result, so the morph would be one still "
+                    "frame: select another result in History and add it.")
+        return None
+
+    def _check_identical(self) -> None:
+        text = self.still_morph()
+        if text is None:
+            pairs = self.identical()
+            if pairs:
+                a, b = pairs[0]
+                text = (f"{a} and {b} are the same result: the morph stands still between "
+                        "them.")
+        self.warning.setText(f"<span style='color:#e8a33d'>⚠ {text}</span>" if text else "")
+        self.warning.setToolTip(text or "")
+        self.warning.setVisible(bool(text))
 
     def keyframes(self) -> list:
         return [self.keyframe_list.item(i).data(STATE_ROLE)
@@ -139,6 +247,7 @@ class MorphTimelineWidget(QWidget):
 
     def _keyframes_edited(self, *_) -> None:
         self.invalidate()
+        self._check_identical()
         ready = self.keyframe_list.count() >= 2
         for w in (self.scrub, self.play_button, self.adopt):
             w.setEnabled(ready)

@@ -3,6 +3,7 @@ region, the result history and whether a job runs.  Widgets bind to the signals.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,9 @@ class HistoryEntry:
     settings: dict = field(default_factory=dict)
     state: object | None = None       # dgp_engine.ReconstructionState
     picture: np.ndarray | None = None  # a whole new picture (super-resolution)
+    # another model output put into the picture as this result was (the engine's composer
+    # of the run that made it; in memory only): its jitter/category/morph candidates
+    compose: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
 
 def blend_patch(before: np.ndarray, after: np.ndarray, opacity: float) -> np.ndarray:
@@ -78,12 +82,15 @@ class AppState(QObject):
         self.picture = picture
         self.mask = np.zeros((h, w), np.uint8)
         self.history.clear()
-        self.layer = None
+        had_layer = self.layer is not None or self.show_original
+        self.layer, self.show_original = None, False
         self.undo_stack.clear()
         self.undo_stack.setClean()
         self.region = None
         self.picture_replaced.emit()
         self.mask_changed.emit(None)
+        if had_layer:  # the result toolbar and the canvas drop the old picture's layer
+            self.layer_changed.emit()
         self.reset_region()
         self.history_changed.emit()
 

@@ -46,7 +46,7 @@ def _recover_and_check(qtbot, work: Path) -> None:
     other = fresh_window(qtbot)
     try:
         offered = []
-        other.ask_later = lambda title, text, on_yes: (offered.append(text), on_yes())
+        other.ask_recovery = lambda items, restore: (offered.append(items), restore(items[0]))
         other.offer_recovery()
         assert offered, "no recovery was offered"
         assert other.state.has_picture
@@ -91,7 +91,7 @@ def test_killed_or_closed_mid_work_loses_nothing_autosaved(qtbot, picture_file, 
         # saving again into that folder removes what the killed save left
         other = fresh_window(qtbot)
         try:
-            other.ask_later = lambda title, text, on_yes: on_yes()
+            other.ask_recovery = lambda items, restore: restore(items[0])
             other.offer_recovery()
             assert other.save_project_to(work / "project.dgpproj")
         finally:

@@ -199,12 +199,17 @@ def test_download_shows_progress_completes_and_the_model_becomes_selectable(
 
 def test_stop_mid_download_installs_nothing_and_download_resumes(
         qtbot, window, qloop, online, fake, small_model, monkeypatch):
+    from dgp_studio.model_dialog import kept_download_bytes
+
     serve_small_model(fake)
     gate, arrived = threading.Event(), threading.Event()
     serve = fake._serve
+    bodies = []
 
-    def gated(h, head):  # hold the generator's body until the test has pressed Stop
-        if not head and "G_ema" in h.path and not gate.is_set():
+    def gated(h, head):  # hold the discriminator's body until the test has pressed Stop
+        if not head:
+            bodies.append(h.path)
+        if not head and "D-best-weights" in h.path and not gate.is_set():
             arrived.set()
             gate.wait(30)
         return serve(h, head)
@@ -222,17 +227,51 @@ def test_stop_mid_download_installs_nothing_and_download_resumes(
         gate.set()
 
     drive(qloop, stop, until=lambda: not dlg.is_busy())
+    kept = kept_download_bytes(small_model)
+    assert kept == len(fake.repos[REPO][G_FILE])  # the finished generator's file
     assert "stopped; nothing was installed" in dlg.status.text()
+    assert "kept" in dlg.status.text() and "Resume download" in dlg.status.text()
     assert registry.installed(small_model) is None
     assert leftovers(paths.cache_dir()) == []
     assert window.task_panel.model.findText(small_model) < 0
     assert row_of(dlg, small_model)["State"] == "stopped (resumable)"
     assert dlg.download_button.isEnabled() and "Resume" in dlg.download_button.text()
 
+    fetched = len(bodies)
     drive(qloop, dlg.download_button.click, until=lambda: not dlg.is_busy())
     assert "done" in dlg.status.text(), dlg.status.text()
     assert registry.installed(small_model) is not None
     assert window.task_panel.model.findText(small_model) >= 0
+    # resumed: the generator came from the cache, only the discriminator was fetched again
+    assert not any("G_ema" in p for p in bodies[fetched:])
+
+
+def test_stopped_before_any_file_finished_is_not_called_resumable(
+        qtbot, window, qloop, online, fake, small_model, monkeypatch):
+    serve_small_model(fake)
+    gate, arrived = threading.Event(), threading.Event()
+    serve = fake._serve
+
+    def gated(h, head):  # hold the generator's body: nothing is finished when Stop comes
+        if not head and "G_ema" in h.path and not gate.is_set():
+            arrived.set()
+            gate.wait(30)
+        return serve(h, head)
+
+    monkeypatch.setattr(fake, "_serve", gated)
+    dlg = models_dialog(window)
+    dlg.select(small_model)
+    drive(qloop, dlg.download_button.click, until=arrived.is_set)
+
+    def stop():
+        qtbot.mouseClick(dlg.cancel_button, Qt.MouseButton.LeftButton)
+        gate.set()
+
+    drive(qloop, stop, until=lambda: not dlg.is_busy())
+    assert "stopped; nothing was installed" in dlg.status.text()
+    assert "Resume" not in dlg.status.text()
+    assert row_of(dlg, small_model)["State"] == "not installed"
+    assert dlg.download_button.isEnabled() and "Resume" not in dlg.download_button.text()
 
 
 def test_a_failed_download_shows_the_engines_sentence_then_succeeds(
@@ -247,7 +286,9 @@ def test_a_failed_download_shows_the_engines_sentence_then_succeeds(
     text = dlg.status.text()
     assert "Download sg-small failed: No run of sg-small was found in " + REPO in text
     assert "Traceback" not in text and "Error(" not in text
-    assert "Resume" in dlg.download_button.text() and dlg.download_button.isEnabled()
+    # nothing was downloaded, so there is nothing to resume: Download starts again
+    assert "Resume" not in dlg.download_button.text() and dlg.download_button.isEnabled()
+    assert row_of(dlg, small_model)["State"] != "stopped (resumable)"
     assert registry.installed(small_model) is None
 
     serve_small_model(fake)  # the files are there now: the same button gets them
@@ -255,6 +296,24 @@ def test_a_failed_download_shows_the_engines_sentence_then_succeeds(
     qtbot.waitUntil(lambda: not dlg.is_busy(), timeout=60000)
     assert "done" in dlg.status.text(), dlg.status.text()
     assert window.task_panel.model.findText(small_model) >= 0
+
+
+def test_an_offline_failure_points_at_the_import_button_and_is_not_resumable(
+        qtbot, window, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    registry.set_source("imagenet-128", endpoint=CLOSED_PORT)
+    dlg = models_dialog(window)
+    dlg.select("imagenet-128")
+    dlg.download_button.click()  # no qasync loop: the dialog's helper thread runs it
+    qtbot.waitUntil(lambda: not dlg.is_busy(), timeout=30000)
+    text = dlg.status.text()
+    assert "imagenet-128 is not downloaded yet and DGP Studio is offline" in text
+    assert "press Import files…" in text  # the button below, not a command line
+    assert "dgp " not in text and "`" not in text
+    assert dlg.focusWidget() is dlg.import_button and dlg.import_button.isEnabled()
+    # nothing was downloaded: not "stopped (resumable)", and Download starts over
+    assert row_of(dlg, "imagenet-128")["State"] == "not installed"
+    assert "Resume" not in dlg.download_button.text()
 
 
 # --------------------------------------------------------------------------- first run
@@ -327,7 +386,7 @@ def test_class_picker_follows_the_chosen_model(qtbot, window, tmp_path):
     hub.import_files("imagenet-small", folder / "model=G_ema-best-weights-step=1000.pth",
                      folder / "model=D-best-weights-step=1000.pth",
                      config=studiogan.config_from_yaml(folder / "studiogan.yaml"))
-    window._models_changed()
+    window.models.refresh()
     tp = window.task_panel
     window.use_model("imagenet-small")
     assert len(tp.class_choices()) == 1001

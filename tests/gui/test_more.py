@@ -213,7 +213,7 @@ def test_cache_folder_setting_moves_where_models_are_found(qtbot, window, tmp_pa
 
         hub.import_files("parity", src / "G_ema.pth", src / "D.pth", config=src / "config.json")
         assert (elsewhere / "models" / "parity" / "model.json").is_file()
-        window._models_changed()
+        window.models.refresh()
         models = [window.task_panel.model.itemText(i)
                   for i in range(window.task_panel.model.count())]
         assert "parity" in models and "tiny" in models

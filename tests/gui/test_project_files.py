@@ -126,7 +126,7 @@ def test_autosave_and_recovery(qtbot, window, picture_file):
 
     other = fresh_window(qtbot)  # as after a crash: the autosave is still there
     try:
-        other.ask_later = lambda title, text, on_yes: on_yes()
+        other.ask_recovery = lambda items, restore: restore(items[0])
         other.offer_recovery()
         assert other.state.has_picture
         assert np.array_equal(other.state.mask, mask)
@@ -175,7 +175,7 @@ def test_morph_timeline_round_trip(qtbot, window, picture_file, tmp_path):
         assert proj.states_equal(a, from_history) and proj.states_equal(b, from_file)
         assert a is other.state.history[0].state  # one object, as before saving
         # once the model is loaded, the restored timeline renders (scrub preview)
-        other._load_model("tiny")
+        other.models.load("tiny")
         qtbot.waitUntil(lambda: other.manipulate.prior is not None, timeout=20000)
         assert tl.scrub.isEnabled()
     finally:

@@ -172,7 +172,9 @@ def test_close_asks_save_discard_cancel_and_discard_keeps_the_autosave(
 
     window.ask_save = ask
     target = tmp_path / "saved.png"
-    monkeypatch.setattr(window, "save_as", lambda: window.save_to(target, overwrite=True))
+    # the document controller asks for a file name in its save_as
+    monkeypatch.setattr(window.document, "save_as",
+                        lambda: window.save_to(target, overwrite=True))
     window.close()
     assert asked == ["Save changes?"]
     if answer == "cancel":
