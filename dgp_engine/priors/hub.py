@@ -227,10 +227,10 @@ def _install(name: str, title: str, config: PriorConfig, files: dict[str, Path],
             atomic_write_text(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
     except OSError as exc:
         if store.disk_full(exc):
+            need = sum(f.stat().st_size for f in set(files.values()))  # a pickle holds both
             raise CheckpointError(
                 f"The disk holding {paths.models_dir()} is full: free some space (the "
-                f"model needs about {store.mb(sum(f.stat().st_size for f in files.values()))}"
-                ") and try again.") from exc
+                f"model needs about {store.mb(need)}) and try again.") from exc
         raise
     target = registry.model_dir(name)
     log.info("installed %s in %s", name, target)
