@@ -172,6 +172,8 @@ def test_licence_is_recorded_listed_and_shown_by_info(capsys):
     facts = json.loads(run(capsys, "info", "stylegan2-afhq-256", "--json")[1])
     assert facts["licence"] == RESEARCH and facts["state"] == "not installed"
     assert facts["classes"] == 3 and facts["download_bytes"] == 417_000_000
+    assert facts["size_bytes"] is None and facts["family"] == "stylegan2"
+    assert "classes:      none (unconditional)" in run(capsys, "info", "nv")[1]
 
 
 def test_a_failed_import_keeps_the_installed_model(capsys, tmp_path, nvidia_names):

@@ -196,7 +196,7 @@ def run_info(args: argparse.Namespace) -> int:
         "classes": entry.n_classes if installed is None else _classes_of(arch),
         "architecture": arch.describe() if arch is not None else None,
         "folder": str(status.folder) if status.folder else None,
-        "source": status.source, "size_bytes": status.size_bytes,
+        "source": status.source, "size_bytes": status.size_bytes if status.usable else None,
         "download_bytes": status.download_bytes if status.downloadable else None,
         "licence": status.licence, "about": entry.about,
     }
@@ -215,6 +215,8 @@ def run_info(args: argparse.Namespace) -> int:
             continue
         if key in labels:
             value = _size(value)
+        if key == "classes" and value == 0:
+            value = "none (unconditional)"
         if key == "origin":
             files = ", ".join(f"{role} {path}" for role, path in value["files"].items())
             value = " ".join(str(value[k]) for k in ("kind", "format", "repo_id", "commit")
