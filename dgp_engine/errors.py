@@ -40,6 +40,11 @@ class DeviceMemoryError(DeviceError):
     """The compute device ran out of memory during a run."""
 
 
+class PriorFamilyError(DGPError):
+    """A prior of one network family (StyleGAN2) was given to a part of the engine that
+    works with another (BigGAN) only."""
+
+
 class DownloadError(DGPError):
     """Fetching model files failed: no network, unknown repository or file, checksum mismatch."""
 

@@ -21,8 +21,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "models", help="manage GAN priors: list, pull, import, verify, remove, path",
         description="The bundled prior, StudioGAN's ImageNet-128 and AFHQ-256 BigGANs "
                     "(`dgp models pull imagenet-128`) and the paper's own BigGANs (import "
-                    "their files, or pull from a Hub repository you configure); every model "
-                    "is converted once to safetensors in the user cache.")
+                    "their files, or pull from a Hub repository you configure); StyleGAN2 "
+                    "priors from StudioGAN's AFHQv2 runs (`dgp models pull "
+                    "stylegan2-afhq-256`), StudioGAN files or NVIDIA network pickles "
+                    "(`dgp models import NAME --pkl network.pkl`). Every model is converted "
+                    "once to safetensors in the user cache.")
     sub = p.add_subparsers(dest="models_command", metavar="ACTION")
 
     def show_help(args: argparse.Namespace) -> int:
@@ -46,16 +49,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                       help="keep the downloaded .pth files in the cache after conversion")
     pull.set_defaults(func=run_pull)
 
-    imp = sub.add_parser("import", help="convert G_ema/D checkpoint files you have")
+    imp = sub.add_parser(
+        "import", help="convert G_ema/D checkpoint files or a StyleGAN2 network pickle",
+        description="Convert a generator and its discriminator you have into an installed "
+                    "model: --g G_ema.pth --d D.pth (BigGAN-PyTorch or StudioGAN files, "
+                    "StudioGAN's StyleGAN2 included), or --pkl for an NVIDIA "
+                    "stylegan2-ada-pytorch network pickle (read without running any code "
+                    "it carries).")
     imp.add_argument("name", help="a registered model (e.g. biggan-128) or a new name")
-    imp.add_argument("--g", required=True, type=Path, help="generator weights (G_ema.pth)")
-    imp.add_argument("--d", required=True, type=Path, help="discriminator weights (D.pth)")
+    imp.add_argument("--g", type=Path, help="generator weights (G_ema.pth, model=G_ema-…pth)")
+    imp.add_argument("--d", type=Path, help="discriminator weights (D.pth, model=D-…pth)")
+    imp.add_argument("--pkl", type=Path,
+                     help="an NVIDIA StyleGAN2 network pickle (network-snapshot-….pkl) "
+                          "holding G_ema and D, instead of --g/--d")
     imp.add_argument("--config", type=Path,
                      help="JSON of BigGAN-PyTorch settings, or a StudioGAN run's YAML "
-                          "(a new name needs one unless the files are StudioGAN's)")
+                          "(a new name needs one unless the files are StudioGAN's BigGAN; "
+                          "StudioGAN StyleGAN2 files need their run's YAML)")
+    imp.add_argument("--conv-clamp", metavar="256|none",
+                     help="StudioGAN StyleGAN2 files: 256 if the run was trained with mixed "
+                          "precision (-mpc), none if not (the files do not say)")
     imp.add_argument("--classes", type=Path, help="class names, one per line (new names)")
     imp.add_argument("--title", default="", help="display name")
     imp.set_defaults(func=run_import)
+
+    info = sub.add_parser("info", help="what a model is: family, architecture, source, "
+                                       "licence")
+    info.add_argument("name")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(func=run_info)
 
     ver = sub.add_parser("verify", help="check installed models (checksums, keys, shapes)")
     ver.add_argument("names", nargs="*", help="models to check (default: all installed)")
@@ -147,15 +169,66 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{
             "name": r.name, "title": r.title, "kind": r.kind, "state": r.state,
-            "resolution": r.resolution, "folder": str(r.folder) if r.folder else None,
-            "source": r.source, "size_bytes": r.size_bytes} for r in rows], indent=2))
+            "family": r.family, "resolution": r.resolution,
+            "folder": str(r.folder) if r.folder else None, "source": r.source,
+            "size_bytes": r.size_bytes, "licence": r.licence} for r in rows], indent=2))
         return 0
     width = max(len(r.name) for r in rows)
     print(f"{'NAME':<{width}}  {'STATE':<13}  {'RES':>4}  {'SIZE':>8}  SOURCE")
     for r in rows:
         print(f"{r.name:<{width}}  {r.state:<13}  {r.resolution or '?':>4}  "
               f"{_size(r.size_bytes):>8}  {r.source}")
+        if r.licence:  # under the row: the terms are as long as they need to be
+            print(f"{'':<{width}}  licence: {r.licence}")
     return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from ..priors import registry
+
+    entry = registry.get_entry(args.name)
+    status = next(r for r in registry.list_models() if r.name == entry.name)
+    installed = registry.installed(entry.name) if entry.kind != registry.BUNDLED else None
+    arch = installed.config if installed is not None else entry.architecture
+    facts: dict[str, Any] = {
+        "name": entry.name, "title": entry.title, "family": status.family,
+        "state": status.state, "resolution": status.resolution,
+        "classes": entry.n_classes if installed is None else _classes_of(arch),
+        "architecture": arch.describe() if arch is not None else None,
+        "folder": str(status.folder) if status.folder else None,
+        "source": status.source, "size_bytes": status.size_bytes if status.usable else None,
+        "download_bytes": status.download_bytes if status.downloadable else None,
+        "licence": status.licence, "about": entry.about,
+    }
+    if installed is not None:
+        origin = installed.origin
+        facts["origin"] = {k: origin[k] for k in ("kind", "format", "repo_id", "commit")
+                           if origin.get(k)}
+        facts["origin"]["files"] = {role: f.get("path") or f.get("name")
+                                    for role, f in (origin.get("files") or {}).items()}
+    if args.json:
+        print(json.dumps(facts, indent=2))
+        return 0
+    labels = {"download_bytes": "download", "size_bytes": "size"}
+    for key, value in facts.items():
+        if value in (None, "", {}):
+            continue
+        if key in labels:
+            value = _size(value)
+        if key == "classes" and value == 0:
+            value = "none (unconditional)"
+        if key == "origin":
+            files = ", ".join(f"{role} {path}" for role, path in value["files"].items())
+            value = " ".join(str(value[k]) for k in ("kind", "format", "repo_id", "commit")
+                             if k in value) + (f" ({files})" if files else "")
+        print(f"{labels.get(key, key) + ':':<14}{value}")
+    return 0
+
+
+def _classes_of(arch: Any) -> int | None:
+    from ..priors.family import n_classes
+
+    return n_classes(arch) if arch is not None else None
 
 
 def run_pull(args: argparse.Namespace) -> int:
@@ -169,11 +242,28 @@ def run_pull(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from ..errors import InputError
     from ..priors import hub
 
-    model = _run_with_bar(hub.import_files, args.name, args.g, args.d, config=args.config,
-                          classes=args.classes, title=args.title)
+    if args.pkl is not None:
+        extra = [flag for flag, value in (("--g", args.g), ("--d", args.d),
+                                          ("--config", args.config),
+                                          ("--conv-clamp", args.conv_clamp)) if value]
+        if extra:
+            raise InputError(f"--pkl holds the generator, the discriminator and their "
+                             f"settings: drop {' and '.join(extra)}.")
+        model = _run_with_bar(hub.import_pickle, args.name, args.pkl, classes=args.classes,
+                              title=args.title)
+    else:
+        if args.g is None or args.d is None:
+            raise InputError("Pass the generator with --g and its discriminator with --d "
+                             "(or an NVIDIA network pickle with --pkl).")
+        model = _run_with_bar(hub.import_files, args.name, args.g, args.d, config=args.config,
+                              classes=args.classes, title=args.title,
+                              conv_clamp="" if args.conv_clamp is None else args.conv_clamp)
     print(f"{model.name}: imported into {model.folder} ({model.config.describe()})")
+    if model.licence:
+        print(f"{model.name}: licence: {model.licence}")
     return 0
 
 

@@ -8,7 +8,10 @@
   pickled ``.pth`` or StudioGAN's, read with ``weights_only=True``, or ``.safetensors``)
   after checking every key and shape against the model's architecture
   (:mod:`.check`) and that no value is implausible (flipped bits, values that
-  float16 cannot hold: :func:`.checkpoint.implausible_value`).
+  float16 cannot hold: :func:`.checkpoint.implausible_value`). StudioGAN's StyleGAN2
+  files are recognised by their names and installed as a StyleGAN2 prior
+  (:mod:`.stylegan2_prior`); :func:`import_pickle` does the same for NVIDIA's network
+  pickles, read without running any of their code.
 * :func:`verify`, :func:`remove`.
 
 Below this module: :mod:`.store` (folders appear whole or not at all, cleanup of
@@ -36,17 +39,21 @@ import torch
 
 from ..errors import CheckpointError, DGPError, DownloadError, OperationCancelled, RegistryError
 from ..models import BigGANConfig
+from ..models.stylegan2 import StyleGAN2Config
 from ..system import paths
 from ..system.fileio import atomic_write_text
 from . import listing, registry, store, studiogan
+from . import stylegan2_prior as sg2p
 from .check import ROLE_FLAG, ROLE_NAME, check_safetensors_header, check_state_dict
 from .checkpoint import (
     as_ours,
     find_weight_files,
     implausible_value,
     read_config,
+    read_prior_config,
     read_state_dict,
 )
+from .family import STYLEGAN2, PriorConfig, config_dict, config_from_dict, family_of
 from .progress import ProgressCallback, Reporter, bar_class, sha256_file
 from .registry import (
     BUNDLED,
@@ -132,16 +139,46 @@ def _checked_weights(files: dict[str, Path], role: str, config: BigGANConfig, na
     return sd
 
 
-def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path],
+def _checked_stylegan2(files: dict[str, Path], role: str, config: StyleGAN2Config, name: str,
+                       reporter: Reporter, *, source_hint: str | None = None
+                       ) -> dict[str, torch.Tensor]:
+    """The ``role`` file of a StudioGAN StyleGAN2 pair, checked name by name and shape by
+    shape against ``config``."""
+    src = files[role]
+    index = ROLES.index(role)
+    reporter.report("read", src.name, 0, src.stat().st_size, index, len(ROLES))
+    sd = sg2p.read_studiogan_role(src, role)
+    reporter.check()
+    fix = (f"point {name}'s source at the right files ({source_hint})" if source_hint
+           else "import it under a new name")
+    sg2p.check_role(sd, role, config, label=src.name, model=name, fix=fix,
+                    other_label=files["G"].name if role == "D" else None)
+    return sd
+
+
+def _checked_role(files: dict[str, Path], role: str, config: PriorConfig, name: str,
+                  reporter: Reporter, *, source_format: str | None = None,
+                  source_hint: str | None = None, has_config_file: bool = False
+                  ) -> dict[str, torch.Tensor]:
+    """:func:`_checked_weights` or :func:`_checked_stylegan2`, by the model's family."""
+    if isinstance(config, StyleGAN2Config):
+        return _checked_stylegan2(files, role, config, name, reporter, source_hint=source_hint)
+    return _checked_weights(files, role, config, name, reporter, source_format=source_format,
+                            source_hint=source_hint, has_config_file=has_config_file)
+
+
+def _install(name: str, title: str, config: PriorConfig, files: dict[str, Path],
              origin: dict[str, Any], reporter: Reporter, *, classes: str = "imagenet",
              classes_file: Path | None = None, has_config_file: bool = False,
              source_hint: str | None = None, class_names: tuple[str, ...] = (),
              source_format: str | None = None,
-             checked: dict[str, dict[str, torch.Tensor]] | None = None) -> InstalledModel:
+             checked: dict[str, dict[str, torch.Tensor]] | None = None,
+             licence: str = "") -> InstalledModel:
     """Check, convert to safetensors and atomically install a G/D pair as ``name``.
-    StudioGAN checkpoints are renamed to our layout and stored with float16 weights;
-    their optimizer state and metadata are not kept. ``checked`` holds the state dicts
-    of roles that :func:`_checked_weights` already read (taken out of it here)."""
+    StudioGAN checkpoints are renamed to our layout and stored with float16 weights, as
+    are StyleGAN2 networks (under their own names); optimizer state and metadata are not
+    kept. ``checked`` holds the state dicts of roles already read and checked (taken out
+    of it here). ``licence``: terms to record with the model (shown by ``dgp models``)."""
     from safetensors.torch import save_file
 
     checked = checked if checked is not None else {}
@@ -149,11 +186,12 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
         with store.staged_folder(name) as staging:
             record_files: dict[str, dict[str, Any]] = {}
             for i, role in enumerate(ROLES):
-                sd = checked.pop(role) if role in checked else _checked_weights(
+                sd = checked.pop(role) if role in checked else _checked_role(
                     files, role, config, name, reporter, source_format=source_format,
                     source_hint=source_hint, has_config_file=has_config_file)
                 out = staging / WEIGHT_FILES[role]
-                stored = _half_weights(sd) if config.family == "studiogan" else sd
+                stored = _half_weights(sd) if family_of(config) in ("studiogan", STYLEGAN2) \
+                    else sd
                 problem = implausible_value(sd, stored)
                 if problem:
                     raise CheckpointError(
@@ -171,7 +209,7 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
                     "sha256": sha256_file(out, reporter, i, len(ROLES)),
                 }
             atomic_write_text(staging / "config.json",
-                              json.dumps(config.to_dict(), indent=2) + "\n")
+                              json.dumps(config_dict(config), indent=2) + "\n")
             if classes_file is not None:
                 shutil.copyfile(classes_file, staging / "classes.txt")
                 classes = "classes.txt"
@@ -180,17 +218,19 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
                 classes = "classes.txt"
             record = {
                 "format": RECORD_FORMAT, "name": name, "title": title, "classes": classes,
-                "config": config.to_dict(), "files": record_files, "origin": origin,
-                "installed_at": _now(),
+                "family": family_of(config), "config": config_dict(config),
+                "files": record_files, "origin": origin, "installed_at": _now(),
             }
+            if licence:
+                record["licence"] = licence
             reporter.check()
             atomic_write_text(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
     except OSError as exc:
         if store.disk_full(exc):
+            need = sum(f.stat().st_size for f in set(files.values()))  # a pickle holds both
             raise CheckpointError(
                 f"The disk holding {paths.models_dir()} is full: free some space (the "
-                f"model needs about {store.mb(sum(f.stat().st_size for f in files.values()))}"
-                ") and try again.") from exc
+                f"model needs about {store.mb(need)}) and try again.") from exc
         raise
     target = registry.model_dir(name)
     log.info("installed %s in %s", name, target)
@@ -201,7 +241,8 @@ def _install(name: str, title: str, config: BigGANConfig, files: dict[str, Path]
 
 
 def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfig | str | Path |
-                 dict[str, Any] | None = None, title: str = "", classes: str | Path | None = None,
+                 dict[str, Any] | StyleGAN2Config | None = None, title: str = "",
+                 classes: str | Path | None = None, conv_clamp: float | str | None = "",
                  progress: ProgressCallback | None = None,
                  cancel: threading.Event | None = None) -> InstalledModel:
     """Convert a generator/discriminator pair the user has into an installed model.
@@ -210,7 +251,13 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
     needs ``config``: a BigGANConfig, a dict of BigGAN-PyTorch flags, a JSON file of
     them, or a StudioGAN run's YAML config. StudioGAN checkpoints are recognised by their
     keys (a new name needs no config: their tensors say it) and converted. Source files
-    are checked against any SHA-256 configured for the model."""
+    are checked against any SHA-256 configured for the model.
+
+    StudioGAN's StyleGAN2 files (``model=G_ema-…pth`` + ``model=D-…pth``) are recognised
+    by their tensor names and installed as a StyleGAN2 prior. Their files do not record
+    two settings, which a new name therefore needs: ``conv_clamp`` (256 for runs trained
+    with mixed precision, ``-mpc``; None or "none" otherwise; "" = not given) and the
+    minibatch-std group size, from the run's YAML given as ``config``."""
     registry.validate_name(name)
     if name == BUNDLED:
         raise RegistryError("The bundled model ships with DGP Studio: import your files under "
@@ -227,6 +274,15 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
                               "D.pth with --d.")
     known = registry.entries()
     entry: ModelEntry | None = known.get(name)
+    if _is_stylegan2_import(files["G"], entry, name):
+        return _import_stylegan2(name, files, entry, config, conv_clamp, title, classes,
+                                 reporter)
+    if conv_clamp != "":
+        raise CheckpointError(f"--conv-clamp is a StyleGAN2 setting, and {files['G'].name} is "
+                              "not a StyleGAN2 generator: drop --conv-clamp.")
+    if isinstance(config, StyleGAN2Config):
+        raise CheckpointError(f"The config given describes a StyleGAN2, but "
+                              f"{files['G'].name} is not a StyleGAN2 generator.")
     given = _config_arg(config)
     if entry is not None and entry.kind == "download":
         cfg = entry.config
@@ -239,7 +295,8 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
     else:
         has_config_file = False
         previous = registry.installed(name) if entry is not None else None
-        cfg = given or (previous.config if previous is not None else None)
+        cfg = given or (previous.config if previous is not None and
+                        isinstance(previous.config, BigGANConfig) else None)
         if cfg is None:
             cfg = _studiogan_config_of(files)  # their tensors say what they are
             has_config_file = cfg is not None
@@ -251,6 +308,22 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
                 f"{', '.join(n for n, e in known.items() if e.kind == 'download')}.")
         has_config_file = has_config_file if given is None else True
     title = title or (entry.title if entry is not None else name)
+    sources = _source_files(files, entry, name, reporter)
+    classes_file = None
+    if classes is not None:
+        classes_file = Path(classes).expanduser()
+        _check_classes_file(classes_file, cfg.n_classes)
+    origin = {"kind": "import", "files": sources, "imported_at": _now()}
+    return _install(name, title, cfg, files, origin, reporter,
+                    classes=entry.classes if entry is not None else "imagenet",
+                    classes_file=classes_file, has_config_file=has_config_file,
+                    class_names=entry.class_names if entry is not None else ())
+
+
+def _source_files(files: dict[str, Path], entry: ModelEntry | None, name: str,
+                  reporter: Reporter) -> dict[str, dict[str, Any]]:
+    """Path, SHA-256 and size of each file an import reads, for the install record;
+    a file that differs from a SHA-256 configured for the model is refused."""
     sources: dict[str, dict[str, Any]] = {}
     for i, role in enumerate(ROLES):
         sha = sha256_file(files[role], reporter, i, len(ROLES))
@@ -266,15 +339,156 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
                     "if you trust this one.")
         sources[role] = {"path": str(files[role].resolve()), "sha256": sha,
                          "size": files[role].stat().st_size}
+    return sources
+
+
+def _is_stylegan2_import(g_file: Path, entry: ModelEntry | None, name: str) -> bool:
+    """Whether an import of ``g_file`` as ``name`` is a StyleGAN2 one: a registered model
+    says so by its family, otherwise the generator file's tensor names do."""
+    if entry is not None and entry.kind == "download":
+        if entry.family == STYLEGAN2:
+            return True
+        keys = sg2p.probe_keys(g_file)
+        if keys is not None and sg2p.is_stylegan2_keys(keys):
+            raise CheckpointError(
+                f"{g_file.name} holds a StyleGAN2 network, but {name} is a BigGAN model: "
+                "import it under a new name (`dgp models import NEW-NAME --g "
+                f"{sg2p.G_FILE_HINT} --d {sg2p.D_FILE_HINT} --conv-clamp 256|none`).")
+        return False
+    keys = sg2p.probe_keys(g_file)
+    return keys is not None and sg2p.is_stylegan2_keys(keys)
+
+
+def _import_stylegan2(name: str, files: dict[str, Path], entry: ModelEntry | None,
+                      config: Any, conv_clamp: float | str | None, title: str,
+                      classes: str | Path | None, reporter: Reporter) -> InstalledModel:
+    """:func:`import_files` for StudioGAN's StyleGAN2 files."""
+    for i, role in enumerate(ROLES):
+        reporter.report("read", files[role].name, 0, files[role].stat().st_size, i,
+                        len(ROLES))
+    g_sd = sg2p.read_studiogan_role(files["G"], "G")
+    d_sd = sg2p.read_studiogan_role(files["D"], "D")
+    reporter.check()
+    if entry is not None and entry.kind == "download":
+        cfg = entry.stylegan2
+        assert cfg is not None  # a download entry of family stylegan2 has one
+        if config is not None:
+            raise RegistryError(f"{name} has a fixed architecture ({cfg.describe()}): drop "
+                                f"--config to import into {name}, or import your model "
+                                "under a new name.")
+        if conv_clamp != "" and sg2p.conv_clamp_setting(conv_clamp) != cfg.conv_clamp:
+            raise RegistryError(f"{name} runs with conv_clamp {cfg.conv_clamp}: drop "
+                                f"--conv-clamp to import into {name}, or import your model "
+                                "under a new name.")
+    else:
+        cfg = _stylegan2_import_config(g_sd, d_sd, files, config, conv_clamp)
+    sg2p.check_role(g_sd, "G", cfg, label=files["G"].name, model=name)
+    sg2p.check_role(d_sd, "D", cfg, label=files["D"].name, model=name,
+                    other_label=files["G"].name)
+    sources = _source_files(files, entry, name, reporter)
     classes_file = None
     if classes is not None:
         classes_file = Path(classes).expanduser()
-        _check_classes_file(classes_file, cfg)
-    origin = {"kind": "import", "files": sources, "imported_at": _now()}
-    return _install(name, title, cfg, files, origin, reporter,
-                    classes=entry.classes if entry is not None else "imagenet",
-                    classes_file=classes_file, has_config_file=has_config_file,
-                    class_names=entry.class_names if entry is not None else ())
+        _check_classes_file(classes_file, cfg.c_dim)
+    origin = {"kind": "import", "format": "studiogan", "files": sources, "imported_at": _now()}
+    return _install(name, title or (entry.title if entry is not None else name), cfg, files,
+                    origin, reporter, classes=entry.classes if entry is not None else "",
+                    classes_file=classes_file,
+                    class_names=entry.class_names if entry is not None else (),
+                    checked={"G": g_sd, "D": d_sd},
+                    licence=entry.licence if entry is not None and entry.licence
+                    else sg2p.LICENCE_STUDIOGAN)
+
+
+def _stylegan2_import_config(g_sd: dict[str, torch.Tensor], d_sd: dict[str, torch.Tensor],
+                             files: dict[str, Path], config: Any,
+                             conv_clamp: float | str | None) -> StyleGAN2Config:
+    """The architecture of StudioGAN StyleGAN2 files imported under a new name: their
+    tensors, the run's YAML (``config``) and ``conv_clamp``; or a whole StyleGAN2 config
+    (object, dict or JSON file with ``"family": "stylegan2"``)."""
+    full: StyleGAN2Config | None = None
+    yaml_file: Path | None = None
+    if isinstance(config, StyleGAN2Config):
+        full = config
+    elif isinstance(config, dict):
+        arch = config_from_dict(config)
+        if not isinstance(arch, StyleGAN2Config):
+            raise CheckpointError(f"{files['G'].name} is a StyleGAN2 generator, but the config "
+                                  "given describes a BigGAN.")
+        full = arch
+    elif config is not None:
+        file = Path(config).expanduser()
+        if file.suffix.lower() in (".yaml", ".yml"):
+            yaml_file = file
+        else:
+            try:
+                data = json.loads(file.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise CheckpointError(f"Could not read the config {file} ({exc}): pass the "
+                                      "StudioGAN run's YAML file.") from exc
+            return _stylegan2_import_config(g_sd, d_sd, files, data if isinstance(data, dict)
+                                            else {"family": None}, conv_clamp)
+    if full is not None:
+        if conv_clamp != "":
+            full = dataclasses.replace(full, conv_clamp=sg2p.conv_clamp_setting(conv_clamp))
+        return full
+    settings = sg2p.read_yaml_settings(yaml_file) if yaml_file is not None else {}
+    group = settings.get("mbstd_group_size")
+    if group is None:
+        raise CheckpointError(
+            "StudioGAN's StyleGAN2 checkpoints do not record the discriminator's "
+            "minibatch-std group size: pass the run's YAML config with --config (it gives "
+            "d_epilogue_mbstd_group_size).")
+    if conv_clamp == "":
+        raise CheckpointError(
+            "StudioGAN's StyleGAN2 checkpoints do not record whether the run was trained with "
+            "mixed precision (-mpc), which clamps layer outputs at ±256: pass --conv-clamp 256 "
+            "if it was (StudioGAN's AFHQv2 StyleGAN2 runs were), --conv-clamp none if not.")
+    return sg2p.studiogan_config(g_sd, d_sd, conv_clamp=sg2p.conv_clamp_setting(conv_clamp),
+                                 mbstd_group_size=int(group), yaml_settings=settings,
+                                 yaml_name=yaml_file.name if yaml_file else "",
+                                 label=files["G"].name)
+
+
+def import_pickle(name: str, pkl: str | Path, *, title: str = "",
+                  classes: str | Path | None = None, progress: ProgressCallback | None = None,
+                  cancel: threading.Event | None = None) -> InstalledModel:
+    """Install the G_ema and D of an NVIDIA stylegan2-ada-pytorch network pickle
+    (``network-snapshot-*.pkl``) as the StyleGAN2 prior ``name``. The pickle is read by a
+    restricted unpickler that never runs the code such files embed; a file with anything
+    but StyleGAN2 networks (other classes, other globals, no discriminator, G and D of
+    different sizes), or a damaged one, is refused by name and nothing is installed. The
+    architecture comes from the networks' recorded constructor settings; NVIDIA's licence
+    is recorded with the model."""
+    registry.validate_name(name)
+    if name == BUNDLED:
+        raise RegistryError("The bundled model ships with DGP Studio: import your files under "
+                            "another name.")
+    reporter = Reporter(name, progress, cancel)
+    file = Path(pkl).expanduser()
+    if not file.is_file():
+        raise CheckpointError(f"{file} does not exist: pass NVIDIA's network pickle "
+                              "(network-snapshot-….pkl) with --pkl.")
+    entry = registry.entries().get(name)
+    if entry is not None and entry.kind == "download":
+        raise RegistryError(f"{name} is a registered model with files of its own: import the "
+                            "pickle under a new name.")
+    sha = sha256_file(file, reporter)
+    reporter.report("read", file.name, 0, file.stat().st_size)
+    weights = sg2p.read_network_pickle(file)
+    reporter.check()
+    cfg = weights.config
+    classes_file = None
+    if classes is not None:
+        classes_file = Path(classes).expanduser()
+        _check_classes_file(classes_file, cfg.c_dim)
+    source = {"path": str(file.resolve()), "sha256": sha, "size": file.stat().st_size}
+    origin = {"kind": "import", "format": "nvidia-pickle", "files": {"G": source, "D": source},
+              "imported_at": _now()}
+    return _install(name, title or name, cfg, {"G": file, "D": file}, origin, reporter,
+                    classes="", classes_file=classes_file,
+                    checked={"G": weights.G_ema, "D": weights.D},
+                    licence=sg2p.LICENCE_NVIDIA)
 
 
 def _studiogan_config_of(files: dict[str, Path]) -> BigGANConfig | None:
@@ -310,14 +524,17 @@ def _config_arg(config: BigGANConfig | str | Path | dict[str, Any] | None
     return BigGANConfig.from_dict(data)
 
 
-def _check_classes_file(file: Path, config: BigGANConfig) -> None:
+def _check_classes_file(file: Path, n_classes: int) -> None:
+    if n_classes == 0:
+        raise CheckpointError(f"The model is unconditional (it has no classes): drop "
+                              f"--classes {file.name}.")
     try:
         names = [ln for ln in file.read_text(encoding="utf-8").splitlines() if ln.strip()]
     except (OSError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"Could not read the class list {file} ({exc}).") from exc
-    if len(names) != config.n_classes:
+    if len(names) != n_classes:
         raise CheckpointError(f"{file.name} lists {len(names)} class names but the model has "
-                              f"{config.n_classes} classes: give one name per line, in class "
+                              f"{n_classes} classes: give one name per line, in class "
                               "order.")
 
 
@@ -520,7 +737,8 @@ def pull(name: str, *, force: bool = False, update: bool = False, offline: bool 
             f"its Hugging Face repo with `dgp models source {name} --repo-id OWNER/REPO` or in "
             f"the model settings, or import files you have with `dgp models import {name} "
             "--g G_ema.pth --d D.pth`.")
-    assert entry.config is not None
+    config = entry.architecture
+    assert config is not None  # a download entry has one (registry._entry_from)
     reporter = Reporter(name, progress, cancel)
     cleanup()
     offline = offline_mode() if offline is None else offline
@@ -553,8 +771,8 @@ def pull(name: str, *, force: bool = False, update: bool = False, offline: bool 
             # The generator is the small file (StudioGAN's D carries its optimizer state:
             # 1.2 GB at 256 px): a wrong or unreadable G fails before D is downloaded.
             try:
-                checked["G"] = _checked_weights(fetched, "G", entry.config, name, reporter,
-                                                source_format=src.format, source_hint=hint)
+                checked["G"] = _checked_role(fetched, "G", config, name, reporter,
+                                             source_format=src.format, source_hint=hint)
             except CheckpointError as exc:
                 raise CheckpointError(f"{exc} {_kept_note(fetched, src.filename('D'))}") \
                     from exc
@@ -566,9 +784,10 @@ def pull(name: str, *, force: bool = False, update: bool = False, offline: bool 
         origin["patterns"] = {"G": pattern_src.G, "D": pattern_src.D,
                               "revision": pattern_src.revision}
     try:
-        model = _install(name, entry.title, entry.config, fetched, origin, reporter,
+        model = _install(name, entry.title, config, fetched, origin, reporter,
                          classes=entry.classes, class_names=entry.class_names,
-                         source_format=src.format, source_hint=hint, checked=checked)
+                         source_format=src.format, source_hint=hint, checked=checked,
+                         licence=entry.licence)
     except CheckpointError as exc:
         raise CheckpointError(f"{exc} {_kept_note(fetched)}") from exc
     if pattern_src.has_patterns:
@@ -721,8 +940,9 @@ def _verify_one(name: str, reporter: Reporter) -> VerifyResult:
     if model.record.get("format") != RECORD_FORMAT:
         return VerifyResult(name, False, [f"{RECORD_FILE} is unreadable: {again}."],
                             model.folder)
+    config: PriorConfig
     try:
-        config = read_config(model.folder)
+        config = read_prior_config(model.folder)
         if config != model.config:
             problems.append(f"config.json differs from {RECORD_FILE}: {again}.")
     except CheckpointError as exc:
@@ -746,7 +966,10 @@ def _verify_one(name: str, reporter: Reporter) -> VerifyResult:
                             f"{str(meta.get('sha256'))[:12]}…): {again}.")
             continue
         try:
-            check_safetensors_header(file, meta.get("role", "G"), config)
+            if isinstance(config, StyleGAN2Config):
+                sg2p.check_safetensors_header(file, meta.get("role", "G"), config)
+            else:
+                check_safetensors_header(file, meta.get("role", "G"), config)
             problem = implausible_value(read_state_dict(file))
             if problem:
                 problems.append(f"{fname} is damaged: {problem}; {again}.")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .hub import VerifyResult, import_files, pull, remove, verify
+from .hub import VerifyResult, import_files, import_pickle, pull, remove, verify
 from .progress import ProgressCallback, TransferProgress
 from .registry import InstalledModel
 
@@ -65,6 +65,15 @@ async def import_files_async(name: str, g: str | Path, d: str | Path, *,
                              **kwargs: Any) -> InstalledModel:
     """:func:`import_files` off the event loop."""
     return await _in_thread(import_files, name, g, d, progress=progress, cancel=cancel,
+                            **kwargs)
+
+
+async def import_pickle_async(name: str, pkl: str | Path, *,
+                              progress: ProgressCallback | None = None,
+                              cancel: threading.Event | None = None,
+                              **kwargs: Any) -> InstalledModel:
+    """:func:`import_pickle` off the event loop (an NVIDIA StyleGAN2 network pickle)."""
+    return await _in_thread(import_pickle, name, pkl, progress=progress, cancel=cancel,
                             **kwargs)
 
 

@@ -31,8 +31,17 @@ import tomli_w
 
 from ..errors import CheckpointError, DGPError, RegistryError
 from ..models import BigGANConfig
+from ..models.stylegan2 import StyleGAN2Config
 from ..system import paths
 from ..system.fileio import atomic_write_text
+from .family import (
+    STYLEGAN2,
+    PriorConfig,
+    config_from_dict,
+    config_table,
+    family_of,
+    n_classes,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,7 +62,8 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SOURCE_FIELDS = ("endpoint", "repo_id", "revision", "G", "D", "G_sha256", "D_sha256",
                   "format")
-#: Checkpoint layouts a source can serve (converted to ours on install).
+#: Checkpoint layouts a source can serve (converted to ours on install). A StyleGAN2
+#: entry's source serves StudioGAN's StyleGAN2 files ("studiogan").
 SOURCE_FORMATS = ("biggan-pytorch", "studiogan")
 
 
@@ -116,7 +126,9 @@ class ModelEntry:
     title: str
     kind: str  # "bundled" | "download" | "imported"
     classes: str = "imagenet"  # "imagenet" or a file name inside the model folder
-    config: BigGANConfig | None = None  # None only for "bundled" before it is installed
+    #: The BigGAN architecture; None for "bundled" before it is installed and for
+    #: StyleGAN2 models (whose architecture is ``stylegan2``).
+    config: BigGANConfig | None = None
     source: HubSource | None = None
     expect: dict[str, int] = field(default_factory=dict)  # g_keys, d_keys, g_elements, ...
     user_defined: bool = False
@@ -124,10 +136,29 @@ class ModelEntry:
     about: str = ""  # what the model is good for, in one sentence
     class_names: tuple[str, ...] = ()  # inline class list (written as classes.txt)
     listed_bytes: int | None = None  # what a pull transfers (registry data)
+    stylegan2: StyleGAN2Config | None = None  # the architecture of a StyleGAN2 model
+
+    @property
+    def architecture(self) -> PriorConfig | None:
+        """The model's architecture, whichever family it is."""
+        return self.stylegan2 if self.stylegan2 is not None else self.config
+
+    @property
+    def family(self) -> str:
+        """``biggan-pytorch``, ``studiogan`` (BigGANs) or ``stylegan2``."""
+        arch = self.architecture
+        return family_of(arch) if arch is not None else "biggan-pytorch"
+
+    @property
+    def n_classes(self) -> int | None:
+        """Classes of the generator (0: unconditional); None when unknown."""
+        arch = self.architecture
+        return n_classes(arch) if arch is not None else None
 
     @property
     def resolution(self) -> int | None:
-        return self.config.resolution if self.config else None
+        arch = self.architecture
+        return arch.resolution if arch is not None else None
 
     @property
     def download_bytes(self) -> int | None:
@@ -143,7 +174,8 @@ class ModelEntry:
     def installed_bytes(self) -> int | None:
         """Rough size once installed (StudioGAN weights are kept as float16)."""
         if "g_elements" in self.expect and "d_elements" in self.expect:
-            width = 2 if self.source is not None and self.source.format == "studiogan" else 4
+            width = 2 if self.source is not None and self.source.format == "studiogan" \
+                or self.stylegan2 is not None else 4
             return width * (self.expect["g_elements"] + self.expect["d_elements"])
         return None
 
@@ -154,8 +186,17 @@ class InstalledModel:
 
     name: str
     folder: Path
-    config: BigGANConfig
+    config: PriorConfig
     record: dict[str, Any]
+
+    @property
+    def family(self) -> str:
+        return family_of(self.config)
+
+    @property
+    def licence(self) -> str:
+        """The terms recorded at install (e.g. NVIDIA's for its pickles); "" if none."""
+        return str(self.record.get("licence") or "")
 
     @property
     def files(self) -> dict[str, dict[str, Any]]:
@@ -188,6 +229,7 @@ class ModelStatus:
     about: str = ""
     download_bytes: int | None = None  # what a pull transfers (None: unknown / no source)
     downloadable: bool = False  # has a Hub source that `pull` can use
+    family: str = "biggan-pytorch"  # biggan-pytorch, studiogan (BigGANs) or stylegan2
 
     @property
     def usable(self) -> bool:
@@ -279,11 +321,13 @@ def _source_from(table: dict[str, Any] | None, base: HubSource | None = None,
     return HubSource(**values)
 
 
-def _config_from(table: Any, where: str) -> BigGANConfig:
+def _config_from(table: Any, where: str) -> PriorConfig:
+    """A BigGAN config (BigGAN-PyTorch flag names), or a StyleGAN2 one when the table
+    says ``family = "stylegan2"`` (StyleGAN2Config's names)."""
     if not isinstance(table, dict):
         raise RegistryError(f"{where} needs a config table with the BigGAN-PyTorch settings.")
     try:
-        return BigGANConfig.from_dict(table)
+        return config_from_dict(table)
     except CheckpointError as exc:
         raise RegistryError(f"{where}: {exc}") from exc
 
@@ -304,26 +348,36 @@ def _bundled_config() -> BigGANConfig | None:
 def _entry_from(name: str, table: dict[str, Any], user: dict[str, Any], where: str,
                 user_defined: bool = False) -> ModelEntry:
     kind = table.get("kind", "download")
-    config = None
+    config: BigGANConfig | None = None
+    style: StyleGAN2Config | None = None
     if kind == BUNDLED:
         config = _bundled_config()
     else:
-        config = _config_from(table.get("config"), where)
+        arch = _config_from(table.get("config"), where)
         res = table.get("resolution")
-        if res is not None and res != config.resolution:
+        if res is not None and res != arch.resolution:
             raise RegistryError(f"{where}: resolution {res} disagrees with its config "
-                                f"({config.resolution}).")
+                                f"({arch.resolution}).")
+        if isinstance(arch, StyleGAN2Config):
+            style = arch
+        else:
+            config = arch
     source = None
     if kind != BUNDLED:
         source = _source_from(table.get("source"), where=where)
         override = (user.get("models", {}).get(name) or {}).get("source")
         if override and not user_defined:
             source = _source_from(override, base=source, where=f"{user_file()} [{name}]")
+        if style is not None and source.format != "studiogan":
+            raise RegistryError(f"{where}: a StyleGAN2 model is downloaded as StudioGAN's "
+                                "files: its source format must be \"studiogan\".")
+    classes_of = style.c_dim if style is not None else (
+        config.n_classes if config is not None else None)
     expect = {k: int(v) for k, v in table.items()
               if k in ("g_keys", "d_keys", "g_elements", "d_elements")}
     names = table.get("class_names") or ()
     if names and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)
-                  or (config is not None and len(names) != config.n_classes)):
+                  or (classes_of is not None and len(names) != classes_of)):
         raise RegistryError(f"{where}: class_names must list one name per class.")
     listed = table.get("download_bytes")
     return ModelEntry(name=name, title=str(table.get("title", name)), kind=kind,
@@ -331,7 +385,7 @@ def _entry_from(name: str, table: dict[str, Any], user: dict[str, Any], where: s
                       config=config, source=source, expect=expect, user_defined=user_defined,
                       licence=str(table.get("licence", "")), about=str(table.get("about", "")),
                       class_names=tuple(names),
-                      listed_bytes=int(listed) if listed else None)
+                      listed_bytes=int(listed) if listed else None, stylegan2=style)
 
 
 def entries(strict: str | None = None) -> dict[str, ModelEntry]:
@@ -355,10 +409,13 @@ def entries(strict: str | None = None) -> dict[str, ModelEntry]:
             log.warning("ignoring model %s: %s", name, exc)
     for installed in _installed_records():
         if installed.name not in out:
+            arch = installed.config
             out[installed.name] = ModelEntry(
                 name=installed.name, title=installed.record.get("title") or installed.name,
                 kind="imported", classes=installed.record.get("classes", "imagenet"),
-                config=installed.config, user_defined=True)
+                config=arch if isinstance(arch, BigGANConfig) else None,
+                stylegan2=arch if isinstance(arch, StyleGAN2Config) else None,
+                user_defined=True, licence=installed.licence)
     return out
 
 
@@ -426,16 +483,20 @@ def reset_source(name: str) -> HubSource:
     return source_settings(name)
 
 
-def add_model(name: str, config: BigGANConfig, source: HubSource, title: str = "",
+def add_model(name: str, config: PriorConfig, source: HubSource, title: str = "",
               classes: str = "imagenet") -> ModelEntry:
-    """Register a downloadable model of the user's own (stored in the user's models.toml)."""
+    """Register a downloadable model of the user's own (stored in the user's models.toml);
+    a StyleGAN2 one is downloaded as StudioGAN's files (``source.format`` "studiogan")."""
     validate_name(name)
     if name in entries() and not get_entry(name).user_defined:
         raise RegistryError(f"{name} is a built-in model name; choose another name.")
+    if isinstance(config, StyleGAN2Config) and source.format != "studiogan":
+        raise RegistryError(f"{name}: a StyleGAN2 model is downloaded as StudioGAN's files: "
+                            "its source format must be \"studiogan\".")
     user = _read_user()
     user.setdefault("models", {})[name] = {
         "title": title or name, "kind": "download", "classes": classes,
-        "config": config.to_dict(),
+        "config": config_table(config),
         "source": {k: v for k, v in source.to_dict().items() if v},
     }
     _source_from(source.to_dict(), where=name)
@@ -512,8 +573,9 @@ def installed(name: str) -> InstalledModel | None:
     record = read_install_record(folder)
     if record is None:
         return None
+    config: PriorConfig
     try:
-        config = BigGANConfig.from_dict(record.get("config") or {})
+        config = config_from_dict(record.get("config") or {})
     except DGPError:
         config = BigGANConfig()
     return InstalledModel(name=name, folder=folder, config=config, record=record)
@@ -548,19 +610,27 @@ def resolve_model_dir(name: str) -> tuple[Path, str]:
             return model.folder, name
     known = entries()
     if name in known:
+        files = ("--g model=G_ema-…pth --d model=D-…pth" if known[name].family == STYLEGAN2
+                 else "--g G_ema.pth --d D.pth")
         raise CheckpointError(
             f"{name} is not installed yet: run `dgp models pull {name}` or "
-            f"`dgp models import {name} --g G_ema.pth --d D.pth`.")
+            f"`dgp models import {name} {files}`.")
     raise CheckpointError(f"{name!r} is neither a folder nor a known model name: use a folder "
                           f"with config.json + G/D weights, or one of {', '.join(known)}.")
 
 
 def class_names(name: str) -> list[str]:
-    """The class names of a model (its own classes.txt, or ImageNet's 1000)."""
-    from .checkpoint import read_class_names, read_config
+    """The class names of a model (its own classes.txt, or ImageNet's 1000; none for an
+    unconditional StyleGAN2)."""
+    from .checkpoint import read_class_names, read_prior_config
 
     folder, _ = resolve_model_dir(name)
-    return read_class_names(folder, read_config(folder))
+    config = read_prior_config(folder)
+    if isinstance(config, StyleGAN2Config):
+        from .stylegan2_prior import class_names as stylegan2_class_names
+
+        return stylegan2_class_names(folder, config)
+    return read_class_names(folder, config)
 
 
 def list_models() -> list[ModelStatus]:
@@ -575,7 +645,8 @@ def list_models() -> list[ModelStatus]:
             rows.append(ModelStatus(entry.name, entry.title, entry.kind,
                                     "bundled" if present else "missing", entry.resolution,
                                     folder if present else None, "ships with DGP Studio", size,
-                                    licence=entry.licence, about=entry.about))
+                                    licence=entry.licence, about=entry.about,
+                                    family=entry.family))
             continue
         model = installed(entry.name)
         source = entry.source.describe() if entry.source else "imported files"
@@ -587,11 +658,13 @@ def list_models() -> list[ModelStatus]:
                    else f"pulled from {origin.get('repo_id', '?')}@{origin.get('revision', '?')}")
             rows.append(ModelStatus(entry.name, entry.title, entry.kind, "installed",
                                     model.config.resolution, model.folder, how, model.size_bytes,
-                                    licence=entry.licence, about=entry.about,
-                                    download_bytes=download_bytes, downloadable=downloadable))
+                                    licence=entry.licence or model.licence, about=entry.about,
+                                    download_bytes=download_bytes, downloadable=downloadable,
+                                    family=model.family))
         else:
             rows.append(ModelStatus(entry.name, entry.title, entry.kind, "not installed",
                                     entry.resolution, None, source, entry.download_bytes,
                                     licence=entry.licence, about=entry.about,
-                                    download_bytes=download_bytes, downloadable=downloadable))
+                                    download_bytes=download_bytes, downloadable=downloadable,
+                                    family=entry.family))
     return rows
