@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     restoration = read_results(args.restoration)
     info = export_prior(args.checkpoint, args.out, class_names(args.classes_tsv))
     digest = weights_digest(args.out)
-    for path, r in zip(args.restoration, restoration):
+    for path, r in zip(args.restoration, restoration, strict=True):
         if r.get("model", {}).get("checksum") != digest:
             raise SystemExit(f"{path} scored other weights than the ones exported now; "
                              "re-run it on this export.")
@@ -96,6 +96,21 @@ def card(info: dict, q: dict, speeds: str, notes: str = "") -> str:
 
     def num(key: str, fmt: str = "{:.3f}") -> str:
         return fmt.format(q[key]) if key in q else "not measured"
+
+    samples = q.get("samples", "N")
+    rows = [
+        (f"class-conditional accuracy of {samples} generated samples (chance 0.100)",
+         num("generated_accuracy")),
+        ("KID, generated vs training set (classifier features)",
+         num("kid_generated_vs_train", "{:.4f}")),
+        ("FID, generated vs training set (classifier features)",
+         num("fid_generated_vs_train", "{:.2f}")),
+        ("reference: KID, held-out real vs rest of training set",
+         num("reference_kid_holdout_vs_rest", "{:.4f}")),
+        ("reference: FID, held-out real vs rest of training set",
+         num("reference_fid_holdout_vs_rest", "{:.2f}")),
+    ]
+    table = "\n".join(f"| {metric} | {value} |" for metric, value in rows)
 
     return f"""# Bundled prior: class-conditional BigGAN, Imagenette, 64×64
 
@@ -143,11 +158,7 @@ that classifier's penultimate (global-average-pooled, {8 * 24}-d) features —
 
 | metric | value |
 |---|---|
-| class-conditional accuracy of {q.get('samples', 'N')} generated samples (chance 0.100) | {num('generated_accuracy')} |
-| KID, generated vs training set (classifier features) | {num('kid_generated_vs_train', '{:.4f}')} |
-| FID, generated vs training set (classifier features) | {num('fid_generated_vs_train', '{:.2f}')} |
-| reference: KID, held-out real vs rest of training set | {num('reference_kid_holdout_vs_rest', '{:.4f}')} |
-| reference: FID, held-out real vs rest of training set | {num('reference_fid_holdout_vs_rest', '{:.2f}')} |
+{table}
 
 Evaluated at step {q.get('step', info['step'])}.
 

@@ -11,7 +11,8 @@ from PIL import Image
 
 from dgp_engine import BigGANConfig, build_prior, load_prior
 from dgp_engine.cli import main
-from dgp_engine.method.manipulate import Morph, Renderer, signed_to_uint8 as to_uint8
+from dgp_engine.method.manipulate import Morph, Renderer
+from dgp_engine.method.pictures import signed_to_uint8
 
 from .helpers import TINY, tiny_prior
 from .manipulation_helpers import quick_state, save_model_folder
@@ -175,8 +176,8 @@ def photo_states(tmp_path_factory, setup):
 def composed(folder, *states):
     """The photo composer of the first state (checked independently of the CLI)."""
     from dgp_engine.files.photos import read_image
-    from dgp_engine.tasks.postprocess import PhotoComposer
     from dgp_engine.method.state import ReconstructionState
+    from dgp_engine.tasks.postprocess import PhotoComposer
 
     loaded = [ReconstructionState.load(s) for s in states]
     photo = read_image(loaded[0].placement.photo_path)

@@ -515,7 +515,7 @@ class SynthesisNetwork(nn.Module):
         image so far) of every block, shallowest first."""
         x: torch.Tensor | None = None
         img: torch.Tensor | None = None
-        for blk, block_ws in zip(self.blocks, self.split_ws(ws)):
+        for blk, block_ws in zip(self.blocks, self.split_ws(ws), strict=True):
             x, img = blk(x, img, block_ws, noise_mode)
             if intermediates is not None:
                 intermediates.append((f"b{blk.resolution}.x", x))

@@ -749,7 +749,7 @@ def _verify_bundled(reporter: Reporter) -> VerifyResult:
     folder = registry.bundled_model_dir()
     try:
         config = read_config(folder)
-        files = dict(zip(ROLES, find_weight_files(folder)))
+        files = dict(zip(ROLES, find_weight_files(folder), strict=True))
         for i, role in enumerate(ROLES):
             reporter.report("verify", files[role].name, 0, files[role].stat().st_size, i, 2)
             sd = read_state_dict(files[role])

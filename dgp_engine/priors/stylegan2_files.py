@@ -188,7 +188,7 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, requires_
     # the bytes behind the typed storage (its public accessors warn of deprecation)
     raw = storage._untyped_storage
     itemsize = torch.empty(0, dtype=storage.dtype).element_size()
-    extent = offset + sum((s - 1) * st for s, st in zip(size, stride)) + 1
+    extent = offset + sum((s - 1) * st for s, st in zip(size, stride, strict=True)) + 1
     if offset < 0 or (math.prod(size) > 0 and extent * itemsize > raw.nbytes()):
         raise CheckpointError("the pickle holds a tensor larger than its storage")
     return torch.empty(0, dtype=storage.dtype).set_(raw, offset, size, stride)
