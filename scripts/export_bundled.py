@@ -1,8 +1,12 @@
 #!/usr/bin/env python
 """Export the latest training checkpoint as the bundled prior (resources/models/bundled).
 
-  python scripts/export_bundled.py --checkpoint runs/bundled/checkpoint.pt \
-      --eval eval.json [--classes-tsv .../class_info.tsv] [--resume-copy training_state/...]
+  python scripts/export_bundled.py --checkpoint STATE_DIR/checkpoint.pt \
+      --eval eval.json [--classes-tsv .../class_info.tsv]
+
+STATE_DIR is the run's resume-state folder that ``dgp train`` prints first (by default in
+the user cache's training/ folder; it stays there, outside the repository, for a later
+``dgp train --resume``).
 
 Writes config.json, G_ema.safetensors + D.safetensors (fp16, EMA G with standing BN
 statistics), classes.txt and MODEL_CARD.md (numbers from --eval, made by
@@ -45,8 +49,6 @@ def main(argv: list[str] | None = None) -> int:
                         "checksum), tabled in the card")
     p.add_argument("--restoration-notes", default="",
                    help="how the restoration results were made (images, presets), for the card")
-    p.add_argument("--resume-copy", type=Path,
-                   help="also copy the training checkpoint here (for a later --resume)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -76,9 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.classifier:
         shutil.copyfile(args.classifier, args.out / "eval_classifier.safetensors")
         shutil.copyfile(args.classifier.with_suffix(".json"), args.out / "eval_classifier.json")
-    if args.resume_copy:
-        args.resume_copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.checkpoint, args.resume_copy)
 
     prior = load_prior(args.out)
     with torch.no_grad():
