@@ -48,7 +48,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"res {args.res}, batch {args.batch}, {args.threads} thread(s), torch {torch.__version__}")
+    print(f"res {args.res}, batch {args.batch}, {args.threads} thread(s), "
+          f"torch {torch.__version__}")
     print("| ch | attn | G params (M) | D params (M) | images/s |")
     print("|---|---|---|---|---|")
     for ch in args.widths:

@@ -49,8 +49,8 @@ def kept_download_bytes(name: str) -> int:
     """Bytes an interrupted download of ``name`` left in the download cache, which a new
     Download does not fetch again (0: nothing kept, it starts over).  Counted over the
     source repository's cached blobs, finished or partial (huggingface_hub's layout)."""
-    from dgp_engine.priors import registry
     from dgp_engine import DGPError
+    from dgp_engine.priors import registry
 
     try:
         src = registry.get_entry(name).source

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from dgp_engine import DGPError
-from dgp_engine.method.manipulate import MorphTimeline
 from dgp_engine.files.project import Project
+from dgp_engine.method.manipulate import MorphTimeline
 
 from .image_files import Picture
 from .model.state import AppState, HistoryEntry

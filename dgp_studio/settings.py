@@ -102,8 +102,8 @@ class Settings:
 def apply_hub_repos(repos: dict[str, str]) -> None:
     """Point registered models at the Hub repositories named in the settings."""
     try:
-        from dgp_engine.priors import registry
         from dgp_engine import DGPError
+        from dgp_engine.priors import registry
 
         for name, repo in repos.items():
             try:

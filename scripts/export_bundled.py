@@ -1,8 +1,12 @@
 #!/usr/bin/env python
 """Export the latest training checkpoint as the bundled prior (resources/models/bundled).
 
-  python scripts/export_bundled.py --checkpoint runs/bundled/checkpoint.pt \
-      --eval eval.json [--classes-tsv .../class_info.tsv] [--resume-copy training_state/...]
+  python scripts/export_bundled.py --checkpoint STATE_DIR/checkpoint.pt \
+      --eval eval.json [--classes-tsv .../class_info.tsv]
+
+STATE_DIR is the run's resume-state folder that ``dgp train`` prints first (by default in
+the user cache's training/ folder; it stays there, outside the repository, for a later
+``dgp train --resume``).
 
 Writes config.json, G_ema.safetensors + D.safetensors (fp16, EMA G with standing BN
 statistics), classes.txt and MODEL_CARD.md (numbers from --eval, made by
@@ -45,8 +49,6 @@ def main(argv: list[str] | None = None) -> int:
                         "checksum), tabled in the card")
     p.add_argument("--restoration-notes", default="",
                    help="how the restoration results were made (images, presets), for the card")
-    p.add_argument("--resume-copy", type=Path,
-                   help="also copy the training checkpoint here (for a later --resume)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     restoration = read_results(args.restoration)
     info = export_prior(args.checkpoint, args.out, class_names(args.classes_tsv))
     digest = weights_digest(args.out)
-    for path, r in zip(args.restoration, restoration):
+    for path, r in zip(args.restoration, restoration, strict=True):
         if r.get("model", {}).get("checksum") != digest:
             raise SystemExit(f"{path} scored other weights than the ones exported now; "
                              "re-run it on this export.")
@@ -76,9 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.classifier:
         shutil.copyfile(args.classifier, args.out / "eval_classifier.safetensors")
         shutil.copyfile(args.classifier.with_suffix(".json"), args.out / "eval_classifier.json")
-    if args.resume_copy:
-        args.resume_copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.checkpoint, args.resume_copy)
 
     prior = load_prior(args.out)
     with torch.no_grad():
@@ -96,6 +95,21 @@ def card(info: dict, q: dict, speeds: str, notes: str = "") -> str:
 
     def num(key: str, fmt: str = "{:.3f}") -> str:
         return fmt.format(q[key]) if key in q else "not measured"
+
+    samples = q.get("samples", "N")
+    rows = [
+        (f"class-conditional accuracy of {samples} generated samples (chance 0.100)",
+         num("generated_accuracy")),
+        ("KID, generated vs training set (classifier features)",
+         num("kid_generated_vs_train", "{:.4f}")),
+        ("FID, generated vs training set (classifier features)",
+         num("fid_generated_vs_train", "{:.2f}")),
+        ("reference: KID, held-out real vs rest of training set",
+         num("reference_kid_holdout_vs_rest", "{:.4f}")),
+        ("reference: FID, held-out real vs rest of training set",
+         num("reference_fid_holdout_vs_rest", "{:.2f}")),
+    ]
+    table = "\n".join(f"| {metric} | {value} |" for metric, value in rows)
 
     return f"""# Bundled prior: class-conditional BigGAN, Imagenette, 64×64
 
@@ -143,11 +157,7 @@ that classifier's penultimate (global-average-pooled, {8 * 24}-d) features —
 
 | metric | value |
 |---|---|
-| class-conditional accuracy of {q.get('samples', 'N')} generated samples (chance 0.100) | {num('generated_accuracy')} |
-| KID, generated vs training set (classifier features) | {num('kid_generated_vs_train', '{:.4f}')} |
-| FID, generated vs training set (classifier features) | {num('fid_generated_vs_train', '{:.2f}')} |
-| reference: KID, held-out real vs rest of training set | {num('reference_kid_holdout_vs_rest', '{:.4f}')} |
-| reference: FID, held-out real vs rest of training set | {num('reference_fid_holdout_vs_rest', '{:.2f}')} |
+{table}
 
 Evaluated at step {q.get('step', info['step'])}.
 

@@ -7,8 +7,9 @@ SHA-256, paged with a ``Link: rel="next"`` header): ``HEAD``/``GET
 /{owner}/{repo}/resolve/{revision}/{filename}`` with ``ETag`` (the file's SHA-256, as the
 Hub does for LFS files), ``X-Repo-Commit``, ``Content-Length``, ``Range`` requests
 (206 + ``Content-Range``), and the Hub's ``X-Error-Code`` 404s (RepoNotFound,
-RevisionNotFound, EntryNotFound). Knobs let a test drop a connection mid-body, lie
-about a file's size, or change a file; every request is logged.
+RevisionNotFound, EntryNotFound). Knobs let a test drop a connection mid-body, serve a
+file slowly, lie about a file's size, or change a file; every request is logged, and so
+are the body bytes each GET actually sent.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
@@ -42,6 +44,12 @@ class FakeHub:
     drop_after: dict[str, int] = field(default_factory=dict)
     #: filename -> size to announce in HEAD (to pretend a file is huge).
     fake_size: dict[str, int] = field(default_factory=dict)
+    #: filename -> (bytes, seconds): GETs of that file send this many body bytes at a time,
+    #: waiting this long between writes (a slow link), until the client hangs up.
+    throttle: dict[str, tuple[int, float]] = field(default_factory=dict)
+    #: one entry per finished GET body of a file: (filename, body bytes sent before the
+    #: body ended or the client hung up).
+    sent: list[tuple[str, int]] = field(default_factory=list)
     #: entries per page of a tree listing (small values exercise pagination).
     page_size: int = 1000
 
@@ -202,6 +210,7 @@ class FakeHub:
             data = files.get(filename) if files else None
             drop = None if head else self.drop_after.pop(filename, None)
             fake = self.fake_size.get(filename)
+            slow = self.throttle.get(filename)
         if files is None:
             return self._error(h, "RepoNotFound")
         if rev not in ("main", commit):
@@ -231,7 +240,25 @@ class FakeHub:
             h.wfile.flush()
             h.close_connection = True
             return
-        h.wfile.write(body)
+        if slow is None:
+            h.wfile.write(body)
+            self._note_sent(filename, len(body))
+            return
+        step, pause = slow
+        done = 0
+        try:
+            while done < len(body):
+                h.wfile.write(body[done:done + step])
+                h.wfile.flush()
+                done = min(len(body), done + step)
+                time.sleep(pause)
+        except OSError:  # the client hung up (broken pipe, connection reset)
+            h.close_connection = True
+        self._note_sent(filename, done)
+
+    def _note_sent(self, filename: str, n: int) -> None:
+        with self._lock:
+            self.sent.append((filename, n))
 
 
 # --------------------------------------------------------------------------- test models

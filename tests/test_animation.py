@@ -13,10 +13,20 @@ import torch
 from PIL import Image
 
 from dgp_engine import InputError
-from dgp_engine.files.animation import (MAX_EXPORT_SIDE, AnimationExport, ExportCancelled,
-                                  ExportError, even_size, export_animation, export_size,
-                                  format_for, frame_delays, grid, save_image)
 from dgp_engine.errors import ExportTooLarge
+from dgp_engine.files.animation import (
+    MAX_EXPORT_SIDE,
+    AnimationExport,
+    ExportCancelled,
+    ExportError,
+    even_size,
+    export_animation,
+    export_size,
+    format_for,
+    frame_delays,
+    grid,
+    save_image,
+)
 from dgp_engine.method.manipulate import Renderer
 
 from .helpers import tiny_prior

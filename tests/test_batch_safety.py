@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dgp_engine.system import fileio
 from dgp_engine.cli import main
+from dgp_engine.system import fileio
 
 from .conftest import REPO
 from .task_helpers import photo_array, tiny_model_folder, tiny_preset_file

@@ -176,8 +176,8 @@ def photo_states(tmp_path_factory, setup):
 def composed(folder, *states):
     """The photo composer of the first state (checked independently of the CLI)."""
     from dgp_engine.files.photos import read_image
-    from dgp_engine.tasks.postprocess import PhotoComposer
     from dgp_engine.method.state import ReconstructionState
+    from dgp_engine.tasks.postprocess import PhotoComposer
 
     loaded = [ReconstructionState.load(s) for s in states]
     photo = read_image(loaded[0].placement.photo_path)

@@ -12,13 +12,14 @@ import pytest
 import torch
 from PIL import Image
 
-from dgp_engine.files.animation import AnimationExport, export_animation
 from dgp_engine.errors import CompositionError, InputError, StateError
-from dgp_engine.files.photos import Photo, unit_to_uint8 as to_uint8
+from dgp_engine.files.animation import AnimationExport, export_animation
+from dgp_engine.files.photos import Photo
+from dgp_engine.files.photos import unit_to_uint8 as to_uint8
 from dgp_engine.method.manipulate import Morph, Renderer
 from dgp_engine.method.placement import Placement, common_placement, pixels_digest
-from dgp_engine.tasks.postprocess import PhotoComposer, compose_into, photo_for
 from dgp_engine.method.state import ReconstructionState
+from dgp_engine.tasks.postprocess import PhotoComposer, compose_into, photo_for
 from dgp_engine.tasks.restore import compose_output, restore_image
 
 from .helpers import tiny_prior

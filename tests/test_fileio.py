@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from dgp_engine.files.animation import export_animation, save_image
-from dgp_engine.files.photos import Photo, save_image as save_photo
+from dgp_engine.files.photos import Photo
+from dgp_engine.files.photos import save_image as save_photo
 from dgp_engine.files.project import Project, save_project
 from dgp_engine.method.state import ReconstructionState
 from dgp_engine.system import fileio

@@ -97,6 +97,7 @@ def kit(tmp_path_factory):
     album = root / "album"
     album.mkdir()
     for i, name in enumerate(PICTURES):
+        # black and white: a colorize batch skips photos already in colour
         Image.fromarray(photo_array(SIZE[1], SIZE[0], seed=i)).convert("L").save(album / name)
     args = ["--model", str(model), "--preset", str(preset), "-q", "--threads", "1"]
     done = root / "done"

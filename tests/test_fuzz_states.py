@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 from safetensors.torch import save
 
 from dgp_engine import load_prior
-from dgp_engine.priors.checkpoint import tensors_digest
 from dgp_engine.cli import main
 from dgp_engine.errors import StateError
 from dgp_engine.method.state import ReconstructionState
+from dgp_engine.priors.checkpoint import tensors_digest
 
 from .helpers import tiny_prior
 from .manipulation_helpers import quick_state, save_model_folder
@@ -70,7 +70,8 @@ def _listing(folder: Path) -> list[str]:
 
 
 def _commands(file: Path, other: Path, out: Path, folder: Path) -> dict[str, list[str]]:
-    tail = ["--model", str(folder), "--threads", "1", "-q", "--raw"]  # the states here record no photo
+    # --raw: the states here record no photo to compose onto
+    tail = ["--model", str(folder), "--threads", "1", "-q", "--raw"]
     return {
         "jitter": ["jitter", str(file), "-n", "2", "-o", str(out / "j.png"), *tail],
         "transfer": ["transfer", str(file), "--class", "2", "-o", str(out / "t.png"), *tail],

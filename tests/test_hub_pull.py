@@ -234,6 +234,39 @@ def test_cancel_mid_download_keeps_nothing(monkeypatch, online, fake, tiny):
     assert_consistent()
 
 
+def test_cancel_stops_a_large_file_mid_transfer(monkeypatch, online, fake, tiny):
+    """Cancel reaches into the transfer of one big file (huggingface_hub drives our progress
+    bar, which raises on cancel): the download stops after its first bytes instead of
+    running to the end of the file, nothing is installed, and the partial file is gone
+    (huggingface_hub downloads into a temp file of its own that it removes on failure)."""
+    monkeypatch.setattr(huggingface_hub.constants, "DOWNLOAD_CHUNK_SIZE", 64 * 1024)
+    size = 32 << 20
+    big = bytes(range(256)) * (size // 256)
+    fake.put(REPO_ID, "G_ema.pth", big)
+    fake.throttle["G_ema.pth"] = (64 * 1024, 0.02)  # 3.2 MB/s: 10 s for the whole file
+    cancel = threading.Event()
+    seen = []
+
+    def progress(p):
+        seen.append(p)
+        if p.stage == "download" and p.done > 0:
+            cancel.set()
+
+    with pytest.raises(OperationCancelled):
+        hub.pull(tiny, progress=progress, cancel=cancel)
+    downloads = [p for p in seen if p.stage == "download"]
+    assert downloads and downloads[-1].total == size and 0 < downloads[-1].done < size // 4
+    deadline = time.monotonic() + 10
+    while not fake.sent and time.monotonic() < deadline:  # the server notices the hang-up
+        time.sleep(0.05)
+    assert [name for name, _ in fake.sent] == ["G_ema.pth"]
+    assert fake.sent[0][1] < size // 4, f"the server sent {fake.sent[0][1]} of {size} bytes"
+    assert fake.requests_for("D.pth", "GET") == []
+    assert registry.installed(tiny) is None and downloaded_blobs() == []
+    assert [p.name for p in registry.downloads_dir().rglob("*.incomplete")] == []
+    assert_consistent()
+
+
 def test_nothing_to_pull_for_bundled_or_unconfigured_models():
     with pytest.raises(DownloadError, match="ships inside DGP Studio"):
         hub.pull("bundled")

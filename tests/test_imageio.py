@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import errno
 import io
-import os
-import stat
 
 import numpy as np
 import pytest

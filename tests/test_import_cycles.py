@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 from collections import deque
+from itertools import pairwise
 from pathlib import Path
 
 from .conftest import REPO
@@ -124,7 +125,7 @@ def find_cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
 
 
 def describe(cycle: list[str], graph: dict[str, dict[str, int]]) -> str:
-    steps = [f"{a} (line {graph[a][b]}) → {b}" for a, b in zip(cycle, cycle[1:])]
+    steps = [f"{a} (line {graph[a][b]}) → {b}" for a, b in pairwise(cycle)]
     return "; ".join(steps)
 
 

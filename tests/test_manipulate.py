@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from itertools import pairwise
 
 import pytest
 import torch
 
 from dgp_engine import InputError, StateError, render
-from dgp_engine.method.manipulate import (EASINGS, Morph, MorphTimeline, Renderer,
-                                          check_morphable, ease, morph_frames)
+from dgp_engine.method.manipulate import (
+    EASINGS,
+    Morph,
+    MorphTimeline,
+    Renderer,
+    check_morphable,
+    ease,
+    morph_frames,
+)
 from dgp_engine.method.pictures import signed_to_uint8
 
 from .helpers import TINY, tiny_prior
@@ -35,7 +43,7 @@ def states(prior):
 def test_easing_curves_are_monotone_with_fixed_ends(name):
     assert ease(name, 0.0) == 0.0 and ease(name, 1.0) == 1.0
     values = [ease(name, i / 200) for i in range(201)]
-    assert all(b >= a for a, b in zip(values, values[1:]))
+    assert all(b >= a for a, b in pairwise(values))
     assert all(0.0 <= v <= 1.0 for v in values)
     assert ease(name, -3) == 0.0 and ease(name, 7) == 1.0  # clamped
 

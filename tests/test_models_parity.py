@@ -33,7 +33,7 @@ def test_generator_single_and_intermediates(prior, forward):
         inter = []
         x = prior.G(s["z"], emb, intermediates=inter)
     assert [n for n, _ in inter] == [n for n, _ in s["G_intermediates"]]
-    for (_, got), (name, want) in zip(inter, s["G_intermediates"]):
+    for (_, got), (name, want) in zip(inter, s["G_intermediates"], strict=True):
         torch.testing.assert_close(got, want, atol=ATOL, rtol=RTOL, msg=name)
     torch.testing.assert_close(x, s["x"], atol=ATOL, rtol=RTOL)
 
@@ -45,7 +45,7 @@ def test_discriminator_features_and_logits(prior, forward):
             logit, feats = prior.D(s["x"])
             logit_y, _ = prior.D(s["x"], s["y"])
         assert len(feats) == 8
-        for got, want in zip(feats, s["D_features"]):
+        for got, want in zip(feats, s["D_features"], strict=True):
             torch.testing.assert_close(got, want, atol=ATOL, rtol=RTOL)
         torch.testing.assert_close(logit, s["D_logit_no_y"], atol=ATOL, rtol=RTOL)
         torch.testing.assert_close(logit_y, s["D_logit_with_y"], atol=ATOL, rtol=RTOL)
@@ -108,5 +108,5 @@ def test_frozen_spectral_norm_gives_the_same_forward(prior, forward):
         unfreeze_sn(prior.D)
     torch.testing.assert_close(x, s["x"], atol=ATOL, rtol=RTOL)
     torch.testing.assert_close(logit, s["D_logit_with_y"], atol=ATOL, rtol=RTOL)
-    for got, want in zip(feats, s["D_features"]):
+    for got, want in zip(feats, s["D_features"], strict=True):
         torch.testing.assert_close(got, want, atol=ATOL, rtol=RTOL)

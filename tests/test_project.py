@@ -13,10 +13,21 @@ import numpy as np
 import pytest
 import torch
 
-from dgp_engine.files.project import (FORMAT_VERSION, Autosaver, Project, ProjectDamagedError,
-                                ProjectError, autosave_path, find_recovery, load_project,
-                                read_manifest, recover_project, recovered_path, save_project,
-                                states_equal)
+from dgp_engine.files.project import (
+    FORMAT_VERSION,
+    Autosaver,
+    Project,
+    ProjectDamagedError,
+    ProjectError,
+    autosave_path,
+    find_recovery,
+    load_project,
+    read_manifest,
+    recover_project,
+    recovered_path,
+    save_project,
+    states_equal,
+)
 from dgp_engine.method.manipulate import MorphTimeline
 
 from .helpers import tiny_prior

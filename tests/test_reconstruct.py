@@ -7,8 +7,15 @@ import threading
 import pytest
 import torch
 
-from dgp_engine import (InputError, Preset, PresetError, ReconstructionState, StateError,
-                        reconstruct, render)
+from dgp_engine import (
+    InputError,
+    Preset,
+    PresetError,
+    ReconstructionState,
+    StateError,
+    reconstruct,
+    render,
+)
 from dgp_engine.method.degradations import Mask
 
 from .helpers import smooth_target, tiny_prior

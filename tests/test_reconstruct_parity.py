@@ -34,7 +34,7 @@ def test_exact_mode_matches_every_record(prior, name):
     rec = torch.load(PARITY / name, weights_only=False)
     state, reports = _run(prior, rec, exact=True)
     assert len(reports) == len(rec["iterations"])
-    for r, want in zip(reports, rec["iterations"]):
+    for r, want in zip(reports, rec["iterations"], strict=True):
         torch.testing.assert_close(r.image, want["x"], atol=TOL, rtol=0)
         assert r.losses["ftr"] == pytest.approx(float(want["ftr_loss"]), abs=TOL)
         assert r.losses["total"] == pytest.approx(float(want["total_loss"]), abs=TOL)
@@ -47,7 +47,7 @@ def test_fast_mode_drifts_only_after_frozen_groups_unfreeze(prior):
     (the reference README measured ~1e-3 in x_final)."""
     rec = torch.load(PARITY / "dgp_colorization_5stages_2iters_each.pt", weights_only=False)
     state, reports = _run(prior, rec, exact=False)
-    for r, want in zip(reports[:3], rec["iterations"][:3]):
+    for r, want in zip(reports[:3], rec["iterations"][:3], strict=True):
         torch.testing.assert_close(r.image, want["x"], atol=TOL, rtol=0)
     final_diff = float((render(prior, state) - rec["x_final"]).abs().max())
     assert 1e-4 < final_diff < 1e-2

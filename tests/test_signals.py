@@ -191,6 +191,7 @@ def test_batch(kit, tmp_path, point, after_done, signals, code):
     src = tmp_path / "in"
     src.mkdir()
     for i in range(3):
+        # black and white: a colorize batch skips photos already in colour
         Image.fromarray(photo_array(40, 56, seed=i)).convert("L").save(src / f"{i}.png")
     before = {p.name: _digest(p) for p in src.iterdir()}
     out = tmp_path / "out"
@@ -259,6 +260,7 @@ def test_batch_ray_address_that_does_not_answer(kit, tmp_path, kind, sig):
     src = tmp_path / "in"
     src.mkdir()
     for i in range(2):
+        # black and white: a colorize batch skips photos already in colour
         Image.fromarray(photo_array(40, 56, seed=i)).convert("L").save(src / f"{i}.png")
     before = {p.name: _digest(p) for p in src.iterdir()}
     out = tmp_path / "out"

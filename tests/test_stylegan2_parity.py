@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 
 from dgp_engine.errors import CheckpointError, InputError
 from dgp_engine.models import stylegan2 as sg2
-from dgp_engine.models import stylegan2_files as files
 from dgp_engine.models.stylegan2 import StyleGAN2Config
+from dgp_engine.priors import stylegan2_files as files
 
 from .conftest import REFERENCE
 

@@ -659,7 +659,7 @@ def test_bigan_only_paths_refuse_a_stylegan2_prior_with_a_sentence(capsys):
     big = tiny_prior()
     assert big.family == "biggan-pytorch" and big.is_biggan and big.G is big.generator
     with pytest.raises(PriorFamilyError, match="is a BigGAN prior"):
-        big.stylegan2
+        _ = big.stylegan2
 
 
 def test_the_command_line_refuses_to_restore_with_a_stylegan2_prior(capsys, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 
 from dgp_engine.cli import main as cli_main
 from dgp_engine.priors.load import load_prior
+from dgp_engine.system import paths
 from dgp_engine.training import (
     CHECKPOINT_NAME,
     DatasetError,
@@ -19,6 +21,7 @@ from dgp_engine.training import (
     ResumeError,
     Trainer,
     TrainSettings,
+    default_state_dir,
     export_prior,
     load_npz,
     standing_stats,
@@ -242,16 +245,48 @@ def test_cli_train_and_resume(npz_path, tmp_path, capsys):
     assert cli_main(args) == 0
     text = capsys.readouterr().out
     assert "step 2/2" in text and "ETA" in text and "img/s" in text
-    assert (out / CHECKPOINT_NAME).is_file() and (out / "train.log").is_file()
+    state = default_state_dir(out) / CHECKPOINT_NAME
+    assert state.is_file() and (out / "train.log").is_file()
     assert list((out / "samples").glob("*.png"))
     assert cli_main(["train", "--data", str(npz_path), "--out", str(out), "--steps", "3",
                      "--resume", "--threads", "1"]) == 0
-    assert torch.load(out / CHECKPOINT_NAME, weights_only=True)["step"] == 3
+    assert torch.load(state, weights_only=True)["step"] == 3
     assert cli_main(["train", "--data", str(npz_path), "--out", str(out), "--ch", "16",
                      "--resume", "--threads", "1"]) == 1
     assert "does not match" in capsys.readouterr().err
     assert cli_main(["train", "--data", str(tmp_path / "none.npz"), "--out", str(out)]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_cli_resume_state_lives_in_the_user_cache_unless_a_state_dir_is_given(
+        npz_path, tmp_path, capsys):
+    """The resume state (tens of MB) is never written into the run folder (a repository
+    once carried one): by default it goes to the user cache, one folder per --out, where
+    --resume finds it again; --state-dir puts it elsewhere."""
+    out = tmp_path / "runs" / "prior"
+    args = ["train", "--data", str(npz_path), "--out", str(out), "--res", "32", "--ch", "8",
+            "--batch", "2", "--threads", "1"]
+    assert cli_main([*args, "--steps", "1"]) == 0
+    state_dir = default_state_dir(out)
+    assert state_dir.parent == paths.cache_dir() / "training"
+    assert state_dir.is_relative_to(os.environ["DGP_STUDIO_HOME"])  # the tests' user dirs
+    assert (state_dir / CHECKPOINT_NAME).is_file()
+    assert not list(out.rglob("*.pt")) and (out / "train.log").is_file()
+    assert str(state_dir) in capsys.readouterr().out  # said where it is
+    assert cli_main([*args, "--steps", "2", "--resume"]) == 0
+    assert torch.load(state_dir / CHECKPOINT_NAME, weights_only=True)["step"] == 2
+    # another run folder has a state of its own: nothing to resume there
+    assert cli_main([*args[:4], str(tmp_path / "other"), *args[5:], "--resume"]) == 1
+    assert "no training checkpoint" in capsys.readouterr().err
+    # --state-dir: written there, and --resume needs it to find the state again
+    mine = tmp_path / "state"
+    assert cli_main([*args, "--steps", "1", "--out", str(tmp_path / "third"), "--state-dir",
+                     str(mine)]) == 0
+    assert (mine / CHECKPOINT_NAME).is_file()
+    assert not (default_state_dir(tmp_path / "third") / CHECKPOINT_NAME).exists()
+    assert cli_main([*args, "--steps", "2", "--out", str(tmp_path / "third"), "--state-dir",
+                     str(mine), "--resume"]) == 0
+    assert torch.load(mine / CHECKPOINT_NAME, weights_only=True)["step"] == 2
 
 
 def test_cli_train_ctrl_c_saves_a_checkpoint_to_resume_from(npz_path, tmp_path, capsys,
@@ -277,10 +312,11 @@ def test_cli_train_ctrl_c_saves_a_checkpoint_to_resume_from(npz_path, tmp_path, 
     assert cli_main(args) == 130
     text = capsys.readouterr().out
     assert "Stopping after this step" in text and "continue with --resume" in text
-    saved = torch.load(out / CHECKPOINT_NAME, weights_only=True)["step"]
+    state = default_state_dir(out) / CHECKPOINT_NAME
+    saved = torch.load(state, weights_only=True)["step"]
     assert 2 <= saved < 50
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     monkeypatch.setattr(trainer_module.Trainer, "train_step", real_step)
     assert cli_main(["train", "--data", str(npz_path), "--out", str(out), "--steps",
                      str(saved + 1), "--threads", "1", "--resume"]) == 0
-    assert torch.load(out / CHECKPOINT_NAME, weights_only=True)["step"] == saved + 1
+    assert torch.load(state, weights_only=True)["step"] == saved + 1

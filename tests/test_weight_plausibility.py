@@ -12,14 +12,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from dgp_engine.priors import registry
-from dgp_engine.system import paths
-from dgp_engine.priors import hub
-from dgp_engine.priors.checkpoint import implausible_value, read_folder, read_state_dict
 from dgp_engine.cli import main
 from dgp_engine.errors import CheckpointError
 from dgp_engine.models import BigGANConfig, Discriminator, Generator
+from dgp_engine.priors import hub, registry
+from dgp_engine.priors.checkpoint import implausible_value, read_folder, read_state_dict
 from dgp_engine.priors.load import build_prior, load_prior
+from dgp_engine.system import paths
 
 from .conftest import PARITY, REFERENCE
 from .helpers import PARITY_CONFIG
@@ -44,7 +43,7 @@ def _flip_exponent_msb(sd: dict[str, torch.Tensor], count: int, seed: int = 0) -
     keys = sorted(k for k, v in sd.items() if k.endswith(".weight") and v.dim() >= 2
                   and v.numel() >= 1024)
     hit = []
-    for i in range(count):
+    for _ in range(count):
         key = keys[int(torch.randint(len(keys), (1,), generator=gen))]
         flat = sd[key].view(-1)
         ok = ((flat.float().abs() >= 0.01) & (flat.float().abs() < 1)).nonzero().view(-1)

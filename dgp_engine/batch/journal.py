@@ -5,9 +5,9 @@ where it was.
 
 Only the driver process writes it (workers send results back), and every change is
 committed at once: a SIGKILL loses at most the items that were running, which the
-next run finds as ``running`` and starts again.  A lock file beside it (``flock``,
-released by the OS when the process dies) makes a second run on the same output
-folder refuse instead of doing the same work twice.
+next run finds as ``running`` and starts again.  A lock file beside it
+(:mod:`dgp_engine.system.locks`: released by the OS when the process dies) makes a second
+run on the same output folder refuse instead of doing the same work twice.
 
 The journal is read as untrusted data: before a run uses it, its pages, tables and every
 value are checked (:meth:`Journal._check`), and any SQLite error later becomes one of our
@@ -17,13 +17,11 @@ damaged file aside and starts a new one); it is never deleted or repaired in pla
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import math
 import os
 import sqlite3
-import sys
 import time
 from dataclasses import dataclass, fields
 from functools import cache
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DGPError, OutputError
+from ..system.locks import HeldLock, LockBusy, take_lock
 
 PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
 STATUSES = (PENDING, RUNNING, DONE, FAILED, SKIPPED)
@@ -153,69 +152,22 @@ def _quoted(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
-class _FolderLock:
-    """An exclusive, non-blocking lock on a file; the OS drops it with the process."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise OutputError(
-                f"The batch lock file {self.path} cannot be opened "
-                f"({exc.strerror or exc}): remove it and run the same command again, or "
-                "choose another output folder.") from exc
-        try:
-            _lock_fd(fd)
-        except OSError as exc:
-            try:
-                holder = os.read(fd, 200).decode("utf-8", "replace").strip()
-            except OSError:
-                holder = ""
-            finally:
-                os.close(fd)
-            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES,
-                                 errno.EDEADLK):
-                raise OutputError(f"The batch lock file {self.path} cannot be locked "
-                                  f"({exc.strerror or exc}): choose an output folder on a "
-                                  "local disk.") from exc
-            raise JournalLocked(
-                f"Another batch run is using {self.path.parent.parent}"
-                + (f" ({holder})" if holder else "")
-                + ": wait for it to finish, stop it, or choose another output folder.") from None
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
-                     .encode())
-        except OSError as exc:
-            os.close(fd)
-            raise OutputError(f"The batch lock file {self.path} cannot be written "
-                              f"({exc.strerror or exc}): free some disk space or choose "
-                              "another output folder.") from exc
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            try:
-                os.ftruncate(self.fd, 0)
-            except OSError:
-                pass
-            os.close(self.fd)  # closing drops the lock
-            self.fd = None
-
-
-def _lock_fd(fd: int) -> None:
-    if sys.platform == "win32":  # pragma: no cover
-        import msvcrt
-
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-    else:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+def _lock_folder(lock_file: Path) -> HeldLock:
+    """The batch lock on an output folder (:mod:`dgp_engine.system.locks`; the OS drops it
+    with the process), or one sentence: another run holds it, or the file cannot be used."""
+    try:
+        return take_lock(lock_file, f"pid {os.getpid()}, started "
+                         f"{time.strftime('%Y-%m-%d %H:%M:%S')}", keep_file=True)
+    except LockBusy as exc:
+        raise JournalLocked(
+            f"Another batch run is using {lock_file.parent.parent}"
+            + (f" ({exc.holder})" if exc.holder else "")
+            + ": wait for it to finish, stop it, or choose another output folder.") from None
+    except OSError as exc:
+        raise OutputError(
+            f"The batch lock file {lock_file} cannot be opened or locked "
+            f"({exc.strerror or exc}): remove it and run the same command again, or choose "
+            "another output folder (on a local disk).") from exc
 
 
 class Journal:
@@ -236,8 +188,7 @@ class Journal:
         except OSError as exc:
             raise OutputError(f"Could not create {self.work_dir}: {exc.strerror or exc}.") \
                 from exc
-        self.lock = _FolderLock(self.work_dir / "lock")
-        self.lock.acquire()
+        self.lock = _lock_folder(self.work_dir / "lock")
         try:
             try:
                 self.db = self._open()

@@ -144,7 +144,7 @@ def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu",
                     f"`dgp models pull {name}` or `dgp models import {name} --g G_ema.pth "
                     "--d D.pth`).")
         raise CheckpointError(f"{exc}{hint}") from exc
-    for path, state in zip(paths, states):
+    for path, state in zip(paths, states, strict=True):
         try:
             state.check_fits(prior.G)
         except StateError as exc:
@@ -283,8 +283,8 @@ def _target_size(args: argparse.Namespace, frame_size: tuple[int, int],
     except ExportTooLarge as exc:
         w, h = exc.size
         raise ExportTooLarge(
-            f"The {what} would be {w}×{h} px, more than the {exc.limit} px on the long side written "
-            f"without asking (video players and GIF writers balk at more). Pass --max-side "
+            f"The {what} would be {w}×{h} px, more than the {exc.limit} px on the long side "
+            f"written without asking (video players and GIF writers balk at more). Pass --max-side "
             f"{exc.limit} (or less) to scale them down, --size WxH, or --raw for the "
             "generator's square.", exc.size, exc.limit) from exc
 

@@ -29,10 +29,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "train", help="train a BigGAN prior (generator + discriminator) on an .npz archive",
         description="Train a class-conditional BigGAN with hinge loss, EMA generator and "
                     "differentiable augmentation. Checkpoints (every --checkpoint-minutes and "
-                    "at the end) allow an exact --resume.")
+                    "at the end) allow an exact --resume; they are kept in the user cache "
+                    "(one folder per --out), or in --state-dir.")
     p.add_argument("--data", required=True, type=Path,
                    help=".npz with images (uint8 N×H×W×3) and labels (0..n_classes-1)")
-    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoint, samples, log)")
+    p.add_argument("--out", required=True, type=Path, help="run folder (samples, train.log)")
+    p.add_argument("--state-dir", type=Path,
+                   help="folder of the resume state (checkpoint.pt, tens of MB; default: "
+                        "the user cache's training/ folder, one folder per --out)")
     p.add_argument("--res", type=int, help="resolution in px (default 64)")
     p.add_argument("--ch", type=int, help="G and D channel width, multiple of 8 (default 16)")
     p.add_argument("--batch", type=int, help="batch size (default 32)")
@@ -50,8 +54,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="minutes between checkpoints (default 10)")
     p.add_argument("--log-every", type=int, default=10, help="print progress every N steps")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoint.pt")
+                   help="continue the run of --out from its resume state (found again in the "
+                        "user cache, or pass the same --state-dir)")
     p.set_defaults(func=run_train)
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    from ..training.trainer import default_state_dir
+
+    return Path(args.state_dir) if args.state_dir is not None else default_state_dir(args.out)
 
 
 def _settings(args: argparse.Namespace) -> TrainSettings:
@@ -60,7 +71,7 @@ def _settings(args: argparse.Namespace) -> TrainSettings:
 
     base = TrainSettings()
     if args.resume:
-        saved = read_checkpoint(args.out / CHECKPOINT_NAME)["settings"]
+        saved = read_checkpoint(_state_dir(args) / CHECKPOINT_NAME)["settings"]
         known = {f.name for f in dataclasses.fields(TrainSettings)}
         base = TrainSettings(**{k: v for k, v in saved.items() if k in known})
     changes = {field: getattr(args, opt) for opt, field in _OPTIONS.items()
@@ -83,7 +94,7 @@ def run_train(args: argparse.Namespace) -> int:
     data = load_npz(args.data, resolution=settings.resolution)
     cancel = threading.Event()
     trainer = Trainer(data, settings, args.out, device=args.device, resume=args.resume,
-                      cancel=cancel)
+                      cancel=cancel, state_dir=_state_dir(args))
     log_file = args.out / "train.log"
     args.out.mkdir(parents=True, exist_ok=True)
     cfg = trainer.config
@@ -92,7 +103,8 @@ def run_train(args: argparse.Namespace) -> int:
     head = (f"{'resuming' if args.resume else 'training'} {cfg.describe()} "
             f"(G {n_g:.2f} M, D {n_d:.2f} M params) on {len(data)} images from {args.data}; "
             f"step {trainer.step} → {settings.steps}, batch {settings.batch}, "
-            f"device {trainer.device}, {threads} thread(s)")
+            f"device {trainer.device}, {threads} thread(s); resume state in "
+            f"{trainer.state_dir}")
     _emit(head, log_file)
     report = None
 

@@ -181,7 +181,7 @@ def frame_delays(n: int, fps: float, unit_ms: int) -> list[int]:
     """Per-frame delays (in ms, multiples of ``unit_ms``) whose running sum follows
     i·1000/fps, so the total length is right even when 1000/fps is not a multiple."""
     marks = [round(i * 1000.0 / fps / unit_ms) * unit_ms for i in range(n + 1)]
-    return [max(unit_ms, b - a) for a, b in zip(marks, marks[1:])]
+    return [max(unit_ms, b - a) for a, b in zip(marks, marks[1:], strict=False)]
 
 
 class AnimationExport:

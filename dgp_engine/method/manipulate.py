@@ -227,7 +227,7 @@ class Renderer:
         if any(not math.isfinite(v) or v < 0 for v in values):
             raise InputError("σ must be a finite number ≥ 0.")
         out = torch.zeros(1, self.dim_z)
-        for v, (_, sl) in zip(values, chunks):
+        for v, (_, sl) in zip(values, chunks, strict=True):
             out[:, sl] = v
         return out
 
@@ -370,11 +370,12 @@ class Renderer:
                    else [float(a) for a in amount])
         if len(amounts) != len(targets):
             raise InputError("Give one transfer amount per target class.")
-        es = [self.transfer_embedding(t, a) for t, a in zip(targets, amounts)]
+        es = [self.transfer_embedding(t, a) for t, a in zip(targets, amounts, strict=True)]
         e = torch.cat(es) if es else torch.zeros(0, self.generator.shared.embedding_dim)
         zz = (self.state.z if z is None else z).reshape(1, -1).expand(max(1, len(es)), -1)
         params = [{"kind": "transfer", "target": _describe_target(t), "amount": a,
-                   "embedding": es[i]} for i, (t, a) in enumerate(zip(targets, amounts))]
+                   "embedding": es[i]}
+                  for i, (t, a) in enumerate(zip(targets, amounts, strict=True))]
         if not es:
             return RenderJob(0, lambda: iter(()), cancel)
         return self.job(zz, e, params, cancel)
@@ -431,7 +432,7 @@ def check_morphable(states: Sequence[ReconstructionState],
     why = ("Morphing blends the two fine-tuned generators weight by weight, so every "
            "keyframe must be restored with the same base model")
     a, na = states[0], names[0]
-    for b, nb in zip(states[1:], names[1:]):
+    for b, nb in zip(states[1:], names[1:], strict=True):
         ma, mb = a.model or {}, b.model or {}
         if ma.get("name") and mb.get("name") and ma["name"] != mb["name"]:
             raise StateError(f"Cannot morph {na} and {nb}: {na} was restored with the model "
@@ -472,7 +473,7 @@ class Morph:
                  allow_other_model: bool = False):
         check_morphable(keyframes, names)
         self.warnings: list[str] = []
-        for label, s in zip(keyframe_labels(len(keyframes), names), keyframes):
+        for label, s in zip(keyframe_labels(len(keyframes), names), keyframes, strict=True):
             try:
                 s.check_fits(prior.G)
             except StateError as exc:

@@ -174,7 +174,7 @@ def common_placement(placements: Sequence[Placement | None], labels: Sequence[st
     records none or they differ (photo, place, task or mask)."""
     if not placements:
         raise CompositionError("There is no result to compose.")
-    for placement, label in zip(placements, labels):
+    for placement, label in zip(placements, labels, strict=True):
         if placement is None:
             raise CompositionError(
                 f"{label} does not record where its result sits in a photo (it was saved "
@@ -182,7 +182,7 @@ def common_placement(placements: Sequence[Placement | None], labels: Sequence[st
                 "so only the generator's own square can be exported.")
     first = placements[0]
     assert first is not None  # checked above
-    for placement, label in zip(placements[1:], labels[1:]):
+    for placement, label in zip(placements[1:], labels[1:], strict=True):
         assert placement is not None
         why = first.difference(placement)
         if why is not None:

@@ -184,7 +184,8 @@ class Generator(nn.Module):
         self.linear = SNLinear(z_in, arch["in_channels"][0] * cfg.bottom_width**2,
                                eps=cfg.SN_eps, style=cfg.sn_style)
         blocks = []
-        for i, (cin, cout) in enumerate(zip(arch["in_channels"], arch["out_channels"])):
+        channels = zip(arch["in_channels"], arch["out_channels"], strict=True)
+        for i, (cin, cout) in enumerate(channels):
             group: list[nn.Module] = [GeneratorBlock(cin, cout, cond_dim, cfg)]
             if arch["attention"][i]:
                 group.append(SelfAttention(cout, cfg.SN_eps, cfg.sn_style))
@@ -298,7 +299,8 @@ class Discriminator(nn.Module):
         self.cfg = cfg
         arch = cfg.d_arch
         blocks = []
-        for i, (cin, cout) in enumerate(zip(arch["in_channels"], arch["out_channels"])):
+        channels = zip(arch["in_channels"], arch["out_channels"], strict=True)
+        for i, (cin, cout) in enumerate(channels):
             group: list[nn.Module] = [
                 DiscriminatorBlock(cin, cout, cfg, preactivation=i > 0,
                                    downsample=arch["downsample"][i])

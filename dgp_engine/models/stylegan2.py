@@ -5,7 +5,7 @@ Quality of StyleGAN") and the facts recorded in
 ``reference/stylegan2_small/README.md`` (shapes, names, formulas): no code of NVIDIA's or
 StudioGAN's was used. State-dict names are those of both projects' checkpoints, so
 ``load_state_dict(strict=True)`` takes NVIDIA's G/G_ema/D (see
-:mod:`dgp_engine.models.stylegan2_files` for reading the pickles without running them)
+:mod:`dgp_engine.priors.stylegan2_files` for reading the pickles without running them)
 and StudioGAN's, whose discriminator names its last layer ``linear1`` where NVIDIA's says
 ``b4.out`` (``StyleGAN2Config.d_head``).
 
@@ -515,7 +515,7 @@ class SynthesisNetwork(nn.Module):
         image so far) of every block, shallowest first."""
         x: torch.Tensor | None = None
         img: torch.Tensor | None = None
-        for blk, block_ws in zip(self.blocks, self.split_ws(ws)):
+        for blk, block_ws in zip(self.blocks, self.split_ws(ws), strict=True):
             x, img = blk(x, img, block_ws, noise_mode)
             if intermediates is not None:
                 intermediates.append((f"b{blk.resolution}.x", x))

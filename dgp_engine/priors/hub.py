@@ -24,13 +24,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
-import inspect
 import json
 import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -550,14 +548,6 @@ def offline_mode() -> bool:
         getattr(constants, "HF_HUB_OFFLINE", False))
 
 
-def _supported(fn: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
-    """Only the keyword arguments ``fn`` accepts (huggingface_hub grew some over versions)."""
-    params = inspect.signature(fn).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return kwargs
-    return {k: v for k, v in kwargs.items() if k in params}
-
-
 def _where(source: registry.HubSource) -> str:
     host = source.endpoint.rstrip("/") or os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     return host
@@ -678,13 +668,11 @@ def _fetch(entry: ModelEntry, src: registry.HubSource, role: str, reporter: Repo
             "(HF_HUB_OFFLINE is set): connect and pull again, or import files you have with "
             "`dgp models import`.")
     reporter.check()
-    url = hf_hub_url(src.repo_id, fname, revision=src.revision,
-                     **_supported(hf_hub_url, endpoint=endpoint))
+    url = hf_hub_url(src.repo_id, fname, revision=src.revision, endpoint=endpoint)
     try:
         # One quick HEAD without retries: a clear answer for a wrong repo/file or no network
         # in seconds, and the size for the disk-space check.
-        meta = get_hf_file_metadata(url, **_supported(get_hf_file_metadata, timeout=etag_timeout,
-                                                      endpoint=endpoint))
+        meta = get_hf_file_metadata(url, timeout=etag_timeout, endpoint=endpoint)
     except Exception as exc:  # mapped to one sentence below; nothing is cached yet
         raise _hub_error(exc, entry, role, src) from exc
     size = getattr(meta, "size", None)
@@ -698,9 +686,9 @@ def _fetch(entry: ModelEntry, src: registry.HubSource, role: str, reporter: Repo
                     f"has {store.mb(free)} free and needs about {store.mb(need)}; "
                     "free some space (or move the cache with DGP_STUDIO_HOME) and pull again.")
     try:
-        path = Path(hf_hub_download(**hub_kwargs, **_supported(
-            hf_hub_download, etag_timeout=etag_timeout,
-            tqdm_class=bar_class(reporter, fname, index, len(ROLES)))))
+        # The bar reports bytes and raises OperationCancelled on cancel, mid-file.
+        path = Path(hf_hub_download(**hub_kwargs, etag_timeout=etag_timeout,
+                                    tqdm_class=bar_class(reporter, fname, index, len(ROLES))))
     except OperationCancelled:
         raise
     except Exception as exc:
@@ -984,7 +972,7 @@ def _verify_bundled(reporter: Reporter) -> VerifyResult:
     folder = registry.bundled_model_dir()
     try:
         config = read_config(folder)
-        files = dict(zip(ROLES, find_weight_files(folder)))
+        files = dict(zip(ROLES, find_weight_files(folder), strict=True))
         for i, role in enumerate(ROLES):
             reporter.report("verify", files[role].name, 0, files[role].stat().st_size, i, 2)
             sd = read_state_dict(files[role])

@@ -30,10 +30,10 @@ import torch
 
 from ..errors import CheckpointError
 from ..models import stylegan2 as sg2
+from ..models.stylegan2 import StyleGAN2Config
 
 # The safe readers; the one line to change when they move to the priors room.
-from ..models import stylegan2_files as sg2_files
-from ..models.stylegan2 import StyleGAN2Config
+from . import stylegan2_files as sg2_files
 from .checkpoint import numpy_floats_allowed, read_state_dict
 from .family import STYLEGAN2, config_from_dict
 

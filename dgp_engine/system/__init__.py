@@ -1,8 +1,8 @@
 """The machine the engine runs on: the compute device (``device``), thread and allocator
-settings (``runtime``), memory budgets (``memory``), per-user folders (``paths``) and safe
-file writing (``fileio``).
+settings (``runtime``), memory budgets (``memory``), per-user folders (``paths``), safe
+file writing (``fileio``) and file locks (``locks``).
 
 Nothing here knows about GANs or photos, and every other room may use it. ``fileio``,
-``paths`` and ``memory`` import no torch: the ``dgp`` command uses ``fileio`` before its
+``locks``, ``paths`` and ``memory`` import no torch: the ``dgp`` command uses ``fileio`` before its
 Ctrl-C handler is in place.
 """

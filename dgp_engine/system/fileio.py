@@ -14,9 +14,9 @@ marks (another program's, or written on another machine sharing the folder) is n
 removed. The first write a process makes into a folder removes such leftovers
 (:func:`clean_stale_temps`); ``dgp batch`` removes only those of the files it writes
 (:func:`clean_stale_temps_for`). A command
-that writes a file claims it first (:func:`claim_output`): an exclusive lock file beside it,
-which also proves the folder writable before any work and makes a second run writing the
-same file refuse at once.
+that writes a file claims it first (:func:`claim_output`): an exclusive lock file beside it
+(:mod:`.locks`), which also proves the folder writable before any work and makes a second
+run writing the same file refuse at once.
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ import re
 import shutil
 import socket
 import stat
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from .locks import HeldLock, LockBusy, remove_if_unheld, take_lock
 
 _umask_lock = threading.Lock()
 _umask: int | None = None
@@ -411,24 +412,22 @@ class OutputBusy(OSError):
 
 
 class OutputClaim:
-    """An exclusive lock on writing ``path``: the file ``.NAME.dgp-lock`` beside it, locked
-    with ``flock`` (the kernel releases it when the process ends, even on SIGKILL) and
+    """An exclusive lock on writing ``path``: the lock file ``.NAME.dgp-lock`` beside it
+    (:mod:`.locks`: the kernel releases it when the process ends, even on SIGKILL),
     removed by :meth:`release`. A lock file left unheld is removed by the next claim or
     cleanup in that folder."""
 
-    def __init__(self, path: Path, fd: int, lock_file: Path):
+    def __init__(self, path: Path, lock: HeldLock):
         self.path = path
-        self.fd = fd
-        self.lock_file = lock_file
+        self.lock_file = lock.path
+        self._lock = lock
+
+    @property
+    def held(self) -> bool:
+        return self._lock.held
 
     def release(self) -> None:
-        if self.fd < 0:
-            return
-        with contextlib.suppress(OSError):
-            self.lock_file.unlink()  # unlinked while held: a waiting claimer sees a new inode
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-        self.fd = -1
+        self._lock.release()
         with _claims_lock:
             if _claims.get(_claim_key(self.path)) is self:
                 del _claims[_claim_key(self.path)]
@@ -448,53 +447,12 @@ def lock_file_for(path: str | Path) -> Path:
     return folder / f".{fit_name(path.name, len(LOCK_SUFFIX), folder)}{LOCK_SUFFIX}"
 
 
-def _try_lock(fd: int) -> bool:
-    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-        import msvcrt
-
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    import fcntl
-
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _open_locked(lock_file: Path) -> tuple[int, bool]:
-    """(fd, locked) for ``lock_file``, created if missing; retried when the file was
-    replaced between open and lock (a holder released it meanwhile)."""
-    for _ in range(20):
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666 & ~umask())
-        if not _try_lock(fd):
-            return fd, False
-        try:
-            same = os.path.samestat(os.fstat(fd), os.stat(lock_file))
-        except FileNotFoundError:
-            same = False
-        if same:
-            return fd, True
-        os.close(fd)
-    raise OSError(errno.EAGAIN, f"could not lock {lock_file}")
-
-
 def _remove_unheld_lock(lock_file: Path) -> bool:
     key = os.path.abspath(lock_file)
     with _claims_lock:
-        if any(os.path.abspath(c.lock_file) == key and c.fd >= 0 for c in _claims.values()):
+        if any(os.path.abspath(c.lock_file) == key and c.held for c in _claims.values()):
             return False  # ours, held
-    fd, locked = _open_locked(lock_file)
-    try:
-        if locked:
-            lock_file.unlink(missing_ok=True)
-        return locked
-    finally:
-        os.close(fd)
+    return remove_if_unheld(lock_file)
 
 
 def claim_output(path: str | Path) -> OutputClaim:
@@ -507,21 +465,16 @@ def claim_output(path: str | Path) -> OutputClaim:
     key = _claim_key(path)
     with _claims_lock:
         held = _claims.get(key)
-        if held is not None and held.fd >= 0:
+        if held is not None and held.held:
             return held
     lock_file = lock_file_for(path)
-    fd, locked = _open_locked(lock_file)
-    if not locked:
-        try:
-            holder = os.read(fd, 64).decode("ascii", "replace").strip()
-        except OSError:
-            holder = ""
-        os.close(fd)
-        raise OutputBusy(path, f"process {holder}" if holder.isdigit() else "another process")
-    with contextlib.suppress(OSError):
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode("ascii"))
-    claim = OutputClaim(path, fd, lock_file)
+    try:
+        lock = take_lock(lock_file, str(os.getpid()))
+    except LockBusy as exc:
+        holder = exc.holder
+        raise OutputBusy(path, f"process {holder}" if holder.isdigit() else "another process"
+                         ) from None
+    claim = OutputClaim(path, lock)
     with _claims_lock:
         _claims[key] = claim
     clean_stale_temps(lock_file.parent)

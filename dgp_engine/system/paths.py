@@ -55,3 +55,8 @@ def log_dir() -> Path:
 def models_dir() -> Path:
     """Where pulled/imported models are kept (safetensors + config.json per model)."""
     return cache_dir() / "models"
+
+
+def training_dir() -> Path:
+    """Where ``dgp train`` keeps each run's resume state unless told ``--state-dir``."""
+    return cache_dir() / "training"

@@ -24,7 +24,8 @@ import numpy as np
 from skimage import color
 
 from ..errors import CompositionError, InputError
-from ..files.photos import Photo, read_image, unit_to_uint8 as to_uint8
+from ..files.photos import Photo, read_image
+from ..files.photos import unit_to_uint8 as to_uint8
 from ..method.placement import Placement, pixels_digest
 from ..method.region import blend_into, hole_weight, region_weight, resize
 from ..method.taskspec import COLOR_TRANSFER, FILL_HOLE, NEW_PICTURE, task_spec
@@ -94,8 +95,9 @@ def composed_view(rgb: np.ndarray, placement: Placement, model_output: np.ndarra
                   ) -> tuple[tuple[slice, slice], np.ndarray]:
     """The photo rectangle the placement's view covers (its slices) and its new content
     (float32, [0, 1]) with the model's R×R ``model_output`` ([0, 1]) composed in
-    (docs/method.md#post-processing): the hole filled with a feathered seam (inpainting), the output's colour on the
-    photo's lightness (colorization), else the output blended in with a feathered edge.
+    (docs/method.md#post-processing): the hole filled with a feathered seam (inpainting),
+    the output's colour on the photo's lightness (colorization), else the output blended
+    in with a feathered edge.
     Every pixel outside it stays the photo's.  ``lightness``: the view's L, when known."""
     view, compose = placement.view, task_spec(placement.task).compose
     if compose == NEW_PICTURE:

@@ -51,9 +51,7 @@ from ..method.taskspec import (
     working_region,
 )
 from ..priors.load import Prior
-from ..priors.load import Prior
 from .postprocess import PhotoComposer, compose_into, to_gray
-from .postprocess import composite_hole, to_gray, transfer_color
 
 log = logging.getLogger(__name__)
 

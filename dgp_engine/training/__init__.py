@@ -5,9 +5,17 @@ from .data import EpochSampler, ImageDataset, load_npz
 from .ema import GeneratorEMA, standing_stats
 from .errors import DatasetError, DivergenceError, ResumeError, TrainingError
 from .export import export_prior
-from .trainer import CHECKPOINT_NAME, Trainer, TrainReport, TrainSettings, sample_grid
+from .trainer import (
+    CHECKPOINT_NAME,
+    Trainer,
+    TrainReport,
+    TrainSettings,
+    default_state_dir,
+    sample_grid,
+)
 
 __all__ = ["CHECKPOINT_NAME", "DatasetError", "DivergenceError", "EpochSampler",
            "GeneratorEMA", "ImageDataset", "ResumeError", "TrainReport", "Trainer",
-           "TrainSettings", "TrainingError", "diff_augment", "export_prior", "load_npz",
+           "TrainSettings", "TrainingError", "default_state_dir", "diff_augment",
+           "export_prior", "load_npz",
            "parse_policy", "sample_grid", "standing_stats"]

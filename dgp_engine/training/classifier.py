@@ -81,7 +81,8 @@ def train_classifier(data: ImageDataset, epochs: int = 6, batch: int = 64, lr: f
         model = SmallClassifier(data.n_classes, width)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     steps_per_epoch = math.ceil(len(train_idx) / batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr,
+                                                total_steps=epochs * steps_per_epoch)
     t0 = time.perf_counter()
     for epoch in range(epochs):
         model.train()

@@ -55,7 +55,8 @@ def load_npz(path: str | Path, resolution: int | None = None,
     except DatasetError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DatasetError(f"{path} is not a readable NumPy .npz archive ({exc}); {LAYOUT}") from exc
+        raise DatasetError(f"{path} is not a readable NumPy .npz archive ({exc}); {LAYOUT}") \
+            from exc
 
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
         raise DatasetError(f"{path.name}: 'images' is {images.dtype} {images.shape}; {LAYOUT}")

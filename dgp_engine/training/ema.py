@@ -29,12 +29,12 @@ class GeneratorEMA:
     @torch.no_grad()
     def update(self, G: Generator, step: int) -> None:
         d = self.effective_decay(step)
-        for p_ema, p in zip(self.model.parameters(), G.parameters()):
+        for p_ema, p in zip(self.model.parameters(), G.parameters(), strict=True):
             if p.requires_grad:
                 p_ema.lerp_(p.detach(), 1.0 - d)
             else:  # DGP's instance-norm affine terms: not trained, keep G's values
                 p_ema.copy_(p.detach())
-        for b_ema, b in zip(self.model.buffers(), G.buffers()):
+        for b_ema, b in zip(self.model.buffers(), G.buffers(), strict=True):
             b_ema.copy_(b)
 
 
@@ -66,7 +66,7 @@ def standing_stats(G: Generator, batches: int, batch_size: int, gen: torch.Gener
         m.momentum = 0.1
     # Spectral-norm vectors moved one power step per batch in train mode; restore
     # G's so that eval-mode outputs differ only by the statistics.
-    for (name, b2), b in zip(G2.named_buffers(), G.buffers()):
+    for (name, b2), b in zip(G2.named_buffers(), G.buffers(), strict=True):
         if name.endswith(("u0", "sv0")):
             b2.copy_(b)
     return G2.eval()

@@ -6,11 +6,16 @@ long work).  A checkpoint holds everything the next step depends on — weights,
 EMA, both optimisers, the random generator, the data order and the step — so
 N steps in one go and N/2 + resume + N/2 give bit-identical weights (same
 device and thread count).
+
+The checkpoint (the resume state, tens of MB) lives in the run's state folder: by default,
+for ``dgp train``, one per run folder in the user cache (:func:`default_state_dir`), so
+it never lands in a repository or beside the samples one shares.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import os
@@ -27,6 +32,7 @@ import torch.nn.functional as F
 
 from ..errors import DeviceError
 from ..models import BigGANConfig, Discriminator, Generator, orthogonal_init
+from ..system import paths
 from .augment import diff_augment, hflip, parse_policy
 from .data import EpochSampler, ImageDataset
 from .ema import GeneratorEMA, standing_stats
@@ -121,10 +127,20 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def default_state_dir(out_dir: str | Path) -> Path:
+    """The user-cache folder holding the resume state of the run whose folder is
+    ``out_dir``: named after it, with a digest of its full path so that runs of the same
+    name elsewhere do not meet, and the same ``--out`` finds its state again."""
+    out = Path(os.path.abspath(Path(out_dir).expanduser()))
+    digest = hashlib.sha256(str(out).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return paths.training_dir() / f"{out.name or 'run'}-{digest}"
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise ResumeError(f"no training checkpoint at {path}; start without --resume "
-                          "or point --out at the folder of the run to continue")
+        raise ResumeError(f"no training checkpoint at {path}; start without --resume, or "
+                          "give the --out (and --state-dir, if it had one) of the run to "
+                          "continue")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # damaged/truncated files raise many kinds
@@ -155,10 +171,13 @@ def check_resumable(ckpt: dict[str, Any], settings: TrainSettings, n_classes: in
 class Trainer:
     def __init__(self, dataset: ImageDataset, settings: TrainSettings, out_dir: str | Path,
                  device: str | torch.device = "cpu", resume: bool = False,
-                 cancel: threading.Event | None = None):
+                 cancel: threading.Event | None = None, state_dir: str | Path | None = None):
+        """``out_dir`` gets the sample grids; ``state_dir`` (default ``out_dir``) the
+        checkpoint that ``resume`` continues from."""
         self.data = dataset
         self.settings = settings
         self.out = Path(out_dir)
+        self.state_dir = Path(state_dir) if state_dir is not None else self.out
         self.device = resolve_device(str(device))
         self.cancel = cancel or threading.Event()
         self.policy = parse_policy(settings.augment)
@@ -187,7 +206,7 @@ class Trainer:
         self.elapsed_s = 0.0
         self.last_checkpoint: Path | None = None
         if resume:
-            self.load(self.out / CHECKPOINT_NAME)
+            self.load(self.state_dir / CHECKPOINT_NAME)
 
     # --- one step -------------------------------------------------------------
     def _noise(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -243,7 +262,7 @@ class Trainer:
             self.elapsed_s = elapsed0 + (now - t0)
             if not all(math.isfinite(v) for v in losses):
                 where = (f"the last good checkpoint (step {self._saved_step()}) is kept at "
-                         f"{self.out / CHECKPOINT_NAME}" if self._saved_step() is not None
+                         f"{self.state_dir / CHECKPOINT_NAME}" if self._saved_step() is not None
                          else "no checkpoint had been written yet")
                 raise DivergenceError(
                     f"training diverged at step {self.step}: losses D real {losses[0]}, "
@@ -290,8 +309,8 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        self.out.mkdir(parents=True, exist_ok=True)
-        path = self.out / CHECKPOINT_NAME
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.state_dir / CHECKPOINT_NAME
         tmp = path.with_suffix(".tmp")
         torch.save(self.state(), tmp)
         os.replace(tmp, path)  # never leave a half-written checkpoint behind

@@ -539,7 +539,7 @@ class ManipulatePanel(QWidget):
         them — and the panel says so once (the status line and the log)."""
         if self.prior is None:
             return
-        checked = list(zip(self.timeline.keyframes(), self.timeline.names()))
+        checked = list(zip(self.timeline.keyframes(), self.timeline.names(), strict=True))
         if self.state is not None:
             checked.insert(0, (self.state, self.result_name))
         notes = []

@@ -71,8 +71,7 @@ def test_about_lists_version_and_installed_model_licences(qtbot, window, extra):
     from importlib.metadata import version
 
     if extra:  # an installed real prior appears with its licence
-        from dgp_engine.priors import studiogan
-        from dgp_engine.priors import hub
+        from dgp_engine.priors import hub, studiogan
 
         from ..conftest import REFERENCE
 

@@ -149,7 +149,7 @@ def test_morph_keyframes_scrub_play_pause(qtbot, panel, model):
         tl.scrub.setValue(value)
         f = wait_frame(qtbot, panel, "scrub")
         assert np.abs(f.image.astype(int) - want.astype(int)).max() <= 1
-        qtbot.waitUntil(lambda: panel.preview.image is f.image, timeout=5000)
+        qtbot.waitUntil(lambda frame=f: panel.preview.image is frame.image, timeout=5000)
     tl.scrub.setValue(500)
     mid = wait_frame(qtbot, panel, "scrub").image
     assert not np.array_equal(mid, ends[0]) and not np.array_equal(mid, ends[1000])

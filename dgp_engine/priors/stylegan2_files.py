@@ -12,7 +12,8 @@ refused with a sentence, before any object of it is used.
 
 StudioGAN publishes its StyleGAN2 runs as ``model=G_ema-…pth`` / ``model=D-…pth``
 (``torch.save`` zip files); :func:`read_studiogan` reads them with
-``torch.load(weights_only=True)`` plus exactly the numpy globals its ``best_fid`` needs.
+``torch.load(weights_only=True)`` plus, for that read only, numpy float64 scalars (its
+``best_fid``) through the checked stand-ins of :func:`.checkpoint.numpy_floats_allowed`.
 
 Both give a :class:`StyleGAN2Weights`: our config and flat state dicts under the
 checkpoints' own names; :func:`build_networks` makes the modules (strict load).
@@ -21,14 +22,12 @@ checkpoints' own names; :func:`build_networks` makes the modules (strict load).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import math
 import pickle
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,9 @@ import torch
 import torch.nn as nn
 
 from ..errors import CheckpointError
-from . import stylegan2 as sg2
-from .stylegan2 import StyleGAN2Config
+from ..models import stylegan2 as sg2
+from ..models.stylegan2 import StyleGAN2Config
+from .checkpoint import numpy_floats_allowed
 
 # --------------------------------------------------------------------------- results
 
@@ -188,7 +188,7 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, requires_
     # the bytes behind the typed storage (its public accessors warn of deprecation)
     raw = storage._untyped_storage
     itemsize = torch.empty(0, dtype=storage.dtype).element_size()
-    extent = offset + sum((s - 1) * st for s, st in zip(size, stride)) + 1
+    extent = offset + sum((s - 1) * st for s, st in zip(size, stride, strict=True)) + 1
     if offset < 0 or (math.prod(size) > 0 and extent * itemsize > raw.nbytes()):
         raise CheckpointError("the pickle holds a tensor larger than its storage")
     return torch.empty(0, dtype=storage.dtype).set_(raw, offset, size, stride)
@@ -576,31 +576,9 @@ YAML_NAMES = ("studiogan.yaml", "config.yaml")
 _STUDIOGAN_INFO = ("run_name", "step", "epoch", "best_step", "best_fid", "seed")
 
 
-@contextmanager
-def _numpy_scalars_allowed() -> Iterator[None]:
-    """Allow, for torch.load(weights_only=True), numpy's scalar reconstructor (under both
-    module names) and the dtype objects a float64 needs: StudioGAN's ``best_fid``."""
-    try:  # numpy 2 moved numpy.core to numpy._core
-        multiarray = importlib.import_module("numpy._core.multiarray")
-    except ImportError:
-        multiarray = importlib.import_module("numpy.core.multiarray")
-    scalar = multiarray.scalar
-    allowed: list[Any] = [scalar, (scalar, "numpy.core.multiarray.scalar"),
-                          (scalar, "numpy._core.multiarray.scalar"), np.dtype]
-    float64_type = getattr(getattr(np, "dtypes", None), "Float64DType", None)
-    if float64_type is not None:
-        allowed.append(float64_type)
-    safe_globals = getattr(torch.serialization, "safe_globals", None)
-    if safe_globals is None:
-        raise CheckpointError("Reading StudioGAN StyleGAN2 checkpoints safely needs PyTorch "
-                              "2.6 or newer: update torch.")
-    with safe_globals(allowed):
-        yield
-
-
 def _load_studiogan_file(file: Path) -> dict[str, Any]:
     try:
-        with _numpy_scalars_allowed():
+        with numpy_floats_allowed():
             try:  # zip files map their tensors: optimizer state is never paged in
                 data = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
             except RuntimeError as exc:
