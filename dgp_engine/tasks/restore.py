@@ -15,6 +15,7 @@ and still gives a result from what was reached.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -74,8 +75,9 @@ def resolve_preset(spec: str | Preset | None, task: str, model_name: str | None 
     else:
         preset = load_preset(spec)
     if iterations_scale is not None:
-        if not iterations_scale > 0:
-            raise PresetError(f"The iteration scale must be > 0, not {iterations_scale}.")
+        if not 0 < iterations_scale < math.inf:
+            raise PresetError(f"The iteration scale must be a number > 0, not "
+                              f"{iterations_scale}.")
         preset = preset.scaled(iterations_scale)
     return preset
 
