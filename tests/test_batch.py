@@ -440,3 +440,11 @@ def sepia(rgb: np.ndarray) -> np.ndarray:
     """A sepia-toned black-and-white copy (the classic sepia matrix)."""
     m = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
     return np.clip(rgb.astype(np.float32) @ m.T, 0, 255).round().astype(np.uint8)
+
+
+def test_a_seed_out_of_range_is_refused_before_the_folder_is_touched(tmp_path):
+    from dgp_engine import InputError
+
+    with pytest.raises(InputError, match="seed .* is out of range"):
+        BatchSettings("colorize", tmp_path / "in", tmp_path / "out", seed=10**30)
+    assert not (tmp_path / "out").exists()
