@@ -243,6 +243,16 @@ class BatchJob:
         except OSError:
             return False
 
+    def _not_ours(self, item: BatchItem, row: J.ItemRow | None) -> str | None:
+        """Why the existing output of ``item`` is not this job's to replace, or None: the
+        job wrote it and it is as the job wrote it. An output edited by hand since (the
+        input then changed, so the picture runs again) is the user's now."""
+        if row is None or row.out_sha is None:
+            return "not written by this job"
+        if not self._output_is(item, row.out_sha):
+            return "changed since this job wrote it"
+        return None
+
     def _done_still_valid(self, item: BatchItem, row: J.ItemRow) -> str | None:
         """None if a done item stays done, else why it runs again."""
         if not item.output.is_file():
@@ -327,12 +337,13 @@ class BatchJob:
         when the item ends here (skipped or failed, before any work)."""
         t0 = time.perf_counter()
         row = self.journal.item(item.rel)
-        ours = row is not None and row.out_sha is not None
-        if not self.settings.overwrite and not ours and os.path.lexists(item.output):
-            self._j(self.journal.set_status, item.rel, J.SKIPPED,
-                    "an output of that name already exists (not written by this job); "
-                    "allow replacing it with --overwrite")
-            return None
+        if not self.settings.overwrite and os.path.lexists(item.output):
+            why = self._not_ours(item, row)
+            if why is not None:
+                self._j(self.journal.set_status, item.rel, J.SKIPPED,
+                        f"an output of that name already exists ({why}); allow replacing "
+                        "it with --overwrite")
+                return None
         for what, path in (("output", item.output), ("state file", item.state)):
             problem = output_problem(path, self.out_dir) if path is not None else None
             if problem:
