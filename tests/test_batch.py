@@ -493,3 +493,27 @@ def test_journal_names_round_trip_and_never_meet(name):
     stored.encode("utf-8")  # storable
     assert read_name(stored) == name
     assert (stored == name) == (not stored.startswith("/"))
+
+
+def test_no_more_workers_start_than_there_are_pictures_to_restore(tmp_path, model_files,
+                                                                   monkeypatch):
+    # --workers 64 for 2 pictures started 64 processes, each loading torch and the prior
+    from dgp_engine.batch import local
+
+    started: list[int] = []
+
+    class Counted(local.LocalPool):
+        def __init__(self, configs):
+            started.append(len(configs))
+            super().__init__(configs)
+
+    monkeypatch.setattr(local, "LocalPool", Counted)
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        Image.fromarray(photo_array(24, 32, seed=i)).convert("L").save(src / f"p{i}.png")
+    out = tmp_path / "out"
+    assert dgp("batch", "colorize", src, "-o", out, "--workers", "6",
+               *common(model_files)) == 0
+    assert started == [2]
+    assert {p.name for p in out.glob("*.png")} == {"p0.png", "p1.png"}
