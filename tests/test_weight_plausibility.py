@@ -173,3 +173,23 @@ def test_an_empty_or_truncated_file_is_one_sentence(tmp_path, capsys, content):
         if content == b"":
             assert "empty (0 bytes)" in err
     assert registry.installed("cut") is None
+
+
+# --- sizes (hostile test pass after issue 20) ---------------------------------------------------
+def test_a_tensor_claiming_more_values_than_its_file_stores_is_refused(tmp_path):
+    # torch.save keeps a stride-0 tensor as one stored value; reading and casting it then
+    # allocated its claim: a 4.5 MB .pth with one 20000×20000 claim took 3 GB to refuse
+    from dgp_engine.priors.stylegan2_files import _load_studiogan_file
+
+    sd = load_file(str(registry.bundled_model_dir() / "G_ema.safetensors"))
+    sd["linear.weight"] = torch.zeros(1, dtype=torch.float16).expand(3000, 3000)
+    torch.save(sd, tmp_path / "G_ema.pth")
+    with pytest.raises(CheckpointError, match=r"linear\.weight claims 9,000,000 values"):
+        read_state_dict(tmp_path / "G_ema.pth")
+    torch.save({"state_dict": sd}, tmp_path / "model=G-best-weights-step=1.pth")
+    with pytest.raises(CheckpointError, match="claims 9,000,000 values"):
+        _load_studiogan_file(tmp_path / "model=G-best-weights-step=1.pth")
+    # views that share one storage without overlapping (tied or sliced weights) are fine
+    base = torch.arange(12.0)
+    torch.save({"a": base[:6].view(2, 3), "b": base[6:].view(3, 2).t()}, tmp_path / "ok.pth")
+    assert read_state_dict(tmp_path / "ok.pth")["b"].shape == (2, 3)

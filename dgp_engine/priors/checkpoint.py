@@ -184,6 +184,7 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"{file.name} does not hold a state dict of tensors")
+    check_stored_sizes(sd, file.name)
     out = {str(k): v.float() if v.is_floating_point() else v for k, v in sd.items()}
     bad = sorted(k for k, v in out.items() if v.is_floating_point() and
                  not bool(torch.isfinite(v).all()))
@@ -191,6 +192,24 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{file.name} is damaged: {', '.join(bad[:3])} hold non-finite "
                               "values (NaN or infinity). Download or copy it again.")
     return out
+
+
+# --- sizes: tensors that claim more values than their file stores --------------------------
+def check_stored_sizes(tensors: Mapping[str, Any], label: str) -> None:
+    """Refuse (CheckpointError) a tensor whose size and strides claim more values than its
+    storage holds — overlapping strides (stride 0: one value repeated). No checkpoint a
+    trainer writes has one, and the first copy, cast or finiteness check of it allocates
+    what it claims: a 4 MB ``.pth`` (or a 1 KB network pickle) with one stride-0
+    20000×20000 tensor once took 3 GB to refuse, and claims are unbounded."""
+    for key, t in tensors.items():
+        if not isinstance(t, torch.Tensor) or t.numel() == 0:
+            continue
+        stored = t.untyped_storage().nbytes() // max(1, t.element_size()) - t.storage_offset()
+        if t.numel() > stored:
+            raise CheckpointError(
+                f"{label} was refused: its tensor {key} claims {t.numel():,} values of shape "
+                f"{tuple(t.shape)} but the file stores {max(0, stored):,} for it (a damaged or "
+                "crafted file: a trained network's tensors never repeat values this way).")
 
 
 # --- plausibility: values no GAN prior holds (flipped bits, damaged copies) ---------------
