@@ -245,3 +245,15 @@ def test_a_damaged_state_member_is_named_not_used(tmp_path, two_states):
     path = save_project(project, tmp_path / "nan.dgpproj")
     with pytest.raises(ProjectError, match="night"):
         load_project(path)
+
+
+def test_a_project_path_that_is_a_fifo_or_device_is_not_called_missing(tmp_path):
+    from dgp_engine.errors import ProjectError
+    from dgp_engine.files.project import load_project
+
+    os.mkfifo(tmp_path / "fifo.dgpproj")
+    for bad in (tmp_path / "fifo.dgpproj", "/dev/zero", tmp_path):
+        with pytest.raises(ProjectError, match="is not a file"):
+            load_project(bad)
+    with pytest.raises(ProjectError, match="does not exist"):
+        load_project(tmp_path / "missing.dgpproj")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import stat
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from ..errors import ModelMismatchError, StateError
 from ..models import Generator, GeneratorBlock, freeze_sn, unfreeze_sn
 from ..models.spectral import scale_outputs
 from ..priors.checkpoint import tensors_digest
-from ..system.fileio import atomic_path
+from ..system.fileio import atomic_path, file_kind
 from .placement import HOLE_TENSOR, Placement
 
 FORMAT = "dgp-state"
@@ -108,6 +110,15 @@ class ReconstructionState:
         from safetensors import safe_open
 
         path = Path(path)
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError as exc:
+            raise StateError(f"{path} does not exist.") from exc
+        except OSError as exc:
+            raise StateError(f"Could not read {path}: {exc.strerror or exc}.") from exc
+        if not stat.S_ISREG(mode):  # a FIFO once blocked `dgp jitter` for good
+            raise StateError(f"{path} is not a regular file ({file_kind(mode)}): give a "
+                             "saved state file (.dgp).")
         try:
             with safe_open(str(path), framework="pt") as f:
                 header = f.metadata() or {}
