@@ -172,8 +172,8 @@ def test_state_errors(prior, tmp_path):
         ReconstructionState.load(tmp_path / "missing.dgp")
     state = reconstruct(prior, smooth_target(32), "reconstruct", class_id=0,
                         preset=preset()).run_to_end()
-    other = tiny_prior()
-    other.G = type(prior.G)(type(prior.config)(**{**prior.config.to_dict(), "G_ch": 16}))
+    wider = type(prior.config)(**{**prior.config.to_dict(), "G_ch": 16})
+    other = type(prior)(type(prior.G)(wider), tiny_prior().D, wider)
     with pytest.raises(StateError, match="does not fit"):
         render(other, state)
 
