@@ -2,8 +2,9 @@
 
 ``reconstruct(...)`` returns a :class:`ReconstructionRun`: iterate it to get a
 :class:`Report` per z-selection sample and per optimisation iteration; when it
-ends, ``run.state`` holds the :class:`ReconstructionState`.  A set ``cancel``
-event is honoured within one iteration and still yields a usable state.
+ends, ``run.state`` holds the :class:`ReconstructionState`.  ``run.cancel()`` (or a set
+``cancel`` event) is honoured within one iteration and still yields a usable state
+(:class:`dgp_engine.system.runs.CancellableRun`).
 
 Two modes share the loop:
 * ``exact=True`` follows the reference code's arithmetic: every generator group
@@ -46,6 +47,7 @@ from ..models import Generator, freeze_sn, unfreeze_sn
 from ..models.biggan import GeneratorBlock, use_fast_kernels
 from ..models.spectral import scale_outputs
 from ..priors.load import Prior
+from ..system.runs import CancellableRun
 from .compute import (
     InBackwardAdam,
     apply_matmul_precision,
@@ -147,11 +149,12 @@ def reconstruct(prior: Prior, target: torch.Tensor, task: str | Degradation, *,
                              select_batch=select_batch, precision=precision)
 
 
-class ReconstructionRun:
+class ReconstructionRun(CancellableRun[Report]):
     def __init__(self, prior: Prior, target: torch.Tensor, task: str | Degradation, *,
                  class_id: int | None, preset: Preset, z_init: torch.Tensor | None,
                  exact: bool, seed: int, cancel: threading.Event | None,
                  select_batch: int | None, precision: str | None = None):
+        super().__init__(cancel)
         if not isinstance(preset, Preset):
             raise PresetError("preset must be a dgp_engine.Preset (see Preset.from_dict).")
         self.prior = prior
@@ -179,19 +182,9 @@ class ReconstructionRun:
         self.exact = exact
         self.precision = resolve_precision(precision, self.device, exact)
         self.seed = seed
-        self.cancel = cancel or threading.Event()
         self.select_batch = select_batch or default_select_batch(self.device,
                                                                  prior.resolution)
         self.state: ReconstructionState | None = None
-        self._iter: Iterator[Report] | None = None
-
-    def __iter__(self) -> Iterator[Report]:
-        if self._iter is None:
-            self._iter = self._run()
-        return self._iter
-
-    def __next__(self) -> Report:
-        return next(iter(self))
 
     def run_to_end(self) -> ReconstructionState:
         for _ in self:
@@ -200,7 +193,7 @@ class ReconstructionRun:
         return self.state
 
     # -------------------------------------------------------------------------
-    def _run(self) -> Iterator[Report]:
+    def _reports(self) -> Iterator[Report]:
         """The prior is only read: the run trains its own copy of G and reads D through
         a view with its own flags and caches (see :mod:`.copies`)."""
         last: Report | None = None  # the caller keeps the last frame it was given
@@ -270,9 +263,9 @@ class ReconstructionRun:
                     yield Report("select", 0, done, num, 0, self.preset.total_iterations,
                                  {"select_loss": best[0]}, best[3], time.perf_counter() - t0,
                                  num_stages=preset.num_stages)
-                    if self.cancel.is_set():
+                    if self._stop_requested():
                         break
-                if self.cancel.is_set():
+                if self.cancelled:
                     break
         if best[1] is None or best[2] is None:  # every candidate's loss was NaN
             raise InputError("No starting point gave a finite loss: the model's weights hold "
@@ -322,7 +315,7 @@ class ReconstructionRun:
             total = preset.total_iterations
             step = 0
             losses: dict[str, float] = {}
-            cancelled = self.cancel.is_set()
+            cancelled = self._stop_requested()  # during z selection
             last_stage = 0
             pace_from: tuple[float, int] | None = None  # (elapsed, step) of 1st iteration
             for s in range(preset.num_stages):
@@ -333,7 +326,7 @@ class ReconstructionRun:
                 if not exact:
                     self._prepare_fast_stage(G, groups, ft, trainable)
                 for i in range(preset.iterations[s]):
-                    if self.cancel.is_set():
+                    if self._stop_requested():
                         cancelled = True
                         break
                     step += 1

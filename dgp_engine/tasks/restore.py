@@ -9,7 +9,8 @@
 returns, so bad input fails at once, before any long work.  The job is a plain
 iterator: the Qt worker drives it from its thread, the CLI from a progress bar.
 Cancelling (``job.cancel()`` or the ``cancel`` event) stops within one iteration
-and still gives a result from what was reached.
+and still gives a result from what was reached (the job is a
+:class:`~dgp_engine.system.runs.CancellableRun`, like every long operation).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from ..method.taskspec import (
     working_region,
 )
 from ..priors.load import Prior
-from ..priors.load import Prior
+from ..system.runs import CancellableRun
 from .postprocess import PhotoComposer, compose_into, to_gray
 from .postprocess import composite_hole, to_gray, transfer_color
 
@@ -299,23 +300,24 @@ class RestorationResult:
         return self.plan.target
 
 
-class RestorationJob:
-    """Iterate for engine :class:`Report` objects; ``result`` once exhausted."""
+class RestorationJob(CancellableRun[Report]):
+    """Iterate for engine :class:`Report` objects; ``result`` once exhausted.  It runs
+    one reconstruction (``run``), which shares its cancel: ``job.cancel()`` stops both,
+    and the job is ``cancelled`` when the reconstruction was."""
 
     def __init__(self, prior: Prior, photo: Photo, plan: TaskPlan, *, class_id: int | None,
                  preset: Preset, seed: int, exact: bool, cancel: threading.Event | None,
                  z_init: torch.Tensor | None = None, precision: str | None = None):
+        super().__init__(cancel)
         self.prior = prior
         self.photo = photo
         self.plan = plan
         self.preset = preset
-        self.cancel_event = cancel or threading.Event()
         self.run: ReconstructionRun = reconstruct(
             prior, plan.target_tensor(), plan.degradation, class_id=class_id, preset=preset,
-            z_init=z_init, exact=exact, seed=seed, cancel=self.cancel_event,
+            z_init=z_init, exact=exact, seed=seed, cancel=self._linked_event(),
             precision=precision)
         self.result: RestorationResult | None = None
-        self._iter: Iterator[Report] | None = None
         self.last_report: Report | None = None
         self._placement: Placement | None = None
 
@@ -329,21 +331,11 @@ class RestorationJob:
         select = self.preset.select_num if self.preset.select_num > 1 else 0
         return select + self.preset.total_iterations
 
-    def cancel(self) -> None:
-        self.cancel_event.set()
-
-    def __iter__(self) -> Iterator[Report]:
-        if self._iter is None:
-            self._iter = self._drive()
-        return self._iter
-
-    def __next__(self) -> Report:
-        return next(iter(self))
-
-    def _drive(self) -> Iterator[Report]:
+    def _reports(self) -> Iterator[Report]:
         for report in self.run:
             self.last_report = report
             if report.state is not None:
+                self.cancelled = report.cancelled
                 self.result = self.finish(report.state)
             yield report
 
