@@ -4,7 +4,9 @@
 :class:`Report` per z-selection sample and per optimisation iteration; when it
 ends, ``run.state`` holds the :class:`ReconstructionState`.  ``run.cancel()`` (or a set
 ``cancel`` event) is honoured within one iteration and still yields a usable state
-(:class:`dgp_engine.system.runs.CancellableRun`).
+(:class:`dgp_engine.system.runs.CancellableRun`).  The run takes φ as a
+:class:`~.degradations.Degradation`; ``reconstruct`` also takes a task's name and builds
+its φ there, once (:func:`~.degradations.make_degradation`).
 
 Two modes share the loop:
 * ``exact=True`` follows the reference code's arithmetic: every generator group
@@ -134,33 +136,41 @@ class FeatureDistance:
         return loss
 
 
-def reconstruct(prior: Prior, target: torch.Tensor, task: str | Degradation, *,
+def reconstruct(prior: Prior, target: torch.Tensor, phi: Degradation | str, *,
                 class_id: int | None, preset: Preset, z_init: torch.Tensor | None = None,
                 exact: bool = False, seed: int = 0,
                 cancel: threading.Event | None = None, select_batch: int | None = None,
                 precision: str | None = None) -> ReconstructionRun:
-    """Restore ``target`` (the observed image x̂, [1,3,R,R] in [-1,1]) under φ = ``task``.
+    """Restore ``target`` (the observed image x̂, [1,3,R,R] in [-1,1]) under the
+    degradation ``phi``, or a task's name (its φ is built here, once: the paper's centre
+    hole for inpainting, the task's default factor for super-resolution).
 
     ``class_id=None`` lets z selection also pick the class.  ``precision``: see
-    :mod:`.compute` ("auto" unless given).  Returns an iterator of :class:`Report`;
+    :mod:`.compute` ("auto" unless given).  ``cancel``: an event that cancels the run
+    when set (as ``run.cancel()`` does).  Returns an iterator of :class:`Report`;
     ``run.state`` is the result once it is exhausted."""
-    return ReconstructionRun(prior, target, task, class_id=class_id, preset=preset,
+    if not isinstance(phi, Degradation):
+        phi = make_degradation(phi, resolution=prior.resolution)
+    return ReconstructionRun(prior, target, phi, class_id=class_id, preset=preset,
                              z_init=z_init, exact=exact, seed=seed, cancel=cancel,
                              select_batch=select_batch, precision=precision)
 
 
 class ReconstructionRun(CancellableRun[Report]):
-    def __init__(self, prior: Prior, target: torch.Tensor, task: str | Degradation, *,
+    def __init__(self, prior: Prior, target: torch.Tensor, phi: Degradation, *,
                  class_id: int | None, preset: Preset, z_init: torch.Tensor | None,
                  exact: bool, seed: int, cancel: threading.Event | None,
                  select_batch: int | None, precision: str | None = None):
         super().__init__(cancel)
         if not isinstance(preset, Preset):
             raise PresetError("preset must be a dgp_engine.Preset (see Preset.from_dict).")
+        if not isinstance(phi, Degradation):
+            raise InputError("phi must be a dgp_engine.Degradation (make_degradation builds "
+                             "one from a task's name).")
         self.prior = prior
         self.device = prior.device
         self.target = check_target(target, prior.resolution).to(self.device)
-        self.phi = make_degradation(task, resolution=prior.resolution).to(self.device)
+        self.phi = phi.to(self.device)
         n_classes = prior.config.n_classes
         if class_id is not None:
             if isinstance(class_id, bool) or not isinstance(class_id, int) \
