@@ -102,7 +102,7 @@ def child(args) -> dict:
         sec = time.perf_counter() - t
         with FlopCounterMode(display=False) as flops:
             batches(1)
-        run.cancel.set()
+        run.cancel()
         out["sec"] = sec / (timed * args.batch)
         out["gflop"] = flops.get_total_flops() / 1e9 / args.batch
     else:

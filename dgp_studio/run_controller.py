@@ -17,10 +17,11 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from dgp_engine import InputError
-from dgp_engine.method.taskspec import covers_whole_photo, task_spec
+from dgp_engine.method.taskspec import task_spec
+from dgp_engine.tasks.request import RestoreRequest
 
 from .catalog import ModelCatalog
-from .engine_session import NEEDS_MASK, RegionRequest, RegionResult
+from .engine_session import RegionRequest, RegionResult
 from .jobs import Job, JobProgress, JobState
 from .model.state import AppState, HistoryEntry
 from .model.task_settings import TaskSettings
@@ -54,29 +55,30 @@ class RunController(QObject):
 
     # --- requests ---------------------------------------------------------------------
     def build_request(self) -> RegionRequest:
-        """The request for the picture's working region with the current settings;
-        raises InputError with what to do when it cannot run."""
+        """The request for the picture's working region with the current settings (the
+        engine's RestoreRequest, as the CLI builds it from its arguments); raises
+        InputError with what to do when it cannot run."""
         st, s = self.state, self.settings
         if not st.has_picture:
             raise InputError("Open a picture first (Ctrl+O, drag and drop, or paste).")
         if not s.model:
             raise InputError("No model is installed: use Models → Download or import….")
-        task = s.task
         assert st.picture is not None
-        if covers_whole_photo(task):
+        settings = RestoreRequest(
+            task_spec(s.task), model=s.model, preset=s.preset_for_run(),
+            class_spec=s.class_id(), seed=s.seed, device=s.device, precision=s.precision,
+            threads=self.runner.threads)
+        if settings.task.region.whole_photo:
             # the whole picture at any aspect ratio, fitted into the model's square by
             # the engine exactly as the CLI does it without a region
             w, h = st.size
-            return RegionRequest(
-                task=task, model=s.model, image=st.picture.pixels.copy(),
-                mask=st.mask.copy(), bounds=(0, 0, w, h), region=None,
-                preset=s.preset_for_run(), class_id=s.class_id(), seed=s.seed,
-                device=s.device, precision=s.precision, extra=s.as_dict())
+            return RegionRequest.for_crop(settings, st.picture.pixels.copy(), st.mask.copy(),
+                                          (0, 0, w, h), None, s.as_dict())
         if st.region is None:
             st.reset_region()
         assert st.region is not None
         x, y, side = st.region
-        if task in NEEDS_MASK and not (st.mask[y:y + side, x:x + side] > 127).any():
+        if settings.task.uses_mask and not (st.mask[y:y + side, x:x + side] > 127).any():
             if st.mask_bounds() is None:
                 raise InputError("The mask is empty: paint the area to fill with the brush (B) "
                                  "or select it (M, L) before running inpainting.")
@@ -87,13 +89,9 @@ class RunController(QObject):
         w, h = st.size
         x0, y0 = max(0, x - 1), max(0, y - 1)
         x1, y1 = min(w, x + side + 1), min(h, y + side + 1)
-        return RegionRequest(
-            task=task, model=s.model,
-            image=st.picture.pixels[y0:y1, x0:x1].copy(),
-            mask=st.mask[y0:y1, x0:x1].copy(), bounds=(x0, y0, x1, y1),
-            region=(x - x0, y - y0, side),
-            preset=s.preset_for_run(), class_id=s.class_id(), seed=s.seed, device=s.device,
-            precision=s.precision, extra=s.as_dict())
+        return RegionRequest.for_crop(settings, st.picture.pixels[y0:y1, x0:x1].copy(),
+                                      st.mask[y0:y1, x0:x1].copy(), (x0, y0, x1, y1),
+                                      (x - x0, y - y0, side), s.as_dict())
 
     # --- lifecycle --------------------------------------------------------------------
     @property
@@ -130,7 +128,7 @@ class RunController(QObject):
         worker = GeneratorWorker(self.runner.run, request, cooperative=True,
                                  describe=functools.partial(describe_error, activity="the run"))
         worker.progress.connect(self._on_progress)
-        title = f"{task_spec(request.task).label} · {request.model}"
+        title = f"{request.spec.label} · {request.model}"
         self.job = self._start(worker, title)
         self.job.ended.connect(self._on_run_ended)
         return self.job
@@ -196,7 +194,7 @@ class RunController(QObject):
             self.finished.emit(result, None)
             return
         step = result.state.progress.get("step", 0)
-        title = f"{task_spec(req.task).label} · {req.model} · {step} it"
+        title = f"{req.spec.label} · {req.model} · {step} it"
         after = result.patch if result.patch is not None else result.picture
         assert after is not None
         entry = HistoryEntry(title, req.bounds, req.image, after, result.output,

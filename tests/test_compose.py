@@ -174,7 +174,7 @@ def test_composed_frames_keep_the_jobs_length_and_cancellation(prior, two_result
     assert len(stream) == 4
     for i, _frame in enumerate(stream):
         if i == 1:
-            job.cancel.set()
+            job.cancel()
     assert stream.cancelled
 
 

@@ -129,7 +129,7 @@ class BatchJob:
             raise InputError("--ray-timeout must be a number of seconds above 0.")
         self.plan = plan_batch(settings)
         self.model_id, _ = model_identity(settings.model)
-        preset = resolve_preset(settings.preset, settings.task, self.model_id["name"],
+        preset = resolve_preset(settings.preset, settings.spec, self.model_id["name"],
                                 settings.iterations_scale)
         self.result_settings = settings.result_settings(self.model_id, preset.to_dict())
         self.result_settings["input"] = str(settings.input_dir)

@@ -32,7 +32,7 @@ def _worker_main(wid: int, config: dict[str, Any], tasks: Any, results: Any,
             if parent is not None and not parent.is_alive():
                 os._exit(3)  # nothing to save: the driver writes every output
             if abandon.is_set() and runner_box:
-                runner_box[0].cancel_event.set()
+                runner_box[0].cancel()
             time.sleep(0.2)
 
     threading.Thread(target=watch, daemon=True, name="dgp-batch-watch").start()

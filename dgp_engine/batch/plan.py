@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import InputError, OutputError
 from ..files.photos import FORMATS
 from ..method.compute import check_precision
-from ..method.taskspec import task_spec
+from ..method.taskspec import TaskSpec, task_spec
 from ..system.fileio import file_kind, name_too_long
 
 # Picture types the batch picks up (Pillow reads them all); outputs use FORMATS.
@@ -70,7 +70,9 @@ class BatchSettings:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "task", task_spec(self.task).name)
+        spec = task_spec(self.task)  # the batch's one lookup of its task by name
+        object.__setattr__(self, "task", spec.name)
+        object.__setattr__(self, "_spec", spec)
         for name in ("input_dir", "output_dir", "mask", "masks_dir"):
             value = getattr(self, name)
             if value is not None:
@@ -83,14 +85,20 @@ class BatchSettings:
                              "are already in colour).")
 
     @property
+    def spec(self) -> TaskSpec:
+        """The task (looked up once, at construction)."""
+        spec: TaskSpec = self.__dict__["_spec"]
+        return spec
+
+    @property
     def uses_mask(self) -> bool:
-        return task_spec(self.task).uses_mask
+        return self.spec.uses_mask
 
     def result_settings(self, model_id: dict[str, Any], preset: dict[str, Any]
                         ) -> dict[str, Any]:
         """Everything that decides an output, as plain JSON data (the journal keeps it).
         ``recolor`` is there only when set, so a job journalled before it existed resumes."""
-        spec = task_spec(self.task)
+        spec = self.spec
         return ({"recolor": True} if self.recolor else {}) | {
             "task": self.task, "model": model_id, "preset": preset,
             "class": str(self.class_spec), "seed": int(self.seed), "exact": bool(self.exact),
@@ -278,7 +286,7 @@ def plan_batch(settings: BatchSettings) -> BatchPlan:
     files = _walk(src)
     if not files:
         raise InputError(f"The input folder {src} is empty: there is nothing to restore.")
-    spec = task_spec(settings.task)
+    spec = settings.spec
     per_picture_masks = spec.uses_mask and settings.mask is None and settings.masks_dir is None
     beside = _mask_index(files, src, settings.mask_suffix) if per_picture_masks else {}
     mask_files = set(beside.values())

@@ -70,7 +70,7 @@ class _RayWorker:
 
     def cancel(self) -> None:
         if self.runner is not None:
-            self.runner.cancel_event.set()
+            self.runner.cancel()
 
 
 class RayPool:

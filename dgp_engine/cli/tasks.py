@@ -1,6 +1,10 @@
 """``dgp colorize|inpaint|superres|restore|defend|hybrid`` and ``dgp eval``.
 
-Every check on the input (files, mask, region, class, output path) runs before
+A task command turns its arguments into a
+:class:`~dgp_engine.tasks.request.RestoreRequest` (the task is the sub-command's
+:class:`~dgp_engine.method.taskspec.TaskSpec`, never looked up by name), which the engine
+resolves (device, threads, precision, prior, class, preset) as it does for a batch and
+the app.  Every check on the input (files, mask, region, class, output path) runs before
 the model does; a problem ends with one clear message and exit code 1, the
 input untouched and no output file; the output and state files are claimed (a lock
 beside each) so an unwritable target or a second run writing the same file is refused
@@ -14,6 +18,7 @@ writes nothing: a run has a state to save only at its end or after a clean stop.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import threading
@@ -23,15 +28,16 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..method.taskspec import EVAL_TASKS, TASK_SPECS, task_spec
+from ..method.taskspec import EVAL_TASKS, TASK_SPECS
 
 if TYPE_CHECKING:  # the CLI imports torch and the engine only when a command runs
-    import torch
+    import numpy as np
 
     from ..method.reconstruct import Report
     from ..method.region import Region
     from ..method.state import ReconstructionState
     from ..priors.load import Prior
+    from ..tasks.request import RestoreRequest
 
 EXIT_INTERRUPTED = 130
 
@@ -62,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.add_argument("--save-state", type=Path, metavar="S.dgp",
                        help="also save the reconstruction (z, class, fine-tuned weights) for "
                             "manipulation or to render it again")
-        p.set_defaults(func=run_task_command, task=spec.name)
+        p.set_defaults(func=run_task_command, task=spec.name, spec=spec)
 
     e = subparsers.add_parser(
         "eval", help="measure a method on a data set with the paper's protocol",
@@ -134,15 +140,6 @@ def _precision_option(p: argparse.ArgumentParser) -> None:
                         "elsewhere); tf32 needs an NVIDIA GPU; bf16 is faster where the "
                         "hardware has it (CPUs with AMX, recent GPUs; not Apple MPS, nor "
                         "with --exact); see docs/performance.md")
-
-
-def _check_precision(args: argparse.Namespace, device: torch.device) -> str:
-    """The --precision value, refused (InputError / DeviceError) before the model loads
-    when it is unknown or the device cannot compute in it."""
-    from ..method.compute import resolve_precision
-
-    resolve_precision(args.precision, device, args.exact)
-    return str(args.precision)
 
 
 # --- shared pieces ------------------------------------------------------------------------------
@@ -221,20 +218,24 @@ def cancel_on_sigint(event: threading.Event, on_first: Callable[[], None] | None
             signal.signal(s, h)
 
 
-def _setup_torch(args: argparse.Namespace) -> torch.device:
-    from ..system.runtime import available_cores, configure
-    from ..tasks.restore import resolve_device
+def restore_request(args: argparse.Namespace, *, mask: np.ndarray | None = None,
+                    region: Region | None = None) -> RestoreRequest:
+    """The engine's request for a task command (or ``dgp eval``'s settings): what the
+    arguments ask for, resolved by :func:`dgp_engine.tasks.request.resolve_request`."""
+    from ..system.runtime import available_cores
+    from ..tasks.request import RestoreRequest
 
-    if args.threads is not None and args.threads < 1:
-        from ..errors import InputError
-
-        raise InputError("--threads must be at least 1.")
-    device = resolve_device(args.device)
     # every core by default: a full colorization took 17.4 s on 2 threads vs 21.5 s on 1
     # (bundled prior, quiet 2-core machine); glibc allocator kept from trimming
     # (docs/method.md#where-the-time-goes)
-    configure(args.threads or available_cores())
-    return device
+    threads = available_cores() if args.threads is None else args.threads
+    return RestoreRequest(
+        getattr(args, "spec", None) or args.task, model=args.model, preset=args.preset,
+        iterations_scale=args.iterations_scale, class_spec=args.class_spec, seed=args.seed,
+        exact=args.exact, device=args.device, precision=args.precision, threads=threads,
+        region=region, mask=mask, factor=getattr(args, "factor", None),
+        feather=getattr(args, "feather", None),
+        save_state=getattr(args, "save_state", None) is not None)
 
 
 def _parse_box(text: str) -> tuple[int, int, int, int]:
@@ -285,13 +286,12 @@ def run_task_command(args: argparse.Namespace) -> int:
     from ..errors import DeviceMemoryError, InputError
     from ..files.photos import box_mask, check_output_path, read_image, read_mask, save_image
     from ..method.region import parse_region
-    from ..priors.load import load_prior
     from ..system.memory import RUN_BYTES_PER_PIXEL
-    from ..tasks.restore import resolve_preset, restore_image
+    from ..tasks.request import resolve_request
     from .interrupt import current
 
     interrupts = current()
-    task = args.task
+    spec = args.spec
     # refused before decoding when a run on it would not fit in memory (issue 13)
     photo = read_image(args.input, bytes_per_pixel=RUN_BYTES_PER_PIXEL)
     hole = None
@@ -303,9 +303,8 @@ def run_task_command(args: argparse.Namespace) -> int:
         hole = read_mask(mask_path, photo.size)
     elif box is not None:
         hole = box_mask(_parse_box(box), photo.size)
-    elif task_spec(task).needs_mask:
-        raise InputError(f"{task_spec(task).command} needs --mask M (white = fill) or --box "
-                         "x,y,w,h.")
+    elif spec.needs_mask:
+        raise InputError(f"{spec.command} needs --mask M (white = fill) or --box x,y,w,h.")
     region = parse_region(args.region) if args.region else None
     if region is not None:
         _check_region_inside(region, photo.size)
@@ -317,15 +316,10 @@ def run_task_command(args: argparse.Namespace) -> int:
     if args.save_state is not None:
         check_output_path(args.save_state, sources=sources + [args.output],
                           overwrite=args.overwrite, image=False, claim=True)
-    device = _setup_torch(args)
-    precision = _check_precision(args, device)
-    prior = load_prior(args.model, device=device)
-    class_id = prior.choose_class(args.class_spec)
-    preset = resolve_preset(args.preset, task, prior.name, args.iterations_scale)
-    job = restore_image(prior, photo, task, mask=hole, region=region,
-                        factor=getattr(args, "factor", None), class_id=class_id, preset=preset,
-                        seed=args.seed, exact=args.exact, feather=args.feather,
-                        cancel=interrupts.event, precision=precision)
+    # the device and precision are refused before the model loads
+    ready = resolve_request(restore_request(args, mask=hole, region=region))
+    prior, preset = ready.prior, ready.preset
+    job = ready.start(photo, cancel=interrupts.event)  # Ctrl-C cancels it (.interrupt)
     # printed once, before the run: a soft region is a warning with its two remedies
     warnings = {a.message for a in job.plan.advisories}
     for note in job.notes:
@@ -388,18 +382,16 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
     from ..errors import InputError
     from ..files.photos import check_output_path
-    from ..priors.load import load_prior
     from ..tasks.evaluate import evaluate, load_dataset, load_hole, write_json
-    from ..tasks.restore import resolve_preset
+    from ..tasks.request import resolve_request
 
     check_output_path(args.json, sources=[args.data], overwrite=args.overwrite, image=False,
                       claim=True)
     if args.limit is not None and args.limit < 1:
         raise InputError("--limit must be at least 1.")
-    device = _setup_torch(args)
-    precision = _check_precision(args, device)
-    prior = load_prior(args.model, device=device)
-    preset = resolve_preset(args.preset, args.task, prior.name, args.iterations_scale)
+    # the class is chosen per image below (``label``: the data set's own)
+    ready = resolve_request(dataclasses.replace(restore_request(args), class_spec="auto"))
+    prior, preset, precision = ready.prior, ready.preset, ready.precision
     data = load_dataset(args.data, args.limit, args.pick)
     hole = load_hole(args.mask, prior.resolution) if args.mask else None
     spec = str(args.class_spec).strip().lower()
@@ -425,7 +417,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
     with cancel_on_sigint(cancel, stopping):
         try:
-            result = evaluate(prior, args.task, data, method=args.method, preset=preset,
+            result = evaluate(prior, ready.task, data, method=args.method, preset=preset,
                               factor=args.factor, hole=hole, class_mode=class_mode,
                               seed=args.seed, exact=args.exact, precision=precision,
                               cancel=cancel,

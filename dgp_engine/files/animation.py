@@ -1,8 +1,8 @@
 """Exporting frames as an animation: GIF, APNG, animated WebP, MP4, WebM, PNG sequence.
 
 ``AnimationExport`` is an iterator of :class:`ExportProgress` reports (one per
-frame written, then a final one); a set ``cancel`` event stops it between
-frames.  Files are written to a temp name in the destination folder and renamed
+frame written, then a final one); ``export.cancel()`` (or a set ``cancel`` event) stops
+it between frames (:class:`dgp_engine.system.runs.CancellableRun`).  Files are written to a temp name in the destination folder and renamed
 at the end, so a failed or cancelled export leaves no partial file and never
 touches an existing file of the same name.
 
@@ -42,6 +42,7 @@ from PIL import Image
 
 from ..errors import ExportCancelled, ExportError, ExportTooLarge, InputError
 from ..system.fileio import atomic_path, clean_stale_temps, fsync_dir, temp_prefix, umask
+from ..system.runs import CancellableRun
 from .photos import unit_to_uint8
 
 log = logging.getLogger(__name__)
@@ -184,8 +185,10 @@ def frame_delays(n: int, fps: float, unit_ms: int) -> list[int]:
     return [max(unit_ms, b - a) for a, b in zip(marks, marks[1:], strict=False)]
 
 
-class AnimationExport:
-    """Writes ``frames`` to ``path``; iterate for progress, or call :meth:`run`."""
+class AnimationExport(CancellableRun[ExportProgress]):
+    """Writes ``frames`` to ``path``; iterate for progress, or call :meth:`run`.  A
+    cancelled export (``cancelled``) writes nothing, also when its frames come from a
+    render job that was cancelled."""
 
     def __init__(self, frames: Any, path: str | Path, *, fps: float = 24.0,
                  format: str | None = None, size: tuple[int, int] | None = None,
@@ -193,6 +196,7 @@ class AnimationExport:
                  even: str = "pad", quality: int = 90, total: int | None = None,
                  cancel: threading.Event | None = None, max_side: int | None = None,
                  limit: int | None = MAX_EXPORT_SIDE):
+        super().__init__(cancel)
         self.path = Path(path)
         self.format = format or format_for(self.path)
         if self.format not in FORMATS:
@@ -224,21 +228,10 @@ class AnimationExport:
         if total is None and isinstance(self.frames, Sized):
             total = len(self.frames)
         self.total = total
-        self.cancel = cancel or threading.Event()
-        self.cancelled = False
         self.written: Path | None = None
         self.frame_size: tuple[int, int] | None = None  # (w, h) as written
-        self._iter: Iterator[ExportProgress] | None = None
 
     # --- public ---------------------------------------------------------------------
-    def __iter__(self) -> Iterator[ExportProgress]:
-        if self._iter is None:
-            self._iter = self._run()
-        return self._iter
-
-    def __next__(self) -> ExportProgress:
-        return next(iter(self))
-
     def run(self, progress: Callable[[ExportProgress], Any] | None = None) -> Path:
         """Export to the end; raises :class:`ExportCancelled` when cancelled."""
         for report in self:
@@ -278,17 +271,17 @@ class AnimationExport:
 
     def _frames(self) -> Iterator[np.ndarray]:
         for frame in self.frames:
-            if self.cancel.is_set():
-                self.cancelled = True
+            if self._stop_requested():
                 return
             yield self._prepare(frame)
-        # A render job sharing our cancel event stops early without raising: that is a
-        # cancellation too, not a short animation.
-        if self.cancel.is_set() or getattr(self.frames, "cancelled", False):
+        # A render job (or any source) that stopped early because it was cancelled, or
+        # sharing our cancel event, ends without raising: that is a cancellation too,
+        # not a short animation.
+        if not self._stop_requested() and getattr(self.frames, "cancelled", False):
             self.cancelled = True
 
     # --- the run --------------------------------------------------------------------
-    def _run(self) -> Iterator[ExportProgress]:
+    def _reports(self) -> Iterator[ExportProgress]:
         t0 = time.perf_counter()
         self._done = 0
         folder = self.path.parent

@@ -5,8 +5,9 @@ schedules (``presets``), the result (``state``), manipulation after a reconstruc
 (``manipulate``) and the one conversion of its images to pixels (``pictures``).
 
 The table of tasks (``taskspec``) lives here too, with the working regions it uses
-(``region``): the loop turns a task's name into its φ through that table, so the table
-cannot sit above the loop in ``tasks/``.
+(``region``): ``degradations.make_degradation`` builds a task's φ from its entry (the one
+mapping from tasks to φ; the loop itself takes φ), so the table cannot sit above the
+method in ``tasks/``.
 
 Above ``priors/``: a run takes a loaded prior.
 """

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .taskspec import DOWNSAMPLE, GRAY, MASK, TASK_SPECS, find_task
+from .taskspec import DOWNSAMPLE, GRAY, MASK, TASK_SPECS, TaskSpec, find_task
 
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
@@ -190,15 +190,16 @@ class Compose(Degradation):
         return {"name": self.name, "parts": [p.describe() for p in self.parts]}
 
 
-def make_degradation(task: str | Degradation, *, mask: torch.Tensor | None = None,
+def make_degradation(task: str | TaskSpec | Degradation, *, mask: torch.Tensor | None = None,
                      factor: int | None = None, resolution: int | None = None) -> Degradation:
-    """φ for a task name, built from the task's parts in :mod:`.taskspec`.  Tasks with a
+    """φ for a task (its :class:`~.taskspec.TaskSpec` or its name), built from the task's
+    parts in :mod:`.taskspec`: the one mapping from tasks to degradations.  Tasks with a
     mask take ``mask`` (default: the paper's centre hole at ``resolution``; hybrid runs
     without one when neither is given); super-resolution takes ``factor`` (default: the
     task's, 4 for superres, 2 for hybrid)."""
     if isinstance(task, Degradation):
         return task
-    spec = find_task(task)
+    spec = task if isinstance(task, TaskSpec) else find_task(task)
     if spec is None:
         raise InputError(f"Unknown task {task!r}. Choose one of: "
                          f"{', '.join(sorted(s.name for s in TASK_SPECS))}.")

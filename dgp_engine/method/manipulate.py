@@ -7,8 +7,9 @@ fine-tuned generator θ* of one state once and renders batches from it; a
 into one working generator per frame.
 
 Long work returns a :class:`RenderJob`: iterate it for one :class:`Frame` report
-per rendered image (index, total, image, parameters, elapsed); a set ``cancel``
-event stops it between batches, keeping the frames already made.
+per rendered image (index, total, image, parameters, elapsed); ``job.cancel()`` (or a
+set ``cancel`` event) stops it after the frame it is at, keeping the frames already made
+(:class:`dgp_engine.system.runs.CancellableRun`).
 
 Morph convention: the API uses a position ``t`` in [0, 1] along the keyframes,
 ``t = 0`` renders the first keyframe (A) and ``t = 1`` the last (B); between two
@@ -34,6 +35,7 @@ import torch
 from ..errors import InputError, StateError
 from ..models import Generator, freeze_sn
 from ..priors.load import Prior
+from ..system.runs import CancellableRun
 from .pictures import signed_to_uint8
 from .state import ReconstructionState, mark_in_initialized
 
@@ -96,8 +98,10 @@ class Frame:
         return signed_to_uint8(self.image)
 
 
-class RenderJob:
-    """Iterator of :class:`Frame` reports; ``cancel`` is checked before every batch/frame.
+class RenderJob(CancellableRun[Frame]):
+    """Iterator of :class:`Frame` reports; cancel is checked before the first frame and
+    after every frame (``produce`` is a generator, left suspended after the frame it
+    yielded: no further batch is rendered once cancelled).
 
     After iterating, ``frames`` holds every report (unless ``keep=False``, for long
     exports that stream frames to a file), ``done`` counts them and ``cancelled`` says
@@ -107,30 +111,19 @@ class RenderJob:
     def __init__(self, total: int,
                  produce: Callable[[], Iterator[tuple[torch.Tensor, dict[str, Any]]]],
                  cancel: threading.Event | None = None, keep: bool = True):
+        super().__init__(cancel)
         self.total = total
-        self.cancel = cancel or threading.Event()
         self.keep = keep
         self.done = 0
         self.frames: list[Frame] = []
-        self.cancelled = False
         self._produce = produce
-        self._iter: Iterator[Frame] | None = None
-
-    def __iter__(self) -> Iterator[Frame]:
-        if self._iter is None:
-            self._iter = self._run()
-        return self._iter
-
-    def __next__(self) -> Frame:
-        return next(iter(self))
 
     def __len__(self) -> int:
         return self.total
 
-    def _run(self) -> Iterator[Frame]:
+    def _reports(self) -> Iterator[Frame]:
         t0 = time.perf_counter()
-        if self.cancel.is_set():
-            self.cancelled = self.total > 0
+        if self.total > 0 and self._stop_requested():
             return
         for image, params in self._produce():
             frame = Frame(self.done, self.total, image, params, time.perf_counter() - t0)
@@ -138,8 +131,7 @@ class RenderJob:
             if self.keep:
                 self.frames.append(frame)
             yield frame
-            if self.cancel.is_set() and self.done < self.total:
-                self.cancelled = True
+            if self.done < self.total and self._stop_requested():
                 return
 
     def run_to_end(self, progress: Callable[[Frame], Any] | None = None) -> torch.Tensor:
@@ -295,12 +287,9 @@ class Renderer:
             raise InputError(f"{z.shape[0]} latents and {e.shape[0]} embeddings do not pair up.")
         return z.expand(n, -1), e.expand(n, -1)
 
-    def _batches(self, z: torch.Tensor, e: torch.Tensor,
-                 cancel: threading.Event | None = None) -> Iterator[torch.Tensor]:
+    def _batches(self, z: torch.Tensor, e: torch.Tensor) -> Iterator[torch.Tensor]:
         G, dev = self.generator, self.device
         for i in range(0, z.shape[0], self.batch_size):
-            if cancel is not None and cancel.is_set():
-                return
             with torch.no_grad():
                 x = G(z[i:i + self.batch_size].to(dev), e[i:i + self.batch_size].to(dev),
                       use_in=self.state.use_in)
@@ -312,11 +301,9 @@ class Renderer:
         z, e = self._inputs(z, embedding)
         if len(params) != z.shape[0]:
             raise InputError("Give one params dict per image.")
-        cancel = cancel or threading.Event()
-
         def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
             k = 0
-            for x in self._batches(z, e, cancel):
+            for x in self._batches(z, e):
                 for img in x:
                     yield img, dict(params[k])
                     k += 1
@@ -552,14 +539,11 @@ class Morph:
         frames and the way back of a ping-pong, are rendered once and kept only until
         their last use).  ``keep=False`` when streaming a long export to a file."""
         times = [float(t) for t in times]
-        cancel = cancel or threading.Event()
 
         def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
             uses = Counter(times)
             cache: dict[float, torch.Tensor] = {}
             for t in times:
-                if cancel.is_set():
-                    return
                 image = cache[t] if t in cache else self.at(t)[0]
                 uses[t] -= 1
                 if uses[t]:

@@ -53,6 +53,9 @@ class Placement:
     hole: np.ndarray | None = None     # view.h × view.w bool: the hole inside the view
     photo_path: str | None = None      # the photo's file, absolute, when it had one
     photo_digest: str | None = None    # pixels_digest of the photo
+    # the task's compose step (taskspec BLEND, FILL_HOLE…) when whoever made the placement
+    # had the task at hand (a run); None: looked up from ``task`` when composing (not saved)
+    compose: str | None = None
 
     def __post_init__(self) -> None:
         if self.hole is not None:

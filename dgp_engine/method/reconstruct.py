@@ -2,8 +2,11 @@
 
 ``reconstruct(...)`` returns a :class:`ReconstructionRun`: iterate it to get a
 :class:`Report` per z-selection sample and per optimisation iteration; when it
-ends, ``run.state`` holds the :class:`ReconstructionState`.  A set ``cancel``
-event is honoured within one iteration and still yields a usable state.
+ends, ``run.state`` holds the :class:`ReconstructionState`.  ``run.cancel()`` (or a set
+``cancel`` event) is honoured within one iteration and still yields a usable state
+(:class:`dgp_engine.system.runs.CancellableRun`).  The run takes φ as a
+:class:`~.degradations.Degradation`; ``reconstruct`` also takes a task's name and builds
+its φ there, once (:func:`~.degradations.make_degradation`).
 
 Two modes share the loop:
 * ``exact=True`` follows the reference code's arithmetic: every generator group
@@ -46,6 +49,7 @@ from ..models import Generator, freeze_sn, unfreeze_sn
 from ..models.biggan import GeneratorBlock, use_fast_kernels
 from ..models.spectral import scale_outputs
 from ..priors.load import Prior
+from ..system.runs import CancellableRun
 from .compute import (
     InBackwardAdam,
     apply_matmul_precision,
@@ -132,32 +136,41 @@ class FeatureDistance:
         return loss
 
 
-def reconstruct(prior: Prior, target: torch.Tensor, task: str | Degradation, *,
+def reconstruct(prior: Prior, target: torch.Tensor, phi: Degradation | str, *,
                 class_id: int | None, preset: Preset, z_init: torch.Tensor | None = None,
                 exact: bool = False, seed: int = 0,
                 cancel: threading.Event | None = None, select_batch: int | None = None,
                 precision: str | None = None) -> ReconstructionRun:
-    """Restore ``target`` (the observed image x̂, [1,3,R,R] in [-1,1]) under φ = ``task``.
+    """Restore ``target`` (the observed image x̂, [1,3,R,R] in [-1,1]) under the
+    degradation ``phi``, or a task's name (its φ is built here, once: the paper's centre
+    hole for inpainting, the task's default factor for super-resolution).
 
     ``class_id=None`` lets z selection also pick the class.  ``precision``: see
-    :mod:`.compute` ("auto" unless given).  Returns an iterator of :class:`Report`;
+    :mod:`.compute` ("auto" unless given).  ``cancel``: an event that cancels the run
+    when set (as ``run.cancel()`` does).  Returns an iterator of :class:`Report`;
     ``run.state`` is the result once it is exhausted."""
-    return ReconstructionRun(prior, target, task, class_id=class_id, preset=preset,
+    if not isinstance(phi, Degradation):
+        phi = make_degradation(phi, resolution=prior.resolution)
+    return ReconstructionRun(prior, target, phi, class_id=class_id, preset=preset,
                              z_init=z_init, exact=exact, seed=seed, cancel=cancel,
                              select_batch=select_batch, precision=precision)
 
 
-class ReconstructionRun:
-    def __init__(self, prior: Prior, target: torch.Tensor, task: str | Degradation, *,
+class ReconstructionRun(CancellableRun[Report]):
+    def __init__(self, prior: Prior, target: torch.Tensor, phi: Degradation, *,
                  class_id: int | None, preset: Preset, z_init: torch.Tensor | None,
                  exact: bool, seed: int, cancel: threading.Event | None,
                  select_batch: int | None, precision: str | None = None):
+        super().__init__(cancel)
         if not isinstance(preset, Preset):
             raise PresetError("preset must be a dgp_engine.Preset (see Preset.from_dict).")
+        if not isinstance(phi, Degradation):
+            raise InputError("phi must be a dgp_engine.Degradation (make_degradation builds "
+                             "one from a task's name).")
         self.prior = prior
         self.device = prior.device
         self.target = check_target(target, prior.resolution).to(self.device)
-        self.phi = make_degradation(task, resolution=prior.resolution).to(self.device)
+        self.phi = phi.to(self.device)
         n_classes = prior.config.n_classes
         if class_id is not None:
             if isinstance(class_id, bool) or not isinstance(class_id, int) \
@@ -179,19 +192,9 @@ class ReconstructionRun:
         self.exact = exact
         self.precision = resolve_precision(precision, self.device, exact)
         self.seed = seed
-        self.cancel = cancel or threading.Event()
         self.select_batch = select_batch or default_select_batch(self.device,
                                                                  prior.resolution)
         self.state: ReconstructionState | None = None
-        self._iter: Iterator[Report] | None = None
-
-    def __iter__(self) -> Iterator[Report]:
-        if self._iter is None:
-            self._iter = self._run()
-        return self._iter
-
-    def __next__(self) -> Report:
-        return next(iter(self))
 
     def run_to_end(self) -> ReconstructionState:
         for _ in self:
@@ -200,7 +203,7 @@ class ReconstructionRun:
         return self.state
 
     # -------------------------------------------------------------------------
-    def _run(self) -> Iterator[Report]:
+    def _reports(self) -> Iterator[Report]:
         """The prior is only read: the run trains its own copy of G and reads D through
         a view with its own flags and caches (see :mod:`.copies`)."""
         last: Report | None = None  # the caller keeps the last frame it was given
@@ -270,9 +273,9 @@ class ReconstructionRun:
                     yield Report("select", 0, done, num, 0, self.preset.total_iterations,
                                  {"select_loss": best[0]}, best[3], time.perf_counter() - t0,
                                  num_stages=preset.num_stages)
-                    if self.cancel.is_set():
+                    if self._stop_requested():
                         break
-                if self.cancel.is_set():
+                if self.cancelled:
                     break
         if best[1] is None or best[2] is None:  # every candidate's loss was NaN
             raise InputError("No starting point gave a finite loss: the model's weights hold "
@@ -322,7 +325,7 @@ class ReconstructionRun:
             total = preset.total_iterations
             step = 0
             losses: dict[str, float] = {}
-            cancelled = self.cancel.is_set()
+            cancelled = self._stop_requested()  # during z selection
             last_stage = 0
             pace_from: tuple[float, int] | None = None  # (elapsed, step) of 1st iteration
             for s in range(preset.num_stages):
@@ -333,7 +336,7 @@ class ReconstructionRun:
                 if not exact:
                     self._prepare_fast_stage(G, groups, ft, trainable)
                 for i in range(preset.iterations[s]):
-                    if self.cancel.is_set():
+                    if self._stop_requested():
                         cancelled = True
                         break
                     step += 1

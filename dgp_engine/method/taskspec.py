@@ -5,6 +5,11 @@ The CLI, the app, evaluation and the degradations all read this table, so a task
 described once: the app asks it for the default preset of (task, model) and for the
 working region around a mask exactly as the CLI does.
 
+A task is looked up by its name once, where a front end gets it (a command line, a batch
+setting, the app's task list; :class:`dgp_engine.tasks.request.RestoreRequest` holds the
+:class:`TaskSpec`); every helper below takes the :class:`TaskSpec` itself, or a name
+that it looks up.
+
     spec = task_spec("inpainting")                     # → the inpaint TaskSpec
     default_preset_name("colorize", "bundled")         # → "bundled_colorization"
     working_region("inpaint", (w, h), 128, hole=mask)  # → Region around the hole
@@ -166,7 +171,11 @@ def find_task(name: str) -> TaskSpec | None:
     return _BY_NAME.get(str(name).strip().lower().replace("-", "_"))
 
 
-def task_spec(name: str) -> TaskSpec:
+def task_spec(name: str | TaskSpec) -> TaskSpec:
+    """The task called ``name`` (a :class:`TaskSpec` is returned as it is, with no
+    lookup); an unknown name is refused with the list of tasks."""
+    if isinstance(name, TaskSpec):
+        return name
     spec = find_task(name)
     if spec is None:
         raise InputError(f"Unknown task {name!r}. Choose one of: {', '.join(TASKS)} "
@@ -188,7 +197,7 @@ def task_by_label(label: str) -> TaskSpec | None:
 
 
 # --- presets --------------------------------------------------------------------------------
-def default_preset_name(task: str, model_name: str | None = None) -> str:
+def default_preset_name(task: str | TaskSpec, model_name: str | None = None) -> str:
     """The name of the preset tuned for ``model_name`` if one ships (e.g.
     ``bundled_inpainting``), else of the task's published schedule."""
     spec = task_spec(task)
@@ -199,7 +208,7 @@ def default_preset_name(task: str, model_name: str | None = None) -> str:
     return spec.published_preset
 
 
-def default_preset(task: str, model_name: str | None = None) -> Preset:
+def default_preset(task: str | TaskSpec, model_name: str | None = None) -> Preset:
     """The preset tuned for ``model_name`` if one ships, else the published schedule."""
     return load_preset(default_preset_name(task, model_name))
 
@@ -209,23 +218,23 @@ def default_preset(task: str, model_name: str | None = None) -> Preset:
 SOFT_ENLARGEMENT = 2.0
 
 
-def covers_whole_photo(task: str) -> bool:
+def covers_whole_photo(task: str | TaskSpec) -> bool:
     """The task works on the whole photo, whatever its aspect ratio (colorization)."""
     return task_spec(task).region.whole_photo
 
 
-def keeps_detail_by_itself(task: str) -> bool:
+def keeps_detail_by_itself(task: str | TaskSpec) -> bool:
     """The task's result does not come back soft from an enlarged region: it covers the
     whole photo (colour transfer keeps the photo's lightness) or makes a new picture."""
     spec = task_spec(task)
     return spec.region.whole_photo or spec.new_picture or spec.compose == COLOR_TRANSFER
 
 
-def sharp_side(task: str, resolution: int) -> int | None:
+def sharp_side(task: str | TaskSpec, resolution: int) -> int | None:
     """The largest working region ``task`` can use with a ``resolution`` px model before the
     result comes back soft (:data:`SOFT_ENLARGEMENT` × the resolution); None when the task
     does not get soft (:func:`keeps_detail_by_itself`)."""
-    if keeps_detail_by_itself(task):
+    if keeps_detail_by_itself(task_spec(task)):
         return None
     return int(SOFT_ENLARGEMENT * resolution)
 
@@ -241,6 +250,7 @@ class RegionAdvisory:
     side: int                      # the working region's side, photo px
     resolution: int                # the model's
     hole_side: int | None = None   # the mask's bounding-box side, when the region holds one
+    min_context: float = MIN_CONTEXT  # the task's least context (RegionPolicy.min_context)
 
     kind = "soft-enlargement"
 
@@ -257,7 +267,7 @@ class RegionAdvisory:
     def largest_hole(self) -> int:
         """The largest mask (bounding-box side) that a sharp region holds with the least
         context (:data:`region.MIN_CONTEXT`)."""
-        return largest_hole(self.sharp_side, task_spec(self.task).region.min_context)
+        return largest_hole(self.sharp_side, self.min_context)
 
     @property
     def model_resolution_needed(self) -> int:
@@ -295,19 +305,21 @@ class RegionAdvisory:
         return self.message
 
 
-def region_advisory(task: str, side: int, resolution: int, *,
+def region_advisory(task: str | TaskSpec, side: int, resolution: int, *,
                     hole_side: int | None = None) -> RegionAdvisory | None:
     """The advisory for ``task``'s region of ``side`` px with a ``resolution`` px model
     (``hole_side``: the mask's bounding-box side it holds); None when the region is
     enlarged at most :data:`SOFT_ENLARGEMENT` × or the task keeps its detail anyway."""
-    limit = sharp_side(task, resolution)
+    spec = task_spec(task)
+    limit = sharp_side(spec, resolution)
     if limit is None or side <= limit:
         return None
-    return RegionAdvisory(task_spec(task).name, int(side), int(resolution),
-                          None if hole_side is None else int(hole_side))
+    return RegionAdvisory(spec.name, int(side), int(resolution),
+                          None if hole_side is None else int(hole_side),
+                          spec.region.min_context)
 
 
-def enlargement_warning(task: str, side: int, resolution: int) -> str | None:
+def enlargement_warning(task: str | TaskSpec, side: int, resolution: int) -> str | None:
     """What to say when ``task``'s region of ``side`` px is enlarged more than
     :data:`SOFT_ENLARGEMENT` times from the model's ``resolution`` on the way back (the
     fill will be soft); None when it is not, or the task keeps the photo's detail
@@ -316,7 +328,7 @@ def enlargement_warning(task: str, side: int, resolution: int) -> str | None:
     return None if advisory is None else advisory.message
 
 
-def working_region(task: str, size: tuple[int, int], resolution: int, *,
+def working_region(task: str | TaskSpec, size: tuple[int, int], resolution: int, *,
                    hole: np.ndarray | None = None,
                    hole_box: tuple[int, int, int, int] | None = None,
                    always_square: bool = False) -> Region | None:
@@ -341,7 +353,7 @@ def working_region(task: str, size: tuple[int, int], resolution: int, *,
     region = None
     if hole_box is not None:
         region = region_around(hole_box, width, height, resolution, policy.context, max_side,
-                               sharp_side=sharp_side(task, resolution),
+                               sharp_side=sharp_side(spec, resolution),
                                min_context=policy.min_context)
     if region is not None or not always_square:
         return region

@@ -33,7 +33,7 @@ from ..method.compute import resolve_precision
 from ..method.presets import Preset
 from ..method.reconstruct import Report
 from ..method.region import resize, resize_mask
-from ..method.taskspec import DOWNSAMPLE, EVAL_TASKS, GRAY, MASK, find_task, task_spec
+from ..method.taskspec import DOWNSAMPLE, EVAL_TASKS, GRAY, MASK, TaskSpec, find_task, task_spec
 from ..priors.load import Prior, build_prior
 from .metrics import score
 from .postprocess import to_gray
@@ -147,11 +147,11 @@ def centre_hole(resolution: int) -> np.ndarray:
     return hole
 
 
-def degrade(clean: np.ndarray, task: str, *, factor: int = 4,
+def degrade(clean: np.ndarray, task: str | TaskSpec, *, factor: int = 4,
             hole: np.ndarray | None = None) -> Photo:
     """The synthetic observation of a clean R×R image for ``task``: its degradation's
     parts in order (gray; the hole zeroed; PIL Lanczos down-scaling as the paper)."""
-    spec = find_task(task)
+    spec = task if isinstance(task, TaskSpec) else find_task(task)
     if spec is None or not spec.evaluated:
         raise InputError(f"Evaluation covers {', '.join(EVAL_TASKS)}; not {task!r}.")
     obs = clean
@@ -199,7 +199,7 @@ def _finite(v: float) -> float | None:
     return float(v) if np.isfinite(v) else None
 
 
-def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
+def evaluate(prior: Prior, task: str | TaskSpec, data: Dataset, *, method: str = "dgp",
              preset: Preset, factor: int = 4, hole: np.ndarray | None = None,
              class_mode: str | int = "label", seed: int = 0, exact: bool = False,
              precision: str | None = None, cancel: threading.Event | None = None,
@@ -212,9 +212,9 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
     "auto" (z selection picks the class) or a fixed class id.  ``precision``: see
     :mod:`dgp_engine.method.compute`; the one used is recorded in the protocol."""
     spec = task_spec(task)
-    task = spec.name
+    task_name = spec.name
     if not spec.evaluated:
-        raise InputError(f"Evaluation covers {', '.join(EVAL_TASKS)}; not {task!r}.")
+        raise InputError(f"Evaluation covers {', '.join(EVAL_TASKS)}; not {task_name!r}.")
     if method not in METHODS:
         raise InputError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
     res = prior.resolution
@@ -236,10 +236,10 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
         if cancel.is_set():
             break
         clean = to_model_square(img, res)
-        photo = degrade(clean, task, factor=factor, hole=hole)
+        photo = degrade(clean, spec, factor=factor, hole=hole)
         class_id = _class_for(label, class_mode, prior, data.class_map)
         t0 = time.perf_counter()
-        job = restore_image(run_prior, photo, task, mask=hole if with_hole else None,
+        job = restore_image(run_prior, photo, spec, mask=hole if with_hole else None,
                             factor=factor if spec.new_picture else None, class_id=class_id,
                             preset=run_preset, seed=seed + k, exact=exact, cancel=cancel,
                             precision=precision)
@@ -263,7 +263,7 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
             on_image(row)
     wall = time.perf_counter() - t_all
     return {
-        "task": task, "method": method, "complete": len(rows) == len(data.images),
+        "task": task_name, "method": method, "complete": len(rows) == len(data.images),
         "count": len(rows),
         "mean": _mean(rows),
         "std": {k: _std(rows, k) for k in ("psnr", "ssim", "mse", "seconds")},
@@ -271,7 +271,7 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
         "wall_seconds": wall,
         "protocol": {
             "resolution": res, "data_range": 1.0, "images": "centre square resized to R",
-            "degradation": _describe_degradation(task, factor, res),
+            "degradation": _describe_degradation(spec, factor, res),
             "metrics_on": "hole (MSE/PSNR on hole pixels, SSIM on its bounding box)"
             if with_hole else "whole image",
             "class": class_mode if isinstance(class_mode, str) else int(class_mode),
@@ -353,11 +353,11 @@ def _std(rows: list[dict[str, Any]], k: str) -> float | None:
     return float(np.std(vals)) if vals else None
 
 
-def _describe_degradation(task: str, factor: int, res: int) -> str:
+def _describe_degradation(spec: TaskSpec, factor: int, res: int) -> str:
     words = {GRAY: "gray = 0.2989 R + 0.5870 G + 0.1140 B",
              MASK: f"centre square hole of side {res // 3} px",
              DOWNSAMPLE: f"PIL Lanczos down ×{factor} to {res // factor} px"}
-    parts = [words[kind] for kind in task_spec(task).degradation]
+    parts = [words[kind] for kind in spec.degradation]
     return ", then ".join(parts) if parts else "none (identity)"
 
 

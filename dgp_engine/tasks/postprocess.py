@@ -90,6 +90,12 @@ def composite_hole(original: np.ndarray, restored: np.ndarray, hole: np.ndarray,
 
 
 # --- composing an output into its photo --------------------------------------------------------
+def compose_step(placement: Placement) -> str:
+    """How an output goes back by ``placement`` (taskspec BLEND, FILL_HOLE, COLOR_TRANSFER,
+    NEW_PICTURE): as the run that made it knew, else from the task's name it records."""
+    return placement.compose or task_spec(placement.task).compose
+
+
 def composed_view(rgb: np.ndarray, placement: Placement, model_output: np.ndarray, *,
                   lightness: np.ndarray | None = None
                   ) -> tuple[tuple[slice, slice], np.ndarray]:
@@ -99,7 +105,7 @@ def composed_view(rgb: np.ndarray, placement: Placement, model_output: np.ndarra
     the output's colour on the photo's lightness (colorization), else the output blended
     in with a feathered edge.
     Every pixel outside it stays the photo's.  ``lightness``: the view's L, when known."""
-    view, compose = placement.view, task_spec(placement.task).compose
+    view, compose = placement.view, compose_step(placement)
     if compose == NEW_PICTURE:
         raise InputError("A super-resolved result is a new picture: it has no place in the "
                          "photo to compose into.")
@@ -130,7 +136,7 @@ def compose_into(photo: Photo, placement: Placement, model_output: np.ndarray) -
     picture (the output's content, the photo's alpha resized to it)."""
     _check_size(photo.size, placement)
     view = placement.view
-    if task_spec(placement.task).compose == NEW_PICTURE:
+    if compose_step(placement) == NEW_PICTURE:
         out = view.content(model_output).astype(np.float32)
         ow, oh = out.shape[1], out.shape[0]
         alpha = None
@@ -220,7 +226,7 @@ class PhotoComposer:
         _check_size(photo.size, placement)
         self.photo = photo
         self.placement = placement
-        self.new_picture = task_spec(placement.task).compose == NEW_PICTURE
+        self.new_picture = compose_step(placement) == NEW_PICTURE
         self._base: np.ndarray | None = None
         self._lightness: np.ndarray | None = None
 
@@ -236,7 +242,7 @@ class PhotoComposer:
             return to_uint8(self.placement.view.content(out))
         if self._base is None:
             self._base = to_uint8(self.photo.rgb)
-            if task_spec(self.placement.task).compose == COLOR_TRANSFER:
+            if compose_step(self.placement) == COLOR_TRANSFER:
                 self._lightness = lightness_of(self.placement.view.crop(self.photo.rgb))
         slices, content = composed_view(self.photo.rgb, self.placement, out,
                                         lightness=self._lightness)
