@@ -5,8 +5,9 @@ The same :class:`ItemRunner` runs in a local worker process and inside a Ray act
 both back ends restore exactly as ``dgp colorize|inpaint|…`` does: the job's settings
 become a :class:`~dgp_engine.tasks.request.RestoreRequest`, resolved once when the
 worker starts (device, threads, precision, prior, class, preset, as the CLI resolves
-its arguments), and each picture runs that resolution with its own mask.  It never writes into the output folder: the driver
-does, so one process owns the journal and the outputs.
+its arguments), and each picture runs that resolution with its own mask.  It never
+writes into the output folder: the driver does, so one process owns the journal and the
+outputs.
 """
 
 from __future__ import annotations

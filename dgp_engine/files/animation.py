@@ -2,9 +2,9 @@
 
 ``AnimationExport`` is an iterator of :class:`ExportProgress` reports (one per
 frame written, then a final one); ``export.cancel()`` (or a set ``cancel`` event) stops
-it between frames (:class:`dgp_engine.system.runs.CancellableRun`).  Files are written to a temp name in the destination folder and renamed
-at the end, so a failed or cancelled export leaves no partial file and never
-touches an existing file of the same name.
+it between frames (:class:`dgp_engine.system.runs.CancellableRun`).  Files are written to
+a temp name in the destination folder and renamed at the end, so a failed or cancelled
+export leaves no partial file and never touches an existing file of the same name.
 
 Frames may be uint8 H×W×3 arrays, [-1, 1] tensors ([3,H,W] or [N,3,H,W]) or the
 :class:`~dgp_engine.method.manipulate.Frame` reports of a render job, given as a list
