@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class RegionRequest:
     device: str = "auto"
     region: tuple[int, int, int] | None = None  # x, y, side inside the crop
     precision: str = "auto"           # dgp_engine.method.compute.PRECISIONS
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

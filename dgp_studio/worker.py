@@ -16,9 +16,10 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -80,7 +81,7 @@ def progress_of(report: Report, history: list[float]) -> Progress:
 
 
 @contextmanager
-def young_collections_only():
+def young_collections_only() -> Iterator[None]:
     """No automatic full garbage collections while the worker works.
 
     A generation-2 collection walks every object torch and Qt created (measured
@@ -174,7 +175,8 @@ class EngineRunner:
                 warm_up_torch()
                 self._warm = True
 
-    def _get_prior(self, name: str, device: str) -> Iterator[Notice | ModelInfo]:
+    def _get_prior(self, name: str, device: str
+                   ) -> Generator[Notice | ModelInfo, None, Prior]:
         """Yields a notice when the device falls back, the model's info when it loads
         another model; returns the prior."""
         dev, warn = resolve_device(device)
@@ -200,7 +202,8 @@ class EngineRunner:
             self._configure()
             yield from self._get_prior(name, device)
 
-    def run(self, request: RegionRequest, cancel: threading.Event) -> Iterator[object]:
+    def run(self, request: RegionRequest, cancel: threading.Event
+            ) -> Generator[object, None, RegionResult]:
         """One run (a cooperative generator job: it sees ``cancel`` itself and ends with
         its last frame).  Yields a notice/model info, :class:`RunStarted`, preview
         frames (H×W×3 uint8) and :class:`JobProgress` with the engine's
@@ -222,7 +225,7 @@ class EngineRunner:
         yield result.output
         return result
 
-    def _drive(self, job: RegionJob) -> Iterator[object]:
+    def _drive(self, job: RegionJob) -> Iterator[Any]:  # Any: mypy allows a bare yield only so
         history: list[float] = []
         last_frame = last_progress = 0.0
         unsent: torch.Tensor | None = None  # the newest frame the throttle held back
