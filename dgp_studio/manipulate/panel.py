@@ -74,6 +74,7 @@ AMOUNT_STEPS = 100    # slider units for a full category transfer
 class ManipulatePanel(QWidget):
     """Jitter, category and morph controls for one reconstruction result."""
 
+    dock: QDockWidget  # the dock it is shown in (set by install_manipulate_panel)
     adopted = Signal(ReconstructionState, str)  # the adopted state, a short description
     # a candidate to show over the picture: its model output (uint8) and a description
     candidate_shown = Signal(np.ndarray, str)
@@ -777,7 +778,7 @@ def install_manipulate_panel(main_window: QMainWindow, *,
     dock.setAccessibleName("Manipulate panel")
     dock.setWidget(panel)
     main_window.addDockWidget(area, dock)
-    panel.dock = dock  # type: ignore[attr-defined]
+    panel.dock = dock
     main_window.installEventFilter(_ShutdownOnClose(panel, main_window))
     app = QCoreApplication.instance()
     if app is not None:
