@@ -225,7 +225,7 @@ class EngineRunner:
         yield result.output
         return result
 
-    def _drive(self, job: RegionJob) -> Iterator[Any]:  # Any: mypy allows a bare yield only so
+    def _drive(self, job: RegionJob) -> Iterator[Any]:  # Any: its bare `yield`s (None or Any only)
         history: list[float] = []
         last_frame = last_progress = 0.0
         unsent: torch.Tensor | None = None  # the newest frame the throttle held back
