@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices, QIcon, QPixmap
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -46,6 +47,7 @@ from dgp_engine.batch import (
     RUNNING,
     SKIPPED,
     WORK_DIR,
+    BatchEvent,
     BatchJob,
     BatchSettings,
 )
@@ -71,7 +73,7 @@ class BatchRun:
     """One batch job for the dialog: :meth:`events` is the generator the worker runs
     (in the lane's thread); :meth:`abandon` may be called from the GUI thread."""
 
-    def __init__(self, settings: BatchSettings, workers: int, retry_failed: bool):
+    def __init__(self, settings: BatchSettings, workers: int, retry_failed: bool) -> None:
         self.settings = settings
         self.workers = workers
         self.retry_failed = retry_failed
@@ -86,7 +88,7 @@ class BatchRun:
             if self.job is not None:
                 self.job.abandon()
 
-    def events(self, cancel: threading.Event) -> Iterator[object]:
+    def events(self, cancel: threading.Event) -> Generator[object, None, str]:
         """Plan, then run the job to its own end; ``cancel`` (the worker's quit, from any
         thread) abandons it, so the journal is always left consistent."""
         job = BatchJob(self.settings, workers=self.workers, retry_failed=self.retry_failed)
@@ -107,7 +109,7 @@ class BatchDialog(QDialog):
 
     job_started = Signal(object)  # the batch as a jobs.Job, for the status bar
 
-    def __init__(self, parent=None, *, threads: int | None = None):
+    def __init__(self, parent: QWidget | None = None, *, threads: int | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Batch restoration")
         self.resize(720, 620)
@@ -194,7 +196,7 @@ class BatchDialog(QDialog):
             app.aboutToQuit.connect(self.stop_and_wait)
 
     # --- form helpers -----------------------------------------------------------------------
-    def _with_browse(self, field: QWidget, slot) -> QWidget:
+    def _with_browse(self, field: QWidget, slot: Callable[[], None]) -> QWidget:
         box = QWidget()
         row = QHBoxLayout(box)
         row.setContentsMargins(0, 0, 0, 0)
@@ -286,7 +288,7 @@ class BatchDialog(QDialog):
             masks_dir=masks_dir, save_state=self.save_state.isChecked(), threads=threads,
             **self.task_options())
 
-    def task_options(self) -> dict[str, object]:
+    def task_options(self) -> dict[str, Any]:
         """Further BatchSettings fields for the chosen task (none yet).  Hook (issue 22):
         the engine's colour-photo detection for colorize batches is switched on from here,
         with its checkbox under the task."""
@@ -339,7 +341,7 @@ class BatchDialog(QDialog):
         return describe_error(exc, "the batch")
 
     @Slot(object)
-    def _yielded(self, value: object) -> None:
+    def _yielded(self, value: Planned | BatchEvent) -> None:
         if isinstance(value, Planned):
             self._planned(value.rows)
         else:
@@ -354,7 +356,7 @@ class BatchDialog(QDialog):
         self.progress.setRange(0, max(1, len(rows)))
         self._show_progress()
 
-    def _event(self, ev) -> None:
+    def _event(self, ev: BatchEvent) -> None:
         if ev.kind == "item" and ev.rel in self.rows:
             detail = ev.reason
             if ev.status == DONE and ev.seconds is not None:
@@ -430,7 +432,7 @@ class BatchDialog(QDialog):
         if self.worker is not None:
             self._finished()
 
-    def closeEvent(self, event) -> None:  # noqa: N802 — Qt's name
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 — Qt's name
         if self.running:
             self.stop_and_wait()
         super().closeEvent(event)

@@ -4,8 +4,18 @@ frame and the mask tools' mouse handling."""
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QWheelEvent
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QImage,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsItem,
@@ -13,13 +23,17 @@ from PySide6.QtWidgets import (
     QGraphicsPixmapItem,
     QGraphicsRectItem,
     QGraphicsScene,
+    QGraphicsSceneMouseEvent,
     QGraphicsSimpleTextItem,
     QGraphicsView,
+    QStyleOptionGraphicsItem,
+    QWidget,
 )
 
 from . import mask_tools
 from .model.state import AppState
 from .qimage import to_pixmap, to_qimage
+from .undo import Bounds, TileRecorder
 
 TOOLS = ("brush", "eraser", "rect", "lasso", "frame")
 MIN_ZOOM, MAX_ZOOM = 0.01, 64.0
@@ -32,7 +46,7 @@ class ResultLayerItem(QGraphicsItem):
     bounds (drawn at the layer's opacity by the state).  With a split at scene x, only
     the part right of it is drawn, and a line marks the split: before | after."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self._image: QImage | None = None
         self._pos = (0, 0)
@@ -65,7 +79,8 @@ class ResultLayerItem(QGraphicsItem):
         w, h = self._size or (self._image.width(), self._image.height())
         return QRectF(self._pos[0], self._pos[1], w, h)
 
-    def paint(self, painter: QPainter, option, widget=None) -> None:
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
         if self._image is None:
             return
         rect = self.boundingRect()
@@ -90,7 +105,7 @@ class ArrayImageItem(QGraphicsItem):
     """Paints a QImage that shares memory with a NumPy array (no copies on edits:
     the owner calls ``changed(bounds)`` and only that area is repainted)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self._array: np.ndarray | None = None
         self._image: QImage | None = None
@@ -118,14 +133,15 @@ class ArrayImageItem(QGraphicsItem):
             return QRectF()
         return QRectF(0, 0, self._image.width(), self._image.height())
 
-    def changed(self, bounds) -> None:
+    def changed(self, bounds: Bounds | None) -> None:
         if bounds is None:
             self.update()
         else:
             x0, y0, x1, y1 = bounds
             self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
 
-    def paint(self, painter: QPainter, option, widget=None) -> None:
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
         if self._image is None:
             return
         r = option.exposedRect.toAlignedRect().intersected(self._image.rect())
@@ -142,7 +158,7 @@ class RegionFrameItem(QGraphicsItem):
 
     HANDLE_PX = 14  # on screen
 
-    def __init__(self, state: AppState):
+    def __init__(self, state: AppState) -> None:
         super().__init__()
         self.state = state
         self.rect = QRectF()
@@ -150,7 +166,7 @@ class RegionFrameItem(QGraphicsItem):
         self.setZValue(10)
         self.setAcceptHoverEvents(True)
 
-    def set_region(self, region) -> None:
+    def set_region(self, region: tuple[int, int, int] | None) -> None:
         self.prepareGeometryChange()
         self.rect = QRectF() if region is None else QRectF(region[0], region[1], region[2],
                                                           region[2])
@@ -170,7 +186,8 @@ class RegionFrameItem(QGraphicsItem):
         p.addRect(self.boundingRect())
         return p
 
-    def paint(self, painter: QPainter, option, widget=None) -> None:
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
         if self.rect.isEmpty():
             return
         pen = QPen(QColor(255, 220, 0), 2)
@@ -187,7 +204,7 @@ class RegionFrameItem(QGraphicsItem):
         hs = self._handle_size()
         return (abs(pos.x() - self.rect.right()) <= hs and abs(pos.y() - self.rect.bottom()) <= hs)
 
-    def mousePressEvent(self, event) -> None:
+    def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         mode = "scale" if self.on_corner(event.pos()) else "move"
         if mode == "move" and not self.rect.contains(event.pos()):
             event.ignore()
@@ -195,7 +212,7 @@ class RegionFrameItem(QGraphicsItem):
         self._drag = (mode, event.pos(), QRectF(self.rect))
         event.accept()
 
-    def mouseMoveEvent(self, event) -> None:
+    def mouseMoveEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         if self._drag is None:
             return
         mode, start, rect = self._drag
@@ -210,7 +227,7 @@ class RegionFrameItem(QGraphicsItem):
         self.rect = QRectF(x, y, side, side)
         self.update()
 
-    def mouseReleaseEvent(self, event) -> None:
+    def mouseReleaseEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         if self._drag is not None:
             self._drag = None
             self.state.set_region(self.rect.x(), self.rect.y(), self.rect.width())
@@ -221,7 +238,7 @@ class Canvas(QGraphicsView):
     tool_changed = Signal(str)
     brush_changed = Signal(int, float)
 
-    def __init__(self, state: AppState, parent=None):
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
         self.setAccessibleName("Picture canvas")
@@ -278,7 +295,8 @@ class Canvas(QGraphicsView):
         self.mask_colour = QColor(255, 0, 80)
         self._space = False
         self._pan: QPointF | None = None
-        self._stroke = None  # (recorder, last point, erase)
+        # (recorder, last point, erase)
+        self._stroke: tuple[TileRecorder, tuple[float, float], bool] | None = None
         self._shape_points: list[QPointF] = []
         self._shape_erase = False
         self._splitting = False
@@ -351,7 +369,7 @@ class Canvas(QGraphicsView):
         elif self.result_item.split is None:
             self.result_item.set_split(self.state.size[0] / 2)
 
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+    def drawForeground(self, painter: QPainter, rect: QRectF | QRect) -> None:
         super().drawForeground(painter, rect)
         if self.state.has_picture:
             return
@@ -427,7 +445,7 @@ class Canvas(QGraphicsView):
         self.cursor_item.setRect(QRectF(c.x() - r, c.y() - r, 2 * r, 2 * r))
 
     # --- keyboard: space pans ---------------------------------------------------
-    def keyPressEvent(self, event) -> None:
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = True
             self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
@@ -435,7 +453,7 @@ class Canvas(QGraphicsView):
             return
         super().keyPressEvent(event)
 
-    def keyReleaseEvent(self, event) -> None:
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = False
             self.set_tool(self.tool)
@@ -444,7 +462,7 @@ class Canvas(QGraphicsView):
         super().keyReleaseEvent(event)
 
     # --- mouse ----------------------------------------------------------------
-    def mousePressEvent(self, event) -> None:
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.MiddleButton or (
                 self._space and event.button() == Qt.MouseButton.LeftButton):
             self._pan = event.position()
@@ -474,7 +492,7 @@ class Canvas(QGraphicsView):
             self._shape_erase = erase
         event.accept()
 
-    def mouseMoveEvent(self, event) -> None:
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
         p = self.mapToScene(event.position().toPoint())
         if self._pan is not None:
             d = event.position() - self._pan
@@ -525,7 +543,7 @@ class Canvas(QGraphicsView):
             path.closeSubpath()
         self.rubber.setPath(path)
 
-    def mouseReleaseEvent(self, event) -> None:
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if self._pan is not None and event.button() in (Qt.MouseButton.MiddleButton,
                                                         Qt.MouseButton.LeftButton):
             self._pan = None

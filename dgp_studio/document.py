@@ -22,11 +22,10 @@ from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from dgp_engine import DGPError
+from dgp_engine.errors import ProjectDamagedError, ProjectError
 from dgp_engine.files.project import (
     SUFFIX,
     Autosaver,
-    ProjectDamagedError,
-    ProjectError,
     autosave_dir,
     find_recovery,
     load_project,
@@ -123,7 +122,7 @@ class DocumentController(QObject):
             panel.timeline.keyframes_changed.connect(self._count_change)
             panel.timeline.invalidated.connect(self._count_change)  # settings edited
 
-    def _count_change(self, *_args) -> None:
+    def _count_change(self, *_args: object) -> None:
         self._changes += 1
 
     # --- title ------------------------------------------------------------------------
@@ -134,7 +133,7 @@ class DocumentController(QObject):
         star = "*" if self.state.dirty else ""
         return f"{name}{star} — DGP Studio" if name else "DGP Studio"
 
-    def _update_title(self, *_args) -> None:
+    def _update_title(self, *_args: object) -> None:
         try:
             self.title_changed.emit(self.title())
         except RuntimeError:  # the undo stack is being destroyed with the window

@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -49,12 +50,12 @@ class RegionRequest:
     image: np.ndarray                 # the region plus a margin (crop), H×W×3 uint8
     bounds: tuple[int, int, int, int]  # x0, y0, x1, y1 of the crop in the picture
     region: tuple[int, int, int] | None = None  # x, y, side inside the crop (the preview's)
-    extra: dict = field(default_factory=dict)   # the task settings, saved with the result
+    extra: dict[str, Any] = field(default_factory=dict)   # the task settings, saved with the result
 
     @classmethod
     def for_crop(cls, settings: RestoreRequest, image: np.ndarray, mask: np.ndarray,
                  bounds: tuple[int, int, int, int], region: tuple[int, int, int] | None,
-                 extra: dict) -> RegionRequest:
+                 extra: dict[str, Any]) -> RegionRequest:
         """The run of ``settings`` on a crop of the picture: the engine works on
         ``region`` of it (None, or the whole square crop: all of it) and fills ``mask``
         (the crop's, uint8, 255 = fill) when the task takes one."""

@@ -7,7 +7,15 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QWidget,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +68,7 @@ class FirstRunHint(QFrame):
     download_requested = Signal(str)  # the model to download
     dismissed = Signal()
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAccessibleName("First-run hint")
         self.setFrameShape(QFrame.Shape.StyledPanel)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from dgp_engine.method.taskspec import covers_whole_photo, enlargement_warning, task_spec
 
@@ -56,7 +56,7 @@ class RegionHint(QFrame):
 
     dismissed = Signal()
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("region-hint")
         self.setAccessibleName("Working region explained")

@@ -15,7 +15,7 @@ class HistoryPanel(QWidget):
     show_requested = Signal(object)   # HistoryEntry to show as the result layer
     selected = Signal(object)         # the HistoryEntry selected (None: none)
 
-    def __init__(self, state: AppState, parent=None):
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
         lay = QHBoxLayout(self)  # list beside the compare view (the dock is wide)

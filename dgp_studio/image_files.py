@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -24,7 +25,7 @@ class Picture:
 
     pixels: np.ndarray                 # H×W×3 uint8, EXIF orientation applied
     source: Path | None = None
-    info: dict = field(default_factory=dict)   # icc_profile, exif, dpi, alpha, format
+    info: dict[str, Any] = field(default_factory=dict)   # icc_profile, exif, dpi, alpha, format
 
     @property
     def size(self) -> tuple[int, int]:
@@ -69,8 +70,9 @@ def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
             else:
                 m = im.convert("L")
             if m.size != size:
-                m = m.resize(size, Image.NEAREST)
-            return np.asarray(m, dtype=np.uint8).copy()
+                m = m.resize(size, Image.Resampling.NEAREST)
+            mask: np.ndarray = np.asarray(m, dtype=np.uint8).copy()
+            return mask
     except (OSError, ValueError, UnidentifiedImageError) as exc:
         raise InputError(f"{Path(path).name} is not a readable mask image ({exc}).") from exc
 

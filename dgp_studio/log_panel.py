@@ -8,7 +8,7 @@ import logging.handlers
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import QPlainTextEdit
+from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
 from dgp_engine.system import paths
 
@@ -41,7 +41,7 @@ class _BridgeHandler(logging.Handler):
 
 
 class LogPanel(QPlainTextEdit):
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setReadOnly(True)
         self.setMaximumBlockCount(2000)

@@ -12,9 +12,10 @@ Manipulate panel with its candidate composer (manipulate/).  Every background jo
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -55,6 +56,11 @@ from .window_actions import (
 )
 from .worker import ModelInfo
 
+if TYPE_CHECKING:
+    from .batch_dialog import BatchDialog
+    from .manipulate.candidates import CandidateComposer
+    from .manipulate.panel import ManipulatePanel
+
 log = logging.getLogger(__name__)
 
 
@@ -76,7 +82,8 @@ def scrolling(widget: QWidget) -> QScrollArea:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: Settings | None = None, catalog: ModelCatalog | None = None):
+    def __init__(self, settings: Settings | None = None,
+                 catalog: ModelCatalog | None = None) -> None:
         super().__init__()
         self.settings = settings or Settings.load()
         paths.set_cache_dir(self.settings.cache_dir or None)  # models are listed from there
@@ -96,7 +103,7 @@ class MainWindow(QMainWindow):
         # a slim, dismissible first-run hint above the canvas (see first_run.py)
         self.first_run_hint = FirstRunHint()
         self._hint_offered = False  # once per session
-        self.batch_dialog = None
+        self.batch_dialog: BatchDialog | None = None
         centre = QWidget()
         centre_lay = QVBoxLayout(centre)
         centre_lay.setContentsMargins(0, 0, 0, 0)
@@ -148,7 +155,8 @@ class MainWindow(QMainWindow):
         d.opened.connect(self._document_opened)
         d.recent_changed.connect(self._recent_changed)
 
-        self.actions: dict[str, QAction] = build_actions(self)
+        # by id; it hides QWidget.actions() (the list), which nothing calls on the window
+        self.actions: dict[str, QAction] = build_actions(self)  # type: ignore[assignment]
         docks = [self.task_dock, self.history_dock, self.log_dock]
         if self.manipulate is not None:
             docks.insert(1, self.manipulate.dock)
@@ -209,7 +217,7 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self.models.load_current)
 
     # --- construction ---------------------------------------------------------
-    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{title}")
         dock.setWidget(widget)
@@ -217,7 +225,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _install_manipulate(self):
+    def _install_manipulate(self) -> tuple[ManipulatePanel | None, CandidateComposer | None]:
         """The Manipulate panel (jitter, category transfer, morph) as a tab beside the Task
         dock, so it has the window's full height (at the bottom, beside History, it was
         ~150 px at 1280×800); it renders in its own thread, started when first used."""
@@ -255,7 +263,7 @@ class MainWindow(QMainWindow):
         preview)."""
         if self.candidates is not None:
             self.candidates.forget()
-            self.manipulate.reset()
+            self.candidates.panel.reset()
         self.run_panel.clear()
 
     def _document_opened(self, project: bool) -> None:
@@ -284,11 +292,11 @@ class MainWindow(QMainWindow):
     def _fill_recent(self) -> None:
         fill_recent(self.recent_menu, self.settings.recent_files, self.document.open_path)
 
-    def dragEnterEvent(self, event) -> None:
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() or event.mimeData().hasImage():
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:
+    def dropEvent(self, event: QDropEvent) -> None:
         if self.document.drop(event.mimeData()):
             event.acceptProposedAction()
 
@@ -318,7 +326,7 @@ class MainWindow(QMainWindow):
     def reset_region(self) -> None:
         self.region.reset()
 
-    def _region_changed(self, region) -> None:
+    def _region_changed(self, region: tuple[int, int, int] | None) -> None:
         self.canvas.frame_item.setVisible(region is not None)
         if not self.settings.region_explained:
             # shown with the square until "Got it"; a whole-photo task has no square
@@ -387,7 +395,7 @@ class MainWindow(QMainWindow):
 
     def _history_selected(self, entry: HistoryEntry | None) -> None:
         if self.candidates is not None:  # the result selected is the one to manipulate
-            self.candidates.show_result(entry, self.manipulate.prior)
+            self.candidates.show_result(entry, self.candidates.panel.prior)
 
     def _run_ended(self) -> None:
         if self._closing:
@@ -411,7 +419,7 @@ class MainWindow(QMainWindow):
     def show_help(self) -> None:
         HelpSheet(self).open()
 
-    def closeEvent(self, event) -> None:
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self.state.running:
             if not self._closing and not self.confirm(
                     "Stop the run?", "A reconstruction is running. Cancel it and quit?"):
@@ -448,7 +456,7 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             log.warning("Could not save settings: %s", exc)
 
-    def showEvent(self, event) -> None:
+    def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if not getattr(self, "_docks_sized", False):
             self._docks_sized = True  # history/manipulate/log tabs: a quarter of the height

@@ -12,8 +12,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Signal, Slot
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -26,11 +29,16 @@ from PySide6.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
 
 from dgp_engine.priors import hub_async
 
 from .jobs import AsyncJob, Job, JobProgress, JobState
+
+if TYPE_CHECKING:
+    from dgp_engine.priors.progress import TransferProgress
+    from dgp_engine.priors.registry import ModelStatus
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +84,7 @@ def in_dialog_words(message: str) -> str:
     return message.replace("connect and pull again", "connect and press Download again")
 
 
-def _mb(n) -> str:
+def _mb(n: float | None) -> str:
     """A byte count for people: MB below a gigabyte, GB above."""
     if n is None:
         return "?"
@@ -90,7 +98,7 @@ class ModelDialog(QDialog):
     #: a transfer started (a jobs.Job: the status bar shows it)
     job_started = Signal(object)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setAccessibleName("Models")
@@ -99,7 +107,7 @@ class ModelDialog(QDialog):
         # the job's cancel event, set by Stop as well as cancelling the task: the
         # engine's worker thread sees it even if the event loop ends first (app quitting)
         self._cancel = threading.Event()
-        self._rows: dict[str, object] = {}  # name -> registry.ModelStatus
+        self._rows: dict[str, ModelStatus] = {}
         self._classes: dict[str, int | None] = {}
         # stopped or failed with bytes kept in the download cache: Download resumes them
         self._interrupted: set[str] = set()
@@ -187,7 +195,7 @@ class ModelDialog(QDialog):
             self.select(selected)
         self._selection_changed()
 
-    def _state_words(self, st) -> str:
+    def _state_words(self, st: ModelStatus) -> str:
         if st.state == "not installed" and st.name in self._interrupted:
             return "stopped (resumable)"
         if st.state == "not installed" and not st.downloadable:
@@ -275,7 +283,8 @@ class ModelDialog(QDialog):
         self.job_started.emit(job)
         return job
 
-    def _start(self, coro_factory, what: str, name: str | None = None) -> None:
+    def _start(self, coro_factory: Callable[[Callable[[Any], None]], Awaitable[Any]], what: str,
+               name: str | None = None) -> None:
         if self._busy:
             self.status.setText("A transfer is running: wait for it or press Stop.")
             return
@@ -284,7 +293,7 @@ class ModelDialog(QDialog):
         # may replace it)
         job.start_coroutine(coro_factory, on_report=self._progress)
 
-    async def _run(self, coro, what: str, name: str | None = None) -> None:
+    async def _run(self, coro: Awaitable[Any], what: str, name: str | None = None) -> None:
         """Await a transfer on the running loop as this dialog's job."""
         await self._new_job(what, name).run(coro)
 
@@ -296,7 +305,7 @@ class ModelDialog(QDialog):
             job.state, job.exception or job.error)
         self._finish(job.title, self._job_name, outcome)
 
-    def _finish(self, what: str, name: str, outcome) -> None:
+    def _finish(self, what: str, name: str, outcome: object) -> None:
         if outcome is None:
             self._interrupted.discard(name)
             self.status.setText(f"{what}: done." + (
@@ -332,7 +341,7 @@ class ModelDialog(QDialog):
             self._interrupted.discard(name)
         return kept
 
-    def _progress(self, p) -> None:
+    def _progress(self, p: TransferProgress) -> None:
         """One engine report (hub.TransferProgress) in words and on the bar."""
         if p.stage == "list":
             self.bar.setRange(0, 0)
@@ -368,7 +377,7 @@ class ModelDialog(QDialog):
         self.status.setText(f"{p.model}: {doing} {file}, {_mb(p.done)}{total}")
         self._job_progress(overall, p)
 
-    def _job_progress(self, fraction: float | None, p) -> None:
+    def _job_progress(self, fraction: float | None, p: TransferProgress) -> None:
         if self.job is not None and not self.job.state.ended:
             self.job.set_progress(JobProgress(fraction, self.status.text(), p))
 
@@ -435,7 +444,7 @@ class ModelDialog(QDialog):
         self.cancel_button.setEnabled(False)
         self.status.setText("Stopping…")
 
-    def closeEvent(self, event) -> None:
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self._busy:
             if QMessageBox.question(self, "Stop the transfer?",
                                     "A model transfer is running. Stop it?") \
@@ -446,7 +455,7 @@ class ModelDialog(QDialog):
         super().closeEvent(event)
 
 
-def _is_engine_error(exc: BaseException) -> bool:
+def _is_engine_error(exc: object) -> bool:
     from dgp_engine import DGPError
 
     return isinstance(exc, DGPError)

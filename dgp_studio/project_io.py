@@ -15,16 +15,20 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dgp_engine import DGPError
 from dgp_engine.files.project import Project
 from dgp_engine.method.manipulate import MorphTimeline
+from dgp_engine.method.state import ReconstructionState
 
 from .image_files import Picture
 from .model.state import AppState, HistoryEntry
+
+if TYPE_CHECKING:
+    from .manipulate.panel import ManipulatePanel
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ def _jsonable(value: Any) -> Any:
         return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError):
         if isinstance(value, dict):
-            out = {}
+            out: dict[str, Any] = {}
             for k, v in value.items():
                 try:
                     out[str(k)] = json.loads(json.dumps(v, allow_nan=False))
@@ -57,12 +61,12 @@ class MorphSnapshot:
     """The manipulate panel's morph timeline: keyframe states, their names, and the
     timeline settings (``MorphTimeline.to_dict()``)."""
 
-    keyframes: list
+    keyframes: list[ReconstructionState]
     names: list[str]
     settings: dict[str, Any]
 
 
-def to_project(state: AppState, title: str = "", extra: dict | None = None,
+def to_project(state: AppState, title: str = "", extra: dict[str, Any] | None = None,
                morph: MorphSnapshot | None = None) -> Project:
     """A snapshot of ``state`` (arrays copied, so later edits do not change it)."""
     if state.picture is None:
@@ -131,12 +135,14 @@ def history_from_project(project: Project) -> list[HistoryEntry]:
     out = []
     for item in project.history:
         imgs = {part: project.images.get(key) for part, key in item.get("images", {}).items()}
-        if any(v is None for v in imgs.values()) or "preview" not in imgs:
+        before, after, preview = imgs.get("before"), imgs.get("after"), imgs.get("preview")
+        if any(v is None for v in imgs.values()) or before is None or after is None \
+                or preview is None:
             continue  # lost with a damaged file
         state_key = item.get("state")
         out.append(HistoryEntry(
             title=str(item.get("title", "")), bounds=tuple(item.get("bounds", (0, 0, 0, 0))),
-            before=imgs.get("before"), after=imgs.get("after"), preview=imgs["preview"],
+            before=before, after=after, preview=preview,
             cancelled=bool(item.get("cancelled", False)),
             applied=bool(item.get("applied", False)),
             settings=dict(item.get("settings") or {}),
@@ -187,7 +193,7 @@ def apply_project(state: AppState, project: Project) -> None:
     state.history_changed.emit()
 
 
-def morph_of(panel) -> MorphSnapshot | None:
+def morph_of(panel: ManipulatePanel | None) -> MorphSnapshot | None:
     """The Manipulate panel's morph timeline as a project holds it (None: no panel)."""
     if panel is None:
         return None
@@ -198,7 +204,7 @@ def morph_of(panel) -> MorphSnapshot | None:
     return MorphSnapshot(panel.timeline.keyframes(), panel.timeline.names(), settings)
 
 
-def restore_morph(panel, morph: MorphSnapshot | None) -> None:
+def restore_morph(panel: ManipulatePanel | None, morph: MorphSnapshot | None) -> None:
     """Put a project's morph timeline back into the Manipulate panel (emptied first)."""
     if panel is None:
         return

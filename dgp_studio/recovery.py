@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -52,7 +53,7 @@ class RecoveryItem:
         return f"{self.picture_name}{project} — unsaved changes from {when}"
 
 
-def _thumbnail(path: Path, manifest: dict) -> np.ndarray | None:
+def _thumbnail(path: Path, manifest: dict[str, Any]) -> np.ndarray | None:
     members = manifest.get("members") or {}
     name = next((n for n, m in members.items() if isinstance(m, dict)
                  and m.get("kind") == "sources" and m.get("id") == PICTURE), None)
@@ -70,7 +71,8 @@ def _thumbnail(path: Path, manifest: dict) -> np.ndarray | None:
 def recovery_item(candidate: RecoveryCandidate) -> RecoveryItem:
     """What an autosave holds, for the list: its picture's name and a thumbnail."""
     manifest = read_manifest(candidate.autosave) or {}
-    settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
+    raw_settings = manifest.get("settings")
+    settings = raw_settings if isinstance(raw_settings, dict) else {}
     source = settings.get("source_path") if isinstance(settings.get("source_path"), str) \
         else None
     name = Path(source).name if source else "a pasted picture"

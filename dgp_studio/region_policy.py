@@ -15,7 +15,7 @@ from .model.state import AppState
 
 class RegionPolicy(QObject):
     def __init__(self, state: AppState, tool: Callable[[], str],
-                 show_note: Callable[[str, bool], None], parent: QObject | None = None):
+                 show_note: Callable[[str, bool], None], parent: QObject | None = None) -> None:
         """``tool``: the canvas's current tool; ``show_note(text, warning)``: where the
         note goes."""
         super().__init__(parent)
@@ -41,7 +41,7 @@ class RegionPolicy(QObject):
             st.reset_region()
         self.update_note()
 
-    def _region_changed(self, _region) -> None:
+    def _region_changed(self, _region: tuple[int, int, int] | None) -> None:
         if self.tool() == "frame":
             self.user_set = True
         self.update_note()

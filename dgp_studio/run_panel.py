@@ -39,7 +39,7 @@ class RunPanel(QWidget):
 
     PREVIEW = 150
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         lay = QVBoxLayout(self)
         self.preview = QLabel("No run yet")

@@ -5,6 +5,8 @@ holds the values and the rules (default preset, iterations from quality, classes
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -33,7 +35,7 @@ class TaskPanel(QWidget):
     manage_models = Signal()
 
     def __init__(self, model_names: list[str], device: str = "auto",
-                 settings: TaskSettings | None = None, parent=None):
+                 settings: TaskSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings or TaskSettings(self)
         form = QFormLayout(self)
@@ -245,7 +247,7 @@ class TaskPanel(QWidget):
             self.device.addItem(name)
         self.device.setCurrentText(name)
 
-    def _show_class_names(self, _names: list) -> None:
+    def _show_class_names(self, _names: list[str]) -> None:
         self._completer_model.setStringList(self.settings.class_choices())
         self.validate_class()  # the same text may be valid for one model, not another
 
@@ -305,5 +307,5 @@ class TaskPanel(QWidget):
         self.model.blockSignals(False)
         self.settings.model = self.model.currentText()
 
-    def settings_dict(self) -> dict:
+    def settings_dict(self) -> dict[str, Any]:
         return self.settings.as_dict()

@@ -182,16 +182,17 @@ class WorkerLane(QObject):
 
     _wake = Signal()
 
-    def __init__(self, name: str, parent: QObject | None = None):
+    def __init__(self, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._live: set[GeneratorWorker] = set()
-        self.thread = QThread()
-        self.thread.setObjectName(name)
+        # not ``thread``: that would hide QObject.thread() (the thread the lane lives in)
+        self.qthread = QThread()
+        self.qthread.setObjectName(name)
         self._runner = _LaneRunner()
-        self._runner.moveToThread(self.thread)
+        self._runner.moveToThread(self.qthread)
         self._wake.connect(self._runner.drain)
         self._runner.done.connect(self._forget)
-        self.thread.start()
+        self.qthread.start()
 
     def start(self, worker: GeneratorWorker) -> GeneratorWorker:
         """Queue ``worker`` behind what the lane runs now."""
@@ -221,5 +222,5 @@ class WorkerLane(QObject):
     def stop(self, timeout_ms: int = 30000) -> bool:
         """Quit every worker, end the thread's event loop and wait for it."""
         self.quit_all()
-        self.thread.quit()
-        return self.thread.wait(timeout_ms)
+        self.qthread.quit()
+        return self.qthread.wait(timeout_ms)

@@ -6,18 +6,20 @@ of the whole mask."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import numpy as np
 from PySide6.QtGui import QUndoCommand
 
 TILE = 256
 Bounds = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
+T = TypeVar("T")
 
 
 class TileRecorder:
     """Remembers the original content of every tile touched during one edit."""
 
-    def __init__(self, array: np.ndarray):
+    def __init__(self, array: np.ndarray) -> None:
         self.array = array
         self.before: dict[tuple[int, int], np.ndarray] = {}
 
@@ -38,7 +40,7 @@ class TileRecorder:
 
     def tiles(self) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
         """(before, after) of every tile that really changed."""
-        out = {}
+        out: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         for (ty, tx), old in self.before.items():
             new = self.array[ty * TILE:(ty + 1) * TILE, tx * TILE:(tx + 1) * TILE]
             if not np.array_equal(old, new):
@@ -53,7 +55,7 @@ class TileEdit(QUndoCommand):
 
     def __init__(self, text: str, array: np.ndarray,
                  tiles: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]],
-                 notify: Callable[[Bounds], None]):
+                 notify: Callable[[Bounds], None]) -> None:
         super().__init__(text)
         self.array = array
         self.tile_data = tiles
@@ -83,7 +85,7 @@ class TileEdit(QUndoCommand):
 
 
 def record_edit(text: str, array: np.ndarray, notify: Callable[[Bounds], None],
-                edit: Callable[[TileRecorder], None]) -> TileEdit | None:
+                edit: Callable[[TileRecorder], object]) -> TileEdit | None:
     """Run ``edit`` (which must ``touch`` what it changes) and wrap it as a command;
     None when nothing changed."""
     rec = TileRecorder(array)
@@ -96,11 +98,11 @@ def record_edit(text: str, array: np.ndarray, notify: Callable[[Bounds], None],
     return cmd
 
 
-class SwapCommand(QUndoCommand):
+class SwapCommand(QUndoCommand, Generic[T]):
     """Replaces a whole object (e.g. the picture after super-resolution) and back:
     ``apply(value)`` installs one of the two values."""
 
-    def __init__(self, text: str, old, new, apply: Callable[[object], None]):
+    def __init__(self, text: str, old: T, new: T, apply: Callable[[T], None]) -> None:
         super().__init__(text)
         self.old, self.new, self.apply = old, new, apply
 
@@ -117,7 +119,7 @@ class ApplyCommand(QUndoCommand):
     the result's "applied" follows the undo stack."""
 
     def __init__(self, text: str, children: list[QUndoCommand],
-                 on_change: Callable[[bool], None]):
+                 on_change: Callable[[bool], None]) -> None:
         super().__init__(text)
         self.edits = children
         self.on_change = on_change

@@ -8,12 +8,13 @@ the app state."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QDockWidget,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -39,7 +40,7 @@ TOOLS = (("brush", "&Brush"), ("eraser", "&Eraser"), ("rect", "&Rectangle"),
 
 
 def _action(window: MainWindow, actions: dict[str, QAction], ident: str, text: str,
-            slot: Callable, shortcut: bool = True) -> QAction:
+            slot: Callable[..., object], shortcut: bool = True) -> QAction:
     a = QAction(text, window)
     if shortcut:
         a.setShortcut(key(ident))
@@ -56,7 +57,7 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
     st, c, doc = window.state, window.canvas, window.document
     actions: dict[str, QAction] = {}
 
-    def add(ident: str, text: str, slot: Callable, shortcut: bool = True) -> QAction:
+    def add(ident: str, text: str, slot: Callable[..., object], shortcut: bool = True) -> QAction:
         return _action(window, actions, ident, text, slot, shortcut)
 
     add("open", "&Open…", doc.open_dialog)
@@ -118,12 +119,13 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
     return actions
 
 
-def build_menus(window: MainWindow, actions: dict[str, QAction], docks) -> QMenu:
+def build_menus(window: MainWindow, actions: dict[str, QAction],
+                docks: Iterable[QDockWidget]) -> QMenu:
     """The menu bar; returns File → Open recent (the window fills it)."""
     a = actions
     mb = window.menuBar()
 
-    def fill(menu: QMenu, keys) -> None:
+    def fill(menu: QMenu, keys: Iterable[str | None]) -> None:
         for k in keys:
             menu.addSeparator() if k is None else menu.addAction(a[k])
 
@@ -276,4 +278,4 @@ class ResultToolBar(QToolBar):
         self.layer_opacity.blockSignals(True)
         self.layer_opacity.setValue(int(round(self.state.layer_opacity * 100)))
         self.layer_opacity.blockSignals(False)
-        self.result_label.setText(f"Result: {e.title}" if on else "No result")
+        self.result_label.setText(f"Result: {e.title}" if e is not None else "No result")

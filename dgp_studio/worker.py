@@ -19,9 +19,10 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -78,7 +79,7 @@ def progress_of(report: Report, history: list[float]) -> Progress:
 
 
 @contextmanager
-def young_collections_only():
+def young_collections_only() -> Iterator[None]:
     """No automatic full garbage collections while the worker works.
 
     A generation-2 collection walks every object torch and Qt created (measured
@@ -205,7 +206,8 @@ class EngineRunner:
             self._load_prior(name, dev)
             yield from self._model_news()
 
-    def run(self, request: RegionRequest, cancel: threading.Event) -> Iterator[object]:
+    def run(self, request: RegionRequest, cancel: threading.Event
+            ) -> Generator[object, None, RegionResult]:
         """One run (a cooperative generator job: ``cancel`` goes to the engine's run,
         which ends with its last frame).  Yields notices, the model's info when it
         loads another one, :class:`RunStarted`, preview frames (H×W×3 uint8) and
@@ -227,7 +229,7 @@ class EngineRunner:
         yield result.output
         return result
 
-    def _drive(self, job: RegionJob) -> Iterator[object]:
+    def _drive(self, job: RegionJob) -> Iterator[Any]:  # Any: its bare `yield`s (None or Any only)
         history: list[float] = []
         last_frame = last_progress = 0.0
         unsent: torch.Tensor | None = None  # the newest frame the throttle held back

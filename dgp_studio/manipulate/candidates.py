@@ -15,6 +15,9 @@ from collections.abc import Callable
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from dgp_engine import Prior
+from dgp_engine.method.state import ReconstructionState
+
 from ..model.state import AppState, HistoryEntry
 from .panel import ManipulatePanel
 
@@ -50,7 +53,7 @@ class CandidateComposer(QObject):
         self.base, self.compose = entry, compose
         self.panel.composite = compose
 
-    def show_result(self, entry: HistoryEntry | None, prior) -> bool:
+    def show_result(self, entry: HistoryEntry | None, prior: Prior | None) -> bool:
         """Manipulate ``entry`` (rendered with ``prior``): the panel shows it, its
         candidates are composed as it was, and it is the keyframe "Add current result"
         adds.  False when it cannot be (no reconstruction state, or no model yet)."""
@@ -70,7 +73,8 @@ class CandidateComposer(QObject):
         self.base = self.compose = None
         self.panel.composite = None
 
-    def entry(self, image: np.ndarray, note: str, state=None) -> HistoryEntry | None:
+    def entry(self, image: np.ndarray, note: str,
+              state: ReconstructionState | None = None) -> HistoryEntry | None:
         """The candidate ``image`` (a model output) as a result of the base's run."""
         base, compose = self.base, self.compose
         if base is None or compose is None or self.state.picture is None:
@@ -96,7 +100,7 @@ class CandidateComposer(QObject):
         if entry is not None:
             self.state.set_layer(entry)  # shown over the picture, not in History yet
 
-    def apply_candidate(self, state, note: str, image: np.ndarray) -> None:
+    def apply_candidate(self, state: ReconstructionState, note: str, image: np.ndarray) -> None:
         entry = self.entry(image, note, state)
         if entry is None:
             return

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal, Slot
@@ -56,6 +57,7 @@ from .render_worker import (
     RenderThread,
     RenderThumbnail,
     RenderTransfer,
+    Request,
 )
 from .timeline import MorphTimelineWidget
 from .widgets import ImageView, VariationGrid
@@ -72,6 +74,7 @@ AMOUNT_STEPS = 100    # slider units for a full category transfer
 class ManipulatePanel(QWidget):
     """Jitter, category and morph controls for one reconstruction result."""
 
+    dock: QDockWidget  # the dock it is shown in (set by install_manipulate_panel)
     adopted = Signal(ReconstructionState, str)  # the adopted state, a short description
     # a candidate to show over the picture: its model output (uint8) and a description
     candidate_shown = Signal(np.ndarray, str)
@@ -82,18 +85,18 @@ class ManipulatePanel(QWidget):
     job_added = Signal(object)         # a long render (export, morph) as a jobs.Job
 
     def __init__(self, parent: QWidget | None = None, *, variations: int = 8,
-                 threads: int | None = None):
+                 threads: int | None = None) -> None:
         super().__init__(parent)
         self.setAccessibleName("Manipulate panel")
         self.threads = threads
         self.engine: RenderThread | None = None
         self.prior: Prior | None = None
-        self.state = None
+        self.state: ReconstructionState | None = None
         self.result_name = "result"
         self._gen: dict[str, int] = {}           # latest generation per channel
         self.model_note = ""  # the last warning about states of other weights (said once)
         self.last_frame: dict[str, RenderedFrame] = {}
-        self.variation_params: dict[int, dict] = {}
+        self.variation_params: dict[int, dict[str, Any]] = {}
         self.variation_frames: dict[int, np.ndarray] = {}  # raw model outputs
         self.export_dialog: ExportDialog | None = None
         # the opened photo's file (the main window sets it): exports default beside it
@@ -131,7 +134,7 @@ class ManipulatePanel(QWidget):
         self.layers.setAccessibleName("Jittered layers")
         for key, title in LAYERS.items():
             self.layers.addItem(title, key)
-        self._jitter_request: dict | None = None   # σ, seed, layers of the grid shown
+        self._jitter_request: dict[str, Any] | None = None   # σ, seed, layers of the grid shown
         self.grid = VariationGrid(self)
         self.grid.chosen.connect(self.select_variation)
         self.thumb_size = QSlider(Qt.Orientation.Horizontal)
@@ -260,7 +263,7 @@ class ManipulatePanel(QWidget):
         self.status.setText(f"Manipulating {name}.")
         self._warn_other_model()
 
-    def add_keyframe(self, state, name: str = "", prior=None,
+    def add_keyframe(self, state: ReconstructionState, name: str = "", prior: Prior | None = None,
                      thumbnail: np.ndarray | None = None) -> str:
         """Add a morph keyframe (a restored result or a loaded state) with a thumbnail
         (rendered when not given); returns the distinct name it got."""
@@ -305,7 +308,7 @@ class ManipulatePanel(QWidget):
         self.category_name.setText(name)
         self.category_slider.setToolTip(f"Class {i}: {name}" if name else "")
 
-    def _render_thumbnail(self, state) -> None:
+    def _render_thumbnail(self, state: ReconstructionState) -> None:
         if self.prior is not None:
             self._thumbs[self._submit(RenderThumbnail(self.prior, state))] = state
 
@@ -355,7 +358,7 @@ class ManipulatePanel(QWidget):
             w.job_added.connect(self.job_added)
         return self.engine
 
-    def _submit(self, request) -> int:
+    def _submit(self, request: Request) -> int:
         if request.channel in INTERACTIVE:  # composed in the render thread, not here
             request.composite = self.composite
         gen = self._engine().submit(request)
@@ -387,7 +390,7 @@ class ManipulatePanel(QWidget):
             self._composited.clear()
         self._composited[id(image)] = shown
 
-    def candidate(self) -> tuple[str, dict, np.ndarray | None] | None:
+    def candidate(self) -> tuple[str, dict[str, Any], np.ndarray | None] | None:
         """The visible tab's candidate: (kind, adopt parameters, model output)."""
         tab = self.tabs.currentIndex()
         if tab == 0:
@@ -447,7 +450,7 @@ class ManipulatePanel(QWidget):
         self.message.emit(text)
 
     # --- jitter -------------------------------------------------------------------------
-    def _jitter_changed(self, *_) -> None:
+    def _jitter_changed(self, *_: object) -> None:
         self._update_labels()
         if self.state is None:
             return
@@ -513,7 +516,7 @@ class ManipulatePanel(QWidget):
     def transfer_target(self) -> tuple[int, float]:
         return self.category_slider.value(), self.amount.value() / AMOUNT_STEPS
 
-    def _transfer_changed(self, *_) -> None:
+    def _transfer_changed(self, *_: object) -> None:
         self._update_labels()
         if self.state is None:
             return
@@ -529,7 +532,7 @@ class ManipulatePanel(QWidget):
                            state=self.state))
 
     # --- morph --------------------------------------------------------------------------
-    def _morph_inputs(self):
+    def _morph_inputs(self) -> tuple[list[ReconstructionState], list[str]]:
         return self.timeline.keyframes(), self.timeline.names()
 
     def _warn_other_model(self) -> None:
@@ -714,7 +717,8 @@ class ManipulatePanel(QWidget):
         self._say(message)
 
     @Slot(str, ReconstructionState, object)
-    def _on_state_ready(self, channel: str, state: ReconstructionState, info: dict) -> None:
+    def _on_state_ready(self, channel: str, state: ReconstructionState,
+                        info: dict[str, Any]) -> None:
         if channel == "load":
             name = self.add_keyframe(state, info.get("name", ""))
             self._say(f"Added keyframe {name}.")
@@ -753,19 +757,19 @@ class ManipulatePanel(QWidget):
 
 
 class _ShutdownOnClose(QObject):
-    def __init__(self, panel: ManipulatePanel, parent: QObject):
+    def __init__(self, panel: ManipulatePanel, parent: QObject) -> None:
         super().__init__(parent)
         self.panel = panel
 
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 — Qt override
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 — Qt override
         if event.type() == QEvent.Type.Close:
             self.panel.shutdown()
         return False
 
 
 def install_manipulate_panel(main_window: QMainWindow, *,
-                             area=Qt.DockWidgetArea.RightDockWidgetArea,
-                             **kwargs) -> ManipulatePanel:
+                             area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea,
+                             **kwargs: Any) -> ManipulatePanel:
     """Add a Manipulate panel as a dock of ``main_window``; its render thread stops when
     the window closes or the application quits."""
     panel = ManipulatePanel(**kwargs)
@@ -774,7 +778,7 @@ def install_manipulate_panel(main_window: QMainWindow, *,
     dock.setAccessibleName("Manipulate panel")
     dock.setWidget(panel)
     main_window.addDockWidget(area, dock)
-    panel.dock = dock  # type: ignore[attr-defined]
+    panel.dock = dock
     main_window.installEventFilter(_ShutdownOnClose(panel, main_window))
     app = QCoreApplication.instance()
     if app is not None:

@@ -16,17 +16,18 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from dgp_engine import DGPError, Prior
-from dgp_engine.files.animation import AnimationExport, ExportCancelled, ExportProgress
-from dgp_engine.method.manipulate import Morph, MorphTimeline, Renderer
+from dgp_engine.errors import ExportCancelled
+from dgp_engine.files.animation import AnimationExport, ExportProgress
+from dgp_engine.method.manipulate import Morph, MorphTimeline, Renderer, RenderJob
 from dgp_engine.method.pictures import signed_to_uint8
 from dgp_engine.method.state import ReconstructionState
 
@@ -65,7 +66,7 @@ class RenderResult(Request):
     prior: Prior
     state: ReconstructionState
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "result"
 
 
@@ -76,7 +77,7 @@ class RenderThumbnail(Request):
     prior: Prior
     state: ReconstructionState
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "thumb"
 
 
@@ -89,7 +90,7 @@ class RenderJitter(Request):
     seed: int
     layers: str = "all"           # "all", "coarse" or "fine" latent chunks (see LAYERS)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "jitter"
 
 
@@ -100,7 +101,7 @@ class RenderTransfer(Request):
     target: int | dict[int, float]
     amount: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "transfer"
 
 
@@ -112,7 +113,7 @@ class RenderMorphAt(Request):
     easing: str
     t: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "scrub"
 
 
@@ -123,7 +124,7 @@ class RenderMorphTimeline(Request):
     names: list[str]
     timeline: MorphTimeline
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "play"
 
 
@@ -139,7 +140,7 @@ class Adopt(Request):
     names: list[str] = field(default_factory=list)
     easing: str = "linear"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "adopt"
 
 
@@ -148,7 +149,7 @@ class LoadState(Request):
     path: str
     name: str = ""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "load"
 
 
@@ -169,7 +170,7 @@ class ExportAnimation(Request):
     scale: float = 1.0
     size: tuple[int, int] | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "export"
 
 
@@ -238,7 +239,7 @@ class Renderers:
     """The render lane's caches (the renderer of the current result, the morph of the
     current keyframes) and its generator functions, run in the lane's thread."""
 
-    def __init__(self, threads: int | None = None, batch_size: int = 1):
+    def __init__(self, threads: int | None = None, batch_size: int = 1) -> None:
         self.threads = threads
         # One image per batch: the variations grid fills in one by one and a slider
         # move cancels a running jitter after at most one image.
@@ -246,10 +247,10 @@ class Renderers:
         self._configured = False
         self._renderer_key: tuple[int, int] | None = None
         self._renderer: Renderer | None = None
-        self._keep: tuple = ()                 # keeps cache keys' objects alive (ids)
-        self._morph_key: tuple | None = None
+        self._keep: tuple[object, ...] = ()    # keeps cache keys' objects alive (ids)
+        self._morph_key: tuple[object, ...] | None = None
         self._morph: Morph | None = None
-        self._morph_keep: tuple = ()
+        self._morph_keep: tuple[object, ...] = ()
 
     def _configure(self) -> None:
         if not self._configured:
@@ -272,7 +273,8 @@ class Renderers:
         assert self._renderer is not None
         return self._renderer
 
-    def morph(self, prior: Prior, keyframes, names, easing: str) -> Morph:
+    def morph(self, prior: Prior, keyframes: Sequence[ReconstructionState], names: Sequence[str],
+              easing: str) -> Morph:
         key = (id(prior), tuple(id(s) for s in keyframes), tuple(names))
         if self._morph_key != key:
             self._morph = None
@@ -283,7 +285,7 @@ class Renderers:
         self._morph.easing = easing  # its blend cache is keyed by the eased position
         return self._morph
 
-    def _stream(self, request: Request, job) -> Iterator[object]:
+    def _stream(self, request: Request, job: RenderJob) -> Iterator[object]:
         for f in job:
             image = f.to_uint8()
             yield RenderedFrame(request.channel, request.generation, f.index, f.total,
@@ -298,7 +300,8 @@ class Renderers:
                             _shown(request, image))
         yield JobEnded(request.channel, request.generation, False, dt, 1)
 
-    def handle(self, request: Request, cancel: threading.Event) -> Iterator[object]:
+    def handle(self, request: Request, cancel: threading.Event
+               ) -> Generator[object, None, str | None]:
         """One request (a cooperative generator job: the engine's render jobs see
         ``cancel`` and stop after the frame they render).  Yields
         :class:`RenderedFrame`, :class:`JobEnded`, :class:`StateReady` and the export's
@@ -364,7 +367,7 @@ class Renderers:
         return StateReady("adopt", state, {"kind": request.kind, "note": note, **p})
 
     def _export(self, request: ExportAnimation, cancel: threading.Event
-                ) -> Iterator[object]:
+                ) -> Generator[object, None, str | None]:
         # Only the export sees ``cancel``: a render job sharing it would just stop
         # yielding, and the export would then write the frames it had as a short file.
         if request.source == "morph":
@@ -385,8 +388,10 @@ class Renderers:
         for report in export:
             now = time.perf_counter()
             if now - last >= 0.1 or report.stage == "done":
-                yield JobProgress(report.done / max(1, report.total),
-                                  f"{report.done}/{report.total} frames", report)
+                total = report.total  # None: frames of unknown count
+                yield JobProgress(None if total is None else report.done / max(1, total),
+                                  f"{report.done}/{total} frames" if total is not None
+                                  else f"{report.done} frames", report)
                 last = now
         try:
             written = export.run()  # raises ExportCancelled when it stopped early
@@ -417,7 +422,7 @@ class RenderThread(QObject):
     export_failed = Signal(str, bool)  # message, cancelled
     job_added = Signal(object)        # every Job (exports show in the status bar)
 
-    def __init__(self, threads: int | None = None, parent: QObject | None = None):
+    def __init__(self, threads: int | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._generations = itertools.count(1)
         self.renderers = Renderers(threads)
@@ -425,8 +430,9 @@ class RenderThread(QObject):
         self._requests: dict[Job, Request] = {}   # jobs until they end
 
     @property
-    def thread(self):
-        return self.lane.thread
+    def qthread(self) -> QThread:
+        """The lane's thread (not ``thread``, which would hide QObject.thread())."""
+        return self.lane.qthread
 
     def submit(self, request: Request) -> int:
         request.generation = next(self._generations)

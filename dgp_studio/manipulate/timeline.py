@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from dgp_engine import DGPError
 from dgp_engine.method.manipulate import MorphTimeline, easing_names
+from dgp_engine.method.state import ReconstructionState
 
 from ..qimage import to_pixmap
 
@@ -41,7 +42,7 @@ STATE_ROLE = Qt.ItemDataRole.UserRole
 THUMB = 40  # keyframe thumbnail side (px)
 
 
-def same_result(a, b) -> bool:
+def same_result(a: ReconstructionState, b: ReconstructionState) -> bool:
     """Whether two reconstruction states render the same picture: the same object, or
     the same latent, class embedding and fine-tuned weights (names and notes aside)."""
     if a is b:
@@ -171,7 +172,8 @@ class MorphTimelineWidget(QWidget):
         return row
 
     # --- keyframes ----------------------------------------------------------------------
-    def add_keyframe(self, state, name: str = "", thumbnail: np.ndarray | None = None) -> str:
+    def add_keyframe(self, state: ReconstructionState, name: str = "",
+                     thumbnail: np.ndarray | None = None) -> str:
         """Add ``state`` under ``name`` (made distinct from the other keyframes' names);
         returns the name it got."""
         name = unique_name(name or f"Keyframe {chr(ord('A') + self.keyframe_list.count())}",
@@ -184,7 +186,7 @@ class MorphTimelineWidget(QWidget):
         self._keyframes_edited()
         return name
 
-    def set_thumbnail(self, state, image: np.ndarray) -> None:
+    def set_thumbnail(self, state: ReconstructionState, image: np.ndarray) -> None:
         """Show ``image`` (uint8 H×W×3) beside every keyframe holding ``state``."""
         icon = QIcon(to_pixmap(image).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
                                              Qt.TransformationMode.SmoothTransformation))
@@ -204,7 +206,7 @@ class MorphTimelineWidget(QWidget):
 
     def distinct_count(self) -> int:
         """How many different results the keyframes hold."""
-        kept: list = []
+        kept: list[ReconstructionState] = []
         for s in self.keyframes():
             if not any(same_result(s, k) for k in kept):
                 kept.append(s)
@@ -229,7 +231,7 @@ class MorphTimelineWidget(QWidget):
         self.warning.setToolTip(text or "")
         self.warning.setVisible(bool(text))
 
-    def keyframes(self) -> list:
+    def keyframes(self) -> list[ReconstructionState]:
         return [self.keyframe_list.item(i).data(STATE_ROLE)
                 for i in range(self.keyframe_list.count())]
 
@@ -245,7 +247,7 @@ class MorphTimelineWidget(QWidget):
             self.keyframe_list.takeItem(self.keyframe_list.row(item))
         self._keyframes_edited()
 
-    def _keyframes_edited(self, *_) -> None:
+    def _keyframes_edited(self, *_: object) -> None:
         self.invalidate()
         self._check_identical()
         ready = self.keyframe_list.count() >= 2
@@ -270,7 +272,7 @@ class MorphTimelineWidget(QWidget):
         self.hold_end.setValue(int(timeline.hold_end))
         self.pingpong.setChecked(bool(timeline.pingpong))
 
-    def _settings_changed(self, *_) -> None:
+    def _settings_changed(self, *_: object) -> None:
         try:
             tl = self.timeline()
         except DGPError as exc:

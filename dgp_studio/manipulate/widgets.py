@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QIcon, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QToolButton, QWidget
 
 from ..qimage import to_pixmap
@@ -26,7 +26,7 @@ class ImageView(QLabel):
         self._pixmap = None if image is None else to_pixmap(image)
         self._rescale()
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 — Qt override
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 — Qt override
         super().resizeEvent(event)
         self._rescale()
 

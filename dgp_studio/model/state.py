@@ -5,15 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QUndoStack
+from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from dgp_engine.method.taskspec import DEFAULT_TASK, covers_whole_photo, task_spec, working_region
 
 from ..image_files import Picture
 from ..undo import ApplyCommand, Bounds, SwapCommand, TileEdit, TileRecorder, record_edit
+
+if TYPE_CHECKING:
+    from dgp_engine.method.state import ReconstructionState
+
+# What a whole-picture swap (super-resolution, its undo) installs: the picture and its mask.
+PictureAndMask = tuple[Picture, np.ndarray]
 
 
 @dataclass(eq=False)  # an entry is itself (it holds arrays): compared by identity
@@ -28,8 +36,8 @@ class HistoryEntry:
     preview: np.ndarray               # the model's output (square, native resolution)
     cancelled: bool = False
     applied: bool = False
-    settings: dict = field(default_factory=dict)
-    state: object | None = None       # dgp_engine.ReconstructionState
+    settings: dict[str, Any] = field(default_factory=dict)
+    state: ReconstructionState | None = None
     picture: np.ndarray | None = None  # a whole new picture (super-resolution)
     # another model output put into the picture as this result was (the engine's composer
     # of the run that made it; in memory only): its jitter/category/morph candidates
@@ -128,7 +136,7 @@ class AppState(QObject):
         return True
 
     # --- mask -----------------------------------------------------------------
-    def push_mask_edit(self, title: str, edit) -> bool:
+    def push_mask_edit(self, title: str, edit: Callable[[TileRecorder], object]) -> bool:
         """Apply ``edit(recorder)`` to the mask as one undoable step."""
         if self.picture is None:
             return False
@@ -165,7 +173,7 @@ class AppState(QObject):
     def set_mask(self, mask: np.ndarray, title: str = "Import mask") -> bool:
         return self._whole_mask(title, lambda m: np.copyto(m, mask))
 
-    def _whole_mask(self, title: str, op) -> bool:
+    def _whole_mask(self, title: str, op: Callable[[np.ndarray], object]) -> bool:
         def edit(rec: TileRecorder) -> None:
             rec.touch_all()
             op(self.mask)
@@ -275,7 +283,7 @@ class AppState(QObject):
         if self.picture is None or entry.applied:
             return False
         title = f"Apply {entry.title}"
-        children = []
+        children: list[QUndoCommand] = []
         if entry.picture is not None:
             old = (self.picture, self.mask)
             new_pic = Picture(np.ascontiguousarray(entry.picture), self.picture.source,
@@ -295,8 +303,13 @@ class AppState(QObject):
             cmd = record_edit(title, pixels, self._picture_notify, edit)
             if cmd is not None:
                 children.append(cmd)
-            mask_cmd = record_edit("Clear mask", self.mask, self._mask_notify,
-                                   lambda rec: (rec.touch_all(), self.mask.fill(0)))
+            mask = self.mask
+
+            def clear_mask(rec: TileRecorder) -> None:
+                rec.touch_all()
+                mask.fill(0)
+
+            mask_cmd = record_edit("Clear mask", mask, self._mask_notify, clear_mask)
             if mask_cmd is not None:
                 children.append(mask_cmd)
         if not children:  # the result equals the picture: nothing to write
@@ -306,8 +319,7 @@ class AppState(QObject):
             return True
         if entry is self.layer:
             self.set_layer(None)
-        self.undo_stack.push(ApplyCommand(title, children,
-                                          lambda on, e=entry: self._applied(e, on)))
+        self.undo_stack.push(ApplyCommand(title, children, partial(self._applied, entry)))
         return True
 
     def _applied(self, entry: HistoryEntry, on: bool) -> None:
@@ -325,7 +337,7 @@ class AppState(QObject):
         new = (new_pic, np.zeros(pixels.shape[:2], np.uint8))
         self.undo_stack.push(SwapCommand(title, old, new, self._install))
 
-    def _install(self, value) -> None:
+    def _install(self, value: PictureAndMask) -> None:
         self.picture, self.mask = value
         self.region = None
         if self.layer is not None:  # its bounds belong to the other picture

@@ -36,7 +36,8 @@ class Observable(Generic[T]):
     def __get__(self, obj: Any, owner: type | None = None) -> T:
         if obj is None:
             return self  # type: ignore[return-value]
-        return obj.__dict__.get(self.name, self.default)
+        value: T = obj.__dict__.get(self.name, self.default)
+        return value
 
     def __set__(self, obj: Any, value: T) -> None:
         if obj.__dict__.get(self.name, self.default) == value:

@@ -314,7 +314,7 @@ def test_model_picker_locked_during_run_and_close_asks(qtbot, window, picture_fi
     window.confirm = lambda title, text: True
     window.close()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=10000)
-    assert not window.runs.lane.thread.isRunning()
+    assert not window.runs.lane.qthread.isRunning()
 
 
 def test_help_sheet_and_accessible_names(qtbot, window):

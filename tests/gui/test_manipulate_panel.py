@@ -296,7 +296,7 @@ def test_install_as_dock_and_stop_on_close(qtbot, model):
     prior, a, _ = model
     panel.set_result(prior, a)
     wait_frame(qtbot, panel, "result")
-    thread = panel.engine.thread
+    thread = panel.engine.qthread
     assert thread.isRunning()
     win.close()
     assert panel.engine is None and not thread.isRunning()

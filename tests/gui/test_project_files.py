@@ -116,6 +116,29 @@ def test_history_round_trip(qtbot, window, picture_file, tmp_path):
         other.shutdown()
 
 
+def test_history_item_without_its_before_or_after_is_left_out(qtbot):
+    # A project written by hand or damaged may hold a result with its preview but without
+    # the region before/after it: such an entry cannot be shown or applied (both arrays are
+    # drawn and composited), so it is left out like a result whose images were lost.
+    from dgp_studio.model.state import AppState
+    from dgp_studio.project_io import PICTURE, apply_project
+
+    patch = np.full((8, 8, 3), 200, np.uint8)
+    project = proj.Project(sources={PICTURE: np.zeros((16, 16, 3), np.uint8)})
+    project.images = {"h0.before": patch.copy(), "h0.after": patch.copy(),
+                      "h0.preview": patch.copy(), "h1.preview": patch.copy(),
+                      "h2.before": patch.copy(), "h2.preview": patch.copy()}
+    for i, parts in enumerate((("before", "after", "preview"), ("preview",),
+                               ("before", "preview"))):
+        project.history.append({"id": f"h{i}", "title": f"r{i}", "bounds": [0, 0, 8, 8],
+                                "images": {part: f"h{i}.{part}" for part in parts}})
+    state = AppState()
+    apply_project(state, project)
+    [entry] = state.history
+    assert entry.title == "r0"
+    assert entry.before is not None and entry.after is not None
+
+
 def test_autosave_and_recovery(qtbot, window, picture_file):
     open_and_paint(qtbot, window, picture_file)
     assert window.autosave_timer.isActive()
