@@ -58,6 +58,16 @@ log = logging.getLogger(__name__)
 
 THUMB = 48
 ENDED = (DONE, FAILED, SKIPPED)
+RECOLOUR = "Recolour photos that are already in colour"
+
+
+def in_dialog_words(reason: str | None) -> str | None:
+    """A journal's reason as this dialog says it: the command-line option it names is the
+    check box here."""
+    if reason is None:
+        return None
+    return reason.replace("--recolor colorizes it anyway",
+                          f"tick “{RECOLOUR}” to colorize it anyway")
 
 
 @dataclass
@@ -117,6 +127,7 @@ class BatchDialog(QDialog):
         self.run: BatchRun | None = None
         self.rows: dict[str, QListWidgetItem] = {}
         self.statuses: dict[str, str] = {}
+        self.reasons: dict[str, str] = {}  # why each skipped picture was skipped
         self.seconds: list[float] = []
         self.workers_used = 1
         self.outcome: str | None = None
@@ -132,6 +143,13 @@ class BatchDialog(QDialog):
             self.task.addItem(spec.label, spec.name)
         self.task.setCurrentIndex(self.task.findData("colorize"))
         form.addRow("Task", self.task)
+        # colorize: a photo already in colour keeps its true colours unless asked
+        self.recolor = QCheckBox(RECOLOUR)
+        self.recolor.setToolTip("Colorize replaces a photo's colours with the model's. Photos "
+                                "that are already in colour are skipped (the list says why) "
+                                "unless this is ticked.")
+        form.addRow("", self.recolor)
+        self.task.currentIndexChanged.connect(self._task_changed)
         self.masks = QLineEdit()
         self.masks.setPlaceholderText("NAME_mask.png beside each picture (or a file / folder)")
         form.addRow("Masks", self.masks)
@@ -189,6 +207,7 @@ class BatchDialog(QDialog):
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
         self._update_buttons()
+        self._task_changed()
         app = QCoreApplication.instance()
         if app is not None:  # quitting the app abandons a running job cleanly
             app.aboutToQuit.connect(self.stop_and_wait)
@@ -255,7 +274,7 @@ class BatchDialog(QDialog):
         running = self.running
         for w in (self.input_dir, self.output_dir, self.task, self.masks, self.model,
                   self.preset, self.class_spec, self.iterations, self.workers,
-                  self.save_state, self.retry_failed):
+                  self.save_state, self.retry_failed, self.recolor):
             w.setEnabled(not running)
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
@@ -287,10 +306,14 @@ class BatchDialog(QDialog):
             **self.task_options())
 
     def task_options(self) -> dict[str, object]:
-        """Further BatchSettings fields for the chosen task (none yet).  Hook (issue 22):
-        the engine's colour-photo detection for colorize batches is switched on from here,
-        with its checkbox under the task."""
+        """Further BatchSettings fields for the chosen task: colorize recolours photos
+        already in colour only when asked (else the engine skips them with the reason)."""
+        if self.task.currentData() == "colorize" and self.recolor.isChecked():
+            return {"recolor": True}
         return {}
+
+    def _task_changed(self, _index: int = 0) -> None:
+        self.recolor.setVisible(self.task.currentData() == "colorize")
 
     # --- running --------------------------------------------------------------------------------
     @Slot()
@@ -308,6 +331,7 @@ class BatchDialog(QDialog):
         self.list.clear()
         self.rows.clear()
         self.statuses.clear()
+        self.reasons.clear()
         self.seconds.clear()
         self.outcome = self.error = None
         self.workers_used = self.workers.value()
@@ -373,6 +397,11 @@ class BatchDialog(QDialog):
 
     def _set_row(self, rel: str, status: str, detail: str | None) -> None:
         self.statuses[rel] = status
+        detail = in_dialog_words(detail)
+        if status == SKIPPED:
+            self.reasons[rel] = detail or "skipped"
+        else:
+            self.reasons.pop(rel, None)
         self.rows[rel].setText(f"{rel} — {status}" + (f" ({detail})" if detail else ""))
         if status == FAILED:
             self.rows[rel].setForeground(Qt.GlobalColor.darkRed)
@@ -390,6 +419,11 @@ class BatchDialog(QDialog):
             eta = left * (sum(self.seconds) / len(self.seconds)) / max(1, self.workers_used)
             text += f" — about {eta / 60:.1f} min left" if eta >= 90 else \
                 f" — about {eta:.0f} s left"
+        if self.reasons:  # why, said in the summary too (a long list scrolls them away)
+            shown = [f"{rel}: {why}" for rel, why in list(self.reasons.items())[:3]]
+            more = len(self.reasons) - len(shown)
+            text += "\nSkipped — " + "; ".join(shown) + (f"; and {more} more" if more > 0
+                                                         else "")
         self.status.setText(text)
 
     @Slot(str)
