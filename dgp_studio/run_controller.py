@@ -21,6 +21,7 @@ from dgp_engine.method.taskspec import covers_whole_photo, task_spec
 
 from .catalog import ModelCatalog
 from .engine_session import NEEDS_MASK, RegionRequest, RegionResult
+from .guidance import run_advisory
 from .jobs import Job, JobProgress, JobState
 from .model.state import AppState, HistoryEntry
 from .model.task_settings import TaskSettings
@@ -202,8 +203,13 @@ class RunController(QObject):
         entry = HistoryEntry(title, req.bounds, req.image, after, result.output,
                              cancelled=result.cancelled, settings=req.extra, state=result.state,
                              picture=result.picture, compose=result.compose)
+        # the region advisory was said before the run (the task panel's note): not again
+        prior = result.prior
+        advised = run_advisory(req.task, req.region, prior.resolution if prior is not None
+                               else self.state.model_resolution, req.mask)
         for note in result.notes:
-            log.info(note)
+            if advised is None or note != advised.message:
+                log.info(note)
         # a result layer over the picture (a cancelled run's last frame too); Apply bakes it
         self.state.add_result(entry)
         self.finished.emit(result, entry)
