@@ -51,6 +51,7 @@ from dgp_engine.batch import (
 )
 from dgp_engine.method.taskspec import menu_tasks
 
+from .catalog import unusable_reason
 from .jobs import Job
 from .thread_worker import GeneratorWorker, WorkerLane, describe_error
 
@@ -228,7 +229,9 @@ class BatchDialog(QDialog):
         try:
             from dgp_engine.priors import registry
 
-            names = [m.name for m in registry.list_models() if m.usable]
+            # StyleGAN2 priors are listed in Models but DGP does not run on them yet
+            names = [m.name for m in registry.list_models()
+                     if m.usable and unusable_reason(m.family) is None]
         except Exception as exc:  # noqa: BLE001 — the list is a convenience
             log.warning("models not listed: %s", exc)
             names = []

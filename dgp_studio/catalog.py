@@ -13,21 +13,34 @@ log = logging.getLogger(__name__)
 
 Loader = Callable[[str], Prior]  # device → Prior
 
+#: Why a StyleGAN2 prior is listed but not offered for tasks (the engine refuses it with
+#: PriorFamilyError today).
+STYLEGAN2_LATER = ("A StyleGAN2 prior: DGP on StyleGAN2 comes later. Restoration and "
+                   "manipulation run on BigGAN priors for now.")
+
+
+def unusable_reason(family: str) -> str | None:
+    """Why a prior of ``family`` cannot run tasks in this version (None: it can)."""
+    return STYLEGAN2_LATER if family == "stylegan2" else None
+
 
 class ModelCatalog:
     def __init__(self) -> None:
         self._loaders: dict[str, Loader] = {}
         self._installed: set[str] = set()
+        self._families: dict[str, str] = {}  # installed models' families
         self._add_known()
 
     def _add_known(self) -> None:
         try:
             from dgp_engine.priors import registry
 
-            found = [status.name for status in registry.list_models() if status.usable]
+            usable = [status for status in registry.list_models() if status.usable]
         except Exception as exc:  # noqa: BLE001 — a broken registry must not stop the app
             log.warning("Could not list installed models: %s", exc)
             return
+        found = [status.name for status in usable]
+        self._families = {status.name: status.family for status in usable}
         for name in self._installed - set(found):  # removed, or the cache folder moved
             self._loaders.pop(name, None)
         for name in found:
@@ -49,6 +62,15 @@ class ModelCatalog:
 
     def names(self) -> list[str]:
         return list(self._loaders)
+
+    def unusable(self) -> dict[str, str]:
+        """Installed models that cannot run tasks yet, with why (StyleGAN2 priors)."""
+        out = {}
+        for name in self._loaders:
+            why = unusable_reason(self._families.get(name, ""))
+            if why is not None:
+                out[name] = why
+        return out
 
     def load(self, name: str, device: str) -> Prior:
         if name not in self._loaders:

@@ -112,6 +112,7 @@ class MainWindow(QMainWindow):
         self.setAccessibleName("DGP Studio")
 
         self.task_panel = TaskPanel(self.catalog.names(), self.settings.device)
+        self.task_panel.set_models(self.catalog.names(), self.catalog.unusable())
         self.task_panel.settings.precision = self.settings.precision  # a preference
         self.region = RegionPolicy(self.state, lambda: self.canvas.tool,
                                    self.task_panel.set_region_note, self)
