@@ -692,7 +692,7 @@ class ManipulatePanel(QWidget):
         if dialog.problem is not None:  # e.g. larger than an export takes unasked
             dialog.failed(dialog.problem, False)
             return False
-        self._submit(self.export_request(dialog.settings(), dialog.plan))
+        self._submit(self.export_request(settings, dialog.plan))
         dialog.started(self.export_count(settings.source))
         return True
 
