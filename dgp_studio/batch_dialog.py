@@ -53,6 +53,7 @@ from dgp_engine.batch import (
 )
 from dgp_engine.method.taskspec import menu_tasks
 
+from .catalog import unusable_reason
 from .jobs import Job
 from .thread_worker import GeneratorWorker, WorkerLane, describe_error
 
@@ -60,6 +61,16 @@ log = logging.getLogger(__name__)
 
 THUMB = 48
 ENDED = (DONE, FAILED, SKIPPED)
+RECOLOUR = "Recolour photos that are already in colour"
+
+
+def in_dialog_words(reason: str | None) -> str | None:
+    """A journal's reason as this dialog says it: the command-line option it names is the
+    check box here."""
+    if reason is None:
+        return None
+    return reason.replace("--recolor colorizes it anyway",
+                          f"tick “{RECOLOUR}” to colorize it anyway")
 
 
 @dataclass
@@ -119,6 +130,7 @@ class BatchDialog(QDialog):
         self.run: BatchRun | None = None
         self.rows: dict[str, QListWidgetItem] = {}
         self.statuses: dict[str, str] = {}
+        self.reasons: dict[str, str] = {}  # why each skipped picture was skipped
         self.seconds: list[float] = []
         self.workers_used = 1
         self.outcome: str | None = None
@@ -134,6 +146,13 @@ class BatchDialog(QDialog):
             self.task.addItem(spec.label, spec.name)
         self.task.setCurrentIndex(self.task.findData("colorize"))
         form.addRow("Task", self.task)
+        # colorize: a photo already in colour keeps its true colours unless asked
+        self.recolor = QCheckBox(RECOLOUR)
+        self.recolor.setToolTip("Colorize replaces a photo's colours with the model's. Photos "
+                                "that are already in colour are skipped (the list says why) "
+                                "unless this is ticked.")
+        form.addRow("", self.recolor)
+        self.task.currentIndexChanged.connect(self._task_changed)
         self.masks = QLineEdit()
         self.masks.setPlaceholderText("NAME_mask.png beside each picture (or a file / folder)")
         form.addRow("Masks", self.masks)
@@ -191,6 +210,7 @@ class BatchDialog(QDialog):
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
         self._update_buttons()
+        self._task_changed()
         app = QCoreApplication.instance()
         if app is not None:  # quitting the app abandons a running job cleanly
             app.aboutToQuit.connect(self.stop_and_wait)
@@ -211,7 +231,9 @@ class BatchDialog(QDialog):
         try:
             from dgp_engine.priors import registry
 
-            names = [m.name for m in registry.list_models() if m.usable]
+            # StyleGAN2 priors are listed in Models but DGP does not run on them yet
+            names = [m.name for m in registry.list_models()
+                     if m.usable and unusable_reason(m.family) is None]
         except Exception as exc:  # noqa: BLE001 — the list is a convenience
             log.warning("models not listed: %s", exc)
             names = []
@@ -257,7 +279,7 @@ class BatchDialog(QDialog):
         running = self.running
         for w in (self.input_dir, self.output_dir, self.task, self.masks, self.model,
                   self.preset, self.class_spec, self.iterations, self.workers,
-                  self.save_state, self.retry_failed):
+                  self.save_state, self.retry_failed, self.recolor):
             w.setEnabled(not running)
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
@@ -289,10 +311,14 @@ class BatchDialog(QDialog):
             **self.task_options())
 
     def task_options(self) -> dict[str, Any]:
-        """Further BatchSettings fields for the chosen task (none yet).  Hook (issue 22):
-        the engine's colour-photo detection for colorize batches is switched on from here,
-        with its checkbox under the task."""
+        """Further BatchSettings fields for the chosen task: colorize recolours photos
+        already in colour only when asked (else the engine skips them with the reason)."""
+        if self.task.currentData() == "colorize" and self.recolor.isChecked():
+            return {"recolor": True}
         return {}
+
+    def _task_changed(self, _index: int = 0) -> None:
+        self.recolor.setVisible(self.task.currentData() == "colorize")
 
     # --- running --------------------------------------------------------------------------------
     @Slot()
@@ -310,6 +336,7 @@ class BatchDialog(QDialog):
         self.list.clear()
         self.rows.clear()
         self.statuses.clear()
+        self.reasons.clear()
         self.seconds.clear()
         self.outcome = self.error = None
         self.workers_used = self.workers.value()
@@ -362,6 +389,7 @@ class BatchDialog(QDialog):
             if ev.status == DONE and ev.seconds is not None:
                 self.seconds.append(ev.seconds)
                 detail = f"{ev.seconds:.1f} s"
+            assert ev.status is not None  # an item event always carries its status
             self._set_row(ev.rel, ev.status, detail)
             if ev.thumb_in is not None and ev.thumb_out is not None:
                 self.rows[ev.rel].setIcon(_pair_icon(ev.thumb_in, ev.thumb_out))
@@ -375,6 +403,11 @@ class BatchDialog(QDialog):
 
     def _set_row(self, rel: str, status: str, detail: str | None) -> None:
         self.statuses[rel] = status
+        detail = in_dialog_words(detail)
+        if status == SKIPPED:
+            self.reasons[rel] = detail or "skipped"
+        else:
+            self.reasons.pop(rel, None)
         self.rows[rel].setText(f"{rel} — {status}" + (f" ({detail})" if detail else ""))
         if status == FAILED:
             self.rows[rel].setForeground(Qt.GlobalColor.darkRed)
@@ -392,6 +425,11 @@ class BatchDialog(QDialog):
             eta = left * (sum(self.seconds) / len(self.seconds)) / max(1, self.workers_used)
             text += f" — about {eta / 60:.1f} min left" if eta >= 90 else \
                 f" — about {eta:.0f} s left"
+        if self.reasons:  # why, said in the summary too (a long list scrolls them away)
+            shown = [f"{rel}: {why}" for rel, why in list(self.reasons.items())[:3]]
+            more = len(self.reasons) - len(shown)
+            text += "\nSkipped — " + "; ".join(shown) + (f"; and {more} more" if more > 0
+                                                         else "")
         self.status.setText(text)
 
     @Slot(str)

@@ -3,6 +3,7 @@ any prior factory registered at run time.  Loading happens in the worker thread.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -11,27 +12,45 @@ from dgp_engine import Prior, load_prior
 
 log = logging.getLogger(__name__)
 
+
+def _load_installed(name: str, device: str) -> Prior:
+    """The installed model ``name`` (a catalog entry's loader)."""
+    return load_prior(name, device=device)
+
 Loader = Callable[[str], Prior]  # device → Prior
+
+#: Why a StyleGAN2 prior is listed but not offered for tasks (the engine refuses it with
+#: PriorFamilyError today).
+STYLEGAN2_LATER = ("A StyleGAN2 prior: DGP on StyleGAN2 comes later. Restoration and "
+                   "manipulation run on BigGAN priors for now.")
+
+
+def unusable_reason(family: str) -> str | None:
+    """Why a prior of ``family`` cannot run tasks in this version (None: it can)."""
+    return STYLEGAN2_LATER if family == "stylegan2" else None
 
 
 class ModelCatalog:
     def __init__(self) -> None:
         self._loaders: dict[str, Loader] = {}
         self._installed: set[str] = set()
+        self._families: dict[str, str] = {}  # installed models' families
         self._add_known()
 
     def _add_known(self) -> None:
         try:
             from dgp_engine.priors import registry
 
-            found = [status.name for status in registry.list_models() if status.usable]
+            usable = [status for status in registry.list_models() if status.usable]
         except Exception as exc:  # noqa: BLE001 — a broken registry must not stop the app
             log.warning("Could not list installed models: %s", exc)
             return
+        found = [status.name for status in usable]
+        self._families = {status.name: status.family for status in usable}
         for name in self._installed - set(found):  # removed, or the cache folder moved
             self._loaders.pop(name, None)
         for name in found:
-            self.add(name, lambda dev, n=name: load_prior(n, device=dev))
+            self.add(name, functools.partial(_load_installed, name))
         self._installed = set(found)
 
     def refresh(self) -> None:
@@ -49,6 +68,15 @@ class ModelCatalog:
 
     def names(self) -> list[str]:
         return list(self._loaders)
+
+    def unusable(self) -> dict[str, str]:
+        """Installed models that cannot run tasks yet, with why (StyleGAN2 priors)."""
+        out = {}
+        for name in self._loaders:
+            why = unusable_reason(self._families.get(name, ""))
+            if why is not None:
+                out[name] = why
+        return out
 
     def load(self, name: str, device: str) -> Prior:
         if name not in self._loaders:

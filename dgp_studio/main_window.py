@@ -59,6 +59,7 @@ from .worker import ModelInfo
 if TYPE_CHECKING:
     from .batch_dialog import BatchDialog
     from .manipulate.candidates import CandidateComposer
+    from .manipulate.export_plan import PictureSource
     from .manipulate.panel import ManipulatePanel
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class MainWindow(QMainWindow):
         self.setAccessibleName("DGP Studio")
 
         self.task_panel = TaskPanel(self.catalog.names(), self.settings.device)
+        self.task_panel.set_models(self.catalog.names(), self.catalog.unusable())
         self.task_panel.settings.precision = self.settings.precision  # a preference
         self.region = RegionPolicy(self.state, lambda: self.canvas.tool,
                                    self.task_panel.set_region_note, self)
@@ -190,6 +192,7 @@ class MainWindow(QMainWindow):
         if self.manipulate is not None:
             self.manipulate.job_added.connect(self.jobs.add)
             self.manipulate.photo_path = self.document.photo_path
+            self.manipulate.picture_source = self.picture_source
 
         self.models = ModelsController(self.catalog, self.task_panel, self.runs, self.state,
                                        self, self)
@@ -390,8 +393,28 @@ class MainWindow(QMainWindow):
     cancel_run = forward("run_view", "cancel_run")
 
     def _on_result(self, result: RegionResult, entry: HistoryEntry) -> None:
+        pic = self.state.picture
+        if pic is not None and entry.state is not None:
+            # the engine placed the result in the run's crop: in the whole picture, a
+            # saved state composes onto the photo (``dgp morph --onto``) and exports do
+            from .manipulate.export_plan import place_in_picture
+
+            place_in_picture(entry.state, entry.bounds, pic.pixels, self.document.photo_path())
         if self.candidates is not None:  # the new result is the one to manipulate
             self.candidates.show_result(entry, result.prior)
+
+    def picture_source(self) -> PictureSource | None:
+        """The picture as the Manipulate panel's exports compose into it: its pixels, its
+        file, and the results applied to it (newest first) with the pixels they replaced."""
+        from .manipulate.export_plan import PictureSource
+
+        pic = self.state.picture
+        if pic is None:
+            return None
+        applied = [(e.bounds, e.before, getattr(e.state, "placement", None))
+                    for e in reversed(self.state.history)
+                    if e.applied and e.picture is None and e.state is not None]
+        return PictureSource(pic.pixels, self.document.photo_path(), applied)
 
     def _history_selected(self, entry: HistoryEntry | None) -> None:
         if self.candidates is not None:  # the result selected is the one to manipulate

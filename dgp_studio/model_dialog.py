@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from dgp_engine.priors import hub_async
 
+from .catalog import unusable_reason
 from .jobs import AsyncJob, Job, JobProgress, JobState
 
 if TYPE_CHECKING:
@@ -82,6 +83,13 @@ def in_dialog_words(message: str) -> str:
     message = re.sub(r"`dgp models import[^`]*`", "Import files…", message)
     message = re.sub(r"`dgp models pull [^`]*`", "Download", message)
     return message.replace("connect and pull again", "connect and press Download again")
+
+
+def classes_words(n: int | None) -> str:
+    """A model's class count for the list: "?" when unknown, none for an unconditional one."""
+    if n is None:
+        return "?"
+    return "none (unconditional)" if n == 0 else str(n)
 
 
 def _mb(n: float | None) -> str:
@@ -172,21 +180,22 @@ class ModelDialog(QDialog):
             self.status.setText(f"The model registry is unavailable: {exc}")
             rows, known = [], {}
         self._rows = {st.name: st for st in rows}
-        self._classes = {name: (e.config.n_classes if e.config else None)
-                         for name, e in known.items()}
+        # the generator's classes, whichever family (a StyleGAN2's conditioning size)
+        self._classes = {name: e.n_classes for name, e in known.items()}
         self._installed_bytes = {name: e.installed_bytes for name, e in known.items()}
         self.table.setRowCount(len(rows))
         for i, st in enumerate(rows):
             n_classes = self._classes.get(st.name)
             cells = (st.name, self._state_words(st), f"{st.resolution} px" if st.resolution
-                     else "?", str(n_classes) if n_classes else "?",
+                     else "?", classes_words(n_classes),
                      _mb(st.download_bytes) if st.download_bytes and st.downloadable
                      else "—",
                      _mb(st.size_bytes) if st.usable else "—", st.licence or "—")
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if j == 0:
-                    item.setToolTip(st.title)
+                    later = unusable_reason(st.family)
+                    item.setToolTip(st.title + (f"\n{later}" if later else ""))
                 elif j == len(cells) - 1 and st.licence:
                     item.setToolTip(st.licence)
                 self.table.setItem(i, j, item)
@@ -203,11 +212,16 @@ class ModelDialog(QDialog):
         return st.state
 
     def names(self) -> list[str]:
-        return [self.table.item(r, 0).text() for r in range(self.table.rowCount())]
+        return [self._name_at(r) for r in range(self.table.rowCount())]
+
+    def _name_at(self, row: int) -> str:
+        item = self.table.item(row, 0)  # every row has its name cell
+        assert item is not None
+        return item.text()
 
     def select(self, name: str) -> bool:
         for r in range(self.table.rowCount()):
-            if self.table.item(r, 0).text() == name:
+            if self._name_at(r) == name:
                 self.table.selectRow(r)
                 self.table.setCurrentCell(r, 0)
                 return True
@@ -229,8 +243,12 @@ class ModelDialog(QDialog):
         facts = []
         if st.resolution:
             facts.append(f"{st.resolution} px")
-        if self._classes.get(name):
-            facts.append(f"{self._classes[name]} classes")
+        if st.family == "stylegan2":
+            facts.append("StyleGAN2")
+        n_classes = self._classes.get(name)
+        if n_classes is not None:
+            facts.append("unconditional (no classes)" if n_classes == 0
+                         else f"{n_classes} classes")
         if st.usable:
             facts.append(f"{_mb(st.size_bytes)} on disk")
         elif st.download_bytes:
@@ -243,24 +261,29 @@ class ModelDialog(QDialog):
             parts.append("; ".join(facts) + ".")
         if st.state == "not installed" and not st.downloadable:
             parts.append("No public download: import its G and D files with Import files….")
+        later = unusable_reason(st.family)
+        if later:
+            parts.append(later)
         return "<br>".join(parts)
 
     def _selection_changed(self) -> None:
         name = self._selected_name()
         st = self._rows.get(name) if name else None
-        self.details.setText(self.describe(name) if st else
+        self.details.setText(self.describe(name) if name and st else
                              "Select a model to see what it is for.")
         busy = self._busy
         can_pull = bool(st and st.downloadable and not st.usable)
         if st is not None and name in self._interrupted and can_pull:
             self.download_button.setText("&Resume download")
-        elif can_pull and st.download_bytes:
+        elif st is not None and can_pull and st.download_bytes:
             self.download_button.setText(f"&Download ({_mb(st.download_bytes)})")
         else:
             self.download_button.setText("&Download")
         # with nothing selected, pressing it says what to do
         self.download_button.setEnabled((st is None or can_pull) and not busy)
-        self.use_button.setEnabled(bool(st and st.usable))
+        later = unusable_reason(st.family) if st is not None else None
+        self.use_button.setEnabled(bool(st and st.usable) and later is None)
+        self.use_button.setToolTip(later or "")
 
     # --- transfers ------------------------------------------------------------
     @property

@@ -61,7 +61,7 @@ class ModelsController(QObject):
     def refresh(self) -> None:
         """Models were installed or removed (or the cache folder moved): list them again."""
         self.catalog.refresh()
-        self.task_panel.set_models(self.catalog.names())
+        self.task_panel.set_models(self.catalog.names(), self.catalog.unusable())
         self.installed_changed.emit()
 
     def use(self, name: str) -> None:
@@ -71,6 +71,10 @@ class ModelsController(QObject):
             return
         if self.task_panel.model.findText(name) < 0:
             self.refresh()
+        why = self.task_panel.unusable.get(name)
+        if why is not None:
+            self.error.emit(f"{name}: {why}")
+            return
         self.task_panel.model.setCurrentText(name)
 
     def show_dialog(self) -> ModelDialog:

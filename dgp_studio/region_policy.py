@@ -47,10 +47,15 @@ class RegionPolicy(QObject):
         self.update_note()
 
     def _after_edit(self, _index: int) -> None:
-        if self.state.has_picture and not self.user_set:
-            self.state.reset_region()
+        try:
+            if self.state.has_picture and not self.user_set:
+                self.state.reset_region()
+            self.update_note()  # the mask in the region decides what the note advises
+        except RuntimeError:  # the undo stack is being destroyed with the window (its
+            pass              # clear() says the index changed): nothing to place
 
     def update_note(self) -> None:
         st = self.state
-        text = region_note(st.task, st.region, st.model_resolution) if st.has_picture else ""
+        text = (region_note(st.task, st.region, st.model_resolution, st.mask)
+                if st.has_picture else "")
         self.show_note(text, text.startswith("⚠"))

@@ -22,6 +22,7 @@ from dgp_engine.tasks.request import RestoreRequest
 
 from .catalog import ModelCatalog
 from .engine_session import RegionRequest, RegionResult
+from .guidance import run_advisory
 from .jobs import Job, JobProgress, JobState
 from .model.state import AppState, HistoryEntry
 from .model.task_settings import TaskSettings
@@ -200,8 +201,15 @@ class RunController(QObject):
         entry = HistoryEntry(title, req.bounds, req.image, after, result.output,
                              cancelled=result.cancelled, settings=req.extra, state=result.state,
                              picture=result.picture, compose=result.compose)
+        # the region advisory was said before the run (the task panel's note): not again
+        prior = result.prior
+        advised = run_advisory(req.task, req.region, prior.resolution if prior is not None
+                               else self.state.model_resolution,
+                               None if req.restore.mask is None
+                               else req.restore.mask.astype(np.uint8) * 255)
         for note in result.notes:
-            log.info(note)
+            if advised is None or note != advised.message:
+                log.info(note)
         # a result layer over the picture (a cancelled run's last frame too); Apply bakes it
         self.state.add_result(entry)
         self.finished.emit(result, entry)

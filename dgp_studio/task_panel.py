@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox,
     QCompleter,
@@ -55,6 +56,7 @@ class TaskPanel(QWidget):
         self.model = QComboBox()
         self.model.setAccessibleName("Model")
         self.model.addItems(model_names)
+        self.unusable: dict[str, str] = {}  # listed but not offered, and why
         self.manage = QPushButton("…")
         self.manage.setToolTip("Download or import models")
         self.manage.setAccessibleName("Download or import models")
@@ -297,14 +299,29 @@ class TaskPanel(QWidget):
         spec = task_by_label(self.task.currentText())
         return (spec or task_spec(DEFAULT_TASK)).name
 
-    def set_models(self, names: list[str]) -> None:
+    def set_models(self, names: list[str], unusable: dict[str, str] | None = None) -> None:
+        """The models offered; those in ``unusable`` (name → why: StyleGAN2 priors, which
+        DGP does not run on yet) are listed greyed out with the reason as their tooltip,
+        and never chosen."""
+        unusable = unusable or {}
         current = self.model.currentText()
         self.model.blockSignals(True)
         self.model.clear()
         self.model.addItems(names)
-        if current in names:
+        items = self.model.model()
+        assert isinstance(items, QStandardItemModel)  # a QComboBox's own model
+        for i, name in enumerate(names):
+            why = unusable.get(name)
+            if why is not None:
+                items.item(i).setEnabled(False)  # a QStandardItemModel's item
+                self.model.setItemData(i, why, Qt.ItemDataRole.ToolTipRole)
+        usable = [n for n in names if n not in unusable]
+        if current in usable:
             self.model.setCurrentText(current)
+        elif self.model.currentText() in unusable:
+            self.model.setCurrentIndex(names.index(usable[0]) if usable else -1)
         self.model.blockSignals(False)
+        self.unusable = dict(unusable)
         self.settings.model = self.model.currentText()
 
     def settings_dict(self) -> dict[str, Any]:

@@ -17,6 +17,11 @@ random model (or ``--model bundled``) and saves the window once the result is in
 ``--photo portrait`` / ``landscape`` cut a 1:2 / 2:1 photo from scikit-image's sample
 pictures; ``--canvas-out`` also saves the canvas alone; ``--apply`` bakes the result in
 before the screenshot.
+
+    # the Manipulate tab with two results as morph keyframes (named by their class), and
+    # the first frame of the morph exported as a GIF at the 500×375 photo's resolution
+    python scripts/screenshot.py --model bundled --photo-size 500x375 --keyframes 2 \
+        --size 1280x800 --palette --out manipulate.png --export-frame morph-frame.png
 """
 
 from __future__ import annotations
@@ -50,6 +55,13 @@ def parse() -> argparse.Namespace:
                    help="shrink the saved PNGs to at most this many pixels (0: as is)")
     p.add_argument("--palette", action="store_true",
                    help="save 256-colour PNGs (a third of the size; for docs/screenshots)")
+    p.add_argument("--photo-size", help="resize the picture to WxH first (e.g. 500x375)")
+    p.add_argument("--keyframes", type=int, default=0,
+                   help="run this many results (seeds 0, 1, …), add them as morph keyframes "
+                        "and show the Manipulate tab's morph")
+    p.add_argument("--export-frame",
+                   help="with --keyframes: export the morph as a GIF composed at the photo's "
+                        "resolution and save its first frame here (PNG)")
     p.add_argument("--in-xvfb", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args()
 
@@ -123,6 +135,32 @@ def save_small(image, path: Path, max_side: int, palette: bool = False) -> bool:
     return True
 
 
+def export_first_frame(panel, gif: Path, out: Path, wait) -> bool:
+    """Export the panel's morph as a GIF composed into the photo at its resolution (the
+    export dialog's defaults), then save the GIF's first frame as ``out``."""
+    from PIL import Image
+
+    dialog = panel.show_export_dialog()
+    dialog.set_source("morph")
+    dialog.set_format("gif")
+    dialog.path.setText(str(gif))
+    print(f"export: {dialog.summary.text()}")
+    dialog.export_button.click()
+    t0 = time.time()
+    while dialog.running and time.time() - t0 < 600:
+        wait(50)
+    print(f"export: {dialog.message.text()}")
+    dialog.close()
+    if not gif.is_file():
+        return False
+    with Image.open(gif) as im:
+        print(f"export: {gif.name}: {im.n_frames} frames of {im.size[0]}×{im.size[1]}")
+        im.seek(0)
+        im.convert("RGB").save(out, optimize=True)
+    print(f"wrote {out}")
+    return True
+
+
 def main() -> int:
     args = parse()
     if args.offscreen:
@@ -173,6 +211,14 @@ def main() -> int:
 
         Image.open(picture).convert("L").convert("RGB").save(tmp / "gray.png")
         picture = tmp / "gray.png"
+    if args.photo_size:
+        from PIL import Image
+
+        pw, ph = (int(v) for v in args.photo_size.split("x"))
+        resized = tmp / f"{picture.stem}-{pw}x{ph}.png"
+        Image.open(picture).convert("RGB").resize((pw, ph), Image.Resampling.LANCZOS).save(
+            resized)
+        picture = resized
 
     def wait(ms: int) -> None:
         loop = QEventLoop()
@@ -204,10 +250,31 @@ def main() -> int:
     while window.state.model_resolution == 128 and time.time() - t0 < 60:
         wait(50)  # the model's own resolution places the region
     wait(200)
-    window.run_task()
-    t0 = time.time()
-    while window.state.running and time.time() - t0 < 300:
-        wait(50)
+    def run_and_wait(seed: int) -> None:
+        window.task_panel.seed.setValue(seed)
+        window.run_task()
+        t0 = time.time()
+        while window.state.running and time.time() - t0 < 600:
+            wait(50)
+
+    run_and_wait(0)
+    panel = getattr(window, "manipulate", None)
+    if args.keyframes > 1 and panel is not None:
+        for seed in range(1, args.keyframes):
+            wait(1100)  # a keyframe is named by its time to the second: distinct names
+            run_and_wait(seed)
+        for row in range(len(window.state.history)):
+            window.history_panel.list.setCurrentRow(row)
+            panel.timeline.add_current.click()
+        panel.dock.raise_()
+        panel.tabs.setCurrentIndex(2)  # the morph: keyframes, their thumbnails, scrub
+        panel.timeline.frames.setValue(12)
+        t0 = time.time()
+        while time.time() - t0 < 60 and not all(
+                panel.timeline.has_thumbnail(i) for i in range(args.keyframes)):
+            wait(50)
+        panel.timeline.set_position(0.5)
+        wait(1500)  # the scrubbed frame, composed into the photo
     # (guarded: the script also shoots older versions of the app, for before/after)
     if args.apply and hasattr(window, "apply_layer"):
         window.apply_layer()
@@ -223,6 +290,9 @@ def main() -> int:
         save_small(window.canvas.grab(), Path(args.canvas_out).resolve(), args.max_side,
                    args.palette)
     print(f"{'wrote' if ok else 'FAILED to write'} {out} ({window.last_error or 'no errors'})")
+    if args.export_frame and args.keyframes > 1 and panel is not None:
+        ok = export_first_frame(panel, tmp / "morph.gif", Path(args.export_frame).resolve(),
+                                wait) and ok
     window.shutdown()
     window.hide()
     return 0 if ok else 1

@@ -14,6 +14,7 @@ that to the main window's close and the application's ``aboutToQuit``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,7 @@ from dgp_engine.method.manipulate import MorphTimeline
 from dgp_engine.method.state import ReconstructionState
 
 from .export_dialog import ExportDialog, ExportSettings
+from .export_plan import ExportPlan, PictureSource, plan_export
 from .render_worker import (
     LAYERS,
     Adopt,
@@ -101,6 +103,8 @@ class ManipulatePanel(QWidget):
         self.export_dialog: ExportDialog | None = None
         # the opened photo's file (the main window sets it): exports default beside it
         self.photo_path: Callable[[], Path | None] = lambda: None
+        # the editor's picture (the main window sets it): exports compose into it
+        self.picture_source: Callable[[], PictureSource | None] = lambda: None
         self._export_named_for: Path | None = None
         # model output → the photo's crop with it composed in (the owner sets it): what
         # previews and thumbnails show, so candidates are seen in the photo
@@ -208,7 +212,9 @@ class ManipulatePanel(QWidget):
         self.timeline.adopt_requested.connect(self.adopt_morph)
         self.timeline.keyframes_changed.connect(self._keyframes_changed)
         self.timeline.invalidated.connect(self._timeline_invalidated)
-        self.export_button = QPushButton("Export animation…")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("The morph, a jitter walk, a category sweep or the "
+                                      "variations, composed into the photo")
         self.export_button.clicked.connect(self.show_export_dialog)
         morph = QWidget()
         mlay = QVBoxLayout(morph)
@@ -461,6 +467,7 @@ class ManipulatePanel(QWidget):
         self.selected = None
         self._jitter_request = {"sigma": self.sigma_value, "seed": self.seed.value(),
                                 "layers": self.layers.currentData()}
+        assert self.prior is not None  # offered with every state
         self._submit(RenderJitter(self.prior, self.state, n, **self._jitter_request))
 
     @Slot(int)
@@ -484,6 +491,7 @@ class ManipulatePanel(QWidget):
         """Make variation ``index`` of the grid shown the current result."""
         if index not in self.variation_params or self.state is None:
             return
+        assert self.prior is not None and self._jitter_request is not None  # set with the grid
         self._submit(Adopt(self.prior, "jitter", {"variation": index, **self._jitter_request},
                            state=self.state))
 
@@ -521,6 +529,7 @@ class ManipulatePanel(QWidget):
         if self.state is None:
             return
         target, amount = self.transfer_target()
+        assert self.prior is not None  # offered with every state
         self._submit(RenderTransfer(self.prior, self.state, target, amount))
 
     @Slot()
@@ -528,6 +537,7 @@ class ManipulatePanel(QWidget):
         if self.state is None:
             return
         target, amount = self.transfer_target()
+        assert self.prior is not None  # offered with every state
         self._submit(Adopt(self.prior, "transfer", {"target": target, "amount": amount},
                            state=self.state))
 
@@ -563,10 +573,12 @@ class ManipulatePanel(QWidget):
         self.export_button.setEnabled(n >= 2 or self.state is not None)
         if n >= 2 and self.prior is not None:
             self._scrub(self.timeline.position)
+        self._refresh_export_plan()
 
     def _timeline_invalidated(self) -> None:
         if self.engine is not None:
             self.engine.cancel("play")  # its frames are for the old settings
+        self._refresh_export_plan()  # the frame count the export dialog says
 
     def _scrub(self, t: float) -> None:
         keyframes, names = self._morph_inputs()
@@ -591,7 +603,7 @@ class ManipulatePanel(QWidget):
         f = self.last_frame.get("result")
         shown = f is not None and self._current("result", f.generation)
         name = self.add_keyframe(self.state, self.result_name,
-                                 thumbnail=f.image if shown else None)
+                                 thumbnail=f.image if f is not None and shown else None)
         self._say(f"Added keyframe {name}.")
 
     def _browse_keyframe(self) -> None:
@@ -626,17 +638,49 @@ class ManipulatePanel(QWidget):
             self.export_dialog.export_button.clicked.connect(
                 lambda: self.start_export(self.export_dialog.settings()))
             self.export_dialog.cancel_button.clicked.connect(self.cancel_export)
+            self.export_dialog.source_changed.connect(self._refresh_export_plan)
         photo = self.photo_path()
         if photo is not None and photo != self._export_named_for:
             # beside the opened photo, named after it (once per photo: an edit stays)
             self.export_dialog.suggest_beside(photo)
             self._export_named_for = photo
         self.export_dialog.show()
+        self._refresh_export_plan()
         return self.export_dialog
+
+    def export_plan(self, source: str = "morph") -> ExportPlan:
+        """Where ``source``'s frames can be composed: the morph's keyframes, or the
+        result the jitter and the category sweep come from, into the photo they were
+        restored from (:func:`~.export_plan.plan_export`)."""
+        resolution = self.prior.resolution if self.prior is not None else 0
+        if source == "morph":
+            states, labels = self._morph_inputs()
+            if len(states) < 2:
+                return ExportPlan(resolution, why_raw="Add at least two keyframes to export "
+                                                      "a morph.")
+        elif self.state is None:
+            return ExportPlan(resolution, why_raw="There is no result: run a task first.")
+        else:
+            states, labels = [self.state], [self.result_name]
+        return plan_export(states, labels, resolution, self.picture_source())
+
+    def export_count(self, source: str) -> int:
+        """Frames (tiles for the grid) that ``source`` exports with today's settings."""
+        timeline = self.timeline.timeline()
+        return {"morph": timeline.frame_count, "grid": self.count.value()}.get(
+            source, timeline.frames)
+
+    def _refresh_export_plan(self, *_: object, force: bool = False) -> None:
+        """The dialog says what the chosen source exports now (while it is open)."""
+        dialog = self.export_dialog
+        if dialog is None or dialog.running or not (force or dialog.isVisible()):
+            return
+        source = dialog.source_key
+        dialog.set_plan(self.export_plan(source), self.export_count(source),
+                        self.timeline.timeline().fps)
 
     def start_export(self, settings: ExportSettings) -> bool:
         dialog = self.export_dialog or self.show_export_dialog()
-        timeline = self.timeline.timeline()
         keyframes, names = self._morph_inputs()
         if settings.source == "morph" and (len(keyframes) < 2 or self.prior is None):
             dialog.failed("Add at least two keyframes to export a morph.", False)
@@ -645,27 +689,41 @@ class ManipulatePanel(QWidget):
         if still is not None:  # it would be a one-frame animation
             dialog.failed(still, False)
             return False
-        if settings.source == "walk" and self.state is None:
+        if settings.source != "morph" and self.state is None:
             dialog.failed("There is no result to jitter: run a task first.", False)
             return False
         if not settings.path:
             dialog.failed("Choose a file to export to.", False)
             return False
-        total = timeline.frame_count if settings.source == "morph" else timeline.frames
-        self._submit(self.export_request(settings))
-        dialog.started(total)
+        self._refresh_export_plan(force=True)  # the picture or keyframes may have changed
+        if dialog.problem is not None:  # e.g. larger than an export takes unasked
+            dialog.failed(dialog.problem, False)
+            return False
+        self._submit(self.export_request(settings, dialog.plan))
+        dialog.started(self.export_count(settings.source))
         return True
 
-    def export_request(self, settings: ExportSettings) -> ExportAnimation:
-        """The render thread's export job for ``settings``: today the generator's frames
-        at their own size (scaled as asked).  Hook (issue 22): the engine's composition
-        of each frame into the photo at its resolution goes in here, with the owner's
-        composer of the current result (as :attr:`composite` is for previews)."""
+    def export_request(self, settings: ExportSettings,
+                       plan: ExportPlan | None = None) -> ExportAnimation:
+        """The render thread's export job for ``settings``: each frame composed into the
+        photo by the engine's :class:`~dgp_engine.tasks.postprocess.PhotoComposer` (the
+        path the candidates are previewed by) when ``settings.composed``, at the photo's
+        resolution or the size chosen; else the generator's own squares."""
         keyframes, names = self._morph_inputs()
+        plan = plan or self.export_plan(settings.source)
+        composed = settings.composed and plan.composable
+        if composed and plan.pixels is not None:  # a snapshot: the picture may change
+            plan = dataclasses.replace(plan, pixels=plan.pixels.copy())
+        target, amount = self.transfer_target()
+        assert self.prior is not None  # exports are offered once a model is
         return ExportAnimation(self.prior, settings.path, settings.source, keyframes, names,
                                self.timeline.timeline(), self.state, self.sigma_value,
-                               self.seed.value(), settings.format, settings.scale,
-                               settings.size)
+                               self.seed.value(),
+                               None if settings.format == "picture" else settings.format,
+                               settings.scale, settings.size, plan=plan if composed else None,
+                               composed=composed, max_side=settings.max_side,
+                               even=settings.even, target=target, amount=amount,
+                               count=self.count.value(), layers=self.layers.currentData())
 
     @Slot()
     def cancel_export(self) -> None:

@@ -25,14 +25,23 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from dgp_engine import DGPError, Prior
-from dgp_engine.errors import ExportCancelled
-from dgp_engine.files.animation import AnimationExport, ExportProgress
+from dgp_engine.errors import ExportCancelled, ExportError
+from dgp_engine.files.animation import (
+    AnimationExport,
+    ExportProgress,
+    export_size,
+    grid,
+    resize_frame,
+    save_image,
+)
 from dgp_engine.method.manipulate import Morph, MorphTimeline, Renderer, RenderJob
 from dgp_engine.method.pictures import signed_to_uint8
 from dgp_engine.method.state import ReconstructionState
+from dgp_engine.tasks.postprocess import PhotoComposer
 
 from ..jobs import Job, JobProgress, JobState
 from ..thread_worker import GeneratorWorker, WorkerLane, describe_error
+from .export_plan import ExportPlan
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +49,9 @@ log = logging.getLogger(__name__)
 #: fine half (texture, detail) of a hierarchical generator's chunks.
 LAYERS = {"all": "All layers", "coarse": "Coarse layers (shape)",
           "fine": "Fine layers (detail)"}
+
+#: The largest grid picture written (as ``dgp jitter``: more takes over 800 MB to write).
+MAX_GRID_SIDE = 16384
 
 #: Channels whose newer request supersedes the pending and running one.
 LIVE_CHANNELS = frozenset({"result", "jitter", "transfer", "scrub", "play"})
@@ -155,7 +167,11 @@ class LoadState(Request):
 
 @dataclass
 class ExportAnimation(Request):
-    """Export the morph (``source="morph"``) or a looping jitter walk (``"walk"``)."""
+    """Export the morph (``source="morph"``), a looping jitter walk (``"walk"``), a category
+    sweep from the result to ``target`` (``"sweep"``) or the jitter variations as one
+    grid picture (``"grid"``).  With ``plan`` composable and ``composed`` every frame goes
+    into the photo by the engine's PhotoComposer (``plan.pixels`` is a snapshot: the
+    editor may change its picture meanwhile)."""
 
     prior: Prior
     path: str
@@ -169,6 +185,14 @@ class ExportAnimation(Request):
     format: str | None = None
     scale: float = 1.0
     size: tuple[int, int] | None = None
+    plan: ExportPlan | None = None
+    composed: bool = False
+    max_side: int | None = None
+    even: str = "pad"
+    target: int = 0               # the sweep's class
+    amount: float = 1.0           # how far the sweep goes towards it
+    count: int = 8                # the grid's variations
+    layers: str = "all"           # the grid's jittered layers (see LAYERS)
 
     def __post_init__(self) -> None:
         self.channel = "export"
@@ -370,27 +394,42 @@ class Renderers:
                 ) -> Generator[object, None, str | None]:
         # Only the export sees ``cancel``: a render job sharing it would just stop
         # yielding, and the export would then write the frames it had as a short file.
+        composer = (request.plan.composer() if request.composed and request.plan is not None
+                    and request.plan.composable else None)
+        frame_size = composer.size if composer is not None else (
+            request.prior.resolution, request.prior.resolution)
+        # the size every frame is written at, decided (and refused over the limit unless
+        # chosen) before anything is rendered, as ``dgp morph`` does
+        target = export_size(frame_size, size=request.size, scale=request.scale,
+                             max_side=request.max_side)
+        if request.source == "grid":
+            return (yield from self._export_grid(request, composer, target, cancel))
+        fps = request.timeline.fps
         if request.source == "morph":
             m = self.morph(request.prior, request.keyframes, request.names,
                            request.timeline.easing)
             frames = m.render(request.timeline.times(), keep=False)
-            fps = request.timeline.fps
         else:
             assert request.state is not None
             r = self.renderer(request.prior, request.state)
-            frames = r.jitter_walk(request.timeline.frames, request.sigma, request.seed,
-                                   loop=True)
+            n = request.timeline.frames
+            if request.source == "sweep":
+                amounts = [request.amount * i / max(1, n - 1) for i in range(n)]
+                frames = r.transfer([request.target] * n, amounts)
+            else:
+                frames = r.jitter_walk(n, request.sigma, request.seed, loop=True)
             frames.keep = False
-            fps = request.timeline.fps
-        export = AnimationExport(frames, request.path, fps=fps, format=request.format,
-                                 scale=request.scale, size=request.size, cancel=cancel)
+        total = len(frames)
+        stream = composer.frames(frames) if composer is not None else frames
+        export = AnimationExport(stream, request.path, fps=fps, format=request.format,
+                                 size=target, even=request.even, total=total, cancel=cancel)
         last = 0.0
         for report in export:
             now = time.perf_counter()
             if now - last >= 0.1 or report.stage == "done":
-                total = report.total  # None: frames of unknown count
-                yield JobProgress(None if total is None else report.done / max(1, total),
-                                  f"{report.done}/{total} frames" if total is not None
+                known = report.total  # None: frames of unknown count
+                yield JobProgress(None if known is None else report.done / max(1, known),
+                                  f"{report.done}/{known} frames" if known is not None
                                   else f"{report.done} frames", report)
                 last = now
         try:
@@ -398,6 +437,31 @@ class Renderers:
         except ExportCancelled:
             return None  # the job ends cancelled; nothing was written
         return str(written)
+
+    def _export_grid(self, request: ExportAnimation, composer: PhotoComposer | None,
+                     target: tuple[int, int], cancel: threading.Event
+                     ) -> Generator[object, None, str | None]:
+        """The jitter variations as one grid picture (``dgp jitter -o grid.png``)."""
+        assert request.state is not None
+        r = self.renderer(request.prior, request.state)
+        sigma = sigma_for_layers(r, request.sigma, request.layers)
+        job = r.jitter(request.count, sigma, request.seed, cancel=cancel)
+        tiles = []
+        t0 = time.perf_counter()
+        for f in job:
+            tile = composer(f) if composer is not None else f.to_uint8()
+            tiles.append(resize_frame(tile, target))
+            done = len(tiles)
+            yield JobProgress(done / request.count, f"{done}/{request.count} variations",
+                              ExportProgress("frames", done, request.count,
+                                             time.perf_counter() - t0))
+        if cancel.is_set() or len(tiles) < request.count:
+            return None  # cancelled: nothing was written
+        picture = grid(tiles)
+        if max(picture.shape[:2]) > MAX_GRID_SIDE:
+            raise ExportError(f"The grid would be {picture.shape[1]}×{picture.shape[0]} px: "
+                              "choose a smaller largest side or size, or fewer variations.")
+        return str(save_image(picture, request.path))
 
 
 _TITLES = {"result": "Rendering the result", "thumb": "Rendering a keyframe thumbnail",
