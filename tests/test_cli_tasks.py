@@ -270,7 +270,7 @@ def test_a_mask_too_large_for_a_sharp_region_is_warned_once_before_the_run(work,
                *common) == 0
     err = capsys.readouterr().err
     assert err.count("warning: The 75 px working region is enlarged 2.3×") == 1
-    assert "larger model, of at least 38 px" in err and "mask at most 42 px across" in err
+    assert "larger model, 64 px or more" in err and "mask at most 42 px across" in err
     assert dgp("inpaint", d / "wide.png", "-o", d / "out2.png", "--box", "40,30,20,20",
                *common) == 0
     assert "warning" not in capsys.readouterr().err  # 20 px: a sharp 60 px square

@@ -140,9 +140,10 @@ def test_advisory_names_both_remedies():
     a = region_advisory("inpaint", 159, 64, hole_side=106)
     assert isinstance(a, RegionAdvisory) and a.factor == pytest.approx(159 / 64)
     assert a.sharp_side == 128 and a.largest_hole == largest_hole(128, MIN_CONTEXT) == 85
-    assert a.model_resolution_needed == 80
+    assert a.model_resolution_needed == 128  # 80 px would do; priors come in powers of two
+    assert region_advisory("inpaint", 129, 64).model_resolution_needed == 128  # not 65
     larger, smaller = a.remedies
-    assert "larger model, of at least 80 px" in larger and "64 px" in larger
+    assert "larger model, 128 px or more" in larger and "64 px" in larger
     assert "mask at most 85 px across" in smaller and "106 px" in smaller
     assert larger in a.message and smaller in a.message and "2.5×" in a.message
     assert a.to_dict()["kind"] == "soft-enlargement"

@@ -271,13 +271,15 @@ class RegionAdvisory:
 
     @property
     def model_resolution_needed(self) -> int:
-        """The least model resolution that would keep this region sharp."""
-        return int(math.ceil(self.side / SOFT_ENLARGEMENT))
+        """The least model resolution that would keep this region sharp, rounded up to the
+        sizes GAN priors come in (powers of two: 128, 256, 512…), never a 65 px model."""
+        least = max(1, int(math.ceil(self.side / SOFT_ENLARGEMENT)))
+        return 1 << (least - 1).bit_length()
 
     @property
     def remedies(self) -> tuple[str, str]:
         """(use a larger model, use a smaller region or mask), one sentence each."""
-        larger = (f"use a larger model, of at least {self.model_resolution_needed} px (this "
+        larger = (f"use a larger model, {self.model_resolution_needed} px or more (this "
                   f"one is {self.resolution} px; `dgp models list` shows them)")
         if self.hole_side is not None and self.hole_side > self.largest_hole:
             smaller = (f"make the mask at most {self.largest_hole} px across (it is "

@@ -31,7 +31,7 @@ def test_a_mask_too_large_for_the_model_is_advised_once_before_the_run(
     paint_stroke(qtbot, window, [(40, 60), (80, 60), (110, 60)])
     request = window.build_request()
     plan = plan_task(Photo.from_array(request.image), request.task, 32,
-                     mask=request.mask > 127, region=request.region)
+                     mask=request.restore.mask, region=request.region)
     assert len(plan.advisories) == 1
     advisory = plan.advisories[0]
     larger, smaller = advisory.remedies
@@ -40,7 +40,7 @@ def test_a_mask_too_large_for_the_model_is_advised_once_before_the_run(
     assert note.isVisible() and "soft" in text
     assert f"enlarged {advisory.factor:.1f}× from the model's 32 px" in text
     assert smaller[1:] in text  # the mask remedy, with the plan's numbers
-    assert f"larger model, of at least {advisory.model_resolution_needed} px" in text
+    assert f"larger model, {advisory.model_resolution_needed} px or more" in text
     assert "shrink the region" not in text and "dgp models list" not in text
 
     logged = window.log_panel.toPlainText().count(advisory.message)
