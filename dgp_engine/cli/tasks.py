@@ -277,6 +277,8 @@ def _save_state(state: ReconstructionState, path: Path, *, sources: Sequence[str
 
 
 def _describe_class(prior: Prior, class_id: int) -> str:
+    if prior.n_classes == 0:
+        return "none (unconditional model)"
     name = prior.class_name(class_id) if prior.class_names else ""
     return f"{class_id} ({name.split(',')[0]})" if name else str(class_id)
 
