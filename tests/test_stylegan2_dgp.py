@@ -14,7 +14,7 @@ from PIL import Image
 
 from dgp_engine import Preset, load_preset, reconstruct, render
 from dgp_engine.cli import main
-from dgp_engine.errors import PresetError, PriorFamilyError, StateError
+from dgp_engine.errors import InputError, PresetError, PriorFamilyError, StateError
 from dgp_engine.method.degradations import make_degradation
 from dgp_engine.method.state import ReconstructionState
 from dgp_engine.method.taskspec import TASKS, default_preset_name, task_spec
@@ -305,3 +305,63 @@ def test_restore_image_uses_the_stylegan2_default_preset(capsys):
                         preset=job.preset.scaled(0.02).replace(select_num=2))
     result = job.run_to_end()
     assert result.photo.size == (40, 40) and result.state.is_stylegan2
+
+
+# --------------------------------------------------------------------------- manipulation
+
+
+def _two_results(prior):
+    a = reconstruct(prior, target_of(prior, 1), "reconstruct", class_id=0,
+                    preset=short(iterations=[3], ft_num=[2])).run_to_end()
+    b = reconstruct(prior, target_of(prior, 2), "reconstruct", class_id=2,
+                    preset=short(iterations=[3], ft_num=["all"]), seed=5).run_to_end()
+    return a, b
+
+
+def test_jitter_in_w_space(capsys):
+    from dgp_engine.method.manipulate_stylegan2 import StyleGAN2Renderer
+
+    prior = import_small(capsys)
+    state, _ = _two_results(prior)
+    renderer = StyleGAN2Renderer(prior, state, batch_size=2)
+    assert torch.equal(renderer.render(), render(prior, state))
+    still = renderer.jitter(3, 0.0).run_to_end()  # batched: equal up to rounding
+    torch.testing.assert_close(still, render(prior, state).expand(3, -1, -1, -1),
+                               rtol=0, atol=1e-5)
+    moved = renderer.jitter(3, 0.5, seed=4).run_to_end()
+    assert moved.shape == (3, 3, 64, 64)
+    assert all((img - still[0]).abs().max() > 1e-3 for img in moved)
+    # one ε per variation, the same on every layer, independent of n and batching
+    ws = renderer.jitter_latents(3, 0.5, seed=4)
+    step = ws - state.ws
+    assert torch.allclose(step, step[:, :1].expand_as(step), atol=1e-6)
+    assert torch.equal(renderer.jitter_latents(1, 0.5, seed=4, start=2), ws[2:])
+    torch.testing.assert_close(StyleGAN2Renderer(prior, state, batch_size=3).jitter(
+        3, 0.5, seed=4).run_to_end(), moved, rtol=0, atol=1e-5)
+    adopted = renderer.state_with(ws[1:2], note="jitter 1")
+    torch.testing.assert_close(render(prior, adopted), moved[1:2], rtol=0, atol=1e-5)
+    with pytest.raises(InputError, match="σ must be"):
+        renderer.jitter_latents(2, -1.0)
+
+
+def test_morph_blends_w_plus_and_weights(capsys):
+    from dgp_engine.method.manipulate_stylegan2 import StyleGAN2Morph
+
+    prior = import_small(capsys)
+    a, b = _two_results(prior)
+    morph = StyleGAN2Morph(prior, [a, b])
+    assert torch.equal(morph.at(0.0), render(prior, a))
+    assert torch.equal(morph.at(1.0), render(prior, b))
+    mid = morph.at(0.5)
+    # the blend's weights are the keyframes' midpoints: one tuned block differs
+    key = next(k for k in b.weight_delta if k not in a.weight_delta)
+    base = prior.stylegan2.G.state_dict()[key]
+    torch.testing.assert_close(morph._work.state_dict()[key], base + 0.5 * b.weight_delta[key])
+    torch.testing.assert_close(morph.ws_at(0.5), (a.ws + b.ws) / 2)
+    assert (mid - morph.at(0.0)).abs().max() > 1e-3 and (mid - morph.at(1.0)).abs().max() > 1e-3
+    frames = morph.render([0.0, 0.5, 1.0]).run_to_end()
+    assert torch.equal(frames[1], mid[0])
+    blended = morph.state_at(0.5)
+    torch.testing.assert_close(render(prior, blended), mid, rtol=0, atol=1e-5)
+    with pytest.raises(InputError, match="at least two keyframes"):
+        StyleGAN2Morph(prior, [a])

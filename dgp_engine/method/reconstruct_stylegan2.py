@@ -364,16 +364,8 @@ class StyleGAN2Run(CancellableRun[Report]):
 def materialize_stylegan2(prior: Prior, state: ReconstructionState) -> sg2.Generator:
     """The tuned generator of a StyleGAN2 result: the prior's G + the state's deltas, in
     eval mode without gradients."""
-    check_same_family(prior, state)
-    base = prior.stylegan2.G
-    sd = base.state_dict()
-    cfg = prior.stylegan2.config
-    bad = [k for k, v in state.weight_delta.items() if k not in sd or sd[k].shape != v.shape]
-    if bad or tuple(state.z.shape) != (1, cfg.num_ws, cfg.w_dim):
-        name = state.model.get("name", "another model")
-        raise StateError(f"This result was made with {name} and does not fit the loaded "
-                         "model; load that model to render it.")
-    G = copy.deepcopy(base).eval()
+    check_fits_stylegan2(prior, state)
+    G = copy.deepcopy(prior.stylegan2.G).eval()
     with torch.no_grad():
         own = G.state_dict()
         for k, d in state.weight_delta.items():
@@ -381,6 +373,18 @@ def materialize_stylegan2(prior: Prior, state: ReconstructionState) -> sg2.Gener
     for p in G.parameters():
         p.requires_grad_(False)
     return G
+
+
+def check_fits_stylegan2(prior: Prior, state: ReconstructionState) -> None:
+    """Refuse (StateError) a result whose w+ or weight deltas do not fit ``prior``."""
+    check_same_family(prior, state)
+    sd = prior.stylegan2.G.state_dict()
+    cfg = prior.stylegan2.config
+    bad = [k for k, v in state.weight_delta.items() if k not in sd or sd[k].shape != v.shape]
+    if bad or tuple(state.z.shape) != (1, cfg.num_ws, cfg.w_dim):
+        name = state.model.get("name", "another model")
+        raise StateError(f"This result was made with {name} and does not fit the loaded "
+                         "model; load that model to render it.")
 
 
 def check_same_family(prior: Prior, state: ReconstructionState) -> None:
