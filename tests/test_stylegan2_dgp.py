@@ -7,6 +7,9 @@ The priors are the small reference models of ``reference/stylegan2_small`` impor
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 import numpy as np
 import pytest
 import torch
@@ -365,3 +368,34 @@ def test_morph_blends_w_plus_and_weights(capsys):
     torch.testing.assert_close(render(prior, blended), mid, rtol=0, atol=1e-5)
     with pytest.raises(InputError, match="at least two keyframes"):
         StyleGAN2Morph(prior, [a])
+
+
+def test_a_batch_runs_on_a_stylegan2_model_with_its_presets(capsys, tmp_path):
+    """``dgp batch colorize --model <StyleGAN2>`` without --preset takes the model
+    family's preset (a BigGAN schedule would be refused by the loop)."""
+    import_small(capsys, model="nvidia_uncond")
+    album = tmp_path / "album"
+    album.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(2):
+        Image.fromarray((rng.random((40, 56)) * 255).astype(np.uint8)).save(album / f"p{i}.png")
+    out = tmp_path / "out"
+    code = main(["batch", "colorize", str(album), "-o", str(out), "--model", "sg",
+                 "--iterations-scale", "0.02", "--workers", "1", "--threads", "1",
+                 "--save-state", "-q"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    for i in range(2):
+        with Image.open(out / f"p{i}.png") as img:
+            assert img.size == (56, 40)
+    states = sorted(out.rglob("*.dgp"))
+    assert len(states) == 2
+    state = ReconstructionState.load(states[0])
+    assert state.is_stylegan2 and state.preset["name"] == "stylegan2_colorization"
+    # the journal records the preset the workers ran (a resume compares it)
+    db = sqlite3.connect(out / ".dgp-batch" / "journal.sqlite")
+    try:
+        (value,) = db.execute("SELECT value FROM job WHERE key='settings'").fetchone()
+    finally:
+        db.close()
+    assert json.loads(value)["preset"]["name"] == "stylegan2_colorization"
