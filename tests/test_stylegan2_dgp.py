@@ -253,22 +253,38 @@ def test_a_damaged_stylegan2_state_is_refused_with_a_sentence(capsys, tmp_path):
         ReconstructionState.load(tmp_path / "no.dgp")
 
 
-def test_manipulation_refuses_a_stylegan2_result_with_a_sentence(capsys, tmp_path):
+def test_the_command_line_jitters_and_morphs_a_stylegan2_result(capsys, tmp_path):
+    """``dgp jitter`` / ``dgp morph`` of StyleGAN2 states (w space, one σ); category
+    transfer and the BigGAN-only paths refuse with a sentence, writing nothing."""
     from dgp_engine.method.manipulate import Renderer
 
     prior = import_small(capsys)
-    state = reconstruct(prior, target_of(prior), "colorize", class_id=None,
-                        preset=short(iterations=[1], ft_num=[1])).run_to_end()
-    with pytest.raises(PriorFamilyError, match="sg is a StyleGAN2 prior, and DGP "
-                                               "manipulation"):
-        Renderer(prior, state)
-    path = state.save(tmp_path / "r.dgp")
-    code = main(["jitter", str(path), "--model", "sg", "-o", str(tmp_path / "j.png"), "-q"])
-    err = capsys.readouterr().err
-    assert code == 1
-    assert err.strip().splitlines()[-1].startswith("dgp: error: sg is a StyleGAN2 prior, "
-                                                   "and DGP manipulation")
-    assert not (tmp_path / "j.png").exists()
+    a, b = _two_results(prior)
+    pa, pb = a.save(tmp_path / "a.dgp"), b.save(tmp_path / "b.dgp")
+    grid = tmp_path / "j.png"
+    code = main(["jitter", str(pa), "--model", "sg", "-n", "4", "--sigma", "0.5",
+                 "-o", str(grid), "--raw", "-q"])
+    assert code == 0, capsys.readouterr().err
+    with Image.open(grid) as img:
+        assert img.size == (130, 130)  # 2×2 grid of 64 px images, 2 px apart
+    anim = tmp_path / "m.gif"
+    code = main(["morph", str(pa), str(pb), "--model", "sg", "--frames", "3", "-o", str(anim),
+                 "--raw", "-q"])
+    assert code == 0, capsys.readouterr().err
+    with Image.open(anim) as img:
+        assert img.n_frames == 3
+    for argv, why in ((["jitter", str(pa), "--sigma", "0.1,0.2"], "one σ"),
+                      (["jitter", str(pa), "--walk", "4"], "walk of a StyleGAN2 result"),
+                      (["transfer", str(pa), "--class", "1"], "Category transfer of a "
+                                                              "StyleGAN2 result")):
+        out = tmp_path / "x.png"
+        code = main([*argv, "--model", "sg", "-o", str(out), "--raw", "-q"])
+        err = capsys.readouterr().err
+        assert code == 1 and why in err.strip().splitlines()[-1], err
+        assert not out.exists()
+    with pytest.raises(PriorFamilyError, match="sg is a StyleGAN2 prior, and this part of "
+                                               "DGP Studio"):
+        Renderer(prior, a)
 
 
 # --------------------------------------------------------------------------- photos and CLI

@@ -643,8 +643,8 @@ def test_bigan_only_paths_refuse_a_stylegan2_prior_with_a_sentence(capsys):
     assert import_reference(capsys, "sg", "nvidia_cond")[0] == 0
     prior = load_prior("sg")
     for access in (lambda: prior.G, lambda: prior.D, lambda: prior.config):
-        with pytest.raises(PriorFamilyError, match="sg is a StyleGAN2 prior, and DGP "
-                                                   "manipulation"):
+        with pytest.raises(PriorFamilyError, match="sg is a StyleGAN2 prior, and this part "
+                                                   "of DGP Studio"):
             access()
     big = tiny_prior()
     assert big.family == "biggan-pytorch" and big.is_biggan and big.G is big.generator
