@@ -4,10 +4,10 @@ The same method as the BigGAN loop in :mod:`.reconstruct`, in StyleGAN2's terms:
 
 * the latent is w+ ([1, num_ws, w_dim], one w per synthesis layer), started from the
   best of ``select_num`` candidates — z (and a class, for a conditional model whose class
-  is not given) mapped through the mapping network, pulled ``truncation_psi`` of the way
-  from ``w_avg`` — by the D-feature distance of their degraded images to the target
-  (the last 3 entries of D's feature list, every candidate scored as if alone), or from
-  ``w_avg`` itself (``w_init = "avg"``);
+  is not given) mapped through the mapping network and truncated to
+  w_avg + ψ·(w − w_avg), ψ = ``truncation_psi`` — by the D-feature distance of their
+  degraded images to the target (the last 3 entries of D's feature list, every
+  candidate scored as if alone), or from ``w_avg`` itself (``w_init = "avg"``);
 * the generator groups are the synthesis blocks, coarse (4 px) to fine: stage s trains
   the first ``ft_num[s]`` blocks (group k at ``G_lrs[s] · lr_ratio[s]^k``, k from 0),
   w+ at ``z_lrs[s]`` throughout; the mapping network is never trained (w+ is optimised
