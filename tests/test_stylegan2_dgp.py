@@ -322,8 +322,14 @@ def test_restore_image_uses_the_stylegan2_default_preset(capsys):
     assert job.preset.name == "stylegan2_inpainting"
     job = restore_image(prior, photo, "inpaint", mask=hole,
                         preset=job.preset.scaled(0.02).replace(select_num=2))
+    assert job.select_total == 2 and job.total == 2 + job.preset.total_iterations
     result = job.run_to_end()
     assert result.photo.size == (40, 40) and result.state.is_stylegan2
+    # from w_avg: no candidates to score, none counted
+    job = restore_image(prior, photo, "inpaint", mask=hole,
+                        preset=short(iterations=[1], ft_num=[1], w_init="avg"))
+    assert job.select_total == 0 and job.total == 1
+    assert [r.phase for r in job] == ["optimize", "optimize"]
 
 
 # --------------------------------------------------------------------------- manipulation

@@ -324,10 +324,19 @@ class RestorationJob(CancellableRun[Report]):
         return self.plan.notes
 
     @property
+    def select_total(self) -> int:
+        """Starting-point candidates the run scores before it optimises (0: none; a
+        StyleGAN2 run starting from w_avg or a given w+ scores none)."""
+        p = self.preset
+        if isinstance(self.run, StyleGAN2Run):
+            scored = self.run.options.w_init == "select" and self.run.z_init is None
+            return p.select_num if scored else 0
+        return p.select_num if p.select_num > 1 else 0
+
+    @property
     def total(self) -> int:
         """Selection samples + optimisation iterations (for a progress bar)."""
-        select = self.preset.select_num if self.preset.select_num > 1 else 0
-        return select + self.preset.total_iterations
+        return self.select_total + self.preset.total_iterations
 
     def _reports(self) -> Iterator[Report]:
         for report in self.run:
