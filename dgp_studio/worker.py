@@ -186,7 +186,7 @@ class EngineRunner:
             self._prior_key = key
             self._new_model = ModelInfo(
                 name, self._prior.resolution, list(self._prior.class_names)
-                or [f"class {i}" for i in range(self._prior.config.n_classes)],
+                or [f"class {i}" for i in range(self._prior.n_classes)],
                 str(device), self._prior)
         assert self._prior is not None
         return self._prior

@@ -640,37 +640,32 @@ def test_verify_checks_a_stylegan2_install_against_its_own_architecture(capsys):
 
 
 def test_bigan_only_paths_refuse_a_stylegan2_prior_with_a_sentence(capsys):
-    from dgp_engine import Preset, reconstruct
-
     assert import_reference(capsys, "sg", "nvidia_cond")[0] == 0
     prior = load_prior("sg")
     for access in (lambda: prior.G, lambda: prior.D, lambda: prior.config):
-        with pytest.raises(PriorFamilyError, match="sg is a StyleGAN2 prior, and the DGP "
-                                                   "restoration"):
+        with pytest.raises(PriorFamilyError, match="sg is a StyleGAN2 prior, and this part "
+                                                   "of DGP Studio"):
             access()
-    preset = Preset.from_dict({"iterations": [3, 3], "ft_num": [1, "all"],
-                               "G_lrs": [1e-3, 1e-3], "z_lrs": [1e-2, 1e-2],
-                               "w_D_loss": [1, 1], "w_mse": [1, 1], "ftr_num": [8, 8],
-                               "use_in": [False, True], "update_embed": True,
-                               "select_num": 3})
-    with pytest.raises(PriorFamilyError):
-        list(reconstruct(prior, torch.zeros(1, 3, 64, 64), "colorization", class_id=None,
-                         preset=preset))
     big = tiny_prior()
     assert big.family == "biggan-pytorch" and big.is_biggan and big.G is big.generator
     with pytest.raises(PriorFamilyError, match="is a BigGAN prior"):
         _ = big.stylegan2
 
 
-def test_the_command_line_refuses_to_restore_with_a_stylegan2_prior(capsys, tmp_path):
+def test_the_command_line_restores_with_a_stylegan2_prior(capsys, tmp_path):
+    """Restoration runs on StyleGAN2 priors now (tests/test_stylegan2_dgp.py has the
+    method's tests); a preset for BigGAN priors is refused with a sentence."""
     assert import_reference(capsys, "sg", "nvidia_uncond")[0] == 0
     photo = tmp_path / "in.png"
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photo)
     out = tmp_path / "out.png"
-    code = main(["colorize", str(photo), "-o", str(out), "--model", "sg", "-q"])
+    code = main(["colorize", str(photo), "-o", str(out), "--model", "sg", "-q",
+                 "--preset", "colorization"])
     err = capsys.readouterr().err
     assert code == 1
-    assert err.strip().splitlines()[-1].startswith("dgp: error: sg is a StyleGAN2 prior")
+    assert err.strip().splitlines()[-1] == (
+        "dgp: error: The preset 'colorization' is for BigGAN priors (it names no family): "
+        "choose a stylegan2_* preset, or add family = \"stylegan2\" to it.")
     assert not out.exists()
 
 

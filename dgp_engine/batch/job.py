@@ -43,6 +43,7 @@ from .plan import (
     BatchItem,
     BatchSettings,
     describe_changes,
+    model_family,
     model_identity,
     output_problem,
     plan_batch,
@@ -128,9 +129,9 @@ class BatchJob:
         if ray_timeout is not None and not ray_timeout > 0:
             raise InputError("--ray-timeout must be a number of seconds above 0.")
         self.plan = plan_batch(settings)
-        self.model_id, _ = model_identity(settings.model)
+        self.model_id, folder = model_identity(settings.model)
         preset = resolve_preset(settings.preset, settings.spec, self.model_id["name"],
-                                settings.iterations_scale)
+                                settings.iterations_scale, family=model_family(folder))
         self.result_settings = settings.result_settings(self.model_id, preset.to_dict())
         self.result_settings["input"] = str(settings.input_dir)
         self.digest = settings_digest(self.result_settings)

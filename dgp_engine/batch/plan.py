@@ -331,6 +331,19 @@ def plan_batch(settings: BatchSettings) -> BatchPlan:
     return BatchPlan(items, ignored)
 
 
+def model_family(folder: Path) -> str | None:
+    """The family of the model in ``folder`` (``stylegan2``, ``biggan-pytorch`` …), None
+    when its config cannot be read (loading the model says why)."""
+    from ..errors import DGPError
+    from ..priors.checkpoint import read_prior_config
+    from ..priors.family import family_of
+
+    try:
+        return family_of(read_prior_config(folder))
+    except (DGPError, OSError):
+        return None
+
+
 def model_identity(model: str) -> tuple[dict[str, Any], Path]:
     """The model as the journal records it (its name and a digest of its config, so a
     model folder replaced under the same name counts as a change) and its folder."""

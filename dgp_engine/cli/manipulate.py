@@ -144,9 +144,14 @@ def load_states_and_prior(paths: list[Path], model: str, device: str = "cpu",
                     f"`dgp models pull {name}` or `dgp models import {name} --g G_ema.pth "
                     "--d D.pth`).")
         raise CheckpointError(f"{exc}{hint}") from exc
+    from ..method.reconstruct_stylegan2 import check_fits_stylegan2
+
     for path, state in zip(paths, states, strict=True):
         try:
-            state.check_fits(prior.G)
+            if prior.is_biggan:
+                state.check_fits(prior.G)
+            else:
+                check_fits_stylegan2(prior, state)
         except StateError as exc:
             name = state.model.get("name") or "another model"
             raise StateError(
@@ -328,11 +333,33 @@ def run_jitter(args: argparse.Namespace) -> int:
     (state,), prior = load_states_and_prior([args.state], args.model, args.device,
                                             args.model_mismatch == "ok")
     composer = _composer(args, [state], [args.state.name], prior.resolution)
+    if state.is_stylegan2:
+        return _jitter_stylegan2(args, state, prior, sigma, composer)
     renderer = Renderer(prior, state, allow_other_model=True)  # checked (and said) above
     if args.walk is not None:
         job = renderer.jitter_walk(args.walk, sigma, seed=args.seed, keys=args.count)
         _export(args, job, len(job), args.fps, composer, prior.resolution)
         return 0
+    job = renderer.jitter(args.count, sigma, seed=args.seed)
+    with _progress(args, len(job), "jitter") as bar:
+        images = job.run_to_end(lambda f: bar.update(1))
+    _save_grid(args, images, composer)
+    return 0
+
+
+def _jitter_stylegan2(args: argparse.Namespace, state: ReconstructionState, prior: Prior,
+                      sigma: float | list[float], composer: PhotoComposer | None) -> int:
+    """Jitter of a StyleGAN2 result in w space (one σ; no walk yet)."""
+    from ..errors import InputError
+    from ..method.manipulate_stylegan2 import StyleGAN2Renderer
+
+    if args.walk is not None:
+        raise InputError("A jitter walk of a StyleGAN2 result is not supported yet: leave "
+                         "out --walk to render a grid of variations.")
+    if not isinstance(sigma, float):
+        raise InputError("A StyleGAN2 result is jittered in w space with one σ (its latent "
+                         "has no chunks): give --sigma one number.")
+    renderer = StyleGAN2Renderer(prior, state, allow_other_model=True)  # checked above
     job = renderer.jitter(args.count, sigma, seed=args.seed)
     with _progress(args, len(job), "jitter") as bar:
         images = job.run_to_end(lambda f: bar.update(1))
@@ -347,6 +374,12 @@ def run_transfer(args: argparse.Namespace) -> int:
     _setup(args)
     (state,), prior = load_states_and_prior([args.state], args.model, args.device,
                                             args.model_mismatch == "ok")
+    if state.is_stylegan2:
+        from ..errors import PriorFamilyError
+
+        raise PriorFamilyError(f"Category transfer of a StyleGAN2 result is not supported "
+                               f"yet ({args.state.name}: its class went into w+); jitter and "
+                               "morph work.")
     composer = _composer(args, [state], [args.state.name], prior.resolution)
     targets = [resolve_class(c, prior.class_names) for c in args.classes]
     job = Renderer(prior, state, allow_other_model=True).transfer(targets, args.amount)
@@ -372,6 +405,7 @@ def run_morph(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..files.animation import format_for
     from ..method.manipulate import Morph, MorphTimeline
+    from ..method.manipulate_stylegan2 import StyleGAN2Morph
 
     if len(args.states) < 2:
         raise InputError("A morph needs at least two states (keyframes).")
@@ -387,7 +421,13 @@ def run_morph(args: argparse.Namespace) -> int:
                                           args.model_mismatch == "ok")
     names = [p.name for p in args.states]
     composer = _composer(args, states, names, prior.resolution)
-    morph = Morph(prior, states, names=names, easing=timeline.easing, allow_other_model=True)
+    morph: Morph | StyleGAN2Morph
+    if any(s.is_stylegan2 for s in states):
+        morph = StyleGAN2Morph(prior, states, names=names, easing=timeline.easing,
+                               allow_other_model=True)
+    else:
+        morph = Morph(prior, states, names=names, easing=timeline.easing,
+                      allow_other_model=True)
     job = morph.render(timeline.times(), keep=False)  # frames stream into the file
     _export(args, job, len(job), timeline.fps, composer, prior.resolution, size=size,
             loop=args.loop)

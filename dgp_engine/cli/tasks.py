@@ -277,6 +277,8 @@ def _save_state(state: ReconstructionState, path: Path, *, sources: Sequence[str
 
 
 def _describe_class(prior: Prior, class_id: int) -> str:
+    if prior.n_classes == 0:
+        return "none (unconditional model)"
     name = prior.class_name(class_id) if prior.class_names else ""
     return f"{class_id} ({name.split(',')[0]})" if name else str(class_id)
 
@@ -324,8 +326,7 @@ def run_task_command(args: argparse.Namespace) -> int:
     warnings = {a.message for a in job.plan.advisories}
     for note in job.notes:
         print(f"{'warning' if note in warnings else 'note'}: {note}", file=sys.stderr)
-    select = preset.select_num if preset.select_num > 1 else 0
-    bar = ProgressBar(select, preset.total_iterations, quiet=args.quiet)
+    bar = ProgressBar(job.select_total, preset.total_iterations, quiet=args.quiet)
     try:
         for report in job:
             bar.update(report)

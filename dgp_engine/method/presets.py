@@ -123,7 +123,9 @@ class Preset:
         return dataclasses.replace(self, iterations=iters)
 
     def replace(self, **changes: Any) -> Preset:
-        return Preset.from_dict({**self.to_dict(), **changes})
+        """The preset with ``changes``; its other keys (``extra``: a StyleGAN2 preset's
+        family settings, the task) kept."""
+        return Preset.from_dict({**self.extra, **self.to_dict(), **changes})
 
     def ft_groups(self, stage: int, num_groups: int) -> int:
         v = self.ft_num[stage]

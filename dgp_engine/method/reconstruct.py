@@ -38,7 +38,6 @@ import time
 import traceback
 from collections.abc import Generator as GeneratorOf
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -60,54 +59,16 @@ from .compute import (
 from .copies import frozen_view, private_generator
 from .degradations import Degradation, make_degradation
 from .presets import Preset
+from .reconstruct_stylegan2 import StyleGAN2Run, check_same_family, render_stylegan2
+from .report import Report as Report
+from .report import check_target as check_target
+from .report import eta as _eta
 from .state import ReconstructionState, weight_delta
 
 log = logging.getLogger(__name__)
 
 # Number of last D features used to score z candidates (docs/method.md#initial-latent-and-class).
 SELECT_FTR_NUM = 3
-
-
-@dataclass
-class Report:
-    phase: str                      # "select" (z selection) or "optimize"
-    stage: int                      # 0-based stage index (0 during selection)
-    iteration: int                  # 1-based within the stage / selection
-    stage_iterations: int           # iterations of this stage (or candidates)
-    step: int                       # 1-based over the whole optimisation
-    total: int                      # optimisation iterations of the whole run
-    losses: dict[str, float] = field(default_factory=dict)
-    image: torch.Tensor | None = None   # G output before this iteration's step
-    elapsed: float = 0.0
-    state: ReconstructionState | None = None  # set on the final report only
-    cancelled: bool = False
-    num_stages: int = 1                 # stages of the preset
-    # Seconds left, from the optimisation's own measured pace (z selection excluded);
-    # None during z selection and until two optimisation iterations are timed.
-    eta: float | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.state is not None
-
-
-def check_target(target: torch.Tensor, resolution: int) -> torch.Tensor:
-    if not isinstance(target, torch.Tensor):
-        raise InputError("The target must be a torch tensor of shape [1, 3, H, W] in [-1, 1].")
-    if target.dim() == 3:
-        target = target.unsqueeze(0)
-    if target.dim() != 4 or target.shape[0] != 1 or target.shape[1] != 3:
-        raise InputError(f"The target must have shape [1, 3, H, W]; got {tuple(target.shape)}.")
-    if tuple(target.shape[-2:]) != (resolution, resolution):
-        raise InputError(f"The target is {target.shape[-1]}×{target.shape[-2]} px but the model "
-                         f"works at {resolution}×{resolution}: resize or crop a working region.")
-    if not target.is_floating_point() or not torch.isfinite(target).all():
-        raise InputError("The target holds non-finite values (NaN or inf).")
-    lo, hi = float(target.min()), float(target.max())
-    if lo < -1.001 or hi > 1.001:
-        raise InputError(f"The target must be scaled to [-1, 1]; its values span "
-                         f"[{lo:.3g}, {hi:.3g}].")
-    return target.float()
 
 
 class FeatureDistance:
@@ -140,7 +101,7 @@ def reconstruct(prior: Prior, target: torch.Tensor, phi: Degradation | str, *,
                 class_id: int | None, preset: Preset, z_init: torch.Tensor | None = None,
                 exact: bool = False, seed: int = 0,
                 cancel: threading.Event | None = None, select_batch: int | None = None,
-                precision: str | None = None) -> ReconstructionRun:
+                precision: str | None = None) -> ReconstructionRun | StyleGAN2Run:
     """Restore ``target`` (the observed image x̂, [1,3,R,R] in [-1,1]) under the
     degradation ``phi``, or a task's name (its φ is built here, once: the paper's centre
     hole for inpainting, the task's default factor for super-resolution).
@@ -148,9 +109,20 @@ def reconstruct(prior: Prior, target: torch.Tensor, phi: Degradation | str, *,
     ``class_id=None`` lets z selection also pick the class.  ``precision``: see
     :mod:`.compute` ("auto" unless given).  ``cancel``: an event that cancels the run
     when set (as ``run.cancel()`` does).  Returns an iterator of :class:`Report`;
-    ``run.state`` is the result once it is exhausted."""
+    ``run.state`` is the result once it is exhausted.  A StyleGAN2 prior runs the
+    StyleGAN2 loop (:mod:`.reconstruct_stylegan2`: w+ instead of z, synthesis blocks as
+    the groups)."""
     if not isinstance(phi, Degradation):
         phi = make_degradation(phi, resolution=prior.resolution)
+    if prior.is_biggan and isinstance(preset, Preset) \
+            and preset.extra.get("family", "biggan") != "biggan":
+        raise PresetError(f"The preset {preset.name!r} is for {preset.extra['family']} "
+                          f"priors, and {prior.name} is a BigGAN: choose one of the "
+                          "published or bundled presets.")
+    if not prior.is_biggan:
+        return StyleGAN2Run(prior, target, phi, class_id=class_id, preset=preset,
+                            z_init=z_init, exact=exact, seed=seed, cancel=cancel,
+                            select_batch=select_batch, precision=precision)
     return ReconstructionRun(prior, target, phi, class_id=class_id, preset=preset,
                              z_init=z_init, exact=exact, seed=seed, cancel=cancel,
                              select_batch=select_batch, precision=precision)
@@ -438,15 +410,6 @@ class ReconstructionRun(CancellableRun[Report]):
         return state
 
 
-def _eta(pace_from: tuple[float, int], now: float, step: int, total: int) -> float | None:
-    """Seconds left at the pace measured since the first optimisation iteration ended
-    (which excludes the z selection and the first iteration's warm-up)."""
-    start, start_step = pace_from
-    if step <= start_step:
-        return None
-    return (now - start) / (step - start_step) * max(0, total - step)
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:160] if text else type(exc).__name__
@@ -462,7 +425,15 @@ def render(prior: Prior, state: ReconstructionState, *, z: torch.Tensor | None =
            embedding: torch.Tensor | None = None, generator: Generator | None = None,
            allow_other_model: bool = False) -> torch.Tensor:
     """G(z, e; θ*) for a state (its own z and embedding unless given).  A state restored
-    with other weights than ``prior``'s is refused unless ``allow_other_model``."""
+    with other weights than ``prior``'s is refused unless ``allow_other_model``.  A
+    StyleGAN2 result renders G.synthesis(w+; θ*) (``z``: another w+)."""
+    check_same_family(prior, state)
+    if state.is_stylegan2:
+        warning = state.model_warning(prior.name, prior.checksum,
+                                      allow_mismatch=allow_other_model)
+        if warning:
+            log.warning("%s", warning)
+        return render_stylegan2(prior, state, ws=z)
     if generator is None:
         warning = state.model_warning(prior.name, prior.checksum,
                                       allow_mismatch=allow_other_model)

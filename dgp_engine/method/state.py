@@ -33,9 +33,19 @@ FORMAT = "dgp-state"
 FORMAT_VERSION = 1
 
 
+#: The prior families a state can come from (``family`` in its metadata; absent: BigGAN).
+BIGGAN = "biggan"
+STYLEGAN2 = "stylegan2"
+
+
 @dataclass
 class ReconstructionState:
-    z: torch.Tensor                      # [1, dim_z]
+    """A BigGAN result holds z and the class embedding; a StyleGAN2 result
+    (``family == "stylegan2"``) holds w+ in ``z`` ([1, num_ws, w_dim], saved as the tensor
+    ``ws``), an empty ``embedding`` ([1, 0]: the class went into w) and the weight
+    deltas of the synthesis blocks it tuned."""
+
+    z: torch.Tensor                      # [1, dim_z]; StyleGAN2: w+ [1, num_ws, w_dim]
     embedding: torch.Tensor              # [1, shared_dim] class embedding fed to G
     class_id: int
     weight_delta: dict[str, torch.Tensor]  # G state-dict entries: fine-tuned − base
@@ -49,11 +59,24 @@ class ReconstructionState:
     created: float = field(default_factory=time.time)
     # where the result sits in the photo it was restored from (None: not recorded)
     placement: Placement | None = None
+    family: str = BIGGAN
     # The run's own fine-tuned generator and (weakly) the base it was tuned from: in
     # memory only, never saved nor carried over by dataclasses.replace; the first
     # materialize() for that base takes it instead of building base + delta.
     _handover: tuple[weakref.ref[Generator], Generator] | None = field(
         default=None, init=False, repr=False, compare=False)
+
+    @property
+    def is_stylegan2(self) -> bool:
+        return self.family == STYLEGAN2
+
+    @property
+    def ws(self) -> torch.Tensor:
+        """w+ of a StyleGAN2 result ([1, num_ws, w_dim])."""
+        if not self.is_stylegan2:
+            raise StateError("This result was restored with a BigGAN prior: it has a latent "
+                             "z, not w+.")
+        return self.z
 
     @property
     def cancelled(self) -> bool:
@@ -69,10 +92,13 @@ class ReconstructionState:
         }
         if self.placement is not None:  # an additive key: older readers ignore it
             meta["placement"] = self.placement.to_json()
+        if self.is_stylegan2:  # BigGAN states are written as before
+            meta["family"] = self.family
         return meta
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        out = {"z": self.z, "embedding": self.embedding}
+        out = ({"ws": self.z} if self.is_stylegan2
+               else {"z": self.z, "embedding": self.embedding})
         out.update({f"delta.{k}": v for k, v in self.weight_delta.items()})
         tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in out.items()}
         bits = self.placement.hole_bits() if self.placement is not None else None
@@ -147,6 +173,20 @@ class ReconstructionState:
             raise StateError(f"{label} is damaged: its version is not a number.") from None
         if version > FORMAT_VERSION:
             raise StateError(f"{label} was written by a newer DGP Studio; update to open it.")
+        family = meta.get("family", BIGGAN)
+        if family not in (BIGGAN, STYLEGAN2):
+            raise StateError(f"{label} comes from a {str(family)[:40]!r} prior, which this DGP "
+                             "Studio does not know; update to open it.")
+        if family == STYLEGAN2:
+            ws = tensors.get("ws")
+            if ws is None:
+                raise StateError(f"{label} is incomplete: it lacks its w+ latent.")
+            if not ws.is_floating_point() or ws.dim() != 3 or ws.shape[0] != 1 \
+                    or 0 in ws.shape:
+                raise StateError(f"{label} is damaged: its w+ latent has shape "
+                                 f"{list(ws.shape)}, not [1, layers, w_dim].")
+            tensors = {**tensors, "z": ws.float().reshape(1, -1),
+                       "embedding": torch.zeros(1, 1)}  # checked below as a BigGAN's
         if "z" not in tensors or "embedding" not in tensors:
             raise StateError(f"{label} is incomplete: it lacks the latent or class embedding.")
         bad = [k for k, v in tensors.items() if v.is_floating_point() and
@@ -188,12 +228,18 @@ class ReconstructionState:
             bits = tensors.get(HOLE_TENSOR)
             placement = Placement.from_json(
                 meta["placement"], None if bits is None else bits.numpy(), label)
+        if family == STYLEGAN2:
+            vectors = {"z": tensors["ws"].float(), "embedding": torch.zeros(1, 0)}
         return cls(z=vectors["z"], embedding=vectors["embedding"], class_id=class_id,
                    weight_delta={k: v.float() for k, v in delta.items()}, seed=seed,
-                   use_in=use_in, created=created, placement=placement, **fields)
+                   use_in=use_in, created=created, placement=placement, family=family,
+                   **fields)
 
     # --- rendering ----------------------------------------------------------------
     def check_fits(self, G: Generator) -> None:
+        if self.is_stylegan2:
+            raise StateError(f"This result was restored with the StyleGAN2 prior "
+                             f"{self.model.get('name', '?')}: load that model to render it.")
         sd = G.state_dict()
         bad = [k for k, v in self.weight_delta.items() if k not in sd or sd[k].shape != v.shape]
         if bad or self.z.shape[-1] != G.dim_z or self.embedding.shape[-1] != G.shared.embedding_dim:

@@ -197,20 +197,26 @@ def task_by_label(label: str) -> TaskSpec | None:
 
 
 # --- presets --------------------------------------------------------------------------------
-def default_preset_name(task: str | TaskSpec, model_name: str | None = None) -> str:
+def default_preset_name(task: str | TaskSpec, model_name: str | None = None,
+                        family: str | None = None) -> str:
     """The name of the preset tuned for ``model_name`` if one ships (e.g.
-    ``bundled_inpainting``), else of the task's published schedule."""
+    ``bundled_inpainting``), else, for a StyleGAN2 prior (``family``), the task's
+    ``stylegan2_<stem>`` preset, else the task's published (BigGAN) schedule."""
     spec = task_spec(task)
     if model_name:
         own = f"{model_name}_{spec.preset_stem}"
         if own in preset_names():
             return own
+    if family == "stylegan2":
+        return f"stylegan2_{spec.preset_stem}"
     return spec.published_preset
 
 
-def default_preset(task: str | TaskSpec, model_name: str | None = None) -> Preset:
-    """The preset tuned for ``model_name`` if one ships, else the published schedule."""
-    return load_preset(default_preset_name(task, model_name))
+def default_preset(task: str | TaskSpec, model_name: str | None = None,
+                   family: str | None = None) -> Preset:
+    """The preset tuned for ``model_name`` if one ships, else the family's, else the
+    published schedule."""
+    return load_preset(default_preset_name(task, model_name, family))
 
 
 # --- working region -------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Loading a GAN prior (generator + discriminator) from a folder of weights or a registry
 name: a BigGAN (the DGP method's networks) or a StyleGAN2 (installed from NVIDIA's or
-StudioGAN's files; the method does not run on it yet)."""
+StudioGAN's files; the DGP restoration, jitter and morph run on it)."""
 
 from __future__ import annotations
 
@@ -54,10 +54,11 @@ class Prior:
 
     A prior is of one family (:attr:`family`): a BigGAN (``biggan-pytorch`` or
     ``studiogan``), whose networks are :attr:`G`, :attr:`D` and :attr:`config`, or a
-    StyleGAN2 (``stylegan2``), whose networks are :attr:`stylegan2`. The DGP method,
-    the tasks and manipulation work on BigGAN priors so far: the BigGAN accessors refuse a
-    StyleGAN2 prior with a sentence (:class:`~dgp_engine.errors.PriorFamilyError`)
-    instead of handing out networks those parts cannot run. What every family has —
+    StyleGAN2 (``stylegan2``), whose networks are :attr:`stylegan2`. The DGP restoration,
+    jitter and morph run on both; the rest on BigGAN priors so far: the BigGAN
+    accessors refuse a StyleGAN2 prior with a sentence
+    (:class:`~dgp_engine.errors.PriorFamilyError`) instead of handing out networks those
+    parts cannot run. What every family has —
     :attr:`generator`, :attr:`discriminator`, :attr:`architecture`, :attr:`resolution`,
     :attr:`n_classes`, :attr:`device`, class names — works for both."""
 
@@ -131,9 +132,9 @@ class Prior:
     # --- BigGAN ---------------------------------------------------------------------
     def _not_biggan(self) -> PriorFamilyError:
         return PriorFamilyError(
-            f"{self.name} is a StyleGAN2 prior, and the DGP restoration, manipulation and "
-            "evaluation run on BigGAN priors only for now: choose a BigGAN model (`dgp "
-            "models list`).")
+            f"{self.name} is a StyleGAN2 prior, and this part of DGP Studio (category "
+            "transfer, the app's manipulation panel, evaluation, training) runs on BigGAN "
+            "priors only for now: choose a BigGAN model (`dgp models list`).")
 
     @property
     def G(self) -> Generator:

@@ -190,7 +190,7 @@ def resolve_request(request: RestoreRequest, *, load: PriorLoader | None = None,
     prior = (load or _load_prior)(request.model, device)
     class_id = prior.choose_class(request.class_spec)
     preset = resolve_preset(request.preset, request.task, prior.name,
-                            request.iterations_scale)
+                            request.iterations_scale, family=prior.family)
     return ResolvedRestore(request, prior, device, threads, precision, class_id, preset,
                            tuple(notices))
 

@@ -39,6 +39,7 @@ from ..method.degradations import (
 from ..method.placement import Placement, pixels_digest
 from ..method.presets import Preset, load_preset
 from ..method.reconstruct import ReconstructionRun, Report, reconstruct, render
+from ..method.reconstruct_stylegan2 import StyleGAN2Run
 from ..method.region import (
     Region,
     RegionLike,
@@ -78,12 +79,14 @@ def canonical_task(task: str) -> str:
 
 def resolve_preset(spec: str | Preset | None, task: str | TaskSpec,
                    model_name: str | None = None,
-                   iterations_scale: float | None = None) -> Preset:
-    """A preset from a Preset, a name / .toml path, or None (the task's default)."""
+                   iterations_scale: float | None = None, *,
+                   family: str | None = None) -> Preset:
+    """A preset from a Preset, a name / .toml path, or None (the task's default for the
+    model and its ``family``)."""
     if isinstance(spec, Preset):
         preset = spec
     elif spec is None or spec == "":
-        preset = default_preset(task, model_name)
+        preset = default_preset(task, model_name, family)
     else:
         preset = load_preset(spec)
     if iterations_scale is not None:
@@ -308,7 +311,7 @@ class RestorationJob(CancellableRun[Report]):
         self.photo = photo
         self.plan = plan
         self.preset = preset
-        self.run: ReconstructionRun = reconstruct(
+        self.run: ReconstructionRun | StyleGAN2Run = reconstruct(
             prior, plan.target_tensor(), plan.degradation, class_id=class_id, preset=preset,
             z_init=z_init, exact=exact, seed=seed, cancel=self._linked_event(),
             precision=precision)
@@ -321,10 +324,19 @@ class RestorationJob(CancellableRun[Report]):
         return self.plan.notes
 
     @property
+    def select_total(self) -> int:
+        """Starting-point candidates the run scores before it optimises (0: none; a
+        StyleGAN2 run starting from w_avg or a given w+ scores none)."""
+        p = self.preset
+        if isinstance(self.run, StyleGAN2Run):
+            scored = self.run.options.w_init == "select" and self.run.z_init is None
+            return p.select_num if scored else 0
+        return p.select_num if p.select_num > 1 else 0
+
+    @property
     def total(self) -> int:
         """Selection samples + optimisation iterations (for a progress bar)."""
-        select = self.preset.select_num if self.preset.select_num > 1 else 0
-        return select + self.preset.total_iterations
+        return self.select_total + self.preset.total_iterations
 
     def _reports(self) -> Iterator[Report]:
         for report in self.run:
@@ -412,7 +424,7 @@ def restore_image(prior: Prior, photo: Photo | np.ndarray, task: str | TaskSpec,
         photo = Photo.from_array(photo)
     plan = plan_task(photo, task, prior.resolution, mask=mask, region=region, factor=factor,
                      feather=feather)
-    preset = resolve_preset(preset, plan.spec, prior.name)
+    preset = resolve_preset(preset, plan.spec, prior.name, family=prior.family)
     for note in plan.notes:
         log.info("%s", note)
     return RestorationJob(prior, photo, plan, class_id=class_id, preset=preset, seed=seed,

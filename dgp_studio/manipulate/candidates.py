@@ -56,14 +56,15 @@ class CandidateComposer(QObject):
     def show_result(self, entry: HistoryEntry | None, prior: Prior | None) -> bool:
         """Manipulate ``entry`` (rendered with ``prior``): the panel shows it, its
         candidates are composed as it was, and it is the keyframe "Add current result"
-        adds.  False when it cannot be (no reconstruction state, or no model yet)."""
-        if entry is None or entry.state is None or prior is None:
+        adds.  False when it cannot be (no reconstruction state, no model yet, or a
+        StyleGAN2 result: the panel manipulates BigGAN results only so far)."""
+        if entry is None or entry.state is None or prior is None or entry.state.is_stylegan2:
             return False
         if self.base is entry and self.panel.state is entry.state:
             return True  # already shown (a run's result is also selected in History)
         self.set_base(entry, entry.compose)
         names = list(getattr(prior, "class_names", []) or [])
-        n = int(prior.config.n_classes)
+        n = int(prior.n_classes)
         names += [f"class {i}" for i in range(len(names), n)]
         self.panel.set_result(prior, entry.state, result_name(entry, names))
         return True

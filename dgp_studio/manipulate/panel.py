@@ -296,7 +296,7 @@ class ManipulatePanel(QWidget):
     def _set_classes(self, prior: Prior) -> None:
         """The category picker and slider offer ``prior``'s classes, by name."""
         names = list(getattr(prior, "class_names", []) or [])
-        n = int(prior.config.n_classes)
+        n = int(prior.n_classes)
         self.class_names = [names[i] if i < len(names) else f"class {i}" for i in range(n)]
         self._classes_of = prior
         for w in (self.category, self.category_slider):

@@ -115,10 +115,25 @@ class TaskSettings(QObject):
     def _pick_default_preset(self, *_args: Any) -> None:
         """The engine's default preset for this task and model (e.g. the bundled model's
         own schedule), as the CLI runs it, unless a custom preset is chosen."""
-        name = default_preset_name(self.task, self.model or None)
+        name = default_preset_name(self.task, self.model or None, self._model_family())
         if self.preset not in self.custom_presets and name in self.preset_names():
             self.preset = name
         self._update_iterations()
+
+    def _model_family(self) -> str | None:
+        """The installed model's family (its presets differ: stylegan2_* for a
+        StyleGAN2), None when the model is not an installed one (the bundled model, a
+        folder)."""
+        if not self.model:
+            return None
+        from dgp_engine.errors import DGPError
+        from dgp_engine.priors import registry
+
+        try:
+            record = registry.installed(self.model)
+        except (DGPError, OSError, ValueError):
+            return None
+        return record.family if record is not None else None
 
     # --- classes ----------------------------------------------------------------------
     def set_class_names(self, names: list[str]) -> None:
