@@ -19,15 +19,18 @@ def _load_installed(name: str, device: str) -> Prior:
 
 Loader = Callable[[str], Prior]  # device → Prior
 
-#: Why a StyleGAN2 prior is listed but not offered for tasks (the engine refuses it with
-#: PriorFamilyError today).
-STYLEGAN2_LATER = ("A StyleGAN2 prior: DGP on StyleGAN2 comes later. Restoration and "
-                   "manipulation run on BigGAN priors for now.")
+#: The prior families this version restores with (dgp_engine.priors.family); a model of
+#: another family (installed by a newer version) is listed but not offered for tasks.
+RUNNABLE_FAMILIES = frozenset({"biggan-pytorch", "studiogan", "stylegan2"})
 
 
 def unusable_reason(family: str) -> str | None:
-    """Why a prior of ``family`` cannot run tasks in this version (None: it can)."""
-    return STYLEGAN2_LATER if family == "stylegan2" else None
+    """Why a prior of ``family`` cannot run tasks in this version (None: it can; an
+    unrecorded family is an older BigGAN install)."""
+    if not family or family in RUNNABLE_FAMILIES:
+        return None
+    return (f"A {family} prior: this version of DGP Studio cannot run it; update DGP Studio "
+            "to use it.")
 
 
 class ModelCatalog:

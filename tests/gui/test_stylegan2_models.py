@@ -1,7 +1,7 @@
-"""StyleGAN2 priors in the app (issue 22 with issue 23's priors): the Models dialog shows
-their class count (not "?") and licence, and says DGP on them comes later; the task
-panel lists an installed one greyed out with that reason (the engine refuses it with
-PriorFamilyError today), never chooses it, and the batch dialog does not offer it."""
+"""StyleGAN2 priors in the app (issues 22 and 23): the Models dialog shows their class
+count (not "?") and licence, and offers them like any prior now that DGP runs on them;
+the task panel and the batch dialog offer an installed one. A prior of a family this
+version cannot run (installed by a newer one) is listed greyed out with the reason."""
 
 from __future__ import annotations
 
@@ -33,9 +33,8 @@ def row_of(dialog, name):
             for c in range(dialog.table.columnCount())}
 
 
-def test_models_dialog_shows_stylegan2_classes_licence_and_what_comes_later(
+def test_models_dialog_shows_stylegan2_classes_and_licence_and_offers_it(
         qtbot, installed_stylegan2):
-    from dgp_studio.catalog import STYLEGAN2_LATER
     from dgp_studio.model_dialog import ModelDialog
 
     dlg = ModelDialog()
@@ -45,7 +44,6 @@ def test_models_dialog_shows_stylegan2_classes_licence_and_what_comes_later(
     assert imported["Classes"].text() == "3"
     assert imported["Licence"].text() == installed_stylegan2.licence
     assert imported["Licence"].text().startswith("NVIDIA Source Code License-NC")
-    assert STYLEGAN2_LATER in imported["Model"].toolTip()
     # the registry's StyleGAN2 entries (not installed): a conditional and an unconditional
     afhq = row_of(dlg, "stylegan2-afhq-256")
     assert afhq["Classes"].text() == "3"
@@ -53,18 +51,14 @@ def test_models_dialog_shows_stylegan2_classes_licence_and_what_comes_later(
     assert row_of(dlg, "stylegan2-afhq-512")["Classes"].text() == "none (unconditional)"
     assert "?" not in [row_of(dlg, n)["Classes"].text() for n in dlg.names()]
 
-    # installed, but not usable for tasks yet: Use is off and says why, so do the details
     assert dlg.select("sg2")
-    assert not dlg.use_button.isEnabled() and dlg.use_button.toolTip() == STYLEGAN2_LATER
+    assert dlg.use_button.isEnabled()
     details = dlg.details.text()
-    assert "StyleGAN2" in details and "3 classes" in details and STYLEGAN2_LATER in details
-    assert dlg.select("bundled")
-    assert dlg.use_button.isEnabled() and "comes later" not in dlg.details.text()
+    assert "StyleGAN2" in details and "3 classes" in details
 
 
-def test_task_panel_greys_out_stylegan2_and_batch_leaves_it_out(qtbot, installed_stylegan2):
+def test_task_panel_and_batch_offer_stylegan2(qtbot, installed_stylegan2):
     from dgp_studio.batch_dialog import BatchDialog
-    from dgp_studio.catalog import STYLEGAN2_LATER
     from dgp_studio.main_window import MainWindow
     from dgp_studio.settings import Settings
 
@@ -75,24 +69,33 @@ def test_task_panel_greys_out_stylegan2_and_batch_leaves_it_out(qtbot, installed
     try:
         combo = w.task_panel.model
         names = [combo.itemText(i) for i in range(combo.count())]
-        assert "sg2" in names and "bundled" in names  # listed, so it is not a mystery
-        i = names.index("sg2")
-        assert not combo.model().item(i).isEnabled()
-        assert combo.itemData(i, Qt.ItemDataRole.ToolTipRole) == STYLEGAN2_LATER
-        assert combo.model().item(names.index("bundled")).isEnabled()
-        assert combo.currentText() == "bundled"
-        # Models → Use on it is refused with the reason, the model stays
+        assert "sg2" in names and "bundled" in names
+        assert combo.model().item(names.index("sg2")).isEnabled()
         errors = []
         w.models.error.connect(errors.append)
         w.models.use("sg2")
-        assert combo.currentText() == "bundled" and errors == [f"sg2: {STYLEGAN2_LATER}"]
-        # listed again after a refresh (an install or removal), still greyed out
-        w.models.refresh()
-        assert not combo.model().item(combo.findText("sg2")).isEnabled()
+        assert combo.currentText() == "sg2" and errors == []
 
         batch = BatchDialog(threads=1)
         qtbot.addWidget(batch)
         offered = [batch.model.itemText(i) for i in range(batch.model.count())]
-        assert "bundled" in offered and "sg2" not in offered
+        assert "bundled" in offered and "sg2" in offered
     finally:
         w.shutdown()
+
+
+def test_a_family_this_version_cannot_run_is_greyed_out_with_the_reason(qtbot):
+    from dgp_studio.catalog import unusable_reason
+    from dgp_studio.task_panel import TaskPanel
+
+    assert unusable_reason("stylegan2") is None and unusable_reason("studiogan") is None
+    assert unusable_reason("") is None  # installs older than recorded families: BigGAN
+    why = unusable_reason("stylegan3")
+    assert why is not None and "stylegan3" in why and "update DGP Studio" in why
+    panel = TaskPanel(["bundled"])
+    qtbot.addWidget(panel)
+    panel.set_models(["bundled", "future"], {"future": why})
+    combo = panel.model
+    assert not combo.model().item(combo.findText("future")).isEnabled()
+    assert combo.itemData(combo.findText("future"), Qt.ItemDataRole.ToolTipRole) == why
+    assert combo.currentText() == "bundled"
