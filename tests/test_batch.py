@@ -440,3 +440,80 @@ def sepia(rgb: np.ndarray) -> np.ndarray:
     """A sepia-toned black-and-white copy (the classic sepia matrix)."""
     m = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
     return np.clip(rgb.astype(np.float32) @ m.T, 0, 255).round().astype(np.uint8)
+
+
+def test_a_seed_out_of_range_is_refused_before_the_folder_is_touched(tmp_path):
+    from dgp_engine import InputError
+
+    with pytest.raises(InputError, match="seed .* is out of range"):
+        BatchSettings("colorize", tmp_path / "in", tmp_path / "out", seed=10**30)
+    assert not (tmp_path / "out").exists()
+
+
+def test_names_that_are_not_utf8_are_restored_resumed_and_reported(tmp_path, model_files,
+                                                                   capsys):
+    # an old archive's Latin-1 names: sqlite3 could not store them, so the batch ended in a
+    # UnicodeEncodeError before it started — for every picture of the folder
+    src = tmp_path / "album"
+    latin = os.fsdecode(b"d\xe9j\xe0")
+    (src / latin).mkdir(parents=True)
+    grey = Image.fromarray(photo_array(24, 32)).convert("L")
+    grey.save(src / os.fsdecode(b"caf\xe9.png"))
+    grey.save(src / latin / "x.png")
+    grey.save(src / "plain.png")
+    (src / os.fsdecode(b"br\xfbl\xe9.png")).write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    out = tmp_path / "out"
+    assert dgp("batch", "colorize", src, "-o", out, "--save-state", *common(model_files)) == 1
+    text = capsys.readouterr()
+    assert (out / os.fsdecode(b"caf\xe9.png")).is_file()
+    assert (out / os.fsdecode(b"caf\xe9.png.dgp")).is_file()
+    assert (out / latin / "x.png").is_file() and (out / "plain.png").is_file()
+    assert "br\ufffdl\ufffd.png" in text.out  # the failure, named readably
+    job = Journal(out / ".dgp-batch")
+    try:
+        rows = {r.rel: r for r in job.items()}
+    finally:
+        job.close()
+    assert rows[os.fsdecode(b"caf\xe9.png")].status == "done"
+    assert rows[f"{latin}/x.png"].output == f"{latin}/x.png"
+    assert rows[os.fsdecode(b"br\xfbl\xe9.png")].status == "failed"
+    sheet = (out / "contact-sheet.html").read_bytes().decode("utf-8")
+    assert "href='caf%E9.png'" in sheet and "caf\ufffd.png" in sheet
+    # resumed: nothing runs again, the failure stays
+    assert dgp("batch", "colorize", src, "-o", out, "--save-state", *common(model_files)) == 1
+    assert "0 picture(s) to restore, 3 already done, 1 failed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["plain.png", "sub/a b.png", "%41.png", "caf\udce9.png",
+                                  "d\udce9/x\udcff.png", "\udce9%2F.png"])
+def test_journal_names_round_trip_and_never_meet(name):
+    from dgp_engine.batch.journal import read_name, stored_name
+
+    stored = stored_name(name)
+    stored.encode("utf-8")  # storable
+    assert read_name(stored) == name
+    assert (stored == name) == (not stored.startswith("/"))
+
+
+def test_no_more_workers_start_than_there_are_pictures_to_restore(tmp_path, model_files,
+                                                                   monkeypatch):
+    # --workers 64 for 2 pictures started 64 processes, each loading torch and the prior
+    from dgp_engine.batch import local
+
+    started: list[int] = []
+
+    class Counted(local.LocalPool):
+        def __init__(self, configs):
+            started.append(len(configs))
+            super().__init__(configs)
+
+    monkeypatch.setattr(local, "LocalPool", Counted)
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        Image.fromarray(photo_array(24, 32, seed=i)).convert("L").save(src / f"p{i}.png")
+    out = tmp_path / "out"
+    assert dgp("batch", "colorize", src, "-o", out, "--workers", "6",
+               *common(model_files)) == 0
+    assert started == [2]
+    assert {p.name for p in out.glob("*.png")} == {"p0.png", "p1.png"}

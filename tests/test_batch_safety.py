@@ -211,3 +211,33 @@ def test_devices_and_fifos_are_never_read(tmp_path, model_files, capsys):
         assert dgp("colorize", album / rel, "-o", tmp_path / "x.png", "--model",
                    tmp_path / "nowhere") == 1
         assert "not a regular file" in capsys.readouterr().err
+
+
+# --- hostile test pass after issue 20 ---------------------------------------------------------
+def test_an_output_edited_by_hand_is_not_replaced_when_its_input_changes(tmp_path, model_files,
+                                                                          capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    picture(src / "a.png")
+    picture(src / "b.png", seed=1)
+    assert dgp("batch", "colorize", src, "-o", out, *common(model_files)) == 0
+    # the user retouches a result by hand; later the input is re-scanned (its bytes change)
+    edited = Image.open(out / "a.png").convert("RGB")
+    edited.putpixel((0, 0), (255, 0, 0))
+    edited.save(out / "a.png")
+    mine = (out / "a.png").read_bytes()
+    untouched = (out / "b.png").read_bytes()
+    picture(src / "a.png", seed=5)
+    picture(src / "b.png", seed=6)
+    capsys.readouterr()
+    assert dgp("batch", "colorize", src, "-o", out, *common(model_files)) == 0
+    assert (out / "a.png").read_bytes() == mine  # was silently replaced
+    rows = journal_rows(out)
+    assert rows["a.png"]["status"] == "skipped"
+    assert "changed since this job wrote it" in rows["a.png"]["reason"]
+    assert "--overwrite" in rows["a.png"]["reason"]
+    # the output it wrote and nobody touched is the job's: redone for the new input
+    assert rows["b.png"]["status"] == "done" and (out / "b.png").read_bytes() != untouched
+    # asked to: replaced
+    assert dgp("batch", "colorize", src, "-o", out, "--overwrite", *common(model_files)) == 0
+    assert (out / "a.png").read_bytes() != mine
+    assert journal_rows(out)["a.png"]["status"] == "done"

@@ -273,3 +273,18 @@ def test_engine_names_still_import_lazily():
     with pytest.raises(AttributeError):
         dgp_engine.no_such_name  # noqa: B018
     assert np.isfinite(1.0)
+
+
+# --- names that are not UTF-8 (hostile test pass after issue 20) ----------------------------
+def test_a_path_that_is_not_utf8_is_printed_on_a_strict_stdout(work, monkeypatch):
+    import io
+
+    d, common = work
+    out = os.fsdecode(os.fsencode(str(d)) + b"/caf\xe9.png")  # a Latin-1 name: surrogates
+    strict = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    monkeypatch.setattr(sys, "stdout", strict)  # what a UTF-8 locale gives
+    code = dgp("colorize", d / "in.png", "-o", out, *common)
+    strict.flush()
+    printed = strict.buffer.getvalue().decode("utf-8")
+    assert code == 0  # was 1: UnicodeEncodeError after the result was written
+    assert os.path.isfile(out) and "done: wrote" in printed and "caf\\udce9.png" in printed

@@ -85,7 +85,7 @@ class InlinePool:
 
 @pytest.fixture(autouse=True)
 def _inline_pool(monkeypatch):
-    monkeypatch.setattr(BatchJob, "_make_pool", lambda job: InlinePool(job))
+    monkeypatch.setattr(BatchJob, "_make_pool", lambda job, todo: InlinePool(job))
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def kit(tmp_path_factory):
     args = ["--model", str(model), "--preset", str(preset), "-q", "--threads", "1"]
     done = root / "done"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(BatchJob, "_make_pool", lambda job: InlinePool(job))
+        mp.setattr(BatchJob, "_make_pool", lambda job, todo: InlinePool(job))
         assert main(["batch", "colorize", str(album), "-o", str(done), *args]) == 0
     assert (done / ".dgp-batch" / "journal.sqlite").is_file()
     return {"root": root, "album": album, "done": done, "args": args,

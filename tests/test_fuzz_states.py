@@ -175,3 +175,57 @@ def test_known_hostile_states_are_one_sentence(capsys, setup, change):
     with pytest.raises(StateError):
         ReconstructionState.load(file)
     _check_commands(capsys, setup, file)
+
+
+# --- hostile placements (hostile test pass after issue 20) ------------------------------------
+@pytest.fixture(scope="module")
+def placed(tmp_path_factory, setup):
+    """An inpainting state that records where its result sits in its photo (a hole)."""
+    import numpy as np
+    from PIL import Image
+
+    from .task_helpers import photo_array, tiny_preset_file
+
+    root = tmp_path_factory.mktemp("placed")
+    photo = root / "photo.png"
+    Image.fromarray(photo_array(40, 40)).save(photo)
+    hole = np.zeros((40, 40), np.uint8)
+    hole[10:20, 12:24] = 255
+    Image.fromarray(hole).save(root / "mask.png")
+    state = root / "placed.dgp"
+    assert main(["inpaint", str(photo), "--mask", str(root / "mask.png"), "-o",
+                 str(root / "out.png"), "--save-state", str(state), "--model", str(setup[1]),
+                 "--preset", str(tiny_preset_file(root / "tiny.toml")), "--threads", "1",
+                 "-q"]) == 0
+    return ReconstructionState.load(state)
+
+
+@pytest.mark.parametrize("change,says", [
+    # view = [x, y, w, h, resolution, ox, oy, cw, ch] of the photo and the model's square
+    (lambda v: {"view": v[:2] + [-v[2], -v[3]] + v[4:]}, "its hole holds"),  # a traceback
+    (lambda v: {"view": v[:4] + [0, 0, 0, 0, 0]}, "not one a run makes"),  # a traceback
+    (lambda v: {"view": v[:5] + [30] + v[6:]}, "not one a run makes"),
+    (lambda v: {"feather": -3}, "not one a run makes"),
+    # the hole's few bytes were unpacked to the view's claimed size first (2 GB for 30000²)
+    (lambda v: {"photo_size": [3000, 3000], "view": [0, 0, 3000, 3000] + v[4:]},
+     "its hole holds"),
+    # composed through a 6000² resize of every frame: 3 GB and 23 s for a 64 px model
+    (lambda v: {"view": v[:4] + [600, 0, 0, 600, 600]}, "this model renders 32×32"),
+    # "which is not there any more", of a path that is there (a folder, a FIFO, /dev/zero)
+    (lambda v: {"photo_path": "/dev/zero"}, "which is not a picture file"),
+])
+def test_hostile_placements_are_one_sentence(capsys, setup, placed, change, says):
+    meta = json.loads(json.dumps(placed.metadata()))
+    meta["placement"].update(change(list(meta["placement"]["view"])))
+    file = _write(setup[0], meta, placed.tensors())
+    root, folder, _, _ = setup
+    out = Path(tempfile.mkdtemp(dir=root))
+    code = main(["jitter", str(file), "-n", "2", "-o", str(out / "j.png"), "--model",
+                 str(folder), "--threads", "1", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err, err
+    start = {"renders": f"{file.name} places", "picture file": f"{file.name} was restored"}
+    assert says in err, err
+    assert err.startswith("dgp: error: " + next(
+        (v for k, v in start.items() if k in says), f"{file} is damaged")), err
+    assert os.listdir(out) == []

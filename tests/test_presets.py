@@ -55,3 +55,41 @@ def test_unknown_preset_lists_shipped_ones(tmp_path):
     f.write_text("iterations = [2\n")
     with pytest.raises(PresetError, match="not valid TOML"):
         load_preset(f)
+
+
+# --- hostile values (hostile test pass after issue 20) ----------------------------------------
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), float("-inf")])
+def test_non_finite_iteration_counts_are_refused_in_a_sentence(value):
+    # int(inf) raised OverflowError (a traceback from `dgp --preset`), int(nan) a ValueError
+    # worded by Python ("cannot convert float NaN to integer")
+    with pytest.raises(PresetError, match="iterations must be a whole number"):
+        Preset.from_dict({"iterations": [2, value]})
+    with pytest.raises(PresetError, match="select_num must be a whole number"):
+        Preset.from_dict({"iterations": [2], "select_num": value})
+
+
+def test_a_preset_file_that_is_not_utf8_is_refused_in_a_sentence(tmp_path):
+    f = tmp_path / "latin1.toml"
+    f.write_bytes("iterations = [2]\nname = 'caf\xe9'\n".encode("latin-1"))
+    with pytest.raises(PresetError, match="not UTF-8"):
+        load_preset(f)
+    f.write_bytes(b"\xff\xfe garbage")
+    with pytest.raises(PresetError, match="not UTF-8"):
+        load_preset(f)
+
+
+@pytest.mark.parametrize("scale", [float("inf"), float("nan"), 0.0, -1.0, 1e308])
+def test_an_iteration_scale_that_gives_no_finite_schedule_is_refused(scale):
+    from dgp_engine.tasks.restore import resolve_preset
+
+    # inf (and 1e308 × 200 = inf) made round() raise OverflowError: a traceback from
+    # `dgp colorize --iterations-scale inf`
+    with pytest.raises(PresetError, match="The iteration scale must"):
+        resolve_preset("colorization", "colorize", None, scale)
+    if scale in (0.0, -1.0):  # the app scales by a spin box's ratio: ≤ 0 gives 1 per stage
+        assert load_preset("colorization").scaled(scale).iterations == (1,) * 5
+    else:
+        with pytest.raises(PresetError, match="iteration scale must give a finite count"):
+            load_preset("colorization").scaled(scale)
+    assert resolve_preset("colorization", "colorize", None, 0.5).iterations == \
+        (100, 100, 150, 200, 150)

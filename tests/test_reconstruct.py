@@ -163,6 +163,21 @@ def test_bad_class_task_preset_and_latent(prior):
         Mask(torch.ones(1, 1, 32, 32))
 
 
+@pytest.mark.parametrize("seed", [1 << 64, -(1 << 63) - 1, 10**30, 1.5, True, "7"])
+def test_a_seed_torch_cannot_take_is_refused_in_a_sentence(prior, seed):
+    # a 30-digit --seed ended in torch's "Overflow when unpacking long long" traceback
+    with pytest.raises(InputError, match="seed .* is out of range"):
+        reconstruct(prior, smooth_target(32), "reconstruct", class_id=0, preset=preset(),
+                    seed=seed)
+
+
+@pytest.mark.parametrize("seed", [0, -1, (1 << 64) - 1, -(1 << 63)])
+def test_every_64_bit_seed_runs(prior, seed):
+    run = reconstruct(prior, smooth_target(32), "reconstruct", class_id=0,
+                      preset=preset(iterations=[1, 0], select_num=1), seed=seed)
+    assert run.run_to_end().seed == seed
+
+
 def test_state_errors(prior, tmp_path):
     bad = tmp_path / "x.dgp"
     bad.write_bytes(b"not a state")

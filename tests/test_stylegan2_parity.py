@@ -827,3 +827,15 @@ def test_weights_keep_the_state_dict_order_independent_names():
     assert set(sg.G_ema) == set(nv.G_ema)
     assert set(sg.D) - set(nv.D) == {"linear1.weight", "linear1.bias"}
     assert set(nv.D) - set(sg.D) == {"b4.out.weight", "b4.out.bias"}
+
+
+def test_a_tensor_claiming_more_values_than_it_stores_is_refused_before_any_copy(
+        tmp_path, nvidia_names):
+    # stride 0: one stored value claiming 3000×3000 — the import copied the claim (a
+    # 912-byte pickle took 1.6 GB for 20000², and claims are unbounded) before any check
+    tree = _tree()
+    params = tree["G_ema"].state["_modules"]["mapping"].state["_modules"]["fc0"] \
+        .state["_parameters"]
+    params["weight"] = torch.zeros(1).expand(3000, 3000)
+    with pytest.raises(CheckpointError, match="larger than its storage"):
+        files.read_network_pickle(_write(tmp_path, _repickle(tree, nvidia_names)))

@@ -173,3 +173,56 @@ def test_an_empty_or_truncated_file_is_one_sentence(tmp_path, capsys, content):
         if content == b"":
             assert "empty (0 bytes)" in err
     assert registry.installed("cut") is None
+
+
+# --- sizes (hostile test pass after issue 20) ---------------------------------------------------
+def test_a_tensor_claiming_more_values_than_its_file_stores_is_refused(tmp_path):
+    # torch.save keeps a stride-0 tensor as one stored value; reading and casting it then
+    # allocated its claim: a 4.5 MB .pth with one 20000×20000 claim took 3 GB to refuse
+    from dgp_engine.priors.stylegan2_files import _load_studiogan_file
+
+    sd = load_file(str(registry.bundled_model_dir() / "G_ema.safetensors"))
+    sd["linear.weight"] = torch.zeros(1, dtype=torch.float16).expand(3000, 3000)
+    torch.save(sd, tmp_path / "G_ema.pth")
+    with pytest.raises(CheckpointError, match=r"linear\.weight claims 9,000,000 values"):
+        read_state_dict(tmp_path / "G_ema.pth")
+    torch.save({"state_dict": sd}, tmp_path / "model=G-best-weights-step=1.pth")
+    with pytest.raises(CheckpointError, match="claims 9,000,000 values"):
+        _load_studiogan_file(tmp_path / "model=G-best-weights-step=1.pth")
+    # views that share one storage without overlapping (tied or sliced weights) are fine
+    base = torch.arange(12.0)
+    torch.save({"a": base[:6].view(2, 3), "b": base[6:].view(3, 2).t()}, tmp_path / "ok.pth")
+    assert read_state_dict(tmp_path / "ok.pth")["b"].shape == (2, 3)
+
+
+def test_integer_or_zeroed_weights_are_refused_at_import_and_by_verify(tmp_path, capsys):
+    # both imported and verified "OK"; every run then failed with "the model's weights hold
+    # invalid values (NaN or inf)" — a zeroed layer divides by its spectral norm, 0, and
+    # int64 weights are floats cut to whole numbers (mostly 0)
+    model = _bundled_copy(tmp_path / "bundled")
+    config = model / "config.json"
+    sd = load_file(str(model / "G_ema.safetensors"))
+    d_pth = tmp_path / "D.pth"
+    torch.save(load_file(str(model / "D.safetensors")), d_pth)
+    as_int = {k: v.to(torch.int64) if v.is_floating_point() else v for k, v in sd.items()}
+    zeroed = dict(sd, **{"blocks.1.0.conv1.weight": torch.zeros_like(
+        sd["blocks.1.0.conv1.weight"])})
+    for name, bad, says in (("int", as_int, "int64 whole numbers"),
+                            ("zero", zeroed, "blocks.1.0.conv1.weight holds only zeros")):
+        torch.save(bad, tmp_path / f"G_{name}.pth")
+        code = main(["models", "import", f"bad-{name}", "--g", str(tmp_path / f"G_{name}.pth"),
+                     "--d", str(d_pth), "--config", str(config)])
+        err = capsys.readouterr().err
+        assert code == 1 and says in err and "not installed" in err, err
+        assert not (paths.models_dir() / f"bad-{name}").exists()
+    # an install zeroed afterwards, its record updated to match: verify names the tensor
+    installed = hub.import_files("fine", model / "G_ema.safetensors", model / "D.safetensors",
+                                 config=config).folder / "G_ema.safetensors"
+    save_file(zeroed, str(installed))
+    record = json.loads((installed.parent / "model.json").read_text())
+    record["files"]["G_ema.safetensors"].update(size=installed.stat().st_size,
+                                                sha256=hub.sha256_file(installed))
+    (installed.parent / "model.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["models", "verify", "fine"]) == 1
+    assert "blocks.1.0.conv1.weight holds only zeros" in capsys.readouterr().out

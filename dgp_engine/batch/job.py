@@ -244,6 +244,16 @@ class BatchJob:
         except OSError:
             return False
 
+    def _not_ours(self, item: BatchItem, row: J.ItemRow | None) -> str | None:
+        """Why the existing output of ``item`` is not this job's to replace, or None: the
+        job wrote it and it is as the job wrote it. An output edited by hand since (the
+        input then changed, so the picture runs again) is the user's now."""
+        if row is None or row.out_sha is None:
+            return "not written by this job"
+        if not self._output_is(item, row.out_sha):
+            return "changed since this job wrote it"
+        return None
+
     def _done_still_valid(self, item: BatchItem, row: J.ItemRow) -> str | None:
         """None if a done item stays done, else why it runs again."""
         if not item.output.is_file():
@@ -294,21 +304,24 @@ class BatchJob:
     def __iter__(self) -> Iterator[BatchEvent]:
         return self._drive()
 
-    def _make_pool(self) -> WorkerPool:
+    def _make_pool(self, todo: int) -> WorkerPool:
+        """The workers for ``todo`` pictures: never more than that (each holds a prior; 64
+        asked for 2 pictures once took 2.5 minutes and 64 priors' memory instead of 4 s)."""
         from .runner import worker_config
 
         s = self.settings
+        wanted = None if self.workers_wanted is None else min(self.workers_wanted, todo)
         if self.ray_address is not None:
             from .ray_backend import CONNECT_TIMEOUT_S, RayPool
 
-            return RayPool(s, self.workers_wanted, self.ray_address,
+            return RayPool(s, wanted, self.ray_address,
                            timeout=self.ray_timeout or CONNECT_TIMEOUT_S, cancel=self._stop)
         from ..system.memory import worker_budget
         from ..system.runtime import available_cores
         from .local import LocalPool
 
         n_default, devices = default_local_workers(s.device)
-        n = self.workers_wanted or n_default
+        n = max(1, min(wanted or n_default, todo))
         self.worker_count = n
         self.worker_budget = worker_budget(n)  # before the workers take their own memory
         devices = [devices[i % len(devices)] for i in range(n)]
@@ -328,12 +341,13 @@ class BatchJob:
         when the item ends here (skipped or failed, before any work)."""
         t0 = time.perf_counter()
         row = self.journal.item(item.rel)
-        ours = row is not None and row.out_sha is not None
-        if not self.settings.overwrite and not ours and os.path.lexists(item.output):
-            self._j(self.journal.set_status, item.rel, J.SKIPPED,
-                    "an output of that name already exists (not written by this job); "
-                    "allow replacing it with --overwrite")
-            return None
+        if not self.settings.overwrite and os.path.lexists(item.output):
+            why = self._not_ours(item, row)
+            if why is not None:
+                self._j(self.journal.set_status, item.rel, J.SKIPPED,
+                        f"an output of that name already exists ({why}); allow replacing "
+                        "it with --overwrite")
+                return None
         for what, path in (("output", item.output), ("state file", item.state)):
             problem = output_problem(path, self.out_dir) if path is not None else None
             if problem:
@@ -422,7 +436,7 @@ class BatchJob:
                 self.outcome = "stopped"
             else:
                 try:
-                    pool = self._make_pool()
+                    pool = self._make_pool(len(pending))
                 except OperationCancelled as exc:  # stopped while reaching the workers
                     if not self._stop.is_set():
                         raise

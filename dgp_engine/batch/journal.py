@@ -23,6 +23,7 @@ import math
 import os
 import sqlite3
 import time
+import urllib.parse
 from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
@@ -58,6 +59,50 @@ CREATE TABLE IF NOT EXISTS items (
     worker TEXT, class_id INTEGER, notes TEXT,
     started REAL, finished REAL, seconds REAL);
 """
+
+
+# --- file names in the journal ---------------------------------------------------------------
+# SQLite text is UTF-8, and a file name need not be: an old archive's Latin-1 "café.png"
+# comes from the file system as surrogates, which sqlite3 cannot store (a batch over such a
+# folder once ended in a UnicodeEncodeError before it started). Names that are UTF-8 are
+# stored as they are (so journals of earlier versions read the same); any other is stored
+# as "/" + its bytes percent-encoded — no relative path starts with "/", so the two forms
+# never meet.
+_ENCODED = "/"
+
+
+def stored_name(name: str) -> str:
+    """A relative path (input or output, '/'-separated) as the journal stores it."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return _ENCODED + urllib.parse.quote(os.fsencode(name), safe="/")
+
+
+def read_name(text: str) -> str:
+    """The path :func:`stored_name` stored (surrogates where it is not UTF-8)."""
+    if text.startswith(_ENCODED):
+        return os.fsdecode(urllib.parse.unquote_to_bytes(text[len(_ENCODED):]))
+    return text
+
+
+def shown_name(name: str) -> str:
+    """A path as messages and pages show it: bytes that are not UTF-8 as U+FFFD."""
+    return os.fsencode(name).decode("utf-8", "replace") if _has_surrogates(name) else name
+
+
+def _text(message: str | None) -> str | None:
+    """A reason or note as the journal stores it (it may quote a name that is not UTF-8)."""
+    return None if message is None else shown_name(message)
+
+
+def _has_surrogates(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
 
 
 class JournalLocked(DGPError):
@@ -309,6 +354,9 @@ class Journal:
         if problem:
             raise self.damaged(problem)
         row = ItemRow(*values)
+        row.rel, row.output = read_name(row.rel), read_name(row.output)
+        if row.state_file is not None:
+            row.state_file = read_name(row.state_file)
         for name in ("started", "finished", "seconds"):
             value = getattr(row, name)
             if value is not None:
@@ -342,7 +390,7 @@ class Journal:
         return [self._row(r) for r in self._sql(q, (status,) if status else ())]
 
     def item(self, rel: str) -> ItemRow | None:
-        rows = self._sql(_ITEM_SELECT + " WHERE rel=?", (rel,))
+        rows = self._sql(_ITEM_SELECT + " WHERE rel=?", (stored_name(rel),))
         return self._row(rows[0]) if rows else None
 
     def counts(self) -> dict[str, int]:
@@ -358,10 +406,13 @@ class Journal:
             "INSERT INTO items(rel, output, state_file, mask, status) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(rel) DO UPDATE SET output=excluded.output, "
             "state_file=excluded.state_file, mask=excluded.mask",
-            (rel, output, state_file, mask, PENDING))
+            (stored_name(rel), stored_name(output),
+             None if state_file is None else stored_name(state_file),
+             None if mask is None else shown_name(mask), PENDING))
 
     def set_status(self, rel: str, status: str, reason: str | None = None) -> None:
-        self._sql("UPDATE items SET status=?, reason=? WHERE rel=?", (status, reason, rel))
+        self._sql("UPDATE items SET status=?, reason=? WHERE rel=?",
+                  (status, _text(reason), stored_name(rel)))
 
     def mark_running(self, rel: str, *, size: int, mtime: int, sha: str, settings: str,
                      worker: str) -> None:
@@ -369,26 +420,29 @@ class Journal:
             "UPDATE items SET status=?, reason=NULL, in_size=?, in_mtime=?, in_sha=?, "
             "settings=?, attempts=attempts+1, run=?, worker=?, started=?, finished=NULL, "
             "seconds=NULL WHERE rel=?",
-            (RUNNING, size, mtime, sha, settings, self.run_id, worker, time.time(), rel))
+            (RUNNING, size, mtime, sha, settings, self.run_id, worker, time.time(),
+             stored_name(rel)))
 
     def mark_writing(self, rel: str, out_sha: str) -> None:
         """Before the output is renamed into place: a run killed between the rename and
         :meth:`mark_done` is recognised as done by the next run (same digest on disk)."""
-        self._sql("UPDATE items SET out_sha=? WHERE rel=?", (out_sha, rel))
+        self._sql("UPDATE items SET out_sha=? WHERE rel=?", (out_sha, stored_name(rel)))
 
     def mark_done(self, rel: str, *, seconds: float, class_id: int | None,
                   notes: list[str]) -> None:
         self._sql(
             "UPDATE items SET status=?, reason=NULL, finished=?, seconds=?, class_id=?, "
             "notes=? WHERE rel=?",
-            (DONE, time.time(), seconds, class_id, "\n".join(notes) or None, rel))
+            (DONE, time.time(), seconds, class_id, _text("\n".join(notes)) or None,
+             stored_name(rel)))
 
     def mark_failed(self, rel: str, reason: str, seconds: float | None = None) -> None:
         self._sql("UPDATE items SET status=?, reason=?, finished=?, seconds=? WHERE rel=?",
-                  (FAILED, reason, time.time(), seconds, rel))
+                  (FAILED, _text(reason), time.time(), seconds, stored_name(rel)))
 
     def back_to_pending(self, rel: str, reason: str | None = None) -> None:
-        self._sql("UPDATE items SET status=?, reason=? WHERE rel=?", (PENDING, reason, rel))
+        self._sql("UPDATE items SET status=?, reason=? WHERE rel=?",
+                  (PENDING, _text(reason), stored_name(rel)))
 
     def reset_all(self) -> None:
         self._sql("UPDATE items SET status=?, reason=NULL, settings=NULL", (PENDING,))

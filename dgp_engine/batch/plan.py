@@ -28,6 +28,7 @@ from typing import Any
 from ..errors import InputError, OutputError
 from ..files.photos import FORMATS
 from ..method.compute import check_precision
+from ..method.reconstruct import check_seed
 from ..method.taskspec import TaskSpec, task_spec
 from ..system.fileio import file_kind, name_too_long
 
@@ -80,6 +81,7 @@ class BatchSettings:
         # the name, and whether it goes with exact, checked now; what a worker's own device
         # cannot compute in stops that worker
         object.__setattr__(self, "precision", check_precision(self.precision, self.exact))
+        check_seed(self.seed)  # every picture would fail on it: refused before any work
         if self.recolor and self.task != "colorize":
             raise InputError("--recolor only applies to colorize (it colorizes photos that "
                              "are already in colour).")

@@ -5,7 +5,9 @@ picture as a before/after pair of thumbnails linking to the output)."""
 from __future__ import annotations
 
 import html
+import os
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +65,7 @@ def summary_table(rows: list[J.ItemRow], *, stats: RunStats | None = None,
         listed = [r for r in rows if r.status == status]
         if listed:
             lines.append(f"\n{status} ({len(listed)}):")
-            lines += [f"  {r.rel}: {r.reason}" for r in listed[:max_failures]]
+            lines += [f"  {J.shown_name(r.rel)}: {r.reason}" for r in listed[:max_failures]]
             if len(listed) > max_failures:
                 lines.append(f"  … and {len(listed) - max_failures} more{more}")
     return "\n".join(lines)
@@ -96,7 +98,9 @@ def write_contact_sheet(out_dir: Path, rows: list[J.ItemRow], settings: BatchSet
     counts = dict.fromkeys(J.STATUSES, 0)
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
-    e = html.escape
+    def e(text: str) -> str:  # names that are not UTF-8 shown with U+FFFD
+        return html.escape(J.shown_name(text))
+
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>DGP batch: {e(settings.task)} of {e(str(settings.input_dir))}</title>",
@@ -119,7 +123,8 @@ def write_contact_sheet(out_dir: Path, rows: list[J.ItemRow], settings: BatchSet
     for r in done:
         secs = f" · {r.seconds:.1f} s" if r.seconds is not None else ""
         cls = f" · class {r.class_id}" if r.class_id is not None else ""
-        parts.append(f"<div class='card'>{thumb(r, 'in')} <a href='{e(r.output)}'>"
+        href = html.escape(urllib.parse.quote(os.fsencode(r.output), safe="/"))
+        parts.append(f"<div class='card'>{thumb(r, 'in')} <a href='{href}'>"
                      f"{thumb(r, 'out')}</a><div class='name'>{e(r.rel)}{secs}{cls}</div>"
                      "</div>")
     parts.append("</div>")

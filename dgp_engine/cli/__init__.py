@@ -57,10 +57,24 @@ def join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def lenient_output() -> None:
+    """Messages never fail to print: a path that is not UTF-8 (an old Latin-1 name, held
+    as surrogates) on a strict stdout (a UTF-8 locale's) once ended a command that had
+    written its result in a UnicodeEncodeError traceback, with exit code 1. What a stream
+    cannot encode is printed as a backslash escape instead (stderr's default)."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (OSError, ValueError):  # a closed or detached stream: nothing to print to
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..system.fileio import files_written, release_claims
     from .interrupt import installed
 
+    lenient_output()
     written_before = files_written()
 
     # Signals are handled from here on (before torch is imported by a sub-command): the

@@ -263,6 +263,12 @@ def _composer(args: argparse.Namespace, states: list[ReconstructionState],
     raw = f"Pass --raw to write the generator's {resolution}×{resolution} squares instead."
     try:
         placement = common_placement([s.placement for s in states], labels)
+        if placement.view.resolution != resolution:
+            r = placement.view.resolution
+            raise CompositionError(
+                f"{labels[0]} places a {r}×{r} model output in its photo, but this model "
+                f"renders {resolution}×{resolution}: the state is damaged or not this "
+                "model's.")
         onto = _read_onto(args.onto) if args.onto is not None else None
         photo = photo_for(placement, onto, label=labels[0])
     except CompositionError as exc:

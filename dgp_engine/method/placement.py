@@ -58,14 +58,21 @@ class Placement:
     compose: str | None = None
 
     def __post_init__(self) -> None:
+        # a state file's JSON is not covered by its tensors' checksum: a view of no pixels
+        # once ended in a torch traceback, one of 6000² model pixels took 3 GB to compose
+        v = self.view
+        w, h = self.photo_size
+        if min(w, h, v.w, v.h, v.resolution, v.cw, v.ch) < 1 or min(v.ox, v.oy) < 0 or \
+                v.ox + v.cw > v.resolution or v.oy + v.ch > v.resolution or self.feather < 0:
+            raise StateError(f"A placement's view ({v.x},{v.y} {v.w}×{v.h} → {v.cw}×{v.ch} at "
+                             f"{v.ox},{v.oy} of {v.resolution}², seam {self.feather}) in a "
+                             f"{w}×{h} photo is not one a run makes.")
         if self.hole is not None:
             hole = np.asarray(self.hole, dtype=bool)
             if hole.shape != (self.view.h, self.view.w):
                 raise StateError(f"A placement's hole is {hole.shape[1]}×{hole.shape[0]}; its "
                                  f"view is {self.view.w}×{self.view.h}.")
             object.__setattr__(self, "hole", hole)
-        w, h = self.photo_size
-        v = self.view
         if v.x < 0 or v.y < 0 or v.x + v.w > w or v.y + v.h > h:
             raise StateError(f"A placement's view ({v.x},{v.y} {v.w}×{v.h}) lies outside its "
                              f"{w}×{h} photo.")
@@ -157,14 +164,21 @@ class Placement:
             if data.get("has_hole"):
                 if hole_bits is None:
                     raise ValueError("its hole is missing")
-                flat = np.unpackbits(np.asarray(hole_bits, dtype=np.uint8), count=w * h)
+                bits = np.asarray(hole_bits, dtype=np.uint8).reshape(-1)
+                if w < 1 or h < 1 or bits.size != (w * h + 7) // 8:
+                    # unpacked only when the bits are the view's: a 30000² view with a few
+                    # bytes of hole once took 2 GB
+                    raise ValueError(f"its hole holds {bits.size * 8} pixels, not the "
+                                     f"{max(w, 0)}×{max(h, 0)} of its view")
+                flat = np.unpackbits(bits, count=w * h)
                 hole = flat.reshape(h, w).astype(bool)
             path = data.get("photo_path")
             digest = data.get("photo_digest")
             return cls(str(data["task"]), (pw, ph), view, int(data.get("feather", 0)), hole,
                        str(path) if path else None, str(digest) if digest else None)
-        except StateError:
-            raise
+        except StateError as exc:  # the record is inconsistent: say which file
+            text = str(exc)
+            raise StateError(f"{label} is damaged: {text[:1].lower()}{text[1:]}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"{label} is damaged: where its result sits in the photo cannot "
                              f"be read ({exc or 'a bad record'}).") from None

@@ -119,6 +119,10 @@ class Preset:
 
     def scaled(self, factor: float) -> Preset:
         """The same schedule with every stage's iteration count scaled (≥ 1 each)."""
+        if not math.isfinite(factor) or not all(math.isfinite(i * factor)
+                                                 for i in self.iterations):
+            raise PresetError(f"The iteration scale must give a finite count of iterations, "
+                              f"not {factor}.")
         iters = tuple(max(1, round(i * factor)) if i else 0 for i in self.iterations)
         return dataclasses.replace(self, iterations=iters)
 
@@ -133,7 +137,9 @@ class Preset:
 
 
 def _nonneg_int(v: Any, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or float(v) != int(v) or v < 0:
+    # inf and nan (TOML writes them) are floats int() cannot take: refused, not an OverflowError
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or \
+            float(v) != int(v) or v < 0:
         raise ValueError(f"{name} must be a whole number ≥ 0, got {v!r}")
     return int(v)
 
@@ -164,7 +170,15 @@ def load_preset(name_or_path: str | Path) -> Preset:
     """A shipped preset by name (e.g. ``"colorization"``) or a TOML file path."""
     path = Path(name_or_path)
     if path.suffix == ".toml" and path.is_file():
-        text, label = path.read_text(encoding="utf-8"), path.stem
+        label = path.stem
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise PresetError(f"Preset {label!r} is not valid TOML: {path} is not UTF-8 text "
+                              f"(byte {exc.start}).") from None
+        except OSError as exc:
+            raise PresetError(f"Could not read the preset {path}: "
+                              f"{exc.strerror or exc}.") from None
     else:
         res = resources.files("dgp_resources.presets").joinpath(f"{name_or_path}.toml")
         if not res.is_file():

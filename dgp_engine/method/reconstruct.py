@@ -97,6 +97,20 @@ class FeatureDistance:
         return loss
 
 
+#: The seeds torch's generator takes (``torch.Generator.manual_seed``): 64 bits, signed or not.
+SEED_RANGE = (-(1 << 63), (1 << 64) - 1)
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` as the run uses it; InputError when it is not a whole number torch's random
+    generator takes (a 30-digit ``--seed`` once ended in an OverflowError traceback)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or \
+            not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise InputError(f"The seed {seed!r} is out of range: use a whole number from 0 to "
+                         f"{SEED_RANGE[1]} (64 bits).")
+    return seed
+
+
 def reconstruct(prior: Prior, target: torch.Tensor, phi: Degradation | str, *,
                 class_id: int | None, preset: Preset, z_init: torch.Tensor | None = None,
                 exact: bool = False, seed: int = 0,
@@ -163,7 +177,7 @@ class ReconstructionRun(CancellableRun[Report]):
         self.z_init = z_init
         self.exact = exact
         self.precision = resolve_precision(precision, self.device, exact)
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.select_batch = select_batch or default_select_batch(self.device,
                                                                  prior.resolution)
         self.state: ReconstructionState | None = None

@@ -184,6 +184,7 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"{file.name} does not hold a state dict of tensors")
+    check_stored_sizes(sd, file.name)
     out = {str(k): v.float() if v.is_floating_point() else v for k, v in sd.items()}
     bad = sorted(k for k, v in out.items() if v.is_floating_point() and
                  not bool(torch.isfinite(v).all()))
@@ -191,6 +192,24 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{file.name} is damaged: {', '.join(bad[:3])} hold non-finite "
                               "values (NaN or infinity). Download or copy it again.")
     return out
+
+
+# --- sizes: tensors that claim more values than their file stores --------------------------
+def check_stored_sizes(tensors: Mapping[str, Any], label: str) -> None:
+    """Refuse (CheckpointError) a tensor whose size and strides claim more values than its
+    storage holds — overlapping strides (stride 0: one value repeated). No checkpoint a
+    trainer writes has one, and the first copy, cast or finiteness check of it allocates
+    what it claims: a 4 MB ``.pth`` (or a 1 KB network pickle) with one stride-0
+    20000×20000 tensor once took 3 GB to refuse, and claims are unbounded."""
+    for key, t in tensors.items():
+        if not isinstance(t, torch.Tensor) or t.numel() == 0:
+            continue
+        stored = t.untyped_storage().nbytes() // max(1, t.element_size()) - t.storage_offset()
+        if t.numel() > stored:
+            raise CheckpointError(
+                f"{label} was refused: its tensor {key} claims {t.numel():,} values of shape "
+                f"{tuple(t.shape)} but the file stores {max(0, stored):,} for it (a damaged or "
+                "crafted file: a trained network's tensors never repeat values this way).")
 
 
 # --- plausibility: values no GAN prior holds (flipped bits, damaged copies) ---------------
@@ -204,6 +223,9 @@ VALUE_CEILING = 1e6
 #: Spectral-norm vectors (``u0``, ``v0``) are unit vectors, or N(0, 1) draws before training.
 SN_VECTOR_CEILING = 100.0
 _PERCENTILE_SAMPLE = 1 << 16
+#: Tensor names (last part) that hold floating-point values in every network we read.
+_FLOAT_LEAVES = frozenset({"weight", "bias", "gain", "u0", "v0", "sv0", "stored_mean",
+                           "stored_var", "const", "w_avg", "noise_strength"})
 
 
 def implausible_value(sd: Mapping[str, torch.Tensor],
@@ -211,14 +233,17 @@ def implausible_value(sd: Mapping[str, torch.Tensor],
     """What makes a BigGAN or StyleGAN2 state dict implausible (a clause naming the
     tensor), or None.
 
-    Checked per floating-point tensor:
+    Weights, biases, gains, σ estimates and BN statistics stored as integers are refused
+    (a cast would turn them into a model that cannot run). Checked per floating-point
+    tensor:
 
     * finite, and finite in ``stored`` (the same tensors as they will be written: e.g.
       float16, where 1e30 becomes infinity and the model could never be used);
     * spectral-norm vectors ``u0``/``v0`` within ±100 (they are unit vectors, or N(0, 1)
       draws in an untrained model);
     * every other value within ±1e6, BN running variances ≥ 0;
-    * tensors of 64 values or more: max |w| ≤ 1000 × the 90th percentile of |w|.
+    * tensors of 64 values or more: max |w| ≤ 1000 × the 90th percentile of |w|, and a
+      matrix or kernel (2 dimensions or more) not all zeros.
 
     Why the last rule: every weight of a spectrally normalised layer is divided by the
     layer's σ = max singular value of W ≥ max |w|, so one huge entry makes σ huge and the
@@ -242,6 +267,13 @@ def implausible_value(sd: Mapping[str, torch.Tensor],
     little harm.  The percentile is taken on an evenly strided sample of at most 65,536
     values, so the check costs about one pass over the weights."""
     for key, value in sd.items():
+        leaf = key.rsplit(".", 1)[-1]
+        if not value.is_floating_point() and leaf in _FLOAT_LEAVES and value.numel():
+            # load_state_dict casts them without a word: a file of int64 "weights" (floats
+            # cut to whole numbers, mostly 0) imported and verified OK, then every run
+            # failed with "weights hold NaN or inf"
+            return (f"{key} holds {_dtype_name(value)} whole numbers where a network holds "
+                    "floating-point weights")
         if not value.is_floating_point() or value.numel() == 0:
             continue
         flat = value.detach().reshape(-1)
@@ -249,12 +281,16 @@ def implausible_value(sd: Mapping[str, torch.Tensor],
         if not (math.isfinite(lo) and math.isfinite(hi)):
             return f"{key} holds non-finite values (NaN or infinity)"
         peak = max(-lo, hi)
+        if peak == 0.0 and value.dim() >= 2 and flat.numel() >= OUTLIER_MIN_VALUES:
+            # a zeroed kernel or matrix (a zero-filled copy): spectral norm divides it by
+            # its largest singular value, 0, and demodulation by its norm, 0
+            return (f"{key} holds only zeros, which no trained or initialised GAN layer "
+                    "has (a zero-filled or damaged copy)")
         kept = stored.get(key) if stored is not None else None
         if kept is not None and kept.is_floating_point() and kept.dtype != value.dtype and \
                 not all(math.isfinite(float(x)) for x in torch.aminmax(kept.reshape(-1))):
             return (f"{key} holds {peak:.3g}, which becomes infinity in {_dtype_name(kept)} "
                     "(the precision it is stored in)")
-        leaf = key.rsplit(".", 1)[-1]
         if leaf in ("u0", "v0"):
             if peak > SN_VECTOR_CEILING:
                 return (f"{key} holds {peak:.4g}, but it is a spectral-norm vector (unit "

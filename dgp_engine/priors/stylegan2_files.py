@@ -39,7 +39,7 @@ import torch.nn as nn
 from ..errors import CheckpointError
 from ..models import stylegan2 as sg2
 from ..models.stylegan2 import StyleGAN2Config
-from .checkpoint import numpy_floats_allowed
+from .checkpoint import check_stored_sizes, numpy_floats_allowed
 
 # --------------------------------------------------------------------------- results
 
@@ -189,7 +189,11 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, requires_
     raw = storage._untyped_storage
     itemsize = torch.empty(0, dtype=storage.dtype).element_size()
     extent = offset + sum((s - 1) * st for s, st in zip(size, stride, strict=True)) + 1
-    if offset < 0 or (math.prod(size) > 0 and extent * itemsize > raw.nbytes()):
+    # overlapping strides (stride 0) claim more values than stored: the copy of the tensor
+    # would allocate the claim (1.6 GB from a 912-byte pickle; claims are unbounded)
+    if offset < 0 or (math.prod(size) > 0 and (extent * itemsize > raw.nbytes() or
+                                               (offset + math.prod(size)) * itemsize >
+                                               raw.nbytes())):
         raise CheckpointError("the pickle holds a tensor larger than its storage")
     return torch.empty(0, dtype=storage.dtype).set_(raw, offset, size, stride)
 
@@ -603,6 +607,7 @@ def _load_studiogan_file(file: Path) -> dict[str, Any]:
             not all(isinstance(v, torch.Tensor) for v in data["state_dict"].values()):
         raise CheckpointError(f"{file.name} is not a StudioGAN checkpoint: it has no "
                               "state_dict of tensors.")
+    check_stored_sizes(data["state_dict"], file.name)
     data["state_dict"] = {str(k).removeprefix("module."): v
                           for k, v in data["state_dict"].items()}
     return data

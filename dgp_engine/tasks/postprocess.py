@@ -178,8 +178,10 @@ def photo_for(placement: Placement, photo: Photo | None = None, *,
                                "was restored from: give that photo.")
     path = Path(placement.photo_path)
     if not path.is_file():
-        raise CompositionError(f"{label} was restored from {path}, which is not there any "
-                               f"more: give that photo ({w}×{h}) from where it is now.")
+        what = ("is not a picture file (a folder, device or pipe)" if path.exists() else
+                "is not there any more")
+        raise CompositionError(f"{label} was restored from {path}, which {what}: give that "
+                               f"photo ({w}×{h}) from where it is now.")
     found = read_image(path)
     if found.size != (w, h) or (placement.photo_digest is not None
                                 and pixels_digest(found.rgb) != placement.photo_digest):

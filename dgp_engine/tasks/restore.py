@@ -19,6 +19,7 @@ a result from what was reached.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -90,8 +91,9 @@ def resolve_preset(spec: str | Preset | None, task: str | TaskSpec,
     else:
         preset = load_preset(spec)
     if iterations_scale is not None:
-        if not iterations_scale > 0:
-            raise PresetError(f"The iteration scale must be > 0, not {iterations_scale}.")
+        if not 0 < iterations_scale < math.inf:
+            raise PresetError(f"The iteration scale must be a number > 0, not "
+                              f"{iterations_scale}.")
         preset = preset.scaled(iterations_scale)
     return preset
 
