@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import imageio_ffmpeg
 import numpy as np
@@ -335,3 +336,49 @@ def test_the_photo_composed_onto_is_never_the_output(photo_states, capsys, tmp_p
                     "-o", target, "--model", folder)
     assert code == 1 and "is the photo to compose onto" in err
     assert target.read_bytes() == before
+
+
+# --- sizes and counts refused before memory is spent (hostile test pass after issue 20) ---
+@pytest.mark.parametrize("argv,says", [
+    # each of these was killed by the kernel (24 GB) or ended in a traceback
+    (["morph", "A.dgp", "B.dgp", "-o", "m.gif", "--size", "99999x99999"],
+     "Frames of 99999×99999 px cannot be exported"),
+    (["morph", "A.dgp", "B.dgp", "-o", "m.mp4", "--size", "99999x99999"],
+     "Frames of 100000×100000 px cannot be exported"),
+    (["morph", "A.dgp", "B.dgp", "-o", "m.gif", "--frames", "1000000000"],
+     "1,000,000,000 morph frames are more than"),
+    (["morph", "A.dgp", "B.dgp", "-o", "m.gif", "--frames", "3", "--hold", "1000000000"],
+     "morph frames are more than"),
+    (["morph", "A.dgp", "B.dgp", "-o", "m.gif", "--frames", "3", "--loop", "-1"],
+     "repeat count must be 0 (forever) to 65535"),
+    (["morph", "A.dgp", "B.dgp", "-o", "m.gif", "--frames", "3", "--scale", "nan"],
+     "scale must be a number above 0"),
+    (["morph", "A.dgp", "B.dgp", "-o", "m.gif", "--frames", "3", "--scale", "-1"],
+     "scale must be a number above 0"),  # wrote 1×1 frames
+    (["jitter", "A.dgp", "-o", "j.gif", "--walk", "1000000000"],
+     "1,000,000,000 walk frames are more than"),
+    (["jitter", "A.dgp", "-o", "j.png", "-n", "1000", "--scale", "60"],
+     "The grid would be"),  # after rendering and resizing 1000 tiles of 1920² px
+    (["jitter", "A.dgp", "-o", "j.png", "-n", "1000000"], "The grid would be"),
+])
+def test_sizes_and_counts_beyond_memory_are_refused_before_rendering(setup, capsys, tmp_path,
+                                                                     monkeypatch, argv, says):
+    from dgp_engine.method import manipulate as engine_manipulate
+
+    root, folder, _, _ = setup
+    rendered = []
+    real_job = engine_manipulate.Renderer.job
+
+    def counted(self, *args, **kwargs):
+        job = real_job(self, *args, **kwargs)
+        rendered.append(len(job))
+        return job
+
+    monkeypatch.setattr(engine_manipulate.Renderer, "job", counted)
+    argv = [root / a if a.endswith(".dgp") else tmp_path / a if "." in a and a[0] != "-"
+            and not a[0].isdigit() and a != "nan" else a for a in argv]
+    code, err = run(capsys, *argv, "--model", folder, "--raw", "-q")
+    assert code == 1 and says in err and "Traceback" not in err, err
+    assert os.listdir(tmp_path) == []
+    if argv[0] == "jitter":
+        assert rendered == []  # refused before a variation was rendered

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -300,6 +301,31 @@ def _target_size(args: argparse.Namespace, frame_size: tuple[int, int],
             "generator's square.", exc.size, exc.limit) from exc
 
 
+def _check_grid(args: argparse.Namespace, count: int, composer: PhotoComposer | None,
+                resolution: int) -> None:
+    """Refuse, before anything is rendered, a grid of ``count`` tiles that is larger than
+    :data:`_MAX_GRID_SIDE` or than memory holds (rendered tensors, composed and scaled
+    tiles, the grid): ``-n 1000 --scale 60`` once went on to resize 1000 tiles of 3840² px
+    (44 GB) before the grid's size was looked at."""
+    from ..errors import InputError
+    from ..system.memory import budget, why_too_big
+
+    fw, fh = composer.size if composer is not None else (resolution, resolution)
+    tw, th = _target_size(args, (fw, fh), what="tiles")
+    cols = max(1, min(count, args.cols or math.ceil(math.sqrt(count))))
+    rows = math.ceil(count / cols)
+    gw, gh = cols * tw + (cols - 1) * 2, rows * th + (rows - 1) * 2
+    if max(gw, gh) > _MAX_GRID_SIDE:
+        raise InputError(f"The grid would be {gw}×{gh} px: pass --max-side to make the "
+                         f"tiles smaller (at most {_MAX_GRID_SIDE} px in all), fewer "
+                         "variations, or --raw.")
+    need = count * (resolution * resolution * 3 * 4 + (fw * fh + tw * th) * 3) + gw * gh * 3
+    if need > budget():
+        raise InputError(f"A grid of {count} tiles of {tw}×{th} px cannot be made: "
+                         f"{why_too_big(need)}. Ask for fewer variations or smaller tiles "
+                         "(--max-side).")
+
+
 def _save_grid(args: argparse.Namespace, images: Iterable[torch.Tensor],
                composer: PhotoComposer | None) -> None:
     from ..errors import InputError
@@ -346,6 +372,7 @@ def run_jitter(args: argparse.Namespace) -> int:
         job = renderer.jitter_walk(args.walk, sigma, seed=args.seed, keys=args.count)
         _export(args, job, len(job), args.fps, composer, prior.resolution)
         return 0
+    _check_grid(args, args.count, composer, prior.resolution)
     job = renderer.jitter(args.count, sigma, seed=args.seed)
     with _progress(args, len(job), "jitter") as bar:
         images = job.run_to_end(lambda f: bar.update(1))
@@ -388,6 +415,7 @@ def run_transfer(args: argparse.Namespace) -> int:
                                "morph work.")
     composer = _composer(args, [state], [args.state.name], prior.resolution)
     targets = [resolve_class(c, prior.class_names) for c in args.classes]
+    _check_grid(args, len(targets), composer, prior.resolution)
     job = Renderer(prior, state, allow_other_model=True).transfer(targets, args.amount)
     with _progress(args, len(job), "transfer") as bar:
         images = job.run_to_end(lambda f: bar.update(1))

@@ -42,6 +42,8 @@ from PIL import Image
 
 from ..errors import ExportCancelled, ExportError, ExportTooLarge, InputError
 from ..system.fileio import atomic_path, clean_stale_temps, fsync_dir, temp_prefix, umask
+from ..system.memory import budget as memory_budget
+from ..system.memory import why_too_big
 from ..system.runs import CancellableRun
 from .photos import unit_to_uint8
 
@@ -71,6 +73,8 @@ def export_size(frame_size: tuple[int, int], *, size: tuple[int, int] | None = N
     else ``frame_size`` × ``scale``; then scaled down (aspect kept) so the long side is at
     most ``max_side`` when given.  Raises :class:`ExportTooLarge` when the caller chose
     neither ``size`` nor ``max_side`` and the long side exceeds ``limit``."""
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 64):
+        raise InputError(f"The scale must be a number above 0 and at most 64, not {scale}.")
     w, h = frame_size
     tw, th = size or (max(1, round(w * scale)), max(1, round(h * scale)))
     if max_side is not None:
@@ -214,6 +218,9 @@ class AnimationExport(CancellableRun[ExportProgress]):
             raise InputError(f"even must be one of {', '.join(EVEN_MODES)}.")
         if max_side is not None and int(max_side) < 2:
             raise InputError("The largest side must be at least 2 px.")
+        if isinstance(loop, bool) or not isinstance(loop, int) or not 0 <= loop <= 65535:
+            # GIF and APNG store it in 16 bits: -1 ended in Pillow's OverflowError
+            raise InputError(f"The repeat count must be 0 (forever) to 65535, not {loop}.")
         self.fps = float(fps)
         self.size = (int(size[0]), int(size[1])) if size is not None else None
         self.scale = float(scale)
@@ -251,6 +258,7 @@ class AnimationExport(CancellableRun[ExportProgress]):
         (ew, eh), note = even_size((tw, th), self.format, self.even)
         if self.frame_size is None:
             self.even_note = note
+            self._check_memory(max(tw, ew), max(th, eh))
         if self.even == "resize":
             tw, th = ew, eh
         if (tw, th) != (w, h):
@@ -268,6 +276,18 @@ class AnimationExport(CancellableRun[ExportProgress]):
             raise InputError(f"All frames must have the same size: frame {self._done + 1} is "
                              f"{w}×{h}, the first was a different size.")
         return a
+
+    def _check_memory(self, w: int, h: int) -> None:
+        """Refuse frames of w×h px that the export cannot hold in memory — before the first
+        is resized (``--size 99999x99999`` once took 24 GB and was killed): GIF, APNG and
+        WebP keep every frame until the file is written, video and PNG sequences a few."""
+        held = max(1, self.total or 1) if self.format in ("gif", "apng", "webp") else 3
+        need = w * h * 4 * held  # RGB(A) bytes of the frames held, and one being resized
+        if need > memory_budget():
+            also = (f" {FORMAT_TITLES[self.format]} holds all {held} frames until it is "
+                    "written; MP4 or WebM holds one at a time." if held > 3 else "")
+            raise InputError(f"Frames of {w}×{h} px cannot be exported: "
+                             f"{why_too_big(need)}.{also} Choose a smaller size.")
 
     def _frames(self) -> Iterator[np.ndarray]:
         for frame in self.frames:
@@ -292,6 +312,11 @@ class AnimationExport(CancellableRun[ExportProgress]):
             raise ExportError(f"{self.path} is a file; a PNG sequence needs a folder name.")
         if self.format != "png-sequence" and self.path.is_dir():
             raise ExportError(f"{self.path} is a folder; give a file name to export to.")
+        if self.size is not None:  # chosen: refused before any frame is rendered
+            tw, th = export_size(self.size, size=self.size, max_side=self.max_side,
+                                 limit=None)
+            (ew, eh), _ = even_size((tw, th), self.format, self.even)
+            self._check_memory(max(tw, ew), max(th, eh))
         tmp = self._temp_path(folder)
         try:
             writer = {"gif": self._write_pillow, "apng": self._write_pillow,

@@ -199,6 +199,7 @@ class Renderer:
         jittered separately."""
         if n < 0:
             raise InputError("The number of variations cannot be negative.")
+        check_frame_count(n, "variations")
         scale = self.sigma_vector(sigma)
         base = (self.state.z if z is None else z).reshape(1, -1).float().cpu()
         if n == 0:
@@ -325,6 +326,7 @@ class Renderer:
         latents (variations 0…keys−1 of ``seed``), back to the first when ``loop``."""
         if frames < 1 or keys < 1:
             raise InputError("A jitter walk needs at least one frame and one key.")
+        check_frame_count(frames, "walk frames")
         ease(easing, 0.5)
         anchors = self.jitter_latents(keys, sigma, seed)
         if loop:
@@ -575,6 +577,20 @@ class Morph:
                                    task=task, created=time.time())
 
 
+#: The most frames (or variations) one render makes: 100,000 frames is 69 minutes at 24 fps.
+#: Their latents and frame times are made up front: a 10⁹-frame morph once filled 24 GB
+#: before its first frame and was killed.
+MAX_FRAMES = 100_000
+
+
+def check_frame_count(n: int, what: str = "frames") -> int:
+    """``n`` when a render may make that many ``what``; InputError above :data:`MAX_FRAMES`."""
+    if int(n) > MAX_FRAMES:
+        raise InputError(f"{int(n):,} {what} are more than the {MAX_FRAMES:,} one render "
+                         "makes: ask for fewer.")
+    return int(n)
+
+
 @dataclass(frozen=True)
 class MorphTimeline:
     """How a morph animation is laid out in time (plain data, saved in projects).
@@ -598,6 +614,9 @@ class MorphTimeline:
             raise InputError("fps must be between 0 and 240.")
         if int(self.hold_start) < 0 or int(self.hold_end) < 0:
             raise InputError("Hold frames cannot be negative.")
+        n = int(self.frames)
+        check_frame_count(n + int(self.hold_start) + int(self.hold_end)
+                          + (n - 2 if self.pingpong else 0), "morph frames")
         ease(self.easing, 0.5)
 
     def path(self) -> list[float]:
