@@ -74,3 +74,17 @@ def test_an_interrupt_inside_the_block_keeps_the_old_file(tmp_path):
         raise KeyboardInterrupt
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["g.bin"]
+
+
+def test_read_small_file_refuses_devices_fifos_and_oversized_files(tmp_path):
+    small = tmp_path / "config.json"
+    small.write_text("{}")
+    assert fileio.read_small_file(small) == b"{}"
+    os.mkfifo(tmp_path / "fifo")
+    for bad in ("/dev/zero", tmp_path / "fifo", tmp_path):
+        with pytest.raises(fileio.NotRegularFile):  # never opened for a blocking read
+            fileio.read_small_file(bad)
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * 2048)
+    with pytest.raises(fileio.FileTooLarge, match="more than"):
+        fileio.read_small_file(big, limit=1024)

@@ -93,3 +93,12 @@ def test_an_iteration_scale_that_gives_no_finite_schedule_is_refused(scale):
             load_preset("colorization").scaled(scale)
     assert resolve_preset("colorization", "colorize", None, 0.5).iterations == \
         (100, 100, 150, 200, 150)
+
+
+def test_a_preset_path_that_is_a_device_or_folder_says_so(tmp_path):
+    # it was "Unknown preset", as for a name that does not exist
+    (tmp_path / "zero.toml").symlink_to("/dev/zero")
+    (tmp_path / "folder.toml").mkdir()
+    for path in (tmp_path / "zero.toml", tmp_path / "folder.toml"):
+        with pytest.raises(PresetError, match="not a regular file"):
+            load_preset(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import huggingface_hub.constants
 import pytest
@@ -98,3 +99,29 @@ def test_errors_are_one_line_with_exit_code_1(capsys, argv):
     code, out, err = run(capsys, *argv)
     assert code == 1 and out == ""
     assert err.startswith("dgp: error: ") and err.count("\n") == 1
+
+
+# --- settings files that are not files (hostile test pass after issue 20) ----------------------
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("option", ["--config", "--classes", "--config-yaml"])
+def test_a_device_or_fifo_given_as_a_settings_file_is_refused_without_reading_it(
+        capsys, tmp_path, option):
+    # --config /dev/zero read until the kernel killed the process at 24 GB; a FIFO blocked
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(PARITY_CONFIG))
+    fifo = tmp_path / ("settings.yaml" if option == "--config-yaml" else "settings.txt")
+    os.mkfifo(fifo)
+    flag = "--config" if option == "--config-yaml" else option
+    for bad in (fifo, "/dev/zero"):
+        extra = ["--config", str(cfg)] if option == "--classes" else []
+        code, _, err = run(capsys, "import", "parity", "--g", str(PARITY / "G_ema.pth"),
+                           "--d", str(PARITY / "D.pth"), *extra, flag, str(bad))
+        assert code == 1 and "not a regular file" in err, err
+    assert not (paths.models_dir() / "parity").exists()
+
+
+def test_a_weights_path_that_is_a_folder_or_device_is_not_called_missing(capsys, tmp_path):
+    for bad in (tmp_path, "/dev/zero"):
+        code, _, err = run(capsys, "import", "parity", "--g", str(bad), "--d",
+                           str(PARITY / "D.pth"))
+        assert code == 1 and "is not a file (a folder, device or pipe)" in err, err

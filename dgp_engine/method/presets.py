@@ -21,6 +21,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..errors import PresetError
+from ..system.fileio import read_small_file
 
 _PER_STAGE = ("iterations", "ft_num", "lr_ratio", "G_lrs", "z_lrs", "w_D_loss", "w_mse",
               "use_in", "ftr_num")
@@ -169,10 +170,10 @@ def preset_names() -> list[str]:
 def load_preset(name_or_path: str | Path) -> Preset:
     """A shipped preset by name (e.g. ``"colorization"``) or a TOML file path."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" and path.is_file():
+    if path.suffix == ".toml" and path.exists():  # a device or FIFO is refused, not searched
         label = path.stem
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_small_file(path).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise PresetError(f"Preset {label!r} is not valid TOML: {path} is not UTF-8 text "
                               f"(byte {exc.start}).") from None

@@ -39,7 +39,7 @@ from ..errors import CheckpointError, DGPError, DownloadError, OperationCancelle
 from ..models import BigGANConfig
 from ..models.stylegan2 import StyleGAN2Config
 from ..system import paths
-from ..system.fileio import atomic_write_text
+from ..system.fileio import atomic_write_text, read_small_file
 from . import listing, registry, store, studiogan
 from . import stylegan2_prior as sg2p
 from .check import ROLE_FLAG, ROLE_NAME, check_safetensors_header, check_state_dict
@@ -264,7 +264,9 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
     files = {"G": Path(g).expanduser(), "D": Path(d).expanduser()}
     for role, file in files.items():
         if not file.is_file():
-            raise CheckpointError(f"{file} does not exist: pass the {ROLE_NAME[role]} file "
+            what = ("is not a file (a folder, device or pipe)" if file.exists() else
+                    "does not exist")
+            raise CheckpointError(f"{file} {what}: pass the {ROLE_NAME[role]} file "
                                   f"({'G_ema.pth' if role == 'G' else 'D.pth'}) with "
                                   f"{ROLE_FLAG[role]}.")
     if files["G"].resolve() == files["D"].resolve():
@@ -420,7 +422,7 @@ def _stylegan2_import_config(g_sd: dict[str, torch.Tensor], d_sd: dict[str, torc
             yaml_file = file
         else:
             try:
-                data = json.loads(file.read_text(encoding="utf-8"))
+                data = json.loads(read_small_file(file).decode("utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise CheckpointError(f"Could not read the config {file} ({exc}): pass the "
                                       "StudioGAN run's YAML file.") from exc
@@ -513,7 +515,7 @@ def _config_arg(config: BigGANConfig | str | Path | dict[str, Any] | None
     if file.suffix.lower() in (".yaml", ".yml"):
         return studiogan.config_from_yaml(file)
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = json.loads(read_small_file(file).decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"Could not read the config {file} ({exc}): pass a JSON file of "
                               "BigGAN-PyTorch settings.") from exc
@@ -527,7 +529,8 @@ def _check_classes_file(file: Path, n_classes: int) -> None:
         raise CheckpointError(f"The model is unconditional (it has no classes): drop "
                               f"--classes {file.name}.")
     try:
-        names = [ln for ln in file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        names = [ln for ln in read_small_file(file).decode("utf-8").splitlines()
+                 if ln.strip()]
     except (OSError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"Could not read the class list {file} ({exc}).") from exc
     if len(names) != n_classes:

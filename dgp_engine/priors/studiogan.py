@@ -33,6 +33,7 @@ from typing import Any
 
 from ..errors import CheckpointError
 from ..models import BigGANConfig
+from ..system.fileio import read_small_file
 
 FAMILY = "studiogan"
 #: StudioGAN's BN eps in big_resnet (BigGAN-PyTorch uses 1e-5).
@@ -175,7 +176,7 @@ def config_from_yaml(file: Path) -> BigGANConfig:
     import yaml
 
     try:
-        data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_small_file(file).decode("utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise CheckpointError(f"Could not read the StudioGAN config {file} ({exc}).") from exc
     if not isinstance(data, dict) or not isinstance(data.get("MODEL"), dict):

@@ -39,6 +39,7 @@ import torch.nn as nn
 from ..errors import CheckpointError
 from ..models import stylegan2 as sg2
 from ..models.stylegan2 import StyleGAN2Config
+from ..system.fileio import read_small_file
 from .checkpoint import check_stored_sizes, numpy_floats_allowed
 
 # --------------------------------------------------------------------------- results
@@ -691,7 +692,7 @@ def read_studiogan_yaml(file: Path) -> dict[str, Any]:
     import yaml
 
     try:
-        data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_small_file(file).decode("utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise CheckpointError(f"Could not read the StudioGAN config {file} ({exc}).") from exc
     if not isinstance(data, dict) or not isinstance(data.get("MODEL"), dict):

@@ -196,6 +196,32 @@ def read_regular(path: str | Path) -> bytes:
         return fh.read()
 
 
+#: The largest settings file (a JSON or YAML config, a class list, a preset) read whole.
+TEXT_FILE_LIMIT = 16 << 20
+
+
+class FileTooLarge(OSError):
+    """A file read whole is larger than its kind ever is."""
+
+    def __init__(self, path: Path, size: int, limit: int):
+        super().__init__(errno.EFBIG, f"{size / 1e6:.1f} MB, more than the {limit >> 20} MB "
+                         "such a file ever holds", str(path))
+
+
+def read_small_file(path: str | Path, limit: int = TEXT_FILE_LIMIT) -> bytes:
+    """The bytes of a small regular file: a settings file named on the command line. A
+    device, FIFO or socket (:class:`NotRegularFile`) or a file over ``limit`` bytes
+    (:class:`FileTooLarge`) is refused before reading — ``--config /dev/zero`` once read
+    until the kernel killed it at 24 GB."""
+    with open_regular(path) as (fh, st):
+        if st.st_size > limit:
+            raise FileTooLarge(Path(path), st.st_size, limit)
+        data = fh.read(limit + 1)
+    if len(data) > limit:  # grew while being read
+        raise FileTooLarge(Path(path), len(data), limit)
+    return data
+
+
 # --- names the file system takes ------------------------------------------------------------
 def short_name(name: str, head: int = 24, tail: int = 12) -> str:
     """A long name as a message shows it: its start and its end."""
