@@ -82,8 +82,10 @@ R.ReconstructionRun._steps = _counted_steps
 def measure(name, fn):
     INDEX.reads, INDEX.at_first_report = 0, None
     fn()
-    print(f"{name:6s} lookups: {INDEX.reads:3d} in all, {INDEX.at_first_report} before the "
-          "loop's first report")
+    print(
+        f"{name:6s} lookups: {INDEX.reads:3d} in all, {INDEX.at_first_report} before the "
+        "loop's first report"
+    )
 
 
 def files(root: Path) -> tuple[Path, Path, Path]:
@@ -98,9 +100,23 @@ def files(root: Path) -> tuple[Path, Path, Path]:
 def cli(root: Path, model: Path, photo: Path, mask: Path) -> None:
     from dgp_engine.cli import main
 
-    code = main(["inpaint", str(photo), "-o", str(root / "cli.png"), "--mask", str(mask),
-                 "--model", str(model), "--iterations-scale", str(SCALE), "--threads", "1",
-                 "-q"])
+    code = main(
+        [
+            "inpaint",
+            str(photo),
+            "-o",
+            str(root / "cli.png"),
+            "--mask",
+            str(mask),
+            "--model",
+            str(model),
+            "--iterations-scale",
+            str(SCALE),
+            "--threads",
+            "1",
+            "-q",
+        ]
+    )
     assert code == 0, code
 
 
@@ -108,12 +124,19 @@ def batch(root: Path, model: Path, photo: Path, mask: Path) -> None:
     from dgp_engine.batch import BatchSettings
     from dgp_engine.batch.runner import ItemRunner, worker_config
 
-    settings = BatchSettings("inpaint", root, root / "batch-out", model=str(model),
-                             iterations_scale=SCALE, mask=mask)
+    settings = BatchSettings(
+        "inpaint", root, root / "batch-out", model=str(model), iterations_scale=SCALE, mask=mask
+    )
     runner = ItemRunner(worker_config(settings, device="cpu", threads=1))
-    out = runner.process({"rel": "in.png", "data": photo.read_bytes(), "out_suffix": ".png",
-                          "mask": np.asarray(Image.open(mask)) > 127,
-                          "mask_name": "mask.png"})
+    out = runner.process(
+        {
+            "rel": "in.png",
+            "data": photo.read_bytes(),
+            "out_suffix": ".png",
+            "mask": np.asarray(Image.open(mask)) > 127,
+            "mask_name": "mask.png",
+        }
+    )
     assert out["status"] == "done", out
 
 

@@ -45,19 +45,34 @@ def main() -> int:
     kw = json.loads(KEYS.read_text())["constructor_kwargs"]
     g, d = kw["G"], kw["D"]
     cfg = sg2.StyleGAN2Config(
-        resolution=g["img_resolution"], z_dim=g["z_dim"], w_dim=g["w_dim"], c_dim=g["c_dim"],
+        resolution=g["img_resolution"],
+        z_dim=g["z_dim"],
+        w_dim=g["w_dim"],
+        c_dim=g["c_dim"],
         channel_base=g["synthesis_kwargs"]["channel_base"],
         channel_max=g["synthesis_kwargs"]["channel_max"],
         mapping_layers=g["mapping_kwargs"]["num_layers"],
         conv_clamp=g["synthesis_kwargs"]["conv_clamp"],
-        mbstd_group_size=d["epilogue_kwargs"]["mbstd_group_size"], d_head="studiogan")
+        mbstd_group_size=d["epilogue_kwargs"]["mbstd_group_size"],
+        d_head="studiogan",
+    )
     G, D = sg2.build(cfg)
     prior = Prior(G, D, cfg, name="random-afhq256")
     n = len(cfg.block_resolutions)
-    preset = Preset.from_dict({
-        "family": "stylegan2", "w_init": "avg", "iterations": [args.iters],
-        "ft_num": [1 if args.stage == "first" else n], "G_lrs": [1e-4], "z_lrs": [1e-2],
-        "w_D_loss": [1], "w_mse": [0], "ftr_num": [8], "select_num": 0})
+    preset = Preset.from_dict(
+        {
+            "family": "stylegan2",
+            "w_init": "avg",
+            "iterations": [args.iters],
+            "ft_num": [1 if args.stage == "first" else n],
+            "G_lrs": [1e-4],
+            "z_lrs": [1e-2],
+            "w_D_loss": [1],
+            "w_mse": [0],
+            "ftr_num": [8],
+            "select_num": 0,
+        }
+    )
     target = torch.rand(1, 3, cfg.resolution, cfg.resolution) * 2 - 1
     times = []
     last = time.perf_counter()
@@ -68,11 +83,20 @@ def main() -> int:
             last = now
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     steady = times[1:] or times
-    print(json.dumps({
-        "config": cfg.describe(), "stage": args.stage, "threads": args.threads,
-        "iterations": len(times), "first_s": round(times[0], 2),
-        "s_per_iteration": round(sum(steady) / len(steady), 2),
-        "peak_rss_mib": round(rss_mib), "torch": torch.__version__}))
+    print(
+        json.dumps(
+            {
+                "config": cfg.describe(),
+                "stage": args.stage,
+                "threads": args.threads,
+                "iterations": len(times),
+                "first_s": round(times[0], 2),
+                "s_per_iteration": round(sum(steady) / len(steady), 2),
+                "peak_rss_mib": round(rss_mib),
+                "torch": torch.__version__,
+            }
+        )
+    )
     return 0
 
 

@@ -69,8 +69,9 @@ def in_dialog_words(reason: str | None) -> str | None:
     check box here."""
     if reason is None:
         return None
-    return reason.replace("--recolor colorizes it anyway",
-                          f"tick “{RECOLOUR}” to colorize it anyway")
+    return reason.replace(
+        "--recolor colorizes it anyway", f"tick “{RECOLOUR}” to colorize it anyway"
+    )
 
 
 @dataclass
@@ -148,9 +149,11 @@ class BatchDialog(QDialog):
         form.addRow("Task", self.task)
         # colorize: a photo already in colour keeps its true colours unless asked
         self.recolor = QCheckBox(RECOLOUR)
-        self.recolor.setToolTip("Colorize replaces a photo's colours with the model's. Photos "
-                                "that are already in colour are skipped (the list says why) "
-                                "unless this is ticked.")
+        self.recolor.setToolTip(
+            "Colorize replaces a photo's colours with the model's. Photos "
+            "that are already in colour are skipped (the list says why) "
+            "unless this is ticked."
+        )
         form.addRow("", self.recolor)
         self.task.currentIndexChanged.connect(self._task_changed)
         self.masks = QLineEdit()
@@ -183,8 +186,9 @@ class BatchDialog(QDialog):
         form.addRow("", self.retry_failed)
 
         self.progress = QProgressBar()
-        self.status = QLabel("Choose the folders, then Start. Start on a folder used before "
-                             "resumes it.")
+        self.status = QLabel(
+            "Choose the folders, then Start. Start on a folder used before resumes it."
+        )
         self.status.setWordWrap(True)
         self.list = QListWidget()
         self.list.setIconSize(QPixmap(THUMB * 2 + 4, THUMB).size())
@@ -232,8 +236,11 @@ class BatchDialog(QDialog):
             from dgp_engine.priors import registry
 
             # StyleGAN2 priors are listed in Models but DGP does not run on them yet
-            names = [m.name for m in registry.list_models()
-                     if m.usable and unusable_reason(m.family) is None]
+            names = [
+                m.name
+                for m in registry.list_models()
+                if m.usable and unusable_reason(m.family) is None
+            ]
         except Exception as exc:  # noqa: BLE001 — the list is a convenience
             log.warning("models not listed: %s", exc)
             names = []
@@ -256,8 +263,7 @@ class BatchDialog(QDialog):
                 self.output_dir.setText(str(Path(d).with_name(Path(d).name + "-restored")))
 
     def _pick_output(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Folder for the results",
-                                             self.output_dir.text())
+        d = QFileDialog.getExistingDirectory(self, "Folder for the results", self.output_dir.text())
         if d:
             self.output_dir.setText(d)
 
@@ -277,9 +283,20 @@ class BatchDialog(QDialog):
 
     def _update_buttons(self) -> None:
         running = self.running
-        for w in (self.input_dir, self.output_dir, self.task, self.masks, self.model,
-                  self.preset, self.class_spec, self.iterations, self.workers,
-                  self.save_state, self.retry_failed, self.recolor):
+        for w in (
+            self.input_dir,
+            self.output_dir,
+            self.task,
+            self.masks,
+            self.model,
+            self.preset,
+            self.class_spec,
+            self.iterations,
+            self.workers,
+            self.save_state,
+            self.retry_failed,
+            self.recolor,
+        ):
             w.setEnabled(not running)
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
@@ -301,14 +318,19 @@ class BatchDialog(QDialog):
 
         threads = self.threads or max(1, default_threads() // self.workers.value())
         return BatchSettings(
-            task=self.task.currentData(), input_dir=Path(self.input_dir.text().strip()),
+            task=self.task.currentData(),
+            input_dir=Path(self.input_dir.text().strip()),
             output_dir=Path(self.output_dir.text().strip()),
             model=self.model.currentText().strip() or "bundled",
             preset=self.preset.currentText().strip() or None,
             iterations_scale=None if abs(scale - 1.0) < 1e-9 else scale,
-            class_spec=self.class_spec.text().strip() or "auto", mask=mask,
-            masks_dir=masks_dir, save_state=self.save_state.isChecked(), threads=threads,
-            **self.task_options())
+            class_spec=self.class_spec.text().strip() or "auto",
+            mask=mask,
+            masks_dir=masks_dir,
+            save_state=self.save_state.isChecked(),
+            threads=threads,
+            **self.task_options(),
+        )
 
     def task_options(self) -> dict[str, Any]:
         """Further BatchSettings fields for the chosen task: colorize recolours photos
@@ -344,8 +366,7 @@ class BatchDialog(QDialog):
         self.run = BatchRun(settings, self.workers_used, self.retry_failed.isChecked())
         # cooperative: a cancel abandons through the job (pictures back to pending) and
         # the generator runs on to the job's own end
-        self.worker = GeneratorWorker(self.run.events, describe=self._describe,
-                                      cooperative=True)
+        self.worker = GeneratorWorker(self.run.events, describe=self._describe, cooperative=True)
         self.worker.yielded.connect(self._yielded)
         self.worker.errored.connect(self._failed)
         self.worker.returned.connect(self._done)
@@ -360,8 +381,7 @@ class BatchDialog(QDialog):
     def cancel(self) -> None:
         if self.run is not None:
             self.run.abandon()  # at once, not only at the job's next event
-            self.status.setText("Cancelling: the current pictures stop and go back to "
-                                "pending…")
+            self.status.setText("Cancelling: the current pictures stop and go back to pending…")
 
     @staticmethod
     def _describe(exc: BaseException) -> str:
@@ -396,8 +416,7 @@ class BatchDialog(QDialog):
             self._show_progress()
         elif ev.kind == "progress" and ev.rel in self.rows:
             left = f", {ev.eta:.0f} s left" if ev.eta is not None else ""
-            self.rows[ev.rel].setText(f"{ev.rel} — running (iteration {ev.step}/{ev.total}"
-                                      f"{left})")
+            self.rows[ev.rel].setText(f"{ev.rel} — running (iteration {ev.step}/{ev.total}{left})")
         elif ev.kind == "workers":
             self.status.setText(ev.message)
 
@@ -416,20 +435,24 @@ class BatchDialog(QDialog):
         n = len(self.statuses)
         ended = sum(s in ENDED for s in self.statuses.values())
         self.progress.setValue(ended)
-        counts = {s: sum(v == s for v in self.statuses.values())
-                  for s in (DONE, FAILED, SKIPPED, RUNNING, PENDING)}
-        text = (f"{counts[DONE]}/{n} done, {counts[FAILED]} failed, {counts[SKIPPED]} skipped, "
-                f"{counts[RUNNING]} running")
+        counts = {
+            s: sum(v == s for v in self.statuses.values())
+            for s in (DONE, FAILED, SKIPPED, RUNNING, PENDING)
+        }
+        text = (
+            f"{counts[DONE]}/{n} done, {counts[FAILED]} failed, {counts[SKIPPED]} skipped, "
+            f"{counts[RUNNING]} running"
+        )
         left = counts[PENDING] + counts[RUNNING]
         if self.seconds and left:
             eta = left * (sum(self.seconds) / len(self.seconds)) / max(1, self.workers_used)
-            text += f" — about {eta / 60:.1f} min left" if eta >= 90 else \
-                f" — about {eta:.0f} s left"
+            text += (
+                f" — about {eta / 60:.1f} min left" if eta >= 90 else f" — about {eta:.0f} s left"
+            )
         if self.reasons:  # why, said in the summary too (a long list scrolls them away)
             shown = [f"{rel}: {why}" for rel, why in list(self.reasons.items())[:3]]
             more = len(self.reasons) - len(shown)
-            text += "\nSkipped — " + "; ".join(shown) + (f"; and {more} more" if more > 0
-                                                         else "")
+            text += "\nSkipped — " + "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
         self.status.setText(text)
 
     @Slot(str)
@@ -486,8 +509,12 @@ def _pair_icon(before: Path, after: Path) -> QIcon:
     for i, path in enumerate((before, after)):
         p = QPixmap(str(path))
         if not p.isNull():
-            p = p.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
-                         Qt.TransformationMode.SmoothTransformation)
+            p = p.scaled(
+                THUMB,
+                THUMB,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
             painter.drawPixmap(i * (THUMB + 4), 0, p)
     painter.end()
     return QIcon(pix)

@@ -55,8 +55,9 @@ class ResultLayerItem(QGraphicsItem):
         self.setZValue(3)  # above the mask overlay: a result is never hidden by it
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
 
-    def set_pixels(self, pixels: np.ndarray | None, x: int = 0, y: int = 0,
-                   size: tuple[int, int] | None = None) -> None:
+    def set_pixels(
+        self, pixels: np.ndarray | None, x: int = 0, y: int = 0, size: tuple[int, int] | None = None
+    ) -> None:
         """Show ``pixels`` at (x, y), scaled to ``size`` = (w, h) when given (a new
         picture of another size is shown over the area it came from)."""
         self.prepareGeometryChange()
@@ -79,8 +80,9 @@ class ResultLayerItem(QGraphicsItem):
         w, h = self._size or (self._image.width(), self._image.height())
         return QRectF(self._pos[0], self._pos[1], w, h)
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         if self._image is None:
             return
         rect = self.boundingRect()
@@ -89,16 +91,16 @@ class ResultLayerItem(QGraphicsItem):
             cut = min(max(self.split, rect.left()), rect.right())
             src.setLeft((cut - rect.left()) * src.width() / max(rect.width(), 1e-6))
             rect.setLeft(cut)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
-                              painter.worldTransform().m11() < 1.0)
+        painter.setRenderHint(
+            QPainter.RenderHint.SmoothPixmapTransform, painter.worldTransform().m11() < 1.0
+        )
         if rect.width() > 0:
             painter.drawImage(rect, self._image, src)
         if self.split is not None:
             pen = QPen(QColor(255, 255, 255), 2)
             pen.setCosmetic(True)
             painter.setPen(pen)
-            painter.drawLine(QPointF(rect.left(), rect.top()),
-                             QPointF(rect.left(), rect.bottom()))
+            painter.drawLine(QPointF(rect.left(), rect.top()), QPointF(rect.left(), rect.bottom()))
 
 
 class ArrayImageItem(QGraphicsItem):
@@ -124,8 +126,7 @@ class ArrayImageItem(QGraphicsItem):
             img = QImage(array.data, w, h, array.strides[0], QImage.Format.Format_Indexed8)
             c = colour or QColor(255, 0, 80)
             # 0 = transparent, 255 = colour, soft edges in between
-            img.setColorTable([QColor(c.red(), c.green(), c.blue(), i).rgba()
-                               for i in range(256)])
+            img.setColorTable([QColor(c.red(), c.green(), c.blue(), i).rgba() for i in range(256)])
         self._image = img
 
     def boundingRect(self) -> QRectF:
@@ -140,15 +141,17 @@ class ArrayImageItem(QGraphicsItem):
             x0, y0, x1, y1 = bounds
             self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         if self._image is None:
             return
         r = option.exposedRect.toAlignedRect().intersected(self._image.rect())
         if r.isEmpty():
             return
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
-                              painter.worldTransform().m11() < 1.0)
+        painter.setRenderHint(
+            QPainter.RenderHint.SmoothPixmapTransform, painter.worldTransform().m11() < 1.0
+        )
         painter.drawImage(QRectF(r), self._image, QRectF(r))
 
 
@@ -168,8 +171,9 @@ class RegionFrameItem(QGraphicsItem):
 
     def set_region(self, region: tuple[int, int, int] | None) -> None:
         self.prepareGeometryChange()
-        self.rect = QRectF() if region is None else QRectF(region[0], region[1], region[2],
-                                                          region[2])
+        self.rect = (
+            QRectF() if region is None else QRectF(region[0], region[1], region[2], region[2])
+        )
         self.setVisible(region is not None)
         self.update()
 
@@ -186,8 +190,9 @@ class RegionFrameItem(QGraphicsItem):
         p.addRect(self.boundingRect())
         return p
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
-              widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         if self.rect.isEmpty():
             return
         pen = QPen(QColor(255, 220, 0), 2)
@@ -202,7 +207,7 @@ class RegionFrameItem(QGraphicsItem):
 
     def on_corner(self, pos: QPointF) -> bool:
         hs = self._handle_size()
-        return (abs(pos.x() - self.rect.right()) <= hs and abs(pos.y() - self.rect.bottom()) <= hs)
+        return abs(pos.x() - self.rect.right()) <= hs and abs(pos.y() - self.rect.bottom()) <= hs
 
     def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         mode = "scale" if self.on_corner(event.pos()) else "move"
@@ -285,9 +290,17 @@ class Canvas(QGraphicsView):
         rpen.setCosmetic(True)
         self.rubber.setPen(rpen)
         self.rubber.setZValue(21)
-        for item in (self.image_item, self.mask_item, self.result_item, self.preview_item,
-                     self.preview_outline, self.preview_label, self.frame_item,
-                     self.cursor_item, self.rubber):
+        for item in (
+            self.image_item,
+            self.mask_item,
+            self.result_item,
+            self.preview_item,
+            self.preview_outline,
+            self.preview_label,
+            self.frame_item,
+            self.cursor_item,
+            self.rubber,
+        ):
             self.scene().addItem(item)
         self.tool = "brush"
         self.brush_size = 40
@@ -420,10 +433,12 @@ class Canvas(QGraphicsView):
             raise ValueError(tool)
         self.tool = tool
         self.frame_item.setAcceptedMouseButtons(
-            Qt.MouseButton.LeftButton if tool == "frame" else Qt.MouseButton.NoButton)
+            Qt.MouseButton.LeftButton if tool == "frame" else Qt.MouseButton.NoButton
+        )
         self.cursor_item.setVisible(tool in ("brush", "eraser"))
-        self.viewport().setCursor(Qt.CursorShape.SizeAllCursor if tool == "frame"
-                                  else Qt.CursorShape.CrossCursor)
+        self.viewport().setCursor(
+            Qt.CursorShape.SizeAllCursor if tool == "frame" else Qt.CursorShape.CrossCursor
+        )
         self.tool_changed.emit(tool)
 
     def set_brush(self, size: int | None = None, hardness: float | None = None) -> None:
@@ -435,8 +450,11 @@ class Canvas(QGraphicsView):
         self.brush_changed.emit(self.brush_size, self.brush_hardness)
 
     def grow_brush(self, factor: float) -> None:
-        step = max(1, round(self.brush_size * (factor - 1))) if factor > 1 else \
-            -max(1, round(self.brush_size * (1 - factor)))
+        step = (
+            max(1, round(self.brush_size * (factor - 1)))
+            if factor > 1
+            else -max(1, round(self.brush_size * (1 - factor)))
+        )
         self.set_brush(self.brush_size + step)
 
     def _update_cursor_item(self, scene_pos: QPointF | None) -> None:
@@ -464,13 +482,17 @@ class Canvas(QGraphicsView):
     # --- mouse ----------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.MiddleButton or (
-                self._space and event.button() == Qt.MouseButton.LeftButton):
+            self._space and event.button() == Qt.MouseButton.LeftButton
+        ):
             self._pan = event.position()
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             event.accept()
             return
-        if not self.state.has_picture or event.button() != Qt.MouseButton.LeftButton \
-                or self.tool == "frame":
+        if (
+            not self.state.has_picture
+            or event.button() != Qt.MouseButton.LeftButton
+            or self.tool == "frame"
+        ):
             super().mousePressEvent(event)
             return
         p = self.mapToScene(event.position().toPoint())
@@ -484,8 +506,9 @@ class Canvas(QGraphicsView):
             rec = self.state.mask_recorder()
             erase = erase or self.tool == "eraser"
             self._stroke = (rec, (p.x(), p.y()), erase)
-            b = mask_tools.stamp(self.state.mask, rec, p.x(), p.y(), self.brush_size,
-                                 self.brush_hardness, erase)
+            b = mask_tools.stamp(
+                self.state.mask, rec, p.x(), p.y(), self.brush_size, self.brush_hardness, erase
+            )
             self.state.notify_mask(b)
         else:
             self._shape_points = [p]
@@ -508,8 +531,15 @@ class Canvas(QGraphicsView):
             return
         if self._stroke is not None:
             rec, last, erase = self._stroke
-            b = mask_tools.segment(self.state.mask, rec, last, (p.x(), p.y()),
-                                   self.brush_size, self.brush_hardness, erase)
+            b = mask_tools.segment(
+                self.state.mask,
+                rec,
+                last,
+                (p.x(), p.y()),
+                self.brush_size,
+                self.brush_hardness,
+                erase,
+            )
             self._stroke = (rec, (p.x(), p.y()), erase)
             self.state.notify_mask(b)
             event.accept()
@@ -544,11 +574,14 @@ class Canvas(QGraphicsView):
         self.rubber.setPath(path)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
-        if self._pan is not None and event.button() in (Qt.MouseButton.MiddleButton,
-                                                        Qt.MouseButton.LeftButton):
+        if self._pan is not None and event.button() in (
+            Qt.MouseButton.MiddleButton,
+            Qt.MouseButton.LeftButton,
+        ):
             self._pan = None
-            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor if self._space
-                                      else Qt.CursorShape.CrossCursor)
+            self.viewport().setCursor(
+                Qt.CursorShape.OpenHandCursor if self._space else Qt.CursorShape.CrossCursor
+            )
             event.accept()
             return
         if self._splitting:
@@ -574,4 +607,5 @@ class Canvas(QGraphicsView):
         name = "Rectangle" if self.tool == "rect" else "Lasso"
         return self.state.push_mask_edit(
             f"{name} {'erase' if erase else 'select'}",
-            lambda rec: mask_tools.polygon(self.state.mask, rec, poly, erase))
+            lambda rec: mask_tools.polygon(self.state.mask, rec, poly, erase),
+        )

@@ -17,6 +17,7 @@ def _load_installed(name: str, device: str) -> Prior:
     """The installed model ``name`` (a catalog entry's loader)."""
     return load_prior(name, device=device)
 
+
 Loader = Callable[[str], Prior]  # device → Prior
 
 #: The prior families this version restores with (dgp_engine.priors.family); a model of
@@ -29,8 +30,9 @@ def unusable_reason(family: str) -> str | None:
     unrecorded family is an older BigGAN install)."""
     if not family or family in RUNNABLE_FAMILIES:
         return None
-    return (f"A {family} prior: this version of DGP Studio cannot run it; update DGP Studio "
-            "to use it.")
+    return (
+        f"A {family} prior: this version of DGP Studio cannot run it; update DGP Studio to use it."
+    )
 
 
 class ModelCatalog:
@@ -85,6 +87,7 @@ class ModelCatalog:
         if name not in self._loaders:
             from dgp_engine import CheckpointError
 
-            raise CheckpointError(f"No model named {name!r} is installed. Use Models → "
-                                  "Download or import… first.")
+            raise CheckpointError(
+                f"No model named {name!r} is installed. Use Models → Download or import… first."
+            )
         return self._loaders[name](device)

@@ -48,11 +48,15 @@ class SplitView(QWidget):
         p.drawImage(target, self.after)
         cut = target.width() * self.split
         src_w = self.before.width() * self.split
-        p.drawImage(QRectF(target.x(), target.y(), cut, target.height()), self.before,
-                    QRectF(0, 0, src_w, self.before.height()))
+        p.drawImage(
+            QRectF(target.x(), target.y(), cut, target.height()),
+            self.before,
+            QRectF(0, 0, src_w, self.before.height()),
+        )
         p.setPen(QPen(QColor(255, 255, 255), 1))
-        p.drawLine(int(target.x() + cut), int(target.top()), int(target.x() + cut),
-                   int(target.bottom()))
+        p.drawLine(
+            int(target.x() + cut), int(target.top()), int(target.x() + cut), int(target.bottom())
+        )
 
 
 class CompareWidget(QWidget):

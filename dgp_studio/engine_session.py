@@ -46,16 +46,22 @@ NEW_PICTURE = frozenset(s.name for s in TASK_SPECS if s.new_picture)
 class RegionRequest:
     """Everything one run needs; plain data so the worker thread owns its copy."""
 
-    restore: RestoreRequest           # the engine's request (its region and mask: the crop's)
-    image: np.ndarray                 # the region plus a margin (crop), H×W×3 uint8
+    restore: RestoreRequest  # the engine's request (its region and mask: the crop's)
+    image: np.ndarray  # the region plus a margin (crop), H×W×3 uint8
     bounds: tuple[int, int, int, int]  # x0, y0, x1, y1 of the crop in the picture
     region: tuple[int, int, int] | None = None  # x, y, side inside the crop (the preview's)
-    extra: dict[str, Any] = field(default_factory=dict)   # the task settings, saved with the result
+    extra: dict[str, Any] = field(default_factory=dict)  # the task settings, saved with the result
 
     @classmethod
-    def for_crop(cls, settings: RestoreRequest, image: np.ndarray, mask: np.ndarray,
-                 bounds: tuple[int, int, int, int], region: tuple[int, int, int] | None,
-                 extra: dict[str, Any]) -> RegionRequest:
+    def for_crop(
+        cls,
+        settings: RestoreRequest,
+        image: np.ndarray,
+        mask: np.ndarray,
+        bounds: tuple[int, int, int, int],
+        region: tuple[int, int, int] | None,
+        extra: dict[str, Any],
+    ) -> RegionRequest:
         """The run of ``settings`` on a crop of the picture: the engine works on
         ``region`` of it (None, or the whole square crop: all of it) and fills ``mask``
         (the crop's, uint8, 255 = fill) when the task takes one."""
@@ -90,9 +96,9 @@ class RegionRequest:
 
 @dataclass
 class RegionResult:
-    patch: np.ndarray | None          # the new crop content (same size as the crop)
-    picture: np.ndarray | None        # a new picture (super-resolution), else None
-    output: np.ndarray                # model output at native resolution (uint8)
+    patch: np.ndarray | None  # the new crop content (same size as the crop)
+    picture: np.ndarray | None  # a new picture (super-resolution), else None
+    output: np.ndarray  # model output at native resolution (uint8)
     state: ReconstructionState
     cancelled: bool
     notes: list[str] = field(default_factory=list)
@@ -117,8 +123,7 @@ class RegionJob:
     (empty mask, region too large for super-resolution …) raises at construction.
     ``cancel``: the worker's event (set by the job's cancel), which cancels the run."""
 
-    def __init__(self, ready: ResolvedRestore, request: RegionRequest,
-                 cancel: threading.Event):
+    def __init__(self, ready: ResolvedRestore, request: RegionRequest, cancel: threading.Event):
         self.request = request
         self.result: RegionResult | None = None
         self.job = ready.start(request.image, cancel=cancel)
@@ -134,17 +139,22 @@ class RegionJob:
             return
         pixels = unit_to_uint8(r.photo.rgb)
         new_picture = self.request.spec.new_picture
-        self.result = RegionResult(None if new_picture else pixels,
-                                   pixels if new_picture else None,
-                                   unit_to_uint8(r.model_output), r.state, r.cancelled,
-                                   list(self.job.notes),
-                                   compose=composer(self.job.photo, self.job.plan))
+        self.result = RegionResult(
+            None if new_picture else pixels,
+            pixels if new_picture else None,
+            unit_to_uint8(r.model_output),
+            r.state,
+            r.cancelled,
+            list(self.job.notes),
+            compose=composer(self.job.photo, self.job.plan),
+        )
 
 
 def composer(photo: Photo, plan: TaskPlan) -> Callable[[np.ndarray], np.ndarray]:
     """A model output (uint8, resized to the model's square when it is not) composed into
     ``photo`` by the engine with ``plan``, as the run's own output was.  Holds only the
     photo and the plan (not the run, its optimiser or its generator)."""
+
     def compose(model_output: np.ndarray) -> np.ndarray:
         res = plan.view.resolution
         out = np.asarray(model_output, dtype=np.float32) / 255.0

@@ -56,12 +56,12 @@ def download_label() -> str:
     try:
         from dgp_engine.priors import registry
 
-        size = next((st.download_bytes for st in registry.list_models()
-                     if st.name == REAL_PRIOR), None)
+        size = next(
+            (st.download_bytes for st in registry.list_models() if st.name == REAL_PRIOR), None
+        )
     except Exception:  # noqa: BLE001
         size = None
-    return f"Download ImageNet prior ({size / 1e9:.2f} GB)" if size else \
-        "Download ImageNet prior"
+    return f"Download ImageNet prior ({size / 1e9:.2f} GB)" if size else "Download ImageNet prior"
 
 
 class FirstRunHint(QFrame):

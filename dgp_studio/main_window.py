@@ -67,8 +67,9 @@ log = logging.getLogger(__name__)
 
 def forward(owner: str, name: str) -> property:
     """The attribute ``name`` of the window's ``owner`` part, read through the window."""
-    return property(lambda window: getattr(getattr(window, owner), name),
-                    doc=f"The {owner}'s {name}.")
+    return property(
+        lambda window: getattr(getattr(window, owner), name), doc=f"The {owner}'s {name}."
+    )
 
 
 def scrolling(widget: QWidget) -> QScrollArea:
@@ -83,8 +84,9 @@ def scrolling(widget: QWidget) -> QScrollArea:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: Settings | None = None,
-                 catalog: ModelCatalog | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, catalog: ModelCatalog | None = None
+    ) -> None:
         super().__init__()
         self.settings = settings or Settings.load()
         paths.set_cache_dir(self.settings.cache_dir or None)  # models are listed from there
@@ -122,19 +124,20 @@ class MainWindow(QMainWindow):
         self.task_panel = TaskPanel(self.catalog.names(), self.settings.device)
         self.task_panel.set_models(self.catalog.names(), self.catalog.unusable())
         self.task_panel.settings.precision = self.settings.precision  # a preference
-        self.region = RegionPolicy(self.state, lambda: self.canvas.tool,
-                                   self.task_panel.set_region_note, self)
+        self.region = RegionPolicy(
+            self.state, lambda: self.canvas.tool, self.task_panel.set_region_note, self
+        )
         self.run_panel = RunPanel()
         side = QWidget()
         side_lay = QVBoxLayout(side)
         side_lay.addWidget(self.task_panel)
         side_lay.addWidget(self.run_panel)
         side_lay.addStretch(1)
-        self.task_dock = self._dock("Task", scrolling(side),
-                                    Qt.DockWidgetArea.RightDockWidgetArea)
+        self.task_dock = self._dock("Task", scrolling(side), Qt.DockWidgetArea.RightDockWidgetArea)
         self.history_panel = HistoryPanel(self.state)
-        self.history_dock = self._dock("History", self.history_panel,
-                                       Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.history_dock = self._dock(
+            "History", self.history_panel, Qt.DockWidgetArea.BottomDockWidgetArea
+        )
         self.log_panel = LogPanel()
         self.log_dock = self._dock("Log", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.history_dock, self.log_dock)
@@ -147,8 +150,9 @@ class MainWindow(QMainWindow):
         attach(self.log_bridge)
         self.manipulate, self.candidates = self._install_manipulate()
 
-        self.document = DocumentController(self.state, self.settings, self, self,
-                                           self.manipulate, self)
+        self.document = DocumentController(
+            self.state, self.settings, self, self, self.manipulate, self
+        )
         d = self.document
         d.error.connect(self.show_error)
         d.status.connect(self.statusBar().showMessage)
@@ -179,13 +183,26 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.job_status)
         self.statusBar().addPermanentWidget(self.zoom_label)
 
-        self.runs = RunController(self.state, self.task_panel.settings, self.catalog,
-                                  self.settings.engine_threads, self.settings.preview_fps, self)
+        self.runs = RunController(
+            self.state,
+            self.task_panel.settings,
+            self.catalog,
+            self.settings.engine_threads,
+            self.settings.preview_fps,
+            self,
+        )
         self.runs.job_added.connect(self.jobs.add)
         self.runs.warning.connect(self._on_warning)
-        self.run_view = RunView(self.runs, self.run_panel, self.canvas, self.state,
-                                self.actions, self.show_error,
-                                lambda title, text: self.confirm(title, text), self)
+        self.run_view = RunView(
+            self.runs,
+            self.run_panel,
+            self.canvas,
+            self.state,
+            self.actions,
+            self.show_error,
+            lambda title, text: self.confirm(title, text),
+            self,
+        )
         self.run_view.starting.connect(self._run_starting)
         self.run_view.result_ready.connect(self._on_result)
         self.run_view.ended.connect(self._run_ended)
@@ -194,8 +211,9 @@ class MainWindow(QMainWindow):
             self.manipulate.photo_path = self.document.photo_path
             self.manipulate.picture_source = self.picture_source
 
-        self.models = ModelsController(self.catalog, self.task_panel, self.runs, self.state,
-                                       self, self)
+        self.models = ModelsController(
+            self.catalog, self.task_panel, self.runs, self.state, self, self
+        )
         m = self.models
         m.ready.connect(self._on_model_ready)
         m.error.connect(self.show_error)
@@ -204,7 +222,8 @@ class MainWindow(QMainWindow):
         m.installed_changed.connect(self._models_installed)
         self.first_run_hint.download_requested.connect(m.download)
         self.task_panel.task.currentTextChanged.connect(
-            lambda _label: self.region.task_changed(self.task_panel.task_name()))
+            lambda _label: self.region.task_changed(self.task_panel.task_name())
+        )
         self.history_panel.apply_requested.connect(self.state.apply_result)
         self.history_panel.show_requested.connect(self.state.set_layer)
         self.history_panel.selected.connect(self._history_selected)
@@ -275,13 +294,15 @@ class MainWindow(QMainWindow):
         if project:
             return
         pic = self.state.picture
-        if pic is not None and is_grayscale(pic.pixels) and \
-                self.task_panel.task_name() != "colorize":
+        if (
+            pic is not None
+            and is_grayscale(pic.pixels)
+            and self.task_panel.task_name() != "colorize"
+        ):
             # a black-and-white photo: colorizing it is what it most likely wants
             self.task_panel.task.setCurrentText("Colorize")
             w, h = self.state.size
-            self.statusBar().showMessage(f"{w}×{h}, black and white: Colorize is selected",
-                                         6000)
+            self.statusBar().showMessage(f"{w}×{h}, black and white: Colorize is selected", 6000)
         if not self._hint_offered and only_bundled_installed():
             # once per session, with only the bundled demo prior installed: say what it is
             # for and offer the ImageNet download (a bar above the canvas, never a dialog)
@@ -411,9 +432,11 @@ class MainWindow(QMainWindow):
         pic = self.state.picture
         if pic is None:
             return None
-        applied = [(e.bounds, e.before, getattr(e.state, "placement", None))
-                    for e in reversed(self.state.history)
-                    if e.applied and e.picture is None and e.state is not None]
+        applied = [
+            (e.bounds, e.before, getattr(e.state, "placement", None))
+            for e in reversed(self.state.history)
+            if e.applied and e.picture is None and e.state is not None
+        ]
         return PictureSource(pic.pixels, self.document.photo_path(), applied)
 
     def _history_selected(self, entry: HistoryEntry | None) -> None:
@@ -445,15 +468,17 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.state.running:
             if not self._closing and not self.confirm(
-                    "Stop the run?", "A reconstruction is running. Cancel it and quit?"):
+                "Stop the run?", "A reconstruction is running. Cancel it and quit?"
+            ):
                 event.ignore()
                 return
             self._closing = True
             self.runs.cancel()
             event.ignore()  # closes again when the worker reports back
             return
-        if not self.document.resolve_unsaved("Save changes?", "The picture has unsaved "
-                                             "changes. Save them before quitting?"):
+        if not self.document.resolve_unsaved(
+            "Save changes?", "The picture has unsaved changes. Save them before quitting?"
+        ):
             event.ignore()
             return
         self.shutdown()
@@ -483,8 +508,9 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not getattr(self, "_docks_sized", False):
             self._docks_sized = True  # history/manipulate/log tabs: a quarter of the height
-            self.resizeDocks([self.history_dock], [max(180, self.height() // 4)],
-                             Qt.Orientation.Vertical)
+            self.resizeDocks(
+                [self.history_dock], [max(180, self.height() // 4)], Qt.Orientation.Vertical
+            )
 
     def _restore_geometry(self) -> None:
         g = QSettings("dgp-studio", "dgp-studio").value("geometry")

@@ -33,8 +33,15 @@ def brush_stamp(size: int, hardness: float) -> np.ndarray:
     return out
 
 
-def stamp(mask: np.ndarray, rec: TileRecorder | None, cx: float, cy: float, size: int,
-          hardness: float, erase: bool) -> Bounds | None:
+def stamp(
+    mask: np.ndarray,
+    rec: TileRecorder | None,
+    cx: float,
+    cy: float,
+    size: int,
+    hardness: float,
+    erase: bool,
+) -> Bounds | None:
     """Apply one stamp centred at (cx, cy); returns the changed bounds (clipped to the
     mask — strokes may start or run outside the picture)."""
     s = brush_stamp(int(size), round(float(hardness), 3))
@@ -47,7 +54,7 @@ def stamp(mask: np.ndarray, rec: TileRecorder | None, cx: float, cy: float, size
     if rec is not None:
         rec.touch(cx0, cy0, cx1, cy1)
     sub = mask[cy0:cy1, cx0:cx1]
-    part = s[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+    part = s[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
     if erase:
         np.minimum(sub, 255 - part, out=sub)
     else:
@@ -55,22 +62,40 @@ def stamp(mask: np.ndarray, rec: TileRecorder | None, cx: float, cy: float, size
     return cx0, cy0, cx1, cy1
 
 
-def segment(mask: np.ndarray, rec: TileRecorder | None, p0: tuple[float, float],
-            p1: tuple[float, float], size: int, hardness: float, erase: bool) -> Bounds | None:
+def segment(
+    mask: np.ndarray,
+    rec: TileRecorder | None,
+    p0: tuple[float, float],
+    p1: tuple[float, float],
+    size: int,
+    hardness: float,
+    erase: bool,
+) -> Bounds | None:
     """Stamps from p0 to p1 spaced a quarter of the brush apart; returns the bounds."""
     dist = math.hypot(p1[0] - p0[0], p1[1] - p0[1])
     steps = max(1, int(math.ceil(dist / max(1.0, size / 4))))
     bounds: Bounds | None = None
     for i in range(1, steps + 1) if dist > 0 else [0]:
         t = i / steps
-        b = stamp(mask, rec, p0[0] + (p1[0] - p0[0]) * t, p0[1] + (p1[1] - p0[1]) * t,
-                  size, hardness, erase)
+        b = stamp(
+            mask,
+            rec,
+            p0[0] + (p1[0] - p0[0]) * t,
+            p0[1] + (p1[1] - p0[1]) * t,
+            size,
+            hardness,
+            erase,
+        )
         bounds = union(bounds, b)
     return bounds
 
 
-def polygon(mask: np.ndarray, rec: TileRecorder | None, points: list[tuple[float, float]],
-            erase: bool = False) -> Bounds | None:
+def polygon(
+    mask: np.ndarray,
+    rec: TileRecorder | None,
+    points: list[tuple[float, float]],
+    erase: bool = False,
+) -> Bounds | None:
     """Fill (or erase) a polygon — the rectangle and lasso tools."""
     if len(points) < 3:
         return None
@@ -94,8 +119,13 @@ def polygon(mask: np.ndarray, rec: TileRecorder | None, points: list[tuple[float
     return x0, y0, x1, y1
 
 
-def rectangle(mask: np.ndarray, rec: TileRecorder | None, p0: tuple[float, float],
-              p1: tuple[float, float], erase: bool = False) -> Bounds | None:
+def rectangle(
+    mask: np.ndarray,
+    rec: TileRecorder | None,
+    p0: tuple[float, float],
+    p1: tuple[float, float],
+    erase: bool = False,
+) -> Bounds | None:
     (ax, ay), (bx, by) = p0, p1
     x0, x1 = sorted((ax, bx))
     y0, y1 = sorted((ay, by))

@@ -77,9 +77,11 @@ def kept_download_bytes(name: str) -> int:
 def in_dialog_words(message: str) -> str:
     """The engine's sentence as this dialog says it: the command lines it suggests (for
     the CLI) become this dialog's buttons."""
-    message = re.sub(r"import files you have with `dgp models import[^`]*`",
-                     "press Import files… to install G and D files you already have",
-                     message)
+    message = re.sub(
+        r"import files you have with `dgp models import[^`]*`",
+        "press Import files… to install G and D files you already have",
+        message,
+    )
     message = re.sub(r"`dgp models import[^`]*`", "Import files…", message)
     message = re.sub(r"`dgp models pull [^`]*`", "Download", message)
     return message.replace("connect and pull again", "connect and press Download again")
@@ -153,8 +155,13 @@ class ModelDialog(QDialog):
         self.import_button = QPushButton("&Import files…")
         self.cancel_button = QPushButton("&Stop")
         self.close_button = QPushButton("Close")
-        for b in (self.download_button, self.use_button, self.import_button,
-                  self.cancel_button, self.close_button):
+        for b in (
+            self.download_button,
+            self.use_button,
+            self.import_button,
+            self.cancel_button,
+            self.close_button,
+        ):
             b.setAccessibleName(b.text().replace("&", ""))
             row.addWidget(b)
         lay.addLayout(row)
@@ -186,11 +193,15 @@ class ModelDialog(QDialog):
         self.table.setRowCount(len(rows))
         for i, st in enumerate(rows):
             n_classes = self._classes.get(st.name)
-            cells = (st.name, self._state_words(st), f"{st.resolution} px" if st.resolution
-                     else "?", classes_words(n_classes),
-                     _mb(st.download_bytes) if st.download_bytes and st.downloadable
-                     else "—",
-                     _mb(st.size_bytes) if st.usable else "—", st.licence or "—")
+            cells = (
+                st.name,
+                self._state_words(st),
+                f"{st.resolution} px" if st.resolution else "?",
+                classes_words(n_classes),
+                _mb(st.download_bytes) if st.download_bytes and st.downloadable else "—",
+                _mb(st.size_bytes) if st.usable else "—",
+                st.licence or "—",
+            )
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if j == 0:
@@ -247,14 +258,15 @@ class ModelDialog(QDialog):
             facts.append("StyleGAN2")
         n_classes = self._classes.get(name)
         if n_classes is not None:
-            facts.append("unconditional (no classes)" if n_classes == 0
-                         else f"{n_classes} classes")
+            facts.append("unconditional (no classes)" if n_classes == 0 else f"{n_classes} classes")
         if st.usable:
             facts.append(f"{_mb(st.size_bytes)} on disk")
         elif st.download_bytes:
             installed = self._installed_bytes.get(name)
-            facts.append(f"{_mb(st.download_bytes)} to download"
-                         + (f", about {_mb(installed)} once installed" if installed else ""))
+            facts.append(
+                f"{_mb(st.download_bytes)} to download"
+                + (f", about {_mb(installed)} once installed" if installed else "")
+            )
         if st.licence:
             facts.append(f"licence: {st.licence}")
         if facts:
@@ -269,8 +281,9 @@ class ModelDialog(QDialog):
     def _selection_changed(self) -> None:
         name = self._selected_name()
         st = self._rows.get(name) if name else None
-        self.details.setText(self.describe(name) if name and st else
-                             "Select a model to see what it is for.")
+        self.details.setText(
+            self.describe(name) if name and st else "Select a model to see what it is for."
+        )
         busy = self._busy
         can_pull = bool(st and st.downloadable and not st.usable)
         if st is not None and name in self._interrupted and can_pull:
@@ -306,8 +319,12 @@ class ModelDialog(QDialog):
         self.job_started.emit(job)
         return job
 
-    def _start(self, coro_factory: Callable[[Callable[[Any], None]], Awaitable[Any]], what: str,
-               name: str | None = None) -> None:
+    def _start(
+        self,
+        coro_factory: Callable[[Callable[[Any], None]], Awaitable[Any]],
+        what: str,
+        name: str | None = None,
+    ) -> None:
         if self._busy:
             self.status.setText("A transfer is running: wait for it or press Stop.")
             return
@@ -325,27 +342,40 @@ class ModelDialog(QDialog):
         if job is not self.job:
             return
         outcome = {JobState.FINISHED: None, JobState.CANCELLED: _CANCELLED}.get(
-            job.state, job.exception or job.error)
+            job.state, job.exception or job.error
+        )
         self._finish(job.title, self._job_name, outcome)
 
     def _finish(self, what: str, name: str, outcome: object) -> None:
         if outcome is None:
             self._interrupted.discard(name)
-            self.status.setText(f"{what}: done." + (
-                f" {name} is ready: press Use this model, or pick it in the Model list."
-                if name else ""))
+            self.status.setText(
+                f"{what}: done."
+                + (
+                    f" {name} is ready: press Use this model, or pick it in the Model list."
+                    if name
+                    else ""
+                )
+            )
             self.models_changed.emit()
         elif outcome is _CANCELLED:
             kept = self._note_kept(name)
-            self.status.setText(f"{what}: stopped; nothing was installed." + (
-                f" {_mb(kept)} were kept: press Resume download to continue where it "
-                "stopped." if kept else ""))
+            self.status.setText(
+                f"{what}: stopped; nothing was installed."
+                + (
+                    f" {_mb(kept)} were kept: press Resume download to continue where it stopped."
+                    if kept
+                    else ""
+                )
+            )
         else:
             kept = self._note_kept(name)
             if _is_engine_error(outcome):  # anything else was logged in full by the job
                 log.warning("%s failed: %s", what, outcome)
-            self.status.setText(f"{what} failed: {in_dialog_words(str(outcome))}" + (
-                f" ({_mb(kept)} kept for Resume download.)" if kept else ""))
+            self.status.setText(
+                f"{what} failed: {in_dialog_words(str(outcome))}"
+                + (f" ({_mb(kept)} kept for Resume download.)" if kept else "")
+            )
         self._set_busy(False)
         if "Import files" in self.status.text():
             self.import_button.setFocus()  # the way on that the sentence points at
@@ -394,9 +424,13 @@ class ModelDialog(QDialog):
             self.bar.setValue(int(1000 * overall))
         total = f" of {_mb(p.total)}" if p.total else ""
         file = f"file {p.index + 1} of {p.count}" if p.count > 1 else p.file
-        doing = {"download": "downloading", "hash": "checking (SHA-256)",
-                 "read": "converting", "write": "converting",
-                 "verify": "verifying"}.get(p.stage, p.stage)
+        doing = {
+            "download": "downloading",
+            "hash": "checking (SHA-256)",
+            "read": "converting",
+            "write": "converting",
+            "verify": "verifying",
+        }.get(p.stage, p.stage)
         self.status.setText(f"{p.model}: {doing} {file}, {_mb(p.done)}{total}")
         self._job_progress(overall, p)
 
@@ -419,13 +453,17 @@ class ModelDialog(QDialog):
             self.status.setText(f"{name} is already installed.")
             return
         if st is not None and not st.downloadable:
-            self.status.setText(f"{name} has no public download: import its G and D files "
-                                "with Import files….")
+            self.status.setText(
+                f"{name} has no public download: import its G and D files with Import files…."
+            )
             return
         ops = hub_async
         word = "Resume download of" if name in self._interrupted else "Download"
-        self._start(lambda report: ops.pull_async(name, progress=report, cancel=self._cancel),
-                    f"{word} {name}", name)
+        self._start(
+            lambda report: ops.pull_async(name, progress=report, cancel=self._cancel),
+            f"{word} {name}",
+            name,
+        )
 
     def download_selected(self) -> None:
         name = self._selected_name()
@@ -440,23 +478,30 @@ class ModelDialog(QDialog):
             self.use_model.emit(name)
 
     def import_files(self) -> None:
-        g, _ = QFileDialog.getOpenFileName(self, "Generator weights (G_ema.pth)", "",
-                                           "Weights (*.pth *.safetensors)")
+        g, _ = QFileDialog.getOpenFileName(
+            self, "Generator weights (G_ema.pth)", "", "Weights (*.pth *.safetensors)"
+        )
         if not g:
             return
-        d, _ = QFileDialog.getOpenFileName(self, "Discriminator weights (D.pth)", "",
-                                           "Weights (*.pth *.safetensors)")
+        d, _ = QFileDialog.getOpenFileName(
+            self, "Discriminator weights (D.pth)", "", "Weights (*.pth *.safetensors)"
+        )
         if not d:
             return
-        name, ok = QInputDialog.getText(self, "Model name",
-                                        "Name (a registered model such as biggan-128, or a "
-                                        "new name):", text=self._selected_name() or "")
+        name, ok = QInputDialog.getText(
+            self,
+            "Model name",
+            "Name (a registered model such as biggan-128, or a new name):",
+            text=self._selected_name() or "",
+        )
         if not ok or not name:
             return
         ops = hub_async
-        self._start(lambda report: ops.import_files_async(name, g, d, progress=report,
-                                                          cancel=self._cancel),
-                    f"Import {name}", name)
+        self._start(
+            lambda report: ops.import_files_async(name, g, d, progress=report, cancel=self._cancel),
+            f"Import {name}",
+            name,
+        )
 
     def stop(self) -> None:
         """Stop the running transfer; the engine tidies up, then the outcome is shown."""
@@ -469,9 +514,12 @@ class ModelDialog(QDialog):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._busy:
-            if QMessageBox.question(self, "Stop the transfer?",
-                                    "A model transfer is running. Stop it?") \
-                    != QMessageBox.StandardButton.Yes:
+            if (
+                QMessageBox.question(
+                    self, "Stop the transfer?", "A model transfer is running. Stop it?"
+                )
+                != QMessageBox.StandardButton.Yes
+            ):
                 event.ignore()
                 return
             self.stop()

@@ -66,8 +66,12 @@ class MorphSnapshot:
     settings: dict[str, Any]
 
 
-def to_project(state: AppState, title: str = "", extra: dict[str, Any] | None = None,
-               morph: MorphSnapshot | None = None) -> Project:
+def to_project(
+    state: AppState,
+    title: str = "",
+    extra: dict[str, Any] | None = None,
+    morph: MorphSnapshot | None = None,
+) -> Project:
     """A snapshot of ``state`` (arrays copied, so later edits do not change it)."""
     if state.picture is None:
         raise NothingToOpen("There is no picture to save in a project.")
@@ -77,14 +81,21 @@ def to_project(state: AppState, title: str = "", extra: dict[str, Any] | None = 
     project.masks[PICTURE] = state.mask.copy()
     if state.region is not None:
         x, y, side = state.region
-        project.regions.append({"id": "working", "source": PICTURE, "x": int(x), "y": int(y),
-                                "side": int(side)})
+        project.regions.append(
+            {"id": "working", "source": PICTURE, "x": int(x), "y": int(y), "side": int(side)}
+        )
     for i, e in enumerate(state.history):
         hid = f"h{i}"
         item: dict[str, Any] = {
-            "id": hid, "title": e.title, "bounds": [int(v) for v in e.bounds],
-            "cancelled": bool(e.cancelled), "applied": bool(e.applied),
-            "settings": _jsonable(e.settings) or {}, "images": {}, "state": None}
+            "id": hid,
+            "title": e.title,
+            "bounds": [int(v) for v in e.bounds],
+            "cancelled": bool(e.cancelled),
+            "applied": bool(e.applied),
+            "settings": _jsonable(e.settings) or {},
+            "images": {},
+            "state": None,
+        }
         for part in _PARTS:
             arr = getattr(e, part)
             if arr is not None:
@@ -101,8 +112,9 @@ def to_project(state: AppState, title: str = "", extra: dict[str, Any] | None = 
         **(_jsonable(extra) or {}),
     }
     if morph is not None and (morph.keyframes or morph.settings):
-        history_ids = {id(e.state): f"h{i}" for i, e in enumerate(state.history)
-                       if e.state is not None}
+        history_ids = {
+            id(e.state): f"h{i}" for i, e in enumerate(state.history) if e.state is not None
+        }
         ids = []
         for k, kf in enumerate(morph.keyframes):
             sid = history_ids.get(id(kf))
@@ -110,8 +122,11 @@ def to_project(state: AppState, title: str = "", extra: dict[str, Any] | None = 
                 sid = f"k{k}"
                 project.states[sid] = kf
             ids.append(sid)
-        project.timeline = {**(_jsonable(morph.settings) or {}), "keyframes": ids,
-                            "names": [str(n) for n in morph.names]}
+        project.timeline = {
+            **(_jsonable(morph.settings) or {}),
+            "keyframes": ids,
+            "names": [str(n) for n in morph.names],
+        }
     return project
 
 
@@ -125,8 +140,7 @@ def morph_from_project(project: Project) -> MorphSnapshot | None:
     names += [""] * (len(ids) - len(names))
     keep = [(project.states[i], n) for i, n in zip(ids, names, strict=True) if i in project.states]
     if len(keep) < len(ids):
-        log.warning("%d morph keyframe(s) could not be read from the project",
-                    len(ids) - len(keep))
+        log.warning("%d morph keyframe(s) could not be read from the project", len(ids) - len(keep))
     return MorphSnapshot([k for k, _ in keep], [n for _, n in keep], tl)
 
 
@@ -136,23 +150,34 @@ def history_from_project(project: Project) -> list[HistoryEntry]:
     for item in project.history:
         imgs = {part: project.images.get(key) for part, key in item.get("images", {}).items()}
         before, after, preview = imgs.get("before"), imgs.get("after"), imgs.get("preview")
-        if any(v is None for v in imgs.values()) or before is None or after is None \
-                or preview is None:
+        if (
+            any(v is None for v in imgs.values())
+            or before is None
+            or after is None
+            or preview is None
+        ):
             continue  # lost with a damaged file
         state_key = item.get("state")
-        out.append(HistoryEntry(
-            title=str(item.get("title", "")), bounds=tuple(item.get("bounds", (0, 0, 0, 0))),
-            before=before, after=after, preview=preview,
-            cancelled=bool(item.get("cancelled", False)),
-            applied=bool(item.get("applied", False)),
-            settings=dict(item.get("settings") or {}),
-            state=project.states.get(state_key) if state_key else None,
-            picture=imgs.get("picture")))
+        out.append(
+            HistoryEntry(
+                title=str(item.get("title", "")),
+                bounds=tuple(item.get("bounds", (0, 0, 0, 0))),
+                before=before,
+                after=after,
+                preview=preview,
+                cancelled=bool(item.get("cancelled", False)),
+                applied=bool(item.get("applied", False)),
+                settings=dict(item.get("settings") or {}),
+                state=project.states.get(state_key) if state_key else None,
+                picture=imgs.get("picture"),
+            )
+        )
     return out
 
 
-def picture_from_project(project: Project) -> tuple[Picture, np.ndarray,
-                                                     tuple[int, int, int] | None]:
+def picture_from_project(
+    project: Project,
+) -> tuple[Picture, np.ndarray, tuple[int, int, int] | None]:
     """The picture, its mask (empty when lost) and the saved working region."""
     pixels = project.sources.get(PICTURE)
     if pixels is None and project.sources:
@@ -163,8 +188,9 @@ def picture_from_project(project: Project) -> tuple[Picture, np.ndarray,
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[:, :, None], 3, axis=2)
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
-        raise NothingToOpen(f"The project's picture has an unsupported layout "
-                            f"({pixels.dtype}, {pixels.shape}).")
+        raise NothingToOpen(
+            f"The project's picture has an unsupported layout ({pixels.dtype}, {pixels.shape})."
+        )
     h, w = pixels.shape[:2]
     mask = project.masks.get(PICTURE)
     if mask is None or mask.shape != (h, w):

@@ -35,8 +35,13 @@ class TaskPanel(QWidget):
     model_selected = Signal(str)
     manage_models = Signal()
 
-    def __init__(self, model_names: list[str], device: str = "auto",
-                 settings: TaskSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        model_names: list[str],
+        device: str = "auto",
+        settings: TaskSettings | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.settings = settings or TaskSettings(self)
         form = QFormLayout(self)
@@ -176,8 +181,9 @@ class TaskPanel(QWidget):
             self.settings.class_id()
         except DGPError as exc:
             self.class_edit.setStyleSheet("QLineEdit { border: 1px solid #e55; }")
-            self.class_hint.setText(f"<span style='color:#e55'>{exc}</span><br>"
-                                    + self._class_suggestions())
+            self.class_hint.setText(
+                f"<span style='color:#e55'>{exc}</span><br>" + self._class_suggestions()
+            )
             self.class_hint.setVisible(True)
             return False
         self.class_edit.setStyleSheet("")
@@ -189,8 +195,7 @@ class TaskPanel(QWidget):
         if not names:
             return "Type auto or a class number."
         words = [w for w in self.class_edit.text().lower().replace(":", " ").split() if w]
-        fits = [f"{i}: {n}" for i, n in enumerate(names)
-                if any(w in n.lower() for w in words)]
+        fits = [f"{i}: {n}" for i, n in enumerate(names) if any(w in n.lower() for w in words)]
         shown = fits[:limit] or [f"{i}: {n}" for i, n in enumerate(names[:limit])]
         more = len(fits or names) - len(shown)
         head = "Classes that fit: " if fits else f"This model's {len(names)} classes: "

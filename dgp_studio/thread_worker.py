@@ -40,33 +40,43 @@ def describe_error(exc: BaseException, activity: str = "background work") -> str
         return str(exc)
     if isinstance(exc, MemoryError):
         return "Out of memory: choose a smaller model or working region."
-    log.error("%s failed:\n%s", activity,
-              "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-    return (f"{activity[:1].upper()}{activity[1:]} stopped on an unexpected error: {exc}. "
-            "Details are in the log panel.")
+    log.error(
+        "%s failed:\n%s",
+        activity,
+        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    )
+    return (
+        f"{activity[:1].upper()}{activity[1:]} stopped on an unexpected error: {exc}. "
+        "Details are in the log panel."
+    )
 
 
 class GeneratorWorker(QObject):
     started = Signal()
     yielded = Signal(object)
-    progress = Signal(object)         # JobProgress
+    progress = Signal(object)  # JobProgress
     paused = Signal()
     resumed = Signal()
-    returned = Signal(object)         # the generator's return value
-    errored = Signal(str)             # a readable sentence
+    returned = Signal(object)  # the generator's return value
+    errored = Signal(str)  # a readable sentence
     cancelled = Signal()
-    finished = Signal()               # always, last
+    finished = Signal()  # always, last
 
-    def __init__(self, func: Callable[..., Iterator[Any]], *args: Any,
-                 cooperative: bool = False, start_if_cancelled: bool | None = None,
-                 describe: Callable[[BaseException], str] = describe_error, **kwargs: Any):
+    def __init__(
+        self,
+        func: Callable[..., Iterator[Any]],
+        *args: Any,
+        cooperative: bool = False,
+        start_if_cancelled: bool | None = None,
+        describe: Callable[[BaseException], str] = describe_error,
+        **kwargs: Any,
+    ):
         super().__init__()
         self._func, self._args, self._kwargs = func, args, kwargs
         self.cooperative = cooperative
         # a cooperative function runs even when cancelled before it starts (an engine run
         # then ends at once with what it has) unless told otherwise
-        self.start_if_cancelled = cooperative if start_if_cancelled is None \
-            else start_if_cancelled
+        self.start_if_cancelled = cooperative if start_if_cancelled is None else start_if_cancelled
         self.describe = describe
         self.abort_event = threading.Event()
         self._resume_event = threading.Event()

@@ -31,8 +31,9 @@ class TileRecorder:
         for ty in range(y0 // TILE, (y1 - 1) // TILE + 1):
             for tx in range(x0 // TILE, (x1 - 1) // TILE + 1):
                 if (ty, tx) not in self.before:
-                    self.before[(ty, tx)] = self.array[ty * TILE:(ty + 1) * TILE,
-                                                       tx * TILE:(tx + 1) * TILE].copy()
+                    self.before[(ty, tx)] = self.array[
+                        ty * TILE : (ty + 1) * TILE, tx * TILE : (tx + 1) * TILE
+                    ].copy()
 
     def touch_all(self) -> None:
         h, w = self.array.shape[:2]
@@ -42,7 +43,7 @@ class TileRecorder:
         """(before, after) of every tile that really changed."""
         out: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         for (ty, tx), old in self.before.items():
-            new = self.array[ty * TILE:(ty + 1) * TILE, tx * TILE:(tx + 1) * TILE]
+            new = self.array[ty * TILE : (ty + 1) * TILE, tx * TILE : (tx + 1) * TILE]
             if not np.array_equal(old, new):
                 out[(ty, tx)] = (old, new.copy())
         return out
@@ -53,9 +54,13 @@ class TileEdit(QUndoCommand):
 
     ``notify(bounds)`` tells the owner which area changed."""
 
-    def __init__(self, text: str, array: np.ndarray,
-                 tiles: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]],
-                 notify: Callable[[Bounds], None]) -> None:
+    def __init__(
+        self,
+        text: str,
+        array: np.ndarray,
+        tiles: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]],
+        notify: Callable[[Bounds], None],
+    ) -> None:
         super().__init__(text)
         self.array = array
         self.tile_data = tiles
@@ -66,12 +71,16 @@ class TileEdit(QUndoCommand):
         h, w = self.array.shape[:2]
         tys = [k[0] for k in self.tile_data]
         txs = [k[1] for k in self.tile_data]
-        return (min(txs) * TILE, min(tys) * TILE, min(w, (max(txs) + 1) * TILE),
-                min(h, (max(tys) + 1) * TILE))
+        return (
+            min(txs) * TILE,
+            min(tys) * TILE,
+            min(w, (max(txs) + 1) * TILE),
+            min(h, (max(tys) + 1) * TILE),
+        )
 
     def _write(self, which: int) -> None:
         for (ty, tx), pair in self.tile_data.items():
-            self.array[ty * TILE:(ty + 1) * TILE, tx * TILE:(tx + 1) * TILE] = pair[which]
+            self.array[ty * TILE : (ty + 1) * TILE, tx * TILE : (tx + 1) * TILE] = pair[which]
         self.notify(self.bounds())
 
     def redo(self) -> None:
@@ -84,8 +93,12 @@ class TileEdit(QUndoCommand):
         self._write(0)
 
 
-def record_edit(text: str, array: np.ndarray, notify: Callable[[Bounds], None],
-                edit: Callable[[TileRecorder], object]) -> TileEdit | None:
+def record_edit(
+    text: str,
+    array: np.ndarray,
+    notify: Callable[[Bounds], None],
+    edit: Callable[[TileRecorder], object],
+) -> TileEdit | None:
     """Run ``edit`` (which must ``touch`` what it changes) and wrap it as a command;
     None when nothing changed."""
     rec = TileRecorder(array)
@@ -118,8 +131,9 @@ class ApplyCommand(QUndoCommand):
     their first ``redo``) as one step, and ``on_change(applied)`` after each undo/redo so
     the result's "applied" follows the undo stack."""
 
-    def __init__(self, text: str, children: list[QUndoCommand],
-                 on_change: Callable[[bool], None]) -> None:
+    def __init__(
+        self, text: str, children: list[QUndoCommand], on_change: Callable[[bool], None]
+    ) -> None:
         super().__init__(text)
         self.edits = children
         self.on_change = on_change

@@ -73,9 +73,19 @@ def progress_of(report: Report, history: list[float]) -> Progress:
         hist = [history[int(i * stride)] for i in range(200)]
     else:
         hist = list(history)
-    return Progress(report.phase, report.stage, report.num_stages, report.iteration,
-                    report.stage_iterations, report.step, report.total, dict(report.losses),
-                    report.elapsed, report.eta, hist)
+    return Progress(
+        report.phase,
+        report.stage,
+        report.num_stages,
+        report.iteration,
+        report.stage_iterations,
+        report.step,
+        report.total,
+        dict(report.losses),
+        report.elapsed,
+        report.eta,
+        hist,
+    )
 
 
 @contextmanager
@@ -127,16 +137,20 @@ class RunStarted:
 def load_error(name: str, exc: BaseException) -> str:
     if isinstance(exc, DGPError):
         return str(exc)
-    log.error("loading %s failed:\n%s", name,
-              "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    log.error(
+        "loading %s failed:\n%s",
+        name,
+        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    )
     return f"Could not load the model {name!r}: {exc}"
 
 
 def job_progress(p: Progress) -> JobProgress:
     """The job protocol's view of an engine progress report."""
     if p.phase == "select":
-        return JobProgress(None, f"choosing a starting point ({p.iteration}/"
-                                 f"{p.stage_iterations})", p)
+        return JobProgress(
+            None, f"choosing a starting point ({p.iteration}/{p.stage_iterations})", p
+        )
     return JobProgress(p.step / max(1, p.total), f"iteration {p.step}/{p.total}", p)
 
 
@@ -185,9 +199,13 @@ class EngineRunner:
             self._prior = self.catalog.load(name, str(device))
             self._prior_key = key
             self._new_model = ModelInfo(
-                name, self._prior.resolution, list(self._prior.class_names)
+                name,
+                self._prior.resolution,
+                list(self._prior.class_names)
                 or [f"class {i}" for i in range(self._prior.n_classes)],
-                str(device), self._prior)
+                str(device),
+                self._prior,
+            )
         assert self._prior is not None
         return self._prior
 
@@ -206,8 +224,9 @@ class EngineRunner:
             self._load_prior(name, dev)
             yield from self._model_news()
 
-    def run(self, request: RegionRequest, cancel: threading.Event
-            ) -> Generator[object, None, RegionResult]:
+    def run(
+        self, request: RegionRequest, cancel: threading.Event
+    ) -> Generator[object, None, RegionResult]:
         """One run (a cooperative generator job: ``cancel`` goes to the engine's run,
         which ends with its last frame).  Yields notices, the model's info when it
         loads another one, :class:`RunStarted`, preview frames (H×W×3 uint8) and

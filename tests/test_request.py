@@ -73,13 +73,41 @@ def test_a_request_holds_the_task_looked_up_once_and_checks_its_values(lookups):
 
 def test_the_cli_and_a_batch_make_the_same_request(tmp_path, model):
     folder, preset = model
-    args = build_parser().parse_args([
-        "inpaint", "in.png", "-o", "out.png", "--model", str(folder), "--preset",
-        str(preset), "--class", "goldfish", "--seed", "3", "--precision", "bf16",
-        "--threads", "1", "--device", "cpu", "--feather", "4"])
-    settings = BatchSettings("inpainting", tmp_path, tmp_path / "out", model=str(folder),
-                             preset=str(preset), class_spec="goldfish", seed=3,
-                             precision="bf16", feather=4)
+    args = build_parser().parse_args(
+        [
+            "inpaint",
+            "in.png",
+            "-o",
+            "out.png",
+            "--model",
+            str(folder),
+            "--preset",
+            str(preset),
+            "--class",
+            "goldfish",
+            "--seed",
+            "3",
+            "--precision",
+            "bf16",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--feather",
+            "4",
+        ]
+    )
+    settings = BatchSettings(
+        "inpainting",
+        tmp_path,
+        tmp_path / "out",
+        model=str(folder),
+        preset=str(preset),
+        class_spec="goldfish",
+        seed=3,
+        precision="bf16",
+        feather=4,
+    )
     from_cli = cli_request(args)
     from_batch = batch_request(worker_config(settings, device="cpu", threads=1))
     assert from_cli == from_batch
@@ -88,9 +116,16 @@ def test_the_cli_and_a_batch_make_the_same_request(tmp_path, model):
 
 def test_resolution_decides_device_threads_precision_prior_class_and_preset(model):
     folder, preset = model
-    request = RestoreRequest(task_spec("inpaint"), model=str(folder), preset=str(preset),
-                             iterations_scale=2.0, class_spec="goldfish", device="cpu",
-                             precision="bf16", threads=1)
+    request = RestoreRequest(
+        task_spec("inpaint"),
+        model=str(folder),
+        preset=str(preset),
+        iterations_scale=2.0,
+        class_spec="goldfish",
+        device="cpu",
+        precision="bf16",
+        threads=1,
+    )
     ready = resolve_request(request)
     assert ready.device == torch.device("cpu") and ready.threads == 1
     assert torch.get_num_threads() == 1
@@ -99,8 +134,9 @@ def test_resolution_decides_device_threads_precision_prior_class_and_preset(mode
     assert ready.preset.name == "tiny" and ready.preset.iterations == (4, 4)
     assert ready.notices == ()
     # the task's default preset for the model, as the CLI and the app choose it
-    default = resolve_request(RestoreRequest(task_spec("colorize"), model=str(folder),
-                                             device="cpu", threads=1))
+    default = resolve_request(
+        RestoreRequest(task_spec("colorize"), model=str(folder), device="cpu", threads=1)
+    )
     assert default.preset.name == "colorization" and default.class_id is None
 
 
@@ -110,8 +146,9 @@ def test_a_precision_the_device_lacks_is_refused_before_loading_or_falls_back(mo
     def no_load(name, device):
         raise AssertionError("the model was loaded")
 
-    request = RestoreRequest(task_spec("colorize"), model=str(folder), device="cpu",
-                             precision="tf32", threads=1)
+    request = RestoreRequest(
+        task_spec("colorize"), model=str(folder), device="cpu", precision="tf32", threads=1
+    )
     with pytest.raises(DeviceError, match="TF32 needs an NVIDIA GPU"):
         resolve_request(request, load=no_load)
     ready = resolve_request(request, fall_back=True)  # the app's choice
@@ -121,8 +158,7 @@ def test_a_precision_the_device_lacks_is_refused_before_loading_or_falls_back(mo
 
 def test_a_missing_gpu_is_refused_or_replaced_by_the_cpu(model):
     folder, _ = model
-    request = RestoreRequest(task_spec("colorize"), model=str(folder), device="cuda",
-                             threads=1)
+    request = RestoreRequest(task_spec("colorize"), model=str(folder), device="cuda", threads=1)
     with pytest.raises(DeviceError):
         resolve_request(request)
     ready = resolve_request(request, fall_back=True)
@@ -138,12 +174,20 @@ def test_one_resolution_restores_many_pictures(model):
         loads.append(name)
         return tiny_prior()
 
-    ready = resolve_request(RestoreRequest(task_spec("inpaint"), model=str(folder),
-                                           preset=str(preset), class_spec=1, device="cpu",
-                                           threads=1), load=load)
+    ready = resolve_request(
+        RestoreRequest(
+            task_spec("inpaint"),
+            model=str(folder),
+            preset=str(preset),
+            class_spec=1,
+            device="cpu",
+            threads=1,
+        ),
+        load=load,
+    )
     for seed in (0, 1):
         hole = np.zeros((24, 24), bool)
-        hole[8:16, 8 + seed:16 + seed] = True
+        hole[8:16, 8 + seed : 16 + seed] = True
         job = ready.for_picture(mask=hole).start(Photo.from_array(photo_array(24, 24, seed)))
         result = job.run_to_end()
         assert result.state.class_id == 1 and result.photo.size == (24, 24)
@@ -159,9 +203,26 @@ def test_a_cli_run_never_looks_its_task_up_by_name(tmp_path, model, lookups):
     mask = np.zeros((40, 56), np.uint8)
     mask[15:25, 20:30] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
-    assert main(["inpaint", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"),
-                 "--mask", str(tmp_path / "mask.png"), "--model", str(folder),
-                 "--threads", "1", "--iterations-scale", "0.002", "-q"]) == 0
+    assert (
+        main(
+            [
+                "inpaint",
+                str(tmp_path / "in.png"),
+                "-o",
+                str(tmp_path / "out.png"),
+                "--mask",
+                str(tmp_path / "mask.png"),
+                "--model",
+                str(folder),
+                "--threads",
+                "1",
+                "--iterations-scale",
+                "0.002",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert lookups == []
 
 
@@ -169,11 +230,30 @@ def test_the_run_takes_a_degradation_and_the_task_maps_to_it_once():
     prior = tiny_prior()
     preset = Preset.from_dict({"iterations": [1], "select_num": 1})
     with pytest.raises(InputError, match="phi must be a dgp_engine.Degradation"):
-        ReconstructionRun(prior, smooth_target(32), "colorize", class_id=0, preset=preset,
-                          z_init=None, exact=False, seed=0, cancel=None, select_batch=None)
-    run = ReconstructionRun(prior, smooth_target(32), Grayscale(), class_id=0,
-                            preset=preset, z_init=None, exact=False, seed=0, cancel=None,
-                            select_batch=None)
+        ReconstructionRun(
+            prior,
+            smooth_target(32),
+            "colorize",
+            class_id=0,
+            preset=preset,
+            z_init=None,
+            exact=False,
+            seed=0,
+            cancel=None,
+            select_batch=None,
+        )
+    run = ReconstructionRun(
+        prior,
+        smooth_target(32),
+        Grayscale(),
+        class_id=0,
+        preset=preset,
+        z_init=None,
+        exact=False,
+        seed=0,
+        cancel=None,
+        select_batch=None,
+    )
     assert run.run_to_end().task == {"name": "gray"}
     # a photo's plan uses the task's own φ (make_degradation), plus what the photo
     # leaves unknown (the hole, a fitted photo's margin): one mapping from tasks to φ
@@ -184,7 +264,11 @@ def test_the_run_takes_a_degradation_and_the_task_maps_to_it_once():
             mask = np.zeros((side, side), bool)
             mask[2:5, 2:5] = True
         plan = plan_task(Photo.from_array(photo_array(side, side)), spec, 32, mask=mask)
-        expected = make_degradation(spec, factor=plan.factor,
-                                    mask=None if plan.known is None or plan.known.all()
-                                    else torch.from_numpy(plan.known.astype(np.float32)))
+        expected = make_degradation(
+            spec,
+            factor=plan.factor,
+            mask=None
+            if plan.known is None or plan.known.all()
+            else torch.from_numpy(plan.known.astype(np.float32)),
+        )
         assert plan.degradation.describe() == expected.describe(), spec.name

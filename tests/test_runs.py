@@ -20,8 +20,7 @@ from .helpers import smooth_target, tiny_prior
 from .manipulation_helpers import quick_state
 from .task_helpers import photo_array
 
-LONG = {"iterations": [40, 40], "G_lrs": [1e-3, 1e-3], "z_lrs": [1e-2, 1e-2],
-        "select_num": 2}
+LONG = {"iterations": [40, 40], "G_lrs": [1e-3, 1e-3], "z_lrs": [1e-2, 1e-2], "select_num": 2}
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +40,17 @@ def _frames(n: int) -> list[np.ndarray]:
 
 def make_run(kind: str, prior, state, tmp_path):
     if kind == "reconstruction":
-        return reconstruct(prior, smooth_target(32), "reconstruct", class_id=1,
-                           preset=Preset.from_dict(LONG))
+        return reconstruct(
+            prior, smooth_target(32), "reconstruct", class_id=1, preset=Preset.from_dict(LONG)
+        )
     if kind == "restoration":
-        return restore_image(prior, Photo.from_array(photo_array(32, 32)), "restore",
-                             class_id=1, preset=Preset.from_dict(LONG))
+        return restore_image(
+            prior,
+            Photo.from_array(photo_array(32, 32)),
+            "restore",
+            class_id=1,
+            preset=Preset.from_dict(LONG),
+        )
     if kind == "render":
         return Renderer(prior, state, batch_size=1).jitter(40, 0.5)
     return AnimationExport(_frames(40), tmp_path / "out.gif", fps=10)
@@ -62,8 +67,7 @@ def test_every_long_operation_is_the_one_shell(kind, prior, state, tmp_path):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_cancel_from_another_thread_stops_the_run_marked_cancelled(kind, prior, state,
-                                                                   tmp_path):
+def test_cancel_from_another_thread_stops_the_run_marked_cancelled(kind, prior, state, tmp_path):
     run = make_run(kind, prior, state, tmp_path)
     seen = 0
     for _report in run:
@@ -88,8 +92,13 @@ def test_a_run_that_ends_is_not_cancelled(kind, prior, state, tmp_path):
 
 
 def test_a_restoration_and_its_reconstruction_stop_together(prior):
-    job = restore_image(prior, Photo.from_array(photo_array(32, 32)), "restore", class_id=1,
-                        preset=Preset.from_dict(LONG))
+    job = restore_image(
+        prior,
+        Photo.from_array(photo_array(32, 32)),
+        "restore",
+        class_id=1,
+        preset=Preset.from_dict(LONG),
+    )
     for report in job:
         if report.phase == "optimize" and report.step == 2 and not report.done:
             job.cancel()
@@ -101,8 +110,14 @@ def test_a_restoration_and_its_reconstruction_stop_together(prior):
 def test_an_event_given_at_construction_cancels_too(prior):
     """The CLI's Ctrl-C handler and the app's worker hold an event, not the run."""
     event = threading.Event()
-    run = reconstruct(prior, smooth_target(32), "reconstruct", class_id=1,
-                      preset=Preset.from_dict(LONG), cancel=event)
+    run = reconstruct(
+        prior,
+        smooth_target(32),
+        "reconstruct",
+        class_id=1,
+        preset=Preset.from_dict(LONG),
+        cancel=event,
+    )
     for report in run:
         if report.phase == "optimize" and report.step == 1:
             event.set()

@@ -40,11 +40,22 @@ def import_small(capsys, name: str = "sg", model: str = "nvidia_cond"):
 
 
 def short(**changes) -> Preset:
-    base = {"name": "short", "family": "stylegan2", "w_init": "select",
-            "truncation_psi": 0.7, "iterations": [4, 4, 4], "ft_num": [1, 2, "all"],
-            "lr_ratio": 1.0, "G_lrs": 1e-3, "z_lrs": 1e-2,
-            "w_D_loss": 1.0, "w_mse": 1.0, "ftr_num": 8, "select_num": 4,
-            "sample_std": 1.0}
+    base = {
+        "name": "short",
+        "family": "stylegan2",
+        "w_init": "select",
+        "truncation_psi": 0.7,
+        "iterations": [4, 4, 4],
+        "ft_num": [1, 2, "all"],
+        "lr_ratio": 1.0,
+        "G_lrs": 1e-3,
+        "z_lrs": 1e-2,
+        "w_D_loss": 1.0,
+        "w_mse": 1.0,
+        "ftr_num": 8,
+        "select_num": 4,
+        "sample_std": 1.0,
+    }
     return Preset.from_dict({**base, **changes})
 
 
@@ -62,11 +73,14 @@ def gray(x: torch.Tensor) -> torch.Tensor:
 
 def test_the_loss_decreases_over_a_short_run(capsys):
     prior = import_small(capsys)
-    preset = short(iterations=[6, 6], ft_num=[1, "all"], w_mse=[0, 0],
-                   G_lrs=[1e-3, 5e-4], z_lrs=[1e-2, 5e-3])
-    losses = [r.losses["ftr"] for r in reconstruct(prior, target_of(prior), "colorize",
-                                                   class_id=None, preset=preset)
-              if r.phase == "optimize" and r.state is None]
+    preset = short(
+        iterations=[6, 6], ft_num=[1, "all"], w_mse=[0, 0], G_lrs=[1e-3, 5e-4], z_lrs=[1e-2, 5e-3]
+    )
+    losses = [
+        r.losses["ftr"]
+        for r in reconstruct(prior, target_of(prior), "colorize", class_id=None, preset=preset)
+        if r.phase == "optimize" and r.state is None
+    ]
     assert len(losses) == 12
     assert losses[-1] < 0.8 * losses[0]
     assert all(np.isfinite(losses))
@@ -79,11 +93,13 @@ def test_w_selection_picks_the_candidate_closest_in_D_features(capsys):
     G, D = prior.stylegan2.G, prior.stylegan2.D
     target = target_of(prior, seed=3)
     n, seed, psi = 7, 11, 0.7
-    frozen = short(iterations=[1], ft_num=[0], G_lrs=[0.0], z_lrs=[0.0], select_num=n,
-                   truncation_psi=psi)
+    frozen = short(
+        iterations=[1], ft_num=[0], G_lrs=[0.0], z_lrs=[0.0], select_num=n, truncation_psi=psi
+    )
     # batches of 3: batch mates must not change a candidate's score (minibatch std)
-    run = reconstruct(prior, target, "colorize", class_id=None, preset=frozen, seed=seed,
-                      select_batch=3)
+    run = reconstruct(
+        prior, target, "colorize", class_id=None, preset=frozen, seed=seed, select_batch=3
+    )
     reports = list(run)
     state = run.state
     assert state is not None and state.family == "stylegan2"
@@ -130,13 +146,17 @@ def test_stage_k_trains_exactly_the_blocks_up_to_k(capsys):
     1…k (each of them, nothing else: mapping, w_avg and finer blocks bit-identical)."""
     prior = import_small(capsys)
     resolutions = prior.stylegan2.config.block_resolutions
-    preset = short(iterations=[2, 2, 2, 2], ft_num=[1, 2, 3, "all"], G_lrs=1e-3,
-                   z_lrs=1e-2, w_mse=1)
+    preset = short(
+        iterations=[2, 2, 2, 2], ft_num=[1, 2, 3, "all"], G_lrs=1e-3, z_lrs=1e-2, w_mse=1
+    )
     for k in (1, 2, 3):
         run = reconstruct(prior, target_of(prior), "colorize", class_id=1, preset=preset)
         for report in run:
-            if report.phase == "optimize" and report.stage == k - 1 \
-                    and report.iteration == report.stage_iterations:
+            if (
+                report.phase == "optimize"
+                and report.stage == k - 1
+                and report.iteration == report.stage_iterations
+            ):
                 run.cancel()
         state = run.state
         assert state is not None and state.cancelled and state.progress["step"] == 2 * k
@@ -173,22 +193,28 @@ def test_presets_are_data_and_refuse_what_stylegan2_cannot_do(capsys):
     for task in sorted(TASKS):
         name = default_preset_name(task, "sg", "stylegan2")
         assert name.startswith("stylegan2_")
-        assert default_preset_name(task, "sg", "biggan-pytorch") == \
-            task_spec(task).published_preset
+        assert default_preset_name(task, "sg", "biggan-pytorch") == task_spec(task).published_preset
     prior = import_small(capsys)
-    for bad, why in (({"use_in": True}, "no BatchNorm"),
-                     ({"w_init": "zero"}, "w_init must be one of"),
-                     ({"truncation_psi": 2}, "truncation_psi"),
-                     ({"family": "biggan"}, "is for biggan priors")):
+    for bad, why in (
+        ({"use_in": True}, "no BatchNorm"),
+        ({"w_init": "zero"}, "w_init must be one of"),
+        ({"truncation_psi": 2}, "truncation_psi"),
+        ({"family": "biggan"}, "is for biggan priors"),
+    ):
         with pytest.raises(PresetError, match=why):
-            reconstruct(prior, target_of(prior), "colorize", class_id=None,
-                        preset=short(**bad))
+            reconstruct(prior, target_of(prior), "colorize", class_id=None, preset=short(**bad))
     with pytest.raises(PresetError, match="names no family"):
-        reconstruct(prior, target_of(prior), "colorize", class_id=None,
-                    preset=load_preset("colorization"))
+        reconstruct(
+            prior, target_of(prior), "colorize", class_id=None, preset=load_preset("colorization")
+        )
     with pytest.raises(PresetError, match="is for stylegan2 priors, and tiny is a BigGAN"):
-        reconstruct(tiny_prior(), smooth_target(32), "colorize", class_id=None,
-                    preset=load_preset("stylegan2_colorization"))
+        reconstruct(
+            tiny_prior(),
+            smooth_target(32),
+            "colorize",
+            class_id=None,
+            preset=load_preset("stylegan2_colorization"),
+        )
 
 
 # --------------------------------------------------------------------------- states
@@ -217,16 +243,32 @@ def test_a_state_round_trips_and_renders_the_same_image(capsys, tmp_path):
 
 def test_states_of_one_family_do_not_render_with_the_other(capsys, tmp_path):
     prior = import_small(capsys)
-    sg_state = reconstruct(prior, target_of(prior), "colorize", class_id=None,
-                           preset=short(iterations=[1], ft_num=[1])).run_to_end()
+    sg_state = reconstruct(
+        prior, target_of(prior), "colorize", class_id=None, preset=short(iterations=[1], ft_num=[1])
+    ).run_to_end()
     big = tiny_prior()
-    with pytest.raises(StateError, match="restored with the StyleGAN2 prior sg, and tiny is "
-                                         "a BigGAN"):
+    with pytest.raises(
+        StateError, match="restored with the StyleGAN2 prior sg, and tiny is a BigGAN"
+    ):
         render(big, sg_state)
-    big_state = reconstruct(big, smooth_target(32), "colorize", class_id=1, preset=Preset(
-        iterations=(1,), ft_num=(1,), lr_ratio=(1.0,), G_lrs=(1e-4,), z_lrs=(1e-3,),
-        w_D_loss=(1.0,), w_mse=(0.0,), use_in=(False,), ftr_num=(8,),
-        select_num=1)).run_to_end()
+    big_state = reconstruct(
+        big,
+        smooth_target(32),
+        "colorize",
+        class_id=1,
+        preset=Preset(
+            iterations=(1,),
+            ft_num=(1,),
+            lr_ratio=(1.0,),
+            G_lrs=(1e-4,),
+            z_lrs=(1e-3,),
+            w_D_loss=(1.0,),
+            w_mse=(0.0,),
+            use_in=(False,),
+            ftr_num=(8,),
+            select_num=1,
+        ),
+    ).run_to_end()
     path = big_state.save(tmp_path / "big.dgp")
     old = ReconstructionState.load(path)  # a BigGAN state: no family recorded, as before
     assert old.family == "biggan" and "family" not in old.metadata()
@@ -238,8 +280,9 @@ def test_a_damaged_stylegan2_state_is_refused_with_a_sentence(capsys, tmp_path):
     from safetensors.torch import save_file
 
     prior = import_small(capsys)
-    state = reconstruct(prior, target_of(prior), "colorize", class_id=None,
-                        preset=short(iterations=[1], ft_num=[1])).run_to_end()
+    state = reconstruct(
+        prior, target_of(prior), "colorize", class_id=None, preset=short(iterations=[1], ft_num=[1])
+    ).run_to_end()
     tensors = state.tensors()
     meta = state.file_metadata(tensors)
     del meta["dgp_sha256"]
@@ -247,8 +290,9 @@ def test_a_damaged_stylegan2_state_is_refused_with_a_sentence(capsys, tmp_path):
     save_file(flat, str(tmp_path / "flat.dgp"), metadata=meta)
     with pytest.raises(StateError, match="w\\+ latent has shape"):
         ReconstructionState.load(tmp_path / "flat.dgp")
-    save_file({k: v for k, v in tensors.items() if k != "ws"}, str(tmp_path / "no.dgp"),
-              metadata=meta)
+    save_file(
+        {k: v for k, v in tensors.items() if k != "ws"}, str(tmp_path / "no.dgp"), metadata=meta
+    )
     with pytest.raises(StateError, match="lacks its w\\+ latent"):
         ReconstructionState.load(tmp_path / "no.dgp")
 
@@ -262,28 +306,57 @@ def test_the_command_line_jitters_and_morphs_a_stylegan2_result(capsys, tmp_path
     a, b = _two_results(prior)
     pa, pb = a.save(tmp_path / "a.dgp"), b.save(tmp_path / "b.dgp")
     grid = tmp_path / "j.png"
-    code = main(["jitter", str(pa), "--model", "sg", "-n", "4", "--sigma", "0.5",
-                 "-o", str(grid), "--raw", "-q"])
+    code = main(
+        [
+            "jitter",
+            str(pa),
+            "--model",
+            "sg",
+            "-n",
+            "4",
+            "--sigma",
+            "0.5",
+            "-o",
+            str(grid),
+            "--raw",
+            "-q",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     with Image.open(grid) as img:
         assert img.size == (130, 130)  # 2×2 grid of 64 px images, 2 px apart
     anim = tmp_path / "m.gif"
-    code = main(["morph", str(pa), str(pb), "--model", "sg", "--frames", "3", "-o", str(anim),
-                 "--raw", "-q"])
+    code = main(
+        [
+            "morph",
+            str(pa),
+            str(pb),
+            "--model",
+            "sg",
+            "--frames",
+            "3",
+            "-o",
+            str(anim),
+            "--raw",
+            "-q",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     with Image.open(anim) as img:
         assert img.n_frames == 3
-    for argv, why in ((["jitter", str(pa), "--sigma", "0.1,0.2"], "one σ"),
-                      (["jitter", str(pa), "--walk", "4"], "walk of a StyleGAN2 result"),
-                      (["transfer", str(pa), "--class", "1"], "Category transfer of a "
-                                                              "StyleGAN2 result")):
+    for argv, why in (
+        (["jitter", str(pa), "--sigma", "0.1,0.2"], "one σ"),
+        (["jitter", str(pa), "--walk", "4"], "walk of a StyleGAN2 result"),
+        (["transfer", str(pa), "--class", "1"], "Category transfer of a StyleGAN2 result"),
+    ):
         out = tmp_path / "x.png"
         code = main([*argv, "--model", "sg", "-o", str(out), "--raw", "-q"])
         err = capsys.readouterr().err
         assert code == 1 and why in err.strip().splitlines()[-1], err
         assert not out.exists()
-    with pytest.raises(PriorFamilyError, match="sg is a StyleGAN2 prior, and this part of "
-                                               "DGP Studio"):
+    with pytest.raises(
+        PriorFamilyError, match="sg is a StyleGAN2 prior, and this part of DGP Studio"
+    ):
         Renderer(prior, a)
 
 
@@ -298,12 +371,27 @@ def test_the_command_line_colorizes_a_portrait_photo(capsys, tmp_path):
     photo = tmp_path / "in.png"
     Image.fromarray((rng.random((80, 48, 3)) * 255).astype(np.uint8)).save(photo)
     preset = tmp_path / "quick.toml"
-    preset.write_text('family = "stylegan2"\ntruncation_psi = 0.7\niterations = [2, 2]\n'
-                      'ft_num = [1, 2]\nG_lrs = [1e-3, 1e-3]\nz_lrs = [1e-2, 1e-2]\n'
-                      'w_D_loss = [1, 1]\nselect_num = 3\nsample_std = 1.0\n')
+    preset.write_text(
+        'family = "stylegan2"\ntruncation_psi = 0.7\niterations = [2, 2]\n'
+        "ft_num = [1, 2]\nG_lrs = [1e-3, 1e-3]\nz_lrs = [1e-2, 1e-2]\n"
+        "w_D_loss = [1, 1]\nselect_num = 3\nsample_std = 1.0\n"
+    )
     out, saved = tmp_path / "out.png", tmp_path / "out.dgp"
-    code = main(["colorize", str(photo), "-o", str(out), "--model", "sg", "--preset",
-                 str(preset), "--save-state", str(saved), "-q"])
+    code = main(
+        [
+            "colorize",
+            str(photo),
+            "-o",
+            str(out),
+            "--model",
+            "sg",
+            "--preset",
+            str(preset),
+            "--save-state",
+            str(saved),
+            "-q",
+        ]
+    )
     text, err = capsys.readouterr()
     assert code == 0, err
     assert "(48×80), class none (unconditional model)" in text
@@ -320,14 +408,16 @@ def test_restore_image_uses_the_stylegan2_default_preset(capsys):
     hole[10:20, 10:20] = True
     job = restore_image(prior, photo, "inpaint", mask=hole, preset=None)
     assert job.preset.name == "stylegan2_inpainting"
-    job = restore_image(prior, photo, "inpaint", mask=hole,
-                        preset=job.preset.scaled(0.02).replace(select_num=2))
+    job = restore_image(
+        prior, photo, "inpaint", mask=hole, preset=job.preset.scaled(0.02).replace(select_num=2)
+    )
     assert job.select_total == 2 and job.total == 2 + job.preset.total_iterations
     result = job.run_to_end()
     assert result.photo.size == (40, 40) and result.state.is_stylegan2
     # from w_avg: no candidates to score, none counted
-    job = restore_image(prior, photo, "inpaint", mask=hole,
-                        preset=short(iterations=[1], ft_num=[1], w_init="avg"))
+    job = restore_image(
+        prior, photo, "inpaint", mask=hole, preset=short(iterations=[1], ft_num=[1], w_init="avg")
+    )
     assert job.select_total == 0 and job.total == 1
     assert [r.phase for r in job] == ["optimize", "optimize"]
 
@@ -336,10 +426,21 @@ def test_restore_image_uses_the_stylegan2_default_preset(capsys):
 
 
 def _two_results(prior):
-    a = reconstruct(prior, target_of(prior, 1), "reconstruct", class_id=0,
-                    preset=short(iterations=[3], ft_num=[2])).run_to_end()
-    b = reconstruct(prior, target_of(prior, 2), "reconstruct", class_id=2,
-                    preset=short(iterations=[3], ft_num=["all"]), seed=5).run_to_end()
+    a = reconstruct(
+        prior,
+        target_of(prior, 1),
+        "reconstruct",
+        class_id=0,
+        preset=short(iterations=[3], ft_num=[2]),
+    ).run_to_end()
+    b = reconstruct(
+        prior,
+        target_of(prior, 2),
+        "reconstruct",
+        class_id=2,
+        preset=short(iterations=[3], ft_num=["all"]),
+        seed=5,
+    ).run_to_end()
     return a, b
 
 
@@ -351,8 +452,7 @@ def test_jitter_in_w_space(capsys):
     renderer = StyleGAN2Renderer(prior, state, batch_size=2)
     assert torch.equal(renderer.render(), render(prior, state))
     still = renderer.jitter(3, 0.0).run_to_end()  # batched: equal up to rounding
-    torch.testing.assert_close(still, render(prior, state).expand(3, -1, -1, -1),
-                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(still, render(prior, state).expand(3, -1, -1, -1), rtol=0, atol=1e-5)
     moved = renderer.jitter(3, 0.5, seed=4).run_to_end()
     assert moved.shape == (3, 3, 64, 64)
     assert all((img - still[0]).abs().max() > 1e-3 for img in moved)
@@ -361,8 +461,12 @@ def test_jitter_in_w_space(capsys):
     step = ws - state.ws
     assert torch.allclose(step, step[:, :1].expand_as(step), atol=1e-6)
     assert torch.equal(renderer.jitter_latents(1, 0.5, seed=4, start=2), ws[2:])
-    torch.testing.assert_close(StyleGAN2Renderer(prior, state, batch_size=3).jitter(
-        3, 0.5, seed=4).run_to_end(), moved, rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        StyleGAN2Renderer(prior, state, batch_size=3).jitter(3, 0.5, seed=4).run_to_end(),
+        moved,
+        rtol=0,
+        atol=1e-5,
+    )
     adopted = renderer.state_with(ws[1:2], note="jitter 1")
     torch.testing.assert_close(render(prior, adopted), moved[1:2], rtol=0, atol=1e-5)
     with pytest.raises(InputError, match="σ must be"):
@@ -402,9 +506,25 @@ def test_a_batch_runs_on_a_stylegan2_model_with_its_presets(capsys, tmp_path):
     for i in range(2):
         Image.fromarray((rng.random((40, 56)) * 255).astype(np.uint8)).save(album / f"p{i}.png")
     out = tmp_path / "out"
-    code = main(["batch", "colorize", str(album), "-o", str(out), "--model", "sg",
-                 "--iterations-scale", "0.02", "--workers", "1", "--threads", "1",
-                 "--save-state", "-q"])
+    code = main(
+        [
+            "batch",
+            "colorize",
+            str(album),
+            "-o",
+            str(out),
+            "--model",
+            "sg",
+            "--iterations-scale",
+            "0.02",
+            "--workers",
+            "1",
+            "--threads",
+            "1",
+            "--save-state",
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     for i in range(2):

@@ -37,7 +37,10 @@ def test_engine_and_app_pass_mypy_strict():
     # (.mypy_cache, as for `mypy` run by hand) keeps reruns to a few seconds.
     out = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", str(REPO / "pyproject.toml")],
-        capture_output=True, text=True, cwd=REPO)
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     print(out.stdout, out.stderr)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Success: no issues found" in out.stdout

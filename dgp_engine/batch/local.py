@@ -21,8 +21,7 @@ from typing import Any
 from ..errors import DGPError
 
 
-def _worker_main(wid: int, config: dict[str, Any], tasks: Any, results: Any,
-                 abandon: Any) -> None:
+def _worker_main(wid: int, config: dict[str, Any], tasks: Any, results: Any, abandon: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C
     runner_box: list[Any] = []
 
@@ -84,9 +83,12 @@ class LocalPool:
 
     def _spawn(self, wid: int) -> None:
         self.tasks[wid] = self.ctx.Queue()
-        p = self.ctx.Process(target=_worker_main, name=f"dgp-batch-{wid}", daemon=True,
-                             args=(wid, self.configs[wid], self.tasks[wid], self.results,
-                                   self.abandon_event))
+        p = self.ctx.Process(
+            target=_worker_main,
+            name=f"dgp-batch-{wid}",
+            daemon=True,
+            args=(wid, self.configs[wid], self.tasks[wid], self.results, self.abandon_event),
+        )
         p.start()
         self.procs[wid] = p
 

@@ -43,16 +43,25 @@ ProgressCallback = Callable[[str, int, int, float | None], None]
 PROGRESS_INTERVAL = 1.0
 
 
-def worker_config(settings: BatchSettings, *, device: str | None, threads: int | None
-                  ) -> dict[str, Any]:
+def worker_config(
+    settings: BatchSettings, *, device: str | None, threads: int | None
+) -> dict[str, Any]:
     """What a worker needs to start (plain data: it crosses process and node borders;
     :func:`restore_request` makes the engine's request of it)."""
     return {
-        "task": settings.task, "model": settings.model, "preset": settings.preset,
-        "iterations_scale": settings.iterations_scale, "class_spec": settings.class_spec,
-        "seed": settings.seed, "exact": settings.exact, "factor": settings.factor,
-        "feather": settings.feather, "device": device, "threads": threads,
-        "precision": settings.precision, "recolor": settings.recolor,
+        "task": settings.task,
+        "model": settings.model,
+        "preset": settings.preset,
+        "iterations_scale": settings.iterations_scale,
+        "class_spec": settings.class_spec,
+        "seed": settings.seed,
+        "exact": settings.exact,
+        "factor": settings.factor,
+        "feather": settings.feather,
+        "device": device,
+        "threads": threads,
+        "precision": settings.precision,
+        "recolor": settings.recolor,
     }
 
 
@@ -61,12 +70,19 @@ def restore_request(config: dict[str, Any]) -> RestoreRequest:
     from ..tasks.request import RestoreRequest
 
     return RestoreRequest(
-        config["task"], model=config["model"], preset=config.get("preset"),
+        config["task"],
+        model=config["model"],
+        preset=config.get("preset"),
         iterations_scale=config.get("iterations_scale"),
-        class_spec=config.get("class_spec", "auto"), seed=config.get("seed", 0),
-        exact=bool(config.get("exact", False)), device=config.get("device"),
-        precision=config.get("precision") or "auto", threads=config.get("threads"),
-        factor=config.get("factor"), feather=config.get("feather"))
+        class_spec=config.get("class_spec", "auto"),
+        seed=config.get("seed", 0),
+        exact=bool(config.get("exact", False)),
+        device=config.get("device"),
+        precision=config.get("precision") or "auto",
+        threads=config.get("threads"),
+        factor=config.get("factor"),
+        feather=config.get("feather"),
+    )
 
 
 def thumbnail(rgb: np.ndarray, side: int = THUMB_SIDE) -> bytes:
@@ -99,15 +115,21 @@ class ItemRunner:
         self.name = f"{socket.gethostname()}:{os.getpid()} {self.device}"
 
     def info(self) -> dict[str, Any]:
-        return {"worker": self.name, "device": str(self.device), "threads": self.ready.threads,
-                "precision": self.ready.compute_precision, "preset": self.preset.to_dict()}
+        return {
+            "worker": self.name,
+            "device": str(self.device),
+            "threads": self.ready.threads,
+            "precision": self.ready.compute_precision,
+            "preset": self.preset.to_dict(),
+        }
 
     def cancel(self) -> None:
         """Stop the picture being restored (thread-safe); it is answered "abandoned"."""
         self._cancel.set()
 
-    def process(self, request: dict[str, Any], on_progress: ProgressCallback | None = None
-                ) -> dict[str, Any]:
+    def process(
+        self, request: dict[str, Any], on_progress: ProgressCallback | None = None
+    ) -> dict[str, Any]:
         """Restore ``request['data']`` (encoded picture bytes); returns a response dict with
         ``status`` done / failed / abandoned."""
         self._cancel.clear()
@@ -123,17 +145,22 @@ class ItemRunner:
         out["seconds"] = time.perf_counter() - t0
         return out
 
-    def _restore(self, request: dict[str, Any], on_progress: ProgressCallback | None
-                 ) -> dict[str, Any]:
+    def _restore(
+        self, request: dict[str, Any], on_progress: ProgressCallback | None
+    ) -> dict[str, Any]:
         from ..files.photos import check_mask, decode_image, save_image
         from ..system.memory import RUN_BYTES_PER_PIXEL
 
         rel = request["rel"]
         # the single commands' memory check before decoding: on this worker's share of the
         # budget (local workers), else on this machine's budget (Ray)
-        photo = decode_image(request["data"], name=rel, bytes_per_pixel=RUN_BYTES_PER_PIXEL,
-                             budget=request.get("memory_budget"),
-                             workers=request.get("workers") or 1)
+        photo = decode_image(
+            request["data"],
+            name=rel,
+            bytes_per_pixel=RUN_BYTES_PER_PIXEL,
+            budget=request.get("memory_budget"),
+            workers=request.get("workers") or 1,
+        )
         if request.get("source"):  # the state records where its photo is (manipulation)
             photo = dataclasses.replace(photo, path=Path(request["source"]))
         thumb_in = thumbnail(photo.rgb)
@@ -142,8 +169,11 @@ class ItemRunner:
 
             check = colour_check(photo.rgb)
             if check.colour:  # its true colours would be replaced
-                return {"status": "skipped", "thumb_in": thumb_in,
-                        "reason": f"{check.reason}; --recolor colorizes it anyway"}
+                return {
+                    "status": "skipped",
+                    "thumb_in": thumb_in,
+                    "reason": f"{check.reason}; --recolor colorizes it anyway",
+                }
         hole = None
         if request.get("mask") is not None:
             hole = check_mask(request["mask"], photo.size, f"The mask {request['mask_name']}")
@@ -151,11 +181,14 @@ class ItemRunner:
         last = 0.0
         for report in job:
             now = time.monotonic()
-            if on_progress is not None and report.state is None and now - last >= \
-                    PROGRESS_INTERVAL:
+            if on_progress is not None and report.state is None and now - last >= PROGRESS_INTERVAL:
                 last = now
-                on_progress(rel, report.step if report.phase == "optimize" else 0,
-                            job.preset.total_iterations, report.eta)
+                on_progress(
+                    rel,
+                    report.step if report.phase == "optimize" else 0,
+                    job.preset.total_iterations,
+                    report.eta,
+                )
         result = job.result
         if result is None or result.cancelled:
             return {"status": "abandoned", "reason": "stopped before the end"}
@@ -165,6 +198,13 @@ class ItemRunner:
             state = None
             if request.get("want_state"):
                 state = result.state.save(Path(tmp) / "state.dgp").read_bytes()
-        return {"status": "done", "output": data, "state": state, "thumb_in": thumb_in,
-                "thumb_out": thumbnail(result.photo.rgb), "class_id": result.state.class_id,
-                "notes": list(job.notes), "size": result.photo.size}
+        return {
+            "status": "done",
+            "output": data,
+            "state": state,
+            "thumb_in": thumb_in,
+            "thumb_out": thumbnail(result.photo.rgb),
+            "class_id": result.state.class_id,
+            "notes": list(job.notes),
+            "size": result.photo.size,
+        }

@@ -37,21 +37,28 @@ from .state import ReconstructionState
 
 def _check_stylegan2(prior: Prior, state: ReconstructionState, label: str) -> None:
     if not state.is_stylegan2:
-        raise StateError(f"{label} was restored with a BigGAN prior: use the BigGAN "
-                         "manipulation (Renderer, Morph) for it.")
+        raise StateError(
+            f"{label} was restored with a BigGAN prior: use the BigGAN "
+            "manipulation (Renderer, Morph) for it."
+        )
     check_same_family(prior, state)
 
 
 class StyleGAN2Renderer:
     """Renders from one StyleGAN2 result: θ* made once, batches of ``batch_size``."""
 
-    def __init__(self, prior: Prior, state: ReconstructionState, *, batch_size: int = 8,
-                 allow_other_model: bool = False):
+    def __init__(
+        self,
+        prior: Prior,
+        state: ReconstructionState,
+        *,
+        batch_size: int = 8,
+        allow_other_model: bool = False,
+    ):
         if batch_size < 1:
             raise InputError("batch_size must be at least 1.")
         _check_stylegan2(prior, state, "This result")
-        warning = state.model_warning(prior.name, prior.checksum,
-                                      allow_mismatch=allow_other_model)
+        warning = state.model_warning(prior.name, prior.checksum, allow_mismatch=allow_other_model)
         self.warnings: list[str] = [warning] if warning else []
         self.prior, self.state = prior, state
         self.batch_size = int(batch_size)
@@ -67,13 +74,18 @@ class StyleGAN2Renderer:
         gen = torch.Generator().manual_seed(_noise_seed(seed, index))
         return torch.randn(1, 1, self.w_dim, generator=gen)
 
-    def jitter_latents(self, n: int, sigma: float, seed: int = 0, *,
-                       start: int = 0) -> torch.Tensor:
+    def jitter_latents(
+        self, n: int, sigma: float, seed: int = 0, *, start: int = 0
+    ) -> torch.Tensor:
         """w+* + σ·ε for variations ``start … start+n−1`` ([n, num_ws, w_dim])."""
         if n < 0:
             raise InputError("The number of variations cannot be negative.")
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) \
-                or not math.isfinite(sigma) or sigma < 0:
+        if (
+            isinstance(sigma, bool)
+            or not isinstance(sigma, (int, float))
+            or not math.isfinite(sigma)
+            or sigma < 0
+        ):
             raise InputError("σ must be a finite number ≥ 0.")
         base = self.state.ws.float().cpu()
         if n == 0:
@@ -88,23 +100,41 @@ class StyleGAN2Renderer:
     def _check_ws(self, ws: torch.Tensor | None) -> torch.Tensor:
         ws = (self.state.ws if ws is None else ws).float().cpu()
         if ws.dim() != 3 or ws.shape[1:] != self.state.ws.shape[1:]:
-            raise InputError(f"w+ of this model has shape (N, {self.state.ws.shape[1]}, "
-                             f"{self.w_dim}); got {tuple(ws.shape)}.")
+            raise InputError(
+                f"w+ of this model has shape (N, {self.state.ws.shape[1]}, "
+                f"{self.w_dim}); got {tuple(ws.shape)}."
+            )
         return ws
 
     def _batches(self, ws: torch.Tensor) -> Iterator[torch.Tensor]:
         for i in range(0, ws.shape[0], self.batch_size):
             with torch.no_grad():
-                x = self.generator.synthesis(ws[i:i + self.batch_size].to(self.device),
-                                             NOISE_MODE)
+                x = self.generator.synthesis(
+                    ws[i : i + self.batch_size].to(self.device), NOISE_MODE
+                )
             yield x.float().cpu()
 
-    def jitter(self, n: int, sigma: float, seed: int = 0, *, start: int = 0,
-               cancel: threading.Event | None = None) -> RenderJob:
+    def jitter(
+        self,
+        n: int,
+        sigma: float,
+        seed: int = 0,
+        *,
+        start: int = 0,
+        cancel: threading.Event | None = None,
+    ) -> RenderJob:
         """``n`` variations G.synthesis(w+* + σ·ε_i; θ*)."""
         ws = self.jitter_latents(n, sigma, seed, start=start)
-        params = [{"kind": "jitter", "variation": start + i, "seed": seed,
-                   "sigma": float(sigma), "ws": ws[i:i + 1]} for i in range(n)]
+        params = [
+            {
+                "kind": "jitter",
+                "variation": start + i,
+                "seed": seed,
+                "sigma": float(sigma),
+                "ws": ws[i : i + 1],
+            }
+            for i in range(n)
+        ]
 
         def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
             k = 0
@@ -120,23 +150,34 @@ class StyleGAN2Renderer:
         task = dict(self.state.task)
         if note:
             task["manipulation"] = note
-        return dataclasses.replace(self.state, z=self._check_ws(ws)[:1].clone(), task=task,
-                                   created=time.time())
+        return dataclasses.replace(
+            self.state, z=self._check_ws(ws)[:1].clone(), task=task, created=time.time()
+        )
 
 
 class StyleGAN2Morph:
     """The blend of two or more StyleGAN2 keyframe results, w+ and weights."""
 
-    def __init__(self, prior: Prior, keyframes: Sequence[ReconstructionState], *,
-                 names: Sequence[str] | None = None, easing: str = "linear",
-                 allow_other_model: bool = False):
+    def __init__(
+        self,
+        prior: Prior,
+        keyframes: Sequence[ReconstructionState],
+        *,
+        names: Sequence[str] | None = None,
+        easing: str = "linear",
+        allow_other_model: bool = False,
+    ):
         check_morphable(keyframes, names)
         self.warnings: list[str] = []
         for label, s in zip(keyframe_labels(len(keyframes), names), keyframes, strict=True):
             _check_stylegan2(prior, s, f"Keyframe {label}")
             check_fits_stylegan2(prior, s)
-            warning = s.model_warning(prior.name, prior.checksum, label=f"Keyframe {label}",
-                                      allow_mismatch=allow_other_model)
+            warning = s.model_warning(
+                prior.name,
+                prior.checksum,
+                label=f"Keyframe {label}",
+                allow_mismatch=allow_other_model,
+            )
             if warning:
                 self.warnings.append(warning)
         ease(easing, 0.5)
@@ -190,12 +231,12 @@ class StyleGAN2Morph:
         k, u = self.locate(t)
         self._load(k, u)
         with torch.no_grad():
-            image: torch.Tensor = self._work.synthesis(self.ws_at(t).to(self.device),
-                                                       NOISE_MODE)
+            image: torch.Tensor = self._work.synthesis(self.ws_at(t).to(self.device), NOISE_MODE)
         return image.cpu()
 
-    def render(self, times: Sequence[float], cancel: threading.Event | None = None, *,
-               keep: bool = True) -> RenderJob:
+    def render(
+        self, times: Sequence[float], cancel: threading.Event | None = None, *, keep: bool = True
+    ) -> RenderJob:
         times = [float(t) for t in times]
 
         def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
@@ -218,5 +259,6 @@ class StyleGAN2Morph:
         near = self.keyframes[k if u < 0.5 else k + 1]
         task = dict(near.task)
         task["manipulation"] = f"morph t={t:.4g}"
-        return dataclasses.replace(near, z=self.ws_at(t).clone(), weight_delta=delta,
-                                   task=task, created=time.time())
+        return dataclasses.replace(
+            near, z=self.ws_at(t).clone(), weight_delta=delta, task=task, created=time.time()
+        )

@@ -72,8 +72,7 @@ class StyleGAN2Options:
     truncation_psi: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"family": STYLEGAN2, "w_init": self.w_init,
-                "truncation_psi": self.truncation_psi}
+        return {"family": STYLEGAN2, "w_init": self.w_init, "truncation_psi": self.truncation_psi}
 
 
 def stylegan2_options(preset: Preset) -> StyleGAN2Options:
@@ -81,23 +80,29 @@ def stylegan2_options(preset: Preset) -> StyleGAN2Options:
     extra = preset.extra
     family = extra.get("family")
     if family is None:
-        raise PresetError(f"The preset {preset.name!r} is for BigGAN priors (it names no "
-                          "family): choose a stylegan2_* preset, or add family = "
-                          "\"stylegan2\" to it.")
+        raise PresetError(
+            f"The preset {preset.name!r} is for BigGAN priors (it names no "
+            "family): choose a stylegan2_* preset, or add family = "
+            '"stylegan2" to it.'
+        )
     if family != STYLEGAN2:
-        raise PresetError(f"The preset {preset.name!r} is for {family} priors, not for a "
-                          "StyleGAN2 one: choose a stylegan2_* preset.")
+        raise PresetError(
+            f"The preset {preset.name!r} is for {family} priors, not for a "
+            "StyleGAN2 one: choose a stylegan2_* preset."
+        )
     w_init = extra.get("w_init", "select")
     if w_init not in W_INITS:
-        raise PresetError(f"The preset's w_init must be one of {', '.join(W_INITS)}, not "
-                          f"{w_init!r}.")
+        raise PresetError(
+            f"The preset's w_init must be one of {', '.join(W_INITS)}, not {w_init!r}."
+        )
     psi = extra.get("truncation_psi", 1.0)
     if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0 <= psi <= 1:
-        raise PresetError(f"The preset's truncation_psi must be a number in [0, 1], not "
-                          f"{psi!r}.")
+        raise PresetError(f"The preset's truncation_psi must be a number in [0, 1], not {psi!r}.")
     if any(preset.use_in):
-        raise PresetError("use_in must be false in a StyleGAN2 preset: StyleGAN2 has no "
-                          "BatchNorm to swap for instance normalisation.")
+        raise PresetError(
+            "use_in must be false in a StyleGAN2 preset: StyleGAN2 has no "
+            "BatchNorm to swap for instance normalisation."
+        )
     return StyleGAN2Options(str(w_init), float(psi))
 
 
@@ -140,16 +145,29 @@ class StyleGAN2Run(CancellableRun[Report]):
     """Iterate for :class:`Report` objects; ``state`` once exhausted (as
     :class:`.reconstruct.ReconstructionRun`)."""
 
-    def __init__(self, prior: Prior, target: torch.Tensor, phi: Degradation, *,
-                 class_id: int | None, preset: Preset, z_init: torch.Tensor | None,
-                 exact: bool, seed: int, cancel: threading.Event | None,
-                 select_batch: int | None, precision: str | None = None):
+    def __init__(
+        self,
+        prior: Prior,
+        target: torch.Tensor,
+        phi: Degradation,
+        *,
+        class_id: int | None,
+        preset: Preset,
+        z_init: torch.Tensor | None,
+        exact: bool,
+        seed: int,
+        cancel: threading.Event | None,
+        select_batch: int | None,
+        precision: str | None = None,
+    ):
         super().__init__(cancel)
         if not isinstance(preset, Preset):
             raise PresetError("preset must be a dgp_engine.Preset (see Preset.from_dict).")
         if not isinstance(phi, Degradation):
-            raise InputError("phi must be a dgp_engine.Degradation (make_degradation builds "
-                             "one from a task's name).")
+            raise InputError(
+                "phi must be a dgp_engine.Degradation (make_degradation builds "
+                "one from a task's name)."
+            )
         self.prior = prior
         self.nets = prior.stylegan2
         cfg = self.nets.config
@@ -160,15 +178,22 @@ class StyleGAN2Run(CancellableRun[Report]):
         if class_id is not None:
             if cfg.c_dim == 0:
                 raise InputError(f"{prior.name} is an unconditional model: it takes no class.")
-            if isinstance(class_id, bool) or not isinstance(class_id, int) \
-                    or not 0 <= class_id < cfg.c_dim:
-                raise InputError(f"Class id {class_id!r} is out of range: this model has "
-                                 f"classes 0..{cfg.c_dim - 1}.")
+            if (
+                isinstance(class_id, bool)
+                or not isinstance(class_id, int)
+                or not 0 <= class_id < cfg.c_dim
+            ):
+                raise InputError(
+                    f"Class id {class_id!r} is out of range: this model has "
+                    f"classes 0..{cfg.c_dim - 1}."
+                )
         if z_init is not None:
             z_init = torch.as_tensor(z_init, dtype=torch.float32)
             if z_init.numel() != cfg.num_ws * cfg.w_dim:
-                raise InputError(f"A starting w+ of this model has {cfg.num_ws}×{cfg.w_dim} "
-                                 f"values; got {z_init.numel()}.")
+                raise InputError(
+                    f"A starting w+ of this model has {cfg.num_ws}×{cfg.w_dim} "
+                    f"values; got {z_init.numel()}."
+                )
             if not torch.isfinite(z_init).all():
                 raise InputError("The starting w+ holds non-finite values.")
             z_init = z_init.reshape(1, cfg.num_ws, cfg.w_dim)
@@ -178,8 +203,7 @@ class StyleGAN2Run(CancellableRun[Report]):
         self.exact = exact
         self.precision = precision or "auto"
         self.seed = seed
-        self.select_batch = select_batch or default_select_batch(self.device,
-                                                                 prior.resolution)
+        self.select_batch = select_batch or default_select_batch(self.device, prior.resolution)
         self.state: ReconstructionState | None = None
 
     def run_to_end(self) -> ReconstructionState:
@@ -197,7 +221,8 @@ class StyleGAN2Run(CancellableRun[Report]):
                 torch.cuda.empty_cache()
             raise DeviceMemoryError(
                 f"The {self.device.type.upper()} device ran out of memory. Choose a smaller "
-                "working region, or run on the CPU.") from exc
+                "working region, or run on the CPU."
+            ) from exc
 
     def _steps(self) -> Iterator[Report]:
         t0 = time.perf_counter()
@@ -227,14 +252,14 @@ class StyleGAN2Run(CancellableRun[Report]):
                 ys.append(torch.randint(cfg.c_dim, (1,), generator=gen))
         return torch.cat(zs), torch.cat(ys)
 
-    def map_candidates(self, G: sg2.Generator, zs: torch.Tensor, ys: torch.Tensor
-                       ) -> torch.Tensor:
+    def map_candidates(self, G: sg2.Generator, zs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         """w+ of candidates: mapped, pulled toward w_avg by ``truncation_psi``."""
         labels = ys.to(self.device) if G.c_dim > 0 else None
         return G.map(zs.to(self.device), labels, self.options.truncation_psi)
 
-    def _select(self, G: sg2.Generator, feat: DFeatures, gen: torch.Generator, t0: float
-                ) -> GeneratorOf[Report, None, tuple[torch.Tensor, int]]:
+    def _select(
+        self, G: sg2.Generator, feat: DFeatures, gen: torch.Generator, t0: float
+    ) -> GeneratorOf[Report, None, tuple[torch.Tensor, int]]:
         preset, cfg = self.preset, self.nets.config
         if self.z_init is not None:
             return self.z_init.to(self.device), self._class_or_default()
@@ -243,7 +268,11 @@ class StyleGAN2Run(CancellableRun[Report]):
             w_avg = G.mapping.w_avg.detach()
             return w_avg.reshape(1, 1, -1).repeat(1, cfg.num_ws, 1), self._class_or_default()
         best: tuple[float, torch.Tensor | None, int, torch.Tensor | None] = (
-            float("inf"), None, -1, None)
+            float("inf"),
+            None,
+            -1,
+            None,
+        )
         done = 0
         with torch.no_grad():
             while done < num:
@@ -254,18 +283,29 @@ class StyleGAN2Run(CancellableRun[Report]):
                 losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
                 for k, loss in enumerate(losses.tolist()):
                     if loss < best[0]:
-                        best = (loss, ws[k:k + 1].clone(), int(ys[k]), x[k:k + 1].cpu())
+                        best = (loss, ws[k : k + 1].clone(), int(ys[k]), x[k : k + 1].cpu())
                     done += 1
-                    yield Report("select", 0, done, num, 0, preset.total_iterations,
-                                 {"select_loss": best[0]}, best[3], time.perf_counter() - t0,
-                                 num_stages=preset.num_stages)
+                    yield Report(
+                        "select",
+                        0,
+                        done,
+                        num,
+                        0,
+                        preset.total_iterations,
+                        {"select_loss": best[0]},
+                        best[3],
+                        time.perf_counter() - t0,
+                        num_stages=preset.num_stages,
+                    )
                     if self._stop_requested():
                         break
                 if self.cancelled:
                     break
         if best[1] is None:
-            raise InputError("No starting point gave a finite loss: the model's weights hold "
-                             "invalid values (NaN or inf). Import or download the model again.")
+            raise InputError(
+                "No starting point gave a finite loss: the model's weights hold "
+                "invalid values (NaN or inf). Import or download the model again."
+            )
         return best[1], best[2]
 
     def _class_or_default(self) -> int:
@@ -274,15 +314,17 @@ class StyleGAN2Run(CancellableRun[Report]):
         return 0 if self.nets.config.c_dim > 0 else -1
 
     # --- the stages --------------------------------------------------------------------
-    def _optimise(self, G: sg2.Generator, feat: DFeatures, ws0: torch.Tensor, y: int,
-                  t0: float) -> Iterator[Report]:
+    def _optimise(
+        self, G: sg2.Generator, feat: DFeatures, ws0: torch.Tensor, y: int, t0: float
+    ) -> Iterator[Report]:
         preset = self.preset
         blocks = G.synthesis.blocks
         groups = [list(b.parameters()) for b in blocks]
         ws = ws0.detach().clone().requires_grad_(True)
         w_optim = torch.optim.Adam([ws], lr=preset.z_lrs[0], betas=(0.0, 0.999), eps=1e-8)
-        G_optim = torch.optim.Adam([{"params": ps} for ps in groups], lr=0.0,
-                                   betas=(0.0, 0.999), eps=1e-8)
+        G_optim = torch.optim.Adam(
+            [{"params": ps} for ps in groups], lr=0.0, betas=(0.0, 0.999), eps=1e-8
+        )
         total, step = preset.total_iterations, 0
         losses: dict[str, float] = {}
         cancelled = self._stop_requested()
@@ -317,28 +359,62 @@ class StyleGAN2Run(CancellableRun[Report]):
                 w_optim.step()
                 if ft:
                     G_optim.step()
-                losses = {"total": float(loss.detach()), "ftr": float(ftr_loss.detach()),
-                          "mse": float(mse_loss.detach())}
+                losses = {
+                    "total": float(loss.detach()),
+                    "ftr": float(ftr_loss.detach()),
+                    "mse": float(mse_loss.detach()),
+                }
                 if not torch.isfinite(loss):
-                    raise InputError("The optimisation diverged (loss is not finite). Lower "
-                                     "the preset's learning rates and run again.")
+                    raise InputError(
+                        "The optimisation diverged (loss is not finite). Lower "
+                        "the preset's learning rates and run again."
+                    )
                 now = time.perf_counter() - t0
                 if pace_from is None:
                     pace_from = (now, step)
-                yield Report("optimize", s, i + 1, preset.iterations[s], step, total, losses,
-                             x.detach(), now, num_stages=preset.num_stages,
-                             eta=eta(pace_from, now, step, total))
+                yield Report(
+                    "optimize",
+                    s,
+                    i + 1,
+                    preset.iterations[s],
+                    step,
+                    total,
+                    losses,
+                    x.detach(),
+                    now,
+                    num_stages=preset.num_stages,
+                    eta=eta(pace_from, now, step, total),
+                )
                 if preset.stop_mse > 0 and losses["mse"] < preset.stop_mse:
                     break
         del G_optim, w_optim
         self.state = self._make_state(G, ws, y, losses, last_stage, step, cancelled)
-        yield Report("optimize", last_stage, 0, 0, step, total, losses, None,
-                     time.perf_counter() - t0, state=self.state, cancelled=cancelled,
-                     num_stages=preset.num_stages, eta=0.0)
+        yield Report(
+            "optimize",
+            last_stage,
+            0,
+            0,
+            step,
+            total,
+            losses,
+            None,
+            time.perf_counter() - t0,
+            state=self.state,
+            cancelled=cancelled,
+            num_stages=preset.num_stages,
+            eta=0.0,
+        )
 
-    def _make_state(self, G: sg2.Generator, ws: torch.Tensor, y: int,
-                    losses: dict[str, float], stage: int, step: int, cancelled: bool
-                    ) -> ReconstructionState:
+    def _make_state(
+        self,
+        G: sg2.Generator,
+        ws: torch.Tensor,
+        y: int,
+        losses: dict[str, float],
+        stage: int,
+        step: int,
+        cancelled: bool,
+    ) -> ReconstructionState:
         base = self.nets.G.state_dict()
         delta = {}
         for k, v in G.state_dict().items():
@@ -348,14 +424,30 @@ class StyleGAN2Run(CancellableRun[Report]):
             if torch.count_nonzero(d):
                 delta[k] = d.cpu()
         return ReconstructionState(
-            z=ws.detach().cpu().clone(), embedding=torch.zeros(1, 0), class_id=int(y),
-            weight_delta=delta, preset={**self.preset.to_dict(), **self.options.to_dict()},
-            seed=self.seed, use_in=False, task=self.phi.describe(),
-            model={"name": self.prior.name, "config": self.nets.config.to_dict(),
-                   "checksum": self.prior.checksum},
-            progress={"stage": stage, "step": step, "total": self.preset.total_iterations,
-                      "cancelled": cancelled, "exact": self.exact, "precision": "fp32"},
-            losses=losses, family=STYLEGAN2)
+            z=ws.detach().cpu().clone(),
+            embedding=torch.zeros(1, 0),
+            class_id=int(y),
+            weight_delta=delta,
+            preset={**self.preset.to_dict(), **self.options.to_dict()},
+            seed=self.seed,
+            use_in=False,
+            task=self.phi.describe(),
+            model={
+                "name": self.prior.name,
+                "config": self.nets.config.to_dict(),
+                "checksum": self.prior.checksum,
+            },
+            progress={
+                "stage": stage,
+                "step": step,
+                "total": self.preset.total_iterations,
+                "cancelled": cancelled,
+                "exact": self.exact,
+                "precision": "fp32",
+            },
+            losses=losses,
+            family=STYLEGAN2,
+        )
 
 
 # --------------------------------------------------------------------------- rendering
@@ -383,8 +475,10 @@ def check_fits_stylegan2(prior: Prior, state: ReconstructionState) -> None:
     bad = [k for k, v in state.weight_delta.items() if k not in sd or sd[k].shape != v.shape]
     if bad or tuple(state.z.shape) != (1, cfg.num_ws, cfg.w_dim):
         name = state.model.get("name", "another model")
-        raise StateError(f"This result was made with {name} and does not fit the loaded "
-                         "model; load that model to render it.")
+        raise StateError(
+            f"This result was made with {name} and does not fit the loaded "
+            "model; load that model to render it."
+        )
 
 
 def check_same_family(prior: Prior, state: ReconstructionState) -> None:
@@ -392,16 +486,24 @@ def check_same_family(prior: Prior, state: ReconstructionState) -> None:
     a BigGAN prior."""
     name = state.model.get("name", "its model")
     if state.is_stylegan2 and prior.is_biggan:
-        raise StateError(f"This result was restored with the StyleGAN2 prior {name}, and "
-                         f"{prior.name} is a BigGAN: load {name} to render it.")
+        raise StateError(
+            f"This result was restored with the StyleGAN2 prior {name}, and "
+            f"{prior.name} is a BigGAN: load {name} to render it."
+        )
     if not state.is_stylegan2 and not prior.is_biggan:
-        raise StateError(f"This result was restored with the BigGAN prior {name}, and "
-                         f"{prior.name} is a StyleGAN2: load {name} to render it.")
+        raise StateError(
+            f"This result was restored with the BigGAN prior {name}, and "
+            f"{prior.name} is a StyleGAN2: load {name} to render it."
+        )
 
 
-def render_stylegan2(prior: Prior, state: ReconstructionState, *,
-                     ws: torch.Tensor | None = None,
-                     generator: sg2.Generator | None = None) -> torch.Tensor:
+def render_stylegan2(
+    prior: Prior,
+    state: ReconstructionState,
+    *,
+    ws: torch.Tensor | None = None,
+    generator: sg2.Generator | None = None,
+) -> torch.Tensor:
     """G.synthesis(w+; θ*) of a StyleGAN2 result (its own w+ unless given)."""
     G = generator if generator is not None else materialize_stylegan2(prior, state)
     dev = next(G.parameters()).device

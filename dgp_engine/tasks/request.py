@@ -51,41 +51,43 @@ class RestoreRequest:
     """One restoration as a front end asks for it: plain values, checked at construction
     where no model is needed (an unknown precision, threads below 1)."""
 
-    task: TaskSpec                       # a name is looked up here (the only lookup)
-    model: str = "bundled"               # registry name or model folder
-    preset: str | Preset | None = None   # name, .toml file, a Preset; None: the task's
-                                         # default for the model (taskspec)
+    task: TaskSpec  # a name is looked up here (the only lookup)
+    model: str = "bundled"  # registry name or model folder
+    preset: str | Preset | None = None  # name, .toml file, a Preset; None: the task's
+    # default for the model (taskspec)
     iterations_scale: float | None = None  # every stage's iterations × this
     class_spec: str | int | None = "auto"  # id, class name; "auto"/None: z selection picks
     seed: int = 0
-    exact: bool = False                  # the reference's arithmetic (float32 only)
-    device: str | None = None            # cpu, cuda[:N], mps, gpu, auto;
-                                         # None: $DGP_STUDIO_DEVICE, else auto
-    precision: str = "auto"              # dgp_engine.method.compute.PRECISIONS
-    threads: int | None = None           # None: every core but one (system.runtime)
+    exact: bool = False  # the reference's arithmetic (float32 only)
+    device: str | None = None  # cpu, cuda[:N], mps, gpu, auto;
+    # None: $DGP_STUDIO_DEVICE, else auto
+    precision: str = "auto"  # dgp_engine.method.compute.PRECISIONS
+    threads: int | None = None  # None: every core but one (system.runtime)
     # the picture's part: where to work and what to fill
-    region: RegionLike | None = None     # x, y, size square of the photo
+    region: RegionLike | None = None  # x, y, size square of the photo
     mask: np.ndarray | None = field(default=None, compare=False, repr=False)  # True = fill
-    factor: int | None = None            # super-resolution factor (None: largest that fits)
-    feather: int | None = None           # seam width, photo px (None: scaled to the region)
-    save_state: bool = False             # the front end saves the reconstruction too
+    factor: int | None = None  # super-resolution factor (None: largest that fits)
+    feather: int | None = None  # seam width, photo px (None: scaled to the region)
+    save_state: bool = False  # the front end saves the reconstruction too
 
     def __post_init__(self) -> None:
         if isinstance(self.task, str):
             object.__setattr__(self, "task", task_spec(self.task))
         object.__setattr__(self, "precision", check_precision(self.precision, self.exact))
-        if self.threads is not None and (isinstance(self.threads, bool)
-                                         or not isinstance(self.threads, int)
-                                         or self.threads < 1):
-            raise InputError(f"The number of threads must be a whole number of at least 1, "
-                             f"not {self.threads!r}.")
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            raise InputError(
+                f"The number of threads must be a whole number of at least 1, not {self.threads!r}."
+            )
 
     @property
     def task_name(self) -> str:
         return self.task.name
 
-    def for_picture(self, *, mask: np.ndarray | None = None,
-                    region: RegionLike | None = None) -> RestoreRequest:
+    def for_picture(
+        self, *, mask: np.ndarray | None = None, region: RegionLike | None = None
+    ) -> RestoreRequest:
         """The same request for another picture (a batch's next item): its mask and
         region; everything :func:`resolve_request` decides stays the same."""
         return dataclasses.replace(self, mask=mask, region=region)
@@ -99,10 +101,10 @@ class ResolvedRestore:
     prior: Prior
     device: torch.device
     threads: int
-    precision: str                       # the request's, or "auto" after a fall-back
-    class_id: int | None                 # None: z selection picks the class
-    preset: Preset                       # scaled by the request's iterations_scale
-    notices: tuple[str, ...] = ()        # what a fall-back changed, one sentence each
+    precision: str  # the request's, or "auto" after a fall-back
+    class_id: int | None  # None: z selection picks the class
+    preset: Preset  # scaled by the request's iterations_scale
+    notices: tuple[str, ...] = ()  # what a fall-back changed, one sentence each
 
     @property
     def task(self) -> TaskSpec:
@@ -113,28 +115,44 @@ class ResolvedRestore:
         """What the run computes in on this device: "fp32", "tf32" or "bf16"."""
         return resolve_precision(self.precision, self.device, self.request.exact)
 
-    def for_picture(self, *, mask: np.ndarray | None = None,
-                    region: RegionLike | None = None) -> ResolvedRestore:
+    def for_picture(
+        self, *, mask: np.ndarray | None = None, region: RegionLike | None = None
+    ) -> ResolvedRestore:
         """This resolution for another picture (see :meth:`RestoreRequest.for_picture`):
         nothing is resolved again."""
-        return dataclasses.replace(self, request=self.request.for_picture(mask=mask,
-                                                                          region=region))
+        return dataclasses.replace(self, request=self.request.for_picture(mask=mask, region=region))
 
-    def start(self, photo: Photo | np.ndarray, *, cancel: threading.Event | None = None,
-              z_init: torch.Tensor | None = None) -> RestorationJob:
+    def start(
+        self,
+        photo: Photo | np.ndarray,
+        *,
+        cancel: threading.Event | None = None,
+        z_init: torch.Tensor | None = None,
+    ) -> RestorationJob:
         """Plan ``photo`` (bad input — an empty mask, a region outside the photo — fails
         here, before any long work) and return the run to iterate.  ``cancel``: an event
         that cancels the run when set (a Ctrl-C handler's, the app worker's), as
         ``job.cancel()`` does."""
         r = self.request
-        return restore_image(self.prior, photo, r.task, mask=r.mask, region=r.region,
-                             factor=r.factor, class_id=self.class_id, preset=self.preset,
-                             seed=r.seed, exact=r.exact, cancel=cancel, feather=r.feather,
-                             z_init=z_init, precision=self.precision)
+        return restore_image(
+            self.prior,
+            photo,
+            r.task,
+            mask=r.mask,
+            region=r.region,
+            factor=r.factor,
+            class_id=self.class_id,
+            preset=self.preset,
+            seed=r.seed,
+            exact=r.exact,
+            cancel=cancel,
+            feather=r.feather,
+            z_init=z_init,
+            precision=self.precision,
+        )
 
 
-def run_device(name: str | None, *, fall_back: bool = False
-               ) -> tuple[torch.device, str | None]:
+def run_device(name: str | None, *, fall_back: bool = False) -> tuple[torch.device, str | None]:
     """(device, notice): the device called ``name`` (see
     :func:`dgp_engine.system.device.select_device`).  A GPU that is missing is refused
     (DeviceError), or with ``fall_back`` replaced by the CPU with the reason."""
@@ -148,8 +166,9 @@ def run_device(name: str | None, *, fall_back: bool = False
         return torch.device("cpu"), f"{exc} Running on the CPU instead."
 
 
-def run_precision(name: str, device: torch.device, exact: bool, *, fall_back: bool = False
-                  ) -> tuple[str, str | None]:
+def run_precision(
+    name: str, device: torch.device, exact: bool, *, fall_back: bool = False
+) -> tuple[str, str | None]:
     """(precision, notice): ``name`` when ``device`` computes in it; else refused
     (DeviceError: TF32 off NVIDIA GPUs, bfloat16 on Apple MPS), or with ``fall_back``
     replaced by "auto" with the reason."""
@@ -168,8 +187,9 @@ def _load_prior(model: str, device: torch.device) -> Prior:
     return load.load_prior(model, device=device)
 
 
-def resolve_request(request: RestoreRequest, *, load: PriorLoader | None = None,
-                    fall_back: bool = False) -> ResolvedRestore:
+def resolve_request(
+    request: RestoreRequest, *, load: PriorLoader | None = None, fall_back: bool = False
+) -> ResolvedRestore:
     """Everything the front ends used to prepare each on its own, once: the device, the
     engine's threads (set here: call it in the thread that runs the engine), the
     precision on that device, the prior (``load``: the app's catalog, which keeps the
@@ -182,18 +202,25 @@ def resolve_request(request: RestoreRequest, *, load: PriorLoader | None = None,
     device, notice = run_device(request.device, fall_back=fall_back)
     if notice:
         notices.append(notice)
-    precision, notice = run_precision(request.precision, device, request.exact,
-                                      fall_back=fall_back)
+    precision, notice = run_precision(request.precision, device, request.exact, fall_back=fall_back)
     if notice:
         notices.append(notice)
     threads = configure(request.threads)
     prior = (load or _load_prior)(request.model, device)
     class_id = prior.choose_class(request.class_spec)
-    preset = resolve_preset(request.preset, request.task, prior.name,
-                            request.iterations_scale, family=prior.family)
-    return ResolvedRestore(request, prior, device, threads, precision, class_id, preset,
-                           tuple(notices))
+    preset = resolve_preset(
+        request.preset, request.task, prior.name, request.iterations_scale, family=prior.family
+    )
+    return ResolvedRestore(
+        request, prior, device, threads, precision, class_id, preset, tuple(notices)
+    )
 
 
-__all__ = ["PriorLoader", "ResolvedRestore", "RestoreRequest", "resolve_request",
-           "run_device", "run_precision"]
+__all__ = [
+    "PriorLoader",
+    "ResolvedRestore",
+    "RestoreRequest",
+    "resolve_request",
+    "run_device",
+    "run_precision",
+]

@@ -78,10 +78,14 @@ def canonical_task(task: str) -> str:
     return task_spec(task).name
 
 
-def resolve_preset(spec: str | Preset | None, task: str | TaskSpec,
-                   model_name: str | None = None,
-                   iterations_scale: float | None = None, *,
-                   family: str | None = None) -> Preset:
+def resolve_preset(
+    spec: str | Preset | None,
+    task: str | TaskSpec,
+    model_name: str | None = None,
+    iterations_scale: float | None = None,
+    *,
+    family: str | None = None,
+) -> Preset:
     """A preset from a Preset, a name / .toml path, or None (the task's default for the
     model and its ``family``)."""
     if isinstance(spec, Preset):
@@ -92,8 +96,7 @@ def resolve_preset(spec: str | Preset | None, task: str | TaskSpec,
         preset = load_preset(spec)
     if iterations_scale is not None:
         if not 0 < iterations_scale < math.inf:
-            raise PresetError(f"The iteration scale must be a number > 0, not "
-                              f"{iterations_scale}.")
+            raise PresetError(f"The iteration scale must be a number > 0, not {iterations_scale}.")
         preset = preset.scaled(iterations_scale)
     return preset
 
@@ -107,12 +110,12 @@ class TaskPlan:
     spec: TaskSpec
     view: View
     degradation: Degradation
-    target: np.ndarray                 # R×R×3 in [0, 1]: the observation x̂ (margin zeroed)
-    known: np.ndarray | None = None    # R×R bool: pixels the loss looks at (None = all)
-    hole: np.ndarray | None = None     # photo-size bool hole mask (inpaint)
-    factor: int | None = None          # SR factor (superres / hybrid)
+    target: np.ndarray  # R×R×3 in [0, 1]: the observation x̂ (margin zeroed)
+    known: np.ndarray | None = None  # R×R bool: pixels the loss looks at (None = all)
+    hole: np.ndarray | None = None  # photo-size bool hole mask (inpaint)
+    factor: int | None = None  # SR factor (superres / hybrid)
     output_size: tuple[int, int] | None = None  # (w, h) for superres / hybrid
-    feather: int = 0                   # seam width in photo pixels
+    feather: int = 0  # seam width in photo pixels
     notes: list[str] = field(default_factory=list)
     # structured warnings (their messages are in ``notes`` too): a region enlarged so
     # much that the result comes back soft, with the remedies
@@ -150,20 +153,29 @@ def sr_factor(longest: int, resolution: int, factor: int | None = None) -> int:
                 f"The input is {longest} px on its longest side, but ×{factor} with this "
                 f"{resolution} px model takes at most {resolution // factor} px. Choose a "
                 f"region of at most {resolution // factor} px (x,y,size), a smaller factor, "
-                "or downscale the picture.")
+                "or downscale the picture."
+            )
         return factor
     fits = [f for f in SR_FACTORS if resolution % f == 0 and resolution // f >= longest]
     if not fits:
         raise InputError(
             f"The input is {longest} px on its longest side; this {resolution} px model can "
             f"super-resolve inputs of at most {resolution // 2} px (×2). Choose a region of "
-            f"at most {resolution // 2} px (x,y,size), or downscale the picture.")
+            f"at most {resolution // 2} px (x,y,size), or downscale the picture."
+        )
     return max(fits)
 
 
-def plan_task(photo: Photo, task: str | TaskSpec, resolution: int, *,
-              mask: np.ndarray | None = None, region: RegionLike | None = None,
-              factor: int | None = None, feather: int | None = None) -> TaskPlan:
+def plan_task(
+    photo: Photo,
+    task: str | TaskSpec,
+    resolution: int,
+    *,
+    mask: np.ndarray | None = None,
+    region: RegionLike | None = None,
+    factor: int | None = None,
+    feather: int | None = None,
+) -> TaskPlan:
     """Decide the model's view of ``photo`` and build the observation for ``task``; its
     φ is the task's (:func:`~dgp_engine.method.degradations.make_degradation`), with the
     pixels the photo does not cover (a fitted photo's margin) left out of the loss."""
@@ -181,14 +193,21 @@ def plan_task(photo: Photo, task: str | TaskSpec, resolution: int, *,
     if region is None and mask is not None and spec.region.around_mask:
         region = working_region(spec, (w, h), resolution, hole=mask)
         if region is None:
-            notes.append("The hole is wider than any square region of the photo: the "
-                         "whole photo is restored at the model's resolution.")
+            notes.append(
+                "The hole is wider than any square region of the photo: the "
+                "whole photo is restored at the model's resolution."
+            )
 
     advisories: list[RegionAdvisory] = []
     # what the model's square covers when it is enlarged back: the region, or the whole
     # photo an inpainting falls back to
-    covered = region.slices if region is not None else (
-        (slice(0, h), slice(0, w)) if mask is not None and spec.compose == FILL_HOLE else None)
+    covered = (
+        region.slices
+        if region is not None
+        else (
+            (slice(0, h), slice(0, w)) if mask is not None and spec.compose == FILL_HOLE else None
+        )
+    )
     if covered is not None:
         hole_side = None
         if mask is not None and spec.uses_mask and mask[covered].any():
@@ -205,33 +224,49 @@ def plan_task(photo: Photo, task: str | TaskSpec, resolution: int, *,
 
     if spec.compose == FILL_HOLE:
         assert mask is not None  # the task needs a mask (checked above)
-        view = (View.of_region(region, resolution) if region is not None
-                else View.fit(w, h, resolution))
+        view = (
+            View.of_region(region, resolution) if region is not None else View.fit(w, h, resolution)
+        )
         sub_hole = view.crop(mask)
         if not sub_hole.any():
-            raise InputError(f"The region {region} holds none of the mask: place it over the "
-                             "area to fill.")
+            raise InputError(
+                f"The region {region} holds none of the mask: place it over the area to fill."
+            )
         if region is not None and sub_hole.sum() < mask.sum():
             notes.append("Part of the mask lies outside the region and is left as it is.")
         hole_m = np.zeros((resolution, resolution), dtype=bool)
-        hole_m[view.oy:view.oy + view.ch, view.ox:view.ox + view.cw] = resize_mask(
-            sub_hole, view.ch, view.cw)
+        hole_m[view.oy : view.oy + view.ch, view.ox : view.ox + view.cw] = resize_mask(
+            sub_hole, view.ch, view.cw
+        )
         known = view.known_mask() & ~hole_m
         if not known.any():
-            raise InputError("The mask covers the whole working region: nothing is known "
-                             "to restore from. Choose a larger region or a smaller mask.")
+            raise InputError(
+                "The mask covers the whole working region: nothing is known "
+                "to restore from. Choose a larger region or a smaller mask."
+            )
         target = view.to_model(rgb) * known[..., None]
         feather_px = feather if feather is not None else max(2, round(2 * view.w / view.cw))
         phi = make_degradation(spec, mask=torch.from_numpy(known.astype(np.float32)))
-        return TaskPlan(spec, view, phi, target, known, mask, feather=feather_px, notes=notes,
-                        advisories=advisories)
+        return TaskPlan(
+            spec,
+            view,
+            phi,
+            target,
+            known,
+            mask,
+            feather=feather_px,
+            notes=notes,
+            advisories=advisories,
+        )
 
     # colorize, reconstruct, defend: a region, or the whole photo fitted
     view = View.of_region(region, resolution) if region is not None else View.fit(w, h, resolution)
     # colour transfer keeps the photo's own lightness, so no detail is lost
     if region is None and max(w, h) > 2 * resolution and spec.compose != COLOR_TRANSFER:
-        notes.append(f"The whole {w}×{h} photo is restored at the model's {resolution} px; "
-                     "choose a region to keep more detail.")
+        notes.append(
+            f"The whole {w}×{h} photo is restored at the model's {resolution} px; "
+            "choose a region to keep more detail."
+        )
     obs = view.to_model(rgb)
     if spec.grayscale:
         obs = to_gray(obs)
@@ -240,12 +275,28 @@ def plan_task(photo: Photo, task: str | TaskSpec, resolution: int, *,
     margin_known = view.known_mask() if view.padded else None
     target = obs * margin_known[..., None] if margin_known is not None else obs
     feather_px = feather if feather is not None else default_feather(view.w)
-    return TaskPlan(spec, view, _with_known(make_degradation(spec), margin_known), target,
-                    margin_known, None, feather=feather_px, notes=notes, advisories=advisories)
+    return TaskPlan(
+        spec,
+        view,
+        _with_known(make_degradation(spec), margin_known),
+        target,
+        margin_known,
+        None,
+        feather=feather_px,
+        notes=notes,
+        advisories=advisories,
+    )
 
 
-def _plan_superres(photo: Photo, spec: TaskSpec, resolution: int, mask: np.ndarray | None,
-                   region: Region | None, factor: int | None, notes: list[str]) -> TaskPlan:
+def _plan_superres(
+    photo: Photo,
+    spec: TaskSpec,
+    resolution: int,
+    mask: np.ndarray | None,
+    region: Region | None,
+    factor: int | None,
+    notes: list[str],
+) -> TaskPlan:
     w, h = photo.size
     x0, y0 = 0, 0
     if region is not None:
@@ -255,8 +306,9 @@ def _plan_superres(photo: Photo, spec: TaskSpec, resolution: int, mask: np.ndarr
     view = View.fit(w, h, resolution, grid=f, x=x0, y=y0)
     lw, lh = view.cw // f, view.ch // f
     if max(w, h) < low:
-        notes.append(f"The {w}×{h} input is first enlarged to {lw}×{lh} px, then "
-                     f"super-resolved ×{f}.")
+        notes.append(
+            f"The {w}×{h} input is first enlarged to {lw}×{lh} px, then super-resolved ×{f}."
+        )
     crop = view.crop(photo.rgb)
     lr = resize(crop, lh, lw)
     if spec.grayscale:
@@ -273,26 +325,36 @@ def _plan_superres(photo: Photo, spec: TaskSpec, resolution: int, mask: np.ndarr
         if not spec.uses_mask:
             notes.append("The mask is ignored by super-resolution (use hybrid).")
         else:
-            sub = mask[y0:y0 + h, x0:x0 + w]
+            sub = mask[y0 : y0 + h, x0 : x0 + w]
             if not sub.any():
                 raise InputError("The region holds none of the mask.")
             hole_m = np.zeros_like(known)
-            hole_m[view.oy:view.oy + view.ch, view.ox:view.ox + view.cw] = resize_mask(
-                sub, view.ch, view.cw)
+            hole_m[view.oy : view.oy + view.ch, view.ox : view.ox + view.cw] = resize_mask(
+                sub, view.ch, view.cw
+            )
             known = known & ~hole_m
     deg = _with_known(make_degradation(spec, factor=f), None if known.all() else known)
     target = up * known[..., None]
-    return TaskPlan(spec, view, deg, target.astype(np.float32), known, mask, f,
-                    output_size=(view.cw, view.ch), notes=notes)
+    return TaskPlan(
+        spec,
+        view,
+        deg,
+        target.astype(np.float32),
+        known,
+        mask,
+        f,
+        output_size=(view.cw, view.ch),
+        notes=notes,
+    )
 
 
 # --- running ---------------------------------------------------------------------------------
 @dataclass
 class RestorationResult:
-    photo: Photo                    # the full-resolution output (input's metadata kept)
+    photo: Photo  # the full-resolution output (input's metadata kept)
     state: ReconstructionState
     plan: TaskPlan
-    model_output: np.ndarray        # R×R×3 in [0, 1]: x* = G(z*; θ*)
+    model_output: np.ndarray  # R×R×3 in [0, 1]: x* = G(z*; θ*)
     cancelled: bool = False
 
     @property
@@ -305,18 +367,37 @@ class RestorationJob(CancellableRun[Report]):
     one reconstruction (``run``), which shares its cancel: ``job.cancel()`` stops both,
     and the job is ``cancelled`` when the reconstruction was."""
 
-    def __init__(self, prior: Prior, photo: Photo, plan: TaskPlan, *, class_id: int | None,
-                 preset: Preset, seed: int, exact: bool, cancel: threading.Event | None,
-                 z_init: torch.Tensor | None = None, precision: str | None = None):
+    def __init__(
+        self,
+        prior: Prior,
+        photo: Photo,
+        plan: TaskPlan,
+        *,
+        class_id: int | None,
+        preset: Preset,
+        seed: int,
+        exact: bool,
+        cancel: threading.Event | None,
+        z_init: torch.Tensor | None = None,
+        precision: str | None = None,
+    ):
         super().__init__(cancel)
         self.prior = prior
         self.photo = photo
         self.plan = plan
         self.preset = preset
         self.run: ReconstructionRun | StyleGAN2Run = reconstruct(
-            prior, plan.target_tensor(), plan.degradation, class_id=class_id, preset=preset,
-            z_init=z_init, exact=exact, seed=seed, cancel=self._linked_event(),
-            precision=precision)
+            prior,
+            plan.target_tensor(),
+            plan.degradation,
+            class_id=class_id,
+            preset=preset,
+            z_init=z_init,
+            exact=exact,
+            seed=seed,
+            cancel=self._linked_event(),
+            precision=precision,
+        )
         self.result: RestorationResult | None = None
         self.last_report: Report | None = None
         self._placement: Placement | None = None
@@ -361,8 +442,12 @@ class RestorationJob(CancellableRun[Report]):
         with the result's state."""
         if self._placement is None:
             path = str(self.photo.path.absolute()) if self.photo.path is not None else None
-            self._placement = placement_of(self.plan, self.photo.size, photo_path=path,
-                                           photo_digest=pixels_digest(self.photo.rgb))
+            self._placement = placement_of(
+                self.plan,
+                self.photo.size,
+                photo_path=path,
+                photo_digest=pixels_digest(self.photo.rgb),
+            )
         return self._placement
 
     def composer(self) -> PhotoComposer:
@@ -384,15 +469,30 @@ def compose_output(photo: Photo, plan: TaskPlan, model_output: np.ndarray) -> Ph
     return compose_into(photo, placement_of(plan, photo.size), model_output)
 
 
-def placement_of(plan: TaskPlan, photo_size: tuple[int, int], *,
-                 photo_path: str | None = None, photo_digest: str | None = None
-                 ) -> Placement:
+def placement_of(
+    plan: TaskPlan,
+    photo_size: tuple[int, int],
+    *,
+    photo_path: str | None = None,
+    photo_digest: str | None = None,
+) -> Placement:
     """Where a result of ``plan`` sits in its ``photo_size`` photo (saved with its state,
     so any other output can be composed the same way later)."""
-    hole = (plan.view.crop(plan.hole) if plan.hole is not None
-            and plan.spec.compose == FILL_HOLE else None)
-    return Placement(plan.task, (int(photo_size[0]), int(photo_size[1])), plan.view,
-                     int(plan.feather), hole, photo_path, photo_digest, plan.spec.compose)
+    hole = (
+        plan.view.crop(plan.hole)
+        if plan.hole is not None and plan.spec.compose == FILL_HOLE
+        else None
+    )
+    return Placement(
+        plan.task,
+        (int(photo_size[0]), int(photo_size[1])),
+        plan.view,
+        int(plan.feather),
+        hole,
+        photo_path,
+        photo_digest,
+        plan.spec.compose,
+    )
 
 
 def preview_array(report: Report, max_side: int | None = None) -> np.ndarray | None:
@@ -407,13 +507,23 @@ def preview_array(report: Report, max_side: int | None = None) -> np.ndarray | N
     return (arr * 255 + 0.5).astype(np.uint8)
 
 
-def restore_image(prior: Prior, photo: Photo | np.ndarray, task: str | TaskSpec, *,
-                  mask: np.ndarray | None = None, region: RegionLike | None = None,
-                  factor: int | None = None, class_id: int | None = None,
-                  preset: Preset | str | None = None, seed: int = 0, exact: bool = False,
-                  cancel: threading.Event | None = None, feather: int | None = None,
-                  z_init: torch.Tensor | None = None, precision: str | None = None
-                  ) -> RestorationJob:
+def restore_image(
+    prior: Prior,
+    photo: Photo | np.ndarray,
+    task: str | TaskSpec,
+    *,
+    mask: np.ndarray | None = None,
+    region: RegionLike | None = None,
+    factor: int | None = None,
+    class_id: int | None = None,
+    preset: Preset | str | None = None,
+    seed: int = 0,
+    exact: bool = False,
+    cancel: threading.Event | None = None,
+    feather: int | None = None,
+    z_init: torch.Tensor | None = None,
+    precision: str | None = None,
+) -> RestorationJob:
     """Plan and start restoring ``photo`` with ``task``; returns the job to iterate.
 
     ``mask``: photo-size bool array, True = fill (inpaint, hybrid).  ``region``:
@@ -424,10 +534,21 @@ def restore_image(prior: Prior, photo: Photo | np.ndarray, task: str | TaskSpec,
     The precision used is saved in the result's ``state.progress["precision"]``."""
     if not isinstance(photo, Photo):
         photo = Photo.from_array(photo)
-    plan = plan_task(photo, task, prior.resolution, mask=mask, region=region, factor=factor,
-                     feather=feather)
+    plan = plan_task(
+        photo, task, prior.resolution, mask=mask, region=region, factor=factor, feather=feather
+    )
     preset = resolve_preset(preset, plan.spec, prior.name, family=prior.family)
     for note in plan.notes:
         log.info("%s", note)
-    return RestorationJob(prior, photo, plan, class_id=class_id, preset=preset, seed=seed,
-                          exact=exact, cancel=cancel, z_init=z_init, precision=precision)
+    return RestorationJob(
+        prior,
+        photo,
+        plan,
+        class_id=class_id,
+        preset=preset,
+        seed=seed,
+        exact=exact,
+        cancel=cancel,
+        z_init=z_init,
+        precision=precision,
+    )

@@ -28,22 +28,20 @@ def result_name(entry: HistoryEntry, class_names: list[str]) -> str:
     """A result as a keyframe is named: task · class · the time it was made."""
     task = entry.title.split(" · ")[0]
     cid = getattr(entry.state, "class_id", None)
-    cls = (class_names[cid] if cid is not None and 0 <= cid < len(class_names)
-           else f"class {cid}")
+    cls = class_names[cid] if cid is not None and 0 <= cid < len(class_names) else f"class {cid}"
     made = getattr(entry.state, "created", None) or time.time()
     return f"{task} · {cls} · {time.strftime('%H:%M:%S', time.localtime(made))}"
 
 
 class CandidateComposer(QObject):
-    error = Signal(str)          # one readable sentence
-    message = Signal(str, int)   # a status-bar message and how long it stays (ms)
+    error = Signal(str)  # one readable sentence
+    message = Signal(str, int)  # a status-bar message and how long it stays (ms)
 
-    def __init__(self, state: AppState, panel: ManipulatePanel,
-                 parent: QObject | None = None):
+    def __init__(self, state: AppState, panel: ManipulatePanel, parent: QObject | None = None):
         super().__init__(parent)
         self.state, self.panel = state, panel
-        self.base: HistoryEntry | None = None    # the result candidates come from
-        self.compose: Composer | None = None     # the engine's composer of that run
+        self.base: HistoryEntry | None = None  # the result candidates come from
+        self.compose: Composer | None = None  # the engine's composer of that run
         panel.candidate_shown.connect(self.show_candidate)
         panel.apply_requested.connect(self.apply_candidate)
         panel.back_requested.connect(self.back_to_result)
@@ -74,8 +72,9 @@ class CandidateComposer(QObject):
         self.base = self.compose = None
         self.panel.composite = None
 
-    def entry(self, image: np.ndarray, note: str,
-              state: ReconstructionState | None = None) -> HistoryEntry | None:
+    def entry(
+        self, image: np.ndarray, note: str, state: ReconstructionState | None = None
+    ) -> HistoryEntry | None:
         """The candidate ``image`` (a model output) as a result of the base's run."""
         base, compose = self.base, self.compose
         if base is None or compose is None or self.state.picture is None:
@@ -83,18 +82,36 @@ class CandidateComposer(QObject):
         x0, y0, x1, y1 = base.bounds
         w, h = self.state.size
         if base.picture is None and (x1 > w or y1 > h):
-            self.error.emit("The picture changed size since this result: run the task again "
-                            "to use its candidates.")
+            self.error.emit(
+                "The picture changed size since this result: run the task again "
+                "to use its candidates."
+            )
             return None
         composed = self.panel.shown(image)  # the render thread composed it (same composer)
         title = f"{base.title.split(' · ')[0]} · {note}"
         if base.picture is not None:  # super-resolution: a new picture
-            return HistoryEntry(title, base.bounds, base.before, composed, image,
-                                settings=dict(base.settings), state=state, picture=composed,
-                                compose=compose)
+            return HistoryEntry(
+                title,
+                base.bounds,
+                base.before,
+                composed,
+                image,
+                settings=dict(base.settings),
+                state=state,
+                picture=composed,
+                compose=compose,
+            )
         before = self.state.picture.pixels[y0:y1, x0:x1].copy()
-        return HistoryEntry(title, base.bounds, before, composed, image,
-                            settings=dict(base.settings), state=state, compose=compose)
+        return HistoryEntry(
+            title,
+            base.bounds,
+            before,
+            composed,
+            image,
+            settings=dict(base.settings),
+            state=state,
+            compose=compose,
+        )
 
     def show_candidate(self, image: np.ndarray, note: str) -> None:
         entry = self.entry(image, note)

@@ -45,12 +45,22 @@ from dgp_engine.files.animation import (
 
 from .export_plan import ExportPlan
 
-SUFFIXES = {"gif": ".gif", "apng": ".png", "webp": ".webp", "mp4": ".mp4", "webm": ".webm",
-            "png-sequence": "", "picture": ".png"}
+SUFFIXES = {
+    "gif": ".gif",
+    "apng": ".png",
+    "webp": ".webp",
+    "mp4": ".mp4",
+    "webm": ".webm",
+    "png-sequence": "",
+    "picture": ".png",
+}
 #: What the export's frames come from (the panel renders them).
-SOURCES = {"morph": "Morph timeline", "walk": "Jitter walk (loop)",
-           "sweep": "Category sweep (to the chosen class)",
-           "grid": "Jitter variations (grid picture)"}
+SOURCES = {
+    "morph": "Morph timeline",
+    "walk": "Jitter walk (loop)",
+    "sweep": "Category sweep (to the chosen class)",
+    "grid": "Jitter variations (grid picture)",
+}
 #: A still picture (the grid) rather than an animation.
 STILL = frozenset({"grid"})
 
@@ -58,13 +68,13 @@ STILL = frozenset({"grid"})
 @dataclass(frozen=True)
 class ExportSettings:
     path: str
-    format: str                   # an animation format, or "picture" for the grid
-    source: str                   # a key of SOURCES
+    format: str  # an animation format, or "picture" for the grid
+    source: str  # a key of SOURCES
     scale: float = 1.0
     size: tuple[int, int] | None = None
-    composed: bool = False        # into the photo (else the generator's raw squares)
-    max_side: int | None = None   # scale frames down to this long side (chosen)
-    even: str = "pad"             # MP4/WebM with odd sides: "pad" or "crop"
+    composed: bool = False  # into the photo (else the generator's raw squares)
+    max_side: int | None = None  # scale frames down to this long side (chosen)
+    even: str = "pad"  # MP4/WebM with odd sides: "pad" or "crop"
 
 
 class ExportDialog(QDialog):
@@ -75,10 +85,10 @@ class ExportDialog(QDialog):
         self.setWindowTitle("Export")
         self.setMinimumWidth(480)
         self.plan: ExportPlan | None = None
-        self.count = 0                # frames (or tiles) of the chosen source
+        self.count = 0  # frames (or tiles) of the chosen source
         self.fps = 24.0
         self.problem: str | None = None  # why Export cannot start with these settings
-        self._raw_chosen = False      # the user picked the raw squares themselves
+        self._raw_chosen = False  # the user picked the raw squares themselves
         self.source = QComboBox()
         for key, title in SOURCES.items():
             self.source.addItem(title, key)
@@ -109,8 +119,10 @@ class ExportDialog(QDialog):
         self.max_side.setRange(0, 16384)
         self.max_side.setSpecialValueText("as is")
         self.max_side.setSuffix(" px")
-        self.max_side.setToolTip("Scale the frames down so their long side is at most this "
-                                 "(aspect kept); 'as is' keeps them at their size")
+        self.max_side.setToolTip(
+            "Scale the frames down so their long side is at most this "
+            "(aspect kept); 'as is' keeps them at their size"
+        )
         self.even = QComboBox()
         self.even.setAccessibleName("Odd sizes")
         self.even.addItem("Pad by one edge pixel", "pad")
@@ -183,19 +195,25 @@ class ExportDialog(QDialog):
 
     @property
     def composed(self) -> bool:
-        return (self.frames.currentData() == "photo" and self.plan is not None
-                and self.plan.composable)
+        return (
+            self.frames.currentData() == "photo" and self.plan is not None and self.plan.composable
+        )
 
     def chosen_size(self) -> tuple[int, int] | None:
         w, h = self.width_box.value(), self.height_box.value()
         return (w, h) if w and h else None
 
     def settings(self) -> ExportSettings:
-        return ExportSettings(path=self.path.text().strip(), format=self.format_key,
-                              source=self.source_key, scale=self.scale.value(),
-                              size=self.chosen_size(), composed=self.composed,
-                              max_side=self.max_side.value() or None,
-                              even=str(self.even.currentData()))
+        return ExportSettings(
+            path=self.path.text().strip(),
+            format=self.format_key,
+            source=self.source_key,
+            scale=self.scale.value(),
+            size=self.chosen_size(),
+            composed=self.composed,
+            max_side=self.max_side.value() or None,
+            even=str(self.even.currentData()),
+        )
 
     def set_format(self, fmt: str) -> None:
         self.format.setCurrentIndex(self.format.findData(fmt))
@@ -212,10 +230,10 @@ class ExportDialog(QDialog):
         photo = items.item(0)
         photo.setEnabled(plan.composable)
         size = plan.photo_size
-        self.frames.setItemText(0, f"In the photo ({size[0]}×{size[1]})" if size
-                                else "In the photo")
-        self.frames.setItemText(1, f"Raw generator square ({plan.resolution}×"
-                                   f"{plan.resolution})")
+        self.frames.setItemText(
+            0, f"In the photo ({size[0]}×{size[1]})" if size else "In the photo"
+        )
+        self.frames.setItemText(1, f"Raw generator square ({plan.resolution}×{plan.resolution})")
         photo.setToolTip(plan.why_raw or "")
         if not plan.composable:
             self.frames.setCurrentIndex(1)
@@ -229,8 +247,12 @@ class ExportDialog(QDialog):
         limit when no size was chosen."""
         plan = self.plan
         frame = plan.frame_size(self.composed) if plan is not None else (0, 0)
-        return export_size(frame, size=self.chosen_size(), scale=self.scale.value(),
-                           max_side=self.max_side.value() or None)
+        return export_size(
+            frame,
+            size=self.chosen_size(),
+            scale=self.scale.value(),
+            max_side=self.max_side.value() or None,
+        )
 
     def update_summary(self, *_: object) -> None:
         plan = self.plan
@@ -243,11 +265,13 @@ class ExportDialog(QDialog):
             target = self.target_size()
         except ExportTooLarge as exc:
             w, h = exc.size
-            self.problem = (f"The frames would be {w}×{h} px, more than the {exc.limit} px on "
-                            "the long side that an export takes without being asked (what "
-                            "video players decode, and what GIF writers hold in memory): "
-                            f"choose a largest side ({MAX_EXPORT_SIDE} px or less) or a size "
-                            "above, or the raw generator square.")
+            self.problem = (
+                f"The frames would be {w}×{h} px, more than the {exc.limit} px on "
+                "the long side that an export takes without being asked (what "
+                "video players decode, and what GIF writers hold in memory): "
+                f"choose a largest side ({MAX_EXPORT_SIDE} px or less) or a size "
+                "above, or the raw generator square."
+            )
             self.summary.setText(f"<span style='color:#e8a33d'>⚠ {self.problem}</span>")
             self._show_even(False)
             return
@@ -260,21 +284,27 @@ class ExportDialog(QDialog):
         written = target
         if not still:
             written, note = even_size(target, self.format_key, str(self.even.currentData()))
-        self._show_even(note is not None or (self.format_key in VIDEO_FORMATS
-                                             and bool(target[0] % 2 or target[1] % 2)))
+        self._show_even(
+            note is not None
+            or (self.format_key in VIDEO_FORMATS and bool(target[0] % 2 or target[1] % 2))
+        )
         self.even_note.setText(note or "")
         if still:
             what = f"A grid picture of {self.count} variations, each {written[0]}×{written[1]} px"
         else:
-            what = (f"{self.count} frames of {written[0]}×{written[1]} px "
-                    f"({self.count / max(self.fps, 1e-9):.1f} s at {self.fps:g} fps)")
+            what = (
+                f"{self.count} frames of {written[0]}×{written[1]} px "
+                f"({self.count / max(self.fps, 1e-9):.1f} s at {self.fps:g} fps)"
+            )
         if self.composed:
             where = plan.describe()
             if plan.note:
                 where += f". {plan.note}"
         elif plan.why_raw:
-            where = (f"the generator's own {plan.resolution}×{plan.resolution} squares only: "
-                     f"{plan.why_raw}")
+            where = (
+                f"the generator's own {plan.resolution}×{plan.resolution} squares only: "
+                f"{plan.why_raw}"
+            )
         else:
             where = f"the generator's own {plan.resolution}×{plan.resolution} squares"
         self.summary.setText(f"{what}, {where}")
@@ -315,8 +345,9 @@ class ExportDialog(QDialog):
                 self.path.setText(folder)
             return
         title = "PNG picture" if fmt == "picture" else FORMAT_TITLES[fmt]
-        name, _ = QFileDialog.getSaveFileName(self, "Export", self.path.text(),
-                                              f"{title} (*{SUFFIXES[fmt]})")
+        name, _ = QFileDialog.getSaveFileName(
+            self, "Export", self.path.text(), f"{title} (*{SUFFIXES[fmt]})"
+        )
         if name:
             self.path.setText(name)
 
@@ -327,8 +358,11 @@ class ExportDialog(QDialog):
             return
         photo = Path(photo)
         fmt = self.format_key
-        name = (f"{photo.stem}-frames" if fmt == "png-sequence"
-                else f"{photo.stem}-animation{SUFFIXES.get(fmt, '.gif')}")
+        name = (
+            f"{photo.stem}-frames"
+            if fmt == "png-sequence"
+            else f"{photo.stem}-animation{SUFFIXES.get(fmt, '.gif')}"
+        )
         self.path.setText(str(photo.parent / name))
 
     # --- driven by the panel ------------------------------------------------------------

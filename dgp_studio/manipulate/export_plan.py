@@ -28,8 +28,9 @@ from dgp_engine.tasks.postprocess import PhotoComposer, photo_for
 Bounds = tuple[int, int, int, int]
 
 
-def place_in_picture(state: object, bounds: Bounds, pixels: np.ndarray,
-                     path: str | Path | None) -> Placement | None:
+def place_in_picture(
+    state: object, bounds: Bounds, pixels: np.ndarray, path: str | Path | None
+) -> Placement | None:
     """Record on ``state`` where its result sits in the whole picture (``pixels``, the
     picture the run was given a ``bounds`` = (x0, y0, x1, y1) crop of, and its file):
     the engine placed it in the crop.  Returns the new placement (None: the state has
@@ -45,8 +46,7 @@ def place_in_picture(state: object, bounds: Bounds, pixels: np.ndarray,
     moved = placement if whole else placement.moved(x0, y0, (w, h))
     # the whole picture's digest (the engine saw the crop only); the same pixels a
     # ``dgp`` command reads from the file, while the picture is unchanged
-    digest = placement.photo_digest if whole and placement.photo_digest else \
-        pixels_digest(pixels)
+    digest = placement.photo_digest if whole and placement.photo_digest else pixels_digest(pixels)
     placed = moved.with_photo(path, digest)
     state.placement = placed  # type: ignore[attr-defined]  # a ReconstructionState
     return placed
@@ -58,7 +58,7 @@ class PictureSource:
     results applied to it (their bounds, the pixels they replaced and their
     placement), so the picture a result was restored from can be found again."""
 
-    pixels: np.ndarray                 # H×W×3 uint8 (the editor's own array: read only)
+    pixels: np.ndarray  # H×W×3 uint8 (the editor's own array: read only)
     path: Path | None = None
     applied: Sequence[tuple[Bounds, np.ndarray, Placement | None]] = ()
 
@@ -76,8 +76,8 @@ class ExportPlan:
     placement: Placement | None = None
     pixels: np.ndarray | None = field(default=None, repr=False)  # the photo, uint8
     photo_path: Path | None = None
-    why_raw: str | None = None         # one sentence: why only the raw squares
-    note: str | None = None            # said beside a composed export
+    why_raw: str | None = None  # one sentence: why only the raw squares
+    note: str | None = None  # said beside a composed export
 
     @property
     def composable(self) -> bool:
@@ -117,8 +117,9 @@ class ExportPlan:
         return PhotoComposer(photo, self.placement)
 
 
-def plan_export(states: Sequence[object], labels: Sequence[str], resolution: int,
-                picture: PictureSource | None) -> ExportPlan:
+def plan_export(
+    states: Sequence[object], labels: Sequence[str], resolution: int, picture: PictureSource | None
+) -> ExportPlan:
     """The plan for exporting frames of ``states`` (a morph's keyframes, or the one result
     a jitter or a category sweep comes from), named ``labels``: composed into the
     editor's ``picture`` when they were restored from it, else into the photo file they
@@ -145,21 +146,27 @@ def plan_export(states: Sequence[object], labels: Sequence[str], resolution: int
 def _same_version(placements: Sequence[Placement | None], labels: Sequence[str]) -> None:
     """Results of one photo file whose pixels differ (the picture was edited between the
     runs, e.g. one result applied before the other was made) are said as such."""
-    known = [(p, label) for p, label in zip(placements, labels, strict=True)
-             if p is not None]
+    known = [(p, label) for p, label in zip(placements, labels, strict=True) if p is not None]
     for p, label in known[1:]:
         first, name = known[0]
-        if (p.photo_path and p.photo_path == first.photo_path
-                and p.photo_size == first.photo_size and p.photo_digest
-                and first.photo_digest and p.photo_digest != first.photo_digest):
+        if (
+            p.photo_path
+            and p.photo_path == first.photo_path
+            and p.photo_size == first.photo_size
+            and p.photo_digest
+            and first.photo_digest
+            and p.photo_digest != first.photo_digest
+        ):
             raise CompositionError(
                 f"{name} and {label} were restored from different versions of "
                 f"{first.photo_name} (the picture changed between their runs), so no single "
-                "photo shows every frame; only the generator's own squares can be exported.")
+                "photo shows every frame; only the generator's own squares can be exported."
+            )
 
 
-def _as_restored(placement: Placement, picture: PictureSource, label: str
-                 ) -> tuple[np.ndarray | None, str | None]:
+def _as_restored(
+    placement: Placement, picture: PictureSource, label: str
+) -> tuple[np.ndarray | None, str | None]:
     """The editor's picture as ``placement``'s result was restored from it (a result
     applied since taken out again, as the candidates are previewed), with a note when
     it changed otherwise since; (None, None) when it is another photo."""
@@ -176,8 +183,10 @@ def _as_restored(placement: Placement, picture: PictureSource, label: str
         if pixels_digest(candidate) == placement.photo_digest:
             return candidate, None
     if _same_file(placement, picture):
-        return picture.pixels, (f"The picture has changed since {label} was restored from "
-                                "it: frames are composed into it as it is now.")
+        return picture.pixels, (
+            f"The picture has changed since {label} was restored from "
+            "it: frames are composed into it as it is now."
+        )
     return None, None
 
 

@@ -30,10 +30,10 @@ class HistoryEntry:
     and what made it.  ``applied`` follows the undo stack (Undo un-applies it)."""
 
     title: str
-    bounds: Bounds                    # where the patch goes (x0, y0, x1, y1)
-    before: np.ndarray                # region content before
-    after: np.ndarray                 # region content after compositing
-    preview: np.ndarray               # the model's output (square, native resolution)
+    bounds: Bounds  # where the patch goes (x0, y0, x1, y1)
+    before: np.ndarray  # region content before
+    after: np.ndarray  # region content after compositing
+    preview: np.ndarray  # the model's output (square, native resolution)
     cancelled: bool = False
     applied: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
@@ -55,14 +55,14 @@ def blend_patch(before: np.ndarray, after: np.ndarray, opacity: float) -> np.nda
 
 
 class AppState(QObject):
-    picture_replaced = Signal()            # a new picture (size may change)
-    picture_changed = Signal(object)       # Bounds of changed pixels
-    mask_changed = Signal(object)          # Bounds, or None for everything
-    region_changed = Signal(object)        # (x, y, side) or None
+    picture_replaced = Signal()  # a new picture (size may change)
+    picture_changed = Signal(object)  # Bounds of changed pixels
+    mask_changed = Signal(object)  # Bounds, or None for everything
+    region_changed = Signal(object)  # (x, y, side) or None
     history_changed = Signal()
     running_changed = Signal(bool)
     resolution_changed = Signal(int)
-    layer_changed = Signal()               # the result layer, its opacity or visibility
+    layer_changed = Signal()  # the result layer, its opacity or visibility
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -70,12 +70,12 @@ class AppState(QObject):
         self.mask: np.ndarray = np.zeros((0, 0), np.uint8)
         self.region: tuple[int, int, int] | None = None
         self.model_resolution = 128
-        self.task = DEFAULT_TASK       # engine task name: its working-region rule applies
+        self.task = DEFAULT_TASK  # engine task name: its working-region rule applies
         self.history: list[HistoryEntry] = []
         # the result shown over the picture, not yet applied (non-destructive)
         self.layer: HistoryEntry | None = None
         self.layer_opacity = 1.0
-        self.show_original = False        # hide the layer to see the picture under it
+        self.show_original = False  # hide the layer to see the picture under it
         self.running = False
         self.undo_stack = QUndoStack(self)
 
@@ -186,7 +186,7 @@ class AppState(QObject):
         rows = np.flatnonzero(self.mask.max(axis=1) > 127)
         if rows.size == 0:
             return None
-        cols = np.flatnonzero(self.mask[rows[0]:rows[-1] + 1].max(axis=0) > 127)
+        cols = np.flatnonzero(self.mask[rows[0] : rows[-1] + 1].max(axis=0) > 127)
         return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
     # --- working region -------------------------------------------------------
@@ -225,8 +225,13 @@ class AppState(QObject):
         the centre square without a mask."""
         if self.picture is None:
             return 0, 0, 0
-        r = working_region(self.task, self.size, self.model_resolution,
-                           hole_box=self.mask_bounds(), always_square=True)
+        r = working_region(
+            self.task,
+            self.size,
+            self.model_resolution,
+            hole_box=self.mask_bounds(),
+            always_square=True,
+        )
         assert r is not None  # always_square
         return r.x, r.y, r.size
 
@@ -286,8 +291,9 @@ class AppState(QObject):
         children: list[QUndoCommand] = []
         if entry.picture is not None:
             old = (self.picture, self.mask)
-            new_pic = Picture(np.ascontiguousarray(entry.picture), self.picture.source,
-                              dict(self.picture.info))
+            new_pic = Picture(
+                np.ascontiguousarray(entry.picture), self.picture.source, dict(self.picture.info)
+            )
             new = (new_pic, np.zeros(entry.picture.shape[:2], np.uint8))
             children.append(SwapCommand(title, old, new, self._install))
         else:
@@ -332,8 +338,9 @@ class AppState(QObject):
         """A new picture of another size (undoable; the mask starts empty)."""
         assert self.picture is not None
         old = (self.picture, self.mask)
-        new_pic = Picture(np.ascontiguousarray(pixels), self.picture.source,
-                          dict(self.picture.info))
+        new_pic = Picture(
+            np.ascontiguousarray(pixels), self.picture.source, dict(self.picture.info)
+        )
         new = (new_pic, np.zeros(pixels.shape[:2], np.uint8))
         self.undo_stack.push(SwapCommand(title, old, new, self._install))
 

@@ -47,16 +47,16 @@ class Observable(Generic[T]):
 
 
 class TaskSettings(QObject):
-    task_changed = Signal(str)            # the engine's task name (dgp_engine.method.taskspec)
+    task_changed = Signal(str)  # the engine's task name (dgp_engine.method.taskspec)
     model_changed = Signal(str)
-    class_text_changed = Signal(str)      # "auto", "index: name", a name or an index
-    preset_changed = Signal(str)          # a shipped preset's name or a custom one
-    quality_changed = Signal(int)         # index into QUALITY
+    class_text_changed = Signal(str)  # "auto", "index: name", a name or an index
+    preset_changed = Signal(str)  # a shipped preset's name or a custom one
+    quality_changed = Signal(int)  # index into QUALITY
     iterations_changed = Signal(int)
     seed_changed = Signal(int)
     device_changed = Signal(str)
-    precision_changed = Signal(str)       # dgp_engine.method.compute.PRECISIONS (a preference)
-    presets_changed = Signal()            # a custom preset was added
+    precision_changed = Signal(str)  # dgp_engine.method.compute.PRECISIONS (a preference)
+    presets_changed = Signal()  # a custom preset was added
     class_names_changed = Signal(list)
 
     task = Observable(DEFAULT_TASK)
@@ -157,8 +157,9 @@ class TaskSettings(QObject):
         if head.isdigit():
             idx = int(head)
             if self.class_names and not 0 <= idx < len(self.class_names):
-                raise InputError(f"Class {idx} is out of range for this model "
-                                 f"(0..{len(self.class_names) - 1}).")
+                raise InputError(
+                    f"Class {idx} is out of range for this model (0..{len(self.class_names) - 1})."
+                )
             return idx
         from dgp_engine.priors.classes import resolve_class
 
@@ -166,7 +167,13 @@ class TaskSettings(QObject):
 
     # --- saved with every result --------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
-        return {"task": task_spec(self.task).label, "model": self.model,
-                "class": self.class_text, "preset": self.preset,
-                "iterations": self.iterations, "seed": self.seed, "device": self.device,
-                "precision": self.precision}
+        return {
+            "task": task_spec(self.task).label,
+            "model": self.model,
+            "class": self.class_text,
+            "preset": self.preset,
+            "iterations": self.iterations,
+            "seed": self.seed,
+            "device": self.device,
+            "precision": self.precision,
+        }

@@ -51,8 +51,7 @@ def statuses(out):
         db.close()
 
 
-def test_batch_dialog_runs_a_folder_and_opens_the_contact_sheet(qtbot, batch_files,
-                                                                monkeypatch):
+def test_batch_dialog_runs_a_folder_and_opens_the_contact_sheet(qtbot, batch_files, monkeypatch):
     from dgp_studio import batch_dialog
     from dgp_studio.batch_dialog import BatchDialog
 
@@ -153,8 +152,10 @@ def test_colorize_skips_colour_photos_unless_recolour_is_ticked(qtbot, tmp_path)
     row = dlg.rows["colour.png"].text()
     assert row.startswith("colour.png — skipped (already in colour: ")
     assert f"tick “{RECOLOUR}” to colorize it anyway" in row and "--recolor" not in row
-    assert "1 skipped" in dlg.status.text() and "Skipped — colour.png: already in colour" \
-        in dlg.status.text()
+    assert (
+        "1 skipped" in dlg.status.text()
+        and "Skipped — colour.png: already in colour" in dlg.status.text()
+    )
     db = sqlite3.connect(tmp_path / "kept" / ".dgp-batch" / "journal.sqlite")
     try:
         reason = db.execute("SELECT reason FROM items WHERE rel = 'colour.png'").fetchone()[0]
@@ -164,8 +165,9 @@ def test_colorize_skips_colour_photos_unless_recolour_is_ticked(qtbot, tmp_path)
     assert not (tmp_path / "kept" / "colour.png").exists()
 
     # ticked: the colour photo is colorized too
-    qtbot.mouseClick(dlg.recolor, Qt.MouseButton.LeftButton,
-                     pos=QPoint(8, dlg.recolor.height() // 2))  # on the box itself
+    qtbot.mouseClick(
+        dlg.recolor, Qt.MouseButton.LeftButton, pos=QPoint(8, dlg.recolor.height() // 2)
+    )  # on the box itself
     assert dlg.task_options() == {"recolor": True} and dlg.settings().recolor
     dlg.output_dir.setText(str(tmp_path / "recoloured"))
     run_to_end(qtbot, dlg)

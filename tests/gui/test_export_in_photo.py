@@ -86,8 +86,7 @@ def video_frames(path):
     return (w, h), [np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader]
 
 
-def test_morph_of_two_results_exports_composed_at_the_photos_resolution(
-        qtbot, window, tmp_path):
+def test_morph_of_two_results_exports_composed_at_the_photos_resolution(qtbot, window, tmp_path):
     picture = photo_file(tmp_path, 500, 375)
     panel = window.manipulate
     first, second = two_results_as_keyframes(qtbot, window, picture)
@@ -165,7 +164,8 @@ def test_morph_of_two_results_exports_composed_at_the_photos_resolution(
 
 
 def test_odd_photo_to_mp4_offers_pad_or_crop_and_different_regions_export_raw(
-        qtbot, window, tmp_path):
+    qtbot, window, tmp_path
+):
     picture = photo_file(tmp_path, 501, 375)
     panel = window.manipulate
     two_results_as_keyframes(qtbot, window, picture)
@@ -176,7 +176,8 @@ def test_odd_photo_to_mp4_offers_pad_or_crop_and_different_regions_export_raw(
     assert not dialog.even.isHidden() and not dialog.even_note.isHidden()
     assert dialog.even_note.text() == (
         "MP4 video (H.264) needs an even width and height: the 501×375 frames (odd width "
-        "and height) are padded to 502×376 (the last column and last row repeated).")
+        "and height) are padded to 502×376 (the last column and last row repeated)."
+    )
     assert "4 frames of 502×376 px" in dialog.summary.text()
     export(qtbot, panel, dialog, tmp_path / "pad.mp4", "mp4")
     size, frames = video_frames(tmp_path / "pad.mp4")

@@ -17,8 +17,7 @@ from .test_retoucher import short_run
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_a_mask_too_large_for_the_model_is_advised_once_before_the_run(
-        qtbot, window, picture_file):
+def test_a_mask_too_large_for_the_model_is_advised_once_before_the_run(qtbot, window, picture_file):
     assert window.open_path(picture_file)
     qtbot.waitUntil(lambda: window.state.model_resolution == 32, timeout=10000)
     note = window.task_panel.region_note
@@ -30,8 +29,13 @@ def test_a_mask_too_large_for_the_model_is_advised_once_before_the_run(
     # a hole 80 px across: its region (with the least context) is 120 px, 3.8× the model's
     paint_stroke(qtbot, window, [(40, 60), (80, 60), (110, 60)])
     request = window.build_request()
-    plan = plan_task(Photo.from_array(request.image), request.task, 32,
-                     mask=request.restore.mask, region=request.region)
+    plan = plan_task(
+        Photo.from_array(request.image),
+        request.task,
+        32,
+        mask=request.restore.mask,
+        region=request.region,
+    )
     assert len(plan.advisories) == 1
     advisory = plan.advisories[0]
     larger, smaller = advisory.remedies

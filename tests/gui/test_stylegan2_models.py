@@ -29,12 +29,15 @@ def installed_stylegan2(capsys):
 def row_of(dialog, name):
     rows = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
     r = rows.index(name)
-    return {dialog.table.horizontalHeaderItem(c).text(): dialog.table.item(r, c)
-            for c in range(dialog.table.columnCount())}
+    return {
+        dialog.table.horizontalHeaderItem(c).text(): dialog.table.item(r, c)
+        for c in range(dialog.table.columnCount())
+    }
 
 
 def test_models_dialog_shows_stylegan2_classes_and_licence_and_offers_it(
-        qtbot, installed_stylegan2):
+    qtbot, installed_stylegan2
+):
     from dgp_studio.model_dialog import ModelDialog
 
     dlg = ModelDialog()
