@@ -498,6 +498,29 @@ def read_folder(folder: Path) -> FolderWeights:
     return FolderWeights(config, g_sd, d_sd, (g_file, d_file), g_fmt)
 
 
+def key_mismatch(
+    sd: Mapping[str, torch.Tensor],
+    expected: Mapping[str, tuple[int, ...]],
+    optional: re.Pattern[str] | None = None,
+) -> str | None:
+    """How the tensors ``sd`` differ from the names and shapes a network ``expected``
+    (missing, unexpected, of the wrong shape; a few of each named), or None when they fit.
+    Keys matching ``optional`` may be missing."""
+    missing = [k for k in expected if k not in sd and not (optional and optional.match(k))]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [
+        f"{k}: file {tuple(sd[k].shape)} vs model {expected[k]}"
+        for k in expected
+        if k in sd and tuple(sd[k].shape) != tuple(expected[k])
+    ]
+    parts = [
+        f"{len(missing)} missing (e.g. {', '.join(missing[:3])})" if missing else "",
+        f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})" if unexpected else "",
+        f"{len(wrong)} of the wrong shape (e.g. {'; '.join(wrong[:2])})" if wrong else "",
+    ]
+    return "; ".join(p for p in parts if p) or None
+
+
 def load_strict(
     net: torch.nn.Module,
     sd: dict[str, torch.Tensor],
@@ -505,29 +528,9 @@ def load_strict(
     config: BigGANConfig,
     optional: re.Pattern[str] | None = None,
 ) -> None:
-    expected = net.state_dict()
-    missing = [k for k in expected if k not in sd and not (optional and optional.match(k))]
-    unexpected = [k for k in sd if k not in expected]
-    wrong = [
-        f"{k}: file {tuple(sd[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in sd and sd[k].shape != expected[k].shape
-    ]
-    if missing or unexpected or wrong:
-        detail = "; ".join(
-            filter(
-                None,
-                [
-                    f"{len(missing)} missing (e.g. {', '.join(missing[:3])})" if missing else "",
-                    f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})"
-                    if unexpected
-                    else "",
-                    f"{len(wrong)} of the wrong shape (e.g. {'; '.join(wrong[:2])})"
-                    if wrong
-                    else "",
-                ],
-            )
-        )
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    detail = key_mismatch(sd, expected, optional)
+    if detail:
         raise CheckpointError(
             f"{file.name} does not fit the expected config ({config.describe()}): {detail}. "
             "Check config.json (resolution, G_ch/D_ch) against the checkpoint you have."

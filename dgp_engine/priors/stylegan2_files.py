@@ -40,7 +40,7 @@ from ..errors import CheckpointError
 from ..models import stylegan2 as sg2
 from ..models.stylegan2 import StyleGAN2Config
 from ..system.fileio import read_small_file
-from .checkpoint import check_stored_sizes, numpy_floats_allowed
+from .checkpoint import check_stored_sizes, key_mismatch, numpy_floats_allowed
 
 # --------------------------------------------------------------------------- results
 
@@ -67,28 +67,8 @@ def check_state_dict(
 ) -> None:
     """Refuse a state dict that does not fit ``net`` exactly (names and shapes)."""
     expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    wrong = [
-        f"{k}: file {tuple(sd[k].shape)} vs model {expected[k]}"
-        for k in expected
-        if k in sd and tuple(sd[k].shape) != expected[k]
-    ]
-    if missing or unexpected or wrong:
-        detail = "; ".join(
-            filter(
-                None,
-                [
-                    f"{len(missing)} missing (e.g. {', '.join(missing[:3])})" if missing else "",
-                    f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})"
-                    if unexpected
-                    else "",
-                    f"{len(wrong)} of the wrong shape (e.g. {'; '.join(wrong[:2])})"
-                    if wrong
-                    else "",
-                ],
-            )
-        )
+    detail = key_mismatch(sd, expected)
+    if detail:
         raise CheckpointError(
             f"{what} does not fit the architecture read for it ({config.describe()}): {detail}."
         )
