@@ -35,7 +35,8 @@ def main() -> int:
     rng = np.random.default_rng(0)
     photo = tmp / "photo.png"
     Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).resize(
-        (320, 240), Image.BILINEAR).save(photo)
+        (320, 240), Image.BILINEAR
+    ).save(photo)
     w = MainWindow(Settings(engine_threads=1))
     w.confirm = lambda *a: True
     w.show()
@@ -57,8 +58,10 @@ def main() -> int:
     ok = len(w.state.history) == 1
     w.shutdown()
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"code={Path(__import__('dgp_studio').__file__).parent.parent} result={ok} "
-          f"iterations={args.iterations} run_s={run_s:.1f} peak_rss_MiB={kb / 1024:.1f}")
+    print(
+        f"code={Path(__import__('dgp_studio').__file__).parent.parent} result={ok} "
+        f"iterations={args.iterations} run_s={run_s:.1f} peak_rss_MiB={kb / 1024:.1f}"
+    )
     return 0 if ok else 1
 
 

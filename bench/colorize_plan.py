@@ -47,7 +47,7 @@ def strips(rgb: np.ndarray) -> dict[str, np.ndarray]:
     wide_w = w - w % 3
     wide_h = wide_w // 3
     x0, y0 = (w - tall_w) // 2, (h - wide_h) // 2
-    return {"1:3": rgb[:tall_h, x0:x0 + tall_w], "3:1": rgb[y0:y0 + wide_h, :wide_w]}
+    return {"1:3": rgb[:tall_h, x0 : x0 + tall_w], "3:1": rgb[y0 : y0 + wide_h, :wide_w]}
 
 
 def ab_of(rgb: np.ndarray) -> np.ndarray:
@@ -76,14 +76,15 @@ def tiled(prior, gray: np.ndarray, preset, seed: int, overlap: float = 0.25) -> 
     along = np.minimum(ramp, ramp[::-1]).astype(np.float32)
     for s in starts:
         x, y = (s, 0) if w > h else (0, s)
-        job = restore_image(prior, Photo.from_array(gray), "colorize", region=(x, y, side),
-                            preset=preset, seed=seed)
+        job = restore_image(
+            prior, Photo.from_array(gray), "colorize", region=(x, y, side), preset=preset, seed=seed
+        )
         out = job.run_to_end().model_output
         ab = ab_of(resize(out, side, side))
         wt = along[None, :] if w > h else along[:, None]
         wt = np.broadcast_to(wt, (side, side))
-        acc[y:y + side, x:x + side] += ab * wt[..., None]
-        weight[y:y + side, x:x + side] += wt
+        acc[y : y + side, x : x + side] += ab * wt[..., None]
+        weight[y : y + side, x : x + side] += wt
     return with_l(gray, acc / np.maximum(weight, 1e-6)[..., None])
 
 
@@ -107,10 +108,11 @@ def main() -> None:
     prior = load_prior(args.model, device="cpu")
     preset = resolve_preset(None, "colorize", prior.name, args.scale)
     rows = []
-    print(f"model {prior.name} ({prior.resolution} px), preset {preset.name}, "
-          f"{preset.total_iterations} it, seed {args.seed}")
-    print(f"{'photo':10} {'shape':9} {'plan':7} {'s':>6} {'ab RMSE':>8} {'grey %':>7} "
-          f"{'seam':>6}")
+    print(
+        f"model {prior.name} ({prior.resolution} px), preset {preset.name}, "
+        f"{preset.total_iterations} it, seed {args.seed}"
+    )
+    print(f"{'photo':10} {'shape':9} {'plan':7} {'s':>6} {'ab RMSE':>8} {'grey %':>7} {'seam':>6}")
     for name, load in PHOTOS.items():
         rgb = load().astype(np.float32) / 255
         for shape, strip in strips(rgb).items():
@@ -125,17 +127,30 @@ def main() -> None:
                 rmse = float(np.sqrt(((ab - truth) ** 2).sum(-1).mean()))
                 grey = float((np.linalg.norm(ab, axis=-1) < 2).mean() * 100)
                 seam = seam_score(ab, axis)
-                rows.append({"photo": name, "shape": shape, "size": list(strip.shape[:2]),
-                             "plan": plan, "seconds": round(secs, 2), "ab_rmse": round(rmse, 2),
-                             "grey_pct": round(grey, 2), "seam": round(seam, 2)})
-                print(f"{name:10} {shape:9} {plan:7} {secs:6.1f} {rmse:8.2f} {grey:7.2f} "
-                      f"{seam:6.2f}", flush=True)
+                rows.append(
+                    {
+                        "photo": name,
+                        "shape": shape,
+                        "size": list(strip.shape[:2]),
+                        "plan": plan,
+                        "seconds": round(secs, 2),
+                        "ab_rmse": round(rmse, 2),
+                        "grey_pct": round(grey, 2),
+                        "seam": round(seam, 2),
+                    }
+                )
+                print(
+                    f"{name:10} {shape:9} {plan:7} {secs:6.1f} {rmse:8.2f} {grey:7.2f} {seam:6.2f}",
+                    flush=True,
+                )
     for plan in ("padded", "tiled"):
         mine = [r for r in rows if r["plan"] == plan]
-        print(f"mean {plan:7}: {np.mean([r['seconds'] for r in mine]):.1f} s, ab RMSE "
-              f"{np.mean([r['ab_rmse'] for r in mine]):.2f}, grey "
-              f"{np.mean([r['grey_pct'] for r in mine]):.2f} %, seam "
-              f"{np.mean([r['seam'] for r in mine]):.2f}")
+        print(
+            f"mean {plan:7}: {np.mean([r['seconds'] for r in mine]):.1f} s, ab RMSE "
+            f"{np.mean([r['ab_rmse'] for r in mine]):.2f}, grey "
+            f"{np.mean([r['grey_pct'] for r in mine]):.2f} %, seam "
+            f"{np.mean([r['seam'] for r in mine]):.2f}"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

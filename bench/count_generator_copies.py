@@ -71,6 +71,7 @@ def main() -> None:
     Generator.load_state_dict = counting_load
     real_snapshot = getattr(state_mod, "snapshot", None)
     if real_snapshot is not None:
+
         def counting_snapshot(G):
             counts["state clones"] += 1
             return real_snapshot(G)
@@ -80,8 +81,9 @@ def main() -> None:
         if hasattr(rec_mod, "snapshot"):
             rec_mod.snapshot = counting_snapshot
 
-    cfg = BigGANConfig(resolution=32, G_ch=8, D_ch=8, dim_z=16, shared_dim=8, n_classes=5,
-                       G_attn="0", D_attn="0")
+    cfg = BigGANConfig(
+        resolution=32, G_ch=8, D_ch=8, dim_z=16, shared_dim=8, n_classes=5, G_attn="0", D_attn="0"
+    )
     prior = build_prior(cfg, seed=0, name="tiny")
     counts.clear()  # building the model is not part of a run
 
@@ -94,8 +96,16 @@ def main() -> None:
     worker.finished.connect(results.append)
     worker.failed.connect(lambda m: print("failed:", m))
     renderer = RenderWorker(threads=1)
-    preset = Preset.from_dict({"iterations": [2, 2], "ft_num": [1, "all"], "G_lrs": [1e-3] * 2,
-                               "z_lrs": [1e-2] * 2, "use_in": [False, True], "select_num": 2})
+    preset = Preset.from_dict(
+        {
+            "iterations": [2, 2],
+            "ft_num": [1, "all"],
+            "G_lrs": [1e-3] * 2,
+            "z_lrs": [1e-2] * 2,
+            "use_in": [False, True],
+            "select_num": 2,
+        }
+    )
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     mask = np.zeros((32, 32), np.uint8)
@@ -104,17 +114,34 @@ def main() -> None:
     for n in range(args.runs):
         counts.clear()
         worker.arm()
-        worker.run(RegionRequest("inpaint", "tiny", image, mask, (0, 0, 32, 32), preset,
-                                 class_id=1, seed=n, device="cpu"))
+        worker.run(
+            RegionRequest(
+                "inpaint",
+                "tiny",
+                image,
+                mask,
+                (0, 0, 32, 32),
+                preset,
+                class_id=1,
+                seed=n,
+                device="cpu",
+            )
+        )
         run_counts = dict(counts)
         counts.clear()
         result = results[-1]
         model = getattr(result, "prior", None) or prior
-        renderer._handle(RenderResult(model, result.state), RenderResult(model,
-                                                                         result.state).cancel)
-        report.append({"run": n + 1, "worker run": run_counts,
-                       "render of the result": dict(counts),
-                       "total": sum(run_counts.values()) + sum(counts.values())})
+        renderer._handle(
+            RenderResult(model, result.state), RenderResult(model, result.state).cancel
+        )
+        report.append(
+            {
+                "run": n + 1,
+                "worker run": run_counts,
+                "render of the result": dict(counts),
+                "total": sum(run_counts.values()) + sum(counts.values()),
+            }
+        )
     print(json.dumps(report, indent=1))
 
 

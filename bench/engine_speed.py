@@ -63,19 +63,25 @@ def child(args) -> dict:
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     extra = {"family": "studiogan", "BN_eps": 1e-4} if args.family == "studiogan" else {}
-    cfg = dgp.BigGANConfig(resolution=args.res, G_ch=args.ch, D_ch=args.ch,
-                           dim_z=DIM_Z.get(args.res, 120), **extra)
+    cfg = dgp.BigGANConfig(
+        resolution=args.res, G_ch=args.ch, D_ch=args.ch, dim_z=DIM_Z.get(args.res, 120), **extra
+    )
     prior = dgp.build_prior(cfg, device=dev, seed=0)
     g = torch.Generator().manual_seed(1)
-    target = F.interpolate(torch.rand(1, 3, 8, 8, generator=g) * 1.6 - 0.8, size=args.res,
-                           mode="bilinear").to(dev)
+    target = F.interpolate(
+        torch.rand(1, 3, 8, 8, generator=g) * 1.6 - 0.8, size=args.res, mode="bilinear"
+    ).to(dev)
     target = dgp.Grayscale()(target).contiguous()
     # reference and exact compute in float32; the engine sets TF32 per run, the
     # reference loop is not a run
     precision = args.precision if args.mode in ("fast", "select") else "fp32"
     apply_matmul_precision(precision, dev)
-    out: dict = {"mode": args.mode, "stage": args.stage, "family": args.family,
-                 "precision": precision}
+    out: dict = {
+        "mode": args.mode,
+        "stage": args.stage,
+        "family": args.family,
+        "precision": precision,
+    }
 
     def sync():
         if dev.type == "cuda":
@@ -84,10 +90,18 @@ def child(args) -> dict:
     if args.mode == "select":
         timed = max(1, math.ceil(args.samples / args.batch))  # timed batches
         # a warm-up batch, the timed ones, one more to count FLOPs
-        preset = dgp.Preset.from_dict({"iterations": [0, 1],
-                                       "select_num": args.batch * (timed + 2)})
-        run = dgp.reconstruct(prior, target, "colorize", class_id=1, preset=preset,
-                              select_batch=args.batch, precision=precision)
+        preset = dgp.Preset.from_dict(
+            {"iterations": [0, 1], "select_num": args.batch * (timed + 2)}
+        )
+        run = dgp.reconstruct(
+            prior,
+            target,
+            "colorize",
+            class_id=1,
+            preset=preset,
+            select_batch=args.batch,
+            precision=precision,
+        )
         it = iter(run)
 
         def batches(k):  # a report per candidate; a batch's first report computes it
@@ -102,7 +116,7 @@ def child(args) -> dict:
         sec = time.perf_counter() - t
         with FlopCounterMode(display=False) as flops:
             batches(1)
-        run.cancel.set()
+        run.cancel()
         out["sec"] = sec / (timed * args.batch)
         out["gflop"] = flops.get_total_flops() / 1e9 / args.batch
     else:
@@ -111,13 +125,28 @@ def child(args) -> dict:
         if args.mode == "reference":
             times, count = reference_loop(prior, target, ft, n + 1, sync)
         else:
-            preset = dgp.Preset.from_dict({
-                "iterations": [n + 1], "ft_num": [ft], "lr_ratio": [0.7], "G_lrs": [5e-5],
-                "z_lrs": [2e-3], "w_D_loss": [1], "w_mse": [0], "ftr_num": [7],
-                "select_num": 0})
-            run = dgp.reconstruct(prior, target, "colorize", class_id=1, preset=preset,
-                                  exact=args.mode == "exact",
-                                  precision=None if args.mode == "exact" else precision)
+            preset = dgp.Preset.from_dict(
+                {
+                    "iterations": [n + 1],
+                    "ft_num": [ft],
+                    "lr_ratio": [0.7],
+                    "G_lrs": [5e-5],
+                    "z_lrs": [2e-3],
+                    "w_D_loss": [1],
+                    "w_mse": [0],
+                    "ftr_num": [7],
+                    "select_num": 0,
+                }
+            )
+            run = dgp.reconstruct(
+                prior,
+                target,
+                "colorize",
+                class_id=1,
+                preset=preset,
+                exact=args.mode == "exact",
+                precision=None if args.mode == "exact" else precision,
+            )
             it = iter(run)
             times, last = [], time.perf_counter()
             while len(times) < n:
@@ -207,8 +236,10 @@ def projection(stage_sec: dict[int, float], select: dict[int, float]) -> str:
         sec = preset.iterations[s] * stage_sec[like]
         total += sec
         parts.append(f"{preset.iterations[s]}x s{like} {sec:.1f}")
-    return (f"z {preset.select_num} (b{batch}) {sel:.1f} + {' + '.join(parts)} = "
-            f"{total:.1f} s ({total / 60:.1f} min)")
+    return (
+        f"z {preset.select_num} (b{batch}) {sel:.1f} + {' + '.join(parts)} = "
+        f"{total:.1f} s ({total / 60:.1f} min)"
+    )
 
 
 def main() -> None:
@@ -220,10 +251,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--device", default=None)
     ap.add_argument("--modes", default=",".join(MODES))
-    ap.add_argument("--precisions", default="fp32",
-                    help="comma-separated precisions of the fast mode: fp32, tf32 (CUDA), bf16")
-    ap.add_argument("--families", default="biggan-pytorch",
-                    help="comma-separated: biggan-pytorch, studiogan")
+    ap.add_argument(
+        "--precisions",
+        default="fp32",
+        help="comma-separated precisions of the fast mode: fp32, tf32 (CUDA), bf16",
+    )
+    ap.add_argument(
+        "--families", default="biggan-pytorch", help="comma-separated: biggan-pytorch, studiogan"
+    )
     ap.add_argument("--family", default="biggan-pytorch", help=argparse.SUPPRESS)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mode", help=argparse.SUPPRESS)
@@ -251,35 +286,64 @@ def main() -> None:
     unit, scale = ("ms", 1e3) if cuda else ("s", 1.0)
 
     def run(mode, stage=1, batch=1, family="biggan-pytorch", precision="fp32"):
-        cmd = [sys.executable, __file__, "--child", "--mode", mode, "--stage", str(stage),
-               "--family", family, "--precision", precision,
-               "--res", str(args.res), "--ch", str(args.ch), "--iters", str(args.iters),
-               "--samples", str(args.samples), "--threads", str(args.threads),
-               "--device", args.device, "--batch", str(batch)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--mode",
+            mode,
+            "--stage",
+            str(stage),
+            "--family",
+            family,
+            "--precision",
+            precision,
+            "--res",
+            str(args.res),
+            "--ch",
+            str(args.ch),
+            "--iters",
+            str(args.iters),
+            "--samples",
+            str(args.samples),
+            "--threads",
+            str(args.threads),
+            "--device",
+            args.device,
+            "--batch",
+            str(batch),
+        ]
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if res.returncode:
             sys.exit(f"{mode} stage {stage} [{precision}] failed:\n{res.stderr}")
         return json.loads(res.stdout.strip().splitlines()[-1])
 
     def row(label, r, note=""):
-        cols = (f"{label:<38}{r['sec'] * scale:>10.3f}{r['gflop']:>11.2f}"
-                f"{r['gflop'] / r['sec']:>10.1f}{r['peak_rss_gib']:>10.2f}")
+        cols = (
+            f"{label:<38}{r['sec'] * scale:>10.3f}{r['gflop']:>11.2f}"
+            f"{r['gflop'] / r['sec']:>10.1f}{r['peak_rss_gib']:>10.2f}"
+        )
         if "peak_cuda_gib" in r:
             cols += f"{r['peak_cuda_gib']:>10.2f}"
         print(cols + note, flush=True)
 
-    print(f"BigGAN {args.res}px ch{args.ch}, {args.device}, {args.threads} thread(s), "
-          f"{args.iters} timed iterations per config; GFLOP counts matmul/conv only")
+    print(
+        f"BigGAN {args.res}px ch{args.ch}, {args.device}, {args.threads} thread(s), "
+        f"{args.iters} timed iterations per config; GFLOP counts matmul/conv only"
+    )
     families = args.families.split(",")
-    print(f"{'config':<38}{unit + '/iter':>10}{'GFLOP/it':>11}{'GFLOP/s':>10}{'RSS GiB':>10}"
-          + (f"{'CUDA GiB':>10}" if cuda else ""))
+    print(
+        f"{'config':<38}{unit + '/iter':>10}{'GFLOP/it':>11}{'GFLOP/s':>10}{'RSS GiB':>10}"
+        + (f"{'CUDA GiB':>10}" if cuda else "")
+    )
     results = {}
     for family in families:
         tag = f" [{family}]" if len(families) > 1 else ""
         labels = []
         for mode in args.modes.split(","):
-            variants = ([(f"fast[{p}]", p) for p in precisions] if mode == "fast"
-                        else [(mode, "fp32")])
+            variants = (
+                [(f"fast[{p}]", p) for p in precisions] if mode == "fast" else [(mode, "fp32")]
+            )
             for label, precision in variants:
                 labels.append(label)
                 for stage in STAGES:
@@ -298,15 +362,19 @@ def main() -> None:
                 if label == "reference":
                     continue
                 for stage in STAGES:
-                    ratio = (results[(family, "reference", stage)]["sec"]
-                             / results[(family, label, stage)]["sec"])
+                    ratio = (
+                        results[(family, "reference", stage)]["sec"]
+                        / results[(family, label, stage)]["sec"]
+                    )
                     print(f"speed-up {label} vs reference, stage {stage}{tag}: {ratio:.2f}x")
         for precision in precisions:
             label = f"fast[{precision}]"
             if label in labels:
                 stage_sec = {s: results[(family, label, s)]["sec"] for s in STAGES}
-                print(f"projected {PROJECTED}, {label}{tag}: "
-                      f"{projection(stage_sec, select[precision])}")
+                print(
+                    f"projected {PROJECTED}, {label}{tag}: "
+                    f"{projection(stage_sec, select[precision])}"
+                )
     if len(families) > 1:
         base = families[0]
         for other in families[1:]:

@@ -52,8 +52,10 @@ def lab_transfer(x, clean) -> torch.Tensor:
 
 def metrics(x, clean):
     a, b = to01(x), to01(clean)
-    return (peak_signal_noise_ratio(b, a, data_range=1),
-            structural_similarity(b, a, channel_axis=-1, data_range=1))
+    return (
+        peak_signal_noise_ratio(b, a, data_range=1),
+        structural_similarity(b, a, channel_axis=-1, data_range=1),
+    )
 
 
 def variants(args) -> list[tuple[str, bool, str | None]]:
@@ -69,8 +71,11 @@ def main() -> None:
     ap.add_argument("--preset", default="colorization")
     ap.add_argument("--data", type=Path, help="with --model: .npz of clean images and labels")
     ap.add_argument("--images", type=int, default=4)
-    ap.add_argument("--fast-precisions", default="fp32",
-                    help="comma-separated precisions of the fast runs: fp32, tf32 (CUDA), bf16")
+    ap.add_argument(
+        "--fast-precisions",
+        default="fp32",
+        help="comma-separated precisions of the fast runs: fp32, tf32 (CUDA), bf16",
+    )
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     wanted = [p.strip() for p in args.fast_precisions.split(",") if p.strip()]
@@ -87,39 +92,69 @@ def measure_parity(args) -> None:
     tmp = Path(tempfile.mkdtemp())
     for f in ("G_ema.pth", "D.pth"):
         shutil.copy(PARITY / f, tmp / f)
-    (tmp / "config.json").write_text(json.dumps(
-        {k: rec["hyperparameters"][k] for k in ("resolution", "G_ch", "D_ch", "dim_z",
-                                                "shared_dim", "hier", "n_classes",
-                                                "G_attn", "D_attn", "SN_eps")}))
+    (tmp / "config.json").write_text(
+        json.dumps(
+            {
+                k: rec["hyperparameters"][k]
+                for k in (
+                    "resolution",
+                    "G_ch",
+                    "D_ch",
+                    "dim_z",
+                    "shared_dim",
+                    "hier",
+                    "n_classes",
+                    "G_attn",
+                    "D_attn",
+                    "SN_eps",
+                )
+            }
+        )
+    )
     prior = dgp.load_prior(tmp, device=args.device)
     clean = rec["target_origin"]
     target = dgp.Grayscale()(clean)
     preset = dgp.load_preset(args.preset).scaled(args.scale)
-    print(f"preset {preset.name} x{args.scale}: iterations {preset.iterations}, "
-          f"z from forward.pt, class {int(rec['y'])}")
+    print(
+        f"preset {preset.name} x{args.scale}: iterations {preset.iterations}, "
+        f"z from forward.pt, class {int(rec['y'])}"
+    )
     out = {}
     for label, exact, precision in variants(args):
         t = time.perf_counter()
-        run = dgp.reconstruct(prior, target, "colorize", class_id=int(rec["y"]), preset=preset,
-                              z_init=rec["z_init"], exact=exact, seed=0, precision=precision)
+        run = dgp.reconstruct(
+            prior,
+            target,
+            "colorize",
+            class_id=int(rec["y"]),
+            preset=preset,
+            z_init=rec["z_init"],
+            exact=exact,
+            seed=0,
+            precision=precision,
+        )
         state = run.run_to_end()
         sec = time.perf_counter() - t
         x = dgp.render(prior, state).float()
         psnr, ssim = metrics(x, clean)
         ppsnr, pssim = metrics(lab_transfer(x, clean), clean)
         out[label] = x
-        print(f"{label:>10}: {sec / preset.total_iterations:.3f} s/iter, final loss "
-              f"{state.losses['total']:.5f}; vs clean: raw G PSNR {psnr:.3f} dB SSIM {ssim:.4f}, "
-              f"Lab post-processed PSNR {ppsnr:.3f} dB SSIM {pssim:.4f}")
+        print(
+            f"{label:>10}: {sec / preset.total_iterations:.3f} s/iter, final loss "
+            f"{state.losses['total']:.5f}; vs clean: raw G PSNR {psnr:.3f} dB SSIM {ssim:.4f}, "
+            f"Lab post-processed PSNR {ppsnr:.3f} dB SSIM {pssim:.4f}"
+        )
     for label, exact, _ in variants(args):
         if exact:
             continue
         for other in ("exact", "fast[fp32]"):
             if other != label:
                 d = (out[label] - out[other]).abs()
-                print(f"{label} vs {other} output: max |Δ| {float(d.max()):.4g}, mean |Δ| "
-                      f"{float(d.mean()):.4g}, PSNR between them "
-                      f"{metrics(out[label], out[other])[0]:.2f} dB")
+                print(
+                    f"{label} vs {other} output: max |Δ| {float(d.max()):.4g}, mean |Δ| "
+                    f"{float(d.mean()):.4g}, PSNR between them "
+                    f"{metrics(out[label], out[other])[0]:.2f} dB"
+                )
 
 
 def measure_trained(args) -> None:
@@ -130,8 +165,10 @@ def measure_trained(args) -> None:
     prior = dgp.load_prior(args.model, device=args.device)
     data = load_dataset(args.data, args.images)
     preset = dgp.load_preset(args.preset).scaled(args.scale)
-    print(f"{prior.name}: preset {preset.name} x{args.scale}, iterations {preset.iterations}, "
-          f"{preset.select_num} z samples, {len(data.images)} images")
+    print(
+        f"{prior.name}: preset {preset.name} x{args.scale}, iterations {preset.iterations}, "
+        f"{preset.select_num} z samples, {len(data.images)} images"
+    )
     runs = variants(args)
     rows: dict[str, list] = {label: [] for label, _, _ in runs}
     between: dict[tuple[str, str], list[float]] = {}
@@ -142,8 +179,16 @@ def measure_trained(args) -> None:
         out = {}
         for label, exact, precision in runs:
             t = time.perf_counter()
-            run = dgp.reconstruct(prior, target, "colorize", class_id=int(class_id),
-                                  preset=preset, exact=exact, seed=0, precision=precision)
+            run = dgp.reconstruct(
+                prior,
+                target,
+                "colorize",
+                class_id=int(class_id),
+                preset=preset,
+                exact=exact,
+                seed=0,
+                precision=precision,
+            )
             state = run.run_to_end()
             sec = time.perf_counter() - t
             out[label] = x = dgp.render(prior, state).float()
@@ -152,11 +197,14 @@ def measure_trained(args) -> None:
             for other in ("exact", "fast[fp32]"):
                 if not exact and other != label:
                     between.setdefault((label, other), []).append(
-                        metrics(out[label], out[other])[0])
+                        metrics(out[label], out[other])[0]
+                    )
     for label, _, _ in runs:
         psnr, ssim, sec = np.mean(rows[label], axis=0)
-        print(f"{label:>10}: Lab post-processed PSNR {psnr:.3f} dB SSIM {ssim:.4f} "
-              f"(mean of {len(rows[label])}), {sec:.1f} s/image")
+        print(
+            f"{label:>10}: Lab post-processed PSNR {psnr:.3f} dB SSIM {ssim:.4f} "
+            f"(mean of {len(rows[label])}), {sec:.1f} s/image"
+        )
     for (label, other), values in between.items():
         print(f"{label} vs {other} outputs: PSNR between them {np.mean(values):.2f} dB (mean)")
 

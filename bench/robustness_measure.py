@@ -31,9 +31,14 @@ def child(code: str, env: dict[str, str] | None = None) -> dict:
         _hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
         print("@@" + _j.dumps({**RESULT, "peak_rss_mb": int(_hwm.split()[1]) // 1024}))
     """)
-    out = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True,
-                         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-                         timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        timeout=900,
+    )
     line = [x for x in out.stdout.splitlines() if x.startswith("@@")]
     if not line:
         raise RuntimeError(out.stderr[-3000:])
@@ -77,8 +82,13 @@ def bomb_project(tmp: Path) -> dict:
     with zipfile.ZipFile(path) as zf:
         manifest = json.loads(zf.read("manifest.json"))
         members = {n: zf.read(n) for n in zf.namelist() if n != "manifest.json"}
-    manifest["members"]["images/bomb.npy"] = {"kind": "images", "id": "bomb",
-                                              "size": 1 << 30, "dtype": "|u1", "shape": [1]}
+    manifest["members"]["images/bomb.npy"] = {
+        "kind": "images",
+        "id": "bomb",
+        "size": 1 << 30,
+        "dtype": "|u1",
+        "shape": [1],
+    }
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("manifest.json", json.dumps(manifest), zipfile.ZIP_DEFLATED)
         for n, d in members.items():
@@ -149,8 +159,12 @@ def checksum_times(tmp: Path) -> dict:
     subprocess.run(["sh", "-c", f"cat {big}/*.safetensors > /dev/null"], check=False)
     big_first = child(code300)
     big_cached = child(code300)
-    return {"bundled_first": first, "bundled_cached": cached,
-            "300MB_first": big_first, "300MB_cached": big_cached}
+    return {
+        "bundled_first": first,
+        "bundled_cached": cached,
+        "300MB_first": big_first,
+        "300MB_cached": big_cached,
+    }
 
 
 def main() -> None:

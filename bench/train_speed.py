@@ -22,10 +22,18 @@ def measure(res: int, ch: int, attn: str, batch: int, steps: int) -> tuple[float
     from dgp_engine.training import ImageDataset, Trainer, TrainSettings
 
     n = max(batch * (steps + 1), 64)
-    data = ImageDataset(torch.randint(0, 256, (n, 3, res, res), dtype=torch.uint8),
-                        torch.arange(n) % 10, 10)
-    settings = TrainSettings(resolution=res, ch=ch, batch=batch, steps=steps + 1,
-                             G_attn=attn, D_attn=attn, checkpoint_every_s=float("inf"))
+    data = ImageDataset(
+        torch.randint(0, 256, (n, 3, res, res), dtype=torch.uint8), torch.arange(n) % 10, 10
+    )
+    settings = TrainSettings(
+        resolution=res,
+        ch=ch,
+        batch=batch,
+        steps=steps + 1,
+        G_attn=attn,
+        D_attn=attn,
+        checkpoint_every_s=float("inf"),
+    )
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(data, settings, tmp)
         trainer.train_step()  # warm-up (allocations, first-call overheads)
@@ -48,8 +56,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"res {args.res}, batch {args.batch}, {args.threads} thread(s), "
-          f"torch {torch.__version__}")
+    print(
+        f"res {args.res}, batch {args.batch}, {args.threads} thread(s), torch {torch.__version__}"
+    )
     print("| ch | attn | G params (M) | D params (M) | images/s |")
     print("|---|---|---|---|---|")
     for ch in args.widths:

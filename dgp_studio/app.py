@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING)
     setup_file_logging()
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()  # a QCoreApplication to the type checker
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("DGP Studio")
     app.setOrganizationName("dgp-studio")
     app.setDesktopFileName("dgp-studio")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices, QIcon, QPixmap
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -46,11 +47,13 @@ from dgp_engine.batch import (
     RUNNING,
     SKIPPED,
     WORK_DIR,
+    BatchEvent,
     BatchJob,
     BatchSettings,
 )
 from dgp_engine.method.taskspec import menu_tasks
 
+from .catalog import unusable_reason
 from .jobs import Job
 from .thread_worker import GeneratorWorker, WorkerLane, describe_error
 
@@ -58,6 +61,17 @@ log = logging.getLogger(__name__)
 
 THUMB = 48
 ENDED = (DONE, FAILED, SKIPPED)
+RECOLOUR = "Recolour photos that are already in colour"
+
+
+def in_dialog_words(reason: str | None) -> str | None:
+    """A journal's reason as this dialog says it: the command-line option it names is the
+    check box here."""
+    if reason is None:
+        return None
+    return reason.replace(
+        "--recolor colorizes it anyway", f"tick “{RECOLOUR}” to colorize it anyway"
+    )
 
 
 @dataclass
@@ -71,7 +85,7 @@ class BatchRun:
     """One batch job for the dialog: :meth:`events` is the generator the worker runs
     (in the lane's thread); :meth:`abandon` may be called from the GUI thread."""
 
-    def __init__(self, settings: BatchSettings, workers: int, retry_failed: bool):
+    def __init__(self, settings: BatchSettings, workers: int, retry_failed: bool) -> None:
         self.settings = settings
         self.workers = workers
         self.retry_failed = retry_failed
@@ -86,7 +100,7 @@ class BatchRun:
             if self.job is not None:
                 self.job.abandon()
 
-    def events(self, cancel: threading.Event) -> Iterator[object]:
+    def events(self, cancel: threading.Event) -> Generator[object, None, str]:
         """Plan, then run the job to its own end; ``cancel`` (the worker's quit, from any
         thread) abandons it, so the journal is always left consistent."""
         job = BatchJob(self.settings, workers=self.workers, retry_failed=self.retry_failed)
@@ -107,7 +121,7 @@ class BatchDialog(QDialog):
 
     job_started = Signal(object)  # the batch as a jobs.Job, for the status bar
 
-    def __init__(self, parent=None, *, threads: int | None = None):
+    def __init__(self, parent: QWidget | None = None, *, threads: int | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Batch restoration")
         self.resize(720, 620)
@@ -117,6 +131,7 @@ class BatchDialog(QDialog):
         self.run: BatchRun | None = None
         self.rows: dict[str, QListWidgetItem] = {}
         self.statuses: dict[str, str] = {}
+        self.reasons: dict[str, str] = {}  # why each skipped picture was skipped
         self.seconds: list[float] = []
         self.workers_used = 1
         self.outcome: str | None = None
@@ -132,6 +147,15 @@ class BatchDialog(QDialog):
             self.task.addItem(spec.label, spec.name)
         self.task.setCurrentIndex(self.task.findData("colorize"))
         form.addRow("Task", self.task)
+        # colorize: a photo already in colour keeps its true colours unless asked
+        self.recolor = QCheckBox(RECOLOUR)
+        self.recolor.setToolTip(
+            "Colorize replaces a photo's colours with the model's. Photos "
+            "that are already in colour are skipped (the list says why) "
+            "unless this is ticked."
+        )
+        form.addRow("", self.recolor)
+        self.task.currentIndexChanged.connect(self._task_changed)
         self.masks = QLineEdit()
         self.masks.setPlaceholderText("NAME_mask.png beside each picture (or a file / folder)")
         form.addRow("Masks", self.masks)
@@ -162,8 +186,9 @@ class BatchDialog(QDialog):
         form.addRow("", self.retry_failed)
 
         self.progress = QProgressBar()
-        self.status = QLabel("Choose the folders, then Start. Start on a folder used before "
-                             "resumes it.")
+        self.status = QLabel(
+            "Choose the folders, then Start. Start on a folder used before resumes it."
+        )
         self.status.setWordWrap(True)
         self.list = QListWidget()
         self.list.setIconSize(QPixmap(THUMB * 2 + 4, THUMB).size())
@@ -189,12 +214,13 @@ class BatchDialog(QDialog):
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
         self._update_buttons()
+        self._task_changed()
         app = QCoreApplication.instance()
         if app is not None:  # quitting the app abandons a running job cleanly
             app.aboutToQuit.connect(self.stop_and_wait)
 
     # --- form helpers -----------------------------------------------------------------------
-    def _with_browse(self, field: QWidget, slot) -> QWidget:
+    def _with_browse(self, field: QWidget, slot: Callable[[], None]) -> QWidget:
         box = QWidget()
         row = QHBoxLayout(box)
         row.setContentsMargins(0, 0, 0, 0)
@@ -209,7 +235,12 @@ class BatchDialog(QDialog):
         try:
             from dgp_engine.priors import registry
 
-            names = [m.name for m in registry.list_models() if m.usable]
+            # StyleGAN2 priors are listed in Models but DGP does not run on them yet
+            names = [
+                m.name
+                for m in registry.list_models()
+                if m.usable and unusable_reason(m.family) is None
+            ]
         except Exception as exc:  # noqa: BLE001 — the list is a convenience
             log.warning("models not listed: %s", exc)
             names = []
@@ -232,8 +263,7 @@ class BatchDialog(QDialog):
                 self.output_dir.setText(str(Path(d).with_name(Path(d).name + "-restored")))
 
     def _pick_output(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Folder for the results",
-                                             self.output_dir.text())
+        d = QFileDialog.getExistingDirectory(self, "Folder for the results", self.output_dir.text())
         if d:
             self.output_dir.setText(d)
 
@@ -253,9 +283,20 @@ class BatchDialog(QDialog):
 
     def _update_buttons(self) -> None:
         running = self.running
-        for w in (self.input_dir, self.output_dir, self.task, self.masks, self.model,
-                  self.preset, self.class_spec, self.iterations, self.workers,
-                  self.save_state, self.retry_failed):
+        for w in (
+            self.input_dir,
+            self.output_dir,
+            self.task,
+            self.masks,
+            self.model,
+            self.preset,
+            self.class_spec,
+            self.iterations,
+            self.workers,
+            self.save_state,
+            self.retry_failed,
+            self.recolor,
+        ):
             w.setEnabled(not running)
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
@@ -277,20 +318,29 @@ class BatchDialog(QDialog):
 
         threads = self.threads or max(1, default_threads() // self.workers.value())
         return BatchSettings(
-            task=self.task.currentData(), input_dir=Path(self.input_dir.text().strip()),
+            task=self.task.currentData(),
+            input_dir=Path(self.input_dir.text().strip()),
             output_dir=Path(self.output_dir.text().strip()),
             model=self.model.currentText().strip() or "bundled",
             preset=self.preset.currentText().strip() or None,
             iterations_scale=None if abs(scale - 1.0) < 1e-9 else scale,
-            class_spec=self.class_spec.text().strip() or "auto", mask=mask,
-            masks_dir=masks_dir, save_state=self.save_state.isChecked(), threads=threads,
-            **self.task_options())
+            class_spec=self.class_spec.text().strip() or "auto",
+            mask=mask,
+            masks_dir=masks_dir,
+            save_state=self.save_state.isChecked(),
+            threads=threads,
+            **self.task_options(),
+        )
 
-    def task_options(self) -> dict[str, object]:
-        """Further BatchSettings fields for the chosen task (none yet).  Hook (issue 22):
-        the engine's colour-photo detection for colorize batches is switched on from here,
-        with its checkbox under the task."""
+    def task_options(self) -> dict[str, Any]:
+        """Further BatchSettings fields for the chosen task: colorize recolours photos
+        already in colour only when asked (else the engine skips them with the reason)."""
+        if self.task.currentData() == "colorize" and self.recolor.isChecked():
+            return {"recolor": True}
         return {}
+
+    def _task_changed(self, _index: int = 0) -> None:
+        self.recolor.setVisible(self.task.currentData() == "colorize")
 
     # --- running --------------------------------------------------------------------------------
     @Slot()
@@ -308,6 +358,7 @@ class BatchDialog(QDialog):
         self.list.clear()
         self.rows.clear()
         self.statuses.clear()
+        self.reasons.clear()
         self.seconds.clear()
         self.outcome = self.error = None
         self.workers_used = self.workers.value()
@@ -315,8 +366,7 @@ class BatchDialog(QDialog):
         self.run = BatchRun(settings, self.workers_used, self.retry_failed.isChecked())
         # cooperative: a cancel abandons through the job (pictures back to pending) and
         # the generator runs on to the job's own end
-        self.worker = GeneratorWorker(self.run.events, describe=self._describe,
-                                      cooperative=True)
+        self.worker = GeneratorWorker(self.run.events, describe=self._describe, cooperative=True)
         self.worker.yielded.connect(self._yielded)
         self.worker.errored.connect(self._failed)
         self.worker.returned.connect(self._done)
@@ -331,15 +381,14 @@ class BatchDialog(QDialog):
     def cancel(self) -> None:
         if self.run is not None:
             self.run.abandon()  # at once, not only at the job's next event
-            self.status.setText("Cancelling: the current pictures stop and go back to "
-                                "pending…")
+            self.status.setText("Cancelling: the current pictures stop and go back to pending…")
 
     @staticmethod
     def _describe(exc: BaseException) -> str:
         return describe_error(exc, "the batch")
 
     @Slot(object)
-    def _yielded(self, value: object) -> None:
+    def _yielded(self, value: Planned | BatchEvent) -> None:
         if isinstance(value, Planned):
             self._planned(value.rows)
         else:
@@ -354,25 +403,30 @@ class BatchDialog(QDialog):
         self.progress.setRange(0, max(1, len(rows)))
         self._show_progress()
 
-    def _event(self, ev) -> None:
+    def _event(self, ev: BatchEvent) -> None:
         if ev.kind == "item" and ev.rel in self.rows:
             detail = ev.reason
             if ev.status == DONE and ev.seconds is not None:
                 self.seconds.append(ev.seconds)
                 detail = f"{ev.seconds:.1f} s"
+            assert ev.status is not None  # an item event always carries its status
             self._set_row(ev.rel, ev.status, detail)
             if ev.thumb_in is not None and ev.thumb_out is not None:
                 self.rows[ev.rel].setIcon(_pair_icon(ev.thumb_in, ev.thumb_out))
             self._show_progress()
         elif ev.kind == "progress" and ev.rel in self.rows:
             left = f", {ev.eta:.0f} s left" if ev.eta is not None else ""
-            self.rows[ev.rel].setText(f"{ev.rel} — running (iteration {ev.step}/{ev.total}"
-                                      f"{left})")
+            self.rows[ev.rel].setText(f"{ev.rel} — running (iteration {ev.step}/{ev.total}{left})")
         elif ev.kind == "workers":
             self.status.setText(ev.message)
 
     def _set_row(self, rel: str, status: str, detail: str | None) -> None:
         self.statuses[rel] = status
+        detail = in_dialog_words(detail)
+        if status == SKIPPED:
+            self.reasons[rel] = detail or "skipped"
+        else:
+            self.reasons.pop(rel, None)
         self.rows[rel].setText(f"{rel} — {status}" + (f" ({detail})" if detail else ""))
         if status == FAILED:
             self.rows[rel].setForeground(Qt.GlobalColor.darkRed)
@@ -381,15 +435,24 @@ class BatchDialog(QDialog):
         n = len(self.statuses)
         ended = sum(s in ENDED for s in self.statuses.values())
         self.progress.setValue(ended)
-        counts = {s: sum(v == s for v in self.statuses.values())
-                  for s in (DONE, FAILED, SKIPPED, RUNNING, PENDING)}
-        text = (f"{counts[DONE]}/{n} done, {counts[FAILED]} failed, {counts[SKIPPED]} skipped, "
-                f"{counts[RUNNING]} running")
+        counts = {
+            s: sum(v == s for v in self.statuses.values())
+            for s in (DONE, FAILED, SKIPPED, RUNNING, PENDING)
+        }
+        text = (
+            f"{counts[DONE]}/{n} done, {counts[FAILED]} failed, {counts[SKIPPED]} skipped, "
+            f"{counts[RUNNING]} running"
+        )
         left = counts[PENDING] + counts[RUNNING]
         if self.seconds and left:
             eta = left * (sum(self.seconds) / len(self.seconds)) / max(1, self.workers_used)
-            text += f" — about {eta / 60:.1f} min left" if eta >= 90 else \
-                f" — about {eta:.0f} s left"
+            text += (
+                f" — about {eta / 60:.1f} min left" if eta >= 90 else f" — about {eta:.0f} s left"
+            )
+        if self.reasons:  # why, said in the summary too (a long list scrolls them away)
+            shown = [f"{rel}: {why}" for rel, why in list(self.reasons.items())[:3]]
+            more = len(self.reasons) - len(shown)
+            text += "\nSkipped — " + "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
         self.status.setText(text)
 
     @Slot(str)
@@ -430,7 +493,7 @@ class BatchDialog(QDialog):
         if self.worker is not None:
             self._finished()
 
-    def closeEvent(self, event) -> None:  # noqa: N802 — Qt's name
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 — Qt's name
         if self.running:
             self.stop_and_wait()
         super().closeEvent(event)
@@ -446,8 +509,12 @@ def _pair_icon(before: Path, after: Path) -> QIcon:
     for i, path in enumerate((before, after)):
         p = QPixmap(str(path))
         if not p.isNull():
-            p = p.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
-                         Qt.TransformationMode.SmoothTransformation)
+            p = p.scaled(
+                THUMB,
+                THUMB,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
             painter.drawPixmap(i * (THUMB + 4), 0, p)
     painter.end()
     return QIcon(pix)

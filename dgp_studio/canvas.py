@@ -4,8 +4,18 @@ frame and the mask tools' mouse handling."""
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QWheelEvent
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QImage,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsItem,
@@ -13,13 +23,17 @@ from PySide6.QtWidgets import (
     QGraphicsPixmapItem,
     QGraphicsRectItem,
     QGraphicsScene,
+    QGraphicsSceneMouseEvent,
     QGraphicsSimpleTextItem,
     QGraphicsView,
+    QStyleOptionGraphicsItem,
+    QWidget,
 )
 
 from . import mask_tools
 from .model.state import AppState
 from .qimage import to_pixmap, to_qimage
+from .undo import Bounds, TileRecorder
 
 TOOLS = ("brush", "eraser", "rect", "lasso", "frame")
 MIN_ZOOM, MAX_ZOOM = 0.01, 64.0
@@ -32,7 +46,7 @@ class ResultLayerItem(QGraphicsItem):
     bounds (drawn at the layer's opacity by the state).  With a split at scene x, only
     the part right of it is drawn, and a line marks the split: before | after."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self._image: QImage | None = None
         self._pos = (0, 0)
@@ -41,8 +55,9 @@ class ResultLayerItem(QGraphicsItem):
         self.setZValue(3)  # above the mask overlay: a result is never hidden by it
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
 
-    def set_pixels(self, pixels: np.ndarray | None, x: int = 0, y: int = 0,
-                   size: tuple[int, int] | None = None) -> None:
+    def set_pixels(
+        self, pixels: np.ndarray | None, x: int = 0, y: int = 0, size: tuple[int, int] | None = None
+    ) -> None:
         """Show ``pixels`` at (x, y), scaled to ``size`` = (w, h) when given (a new
         picture of another size is shown over the area it came from)."""
         self.prepareGeometryChange()
@@ -65,7 +80,9 @@ class ResultLayerItem(QGraphicsItem):
         w, h = self._size or (self._image.width(), self._image.height())
         return QRectF(self._pos[0], self._pos[1], w, h)
 
-    def paint(self, painter: QPainter, option, widget=None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         if self._image is None:
             return
         rect = self.boundingRect()
@@ -74,23 +91,23 @@ class ResultLayerItem(QGraphicsItem):
             cut = min(max(self.split, rect.left()), rect.right())
             src.setLeft((cut - rect.left()) * src.width() / max(rect.width(), 1e-6))
             rect.setLeft(cut)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
-                              painter.worldTransform().m11() < 1.0)
+        painter.setRenderHint(
+            QPainter.RenderHint.SmoothPixmapTransform, painter.worldTransform().m11() < 1.0
+        )
         if rect.width() > 0:
             painter.drawImage(rect, self._image, src)
         if self.split is not None:
             pen = QPen(QColor(255, 255, 255), 2)
             pen.setCosmetic(True)
             painter.setPen(pen)
-            painter.drawLine(QPointF(rect.left(), rect.top()),
-                             QPointF(rect.left(), rect.bottom()))
+            painter.drawLine(QPointF(rect.left(), rect.top()), QPointF(rect.left(), rect.bottom()))
 
 
 class ArrayImageItem(QGraphicsItem):
     """Paints a QImage that shares memory with a NumPy array (no copies on edits:
     the owner calls ``changed(bounds)`` and only that area is repainted)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self._array: np.ndarray | None = None
         self._image: QImage | None = None
@@ -109,8 +126,7 @@ class ArrayImageItem(QGraphicsItem):
             img = QImage(array.data, w, h, array.strides[0], QImage.Format.Format_Indexed8)
             c = colour or QColor(255, 0, 80)
             # 0 = transparent, 255 = colour, soft edges in between
-            img.setColorTable([QColor(c.red(), c.green(), c.blue(), i).rgba()
-                               for i in range(256)])
+            img.setColorTable([QColor(c.red(), c.green(), c.blue(), i).rgba() for i in range(256)])
         self._image = img
 
     def boundingRect(self) -> QRectF:
@@ -118,21 +134,24 @@ class ArrayImageItem(QGraphicsItem):
             return QRectF()
         return QRectF(0, 0, self._image.width(), self._image.height())
 
-    def changed(self, bounds) -> None:
+    def changed(self, bounds: Bounds | None) -> None:
         if bounds is None:
             self.update()
         else:
             x0, y0, x1, y1 = bounds
             self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
 
-    def paint(self, painter: QPainter, option, widget=None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         if self._image is None:
             return
         r = option.exposedRect.toAlignedRect().intersected(self._image.rect())
         if r.isEmpty():
             return
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
-                              painter.worldTransform().m11() < 1.0)
+        painter.setRenderHint(
+            QPainter.RenderHint.SmoothPixmapTransform, painter.worldTransform().m11() < 1.0
+        )
         painter.drawImage(QRectF(r), self._image, QRectF(r))
 
 
@@ -142,7 +161,7 @@ class RegionFrameItem(QGraphicsItem):
 
     HANDLE_PX = 14  # on screen
 
-    def __init__(self, state: AppState):
+    def __init__(self, state: AppState) -> None:
         super().__init__()
         self.state = state
         self.rect = QRectF()
@@ -150,10 +169,11 @@ class RegionFrameItem(QGraphicsItem):
         self.setZValue(10)
         self.setAcceptHoverEvents(True)
 
-    def set_region(self, region) -> None:
+    def set_region(self, region: tuple[int, int, int] | None) -> None:
         self.prepareGeometryChange()
-        self.rect = QRectF() if region is None else QRectF(region[0], region[1], region[2],
-                                                          region[2])
+        self.rect = (
+            QRectF() if region is None else QRectF(region[0], region[1], region[2], region[2])
+        )
         self.setVisible(region is not None)
         self.update()
 
@@ -170,7 +190,9 @@ class RegionFrameItem(QGraphicsItem):
         p.addRect(self.boundingRect())
         return p
 
-    def paint(self, painter: QPainter, option, widget=None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         if self.rect.isEmpty():
             return
         pen = QPen(QColor(255, 220, 0), 2)
@@ -185,9 +207,9 @@ class RegionFrameItem(QGraphicsItem):
 
     def on_corner(self, pos: QPointF) -> bool:
         hs = self._handle_size()
-        return (abs(pos.x() - self.rect.right()) <= hs and abs(pos.y() - self.rect.bottom()) <= hs)
+        return abs(pos.x() - self.rect.right()) <= hs and abs(pos.y() - self.rect.bottom()) <= hs
 
-    def mousePressEvent(self, event) -> None:
+    def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         mode = "scale" if self.on_corner(event.pos()) else "move"
         if mode == "move" and not self.rect.contains(event.pos()):
             event.ignore()
@@ -195,7 +217,7 @@ class RegionFrameItem(QGraphicsItem):
         self._drag = (mode, event.pos(), QRectF(self.rect))
         event.accept()
 
-    def mouseMoveEvent(self, event) -> None:
+    def mouseMoveEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         if self._drag is None:
             return
         mode, start, rect = self._drag
@@ -210,7 +232,7 @@ class RegionFrameItem(QGraphicsItem):
         self.rect = QRectF(x, y, side, side)
         self.update()
 
-    def mouseReleaseEvent(self, event) -> None:
+    def mouseReleaseEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         if self._drag is not None:
             self._drag = None
             self.state.set_region(self.rect.x(), self.rect.y(), self.rect.width())
@@ -221,7 +243,7 @@ class Canvas(QGraphicsView):
     tool_changed = Signal(str)
     brush_changed = Signal(int, float)
 
-    def __init__(self, state: AppState, parent=None):
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
         self.setAccessibleName("Picture canvas")
@@ -268,9 +290,17 @@ class Canvas(QGraphicsView):
         rpen.setCosmetic(True)
         self.rubber.setPen(rpen)
         self.rubber.setZValue(21)
-        for item in (self.image_item, self.mask_item, self.result_item, self.preview_item,
-                     self.preview_outline, self.preview_label, self.frame_item,
-                     self.cursor_item, self.rubber):
+        for item in (
+            self.image_item,
+            self.mask_item,
+            self.result_item,
+            self.preview_item,
+            self.preview_outline,
+            self.preview_label,
+            self.frame_item,
+            self.cursor_item,
+            self.rubber,
+        ):
             self.scene().addItem(item)
         self.tool = "brush"
         self.brush_size = 40
@@ -278,7 +308,8 @@ class Canvas(QGraphicsView):
         self.mask_colour = QColor(255, 0, 80)
         self._space = False
         self._pan: QPointF | None = None
-        self._stroke = None  # (recorder, last point, erase)
+        # (recorder, last point, erase)
+        self._stroke: tuple[TileRecorder, tuple[float, float], bool] | None = None
         self._shape_points: list[QPointF] = []
         self._shape_erase = False
         self._splitting = False
@@ -351,7 +382,7 @@ class Canvas(QGraphicsView):
         elif self.result_item.split is None:
             self.result_item.set_split(self.state.size[0] / 2)
 
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+    def drawForeground(self, painter: QPainter, rect: QRectF | QRect) -> None:
         super().drawForeground(painter, rect)
         if self.state.has_picture:
             return
@@ -402,10 +433,12 @@ class Canvas(QGraphicsView):
             raise ValueError(tool)
         self.tool = tool
         self.frame_item.setAcceptedMouseButtons(
-            Qt.MouseButton.LeftButton if tool == "frame" else Qt.MouseButton.NoButton)
+            Qt.MouseButton.LeftButton if tool == "frame" else Qt.MouseButton.NoButton
+        )
         self.cursor_item.setVisible(tool in ("brush", "eraser"))
-        self.viewport().setCursor(Qt.CursorShape.SizeAllCursor if tool == "frame"
-                                  else Qt.CursorShape.CrossCursor)
+        self.viewport().setCursor(
+            Qt.CursorShape.SizeAllCursor if tool == "frame" else Qt.CursorShape.CrossCursor
+        )
         self.tool_changed.emit(tool)
 
     def set_brush(self, size: int | None = None, hardness: float | None = None) -> None:
@@ -417,8 +450,11 @@ class Canvas(QGraphicsView):
         self.brush_changed.emit(self.brush_size, self.brush_hardness)
 
     def grow_brush(self, factor: float) -> None:
-        step = max(1, round(self.brush_size * (factor - 1))) if factor > 1 else \
-            -max(1, round(self.brush_size * (1 - factor)))
+        step = (
+            max(1, round(self.brush_size * (factor - 1)))
+            if factor > 1
+            else -max(1, round(self.brush_size * (1 - factor)))
+        )
         self.set_brush(self.brush_size + step)
 
     def _update_cursor_item(self, scene_pos: QPointF | None) -> None:
@@ -427,7 +463,7 @@ class Canvas(QGraphicsView):
         self.cursor_item.setRect(QRectF(c.x() - r, c.y() - r, 2 * r, 2 * r))
 
     # --- keyboard: space pans ---------------------------------------------------
-    def keyPressEvent(self, event) -> None:
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = True
             self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
@@ -435,7 +471,7 @@ class Canvas(QGraphicsView):
             return
         super().keyPressEvent(event)
 
-    def keyReleaseEvent(self, event) -> None:
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = False
             self.set_tool(self.tool)
@@ -444,15 +480,19 @@ class Canvas(QGraphicsView):
         super().keyReleaseEvent(event)
 
     # --- mouse ----------------------------------------------------------------
-    def mousePressEvent(self, event) -> None:
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.MiddleButton or (
-                self._space and event.button() == Qt.MouseButton.LeftButton):
+            self._space and event.button() == Qt.MouseButton.LeftButton
+        ):
             self._pan = event.position()
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             event.accept()
             return
-        if not self.state.has_picture or event.button() != Qt.MouseButton.LeftButton \
-                or self.tool == "frame":
+        if (
+            not self.state.has_picture
+            or event.button() != Qt.MouseButton.LeftButton
+            or self.tool == "frame"
+        ):
             super().mousePressEvent(event)
             return
         p = self.mapToScene(event.position().toPoint())
@@ -466,15 +506,16 @@ class Canvas(QGraphicsView):
             rec = self.state.mask_recorder()
             erase = erase or self.tool == "eraser"
             self._stroke = (rec, (p.x(), p.y()), erase)
-            b = mask_tools.stamp(self.state.mask, rec, p.x(), p.y(), self.brush_size,
-                                 self.brush_hardness, erase)
+            b = mask_tools.stamp(
+                self.state.mask, rec, p.x(), p.y(), self.brush_size, self.brush_hardness, erase
+            )
             self.state.notify_mask(b)
         else:
             self._shape_points = [p]
             self._shape_erase = erase
         event.accept()
 
-    def mouseMoveEvent(self, event) -> None:
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
         p = self.mapToScene(event.position().toPoint())
         if self._pan is not None:
             d = event.position() - self._pan
@@ -490,8 +531,15 @@ class Canvas(QGraphicsView):
             return
         if self._stroke is not None:
             rec, last, erase = self._stroke
-            b = mask_tools.segment(self.state.mask, rec, last, (p.x(), p.y()),
-                                   self.brush_size, self.brush_hardness, erase)
+            b = mask_tools.segment(
+                self.state.mask,
+                rec,
+                last,
+                (p.x(), p.y()),
+                self.brush_size,
+                self.brush_hardness,
+                erase,
+            )
             self._stroke = (rec, (p.x(), p.y()), erase)
             self.state.notify_mask(b)
             event.accept()
@@ -525,12 +573,15 @@ class Canvas(QGraphicsView):
             path.closeSubpath()
         self.rubber.setPath(path)
 
-    def mouseReleaseEvent(self, event) -> None:
-        if self._pan is not None and event.button() in (Qt.MouseButton.MiddleButton,
-                                                        Qt.MouseButton.LeftButton):
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._pan is not None and event.button() in (
+            Qt.MouseButton.MiddleButton,
+            Qt.MouseButton.LeftButton,
+        ):
             self._pan = None
-            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor if self._space
-                                      else Qt.CursorShape.CrossCursor)
+            self.viewport().setCursor(
+                Qt.CursorShape.OpenHandCursor if self._space else Qt.CursorShape.CrossCursor
+            )
             event.accept()
             return
         if self._splitting:
@@ -556,4 +607,5 @@ class Canvas(QGraphicsView):
         name = "Rectangle" if self.tool == "rect" else "Lasso"
         return self.state.push_mask_edit(
             f"{name} {'erase' if erase else 'select'}",
-            lambda rec: mask_tools.polygon(self.state.mask, rec, poly, erase))
+            lambda rec: mask_tools.polygon(self.state.mask, rec, poly, erase),
+        )

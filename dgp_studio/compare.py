@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSlider, QVBoxLayout, QWidget
 
 from .qimage import to_qimage
 
 
 class SplitView(QWidget):
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.before = None
-        self.after = None
+        self.before: QImage | None = None
+        self.after: QImage | None = None
         self.split = 0.5
         self.holding = False
         self.setMinimumSize(120, 120)
@@ -26,15 +26,15 @@ class SplitView(QWidget):
         self.after = None if after is None else to_qimage(after)
         self.update()
 
-    def mousePressEvent(self, _e) -> None:
+    def mousePressEvent(self, _e: QMouseEvent) -> None:
         self.holding = True
         self.update()
 
-    def mouseReleaseEvent(self, _e) -> None:
+    def mouseReleaseEvent(self, _e: QMouseEvent) -> None:
         self.holding = False
         self.update()
 
-    def paintEvent(self, _e) -> None:
+    def paintEvent(self, _e: QPaintEvent) -> None:
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(32, 32, 32))
         if self.before is None or self.after is None:
@@ -48,15 +48,19 @@ class SplitView(QWidget):
         p.drawImage(target, self.after)
         cut = target.width() * self.split
         src_w = self.before.width() * self.split
-        p.drawImage(QRectF(target.x(), target.y(), cut, target.height()), self.before,
-                    QRectF(0, 0, src_w, self.before.height()))
+        p.drawImage(
+            QRectF(target.x(), target.y(), cut, target.height()),
+            self.before,
+            QRectF(0, 0, src_w, self.before.height()),
+        )
         p.setPen(QPen(QColor(255, 255, 255), 1))
-        p.drawLine(int(target.x() + cut), int(target.top()), int(target.x() + cut),
-                   int(target.bottom()))
+        p.drawLine(
+            int(target.x() + cut), int(target.top()), int(target.x() + cut), int(target.bottom())
+        )
 
 
 class CompareWidget(QWidget):
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -73,5 +77,5 @@ class CompareWidget(QWidget):
         self.view.split = v / 100
         self.view.update()
 
-    def set_images(self, before, after) -> None:
+    def set_images(self, before: np.ndarray | None, after: np.ndarray | None) -> None:
         self.view.set_images(before, after)

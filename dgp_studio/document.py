@@ -22,11 +22,10 @@ from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from dgp_engine import DGPError
+from dgp_engine.errors import ProjectDamagedError, ProjectError
 from dgp_engine.files.project import (
     SUFFIX,
     Autosaver,
-    ProjectDamagedError,
-    ProjectError,
     autosave_dir,
     find_recovery,
     load_project,
@@ -72,7 +71,7 @@ def recovered_session(path: Path) -> str:
     autosave itself when ``path`` is one (the next autosave rewrites it), else a name
     after the damaged project."""
     if path.parent == autosave_dir() and path.name.endswith(_AUTOSAVE_END):
-        return path.name[:-len(_AUTOSAVE_END)]
+        return path.name[: -len(_AUTOSAVE_END)]
     stem = re.sub(r"[^A-Za-z0-9_.\-]", "_", path.stem)[:40] or "project"
     digest = hashlib.sha256(str(path.resolve()).encode("utf-8")).hexdigest()[:8]
     return f"{stem}-recovered-{digest}"
@@ -81,36 +80,46 @@ def recovered_session(path: Path) -> str:
 class Prompts(Protocol):
     """The questions the controller asks; looked up at each use (tests replace them)."""
 
-    def confirm(self, title: str, text: str) -> bool: ...            # yes / no, blocking
-    def inform(self, title: str, text: str) -> None: ...             # a message box
-    def ask_save(self, title: str, text: str) -> str: ...            # save / discard / cancel
-    def ask_recovery(self, items: list[RecoveryItem],                # pick one, not blocking
-                     restore: Callable[[RecoveryItem], None]) -> None: ...
+    def confirm(self, title: str, text: str) -> bool: ...  # yes / no, blocking
+    def inform(self, title: str, text: str) -> None: ...  # a message box
+    def ask_save(self, title: str, text: str) -> str: ...  # save / discard / cancel
+    def ask_recovery(
+        self,
+        items: list[RecoveryItem],  # pick one, not blocking
+        restore: Callable[[RecoveryItem], None],
+    ) -> None: ...
 
 
 class DocumentController(QObject):
-    error = Signal(str)            # one readable sentence (the window shows it)
-    status = Signal(str, int)      # a status-bar message and how long it stays (ms)
-    replacing = Signal()           # the picture is about to be replaced: drop what is its
-    opened = Signal(bool)          # another picture replaced the document (True: a project)
-    title_changed = Signal(str)    # the window title for the document
-    recent_changed = Signal()      # settings.recent_files changed (and should be saved)
+    error = Signal(str)  # one readable sentence (the window shows it)
+    status = Signal(str, int)  # a status-bar message and how long it stays (ms)
+    replacing = Signal()  # the picture is about to be replaced: drop what is its
+    opened = Signal(bool)  # another picture replaced the document (True: a project)
+    title_changed = Signal(str)  # the window title for the document
+    recent_changed = Signal()  # settings.recent_files changed (and should be saved)
 
-    def __init__(self, state: AppState, settings: Settings, prompts: Prompts,
-                 dialog_parent: QWidget, panel: ManipulatePanel | None = None,
-                 parent: QObject | None = None):
+    def __init__(
+        self,
+        state: AppState,
+        settings: Settings,
+        prompts: Prompts,
+        dialog_parent: QWidget,
+        panel: ManipulatePanel | None = None,
+        parent: QObject | None = None,
+    ):
         super().__init__(parent)
         self.state, self.settings, self.prompts = state, settings, prompts
         self.dialog_parent, self.panel = dialog_parent, panel
-        self.save_target: Path | None = None     # the file Save writes (chosen in Save as)
+        self.save_target: Path | None = None  # the file Save writes (chosen in Save as)
         self.project_path: Path | None = None
-        self._changes = 0            # edits and results; compared with the autosaved count
+        self._changes = 0  # edits and results; compared with the autosaved count
         self._autosaved_changes = 0
-        self._kept_autosaves: list[Path] = []    # discarded work, kept until a clean save
+        self._kept_autosaves: list[Path] = []  # discarded work, kept until a clean save
         self._shut_down = False
         # no picture yet: a name of its own (never an autosave left by another session)
-        self.autosaver = Autosaver(None, interval_s=AUTOSAVE_S,
-                                   session=time.strftime("untitled-%Y%m%d-%H%M%S"))
+        self.autosaver = Autosaver(
+            None, interval_s=AUTOSAVE_S, session=time.strftime("untitled-%Y%m%d-%H%M%S")
+        )
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(AUTOSAVE_S * 1000)
         self.autosave_timer.timeout.connect(self.autosave)
@@ -123,18 +132,21 @@ class DocumentController(QObject):
             panel.timeline.keyframes_changed.connect(self._count_change)
             panel.timeline.invalidated.connect(self._count_change)  # settings edited
 
-    def _count_change(self, *_args) -> None:
+    def _count_change(self, *_args: object) -> None:
         self._changes += 1
 
     # --- title ------------------------------------------------------------------------
     def title(self) -> str:
         pic = self.state.picture
-        name = pic.source.name if pic is not None and pic.source else (
-            "Pasted picture" if pic is not None else "")
+        name = (
+            pic.source.name
+            if pic is not None and pic.source
+            else ("Pasted picture" if pic is not None else "")
+        )
         star = "*" if self.state.dirty else ""
         return f"{name}{star} — DGP Studio" if name else "DGP Studio"
 
-    def _update_title(self, *_args) -> None:
+    def _update_title(self, *_args: object) -> None:
         try:
             self.title_changed.emit(self.title())
         except RuntimeError:  # the undo stack is being destroyed with the window
@@ -142,8 +154,9 @@ class DocumentController(QObject):
 
     # --- pictures ---------------------------------------------------------------------
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.dialog_parent, "Open picture", "",
-                                              image_files.OPEN_FILTER)
+        path, _ = QFileDialog.getOpenFileName(
+            self.dialog_parent, "Open picture", "", image_files.OPEN_FILTER
+        )
         if path:
             self.open_path(path)
 
@@ -220,8 +233,9 @@ class DocumentController(QObject):
             return False
         src = self.photo_path()
         suggestion = str(src.with_name(f"{src.stem}-restored.png")) if src else "restored.png"
-        path, _ = QFileDialog.getSaveFileName(self.dialog_parent, "Save picture as",
-                                              suggestion, image_files.SAVE_FILTER)
+        path, _ = QFileDialog.getSaveFileName(
+            self.dialog_parent, "Save picture as", suggestion, image_files.SAVE_FILTER
+        )
         if not path:
             return False
         # the Qt dialog has asked before replacing an existing file
@@ -247,8 +261,9 @@ class DocumentController(QObject):
     def import_mask(self) -> None:
         if not self.state.has_picture:
             return
-        path, _ = QFileDialog.getOpenFileName(self.dialog_parent, "Import mask", "",
-                                              "PNG (*.png);;All (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self.dialog_parent, "Import mask", "", "PNG (*.png);;All (*)"
+        )
         if path:
             self.import_mask_from(path)
 
@@ -265,8 +280,9 @@ class DocumentController(QObject):
             return
         src = self.photo_path()
         suggestion = str(src.with_name(f"{src.stem}-mask.png")) if src else "mask.png"
-        path, _ = QFileDialog.getSaveFileName(self.dialog_parent, "Export mask", suggestion,
-                                              "PNG (*.png)")
+        path, _ = QFileDialog.getSaveFileName(
+            self.dialog_parent, "Export mask", suggestion, "PNG (*.png)"
+        )
         if path:
             image_files.save_mask(self.state.mask, path)
 
@@ -279,12 +295,15 @@ class DocumentController(QObject):
 
     def save_project_dialog(self) -> bool:
         if not self.state.has_picture:
-            self.error.emit("Open a picture first: a project saves the picture, its mask, "
-                            "the working region and the results.")
+            self.error.emit(
+                "Open a picture first: a project saves the picture, its mask, "
+                "the working region and the results."
+            )
             return False
         suggestion = str(self.project_path or Path(self._project_title() + SUFFIX))
-        path, _ = QFileDialog.getSaveFileName(self.dialog_parent, "Save project", suggestion,
-                                              f"DGP project (*{SUFFIX})")
+        path, _ = QFileDialog.getSaveFileName(
+            self.dialog_parent, "Save project", suggestion, f"DGP project (*{SUFFIX})"
+        )
         if not path:
             return False
         if not path.endswith(SUFFIX):
@@ -294,8 +313,9 @@ class DocumentController(QObject):
     def save_project_to(self, path: str | Path) -> bool:
         path = Path(path)
         if self.state.running:
-            self.error.emit("A run is in progress: wait for it or cancel it (Esc) before "
-                            "saving the project.")
+            self.error.emit(
+                "A run is in progress: wait for it or cancel it (Esc) before saving the project."
+            )
             return False
         try:
             save_project(to_project(self.state, path.stem, morph=morph_of(self.panel)), path)
@@ -315,8 +335,9 @@ class DocumentController(QObject):
         return True
 
     def open_project_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.dialog_parent, "Open project", "",
-                                              f"DGP project (*{SUFFIX});;All (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self.dialog_parent, "Open project", "", f"DGP project (*{SUFFIX});;All (*)"
+        )
         if path:
             self.open_project(path)
 
@@ -332,16 +353,23 @@ class DocumentController(QObject):
         except ProjectDamagedError as exc:
             self.error.emit(str(exc))
             if not exc.recovered.sources:
-                self.prompts.inform("Project damaged", f"{exc}\n\nThe picture could not be "
-                                                       "recovered, so there is nothing to open.")
+                self.prompts.inform(
+                    "Project damaged",
+                    f"{exc}\n\nThe picture could not be recovered, so there is nothing to open.",
+                )
                 return False
             if not self.prompts.confirm(
-                    "Project damaged", f"{exc}\n\nOpen the recovered part? Save it under a "
-                    "new name (the damaged file stays as it is)."):
+                "Project damaged",
+                f"{exc}\n\nOpen the recovered part? Save it under a "
+                "new name (the damaged file stays as it is).",
+            ):
                 return False
             project, target = exc.recovered, None
-            log.info("opening the recovered part of %s (suggested name %s)", path,
-                     recovered_path(path).name)
+            log.info(
+                "opening the recovered part of %s (suggested name %s)",
+                path,
+                recovered_path(path).name,
+            )
         except ProjectError as exc:
             self.error.emit(str(exc))
             self.prompts.inform("Cannot open project", str(exc))
@@ -358,8 +386,11 @@ class DocumentController(QObject):
         self.save_target = None
         self.project_path = target
         # recovered work is untitled: its autosave goes on in the file it came from
-        self.autosaver = Autosaver(target, interval_s=AUTOSAVE_S) if target is not None \
+        self.autosaver = (
+            Autosaver(target, interval_s=AUTOSAVE_S)
+            if target is not None
             else Autosaver(None, interval_s=AUTOSAVE_S, session=recovered_session(path))
+        )
         if target is None:  # recovered: unsaved until saved under a name
             self.state.undo_stack.resetClean()
             self._changes += 1
@@ -379,8 +410,11 @@ class DocumentController(QObject):
             return None
         try:
             project = to_project(self.state, self._project_title(), morph=morph_of(self.panel))
-            out = (self.autosaver.save(project) if force
-                   else self.autosaver.maybe_save(project, dirty=True))
+            out = (
+                self.autosaver.save(project)
+                if force
+                else self.autosaver.maybe_save(project, dirty=True)
+            )
         except (ProjectError, OSError) as exc:
             log.warning("Autosave failed: %s", exc)
             return None
@@ -427,12 +461,11 @@ class DocumentController(QObject):
     def may_discard(self) -> bool:
         """Whether the document may be replaced (asks about unsaved work)."""
         if self.state.running:
-            self.error.emit("A run is in progress: cancel it (Esc) before opening another "
-                            "picture.")
+            self.error.emit("A run is in progress: cancel it (Esc) before opening another picture.")
             return False
         return self.resolve_unsaved(
-            "Save changes?", "The picture has unsaved changes. Save them before opening "
-                             "another?")
+            "Save changes?", "The picture has unsaved changes. Save them before opening another?"
+        )
 
     def _keep_autosave(self) -> None:
         """Write the discarded work to the autosave and keep that file; the next

@@ -7,7 +7,15 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QWidget,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +56,19 @@ def download_label() -> str:
     try:
         from dgp_engine.priors import registry
 
-        size = next((st.download_bytes for st in registry.list_models()
-                     if st.name == REAL_PRIOR), None)
+        size = next(
+            (st.download_bytes for st in registry.list_models() if st.name == REAL_PRIOR), None
+        )
     except Exception:  # noqa: BLE001
         size = None
-    return f"Download ImageNet prior ({size / 1e9:.2f} GB)" if size else \
-        "Download ImageNet prior"
+    return f"Download ImageNet prior ({size / 1e9:.2f} GB)" if size else "Download ImageNet prior"
 
 
 class FirstRunHint(QFrame):
     download_requested = Signal(str)  # the model to download
     dismissed = Signal()
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAccessibleName("First-run hint")
         self.setFrameShape(QFrame.Shape.StyledPanel)

@@ -16,8 +16,10 @@ from .guidance import REGION_EXPLANATION
 
 log = logging.getLogger(__name__)
 
-MASK_WORDS = {MASK_REQUIRED: " Paint the area first (B, or select it with M / L).",
-              MASK_OPTIONAL: " A painted area is filled too."}
+MASK_WORDS = {
+    MASK_REQUIRED: " Paint the area first (B, or select it with M / L).",
+    MASK_OPTIONAL: " A painted area is filled too.",
+}
 
 
 def app_version() -> str:
@@ -35,7 +37,8 @@ def guide_html() -> str:
     tasks = "".join(
         f"<li><b>{html.escape(s.label)}</b>: "
         f"{html.escape(s.summary[0].upper() + s.summary[1:])}.{MASK_WORDS.get(s.mask, '')}</li>"
-        for s in menu_tasks())
+        for s in menu_tasks()
+    )
     return (
         "<h3>What each task does</h3>"
         "<p>Open a photo, choose a task and press Run (Ctrl+Enter). DGP fine-tunes a "
@@ -53,7 +56,8 @@ def guide_html() -> str:
         "<p>After a run, the Manipulate tab beside Task plays with the result selected in "
         "History: Jitter shows variations of it, Category moves it towards another class, "
         "and Morph blends between keyframes (Add current result adds the selected result) "
-        "and exports the animation. Apply to picture composes a candidate into the photo.</p>")
+        "and exports the animation. Apply to picture composes a candidate into the photo.</p>"
+    )
 
 
 def about_html() -> str:
@@ -64,10 +68,13 @@ def about_html() -> str:
         for st in registry.list_models():
             if not st.usable:
                 continue
-            licence = st.licence or ("licence not recorded: it comes from files you "
-                                     "imported, see where you got them")
-            rows.append(f"<li><b>{html.escape(st.name)}</b> — {html.escape(st.title)}<br>"
-                        f"Licence: {html.escape(licence)}</li>")
+            licence = st.licence or (
+                "licence not recorded: it comes from files you imported, see where you got them"
+            )
+            rows.append(
+                f"<li><b>{html.escape(st.name)}</b> — {html.escape(st.title)}<br>"
+                f"Licence: {html.escape(licence)}</li>"
+            )
     except Exception as exc:  # noqa: BLE001 — shown, not raised
         rows.append(f"<li>The model registry is unavailable: {html.escape(str(exc))}</li>")
     import PySide6
@@ -80,7 +87,8 @@ def about_html() -> str:
         f"<p>PyTorch {html.escape(torch.__version__)}, PySide6 "
         f"{html.escape(PySide6.__version__)}.</p>"
         "<h4>Installed models and their licences</h4>"
-        f"<ul>{''.join(rows) or '<li>none</li>'}</ul>")
+        f"<ul>{''.join(rows) or '<li>none</li>'}</ul>"
+    )
 
 
 class TextDialog(QDialog):

@@ -12,10 +12,10 @@ from .model.state import AppState, HistoryEntry
 
 class HistoryPanel(QWidget):
     apply_requested = Signal(object)  # HistoryEntry
-    show_requested = Signal(object)   # HistoryEntry to show as the result layer
-    selected = Signal(object)         # the HistoryEntry selected (None: none)
+    show_requested = Signal(object)  # HistoryEntry to show as the result layer
+    selected = Signal(object)  # the HistoryEntry selected (None: none)
 
-    def __init__(self, state: AppState, parent=None):
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
         lay = QHBoxLayout(self)  # list beside the compare view (the dock is wide)

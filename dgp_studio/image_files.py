@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -22,9 +23,9 @@ class Picture:
     """An RGB picture as the editor holds it (8 bits per channel, so a 100-megapixel
     photo stays at 300 MB), plus what is needed to save it faithfully."""
 
-    pixels: np.ndarray                 # H×W×3 uint8, EXIF orientation applied
+    pixels: np.ndarray  # H×W×3 uint8, EXIF orientation applied
     source: Path | None = None
-    info: dict = field(default_factory=dict)   # icc_profile, exif, dpi, alpha, format
+    info: dict[str, Any] = field(default_factory=dict)  # icc_profile, exif, dpi, alpha, format
 
     @property
     def size(self) -> tuple[int, int]:
@@ -35,26 +36,44 @@ def read_picture(path: str | Path, max_megapixels: float = 150) -> Picture:
     """Through the engine's reader: any mode (16-bit, CMYK, palette, alpha), EXIF
     orientation applied, damaged files and decompression bombs refused clearly."""
     photo = photos.read_image(path, max_pixels=int(max_megapixels * 1e6))
-    info = {"icc_profile": photo.icc_profile, "exif": photo.exif, "dpi": photo.info.get("dpi"),
-            "alpha": photo.alpha, "format": photo.format, "bit_depth": photo.bit_depth}
-    return Picture(photos.unit_to_uint8(photo.rgb), Path(path),
-                   {k: v for k, v in info.items() if v is not None})
+    info = {
+        "icc_profile": photo.icc_profile,
+        "exif": photo.exif,
+        "dpi": photo.info.get("dpi"),
+        "alpha": photo.alpha,
+        "format": photo.format,
+        "bit_depth": photo.bit_depth,
+    }
+    return Picture(
+        photos.unit_to_uint8(photo.rgb),
+        Path(path),
+        {k: v for k, v in info.items() if v is not None},
+    )
 
 
-def save_picture(picture: Picture, path: str | Path, *, overwrite: bool = False,
-                 quality: int = 95) -> Path:
+def save_picture(
+    picture: Picture, path: str | Path, *, overwrite: bool = False, quality: int = 95
+) -> Path:
     """Write atomically with ICC profile, EXIF and DPI where the format allows.  An
     existing file (the opened one above all) is replaced only with ``overwrite`` —
     the UI passes it after the file dialog asked the user."""
     alpha = picture.info.get("alpha")
     if alpha is not None and alpha.shape != picture.pixels.shape[:2]:
         alpha = None  # the picture changed size (super-resolution)
-    photo = photos.Photo(rgb=picture.pixels.astype(np.float32) / 255.0, alpha=alpha,
-                          icc_profile=picture.info.get("icc_profile"),
-                          exif=picture.info.get("exif"),
-                          info={"dpi": picture.info["dpi"]} if "dpi" in picture.info else {})
-    return photos.save_image(photo, path, overwrite=overwrite, quality=quality,
-                              sources=[picture.source] if picture.source else [])
+    photo = photos.Photo(
+        rgb=picture.pixels.astype(np.float32) / 255.0,
+        alpha=alpha,
+        icc_profile=picture.info.get("icc_profile"),
+        exif=picture.info.get("exif"),
+        info={"dpi": picture.info["dpi"]} if "dpi" in picture.info else {},
+    )
+    return photos.save_image(
+        photo,
+        path,
+        overwrite=overwrite,
+        quality=quality,
+        sources=[picture.source] if picture.source else [],
+    )
 
 
 def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
@@ -69,8 +88,9 @@ def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
             else:
                 m = im.convert("L")
             if m.size != size:
-                m = m.resize(size, Image.NEAREST)
-            return np.asarray(m, dtype=np.uint8).copy()
+                m = m.resize(size, Image.Resampling.NEAREST)
+            mask: np.ndarray = np.asarray(m, dtype=np.uint8).copy()
+            return mask
     except (OSError, ValueError, UnidentifiedImageError) as exc:
         raise InputError(f"{Path(path).name} is not a readable mask image ({exc}).") from exc
 

@@ -58,17 +58,22 @@ class Job(QObject):
     code that drives the work calls the ``set_*``/``finish``/``fail`` methods (or
     :meth:`for_worker` wires a generator worker to them)."""
 
-    state_changed = Signal(str)       # JobState value
+    state_changed = Signal(str)  # JobState value
     progress_changed = Signal(object)  # JobProgress
-    ended = Signal(object)            # the job, once finished, cancelled or failed
+    ended = Signal(object)  # the job, once finished, cancelled or failed
 
-    def __init__(self, title: str, kind: str = "compute", *,
-                 canceller: Callable[[], None] | None = None,
-                 pauser: tuple[Callable[[], None], Callable[[], None]] | None = None,
-                 parent: QObject | None = None):
+    def __init__(
+        self,
+        title: str,
+        kind: str = "compute",
+        *,
+        canceller: Callable[[], None] | None = None,
+        pauser: tuple[Callable[[], None], Callable[[], None]] | None = None,
+        parent: QObject | None = None,
+    ):
         super().__init__(parent)
         self.title = title
-        self.kind = kind                  # "compute" or "io"
+        self.kind = kind  # "compute" or "io"
         self.state = JobState.QUEUED
         self.progress = JobProgress(None, "Waiting…")
         self.error = ""
@@ -77,7 +82,7 @@ class Job(QObject):
         self.cancel_requested = False
         self._canceller = canceller
         self._pauser = pauser
-        self.worker: Any = None           # the generator worker of a compute job
+        self.worker: Any = None  # the generator worker of a compute job
 
     # --- for the UI -----------------------------------------------------------------
     @property
@@ -134,8 +139,13 @@ class Job(QObject):
     def for_worker(cls, worker: Any, title: str, parent: QObject | None = None) -> Job:
         """A job driven by a :class:`~.thread_worker.GeneratorWorker` (connect before
         the worker starts)."""
-        job = cls(title, "compute", canceller=worker.quit,
-                  pauser=(worker.pause, worker.resume), parent=parent)
+        job = cls(
+            title,
+            "compute",
+            canceller=worker.quit,
+            pauser=(worker.pause, worker.resume),
+            parent=parent,
+        )
         job.worker = worker
         worker.started.connect(job._on_started)
         worker.progress.connect(job._on_progress)
@@ -201,8 +211,11 @@ class AsyncJob(Job):
         self._report.connect(self._deliver)
         self._outcome.connect(self._settle)
 
-    def start_coroutine(self, factory: Callable[[Callable[[Any], None]], Awaitable[Any]],
-                        on_report: Callable[[Any], None] = _ignore) -> None:
+    def start_coroutine(
+        self,
+        factory: Callable[[Callable[[Any], None]], Awaitable[Any]],
+        on_report: Callable[[Any], None] = _ignore,
+    ) -> None:
         """Run ``factory(report)``; each report reaches ``on_report`` in the GUI thread."""
         self._on_report = on_report
         self.start()
@@ -212,8 +225,9 @@ class AsyncJob(Job):
             loop = asyncio.new_event_loop()
             task = loop.create_task(self._run_off_gui(factory(self._report.emit)))
             self._thread_loop, self._task = loop, task
-            threading.Thread(target=_run_loop, args=(loop, task), name="dgp-io-job",
-                             daemon=True).start()
+            threading.Thread(
+                target=_run_loop, args=(loop, task), name="dgp-io-job", daemon=True
+            ).start()
             return
         self._task = loop.create_task(self.run(factory(on_report)))
 
@@ -315,8 +329,11 @@ class JobList(QObject):
         self.changed.emit()
 
 
-_ENDED_WORDS = {JobState.FINISHED: "done", JobState.CANCELLED: "cancelled",
-                JobState.FAILED: "failed"}
+_ENDED_WORDS = {
+    JobState.FINISHED: "done",
+    JobState.CANCELLED: "cancelled",
+    JobState.FAILED: "failed",
+}
 
 
 class JobStatus(QWidget):
@@ -377,8 +394,7 @@ class JobStatus(QWidget):
         p = job.progress
         more = len(self.jobs.jobs) - 1
         state = " (paused)" if job.state == JobState.PAUSED else ""
-        self.label.setText(f"{job.title}{state}: {p.text}" + (f" (+{more} more)" if more
-                                                              else ""))
+        self.label.setText(f"{job.title}{state}: {p.text}" + (f" (+{more} more)" if more else ""))
         if p.fraction is None:
             self.bar.setRange(0, 0)
         else:

@@ -8,7 +8,7 @@ import logging.handlers
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import QPlainTextEdit
+from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
 from dgp_engine.system import paths
 
@@ -30,8 +30,9 @@ class _BridgeHandler(logging.Handler):
     def __init__(self, bridge: LogBridge):
         super().__init__(logging.INFO)
         self.bridge = bridge
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                            "%H:%M:%S"))
+        self.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+        )
 
     def emit(self, rec: logging.LogRecord) -> None:
         try:
@@ -41,7 +42,7 @@ class _BridgeHandler(logging.Handler):
 
 
 class LogPanel(QPlainTextEdit):
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setReadOnly(True)
         self.setMaximumBlockCount(2000)
@@ -63,7 +64,8 @@ def setup_file_logging() -> None:
     folder = paths.log_dir()
     folder.mkdir(parents=True, exist_ok=True)
     _file_handler = logging.handlers.RotatingFileHandler(
-        folder / "dgp-studio.log", maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+        folder / "dgp-studio.log", maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+    )
     _file_handler.setFormatter(logging.Formatter(FORMAT))
     for name in ("dgp_engine", "dgp_studio"):
         lg = logging.getLogger(name)

@@ -12,9 +12,10 @@ Manipulate panel with its candidate composer (manipulate/).  Every background jo
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -55,13 +56,20 @@ from .window_actions import (
 )
 from .worker import ModelInfo
 
+if TYPE_CHECKING:
+    from .batch_dialog import BatchDialog
+    from .manipulate.candidates import CandidateComposer
+    from .manipulate.export_plan import PictureSource
+    from .manipulate.panel import ManipulatePanel
+
 log = logging.getLogger(__name__)
 
 
 def forward(owner: str, name: str) -> property:
     """The attribute ``name`` of the window's ``owner`` part, read through the window."""
-    return property(lambda window: getattr(getattr(window, owner), name),
-                    doc=f"The {owner}'s {name}.")
+    return property(
+        lambda window: getattr(getattr(window, owner), name), doc=f"The {owner}'s {name}."
+    )
 
 
 def scrolling(widget: QWidget) -> QScrollArea:
@@ -76,7 +84,9 @@ def scrolling(widget: QWidget) -> QScrollArea:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: Settings | None = None, catalog: ModelCatalog | None = None):
+    def __init__(
+        self, settings: Settings | None = None, catalog: ModelCatalog | None = None
+    ) -> None:
         super().__init__()
         self.settings = settings or Settings.load()
         paths.set_cache_dir(self.settings.cache_dir or None)  # models are listed from there
@@ -96,7 +106,7 @@ class MainWindow(QMainWindow):
         # a slim, dismissible first-run hint above the canvas (see first_run.py)
         self.first_run_hint = FirstRunHint()
         self._hint_offered = False  # once per session
-        self.batch_dialog = None
+        self.batch_dialog: BatchDialog | None = None
         centre = QWidget()
         centre_lay = QVBoxLayout(centre)
         centre_lay.setContentsMargins(0, 0, 0, 0)
@@ -112,20 +122,22 @@ class MainWindow(QMainWindow):
         self.setAccessibleName("DGP Studio")
 
         self.task_panel = TaskPanel(self.catalog.names(), self.settings.device)
+        self.task_panel.set_models(self.catalog.names(), self.catalog.unusable())
         self.task_panel.settings.precision = self.settings.precision  # a preference
-        self.region = RegionPolicy(self.state, lambda: self.canvas.tool,
-                                   self.task_panel.set_region_note, self)
+        self.region = RegionPolicy(
+            self.state, lambda: self.canvas.tool, self.task_panel.set_region_note, self
+        )
         self.run_panel = RunPanel()
         side = QWidget()
         side_lay = QVBoxLayout(side)
         side_lay.addWidget(self.task_panel)
         side_lay.addWidget(self.run_panel)
         side_lay.addStretch(1)
-        self.task_dock = self._dock("Task", scrolling(side),
-                                    Qt.DockWidgetArea.RightDockWidgetArea)
+        self.task_dock = self._dock("Task", scrolling(side), Qt.DockWidgetArea.RightDockWidgetArea)
         self.history_panel = HistoryPanel(self.state)
-        self.history_dock = self._dock("History", self.history_panel,
-                                       Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.history_dock = self._dock(
+            "History", self.history_panel, Qt.DockWidgetArea.BottomDockWidgetArea
+        )
         self.log_panel = LogPanel()
         self.log_dock = self._dock("Log", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.history_dock, self.log_dock)
@@ -138,8 +150,9 @@ class MainWindow(QMainWindow):
         attach(self.log_bridge)
         self.manipulate, self.candidates = self._install_manipulate()
 
-        self.document = DocumentController(self.state, self.settings, self, self,
-                                           self.manipulate, self)
+        self.document = DocumentController(
+            self.state, self.settings, self, self, self.manipulate, self
+        )
         d = self.document
         d.error.connect(self.show_error)
         d.status.connect(self.statusBar().showMessage)
@@ -148,7 +161,8 @@ class MainWindow(QMainWindow):
         d.opened.connect(self._document_opened)
         d.recent_changed.connect(self._recent_changed)
 
-        self.actions: dict[str, QAction] = build_actions(self)
+        # by id; it hides QWidget.actions() (the list), which nothing calls on the window
+        self.actions: dict[str, QAction] = build_actions(self)  # type: ignore[assignment]
         docks = [self.task_dock, self.history_dock, self.log_dock]
         if self.manipulate is not None:
             docks.insert(1, self.manipulate.dock)
@@ -169,22 +183,37 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.job_status)
         self.statusBar().addPermanentWidget(self.zoom_label)
 
-        self.runs = RunController(self.state, self.task_panel.settings, self.catalog,
-                                  self.settings.engine_threads, self.settings.preview_fps, self)
+        self.runs = RunController(
+            self.state,
+            self.task_panel.settings,
+            self.catalog,
+            self.settings.engine_threads,
+            self.settings.preview_fps,
+            self,
+        )
         self.runs.job_added.connect(self.jobs.add)
         self.runs.warning.connect(self._on_warning)
-        self.run_view = RunView(self.runs, self.run_panel, self.canvas, self.state,
-                                self.actions, self.show_error,
-                                lambda title, text: self.confirm(title, text), self)
+        self.run_view = RunView(
+            self.runs,
+            self.run_panel,
+            self.canvas,
+            self.state,
+            self.actions,
+            self.show_error,
+            lambda title, text: self.confirm(title, text),
+            self,
+        )
         self.run_view.starting.connect(self._run_starting)
         self.run_view.result_ready.connect(self._on_result)
         self.run_view.ended.connect(self._run_ended)
         if self.manipulate is not None:
             self.manipulate.job_added.connect(self.jobs.add)
             self.manipulate.photo_path = self.document.photo_path
+            self.manipulate.picture_source = self.picture_source
 
-        self.models = ModelsController(self.catalog, self.task_panel, self.runs, self.state,
-                                       self, self)
+        self.models = ModelsController(
+            self.catalog, self.task_panel, self.runs, self.state, self, self
+        )
         m = self.models
         m.ready.connect(self._on_model_ready)
         m.error.connect(self.show_error)
@@ -193,7 +222,8 @@ class MainWindow(QMainWindow):
         m.installed_changed.connect(self._models_installed)
         self.first_run_hint.download_requested.connect(m.download)
         self.task_panel.task.currentTextChanged.connect(
-            lambda _label: self.region.task_changed(self.task_panel.task_name()))
+            lambda _label: self.region.task_changed(self.task_panel.task_name())
+        )
         self.history_panel.apply_requested.connect(self.state.apply_result)
         self.history_panel.show_requested.connect(self.state.set_layer)
         self.history_panel.selected.connect(self._history_selected)
@@ -209,7 +239,7 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self.models.load_current)
 
     # --- construction ---------------------------------------------------------
-    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{title}")
         dock.setWidget(widget)
@@ -217,7 +247,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _install_manipulate(self):
+    def _install_manipulate(self) -> tuple[ManipulatePanel | None, CandidateComposer | None]:
         """The Manipulate panel (jitter, category transfer, morph) as a tab beside the Task
         dock, so it has the window's full height (at the bottom, beside History, it was
         ~150 px at 1280×800); it renders in its own thread, started when first used."""
@@ -255,7 +285,7 @@ class MainWindow(QMainWindow):
         preview)."""
         if self.candidates is not None:
             self.candidates.forget()
-            self.manipulate.reset()
+            self.candidates.panel.reset()
         self.run_panel.clear()
 
     def _document_opened(self, project: bool) -> None:
@@ -264,13 +294,15 @@ class MainWindow(QMainWindow):
         if project:
             return
         pic = self.state.picture
-        if pic is not None and is_grayscale(pic.pixels) and \
-                self.task_panel.task_name() != "colorize":
+        if (
+            pic is not None
+            and is_grayscale(pic.pixels)
+            and self.task_panel.task_name() != "colorize"
+        ):
             # a black-and-white photo: colorizing it is what it most likely wants
             self.task_panel.task.setCurrentText("Colorize")
             w, h = self.state.size
-            self.statusBar().showMessage(f"{w}×{h}, black and white: Colorize is selected",
-                                         6000)
+            self.statusBar().showMessage(f"{w}×{h}, black and white: Colorize is selected", 6000)
         if not self._hint_offered and only_bundled_installed():
             # once per session, with only the bundled demo prior installed: say what it is
             # for and offer the ImageNet download (a bar above the canvas, never a dialog)
@@ -284,11 +316,11 @@ class MainWindow(QMainWindow):
     def _fill_recent(self) -> None:
         fill_recent(self.recent_menu, self.settings.recent_files, self.document.open_path)
 
-    def dragEnterEvent(self, event) -> None:
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() or event.mimeData().hasImage():
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:
+    def dropEvent(self, event: QDropEvent) -> None:
         if self.document.drop(event.mimeData()):
             event.acceptProposedAction()
 
@@ -318,7 +350,7 @@ class MainWindow(QMainWindow):
     def reset_region(self) -> None:
         self.region.reset()
 
-    def _region_changed(self, region) -> None:
+    def _region_changed(self, region: tuple[int, int, int] | None) -> None:
         self.canvas.frame_item.setVisible(region is not None)
         if not self.settings.region_explained:
             # shown with the square until "Got it"; a whole-photo task has no square
@@ -382,12 +414,34 @@ class MainWindow(QMainWindow):
     cancel_run = forward("run_view", "cancel_run")
 
     def _on_result(self, result: RegionResult, entry: HistoryEntry) -> None:
+        pic = self.state.picture
+        if pic is not None and entry.state is not None:
+            # the engine placed the result in the run's crop: in the whole picture, a
+            # saved state composes onto the photo (``dgp morph --onto``) and exports do
+            from .manipulate.export_plan import place_in_picture
+
+            place_in_picture(entry.state, entry.bounds, pic.pixels, self.document.photo_path())
         if self.candidates is not None:  # the new result is the one to manipulate
             self.candidates.show_result(entry, result.prior)
 
+    def picture_source(self) -> PictureSource | None:
+        """The picture as the Manipulate panel's exports compose into it: its pixels, its
+        file, and the results applied to it (newest first) with the pixels they replaced."""
+        from .manipulate.export_plan import PictureSource
+
+        pic = self.state.picture
+        if pic is None:
+            return None
+        applied = [
+            (e.bounds, e.before, getattr(e.state, "placement", None))
+            for e in reversed(self.state.history)
+            if e.applied and e.picture is None and e.state is not None
+        ]
+        return PictureSource(pic.pixels, self.document.photo_path(), applied)
+
     def _history_selected(self, entry: HistoryEntry | None) -> None:
         if self.candidates is not None:  # the result selected is the one to manipulate
-            self.candidates.show_result(entry, self.manipulate.prior)
+            self.candidates.show_result(entry, self.candidates.panel.prior)
 
     def _run_ended(self) -> None:
         if self._closing:
@@ -411,18 +465,20 @@ class MainWindow(QMainWindow):
     def show_help(self) -> None:
         HelpSheet(self).open()
 
-    def closeEvent(self, event) -> None:
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self.state.running:
             if not self._closing and not self.confirm(
-                    "Stop the run?", "A reconstruction is running. Cancel it and quit?"):
+                "Stop the run?", "A reconstruction is running. Cancel it and quit?"
+            ):
                 event.ignore()
                 return
             self._closing = True
             self.runs.cancel()
             event.ignore()  # closes again when the worker reports back
             return
-        if not self.document.resolve_unsaved("Save changes?", "The picture has unsaved "
-                                             "changes. Save them before quitting?"):
+        if not self.document.resolve_unsaved(
+            "Save changes?", "The picture has unsaved changes. Save them before quitting?"
+        ):
             event.ignore()
             return
         self.shutdown()
@@ -448,12 +504,13 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             log.warning("Could not save settings: %s", exc)
 
-    def showEvent(self, event) -> None:
+    def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if not getattr(self, "_docks_sized", False):
             self._docks_sized = True  # history/manipulate/log tabs: a quarter of the height
-            self.resizeDocks([self.history_dock], [max(180, self.height() // 4)],
-                             Qt.Orientation.Vertical)
+            self.resizeDocks(
+                [self.history_dock], [max(180, self.height() // 4)], Qt.Orientation.Vertical
+            )
 
     def _restore_geometry(self) -> None:
         g = QSettings("dgp-studio", "dgp-studio").value("geometry")

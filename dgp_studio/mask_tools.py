@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .undo import TileRecorder
+from .undo import Bounds, TileRecorder
 
 MIN_BRUSH, MAX_BRUSH = 1, 1000
 
@@ -29,11 +29,19 @@ def brush_stamp(size: int, hardness: float) -> np.ndarray:
         a = (d <= 1.0).astype(np.float32)
     else:
         a = np.clip((1.0 - d) / (1.0 - h), 0.0, 1.0)
-    return (a * 255).round().astype(np.uint8)
+    out: np.ndarray = (a * 255).round().astype(np.uint8)
+    return out
 
 
-def stamp(mask: np.ndarray, rec: TileRecorder | None, cx: float, cy: float, size: int,
-          hardness: float, erase: bool) -> tuple[int, int, int, int] | None:
+def stamp(
+    mask: np.ndarray,
+    rec: TileRecorder | None,
+    cx: float,
+    cy: float,
+    size: int,
+    hardness: float,
+    erase: bool,
+) -> Bounds | None:
     """Apply one stamp centred at (cx, cy); returns the changed bounds (clipped to the
     mask — strokes may start or run outside the picture)."""
     s = brush_stamp(int(size), round(float(hardness), 3))
@@ -46,7 +54,7 @@ def stamp(mask: np.ndarray, rec: TileRecorder | None, cx: float, cy: float, size
     if rec is not None:
         rec.touch(cx0, cy0, cx1, cy1)
     sub = mask[cy0:cy1, cx0:cx1]
-    part = s[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+    part = s[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
     if erase:
         np.minimum(sub, 255 - part, out=sub)
     else:
@@ -54,22 +62,40 @@ def stamp(mask: np.ndarray, rec: TileRecorder | None, cx: float, cy: float, size
     return cx0, cy0, cx1, cy1
 
 
-def segment(mask: np.ndarray, rec: TileRecorder | None, p0: tuple[float, float],
-            p1: tuple[float, float], size: int, hardness: float, erase: bool):
+def segment(
+    mask: np.ndarray,
+    rec: TileRecorder | None,
+    p0: tuple[float, float],
+    p1: tuple[float, float],
+    size: int,
+    hardness: float,
+    erase: bool,
+) -> Bounds | None:
     """Stamps from p0 to p1 spaced a quarter of the brush apart; returns the bounds."""
     dist = math.hypot(p1[0] - p0[0], p1[1] - p0[1])
     steps = max(1, int(math.ceil(dist / max(1.0, size / 4))))
-    bounds = None
+    bounds: Bounds | None = None
     for i in range(1, steps + 1) if dist > 0 else [0]:
         t = i / steps
-        b = stamp(mask, rec, p0[0] + (p1[0] - p0[0]) * t, p0[1] + (p1[1] - p0[1]) * t,
-                  size, hardness, erase)
+        b = stamp(
+            mask,
+            rec,
+            p0[0] + (p1[0] - p0[0]) * t,
+            p0[1] + (p1[1] - p0[1]) * t,
+            size,
+            hardness,
+            erase,
+        )
         bounds = union(bounds, b)
     return bounds
 
 
-def polygon(mask: np.ndarray, rec: TileRecorder | None, points: list[tuple[float, float]],
-            erase: bool = False):
+def polygon(
+    mask: np.ndarray,
+    rec: TileRecorder | None,
+    points: list[tuple[float, float]],
+    erase: bool = False,
+) -> Bounds | None:
     """Fill (or erase) a polygon — the rectangle and lasso tools."""
     if len(points) < 3:
         return None
@@ -93,14 +119,20 @@ def polygon(mask: np.ndarray, rec: TileRecorder | None, points: list[tuple[float
     return x0, y0, x1, y1
 
 
-def rectangle(mask: np.ndarray, rec: TileRecorder | None, p0, p1, erase: bool = False):
+def rectangle(
+    mask: np.ndarray,
+    rec: TileRecorder | None,
+    p0: tuple[float, float],
+    p1: tuple[float, float],
+    erase: bool = False,
+) -> Bounds | None:
     (ax, ay), (bx, by) = p0, p1
     x0, x1 = sorted((ax, bx))
     y0, y1 = sorted((ay, by))
     return polygon(mask, rec, [(x0, y0), (x1, y0), (x1, y1), (x0, y1)], erase)
 
 
-def union(a, b):
+def union(a: Bounds | None, b: Bounds | None) -> Bounds | None:
     if a is None:
         return b
     if b is None:

@@ -12,8 +12,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Signal, Slot
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -26,11 +29,17 @@ from PySide6.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
 
 from dgp_engine.priors import hub_async
 
+from .catalog import unusable_reason
 from .jobs import AsyncJob, Job, JobProgress, JobState
+
+if TYPE_CHECKING:
+    from dgp_engine.priors.progress import TransferProgress
+    from dgp_engine.priors.registry import ModelStatus
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +77,24 @@ def kept_download_bytes(name: str) -> int:
 def in_dialog_words(message: str) -> str:
     """The engine's sentence as this dialog says it: the command lines it suggests (for
     the CLI) become this dialog's buttons."""
-    message = re.sub(r"import files you have with `dgp models import[^`]*`",
-                     "press Import files… to install G and D files you already have",
-                     message)
+    message = re.sub(
+        r"import files you have with `dgp models import[^`]*`",
+        "press Import files… to install G and D files you already have",
+        message,
+    )
     message = re.sub(r"`dgp models import[^`]*`", "Import files…", message)
     message = re.sub(r"`dgp models pull [^`]*`", "Download", message)
     return message.replace("connect and pull again", "connect and press Download again")
 
 
-def _mb(n) -> str:
+def classes_words(n: int | None) -> str:
+    """A model's class count for the list: "?" when unknown, none for an unconditional one."""
+    if n is None:
+        return "?"
+    return "none (unconditional)" if n == 0 else str(n)
+
+
+def _mb(n: float | None) -> str:
     """A byte count for people: MB below a gigabyte, GB above."""
     if n is None:
         return "?"
@@ -90,7 +108,7 @@ class ModelDialog(QDialog):
     #: a transfer started (a jobs.Job: the status bar shows it)
     job_started = Signal(object)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setAccessibleName("Models")
@@ -99,7 +117,7 @@ class ModelDialog(QDialog):
         # the job's cancel event, set by Stop as well as cancelling the task: the
         # engine's worker thread sees it even if the event loop ends first (app quitting)
         self._cancel = threading.Event()
-        self._rows: dict[str, object] = {}  # name -> registry.ModelStatus
+        self._rows: dict[str, ModelStatus] = {}
         self._classes: dict[str, int | None] = {}
         # stopped or failed with bytes kept in the download cache: Download resumes them
         self._interrupted: set[str] = set()
@@ -137,8 +155,13 @@ class ModelDialog(QDialog):
         self.import_button = QPushButton("&Import files…")
         self.cancel_button = QPushButton("&Stop")
         self.close_button = QPushButton("Close")
-        for b in (self.download_button, self.use_button, self.import_button,
-                  self.cancel_button, self.close_button):
+        for b in (
+            self.download_button,
+            self.use_button,
+            self.import_button,
+            self.cancel_button,
+            self.close_button,
+        ):
             b.setAccessibleName(b.text().replace("&", ""))
             row.addWidget(b)
         lay.addLayout(row)
@@ -164,21 +187,26 @@ class ModelDialog(QDialog):
             self.status.setText(f"The model registry is unavailable: {exc}")
             rows, known = [], {}
         self._rows = {st.name: st for st in rows}
-        self._classes = {name: (e.config.n_classes if e.config else None)
-                         for name, e in known.items()}
+        # the generator's classes, whichever family (a StyleGAN2's conditioning size)
+        self._classes = {name: e.n_classes for name, e in known.items()}
         self._installed_bytes = {name: e.installed_bytes for name, e in known.items()}
         self.table.setRowCount(len(rows))
         for i, st in enumerate(rows):
             n_classes = self._classes.get(st.name)
-            cells = (st.name, self._state_words(st), f"{st.resolution} px" if st.resolution
-                     else "?", str(n_classes) if n_classes else "?",
-                     _mb(st.download_bytes) if st.download_bytes and st.downloadable
-                     else "—",
-                     _mb(st.size_bytes) if st.usable else "—", st.licence or "—")
+            cells = (
+                st.name,
+                self._state_words(st),
+                f"{st.resolution} px" if st.resolution else "?",
+                classes_words(n_classes),
+                _mb(st.download_bytes) if st.download_bytes and st.downloadable else "—",
+                _mb(st.size_bytes) if st.usable else "—",
+                st.licence or "—",
+            )
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if j == 0:
-                    item.setToolTip(st.title)
+                    later = unusable_reason(st.family)
+                    item.setToolTip(st.title + (f"\n{later}" if later else ""))
                 elif j == len(cells) - 1 and st.licence:
                     item.setToolTip(st.licence)
                 self.table.setItem(i, j, item)
@@ -187,7 +215,7 @@ class ModelDialog(QDialog):
             self.select(selected)
         self._selection_changed()
 
-    def _state_words(self, st) -> str:
+    def _state_words(self, st: ModelStatus) -> str:
         if st.state == "not installed" and st.name in self._interrupted:
             return "stopped (resumable)"
         if st.state == "not installed" and not st.downloadable:
@@ -195,11 +223,16 @@ class ModelDialog(QDialog):
         return st.state
 
     def names(self) -> list[str]:
-        return [self.table.item(r, 0).text() for r in range(self.table.rowCount())]
+        return [self._name_at(r) for r in range(self.table.rowCount())]
+
+    def _name_at(self, row: int) -> str:
+        item = self.table.item(row, 0)  # every row has its name cell
+        assert item is not None
+        return item.text()
 
     def select(self, name: str) -> bool:
         for r in range(self.table.rowCount()):
-            if self.table.item(r, 0).text() == name:
+            if self._name_at(r) == name:
                 self.table.selectRow(r)
                 self.table.setCurrentCell(r, 0)
                 return True
@@ -221,38 +254,49 @@ class ModelDialog(QDialog):
         facts = []
         if st.resolution:
             facts.append(f"{st.resolution} px")
-        if self._classes.get(name):
-            facts.append(f"{self._classes[name]} classes")
+        if st.family == "stylegan2":
+            facts.append("StyleGAN2")
+        n_classes = self._classes.get(name)
+        if n_classes is not None:
+            facts.append("unconditional (no classes)" if n_classes == 0 else f"{n_classes} classes")
         if st.usable:
             facts.append(f"{_mb(st.size_bytes)} on disk")
         elif st.download_bytes:
             installed = self._installed_bytes.get(name)
-            facts.append(f"{_mb(st.download_bytes)} to download"
-                         + (f", about {_mb(installed)} once installed" if installed else ""))
+            facts.append(
+                f"{_mb(st.download_bytes)} to download"
+                + (f", about {_mb(installed)} once installed" if installed else "")
+            )
         if st.licence:
             facts.append(f"licence: {st.licence}")
         if facts:
             parts.append("; ".join(facts) + ".")
         if st.state == "not installed" and not st.downloadable:
             parts.append("No public download: import its G and D files with Import files….")
+        later = unusable_reason(st.family)
+        if later:
+            parts.append(later)
         return "<br>".join(parts)
 
     def _selection_changed(self) -> None:
         name = self._selected_name()
         st = self._rows.get(name) if name else None
-        self.details.setText(self.describe(name) if st else
-                             "Select a model to see what it is for.")
+        self.details.setText(
+            self.describe(name) if name and st else "Select a model to see what it is for."
+        )
         busy = self._busy
         can_pull = bool(st and st.downloadable and not st.usable)
         if st is not None and name in self._interrupted and can_pull:
             self.download_button.setText("&Resume download")
-        elif can_pull and st.download_bytes:
+        elif st is not None and can_pull and st.download_bytes:
             self.download_button.setText(f"&Download ({_mb(st.download_bytes)})")
         else:
             self.download_button.setText("&Download")
         # with nothing selected, pressing it says what to do
         self.download_button.setEnabled((st is None or can_pull) and not busy)
-        self.use_button.setEnabled(bool(st and st.usable))
+        later = unusable_reason(st.family) if st is not None else None
+        self.use_button.setEnabled(bool(st and st.usable) and later is None)
+        self.use_button.setToolTip(later or "")
 
     # --- transfers ------------------------------------------------------------
     @property
@@ -275,7 +319,12 @@ class ModelDialog(QDialog):
         self.job_started.emit(job)
         return job
 
-    def _start(self, coro_factory, what: str, name: str | None = None) -> None:
+    def _start(
+        self,
+        coro_factory: Callable[[Callable[[Any], None]], Awaitable[Any]],
+        what: str,
+        name: str | None = None,
+    ) -> None:
         if self._busy:
             self.status.setText("A transfer is running: wait for it or press Stop.")
             return
@@ -284,7 +333,7 @@ class ModelDialog(QDialog):
         # may replace it)
         job.start_coroutine(coro_factory, on_report=self._progress)
 
-    async def _run(self, coro, what: str, name: str | None = None) -> None:
+    async def _run(self, coro: Awaitable[Any], what: str, name: str | None = None) -> None:
         """Await a transfer on the running loop as this dialog's job."""
         await self._new_job(what, name).run(coro)
 
@@ -293,27 +342,40 @@ class ModelDialog(QDialog):
         if job is not self.job:
             return
         outcome = {JobState.FINISHED: None, JobState.CANCELLED: _CANCELLED}.get(
-            job.state, job.exception or job.error)
+            job.state, job.exception or job.error
+        )
         self._finish(job.title, self._job_name, outcome)
 
-    def _finish(self, what: str, name: str, outcome) -> None:
+    def _finish(self, what: str, name: str, outcome: object) -> None:
         if outcome is None:
             self._interrupted.discard(name)
-            self.status.setText(f"{what}: done." + (
-                f" {name} is ready: press Use this model, or pick it in the Model list."
-                if name else ""))
+            self.status.setText(
+                f"{what}: done."
+                + (
+                    f" {name} is ready: press Use this model, or pick it in the Model list."
+                    if name
+                    else ""
+                )
+            )
             self.models_changed.emit()
         elif outcome is _CANCELLED:
             kept = self._note_kept(name)
-            self.status.setText(f"{what}: stopped; nothing was installed." + (
-                f" {_mb(kept)} were kept: press Resume download to continue where it "
-                "stopped." if kept else ""))
+            self.status.setText(
+                f"{what}: stopped; nothing was installed."
+                + (
+                    f" {_mb(kept)} were kept: press Resume download to continue where it stopped."
+                    if kept
+                    else ""
+                )
+            )
         else:
             kept = self._note_kept(name)
             if _is_engine_error(outcome):  # anything else was logged in full by the job
                 log.warning("%s failed: %s", what, outcome)
-            self.status.setText(f"{what} failed: {in_dialog_words(str(outcome))}" + (
-                f" ({_mb(kept)} kept for Resume download.)" if kept else ""))
+            self.status.setText(
+                f"{what} failed: {in_dialog_words(str(outcome))}"
+                + (f" ({_mb(kept)} kept for Resume download.)" if kept else "")
+            )
         self._set_busy(False)
         if "Import files" in self.status.text():
             self.import_button.setFocus()  # the way on that the sentence points at
@@ -332,7 +394,7 @@ class ModelDialog(QDialog):
             self._interrupted.discard(name)
         return kept
 
-    def _progress(self, p) -> None:
+    def _progress(self, p: TransferProgress) -> None:
         """One engine report (hub.TransferProgress) in words and on the bar."""
         if p.stage == "list":
             self.bar.setRange(0, 0)
@@ -362,13 +424,17 @@ class ModelDialog(QDialog):
             self.bar.setValue(int(1000 * overall))
         total = f" of {_mb(p.total)}" if p.total else ""
         file = f"file {p.index + 1} of {p.count}" if p.count > 1 else p.file
-        doing = {"download": "downloading", "hash": "checking (SHA-256)",
-                 "read": "converting", "write": "converting",
-                 "verify": "verifying"}.get(p.stage, p.stage)
+        doing = {
+            "download": "downloading",
+            "hash": "checking (SHA-256)",
+            "read": "converting",
+            "write": "converting",
+            "verify": "verifying",
+        }.get(p.stage, p.stage)
         self.status.setText(f"{p.model}: {doing} {file}, {_mb(p.done)}{total}")
         self._job_progress(overall, p)
 
-    def _job_progress(self, fraction: float | None, p) -> None:
+    def _job_progress(self, fraction: float | None, p: TransferProgress) -> None:
         if self.job is not None and not self.job.state.ended:
             self.job.set_progress(JobProgress(fraction, self.status.text(), p))
 
@@ -387,13 +453,17 @@ class ModelDialog(QDialog):
             self.status.setText(f"{name} is already installed.")
             return
         if st is not None and not st.downloadable:
-            self.status.setText(f"{name} has no public download: import its G and D files "
-                                "with Import files….")
+            self.status.setText(
+                f"{name} has no public download: import its G and D files with Import files…."
+            )
             return
         ops = hub_async
         word = "Resume download of" if name in self._interrupted else "Download"
-        self._start(lambda report: ops.pull_async(name, progress=report, cancel=self._cancel),
-                    f"{word} {name}", name)
+        self._start(
+            lambda report: ops.pull_async(name, progress=report, cancel=self._cancel),
+            f"{word} {name}",
+            name,
+        )
 
     def download_selected(self) -> None:
         name = self._selected_name()
@@ -408,23 +478,30 @@ class ModelDialog(QDialog):
             self.use_model.emit(name)
 
     def import_files(self) -> None:
-        g, _ = QFileDialog.getOpenFileName(self, "Generator weights (G_ema.pth)", "",
-                                           "Weights (*.pth *.safetensors)")
+        g, _ = QFileDialog.getOpenFileName(
+            self, "Generator weights (G_ema.pth)", "", "Weights (*.pth *.safetensors)"
+        )
         if not g:
             return
-        d, _ = QFileDialog.getOpenFileName(self, "Discriminator weights (D.pth)", "",
-                                           "Weights (*.pth *.safetensors)")
+        d, _ = QFileDialog.getOpenFileName(
+            self, "Discriminator weights (D.pth)", "", "Weights (*.pth *.safetensors)"
+        )
         if not d:
             return
-        name, ok = QInputDialog.getText(self, "Model name",
-                                        "Name (a registered model such as biggan-128, or a "
-                                        "new name):", text=self._selected_name() or "")
+        name, ok = QInputDialog.getText(
+            self,
+            "Model name",
+            "Name (a registered model such as biggan-128, or a new name):",
+            text=self._selected_name() or "",
+        )
         if not ok or not name:
             return
         ops = hub_async
-        self._start(lambda report: ops.import_files_async(name, g, d, progress=report,
-                                                          cancel=self._cancel),
-                    f"Import {name}", name)
+        self._start(
+            lambda report: ops.import_files_async(name, g, d, progress=report, cancel=self._cancel),
+            f"Import {name}",
+            name,
+        )
 
     def stop(self) -> None:
         """Stop the running transfer; the engine tidies up, then the outcome is shown."""
@@ -435,18 +512,21 @@ class ModelDialog(QDialog):
         self.cancel_button.setEnabled(False)
         self.status.setText("Stopping…")
 
-    def closeEvent(self, event) -> None:
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self._busy:
-            if QMessageBox.question(self, "Stop the transfer?",
-                                    "A model transfer is running. Stop it?") \
-                    != QMessageBox.StandardButton.Yes:
+            if (
+                QMessageBox.question(
+                    self, "Stop the transfer?", "A model transfer is running. Stop it?"
+                )
+                != QMessageBox.StandardButton.Yes
+            ):
                 event.ignore()
                 return
             self.stop()
         super().closeEvent(event)
 
 
-def _is_engine_error(exc: BaseException) -> bool:
+def _is_engine_error(exc: object) -> bool:
     from dgp_engine import DGPError
 
     return isinstance(exc, DGPError)

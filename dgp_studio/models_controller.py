@@ -27,14 +27,21 @@ if TYPE_CHECKING:
 
 
 class ModelsController(QObject):
-    ready = Signal(ModelInfo)       # a model was loaded (after its classes are set)
+    ready = Signal(ModelInfo)  # a model was loaded (after its classes are set)
     error = Signal(str)
-    status = Signal(str, int)       # a status-bar message and how long it stays (ms)
-    job_started = Signal(object)    # a transfer of the Models dialog (a jobs.Job)
+    status = Signal(str, int)  # a status-bar message and how long it stays (ms)
+    job_started = Signal(object)  # a transfer of the Models dialog (a jobs.Job)
     installed_changed = Signal()
 
-    def __init__(self, catalog: ModelCatalog, task_panel: TaskPanel, runs: RunController,
-                 state: AppState, dialog_parent: QWidget, parent: QObject | None = None):
+    def __init__(
+        self,
+        catalog: ModelCatalog,
+        task_panel: TaskPanel,
+        runs: RunController,
+        state: AppState,
+        dialog_parent: QWidget,
+        parent: QObject | None = None,
+    ):
         super().__init__(parent)
         self.catalog, self.task_panel, self.runs, self.state = catalog, task_panel, runs, state
         self.dialog_parent = dialog_parent
@@ -55,13 +62,16 @@ class ModelsController(QObject):
         self.task_panel.set_class_names(info.class_names)
         self.state.set_model_resolution(info.resolution)
         self.ready.emit(info)
-        self.status.emit(f"Model {info.name}: {info.resolution} px, "
-                         f"{len(info.class_names)} classes, on {info.device}", 5000)
+        self.status.emit(
+            f"Model {info.name}: {info.resolution} px, "
+            f"{len(info.class_names)} classes, on {info.device}",
+            5000,
+        )
 
     def refresh(self) -> None:
         """Models were installed or removed (or the cache folder moved): list them again."""
         self.catalog.refresh()
-        self.task_panel.set_models(self.catalog.names())
+        self.task_panel.set_models(self.catalog.names(), self.catalog.unusable())
         self.installed_changed.emit()
 
     def use(self, name: str) -> None:
@@ -71,6 +81,10 @@ class ModelsController(QObject):
             return
         if self.task_panel.model.findText(name) < 0:
             self.refresh()
+        why = self.task_panel.unusable.get(name)
+        if why is not None:
+            self.error.emit(f"{name}: {why}")
+            return
         self.task_panel.model.setCurrentText(name)
 
     def show_dialog(self) -> ModelDialog:

@@ -15,16 +15,20 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dgp_engine import DGPError
 from dgp_engine.files.project import Project
 from dgp_engine.method.manipulate import MorphTimeline
+from dgp_engine.method.state import ReconstructionState
 
 from .image_files import Picture
 from .model.state import AppState, HistoryEntry
+
+if TYPE_CHECKING:
+    from .manipulate.panel import ManipulatePanel
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ def _jsonable(value: Any) -> Any:
         return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError):
         if isinstance(value, dict):
-            out = {}
+            out: dict[str, Any] = {}
             for k, v in value.items():
                 try:
                     out[str(k)] = json.loads(json.dumps(v, allow_nan=False))
@@ -57,13 +61,17 @@ class MorphSnapshot:
     """The manipulate panel's morph timeline: keyframe states, their names, and the
     timeline settings (``MorphTimeline.to_dict()``)."""
 
-    keyframes: list
+    keyframes: list[ReconstructionState]
     names: list[str]
     settings: dict[str, Any]
 
 
-def to_project(state: AppState, title: str = "", extra: dict | None = None,
-               morph: MorphSnapshot | None = None) -> Project:
+def to_project(
+    state: AppState,
+    title: str = "",
+    extra: dict[str, Any] | None = None,
+    morph: MorphSnapshot | None = None,
+) -> Project:
     """A snapshot of ``state`` (arrays copied, so later edits do not change it)."""
     if state.picture is None:
         raise NothingToOpen("There is no picture to save in a project.")
@@ -73,14 +81,21 @@ def to_project(state: AppState, title: str = "", extra: dict | None = None,
     project.masks[PICTURE] = state.mask.copy()
     if state.region is not None:
         x, y, side = state.region
-        project.regions.append({"id": "working", "source": PICTURE, "x": int(x), "y": int(y),
-                                "side": int(side)})
+        project.regions.append(
+            {"id": "working", "source": PICTURE, "x": int(x), "y": int(y), "side": int(side)}
+        )
     for i, e in enumerate(state.history):
         hid = f"h{i}"
         item: dict[str, Any] = {
-            "id": hid, "title": e.title, "bounds": [int(v) for v in e.bounds],
-            "cancelled": bool(e.cancelled), "applied": bool(e.applied),
-            "settings": _jsonable(e.settings) or {}, "images": {}, "state": None}
+            "id": hid,
+            "title": e.title,
+            "bounds": [int(v) for v in e.bounds],
+            "cancelled": bool(e.cancelled),
+            "applied": bool(e.applied),
+            "settings": _jsonable(e.settings) or {},
+            "images": {},
+            "state": None,
+        }
         for part in _PARTS:
             arr = getattr(e, part)
             if arr is not None:
@@ -97,8 +112,9 @@ def to_project(state: AppState, title: str = "", extra: dict | None = None,
         **(_jsonable(extra) or {}),
     }
     if morph is not None and (morph.keyframes or morph.settings):
-        history_ids = {id(e.state): f"h{i}" for i, e in enumerate(state.history)
-                       if e.state is not None}
+        history_ids = {
+            id(e.state): f"h{i}" for i, e in enumerate(state.history) if e.state is not None
+        }
         ids = []
         for k, kf in enumerate(morph.keyframes):
             sid = history_ids.get(id(kf))
@@ -106,8 +122,11 @@ def to_project(state: AppState, title: str = "", extra: dict | None = None,
                 sid = f"k{k}"
                 project.states[sid] = kf
             ids.append(sid)
-        project.timeline = {**(_jsonable(morph.settings) or {}), "keyframes": ids,
-                            "names": [str(n) for n in morph.names]}
+        project.timeline = {
+            **(_jsonable(morph.settings) or {}),
+            "keyframes": ids,
+            "names": [str(n) for n in morph.names],
+        }
     return project
 
 
@@ -121,8 +140,7 @@ def morph_from_project(project: Project) -> MorphSnapshot | None:
     names += [""] * (len(ids) - len(names))
     keep = [(project.states[i], n) for i, n in zip(ids, names, strict=True) if i in project.states]
     if len(keep) < len(ids):
-        log.warning("%d morph keyframe(s) could not be read from the project",
-                    len(ids) - len(keep))
+        log.warning("%d morph keyframe(s) could not be read from the project", len(ids) - len(keep))
     return MorphSnapshot([k for k, _ in keep], [n for _, n in keep], tl)
 
 
@@ -131,22 +149,35 @@ def history_from_project(project: Project) -> list[HistoryEntry]:
     out = []
     for item in project.history:
         imgs = {part: project.images.get(key) for part, key in item.get("images", {}).items()}
-        if any(v is None for v in imgs.values()) or "preview" not in imgs:
+        before, after, preview = imgs.get("before"), imgs.get("after"), imgs.get("preview")
+        if (
+            any(v is None for v in imgs.values())
+            or before is None
+            or after is None
+            or preview is None
+        ):
             continue  # lost with a damaged file
         state_key = item.get("state")
-        out.append(HistoryEntry(
-            title=str(item.get("title", "")), bounds=tuple(item.get("bounds", (0, 0, 0, 0))),
-            before=imgs.get("before"), after=imgs.get("after"), preview=imgs["preview"],
-            cancelled=bool(item.get("cancelled", False)),
-            applied=bool(item.get("applied", False)),
-            settings=dict(item.get("settings") or {}),
-            state=project.states.get(state_key) if state_key else None,
-            picture=imgs.get("picture")))
+        out.append(
+            HistoryEntry(
+                title=str(item.get("title", "")),
+                bounds=tuple(item.get("bounds", (0, 0, 0, 0))),
+                before=before,
+                after=after,
+                preview=preview,
+                cancelled=bool(item.get("cancelled", False)),
+                applied=bool(item.get("applied", False)),
+                settings=dict(item.get("settings") or {}),
+                state=project.states.get(state_key) if state_key else None,
+                picture=imgs.get("picture"),
+            )
+        )
     return out
 
 
-def picture_from_project(project: Project) -> tuple[Picture, np.ndarray,
-                                                     tuple[int, int, int] | None]:
+def picture_from_project(
+    project: Project,
+) -> tuple[Picture, np.ndarray, tuple[int, int, int] | None]:
     """The picture, its mask (empty when lost) and the saved working region."""
     pixels = project.sources.get(PICTURE)
     if pixels is None and project.sources:
@@ -157,8 +188,9 @@ def picture_from_project(project: Project) -> tuple[Picture, np.ndarray,
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[:, :, None], 3, axis=2)
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
-        raise NothingToOpen(f"The project's picture has an unsupported layout "
-                            f"({pixels.dtype}, {pixels.shape}).")
+        raise NothingToOpen(
+            f"The project's picture has an unsupported layout ({pixels.dtype}, {pixels.shape})."
+        )
     h, w = pixels.shape[:2]
     mask = project.masks.get(PICTURE)
     if mask is None or mask.shape != (h, w):
@@ -187,7 +219,7 @@ def apply_project(state: AppState, project: Project) -> None:
     state.history_changed.emit()
 
 
-def morph_of(panel) -> MorphSnapshot | None:
+def morph_of(panel: ManipulatePanel | None) -> MorphSnapshot | None:
     """The Manipulate panel's morph timeline as a project holds it (None: no panel)."""
     if panel is None:
         return None
@@ -198,7 +230,7 @@ def morph_of(panel) -> MorphSnapshot | None:
     return MorphSnapshot(panel.timeline.keyframes(), panel.timeline.names(), settings)
 
 
-def restore_morph(panel, morph: MorphSnapshot | None) -> None:
+def restore_morph(panel: ManipulatePanel | None, morph: MorphSnapshot | None) -> None:
     """Put a project's morph timeline back into the Manipulate panel (emptied first)."""
     if panel is None:
         return

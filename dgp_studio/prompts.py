@@ -24,19 +24,29 @@ class MessageBoxPrompts:
 
     def ask_save(self, title: str, text: str) -> str:
         """Save / Discard / Cancel about unsaved work: "save", "discard" or "cancel"."""
-        box = QMessageBox(QMessageBox.Icon.Warning, title, text,
-                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                          | QMessageBox.StandardButton.Cancel, self.parent)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            title,
+            text,
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+            self.parent,
+        )
         box.setDefaultButton(QMessageBox.StandardButton.Save)
-        box.setInformativeText("Discarded work stays in the autosave until your next save, "
-                               "so it can still be recovered.")
+        box.setInformativeText(
+            "Discarded work stays in the autosave until your next save, "
+            "so it can still be recovered."
+        )
         answer = box.exec()
-        return {QMessageBox.StandardButton.Save: "save",
-                QMessageBox.StandardButton.Discard: "discard"}.get(
-                    QMessageBox.StandardButton(answer), "cancel")
+        return {
+            QMessageBox.StandardButton.Save: "save",
+            QMessageBox.StandardButton.Discard: "discard",
+        }.get(QMessageBox.StandardButton(answer), "cancel")
 
-    def ask_recovery(self, items: list[RecoveryItem],
-                     restore: Callable[[RecoveryItem], None]) -> None:
+    def ask_recovery(
+        self, items: list[RecoveryItem], restore: Callable[[RecoveryItem], None]
+    ) -> None:
         """The autosaves left by a crash, each with its picture; ``restore`` runs with the
         one chosen (not blocking)."""
         RecoveryDialog(items, restore, self.parent).open()

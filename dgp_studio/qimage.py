@@ -20,4 +20,5 @@ def from_qimage(img: QImage) -> np.ndarray:
     img = img.convertToFormat(QImage.Format.Format_RGB888)
     h, w = img.height(), img.width()
     buf = np.frombuffer(img.constBits(), np.uint8, count=img.sizeInBytes())
-    return buf.reshape(h, img.bytesPerLine())[:, : w * 3].reshape(h, w, 3).copy()
+    rgb: np.ndarray = buf.reshape(h, img.bytesPerLine())[:, : w * 3].reshape(h, w, 3).copy()
+    return rgb

@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -42,9 +43,9 @@ THUMB = 96  # thumbnail side (px)
 @dataclass
 class RecoveryItem:
     candidate: RecoveryCandidate
-    picture_name: str               # the photo's file name ("a pasted picture" without one)
-    project_name: str | None        # the project file it belongs to (None: never saved)
-    thumbnail: np.ndarray | None    # the picture, at most THUMB px a side (None: unreadable)
+    picture_name: str  # the photo's file name ("a pasted picture" without one)
+    project_name: str | None  # the project file it belongs to (None: never saved)
+    thumbnail: np.ndarray | None  # the picture, at most THUMB px a side (None: unreadable)
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.candidate.saved))
@@ -52,10 +53,16 @@ class RecoveryItem:
         return f"{self.picture_name}{project} — unsaved changes from {when}"
 
 
-def _thumbnail(path: Path, manifest: dict) -> np.ndarray | None:
+def _thumbnail(path: Path, manifest: dict[str, Any]) -> np.ndarray | None:
     members = manifest.get("members") or {}
-    name = next((n for n, m in members.items() if isinstance(m, dict)
-                 and m.get("kind") == "sources" and m.get("id") == PICTURE), None)
+    name = next(
+        (
+            n
+            for n, m in members.items()
+            if isinstance(m, dict) and m.get("kind") == "sources" and m.get("id") == PICTURE
+        ),
+        None,
+    )
     if name is None or not name.endswith(".png"):
         return None
     try:
@@ -70,9 +77,9 @@ def _thumbnail(path: Path, manifest: dict) -> np.ndarray | None:
 def recovery_item(candidate: RecoveryCandidate) -> RecoveryItem:
     """What an autosave holds, for the list: its picture's name and a thumbnail."""
     manifest = read_manifest(candidate.autosave) or {}
-    settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
-    source = settings.get("source_path") if isinstance(settings.get("source_path"), str) \
-        else None
+    raw_settings = manifest.get("settings")
+    settings = raw_settings if isinstance(raw_settings, dict) else {}
+    source = settings.get("source_path") if isinstance(settings.get("source_path"), str) else None
     name = Path(source).name if source else "a pasted picture"
     project = candidate.original.name if candidate.original is not None else None
     return RecoveryItem(candidate, name, project, _thumbnail(candidate.autosave, manifest))
@@ -82,15 +89,21 @@ class RecoveryDialog(QDialog):
     """Every autosave that can be restored, newest first, with its picture; Restore
     opens the selected one (not modal: the editor stays usable)."""
 
-    def __init__(self, items: list[RecoveryItem], restore: Callable[[RecoveryItem], None],
-                 parent: QWidget | None = None):
+    def __init__(
+        self,
+        items: list[RecoveryItem],
+        restore: Callable[[RecoveryItem], None],
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.items, self._restore = items, restore
         self.setWindowTitle("Restore unsaved work?")
         self.setAccessibleName("Restore unsaved work")
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        intro = QLabel("DGP Studio closed with unsaved work. Restore a picture now? The "
-                       "others stay here until you save a picture.")
+        intro = QLabel(
+            "DGP Studio closed with unsaved work. Restore a picture now? The "
+            "others stay here until you save a picture."
+        )
         intro.setWordWrap(True)
         self.list = QListWidget()
         self.list.setAccessibleName("Unsaved work")

@@ -14,13 +14,18 @@ from .model.state import AppState
 
 
 class RegionPolicy(QObject):
-    def __init__(self, state: AppState, tool: Callable[[], str],
-                 show_note: Callable[[str, bool], None], parent: QObject | None = None):
+    def __init__(
+        self,
+        state: AppState,
+        tool: Callable[[], str],
+        show_note: Callable[[str, bool], None],
+        parent: QObject | None = None,
+    ) -> None:
         """``tool``: the canvas's current tool; ``show_note(text, warning)``: where the
         note goes."""
         super().__init__(parent)
         self.state, self.tool, self.show_note = state, tool, show_note
-        self.user_set = False   # the user placed the region: edits no longer move it
+        self.user_set = False  # the user placed the region: edits no longer move it
         state.region_changed.connect(self._region_changed)
         state.resolution_changed.connect(lambda _r: self.update_note())
         state.undo_stack.indexChanged.connect(self._after_edit)
@@ -41,16 +46,22 @@ class RegionPolicy(QObject):
             st.reset_region()
         self.update_note()
 
-    def _region_changed(self, _region) -> None:
+    def _region_changed(self, _region: tuple[int, int, int] | None) -> None:
         if self.tool() == "frame":
             self.user_set = True
         self.update_note()
 
     def _after_edit(self, _index: int) -> None:
-        if self.state.has_picture and not self.user_set:
-            self.state.reset_region()
+        try:
+            if self.state.has_picture and not self.user_set:
+                self.state.reset_region()
+            self.update_note()  # the mask in the region decides what the note advises
+        except RuntimeError:  # the undo stack is being destroyed with the window (its
+            pass  # clear() says the index changed): nothing to place
 
     def update_note(self) -> None:
         st = self.state
-        text = region_note(st.task, st.region, st.model_resolution) if st.has_picture else ""
+        text = (
+            region_note(st.task, st.region, st.model_resolution, st.mask) if st.has_picture else ""
+        )
         self.show_note(text, text.startswith("⚠"))

@@ -17,10 +17,12 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from dgp_engine import InputError
-from dgp_engine.method.taskspec import covers_whole_photo, task_spec
+from dgp_engine.method.taskspec import task_spec
+from dgp_engine.tasks.request import RestoreRequest
 
 from .catalog import ModelCatalog
-from .engine_session import NEEDS_MASK, RegionRequest, RegionResult
+from .engine_session import RegionRequest, RegionResult
+from .guidance import run_advisory
 from .jobs import Job, JobProgress, JobState
 from .model.state import AppState, HistoryEntry
 from .model.task_settings import TaskSettings
@@ -32,68 +34,88 @@ log = logging.getLogger(__name__)
 
 class RunController(QObject):
     model_ready = Signal(ModelInfo)
-    run_started = Signal()            # the model is loaded, the engine runs
-    progress = Signal(Progress)       # throttled by the engine lane
-    frame = Signal(np.ndarray)        # H×W×3 uint8 preview (≈10 per second)
+    run_started = Signal()  # the model is loaded, the engine runs
+    progress = Signal(Progress)  # throttled by the engine lane
+    frame = Signal(np.ndarray)  # H×W×3 uint8 preview (≈10 per second)
     # the result and its history entry (None when the picture went away meanwhile)
     finished = Signal(RegionResult, object)
-    failed = Signal(str)              # a readable message (a run or a model load)
+    failed = Signal(str)  # a readable message (a run or a model load)
     warning = Signal(str)
-    job_added = Signal(object)        # every Job this controller starts
+    job_added = Signal(object)  # every Job this controller starts
 
-    def __init__(self, state: AppState, settings: TaskSettings, catalog: ModelCatalog,
-                 threads: int, preview_fps: float = 10.0, parent: QObject | None = None):
+    def __init__(
+        self,
+        state: AppState,
+        settings: TaskSettings,
+        catalog: ModelCatalog,
+        threads: int,
+        preview_fps: float = 10.0,
+        parent: QObject | None = None,
+    ):
         super().__init__(parent)
         self.state = state
         self.settings = settings
         self.runner = EngineRunner(catalog, threads, preview_fps)
         self.lane = WorkerLane("dgp-engine", self)
         self.request: RegionRequest | None = None
-        self.job: Job | None = None       # the current (or last) run
-        self._alive: set[Job] = set()     # jobs until they end (no Qt parent)
+        self.job: Job | None = None  # the current (or last) run
+        self._alive: set[Job] = set()  # jobs until they end (no Qt parent)
 
     # --- requests ---------------------------------------------------------------------
     def build_request(self) -> RegionRequest:
-        """The request for the picture's working region with the current settings;
-        raises InputError with what to do when it cannot run."""
+        """The request for the picture's working region with the current settings (the
+        engine's RestoreRequest, as the CLI builds it from its arguments); raises
+        InputError with what to do when it cannot run."""
         st, s = self.state, self.settings
         if not st.has_picture:
             raise InputError("Open a picture first (Ctrl+O, drag and drop, or paste).")
         if not s.model:
             raise InputError("No model is installed: use Models → Download or import….")
-        task = s.task
         assert st.picture is not None
-        if covers_whole_photo(task):
+        settings = RestoreRequest(
+            task_spec(s.task),
+            model=s.model,
+            preset=s.preset_for_run(),
+            class_spec=s.class_id(),
+            seed=s.seed,
+            device=s.device,
+            precision=s.precision,
+            threads=self.runner.threads,
+        )
+        if settings.task.region.whole_photo:
             # the whole picture at any aspect ratio, fitted into the model's square by
             # the engine exactly as the CLI does it without a region
             w, h = st.size
-            return RegionRequest(
-                task=task, model=s.model, image=st.picture.pixels.copy(),
-                mask=st.mask.copy(), bounds=(0, 0, w, h), region=None,
-                preset=s.preset_for_run(), class_id=s.class_id(), seed=s.seed,
-                device=s.device, precision=s.precision, extra=s.as_dict())
+            return RegionRequest.for_crop(
+                settings, st.picture.pixels.copy(), st.mask.copy(), (0, 0, w, h), None, s.as_dict()
+            )
         if st.region is None:
             st.reset_region()
         assert st.region is not None
         x, y, side = st.region
-        if task in NEEDS_MASK and not (st.mask[y:y + side, x:x + side] > 127).any():
+        if settings.task.uses_mask and not (st.mask[y : y + side, x : x + side] > 127).any():
             if st.mask_bounds() is None:
-                raise InputError("The mask is empty: paint the area to fill with the brush (B) "
-                                 "or select it (M, L) before running inpainting.")
-            raise InputError("The mask lies outside the working region: press Ctrl+R to put "
-                             "the region around the mask, or move it with F.")
+                raise InputError(
+                    "The mask is empty: paint the area to fill with the brush (B) "
+                    "or select it (M, L) before running inpainting."
+                )
+            raise InputError(
+                "The mask lies outside the working region: press Ctrl+R to put "
+                "the region around the mask, or move it with F."
+            )
         # the region plus one pixel of picture around it, so the engine feathers the
         # seam exactly as on the whole picture
         w, h = st.size
         x0, y0 = max(0, x - 1), max(0, y - 1)
         x1, y1 = min(w, x + side + 1), min(h, y + side + 1)
-        return RegionRequest(
-            task=task, model=s.model,
-            image=st.picture.pixels[y0:y1, x0:x1].copy(),
-            mask=st.mask[y0:y1, x0:x1].copy(), bounds=(x0, y0, x1, y1),
-            region=(x - x0, y - y0, side),
-            preset=s.preset_for_run(), class_id=s.class_id(), seed=s.seed, device=s.device,
-            precision=s.precision, extra=s.as_dict())
+        return RegionRequest.for_crop(
+            settings,
+            st.picture.pixels[y0:y1, x0:x1].copy(),
+            st.mask[y0:y1, x0:x1].copy(),
+            (x0, y0, x1, y1),
+            (x - x0, y - y0, side),
+            s.as_dict(),
+        )
 
     # --- lifecycle --------------------------------------------------------------------
     @property
@@ -113,8 +135,7 @@ class RunController(QObject):
         """Load ``name`` in the engine's thread (its info comes as ``model_ready``)."""
         if not name or self.running:
             return None
-        worker = GeneratorWorker(self.runner.load, name, device,
-                                 describe=partial(load_error, name))
+        worker = GeneratorWorker(self.runner.load, name, device, describe=partial(load_error, name))
         job = self._start(worker, f"Loading model {name}")
         job.ended.connect(self._on_load_ended)
         return job
@@ -125,12 +146,21 @@ class RunController(QObject):
             raise InputError("A run is in progress.")
         self.request = request
         self.state.set_running(True)
-        log.info("run %s on %s, region %s, %d iterations", request.task, request.model,
-                 request.bounds, request.preset.total_iterations)
-        worker = GeneratorWorker(self.runner.run, request, cooperative=True,
-                                 describe=functools.partial(describe_error, activity="the run"))
+        log.info(
+            "run %s on %s, region %s, %d iterations",
+            request.task,
+            request.model,
+            request.bounds,
+            request.preset.total_iterations,
+        )
+        worker = GeneratorWorker(
+            self.runner.run,
+            request,
+            cooperative=True,
+            describe=functools.partial(describe_error, activity="the run"),
+        )
         worker.progress.connect(self._on_progress)
-        title = f"{task_spec(request.task).label} · {request.model}"
+        title = f"{request.spec.label} · {request.model}"
         self.job = self._start(worker, title)
         self.job.ended.connect(self._on_run_ended)
         return self.job
@@ -196,14 +226,32 @@ class RunController(QObject):
             self.finished.emit(result, None)
             return
         step = result.state.progress.get("step", 0)
-        title = f"{task_spec(req.task).label} · {req.model} · {step} it"
+        title = f"{req.spec.label} · {req.model} · {step} it"
         after = result.patch if result.patch is not None else result.picture
         assert after is not None
-        entry = HistoryEntry(title, req.bounds, req.image, after, result.output,
-                             cancelled=result.cancelled, settings=req.extra, state=result.state,
-                             picture=result.picture, compose=result.compose)
+        entry = HistoryEntry(
+            title,
+            req.bounds,
+            req.image,
+            after,
+            result.output,
+            cancelled=result.cancelled,
+            settings=req.extra,
+            state=result.state,
+            picture=result.picture,
+            compose=result.compose,
+        )
+        # the region advisory was said before the run (the task panel's note): not again
+        prior = result.prior
+        advised = run_advisory(
+            req.task,
+            req.region,
+            prior.resolution if prior is not None else self.state.model_resolution,
+            None if req.restore.mask is None else req.restore.mask.astype(np.uint8) * 255,
+        )
         for note in result.notes:
-            log.info(note)
+            if advised is None or note != advised.message:
+                log.info(note)
         # a result layer over the picture (a cancelled run's last frame too); Apply bakes it
         self.state.add_result(entry)
         self.finished.emit(result, entry)

@@ -18,8 +18,9 @@ def format_seconds(s: float | None) -> str:
     if s is None:
         return "–"
     s = int(round(s))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else \
-        f"{s // 60}:{s % 60:02d}"
+    return (
+        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
 
 
 def selection_eta(p: Progress) -> float | None:
@@ -39,7 +40,7 @@ class RunPanel(QWidget):
 
     PREVIEW = 150
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         lay = QVBoxLayout(self)
         self.preview = QLabel("No run yet")
@@ -114,28 +115,38 @@ class RunPanel(QWidget):
         self.bar.setValue(0)
 
     def show_frame(self, rgb: np.ndarray) -> None:
-        self.preview.setPixmap(to_pixmap(rgb).scaled(
-            self.PREVIEW, self.PREVIEW, Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.SmoothTransformation))
+        self.preview.setPixmap(
+            to_pixmap(rgb).scaled(
+                self.PREVIEW,
+                self.PREVIEW,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        )
         self.frames_shown += 1
         if self.first_frame_at is None:
             self.first_frame_at = time.perf_counter()
 
     def show_progress(self, p: Progress) -> None:
         if p.phase == "select":
-            self.status.setText(f"Choosing a starting point: sample {p.iteration}/"
-                                f"{p.stage_iterations}")
+            self.status.setText(
+                f"Choosing a starting point: sample {p.iteration}/{p.stage_iterations}"
+            )
             self.bar.setRange(0, p.stage_iterations)
             self.bar.setValue(p.iteration)
             left = selection_eta(p)
             if left is not None:
-                self.eta.setText(f"Time left: {format_seconds(left)} to choose the starting "
-                                 "point, then the optimisation")
+                self.eta.setText(
+                    f"Time left: {format_seconds(left)} to choose the starting "
+                    "point, then the optimisation"
+                )
         else:
             loss = p.losses.get("total")
-            self.status.setText(f"Stage {p.stage + 1}/{p.num_stages}, iteration "
-                                f"{p.iteration}/{p.stage_iterations}"
-                                + (f" — loss {loss:.4g}" if loss is not None else ""))
+            self.status.setText(
+                f"Stage {p.stage + 1}/{p.num_stages}, iteration "
+                f"{p.iteration}/{p.stage_iterations}"
+                + (f" — loss {loss:.4g}" if loss is not None else "")
+            )
             self.bar.setRange(0, max(1, p.total))
             self.bar.setValue(p.step)
             self.eta.setText(f"Time left: {format_seconds(p.eta)}")

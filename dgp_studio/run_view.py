@@ -31,13 +31,21 @@ ASK_AFTER_S = 5.0
 
 
 class RunView(QObject):
-    starting = Signal()                          # a run was accepted and starts now
+    starting = Signal()  # a run was accepted and starts now
     result_ready = Signal(RegionResult, object)  # the result and its history entry
     ended = Signal()
 
-    def __init__(self, runs: RunController, panel: RunPanel, canvas: Canvas, state: AppState,
-                 actions: dict[str, QAction], show_error: Callable[[str], None],
-                 confirm: Callable[[str, str], bool], parent: QObject | None = None):
+    def __init__(
+        self,
+        runs: RunController,
+        panel: RunPanel,
+        canvas: Canvas,
+        state: AppState,
+        actions: dict[str, QAction],
+        show_error: Callable[[str], None],
+        confirm: Callable[[str, str], bool],
+        parent: QObject | None = None,
+    ):
         super().__init__(parent)
         self.runs, self.panel, self.canvas, self.state = runs, panel, canvas, state
         self.actions, self.show_error, self.confirm = actions, show_error, confirm
@@ -82,8 +90,10 @@ class RunView(QObject):
         started = self.panel.run_started_at
         ran = time.perf_counter() - started if started is not None else 0.0
         if ran > ASK_AFTER_S and not self.confirm(
-                "Cancel the run?", f"The run has been going for {format_seconds(ran)}. "
-                "Cancel it? Its last frame stays as a result layer you may apply."):
+            "Cancel the run?",
+            f"The run has been going for {format_seconds(ran)}. "
+            "Cancel it? Its last frame stays as a result layer you may apply.",
+        ):
             return
         self.cancel_run()
 
@@ -113,10 +123,12 @@ class RunView(QObject):
             self.result_ready.emit(result, entry)
             step = result.state.progress.get("step", 0)
             self.panel.finish(
-                "Cancelled — the last frame is a result layer you may still apply" if
-                result.cancelled else f"Done in {step} iterations: the result is a layer "
+                "Cancelled — the last frame is a result layer you may still apply"
+                if result.cancelled
+                else f"Done in {step} iterations: the result is a layer "
                 "over the picture — Apply (Ctrl+Shift+Enter) bakes it in, O shows the "
-                "original")
+                "original"
+            )
         self.ended.emit()
 
     def _on_failed(self, message: str) -> None:

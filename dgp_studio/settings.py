@@ -33,19 +33,19 @@ def default_engine_threads() -> int:
 
 @dataclass
 class Settings:
-    device: str = "auto"                # auto | cpu | cuda | mps
+    device: str = "auto"  # auto | cpu | cuda | mps
     engine_threads: int = field(default_factory=default_engine_threads)
-    precision: str = "auto"             # dgp_engine.method.compute.PRECISIONS
-    cache_dir: str = ""                 # empty: the platform cache dir
+    precision: str = "auto"  # dgp_engine.method.compute.PRECISIONS
+    cache_dir: str = ""  # empty: the platform cache dir
     # model name → Hub repository id; empty: the registry's own defaults
     hub_repos: dict[str, str] = field(default_factory=dict)
     mask_opacity: float = 0.45
     brush_size: int = 40
     brush_hardness: float = 0.8
     recent_files: list[str] = field(default_factory=list)
-    max_megapixels: int = 150           # refuse larger images with a clear message
+    max_megapixels: int = 150  # refuse larger images with a clear message
     preview_fps: float = 10.0
-    region_explained: bool = False     # the working-region hint was dismissed
+    region_explained: bool = False  # the working-region hint was dismissed
 
     @staticmethod
     def path() -> Path:
@@ -67,18 +67,27 @@ class Settings:
             if f.name not in data:
                 continue
             value, default = data[f.name], getattr(s, f.name)
-            if isinstance(default, bool) or type(value) is type(default) or (
-                    isinstance(default, float) and isinstance(value, int)):
-                setattr(s, f.name, type(default)(value) if not isinstance(default, (list, dict))
-                        else value)
+            if (
+                isinstance(default, bool)
+                or type(value) is type(default)
+                or (isinstance(default, float) and isinstance(value, int))
+            ):
+                setattr(
+                    s,
+                    f.name,
+                    type(default)(value) if not isinstance(default, (list, dict)) else value,
+                )
             else:
                 log.warning("Setting %s=%r has the wrong type; using %r", f.name, value, default)
         s.engine_threads = max(1, int(s.engine_threads))
         from dgp_engine.method.compute import PRECISIONS
 
         if s.precision not in PRECISIONS:
-            log.warning("Setting precision=%r is not one of %s; using auto", s.precision,
-                        ", ".join(PRECISIONS))
+            log.warning(
+                "Setting precision=%r is not one of %s; using auto",
+                s.precision,
+                ", ".join(PRECISIONS),
+            )
             s.precision = "auto"
         s.mask_opacity = min(1.0, max(0.0, s.mask_opacity))
         return s

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QVBoxLayout,
+    QWidget,
 )
 
 from dgp_engine.method.compute import PRECISIONS
@@ -27,7 +28,7 @@ from .settings import Settings, default_engine_threads
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, parent=None):
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.setWindowTitle("Settings")
@@ -44,26 +45,31 @@ class SettingsDialog(QDialog):
         self.threads.setAccessibleName("Engine threads")
         self.threads.setRange(1, max(64, os.cpu_count() or 1))
         self.threads.setValue(settings.engine_threads)
-        self.threads.setToolTip(f"Default {default_engine_threads()}: one core is left for "
-                                "the interface")
+        self.threads.setToolTip(
+            f"Default {default_engine_threads()}: one core is left for the interface"
+        )
         form.addRow("Engine &threads", self.threads)
         self.precision = QComboBox()
         self.precision.setAccessibleName("Compute precision")
         self.precision.addItems(list(PRECISIONS))
         self.precision.setCurrentText(settings.precision)
-        self.precision.setToolTip("auto: TF32 on NVIDIA GPUs, float32 elsewhere. fp32: "
-                                  "float32 everywhere. tf32: NVIDIA GPUs only. bf16: faster "
-                                  "on CPUs with AMX and recent GPUs, smaller activations on "
-                                  "a GPU (try it after the GPU ran out of memory); not on "
-                                  "Apple MPS. A device that cannot use the choice runs with "
-                                  "auto.")
+        self.precision.setToolTip(
+            "auto: TF32 on NVIDIA GPUs, float32 elsewhere. fp32: "
+            "float32 everywhere. tf32: NVIDIA GPUs only. bf16: faster "
+            "on CPUs with AMX and recent GPUs, smaller activations on "
+            "a GPU (try it after the GPU ran out of memory); not on "
+            "Apple MPS. A device that cannot use the choice runs with "
+            "auto."
+        )
         form.addRow("Compute &precision", self.precision)
         self.cache = QLineEdit(settings.cache_dir)
         self.cache.setAccessibleName("Cache folder")
         self.cache.setPlaceholderText(str(settings.resolved_cache_dir()))
-        self.cache.setToolTip("Where downloaded and imported models and autosaves live. "
-                              "Models already installed elsewhere are not moved: import "
-                              "them again, or move the folder's models/ yourself.")
+        self.cache.setToolTip(
+            "Where downloaded and imported models and autosaves live. "
+            "Models already installed elsewhere are not moved: import "
+            "them again, or move the folder's models/ yourself."
+        )
         browse = QPushButton("…")
         browse.setAccessibleName("Choose cache folder")
         browse.clicked.connect(self._browse)
@@ -73,15 +79,15 @@ class SettingsDialog(QDialog):
         label = QLabel("&Cache folder")  # a row of widgets: the label needs its buddy
         label.setBuddy(self.cache)
         form.addRow(label, row)
-        self.repos = QPlainTextEdit("\n".join(f"{k} = {v}" for k, v in
-                                              settings.hub_repos.items()))
+        self.repos = QPlainTextEdit("\n".join(f"{k} = {v}" for k, v in settings.hub_repos.items()))
         self.repos.setAccessibleName("Hub repositories")
         self.repos.setToolTip("One line per model: name = owner/repository")
         form.addRow("&Hub repositories", self.repos)
         self.note = QLabel("")
         self.note.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)

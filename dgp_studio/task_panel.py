@@ -5,7 +5,10 @@ holds the values and the rules (default preset, iterations from quality, classes
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox,
     QCompleter,
@@ -32,8 +35,13 @@ class TaskPanel(QWidget):
     model_selected = Signal(str)
     manage_models = Signal()
 
-    def __init__(self, model_names: list[str], device: str = "auto",
-                 settings: TaskSettings | None = None, parent=None):
+    def __init__(
+        self,
+        model_names: list[str],
+        device: str = "auto",
+        settings: TaskSettings | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.settings = settings or TaskSettings(self)
         form = QFormLayout(self)
@@ -53,6 +61,7 @@ class TaskPanel(QWidget):
         self.model = QComboBox()
         self.model.setAccessibleName("Model")
         self.model.addItems(model_names)
+        self.unusable: dict[str, str] = {}  # listed but not offered, and why
         self.manage = QPushButton("…")
         self.manage.setToolTip("Download or import models")
         self.manage.setAccessibleName("Download or import models")
@@ -172,8 +181,9 @@ class TaskPanel(QWidget):
             self.settings.class_id()
         except DGPError as exc:
             self.class_edit.setStyleSheet("QLineEdit { border: 1px solid #e55; }")
-            self.class_hint.setText(f"<span style='color:#e55'>{exc}</span><br>"
-                                    + self._class_suggestions())
+            self.class_hint.setText(
+                f"<span style='color:#e55'>{exc}</span><br>" + self._class_suggestions()
+            )
             self.class_hint.setVisible(True)
             return False
         self.class_edit.setStyleSheet("")
@@ -185,8 +195,7 @@ class TaskPanel(QWidget):
         if not names:
             return "Type auto or a class number."
         words = [w for w in self.class_edit.text().lower().replace(":", " ").split() if w]
-        fits = [f"{i}: {n}" for i, n in enumerate(names)
-                if any(w in n.lower() for w in words)]
+        fits = [f"{i}: {n}" for i, n in enumerate(names) if any(w in n.lower() for w in words)]
         shown = fits[:limit] or [f"{i}: {n}" for i, n in enumerate(names[:limit])]
         more = len(fits or names) - len(shown)
         head = "Classes that fit: " if fits else f"This model's {len(names)} classes: "
@@ -245,7 +254,7 @@ class TaskPanel(QWidget):
             self.device.addItem(name)
         self.device.setCurrentText(name)
 
-    def _show_class_names(self, _names: list) -> None:
+    def _show_class_names(self, _names: list[str]) -> None:
         self._completer_model.setStringList(self.settings.class_choices())
         self.validate_class()  # the same text may be valid for one model, not another
 
@@ -295,15 +304,30 @@ class TaskPanel(QWidget):
         spec = task_by_label(self.task.currentText())
         return (spec or task_spec(DEFAULT_TASK)).name
 
-    def set_models(self, names: list[str]) -> None:
+    def set_models(self, names: list[str], unusable: dict[str, str] | None = None) -> None:
+        """The models offered; those in ``unusable`` (name → why: StyleGAN2 priors, which
+        DGP does not run on yet) are listed greyed out with the reason as their tooltip,
+        and never chosen."""
+        unusable = unusable or {}
         current = self.model.currentText()
         self.model.blockSignals(True)
         self.model.clear()
         self.model.addItems(names)
-        if current in names:
+        items = self.model.model()
+        assert isinstance(items, QStandardItemModel)  # a QComboBox's own model
+        for i, name in enumerate(names):
+            why = unusable.get(name)
+            if why is not None:
+                items.item(i).setEnabled(False)  # a QStandardItemModel's item
+                self.model.setItemData(i, why, Qt.ItemDataRole.ToolTipRole)
+        usable = [n for n in names if n not in unusable]
+        if current in usable:
             self.model.setCurrentText(current)
+        elif self.model.currentText() in unusable:
+            self.model.setCurrentIndex(names.index(usable[0]) if usable else -1)
         self.model.blockSignals(False)
+        self.unusable = dict(unusable)
         self.settings.model = self.model.currentText()
 
-    def settings_dict(self) -> dict:
+    def settings_dict(self) -> dict[str, Any]:
         return self.settings.as_dict()

@@ -40,33 +40,43 @@ def describe_error(exc: BaseException, activity: str = "background work") -> str
         return str(exc)
     if isinstance(exc, MemoryError):
         return "Out of memory: choose a smaller model or working region."
-    log.error("%s failed:\n%s", activity,
-              "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-    return (f"{activity[:1].upper()}{activity[1:]} stopped on an unexpected error: {exc}. "
-            "Details are in the log panel.")
+    log.error(
+        "%s failed:\n%s",
+        activity,
+        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    )
+    return (
+        f"{activity[:1].upper()}{activity[1:]} stopped on an unexpected error: {exc}. "
+        "Details are in the log panel."
+    )
 
 
 class GeneratorWorker(QObject):
     started = Signal()
     yielded = Signal(object)
-    progress = Signal(object)         # JobProgress
+    progress = Signal(object)  # JobProgress
     paused = Signal()
     resumed = Signal()
-    returned = Signal(object)         # the generator's return value
-    errored = Signal(str)             # a readable sentence
+    returned = Signal(object)  # the generator's return value
+    errored = Signal(str)  # a readable sentence
     cancelled = Signal()
-    finished = Signal()               # always, last
+    finished = Signal()  # always, last
 
-    def __init__(self, func: Callable[..., Iterator[Any]], *args: Any,
-                 cooperative: bool = False, start_if_cancelled: bool | None = None,
-                 describe: Callable[[BaseException], str] = describe_error, **kwargs: Any):
+    def __init__(
+        self,
+        func: Callable[..., Iterator[Any]],
+        *args: Any,
+        cooperative: bool = False,
+        start_if_cancelled: bool | None = None,
+        describe: Callable[[BaseException], str] = describe_error,
+        **kwargs: Any,
+    ):
         super().__init__()
         self._func, self._args, self._kwargs = func, args, kwargs
         self.cooperative = cooperative
         # a cooperative function runs even when cancelled before it starts (an engine run
         # then ends at once with what it has) unless told otherwise
-        self.start_if_cancelled = cooperative if start_if_cancelled is None \
-            else start_if_cancelled
+        self.start_if_cancelled = cooperative if start_if_cancelled is None else start_if_cancelled
         self.describe = describe
         self.abort_event = threading.Event()
         self._resume_event = threading.Event()
@@ -182,16 +192,17 @@ class WorkerLane(QObject):
 
     _wake = Signal()
 
-    def __init__(self, name: str, parent: QObject | None = None):
+    def __init__(self, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._live: set[GeneratorWorker] = set()
-        self.thread = QThread()
-        self.thread.setObjectName(name)
+        # not ``thread``: that would hide QObject.thread() (the thread the lane lives in)
+        self.qthread = QThread()
+        self.qthread.setObjectName(name)
         self._runner = _LaneRunner()
-        self._runner.moveToThread(self.thread)
+        self._runner.moveToThread(self.qthread)
         self._wake.connect(self._runner.drain)
         self._runner.done.connect(self._forget)
-        self.thread.start()
+        self.qthread.start()
 
     def start(self, worker: GeneratorWorker) -> GeneratorWorker:
         """Queue ``worker`` behind what the lane runs now."""
@@ -221,5 +232,5 @@ class WorkerLane(QObject):
     def stop(self, timeout_ms: int = 30000) -> bool:
         """Quit every worker, end the thread's event loop and wait for it."""
         self.quit_all()
-        self.thread.quit()
-        return self.thread.wait(timeout_ms)
+        self.qthread.quit()
+        return self.qthread.wait(timeout_ms)

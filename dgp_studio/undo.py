@@ -6,18 +6,20 @@ of the whole mask."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import numpy as np
 from PySide6.QtGui import QUndoCommand
 
 TILE = 256
 Bounds = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
+T = TypeVar("T")
 
 
 class TileRecorder:
     """Remembers the original content of every tile touched during one edit."""
 
-    def __init__(self, array: np.ndarray):
+    def __init__(self, array: np.ndarray) -> None:
         self.array = array
         self.before: dict[tuple[int, int], np.ndarray] = {}
 
@@ -29,8 +31,9 @@ class TileRecorder:
         for ty in range(y0 // TILE, (y1 - 1) // TILE + 1):
             for tx in range(x0 // TILE, (x1 - 1) // TILE + 1):
                 if (ty, tx) not in self.before:
-                    self.before[(ty, tx)] = self.array[ty * TILE:(ty + 1) * TILE,
-                                                       tx * TILE:(tx + 1) * TILE].copy()
+                    self.before[(ty, tx)] = self.array[
+                        ty * TILE : (ty + 1) * TILE, tx * TILE : (tx + 1) * TILE
+                    ].copy()
 
     def touch_all(self) -> None:
         h, w = self.array.shape[:2]
@@ -38,9 +41,9 @@ class TileRecorder:
 
     def tiles(self) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
         """(before, after) of every tile that really changed."""
-        out = {}
+        out: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         for (ty, tx), old in self.before.items():
-            new = self.array[ty * TILE:(ty + 1) * TILE, tx * TILE:(tx + 1) * TILE]
+            new = self.array[ty * TILE : (ty + 1) * TILE, tx * TILE : (tx + 1) * TILE]
             if not np.array_equal(old, new):
                 out[(ty, tx)] = (old, new.copy())
         return out
@@ -51,9 +54,13 @@ class TileEdit(QUndoCommand):
 
     ``notify(bounds)`` tells the owner which area changed."""
 
-    def __init__(self, text: str, array: np.ndarray,
-                 tiles: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]],
-                 notify: Callable[[Bounds], None]):
+    def __init__(
+        self,
+        text: str,
+        array: np.ndarray,
+        tiles: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]],
+        notify: Callable[[Bounds], None],
+    ) -> None:
         super().__init__(text)
         self.array = array
         self.tile_data = tiles
@@ -64,12 +71,16 @@ class TileEdit(QUndoCommand):
         h, w = self.array.shape[:2]
         tys = [k[0] for k in self.tile_data]
         txs = [k[1] for k in self.tile_data]
-        return (min(txs) * TILE, min(tys) * TILE, min(w, (max(txs) + 1) * TILE),
-                min(h, (max(tys) + 1) * TILE))
+        return (
+            min(txs) * TILE,
+            min(tys) * TILE,
+            min(w, (max(txs) + 1) * TILE),
+            min(h, (max(tys) + 1) * TILE),
+        )
 
     def _write(self, which: int) -> None:
         for (ty, tx), pair in self.tile_data.items():
-            self.array[ty * TILE:(ty + 1) * TILE, tx * TILE:(tx + 1) * TILE] = pair[which]
+            self.array[ty * TILE : (ty + 1) * TILE, tx * TILE : (tx + 1) * TILE] = pair[which]
         self.notify(self.bounds())
 
     def redo(self) -> None:
@@ -82,8 +93,12 @@ class TileEdit(QUndoCommand):
         self._write(0)
 
 
-def record_edit(text: str, array: np.ndarray, notify: Callable[[Bounds], None],
-                edit: Callable[[TileRecorder], None]) -> TileEdit | None:
+def record_edit(
+    text: str,
+    array: np.ndarray,
+    notify: Callable[[Bounds], None],
+    edit: Callable[[TileRecorder], object],
+) -> TileEdit | None:
     """Run ``edit`` (which must ``touch`` what it changes) and wrap it as a command;
     None when nothing changed."""
     rec = TileRecorder(array)
@@ -96,11 +111,11 @@ def record_edit(text: str, array: np.ndarray, notify: Callable[[Bounds], None],
     return cmd
 
 
-class SwapCommand(QUndoCommand):
+class SwapCommand(QUndoCommand, Generic[T]):
     """Replaces a whole object (e.g. the picture after super-resolution) and back:
     ``apply(value)`` installs one of the two values."""
 
-    def __init__(self, text: str, old, new, apply: Callable[[object], None]):
+    def __init__(self, text: str, old: T, new: T, apply: Callable[[T], None]) -> None:
         super().__init__(text)
         self.old, self.new, self.apply = old, new, apply
 
@@ -116,8 +131,9 @@ class ApplyCommand(QUndoCommand):
     their first ``redo``) as one step, and ``on_change(applied)`` after each undo/redo so
     the result's "applied" follows the undo stack."""
 
-    def __init__(self, text: str, children: list[QUndoCommand],
-                 on_change: Callable[[bool], None]):
+    def __init__(
+        self, text: str, children: list[QUndoCommand], on_change: Callable[[bool], None]
+    ) -> None:
         super().__init__(text)
         self.edits = children
         self.on_change = on_change

@@ -13,8 +13,7 @@ GUARDED = (QAbstractSpinBox, QAbstractSlider, QComboBox)
 
 class WheelGuard(QObject):
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 — Qt override
-        if event.type() == QEvent.Type.Wheel and isinstance(obj, QWidget) \
-                and not obj.hasFocus():
+        if event.type() == QEvent.Type.Wheel and isinstance(obj, QWidget) and not obj.hasFocus():
             event.ignore()  # not taken here: Qt offers it to the parents (scroll areas)
             return True
         return False

@@ -8,12 +8,13 @@ the app state."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QDockWidget,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -34,12 +35,23 @@ from .shortcuts import key
 if TYPE_CHECKING:
     from .main_window import MainWindow
 
-TOOLS = (("brush", "&Brush"), ("eraser", "&Eraser"), ("rect", "&Rectangle"),
-         ("lasso", "&Lasso"), ("frame", "Working &region"))
+TOOLS = (
+    ("brush", "&Brush"),
+    ("eraser", "&Eraser"),
+    ("rect", "&Rectangle"),
+    ("lasso", "&Lasso"),
+    ("frame", "Working &region"),
+)
 
 
-def _action(window: MainWindow, actions: dict[str, QAction], ident: str, text: str,
-            slot: Callable, shortcut: bool = True) -> QAction:
+def _action(
+    window: MainWindow,
+    actions: dict[str, QAction],
+    ident: str,
+    text: str,
+    slot: Callable[..., object],
+    shortcut: bool = True,
+) -> QAction:
     a = QAction(text, window)
     if shortcut:
         a.setShortcut(key(ident))
@@ -56,7 +68,7 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
     st, c, doc = window.state, window.canvas, window.document
     actions: dict[str, QAction] = {}
 
-    def add(ident: str, text: str, slot: Callable, shortcut: bool = True) -> QAction:
+    def add(ident: str, text: str, slot: Callable[..., object], shortcut: bool = True) -> QAction:
         return _action(window, actions, ident, text, slot, shortcut)
 
     add("open", "&Open…", doc.open_dialog)
@@ -101,15 +113,21 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
     orig.setToolTip("Hide the result layer to see the picture under it (O)")
     split = add("split_view", "&Split before | after", window.set_split_view)
     split.setCheckable(True)
-    split.setToolTip("Before on the left of the line, the result on the right; drag "
-                     "the line on the canvas (Shift+O)")
+    split.setToolTip(
+        "Before on the left of the line, the result on the right; drag "
+        "the line on the canvas (Shift+O)"
+    )
     add("pause", "&Pause / resume", window.run_panel.pause_button.click)
     # Esc asks first once a run has gone on a while (window.run_view.cancel_from_key); the
     # menu entry and the toolbar button are deliberate and cancel at once
     cancel = add("cancel", "&Cancel\tEsc", lambda: window.cancel_run(), shortcut=False)
     cancel.setIconText("Cancel")
-    QShortcut(key("cancel"), window, lambda: window.run_view.cancel_from_key(),
-              context=Qt.ShortcutContext.WindowShortcut)
+    QShortcut(
+        key("cancel"),
+        window,
+        lambda: window.run_view.cancel_from_key(),
+        context=Qt.ShortcutContext.WindowShortcut,
+    )
     add("guide", "&Guide", lambda: show_guide(window), shortcut=False)
     add("help", "&Keyboard shortcuts", window.show_help)
     add("about", "&About DGP Studio", lambda: show_about(window), shortcut=False)
@@ -118,31 +136,69 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
     return actions
 
 
-def build_menus(window: MainWindow, actions: dict[str, QAction], docks) -> QMenu:
+def build_menus(
+    window: MainWindow, actions: dict[str, QAction], docks: Iterable[QDockWidget]
+) -> QMenu:
     """The menu bar; returns File → Open recent (the window fills it)."""
     a = actions
     mb = window.menuBar()
 
-    def fill(menu: QMenu, keys) -> None:
+    def fill(menu: QMenu, keys: Iterable[str | None]) -> None:
         for k in keys:
             menu.addSeparator() if k is None else menu.addAction(a[k])
 
     f = mb.addMenu("&File")
     f.addAction(a["open"])
     recent = f.addMenu("Open &recent")
-    fill(f, ("paste", "save", "save_as", None, "open_project", "save_project", None,
-             "import_mask", "export_mask", None))
+    fill(
+        f,
+        (
+            "paste",
+            "save",
+            "save_as",
+            None,
+            "open_project",
+            "save_project",
+            None,
+            "import_mask",
+            "export_mask",
+            None,
+        ),
+    )
     f.addAction("&Batch…", window.show_batch)
     fill(f, (None, "quit"))
     e = mb.addMenu("&Edit")
-    fill(e, ("undo", "redo", None, "fill_mask", "clear_mask", "invert_mask", None,
-             "reset_region"))
+    fill(e, ("undo", "redo", None, "fill_mask", "clear_mask", "invert_mask", None, "reset_region"))
     t = mb.addMenu("&Tools")
-    fill(t, ("brush", "eraser", "rect", "lasso", "frame", None, "smaller", "bigger",
-             "softer", "harder"))
+    fill(
+        t,
+        (
+            "brush",
+            "eraser",
+            "rect",
+            "lasso",
+            "frame",
+            None,
+            "smaller",
+            "bigger",
+            "softer",
+            "harder",
+        ),
+    )
     v = mb.addMenu("&View")
-    fill(v, ("zoom_in", "zoom_out", "fit", "actual", None, "toggle_mask", "show_original",
-             "split_view"))
+    fill(
+        v,
+        (
+            "zoom_in",
+            "zoom_out",
+            "fit",
+            "actual",
+            None,
+            "toggle_mask",
+            "show_original",
+            "split_view",
+        ),
+    )
     for dock in docks:
         v.addAction(dock.toggleViewAction())
     fill(mb.addMenu("&Run"), ("run", "pause", "cancel", "apply_result"))
@@ -192,8 +248,13 @@ class MaskToolBar(QToolBar):
     """The mask tools, brush size and hardness, the mask's opacity and the whole-mask
     edits; the controls follow the canvas's brush (keys [ ] change it too)."""
 
-    def __init__(self, actions: dict[str, QAction], canvas: Canvas, settings: Settings,
-                 parent: QWidget | None = None):
+    def __init__(
+        self,
+        actions: dict[str, QAction],
+        canvas: Canvas,
+        settings: Settings,
+        parent: QWidget | None = None,
+    ):
         super().__init__("Mask tools", parent)
         self.actions_, self.canvas, self.settings = actions, canvas, settings
         self.setObjectName("mask-tools")
@@ -211,8 +272,11 @@ class MaskToolBar(QToolBar):
         self.hard_slider.valueChanged.connect(lambda v: canvas.set_brush(hardness=v / 100))
         self.opacity_slider = slider("Mask opacity", int(settings.mask_opacity * 100))
         self.opacity_slider.valueChanged.connect(self._opacity_changed)
-        for label, w in (("Size", self.size_spin), ("Hardness", self.hard_slider),
-                         ("Mask opacity", self.opacity_slider)):
+        for label, w in (
+            ("Size", self.size_spin),
+            ("Hardness", self.hard_slider),
+            ("Mask opacity", self.opacity_slider),
+        ):
             self.addWidget(labelled(label, w))
         for k in ("fill_mask", "clear_mask", "invert_mask"):
             self.addAction(actions[k])
@@ -235,8 +299,13 @@ class ResultToolBar(QToolBar):
     """Run, the primary action, always in sight; then the result layer: its name and
     opacity, the original under it, the split view and Apply."""
 
-    def __init__(self, actions: dict[str, QAction], state: AppState, canvas: Canvas,
-                 parent: QWidget | None = None):
+    def __init__(
+        self,
+        actions: dict[str, QAction],
+        state: AppState,
+        canvas: Canvas,
+        parent: QWidget | None = None,
+    ):
         super().__init__("Run and result", parent)
         self.actions_, self.state, self.canvas = actions, state, canvas
         self.setObjectName("run-result")
@@ -255,8 +324,11 @@ class ResultToolBar(QToolBar):
         self.layer_opacity.setToolTip("Opacity of the result over the picture")
         self.layer_opacity.valueChanged.connect(lambda v: state.set_layer_opacity(v / 100))
         self.addWidget(labelled("Opacity", self.layer_opacity))
-        for k, name in (("show_original", "Show original"), ("split_view", "Split view"),
-                        ("apply_result", "Apply result to picture")):
+        for k, name in (
+            ("show_original", "Show original"),
+            ("split_view", "Split view"),
+            ("apply_result", "Apply result to picture"),
+        ):
             text = actions[k].text().replace("&", "").replace(" result to picture", "")
             self.addWidget(tool_button(actions[k], name, text))
         state.layer_changed.connect(self.layer_changed)
@@ -276,4 +348,4 @@ class ResultToolBar(QToolBar):
         self.layer_opacity.blockSignals(True)
         self.layer_opacity.setValue(int(round(self.state.layer_opacity * 100)))
         self.layer_opacity.blockSignals(False)
-        self.result_label.setText(f"Result: {e.title}" if on else "No result")
+        self.result_label.setText(f"Result: {e.title}" if e is not None else "No result")

@@ -1,38 +1,37 @@
 """The engine's side of the app: generator functions run on the engine's worker lane
 (:mod:`.thread_worker`), so engine runs use the same worker as every other compute
 job.  :class:`EngineRunner` keeps what the lane's thread loaded between jobs (the
-prior, the thread settings); :meth:`EngineRunner.run` drives the engine iterator and
-yields downscaled preview frames (≈10 per second) and progress; a bare ``yield`` per
-engine report lets the worker check pause and cancel every iteration.  Cancel is a
-message (the engine's cancel event), never a kill: the run ends with its last frame.
+prior, the thread settings); :meth:`EngineRunner.run` resolves the run's
+:class:`~dgp_engine.tasks.request.RestoreRequest` in the lane's thread (as the CLI
+resolves its arguments, falling back to the CPU or "auto" precision with a notice),
+drives the engine iterator and yields downscaled preview frames (≈10 per second) and
+progress; a bare ``yield`` per engine report lets the worker check pause and cancel
+every iteration.  Cancel is a message, never a kill: the worker's cancel event is
+handed to the engine run (``cancel=``), which stops at its next check and ends with its
+last frame.
 A run that fails part-way (the device ran out of memory) first sends the newest frame
 it reached, so the preview keeps what the run got to."""
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from dgp_engine import DGPError, Prior, Report
 from dgp_engine.method.pictures import signed_to_uint8
+from dgp_engine.tasks.request import resolve_request, run_device
 
 from .catalog import ModelCatalog
-from .engine_session import (
-    RegionJob,
-    RegionRequest,
-    RegionResult,
-    resolve_device,
-    resolve_precision,
-)
+from .engine_session import RegionJob, RegionRequest, RegionResult
 from .jobs import JobProgress
 
 log = logging.getLogger(__name__)
@@ -74,13 +73,23 @@ def progress_of(report: Report, history: list[float]) -> Progress:
         hist = [history[int(i * stride)] for i in range(200)]
     else:
         hist = list(history)
-    return Progress(report.phase, report.stage, report.num_stages, report.iteration,
-                    report.stage_iterations, report.step, report.total, dict(report.losses),
-                    report.elapsed, report.eta, hist)
+    return Progress(
+        report.phase,
+        report.stage,
+        report.num_stages,
+        report.iteration,
+        report.stage_iterations,
+        report.step,
+        report.total,
+        dict(report.losses),
+        report.elapsed,
+        report.eta,
+        hist,
+    )
 
 
 @contextmanager
-def young_collections_only():
+def young_collections_only() -> Iterator[None]:
     """No automatic full garbage collections while the worker works.
 
     A generation-2 collection walks every object torch and Qt created (measured
@@ -128,16 +137,20 @@ class RunStarted:
 def load_error(name: str, exc: BaseException) -> str:
     if isinstance(exc, DGPError):
         return str(exc)
-    log.error("loading %s failed:\n%s", name,
-              "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    log.error(
+        "loading %s failed:\n%s",
+        name,
+        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    )
     return f"Could not load the model {name!r}: {exc}"
 
 
 def job_progress(p: Progress) -> JobProgress:
     """The job protocol's view of an engine progress report."""
     if p.phase == "select":
-        return JobProgress(None, f"choosing a starting point ({p.iteration}/"
-                                 f"{p.stage_iterations})", p)
+        return JobProgress(
+            None, f"choosing a starting point ({p.iteration}/{p.stage_iterations})", p
+        )
     return JobProgress(p.step / max(1, p.total), f"iteration {p.step}/{p.total}", p)
 
 
@@ -152,6 +165,7 @@ class EngineRunner:
         self.frame_interval = 1.0 / max(0.5, preview_fps)
         self._prior: Prior | None = None
         self._prior_key: tuple[str, str] | None = None
+        self._new_model: ModelInfo | None = None  # loaded since the last job said so
         self._configured = False
         self._warm = False
 
@@ -174,55 +188,67 @@ class EngineRunner:
                 warm_up_torch()
                 self._warm = True
 
-    def _get_prior(self, name: str, device: str) -> Iterator[Notice | ModelInfo]:
-        """Yields a notice when the device falls back, the model's info when it loads
-        another model; returns the prior."""
-        dev, warn = resolve_device(device)
-        if warn:
-            yield Notice(warn)
-        key = (name, dev)
+    def _load_prior(self, name: str, device: torch.device) -> Prior:
+        """The prior ``name`` on ``device``: the one loaded last when it is the same
+        (the engine's loader for this lane; :attr:`_new_model` says when it loaded)."""
+        key = (name, str(device))
         if self._prior_key != key:
             # forget the old one first: a load that fails leaves no prior, not a stale key
             self._prior, self._prior_key = None, None
-            log.info("loading model %s on %s", name, dev)
-            self._prior = self.catalog.load(name, dev)
+            log.info("loading model %s on %s", name, device)
+            self._prior = self.catalog.load(name, str(device))
             self._prior_key = key
-            yield ModelInfo(name, self._prior.resolution,
-                            list(self._prior.class_names)
-                            or [f"class {i}" for i in range(self._prior.config.n_classes)],
-                            dev, self._prior)
+            self._new_model = ModelInfo(
+                name,
+                self._prior.resolution,
+                list(self._prior.class_names)
+                or [f"class {i}" for i in range(self._prior.n_classes)],
+                str(device),
+                self._prior,
+            )
         assert self._prior is not None
         return self._prior
+
+    def _model_news(self) -> Iterator[ModelInfo]:
+        if self._new_model is not None:
+            info, self._new_model = self._new_model, None
+            yield info
 
     def load(self, name: str, device: str) -> Iterator[Notice | ModelInfo]:
         """Load a model (a generator job); yields its info when it is new."""
         with young_collections_only():
             self._configure()
-            yield from self._get_prior(name, device)
+            dev, notice = run_device(device or "auto", fall_back=True)
+            if notice:
+                yield Notice(notice)
+            self._load_prior(name, dev)
+            yield from self._model_news()
 
-    def run(self, request: RegionRequest, cancel: threading.Event) -> Iterator[object]:
-        """One run (a cooperative generator job: it sees ``cancel`` itself and ends with
-        its last frame).  Yields a notice/model info, :class:`RunStarted`, preview
-        frames (H×W×3 uint8) and :class:`JobProgress` with the engine's
-        :class:`Progress`; returns the :class:`RegionResult`."""
+    def run(
+        self, request: RegionRequest, cancel: threading.Event
+    ) -> Generator[object, None, RegionResult]:
+        """One run (a cooperative generator job: ``cancel`` goes to the engine's run,
+        which ends with its last frame).  Yields notices, the model's info when it
+        loads another one, :class:`RunStarted`, preview frames (H×W×3 uint8) and
+        :class:`JobProgress` with the engine's :class:`Progress`; returns the
+        :class:`RegionResult`."""
         with young_collections_only():
             self._configure()
-            prior = yield from self._get_prior(request.model, request.device)
-            precision, warn = resolve_precision(request.precision, str(prior.device))
-            if warn:
-                yield Notice(warn)
-                request = dataclasses.replace(request, precision=precision)
-            job = RegionJob(prior, request, cancel)
+            ready = resolve_request(request.restore, load=self._load_prior, fall_back=True)
+            for notice in ready.notices:
+                yield Notice(notice)
+            yield from self._model_news()
+            job = RegionJob(ready, request, cancel)
             yield RunStarted()
             yield from self._drive(job)
         result: RegionResult | None = job.result
         if result is None:
             raise DGPError("The run ended without a result.")
-        result.prior = prior  # read-only for everyone: a run trains its own copy of G
+        result.prior = ready.prior  # read-only for everyone: a run trains its own copy of G
         yield result.output
         return result
 
-    def _drive(self, job: RegionJob) -> Iterator[object]:
+    def _drive(self, job: RegionJob) -> Iterator[Any]:  # Any: its bare `yield`s (None or Any only)
         history: list[float] = []
         last_frame = last_progress = 0.0
         unsent: torch.Tensor | None = None  # the newest frame the throttle held back

@@ -48,19 +48,25 @@ def main(argv: list[str] | None = None) -> int:
         clf = load_classifier(args.classifier)
         clf_info = json.loads(info_file.read_text())
     else:
-        clf, clf_info = train_classifier(data, epochs=args.epochs,
-                                         progress=lambda m: print(m, flush=True))
+        clf, clf_info = train_classifier(
+            data, epochs=args.epochs, progress=lambda m: print(m, flush=True)
+        )
         args.classifier.parent.mkdir(parents=True, exist_ok=True)
         save_classifier(clf, args.classifier)
         clf_info["holdout_indices"] = clf_info["holdout_indices"].tolist()
         info_file.write_text(json.dumps(clf_info))
-        print(f"classifier saved: {args.classifier} "
-              f"({os.path.getsize(args.classifier) / 1e6:.2f} MB), held-out accuracy "
-              f"{clf_info['holdout_accuracy']:.3f}", flush=True)
+        print(
+            f"classifier saved: {args.classifier} "
+            f"({os.path.getsize(args.classifier) / 1e6:.2f} MB), held-out accuracy "
+            f"{clf_info['holdout_accuracy']:.3f}",
+            flush=True,
+        )
 
-    result: dict = {"classifier_holdout_accuracy": clf_info["holdout_accuracy"],
-                    "classifier_train_images": clf_info["train_images"],
-                    "classifier_holdout_images": clf_info["holdout_images"]}
+    result: dict = {
+        "classifier_holdout_accuracy": clf_info["holdout_accuracy"],
+        "classifier_train_images": clf_info["train_images"],
+        "classifier_holdout_images": clf_info["holdout_images"],
+    }
     holdout = torch.tensor(clf_info["holdout_indices"], dtype=torch.long)
     mask = torch.ones(len(data), dtype=torch.bool)
     mask[holdout] = False

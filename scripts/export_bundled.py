@@ -41,14 +41,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--classes-tsv", type=Path, default=DEFAULT_TSV)
     p.add_argument("--eval", type=Path, help="JSON written by scripts/eval_prior.py")
     p.add_argument("--speeds", default="", help="measured training speeds, for the card")
-    p.add_argument("--classifier", type=Path,
-                   help="evaluation classifier (.safetensors + .json) to ship beside the model")
+    p.add_argument(
+        "--classifier",
+        type=Path,
+        help="evaluation classifier (.safetensors + .json) to ship beside the model",
+    )
     p.add_argument("--notes", default="", help="extra line for the card's training section")
-    p.add_argument("--restoration", type=Path, nargs="+", default=[], metavar="RESULT.json",
-                   help="`dgp eval` results scored with these exact weights (checked by "
-                        "checksum), tabled in the card")
-    p.add_argument("--restoration-notes", default="",
-                   help="how the restoration results were made (images, presets), for the card")
+    p.add_argument(
+        "--restoration",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="RESULT.json",
+        help="`dgp eval` results scored with these exact weights (checked by "
+        "checksum), tabled in the card",
+    )
+    p.add_argument(
+        "--restoration-notes",
+        default="",
+        help="how the restoration results were made (images, presets), for the card",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -66,15 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     digest = weights_digest(args.out)
     for path, r in zip(args.restoration, restoration, strict=True):
         if r.get("model", {}).get("checksum") != digest:
-            raise SystemExit(f"{path} scored other weights than the ones exported now; "
-                             "re-run it on this export.")
+            raise SystemExit(
+                f"{path} scored other weights than the ones exported now; re-run it on this export."
+            )
     quality = json.loads(args.eval.read_text()) if args.eval else {}
     if restoration:
         order = "\n".join(f"- {line}" for line in ordering_summary(restoration))
-        quality["restoration"] = (f"{args.restoration_notes}\n\n{format_table(restoration)}"
-                                  f"\n\n{order}").strip()
-    (args.out / "MODEL_CARD.md").write_text(card(info, quality, args.speeds, args.notes),
-                                            encoding="utf-8")
+        quality["restoration"] = (
+            f"{args.restoration_notes}\n\n{format_table(restoration)}\n\n{order}"
+        ).strip()
+    (args.out / "MODEL_CARD.md").write_text(
+        card(info, quality, args.speeds, args.notes), encoding="utf-8"
+    )
     if args.classifier:
         shutil.copyfile(args.classifier, args.out / "eval_classifier.safetensors")
         shutil.copyfile(args.classifier.with_suffix(".json"), args.out / "eval_classifier.json")
@@ -85,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         img = prior.G(torch.randn(n, prior.G.dim_z), prior.G.shared(torch.arange(n)))
     assert img.shape[-1] == prior.resolution and torch.isfinite(img).all()
     size = sum(f.stat().st_size for f in args.out.iterdir()) / 1e6
-    print(f"exported step {info['step']} to {args.out} ({size:.1f} MB); load_prior renders "
-          f"{tuple(img.shape)}; classes: {', '.join(prior.class_names)}")
+    print(
+        f"exported step {info['step']} to {args.out} ({size:.1f} MB); load_prior renders "
+        f"{tuple(img.shape)}; classes: {', '.join(prior.class_names)}"
+    )
     return 0
 
 
@@ -98,16 +115,26 @@ def card(info: dict, q: dict, speeds: str, notes: str = "") -> str:
 
     samples = q.get("samples", "N")
     rows = [
-        (f"class-conditional accuracy of {samples} generated samples (chance 0.100)",
-         num("generated_accuracy")),
-        ("KID, generated vs training set (classifier features)",
-         num("kid_generated_vs_train", "{:.4f}")),
-        ("FID, generated vs training set (classifier features)",
-         num("fid_generated_vs_train", "{:.2f}")),
-        ("reference: KID, held-out real vs rest of training set",
-         num("reference_kid_holdout_vs_rest", "{:.4f}")),
-        ("reference: FID, held-out real vs rest of training set",
-         num("reference_fid_holdout_vs_rest", "{:.2f}")),
+        (
+            f"class-conditional accuracy of {samples} generated samples (chance 0.100)",
+            num("generated_accuracy"),
+        ),
+        (
+            "KID, generated vs training set (classifier features)",
+            num("kid_generated_vs_train", "{:.4f}"),
+        ),
+        (
+            "FID, generated vs training set (classifier features)",
+            num("fid_generated_vs_train", "{:.2f}"),
+        ),
+        (
+            "reference: KID, held-out real vs rest of training set",
+            num("reference_kid_holdout_vs_rest", "{:.4f}"),
+        ),
+        (
+            "reference: FID, held-out real vs rest of training set",
+            num("reference_fid_holdout_vs_rest", "{:.2f}"),
+        ),
     ]
     table = "\n".join(f"| {metric} | {value} |" for metric, value in rows)
 
@@ -119,13 +146,13 @@ statistics) **and** its discriminator, trained from scratch in this project with
 on load).
 
 ## Architecture
-- BigGAN (this project's implementation, BigGAN-PyTorch layout), {c['resolution']} px,
-  G_ch = D_ch = {c['G_ch']}, dim_z {c['dim_z']} (hierarchical z), shared class
-  embedding {c['shared_dim']}, {c['n_classes']} classes, attention: G "{c['G_attn']}",
-  D "{c['D_attn']}" (none; measured 12–18 % slower with attention at 32 px on this CPU),
+- BigGAN (this project's implementation, BigGAN-PyTorch layout), {c["resolution"]} px,
+  G_ch = D_ch = {c["G_ch"]}, dim_z {c["dim_z"]} (hierarchical z), shared class
+  embedding {c["shared_dim"]}, {c["n_classes"]} classes, attention: G "{c["G_attn"]}",
+  D "{c["D_attn"]}" (none; measured 12–18 % slower with attention at 32 px on this CPU),
   spectral norm in G and D, orthogonal init.
 - Width chosen by measured speed (1 CPU thread, batch 32, images/s of one D + one G
-  step): {speeds or 'see bench/train_speed.py'}. With about an hour of
+  step): {speeds or "see bench/train_speed.py"}. With about an hour of
   one-core CPU time, the narrowest width gets ~3× more optimisation steps than ch 32,
   which matters more than capacity this early in GAN training.
 
@@ -136,22 +163,22 @@ resized to 64×64 (see `shared/datasets/imagenette/README.md`). Labels 0..9 =
 French horn, garbage truck, gas pump, golf ball, parachute.
 
 ## Training
-- Hinge loss; Adam β = (0, 0.999), ε 1e-6; TTUR lr G {s['lr_g']:g} / D {s['lr_d']:g};
-  batch {s['batch']}; one D step per G step; EMA of G, decay {s['ema_decay']}
+- Hinge loss; Adam β = (0, 0.999), ε 1e-6; TTUR lr G {s["lr_g"]:g} / D {s["lr_d"]:g};
+  batch {s["batch"]}; one D step per G step; EMA of G, decay {s["ema_decay"]}
   (ramped in as (1+t)/(10+t)); standing BN statistics over 64×32 samples at export.
-- DiffAugment-style differentiable augmentation (`{s['augment']}`) on real and
+- DiffAugment-style differentiable augmentation (`{s["augment"]}`) on real and
   generated images before D; random horizontal flips of real images.
-- Steps: **{info['step']}**; images seen by D: **{info['images_seen']:,}**
-  (≈ {info['images_seen'] / 9469:.1f} epochs).
+- Steps: **{info["step"]}**; images seen by D: **{info["images_seen"]:,}**
+  (≈ {info["images_seen"] / 9469:.1f} epochs).
 - Hardware: 2-core x86 CPU, **one thread**, no GPU; training time
-  **{info['hours']:.2f} h** wall-clock. {notes}
+  **{info["hours"]:.2f} h** wall-clock. {notes}
 
 ## Measured quality
 With no Inception weights offline, quality is measured with a small CNN
 classifier (`dgp_engine/training/classifier.py`, 4 conv stages, width 24) trained
 here on 90 % of the training split (shipped as `eval_classifier.safetensors`; the
 held-out indices are in `eval_classifier.json`); its accuracy on the other 10 % (held-out
-real images) is **{num('classifier_holdout_accuracy')}**. Features for KID/FID are
+real images) is **{num("classifier_holdout_accuracy")}**. Features for KID/FID are
 that classifier's penultimate (global-average-pooled, {8 * 24}-d) features —
 **not Inception features; the numbers are not comparable with published FID/KID.**
 
@@ -159,10 +186,10 @@ that classifier's penultimate (global-average-pooled, {8 * 24}-d) features —
 |---|---|
 {table}
 
-Evaluated at step {q.get('step', info['step'])}.
+Evaluated at step {q.get("step", info["step"])}.
 
 ## Restoration with DGP
-{q.get('restoration') or 'Not measured for this export (`dgp eval`, then --restoration).'}
+{q.get("restoration") or "Not measured for this export (`dgp eval`, then --restoration)."}
 
 This is a small, briefly trained model: samples show class colours and rough
 layouts, not photographic detail. It exists so the app works offline on first

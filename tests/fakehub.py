@@ -64,20 +64,23 @@ class FakeHub:
         with self._lock:
             self.repos.setdefault(repo, {})[filename] = data
             n = len(self.commits)
-            self.commits[repo] = hashlib.sha1(f"{repo}{filename}{n}{len(data)}".encode()
-                                              ).hexdigest()
+            self.commits[repo] = hashlib.sha1(
+                f"{repo}{filename}{n}{len(data)}".encode()
+            ).hexdigest()
         return hashlib.sha256(data).hexdigest()
 
     def remove(self, repo: str, filename: str) -> None:
         """Delete a file; a new commit, as on the Hub."""
         with self._lock:
             del self.repos[repo][filename]
-            self.commits[repo] = hashlib.sha1(f"{repo}-{filename}-rm-{len(self.log)}".encode()
-                                              ).hexdigest()
+            self.commits[repo] = hashlib.sha1(
+                f"{repo}-{filename}-rm-{len(self.log)}".encode()
+            ).hexdigest()
 
     def requests_for(self, filename: str, method: str | None = None) -> list[Request]:
-        return [r for r in self.log if r.filename == filename and
-                (method is None or r.method == method)]
+        return [
+            r for r in self.log if r.filename == filename and (method is None or r.method == method)
+        ]
 
     # --- server ------------------------------------------------------------------------
     @property
@@ -103,8 +106,9 @@ class FakeHub:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True, name="fakehub")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True, name="fakehub"
+        )
         self._thread.start()
         return self
 
@@ -133,8 +137,10 @@ class FakeHub:
         h.send_header("Content-Length", "0")
         h.end_headers()
 
-    _API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<kind>tree|revision)/"
-                      r"(?P<rev>[^/]+)(?:/(?P<folder>.*))?$")
+    _API = re.compile(
+        r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<kind>tree|revision)/"
+        r"(?P<rev>[^/]+)(?:/(?P<folder>.*))?$"
+    )
 
     def _json(self, h: BaseHTTPRequestHandler, data, link: str | None = None) -> None:
         import json
@@ -155,8 +161,7 @@ class FakeHub:
         folder = unquote(m["folder"] or "").strip("/")
         query = parse_qs(h.path.split("?", 1)[1]) if "?" in h.path else {}
         with self._lock:
-            self.log.append(Request("LIST" if kind == "tree" else "INFO", repo, rev, folder,
-                                    None))
+            self.log.append(Request("LIST" if kind == "tree" else "INFO", repo, rev, folder, None))
             files = dict(self.repos.get(repo) or {})
             commit = self.commits.get(repo)
         if repo not in self.repos:
@@ -164,31 +169,48 @@ class FakeHub:
         if rev not in ("main", commit):
             return self._error(h, "RevisionNotFound")
         if kind == "revision":
-            return self._json(h, {"id": repo, "sha": commit, "siblings": [
-                {"rfilename": name} for name in sorted(files)]})
+            return self._json(
+                h,
+                {
+                    "id": repo,
+                    "sha": commit,
+                    "siblings": [{"rfilename": name} for name in sorted(files)],
+                },
+            )
         prefix = f"{folder}/" if folder else ""
         recursive = query.get("recursive", ["false"])[0].lower() == "true"
         entries = []
         for name in sorted(files):
             if not name.startswith(prefix):
                 continue
-            rest = name[len(prefix):]
+            rest = name[len(prefix) :]
             if "/" in rest and not recursive:
                 continue
             data = files[name]
-            entries.append({"type": "file", "path": name, "size": len(data),
-                            "oid": hashlib.sha1(data).hexdigest(),
-                            "lfs": {"oid": hashlib.sha256(data).hexdigest(),
-                                    "size": len(data), "pointerSize": 134}})
+            entries.append(
+                {
+                    "type": "file",
+                    "path": name,
+                    "size": len(data),
+                    "oid": hashlib.sha1(data).hexdigest(),
+                    "lfs": {
+                        "oid": hashlib.sha256(data).hexdigest(),
+                        "size": len(data),
+                        "pointerSize": 134,
+                    },
+                }
+            )
         if prefix and not entries and not any(n.startswith(prefix) for n in files):
             return self._error(h, "EntryNotFound", commit)
         start = int(query.get("cursor", ["0"])[0])
-        page = entries[start:start + self.page_size]
+        page = entries[start : start + self.page_size]
         link = None
         if start + self.page_size < len(entries):
             base = h.path.split("?", 1)[0]
-            link = (f"{self.url}{base}?recursive={'true' if recursive else 'false'}"
-                    f"&cursor={start + self.page_size}")
+            link = (
+                f"{self.url}{base}?recursive={'true' if recursive else 'false'}"
+                f"&cursor={start + self.page_size}"
+            )
         self._json(h, page, link)
 
     def _serve(self, h: BaseHTTPRequestHandler, head: bool) -> None:
@@ -248,7 +270,7 @@ class FakeHub:
         done = 0
         try:
             while done < len(body):
-                h.wfile.write(body[done:done + step])
+                h.wfile.write(body[done : done + step])
                 h.wfile.flush()
                 done = min(len(body), done + step)
                 time.sleep(pause)
@@ -292,6 +314,10 @@ def leftovers(root) -> list[str]:
     root = Path(root)
     if not root.exists():
         return []
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.name.startswith((".staging-", ".trash-")) or p.suffix == ".incomplete"
-                  or p.name.endswith(".tmp"))
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.name.startswith((".staging-", ".trash-"))
+        or p.suffix == ".incomplete"
+        or p.name.endswith(".tmp")
+    )

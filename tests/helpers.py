@@ -12,8 +12,18 @@ from dgp_engine import BigGANConfig, build_prior
 
 from .conftest import PARITY
 
-PARITY_CONFIG = dict(resolution=128, G_ch=16, D_ch=16, dim_z=120, shared_dim=128, hier=True,
-                     n_classes=1000, G_attn="64", D_attn="64", SN_eps=1e-6)
+PARITY_CONFIG = dict(
+    resolution=128,
+    G_ch=16,
+    D_ch=16,
+    dim_z=120,
+    shared_dim=128,
+    hier=True,
+    n_classes=1000,
+    G_attn="64",
+    D_attn="64",
+    SN_eps=1e-6,
+)
 
 
 def parity_folder(dest: Path) -> Path:
@@ -25,8 +35,9 @@ def parity_folder(dest: Path) -> Path:
     return dest
 
 
-TINY = BigGANConfig(resolution=32, G_ch=8, D_ch=8, dim_z=16, shared_dim=8, n_classes=5,
-                    G_attn="0", D_attn="0")
+TINY = BigGANConfig(
+    resolution=32, G_ch=8, D_ch=8, dim_z=16, shared_dim=8, n_classes=5, G_attn="0", D_attn="0"
+)
 
 
 def tiny_prior(seed: int = 0):
@@ -37,5 +48,6 @@ def tiny_prior(seed: int = 0):
 def smooth_target(res: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     low = torch.rand(1, 3, 4, 4, generator=g) * 1.6 - 0.8
-    return torch.nn.functional.interpolate(low, size=(res, res), mode="bilinear",
-                                           align_corners=False)
+    return torch.nn.functional.interpolate(
+        low, size=(res, res), mode="bilinear", align_corners=False
+    )

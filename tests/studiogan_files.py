@@ -44,8 +44,9 @@ def save(payload: dict[str, Any], *, numpy1: bool = False) -> bytes:
     """``torch.save`` bytes of ``payload``, numpy scalars named as numpy 1 (``numpy1``) or
     numpy 2 wrote them."""
     buf = io.BytesIO()
-    torch.save(payload, buf, pickle_module=_pickle_module(NUMPY1_SCALAR if numpy1
-                                                          else NUMPY2_SCALAR))
+    torch.save(
+        payload, buf, pickle_module=_pickle_module(NUMPY1_SCALAR if numpy1 else NUMPY2_SCALAR)
+    )
     return buf.getvalue()
 
 
@@ -61,8 +62,11 @@ def real_d_bytes(src: Path, *, aa_p: str = "N/A", numpy1: bool = False) -> bytes
     float64 (``"numpy"``)."""
     payload = torch.load(src, map_location="cpu", weights_only=True)
     payload["best_fid"] = np.float64(17.25)
-    payload["aa_p"] = {"N/A": "N/A", "tensor": torch.tensor(0.125, dtype=torch.float64),
-                       "numpy": np.float64(0.125)}[aa_p]
+    payload["aa_p"] = {
+        "N/A": "N/A",
+        "tensor": torch.tensor(0.125, dtype=torch.float64),
+        "numpy": np.float64(0.125),
+    }[aa_p]
     data = save(payload, numpy1=numpy1)
     pkl = data_pkl(data)
     # what the file names is what it must name: otherwise the test proves nothing

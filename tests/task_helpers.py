@@ -13,9 +13,20 @@ from dgp_engine import Preset
 
 from .helpers import TINY, tiny_prior
 
-TINY_PRESET = {"iterations": [2, 2], "ft_num": [1, 2], "lr_ratio": 1.0, "G_lrs": 1e-3,
-               "z_lrs": 1e-2, "w_D_loss": [1, 0.5], "w_mse": [1, 10], "use_in": [False, True],
-               "ftr_num": 8, "select_num": 2, "sample_std": 0.5, "name": "tiny"}
+TINY_PRESET = {
+    "iterations": [2, 2],
+    "ft_num": [1, 2],
+    "lr_ratio": 1.0,
+    "G_lrs": 1e-3,
+    "z_lrs": 1e-2,
+    "w_D_loss": [1, 0.5],
+    "w_mse": [1, 10],
+    "use_in": [False, True],
+    "ftr_num": 8,
+    "select_num": 2,
+    "sample_std": 0.5,
+    "name": "tiny",
+}
 
 
 def tiny_preset(**changes) -> Preset:
@@ -32,16 +43,18 @@ def tiny_model_folder(dest: Path, seed: int = 0) -> Path:
         sd = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
         save_file(sd, str(dest / f"{name}.safetensors"))
     (dest / "config.json").write_text(json.dumps(TINY.to_dict()))
-    (dest / "classes.txt").write_text("tench\ngoldfish\ngreat white shark\ntiger shark\n"
-                                      "hammerhead\n")
+    (dest / "classes.txt").write_text(
+        "tench\ngoldfish\ngreat white shark\ntiger shark\nhammerhead\n"
+    )
     return dest
 
 
 def tiny_preset_file(dest: Path, **changes) -> Path:
     import tomli_w
 
-    data = {k: list(v) if isinstance(v, tuple) else v
-            for k, v in {**TINY_PRESET, **changes}.items()}
+    data = {
+        k: list(v) if isinstance(v, tuple) else v for k, v in {**TINY_PRESET, **changes}.items()
+    }
     dest.write_text(tomli_w.dumps(data))
     return dest
 
@@ -89,8 +102,9 @@ def out_of_memory_after(monkeypatch, steps: int) -> list:
                 yielded.append(report)
                 yield report
                 if report.phase == "optimize" and report.step >= steps:
-                    inner.throw(torch.OutOfMemoryError(
-                        "CUDA out of memory. Tried to allocate 2.00 GiB"))
+                    inner.throw(
+                        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+                    )
 
     monkeypatch.setattr(restore, "reconstruct", lambda *a, **k: FailingRun(real(*a, **k)))
     return yielded

@@ -60,8 +60,9 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
-@pytest.mark.parametrize("name,fmt", [("a.gif", "GIF"), ("a.png", "PNG"), ("a.apng", "PNG"),
-                                      ("a.webp", "WEBP")])
+@pytest.mark.parametrize(
+    "name,fmt", [("a.gif", "GIF"), ("a.png", "PNG"), ("a.apng", "PNG"), ("a.webp", "WEBP")]
+)
 def test_pillow_formats(tmp_path, name, fmt):
     reports = []
     out = export_animation(frames(6), tmp_path / name, fps=12, progress=reports.append)
@@ -93,13 +94,17 @@ def test_video_odd_size_cropped_to_even_and_said(tmp_path):
     export = AnimationExport(frames(4, w=21, h=15), tmp_path / "c.mp4", fps=10, even="crop")
     export.run()
     assert video_info(tmp_path / "c.mp4")[:2] == (4, (20, 14))
-    assert export.even_note == ("MP4 video (H.264) needs an even width and height: the 21×15 "
-                                "frames (odd width and height) are cropped to 20×14 (the "
-                                "last column and last row left out).")
+    assert export.even_note == (
+        "MP4 video (H.264) needs an even width and height: the 21×15 "
+        "frames (odd width and height) are cropped to 20×14 (the "
+        "last column and last row left out)."
+    )
     assert even_size((501, 375), "mp4", "pad") == (
-        (502, 376), "MP4 video (H.264) needs an even width and height: the 501×375 frames "
-                    "(odd width and height) are padded to 502×376 (the last column and last "
-                    "row repeated).")
+        (502, 376),
+        "MP4 video (H.264) needs an even width and height: the 501×375 frames "
+        "(odd width and height) are padded to 502×376 (the last column and last "
+        "row repeated).",
+    )
     assert even_size((500, 375), "webm", "crop")[0] == (500, 374)
     assert even_size((501, 375), "gif") == ((501, 375), None)  # GIF takes any size
     assert even_size((500, 376), "mp4") == ((500, 376), None)
@@ -110,10 +115,10 @@ def test_frames_over_the_limit_are_refused_unless_a_size_is_chosen(tmp_path):
     with pytest.raises(ExportTooLarge, match="4000×3000 px, more than the 3840 px") as info:
         export_size((4000, 3000))
     assert info.value.size == (4000, 3000) and info.value.limit == 3840
-    assert export_size((4000, 3000), max_side=3840) == (3840, 2880)   # asked: scaled down
+    assert export_size((4000, 3000), max_side=3840) == (3840, 2880)  # asked: scaled down
     assert export_size((4000, 3000), size=(4000, 3000)) == (4000, 3000)  # asked: as is
     assert export_size((64, 48), scale=2, max_side=100) == (100, 75)
-    assert export_size((64, 48), max_side=100) == (64, 48)            # never enlarged
+    assert export_size((64, 48), max_side=100) == (64, 48)  # never enlarged
     with pytest.raises(ExportTooLarge):  # the exporter itself refuses, writing nothing
         export_animation(frames(2, w=30, h=20), tmp_path / "big.gif", limit=25)
     assert list(tmp_path.iterdir()) == []
@@ -122,11 +127,18 @@ def test_frames_over_the_limit_are_refused_unless_a_size_is_chosen(tmp_path):
 
 
 def test_video_resize_and_upscale(tmp_path):
-    out = export_animation(frames(3, w=21, h=15), tmp_path / "a.mp4", fps=25, scale=2,
-                           even="resize", resample="nearest")
+    out = export_animation(
+        frames(3, w=21, h=15),
+        tmp_path / "a.mp4",
+        fps=25,
+        scale=2,
+        even="resize",
+        resample="nearest",
+    )
     assert video_info(out)[:3] == (3, (42, 30), 25)
-    out = export_animation(frames(3, w=21, h=15), tmp_path / "b.mp4", fps=8, size=(33, 17),
-                           even="resize")
+    out = export_animation(
+        frames(3, w=21, h=15), tmp_path / "b.mp4", fps=8, size=(33, 17), even="resize"
+    )
     assert video_info(out)[:3] == (3, (34, 18), 8)
 
 

@@ -46,15 +46,17 @@ def make_album(folder: Path, n: int = 3, size=(56, 40)) -> Path:
     for i in range(n):
         # black and white: a colorize batch skips photos already in colour
         Image.fromarray(photo_array(size[1], size[0], seed=i)).convert("L").save(
-            folder / f"p{i}.png")
+            folder / f"p{i}.png"
+        )
     Image.fromarray(photo_array(30, 24, seed=9)).convert("L").save(folder / "sub" / "old.jpg")
     (folder / "notes.txt").write_text("not a picture")
     return folder
 
 
 def snapshot(folder: Path) -> dict:
-    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return {
+        p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def journal_rows(out: Path) -> dict[str, sqlite3.Row]:
@@ -71,8 +73,9 @@ def test_colorize_folder_mirrors_names_resumes_and_reports(tmp_path, model_files
     (album / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a picture")
     before = snapshot(album)
     out = tmp_path / "out"
-    assert dgp("batch", "colorize", album, "-o", out, "--save-state",
-               *common(model_files)) == 1  # one input failed
+    assert (
+        dgp("batch", "colorize", album, "-o", out, "--save-state", *common(model_files)) == 1
+    )  # one input failed
     text = capsys.readouterr()
     # outputs mirror the inputs (sub-folders kept), at the inputs' sizes
     assert Image.open(out / "p0.png").size == (56, 40)
@@ -82,10 +85,15 @@ def test_colorize_folder_mirrors_names_resumes_and_reports(tmp_path, model_files
     assert snapshot(album) == before  # inputs never touched
     rows = journal_rows(out)
     assert {r: rows[r]["status"] for r in rows} == {
-        "p0.png": "done", "p1.png": "done", "p2.png": "done", "sub/old.jpg": "done",
-        "broken.png": "failed"}
-    assert "damaged" in rows["broken.png"]["reason"] or "not an image" in \
-        rows["broken.png"]["reason"]
+        "p0.png": "done",
+        "p1.png": "done",
+        "p2.png": "done",
+        "sub/old.jpg": "done",
+        "broken.png": "failed",
+    }
+    assert (
+        "damaged" in rows["broken.png"]["reason"] or "not an image" in rows["broken.png"]["reason"]
+    )
     assert all(rows[r]["seconds"] > 0 and rows[r]["in_sha"] for r in rows if r != "broken.png")
     assert "broken.png" in text.out and "failed" in text.out and "done" in text.out
     assert "notes.txt" in text.err  # said what was left out
@@ -95,14 +103,24 @@ def test_colorize_folder_mirrors_names_resumes_and_reports(tmp_path, model_files
     assert len(thumbs) == 4
     # resume: nothing done again; the failure stays failed without --retry-failed
     outputs = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
-    assert dgp("batch", "colorize", album, "-o", out, "--save-state",
-               *common(model_files)) == 1
+    assert dgp("batch", "colorize", album, "-o", out, "--save-state", *common(model_files)) == 1
     assert "0 picture(s) to restore, 4 already done, 1 failed" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == outputs
     # --retry-failed runs it again (still broken); a fixed input is then restored
     Image.fromarray(photo_array(40, 56, seed=5)).convert("L").save(album / "broken.png")
-    assert dgp("batch", "colorize", album, "-o", out, "--save-state", "--retry-failed",
-               *common(model_files)) == 0
+    assert (
+        dgp(
+            "batch",
+            "colorize",
+            album,
+            "-o",
+            out,
+            "--save-state",
+            "--retry-failed",
+            *common(model_files),
+        )
+        == 0
+    )
     assert journal_rows(out)["broken.png"]["status"] == "done"
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png") if p in outputs} == outputs
 
@@ -132,8 +150,12 @@ def test_inpaint_masks_by_naming_rule_wrong_size_and_missing(tmp_path, model_fil
     for name in ("a", "c"):
         (src2 / f"{name}.png").write_bytes((src / f"{name}.png").read_bytes())
     out2 = tmp_path / "out2"
-    assert dgp("batch", "inpaint", src2, "-o", out2, "--mask", src / "a_mask.png",
-               *common(model_files)) == 0
+    assert (
+        dgp(
+            "batch", "inpaint", src2, "-o", out2, "--mask", src / "a_mask.png", *common(model_files)
+        )
+        == 0
+    )
     assert sorted(journal_rows(out2)) == ["a.png", "c.png"]
 
 
@@ -143,12 +165,13 @@ def test_changed_settings_are_refused_unless_restart(tmp_path, model_files, caps
     assert dgp("batch", "colorize", album, "-o", out, *common(model_files)) == 0
     first = journal_rows(out)
     capsys.readouterr()
-    assert dgp("batch", "colorize", album, "-o", out, "--seed", "1",
-               *common(model_files)) == 1
+    assert dgp("batch", "colorize", album, "-o", out, "--seed", "1", *common(model_files)) == 1
     err = capsys.readouterr().err
     assert "other settings" in err and "seed: 0 → 1" in err and "--restart" in err
-    assert dgp("batch", "colorize", album, "-o", out, "--seed", "1", "--restart",
-               *common(model_files)) == 0
+    assert (
+        dgp("batch", "colorize", album, "-o", out, "--seed", "1", "--restart", *common(model_files))
+        == 0
+    )
     again = journal_rows(out)
     assert all(again[r]["attempts"] == 2 and again[r]["run"] > first[r]["run"] for r in again)
 
@@ -163,11 +186,25 @@ def test_sigkill_mid_job_then_resume_loses_nothing_and_repeats_nothing(tmp_path,
     before = snapshot(src)
     slow = tiny_preset_file(tmp_path / "slow.toml", iterations=[25, 25])
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "dgp_engine", "batch", "colorize", str(src), "-o", str(out),
-            "--model", str(model), "--preset", str(slow), "-q", "--threads", "1"]
+    args = [
+        sys.executable,
+        "-m",
+        "dgp_engine",
+        "batch",
+        "colorize",
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        str(model),
+        "--preset",
+        str(slow),
+        "-q",
+        "--threads",
+        "1",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     done = 0
     while time.monotonic() < deadline and proc.poll() is None:
@@ -187,18 +224,34 @@ def test_sigkill_mid_job_then_resume_loses_nothing_and_repeats_nothing(tmp_path,
     proc.wait()
     # orphaned workers notice that the driver is gone and exit by themselves
     deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{w}").exists() and "Z" not in _proc_state(w) for w in workers) \
-            and time.monotonic() < deadline:
+    while (
+        any(Path(f"/proc/{w}").exists() and "Z" not in _proc_state(w) for w in workers)
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.2)
-    assert not [w for w in workers if Path(f"/proc/{w}").exists() and
-                "Z" not in _proc_state(w)]
+    assert not [w for w in workers if Path(f"/proc/{w}").exists() and "Z" not in _proc_state(w)]
     killed = journal_rows(out)
     finished_first = {r: killed[r]["finished"] for r in killed if killed[r]["status"] == "done"}
     mtimes = {r: (out / r).stat().st_mtime_ns for r in finished_first}
     # the next run takes the folder (the lock went with the process), restarts what was
     # running and leaves the done ones alone
-    assert dgp("batch", "colorize", src, "-o", out, "--model", model, "--preset", slow,
-               "-q", "--threads", "1") == 0
+    assert (
+        dgp(
+            "batch",
+            "colorize",
+            src,
+            "-o",
+            out,
+            "--model",
+            model,
+            "--preset",
+            slow,
+            "-q",
+            "--threads",
+            "1",
+        )
+        == 0
+    )
     rows = journal_rows(out)
     assert all(r["status"] == "done" for r in rows.values()) and len(rows) == n
     for rel, finished in finished_first.items():
@@ -212,10 +265,30 @@ def test_sigkill_mid_job_then_resume_loses_nothing_and_repeats_nothing(tmp_path,
 
 
 def _start_job(src, out, model, preset):
-    args = [sys.executable, "-m", "dgp_engine", "batch", "colorize", str(src), "-o", str(out),
-            "--model", str(model), "--preset", str(preset), "-q", "--threads", "1"]
-    return subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "dgp_engine",
+        "batch",
+        "colorize",
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        str(model),
+        "--preset",
+        str(preset),
+        "-q",
+        "--threads",
+        "1",
+    ]
+    return subprocess.Popen(
+        args,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_done(proc, out, count, timeout=120):
@@ -228,8 +301,8 @@ def _wait_for_done(proc, out, count, timeout=120):
         except sqlite3.Error:
             continue
         if sum(r["status"] == "done" for r in rows.values()) >= count and any(
-                r["status"] == "running" and r["started"] > time.time() - 0.5
-                for r in rows.values()):
+            r["status"] == "running" and r["started"] > time.time() - 0.5 for r in rows.values()
+        ):
             return rows
     raise AssertionError("the job ended or stalled before the signal could be sent")
 
@@ -267,8 +340,23 @@ def test_ctrl_c_finishes_current_pictures_twice_abandons_them(tmp_path, model_fi
     assert rows[running]["status"] == "pending" and "abandoned" in rows[running]["reason"]
     assert "running" not in {r["status"] for r in rows.values()}
     assert not (out / running).exists()
-    assert dgp("batch", "colorize", src, "-o", out, "--model", model, "--preset", slow,
-               "-q", "--threads", "1") == 0
+    assert (
+        dgp(
+            "batch",
+            "colorize",
+            src,
+            "-o",
+            out,
+            "--model",
+            model,
+            "--preset",
+            slow,
+            "-q",
+            "--threads",
+            "1",
+        )
+        == 0
+    )
     assert {r["status"] for r in journal_rows(out).values()} == {"done"}
 
 
@@ -292,8 +380,7 @@ def test_second_run_on_the_same_output_folder_refuses(tmp_path, model_files, cap
     assert dgp("batch", "colorize", album, "-o", out, *common(model_files)) == 0
 
 
-def test_full_disk_mid_job_stops_cleanly_and_resumes(tmp_path, model_files, monkeypatch,
-                                                     capsys):
+def test_full_disk_mid_job_stops_cleanly_and_resumes(tmp_path, model_files, monkeypatch, capsys):
     album = make_album(tmp_path / "album", n=3)
     out = tmp_path / "out"
     real = batch_job.write_atomic
@@ -302,9 +389,11 @@ def test_full_disk_mid_job_stops_cleanly_and_resumes(tmp_path, model_files, monk
     def full_on_the_third(path, write):
         calls.append(path)
         if len(calls) == 3:
+
             def no_space(f):
                 f.write(b"partial")
                 raise OSError(errno.ENOSPC, "No space left on device")
+
             return real(path, no_space)
         return real(path, write)
 
@@ -351,8 +440,9 @@ def test_bad_folders_say_what_is_wrong(tmp_path, model_files, capsys, monkeypatc
 def test_ray_flag_without_ray_says_how_to_install(tmp_path, model_files, monkeypatch, capsys):
     album = make_album(tmp_path / "album", n=1)
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
-    assert dgp("batch", "colorize", album, "-o", tmp_path / "out", "--ray",
-               *common(model_files)) == 1
+    assert (
+        dgp("batch", "colorize", album, "-o", tmp_path / "out", "--ray", *common(model_files)) == 1
+    )
     assert 'pip install "dgp-studio[cluster]"' in capsys.readouterr().err
 
 
@@ -372,31 +462,44 @@ def test_plan_names_outputs_and_masks(tmp_path):
 
 
 def test_precision_goes_to_the_workers_and_a_bad_one_is_refused_early(
-        tmp_path, model_files, capsys):
+    tmp_path, model_files, capsys
+):
     from dgp_engine import DeviceError, ReconstructionState
     from dgp_engine.batch.runner import ItemRunner, worker_config
 
     album = make_album(tmp_path / "album", n=1)
     out = tmp_path / "out"
     # an unknown name is refused before the output folder exists
-    assert dgp("batch", "colorize", album, "-o", out, *common(model_files),
-               "--precision", "fp16") == 1
+    assert (
+        dgp("batch", "colorize", album, "-o", out, *common(model_files), "--precision", "fp16") == 1
+    )
     err = capsys.readouterr().err
     assert "dgp: error: Unknown precision 'fp16'" in err and not out.exists()
     model, preset = model_files
-    settings = BatchSettings("colorize", album, out, model=str(model), preset=str(preset),
-                             precision="BF16")
+    settings = BatchSettings(
+        "colorize", album, out, model=str(model), preset=str(preset), precision="BF16"
+    )
     assert settings.precision == "bf16" and settings.to_dict()["precision"] == "bf16"
     # what a worker's device cannot compute in stops the worker before the model loads
     with pytest.raises(DeviceError, match="TF32 needs an NVIDIA GPU"):
-        ItemRunner(worker_config(BatchSettings("colorize", album, out, precision="tf32"),
-                                 device="cpu", threads=1))
+        ItemRunner(
+            worker_config(
+                BatchSettings("colorize", album, out, precision="tf32"), device="cpu", threads=1
+            )
+        )
     # the worker restores in the chosen precision; the state written says which
     runner = ItemRunner(worker_config(settings, device="cpu", threads=1))
     assert runner.info()["precision"] == "bf16"
-    resp = runner.process({"rel": "p0.png", "data": (album / "p0.png").read_bytes(),
-                           "mask": None, "mask_name": None, "out_suffix": ".png",
-                           "want_state": True})
+    resp = runner.process(
+        {
+            "rel": "p0.png",
+            "data": (album / "p0.png").read_bytes(),
+            "mask": None,
+            "mask_name": None,
+            "out_suffix": ".png",
+            "want_state": True,
+        }
+    )
     assert resp["status"] == "done", resp.get("reason")
     assert ReconstructionState.from_bytes(resp["state"]).progress["precision"] == "bf16"
 
@@ -412,18 +515,33 @@ def test_colorize_skips_photos_already_in_colour_unless_recolor(tmp_path, model_
     assert dgp("batch", "colorize", src, "-o", out, *common(model_files)) == 0
     rows = journal_rows(out)
     assert {r: rows[r]["status"] for r in rows} == {
-        "colour.png": "skipped", "grey.png": "done", "sepia.jpg": "done"}
+        "colour.png": "skipped",
+        "grey.png": "done",
+        "sepia.jpg": "done",
+    }
     reason = rows["colour.png"]["reason"]
     assert reason.startswith("already in colour") and "--recolor" in reason
-    assert not (out / "colour.png").exists()          # its true colours are kept
+    assert not (out / "colour.png").exists()  # its true colours are kept
     assert f"colour.png: {reason}" in capsys.readouterr().out
     sheet = (out / "contact-sheet.html").read_text()
     assert "colour.png" in sheet and "already in colour" in sheet
     # --recolor is a setting that decides outputs: with it the colour photo is colorized
     assert dgp("batch", "colorize", src, "-o", out, "--recolor", *common(model_files)) == 1
     assert "recolor: None → True" in capsys.readouterr().err
-    assert dgp("batch", "colorize", src, "-o", out, "--recolor", "--restart", "--save-state",
-               *common(model_files)) == 0
+    assert (
+        dgp(
+            "batch",
+            "colorize",
+            src,
+            "-o",
+            out,
+            "--recolor",
+            "--restart",
+            "--save-state",
+            *common(model_files),
+        )
+        == 0
+    )
     assert journal_rows(out)["colour.png"]["status"] == "done"
     assert (out / "colour.png").is_file()
     # the state records its photo (for dgp morph/jitter/transfer to compose onto)
@@ -431,8 +549,9 @@ def test_colorize_skips_photos_already_in_colour_unless_recolor(tmp_path, model_
 
     placement = ReconstructionState.load(out / "colour.png.dgp").placement
     assert placement.photo_path == str(src / "colour.png") and placement.whole_photo
-    assert dgp("batch", "inpaint", src, "-o", tmp_path / "o2", "--recolor",
-               *common(model_files)) == 1
+    assert (
+        dgp("batch", "inpaint", src, "-o", tmp_path / "o2", "--recolor", *common(model_files)) == 1
+    )
     assert "--recolor only applies to colorize" in capsys.readouterr().err
 
 
@@ -450,8 +569,7 @@ def test_a_seed_out_of_range_is_refused_before_the_folder_is_touched(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_names_that_are_not_utf8_are_restored_resumed_and_reported(tmp_path, model_files,
-                                                                   capsys):
+def test_names_that_are_not_utf8_are_restored_resumed_and_reported(tmp_path, model_files, capsys):
     # an old archive's Latin-1 names: sqlite3 could not store them, so the batch ended in a
     # UnicodeEncodeError before it started — for every picture of the folder
     src = tmp_path / "album"
@@ -484,8 +602,17 @@ def test_names_that_are_not_utf8_are_restored_resumed_and_reported(tmp_path, mod
     assert "0 picture(s) to restore, 3 already done, 1 failed" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["plain.png", "sub/a b.png", "%41.png", "caf\udce9.png",
-                                  "d\udce9/x\udcff.png", "\udce9%2F.png"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "plain.png",
+        "sub/a b.png",
+        "%41.png",
+        "caf\udce9.png",
+        "d\udce9/x\udcff.png",
+        "\udce9%2F.png",
+    ],
+)
 def test_journal_names_round_trip_and_never_meet(name):
     from dgp_engine.batch.journal import read_name, stored_name
 
@@ -495,8 +622,9 @@ def test_journal_names_round_trip_and_never_meet(name):
     assert (stored == name) == (not stored.startswith("/"))
 
 
-def test_no_more_workers_start_than_there_are_pictures_to_restore(tmp_path, model_files,
-                                                                   monkeypatch):
+def test_no_more_workers_start_than_there_are_pictures_to_restore(
+    tmp_path, model_files, monkeypatch
+):
     # --workers 64 for 2 pictures started 64 processes, each loading torch and the prior
     from dgp_engine.batch import local
 
@@ -513,7 +641,6 @@ def test_no_more_workers_start_than_there_are_pictures_to_restore(tmp_path, mode
     for i in range(2):
         Image.fromarray(photo_array(24, 32, seed=i)).convert("L").save(src / f"p{i}.png")
     out = tmp_path / "out"
-    assert dgp("batch", "colorize", src, "-o", out, "--workers", "6",
-               *common(model_files)) == 0
+    assert dgp("batch", "colorize", src, "-o", out, "--workers", "6", *common(model_files)) == 0
     assert started == [2]
     assert {p.name for p in out.glob("*.png")} == {"p0.png", "p1.png"}

@@ -27,8 +27,15 @@ def test_ray_job_survives_a_killed_actor_and_matches_local_workers(tmp_path):
         Image.fromarray(photo_array(40, 56, seed=i)).convert("L").save(src / f"p{i}.png")
 
     def settings(out):
-        return BatchSettings("colorize", src, tmp_path / out, model=str(model),
-                             preset=str(preset), save_state=True, threads=1)
+        return BatchSettings(
+            "colorize",
+            src,
+            tmp_path / out,
+            model=str(model),
+            preset=str(preset),
+            save_state=True,
+            threads=1,
+        )
 
     kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -42,8 +49,12 @@ def test_ray_job_survives_a_killed_actor_and_matches_local_workers(tmp_path):
                 statuses.append((ev.rel, ev.status))
             if ev.kind == "workers" and "lost" in ev.message:
                 lost_messages.append(ev.message)
-            if (killed is None and ev.kind == "item" and ev.status == "running"
-                    and job.stats.done >= 1):
+            if (
+                killed is None
+                and ev.kind == "item"
+                and ev.status == "running"
+                and job.stats.done >= 1
+            ):
                 wid = next(w for w, rel in job.pool.busy.items() if rel == ev.rel)
                 ray.kill(job.pool.actors[wid])  # the actor dies in the middle of ev.rel
                 killed = ev.rel

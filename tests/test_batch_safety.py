@@ -62,7 +62,8 @@ def dead_pid() -> int:
 
 # --- defect 1: only its own temp files --------------------------------------------------------
 def test_batch_removes_only_temp_files_it_wrote_and_whose_writer_is_dead(
-        tmp_path, model_files, capsys):
+    tmp_path, model_files, capsys
+):
     album = tmp_path / "album"
     for name in ("p0.png", "p1.png", "sub/q.png"):
         picture(album / name)
@@ -74,17 +75,20 @@ def test_batch_removes_only_temp_files_it_wrote_and_whose_writer_is_dead(
     other_dgp = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         not_ours = [
-            ".movie.mkv.part", "downloads/.iso.part", ".p0.png.part",   # other programs'
-            "sub/.q.png.qwertyui.part",             # no owner mark: never ours to judge
+            ".movie.mkv.part",
+            "downloads/.iso.part",
+            ".p0.png.part",  # other programs'
+            "sub/.q.png.qwertyui.part",  # no owner mark: never ours to judge
             f".p1.png.{other_dgp.pid}-abcd1234.part",  # another dgp writing p1.png now
-            f".other.png.{dead}-abcd1234.part",     # a dead dgp's, but not a name we write
+            f".other.png.{dead}-abcd1234.part",  # a dead dgp's, but not a name we write
             # ours by name, but written on another host: its pid cannot be checked here
-            f".p0.png.{dead}-{'000000' if fileio.HOST_TAG != '000000' else '111111'}"
-            "-abcd1234.part",
+            f".p0.png.{dead}-{'000000' if fileio.HOST_TAG != '000000' else '111111'}-abcd1234.part",
         ]
-        ours_dead = [f".p0.png.{dead}-abcd1234.part",                 # an earlier version's
-                     f"sub/.q.png.{dead}-{fileio.HOST_TAG}-zz99zz99.part",
-                     f".dgp-batch/.x.{dead}-{fileio.HOST_TAG}-a1b2c3d4.part"]
+        ours_dead = [
+            f".p0.png.{dead}-abcd1234.part",  # an earlier version's
+            f"sub/.q.png.{dead}-{fileio.HOST_TAG}-zz99zz99.part",
+            f".dgp-batch/.x.{dead}-{fileio.HOST_TAG}-a1b2c3d4.part",
+        ]
         for rel in not_ours + ours_dead:
             (out / rel).write_bytes(b"half")
         old = time.time() - 3600
@@ -103,8 +107,7 @@ def test_batch_removes_only_temp_files_it_wrote_and_whose_writer_is_dead(
     (outer / "originals" / f".a.png.{dead}-abcd1234.part").write_bytes(b"x")
     before = sorted(p.relative_to(outer) for p in outer.rglob("*"))
     capsys.readouterr()
-    assert dgp("batch", "colorize", outer / "originals", "-o", outer,
-               *common(model_files)) == 1
+    assert dgp("batch", "colorize", outer / "originals", "-o", outer, *common(model_files)) == 1
     err = capsys.readouterr().err
     assert "inside the output folder" in err and "Traceback" not in err
     assert sorted(p.relative_to(outer) for p in outer.rglob("*")) == before
@@ -112,9 +115,10 @@ def test_batch_removes_only_temp_files_it_wrote_and_whose_writer_is_dead(
 
 # --- defect 2: one unwritable name fails that picture, not the job ---------------------------
 def test_an_unwritable_output_name_fails_that_picture_and_the_batch_goes_on(
-        tmp_path, model_files, capsys):
+    tmp_path, model_files, capsys
+):
     name_max = os.pathconf(tmp_path, "PC_NAME_MAX")
-    long_ok = "L" * (name_max - 15) + ".png"      # legal; its old temp name was not
+    long_ok = "L" * (name_max - 15) + ".png"  # legal; its old temp name was not
     state_too_long = "s" * (name_max - 4) + ".png"  # legal, but NAME.dgp is not
     album = tmp_path / "album"
     for name in (long_ok, state_too_long, "p0.png", "blocked/q.png", "z.png"):
@@ -126,12 +130,18 @@ def test_an_unwritable_output_name_fails_that_picture_and_the_batch_goes_on(
     assert dgp(*args) == 1  # some failed; the others were done
     rows = journal_rows(out)
     status = {rel: row["status"] for rel, row in rows.items()}
-    assert status == {long_ok: "done", state_too_long: "failed", "p0.png": "done",
-                      "blocked/q.png": "failed", "z.png": "done"}
+    assert status == {
+        long_ok: "done",
+        state_too_long: "failed",
+        "p0.png": "done",
+        "blocked/q.png": "failed",
+        "z.png": "done",
+    }
     assert (out / long_ok).is_file() and (out / f"{long_ok}.dgp").is_file()
     assert "too long" in rows[state_too_long]["reason"]
-    assert "blocked" in rows["blocked/q.png"]["reason"] and \
-        "file" in rows["blocked/q.png"]["reason"]
+    assert (
+        "blocked" in rows["blocked/q.png"]["reason"] and "file" in rows["blocked/q.png"]["reason"]
+    )
     # refused before any work: never sent to a worker
     assert rows[state_too_long]["attempts"] == 0 and rows["blocked/q.png"]["attempts"] == 0
     assert (out / "blocked").is_file()
@@ -147,19 +157,20 @@ def test_an_unwritable_output_name_fails_that_picture_and_the_batch_goes_on(
     assert Image.open(tmp_path / long_ok).size == (56, 40)
     capsys.readouterr()
     too_long = "x" * (name_max + 1 - 4) + ".png"
-    assert dgp("colorize", src, "-o", tmp_path / too_long, "--model",
-               tmp_path / "nowhere") == 1
+    assert dgp("colorize", src, "-o", tmp_path / too_long, "--model", tmp_path / "nowhere") == 1
     err = capsys.readouterr().err
     assert "too long" in err and "nowhere" not in err and "Traceback" not in err
-    assert dgp("colorize", src, "-o", out / "blocked" / "x.png", "--model",
-               tmp_path / "nowhere") == 1
+    assert (
+        dgp("colorize", src, "-o", out / "blocked" / "x.png", "--model", tmp_path / "nowhere") == 1
+    )
     err = capsys.readouterr().err
     assert "is a file" in err and "nowhere" not in err
 
 
 # --- defect 3: the memory budget, per worker, before decoding --------------------------------
 def test_a_picture_over_a_workers_memory_share_fails_before_decoding(
-        tmp_path, model_files, monkeypatch):
+    tmp_path, model_files, monkeypatch
+):
     # 32 MiB for the machine, 16 MiB for each of 2 workers; a run costs 80 B/px, so the
     # 560×480 picture (21.5 MB) fits the whole budget (a single command takes it) but not
     # a worker's share
@@ -168,8 +179,7 @@ def test_a_picture_over_a_workers_memory_share_fails_before_decoding(
     picture(album / "big.png", 560, 480)
     picture(album / "small.png")
     out = tmp_path / "out"
-    assert dgp("batch", "colorize", album, "-o", out, "--workers", "2",
-               *common(model_files)) == 1
+    assert dgp("batch", "colorize", album, "-o", out, "--workers", "2", *common(model_files)) == 1
     rows = journal_rows(out)
     assert rows["small.png"]["status"] == "done"
     assert rows["big.png"]["status"] == "failed" and rows["big.png"]["attempts"] == 0
@@ -188,10 +198,30 @@ def test_devices_and_fifos_are_never_read(tmp_path, model_files, capsys):
     (album / "b-device.png").symlink_to("/dev/null")
     (album / "c-link.png").symlink_to(real)
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "dgp_engine", "batch", "colorize", str(album), "-o",
-            str(out), "--model", str(model), "--preset", str(preset), "-q", "--threads", "1"]
-    proc = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "dgp_engine",
+        "batch",
+        "colorize",
+        str(album),
+        "-o",
+        str(out),
+        "--model",
+        str(model),
+        "--preset",
+        str(preset),
+        "-q",
+        "--threads",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _, err = proc.communicate(timeout=150)
     except subprocess.TimeoutExpired:
@@ -208,14 +238,17 @@ def test_devices_and_fifos_are_never_read(tmp_path, model_files, capsys):
     assert (album / "a-fifo.png").exists() and not (out / "a-fifo.png").exists()
     # the single commands' reader refuses them too, with the same sentence
     for rel in ("a-fifo.png", "b-device.png"):
-        assert dgp("colorize", album / rel, "-o", tmp_path / "x.png", "--model",
-                   tmp_path / "nowhere") == 1
+        assert (
+            dgp("colorize", album / rel, "-o", tmp_path / "x.png", "--model", tmp_path / "nowhere")
+            == 1
+        )
         assert "not a regular file" in capsys.readouterr().err
 
 
 # --- hostile test pass after issue 20 ---------------------------------------------------------
-def test_an_output_edited_by_hand_is_not_replaced_when_its_input_changes(tmp_path, model_files,
-                                                                          capsys):
+def test_an_output_edited_by_hand_is_not_replaced_when_its_input_changes(
+    tmp_path, model_files, capsys
+):
     src, out = tmp_path / "in", tmp_path / "out"
     picture(src / "a.png")
     picture(src / "b.png", seed=1)

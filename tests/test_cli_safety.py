@@ -59,8 +59,16 @@ def test_unwritable_output_is_refused_before_the_model_loads(work, capsys):
 
 def test_unwritable_state_path_is_refused_before_the_model_loads(work, capsys):
     d, _ = work
-    code = dgp("colorize", d / "in.png", "-o", d / "out.png", "--save-state", "/proc/s.dgp",
-               "--model", d / "nowhere")
+    code = dgp(
+        "colorize",
+        d / "in.png",
+        "-o",
+        d / "out.png",
+        "--save-state",
+        "/proc/s.dgp",
+        "--model",
+        d / "nowhere",
+    )
     assert code == 1
     assert "/proc" in capsys.readouterr().err
     assert names(d) == ["in.png"]  # the output's claim was released, no lock file left
@@ -84,8 +92,11 @@ def test_a_pipe_as_output_is_refused(work, capsys):
 
 def test_negative_region_is_parsed_and_refused_with_the_nearest_fit(work, capsys):
     d, common = work
-    assert join_negative_values(["--region", "-10,-10,64", "-o", "x"]) == \
-        ["--region=-10,-10,64", "-o", "x"]
+    assert join_negative_values(["--region", "-10,-10,64", "-o", "x"]) == [
+        "--region=-10,-10,64",
+        "-o",
+        "x",
+    ]
     assert join_negative_values(["--seed", "-3"]) == ["--seed", "-3"]  # argparse handles it
     code = dgp("restore", d / "in.png", "-o", d / "out.png", "--region", "-10,-10,30", *common)
     err = capsys.readouterr().err
@@ -98,10 +109,13 @@ def test_negative_region_is_parsed_and_refused_with_the_nearest_fit(work, capsys
 # --- one writer per output ----------------------------------------------------------------
 def _holder(path):
     """A second process holding the claim on ``path`` until its stdin closes."""
-    code = ("import sys; from dgp_engine.system.fileio import claim_output; "
-            f"claim_output({str(path)!r}); print('held', flush=True); sys.stdin.read()")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    code = (
+        "import sys; from dgp_engine.system.fileio import claim_output; "
+        f"claim_output({str(path)!r}); print('held', flush=True); sys.stdin.read()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "held"
     return proc
 
@@ -142,15 +156,23 @@ def test_stale_temp_files_of_ours_are_removed_and_nothing_else(work, monkeypatch
     dead.wait()
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        stale = [f".out.png.{dead.pid}-abcd1234.part", f".r.dgp.{dead.pid}-zz99zz99.tmp",
-                 f".anim.gif.{dead.pid}-a1b2c3d4.partial.gif",
-                 f".new.png.{dead.pid}-{fileio.HOST_TAG}-abcd1234.part"]
+        stale = [
+            f".out.png.{dead.pid}-abcd1234.part",
+            f".r.dgp.{dead.pid}-zz99zz99.tmp",
+            f".anim.gif.{dead.pid}-a1b2c3d4.partial.gif",
+            f".new.png.{dead.pid}-{fileio.HOST_TAG}-abcd1234.part",
+        ]
         # pid-less names carry no owner mark (any program's: issue 20), another host's pid
         # cannot be checked here
-        kept = [f".other.png.{alive.pid}-abcd1234.part", ".notes.part", "x.png.part",
-                ".new.png.qwertyui.part", ".old.png.abcdefgh.part",
-                f".far.png.{dead.pid}-{'0' * 6 if fileio.HOST_TAG != '0' * 6 else '1' * 6}"
-                "-abcd1234.part"]
+        kept = [
+            f".other.png.{alive.pid}-abcd1234.part",
+            ".notes.part",
+            "x.png.part",
+            ".new.png.qwertyui.part",
+            ".old.png.abcdefgh.part",
+            f".far.png.{dead.pid}-{'0' * 6 if fileio.HOST_TAG != '0' * 6 else '1' * 6}"
+            "-abcd1234.part",
+        ]
         for name in stale + kept:
             (d / name).write_bytes(b"half")
         (d / f".seq.{dead.pid}-0000aaaa.partial").mkdir()
@@ -180,12 +202,13 @@ def _signal_when(monkeypatch, phase, signum=signal.SIGINT, times=1):
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_during_z_selection_writes_nothing(work, capsys, monkeypatch, files, signum,
-                                                    code):
+def test_a_signal_during_z_selection_writes_nothing(work, capsys, monkeypatch, files, signum, code):
     d, common = work
     _signal_when(monkeypatch, "select", signum)
-    assert dgp("colorize", d / "in.png", "-o", d / "out.png", "--save-state", d / "s.dgp",
-               *common) == code
+    assert (
+        dgp("colorize", d / "in.png", "-o", d / "out.png", "--save-state", d / "s.dgp", *common)
+        == code
+    )
     err = capsys.readouterr().err
     assert "nothing was written" in err and "Traceback" not in err
     assert names(d) == ["in.png"]  # no "iteration 0" picture under the output name
@@ -211,8 +234,10 @@ def test_a_signal_during_optimisation_saves_what_is_finished(work, capsys, monke
     slow = tiny_preset_file(d.parent / f"{d.name}-slow.toml", iterations=[50, 50])
     common = common[:2] + ["--preset", str(slow), "-q"]
     _signal_when(monkeypatch, "optimize", signal.SIGTERM)
-    assert dgp("colorize", d / "in.png", "-o", d / "out.png", "--save-state", d / "s.dgp",
-               *common) == 143
+    assert (
+        dgp("colorize", d / "in.png", "-o", d / "out.png", "--save-state", d / "s.dgp", *common)
+        == 143
+    )
     state = ReconstructionState.load(d / "s.dgp")
     assert state.cancelled and 1 <= state.progress["step"] < 100
     assert Image.open(d / "out.png").size == (56, 40)
@@ -236,8 +261,10 @@ def _signal_in_write(monkeypatch, times):
 def test_one_signal_while_writing_keeps_the_finished_result(work, capsys, monkeypatch):
     d, common = work
     _signal_in_write(monkeypatch, 1)
-    assert dgp("colorize", d / "in.png", "-o", d / "out.png", "--save-state", d / "s.dgp",
-               *common) == 0
+    assert (
+        dgp("colorize", d / "in.png", "-o", d / "out.png", "--save-state", d / "s.dgp", *common)
+        == 0
+    )
     assert "done: wrote" in capsys.readouterr().out
     assert Image.open(d / "out.png").size == (56, 40)
     assert not ReconstructionState.load(d / "s.dgp").cancelled
@@ -259,9 +286,12 @@ def test_two_signals_while_writing_abandon_leaving_nothing(work, capsys, monkeyp
 def test_the_cli_imports_no_torch_before_its_handler(tmp_path):
     """Ctrl-C in the first second must not give a traceback: importing the entry point
     loads nothing slow, so the handler is in place before torch is imported."""
-    out = subprocess.run([sys.executable, "-c", "import sys, dgp_engine.cli; "
-                          "print('torch' in sys.modules)"], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, dgp_engine.cli; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "False"
 
 

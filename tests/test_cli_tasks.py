@@ -42,22 +42,35 @@ def dgp(*args) -> int:
 
 
 def snapshot(folder):
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()
-            if p.is_file()}
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()}
 
 
-@pytest.mark.parametrize("command, extra, size", [
-    ("colorize", [], (56, 40)),
-    ("inpaint", ["--mask", "mask.png"], (56, 40)),
-    ("inpaint", ["--box", "20,15,10,10", "--class", "goldfish"], (56, 40)),
-    ("restore", ["--region", "10,5,30"], (56, 40)),
-    ("defend", [], (56, 40)),
-])
+@pytest.mark.parametrize(
+    "command, extra, size",
+    [
+        ("colorize", [], (56, 40)),
+        ("inpaint", ["--mask", "mask.png"], (56, 40)),
+        ("inpaint", ["--box", "20,15,10,10", "--class", "goldfish"], (56, 40)),
+        ("restore", ["--region", "10,5,30"], (56, 40)),
+        ("defend", [], (56, 40)),
+    ],
+)
 def test_commands_write_results(work, capsys, command, extra, size):
     d, common = work
     extra = [str(d / e) if e.endswith(".png") else e for e in extra]
-    assert dgp(command, d / "in.png", "-o", d / "out.png", *extra, *common,
-               "--save-state", d / "out.dgp") == 0
+    assert (
+        dgp(
+            command,
+            d / "in.png",
+            "-o",
+            d / "out.png",
+            *extra,
+            *common,
+            "--save-state",
+            d / "out.dgp",
+        )
+        == 0
+    )
     assert Image.open(d / "out.png").size == size
     state = ReconstructionState.load(d / "out.dgp")
     assert not state.cancelled
@@ -71,15 +84,26 @@ def test_superres_and_hybrid_on_a_small_photo(work):
     d, common = work
     assert dgp("superres", d / "small.png", "-o", d / "sr.png", *common) == 0
     assert Image.open(d / "sr.png").size == (32, 32)
-    assert dgp("hybrid", d / "small.png", "-o", d / "hy.png", "--box", "2,2,3,3",
-               "--factor", "2", *common) == 0
+    assert (
+        dgp(
+            "hybrid",
+            d / "small.png",
+            "-o",
+            d / "hy.png",
+            "--box",
+            "2,2,3,3",
+            "--factor",
+            "2",
+            *common,
+        )
+        == 0
+    )
     assert Image.open(d / "hy.png").size == (32, 32)  # 8 px enlarged to 16, then ×2
 
 
 def test_region_keeps_the_rest_pixel_for_pixel(work):
     d, common = work
-    assert dgp("restore", d / "in.png", "-o", d / "out.png", "--region", "20,4,32",
-               *common) == 0
+    assert dgp("restore", d / "in.png", "-o", d / "out.png", "--region", "20,4,32", *common) == 0
     before = np.asarray(Image.open(d / "in.png"))
     after = np.asarray(Image.open(d / "out.png"))
     outside = np.ones(before.shape[:2], bool)
@@ -115,19 +139,22 @@ def small_mask(d):
     return ["inpaint", d / "in.png", "--mask", d / "m10.png"]
 
 
-@pytest.mark.parametrize("make, words", [
-    (corrupt, "damaged|not an image|truncated"),
-    (truncated, "truncated|damaged"),
-    (empty_file, "empty"),
-    (black_mask, "all black"),
-    (small_mask, "must have the picture's size"),
-    (lambda d: ["restore", d / "in.png", "--region", "100,100,20"], "outside"),
-    (lambda d: ["superres", d / "in.png"], "at most 16 px"),
-    (lambda d: ["colorize", d / "in.png", "--class", "goldfsh"], "Did you mean 'goldfish'"),
-    (lambda d: ["colorize", d / "in.png", "--class", "shark"], "tiger shark"),
-    (lambda d: ["inpaint", d / "in.png"], "needs --mask"),
-    (lambda d: ["restore", d / "in.png", "--region", "1,2"], "x,y,size"),
-])
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (corrupt, "damaged|not an image|truncated"),
+        (truncated, "truncated|damaged"),
+        (empty_file, "empty"),
+        (black_mask, "all black"),
+        (small_mask, "must have the picture's size"),
+        (lambda d: ["restore", d / "in.png", "--region", "100,100,20"], "outside"),
+        (lambda d: ["superres", d / "in.png"], "at most 16 px"),
+        (lambda d: ["colorize", d / "in.png", "--class", "goldfsh"], "Did you mean 'goldfish'"),
+        (lambda d: ["colorize", d / "in.png", "--class", "shark"], "tiger shark"),
+        (lambda d: ["inpaint", d / "in.png"], "needs --mask"),
+        (lambda d: ["restore", d / "in.png", "--region", "1,2"], "x,y,size"),
+    ],
+)
 def test_bad_input_fails_cleanly(work, capsys, make, words):
     d, common = work
     args = make(d)
@@ -185,8 +212,18 @@ def test_ctrl_c_stops_cleanly_and_saves(work, capsys, files, monkeypatch):
             signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C
 
     monkeypatch.setattr(cli_tasks.ProgressBar, "update", update)
-    code = dgp("restore", d / "in.png", "-o", d / "out.png", "--model", model, "--preset", slow,
-               "--save-state", d / "partial.dgp")
+    code = dgp(
+        "restore",
+        d / "in.png",
+        "-o",
+        d / "out.png",
+        "--model",
+        model,
+        "--preset",
+        slow,
+        "--save-state",
+        d / "partial.dgp",
+    )
     assert code == cli_tasks.EXIT_INTERRUPTED
     state = ReconstructionState.load(d / "partial.dgp")
     assert state.cancelled and state.progress["step"] < 400
@@ -216,22 +253,39 @@ def test_threads_default_to_every_core_and_follow_the_option(work):
 
 def test_precision_is_used_and_saved_with_the_state(work, capsys):
     d, common = work
-    assert dgp("restore", d / "in.png", "-o", d / "a.png", *common, "--precision", "bf16",
-               "--save-state", d / "a.dgp") == 0
+    assert (
+        dgp(
+            "restore",
+            d / "in.png",
+            "-o",
+            d / "a.png",
+            *common,
+            "--precision",
+            "bf16",
+            "--save-state",
+            d / "a.dgp",
+        )
+        == 0
+    )
     assert ReconstructionState.load(d / "a.dgp").progress["precision"] == "bf16"
     # auto (the default) is float32 on the CPU, and the state says so
-    assert dgp("restore", d / "in.png", "-o", d / "b.png", *common,
-               "--save-state", d / "b.dgp") == 0
+    assert (
+        dgp("restore", d / "in.png", "-o", d / "b.png", *common, "--save-state", d / "b.dgp") == 0
+    )
     assert ReconstructionState.load(d / "b.dgp").progress["precision"] == "fp32"
 
 
-@pytest.mark.parametrize("extra, words", [
-    (["--precision", "tf32"], "TF32 needs an NVIDIA GPU; this run is on cpu"),
-    (["--precision", "fp16"], "Unknown precision 'fp16': choose one of auto, fp32, tf32, bf16"),
-    (["--precision", "bf16", "--exact"], "exact mode computes in float32 only"),
-])
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--precision", "tf32"], "TF32 needs an NVIDIA GPU; this run is on cpu"),
+        (["--precision", "fp16"], "Unknown precision 'fp16': choose one of auto, fp32, tf32, bf16"),
+        (["--precision", "bf16", "--exact"], "exact mode computes in float32 only"),
+    ],
+)
 def test_a_precision_the_run_cannot_use_is_refused_before_the_model_loads(
-        work, capsys, monkeypatch, extra, words):
+    work, capsys, monkeypatch, extra, words
+):
     d, common = work
     from dgp_engine.priors import load as prior_module
 
@@ -247,13 +301,14 @@ def test_a_precision_the_run_cannot_use_is_refused_before_the_model_loads(
     assert snapshot(d) == before  # no output, no lock file
 
 
-def test_out_of_device_memory_mid_run_says_what_to_do_and_writes_nothing(
-        work, capsys, monkeypatch):
+def test_out_of_device_memory_mid_run_says_what_to_do_and_writes_nothing(work, capsys, monkeypatch):
     d, common = work
     reports = out_of_memory_after(monkeypatch, steps=2)
     before = snapshot(d)
-    assert dgp("restore", d / "in.png", "-o", d / "out.png", *common,
-               "--save-state", d / "out.dgp") == 1
+    assert (
+        dgp("restore", d / "in.png", "-o", d / "out.png", *common, "--save-state", d / "out.dgp")
+        == 1
+    )
     err = capsys.readouterr().err
     assert "dgp: error: The CPU device ran out of memory at step 3 of 4" in err
     assert "precision 'bf16'" in err and "run on the CPU" in err
@@ -266,11 +321,11 @@ def test_a_mask_too_large_for_a_sharp_region_is_warned_once_before_the_run(work,
     d, common = work
     Image.fromarray(photo_array(120, 160)).save(d / "wide.png")
     # 50 px with a 32 px model: the least context needs 75 px > 64 px (2 × 32)
-    assert dgp("inpaint", d / "wide.png", "-o", d / "out.png", "--box", "40,30,50,50",
-               *common) == 0
+    assert dgp("inpaint", d / "wide.png", "-o", d / "out.png", "--box", "40,30,50,50", *common) == 0
     err = capsys.readouterr().err
     assert err.count("warning: The 75 px working region is enlarged 2.3×") == 1
-    assert "larger model, of at least 38 px" in err and "mask at most 42 px across" in err
-    assert dgp("inpaint", d / "wide.png", "-o", d / "out2.png", "--box", "40,30,20,20",
-               *common) == 0
+    assert "larger model, 64 px or more" in err and "mask at most 42 px across" in err
+    assert (
+        dgp("inpaint", d / "wide.png", "-o", d / "out2.png", "--box", "40,30,20,20", *common) == 0
+    )
     assert "warning" not in capsys.readouterr().err  # 20 px: a sharp 60 px square

@@ -16,8 +16,9 @@ def grey(rgb: np.ndarray) -> np.ndarray:
     return np.repeat(g.round().astype(np.uint8)[..., None], 3, axis=-1)
 
 
-def toned(rgb: np.ndarray, shadow: tuple[float, float], highlight: tuple[float, float]
-          ) -> np.ndarray:
+def toned(
+    rgb: np.ndarray, shadow: tuple[float, float], highlight: tuple[float, float]
+) -> np.ndarray:
     """A toned print: the grey photo's lightness, an (a, b) tone drifting from the
     shadows' hue to the highlights' (split toning), strongest in the mid-tones."""
     g = grey(rgb)[..., 0].astype(np.float32) / 255
@@ -53,9 +54,12 @@ def test_grey_and_toned_black_and_white_photos_are_not_colour():
         photo = scene(seed)
         g = colour_check(grey(photo))
         assert not g.colour and g.chroma < 1 and "grey" in g.reason
-        for print_ in (sepia(photo), toned(photo, (12, 18), (-3, 20)),    # sepia / split
-                       toned(photo, (15, -5), (5, 15)),                   # selenium-like
-                       toned(photo, (-5, -30), (-8, -15))):               # cyanotype
+        for print_ in (
+            sepia(photo),
+            toned(photo, (12, 18), (-3, 20)),  # sepia / split
+            toned(photo, (15, -5), (5, 15)),  # selenium-like
+            toned(photo, (-5, -30), (-8, -15)),
+        ):  # cyanotype
             check = colour_check(print_)
             assert check.chroma > 10  # clearly tinted …
             assert not check.colour, check  # … but one tone: black and white

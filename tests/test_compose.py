@@ -39,8 +39,9 @@ def hole_mask(w: int, h: int) -> np.ndarray:
 
 
 def restore(prior, photo, task="inpaint", seed=0, class_id=1, **kw):
-    job = restore_image(prior, photo, task, preset=tiny_preset(), seed=seed,
-                        class_id=class_id, **kw)
+    job = restore_image(
+        prior, photo, task, preset=tiny_preset(), seed=seed, class_id=class_id, **kw
+    )
     return job, job.run_to_end()
 
 
@@ -83,7 +84,7 @@ def test_a_result_records_where_it_sits_and_reproduces_itself(prior, two_results
     # outside the working region the frame is the photo, pixel for pixel
     ys, xs = p.view.y, p.view.x
     outside = np.ones((375, 501), bool)
-    outside[ys:ys + p.view.h, xs:xs + p.view.w] = False
+    outside[ys : ys + p.view.h, xs : xs + p.view.w] = False
     assert np.array_equal(frame[outside], to_uint8(photo.rgb)[outside])
 
 
@@ -93,26 +94,38 @@ def test_the_exporter_composes_as_the_app_preview_does(prior, two_results):
     from dgp_studio.engine_session import composer
 
     photo, (job, result), _ = two_results
-    output = to_uint8((Renderer(prior, result.state).jitter(1, 0.7, seed=5)
-                       .run_to_end()[0].permute(1, 2, 0).numpy() + 1) / 2)
+    output = to_uint8(
+        (
+            Renderer(prior, result.state)
+            .jitter(1, 0.7, seed=5)
+            .run_to_end()[0]
+            .permute(1, 2, 0)
+            .numpy()
+            + 1
+        )
+        / 2
+    )
     app = composer(job.photo, job.plan)(output)
     engine = PhotoComposer(job.photo, result.state.placement)(output)
     assert np.array_equal(app, engine)
-    assert np.array_equal(engine, to_uint8(compose_output(job.photo, job.plan,
-                                                          output / np.float32(255)).rgb))
+    assert np.array_equal(
+        engine, to_uint8(compose_output(job.photo, job.plan, output / np.float32(255)).rgb)
+    )
 
 
 def test_colour_transfer_and_blend_placements_compose_like_the_run(prior):
-    grey = Photo.from_array(np.repeat(photo_array(50, 70, seed=1).mean(-1, keepdims=True),
-                                      3, -1).astype(np.uint8))
+    grey = Photo.from_array(
+        np.repeat(photo_array(50, 70, seed=1).mean(-1, keepdims=True), 3, -1).astype(np.uint8)
+    )
     for task, kw in (("colorize", {}), ("restore", {"region": (20, 5, 40)})):
         job, res = restore(prior, grey, task, **kw)
         p = res.state.placement
         assert p.hole is None and p.whole_photo == (task == "colorize")
         out = Renderer(prior, res.state).render()[0]
         assert np.array_equal(PhotoComposer(grey, p)(out), to_uint8(res.photo.rgb))
-        assert np.array_equal(to_uint8(compose_into(grey, p, res.model_output).rgb),
-                              to_uint8(res.photo.rgb))
+        assert np.array_equal(
+            to_uint8(compose_into(grey, p, res.model_output).rgb), to_uint8(res.photo.rgb)
+        )
 
 
 def test_superresolution_frames_are_the_new_picture(prior):
@@ -157,11 +170,14 @@ def test_morph_exports_at_the_photo_size_and_reads_back(prior, two_results, tmp_
     assert tuple(meta["size"]) == (502, 376) and len(frames) == 3
     video = frames[0][:375, :501].astype(int)
     assert np.abs(video - first).mean() < 3
-    assert np.abs(video[hole] - first[hole]).mean() < np.abs(
-        video[hole] - to_uint8(photo.rgb)[hole].astype(int)).mean()  # the fill, not the hole
+    assert (
+        np.abs(video[hole] - first[hole]).mean()
+        < np.abs(video[hole] - to_uint8(photo.rgb)[hole].astype(int)).mean()
+    )  # the fill, not the hole
     # cropped instead: 500×374
-    export = AnimationExport(composer.frames(morph.render(times)), tmp_path / "c.mp4", fps=6,
-                             even="crop")
+    export = AnimationExport(
+        composer.frames(morph.render(times)), tmp_path / "c.mp4", fps=6, even="crop"
+    )
     export.run()
     assert tuple(next(imageio_ffmpeg.read_frames(str(tmp_path / "c.mp4")))["size"]) == (500, 374)
 
@@ -174,18 +190,22 @@ def test_composed_frames_keep_the_jobs_length_and_cancellation(prior, two_result
     assert len(stream) == 4
     for i, _frame in enumerate(stream):
         if i == 1:
-            job.cancel.set()
+            job.cancel()
     assert stream.cancelled
 
 
 def test_keyframes_of_different_photos_or_places_are_refused(prior, two_results, photo_file):
     photo, (_, a), _ = two_results
     pa = a.state.placement
-    other_photo = dataclasses.replace(pa, photo_size=(640, 480), photo_path="/x/other.png",
-                                      photo_digest="0" * 64)
-    with pytest.raises(CompositionError, match=r"A and B — they were restored from different "
-                                               r"photos \(photo.png, 501×375 and other.png, "
-                                               r"640×480\)"):
+    other_photo = dataclasses.replace(
+        pa, photo_size=(640, 480), photo_path="/x/other.png", photo_digest="0" * 64
+    )
+    with pytest.raises(
+        CompositionError,
+        match=r"A and B — they were restored from different "
+        r"photos \(photo.png, 501×375 and other.png, "
+        r"640×480\)",
+    ):
         common_placement([pa, other_photo], ["A", "B"])
     moved = pa.moved(10, 0, pa.photo_size)
     with pytest.raises(CompositionError, match="different places of the photo"):
@@ -200,7 +220,7 @@ def test_keyframes_of_different_photos_or_places_are_refused(prior, two_results,
 def test_the_photo_is_found_checked_or_given(two_results, tmp_path):
     photo, (_, a), _ = two_results
     p = a.state.placement
-    assert photo_for(p).size == (501, 375)                          # read from its path
+    assert photo_for(p).size == (501, 375)  # read from its path
     moved = dataclasses.replace(p, photo_path=str(tmp_path / "gone.png"))
     with pytest.raises(CompositionError, match="not there any more"):
         photo_for(moved)
@@ -209,16 +229,18 @@ def test_the_photo_is_found_checked_or_given(two_results, tmp_path):
     with pytest.raises(CompositionError, match="has changed since"):
         photo_for(dataclasses.replace(p, photo_path=str(changed)))
     assert photo_for(p, Photo.from_array(photo_array(375, 501, seed=9))).size == (501, 375)
-    with pytest.raises(CompositionError, match="restored on a 501×375 photo; the photo given "
-                                               "is 100×80"):
+    with pytest.raises(
+        CompositionError, match="restored on a 501×375 photo; the photo given is 100×80"
+    ):
         photo_for(p, Photo.from_array(photo_array(80, 100)))
     with pytest.raises(InputError, match="501×375"):
         PhotoComposer(Photo.from_array(photo_array(80, 100)), p)
 
 
 def test_old_states_load_without_a_placement_and_placements_survive_morph_and_adopt(
-        prior, two_results, tmp_path):
-    state = quick_state(prior)           # reconstruct() on a model-size target
+    prior, two_results, tmp_path
+):
+    state = quick_state(prior)  # reconstruct() on a model-size target
     assert state.placement is None
     state.save(tmp_path / "old.dgp")
     assert "placement" not in ReconstructionState.load(tmp_path / "old.dgp").metadata()

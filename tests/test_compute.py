@@ -17,8 +17,13 @@ from .helpers import smooth_target, tiny_prior
 
 BETA2, EPS = 0.999, 1e-8
 # per step, one learning rate per group; group 2 stays at 0 (a frozen group)
-LRS = [(1e-2, 3e-3, 0.0), (5e-3, 1e-2, 0.0), (2e-2, 1e-3, 0.0), (1e-3, 4e-3, 0.0),
-       (7e-3, 7e-3, 0.0)]
+LRS = [
+    (1e-2, 3e-3, 0.0),
+    (5e-3, 1e-2, 0.0),
+    (2e-2, 1e-3, 0.0),
+    (1e-3, 4e-3, 0.0),
+    (7e-3, 7e-3, 0.0),
+]
 
 
 class Net(nn.Module):
@@ -29,8 +34,11 @@ class Net(nn.Module):
         self.lin2 = nn.Linear(8, 3)
 
     def groups(self) -> list[list[nn.Parameter]]:
-        return [[self.conv.weight, self.conv.bias], [self.lin1.weight, self.lin1.bias],
-                [self.lin2.weight, self.lin2.bias]]
+        return [
+            [self.conv.weight, self.conv.bias],
+            [self.lin1.weight, self.lin1.bias],
+            [self.lin2.weight, self.lin2.bias],
+        ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.lin2(torch.tanh(self.lin1(torch.tanh(self.conv(x)).flatten(1))))
@@ -50,8 +58,9 @@ def loss_of(net: Net, step: int) -> torch.Tensor:
 
 
 def torch_adam_run(net: Net) -> None:
-    opt = torch.optim.Adam([{"params": ps} for ps in net.groups()], lr=0.0,
-                           betas=(0.0, BETA2), eps=EPS, weight_decay=0)
+    opt = torch.optim.Adam(
+        [{"params": ps} for ps in net.groups()], lr=0.0, betas=(0.0, BETA2), eps=EPS, weight_decay=0
+    )
     for step, lrs in enumerate(LRS):
         for pg, lr in zip(opt.param_groups, lrs, strict=True):
             pg["lr"] = lr
@@ -144,10 +153,18 @@ def small_preset() -> Preset:
     # G learning rates of the published schedules' order (5e-5): Adam with β1 = 0 moves a
     # parameter by about lr whatever its gradient's size, so larger rates on this tiny G
     # mostly measure how bfloat16 noise flips the sign of near-zero gradients
-    return Preset.from_dict({"iterations": [4, 4], "ft_num": [2, "all"],
-                             "G_lrs": [5e-5, 5e-5], "z_lrs": [1e-2, 1e-2],
-                             "w_D_loss": [1, 1], "w_mse": [1, 1], "ftr_num": [8, 8],
-                             "select_num": 4})
+    return Preset.from_dict(
+        {
+            "iterations": [4, 4],
+            "ft_num": [2, "all"],
+            "G_lrs": [5e-5, 5e-5],
+            "z_lrs": [1e-2, 1e-2],
+            "w_D_loss": [1, 1],
+            "w_mse": [1, 1],
+            "ftr_num": [8, 8],
+            "select_num": 4,
+        }
+    )
 
 
 def test_bf16_fast_run_is_close_to_fp32():
@@ -155,8 +172,15 @@ def test_bf16_fast_run_is_close_to_fp32():
     target = smooth_target(32, seed=2)
     out, final = {}, {}
     for precision in ("fp32", "bf16"):
-        run = reconstruct(prior, target, "colorize", class_id=1, preset=small_preset(),
-                          seed=3, precision=precision)
+        run = reconstruct(
+            prior,
+            target,
+            "colorize",
+            class_id=1,
+            preset=small_preset(),
+            seed=3,
+            precision=precision,
+        )
         assert run.precision == precision
         steps = [r for r in run if r.phase == "optimize" and not r.done]
         assert len(steps) == 8
@@ -177,8 +201,15 @@ def test_bf16_fast_run_is_close_to_fp32():
 
 def test_exact_mode_refuses_bf16():
     with pytest.raises(InputError, match="exact"):
-        reconstruct(tiny_prior(), smooth_target(32), "colorize", class_id=1,
-                    preset=small_preset(), exact=True, precision="bf16")
+        reconstruct(
+            tiny_prior(),
+            smooth_target(32),
+            "colorize",
+            class_id=1,
+            preset=small_preset(),
+            exact=True,
+            precision="bf16",
+        )
 
 
 def test_a_setting_is_checked_without_a_device():

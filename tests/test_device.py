@@ -19,14 +19,17 @@ def test_auto_falls_back_to_the_cpu_here():
     assert describe_device("cpu").startswith("CPU (")
 
 
-@pytest.mark.parametrize("choice, message", [
-    ("cuda", r"CUDA was requested but .*choose the device 'auto' or 'cpu'\."),
-    ("cuda:1", r"CUDA was requested but .*'auto' or 'cpu'"),
-    ("mps", r"Apple MPS was requested but .*choose the device 'auto' or 'cpu'\."),
-    ("gpu", r"A GPU was requested but neither CUDA nor Apple MPS is available"),
-    ("tpu", r"Unknown device 'tpu': choose one of auto, cpu, cuda, cuda:N, mps, gpu\."),
-    ("cuda:x", r"Unknown device 'cuda:x': write cuda:0"),
-])
+@pytest.mark.parametrize(
+    "choice, message",
+    [
+        ("cuda", r"CUDA was requested but .*choose the device 'auto' or 'cpu'\."),
+        ("cuda:1", r"CUDA was requested but .*'auto' or 'cpu'"),
+        ("mps", r"Apple MPS was requested but .*choose the device 'auto' or 'cpu'\."),
+        ("gpu", r"A GPU was requested but neither CUDA nor Apple MPS is available"),
+        ("tpu", r"Unknown device 'tpu': choose one of auto, cpu, cuda, cuda:N, mps, gpu\."),
+        ("cuda:x", r"Unknown device 'cuda:x': write cuda:0"),
+    ],
+)
 def test_a_missing_or_unknown_device_is_a_clear_error(choice, message):
     with pytest.raises(DeviceError, match=message):
         select_device(choice)

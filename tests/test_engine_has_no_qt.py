@@ -18,7 +18,8 @@ def test_importing_every_engine_module_loads_no_qt():
         "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', "
         "'qasync', 'dgp_studio')]\n"
         "assert not bad, bad\n"
-        "print('ok')\n")
+        "print('ok')\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
@@ -26,6 +27,9 @@ def test_importing_every_engine_module_loads_no_qt():
 
 def test_engine_sources_do_not_mention_qt_imports():
     pattern = re.compile(r"^\s*(from|import)\s+(PySide6|PyQt\d|qasync|dgp_studio)\b", re.M)
-    offenders = [str(p) for p in (REPO / "dgp_engine").rglob("*.py")
-                 if pattern.search(p.read_text(encoding="utf-8"))]
+    offenders = [
+        str(p)
+        for p in (REPO / "dgp_engine").rglob("*.py")
+        if pattern.search(p.read_text(encoding="utf-8"))
+    ]
     assert offenders == []

@@ -109,9 +109,27 @@ def test_eval_command_writes_json(archive, tmp_path, capsys):
     model = tiny_model_folder(tmp_path / "model")
     preset = tiny_preset_file(tmp_path / "p.toml")
     out = tmp_path / "r.json"
-    code = main(["eval", "inpaint", "--model", str(model), "--data", str(archive),
-                 "--limit", "2", "--method", "dip", "--json", str(out), "--preset", str(preset),
-                 "-q", "--save-images", str(tmp_path / "imgs")])
+    code = main(
+        [
+            "eval",
+            "inpaint",
+            "--model",
+            str(model),
+            "--data",
+            str(archive),
+            "--limit",
+            "2",
+            "--method",
+            "dip",
+            "--json",
+            str(out),
+            "--preset",
+            str(preset),
+            "-q",
+            "--save-images",
+            str(tmp_path / "imgs"),
+        ]
+    )
     assert code == 0
     res = json.loads(out.read_text())
     assert res["task"] == "inpaint" and res["method"] == "dip" and res["count"] == 2
@@ -122,15 +140,33 @@ def test_eval_command_writes_json(archive, tmp_path, capsys):
     assert "PSNR" in capsys.readouterr().out
     # labels outside a 5-class model are refused with advice
     np.savez(tmp_path / "l.npz", images=np.zeros((1, 8, 8, 3), np.uint8), labels=np.array([7]))
-    code = main(["eval", "reconstruct", "--model", str(model), "--data", str(tmp_path / "l.npz"),
-                 "--json", str(tmp_path / "l.json"), "--preset", str(preset), "-q"])
+    code = main(
+        [
+            "eval",
+            "reconstruct",
+            "--model",
+            str(model),
+            "--data",
+            str(tmp_path / "l.npz"),
+            "--json",
+            str(tmp_path / "l.json"),
+            "--preset",
+            str(preset),
+            "-q",
+        ]
+    )
     assert code == 1 and "--class auto" in capsys.readouterr().err
     assert not (tmp_path / "l.json").exists()
 
 
 def _result(task, method, psnr):
-    return {"task": task, "method": method, "count": 3, "seconds_per_image": 1.5,
-            "mean": {"psnr": psnr, "ssim": 0.5, "mse": 0.01}}
+    return {
+        "task": task,
+        "method": method,
+        "count": 3,
+        "seconds_per_image": 1.5,
+        "mean": {"psnr": psnr, "ssim": 0.5, "mse": 0.01},
+    }
 
 
 def test_eval_table_command(tmp_path, capsys):
@@ -150,8 +186,9 @@ def test_eval_table_command(tmp_path, capsys):
     assert lines[3].startswith("| reconstruct | z-only | 15.00 |")
     assert lines[5].startswith("| colorize | dgp | 19.00 |")
     assert "reconstruct: dgp 18.00 > dip 16.50 > z-only 15.00 — paper's ordering holds" in printed
-    assert "colorize: dip 21.00 > z-only 20.00 > dgp 19.00 — paper's ordering does not hold" \
-        in printed
+    assert (
+        "colorize: dip 21.00 > z-only 20.00 > dgp 19.00 — paper's ordering does not hold" in printed
+    )
     assert out.read_text().strip() == printed.strip()
     # refuses to replace the table, and a file that is not a result
     assert main(["eval-table", str(files[0]), "-o", str(out)]) == 1
@@ -185,6 +222,7 @@ def test_weights_digest_follows_the_tensors_not_the_container(tmp_path):
 
 def test_degrade_inpaint_defaults_to_the_centre_hole():
     clean = np.ones((30, 30, 3), np.float32)
-    assert np.array_equal(degrade(clean, "inpaint").rgb,
-                          degrade(clean, "inpaint", hole=centre_hole(30)).rgb)
+    assert np.array_equal(
+        degrade(clean, "inpaint").rgb, degrade(clean, "inpaint", hole=centre_hole(30)).rgb
+    )
     assert degrade(clean, "inpaint").rgb[centre_hole(30)].max() == 0

@@ -30,19 +30,38 @@ def _script():
 def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     rng = np.random.default_rng(0)
-    np.savez(root / "d.npz", images=rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8),
-             labels=rng.integers(0, 3, 8).astype(np.int64))
-    settings = TrainSettings(resolution=32, ch=8, batch=4, steps=2, dim_z=20, shared_dim=8,
-                             checkpoint_every_s=float("inf"), grid_columns=2)
+    np.savez(
+        root / "d.npz",
+        images=rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8),
+        labels=rng.integers(0, 3, 8).astype(np.int64),
+    )
+    settings = TrainSettings(
+        resolution=32,
+        ch=8,
+        batch=4,
+        steps=2,
+        dim_z=20,
+        shared_dim=8,
+        checkpoint_every_s=float("inf"),
+        grid_columns=2,
+    )
     list(Trainer(load_npz(root / "d.npz", 32, 3), settings, root / "run").run())
     (root / "classes.tsv").write_text("label\tname\n0\ta\n1\tb\n2\tc\n")
     return root
 
 
 def _export(ckpt_root: Path, out: Path, *extra: str) -> int:
-    return _script().main(["--checkpoint", str(ckpt_root / "run" / CHECKPOINT_NAME),
-                           "--out", str(out), "--classes-tsv", str(ckpt_root / "classes.tsv"),
-                           *extra])
+    return _script().main(
+        [
+            "--checkpoint",
+            str(ckpt_root / "run" / CHECKPOINT_NAME),
+            "--out",
+            str(out),
+            "--classes-tsv",
+            str(ckpt_root / "classes.tsv"),
+            *extra,
+        ]
+    )
 
 
 def test_card_tables_results_of_the_exported_weights(checkpoint, tmp_path):
@@ -58,8 +77,17 @@ def test_card_tables_results_of_the_exported_weights(checkpoint, tmp_path):
     assert json.loads(results[0].read_text())["model"]["checksum"] == weights_digest(out)
 
     # exporting the same checkpoint again gives the same weights, so the results stay valid
-    assert _export(checkpoint, out, "--restoration", *map(str, results),
-                   "--restoration-notes", "one test image") == 0
+    assert (
+        _export(
+            checkpoint,
+            out,
+            "--restoration",
+            *map(str, results),
+            "--restoration-notes",
+            "one test image",
+        )
+        == 0
+    )
     card = (out / "MODEL_CARD.md").read_text()
     assert "one test image" in card and "| reconstruct | dgp |" in card
     assert "| reconstruct | z-only |" in card

@@ -31,8 +31,14 @@ def _mode(path) -> int:
 
 
 def _state() -> ReconstructionState:
-    return ReconstructionState(z=torch.zeros(1, 4), embedding=torch.zeros(1, 3), class_id=0,
-                               weight_delta={}, preset={}, seed=0)
+    return ReconstructionState(
+        z=torch.zeros(1, 4),
+        embedding=torch.zeros(1, 3),
+        class_id=0,
+        weight_delta={},
+        preset={},
+        seed=0,
+    )
 
 
 def test_writers_follow_the_umask(tmp_path, user_umask):

@@ -76,7 +76,7 @@ def test_a_frozen_layer_makes_its_kernel_once_and_forgets_it_when_unfrozen():
         assert conv._folded["upsample"] is kernel  # cached, not re-made
         conv.unfreeze_sn()
         conv.weight.mul_(2.0)  # σ doubles too: W/σ unchanged …
-        conv.bias.add_(1.0)    # … so only the bias shows in the output
+        conv.bias.add_(1.0)  # … so only the bias shows in the output
         conv.freeze_sn()
         again = conv.forward_upsampled(x)
     assert conv._folded["upsample"] is not kernel
@@ -96,8 +96,7 @@ def test_fast_kernel_networks_compute_what_the_plain_ones_do(family):
     ones and every shortcut, and both reorder their 64 px attention products; outputs
     and D features agree, before and after freezing."""
     extra = {"family": "studiogan", "BN_eps": 1e-4} if family == "studiogan" else {}
-    prior = dgp.build_prior(dgp.BigGANConfig(resolution=128, G_ch=8, D_ch=8, **extra),
-                            seed=0)
+    prior = dgp.build_prior(dgp.BigGANConfig(resolution=128, G_ch=8, D_ch=8, **extra), seed=0)
     G, D = prior.G.eval(), prior.D.eval()
     z = torch.randn(2, G.dim_z, generator=torch.Generator().manual_seed(0))
     y = torch.tensor([0, 1])

@@ -33,14 +33,37 @@ from .task_helpers import photo_array, tiny_model_folder, tiny_preset_file
 
 pytestmark = pytest.mark.timeout(600)
 
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 SIZE = (56, 40)
 PICTURES = ("p0.png", "p1.png")
-ITEM_COLUMNS = ("id", "rel", "output", "state_file", "mask", "status", "reason", "in_size",
-                "in_mtime", "in_sha", "settings", "out_sha", "attempts", "run", "worker",
-                "class_id", "notes", "started", "finished", "seconds")
+ITEM_COLUMNS = (
+    "id",
+    "rel",
+    "output",
+    "state_file",
+    "mask",
+    "status",
+    "reason",
+    "in_size",
+    "in_mtime",
+    "in_sha",
+    "settings",
+    "out_sha",
+    "attempts",
+    "run",
+    "worker",
+    "class_id",
+    "notes",
+    "started",
+    "finished",
+    "seconds",
+)
 
 
 class InlinePool:
@@ -105,14 +128,15 @@ def kit(tmp_path_factory):
         mp.setattr(BatchJob, "_make_pool", lambda job, todo: InlinePool(job))
         assert main(["batch", "colorize", str(album), "-o", str(done), *args]) == 0
     assert (done / ".dgp-batch" / "journal.sqlite").is_file()
-    return {"root": root, "album": album, "done": done, "args": args,
-            "inputs": _digests(album)}
+    return {"root": root, "album": album, "done": done, "args": args, "inputs": _digests(album)}
 
 
 def _digests(folder: Path, skip: str | None = None) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()
-            and (skip is None or skip not in p.relative_to(folder).parts)}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and (skip is None or skip not in p.relative_to(folder).parts)
+    }
 
 
 def _fresh_copy(kit) -> Path:
@@ -129,8 +153,7 @@ def _complete(path: Path) -> bool:
 
 def _run_batch(kit, out: Path, capsys, *extra: str) -> tuple[int, str, str]:
     capsys.readouterr()
-    code = main(["batch", "colorize", str(kit["album"]), "-o", str(out), *kit["args"],
-                 *extra])
+    code = main(["batch", "colorize", str(kit["album"]), "-o", str(out), *kit["args"], *extra])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -197,6 +220,7 @@ def _journal_folder(work: Path) -> None:
 def _query(*statements: str):
     def change(work: Path) -> None:
         assert _sql(work.parent, *[(s, ()) for s in statements])
+
     return change
 
 
@@ -210,8 +234,8 @@ CASES = {
     "items without its table": _query("DROP TABLE items"),
     "items of another shape": _query("DROP TABLE items", "CREATE TABLE items (id INTEGER)"),
     "rel not unique": _query(
-        "CREATE TABLE t AS SELECT * FROM items", "DROP TABLE items",
-        "ALTER TABLE t RENAME TO items"),
+        "CREATE TABLE t AS SELECT * FROM items", "DROP TABLE items", "ALTER TABLE t RENAME TO items"
+    ),
     "attempts as text": _query("UPDATE items SET attempts='many', status='running'"),
     "size as text": _query("UPDATE items SET in_size='big'"),
     "unknown status": _query("UPDATE items SET status='finished'"),
@@ -219,7 +243,8 @@ CASES = {
     "no items left": _query("DELETE FROM items"),  # valid: the outputs are not its own
     "not a database": lambda work: (work / "journal.sqlite").write_bytes(b"garbage" * 300),
     "cut in half": lambda work: (work / "journal.sqlite").write_bytes(
-        (work / "journal.sqlite").read_bytes()[:6000]),
+        (work / "journal.sqlite").read_bytes()[:6000]
+    ),
     "lock is a folder": _lock_folder,
     "journal is a folder": _journal_folder,
     "work folder is a file": lambda work: (shutil.rmtree(work), work.write_text("x")),
@@ -258,18 +283,25 @@ def mutated(draw, base: bytes) -> bytes:
         elif kind == "insert":
             data[pos:pos] = draw(st.binary(min_size=1, max_size=16))
         else:
-            data[pos:pos + draw(st.integers(1, 64))] = b"\0" * 8
+            data[pos : pos + draw(st.integers(1, 64))] = b"\0" * 8
     return bytes(data)
 
 
-ANY_VALUE = (st.none() | st.integers(-2**63, 2**63 - 1) | st.floats() | st.text(max_size=12)
-             | st.binary(max_size=8) | st.sampled_from(["pending", "running", "done",
-                                                        "failed", "skipped", "p0.png"]))
+ANY_VALUE = (
+    st.none()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.binary(max_size=8)
+    | st.sampled_from(["pending", "running", "done", "failed", "skipped", "p0.png"])
+)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                 max_size=3),
-    max_leaves=6)
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 @FUZZ
@@ -290,9 +322,14 @@ def test_item_values_of_any_type(kit, capsys, column, value, row):
 
 
 @FUZZ
-@given(key=st.sampled_from(["settings", "job", "schema", "other"]),
-       value=JSON_VALUES.map(json.dumps) | st.text(max_size=20) | st.binary(max_size=8)
-       | st.integers(-2**63, 2**63 - 1) | st.none())
+@given(
+    key=st.sampled_from(["settings", "job", "schema", "other"]),
+    value=JSON_VALUES.map(json.dumps)
+    | st.text(max_size=20)
+    | st.binary(max_size=8)
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.none(),
+)
 def test_job_values_of_any_kind(kit, capsys, key, value):
     out = _fresh_copy(kit)
     assume(_sql(out, ("INSERT OR REPLACE INTO job(key, value) VALUES (?, ?)", (key, value))))
@@ -313,11 +350,18 @@ TABLE_CHANGES = [
 
 
 @FUZZ
-@given(changes=st.lists(st.tuples(st.sampled_from(TABLE_CHANGES),
-                                  st.sampled_from(["items", "job", "runs"]),
-                                  st.sampled_from(ITEM_COLUMNS + ("key", "value")),
-                                  st.sampled_from(["TEXT", "INTEGER", "REAL", "BLOB", ""])),
-                        min_size=1, max_size=3))
+@given(
+    changes=st.lists(
+        st.tuples(
+            st.sampled_from(TABLE_CHANGES),
+            st.sampled_from(["items", "job", "runs"]),
+            st.sampled_from(ITEM_COLUMNS + ("key", "value")),
+            st.sampled_from(["TEXT", "INTEGER", "REAL", "BLOB", ""]),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
 def test_tables_changed(kit, capsys, changes):
     out = _fresh_copy(kit)
     statements = []
@@ -328,14 +372,15 @@ def test_tables_changed(kit, capsys, changes):
     _check_outcome(kit, out, capsys)
 
 
-SIDE_FILES = ["lock", "journal.sqlite-wal", "journal.sqlite-shm", "thumbs",
-              "journal.sqlite"]
+SIDE_FILES = ["lock", "journal.sqlite-wal", "journal.sqlite-shm", "thumbs", "journal.sqlite"]
 
 
 @FUZZ
-@given(name=st.sampled_from(SIDE_FILES),
-       what=st.sampled_from(["folder", "empty", "garbage", "missing"]),
-       garbage=st.binary(min_size=1, max_size=200))
+@given(
+    name=st.sampled_from(SIDE_FILES),
+    what=st.sampled_from(["folder", "empty", "garbage", "missing"]),
+    garbage=st.binary(min_size=1, max_size=200),
+)
 def test_files_beside_the_journal(kit, capsys, name, what, garbage):
     out = _fresh_copy(kit)
     path = out / ".dgp-batch" / name

@@ -33,9 +33,13 @@ from dgp_engine.priors.checkpoint import read_folder, read_state_dict
 
 from .task_helpers import photo_array, tiny_model_folder
 
-FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 OUTCOMES: dict[str, dict[str, int]] = {}  # reader -> {"ok": n, "ErrorType": n}; see bench
 
 
@@ -73,7 +77,7 @@ def mutated(draw, base: bytes) -> bytes:
         elif kind == "insert":
             data[pos:pos] = draw(st.binary(min_size=1, max_size=16))
         else:
-            data[pos:pos + draw(st.integers(1, 64))] = b"\0" * 8
+            data[pos : pos + draw(st.integers(1, 64))] = b"\0" * 8
     return bytes(data)
 
 
@@ -115,10 +119,21 @@ def _encoded(fmt: str, mode: str = "RGB") -> bytes:
     return buf.getvalue()
 
 
-PICTURES = {f"{fmt}-{mode}": _encoded(fmt, mode) for fmt, mode in [
-    ("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "L"), ("PNG", "P"), ("JPEG", "RGB"),
-    ("TIFF", "RGB"), ("WEBP", "RGB"), ("BMP", "RGB"), ("GIF", "P"), ("TIFF", "CMYK"),
-]}
+PICTURES = {
+    f"{fmt}-{mode}": _encoded(fmt, mode)
+    for fmt, mode in [
+        ("PNG", "RGB"),
+        ("PNG", "RGBA"),
+        ("PNG", "L"),
+        ("PNG", "P"),
+        ("JPEG", "RGB"),
+        ("TIFF", "RGB"),
+        ("WEBP", "RGB"),
+        ("BMP", "RGB"),
+        ("GIF", "P"),
+        ("TIFF", "CMYK"),
+    ]
+}
 
 
 def _png_with_size(width: int, height: int) -> bytes:
@@ -126,11 +141,19 @@ def _png_with_size(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @FUZZ
@@ -150,8 +173,11 @@ def test_pictures_with_huge_dimensions(box, width, height):
 
 
 @FUZZ
-@given(data=st.data(), kind=st.sampled_from(["PNG-L", "PNG-RGBA", "PNG-RGB", "BMP-RGB"]),
-       size=st.sampled_from([None, (32, 24), (24, 32)]))
+@given(
+    data=st.data(),
+    kind=st.sampled_from(["PNG-L", "PNG-RGBA", "PNG-RGB", "BMP-RGB"]),
+    size=st.sampled_from([None, (32, 24), (24, 32)]),
+)
 def test_masks(box, data, kind, size):
     blob = data.draw(mutated(PICTURES[kind]))
     folder, file = _sample_file(box, "m.png", blob)
@@ -161,18 +187,25 @@ def test_masks(box, data, kind, size):
 # --- state files ------------------------------------------------------------------------------
 def _state() -> ReconstructionState:
     g = torch.Generator().manual_seed(0)
-    return ReconstructionState(z=torch.randn(1, 8, generator=g),
-                               embedding=torch.randn(1, 4, generator=g), class_id=1,
-                               weight_delta={"blocks.0.w": torch.randn(3, 3, generator=g)},
-                               preset={"name": "tiny"}, seed=3, model={"name": "m"})
+    return ReconstructionState(
+        z=torch.randn(1, 8, generator=g),
+        embedding=torch.randn(1, 4, generator=g),
+        class_id=1,
+        weight_delta={"blocks.0.w": torch.randn(3, 3, generator=g)},
+        preset={"name": "tiny"},
+        seed=3,
+        model={"name": "m"},
+    )
 
 
 STATE = _state().to_bytes()
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                 max_size=3),
-    max_leaves=6)
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 @FUZZ
@@ -185,9 +218,24 @@ def test_state_bytes(box, data):
 
 
 @FUZZ
-@given(field=st.sampled_from(["class_id", "seed", "created", "version", "preset", "task",
-                              "model", "progress", "losses", "use_in", "format"]),
-       value=JSON_VALUES)
+@given(
+    field=st.sampled_from(
+        [
+            "class_id",
+            "seed",
+            "created",
+            "version",
+            "preset",
+            "task",
+            "model",
+            "progress",
+            "losses",
+            "use_in",
+            "format",
+        ]
+    ),
+    value=JSON_VALUES,
+)
 def test_state_fields_of_any_type(box, field, value):
     from safetensors.torch import save
 
@@ -209,10 +257,15 @@ def test_flipped_tensor_bytes_are_caught_by_the_checksum(tmp_path):
 
 # --- project files ----------------------------------------------------------------------------
 def _project_bytes(tmp: Path) -> bytes:
-    project = Project(title="fuzz", sources={"s": photo_array(12, 16)},
-                      masks={"m": np.eye(12, 16, dtype=bool)},
-                      images={"f": np.linspace(0, 1, 24, dtype=np.float32).reshape(4, 6)},
-                      states={"a": _state()}, regions=[{"x": 1}], settings={"k": 1})
+    project = Project(
+        title="fuzz",
+        sources={"s": photo_array(12, 16)},
+        masks={"m": np.eye(12, 16, dtype=bool)},
+        images={"f": np.linspace(0, 1, 24, dtype=np.float32).reshape(4, 6)},
+        states={"a": _state()},
+        regions=[{"x": 1}],
+        settings={"k": 1},
+    )
     return save_project(project, tmp / "p.dgpproj").read_bytes()
 
 
@@ -231,9 +284,23 @@ def test_projects(box, project_blob, data):
 
 
 @FUZZ
-@given(field=st.sampled_from(["version", "title", "created", "saved", "regions", "history",
-                              "timeline", "settings", "members", "format"]),
-       value=JSON_VALUES)
+@given(
+    field=st.sampled_from(
+        [
+            "version",
+            "title",
+            "created",
+            "saved",
+            "regions",
+            "history",
+            "timeline",
+            "settings",
+            "members",
+            "format",
+        ]
+    ),
+    value=JSON_VALUES,
+)
 def test_project_manifest_fields_of_any_type(box, project_blob, field, value):
     src = zipfile.ZipFile(io.BytesIO(project_blob))
     manifest = json.loads(src.read("manifest.json"))
@@ -255,10 +322,12 @@ def model_blobs(tmp_path_factory):
     sd = {k: torch.zeros(2, 3) for k in ("a", "b")}
     buf = io.BytesIO()
     torch.save(sd, buf)
-    return {"G_ema.safetensors": (folder / "G_ema.safetensors").read_bytes(),
-            "config.json": (folder / "config.json").read_bytes(),
-            "D.safetensors": (folder / "D.safetensors").read_bytes(),
-            "pth": buf.getvalue()}
+    return {
+        "G_ema.safetensors": (folder / "G_ema.safetensors").read_bytes(),
+        "config.json": (folder / "config.json").read_bytes(),
+        "D.safetensors": (folder / "D.safetensors").read_bytes(),
+        "pth": buf.getvalue(),
+    }
 
 
 @FUZZ

@@ -30,19 +30,47 @@ from dgp_engine.priors.checkpoint import tensors_digest
 from .helpers import tiny_prior
 from .manipulation_helpers import quick_state, save_model_folder
 
-FUZZ = settings(max_examples=30, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                 max_size=3),
-    max_leaves=6)
-FIELDS = ["class_id", "seed", "created", "version", "preset", "task", "model", "progress",
-          "losses", "use_in", "model.name", "model.config", "model.checksum",
-          "model.config.dim_z", "progress.cancelled"]
-DTYPES = [torch.float32, torch.float16, torch.float64, torch.bfloat16, torch.int64,
-          torch.int32, torch.uint8, torch.bool]
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+FIELDS = [
+    "class_id",
+    "seed",
+    "created",
+    "version",
+    "preset",
+    "task",
+    "model",
+    "progress",
+    "losses",
+    "use_in",
+    "model.name",
+    "model.config",
+    "model.checksum",
+    "model.config.dim_z",
+    "progress.cancelled",
+]
+DTYPES = [
+    torch.float32,
+    torch.float16,
+    torch.float64,
+    torch.bfloat16,
+    torch.int64,
+    torch.int32,
+    torch.uint8,
+    torch.bool,
+]
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +88,11 @@ def _write(root: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="s-", dir=root))
     file = folder / "s.dgp"
     tensors = {k: v.contiguous() for k, v in tensors.items()}
-    file.write_bytes(save(tensors, metadata={"dgp_state": json.dumps(meta),
-                                             "dgp_sha256": tensors_digest(tensors)}))
+    file.write_bytes(
+        save(
+            tensors, metadata={"dgp_state": json.dumps(meta), "dgp_sha256": tensors_digest(tensors)}
+        )
+    )
     return file
 
 
@@ -75,10 +106,17 @@ def _commands(file: Path, other: Path, out: Path, folder: Path) -> dict[str, lis
     return {
         "jitter": ["jitter", str(file), "-n", "2", "-o", str(out / "j.png"), *tail],
         "transfer": ["transfer", str(file), "--class", "2", "-o", str(out / "t.png"), *tail],
-        "morph": ["morph", str(file), str(other), "--frames", "3", "-o", str(out / "m.gif"),
-                  *tail],
-        "morph (both hostile)": ["morph", str(file), str(file), "--frames", "2", "-o",
-                                 str(out / "m2.gif"), *tail],
+        "morph": ["morph", str(file), str(other), "--frames", "3", "-o", str(out / "m.gif"), *tail],
+        "morph (both hostile)": [
+            "morph",
+            str(file),
+            str(file),
+            "--frames",
+            "2",
+            "-o",
+            str(out / "m2.gif"),
+            *tail,
+        ],
     }
 
 
@@ -127,8 +165,7 @@ def test_state_fields_of_any_type(capsys, setup, field, value):
 
 @st.composite
 def hostile_tensor(draw) -> torch.Tensor:
-    shape = draw(st.lists(st.sampled_from([0, 1, 2, 3, 5, 8, 16, 32]), min_size=0,
-                          max_size=3))
+    shape = draw(st.lists(st.sampled_from([0, 1, 2, 3, 5, 8, 16, 32]), min_size=0, max_size=3))
     dtype = draw(st.sampled_from(DTYPES))
     gen = torch.Generator().manual_seed(draw(st.integers(0, 1000)))
     values = torch.randn(shape, generator=gen) * draw(st.sampled_from([1.0, 1e3, 1e30]))
@@ -136,8 +173,7 @@ def hostile_tensor(draw) -> torch.Tensor:
 
 
 @FUZZ
-@given(data=st.data(), which=st.sampled_from(["z", "embedding", "delta", "new delta",
-                                              "drop"]))
+@given(data=st.data(), which=st.sampled_from(["z", "embedding", "delta", "new delta", "drop"]))
 def test_state_tensors_of_any_shape_and_type(capsys, setup, data, which):
     good = setup[2]
     tensors = good.tensors()
@@ -155,13 +191,16 @@ def test_state_tensors_of_any_shape_and_type(capsys, setup, data, which):
     _check_commands(capsys, setup, _write(setup[0], good.metadata(), tensors))
 
 
-@pytest.mark.parametrize("change", [
-    {"model": {"name": "tiny", "config": "BigGAN 32 px"}},
-    {"z": torch.zeros(3, 16)},
-    {"z": torch.zeros(1, 16, dtype=torch.int64)},
-    {"embedding": torch.zeros(2, 8)},
-    {"version": float("inf")},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"model": {"name": "tiny", "config": "BigGAN 32 px"}},
+        {"z": torch.zeros(3, 16)},
+        {"z": torch.zeros(1, 16, dtype=torch.int64)},
+        {"embedding": torch.zeros(2, 8)},
+        {"version": float("inf")},
+    ],
+)
 def test_known_hostile_states_are_one_sentence(capsys, setup, change):
     """The cases that gave tracebacks, kept as named examples."""
     good = setup[2]
@@ -193,41 +232,78 @@ def placed(tmp_path_factory, setup):
     hole[10:20, 12:24] = 255
     Image.fromarray(hole).save(root / "mask.png")
     state = root / "placed.dgp"
-    assert main(["inpaint", str(photo), "--mask", str(root / "mask.png"), "-o",
-                 str(root / "out.png"), "--save-state", str(state), "--model", str(setup[1]),
-                 "--preset", str(tiny_preset_file(root / "tiny.toml")), "--threads", "1",
-                 "-q"]) == 0
+    assert (
+        main(
+            [
+                "inpaint",
+                str(photo),
+                "--mask",
+                str(root / "mask.png"),
+                "-o",
+                str(root / "out.png"),
+                "--save-state",
+                str(state),
+                "--model",
+                str(setup[1]),
+                "--preset",
+                str(tiny_preset_file(root / "tiny.toml")),
+                "--threads",
+                "1",
+                "-q",
+            ]
+        )
+        == 0
+    )
     return ReconstructionState.load(state)
 
 
-@pytest.mark.parametrize("change,says", [
-    # view = [x, y, w, h, resolution, ox, oy, cw, ch] of the photo and the model's square
-    (lambda v: {"view": v[:2] + [-v[2], -v[3]] + v[4:]}, "its hole holds"),  # a traceback
-    (lambda v: {"view": v[:4] + [0, 0, 0, 0, 0]}, "not one a run makes"),  # a traceback
-    (lambda v: {"view": v[:5] + [30] + v[6:]}, "not one a run makes"),
-    (lambda v: {"feather": -3}, "not one a run makes"),
-    # the hole's few bytes were unpacked to the view's claimed size first (2 GB for 30000²)
-    (lambda v: {"photo_size": [3000, 3000], "view": [0, 0, 3000, 3000] + v[4:]},
-     "its hole holds"),
-    # composed through a 6000² resize of every frame: 3 GB and 23 s for a 64 px model
-    (lambda v: {"view": v[:4] + [600, 0, 0, 600, 600]}, "this model renders 32×32"),
-    # "which is not there any more", of a path that is there (a folder, a FIFO, /dev/zero)
-    (lambda v: {"photo_path": "/dev/zero"}, "which is not a picture file"),
-])
+@pytest.mark.parametrize(
+    "change,says",
+    [
+        # view = [x, y, w, h, resolution, ox, oy, cw, ch] of the photo and the model's square
+        (lambda v: {"view": v[:2] + [-v[2], -v[3]] + v[4:]}, "its hole holds"),  # a traceback
+        (lambda v: {"view": v[:4] + [0, 0, 0, 0, 0]}, "not one a run makes"),  # a traceback
+        (lambda v: {"view": v[:5] + [30] + v[6:]}, "not one a run makes"),
+        (lambda v: {"feather": -3}, "not one a run makes"),
+        # the hole's few bytes were unpacked to the view's claimed size first (2 GB for 30000²)
+        (
+            lambda v: {"photo_size": [3000, 3000], "view": [0, 0, 3000, 3000] + v[4:]},
+            "its hole holds",
+        ),
+        # composed through a 6000² resize of every frame: 3 GB and 23 s for a 64 px model
+        (lambda v: {"view": v[:4] + [600, 0, 0, 600, 600]}, "this model renders 32×32"),
+        # "which is not there any more", of a path that is there (a folder, a FIFO, /dev/zero)
+        (lambda v: {"photo_path": "/dev/zero"}, "which is not a picture file"),
+    ],
+)
 def test_hostile_placements_are_one_sentence(capsys, setup, placed, change, says):
     meta = json.loads(json.dumps(placed.metadata()))
     meta["placement"].update(change(list(meta["placement"]["view"])))
     file = _write(setup[0], meta, placed.tensors())
     root, folder, _, _ = setup
     out = Path(tempfile.mkdtemp(dir=root))
-    code = main(["jitter", str(file), "-n", "2", "-o", str(out / "j.png"), "--model",
-                 str(folder), "--threads", "1", "-q"])
+    code = main(
+        [
+            "jitter",
+            str(file),
+            "-n",
+            "2",
+            "-o",
+            str(out / "j.png"),
+            "--model",
+            str(folder),
+            "--threads",
+            "1",
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err, err
     start = {"renders": f"{file.name} places", "picture file": f"{file.name} was restored"}
     assert says in err, err
-    assert err.startswith("dgp: error: " + next(
-        (v for k, v in start.items() if k in says), f"{file} is damaged")), err
+    assert err.startswith(
+        "dgp: error: " + next((v for k, v in start.items() if k in says), f"{file} is damaged")
+    ), err
     assert os.listdir(out) == []
 
 

@@ -39,9 +39,15 @@ def gpu_env() -> dict[str, str]:
 
 
 def in_gpu_process(check: str, timeout: float = 240) -> dict[str, Any]:
-    res = subprocess.run([sys.executable, "-m", "tests.test_gpu", check], cwd=REPO,
-                         env=gpu_env(), capture_output=True, text=True, timeout=timeout,
-                         check=False)
+    res = subprocess.run(
+        [sys.executable, "-m", "tests.test_gpu", check],
+        cwd=REPO,
+        env=gpu_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if res.returncode:
         pytest.fail(f"GPU check {check!r} failed (exit {res.returncode}):\n{res.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
@@ -53,8 +59,10 @@ def device() -> str:
     """The GPU kind, "cuda" or "mps"; skips the module's tests where neither is there."""
     found = in_gpu_process("probe", timeout=120)
     if found["device"] == "none":
-        pytest.skip(f"needs a CUDA or MPS device; torch {found['torch']} sees none "
-                    "(these tests are opt-in with -m gpu)")
+        pytest.skip(
+            f"needs a CUDA or MPS device; torch {found['torch']} sees none "
+            "(these tests are opt-in with -m gpu)"
+        )
     return str(found["device"])
 
 
@@ -76,8 +84,9 @@ def test_fp32_on_the_gpu_matches_the_cpu(device):
     # bfloat16's (≈5e-4 mean on the CPU bf16 test's schedule)
     assert r["max_diff"] < 1e-2, r
     assert r["mean_diff"] < 1e-3, r
-    assert all(v == pytest.approx(r["losses_cpu"][k], rel=1e-3)
-               for k, v in r["losses_gpu"].items()), r
+    assert all(
+        v == pytest.approx(r["losses_cpu"][k], rel=1e-3) for k, v in r["losses_gpu"].items()
+    ), r
 
 
 @pytest.mark.parametrize("precision", ["tf32", "bf16"])
@@ -97,7 +106,8 @@ def test_batched_z_selection_picks_the_same_z(device):
     assert r["z_max_diff"] == 0.0, (
         f"select_batch 16 picked another z than select_batch 1 (losses "
         f"{r['select_loss_16']} vs {r['select_loss_1']}): the candidates drawn depend on "
-        "the batch size")
+        "the batch size"
+    )
     assert r["select_loss_16"] == pytest.approx(r["select_loss_1"], rel=1e-4)
 
 
@@ -135,8 +145,16 @@ def _gpu_device() -> str:
 def _config(res: int = 64, ch: int = 16) -> Any:
     from dgp_engine import BigGANConfig
 
-    return BigGANConfig(resolution=res, G_ch=ch, D_ch=ch, dim_z=120, shared_dim=16,
-                        n_classes=5, G_attn="0", D_attn="0")
+    return BigGANConfig(
+        resolution=res,
+        G_ch=ch,
+        D_ch=ch,
+        dim_z=120,
+        shared_dim=16,
+        n_classes=5,
+        G_attn="0",
+        D_attn="0",
+    )
 
 
 def _target(res: int = 64) -> Any:
@@ -151,10 +169,18 @@ def _target(res: int = 64) -> Any:
 def _preset(select_num: int = 4, iterations: tuple[int, int] = (3, 3)) -> Any:
     from dgp_engine import Preset
 
-    return Preset.from_dict({"iterations": list(iterations), "ft_num": [2, "all"],
-                             "G_lrs": [5e-5, 5e-5], "z_lrs": [1e-2, 1e-2],
-                             "w_D_loss": [1, 1], "w_mse": [1, 1], "ftr_num": [8, 8],
-                             "select_num": select_num})
+    return Preset.from_dict(
+        {
+            "iterations": list(iterations),
+            "ft_num": [2, "all"],
+            "G_lrs": [5e-5, 5e-5],
+            "z_lrs": [1e-2, 1e-2],
+            "w_D_loss": [1, 1],
+            "w_mse": [1, 1],
+            "ftr_num": [8, 8],
+            "select_num": select_num,
+        }
+    )
 
 
 def _run(dev: str, precision: str, select_batch: int = 1, preset: Any = None) -> dict[str, Any]:
@@ -163,20 +189,30 @@ def _run(dev: str, precision: str, select_batch: int = 1, preset: Any = None) ->
     import dgp_engine as dgp
 
     prior = dgp.build_prior(_config(), device=dev, seed=0)
-    run = dgp.reconstruct(prior, _target(), "colorize", class_id=1,
-                          preset=preset or _preset(), seed=3, precision=precision,
-                          select_batch=select_batch)
+    run = dgp.reconstruct(
+        prior,
+        _target(),
+        "colorize",
+        class_id=1,
+        preset=preset or _preset(),
+        seed=3,
+        precision=precision,
+        select_batch=select_batch,
+    )
     reports = list(run)
     assert run.state is not None
     steps = [r for r in reports if r.phase == "optimize" and not r.done]
     select = [r.losses["select_loss"] for r in reports if r.phase == "select"]
-    return {"image": dgp.render(prior, run.state).float().cpu(), "z": run.state.z.cpu(),
-            "losses": steps[-1].losses if steps else {},
-            "finite": all(torch.isfinite(torch.tensor(list(r.losses.values()))).all()
-                          for r in steps),
-            "select_loss": select[-1] if select else None,
-            "last_frame": steps[-1].image.float().cpu() if steps else None,
-            "state": run.state, "prior": prior}
+    return {
+        "image": dgp.render(prior, run.state).float().cpu(),
+        "z": run.state.z.cpu(),
+        "losses": steps[-1].losses if steps else {},
+        "finite": all(torch.isfinite(torch.tensor(list(r.losses.values()))).all() for r in steps),
+        "select_loss": select[-1] if select else None,
+        "last_frame": steps[-1].image.float().cpu() if steps else None,
+        "state": run.state,
+        "prior": prior,
+    }
 
 
 def _tf32_on() -> bool:
@@ -200,20 +236,28 @@ def check_cpu_vs_gpu() -> dict[str, Any]:
     dev = _gpu_device()
     cpu = _run("cpu", "fp32")
     gpu = _run(dev, "fp32")
-    return {**_diff(gpu["image"], cpu["image"]),
-            "tf32_after_run": _tf32_on() if dev == "cuda" else False,
-            "z_max_diff": float((gpu["z"] - cpu["z"]).abs().max()),
-            "select_loss_cpu": cpu["select_loss"], "select_loss_gpu": gpu["select_loss"],
-            "losses_cpu": cpu["losses"], "losses_gpu": gpu["losses"]}
+    return {
+        **_diff(gpu["image"], cpu["image"]),
+        "tf32_after_run": _tf32_on() if dev == "cuda" else False,
+        "z_max_diff": float((gpu["z"] - cpu["z"]).abs().max()),
+        "select_loss_cpu": cpu["select_loss"],
+        "select_loss_gpu": gpu["select_loss"],
+        "losses_cpu": cpu["losses"],
+        "losses_gpu": gpu["losses"],
+    }
 
 
 def check_precision(precision: str) -> dict[str, Any]:
     ref = _run("cuda", "fp32")
     got = _run("cuda", precision)
     tf32 = _tf32_on()
-    return {**_diff(got["image"], ref["image"]), "finite": got["finite"],
-            "tf32_after_run": tf32, "total": got["losses"]["total"],
-            "total_fp32": ref["losses"]["total"]}
+    return {
+        **_diff(got["image"], ref["image"]),
+        "finite": got["finite"],
+        "tf32_after_run": tf32,
+        "total": got["losses"]["total"],
+        "total_fp32": ref["losses"]["total"],
+    }
 
 
 def check_select_batch() -> dict[str, Any]:
@@ -221,8 +265,11 @@ def check_select_batch() -> dict[str, Any]:
     p = _preset(select_num=48, iterations=(1, 0))
     one = _run(dev, "fp32", select_batch=1, preset=p)
     many = _run(dev, "fp32", select_batch=16, preset=p)
-    return {"z_max_diff": float((many["z"] - one["z"]).abs().max()),
-            "select_loss_1": one["select_loss"], "select_loss_16": many["select_loss"]}
+    return {
+        "z_max_diff": float((many["z"] - one["z"]).abs().max()),
+        "select_loss_1": one["select_loss"],
+        "select_loss_16": many["select_loss"],
+    }
 
 
 def check_render() -> dict[str, Any]:
@@ -234,10 +281,12 @@ def check_render() -> dict[str, Any]:
     done = _run(dev, "fp32", preset=_preset(iterations=(2, 2)))
     longer = _run(dev, "fp32", preset=_preset(iterations=(2, 3)))
     image = dgp.render(done["prior"], done["state"])
-    return {"render_device": str(image.device), "shape": list(image.shape),
-            "finite": bool(torch.isfinite(image).all()),
-            "max_diff_to_next_frame": _diff(image.float().cpu(),
-                                            longer["last_frame"])["max_diff"]}
+    return {
+        "render_device": str(image.device),
+        "shape": list(image.shape),
+        "finite": bool(torch.isfinite(image).all()),
+        "max_diff_to_next_frame": _diff(image.float().cpu(), longer["last_frame"])["max_diff"],
+    }
 
 
 def check_out_of_memory() -> dict[str, Any]:
@@ -255,12 +304,29 @@ def check_out_of_memory() -> dict[str, Any]:
     total = torch.cuda.get_device_properties(0).total_memory
     # room for the private copy of G, far from enough for 64 candidates at 128 px
     torch.cuda.set_per_process_memory_fraction(
-        min(1.0, (torch.cuda.memory_reserved() + 48 * MIB) / total))
-    preset = dgp.Preset.from_dict({"iterations": [2], "ft_num": [2], "G_lrs": [5e-5],
-                                   "z_lrs": [1e-2], "w_D_loss": [1], "w_mse": [0],
-                                   "ftr_num": [7], "select_num": 64})
-    run = dgp.reconstruct(prior, _target(128), "colorize", class_id=1, preset=preset,
-                          select_batch=64, precision="fp32")
+        min(1.0, (torch.cuda.memory_reserved() + 48 * MIB) / total)
+    )
+    preset = dgp.Preset.from_dict(
+        {
+            "iterations": [2],
+            "ft_num": [2],
+            "G_lrs": [5e-5],
+            "z_lrs": [1e-2],
+            "w_D_loss": [1],
+            "w_mse": [0],
+            "ftr_num": [7],
+            "select_num": 64,
+        }
+    )
+    run = dgp.reconstruct(
+        prior,
+        _target(128),
+        "colorize",
+        class_id=1,
+        preset=preset,
+        select_batch=64,
+        precision="fp32",
+    )
     error, message, is_device_error = "none", "", False
     try:
         run.run_to_end()
@@ -273,9 +339,14 @@ def check_out_of_memory() -> dict[str, Any]:
     after = torch.cuda.memory_allocated()
     torch.cuda.set_per_process_memory_fraction(1.0)
     small = _run("cuda", "fp32")
-    return {"error": error, "message": message, "is_device_error": is_device_error,
-            "allocated_before_mib": before / MIB, "allocated_after_mib": after / MIB,
-            "small_run_after": "ok" if small["finite"] else "not finite"}
+    return {
+        "error": error,
+        "message": message,
+        "is_device_error": is_device_error,
+        "allocated_before_mib": before / MIB,
+        "allocated_after_mib": after / MIB,
+        "small_run_after": "ok" if small["finite"] else "not finite",
+    }
 
 
 def main(check: str) -> None:

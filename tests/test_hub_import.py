@@ -39,11 +39,14 @@ def _nothing_installed(name: str) -> None:
 
 def test_import_parity_small_converts_to_safetensors_and_loads(config_file):
     reports = []
-    model = hub.import_files("parity", G_PTH, D_PTH, config=config_file,
-                             progress=reports.append)
+    model = hub.import_files("parity", G_PTH, D_PTH, config=config_file, progress=reports.append)
     assert model.folder == paths.models_dir() / "parity"
     assert sorted(p.name for p in model.folder.iterdir()) == [
-        "D.safetensors", "G_ema.safetensors", "config.json", "model.json"]
+        "D.safetensors",
+        "G_ema.safetensors",
+        "config.json",
+        "model.json",
+    ]
     # Exactly the authors' tensors, now in safetensors.
     for src, out in ((G_PTH, "G_ema.safetensors"), (D_PTH, "D.safetensors")):
         want = torch.load(src, map_location="cpu", weights_only=True)
@@ -54,7 +57,8 @@ def test_import_parity_small_converts_to_safetensors_and_loads(config_file):
     assert record["origin"]["kind"] == "import"
     assert record["origin"]["files"]["G"]["sha256"] == hub.sha256_file(G_PTH)
     assert record["files"]["G_ema.safetensors"]["sha256"] == hub.sha256_file(
-        model.folder / "G_ema.safetensors")
+        model.folder / "G_ema.safetensors"
+    )
     assert {r.stage for r in reports} >= {"hash", "read", "write"}
     # The converted model computes what the reference code computed.
     prior = load_prior("parity")
@@ -81,10 +85,12 @@ def test_import_into_a_registered_name_needs_no_config_and_checks_the_architectu
 def test_wrong_config_is_one_sentence_with_the_fix(tmp_path):
     cfg = tmp_path / "wrong.json"
     cfg.write_text(json.dumps({**PARITY_CONFIG, "G_ch": 32, "D_ch": 32}))
-    with pytest.raises(CheckpointError,
-                       match=r"G_ema\.pth is a BigGAN 128 px generator with G_ch 16, but mine "
-                             r"expects 128 px with G_ch 32, 1000 classes: fix the config you "
-                             r"gave \(resolution 128, G_ch 16\)\."):
+    with pytest.raises(
+        CheckpointError,
+        match=r"G_ema\.pth is a BigGAN 128 px generator with G_ch 16, but mine "
+        r"expects 128 px with G_ch 32, 1000 classes: fix the config you "
+        r"gave \(resolution 128, G_ch 16\)\.",
+    ):
         hub.import_files("mine", G_PTH, D_PTH, config=cfg)
     _nothing_installed("mine")
     with pytest.raises(RegistryError, match="pass --config"):
@@ -98,18 +104,25 @@ def test_wrong_config_is_one_sentence_with_the_fix(tmp_path):
 def test_truncated_file_is_reported_and_nothing_is_installed(tmp_path, config_file):
     cut = tmp_path / "G_ema.pth"
     cut.write_bytes(G_PTH.read_bytes()[: G_PTH.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match=r"damaged or incomplete .*download or copy it "
-                                              r"again"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"damaged or incomplete .*download or copy it "
+        r"again",
+    ):
         hub.import_files("parity", cut, D_PTH, config=config_file)
     _nothing_installed("parity")
 
 
 def test_wrong_checksum_from_the_settings_is_refused(config_file):
     cfg = BigGANConfig.from_dict(PARITY_CONFIG)
-    registry.add_model("parity-hub", cfg, registry.HubSource(repo_id="me/parity",
-                                                             G_sha256="0" * 64))
-    with pytest.raises(CheckpointError, match=r"G_ema\.pth has SHA-256 .*not the configured "
-                                              r"000000000000….*use the right file, or clear"):
+    registry.add_model(
+        "parity-hub", cfg, registry.HubSource(repo_id="me/parity", G_sha256="0" * 64)
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"G_ema\.pth has SHA-256 .*not the configured "
+        r"000000000000….*use the right file, or clear",
+    ):
         hub.import_files("parity-hub", G_PTH, D_PTH)
     _nothing_installed("parity-hub")
     registry.set_source("parity-hub", G_sha256=hub.sha256_file(G_PTH))
@@ -121,9 +134,11 @@ def test_a_discriminator_that_does_not_belong_to_the_generator(tmp_path, config_
     torch.manual_seed(0)
     d = tmp_path / "D.pth"
     d.write_bytes(state_dict_bytes(Discriminator(other)))
-    with pytest.raises(CheckpointError,
-                       match=r"D\.pth does not belong to G_ema\.pth: it is a BigGAN 128 px "
-                             r"discriminator with D_ch 32.*pass the D\.pth saved together"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"D\.pth does not belong to G_ema\.pth: it is a BigGAN 128 px "
+        r"discriminator with D_ch 32.*pass the D\.pth saved together",
+    ):
         hub.import_files("parity", G_PTH, d, config=config_file)
     _nothing_installed("parity")
 
@@ -133,23 +148,29 @@ def test_a_256_checkpoint_imported_as_128(tmp_path, config_file):
     g_bytes, d_bytes = random_pair(cfg256)
     (tmp_path / "G_ema.pth").write_bytes(g_bytes)
     (tmp_path / "D.pth").write_bytes(d_bytes)
-    with pytest.raises(CheckpointError, match=r"is a BigGAN 256 px generator with G_ch 16, but "
-                                              r"parity expects 128 px"):
-        hub.import_files("parity", tmp_path / "G_ema.pth", tmp_path / "D.pth",
-                         config=config_file)
+    with pytest.raises(
+        CheckpointError,
+        match=r"is a BigGAN 256 px generator with G_ch 16, but "
+        r"parity expects 128 px",
+    ):
+        hub.import_files("parity", tmp_path / "G_ema.pth", tmp_path / "D.pth", config=config_file)
     # When a registered model fits, the message names it.
     registry.add_model("small-256", cfg256, registry.HubSource())
     with pytest.raises(CheckpointError, match="import it as small-256 instead"):
-        hub.import_files("parity", tmp_path / "G_ema.pth", tmp_path / "D.pth",
-                         config=config_file)
+        hub.import_files("parity", tmp_path / "G_ema.pth", tmp_path / "D.pth", config=config_file)
     _nothing_installed("parity")
-    assert hub.import_files("small-256", tmp_path / "G_ema.pth",
-                            tmp_path / "D.pth").config.resolution == 256
+    assert (
+        hub.import_files("small-256", tmp_path / "G_ema.pth", tmp_path / "D.pth").config.resolution
+        == 256
+    )
 
 
 def test_swapped_or_missing_files(tmp_path, config_file):
-    with pytest.raises(CheckpointError, match=r"D\.pth holds a discriminator, not a generator: "
-                                              r"pass the generator \(G_ema\.pth\) with --g"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"D\.pth holds a discriminator, not a generator: "
+        r"pass the generator \(G_ema\.pth\) with --g",
+    ):
         hub.import_files("parity", D_PTH, G_PTH, config=config_file)
     with pytest.raises(CheckpointError, match=r"does not exist: pass the discriminator"):
         hub.import_files("parity", G_PTH, tmp_path / "nope.pth", config=config_file)
@@ -168,11 +189,13 @@ def test_class_names_file_for_a_new_model(tmp_path):
     names = tmp_path / "classes.txt"
     names.write_text("cat\ndog\n")
     with pytest.raises(CheckpointError, match="lists 2 class names but the model has 3"):
-        hub.import_files("pets", tmp_path / "G.pth", tmp_path / "D.pth", config=cfg.to_dict(),
-                         classes=names)
+        hub.import_files(
+            "pets", tmp_path / "G.pth", tmp_path / "D.pth", config=cfg.to_dict(), classes=names
+        )
     names.write_text("cat\ndog\nbird\n")
-    hub.import_files("pets", tmp_path / "G.pth", tmp_path / "D.pth", config=cfg.to_dict(),
-                     classes=names)
+    hub.import_files(
+        "pets", tmp_path / "G.pth", tmp_path / "D.pth", config=cfg.to_dict(), classes=names
+    )
     assert registry.class_names("pets") == ["cat", "dog", "bird"]
     assert registry.get_entry("pets").kind == "imported"
     # Re-importing an imported model reuses its architecture.
@@ -217,8 +240,9 @@ def test_cancelled_import_leaves_nothing(config_file):
             cancel.set()  # G is already converted in the staging folder by now
 
     with pytest.raises(OperationCancelled, match="nothing was installed"):
-        hub.import_files("parity", G_PTH, D_PTH, config=config_file, progress=progress,
-                         cancel=cancel)
+        hub.import_files(
+            "parity", G_PTH, D_PTH, config=config_file, progress=progress, cancel=cancel
+        )
     _nothing_installed("parity")
 
 
@@ -262,8 +286,7 @@ def test_verify_reads_keys_and_shapes_from_the_safetensors_header(config_file):
     save_file(sd, str(file))
     # Record the new hash so only the structure check can catch it.
     record = json.loads((model.folder / "model.json").read_text())
-    record["files"]["D.safetensors"].update(sha256=hub.sha256_file(file),
-                                            size=file.stat().st_size)
+    record["files"]["D.safetensors"].update(sha256=hub.sha256_file(file), size=file.stat().st_size)
     (model.folder / "model.json").write_text(json.dumps(record))
     [result] = hub.verify("parity")
     assert not result.ok and "D.safetensors does not fit BigGAN 128px" in result.summary()

@@ -87,8 +87,7 @@ def test_pull_downloads_checks_converts_and_loads(online, fake, tiny, files):
     assert origin["files"]["G"]["sha256"] == sha(files["G_ema.pth"])
     # Trust on first use: the hashes seen are now what later downloads must match.
     src = registry.get_entry(tiny).source
-    assert registry.expected_sha256(src, "D") == (sha(files["D.pth"]),
-                                                  "recorded at first download")
+    assert registry.expected_sha256(src, "D") == (sha(files["D.pth"]), "recorded at first download")
     assert downloaded_blobs() == []  # the .pth copies are gone once converted
     assert_consistent()
     # Pulling an installed model is instant and offline.
@@ -99,8 +98,11 @@ def test_pull_downloads_checks_converts_and_loads(online, fake, tiny, files):
 
 def test_offline_first_reuses_what_an_earlier_pull_fetched(online, fake, tiny, files):
     fake.repos[REPO_ID].pop("D.pth")
-    with pytest.raises(DownloadError, match=r"has no file D\.pth: set the discriminator file "
-                                            r"name"):
+    with pytest.raises(
+        DownloadError,
+        match=r"has no file D\.pth: set the discriminator file "
+        r"name",
+    ):
         hub.pull(tiny)
     assert registry.installed(tiny) is None
     assert downloaded_blobs() == [sha(files["G_ema.pth"])]  # G stayed in the download cache
@@ -115,8 +117,11 @@ def test_offline_first_reuses_what_an_earlier_pull_fetched(online, fake, tiny, f
 def test_offline_mode(monkeypatch, online, fake, tiny):
     go_offline(monkeypatch)
     t0 = time.monotonic()
-    with pytest.raises(DownloadError, match=r"not downloaded yet and DGP Studio is offline "
-                                            r"\(HF_HUB_OFFLINE is set\)"):
+    with pytest.raises(
+        DownloadError,
+        match=r"not downloaded yet and DGP Studio is offline "
+        r"\(HF_HUB_OFFLINE is set\)",
+    ):
         hub.pull(tiny)
     assert time.monotonic() - t0 < 5 and fake.log == []
     # Files kept from an online pull install offline, without a single request.
@@ -175,18 +180,24 @@ def test_no_network_is_a_quick_clear_error(online, tiny):
         port = s.getsockname()[1]
     registry.set_source(tiny, endpoint=f"http://127.0.0.1:{port}")
     t0 = time.monotonic()
-    with pytest.raises(DownloadError, match=r"Could not reach http://127\.0\.0\.1:\d+ to fetch "
-                                            r"G_ema\.pth .*check your internet connection"):
+    with pytest.raises(
+        DownloadError,
+        match=r"Could not reach http://127\.0\.0\.1:\d+ to fetch "
+        r"G_ema\.pth .*check your internet connection",
+    ):
         hub.pull(tiny)
     assert time.monotonic() - t0 < 5
     assert_consistent()
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"repo_id": "dgp-test/nope"}, r"There is no repository dgp-test/nope at http://127"),
-    ({"revision": "v9"}, r"has no revision 'v9': set an existing branch, tag or commit"),
-    ({"G": "G_ema_256.pth"}, r"has no file G_ema_256\.pth: set the generator file name"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"repo_id": "dgp-test/nope"}, r"There is no repository dgp-test/nope at http://127"),
+        ({"revision": "v9"}, r"has no revision 'v9': set an existing branch, tag or commit"),
+        ({"G": "G_ema_256.pth"}, r"has no file G_ema_256\.pth: set the generator file name"),
+    ],
+)
 def test_wrong_repo_revision_or_file_name(online, fake, tiny, change, message):
     registry.set_source(tiny, **change)
     with pytest.raises(DownloadError, match=message):
@@ -196,8 +207,11 @@ def test_wrong_repo_revision_or_file_name(online, fake, tiny, change, message):
 
 def test_disk_full_is_caught_before_downloading(online, fake, tiny):
     fake.fake_size["G_ema.pth"] = 10**16  # 10 PB: more than any test machine has
-    with pytest.raises(DownloadError, match=r"Not enough disk space for G_ema\.pth .*free some "
-                                            r"space"):
+    with pytest.raises(
+        DownloadError,
+        match=r"Not enough disk space for G_ema\.pth .*free some "
+        r"space",
+    ):
         hub.pull(tiny)
     assert fake.requests_for("G_ema.pth", "GET") == []
     assert_consistent()
@@ -207,8 +221,11 @@ def test_a_mirror_serving_another_architecture(online, fake, tiny):
     other = BigGANConfig(resolution=64, G_ch=16, D_ch=16, n_classes=10, G_attn="0", D_attn="0")
     g, _ = random_pair(other)
     fake.put(REPO_ID, "G_ema.pth", g)
-    with pytest.raises(Exception, match=r"is a BigGAN 64 px generator .*point tiny's source at "
-                                        r"the right files"):
+    with pytest.raises(
+        Exception,
+        match=r"is a BigGAN 64 px generator .*point tiny's source at "
+        r"the right files",
+    ):
         hub.pull(tiny)
     assert fake.requests_for("D.pth") == []  # G is checked before D is downloaded
     assert registry.installed(tiny) is None
@@ -270,8 +287,11 @@ def test_cancel_stops_a_large_file_mid_transfer(monkeypatch, online, fake, tiny)
 def test_nothing_to_pull_for_bundled_or_unconfigured_models():
     with pytest.raises(DownloadError, match="ships inside DGP Studio"):
         hub.pull("bundled")
-    with pytest.raises(DownloadError, match=r"biggan-256 has no download source yet .*--repo-id "
-                                            r"OWNER/REPO.*dgp models import biggan-256"):
+    with pytest.raises(
+        DownloadError,
+        match=r"biggan-256 has no download source yet .*--repo-id "
+        r"OWNER/REPO.*dgp models import biggan-256",
+    ):
         hub.pull("biggan-256")
 
 

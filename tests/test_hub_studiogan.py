@@ -39,9 +39,11 @@ def _bytes(name: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def blobs() -> dict[str, bytes]:
-    return {"G_ema": _bytes("model=G_ema-best-weights-step=1000.pth"),
-            "G": _bytes("model=G-best-weights-step=1000.pth"),
-            "D": _bytes("model=D-best-weights-step=1000.pth")}
+    return {
+        "G_ema": _bytes("model=G_ema-best-weights-step=1000.pth"),
+        "G": _bytes("model=G-best-weights-step=1000.pth"),
+        "D": _bytes("model=D-best-weights-step=1000.pth"),
+    }
 
 
 @pytest.fixture
@@ -73,8 +75,13 @@ def small_model(fake):
     from dgp_engine.priors import studiogan
 
     config = studiogan.config_from_yaml(SMALL / "studiogan.yaml")
-    registry.add_model("sg-small", config, registry.HubSource(
-        endpoint=fake.url, repo_id=REPO, G=G_PATTERN, D=D_PATTERN, format="studiogan"))
+    registry.add_model(
+        "sg-small",
+        config,
+        registry.HubSource(
+            endpoint=fake.url, repo_id=REPO, G=G_PATTERN, D=D_PATTERN, format="studiogan"
+        ),
+    )
     return "sg-small"
 
 
@@ -91,8 +98,7 @@ def _close_to_studiogan(prior, tol: float) -> None:
     assert (logit.flatten() - ref["D_real_adv_output"]).abs().max().item() <= tol * 10
 
 
-def test_pull_resolves_the_newest_best_run_converts_and_pins(online, fake, small_model,
-                                                             blobs):
+def test_pull_resolves_the_newest_best_run_converts_and_pins(online, fake, small_model, blobs):
     reports = []
     model = hub.pull(small_model, progress=reports.append)
     # size said before any byte moved
@@ -151,12 +157,22 @@ def test_a_pattern_that_matches_nothing_names_the_repository_page(online, fake):
     from dgp_engine.priors import studiogan
 
     config = studiogan.config_from_yaml(SMALL / "studiogan.yaml")
-    registry.add_model("sg-missing", config, registry.HubSource(
-        endpoint=fake.url, repo_id=REPO, format="studiogan",
-        G=f"{ROOT}/ImageNet-BigGAN-2048-train-*/model=G_ema-*.pth",
-        D=f"{ROOT}/ImageNet-BigGAN-2048-train-*/model=D-*.pth"))
-    with pytest.raises(DownloadError, match=rf"No run of sg-missing was found in {REPO}.*"
-                                            rf"See {fake.url}/{REPO}/tree/main/{ROOT}"):
+    registry.add_model(
+        "sg-missing",
+        config,
+        registry.HubSource(
+            endpoint=fake.url,
+            repo_id=REPO,
+            format="studiogan",
+            G=f"{ROOT}/ImageNet-BigGAN-2048-train-*/model=G_ema-*.pth",
+            D=f"{ROOT}/ImageNet-BigGAN-2048-train-*/model=D-*.pth",
+        ),
+    )
+    with pytest.raises(
+        DownloadError,
+        match=rf"No run of sg-missing was found in {REPO}.*"
+        rf"See {fake.url}/{REPO}/tree/main/{ROOT}",
+    ):
         hub.pull("sg-missing")
     assert registry.installed("sg-missing") is None
     assert registry.pinned(registry.get_entry("sg-missing").source) is None
@@ -181,10 +197,16 @@ def test_offline_before_the_first_pull(monkeypatch, fake, small_model):
 
 
 def test_a_biggan_pytorch_file_served_as_studiogan_installs_nothing(online, fake, small_model):
-    fake.put(REPO, f"{NEW_RUN}/model=G_ema-best-weights-step=1000.pth",
-             (PARITY / "G_ema.pth").read_bytes())
-    with pytest.raises(CheckpointError, match=r"is a BigGAN-PyTorch checkpoint .*expects "
-                                              r"StudioGAN files"):
+    fake.put(
+        REPO,
+        f"{NEW_RUN}/model=G_ema-best-weights-step=1000.pth",
+        (PARITY / "G_ema.pth").read_bytes(),
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"is a BigGAN-PyTorch checkpoint .*expects "
+        r"StudioGAN files",
+    ):
         hub.pull(small_model)
     assert registry.installed(small_model) is None
     assert registry.pinned(registry.get_entry(small_model).source) is None
@@ -203,8 +225,13 @@ def downloaded_blobs() -> list[str]:
 def test_a_real_studiogan_discriminator_installs(online, fake, small_model):
     """StudioGAN's trainer stores best_fid as numpy.float64 in every D file (2022's runs
     under numpy 1's names): the pull installs it."""
-    fake.put(REPO, NEW_D, studiogan_files.real_d_bytes(
-        SMALL / "model=D-best-weights-step=1000.pth", aa_p="numpy", numpy1=True))
+    fake.put(
+        REPO,
+        NEW_D,
+        studiogan_files.real_d_bytes(
+            SMALL / "model=D-best-weights-step=1000.pth", aa_p="numpy", numpy1=True
+        ),
+    )
     model = hub.pull(small_model)
     assert model.origin["files"]["D"]["name"] == NEW_D
     _close_to_studiogan(load_prior(small_model), tol=2e-2)
@@ -212,7 +239,8 @@ def test_a_real_studiogan_discriminator_installs(online, fake, small_model):
 
 
 def test_a_wrong_generator_is_refused_before_the_discriminator_is_downloaded(
-        online, fake, small_model, blobs):
+    online, fake, small_model, blobs
+):
     papa = REFERENCE / "studiogan_small" / "papa64" / "model=G_ema-best-weights-step=1000.pth"
     fake.put(REPO, NEW_G, papa.read_bytes())
     with pytest.raises(CheckpointError) as info:
@@ -227,8 +255,9 @@ def test_a_wrong_generator_is_refused_before_the_discriminator_is_downloaded(
     assert leftovers(paths.cache_dir()) == []
 
 
-def test_a_failed_conversion_keeps_the_downloads_for_the_next_pull(monkeypatch, online, fake,
-                                                                  small_model, blobs):
+def test_a_failed_conversion_keeps_the_downloads_for_the_next_pull(
+    monkeypatch, online, fake, small_model, blobs
+):
     d_bytes = studiogan_files.real_d_bytes(SMALL / "model=D-best-weights-step=1000.pth")
     fake.put(REPO, NEW_D, d_bytes)
     from dgp_engine.priors import checkpoint
@@ -270,12 +299,16 @@ def test_shipped_entries_point_at_studiogan():
 def test_import_detects_studiogan_and_refuses_the_wrong_family(tmp_path):
     g = SMALL / "model=G_ema-best-weights-step=1000.pth"
     d = SMALL / "model=D-best-weights-step=1000.pth"
-    with pytest.raises(CheckpointError, match=r"is a StudioGAN BigGAN checkpoint, but this "
-                                              r"model expects BigGAN-PyTorch files"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"is a StudioGAN BigGAN checkpoint, but this "
+        r"model expects BigGAN-PyTorch files",
+    ):
         hub.import_files("biggan-128", g, d)
     with pytest.raises(CheckpointError, match=r"is a BigGAN-PyTorch checkpoint"):
-        hub.import_files("mine", PARITY / "G_ema.pth", PARITY / "D.pth",
-                         config=SMALL / "studiogan.yaml")
+        hub.import_files(
+            "mine", PARITY / "G_ema.pth", PARITY / "D.pth", config=SMALL / "studiogan.yaml"
+        )
     assert registry.installed("biggan-128") is None and registry.installed("mine") is None
     # no --config needed: the tensors say what the model is
     model = hub.import_files("sg-noconfig", g, d)
@@ -285,14 +318,47 @@ def test_import_detects_studiogan_and_refuses_the_wrong_family(tmp_path):
 def test_cli_import_then_colorize_end_to_end(tmp_path, capsys):
     g = SMALL / "model=G_ema-best-weights-step=1000.pth"
     d = SMALL / "model=D-best-weights-step=1000.pth"
-    assert main(["models", "import", "sg128", "--g", str(g), "--d", str(d),
-                 "--config", str(SMALL / "studiogan.yaml")]) == 0
+    assert (
+        main(
+            [
+                "models",
+                "import",
+                "sg128",
+                "--g",
+                str(g),
+                "--d",
+                str(d),
+                "--config",
+                str(SMALL / "studiogan.yaml"),
+            ]
+        )
+        == 0
+    )
     assert "StudioGAN" in capsys.readouterr().out
     gray = (np.random.default_rng(0).random((96, 160)) * 255).astype(np.uint8)
     Image.fromarray(gray).save(tmp_path / "old.png")
-    assert main(["colorize", str(tmp_path / "old.png"), "-o", str(tmp_path / "color.png"),
-                 "--model", "sg128", "--class", "church", "--iterations-scale", "0.002",
-                 "--threads", "1", "-q", "--save-state", str(tmp_path / "c.dgp")]) == 0
+    assert (
+        main(
+            [
+                "colorize",
+                str(tmp_path / "old.png"),
+                "-o",
+                str(tmp_path / "color.png"),
+                "--model",
+                "sg128",
+                "--class",
+                "church",
+                "--iterations-scale",
+                "0.002",
+                "--threads",
+                "1",
+                "-q",
+                "--save-state",
+                str(tmp_path / "c.dgp"),
+            ]
+        )
+        == 0
+    )
     out = Image.open(tmp_path / "color.png")
     assert out.size == (160, 96) and out.mode == "RGB"
     from dgp_engine import ReconstructionState

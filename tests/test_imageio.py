@@ -56,7 +56,7 @@ def test_exif_orientation_is_applied_and_reset(tmp_path):
 
 
 def test_sixteen_bit_grayscale():
-    a = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    a = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, "PNG")
     photo = decode_image(buf.getvalue())
@@ -79,8 +79,9 @@ def test_cmyk_palette_la_rgba_modes():
     assert photo.alpha is not None and photo.alpha[2, 2] == 1.0 and photo.alpha[0, 0] == 0.0
     assert np.allclose(photo.rgb[2, 2], np.array([200, 100, 50]) / 255)
 
-    la = Image.fromarray(np.dstack([np.full((3, 3), 100, np.uint8),
-                                    np.full((3, 3), 128, np.uint8)]), "LA")
+    la = Image.fromarray(
+        np.dstack([np.full((3, 3), 100, np.uint8), np.full((3, 3), 128, np.uint8)]), "LA"
+    )
     buf = io.BytesIO()
     la.save(buf, "PNG")
     photo = decode_image(buf.getvalue())
@@ -108,10 +109,13 @@ def test_alpha_and_icc_kept_on_save(tmp_path):
     assert jpg.mode == "RGB" and jpg.info.get("icc_profile") == icc
 
 
-@pytest.mark.parametrize("content, words", [
-    (b"", "empty"),
-    (b"this is not an image at all" * 10, "not an image"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"", "empty"),
+        (b"this is not an image at all" * 10, "not an image"),
+    ],
+)
 def test_unreadable_files_are_refused(tmp_path, content, words):
     p = tmp_path / "bad.png"
     p.write_bytes(content)

@@ -54,7 +54,7 @@ def import_graph(root: Path, package: str) -> dict[str, dict[str, int]]:
                 targets = [known(alias.name) for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
-                    base = here[:len(here) - (node.level - 1)]
+                    base = here[: len(here) - (node.level - 1)]
                     source = ".".join([*base, *([node.module] if node.module else [])])
                 else:
                     source = node.module or ""
@@ -144,28 +144,35 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 
 def test_a_lazy_relative_cycle_is_found(tmp_path):
-    _write(tmp_path, {
-        "pkg/__init__.py": "from .low import base\n",
-        "pkg/low.py": "def base():\n    from .room.high import top  # lazy, and back up\n",
-        "pkg/room/__init__.py": "",
-        "pkg/room/high.py": "from ..low import base\n\ndef top():\n    return base\n",
-        "pkg/room/side.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-                            "    from . import high\n",
-    })
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from .low import base\n",
+            "pkg/low.py": "def base():\n    from .room.high import top  # lazy, and back up\n",
+            "pkg/room/__init__.py": "",
+            "pkg/room/high.py": "from ..low import base\n\ndef top():\n    return base\n",
+            "pkg/room/side.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+            "    from . import high\n",
+        },
+    )
     graph = import_graph(tmp_path, "pkg")
     assert graph["pkg.room.side"] == {"pkg.room.high": 3}
     assert find_cycles(graph) == [["pkg.low", "pkg.room.high", "pkg.low"]]
     assert describe(find_cycles(graph)[0], graph) == (
-        "pkg.low (line 2) → pkg.room.high; pkg.room.high (line 1) → pkg.low")
+        "pkg.low (line 2) → pkg.room.high; pkg.room.high (line 1) → pkg.low"
+    )
 
 
 def test_a_package_importing_its_submodules_is_no_cycle(tmp_path):
-    _write(tmp_path, {
-        "pkg/__init__.py": "from .a import f\nfrom . import b\n",
-        "pkg/a.py": "from . import b\n\ndef f():\n    return b\n",
-        "pkg/b.py": "import pkg.c as c\n",
-        "pkg/c.py": "X = 1\n",
-    })
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from .a import f\nfrom . import b\n",
+            "pkg/a.py": "from . import b\n\ndef f():\n    return b\n",
+            "pkg/b.py": "import pkg.c as c\n",
+            "pkg/c.py": "X = 1\n",
+        },
+    )
     graph = import_graph(tmp_path, "pkg")
     assert graph["pkg"] == {"pkg.a": 1, "pkg.b": 2}
     assert graph["pkg.b"] == {"pkg.c": 1}

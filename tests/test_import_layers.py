@@ -14,8 +14,12 @@ from .conftest import REPO
 
 def test_import_contracts_are_kept():
     exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
-    out = subprocess.run([exe, "--config", str(REPO / "pyproject.toml"), "--no-cache"],
-                         capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run(
+        [exe, "--config", str(REPO / "pyproject.toml"), "--no-cache"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     print(out.stdout)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Contracts: 3 kept, 0 broken." in out.stdout

@@ -45,8 +45,9 @@ def test_budget_follows_the_machine_and_the_override(monkeypatch):
         memory.budget()
 
 
-def test_a_small_file_with_huge_dimensions_is_refused_before_decoding(tmp_path, monkeypatch,
-                                                                       capsys):
+def test_a_small_file_with_huge_dimensions_is_refused_before_decoding(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("DGP_MEMORY_BUDGET", "1G")
     Image.new("L", (4000, 4000)).save(tmp_path / "big.png")  # 16 Mpx in a few KB
     assert (tmp_path / "big.png").stat().st_size < 100_000
@@ -54,8 +55,19 @@ def test_a_small_file_with_huge_dimensions_is_refused_before_decoding(tmp_path, 
     model = tiny_model_folder(tmp_path / "model")
     preset = tiny_preset_file(tmp_path / "p.toml")
     t0 = time.perf_counter()
-    code = main(["colorize", str(tmp_path / "big.png"), "-o", str(tmp_path / "o.png"),
-                 "--model", str(model), "--preset", str(preset), "-q"])
+    code = main(
+        [
+            "colorize",
+            str(tmp_path / "big.png"),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--model",
+            str(model),
+            "--preset",
+            str(preset),
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and time.perf_counter() - t0 < 10
     assert "4000×4000" in err and "memory" in err and "Downscale" in err
@@ -74,8 +86,13 @@ def _project_with_member(path, name, data, meta_size=None, method=zipfile.ZIP_DE
     with zipfile.ZipFile(path) as zf:
         manifest = json.loads(zf.read("manifest.json"))
         members = {n: zf.read(n) for n in zf.namelist() if n != "manifest.json"}
-    manifest["members"][name] = {"kind": "images", "id": "bomb", "dtype": "|u1",
-                                 "shape": [1], "size": meta_size or len(data)}
+    manifest["members"][name] = {
+        "kind": "images",
+        "id": "bomb",
+        "dtype": "|u1",
+        "shape": [1],
+        "size": meta_size or len(data),
+    }
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("manifest.json", json.dumps(manifest), zipfile.ZIP_DEFLATED)
         for n, d in members.items():
@@ -97,28 +114,41 @@ def test_a_zip_bomb_member_is_not_inflated(tmp_path):
 
 
 def test_members_beyond_the_memory_budget_are_refused(tmp_path, monkeypatch):
-    path = _project_with_member(tmp_path / "p.dgpproj", "images/big.npy",
-                                np.random.default_rng(0).bytes(3 << 20),
-                                method=zipfile.ZIP_STORED)
+    path = _project_with_member(
+        tmp_path / "p.dgpproj",
+        "images/big.npy",
+        np.random.default_rng(0).bytes(3 << 20),
+        method=zipfile.ZIP_STORED,
+    )
     monkeypatch.setenv("DGP_MEMORY_BUDGET", "2M")
     with pytest.raises(ProjectError, match="memory"):
         load_project(path)
 
 
 def test_a_member_larger_than_its_manifest_says_is_lost(tmp_path):
-    path = _project_with_member(tmp_path / "p.dgpproj", "images/x.npy", bytes(1000),
-                                meta_size=10)
+    path = _project_with_member(tmp_path / "p.dgpproj", "images/x.npy", bytes(1000), meta_size=10)
     with pytest.raises(ProjectDamagedError) as info:
         load_project(path)
     assert "images/x.npy" in info.value.lost
 
 
-@pytest.mark.parametrize("field, value", [
-    ("version", "abc"), ("created", "yesterday"), ("title", 5), ("regions", "r"),
-    ("history", {}), ("timeline", []), ("settings", 3), ("members", []),
-    ("members", {"images/a.png": "x"}), ("members", {"images/a.png": {"kind": 1, "id": "a"}}),
-    ("version", True), ("saved", None),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("version", "abc"),
+        ("created", "yesterday"),
+        ("title", 5),
+        ("regions", "r"),
+        ("history", {}),
+        ("timeline", []),
+        ("settings", 3),
+        ("members", []),
+        ("members", {"images/a.png": "x"}),
+        ("members", {"images/a.png": {"kind": 1, "id": "a"}}),
+        ("version", True),
+        ("saved", None),
+    ],
+)
 def test_manifest_with_wrong_field_types_is_a_message(tmp_path, field, value):
     path = tmp_path / "p.dgpproj"
     save_project(Project(title="t", images={"a": np.zeros((4, 4, 3), np.uint8)}), path)
@@ -157,9 +187,9 @@ def _png16_pixels(path):
     pos, idat = 8, b""
     w = h = 0
     while pos < len(data):
-        (n,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + n]
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + n]
         if kind == b"IHDR":
             w, h = struct.unpack(">II", body[:8])
             channels = {2: 3, 6: 4}[body[9]]
@@ -192,8 +222,9 @@ def test_16bit_gray_stays_16bit(gray16):
 def test_16bit_colour_results_are_written_with_16_bits(gray16, caplog):
     d, a = gray16
     photo = read_image(d / "g16.png")
-    colour = photo.with_pixels(np.dstack([photo.rgb[..., 0], photo.rgb[..., 0] * 0.5,
-                                          photo.rgb[..., 0] * 0.25]))
+    colour = photo.with_pixels(
+        np.dstack([photo.rgb[..., 0], photo.rgb[..., 0] * 0.5, photo.rgb[..., 0] * 0.25])
+    )
     save_image(colour, d / "c.png")
     assert _png_ihdr(d / "c.png") == (16, 2)
     assert np.array_equal(_png16_pixels(d / "c.png")[..., 0], a)
@@ -211,7 +242,21 @@ def test_colorize_keeps_16_bits_end_to_end(gray16):
     d, _ = gray16
     model = tiny_model_folder(d / "model")
     preset = tiny_preset_file(d / "p.toml")
-    assert main(["colorize", str(d / "g16.png"), "-o", str(d / "c.png"), "--model", str(model),
-                 "--preset", str(preset), "-q"]) == 0
+    assert (
+        main(
+            [
+                "colorize",
+                str(d / "g16.png"),
+                "-o",
+                str(d / "c.png"),
+                "--model",
+                str(model),
+                "--preset",
+                str(preset),
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert _png_ihdr(d / "c.png") == (16, 2)
     assert io.BytesIO((d / "c.png").read_bytes()).read(8) == b"\x89PNG\r\n\x1a\n"

@@ -15,11 +15,14 @@ from dgp_engine.system.locks import LockBusy, read_note, remove_if_unheld, take_
 
 
 def _try_in_another_process(path) -> str:
-    code = ("import sys; from dgp_engine.system.locks import LockBusy, take_lock\n"
-            f"try:\n    take_lock({str(path)!r}, 'other').release(); print('took')\n"
-            "except LockBusy as exc:\n    print('busy:', exc.holder)")
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=True).stdout.strip()
+    code = (
+        "import sys; from dgp_engine.system.locks import LockBusy, take_lock\n"
+        f"try:\n    take_lock({str(path)!r}, 'other').release(); print('took')\n"
+        "except LockBusy as exc:\n    print('busy:', exc.holder)"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.strip()
 
 
 def test_a_held_lock_refuses_others_and_names_its_holder(tmp_path):
@@ -56,8 +59,10 @@ def test_a_lock_taken_in_one_thread_is_released_from_another(tmp_path):
 
 def test_a_killed_holders_lock_is_free_and_removable(tmp_path):
     path = tmp_path / ".x.dgp-lock"
-    code = ("import time; from dgp_engine.system.locks import take_lock\n"
-            f"take_lock({str(path)!r}, 'doomed'); print('held', flush=True); time.sleep(60)")
+    code = (
+        "import time; from dgp_engine.system.locks import take_lock\n"
+        f"take_lock({str(path)!r}, 'doomed'); print('held', flush=True); time.sleep(60)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     holder.kill()

@@ -32,8 +32,11 @@ def prior():
 
 @pytest.fixture(scope="module")
 def states(prior):
-    return quick_state(prior, 1, seed=0), quick_state(prior, 3, seed=1), \
-        quick_state(prior, 2, seed=2)
+    return (
+        quick_state(prior, 1, seed=0),
+        quick_state(prior, 3, seed=1),
+        quick_state(prior, 2, seed=2),
+    )
 
 
 # --------------------------------------------------------------------------- easing
@@ -61,8 +64,7 @@ def test_easing_shapes_and_unknown_name():
 
 
 def test_timeline_holds_and_pingpong():
-    tl = MorphTimeline(frames=5, fps=10, easing="linear", hold_start=2, hold_end=1,
-                       pingpong=True)
+    tl = MorphTimeline(frames=5, fps=10, easing="linear", hold_start=2, hold_end=1, pingpong=True)
     assert tl.path() == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert tl.times() == [0, 0, 0, 0.25, 0.5, 0.75, 1, 1, 0.75, 0.5, 0.25]
     assert tl.frame_count == 11 and tl.duration == pytest.approx(1.1)
@@ -131,8 +133,8 @@ def test_morph_job_renders_timeline_and_reuses_repeated_frames(prior, states):
     assert all(f.total == tl.frame_count for f in seen)
     times = tl.times()
     assert [f.params["t"] for f in seen] == times
-    assert torch.equal(images[0], images[1])          # hold
-    assert torch.equal(images[2], images[-1])         # ping-pong way back: same frame at t=1/3
+    assert torch.equal(images[0], images[1])  # hold
+    assert torch.equal(images[2], images[-1])  # ping-pong way back: same frame at t=1/3
     assert torch.equal(images[0], render(prior, a)[0])
     assert not job.cancelled and job.done == tl.frame_count
     streamed = Morph(prior, [a, b], easing="linear").render(times, keep=False)
@@ -149,8 +151,12 @@ def test_morph_refuses_states_of_different_models(prior, states):
     with pytest.raises(StateError, match="different settings.*resolution"):
         check_morphable([a, dataclasses.replace(b, model={**b.model, "config": cfg})])
     with pytest.raises(StateError, match="different weights"):
-        check_morphable([dataclasses.replace(a, model={**a.model, "checksum": "aa"}),
-                         dataclasses.replace(b, model={**b.model, "checksum": "bb"})])
+        check_morphable(
+            [
+                dataclasses.replace(a, model={**a.model, "checksum": "aa"}),
+                dataclasses.replace(b, model={**b.model, "checksum": "bb"}),
+            ]
+        )
     with pytest.raises(StateError, match="instance normalisation"):
         Morph(prior, [a, dataclasses.replace(b, use_in=True)], names=["day.dgp", "night.dgp"])
     with pytest.raises(InputError, match="at least two"):
@@ -196,8 +202,9 @@ def test_jitter_is_seeded_per_variation_and_batched(prior, states):
     torch.testing.assert_close(images[3:4], single, atol=1e-5, rtol=0)
     assert job.frames[3].params["variation"] == 3
     # σ = 0 gives the state's own rendering
-    torch.testing.assert_close(r.jitter(2, 0.0).run_to_end(),
-                               render(prior, a).expand(2, -1, -1, -1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        r.jitter(2, 0.0).run_to_end(), render(prior, a).expand(2, -1, -1, -1), atol=1e-5, rtol=0
+    )
 
 
 def test_jitter_per_chunk_sigma(prior, states):
@@ -249,11 +256,11 @@ def test_category_transfer(prior, states):
     table = prior.G.shared.weight.detach()
     images = r.transfer([1, 4, {2: 1, 4: 1}], [0.0, 1.0, 1.0]).run_to_end()
     torch.testing.assert_close(images[0:1], render(prior, a), atol=1e-5, rtol=0)
-    torch.testing.assert_close(images[1:2], render(prior, a, embedding=table[4:5]),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        images[1:2], render(prior, a, embedding=table[4:5]), atol=1e-5, rtol=0
+    )
     blend = (table[2:3] + table[4:5]) / 2
-    torch.testing.assert_close(images[2:3], render(prior, a, embedding=blend), atol=1e-5,
-                               rtol=0)
+    torch.testing.assert_close(images[2:3], render(prior, a, embedding=blend), atol=1e-5, rtol=0)
     half = r.transfer_embedding(4, 0.5)
     torch.testing.assert_close(half, (a.embedding + table[4:5]) / 2)
     assert not torch.equal(images[1], images[0])

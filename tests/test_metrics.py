@@ -27,8 +27,7 @@ def test_identical_images():
 def test_matches_scikit_image_with_data_range_one():
     a, b = pair()
     assert psnr(a, b) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1.0))
-    assert ssim(a, b) == pytest.approx(structural_similarity(a, b, data_range=1.0,
-                                                             channel_axis=-1))
+    assert ssim(a, b) == pytest.approx(structural_similarity(a, b, data_range=1.0, channel_axis=-1))
     assert mse(a, b) == pytest.approx(np.mean((a - b) ** 2))
     assert psnr(a, b) == pytest.approx(10 * math.log10(1 / mse(a, b)))
 
@@ -42,8 +41,9 @@ def test_hole_only():
     b[0, 0] = 1 - b[0, 0]  # an error outside the hole does not count
     m = score(a, b, hole)
     assert m["mse"] == pytest.approx(np.mean(a[hole] ** 2))
-    assert m["ssim"] == pytest.approx(structural_similarity(
-        a[8:16, 8:16], b[8:16, 8:16], data_range=1.0, channel_axis=-1))
+    assert m["ssim"] == pytest.approx(
+        structural_similarity(a[8:16, 8:16], b[8:16, 8:16], data_range=1.0, channel_axis=-1)
+    )
 
 
 def test_bad_inputs():

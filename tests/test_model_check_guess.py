@@ -12,11 +12,18 @@ from dgp_engine.priors.check import CheckpointShape, check_state_dict, inspect_s
 from dgp_engine.priors.load import load_prior
 
 
-@pytest.mark.parametrize("family, res, ch", [
-    ("biggan-pytorch", 32, 8), ("biggan-pytorch", 64, 16), ("biggan-pytorch", 64, 32),
-    ("biggan-pytorch", 128, 32), ("biggan-pytorch", 256, 16), ("studiogan", 64, 16),
-    ("studiogan", 128, 24),
-])
+@pytest.mark.parametrize(
+    "family, res, ch",
+    [
+        ("biggan-pytorch", 32, 8),
+        ("biggan-pytorch", 64, 16),
+        ("biggan-pytorch", 64, 32),
+        ("biggan-pytorch", 128, 32),
+        ("biggan-pytorch", 256, 16),
+        ("studiogan", 64, 16),
+        ("studiogan", 128, 24),
+    ],
+)
 def test_width_and_resolution_are_read_right_for_every_layout(family, res, ch):
     extra = {"BN_eps": 1e-4} if family == "studiogan" else {}
     cfg = BigGANConfig(resolution=res, G_ch=ch, D_ch=ch, n_classes=7, family=family, **extra)

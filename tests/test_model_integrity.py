@@ -19,8 +19,9 @@ from .task_helpers import tiny_model_folder
 @pytest.fixture
 def installed(tmp_path):
     src = tiny_model_folder(tmp_path / "src")
-    model = hub.import_files("tinycheck", src / "G_ema.safetensors", src / "D.safetensors",
-                             config=src / "config.json")
+    model = hub.import_files(
+        "tinycheck", src / "G_ema.safetensors", src / "D.safetensors", config=src / "config.json"
+    )
     return model.folder
 
 

@@ -43,16 +43,23 @@ def run(capsys, *argv) -> tuple[int, str]:
 
 COMMANDS = {
     "jitter": lambda root, out: ["jitter", root / "A.dgp", "-n", 2, "-o", out / "j.png"],
-    "transfer": lambda root, out: ["transfer", root / "A.dgp", "--class", 2, "-o",
-                                   out / "t.png"],
-    "morph": lambda root, out: ["morph", root / "A.dgp", root / "A2.dgp", "--frames", 3,
-                                "-o", out / "m.gif"],
+    "transfer": lambda root, out: ["transfer", root / "A.dgp", "--class", 2, "-o", out / "t.png"],
+    "morph": lambda root, out: [
+        "morph",
+        root / "A.dgp",
+        root / "A2.dgp",
+        "--frames",
+        3,
+        "-o",
+        out / "m.gif",
+    ],
 }
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_a_state_is_refused_with_another_model_of_the_same_shapes(two_models, capsys,
-                                                                   tmp_path, command):
+def test_a_state_is_refused_with_another_model_of_the_same_shapes(
+    two_models, capsys, tmp_path, command
+):
     root, folder_a, folder_b, *_ = two_models
     argv = COMMANDS[command](root, tmp_path)
     code, err = run(capsys, *argv, "--model", folder_b)
@@ -90,14 +97,15 @@ def test_the_wrong_model_really_renders_another_picture(two_models):
     assert len(Morph(prior_b, [a, _a2], allow_other_model=True).warnings) == 2
 
 
-def test_a_state_without_a_checksum_renders_with_a_one_line_warning(two_models, capsys,
-                                                                    tmp_path):
+def test_a_state_without_a_checksum_renders_with_a_one_line_warning(two_models, capsys, tmp_path):
     root, folder_a, *_ = two_models
     out = tmp_path / "j.png"
-    code, err = run(capsys, "jitter", root / "old.dgp", "-n", 1, "-q", "-o", out, "--model",
-                    folder_a)
+    code, err = run(
+        capsys, "jitter", root / "old.dgp", "-n", 1, "-q", "-o", out, "--model", folder_a
+    )
     assert code == 0, err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("dgp: warning: old.dgp records no model "
-                                                   "checksum")
+    assert len(lines) == 1 and lines[0].startswith(
+        "dgp: warning: old.dgp records no model checksum"
+    )
     assert np.asarray(Image.open(out)).shape == (32, 32, 3)

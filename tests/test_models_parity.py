@@ -60,9 +60,14 @@ def test_generator_batch_rows_independent(prior, forward):
     torch.testing.assert_close(x, b["x"], atol=ATOL, rtol=RTOL)
 
 
-@pytest.mark.parametrize("manifest,res,ch", [("biggan_keys_128_ch96.json", 128, 96),
-                                             ("biggan_keys_256_ch96.json", 256, 96),
-                                             ("biggan_keys_256_ch64.json", 256, 64)])
+@pytest.mark.parametrize(
+    "manifest,res,ch",
+    [
+        ("biggan_keys_128_ch96.json", 128, 96),
+        ("biggan_keys_256_ch96.json", 256, 96),
+        ("biggan_keys_256_ch64.json", 256, 64),
+    ],
+)
 def test_state_dict_layout_matches_official_checkpoints(manifest, res, ch):
     m = json.loads((REFERENCE / manifest).read_text())
     cfg = BigGANConfig(resolution=res, G_ch=ch, D_ch=ch)
@@ -70,8 +75,10 @@ def test_state_dict_layout_matches_official_checkpoints(manifest, res, ch):
         nets = {"G": Generator(cfg), "D": Discriminator(cfg)}
     for name, net in nets.items():
         params = {n for n, _ in net.named_parameters()}
-        got = [(k, list(v.shape), "parameter" if k in params else "buffer")
-               for k, v in net.state_dict().items()]
+        got = [
+            (k, list(v.shape), "parameter" if k in params else "buffer")
+            for k, v in net.state_dict().items()
+        ]
         want = [(k["key"], k["shape"], k["kind"]) for k in m[name]["keys"]]
         assert got == want, f"{manifest} {name}"
     assert nets["G"].dim_z == m["config"]["effective_dim_z"]
@@ -79,8 +86,16 @@ def test_state_dict_layout_matches_official_checkpoints(manifest, res, ch):
 
 @pytest.mark.parametrize("res", [32, 64])
 def test_small_resolutions_build_and_run(res):
-    cfg = BigGANConfig(resolution=res, G_ch=8, D_ch=8, dim_z=20, shared_dim=8, n_classes=3,
-                       G_attn=str(res // 2), D_attn=str(res // 2))
+    cfg = BigGANConfig(
+        resolution=res,
+        G_ch=8,
+        D_ch=8,
+        dim_z=20,
+        shared_dim=8,
+        n_classes=3,
+        G_attn=str(res // 2),
+        D_attn=str(res // 2),
+    )
     G, D = Generator(cfg).eval(), Discriminator(cfg).eval()
     with torch.no_grad():
         x = G(torch.randn(2, G.dim_z), G.shared(torch.tensor([0, 2])))

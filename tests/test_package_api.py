@@ -15,7 +15,8 @@ def test_reconstruct_is_the_function_even_after_its_module_was_imported():
         "assert callable(reconstruct) and reconstruct.__name__ == 'reconstruct', reconstruct\n"
         "assert dgp.reconstruct is reconstruct and callable(dgp.render)\n"
         "assert ReconstructionRun.__module__ == 'dgp_engine.method.reconstruct'\n"
-        "print('ok')\n")
+        "print('ok')\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"

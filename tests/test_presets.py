@@ -7,8 +7,14 @@ from dgp_engine import Preset, PresetError, load_preset, preset_names
 
 def test_published_presets_ship_with_reference_values():
     names = preset_names()
-    for required in ("colorization", "inpainting", "sr_d_biased", "sr_mse_biased",
-                     "adversarial_defense", "manipulation"):
+    for required in (
+        "colorization",
+        "inpainting",
+        "sr_d_biased",
+        "sr_mse_biased",
+        "adversarial_defense",
+        "manipulation",
+    ):
         assert required in names
     col = load_preset("colorization")
     assert col.iterations == (200, 200, 300, 400, 300)
@@ -23,24 +29,35 @@ def test_published_presets_ship_with_reference_values():
 
 
 def test_from_dict_ignores_extra_keys_and_repeats_scalars():
-    p = Preset.from_dict({"iterations": [3, 4], "G_lrs": 1e-4, "z_lrs": [1e-3, 1e-4],
-                          "ft_num": ["all", 2], "dgp_mode": "colorization", "G_ch": 16})
+    p = Preset.from_dict(
+        {
+            "iterations": [3, 4],
+            "G_lrs": 1e-4,
+            "z_lrs": [1e-3, 1e-4],
+            "ft_num": ["all", 2],
+            "dgp_mode": "colorization",
+            "G_ch": 16,
+        }
+    )
     assert p.G_lrs == (1e-4, 1e-4)
     assert p.ft_groups(0, 6) == 6 and p.ft_groups(1, 6) == 2
     assert p.extra["dgp_mode"] == "colorization"
     assert Preset.from_dict(p.to_dict()) == p
 
 
-@pytest.mark.parametrize("bad,match", [
-    ({}, "iterations"),
-    ({"iterations": []}, "no stages"),
-    ({"iterations": [0, 0]}, "0 iterations"),
-    ({"iterations": [1, 2], "G_lrs": [1e-4]}, "1 entries"),
-    ({"iterations": [1], "z_lrs": [float("nan")]}, "finite"),
-    ({"iterations": [1], "G_lrs": [-1.0]}, "≥ 0"),
-    ({"iterations": [1.5]}, "whole number"),
-    ({"iterations": [1], "use_in": ["maybe"]}, "true or false"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ({}, "iterations"),
+        ({"iterations": []}, "no stages"),
+        ({"iterations": [0, 0]}, "0 iterations"),
+        ({"iterations": [1, 2], "G_lrs": [1e-4]}, "1 entries"),
+        ({"iterations": [1], "z_lrs": [float("nan")]}, "finite"),
+        ({"iterations": [1], "G_lrs": [-1.0]}, "≥ 0"),
+        ({"iterations": [1.5]}, "whole number"),
+        ({"iterations": [1], "use_in": ["maybe"]}, "true or false"),
+    ],
+)
 def test_bad_presets_are_refused_clearly(bad, match):
     with pytest.raises(PresetError, match=match):
         Preset.from_dict(bad)
@@ -91,8 +108,13 @@ def test_an_iteration_scale_that_gives_no_finite_schedule_is_refused(scale):
     else:
         with pytest.raises(PresetError, match="iteration scale must give a finite count"):
             load_preset("colorization").scaled(scale)
-    assert resolve_preset("colorization", "colorize", None, 0.5).iterations == \
-        (100, 100, 150, 200, 150)
+    assert resolve_preset("colorization", "colorize", None, 0.5).iterations == (
+        100,
+        100,
+        150,
+        200,
+        150,
+    )
 
 
 def test_a_preset_path_that_is_a_device_or_folder_says_so(tmp_path):

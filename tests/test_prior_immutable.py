@@ -18,9 +18,18 @@ from .helpers import smooth_target, tiny_prior
 
 
 def preset(**kw) -> Preset:
-    base = {"iterations": [3, 3], "ft_num": [1, "all"], "G_lrs": [1e-3, 1e-3],
-            "z_lrs": [1e-2, 1e-2], "w_D_loss": [1, 1], "w_mse": [1, 1], "ftr_num": [8, 8],
-            "use_in": [False, True], "update_embed": True, "select_num": 3}
+    base = {
+        "iterations": [3, 3],
+        "ft_num": [1, "all"],
+        "G_lrs": [1e-3, 1e-3],
+        "z_lrs": [1e-2, 1e-2],
+        "w_D_loss": [1, 1],
+        "w_mse": [1, 1],
+        "ftr_num": [8, 8],
+        "use_in": [False, True],
+        "update_embed": True,
+        "select_num": 3,
+    }
     return Preset.from_dict({**base, **kw})
 
 
@@ -30,13 +39,21 @@ def fingerprint(net: torch.nn.Module) -> dict:
     and switches (spectral-norm 1/σ, output scaling, instance-norm initialisation)."""
     out: dict = {}
     for k, v in net.state_dict(keep_vars=True).items():
-        out[k] = (v.dtype, tuple(v.shape), v.detach().cpu().numpy().tobytes(),
-                  v.requires_grad, v.grad is None)
+        out[k] = (
+            v.dtype,
+            tuple(v.shape),
+            v.detach().cpu().numpy().tobytes(),
+            v.requires_grad,
+            v.grad is None,
+        )
     for name, m in net.named_modules():
         inv = getattr(m, "_inv_sigma", None)
         out[f"module {name}"] = (
-            m.training, None if inv is None else inv.cpu().numpy().tobytes(),
-            getattr(m, "sn_scale_output", None), getattr(m, "in_initialized", None))
+            m.training,
+            None if inv is None else inv.cpu().numpy().tobytes(),
+            getattr(m, "sn_scale_output", None),
+            getattr(m, "in_initialized", None),
+        )
     return out
 
 
@@ -61,8 +78,9 @@ def hole() -> Mask:
 def test_a_run_leaves_the_prior_bit_identical(prior):
     before = (fingerprint(prior.G), fingerprint(prior.D))
     for exact in (False, True):
-        state = reconstruct(prior, smooth_target(32), hole(), class_id=1, preset=preset(),
-                            exact=exact).run_to_end()
+        state = reconstruct(
+            prior, smooth_target(32), hole(), class_id=1, preset=preset(), exact=exact
+        ).run_to_end()
         assert state.weight_delta and state.use_in
         assert_untouched(prior, before)
         render(prior, state)  # rendering reads the prior too
@@ -73,8 +91,14 @@ def test_a_run_leaves_the_prior_bit_identical(prior):
 def test_a_cancelled_run_leaves_the_prior_bit_identical(prior):
     before = (fingerprint(prior.G), fingerprint(prior.D))
     cancel = threading.Event()
-    run = reconstruct(prior, smooth_target(32), "colorize", class_id=0,
-                      preset=preset(iterations=[20, 20]), cancel=cancel)
+    run = reconstruct(
+        prior,
+        smooth_target(32),
+        "colorize",
+        class_id=0,
+        preset=preset(iterations=[20, 20]),
+        cancel=cancel,
+    )
     for n, _ in enumerate(run):
         if n == 5:
             cancel.set()
@@ -98,8 +122,7 @@ class FailsAt(Degradation):
 @pytest.mark.parametrize("fail_at", [2, 6])  # during z selection / during optimisation
 def test_a_run_that_raises_leaves_the_prior_bit_identical(prior, fail_at):
     before = (fingerprint(prior.G), fingerprint(prior.D))
-    run = reconstruct(prior, smooth_target(32), FailsAt(fail_at), class_id=0,
-                      preset=preset())
+    run = reconstruct(prior, smooth_target(32), FailsAt(fail_at), class_id=0, preset=preset())
     with pytest.raises(RuntimeError, match="boom"):
         run.run_to_end()
     assert_untouched(prior, before)
@@ -116,9 +139,11 @@ def test_a_diverging_run_leaves_the_prior_bit_identical(prior):
 def test_runs_do_not_leak_into_each_other(prior):
     """No cache (spectral norms of D or G, instance-norm set-up) carries over: a run
     gives the same result before and after other runs."""
+
     def run(seed: int, task="reconstruct"):
-        return reconstruct(prior, smooth_target(32, seed=seed), task, class_id=seed % 5,
-                           preset=preset(), seed=seed).run_to_end()
+        return reconstruct(
+            prior, smooth_target(32, seed=seed), task, class_id=seed % 5, preset=preset(), seed=seed
+        ).run_to_end()
 
     first = run(1)
     run(2, hole())
@@ -135,8 +160,14 @@ def test_concurrent_runs_on_one_prior(prior):
     targets = {seed: smooth_target(32, seed=seed) for seed in (4, 5)}
 
     def start(seed, degradation):
-        return reconstruct(prior, targets[seed], degradation, class_id=seed - 3,
-                           preset=preset(iterations=[4, 4]), seed=seed)
+        return reconstruct(
+            prior,
+            targets[seed],
+            degradation,
+            class_id=seed - 3,
+            preset=preset(iterations=[4, 4]),
+            seed=seed,
+        )
 
     alone = {seed: start(seed, "reconstruct").run_to_end() for seed in targets}
     before = (fingerprint(prior.G), fingerprint(prior.D))
@@ -179,27 +210,31 @@ def test_concurrent_runs_on_one_prior(prior):
 def test_the_run_hands_its_generator_to_the_first_render(prior):
     """The fine-tuned G travels with the fresh state (not saved, not copied into derived
     states) and renders exactly what base + delta renders."""
-    state = reconstruct(prior, smooth_target(32), hole(), class_id=1,
-                        preset=preset()).run_to_end()
+    state = reconstruct(prior, smooth_target(32), hole(), class_id=1, preset=preset()).run_to_end()
     derived = dataclasses.replace(state, z=state.z + 0.1)
     from_run = state.materialize(prior.G)
     rebuilt = state.materialize(prior.G)
     assert rebuilt is not from_run  # handed over once
     assert not any(p.requires_grad or p.grad is not None for p in from_run.parameters())
     assert torch.equal(from_run.shared.weight, prior.G.shared.weight)
-    for a, b in zip(from_run.state_dict().values(), rebuilt.state_dict().values(),
-                    strict=True):
+    for a, b in zip(from_run.state_dict().values(), rebuilt.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    assert torch.equal(render(prior, state, generator=from_run),
-                       render(prior, state, generator=rebuilt))
+    assert torch.equal(
+        render(prior, state, generator=from_run), render(prior, state, generator=rebuilt)
+    )
     assert derived.materialize(prior.G) is not from_run
     # another base (a model of the same shape) never gets the run's generator
     other = tiny_prior(seed=1)
-    fresh = reconstruct(prior, smooth_target(32), "reconstruct", class_id=1,
-                        preset=preset()).run_to_end()
+    fresh = reconstruct(
+        prior, smooth_target(32), "reconstruct", class_id=1, preset=preset()
+    ).run_to_end()
     G_other = fresh.materialize(other.G)
-    torch.testing.assert_close(G_other.linear.weight - other.G.linear.weight,
-                               fresh.weight_delta["linear.weight"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        G_other.linear.weight - other.G.linear.weight,
+        fresh.weight_delta["linear.weight"],
+        atol=1e-6,
+        rtol=0,
+    )
 
 
 def test_frozen_view_shares_weights_and_keeps_its_own_flags(prior):

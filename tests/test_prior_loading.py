@@ -41,8 +41,9 @@ def test_loads_safetensors_with_suffix_and_fp16(tmp_path):
 def test_checkpoint_without_dgp_instance_norm_keys_loads(tmp_path):
     folder = parity_folder(tmp_path / "m")
     sd = torch.load(folder / "G_ema.pth", weights_only=True)
-    torch.save({k: v for k, v in sd.items() if ".in1." not in k and ".in2." not in k},
-               folder / "G_ema.pth")
+    torch.save(
+        {k: v for k, v in sd.items() if ".in1." not in k and ".in2." not in k}, folder / "G_ema.pth"
+    )
     prior = load_prior(folder)
     assert torch.all(prior.G.blocks[0][0].in1.weight == 1)
 
@@ -111,7 +112,11 @@ def test_checksum_identifies_the_weights(tmp_path):
     torch.save(sd, other / "G_ema.pth")
     assert load_prior(other).checksum != a.checksum
     # installed models: from the install record, without hashing the weights again
-    model = import_files("mine", tmp_path / "a" / "G_ema.pth", tmp_path / "a" / "D.pth",
-                         config=tmp_path / "a" / "config.json")
+    model = import_files(
+        "mine",
+        tmp_path / "a" / "G_ema.pth",
+        tmp_path / "a" / "D.pth",
+        config=tmp_path / "a" / "config.json",
+    )
     first = load_prior("mine").checksum
     assert len(first) == 64 and first == load_prior(model.folder).checksum

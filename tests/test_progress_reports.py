@@ -13,10 +13,18 @@ from .helpers import smooth_target, tiny_prior
 
 @pytest.fixture(scope="module")
 def reports():
-    preset = Preset.from_dict({"iterations": [3, 2, 2], "ft_num": [1, 2, "all"],
-                               "G_lrs": [1e-3] * 3, "z_lrs": [1e-2] * 3, "select_num": 3})
-    return list(reconstruct(tiny_prior(), smooth_target(32), "reconstruct", class_id=1,
-                            preset=preset))
+    preset = Preset.from_dict(
+        {
+            "iterations": [3, 2, 2],
+            "ft_num": [1, 2, "all"],
+            "G_lrs": [1e-3] * 3,
+            "z_lrs": [1e-2] * 3,
+            "select_num": 3,
+        }
+    )
+    return list(
+        reconstruct(tiny_prior(), smooth_target(32), "reconstruct", class_id=1, preset=preset)
+    )
 
 
 def test_reports_carry_the_stage_count(reports):

@@ -44,20 +44,30 @@ def make_project(states) -> Project:
     rng = np.random.default_rng(0)
     a, b = states
     return Project(
-        sources={"photo": (rng.random((30, 41, 3)) * 255).astype(np.uint8),
-                 "scan16": (rng.random((12, 9)) * 65535).astype(np.uint16),
-                 "alpha": (rng.random((8, 8, 4)) * 255).astype(np.uint8)},
-        masks={"hole": rng.random((30, 41)) > 0.7,
-               "soft": (rng.random((30, 41)) * 255).astype(np.uint8)},
-        images={"result": (rng.random((32, 32, 3)) * 255).astype(np.uint8),
-                "float": rng.random((4, 5, 3)).astype(np.float32)},
+        sources={
+            "photo": (rng.random((30, 41, 3)) * 255).astype(np.uint8),
+            "scan16": (rng.random((12, 9)) * 65535).astype(np.uint16),
+            "alpha": (rng.random((8, 8, 4)) * 255).astype(np.uint8),
+        },
+        masks={
+            "hole": rng.random((30, 41)) > 0.7,
+            "soft": (rng.random((30, 41)) * 255).astype(np.uint8),
+        },
+        images={
+            "result": (rng.random((32, 32, 3)) * 255).astype(np.uint8),
+            "float": rng.random((4, 5, 3)).astype(np.float32),
+        },
         states={"day": a, "night": b},
         regions=[{"id": "r1", "x": 3, "y": 4, "size": 32, "source": "photo"}],
-        history=[{"op": "paint", "mask": "hole", "tiles": [[0, 0], [1, 2]]},
-                 {"op": "restore", "state": "day", "image": "result"}],
+        history=[
+            {"op": "paint", "mask": "hole", "tiles": [[0, 0], [1, 2]]},
+            {"op": "restore", "state": "day", "image": "result"},
+        ],
         timeline={"keyframes": ["day", "night"], **MorphTimeline(frames=30).to_dict()},
-        settings={"task": "inpainting", "model": "tiny", "zoom": 1.5}, title="Garden",
-        created=1_700_000_000.25)
+        settings={"task": "inpainting", "model": "tiny", "zoom": 1.5},
+        title="Garden",
+        created=1_700_000_000.25,
+    )
 
 
 def test_round_trip_is_exact(tmp_path, two_states):
@@ -188,7 +198,7 @@ def test_autosave_and_crash_recovery(tmp_path, two_states):
     assert saver.maybe_save(project, dirty=False) is None
     assert saver.maybe_save(project) == saver.path  # first change: saved at once
     now[0] = 30
-    assert saver.maybe_save(project) is None        # not due yet
+    assert saver.maybe_save(project) is None  # not due yet
     now[0] = 61
     assert saver.maybe_save(project) == saver.path
     assert saver.path.parent != tmp_path and saver.path == autosave_path(path)

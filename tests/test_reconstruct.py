@@ -22,9 +22,16 @@ from .helpers import smooth_target, tiny_prior
 
 
 def preset(**kw) -> Preset:
-    base = {"iterations": [3, 3], "ft_num": [1, "all"], "G_lrs": [1e-3, 1e-3],
-            "z_lrs": [1e-2, 1e-2], "w_D_loss": [1, 1], "w_mse": [1, 1], "ftr_num": [8, 8],
-            "select_num": 4}
+    base = {
+        "iterations": [3, 3],
+        "ft_num": [1, "all"],
+        "G_lrs": [1e-3, 1e-3],
+        "z_lrs": [1e-2, 1e-2],
+        "w_D_loss": [1, 1],
+        "w_mse": [1, 1],
+        "ftr_num": [8, 8],
+        "select_num": 4,
+    }
     return Preset.from_dict({**base, **kw})
 
 
@@ -41,7 +48,13 @@ def test_reports_then_state_and_base_weights_restored(prior):
     steps = [r for r in reports if r.phase == "optimize" and not r.done]
     assert [r.iteration for r in select] == [1, 2, 3, 4]
     assert [(r.stage, r.iteration, r.step) for r in steps] == [
-        (0, 1, 1), (0, 2, 2), (0, 3, 3), (1, 1, 4), (1, 2, 5), (1, 3, 6)]
+        (0, 1, 1),
+        (0, 2, 2),
+        (0, 3, 3),
+        (1, 1, 4),
+        (1, 2, 5),
+        (1, 3, 6),
+    ]
     assert all(r.total == 6 and r.image.shape == (1, 3, 32, 32) for r in steps)
     assert reports[-1].done and reports[-1].state is run.state
     st = run.state
@@ -84,8 +97,14 @@ def test_state_renders_what_the_next_iteration_would_see(prior, exact, tmp_path)
 
 def test_cancel_mid_run_leaves_usable_state(prior):
     cancel = threading.Event()
-    run = reconstruct(prior, smooth_target(32), "colorize", class_id=0,
-                      preset=preset(iterations=[50, 50]), cancel=cancel)
+    run = reconstruct(
+        prior,
+        smooth_target(32),
+        "colorize",
+        class_id=0,
+        preset=preset(iterations=[50, 50]),
+        cancel=cancel,
+    )
     seen = 0
     last = None
     for r in run:
@@ -101,8 +120,14 @@ def test_cancel_mid_run_leaves_usable_state(prior):
 
 def test_cancel_during_z_selection(prior):
     cancel = threading.Event()
-    run = reconstruct(prior, smooth_target(32), "reconstruct", class_id=0,
-                      preset=preset(select_num=100), cancel=cancel)
+    run = reconstruct(
+        prior,
+        smooth_target(32),
+        "reconstruct",
+        class_id=0,
+        preset=preset(select_num=100),
+        cancel=cancel,
+    )
     reports = []
     for r in run:
         reports.append(r)
@@ -113,14 +138,26 @@ def test_cancel_during_z_selection(prior):
 
 
 def test_z_selection_keeps_the_best_candidate_and_can_pick_the_class(prior):
-    run = reconstruct(prior, smooth_target(32), "reconstruct", class_id=None,
-                      preset=preset(select_num=6, iterations=[1, 0]), seed=11)
+    run = reconstruct(
+        prior,
+        smooth_target(32),
+        "reconstruct",
+        class_id=None,
+        preset=preset(select_num=6, iterations=[1, 0]),
+        seed=11,
+    )
     losses = [r.losses["select_loss"] for r in run if r.phase == "select"]
     assert losses == sorted(losses, reverse=True)  # best so far, never worse
     assert 0 <= run.state.class_id < 5
     # the same seed chooses the same latent
-    run2 = reconstruct(prior, smooth_target(32), "reconstruct", class_id=None,
-                       preset=preset(select_num=6, iterations=[1, 0]), seed=11)
+    run2 = reconstruct(
+        prior,
+        smooth_target(32),
+        "reconstruct",
+        class_id=None,
+        preset=preset(select_num=6, iterations=[1, 0]),
+        seed=11,
+    )
     run2.run_to_end()
     assert run2.state.class_id == run.state.class_id
 
@@ -133,17 +170,21 @@ def test_stop_mse_ends_stage_early(prior):
 
 
 def test_z_only_keeps_generator(prior):
-    run = reconstruct(prior, smooth_target(32), "reconstruct", class_id=0,
-                      preset=preset(update_G=False))
+    run = reconstruct(
+        prior, smooth_target(32), "reconstruct", class_id=0, preset=preset(update_G=False)
+    )
     assert run.run_to_end().weight_delta == {}
 
 
-@pytest.mark.parametrize("target,match", [
-    (torch.full((1, 3, 32, 32), float("nan")), "non-finite"),
-    (torch.zeros(1, 3, 16, 16), "resize or crop"),
-    (torch.zeros(1, 1, 32, 32), r"\[1, 3, H, W\]"),
-    (torch.full((1, 3, 32, 32), 3.0), r"\[-1, 1\]"),
-])
+@pytest.mark.parametrize(
+    "target,match",
+    [
+        (torch.full((1, 3, 32, 32), float("nan")), "non-finite"),
+        (torch.zeros(1, 3, 16, 16), "resize or crop"),
+        (torch.zeros(1, 1, 32, 32), r"\[1, 3, H, W\]"),
+        (torch.full((1, 3, 32, 32), 3.0), r"\[-1, 1\]"),
+    ],
+)
 def test_bad_targets(prior, target, match):
     with pytest.raises(InputError, match=match):
         reconstruct(prior, target, "reconstruct", class_id=0, preset=preset())
@@ -167,14 +208,19 @@ def test_bad_class_task_preset_and_latent(prior):
 def test_a_seed_torch_cannot_take_is_refused_in_a_sentence(prior, seed):
     # a 30-digit --seed ended in torch's "Overflow when unpacking long long" traceback
     with pytest.raises(InputError, match="seed .* is out of range"):
-        reconstruct(prior, smooth_target(32), "reconstruct", class_id=0, preset=preset(),
-                    seed=seed)
+        reconstruct(prior, smooth_target(32), "reconstruct", class_id=0, preset=preset(), seed=seed)
 
 
 @pytest.mark.parametrize("seed", [0, -1, (1 << 64) - 1, -(1 << 63)])
 def test_every_64_bit_seed_runs(prior, seed):
-    run = reconstruct(prior, smooth_target(32), "reconstruct", class_id=0,
-                      preset=preset(iterations=[1, 0], select_num=1), seed=seed)
+    run = reconstruct(
+        prior,
+        smooth_target(32),
+        "reconstruct",
+        class_id=0,
+        preset=preset(iterations=[1, 0], select_num=1),
+        seed=seed,
+    )
     assert run.run_to_end().seed == seed
 
 
@@ -185,10 +231,11 @@ def test_state_errors(prior, tmp_path):
         ReconstructionState.load(bad)
     with pytest.raises(StateError, match="does not exist"):
         ReconstructionState.load(tmp_path / "missing.dgp")
-    state = reconstruct(prior, smooth_target(32), "reconstruct", class_id=0,
-                        preset=preset()).run_to_end()
-    other = tiny_prior()
-    other.G = type(prior.G)(type(prior.config)(**{**prior.config.to_dict(), "G_ch": 16}))
+    state = reconstruct(
+        prior, smooth_target(32), "reconstruct", class_id=0, preset=preset()
+    ).run_to_end()
+    wider = type(prior.config)(**{**prior.config.to_dict(), "G_ch": 16})
+    other = type(prior)(type(prior.G)(wider), tiny_prior().D, wider)
     with pytest.raises(StateError, match="does not fit"):
         render(other, state)
 
@@ -209,12 +256,29 @@ def test_z_selection_picks_the_same_start_whatever_the_batch_size(class_id):
     16-wide normal sampler)."""
     from dgp_engine import BigGANConfig, build_prior
 
-    prior = build_prior(BigGANConfig(resolution=32, G_ch=8, D_ch=8, dim_z=120, shared_dim=8,
-                                     n_classes=5, G_attn="0", D_attn="0"), seed=0)
+    prior = build_prior(
+        BigGANConfig(
+            resolution=32,
+            G_ch=8,
+            D_ch=8,
+            dim_z=120,
+            shared_dim=8,
+            n_classes=5,
+            G_attn="0",
+            D_attn="0",
+        ),
+        seed=0,
+    )
     picks = []
     for batch in (1, 3, 16):
-        run = reconstruct(prior, smooth_target(32), "reconstruct", class_id=class_id,
-                          preset=preset(select_num=7, iterations=[1, 0]), select_batch=batch)
+        run = reconstruct(
+            prior,
+            smooth_target(32),
+            "reconstruct",
+            class_id=class_id,
+            preset=preset(select_num=7, iterations=[1, 0]),
+            select_batch=batch,
+        )
         first = next(r for r in run if r.phase == "optimize")  # G(z₀) of the chosen start
         state = run.run_to_end()
         picks.append((first.image, state.class_id))

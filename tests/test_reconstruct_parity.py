@@ -22,14 +22,22 @@ def prior(tmp_path_factory):
 
 def _run(prior, rec, exact):
     preset = Preset.from_dict(rec["hyperparameters"])
-    run = reconstruct(prior, rec["target"], "colorize", class_id=int(rec["y"]), preset=preset,
-                      z_init=rec["z_init"], exact=exact)
+    run = reconstruct(
+        prior,
+        rec["target"],
+        "colorize",
+        class_id=int(rec["y"]),
+        preset=preset,
+        z_init=rec["z_init"],
+        exact=exact,
+    )
     reports = [r for r in run if r.phase == "optimize" and not r.done]
     return run.state, reports
 
 
-@pytest.mark.parametrize("name", ["dgp_colorization_stage1_2iters.pt",
-                                  "dgp_colorization_5stages_2iters_each.pt"])
+@pytest.mark.parametrize(
+    "name", ["dgp_colorization_stage1_2iters.pt", "dgp_colorization_5stages_2iters_each.pt"]
+)
 def test_exact_mode_matches_every_record(prior, name):
     rec = torch.load(PARITY / name, weights_only=False)
     state, reports = _run(prior, rec, exact=True)
@@ -61,11 +69,15 @@ def test_z_selection_losses_match_reference(prior):
     y = sel["y"]
     assert sel["ftr_num"] == SELECT_FTR_NUM
     with torch.no_grad():
-        one_by_one = torch.stack([
-            feat(phi(prior.G(z[None], prior.G.shared(y))), SELECT_FTR_NUM)
-            for z in sel["candidates_z"]])
+        one_by_one = torch.stack(
+            [
+                feat(phi(prior.G(z[None], prior.G.shared(y))), SELECT_FTR_NUM)
+                for z in sel["candidates_z"]
+            ]
+        )
         batched = feat.per_sample(
-            phi(prior.G(sel["candidates_z"], prior.G.shared(y.expand(8)))), SELECT_FTR_NUM)
+            phi(prior.G(sel["candidates_z"], prior.G.shared(y.expand(8)))), SELECT_FTR_NUM
+        )
     torch.testing.assert_close(one_by_one, sel["losses"], atol=1e-7, rtol=1e-5)
     torch.testing.assert_close(batched, sel["losses"], atol=1e-7, rtol=1e-5)
     assert int(torch.argmin(batched)) == sel["chosen_index"]

@@ -119,18 +119,18 @@ def test_automatic_region_keeps_the_enlargement_at_most_two_times():
     it), one of 106 px a 318 px square; both came back enlarged 3.6× / 5×."""
     photo = np.zeros((600, 800), bool)
     badge = photo.copy()
-    badge[200:277, 300:377] = True                    # 77 px: fits 128 px with context
+    badge[200:277, 300:377] = True  # 77 px: fits 128 px with context
     r = working_region("inpaint", (800, 600), 64, hole=badge)
-    assert r.size == 128                              # the sharp limit, not 3 × 77 = 231
+    assert r.size == 128  # the sharp limit, not 3 × 77 = 231
     x0, y0, x1, y1 = r.box
     assert x0 <= 300 and x1 >= 377 and y0 <= 200 and y1 >= 277
     assert min(300 - x0, x1 - 377, 200 - y0, y1 - 277) >= 77 // 4  # context kept
     assert region_advisory("inpaint", r.size, 64) is None
     small = photo.copy()
-    small[300:330, 400:430] = True                    # 30 px: full context, 90 ≤ 128
+    small[300:330, 400:430] = True  # 30 px: full context, 90 ≤ 128
     assert working_region("inpaint", (800, 600), 64, hole=small).size == 90
     big = photo.copy()
-    big[100:206, 100:206] = True                      # 106 px: too large for 128 px
+    big[100:206, 100:206] = True  # 106 px: too large for 128 px
     r = working_region("inpaint", (800, 600), 64, hole=big)
     assert r.size == context_side(106, MIN_CONTEXT) == 159  # least context, not 318
     assert working_region("inpaint", (800, 600), 256, hole=big).size == 318  # 1.2×: full
@@ -140,9 +140,10 @@ def test_advisory_names_both_remedies():
     a = region_advisory("inpaint", 159, 64, hole_side=106)
     assert isinstance(a, RegionAdvisory) and a.factor == pytest.approx(159 / 64)
     assert a.sharp_side == 128 and a.largest_hole == largest_hole(128, MIN_CONTEXT) == 85
-    assert a.model_resolution_needed == 80
+    assert a.model_resolution_needed == 128  # 80 px would do; priors come in powers of two
+    assert region_advisory("inpaint", 129, 64).model_resolution_needed == 128  # not 65
     larger, smaller = a.remedies
-    assert "larger model, of at least 80 px" in larger and "64 px" in larger
+    assert "larger model, 128 px or more" in larger and "64 px" in larger
     assert "mask at most 85 px across" in smaller and "106 px" in smaller
     assert larger in a.message and smaller in a.message and "2.5×" in a.message
     assert a.to_dict()["kind"] == "soft-enlargement"
@@ -159,13 +160,13 @@ def test_plan_carries_the_advisory_once():
 
     photo = Photo.from_array(np.full((300, 400, 3), 128, np.uint8))
     hole = np.zeros((300, 400), bool)
-    hole[100:150, 100:150] = True                     # 50 px with a 32 px model
+    hole[100:150, 100:150] = True  # 50 px with a 32 px model
     plan = plan_task(photo, "inpaint", 32, mask=hole)
     assert plan.view.w == context_side(50, MIN_CONTEXT) == 75
     (a,) = plan.advisories
     assert a.hole_side == 50 and a.side == 75
     assert plan.notes.count(a.message) == 1
     hole[:] = False
-    hole[100:120, 100:120] = True                     # 20 px: a sharp 60 px square
+    hole[100:120, 100:120] = True  # 20 px: a sharp 60 px square
     plan = plan_task(photo, "inpaint", 32, mask=hole)
     assert plan.view.w == 60 and plan.advisories == [] and plan.notes == []

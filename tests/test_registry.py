@@ -29,8 +29,11 @@ def test_registry_lists_the_bundled_prior_and_the_papers_biggans():
     bundled = known["bundled"]
     assert bundled.kind == "bundled" and bundled.classes == "classes.txt"
     assert bundled.source is None
-    for name, (res, ch) in {"biggan-128": (128, 96), "biggan-256": (256, 96),
-                            "biggan-256-ch64": (256, 64)}.items():
+    for name, (res, ch) in {
+        "biggan-128": (128, 96),
+        "biggan-256": (256, 96),
+        "biggan-256-ch64": (256, 64),
+    }.items():
         entry = known[name]
         assert entry.kind == "download" and entry.classes == "imagenet"
         assert (entry.resolution, entry.config.G_ch, entry.config.D_ch) == (res, ch, ch)
@@ -59,7 +62,8 @@ def test_registry_architectures_match_the_authors_key_manifests(name):
         counts = manifest[role]
         assert entry.expect[f"{role.lower()}_keys"] == counts["num_keys"]
         assert entry.expect[f"{role.lower()}_elements"] == (
-            counts["num_parameter_elements"] + counts["num_buffer_elements"])
+            counts["num_parameter_elements"] + counts["num_buffer_elements"]
+        )
 
 
 def test_shipped_registry_is_package_data_and_does_not_point_outside_the_package():
@@ -80,8 +84,11 @@ def test_list_models_reports_states_and_download_sizes():
 
 
 def test_resolve_model_dir_says_how_to_get_a_model():
-    with pytest.raises(CheckpointError, match=r"not installed yet: run `dgp models pull "
-                                              r"biggan-128`"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"not installed yet: run `dgp models pull "
+        r"biggan-128`",
+    ):
         registry.resolve_model_dir("biggan-128")
     with pytest.raises(CheckpointError, match="neither a folder nor a known model name"):
         registry.resolve_model_dir("no-such-model")
@@ -95,8 +102,9 @@ def test_resolve_model_dir_says_how_to_get_a_model():
 
 
 def test_source_settings_are_stored_per_user_and_validated():
-    src = registry.set_source("biggan-128", repo_id="someone/biggan", revision="abc123",
-                              G_sha256="A" * 64)
+    src = registry.set_source(
+        "biggan-128", repo_id="someone/biggan", revision="abc123", G_sha256="A" * 64
+    )
     assert (src.repo_id, src.revision, src.G_sha256) == ("someone/biggan", "abc123", "a" * 64)
     assert registry.user_file().is_file()
     assert registry.get_entry("biggan-256").source.repo_id == ""  # others untouched
@@ -121,7 +129,8 @@ def test_a_damaged_user_file_names_itself_and_the_fix():
 def test_a_broken_user_model_is_skipped_in_lists_but_explained_when_asked_for():
     registry.user_file().parent.mkdir(parents=True, exist_ok=True)
     registry.user_file().write_text(
-        '[models.mine]\nkind = "download"\n[models.mine.config]\nresolution = 100\n')
+        '[models.mine]\nkind = "download"\n[models.mine.config]\nresolution = 100\n'
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         names = [r.name for r in registry.list_models()]
@@ -132,8 +141,7 @@ def test_a_broken_user_model_is_skipped_in_lists_but_explained_when_asked_for():
 
 def test_user_models_and_recorded_checksums():
     cfg = BigGANConfig(resolution=32, G_ch=16, D_ch=16, n_classes=10, G_attn="0", D_attn="0")
-    entry = registry.add_model("tiny-hub", cfg, registry.HubSource(repo_id="me/tiny"),
-                               title="Tiny")
+    entry = registry.add_model("tiny-hub", cfg, registry.HubSource(repo_id="me/tiny"), title="Tiny")
     assert entry.user_defined and entry.config == cfg and entry.title == "Tiny"
     assert registry.get_entry("tiny-hub").source.repo_id == "me/tiny"
     with pytest.raises(RegistryError, match="built-in model name"):

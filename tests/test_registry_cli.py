@@ -27,8 +27,9 @@ def test_list_path_and_help(capsys):
     code, out, _ = run(capsys, "list")
     assert code == 0
     assert out.splitlines()[0].split() == ["NAME", "STATE", "RES", "SIZE", "SOURCE"]
-    assert any(line.startswith("biggan-256-ch64 ") and "not installed" in line
-               for line in out.splitlines())
+    assert any(
+        line.startswith("biggan-256-ch64 ") and "not installed" in line for line in out.splitlines()
+    )
     code, out, _ = run(capsys, "list", "--json")
     assert {row["name"] for row in json.loads(out)} >= {"bundled", "biggan-128"}
     assert run(capsys, "path")[1].strip() == str(paths.models_dir())
@@ -40,8 +41,17 @@ def test_list_path_and_help(capsys):
 def test_import_verify_remove(capsys, tmp_path):
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(PARITY_CONFIG))
-    code, out, err = run(capsys, "import", "parity", "--g", str(PARITY / "G_ema.pth"),
-                         "--d", str(PARITY / "D.pth"), "--config", str(cfg))
+    code, out, err = run(
+        capsys,
+        "import",
+        "parity",
+        "--g",
+        str(PARITY / "G_ema.pth"),
+        "--d",
+        str(PARITY / "D.pth"),
+        "--config",
+        str(cfg),
+    )
     assert code == 0, err
     assert "parity: imported into" in out and "G_ch 16" in out
     assert run(capsys, "path", "parity")[1].strip() == str(paths.models_dir() / "parity")
@@ -50,8 +60,15 @@ def test_import_verify_remove(capsys, tmp_path):
     (paths.models_dir() / "parity" / "D.safetensors").write_bytes(b"x")
     code, out, _ = run(capsys, "verify", "parity")
     assert code == 1 and "D.safetensors has 1 bytes" in out
-    code, _, err = run(capsys, "import", "biggan-256", "--g", str(PARITY / "G_ema.pth"),
-                       "--d", str(PARITY / "D.pth"))
+    code, _, err = run(
+        capsys,
+        "import",
+        "biggan-256",
+        "--g",
+        str(PARITY / "G_ema.pth"),
+        "--d",
+        str(PARITY / "D.pth"),
+    )
     assert code == 1
     assert err.startswith("dgp: error: G_ema.pth is a BigGAN 128 px generator with G_ch 16")
     code, out, _ = run(capsys, "remove", "parity")
@@ -65,8 +82,7 @@ def test_source_and_pull_from_a_fake_hub(capsys, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     code, _, err = run(capsys, "pull", "biggan-128")
     assert code == 1 and "has no download source yet" in err
-    code, out, _ = run(capsys, "source", "biggan-128", "--repo-id", "me/biggan",
-                       "--revision", "v1")
+    code, out, _ = run(capsys, "source", "biggan-128", "--repo-id", "me/biggan", "--revision", "v1")
     assert code == 0 and "repo_id   me/biggan" in out and "revision  v1" in out
     code, _, err = run(capsys, "source", "biggan-128", "--g-sha256", "nothex")
     assert code == 1 and "64 hexadecimal digits" in err
@@ -88,13 +104,21 @@ def test_source_and_pull_from_a_fake_hub(capsys, monkeypatch):
         code, out, _ = run(capsys, "source", "tiny")
         assert "(recorded at first download)" in out
     code, out, _ = run(capsys, "list")
-    assert any(line.startswith("tiny ") and "installed" in line and "me/tiny@main" in line
-               for line in out.splitlines())
+    assert any(
+        line.startswith("tiny ") and "installed" in line and "me/tiny@main" in line
+        for line in out.splitlines()
+    )
     assert run(capsys, "verify")[0] == 0
 
 
-@pytest.mark.parametrize("argv", [["pull", "bundled"], ["remove", "bundled"],
-                                  ["import", "x", "--g", "nope.pth", "--d", "nope2.pth"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["pull", "bundled"],
+        ["remove", "bundled"],
+        ["import", "x", "--g", "nope.pth", "--d", "nope2.pth"],
+    ],
+)
 def test_errors_are_one_line_with_exit_code_1(capsys, argv):
     code, out, err = run(capsys, *argv)
     assert code == 1 and out == ""
@@ -105,7 +129,8 @@ def test_errors_are_one_line_with_exit_code_1(capsys, argv):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("option", ["--config", "--classes", "--config-yaml"])
 def test_a_device_or_fifo_given_as_a_settings_file_is_refused_without_reading_it(
-        capsys, tmp_path, option):
+    capsys, tmp_path, option
+):
     # --config /dev/zero read until the kernel killed the process at 24 GB; a FIFO blocked
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(PARITY_CONFIG))
@@ -114,14 +139,25 @@ def test_a_device_or_fifo_given_as_a_settings_file_is_refused_without_reading_it
     flag = "--config" if option == "--config-yaml" else option
     for bad in (fifo, "/dev/zero"):
         extra = ["--config", str(cfg)] if option == "--classes" else []
-        code, _, err = run(capsys, "import", "parity", "--g", str(PARITY / "G_ema.pth"),
-                           "--d", str(PARITY / "D.pth"), *extra, flag, str(bad))
+        code, _, err = run(
+            capsys,
+            "import",
+            "parity",
+            "--g",
+            str(PARITY / "G_ema.pth"),
+            "--d",
+            str(PARITY / "D.pth"),
+            *extra,
+            flag,
+            str(bad),
+        )
         assert code == 1 and "not a regular file" in err, err
     assert not (paths.models_dir() / "parity").exists()
 
 
 def test_a_weights_path_that_is_a_folder_or_device_is_not_called_missing(capsys, tmp_path):
     for bad in (tmp_path, "/dev/zero"):
-        code, _, err = run(capsys, "import", "parity", "--g", str(bad), "--d",
-                           str(PARITY / "D.pth"))
+        code, _, err = run(
+            capsys, "import", "parity", "--g", str(bad), "--d", str(PARITY / "D.pth")
+        )
         assert code == 1 and "is not a file (a folder, device or pipe)" in err, err

@@ -33,8 +33,10 @@ from dgp_engine.cli import main
 from .task_helpers import photo_array, tiny_model_folder, tiny_preset_file
 
 REPO = Path(__file__).resolve().parents[1]
-OURS = re.compile(r"^\..+\.(\d+-([0-9a-f]{6}-)?)?[a-z0-9_]{8}"
-                  r"(\.part|\.tmp|\.partial(\.\w+)?)$|^\..+\.dgp-lock$")
+OURS = re.compile(
+    r"^\..+\.(\d+-([0-9a-f]{6}-)?)?[a-z0-9_]{8}"
+    r"(\.part|\.tmp|\.partial(\.\w+)?)$|^\..+\.dgp-lock$"
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +52,30 @@ def kit(tmp_path_factory):
     Image.fromarray(mask).save(root / "mask.png")
     common = ["--model", str(model), "--preset", str(preset), "-q", "--threads", "1"]
     for i in range(2):
-        assert main(["colorize", str(root / "in.png"), "-o", str(root / f"k{i}.png"),
-                     "--save-state", str(root / f"k{i}.dgp"), "--seed", str(i), *common]) == 0
-    return {"root": root, "model": model, "preset": preset, "slow": slow, "medium": medium,
-            "common": common}
+        assert (
+            main(
+                [
+                    "colorize",
+                    str(root / "in.png"),
+                    "-o",
+                    str(root / f"k{i}.png"),
+                    "--save-state",
+                    str(root / f"k{i}.dgp"),
+                    "--seed",
+                    str(i),
+                    *common,
+                ]
+            )
+            == 0
+        )
+    return {
+        "root": root,
+        "model": model,
+        "preset": preset,
+        "slow": slow,
+        "medium": medium,
+        "common": common,
+    }
 
 
 def _digest(path: Path) -> str:
@@ -62,13 +84,19 @@ def _digest(path: Path) -> str:
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "tests.signal_harness", *args], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.signal_harness", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def _signal_at(proc: subprocess.Popen, point: str | None, signals: list[int],
-               after_s: float = 0.0) -> tuple[int, str]:
+def _signal_at(
+    proc: subprocess.Popen, point: str | None, signals: list[int], after_s: float = 0.0
+) -> tuple[int, str]:
     """Wait for ``@@point`` on stderr (or ``after_s``), deliver ``signals``; (code, stderr)."""
     seen: list[str] = []
     if point is not None:
@@ -114,18 +142,32 @@ TASK_CASES = [
 ]
 
 
-@pytest.mark.parametrize("command, point, signals, code, output", TASK_CASES,
-                         ids=[f"{c[0]}-{c[1]}-{'+'.join(signal.Signals(s).name for s in c[2])}"
-                              for c in TASK_CASES])
+@pytest.mark.parametrize(
+    "command, point, signals, code, output",
+    TASK_CASES,
+    ids=[f"{c[0]}-{c[1]}-{'+'.join(signal.Signals(s).name for s in c[2])}" for c in TASK_CASES],
+)
 def test_restoration_commands(kit, tmp_path, command, point, signals, code, output):
     inp = tmp_path / "in.png"
     inp.write_bytes((kit["root"] / "in.png").read_bytes())
     before = _digest(inp)
     extra = ["--mask", str(kit["root"] / "mask.png")] if command == "inpaint" else []
     preset = kit["slow"] if point == "optimize" else kit["preset"]
-    args = [command, str(inp), "-o", str(tmp_path / "out.png"), "--save-state",
-            str(tmp_path / "out.dgp"), *extra, "--model", str(kit["model"]), "--preset",
-            str(preset), "--threads", "1"]
+    args = [
+        command,
+        str(inp),
+        "-o",
+        str(tmp_path / "out.png"),
+        "--save-state",
+        str(tmp_path / "out.dgp"),
+        *extra,
+        "--model",
+        str(kit["model"]),
+        "--preset",
+        str(preset),
+        "--threads",
+        "1",
+    ]
     got, err = _signal_at(_start(args, tmp_path), point, signals)
     assert got == code, err[-3000:]
     assert "Traceback" not in err
@@ -141,8 +183,7 @@ def test_restoration_commands(kit, tmp_path, command, point, signals, code, outp
     if signals[0] != signal.SIGKILL:
         assert _ours(tmp_path) == []  # nothing of ours left even before the next run
     # the next run in that folder removes what a killed one left
-    assert main([command, str(inp), "-o", str(tmp_path / "next.png"), *extra,
-                 *kit["common"]]) == 0
+    assert main([command, str(inp), "-o", str(tmp_path / "next.png"), *extra, *kit["common"]]) == 0
     assert _ours(tmp_path) == []
     assert _digest(inp) == before
 
@@ -155,14 +196,27 @@ MORPH_CASES = [
 ]
 
 
-@pytest.mark.parametrize("point, signals, code, output", MORPH_CASES,
-                         ids=[f"{c[0]}-{'+'.join(signal.Signals(s).name for s in c[1])}"
-                              for c in MORPH_CASES])
+@pytest.mark.parametrize(
+    "point, signals, code, output",
+    MORPH_CASES,
+    ids=[f"{c[0]}-{'+'.join(signal.Signals(s).name for s in c[1])}" for c in MORPH_CASES],
+)
 def test_morph(kit, tmp_path, point, signals, code, output):
     states = [kit["root"] / "k0.dgp", kit["root"] / "k1.dgp"]
     before = [_digest(s) for s in states]
-    args = ["morph", *map(str, states), "-o", str(tmp_path / "m.gif"), "--frames", "12",
-            "--model", str(kit["model"]), "--threads", "1", "-q"]
+    args = [
+        "morph",
+        *map(str, states),
+        "-o",
+        str(tmp_path / "m.gif"),
+        "--frames",
+        "12",
+        "--model",
+        str(kit["model"]),
+        "--threads",
+        "1",
+        "-q",
+    ]
     got, err = _signal_at(_start(args, tmp_path), point, signals)
     assert got == code, err[-3000:]
     assert "Traceback" not in err
@@ -173,8 +227,24 @@ def test_morph(kit, tmp_path, point, signals, code, output):
             assert im.n_frames == 12
     else:
         assert not gif.exists()
-    assert main(["morph", *map(str, states), "-o", str(tmp_path / "n.gif"), "--frames", "3",
-                 "--model", str(kit["model"]), "--threads", "1", "-q"]) == 0
+    assert (
+        main(
+            [
+                "morph",
+                *map(str, states),
+                "-o",
+                str(tmp_path / "n.gif"),
+                "--frames",
+                "3",
+                "--model",
+                str(kit["model"]),
+                "--threads",
+                "1",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert _ours(tmp_path) == []
 
 
@@ -185,8 +255,11 @@ BATCH_CASES = [
 ]
 
 
-@pytest.mark.parametrize("point, after_done, signals, code", BATCH_CASES,
-                         ids=["start-SIGINT", "running-SIGTERM", "running-SIGKILL"])
+@pytest.mark.parametrize(
+    "point, after_done, signals, code",
+    BATCH_CASES,
+    ids=["start-SIGINT", "running-SIGTERM", "running-SIGKILL"],
+)
 def test_batch(kit, tmp_path, point, after_done, signals, code):
     src = tmp_path / "in"
     src.mkdir()
@@ -195,13 +268,28 @@ def test_batch(kit, tmp_path, point, after_done, signals, code):
         Image.fromarray(photo_array(40, 56, seed=i)).convert("L").save(src / f"{i}.png")
     before = {p.name: _digest(p) for p in src.iterdir()}
     out = tmp_path / "out"
-    args = ["batch", "colorize", str(src), "-o", str(out), "--model", str(kit["model"]),
-            "--preset", str(kit["medium"]), "-q", "--threads", "1"]
+    args = [
+        "batch",
+        "colorize",
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        str(kit["model"]),
+        "--preset",
+        str(kit["medium"]),
+        "-q",
+        "--threads",
+        "1",
+    ]
     proc = _start(args, tmp_path)
     if after_done is not None:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None and \
-                len(list(out.glob("*.png"))) < after_done:
+        while (
+            time.monotonic() < deadline
+            and proc.poll() is None
+            and len(list(out.glob("*.png"))) < after_done
+        ):
             time.sleep(0.05)
         assert proc.poll() is None, "the batch ended before the signal"
     got, err = _signal_at(proc, point, signals)
@@ -249,9 +337,11 @@ RAY_CASES = [
 ]
 
 
-@pytest.mark.parametrize("kind, sig", RAY_CASES,
-                         ids=[f"{k.replace(' ', '-')}-{signal.Signals(s).name if s else 'wait'}"
-                              for k, s in RAY_CASES])
+@pytest.mark.parametrize(
+    "kind, sig",
+    RAY_CASES,
+    ids=[f"{k.replace(' ', '-')}-{signal.Signals(s).name if s else 'wait'}" for k, s in RAY_CASES],
+)
 def test_batch_ray_address_that_does_not_answer(kit, tmp_path, kind, sig):
     from dgp_engine.batch.ray_backend import CONNECT_TIMEOUT_S
     from dgp_engine.cli import batch as batch_cli
@@ -267,17 +357,34 @@ def test_batch_ray_address_that_does_not_answer(kit, tmp_path, kind, sig):
     address, held = _ray_address(kind)
     timeout = 3.0
     # with a signal, the default timeout (30 s): only the signal can end it promptly
-    args = ["batch", "colorize", str(src), "-o", str(out), "--model", str(kit["model"]),
-            "--preset", str(kit["medium"]), "-q", "--threads", "1", "--ray", address,
-            *([] if sig else ["--ray-timeout", str(timeout)])]
+    args = [
+        "batch",
+        "colorize",
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        str(kit["model"]),
+        "--preset",
+        str(kit["medium"]),
+        "-q",
+        "--threads",
+        "1",
+        "--ray",
+        address,
+        *([] if sig else ["--ray-timeout", str(timeout)]),
+    ]
     try:
         proc = _start(args, tmp_path)
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
         reader.start()
         deadline = time.monotonic() + 90
-        while not any("to restore" in line for line in lines) and proc.poll() is None \
-                and time.monotonic() < deadline:
+        while (
+            not any("to restore" in line for line in lines)
+            and proc.poll() is None
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.02)  # the job is planned; the workers are asked for next
         t0 = time.monotonic()
         if sig is not None:
@@ -290,8 +397,9 @@ def test_batch_ray_address_that_does_not_answer(kit, tmp_path, kind, sig):
             proc.kill()
             proc.wait()
             reader.join(5)
-            raise AssertionError(f"still connecting {time.monotonic() - t0:.0f} s later: "
-                                 + "".join(lines)[-2000:]) from None
+            raise AssertionError(
+                f"still connecting {time.monotonic() - t0:.0f} s later: " + "".join(lines)[-2000:]
+            ) from None
         elapsed = time.monotonic() - t0
         reader.join(5)
     finally:
@@ -318,8 +426,9 @@ def test_batch_ray_address_that_does_not_answer(kit, tmp_path, kind, sig):
 
 
 # --- what an abandoned command says it left (issue 20) ------------------------------------------
-def test_abandoned_while_writing_the_state_names_the_picture_it_kept(kit, tmp_path, capsys,
-                                                                     monkeypatch):
+def test_abandoned_while_writing_the_state_names_the_picture_it_kept(
+    kit, tmp_path, capsys, monkeypatch
+):
     """A second Ctrl-C while the state is written (the picture already renamed into place):
     the state is not written, the picture is complete and kept, and the message says so
     (it said "nothing unfinished was saved" as if nothing had been written)."""
@@ -332,8 +441,17 @@ def test_abandoned_while_writing_the_state_names_the_picture_it_kept(kit, tmp_pa
 
     monkeypatch.setattr(ReconstructionState, "save", interrupted_save)
     out, state = tmp_path / "out.png", tmp_path / "out.dgp"
-    code = main(["colorize", str(kit["root"] / "in.png"), "-o", str(out), "--save-state",
-                 str(state), *kit["common"]])
+    code = main(
+        [
+            "colorize",
+            str(kit["root"] / "in.png"),
+            "-o",
+            str(out),
+            "--save-state",
+            str(state),
+            *kit["common"],
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 130
     assert _complete_picture(out, (56, 40)) and not state.exists()

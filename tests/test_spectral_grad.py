@@ -13,8 +13,7 @@ from dgp_engine.models.spectral import SNConv2d, scale_outputs
 
 @pytest.mark.parametrize("style", ["power", "fixed"])
 @pytest.mark.parametrize("kernel", [3, 1])
-def test_scaled_output_layer_has_the_gradients_of_the_normalised_weight(style, kernel,
-                                                                       monkeypatch):
+def test_scaled_output_layer_has_the_gradients_of_the_normalised_weight(style, kernel, monkeypatch):
     torch.manual_seed(0)
     conv = SNConv2d(6, 5, kernel, padding=kernel // 2, style=style).eval()
     with torch.no_grad():
@@ -24,8 +23,7 @@ def test_scaled_output_layer_has_the_gradients_of_the_normalised_weight(style, k
 
     # reference: the weight divided by σ, σ differentiated by autograd
     ref = F.conv2d(x, conv.sn_weight(), conv.bias, 1, conv.padding)
-    gx_ref, gw_ref, gb_ref = torch.autograd.grad((ref * w_out).sum(),
-                                                 [x, conv.weight, conv.bias])
+    gx_ref, gw_ref, gb_ref = torch.autograd.grad((ref * w_out).sum(), [x, conv.weight, conv.bias])
     scale_outputs(conv, True)
     out = _counted(conv, x, monkeypatch)
     gx, gw, gb = torch.autograd.grad((out * w_out).sum(), [x, conv.weight, conv.bias])
@@ -35,8 +33,9 @@ def test_scaled_output_layer_has_the_gradients_of_the_normalised_weight(style, k
     # σ's term matters: without it the weight gradient is off by far more than this
     assert torch.allclose(gw, gw_ref, atol=1e-5, rtol=1e-4)
     no_sigma_term = torch.autograd.grad(
-        (F.conv2d(x, conv.weight, None, 1, conv.padding) / conv.sigma().detach()
-         * w_out).sum(), conv.weight)[0]
+        (F.conv2d(x, conv.weight, None, 1, conv.padding) / conv.sigma().detach() * w_out).sum(),
+        conv.weight,
+    )[0]
     assert not torch.allclose(no_sigma_term, gw_ref, atol=1e-3)
 
 
@@ -44,8 +43,9 @@ def _counted(conv: SNConv2d, x: torch.Tensor, monkeypatch) -> torch.Tensor:
     """conv(x), asserting it went through the in-place σ-gradient path."""
     calls = []
     apply = spectral._ScaledConv.apply
-    monkeypatch.setattr(spectral._ScaledConv, "apply",
-                        lambda *args: calls.append(1) or apply(*args))
+    monkeypatch.setattr(
+        spectral._ScaledConv, "apply", lambda *args: calls.append(1) or apply(*args)
+    )
     out = conv(x)
     monkeypatch.undo()
     assert calls == [1]
@@ -57,17 +57,16 @@ def test_an_input_without_gradient_gets_none_and_the_weight_its_gradient(monkeyp
     conv = SNConv2d(4, 4, 3).eval()
     x = torch.randn(1, 4, 5, 5)
     (gw_ref,) = torch.autograd.grad(
-        F.conv2d(x, conv.sn_weight(), conv.bias, 1, 1).square().sum(), [conv.weight])
+        F.conv2d(x, conv.sn_weight(), conv.bias, 1, 1).square().sum(), [conv.weight]
+    )
     scale_outputs(conv, True)
-    (gw,) = torch.autograd.grad(_counted(conv, x, monkeypatch).square().sum(),
-                                [conv.weight])
+    (gw,) = torch.autograd.grad(_counted(conv, x, monkeypatch).square().sum(), [conv.weight])
     assert torch.allclose(gw, gw_ref, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("kernel", [3, 1])
 @pytest.mark.parametrize("trained", [False, True])
-def test_small_convolutions_as_matrix_products_match_the_convolution(kernel, trained,
-                                                                     monkeypatch):
+def test_small_convolutions_as_matrix_products_match_the_convolution(kernel, trained, monkeypatch):
     """The fast path's ≤ 8×8 px convolutions (a matrix product over the unfolded input,
     the whole batch at once): same outputs and gradients, frozen or trained."""
     torch.manual_seed(2)
@@ -90,8 +89,9 @@ def test_small_convolutions_as_matrix_products_match_the_convolution(kernel, tra
     used = []
     for name in ("_gemm_conv", "_gemm_conv_backward"):
         real = getattr(spectral, name)
-        monkeypatch.setattr(spectral, name,
-                            lambda *a, _real=real, _name=name: used.append(_name) or _real(*a))
+        monkeypatch.setattr(
+            spectral, name, lambda *a, _real=real, _name=name: used.append(_name) or _real(*a)
+        )
     out = conv(x)
     grads = torch.autograd.grad((out * w_out).sum(), wanted)
     assert used == ["_gemm_conv", "_gemm_conv_backward"]

@@ -30,8 +30,7 @@ D_FILE = "model=D-best-weights-step=1000.pth"
 @pytest.fixture(scope="module", params=NAMES)
 def case(request):
     folder = SMALL / request.param
-    return request.param, load_prior(folder), torch.load(folder / "forward.pt",
-                                                         weights_only=False)
+    return request.param, load_prior(folder), torch.load(folder / "forward.pt", weights_only=False)
 
 
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -95,29 +94,39 @@ def test_yaml_and_tensors_give_the_same_architecture(name):
 
 def _meta_state_dict(manifest: dict) -> dict[str, torch.Tensor]:
     dtypes = {"float32": torch.float32, "int64": torch.int64}
-    return {k: torch.empty(v["shape"], dtype=dtypes[v["dtype"]], device="meta")
-            for k, v in manifest.items()}
+    return {
+        k: torch.empty(v["shape"], dtype=dtypes[v["dtype"]], device="meta")
+        for k, v in manifest.items()
+    }
 
 
-@pytest.mark.parametrize("manifest", ["studiogan_keys_imagenet128_ch96.json",
-                                      "studiogan_keys_afhq256_ch96.json",
-                                      "studiogan_keys_papa64_ch80.json"])
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        "studiogan_keys_imagenet128_ch96.json",
+        "studiogan_keys_afhq256_ch96.json",
+        "studiogan_keys_papa64_ch80.json",
+    ],
+)
 def test_full_size_configs_cover_every_key(manifest):
     data = json.loads((REFERENCE / manifest).read_text())
     g, d = _meta_state_dict(data["G"]), _meta_state_dict(data["D"])
     config = studiogan.infer_config(g, d)
     cfg = data["config"]
-    assert (config.resolution, config.n_classes, config.G_ch, config.D_ch, config.shared_dim) \
-        == (cfg["img_size"], cfg["num_classes"], cfg["g_conv_dim"], cfg["d_conv_dim"],
-            cfg["g_shared_dim"])
+    assert (config.resolution, config.n_classes, config.G_ch, config.D_ch, config.shared_dim) == (
+        cfg["img_size"],
+        cfg["num_classes"],
+        cfg["g_conv_dim"],
+        cfg["d_conv_dim"],
+        cfg["g_shared_dim"],
+    )
     assert config.effective_dim_z == cfg["z_dim"]
     with torch.device("meta"):
         nets = {"G": Generator(config), "D": Discriminator(config)}
     for role, sd in (("G", g), ("D", d)):
         ours = {k: tuple(v.shape) for k, v in nets[role].state_dict().items()}
         converted = {k: tuple(v.shape) for k, v in studiogan.to_ours(sd, role).items()}
-        assert set(converted) == {k for k in ours if not (role == "G" and
-                                                          OPTIONAL_G_KEYS.match(k))}
+        assert set(converted) == {k for k in ours if not (role == "G" and OPTIONAL_G_KEYS.match(k))}
         assert all(converted[k] == ours[k] for k in converted), role
         # every StudioGAN tensor but the BN step counters found a place
         counters = [k for k in sd if k.endswith("num_batches_tracked")]
@@ -176,8 +185,9 @@ def test_biggan_pytorch_weights_under_a_studiogan_config_are_refused(tmp_path):
     shutil.copy(PARITY / "D.pth", folder / "D.pth")
     cfg = studiogan.config_from_yaml(SMALL / "imagenet128" / "studiogan.yaml")
     (folder / "config.json").write_text(json.dumps(cfg.to_dict()))
-    with pytest.raises(CheckpointError, match="StudioGAN model but G_ema.pth is a "
-                                              "BigGAN-PyTorch checkpoint"):
+    with pytest.raises(
+        CheckpointError, match="StudioGAN model but G_ema.pth is a BigGAN-PyTorch checkpoint"
+    ):
         load_prior(folder)
 
 
@@ -196,12 +206,20 @@ def _renamed(sd: dict, pattern: str, repl: str) -> dict:
     return {re.sub(pattern, repl, k): v for k, v in sd.items()}
 
 
-@pytest.mark.parametrize("make,what", [
-    (lambda g: {"mapping.fc0.weight": torch.zeros(2, 2), "synthesis.b4.const": torch.zeros(1)},
-     "StyleGAN2/3"),
-    (lambda g: {**g, "blocks.0.0.conv2d3.weight_orig": torch.zeros(1)}, "BigGAN-Deep"),
-    (lambda g: {k: v for k, v in g.items() if not k.startswith("shared.")}, "SNGAN/SAGAN"),
-])
+@pytest.mark.parametrize(
+    "make,what",
+    [
+        (
+            lambda g: {
+                "mapping.fc0.weight": torch.zeros(2, 2),
+                "synthesis.b4.const": torch.zeros(1),
+            },
+            "StyleGAN2/3",
+        ),
+        (lambda g: {**g, "blocks.0.0.conv2d3.weight_orig": torch.zeros(1)}, "BigGAN-Deep"),
+        (lambda g: {k: v for k, v in g.items() if not k.startswith("shared.")}, "SNGAN/SAGAN"),
+    ],
+)
 def test_other_studiogan_architectures_are_named(tmp_path, make, what):
     g = torch.load(SMALL / "imagenet128" / G_EMA, weights_only=True)
     g["state_dict"] = make(g["state_dict"])
@@ -213,9 +231,10 @@ def test_other_studiogan_architectures_are_named(tmp_path, make, what):
         read_folder(folder)
 
 
-@pytest.mark.parametrize("backbone,what", [("deep_big_resnet", "BigGAN-Deep"),
-                                           ("stylegan2", "StyleGAN2"),
-                                           ("resnet", "SNGAN/SAGAN")])
+@pytest.mark.parametrize(
+    "backbone,what",
+    [("deep_big_resnet", "BigGAN-Deep"), ("stylegan2", "StyleGAN2"), ("resnet", "SNGAN/SAGAN")],
+)
 def test_yaml_of_another_architecture_is_refused(tmp_path, backbone, what):
     text = (SMALL / "imagenet128" / "studiogan.yaml").read_text()
     file = tmp_path / "studiogan.yaml"
@@ -256,8 +275,7 @@ def test_discriminators_with_numpy_metadata_load(tmp_path, aa_p, numpy1):
     """StudioGAN stores best_fid (and maybe aa_p) as numpy.float64: such D files load,
     whichever numpy wrote them, and give the reference weights."""
     before = torch.serialization.get_safe_globals()
-    d_bytes = studiogan_files.real_d_bytes(SMALL / "imagenet128" / D_FILE, aa_p=aa_p,
-                                          numpy1=numpy1)
+    d_bytes = studiogan_files.real_d_bytes(SMALL / "imagenet128" / D_FILE, aa_p=aa_p, numpy1=numpy1)
     weights = read_folder(_run_with_d(tmp_path, d_bytes))
     want = read_folder(SMALL / "imagenet128")
     assert weights.D.keys() == want.D.keys()
@@ -266,8 +284,9 @@ def test_discriminators_with_numpy_metadata_load(tmp_path, aa_p, numpy1):
     assert torch.serialization.get_safe_globals() == before
 
 
-@pytest.mark.parametrize("kind", ["object-array", "object-scalar", "object-scalar-numpy1",
-                                  "os.system"])
+@pytest.mark.parametrize(
+    "kind", ["object-array", "object-scalar", "object-scalar-numpy1", "os.system"]
+)
 def test_other_pickled_objects_beside_numpy_floats_stay_refused(tmp_path, kind):
     marker = tmp_path / "ran"
     before = torch.serialization.get_safe_globals()
@@ -296,8 +315,9 @@ def test_dgp_loop_runs_on_a_studiogan_prior(tmp_path):
     phi = make_degradation("inpaint", mask=mask, resolution=128)
     run = reconstruct(prior, target, phi, class_id=3, preset=preset, seed=0)
     reports = list(run)
-    assert reports and all(torch.isfinite(torch.tensor(list(r.losses.values()))).all()
-                           for r in reports if r.losses)
+    assert reports and all(
+        torch.isfinite(torch.tensor(list(r.losses.values()))).all() for r in reports if r.losses
+    )
     state = run.state
     assert any(d.abs().max() > 0 for d in state.weight_delta.values()), "G was fine-tuned"
     after = prior.G.state_dict()
@@ -318,8 +338,16 @@ def test_a_fresh_studiogan_family_network_has_sensible_sigmas():
     from dgp_engine import build_prior
     from dgp_engine.models.spectral import sn_layers
 
-    cfg = BigGANConfig(resolution=64, G_ch=16, D_ch=16, n_classes=10, G_attn="32",
-                       D_attn="32", BN_eps=1e-4, family="studiogan")
+    cfg = BigGANConfig(
+        resolution=64,
+        G_ch=16,
+        D_ch=16,
+        n_classes=10,
+        G_attn="32",
+        D_attn="32",
+        BN_eps=1e-4,
+        family="studiogan",
+    )
     prior = build_prior(cfg, seed=0)
     for layer in sn_layers(prior.G) + sn_layers(prior.D):
         w = layer.weight.detach().reshape(layer.weight.shape[0], -1)

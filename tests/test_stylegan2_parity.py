@@ -65,17 +65,27 @@ class Case:
         return self.ref["in.c"] if self.weights.config.c_dim else None
 
     def d_labels(self, case: str) -> torch.Tensor:
-        y = {"real": self.ref["in.y"], "fake": self.ref["in.y"], "real_b1": self.ref["in.y"][:1],
-             "real_cswap": self.ref["in.y"].flip(0), "b16": self.ref["in.y16"],
-             "clamp": self.ref["in.y"]}[case]
+        y = {
+            "real": self.ref["in.y"],
+            "fake": self.ref["in.y"],
+            "real_b1": self.ref["in.y"][:1],
+            "real_cswap": self.ref["in.y"].flip(0),
+            "b16": self.ref["in.y16"],
+            "clamp": self.ref["in.y"],
+        }[case]
         # NVIDIA's D takes one-hot labels, StudioGAN's class ids: ours takes both
         return torch.nn.functional.one_hot(y, 3).float() if self.nvidia else y
 
     def d_input(self, case: str) -> torch.Tensor:
         r = self.ref
-        return {"real": r["in.x_real"], "fake": r["G_ema.img"], "real_b1": r["in.x_real"][:1],
-                "real_cswap": r["in.x_real"], "b16": r["in.x16_uint8"].float() / 127.5 - 1,
-                "clamp": r["in.x_real"] * r["in.clamp_x_scale"]}[case]
+        return {
+            "real": r["in.x_real"],
+            "fake": r["G_ema.img"],
+            "real_b1": r["in.x_real"][:1],
+            "real_cswap": r["in.x_real"],
+            "b16": r["in.x16_uint8"].float() / 127.5 - 1,
+            "clamp": r["in.x_real"] * r["in.clamp_x_scale"],
+        }[case]
 
     def final_key(self, case: str) -> str:
         return f"D.{case}.{'logits' if self.nvidia else 'adv_output'}"
@@ -98,8 +108,11 @@ def _count_clamped(net: nn.Module, run) -> int:
     def hook(module: nn.Module, _inputs: Any, out: torch.Tensor) -> None:
         hits[0] += int((out.abs() == module.clamp_limit).sum())
 
-    handles = [m.register_forward_hook(hook) for m in net.modules()
-               if getattr(m, "clamp_limit", None) is not None]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in net.modules()
+        if getattr(m, "clamp_limit", None) is not None
+    ]
     try:
         with torch.no_grad():
             run()
@@ -117,7 +130,11 @@ def test_configs_read_from_the_files_match_the_reference_constructors(case):
     kw = meta["init_kwargs"] if case.nvidia else meta["constructor_kwargs"]
     g, d = kw["G"], kw["D"]
     assert (cfg.resolution, cfg.z_dim, cfg.w_dim, cfg.c_dim) == (
-        g["img_resolution"], g["z_dim"], g["w_dim"], g["c_dim"])
+        g["img_resolution"],
+        g["z_dim"],
+        g["w_dim"],
+        g["c_dim"],
+    )
     assert (cfg.channel_base, cfg.channel_max) == (256, 16)
     assert cfg.mapping_layers == g["mapping_kwargs"]["num_layers"] == 8
     assert cfg.conv_clamp == g["synthesis_kwargs"]["conv_clamp"] == d["conv_clamp"]
@@ -136,8 +153,7 @@ def test_mapping_and_truncation_match(case):
     with torch.no_grad():
         assert _diff(case.G.map(r["in.z"], case.c), r["G_ema.ws"]) <= TOL
         psi = float(r["in.truncation_psi"])
-        assert _diff(case.G.map(r["in.z"], case.c, truncation_psi=psi),
-                     r["G_ema.psi0.7.ws"]) <= TOL
+        assert _diff(case.G.map(r["in.z"], case.c, truncation_psi=psi), r["G_ema.psi0.7.ws"]) <= TOL
 
 
 def test_every_synthesis_block_matches(case):
@@ -157,8 +173,10 @@ def test_generator_end_to_end_truncation_and_noise_modes(case):
     with torch.no_grad():
         assert _diff(case.G(r["in.z"], case.c), r["G_ema.img"]) <= TOL
         assert _diff(case.G(r["in.z"], case.c, truncation_psi=0.7), r["G_ema.psi0.7.img"]) <= TOL
-        assert _diff(case.G.synthesis(r["G_ema.ws"], noise_mode="none"),
-                     r["G_ema.noise_none.img"]) <= TOL
+        assert (
+            _diff(case.G.synthesis(r["G_ema.ws"], noise_mode="none"), r["G_ema.noise_none.img"])
+            <= TOL
+        )
         # the noise matters: without it the image is another one
         assert _diff(r["G_ema.noise_none.img"], r["G_ema.img"]) > 1e-2
         torch.manual_seed(0)
@@ -216,7 +234,7 @@ def test_discriminator_blocks_and_heads_match(case, which):
     got = dict(rec)
     head = "b4.out" if case.nvidia else "linear1"
     expected = [f"b{res}" for res in (64, 32, 16, 8)] + ["b4.mbstd", "b4.conv", "b4.fc", head]
-    assert list(got)[:len(expected)] == expected
+    assert list(got)[: len(expected)] == expected
     for res in (64, 32, 16, 8):
         assert _diff(got[f"b{res}"], r[f"D.{which}.b{res}.x"]) <= TOL, res
     for name in ("b4.mbstd", "b4.conv", "b4.fc", head):
@@ -274,8 +292,9 @@ def test_swapped_labels_and_a_batch_of_16_match(case):
 
 def test_discriminator_clamp_case_matches_with_the_same_clamped_elements(case):
     out: list[torch.Tensor] = []
-    hits = _count_clamped(case.D, lambda: out.append(
-        case.D(case.d_input("clamp"), case.d_labels("clamp"))[0]))
+    hits = _count_clamped(
+        case.D, lambda: out.append(case.D(case.d_input("clamp"), case.d_labels("clamp"))[0])
+    )
     want = case.ref[case.final_key("clamp")]
     assert _diff(out[0].reshape(want.shape), want) <= TOL_CLAMP
     assert hits == case.ref["D.clamp.hits"]
@@ -316,7 +335,12 @@ def test_synthesis_ws_slices_share_the_torgb_w_with_the_next_block(case):
     ws = torch.arange(10.0).reshape(1, 10, 1).expand(1, 10, 24)
     slices = case.G.synthesis.split_ws(ws)
     assert [s[0, :, 0].tolist() for s in slices] == [
-        [0, 1], [1, 2, 3], [3, 4, 5], [5, 6, 7], [7, 8, 9]]
+        [0, 1],
+        [1, 2, 3],
+        [3, 4, 5],
+        [5, 6, 7],
+        [7, 8, 9],
+    ]
     with pytest.raises(InputError, match="ws of shape"):
         case.G.synthesis.split_ws(ws[:, :9])
 
@@ -337,12 +361,17 @@ def _full_config(name: str, m: dict[str, Any]) -> StyleGAN2Config:
         return files.config_from_init_kwargs(m["G_kwargs"], m["D_kwargs"])
     # StudioGAN: the architecture from the tensors' shapes, the group size from the YAML
     return files.infer_studiogan_config(
-        _meta_state(m["G"]), _meta_state(m["D"]), conv_clamp=None,
-        mbstd_group_size=m["config"]["d_epilogue_mbstd_group_size"])
+        _meta_state(m["G"]),
+        _meta_state(m["D"]),
+        conv_clamp=None,
+        mbstd_group_size=m["config"]["d_epilogue_mbstd_group_size"],
+    )
 
 
-@pytest.mark.parametrize("name", ["studiogan_afhq256_cond", "studiogan_afhq512_uncond",
-                                  "nvidia_ffhq1024", "nvidia_paper512"])
+@pytest.mark.parametrize(
+    "name",
+    ["studiogan_afhq256_cond", "studiogan_afhq512_uncond", "nvidia_ffhq1024", "nvidia_paper512"],
+)
 def test_full_size_configs_have_a_place_for_every_tensor(name):
     m = _manifest(name)
     cfg = _full_config(name, m)
@@ -369,7 +398,11 @@ def test_full_size_nvidia_configs_read_their_settings():
     assert cfg.mbstd_group_size == 8 and cfg.d_head == "nvidia"
     cfg = _full_config("studiogan_afhq256_cond", _manifest("studiogan_afhq256_cond"))
     assert (cfg.channel_base, cfg.c_dim, cfg.projection_dim, cfg.d_head) == (
-        16384, 3, 512, "studiogan")
+        16384,
+        3,
+        512,
+        "studiogan",
+    )
 
 
 def test_strict_check_names_missing_and_misshapen_tensors():
@@ -379,8 +412,11 @@ def test_strict_check_names_missing_and_misshapen_tensors():
     sd = _meta_state(m["G"])
     del sd["mapping.w_avg"]
     sd["synthesis.b8.conv0.weight"] = torch.empty(3, 3, device="meta")
-    with pytest.raises(CheckpointError, match=r"1 missing \(e.g. mapping.w_avg\).*"
-                                              r"synthesis.b8.conv0.weight"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"1 missing \(e.g. mapping.w_avg\).*"
+        r"synthesis.b8.conv0.weight",
+    ):
         files.check_state_dict(G, sd, "G", cfg)
 
 
@@ -388,8 +424,15 @@ def test_strict_check_names_missing_and_misshapen_tensors():
 
 
 def test_config_roundtrips_and_refuses_what_it_cannot_build():
-    cfg = StyleGAN2Config(resolution=64, z_dim=32, w_dim=24, c_dim=3, conv_clamp=256.0,
-                          mbstd_group_size=None, d_head="studiogan")
+    cfg = StyleGAN2Config(
+        resolution=64,
+        z_dim=32,
+        w_dim=24,
+        c_dim=3,
+        conv_clamp=256.0,
+        mbstd_group_size=None,
+        d_head="studiogan",
+    )
     assert StyleGAN2Config.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(CheckpointError, match="unknown settings: colour"):
         StyleGAN2Config.from_dict({**cfg.to_dict(), "colour": 1})
@@ -418,20 +461,29 @@ def test_init_kwargs_the_network_does_not_implement_are_refused():
     flat.update(g["synthesis_kwargs"], fused_modconv_default="inference_only")
     assert files.config_from_init_kwargs(flat, d) == files.config_from_init_kwargs(g, d)
     # TF-converted pickles: no mapping in D's settings, a whole-batch mbstd group
-    legacy = {**d, "mapping_kwargs": {"num_layers": 0, "lr_multiplier": 0.1},
-              "epilogue_kwargs": {"mbstd_group_size": None}}
+    legacy = {
+        **d,
+        "mapping_kwargs": {"num_layers": 0, "lr_multiplier": 0.1},
+        "epilogue_kwargs": {"mbstd_group_size": None},
+    }
     cfg = files.config_from_init_kwargs(g, legacy)
     assert (cfg.d_mapping_layers, cfg.d_mapping_lr, cfg.mbstd_group_size) == (0, 0.1, None)
 
 
 # --------------------------------------------------------------------------- pickles
 
-FAKE_MODULES = ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util",
-                "numpy.core.multiarray")
+FAKE_MODULES = (
+    "torch_utils",
+    "torch_utils.persistence",
+    "dnnlib",
+    "dnnlib.util",
+    "numpy.core.multiarray",
+)
 
 
 def _fake_global(module: str, name: str, obj: Any = None) -> Any:
     """A stand-in object that pickles as ``module.name`` (for writing test pickles)."""
+
     def fake(*args: Any) -> None:
         raise AssertionError("a test pickle's stand-in was called")
 
@@ -455,18 +507,24 @@ def nvidia_names(monkeypatch):
     mods["dnnlib"].util = mods["dnnlib.util"]
     mods["dnnlib.util"].EasyDict = easydict
     mods["numpy.core.multiarray"].scalar = old_scalar
-    return types.SimpleNamespace(reconstruct=reconstruct, easydict=easydict,
-                                 old_scalar=old_scalar)
+    return types.SimpleNamespace(reconstruct=reconstruct, easydict=easydict, old_scalar=old_scalar)
 
 
-def _repickle(tree: Any, names: Any, protocol: int = 4, module_src: str = "",
-              old_numpy: bool = False) -> bytes:
+def _repickle(
+    tree: Any, names: Any, protocol: int = 4, module_src: str = "", old_numpy: bool = False
+) -> bytes:
     """Write an unpickled network tree back in NVIDIA's format."""
+
     class Writer(pickle.Pickler):
         def reducer_override(self, obj: Any) -> Any:
             if isinstance(obj, files.PersistentObject):
-                meta = {"type": "class", "version": 6, "module_src": module_src,
-                        "class_name": obj.class_name, "state": obj.state}
+                meta = {
+                    "type": "class",
+                    "version": 6,
+                    "module_src": module_src,
+                    "class_name": obj.class_name,
+                    "state": obj.state,
+                }
                 return names.reconstruct, (meta,)
             if isinstance(obj, files.EasyDict):
                 return names.easydict, (), None, None, iter(obj.items())
@@ -492,7 +550,8 @@ def _write(tmp_path: Path, data: bytes, name: str = "net.pkl") -> Path:
 def _same_weights(a: files.StyleGAN2Weights, b: files.StyleGAN2Weights) -> bool:
     return a.config == b.config and all(
         x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
-        for x, y in ((a.G_ema, b.G_ema), (a.D, b.D), (a.G or {}, b.G or {})))
+        for x, y in ((a.G_ema, b.G_ema), (a.D, b.D), (a.G or {}, b.G or {}))
+    )
 
 
 class _Runs:
@@ -534,11 +593,13 @@ def test_embedded_module_source_is_never_run(tmp_path, nvidia_names):
 @pytest.mark.parametrize("func", [eval, exec, os.system])
 def test_pickles_with_other_globals_are_refused_and_nothing_runs(tmp_path, func):
     sentinel = tmp_path / "ran.txt"
-    arg = (f"touch {sentinel}" if func is os.system
-           else f"open({str(sentinel)!r}, 'w').close()")
+    arg = f"touch {sentinel}" if func is os.system else f"open({str(sentinel)!r}, 'w').close()"
     path = _write(tmp_path, pickle.dumps({"G": _Runs(func, arg), "D": None}))
-    with pytest.raises(CheckpointError, match=rf"net.pkl was refused: it refers to "
-                                              rf"\S*\.{func.__name__}, which is not part"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"net.pkl was refused: it refers to "
+        rf"\S*\.{func.__name__}, which is not part",
+    ):
         files.read_network_pickle(path)
     assert not sentinel.exists()
 
@@ -557,8 +618,9 @@ def test_a_hostile_global_deep_inside_a_real_network_is_refused(tmp_path, nvidia
 def test_a_hostile_global_inside_a_tensor_storage_is_refused(tmp_path):
     sentinel = tmp_path / "ran.txt"
     blob = io.BytesIO()
-    torch.save(_Runs(eval, f"open({str(sentinel)!r}, 'w')"), blob,
-               _use_new_zipfile_serialization=False)
+    torch.save(
+        _Runs(eval, f"open({str(sentinel)!r}, 'w')"), blob, _use_new_zipfile_serialization=False
+    )
     data = pickle.dumps({"G": _Runs(torch.storage._load_from_bytes, blob.getvalue())})
     with pytest.raises(CheckpointError, match="tensor storage in it refers to objects"):
         files.read_network_pickle(_write(tmp_path, data))
@@ -570,15 +632,17 @@ def test_a_truncated_pickle_is_refused_as_damaged(tmp_path):
     for cut in (len(data) // 2, len(data) - 1, 3):
         with pytest.raises(CheckpointError, match="damaged or incomplete"):
             files.read_network_pickle(_write(tmp_path, data[:cut]))
-    with pytest.raises(CheckpointError, match="damaged or is not a network pickle|damaged "
-                                              "or incomplete"):
+    with pytest.raises(
+        CheckpointError, match="damaged or is not a network pickle|damaged or incomplete"
+    ):
         files.read_network_pickle(_write(tmp_path, b"\x80\x04 not a pickle"))
     with pytest.raises(CheckpointError, match="is a zip archive .* not an NVIDIA network"):
         files.read_network_pickle(SMALL / "studiogan_uncond" / D_FILE)
 
 
-def _rename_module(obj: files.PersistentObject, old: str, new: str,
-                   class_name: str) -> files.PersistentObject:
+def _rename_module(
+    obj: files.PersistentObject, old: str, new: str, class_name: str
+) -> files.PersistentObject:
     mods = obj.state["_modules"]
     sub = mods.pop(old)
     mods[new] = files.PersistentObject(class_name, sub.state)
@@ -588,15 +652,15 @@ def _rename_module(obj: files.PersistentObject, old: str, new: str,
 def test_a_stylegan3_generator_is_refused_by_name(tmp_path, nvidia_names):
     tree = _tree()
     for key in ("G", "G_ema"):
-        _rename_module(tree[key].state["_modules"]["synthesis"], "b4", "input",
-                       "SynthesisInput")
+        _rename_module(tree[key].state["_modules"]["synthesis"], "b4", "input", "SynthesisInput")
     with pytest.raises(CheckpointError, match="StyleGAN3 network.*not StyleGAN2"):
         files.read_network_pickle(_write(tmp_path, _repickle(tree, nvidia_names)))
     # StyleGAN3 layer names alone are enough
     tree = _tree()
     for key in ("G", "G_ema"):
-        _rename_module(tree[key].state["_modules"]["synthesis"], "b8", "L1_36_512",
-                       "SynthesisLayer")
+        _rename_module(
+            tree[key].state["_modules"]["synthesis"], "b8", "L1_36_512", "SynthesisLayer"
+        )
     with pytest.raises(CheckpointError, match="StyleGAN3"):
         files.read_network_pickle(_write(tmp_path, _repickle(tree, nvidia_names)))
 
@@ -612,8 +676,11 @@ def test_other_classes_in_stylegan2_places_are_refused(tmp_path, nvidia_names):
     tree = _tree()
     synthesis = tree["G_ema"].state["_modules"]["synthesis"]
     _rename_module(synthesis.state["_modules"]["b8"], "torgb", "torgb", "ToRGBLayerV2")
-    with pytest.raises(CheckpointError, match=r"G_ema.*not a StyleGAN2 generator: its "
-                                              r"synthesis.b8.torgb is a ToRGBLayerV2"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"G_ema.*not a StyleGAN2 generator: its "
+        r"synthesis.b8.torgb is a ToRGBLayerV2",
+    ):
         files.read_network_pickle(_write(tmp_path, _repickle(tree, nvidia_names)))
 
 
@@ -629,31 +696,53 @@ def _set_init_kwarg(tree: Any, key: str, value: Any) -> Any:
     return tree
 
 
-@pytest.mark.parametrize("damage", [
-    lambda t: _set_init_kwarg(t, "z_dim", "512"),
-    lambda t: _set_init_kwarg(t, "mapping_kwargs", [8]),
-    lambda t: _set_init_kwarg(t, "synthesis_kwargs", {**t["G_ema"].state["_init_kwargs"][
-        "synthesis_kwargs"], "resample_filter": ["a", "b"]}),
-    lambda t: _set_init_kwarg(t, 3, "not a name"),
-    lambda t: t["D"].state.__setitem__("_modules", 5) or t,
-    lambda t: t["D"].state.__setitem__("_non_persistent_buffers_set", 7) or t,
-    lambda t: t["D"].state.__setitem__("_init_kwargs", None) or t,
-    lambda t: t["G_ema"].state["_modules"]["mapping"].state["_buffers"].__setitem__(
-        "w_avg", "zeros") or t,
-    lambda t: {**t, "D": t["D"].state},
-    lambda t: [t],
-], ids=["z_dim-text", "mapping-list", "filter-text", "key-int", "modules-int",
-        "buffer-set-int", "D-without-kwargs", "buffer-text", "D-not-module",
-        "not-a-dict"])
-def test_malformed_network_pickles_are_refused_with_a_sentence(tmp_path, nvidia_names,
-                                                                damage):
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda t: _set_init_kwarg(t, "z_dim", "512"),
+        lambda t: _set_init_kwarg(t, "mapping_kwargs", [8]),
+        lambda t: _set_init_kwarg(
+            t,
+            "synthesis_kwargs",
+            {**t["G_ema"].state["_init_kwargs"]["synthesis_kwargs"], "resample_filter": ["a", "b"]},
+        ),
+        lambda t: _set_init_kwarg(t, 3, "not a name"),
+        lambda t: t["D"].state.__setitem__("_modules", 5) or t,
+        lambda t: t["D"].state.__setitem__("_non_persistent_buffers_set", 7) or t,
+        lambda t: t["D"].state.__setitem__("_init_kwargs", None) or t,
+        lambda t: (
+            t["G_ema"].state["_modules"]["mapping"].state["_buffers"].__setitem__("w_avg", "zeros")
+            or t
+        ),
+        lambda t: {**t, "D": t["D"].state},
+        lambda t: [t],
+    ],
+    ids=[
+        "z_dim-text",
+        "mapping-list",
+        "filter-text",
+        "key-int",
+        "modules-int",
+        "buffer-set-int",
+        "D-without-kwargs",
+        "buffer-text",
+        "D-not-module",
+        "not-a-dict",
+    ],
+)
+def test_malformed_network_pickles_are_refused_with_a_sentence(tmp_path, nvidia_names, damage):
     path = _write(tmp_path, _repickle(damage(_tree("nvidia_uncond")), nvidia_names))
     with pytest.raises(CheckpointError, match=r"^net\.pkl"):
         files.read_network_pickle(path)
 
 
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 _FUZZ_BASE = (SMALL / "nvidia_uncond" / PKL).read_bytes()
 
 
@@ -665,7 +754,7 @@ def test_damaged_network_pickles_give_weights_or_a_sentence(tmp_path, data):
         pos = data.draw(st.integers(0, len(raw) - 1))
         raw[pos] = data.draw(st.integers(0, 255))
     if data.draw(st.booleans()):
-        del raw[data.draw(st.integers(1, len(raw))):]
+        del raw[data.draw(st.integers(1, len(raw))) :]
     try:
         files.read_network_pickle(_write(tmp_path, bytes(raw)))
     except CheckpointError as exc:
@@ -684,8 +773,9 @@ def test_a_converted_pickle_without_training_extras_loads(tmp_path, nvidia_names
 
 def test_non_finite_weights_are_refused(tmp_path, nvidia_names):
     tree = _tree("nvidia_uncond")
-    tree["D"].state["_modules"]["b4"].state["_modules"]["fc"].state["_parameters"][
-        "weight"][0, 0] = float("nan")
+    tree["D"].state["_modules"]["b4"].state["_modules"]["fc"].state["_parameters"]["weight"][
+        0, 0
+    ] = float("nan")
     with pytest.raises(CheckpointError, match="D is damaged: b4.fc.weight"):
         files.read_network_pickle(_write(tmp_path, _repickle(tree, nvidia_names)))
 
@@ -713,6 +803,7 @@ def test_studiogan_discriminator_needs_exactly_the_numpy_scalar_globals():
 
 def _save_with_numpy1_scalar(obj: Any, path: Path, names: Any) -> None:
     """torch.save, writing numpy scalars under numpy 1's module name (2022 files)."""
+
     class Pickler(pickle._Pickler):  # the Python pickler: its reduce hook is overridable
         def reducer_override(self, o: Any) -> Any:
             if isinstance(o, np.generic):
@@ -767,8 +858,7 @@ def test_studiogan_yaml_that_does_not_fit_the_checkpoint_is_refused(tmp_path):
     (folder / "studiogan.yaml").write_text(text.replace('"stylegan2"', '"stylegan3"'))
     with pytest.raises(CheckpointError, match="'stylegan3', not StyleGAN2"):
         files.read_studiogan(folder, conv_clamp=256)
-    (folder / "studiogan.yaml").write_text(text.replace('d_cond_mtd: "SPD"',
-                                                        'd_cond_mtd: "AC"'))
+    (folder / "studiogan.yaml").write_text(text.replace('d_cond_mtd: "SPD"', 'd_cond_mtd: "AC"'))
     with pytest.raises(CheckpointError, match="d_cond_mtd: AC"):
         files.read_studiogan(folder, conv_clamp=256)
 
@@ -776,8 +866,9 @@ def test_studiogan_yaml_that_does_not_fit_the_checkpoint_is_refused(tmp_path):
 def test_studiogan_stylegan3_and_biggan_files_are_refused(tmp_path):
     folder = _run_folder(tmp_path, "studiogan_uncond")
     data = torch.load(SMALL / "studiogan_uncond" / G_EMA, weights_only=True)
-    data["state_dict"] = {k.replace("synthesis.b4.", "synthesis.input."): v
-                          for k, v in data["state_dict"].items()}
+    data["state_dict"] = {
+        k.replace("synthesis.b4.", "synthesis.input."): v for k, v in data["state_dict"].items()
+    }
     (folder / G_EMA).unlink()
     torch.save(data, folder / G_EMA)
     with pytest.raises(CheckpointError, match="StudioGAN StyleGAN3 network"):
@@ -789,9 +880,14 @@ def test_studiogan_stylegan3_and_biggan_files_are_refused(tmp_path):
         files.read_studiogan(folder, conv_clamp=None)
 
 
-@pytest.mark.parametrize("key,shape", [("mapping.fc0.weight", (24,)),
-                                       ("synthesis.b64.conv1.weight", (0, 4, 3, 3)),
-                                       ("synthesis.b8.conv1.weight", (5, 16, 3, 3))])
+@pytest.mark.parametrize(
+    "key,shape",
+    [
+        ("mapping.fc0.weight", (24,)),
+        ("synthesis.b64.conv1.weight", (0, 4, 3, 3)),
+        ("synthesis.b8.conv1.weight", (5, 16, 3, 3)),
+    ],
+)
 def test_studiogan_tensors_of_foreign_shapes_are_refused(tmp_path, key, shape):
     folder = _run_folder(tmp_path, "studiogan_uncond")
     data = torch.load(SMALL / "studiogan_uncond" / G_EMA, weights_only=True)
@@ -830,12 +926,14 @@ def test_weights_keep_the_state_dict_order_independent_names():
 
 
 def test_a_tensor_claiming_more_values_than_it_stores_is_refused_before_any_copy(
-        tmp_path, nvidia_names):
+    tmp_path, nvidia_names
+):
     # stride 0: one stored value claiming 3000×3000 — the import copied the claim (a
     # 912-byte pickle took 1.6 GB for 20000², and claims are unbounded) before any check
     tree = _tree()
-    params = tree["G_ema"].state["_modules"]["mapping"].state["_modules"]["fc0"] \
-        .state["_parameters"]
+    params = (
+        tree["G_ema"].state["_modules"]["mapping"].state["_modules"]["fc0"].state["_parameters"]
+    )
     params["weight"] = torch.zeros(1).expand(3000, 3000)
     with pytest.raises(CheckpointError, match="larger than its storage"):
         files.read_network_pickle(_write(tmp_path, _repickle(tree, nvidia_names)))

@@ -69,9 +69,19 @@ def import_reference(capsys, name: str, model: str) -> tuple[int, str, str]:
     folder = SMALL / model
     if model.startswith("nvidia"):
         return run(capsys, "import", name, "--pkl", str(folder / PKL))
-    return run(capsys, "import", name, "--g", str(folder / G_EMA), "--d", str(folder / D_FILE),
-               "--config", str(folder / "studiogan.yaml"),
-               "--conv-clamp", STUDIOGAN_CLAMP[model])
+    return run(
+        capsys,
+        "import",
+        name,
+        "--g",
+        str(folder / G_EMA),
+        "--d",
+        str(folder / D_FILE),
+        "--config",
+        str(folder / "studiogan.yaml"),
+        "--conv-clamp",
+        STUDIOGAN_CLAMP[model],
+    )
 
 
 def nothing_installed(name: str) -> None:
@@ -200,14 +210,12 @@ def _write(tmp_path: Path, data: bytes, name: str = "net.pkl") -> Path:
     return path
 
 
-def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs_or_installs(capsys,
-                                                                              tmp_path):
+def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs_or_installs(capsys, tmp_path):
     import os
     import pickle
 
     sentinel = tmp_path / "ran.txt"
-    path = _write(tmp_path, pickle.dumps({"G": _Runs(os.system, f"touch {sentinel}"),
-                                          "D": None}))
+    path = _write(tmp_path, pickle.dumps({"G": _Runs(os.system, f"touch {sentinel}"), "D": None}))
     code, _, err = run(capsys, "import", "evil", "--pkl", str(path))
     assert code == 1 and err.startswith("dgp: error: net.pkl was refused: it refers to")
     assert "system" in err and len(err.strip().splitlines()) == 1
@@ -227,8 +235,7 @@ def test_embedded_source_is_never_run_on_import(capsys, tmp_path, nvidia_names):
 
 def _stylegan3(tree):
     for key in ("G", "G_ema"):
-        _rename_module(tree[key].state["_modules"]["synthesis"], "b4", "input",
-                       "SynthesisInput")
+        _rename_module(tree[key].state["_modules"]["synthesis"], "b4", "input", "SynthesisInput")
     return tree
 
 
@@ -248,15 +255,19 @@ def _d_of_another_resolution(tree):
     return tree
 
 
-@pytest.mark.parametrize("damage, says", [
-    (_stylegan3, "StyleGAN3 network.*not StyleGAN2"),
-    (_foreign_torgb, "not a StyleGAN2 generator: its synthesis.b8.torgb is a ToRGBLayerV2"),
-    (_no_d, "holds no discriminator"),
-    (_d_of_another_resolution, "made for different image sizes"),
-], ids=["stylegan3", "foreign-class", "g-without-d", "d-of-another-resolution"])
-def test_foreign_pickles_are_refused_by_name_and_nothing_is_installed(capsys, tmp_path,
-                                                                      nvidia_names, damage,
-                                                                      says):
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (_stylegan3, "StyleGAN3 network.*not StyleGAN2"),
+        (_foreign_torgb, "not a StyleGAN2 generator: its synthesis.b8.torgb is a ToRGBLayerV2"),
+        (_no_d, "holds no discriminator"),
+        (_d_of_another_resolution, "made for different image sizes"),
+    ],
+    ids=["stylegan3", "foreign-class", "g-without-d", "d-of-another-resolution"],
+)
+def test_foreign_pickles_are_refused_by_name_and_nothing_is_installed(
+    capsys, tmp_path, nvidia_names, damage, says
+):
     path = _write(tmp_path, _repickle(damage(_tree()), nvidia_names))
     code, _, err = run(capsys, "import", "foreign", "--pkl", str(path))
     assert code == 1 and err.startswith("dgp: error: net.pkl")
@@ -267,16 +278,14 @@ def test_foreign_pickles_are_refused_by_name_and_nothing_is_installed(capsys, tm
     nothing_installed("foreign")
 
 
-def test_truncated_and_non_pickle_files_are_refused_and_nothing_is_installed(capsys,
-                                                                             tmp_path):
+def test_truncated_and_non_pickle_files_are_refused_and_nothing_is_installed(capsys, tmp_path):
     data = (SMALL / "nvidia_uncond" / PKL).read_bytes()
     for cut in (len(data) // 2, len(data) - 1):
         path = _write(tmp_path, data[:cut])
         code, _, err = run(capsys, "import", "cut", "--pkl", str(path))
         assert code == 1 and "damaged or incomplete" in err
         nothing_installed("cut")
-    code, _, err = run(capsys, "import", "cut", "--pkl",
-                       str(SMALL / "studiogan_uncond" / D_FILE))
+    code, _, err = run(capsys, "import", "cut", "--pkl", str(SMALL / "studiogan_uncond" / D_FILE))
     assert code == 1 and "is a zip archive" in err
     nothing_installed("cut")
 
@@ -297,8 +306,15 @@ def test_import_arguments_say_what_is_wrong(capsys, tmp_path):
     classes.write_text("a\nb\n")
     code, _, err = run(capsys, "import", "x", "--pkl", pkl, "--classes", str(classes))
     assert code == 1 and "lists 2 class names but the model has 3" in err
-    code, _, err = run(capsys, "import", "x", "--pkl", str(SMALL / "nvidia_uncond" / PKL),
-                       "--classes", str(classes))
+    code, _, err = run(
+        capsys,
+        "import",
+        "x",
+        "--pkl",
+        str(SMALL / "nvidia_uncond" / PKL),
+        "--classes",
+        str(classes),
+    )
     assert code == 1 and "unconditional" in err
     nothing_installed("x")
 
@@ -306,8 +322,15 @@ def test_import_arguments_say_what_is_wrong(capsys, tmp_path):
 def test_class_names_of_a_pickle_import(capsys, tmp_path):
     classes = tmp_path / "classes.txt"
     classes.write_text("cat\ndog\nwild\n")
-    code, _, err = run(capsys, "import", "pets", "--pkl", str(SMALL / "nvidia_cond" / PKL),
-                       "--classes", str(classes))
+    code, _, err = run(
+        capsys,
+        "import",
+        "pets",
+        "--pkl",
+        str(SMALL / "nvidia_cond" / PKL),
+        "--classes",
+        str(classes),
+    )
     assert code == 0, err
     assert registry.class_names("pets") == ["cat", "dog", "wild"]
     prior = load_prior("pets")
@@ -328,16 +351,19 @@ def test_studiogan_stylegan2_settings_the_files_do_not_record_are_asked_for(caps
     assert code == 1 and "--conv-clamp 256" in err and "--conv-clamp none" in err
     code, _, err = run(capsys, "import", "sg", "--g", g, "--d", d, "--conv-clamp", "256")
     assert code == 1 and "minibatch-std group size" in err and "--config" in err
-    code, _, err = run(capsys, "import", "sg", "--g", g, "--d", d, "--config", yaml,
-                       "--conv-clamp", "lots")
+    code, _, err = run(
+        capsys, "import", "sg", "--g", g, "--d", d, "--config", yaml, "--conv-clamp", "lots"
+    )
     assert code == 1 and "conv_clamp must be a number" in err
     nothing_installed("sg")
 
 
 def test_conv_clamp_is_the_setting_given(capsys):
     g, d, yaml = _studiogan()
-    assert run(capsys, "import", "sg", "--g", g, "--d", d, "--config", yaml,
-               "--conv-clamp", "none")[0] == 0
+    assert (
+        run(capsys, "import", "sg", "--g", g, "--d", d, "--config", yaml, "--conv-clamp", "none")[0]
+        == 0
+    )
     assert registry.installed("sg").config.conv_clamp is None
     # the clamp case of the reference (ws × 200) reaches ±256: only the right setting
     # reproduces it
@@ -345,8 +371,10 @@ def test_conv_clamp_is_the_setting_given(capsys):
     ws = ref["G_ema.ws"] * ref["in.clamp_ws_scale"]
     with torch.no_grad():
         unclamped = load_prior("sg").stylegan2.G.synthesis(ws)
-    assert run(capsys, "import", "sg", "--g", g, "--d", d, "--config", yaml,
-               "--conv-clamp", "256")[0] == 0
+    assert (
+        run(capsys, "import", "sg", "--g", g, "--d", d, "--config", yaml, "--conv-clamp", "256")[0]
+        == 0
+    )
     assert registry.installed("sg").config.conv_clamp == 256
     with torch.no_grad():
         clamped = load_prior("sg").stylegan2.G.synthesis(ws)
@@ -363,9 +391,17 @@ def test_studiogan_files_given_the_wrong_way_are_refused_by_what_they_are(capsys
     code, _, err = run(capsys, "import", "sg", "--g", d, "--d", g, *flags)
     assert code == 1 and "holds a StyleGAN2 discriminator, not a generator" in err
     # a D of another resolution (a 32 px StudioGAN D) with the 64 px G
-    cfg32 = StyleGAN2Config(resolution=32, z_dim=32, w_dim=24, c_dim=3, channel_base=256,
-                            channel_max=16, conv_clamp=256.0, mbstd_group_size=8,
-                            d_head="studiogan")
+    cfg32 = StyleGAN2Config(
+        resolution=32,
+        z_dim=32,
+        w_dim=24,
+        c_dim=3,
+        channel_base=256,
+        channel_max=16,
+        conv_clamp=256.0,
+        mbstd_group_size=8,
+        d_head="studiogan",
+    )
     torch.manual_seed(0)
     _, d32 = sg2.build(cfg32)
     other = tmp_path / D_FILE
@@ -375,15 +411,25 @@ def test_studiogan_files_given_the_wrong_way_are_refused_by_what_they_are(capsys
     assert "32 px" in err
     # a YAML of another run
     uncond_yaml = str(SMALL / "studiogan_uncond" / "studiogan.yaml")
-    code, _, err = run(capsys, "import", "sg", "--g", g, "--d", d, "--config", uncond_yaml,
-                       "--conv-clamp", "256")
+    code, _, err = run(
+        capsys, "import", "sg", "--g", g, "--d", d, "--config", uncond_yaml, "--conv-clamp", "256"
+    )
     assert code == 1 and "not this run's config" in err
     # StyleGAN2 files into a BigGAN model, a BigGAN file with --conv-clamp
     code, _, err = run(capsys, "import", "imagenet-128", "--g", g, "--d", d)
     assert code == 1 and "is a BigGAN model: import it under a new name" in err
     big = REFERENCE / "studiogan_small" / "imagenet128"
-    code, _, err = run(capsys, "import", "big", "--g", str(big / G_EMA), "--d",
-                       str(big / D_FILE), "--conv-clamp", "256")
+    code, _, err = run(
+        capsys,
+        "import",
+        "big",
+        "--g",
+        str(big / G_EMA),
+        "--d",
+        str(big / D_FILE),
+        "--conv-clamp",
+        "256",
+    )
     assert code == 1 and "--conv-clamp is a StyleGAN2 setting" in err
     for name in ("sg", "imagenet-128", "big"):
         nothing_installed(name)
@@ -394,10 +440,11 @@ def test_studiogan_files_import_into_the_registered_model_with_its_settings(caps
     g, d, yaml = _studiogan()
     code, _, err = run(capsys, "import", "stylegan2-afhq-256", "--g", g, "--d", d)
     assert code == 1
-    assert (f"{G_EMA} is a StyleGAN2 generator (64 px, 3 classes, z 32, w 24), but "
-            "stylegan2-afhq-256 expects a 256 px generator (3 classes, z 512, w 512)") in err
-    code, _, err = run(capsys, "import", "stylegan2-afhq-256", "--g", g, "--d", d,
-                       "--config", yaml)
+    assert (
+        f"{G_EMA} is a StyleGAN2 generator (64 px, 3 classes, z 32, w 24), but "
+        "stylegan2-afhq-256 expects a 256 px generator (3 classes, z 512, w 512)"
+    ) in err
+    code, _, err = run(capsys, "import", "stylegan2-afhq-256", "--g", g, "--d", d, "--config", yaml)
     assert code == 1 and "has a fixed architecture" in err
     nothing_installed("stylegan2-afhq-256")
 
@@ -409,10 +456,13 @@ def _manifest(name: str) -> dict:
     return json.loads((REFERENCE / f"stylegan2_keys_{name}.json").read_text())
 
 
-@pytest.mark.parametrize("name, manifest", [
-    ("stylegan2-afhq-256", "studiogan_afhq256_cond"),
-    ("stylegan2-afhq-512", "studiogan_afhq512_uncond"),
-])
+@pytest.mark.parametrize(
+    "name, manifest",
+    [
+        ("stylegan2-afhq-256", "studiogan_afhq256_cond"),
+        ("stylegan2-afhq-512", "studiogan_afhq512_uncond"),
+    ],
+)
 def test_registry_entries_have_exactly_the_published_tensors(name, manifest):
     entry = registry.get_entry(name)
     m = _manifest(manifest)
@@ -427,8 +477,7 @@ def test_registry_entries_have_exactly_the_published_tensors(name, manifest):
         got = {k: tuple(v.shape) for k, v in net.state_dict().items()}
         assert got == want, role
         assert entry.expect[f"{role.lower()}_keys"] == len(want)
-        assert entry.expect[f"{role.lower()}_elements"] == sum(math.prod(s)
-                                                               for s in want.values())
+        assert entry.expect[f"{role.lower()}_elements"] == sum(math.prod(s) for s in want.values())
     assert sum(p.numel() for p in G.parameters()) == m["G_params"]
     assert sum(p.numel() for p in D.parameters()) == m["D_params"]
     assert entry.source.format == "studiogan"
@@ -436,30 +485,48 @@ def test_registry_entries_have_exactly_the_published_tensors(name, manifest):
 
 
 #: Run folders seen on the Hub (reference/stylegan2_small/README.md).
-SEEN_256 = ["AFHQv2-StyleGAN2-256Res-train-2022_02_26_17_44_48",
-            "AFHQv2-StyleGAN2-256Res-ADA-train-2022_02_28_10_07_21",
-            "AFHQv2-StyleGAN2-256Res-DiffAug-train-2022_03_01_10_53_25",
-            "AFHQv2-StyleGAN2-256Res-DiffAug-LeCam-train-2022_03_02_03_18_59",
-            "AFHQv2-StyleGAN2-256Res-LeCam-train-2022_03_02_03_18_59",
-            "AFHQv2-StyleGAN2-256Res-APA-train-2022_03_01_16_52_21"]
-SEEN_512 = ["AFHQ_V2_uncond-StyleGAN2-paper-train-2022_03_12_05_10_24",
-            "AFHQ_V2_uncond-StyleGAN2-paper-no-ADA-train-2022_03_13_15_47_04",
-            "AFHQ_V2_uncond-StyleGAN3-r-paper-train-2022_03_13_15_47_04",
-            "AFHQ_V2_uncond-StyleGAN3-t-paper-train-2022_03_16_15_45_11"]
+SEEN_256 = [
+    "AFHQv2-StyleGAN2-256Res-train-2022_02_26_17_44_48",
+    "AFHQv2-StyleGAN2-256Res-ADA-train-2022_02_28_10_07_21",
+    "AFHQv2-StyleGAN2-256Res-DiffAug-train-2022_03_01_10_53_25",
+    "AFHQv2-StyleGAN2-256Res-DiffAug-LeCam-train-2022_03_02_03_18_59",
+    "AFHQv2-StyleGAN2-256Res-LeCam-train-2022_03_02_03_18_59",
+    "AFHQv2-StyleGAN2-256Res-APA-train-2022_03_01_16_52_21",
+]
+SEEN_512 = [
+    "AFHQ_V2_uncond-StyleGAN2-paper-train-2022_03_12_05_10_24",
+    "AFHQ_V2_uncond-StyleGAN2-paper-no-ADA-train-2022_03_13_15_47_04",
+    "AFHQ_V2_uncond-StyleGAN3-r-paper-train-2022_03_13_15_47_04",
+    "AFHQ_V2_uncond-StyleGAN3-t-paper-train-2022_03_16_15_45_11",
+]
 ROOT = "studiogan_official_ckpt"
 
 
-@pytest.mark.parametrize("name, folder, runs, want", [
-    ("stylegan2-afhq-256", "Efficient-AFHQ-V2-256", SEEN_256,
-     "AFHQv2-StyleGAN2-256Res-ADA-train-2022_02_28_10_07_21"),
-    ("stylegan2-afhq-512", "AFHQ-V2-512-uncond-tailored", SEEN_512,
-     "AFHQ_V2_uncond-StyleGAN2-paper-train-2022_03_12_05_10_24"),
-])
+@pytest.mark.parametrize(
+    "name, folder, runs, want",
+    [
+        (
+            "stylegan2-afhq-256",
+            "Efficient-AFHQ-V2-256",
+            SEEN_256,
+            "AFHQv2-StyleGAN2-256Res-ADA-train-2022_02_28_10_07_21",
+        ),
+        (
+            "stylegan2-afhq-512",
+            "AFHQ-V2-512-uncond-tailored",
+            SEEN_512,
+            "AFHQ_V2_uncond-StyleGAN2-paper-train-2022_03_12_05_10_24",
+        ),
+    ],
+)
 def test_registry_patterns_pick_one_run_of_those_seen(name, folder, runs, want):
     src = registry.get_entry(name).source
     assert listing.literal_prefix(src.G) == f"{ROOT}/{folder}"
-    files = [listing.RemoteFile(f"{ROOT}/{folder}/{run}/model={kind}-best-weights-step=1.pth",
-                                1, "") for run in runs for kind in ("G_ema", "G", "D")]
+    files = [
+        listing.RemoteFile(f"{ROOT}/{folder}/{run}/model={kind}-best-weights-step=1.pth", 1, "")
+        for run in runs
+        for kind in ("G_ema", "G", "D")
+    ]
     g_hits = {f.path.rsplit("/", 2)[1] for f in files if fnmatch.fnmatchcase(f.path, src.G)}
     d_hits = {f.path.rsplit("/", 2)[1] for f in files if fnmatch.fnmatchcase(f.path, src.D)}
     assert g_hits == d_hits == {want}
@@ -495,8 +562,11 @@ def fake(tmp_path):
         # the run to take, with the raw G and a 'current' G_ema beside its best files,
         # and a newer run of another method that the pattern must leave alone
         server.put(REPO, f"{ADA_RUN}/{G_RAW}", (folder / G_RAW).read_bytes())
-        server.put(REPO, f"{ADA_RUN}/model=G_ema-current-weights-step=1200.pth",
-                   (folder / G_RAW).read_bytes())
+        server.put(
+            REPO,
+            f"{ADA_RUN}/model=G_ema-current-weights-step=1200.pth",
+            (folder / G_RAW).read_bytes(),
+        )
         server.put(REPO, f"{ADA_RUN}/{G_EMA}", (folder / G_EMA).read_bytes())
         server.put(REPO, f"{ADA_RUN}/{D_FILE}", (folder / D_FILE).read_bytes())
         server.put(REPO, f"{OTHER_RUN}/{G_EMA}", (folder / G_RAW).read_bytes())
@@ -508,11 +578,24 @@ def _small_entry(fake) -> str:
     """A model like stylegan2-afhq-256 (its patterns, StudioGAN files) for the small
     reference architecture, served by the fake Hub."""
     shipped = registry.get_entry("stylegan2-afhq-256").source
-    config = StyleGAN2Config(resolution=64, z_dim=32, w_dim=24, c_dim=3, channel_base=256,
-                             channel_max=16, conv_clamp=256.0, mbstd_group_size=8,
-                             d_head="studiogan")
-    registry.add_model("sg2-small", config, registry.HubSource(
-        endpoint=fake.url, repo_id=REPO, G=shipped.G, D=shipped.D, format="studiogan"))
+    config = StyleGAN2Config(
+        resolution=64,
+        z_dim=32,
+        w_dim=24,
+        c_dim=3,
+        channel_base=256,
+        channel_max=16,
+        conv_clamp=256.0,
+        mbstd_group_size=8,
+        d_head="studiogan",
+    )
+    registry.add_model(
+        "sg2-small",
+        config,
+        registry.HubSource(
+            endpoint=fake.url, repo_id=REPO, G=shipped.G, D=shipped.D, format="studiogan"
+        ),
+    )
     return "sg2-small"
 
 
@@ -531,8 +614,9 @@ def test_pull_resolves_the_run_checks_g_before_d_installs_and_pins(online, fake)
     assert ("GET", g_path) in requests[:first_d]
     stages = [(r.stage, r.file) for r in reports]
     read_g = stages.index(("read", G_EMA))
-    assert read_g < min(i for i, (stage, f) in enumerate(stages)
-                        if stage == "download" and D_FILE in f)
+    assert read_g < min(
+        i for i, (stage, f) in enumerate(stages) if stage == "download" and D_FILE in f
+    )
     pin = registry.pinned(registry.get_entry(name).source)
     assert pin["G"] == g_path and pin["D_sha256"] == sha((SMALL_256 / D_FILE).read_bytes())
     assert model.family == "stylegan2" and model.record["family"] == "stylegan2"
@@ -545,8 +629,7 @@ def test_pull_resolves_the_run_checks_g_before_d_installs_and_pins(online, fake)
     assert hub.pull(name).folder == model.folder and fake.log == []  # pinned, installed
 
 
-def test_pulling_the_registered_model_stops_at_a_wrong_generator_before_fetching_d(online,
-                                                                                     fake):
+def test_pulling_the_registered_model_stops_at_a_wrong_generator_before_fetching_d(online, fake):
     # the shipped entry, pointed at the fake Hub: it resolves the ADA run from the
     # listing, downloads the (small, 64 px) G_ema, finds it is not the 256 px model and
     # never asks for the discriminator
@@ -554,8 +637,10 @@ def test_pulling_the_registered_model_stops_at_a_wrong_generator_before_fetching
     with pytest.raises(CheckpointError) as info:
         hub.pull("stylegan2-afhq-256")
     text = str(info.value)
-    assert text.startswith(f"{G_EMA} is a StyleGAN2 generator (64 px, 3 classes, z 32, w 24), "
-                           "but stylegan2-afhq-256 expects a 256 px generator")
+    assert text.startswith(
+        f"{G_EMA} is a StyleGAN2 generator (64 px, 3 classes, z 32, w 24), "
+        "but stylegan2-afhq-256 expects a 256 px generator"
+    )
     assert f"the discriminator ({D_FILE}) was not downloaded" in text
     assert [r for r in fake.log if r.filename.endswith(D_FILE)] == []
     assert any(r.method == "GET" and r.filename == f"{ADA_RUN}/{G_EMA}" for r in fake.log)
@@ -578,8 +663,9 @@ def test_implausible_stylegan2_weights_are_refused_at_import(capsys, tmp_path):
     bad = tmp_path / D_FILE
     torch.save(payload, bad)
     g, _, yaml = _studiogan()
-    code, _, err = run(capsys, "import", "sg", "--g", g, "--d", str(bad), "--config", yaml,
-                       "--conv-clamp", "256")
+    code, _, err = run(
+        capsys, "import", "sg", "--g", g, "--d", str(bad), "--config", yaml, "--conv-clamp", "256"
+    )
     assert code == 1 and f"{D_FILE} is damaged: b32.conv0.weight holds" in err
     nothing_installed("sg")
 
@@ -640,37 +726,35 @@ def test_verify_checks_a_stylegan2_install_against_its_own_architecture(capsys):
 
 
 def test_bigan_only_paths_refuse_a_stylegan2_prior_with_a_sentence(capsys):
-    from dgp_engine import Preset, reconstruct
-
     assert import_reference(capsys, "sg", "nvidia_cond")[0] == 0
     prior = load_prior("sg")
     for access in (lambda: prior.G, lambda: prior.D, lambda: prior.config):
-        with pytest.raises(PriorFamilyError, match="sg is a StyleGAN2 prior, and the DGP "
-                                                   "restoration"):
+        with pytest.raises(
+            PriorFamilyError, match="sg is a StyleGAN2 prior, and this part of DGP Studio"
+        ):
             access()
-    preset = Preset.from_dict({"iterations": [3, 3], "ft_num": [1, "all"],
-                               "G_lrs": [1e-3, 1e-3], "z_lrs": [1e-2, 1e-2],
-                               "w_D_loss": [1, 1], "w_mse": [1, 1], "ftr_num": [8, 8],
-                               "use_in": [False, True], "update_embed": True,
-                               "select_num": 3})
-    with pytest.raises(PriorFamilyError):
-        list(reconstruct(prior, torch.zeros(1, 3, 64, 64), "colorization", class_id=None,
-                         preset=preset))
     big = tiny_prior()
     assert big.family == "biggan-pytorch" and big.is_biggan and big.G is big.generator
     with pytest.raises(PriorFamilyError, match="is a BigGAN prior"):
         _ = big.stylegan2
 
 
-def test_the_command_line_refuses_to_restore_with_a_stylegan2_prior(capsys, tmp_path):
+def test_the_command_line_restores_with_a_stylegan2_prior(capsys, tmp_path):
+    """Restoration runs on StyleGAN2 priors now (tests/test_stylegan2_dgp.py has the
+    method's tests); a preset for BigGAN priors is refused with a sentence."""
     assert import_reference(capsys, "sg", "nvidia_uncond")[0] == 0
     photo = tmp_path / "in.png"
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photo)
     out = tmp_path / "out.png"
-    code = main(["colorize", str(photo), "-o", str(out), "--model", "sg", "-q"])
+    code = main(
+        ["colorize", str(photo), "-o", str(out), "--model", "sg", "-q", "--preset", "colorization"]
+    )
     err = capsys.readouterr().err
     assert code == 1
-    assert err.strip().splitlines()[-1].startswith("dgp: error: sg is a StyleGAN2 prior")
+    assert err.strip().splitlines()[-1] == (
+        "dgp: error: The preset 'colorization' is for BigGAN priors (it names no family): "
+        'choose a stylegan2_* preset, or add family = "stylegan2" to it.'
+    )
     assert not out.exists()
 
 
@@ -681,8 +765,11 @@ def test_a_stylegan2_folder_is_not_read_as_a_biggan(capsys):
     with pytest.raises(CheckpointError, match="holds a StyleGAN2 model"):
         read_config(paths.models_dir() / "sg")
     with pytest.raises(RegistryError, match="a StyleGAN2 model is downloaded as StudioGAN's"):
-        registry.add_model("x", StyleGAN2Config(resolution=64), registry.HubSource(
-            repo_id="a/b", G="g.pth", D="d.pth"))
+        registry.add_model(
+            "x",
+            StyleGAN2Config(resolution=64),
+            registry.HubSource(repo_id="a/b", G="g.pth", D="d.pth"),
+        )
 
 
 def test_the_app_can_import_a_pickle_off_its_event_loop():
@@ -691,7 +778,8 @@ def test_the_app_can_import_a_pickle_off_its_event_loop():
     from dgp_engine.priors.hub_async import import_pickle_async
 
     reports = []
-    model = asyncio.run(import_pickle_async("nv", SMALL / "nvidia_cond" / PKL,
-                                            progress=reports.append))
+    model = asyncio.run(
+        import_pickle_async("nv", SMALL / "nvidia_cond" / PKL, progress=reports.append)
+    )
     assert model.family == "stylegan2" and registry.installed("nv") is not None
     assert {r.stage for r in reports} >= {"hash", "read", "write"}

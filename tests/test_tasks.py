@@ -128,8 +128,9 @@ def test_inpaint_region_leaves_the_rest_untouched(prior):
     assert region is not None and region.size >= 32
     out = res.photo
     assert out.size == ph.size
-    assert np.array_equal(out.rgb[outside(ph.rgb.shape, region)],
-                          ph.rgb[outside(ph.rgb.shape, region)])
+    assert np.array_equal(
+        out.rgb[outside(ph.rgb.shape, region)], ph.rgb[outside(ph.rgb.shape, region)]
+    )
     assert np.array_equal(out.alpha, ph.alpha)  # transparency kept as it was
     assert not np.allclose(out.rgb[hole], ph.rgb[hole])
     from scipy.ndimage import binary_dilation
@@ -191,8 +192,9 @@ def test_defend_stops_early(prior):
 
 
 def test_cancel_gives_a_partial_result(prior):
-    job = restore_image(prior, photo(32, 32), "restore", class_id=0,
-                        preset=tiny_preset(iterations=[50, 50]))
+    job = restore_image(
+        prior, photo(32, 32), "restore", class_id=0, preset=tiny_preset(iterations=[50, 50])
+    )
     for report in job:
         if report.phase == "optimize" and report.step == 3 and not report.done:
             job.cancel()
@@ -203,13 +205,16 @@ def test_cancel_gives_a_partial_result(prior):
     assert res.photo.size == (32, 32)
 
 
-@pytest.mark.parametrize("kw, words", [
-    ({"task": "inpaint"}, "needs a mask"),
-    ({"task": "inpaint", "mask": np.zeros((10, 10), bool)}, "10×10 px but the picture"),
-    ({"task": "inpaint", "mask": np.zeros((40, 50), bool)}, "all black"),
-    ({"task": "restore", "region": "60,0,20"}, "outside"),
-    ({"task": "superres", "factor": 3}, "2, 4 or 8"),
-])
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        ({"task": "inpaint"}, "needs a mask"),
+        ({"task": "inpaint", "mask": np.zeros((10, 10), bool)}, "10×10 px but the picture"),
+        ({"task": "inpaint", "mask": np.zeros((40, 50), bool)}, "all black"),
+        ({"task": "restore", "region": "60,0,20"}, "outside"),
+        ({"task": "superres", "factor": 3}, "2, 4 or 8"),
+    ],
+)
 def test_bad_requests(prior, kw, words):
     with pytest.raises(InputError, match=words):
         plan_task(photo(40, 50), kw.pop("task"), prior.resolution, **kw)

@@ -34,11 +34,20 @@ def test_names_aliases_labels_and_commands_are_unique():
         assert task_by_label(spec.label) is spec and task_spec(spec.command) is spec
     assert find_task("Super-Resolution").name == "superres"
     assert find_task("sharpen") is None
-    with pytest.raises(InputError, match=r"Unknown task 'sharpen'\. Choose one of: colorize, "
-                                         r"inpaint, superres, reconstruct, defend, hybrid"):
+    with pytest.raises(
+        InputError,
+        match=r"Unknown task 'sharpen'\. Choose one of: colorize, "
+        r"inpaint, superres, reconstruct, defend, hybrid",
+    ):
         task_spec("sharpen")
     assert [s.label for s in menu_tasks()] == [
-        "Restore", "Colorize", "Inpaint", "Super-resolve", "Hybrid", "Remove adversarial noise"]
+        "Restore",
+        "Colorize",
+        "Inpaint",
+        "Super-resolve",
+        "Hybrid",
+        "Remove adversarial noise",
+    ]
     assert EVAL_TASKS == ("reconstruct", "colorize", "inpaint", "superres")
 
 
@@ -55,7 +64,7 @@ def test_presets_named_in_the_table_ship():
 
 def test_working_region_holds_the_hole_as_a_third():
     hole = np.zeros((300, 400), bool)
-    hole[100:140, 200:240] = True                      # 40 px → a 120 px square
+    hole[100:140, 200:240] = True  # 40 px → a 120 px square
     r = working_region("inpaint", (400, 300), 64, hole=hole)
     assert r == Region(160, 60, 120)
     assert working_region("inpaint", (400, 300), 64, hole_box=(200, 100, 240, 140)) == r
@@ -72,13 +81,13 @@ def test_working_region_holds_the_hole_as_a_third():
 def test_working_region_for_the_app_is_always_a_square():
     assert working_region("colorize", (400, 300), 64) is None  # the CLI fits the photo
     assert working_region("colorize", (400, 300), 64, always_square=True) == Region(50, 0, 300)
-    assert working_region("superres", (400, 300), 64, always_square=True) == \
-        Region(184, 134, 32)
+    assert working_region("superres", (400, 300), 64, always_square=True) == Region(184, 134, 32)
     wide = np.zeros((300, 400), bool)
-    wide[:, 10:390] = True                             # wider than any square
+    wide[:, 10:390] = True  # wider than any square
     assert working_region("inpaint", (400, 300), 64, hole=wide) is None
-    assert working_region("inpaint", (400, 300), 64, hole=wide, always_square=True) == \
-        Region(50, 0, 300)
+    assert working_region("inpaint", (400, 300), 64, hole=wide, always_square=True) == Region(
+        50, 0, 300
+    )
 
 
 def test_degradations_follow_the_table():
@@ -94,8 +103,11 @@ def test_degradations_follow_the_table():
     assert len(make_degradation("hybrid").parts) == 2  # no hole without a mask
     with pytest.raises(InputError, match="Inpainting needs a mask"):
         make_degradation("inpaint")
-    with pytest.raises(InputError, match=r"Choose one of: colorize, defend, hybrid, inpaint, "
-                                         r"reconstruct, superres\."):
+    with pytest.raises(
+        InputError,
+        match=r"Choose one of: colorize, defend, hybrid, inpaint, "
+        r"reconstruct, superres\.",
+    ):
         make_degradation("sharpen")
 
 
@@ -104,8 +116,9 @@ def test_evaluation_observations_follow_the_table():
     hole = np.zeros((32, 32), bool)
     hole[10:20, 10:20] = True
     assert degrade(clean, "inpainting", hole=hole).rgb[hole].max() == 0
-    with pytest.raises(InputError, match="Evaluation covers reconstruct, colorize, inpaint, "
-                                         "superres; not 'hybrid'"):
+    with pytest.raises(
+        InputError, match="Evaluation covers reconstruct, colorize, inpaint, superres; not 'hybrid'"
+    ):
         degrade(clean, "hybrid")
 
 

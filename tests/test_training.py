@@ -28,17 +28,29 @@ from dgp_engine.training import (
 )
 from dgp_engine.training.augment import cutout, diff_augment, translation
 
-TINY = TrainSettings(resolution=32, ch=8, batch=4, steps=4, dim_z=20, shared_dim=8,
-                     checkpoint_every_s=float("inf"), standing_batches=2, standing_batch=4,
-                     grid_columns=2)
+TINY = TrainSettings(
+    resolution=32,
+    ch=8,
+    batch=4,
+    steps=4,
+    dim_z=20,
+    shared_dim=8,
+    checkpoint_every_s=float("inf"),
+    standing_batches=2,
+    standing_batch=4,
+    grid_columns=2,
+)
 
 
 @pytest.fixture(scope="module")
 def npz_path(tmp_path_factory):
     rng = np.random.default_rng(0)
     path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    np.savez(path, images=rng.integers(0, 256, (12, 64, 64, 3), dtype=np.uint8),
-             labels=rng.integers(0, 3, 12).astype(np.int64))
+    np.savez(
+        path,
+        images=rng.integers(0, 256, (12, 64, 64, 3), dtype=np.uint8),
+        labels=rng.integers(0, 3, 12).astype(np.int64),
+    )
     return path
 
 
@@ -49,8 +61,11 @@ def dataset(npz_path):
 
 def _all_state(trainer: Trainer) -> dict[str, torch.Tensor]:
     flat = {}
-    for name, sd in (("G", trainer.G.state_dict()), ("D", trainer.D.state_dict()),
-                     ("E", trainer.ema.model.state_dict())):
+    for name, sd in (
+        ("G", trainer.G.state_dict()),
+        ("D", trainer.D.state_dict()),
+        ("E", trainer.ema.model.state_dict()),
+    ):
         flat.update({f"{name}.{k}": v for k, v in sd.items()})
     for name, opt in (("oG", trainer.opt_G), ("oD", trainer.opt_D)):
         for i, st in opt.state_dict()["state"].items():
@@ -220,15 +235,21 @@ def test_ema_and_standing_stats(dataset, tmp_path):
 def test_export_loads_with_load_prior(dataset, tmp_path):
     trainer = Trainer(dataset, TINY.replace(steps=2), tmp_path / "run")
     list(trainer.run())
-    info = export_prior(tmp_path / "run" / CHECKPOINT_NAME, tmp_path / "model",
-                        class_names=["a", "b", "c"], standing_batches=2, standing_batch=4)
+    info = export_prior(
+        tmp_path / "run" / CHECKPOINT_NAME,
+        tmp_path / "model",
+        class_names=["a", "b", "c"],
+        standing_batches=2,
+        standing_batch=4,
+    )
     assert info["step"] == 2 and info["images_seen"] == 8
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())
     assert cfg["resolution"] == 32 and cfg["G_ch"] == 8 and cfg["n_classes"] == 3
     from safetensors.torch import load_file
 
-    assert load_file(str(tmp_path / "model" / "D.safetensors"))["linear.weight"].dtype \
-        == torch.float16
+    assert (
+        load_file(str(tmp_path / "model" / "D.safetensors"))["linear.weight"].dtype == torch.float16
+    )
     prior = load_prior(tmp_path / "model")
     assert prior.class_names == ["a", "b", "c"]
     with torch.no_grad():
@@ -240,32 +261,93 @@ def test_export_loads_with_load_prior(dataset, tmp_path):
 
 def test_cli_train_and_resume(npz_path, tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", "--data", str(npz_path), "--out", str(out), "--res", "32", "--ch", "8",
-            "--batch", "2", "--steps", "2", "--threads", "1", "--log-every", "1"]
+    args = [
+        "train",
+        "--data",
+        str(npz_path),
+        "--out",
+        str(out),
+        "--res",
+        "32",
+        "--ch",
+        "8",
+        "--batch",
+        "2",
+        "--steps",
+        "2",
+        "--threads",
+        "1",
+        "--log-every",
+        "1",
+    ]
     assert cli_main(args) == 0
     text = capsys.readouterr().out
     assert "step 2/2" in text and "ETA" in text and "img/s" in text
     state = default_state_dir(out) / CHECKPOINT_NAME
     assert state.is_file() and (out / "train.log").is_file()
     assert list((out / "samples").glob("*.png"))
-    assert cli_main(["train", "--data", str(npz_path), "--out", str(out), "--steps", "3",
-                     "--resume", "--threads", "1"]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                "--data",
+                str(npz_path),
+                "--out",
+                str(out),
+                "--steps",
+                "3",
+                "--resume",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert torch.load(state, weights_only=True)["step"] == 3
-    assert cli_main(["train", "--data", str(npz_path), "--out", str(out), "--ch", "16",
-                     "--resume", "--threads", "1"]) == 1
+    assert (
+        cli_main(
+            [
+                "train",
+                "--data",
+                str(npz_path),
+                "--out",
+                str(out),
+                "--ch",
+                "16",
+                "--resume",
+                "--threads",
+                "1",
+            ]
+        )
+        == 1
+    )
     assert "does not match" in capsys.readouterr().err
     assert cli_main(["train", "--data", str(tmp_path / "none.npz"), "--out", str(out)]) == 1
     assert "not found" in capsys.readouterr().err
 
 
 def test_cli_resume_state_lives_in_the_user_cache_unless_a_state_dir_is_given(
-        npz_path, tmp_path, capsys):
+    npz_path, tmp_path, capsys
+):
     """The resume state (tens of MB) is never written into the run folder (a repository
     once carried one): by default it goes to the user cache, one folder per --out, where
     --resume finds it again; --state-dir puts it elsewhere."""
     out = tmp_path / "runs" / "prior"
-    args = ["train", "--data", str(npz_path), "--out", str(out), "--res", "32", "--ch", "8",
-            "--batch", "2", "--threads", "1"]
+    args = [
+        "train",
+        "--data",
+        str(npz_path),
+        "--out",
+        str(out),
+        "--res",
+        "32",
+        "--ch",
+        "8",
+        "--batch",
+        "2",
+        "--threads",
+        "1",
+    ]
     assert cli_main([*args, "--steps", "1"]) == 0
     state_dir = default_state_dir(out)
     assert state_dir.parent == paths.cache_dir() / "training"
@@ -280,17 +362,35 @@ def test_cli_resume_state_lives_in_the_user_cache_unless_a_state_dir_is_given(
     assert "no training checkpoint" in capsys.readouterr().err
     # --state-dir: written there, and --resume needs it to find the state again
     mine = tmp_path / "state"
-    assert cli_main([*args, "--steps", "1", "--out", str(tmp_path / "third"), "--state-dir",
-                     str(mine)]) == 0
+    assert (
+        cli_main(
+            [*args, "--steps", "1", "--out", str(tmp_path / "third"), "--state-dir", str(mine)]
+        )
+        == 0
+    )
     assert (mine / CHECKPOINT_NAME).is_file()
     assert not (default_state_dir(tmp_path / "third") / CHECKPOINT_NAME).exists()
-    assert cli_main([*args, "--steps", "2", "--out", str(tmp_path / "third"), "--state-dir",
-                     str(mine), "--resume"]) == 0
+    assert (
+        cli_main(
+            [
+                *args,
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / "third"),
+                "--state-dir",
+                str(mine),
+                "--resume",
+            ]
+        )
+        == 0
+    )
     assert torch.load(mine / CHECKPOINT_NAME, weights_only=True)["step"] == 2
 
 
-def test_cli_train_ctrl_c_saves_a_checkpoint_to_resume_from(npz_path, tmp_path, capsys,
-                                                            monkeypatch):
+def test_cli_train_ctrl_c_saves_a_checkpoint_to_resume_from(
+    npz_path, tmp_path, capsys, monkeypatch
+):
     import signal
 
     from dgp_engine.training import trainer as trainer_module
@@ -307,8 +407,25 @@ def test_cli_train_ctrl_c_saves_a_checkpoint_to_resume_from(npz_path, tmp_path, 
         return result
 
     monkeypatch.setattr(trainer_module.Trainer, "train_step", step)
-    args = ["train", "--data", str(npz_path), "--out", str(out), "--res", "32", "--ch", "8",
-            "--batch", "2", "--steps", "50", "--threads", "1", "--checkpoint-minutes", "60"]
+    args = [
+        "train",
+        "--data",
+        str(npz_path),
+        "--out",
+        str(out),
+        "--res",
+        "32",
+        "--ch",
+        "8",
+        "--batch",
+        "2",
+        "--steps",
+        "50",
+        "--threads",
+        "1",
+        "--checkpoint-minutes",
+        "60",
+    ]
     assert cli_main(args) == 130
     text = capsys.readouterr().out
     assert "Stopping after this step" in text and "continue with --resume" in text
@@ -317,6 +434,21 @@ def test_cli_train_ctrl_c_saves_a_checkpoint_to_resume_from(npz_path, tmp_path, 
     assert 2 <= saved < 50
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     monkeypatch.setattr(trainer_module.Trainer, "train_step", real_step)
-    assert cli_main(["train", "--data", str(npz_path), "--out", str(out), "--steps",
-                     str(saved + 1), "--threads", "1", "--resume"]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                "--data",
+                str(npz_path),
+                "--out",
+                str(out),
+                "--steps",
+                str(saved + 1),
+                "--threads",
+                "1",
+                "--resume",
+            ]
+        )
+        == 0
+    )
     assert torch.load(state, weights_only=True)["step"] == saved + 1

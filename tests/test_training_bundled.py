@@ -10,8 +10,18 @@ from safetensors import safe_open
 from dgp_engine.priors.load import load_prior
 from dgp_engine.priors.registry import bundled_model_dir
 
-IMAGENETTE = ["tench", "English springer", "cassette player", "chain saw", "church",
-              "French horn", "garbage truck", "gas pump", "golf ball", "parachute"]
+IMAGENETTE = [
+    "tench",
+    "English springer",
+    "cassette player",
+    "chain saw",
+    "church",
+    "French horn",
+    "garbage truck",
+    "gas pump",
+    "golf ball",
+    "parachute",
+]
 
 
 def test_bundled_prior_loads_and_renders_every_class():
@@ -38,8 +48,18 @@ def test_bundled_files_are_fp16_small_and_documented():
     total = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
     assert total < 50e6
     cfg = json.loads((folder / "config.json").read_text())
-    assert {"resolution", "G_ch", "D_ch", "dim_z", "shared_dim", "hier", "n_classes",
-            "G_attn", "D_attn", "SN_eps"} <= cfg.keys()
+    assert {
+        "resolution",
+        "G_ch",
+        "D_ch",
+        "dim_z",
+        "shared_dim",
+        "hier",
+        "n_classes",
+        "G_attn",
+        "D_attn",
+        "SN_eps",
+    } <= cfg.keys()
     card = (folder / "MODEL_CARD.md").read_text()
     assert "non-commercial" in card and "Imagenette" in card
     table = [line for line in card.splitlines() if line.startswith("|")]

@@ -51,8 +51,9 @@ def test_classifier_learns_colour_classes_and_round_trips(tmp_path):
 
 
 def test_generate_covers_every_class():
-    cfg = BigGANConfig(resolution=32, G_ch=8, D_ch=8, dim_z=20, shared_dim=8, n_classes=3,
-                       G_attn="0", D_attn="0")
+    cfg = BigGANConfig(
+        resolution=32, G_ch=8, D_ch=8, dim_z=20, shared_dim=8, n_classes=3, G_attn="0", D_attn="0"
+    )
     torch.manual_seed(0)
     G = Generator(cfg)
     orthogonal_init(G)

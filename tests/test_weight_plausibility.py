@@ -40,8 +40,9 @@ def _flip_exponent_msb(sd: dict[str, torch.Tensor], count: int, seed: int = 0) -
     finite).  Returns the
     names of the tensors hit."""
     gen = torch.Generator().manual_seed(seed)
-    keys = sorted(k for k, v in sd.items() if k.endswith(".weight") and v.dim() >= 2
-                  and v.numel() >= 1024)
+    keys = sorted(
+        k for k, v in sd.items() if k.endswith(".weight") and v.dim() >= 2 and v.numel() >= 1024
+    )
     hit = []
     for _ in range(count):
         key = keys[int(torch.randint(len(keys), (1,), generator=gen))]
@@ -55,8 +56,12 @@ def _flip_exponent_msb(sd: dict[str, torch.Tensor], count: int, seed: int = 0) -
 
 
 def test_every_legitimate_model_we_have_is_plausible():
-    folders = [registry.bundled_model_dir(), SMALL / "imagenet128", SMALL / "papa64",
-               SMALL / "afhq256"]
+    folders = [
+        registry.bundled_model_dir(),
+        SMALL / "imagenet128",
+        SMALL / "papa64",
+        SMALL / "afhq256",
+    ]
     for folder in folders:
         weights = read_folder(folder)
         assert implausible_value(weights.G) is None, folder
@@ -86,10 +91,12 @@ def test_a_bundled_generator_with_flipped_bytes_is_refused_everywhere(tmp_path, 
     assert "G_ema.safetensors" in msg and "is damaged" in msg and "download or copy" in msg
     assert any(k in msg for k in hit)
     # So is importing it, and nothing is installed.
-    with pytest.raises(CheckpointError, match=r"G_ema\.safetensors is damaged: .*\.weight "
-                                              r"holds .*flipped.*not installed"):
-        hub.import_files("flipped", g_file, folder / "D.safetensors",
-                         config=folder / "config.json")
+    with pytest.raises(
+        CheckpointError,
+        match=r"G_ema\.safetensors is damaged: .*\.weight "
+        r"holds .*flipped.*not installed",
+    ):
+        hub.import_files("flipped", g_file, folder / "D.safetensors", config=folder / "config.json")
     assert registry.installed("flipped") is None
     assert not (paths.models_dir() / "flipped").exists()
 
@@ -98,16 +105,18 @@ def test_verify_rechecks_a_damaged_install(tmp_path, capsys):
     """A model installed before the check existed (its record lists the damaged file's
     SHA-256, so the checksum passes): `dgp models verify` names the tensor."""
     src = _bundled_copy(tmp_path / "src")
-    model = hub.import_files("mine", src / "G_ema.safetensors", src / "D.safetensors",
-                             config=src / "config.json")
+    model = hub.import_files(
+        "mine", src / "G_ema.safetensors", src / "D.safetensors", config=src / "config.json"
+    )
     assert main(["models", "verify", "mine"]) == 0
     installed = model.folder / "G_ema.safetensors"
     sd = load_file(str(installed))
     hit = set(_flip_exponent_msb(sd, 3, seed=1))
     save_file(sd, str(installed))
     record = json.loads((model.folder / "model.json").read_text())
-    record["files"]["G_ema.safetensors"].update(size=installed.stat().st_size,
-                                                sha256=hub.sha256_file(installed))
+    record["files"]["G_ema.safetensors"].update(
+        size=installed.stat().st_size, sha256=hub.sha256_file(installed)
+    )
     (model.folder / "model.json").write_text(json.dumps(record))
     capsys.readouterr()
     assert main(["models", "verify", "mine"]) == 1
@@ -159,13 +168,16 @@ def test_a_weight_of_1e30_is_refused(tmp_path, family):
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04" + b"\0" * 100, "half"])
 def test_an_empty_or_truncated_file_is_one_sentence(tmp_path, capsys, content):
     g = tmp_path / "G_ema.pth"
-    g.write_bytes(PARITY.joinpath("G_ema.pth").read_bytes()[:200_000]
-                  if content == "half" else content)
+    g.write_bytes(
+        PARITY.joinpath("G_ema.pth").read_bytes()[:200_000] if content == "half" else content
+    )
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(PARITY_CONFIG))
     for extra in ([], ["--config", str(cfg)]):
-        assert main(["models", "import", "cut", "--g", str(g), "--d", str(PARITY / "D.pth"),
-                     *extra]) == 1
+        assert (
+            main(["models", "import", "cut", "--g", str(g), "--d", str(PARITY / "D.pth"), *extra])
+            == 1
+        )
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("dgp: error: ")
         assert "()" not in err and err.count(". ") == 0 and len(err) < 260
@@ -205,23 +217,42 @@ def test_integer_or_zeroed_weights_are_refused_at_import_and_by_verify(tmp_path,
     d_pth = tmp_path / "D.pth"
     torch.save(load_file(str(model / "D.safetensors")), d_pth)
     as_int = {k: v.to(torch.int64) if v.is_floating_point() else v for k, v in sd.items()}
-    zeroed = dict(sd, **{"blocks.1.0.conv1.weight": torch.zeros_like(
-        sd["blocks.1.0.conv1.weight"])})
-    for name, bad, says in (("int", as_int, "int64 whole numbers"),
-                            ("zero", zeroed, "blocks.1.0.conv1.weight holds only zeros")):
+    zeroed = dict(
+        sd, **{"blocks.1.0.conv1.weight": torch.zeros_like(sd["blocks.1.0.conv1.weight"])}
+    )
+    for name, bad, says in (
+        ("int", as_int, "int64 whole numbers"),
+        ("zero", zeroed, "blocks.1.0.conv1.weight holds only zeros"),
+    ):
         torch.save(bad, tmp_path / f"G_{name}.pth")
-        code = main(["models", "import", f"bad-{name}", "--g", str(tmp_path / f"G_{name}.pth"),
-                     "--d", str(d_pth), "--config", str(config)])
+        code = main(
+            [
+                "models",
+                "import",
+                f"bad-{name}",
+                "--g",
+                str(tmp_path / f"G_{name}.pth"),
+                "--d",
+                str(d_pth),
+                "--config",
+                str(config),
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 1 and says in err and "not installed" in err, err
         assert not (paths.models_dir() / f"bad-{name}").exists()
     # an install zeroed afterwards, its record updated to match: verify names the tensor
-    installed = hub.import_files("fine", model / "G_ema.safetensors", model / "D.safetensors",
-                                 config=config).folder / "G_ema.safetensors"
+    installed = (
+        hub.import_files(
+            "fine", model / "G_ema.safetensors", model / "D.safetensors", config=config
+        ).folder
+        / "G_ema.safetensors"
+    )
     save_file(zeroed, str(installed))
     record = json.loads((installed.parent / "model.json").read_text())
-    record["files"]["G_ema.safetensors"].update(size=installed.stat().st_size,
-                                                sha256=hub.sha256_file(installed))
+    record["files"]["G_ema.safetensors"].update(
+        size=installed.stat().st_size, sha256=hub.sha256_file(installed)
+    )
     (installed.parent / "model.json").write_text(json.dumps(record))
     capsys.readouterr()
     assert main(["models", "verify", "fine"]) == 1

@@ -15,7 +15,20 @@ from .plan import CONTACT_SHEET, WORK_DIR, BatchItem, BatchPlan, BatchSettings, 
 from .report import RunStats
 
 __all__ = [
-    "CONTACT_SHEET", "DONE", "FAILED", "PENDING", "RUNNING", "SKIPPED", "WORK_DIR",
-    "BatchEvent", "BatchItem", "BatchJob", "BatchPlan", "BatchSettings", "Journal",
-    "JournalLocked", "RunStats", "plan_batch",
+    "CONTACT_SHEET",
+    "DONE",
+    "FAILED",
+    "PENDING",
+    "RUNNING",
+    "SKIPPED",
+    "WORK_DIR",
+    "BatchEvent",
+    "BatchItem",
+    "BatchJob",
+    "BatchPlan",
+    "BatchSettings",
+    "Journal",
+    "JournalLocked",
+    "RunStats",
+    "plan_batch",
 ]

@@ -43,6 +43,7 @@ from .plan import (
     BatchItem,
     BatchSettings,
     describe_changes,
+    model_family,
     model_identity,
     output_problem,
     plan_batch,
@@ -68,8 +69,8 @@ class BatchEvent:
     reason: str | None = None
     step: int = 0
     total: int = 0
-    eta: float | None = None          # seconds left for this item (engine's estimate)
-    seconds: float | None = None      # an item's compute time
+    eta: float | None = None  # seconds left for this item (engine's estimate)
+    seconds: float | None = None  # an item's compute time
     thumb_in: Path | None = None
     thumb_out: Path | None = None
     output: Path | None = None
@@ -114,9 +115,16 @@ def default_local_workers(device: str | None) -> tuple[int, list[str | None]]:
 
 
 class BatchJob:
-    def __init__(self, settings: BatchSettings, *, workers: int | None = None,
-                 ray: str | None = None, ray_timeout: float | None = None,
-                 retry_failed: bool = False, restart: bool = False):
+    def __init__(
+        self,
+        settings: BatchSettings,
+        *,
+        workers: int | None = None,
+        ray: str | None = None,
+        ray_timeout: float | None = None,
+        retry_failed: bool = False,
+        restart: bool = False,
+    ):
         from ..tasks.restore import resolve_preset
 
         self.settings = settings
@@ -128,9 +136,14 @@ class BatchJob:
         if ray_timeout is not None and not ray_timeout > 0:
             raise InputError("--ray-timeout must be a number of seconds above 0.")
         self.plan = plan_batch(settings)
-        self.model_id, _ = model_identity(settings.model)
-        preset = resolve_preset(settings.preset, settings.task, self.model_id["name"],
-                                settings.iterations_scale)
+        self.model_id, folder = model_identity(settings.model)
+        preset = resolve_preset(
+            settings.preset,
+            settings.spec,
+            self.model_id["name"],
+            settings.iterations_scale,
+            family=model_family(folder),
+        )
         self.result_settings = settings.result_settings(self.model_id, preset.to_dict())
         self.result_settings["input"] = str(settings.input_dir)
         self.digest = settings_digest(self.result_settings)
@@ -142,8 +155,11 @@ class BatchJob:
             self._check_settings(restart)
             self.notes = self.plan.notes() + self._sync(retry_failed)
             if self.journal.set_aside is not None:
-                self.notes.insert(0, f"the damaged batch journal was kept as "
-                                     f"{self.journal.set_aside}; a new one was started.")
+                self.notes.insert(
+                    0,
+                    f"the damaged batch journal was kept as "
+                    f"{self.journal.set_aside}; a new one was started.",
+                )
         except BaseException:
             self.journal.close()
             raise
@@ -171,9 +187,11 @@ class BatchJob:
                 changes = describe_changes(old, self.result_settings)
                 raise InputError(
                     f"{self.out_dir} holds a batch job run with other settings: "
-                    + "; ".join(changes) + ". Run with the same settings to resume it, add "
+                    + "; ".join(changes)
+                    + ". Run with the same settings to resume it, add "
                     "--restart to redo every picture with the new ones, or choose another "
-                    "output folder.")
+                    "output folder."
+                )
         if restart and old is not None:
             self.journal.reset_all()
         self.journal.put("settings", self.result_settings)
@@ -189,9 +207,12 @@ class BatchJob:
         recovered = restarted = changed = 0
         for item in self.plan.items:
             row = rows.pop(item.rel, None)
-            jr.add(item.rel, self._rel_out(item.output),
-                   self._rel_out(item.state) if item.state else None,
-                   str(item.mask) if item.mask else None)
+            jr.add(
+                item.rel,
+                self._rel_out(item.output),
+                self._rel_out(item.state) if item.state else None,
+                str(item.mask) if item.mask else None,
+            )
             if row is None:
                 if item.skip_reason:
                     jr.set_status(item.rel, J.SKIPPED, item.skip_reason)
@@ -222,13 +243,14 @@ class BatchJob:
             if row.status != J.DONE:
                 jr.set_status(rel, J.SKIPPED, "no longer in the input folder")
         if recovered:
-            notes.append(f"{recovered} picture(s) written just before the last run stopped "
-                         "are counted as done.")
+            notes.append(
+                f"{recovered} picture(s) written just before the last run stopped "
+                "are counted as done."
+            )
         if restarted:
             notes.append(f"{restarted} picture(s) interrupted in the last run start again.")
         if changed:
-            notes.append(f"{changed} done picture(s) run again: input changed or output "
-                         "missing.")
+            notes.append(f"{changed} done picture(s) run again: input changed or output missing.")
         return notes
 
     def _rel_out(self, path: Path) -> str:
@@ -313,8 +335,13 @@ class BatchJob:
         if self.ray_address is not None:
             from .ray_backend import CONNECT_TIMEOUT_S, RayPool
 
-            return RayPool(s, wanted, self.ray_address,
-                           timeout=self.ray_timeout or CONNECT_TIMEOUT_S, cancel=self._stop)
+            return RayPool(
+                s,
+                wanted,
+                self.ray_address,
+                timeout=self.ray_timeout or CONNECT_TIMEOUT_S,
+                cancel=self._stop,
+            )
         from ..system.memory import worker_budget
         from ..system.runtime import available_cores
         from .local import LocalPool
@@ -343,15 +370,20 @@ class BatchJob:
         if not self.settings.overwrite and os.path.lexists(item.output):
             why = self._not_ours(item, row)
             if why is not None:
-                self._j(self.journal.set_status, item.rel, J.SKIPPED,
-                        f"an output of that name already exists ({why}); allow replacing "
-                        "it with --overwrite")
+                self._j(
+                    self.journal.set_status,
+                    item.rel,
+                    J.SKIPPED,
+                    f"an output of that name already exists ({why}); allow replacing "
+                    "it with --overwrite",
+                )
                 return None
         for what, path in (("output", item.output), ("state file", item.state)):
             problem = output_problem(path, self.out_dir) if path is not None else None
             if problem:
-                self._j(self.journal.mark_failed, item.rel,
-                        f"its {what} cannot be written: {problem}")
+                self._j(
+                    self.journal.mark_failed, item.rel, f"its {what} cannot be written: {problem}"
+                )
                 return None
         try:
             # a regular file only, checked before and after opening (never blocks: a FIFO
@@ -359,23 +391,34 @@ class BatchJob:
             with open_regular(item.source) as (fh, st):
                 if self.worker_budget is not None and st.st_size > self.worker_budget:
                     why = why_too_big(st.st_size, self.worker_budget, self.worker_count)
-                    self._j(self.journal.mark_failed, item.rel, f"{item.rel} is "
-                            f"{gb(st.st_size)}: {why}. Downscale or recompress it first.")
+                    self._j(
+                        self.journal.mark_failed,
+                        item.rel,
+                        f"{item.rel} is {gb(st.st_size)}: {why}. Downscale or recompress it first.",
+                    )
                     return None
                 data = fh.read()
         except NotRegularFile as exc:
-            self._j(self.journal.set_status, item.rel, J.SKIPPED,
-                    f"not a regular file ({exc.kind}): only picture files are read")
+            self._j(
+                self.journal.set_status,
+                item.rel,
+                J.SKIPPED,
+                f"not a regular file ({exc.kind}): only picture files are read",
+            )
             return None
         except OSError as exc:
-            self._j(self.journal.mark_failed, item.rel,
-                    f"could not read it: {exc.strerror or exc}")
+            self._j(self.journal.mark_failed, item.rel, f"could not read it: {exc.strerror or exc}")
             return None
         size = image_size(data) if self.worker_budget is not None else None
         if size is not None:  # the single commands' check, on one worker's share
             try:
-                check_fits(size, item.rel, bytes_per_pixel=RUN_BYTES_PER_PIXEL,
-                           budget=self.worker_budget, workers=self.worker_count)
+                check_fits(
+                    size,
+                    item.rel,
+                    bytes_per_pixel=RUN_BYTES_PER_PIXEL,
+                    budget=self.worker_budget,
+                    workers=self.worker_count,
+                )
             except InputError as exc:
                 self._j(self.journal.mark_failed, item.rel, str(exc))
                 return None
@@ -387,15 +430,30 @@ class BatchJob:
                 self._j(self.journal.mark_failed, item.rel, str(exc))
                 return None
         self.stats.io_seconds += time.perf_counter() - t0
-        self._j(self.journal.mark_running, item.rel, size=st.st_size, mtime=st.st_mtime_ns,
-                sha=J.file_sha256(data), settings=self.digest, worker=str(wid))
-        return {"rel": item.rel, "source": str(item.source), "data": data, "mask": mask,
-                "memory_budget": self.worker_budget, "workers": self.worker_count,
-                "mask_name": item.mask.name if item.mask else None,
-                "out_suffix": item.output.suffix, "want_state": item.state is not None}
+        self._j(
+            self.journal.mark_running,
+            item.rel,
+            size=st.st_size,
+            mtime=st.st_mtime_ns,
+            sha=J.file_sha256(data),
+            settings=self.digest,
+            worker=str(wid),
+        )
+        return {
+            "rel": item.rel,
+            "source": str(item.source),
+            "data": data,
+            "mask": mask,
+            "memory_budget": self.worker_budget,
+            "workers": self.worker_count,
+            "mask_name": item.mask.name if item.mask else None,
+            "out_suffix": item.output.suffix,
+            "want_state": item.state is not None,
+        }
 
-    def _write_result(self, item: BatchItem, resp: dict[str, Any]
-                      ) -> tuple[Path | None, Path | None]:
+    def _write_result(
+        self, item: BatchItem, resp: dict[str, Any]
+    ) -> tuple[Path | None, Path | None]:
         """Outputs first (atomic), the journal after: see Journal.mark_writing."""
         t0 = time.perf_counter()
         thumbs = self.out_dir / WORK_DIR / "thumbs"
@@ -407,8 +465,9 @@ class BatchJob:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise OutputError(f"Could not create {path.parent}: {exc.strerror or exc}.") \
-                    from exc
+                raise OutputError(
+                    f"Could not create {path.parent}: {exc.strerror or exc}."
+                ) from exc
             write_atomic(path, _writer(data))
         t_in = t_out = None
         try:
@@ -426,7 +485,7 @@ class BatchJob:
         st = self.stats
         st.started = time.time()
         pending = deque(self.todo())
-        inflight: dict[int, tuple[str, float]] = {}     # wid → (rel, t_submit)
+        inflight: dict[int, tuple[str, float]] = {}  # wid → (rel, t_submit)
         pool: WorkerPool | None = None
         try:
             if not pending:
@@ -442,8 +501,13 @@ class BatchJob:
                     self.outcome, self.stop_note = "stopped", str(exc)
                 else:
                     yield from self._loop(pool, pending, inflight)
-                    self.outcome = ("abandoned" if self._abandon.is_set() else
-                                    "stopped" if self._stop.is_set() else "finished")
+                    self.outcome = (
+                        "abandoned"
+                        if self._abandon.is_set()
+                        else "stopped"
+                        if self._stop.is_set()
+                        else "finished"
+                    )
         except DGPError as exc:
             self.fatal = exc
             self.outcome = "error"
@@ -473,15 +537,17 @@ class BatchJob:
             self.close()
         yield BatchEvent("finished", counts=self.final_counts, message=self.outcome)
 
-    def _loop(self, pool: WorkerPool, pending: deque[str],
-              inflight: dict[int, tuple[str, float]]) -> Iterator[BatchEvent]:
+    def _loop(
+        self, pool: WorkerPool, pending: deque[str], inflight: dict[int, tuple[str, float]]
+    ) -> Iterator[BatchEvent]:
         jr = self.journal
         self.pool = pool  # for tests and tools that watch the workers
         lost_total = 0
         abandon_sent = False
         self._j(jr.start_run, pool.kind, pool.size)
-        yield BatchEvent("workers", message=f"starting {pool.size} {pool.kind} "
-                                            f"worker(s)", counts=jr.counts())
+        yield BatchEvent(
+            "workers", message=f"starting {pool.size} {pool.kind} worker(s)", counts=jr.counts()
+        )
         while True:
             if self._abandon.is_set() and not abandon_sent:
                 pool.abandon()
@@ -494,14 +560,14 @@ class BatchJob:
                         request = self._request(self.by_rel[rel], wid)
                         if request is None:
                             row = self._row(rel)
-                            yield BatchEvent("item", rel, row.status, row.reason,
-                                             counts=jr.counts())
+                            yield BatchEvent(
+                                "item", rel, row.status, row.reason, counts=jr.counts()
+                            )
                     if request is None:
                         break
                     pool.submit(wid, request)
                     inflight[wid] = (request["rel"], time.perf_counter())
-                    yield BatchEvent("item", request["rel"], J.RUNNING,
-                                     counts=jr.counts())
+                    yield BatchEvent("item", request["rel"], J.RUNNING, counts=jr.counts())
             if not inflight and (self._stop.is_set() or not pending):
                 break
             for ev in pool.poll(0.25):
@@ -511,8 +577,9 @@ class BatchJob:
                 elif kind == "error":
                     raise DGPError(f"A batch worker could not start: {ev[2]}")
                 elif kind == "progress":
-                    yield BatchEvent("progress", ev[2], J.RUNNING, step=ev[3],
-                                     total=ev[4], eta=ev[5])
+                    yield BatchEvent(
+                        "progress", ev[2], J.RUNNING, step=ev[3], total=ev[4], eta=ev[5]
+                    )
                 elif kind == "result":
                     rel, t_sub = inflight.pop(wid)
                     yield self._finish(self.by_rel[rel], ev[2], time.perf_counter() - t_sub)
@@ -523,18 +590,20 @@ class BatchJob:
                         rel = lost[0]
                         row = self._row(rel)
                         if row.attempts >= MAX_ATTEMPTS:
-                            self._j(jr.mark_failed, rel, f"its worker died {row.attempts} "
-                                    f"times while restoring it ({ev[3]})")
+                            self._j(
+                                jr.mark_failed,
+                                rel,
+                                f"its worker died {row.attempts} "
+                                f"times while restoring it ({ev[3]})",
+                            )
                         else:
                             self._j(jr.back_to_pending, rel, f"worker lost ({ev[3]})")
                             pending.appendleft(rel)
                         row = self._row(rel)
-                        yield BatchEvent("item", rel, row.status, row.reason,
-                                         counts=jr.counts())
+                        yield BatchEvent("item", rel, row.status, row.reason, counts=jr.counts())
                     if lost_total > 2 * pool.size + MAX_ATTEMPTS or not pool.replace(wid):
                         raise DGPError(f"Batch workers keep dying ({ev[3]}); stopping.")
-                    yield BatchEvent("workers", message=f"worker lost ({ev[3]}); "
-                                                        "replaced")
+                    yield BatchEvent("workers", message=f"worker lost ({ev[3]}); replaced")
 
     def _finish(self, item: BatchItem, resp: dict[str, Any], wall: float) -> BatchEvent:
         jr = self.journal
@@ -547,31 +616,59 @@ class BatchJob:
                     self._j(jr.back_to_pending, item.rel, "its output could not be written")
                     raise
                 # this picture's name or folder: the others can still be written
-                self._j(jr.mark_failed, item.rel, f"its output could not be written: {exc}",
-                        resp["seconds"])
+                self._j(
+                    jr.mark_failed,
+                    item.rel,
+                    f"its output could not be written: {exc}",
+                    resp["seconds"],
+                )
                 self.stats.failed += 1
-                return BatchEvent("item", item.rel, J.FAILED, str(exc),
-                                  seconds=resp["seconds"], counts=jr.counts())
-            self._j(jr.mark_done, item.rel, seconds=resp["seconds"],
-                    class_id=resp.get("class_id"), notes=resp.get("notes") or [])
+                return BatchEvent(
+                    "item",
+                    item.rel,
+                    J.FAILED,
+                    str(exc),
+                    seconds=resp["seconds"],
+                    counts=jr.counts(),
+                )
+            self._j(
+                jr.mark_done,
+                item.rel,
+                seconds=resp["seconds"],
+                class_id=resp.get("class_id"),
+                notes=resp.get("notes") or [],
+            )
             self.stats.done += 1
             self.stats.worker_seconds += resp["seconds"]
             self.stats.item_wall += wall
-            return BatchEvent("item", item.rel, J.DONE, seconds=resp["seconds"],
-                              thumb_in=t_in, thumb_out=t_out, output=item.output,
-                              counts=jr.counts())
+            return BatchEvent(
+                "item",
+                item.rel,
+                J.DONE,
+                seconds=resp["seconds"],
+                thumb_in=t_in,
+                thumb_out=t_out,
+                output=item.output,
+                counts=jr.counts(),
+            )
         if status == "skipped":  # the worker decided (e.g. a colorize input in colour)
             self._j(jr.set_status, item.rel, J.SKIPPED, resp.get("reason"))
-            return BatchEvent("item", item.rel, J.SKIPPED, resp.get("reason"),
-                              counts=jr.counts())
+            return BatchEvent("item", item.rel, J.SKIPPED, resp.get("reason"), counts=jr.counts())
         if status == "abandoned":
             self._j(jr.back_to_pending, item.rel, "abandoned; starts again on the next run")
             return BatchEvent("item", item.rel, J.PENDING, "abandoned", counts=jr.counts())
-        self._j(jr.mark_failed, item.rel, resp.get("reason") or "unknown error",
-                resp.get("seconds"))
+        self._j(
+            jr.mark_failed, item.rel, resp.get("reason") or "unknown error", resp.get("seconds")
+        )
         self.stats.failed += 1
-        return BatchEvent("item", item.rel, J.FAILED, resp.get("reason"),
-                          seconds=resp.get("seconds"), counts=jr.counts())
+        return BatchEvent(
+            "item",
+            item.rel,
+            J.FAILED,
+            resp.get("reason"),
+            seconds=resp.get("seconds"),
+            counts=jr.counts(),
+        )
 
     def _write_report(self) -> None:
         try:
@@ -594,13 +691,16 @@ class BatchJob:
             pass
 
 
-
 def _stops_every_write(exc: OutputError) -> bool:
     """A write error every other picture would meet too (disk full, read-only file
     system, or one we cannot tell): the job stops, the picture stays pending."""
     cause = exc.__cause__
     return not isinstance(cause, OSError) or cause.errno in (
-        errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EIO,
+    )
 
 
 def _writer(data: bytes) -> Callable[[BinaryIO], object]:

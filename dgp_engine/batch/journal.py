@@ -83,7 +83,7 @@ def stored_name(name: str) -> str:
 def read_name(text: str) -> str:
     """The path :func:`stored_name` stored (surrogates where it is not UTF-8)."""
     if text.startswith(_ENCODED):
-        return os.fsdecode(urllib.parse.unquote_to_bytes(text[len(_ENCODED):]))
+        return os.fsdecode(urllib.parse.unquote_to_bytes(text[len(_ENCODED) :]))
     return text
 
 
@@ -146,10 +146,27 @@ _ITEM_COLUMNS = [f.name for f in fields(ItemRow)]
 _ITEM_SELECT = "SELECT " + ", ".join(_ITEM_COLUMNS) + " FROM items"
 # what each column must hold (None is allowed unless the column is NOT NULL)
 _ITEM_KINDS: dict[str, type] = {
-    "id": int, "rel": str, "output": str, "state_file": str, "mask": str, "status": str,
-    "reason": str, "in_size": int, "in_mtime": int, "in_sha": str, "settings": str,
-    "out_sha": str, "attempts": int, "run": int, "worker": str, "class_id": int,
-    "notes": str, "started": float, "finished": float, "seconds": float}
+    "id": int,
+    "rel": str,
+    "output": str,
+    "state_file": str,
+    "mask": str,
+    "status": str,
+    "reason": str,
+    "in_size": int,
+    "in_mtime": int,
+    "in_sha": str,
+    "settings": str,
+    "out_sha": str,
+    "attempts": int,
+    "run": int,
+    "worker": str,
+    "class_id": int,
+    "notes": str,
+    "started": float,
+    "finished": float,
+    "seconds": float,
+}
 _ITEM_REQUIRED = frozenset({"id", "rel", "output", "status", "attempts"})
 
 
@@ -161,8 +178,15 @@ def _item_problem(values: tuple[Any, ...]) -> str | None:
             if name in _ITEM_REQUIRED:
                 return f"an item has no {name}"
             continue
-        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-              and math.isfinite(value)) if kind is float else type(value) is kind
+        ok = (
+            (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            )
+            if kind is float
+            else type(value) is kind
+        )
         if not ok:
             return f"an item's {name} is {type(value).__name__} {value!r:.40}"
     status, rel = values[_ITEM_COLUMNS.index("status")], values[_ITEM_COLUMNS.index("rel")]
@@ -185,11 +209,17 @@ def _expected_layout() -> dict[str, tuple[Any, ...]]:
 
 
 def _layout(db: sqlite3.Connection, table: str) -> tuple[Any, ...]:
-    columns = sorted((name, kind.upper(), notnull, default, pk) for _cid, name, kind, notnull,
-                     default, pk in db.execute(f"PRAGMA table_info({table})").fetchall())
-    unique = sorted(tuple(c[2] for c in db.execute(f"PRAGMA index_info({_quoted(index[1])})"))
-                    for index in db.execute(f"PRAGMA index_list({table})").fetchall()
-                    if index[2])
+    columns = sorted(
+        (name, kind.upper(), notnull, default, pk)
+        for _cid, name, kind, notnull, default, pk in db.execute(
+            f"PRAGMA table_info({table})"
+        ).fetchall()
+    )
+    unique = sorted(
+        tuple(c[2] for c in db.execute(f"PRAGMA index_info({_quoted(index[1])})"))
+        for index in db.execute(f"PRAGMA index_list({table})").fetchall()
+        if index[2]
+    )
     return tuple(columns), tuple(unique)
 
 
@@ -201,18 +231,23 @@ def _lock_folder(lock_file: Path) -> HeldLock:
     """The batch lock on an output folder (:mod:`dgp_engine.system.locks`; the OS drops it
     with the process), or one sentence: another run holds it, or the file cannot be used."""
     try:
-        return take_lock(lock_file, f"pid {os.getpid()}, started "
-                         f"{time.strftime('%Y-%m-%d %H:%M:%S')}", keep_file=True)
+        return take_lock(
+            lock_file,
+            f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            keep_file=True,
+        )
     except LockBusy as exc:
         raise JournalLocked(
             f"Another batch run is using {lock_file.parent.parent}"
             + (f" ({exc.holder})" if exc.holder else "")
-            + ": wait for it to finish, stop it, or choose another output folder.") from None
+            + ": wait for it to finish, stop it, or choose another output folder."
+        ) from None
     except OSError as exc:
         raise OutputError(
             f"The batch lock file {lock_file} cannot be opened or locked "
             f"({exc.strerror or exc}): remove it and run the same command again, or choose "
-            "another output folder (on a local disk).") from exc
+            "another output folder (on a local disk)."
+        ) from exc
 
 
 class Journal:
@@ -228,11 +263,12 @@ class Journal:
         try:
             self.work_dir.mkdir(parents=True, exist_ok=True)
         except FileExistsError as exc:
-            raise OutputError(f"{self.work_dir} is where the batch journal goes, but it is a "
-                              "file: move it away or choose another output folder.") from exc
+            raise OutputError(
+                f"{self.work_dir} is where the batch journal goes, but it is a "
+                "file: move it away or choose another output folder."
+            ) from exc
         except OSError as exc:
-            raise OutputError(f"Could not create {self.work_dir}: {exc.strerror or exc}.") \
-                from exc
+            raise OutputError(f"Could not create {self.work_dir}: {exc.strerror or exc}.") from exc
         self.lock = _lock_folder(self.work_dir / "lock")
         try:
             try:
@@ -273,8 +309,9 @@ class Journal:
         problems = [str(r[0]) for r in db.execute("PRAGMA integrity_check(3)").fetchall()]
         if problems != ["ok"]:
             raise self.damaged("; ".join(problems))
-        tables = {r[0] for r in db.execute(
-            "SELECT name FROM sqlite_master WHERE type='table'").fetchall()}
+        tables = {
+            r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+        }
         if not tables:
             return True
         for table, layout in _expected_layout().items():
@@ -297,32 +334,40 @@ class Journal:
             f"The batch journal {self.path} is damaged or not this version's ({detail}): run "
             "the same command with --restart to start a new one (the damaged file is kept "
             f"aside; the pictures already in {self.work_dir.parent} are kept, and skipped "
-            "unless you add --overwrite), or choose another output folder.")
+            "unless you add --overwrite), or choose another output folder."
+        )
 
     def _error(self, exc: sqlite3.Error) -> DGPError:
         """Our error for an SQLite one: what went wrong with which file, and what to do."""
         name = str(getattr(exc, "sqlite_errorname", "") or "")
         if name.startswith("SQLITE_FULL"):
-            return OutputError(f"The batch journal {self.path} could not be written: the disk "
-                               "is full. Free some space and run the same command again.")
+            return OutputError(
+                f"The batch journal {self.path} could not be written: the disk "
+                "is full. Free some space and run the same command again."
+            )
         if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            return OutputError(f"The batch journal {self.path} is in use by another program "
-                               f"({exc}): close it and run the same command again.")
-        if name.startswith(("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_READONLY",
-                            "SQLITE_AUTH", "SQLITE_IOERR")):
+            return OutputError(
+                f"The batch journal {self.path} is in use by another program "
+                f"({exc}): close it and run the same command again."
+            )
+        if name.startswith(
+            ("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_READONLY", "SQLITE_AUTH", "SQLITE_IOERR")
+        ):
             return OutputError(
                 f"The batch journal {self.path} cannot be read or written ({exc}): it and "
                 f"the files beside it must be files you may write; remove {self.work_dir} "
                 f"(the pictures in {self.work_dir.parent} are kept) or choose another output "
-                "folder.")
+                "folder."
+            )
         return self.damaged(str(exc))
 
     def _set_aside(self) -> Path:
         """Rename the damaged journal (and its WAL files) out of the way; never over a file."""
         n = 1
         while True:
-            aside = self.path.with_name(f"{JOURNAL_FILE}{DAMAGED_SUFFIX}"
-                                        + (f"-{n}" if n > 1 else ""))
+            aside = self.path.with_name(
+                f"{JOURNAL_FILE}{DAMAGED_SUFFIX}" + (f"-{n}" if n > 1 else "")
+            )
             if not any(os.path.lexists(f"{aside}{end}") for end in ("", "-wal", "-shm")):
                 break
             n += 1
@@ -331,9 +376,11 @@ class Journal:
                 if os.path.lexists(f"{self.path}{end}"):
                     os.rename(f"{self.path}{end}", f"{aside}{end}")
         except OSError as exc:
-            raise OutputError(f"The damaged batch journal {self.path} could not be kept aside "
-                              f"({exc.strerror or exc}): move {self.work_dir} away and run "
-                              "again.") from exc
+            raise OutputError(
+                f"The damaged batch journal {self.path} could not be kept aside "
+                f"({exc.strerror or exc}): move {self.work_dir} away and run "
+                "again."
+            ) from exc
         return aside
 
     def _sql(self, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
@@ -369,20 +416,25 @@ class Journal:
         return _decode(self, key, rows[0][0]) if rows else None
 
     def put(self, key: str, value: object) -> None:
-        self._sql("INSERT OR REPLACE INTO job(key, value) VALUES (?, ?)",
-                  (key, json.dumps(value, sort_keys=True)))
+        self._sql(
+            "INSERT OR REPLACE INTO job(key, value) VALUES (?, ?)",
+            (key, json.dumps(value, sort_keys=True)),
+        )
 
     # --- runs -----------------------------------------------------------------------------
     def start_run(self, backend: str, workers: int) -> int:
         self.run_id = self._insert(
             "INSERT INTO runs(started, pid, backend, workers) VALUES (?, ?, ?, ?)",
-            (time.time(), os.getpid(), backend, workers))
+            (time.time(), os.getpid(), backend, workers),
+        )
         return self.run_id
 
     def finish_run(self, outcome: str) -> None:
         if self.run_id is not None:
-            self._sql("UPDATE runs SET finished=?, outcome=? WHERE id=?",
-                      (time.time(), outcome, self.run_id))
+            self._sql(
+                "UPDATE runs SET finished=?, outcome=? WHERE id=?",
+                (time.time(), outcome, self.run_id),
+            )
 
     # --- items ----------------------------------------------------------------------------
     def items(self, status: str | None = None) -> list[ItemRow]:
@@ -406,43 +458,73 @@ class Journal:
             "INSERT INTO items(rel, output, state_file, mask, status) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(rel) DO UPDATE SET output=excluded.output, "
             "state_file=excluded.state_file, mask=excluded.mask",
-            (stored_name(rel), stored_name(output),
-             None if state_file is None else stored_name(state_file),
-             None if mask is None else shown_name(mask), PENDING))
+            (
+                stored_name(rel),
+                stored_name(output),
+                None if state_file is None else stored_name(state_file),
+                None if mask is None else shown_name(mask),
+                PENDING,
+            ),
+        )
 
     def set_status(self, rel: str, status: str, reason: str | None = None) -> None:
-        self._sql("UPDATE items SET status=?, reason=? WHERE rel=?",
-                  (status, _text(reason), stored_name(rel)))
+        self._sql(
+            "UPDATE items SET status=?, reason=? WHERE rel=?",
+            (status, _text(reason), stored_name(rel)),
+        )
 
-    def mark_running(self, rel: str, *, size: int, mtime: int, sha: str, settings: str,
-                     worker: str) -> None:
+    def mark_running(
+        self, rel: str, *, size: int, mtime: int, sha: str, settings: str, worker: str
+    ) -> None:
         self._sql(
             "UPDATE items SET status=?, reason=NULL, in_size=?, in_mtime=?, in_sha=?, "
             "settings=?, attempts=attempts+1, run=?, worker=?, started=?, finished=NULL, "
             "seconds=NULL WHERE rel=?",
-            (RUNNING, size, mtime, sha, settings, self.run_id, worker, time.time(),
-             stored_name(rel)))
+            (
+                RUNNING,
+                size,
+                mtime,
+                sha,
+                settings,
+                self.run_id,
+                worker,
+                time.time(),
+                stored_name(rel),
+            ),
+        )
 
     def mark_writing(self, rel: str, out_sha: str) -> None:
         """Before the output is renamed into place: a run killed between the rename and
         :meth:`mark_done` is recognised as done by the next run (same digest on disk)."""
         self._sql("UPDATE items SET out_sha=? WHERE rel=?", (out_sha, stored_name(rel)))
 
-    def mark_done(self, rel: str, *, seconds: float, class_id: int | None,
-                  notes: list[str]) -> None:
+    def mark_done(
+        self, rel: str, *, seconds: float, class_id: int | None, notes: list[str]
+    ) -> None:
         self._sql(
             "UPDATE items SET status=?, reason=NULL, finished=?, seconds=?, class_id=?, "
             "notes=? WHERE rel=?",
-            (DONE, time.time(), seconds, class_id, _text("\n".join(notes)) or None,
-             stored_name(rel)))
+            (
+                DONE,
+                time.time(),
+                seconds,
+                class_id,
+                _text("\n".join(notes)) or None,
+                stored_name(rel),
+            ),
+        )
 
     def mark_failed(self, rel: str, reason: str, seconds: float | None = None) -> None:
-        self._sql("UPDATE items SET status=?, reason=?, finished=?, seconds=? WHERE rel=?",
-                  (FAILED, _text(reason), time.time(), seconds, stored_name(rel)))
+        self._sql(
+            "UPDATE items SET status=?, reason=?, finished=?, seconds=? WHERE rel=?",
+            (FAILED, _text(reason), time.time(), seconds, stored_name(rel)),
+        )
 
     def back_to_pending(self, rel: str, reason: str | None = None) -> None:
-        self._sql("UPDATE items SET status=?, reason=? WHERE rel=?",
-                  (PENDING, _text(reason), stored_name(rel)))
+        self._sql(
+            "UPDATE items SET status=?, reason=? WHERE rel=?",
+            (PENDING, _text(reason), stored_name(rel)),
+        )
 
     def reset_all(self) -> None:
         self._sql("UPDATE items SET status=?, reason=NULL, settings=NULL", (PENDING,))
@@ -466,6 +548,7 @@ def _decode(journal: Journal, key: Any, value: Any) -> Any:
     if key == "settings" and not isinstance(decoded, dict):
         raise journal.damaged("its settings are not a table of settings")
     if key == "schema" and (type(decoded) is not int or not 1 <= decoded <= SCHEMA_VERSION):
-        raise journal.damaged(f"its layout version is {decoded!r:.20}, this version reads "
-                              f"{SCHEMA_VERSION}")
+        raise journal.damaged(
+            f"its layout version is {decoded!r:.20}, this version reads {SCHEMA_VERSION}"
+        )
     return decoded

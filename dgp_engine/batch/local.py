@@ -21,8 +21,7 @@ from typing import Any
 from ..errors import DGPError
 
 
-def _worker_main(wid: int, config: dict[str, Any], tasks: Any, results: Any,
-                 abandon: Any) -> None:
+def _worker_main(wid: int, config: dict[str, Any], tasks: Any, results: Any, abandon: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C
     runner_box: list[Any] = []
 
@@ -32,7 +31,7 @@ def _worker_main(wid: int, config: dict[str, Any], tasks: Any, results: Any,
             if parent is not None and not parent.is_alive():
                 os._exit(3)  # nothing to save: the driver writes every output
             if abandon.is_set() and runner_box:
-                runner_box[0].cancel_event.set()
+                runner_box[0].cancel()
             time.sleep(0.2)
 
     threading.Thread(target=watch, daemon=True, name="dgp-batch-watch").start()
@@ -84,9 +83,12 @@ class LocalPool:
 
     def _spawn(self, wid: int) -> None:
         self.tasks[wid] = self.ctx.Queue()
-        p = self.ctx.Process(target=_worker_main, name=f"dgp-batch-{wid}", daemon=True,
-                             args=(wid, self.configs[wid], self.tasks[wid], self.results,
-                                   self.abandon_event))
+        p = self.ctx.Process(
+            target=_worker_main,
+            name=f"dgp-batch-{wid}",
+            daemon=True,
+            args=(wid, self.configs[wid], self.tasks[wid], self.results, self.abandon_event),
+        )
         p.start()
         self.procs[wid] = p
 

@@ -29,7 +29,7 @@ from ..errors import InputError, OutputError
 from ..files.photos import FORMATS
 from ..method.compute import check_precision
 from ..method.reconstruct import check_seed
-from ..method.taskspec import task_spec
+from ..method.taskspec import TaskSpec, task_spec
 from ..system.fileio import file_kind, name_too_long
 
 # Picture types the batch picks up (Pillow reads them all); outputs use FORMATS.
@@ -56,8 +56,8 @@ class BatchSettings:
     exact: bool = False
     factor: int | None = None
     feather: int | None = None
-    mask: Path | None = None          # one mask for every picture
-    masks_dir: Path | None = None     # masks by relative path under this folder
+    mask: Path | None = None  # one mask for every picture
+    masks_dir: Path | None = None  # masks by relative path under this folder
     mask_suffix: str = DEFAULT_MASK_SUFFIX
     save_state: bool = False
     # colorize: also pictures already in colour (their true colours are replaced); by
@@ -67,11 +67,13 @@ class BatchSettings:
     # with another device or precision without redoing the others)
     device: str | None = None
     threads: int | None = None
-    precision: str = "auto"           # one of dgp_engine.method.compute.PRECISIONS
+    precision: str = "auto"  # one of dgp_engine.method.compute.PRECISIONS
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "task", task_spec(self.task).name)
+        spec = task_spec(self.task)  # the batch's one lookup of its task by name
+        object.__setattr__(self, "task", spec.name)
+        object.__setattr__(self, "_spec", spec)
         for name in ("input_dir", "output_dir", "mask", "masks_dir"):
             value = getattr(self, name)
             if value is not None:
@@ -81,26 +83,43 @@ class BatchSettings:
         object.__setattr__(self, "precision", check_precision(self.precision, self.exact))
         check_seed(self.seed)  # every picture would fail on it: refused before any work
         if self.recolor and self.task != "colorize":
-            raise InputError("--recolor only applies to colorize (it colorizes photos that "
-                             "are already in colour).")
+            raise InputError(
+                "--recolor only applies to colorize (it colorizes photos that "
+                "are already in colour)."
+            )
+
+    @property
+    def spec(self) -> TaskSpec:
+        """The task (looked up once, at construction)."""
+        spec: TaskSpec = self.__dict__["_spec"]
+        return spec
 
     @property
     def uses_mask(self) -> bool:
-        return task_spec(self.task).uses_mask
+        return self.spec.uses_mask
 
-    def result_settings(self, model_id: dict[str, Any], preset: dict[str, Any]
-                        ) -> dict[str, Any]:
+    def result_settings(self, model_id: dict[str, Any], preset: dict[str, Any]) -> dict[str, Any]:
         """Everything that decides an output, as plain JSON data (the journal keeps it).
         ``recolor`` is there only when set, so a job journalled before it existed resumes."""
-        spec = task_spec(self.task)
+        spec = self.spec
         return ({"recolor": True} if self.recolor else {}) | {
-            "task": self.task, "model": model_id, "preset": preset,
-            "class": str(self.class_spec), "seed": int(self.seed), "exact": bool(self.exact),
+            "task": self.task,
+            "model": model_id,
+            "preset": preset,
+            "class": str(self.class_spec),
+            "seed": int(self.seed),
+            "exact": bool(self.exact),
             "factor": self.factor if spec.new_picture else None,
             "feather": self.feather,
-            "mask": (str(self.mask) if self.mask else
-                     f"{self.masks_dir}/<name>" if self.masks_dir else
-                     f"<name>{self.mask_suffix}") if spec.uses_mask else None,
+            "mask": (
+                str(self.mask)
+                if self.mask
+                else f"{self.masks_dir}/<name>"
+                if self.masks_dir
+                else f"<name>{self.mask_suffix}"
+            )
+            if spec.uses_mask
+            else None,
             "save_state": bool(self.save_state),
         }
 
@@ -117,8 +136,7 @@ def settings_digest(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def describe_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = ""
-                     ) -> list[str]:
+def describe_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     """``key: old → new`` for every setting that differs (nested dicts flattened)."""
     out = []
     for key in sorted(set(old) | set(new)):
@@ -132,18 +150,18 @@ def describe_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = ""
 
 @dataclass
 class BatchItem:
-    rel: str                    # input path relative to the input folder, '/'-separated
-    source: Path                # the input file
-    output: Path                # where the result goes
-    state: Path | None = None   # where the reconstruction goes (--save-state)
-    mask: Path | None = None    # its mask file (inpaint, hybrid)
+    rel: str  # input path relative to the input folder, '/'-separated
+    source: Path  # the input file
+    output: Path  # where the result goes
+    state: Path | None = None  # where the reconstruction goes (--save-state)
+    mask: Path | None = None  # its mask file (inpaint, hybrid)
     skip_reason: str | None = None  # decided at planning: not run (e.g. no mask)
 
 
 @dataclass
 class BatchPlan:
     items: list[BatchItem]
-    ignored: list[str] = field(default_factory=list)   # files that are not pictures
+    ignored: list[str] = field(default_factory=list)  # files that are not pictures
 
     def notes(self) -> list[str]:
         if not self.ignored:
@@ -168,13 +186,17 @@ def check_folders(settings: BatchSettings) -> None:
     if not src.is_dir():
         raise InputError(f"{src} is a file; give the folder of pictures to restore.")
     if _inside(out, src):
-        raise OutputError(f"The output folder {out} is inside the input folder {src}: its "
-                          "results would be taken for inputs. Choose a folder outside it.")
+        raise OutputError(
+            f"The output folder {out} is inside the input folder {src}: its "
+            "results would be taken for inputs. Choose a folder outside it."
+        )
     if _inside(src, out):
-        raise OutputError(f"The input folder {src} is inside the output folder {out}: results "
-                          "and the job's own files would be written among other files "
-                          "there. Choose an output folder that does not contain the input "
-                          "folder.")
+        raise OutputError(
+            f"The input folder {src} is inside the output folder {out}: results "
+            "and the job's own files would be written among other files "
+            "there. Choose an output folder that does not contain the input "
+            "folder."
+        )
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} is a file; give a folder for the results.")
     if settings.masks_dir is not None and not settings.masks_dir.is_dir():
@@ -191,8 +213,9 @@ def prepare_output_dir(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"Could not create the output folder {out}: "
-                          f"{exc.strerror or exc}.") from exc
+        raise OutputError(
+            f"Could not create the output folder {out}: {exc.strerror or exc}."
+        ) from exc
     if not os.access(out, os.W_OK | os.X_OK):
         raise OutputError(f"No permission to write into the output folder {out}.")
 
@@ -211,8 +234,10 @@ def output_problem(path: Path, out_dir: Path) -> str | None:
         if folder.is_dir():
             continue
         if os.path.lexists(folder):
-            return (f"{folder.relative_to(out_dir).as_posix()} in the output folder is a "
-                    "file where a folder of results must go")
+            return (
+                f"{folder.relative_to(out_dir).as_posix()} in the output folder is a "
+                "file where a folder of results must go"
+            )
         folder = folder.parent  # missing: created when the result is written
         break
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -220,8 +245,10 @@ def output_problem(path: Path, out_dir: Path) -> str | None:
     if path.is_dir():
         return f"{path.relative_to(out_dir).as_posix()} in the output folder is a folder"
     if os.path.lexists(path) and path.exists() and not path.is_file():
-        return (f"{path.relative_to(out_dir).as_posix()} in the output folder is not a "
-                "regular file (a device, pipe or socket)")
+        return (
+            f"{path.relative_to(out_dir).as_posix()} in the output folder is not a "
+            "regular file (a device, pipe or socket)"
+        )
     return None
 
 
@@ -282,7 +309,7 @@ def plan_batch(settings: BatchSettings) -> BatchPlan:
     files = _walk(src)
     if not files:
         raise InputError(f"The input folder {src} is empty: there is nothing to restore.")
-    spec = task_spec(settings.task)
+    spec = settings.spec
     per_picture_masks = spec.uses_mask and settings.mask is None and settings.masks_dir is None
     beside = _mask_index(files, src, settings.mask_suffix) if per_picture_masks else {}
     mask_files = set(beside.values())
@@ -298,12 +325,18 @@ def plan_batch(settings: BatchSettings) -> BatchPlan:
         if f in mask_files or (shared is not None and f.resolve() == shared):
             continue
         rel_out = Path(rel).with_name(output_name(Path(rel).name))
-        item = BatchItem(rel=rel, source=f, output=out / rel_out,
-                         state=(out / f"{rel}.dgp") if settings.save_state else None)
+        item = BatchItem(
+            rel=rel,
+            source=f,
+            output=out / rel_out,
+            state=(out / f"{rel}.dgp") if settings.save_state else None,
+        )
         item.skip_reason = not_a_picture_file(f)
         if item.output in taken and item.skip_reason is None:
-            item.skip_reason = (f"its output name {rel_out.as_posix()} is also the output of "
-                                f"{taken[item.output]}; rename one of them")
+            item.skip_reason = (
+                f"its output name {rel_out.as_posix()} is also the output of "
+                f"{taken[item.output]}; rename one of them"
+            )
         if item.skip_reason is None:
             taken.setdefault(item.output, rel)
         if spec.uses_mask:
@@ -314,17 +347,34 @@ def plan_batch(settings: BatchSettings) -> BatchPlan:
             else:
                 item.mask = beside.get((f.parent, f.stem))
             if item.mask is None and spec.needs_mask and item.skip_reason is None:
-                where = (f"{settings.masks_dir}/{Path(rel).with_suffix('.png').as_posix()}"
-                         if settings.masks_dir else
-                         f"{Path(rel).stem}{settings.mask_suffix}.png beside it")
+                where = (
+                    f"{settings.masks_dir}/{Path(rel).with_suffix('.png').as_posix()}"
+                    if settings.masks_dir
+                    else f"{Path(rel).stem}{settings.mask_suffix}.png beside it"
+                )
                 item.skip_reason = f"no mask found (expected {where})"
         items.append(item)
     if not items:
         shown = ", ".join(ignored[:5]) + (" …" if len(ignored) > 5 else "")
-        raise InputError(f"The input folder {src} holds no pictures: {len(ignored)} other "
-                         f"file(s) ({shown}). Pictures are "
-                         f"{' '.join(sorted(INPUT_EXTENSIONS))} files.")
+        raise InputError(
+            f"The input folder {src} holds no pictures: {len(ignored)} other "
+            f"file(s) ({shown}). Pictures are "
+            f"{' '.join(sorted(INPUT_EXTENSIONS))} files."
+        )
     return BatchPlan(items, ignored)
+
+
+def model_family(folder: Path) -> str | None:
+    """The family of the model in ``folder`` (``stylegan2``, ``biggan-pytorch`` …), None
+    when its config cannot be read (loading the model says why)."""
+    from ..errors import DGPError
+    from ..priors.checkpoint import read_prior_config
+    from ..priors.family import family_of
+
+    try:
+        return family_of(read_prior_config(folder))
+    except (DGPError, OSError):
+        return None
 
 
 def model_identity(model: str) -> tuple[dict[str, Any], Path]:
@@ -338,6 +388,5 @@ def model_identity(model: str) -> tuple[dict[str, Any], Path]:
     else:
         folder, name = registry.resolve_model_dir(str(model))
     config = folder / "config.json"
-    digest = (hashlib.sha256(config.read_bytes()).hexdigest()[:16] if config.is_file()
-              else None)
+    digest = hashlib.sha256(config.read_bytes()).hexdigest()[:16] if config.is_file() else None
     return {"name": name, "source": str(model), "config": digest}, folder

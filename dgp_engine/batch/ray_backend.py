@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 # cluster takes well under a second; Ray alone retries an unreachable one for minutes).
 CONNECT_TIMEOUT_S = 30.0
 
-INSTALL_HINT = ('Ray is not installed: install the cluster extra with '
-                'pip install "dgp-studio[cluster]" (or pip install "ray>=2.9").')
+INSTALL_HINT = (
+    "Ray is not installed: install the cluster extra with "
+    'pip install "dgp-studio[cluster]" (or pip install "ray>=2.9").'
+)
 
 
 def require_ray() -> Any:
@@ -70,7 +72,7 @@ class _RayWorker:
 
     def cancel(self) -> None:
         if self.runner is not None:
-            self.runner.cancel_event.set()
+            self.runner.cancel()
 
 
 class RayPool:
@@ -78,9 +80,15 @@ class RayPool:
 
     kind = "ray"
 
-    def __init__(self, settings: BatchSettings, workers: int | None, address: str, *,
-                 timeout: float = CONNECT_TIMEOUT_S,
-                 cancel: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        settings: BatchSettings,
+        workers: int | None,
+        address: str,
+        *,
+        timeout: float = CONNECT_TIMEOUT_S,
+        cancel: threading.Event | None = None,
+    ) -> None:
         ray = require_ray()
         self.ray = ray
         self.started_ray = False
@@ -124,8 +132,8 @@ class RayPool:
         self.config = config
         self.actor_class = ray.remote(_RayWorker)
         self.actors: dict[int, Any] = {}
-        self.info_refs: dict[Any, int] = {}   # ObjectRef → wid (start-up)
-        self.task_refs: dict[Any, int] = {}   # ObjectRef → wid (a picture)
+        self.info_refs: dict[Any, int] = {}  # ObjectRef → wid (start-up)
+        self.task_refs: dict[Any, int] = {}  # ObjectRef → wid (a picture)
         self.ready: set[int] = set()
         self.busy: dict[int, str] = {}
         self.size = n
@@ -200,8 +208,7 @@ class RayPool:
         ray = self.ray
         if self.task_refs:
             try:
-                ray.wait(list(self.task_refs), num_returns=len(self.task_refs),
-                         timeout=timeout)
+                ray.wait(list(self.task_refs), num_returns=len(self.task_refs), timeout=timeout)
             except Exception:  # noqa: BLE001
                 pass
         for actor in self.actors.values():
@@ -218,7 +225,7 @@ def parse_address(address: str) -> tuple[str, int] | None:
     forms Ray resolves itself (``auto``) or that have no port."""
     text = address.strip()
     if text.startswith("ray://"):
-        text = text[len("ray://"):]
+        text = text[len("ray://") :]
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         return None
@@ -232,18 +239,28 @@ def _probe(host: str, port: int, timeout: float) -> None:
         with socket.create_connection((host, port), timeout=timeout):
             pass
     except socket.gaierror as exc:
-        raise DGPError(f"Could not reach Ray at {host}:{port}: the host name {host!r} is "
-                       "unknown. Check the head node's address.") from exc
+        raise DGPError(
+            f"Could not reach Ray at {host}:{port}: the host name {host!r} is "
+            "unknown. Check the head node's address."
+        ) from exc
     except TimeoutError as exc:
         raise _no_answer(f"{host}:{port}", timeout) from exc
     except OSError as exc:
-        raise DGPError(f"Could not reach Ray at {host}:{port} ({exc.strerror or exc}): check "
-                       "the head node's address and port (`ray start --head` prints them) "
-                       "and that the cluster is running.") from exc
+        raise DGPError(
+            f"Could not reach Ray at {host}:{port} ({exc.strerror or exc}): check "
+            "the head node's address and port (`ray start --head` prints them) "
+            "and that the cluster is running."
+        ) from exc
 
 
-def connect(ray: Any, address: str, kwargs: dict[str, Any], *, timeout: float,
-            cancel: threading.Event | None) -> None:
+def connect(
+    ray: Any,
+    address: str,
+    kwargs: dict[str, Any],
+    *,
+    timeout: float,
+    cancel: threading.Event | None,
+) -> None:
     """``ray.init(**kwargs)`` to the cluster at ``address``, given up after ``timeout``
     seconds (DGPError) or as soon as ``cancel`` is set (OperationCancelled).
 
@@ -269,8 +286,9 @@ def connect(ray: Any, address: str, kwargs: dict[str, Any], *, timeout: float,
     thread.start()
     while thread.is_alive():
         if cancel is not None and cancel.is_set():
-            raise OperationCancelled(f"Stopped while connecting to Ray at {address}: no "
-                                     "picture was started.")
+            raise OperationCancelled(
+                f"Stopped while connecting to Ray at {address}: no picture was started."
+            )
         left = deadline - time.monotonic()
         if left <= 0:
             raise _no_answer(address, timeout)
@@ -283,9 +301,11 @@ def connect(ray: Any, address: str, kwargs: dict[str, Any], *, timeout: float,
 
 
 def _no_answer(address: str, timeout: float) -> DGPError:
-    return DGPError(f"Ray at {address} did not answer within {timeout:g} s: check the head "
-                    "node's address and port and that the cluster is running and reachable "
-                    "from here (--ray-timeout sets how long to wait).")
+    return DGPError(
+        f"Ray at {address} did not answer within {timeout:g} s: check the head "
+        "node's address and port and that the cluster is running and reachable "
+        "from here (--ray-timeout sets how long to wait)."
+    )
 
 
 class _QuietThreadWarning(logging.Filter):

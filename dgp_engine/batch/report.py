@@ -24,10 +24,10 @@ class RunStats:
     finished: float = 0.0
     done: int = 0
     failed: int = 0
-    worker_seconds: float = 0.0       # compute time reported by workers (done items)
-    item_wall: float = 0.0            # submit → result on the driver (done items)
-    journal_seconds: float = 0.0      # time in journal writes
-    io_seconds: float = 0.0           # reading inputs, writing outputs and thumbnails
+    worker_seconds: float = 0.0  # compute time reported by workers (done items)
+    item_wall: float = 0.0  # submit → result on the driver (done items)
+    journal_seconds: float = 0.0  # time in journal writes
+    io_seconds: float = 0.0  # reading inputs, writing outputs and thumbnails
     journal_ops: int = 0
 
 
@@ -41,8 +41,9 @@ def _fmt_seconds(s: float | None) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def summary_table(rows: list[J.ItemRow], *, stats: RunStats | None = None,
-                  max_failures: int = 20) -> str:
+def summary_table(
+    rows: list[J.ItemRow], *, stats: RunStats | None = None, max_failures: int = 20
+) -> str:
     """Counts per status, time per picture, and the failures with their reasons."""
     counts = dict.fromkeys(J.STATUSES, 0)
     for r in rows:
@@ -56,11 +57,13 @@ def summary_table(rows: list[J.ItemRow], *, stats: RunStats | None = None,
         lines.append(f"\nmean compute time per picture: {_fmt_seconds(mean)}")
     if stats is not None and stats.done:
         run_wall = max(1e-9, stats.finished - stats.started)
-        lines.append(f"this run: {stats.done} done in {_fmt_seconds(run_wall)} "
-                     f"({60 * stats.done / run_wall:.1f} pictures/min); driver per picture: "
-                     f"journal {stats.journal_seconds / stats.done:.4f} s, files "
-                     f"{stats.io_seconds / stats.done:.4f} s, dispatch + transfer "
-                     f"{max(0.0, stats.item_wall - stats.worker_seconds) / stats.done:.3f} s")
+        lines.append(
+            f"this run: {stats.done} done in {_fmt_seconds(run_wall)} "
+            f"({60 * stats.done / run_wall:.1f} pictures/min); driver per picture: "
+            f"journal {stats.journal_seconds / stats.done:.4f} s, files "
+            f"{stats.io_seconds / stats.done:.4f} s, dispatch + transfer "
+            f"{max(0.0, stats.item_wall - stats.worker_seconds) / stats.done:.3f} s"
+        )
     for status, more in ((J.FAILED, " (see the contact sheet)"), (J.SKIPPED, "")):
         listed = [r for r in rows if r.status == status]
         if listed:
@@ -92,12 +95,15 @@ def write_contact_sheet(out_dir: Path, rows: list[J.ItemRow], settings: BatchSet
         path = out_dir / WORK_DIR / "thumbs" / f"{row.id}-{which}.jpg"
         if not path.is_file():
             return ""
-        return (f'<img loading="lazy" alt="{which}" '
-                f'src="{html.escape(f"{thumbs}/{row.id}-{which}.jpg")}">')
+        return (
+            f'<img loading="lazy" alt="{which}" '
+            f'src="{html.escape(f"{thumbs}/{row.id}-{which}.jpg")}">'
+        )
 
     counts = dict.fromkeys(J.STATUSES, 0)
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
+
     def e(text: str) -> str:  # names that are not UTF-8 shown with U+FFFD
         return html.escape(J.shown_name(text))
 
@@ -108,15 +114,23 @@ def write_contact_sheet(out_dir: Path, rows: list[J.ItemRow], settings: BatchSet
         f"<h1>DGP batch — {e(settings.task)} of {e(str(settings.input_dir))}</h1>",
         f"<p>Model {e(str(settings.model))}, class {e(str(settings.class_spec))}, seed "
         f"{settings.seed}. Written {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>",
-        "<table><tr>" + "".join(f"<th>{s}</th>" for s in J.STATUSES) + "</tr><tr>"
-        + "".join(f"<td>{counts[s]}</td>" for s in J.STATUSES) + "</tr></table>",
+        "<table><tr>"
+        + "".join(f"<th>{s}</th>" for s in J.STATUSES)
+        + "</tr><tr>"
+        + "".join(f"<td>{counts[s]}</td>" for s in J.STATUSES)
+        + "</tr></table>",
     ]
     failed = [r for r in rows if r.status in (J.FAILED, J.SKIPPED)]
     if failed:
-        parts.append("<h2>Failed and skipped</h2><table><tr><th>picture</th><th>status</th>"
-                     "<th>reason</th></tr>")
-        parts += [f"<tr><td>{e(r.rel)}</td><td class='failed'>{r.status}</td>"
-                  f"<td>{e(r.reason or '')}</td></tr>" for r in failed]
+        parts.append(
+            "<h2>Failed and skipped</h2><table><tr><th>picture</th><th>status</th>"
+            "<th>reason</th></tr>"
+        )
+        parts += [
+            f"<tr><td>{e(r.rel)}</td><td class='failed'>{r.status}</td>"
+            f"<td>{e(r.reason or '')}</td></tr>"
+            for r in failed
+        ]
         parts.append("</table>")
     done = [r for r in rows if r.status == J.DONE]
     parts.append(f"<h2>Done ({len(done)}): before / after</h2><div class='grid'>")
@@ -124,14 +138,18 @@ def write_contact_sheet(out_dir: Path, rows: list[J.ItemRow], settings: BatchSet
         secs = f" · {r.seconds:.1f} s" if r.seconds is not None else ""
         cls = f" · class {r.class_id}" if r.class_id is not None else ""
         href = html.escape(urllib.parse.quote(os.fsencode(r.output), safe="/"))
-        parts.append(f"<div class='card'>{thumb(r, 'in')} <a href='{href}'>"
-                     f"{thumb(r, 'out')}</a><div class='name'>{e(r.rel)}{secs}{cls}</div>"
-                     "</div>")
+        parts.append(
+            f"<div class='card'>{thumb(r, 'in')} <a href='{href}'>"
+            f"{thumb(r, 'out')}</a><div class='name'>{e(r.rel)}{secs}{cls}</div>"
+            "</div>"
+        )
     parts.append("</div>")
     pending = [r for r in rows if r.status in (J.PENDING, J.RUNNING)]
     if pending:
-        parts.append(f"<h2>Not done yet ({len(pending)})</h2><p>Run the same command again "
-                     "to resume.</p><ul>")
+        parts.append(
+            f"<h2>Not done yet ({len(pending)})</h2><p>Run the same command again "
+            "to resume.</p><ul>"
+        )
         parts += [f"<li>{e(r.rel)}</li>" for r in pending[:200]]
         parts.append("</ul>")
     parts.append("</body></html>")

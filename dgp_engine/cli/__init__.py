@@ -26,7 +26,8 @@ _COMMAND_MODULES = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="dgp", description="Deep Generative Prior: restore and manipulate images.")
+        prog="dgp", description="Deep Generative Prior: restore and manipulate images."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
@@ -49,8 +50,7 @@ def join_negative_values(argv: list[str]) -> list[str]:
     """``["--region", "-10,-10,64"]`` → ``["--region=-10,-10,64"]`` (also --box, --size…)."""
     out: list[str] = []
     for arg in argv:
-        if out and _NEGATIVE_LIST.match(arg) and out[-1].startswith("--") and \
-                "=" not in out[-1]:
+        if out and _NEGATIVE_LIST.match(arg) and out[-1].startswith("--") and "=" not in out[-1]:
             out[-1] = f"{out[-1]}={arg}"
         else:
             out.append(arg)
@@ -82,10 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     with installed() as interrupts:
         try:
             parser = build_parser()
-            args = parser.parse_args(join_negative_values(
-                list(sys.argv[1:] if argv is None else argv)))
-            logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                                format="%(levelname)s %(name)s: %(message)s")
+            args = parser.parse_args(
+                join_negative_values(list(sys.argv[1:] if argv is None else argv))
+            )
+            logging.basicConfig(
+                level=logging.INFO if args.verbose else logging.WARNING,
+                format="%(levelname)s %(name)s: %(message)s",
+            )
             if not getattr(args, "func", None):
                 parser.print_help()
                 return 2
@@ -108,10 +111,10 @@ def abandoned_summary(written_before: int) -> str:
     n, latest = written_since(written_before)
     if not n:
         return "nothing unfinished was saved and no partial file is left."
-    names = ", ".join(str(p) for p in latest) + (f" and {n - len(latest)} more"
-                                                  if n > len(latest) else "")
-    return (f"no partial file is left; the {n} file(s) written in full before are kept "
-            f"({names}).")
+    names = ", ".join(str(p) for p in latest) + (
+        f" and {n - len(latest)} more" if n > len(latest) else ""
+    )
+    return f"no partial file is left; the {n} file(s) written in full before are kept ({names})."
 
 
 if __name__ == "__main__":  # pragma: no cover

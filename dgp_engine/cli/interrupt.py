@@ -34,9 +34,9 @@ ABANDONED = "abandoned"
 
 _NOTICE = {
     "work": "Stopping: finishing the current step, then saving what is finished… "
-            "(press Ctrl-C again to abandon; no partial file is left)",
+    "(press Ctrl-C again to abandon; no partial file is left)",
     "write": "Finishing writing the result… (press Ctrl-C again to abandon; no partial file "
-             "is left)",
+    "is left)",
 }
 
 
@@ -92,8 +92,7 @@ def current() -> Interrupts:
 
 
 @contextmanager
-def installed(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
-              ) -> Iterator[Interrupts]:
+def installed(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[Interrupts]:
     """Handle ``signums`` with a fresh :class:`Interrupts` while the block runs (main thread
     only; elsewhere signals cannot be caught and the machine is merely created)."""
     global _current

@@ -18,14 +18,16 @@ T = TypeVar("T")
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
-        "models", help="manage GAN priors: list, pull, import, verify, remove, path",
+        "models",
+        help="manage GAN priors: list, pull, import, verify, remove, path",
         description="The bundled prior, StudioGAN's ImageNet-128 and AFHQ-256 BigGANs "
-                    "(`dgp models pull imagenet-128`) and the paper's own BigGANs (import "
-                    "their files, or pull from a Hub repository you configure); StyleGAN2 "
-                    "priors from StudioGAN's AFHQv2 runs (`dgp models pull "
-                    "stylegan2-afhq-256`), StudioGAN files or NVIDIA network pickles "
-                    "(`dgp models import NAME --pkl network.pkl`). Every model is converted "
-                    "once to safetensors in the user cache.")
+        "(`dgp models pull imagenet-128`) and the paper's own BigGANs (import "
+        "their files, or pull from a Hub repository you configure); StyleGAN2 "
+        "priors from StudioGAN's AFHQv2 runs (`dgp models pull "
+        "stylegan2-afhq-256`), StudioGAN files or NVIDIA network pickles "
+        "(`dgp models import NAME --pkl network.pkl`). Every model is converted "
+        "once to safetensors in the user cache.",
+    )
     sub = p.add_subparsers(dest="models_command", metavar="ACTION")
 
     def show_help(args: argparse.Namespace) -> int:
@@ -41,40 +43,57 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pull = sub.add_parser("pull", help="download a model from its Hugging Face Hub source")
     pull.add_argument("name")
     pull.add_argument("--force", action="store_true", help="download and install again")
-    pull.add_argument("--update", action="store_true",
-                      help="look for the newest matching run again instead of the pinned one")
-    pull.add_argument("--offline", action="store_true",
-                      help="use only files already downloaded (no network)")
-    pull.add_argument("--keep-download", action="store_true",
-                      help="keep the downloaded .pth files in the cache after conversion")
+    pull.add_argument(
+        "--update",
+        action="store_true",
+        help="look for the newest matching run again instead of the pinned one",
+    )
+    pull.add_argument(
+        "--offline", action="store_true", help="use only files already downloaded (no network)"
+    )
+    pull.add_argument(
+        "--keep-download",
+        action="store_true",
+        help="keep the downloaded .pth files in the cache after conversion",
+    )
     pull.set_defaults(func=run_pull)
 
     imp = sub.add_parser(
-        "import", help="convert G_ema/D checkpoint files or a StyleGAN2 network pickle",
+        "import",
+        help="convert G_ema/D checkpoint files or a StyleGAN2 network pickle",
         description="Convert a generator and its discriminator you have into an installed "
-                    "model: --g G_ema.pth --d D.pth (BigGAN-PyTorch or StudioGAN files, "
-                    "StudioGAN's StyleGAN2 included), or --pkl for an NVIDIA "
-                    "stylegan2-ada-pytorch network pickle (read without running any code "
-                    "it carries).")
+        "model: --g G_ema.pth --d D.pth (BigGAN-PyTorch or StudioGAN files, "
+        "StudioGAN's StyleGAN2 included), or --pkl for an NVIDIA "
+        "stylegan2-ada-pytorch network pickle (read without running any code "
+        "it carries).",
+    )
     imp.add_argument("name", help="a registered model (e.g. biggan-128) or a new name")
     imp.add_argument("--g", type=Path, help="generator weights (G_ema.pth, model=G_ema-…pth)")
     imp.add_argument("--d", type=Path, help="discriminator weights (D.pth, model=D-…pth)")
-    imp.add_argument("--pkl", type=Path,
-                     help="an NVIDIA StyleGAN2 network pickle (network-snapshot-….pkl) "
-                          "holding G_ema and D, instead of --g/--d")
-    imp.add_argument("--config", type=Path,
-                     help="JSON of BigGAN-PyTorch settings, or a StudioGAN run's YAML "
-                          "(a new name needs one unless the files are StudioGAN's BigGAN; "
-                          "StudioGAN StyleGAN2 files need their run's YAML)")
-    imp.add_argument("--conv-clamp", metavar="256|none",
-                     help="StudioGAN StyleGAN2 files: 256 if the run was trained with mixed "
-                          "precision (-mpc), none if not (the files do not say)")
+    imp.add_argument(
+        "--pkl",
+        type=Path,
+        help="an NVIDIA StyleGAN2 network pickle (network-snapshot-….pkl) "
+        "holding G_ema and D, instead of --g/--d",
+    )
+    imp.add_argument(
+        "--config",
+        type=Path,
+        help="JSON of BigGAN-PyTorch settings, or a StudioGAN run's YAML "
+        "(a new name needs one unless the files are StudioGAN's BigGAN; "
+        "StudioGAN StyleGAN2 files need their run's YAML)",
+    )
+    imp.add_argument(
+        "--conv-clamp",
+        metavar="256|none",
+        help="StudioGAN StyleGAN2 files: 256 if the run was trained with mixed "
+        "precision (-mpc), none if not (the files do not say)",
+    )
     imp.add_argument("--classes", type=Path, help="class names, one per line (new names)")
     imp.add_argument("--title", default="", help="display name")
     imp.set_defaults(func=run_import)
 
-    info = sub.add_parser("info", help="what a model is: family, architecture, source, "
-                                       "licence")
+    info = sub.add_parser("info", help="what a model is: family, architecture, source, licence")
     info.add_argument("name")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=run_info)
@@ -85,8 +104,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     rm = sub.add_parser("remove", help="delete an installed model from the cache")
     rm.add_argument("name")
-    rm.add_argument("--keep-download", action="store_true",
-                    help="keep cached downloads of its source files")
+    rm.add_argument(
+        "--keep-download", action="store_true", help="keep cached downloads of its source files"
+    )
     rm.set_defaults(func=run_remove)
 
     path = sub.add_parser("path", help="print the models folder, or one model's folder")
@@ -136,9 +156,15 @@ class _Bar:
         if key != self._key:
             self.close()
             self._key = key
-            self._bar = tqdm(total=p.total, unit="B", unit_scale=True, file=sys.stderr,
-                             desc=f"{p.stage} {p.file}", leave=False,
-                             disable=not sys.stderr.isatty())
+            self._bar = tqdm(
+                total=p.total,
+                unit="B",
+                unit_scale=True,
+                file=sys.stderr,
+                desc=f"{p.stage} {p.file}",
+                leave=False,
+                disable=not sys.stderr.isatty(),
+            )
         if self._bar is not None:
             if p.total and self._bar.total != p.total:
                 self._bar.total = p.total
@@ -167,17 +193,34 @@ def run_list(args: argparse.Namespace) -> int:
 
     rows = registry.list_models()
     if args.json:
-        print(json.dumps([{
-            "name": r.name, "title": r.title, "kind": r.kind, "state": r.state,
-            "family": r.family, "resolution": r.resolution,
-            "folder": str(r.folder) if r.folder else None, "source": r.source,
-            "size_bytes": r.size_bytes, "licence": r.licence} for r in rows], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "title": r.title,
+                        "kind": r.kind,
+                        "state": r.state,
+                        "family": r.family,
+                        "resolution": r.resolution,
+                        "folder": str(r.folder) if r.folder else None,
+                        "source": r.source,
+                        "size_bytes": r.size_bytes,
+                        "licence": r.licence,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
         return 0
     width = max(len(r.name) for r in rows)
     print(f"{'NAME':<{width}}  {'STATE':<13}  {'RES':>4}  {'SIZE':>8}  SOURCE")
     for r in rows:
-        print(f"{r.name:<{width}}  {r.state:<13}  {r.resolution or '?':>4}  "
-              f"{_size(r.size_bytes):>8}  {r.source}")
+        print(
+            f"{r.name:<{width}}  {r.state:<13}  {r.resolution or '?':>4}  "
+            f"{_size(r.size_bytes):>8}  {r.source}"
+        )
         if r.licence:  # under the row: the terms are as long as they need to be
             print(f"{'':<{width}}  licence: {r.licence}")
     return 0
@@ -191,21 +234,28 @@ def run_info(args: argparse.Namespace) -> int:
     installed = registry.installed(entry.name) if entry.kind != registry.BUNDLED else None
     arch = installed.config if installed is not None else entry.architecture
     facts: dict[str, Any] = {
-        "name": entry.name, "title": entry.title, "family": status.family,
-        "state": status.state, "resolution": status.resolution,
+        "name": entry.name,
+        "title": entry.title,
+        "family": status.family,
+        "state": status.state,
+        "resolution": status.resolution,
         "classes": entry.n_classes if installed is None else _classes_of(arch),
         "architecture": arch.describe() if arch is not None else None,
         "folder": str(status.folder) if status.folder else None,
-        "source": status.source, "size_bytes": status.size_bytes if status.usable else None,
+        "source": status.source,
+        "size_bytes": status.size_bytes if status.usable else None,
         "download_bytes": status.download_bytes if status.downloadable else None,
-        "licence": status.licence, "about": entry.about,
+        "licence": status.licence,
+        "about": entry.about,
     }
     if installed is not None:
         origin = installed.origin
-        facts["origin"] = {k: origin[k] for k in ("kind", "format", "repo_id", "commit")
-                           if origin.get(k)}
-        facts["origin"]["files"] = {role: f.get("path") or f.get("name")
-                                    for role, f in (origin.get("files") or {}).items()}
+        facts["origin"] = {
+            k: origin[k] for k in ("kind", "format", "repo_id", "commit") if origin.get(k)
+        }
+        facts["origin"]["files"] = {
+            role: f.get("path") or f.get("name") for role, f in (origin.get("files") or {}).items()
+        }
     if args.json:
         print(json.dumps(facts, indent=2))
         return 0
@@ -219,8 +269,9 @@ def run_info(args: argparse.Namespace) -> int:
             value = "none (unconditional)"
         if key == "origin":
             files = ", ".join(f"{role} {path}" for role, path in value["files"].items())
-            value = " ".join(str(value[k]) for k in ("kind", "format", "repo_id", "commit")
-                             if k in value) + (f" ({files})" if files else "")
+            value = " ".join(
+                str(value[k]) for k in ("kind", "format", "repo_id", "commit") if k in value
+            ) + (f" ({files})" if files else "")
         print(f"{labels.get(key, key) + ':':<14}{value}")
     return 0
 
@@ -234,9 +285,14 @@ def _classes_of(arch: Any) -> int | None:
 def run_pull(args: argparse.Namespace) -> int:
     from ..priors import hub
 
-    model = _run_with_bar(hub.pull, args.name, force=args.force, update=args.update,
-                          offline=True if args.offline else None,
-                          keep_download=args.keep_download)
+    model = _run_with_bar(
+        hub.pull,
+        args.name,
+        force=args.force,
+        update=args.update,
+        offline=True if args.offline else None,
+        keep_download=args.keep_download,
+    )
     print(f"{model.name}: installed in {model.folder}")
     return 0
 
@@ -246,21 +302,40 @@ def run_import(args: argparse.Namespace) -> int:
     from ..priors import hub
 
     if args.pkl is not None:
-        extra = [flag for flag, value in (("--g", args.g), ("--d", args.d),
-                                          ("--config", args.config),
-                                          ("--conv-clamp", args.conv_clamp)) if value]
+        extra = [
+            flag
+            for flag, value in (
+                ("--g", args.g),
+                ("--d", args.d),
+                ("--config", args.config),
+                ("--conv-clamp", args.conv_clamp),
+            )
+            if value
+        ]
         if extra:
-            raise InputError(f"--pkl holds the generator, the discriminator and their "
-                             f"settings: drop {' and '.join(extra)}.")
-        model = _run_with_bar(hub.import_pickle, args.name, args.pkl, classes=args.classes,
-                              title=args.title)
+            raise InputError(
+                f"--pkl holds the generator, the discriminator and their "
+                f"settings: drop {' and '.join(extra)}."
+            )
+        model = _run_with_bar(
+            hub.import_pickle, args.name, args.pkl, classes=args.classes, title=args.title
+        )
     else:
         if args.g is None or args.d is None:
-            raise InputError("Pass the generator with --g and its discriminator with --d "
-                             "(or an NVIDIA network pickle with --pkl).")
-        model = _run_with_bar(hub.import_files, args.name, args.g, args.d, config=args.config,
-                              classes=args.classes, title=args.title,
-                              conv_clamp="" if args.conv_clamp is None else args.conv_clamp)
+            raise InputError(
+                "Pass the generator with --g and its discriminator with --d "
+                "(or an NVIDIA network pickle with --pkl)."
+            )
+        model = _run_with_bar(
+            hub.import_files,
+            args.name,
+            args.g,
+            args.d,
+            config=args.config,
+            classes=args.classes,
+            title=args.title,
+            conv_clamp="" if args.conv_clamp is None else args.conv_clamp,
+        )
     print(f"{model.name}: imported into {model.folder} ({model.config.describe()})")
     if model.licence:
         print(f"{model.name}: licence: {model.licence}")
@@ -302,9 +377,15 @@ def run_path(args: argparse.Namespace) -> int:
 def run_source(args: argparse.Namespace) -> int:
     from ..priors import registry
 
-    changes = {"repo_id": args.repo_id, "revision": args.revision, "endpoint": args.endpoint,
-               "G": args.g_file, "D": args.d_file, "G_sha256": args.g_sha256,
-               "D_sha256": args.d_sha256}
+    changes = {
+        "repo_id": args.repo_id,
+        "revision": args.revision,
+        "endpoint": args.endpoint,
+        "G": args.g_file,
+        "D": args.d_file,
+        "G_sha256": args.g_sha256,
+        "D_sha256": args.d_sha256,
+    }
     changes = {k: v for k, v in changes.items() if v is not None}
     if args.reset:
         src = registry.reset_source(args.name)

@@ -1,10 +1,10 @@
 """Exporting frames as an animation: GIF, APNG, animated WebP, MP4, WebM, PNG sequence.
 
 ``AnimationExport`` is an iterator of :class:`ExportProgress` reports (one per
-frame written, then a final one); a set ``cancel`` event stops it between
-frames.  Files are written to a temp name in the destination folder and renamed
-at the end, so a failed or cancelled export leaves no partial file and never
-touches an existing file of the same name.
+frame written, then a final one); ``export.cancel()`` (or a set ``cancel`` event) stops
+it between frames (:class:`dgp_engine.system.runs.CancellableRun`).  Files are written to
+a temp name in the destination folder and renamed at the end, so a failed or cancelled
+export leaves no partial file and never touches an existing file of the same name.
 
 Frames may be uint8 H×W×3 arrays, [-1, 1] tensors ([3,H,W] or [N,3,H,W]) or the
 :class:`~dgp_engine.method.manipulate.Frame` reports of a render job, given as a list
@@ -44,19 +44,36 @@ from ..errors import ExportCancelled, ExportError, ExportTooLarge, InputError
 from ..system.fileio import atomic_path, clean_stale_temps, fsync_dir, temp_prefix, umask
 from ..system.memory import budget as memory_budget
 from ..system.memory import why_too_big
+from ..system.runs import CancellableRun
 from .photos import unit_to_uint8
 
 log = logging.getLogger(__name__)
 
 
-SUFFIX_FORMATS = {".gif": "gif", ".png": "apng", ".apng": "apng", ".webp": "webp",
-                  ".mp4": "mp4", ".m4v": "mp4", ".webm": "webm"}
+SUFFIX_FORMATS = {
+    ".gif": "gif",
+    ".png": "apng",
+    ".apng": "apng",
+    ".webp": "webp",
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".webm": "webm",
+}
 FORMATS = ("gif", "apng", "webp", "mp4", "webm", "png-sequence")
-FORMAT_TITLES = {"gif": "GIF", "apng": "Animated PNG", "webp": "Animated WebP",
-                 "mp4": "MP4 video (H.264)", "webm": "WebM video (VP9)",
-                 "png-sequence": "PNG sequence (folder)"}
-_RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
-             "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
+FORMAT_TITLES = {
+    "gif": "GIF",
+    "apng": "Animated PNG",
+    "webp": "Animated WebP",
+    "mp4": "MP4 video (H.264)",
+    "webm": "WebM video (VP9)",
+    "png-sequence": "PNG sequence (folder)",
+}
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
 VIDEO_FORMATS = ("mp4", "webm")
 EVEN_MODES = ("pad", "crop", "resize")
 #: The longest side an export takes unless a size is chosen: 4K UHD's width, what H.264
@@ -65,9 +82,14 @@ EVEN_MODES = ("pad", "crop", "resize")
 MAX_EXPORT_SIDE = 3840
 
 
-def export_size(frame_size: tuple[int, int], *, size: tuple[int, int] | None = None,
-                scale: float = 1.0, max_side: int | None = None,
-                limit: int | None = MAX_EXPORT_SIDE) -> tuple[int, int]:
+def export_size(
+    frame_size: tuple[int, int],
+    *,
+    size: tuple[int, int] | None = None,
+    scale: float = 1.0,
+    max_side: int | None = None,
+    limit: int | None = MAX_EXPORT_SIDE,
+) -> tuple[int, int]:
     """The (width, height) frames of ``frame_size`` are written at: ``size`` when given,
     else ``frame_size`` × ``scale``; then scaled down (aspect kept) so the long side is at
     most ``max_side`` when given.  Raises :class:`ExportTooLarge` when the caller chose
@@ -87,12 +109,16 @@ def export_size(frame_size: tuple[int, int], *, size: tuple[int, int] | None = N
             f"The frames would be {tw}×{th} px, more than the {limit} px on the long side "
             "an export takes without being asked (what video players decode, and what GIF "
             "and APNG writers can hold in memory). Choose a largest side to scale them down "
-            "to, a smaller size, or the generator's own square.", (tw, th), limit)
+            "to, a smaller size, or the generator's own square.",
+            (tw, th),
+            limit,
+        )
     return tw, th
 
 
-def even_size(size: tuple[int, int], format: str, even: str = "pad"
-              ) -> tuple[tuple[int, int], str | None]:
+def even_size(
+    size: tuple[int, int], format: str, even: str = "pad"
+) -> tuple[tuple[int, int], str | None]:
     """The size a ``format`` file is written at for frames of ``size`` = (w, h), and a
     sentence saying what was changed to get there (None: nothing).  MP4 and WebM use
     yuv420p, which needs even sides: ``even`` pads by one edge pixel, crops one, or
@@ -109,10 +135,15 @@ def even_size(size: tuple[int, int], format: str, even: str = "pad"
         how = f"cropped to {out[0]}×{out[1]} (the {which} left out)"
     else:
         out = (w + w % 2, h + h % 2)
-        how = (f"resized to {out[0]}×{out[1]}" if even == "resize" else
-               f"padded to {out[0]}×{out[1]} (the {which} repeated)")
-    return out, (f"{FORMAT_TITLES[format]} needs an even width and height: the {w}×{h} frames (odd "
-                 f"{sides}) are {how}.")
+        how = (
+            f"resized to {out[0]}×{out[1]}"
+            if even == "resize"
+            else f"padded to {out[0]}×{out[1]} (the {which} repeated)"
+        )
+    return out, (
+        f"{FORMAT_TITLES[format]} needs an even width and height: the {w}×{h} frames (odd "
+        f"{sides}) are {how}."
+    )
 
 
 def format_for(path: str | Path) -> str:
@@ -123,16 +154,18 @@ def format_for(path: str | Path) -> str:
     try:
         return SUFFIX_FORMATS[suffix]
     except KeyError:
-        raise InputError(f"Cannot tell the animation format from {Path(path).name!r}: use "
-                         ".gif, .png/.apng, .webp, .mp4 or .webm, or a folder name for a PNG "
-                         "sequence.") from None
+        raise InputError(
+            f"Cannot tell the animation format from {Path(path).name!r}: use "
+            ".gif, .png/.apng, .webp, .mp4 or .webm, or a folder name for a PNG "
+            "sequence."
+        ) from None
 
 
 @dataclass
 class ExportProgress:
-    stage: str            # "frames" while frames are written, "done" at the end
-    done: int             # frames written so far
-    total: int | None     # frames expected (None when the input has no length)
+    stage: str  # "frames" while frames are written, "done" at the end
+    done: int  # frames written so far
+    total: int | None  # frames expected (None when the input has no length)
     elapsed: float = 0.0
     path: Path | None = None  # the finished file/folder, on the final report
 
@@ -162,8 +195,12 @@ def frame_array(frame: Any) -> np.ndarray:
     return np.ascontiguousarray(a[..., :3])
 
 
-def resize_frame(a: np.ndarray, size: tuple[int, int] | None = None, scale: float = 1.0,
-                 resample: str = "lanczos") -> np.ndarray:
+def resize_frame(
+    a: np.ndarray,
+    size: tuple[int, int] | None = None,
+    scale: float = 1.0,
+    resample: str = "lanczos",
+) -> np.ndarray:
     """A uint8 frame resized to ``size`` (w, h), or by ``scale`` when no size is given."""
     if resample not in _RESAMPLE:
         raise InputError(f"resample must be one of {', '.join(_RESAMPLE)}.")
@@ -188,20 +225,36 @@ def frame_delays(n: int, fps: float, unit_ms: int) -> list[int]:
     return [max(unit_ms, b - a) for a, b in zip(marks, marks[1:], strict=False)]
 
 
-class AnimationExport:
-    """Writes ``frames`` to ``path``; iterate for progress, or call :meth:`run`."""
+class AnimationExport(CancellableRun[ExportProgress]):
+    """Writes ``frames`` to ``path``; iterate for progress, or call :meth:`run`.  A
+    cancelled export (``cancelled``) writes nothing, also when its frames come from a
+    render job that was cancelled."""
 
-    def __init__(self, frames: Any, path: str | Path, *, fps: float = 24.0,
-                 format: str | None = None, size: tuple[int, int] | None = None,
-                 scale: float = 1.0, resample: str = "lanczos", loop: int = 0,
-                 even: str = "pad", quality: int = 90, total: int | None = None,
-                 cancel: threading.Event | None = None, max_side: int | None = None,
-                 limit: int | None = MAX_EXPORT_SIDE):
+    def __init__(
+        self,
+        frames: Any,
+        path: str | Path,
+        *,
+        fps: float = 24.0,
+        format: str | None = None,
+        size: tuple[int, int] | None = None,
+        scale: float = 1.0,
+        resample: str = "lanczos",
+        loop: int = 0,
+        even: str = "pad",
+        quality: int = 90,
+        total: int | None = None,
+        cancel: threading.Event | None = None,
+        max_side: int | None = None,
+        limit: int | None = MAX_EXPORT_SIDE,
+    ):
+        super().__init__(cancel)
         self.path = Path(path)
         self.format = format or format_for(self.path)
         if self.format not in FORMATS:
-            raise InputError(f"Unknown animation format {self.format!r}: use one of "
-                             f"{', '.join(FORMATS)}.")
+            raise InputError(
+                f"Unknown animation format {self.format!r}: use one of {', '.join(FORMATS)}."
+            )
         if not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= 240):
             raise InputError("fps must be a number between 0 and 240.")
         if size is not None and (len(size) != 2 or min(int(size[0]), int(size[1])) < 1):
@@ -231,37 +284,26 @@ class AnimationExport:
         if total is None and isinstance(self.frames, Sized):
             total = len(self.frames)
         self.total = total
-        self.cancel = cancel or threading.Event()
-        self.cancelled = False
         self.written: Path | None = None
         self.frame_size: tuple[int, int] | None = None  # (w, h) as written
-        self._iter: Iterator[ExportProgress] | None = None
 
     # --- public ---------------------------------------------------------------------
-    def __iter__(self) -> Iterator[ExportProgress]:
-        if self._iter is None:
-            self._iter = self._run()
-        return self._iter
-
-    def __next__(self) -> ExportProgress:
-        return next(iter(self))
-
     def run(self, progress: Callable[[ExportProgress], Any] | None = None) -> Path:
         """Export to the end; raises :class:`ExportCancelled` when cancelled."""
         for report in self:
             if progress is not None:
                 progress(report)
         if self.cancelled or self.written is None:
-            raise ExportCancelled(f"Export to {self.path.name} was cancelled; nothing was "
-                                  "written.")
+            raise ExportCancelled(f"Export to {self.path.name} was cancelled; nothing was written.")
         return self.written
 
     # --- frames ---------------------------------------------------------------------
     def _prepare(self, frame: Any) -> np.ndarray:
         a = frame_array(frame)
         h, w = a.shape[:2]
-        tw, th = export_size((w, h), size=self.size, scale=self.scale,
-                             max_side=self.max_side, limit=self.limit)
+        tw, th = export_size(
+            (w, h), size=self.size, scale=self.scale, max_side=self.max_side, limit=self.limit
+        )
         (ew, eh), note = even_size((tw, th), self.format, self.even)
         if self.frame_size is None:
             self.even_note = note
@@ -280,8 +322,10 @@ class AnimationExport:
         if self.frame_size is None:
             self.frame_size = size
         elif size != self.frame_size:
-            raise InputError(f"All frames must have the same size: frame {self._done + 1} is "
-                             f"{w}×{h}, the first was a different size.")
+            raise InputError(
+                f"All frames must have the same size: frame {self._done + 1} is "
+                f"{w}×{h}, the first was a different size."
+            )
         return a
 
     def _check_memory(self, w: int, h: int) -> None:
@@ -291,44 +335,53 @@ class AnimationExport:
         held = max(1, self.total or 1) if self.format in ("gif", "apng", "webp") else 3
         need = w * h * 4 * held  # RGB(A) bytes of the frames held, and one being resized
         if need > memory_budget():
-            also = (f" {FORMAT_TITLES[self.format]} holds all {held} frames until it is "
-                    "written; MP4 or WebM holds one at a time." if held > 3 else "")
-            raise InputError(f"Frames of {w}×{h} px cannot be exported: "
-                             f"{why_too_big(need)}.{also} Choose a smaller size.")
+            also = (
+                f" {FORMAT_TITLES[self.format]} holds all {held} frames until it is "
+                "written; MP4 or WebM holds one at a time."
+                if held > 3
+                else ""
+            )
+            raise InputError(
+                f"Frames of {w}×{h} px cannot be exported: "
+                f"{why_too_big(need)}.{also} Choose a smaller size."
+            )
 
     def _frames(self) -> Iterator[np.ndarray]:
         for frame in self.frames:
-            if self.cancel.is_set():
-                self.cancelled = True
+            if self._stop_requested():
                 return
             yield self._prepare(frame)
-        # A render job sharing our cancel event stops early without raising: that is a
-        # cancellation too, not a short animation.
-        if self.cancel.is_set() or getattr(self.frames, "cancelled", False):
+        # A render job (or any source) that stopped early because it was cancelled, or
+        # sharing our cancel event, ends without raising: that is a cancellation too,
+        # not a short animation.
+        if not self._stop_requested() and getattr(self.frames, "cancelled", False):
             self.cancelled = True
 
     # --- the run --------------------------------------------------------------------
-    def _run(self) -> Iterator[ExportProgress]:
+    def _reports(self) -> Iterator[ExportProgress]:
         t0 = time.perf_counter()
         self._done = 0
         folder = self.path.parent
         if not folder.is_dir():
-            raise ExportError(f"The folder {folder} does not exist: create it or choose "
-                              "another.")
+            raise ExportError(f"The folder {folder} does not exist: create it or choose another.")
         if self.format == "png-sequence" and self.path.exists() and not self.path.is_dir():
             raise ExportError(f"{self.path} is a file; a PNG sequence needs a folder name.")
         if self.format != "png-sequence" and self.path.is_dir():
             raise ExportError(f"{self.path} is a folder; give a file name to export to.")
         if self.size is not None:  # chosen: refused before any frame is rendered
-            tw, th = export_size(self.size, size=self.size, max_side=self.max_side,
-                                 limit=None)
+            tw, th = export_size(self.size, size=self.size, max_side=self.max_side, limit=None)
             (ew, eh), _ = even_size((tw, th), self.format, self.even)
             self._check_memory(max(tw, ew), max(th, eh))
         tmp = self._temp_path(folder)
         try:
-            writer = {"gif": self._write_pillow, "apng": self._write_pillow,
-                      "webp": self._write_pillow, "mp4": self._write_video,
-                      "webm": self._write_video, "png-sequence": self._write_sequence}
+            writer = {
+                "gif": self._write_pillow,
+                "apng": self._write_pillow,
+                "webp": self._write_pillow,
+                "mp4": self._write_video,
+                "webm": self._write_video,
+                "png-sequence": self._write_sequence,
+            }
             for done in writer[self.format](tmp):
                 self._done = done
                 yield ExportProgress("frames", done, self.total, time.perf_counter() - t0)
@@ -342,8 +395,9 @@ class AnimationExport:
             if isinstance(exc, PermissionError):
                 raise _unwritable(folder, exc) from exc
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS):
-                raise ExportError(f"Could not write {self.path.name}: {exc.strerror}. "
-                                  "Nothing was written.") from exc
+                raise ExportError(
+                    f"Could not write {self.path.name}: {exc.strerror}. Nothing was written."
+                ) from exc
             raise
         finally:
             if self.cancelled:
@@ -355,12 +409,17 @@ class AnimationExport:
         try:
             clean_stale_temps(folder)  # what a killed export left
             if self.format == "png-sequence":
-                return Path(tempfile.mkdtemp(
-                    prefix=temp_prefix(self.path.name, folder, ".partial"), suffix=".partial",
-                    dir=folder))
+                return Path(
+                    tempfile.mkdtemp(
+                        prefix=temp_prefix(self.path.name, folder, ".partial"),
+                        suffix=".partial",
+                        dir=folder,
+                    )
+                )
             suffix = f".partial{self.path.suffix}"
-            fd, name = tempfile.mkstemp(prefix=temp_prefix(self.path.name, folder, suffix),
-                                        suffix=suffix, dir=folder)
+            fd, name = tempfile.mkstemp(
+                prefix=temp_prefix(self.path.name, folder, suffix), suffix=suffix, dir=folder
+            )
             os.close(fd)
             return Path(name)
         except PermissionError as exc:
@@ -409,15 +468,37 @@ class AnimationExport:
         durations = frame_delays(len(images), self.fps, unit)
         first, rest = images[0], images[1:]
         if self.format == "gif":
-            first.save(tmp, format="GIF", save_all=True, append_images=rest,
-                       duration=durations, loop=self.loop, disposal=1, optimize=False)
+            first.save(
+                tmp,
+                format="GIF",
+                save_all=True,
+                append_images=rest,
+                duration=durations,
+                loop=self.loop,
+                disposal=1,
+                optimize=False,
+            )
         elif self.format == "apng":
-            first.save(tmp, format="PNG", save_all=True, append_images=rest,
-                       duration=durations, loop=self.loop, default_image=False)
+            first.save(
+                tmp,
+                format="PNG",
+                save_all=True,
+                append_images=rest,
+                duration=durations,
+                loop=self.loop,
+                default_image=False,
+            )
         else:
-            first.save(tmp, format="WEBP", save_all=True, append_images=rest,
-                       duration=durations, loop=self.loop, quality=self.quality,
-                       method=4)
+            first.save(
+                tmp,
+                format="WEBP",
+                save_all=True,
+                append_images=rest,
+                duration=durations,
+                loop=self.loop,
+                quality=self.quality,
+                method=4,
+            )
 
     def _write_video(self, tmp: Path) -> Iterator[int]:
         import imageio_ffmpeg
@@ -429,16 +510,27 @@ class AnimationExport:
                 if gen is None:
                     h, w = a.shape[:2]
                     if self.format == "mp4":
-                        codec, params = "libx264", ["-crf", "18", "-preset", "medium",
-                                                    "-movflags", "+faststart"]
+                        codec, params = (
+                            "libx264",
+                            ["-crf", "18", "-preset", "medium", "-movflags", "+faststart"],
+                        )
                     else:
-                        codec, params = "libvpx-vp9", ["-crf", "32", "-b:v", "0",
-                                                       "-deadline", "realtime",
-                                                       "-cpu-used", "8"]
+                        codec, params = (
+                            "libvpx-vp9",
+                            ["-crf", "32", "-b:v", "0", "-deadline", "realtime", "-cpu-used", "8"],
+                        )
                     gen = imageio_ffmpeg.write_frames(
-                        str(tmp), (w, h), fps=self.fps, codec=codec, pix_fmt_in="rgb24",
-                        pix_fmt_out="yuv420p", quality=None, macro_block_size=1,
-                        ffmpeg_log_level="error", output_params=params)
+                        str(tmp),
+                        (w, h),
+                        fps=self.fps,
+                        codec=codec,
+                        pix_fmt_in="rgb24",
+                        pix_fmt_out="yuv420p",
+                        quality=None,
+                        macro_block_size=1,
+                        ffmpeg_log_level="error",
+                        output_params=params,
+                    )
                     gen.send(None)
                 gen.send(a)
                 n += 1
@@ -460,14 +552,22 @@ class AnimationExport:
 
 
 def _unwritable(folder: Path, exc: OSError) -> ExportError:
-    return ExportError(f"Cannot write to {folder}: the folder is read-only or you lack "
-                       f"permission ({exc.strerror or exc}). Choose another folder; nothing "
-                       "was written.")
+    return ExportError(
+        f"Cannot write to {folder}: the folder is read-only or you lack "
+        f"permission ({exc.strerror or exc}). Choose another folder; nothing "
+        "was written."
+    )
 
 
-def export_animation(frames: Any, path: str | Path, *, fps: float = 24.0,
-                     progress: Callable[[ExportProgress], Any] | None = None,
-                     cancel: threading.Event | None = None, **options: Any) -> Path:
+def export_animation(
+    frames: Any,
+    path: str | Path,
+    *,
+    fps: float = 24.0,
+    progress: Callable[[ExportProgress], Any] | None = None,
+    cancel: threading.Event | None = None,
+    **options: Any,
+) -> Path:
     """Write ``frames`` to ``path`` (format from the suffix unless ``format=`` is given).
 
     Options: ``size=(w, h)`` or ``scale``, ``resample``, ``loop``, ``even``, ``quality``.
@@ -485,8 +585,9 @@ def save_image(image: Any, path: str | Path) -> Path:
         raise ExportError(f"The folder {folder} does not exist: create it or choose another.")
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
-        raise InputError(f"Cannot tell the picture format from {path.name!r}: use .png, .jpg, "
-                         ".webp or .tif.")
+        raise InputError(
+            f"Cannot tell the picture format from {path.name!r}: use .png, .jpg, .webp or .tif."
+        )
     try:
         with atomic_path(path, suffix=f".partial{path.suffix}") as tmp:
             Image.fromarray(a).save(tmp, format=fmt)
@@ -507,5 +608,5 @@ def grid(images: Any, cols: int | None = None, pad: int = 2) -> np.ndarray:
     out = np.full((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad, 3), 255, np.uint8)
     for i, a in enumerate(arrays):
         r, c = divmod(i, cols)
-        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = a
+        out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = a
     return out

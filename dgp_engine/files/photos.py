@@ -48,8 +48,12 @@ MAX_PIXELS = 120_000_000
 
 # Output formats by file extension and whether they keep an alpha channel.
 FORMATS = {
-    ".png": ("PNG", True), ".jpg": ("JPEG", False), ".jpeg": ("JPEG", False),
-    ".tif": ("TIFF", True), ".tiff": ("TIFF", True), ".webp": ("WEBP", True),
+    ".png": ("PNG", True),
+    ".jpg": ("JPEG", False),
+    ".jpeg": ("JPEG", False),
+    ".tif": ("TIFF", True),
+    ".tiff": ("TIFF", True),
+    ".webp": ("WEBP", True),
     ".bmp": ("BMP", False),
 }
 
@@ -61,14 +65,14 @@ FORMATS = {
 class Photo:
     """A picture as the engine uses it: float RGB in [0, 1], alpha kept apart."""
 
-    rgb: np.ndarray                       # float32 H×W×3 in [0, 1]
-    alpha: np.ndarray | None = None       # float32 H×W in [0, 1], None if opaque
-    icc_profile: bytes | None = None      # embedded colour profile, if any
-    exif: bytes | None = None             # EXIF with orientation reset to 1
-    mode: str = "RGB"                     # Pillow mode of the source file
-    format: str | None = None             # Pillow format name of the source file
-    path: Path | None = None              # where it was read from
-    bit_depth: int = 8                    # bits per sample of the source
+    rgb: np.ndarray  # float32 H×W×3 in [0, 1]
+    alpha: np.ndarray | None = None  # float32 H×W in [0, 1], None if opaque
+    icc_profile: bytes | None = None  # embedded colour profile, if any
+    exif: bytes | None = None  # EXIF with orientation reset to 1
+    mode: str = "RGB"  # Pillow mode of the source file
+    format: str | None = None  # Pillow format name of the source file
+    path: Path | None = None  # where it was read from
+    bit_depth: int = 8  # bits per sample of the source
     info: dict[str, Any] = field(default_factory=dict)  # dpi and similar, carried to the output
 
     @property
@@ -90,11 +94,11 @@ class Photo:
         r, g, b = self.rgb[..., 0], self.rgb[..., 1], self.rgb[..., 2]
         return bool(np.array_equal(r, g) and np.array_equal(g, b))
 
-    def with_pixels(self, rgb: np.ndarray,
-                    alpha: np.ndarray | None | EllipsisType = ...) -> Photo:
+    def with_pixels(self, rgb: np.ndarray, alpha: np.ndarray | None | EllipsisType = ...) -> Photo:
         """A copy with new pixels (and alpha, when given), metadata kept."""
-        return replace(self, rgb=np.asarray(rgb, dtype=np.float32),
-                       alpha=self.alpha if alpha is ... else alpha)
+        return replace(
+            self, rgb=np.asarray(rgb, dtype=np.float32), alpha=self.alpha if alpha is ... else alpha
+        )
 
     @classmethod
     def from_array(cls, arr: np.ndarray) -> Photo:
@@ -115,8 +119,9 @@ class Photo:
 
 
 # --- reading -------------------------------------------------------------------------
-def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS,
-               bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL) -> Photo:
+def read_image(
+    path: str | Path, *, max_pixels: int = MAX_PIXELS, bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL
+) -> Photo:
     """Read any image Pillow can open; refuse damaged files and decompression bombs.
 
     EXIF orientation is applied; 16-bit, CMYK, palette, grayscale and alpha
@@ -126,8 +131,9 @@ def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS,
     budget is refused before it is decoded."""
     path = Path(path)
     data = read_picture_file(path)
-    photo = decode_image(data, name=str(path), max_pixels=max_pixels,
-                         bytes_per_pixel=bytes_per_pixel)
+    photo = decode_image(
+        data, name=str(path), max_pixels=max_pixels, bytes_per_pixel=bytes_per_pixel
+    )
     photo.path = path
     return photo
 
@@ -147,20 +153,29 @@ def read_picture_file(path: Path, what: str = "") -> bytes:
             if st.st_size == 0:
                 raise InputError(f"{label} is empty (0 bytes): not an image.")
             if st.st_size > memory_budget():
-                raise InputError(f"{label} is {st.st_size / 1e9:.1f} GB: "
-                                 f"{why_too_big(st.st_size)}. Downscale or recompress it "
-                                 "first.")
+                raise InputError(
+                    f"{label} is {st.st_size / 1e9:.1f} GB: "
+                    f"{why_too_big(st.st_size)}. Downscale or recompress it "
+                    "first."
+                )
             return fh.read()
     except NotRegularFile as exc:
-        raise InputError(f"{label} is not a regular file ({exc.kind}): give a picture "
-                         "file.") from exc
+        raise InputError(
+            f"{label} is not a regular file ({exc.kind}): give a picture file."
+        ) from exc
     except OSError as exc:
         raise InputError(f"Could not read {label}: {exc.strerror or exc}.") from exc
 
 
-def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXELS,
-                 bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL, budget: int | None = None,
-                 workers: int = 1) -> Photo:
+def decode_image(
+    data: bytes,
+    *,
+    name: str = "image",
+    max_pixels: int = MAX_PIXELS,
+    bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL,
+    budget: int | None = None,
+    workers: int = 1,
+) -> Photo:
     """:func:`read_image` for bytes already in memory; ``budget`` (default: the whole
     :func:`dgp_engine.system.memory.budget`) may be one of ``workers``' shares."""
     img = _open_checked(data, name, max_pixels, bytes_per_pixel, budget, workers)
@@ -179,12 +194,23 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
         if precise is not None:
             rgb, alpha = precise[..., :3], (precise[..., 3] if precise.shape[2] == 4 else alpha)
         else:
-            log.warning("%s has 16 bits per colour channel, which Pillow reads as 8: the "
-                        "output is written with 16 bits, but the input's finer steps are "
-                        "lost (a 16-bit TIFF keeps them)", name)
+            log.warning(
+                "%s has 16 bits per colour channel, which Pillow reads as 8: the "
+                "output is written with 16 bits, but the input's finer steps are "
+                "lost (a 16-bit TIFF keeps them)",
+                name,
+            )
     info = {k: img.info[k] for k in ("dpi",) if k in img.info}
-    return Photo(rgb=rgb, alpha=alpha, icc_profile=icc, exif=exif, mode=src_mode, format=fmt,
-                 bit_depth=bits, info=info)
+    return Photo(
+        rgb=rgb,
+        alpha=alpha,
+        icc_profile=icc,
+        exif=exif,
+        mode=src_mode,
+        format=fmt,
+        bit_depth=bits,
+        info=info,
+    )
 
 
 def _colour_16bit(data: bytes, fmt: str | None) -> bool:
@@ -209,23 +235,30 @@ def _tiff_16bit(data: bytes, shape: tuple[int, ...]) -> np.ndarray | None:
         a = np.asarray(tifffile.imread(io.BytesIO(data)))
     except Exception:  # noqa: BLE001 - fall back to Pillow's 8-bit reading
         return None
-    if a.dtype != np.uint16 or a.ndim != 3 or a.shape[:2] != shape[:2] or \
-            a.shape[2] not in (3, 4):
+    if a.dtype != np.uint16 or a.ndim != 3 or a.shape[:2] != shape[:2] or a.shape[2] not in (3, 4):
         return None  # e.g. EXIF-rotated: Pillow's orientation wins
     return np.ascontiguousarray(a.astype(np.float32) / 65535.0)
 
 
-def check_fits(size: tuple[int, int], name: str, *, bytes_per_pixel: int,
-               budget: int | None = None, workers: int = 1) -> None:
+def check_fits(
+    size: tuple[int, int],
+    name: str,
+    *,
+    bytes_per_pixel: int,
+    budget: int | None = None,
+    workers: int = 1,
+) -> None:
     """Refuse (InputError) a picture of ``size`` (w, h) whose pixels times
     ``bytes_per_pixel`` exceed ``budget`` (default :func:`dgp_engine.system.memory.budget`; with
     ``workers``, one worker's share of it) — before it is decoded."""
     w, h = size
     allowed = memory_budget() if budget is None else budget
     if w * h * bytes_per_pixel > allowed:
-        raise InputError(f"{name} is {w}×{h} px ({w * h / 1e6:.0f} Mpx): "
-                         f"{why_too_big(w * h * bytes_per_pixel, allowed, workers)}. Downscale "
-                         "it first (or crop the part to restore).")
+        raise InputError(
+            f"{name} is {w}×{h} px ({w * h / 1e6:.0f} Mpx): "
+            f"{why_too_big(w * h * bytes_per_pixel, allowed, workers)}. Downscale "
+            "it first (or crop the part to restore)."
+        )
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
@@ -241,9 +274,14 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     return int(w), int(h)
 
 
-def _open_checked(data: bytes, name: str, max_pixels: int,
-                  bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL, budget: int | None = None,
-                  workers: int = 1) -> Image.Image:
+def _open_checked(
+    data: bytes,
+    name: str,
+    max_pixels: int,
+    bytes_per_pixel: int = DECODE_BYTES_PER_PIXEL,
+    budget: int | None = None,
+    workers: int = 1,
+) -> Image.Image:
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone relaxed Pillow globally: we do not
         log.debug("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; checking completeness anyway")
     try:
@@ -254,27 +292,33 @@ def _open_checked(data: bytes, name: str, max_pixels: int,
             if w <= 0 or h <= 0:
                 raise InputError(f"{name} has no pixels (size {w}×{h}).")
             if w * h > max_pixels:
-                raise InputError(f"{name} is {w}×{h} px ({w * h / 1e6:.0f} Mpx), above the "
-                                 f"limit of {max_pixels / 1e6:.0f} Mpx: refused as a possible "
-                                 "decompression bomb. Downscale it first.")
-            check_fits((w, h), name, bytes_per_pixel=bytes_per_pixel, budget=budget,
-                       workers=workers)
+                raise InputError(
+                    f"{name} is {w}×{h} px ({w * h / 1e6:.0f} Mpx), above the "
+                    f"limit of {max_pixels / 1e6:.0f} Mpx: refused as a possible "
+                    "decompression bomb. Downscale it first."
+                )
+            check_fits(
+                (w, h), name, bytes_per_pixel=bytes_per_pixel, budget=budget, workers=workers
+            )
             img.load()
             if img.format == "PNG":  # chunk CRCs and the end marker, which load() skips
                 Image.open(io.BytesIO(data)).verify()
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{name} is too large to open safely ({exc}). Downscale it "
-                         "first.") from exc
+        raise InputError(
+            f"{name} is too large to open safely ({exc}). Downscale it first."
+        ) from exc
     except UnidentifiedImageError as exc:
-        raise InputError(f"{name} is not an image file that can be read (unknown or damaged "
-                         "format).") from exc
+        raise InputError(
+            f"{name} is not an image file that can be read (unknown or damaged format)."
+        ) from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct_error()) as exc:
         msg = str(exc)
         if "truncated" in msg.lower() or isinstance(exc, EOFError):
-            raise InputError(f"{name} is truncated (the file ends early): copy or export it "
-                             "again.") from exc
+            raise InputError(
+                f"{name} is truncated (the file ends early): copy or export it again."
+            ) from exc
         raise InputError(f"{name} is damaged and cannot be decoded ({msg}).") from exc
     return img
 
@@ -304,8 +348,9 @@ def icc_colour_space(icc: bytes | None) -> str | None:
     return icc[16:20].decode("ascii", "replace").strip().upper()
 
 
-def _to_float_rgb(img: Image.Image, icc: bytes | None, name: str
-                  ) -> tuple[np.ndarray, np.ndarray | None, int, bytes | None]:
+def _to_float_rgb(
+    img: Image.Image, icc: bytes | None, name: str
+) -> tuple[np.ndarray, np.ndarray | None, int, bytes | None]:
     """Float RGB, alpha (or None), source bit depth and the ICC profile that still applies."""
     mode = img.mode
     alpha = None
@@ -359,8 +404,9 @@ def _keep_icc(icc: bytes | None, space: str) -> bytes | None:
     return icc if icc and icc_colour_space(icc) == space else None
 
 
-def _cmyk_to_rgb(img: Image.Image, icc: bytes | None, name: str
-                 ) -> tuple[Image.Image, bytes | None]:
+def _cmyk_to_rgb(
+    img: Image.Image, icc: bytes | None, name: str
+) -> tuple[Image.Image, bytes | None]:
     """CMYK → sRGB through its profile when it has one (then the profile no longer applies)."""
     if icc:
         try:
@@ -384,14 +430,14 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     White (or, for files with transparency, opaque painted) pixels mark the hole;
     black / transparent pixels are kept.  ``size`` = (width, height) the mask must have."""
     path = Path(path)
-    img = _open_checked(read_picture_file(path, "Mask file "), f"Mask file {path}",
-                        MAX_PIXELS)
+    img = _open_checked(read_picture_file(path, "Mask file "), f"Mask file {path}", MAX_PIXELS)
     try:
         img = ImageOps.exif_transpose(img) or img
     except Exception:
         pass
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and
-                                                          "transparency" in img.info):
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info
+    ):
         rgba = np.asarray(img.convert("RGBA"))
         alpha = rgba[..., 3]
         if alpha.min() < 255:  # painted strokes on a transparent layer
@@ -406,8 +452,9 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     return check_mask(hole, size, str(path))
 
 
-def check_mask(hole: np.ndarray, size: tuple[int, int] | None, name: str = "The mask"
-               ) -> np.ndarray:
+def check_mask(
+    hole: np.ndarray, size: tuple[int, int] | None, name: str = "The mask"
+) -> np.ndarray:
     """Validate a boolean hole mask (True = fill) against a picture of ``size`` (w, h)."""
     hole = np.asarray(hole)
     if hole.ndim == 3:
@@ -416,14 +463,19 @@ def check_mask(hole: np.ndarray, size: tuple[int, int] | None, name: str = "The 
         raise InputError(f"{name} has no pixels.")
     hole = hole.astype(bool)
     if size is not None and (hole.shape[1], hole.shape[0]) != tuple(size):
-        raise InputError(f"{name} is {hole.shape[1]}×{hole.shape[0]} px but the picture is "
-                         f"{size[0]}×{size[1]} px: the mask must have the picture's size.")
+        raise InputError(
+            f"{name} is {hole.shape[1]}×{hole.shape[0]} px but the picture is "
+            f"{size[0]}×{size[1]} px: the mask must have the picture's size."
+        )
     if not hole.any():
-        raise InputError(f"{name} marks nothing to fill (it is all black). Paint the area "
-                         "to restore in white.")
+        raise InputError(
+            f"{name} marks nothing to fill (it is all black). Paint the area to restore in white."
+        )
     if hole.all():
-        raise InputError(f"{name} covers the whole picture: nothing is known to restore "
-                         "from. Leave some of it unpainted.")
+        raise InputError(
+            f"{name} covers the whole picture: nothing is known to restore "
+            "from. Leave some of it unpainted."
+        )
     return hole
 
 
@@ -436,7 +488,7 @@ def box_mask(box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarra
     if x >= w or y >= h or x + bw <= 0 or y + bh <= 0:
         raise InputError(f"The box {x},{y},{bw},{bh} lies outside the {w}×{h} picture.")
     hole = np.zeros((h, w), dtype=bool)
-    hole[max(0, y):min(h, y + bh), max(0, x):min(w, x + bw)] = True
+    hole[max(0, y) : min(h, y + bh), max(0, x) : min(w, x + bw)] = True
     return check_mask(hole, size, f"The box {x},{y},{bw},{bh}")
 
 
@@ -445,13 +497,21 @@ def output_format(path: str | Path) -> tuple[str, bool]:
     """(Pillow format, keeps alpha) for an output file name; clear error if unsupported."""
     ext = Path(path).suffix.lower()
     if ext not in FORMATS:
-        raise OutputError(f"Cannot write {Path(path).name!r}: unknown image type "
-                          f"{ext or '(no extension)'!r}. Use one of {', '.join(sorted(FORMATS))}.")
+        raise OutputError(
+            f"Cannot write {Path(path).name!r}: unknown image type "
+            f"{ext or '(no extension)'!r}. Use one of {', '.join(sorted(FORMATS))}."
+        )
     return FORMATS[ext]
 
 
-def check_output_path(path: str | Path, *, sources: Sequence[str | Path] = (),
-                      overwrite: bool = False, image: bool = True, claim: bool = False) -> Path:
+def check_output_path(
+    path: str | Path,
+    *,
+    sources: Sequence[str | Path] = (),
+    overwrite: bool = False,
+    image: bool = True,
+    claim: bool = False,
+) -> Path:
     """Refuse, before any work, an output that would replace an input or an existing
     file (unless ``overwrite``), is a folder or a device, sits in a missing or unwritable
     folder, or (``image``) has an unknown image type.
@@ -463,34 +523,44 @@ def check_output_path(path: str | Path, *, sources: Sequence[str | Path] = (),
     path = Path(path)
     too_long = name_too_long(path)
     if too_long:
-        raise OutputError(f"Cannot write {short_name(str(path), 40, 16)}: {too_long}. Pick a "
-                          "shorter output name.")
+        raise OutputError(
+            f"Cannot write {short_name(str(path), 40, 16)}: {too_long}. Pick a shorter output name."
+        )
     if path.is_dir():
-        raise OutputError(f"{path} is a folder; give a file name for the output (e.g. "
-                          f"{path / 'result.png'}).")
+        raise OutputError(
+            f"{path} is a folder; give a file name for the output (e.g. {path / 'result.png'})."
+        )
     if image:
         output_format(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         blocker = nearest_existing(parent)
         if not blocker.is_dir():
-            raise OutputError(f"{blocker} is a file, not a folder: {path.name} cannot be "
-                              "written under it. Pick another output folder.")
+            raise OutputError(
+                f"{blocker} is a file, not a folder: {path.name} cannot be "
+                "written under it. Pick another output folder."
+            )
         raise OutputError(f"The folder {parent} does not exist; create it first.")
     if not os.access(parent, os.W_OK):
-        raise OutputError(f"No permission to write into {parent}; pick an output in a folder "
-                          "you can write to.")
+        raise OutputError(
+            f"No permission to write into {parent}; pick an output in a folder you can write to."
+        )
     if path.exists() or path.is_symlink():
         is_source = any(_same_file(path, s) for s in sources if s)
         if is_source and not overwrite:
-            raise OutputError(f"{path} is the input file; refusing to overwrite it. Pick "
-                              "another output name (or allow overwriting: --overwrite).")
+            raise OutputError(
+                f"{path} is the input file; refusing to overwrite it. Pick "
+                "another output name (or allow overwriting: --overwrite)."
+            )
         if path.exists() and not path.is_file():
-            raise OutputError(f"{path} is not a regular file (a device, pipe or socket); "
-                              "give the name of a file to write.")
+            raise OutputError(
+                f"{path} is not a regular file (a device, pipe or socket); "
+                "give the name of a file to write."
+            )
         if not overwrite:
-            raise OutputError(f"{path} already exists; pick another name or allow "
-                              "overwriting (--overwrite).")
+            raise OutputError(
+                f"{path} already exists; pick another name or allow overwriting (--overwrite)."
+            )
     if claim:
         claim_or_refuse(path)
     return path
@@ -503,12 +573,16 @@ def claim_or_refuse(path: Path) -> None:
     try:
         claim_output(path)
     except OutputBusy as exc:
-        raise OutputError(f"{path} is being written by another run ({exc.holder}); wait "
-                          "for it to finish or pick another output name.") from exc
+        raise OutputError(
+            f"{path} is being written by another run ({exc.holder}); wait "
+            "for it to finish or pick another output name."
+        ) from exc
     except OSError as exc:
-        raise OutputError(f"Cannot create files in {parent} "
-                          f"({exc.strerror or exc}): pick an output in a folder you can "
-                          "write to. Nothing was done.") from exc
+        raise OutputError(
+            f"Cannot create files in {parent} "
+            f"({exc.strerror or exc}): pick an output in a folder you can "
+            "write to. Nothing was done."
+        ) from exc
 
 
 def _same_file(a: str | Path, b: str | Path) -> bool:
@@ -532,8 +606,14 @@ def to_pil(photo: Photo, *, with_alpha: bool = True) -> Image.Image:
     return Image.fromarray(rgb, "RGB")
 
 
-def save_image(photo: Photo | np.ndarray, path: str | Path, *, overwrite: bool = False,
-               sources: Sequence[str | Path] = (), quality: int = 95) -> Path:
+def save_image(
+    photo: Photo | np.ndarray,
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    sources: Sequence[str | Path] = (),
+    quality: int = 95,
+) -> Path:
     """Write ``photo`` atomically, keeping its ICC profile and EXIF where the format can.
 
     Never replaces an existing file (the input above all) unless ``overwrite``; a
@@ -547,8 +627,12 @@ def save_image(photo: Photo | np.ndarray, path: str | Path, *, overwrite: bool =
         if fmt in ("PNG", "TIFF"):
             write_atomic(path, lambda f: _save_16bit(photo, f, fmt, keeps_alpha))
             return path
-        log.warning("%s holds 8 bits per channel: the %d-bit input is written with 8 (save "
-                    "as .png or .tif to keep 16 bits)", fmt, photo.bit_depth)
+        log.warning(
+            "%s holds 8 bits per channel: the %d-bit input is written with 8 (save "
+            "as .png or .tif to keep 16 bits)",
+            fmt,
+            photo.bit_depth,
+        )
     img = to_pil(photo, with_alpha=keeps_alpha)
     if photo.alpha is not None and not keeps_alpha:
         log.warning("%s cannot hold transparency; the alpha channel is dropped", path.name)
@@ -569,8 +653,7 @@ def save_image(photo: Photo | np.ndarray, path: str | Path, *, overwrite: bool =
 
 
 def to_uint16(a: np.ndarray) -> np.ndarray:
-    return (np.clip(np.asarray(a, dtype=np.float32), 0.0, 1.0) * 65535.0 + 0.5).astype(
-        np.uint16)
+    return (np.clip(np.asarray(a, dtype=np.float32), 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
 
 
 def _save_16bit(photo: Photo, fh: BinaryIO, fmt: str, keeps_alpha: bool) -> None:
@@ -590,15 +673,19 @@ def _save_16bit(photo: Photo, fh: BinaryIO, fmt: str, keeps_alpha: bool) -> None
         import tifffile
 
         extratags = [(34675, "B", len(icc), icc, True)] if icc else []  # ICC profile tag
-        tifffile.imwrite(fh, pixels, photometric="rgb", compression="zlib",
-                         extrasamples=("unassalpha",) if alpha is not None else None,
-                         extratags=extratags)
+        tifffile.imwrite(
+            fh,
+            pixels,
+            photometric="rgb",
+            compression="zlib",
+            extrasamples=("unassalpha",) if alpha is not None else None,
+            extratags=extratags,
+        )
         return
     _write_png16(fh, pixels, icc, photo.info.get("dpi"))
 
 
-def _write_png16(fh: BinaryIO, pixels: np.ndarray, icc: bytes | None,
-                 dpi: Any = None) -> None:
+def _write_png16(fh: BinaryIO, pixels: np.ndarray, icc: bytes | None, dpi: Any = None) -> None:
     """A 16-bit RGB(A) PNG (colour type 2 or 6, no filtering, zlib level 6)."""
     import struct
     import zlib
@@ -606,13 +693,19 @@ def _write_png16(fh: BinaryIO, pixels: np.ndarray, icc: bytes | None,
     h, w, c = pixels.shape
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     rows = np.ascontiguousarray(pixels.astype(">u2")).view(np.uint8).reshape(h, w * c * 2)
     raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
-    out = [b"\x89PNG\r\n\x1a\n",
-           chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 6 if c == 4 else 2, 0, 0, 0))]
+    out = [
+        b"\x89PNG\r\n\x1a\n",
+        chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 6 if c == 4 else 2, 0, 0, 0)),
+    ]
     if icc:
         out.append(chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
     if dpi:
@@ -639,8 +732,10 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
 def output_error(exc: OSError, path: Path) -> OutputError:
     """A clear :class:`OutputError` for an OSError met while writing ``path``."""
     if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
-        return OutputError(f"The disk is full: could not write {path}. Nothing was written; "
-                           "free some space and run again.")
+        return OutputError(
+            f"The disk is full: could not write {path}. Nothing was written; "
+            "free some space and run again."
+        )
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return OutputError(f"No permission to write {path} ({exc.strerror}).")
     return OutputError(f"Could not write {path}: {exc.strerror or exc}.")

@@ -76,26 +76,36 @@ class Project:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Project):
             return NotImplemented
-        return (self.title == other.title and self.created == other.created
-                and self.regions == other.regions and self.history == other.history
-                and self.timeline == other.timeline and self.settings == other.settings
-                and _arrays_equal(self.sources, other.sources)
-                and _arrays_equal(self.masks, other.masks)
-                and _arrays_equal(self.images, other.images)
-                and self.states.keys() == other.states.keys()
-                and all(states_equal(self.states[k], other.states[k]) for k in self.states))
+        return (
+            self.title == other.title
+            and self.created == other.created
+            and self.regions == other.regions
+            and self.history == other.history
+            and self.timeline == other.timeline
+            and self.settings == other.settings
+            and _arrays_equal(self.sources, other.sources)
+            and _arrays_equal(self.masks, other.masks)
+            and _arrays_equal(self.images, other.images)
+            and self.states.keys() == other.states.keys()
+            and all(states_equal(self.states[k], other.states[k]) for k in self.states)
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
     def item_names(self) -> list[str]:
-        return ([f"source {k}" for k in self.sources] + [f"mask {k}" for k in self.masks]
-                + [f"image {k}" for k in self.images] + [f"state {k}" for k in self.states])
+        return (
+            [f"source {k}" for k in self.sources]
+            + [f"mask {k}" for k in self.masks]
+            + [f"image {k}" for k in self.images]
+            + [f"state {k}" for k in self.states]
+        )
 
 
 def _arrays_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
     return a.keys() == b.keys() and all(
         a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and np.array_equal(a[k], b[k])
-        for k in a)
+        for k in a
+    )
 
 
 def states_equal(a: ReconstructionState, b: ReconstructionState) -> bool:
@@ -111,8 +121,9 @@ def states_equal(a: ReconstructionState, b: ReconstructionState) -> bool:
 
 def _check_id(kind: str, key: str) -> None:
     if not isinstance(key, str) or not _ID.match(key):
-        raise ProjectError(f"{kind} id {key!r} is not valid: use 1-64 letters, digits, '_', "
-                           "'.' or '-'.")
+        raise ProjectError(
+            f"{kind} id {key!r} is not valid: use 1-64 letters, digits, '_', '.' or '-'."
+        )
 
 
 def _encode_array(a: np.ndarray) -> tuple[bytes, str, dict[str, Any]]:
@@ -128,8 +139,7 @@ def _encode_array(a: np.ndarray) -> tuple[bytes, str, dict[str, Any]]:
         a = a.astype(np.uint8) * 255
     if png_mode and min(a.shape[:2]) > 0:
         buf = io.BytesIO()
-        Image.fromarray(np.ascontiguousarray(a), png_mode).save(buf, format="PNG",
-                                                                 compress_level=4)
+        Image.fromarray(np.ascontiguousarray(a), png_mode).save(buf, format="PNG", compress_level=4)
         return buf.getvalue(), ".png", meta
     buf = io.BytesIO()
     np.save(buf, a, allow_pickle=False)
@@ -164,15 +174,18 @@ def _json(value: Any, what: str) -> Any:
     try:
         return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as exc:
-        raise ProjectError(f"The project's {what} cannot be saved: {exc}. Only JSON values "
-                           "(dicts, lists, text, finite numbers) are allowed there.") from exc
+        raise ProjectError(
+            f"The project's {what} cannot be saved: {exc}. Only JSON values "
+            "(dicts, lists, text, finite numbers) are allowed there."
+        ) from exc
 
 
 # --------------------------------------------------------------------------- saving
 
 
-def save_project(project: Project, path: str | Path, *, extra: dict[str, Any] | None = None
-                 ) -> Path:
+def save_project(
+    project: Project, path: str | Path, *, extra: dict[str, Any] | None = None
+) -> Path:
     """Write ``project`` to ``path`` atomically (temp file in the same folder + rename)."""
     path = Path(path)
     folder = path.parent
@@ -185,28 +198,38 @@ def save_project(project: Project, path: str | Path, *, extra: dict[str, Any] | 
             _check_id(kind, key)
             data, ext, meta = _encode_array(arr)
             name = f"{kind}/{key}{ext}"
-            members.append((name, data, zipfile.ZIP_DEFLATED if ext == ".npy"
-                            else zipfile.ZIP_STORED))
+            members.append(
+                (name, data, zipfile.ZIP_DEFLATED if ext == ".npy" else zipfile.ZIP_STORED)
+            )
             index[name] = {"kind": kind, "id": key, **meta}
     for key, state in project.states.items():
         _check_id("state", key)
         data = _state_bytes(state)
         name = f"states/{key}.safetensors"
         members.append((name, data, zipfile.ZIP_STORED))
-        index[name] = {"kind": "states", "id": key, "class_id": state.class_id,
-                       "model": (state.model or {}).get("name", "")}
+        index[name] = {
+            "kind": "states",
+            "id": key,
+            "class_id": state.class_id,
+            "model": (state.model or {}).get("name", ""),
+        }
     for name, data, _ in members:
         index[name]["size"] = len(data)
         index[name]["sha256"] = hashlib.sha256(data).hexdigest()
     manifest = {
-        "format": FORMAT, "version": FORMAT_VERSION, "title": project.title,
-        "created": project.created, "saved": time.time(),
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "title": project.title,
+        "created": project.created,
+        "saved": time.time(),
         "regions": _json(project.regions, "regions"),
         "history": _json(project.history, "history"),
         "timeline": _json(project.timeline, "timeline"),
         "settings": _json(project.settings, "settings"),
-        "members": index, **(_json(extra, "extra fields") if extra else {}),
+        "members": index,
+        **(_json(extra, "extra fields") if extra else {}),
     }
+
     def write(fh: BinaryIO) -> None:
         with zipfile.ZipFile(fh, "w") as zf:
             zf.writestr(MANIFEST, json.dumps(manifest, indent=1), zipfile.ZIP_DEFLATED)
@@ -217,10 +240,14 @@ def save_project(project: Project, path: str | Path, *, extra: dict[str, Any] | 
         atomic_write(path, write, suffix=".tmp")
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise ProjectError(f"Cannot write to {folder}: {exc.strerror or exc}. Save the "
-                               "project in another folder.") from exc
-        raise ProjectError(f"Could not save {path.name}: {exc.strerror or exc}. The "
-                           "previous file (if any) is unchanged.") from exc
+            raise ProjectError(
+                f"Cannot write to {folder}: {exc.strerror or exc}. Save the "
+                "project in another folder."
+            ) from exc
+        raise ProjectError(
+            f"Could not save {path.name}: {exc.strerror or exc}. The "
+            "previous file (if any) is unchanged."
+        ) from exc
     return path
 
 
@@ -230,12 +257,25 @@ def save_project(project: Project, path: str | Path, *, extra: dict[str, Any] | 
 # Manifest fields and the JSON types they must have (a hostile or damaged file may hold
 # anything: every use below relies on these).
 _MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
-    "version": (int,), "title": (str,), "created": (int, float), "saved": (int, float),
-    "regions": (list,), "history": (list,), "timeline": (dict,), "settings": (dict,),
-    "members": (dict,), "autosave_of": (str, type(None)),
+    "version": (int,),
+    "title": (str,),
+    "created": (int, float),
+    "saved": (int, float),
+    "regions": (list,),
+    "history": (list,),
+    "timeline": (dict,),
+    "settings": (dict,),
+    "members": (dict,),
+    "autosave_of": (str, type(None)),
 }
-_TYPE_NAMES = {int: "a whole number", float: "a number", str: "text", list: "a list",
-               dict: "a table", type(None): "null"}
+_TYPE_NAMES = {
+    int: "a whole number",
+    float: "a number",
+    str: "text",
+    list: "a list",
+    dict: "a table",
+    type(None): "null",
+}
 # A member may inflate to at most this many times its stored size, above this floor: our
 # own members (PNGs, safetensors stored; .npy deflated) stay far below it.
 MAX_INFLATE_RATIO = 20
@@ -250,20 +290,29 @@ def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
         value = manifest.get(key)
         if key in manifest and (not isinstance(value, types) or isinstance(value, bool)):
             want = " or ".join(_TYPE_NAMES[t] for t in types)
-            raise ProjectError(f"{path.name} is damaged: its manifest's {key!r} should be "
-                               f"{want}, not {type(value).__name__}. The file was left as it "
-                               "is; open an autosave or an older copy.")
+            raise ProjectError(
+                f"{path.name} is damaged: its manifest's {key!r} should be "
+                f"{want}, not {type(value).__name__}. The file was left as it "
+                "is; open an autosave or an older copy."
+            )
     if int(manifest.get("version", 0)) > FORMAT_VERSION:
-        raise ProjectError(f"{path.name} was saved by a newer DGP Studio (project format "
-                           f"{manifest.get('version')}); update DGP Studio to open it.")
+        raise ProjectError(
+            f"{path.name} was saved by a newer DGP Studio (project format "
+            f"{manifest.get('version')}); update DGP Studio to open it."
+        )
     for name, meta in manifest.get("members", {}).items():
-        if not isinstance(meta, dict) or not isinstance(meta.get("kind"), str) or \
-                not isinstance(meta.get("id"), str) or \
-                not isinstance(meta.get("size", 0), int) or \
-                not isinstance(meta.get("sha256", ""), str):
-            raise ProjectError(f"{path.name} is damaged: its manifest's entry for {name!r} "
-                               "is not a table with kind, id, size and sha256. The file was "
-                               "left as it is; open an autosave or an older copy.")
+        if (
+            not isinstance(meta, dict)
+            or not isinstance(meta.get("kind"), str)
+            or not isinstance(meta.get("id"), str)
+            or not isinstance(meta.get("size", 0), int)
+            or not isinstance(meta.get("sha256", ""), str)
+        ):
+            raise ProjectError(
+                f"{path.name} is damaged: its manifest's entry for {name!r} "
+                "is not a table with kind, id, size and sha256. The file was "
+                "left as it is; open an autosave or an older copy."
+            )
     return manifest
 
 
@@ -272,15 +321,18 @@ def _member_limit(info: zipfile.ZipInfo, meta: dict[str, Any] | None) -> str | N
     if meta is not None and "size" in meta and info.file_size != meta["size"]:
         return f"it is {info.file_size} bytes, not the {meta['size']} the manifest recorded"
     if info.file_size > max(INFLATE_FLOOR, MAX_INFLATE_RATIO * info.compress_size):
-        return (f"{gb(info.compress_size)} would inflate to {gb(info.file_size)}: refused as "
-                "a possible zip bomb")
+        return (
+            f"{gb(info.compress_size)} would inflate to {gb(info.file_size)}: refused as "
+            "a possible zip bomb"
+        )
     if info.file_size > memory_budget():
         return why_too_big(info.file_size)
     return None
 
 
-def _read_members(zf: zipfile.ZipFile, path: Path, manifest: dict[str, Any],
-                  refused: dict[str, str]) -> dict[str, bytes]:
+def _read_members(
+    zf: zipfile.ZipFile, path: Path, manifest: dict[str, Any], refused: dict[str, str]
+) -> dict[str, bytes]:
     """The members the manifest lists, each checked against the limits before it is
     inflated (refused ones are left out, so they count as lost, and ``refused`` says why;
     a total beyond memory is refused outright)."""
@@ -288,9 +340,11 @@ def _read_members(zf: zipfile.ZipFile, path: Path, manifest: dict[str, Any],
     infos = {i.filename: i for i in zf.infolist()}
     total = sum(infos[n].file_size for n in index if n in infos)
     if total > memory_budget():
-        raise ProjectError(f"{path.name} cannot be opened: its items together would need "
-                           f"{why_too_big(total)[len('it would need '):]}. Open it on a "
-                           "machine with more memory (or set DGP_MEMORY_BUDGET).")
+        raise ProjectError(
+            f"{path.name} cannot be opened: its items together would need "
+            f"{why_too_big(total)[len('it would need ') :]}. Open it on a "
+            "machine with more memory (or set DGP_MEMORY_BUDGET)."
+        )
     blobs: dict[str, bytes] = {}
     for name, meta in index.items():
         info = infos.get(name)
@@ -305,14 +359,19 @@ def _read_members(zf: zipfile.ZipFile, path: Path, manifest: dict[str, Any],
     return blobs
 
 
-def _build(manifest: dict[str, Any] | None, blobs: dict[str, bytes], folder: Path | None,
-           lost: list[str]) -> Project:
+def _build(
+    manifest: dict[str, Any] | None, blobs: dict[str, bytes], folder: Path | None, lost: list[str]
+) -> Project:
     manifest = manifest or {}
     index: dict[str, dict[str, Any]] = manifest.get("members", {})
-    project = Project(regions=manifest.get("regions", []), history=manifest.get("history", []),
-                      timeline=manifest.get("timeline", {}),
-                      settings=manifest.get("settings", {}), title=manifest.get("title", ""),
-                      created=float(manifest.get("created", 0.0)))
+    project = Project(
+        regions=manifest.get("regions", []),
+        history=manifest.get("history", []),
+        timeline=manifest.get("timeline", {}),
+        settings=manifest.get("settings", {}),
+        title=manifest.get("title", ""),
+        created=float(manifest.get("created", 0.0)),
+    )
     names = list(index) or [n for n in blobs if n != MANIFEST]
     for name in names:
         meta = index.get(name)
@@ -353,21 +412,32 @@ def load_project(path: str | Path) -> Project:
     try:
         with zipfile.ZipFile(path) as zf:
             if zf.getinfo(MANIFEST).file_size > MAX_MANIFEST_BYTES:
-                raise ProjectError(f"{path.name} is not a DGP Studio project (its manifest "
-                                   "is far too large).")
+                raise ProjectError(
+                    f"{path.name} is not a DGP Studio project (its manifest is far too large)."
+                )
             manifest = _check_manifest(json.loads(zf.read(MANIFEST)), path)
             blobs = _read_members(zf, path, manifest, refused)
     except ProjectError:
         raise
-    except (zipfile.BadZipFile, KeyError, EOFError, zlib.error, OSError, ValueError,
-            NotImplementedError, RuntimeError) as exc:  # unknown method, encrypted member
+    except (
+        zipfile.BadZipFile,
+        KeyError,
+        EOFError,
+        zlib.error,
+        OSError,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:  # unknown method, encrypted member
         return _raise_damaged(path, exc)
     project = _build(manifest, blobs, path.parent, lost)
     if lost:
         why = "; ".join(f"{n}: {r}" for n, r in refused.items())
-        _raise_damaged(path, ValueError(f"{len(lost)} item(s) failed their checks"
-                                        + (f" — {why}" if why else "")),
-                       recovered=(project, lost))
+        _raise_damaged(
+            path,
+            ValueError(f"{len(lost)} item(s) failed their checks" + (f" — {why}" if why else "")),
+            recovered=(project, lost),
+        )
     return project
 
 
@@ -376,8 +446,9 @@ def recover_project(path: str | Path) -> tuple[Project, list[str]]:
     headers); returns the project and the names of the members that were lost."""
     path = Path(path)
     if path.stat().st_size > memory_budget():
-        raise ProjectError(f"{path.name} cannot be recovered here: "
-                           f"{why_too_big(path.stat().st_size)}.")
+        raise ProjectError(
+            f"{path.name} cannot be recovered here: {why_too_big(path.stat().st_size)}."
+        )
     data = path.read_bytes()
     blobs = _scan_members(data)
     manifest = None
@@ -395,8 +466,9 @@ def recover_project(path: str | Path) -> tuple[Project, list[str]]:
     return project, lost
 
 
-def _raise_damaged(path: Path, exc: Exception,
-                   recovered: tuple[Project, list[str]] | None = None) -> NoReturn:
+def _raise_damaged(
+    path: Path, exc: Exception, recovered: tuple[Project, list[str]] | None = None
+) -> NoReturn:
     project, lost = recovered if recovered is not None else recover_project(path)
     found = len(project.item_names())
     what = ", ".join(lost[:6]) + (f" and {len(lost) - 6} more" if len(lost) > 6 else "")
@@ -405,13 +477,16 @@ def _raise_damaged(path: Path, exc: Exception,
         f"{path.name} is damaged (it looks truncated or corrupted: {exc}). Recovered "
         f"{found} item(s)" + (f"; lost: {what}" if lost else "") + ". The file was left as "
         f"it is; save the recovered project under a new name, e.g. {suggestion.name}.",
-        path, project, lost)
+        path,
+        project,
+        lost,
+    )
 
 
 def recovered_path(path: str | Path) -> Path:
     """A free name next to ``path`` for a recovered copy: ``name (recovered).dgpproj``."""
     path = Path(path)
-    stem = path.name[:-len(SUFFIX)] if path.name.endswith(SUFFIX) else path.stem
+    stem = path.name[: -len(SUFFIX)] if path.name.endswith(SUFFIX) else path.stem
     for i in range(1, 1000):
         label = " (recovered)" if i == 1 else f" (recovered {i})"
         candidate = path.with_name(f"{stem}{label}{SUFFIX}")
@@ -428,11 +503,12 @@ def _scan_members(data: bytes) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     pos = data.find(_LOCAL)
     while 0 <= pos and pos + 30 <= len(data):
-        (_sig, _ver, flags, method, _t, _d, crc, csize, _usize, nlen,
-         elen) = struct.unpack("<IHHHHHIIIHH", data[pos:pos + 30])
+        (_sig, _ver, flags, method, _t, _d, crc, csize, _usize, nlen, elen) = struct.unpack(
+            "<IHHHHHIIIHH", data[pos : pos + 30]
+        )
         start = pos + 30 + nlen + elen
         end = start + csize
-        name = data[pos + 30:pos + 30 + nlen].decode("utf-8", "replace")
+        name = data[pos + 30 : pos + 30 + nlen].decode("utf-8", "replace")
         if flags & 0x08 or end > len(data) or method not in (0, 8):
             # sizes unknown, truncated, or a compression we do not write: skip it
             pos = data.find(_LOCAL, pos + 4)
@@ -487,9 +563,14 @@ class Autosaver:
     Call :meth:`maybe_save` from a timer (or after edits); :meth:`discard` after the
     user saved or closed cleanly."""
 
-    def __init__(self, project_path: str | Path | None = None, *, interval_s: float = 120.0,
-                 session: str = "untitled",
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        project_path: str | Path | None = None,
+        *,
+        interval_s: float = 120.0,
+        session: str = "untitled",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.project_path = Path(project_path) if project_path is not None else None
         self.session = session
         self.interval_s = float(interval_s)
@@ -527,9 +608,9 @@ class Autosaver:
 
 @dataclass
 class RecoveryCandidate:
-    autosave: Path              # the autosave file to open
-    original: Path | None       # the project it belongs to (None: never saved)
-    saved: float                # when the autosave was written (epoch seconds)
+    autosave: Path  # the autosave file to open
+    original: Path | None  # the project it belongs to (None: never saved)
+    saved: float  # when the autosave was written (epoch seconds)
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.saved))
@@ -554,12 +635,10 @@ def find_recovery(project_path: str | Path | None = None) -> list[RecoveryCandid
         if not f.is_file():
             continue
         manifest = read_manifest(f)
-        saved = float(manifest.get("saved", f.stat().st_mtime)) if manifest else \
-            f.stat().st_mtime
+        saved = float(manifest.get("saved", f.stat().st_mtime)) if manifest else f.stat().st_mtime
         original = manifest.get("autosave_of") if manifest else None
         orig = Path(original) if original else None
         if orig is not None and orig.is_file() and orig.stat().st_mtime >= saved:
             continue  # the project was saved after this autosave: nothing to recover
         out.append(RecoveryCandidate(f, orig, saved))
     return sorted(out, key=lambda c: -c.saved)
-

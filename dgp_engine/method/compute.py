@@ -41,11 +41,12 @@ def check_precision(precision: str | None, exact: bool) -> str:
     an unknown name, or anything but float32 with the reference-exact mode."""
     choice = (precision or "auto").strip().lower()
     if choice not in PRECISIONS:
-        raise InputError(f"Unknown precision {precision!r}: choose one of "
-                         f"{', '.join(PRECISIONS)}.")
+        raise InputError(f"Unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}.")
     if exact and choice not in ("auto", "fp32"):
-        raise InputError("The reference-exact mode computes in float32 only: drop the "
-                         "precision setting or the exact mode.")
+        raise InputError(
+            "The reference-exact mode computes in float32 only: drop the "
+            "precision setting or the exact mode."
+        )
     return choice
 
 
@@ -58,11 +59,15 @@ def resolve_precision(precision: str | None, device: torch.device, exact: bool) 
     if choice == "auto":
         return "tf32" if device.type == "cuda" else "fp32"
     if choice == "tf32" and device.type != "cuda":
-        raise DeviceError(f"TF32 needs an NVIDIA GPU; this run is on {device.type}: choose "
-                          "precision 'fp32' or 'auto'.")
+        raise DeviceError(
+            f"TF32 needs an NVIDIA GPU; this run is on {device.type}: choose "
+            "precision 'fp32' or 'auto'."
+        )
     if choice == "bf16" and device.type == "mps":
-        raise DeviceError("bfloat16 is not supported on Apple MPS by this engine: choose "
-                          "precision 'fp32' or 'auto'.")
+        raise DeviceError(
+            "bfloat16 is not supported on Apple MPS by this engine: choose "
+            "precision 'fp32' or 'auto'."
+        )
     return choice
 
 
@@ -104,8 +109,12 @@ class InBackwardAdam:
     step it with lr 0 but only if it had a gradient; the fast path gives frozen
     groups none).  Call :meth:`close` to remove the hooks."""
 
-    def __init__(self, groups: Sequence[Sequence[torch.nn.Parameter]], beta2: float = 0.999,
-                 eps: float = 1e-8):
+    def __init__(
+        self,
+        groups: Sequence[Sequence[torch.nn.Parameter]],
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ):
         self.beta2 = float(beta2)
         self.eps = float(eps)
         self.lrs = [0.0] * len(groups)
@@ -120,7 +129,7 @@ class InBackwardAdam:
                     continue
                 seen.add(id(p))
                 wanted = p.requires_grad  # torch hooks only a tensor that requires grad;
-                p.requires_grad_(True)    # the hook stays when the flag is turned off
+                p.requires_grad_(True)  # the hook stays when the flag is turned off
                 hook = p.register_post_accumulate_grad_hook  # untyped in torch
                 self._handles.append(hook(self._hook(g)))  # type: ignore[no-untyped-call]
                 p.requires_grad_(wanted)
@@ -136,6 +145,7 @@ class InBackwardAdam:
                 return
             with torch.no_grad():
                 self._step(p, grad, self.lrs[group])
+
         return step
 
     def _step(self, p: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
@@ -149,14 +159,26 @@ class InBackwardAdam:
             step += 1
             # β1 = 0: the first moment is the gradient itself, so the gradient's buffer
             # serves as the kernel's first-moment argument (it is overwritten with itself).
-            torch._fused_adam_([p], [grad], [grad], [sq], [], [step], lr=lr, beta1=0.0,
-                               beta2=self.beta2, weight_decay=0.0, eps=self.eps,
-                               amsgrad=False, maximize=False)
+            torch._fused_adam_(
+                [p],
+                [grad],
+                [grad],
+                [sq],
+                [],
+                [step],
+                lr=lr,
+                beta1=0.0,
+                beta2=self.beta2,
+                weight_decay=0.0,
+                eps=self.eps,
+                amsgrad=False,
+                maximize=False,
+            )
             return
         step += 1
         t = float(step)
         sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-        denom = sq.sqrt().div_(math.sqrt(1 - self.beta2 ** t)).add_(self.eps)
+        denom = sq.sqrt().div_(math.sqrt(1 - self.beta2**t)).add_(self.eps)
         p.addcdiv_(grad, denom, value=-lr)
 
     def state_bytes(self) -> int:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .taskspec import DOWNSAMPLE, GRAY, MASK, TASK_SPECS, find_task
+from .taskspec import DOWNSAMPLE, GRAY, MASK, TASK_SPECS, TaskSpec, find_task
 
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
@@ -75,14 +75,18 @@ class Mask(Degradation):
         if m.min() == 1:
             raise InputError("The mask has no hole: paint the area to fill first.")
         if m.max() == 0:
-            raise InputError("The mask covers the whole image: nothing is known to restore "
-                             "from. Leave some of the picture unmasked.")
+            raise InputError(
+                "The mask covers the whole image: nothing is known to restore "
+                "from. Leave some of the picture unmasked."
+            )
         self.mask = m
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != self.mask.shape[-2:]:
-            raise InputError(f"Mask size {tuple(self.mask.shape[-2:])} does not match the "
-                             f"image size {tuple(x.shape[-2:])}.")
+            raise InputError(
+                f"Mask size {tuple(self.mask.shape[-2:])} does not match the "
+                f"image size {tuple(x.shape[-2:])}."
+            )
         return x * self.mask
 
     def to(self, device: torch.device | str) -> Mask:
@@ -98,7 +102,7 @@ class Mask(Degradation):
         hole = size // 3
         begin = (size - hole) // 2
         m = torch.ones(1, 1, size, size)
-        m[..., begin:size - begin, begin:size - begin] = 0
+        m[..., begin : size - begin, begin : size - begin] = 0
         return cls(m)
 
 
@@ -154,8 +158,9 @@ class Downsample(Degradation):
 
         arr = ((clean[0].detach().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
         img = Image.fromarray(arr.permute(1, 2, 0).numpy())
-        lr = img.resize((img.width // self.factor, img.height // self.factor),
-                        Image.Resampling.LANCZOS)
+        lr = img.resize(
+            (img.width // self.factor, img.height // self.factor), Image.Resampling.LANCZOS
+        )
         t = torch.from_numpy(np.asarray(lr, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
         return self.up(t.unsqueeze(0).to(clean.device))
 
@@ -190,18 +195,26 @@ class Compose(Degradation):
         return {"name": self.name, "parts": [p.describe() for p in self.parts]}
 
 
-def make_degradation(task: str | Degradation, *, mask: torch.Tensor | None = None,
-                     factor: int | None = None, resolution: int | None = None) -> Degradation:
-    """φ for a task name, built from the task's parts in :mod:`.taskspec`.  Tasks with a
+def make_degradation(
+    task: str | TaskSpec | Degradation,
+    *,
+    mask: torch.Tensor | None = None,
+    factor: int | None = None,
+    resolution: int | None = None,
+) -> Degradation:
+    """φ for a task (its :class:`~.taskspec.TaskSpec` or its name), built from the task's
+    parts in :mod:`.taskspec`: the one mapping from tasks to degradations.  Tasks with a
     mask take ``mask`` (default: the paper's centre hole at ``resolution``; hybrid runs
     without one when neither is given); super-resolution takes ``factor`` (default: the
     task's, 4 for superres, 2 for hybrid)."""
     if isinstance(task, Degradation):
         return task
-    spec = find_task(task)
+    spec = task if isinstance(task, TaskSpec) else find_task(task)
     if spec is None:
-        raise InputError(f"Unknown task {task!r}. Choose one of: "
-                         f"{', '.join(sorted(s.name for s in TASK_SPECS))}.")
+        raise InputError(
+            f"Unknown task {task!r}. Choose one of: "
+            f"{', '.join(sorted(s.name for s in TASK_SPECS))}."
+        )
 
     def the_mask() -> Mask:
         if mask is not None:

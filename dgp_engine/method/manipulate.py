@@ -7,8 +7,9 @@ fine-tuned generator θ* of one state once and renders batches from it; a
 into one working generator per frame.
 
 Long work returns a :class:`RenderJob`: iterate it for one :class:`Frame` report
-per rendered image (index, total, image, parameters, elapsed); a set ``cancel``
-event stops it between batches, keeping the frames already made.
+per rendered image (index, total, image, parameters, elapsed); ``job.cancel()`` (or a
+set ``cancel`` event) stops it after the frame it is at, keeping the frames already made
+(:class:`dgp_engine.system.runs.CancellableRun`).
 
 Morph convention: the API uses a position ``t`` in [0, 1] along the keyframes,
 ``t = 0`` renders the first keyframe (A) and ``t = 1`` the last (B); between two
@@ -34,6 +35,7 @@ import torch
 from ..errors import InputError, StateError
 from ..models import Generator, freeze_sn
 from ..priors.load import Prior
+from ..system.runs import CancellableRun
 from .pictures import signed_to_uint8
 from .state import ReconstructionState, mark_in_initialized
 
@@ -45,7 +47,7 @@ def _ease_in_out_quad(u: float) -> float:
 
 
 def _ease_in_out_cubic(u: float) -> float:
-    return 4 * u ** 3 if u < 0.5 else 1 - (-2 * u + 2) ** 3 / 2
+    return 4 * u**3 if u < 0.5 else 1 - (-2 * u + 2) ** 3 / 2
 
 
 #: Easing curves as data: name → f(u) on [0, 1], monotone, f(0) = 0, f(1) = 1.
@@ -57,7 +59,7 @@ EASINGS: dict[str, Callable[[float], float]] = {
     "cubic": _ease_in_out_cubic,
     "sine": lambda u: 0.5 - 0.5 * math.cos(math.pi * u),
     "smoothstep": lambda u: u * u * (3 - 2 * u),
-    "smootherstep": lambda u: u ** 3 * (u * (6 * u - 15) + 10),
+    "smootherstep": lambda u: u**3 * (u * (6 * u - 15) + 10),
 }
 
 
@@ -86,51 +88,46 @@ def ease(name: str, u: float) -> float:
 class Frame:
     """One rendered image of a job."""
 
-    index: int                     # 0-based position in the job
-    total: int                     # images the job renders when not cancelled
-    image: torch.Tensor            # [3, R, R] in [-1, 1], CPU float32
+    index: int  # 0-based position in the job
+    total: int  # images the job renders when not cancelled
+    image: torch.Tensor  # [3, R, R] in [-1, 1], CPU float32
     params: dict[str, Any] = field(default_factory=dict)  # what produced it (t, seed, class…)
-    elapsed: float = 0.0           # seconds since the job started
+    elapsed: float = 0.0  # seconds since the job started
 
     def to_uint8(self) -> np.ndarray:
         return signed_to_uint8(self.image)
 
 
-class RenderJob:
-    """Iterator of :class:`Frame` reports; ``cancel`` is checked before every batch/frame.
+class RenderJob(CancellableRun[Frame]):
+    """Iterator of :class:`Frame` reports; cancel is checked before the first frame and
+    after every frame (``produce`` is a generator, left suspended after the frame it
+    yielded: no further batch is rendered once cancelled).
 
     After iterating, ``frames`` holds every report (unless ``keep=False``, for long
     exports that stream frames to a file), ``done`` counts them and ``cancelled`` says
     whether it stopped early.  ``run_to_end(progress)`` iterates for you and returns
     the images stacked as [N, 3, R, R]."""
 
-    def __init__(self, total: int,
-                 produce: Callable[[], Iterator[tuple[torch.Tensor, dict[str, Any]]]],
-                 cancel: threading.Event | None = None, keep: bool = True):
+    def __init__(
+        self,
+        total: int,
+        produce: Callable[[], Iterator[tuple[torch.Tensor, dict[str, Any]]]],
+        cancel: threading.Event | None = None,
+        keep: bool = True,
+    ):
+        super().__init__(cancel)
         self.total = total
-        self.cancel = cancel or threading.Event()
         self.keep = keep
         self.done = 0
         self.frames: list[Frame] = []
-        self.cancelled = False
         self._produce = produce
-        self._iter: Iterator[Frame] | None = None
-
-    def __iter__(self) -> Iterator[Frame]:
-        if self._iter is None:
-            self._iter = self._run()
-        return self._iter
-
-    def __next__(self) -> Frame:
-        return next(iter(self))
 
     def __len__(self) -> int:
         return self.total
 
-    def _run(self) -> Iterator[Frame]:
+    def _reports(self) -> Iterator[Frame]:
         t0 = time.perf_counter()
-        if self.cancel.is_set():
-            self.cancelled = self.total > 0
+        if self.total > 0 and self._stop_requested():
             return
         for image, params in self._produce():
             frame = Frame(self.done, self.total, image, params, time.perf_counter() - t0)
@@ -138,8 +135,7 @@ class RenderJob:
             if self.keep:
                 self.frames.append(frame)
             yield frame
-            if self.cancel.is_set() and self.done < self.total:
-                self.cancelled = True
+            if self.done < self.total and self._stop_requested():
                 return
 
     def run_to_end(self, progress: Callable[[Frame], Any] | None = None) -> torch.Tensor:
@@ -172,12 +168,17 @@ class Renderer:
     unless ``allow_other_model``; ``warnings`` then says so (and that a state without a
     model checksum cannot be checked), for the caller to show."""
 
-    def __init__(self, prior: Prior, state: ReconstructionState, *, batch_size: int = 8,
-                 allow_other_model: bool = False):
+    def __init__(
+        self,
+        prior: Prior,
+        state: ReconstructionState,
+        *,
+        batch_size: int = 8,
+        allow_other_model: bool = False,
+    ):
         if batch_size < 1:
             raise InputError("batch_size must be at least 1.")
-        warning = state.model_warning(prior.name, prior.checksum,
-                                      allow_mismatch=allow_other_model)
+        warning = state.model_warning(prior.name, prior.checksum, allow_mismatch=allow_other_model)
         self.warnings: list[str] = [warning] if warning else []
         self.prior = prior
         self.state = state
@@ -200,8 +201,15 @@ class Renderer:
         gen = torch.Generator().manual_seed(_noise_seed(seed, index))
         return torch.randn(1, self.dim_z, generator=gen)
 
-    def jitter_latents(self, n: int, sigma: float | Sequence[float], seed: int = 0, *,
-                       start: int = 0, z: torch.Tensor | None = None) -> torch.Tensor:
+    def jitter_latents(
+        self,
+        n: int,
+        sigma: float | Sequence[float],
+        seed: int = 0,
+        *,
+        start: int = 0,
+        z: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """z* + σ·ε for variations ``start … start+n−1`` ([n, dim_z]).  ``sigma`` is one
         value or one per z chunk (see :meth:`z_chunks`), so coarse and fine layers can be
         jittered separately."""
@@ -223,8 +231,9 @@ class Renderer:
             values = [float(s) for s in sigma]
             if len(values) != len(chunks):
                 names = ", ".join(name for name, _ in chunks)
-                raise InputError(f"Give one σ per latent chunk ({len(chunks)}: {names}); "
-                                 f"got {len(values)}.")
+                raise InputError(
+                    f"Give one σ per latent chunk ({len(chunks)}: {names}); got {len(values)}."
+                )
         if any(not math.isfinite(v) or v < 0 for v in values):
             raise InputError("σ must be a finite number ≥ 0.")
         out = torch.zeros(1, self.dim_z)
@@ -244,8 +253,9 @@ class Renderer:
         if isinstance(spec, torch.Tensor):
             e = spec.detach().float().cpu().reshape(1, -1)
             if e.shape[1] != table.shape[1]:
-                raise InputError(f"A class embedding has {table.shape[1]} values; got "
-                                 f"{e.shape[1]}.")
+                raise InputError(
+                    f"A class embedding has {table.shape[1]} values; got {e.shape[1]}."
+                )
             return e
         if isinstance(spec, Mapping):
             if not spec:
@@ -257,8 +267,9 @@ class Renderer:
             return ((w / w.sum()).unsqueeze(1) * table[ids]).sum(0, keepdim=True)
         return table[self._check_class(spec)].unsqueeze(0).clone()
 
-    def transfer_embedding(self, target: int | Mapping[int, float] | torch.Tensor,
-                           amount: float = 1.0) -> torch.Tensor:
+    def transfer_embedding(
+        self, target: int | Mapping[int, float] | torch.Tensor, amount: float = 1.0
+    ) -> torch.Tensor:
         """The state's own embedding moved ``amount`` of the way (0 = own, 1 = target)
         to the target class embedding (category transfer, docs/method.md#manipulation)."""
         if not math.isfinite(float(amount)):
@@ -267,21 +278,27 @@ class Renderer:
         return torch.lerp(own, self.class_embedding(target), float(amount))
 
     def _check_class(self, c: Any) -> int:
-        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) \
-                or not 0 <= int(c) < self.n_classes:
-            raise InputError(f"Class id {c!r} is out of range: this model has classes "
-                             f"0..{self.n_classes - 1}.")
+        if (
+            isinstance(c, bool)
+            or not isinstance(c, (int, np.integer))
+            or not 0 <= int(c) < self.n_classes
+        ):
+            raise InputError(
+                f"Class id {c!r} is out of range: this model has classes 0..{self.n_classes - 1}."
+            )
         return int(c)
 
     # --- rendering ---------------------------------------------------------------------
-    def render(self, z: torch.Tensor | None = None,
-               embedding: torch.Tensor | None = None) -> torch.Tensor:
+    def render(
+        self, z: torch.Tensor | None = None, embedding: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """G(z, e; θ*) for [N, dim_z] latents and [1 or N, shared_dim] embeddings (the
         state's own when not given); [N, 3, R, R] on the CPU, batched."""
         return torch.cat(list(self._batches(*self._inputs(z, embedding))))
 
-    def _inputs(self, z: torch.Tensor | None,
-                embedding: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _inputs(
+        self, z: torch.Tensor | None, embedding: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         z = (self.state.z if z is None else z).float().cpu()
         z = z.reshape(-1, z.shape[-1])
         e = (self.state.embedding if embedding is None else embedding).float().cpu()
@@ -289,52 +306,81 @@ class Renderer:
         if z.shape[1] != self.dim_z:
             raise InputError(f"A latent of this model has {self.dim_z} values; got {z.shape[1]}.")
         if e.shape[1] != self.generator.shared.embedding_dim:
-            raise InputError(f"A class embedding of this model has "
-                             f"{self.generator.shared.embedding_dim} values; got {e.shape[1]}.")
+            raise InputError(
+                f"A class embedding of this model has "
+                f"{self.generator.shared.embedding_dim} values; got {e.shape[1]}."
+            )
         n = max(z.shape[0], e.shape[0])
         if z.shape[0] not in (1, n) or e.shape[0] not in (1, n):
             raise InputError(f"{z.shape[0]} latents and {e.shape[0]} embeddings do not pair up.")
         return z.expand(n, -1), e.expand(n, -1)
 
-    def _batches(self, z: torch.Tensor, e: torch.Tensor,
-                 cancel: threading.Event | None = None) -> Iterator[torch.Tensor]:
+    def _batches(self, z: torch.Tensor, e: torch.Tensor) -> Iterator[torch.Tensor]:
         G, dev = self.generator, self.device
         for i in range(0, z.shape[0], self.batch_size):
-            if cancel is not None and cancel.is_set():
-                return
             with torch.no_grad():
-                x = G(z[i:i + self.batch_size].to(dev), e[i:i + self.batch_size].to(dev),
-                      use_in=self.state.use_in)
+                x = G(
+                    z[i : i + self.batch_size].to(dev),
+                    e[i : i + self.batch_size].to(dev),
+                    use_in=self.state.use_in,
+                )
             yield x.float().cpu()
 
-    def job(self, z: torch.Tensor, embedding: torch.Tensor, params: Sequence[dict[str, Any]],
-            cancel: threading.Event | None = None) -> RenderJob:
+    def job(
+        self,
+        z: torch.Tensor,
+        embedding: torch.Tensor,
+        params: Sequence[dict[str, Any]],
+        cancel: threading.Event | None = None,
+    ) -> RenderJob:
         """A :class:`RenderJob` over paired latents/embeddings, one ``params`` dict each."""
         z, e = self._inputs(z, embedding)
         if len(params) != z.shape[0]:
             raise InputError("Give one params dict per image.")
-        cancel = cancel or threading.Event()
 
         def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
             k = 0
-            for x in self._batches(z, e, cancel):
+            for x in self._batches(z, e):
                 for img in x:
                     yield img, dict(params[k])
                     k += 1
 
         return RenderJob(z.shape[0], produce, cancel)
 
-    def jitter(self, n: int, sigma: float | Sequence[float], seed: int = 0, *, start: int = 0,
-               cancel: threading.Event | None = None) -> RenderJob:
+    def jitter(
+        self,
+        n: int,
+        sigma: float | Sequence[float],
+        seed: int = 0,
+        *,
+        start: int = 0,
+        cancel: threading.Event | None = None,
+    ) -> RenderJob:
         """``n`` variations G(z* + σ·ε_i; θ*) with the state's class embedding."""
         z = self.jitter_latents(n, sigma, seed, start=start)
         sig = float(sigma) if isinstance(sigma, (int, float)) else [float(s) for s in sigma]
-        params = [{"kind": "jitter", "variation": start + i, "seed": seed, "sigma": sig,
-                   "z": z[i:i + 1]} for i in range(n)]
+        params = [
+            {
+                "kind": "jitter",
+                "variation": start + i,
+                "seed": seed,
+                "sigma": sig,
+                "z": z[i : i + 1],
+            }
+            for i in range(n)
+        ]
         return self.job(z, self.state.embedding, params, cancel)
 
-    def walk_latents(self, frames: int, sigma: float | Sequence[float], seed: int = 0, *,
-                     keys: int = 4, easing: str = "sine", loop: bool = True) -> torch.Tensor:
+    def walk_latents(
+        self,
+        frames: int,
+        sigma: float | Sequence[float],
+        seed: int = 0,
+        *,
+        keys: int = 4,
+        easing: str = "sine",
+        loop: bool = True,
+    ) -> torch.Tensor:
         """A smooth jitter walk: ``frames`` latents gliding through ``keys`` jittered
         latents (variations 0…keys−1 of ``seed``), back to the first when ``loop``."""
         if frames < 1 or keys < 1:
@@ -354,36 +400,60 @@ class Renderer:
             out.append(torch.lerp(anchors[k], anchors[k + 1], ease(easing, pos - k)))
         return torch.stack(out)
 
-    def jitter_walk(self, frames: int, sigma: float | Sequence[float], seed: int = 0, *,
-                    keys: int = 4, easing: str = "sine", loop: bool = True,
-                    cancel: threading.Event | None = None) -> RenderJob:
+    def jitter_walk(
+        self,
+        frames: int,
+        sigma: float | Sequence[float],
+        seed: int = 0,
+        *,
+        keys: int = 4,
+        easing: str = "sine",
+        loop: bool = True,
+        cancel: threading.Event | None = None,
+    ) -> RenderJob:
         """The frames of :meth:`walk_latents` (an animation that loops when ``loop``)."""
         z = self.walk_latents(frames, sigma, seed, keys=keys, easing=easing, loop=loop)
-        params = [{"kind": "walk", "frame": i, "seed": seed, "z": z[i:i + 1]}
-                  for i in range(frames)]
+        params = [
+            {"kind": "walk", "frame": i, "seed": seed, "z": z[i : i + 1]} for i in range(frames)
+        ]
         return self.job(z, self.state.embedding, params, cancel)
 
-    def transfer(self, targets: Sequence[int | Mapping[int, float] | torch.Tensor],
-                 amount: float | Sequence[float] = 1.0, *, z: torch.Tensor | None = None,
-                 cancel: threading.Event | None = None) -> RenderJob:
+    def transfer(
+        self,
+        targets: Sequence[int | Mapping[int, float] | torch.Tensor],
+        amount: float | Sequence[float] = 1.0,
+        *,
+        z: torch.Tensor | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RenderJob:
         """Category transfer G(z*, e′; θ*) for each target class (or blend), moved
         ``amount`` of the way from the state's own embedding (one value or one each)."""
-        amounts = ([float(amount)] * len(targets) if isinstance(amount, (int, float))
-                   else [float(a) for a in amount])
+        amounts = (
+            [float(amount)] * len(targets)
+            if isinstance(amount, (int, float))
+            else [float(a) for a in amount]
+        )
         if len(amounts) != len(targets):
             raise InputError("Give one transfer amount per target class.")
         es = [self.transfer_embedding(t, a) for t, a in zip(targets, amounts, strict=True)]
         e = torch.cat(es) if es else torch.zeros(0, self.generator.shared.embedding_dim)
         zz = (self.state.z if z is None else z).reshape(1, -1).expand(max(1, len(es)), -1)
-        params = [{"kind": "transfer", "target": _describe_target(t), "amount": a,
-                   "embedding": es[i]}
-                  for i, (t, a) in enumerate(zip(targets, amounts, strict=True))]
+        params = [
+            {"kind": "transfer", "target": _describe_target(t), "amount": a, "embedding": es[i]}
+            for i, (t, a) in enumerate(zip(targets, amounts, strict=True))
+        ]
         if not es:
             return RenderJob(0, lambda: iter(()), cancel)
         return self.job(zz, e, params, cancel)
 
-    def state_with(self, *, z: torch.Tensor | None = None, embedding: torch.Tensor | None = None,
-                   class_id: int | None = None, note: str = "") -> ReconstructionState:
+    def state_with(
+        self,
+        *,
+        z: torch.Tensor | None = None,
+        embedding: torch.Tensor | None = None,
+        class_id: int | None = None,
+        note: str = "",
+    ) -> ReconstructionState:
         """A new state sharing θ* with another latent/embedding (to adopt a variation or a
         transferred class as the current result)."""
         s = self.state
@@ -391,11 +461,17 @@ class Renderer:
         if note:
             task["manipulation"] = note
         return dataclasses.replace(
-            s, z=(s.z if z is None else z.detach().float().cpu().reshape(1, -1)).clone(),
-            embedding=(s.embedding if embedding is None
-                       else embedding.detach().float().cpu().reshape(1, -1)).clone(),
+            s,
+            z=(s.z if z is None else z.detach().float().cpu().reshape(1, -1)).clone(),
+            embedding=(
+                s.embedding
+                if embedding is None
+                else embedding.detach().float().cpu().reshape(1, -1)
+            ).clone(),
             class_id=s.class_id if class_id is None else self._check_class(class_id),
-            task=task, created=time.time())
+            task=task,
+            created=time.time(),
+        )
 
 
 def _describe_target(t: Any) -> Any:
@@ -410,8 +486,10 @@ def z_chunks(G: Generator) -> list[tuple[str, slice]]:
     if not G.cfg.hier:
         return [("all layers", slice(0, G.dim_z))]
     c = G.z_chunk_size
-    return [("input" if i == 0 else f"block {i}", slice(i * c, (i + 1) * c))
-            for i in range(G.dim_z // c)]
+    return [
+        ("input" if i == 0 else f"block {i}", slice(i * c, (i + 1) * c))
+        for i in range(G.dim_z // c)
+    ]
 
 
 # --------------------------------------------------------------------------- morph
@@ -424,40 +502,56 @@ def keyframe_labels(n: int, names: Sequence[str] | None = None) -> list[str]:
     return [chr(ord("A") + i) if i < 26 else f"keyframe {i + 1}" for i in range(n)]
 
 
-def check_morphable(states: Sequence[ReconstructionState],
-                    names: Sequence[str] | None = None) -> None:
+def check_morphable(
+    states: Sequence[ReconstructionState], names: Sequence[str] | None = None
+) -> None:
     """Raise StateError saying why these states cannot be blended (different base
     model, weights, latent sizes or normalisation)."""
     if len(states) < 2:
         raise InputError("A morph needs at least two keyframes.")
     names = keyframe_labels(len(states), names)
-    why = ("Morphing blends the two fine-tuned generators weight by weight, so every "
-           "keyframe must be restored with the same base model")
+    why = (
+        "Morphing blends the two fine-tuned generators weight by weight, so every "
+        "keyframe must be restored with the same base model"
+    )
     a, na = states[0], names[0]
     for b, nb in zip(states[1:], names[1:], strict=True):
         ma, mb = a.model or {}, b.model or {}
         if ma.get("name") and mb.get("name") and ma["name"] != mb["name"]:
-            raise StateError(f"Cannot morph {na} and {nb}: {na} was restored with the model "
-                             f"{ma['name']!r} and {nb} with {mb['name']!r}. {why}; restore "
-                             f"{nb} again with {ma['name']!r}.")
+            raise StateError(
+                f"Cannot morph {na} and {nb}: {na} was restored with the model "
+                f"{ma['name']!r} and {nb} with {mb['name']!r}. {why}; restore "
+                f"{nb} again with {ma['name']!r}."
+            )
         if ma.get("config") and mb.get("config") and ma["config"] != mb["config"]:
-            diff = sorted(k for k in set(ma["config"]) | set(mb["config"])
-                          if ma["config"].get(k) != mb["config"].get(k))
-            raise StateError(f"Cannot morph {na} and {nb}: their models have different "
-                             f"settings ({', '.join(diff)}). {why}.")
+            diff = sorted(
+                k
+                for k in set(ma["config"]) | set(mb["config"])
+                if ma["config"].get(k) != mb["config"].get(k)
+            )
+            raise StateError(
+                f"Cannot morph {na} and {nb}: their models have different "
+                f"settings ({', '.join(diff)}). {why}."
+            )
         if ma.get("checksum") and mb.get("checksum") and ma["checksum"] != mb["checksum"]:
-            raise StateError(f"Cannot morph {na} and {nb}: both name the model "
-                             f"{ma.get('name', '?')!r} but with different weights (checksums "
-                             f"differ). {why}.")
+            raise StateError(
+                f"Cannot morph {na} and {nb}: both name the model "
+                f"{ma.get('name', '?')!r} but with different weights (checksums "
+                f"differ). {why}."
+            )
         if a.z.shape[-1] != b.z.shape[-1] or a.embedding.shape[-1] != b.embedding.shape[-1]:
-            raise StateError(f"Cannot morph {na} and {nb}: their latents or class embeddings "
-                             f"have different sizes. {why}.")
+            raise StateError(
+                f"Cannot morph {na} and {nb}: their latents or class embeddings "
+                f"have different sizes. {why}."
+            )
         if bool(a.use_in) != bool(b.use_in):
             ins, bn = (na, nb) if a.use_in else (nb, na)
-            raise StateError(f"Cannot morph {na} and {nb}: {ins} was restored with instance "
-                             f"normalisation (e.g. the inpainting preset) and {bn} without, so "
-                             "their generators normalise differently. Restore both with presets "
-                             "that agree (the morphing preset uses neither).")
+            raise StateError(
+                f"Cannot morph {na} and {nb}: {ins} was restored with instance "
+                f"normalisation (e.g. the inpainting preset) and {bn} without, so "
+                "their generators normalise differently. Restore both with presets "
+                "that agree (the morphing preset uses neither)."
+            )
 
 
 class Morph:
@@ -470,9 +564,15 @@ class Morph:
     Keyframes restored with other weights than ``prior``'s are refused unless
     ``allow_other_model`` (see :class:`Renderer`; ``warnings`` as there)."""
 
-    def __init__(self, prior: Prior, keyframes: Sequence[ReconstructionState], *,
-                 names: Sequence[str] | None = None, easing: str = "linear",
-                 allow_other_model: bool = False):
+    def __init__(
+        self,
+        prior: Prior,
+        keyframes: Sequence[ReconstructionState],
+        *,
+        names: Sequence[str] | None = None,
+        easing: str = "linear",
+        allow_other_model: bool = False,
+    ):
         check_morphable(keyframes, names)
         self.warnings: list[str] = []
         for label, s in zip(keyframe_labels(len(keyframes), names), keyframes, strict=True):
@@ -480,8 +580,12 @@ class Morph:
                 s.check_fits(prior.G)
             except StateError as exc:
                 raise StateError(f"{label}: {exc}") from exc
-            warning = s.model_warning(prior.name, prior.checksum, label=f"Keyframe {label}",
-                                      allow_mismatch=allow_other_model)
+            warning = s.model_warning(
+                prior.name,
+                prior.checksum,
+                label=f"Keyframe {label}",
+                allow_mismatch=allow_other_model,
+            )
             if warning:
                 self.warnings.append(warning)
         ease(easing, 0.5)  # validate the name early
@@ -523,8 +627,10 @@ class Morph:
 
     def latent_at(self, t: float) -> tuple[torch.Tensor, torch.Tensor]:
         k, u = self.locate(t)
-        return (torch.lerp(self._zs[k], self._zs[k + 1], u),
-                torch.lerp(self._es[k], self._es[k + 1], u))
+        return (
+            torch.lerp(self._zs[k], self._zs[k + 1], u),
+            torch.lerp(self._es[k], self._es[k + 1], u),
+        )
 
     def _load(self, k: int, u: float) -> None:
         if self._loaded == (k, u):
@@ -544,24 +650,23 @@ class Morph:
         z = torch.lerp(self._zs[k], self._zs[k + 1], u)
         e = torch.lerp(self._es[k], self._es[k + 1], u)
         with torch.no_grad():
-            image: torch.Tensor = self._work(z.to(self.device), e.to(self.device),
-                                             use_in=self.use_in)
+            image: torch.Tensor = self._work(
+                z.to(self.device), e.to(self.device), use_in=self.use_in
+            )
         return image.cpu()
 
-    def render(self, times: Sequence[float], cancel: threading.Event | None = None, *,
-               keep: bool = True) -> RenderJob:
+    def render(
+        self, times: Sequence[float], cancel: threading.Event | None = None, *, keep: bool = True
+    ) -> RenderJob:
         """A job rendering the frame at each position (repeated positions, e.g. held
         frames and the way back of a ping-pong, are rendered once and kept only until
         their last use).  ``keep=False`` when streaming a long export to a file."""
         times = [float(t) for t in times]
-        cancel = cancel or threading.Event()
 
         def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
             uses = Counter(times)
             cache: dict[float, torch.Tensor] = {}
             for t in times:
-                if cancel.is_set():
-                    return
                 image = cache[t] if t in cache else self.at(t)[0]
                 uses[t] -= 1
                 if uses[t]:
@@ -589,8 +694,14 @@ class Morph:
         near = self.keyframes[k if u < 0.5 else k + 1]
         task = dict(near.task)
         task["manipulation"] = f"morph t={t:.4g}"
-        return dataclasses.replace(near, z=z.clone(), embedding=e.clone(), weight_delta=delta,
-                                   task=task, created=time.time())
+        return dataclasses.replace(
+            near,
+            z=z.clone(),
+            embedding=e.clone(),
+            weight_delta=delta,
+            task=task,
+            created=time.time(),
+        )
 
 
 #: The most frames (or variations) one render makes: 100,000 frames is 69 minutes at 24 fps.
@@ -602,8 +713,9 @@ MAX_FRAMES = 100_000
 def check_frame_count(n: int, what: str = "frames") -> int:
     """``n`` when a render may make that many ``what``; InputError above :data:`MAX_FRAMES`."""
     if int(n) > MAX_FRAMES:
-        raise InputError(f"{int(n):,} {what} are more than the {MAX_FRAMES:,} one render "
-                         "makes: ask for fewer.")
+        raise InputError(
+            f"{int(n):,} {what} are more than the {MAX_FRAMES:,} one render makes: ask for fewer."
+        )
     return int(n)
 
 
@@ -631,8 +743,10 @@ class MorphTimeline:
         if int(self.hold_start) < 0 or int(self.hold_end) < 0:
             raise InputError("Hold frames cannot be negative.")
         n = int(self.frames)
-        check_frame_count(n + int(self.hold_start) + int(self.hold_end)
-                          + (n - 2 if self.pingpong else 0), "morph frames")
+        check_frame_count(
+            n + int(self.hold_start) + int(self.hold_end) + (n - 2 if self.pingpong else 0),
+            "morph frames",
+        )
         ease(self.easing, 0.5)
 
     def path(self) -> list[float]:
@@ -666,10 +780,16 @@ class MorphTimeline:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def morph_frames(prior: Prior, keyframes: Sequence[ReconstructionState],
-                 timeline: MorphTimeline, cancel: threading.Event | None = None, *,
-                 keep: bool = True, allow_other_model: bool = False) -> RenderJob:
+def morph_frames(
+    prior: Prior,
+    keyframes: Sequence[ReconstructionState],
+    timeline: MorphTimeline,
+    cancel: threading.Event | None = None,
+    *,
+    keep: bool = True,
+    allow_other_model: bool = False,
+) -> RenderJob:
     """The frames of a morph animation laid out by ``timeline``."""
-    return Morph(prior, keyframes, easing=timeline.easing,
-                 allow_other_model=allow_other_model).render(timeline.times(), cancel,
-                                                             keep=keep)
+    return Morph(
+        prior, keyframes, easing=timeline.easing, allow_other_model=allow_other_model
+    ).render(timeline.times(), cancel, keep=keep)

@@ -46,39 +46,51 @@ def pixels_digest(rgb: np.ndarray) -> str:
 class Placement:
     """Where the model's R×R output goes in a ``photo_size`` = (width, height) photo."""
 
-    task: str                          # engine task name (dgp_engine.method.taskspec)
-    photo_size: tuple[int, int]        # (width, height) of the photo the view maps into
-    view: View                         # the model's view of the photo
-    feather: int = 0                   # seam width in photo pixels
-    hole: np.ndarray | None = None     # view.h × view.w bool: the hole inside the view
-    photo_path: str | None = None      # the photo's file, absolute, when it had one
-    photo_digest: str | None = None    # pixels_digest of the photo
+    task: str  # engine task name (dgp_engine.method.taskspec)
+    photo_size: tuple[int, int]  # (width, height) of the photo the view maps into
+    view: View  # the model's view of the photo
+    feather: int = 0  # seam width in photo pixels
+    hole: np.ndarray | None = None  # view.h × view.w bool: the hole inside the view
+    photo_path: str | None = None  # the photo's file, absolute, when it had one
+    photo_digest: str | None = None  # pixels_digest of the photo
+    # the task's compose step (taskspec BLEND, FILL_HOLE…) when whoever made the placement
+    # had the task at hand (a run); None: looked up from ``task`` when composing (not saved)
+    compose: str | None = None
 
     def __post_init__(self) -> None:
         # a state file's JSON is not covered by its tensors' checksum: a view of no pixels
         # once ended in a torch traceback, one of 6000² model pixels took 3 GB to compose
         v = self.view
         w, h = self.photo_size
-        if min(w, h, v.w, v.h, v.resolution, v.cw, v.ch) < 1 or min(v.ox, v.oy) < 0 or \
-                v.ox + v.cw > v.resolution or v.oy + v.ch > v.resolution or self.feather < 0:
-            raise StateError(f"A placement's view ({v.x},{v.y} {v.w}×{v.h} → {v.cw}×{v.ch} at "
-                             f"{v.ox},{v.oy} of {v.resolution}², seam {self.feather}) in a "
-                             f"{w}×{h} photo is not one a run makes.")
+        if (
+            min(w, h, v.w, v.h, v.resolution, v.cw, v.ch) < 1
+            or min(v.ox, v.oy) < 0
+            or v.ox + v.cw > v.resolution
+            or v.oy + v.ch > v.resolution
+            or self.feather < 0
+        ):
+            raise StateError(
+                f"A placement's view ({v.x},{v.y} {v.w}×{v.h} → {v.cw}×{v.ch} at "
+                f"{v.ox},{v.oy} of {v.resolution}², seam {self.feather}) in a "
+                f"{w}×{h} photo is not one a run makes."
+            )
         if self.hole is not None:
             hole = np.asarray(self.hole, dtype=bool)
             if hole.shape != (self.view.h, self.view.w):
-                raise StateError(f"A placement's hole is {hole.shape[1]}×{hole.shape[0]}; its "
-                                 f"view is {self.view.w}×{self.view.h}.")
+                raise StateError(
+                    f"A placement's hole is {hole.shape[1]}×{hole.shape[0]}; its "
+                    f"view is {self.view.w}×{self.view.h}."
+                )
             object.__setattr__(self, "hole", hole)
         if v.x < 0 or v.y < 0 or v.x + v.w > w or v.y + v.h > h:
-            raise StateError(f"A placement's view ({v.x},{v.y} {v.w}×{v.h}) lies outside its "
-                             f"{w}×{h} photo.")
+            raise StateError(
+                f"A placement's view ({v.x},{v.y} {v.w}×{v.h}) lies outside its {w}×{h} photo."
+            )
 
     # --- describing ----------------------------------------------------------------------
     @property
     def whole_photo(self) -> bool:
-        return (self.view.x, self.view.y, self.view.w, self.view.h) == (
-            0, 0, *self.photo_size)
+        return (self.view.x, self.view.y, self.view.w, self.view.h) == (0, 0, *self.photo_size)
 
     @property
     def photo_name(self) -> str:
@@ -100,20 +112,33 @@ class Placement:
     def difference(self, other: Placement) -> str | None:
         """Why outputs of ``self`` and ``other`` cannot share one photo composition, in
         words (None when they can: same photo, view, task, seam and hole)."""
-        same_photo = (self.photo_digest == other.photo_digest if self.photo_digest
-                      and other.photo_digest else self.photo_path == other.photo_path)
+        same_photo = (
+            self.photo_digest == other.photo_digest
+            if self.photo_digest and other.photo_digest
+            else self.photo_path == other.photo_path
+        )
         if self.photo_size != other.photo_size or not same_photo:
-            return (f"they were restored from different photos ({self.photo_name}, "
-                    f"{self.photo_size[0]}×{self.photo_size[1]} and {other.photo_name}, "
-                    f"{other.photo_size[0]}×{other.photo_size[1]})")
+            return (
+                f"they were restored from different photos ({self.photo_name}, "
+                f"{self.photo_size[0]}×{self.photo_size[1]} and {other.photo_name}, "
+                f"{other.photo_size[0]}×{other.photo_size[1]})"
+            )
         if self.view != other.view:
-            return (f"they were restored at different places of the photo ({self.where()} "
-                    f"and {other.where()})")
+            return (
+                f"they were restored at different places of the photo ({self.where()} "
+                f"and {other.where()})"
+            )
         if self.task != other.task:
             return f"they were restored by different tasks ({self.task} and {other.task})"
-        if self.feather != other.feather or (self.hole is None) != (other.hole is None) or (
-                self.hole is not None and other.hole is not None
-                and not np.array_equal(self.hole, other.hole)):
+        if (
+            self.feather != other.feather
+            or (self.hole is None) != (other.hole is None)
+            or (
+                self.hole is not None
+                and other.hole is not None
+                and not np.array_equal(self.hole, other.hole)
+            )
+        ):
             return "they fill different masks (or blend with different seams)"
         return None
 
@@ -122,22 +147,28 @@ class Placement:
         """The same placement inside a larger photo of ``photo_size`` where this one's
         photo starts at (dx, dy): the app plans a run on a crop of its picture."""
         view = dataclasses.replace(self.view, x=self.view.x + int(dx), y=self.view.y + int(dy))
-        return dataclasses.replace(self, view=view,
-                                   photo_size=(int(photo_size[0]), int(photo_size[1])))
+        return dataclasses.replace(
+            self, view=view, photo_size=(int(photo_size[0]), int(photo_size[1]))
+        )
 
     def with_photo(self, path: str | Path | None, digest: str | None) -> Placement:
         return dataclasses.replace(
-            self, photo_path=str(Path(path).absolute()) if path else None,
-            photo_digest=digest)
+            self, photo_path=str(Path(path).absolute()) if path else None, photo_digest=digest
+        )
 
     # --- saving -------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """The JSON part (the hole goes into :meth:`hole_tensor_bits`)."""
         v = self.view
-        return {"task": self.task, "photo_size": list(self.photo_size),
-                "view": [v.x, v.y, v.w, v.h, v.resolution, v.ox, v.oy, v.cw, v.ch],
-                "feather": int(self.feather), "has_hole": self.hole is not None,
-                "photo_path": self.photo_path, "photo_digest": self.photo_digest}
+        return {
+            "task": self.task,
+            "photo_size": list(self.photo_size),
+            "view": [v.x, v.y, v.w, v.h, v.resolution, v.ox, v.oy, v.cw, v.ch],
+            "feather": int(self.feather),
+            "has_hole": self.hole is not None,
+            "photo_path": self.photo_path,
+            "photo_digest": self.photo_digest,
+        }
 
     def hole_bits(self) -> np.ndarray | None:
         """The hole packed 8 pixels a byte (uint8), or None."""
@@ -147,8 +178,9 @@ class Placement:
         return bits
 
     @classmethod
-    def from_json(cls, data: Any, hole_bits: np.ndarray | None, label: str = "The state"
-                  ) -> Placement:
+    def from_json(
+        cls, data: Any, hole_bits: np.ndarray | None, label: str = "The state"
+    ) -> Placement:
         """The placement saved by :meth:`to_json` (and its packed hole); StateError when
         the record is damaged."""
         try:
@@ -165,24 +197,34 @@ class Placement:
                 if w < 1 or h < 1 or bits.size != (w * h + 7) // 8:
                     # unpacked only when the bits are the view's: a 30000² view with a few
                     # bytes of hole once took 2 GB
-                    raise ValueError(f"its hole holds {bits.size * 8} pixels, not the "
-                                     f"{max(w, 0)}×{max(h, 0)} of its view")
+                    raise ValueError(
+                        f"its hole holds {bits.size * 8} pixels, not the "
+                        f"{max(w, 0)}×{max(h, 0)} of its view"
+                    )
                 flat = np.unpackbits(bits, count=w * h)
                 hole = flat.reshape(h, w).astype(bool)
             path = data.get("photo_path")
             digest = data.get("photo_digest")
-            return cls(str(data["task"]), (pw, ph), view, int(data.get("feather", 0)), hole,
-                       str(path) if path else None, str(digest) if digest else None)
+            return cls(
+                str(data["task"]),
+                (pw, ph),
+                view,
+                int(data.get("feather", 0)),
+                hole,
+                str(path) if path else None,
+                str(digest) if digest else None,
+            )
         except StateError as exc:  # the record is inconsistent: say which file
             text = str(exc)
             raise StateError(f"{label} is damaged: {text[:1].lower()}{text[1:]}") from None
         except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"{label} is damaged: where its result sits in the photo cannot "
-                             f"be read ({exc or 'a bad record'}).") from None
+            raise StateError(
+                f"{label} is damaged: where its result sits in the photo cannot "
+                f"be read ({exc or 'a bad record'})."
+            ) from None
 
 
-def common_placement(placements: Sequence[Placement | None], labels: Sequence[str]
-                     ) -> Placement:
+def common_placement(placements: Sequence[Placement | None], labels: Sequence[str]) -> Placement:
     """The one placement that every output of these states (e.g. a morph's keyframes,
     named ``labels``) is composed by; :class:`CompositionError` saying why when a state
     records none or they differ (photo, place, task or mask)."""
@@ -193,7 +235,8 @@ def common_placement(placements: Sequence[Placement | None], labels: Sequence[st
             raise CompositionError(
                 f"{label} does not record where its result sits in a photo (it was saved "
                 "before DGP Studio recorded that, or restored from a model-size picture), "
-                "so only the generator's own square can be exported.")
+                "so only the generator's own square can be exported."
+            )
     first = placements[0]
     assert first is not None  # checked above
     for placement, label in zip(placements[1:], labels[1:], strict=True):
@@ -203,5 +246,6 @@ def common_placement(placements: Sequence[Placement | None], labels: Sequence[st
             raise CompositionError(
                 f"Cannot compose this morph onto a photo: {labels[0]} and {label} — {why}, "
                 "so no single photo shows every frame; only the generator's own squares "
-                "can be exported.")
+                "can be exported."
+            )
     return first

@@ -23,8 +23,17 @@ else:  # pragma: no cover
 from ..errors import PresetError
 from ..system.fileio import read_small_file
 
-_PER_STAGE = ("iterations", "ft_num", "lr_ratio", "G_lrs", "z_lrs", "w_D_loss", "w_mse",
-              "use_in", "ftr_num")
+_PER_STAGE = (
+    "iterations",
+    "ft_num",
+    "lr_ratio",
+    "G_lrs",
+    "z_lrs",
+    "w_D_loss",
+    "w_mse",
+    "use_in",
+    "ftr_num",
+)
 
 
 @dataclass(frozen=True)
@@ -54,33 +63,46 @@ class Preset:
         """Build from a dict of the reference's names; unknown keys are ignored.
         A scalar given for a per-stage field is repeated over all stages."""
         if not isinstance(d, dict) or "iterations" not in d:
-            raise PresetError("A preset needs at least 'iterations' (a list, one entry per "
-                              "stage).")
+            raise PresetError("A preset needs at least 'iterations' (a list, one entry per stage).")
         iters = d["iterations"]
         iters = list(iters) if isinstance(iters, (list, tuple)) else [iters]
         n = len(iters)
         if n == 0:
             raise PresetError("The preset has no stages: 'iterations' is empty.")
-        defaults = {"ft_num": "all", "lr_ratio": 1.0, "G_lrs": 0.0, "z_lrs": 0.0,
-                    "w_D_loss": 1.0, "w_mse": 0.0, "use_in": False, "ftr_num": 8}
+        defaults = {
+            "ft_num": "all",
+            "lr_ratio": 1.0,
+            "G_lrs": 0.0,
+            "z_lrs": 0.0,
+            "w_D_loss": 1.0,
+            "w_mse": 0.0,
+            "use_in": False,
+            "ftr_num": 8,
+        }
         kw: dict[str, Any] = {}
         for key in _PER_STAGE:
             value = d.get(key, defaults.get(key))
             seq = list(value) if isinstance(value, (list, tuple)) else [value] * n
             if len(seq) != n:
-                raise PresetError(f"Preset field '{key}' has {len(seq)} entries but "
-                                  f"'iterations' has {n} stages; give one per stage.")
+                raise PresetError(
+                    f"Preset field '{key}' has {len(seq)} entries but "
+                    f"'iterations' has {n} stages; give one per stage."
+                )
             kw[key] = tuple(seq)
         try:
             kw["iterations"] = tuple(_nonneg_int(v, "iterations") for v in kw["iterations"])
-            kw["ft_num"] = tuple(v if v == "all" else _nonneg_int(v, "ft_num")
-                                 for v in kw["ft_num"])
+            kw["ft_num"] = tuple(
+                v if v == "all" else _nonneg_int(v, "ft_num") for v in kw["ft_num"]
+            )
             kw["ftr_num"] = tuple(max(1, _nonneg_int(v, "ftr_num")) for v in kw["ftr_num"])
             kw["use_in"] = tuple(_boolean(v, "use_in") for v in kw["use_in"])
             for key in ("lr_ratio", "G_lrs", "z_lrs", "w_D_loss", "w_mse"):
                 kw[key] = tuple(_nonneg_float(v, key) for v in kw[key])
-            scalars = {f.name: f for f in dataclasses.fields(cls)
-                       if f.name not in _PER_STAGE and f.name != "extra"}
+            scalars = {
+                f.name: f
+                for f in dataclasses.fields(cls)
+                if f.name not in _PER_STAGE and f.name != "extra"
+            }
             for key, f in scalars.items():
                 if key in d:
                     default: Any = f.default  # every scalar preset field has one
@@ -97,8 +119,9 @@ class Preset:
             raise PresetError(f"Preset value is invalid: {exc}") from exc
         if sum(kw["iterations"]) == 0:
             raise PresetError("The preset runs 0 iterations in total; give at least one.")
-        kw["extra"] = {k: v for k, v in d.items() if k not in {f.name for f in
-                                                                dataclasses.fields(cls)}}
+        kw["extra"] = {
+            k: v for k, v in d.items() if k not in {f.name for f in dataclasses.fields(cls)}
+        }
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,15 +143,17 @@ class Preset:
 
     def scaled(self, factor: float) -> Preset:
         """The same schedule with every stage's iteration count scaled (≥ 1 each)."""
-        if not math.isfinite(factor) or not all(math.isfinite(i * factor)
-                                                 for i in self.iterations):
-            raise PresetError(f"The iteration scale must give a finite count of iterations, "
-                              f"not {factor}.")
+        if not math.isfinite(factor) or not all(math.isfinite(i * factor) for i in self.iterations):
+            raise PresetError(
+                f"The iteration scale must give a finite count of iterations, not {factor}."
+            )
         iters = tuple(max(1, round(i * factor)) if i else 0 for i in self.iterations)
         return dataclasses.replace(self, iterations=iters)
 
     def replace(self, **changes: Any) -> Preset:
-        return Preset.from_dict({**self.to_dict(), **changes})
+        """The preset with ``changes``; its other keys (``extra``: a StyleGAN2 preset's
+        family settings, the task) kept."""
+        return Preset.from_dict({**self.extra, **self.to_dict(), **changes})
 
     def ft_groups(self, stage: int, num_groups: int) -> int:
         v = self.ft_num[stage]
@@ -137,8 +162,13 @@ class Preset:
 
 def _nonneg_int(v: Any, name: str) -> int:
     # inf and nan (TOML writes them) are floats int() cannot take: refused, not an OverflowError
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or \
-            float(v) != int(v) or v < 0:
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, (int, float))
+        or not math.isfinite(v)
+        or float(v) != int(v)
+        or v < 0
+    ):
         raise ValueError(f"{name} must be a whole number ≥ 0, got {v!r}")
     return int(v)
 
@@ -173,16 +203,18 @@ def load_preset(name_or_path: str | Path) -> Preset:
         try:
             text = read_small_file(path).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise PresetError(f"Preset {label!r} is not valid TOML: {path} is not UTF-8 text "
-                              f"(byte {exc.start}).") from None
+            raise PresetError(
+                f"Preset {label!r} is not valid TOML: {path} is not UTF-8 text (byte {exc.start})."
+            ) from None
         except OSError as exc:
-            raise PresetError(f"Could not read the preset {path}: "
-                              f"{exc.strerror or exc}.") from None
+            raise PresetError(f"Could not read the preset {path}: {exc.strerror or exc}.") from None
     else:
         res = resources.files("dgp_resources.presets").joinpath(f"{name_or_path}.toml")
         if not res.is_file():
-            raise PresetError(f"Unknown preset {str(name_or_path)!r}. Shipped presets: "
-                              f"{', '.join(preset_names())}; or give a .toml file path.")
+            raise PresetError(
+                f"Unknown preset {str(name_or_path)!r}. Shipped presets: "
+                f"{', '.join(preset_names())}; or give a .toml file path."
+            )
         text, label = res.read_text(encoding="utf-8"), str(name_or_path)
     try:
         data = tomllib.loads(text)

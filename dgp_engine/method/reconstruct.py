@@ -2,8 +2,11 @@
 
 ``reconstruct(...)`` returns a :class:`ReconstructionRun`: iterate it to get a
 :class:`Report` per z-selection sample and per optimisation iteration; when it
-ends, ``run.state`` holds the :class:`ReconstructionState`.  A set ``cancel``
-event is honoured within one iteration and still yields a usable state.
+ends, ``run.state`` holds the :class:`ReconstructionState`.  ``run.cancel()`` (or a set
+``cancel`` event) is honoured within one iteration and still yields a usable state
+(:class:`dgp_engine.system.runs.CancellableRun`).  The run takes φ as a
+:class:`~.degradations.Degradation`; ``reconstruct`` also takes a task's name and builds
+its φ there, once (:func:`~.degradations.make_degradation`).
 
 Two modes share the loop:
 * ``exact=True`` follows the reference code's arithmetic: every generator group
@@ -35,7 +38,6 @@ import time
 import traceback
 from collections.abc import Generator as GeneratorOf
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -46,6 +48,7 @@ from ..models import Generator, freeze_sn, unfreeze_sn
 from ..models.biggan import GeneratorBlock, use_fast_kernels
 from ..models.spectral import scale_outputs
 from ..priors.load import Prior
+from ..system.runs import CancellableRun
 from .compute import (
     InBackwardAdam,
     apply_matmul_precision,
@@ -56,54 +59,16 @@ from .compute import (
 from .copies import frozen_view, private_generator
 from .degradations import Degradation, make_degradation
 from .presets import Preset
+from .reconstruct_stylegan2 import StyleGAN2Run, check_same_family, render_stylegan2
+from .report import Report as Report
+from .report import check_target as check_target
+from .report import eta as _eta
 from .state import ReconstructionState, weight_delta
 
 log = logging.getLogger(__name__)
 
 # Number of last D features used to score z candidates (docs/method.md#initial-latent-and-class).
 SELECT_FTR_NUM = 3
-
-
-@dataclass
-class Report:
-    phase: str                      # "select" (z selection) or "optimize"
-    stage: int                      # 0-based stage index (0 during selection)
-    iteration: int                  # 1-based within the stage / selection
-    stage_iterations: int           # iterations of this stage (or candidates)
-    step: int                       # 1-based over the whole optimisation
-    total: int                      # optimisation iterations of the whole run
-    losses: dict[str, float] = field(default_factory=dict)
-    image: torch.Tensor | None = None   # G output before this iteration's step
-    elapsed: float = 0.0
-    state: ReconstructionState | None = None  # set on the final report only
-    cancelled: bool = False
-    num_stages: int = 1                 # stages of the preset
-    # Seconds left, from the optimisation's own measured pace (z selection excluded);
-    # None during z selection and until two optimisation iterations are timed.
-    eta: float | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.state is not None
-
-
-def check_target(target: torch.Tensor, resolution: int) -> torch.Tensor:
-    if not isinstance(target, torch.Tensor):
-        raise InputError("The target must be a torch tensor of shape [1, 3, H, W] in [-1, 1].")
-    if target.dim() == 3:
-        target = target.unsqueeze(0)
-    if target.dim() != 4 or target.shape[0] != 1 or target.shape[1] != 3:
-        raise InputError(f"The target must have shape [1, 3, H, W]; got {tuple(target.shape)}.")
-    if tuple(target.shape[-2:]) != (resolution, resolution):
-        raise InputError(f"The target is {target.shape[-1]}×{target.shape[-2]} px but the model "
-                         f"works at {resolution}×{resolution}: resize or crop a working region.")
-    if not target.is_floating_point() or not torch.isfinite(target).all():
-        raise InputError("The target holds non-finite values (NaN or inf).")
-    lo, hi = float(target.min()), float(target.max())
-    if lo < -1.001 or hi > 1.001:
-        raise InputError(f"The target must be scaled to [-1, 1]; its values span "
-                         f"[{lo:.3g}, {hi:.3g}].")
-    return target.float()
 
 
 class FeatureDistance:
@@ -139,50 +104,128 @@ SEED_RANGE = (-(1 << 63), (1 << 64) - 1)
 def check_seed(seed: object) -> int:
     """``seed`` as the run uses it; InputError when it is not a whole number torch's random
     generator takes (a 30-digit ``--seed`` once ended in an OverflowError traceback)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or \
-            not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
-        raise InputError(f"The seed {seed!r} is out of range: use a whole number from 0 to "
-                         f"{SEED_RANGE[1]} (64 bits).")
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, int)
+        or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]
+    ):
+        raise InputError(
+            f"The seed {seed!r} is out of range: use a whole number from 0 to "
+            f"{SEED_RANGE[1]} (64 bits)."
+        )
     return seed
 
 
-def reconstruct(prior: Prior, target: torch.Tensor, task: str | Degradation, *,
-                class_id: int | None, preset: Preset, z_init: torch.Tensor | None = None,
-                exact: bool = False, seed: int = 0,
-                cancel: threading.Event | None = None, select_batch: int | None = None,
-                precision: str | None = None) -> ReconstructionRun:
-    """Restore ``target`` (the observed image x̂, [1,3,R,R] in [-1,1]) under φ = ``task``.
+def reconstruct(
+    prior: Prior,
+    target: torch.Tensor,
+    phi: Degradation | str,
+    *,
+    class_id: int | None,
+    preset: Preset,
+    z_init: torch.Tensor | None = None,
+    exact: bool = False,
+    seed: int = 0,
+    cancel: threading.Event | None = None,
+    select_batch: int | None = None,
+    precision: str | None = None,
+) -> ReconstructionRun | StyleGAN2Run:
+    """Restore ``target`` (the observed image x̂, [1,3,R,R] in [-1,1]) under the
+    degradation ``phi``, or a task's name (its φ is built here, once: the paper's centre
+    hole for inpainting, the task's default factor for super-resolution).
 
     ``class_id=None`` lets z selection also pick the class.  ``precision``: see
-    :mod:`.compute` ("auto" unless given).  Returns an iterator of :class:`Report`;
-    ``run.state`` is the result once it is exhausted."""
-    return ReconstructionRun(prior, target, task, class_id=class_id, preset=preset,
-                             z_init=z_init, exact=exact, seed=seed, cancel=cancel,
-                             select_batch=select_batch, precision=precision)
+    :mod:`.compute` ("auto" unless given).  ``cancel``: an event that cancels the run
+    when set (as ``run.cancel()`` does).  Returns an iterator of :class:`Report`;
+    ``run.state`` is the result once it is exhausted.  A StyleGAN2 prior runs the
+    StyleGAN2 loop (:mod:`.reconstruct_stylegan2`: w+ instead of z, synthesis blocks as
+    the groups)."""
+    if not isinstance(phi, Degradation):
+        phi = make_degradation(phi, resolution=prior.resolution)
+    if (
+        prior.is_biggan
+        and isinstance(preset, Preset)
+        and preset.extra.get("family", "biggan") != "biggan"
+    ):
+        raise PresetError(
+            f"The preset {preset.name!r} is for {preset.extra['family']} "
+            f"priors, and {prior.name} is a BigGAN: choose one of the "
+            "published or bundled presets."
+        )
+    if not prior.is_biggan:
+        return StyleGAN2Run(
+            prior,
+            target,
+            phi,
+            class_id=class_id,
+            preset=preset,
+            z_init=z_init,
+            exact=exact,
+            seed=seed,
+            cancel=cancel,
+            select_batch=select_batch,
+            precision=precision,
+        )
+    return ReconstructionRun(
+        prior,
+        target,
+        phi,
+        class_id=class_id,
+        preset=preset,
+        z_init=z_init,
+        exact=exact,
+        seed=seed,
+        cancel=cancel,
+        select_batch=select_batch,
+        precision=precision,
+    )
 
 
-class ReconstructionRun:
-    def __init__(self, prior: Prior, target: torch.Tensor, task: str | Degradation, *,
-                 class_id: int | None, preset: Preset, z_init: torch.Tensor | None,
-                 exact: bool, seed: int, cancel: threading.Event | None,
-                 select_batch: int | None, precision: str | None = None):
+class ReconstructionRun(CancellableRun[Report]):
+    def __init__(
+        self,
+        prior: Prior,
+        target: torch.Tensor,
+        phi: Degradation,
+        *,
+        class_id: int | None,
+        preset: Preset,
+        z_init: torch.Tensor | None,
+        exact: bool,
+        seed: int,
+        cancel: threading.Event | None,
+        select_batch: int | None,
+        precision: str | None = None,
+    ):
+        super().__init__(cancel)
         if not isinstance(preset, Preset):
             raise PresetError("preset must be a dgp_engine.Preset (see Preset.from_dict).")
+        if not isinstance(phi, Degradation):
+            raise InputError(
+                "phi must be a dgp_engine.Degradation (make_degradation builds "
+                "one from a task's name)."
+            )
         self.prior = prior
         self.device = prior.device
         self.target = check_target(target, prior.resolution).to(self.device)
-        self.phi = make_degradation(task, resolution=prior.resolution).to(self.device)
+        self.phi = phi.to(self.device)
         n_classes = prior.config.n_classes
         if class_id is not None:
-            if isinstance(class_id, bool) or not isinstance(class_id, int) \
-                    or not 0 <= class_id < n_classes:
-                raise InputError(f"Class id {class_id!r} is out of range: this model has "
-                                 f"classes 0..{n_classes - 1}.")
+            if (
+                isinstance(class_id, bool)
+                or not isinstance(class_id, int)
+                or not 0 <= class_id < n_classes
+            ):
+                raise InputError(
+                    f"Class id {class_id!r} is out of range: this model has "
+                    f"classes 0..{n_classes - 1}."
+                )
         if z_init is not None:
             z_init = torch.as_tensor(z_init, dtype=torch.float32).reshape(1, -1)
             if z_init.shape[1] != prior.G.dim_z:
-                raise InputError(f"z_init has {z_init.shape[1]} values; this model's latent "
-                                 f"has {prior.G.dim_z}.")
+                raise InputError(
+                    f"z_init has {z_init.shape[1]} values; this model's latent has {prior.G.dim_z}."
+                )
             if not torch.isfinite(z_init).all():
                 raise InputError("z_init holds non-finite values.")
             if class_id is None:
@@ -193,19 +236,8 @@ class ReconstructionRun:
         self.exact = exact
         self.precision = resolve_precision(precision, self.device, exact)
         self.seed = check_seed(seed)
-        self.cancel = cancel or threading.Event()
-        self.select_batch = select_batch or default_select_batch(self.device,
-                                                                 prior.resolution)
+        self.select_batch = select_batch or default_select_batch(self.device, prior.resolution)
         self.state: ReconstructionState | None = None
-        self._iter: Iterator[Report] | None = None
-
-    def __iter__(self) -> Iterator[Report]:
-        if self._iter is None:
-            self._iter = self._run()
-        return self._iter
-
-    def __next__(self) -> Report:
-        return next(iter(self))
 
     def run_to_end(self) -> ReconstructionState:
         for _ in self:
@@ -214,7 +246,7 @@ class ReconstructionRun:
         return self.state
 
     # -------------------------------------------------------------------------
-    def _run(self) -> Iterator[Report]:
+    def _reports(self) -> Iterator[Report]:
         """The prior is only read: the run trains its own copy of G and reads D through
         a view with its own flags and caches (see :mod:`.copies`)."""
         last: Report | None = None  # the caller keeps the last frame it was given
@@ -228,12 +260,16 @@ class ReconstructionRun:
             traceback.clear_frames(exc.__traceback__)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            where = ("during z selection" if last is None or last.phase == "select"
-                     else f"at step {last.step + 1} of {last.total}")
+            where = (
+                "during z selection"
+                if last is None or last.phase == "select"
+                else f"at step {last.step + 1} of {last.total}"
+            )
             raise DeviceMemoryError(
                 f"The {self.device.type.upper()} device ran out of memory {where} "
                 f"({_first_line(exc)}). Choose a smaller working region, precision 'bf16', "
-                "or run on the CPU.") from exc
+                "or run on the CPU."
+            ) from exc
 
     def _steps(self) -> Iterator[Report]:
         t0 = time.perf_counter()
@@ -250,8 +286,9 @@ class ReconstructionRun:
         z, y = yield from self._select(G, feat, gen, t0)
         yield from self._optimise(G, feat, z, y, t0)
 
-    def _select(self, G: Generator, feat: FeatureDistance, gen: torch.Generator, t0: float
-                ) -> GeneratorOf[Report, None, tuple[torch.Tensor, int]]:
+    def _select(
+        self, G: Generator, feat: FeatureDistance, gen: torch.Generator, t0: float
+    ) -> GeneratorOf[Report, None, tuple[torch.Tensor, int]]:
         """Initial z (and class if unknown): best of ``select_num`` samples
         (docs/method.md#initial-latent-and-class)."""
         preset, dev = self.preset, self.device
@@ -262,12 +299,19 @@ class ReconstructionRun:
         num = preset.select_num
         if num <= 1:
             z = torch.zeros(1, dim_z) if num == 0 else torch.randn(1, dim_z, generator=gen)
-            y = self.class_id if self.class_id is not None else int(
-                torch.randint(n_classes, (1,), generator=gen))
+            y = (
+                self.class_id
+                if self.class_id is not None
+                else int(torch.randint(n_classes, (1,), generator=gen))
+            )
             return z.to(dev), y
         # (loss, z, class, image) of the best candidate so far
         best: tuple[float, torch.Tensor | None, int | None, torch.Tensor | None] = (
-            float("inf"), None, None, None)
+            float("inf"),
+            None,
+            None,
+            None,
+        )
         done = 0
         with torch.no_grad():
             while done < num:
@@ -279,41 +323,57 @@ class ReconstructionRun:
                 # one report per candidate, as if scored one at a time
                 for k, loss in enumerate(losses.tolist()):
                     if loss < best[0]:
-                        best = (loss, zs[k:k + 1].clone(), int(ys[k]), x[k:k + 1].cpu())
+                        best = (loss, zs[k : k + 1].clone(), int(ys[k]), x[k : k + 1].cpu())
                     done += 1
-                    yield Report("select", 0, done, num, 0, self.preset.total_iterations,
-                                 {"select_loss": best[0]}, best[3], time.perf_counter() - t0,
-                                 num_stages=preset.num_stages)
-                    if self.cancel.is_set():
+                    yield Report(
+                        "select",
+                        0,
+                        done,
+                        num,
+                        0,
+                        self.preset.total_iterations,
+                        {"select_loss": best[0]},
+                        best[3],
+                        time.perf_counter() - t0,
+                        num_stages=preset.num_stages,
+                    )
+                    if self._stop_requested():
                         break
-                if self.cancel.is_set():
+                if self.cancelled:
                     break
         if best[1] is None or best[2] is None:  # every candidate's loss was NaN
-            raise InputError("No starting point gave a finite loss: the model's weights hold "
-                             "invalid values (NaN or inf). Import or download the model again.")
+            raise InputError(
+                "No starting point gave a finite loss: the model's weights hold "
+                "invalid values (NaN or inf). Import or download the model again."
+            )
         return best[1].to(dev), best[2]
 
-    def _candidates(self, b: int, dim_z: int, n_classes: int, gen: torch.Generator
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _candidates(
+        self, b: int, dim_z: int, n_classes: int, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The next ``b`` z-selection candidates, drawn one at a time so the samples of a
         seed do not depend on the batch size (torch's normal sampler fills a [b, dim_z]
         tensor in another order than b rows of [1, dim_z])."""
         zs, ys = [], []
         for _ in range(b):
             zs.append(torch.randn(1, dim_z, generator=gen) * self.preset.sample_std)
-            ys.append(torch.full((1,), self.class_id, dtype=torch.long)
-                      if self.class_id is not None
-                      else torch.randint(n_classes, (1,), generator=gen))
+            ys.append(
+                torch.full((1,), self.class_id, dtype=torch.long)
+                if self.class_id is not None
+                else torch.randint(n_classes, (1,), generator=gen)
+            )
         return torch.cat(zs), torch.cat(ys)
 
-    def _optimise(self, G: Generator, feat: FeatureDistance, z0: torch.Tensor, y: int,
-                  t0: float) -> Iterator[Report]:
+    def _optimise(
+        self, G: Generator, feat: FeatureDistance, z0: torch.Tensor, y: int, t0: float
+    ) -> Iterator[Report]:
         preset, dev, exact = self.preset, self.device, self.exact
         n_groups = G.num_groups
         for s in range(preset.num_stages):
             if preset.ft_num[s] != "all" and int(preset.ft_num[s]) > n_groups:
-                log.info("stage %d: ft_num %s > %d groups; training all", s, preset.ft_num[s],
-                         n_groups)
+                log.info(
+                    "stage %d: ft_num %s > %d groups; training all", s, preset.ft_num[s], n_groups
+                )
         z = z0.detach().clone().requires_grad_(True)
         y_t = torch.tensor([y], device=dev)
         groups = [G.group_params(i, preset.update_embed) for i in range(n_groups)]
@@ -322,21 +382,35 @@ class ReconstructionRun:
             p.requires_grad_(id(p) in trainable and exact and preset.update_G)
         # exact: torch's Adam over every group, as the reference; fast: stepped inside
         # backward, second moment only, for the parameters DGP trains (see compute.py)
-        G_optim = (torch.optim.Adam([{"params": ps} for ps in groups], lr=0.0,
-                                    betas=(0.0, 0.999), eps=1e-8, weight_decay=0)
-                   if exact else None)
-        lean = None if exact else InBackwardAdam(
-            [[p for p in ps if id(p) in trainable] for ps in groups], beta2=0.999, eps=1e-8)
+        G_optim = (
+            torch.optim.Adam(
+                [{"params": ps} for ps in groups],
+                lr=0.0,
+                betas=(0.0, 0.999),
+                eps=1e-8,
+                weight_decay=0,
+            )
+            if exact
+            else None
+        )
+        lean = (
+            None
+            if exact
+            else InBackwardAdam(
+                [[p for p in ps if id(p) in trainable] for ps in groups], beta2=0.999, eps=1e-8
+            )
+        )
         try:
-            z_optim = torch.optim.Adam([z], lr=preset.z_lrs[0], betas=(0.0, 0.999), eps=1e-8,
-                                       weight_decay=0)
+            z_optim = torch.optim.Adam(
+                [z], lr=preset.z_lrs[0], betas=(0.0, 0.999), eps=1e-8, weight_decay=0
+            )
             if exact:  # weights of every group may receive gradients: fresh W/σ each forward
                 unfreeze_sn(G)
                 freeze_sn(G.output_layer)
             total = preset.total_iterations
             step = 0
             losses: dict[str, float] = {}
-            cancelled = self.cancel.is_set()
+            cancelled = self._stop_requested()  # during z selection
             last_stage = 0
             pace_from: tuple[float, int] | None = None  # (elapsed, step) of 1st iteration
             for s in range(preset.num_stages):
@@ -347,13 +421,15 @@ class ReconstructionRun:
                 if not exact:
                     self._prepare_fast_stage(G, groups, ft, trainable)
                 for i in range(preset.iterations[s]):
-                    if self.cancel.is_set():
+                    if self._stop_requested():
                         cancelled = True
                         break
                     step += 1
                     warm = min(1.0, step / preset.warm_up) if preset.warm_up > 0 else 1.0
-                    lrs = [preset.G_lrs[s] * preset.lr_ratio[s] ** g * warm if g < ft else 0.0
-                           for g in range(n_groups)]
+                    lrs = [
+                        preset.G_lrs[s] * preset.lr_ratio[s] ** g * warm if g < ft else 0.0
+                        for g in range(n_groups)
+                    ]
                     if G_optim is not None:
                         for pg, lr in zip(G_optim.param_groups, lrs, strict=True):
                             pg["lr"] = lr
@@ -371,23 +447,39 @@ class ReconstructionRun:
                         else:
                             ftr_loss = x_map.new_zeros(())
                     mse_loss = F.mse_loss(x_map, self.target)
-                    nll = (z ** 2 / 2).mean()
+                    nll = (z**2 / 2).mean()
                     loss = ftr_loss * w_d + mse_loss * w_mse + nll * preset.w_nll
                     loss.backward()  # the fast path's G steps happen in here (InBackwardAdam)
                     z_optim.step()
                     if preset.update_G and G_optim is not None:
                         G_optim.step()
-                    losses = {"total": float(loss.detach()), "ftr": float(ftr_loss.detach()),
-                              "mse": float(mse_loss.detach()), "nll": float(nll.detach())}
+                    losses = {
+                        "total": float(loss.detach()),
+                        "ftr": float(ftr_loss.detach()),
+                        "mse": float(mse_loss.detach()),
+                        "nll": float(nll.detach()),
+                    }
                     if not torch.isfinite(loss):
-                        raise InputError("The optimisation diverged (loss is not finite). "
-                                         "Lower the preset's learning rates and run again.")
+                        raise InputError(
+                            "The optimisation diverged (loss is not finite). "
+                            "Lower the preset's learning rates and run again."
+                        )
                     now = time.perf_counter() - t0
                     if pace_from is None:
                         pace_from = (now, step)
-                    yield Report("optimize", s, i + 1, preset.iterations[s], step, total,
-                                 losses, x.detach(), now, num_stages=preset.num_stages,
-                                 eta=_eta(pace_from, now, step, total))
+                    yield Report(
+                        "optimize",
+                        s,
+                        i + 1,
+                        preset.iterations[s],
+                        step,
+                        total,
+                        losses,
+                        x.detach(),
+                        now,
+                        num_stages=preset.num_stages,
+                        eta=_eta(pace_from, now, step, total),
+                    )
                     if preset.stop_mse > 0 and losses["mse"] < preset.stop_mse:
                         break
             # Adam moments: not kept while the caller holds the last report
@@ -395,9 +487,21 @@ class ReconstructionRun:
             if lean is not None:
                 lean.close()
             self.state = self._make_state(G, z, y, losses, last_stage, step, cancelled)
-            yield Report("optimize", last_stage, 0, 0, step, total, losses,
-                         None, time.perf_counter() - t0, state=self.state, cancelled=cancelled,
-                         num_stages=preset.num_stages, eta=0.0)
+            yield Report(
+                "optimize",
+                last_stage,
+                0,
+                0,
+                step,
+                total,
+                losses,
+                None,
+                time.perf_counter() - t0,
+                state=self.state,
+                cancelled=cancelled,
+                num_stages=preset.num_stages,
+                eta=0.0,
+            )
         finally:  # also when the caller closes the run early: no hooks left on G
             if lean is not None:
                 lean.close()
@@ -405,8 +509,9 @@ class ReconstructionRun:
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         return autocast(self.precision, self.device)
 
-    def _prepare_fast_stage(self, G: Generator, groups: list[list[torch.nn.Parameter]], ft: int,
-                            trainable: set[int]) -> None:
+    def _prepare_fast_stage(
+        self, G: Generator, groups: list[list[torch.nn.Parameter]], ft: int, trainable: set[int]
+    ) -> None:
         """Weight gradients and fresh W/σ only for the groups trained in this stage."""
         live = set()
         for g, ps in enumerate(groups):
@@ -424,38 +529,48 @@ class ReconstructionRun:
                 else:
                     freeze_sn(m)
 
-    def _make_state(self, G: Generator, z: torch.Tensor, y: int, losses: dict[str, float],
-                    stage: int, step: int, cancelled: bool) -> ReconstructionState:
+    def _make_state(
+        self,
+        G: Generator,
+        z: torch.Tensor,
+        y: int,
+        losses: dict[str, float],
+        stage: int,
+        step: int,
+        cancelled: bool,
+    ) -> ReconstructionState:
         """The result as data (weights as a delta from the prior's G), with the run's
         own G handed over for the first render."""
         base, preset = self.prior.G, self.preset
         with torch.no_grad():
             emb = G.shared(torch.tensor([y], device=self.device)).detach().cpu()
         state = ReconstructionState(
-            z=z.detach().cpu().clone(), embedding=emb, class_id=int(y),
-            weight_delta=weight_delta(G, base.state_dict()), preset=preset.to_dict(),
+            z=z.detach().cpu().clone(),
+            embedding=emb,
+            class_id=int(y),
+            weight_delta=weight_delta(G, base.state_dict()),
+            preset=preset.to_dict(),
             seed=self.seed,
             use_in=bool(preset.use_in[stage]) if step else False,
             task=self.phi.describe(),
-            model={"name": self.prior.name, "config": self.prior.config.to_dict(),
-                   "checksum": self.prior.checksum},
-            progress={"stage": stage, "step": step, "total": preset.total_iterations,
-                      "cancelled": cancelled, "exact": self.exact,
-                      "precision": self.precision},
+            model={
+                "name": self.prior.name,
+                "config": self.prior.config.to_dict(),
+                "checksum": self.prior.checksum,
+            },
+            progress={
+                "stage": stage,
+                "step": step,
+                "total": preset.total_iterations,
+                "cancelled": cancelled,
+                "exact": self.exact,
+                "precision": self.precision,
+            },
             losses=losses,
         )
         use_fast_kernels(G, False)  # renders as a G rebuilt from base + delta does
         state.hand_over(base, G)
         return state
-
-
-def _eta(pace_from: tuple[float, int], now: float, step: int, total: int) -> float | None:
-    """Seconds left at the pace measured since the first optimisation iteration ended
-    (which excludes the z selection and the first iteration's warm-up)."""
-    start, start_step = pace_from
-    if step <= start_step:
-        return None
-    return (now - start) / (step - start_step) * max(0, total - step)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -465,18 +580,34 @@ def _first_line(exc: BaseException) -> str:
 
 def _trainable(G: Generator, p: torch.nn.Parameter) -> bool:
     """DGP never trains the instance-norm affine terms (they are set from BN stats)."""
-    return not any(p is q for m in G.modules() if isinstance(m, GeneratorBlock)
-                   for q in (m.in1.weight, m.in1.bias, m.in2.weight, m.in2.bias))
+    return not any(
+        p is q
+        for m in G.modules()
+        if isinstance(m, GeneratorBlock)
+        for q in (m.in1.weight, m.in1.bias, m.in2.weight, m.in2.bias)
+    )
 
 
-def render(prior: Prior, state: ReconstructionState, *, z: torch.Tensor | None = None,
-           embedding: torch.Tensor | None = None, generator: Generator | None = None,
-           allow_other_model: bool = False) -> torch.Tensor:
+def render(
+    prior: Prior,
+    state: ReconstructionState,
+    *,
+    z: torch.Tensor | None = None,
+    embedding: torch.Tensor | None = None,
+    generator: Generator | None = None,
+    allow_other_model: bool = False,
+) -> torch.Tensor:
     """G(z, e; θ*) for a state (its own z and embedding unless given).  A state restored
-    with other weights than ``prior``'s is refused unless ``allow_other_model``."""
+    with other weights than ``prior``'s is refused unless ``allow_other_model``.  A
+    StyleGAN2 result renders G.synthesis(w+; θ*) (``z``: another w+)."""
+    check_same_family(prior, state)
+    if state.is_stylegan2:
+        warning = state.model_warning(prior.name, prior.checksum, allow_mismatch=allow_other_model)
+        if warning:
+            log.warning("%s", warning)
+        return render_stylegan2(prior, state, ws=z)
     if generator is None:
-        warning = state.model_warning(prior.name, prior.checksum,
-                                      allow_mismatch=allow_other_model)
+        warning = state.model_warning(prior.name, prior.checksum, allow_mismatch=allow_other_model)
         if warning:
             log.warning("%s", warning)
     G = generator if generator is not None else state.materialize(prior.G)

@@ -71,8 +71,9 @@ def parse_region(text: RegionLike) -> Region:
             raise ValueError
         x, y, size = (int(float(p)) for p in parts)
     except (TypeError, ValueError):
-        raise InputError(f"A region is written x,y,size (three whole numbers, e.g. "
-                         f"120,80,256); got {text!r}.") from None
+        raise InputError(
+            f"A region is written x,y,size (three whole numbers, e.g. 120,80,256); got {text!r}."
+        ) from None
     return Region(x, y, size)
 
 
@@ -87,12 +88,16 @@ def clamp_region(region: Region, width: int, height: int) -> Region:
     if s < MIN_REGION:
         raise InputError(f"The region side {s} px is too small; use at least {MIN_REGION} px.")
     if x >= width or y >= height or x + s <= 0 or y + s <= 0:
-        raise InputError(f"The region {region} (x,y,size) lies outside the {width}×{height} "
-                         f"photo. Pick x in 0..{max(0, width - 1)} and y in "
-                         f"0..{max(0, height - 1)}.")
+        raise InputError(
+            f"The region {region} (x,y,size) lies outside the {width}×{height} "
+            f"photo. Pick x in 0..{max(0, width - 1)} and y in "
+            f"0..{max(0, height - 1)}."
+        )
     if s > limit:
-        raise InputError(f"The region side {s} px is larger than the photo's shorter side "
-                         f"({limit} px of {width}×{height}); use a size of at most {limit}.")
+        raise InputError(
+            f"The region side {s} px is larger than the photo's shorter side "
+            f"({limit} px of {width}×{height}); use a size of at most {limit}."
+        )
     return Region(min(max(x, 0), width - s), min(max(y, 0), height - s), s)
 
 
@@ -105,9 +110,15 @@ def mask_bbox(hole: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def default_region(hole: np.ndarray, model_res: int, context: float = 1.0,
-                   max_side: int | None = None, *, sharp_side: int | None = None,
-                   min_context: float = MIN_CONTEXT) -> Region | None:
+def default_region(
+    hole: np.ndarray,
+    model_res: int,
+    context: float = 1.0,
+    max_side: int | None = None,
+    *,
+    sharp_side: int | None = None,
+    min_context: float = MIN_CONTEXT,
+) -> Region | None:
     """A square around the hole's bounding box with ``context`` × its side of margin on
     every side (1.0 → the hole is a third of the square, as in the paper), at least
     the model's resolution, at most the photo's shorter side (and ``max_side``).  With
@@ -115,14 +126,29 @@ def default_region(hole: np.ndarray, model_res: int, context: float = 1.0,
     most that side where the hole allows.  None when the hole is wider than any square
     that fits."""
     h, w = hole.shape
-    return region_around(mask_bbox(hole), w, h, model_res, context, max_side,
-                         sharp_side=sharp_side, min_context=min_context)
+    return region_around(
+        mask_bbox(hole),
+        w,
+        h,
+        model_res,
+        context,
+        max_side,
+        sharp_side=sharp_side,
+        min_context=min_context,
+    )
 
 
-def region_around(box: tuple[int, int, int, int], width: int, height: int, model_res: int,
-                  context: float = 1.0, max_side: int | None = None, *,
-                  sharp_side: int | None = None, min_context: float = MIN_CONTEXT
-                  ) -> Region | None:
+def region_around(
+    box: tuple[int, int, int, int],
+    width: int,
+    height: int,
+    model_res: int,
+    context: float = 1.0,
+    max_side: int | None = None,
+    *,
+    sharp_side: int | None = None,
+    min_context: float = MIN_CONTEXT,
+) -> Region | None:
     """:func:`default_region` for a hole's bounding box (left, top, right, bottom) in a
     width×height photo."""
     x0, y0, x1, y1 = box
@@ -171,8 +197,7 @@ def resize(arr: np.ndarray, height: int, width: int) -> np.ndarray:
     t = t.permute(2, 0, 1).unsqueeze(0)
     down = height <= a.shape[0] and width <= a.shape[1]
     mode = "bilinear" if down else "bicubic"
-    out = F.interpolate(t, size=(height, width), mode=mode, align_corners=False,
-                        antialias=down)
+    out = F.interpolate(t, size=(height, width), mode=mode, align_corners=False, antialias=down)
     lo, hi = float(a.min()), float(a.max())
     result = out.clamp(lo, hi)[0].permute(1, 2, 0).numpy()
     return result[..., 0] if squeeze else result
@@ -229,8 +254,9 @@ def default_feather(size: int) -> int:
     return max(2, int(round(size / 16)))
 
 
-def blend_into(base: np.ndarray, patch: np.ndarray, region: Region, weight: np.ndarray
-               ) -> np.ndarray:
+def blend_into(
+    base: np.ndarray, patch: np.ndarray, region: Region, weight: np.ndarray
+) -> np.ndarray:
     """A copy of ``base`` with ``patch`` blended into ``region`` by ``weight`` (size×size).
     Pixels outside the region are copied unchanged."""
     out = np.array(base, dtype=np.float32, copy=True)
@@ -261,12 +287,14 @@ class View:
 
     @classmethod
     def of_region(cls, region: Region, resolution: int) -> View:
-        return cls(region.x, region.y, region.size, region.size, resolution, 0, 0,
-                   resolution, resolution)
+        return cls(
+            region.x, region.y, region.size, region.size, resolution, 0, 0, resolution, resolution
+        )
 
     @classmethod
-    def fit(cls, width: int, height: int, resolution: int, *, grid: int = 1,
-            x: int = 0, y: int = 0) -> View:
+    def fit(
+        cls, width: int, height: int, resolution: int, *, grid: int = 1, x: int = 0, y: int = 0
+    ) -> View:
         """The whole width×height rectangle scaled so its longest side fills R, centred.
         ``grid`` keeps the content box on multiples of it (the SR low-res grid)."""
         cells = resolution // grid
@@ -289,11 +317,11 @@ class View:
     def known_mask(self) -> np.ndarray:
         """R×R bool: True on the content, False on the margin."""
         m = np.zeros((self.resolution, self.resolution), dtype=bool)
-        m[self.oy:self.oy + self.ch, self.ox:self.ox + self.cw] = True
+        m[self.oy : self.oy + self.ch, self.ox : self.ox + self.cw] = True
         return m
 
     def crop(self, arr: np.ndarray) -> np.ndarray:
-        return np.asarray(arr)[self.y:self.y + self.h, self.x:self.x + self.w]
+        return np.asarray(arr)[self.y : self.y + self.h, self.x : self.x + self.w]
 
     def to_model(self, arr: np.ndarray, *, already_cropped: bool = False) -> np.ndarray:
         """Photo pixels (H×W[×C]) → R×R[×C] in the model's square, margin edge-padded."""
@@ -310,9 +338,10 @@ class View:
 
     def content(self, model_arr: np.ndarray) -> np.ndarray:
         """The content box of a model-space array."""
-        return np.asarray(model_arr)[self.oy:self.oy + self.ch, self.ox:self.ox + self.cw]
+        return np.asarray(model_arr)[self.oy : self.oy + self.ch, self.ox : self.ox + self.cw]
 
-    def from_model(self, model_arr: np.ndarray, height: int | None = None,
-                   width: int | None = None) -> np.ndarray:
+    def from_model(
+        self, model_arr: np.ndarray, height: int | None = None, width: int | None = None
+    ) -> np.ndarray:
         """Model-space result → the photo rectangle's size (or height×width)."""
         return resize(self.content(model_arr), height or self.h, width or self.w)

@@ -35,15 +35,25 @@ FORMAT = "dgp-state"
 FORMAT_VERSION = 1
 
 
+#: The prior families a state can come from (``family`` in its metadata; absent: BigGAN).
+BIGGAN = "biggan"
+STYLEGAN2 = "stylegan2"
+
+
 @dataclass
 class ReconstructionState:
-    z: torch.Tensor                      # [1, dim_z]
-    embedding: torch.Tensor              # [1, shared_dim] class embedding fed to G
+    """A BigGAN result holds z and the class embedding; a StyleGAN2 result
+    (``family == "stylegan2"``) holds w+ in ``z`` ([1, num_ws, w_dim], saved as the tensor
+    ``ws``), an empty ``embedding`` ([1, 0]: the class went into w) and the weight
+    deltas of the synthesis blocks it tuned."""
+
+    z: torch.Tensor  # [1, dim_z]; StyleGAN2: w+ [1, num_ws, w_dim]
+    embedding: torch.Tensor  # [1, shared_dim] class embedding fed to G
     class_id: int
     weight_delta: dict[str, torch.Tensor]  # G state-dict entries: fine-tuned − base
     preset: dict[str, Any]
     seed: int = 0
-    use_in: bool = False                 # instance-norm swap active in the last stage
+    use_in: bool = False  # instance-norm swap active in the last stage
     task: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)  # name, config, checksum
     progress: dict[str, Any] = field(default_factory=dict)  # stage, step, total, cancelled
@@ -51,11 +61,26 @@ class ReconstructionState:
     created: float = field(default_factory=time.time)
     # where the result sits in the photo it was restored from (None: not recorded)
     placement: Placement | None = None
+    family: str = BIGGAN
     # The run's own fine-tuned generator and (weakly) the base it was tuned from: in
     # memory only, never saved nor carried over by dataclasses.replace; the first
     # materialize() for that base takes it instead of building base + delta.
     _handover: tuple[weakref.ref[Generator], Generator] | None = field(
-        default=None, init=False, repr=False, compare=False)
+        default=None, init=False, repr=False, compare=False
+    )
+
+    @property
+    def is_stylegan2(self) -> bool:
+        return self.family == STYLEGAN2
+
+    @property
+    def ws(self) -> torch.Tensor:
+        """w+ of a StyleGAN2 result ([1, num_ws, w_dim])."""
+        if not self.is_stylegan2:
+            raise StateError(
+                "This result was restored with a BigGAN prior: it has a latent z, not w+."
+            )
+        return self.z
 
     @property
     def cancelled(self) -> bool:
@@ -64,17 +89,26 @@ class ReconstructionState:
     # --- persistence ------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
         meta = {
-            "format": FORMAT, "version": FORMAT_VERSION, "class_id": self.class_id,
-            "preset": self.preset, "seed": self.seed, "use_in": self.use_in,
-            "task": self.task, "model": self.model, "progress": self.progress,
-            "losses": self.losses, "created": self.created,
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "class_id": self.class_id,
+            "preset": self.preset,
+            "seed": self.seed,
+            "use_in": self.use_in,
+            "task": self.task,
+            "model": self.model,
+            "progress": self.progress,
+            "losses": self.losses,
+            "created": self.created,
         }
         if self.placement is not None:  # an additive key: older readers ignore it
             meta["placement"] = self.placement.to_json()
+        if self.is_stylegan2:  # BigGAN states are written as before
+            meta["family"] = self.family
         return meta
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        out = {"z": self.z, "embedding": self.embedding}
+        out = {"ws": self.z} if self.is_stylegan2 else {"z": self.z, "embedding": self.embedding}
         out.update({f"delta.{k}": v for k, v in self.weight_delta.items()})
         tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in out.items()}
         bits = self.placement.hole_bits() if self.placement is not None else None
@@ -85,8 +119,7 @@ class ReconstructionState:
     def file_metadata(self, tensors: dict[str, torch.Tensor]) -> dict[str, str]:
         """The safetensors header metadata of a state file: the state's fields and a
         checksum of its tensors, so flipped bytes are refused when it is read back."""
-        return {"dgp_state": json.dumps(self.metadata()),
-                "dgp_sha256": tensors_digest(tensors)}
+        return {"dgp_state": json.dumps(self.metadata()), "dgp_sha256": tensors_digest(tensors)}
 
     def to_bytes(self) -> bytes:
         """The state file's content (what :meth:`save` writes)."""
@@ -139,7 +172,7 @@ class ReconstructionState:
         try:
             tensors = load(bytes(data))
             header_len = int.from_bytes(bytes(data[:8]), "little")
-            header = json.loads(bytes(data[8:8 + header_len]).decode("utf-8"))
+            header = json.loads(bytes(data[8 : 8 + header_len]).decode("utf-8"))
             extra = header.get("__metadata__") or {}
             meta = json.loads(extra.get("dgp_state", "null"))
         except Exception as exc:
@@ -148,8 +181,9 @@ class ReconstructionState:
         return cls._from_parts(meta, tensors, label)
 
     @classmethod
-    def _from_parts(cls, meta: Any, tensors: dict[str, torch.Tensor], label: str
-                    ) -> ReconstructionState:
+    def _from_parts(
+        cls, meta: Any, tensors: dict[str, torch.Tensor], label: str
+    ) -> ReconstructionState:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise StateError(f"{label} is not a DGP state file.")
         try:
@@ -158,20 +192,46 @@ class ReconstructionState:
             raise StateError(f"{label} is damaged: its version is not a number.") from None
         if version > FORMAT_VERSION:
             raise StateError(f"{label} was written by a newer DGP Studio; update to open it.")
+        family = meta.get("family", BIGGAN)
+        if family not in (BIGGAN, STYLEGAN2):
+            raise StateError(
+                f"{label} comes from a {str(family)[:40]!r} prior, which this DGP "
+                "Studio does not know; update to open it."
+            )
+        if family == STYLEGAN2:
+            ws = tensors.get("ws")
+            if ws is None:
+                raise StateError(f"{label} is incomplete: it lacks its w+ latent.")
+            if not ws.is_floating_point() or ws.dim() != 3 or ws.shape[0] != 1 or 0 in ws.shape:
+                raise StateError(
+                    f"{label} is damaged: its w+ latent has shape "
+                    f"{list(ws.shape)}, not [1, layers, w_dim]."
+                )
+            tensors = {
+                **tensors,
+                "z": ws.float().reshape(1, -1),
+                "embedding": torch.zeros(1, 1),
+            }  # checked below as a BigGAN's
         if "z" not in tensors or "embedding" not in tensors:
             raise StateError(f"{label} is incomplete: it lacks the latent or class embedding.")
-        bad = [k for k, v in tensors.items() if v.is_floating_point() and
-               not bool(torch.isfinite(v).all())]
+        bad = [
+            k
+            for k, v in tensors.items()
+            if v.is_floating_point() and not bool(torch.isfinite(v).all())
+        ]
         if bad:
-            raise StateError(f"{label} is damaged: {', '.join(sorted(bad)[:3])} hold "
-                             "non-finite values (NaN or infinity). Use another copy of it.")
+            raise StateError(
+                f"{label} is damaged: {', '.join(sorted(bad)[:3])} hold "
+                "non-finite values (NaN or infinity). Use another copy of it."
+            )
         try:
             class_id = int(meta["class_id"])
             seed = int(meta.get("seed", 0))
             created = float(meta.get("created", 0.0))
         except (KeyError, TypeError, ValueError, OverflowError):
-            raise StateError(f"{label} is damaged: its class id, seed or date is not a "
-                             "number.") from None
+            raise StateError(
+                f"{label} is damaged: its class id, seed or date is not a number."
+            ) from None
         fields = {k: meta.get(k, {}) for k in ("preset", "task", "model", "progress", "losses")}
         wrong = [k for k, v in fields.items() if not isinstance(v, dict)]
         if wrong:
@@ -183,40 +243,72 @@ class ReconstructionState:
         vectors = {}
         for key, what in (("z", "latent z"), ("embedding", "class embedding")):
             t = tensors[key]
-            if not t.is_floating_point() or t.dim() not in (1, 2) or t.shape[-1] == 0 or \
-                    (t.dim() == 2 and t.shape[0] != 1):
+            if (
+                not t.is_floating_point()
+                or t.dim() not in (1, 2)
+                or t.shape[-1] == 0
+                or (t.dim() == 2 and t.shape[0] != 1)
+            ):
                 kind = "floating-point" if t.is_floating_point() else str(t.dtype).split(".")[-1]
-                raise StateError(f"{label} is damaged: its {what} is {kind} of shape "
-                                 f"{list(t.shape)}, not one row of floating-point values.")
+                raise StateError(
+                    f"{label} is damaged: its {what} is {kind} of shape "
+                    f"{list(t.shape)}, not one row of floating-point values."
+                )
             vectors[key] = t.float().reshape(1, -1)
-        delta = {k[len("delta."):]: v for k, v in tensors.items() if k.startswith("delta.")}
+        delta = {k[len("delta.") :]: v for k, v in tensors.items() if k.startswith("delta.")}
         odd = sorted(k for k, v in delta.items() if not v.is_floating_point())
         if odd:
-            raise StateError(f"{label} is damaged: its weight changes {', '.join(odd[:3])} "
-                             "are not floating-point values.")
+            raise StateError(
+                f"{label} is damaged: its weight changes {', '.join(odd[:3])} "
+                "are not floating-point values."
+            )
         placement = None
         if meta.get("placement") is not None:
             bits = tensors.get(HOLE_TENSOR)
             placement = Placement.from_json(
-                meta["placement"], None if bits is None else bits.numpy(), label)
-        return cls(z=vectors["z"], embedding=vectors["embedding"], class_id=class_id,
-                   weight_delta={k: v.float() for k, v in delta.items()}, seed=seed,
-                   use_in=use_in, created=created, placement=placement, **fields)
+                meta["placement"], None if bits is None else bits.numpy(), label
+            )
+        if family == STYLEGAN2:
+            vectors = {"z": tensors["ws"].float(), "embedding": torch.zeros(1, 0)}
+        return cls(
+            z=vectors["z"],
+            embedding=vectors["embedding"],
+            class_id=class_id,
+            weight_delta={k: v.float() for k, v in delta.items()},
+            seed=seed,
+            use_in=use_in,
+            created=created,
+            placement=placement,
+            family=family,
+            **fields,
+        )
 
     # --- rendering ----------------------------------------------------------------
     def check_fits(self, G: Generator) -> None:
+        if self.is_stylegan2:
+            raise StateError(
+                f"This result was restored with the StyleGAN2 prior "
+                f"{self.model.get('name', '?')}: load that model to render it."
+            )
         sd = G.state_dict()
         bad = [k for k, v in self.weight_delta.items() if k not in sd or sd[k].shape != v.shape]
         if bad or self.z.shape[-1] != G.dim_z or self.embedding.shape[-1] != G.shared.embedding_dim:
             name = self.model.get("name", "another model")
-            raise StateError(f"This result was made with {name} and does not fit the loaded "
-                             "model; load that model to render it.")
+            raise StateError(
+                f"This result was made with {name} and does not fit the loaded "
+                "model; load that model to render it."
+            )
 
-    def model_warning(self, name: str, checksum: str, *, allow_mismatch: bool = False,
-                      label: str = "This result",
-                      advice: str = "render it with the model it was restored with, or "
-                                    "allow a model mismatch to render it with this one"
-                      ) -> str | None:
+    def model_warning(
+        self,
+        name: str,
+        checksum: str,
+        *,
+        allow_mismatch: bool = False,
+        label: str = "This result",
+        advice: str = "render it with the model it was restored with, or "
+        "allow a model mismatch to render it with this one",
+    ) -> str | None:
         """Compare the weights this state was restored with (``model.checksum``) with
         those of the model about to render it (its ``name`` and ``checksum``, as
         :class:`~dgp_engine.priors.load.Prior` holds them).
@@ -232,17 +324,23 @@ class ReconstructionState:
         recorded = self.model.get("checksum")
         made_with = str(self.model.get("name") or "an unnamed model")
         if not isinstance(recorded, str) or not recorded:
-            return (f"{label} records no model checksum (saved by an older DGP Studio), so "
-                    f"nothing shows that {name!r} is the model it was restored with; it "
-                    f"is rendered with {name!r} as it is.")
+            return (
+                f"{label} records no model checksum (saved by an older DGP Studio), so "
+                f"nothing shows that {name!r} is the model it was restored with; it "
+                f"is rendered with {name!r} as it is."
+            )
         if recorded == checksum:
             return None
         if made_with == name:
-            what = (f"{label} was restored with other weights of {name!r} than the ones "
-                    f"loaded now (checksum {recorded[:12]}… vs {checksum[:12]}…)")
+            what = (
+                f"{label} was restored with other weights of {name!r} than the ones "
+                f"loaded now (checksum {recorded[:12]}… vs {checksum[:12]}…)"
+            )
         else:
-            what = (f"{label} was restored with the model {made_with!r}, not with the "
-                    f"loaded {name!r} (checksum {recorded[:12]}… vs {checksum[:12]}…)")
+            what = (
+                f"{label} was restored with the model {made_with!r}, not with the "
+                f"loaded {name!r} (checksum {recorded[:12]}… vs {checksum[:12]}…)"
+            )
         if allow_mismatch:
             return f"{what}; it is rendered with {name!r} anyway, so it will look different."
         raise ModelMismatchError(f"{what}: {advice}.")
@@ -283,12 +381,17 @@ class ReconstructionState:
 def _check_model_record(model: dict[str, Any], label: str) -> None:
     """The state's ``model`` table as states write it: a name and a checksum as text, a
     config as a table (each may be absent)."""
-    for key, kind, what in (("name", str, "text"), ("checksum", str, "text"),
-                            ("config", dict, "a table")):
+    for key, kind, what in (
+        ("name", str, "text"),
+        ("checksum", str, "text"),
+        ("config", dict, "a table"),
+    ):
         value = model.get(key)
         if value is not None and not isinstance(value, kind):
-            raise StateError(f"{label} is damaged: its model {key} should be {what}, not "
-                             f"{type(value).__name__} {str(value)[:40]!r}.")
+            raise StateError(
+                f"{label} is damaged: its model {key} should be {what}, not "
+                f"{type(value).__name__} {str(value)[:40]!r}."
+            )
 
 
 def _check_digest(header: Any, tensors: dict[str, torch.Tensor], label: str) -> None:
@@ -298,9 +401,11 @@ def _check_digest(header: Any, tensors: dict[str, torch.Tensor], label: str) -> 
     if want is None:
         return
     if not isinstance(want, str) or tensors_digest(tensors) != want:
-        raise StateError(f"{label} is damaged: its tensors do not match the checksum written "
-                         "with them (flipped or altered bytes). Use another copy of it, or "
-                         "restore the photo again.")
+        raise StateError(
+            f"{label} is damaged: its tensors do not match the checksum written "
+            "with them (flipped or altered bytes). Use another copy of it, or "
+            "restore the photo again."
+        )
 
 
 def prepare_for_rendering(G: Generator, use_in: bool) -> None:

@@ -5,5 +5,12 @@ from .config import BigGANConfig
 from .init import orthogonal_init
 from .spectral import freeze_sn, unfreeze_sn
 
-__all__ = ["BigGANConfig", "Discriminator", "Generator", "GeneratorBlock", "freeze_sn",
-           "orthogonal_init",            "unfreeze_sn"]
+__all__ = [
+    "BigGANConfig",
+    "Discriminator",
+    "Generator",
+    "GeneratorBlock",
+    "freeze_sn",
+    "orthogonal_init",
+    "unfreeze_sn",
+]

@@ -39,8 +39,9 @@ class ConditionalBatchNorm(nn.Module):
     stored_mean: torch.Tensor  # buffers, registered in __init__
     stored_var: torch.Tensor
 
-    def __init__(self, channels: int, cond_dim: int, eps: float, sn_eps: float,
-                 sn_style: str = "power"):
+    def __init__(
+        self, channels: int, cond_dim: int, eps: float, sn_eps: float, sn_style: str = "power"
+    ):
         super().__init__()
         self.gain = SNLinear(cond_dim, channels, bias=False, eps=sn_eps, style=sn_style)
         self.bias = SNLinear(cond_dim, channels, bias=False, eps=sn_eps, style=sn_style)
@@ -52,8 +53,9 @@ class ConditionalBatchNorm(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         gain: torch.Tensor = (1 + self.gain(cond)).view(cond.size(0), -1, 1, 1)
         bias: torch.Tensor = self.bias(cond).view(cond.size(0), -1, 1, 1)
-        out = F.batch_norm(x, self.stored_mean, self.stored_var, None, None,
-                           self.training, self.momentum, self.eps)
+        out = F.batch_norm(
+            x, self.stored_mean, self.stored_var, None, None, self.training, self.momentum, self.eps
+        )
         return out * gain + bias
 
 
@@ -73,8 +75,16 @@ class OutputBatchNorm(nn.Module):
         self.register_buffer("stored_var", torch.ones(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.batch_norm(x, self.stored_mean, self.stored_var, self.gain, self.bias,
-                            self.training, self.momentum, self.eps)
+        return F.batch_norm(
+            x,
+            self.stored_mean,
+            self.stored_var,
+            self.gain,
+            self.bias,
+            self.training,
+            self.momentum,
+            self.eps,
+        )
 
 
 class SelfAttention(nn.Module):
@@ -91,8 +101,9 @@ class SelfAttention(nn.Module):
         self.gamma = nn.Parameter(torch.tensor(0.0))
         self.fast_kernels = False  # see use_fast_kernels()
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None,
-                use_in: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None, use_in: bool = False
+    ) -> torch.Tensor:
         n, _, h, w = x.shape
         theta = self.theta(x).view(n, self.ch // 8, h * w)
         phi = F.max_pool2d(self.phi(x), [2, 2]).view(n, self.ch // 8, h * w // 4)
@@ -127,8 +138,9 @@ class GeneratorBlock(nn.Module):
         self.fast_kernels = False  # see use_fast_kernels()
 
     @staticmethod
-    def _init_in(bn: ConditionalBatchNorm, inorm: nn.InstanceNorm2d, x: torch.Tensor,
-                 cond: torch.Tensor) -> None:
+    def _init_in(
+        bn: ConditionalBatchNorm, inorm: nn.InstanceNorm2d, x: torch.Tensor, cond: torch.Tensor
+    ) -> None:
         # Match the BN output's per-channel statistics so the swap keeps the image.
         with torch.no_grad():
             h = bn(x, cond)
@@ -181,8 +193,9 @@ class Generator(nn.Module):
         self.shared = nn.Embedding(cfg.n_classes, cfg.shared_dim)
         cond_dim = cfg.shared_dim + cfg.z_chunk_size
         z_in = self.dim_z // cfg.num_slots
-        self.linear = SNLinear(z_in, arch["in_channels"][0] * cfg.bottom_width**2,
-                               eps=cfg.SN_eps, style=cfg.sn_style)
+        self.linear = SNLinear(
+            z_in, arch["in_channels"][0] * cfg.bottom_width**2, eps=cfg.SN_eps, style=cfg.sn_style
+        )
         blocks = []
         channels = zip(arch["in_channels"], arch["out_channels"], strict=True)
         for i, (cin, cout) in enumerate(channels):
@@ -224,15 +237,21 @@ class Generator(nn.Module):
             if isinstance(m, GeneratorBlock):
                 m.reset_in_init()
 
-    def split_z(self, z: torch.Tensor,
-                cond: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def split_z(
+        self, z: torch.Tensor, cond: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if self.cfg.hier:
             zs = torch.split(z, self.z_chunk_size, 1)
             return zs[0], [torch.cat([cond, item], 1) for item in zs[1:]]
         return z, [cond] * len(self.blocks)
 
-    def forward(self, z: torch.Tensor, cond: torch.Tensor, use_in: bool = False,
-                intermediates: list[tuple[str, torch.Tensor]] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor,
+        cond: torch.Tensor,
+        use_in: bool = False,
+        intermediates: list[tuple[str, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
         z0, conds = self.split_z(z, cond)
         h: torch.Tensor = self.linear(z0)
         if intermediates is not None:
@@ -247,8 +266,9 @@ class Generator(nn.Module):
 
 
 class DiscriminatorBlock(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int, cfg: BigGANConfig, preactivation: bool,
-                 downsample: bool):
+    def __init__(
+        self, in_ch: int, out_ch: int, cfg: BigGANConfig, preactivation: bool, downsample: bool
+    ):
         super().__init__()
         hidden = out_ch if cfg.D_wide else in_ch
         sn: _SNArgs = {"eps": cfg.SN_eps, "style": cfg.sn_style}
@@ -302,8 +322,9 @@ class Discriminator(nn.Module):
         channels = zip(arch["in_channels"], arch["out_channels"], strict=True)
         for i, (cin, cout) in enumerate(channels):
             group: list[nn.Module] = [
-                DiscriminatorBlock(cin, cout, cfg, preactivation=i > 0,
-                                   downsample=arch["downsample"][i])
+                DiscriminatorBlock(
+                    cin, cout, cfg, preactivation=i > 0, downsample=arch["downsample"][i]
+                )
             ]
             if arch["attention"][i]:
                 group.append(SelfAttention(cout, cfg.SN_eps, cfg.sn_style))
@@ -317,9 +338,12 @@ class Discriminator(nn.Module):
     def num_features(self) -> int:
         return sum(len(cast(nn.ModuleList, g)) for g in self.blocks) + 1
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None,
-                block_outputs: list[tuple[str, torch.Tensor]] | None = None,
-                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        block_outputs: list[tuple[str, torch.Tensor]] | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Returns (logit [N,1], features): every block/attention output, then the
         sum-pooled vector.  The last block's entry is post-ReLU, as in the reference
         (its in-place ReLU before pooling modifies the listed tensor).

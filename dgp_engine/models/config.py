@@ -74,19 +74,22 @@ class BigGANConfig:
                 f"{', '.join(map(str, SUPPORTED_RESOLUTIONS))} px."
             )
         if self.family not in FAMILIES:
-            raise CheckpointError(f"config.json: family must be one of {', '.join(FAMILIES)}, "
-                                  f"not {self.family!r}")
+            raise CheckpointError(
+                f"config.json: family must be one of {', '.join(FAMILIES)}, not {self.family!r}"
+            )
         if self.resolution not in _G_MULT[self.family]:
             raise CheckpointError(
                 f"{self.family} BigGANs are supported at "
                 f"{', '.join(map(str, sorted(_G_MULT[self.family])))} px, not "
-                f"{self.resolution} px.")
+                f"{self.resolution} px."
+            )
         for name in ("G_ch", "D_ch", "dim_z", "shared_dim", "n_classes"):
             if int(getattr(self, name)) <= 0:
                 raise CheckpointError(f"config.json: {name} must be a positive integer")
         if self.G_ch % 8 or self.D_ch % 8:
-            raise CheckpointError("config.json: G_ch and D_ch must be multiples of 8 "
-                                  "(attention uses ch/8 channels)")
+            raise CheckpointError(
+                "config.json: G_ch and D_ch must be multiples of 8 (attention uses ch/8 channels)"
+            )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BigGANConfig:
@@ -123,10 +126,18 @@ class BigGANConfig:
     def d_arch(self) -> DiscriminatorArch:
         ch = self.D_ch
         spec = {
-            256: ([1, 2, 4, 8, 8, 16], [1, 2, 4, 8, 8, 16, 16], [True] * 6 + [False],
-                  [128, 64, 32, 16, 8, 4, 4]),
-            128: ([1, 2, 4, 8, 16], [1, 2, 4, 8, 16, 16], [True] * 5 + [False],
-                  [64, 32, 16, 8, 4, 4]),
+            256: (
+                [1, 2, 4, 8, 8, 16],
+                [1, 2, 4, 8, 8, 16, 16],
+                [True] * 6 + [False],
+                [128, 64, 32, 16, 8, 4, 4],
+            ),
+            128: (
+                [1, 2, 4, 8, 16],
+                [1, 2, 4, 8, 16, 16],
+                [True] * 5 + [False],
+                [64, 32, 16, 8, 4, 4],
+            ),
             64: ([1, 2, 4, 8], [1, 2, 4, 8, 16], [True] * 4 + [False], [32, 16, 8, 4, 4]),
             32: ([4, 4, 4], [4, 4, 4, 4], [True, True, False, False], [16, 16, 16, 16]),
         }[self.resolution]
@@ -154,14 +165,16 @@ class BigGANConfig:
 
     @property
     def sn_style(self) -> str:
-        """"power": one power step from u0 per forward; "fixed": sigma = u0^T W v0."""
+        """ "power": one power step from u0 per forward; "fixed": sigma = u0^T W v0."""
         return "fixed" if self.family == "studiogan" else "power"
 
     def describe(self) -> str:
         origin = " (StudioGAN)" if self.family == "studiogan" else ""
-        return (f"BigGAN{origin} {self.resolution}px, G_ch {self.G_ch}, D_ch {self.D_ch}, "
-                f"dim_z {self.dim_z}, shared_dim {self.shared_dim}, "
-                f"{self.n_classes} classes, hier={self.hier}")
+        return (
+            f"BigGAN{origin} {self.resolution}px, G_ch {self.G_ch}, D_ch {self.D_ch}, "
+            f"dim_z {self.dim_z}, shared_dim {self.shared_dim}, "
+            f"{self.n_classes} classes, hier={self.hier}"
+        )
 
 
 def _attn_set(spec: str | int) -> set[int]:

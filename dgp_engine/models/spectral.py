@@ -50,8 +50,9 @@ class SpectralNorm:
     v0: torch.Tensor
     sv0: torch.Tensor
 
-    def _init_sn(self, num_outputs: int, eps: float, style: str = "power",
-                 num_inputs: int = 0) -> None:
+    def _init_sn(
+        self, num_outputs: int, eps: float, style: str = "power", num_inputs: int = 0
+    ) -> None:
         if style not in ("power", "fixed"):
             raise ValueError(f"unknown spectral-norm style {style!r}")
         self.sn_eps = eps
@@ -66,7 +67,8 @@ class SpectralNorm:
             self.register_buffer("sv0", torch.ones(1))  # type: ignore[attr-defined]
         else:
             self.register_buffer(  # type: ignore[attr-defined]
-                "v0", F.normalize(torch.randn(1, num_inputs), eps=eps))
+                "v0", F.normalize(torch.randn(1, num_inputs), eps=eps)
+            )
             with torch.no_grad():
                 self.u0.copy_(F.normalize(self.u0, eps=eps))
 
@@ -179,29 +181,35 @@ def fold_pool_kernel(w: torch.Tensor) -> torch.Tensor:
 GEMM_MAX_PIXELS = 64
 
 
-def _gemm_conv(x: torch.Tensor, weight: torch.Tensor, padding: int
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def _gemm_conv(
+    x: torch.Tensor, weight: torch.Tensor, padding: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(conv2d(x, weight) with stride 1 and "same" padding, the unfolded input as
     [C·k·k, N·H·W]) by one matrix product over the whole batch."""
     n, _, h, w = x.shape
     k = weight.shape[-1]
-    cols = F.unfold(x, k, padding=padding)                          # [N, C·k·k, H·W]
-    cols = cols.transpose(0, 1).reshape(cols.shape[1], n * h * w)   # [C·k·k, N·H·W]
-    out = torch.mm(weight.view(weight.shape[0], -1), cols)          # [O, N·H·W]
+    cols = F.unfold(x, k, padding=padding)  # [N, C·k·k, H·W]
+    cols = cols.transpose(0, 1).reshape(cols.shape[1], n * h * w)  # [C·k·k, N·H·W]
+    out = torch.mm(weight.view(weight.shape[0], -1), cols)  # [O, N·H·W]
     return out.view(-1, n, h, w).transpose(0, 1), cols
 
 
-def _gemm_conv_backward(grad: torch.Tensor, weight: torch.Tensor, cols: torch.Tensor | None,
-                        padding: int, need_x: bool, need_w: bool
-                        ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+def _gemm_conv_backward(
+    grad: torch.Tensor,
+    weight: torch.Tensor,
+    cols: torch.Tensor | None,
+    padding: int,
+    need_x: bool,
+    need_w: bool,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """(input gradient, weight gradient) of :func:`_gemm_conv`."""
     n, o, h, w = grad.shape
-    g = grad.transpose(0, 1).reshape(o, n * h * w)                  # [O, N·H·W]
+    g = grad.transpose(0, 1).reshape(o, n * h * w)  # [O, N·H·W]
     w_mat = weight.view(o, -1)
     grad_x = grad_w = None
     if need_x:
         # (gᵀ·W)ᵀ reads W row by row, as it lies (Wᵀ·g was measured 1.6× slower)
-        grad_cols = torch.mm(g.t(), w_mat).t()                      # [C·k·k, N·H·W]
+        grad_cols = torch.mm(g.t(), w_mat).t()  # [C·k·k, N·H·W]
         grad_cols = grad_cols.reshape(-1, n, h * w).transpose(0, 1)
         k = weight.shape[-1]
         grad_x = F.fold(grad_cols, (h, w), k, padding=padding)
@@ -215,8 +223,7 @@ class _GemmConv(torch.autograd.Function):
     """conv2d(x, W) (stride 1, "same" padding) as a matrix product; see GEMM_MAX_PIXELS."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, padding: int
-                ) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, padding: int) -> torch.Tensor:
         out, cols = _gemm_conv(x, weight, padding)
         ctx.padding = padding
         ctx.save_for_backward(weight, cols if weight.requires_grad else None)
@@ -225,8 +232,9 @@ class _GemmConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         weight, cols = ctx.saved_tensors
-        grad_x, grad_w = _gemm_conv_backward(grad, weight, cols, ctx.padding,
-                                             ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        grad_x, grad_w = _gemm_conv_backward(
+            grad, weight, cols, ctx.padding, ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        )
         return grad_x, grad_w, None
 
 
@@ -239,9 +247,16 @@ class _ScaledConv(torch.autograd.Function):
     over it saved, per trained layer and iteration."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, a: torch.Tensor,
-                b: torch.Tensor, sigma: torch.Tensor, padding: tuple[int, int], gemm: bool
-                ) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        sigma: torch.Tensor,
+        padding: tuple[int, int],
+        gemm: bool,
+    ) -> torch.Tensor:
         if gemm:  # x is not needed for the gradients, its unfolded copy is
             raw, saved = _gemm_conv(x, weight, padding[0])
         else:
@@ -256,12 +271,23 @@ class _ScaledConv(torch.autograd.Function):
         grad_raw = grad / sigma
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if ctx.gemm:
-            grad_x, grad_w = _gemm_conv_backward(grad_raw, weight, saved, ctx.padding[0],
-                                                 need_x, need_w)
+            grad_x, grad_w = _gemm_conv_backward(
+                grad_raw, weight, saved, ctx.padding[0], need_x, need_w
+            )
         else:
             grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
-                grad_raw, saved, weight, None, [1, 1], list(ctx.padding), [1, 1], False,
-                [0, 0], 1, [need_x, need_w, False])
+                grad_raw,
+                saved,
+                weight,
+                None,
+                [1, 1],
+                list(ctx.padding),
+                [1, 1],
+                False,
+                [0, 0],
+                1,
+                [need_x, need_w, False],
+            )
         if grad_w is not None:
             # ∂L/∂σ = Σ grad · (−raw/σ²); ∂σ/∂W = a bᵀ
             d_sigma = -(grad_raw * raw).sum() / sigma
@@ -270,41 +296,61 @@ class _ScaledConv(torch.autograd.Function):
 
 
 class SNConv2d(SpectralNorm, nn.Conv2d):
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, padding: int = 1,
-                 bias: bool = True, eps: float = 1e-6, style: str = "power"):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int = 3,
+        padding: int = 1,
+        bias: bool = True,
+        eps: float = 1e-6,
+        style: str = "power",
+    ):
         nn.Conv2d.__init__(self, in_ch, out_ch, kernel_size, padding=padding, bias=bias)
         self._init_sn(out_ch, eps, style, in_ch * kernel_size * kernel_size)
         self.fast_kernels = False  # small convolutions as matrix products (GEMM_MAX_PIXELS)
 
     def _use_gemm(self, x: torch.Tensor) -> bool:
-        return (self.fast_kernels and x.device.type == "cpu"
-                and x.shape[-1] * x.shape[-2] <= GEMM_MAX_PIXELS
-                and self.stride == (1, 1)
-                and self.padding == (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
-                and self.kernel_size[0] == self.kernel_size[1]
-                and not torch.is_autocast_enabled("cpu"))
+        return (
+            self.fast_kernels
+            and x.device.type == "cpu"
+            and x.shape[-1] * x.shape[-2] <= GEMM_MAX_PIXELS
+            and self.stride == (1, 1)
+            and self.padding == (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
+            and self.kernel_size[0] == self.kernel_size[1]
+            and not torch.is_autocast_enabled("cpu")
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor
-        if (self.sn_scale_output and self._inv_sigma is None and not self.training
-                and self.weight.requires_grad and torch.is_grad_enabled()
-                and self.stride == (1, 1) and not torch.is_autocast_enabled(x.device.type)):
+        if (
+            self.sn_scale_output
+            and self._inv_sigma is None
+            and not self.training
+            and self.weight.requires_grad
+            and torch.is_grad_enabled()
+            and self.stride == (1, 1)
+            and not torch.is_autocast_enabled(x.device.type)
+        ):
             a, b, sigma = self.sigma_vectors()
             out = _ScaledConv.apply(  # type: ignore[no-untyped-call]
-                x, self.weight, a, b, sigma, self.padding, self._use_gemm(x))
+                x, self.weight, a, b, sigma, self.padding, self._use_gemm(x)
+            )
             return _add_bias(out, self.bias, 1)
         scale = self._output_scale()
         if scale is not None:
             if self._use_gemm(x):
                 out = _GemmConv.apply(  # type: ignore[no-untyped-call]
-                    x, self.weight, self.padding[0])
+                    x, self.weight, self.padding[0]
+                )
             else:
                 out = F.conv2d(x, self.weight, None, self.stride, self.padding)
             return _add_bias(out * scale, self.bias, 1)
         return F.conv2d(x, self.sn_weight(), self.bias, self.stride, self.padding)
 
-    def _fold(self, kind: str, fold: Callable[[torch.Tensor], torch.Tensor]
-              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _fold(
+        self, kind: str, fold: Callable[[torch.Tensor], torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(folded kernel, output scale or None if the kernel is already W/σ); the kernel
         of a frozen layer is made once."""
         if self.kernel_size != (3, 3) or self.padding != (1, 1) or self.stride != (1, 1):
@@ -320,9 +366,13 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
                 kernel = self._folded[kind] = fold(self.weight.detach()).contiguous()
         return kernel, scale
 
-    def _folded_op(self, x: torch.Tensor, kind: str,
-                   fold: Callable[[torch.Tensor], torch.Tensor],
-                   op: Callable[..., torch.Tensor]) -> torch.Tensor:
+    def _folded_op(
+        self,
+        x: torch.Tensor,
+        kind: str,
+        fold: Callable[[torch.Tensor], torch.Tensor],
+        op: Callable[..., torch.Tensor],
+    ) -> torch.Tensor:
         kernel, scale = self._fold(kind, fold)
         if scale is None:
             return op(x, kernel, self.bias, stride=2, padding=1)
@@ -338,8 +388,14 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
 
 
 class SNLinear(SpectralNorm, nn.Linear):
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 eps: float = 1e-6, style: str = "power"):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        eps: float = 1e-6,
+        style: str = "power",
+    ):
         nn.Linear.__init__(self, in_features, out_features, bias)
         self._init_sn(out_features, eps, style, in_features)
 
@@ -353,8 +409,9 @@ class SNLinear(SpectralNorm, nn.Linear):
 class SNEmbedding(SpectralNorm, nn.Embedding):
     """Spectral-normed embedding; ``num_embeddings`` is the 'out' dimension."""
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, eps: float = 1e-6,
-                 style: str = "power"):
+    def __init__(
+        self, num_embeddings: int, embedding_dim: int, eps: float = 1e-6, style: str = "power"
+    ):
         nn.Embedding.__init__(self, num_embeddings, embedding_dim)
         self._init_sn(num_embeddings, eps, style, embedding_dim)
 

@@ -93,12 +93,15 @@ class StyleGAN2Config:
     def __post_init__(self) -> None:
         res = self.resolution
         if not isinstance(res, int) or res < 4 or res & (res - 1):
-            raise CheckpointError(f"A StyleGAN2 resolution must be a power of two of at least "
-                                  f"4 px, not {res!r}.")
+            raise CheckpointError(
+                f"A StyleGAN2 resolution must be a power of two of at least 4 px, not {res!r}."
+            )
         for name in ("z_dim", "w_dim", "img_channels", "channel_base", "channel_max"):
             if int(getattr(self, name)) <= 0:
-                raise CheckpointError(f"StyleGAN2 setting {name} must be a positive integer, "
-                                      f"not {getattr(self, name)!r}.")
+                raise CheckpointError(
+                    f"StyleGAN2 setting {name} must be a positive integer, "
+                    f"not {getattr(self, name)!r}."
+                )
         for name in ("c_dim", "mapping_layers", "d_mapping_layers", "num_fp16_res"):
             if int(getattr(self, name)) < 0:
                 raise CheckpointError(f"StyleGAN2 setting {name} cannot be negative.")
@@ -109,25 +112,32 @@ class StyleGAN2Config:
         if not self.mapping_lr > 0 or not self.d_mapping_lr > 0:
             raise CheckpointError("StyleGAN2 mapping learning-rate multipliers must be > 0.")
         if self.conv_clamp is not None and not self.conv_clamp > 0:
-            raise CheckpointError(f"conv_clamp must be positive or None, not "
-                                  f"{self.conv_clamp!r}.")
+            raise CheckpointError(f"conv_clamp must be positive or None, not {self.conv_clamp!r}.")
         if self.mbstd_group_size is not None and self.mbstd_group_size < 1:
-            raise CheckpointError("The minibatch-std group size must be at least 1 (or None "
-                                  "for the whole batch).")
+            raise CheckpointError(
+                "The minibatch-std group size must be at least 1 (or None for the whole batch)."
+            )
         if self.mbstd_channels < 1 or self.channels(4) % self.mbstd_channels:
-            raise CheckpointError(f"mbstd_channels {self.mbstd_channels} must divide the "
-                                  f"{self.channels(4)} channels at 4 px.")
+            raise CheckpointError(
+                f"mbstd_channels {self.mbstd_channels} must divide the "
+                f"{self.channels(4)} channels at 4 px."
+            )
         if self.g_architecture not in G_ARCHITECTURES:
-            raise CheckpointError(f"StyleGAN2 generators with the {self.g_architecture!r} "
-                                  "architecture are not supported; DGP Studio reads the "
-                                  "'skip' generator (config F).")
+            raise CheckpointError(
+                f"StyleGAN2 generators with the {self.g_architecture!r} "
+                "architecture are not supported; DGP Studio reads the "
+                "'skip' generator (config F)."
+            )
         if self.d_architecture not in D_ARCHITECTURES:
-            raise CheckpointError(f"StyleGAN2 discriminators with the {self.d_architecture!r} "
-                                  "architecture are not supported; DGP Studio reads the "
-                                  "'resnet' discriminator (config F).")
+            raise CheckpointError(
+                f"StyleGAN2 discriminators with the {self.d_architecture!r} "
+                "architecture are not supported; DGP Studio reads the "
+                "'resnet' discriminator (config F)."
+            )
         if self.d_head not in D_HEADS:
-            raise CheckpointError(f"d_head must be one of {', '.join(D_HEADS)}, not "
-                                  f"{self.d_head!r}.")
+            raise CheckpointError(
+                f"d_head must be one of {', '.join(D_HEADS)}, not {self.d_head!r}."
+            )
 
     # --- derived --------------------------------------------------------------------
     def channels(self, res: int) -> int:
@@ -161,10 +171,12 @@ class StyleGAN2Config:
 
     def describe(self) -> str:
         cond = f"{self.c_dim} classes" if self.c_dim else "unconditional"
-        return (f"StyleGAN2 {self.resolution}px, {cond}, z {self.z_dim}, w {self.w_dim}, "
-                f"channels {self.channel_base}/{self.channel_max}, mapping "
-                f"{self.mapping_layers}, mbstd {self.mbstd_group_size}, conv_clamp "
-                f"{self.conv_clamp}")
+        return (
+            f"StyleGAN2 {self.resolution}px, {cond}, z {self.z_dim}, w {self.w_dim}, "
+            f"channels {self.channel_base}/{self.channel_max}, mapping "
+            f"{self.mapping_layers}, mbstd {self.mbstd_group_size}, conv_clamp "
+            f"{self.conv_clamp}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -176,22 +188,23 @@ class StyleGAN2Config:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - fields)
         if unknown:
-            raise CheckpointError(f"The StyleGAN2 config has unknown settings: "
-                                  f"{', '.join(unknown)}.")
+            raise CheckpointError(
+                f"The StyleGAN2 config has unknown settings: {', '.join(unknown)}."
+            )
         kwargs: dict[str, Any] = {}
         for name, value in d.items():
             default = getattr(cls, name)
             if name in _OPTIONAL_NUMBERS:
-                ok = value is None or (isinstance(value, (int, float))
-                                       and not isinstance(value, bool))
+                ok = value is None or (
+                    isinstance(value, (int, float)) and not isinstance(value, bool)
+                )
             elif isinstance(default, float):
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool)
                 value = float(value) if ok else value
             else:
                 ok = isinstance(value, type(default)) and not isinstance(value, bool)
             if not ok:
-                raise CheckpointError(f"StyleGAN2 setting {name} has the wrong type: "
-                                      f"{value!r}.")
+                raise CheckpointError(f"StyleGAN2 setting {name} has the wrong type: {value!r}.")
             kwargs[name] = value
         return cls(**kwargs)
 
@@ -250,8 +263,9 @@ def downsample2x(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, w, stride=2, padding=1, groups=c)
 
 
-def _bias_act(x: torch.Tensor, bias: torch.Tensor | None, act: bool, gain: float,
-              clamp: float | None) -> torch.Tensor:
+def _bias_act(
+    x: torch.Tensor, bias: torch.Tensor | None, act: bool, gain: float, clamp: float | None
+) -> torch.Tensor:
     """bias, then leaky ReLU × √2 (if ``act``), then × gain, then clamp to ±clamp·gain."""
     if bias is not None:
         x = x + bias.to(x.dtype).reshape(1, -1, *([1] * (x.dim() - 2)))
@@ -273,14 +287,15 @@ def as_labels(c: torch.Tensor | None, c_dim: int, n: int, who: str) -> torch.Ten
         raise InputError(f"The {who} is conditional ({c_dim} classes): give it class labels.")
     if not c.is_floating_point():
         if c.dim() != 1 or c.shape[0] != n:
-            raise InputError(f"The {who} needs one class id per sample ({n}), not a tensor "
-                             f"of shape {tuple(c.shape)}.")
+            raise InputError(
+                f"The {who} needs one class id per sample ({n}), not a tensor "
+                f"of shape {tuple(c.shape)}."
+            )
         if bool(((c < 0) | (c >= c_dim)).any()):
             raise InputError(f"Class ids must lie in 0…{c_dim - 1} for the {who}.")
         return F.one_hot(c.long(), c_dim).float()
     if c.shape != (n, c_dim):
-        raise InputError(f"The {who} takes labels of shape ({n}, {c_dim}), not "
-                         f"{tuple(c.shape)}.")
+        raise InputError(f"The {who} takes labels of shape ({n}, {c_dim}), not {tuple(c.shape)}.")
     return c
 
 
@@ -293,8 +308,15 @@ class FullyConnected(nn.Module):
 
     bias: nn.Parameter | None
 
-    def __init__(self, in_features: int, out_features: int, *, act: bool = False,
-                 lr_multiplier: float = 1.0, bias_init: float = 0.0):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        act: bool = False,
+        lr_multiplier: float = 1.0,
+        bias_init: float = 0.0,
+    ):
         super().__init__()
         self.weight = nn.Parameter(_randn(out_features, in_features, std=1 / lr_multiplier))
         self.bias = nn.Parameter(torch.full([out_features], float(bias_init)))
@@ -315,8 +337,15 @@ class MappingNetwork(nn.Module):
 
     w_avg: torch.Tensor
 
-    def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int | None,
-                 num_layers: int, lr_multiplier: float):
+    def __init__(
+        self,
+        z_dim: int,
+        c_dim: int,
+        w_dim: int,
+        num_ws: int | None,
+        num_layers: int,
+        lr_multiplier: float,
+    ):
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
         self.num_layers = num_layers
@@ -324,20 +353,27 @@ class MappingNetwork(nn.Module):
             self.embed = FullyConnected(c_dim, w_dim)
         features = z_dim + (w_dim if c_dim > 0 else 0)
         for i in range(num_layers):
-            self.add_module(f"fc{i}", FullyConnected(features, w_dim, act=True,
-                                                     lr_multiplier=lr_multiplier))
+            self.add_module(
+                f"fc{i}", FullyConnected(features, w_dim, act=True, lr_multiplier=lr_multiplier)
+            )
             features = w_dim
         if num_ws is not None:
             self.register_buffer("w_avg", torch.zeros(w_dim))
 
-    def forward(self, z: torch.Tensor | None, c: torch.Tensor | None,
-                truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor | None,
+        c: torch.Tensor | None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+    ) -> torch.Tensor:
         parts = []
         if self.z_dim > 0:
             if z is None or z.dim() != 2 or z.shape[1] != self.z_dim:
-                raise InputError(f"The mapping network takes z of shape (N, {self.z_dim}), "
-                                 f"not {None if z is None else tuple(z.shape)}.")
+                raise InputError(
+                    f"The mapping network takes z of shape (N, {self.z_dim}), "
+                    f"not {None if z is None else tuple(z.shape)}."
+                )
             parts.append(normalize_2nd_moment(z.float()))
         if self.c_dim > 0:
             assert c is not None
@@ -370,12 +406,19 @@ class ModulatedConv(nn.Module):
     resample_filter: torch.Tensor
     noise_const: torch.Tensor
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int,
-                 up: bool, conv_clamp: float | None, kernel_size: int = 3):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        up: bool,
+        conv_clamp: float | None,
+        kernel_size: int = 3,
+    ):
         super().__init__()
         self.affine = FullyConnected(w_dim, in_channels, bias_init=1.0)
-        self.weight = nn.Parameter(_randn(out_channels, in_channels, kernel_size,
-                                           kernel_size))
+        self.weight = nn.Parameter(_randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.noise_strength = nn.Parameter(torch.zeros([]))
         self.register_buffer("resample_filter", _resample_kernel())
@@ -389,8 +432,7 @@ class ModulatedConv(nn.Module):
         n, cin, h, wd = x.shape
         styles = self.affine(w)  # [N, Cin]
         weight = self.weight.to(x.dtype)[None] * styles[:, None, :, None, None]
-        weight = weight * (weight.square().sum(dim=[2, 3, 4]) + EPS).rsqrt()[
-            :, :, None, None, None]
+        weight = weight * (weight.square().sum(dim=[2, 3, 4]) + EPS).rsqrt()[:, :, None, None, None]
         cout, k = weight.shape[1], weight.shape[-1]
         grouped = x.reshape(1, n * cin, h, wd)
         if self.up:
@@ -401,26 +443,26 @@ class ModulatedConv(nn.Module):
             y = F.conv_transpose2d(grouped, tw, stride=2, groups=n)
             y = blur(y, self.resample_filter, pad=1, gain=4.0)
         else:
-            y = F.conv2d(grouped, weight.reshape(n * cout, cin, k, k), padding=k // 2,
-                         groups=n)
+            y = F.conv2d(grouped, weight.reshape(n * cout, cin, k, k), padding=k // 2, groups=n)
         y = y.reshape(n, cout, y.shape[-2], y.shape[-1])
         if noise_mode == "const":
             y = y + self.noise_const.to(y.dtype) * self.noise_strength.to(y.dtype)
         elif noise_mode == "random":
-            noise = torch.randn(n, 1, self.resolution, self.resolution, device=y.device,
-                                dtype=y.dtype)
+            noise = torch.randn(
+                n, 1, self.resolution, self.resolution, device=y.device, dtype=y.dtype
+            )
             y = y + noise * self.noise_strength.to(y.dtype)
         elif noise_mode != "none":
-            raise InputError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, not "
-                             f"{noise_mode!r}.")
+            raise InputError(
+                f"noise_mode must be one of {', '.join(NOISE_MODES)}, not {noise_mode!r}."
+            )
         return _bias_act(y, self.bias, True, 1.0, self.conv_clamp)
 
 
 class ToRGB(nn.Module):
     """1×1 modulated convolution to RGB, without demodulation; bias; clamp."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int,
-                 conv_clamp: float | None):
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, conv_clamp: float | None):
         super().__init__()
         self.affine = FullyConnected(w_dim, in_channels, bias_init=1.0)
         self.weight = nn.Parameter(_randn(out_channels, in_channels, 1, 1))
@@ -434,8 +476,7 @@ class ToRGB(nn.Module):
         styles = self.affine(w) * self.weight_gain
         weight = self.weight.to(x.dtype)[None] * styles[:, None, :, None, None]
         cout = weight.shape[1]
-        y = F.conv2d(x.reshape(1, n * cin, h, wd), weight.reshape(n * cout, cin, 1, 1),
-                     groups=n)
+        y = F.conv2d(x.reshape(1, n * cin, h, wd), weight.reshape(n * cout, cin, 1, 1), groups=n)
         return _bias_act(y.reshape(n, cout, h, wd), self.bias, False, 1.0, self.conv_clamp)
 
 
@@ -445,25 +486,31 @@ class SynthesisBlock(nn.Module):
 
     resample_filter: torch.Tensor
 
-    def __init__(self, in_channels: int, out_channels: int, cfg: StyleGAN2Config,
-                 resolution: int):
+    def __init__(self, in_channels: int, out_channels: int, cfg: StyleGAN2Config, resolution: int):
         super().__init__()
         self.resolution = resolution
         self.register_buffer("resample_filter", _resample_kernel())
         if in_channels == 0:
             self.const = nn.Parameter(_randn(out_channels, resolution, resolution))
         else:
-            self.conv0 = ModulatedConv(in_channels, out_channels, cfg.w_dim, resolution,
-                                       up=True, conv_clamp=cfg.conv_clamp)
-        self.conv1 = ModulatedConv(out_channels, out_channels, cfg.w_dim, resolution,
-                                   up=False, conv_clamp=cfg.conv_clamp)
+            self.conv0 = ModulatedConv(
+                in_channels, out_channels, cfg.w_dim, resolution, up=True, conv_clamp=cfg.conv_clamp
+            )
+        self.conv1 = ModulatedConv(
+            out_channels, out_channels, cfg.w_dim, resolution, up=False, conv_clamp=cfg.conv_clamp
+        )
         self.torgb = ToRGB(out_channels, cfg.img_channels, cfg.w_dim, cfg.conv_clamp)
         self.first = in_channels == 0
         self.num_conv = 1 if self.first else 2
         self.num_torgb = 1
 
-    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
-                noise_mode: str = "const") -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        x: torch.Tensor | None,
+        img: torch.Tensor | None,
+        ws: torch.Tensor,
+        noise_mode: str = "const",
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``ws``: [N, num_conv + 1, w_dim], this block's slice."""
         i = 0
         if self.first:
@@ -501,16 +548,22 @@ class SynthesisNetwork(nn.Module):
         """Each block's slice of ws: block k takes its convolutions' ws and the next one,
         shared between its toRGB and the next block's first convolution."""
         if ws.dim() != 3 or ws.shape[1] != self.num_ws:
-            raise InputError(f"The synthesis network takes ws of shape (N, {self.num_ws}, "
-                             f"{self.cfg.w_dim}), not {tuple(ws.shape)}.")
+            raise InputError(
+                f"The synthesis network takes ws of shape (N, {self.num_ws}, "
+                f"{self.cfg.w_dim}), not {tuple(ws.shape)}."
+            )
         out, start = [], 0
         for blk in self.blocks:
-            out.append(ws[:, start:start + blk.num_conv + blk.num_torgb])
+            out.append(ws[:, start : start + blk.num_conv + blk.num_torgb])
             start += blk.num_conv
         return out
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "const",
-                intermediates: list[tuple[str, torch.Tensor]] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        ws: torch.Tensor,
+        noise_mode: str = "const",
+        intermediates: list[tuple[str, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
         """``intermediates``, if given, receives ("b<R>.x", features) and ("b<R>.img",
         image so far) of every block, shallowest first."""
         x: torch.Tensor | None = None
@@ -533,20 +586,31 @@ class Generator(nn.Module):
         self.z_dim, self.c_dim, self.w_dim = cfg.z_dim, cfg.c_dim, cfg.w_dim
         self.num_ws = cfg.num_ws
         self.synthesis = SynthesisNetwork(cfg)
-        self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, cfg.num_ws,
-                                      cfg.mapping_layers, cfg.mapping_lr)
+        self.mapping = MappingNetwork(
+            cfg.z_dim, cfg.c_dim, cfg.w_dim, cfg.num_ws, cfg.mapping_layers, cfg.mapping_lr
+        )
 
-    def map(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
-            truncation_cutoff: int | None = None) -> torch.Tensor:
+    def map(
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor | None = None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+    ) -> torch.Tensor:
         """ws [N, num_ws, w_dim] of z and labels."""
         labels = as_labels(c, self.c_dim, z.shape[0], "generator")
         ws: torch.Tensor = self.mapping(z, labels, truncation_psi, truncation_cutoff)
         return ws
 
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None,
-                truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                noise_mode: str = "const",
-                intermediates: list[tuple[str, torch.Tensor]] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor | None = None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        noise_mode: str = "const",
+        intermediates: list[tuple[str, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
         ws = self.map(z, c, truncation_psi, truncation_cutoff)
         img: torch.Tensor = self.synthesis(ws, noise_mode, intermediates)
         return img
@@ -588,12 +652,20 @@ class Conv2dLayer(nn.Module):
     resample_filter: torch.Tensor
     bias: nn.Parameter | None
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
-                 bias: bool = True, act: bool = True, down: bool = False, gain: float = 1.0,
-                 conv_clamp: float | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        bias: bool = True,
+        act: bool = True,
+        down: bool = False,
+        gain: float = 1.0,
+        conv_clamp: float | None = None,
+    ):
         super().__init__()
-        self.weight = nn.Parameter(_randn(out_channels, in_channels, kernel_size,
-                                           kernel_size))
+        self.weight = nn.Parameter(_randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.register_buffer("resample_filter", _resample_kernel())
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size * kernel_size)
@@ -621,8 +693,14 @@ class DiscriminatorBlock(nn.Module):
 
     resample_filter: torch.Tensor
 
-    def __init__(self, in_channels: int, tmp_channels: int, out_channels: int,
-                 cfg: StyleGAN2Config, resolution: int):
+    def __init__(
+        self,
+        in_channels: int,
+        tmp_channels: int,
+        out_channels: int,
+        cfg: StyleGAN2Config,
+        resolution: int,
+    ):
         super().__init__()
         self.resolution = resolution
         self.first = in_channels == 0
@@ -631,10 +709,12 @@ class DiscriminatorBlock(nn.Module):
         if self.first:
             self.fromrgb = Conv2dLayer(cfg.img_channels, tmp_channels, 1, conv_clamp=clamp)
         self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, conv_clamp=clamp)
-        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, down=True,
-                                 gain=RESIDUAL_GAIN, conv_clamp=clamp)
-        self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, act=False,
-                                down=True, gain=RESIDUAL_GAIN)
+        self.conv1 = Conv2dLayer(
+            tmp_channels, out_channels, 3, down=True, gain=RESIDUAL_GAIN, conv_clamp=clamp
+        )
+        self.skip = Conv2dLayer(
+            tmp_channels, out_channels, 1, bias=False, act=False, down=True, gain=RESIDUAL_GAIN
+        )
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor) -> torch.Tensor:
         if self.first:
@@ -659,8 +739,10 @@ class MinibatchStd(nn.Module):
         size = group_size or self.group_size
         g = n if size is None else min(size, n)
         if n % g:
-            raise InputError(f"The discriminator scores batches in groups of {g} (minibatch "
-                             f"std): a batch of {n} does not divide into them.")
+            raise InputError(
+                f"The discriminator scores batches in groups of {g} (minibatch "
+                f"std): a batch of {n} does not divide into them."
+            )
         f = self.num_channels
         y = x.float().reshape(g, n // g, f, c // f, h, w)
         std = (y.var(dim=0, unbiased=False) + EPS).sqrt()  # [N/G, F, C/F, H, W]
@@ -676,12 +758,17 @@ class DiscriminatorEpilogue(nn.Module):
     def __init__(self, channels: int, cfg: StyleGAN2Config):
         super().__init__()
         self.mbstd = MinibatchStd(cfg.mbstd_group_size, cfg.mbstd_channels)
-        self.conv = Conv2dLayer(channels + cfg.mbstd_channels, channels, 3,
-                                conv_clamp=cfg.conv_clamp)
+        self.conv = Conv2dLayer(
+            channels + cfg.mbstd_channels, channels, 3, conv_clamp=cfg.conv_clamp
+        )
         self.fc = FullyConnected(channels * 16, channels, act=True)
 
-    def forward(self, x: torch.Tensor, independent: bool = False,
-                record: list[tuple[str, torch.Tensor]] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        independent: bool = False,
+        record: list[tuple[str, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
         x = self.mbstd(x, 1 if independent else None)
         if record is not None:
             record.append(("b4.mbstd", x))
@@ -707,11 +794,14 @@ class Discriminator(nn.Module):
         self.block_resolutions = [2**i for i in range(cfg.log2_resolution, 2, -1)]
         for res in self.block_resolutions:
             cin = 0 if res == cfg.resolution else cfg.channels(res)
-            self.add_module(f"b{res}", DiscriminatorBlock(cin, cfg.channels(res),
-                                                          cfg.channels(res // 2), cfg, res))
+            self.add_module(
+                f"b{res}",
+                DiscriminatorBlock(cin, cfg.channels(res), cfg.channels(res // 2), cfg, res),
+            )
         if self.c_dim > 0:
-            self.mapping = MappingNetwork(0, self.c_dim, self.cmap_dim, None,
-                                          cfg.d_mapping_layers, cfg.d_mapping_lr)
+            self.mapping = MappingNetwork(
+                0, self.c_dim, self.cmap_dim, None, cfg.d_mapping_layers, cfg.d_mapping_lr
+            )
         c4 = cfg.channels(4)
         self.b4 = DiscriminatorEpilogue(c4, cfg)
         head = FullyConnected(c4, self.cmap_dim if self.c_dim > 0 else 1)
@@ -723,8 +813,7 @@ class Discriminator(nn.Module):
     @property
     def head(self) -> FullyConnected:
         """The output layer (NVIDIA's ``b4.out``, StudioGAN's ``linear1``)."""
-        return cast(FullyConnected, self.linear1 if self.cfg.d_head == "studiogan"
-                    else self.b4.out)
+        return cast(FullyConnected, self.linear1 if self.cfg.d_head == "studiogan" else self.b4.out)
 
     @property
     def num_features(self) -> int:
@@ -733,10 +822,14 @@ class Discriminator(nn.Module):
     def block(self, res: int) -> DiscriminatorBlock:
         return cast(DiscriminatorBlock, getattr(self, f"b{res}"))
 
-    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, *,
-                independent: bool = False,
-                block_outputs: list[tuple[str, torch.Tensor]] | None = None,
-                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self,
+        img: torch.Tensor,
+        c: torch.Tensor | None = None,
+        *,
+        independent: bool = False,
+        block_outputs: list[tuple[str, torch.Tensor]] | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``independent``: score every sample as if it were alone (minibatch-std group
         of 1, as a batch of 1 is scored), so a sample's output does not depend on its
         batch mates. ``block_outputs``, if given, receives (name, tensor) of every block
@@ -767,8 +860,10 @@ class Discriminator(nn.Module):
         return out, feats
 
 
-def build(cfg: StyleGAN2Config, device: torch.device | str | None = None,
-          ) -> tuple[Generator, Discriminator]:
+def build(
+    cfg: StyleGAN2Config,
+    device: torch.device | str | None = None,
+) -> tuple[Generator, Discriminator]:
     """A G and D of ``cfg`` in eval mode (``device="meta"`` builds them without memory,
     e.g. to check a checkpoint's keys and shapes)."""
     with torch.device(device or "cpu"):

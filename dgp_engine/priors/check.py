@@ -44,8 +44,11 @@ class CheckpointShape:
     def describe(self) -> str:
         if self.role is None:
             return "not a BigGAN generator or discriminator"
-        parts = [f"a BigGAN {self.resolution} px {ROLE_NAME[self.role]}"
-                 if self.resolution else f"a BigGAN {ROLE_NAME[self.role]}"]
+        parts = [
+            f"a BigGAN {self.resolution} px {ROLE_NAME[self.role]}"
+            if self.resolution
+            else f"a BigGAN {ROLE_NAME[self.role]}"
+        ]
         if self.ch:
             parts.append(f"with {self.role}_ch {self.ch}")
         return " ".join(parts)
@@ -90,15 +93,25 @@ def _registry_match(shape: CheckpointShape, exclude: str) -> str | None:
         if entry.name == exclude or cfg is None or entry.kind != "download":
             continue
         ch = cfg.G_ch if shape.role == "G" else cfg.D_ch
-        if (cfg.resolution, ch) == (shape.resolution, shape.ch) and \
-                shape.n_classes in (None, cfg.n_classes):
+        if (cfg.resolution, ch) == (shape.resolution, shape.ch) and shape.n_classes in (
+            None,
+            cfg.n_classes,
+        ):
             return entry.name
     return None
 
 
-def check_state_dict(sd: dict[str, Any], role: str, config: BigGANConfig, *, label: str,
-                     model: str, other_label: str | None = None,
-                     has_config_file: bool = False, source_hint: str | None = None) -> None:
+def check_state_dict(
+    sd: dict[str, Any],
+    role: str,
+    config: BigGANConfig,
+    *,
+    label: str,
+    model: str,
+    other_label: str | None = None,
+    has_config_file: bool = False,
+    source_hint: str | None = None,
+) -> None:
     """Raise CheckpointError with one sentence saying what to do, unless ``sd`` has exactly
     the keys and shapes of the ``role`` network of ``config`` (DGP's optional
     InstanceNorm keys may be absent)."""
@@ -106,15 +119,15 @@ def check_state_dict(sd: dict[str, Any], role: str, config: BigGANConfig, *, lab
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "copying into a meta parameter is a no-op"
-            load_strict(net, sd, Path(label), config,
-                        optional=OPTIONAL_G_KEYS if role == "G" else None)
+            load_strict(
+                net, sd, Path(label), config, optional=OPTIONAL_G_KEYS if role == "G" else None
+            )
         return
     except CheckpointError as exc:
         strict_error = exc
     found = inspect_state_dict(sd)
     want_ch = config.G_ch if role == "G" else config.D_ch
-    expected = (f"{config.resolution} px with {role}_ch {want_ch}, "
-                f"{config.n_classes} classes")
+    expected = f"{config.resolution} px with {role}_ch {want_ch}, {config.n_classes} classes"
     if source_hint:  # pulled: the mirror serves something else than the registry says
         fix_config = f"point {model}'s source at the right files ({source_hint})"
     elif has_config_file:
@@ -125,7 +138,8 @@ def check_state_dict(sd: dict[str, Any], role: str, config: BigGANConfig, *, lab
         raise CheckpointError(
             f"{label} is not a BigGAN-PyTorch {ROLE_NAME[role]} state dict "
             f"({strict_error}); pass the {'G_ema.pth' if role == 'G' else 'D.pth'} file with "
-            f"{ROLE_FLAG[role]}.") from strict_error
+            f"{ROLE_FLAG[role]}."
+        ) from strict_error
     if found.role != role:
         raise CheckpointError(
             f"{label} holds a {ROLE_NAME[found.role]}, not a {ROLE_NAME[role]}: pass the "
@@ -140,16 +154,21 @@ def check_state_dict(sd: dict[str, Any], role: str, config: BigGANConfig, *, lab
         ) from strict_error
     if not same_arch:
         better = None if source_hint else _registry_match(found, exclude=model)
-        advice = (f"import it as {better} instead" if better
-                  else f"{fix_config} (resolution {found.resolution}, {role}_ch {found.ch})"
-                  if not source_hint else fix_config)
+        advice = (
+            f"import it as {better} instead"
+            if better
+            else f"{fix_config} (resolution {found.resolution}, {role}_ch {found.ch})"
+            if not source_hint
+            else fix_config
+        )
         raise CheckpointError(
             f"{label} is {found.describe()}, but {model} expects {expected}: {advice}."
         ) from strict_error
     if found.n_classes and found.n_classes != config.n_classes:
         raise CheckpointError(
             f"{label} has {found.n_classes} classes, but {model} expects {config.n_classes}: "
-            f"{fix_config} (n_classes {found.n_classes}).") from strict_error
+            f"{fix_config} (n_classes {found.n_classes})."
+        ) from strict_error
     raise strict_error
 
 
@@ -165,15 +184,20 @@ def check_safetensors_header(file: Path, role: str, config: BigGANConfig) -> Non
     _check_shapes(shapes, role, config, file.name)
 
 
-def _check_shapes(shapes: dict[str, tuple[int, ...]], role: str, config: BigGANConfig,
-                  label: str) -> None:
-    expected = {k: tuple(v.shape) for k, v in
-                _meta_nets(config)[0 if role == "G" else 1].state_dict().items()}
-    missing = [k for k in expected if k not in shapes
-               and not (role == "G" and OPTIONAL_G_KEYS.match(k))]
+def _check_shapes(
+    shapes: dict[str, tuple[int, ...]], role: str, config: BigGANConfig, label: str
+) -> None:
+    expected = {
+        k: tuple(v.shape)
+        for k, v in _meta_nets(config)[0 if role == "G" else 1].state_dict().items()
+    }
+    missing = [
+        k for k in expected if k not in shapes and not (role == "G" and OPTIONAL_G_KEYS.match(k))
+    ]
     unexpected = [k for k in shapes if k not in expected]
     wrong = [k for k in expected if k in shapes and shapes[k] != expected[k]]
     if missing or unexpected or wrong:
         raise CheckpointError(
             f"{label} does not fit {config.describe()} ({len(missing)} missing, "
-            f"{len(unexpected)} unexpected, {len(wrong)} wrongly shaped tensors).")
+            f"{len(unexpected)} unexpected, {len(wrong)} wrongly shaped tensors)."
+        )

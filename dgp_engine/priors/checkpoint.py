@@ -76,8 +76,10 @@ def read_config(folder: Path) -> BigGANConfig:
     if not isinstance(data, dict):
         raise CheckpointError(f"{cfg_file} must hold a JSON object of BigGAN settings")
     if is_stylegan2_dict(data):
-        raise CheckpointError(f"{folder.name} holds a StyleGAN2 model, and this part of DGP "
-                              "Studio reads BigGAN models only.")
+        raise CheckpointError(
+            f"{folder.name} holds a StyleGAN2 model, and this part of DGP "
+            "Studio reads BigGAN models only."
+        )
     return BigGANConfig.from_dict(data)
 
 
@@ -118,8 +120,11 @@ def _studiogan_yaml(folder: Path) -> Path | None:
     return None
 
 
-def _studiogan_config(folder: Path, g_sd: dict[str, torch.Tensor] | None = None,
-                      d_sd: dict[str, torch.Tensor] | None = None) -> BigGANConfig:
+def _studiogan_config(
+    folder: Path,
+    g_sd: dict[str, torch.Tensor] | None = None,
+    d_sd: dict[str, torch.Tensor] | None = None,
+) -> BigGANConfig:
     yaml_file = _studiogan_yaml(folder)
     if yaml_file is not None:
         return studiogan.config_from_yaml(yaml_file)
@@ -186,11 +191,14 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{file.name} does not hold a state dict of tensors")
     check_stored_sizes(sd, file.name)
     out = {str(k): v.float() if v.is_floating_point() else v for k, v in sd.items()}
-    bad = sorted(k for k, v in out.items() if v.is_floating_point() and
-                 not bool(torch.isfinite(v).all()))
+    bad = sorted(
+        k for k, v in out.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())
+    )
     if bad:  # such weights render black pictures without a word
-        raise CheckpointError(f"{file.name} is damaged: {', '.join(bad[:3])} hold non-finite "
-                              "values (NaN or infinity). Download or copy it again.")
+        raise CheckpointError(
+            f"{file.name} is damaged: {', '.join(bad[:3])} hold non-finite "
+            "values (NaN or infinity). Download or copy it again."
+        )
     return out
 
 
@@ -209,7 +217,8 @@ def check_stored_sizes(tensors: Mapping[str, Any], label: str) -> None:
             raise CheckpointError(
                 f"{label} was refused: its tensor {key} claims {t.numel():,} values of shape "
                 f"{tuple(t.shape)} but the file stores {max(0, stored):,} for it (a damaged or "
-                "crafted file: a trained network's tensors never repeat values this way).")
+                "crafted file: a trained network's tensors never repeat values this way)."
+            )
 
 
 # --- plausibility: values no GAN prior holds (flipped bits, damaged copies) ---------------
@@ -224,12 +233,26 @@ VALUE_CEILING = 1e6
 SN_VECTOR_CEILING = 100.0
 _PERCENTILE_SAMPLE = 1 << 16
 #: Tensor names (last part) that hold floating-point values in every network we read.
-_FLOAT_LEAVES = frozenset({"weight", "bias", "gain", "u0", "v0", "sv0", "stored_mean",
-                           "stored_var", "const", "w_avg", "noise_strength"})
+_FLOAT_LEAVES = frozenset(
+    {
+        "weight",
+        "bias",
+        "gain",
+        "u0",
+        "v0",
+        "sv0",
+        "stored_mean",
+        "stored_var",
+        "const",
+        "w_avg",
+        "noise_strength",
+    }
+)
 
 
-def implausible_value(sd: Mapping[str, torch.Tensor],
-                      stored: Mapping[str, torch.Tensor] | None = None) -> str | None:
+def implausible_value(
+    sd: Mapping[str, torch.Tensor], stored: Mapping[str, torch.Tensor] | None = None
+) -> str | None:
     """What makes a BigGAN or StyleGAN2 state dict implausible (a clause naming the
     tensor), or None.
 
@@ -272,8 +295,10 @@ def implausible_value(sd: Mapping[str, torch.Tensor],
             # load_state_dict casts them without a word: a file of int64 "weights" (floats
             # cut to whole numbers, mostly 0) imported and verified OK, then every run
             # failed with "weights hold NaN or inf"
-            return (f"{key} holds {_dtype_name(value)} whole numbers where a network holds "
-                    "floating-point weights")
+            return (
+                f"{key} holds {_dtype_name(value)} whole numbers where a network holds "
+                "floating-point weights"
+            )
         if not value.is_floating_point() or value.numel() == 0:
             continue
         flat = value.detach().reshape(-1)
@@ -284,21 +309,30 @@ def implausible_value(sd: Mapping[str, torch.Tensor],
         if peak == 0.0 and value.dim() >= 2 and flat.numel() >= OUTLIER_MIN_VALUES:
             # a zeroed kernel or matrix (a zero-filled copy): spectral norm divides it by
             # its largest singular value, 0, and demodulation by its norm, 0
-            return (f"{key} holds only zeros, which no trained or initialised GAN layer "
-                    "has (a zero-filled or damaged copy)")
+            return (
+                f"{key} holds only zeros, which no trained or initialised GAN layer "
+                "has (a zero-filled or damaged copy)"
+            )
         kept = stored.get(key) if stored is not None else None
-        if kept is not None and kept.is_floating_point() and kept.dtype != value.dtype and \
-                not all(math.isfinite(float(x)) for x in torch.aminmax(kept.reshape(-1))):
-            return (f"{key} holds {peak:.3g}, which becomes infinity in {_dtype_name(kept)} "
-                    "(the precision it is stored in)")
+        if (
+            kept is not None
+            and kept.is_floating_point()
+            and kept.dtype != value.dtype
+            and not all(math.isfinite(float(x)) for x in torch.aminmax(kept.reshape(-1)))
+        ):
+            return (
+                f"{key} holds {peak:.3g}, which becomes infinity in {_dtype_name(kept)} "
+                "(the precision it is stored in)"
+            )
         if leaf in ("u0", "v0"):
             if peak > SN_VECTOR_CEILING:
-                return (f"{key} holds {peak:.4g}, but it is a spectral-norm vector (unit "
-                        f"length, entries within ±{SN_VECTOR_CEILING:g})")
+                return (
+                    f"{key} holds {peak:.4g}, but it is a spectral-norm vector (unit "
+                    f"length, entries within ±{SN_VECTOR_CEILING:g})"
+                )
             continue
         if peak > VALUE_CEILING:
-            return (f"{key} holds {peak:.4g}, far beyond any weight of a GAN "
-                    f"(±{VALUE_CEILING:g})")
+            return f"{key} holds {peak:.4g}, far beyond any weight of a GAN (±{VALUE_CEILING:g})"
         if leaf == "stored_var" and lo < 0:
             return f"{key} holds a negative BN running variance ({lo:.4g})"
         if flat.numel() < OUTLIER_MIN_VALUES or peak == 0.0:
@@ -307,9 +341,11 @@ def implausible_value(sd: Mapping[str, torch.Tensor],
         sample = flat[::step].float().abs()
         typical = float(sample.kthvalue(max(1, int(0.9 * sample.numel()))).values)
         if typical > 0 and peak > OUTLIER_FACTOR * typical:
-            return (f"{key} holds {peak:.4g} while 90 % of its values are below "
-                    f"{typical:.2g}, an outlier that no trained or initialised GAN has "
-                    "and flipped bits make")
+            return (
+                f"{key} holds {peak:.4g} while 90 % of its values are below "
+                f"{typical:.2g}, an outlier that no trained or initialised GAN has "
+                "and flipped bits make"
+            )
     return None
 
 
@@ -330,8 +366,10 @@ def _unreadable(file: Path, exc: BaseException) -> str:
     text = (str(exc).strip().splitlines() or [""])[0]
     reason = text.split(". ")[0].rstrip(".")[:120]
     detail = f" ({reason})" if reason else ""
-    return (f"Could not read {file.name}: the file is damaged or incomplete{detail}; download "
-            "or copy it again.")
+    return (
+        f"Could not read {file.name}: the file is damaged or incomplete{detail}; download "
+        "or copy it again."
+    )
 
 
 def _torch_load(file: Path) -> Any:
@@ -349,8 +387,10 @@ def _torch_load(file: Path) -> Any:
 # followed by a BUILD of its state. The allow-list maps the names a file may use to the
 # checked stand-ins below; BUILD is allowed on float64 dtypes only.
 _FLOAT64 = np.dtype(np.float64)
-_SCALAR_NAMES = ("numpy._core.multiarray.scalar",  # numpy 2
-                 "numpy.core.multiarray.scalar")   # numpy 1.x: StudioGAN's 2022 files
+_SCALAR_NAMES = (
+    "numpy._core.multiarray.scalar",  # numpy 2
+    "numpy.core.multiarray.scalar",
+)  # numpy 1.x: StudioGAN's 2022 files
 _ALLOW_LOCK = threading.Lock()
 
 
@@ -369,8 +409,12 @@ def _float64_dtype(spec: Any, align: Any = False, copy: Any = True) -> np.dtype[
 
 def _float64_scalar(dtype: Any, data: Any = None) -> np.float64:
     """numpy's scalar reconstructor, for float64 values given as their 8 raw bytes."""
-    if not isinstance(dtype, np.dtype) or dtype != _FLOAT64 or not isinstance(data, bytes) \
-            or len(data) != _FLOAT64.itemsize:
+    if (
+        not isinstance(dtype, np.dtype)
+        or dtype != _FLOAT64
+        or not isinstance(data, bytes)
+        or len(data) != _FLOAT64.itemsize
+    ):
         raise _refuse(f"a numpy scalar made of {dtype!r} and {type(data).__name__}")
     return np.frombuffer(data, dtype=dtype)[0].copy()  # type: ignore[no-any-return]
 
@@ -379,8 +423,11 @@ def numpy_float_globals() -> list[Any]:
     """What ``torch.load(weights_only=True)`` needs to read numpy float64 scalars: the
     scalar reconstructor under numpy 2's and numpy 1's module names, ``numpy.dtype`` and
     the float64 dtype's class — each a checked stand-in that builds nothing else."""
-    return [*((_float64_scalar, name) for name in _SCALAR_NAMES),
-            (_float64_dtype, "numpy.dtype"), type(_FLOAT64)]
+    return [
+        *((_float64_scalar, name) for name in _SCALAR_NAMES),
+        (_float64_dtype, "numpy.dtype"),
+        type(_FLOAT64),
+    ]
 
 
 @contextmanager
@@ -401,20 +448,23 @@ def family_of(sd: dict[str, torch.Tensor]) -> str:
     return "biggan-pytorch"
 
 
-def as_ours(sd: dict[str, torch.Tensor], role: str,
-            label: str) -> tuple[dict[str, torch.Tensor], str]:
+def as_ours(
+    sd: dict[str, torch.Tensor], role: str, label: str
+) -> tuple[dict[str, torch.Tensor], str]:
     """(state dict under our names, its family). StudioGAN networks other than the
     BigGAN G/D that DGP uses are refused with what they are."""
     if not studiogan.is_studiogan(sd):
         return sd, family_of(sd)
     found, what = studiogan.identify(sd)
     if found is None:
-        raise CheckpointError(f"{label} is {what}; DGP needs a BigGAN (big_resnet) generator "
-                              "and its discriminator.")
+        raise CheckpointError(
+            f"{label} is {what}; DGP needs a BigGAN (big_resnet) generator and its discriminator."
+        )
     if found != role:
         raise CheckpointError(
             f"{label} holds {what}, not a {studiogan.describe_role(role)}: pass the generator "
-            "(model=G_ema-…pth) with --g and the discriminator (model=D-…pth) with --d.")
+            "(model=G_ema-…pth) with --g and the discriminator (model=D-…pth) with --d."
+        )
     return studiogan.to_ours(sd, role), "studiogan"
 
 
@@ -429,36 +479,58 @@ def read_folder(folder: Path) -> FolderWeights:
     if g_fmt != d_fmt:
         raise CheckpointError(
             f"{g_file.name} is a {g_fmt} checkpoint but {d_file.name} is a {d_fmt} one: "
-            "put the generator and the discriminator of the same model together.")
+            "put the generator and the discriminator of the same model together."
+        )
     if config is None:
         config = _studiogan_config(folder, g_raw, d_raw)
     del g_raw, d_raw
     if g_fmt == "studiogan" and config.family != "studiogan":
         raise CheckpointError(
             f"{folder / CONFIG_FILE} describes a BigGAN-PyTorch model but the weights are "
-            "StudioGAN's: add \"family\": \"studiogan\" and \"BN_eps\": 0.0001 to it, or "
-            "delete it to read the architecture from the StudioGAN files.")
+            'StudioGAN\'s: add "family": "studiogan" and "BN_eps": 0.0001 to it, or '
+            "delete it to read the architecture from the StudioGAN files."
+        )
     if g_fmt == "biggan-pytorch" and config.family == "studiogan":
         raise CheckpointError(
             f"{folder.name}'s config describes a StudioGAN model but {g_file.name} is a "
-            "BigGAN-PyTorch checkpoint: fix the config's family.")
+            "BigGAN-PyTorch checkpoint: fix the config's family."
+        )
     return FolderWeights(config, g_sd, d_sd, (g_file, d_file), g_fmt)
 
 
-def load_strict(net: torch.nn.Module, sd: dict[str, torch.Tensor], file: Path,
-                config: BigGANConfig, optional: re.Pattern[str] | None = None) -> None:
-    expected = net.state_dict()
+def key_mismatch(
+    sd: Mapping[str, torch.Tensor],
+    expected: Mapping[str, tuple[int, ...]],
+    optional: re.Pattern[str] | None = None,
+) -> str | None:
+    """How the tensors ``sd`` differ from the names and shapes a network ``expected``
+    (missing, unexpected, of the wrong shape; a few of each named), or None when they fit.
+    Keys matching ``optional`` may be missing."""
     missing = [k for k in expected if k not in sd and not (optional and optional.match(k))]
     unexpected = [k for k in sd if k not in expected]
-    wrong = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(expected[k].shape)}"
-             for k in expected if k in sd and sd[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        detail = "; ".join(filter(None, [
-            f"{len(missing)} missing (e.g. {', '.join(missing[:3])})" if missing else "",
-            f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})"
-            if unexpected else "",
-            f"{len(wrong)} of the wrong shape (e.g. {'; '.join(wrong[:2])})" if wrong else "",
-        ]))
+    wrong = [
+        f"{k}: file {tuple(sd[k].shape)} vs model {expected[k]}"
+        for k in expected
+        if k in sd and tuple(sd[k].shape) != tuple(expected[k])
+    ]
+    parts = [
+        f"{len(missing)} missing (e.g. {', '.join(missing[:3])})" if missing else "",
+        f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})" if unexpected else "",
+        f"{len(wrong)} of the wrong shape (e.g. {'; '.join(wrong[:2])})" if wrong else "",
+    ]
+    return "; ".join(p for p in parts if p) or None
+
+
+def load_strict(
+    net: torch.nn.Module,
+    sd: dict[str, torch.Tensor],
+    file: Path,
+    config: BigGANConfig,
+    optional: re.Pattern[str] | None = None,
+) -> None:
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    detail = key_mismatch(sd, expected, optional)
+    if detail:
         raise CheckpointError(
             f"{file.name} does not fit the expected config ({config.describe()}): {detail}. "
             "Check config.json (resolution, G_ch/D_ch) against the checkpoint you have."
@@ -473,8 +545,9 @@ def read_class_names(folder: Path, config: BigGANConfig) -> list[str]:
         names = [ln.strip() for ln in own.read_text(encoding="utf-8").splitlines() if ln.strip()]
         if len(names) == config.n_classes:
             return names
-        log.warning("%s lists %d names for %d classes; ignoring it", own, len(names),
-                    config.n_classes)
+        log.warning(
+            "%s lists %d names for %d classes; ignoring it", own, len(names), config.n_classes
+        )
     if config.n_classes == 1000:
         from .classes import imagenet_class_names
 
@@ -482,8 +555,7 @@ def read_class_names(folder: Path, config: BigGANConfig) -> list[str]:
     return [f"class {i}" for i in range(config.n_classes)]
 
 
-def update_digest(digest: hashlib._Hash, prefix: str,
-                  tensors: Mapping[str, torch.Tensor]) -> None:
+def update_digest(digest: hashlib._Hash, prefix: str, tensors: Mapping[str, torch.Tensor]) -> None:
     """Feed ``tensors`` (names under ``prefix``, dtypes, shapes, values) to ``digest``, in
     name order: the same bytes whatever container the tensors came from."""
     for k in sorted(tensors):
@@ -523,8 +595,12 @@ def _stat_key(file: Path) -> dict[str, int]:
     st = file.stat()
     # ctime cannot be set back by a user (utime sets it to now): a file rewritten and given
     # its old mtime still looks changed.
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
-            "ino": st.st_ino}
+    return {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "ino": st.st_ino,
+    }
 
 
 def _sha256(file: Path) -> str:
@@ -551,14 +627,18 @@ def verify_installed_files(folder: Path, name: str | None = None) -> list[str]:
     except FileNotFoundError:
         return []
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"The install record of {name} ({folder / 'model.json'}) is "
-                              f"unreadable ({exc}): run `dgp models verify {name}`, then pull "
-                              "or import the model again.") from exc
+        raise CheckpointError(
+            f"The install record of {name} ({folder / 'model.json'}) is "
+            f"unreadable ({exc}): run `dgp models verify {name}`, then pull "
+            "or import the model again."
+        ) from exc
     files = record.get("files") if isinstance(record, dict) else None
     if not isinstance(files, dict):
         return []
-    again = (f"run `dgp models verify {name}`, then `dgp models pull {name} --force` or "
-             "import its files again")
+    again = (
+        f"run `dgp models verify {name}`, then `dgp models pull {name} --force` or "
+        "import its files again"
+    )
     cache_file = folder / VERIFIED_FILE
     try:
         cache = json.loads(cache_file.read_text(encoding="utf-8"))
@@ -575,15 +655,21 @@ def verify_installed_files(folder: Path, name: str | None = None) -> list[str]:
         try:
             key = _stat_key(file)
         except OSError:
-            raise CheckpointError(f"{fname} of the model {name} is missing from {folder}: "
-                                  f"{again}.") from None
+            raise CheckpointError(
+                f"{fname} of the model {name} is missing from {folder}: {again}."
+            ) from None
         if isinstance(meta.get("size"), int) and key["size"] != meta["size"]:
-            raise CheckpointError(f"{fname} of the model {name} has {key['size']} bytes, not "
-                                  f"the {meta['size']} installed: the weights were altered or "
-                                  f"damaged after installation; {again}.")
+            raise CheckpointError(
+                f"{fname} of the model {name} has {key['size']} bytes, not "
+                f"the {meta['size']} installed: the weights were altered or "
+                f"damaged after installation; {again}."
+            )
         seen = cache.get(str(fname))
-        if isinstance(seen, dict) and seen.get("sha256") == want and \
-                all(seen.get(k) == v for k, v in key.items()):
+        if (
+            isinstance(seen, dict)
+            and seen.get("sha256") == want
+            and all(seen.get(k) == v for k, v in key.items())
+        ):
             fresh[str(fname)] = seen
             continue
         try:
@@ -595,7 +681,8 @@ def verify_installed_files(folder: Path, name: str | None = None) -> list[str]:
             raise CheckpointError(
                 f"{fname} of the model {name} changed since it was installed (SHA-256 "
                 f"{got[:12]}… instead of {want[:12]}…): the weights were altered or damaged "
-                f"and are not used; {again}.")
+                f"and are not used; {again}."
+            )
         fresh[str(fname)] = {**key, "sha256": want}
     if hashed:
         from ..system.fileio import atomic_write  # fileio sits below this module

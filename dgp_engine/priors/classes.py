@@ -30,8 +30,9 @@ def resolve_class(spec: str | int, names: list[str]) -> int:
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
         idx = int(spec)
         if not 0 <= idx < len(names):
-            raise InputError(f"Class id {idx} is out of range: this model has classes "
-                             f"0..{len(names) - 1}.")
+            raise InputError(
+                f"Class id {idx} is out of range: this model has classes 0..{len(names) - 1}."
+            )
         return idx
     wanted = spec.strip().lower()
     for i, label in enumerate(names):
@@ -58,7 +59,10 @@ def choose_class(spec: str | int | None, names: list[str]) -> int | None:
         # No close spelling: offer names that contain what was typed (e.g. "shark").
         wanted = str(spec).strip().lower()
         hits = [n.split(",")[0].strip() for n in names if wanted and wanted in n.lower()][:5]
-        hint = (f" Names containing it: {', '.join(repr(h) for h in hits)}." if hits else
-                " Give a class id or a name from the model's list (--class auto lets the "
-                "model choose).")
+        hint = (
+            f" Names containing it: {', '.join(repr(h) for h in hits)}."
+            if hits
+            else " Give a class id or a name from the model's list (--class auto lets the "
+            "model choose)."
+        )
         raise InputError(f"{exc}{hint}") from None

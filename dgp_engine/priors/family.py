@@ -54,11 +54,13 @@ def config_from_dict(data: dict[str, Any]) -> PriorConfig:
     family = data.get("family", "biggan-pytorch")
     if family == STYLEGAN2:
         # "none": how a TOML table (which has no null) says None
-        return StyleGAN2Config.from_dict({k: None if v == NONE else v for k, v in data.items()
-                                          if k != "family"})
+        return StyleGAN2Config.from_dict(
+            {k: None if v == NONE else v for k, v in data.items() if k != "family"}
+        )
     if family not in BIGGAN_FAMILIES:
-        raise CheckpointError(f"config.json: family must be one of {', '.join(FAMILIES)}, "
-                              f"not {family!r}.")
+        raise CheckpointError(
+            f"config.json: family must be one of {', '.join(FAMILIES)}, not {family!r}."
+        )
     return BigGANConfig.from_dict(data)
 
 

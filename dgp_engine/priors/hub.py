@@ -84,8 +84,9 @@ def _unshared(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for key, value in sd.items():
         value = value.contiguous()
         ptr = value.untyped_storage().data_ptr()
-        if ptr in seen or (value.untyped_storage().nbytes()
-                           != value.numel() * value.element_size()):
+        if ptr in seen or (
+            value.untyped_storage().nbytes() != value.numel() * value.element_size()
+        ):
             value = value.clone()
         seen.add(value.untyped_storage().data_ptr())
         out[key] = value
@@ -95,35 +96,57 @@ def _unshared(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _half_weights(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Weight matrices and kernels as float16 (half the disk, read back as float32);
     vectors — biases, BN statistics, spectral-norm u/v, gains — stay float32."""
-    return {k: v.half() if v.is_floating_point() and v.dim() >= 2 and
-            k.endswith(".weight") else v for k, v in sd.items()}
+    return {
+        k: v.half() if v.is_floating_point() and v.dim() >= 2 and k.endswith(".weight") else v
+        for k, v in sd.items()
+    }
 
 
-def _read_as_ours(file: Path, role: str, config: BigGANConfig, source_format: str | None
-                  ) -> dict[str, torch.Tensor]:
+def _read_as_ours(
+    file: Path, role: str, config: BigGANConfig, source_format: str | None
+) -> dict[str, torch.Tensor]:
     """A checkpoint file's tensors under our names, refusing a file of the other family
     than ``config`` (or than the source says it serves) with what to do instead."""
     sd, fmt = as_ours(read_state_dict(file), role, file.name)
     want = source_format or config.family
     if fmt != want or fmt != config.family:
-        what = ("a StudioGAN BigGAN checkpoint" if fmt == "studiogan"
-                else "a BigGAN-PyTorch checkpoint (the authors' format)")
-        other = [n for n, e in registry.entries().items() if e.kind == "download"
-                 and e.config is not None and e.config.family == fmt
-                 and (e.config.resolution, e.config.n_classes) ==
-                 (config.resolution, config.n_classes)]
-        hint = (f"import it as {other[0]}" if other else
-                "import it under a new name (with --config for its architecture)")
-        raise CheckpointError(f"{file.name} is {what}, but this model expects "
-                              f"{'StudioGAN' if want == 'studiogan' else 'BigGAN-PyTorch'} "
-                              f"files: {hint}.")
+        what = (
+            "a StudioGAN BigGAN checkpoint"
+            if fmt == "studiogan"
+            else "a BigGAN-PyTorch checkpoint (the authors' format)"
+        )
+        other = [
+            n
+            for n, e in registry.entries().items()
+            if e.kind == "download"
+            and e.config is not None
+            and e.config.family == fmt
+            and (e.config.resolution, e.config.n_classes) == (config.resolution, config.n_classes)
+        ]
+        hint = (
+            f"import it as {other[0]}"
+            if other
+            else "import it under a new name (with --config for its architecture)"
+        )
+        raise CheckpointError(
+            f"{file.name} is {what}, but this model expects "
+            f"{'StudioGAN' if want == 'studiogan' else 'BigGAN-PyTorch'} "
+            f"files: {hint}."
+        )
     return sd
 
 
-def _checked_weights(files: dict[str, Path], role: str, config: BigGANConfig, name: str,
-                     reporter: Reporter, *, source_format: str | None = None,
-                     source_hint: str | None = None, has_config_file: bool = False
-                     ) -> dict[str, torch.Tensor]:
+def _checked_weights(
+    files: dict[str, Path],
+    role: str,
+    config: BigGANConfig,
+    name: str,
+    reporter: Reporter,
+    *,
+    source_format: str | None = None,
+    source_hint: str | None = None,
+    has_config_file: bool = False,
+) -> dict[str, torch.Tensor]:
     """The ``role`` file's tensors under our names, checked key by key and shape by shape
     against ``config`` (CheckpointError saying what to do otherwise)."""
     src = files[role]
@@ -131,15 +154,28 @@ def _checked_weights(files: dict[str, Path], role: str, config: BigGANConfig, na
     reporter.report("read", src.name, 0, src.stat().st_size, index, len(ROLES))
     sd = _read_as_ours(src, role, config, source_format)
     reporter.check()
-    check_state_dict(sd, role, config, label=src.name, model=name,
-                     other_label=files["G"].name if role == "D" else None,
-                     source_hint=source_hint, has_config_file=has_config_file)
+    check_state_dict(
+        sd,
+        role,
+        config,
+        label=src.name,
+        model=name,
+        other_label=files["G"].name if role == "D" else None,
+        source_hint=source_hint,
+        has_config_file=has_config_file,
+    )
     return sd
 
 
-def _checked_stylegan2(files: dict[str, Path], role: str, config: StyleGAN2Config, name: str,
-                       reporter: Reporter, *, source_hint: str | None = None
-                       ) -> dict[str, torch.Tensor]:
+def _checked_stylegan2(
+    files: dict[str, Path],
+    role: str,
+    config: StyleGAN2Config,
+    name: str,
+    reporter: Reporter,
+    *,
+    source_hint: str | None = None,
+) -> dict[str, torch.Tensor]:
     """The ``role`` file of a StudioGAN StyleGAN2 pair, checked name by name and shape by
     shape against ``config``."""
     src = files[role]
@@ -147,31 +183,66 @@ def _checked_stylegan2(files: dict[str, Path], role: str, config: StyleGAN2Confi
     reporter.report("read", src.name, 0, src.stat().st_size, index, len(ROLES))
     sd = sg2p.read_studiogan_role(src, role)
     reporter.check()
-    fix = (f"point {name}'s source at the right files ({source_hint})" if source_hint
-           else "import it under a new name")
-    sg2p.check_role(sd, role, config, label=src.name, model=name, fix=fix,
-                    other_label=files["G"].name if role == "D" else None)
+    fix = (
+        f"point {name}'s source at the right files ({source_hint})"
+        if source_hint
+        else "import it under a new name"
+    )
+    sg2p.check_role(
+        sd,
+        role,
+        config,
+        label=src.name,
+        model=name,
+        fix=fix,
+        other_label=files["G"].name if role == "D" else None,
+    )
     return sd
 
 
-def _checked_role(files: dict[str, Path], role: str, config: PriorConfig, name: str,
-                  reporter: Reporter, *, source_format: str | None = None,
-                  source_hint: str | None = None, has_config_file: bool = False
-                  ) -> dict[str, torch.Tensor]:
+def _checked_role(
+    files: dict[str, Path],
+    role: str,
+    config: PriorConfig,
+    name: str,
+    reporter: Reporter,
+    *,
+    source_format: str | None = None,
+    source_hint: str | None = None,
+    has_config_file: bool = False,
+) -> dict[str, torch.Tensor]:
     """:func:`_checked_weights` or :func:`_checked_stylegan2`, by the model's family."""
     if isinstance(config, StyleGAN2Config):
         return _checked_stylegan2(files, role, config, name, reporter, source_hint=source_hint)
-    return _checked_weights(files, role, config, name, reporter, source_format=source_format,
-                            source_hint=source_hint, has_config_file=has_config_file)
+    return _checked_weights(
+        files,
+        role,
+        config,
+        name,
+        reporter,
+        source_format=source_format,
+        source_hint=source_hint,
+        has_config_file=has_config_file,
+    )
 
 
-def _install(name: str, title: str, config: PriorConfig, files: dict[str, Path],
-             origin: dict[str, Any], reporter: Reporter, *, classes: str = "imagenet",
-             classes_file: Path | None = None, has_config_file: bool = False,
-             source_hint: str | None = None, class_names: tuple[str, ...] = (),
-             source_format: str | None = None,
-             checked: dict[str, dict[str, torch.Tensor]] | None = None,
-             licence: str = "") -> InstalledModel:
+def _install(
+    name: str,
+    title: str,
+    config: PriorConfig,
+    files: dict[str, Path],
+    origin: dict[str, Any],
+    reporter: Reporter,
+    *,
+    classes: str = "imagenet",
+    classes_file: Path | None = None,
+    has_config_file: bool = False,
+    source_hint: str | None = None,
+    class_names: tuple[str, ...] = (),
+    source_format: str | None = None,
+    checked: dict[str, dict[str, torch.Tensor]] | None = None,
+    licence: str = "",
+) -> InstalledModel:
     """Check, convert to safetensors and atomically install a G/D pair as ``name``.
     StudioGAN checkpoints are renamed to our layout and stored with float16 weights, as
     are StyleGAN2 networks (under their own names); optimizer state and metadata are not
@@ -184,30 +255,46 @@ def _install(name: str, title: str, config: PriorConfig, files: dict[str, Path],
         with store.staged_folder(name) as staging:
             record_files: dict[str, dict[str, Any]] = {}
             for i, role in enumerate(ROLES):
-                sd = checked.pop(role) if role in checked else _checked_role(
-                    files, role, config, name, reporter, source_format=source_format,
-                    source_hint=source_hint, has_config_file=has_config_file)
+                sd = (
+                    checked.pop(role)
+                    if role in checked
+                    else _checked_role(
+                        files,
+                        role,
+                        config,
+                        name,
+                        reporter,
+                        source_format=source_format,
+                        source_hint=source_hint,
+                        has_config_file=has_config_file,
+                    )
+                )
                 out = staging / WEIGHT_FILES[role]
-                stored = _half_weights(sd) if family_of(config) in ("studiogan", STYLEGAN2) \
-                    else sd
+                stored = _half_weights(sd) if family_of(config) in ("studiogan", STYLEGAN2) else sd
                 problem = implausible_value(sd, stored)
                 if problem:
                     raise CheckpointError(
                         f"{files[role].name} is damaged: {problem}; {name} was not installed, "
-                        "download or copy the file again.")
+                        "download or copy the file again."
+                    )
                 sd = stored
                 reporter.report("write", out.name, 0, None, i, len(ROLES))
-                save_file(_unshared(sd), str(out),
-                          metadata={"format": "pt", "dgp_role": role, "dgp_model": name})
+                save_file(
+                    _unshared(sd),
+                    str(out),
+                    metadata={"format": "pt", "dgp_role": role, "dgp_model": name},
+                )
                 del sd
                 with open(out, "rb+") as fh:
                     os.fsync(fh.fileno())
                 record_files[WEIGHT_FILES[role]] = {
-                    "role": role, "size": out.stat().st_size,
+                    "role": role,
+                    "size": out.stat().st_size,
                     "sha256": sha256_file(out, reporter, i, len(ROLES)),
                 }
-            atomic_write_text(staging / "config.json",
-                              json.dumps(config_dict(config), indent=2) + "\n")
+            atomic_write_text(
+                staging / "config.json", json.dumps(config_dict(config), indent=2) + "\n"
+            )
             if classes_file is not None:
                 shutil.copyfile(classes_file, staging / "classes.txt")
                 classes = "classes.txt"
@@ -215,9 +302,15 @@ def _install(name: str, title: str, config: PriorConfig, files: dict[str, Path],
                 atomic_write_text(staging / "classes.txt", "\n".join(class_names) + "\n")
                 classes = "classes.txt"
             record = {
-                "format": RECORD_FORMAT, "name": name, "title": title, "classes": classes,
-                "family": family_of(config), "config": config_dict(config),
-                "files": record_files, "origin": origin, "installed_at": _now(),
+                "format": RECORD_FORMAT,
+                "name": name,
+                "title": title,
+                "classes": classes,
+                "family": family_of(config),
+                "config": config_dict(config),
+                "files": record_files,
+                "origin": origin,
+                "installed_at": _now(),
             }
             if licence:
                 record["licence"] = licence
@@ -228,7 +321,8 @@ def _install(name: str, title: str, config: PriorConfig, files: dict[str, Path],
             need = sum(f.stat().st_size for f in set(files.values()))  # a pickle holds both
             raise CheckpointError(
                 f"The disk holding {paths.models_dir()} is full: free some space (the "
-                f"model needs about {store.mb(need)}) and try again.") from exc
+                f"model needs about {store.mb(need)}) and try again."
+            ) from exc
         raise
     target = registry.model_dir(name)
     log.info("installed %s in %s", name, target)
@@ -238,11 +332,18 @@ def _install(name: str, title: str, config: PriorConfig, files: dict[str, Path],
 # --------------------------------------------------------------------------- import
 
 
-def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfig | str | Path |
-                 dict[str, Any] | StyleGAN2Config | None = None, title: str = "",
-                 classes: str | Path | None = None, conv_clamp: float | str | None = "",
-                 progress: ProgressCallback | None = None,
-                 cancel: threading.Event | None = None) -> InstalledModel:
+def import_files(
+    name: str,
+    g: str | Path,
+    d: str | Path,
+    *,
+    config: BigGANConfig | str | Path | dict[str, Any] | StyleGAN2Config | None = None,
+    title: str = "",
+    classes: str | Path | None = None,
+    conv_clamp: float | str | None = "",
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> InstalledModel:
     """Convert a generator/discriminator pair the user has into an installed model.
 
     ``name`` is a registered model (its architecture is known) or a new name, which then
@@ -258,31 +359,37 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
     minibatch-std group size, from the run's YAML given as ``config``."""
     registry.validate_name(name)
     if name == BUNDLED:
-        raise RegistryError("The bundled model ships with DGP Studio: import your files under "
-                            "another name.")
+        raise RegistryError(
+            "The bundled model ships with DGP Studio: import your files under another name."
+        )
     reporter = Reporter(name, progress, cancel)
     files = {"G": Path(g).expanduser(), "D": Path(d).expanduser()}
     for role, file in files.items():
         if not file.is_file():
-            what = ("is not a file (a folder, device or pipe)" if file.exists() else
-                    "does not exist")
-            raise CheckpointError(f"{file} {what}: pass the {ROLE_NAME[role]} file "
-                                  f"({'G_ema.pth' if role == 'G' else 'D.pth'}) with "
-                                  f"{ROLE_FLAG[role]}.")
+            what = "is not a file (a folder, device or pipe)" if file.exists() else "does not exist"
+            raise CheckpointError(
+                f"{file} {what}: pass the {ROLE_NAME[role]} file "
+                f"({'G_ema.pth' if role == 'G' else 'D.pth'}) with "
+                f"{ROLE_FLAG[role]}."
+            )
     if files["G"].resolve() == files["D"].resolve():
-        raise CheckpointError("--g and --d name the same file: pass G_ema.pth with --g and "
-                              "D.pth with --d.")
+        raise CheckpointError(
+            "--g and --d name the same file: pass G_ema.pth with --g and D.pth with --d."
+        )
     known = registry.entries()
     entry: ModelEntry | None = known.get(name)
     if _is_stylegan2_import(files["G"], entry, name):
-        return _import_stylegan2(name, files, entry, config, conv_clamp, title, classes,
-                                 reporter)
+        return _import_stylegan2(name, files, entry, config, conv_clamp, title, classes, reporter)
     if conv_clamp != "":
-        raise CheckpointError(f"--conv-clamp is a StyleGAN2 setting, and {files['G'].name} is "
-                              "not a StyleGAN2 generator: drop --conv-clamp.")
+        raise CheckpointError(
+            f"--conv-clamp is a StyleGAN2 setting, and {files['G'].name} is "
+            "not a StyleGAN2 generator: drop --conv-clamp."
+        )
     if isinstance(config, StyleGAN2Config):
-        raise CheckpointError(f"The config given describes a StyleGAN2, but "
-                              f"{files['G'].name} is not a StyleGAN2 generator.")
+        raise CheckpointError(
+            f"The config given describes a StyleGAN2, but "
+            f"{files['G'].name} is not a StyleGAN2 generator."
+        )
     given = _config_arg(config)
     if entry is not None and entry.kind == "download":
         cfg = entry.config
@@ -290,13 +397,17 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
         if given is not None and given != cfg:
             raise RegistryError(
                 f"{name} has a fixed architecture ({cfg.describe()}): drop --config to import "
-                f"into {name}, or import your model under a new name.")
+                f"into {name}, or import your model under a new name."
+            )
         has_config_file = False
     else:
         has_config_file = False
         previous = registry.installed(name) if entry is not None else None
-        cfg = given or (previous.config if previous is not None and
-                        isinstance(previous.config, BigGANConfig) else None)
+        cfg = given or (
+            previous.config
+            if previous is not None and isinstance(previous.config, BigGANConfig)
+            else None
+        )
         if cfg is None:
             cfg = _studiogan_config_of(files)  # their tensors say what they are
             has_config_file = cfg is not None
@@ -305,7 +416,8 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
                 f"{name} is not a registered model, so its architecture is unknown: pass "
                 "--config with a JSON file of its BigGAN-PyTorch settings (resolution, G_ch, "
                 "D_ch, ...), or import into one of "
-                f"{', '.join(n for n, e in known.items() if e.kind == 'download')}.")
+                f"{', '.join(n for n, e in known.items() if e.kind == 'download')}."
+            )
         has_config_file = has_config_file if given is None else True
     title = title or (entry.title if entry is not None else name)
     sources = _source_files(files, entry, name, reporter)
@@ -314,14 +426,23 @@ def import_files(name: str, g: str | Path, d: str | Path, *, config: BigGANConfi
         classes_file = Path(classes).expanduser()
         _check_classes_file(classes_file, cfg.n_classes)
     origin = {"kind": "import", "files": sources, "imported_at": _now()}
-    return _install(name, title, cfg, files, origin, reporter,
-                    classes=entry.classes if entry is not None else "imagenet",
-                    classes_file=classes_file, has_config_file=has_config_file,
-                    class_names=entry.class_names if entry is not None else ())
+    return _install(
+        name,
+        title,
+        cfg,
+        files,
+        origin,
+        reporter,
+        classes=entry.classes if entry is not None else "imagenet",
+        classes_file=classes_file,
+        has_config_file=has_config_file,
+        class_names=entry.class_names if entry is not None else (),
+    )
 
 
-def _source_files(files: dict[str, Path], entry: ModelEntry | None, name: str,
-                  reporter: Reporter) -> dict[str, dict[str, Any]]:
+def _source_files(
+    files: dict[str, Path], entry: ModelEntry | None, name: str, reporter: Reporter
+) -> dict[str, dict[str, Any]]:
     """Path, SHA-256 and size of each file an import reads, for the install record;
     a file that differs from a SHA-256 configured for the model is refused."""
     sources: dict[str, dict[str, Any]] = {}
@@ -336,9 +457,13 @@ def _source_files(files: dict[str, Path], entry: ModelEntry | None, name: str,
                     f"{files[role].name} has SHA-256 {sha[:12]}…, not the {why} {want[:12]}… "
                     f"for {name}'s {ROLE_NAME[role]}: use the right file, or clear "
                     f"{role}_sha256 with `dgp models source {name} --{role.lower()}-sha256 ''` "
-                    "if you trust this one.")
-        sources[role] = {"path": str(files[role].resolve()), "sha256": sha,
-                         "size": files[role].stat().st_size}
+                    "if you trust this one."
+                )
+        sources[role] = {
+            "path": str(files[role].resolve()),
+            "sha256": sha,
+            "size": files[role].stat().st_size,
+        }
     return sources
 
 
@@ -353,19 +478,26 @@ def _is_stylegan2_import(g_file: Path, entry: ModelEntry | None, name: str) -> b
             raise CheckpointError(
                 f"{g_file.name} holds a StyleGAN2 network, but {name} is a BigGAN model: "
                 "import it under a new name (`dgp models import NEW-NAME --g "
-                f"{sg2p.G_FILE_HINT} --d {sg2p.D_FILE_HINT} --conv-clamp 256|none`).")
+                f"{sg2p.G_FILE_HINT} --d {sg2p.D_FILE_HINT} --conv-clamp 256|none`)."
+            )
         return False
     keys = sg2p.probe_keys(g_file)
     return keys is not None and sg2p.is_stylegan2_keys(keys)
 
 
-def _import_stylegan2(name: str, files: dict[str, Path], entry: ModelEntry | None,
-                      config: Any, conv_clamp: float | str | None, title: str,
-                      classes: str | Path | None, reporter: Reporter) -> InstalledModel:
+def _import_stylegan2(
+    name: str,
+    files: dict[str, Path],
+    entry: ModelEntry | None,
+    config: Any,
+    conv_clamp: float | str | None,
+    title: str,
+    classes: str | Path | None,
+    reporter: Reporter,
+) -> InstalledModel:
     """:func:`import_files` for StudioGAN's StyleGAN2 files."""
     for i, role in enumerate(ROLES):
-        reporter.report("read", files[role].name, 0, files[role].stat().st_size, i,
-                        len(ROLES))
+        reporter.report("read", files[role].name, 0, files[role].stat().st_size, i, len(ROLES))
     g_sd = sg2p.read_studiogan_role(files["G"], "G")
     d_sd = sg2p.read_studiogan_role(files["D"], "D")
     reporter.check()
@@ -373,36 +505,49 @@ def _import_stylegan2(name: str, files: dict[str, Path], entry: ModelEntry | Non
         cfg = entry.stylegan2
         assert cfg is not None  # a download entry of family stylegan2 has one
         if config is not None:
-            raise RegistryError(f"{name} has a fixed architecture ({cfg.describe()}): drop "
-                                f"--config to import into {name}, or import your model "
-                                "under a new name.")
+            raise RegistryError(
+                f"{name} has a fixed architecture ({cfg.describe()}): drop "
+                f"--config to import into {name}, or import your model "
+                "under a new name."
+            )
         if conv_clamp != "" and sg2p.conv_clamp_setting(conv_clamp) != cfg.conv_clamp:
-            raise RegistryError(f"{name} runs with conv_clamp {cfg.conv_clamp}: drop "
-                                f"--conv-clamp to import into {name}, or import your model "
-                                "under a new name.")
+            raise RegistryError(
+                f"{name} runs with conv_clamp {cfg.conv_clamp}: drop "
+                f"--conv-clamp to import into {name}, or import your model "
+                "under a new name."
+            )
     else:
         cfg = _stylegan2_import_config(g_sd, d_sd, files, config, conv_clamp)
     sg2p.check_role(g_sd, "G", cfg, label=files["G"].name, model=name)
-    sg2p.check_role(d_sd, "D", cfg, label=files["D"].name, model=name,
-                    other_label=files["G"].name)
+    sg2p.check_role(d_sd, "D", cfg, label=files["D"].name, model=name, other_label=files["G"].name)
     sources = _source_files(files, entry, name, reporter)
     classes_file = None
     if classes is not None:
         classes_file = Path(classes).expanduser()
         _check_classes_file(classes_file, cfg.c_dim)
     origin = {"kind": "import", "format": "studiogan", "files": sources, "imported_at": _now()}
-    return _install(name, title or (entry.title if entry is not None else name), cfg, files,
-                    origin, reporter, classes=entry.classes if entry is not None else "",
-                    classes_file=classes_file,
-                    class_names=entry.class_names if entry is not None else (),
-                    checked={"G": g_sd, "D": d_sd},
-                    licence=entry.licence if entry is not None and entry.licence
-                    else sg2p.LICENCE_STUDIOGAN)
+    return _install(
+        name,
+        title or (entry.title if entry is not None else name),
+        cfg,
+        files,
+        origin,
+        reporter,
+        classes=entry.classes if entry is not None else "",
+        classes_file=classes_file,
+        class_names=entry.class_names if entry is not None else (),
+        checked={"G": g_sd, "D": d_sd},
+        licence=entry.licence if entry is not None and entry.licence else sg2p.LICENCE_STUDIOGAN,
+    )
 
 
-def _stylegan2_import_config(g_sd: dict[str, torch.Tensor], d_sd: dict[str, torch.Tensor],
-                             files: dict[str, Path], config: Any,
-                             conv_clamp: float | str | None) -> StyleGAN2Config:
+def _stylegan2_import_config(
+    g_sd: dict[str, torch.Tensor],
+    d_sd: dict[str, torch.Tensor],
+    files: dict[str, Path],
+    config: Any,
+    conv_clamp: float | str | None,
+) -> StyleGAN2Config:
     """The architecture of StudioGAN StyleGAN2 files imported under a new name: their
     tensors, the run's YAML (``config``) and ``conv_clamp``; or a whole StyleGAN2 config
     (object, dict or JSON file with ``"family": "stylegan2"``)."""
@@ -413,8 +558,10 @@ def _stylegan2_import_config(g_sd: dict[str, torch.Tensor], d_sd: dict[str, torc
     elif isinstance(config, dict):
         arch = config_from_dict(config)
         if not isinstance(arch, StyleGAN2Config):
-            raise CheckpointError(f"{files['G'].name} is a StyleGAN2 generator, but the config "
-                                  "given describes a BigGAN.")
+            raise CheckpointError(
+                f"{files['G'].name} is a StyleGAN2 generator, but the config "
+                "given describes a BigGAN."
+            )
         full = arch
     elif config is not None:
         file = Path(config).expanduser()
@@ -424,10 +571,12 @@ def _stylegan2_import_config(g_sd: dict[str, torch.Tensor], d_sd: dict[str, torc
             try:
                 data = json.loads(read_small_file(file).decode("utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise CheckpointError(f"Could not read the config {file} ({exc}): pass the "
-                                      "StudioGAN run's YAML file.") from exc
-            return _stylegan2_import_config(g_sd, d_sd, files, data if isinstance(data, dict)
-                                            else {"family": None}, conv_clamp)
+                raise CheckpointError(
+                    f"Could not read the config {file} ({exc}): pass the StudioGAN run's YAML file."
+                ) from exc
+            return _stylegan2_import_config(
+                g_sd, d_sd, files, data if isinstance(data, dict) else {"family": None}, conv_clamp
+            )
     if full is not None:
         if conv_clamp != "":
             full = dataclasses.replace(full, conv_clamp=sg2p.conv_clamp_setting(conv_clamp))
@@ -438,21 +587,34 @@ def _stylegan2_import_config(g_sd: dict[str, torch.Tensor], d_sd: dict[str, torc
         raise CheckpointError(
             "StudioGAN's StyleGAN2 checkpoints do not record the discriminator's "
             "minibatch-std group size: pass the run's YAML config with --config (it gives "
-            "d_epilogue_mbstd_group_size).")
+            "d_epilogue_mbstd_group_size)."
+        )
     if conv_clamp == "":
         raise CheckpointError(
             "StudioGAN's StyleGAN2 checkpoints do not record whether the run was trained with "
             "mixed precision (-mpc), which clamps layer outputs at ±256: pass --conv-clamp 256 "
-            "if it was (StudioGAN's AFHQv2 StyleGAN2 runs were), --conv-clamp none if not.")
-    return sg2p.studiogan_config(g_sd, d_sd, conv_clamp=sg2p.conv_clamp_setting(conv_clamp),
-                                 mbstd_group_size=int(group), yaml_settings=settings,
-                                 yaml_name=yaml_file.name if yaml_file else "",
-                                 label=files["G"].name)
+            "if it was (StudioGAN's AFHQv2 StyleGAN2 runs were), --conv-clamp none if not."
+        )
+    return sg2p.studiogan_config(
+        g_sd,
+        d_sd,
+        conv_clamp=sg2p.conv_clamp_setting(conv_clamp),
+        mbstd_group_size=int(group),
+        yaml_settings=settings,
+        yaml_name=yaml_file.name if yaml_file else "",
+        label=files["G"].name,
+    )
 
 
-def import_pickle(name: str, pkl: str | Path, *, title: str = "",
-                  classes: str | Path | None = None, progress: ProgressCallback | None = None,
-                  cancel: threading.Event | None = None) -> InstalledModel:
+def import_pickle(
+    name: str,
+    pkl: str | Path,
+    *,
+    title: str = "",
+    classes: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> InstalledModel:
     """Install the G_ema and D of an NVIDIA stylegan2-ada-pytorch network pickle
     (``network-snapshot-*.pkl``) as the StyleGAN2 prior ``name``. The pickle is read by a
     restricted unpickler that never runs the code such files embed; a file with anything
@@ -462,17 +624,22 @@ def import_pickle(name: str, pkl: str | Path, *, title: str = "",
     is recorded with the model."""
     registry.validate_name(name)
     if name == BUNDLED:
-        raise RegistryError("The bundled model ships with DGP Studio: import your files under "
-                            "another name.")
+        raise RegistryError(
+            "The bundled model ships with DGP Studio: import your files under another name."
+        )
     reporter = Reporter(name, progress, cancel)
     file = Path(pkl).expanduser()
     if not file.is_file():
-        raise CheckpointError(f"{file} does not exist: pass NVIDIA's network pickle "
-                              "(network-snapshot-….pkl) with --pkl.")
+        raise CheckpointError(
+            f"{file} does not exist: pass NVIDIA's network pickle "
+            "(network-snapshot-….pkl) with --pkl."
+        )
     entry = registry.entries().get(name)
     if entry is not None and entry.kind == "download":
-        raise RegistryError(f"{name} is a registered model with files of its own: import the "
-                            "pickle under a new name.")
+        raise RegistryError(
+            f"{name} is a registered model with files of its own: import the "
+            "pickle under a new name."
+        )
     sha = sha256_file(file, reporter)
     reporter.report("read", file.name, 0, file.stat().st_size)
     weights = sg2p.read_network_pickle(file)
@@ -483,12 +650,24 @@ def import_pickle(name: str, pkl: str | Path, *, title: str = "",
         classes_file = Path(classes).expanduser()
         _check_classes_file(classes_file, cfg.c_dim)
     source = {"path": str(file.resolve()), "sha256": sha, "size": file.stat().st_size}
-    origin = {"kind": "import", "format": "nvidia-pickle", "files": {"G": source, "D": source},
-              "imported_at": _now()}
-    return _install(name, title or name, cfg, {"G": file, "D": file}, origin, reporter,
-                    classes="", classes_file=classes_file,
-                    checked={"G": weights.G_ema, "D": weights.D},
-                    licence=sg2p.LICENCE_NVIDIA)
+    origin = {
+        "kind": "import",
+        "format": "nvidia-pickle",
+        "files": {"G": source, "D": source},
+        "imported_at": _now(),
+    }
+    return _install(
+        name,
+        title or name,
+        cfg,
+        {"G": file, "D": file},
+        origin,
+        reporter,
+        classes="",
+        classes_file=classes_file,
+        checked={"G": weights.G_ema, "D": weights.D},
+        licence=sg2p.LICENCE_NVIDIA,
+    )
 
 
 def _studiogan_config_of(files: dict[str, Path]) -> BigGANConfig | None:
@@ -503,8 +682,7 @@ def _studiogan_config_of(files: dict[str, Path]) -> BigGANConfig | None:
     return studiogan.infer_config(g, d)
 
 
-def _config_arg(config: BigGANConfig | str | Path | dict[str, Any] | None
-                ) -> BigGANConfig | None:
+def _config_arg(config: BigGANConfig | str | Path | dict[str, Any] | None) -> BigGANConfig | None:
     if config is None or isinstance(config, BigGANConfig):
         return config
     if isinstance(config, dict):
@@ -517,8 +695,10 @@ def _config_arg(config: BigGANConfig | str | Path | dict[str, Any] | None
     try:
         data = json.loads(read_small_file(file).decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"Could not read the config {file} ({exc}): pass a JSON file of "
-                              "BigGAN-PyTorch settings.") from exc
+        raise CheckpointError(
+            f"Could not read the config {file} ({exc}): pass a JSON file of "
+            "BigGAN-PyTorch settings."
+        ) from exc
     if not isinstance(data, dict):
         raise CheckpointError(f"{file} must hold a JSON object of BigGAN-PyTorch settings.")
     return BigGANConfig.from_dict(data)
@@ -526,17 +706,19 @@ def _config_arg(config: BigGANConfig | str | Path | dict[str, Any] | None
 
 def _check_classes_file(file: Path, n_classes: int) -> None:
     if n_classes == 0:
-        raise CheckpointError(f"The model is unconditional (it has no classes): drop "
-                              f"--classes {file.name}.")
+        raise CheckpointError(
+            f"The model is unconditional (it has no classes): drop --classes {file.name}."
+        )
     try:
-        names = [ln for ln in read_small_file(file).decode("utf-8").splitlines()
-                 if ln.strip()]
+        names = [ln for ln in read_small_file(file).decode("utf-8").splitlines() if ln.strip()]
     except (OSError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"Could not read the class list {file} ({exc}).") from exc
     if len(names) != n_classes:
-        raise CheckpointError(f"{file.name} lists {len(names)} class names but the model has "
-                              f"{n_classes} classes: give one name per line, in class "
-                              "order.")
+        raise CheckpointError(
+            f"{file.name} lists {len(names)} class names but the model has "
+            f"{n_classes} classes: give one name per line, in class "
+            "order."
+        )
 
 
 # --------------------------------------------------------------------------- pull
@@ -548,7 +730,8 @@ def offline_mode() -> bool:
 
     env = os.environ.get("HF_HUB_OFFLINE", os.environ.get("TRANSFORMERS_OFFLINE", ""))
     return env.strip().upper() in ("1", "ON", "YES", "TRUE") or bool(
-        getattr(constants, "HF_HUB_OFFLINE", False))
+        getattr(constants, "HF_HUB_OFFLINE", False)
+    )
 
 
 def _where(source: registry.HubSource) -> str:
@@ -556,8 +739,9 @@ def _where(source: registry.HubSource) -> str:
     return host
 
 
-def _hub_error(exc: BaseException, entry: ModelEntry, role: str,
-               src: registry.HubSource | None = None) -> DownloadError:
+def _hub_error(
+    exc: BaseException, entry: ModelEntry, role: str, src: registry.HubSource | None = None
+) -> DownloadError:
     """One sentence for anything huggingface_hub raised while fetching (or, with role "",
     listing) a model's files."""
     from huggingface_hub import utils as hf
@@ -567,48 +751,67 @@ def _hub_error(exc: BaseException, entry: ModelEntry, role: str,
     fname = src.filename(role) if role else "the file list"
     fix = f"`dgp models source {entry.name} ...` or the model settings"
     if isinstance(exc, getattr(hf, "GatedRepoError", ())):
-        return DownloadError(f"The repository {src.repo_id} is gated: accept its terms on the "
-                             "Hub and log in with `hf auth login`, then pull again.")
+        return DownloadError(
+            f"The repository {src.repo_id} is gated: accept its terms on the "
+            "Hub and log in with `hf auth login`, then pull again."
+        )
     if isinstance(exc, hf.RepositoryNotFoundError):
-        return DownloadError(f"There is no repository {src.repo_id} at {_where(src)} (or it is "
-                             f"private): check the repo id in {fix}.")
+        return DownloadError(
+            f"There is no repository {src.repo_id} at {_where(src)} (or it is "
+            f"private): check the repo id in {fix}."
+        )
     pinned = entry.source is not None and entry.source.has_patterns and src is not entry.source
     if isinstance(exc, hf.RevisionNotFoundError) and pinned:
         return DownloadError(
             f"The commit {src.revision[:12]} that {entry.name} was pinned to is no longer in "
             f"{src.repo_id} (its history was rewritten): run `dgp models pull {entry.name} "
-            "--update` to resolve the files again.")
+            "--update` to resolve the files again."
+        )
     if isinstance(exc, hf.RevisionNotFoundError):
-        return DownloadError(f"{src.repo_id} has no revision {src.revision!r}: set an existing "
-                             f"branch, tag or commit in {fix}.")
+        return DownloadError(
+            f"{src.repo_id} has no revision {src.revision!r}: set an existing "
+            f"branch, tag or commit in {fix}."
+        )
     if isinstance(exc, hf.EntryNotFoundError) and not isinstance(exc, FileNotFoundError):
         page = listing.page_url(src.endpoint, src.repo_id, "main")
         if not role:
             folder = listing.literal_prefix(src.G) or "its top folder"
             return DownloadError(
                 f"{src.repo_id} has no folder {folder} (moved or deleted): the publisher "
-                f"may have moved its runs; see {page}.")
+                f"may have moved its runs; see {page}."
+            )
         if entry.source is not None and entry.source.has_patterns:
             return DownloadError(
                 f"{src.repo_id}@{src.revision[:12]} has no file {fname} any more (moved or "
                 f"deleted): look for it again with `dgp models pull {entry.name} --update` "
-                f"(or Download in the Models dialog), or see {page}.")
-        return DownloadError(f"{src.repo_id}@{src.revision} has no file {fname}: set the "
-                             f"{ROLE_NAME[role]} file name in {fix}.")
+                f"(or Download in the Models dialog), or see {page}."
+            )
+        return DownloadError(
+            f"{src.repo_id}@{src.revision} has no file {fname}: set the "
+            f"{ROLE_NAME[role]} file name in {fix}."
+        )
     if isinstance(exc, hf.OfflineModeIsEnabled):
-        return DownloadError(f"{fname} of {entry.name} is not downloaded yet and Hugging Face "
-                             "offline mode (HF_HUB_OFFLINE) is on: unset it and pull again, or "
-                             "import files you have with `dgp models import`.")
+        return DownloadError(
+            f"{fname} of {entry.name} is not downloaded yet and Hugging Face "
+            "offline mode (HF_HUB_OFFLINE) is on: unset it and pull again, or "
+            "import files you have with `dgp models import`."
+        )
     if isinstance(exc, hf.HfHubHTTPError):
         status = getattr(getattr(exc, "response", None), "status_code", "?")
-        return DownloadError(f"{_where(src)} answered HTTP {status} for {src.repo_id}/{fname}: "
-                             "try again later, or check the source in the model settings.")
+        return DownloadError(
+            f"{_where(src)} answered HTTP {status} for {src.repo_id}/{fname}: "
+            "try again later, or check the source in the model settings."
+        )
     if isinstance(exc, OSError) and store.disk_full(exc):
-        return DownloadError(f"The disk holding {registry.downloads_dir()} is full: free some "
-                             f"space and pull {entry.name} again.")
-    return DownloadError(f"Could not reach {_where(src)} to fetch {fname} ({type(exc).__name__}: "
-                         f"{exc}): check your internet connection or proxy and pull again, or "
-                         "import files you have with `dgp models import`.")
+        return DownloadError(
+            f"The disk holding {registry.downloads_dir()} is full: free some "
+            f"space and pull {entry.name} again."
+        )
+    return DownloadError(
+        f"Could not reach {_where(src)} to fetch {fname} ({type(exc).__name__}: "
+        f"{exc}): check your internet connection or proxy and pull again, or "
+        "import files you have with `dgp models import`."
+    )
 
 
 def _cached_path(**hub_kwargs: Any) -> Path | None:
@@ -618,8 +821,12 @@ def _cached_path(**hub_kwargs: Any) -> Path | None:
 
     try:
         return Path(hf_hub_download(**hub_kwargs, local_files_only=True))
-    except (hf.LocalEntryNotFoundError, hf.EntryNotFoundError, FileNotFoundError,
-            hf.OfflineModeIsEnabled):
+    except (
+        hf.LocalEntryNotFoundError,
+        hf.EntryNotFoundError,
+        FileNotFoundError,
+        hf.OfflineModeIsEnabled,
+    ):
         return None
 
 
@@ -632,9 +839,15 @@ def _drop_cached(path: Path) -> None:
             blob.unlink()
 
 
-def _fetch(entry: ModelEntry, src: registry.HubSource, role: str, reporter: Reporter,
-           index: int, offline: bool, etag_timeout: float
-           ) -> tuple[Path, str, bool, str | None]:
+def _fetch(
+    entry: ModelEntry,
+    src: registry.HubSource,
+    role: str,
+    reporter: Reporter,
+    index: int,
+    offline: bool,
+    etag_timeout: float,
+) -> tuple[Path, str, bool, str | None]:
     """(local path, sha256, came from the network, commit) of one source file, checked
     against the expected SHA-256."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
@@ -642,8 +855,12 @@ def _fetch(entry: ModelEntry, src: registry.HubSource, role: str, reporter: Repo
     fname = src.filename(role)
     endpoint = src.endpoint.rstrip("/") or None
     hub_kwargs: dict[str, Any] = dict(
-        repo_id=src.repo_id, filename=fname, revision=src.revision,
-        cache_dir=str(registry.downloads_dir()), endpoint=endpoint)
+        repo_id=src.repo_id,
+        filename=fname,
+        revision=src.revision,
+        cache_dir=str(registry.downloads_dir()),
+        endpoint=endpoint,
+    )
     want, why = registry.expected_sha256(src, role)
 
     def checked(path: Path) -> str:
@@ -654,7 +871,8 @@ def _fetch(entry: ModelEntry, src: registry.HubSource, role: str, reporter: Repo
                 f"{fname} from {src.repo_id}@{src.revision} has SHA-256 {sha[:12]}…, not the "
                 f"{why} {want[:12]}…: the mirror serves a different file; if you trust it, "
                 f"clear the checksum with `dgp models source {entry.name} "
-                f"--{role.lower()}-sha256 ''` and pull again, otherwise use another source.")
+                f"--{role.lower()}-sha256 ''` and pull again, otherwise use another source."
+            )
         return sha
 
     cached = _cached_path(**hub_kwargs)
@@ -669,7 +887,8 @@ def _fetch(entry: ModelEntry, src: registry.HubSource, role: str, reporter: Repo
         raise DownloadError(
             f"{fname} of {entry.name} is not downloaded yet and DGP Studio is offline "
             "(HF_HUB_OFFLINE is set): connect and pull again, or import files you have with "
-            "`dgp models import`.")
+            "`dgp models import`."
+        )
     reporter.check()
     url = hf_hub_url(src.repo_id, fname, revision=src.revision, endpoint=endpoint)
     try:
@@ -687,11 +906,17 @@ def _fetch(entry: ModelEntry, src: registry.HubSource, role: str, reporter: Repo
                 raise DownloadError(
                     f"Not enough disk space for {fname} ({store.mb(size)}): {folder} "
                     f"has {store.mb(free)} free and needs about {store.mb(need)}; "
-                    "free some space (or move the cache with DGP_STUDIO_HOME) and pull again.")
+                    "free some space (or move the cache with DGP_STUDIO_HOME) and pull again."
+                )
     try:
         # The bar reports bytes and raises OperationCancelled on cancel, mid-file.
-        path = Path(hf_hub_download(**hub_kwargs, etag_timeout=etag_timeout,
-                                    tqdm_class=bar_class(reporter, fname, index, len(ROLES))))
+        path = Path(
+            hf_hub_download(
+                **hub_kwargs,
+                etag_timeout=etag_timeout,
+                tqdm_class=bar_class(reporter, fname, index, len(ROLES)),
+            )
+        )
     except OperationCancelled:
         raise
     except Exception as exc:
@@ -700,10 +925,17 @@ def _fetch(entry: ModelEntry, src: registry.HubSource, role: str, reporter: Repo
     return path, checked(path), True, getattr(meta, "commit_hash", None)
 
 
-def pull(name: str, *, force: bool = False, update: bool = False, offline: bool | None = None,
-         keep_download: bool = False, etag_timeout: float = 10.0,
-         progress: ProgressCallback | None = None,
-         cancel: threading.Event | None = None) -> InstalledModel:
+def pull(
+    name: str,
+    *,
+    force: bool = False,
+    update: bool = False,
+    offline: bool | None = None,
+    keep_download: bool = False,
+    etag_timeout: float = 10.0,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> InstalledModel:
     """Download ``name``'s G and D from its Hub source, check, convert and install them.
 
     Already installed from the same source → returned at once, no network (``force``
@@ -719,15 +951,18 @@ def pull(name: str, *, force: bool = False, update: bool = False, offline: bool 
     if entry.kind == BUNDLED:
         raise DownloadError("The bundled model ships inside DGP Studio and needs no download.")
     if entry.source is None or entry.kind == "imported":
-        raise DownloadError(f"{name} was imported from files and has no download source: "
-                            "import it again to update it.")
+        raise DownloadError(
+            f"{name} was imported from files and has no download source: "
+            "import it again to update it."
+        )
     pattern_src = entry.source
     if not pattern_src.configured:
         raise DownloadError(
             f"{name} has no download source yet (we cannot vouch for a public mirror): set "
             f"its Hugging Face repo with `dgp models source {name} --repo-id OWNER/REPO` or in "
             f"the model settings, or import files you have with `dgp models import {name} "
-            "--g G_ema.pth --d D.pth`.")
+            "--g G_ema.pth --d D.pth`."
+        )
     config = entry.architecture
     assert config is not None  # a download entry has one (registry._entry_from)
     reporter = Reporter(name, progress, cancel)
@@ -737,8 +972,14 @@ def pull(name: str, *, force: bool = False, update: bool = False, offline: bool 
         registry.forget_pin(pattern_src)
     src = _pinned_source(pattern_src) if pattern_src.has_patterns else pattern_src
     current = registry.installed(name)
-    if current is not None and not force and not update and src is not None and \
-            _same_source(current, src) and _files_present(current):
+    if (
+        current is not None
+        and not force
+        and not update
+        and src is not None
+        and _same_source(current, src)
+        and _files_present(current)
+    ):
         return current
     resolved = None
     if src is None:
@@ -752,42 +993,74 @@ def pull(name: str, *, force: bool = False, update: bool = False, offline: bool 
     hint = f"{src.describe()}; `dgp models source {name} ...`"
     for i, role in enumerate(ROLES):
         reporter.check()
-        path, sha, downloaded, head_commit = _fetch(entry, src, role, reporter, i, offline,
-                                                    etag_timeout)
+        path, sha, downloaded, head_commit = _fetch(
+            entry, src, role, reporter, i, offline, etag_timeout
+        )
         commit = commit or head_commit
         fetched[role] = path
-        origin_files[role] = {"name": src.filename(role), "sha256": sha,
-                              "size": path.stat().st_size, "downloaded": downloaded}
+        origin_files[role] = {
+            "name": src.filename(role),
+            "sha256": sha,
+            "size": path.stat().st_size,
+            "downloaded": downloaded,
+        }
         if role == "G":
             # The generator is the small file (StudioGAN's D carries its optimizer state:
             # 1.2 GB at 256 px): a wrong or unreadable G fails before D is downloaded.
             try:
-                checked["G"] = _checked_role(fetched, "G", config, name, reporter,
-                                             source_format=src.format, source_hint=hint)
+                checked["G"] = _checked_role(
+                    fetched, "G", config, name, reporter, source_format=src.format, source_hint=hint
+                )
             except CheckpointError as exc:
-                raise CheckpointError(f"{exc} {_kept_note(fetched, src.filename('D'))}") \
-                    from exc
+                raise CheckpointError(f"{exc} {_kept_note(fetched, src.filename('D'))}") from exc
     origin: dict[str, Any] = {
-        "kind": "hub", "endpoint": src.endpoint, "repo_id": src.repo_id,
-        "revision": src.revision, "commit": commit or _cached_commit(fetched["G"]),
-        "format": src.format, "files": origin_files, "pulled_at": _now()}
+        "kind": "hub",
+        "endpoint": src.endpoint,
+        "repo_id": src.repo_id,
+        "revision": src.revision,
+        "commit": commit or _cached_commit(fetched["G"]),
+        "format": src.format,
+        "files": origin_files,
+        "pulled_at": _now(),
+    }
     if pattern_src.has_patterns:
-        origin["patterns"] = {"G": pattern_src.G, "D": pattern_src.D,
-                              "revision": pattern_src.revision}
+        origin["patterns"] = {
+            "G": pattern_src.G,
+            "D": pattern_src.D,
+            "revision": pattern_src.revision,
+        }
     try:
-        model = _install(name, entry.title, config, fetched, origin, reporter,
-                         classes=entry.classes, class_names=entry.class_names,
-                         source_format=src.format, source_hint=hint, checked=checked,
-                         licence=entry.licence)
+        model = _install(
+            name,
+            entry.title,
+            config,
+            fetched,
+            origin,
+            reporter,
+            classes=entry.classes,
+            class_names=entry.class_names,
+            source_format=src.format,
+            source_hint=hint,
+            checked=checked,
+            licence=entry.licence,
+        )
     except CheckpointError as exc:
         raise CheckpointError(f"{exc} {_kept_note(fetched)}") from exc
     if pattern_src.has_patterns:
         # Pinned only now that the files proved to be a valid model.
-        registry.record_pin(pattern_src, {
-            "commit": src.revision, "G": src.G, "D": src.D,
-            "G_sha256": origin_files["G"]["sha256"], "D_sha256": origin_files["D"]["sha256"],
-            "G_size": origin_files["G"]["size"], "D_size": origin_files["D"]["size"],
-            "resolved_at": _now()})
+        registry.record_pin(
+            pattern_src,
+            {
+                "commit": src.revision,
+                "G": src.G,
+                "D": src.D,
+                "G_sha256": origin_files["G"]["sha256"],
+                "D_sha256": origin_files["D"]["sha256"],
+                "G_size": origin_files["G"]["size"],
+                "D_size": origin_files["D"]["size"],
+                "resolved_at": _now(),
+            },
+        )
     else:
         # Trust on first use: remember what we got, now that it proved to be a valid model.
         for role in ROLES:
@@ -805,11 +1078,16 @@ def _kept_note(fetched: dict[str, Path], not_fetched: str | None = None) -> str:
     for path in fetched.values():
         with contextlib.suppress(OSError):
             size += path.stat().st_size
-    skipped = (f", and the discriminator ({not_fetched.rsplit('/', 1)[-1]}) was not "
-               "downloaded" if not_fetched else "")
-    return (f"Nothing was installed{skipped}; what was downloaded ({store.mb(size)}) "
-            f"stays in {registry.downloads_dir()} for the next pull, which will not fetch it "
-            "again (delete that folder to free the space or to fetch the files anew).")
+    skipped = (
+        f", and the discriminator ({not_fetched.rsplit('/', 1)[-1]}) was not downloaded"
+        if not_fetched
+        else ""
+    )
+    return (
+        f"Nothing was installed{skipped}; what was downloaded ({store.mb(size)}) "
+        f"stays in {registry.downloads_dir()} for the next pull, which will not fetch it "
+        "again (delete that folder to free the space or to fetch the files anew)."
+    )
 
 
 def _pinned_source(src: registry.HubSource) -> registry.HubSource | None:
@@ -817,13 +1095,19 @@ def _pinned_source(src: registry.HubSource) -> registry.HubSource | None:
     pin = registry.pinned(src)
     if pin is None:
         return None
-    return dataclasses.replace(src, revision=pin["commit"], G=pin["G"], D=pin["D"],
-                               G_sha256=str(pin.get("G_sha256", "")),
-                               D_sha256=str(pin.get("D_sha256", "")))
+    return dataclasses.replace(
+        src,
+        revision=pin["commit"],
+        G=pin["G"],
+        D=pin["D"],
+        G_sha256=str(pin.get("G_sha256", "")),
+        D_sha256=str(pin.get("D_sha256", "")),
+    )
 
 
-def _resolve(entry: ModelEntry, src: registry.HubSource, offline: bool, timeout: float,
-             reporter: Reporter) -> tuple[listing.Resolved, registry.HubSource]:
+def _resolve(
+    entry: ModelEntry, src: registry.HubSource, offline: bool, timeout: float, reporter: Reporter
+) -> tuple[listing.Resolved, registry.HubSource]:
     """List the repository and pick the run's G and D for a pattern source."""
     folder = listing.literal_prefix(src.G)
     page = listing.page_url(src.endpoint, src.repo_id, src.revision, folder)
@@ -831,7 +1115,8 @@ def _resolve(entry: ModelEntry, src: registry.HubSource, offline: bool, timeout:
         raise DownloadError(
             f"{entry.name} is not downloaded yet and DGP Studio is offline (HF_HUB_OFFLINE "
             "is set): connect and pull again, or import files you have with "
-            f"`dgp models import {entry.name} --g model=G_ema-…pth --d model=D-…pth`.")
+            f"`dgp models import {entry.name} --g model=G_ema-…pth --d model=D-…pth`."
+        )
     reporter.report("list", f"{src.repo_id}/{folder}", 0, None)
     try:
         commit = listing.commit_of(src.endpoint, src.repo_id, src.revision, timeout)
@@ -846,17 +1131,22 @@ def _resolve(entry: ModelEntry, src: registry.HubSource, offline: bool, timeout:
             f"{src.G.rsplit('/', 1)[0]}/ with both a generator and a discriminator file (not "
             f"every StudioGAN run is published). See {page} and, if the files are there "
             f"under other names, point {entry.name} at them with `dgp models source "
-            f"{entry.name} --g-file PATH --d-file PATH`.")
+            f"{entry.name} --g-file PATH --d-file PATH`."
+        )
     g, d = chosen
     resolved = listing.Resolved(commit, g, d)
     log.info("%s: resolved %s and %s at %s", entry.name, g.path, d.path, commit)
-    return resolved, dataclasses.replace(src, revision=commit, G=g.path, D=d.path,
-                                         G_sha256=src.G_sha256 or g.sha256,
-                                         D_sha256=src.D_sha256 or d.sha256)
+    return resolved, dataclasses.replace(
+        src,
+        revision=commit,
+        G=g.path,
+        D=d.path,
+        G_sha256=src.G_sha256 or g.sha256,
+        D_sha256=src.D_sha256 or d.sha256,
+    )
 
 
-def _planned_bytes(src: registry.HubSource, resolved: listing.Resolved | None
-                   ) -> int | None:
+def _planned_bytes(src: registry.HubSource, resolved: listing.Resolved | None) -> int | None:
     if resolved is not None:
         return resolved.download_bytes or None
     pin = registry.pinned(src) if src.has_patterns else None
@@ -875,14 +1165,19 @@ def _same_source(model: InstalledModel, src: registry.HubSource) -> bool:
     o = model.origin
     if o.get("kind") == "import":
         return True  # files the user gave us win over the Hub until they pull --force
-    return (o.get("repo_id"), o.get("revision"), o.get("endpoint", "")) == \
-        (src.repo_id, src.revision, src.endpoint) and all(
-            (o.get("files", {}).get(r, {}).get("name") == src.filename(r)) for r in ROLES)
+    return (o.get("repo_id"), o.get("revision"), o.get("endpoint", "")) == (
+        src.repo_id,
+        src.revision,
+        src.endpoint,
+    ) and all((o.get("files", {}).get(r, {}).get("name") == src.filename(r)) for r in ROLES)
 
 
 def _files_present(model: InstalledModel) -> bool:
-    return all((model.folder / f).is_file() and (model.folder / f).stat().st_size == int(
-        meta.get("size", -1)) for f, meta in model.files.items()) and bool(model.files)
+    return all(
+        (model.folder / f).is_file()
+        and (model.folder / f).stat().st_size == int(meta.get("size", -1))
+        for f, meta in model.files.items()
+    ) and bool(model.files)
 
 
 # --------------------------------------------------------------------------- verify / remove
@@ -899,8 +1194,12 @@ class VerifyResult:
         return f"{self.name}: OK" if self.ok else f"{self.name}: " + " ".join(self.problems)
 
 
-def verify(names: list[str] | str | None = None, *, progress: ProgressCallback | None = None,
-           cancel: threading.Event | None = None) -> list[VerifyResult]:
+def verify(
+    names: list[str] | str | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> list[VerifyResult]:
     """Check installed models: files present, SHA-256 as recorded, keys and shapes as the
     config says, values plausible (:func:`.checkpoint.implausible_value`). ``None``: every
     installed model (and the bundled one if present)."""
@@ -922,15 +1221,23 @@ def _verify_one(name: str, reporter: Reporter) -> VerifyResult:
     model = registry.installed(name)
     if model is None:
         known = name in registry.entries()
-        return VerifyResult(name, False, [
-            f"not installed: run `dgp models pull {name}` or `dgp models import {name} ...`."
-            if known else "no such model (see `dgp models list`)."])
-    again = (f"run `dgp models pull {name} --force` or import it again"
-             if model.origin.get("kind") == "hub" else "import it again")
+        return VerifyResult(
+            name,
+            False,
+            [
+                f"not installed: run `dgp models pull {name}` or `dgp models import {name} ...`."
+                if known
+                else "no such model (see `dgp models list`)."
+            ],
+        )
+    again = (
+        f"run `dgp models pull {name} --force` or import it again"
+        if model.origin.get("kind") == "hub"
+        else "import it again"
+    )
     problems = []
     if model.record.get("format") != RECORD_FORMAT:
-        return VerifyResult(name, False, [f"{RECORD_FILE} is unreadable: {again}."],
-                            model.folder)
+        return VerifyResult(name, False, [f"{RECORD_FILE} is unreadable: {again}."], model.folder)
     config: PriorConfig
     try:
         config = read_prior_config(model.folder)
@@ -948,13 +1255,17 @@ def _verify_one(name: str, reporter: Reporter) -> VerifyResult:
             problems.append(f"{fname} is missing: {again}.")
             continue
         if file.stat().st_size != meta.get("size"):
-            problems.append(f"{fname} has {file.stat().st_size} bytes, not the "
-                            f"{meta.get('size')} installed: {again}.")
+            problems.append(
+                f"{fname} has {file.stat().st_size} bytes, not the "
+                f"{meta.get('size')} installed: {again}."
+            )
             continue
         sha = sha256_file(file, reporter, i, len(items))
         if sha != meta.get("sha256"):
-            problems.append(f"{fname} changed since it was installed (SHA-256 {sha[:12]}… ≠ "
-                            f"{str(meta.get('sha256'))[:12]}…): {again}.")
+            problems.append(
+                f"{fname} changed since it was installed (SHA-256 {sha[:12]}… ≠ "
+                f"{str(meta.get('sha256'))[:12]}…): {again}."
+            )
             continue
         try:
             if isinstance(config, StyleGAN2Config):
@@ -1007,4 +1318,3 @@ def remove(name: str, *, downloads: bool = True) -> Path:
                 folder = registry.downloads_dir() / ("models--" + src.repo_id.replace("/", "--"))
                 shutil.rmtree(folder, ignore_errors=True)
     return target
-

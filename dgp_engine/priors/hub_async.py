@@ -19,8 +19,13 @@ from .registry import InstalledModel
 T = TypeVar("T")
 
 
-async def _in_thread(fn: Callable[..., T], *args: Any, progress: ProgressCallback | None,
-                     cancel: threading.Event | None, **kwargs: Any) -> T:
+async def _in_thread(
+    fn: Callable[..., T],
+    *args: Any,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+    **kwargs: Any,
+) -> T:
     """Run a blocking model operation in a worker thread: progress callbacks are delivered
     on the event loop (the GUI thread under qasync), and cancelling the awaiting task
     sets the cancel event and waits until the worker has cleaned up before the
@@ -30,12 +35,14 @@ async def _in_thread(fn: Callable[..., T], *args: Any, progress: ProgressCallbac
     event = cancel if cancel is not None else threading.Event()
     relay = None
     if progress is not None:
+
         def relay(report: TransferProgress) -> None:
             with contextlib.suppress(RuntimeError):  # loop already closed
                 loop.call_soon_threadsafe(progress, report)
 
-    future = loop.run_in_executor(None, functools.partial(fn, *args, progress=relay,
-                                                          cancel=event, **kwargs))
+    future = loop.run_in_executor(
+        None, functools.partial(fn, *args, progress=relay, cancel=event, **kwargs)
+    )
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
@@ -53,33 +60,48 @@ async def _in_thread(fn: Callable[..., T], *args: Any, progress: ProgressCallbac
         raise
 
 
-async def pull_async(name: str, *, progress: ProgressCallback | None = None,
-                     cancel: threading.Event | None = None, **kwargs: Any) -> InstalledModel:
+async def pull_async(
+    name: str,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    **kwargs: Any,
+) -> InstalledModel:
     """:func:`pull` off the event loop; cancel the task (or set ``cancel``) to stop it."""
     return await _in_thread(pull, name, progress=progress, cancel=cancel, **kwargs)
 
 
-async def import_files_async(name: str, g: str | Path, d: str | Path, *,
-                             progress: ProgressCallback | None = None,
-                             cancel: threading.Event | None = None,
-                             **kwargs: Any) -> InstalledModel:
+async def import_files_async(
+    name: str,
+    g: str | Path,
+    d: str | Path,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    **kwargs: Any,
+) -> InstalledModel:
     """:func:`import_files` off the event loop."""
-    return await _in_thread(import_files, name, g, d, progress=progress, cancel=cancel,
-                            **kwargs)
+    return await _in_thread(import_files, name, g, d, progress=progress, cancel=cancel, **kwargs)
 
 
-async def import_pickle_async(name: str, pkl: str | Path, *,
-                              progress: ProgressCallback | None = None,
-                              cancel: threading.Event | None = None,
-                              **kwargs: Any) -> InstalledModel:
+async def import_pickle_async(
+    name: str,
+    pkl: str | Path,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    **kwargs: Any,
+) -> InstalledModel:
     """:func:`import_pickle` off the event loop (an NVIDIA StyleGAN2 network pickle)."""
-    return await _in_thread(import_pickle, name, pkl, progress=progress, cancel=cancel,
-                            **kwargs)
+    return await _in_thread(import_pickle, name, pkl, progress=progress, cancel=cancel, **kwargs)
 
 
-async def verify_async(names: list[str] | str | None = None, *,
-                       progress: ProgressCallback | None = None,
-                       cancel: threading.Event | None = None) -> list[VerifyResult]:
+async def verify_async(
+    names: list[str] | str | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> list[VerifyResult]:
     """:func:`verify` off the event loop."""
     return await _in_thread(verify, names, progress=progress, cancel=cancel)
 

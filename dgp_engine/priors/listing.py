@@ -59,8 +59,7 @@ def _get(url: str, timeout: float, params: dict[str, str] | None = None) -> Any:
     """The response (httpx's or requests', by huggingface_hub version), raised for status."""
     from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-    response = get_session().get(url, params=params, headers=build_hf_headers(),
-                                 timeout=timeout)
+    response = get_session().get(url, params=params, headers=build_hf_headers(), timeout=timeout)
     hf_raise_for_status(response)
     return response
 
@@ -68,17 +67,18 @@ def _get(url: str, timeout: float, params: dict[str, str] | None = None) -> Any:
 def commit_of(endpoint: str, repo_id: str, revision: str, timeout: float) -> str:
     """The commit hash a branch, tag or commit of a model repository points to."""
     base = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
-    data = _get(f"{base}/api/models/{repo_id}/revision/{quote(revision, safe='')}",
-                timeout).json()
+    data = _get(f"{base}/api/models/{repo_id}/revision/{quote(revision, safe='')}", timeout).json()
     return str(data.get("sha") or revision)
 
 
-def list_files(endpoint: str, repo_id: str, revision: str, folder: str,
-               timeout: float) -> list[RemoteFile]:
+def list_files(
+    endpoint: str, repo_id: str, revision: str, folder: str, timeout: float
+) -> list[RemoteFile]:
     """Every file under ``folder`` (recursively) at ``revision``, following pages."""
     base = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
-    url: str | None = (f"{base}/api/models/{repo_id}/tree/{quote(revision, safe='')}"
-                       + (f"/{quote(folder, safe='/')}" if folder else ""))
+    url: str | None = f"{base}/api/models/{repo_id}/tree/{quote(revision, safe='')}" + (
+        f"/{quote(folder, safe='/')}" if folder else ""
+    )
     params: dict[str, str] | None = {"recursive": "true", "expand": "false"}
     out: list[RemoteFile] = []
     while url:
@@ -87,9 +87,13 @@ def list_files(endpoint: str, repo_id: str, revision: str, folder: str,
             if item.get("type") != "file":
                 continue
             lfs = item.get("lfs") or {}
-            out.append(RemoteFile(str(item["path"]), int(lfs.get("size") or item.get("size")
-                                                           or 0),
-                                  str(lfs.get("oid") or lfs.get("sha256") or "")))
+            out.append(
+                RemoteFile(
+                    str(item["path"]),
+                    int(lfs.get("size") or item.get("size") or 0),
+                    str(lfs.get("oid") or lfs.get("sha256") or ""),
+                )
+            )
         url = response.links.get("next", {}).get("url")
         params = None  # the next link carries them
     return out
@@ -106,15 +110,15 @@ def _rank(path: str) -> tuple[int, int]:
     return (1 if "-best-" in name else 0, int(step.group(1)) if step else -1)
 
 
-def choose(files: list[RemoteFile], g_pattern: str, d_pattern: str) -> tuple[RemoteFile,
-                                                                             RemoteFile] | None:
+def choose(
+    files: list[RemoteFile], g_pattern: str, d_pattern: str
+) -> tuple[RemoteFile, RemoteFile] | None:
     """The G and D to use: both from one run folder (the newest that has both, by its
     timestamped name), best checkpoints preferred over current ones, G and D of the same
     kind when the folder has both kinds."""
     g_hits = [f for f in files if fnmatch.fnmatchcase(f.path, g_pattern)]
     d_hits = [f for f in files if fnmatch.fnmatchcase(f.path, d_pattern)]
-    folders = sorted({_run_folder(f.path) for f in g_hits} & {_run_folder(f.path)
-                                                              for f in d_hits})
+    folders = sorted({_run_folder(f.path) for f in g_hits} & {_run_folder(f.path) for f in d_hits})
     if not folders:
         return None
     run = folders[-1]

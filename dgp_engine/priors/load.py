@@ -1,6 +1,6 @@
 """Loading a GAN prior (generator + discriminator) from a folder of weights or a registry
 name: a BigGAN (the DGP method's networks) or a StyleGAN2 (installed from NVIDIA's or
-StudioGAN's files; the method does not run on it yet)."""
+StudioGAN's files; the DGP restoration, jitter and morph run on it)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,16 @@ from .family import PriorConfig, family_of
 log = logging.getLogger(__name__)
 
 # Folder reading lives in .checkpoint; these names stay importable from here.
-__all__ = ["Prior", "StyleGAN2Networks", "build_prior", "find_weight_files", "load_prior",
-           "read_class_names", "read_config", "read_state_dict"]
+__all__ = [
+    "Prior",
+    "StyleGAN2Networks",
+    "build_prior",
+    "find_weight_files",
+    "load_prior",
+    "read_class_names",
+    "read_config",
+    "read_state_dict",
+]
 
 
 @dataclass(frozen=True)
@@ -54,21 +62,28 @@ class Prior:
 
     A prior is of one family (:attr:`family`): a BigGAN (``biggan-pytorch`` or
     ``studiogan``), whose networks are :attr:`G`, :attr:`D` and :attr:`config`, or a
-    StyleGAN2 (``stylegan2``), whose networks are :attr:`stylegan2`. The DGP method,
-    the tasks and manipulation work on BigGAN priors so far: the BigGAN accessors refuse a
-    StyleGAN2 prior with a sentence (:class:`~dgp_engine.errors.PriorFamilyError`)
-    instead of handing out networks those parts cannot run. What every family has —
+    StyleGAN2 (``stylegan2``), whose networks are :attr:`stylegan2`. The DGP restoration,
+    jitter and morph run on both; the rest on BigGAN priors so far: the BigGAN
+    accessors refuse a StyleGAN2 prior with a sentence
+    (:class:`~dgp_engine.errors.PriorFamilyError`) instead of handing out networks those
+    parts cannot run. What every family has —
     :attr:`generator`, :attr:`discriminator`, :attr:`architecture`, :attr:`resolution`,
     :attr:`n_classes`, :attr:`device`, class names — works for both."""
 
-    def __init__(self, G: Generator | sg2.Generator, D: Discriminator | sg2.Discriminator,
-                 config: PriorConfig, name: str = "custom",
-                 class_names: list[str] | None = None, source: Path | None = None,
-                 checksum: str = ""):
+    def __init__(
+        self,
+        G: Generator | sg2.Generator,
+        D: Discriminator | sg2.Discriminator,
+        config: PriorConfig,
+        name: str = "custom",
+        class_names: list[str] | None = None,
+        source: Path | None = None,
+        checksum: str = "",
+    ):
         big = isinstance(config, BigGANConfig)
         if big != (isinstance(G, Generator) and isinstance(D, Discriminator)) or (
-                not big and not (isinstance(G, sg2.Generator)
-                                 and isinstance(D, sg2.Discriminator))):
+            not big and not (isinstance(G, sg2.Generator) and isinstance(D, sg2.Discriminator))
+        ):
             raise TypeError("a prior's G, D and config must be of one family")
         self._G, self._D, self._config = G, D, config
         self.name = name
@@ -78,8 +93,10 @@ class Prior:
         self.checksum = checksum
 
     def __repr__(self) -> str:
-        return (f"Prior(name={self.name!r}, family={self.family!r}, "
-                f"resolution={self.resolution}, source={self.source!r})")
+        return (
+            f"Prior(name={self.name!r}, family={self.family!r}, "
+            f"resolution={self.resolution}, source={self.source!r})"
+        )
 
     # --- every family ---------------------------------------------------------------
     @property
@@ -131,9 +148,10 @@ class Prior:
     # --- BigGAN ---------------------------------------------------------------------
     def _not_biggan(self) -> PriorFamilyError:
         return PriorFamilyError(
-            f"{self.name} is a StyleGAN2 prior, and the DGP restoration, manipulation and "
-            "evaluation run on BigGAN priors only for now: choose a BigGAN model (`dgp "
-            "models list`).")
+            f"{self.name} is a StyleGAN2 prior, and this part of DGP Studio (category "
+            "transfer, the app's manipulation panel, evaluation, training) runs on BigGAN "
+            "priors only for now: choose a BigGAN model (`dgp models list`)."
+        )
 
     @property
     def G(self) -> Generator:
@@ -161,14 +179,21 @@ class Prior:
     def stylegan2(self) -> StyleGAN2Networks:
         """A StyleGAN2 prior's networks (PriorFamilyError for a BigGAN prior)."""
         G, D, cfg = self._G, self._D, self._config
-        if not (isinstance(G, sg2.Generator) and isinstance(D, sg2.Discriminator)
-                and isinstance(cfg, StyleGAN2Config)):
+        if not (
+            isinstance(G, sg2.Generator)
+            and isinstance(D, sg2.Discriminator)
+            and isinstance(cfg, StyleGAN2Config)
+        ):
             raise PriorFamilyError(f"{self.name} is a BigGAN prior, not a StyleGAN2 one.")
         return StyleGAN2Networks(G, D, cfg)
 
 
-def build_prior(config: BigGANConfig, device: str | torch.device = "cpu", name: str = "random",
-                seed: int | None = None) -> Prior:
+def build_prior(
+    config: BigGANConfig,
+    device: str | torch.device = "cpu",
+    name: str = "random",
+    seed: int | None = None,
+) -> Prior:
     """A prior with freshly initialised weights (for training, tests and benchmarks)."""
     if seed is not None:
         torch.manual_seed(seed)
@@ -208,26 +233,36 @@ def load_prior(source: str | Path, device: str | torch.device = "cpu") -> Prior:
     load_strict(D, weights.D, d_file, config)
     checksum = installed_digest(path) or tensors_digest(weights.G, weights.D)
     del weights
-    prior = Prior(G.to(device).eval(), D.to(device).eval(), config, name=name,
-                  class_names=read_class_names(path, config), source=path,
-                  checksum=checksum)
+    prior = Prior(
+        G.to(device).eval(),
+        D.to(device).eval(),
+        config,
+        name=name,
+        class_names=read_class_names(path, config),
+        source=path,
+        checksum=checksum,
+    )
     log.info("loaded prior %s from %s (%s)", name, path, config.describe())
     return prior
 
 
-def _refuse_implausible(sd: dict[str, torch.Tensor], file: Path, folder: Path,
-                        name: str) -> None:
+def _refuse_implausible(sd: dict[str, torch.Tensor], file: Path, folder: Path, name: str) -> None:
     problem = implausible_value(sd)  # one pass over the weights: ~0.2 s per 70 M values
     if problem:
         installed = (folder / "model.json").is_file()
         raise CheckpointError(
-            f"{file.name} of the model {name} is damaged: {problem}; " +
-            (f"run `dgp models verify {name}`, then pull or import the model again."
-             if installed else "download or copy the file again."))
+            f"{file.name} of the model {name} is damaged: {problem}; "
+            + (
+                f"run `dgp models verify {name}`, then pull or import the model again."
+                if installed
+                else "download or copy the file again."
+            )
+        )
 
 
-def _load_stylegan2(path: Path, name: str, config: StyleGAN2Config,
-                    device: str | torch.device) -> Prior:
+def _load_stylegan2(
+    path: Path, name: str, config: StyleGAN2Config, device: str | torch.device
+) -> Prior:
     """An installed StyleGAN2 folder: G_ema/D safetensors (float16 weights, read back as
     float32) under the networks' own names."""
     from .stylegan2_prior import build_networks, class_names
@@ -239,10 +274,19 @@ def _load_stylegan2(path: Path, name: str, config: StyleGAN2Config,
     try:
         G, D = build_networks(config, g_sd, d_sd, (g_file, d_file))
     except CheckpointError as exc:
-        raise CheckpointError(f"The model {name} ({path}) does not fit its config.json: {exc} "
-                              f"Run `dgp models verify {name}`, then import it again.") from exc
+        raise CheckpointError(
+            f"The model {name} ({path}) does not fit its config.json: {exc} "
+            f"Run `dgp models verify {name}`, then import it again."
+        ) from exc
     checksum = installed_digest(path) or tensors_digest(g_sd, d_sd)
-    prior = Prior(G.to(device).eval(), D.to(device).eval(), config, name=name,
-                  class_names=class_names(path, config), source=path, checksum=checksum)
+    prior = Prior(
+        G.to(device).eval(),
+        D.to(device).eval(),
+        config,
+        name=name,
+        class_names=class_names(path, config),
+        source=path,
+        checksum=checksum,
+    )
     log.info("loaded prior %s from %s (%s)", name, path, config.describe())
     return prior

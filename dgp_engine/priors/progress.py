@@ -46,8 +46,9 @@ ProgressCallback = Callable[[TransferProgress], None]
 
 
 class Reporter:
-    def __init__(self, model: str, progress: ProgressCallback | None,
-                 cancel: threading.Event | None):
+    def __init__(
+        self, model: str, progress: ProgressCallback | None, cancel: threading.Event | None
+    ):
         self.model = model
         self.progress = progress
         self.cancel = cancel
@@ -56,8 +57,9 @@ class Reporter:
         if self.cancel is not None and self.cancel.is_set():
             raise OperationCancelled(f"{self.model}: cancelled; nothing was installed or changed.")
 
-    def report(self, stage: str, file: str, done: int, total: int | None, index: int = 0,
-               count: int = 1) -> None:
+    def report(
+        self, stage: str, file: str, done: int, total: int | None, index: int = 0, count: int = 1
+    ) -> None:
         if self.progress is not None:
             self.progress(TransferProgress(self.model, stage, file, done, total, index, count))
         self.check()
@@ -68,8 +70,9 @@ def bar_class(reporter: Reporter, file: str, index: int, count: int) -> type:
     update reports bytes and raises OperationCancelled when cancel is set."""
 
     class _ProgressBar:
-        def __init__(self, *args: Any, total: int | None = None, initial: int = 0,
-                     **kwargs: Any) -> None:
+        def __init__(
+            self, *args: Any, total: int | None = None, initial: int = 0, **kwargs: Any
+        ) -> None:
             self.total = total
             self.n = initial or 0
             reporter.report("download", file, self.n, self.total, index, count)
@@ -96,8 +99,9 @@ def bar_class(reporter: Reporter, file: str, index: int, count: int) -> type:
     return _ProgressBar
 
 
-def sha256_file(file: Path, reporter: Reporter | None = None, index: int = 0,
-                count: int = 1) -> str:
+def sha256_file(
+    file: Path, reporter: Reporter | None = None, index: int = 0, count: int = 1
+) -> str:
     """SHA-256 of a file, reporting progress and honouring cancel every 8 MiB."""
     digest = hashlib.sha256()
     total = file.stat().st_size

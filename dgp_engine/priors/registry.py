@@ -60,8 +60,7 @@ BUNDLED = "bundled"
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_SOURCE_FIELDS = ("endpoint", "repo_id", "revision", "G", "D", "G_sha256", "D_sha256",
-                  "format")
+_SOURCE_FIELDS = ("endpoint", "repo_id", "revision", "G", "D", "G_sha256", "D_sha256", "format")
 #: Checkpoint layouts a source can serve (converted to ours on install). A StyleGAN2
 #: entry's source serves StudioGAN's StyleGAN2 files ("studiogan").
 SOURCE_FORMATS = ("biggan-pytorch", "studiogan")
@@ -174,8 +173,13 @@ class ModelEntry:
     def installed_bytes(self) -> int | None:
         """Rough size once installed (StudioGAN weights are kept as float16)."""
         if "g_elements" in self.expect and "d_elements" in self.expect:
-            width = 2 if self.source is not None and self.source.format == "studiogan" \
-                or self.stylegan2 is not None else 4
+            width = (
+                2
+                if self.source is not None
+                and self.source.format == "studiogan"
+                or self.stylegan2 is not None
+                else 4
+            )
             return width * (self.expect["g_elements"] + self.expect["d_elements"])
         return None
 
@@ -271,12 +275,17 @@ def downloads_dir() -> Path:
 
 
 def _shipped() -> dict[str, Any]:
-    text = (resources.files("dgp_resources").joinpath("models").joinpath("registry.toml")
-            .read_text("utf-8"))
+    text = (
+        resources.files("dgp_resources")
+        .joinpath("models")
+        .joinpath("registry.toml")
+        .read_text("utf-8")
+    )
     data: dict[str, Any] = tomllib.loads(text)
     if data.get("schema") != 1:
-        raise RegistryError("resources/models/registry.toml has an unknown schema; reinstall "
-                            "DGP Studio.")
+        raise RegistryError(
+            "resources/models/registry.toml has an unknown schema; reinstall DGP Studio."
+        )
     models: dict[str, Any] = data.get("models", {})
     return models
 
@@ -296,23 +305,27 @@ def _read_user() -> dict[str, Any]:
 
 def _write_user(data: dict[str, Any]) -> None:
     user_file().parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(user_file(), "# Model sources and recorded checksums of DGP Studio "
-                      "(edit with `dgp models source`).\n" + tomli_w.dumps(data))
+    atomic_write_text(
+        user_file(),
+        "# Model sources and recorded checksums of DGP Studio "
+        "(edit with `dgp models source`).\n" + tomli_w.dumps(data),
+    )
 
 
-def _source_from(table: dict[str, Any] | None, base: HubSource | None = None,
-                 where: str = "") -> HubSource:
+def _source_from(
+    table: dict[str, Any] | None, base: HubSource | None = None, where: str = ""
+) -> HubSource:
     values = (base or HubSource()).to_dict()
     for key, value in (table or {}).items():
         if key not in _SOURCE_FIELDS:
-            raise RegistryError(f"{where}: unknown source setting {key!r} (known: "
-                                f"{', '.join(_SOURCE_FIELDS)}).")
+            raise RegistryError(
+                f"{where}: unknown source setting {key!r} (known: {', '.join(_SOURCE_FIELDS)})."
+            )
         if not isinstance(value, str):
             raise RegistryError(f"{where}: source setting {key} must be a string.")
         values[key] = value.strip()
     if values["format"] not in SOURCE_FORMATS:
-        raise RegistryError(f"{where}: source format must be one of "
-                            f"{', '.join(SOURCE_FORMATS)}.")
+        raise RegistryError(f"{where}: source format must be one of {', '.join(SOURCE_FORMATS)}.")
     for role in ROLES:
         sha = values[f"{role}_sha256"].lower()
         if sha and not _SHA256.match(sha):
@@ -345,8 +358,9 @@ def _bundled_config() -> BigGANConfig | None:
         return None
 
 
-def _entry_from(name: str, table: dict[str, Any], user: dict[str, Any], where: str,
-                user_defined: bool = False) -> ModelEntry:
+def _entry_from(
+    name: str, table: dict[str, Any], user: dict[str, Any], where: str, user_defined: bool = False
+) -> ModelEntry:
     kind = table.get("kind", "download")
     config: BigGANConfig | None = None
     style: StyleGAN2Config | None = None
@@ -356,8 +370,9 @@ def _entry_from(name: str, table: dict[str, Any], user: dict[str, Any], where: s
         arch = _config_from(table.get("config"), where)
         res = table.get("resolution")
         if res is not None and res != arch.resolution:
-            raise RegistryError(f"{where}: resolution {res} disagrees with its config "
-                                f"({arch.resolution}).")
+            raise RegistryError(
+                f"{where}: resolution {res} disagrees with its config ({arch.resolution})."
+            )
         if isinstance(arch, StyleGAN2Config):
             style = arch
         else:
@@ -369,23 +384,39 @@ def _entry_from(name: str, table: dict[str, Any], user: dict[str, Any], where: s
         if override and not user_defined:
             source = _source_from(override, base=source, where=f"{user_file()} [{name}]")
         if style is not None and source.format != "studiogan":
-            raise RegistryError(f"{where}: a StyleGAN2 model is downloaded as StudioGAN's "
-                                "files: its source format must be \"studiogan\".")
-    classes_of = style.c_dim if style is not None else (
-        config.n_classes if config is not None else None)
-    expect = {k: int(v) for k, v in table.items()
-              if k in ("g_keys", "d_keys", "g_elements", "d_elements")}
+            raise RegistryError(
+                f"{where}: a StyleGAN2 model is downloaded as StudioGAN's "
+                'files: its source format must be "studiogan".'
+            )
+    classes_of = (
+        style.c_dim if style is not None else (config.n_classes if config is not None else None)
+    )
+    expect = {
+        k: int(v) for k, v in table.items() if k in ("g_keys", "d_keys", "g_elements", "d_elements")
+    }
     names = table.get("class_names") or ()
-    if names and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)
-                  or (classes_of is not None and len(names) != classes_of)):
+    if names and (
+        not isinstance(names, list)
+        or not all(isinstance(n, str) for n in names)
+        or (classes_of is not None and len(names) != classes_of)
+    ):
         raise RegistryError(f"{where}: class_names must list one name per class.")
     listed = table.get("download_bytes")
-    return ModelEntry(name=name, title=str(table.get("title", name)), kind=kind,
-                      classes=str(table.get("classes", "classes.txt" if names else "imagenet")),
-                      config=config, source=source, expect=expect, user_defined=user_defined,
-                      licence=str(table.get("licence", "")), about=str(table.get("about", "")),
-                      class_names=tuple(names),
-                      listed_bytes=int(listed) if listed else None, stylegan2=style)
+    return ModelEntry(
+        name=name,
+        title=str(table.get("title", name)),
+        kind=kind,
+        classes=str(table.get("classes", "classes.txt" if names else "imagenet")),
+        config=config,
+        source=source,
+        expect=expect,
+        user_defined=user_defined,
+        licence=str(table.get("licence", "")),
+        about=str(table.get("about", "")),
+        class_names=tuple(names),
+        listed_bytes=int(listed) if listed else None,
+        stylegan2=style,
+    )
 
 
 def entries(strict: str | None = None) -> dict[str, ModelEntry]:
@@ -401,8 +432,9 @@ def entries(strict: str | None = None) -> dict[str, ModelEntry]:
             continue  # only source overrides for shipped models
         try:
             validate_name(name)
-            out[name] = _entry_from(name, table, user, f"{user_file()} [models.{name}]",
-                                    user_defined=True)
+            out[name] = _entry_from(
+                name, table, user, f"{user_file()} [models.{name}]", user_defined=True
+            )
         except RegistryError as exc:  # one bad entry must not hide every other model
             if strict == name:
                 raise
@@ -411,27 +443,35 @@ def entries(strict: str | None = None) -> dict[str, ModelEntry]:
         if installed.name not in out:
             arch = installed.config
             out[installed.name] = ModelEntry(
-                name=installed.name, title=installed.record.get("title") or installed.name,
-                kind="imported", classes=installed.record.get("classes", "imagenet"),
+                name=installed.name,
+                title=installed.record.get("title") or installed.name,
+                kind="imported",
+                classes=installed.record.get("classes", "imagenet"),
                 config=arch if isinstance(arch, BigGANConfig) else None,
                 stylegan2=arch if isinstance(arch, StyleGAN2Config) else None,
-                user_defined=True, licence=installed.licence)
+                user_defined=True,
+                licence=installed.licence,
+            )
     return out
 
 
 def get_entry(name: str) -> ModelEntry:
     known = entries(strict=name)
     if name not in known:
-        raise RegistryError(f"{name!r} is not a known model: use one of {', '.join(known)} "
-                            "(`dgp models list`), or import files under a new name.")
+        raise RegistryError(
+            f"{name!r} is not a known model: use one of {', '.join(known)} "
+            "(`dgp models list`), or import files under a new name."
+        )
     return known[name]
 
 
 def _no_source(entry: ModelEntry) -> RegistryError:
     if entry.kind == BUNDLED:
         return RegistryError(f"{entry.name} ships with DGP Studio and has no download source.")
-    return RegistryError(f"{entry.name} was imported from files and has no download source: "
-                         "import it again to update it.")
+    return RegistryError(
+        f"{entry.name} was imported from files and has no download source: "
+        "import it again to update it."
+    )
 
 
 def source_settings(name: str) -> HubSource:
@@ -455,8 +495,9 @@ def set_source(name: str, **changes: str | None) -> HubSource:
     target = table.setdefault("source", {})
     for key, value in changes.items():
         if key not in _SOURCE_FIELDS:
-            raise RegistryError(f"unknown source setting {key!r} (known: "
-                                f"{', '.join(_SOURCE_FIELDS)}).")
+            raise RegistryError(
+                f"unknown source setting {key!r} (known: {', '.join(_SOURCE_FIELDS)})."
+            )
         if value is None:
             continue
         if str(value).strip() == "":
@@ -483,19 +524,24 @@ def reset_source(name: str) -> HubSource:
     return source_settings(name)
 
 
-def add_model(name: str, config: PriorConfig, source: HubSource, title: str = "",
-              classes: str = "imagenet") -> ModelEntry:
+def add_model(
+    name: str, config: PriorConfig, source: HubSource, title: str = "", classes: str = "imagenet"
+) -> ModelEntry:
     """Register a downloadable model of the user's own (stored in the user's models.toml);
     a StyleGAN2 one is downloaded as StudioGAN's files (``source.format`` "studiogan")."""
     validate_name(name)
     if name in entries() and not get_entry(name).user_defined:
         raise RegistryError(f"{name} is a built-in model name; choose another name.")
     if isinstance(config, StyleGAN2Config) and source.format != "studiogan":
-        raise RegistryError(f"{name}: a StyleGAN2 model is downloaded as StudioGAN's files: "
-                            "its source format must be \"studiogan\".")
+        raise RegistryError(
+            f"{name}: a StyleGAN2 model is downloaded as StudioGAN's files: "
+            'its source format must be "studiogan".'
+        )
     user = _read_user()
     user.setdefault("models", {})[name] = {
-        "title": title or name, "kind": "download", "classes": classes,
+        "title": title or name,
+        "kind": "download",
+        "classes": classes,
         "config": config_table(config),
         "source": {k: v for k, v in source.to_dict().items() if v},
     }
@@ -527,8 +573,9 @@ def pinned(source: HubSource) -> dict[str, Any] | None:
     """What the first pull of a pattern source resolved: commit, G/D paths, SHA-256s and
     sizes (None before that)."""
     pin = (_read_user().get("pinned") or {}).get(source.pin_key())
-    ok = isinstance(pin, dict) and all(isinstance(pin.get(k), str) and pin.get(k)
-                                       for k in ("commit", "G", "D"))
+    ok = isinstance(pin, dict) and all(
+        isinstance(pin.get(k), str) and pin.get(k) for k in ("commit", "G", "D")
+    )
     return pin if ok else None
 
 
@@ -602,21 +649,29 @@ def resolve_model_dir(name: str) -> tuple[Path, str]:
         folder = bundled_model_dir()
         if (folder / "config.json").is_file():
             return folder, name
-        raise CheckpointError("The bundled model is not installed with this copy of DGP Studio: "
-                              "reinstall DGP Studio, or pull or import another model.")
+        raise CheckpointError(
+            "The bundled model is not installed with this copy of DGP Studio: "
+            "reinstall DGP Studio, or pull or import another model."
+        )
     if _NAME.match(name or ""):
         model = installed(name)
         if model is not None:
             return model.folder, name
     known = entries()
     if name in known:
-        files = ("--g model=G_ema-…pth --d model=D-…pth" if known[name].family == STYLEGAN2
-                 else "--g G_ema.pth --d D.pth")
+        files = (
+            "--g model=G_ema-…pth --d model=D-…pth"
+            if known[name].family == STYLEGAN2
+            else "--g G_ema.pth --d D.pth"
+        )
         raise CheckpointError(
             f"{name} is not installed yet: run `dgp models pull {name}` or "
-            f"`dgp models import {name} {files}`.")
-    raise CheckpointError(f"{name!r} is neither a folder nor a known model name: use a folder "
-                          f"with config.json + G/D weights, or one of {', '.join(known)}.")
+            f"`dgp models import {name} {files}`."
+        )
+    raise CheckpointError(
+        f"{name!r} is neither a folder nor a known model name: use a folder "
+        f"with config.json + G/D weights, or one of {', '.join(known)}."
+    )
 
 
 def class_names(name: str) -> list[str]:
@@ -640,13 +695,24 @@ def list_models() -> list[ModelStatus]:
         if entry.kind == BUNDLED:
             folder = bundled_model_dir()
             present = (folder / "config.json").is_file()
-            size = (sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-                    if present else None)
-            rows.append(ModelStatus(entry.name, entry.title, entry.kind,
-                                    "bundled" if present else "missing", entry.resolution,
-                                    folder if present else None, "ships with DGP Studio", size,
-                                    licence=entry.licence, about=entry.about,
-                                    family=entry.family))
+            size = (
+                sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) if present else None
+            )
+            rows.append(
+                ModelStatus(
+                    entry.name,
+                    entry.title,
+                    entry.kind,
+                    "bundled" if present else "missing",
+                    entry.resolution,
+                    folder if present else None,
+                    "ships with DGP Studio",
+                    size,
+                    licence=entry.licence,
+                    about=entry.about,
+                    family=entry.family,
+                )
+            )
             continue
         model = installed(entry.name)
         source = entry.source.describe() if entry.source else "imported files"
@@ -654,17 +720,44 @@ def list_models() -> list[ModelStatus]:
         downloadable = bool(entry.source and entry.source.configured)
         if model is not None:
             origin = model.origin
-            how = ("imported files" if origin.get("kind") == "import"
-                   else f"pulled from {origin.get('repo_id', '?')}@{origin.get('revision', '?')}")
-            rows.append(ModelStatus(entry.name, entry.title, entry.kind, "installed",
-                                    model.config.resolution, model.folder, how, model.size_bytes,
-                                    licence=entry.licence or model.licence, about=entry.about,
-                                    download_bytes=download_bytes, downloadable=downloadable,
-                                    family=model.family))
+            how = (
+                "imported files"
+                if origin.get("kind") == "import"
+                else f"pulled from {origin.get('repo_id', '?')}@{origin.get('revision', '?')}"
+            )
+            rows.append(
+                ModelStatus(
+                    entry.name,
+                    entry.title,
+                    entry.kind,
+                    "installed",
+                    model.config.resolution,
+                    model.folder,
+                    how,
+                    model.size_bytes,
+                    licence=entry.licence or model.licence,
+                    about=entry.about,
+                    download_bytes=download_bytes,
+                    downloadable=downloadable,
+                    family=model.family,
+                )
+            )
         else:
-            rows.append(ModelStatus(entry.name, entry.title, entry.kind, "not installed",
-                                    entry.resolution, None, source, entry.download_bytes,
-                                    licence=entry.licence, about=entry.about,
-                                    download_bytes=download_bytes, downloadable=downloadable,
-                                    family=entry.family))
+            rows.append(
+                ModelStatus(
+                    entry.name,
+                    entry.title,
+                    entry.kind,
+                    "not installed",
+                    entry.resolution,
+                    None,
+                    source,
+                    entry.download_bytes,
+                    licence=entry.licence,
+                    about=entry.about,
+                    download_bytes=download_bytes,
+                    downloadable=downloadable,
+                    family=entry.family,
+                )
+            )
     return rows

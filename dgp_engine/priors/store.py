@@ -56,7 +56,7 @@ def cleanup() -> list[Path]:
         for prefix in (STAGING, TRASH):
             if not entry.name.startswith(prefix):
                 continue
-            rest = entry.name[len(prefix):]
+            rest = entry.name[len(prefix) :]
             m = re.match(r"^(?P<name>.+)-(?P<pid>\d+)-[0-9a-f]{8}$", rest)
             try:
                 age = now - entry.stat().st_mtime
@@ -65,8 +65,12 @@ def cleanup() -> list[Path]:
             alive = m is not None and _pid_alive(int(m["pid"]))
             if alive and age < _STALE_SECONDS:
                 continue
-            if prefix == TRASH and m and not (root / m["name"]).exists() and \
-                    (entry / RECORD_FILE).is_file():
+            if (
+                prefix == TRASH
+                and m
+                and not (root / m["name"]).exists()
+                and (entry / RECORD_FILE).is_file()
+            ):
                 # Killed between the two renames of a replacement: put the old one back.
                 with contextlib.suppress(OSError):
                     os.replace(entry, root / m["name"])

@@ -39,22 +39,32 @@ FAMILY = "studiogan"
 #: StudioGAN's BN eps in big_resnet (BigGAN-PyTorch uses 1e-5).
 BN_EPS = 1e-4
 #: File names StudioGAN's trainer writes, best checkpoints first.
-G_FILES = ("model=G_ema-best-weights-step=*.pth", "model=G_ema-current-weights-step=*.pth",
-           "model=G-best-weights-step=*.pth", "model=G-current-weights-step=*.pth")
+G_FILES = (
+    "model=G_ema-best-weights-step=*.pth",
+    "model=G_ema-current-weights-step=*.pth",
+    "model=G-best-weights-step=*.pth",
+    "model=G-current-weights-step=*.pth",
+)
 D_FILES = ("model=D-best-weights-step=*.pth", "model=D-current-weights-step=*.pth")
 YAML_NAMES = ("studiogan.yaml", "config.yaml")
 
 _SN = {"weight_orig": "weight", "weight_u": "u0", "weight_v": "v0"}
 _CONV = {"conv2d0": "conv_sc", "conv2d1": "conv1", "conv2d2": "conv2"}
-_ATTN = {"conv1x1_theta": "theta", "conv1x1_phi": "phi", "conv1x1_g": "g",
-         "conv1x1_attn": "o"}
-_OUT_BN = {"weight": "gain", "bias": "bias", "running_mean": "stored_mean",
-           "running_var": "stored_var"}
+_ATTN = {"conv1x1_theta": "theta", "conv1x1_phi": "phi", "conv1x1_g": "g", "conv1x1_attn": "o"}
+_OUT_BN = {
+    "weight": "gain",
+    "bias": "bias",
+    "running_mean": "stored_mean",
+    "running_var": "stored_var",
+}
 _BN_STAT = {"running_mean": "stored_mean", "running_var": "stored_var"}
 #: StudioGAN backbones by name, for refusals that say what a file is.
 _BACKBONES = {
-    "big_resnet": "BigGAN", "deep_big_resnet": "BigGAN-Deep", "resnet": "a ResNet GAN "
-    "(SNGAN/SAGAN/ContraGAN family)", "deep_conv": "DCGAN", "stylegan2": "StyleGAN2",
+    "big_resnet": "BigGAN",
+    "deep_big_resnet": "BigGAN-Deep",
+    "resnet": "a ResNet GAN (SNGAN/SAGAN/ContraGAN family)",
+    "deep_conv": "DCGAN",
+    "stylegan2": "StyleGAN2",
     "stylegan3": "StyleGAN3",
 }
 _ROLE_NAME = {"G": "generator", "D": "discriminator"}
@@ -66,15 +76,18 @@ _ROLE_NAME = {"G": "generator", "D": "discriminator"}
 def strip_prefix(sd: dict[str, Any]) -> dict[str, Any]:
     """Keys without a ``module.`` prefix (checkpoints saved from DataParallel/DDP)."""
     if sd and all(k.startswith("module.") for k in sd):
-        return {k[len("module."):]: v for k, v in sd.items()}
+        return {k[len("module.") :]: v for k, v in sd.items()}
     return sd
 
 
 def is_studiogan(sd: dict[str, Any]) -> bool:
     """Whether a state dict uses StudioGAN's naming (of any of its architectures)."""
     keys = strip_prefix(sd)
-    return any(k.endswith(".weight_orig") or k.startswith(("mapping.", "synthesis."))
-               for k in keys) or "linear0.weight" in keys or "conv2d5.weight" in keys
+    return (
+        any(k.endswith(".weight_orig") or k.startswith(("mapping.", "synthesis.")) for k in keys)
+        or "linear0.weight" in keys
+        or "conv2d5.weight" in keys
+    )
 
 
 def identify(sd: dict[str, Any]) -> tuple[str | None, str]:
@@ -89,18 +102,24 @@ def identify(sd: dict[str, Any]) -> tuple[str | None, str]:
     if any(re.match(r"blocks\.\d+\.0\.(conv2d3|bn3|bn4)\.", k) for k in keys):
         return None, "a StudioGAN BigGAN-Deep network (deep_big_resnet)"
     if any(k.startswith(("deconv", "conv2d1.")) for k in keys) and not any(
-            k.startswith("blocks.") for k in keys):
+        k.startswith("blocks.") for k in keys
+    ):
         return None, "a StudioGAN DCGAN network (deep_conv)"
     if "linear0.weight_orig" in keys or "conv2d5.weight_orig" in keys:
         if "shared.weight" not in keys or not any(
-                re.match(r"blocks\.\d+\.0\.bn1\.gain\.weight_orig$", k) for k in keys):
-            return None, ("a StudioGAN ResNet generator without BigGAN's shared class "
-                          "embedding (SNGAN/SAGAN/ContraGAN family)")
+            re.match(r"blocks\.\d+\.0\.bn1\.gain\.weight_orig$", k) for k in keys
+        ):
+            return None, (
+                "a StudioGAN ResNet generator without BigGAN's shared class "
+                "embedding (SNGAN/SAGAN/ContraGAN family)"
+            )
         return "G", "a StudioGAN BigGAN generator"
     if "linear1.weight_orig" in keys:
         if "embedding.weight_orig" not in keys:
-            return None, ("a StudioGAN discriminator without a projection class embedding "
-                          "(DGP needs d_cond_mtd: PD)")
+            return None, (
+                "a StudioGAN discriminator without a projection class embedding "
+                "(DGP needs d_cond_mtd: PD)"
+            )
         return "D", "a StudioGAN BigGAN discriminator"
     if "linear0.weight" in keys or "linear1.weight" in keys:
         return None, "a StudioGAN network trained without spectral norm (apply_*_sn: False)"
@@ -128,8 +147,9 @@ def _attn_resolutions(blocks: list[tuple[int, bool]], resolutions: list[int]) ->
     for _i, attn in blocks:
         if attn:
             if group < 0 or group >= len(resolutions):
-                raise CheckpointError("the checkpoint has an attention block in a place "
-                                      "BigGAN never puts one.")
+                raise CheckpointError(
+                    "the checkpoint has an attention block in a place BigGAN never puts one."
+                )
             found.append(str(resolutions[group]))
         else:
             group += 1
@@ -145,14 +165,17 @@ def infer_config(g_sd: dict[str, Any], d_sd: dict[str, Any] | None = None) -> Bi
     if res is None:
         raise CheckpointError(
             f"the generator has {n} residual blocks; StudioGAN BigGANs that DGP Studio reads "
-            "have 4 (64 px), 5 (128 px) or 6 (256 px).")
+            "have 4 (64 px), 5 (128 px) or 6 (256 px)."
+        )
     g_ch = _shape(g, "conv2d5.weight_orig")[1]
     n_classes, shared_dim = _shape(g, "shared.weight")
     chunk = _shape(g, "linear0.weight_orig")[1]
     cond = _shape(g, f"blocks.{blocks[0][0]}.0.bn1.gain.weight_orig")[1]
     if cond != shared_dim + chunk:
-        raise CheckpointError("the generator's conditional BN does not take [class embedding, "
-                              "z chunk]: it is not a hierarchical-z BigGAN.")
+        raise CheckpointError(
+            "the generator's conditional BN does not take [class embedding, "
+            "z chunk]: it is not a hierarchical-z BigGAN."
+        )
     d_ch, d_attn = g_ch, "0"
     probe = BigGANConfig(resolution=res, G_ch=8, D_ch=8, family=FAMILY)  # for resolutions
     g_attn = _attn_resolutions(blocks, probe.g_arch["resolution"])
@@ -161,9 +184,19 @@ def infer_config(g_sd: dict[str, Any], d_sd: dict[str, Any] | None = None) -> Bi
         d_ch = _shape(d, "blocks.0.0.conv2d1.weight_orig")[0]
         d_attn = _attn_resolutions(_blocks(d), probe.d_arch["resolution"])
     try:
-        return BigGANConfig(resolution=res, G_ch=g_ch, D_ch=d_ch, dim_z=chunk * (n + 1),
-                            shared_dim=shared_dim, hier=True, n_classes=n_classes,
-                            G_attn=g_attn, D_attn=d_attn, BN_eps=BN_EPS, family=FAMILY)
+        return BigGANConfig(
+            resolution=res,
+            G_ch=g_ch,
+            D_ch=d_ch,
+            dim_z=chunk * (n + 1),
+            shared_dim=shared_dim,
+            hier=True,
+            n_classes=n_classes,
+            G_attn=g_attn,
+            D_attn=d_attn,
+            BN_eps=BN_EPS,
+            family=FAMILY,
+        )
     except CheckpointError as exc:
         raise CheckpointError(f"the StudioGAN checkpoint has an unusual shape: {exc}") from exc
 
@@ -180,31 +213,43 @@ def config_from_yaml(file: Path) -> BigGANConfig:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise CheckpointError(f"Could not read the StudioGAN config {file} ({exc}).") from exc
     if not isinstance(data, dict) or not isinstance(data.get("MODEL"), dict):
-        raise CheckpointError(f"{Path(file).name} is not a StudioGAN config: it has no MODEL "
-                              "section.")
+        raise CheckpointError(
+            f"{Path(file).name} is not a StudioGAN config: it has no MODEL section."
+        )
     model, dataset = data["MODEL"], data.get("DATA") or {}
     backbone = str(model.get("backbone", "big_resnet"))
     if backbone != "big_resnet":
         what = _BACKBONES.get(backbone, f"backbone {backbone!r}")
-        raise CheckpointError(f"{Path(file).name} describes {what}, not BigGAN (big_resnet): "
-                              "DGP needs a BigGAN generator and its discriminator.")
-    for key, want, why in (("g_cond_mtd", "cBN", "conditional BN in the generator"),
-                           ("d_cond_mtd", "PD", "a projection discriminator"),
-                           ("apply_g_sn", True, "spectral norm in the generator"),
-                           ("apply_d_sn", True, "spectral norm in the discriminator")):
+        raise CheckpointError(
+            f"{Path(file).name} describes {what}, not BigGAN (big_resnet): "
+            "DGP needs a BigGAN generator and its discriminator."
+        )
+    for key, want, why in (
+        ("g_cond_mtd", "cBN", "conditional BN in the generator"),
+        ("d_cond_mtd", "PD", "a projection discriminator"),
+        ("apply_g_sn", True, "spectral norm in the generator"),
+        ("apply_d_sn", True, "spectral norm in the discriminator"),
+    ):
         if key in model and model[key] != want:
-            raise CheckpointError(f"{Path(file).name} sets {key}: {model[key]}; DGP Studio "
-                                  f"reads StudioGAN BigGANs with {why} ({key}: {want}).")
+            raise CheckpointError(
+                f"{Path(file).name} sets {key}: {model[key]}; DGP Studio "
+                f"reads StudioGAN BigGANs with {why} ({key}: {want})."
+            )
     missing = [k for k in ("img_size", "num_classes") if k not in dataset] + [
-        k for k in ("z_dim", "g_shared_dim", "g_conv_dim", "d_conv_dim") if k not in model]
+        k for k in ("z_dim", "g_shared_dim", "g_conv_dim", "d_conv_dim") if k not in model
+    ]
     if missing:
-        raise CheckpointError(f"{Path(file).name} does not give {', '.join(missing)}: use the "
-                              "YAML file of the run (or import without --config to read the "
-                              "architecture from the checkpoint).")
+        raise CheckpointError(
+            f"{Path(file).name} does not give {', '.join(missing)}: use the "
+            "YAML file of the run (or import without --config to read the "
+            "architecture from the checkpoint)."
+        )
     res = int(dataset["img_size"])
     if res not in (64, 128, 256):
-        raise CheckpointError(f"{Path(file).name} is a {res} px model; DGP Studio reads "
-                              "StudioGAN BigGANs of 64, 128 or 256 px.")
+        raise CheckpointError(
+            f"{Path(file).name} is a {res} px model; DGP Studio reads "
+            "StudioGAN BigGANs of 64, 128 or 256 px."
+        )
     probe = BigGANConfig(resolution=res, G_ch=8, D_ch=8, family=FAMILY)
 
     def attn(loc_key: str, resolutions: list[int]) -> str:
@@ -215,21 +260,27 @@ def config_from_yaml(file: Path) -> BigGANConfig:
             if isinstance(loc, int) and 1 <= loc <= len(resolutions):
                 out.append(str(resolutions[loc - 1]))
             elif loc != "N/A":
-                raise CheckpointError(f"{Path(file).name}: {loc_key} {loc!r} is not a block "
-                                      "number of this network.")
+                raise CheckpointError(
+                    f"{Path(file).name}: {loc_key} {loc!r} is not a block number of this network."
+                )
         return "_".join(out) or "0"
 
     try:
-        return BigGANConfig(resolution=res, G_ch=int(model["g_conv_dim"]),
-                            D_ch=int(model["d_conv_dim"]), dim_z=int(model["z_dim"]),
-                            shared_dim=int(model["g_shared_dim"]), hier=True,
-                            n_classes=int(dataset["num_classes"]),
-                            G_attn=attn("attn_g_loc", probe.g_arch["resolution"]),
-                            D_attn=attn("attn_d_loc", probe.d_arch["resolution"]),
-                            BN_eps=BN_EPS, family=FAMILY)
+        return BigGANConfig(
+            resolution=res,
+            G_ch=int(model["g_conv_dim"]),
+            D_ch=int(model["d_conv_dim"]),
+            dim_z=int(model["z_dim"]),
+            shared_dim=int(model["g_shared_dim"]),
+            hier=True,
+            n_classes=int(dataset["num_classes"]),
+            G_attn=attn("attn_g_loc", probe.g_arch["resolution"]),
+            D_attn=attn("attn_d_loc", probe.d_arch["resolution"]),
+            BN_eps=BN_EPS,
+            family=FAMILY,
+        )
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{Path(file).name} has a value of the wrong type ({exc}).") \
-            from exc
+        raise CheckpointError(f"{Path(file).name} has a value of the wrong type ({exc}).") from exc
 
 
 # --------------------------------------------------------------------------- renaming

@@ -40,7 +40,7 @@ from ..errors import CheckpointError
 from ..models import stylegan2 as sg2
 from ..models.stylegan2 import StyleGAN2Config
 from ..system.fileio import read_small_file
-from .checkpoint import check_stored_sizes, numpy_floats_allowed
+from .checkpoint import check_stored_sizes, key_mismatch, numpy_floats_allowed
 
 # --------------------------------------------------------------------------- results
 
@@ -62,27 +62,22 @@ class StyleGAN2Weights:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def check_state_dict(net: nn.Module, sd: dict[str, torch.Tensor], what: str,
-                     config: StyleGAN2Config) -> None:
+def check_state_dict(
+    net: nn.Module, sd: dict[str, torch.Tensor], what: str, config: StyleGAN2Config
+) -> None:
     """Refuse a state dict that does not fit ``net`` exactly (names and shapes)."""
     expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    wrong = [f"{k}: file {tuple(sd[k].shape)} vs model {expected[k]}"
-             for k in expected if k in sd and tuple(sd[k].shape) != expected[k]]
-    if missing or unexpected or wrong:
-        detail = "; ".join(filter(None, [
-            f"{len(missing)} missing (e.g. {', '.join(missing[:3])})" if missing else "",
-            f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})"
-            if unexpected else "",
-            f"{len(wrong)} of the wrong shape (e.g. {'; '.join(wrong[:2])})" if wrong else "",
-        ]))
-        raise CheckpointError(f"{what} does not fit the architecture read for it "
-                              f"({config.describe()}): {detail}.")
+    detail = key_mismatch(sd, expected)
+    if detail:
+        raise CheckpointError(
+            f"{what} does not fit the architecture read for it ({config.describe()}): {detail}."
+        )
 
 
-def build_networks(weights: StyleGAN2Weights, ema: bool = True,
-                   ) -> tuple[sg2.Generator, sg2.Discriminator]:
+def build_networks(
+    weights: StyleGAN2Weights,
+    ema: bool = True,
+) -> tuple[sg2.Generator, sg2.Discriminator]:
     """G (G_ema unless ``ema`` is False) and D with the weights loaded, in eval mode."""
     g_sd = weights.G_ema if ema else weights.G
     if g_sd is None:
@@ -101,12 +96,18 @@ def build_networks(weights: StyleGAN2Weights, ema: bool = True,
 #: NVIDIA's class name for each of our module classes (a pickle's persistent objects must
 #: have exactly these at exactly our modules' paths).
 _NVIDIA_CLASS = {
-    sg2.Generator: "Generator", sg2.MappingNetwork: "MappingNetwork",
-    sg2.FullyConnected: "FullyConnectedLayer", sg2.SynthesisNetwork: "SynthesisNetwork",
-    sg2.SynthesisBlock: "SynthesisBlock", sg2.ModulatedConv: "SynthesisLayer",
-    sg2.ToRGB: "ToRGBLayer", sg2.Discriminator: "Discriminator",
-    sg2.DiscriminatorBlock: "DiscriminatorBlock", sg2.Conv2dLayer: "Conv2dLayer",
-    sg2.DiscriminatorEpilogue: "DiscriminatorEpilogue", sg2.MinibatchStd: "MinibatchStdLayer",
+    sg2.Generator: "Generator",
+    sg2.MappingNetwork: "MappingNetwork",
+    sg2.FullyConnected: "FullyConnectedLayer",
+    sg2.SynthesisNetwork: "SynthesisNetwork",
+    sg2.SynthesisBlock: "SynthesisBlock",
+    sg2.ModulatedConv: "SynthesisLayer",
+    sg2.ToRGB: "ToRGBLayer",
+    sg2.Discriminator: "Discriminator",
+    sg2.DiscriminatorBlock: "DiscriminatorBlock",
+    sg2.Conv2dLayer: "Conv2dLayer",
+    sg2.DiscriminatorEpilogue: "DiscriminatorEpilogue",
+    sg2.MinibatchStd: "MinibatchStdLayer",
 }
 #: Class names that only other generations of NVIDIA's (and derived) GANs have.
 _OTHER_FAMILIES = {
@@ -146,8 +147,7 @@ class _DtypeSpec:
         except TypeError as exc:
             raise CheckpointError(f"the pickle names an unknown numpy type {code!r}") from exc
         if dtype.kind not in _NUMERIC_DTYPE_KINDS:
-            raise CheckpointError(f"the pickle holds numpy values of type {code!r}, not "
-                                  "numbers")
+            raise CheckpointError(f"the pickle holds numpy values of type {code!r}, not numbers")
         self.dtype = dtype
 
     def __setstate__(self, state: Any) -> None:
@@ -156,16 +156,22 @@ class _DtypeSpec:
 
 
 def _numpy_scalar(spec: Any, data: Any = None) -> Any:
-    if not isinstance(spec, _DtypeSpec) or not isinstance(data, bytes) or \
-            len(data) != spec.dtype.itemsize:
+    if (
+        not isinstance(spec, _DtypeSpec)
+        or not isinstance(data, bytes)
+        or len(data) != spec.dtype.itemsize
+    ):
         raise CheckpointError("the pickle holds a malformed numpy number")
     return np.frombuffer(data, dtype=spec.dtype)[0]
 
 
 def _persistent_object(meta: Any) -> PersistentObject:
-    if not isinstance(meta, dict) or meta.get("type") != "class" or \
-            not isinstance(meta.get("class_name"), str) or \
-            not isinstance(meta.get("state"), dict):
+    if (
+        not isinstance(meta, dict)
+        or meta.get("type") != "class"
+        or not isinstance(meta.get("class_name"), str)
+        or not isinstance(meta.get("state"), dict)
+    ):
         raise CheckpointError("the pickle holds a persistent object of an unknown layout")
     return PersistentObject(meta["class_name"], meta["state"])
 
@@ -179,12 +185,23 @@ def _load_storage(data: Any) -> Any:
     return storage
 
 
-def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any,
-                    hooks: Any, metadata: Any = None) -> torch.Tensor:
-    if not isinstance(storage, torch.TypedStorage) or not isinstance(offset, int) or \
-            not isinstance(size, tuple) or not isinstance(stride, tuple) or \
-            len(size) != len(stride) or \
-            not all(isinstance(v, int) and v >= 0 for v in (*size, *stride)):
+def _rebuild_tensor(
+    storage: Any,
+    offset: Any,
+    size: Any,
+    stride: Any,
+    requires_grad: Any,
+    hooks: Any,
+    metadata: Any = None,
+) -> torch.Tensor:
+    if (
+        not isinstance(storage, torch.TypedStorage)
+        or not isinstance(offset, int)
+        or not isinstance(size, tuple)
+        or not isinstance(stride, tuple)
+        or len(size) != len(stride)
+        or not all(isinstance(v, int) and v >= 0 for v in (*size, *stride))
+    ):
         raise CheckpointError("the pickle holds a malformed tensor")
     # the bytes behind the typed storage (its public accessors warn of deprecation)
     raw = storage._untyped_storage
@@ -192,9 +209,12 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, requires_
     extent = offset + sum((s - 1) * st for s, st in zip(size, stride, strict=True)) + 1
     # overlapping strides (stride 0) claim more values than stored: the copy of the tensor
     # would allocate the claim (1.6 GB from a 912-byte pickle; claims are unbounded)
-    if offset < 0 or (math.prod(size) > 0 and (extent * itemsize > raw.nbytes() or
-                                               (offset + math.prod(size)) * itemsize >
-                                               raw.nbytes())):
+    if offset < 0 or (
+        math.prod(size) > 0
+        and (
+            extent * itemsize > raw.nbytes() or (offset + math.prod(size)) * itemsize > raw.nbytes()
+        )
+    ):
         raise CheckpointError("the pickle holds a tensor larger than its storage")
     return torch.empty(0, dtype=storage.dtype).set_(raw, offset, size, stride)
 
@@ -233,12 +253,16 @@ class _RestrictedUnpickler(pickle.Unpickler):
         found = _ALLOWED.get((module, name))
         if found is None:
             if module.startswith("dnnlib.tflib"):
-                raise CheckpointError("it is a TensorFlow-era StyleGAN pickle, which "
-                                      "needs TensorFlow code to read; DGP Studio reads the "
-                                      "PyTorch pickles of stylegan2-ada-pytorch")
-            raise CheckpointError(f"it refers to {module}.{name}, which is not part of a "
-                                  "StyleGAN2 network pickle; the file may carry code, so "
-                                  "it was not loaded")
+                raise CheckpointError(
+                    "it is a TensorFlow-era StyleGAN pickle, which "
+                    "needs TensorFlow code to read; DGP Studio reads the "
+                    "PyTorch pickles of stylegan2-ada-pytorch"
+                )
+            raise CheckpointError(
+                f"it refers to {module}.{name}, which is not part of a "
+                "StyleGAN2 network pickle; the file may carry code, so "
+                "it was not loaded"
+            )
         return found
 
     def persistent_load(self, pid: Any) -> Any:
@@ -254,17 +278,23 @@ def safe_unpickle(data: bytes, label: str) -> Any:
         raise CheckpointError(f"{label} was refused: {exc}.") from None
     except (pickle.UnpicklingError, EOFError, RuntimeError) as exc:
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            raise CheckpointError(f"{label} was refused: a tensor storage in it refers to "
-                                  "objects other than tensors.") from None
-        raise CheckpointError(f"Could not read {label}: the file is damaged or incomplete "
-                              f"({exc}). Download or copy it again.") from None
+            raise CheckpointError(
+                f"{label} was refused: a tensor storage in it refers to objects other than tensors."
+            ) from None
+        raise CheckpointError(
+            f"Could not read {label}: the file is damaged or incomplete "
+            f"({exc}). Download or copy it again."
+        ) from None
     except Exception as exc:  # malformed opcode streams raise many kinds
-        raise CheckpointError(f"Could not read {label}: the file is damaged or is not a "
-                              f"network pickle ({type(exc).__name__}: {exc}).") from None
+        raise CheckpointError(
+            f"Could not read {label}: the file is damaged or is not a "
+            f"network pickle ({type(exc).__name__}: {exc})."
+        ) from None
 
 
-def _flatten(obj: PersistentObject, prefix: str, tensors: dict[str, torch.Tensor],
-             classes: dict[str, str]) -> None:
+def _flatten(
+    obj: PersistentObject, prefix: str, tensors: dict[str, torch.Tensor], classes: dict[str, str]
+) -> None:
     """The module tree's tensors under state_dict names, and each module's class name."""
     state = obj.state
     if not isinstance(obj.class_name, str) or not isinstance(state, dict):
@@ -281,8 +311,10 @@ def _flatten(obj: PersistentObject, prefix: str, tensors: dict[str, torch.Tensor
             if value is None or (group == "_buffers" and name in skip):
                 continue
             if not isinstance(name, str) or not isinstance(value, torch.Tensor):
-                raise CheckpointError(f"its module {prefix or '(top)'} holds a "
-                                      f"{type(value).__name__} among its tensors")
+                raise CheckpointError(
+                    f"its module {prefix or '(top)'} holds a "
+                    f"{type(value).__name__} among its tensors"
+                )
             # a new tensor: nothing the pickle did to the object it built comes along
             tensors[prefix + name] = value.detach().clone(memory_format=torch.contiguous_format)
     modules = state.get("_modules") or {}
@@ -310,26 +342,30 @@ def _identify_family(classes: dict[str, str]) -> str | None:
 
 def _check_classes(net: nn.Module, classes: dict[str, str], role: str, label: str) -> None:
     """``label``: how to name the network in a refusal (e.g. "x.pkl's G_ema")."""
-    expected = {path: _NVIDIA_CLASS.get(type(m), type(m).__name__)
-                for path, m in net.named_modules()}
+    expected = {
+        path: _NVIDIA_CLASS.get(type(m), type(m).__name__) for path, m in net.named_modules()
+    }
     for path, want in expected.items():
         got = classes.get(path)
         if got != want:
             where = f"its {path}" if path else "its top module"
             raise CheckpointError(
                 f"{label} is not a StyleGAN2 {role}: {where} is "
-                f"{'missing' if got is None else 'a ' + got}, where StyleGAN2 has a {want}.")
+                f"{'missing' if got is None else 'a ' + got}, where StyleGAN2 has a {want}."
+            )
     extra = sorted(set(classes) - set(expected))
     if extra:
-        raise CheckpointError(f"{label} has modules a StyleGAN2 {role} does not "
-                              f"have ({', '.join(extra[:3])}).")
+        raise CheckpointError(
+            f"{label} has modules a StyleGAN2 {role} does not have ({', '.join(extra[:3])})."
+        )
 
 
 def _kwargs(obj: PersistentObject, role: str, label: str) -> dict[str, Any]:
     kw = obj.state.get("_init_kwargs")
     if not isinstance(kw, dict):
-        raise CheckpointError(f"{label}'s {role} does not record its constructor settings "
-                              "(_init_kwargs).")
+        raise CheckpointError(
+            f"{label}'s {role} does not record its constructor settings (_init_kwargs)."
+        )
     return dict(kw)
 
 
@@ -342,8 +378,11 @@ def _int(value: Any, what: str) -> int:
 def _num_or_none(value: Any, what: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, (int, float, np.integer, np.floating)) and \
-            not isinstance(value, bool) and math.isfinite(float(value)):
+    if (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    ):
         return float(value)
     raise CheckpointError(f"the setting {what} is {value!r}, not a number")
 
@@ -358,13 +397,29 @@ def _sub(kw: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 #: Settings that change only speed or training, never a forward pass in fp32.
-_HARMLESS = {"channels_last", "fp16_channels_last", "fused_modconv_default", "w_avg_beta",
-             "freeze_layers", "class_name", "num_fp16_res"}
+_HARMLESS = {
+    "channels_last",
+    "fp16_channels_last",
+    "fused_modconv_default",
+    "w_avg_beta",
+    "freeze_layers",
+    "class_name",
+    "num_fp16_res",
+}
 #: Settings read with their default when they are absent (NVIDIA's constructors').
-_G_DEFAULTS = {"channel_base": 32768, "channel_max": 512, "conv_clamp": None,
-               "architecture": "skip"}
-_D_DEFAULTS = {"channel_base": 32768, "channel_max": 512, "conv_clamp": None,
-               "architecture": "resnet", "cmap_dim": None}
+_G_DEFAULTS = {
+    "channel_base": 32768,
+    "channel_max": 512,
+    "conv_clamp": None,
+    "architecture": "skip",
+}
+_D_DEFAULTS = {
+    "channel_base": 32768,
+    "channel_max": 512,
+    "conv_clamp": None,
+    "architecture": "resnet",
+    "cmap_dim": None,
+}
 
 
 def _require(kw: dict[str, Any], key: str, allowed: tuple[Any, ...], what: str) -> None:
@@ -372,8 +427,9 @@ def _require(kw: dict[str, Any], key: str, allowed: tuple[Any, ...], what: str) 
     if isinstance(value, (list, tuple)):
         value = [float(v) for v in value]
     if value not in allowed:
-        raise CheckpointError(f"{what} sets {key}={value!r}, which DGP Studio's StyleGAN2 "
-                              "does not implement")
+        raise CheckpointError(
+            f"{what} sets {key}={value!r}, which DGP Studio's StyleGAN2 does not implement"
+        )
 
 
 def _mapping_settings(kw: dict[str, Any], w_dim: int | None, what: str) -> tuple[int, float]:
@@ -382,8 +438,9 @@ def _mapping_settings(kw: dict[str, Any], w_dim: int | None, what: str) -> tuple
     for key in ("embed_features", "layer_features"):
         value = kw.pop(key, None)
         if value is not None and value != w_dim:
-            raise CheckpointError(f"{what} sets {key}={value!r}, which DGP Studio's StyleGAN2 "
-                                  "does not implement")
+            raise CheckpointError(
+                f"{what} sets {key}={value!r}, which DGP Studio's StyleGAN2 does not implement"
+            )
     _require(kw, "activation", ("lrelu",), what)
     _refuse_unknown(kw, what)
     if lr is None or lr <= 0:
@@ -394,12 +451,16 @@ def _mapping_settings(kw: dict[str, Any], w_dim: int | None, what: str) -> tuple
 def _refuse_unknown(kw: dict[str, Any], what: str) -> None:
     unknown = sorted(k for k in kw if k not in _HARMLESS)
     if unknown:
-        raise CheckpointError(f"{what} has settings DGP Studio's StyleGAN2 does not "
-                              f"implement: {', '.join(map(str, unknown))}")
+        raise CheckpointError(
+            f"{what} has settings DGP Studio's StyleGAN2 does not "
+            f"implement: {', '.join(map(str, unknown))}"
+        )
 
 
-def config_from_init_kwargs(g_kwargs: dict[str, Any], d_kwargs: dict[str, Any],
-                            ) -> StyleGAN2Config:
+def config_from_init_kwargs(
+    g_kwargs: dict[str, Any],
+    d_kwargs: dict[str, Any],
+) -> StyleGAN2Config:
     """Our config from the generator's and discriminator's constructor settings."""
     g = dict(g_kwargs)
     d = dict(d_kwargs)
@@ -407,8 +468,7 @@ def config_from_init_kwargs(g_kwargs: dict[str, Any], d_kwargs: dict[str, Any],
     c_dim = _int(g.pop("c_dim", 0), "c_dim")
     res = _int(g.pop("img_resolution", None), "img_resolution")
     channels = _int(g.pop("img_channels", 3), "img_channels")
-    g_layers, g_lr = _mapping_settings(_sub(g, "mapping_kwargs"), w_dim,
-                                       "the generator's mapping")
+    g_layers, g_lr = _mapping_settings(_sub(g, "mapping_kwargs"), w_dim, "the generator's mapping")
     synth = _sub(g, "synthesis_kwargs")
     synth.update(g)  # the stylegan3 repository passes synthesis settings at the top level
     synth = {**_G_DEFAULTS, **synth}
@@ -425,10 +485,13 @@ def config_from_init_kwargs(g_kwargs: dict[str, Any], d_kwargs: dict[str, Any],
 
     d = {**_D_DEFAULTS, **d}
     d_c_dim = _int(d.pop("c_dim", 0), "the discriminator's c_dim")
-    if _int(d.pop("img_resolution", None), "the discriminator's img_resolution") != res or \
-            _int(d.pop("img_channels", 3), "img_channels") != channels:
-        raise CheckpointError("the generator and the discriminator are made for different "
-                              "image sizes")
+    if (
+        _int(d.pop("img_resolution", None), "the discriminator's img_resolution") != res
+        or _int(d.pop("img_channels", 3), "img_channels") != channels
+    ):
+        raise CheckpointError(
+            "the generator and the discriminator are made for different image sizes"
+        )
     _require(d, "architecture", ("resnet",), "the discriminator")
     d_base = _int(d.pop("channel_base"), "channel_base")
     d_max = _int(d.pop("channel_max"), "channel_max")
@@ -440,8 +503,9 @@ def config_from_init_kwargs(g_kwargs: dict[str, Any], d_kwargs: dict[str, Any],
     _require(block, "resample_filter", ([1.0, 3.0, 3.0, 1.0],), "the discriminator")
     _require(block, "architecture", ("resnet",), "the discriminator")
     _refuse_unknown(block, "the discriminator's blocks")
-    d_layers, d_lr = _mapping_settings(_sub(d, "mapping_kwargs"), cmap_dim,
-                                       "the discriminator's mapping")
+    d_layers, d_lr = _mapping_settings(
+        _sub(d, "mapping_kwargs"), cmap_dim, "the discriminator's mapping"
+    )
     epi = _sub(d, "epilogue_kwargs")
     group = epi.pop("mbstd_group_size", 4)
     mbstd = None if group is None else _int(group, "mbstd_group_size")
@@ -450,18 +514,35 @@ def config_from_init_kwargs(g_kwargs: dict[str, Any], d_kwargs: dict[str, Any],
     _refuse_unknown(epi, "the discriminator's epilogue")
     _refuse_unknown(d, "the discriminator")
     if (g_base, g_max) != (d_base, d_max):
-        raise CheckpointError("the generator and the discriminator have different channel "
-                              "settings, which DGP Studio's StyleGAN2 does not support")
+        raise CheckpointError(
+            "the generator and the discriminator have different channel "
+            "settings, which DGP Studio's StyleGAN2 does not support"
+        )
     if g_clamp != d_clamp:
-        raise CheckpointError("the generator and the discriminator clamp at different "
-                              "values, which DGP Studio's StyleGAN2 does not support")
+        raise CheckpointError(
+            "the generator and the discriminator clamp at different "
+            "values, which DGP Studio's StyleGAN2 does not support"
+        )
     return StyleGAN2Config(
-        resolution=res, z_dim=z_dim, w_dim=w_dim, c_dim=c_dim,
-        d_c_dim=None if d_c_dim == c_dim else d_c_dim, img_channels=channels,
-        channel_base=g_base, channel_max=g_max, mapping_layers=g_layers, mapping_lr=g_lr,
-        d_mapping_layers=d_layers, d_mapping_lr=d_lr, cmap_dim=cmap_dim, conv_clamp=g_clamp,
-        mbstd_group_size=mbstd, mbstd_channels=mbstd_channels, d_head="nvidia",
-        num_fp16_res=fp16)
+        resolution=res,
+        z_dim=z_dim,
+        w_dim=w_dim,
+        c_dim=c_dim,
+        d_c_dim=None if d_c_dim == c_dim else d_c_dim,
+        img_channels=channels,
+        channel_base=g_base,
+        channel_max=g_max,
+        mapping_layers=g_layers,
+        mapping_lr=g_lr,
+        d_mapping_layers=d_layers,
+        d_mapping_lr=d_lr,
+        cmap_dim=cmap_dim,
+        conv_clamp=g_clamp,
+        mbstd_group_size=mbstd,
+        mbstd_channels=mbstd_channels,
+        d_head="nvidia",
+        num_fp16_res=fp16,
+    )
 
 
 def _plain(value: Any, depth: int = 0) -> Any:
@@ -481,11 +562,13 @@ def _plain(value: Any, depth: int = 0) -> Any:
 
 def _finite(sd: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
     out = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
-    bad = sorted(k for k, v in out.items()
-                 if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    bad = sorted(
+        k for k, v in out.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())
+    )
     if bad:  # such weights render black pictures without a word
-        raise CheckpointError(f"{what} is damaged: {', '.join(bad[:3])} hold non-finite "
-                              "values (NaN or infinity).")
+        raise CheckpointError(
+            f"{what} is damaged: {', '.join(bad[:3])} hold non-finite values (NaN or infinity)."
+        )
     return out
 
 
@@ -500,8 +583,10 @@ def read_network_pickle(file: Path) -> StyleGAN2Weights:
     except OSError as exc:
         raise CheckpointError(f"Could not read {file}: {exc.strerror or exc}.") from exc
     if data.startswith(b"PK\x03\x04"):
-        raise CheckpointError(f"{label} is a zip archive (a torch.save checkpoint such as "
-                              "StudioGAN's model=…pth), not an NVIDIA network pickle.")
+        raise CheckpointError(
+            f"{label} is a zip archive (a torch.save checkpoint such as "
+            "StudioGAN's model=…pth), not an NVIDIA network pickle."
+        )
     top = safe_unpickle(data, label)
     try:
         return _network_weights(top, data, file)
@@ -509,15 +594,18 @@ def read_network_pickle(file: Path) -> StyleGAN2Weights:
         raise
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
         # objects of allowed types in places or shapes the format never puts them
-        raise CheckpointError(f"{label} is not a well-formed StyleGAN2 network pickle "
-                              f"({type(exc).__name__}: {exc}).") from None
+        raise CheckpointError(
+            f"{label} is not a well-formed StyleGAN2 network pickle ({type(exc).__name__}: {exc})."
+        ) from None
 
 
 def _network_weights(top: Any, data: bytes, file: Path) -> StyleGAN2Weights:
     label = file.name
     if not isinstance(top, dict):
-        raise CheckpointError(f"{label} is not a network pickle: it holds a "
-                              f"{type(top).__name__}, not a dictionary of networks.")
+        raise CheckpointError(
+            f"{label} is not a network pickle: it holds a "
+            f"{type(top).__name__}, not a dictionary of networks."
+        )
     nets: dict[str, PersistentObject] = {}
     for key in ("G_ema", "G", "D"):
         value = top.get(key)
@@ -526,9 +614,11 @@ def _network_weights(top: Any, data: bytes, file: Path) -> StyleGAN2Weights:
         if value is not None:
             nets[key] = value
     if "D" not in nets:
-        raise CheckpointError(f"{label} holds no discriminator (D); DGP needs the generator "
-                              "and its discriminator: use a training snapshot or a pickle "
-                              "that has both (G_ema and D).")
+        raise CheckpointError(
+            f"{label} holds no discriminator (D); DGP needs the generator "
+            "and its discriminator: use a training snapshot or a pickle "
+            "that has both (G_ema and D)."
+        )
     if "G_ema" not in nets and "G" not in nets:
         raise CheckpointError(f"{label} holds no generator (G_ema or G).")
     flat: dict[str, tuple[dict[str, torch.Tensor], dict[str, str]]] = {}
@@ -538,37 +628,48 @@ def _network_weights(top: Any, data: bytes, file: Path) -> StyleGAN2Weights:
         try:
             _flatten(obj, "", tensors, classes)
         except RecursionError:
-            raise CheckpointError(f"{label}'s {key} is nested too deeply to be a "
-                                  "network.") from None
+            raise CheckpointError(
+                f"{label}'s {key} is nested too deeply to be a network."
+            ) from None
         except CheckpointError as exc:
             raise CheckpointError(f"{label}'s {key} is malformed: {exc}.") from None
         other = _identify_family(classes)
         if other is not None:
-            raise CheckpointError(f"{label} holds {other}, not StyleGAN2; DGP Studio reads "
-                                  "StyleGAN2 (stylegan2-ada-pytorch) pickles.")
+            raise CheckpointError(
+                f"{label} holds {other}, not StyleGAN2; DGP Studio reads "
+                "StyleGAN2 (stylegan2-ada-pytorch) pickles."
+            )
         flat[key] = (tensors, classes)
     g_key = "G_ema" if "G_ema" in nets else "G"
     for key, want in ((g_key, "Generator"), ("D", "Discriminator")):
         if nets[key].class_name != want:
-            raise CheckpointError(f"{label}'s {key} is a {nets[key].class_name}, not a "
-                                  f"StyleGAN2 {want}.")
+            raise CheckpointError(
+                f"{label}'s {key} is a {nets[key].class_name}, not a StyleGAN2 {want}."
+            )
     try:
-        config = config_from_init_kwargs(_kwargs(nets[g_key], "generator", label),
-                                         _kwargs(nets["D"], "discriminator", label))
+        config = config_from_init_kwargs(
+            _kwargs(nets[g_key], "generator", label), _kwargs(nets["D"], "discriminator", label)
+        )
     except CheckpointError as exc:
         raise CheckpointError(f"{label}: {exc}.") from None
     G, D = sg2.build(config, "meta")
-    for key, role, net in ((g_key, "generator", G), ("G", "generator", G),
-                           ("D", "discriminator", D)):
+    for key, role, net in (
+        (g_key, "generator", G),
+        ("G", "generator", G),
+        ("D", "discriminator", D),
+    ):
         if key in flat:
             _check_classes(net, flat[key][1], role, f"{label}'s {key}")
             check_state_dict(net, flat[key][0], f"{label}'s {key}", config)
-    info = {"training_set_kwargs": _plain(top.get("training_set_kwargs")),
-            "sha256": hashlib.sha256(data).hexdigest()}
+    info = {
+        "training_set_kwargs": _plain(top.get("training_set_kwargs")),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
     g_ema = _finite(flat[g_key][0], f"{label}'s {g_key}")
     g = _finite(flat["G"][0], f"{label}'s G") if "G" in flat and g_key != "G" else None
-    return StyleGAN2Weights(config, g_ema, _finite(flat["D"][0], f"{label}'s D"), g,
-                            "nvidia-pickle", (file,), info)
+    return StyleGAN2Weights(
+        config, g_ema, _finite(flat["D"][0], f"{label}'s D"), g, "nvidia-pickle", (file,), info
+    )
 
 
 # --------------------------------------------------------------------------- StudioGAN
@@ -598,28 +699,40 @@ def _load_studiogan_file(file: Path) -> dict[str, Any]:
         if "weights_only" in str(exc).lower() or "unsupported global" in str(exc).lower():
             raise CheckpointError(
                 f"{file.name} holds pickled Python objects besides tensors and numbers, "
-                "which could run code when loaded; DGP Studio never loads those.") from None
-        raise CheckpointError(f"Could not read {file.name}: the file is damaged or "
-                              f"incomplete ({exc}). Download or copy it again.") from None
+                "which could run code when loaded; DGP Studio never loads those."
+            ) from None
+        raise CheckpointError(
+            f"Could not read {file.name}: the file is damaged or "
+            f"incomplete ({exc}). Download or copy it again."
+        ) from None
     except Exception as exc:  # torch raises many kinds for damaged files
-        raise CheckpointError(f"Could not read {file.name}: the file is damaged or "
-                              f"incomplete ({exc}). Download or copy it again.") from None
-    if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict) or \
-            not all(isinstance(v, torch.Tensor) for v in data["state_dict"].values()):
-        raise CheckpointError(f"{file.name} is not a StudioGAN checkpoint: it has no "
-                              "state_dict of tensors.")
+        raise CheckpointError(
+            f"Could not read {file.name}: the file is damaged or "
+            f"incomplete ({exc}). Download or copy it again."
+        ) from None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("state_dict"), dict)
+        or not all(isinstance(v, torch.Tensor) for v in data["state_dict"].values())
+    ):
+        raise CheckpointError(
+            f"{file.name} is not a StudioGAN checkpoint: it has no state_dict of tensors."
+        )
     check_stored_sizes(data["state_dict"], file.name)
-    data["state_dict"] = {str(k).removeprefix("module."): v
-                          for k, v in data["state_dict"].items()}
+    data["state_dict"] = {str(k).removeprefix("module."): v for k, v in data["state_dict"].items()}
     return data
 
 
 def _studiogan_kind(sd: dict[str, torch.Tensor], label: str, role: str) -> None:
     keys = set(sd)
-    if any(k.startswith("synthesis.input.") or _SG3_LAYER.match(k.split(".")[1])
-           for k in keys if k.startswith("synthesis.") and k.count(".") >= 2):
-        raise CheckpointError(f"{label} is a StudioGAN StyleGAN3 network; DGP Studio reads "
-                              "StyleGAN2.")
+    if any(
+        k.startswith("synthesis.input.") or _SG3_LAYER.match(k.split(".")[1])
+        for k in keys
+        if k.startswith("synthesis.") and k.count(".") >= 2
+    ):
+        raise CheckpointError(
+            f"{label} is a StudioGAN StyleGAN3 network; DGP Studio reads StyleGAN2."
+        )
     if role == "G" and not any(k.startswith("synthesis.b4.") for k in keys):
         raise CheckpointError(f"{label} is not a StudioGAN StyleGAN2 generator.")
     if role == "D" and "b4.conv.weight" not in keys:
@@ -638,50 +751,64 @@ def _channel_settings(chans: dict[int, int], label: str) -> tuple[int, int]:
     below = [c * r for r, c in chans.items() if c < top]
     base = below[0] if below else top * max(chans)
     if any(min(base // r, top) != c for r, c in chans.items()):
-        raise CheckpointError(f"{label} has channel counts that no channel_base / "
-                              "channel_max gives.")
+        raise CheckpointError(
+            f"{label} has channel counts that no channel_base / channel_max gives."
+        )
     return base, top
 
 
-def infer_studiogan_config(g_sd: dict[str, torch.Tensor], d_sd: dict[str, torch.Tensor], *,
-                           conv_clamp: float | None, mbstd_group_size: int | None,
-                           label: str = "the StudioGAN checkpoint") -> StyleGAN2Config:
+def infer_studiogan_config(
+    g_sd: dict[str, torch.Tensor],
+    d_sd: dict[str, torch.Tensor],
+    *,
+    conv_clamp: float | None,
+    mbstd_group_size: int | None,
+    label: str = "the StudioGAN checkpoint",
+) -> StyleGAN2Config:
     """The architecture of StudioGAN StyleGAN2 weights, read from their tensors' names and
     shapes; conv_clamp and the minibatch-std group size are not in them."""
     fc0 = _shape(g_sd, "mapping.fc0.weight", label)
     w_dim = fc0[0]
-    c_dim = _shape(g_sd, "mapping.embed.weight", label)[1] if "mapping.embed.weight" in g_sd \
-        else 0
+    c_dim = _shape(g_sd, "mapping.embed.weight", label)[1] if "mapping.embed.weight" in g_sd else 0
     z_dim = fc0[1] - (w_dim if c_dim else 0)
-    res_g = sorted(int(m.group(1)) for k in g_sd
-                   if (m := re.match(r"synthesis\.b(\d+)\.conv1\.weight$", k)))
+    res_g = sorted(
+        int(m.group(1)) for k in g_sd if (m := re.match(r"synthesis\.b(\d+)\.conv1\.weight$", k))
+    )
     if not res_g:
         raise CheckpointError(f"{label} has no synthesis blocks.")
     res = res_g[-1]
     chans = {r: _shape(g_sd, f"synthesis.b{r}.conv1.weight", label)[0] for r in res_g}
-    d_res = sorted(int(m.group(1)) for k in d_sd
-                   if (m := re.match(r"b(\d+)\.conv0\.weight$", k)))
+    d_res = sorted(int(m.group(1)) for k in d_sd if (m := re.match(r"b(\d+)\.conv0\.weight$", k)))
     for r in d_res:
         chans_d = _shape(d_sd, f"b{r}.conv0.weight", label)[0]
         if chans.get(r, chans_d) != chans_d:
-            raise CheckpointError(f"{label}: the generator and the discriminator have "
-                                  "different channel counts.")
+            raise CheckpointError(
+                f"{label}: the generator and the discriminator have different channel counts."
+            )
     c4 = _shape(d_sd, "b4.conv.weight", label)
     base, top = _channel_settings({**chans, 4: c4[0]}, label)
-    d_c_dim = _shape(d_sd, "mapping.embed.weight", label)[1] \
-        if "mapping.embed.weight" in d_sd else 0
+    d_c_dim = (
+        _shape(d_sd, "mapping.embed.weight", label)[1] if "mapping.embed.weight" in d_sd else 0
+    )
     cmap = _shape(d_sd, "mapping.embed.weight", label)[0] if d_c_dim else None
     try:
         return StyleGAN2Config(
-            resolution=res, z_dim=z_dim, w_dim=w_dim, c_dim=c_dim,
-            d_c_dim=None if d_c_dim == c_dim else d_c_dim, channel_base=base,
-            channel_max=top, img_channels=_shape(g_sd, f"synthesis.b{res}.torgb.weight",
-                                                 label)[0],
+            resolution=res,
+            z_dim=z_dim,
+            w_dim=w_dim,
+            c_dim=c_dim,
+            d_c_dim=None if d_c_dim == c_dim else d_c_dim,
+            channel_base=base,
+            channel_max=top,
+            img_channels=_shape(g_sd, f"synthesis.b{res}.torgb.weight", label)[0],
             mapping_layers=sum(1 for k in g_sd if re.match(r"mapping\.fc\d+\.weight$", k)),
             d_mapping_layers=sum(1 for k in d_sd if re.match(r"mapping\.fc\d+\.weight$", k)),
-            cmap_dim=None if cmap in (None, c4[0]) else cmap, conv_clamp=conv_clamp,
-            mbstd_group_size=mbstd_group_size, mbstd_channels=c4[1] - c4[0],
-            d_head="nvidia" if "b4.out.weight" in d_sd else "studiogan")
+            cmap_dim=None if cmap in (None, c4[0]) else cmap,
+            conv_clamp=conv_clamp,
+            mbstd_group_size=mbstd_group_size,
+            mbstd_channels=c4[1] - c4[0],
+            d_head="nvidia" if "b4.out.weight" in d_sd else "studiogan",
+        )
     except CheckpointError as exc:
         raise CheckpointError(f"{label} has an unusual shape: {exc}") from None
 
@@ -696,30 +823,39 @@ def read_studiogan_yaml(file: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise CheckpointError(f"Could not read the StudioGAN config {file} ({exc}).") from exc
     if not isinstance(data, dict) or not isinstance(data.get("MODEL"), dict):
-        raise CheckpointError(f"{Path(file).name} is not a StudioGAN config: it has no MODEL "
-                              "section.")
+        raise CheckpointError(
+            f"{Path(file).name} is not a StudioGAN config: it has no MODEL section."
+        )
     model = data["MODEL"]
     dataset = data.get("DATA") if isinstance(data.get("DATA"), dict) else {}
     style = data.get("STYLEGAN") if isinstance(data.get("STYLEGAN"), dict) else {}
     assert isinstance(dataset, dict) and isinstance(style, dict)
     backbone = model.get("backbone")
     if backbone != "stylegan2":
-        raise CheckpointError(f"{Path(file).name} describes backbone {backbone!r}, not "
-                              "StyleGAN2 (stylegan2).")
+        raise CheckpointError(
+            f"{Path(file).name} describes backbone {backbone!r}, not StyleGAN2 (stylegan2)."
+        )
     for key, allowed in (("g_cond_mtd", ("W/O", "cAdaIN")), ("d_cond_mtd", ("W/O", "SPD"))):
         if model.get(key, "W/O") not in allowed:
-            raise CheckpointError(f"{Path(file).name} sets {key}: {model[key]}; DGP Studio "
-                                  f"reads StudioGAN StyleGAN2 runs with {' or '.join(allowed)}.")
+            raise CheckpointError(
+                f"{Path(file).name} sets {key}: {model[key]}; DGP Studio "
+                f"reads StudioGAN StyleGAN2 runs with {' or '.join(allowed)}."
+            )
     if style.get("d_architecture", "resnet") != "resnet":
-        raise CheckpointError(f"{Path(file).name} sets d_architecture: "
-                              f"{style['d_architecture']}; DGP Studio reads the resnet "
-                              "discriminator.")
+        raise CheckpointError(
+            f"{Path(file).name} sets d_architecture: "
+            f"{style['d_architecture']}; DGP Studio reads the resnet "
+            "discriminator."
+        )
     out: dict[str, Any] = {}
-    for key, section, name in (("resolution", dataset, "img_size"),
-                               ("num_classes", dataset, "num_classes"),
-                               ("z_dim", model, "z_dim"), ("w_dim", model, "w_dim"),
-                               ("mapping_layers", style, "mapping_network"),
-                               ("mbstd_group_size", style, "d_epilogue_mbstd_group_size")):
+    for key, section, name in (
+        ("resolution", dataset, "img_size"),
+        ("num_classes", dataset, "num_classes"),
+        ("z_dim", model, "z_dim"),
+        ("w_dim", model, "w_dim"),
+        ("mapping_layers", style, "mapping_network"),
+        ("mbstd_group_size", style, "d_epilogue_mbstd_group_size"),
+    ):
         if name in section:
             out[key] = _int(section[name], f"{Path(file).name} {name}")
     out["g_conditional"] = model.get("g_cond_mtd", "W/O") != "W/O"
@@ -739,8 +875,9 @@ def _pick(folder: Path, patterns: tuple[str, ...]) -> Path | None:
     return None
 
 
-def read_studiogan(folder: Path, *, conv_clamp: float | None,
-                   mbstd_group_size: int | None = None) -> StyleGAN2Weights:
+def read_studiogan(
+    folder: Path, *, conv_clamp: float | None, mbstd_group_size: int | None = None
+) -> StyleGAN2Weights:
     """G_ema (+ G when present) and D of a StudioGAN StyleGAN2 run folder (best
     checkpoints before current ones), the architecture read from the tensors and checked
     against the run's YAML when the folder has one.
@@ -751,30 +888,37 @@ def read_studiogan(folder: Path, *, conv_clamp: float | None,
     folder = Path(folder)
     g_file, d_file = _pick(folder, G_FILES), _pick(folder, D_FILES)
     if g_file is None or d_file is None:
-        missing = " and ".join(n for n, f in (("model=G_ema-…pth", g_file),
-                                              ("model=D-…pth", d_file)) if f is None)
-        raise CheckpointError(f"{folder} has no {missing}: DGP needs StudioGAN's averaged "
-                              "generator and its discriminator.")
+        missing = " and ".join(
+            n for n, f in (("model=G_ema-…pth", g_file), ("model=D-…pth", d_file)) if f is None
+        )
+        raise CheckpointError(
+            f"{folder} has no {missing}: DGP needs StudioGAN's averaged "
+            "generator and its discriminator."
+        )
     g_raw_file = _pick(folder, G_RAW_FILES)
     yaml_file = next((folder / n for n in YAML_NAMES if (folder / n).is_file()), None)
     settings = read_studiogan_yaml(yaml_file) if yaml_file is not None else {}
-    group = mbstd_group_size if mbstd_group_size is not None else \
-        settings.get("mbstd_group_size")
+    group = mbstd_group_size if mbstd_group_size is not None else settings.get("mbstd_group_size")
     if group is None:
-        raise CheckpointError(f"{folder.name} has no StudioGAN YAML config giving the "
-                              "discriminator's minibatch-std group size "
-                              "(d_epilogue_mbstd_group_size): add the run's YAML as "
-                              "studiogan.yaml or give the group size.")
+        raise CheckpointError(
+            f"{folder.name} has no StudioGAN YAML config giving the "
+            "discriminator's minibatch-std group size "
+            "(d_epilogue_mbstd_group_size): add the run's YAML as "
+            "studiogan.yaml or give the group size."
+        )
     g_data, d_data = _load_studiogan_file(g_file), _load_studiogan_file(d_file)
     g_sd, d_sd = g_data["state_dict"], d_data["state_dict"]
     _studiogan_kind(g_sd, g_file.name, "G")
     _studiogan_kind(d_sd, d_file.name, "D")
     try:
-        config = infer_studiogan_config(g_sd, d_sd, conv_clamp=conv_clamp,
-                                        mbstd_group_size=group, label=folder.name)
+        config = infer_studiogan_config(
+            g_sd, d_sd, conv_clamp=conv_clamp, mbstd_group_size=group, label=folder.name
+        )
     except (IndexError, ValueError, TypeError, ZeroDivisionError) as exc:
-        raise CheckpointError(f"{folder.name}: the checkpoint's tensors do not have the "
-                              f"shapes of a StyleGAN2 ({type(exc).__name__}: {exc}).") from None
+        raise CheckpointError(
+            f"{folder.name}: the checkpoint's tensors do not have the "
+            f"shapes of a StyleGAN2 ({type(exc).__name__}: {exc})."
+        ) from None
     _check_yaml(config, settings, yaml_file)
     G, D = sg2.build(config, "meta")
     check_state_dict(G, g_sd, g_file.name, config)
@@ -785,10 +929,20 @@ def read_studiogan(folder: Path, *, conv_clamp: float | None,
         check_state_dict(G, g_raw, g_raw_file.name, config)
         g_raw = _finite(g_raw, g_raw_file.name)
     info = {k: _plain(d_data[k]) for k in _STUDIOGAN_INFO if k in d_data}
-    files = tuple(f for f in (g_file, d_file, g_raw_file if g_raw is not None else None,
-                              yaml_file) if f is not None)
-    return StyleGAN2Weights(config, _finite(g_sd, g_file.name), _finite(d_sd, d_file.name),
-                            g_raw, "studiogan", files, info)
+    files = tuple(
+        f
+        for f in (g_file, d_file, g_raw_file if g_raw is not None else None, yaml_file)
+        if f is not None
+    )
+    return StyleGAN2Weights(
+        config,
+        _finite(g_sd, g_file.name),
+        _finite(d_sd, d_file.name),
+        g_raw,
+        "studiogan",
+        files,
+        info,
+    )
 
 
 def _step(path: Path) -> str:
@@ -796,24 +950,33 @@ def _step(path: Path) -> str:
     return m.group(0) if m else path.name
 
 
-def _check_yaml(config: StyleGAN2Config, settings: dict[str, Any],
-                yaml_file: Path | None) -> None:
+def _check_yaml(config: StyleGAN2Config, settings: dict[str, Any], yaml_file: Path | None) -> None:
     if yaml_file is None:
         return
-    found = {"resolution": config.resolution, "z_dim": config.z_dim, "w_dim": config.w_dim,
-             "mapping_layers": config.mapping_layers}
+    found = {
+        "resolution": config.resolution,
+        "z_dim": config.z_dim,
+        "w_dim": config.w_dim,
+        "mapping_layers": config.mapping_layers,
+    }
     if settings.get("g_conditional"):
         found["num_classes"] = config.c_dim
     for key, value in found.items():
         if key in settings and settings[key] != value:
-            raise CheckpointError(f"{yaml_file.name} gives {key} {settings[key]} but the "
-                                  f"checkpoint has {value}: it is not this run's config.")
-    for key, has in (("g_conditional", config.c_dim > 0),
-                     ("d_conditional", config.d_label_dim > 0)):
+            raise CheckpointError(
+                f"{yaml_file.name} gives {key} {settings[key]} but the "
+                f"checkpoint has {value}: it is not this run's config."
+            )
+    for key, has in (
+        ("g_conditional", config.c_dim > 0),
+        ("d_conditional", config.d_label_dim > 0),
+    ):
         if settings.get(key, has) != has:
-            raise CheckpointError(f"{yaml_file.name} and the checkpoint disagree on whether "
-                                  f"the {'generator' if key[0] == 'g' else 'discriminator'} "
-                                  "takes class labels.")
+            raise CheckpointError(
+                f"{yaml_file.name} and the checkpoint disagree on whether "
+                f"the {'generator' if key[0] == 'g' else 'discriminator'} "
+                "takes class labels."
+            )
 
 
 def with_settings(weights: StyleGAN2Weights, **changes: Any) -> StyleGAN2Weights:

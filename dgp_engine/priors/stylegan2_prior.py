@@ -40,8 +40,7 @@ from .family import STYLEGAN2, config_from_dict
 FAMILY = STYLEGAN2
 #: What an install records as the terms of use of NVIDIA's pickles (their code and the
 #: official networks are under this licence; the pickles embed the code).
-LICENCE_NVIDIA = ("NVIDIA Source Code License-NC (non-commercial: research or evaluation "
-                  "use only)")
+LICENCE_NVIDIA = "NVIDIA Source Code License-NC (non-commercial: research or evaluation use only)"
 #: StudioGAN's StyleGAN2 weights: trained with NVIDIA-licensed code; whether that licence
 #: reaches the weights is not settled, so they are treated as research use.
 LICENCE_STUDIOGAN = "research use (trained with NVIDIA-licensed code)"
@@ -60,9 +59,9 @@ ROLE_NAME = {"G": "generator", "D": "discriminator"}
 def is_stylegan2_keys(keys: set[str] | list[str]) -> bool:
     """Whether state-dict names are a StyleGAN2 (or 3) generator's or discriminator's."""
     names = {k.removeprefix("module.") for k in keys}
-    return any(k.startswith("synthesis.b4.") or k.startswith("synthesis.input.")
-               for k in names) or ("b4.conv.weight" in names and any(
-                   re.match(r"b\d+\.fromrgb\.weight$", k) for k in names))
+    return any(
+        k.startswith("synthesis.b4.") or k.startswith("synthesis.input.") for k in names
+    ) or ("b4.conv.weight" in names and any(re.match(r"b\d+\.fromrgb\.weight$", k) for k in names))
 
 
 def probe_keys(file: Path) -> set[str] | None:
@@ -94,8 +93,9 @@ def _role_of(keys: set[str]) -> str | None:
 
 
 def _is_stylegan3(keys: set[str]) -> bool:
-    return any(k.startswith("synthesis.input.") or
-               re.match(r"synthesis\.L\d+_\d+_\d+\.", k) for k in keys)
+    return any(
+        k.startswith("synthesis.input.") or re.match(r"synthesis\.L\d+_\d+_\d+\.", k) for k in keys
+    )
 
 
 def read_studiogan_role(file: Path, role: str) -> dict[str, torch.Tensor]:
@@ -106,19 +106,23 @@ def read_studiogan_role(file: Path, role: str) -> dict[str, torch.Tensor]:
     sd = {k.removeprefix("module."): v for k, v in sd.items()}
     keys = set(sd)
     if _is_stylegan3(keys):
-        raise CheckpointError(f"{file.name} is a StyleGAN3 network; DGP Studio reads "
-                              "StyleGAN2 generators and discriminators.")
+        raise CheckpointError(
+            f"{file.name} is a StyleGAN3 network; DGP Studio reads "
+            "StyleGAN2 generators and discriminators."
+        )
     found = _role_of(keys) if is_stylegan2_keys(keys) else None
     if found is None:
         raise CheckpointError(
             f"{file.name} is not a StyleGAN2 {ROLE_NAME[role]} (none of its tensors has a "
             f"StyleGAN2 name): pass StudioGAN's {G_FILE_HINT if role == 'G' else D_FILE_HINT} "
-            f"file with {'--g' if role == 'G' else '--d'}.")
+            f"file with {'--g' if role == 'G' else '--d'}."
+        )
     if found != role:
         raise CheckpointError(
             f"{file.name} holds a StyleGAN2 {ROLE_NAME[found]}, not a {ROLE_NAME[role]}: "
             f"pass the generator ({G_FILE_HINT}) with --g and the discriminator "
-            f"({D_FILE_HINT}) with --d.")
+            f"({D_FILE_HINT}) with --d."
+        )
     return sd
 
 
@@ -127,6 +131,7 @@ def read_studiogan_role(file: Path, role: str) -> dict[str, torch.Tensor]:
 
 def describe_state(sd: dict[str, Any], role: str) -> str:
     """What a StyleGAN2 state dict is, from its names and shapes (for refusals)."""
+
     def shape(key: str) -> tuple[int, ...] | None:
         value = sd.get(key)
         return tuple(value.shape) if value is not None and hasattr(value, "shape") else None
@@ -145,8 +150,11 @@ def describe_state(sd: dict[str, Any], role: str) -> str:
 
 
 def describe_config(config: StyleGAN2Config, role: str) -> str:
-    classes = f"{config.c_dim if role == 'G' else config.d_label_dim} classes" if (
-        config.c_dim if role == "G" else config.d_label_dim) else "unconditional"
+    classes = (
+        f"{config.c_dim if role == 'G' else config.d_label_dim} classes"
+        if (config.c_dim if role == "G" else config.d_label_dim)
+        else "unconditional"
+    )
     extra = f", z {config.z_dim}, w {config.w_dim}" if role == "G" else ""
     return f"a {config.resolution} px {ROLE_NAME[role]} ({classes}{extra})"
 
@@ -162,24 +170,40 @@ def _expected_shapes(config: StyleGAN2Config, role: str) -> dict[str, tuple[int,
     return {k: tuple(v.shape) for k, v in net.state_dict().items()}
 
 
-def _mismatch(shapes: dict[str, tuple[int, ...]], config: StyleGAN2Config,
-              role: str) -> str:
+def _mismatch(shapes: dict[str, tuple[int, ...]], config: StyleGAN2Config, role: str) -> str:
     """'' when the names and shapes are exactly the ``role`` network's, else a summary."""
     expected = _expected_shapes(config, role)
     missing = [k for k in expected if k not in shapes]
     unexpected = [k for k in shapes if k not in expected]
-    wrong = [f"{k}: file {shapes[k]} vs model {expected[k]}"
-             for k in expected if k in shapes and shapes[k] != expected[k]]
-    return "; ".join(filter(None, [
-        f"{len(missing)} missing (e.g. {', '.join(missing[:3])})" if missing else "",
-        f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})"
-        if unexpected else "",
-        f"{len(wrong)} of the wrong shape (e.g. {'; '.join(wrong[:2])})" if wrong else ""]))
+    wrong = [
+        f"{k}: file {shapes[k]} vs model {expected[k]}"
+        for k in expected
+        if k in shapes and shapes[k] != expected[k]
+    ]
+    return "; ".join(
+        filter(
+            None,
+            [
+                f"{len(missing)} missing (e.g. {', '.join(missing[:3])})" if missing else "",
+                f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})"
+                if unexpected
+                else "",
+                f"{len(wrong)} of the wrong shape (e.g. {'; '.join(wrong[:2])})" if wrong else "",
+            ],
+        )
+    )
 
 
-def check_role(sd: dict[str, torch.Tensor], role: str, config: StyleGAN2Config, *,
-               label: str, model: str, other_label: str | None = None,
-               fix: str = "") -> None:
+def check_role(
+    sd: dict[str, torch.Tensor],
+    role: str,
+    config: StyleGAN2Config,
+    *,
+    label: str,
+    model: str,
+    other_label: str | None = None,
+    fix: str = "",
+) -> None:
     """Refuse, with one sentence saying what to do, a state dict that is not exactly the
     ``role`` network of ``config`` (names and shapes). ``other_label``: the generator a
     discriminator was given with; ``fix``: what to do when the file is another model."""
@@ -191,10 +215,13 @@ def check_role(sd: dict[str, torch.Tensor], role: str, config: StyleGAN2Config, 
         raise CheckpointError(
             f"{label} does not belong to {other_label}: it is {found}, but the generator "
             f"needs {describe_config(config, 'D')}; pass the {D_FILE_HINT} saved together "
-            f"with that generator ({problem}).")
+            f"with that generator ({problem})."
+        )
     advice = fix or "import it under a new name"
-    raise CheckpointError(f"{label} is {found}, but {model} expects "
-                          f"{describe_config(config, role)}: {advice} ({problem}).")
+    raise CheckpointError(
+        f"{label} is {found}, but {model} expects "
+        f"{describe_config(config, role)}: {advice} ({problem})."
+    )
 
 
 def check_safetensors_header(file: Path, role: str, config: StyleGAN2Config) -> None:
@@ -218,42 +245,62 @@ def conv_clamp_setting(value: float | str | None) -> float | None:
     try:
         clamp = float(value)
     except (TypeError, ValueError):
-        raise CheckpointError(f"conv_clamp must be a number (256 for runs trained with "
-                              f"mixed precision) or none, not {value!r}.") from None
+        raise CheckpointError(
+            f"conv_clamp must be a number (256 for runs trained with "
+            f"mixed precision) or none, not {value!r}."
+        ) from None
     if not (clamp > 0 and math.isfinite(clamp)):
         raise CheckpointError(f"conv_clamp must be a positive number or none, not {value!r}.")
     return clamp
 
 
-def studiogan_config(g_sd: dict[str, torch.Tensor], d_sd: dict[str, torch.Tensor], *,
-                     conv_clamp: float | None, mbstd_group_size: int | None,
-                     yaml_settings: dict[str, Any] | None = None, yaml_name: str = "",
-                     label: str = "the StudioGAN checkpoint") -> StyleGAN2Config:
+def studiogan_config(
+    g_sd: dict[str, torch.Tensor],
+    d_sd: dict[str, torch.Tensor],
+    *,
+    conv_clamp: float | None,
+    mbstd_group_size: int | None,
+    yaml_settings: dict[str, Any] | None = None,
+    yaml_name: str = "",
+    label: str = "the StudioGAN checkpoint",
+) -> StyleGAN2Config:
     """The architecture of a StudioGAN StyleGAN2 pair: read from the tensors (via the
     reader), with the two settings the files do not record, and checked against the run's
     YAML settings (``stylegan2_files.read_studiogan_yaml``) when there are any."""
     try:
-        config = sg2_files.infer_studiogan_config(g_sd, d_sd, conv_clamp=conv_clamp,
-                                                  mbstd_group_size=mbstd_group_size,
-                                                  label=label)
+        config = sg2_files.infer_studiogan_config(
+            g_sd, d_sd, conv_clamp=conv_clamp, mbstd_group_size=mbstd_group_size, label=label
+        )
     except (IndexError, ValueError, TypeError, ZeroDivisionError) as exc:
-        raise CheckpointError(f"{label}: the tensors do not have the shapes of a StyleGAN2 "
-                              f"({type(exc).__name__}: {exc}).") from None
+        raise CheckpointError(
+            f"{label}: the tensors do not have the shapes of a StyleGAN2 "
+            f"({type(exc).__name__}: {exc})."
+        ) from None
     settings = yaml_settings or {}
-    found = {"resolution": config.resolution, "z_dim": config.z_dim, "w_dim": config.w_dim,
-             "mapping_layers": config.mapping_layers}
+    found = {
+        "resolution": config.resolution,
+        "z_dim": config.z_dim,
+        "w_dim": config.w_dim,
+        "mapping_layers": config.mapping_layers,
+    }
     if settings.get("g_conditional"):
         found["num_classes"] = config.c_dim
     for key, value in found.items():
         if key in settings and settings[key] != value:
-            raise CheckpointError(f"{yaml_name} gives {key} {settings[key]} but the "
-                                  f"checkpoint has {value}: it is not this run's config.")
-    for key, has in (("g_conditional", config.c_dim > 0),
-                     ("d_conditional", config.d_label_dim > 0)):
+            raise CheckpointError(
+                f"{yaml_name} gives {key} {settings[key]} but the "
+                f"checkpoint has {value}: it is not this run's config."
+            )
+    for key, has in (
+        ("g_conditional", config.c_dim > 0),
+        ("d_conditional", config.d_label_dim > 0),
+    ):
         if settings.get(key, has) != has:
-            raise CheckpointError(f"{yaml_name} and the checkpoint disagree on whether the "
-                                  f"{'generator' if key[0] == 'g' else 'discriminator'} "
-                                  "takes class labels: it is not this run's config.")
+            raise CheckpointError(
+                f"{yaml_name} and the checkpoint disagree on whether the "
+                f"{'generator' if key[0] == 'g' else 'discriminator'} "
+                "takes class labels: it is not this run's config."
+            )
     return config
 
 
@@ -277,9 +324,12 @@ def read_installed_config(data: dict[str, Any], where: str) -> StyleGAN2Config:
     return config
 
 
-def build_networks(config: StyleGAN2Config, g_sd: dict[str, torch.Tensor],
-                   d_sd: dict[str, torch.Tensor], files: tuple[Path, Path],
-                   ) -> tuple[sg2.Generator, sg2.Discriminator]:
+def build_networks(
+    config: StyleGAN2Config,
+    g_sd: dict[str, torch.Tensor],
+    d_sd: dict[str, torch.Tensor],
+    files: tuple[Path, Path],
+) -> tuple[sg2.Generator, sg2.Discriminator]:
     """G_ema and D of ``config`` holding these (float32) tensors, in eval mode; a state
     dict that does not fit exactly is refused by name."""
     weights = StyleGAN2Weights(config, g_sd, d_sd, None, "installed", files)
@@ -292,8 +342,7 @@ def class_names(folder: Path, config: StyleGAN2Config) -> list[str]:
         return []
     own = folder / "classes.txt"
     if own.is_file():
-        names = [ln.strip() for ln in own.read_text(encoding="utf-8").splitlines()
-                 if ln.strip()]
+        names = [ln.strip() for ln in own.read_text(encoding="utf-8").splitlines() if ln.strip()]
         if len(names) == config.c_dim:
             return names
     return [f"class {i}" for i in range(config.c_dim)]

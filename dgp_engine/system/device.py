@@ -44,23 +44,33 @@ def available_devices() -> list[str]:
 
 def _why_no_cuda() -> str:
     if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
-        return ("this PyTorch build has no CUDA support (a CPU-only wheel): install a CUDA "
-                "build of PyTorch from pytorch.org, or choose the device 'auto' or 'cpu'")
+        return (
+            "this PyTorch build has no CUDA support (a CPU-only wheel): install a CUDA "
+            "build of PyTorch from pytorch.org, or choose the device 'auto' or 'cpu'"
+        )
     hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
     if hidden is not None and hidden.strip() in ("", "-1"):
-        return (f"CUDA_VISIBLE_DEVICES={hidden!r} hides every GPU: unset it, or choose the "
-                "device 'auto' or 'cpu'")
-    return ("no NVIDIA GPU is visible (no GPU, or its driver is missing or too old for this "
-            "PyTorch): check `nvidia-smi`, or choose the device 'auto' or 'cpu'")
+        return (
+            f"CUDA_VISIBLE_DEVICES={hidden!r} hides every GPU: unset it, or choose the "
+            "device 'auto' or 'cpu'"
+        )
+    return (
+        "no NVIDIA GPU is visible (no GPU, or its driver is missing or too old for this "
+        "PyTorch): check `nvidia-smi`, or choose the device 'auto' or 'cpu'"
+    )
 
 
 def _why_no_mps() -> str:
     mps = getattr(torch.backends, "mps", None)
     if mps is None or not mps.is_built():
-        return ("this PyTorch build has no Apple MPS support (MPS needs macOS 12.3+ on Apple "
-                "silicon): choose the device 'auto' or 'cpu'")
-    return ("MPS is built in but unavailable (it needs macOS 12.3+ on an Apple-silicon or "
-            "AMD GPU Mac): choose the device 'auto' or 'cpu'")
+        return (
+            "this PyTorch build has no Apple MPS support (MPS needs macOS 12.3+ on Apple "
+            "silicon): choose the device 'auto' or 'cpu'"
+        )
+    return (
+        "MPS is built in but unavailable (it needs macOS 12.3+ on an Apple-silicon or "
+        "AMD GPU Mac): choose the device 'auto' or 'cpu'"
+    )
 
 
 def select_device(requested: str | torch.device | None = None) -> torch.device:
@@ -85,8 +95,9 @@ def select_device(requested: str | torch.device | None = None) -> torch.device:
             return torch.device("cuda", 0)
         if _mps_available():
             return torch.device("mps")
-        raise DeviceError(f"A GPU was requested but neither CUDA nor Apple MPS is available: "
-                          f"{_why_no_cuda()}.")
+        raise DeviceError(
+            f"A GPU was requested but neither CUDA nor Apple MPS is available: {_why_no_cuda()}."
+        )
     if choice == "mps":
         if _mps_available():
             return torch.device("mps")
@@ -97,19 +108,21 @@ def select_device(requested: str | torch.device | None = None) -> torch.device:
             try:
                 index = int(choice.split(":", 1)[1])
             except ValueError:
-                raise DeviceError(f"Unknown device {requested!r}: write cuda:0, cuda:1, …"
-                                  ) from None
+                raise DeviceError(
+                    f"Unknown device {requested!r}: write cuda:0, cuda:1, …"
+                ) from None
         count = _cuda_count()
         if count == 0:
             raise DeviceError(f"CUDA was requested but {_why_no_cuda()}.")
         if not 0 <= index < count:
             visible = ", ".join(f"cuda:{i}" for i in range(count))
-            raise DeviceError(f"GPU cuda:{index} was requested but only {count} CUDA "
-                              f"device{'s are' if count > 1 else ' is'} visible ({visible}): "
-                              "choose one of those or 'auto'.")
+            raise DeviceError(
+                f"GPU cuda:{index} was requested but only {count} CUDA "
+                f"device{'s are' if count > 1 else ' is'} visible ({visible}): "
+                "choose one of those or 'auto'."
+            )
         return torch.device("cuda", index)
-    raise DeviceError(f"Unknown device {requested!r}: choose one of "
-                      f"{', '.join(CHOICES)}.")
+    raise DeviceError(f"Unknown device {requested!r}: choose one of {', '.join(CHOICES)}.")
 
 
 def describe_device(device: str | torch.device) -> str:

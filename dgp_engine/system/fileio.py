@@ -80,8 +80,9 @@ def atomic_path(path: str | Path, *, suffix: str = ".part") -> Iterator[Path]:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     clean_stale_temps(folder)
-    fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name, folder, suffix), suffix=suffix,
-                                dir=folder)
+    fd, name = tempfile.mkstemp(
+        prefix=temp_prefix(path.name, folder, suffix), suffix=suffix, dir=folder
+    )
     os.close(fd)
     tmp = Path(name)
     try:
@@ -121,11 +122,12 @@ def written_since(mark: int, shown: int = 3) -> tuple[int, list[Path]]:
     latest (at most ``shown``) of them, oldest first."""
     with _written_lock:
         n = _written_count - mark
-        return n, list(_written_latest)[-min(n, shown, len(_written_latest)):] if n > 0 else []
+        return n, list(_written_latest)[-min(n, shown, len(_written_latest)) :] if n > 0 else []
 
 
-def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], object], *,
-                 suffix: str = ".part") -> Path:
+def atomic_write(
+    path: str | Path, data: bytes | Callable[[BinaryIO], object], *, suffix: str = ".part"
+) -> Path:
     """Write ``data`` (bytes, or a function writing into a binary file) to ``path``
     atomically, with the user's permissions. OSError propagates; nothing is left."""
     path = Path(path)
@@ -204,8 +206,11 @@ class FileTooLarge(OSError):
     """A file read whole is larger than its kind ever is."""
 
     def __init__(self, path: Path, size: int, limit: int):
-        super().__init__(errno.EFBIG, f"{size / 1e6:.1f} MB, more than the {limit >> 20} MB "
-                         "such a file ever holds", str(path))
+        super().__init__(
+            errno.EFBIG,
+            f"{size / 1e6:.1f} MB, more than the {limit >> 20} MB such a file ever holds",
+            str(path),
+        )
 
 
 def read_small_file(path: str | Path, limit: int = TEXT_FILE_LIMIT) -> bytes:
@@ -248,16 +253,17 @@ def name_too_long(path: str | Path) -> str | None:
     for part in path.relative_to(base).parts:  # the folders still to create and the name
         n = len(os.fsencode(part))
         if n > limit:
-            return (f"the name {short_name(part)!r} is too long: {n} bytes, more than the "
-                    f"{limit} a file name may have on this file system")
+            return (
+                f"the name {short_name(part)!r} is too long: {n} bytes, more than the "
+                f"{limit} a file name may have on this file system"
+            )
     try:
         path_max = int(os.pathconf(base, "PC_PATH_MAX"))
     except (OSError, ValueError, AttributeError):
         path_max = 4096
     n = len(os.fsencode(str(path)))
     if n >= path_max:
-        return (f"the path is too long: {n} bytes, more than the {path_max - 1} this system "
-                "allows")
+        return f"the path is too long: {n} bytes, more than the {path_max - 1} this system allows"
     return None
 
 
@@ -266,8 +272,10 @@ def name_too_long(path: str | Path) -> str | None:
 # recorded, ".NAME.<pid>-XXXXXXXX<suffix>", taken as this host's); suffix .part, .tmp,
 # .partial or .partial.EXT; lock files ".NAME.dgp-lock". A pid-less name is not ours to
 # judge: it may be any program's.
-_OWNER = r"(?P<pid>\d+)-(?:(?P<host>[0-9a-f]{6})-)?[a-z0-9_]{8}" \
-         r"(?:\.part|\.tmp|\.partial(?:\.[A-Za-z0-9]{1,8})?)$"
+_OWNER = (
+    r"(?P<pid>\d+)-(?:(?P<host>[0-9a-f]{6})-)?[a-z0-9_]{8}"
+    r"(?:\.part|\.tmp|\.partial(?:\.[A-Za-z0-9]{1,8})?)$"
+)
 _TEMP = re.compile(r"^\.(?P<name>.+?)\." + _OWNER)
 _TEMP_TAIL = re.compile(_OWNER)
 LOCK_SUFFIX = ".dgp-lock"
@@ -302,7 +310,7 @@ def fit_name(name: str, extra: int, folder: str | Path) -> str:
     if len(os.fsencode(name)) <= limit:
         return name
     digest = "~" + hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
-    keep = name[:max(0, limit - len(digest))]
+    keep = name[: max(0, limit - len(digest))]
     while keep and len(os.fsencode(keep)) > limit - len(digest):
         keep = keep[:-1]
     return keep + digest
@@ -310,8 +318,15 @@ def fit_name(name: str, extra: int, folder: str | Path) -> str:
 
 def _temp_extra(suffix: str) -> int:
     """Bytes a temp name adds after its name part: ``.<pid>-<host>-XXXXXXXX<suffix>``."""
-    return (1 + max(_PID_DIGITS, len(str(os.getpid()))) + 1 + len(HOST_TAG) + 1
-            + _RANDOM_CHARS + len(os.fsencode(suffix)))
+    return (
+        1
+        + max(_PID_DIGITS, len(str(os.getpid())))
+        + 1
+        + len(HOST_TAG)
+        + 1
+        + _RANDOM_CHARS
+        + len(os.fsencode(suffix))
+    )
 
 
 def temp_prefix(name: str, folder: str | Path = ".", suffix: str = ".part") -> str:
@@ -498,8 +513,9 @@ def claim_output(path: str | Path) -> OutputClaim:
         lock = take_lock(lock_file, str(os.getpid()))
     except LockBusy as exc:
         holder = exc.holder
-        raise OutputBusy(path, f"process {holder}" if holder.isdigit() else "another process"
-                         ) from None
+        raise OutputBusy(
+            path, f"process {holder}" if holder.isdigit() else "another process"
+        ) from None
     claim = OutputClaim(path, lock)
     with _claims_lock:
         _claims[key] = claim

@@ -30,8 +30,11 @@ class LockBusy(OSError):
     """Another process holds the lock on ``path``; ``holder`` is its note ("" if none)."""
 
     def __init__(self, path: Path, holder: str):
-        super().__init__(errno.EBUSY, f"{path} is locked by another process"
-                         + (f" ({holder})" if holder else ""), str(path))
+        super().__init__(
+            errno.EBUSY,
+            f"{path} is locked by another process" + (f" ({holder})" if holder else ""),
+            str(path),
+        )
         self.path = path
         self.holder = holder
 

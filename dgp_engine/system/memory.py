@@ -59,8 +59,9 @@ def ram() -> tuple[int, int]:
 def parse_bytes(text: str) -> int:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", text.lower())
     if not m:
-        raise InputError(f"DGP_MEMORY_BUDGET must be a number of bytes, e.g. 4G or 500M; got "
-                         f"{text!r}.")
+        raise InputError(
+            f"DGP_MEMORY_BUDGET must be a number of bytes, e.g. 4G or 500M; got {text!r}."
+        )
     scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m[2]]
     return int(float(m[1]) * scale)
 
@@ -90,10 +91,13 @@ def why_too_big(needed: int, allowed: int | None = None, workers: int = 1) -> st
     a share of :func:`budget` already worked out, e.g. one of ``workers``' shares)."""
     allowed = budget() if allowed is None else allowed
     who = "one operation" if workers <= 1 else f"each of the {workers} workers"
-    return (f"it would need about {gb(needed)} of memory, more than the {gb(allowed)} "
-            f"allowed for {who} on this machine (half the free memory, at most a quarter of "
-            "the RAM" + (", shared between the workers" if workers > 1 else "")
-            + "; DGP_MEMORY_BUDGET sets another limit)")
+    return (
+        f"it would need about {gb(needed)} of memory, more than the {gb(allowed)} "
+        f"allowed for {who} on this machine (half the free memory, at most a quarter of "
+        "the RAM"
+        + (", shared between the workers" if workers > 1 else "")
+        + "; DGP_MEMORY_BUDGET sets another limit)"
+    )
 
 
 def worker_budget(workers: int) -> int:

@@ -51,8 +51,9 @@ def tune_allocator() -> bool:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        ok: bool = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD,
-                                                               2**31 - 1) == 1
+        ok: bool = (
+            libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+        )
     except (OSError, AttributeError):
         return False
     _allocator_tuned = ok

@@ -33,7 +33,7 @@ from ..method.compute import resolve_precision
 from ..method.presets import Preset
 from ..method.reconstruct import Report
 from ..method.region import resize, resize_mask
-from ..method.taskspec import DOWNSAMPLE, EVAL_TASKS, GRAY, MASK, find_task, task_spec
+from ..method.taskspec import DOWNSAMPLE, EVAL_TASKS, GRAY, MASK, TaskSpec, find_task, task_spec
 from ..priors.load import Prior, build_prior
 from .metrics import score
 from .postprocess import to_gray
@@ -48,9 +48,9 @@ DIP_G_LR = 1e-2  # best of 1e-4…1e-1 on Imagenette-64 reconstruction (350 its)
 
 @dataclass
 class Dataset:
-    images: list[np.ndarray]          # float32 H×W×3 in [0, 1], any size
+    images: list[np.ndarray]  # float32 H×W×3 in [0, 1], any size
     labels: list[int | None]
-    indices: list[int]                # position in the source (archive row / sorted file)
+    indices: list[int]  # position in the source (archive row / sorted file)
     names: list[str]
     source: str
     class_map: dict[int, int] | None = None  # dataset label → model class id
@@ -69,8 +69,7 @@ def pick_indices(n: int, limit: int | None, pick: str = "spread") -> list[int]:
         return list(range(limit))
     if pick != "spread":
         raise InputError(f"Unknown pick {pick!r}: use spread or first.")
-    return [int(round(i * (n - 1) / max(1, limit - 1))) for i in range(limit)] if limit > 1 \
-        else [0]
+    return [int(round(i * (n - 1) / max(1, limit - 1))) for i in range(limit)] if limit > 1 else [0]
 
 
 def load_dataset(path: str | Path, limit: int | None = None, pick: str = "spread") -> Dataset:
@@ -80,8 +79,11 @@ def load_dataset(path: str | Path, limit: int | None = None, pick: str = "spread
     if not path.exists():
         raise InputError(f"The data set {path} does not exist.")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir()
-                       if p.suffix.lower() in (*FORMATS, ".gif") and not p.name.startswith("."))
+        files = sorted(
+            p
+            for p in path.iterdir()
+            if p.suffix.lower() in (*FORMATS, ".gif") and not p.name.startswith(".")
+        )
         idx = pick_indices(len(files), limit, pick)
         images = [read_image(files[i]).rgb for i in idx]
         return Dataset(images, [None] * len(idx), idx, [files[i].name for i in idx], str(path))
@@ -93,8 +95,9 @@ def load_dataset(path: str | Path, limit: int | None = None, pick: str = "spread
             labels = data["labels"] if "labels" in data else None
             class_ids = data["class_ids"] if "class_ids" in data else None
             if arr.ndim != 4 or arr.shape[-1] not in (1, 3) or arr.dtype != np.uint8:
-                raise InputError(f"{path}: 'images' must be uint8 N×H×W×3, got "
-                                 f"{arr.dtype} {arr.shape}.")
+                raise InputError(
+                    f"{path}: 'images' must be uint8 N×H×W×3, got {arr.dtype} {arr.shape}."
+                )
             idx = pick_indices(arr.shape[0], limit, pick)
             images = [np.repeat(arr[i], 3, -1) if arr.shape[-1] == 1 else arr[i] for i in idx]
             images = [im.astype(np.float32) / 255.0 for im in images]
@@ -135,7 +138,7 @@ def to_model_square(img: np.ndarray, resolution: int) -> np.ndarray:
     h, w = img.shape[:2]
     s = min(h, w)
     y, x = (h - s) // 2, (w - s) // 2
-    return resize(img[y:y + s, x:x + s], resolution, resolution).clip(0, 1)
+    return resize(img[y : y + s, x : x + s], resolution, resolution).clip(0, 1)
 
 
 def centre_hole(resolution: int) -> np.ndarray:
@@ -143,15 +146,16 @@ def centre_hole(resolution: int) -> np.ndarray:
     side = resolution // 3
     begin = (resolution - side) // 2
     hole = np.zeros((resolution, resolution), dtype=bool)
-    hole[begin:resolution - begin, begin:resolution - begin] = True
+    hole[begin : resolution - begin, begin : resolution - begin] = True
     return hole
 
 
-def degrade(clean: np.ndarray, task: str, *, factor: int = 4,
-            hole: np.ndarray | None = None) -> Photo:
+def degrade(
+    clean: np.ndarray, task: str | TaskSpec, *, factor: int = 4, hole: np.ndarray | None = None
+) -> Photo:
     """The synthetic observation of a clean R×R image for ``task``: its degradation's
     parts in order (gray; the hole zeroed; PIL Lanczos down-scaling as the paper)."""
-    spec = find_task(task)
+    spec = task if isinstance(task, TaskSpec) else find_task(task)
     if spec is None or not spec.evaluated:
         raise InputError(f"Evaluation covers {', '.join(EVAL_TASKS)}; not {task!r}.")
     obs = clean
@@ -179,13 +183,22 @@ def method_preset(preset: Preset, method: str) -> Preset:
     if method == "dgp":
         return preset
     if method == "z-only":
-        return preset.replace(update_G=False, use_in=[False] * preset.num_stages,
-                              name=f"{preset.name}+z-only")
+        return preset.replace(
+            update_G=False, use_in=[False] * preset.num_stages, name=f"{preset.name}+z-only"
+        )
     if method == "dip":
         n = preset.num_stages
-        return preset.replace(ft_num=["all"] * n, lr_ratio=[1.0] * n, G_lrs=[DIP_G_LR] * n,
-                              z_lrs=[0.0] * n, w_D_loss=[0.0] * n, w_mse=[1.0] * n,
-                              select_num=1, stop_mse=0.0, name=f"{preset.name}+dip")
+        return preset.replace(
+            ft_num=["all"] * n,
+            lr_ratio=[1.0] * n,
+            G_lrs=[DIP_G_LR] * n,
+            z_lrs=[0.0] * n,
+            w_D_loss=[0.0] * n,
+            w_mse=[1.0] * n,
+            select_num=1,
+            stop_mse=0.0,
+            name=f"{preset.name}+dip",
+        )
     raise InputError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
 
 
@@ -199,22 +212,33 @@ def _finite(v: float) -> float | None:
     return float(v) if np.isfinite(v) else None
 
 
-def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
-             preset: Preset, factor: int = 4, hole: np.ndarray | None = None,
-             class_mode: str | int = "label", seed: int = 0, exact: bool = False,
-             precision: str | None = None, cancel: threading.Event | None = None,
-             on_image: Callable[[dict[str, Any]], None] | None = None,
-             on_report: Callable[[Report], None] | None = None,
-             save_images: Path | None = None) -> dict[str, Any]:
+def evaluate(
+    prior: Prior,
+    task: str | TaskSpec,
+    data: Dataset,
+    *,
+    method: str = "dgp",
+    preset: Preset,
+    factor: int = 4,
+    hole: np.ndarray | None = None,
+    class_mode: str | int = "label",
+    seed: int = 0,
+    exact: bool = False,
+    precision: str | None = None,
+    cancel: threading.Event | None = None,
+    on_image: Callable[[dict[str, Any]], None] | None = None,
+    on_report: Callable[[Report], None] | None = None,
+    save_images: Path | None = None,
+) -> dict[str, Any]:
     """Run the protocol over ``data``; returns the JSON-ready result dictionary.
 
     ``class_mode``: "label" (the data set's labels, mapped to the model's classes),
     "auto" (z selection picks the class) or a fixed class id.  ``precision``: see
     :mod:`dgp_engine.method.compute`; the one used is recorded in the protocol."""
     spec = task_spec(task)
-    task = spec.name
+    task_name = spec.name
     if not spec.evaluated:
-        raise InputError(f"Evaluation covers {', '.join(EVAL_TASKS)}; not {task!r}.")
+        raise InputError(f"Evaluation covers {', '.join(EVAL_TASKS)}; not {task_name!r}.")
     if method not in METHODS:
         raise InputError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
     res = prior.resolution
@@ -231,18 +255,28 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
     cancel = cancel or threading.Event()
     rows: list[dict[str, Any]] = []
     t_all = time.perf_counter()
-    for k, (img, label, index, name) in enumerate(zip(data.images, data.labels, data.indices,
-                                                      data.names, strict=False)):
+    for k, (img, label, index, name) in enumerate(
+        zip(data.images, data.labels, data.indices, data.names, strict=False)
+    ):
         if cancel.is_set():
             break
         clean = to_model_square(img, res)
-        photo = degrade(clean, task, factor=factor, hole=hole)
+        photo = degrade(clean, spec, factor=factor, hole=hole)
         class_id = _class_for(label, class_mode, prior, data.class_map)
         t0 = time.perf_counter()
-        job = restore_image(run_prior, photo, task, mask=hole if with_hole else None,
-                            factor=factor if spec.new_picture else None, class_id=class_id,
-                            preset=run_preset, seed=seed + k, exact=exact, cancel=cancel,
-                            precision=precision)
+        job = restore_image(
+            run_prior,
+            photo,
+            spec,
+            mask=hole if with_hole else None,
+            factor=factor if spec.new_picture else None,
+            class_id=class_id,
+            preset=run_preset,
+            seed=seed + k,
+            exact=exact,
+            cancel=cancel,
+            precision=precision,
+        )
         for report in job:
             if on_report is not None:
                 on_report(report)
@@ -252,10 +286,18 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
             break  # an interrupted image is not scored
         out = result.photo.rgb
         m = score(clean, out, hole if with_hole else None)
-        row = {"index": index, "name": name, "label": label, "class_id": class_id,
-               "selected_class": result.state.class_id,
-               "psnr": _finite(m["psnr"]), "ssim": m["ssim"], "mse": m["mse"],
-               "seconds": seconds, "final_losses": result.state.losses}
+        row = {
+            "index": index,
+            "name": name,
+            "label": label,
+            "class_id": class_id,
+            "selected_class": result.state.class_id,
+            "psnr": _finite(m["psnr"]),
+            "ssim": m["ssim"],
+            "mse": m["mse"],
+            "seconds": seconds,
+            "final_losses": result.state.losses,
+        }
         rows.append(row)
         if save_images is not None:
             _save_triplet(save_images, k, clean, photo, out)
@@ -263,31 +305,48 @@ def evaluate(prior: Prior, task: str, data: Dataset, *, method: str = "dgp",
             on_image(row)
     wall = time.perf_counter() - t_all
     return {
-        "task": task, "method": method, "complete": len(rows) == len(data.images),
+        "task": task_name,
+        "method": method,
+        "complete": len(rows) == len(data.images),
         "count": len(rows),
         "mean": _mean(rows),
         "std": {k: _std(rows, k) for k in ("psnr", "ssim", "mse", "seconds")},
         "seconds_per_image": (sum(r["seconds"] for r in rows) / len(rows)) if rows else None,
         "wall_seconds": wall,
         "protocol": {
-            "resolution": res, "data_range": 1.0, "images": "centre square resized to R",
-            "degradation": _describe_degradation(task, factor, res),
+            "resolution": res,
+            "data_range": 1.0,
+            "images": "centre square resized to R",
+            "degradation": _describe_degradation(spec, factor, res),
             "metrics_on": "hole (MSE/PSNR on hole pixels, SSIM on its bounding box)"
-            if with_hole else "whole image",
+            if with_hole
+            else "whole image",
             "class": class_mode if isinstance(class_mode, str) else int(class_mode),
-            "seed": seed, "exact": exact, "precision": used_precision,
+            "seed": seed,
+            "exact": exact,
+            "precision": used_precision,
         },
-        "model": {"name": prior.name, "config": prior.config.to_dict(),
-                  # the files' tensor digest (what export_bundled checks), else the
-                  # prior's own identity
-                  "checksum": _weights_digest(prior) or prior.checksum,
-                  "weights": "random (seeded)" if method == "dip" else "pretrained"},
+        "model": {
+            "name": prior.name,
+            "config": prior.config.to_dict(),
+            # the files' tensor digest (what export_bundled checks), else the
+            # prior's own identity
+            "checksum": _weights_digest(prior) or prior.checksum,
+            "weights": "random (seeded)" if method == "dip" else "pretrained",
+        },
         "preset": run_preset.to_dict(),
-        "data": {"source": data.source, "indices": data.indices[:len(rows)],
-                 "requested": len(data.images)},
-        "environment": {"torch": torch.__version__, "device": str(prior.device),
-                        "threads": torch.get_num_threads(), "platform": platform.platform(),
-                        "python": platform.python_version()},
+        "data": {
+            "source": data.source,
+            "indices": data.indices[: len(rows)],
+            "requested": len(data.images),
+        },
+        "environment": {
+            "torch": torch.__version__,
+            "device": str(prior.device),
+            "threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "images": rows,
     }
@@ -323,8 +382,9 @@ def weights_digest(folder: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _class_for(label: int | None, class_mode: str | int, prior: Prior,
-               class_map: dict[int, int] | None) -> int | None:
+def _class_for(
+    label: int | None, class_mode: str | int, prior: Prior, class_map: dict[int, int] | None
+) -> int | None:
     n = prior.config.n_classes
     if class_mode == "auto":
         return None
@@ -335,8 +395,9 @@ def _class_for(label: int | None, class_mode: str | int, prior: Prior,
     if class_map and n == 1000:
         label = class_map.get(label, label)
     if not 0 <= label < n:
-        raise InputError(f"Label {label} is not a class of this {n}-class model; use "
-                         "--class auto or a class id.")
+        raise InputError(
+            f"Label {label} is not a class of this {n}-class model; use --class auto or a class id."
+        )
     return int(label)
 
 
@@ -353,16 +414,17 @@ def _std(rows: list[dict[str, Any]], k: str) -> float | None:
     return float(np.std(vals)) if vals else None
 
 
-def _describe_degradation(task: str, factor: int, res: int) -> str:
-    words = {GRAY: "gray = 0.2989 R + 0.5870 G + 0.1140 B",
-             MASK: f"centre square hole of side {res // 3} px",
-             DOWNSAMPLE: f"PIL Lanczos down ×{factor} to {res // factor} px"}
-    parts = [words[kind] for kind in task_spec(task).degradation]
+def _describe_degradation(spec: TaskSpec, factor: int, res: int) -> str:
+    words = {
+        GRAY: "gray = 0.2989 R + 0.5870 G + 0.1140 B",
+        MASK: f"centre square hole of side {res // 3} px",
+        DOWNSAMPLE: f"PIL Lanczos down ×{factor} to {res // factor} px",
+    }
+    parts = [words[kind] for kind in spec.degradation]
     return ", then ".join(parts) if parts else "none (identity)"
 
 
-def _save_triplet(folder: Path, k: int, clean: np.ndarray, photo: Photo,
-                  out: np.ndarray) -> None:
+def _save_triplet(folder: Path, k: int, clean: np.ndarray, photo: Photo, out: np.ndarray) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for tag, arr in (("clean", clean), ("input", photo.rgb), ("result", out)):
         save_image(Photo.from_array(arr), folder / f"{k:03d}_{tag}.png", overwrite=True)
@@ -401,20 +463,26 @@ def format_table(results: list[dict[str, Any]]) -> str:
     order = {t: i for i, t in enumerate(EVAL_TASKS)}
     morder = {m: i for i, m in enumerate(METHODS)}
 
-    rows = sorted(results, key=lambda r: (order.get(r["task"], 99), morder.get(r["method"], 99),
-                                          _iterations(r)))
-    lines = ["| task | method | PSNR | SSIM | MSE | s/image | images | schedule |",
-             "|---|---|---|---|---|---|---|---|"]
+    rows = sorted(
+        results,
+        key=lambda r: (order.get(r["task"], 99), morder.get(r["method"], 99), _iterations(r)),
+    )
+    lines = [
+        "| task | method | PSNR | SSIM | MSE | s/image | images | schedule |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         m = r["mean"]
 
         def fmt(v: float | None, spec: str) -> str:
             return format(v, spec) if v is not None else "–"
 
-        lines.append(f"| {r['task']} | {r['method']} | {fmt(m['psnr'], '.2f')} | "
-                     f"{fmt(m['ssim'], '.3f')} | {fmt(m['mse'], '.4f')} | "
-                     f"{fmt(r.get('seconds_per_image'), '.1f')} | {r['count']} | "
-                     f"{schedule(r)} |")
+        lines.append(
+            f"| {r['task']} | {r['method']} | {fmt(m['psnr'], '.2f')} | "
+            f"{fmt(m['ssim'], '.3f')} | {fmt(m['mse'], '.4f')} | "
+            f"{fmt(r.get('seconds_per_image'), '.1f')} | {r['count']} | "
+            f"{schedule(r)} |"
+        )
     return "\n".join(lines)
 
 
@@ -446,8 +514,9 @@ def ordering_summary(results: list[dict[str, Any]], metric: str = "psnr") -> lis
         if value is not None:
             groups.setdefault((r["task"], _iterations(r)), {})[r["method"]] = value
     lines = []
-    for (task, its) in sorted(groups, key=lambda k: (EVAL_TASKS.index(k[0])
-                                                     if k[0] in EVAL_TASKS else 99, k[1])):
+    for task, its in sorted(
+        groups, key=lambda k: (EVAL_TASKS.index(k[0]) if k[0] in EVAL_TASKS else 99, k[1])
+    ):
         scores = groups[(task, its)]
         if not set(PAPER_ORDER) <= set(scores):
             continue

@@ -55,8 +55,8 @@ def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
             raise InputError("The mask selects no pixels to score.")
         rows = np.flatnonzero(m.any(axis=1))
         cols = np.flatnonzero(m.any(axis=0))
-        a = a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-        b = b[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        a = a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        b = b[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     side = min(a.shape[0], a.shape[1])
     win = min(7, side if side % 2 else side - 1)
     if win < 3:
@@ -65,8 +65,9 @@ def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     return float(structural_similarity(a, b, data_range=1.0, win_size=win, **kw))
 
 
-def score(reference: np.ndarray, result: np.ndarray, mask: np.ndarray | None = None
-          ) -> dict[str, float]:
+def score(
+    reference: np.ndarray, result: np.ndarray, mask: np.ndarray | None = None
+) -> dict[str, float]:
     """{"psnr", "ssim", "mse"} of ``result`` against ``reference`` (optionally on a hole)."""
     err = mse(reference, result, mask)
     return {"psnr": psnr_from_mse(err), "ssim": ssim(reference, result, mask), "mse": err}

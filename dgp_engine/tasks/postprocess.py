@@ -35,8 +35,9 @@ from ..method.taskspec import COLOR_TRANSFER, FILL_HOLE, NEW_PICTURE, task_spec
 COLOR_BAND_ROWS = 256
 
 
-def transfer_color(original: np.ndarray, colored: np.ndarray, *,
-                   lightness: np.ndarray | None = None) -> np.ndarray:
+def transfer_color(
+    original: np.ndarray, colored: np.ndarray, *, lightness: np.ndarray | None = None
+) -> np.ndarray:
     """RGB (H×W×3, [0, 1]) with L from ``original`` and a, b from ``colored``
     (any size; its chroma is resized to H×W).  Converted in bands of rows (the
     conversions are per pixel), so memory stays near the output's own size.
@@ -79,8 +80,9 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
     return lab
 
 
-def composite_hole(original: np.ndarray, restored: np.ndarray, hole: np.ndarray,
-                   feather: int = 2) -> np.ndarray:
+def composite_hole(
+    original: np.ndarray, restored: np.ndarray, hole: np.ndarray, feather: int = 2
+) -> np.ndarray:
     """Known pixels from ``original``, the hole from ``restored`` (same size), blended
     over ``feather`` px outside the hole.  Pixels farther from the hole are copied."""
     w = hole_weight(np.asarray(hole, dtype=bool), feather)[..., None]
@@ -90,19 +92,31 @@ def composite_hole(original: np.ndarray, restored: np.ndarray, hole: np.ndarray,
 
 
 # --- composing an output into its photo --------------------------------------------------------
-def composed_view(rgb: np.ndarray, placement: Placement, model_output: np.ndarray, *,
-                  lightness: np.ndarray | None = None
-                  ) -> tuple[tuple[slice, slice], np.ndarray]:
+def compose_step(placement: Placement) -> str:
+    """How an output goes back by ``placement`` (taskspec BLEND, FILL_HOLE, COLOR_TRANSFER,
+    NEW_PICTURE): as the run that made it knew, else from the task's name it records."""
+    return placement.compose or task_spec(placement.task).compose
+
+
+def composed_view(
+    rgb: np.ndarray,
+    placement: Placement,
+    model_output: np.ndarray,
+    *,
+    lightness: np.ndarray | None = None,
+) -> tuple[tuple[slice, slice], np.ndarray]:
     """The photo rectangle the placement's view covers (its slices) and its new content
     (float32, [0, 1]) with the model's R×R ``model_output`` ([0, 1]) composed in
     (docs/method.md#post-processing): the hole filled with a feathered seam (inpainting),
     the output's colour on the photo's lightness (colorization), else the output blended
     in with a feathered edge.
     Every pixel outside it stays the photo's.  ``lightness``: the view's L, when known."""
-    view, compose = placement.view, task_spec(placement.task).compose
+    view, compose = placement.view, compose_step(placement)
     if compose == NEW_PICTURE:
-        raise InputError("A super-resolved result is a new picture: it has no place in the "
-                         "photo to compose into.")
+        raise InputError(
+            "A super-resolved result is a new picture: it has no place in the "
+            "photo to compose into."
+        )
     crop = view.crop(rgb)
     if compose == COLOR_TRANSFER:
         patch = transfer_color(crop, view.content(model_output), lightness=lightness)
@@ -118,8 +132,11 @@ def composed_view(rgb: np.ndarray, placement: Placement, model_output: np.ndarra
     region = view.region
     assert region is not None  # views of part of a photo are square regions
     # Inpainting's composite already eases into the known pixels around the hole.
-    weight = (np.ones((region.size, region.size), np.float32) if compose == FILL_HOLE
-              else region_weight(region, *placement.photo_size, placement.feather))
+    weight = (
+        np.ones((region.size, region.size), np.float32)
+        if compose == FILL_HOLE
+        else region_weight(region, *placement.photo_size, placement.feather)
+    )
     local = dataclasses.replace(region, x=0, y=0)
     return slices, blend_into(crop, patch, local, weight)
 
@@ -130,7 +147,7 @@ def compose_into(photo: Photo, placement: Placement, model_output: np.ndarray) -
     picture (the output's content, the photo's alpha resized to it)."""
     _check_size(photo.size, placement)
     view = placement.view
-    if task_spec(placement.task).compose == NEW_PICTURE:
+    if compose_step(placement) == NEW_PICTURE:
         out = view.content(model_output).astype(np.float32)
         ow, oh = out.shape[1], out.shape[0]
         alpha = None
@@ -149,12 +166,15 @@ def compose_into(photo: Photo, placement: Placement, model_output: np.ndarray) -
 def _check_size(size: tuple[int, int], placement: Placement) -> None:
     if tuple(size) != tuple(placement.photo_size):
         w, h = placement.photo_size
-        raise InputError(f"The result was restored on a {w}×{h} photo; this one is "
-                         f"{size[0]}×{size[1]}. Compose it onto the photo it came from.")
+        raise InputError(
+            f"The result was restored on a {w}×{h} photo; this one is "
+            f"{size[0]}×{size[1]}. Compose it onto the photo it came from."
+        )
 
 
-def photo_for(placement: Placement, photo: Photo | None = None, *,
-              label: str = "The result") -> Photo:
+def photo_for(
+    placement: Placement, photo: Photo | None = None, *, label: str = "The result"
+) -> Photo:
     """The photo to compose ``label``'s outputs onto: ``photo`` when given (it must have
     the placement's size; any pixels), else the one the placement records, read again
     from its file — refused (:class:`CompositionError`) when it is not there any more or
@@ -165,23 +185,34 @@ def photo_for(placement: Placement, photo: Photo | None = None, *,
             raise CompositionError(
                 f"{label} was restored on a {w}×{h} photo; the photo given is "
                 f"{photo.width}×{photo.height}. Give the photo it was restored from "
-                "(or one of the same size).")
+                "(or one of the same size)."
+            )
         return photo
     if not placement.photo_path:
-        raise CompositionError(f"{label} does not record the file of the {w}×{h} photo it "
-                               "was restored from: give that photo.")
+        raise CompositionError(
+            f"{label} does not record the file of the {w}×{h} photo it "
+            "was restored from: give that photo."
+        )
     path = Path(placement.photo_path)
     if not path.is_file():
-        what = ("is not a picture file (a folder, device or pipe)" if path.exists() else
-                "is not there any more")
-        raise CompositionError(f"{label} was restored from {path}, which {what}: give that "
-                               f"photo ({w}×{h}) from where it is now.")
+        what = (
+            "is not a picture file (a folder, device or pipe)"
+            if path.exists()
+            else "is not there any more"
+        )
+        raise CompositionError(
+            f"{label} was restored from {path}, which {what}: give that "
+            f"photo ({w}×{h}) from where it is now."
+        )
     found = read_image(path)
-    if found.size != (w, h) or (placement.photo_digest is not None
-                                and pixels_digest(found.rgb) != placement.photo_digest):
-        raise CompositionError(f"{path.name} has changed since {label} was restored from it "
-                               f"(its pixels differ): give it explicitly to compose onto it "
-                               "as it is now, or give the original.")
+    if found.size != (w, h) or (
+        placement.photo_digest is not None and pixels_digest(found.rgb) != placement.photo_digest
+    ):
+        raise CompositionError(
+            f"{path.name} has changed since {label} was restored from it "
+            f"(its pixels differ): give it explicitly to compose onto it "
+            "as it is now, or give the original."
+        )
     return found
 
 
@@ -222,7 +253,7 @@ class PhotoComposer:
         _check_size(photo.size, placement)
         self.photo = photo
         self.placement = placement
-        self.new_picture = task_spec(placement.task).compose == NEW_PICTURE
+        self.new_picture = compose_step(placement) == NEW_PICTURE
         self._base: np.ndarray | None = None
         self._lightness: np.ndarray | None = None
 
@@ -238,10 +269,11 @@ class PhotoComposer:
             return to_uint8(self.placement.view.content(out))
         if self._base is None:
             self._base = to_uint8(self.photo.rgb)
-            if task_spec(self.placement.task).compose == COLOR_TRANSFER:
+            if compose_step(self.placement) == COLOR_TRANSFER:
                 self._lightness = lightness_of(self.placement.view.crop(self.photo.rgb))
-        slices, content = composed_view(self.photo.rgb, self.placement, out,
-                                        lightness=self._lightness)
+        slices, content = composed_view(
+            self.photo.rgb, self.placement, out, lightness=self._lightness
+        )
         frame: np.ndarray = self._base.copy()
         frame[slices] = to_uint8(content)
         return frame
@@ -304,7 +336,7 @@ CHROMA_TINTED = 15.0
 TONING_HUES = ((330.0, 360.0), (0.0, 110.0), (220.0, 300.0))
 #: The photo is measured at most this many px on its longer side (noise averages out).
 COLOUR_CHECK_SIDE = 256
-_BAND_L = 5.0   # lightness band width: a toning's hue may drift from shadows to highlights
+_BAND_L = 5.0  # lightness band width: a toning's hue may drift from shadows to highlights
 
 
 @dataclass(frozen=True)
@@ -314,20 +346,23 @@ class ColourCheck:
     selenium, cyanotype: one hue that may drift with lightness) — is not."""
 
     colour: bool
-    off_tone: float           # 95th percentile of chroma off the photo's tone (Lab units)
-    chroma: float             # 95th percentile of chroma (Lab units)
-    hue: float | None         # the photo's dominant Lab hue in degrees (None: neutral)
+    off_tone: float  # 95th percentile of chroma off the photo's tone (Lab units)
+    chroma: float  # 95th percentile of chroma (Lab units)
+    hue: float | None  # the photo's dominant Lab hue in degrees (None: neutral)
 
     @property
     def reason(self) -> str:
         """One sentence saying what was found."""
         if not self.colour:
             kind = "grey" if self.chroma < 3 else "toned"
-            return (f"black and white ({kind}: chroma {self.chroma:.0f}, off-tone "
-                    f"{self.off_tone:.1f})")
+            return (
+                f"black and white ({kind}: chroma {self.chroma:.0f}, off-tone {self.off_tone:.1f})"
+            )
         if self.off_tone > OFF_TONE_COLOUR:
-            why = f"colours of several hues (off-tone chroma {self.off_tone:.1f} > " \
-                  f"{OFF_TONE_COLOUR:g})"
+            why = (
+                f"colours of several hues (off-tone chroma {self.off_tone:.1f} > "
+                f"{OFF_TONE_COLOUR:g})"
+            )
         elif self.chroma > CHROMA_COLOUR:
             why = f"strong colour (chroma {self.chroma:.0f} > {CHROMA_COLOUR:g})"
         else:
@@ -376,6 +411,9 @@ def colour_check(rgb: np.ndarray) -> ColourCheck:
         if float(np.hypot(*mean)) > 1e-6:
             hue = float(np.degrees(np.arctan2(mean[1], mean[0])) % 360.0)
     toning_hue = hue is None or any(lo <= hue < hi for lo, hi in TONING_HUES)
-    colour = (p_off > OFF_TONE_COLOUR or p_chroma > CHROMA_COLOUR
-              or (p_chroma > CHROMA_TINTED and not toning_hue))
+    colour = (
+        p_off > OFF_TONE_COLOUR
+        or p_chroma > CHROMA_COLOUR
+        or (p_chroma > CHROMA_TINTED and not toning_hue)
+    )
     return ColourCheck(bool(colour), p_off, p_chroma, hue)

@@ -1,15 +1,19 @@
-"""Restoration tasks on real photos, end to end (one entry point for CLI and app).
+"""Restoration tasks on real photos, end to end: planning a photo, running the method,
+composing the result back.
 
     job = restore_image(prior, photo, "inpaint", mask=hole, preset=preset)
     for report in job:           # engine Reports: selection, then optimisation
         ...                      # progress / preview / cancel via job.cancel()
     result = job.result          # full-resolution Photo + ReconstructionState
 
-``restore_image`` checks everything and builds the observation before it
-returns, so bad input fails at once, before any long work.  The job is a plain
-iterator: the Qt worker drives it from its thread, the CLI from a progress bar.
-Cancelling (``job.cancel()`` or the ``cancel`` event) stops within one iteration
-and still gives a result from what was reached.
+The front ends (CLI, batch, app) come here through :mod:`.request`, which resolves
+their request (device, threads, precision, prior, class, preset) and calls
+:func:`restore_image` with the prior it loaded.  ``restore_image`` checks everything
+and builds the observation before it returns, so bad input fails at once, before any
+long work.  The job is a :class:`~dgp_engine.system.runs.CancellableRun`: the Qt
+worker drives it from its thread, the CLI from a progress bar.  Cancelling
+(``job.cancel()`` or the ``cancel`` event) stops within one iteration and still gives
+a result from what was reached.
 """
 
 from __future__ import annotations
@@ -25,10 +29,18 @@ import torch
 
 from ..errors import InputError, PresetError
 from ..files.photos import Photo, check_mask
-from ..method.degradations import Compose, Degradation, Downsample, Grayscale, Identity, Mask
+from ..method.degradations import (
+    Compose,
+    Degradation,
+    Downsample,
+    Identity,
+    Mask,
+    make_degradation,
+)
 from ..method.placement import Placement, pixels_digest
 from ..method.presets import Preset, load_preset
 from ..method.reconstruct import ReconstructionRun, Report, reconstruct, render
+from ..method.reconstruct_stylegan2 import StyleGAN2Run
 from ..method.region import (
     Region,
     RegionLike,
@@ -52,6 +64,7 @@ from ..method.taskspec import (
     working_region,
 )
 from ..priors.load import Prior
+from ..system.runs import CancellableRun
 from .postprocess import PhotoComposer, compose_into, to_gray
 
 log = logging.getLogger(__name__)
@@ -65,34 +78,27 @@ def canonical_task(task: str) -> str:
     return task_spec(task).name
 
 
-def resolve_preset(spec: str | Preset | None, task: str, model_name: str | None = None,
-                   iterations_scale: float | None = None) -> Preset:
-    """A preset from a Preset, a name / .toml path, or None (the task's default)."""
+def resolve_preset(
+    spec: str | Preset | None,
+    task: str | TaskSpec,
+    model_name: str | None = None,
+    iterations_scale: float | None = None,
+    *,
+    family: str | None = None,
+) -> Preset:
+    """A preset from a Preset, a name / .toml path, or None (the task's default for the
+    model and its ``family``)."""
     if isinstance(spec, Preset):
         preset = spec
     elif spec is None or spec == "":
-        preset = default_preset(task, model_name)
+        preset = default_preset(task, model_name, family)
     else:
         preset = load_preset(spec)
     if iterations_scale is not None:
         if not 0 < iterations_scale < math.inf:
-            raise PresetError(f"The iteration scale must be a number > 0, not "
-                              f"{iterations_scale}.")
+            raise PresetError(f"The iteration scale must be a number > 0, not {iterations_scale}.")
         preset = preset.scaled(iterations_scale)
     return preset
-
-
-def resolve_device(name: str | None) -> torch.device:
-    """cpu, cuda[:N], mps, gpu or auto (CUDA, then MPS, then CPU); see dgp_engine.system.device."""
-    from ..system.device import select_device
-
-    return select_device(name)
-
-
-def default_threads() -> int:
-    from ..system.runtime import default_threads as threads
-
-    return threads()
 
 
 # --- planning: photo → the model's observation ---------------------------------------------
@@ -101,23 +107,23 @@ class TaskPlan:
     """Everything decided before the optimisation: what the model sees and how the
     result goes back into the photo."""
 
-    task: str
+    spec: TaskSpec
     view: View
     degradation: Degradation
-    target: np.ndarray                 # R×R×3 in [0, 1]: the observation x̂ (margin zeroed)
-    known: np.ndarray | None = None    # R×R bool: pixels the loss looks at (None = all)
-    hole: np.ndarray | None = None     # photo-size bool hole mask (inpaint)
-    factor: int | None = None          # SR factor (superres / hybrid)
+    target: np.ndarray  # R×R×3 in [0, 1]: the observation x̂ (margin zeroed)
+    known: np.ndarray | None = None  # R×R bool: pixels the loss looks at (None = all)
+    hole: np.ndarray | None = None  # photo-size bool hole mask (inpaint)
+    factor: int | None = None  # SR factor (superres / hybrid)
     output_size: tuple[int, int] | None = None  # (w, h) for superres / hybrid
-    feather: int = 0                   # seam width in photo pixels
+    feather: int = 0  # seam width in photo pixels
     notes: list[str] = field(default_factory=list)
     # structured warnings (their messages are in ``notes`` too): a region enlarged so
     # much that the result comes back soft, with the remedies
     advisories: list[RegionAdvisory] = field(default_factory=list)
 
     @property
-    def spec(self) -> TaskSpec:
-        return task_spec(self.task)
+    def task(self) -> str:
+        return self.spec.name
 
     def target_tensor(self) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(self.target, dtype=np.float32))
@@ -147,23 +153,33 @@ def sr_factor(longest: int, resolution: int, factor: int | None = None) -> int:
                 f"The input is {longest} px on its longest side, but ×{factor} with this "
                 f"{resolution} px model takes at most {resolution // factor} px. Choose a "
                 f"region of at most {resolution // factor} px (x,y,size), a smaller factor, "
-                "or downscale the picture.")
+                "or downscale the picture."
+            )
         return factor
     fits = [f for f in SR_FACTORS if resolution % f == 0 and resolution // f >= longest]
     if not fits:
         raise InputError(
             f"The input is {longest} px on its longest side; this {resolution} px model can "
             f"super-resolve inputs of at most {resolution // 2} px (×2). Choose a region of "
-            f"at most {resolution // 2} px (x,y,size), or downscale the picture.")
+            f"at most {resolution // 2} px (x,y,size), or downscale the picture."
+        )
     return max(fits)
 
 
-def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | None = None,
-              region: RegionLike | None = None, factor: int | None = None,
-              feather: int | None = None) -> TaskPlan:
-    """Decide the model's view of ``photo`` and build the observation for ``task``."""
+def plan_task(
+    photo: Photo,
+    task: str | TaskSpec,
+    resolution: int,
+    *,
+    mask: np.ndarray | None = None,
+    region: RegionLike | None = None,
+    factor: int | None = None,
+    feather: int | None = None,
+) -> TaskPlan:
+    """Decide the model's view of ``photo`` and build the observation for ``task``; its
+    φ is the task's (:func:`~dgp_engine.method.degradations.make_degradation`), with the
+    pixels the photo does not cover (a fitted photo's margin) left out of the loss."""
     spec = task_spec(task)
-    task = spec.name
     w, h = photo.size
     rgb = photo.rgb
     notes: list[str] = []
@@ -175,23 +191,30 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
         raise InputError("Inpainting needs a mask (a mask image or a box) marking what to fill.")
 
     if region is None and mask is not None and spec.region.around_mask:
-        region = working_region(task, (w, h), resolution, hole=mask)
+        region = working_region(spec, (w, h), resolution, hole=mask)
         if region is None:
-            notes.append("The hole is wider than any square region of the photo: the "
-                         "whole photo is restored at the model's resolution.")
+            notes.append(
+                "The hole is wider than any square region of the photo: the "
+                "whole photo is restored at the model's resolution."
+            )
 
     advisories: list[RegionAdvisory] = []
     # what the model's square covers when it is enlarged back: the region, or the whole
     # photo an inpainting falls back to
-    covered = region.slices if region is not None else (
-        (slice(0, h), slice(0, w)) if mask is not None and spec.compose == FILL_HOLE else None)
+    covered = (
+        region.slices
+        if region is not None
+        else (
+            (slice(0, h), slice(0, w)) if mask is not None and spec.compose == FILL_HOLE else None
+        )
+    )
     if covered is not None:
         hole_side = None
         if mask is not None and spec.uses_mask and mask[covered].any():
             x0, y0, x1, y1 = mask_bbox(mask[covered])
             hole_side = max(x1 - x0, y1 - y0)
         side = region.size if region is not None else max(w, h)
-        advisory = region_advisory(task, side, resolution, hole_side=hole_side)
+        advisory = region_advisory(spec, side, resolution, hole_side=hole_side)
         if advisory is not None:
             advisories.append(advisory)
             notes.append(advisory.message)
@@ -201,48 +224,79 @@ def plan_task(photo: Photo, task: str, resolution: int, *, mask: np.ndarray | No
 
     if spec.compose == FILL_HOLE:
         assert mask is not None  # the task needs a mask (checked above)
-        view = (View.of_region(region, resolution) if region is not None
-                else View.fit(w, h, resolution))
+        view = (
+            View.of_region(region, resolution) if region is not None else View.fit(w, h, resolution)
+        )
         sub_hole = view.crop(mask)
         if not sub_hole.any():
-            raise InputError(f"The region {region} holds none of the mask: place it over the "
-                             "area to fill.")
+            raise InputError(
+                f"The region {region} holds none of the mask: place it over the area to fill."
+            )
         if region is not None and sub_hole.sum() < mask.sum():
             notes.append("Part of the mask lies outside the region and is left as it is.")
         hole_m = np.zeros((resolution, resolution), dtype=bool)
-        hole_m[view.oy:view.oy + view.ch, view.ox:view.ox + view.cw] = resize_mask(
-            sub_hole, view.ch, view.cw)
+        hole_m[view.oy : view.oy + view.ch, view.ox : view.ox + view.cw] = resize_mask(
+            sub_hole, view.ch, view.cw
+        )
         known = view.known_mask() & ~hole_m
         if not known.any():
-            raise InputError("The mask covers the whole working region: nothing is known "
-                             "to restore from. Choose a larger region or a smaller mask.")
+            raise InputError(
+                "The mask covers the whole working region: nothing is known "
+                "to restore from. Choose a larger region or a smaller mask."
+            )
         target = view.to_model(rgb) * known[..., None]
         feather_px = feather if feather is not None else max(2, round(2 * view.w / view.cw))
-        return TaskPlan(task, view, Mask(torch.from_numpy(known.astype(np.float32))), target,
-                        known, mask, feather=feather_px, notes=notes, advisories=advisories)
+        phi = make_degradation(spec, mask=torch.from_numpy(known.astype(np.float32)))
+        return TaskPlan(
+            spec,
+            view,
+            phi,
+            target,
+            known,
+            mask,
+            feather=feather_px,
+            notes=notes,
+            advisories=advisories,
+        )
 
     # colorize, reconstruct, defend: a region, or the whole photo fitted
     view = View.of_region(region, resolution) if region is not None else View.fit(w, h, resolution)
     # colour transfer keeps the photo's own lightness, so no detail is lost
     if region is None and max(w, h) > 2 * resolution and spec.compose != COLOR_TRANSFER:
-        notes.append(f"The whole {w}×{h} photo is restored at the model's {resolution} px; "
-                     "choose a region to keep more detail.")
+        notes.append(
+            f"The whole {w}×{h} photo is restored at the model's {resolution} px; "
+            "choose a region to keep more detail."
+        )
     obs = view.to_model(rgb)
-    base: Degradation = Identity()
     if spec.grayscale:
         obs = to_gray(obs)
-        base = Grayscale()
     elif mask is not None:
         notes.append("The mask is ignored by this task (use inpaint).")
     margin_known = view.known_mask() if view.padded else None
     target = obs * margin_known[..., None] if margin_known is not None else obs
     feather_px = feather if feather is not None else default_feather(view.w)
-    return TaskPlan(task, view, _with_known(base, margin_known), target, margin_known, None,
-                    feather=feather_px, notes=notes, advisories=advisories)
+    return TaskPlan(
+        spec,
+        view,
+        _with_known(make_degradation(spec), margin_known),
+        target,
+        margin_known,
+        None,
+        feather=feather_px,
+        notes=notes,
+        advisories=advisories,
+    )
 
 
-def _plan_superres(photo: Photo, spec: TaskSpec, resolution: int, mask: np.ndarray | None,
-                   region: Region | None, factor: int | None, notes: list[str]) -> TaskPlan:
+def _plan_superres(
+    photo: Photo,
+    spec: TaskSpec,
+    resolution: int,
+    mask: np.ndarray | None,
+    region: Region | None,
+    factor: int | None,
+    notes: list[str],
+) -> TaskPlan:
     w, h = photo.size
     x0, y0 = 0, 0
     if region is not None:
@@ -252,8 +306,9 @@ def _plan_superres(photo: Photo, spec: TaskSpec, resolution: int, mask: np.ndarr
     view = View.fit(w, h, resolution, grid=f, x=x0, y=y0)
     lw, lh = view.cw // f, view.ch // f
     if max(w, h) < low:
-        notes.append(f"The {w}×{h} input is first enlarged to {lw}×{lh} px, then "
-                     f"super-resolved ×{f}.")
+        notes.append(
+            f"The {w}×{h} input is first enlarged to {lw}×{lh} px, then super-resolved ×{f}."
+        )
     crop = view.crop(photo.rgb)
     lr = resize(crop, lh, lw)
     if spec.grayscale:
@@ -270,28 +325,36 @@ def _plan_superres(photo: Photo, spec: TaskSpec, resolution: int, mask: np.ndarr
         if not spec.uses_mask:
             notes.append("The mask is ignored by super-resolution (use hybrid).")
         else:
-            sub = mask[y0:y0 + h, x0:x0 + w]
+            sub = mask[y0 : y0 + h, x0 : x0 + w]
             if not sub.any():
                 raise InputError("The region holds none of the mask.")
             hole_m = np.zeros_like(known)
-            hole_m[view.oy:view.oy + view.ch, view.ox:view.ox + view.cw] = resize_mask(
-                sub, view.ch, view.cw)
+            hole_m[view.oy : view.oy + view.ch, view.ox : view.ox + view.cw] = resize_mask(
+                sub, view.ch, view.cw
+            )
             known = known & ~hole_m
-    parts: list[Degradation] = [down] + ([Grayscale()] if spec.grayscale else [])
-    deg = _with_known(Compose(parts) if len(parts) > 1 else down,
-                      None if known.all() else known)
+    deg = _with_known(make_degradation(spec, factor=f), None if known.all() else known)
     target = up * known[..., None]
-    return TaskPlan(spec.name, view, deg, target.astype(np.float32), known, mask, f,
-                    output_size=(view.cw, view.ch), notes=notes)
+    return TaskPlan(
+        spec,
+        view,
+        deg,
+        target.astype(np.float32),
+        known,
+        mask,
+        f,
+        output_size=(view.cw, view.ch),
+        notes=notes,
+    )
 
 
 # --- running ---------------------------------------------------------------------------------
 @dataclass
 class RestorationResult:
-    photo: Photo                    # the full-resolution output (input's metadata kept)
+    photo: Photo  # the full-resolution output (input's metadata kept)
     state: ReconstructionState
     plan: TaskPlan
-    model_output: np.ndarray        # R×R×3 in [0, 1]: x* = G(z*; θ*)
+    model_output: np.ndarray  # R×R×3 in [0, 1]: x* = G(z*; θ*)
     cancelled: bool = False
 
     @property
@@ -299,23 +362,43 @@ class RestorationResult:
         return self.plan.target
 
 
-class RestorationJob:
-    """Iterate for engine :class:`Report` objects; ``result`` once exhausted."""
+class RestorationJob(CancellableRun[Report]):
+    """Iterate for engine :class:`Report` objects; ``result`` once exhausted.  It runs
+    one reconstruction (``run``), which shares its cancel: ``job.cancel()`` stops both,
+    and the job is ``cancelled`` when the reconstruction was."""
 
-    def __init__(self, prior: Prior, photo: Photo, plan: TaskPlan, *, class_id: int | None,
-                 preset: Preset, seed: int, exact: bool, cancel: threading.Event | None,
-                 z_init: torch.Tensor | None = None, precision: str | None = None):
+    def __init__(
+        self,
+        prior: Prior,
+        photo: Photo,
+        plan: TaskPlan,
+        *,
+        class_id: int | None,
+        preset: Preset,
+        seed: int,
+        exact: bool,
+        cancel: threading.Event | None,
+        z_init: torch.Tensor | None = None,
+        precision: str | None = None,
+    ):
+        super().__init__(cancel)
         self.prior = prior
         self.photo = photo
         self.plan = plan
         self.preset = preset
-        self.cancel_event = cancel or threading.Event()
-        self.run: ReconstructionRun = reconstruct(
-            prior, plan.target_tensor(), plan.degradation, class_id=class_id, preset=preset,
-            z_init=z_init, exact=exact, seed=seed, cancel=self.cancel_event,
-            precision=precision)
+        self.run: ReconstructionRun | StyleGAN2Run = reconstruct(
+            prior,
+            plan.target_tensor(),
+            plan.degradation,
+            class_id=class_id,
+            preset=preset,
+            z_init=z_init,
+            exact=exact,
+            seed=seed,
+            cancel=self._linked_event(),
+            precision=precision,
+        )
         self.result: RestorationResult | None = None
-        self._iter: Iterator[Report] | None = None
         self.last_report: Report | None = None
         self._placement: Placement | None = None
 
@@ -324,26 +407,25 @@ class RestorationJob:
         return self.plan.notes
 
     @property
+    def select_total(self) -> int:
+        """Starting-point candidates the run scores before it optimises (0: none; a
+        StyleGAN2 run starting from w_avg or a given w+ scores none)."""
+        p = self.preset
+        if isinstance(self.run, StyleGAN2Run):
+            scored = self.run.options.w_init == "select" and self.run.z_init is None
+            return p.select_num if scored else 0
+        return p.select_num if p.select_num > 1 else 0
+
+    @property
     def total(self) -> int:
         """Selection samples + optimisation iterations (for a progress bar)."""
-        select = self.preset.select_num if self.preset.select_num > 1 else 0
-        return select + self.preset.total_iterations
+        return self.select_total + self.preset.total_iterations
 
-    def cancel(self) -> None:
-        self.cancel_event.set()
-
-    def __iter__(self) -> Iterator[Report]:
-        if self._iter is None:
-            self._iter = self._drive()
-        return self._iter
-
-    def __next__(self) -> Report:
-        return next(iter(self))
-
-    def _drive(self) -> Iterator[Report]:
+    def _reports(self) -> Iterator[Report]:
         for report in self.run:
             self.last_report = report
             if report.state is not None:
+                self.cancelled = report.cancelled
                 self.result = self.finish(report.state)
             yield report
 
@@ -360,8 +442,12 @@ class RestorationJob:
         with the result's state."""
         if self._placement is None:
             path = str(self.photo.path.absolute()) if self.photo.path is not None else None
-            self._placement = placement_of(self.plan, self.photo.size, photo_path=path,
-                                           photo_digest=pixels_digest(self.photo.rgb))
+            self._placement = placement_of(
+                self.plan,
+                self.photo.size,
+                photo_path=path,
+                photo_digest=pixels_digest(self.photo.rgb),
+            )
         return self._placement
 
     def composer(self) -> PhotoComposer:
@@ -383,15 +469,30 @@ def compose_output(photo: Photo, plan: TaskPlan, model_output: np.ndarray) -> Ph
     return compose_into(photo, placement_of(plan, photo.size), model_output)
 
 
-def placement_of(plan: TaskPlan, photo_size: tuple[int, int], *,
-                 photo_path: str | None = None, photo_digest: str | None = None
-                 ) -> Placement:
+def placement_of(
+    plan: TaskPlan,
+    photo_size: tuple[int, int],
+    *,
+    photo_path: str | None = None,
+    photo_digest: str | None = None,
+) -> Placement:
     """Where a result of ``plan`` sits in its ``photo_size`` photo (saved with its state,
     so any other output can be composed the same way later)."""
-    hole = (plan.view.crop(plan.hole) if plan.hole is not None
-            and plan.spec.compose == FILL_HOLE else None)
-    return Placement(plan.task, (int(photo_size[0]), int(photo_size[1])), plan.view,
-                     int(plan.feather), hole, photo_path, photo_digest)
+    hole = (
+        plan.view.crop(plan.hole)
+        if plan.hole is not None and plan.spec.compose == FILL_HOLE
+        else None
+    )
+    return Placement(
+        plan.task,
+        (int(photo_size[0]), int(photo_size[1])),
+        plan.view,
+        int(plan.feather),
+        hole,
+        photo_path,
+        photo_digest,
+        plan.spec.compose,
+    )
 
 
 def preview_array(report: Report, max_side: int | None = None) -> np.ndarray | None:
@@ -406,26 +507,48 @@ def preview_array(report: Report, max_side: int | None = None) -> np.ndarray | N
     return (arr * 255 + 0.5).astype(np.uint8)
 
 
-def restore_image(prior: Prior, photo: Photo | np.ndarray, task: str, *,
-                  mask: np.ndarray | None = None, region: RegionLike | None = None,
-                  factor: int | None = None, class_id: int | None = None,
-                  preset: Preset | str | None = None, seed: int = 0, exact: bool = False,
-                  cancel: threading.Event | None = None, feather: int | None = None,
-                  z_init: torch.Tensor | None = None, precision: str | None = None
-                  ) -> RestorationJob:
+def restore_image(
+    prior: Prior,
+    photo: Photo | np.ndarray,
+    task: str | TaskSpec,
+    *,
+    mask: np.ndarray | None = None,
+    region: RegionLike | None = None,
+    factor: int | None = None,
+    class_id: int | None = None,
+    preset: Preset | str | None = None,
+    seed: int = 0,
+    exact: bool = False,
+    cancel: threading.Event | None = None,
+    feather: int | None = None,
+    z_init: torch.Tensor | None = None,
+    precision: str | None = None,
+) -> RestorationJob:
     """Plan and start restoring ``photo`` with ``task``; returns the job to iterate.
 
     ``mask``: photo-size bool array, True = fill (inpaint, hybrid).  ``region``:
     x, y, size square to work on.  ``class_id=None`` lets z selection pick the class.
+    ``cancel``: an event that cancels the job when set (as ``job.cancel()`` does).
     ``precision``: one of :data:`dgp_engine.method.compute.PRECISIONS` (None: "auto"); a
     device that cannot compute in it is refused here (DeviceError), before any work.
     The precision used is saved in the result's ``state.progress["precision"]``."""
     if not isinstance(photo, Photo):
         photo = Photo.from_array(photo)
-    plan = plan_task(photo, task, prior.resolution, mask=mask, region=region, factor=factor,
-                     feather=feather)
-    preset = resolve_preset(preset, plan.task, prior.name)
+    plan = plan_task(
+        photo, task, prior.resolution, mask=mask, region=region, factor=factor, feather=feather
+    )
+    preset = resolve_preset(preset, plan.spec, prior.name, family=prior.family)
     for note in plan.notes:
         log.info("%s", note)
-    return RestorationJob(prior, photo, plan, class_id=class_id, preset=preset, seed=seed,
-                          exact=exact, cancel=cancel, z_init=z_init, precision=precision)
+    return RestorationJob(
+        prior,
+        photo,
+        plan,
+        class_id=class_id,
+        preset=preset,
+        seed=seed,
+        exact=exact,
+        cancel=cancel,
+        z_init=z_init,
+        precision=precision,
+    )

@@ -14,8 +14,23 @@ from .trainer import (
     sample_grid,
 )
 
-__all__ = ["CHECKPOINT_NAME", "DatasetError", "DivergenceError", "EpochSampler",
-           "GeneratorEMA", "ImageDataset", "ResumeError", "TrainReport", "Trainer",
-           "TrainSettings", "TrainingError", "default_state_dir", "diff_augment",
-           "export_prior", "load_npz",
-           "parse_policy", "sample_grid", "standing_stats"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "DatasetError",
+    "DivergenceError",
+    "EpochSampler",
+    "GeneratorEMA",
+    "ImageDataset",
+    "ResumeError",
+    "TrainReport",
+    "Trainer",
+    "TrainSettings",
+    "TrainingError",
+    "default_state_dir",
+    "diff_augment",
+    "export_prior",
+    "load_npz",
+    "parse_policy",
+    "sample_grid",
+    "standing_stats",
+]

@@ -18,8 +18,9 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     names = tuple(p.strip() for p in policy.split(",") if p.strip())
     unknown = [p for p in names if p not in POLICIES]
     if unknown:
-        raise ValueError(f"unknown augmentation {', '.join(unknown)}; choose from "
-                         f"{', '.join(POLICIES)}")
+        raise ValueError(
+            f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(POLICIES)}"
+        )
     return names
 
 
@@ -61,8 +62,12 @@ def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.T
     cx = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=gen).to(x.device)
     rows = torch.arange(h, device=x.device).view(1, h, 1)
     cols = torch.arange(w, device=x.device).view(1, 1, w)
-    inside = ((rows >= cy - ch // 2) & (rows < cy - ch // 2 + ch)
-              & (cols >= cx - cw // 2) & (cols < cx - cw // 2 + cw))
+    inside = (
+        (rows >= cy - ch // 2)
+        & (rows < cy - ch // 2 + ch)
+        & (cols >= cx - cw // 2)
+        & (cols < cx - cw // 2 + cw)
+    )
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 

@@ -13,8 +13,10 @@ import torch.nn.functional as F
 
 from .errors import DatasetError
 
-LAYOUT = ("expected a .npz with 'images' (uint8, N×H×W×3, RGB) and 'labels' "
-          "(integers 0..n_classes-1, length N)")
+LAYOUT = (
+    "expected a .npz with 'images' (uint8, N×H×W×3, RGB) and 'labels' "
+    "(integers 0..n_classes-1, length N)"
+)
 
 
 @dataclass
@@ -37,8 +39,9 @@ class ImageDataset:
         return x, self.labels[index]
 
 
-def load_npz(path: str | Path, resolution: int | None = None,
-             n_classes: int | None = None) -> ImageDataset:
+def load_npz(
+    path: str | Path, resolution: int | None = None, n_classes: int | None = None
+) -> ImageDataset:
     """Read and check a training archive; optionally downscale to ``resolution``."""
     path = Path(path)
     if not path.is_file():
@@ -48,23 +51,27 @@ def load_npz(path: str | Path, resolution: int | None = None,
             keys = set(archive.files)
             missing = [k for k in ("images", "labels") if k not in keys]
             if missing:
-                raise DatasetError(f"{path.name} has no {' or '.join(missing)} array "
-                                   f"(it holds: {', '.join(sorted(keys)) or 'nothing'}); {LAYOUT}")
+                raise DatasetError(
+                    f"{path.name} has no {' or '.join(missing)} array "
+                    f"(it holds: {', '.join(sorted(keys)) or 'nothing'}); {LAYOUT}"
+                )
             images = archive["images"]
             labels = archive["labels"]
     except DatasetError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DatasetError(f"{path} is not a readable NumPy .npz archive ({exc}); {LAYOUT}") \
-            from exc
+        raise DatasetError(
+            f"{path} is not a readable NumPy .npz archive ({exc}); {LAYOUT}"
+        ) from exc
 
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
         raise DatasetError(f"{path.name}: 'images' is {images.dtype} {images.shape}; {LAYOUT}")
     if images.shape[1] != images.shape[2]:
         raise DatasetError(f"{path.name}: images must be square, got {images.shape[1:3]}")
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-        raise DatasetError(f"{path.name}: 'labels' has shape {labels.shape} for "
-                           f"{images.shape[0]} images; {LAYOUT}")
+        raise DatasetError(
+            f"{path.name}: 'labels' has shape {labels.shape} for {images.shape[0]} images; {LAYOUT}"
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         raise DatasetError(f"{path.name}: 'labels' must be integers, got {labels.dtype}")
     if images.shape[0] == 0:
@@ -79,8 +86,10 @@ def load_npz(path: str | Path, resolution: int | None = None,
     size = x.shape[-1]
     if resolution is not None and resolution != size:
         if resolution > size or size % resolution:
-            raise DatasetError(f"{path.name} has {size}px images; training at {resolution}px "
-                               f"needs a size that divides {size}")
+            raise DatasetError(
+                f"{path.name} has {size}px images; training at {resolution}px "
+                f"needs a size that divides {size}"
+            )
         f = size // resolution
         x = F.avg_pool2d(x.float(), f).round_().clamp_(0, 255).to(torch.uint8)
     return ImageDataset(x, torch.from_numpy(labels.astype(np.int64)), int(n_classes), str(path))
@@ -103,7 +112,7 @@ class EpochSampler:
                 self.order = torch.randperm(self.n, generator=self.gen)
                 self.cursor = 0
             take = min(need, self.n - self.cursor)
-            parts.append(self.order[self.cursor:self.cursor + take])
+            parts.append(self.order[self.cursor : self.cursor + take])
             self.cursor += take
             need -= take
         return torch.cat(parts)
@@ -113,7 +122,9 @@ class EpochSampler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if int(state["order"].numel()) != self.n:
-            raise DatasetError(f"the checkpoint was trained on {state['order'].numel()} images; "
-                               f"this dataset has {self.n}. Resume with the same data file.")
+            raise DatasetError(
+                f"the checkpoint was trained on {state['order'].numel()} images; "
+                f"this dataset has {self.n}. Resume with the same data file."
+            )
         self.order = state["order"].clone()
         self.cursor = int(state["cursor"])

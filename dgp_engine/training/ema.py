@@ -43,8 +43,9 @@ def _bn_layers(G: nn.Module) -> list[ConditionalBatchNorm | OutputBatchNorm]:
 
 
 @torch.no_grad()
-def standing_stats(G: Generator, batches: int, batch_size: int, gen: torch.Generator,
-                   n_classes: int | None = None) -> Generator:
+def standing_stats(
+    G: Generator, batches: int, batch_size: int, gen: torch.Generator, n_classes: int | None = None
+) -> Generator:
     """Return a copy of ``G`` whose stored BN statistics are the exact average over
     ``batches`` batches of random (z, class) — BigGAN's "standing statistics".
     ``G`` itself (including its spectral-norm vectors) is left untouched."""

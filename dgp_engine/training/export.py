@@ -13,9 +13,15 @@ from .ema import standing_stats
 from .trainer import read_checkpoint
 
 
-def export_prior(checkpoint: str | Path, folder: str | Path, class_names: list[str] | None = None,
-                 standing_batches: int = 64, standing_batch: int = 32, seed: int = 0,
-                 dtype: torch.dtype = torch.float16) -> dict[str, Any]:
+def export_prior(
+    checkpoint: str | Path,
+    folder: str | Path,
+    class_names: list[str] | None = None,
+    standing_batches: int = 64,
+    standing_batch: int = 32,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float16,
+) -> dict[str, Any]:
     """Write config.json, G_ema.safetensors (EMA G with standing BN statistics),
     D.safetensors and classes.txt.  Returns a summary (step, images seen, hours)."""
     from safetensors.torch import save_file
@@ -31,8 +37,9 @@ def export_prior(checkpoint: str | Path, folder: str | Path, class_names: list[s
     out.mkdir(parents=True, exist_ok=True)
 
     def cast(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: (v.to(dtype) if v.is_floating_point() else v).contiguous()
-                for k, v in sd.items()}
+        return {
+            k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in sd.items()
+        }
 
     meta = {"step": str(ckpt["step"]), "images_seen": str(ckpt["images_seen"])}
     save_file(cast(G.state_dict()), str(out / "G_ema.safetensors"), metadata=meta)
@@ -43,6 +50,10 @@ def export_prior(checkpoint: str | Path, folder: str | Path, class_names: list[s
         if len(class_names) != cfg.n_classes:
             raise ValueError(f"{len(class_names)} class names for {cfg.n_classes} classes")
         (out / "classes.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
-    return {"step": int(ckpt["step"]), "images_seen": int(ckpt["images_seen"]),
-            "hours": float(ckpt["elapsed_s"]) / 3600.0, "settings": ckpt["settings"],
-            "config": config}
+    return {
+        "step": int(ckpt["step"]),
+        "images_seen": int(ckpt["images_seen"]),
+        "hours": float(ckpt["elapsed_s"]) / 3600.0,
+        "settings": ckpt["settings"],
+        "config": config,
+    }

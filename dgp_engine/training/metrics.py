@@ -10,15 +10,16 @@ from .classifier import SmallClassifier
 
 
 @torch.no_grad()
-def generate(G: Generator, per_class: int, seed: int = 0, batch: int = 100,
-             truncation: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def generate(
+    G: Generator, per_class: int, seed: int = 0, batch: int = 100, truncation: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``per_class`` images of every class (in [-1, 1]) and their labels, G in eval mode."""
     gen = torch.Generator().manual_seed(seed)
     G.eval()
     labels = torch.arange(G.cfg.n_classes).repeat_interleave(per_class)
     out = []
     for i in range(0, len(labels), batch):
-        y = labels[i:i + batch]
+        y = labels[i : i + batch]
         z = torch.randn(len(y), G.dim_z, generator=gen)
         if truncation is not None:  # resample |z| > t (truncation trick)
             bad = z.abs() > truncation
@@ -30,19 +31,21 @@ def generate(G: Generator, per_class: int, seed: int = 0, batch: int = 100,
 
 
 @torch.no_grad()
-def features_and_predictions(model: SmallClassifier, images: torch.Tensor, batch: int = 256
-                             ) -> tuple[np.ndarray, np.ndarray]:
+def features_and_predictions(
+    model: SmallClassifier, images: torch.Tensor, batch: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     model.eval()
     feats, preds = [], []
     for i in range(0, len(images), batch):
-        f = model.embed(images[i:i + batch])
+        f = model.embed(images[i : i + batch])
         feats.append(f)
         preds.append(model.head(f).argmax(1))
     return torch.cat(feats).double().numpy(), torch.cat(preds).numpy()
 
 
-def kid(a: np.ndarray, b: np.ndarray, subsets: int = 50, subset_size: int = 1000,
-        seed: int = 0) -> tuple[float, float]:
+def kid(
+    a: np.ndarray, b: np.ndarray, subsets: int = 50, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Kernel Inception Distance (unbiased MMD² with the cubic polynomial kernel
     k(x, y) = (x·y / d + 1)³), averaged over random subsets: (mean, std)."""
     rng = np.random.default_rng(seed)
@@ -55,8 +58,11 @@ def kid(a: np.ndarray, b: np.ndarray, subsets: int = 50, subset_size: int = 1000
         kxx = (x @ x.T / d + 1) ** 3
         kyy = (y @ y.T / d + 1) ** 3
         kxy = (x @ y.T / d + 1) ** 3
-        mmd = ((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-               + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
+        mmd = (
+            (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+            + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+            - 2 * kxy.mean()
+        )
         vals.append(mmd)
     return float(np.mean(vals)), float(np.std(vals))
 

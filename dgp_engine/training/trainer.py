@@ -72,9 +72,17 @@ class TrainSettings:
     grid_columns: int = 8
 
     def model_config(self, n_classes: int) -> BigGANConfig:
-        return BigGANConfig(resolution=self.resolution, G_ch=self.ch, D_ch=self.ch,
-                            dim_z=self.dim_z, shared_dim=self.shared_dim, hier=True,
-                            n_classes=n_classes, G_attn=self.G_attn, D_attn=self.D_attn)
+        return BigGANConfig(
+            resolution=self.resolution,
+            G_ch=self.ch,
+            D_ch=self.ch,
+            dim_z=self.dim_z,
+            shared_dim=self.shared_dim,
+            hier=True,
+            n_classes=n_classes,
+            G_attn=self.G_attn,
+            D_attn=self.D_attn,
+        )
 
     def replace(self, **changes: Any) -> TrainSettings:
         return dataclasses.replace(self, **changes)
@@ -95,9 +103,11 @@ class TrainReport:
     grid: Path | None = None
 
     def line(self) -> str:
-        return (f"step {self.step}/{self.total} | D real {self.loss_d_real:.3f} "
-                f"fake {self.loss_d_fake:.3f} | G {self.loss_g:.3f} | "
-                f"{self.images_per_s:.1f} img/s | ETA {format_duration(self.eta_s)}")
+        return (
+            f"step {self.step}/{self.total} | D real {self.loss_d_real:.3f} "
+            f"fake {self.loss_d_fake:.3f} | G {self.loss_g:.3f} | "
+            f"{self.images_per_s:.1f} img/s | ETA {format_duration(self.eta_s)}"
+        )
 
 
 def format_duration(seconds: float) -> str:
@@ -138,40 +148,61 @@ def default_state_dir(out_dir: str | Path) -> Path:
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise ResumeError(f"no training checkpoint at {path}; start without --resume, or "
-                          "give the --out (and --state-dir, if it had one) of the run to "
-                          "continue")
+        raise ResumeError(
+            f"no training checkpoint at {path}; start without --resume, or "
+            "give the --out (and --state-dir, if it had one) of the run to "
+            "continue"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # damaged/truncated files raise many kinds
-        raise ResumeError(f"could not read the training checkpoint {path} ({exc}); "
-                          "it is damaged or not a DGP Studio training checkpoint") from exc
+        raise ResumeError(
+            f"could not read the training checkpoint {path} ({exc}); "
+            "it is damaged or not a DGP Studio training checkpoint"
+        ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ResumeError(f"{path} is not a DGP Studio training checkpoint "
-                          f"(expected format {CHECKPOINT_FORMAT})")
+        raise ResumeError(
+            f"{path} is not a DGP Studio training checkpoint (expected format {CHECKPOINT_FORMAT})"
+        )
     return ckpt
 
 
-def check_resumable(ckpt: dict[str, Any], settings: TrainSettings, n_classes: int,
-                    n_images: int) -> None:
+def check_resumable(
+    ckpt: dict[str, Any], settings: TrainSettings, n_classes: int, n_images: int
+) -> None:
     saved = ckpt["settings"]
-    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs requested {getattr(settings, k)!r}"
-             for k in ARCHITECTURE_FIELDS if saved.get(k) != getattr(settings, k)]
+    diffs = [
+        f"{k}: checkpoint {saved.get(k)!r} vs requested {getattr(settings, k)!r}"
+        for k in ARCHITECTURE_FIELDS
+        if saved.get(k) != getattr(settings, k)
+    ]
     if ckpt["model_config"]["n_classes"] != n_classes:
-        diffs.append(f"n_classes: checkpoint {ckpt['model_config']['n_classes']} vs "
-                     f"dataset {n_classes}")
+        diffs.append(
+            f"n_classes: checkpoint {ckpt['model_config']['n_classes']} vs dataset {n_classes}"
+        )
     if int(ckpt["data"]["n_images"]) != n_images:
-        diffs.append(f"images: checkpoint trained on {ckpt['data']['n_images']}, "
-                     f"dataset has {n_images}")
+        diffs.append(
+            f"images: checkpoint trained on {ckpt['data']['n_images']}, dataset has {n_images}"
+        )
     if diffs:
-        raise ResumeError("the checkpoint does not match this run (" + "; ".join(diffs) +
-                          "). Resume with the settings it was trained with, or use a new --out.")
+        raise ResumeError(
+            "the checkpoint does not match this run ("
+            + "; ".join(diffs)
+            + "). Resume with the settings it was trained with, or use a new --out."
+        )
 
 
 class Trainer:
-    def __init__(self, dataset: ImageDataset, settings: TrainSettings, out_dir: str | Path,
-                 device: str | torch.device = "cpu", resume: bool = False,
-                 cancel: threading.Event | None = None, state_dir: str | Path | None = None):
+    def __init__(
+        self,
+        dataset: ImageDataset,
+        settings: TrainSettings,
+        out_dir: str | Path,
+        device: str | torch.device = "cpu",
+        resume: bool = False,
+        cancel: threading.Event | None = None,
+        state_dir: str | Path | None = None,
+    ):
         """``out_dir`` gets the sample grids; ``state_dir`` (default ``out_dir``) the
         checkpoint that ``resume`` continues from."""
         self.data = dataset
@@ -182,8 +213,9 @@ class Trainer:
         self.cancel = cancel or threading.Event()
         self.policy = parse_policy(settings.augment)
         if dataset.resolution != settings.resolution:
-            raise TrainingError(f"the dataset is {dataset.resolution}px; the run is set to "
-                                f"{settings.resolution}px")
+            raise TrainingError(
+                f"the dataset is {dataset.resolution}px; the run is set to {settings.resolution}px"
+            )
         self.config = settings.model_config(dataset.n_classes)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
@@ -194,10 +226,12 @@ class Trainer:
         self.G.to(self.device).train()
         self.D.to(self.device).train()
         betas = (float(settings.beta1), float(settings.beta2))
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=settings.lr_g, betas=betas,
-                                      eps=settings.adam_eps)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=settings.lr_d, betas=betas,
-                                      eps=settings.adam_eps)
+        self.opt_G = torch.optim.Adam(
+            self.G.parameters(), lr=settings.lr_g, betas=betas, eps=settings.adam_eps
+        )
+        self.opt_D = torch.optim.Adam(
+            self.D.parameters(), lr=settings.lr_d, betas=betas, eps=settings.adam_eps
+        )
         self.ema = GeneratorEMA(self.G, settings.ema_decay)
         self.gen = torch.Generator().manual_seed(settings.seed + 1)
         self.sampler = EpochSampler(len(dataset), self.gen)
@@ -225,8 +259,9 @@ class Trainer:
         z, y_fake = self._noise(B)
         with torch.no_grad():
             fake = self.G(z, self.G.shared(y_fake))
-        out, _ = self.D(diff_augment(torch.cat([x, fake]), self.policy, self.gen),
-                        torch.cat([y, y_fake]))
+        out, _ = self.D(
+            diff_augment(torch.cat([x, fake]), self.policy, self.gen), torch.cat([y, y_fake])
+        )
         loss_real = F.relu(1.0 - out[:B]).mean()
         loss_fake = F.relu(1.0 + out[B:]).mean()
         self.opt_D.zero_grad(set_to_none=True)
@@ -237,8 +272,7 @@ class Trainer:
         self.D.requires_grad_(False)
         try:
             z, y_g = self._noise(B)
-            out, _ = self.D(diff_augment(self.G(z, self.G.shared(y_g)), self.policy, self.gen),
-                            y_g)
+            out, _ = self.D(diff_augment(self.G(z, self.G.shared(y_g)), self.policy, self.gen), y_g)
             loss_g = -out.mean()
             self.opt_G.zero_grad(set_to_none=True)
             loss_g.backward()
@@ -261,26 +295,41 @@ class Trainer:
             now = time.perf_counter()
             self.elapsed_s = elapsed0 + (now - t0)
             if not all(math.isfinite(v) for v in losses):
-                where = (f"the last good checkpoint (step {self._saved_step()}) is kept at "
-                         f"{self.state_dir / CHECKPOINT_NAME}" if self._saved_step() is not None
-                         else "no checkpoint had been written yet")
+                where = (
+                    f"the last good checkpoint (step {self._saved_step()}) is kept at "
+                    f"{self.state_dir / CHECKPOINT_NAME}"
+                    if self._saved_step() is not None
+                    else "no checkpoint had been written yet"
+                )
                 raise DivergenceError(
                     f"training diverged at step {self.step}: losses D real {losses[0]}, "
                     f"D fake {losses[1]}, G {losses[2]}. Stopped; {where}. Resume from it "
-                    "with lower learning rates (--lr-g/--lr-d), or start again.")
+                    "with lower learning rates (--lr-g/--lr-d), or start again."
+                )
             ckpt = grid = None
-            due = (now - last_ckpt_t >= s.checkpoint_every_s
-                   or (s.checkpoint_every and self.step % s.checkpoint_every == 0)
-                   or self.step == s.steps or self.cancel.is_set())
+            due = (
+                now - last_ckpt_t >= s.checkpoint_every_s
+                or (s.checkpoint_every and self.step % s.checkpoint_every == 0)
+                or self.step == s.steps
+                or self.cancel.is_set()
+            )
             if due:
                 ckpt = self.save()
                 grid = self.save_grid()
                 last_ckpt_t = time.perf_counter()
             rate = (self.step - start_step) * s.batch / max(now - t0, 1e-9)
             eta = (s.steps - self.step) * s.batch / rate if rate > 0 else float("inf")
-            yield TrainReport(self.step, s.steps, *losses, images_seen=self.images_seen,
-                              images_per_s=rate, eta_s=eta, elapsed_s=self.elapsed_s,
-                              checkpoint=ckpt, grid=grid)
+            yield TrainReport(
+                self.step,
+                s.steps,
+                *losses,
+                images_seen=self.images_seen,
+                images_per_s=rate,
+                eta_s=eta,
+                elapsed_s=self.elapsed_s,
+                checkpoint=ckpt,
+                grid=grid,
+            )
         if self.cancel.is_set() and self._saved_step() != self.step and self.step > start_step:
             self.save()
 
@@ -293,8 +342,11 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "settings": dataclasses.asdict(self.settings),
             "model_config": self.config.to_dict(),
-            "data": {"n_images": len(self.data), "n_classes": self.data.n_classes,
-                     "source": self.data.source},
+            "data": {
+                "n_images": len(self.data),
+                "n_classes": self.data.n_classes,
+                "source": self.data.source,
+            },
             "step": self.step,
             "images_seen": self.images_seen,
             "elapsed_s": self.elapsed_s,
@@ -344,9 +396,12 @@ class Trainer:
         folder = self.out / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"step_{self.step:07d}.png"
-        G = standing_stats(self.ema.model, self.settings.standing_batches,
-                           self.settings.standing_batch,
-                           torch.Generator().manual_seed(12345))
+        G = standing_stats(
+            self.ema.model,
+            self.settings.standing_batches,
+            self.settings.standing_batch,
+            torch.Generator().manual_seed(12345),
+        )
         write_png(path, sample_grid(G, self.settings.grid_columns, seed=0))
         return path
 

@@ -5,5 +5,12 @@ from .panel import ManipulatePanel, install_manipulate_panel
 from .render_worker import Renderers, RenderThread
 from .timeline import MorphTimelineWidget
 
-__all__ = ["ExportDialog", "ExportSettings", "ManipulatePanel", "MorphTimelineWidget",
-           "RenderThread", "Renderers", "install_manipulate_panel"]
+__all__ = [
+    "ExportDialog",
+    "ExportSettings",
+    "ManipulatePanel",
+    "MorphTimelineWidget",
+    "RenderThread",
+    "Renderers",
+    "install_manipulate_panel",
+]

@@ -14,9 +14,11 @@ that to the main window's close and the application's ``aboutToQuit``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal, Slot
@@ -42,6 +44,7 @@ from dgp_engine.method.manipulate import MorphTimeline
 from dgp_engine.method.state import ReconstructionState
 
 from .export_dialog import ExportDialog, ExportSettings
+from .export_plan import ExportPlan, PictureSource, plan_export
 from .render_worker import (
     LAYERS,
     Adopt,
@@ -56,58 +59,63 @@ from .render_worker import (
     RenderThread,
     RenderThumbnail,
     RenderTransfer,
+    Request,
 )
 from .timeline import MorphTimelineWidget
 from .widgets import ImageView, VariationGrid
 
 log = logging.getLogger(__name__)
 
-SIGMA_STEPS = 100     # slider units per 1.0 of σ
+SIGMA_STEPS = 100  # slider units per 1.0 of σ
 # Render channels whose frames are shown in the photo (composed by the render thread);
 # timeline playback and exports keep the model's raw frames.
 INTERACTIVE = ("result", "jitter", "transfer", "scrub")
-AMOUNT_STEPS = 100    # slider units for a full category transfer
+AMOUNT_STEPS = 100  # slider units for a full category transfer
 
 
 class ManipulatePanel(QWidget):
     """Jitter, category and morph controls for one reconstruction result."""
 
+    dock: QDockWidget  # the dock it is shown in (set by install_manipulate_panel)
     adopted = Signal(ReconstructionState, str)  # the adopted state, a short description
     # a candidate to show over the picture: its model output (uint8) and a description
     candidate_shown = Signal(np.ndarray, str)
     # "Apply to picture": the candidate's state, description and model output (uint8)
     apply_requested = Signal(ReconstructionState, str, np.ndarray)
-    back_requested = Signal()          # "Back to the original result"
-    message = Signal(str)              # status/error text (also shown in the panel)
-    job_added = Signal(object)         # a long render (export, morph) as a jobs.Job
+    back_requested = Signal()  # "Back to the original result"
+    message = Signal(str)  # status/error text (also shown in the panel)
+    job_added = Signal(object)  # a long render (export, morph) as a jobs.Job
 
-    def __init__(self, parent: QWidget | None = None, *, variations: int = 8,
-                 threads: int | None = None):
+    def __init__(
+        self, parent: QWidget | None = None, *, variations: int = 8, threads: int | None = None
+    ) -> None:
         super().__init__(parent)
         self.setAccessibleName("Manipulate panel")
         self.threads = threads
         self.engine: RenderThread | None = None
         self.prior: Prior | None = None
-        self.state = None
+        self.state: ReconstructionState | None = None
         self.result_name = "result"
-        self._gen: dict[str, int] = {}           # latest generation per channel
+        self._gen: dict[str, int] = {}  # latest generation per channel
         self.model_note = ""  # the last warning about states of other weights (said once)
         self.last_frame: dict[str, RenderedFrame] = {}
-        self.variation_params: dict[int, dict] = {}
+        self.variation_params: dict[int, dict[str, Any]] = {}
         self.variation_frames: dict[int, np.ndarray] = {}  # raw model outputs
         self.export_dialog: ExportDialog | None = None
         # the opened photo's file (the main window sets it): exports default beside it
         self.photo_path: Callable[[], Path | None] = lambda: None
+        # the editor's picture (the main window sets it): exports compose into it
+        self.picture_source: Callable[[], PictureSource | None] = lambda: None
         self._export_named_for: Path | None = None
         # model output → the photo's crop with it composed in (the owner sets it): what
         # previews and thumbnails show, so candidates are seen in the photo
         self.composite: Callable[[np.ndarray], np.ndarray] | None = None
-        self._composited: dict[int, np.ndarray] = {}   # id(frame) → composited, recent
+        self._composited: dict[int, np.ndarray] = {}  # id(frame) → composited, recent
         self.original: tuple[ReconstructionState, str] | None = None  # the run's result
-        self.class_names: list[str] = []               # the classes the category tab offers
-        self._classes_of: Prior | None = None          # the model they are of
+        self.class_names: list[str] = []  # the classes the category tab offers
+        self._classes_of: Prior | None = None  # the model they are of
         self._thumbs: dict[int, ReconstructionState] = {}  # thumbnail renders by generation
-        self.selected: int | None = None               # the variation picked in the grid
+        self.selected: int | None = None  # the variation picked in the grid
         self._pending_adopt: tuple[str, np.ndarray | None] | None = None
 
         self.preview = ImageView(self, minimum=160)
@@ -122,7 +130,7 @@ class ManipulatePanel(QWidget):
         self.sigma.setAccessibleName("Jitter sigma")
         self.sigma_label = QLabel()
         self.seed = QSpinBox()
-        self.seed.setRange(0, 2 ** 31 - 1)
+        self.seed.setRange(0, 2**31 - 1)
         self.new_seed = QPushButton("New seed")
         self.count = QSpinBox()
         self.count.setRange(1, 64)
@@ -131,7 +139,7 @@ class ManipulatePanel(QWidget):
         self.layers.setAccessibleName("Jittered layers")
         for key, title in LAYERS.items():
             self.layers.addItem(title, key)
-        self._jitter_request: dict | None = None   # σ, seed, layers of the grid shown
+        self._jitter_request: dict[str, Any] | None = None  # σ, seed, layers of the grid shown
         self.grid = VariationGrid(self)
         self.grid.chosen.connect(self.select_variation)
         self.thumb_size = QSlider(Qt.Orientation.Horizontal)
@@ -205,7 +213,10 @@ class ManipulatePanel(QWidget):
         self.timeline.adopt_requested.connect(self.adopt_morph)
         self.timeline.keyframes_changed.connect(self._keyframes_changed)
         self.timeline.invalidated.connect(self._timeline_invalidated)
-        self.export_button = QPushButton("Export animation…")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip(
+            "The morph, a jitter walk, a category sweep or the variations, composed into the photo"
+        )
         self.export_button.clicked.connect(self.show_export_dialog)
         morph = QWidget()
         mlay = QVBoxLayout(morph)
@@ -240,8 +251,9 @@ class ManipulatePanel(QWidget):
         self._set_enabled(False)
 
     # --- public API ---------------------------------------------------------------------
-    def set_result(self, prior: Prior, state: ReconstructionState,
-                   name: str = "result", original: bool = True) -> None:
+    def set_result(
+        self, prior: Prior, state: ReconstructionState, name: str = "result", original: bool = True
+    ) -> None:
         """Manipulate this reconstruction state (rendered with ``prior``); re-renders the
         variations and the category preview for it.  ``original``: a run's result, the
         one "Back to the original result" returns to."""
@@ -260,8 +272,13 @@ class ManipulatePanel(QWidget):
         self.status.setText(f"Manipulating {name}.")
         self._warn_other_model()
 
-    def add_keyframe(self, state, name: str = "", prior=None,
-                     thumbnail: np.ndarray | None = None) -> str:
+    def add_keyframe(
+        self,
+        state: ReconstructionState,
+        name: str = "",
+        prior: Prior | None = None,
+        thumbnail: np.ndarray | None = None,
+    ) -> str:
         """Add a morph keyframe (a restored result or a loaded state) with a thumbnail
         (rendered when not given); returns the distinct name it got."""
         if prior is not None and self.prior is None:
@@ -287,7 +304,7 @@ class ManipulatePanel(QWidget):
     def _set_classes(self, prior: Prior) -> None:
         """The category picker and slider offer ``prior``'s classes, by name."""
         names = list(getattr(prior, "class_names", []) or [])
-        n = int(prior.config.n_classes)
+        n = int(prior.n_classes)
         self.class_names = [names[i] if i < len(names) else f"class {i}" for i in range(n)]
         self._classes_of = prior
         for w in (self.category, self.category_slider):
@@ -305,7 +322,7 @@ class ManipulatePanel(QWidget):
         self.category_name.setText(name)
         self.category_slider.setToolTip(f"Class {i}: {name}" if name else "")
 
-    def _render_thumbnail(self, state) -> None:
+    def _render_thumbnail(self, state: ReconstructionState) -> None:
         if self.prior is not None:
             self._thumbs[self._submit(RenderThumbnail(self.prior, state))] = state
 
@@ -324,8 +341,13 @@ class ManipulatePanel(QWidget):
         self.state = self.original = self.composite = None
         self.result_name, self.selected = "result", None
         self._jitter_request = self._pending_adopt = None
-        for d in (self._composited, self.last_frame, self.variation_params,
-                  self.variation_frames, self._thumbs):
+        for d in (
+            self._composited,
+            self.last_frame,
+            self.variation_params,
+            self.variation_frames,
+            self._thumbs,
+        ):
             d.clear()
         self.grid.reset(0)
         self.preview.set_image(None)
@@ -355,7 +377,7 @@ class ManipulatePanel(QWidget):
             w.job_added.connect(self.job_added)
         return self.engine
 
-    def _submit(self, request) -> int:
+    def _submit(self, request: Request) -> int:
         if request.channel in INTERACTIVE:  # composed in the render thread, not here
             request.composite = self.composite
         gen = self._engine().submit(request)
@@ -366,9 +388,20 @@ class ManipulatePanel(QWidget):
         return self._gen.get(channel) == generation
 
     def _set_enabled(self, on: bool) -> None:
-        for w in (self.sigma, self.seed, self.new_seed, self.count, self.layers, self.category,
-                  self.category_slider, self.amount, self.adopt_category, self.apply_button,
-                  self.keyframe_button, self.back_button):
+        for w in (
+            self.sigma,
+            self.seed,
+            self.new_seed,
+            self.count,
+            self.layers,
+            self.category,
+            self.category_slider,
+            self.amount,
+            self.adopt_category,
+            self.apply_button,
+            self.keyframe_button,
+            self.back_button,
+        ):
             w.setEnabled(on)
 
     # --- candidates ----------------------------------------------------------------------
@@ -387,39 +420,51 @@ class ManipulatePanel(QWidget):
             self._composited.clear()
         self._composited[id(image)] = shown
 
-    def candidate(self) -> tuple[str, dict, np.ndarray | None] | None:
+    def candidate(self) -> tuple[str, dict[str, Any], np.ndarray | None] | None:
         """The visible tab's candidate: (kind, adopt parameters, model output)."""
         tab = self.tabs.currentIndex()
         if tab == 0:
             if self.selected is None or self.selected not in self.variation_params:
                 return None
             frame = self.grid.images.get(self.selected)
-            return "jitter", {"variation": self.selected, **(self._jitter_request or {})}, \
-                self.variation_frames.get(self.selected, frame)
+            return (
+                "jitter",
+                {"variation": self.selected, **(self._jitter_request or {})},
+                self.variation_frames.get(self.selected, frame),
+            )
         if tab == 1:
             target, amount = self.transfer_target()
             f = self.last_frame.get("transfer")
-            return "transfer", {"target": target, "amount": amount}, \
-                None if f is None else f.image
+            return "transfer", {"target": target, "amount": amount}, None if f is None else f.image
         if len(self.timeline.keyframes()) < 2:
             return None
         f = self.last_frame.get("scrub")
         return "morph", {"t": self.timeline.position}, None if f is None else f.image
 
     def use_candidate(self, purpose: str) -> bool:
-        """"apply" (into the picture; the candidate becomes the base) or "keyframe" (added
+        """ "apply" (into the picture; the candidate becomes the base) or "keyframe" (added
         to the morph timeline; the base stays)."""
         found = self.candidate()
         if found is None or self.prior is None:
-            self._say("Pick a candidate first: click a variation, move the category "
-                      "slider, or scrub the morph.")
+            self._say(
+                "Pick a candidate first: click a variation, move the category "
+                "slider, or scrub the morph."
+            )
             return False
         kind, params, image = found
         self._pending_adopt = (purpose, image)
         if kind == "morph":
             keyframes, names = self._morph_inputs()
-            self._submit(Adopt(self.prior, "morph", params, keyframes=keyframes, names=names,
-                               easing=self.timeline.easing.currentText()))
+            self._submit(
+                Adopt(
+                    self.prior,
+                    "morph",
+                    params,
+                    keyframes=keyframes,
+                    names=names,
+                    easing=self.timeline.easing.currentText(),
+                )
+            )
         else:
             self._submit(Adopt(self.prior, kind, params, state=self.state))
         return True
@@ -447,7 +492,7 @@ class ManipulatePanel(QWidget):
         self.message.emit(text)
 
     # --- jitter -------------------------------------------------------------------------
-    def _jitter_changed(self, *_) -> None:
+    def _jitter_changed(self, *_: object) -> None:
         self._update_labels()
         if self.state is None:
             return
@@ -456,8 +501,12 @@ class ManipulatePanel(QWidget):
         self.variation_params.clear()
         self.variation_frames.clear()
         self.selected = None
-        self._jitter_request = {"sigma": self.sigma_value, "seed": self.seed.value(),
-                                "layers": self.layers.currentData()}
+        self._jitter_request = {
+            "sigma": self.sigma_value,
+            "seed": self.seed.value(),
+            "layers": self.layers.currentData(),
+        }
+        assert self.prior is not None  # offered with every state
         self._submit(RenderJitter(self.prior, self.state, n, **self._jitter_request))
 
     @Slot(int)
@@ -473,16 +522,22 @@ class ManipulatePanel(QWidget):
         req = self._jitter_request or {}
         note = f"jitter σ={req.get('sigma', 0):.3g} seed={req.get('seed')} #{index}"
         self.candidate_shown.emit(image, note)
-        self._say(f"Variation {index + 1} is shown on the picture: Apply to picture, Add as "
-                  "keyframe, or Back to the original result.")
+        self._say(
+            f"Variation {index + 1} is shown on the picture: Apply to picture, Add as "
+            "keyframe, or Back to the original result."
+        )
 
     @Slot(int)
     def adopt_variation(self, index: int) -> None:
         """Make variation ``index`` of the grid shown the current result."""
         if index not in self.variation_params or self.state is None:
             return
-        self._submit(Adopt(self.prior, "jitter", {"variation": index, **self._jitter_request},
-                           state=self.state))
+        assert self.prior is not None and self._jitter_request is not None  # set with the grid
+        self._submit(
+            Adopt(
+                self.prior, "jitter", {"variation": index, **self._jitter_request}, state=self.state
+            )
+        )
 
     # --- category -----------------------------------------------------------------------
     def _set_category(self, cid: int) -> None:
@@ -513,11 +568,12 @@ class ManipulatePanel(QWidget):
     def transfer_target(self) -> tuple[int, float]:
         return self.category_slider.value(), self.amount.value() / AMOUNT_STEPS
 
-    def _transfer_changed(self, *_) -> None:
+    def _transfer_changed(self, *_: object) -> None:
         self._update_labels()
         if self.state is None:
             return
         target, amount = self.transfer_target()
+        assert self.prior is not None  # offered with every state
         self._submit(RenderTransfer(self.prior, self.state, target, amount))
 
     @Slot()
@@ -525,11 +581,13 @@ class ManipulatePanel(QWidget):
         if self.state is None:
             return
         target, amount = self.transfer_target()
-        self._submit(Adopt(self.prior, "transfer", {"target": target, "amount": amount},
-                           state=self.state))
+        assert self.prior is not None  # offered with every state
+        self._submit(
+            Adopt(self.prior, "transfer", {"target": target, "amount": amount}, state=self.state)
+        )
 
     # --- morph --------------------------------------------------------------------------
-    def _morph_inputs(self):
+    def _morph_inputs(self) -> tuple[list[ReconstructionState], list[str]]:
         return self.timeline.keyframes(), self.timeline.names()
 
     def _warn_other_model(self) -> None:
@@ -544,8 +602,12 @@ class ManipulatePanel(QWidget):
             checked.insert(0, (self.state, self.result_name))
         notes = []
         for state, name in checked:
-            note = state.model_warning(self.prior.name, self.prior.checksum,
-                                       allow_mismatch=True, label=name or "A keyframe")
+            note = state.model_warning(
+                self.prior.name,
+                self.prior.checksum,
+                allow_mismatch=True,
+                label=name or "A keyframe",
+            )
             if note and note not in notes:
                 notes.append(note)
         text = " ".join(notes)
@@ -560,17 +622,20 @@ class ManipulatePanel(QWidget):
         self.export_button.setEnabled(n >= 2 or self.state is not None)
         if n >= 2 and self.prior is not None:
             self._scrub(self.timeline.position)
+        self._refresh_export_plan()
 
     def _timeline_invalidated(self) -> None:
         if self.engine is not None:
             self.engine.cancel("play")  # its frames are for the old settings
+        self._refresh_export_plan()  # the frame count the export dialog says
 
     def _scrub(self, t: float) -> None:
         keyframes, names = self._morph_inputs()
         if len(keyframes) < 2 or self.prior is None:
             return
-        self._submit(RenderMorphAt(self.prior, keyframes, names,
-                                   self.timeline.easing.currentText(), t))
+        self._submit(
+            RenderMorphAt(self.prior, keyframes, names, self.timeline.easing.currentText(), t)
+        )
 
     def _render_timeline(self, timeline: MorphTimeline) -> None:
         keyframes, names = self._morph_inputs()
@@ -587,13 +652,15 @@ class ManipulatePanel(QWidget):
             return
         f = self.last_frame.get("result")
         shown = f is not None and self._current("result", f.generation)
-        name = self.add_keyframe(self.state, self.result_name,
-                                 thumbnail=f.image if shown else None)
+        name = self.add_keyframe(
+            self.state, self.result_name, thumbnail=f.image if f is not None and shown else None
+        )
         self._say(f"Added keyframe {name}.")
 
     def _browse_keyframe(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Add a saved state as keyframe", "",
-                                              "DGP states (*.dgp);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Add a saved state as keyframe", "", "DGP states (*.dgp);;All files (*)"
+        )
         if path:
             self.add_keyframe_file(path)
 
@@ -602,8 +669,16 @@ class ManipulatePanel(QWidget):
         keyframes, names = self._morph_inputs()
         if len(keyframes) < 2 or self.prior is None:
             return
-        self._submit(Adopt(self.prior, "morph", {"t": t}, keyframes=keyframes, names=names,
-                           easing=self.timeline.easing.currentText()))
+        self._submit(
+            Adopt(
+                self.prior,
+                "morph",
+                {"t": t},
+                keyframes=keyframes,
+                names=names,
+                easing=self.timeline.easing.currentText(),
+            )
+        )
 
     @Slot(object)
     def _show_morph_frame(self, image: np.ndarray) -> None:
@@ -621,19 +696,55 @@ class ManipulatePanel(QWidget):
         if self.export_dialog is None:
             self.export_dialog = ExportDialog(self)
             self.export_dialog.export_button.clicked.connect(
-                lambda: self.start_export(self.export_dialog.settings()))
+                lambda: self.start_export(self.export_dialog.settings())
+            )
             self.export_dialog.cancel_button.clicked.connect(self.cancel_export)
+            self.export_dialog.source_changed.connect(self._refresh_export_plan)
         photo = self.photo_path()
         if photo is not None and photo != self._export_named_for:
             # beside the opened photo, named after it (once per photo: an edit stays)
             self.export_dialog.suggest_beside(photo)
             self._export_named_for = photo
         self.export_dialog.show()
+        self._refresh_export_plan()
         return self.export_dialog
+
+    def export_plan(self, source: str = "morph") -> ExportPlan:
+        """Where ``source``'s frames can be composed: the morph's keyframes, or the
+        result the jitter and the category sweep come from, into the photo they were
+        restored from (:func:`~.export_plan.plan_export`)."""
+        resolution = self.prior.resolution if self.prior is not None else 0
+        if source == "morph":
+            states, labels = self._morph_inputs()
+            if len(states) < 2:
+                return ExportPlan(
+                    resolution, why_raw="Add at least two keyframes to export a morph."
+                )
+        elif self.state is None:
+            return ExportPlan(resolution, why_raw="There is no result: run a task first.")
+        else:
+            states, labels = [self.state], [self.result_name]
+        return plan_export(states, labels, resolution, self.picture_source())
+
+    def export_count(self, source: str) -> int:
+        """Frames (tiles for the grid) that ``source`` exports with today's settings."""
+        timeline = self.timeline.timeline()
+        return {"morph": timeline.frame_count, "grid": self.count.value()}.get(
+            source, timeline.frames
+        )
+
+    def _refresh_export_plan(self, *_: object, force: bool = False) -> None:
+        """The dialog says what the chosen source exports now (while it is open)."""
+        dialog = self.export_dialog
+        if dialog is None or dialog.running or not (force or dialog.isVisible()):
+            return
+        source = dialog.source_key
+        dialog.set_plan(
+            self.export_plan(source), self.export_count(source), self.timeline.timeline().fps
+        )
 
     def start_export(self, settings: ExportSettings) -> bool:
         dialog = self.export_dialog or self.show_export_dialog()
-        timeline = self.timeline.timeline()
         keyframes, names = self._morph_inputs()
         if settings.source == "morph" and (len(keyframes) < 2 or self.prior is None):
             dialog.failed("Add at least two keyframes to export a morph.", False)
@@ -642,27 +753,56 @@ class ManipulatePanel(QWidget):
         if still is not None:  # it would be a one-frame animation
             dialog.failed(still, False)
             return False
-        if settings.source == "walk" and self.state is None:
+        if settings.source != "morph" and self.state is None:
             dialog.failed("There is no result to jitter: run a task first.", False)
             return False
         if not settings.path:
             dialog.failed("Choose a file to export to.", False)
             return False
-        total = timeline.frame_count if settings.source == "morph" else timeline.frames
-        self._submit(self.export_request(settings))
-        dialog.started(total)
+        self._refresh_export_plan(force=True)  # the picture or keyframes may have changed
+        if dialog.problem is not None:  # e.g. larger than an export takes unasked
+            dialog.failed(dialog.problem, False)
+            return False
+        self._submit(self.export_request(settings, dialog.plan))
+        dialog.started(self.export_count(settings.source))
         return True
 
-    def export_request(self, settings: ExportSettings) -> ExportAnimation:
-        """The render thread's export job for ``settings``: today the generator's frames
-        at their own size (scaled as asked).  Hook (issue 22): the engine's composition
-        of each frame into the photo at its resolution goes in here, with the owner's
-        composer of the current result (as :attr:`composite` is for previews)."""
+    def export_request(
+        self, settings: ExportSettings, plan: ExportPlan | None = None
+    ) -> ExportAnimation:
+        """The render thread's export job for ``settings``: each frame composed into the
+        photo by the engine's :class:`~dgp_engine.tasks.postprocess.PhotoComposer` (the
+        path the candidates are previewed by) when ``settings.composed``, at the photo's
+        resolution or the size chosen; else the generator's own squares."""
         keyframes, names = self._morph_inputs()
-        return ExportAnimation(self.prior, settings.path, settings.source, keyframes, names,
-                               self.timeline.timeline(), self.state, self.sigma_value,
-                               self.seed.value(), settings.format, settings.scale,
-                               settings.size)
+        plan = plan or self.export_plan(settings.source)
+        composed = settings.composed and plan.composable
+        if composed and plan.pixels is not None:  # a snapshot: the picture may change
+            plan = dataclasses.replace(plan, pixels=plan.pixels.copy())
+        target, amount = self.transfer_target()
+        assert self.prior is not None  # exports are offered once a model is
+        return ExportAnimation(
+            self.prior,
+            settings.path,
+            settings.source,
+            keyframes,
+            names,
+            self.timeline.timeline(),
+            self.state,
+            self.sigma_value,
+            self.seed.value(),
+            None if settings.format == "picture" else settings.format,
+            settings.scale,
+            settings.size,
+            plan=plan if composed else None,
+            composed=composed,
+            max_side=settings.max_side,
+            even=settings.even,
+            target=target,
+            amount=amount,
+            count=self.count.value(),
+            layers=self.layers.currentData(),
+        )
 
     @Slot()
     def cancel_export(self) -> None:
@@ -689,10 +829,13 @@ class ManipulatePanel(QWidget):
             self.variation_params[f.index] = f.params
             self.variation_frames[f.index] = f.image
             req = self._jitter_request or {}
-            self.grid.set_image(f.index, f.image,
-                                f"Variation {f.index + 1} (σ {req.get('sigma', 0):.2f}, "
-                                f"seed {req.get('seed')}): click to see it on the picture",
-                                shown=self.shown(f.image) if self.composite else None)
+            self.grid.set_image(
+                f.index,
+                f.image,
+                f"Variation {f.index + 1} (σ {req.get('sigma', 0):.2f}, "
+                f"seed {req.get('seed')}): click to see it on the picture",
+                shown=self.shown(f.image) if self.composite else None,
+            )
         elif f.channel == "transfer":
             self.preview.set_image(self.shown(f.image))
             self.latency.setText(f"{f.elapsed * 1000:.0f} ms per frame")
@@ -714,7 +857,9 @@ class ManipulatePanel(QWidget):
         self._say(message)
 
     @Slot(str, ReconstructionState, object)
-    def _on_state_ready(self, channel: str, state: ReconstructionState, info: dict) -> None:
+    def _on_state_ready(
+        self, channel: str, state: ReconstructionState, info: dict[str, Any]
+    ) -> None:
         if channel == "load":
             name = self.add_keyframe(state, info.get("name", ""))
             self._say(f"Added keyframe {name}.")
@@ -753,19 +898,22 @@ class ManipulatePanel(QWidget):
 
 
 class _ShutdownOnClose(QObject):
-    def __init__(self, panel: ManipulatePanel, parent: QObject):
+    def __init__(self, panel: ManipulatePanel, parent: QObject) -> None:
         super().__init__(parent)
         self.panel = panel
 
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 — Qt override
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 — Qt override
         if event.type() == QEvent.Type.Close:
             self.panel.shutdown()
         return False
 
 
-def install_manipulate_panel(main_window: QMainWindow, *,
-                             area=Qt.DockWidgetArea.RightDockWidgetArea,
-                             **kwargs) -> ManipulatePanel:
+def install_manipulate_panel(
+    main_window: QMainWindow,
+    *,
+    area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea,
+    **kwargs: Any,
+) -> ManipulatePanel:
     """Add a Manipulate panel as a dock of ``main_window``; its render thread stops when
     the window closes or the application quits."""
     panel = ManipulatePanel(**kwargs)
@@ -774,7 +922,7 @@ def install_manipulate_panel(main_window: QMainWindow, *,
     dock.setAccessibleName("Manipulate panel")
     dock.setWidget(panel)
     main_window.addDockWidget(area, dock)
-    panel.dock = dock  # type: ignore[attr-defined]
+    panel.dock = dock
     main_window.installEventFilter(_ShutdownOnClose(panel, main_window))
     app = QCoreApplication.instance()
     if app is not None:

@@ -16,29 +16,41 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from dgp_engine import DGPError, Prior
-from dgp_engine.files.animation import AnimationExport, ExportCancelled, ExportProgress
-from dgp_engine.method.manipulate import Morph, MorphTimeline, Renderer
+from dgp_engine.errors import ExportCancelled, ExportError
+from dgp_engine.files.animation import (
+    AnimationExport,
+    ExportProgress,
+    export_size,
+    grid,
+    resize_frame,
+    save_image,
+)
+from dgp_engine.method.manipulate import Morph, MorphTimeline, Renderer, RenderJob
 from dgp_engine.method.pictures import signed_to_uint8
 from dgp_engine.method.state import ReconstructionState
+from dgp_engine.tasks.postprocess import PhotoComposer
 
 from ..jobs import Job, JobProgress, JobState
 from ..thread_worker import GeneratorWorker, WorkerLane, describe_error
+from .export_plan import ExportPlan
 
 log = logging.getLogger(__name__)
 
 #: Which latent chunks a jitter moves: all, the coarse half (layout, pose) or the
 #: fine half (texture, detail) of a hierarchical generator's chunks.
-LAYERS = {"all": "All layers", "coarse": "Coarse layers (shape)",
-          "fine": "Fine layers (detail)"}
+LAYERS = {"all": "All layers", "coarse": "Coarse layers (shape)", "fine": "Fine layers (detail)"}
+
+#: The largest grid picture written (as ``dgp jitter``: more takes over 800 MB to write).
+MAX_GRID_SIDE = 16384
 
 #: Channels whose newer request supersedes the pending and running one.
 LIVE_CHANNELS = frozenset({"result", "jitter", "transfer", "scrub", "play"})
@@ -54,8 +66,9 @@ class Request:
     # model output → the photo with it composed in (numpy only, thread-safe): applied here,
     # in the render thread, so the UI thread never composes (a whole-photo colour
     # transfer of a large picture takes a second)
-    composite: Callable[[np.ndarray], np.ndarray] | None = field(init=False, default=None,
-                                                                 repr=False)
+    composite: Callable[[np.ndarray], np.ndarray] | None = field(
+        init=False, default=None, repr=False
+    )
 
 
 @dataclass
@@ -65,7 +78,7 @@ class RenderResult(Request):
     prior: Prior
     state: ReconstructionState
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "result"
 
 
@@ -76,7 +89,7 @@ class RenderThumbnail(Request):
     prior: Prior
     state: ReconstructionState
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "thumb"
 
 
@@ -87,9 +100,9 @@ class RenderJitter(Request):
     count: int
     sigma: float
     seed: int
-    layers: str = "all"           # "all", "coarse" or "fine" latent chunks (see LAYERS)
+    layers: str = "all"  # "all", "coarse" or "fine" latent chunks (see LAYERS)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "jitter"
 
 
@@ -100,7 +113,7 @@ class RenderTransfer(Request):
     target: int | dict[int, float]
     amount: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "transfer"
 
 
@@ -112,7 +125,7 @@ class RenderMorphAt(Request):
     easing: str
     t: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "scrub"
 
 
@@ -123,7 +136,7 @@ class RenderMorphTimeline(Request):
     names: list[str]
     timeline: MorphTimeline
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "play"
 
 
@@ -139,7 +152,7 @@ class Adopt(Request):
     names: list[str] = field(default_factory=list)
     easing: str = "linear"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "adopt"
 
 
@@ -148,13 +161,17 @@ class LoadState(Request):
     path: str
     name: str = ""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "load"
 
 
 @dataclass
 class ExportAnimation(Request):
-    """Export the morph (``source="morph"``) or a looping jitter walk (``"walk"``)."""
+    """Export the morph (``source="morph"``), a looping jitter walk (``"walk"``), a category
+    sweep from the result to ``target`` (``"sweep"``) or the jitter variations as one
+    grid picture (``"grid"``).  With ``plan`` composable and ``composed`` every frame goes
+    into the photo by the engine's PhotoComposer (``plan.pixels`` is a snapshot: the
+    editor may change its picture meanwhile)."""
 
     prior: Prior
     path: str
@@ -168,8 +185,16 @@ class ExportAnimation(Request):
     format: str | None = None
     scale: float = 1.0
     size: tuple[int, int] | None = None
+    plan: ExportPlan | None = None
+    composed: bool = False
+    max_side: int | None = None
+    even: str = "pad"
+    target: int = 0  # the sweep's class
+    amount: float = 1.0  # how far the sweep goes towards it
+    count: int = 8  # the grid's variations
+    layers: str = "all"  # the grid's jittered layers (see LAYERS)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.channel = "export"
 
 
@@ -182,8 +207,8 @@ class RenderedFrame:
     generation: int
     index: int
     total: int
-    image: np.ndarray             # H×W×3 uint8
-    params: dict[str, Any]        # tensors left out
+    image: np.ndarray  # H×W×3 uint8
+    params: dict[str, Any]  # tensors left out
     elapsed: float
     shown: np.ndarray | None = None  # ``image`` composed into the photo (when asked)
 
@@ -201,7 +226,7 @@ class JobEnded:
 class StateReady:
     """A state made by an adopt request, or loaded from a file."""
 
-    channel: str                  # "adopt" or "load"
+    channel: str  # "adopt" or "load"
     state: ReconstructionState
     info: dict[str, Any]
 
@@ -238,7 +263,7 @@ class Renderers:
     """The render lane's caches (the renderer of the current result, the morph of the
     current keyframes) and its generator functions, run in the lane's thread."""
 
-    def __init__(self, threads: int | None = None, batch_size: int = 1):
+    def __init__(self, threads: int | None = None, batch_size: int = 1) -> None:
         self.threads = threads
         # One image per batch: the variations grid fills in one by one and a slider
         # move cancels a running jitter after at most one image.
@@ -246,10 +271,10 @@ class Renderers:
         self._configured = False
         self._renderer_key: tuple[int, int] | None = None
         self._renderer: Renderer | None = None
-        self._keep: tuple = ()                 # keeps cache keys' objects alive (ids)
-        self._morph_key: tuple | None = None
+        self._keep: tuple[object, ...] = ()  # keeps cache keys' objects alive (ids)
+        self._morph_key: tuple[object, ...] | None = None
         self._morph: Morph | None = None
-        self._morph_keep: tuple = ()
+        self._morph_keep: tuple[object, ...] = ()
 
     def _configure(self) -> None:
         if not self._configured:
@@ -266,39 +291,64 @@ class Renderers:
             self._renderer = None
             # other weights than the state's: the panel has warned (ManipulatePanel.
             # _warn_other_model), the app renders them anyway
-            self._renderer = Renderer(prior, state, batch_size=self.batch_size,
-                                      allow_other_model=True)
+            self._renderer = Renderer(
+                prior, state, batch_size=self.batch_size, allow_other_model=True
+            )
             self._renderer_key, self._keep = key, (prior, state)
         assert self._renderer is not None
         return self._renderer
 
-    def morph(self, prior: Prior, keyframes, names, easing: str) -> Morph:
+    def morph(
+        self,
+        prior: Prior,
+        keyframes: Sequence[ReconstructionState],
+        names: Sequence[str],
+        easing: str,
+    ) -> Morph:
         key = (id(prior), tuple(id(s) for s in keyframes), tuple(names))
         if self._morph_key != key:
             self._morph = None
-            self._morph = Morph(prior, keyframes, names=names, easing=easing,
-                                allow_other_model=True)  # warned by the panel
+            self._morph = Morph(
+                prior, keyframes, names=names, easing=easing, allow_other_model=True
+            )  # warned by the panel
             self._morph_key, self._morph_keep = key, (prior, tuple(keyframes))
         assert self._morph is not None
         self._morph.easing = easing  # its blend cache is keyed by the eased position
         return self._morph
 
-    def _stream(self, request: Request, job) -> Iterator[object]:
+    def _stream(self, request: Request, job: RenderJob) -> Iterator[object]:
         for f in job:
             image = f.to_uint8()
-            yield RenderedFrame(request.channel, request.generation, f.index, f.total,
-                                image, _plain(f.params), f.elapsed, _shown(request, image))
-        yield JobEnded(request.channel, request.generation, job.cancelled,
-                       job.frames[-1].elapsed if job.frames else 0.0, job.done)
+            yield RenderedFrame(
+                request.channel,
+                request.generation,
+                f.index,
+                f.total,
+                image,
+                _plain(f.params),
+                f.elapsed,
+                _shown(request, image),
+            )
+        yield JobEnded(
+            request.channel,
+            request.generation,
+            job.cancelled,
+            job.frames[-1].elapsed if job.frames else 0.0,
+            job.done,
+        )
 
-    def _single(self, request: Request, image: np.ndarray, t0: float,
-                params: dict[str, Any]) -> Iterator[object]:
+    def _single(
+        self, request: Request, image: np.ndarray, t0: float, params: dict[str, Any]
+    ) -> Iterator[object]:
         dt = time.perf_counter() - t0
-        yield RenderedFrame(request.channel, request.generation, 0, 1, image, params, dt,
-                            _shown(request, image))
+        yield RenderedFrame(
+            request.channel, request.generation, 0, 1, image, params, dt, _shown(request, image)
+        )
         yield JobEnded(request.channel, request.generation, False, dt, 1)
 
-    def handle(self, request: Request, cancel: threading.Event) -> Iterator[object]:
+    def handle(
+        self, request: Request, cancel: threading.Event
+    ) -> Generator[object, None, str | None]:
         """One request (a cooperative generator job: the engine's render jobs see
         ``cancel`` and stop after the frame they render).  Yields
         :class:`RenderedFrame`, :class:`JobEnded`, :class:`StateReady` and the export's
@@ -315,19 +365,20 @@ class Renderers:
         elif isinstance(request, RenderJitter):
             r = self.renderer(request.prior, request.state)
             sigma = sigma_for_layers(r, request.sigma, request.layers)
-            yield from self._stream(request, r.jitter(request.count, sigma, request.seed,
-                                                      cancel=cancel))
+            yield from self._stream(
+                request, r.jitter(request.count, sigma, request.seed, cancel=cancel)
+            )
         elif isinstance(request, RenderTransfer):
             r = self.renderer(request.prior, request.state)
-            yield from self._stream(request, r.transfer([request.target], request.amount,
-                                                        cancel=cancel))
+            yield from self._stream(
+                request, r.transfer([request.target], request.amount, cancel=cancel)
+            )
         elif isinstance(request, RenderMorphAt):
             m = self.morph(request.prior, request.keyframes, request.names, request.easing)
             image = signed_to_uint8(m.at(request.t)[0])
             yield from self._single(request, image, t0, {"t": request.t})
         elif isinstance(request, RenderMorphTimeline):
-            m = self.morph(request.prior, request.keyframes, request.names,
-                           request.timeline.easing)
+            m = self.morph(request.prior, request.keyframes, request.names, request.timeline.easing)
             yield from self._stream(request, m.render(request.timeline.times(), cancel))
         elif isinstance(request, Adopt):
             yield self._adopt(request)
@@ -363,30 +414,66 @@ class Renderers:
                 raise ValueError(f"unknown adopt kind {request.kind!r}")
         return StateReady("adopt", state, {"kind": request.kind, "note": note, **p})
 
-    def _export(self, request: ExportAnimation, cancel: threading.Event
-                ) -> Iterator[object]:
+    def _export(
+        self, request: ExportAnimation, cancel: threading.Event
+    ) -> Generator[object, None, str | None]:
         # Only the export sees ``cancel``: a render job sharing it would just stop
         # yielding, and the export would then write the frames it had as a short file.
+        composer = (
+            request.plan.composer()
+            if request.composed and request.plan is not None and request.plan.composable
+            else None
+        )
+        frame_size = (
+            composer.size
+            if composer is not None
+            else (request.prior.resolution, request.prior.resolution)
+        )
+        # the size every frame is written at, decided (and refused over the limit unless
+        # chosen) before anything is rendered, as ``dgp morph`` does
+        target = export_size(
+            frame_size, size=request.size, scale=request.scale, max_side=request.max_side
+        )
+        if request.source == "grid":
+            return (yield from self._export_grid(request, composer, target, cancel))
+        fps = request.timeline.fps
         if request.source == "morph":
-            m = self.morph(request.prior, request.keyframes, request.names,
-                           request.timeline.easing)
+            m = self.morph(request.prior, request.keyframes, request.names, request.timeline.easing)
             frames = m.render(request.timeline.times(), keep=False)
-            fps = request.timeline.fps
         else:
             assert request.state is not None
             r = self.renderer(request.prior, request.state)
-            frames = r.jitter_walk(request.timeline.frames, request.sigma, request.seed,
-                                   loop=True)
+            n = request.timeline.frames
+            if request.source == "sweep":
+                amounts = [request.amount * i / max(1, n - 1) for i in range(n)]
+                frames = r.transfer([request.target] * n, amounts)
+            else:
+                frames = r.jitter_walk(n, request.sigma, request.seed, loop=True)
             frames.keep = False
-            fps = request.timeline.fps
-        export = AnimationExport(frames, request.path, fps=fps, format=request.format,
-                                 scale=request.scale, size=request.size, cancel=cancel)
+        total = len(frames)
+        stream = composer.frames(frames) if composer is not None else frames
+        export = AnimationExport(
+            stream,
+            request.path,
+            fps=fps,
+            format=request.format,
+            size=target,
+            even=request.even,
+            total=total,
+            cancel=cancel,
+        )
         last = 0.0
         for report in export:
             now = time.perf_counter()
             if now - last >= 0.1 or report.stage == "done":
-                yield JobProgress(report.done / max(1, report.total),
-                                  f"{report.done}/{report.total} frames", report)
+                known = report.total  # None: frames of unknown count
+                yield JobProgress(
+                    None if known is None else report.done / max(1, known),
+                    f"{report.done}/{known} frames"
+                    if known is not None
+                    else f"{report.done} frames",
+                    report,
+                )
                 last = now
         try:
             written = export.run()  # raises ExportCancelled when it stopped early
@@ -394,12 +481,51 @@ class Renderers:
             return None  # the job ends cancelled; nothing was written
         return str(written)
 
+    def _export_grid(
+        self,
+        request: ExportAnimation,
+        composer: PhotoComposer | None,
+        target: tuple[int, int],
+        cancel: threading.Event,
+    ) -> Generator[object, None, str | None]:
+        """The jitter variations as one grid picture (``dgp jitter -o grid.png``)."""
+        assert request.state is not None
+        r = self.renderer(request.prior, request.state)
+        sigma = sigma_for_layers(r, request.sigma, request.layers)
+        job = r.jitter(request.count, sigma, request.seed, cancel=cancel)
+        tiles = []
+        t0 = time.perf_counter()
+        for f in job:
+            tile = composer(f) if composer is not None else f.to_uint8()
+            tiles.append(resize_frame(tile, target))
+            done = len(tiles)
+            yield JobProgress(
+                done / request.count,
+                f"{done}/{request.count} variations",
+                ExportProgress("frames", done, request.count, time.perf_counter() - t0),
+            )
+        if cancel.is_set() or len(tiles) < request.count:
+            return None  # cancelled: nothing was written
+        picture = grid(tiles)
+        if max(picture.shape[:2]) > MAX_GRID_SIDE:
+            raise ExportError(
+                f"The grid would be {picture.shape[1]}×{picture.shape[0]} px: "
+                "choose a smaller largest side or size, or fewer variations."
+            )
+        return str(save_image(picture, request.path))
 
-_TITLES = {"result": "Rendering the result", "thumb": "Rendering a keyframe thumbnail",
-           "jitter": "Rendering variations",
-           "transfer": "Rendering a category transfer", "scrub": "Rendering a morph frame",
-           "play": "Rendering the morph", "adopt": "Making the chosen state",
-           "load": "Loading a state", "export": "Exporting an animation"}
+
+_TITLES = {
+    "result": "Rendering the result",
+    "thumb": "Rendering a keyframe thumbnail",
+    "jitter": "Rendering variations",
+    "transfer": "Rendering a category transfer",
+    "scrub": "Rendering a morph frame",
+    "play": "Rendering the morph",
+    "adopt": "Making the chosen state",
+    "load": "Loading a state",
+    "export": "Exporting an animation",
+}
 
 
 class RenderThread(QObject):
@@ -408,33 +534,38 @@ class RenderThread(QObject):
 
     frame = Signal(RenderedFrame)
     job_ended = Signal(JobEnded)
-    failed = Signal(str, str)         # channel, readable message
+    failed = Signal(str, str)  # channel, readable message
     # channel ("adopt"/"load"), the state, an info dict (object: a dict signal argument
     # would become a QVariantMap)
     state_ready = Signal(str, ReconstructionState, object)
     export_progress = Signal(ExportProgress)
-    export_finished = Signal(str)     # the written path
+    export_finished = Signal(str)  # the written path
     export_failed = Signal(str, bool)  # message, cancelled
-    job_added = Signal(object)        # every Job (exports show in the status bar)
+    job_added = Signal(object)  # every Job (exports show in the status bar)
 
-    def __init__(self, threads: int | None = None, parent: QObject | None = None):
+    def __init__(self, threads: int | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._generations = itertools.count(1)
         self.renderers = Renderers(threads)
         self.lane = WorkerLane("dgp-manipulate", self)
-        self._requests: dict[Job, Request] = {}   # jobs until they end
+        self._requests: dict[Job, Request] = {}  # jobs until they end
 
     @property
-    def thread(self):
-        return self.lane.thread
+    def qthread(self) -> QThread:
+        """The lane's thread (not ``thread``, which would hide QObject.thread())."""
+        return self.lane.qthread
 
     def submit(self, request: Request) -> int:
         request.generation = next(self._generations)
         if request.channel in LIVE_CHANNELS:
             self.cancel(request.channel)  # queued and running ones of this channel
-        worker = GeneratorWorker(self.renderers.handle, request, cooperative=True,
-                                 start_if_cancelled=request.channel == "export",
-                                 describe=render_error)
+        worker = GeneratorWorker(
+            self.renderers.handle,
+            request,
+            cooperative=True,
+            start_if_cancelled=request.channel == "export",
+            describe=render_error,
+        )
         worker.yielded.connect(self._on_value)
         worker.progress.connect(self._on_progress)
         job = Job.for_worker(worker, _TITLES.get(request.channel, "Rendering"))

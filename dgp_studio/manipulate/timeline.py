@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from dgp_engine import DGPError
 from dgp_engine.method.manipulate import MorphTimeline, easing_names
+from dgp_engine.method.state import ReconstructionState
 
 from ..qimage import to_pixmap
 
@@ -41,7 +42,7 @@ STATE_ROLE = Qt.ItemDataRole.UserRole
 THUMB = 40  # keyframe thumbnail side (px)
 
 
-def same_result(a, b) -> bool:
+def same_result(a: ReconstructionState, b: ReconstructionState) -> bool:
     """Whether two reconstruction states render the same picture: the same object, or
     the same latent, class embedding and fine-tuned weights (names and notes aside)."""
     if a is b:
@@ -50,7 +51,8 @@ def same_result(a, b) -> bool:
         if a.use_in != b.use_in or a.weight_delta.keys() != b.weight_delta.keys():
             return False
         pairs = [(a.z, b.z), (a.embedding, b.embedding)] + [
-            (a.weight_delta[k], b.weight_delta[k]) for k in a.weight_delta]
+            (a.weight_delta[k], b.weight_delta[k]) for k in a.weight_delta
+        ]
     except AttributeError:  # not a reconstruction state
         return False
     return all(x.shape == y.shape and torch.equal(x.cpu(), y.cpu()) for x, y in pairs)
@@ -67,14 +69,14 @@ def unique_name(name: str, taken: list[str]) -> str:
 
 
 class MorphTimelineWidget(QWidget):
-    scrub_requested = Signal(float)         # t in [0, 1]
-    render_requested = Signal(object)       # MorphTimeline: render every frame of it
+    scrub_requested = Signal(float)  # t in [0, 1]
+    render_requested = Signal(object)  # MorphTimeline: render every frame of it
     keyframes_changed = Signal()
-    invalidated = Signal()                  # rendered frames no longer match the settings
-    frame_shown = Signal(object)            # H×W×3 uint8 shown as the preview
+    invalidated = Signal()  # rendered frames no longer match the settings
+    frame_shown = Signal(object)  # H×W×3 uint8 shown as the preview
     add_current_requested = Signal()
     add_file_requested = Signal()
-    adopt_requested = Signal(float)         # t
+    adopt_requested = Signal(float)  # t
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -142,8 +144,9 @@ class MorphTimelineWidget(QWidget):
         self.frames.setAccessibleName("Frames")
         form.addRow("Frames", self._row(self.frames, QLabel("fps"), self.fps))
         form.addRow("Easing", self._row(self.easing, self.pingpong))
-        form.addRow("Hold frames", self._row(QLabel("start"), self.hold_start, QLabel("end"),
-                                             self.hold_end))
+        form.addRow(
+            "Hold frames", self._row(QLabel("start"), self.hold_start, QLabel("end"), self.hold_end)
+        )
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.keyframe_list)
@@ -171,11 +174,14 @@ class MorphTimelineWidget(QWidget):
         return row
 
     # --- keyframes ----------------------------------------------------------------------
-    def add_keyframe(self, state, name: str = "", thumbnail: np.ndarray | None = None) -> str:
+    def add_keyframe(
+        self, state: ReconstructionState, name: str = "", thumbnail: np.ndarray | None = None
+    ) -> str:
         """Add ``state`` under ``name`` (made distinct from the other keyframes' names);
         returns the name it got."""
-        name = unique_name(name or f"Keyframe {chr(ord('A') + self.keyframe_list.count())}",
-                           self.names())
+        name = unique_name(
+            name or f"Keyframe {chr(ord('A') + self.keyframe_list.count())}", self.names()
+        )
         item = QListWidgetItem(name)
         item.setData(STATE_ROLE, state)
         self.keyframe_list.addItem(item)
@@ -184,10 +190,16 @@ class MorphTimelineWidget(QWidget):
         self._keyframes_edited()
         return name
 
-    def set_thumbnail(self, state, image: np.ndarray) -> None:
+    def set_thumbnail(self, state: ReconstructionState, image: np.ndarray) -> None:
         """Show ``image`` (uint8 H×W×3) beside every keyframe holding ``state``."""
-        icon = QIcon(to_pixmap(image).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
-                                             Qt.TransformationMode.SmoothTransformation))
+        icon = QIcon(
+            to_pixmap(image).scaled(
+                THUMB,
+                THUMB,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        )
         for i in range(self.keyframe_list.count()):
             item = self.keyframe_list.item(i)
             if item.data(STATE_ROLE) is state:
@@ -199,12 +211,16 @@ class MorphTimelineWidget(QWidget):
     def identical(self) -> list[tuple[str, str]]:
         """Pairs of keyframe names that are the same result."""
         states, names = self.keyframes(), self.names()
-        return [(names[i], names[j]) for i in range(len(states)) for j in range(i + 1, len(states))
-                if same_result(states[i], states[j])]
+        return [
+            (names[i], names[j])
+            for i in range(len(states))
+            for j in range(i + 1, len(states))
+            if same_result(states[i], states[j])
+        ]
 
     def distinct_count(self) -> int:
         """How many different results the keyframes hold."""
-        kept: list = []
+        kept: list[ReconstructionState] = []
         for s in self.keyframes():
             if not any(same_result(s, k) for k in kept):
                 kept.append(s)
@@ -213,8 +229,10 @@ class MorphTimelineWidget(QWidget):
     def still_morph(self) -> str | None:
         """Why a morph of these keyframes would be a single still frame (None: it moves)."""
         if len(self.keyframes()) >= 2 and self.distinct_count() < 2:
-            return ("The keyframes are all the same result, so the morph would be one still "
-                    "frame: select another result in History and add it.")
+            return (
+                "The keyframes are all the same result, so the morph would be one still "
+                "frame: select another result in History and add it."
+            )
         return None
 
     def _check_identical(self) -> None:
@@ -223,15 +241,15 @@ class MorphTimelineWidget(QWidget):
             pairs = self.identical()
             if pairs:
                 a, b = pairs[0]
-                text = (f"{a} and {b} are the same result: the morph stands still between "
-                        "them.")
+                text = f"{a} and {b} are the same result: the morph stands still between them."
         self.warning.setText(f"<span style='color:#e8a33d'>⚠ {text}</span>" if text else "")
         self.warning.setToolTip(text or "")
         self.warning.setVisible(bool(text))
 
-    def keyframes(self) -> list:
-        return [self.keyframe_list.item(i).data(STATE_ROLE)
-                for i in range(self.keyframe_list.count())]
+    def keyframes(self) -> list[ReconstructionState]:
+        return [
+            self.keyframe_list.item(i).data(STATE_ROLE) for i in range(self.keyframe_list.count())
+        ]
 
     def names(self) -> list[str]:
         return [self.keyframe_list.item(i).text() for i in range(self.keyframe_list.count())]
@@ -245,7 +263,7 @@ class MorphTimelineWidget(QWidget):
             self.keyframe_list.takeItem(self.keyframe_list.row(item))
         self._keyframes_edited()
 
-    def _keyframes_edited(self, *_) -> None:
+    def _keyframes_edited(self, *_: object) -> None:
         self.invalidate()
         self._check_identical()
         ready = self.keyframe_list.count() >= 2
@@ -257,10 +275,14 @@ class MorphTimelineWidget(QWidget):
 
     # --- settings -----------------------------------------------------------------------
     def timeline(self) -> MorphTimeline:
-        return MorphTimeline(frames=self.frames.value(), fps=self.fps.value(),
-                             easing=self.easing.currentText(),
-                             hold_start=self.hold_start.value(), hold_end=self.hold_end.value(),
-                             pingpong=self.pingpong.isChecked())
+        return MorphTimeline(
+            frames=self.frames.value(),
+            fps=self.fps.value(),
+            easing=self.easing.currentText(),
+            hold_start=self.hold_start.value(),
+            hold_end=self.hold_end.value(),
+            pingpong=self.pingpong.isChecked(),
+        )
 
     def set_timeline(self, timeline: MorphTimeline) -> None:
         self.frames.setValue(int(timeline.frames))
@@ -270,7 +292,7 @@ class MorphTimelineWidget(QWidget):
         self.hold_end.setValue(int(timeline.hold_end))
         self.pingpong.setChecked(bool(timeline.pingpong))
 
-    def _settings_changed(self, *_) -> None:
+    def _settings_changed(self, *_: object) -> None:
         try:
             tl = self.timeline()
         except DGPError as exc:

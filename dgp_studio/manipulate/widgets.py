@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QIcon, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QToolButton, QWidget
 
 from ..qimage import to_pixmap
@@ -26,7 +26,7 @@ class ImageView(QLabel):
         self._pixmap = None if image is None else to_pixmap(image)
         self._rescale()
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 — Qt override
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 — Qt override
         super().resizeEvent(event)
         self._rescale()
 
@@ -35,8 +35,11 @@ class ImageView(QLabel):
             self.clear()
             return
         side = max(1, min(self.width(), self.height()))
-        mode = (Qt.TransformationMode.FastTransformation
-                if side >= self._pixmap.width() else Qt.TransformationMode.SmoothTransformation)
+        mode = (
+            Qt.TransformationMode.FastTransformation
+            if side >= self._pixmap.width()
+            else Qt.TransformationMode.SmoothTransformation
+        )
         self.setPixmap(self._pixmap.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, mode))
 
 
@@ -86,8 +89,9 @@ class VariationGrid(QWidget):
             b.setEnabled(False)
             b.setToolTip(f"Variation {i + 1}: rendering…")
 
-    def set_image(self, index: int, image: np.ndarray, tooltip: str = "",
-                  shown: np.ndarray | None = None) -> None:
+    def set_image(
+        self, index: int, image: np.ndarray, tooltip: str = "", shown: np.ndarray | None = None
+    ) -> None:
         if not 0 <= index < len(self.buttons):
             return
         self.images[index] = image
@@ -105,10 +109,14 @@ class VariationGrid(QWidget):
         # icons never enlarge a small pixmap: scale it to the cell (pixels kept sharp
         # when enlarged, smooth when reduced)
         big = max(image.shape[:2]) <= self.thumb
-        pix = to_pixmap(image).scaled(self.thumb, self.thumb,
-                                      Qt.AspectRatioMode.KeepAspectRatio,
-                                      Qt.TransformationMode.FastTransformation if big
-                                      else Qt.TransformationMode.SmoothTransformation)
+        pix = to_pixmap(image).scaled(
+            self.thumb,
+            self.thumb,
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.FastTransformation
+            if big
+            else Qt.TransformationMode.SmoothTransformation,
+        )
         self.buttons[index].setIcon(QIcon(pix))
 
     def set_thumb(self, size: int) -> None:

@@ -5,15 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QUndoStack
+from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from dgp_engine.method.taskspec import DEFAULT_TASK, covers_whole_photo, task_spec, working_region
 
 from ..image_files import Picture
 from ..undo import ApplyCommand, Bounds, SwapCommand, TileEdit, TileRecorder, record_edit
+
+if TYPE_CHECKING:
+    from dgp_engine.method.state import ReconstructionState
+
+# What a whole-picture swap (super-resolution, its undo) installs: the picture and its mask.
+PictureAndMask = tuple[Picture, np.ndarray]
 
 
 @dataclass(eq=False)  # an entry is itself (it holds arrays): compared by identity
@@ -22,14 +30,14 @@ class HistoryEntry:
     and what made it.  ``applied`` follows the undo stack (Undo un-applies it)."""
 
     title: str
-    bounds: Bounds                    # where the patch goes (x0, y0, x1, y1)
-    before: np.ndarray                # region content before
-    after: np.ndarray                 # region content after compositing
-    preview: np.ndarray               # the model's output (square, native resolution)
+    bounds: Bounds  # where the patch goes (x0, y0, x1, y1)
+    before: np.ndarray  # region content before
+    after: np.ndarray  # region content after compositing
+    preview: np.ndarray  # the model's output (square, native resolution)
     cancelled: bool = False
     applied: bool = False
-    settings: dict = field(default_factory=dict)
-    state: object | None = None       # dgp_engine.ReconstructionState
+    settings: dict[str, Any] = field(default_factory=dict)
+    state: ReconstructionState | None = None
     picture: np.ndarray | None = None  # a whole new picture (super-resolution)
     # another model output put into the picture as this result was (the engine's composer
     # of the run that made it; in memory only): its jitter/category/morph candidates
@@ -47,14 +55,14 @@ def blend_patch(before: np.ndarray, after: np.ndarray, opacity: float) -> np.nda
 
 
 class AppState(QObject):
-    picture_replaced = Signal()            # a new picture (size may change)
-    picture_changed = Signal(object)       # Bounds of changed pixels
-    mask_changed = Signal(object)          # Bounds, or None for everything
-    region_changed = Signal(object)        # (x, y, side) or None
+    picture_replaced = Signal()  # a new picture (size may change)
+    picture_changed = Signal(object)  # Bounds of changed pixels
+    mask_changed = Signal(object)  # Bounds, or None for everything
+    region_changed = Signal(object)  # (x, y, side) or None
     history_changed = Signal()
     running_changed = Signal(bool)
     resolution_changed = Signal(int)
-    layer_changed = Signal()               # the result layer, its opacity or visibility
+    layer_changed = Signal()  # the result layer, its opacity or visibility
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -62,12 +70,12 @@ class AppState(QObject):
         self.mask: np.ndarray = np.zeros((0, 0), np.uint8)
         self.region: tuple[int, int, int] | None = None
         self.model_resolution = 128
-        self.task = DEFAULT_TASK       # engine task name: its working-region rule applies
+        self.task = DEFAULT_TASK  # engine task name: its working-region rule applies
         self.history: list[HistoryEntry] = []
         # the result shown over the picture, not yet applied (non-destructive)
         self.layer: HistoryEntry | None = None
         self.layer_opacity = 1.0
-        self.show_original = False        # hide the layer to see the picture under it
+        self.show_original = False  # hide the layer to see the picture under it
         self.running = False
         self.undo_stack = QUndoStack(self)
 
@@ -128,7 +136,7 @@ class AppState(QObject):
         return True
 
     # --- mask -----------------------------------------------------------------
-    def push_mask_edit(self, title: str, edit) -> bool:
+    def push_mask_edit(self, title: str, edit: Callable[[TileRecorder], object]) -> bool:
         """Apply ``edit(recorder)`` to the mask as one undoable step."""
         if self.picture is None:
             return False
@@ -165,7 +173,7 @@ class AppState(QObject):
     def set_mask(self, mask: np.ndarray, title: str = "Import mask") -> bool:
         return self._whole_mask(title, lambda m: np.copyto(m, mask))
 
-    def _whole_mask(self, title: str, op) -> bool:
+    def _whole_mask(self, title: str, op: Callable[[np.ndarray], object]) -> bool:
         def edit(rec: TileRecorder) -> None:
             rec.touch_all()
             op(self.mask)
@@ -178,7 +186,7 @@ class AppState(QObject):
         rows = np.flatnonzero(self.mask.max(axis=1) > 127)
         if rows.size == 0:
             return None
-        cols = np.flatnonzero(self.mask[rows[0]:rows[-1] + 1].max(axis=0) > 127)
+        cols = np.flatnonzero(self.mask[rows[0] : rows[-1] + 1].max(axis=0) > 127)
         return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
     # --- working region -------------------------------------------------------
@@ -217,8 +225,13 @@ class AppState(QObject):
         the centre square without a mask."""
         if self.picture is None:
             return 0, 0, 0
-        r = working_region(self.task, self.size, self.model_resolution,
-                           hole_box=self.mask_bounds(), always_square=True)
+        r = working_region(
+            self.task,
+            self.size,
+            self.model_resolution,
+            hole_box=self.mask_bounds(),
+            always_square=True,
+        )
         assert r is not None  # always_square
         return r.x, r.y, r.size
 
@@ -275,11 +288,12 @@ class AppState(QObject):
         if self.picture is None or entry.applied:
             return False
         title = f"Apply {entry.title}"
-        children = []
+        children: list[QUndoCommand] = []
         if entry.picture is not None:
             old = (self.picture, self.mask)
-            new_pic = Picture(np.ascontiguousarray(entry.picture), self.picture.source,
-                              dict(self.picture.info))
+            new_pic = Picture(
+                np.ascontiguousarray(entry.picture), self.picture.source, dict(self.picture.info)
+            )
             new = (new_pic, np.zeros(entry.picture.shape[:2], np.uint8))
             children.append(SwapCommand(title, old, new, self._install))
         else:
@@ -295,8 +309,13 @@ class AppState(QObject):
             cmd = record_edit(title, pixels, self._picture_notify, edit)
             if cmd is not None:
                 children.append(cmd)
-            mask_cmd = record_edit("Clear mask", self.mask, self._mask_notify,
-                                   lambda rec: (rec.touch_all(), self.mask.fill(0)))
+            mask = self.mask
+
+            def clear_mask(rec: TileRecorder) -> None:
+                rec.touch_all()
+                mask.fill(0)
+
+            mask_cmd = record_edit("Clear mask", mask, self._mask_notify, clear_mask)
             if mask_cmd is not None:
                 children.append(mask_cmd)
         if not children:  # the result equals the picture: nothing to write
@@ -306,8 +325,7 @@ class AppState(QObject):
             return True
         if entry is self.layer:
             self.set_layer(None)
-        self.undo_stack.push(ApplyCommand(title, children,
-                                          lambda on, e=entry: self._applied(e, on)))
+        self.undo_stack.push(ApplyCommand(title, children, partial(self._applied, entry)))
         return True
 
     def _applied(self, entry: HistoryEntry, on: bool) -> None:
@@ -320,12 +338,13 @@ class AppState(QObject):
         """A new picture of another size (undoable; the mask starts empty)."""
         assert self.picture is not None
         old = (self.picture, self.mask)
-        new_pic = Picture(np.ascontiguousarray(pixels), self.picture.source,
-                          dict(self.picture.info))
+        new_pic = Picture(
+            np.ascontiguousarray(pixels), self.picture.source, dict(self.picture.info)
+        )
         new = (new_pic, np.zeros(pixels.shape[:2], np.uint8))
         self.undo_stack.push(SwapCommand(title, old, new, self._install))
 
-    def _install(self, value) -> None:
+    def _install(self, value: PictureAndMask) -> None:
         self.picture, self.mask = value
         self.region = None
         if self.layer is not None:  # its bounds belong to the other picture

@@ -36,7 +36,8 @@ class Observable(Generic[T]):
     def __get__(self, obj: Any, owner: type | None = None) -> T:
         if obj is None:
             return self  # type: ignore[return-value]
-        return obj.__dict__.get(self.name, self.default)
+        value: T = obj.__dict__.get(self.name, self.default)
+        return value
 
     def __set__(self, obj: Any, value: T) -> None:
         if obj.__dict__.get(self.name, self.default) == value:
@@ -46,16 +47,16 @@ class Observable(Generic[T]):
 
 
 class TaskSettings(QObject):
-    task_changed = Signal(str)            # the engine's task name (dgp_engine.method.taskspec)
+    task_changed = Signal(str)  # the engine's task name (dgp_engine.method.taskspec)
     model_changed = Signal(str)
-    class_text_changed = Signal(str)      # "auto", "index: name", a name or an index
-    preset_changed = Signal(str)          # a shipped preset's name or a custom one
-    quality_changed = Signal(int)         # index into QUALITY
+    class_text_changed = Signal(str)  # "auto", "index: name", a name or an index
+    preset_changed = Signal(str)  # a shipped preset's name or a custom one
+    quality_changed = Signal(int)  # index into QUALITY
     iterations_changed = Signal(int)
     seed_changed = Signal(int)
     device_changed = Signal(str)
-    precision_changed = Signal(str)       # dgp_engine.method.compute.PRECISIONS (a preference)
-    presets_changed = Signal()            # a custom preset was added
+    precision_changed = Signal(str)  # dgp_engine.method.compute.PRECISIONS (a preference)
+    presets_changed = Signal()  # a custom preset was added
     class_names_changed = Signal(list)
 
     task = Observable(DEFAULT_TASK)
@@ -114,10 +115,25 @@ class TaskSettings(QObject):
     def _pick_default_preset(self, *_args: Any) -> None:
         """The engine's default preset for this task and model (e.g. the bundled model's
         own schedule), as the CLI runs it, unless a custom preset is chosen."""
-        name = default_preset_name(self.task, self.model or None)
+        name = default_preset_name(self.task, self.model or None, self._model_family())
         if self.preset not in self.custom_presets and name in self.preset_names():
             self.preset = name
         self._update_iterations()
+
+    def _model_family(self) -> str | None:
+        """The installed model's family (its presets differ: stylegan2_* for a
+        StyleGAN2), None when the model is not an installed one (the bundled model, a
+        folder)."""
+        if not self.model:
+            return None
+        from dgp_engine.errors import DGPError
+        from dgp_engine.priors import registry
+
+        try:
+            record = registry.installed(self.model)
+        except (DGPError, OSError, ValueError):
+            return None
+        return record.family if record is not None else None
 
     # --- classes ----------------------------------------------------------------------
     def set_class_names(self, names: list[str]) -> None:
@@ -141,8 +157,9 @@ class TaskSettings(QObject):
         if head.isdigit():
             idx = int(head)
             if self.class_names and not 0 <= idx < len(self.class_names):
-                raise InputError(f"Class {idx} is out of range for this model "
-                                 f"(0..{len(self.class_names) - 1}).")
+                raise InputError(
+                    f"Class {idx} is out of range for this model (0..{len(self.class_names) - 1})."
+                )
             return idx
         from dgp_engine.priors.classes import resolve_class
 
@@ -150,7 +167,13 @@ class TaskSettings(QObject):
 
     # --- saved with every result --------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
-        return {"task": task_spec(self.task).label, "model": self.model,
-                "class": self.class_text, "preset": self.preset,
-                "iterations": self.iterations, "seed": self.seed, "device": self.device,
-                "precision": self.precision}
+        return {
+            "task": task_spec(self.task).label,
+            "model": self.model,
+            "class": self.class_text,
+            "preset": self.preset,
+            "iterations": self.iterations,
+            "seed": self.seed,
+            "device": self.device,
+            "precision": self.precision,
+        }

@@ -52,15 +52,26 @@ def main(mode: str, picture: Path, work: Path) -> int:
     w.inform = lambda title, text: None
     w.task_panel.set_models(["tiny"])
     w.task_panel.model.setCurrentText("tiny")
-    w.task_panel.add_preset("tiny", Preset.from_dict({
-        "iterations": [400, 400], "G_lrs": [1e-4] * 2, "z_lrs": [1e-3] * 2,
-        "w_D_loss": [1.0] * 2, "w_mse": [1.0] * 2, "ft_num": ["all"] * 2, "select_num": 2,
-        "name": "tiny"}))
+    w.task_panel.add_preset(
+        "tiny",
+        Preset.from_dict(
+            {
+                "iterations": [400, 400],
+                "G_lrs": [1e-4] * 2,
+                "z_lrs": [1e-3] * 2,
+                "w_D_loss": [1.0] * 2,
+                "w_mse": [1.0] * 2,
+                "ft_num": ["all"] * 2,
+                "select_num": 2,
+                "name": "tiny",
+            }
+        ),
+    )
     w.show()
     assert w.open_path(picture)
     h, wd = w.state.mask.shape[:2]
     mask = np.zeros((h, wd), np.uint8)
-    mask[h // 3:h // 2, wd // 3:wd // 2] = 255
+    mask[h // 3 : h // 2, wd // 3 : wd // 2] = 255
     assert w.state.set_mask(mask)
     out = w.autosave(force=True)
     assert out is not None
@@ -104,8 +115,9 @@ def main(mode: str, picture: Path, work: Path) -> int:
     deadline = time.monotonic() + 60
 
     def quit_when_closed() -> None:
-        if (mode == "close-run" and seen["told"] and not w.isVisible()) or \
-                time.monotonic() > deadline:
+        if (
+            mode == "close-run" and seen["told"] and not w.isVisible()
+        ) or time.monotonic() > deadline:
             app.quit()
         else:
             QTimer.singleShot(100, quit_when_closed)

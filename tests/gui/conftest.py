@@ -49,10 +49,18 @@ def no_thread_left_running(qtbot):
 
 def tiny_preset(iterations=(6, 6), select_num=3) -> Preset:
     n = len(iterations)
-    return Preset.from_dict({
-        "iterations": list(iterations), "G_lrs": [1e-4] * n, "z_lrs": [1e-3] * n,
-        "w_D_loss": [1.0] * n, "w_mse": [1.0] * n, "ft_num": ["all"] * n,
-        "select_num": select_num, "name": "tiny"})
+    return Preset.from_dict(
+        {
+            "iterations": list(iterations),
+            "G_lrs": [1e-4] * n,
+            "z_lrs": [1e-3] * n,
+            "w_D_loss": [1.0] * n,
+            "w_mse": [1.0] * n,
+            "ft_num": ["all"] * n,
+            "select_num": select_num,
+            "name": "tiny",
+        }
+    )
 
 
 @pytest.fixture

@@ -24,9 +24,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _start(mode: str, picture: Path, work: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"}
-    return subprocess.Popen([sys.executable, "-m", "tests.gui.app_kill_harness", mode,
-                             str(picture), str(work)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.gui.app_kill_harness", mode, str(picture), str(work)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(proc: subprocess.Popen, marker: str) -> None:
@@ -57,10 +62,18 @@ def _recover_and_check(qtbot, work: Path) -> None:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("mode, how", [("run", signal.SIGKILL), ("run", signal.SIGTERM),
-                                       ("save", signal.SIGKILL), ("close-run", None)])
-def test_killed_or_closed_mid_work_loses_nothing_autosaved(qtbot, picture_file, tmp_path,
-                                                            mode, how):
+@pytest.mark.parametrize(
+    "mode, how",
+    [
+        ("run", signal.SIGKILL),
+        ("run", signal.SIGTERM),
+        ("save", signal.SIGKILL),
+        ("close-run", None),
+    ],
+)
+def test_killed_or_closed_mid_work_loses_nothing_autosaved(
+    qtbot, picture_file, tmp_path, mode, how
+):
     work = tmp_path / "work"
     work.mkdir()
     proc = _start(mode, picture_file, work)

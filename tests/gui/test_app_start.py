@@ -22,8 +22,9 @@ def test_entry_point_starts_and_quits(tmp_path):
         sys.exit(code)
     """)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", DGP_STUDIO_HOME=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "exit 0" in out.stdout
     assert (tmp_path / "config" / "settings.toml").is_file()  # saved on close

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from ..task_helpers import photo_array, tiny_model_folder, tiny_preset_file
 
@@ -51,8 +51,7 @@ def statuses(out):
         db.close()
 
 
-def test_batch_dialog_runs_a_folder_and_opens_the_contact_sheet(qtbot, batch_files,
-                                                                monkeypatch):
+def test_batch_dialog_runs_a_folder_and_opens_the_contact_sheet(qtbot, batch_files, monkeypatch):
     from dgp_studio import batch_dialog
     from dgp_studio.batch_dialog import BatchDialog
 
@@ -124,3 +123,58 @@ def test_file_menu_opens_the_batch_dialog(window, qtbot):
     qtbot.waitExposed(dlg)
     assert dlg.isVisible() and dlg.start_button.isEnabled() and not dlg.running
     dlg.close()
+
+
+def test_colorize_skips_colour_photos_unless_recolour_is_ticked(qtbot, tmp_path):
+    """Issue 22: a colorize batch keeps the true colours of a photo already in colour (the
+    row and the summary say why, the journal keeps the reason) unless "Recolour photos
+    that are already in colour" is ticked."""
+    from dgp_engine.tasks.postprocess import colour_check
+    from dgp_studio.batch_dialog import RECOLOUR, BatchDialog
+
+    model = tiny_model_folder(tmp_path / "model")
+    preset = tiny_preset_file(tmp_path / "tiny.toml")
+    src = tmp_path / "album"
+    src.mkdir()
+    colour = photo_array(40, 56, seed=1)
+    assert colour_check(colour).colour
+    Image.fromarray(colour).save(src / "colour.png")
+    Image.fromarray(photo_array(40, 56, seed=2)).convert("L").save(src / "grey.png")
+    dlg = BatchDialog(threads=1)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    fill(dlg, src, tmp_path / "kept", model, preset)
+    assert dlg.recolor.isVisible() and dlg.recolor.text() == RECOLOUR
+    assert not dlg.recolor.isChecked() and "recolor" not in dlg.task_options()
+    run_to_end(qtbot, dlg)
+    assert dlg.outcome == "finished", dlg.error
+    assert dlg.statuses == {"colour.png": "skipped", "grey.png": "done"}
+    row = dlg.rows["colour.png"].text()
+    assert row.startswith("colour.png — skipped (already in colour: ")
+    assert f"tick “{RECOLOUR}” to colorize it anyway" in row and "--recolor" not in row
+    assert (
+        "1 skipped" in dlg.status.text()
+        and "Skipped — colour.png: already in colour" in dlg.status.text()
+    )
+    db = sqlite3.connect(tmp_path / "kept" / ".dgp-batch" / "journal.sqlite")
+    try:
+        reason = db.execute("SELECT reason FROM items WHERE rel = 'colour.png'").fetchone()[0]
+    finally:
+        db.close()
+    assert reason.startswith("already in colour")
+    assert not (tmp_path / "kept" / "colour.png").exists()
+
+    # ticked: the colour photo is colorized too
+    qtbot.mouseClick(
+        dlg.recolor, Qt.MouseButton.LeftButton, pos=QPoint(8, dlg.recolor.height() // 2)
+    )  # on the box itself
+    assert dlg.task_options() == {"recolor": True} and dlg.settings().recolor
+    dlg.output_dir.setText(str(tmp_path / "recoloured"))
+    run_to_end(qtbot, dlg)
+    assert dlg.outcome == "finished", dlg.error
+    assert dlg.statuses == {"colour.png": "done", "grey.png": "done"}
+    assert "Skipped" not in dlg.status.text()
+    assert (tmp_path / "recoloured" / "colour.png").is_file()
+    # the box is colorize's own: another task has no such setting
+    dlg.task.setCurrentIndex(dlg.task.findData("inpaint"))
+    assert not dlg.recolor.isVisible() and dlg.task_options() == {}

@@ -33,14 +33,20 @@ def second_photo(picture_file, name="second.png"):
 def unapplied_result(window) -> HistoryEntry:
     """A result layer (not applied: the undo stack stays clean)."""
     patch = np.full((8, 8, 3), 77, np.uint8)
-    entry = HistoryEntry("Inpaint · tiny · 3 it", (0, 0, 8, 8),
-                         window.state.picture.pixels[:8, :8].copy(), patch, patch.copy())
+    entry = HistoryEntry(
+        "Inpaint · tiny · 3 it",
+        (0, 0, 8, 8),
+        window.state.picture.pixels[:8, :8].copy(),
+        patch,
+        patch.copy(),
+    )
     window.state.add_result(entry)
     return entry
 
 
 def test_opening_another_photo_resets_keyframes_previews_and_the_result_layer(
-        qtbot, window, picture_file):
+    qtbot, window, picture_file
+):
     panel = window.manipulate
     open_and_paint(qtbot, window, picture_file)
     window.task_panel.add_preset("short", tiny_preset((3,), select_num=2))
@@ -67,8 +73,7 @@ def test_opening_another_photo_resets_keyframes_previews_and_the_result_layer(
     assert window.run_panel.preview.text() == "No run yet"
 
 
-def test_each_photo_has_its_own_autosave_and_recovery_lists_them(qtbot, window,
-                                                                 picture_file):
+def test_each_photo_has_its_own_autosave_and_recovery_lists_them(qtbot, window, picture_file):
     first = picture_file
     second = second_photo(picture_file, "harbour.png")
     assert window.open_path(first)
@@ -127,8 +132,7 @@ def long_run(window) -> None:
     window.task_panel.iterations.setValue(800)
 
 
-def test_esc_asks_before_cancelling_a_run_that_has_been_going_a_while(
-        qtbot, window, picture_file):
+def test_esc_asks_before_cancelling_a_run_that_has_been_going_a_while(qtbot, window, picture_file):
     open_and_paint(qtbot, window, picture_file)
     long_run(window)
     asked = []
@@ -161,9 +165,16 @@ def test_esc_asks_before_cancelling_a_run_that_has_been_going_a_while(
 
 def wheel(widget, steps: int = 1) -> None:
     pos = QPointF(widget.width() / 2, widget.height() / 2)
-    event = QWheelEvent(pos, QPointF(widget.mapToGlobal(pos.toPoint())), QPoint(0, 0),
-                        QPoint(0, 120 * steps), Qt.MouseButton.NoButton,
-                        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    event = QWheelEvent(
+        pos,
+        QPointF(widget.mapToGlobal(pos.toPoint())),
+        QPoint(0, 0),
+        QPoint(0, 120 * steps),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(widget, event)
 
 
@@ -175,12 +186,15 @@ def test_the_wheel_never_changes_a_control_without_focus(qtbot, window):
     window.canvas.setFocus()
     qtbot.wait(50)
     assert not fps.hasFocus() and fps.value() == 24
-    for w, read in ((fps, fps.value), (panel.timeline.frames, panel.timeline.frames.value),
-                    (panel.timeline.easing, panel.timeline.easing.currentIndex),
-                    (window.task_panel.iterations, window.task_panel.iterations.value),
-                    (window.task_panel.quality, window.task_panel.quality.value),
-                    (window.task_panel.preset, window.task_panel.preset.currentIndex),
-                    (window.mask_toolbar.size_spin, window.mask_toolbar.size_spin.value)):
+    for w, read in (
+        (fps, fps.value),
+        (panel.timeline.frames, panel.timeline.frames.value),
+        (panel.timeline.easing, panel.timeline.easing.currentIndex),
+        (window.task_panel.iterations, window.task_panel.iterations.value),
+        (window.task_panel.quality, window.task_panel.quality.value),
+        (window.task_panel.preset, window.task_panel.preset.currentIndex),
+        (window.mask_toolbar.size_spin, window.mask_toolbar.size_spin.value),
+    ):
         before = read()
         wheel(w, -3)
         wheel(w, 2)

@@ -44,8 +44,13 @@ def test_open_by_path_and_drop(qtbot, window, picture_file, tmp_path):
     Image.new("RGB", (50, 40), (10, 200, 30)).save(other)
     md = QMimeData()
     md.setUrls([QUrl.fromLocalFile(str(other))])
-    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, md,
-                    Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    ev = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        md,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     window.dropEvent(ev)
     assert window.state.size == (50, 40)
 
@@ -143,8 +148,7 @@ def run_and_wait(qtbot, window, timeout=30000):
     assert len(window.state.history) == n + 1, window.last_error
 
 
-def test_inpainting_runs_to_completion_then_undo_redo_save(qtbot, window, picture_file,
-                                                          tmp_path):
+def test_inpainting_runs_to_completion_then_undo_redo_save(qtbot, window, picture_file, tmp_path):
     open_and_paint(qtbot, window, picture_file)
     before = window.state.picture.pixels.copy()
     t0 = time.perf_counter()
@@ -257,10 +261,14 @@ def probe_run(qtbot, window, timeout=60000) -> dict:
     timer.stop()
     rp = window.run_panel
     first = rp.first_frame_at - t0 if rp.first_frame_at else float("nan")
-    return {"worst_gap_ms": max(gaps[1:]) * 1000, "ticks": len(gaps),
-            "first_frame_s": first, "frames": rp.frames_shown,
-            "fps": rp.frames_shown / max(1e-9, t1 - (rp.first_frame_at or t0)),
-            "run_s": t1 - t0}
+    return {
+        "worst_gap_ms": max(gaps[1:]) * 1000,
+        "ticks": len(gaps),
+        "first_frame_s": first,
+        "frames": rp.frames_shown,
+        "fps": rp.frames_shown / max(1e-9, t1 - (rp.first_frame_at or t0)),
+        "run_s": t1 - t0,
+    }
 
 
 def test_ui_never_blocks_during_a_run(qtbot, window, picture_file):
@@ -268,9 +276,11 @@ def test_ui_never_blocks_during_a_run(qtbot, window, picture_file):
     window.task_panel.add_preset("probe", tiny_preset((60, 60), select_num=20))
     window.task_panel.iterations.setValue(120)
     m = probe_run(qtbot, window)
-    print(f"\ntiny model: first frame {m['first_frame_s'] * 1000:.0f} ms after Run, "
-          f"{m['frames']} frames at {m['fps']:.1f} fps over {m['run_s']:.2f} s, "
-          f"worst UI stall {m['worst_gap_ms']:.1f} ms")
+    print(
+        f"\ntiny model: first frame {m['first_frame_s'] * 1000:.0f} ms after Run, "
+        f"{m['frames']} frames at {m['fps']:.1f} fps over {m['run_s']:.2f} s, "
+        f"worst UI stall {m['worst_gap_ms']:.1f} ms"
+    )
     assert m["fps"] <= 13  # throttled to ~10 per second
     # Other processes competing for the cores also delay the GUI thread; that is not
     # the app blocking it, so the 100 ms bound applies on a machine that is not
@@ -314,7 +324,7 @@ def test_model_picker_locked_during_run_and_close_asks(qtbot, window, picture_fi
     window.confirm = lambda title, text: True
     window.close()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=10000)
-    assert not window.runs.lane.thread.isRunning()
+    assert not window.runs.lane.qthread.isRunning()
 
 
 def test_help_sheet_and_accessible_names(qtbot, window):
@@ -339,8 +349,11 @@ def test_help_sheet_and_accessible_names(qtbot, window):
     unnamed = []
     for cls in (QAbstractButton, QAbstractSlider, QComboBox, QLineEdit, QSpinBox):
         for w in window.findChildren(cls):
-            if not w.isVisibleTo(window) or w.objectName().startswith("qt_") \
-                    or isinstance(w, QScrollBar):  # part of their scroll area
+            if (
+                not w.isVisibleTo(window)
+                or w.objectName().startswith("qt_")
+                or isinstance(w, QScrollBar)
+            ):  # part of their scroll area
                 continue
             if window.manipulate is not None and window.manipulate.isAncestorOf(w):
                 continue  # checked by the Manipulate panel's own tests

@@ -37,8 +37,7 @@ def test_time_left_shows_during_a_real_selection(qtbot, window, picture_file):
     window.task_panel.add_preset("picky", tiny_preset((2,), select_num=150))
     window.task_panel.iterations.setValue(2)
     seen = []
-    window.runs.progress.connect(
-        lambda p: seen.append((p.phase, window.run_panel.eta.text())))
+    window.runs.progress.connect(lambda p: seen.append((p.phase, window.run_panel.eta.text())))
     assert window.run_task()
     qtbot.waitUntil(lambda: not window.state.running, timeout=60000)
     during = [eta for phase, eta in seen if phase == "select"]
@@ -76,9 +75,12 @@ def test_about_lists_version_and_installed_model_licences(qtbot, window, extra):
         from ..conftest import REFERENCE
 
         folder = REFERENCE / "studiogan_small" / "imagenet128"
-        hub.import_files("sg-about", folder / "model=G_ema-best-weights-step=1000.pth",
-                         folder / "model=D-best-weights-step=1000.pth",
-                         config=studiogan.config_from_yaml(folder / "studiogan.yaml"))
+        hub.import_files(
+            "sg-about",
+            folder / "model=G_ema-best-weights-step=1000.pth",
+            folder / "model=D-best-weights-step=1000.pth",
+            config=studiogan.config_from_yaml(folder / "studiogan.yaml"),
+        )
     dialog = open_help(qtbot, window, "about")
     text = dialog.text.toPlainText()
     assert version("dgp-studio") in text

@@ -129,8 +129,7 @@ def test_worker_pause_resume_and_cancel_between_yields(qtbot, lane):
     qtbot.wait(200)
     assert len(rec.values) <= n + 1  # at most one value was already on its way
     job.resume()
-    qtbot.waitUntil(lambda: job.state == JobState.RUNNING and len(rec.values) > n + 3,
-                    timeout=5000)
+    qtbot.waitUntil(lambda: job.state == JobState.RUNNING and len(rec.values) > n + 3, timeout=5000)
     assert "paused" in rec.names() and "resumed" in rec.names()
     job.cancel()
     qtbot.waitUntil(lambda: job.state.ended, timeout=5000)
@@ -299,8 +298,16 @@ def test_task_settings_round_trip_to_the_panel_and_back(qtbot):
     panel = TaskPanel(["bundled", "other"], "cpu", settings=settings)
     qtbot.addWidget(panel)
     seen: dict[str, list] = {}
-    for name in ("task", "model", "preset", "iterations", "seed", "device", "class_text",
-                 "quality"):
+    for name in (
+        "task",
+        "model",
+        "preset",
+        "iterations",
+        "seed",
+        "device",
+        "class_text",
+        "quality",
+    ):
         getattr(settings, f"{name}_changed").connect(seen.setdefault(name, []).append)
 
     # the panel's widgets set the model …
@@ -322,8 +329,11 @@ def test_task_settings_round_trip_to_the_panel_and_back(qtbot):
     settings.seed = 42
     settings.device = "auto"
     settings.class_text = "auto"
-    assert (panel.seed.value(), panel.device.currentText(), panel.class_edit.text()) == \
-        (42, "auto", "auto")
+    assert (panel.seed.value(), panel.device.currentText(), panel.class_edit.text()) == (
+        42,
+        "auto",
+        "auto",
+    )
     settings.quality = 3
     assert panel.quality.value() == 3 and panel.quality_label.text() == QUALITY[3][1]
     total = settings.base_preset().total_iterations
@@ -344,7 +354,17 @@ def test_task_settings_round_trip_to_the_panel_and_back(qtbot):
     assert settings.class_id() == 1
     settings.set_class_names(["one"])  # "dog" is not a class of this model
     assert panel.class_edit.text() == "auto" and settings.class_id() is None
-    assert panel.settings_dict() == settings.as_dict() == {
-        "task": task_spec("colorize").label, "model": "other", "class": "auto",
-        "preset": "mine", "iterations": settings.iterations, "seed": 42, "device": "auto",
-        "precision": "auto"}
+    assert (
+        panel.settings_dict()
+        == settings.as_dict()
+        == {
+            "task": task_spec("colorize").label,
+            "model": "other",
+            "class": "auto",
+            "preset": "mine",
+            "iterations": settings.iterations,
+            "seed": 42,
+            "device": "auto",
+            "precision": "auto",
+        }
+    )

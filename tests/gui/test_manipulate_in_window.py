@@ -43,12 +43,22 @@ def bundled_window(qtbot):
 
 
 def test_category_tab_has_the_bundled_models_classes_from_a_fresh_start(
-        qtbot, bundled_window, picture_file):
+    qtbot, bundled_window, picture_file
+):
     window, panel = bundled_window, bundled_window.manipulate
     qtbot.waitUntil(lambda: panel.prior is not None, timeout=20000)
     classes = (  # resources/models/bundled/classes.txt
-        "tench", "English springer", "cassette player", "chain saw", "church", "French horn",
-        "garbage truck", "gas pump", "golf ball", "parachute")
+        "tench",
+        "English springer",
+        "cassette player",
+        "chain saw",
+        "church",
+        "French horn",
+        "garbage truck",
+        "gas pump",
+        "golf ball",
+        "parachute",
+    )
     # before any run: the picker lists the model's 10 classes, the slider stops at them
     assert panel.category.count() == 10 and panel.category.itemText(0) == "0: tench"
     assert panel.category_slider.maximum() == 9
@@ -63,19 +73,25 @@ def test_category_tab_has_the_bundled_models_classes_from_a_fresh_start(
     short_run(window)
     run_and_wait(qtbot, window)
     qtbot.waitUntil(lambda: panel.state is window.state.history[-1].state, timeout=10000)
-    assert [panel.category.itemText(i) for i in range(panel.category.count())] == \
-        [f"{i}: {c}" for i, c in enumerate(classes)]
+    assert [panel.category.itemText(i) for i in range(panel.category.count())] == [
+        f"{i}: {c}" for i, c in enumerate(classes)
+    ]
     panel.tabs.setCurrentIndex(1)
     target = (panel.state.class_id + 1) % 10  # another class than the result's
     panel.category_slider.setValue(target)
     assert panel.category_name.text() == classes[target]
-    qtbot.waitUntil(lambda: (f := panel.last_frame.get("transfer")) is not None
-                    and f.params.get("target") == target, timeout=10000)
+    qtbot.waitUntil(
+        lambda: (
+            (f := panel.last_frame.get("transfer")) is not None and f.params.get("target") == target
+        ),
+        timeout=10000,
+    )
     assert "out of range" not in panel.status.text()
 
 
 def test_keyframes_are_the_selected_history_result_named_with_thumbnails(
-        qtbot, window, picture_file, tmp_path):
+    qtbot, window, picture_file, tmp_path
+):
     panel, tl = window.manipulate, window.manipulate.timeline
     open_and_paint(qtbot, window, picture_file)
     short_run(window, seed=0)
@@ -94,8 +110,10 @@ def test_keyframes_are_the_selected_history_result_named_with_thumbnails(
     a, b = tl.names()
     for name, entry in ((a, first), (b, second)):
         # task · class · time of the result
-        assert name.startswith("Inpaint · class ") and \
-            time.strftime("%H:%M:%S", time.localtime(entry.state.created)) in name
+        assert (
+            name.startswith("Inpaint · class ")
+            and time.strftime("%H:%M:%S", time.localtime(entry.state.created)) in name
+        )
     assert a != b
     qtbot.waitUntil(lambda: tl.has_thumbnail(0) and tl.has_thumbnail(1), timeout=10000)
     assert tl.warning.isHidden()
@@ -103,8 +121,9 @@ def test_keyframes_are_the_selected_history_result_named_with_thumbnails(
     # the same result twice: a distinct name, and a warning naming both
     qtbot.mouseClick(tl.add_current, Qt.MouseButton.LeftButton)
     assert tl.names()[2] == f"{b} (2)"
-    assert not tl.warning.isHidden() and b in tl.warning.text() and "same result" in \
-        tl.warning.text()
+    assert (
+        not tl.warning.isHidden() and b in tl.warning.text() and "same result" in tl.warning.text()
+    )
 
     # only one result (twice): the morph would be one still frame; export refuses it
     tl.keyframe_list.setCurrentRow(0)
@@ -135,7 +154,6 @@ def test_keyframes_from_a_loaded_state_get_a_thumbnail(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: panel.timeline.has_thumbnail(0), timeout=10000)
 
 
-
 def test_applying_a_candidate_keeps_the_working_region(qtbot, window, picture_file):
     panel = window.manipulate
     open_and_paint(qtbot, window, picture_file)
@@ -143,8 +161,7 @@ def test_applying_a_candidate_keeps_the_working_region(qtbot, window, picture_fi
     run_and_wait(qtbot, window)
     region = window.state.region  # around the mask
     assert region is not None and region[2] < min(window.state.size)  # not the whole photo
-    qtbot.waitUntil(lambda: len(panel.grid.images) == len(panel.grid.buttons) > 0,
-                    timeout=10000)
+    qtbot.waitUntil(lambda: len(panel.grid.images) == len(panel.grid.buttons) > 0, timeout=10000)
     qtbot.mouseClick(panel.grid.buttons[1], Qt.MouseButton.LeftButton)
     n = len(window.state.history)
     qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)

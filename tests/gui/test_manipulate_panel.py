@@ -48,8 +48,12 @@ def grid_full(panel):
 
 def wait_frame(qtbot, panel, channel, timeout=10000):
     """The frame of the latest request of ``channel`` (waits for it)."""
-    qtbot.waitUntil(lambda: (f := panel.last_frame.get(channel)) is not None
-                    and f.generation == panel._gen[channel], timeout=timeout)
+    qtbot.waitUntil(
+        lambda: (
+            (f := panel.last_frame.get(channel)) is not None and f.generation == panel._gen[channel]
+        ),
+        timeout=timeout,
+    )
     return panel.last_frame[channel]
 
 
@@ -62,8 +66,10 @@ def test_sigma_slider_renders_variations_and_click_adopts(qtbot, panel, model):
 
     panel.sigma.setValue(150)  # σ = 1.5, as a slider drag would
     assert panel.sigma_label.text() == "1.50"
-    qtbot.waitUntil(lambda: grid_full(panel)
-                    and panel.variation_params[0]["sigma"] == pytest.approx(1.5), timeout=10000)
+    qtbot.waitUntil(
+        lambda: grid_full(panel) and panel.variation_params[0]["sigma"] == pytest.approx(1.5),
+        timeout=10000,
+    )
     assert any(not np.array_equal(before[i], panel.grid.images[i]) for i in before)
     assert not np.array_equal(panel.grid.images[0], panel.grid.images[1])
 
@@ -87,9 +93,10 @@ def test_sigma_slider_renders_variations_and_click_adopts(qtbot, panel, model):
 
     # jitter only the coarse half of the latent chunks (input + block 1 here)
     panel.layers.setCurrentIndex(panel.layers.findData("coarse"))
-    qtbot.waitUntil(lambda: grid_full(panel)
-                    and panel.variation_params[0]["sigma"] == [1.5, 1.5, 0.0, 0.0],
-                    timeout=10000)
+    qtbot.waitUntil(
+        lambda: grid_full(panel) and panel.variation_params[0]["sigma"] == [1.5, 1.5, 0.0, 0.0],
+        timeout=10000,
+    )
     qtbot.mouseClick(panel.grid.buttons[0], Qt.MouseButton.LeftButton)
     with qtbot.waitSignal(panel.adopted, timeout=10000) as blocker:
         qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
@@ -143,8 +150,10 @@ def test_morph_keyframes_scrub_play_pause(qtbot, panel, model):
     assert tl.names() == ["A", "B"] and tl.play_button.isEnabled()
     panel.tabs.setCurrentIndex(2)
 
-    ends = {0: signed_to_uint8(Renderer(prior, a).render()[0]),
-            1000: signed_to_uint8(Renderer(prior, b).render()[0])}
+    ends = {
+        0: signed_to_uint8(Renderer(prior, a).render()[0]),
+        1000: signed_to_uint8(Renderer(prior, b).render()[0]),
+    }
     for value, want in ends.items():
         tl.scrub.setValue(value)
         f = wait_frame(qtbot, panel, "scrub")
@@ -239,8 +248,9 @@ def test_export_gif_through_dialog(qtbot, panel, model, tmp_path):
     dialog.set_format("gif")
     assert dialog.path.text().endswith("anim.gif")
     dialog.scale.setValue(2.0)
-    with qtbot.waitSignal(panel.engine.export_finished if panel.engine else
-                          panel.message, timeout=20000):
+    with qtbot.waitSignal(
+        panel.engine.export_finished if panel.engine else panel.message, timeout=20000
+    ):
         qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not dialog.running, timeout=20000)
     assert "Saved" in dialog.message.text()
@@ -272,8 +282,10 @@ def test_cancel_export_and_clear_errors(qtbot, panel, model, tmp_path):
     if folder != Path("/sys"):
         folder.mkdir()
         folder.chmod(0o555)
-    for target, words in ((folder / "x.gif", "read-only"),
-                          (tmp_path / "missing" / "x.gif", "does not exist")):
+    for target, words in (
+        (folder / "x.gif", "read-only"),
+        (tmp_path / "missing" / "x.gif", "does not exist"),
+    ):
         dialog.path.setText(str(target))
         qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: not dialog.running, timeout=10000)
@@ -296,7 +308,7 @@ def test_install_as_dock_and_stop_on_close(qtbot, model):
     prior, a, _ = model
     panel.set_result(prior, a)
     wait_frame(qtbot, panel, "result")
-    thread = panel.engine.thread
+    thread = panel.engine.qthread
     assert thread.isRunning()
     win.close()
     assert panel.engine is None and not thread.isRunning()

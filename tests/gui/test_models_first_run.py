@@ -78,8 +78,10 @@ def fake():
 
 
 def serve_small_model(fake: FakeHub) -> None:
-    for path, file in ((G_FILE, "model=G_ema-best-weights-step=1000.pth"),
-                       (D_FILE, "model=D-best-weights-step=1000.pth")):
+    for path, file in (
+        (G_FILE, "model=G_ema-best-weights-step=1000.pth"),
+        (D_FILE, "model=D-best-weights-step=1000.pth"),
+    ):
         fake.put(REPO, path, (SMALL / "imagenet128" / file).read_bytes())
 
 
@@ -90,8 +92,13 @@ def small_model(fake):
     from dgp_engine.priors import studiogan
 
     config = studiogan.config_from_yaml(SMALL / "imagenet128" / "studiogan.yaml")
-    registry.add_model("sg-small", config, registry.HubSource(
-        endpoint=fake.url, repo_id=REPO, G=G_PATTERN, D=D_PATTERN, format="studiogan"))
+    registry.add_model(
+        "sg-small",
+        config,
+        registry.HubSource(
+            endpoint=fake.url, repo_id=REPO, G=G_PATTERN, D=D_PATTERN, format="studiogan"
+        ),
+    )
     return "sg-small"
 
 
@@ -152,27 +159,40 @@ def test_dialog_lists_the_real_priors_with_size_licence_and_purpose(qtbot, windo
     assert "Import files" in dlg.details.text() and "dgp " not in dlg.details.text()
     dlg.select("bundled")
     assert not dlg.download_button.isEnabled() and dlg.use_button.isEnabled()
-    for w in (dlg.table, dlg.details, dlg.status, dlg.bar, dlg.download_button,
-              dlg.use_button, dlg.cancel_button, dlg.intro):
+    for w in (
+        dlg.table,
+        dlg.details,
+        dlg.status,
+        dlg.bar,
+        dlg.download_button,
+        dlg.use_button,
+        dlg.cancel_button,
+        dlg.intro,
+    ):
         assert w.accessibleName()
 
 
 def test_download_shows_progress_completes_and_the_model_becomes_selectable(
-        qtbot, window, qloop, online, fake, small_model):
+    qtbot, window, qloop, online, fake, small_model
+):
     serve_small_model(fake)
     dlg = models_dialog(window)
     seen = record_progress(dlg)
     dlg.select(small_model)
     assert dlg.download_button.isEnabled()
-    drive(qloop, lambda: qtbot.mouseClick(dlg.download_button, Qt.MouseButton.LeftButton),
-          until=lambda: not dlg.is_busy())
+    drive(
+        qloop,
+        lambda: qtbot.mouseClick(dlg.download_button, Qt.MouseButton.LeftButton),
+        until=lambda: not dlg.is_busy(),
+    )
     stages = [s for s, *_ in seen]
     assert stages[0] == "list" and "plan" in stages
     assert stages.index("plan") < stages.index("download")  # the size before any byte
     texts = dict((s, t) for s, t, *_ in reversed(seen))  # the first text of each stage
     assert "Looking up sg-small's files" in texts["list"]
-    planned = (SMALL / "imagenet128" / "model=G_ema-best-weights-step=1000.pth").stat().st_size \
-        + (SMALL / "imagenet128" / "model=D-best-weights-step=1000.pth").stat().st_size
+    planned = (SMALL / "imagenet128" / "model=G_ema-best-weights-step=1000.pth").stat().st_size + (
+        SMALL / "imagenet128" / "model=D-best-weights-step=1000.pth"
+    ).stat().st_size
     assert f"{planned / 1e6:.1f} MB to download" in texts["plan"]
     assert "downloading file 1 of 2" in texts["download"]
     downloads = [(v, m) for s, _, v, m in seen if s == "download"]
@@ -198,7 +218,8 @@ def test_download_shows_progress_completes_and_the_model_becomes_selectable(
 
 
 def test_stop_mid_download_installs_nothing_and_download_resumes(
-        qtbot, window, qloop, online, fake, small_model, monkeypatch):
+    qtbot, window, qloop, online, fake, small_model, monkeypatch
+):
     from dgp_studio.model_dialog import kept_download_bytes
 
     serve_small_model(fake)
@@ -247,7 +268,8 @@ def test_stop_mid_download_installs_nothing_and_download_resumes(
 
 
 def test_stopped_before_any_file_finished_is_not_called_resumable(
-        qtbot, window, qloop, online, fake, small_model, monkeypatch):
+    qtbot, window, qloop, online, fake, small_model, monkeypatch
+):
     serve_small_model(fake)
     gate, arrived = threading.Event(), threading.Event()
     serve = fake._serve
@@ -275,7 +297,8 @@ def test_stopped_before_any_file_finished_is_not_called_resumable(
 
 
 def test_a_failed_download_shows_the_engines_sentence_then_succeeds(
-        qtbot, window, online, fake, small_model):
+    qtbot, window, online, fake, small_model
+):
     # No qasync loop here: the dialog runs the same coroutine on a helper thread's loop.
     g = (SMALL / "imagenet128" / "model=G_ema-best-weights-step=1000.pth").read_bytes()
     fake.put(REPO, G_FILE, g)  # a run without its discriminator: nothing to install
@@ -299,7 +322,8 @@ def test_a_failed_download_shows_the_engines_sentence_then_succeeds(
 
 
 def test_an_offline_failure_points_at_the_import_button_and_is_not_resumable(
-        qtbot, window, monkeypatch):
+    qtbot, window, monkeypatch
+):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     registry.set_source("imagenet-128", endpoint=CLOSED_PORT)
     dlg = models_dialog(window)
@@ -319,8 +343,9 @@ def test_an_offline_failure_points_at_the_import_button_and_is_not_resumable(
 # --------------------------------------------------------------------------- first run
 
 
-def test_first_run_hint_offers_the_imagenet_download_once(qtbot, window, qloop, picture_file,
-                                                          monkeypatch, tmp_path):
+def test_first_run_hint_offers_the_imagenet_download_once(
+    qtbot, window, qloop, picture_file, monkeypatch, tmp_path
+):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the real download must fail here, offline
     registry.set_source("imagenet-128", endpoint=CLOSED_PORT)
     hint = window.first_run_hint
@@ -334,12 +359,17 @@ def test_first_run_hint_offers_the_imagenet_download_once(qtbot, window, qloop, 
     assert hint.download_button.accessibleName() and hint.close_button.accessibleName()
     assert window.model_dialog is None  # it never opens a dialog by itself
 
-    drive(qloop, lambda: qtbot.mouseClick(hint.download_button, Qt.MouseButton.LeftButton),
-          until=lambda: window.model_dialog is not None and not window.model_dialog.is_busy())
+    drive(
+        qloop,
+        lambda: qtbot.mouseClick(hint.download_button, Qt.MouseButton.LeftButton),
+        until=lambda: window.model_dialog is not None and not window.model_dialog.is_busy(),
+    )
     dlg = window.model_dialog
     assert dlg._selected_name() == "imagenet-128"
-    assert "Download imagenet-128 failed: imagenet-128 is not downloaded yet and DGP " \
-           "Studio is offline" in dlg.status.text()
+    assert (
+        "Download imagenet-128 failed: imagenet-128 is not downloaded yet and DGP "
+        "Studio is offline" in dlg.status.text()
+    )
     assert not hint.isVisible()
     dlg.close()
 
@@ -363,9 +393,12 @@ def test_no_first_run_hint_once_a_real_prior_is_installed(qtbot, window, picture
     from dgp_engine.priors import studiogan
 
     folder = SMALL / "imagenet128"
-    hub.import_files("sg-imported", folder / "model=G_ema-best-weights-step=1000.pth",
-                     folder / "model=D-best-weights-step=1000.pth",
-                     config=studiogan.config_from_yaml(folder / "studiogan.yaml"))
+    hub.import_files(
+        "sg-imported",
+        folder / "model=G_ema-best-weights-step=1000.pth",
+        folder / "model=D-best-weights-step=1000.pth",
+        config=studiogan.config_from_yaml(folder / "studiogan.yaml"),
+    )
     assert window.open_path(picture_file)
     assert not window.first_run_hint.isVisible()
 
@@ -379,13 +412,20 @@ def test_class_picker_follows_the_chosen_model(qtbot, window, tmp_path):
     folder = SMALL / "afhq256"
     names = tmp_path / "classes.txt"
     names.write_text("cat\ndog\nwild\n")
-    hub.import_files("afhq-small", folder / "model=G_ema-best-weights-step=1000.pth",
-                     folder / "model=D-best-weights-step=1000.pth",
-                     config=studiogan.config_from_yaml(folder / "studiogan.yaml"), classes=names)
+    hub.import_files(
+        "afhq-small",
+        folder / "model=G_ema-best-weights-step=1000.pth",
+        folder / "model=D-best-weights-step=1000.pth",
+        config=studiogan.config_from_yaml(folder / "studiogan.yaml"),
+        classes=names,
+    )
     folder = SMALL / "imagenet128"
-    hub.import_files("imagenet-small", folder / "model=G_ema-best-weights-step=1000.pth",
-                     folder / "model=D-best-weights-step=1000.pth",
-                     config=studiogan.config_from_yaml(folder / "studiogan.yaml"))
+    hub.import_files(
+        "imagenet-small",
+        folder / "model=G_ema-best-weights-step=1000.pth",
+        folder / "model=D-best-weights-step=1000.pth",
+        config=studiogan.config_from_yaml(folder / "studiogan.yaml"),
+    )
     window.models.refresh()
     tp = window.task_panel
     window.use_model("imagenet-small")
@@ -401,12 +441,19 @@ def test_class_picker_follows_the_chosen_model(qtbot, window, tmp_path):
     assert tp.class_id() == 1
 
 
-@pytest.mark.parametrize(("model", "expected"), [
-    ("imagenet-128", {"Colorize": "colorization", "Inpaint": "inpainting",
-                      "Super-resolve": "sr_mse_biased"}),
-    ("afhq-256", {"Colorize": "colorization", "Inpaint": "inpainting",
-                  "Super-resolve": "sr_mse_biased"}),
-])
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        (
+            "imagenet-128",
+            {"Colorize": "colorization", "Inpaint": "inpainting", "Super-resolve": "sr_mse_biased"},
+        ),
+        (
+            "afhq-256",
+            {"Colorize": "colorization", "Inpaint": "inpainting", "Super-resolve": "sr_mse_biased"},
+        ),
+    ],
+)
 def test_real_priors_get_the_published_presets(qtbot, model, expected):
     from dgp_engine import load_preset
     from dgp_engine.method.taskspec import default_preset_name, menu_tasks

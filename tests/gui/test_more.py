@@ -38,7 +38,7 @@ def test_jpeg_metadata_kept_on_save(qtbot, window, tmp_path):
     img = Image.new("RGB", (64, 48), (120, 90, 60))
     exif = img.getexif()
     exif[0x010F] = "TestCam"  # Make
-    exif[0x0112] = 6          # rotated: the editor shows it upright
+    exif[0x0112] = 6  # rotated: the editor shows it upright
     from PIL import ImageCms
 
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -175,8 +175,9 @@ def test_models_dialog_transfer_progress_and_outcome(qtbot, window):
     dlg.models_changed.connect(lambda: changed.append(True))
 
     async def fake_pull():
-        dlg._progress(TransferProgress("biggan-128", "download", "G_ema.pth", 50_000_000,
-                                       200_000_000, 0, 2))
+        dlg._progress(
+            TransferProgress("biggan-128", "download", "G_ema.pth", 50_000_000, 200_000_000, 0, 2)
+        )
         assert dlg.bar.value() == 250
         assert "50.0 MB of 200.0 MB" in dlg.status.text()
 
@@ -214,8 +215,9 @@ def test_cache_folder_setting_moves_where_models_are_found(qtbot, window, tmp_pa
         hub.import_files("parity", src / "G_ema.pth", src / "D.pth", config=src / "config.json")
         assert (elsewhere / "models" / "parity" / "model.json").is_file()
         window.models.refresh()
-        models = [window.task_panel.model.itemText(i)
-                  for i in range(window.task_panel.model.count())]
+        models = [
+            window.task_panel.model.itemText(i) for i in range(window.task_panel.model.count())
+        ]
         assert "parity" in models and "tiny" in models
         # back to the default folder: the model installed elsewhere is no longer offered
         dlg = SettingsDialog(window.settings, window)
@@ -224,8 +226,9 @@ def test_cache_folder_setting_moves_where_models_are_found(qtbot, window, tmp_pa
         dlg.accept()
         window.apply_settings()
         assert paths.models_dir() == registry_before
-        models = [window.task_panel.model.itemText(i)
-                  for i in range(window.task_panel.model.count())]
+        models = [
+            window.task_panel.model.itemText(i) for i in range(window.task_panel.model.count())
+        ]
         assert "parity" not in models and "tiny" in models
     finally:
         paths.set_cache_dir(None)

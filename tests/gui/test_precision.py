@@ -15,8 +15,7 @@ from .test_editor import open_and_paint, run_and_wait
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_precision_is_a_setting_passed_to_runs_and_saved_with_results(
-        qtbot, window, picture_file):
+def test_precision_is_a_setting_passed_to_runs_and_saved_with_results(qtbot, window, picture_file):
     from dgp_studio.settings import Settings
     from dgp_studio.settings_dialog import SettingsDialog
 
@@ -24,8 +23,12 @@ def test_precision_is_a_setting_passed_to_runs_and_saved_with_results(
     dlg = SettingsDialog(window.settings, window)
     qtbot.addWidget(dlg)
     assert dlg.precision.currentText() == "auto"
-    assert [dlg.precision.itemText(i) for i in range(dlg.precision.count())] == \
-        ["auto", "fp32", "tf32", "bf16"]
+    assert [dlg.precision.itemText(i) for i in range(dlg.precision.count())] == [
+        "auto",
+        "fp32",
+        "tf32",
+        "bf16",
+    ]
     dlg.precision.setCurrentText("bf16")
     dlg.accept()
     window.apply_settings()
@@ -46,7 +49,8 @@ def test_precision_is_a_setting_passed_to_runs_and_saved_with_results(
 
 
 def test_out_of_device_memory_shows_the_sentence_and_keeps_the_last_frame(
-        qtbot, window, picture_file, monkeypatch):
+    qtbot, window, picture_file, monkeypatch
+):
     from dgp_studio.jobs import JobState
     from dgp_studio.worker import PREVIEW_SIDE
 
@@ -83,7 +87,10 @@ def _same_pixmap(panel, rgb: np.ndarray) -> bool:
 
     from dgp_studio.qimage import to_pixmap
 
-    want = to_pixmap(rgb).scaled(panel.PREVIEW, panel.PREVIEW,
-                                 Qt.AspectRatioMode.KeepAspectRatio,
-                                 Qt.TransformationMode.SmoothTransformation)
+    want = to_pixmap(rgb).scaled(
+        panel.PREVIEW,
+        panel.PREVIEW,
+        Qt.AspectRatioMode.KeepAspectRatio,
+        Qt.TransformationMode.SmoothTransformation,
+    )
     return panel.preview.pixmap().toImage() == want.toImage()

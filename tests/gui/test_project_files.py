@@ -41,8 +41,11 @@ def test_save_and_open_project(qtbot, window, picture_file, tmp_path):
     path = tmp_path / "session.dgpproj"
     assert window.save_project_to(path)
     assert path.is_file() and not window.state.dirty
-    pixels, mask, region = (window.state.picture.pixels.copy(), window.state.mask.copy(),
-                            window.state.region)
+    pixels, mask, region = (
+        window.state.picture.pixels.copy(),
+        window.state.mask.copy(),
+        window.state.region,
+    )
     assert region == (10, 20, 64)
 
     other = fresh_window(qtbot)
@@ -58,14 +61,13 @@ def test_save_and_open_project(qtbot, window, picture_file, tmp_path):
         other.shutdown()
 
 
-def test_damaged_project_gives_message_and_is_left_alone(qtbot, window, picture_file,
-                                                           tmp_path):
+def test_damaged_project_gives_message_and_is_left_alone(qtbot, window, picture_file, tmp_path):
     open_and_paint(qtbot, window, picture_file)
     path = tmp_path / "session.dgpproj"
     assert window.save_project_to(path)
     data = path.read_bytes()
     bad = tmp_path / "cut.dgpproj"
-    bad.write_bytes(data[:len(data) // 3])
+    bad.write_bytes(data[: len(data) // 3])
     before = bad.read_bytes()
 
     other = fresh_window(qtbot)
@@ -101,9 +103,17 @@ def test_history_round_trip(qtbot, window, picture_file, tmp_path):
 
     open_and_paint(qtbot, window, picture_file)
     patch = np.full((8, 8, 3), 200, np.uint8)
-    window.state.add_result(HistoryEntry("t", (0, 0, 8, 8), window.state.picture.pixels[:8, :8]
-                                         .copy(), patch, patch.copy(), settings={"k": 1}),
-                            apply=True)
+    window.state.add_result(
+        HistoryEntry(
+            "t",
+            (0, 0, 8, 8),
+            window.state.picture.pixels[:8, :8].copy(),
+            patch,
+            patch.copy(),
+            settings={"k": 1},
+        ),
+        apply=True,
+    )
     path = tmp_path / "h.dgpproj"
     assert window.save_project_to(path)
     other = fresh_window(qtbot)
@@ -114,6 +124,41 @@ def test_history_round_trip(qtbot, window, picture_file, tmp_path):
         assert np.array_equal(e.after, patch) and e.bounds == (0, 0, 8, 8)
     finally:
         other.shutdown()
+
+
+def test_history_item_without_its_before_or_after_is_left_out(qtbot):
+    # A project written by hand or damaged may hold a result with its preview but without
+    # the region before/after it: such an entry cannot be shown or applied (both arrays are
+    # drawn and composited), so it is left out like a result whose images were lost.
+    from dgp_studio.model.state import AppState
+    from dgp_studio.project_io import PICTURE, apply_project
+
+    patch = np.full((8, 8, 3), 200, np.uint8)
+    project = proj.Project(sources={PICTURE: np.zeros((16, 16, 3), np.uint8)})
+    project.images = {
+        "h0.before": patch.copy(),
+        "h0.after": patch.copy(),
+        "h0.preview": patch.copy(),
+        "h1.preview": patch.copy(),
+        "h2.before": patch.copy(),
+        "h2.preview": patch.copy(),
+    }
+    for i, parts in enumerate(
+        (("before", "after", "preview"), ("preview",), ("before", "preview"))
+    ):
+        project.history.append(
+            {
+                "id": f"h{i}",
+                "title": f"r{i}",
+                "bounds": [0, 0, 8, 8],
+                "images": {part: f"h{i}.{part}" for part in parts},
+            }
+        )
+    state = AppState()
+    apply_project(state, project)
+    [entry] = state.history
+    assert entry.title == "r0"
+    assert entry.before is not None and entry.after is not None
 
 
 def test_autosave_and_recovery(qtbot, window, picture_file):
@@ -151,13 +196,16 @@ def test_morph_timeline_round_trip(qtbot, window, picture_file, tmp_path):
     from_history, from_file = quick_state(prior, 1, seed=0), quick_state(prior, 3, seed=1)
     open_and_paint(qtbot, window, picture_file)
     patch = np.full((8, 8, 3), 90, np.uint8)
-    window.state.add_result(HistoryEntry("r", (0, 0, 8, 8), patch.copy(), patch, patch.copy(),
-                                         state=from_history), apply=False)
+    window.state.add_result(
+        HistoryEntry("r", (0, 0, 8, 8), patch.copy(), patch, patch.copy(), state=from_history),
+        apply=False,
+    )
     panel = window.manipulate
     panel.add_keyframe(from_history, "Start", prior=prior)
     panel.add_keyframe(from_file, "Loaded B")
-    panel.timeline.set_timeline(MorphTimeline(frames=30, fps=12, easing="linear",
-                                              hold_start=2, pingpong=True))
+    panel.timeline.set_timeline(
+        MorphTimeline(frames=30, fps=12, easing="linear", hold_start=2, pingpong=True)
+    )
     path = tmp_path / "m.dgpproj"
     assert window.save_project_to(path)
     saved = proj.load_project(path)
@@ -169,8 +217,9 @@ def test_morph_timeline_round_trip(qtbot, window, picture_file, tmp_path):
         assert other.open_project(path)
         tl = other.manipulate.timeline
         assert tl.names() == ["Start", "Loaded B"]
-        assert tl.timeline() == MorphTimeline(frames=30, fps=12, easing="linear",
-                                              hold_start=2, pingpong=True)
+        assert tl.timeline() == MorphTimeline(
+            frames=30, fps=12, easing="linear", hold_start=2, pingpong=True
+        )
         a, b = tl.keyframes()
         assert proj.states_equal(a, from_history) and proj.states_equal(b, from_file)
         assert a is other.state.history[0].state  # one object, as before saving

@@ -24,7 +24,8 @@ def short_run(window) -> None:
 
 
 def test_a_result_is_a_layer_with_opacity_original_split_and_undoable_apply(
-        qtbot, window, picture_file):
+    qtbot, window, picture_file
+):
     open_and_paint(qtbot, window, picture_file)
     short_run(window)
     before = window.state.picture.pixels.copy()
@@ -73,8 +74,7 @@ def test_a_result_is_a_layer_with_opacity_original_split_and_undoable_apply(
     assert entry.applied and not st.mask.any()
 
 
-def test_live_frames_are_a_marked_translucent_overlay_never_the_result(
-        qtbot, window, picture_file):
+def test_live_frames_are_a_marked_translucent_overlay_never_the_result(qtbot, window, picture_file):
     open_and_paint(qtbot, window, picture_file)
     window.task_panel.add_preset("long", tiny_preset((300,)))
     window.task_panel.iterations.setValue(300)
@@ -91,8 +91,7 @@ def test_live_frames_are_a_marked_translucent_overlay_never_the_result(
     assert not c.live_preview_shown and not c.preview_label.isVisible()
 
 
-def test_whole_photo_colorization_shows_no_live_square_and_no_region(
-        qtbot, window, tmp_path):
+def test_whole_photo_colorization_shows_no_live_square_and_no_region(qtbot, window, tmp_path):
     grey = np.repeat(np.linspace(30, 220, 150, dtype=np.uint8)[:, None], 50, axis=1)
     Image.fromarray(grey, "L").convert("RGB").save(tmp_path / "tall.png")  # 1:3
     assert window.open_path(tmp_path / "tall.png")
@@ -162,7 +161,8 @@ def test_the_class_field_checks_as_you_type_and_lists_classes(qtbot, window):
 
 @pytest.mark.parametrize("answer", ["save", "discard", "cancel"])
 def test_close_asks_save_discard_cancel_and_discard_keeps_the_autosave(
-        qtbot, window, picture_file, tmp_path, answer, monkeypatch):
+    qtbot, window, picture_file, tmp_path, answer, monkeypatch
+):
     open_and_paint(qtbot, window, picture_file)
     asked = []
 
@@ -173,8 +173,7 @@ def test_close_asks_save_discard_cancel_and_discard_keeps_the_autosave(
     window.ask_save = ask
     target = tmp_path / "saved.png"
     # the document controller asks for a file name in its save_as
-    monkeypatch.setattr(window.document, "save_as",
-                        lambda: window.save_to(target, overwrite=True))
+    monkeypatch.setattr(window.document, "save_as", lambda: window.save_to(target, overwrite=True))
     window.close()
     assert asked == ["Save changes?"]
     if answer == "cancel":
@@ -191,7 +190,8 @@ def test_close_asks_save_discard_cancel_and_discard_keeps_the_autosave(
 
 
 def test_opening_another_photo_asks_and_discarded_work_stays_until_a_clean_save(
-        qtbot, window, picture_file, tmp_path):
+    qtbot, window, picture_file, tmp_path
+):
     open_and_paint(qtbot, window, picture_file)
     window.ask_save = lambda title, text: "cancel"
     other = tmp_path / "other.png"
@@ -237,8 +237,7 @@ def test_candidates_are_composited_applied_keyframed_and_undone(qtbot, window, p
     st = window.state
     result = st.history[-1]
     assert panel.composite is not None and panel.original[0] is result.state
-    qtbot.waitUntil(lambda: len(panel.grid.images) == len(panel.grid.buttons) > 0,
-                    timeout=20000)
+    qtbot.waitUntil(lambda: len(panel.grid.images) == len(panel.grid.buttons) > 0, timeout=20000)
     # candidates are composed into the photo by the render thread, never the UI thread
     composed_in, inner = [], panel.composite
 
@@ -288,5 +287,9 @@ def test_candidates_are_composited_applied_keyframed_and_undone(qtbot, window, p
     # the category preview is composed into the photo too
     panel.tabs.setCurrentIndex(1)
     panel.category_slider.setValue(3)
-    qtbot.waitUntil(lambda: panel.preview.image is not None
-                    and panel.preview.image.shape[:2] == (y1 - y0, x1 - x0), timeout=10000)
+    qtbot.waitUntil(
+        lambda: (
+            panel.preview.image is not None and panel.preview.image.shape[:2] == (y1 - y0, x1 - x0)
+        ),
+        timeout=10000,
+    )

@@ -97,8 +97,20 @@ def run_both(qtbot, app, folder, task: str, iterations: int, cli_args: list[str]
     assert app.apply_layer()  # the result is a layer until applied
     assert app.state.history[-1].applied
     # … and the CLI's, on the whole photo file
-    code = dgp_main([task_spec(task).command, str(folder / "in.png"), "-o", str(folder / "out.png"),
-                     *cli_args, "--iterations-scale", repr(scale), "--threads", "1", "-q"])
+    code = dgp_main(
+        [
+            task_spec(task).command,
+            str(folder / "in.png"),
+            "-o",
+            str(folder / "out.png"),
+            *cli_args,
+            "--iterations-scale",
+            repr(scale),
+            "--threads",
+            "1",
+            "-q",
+        ]
+    )
     assert code == 0
     cli_out = np.asarray(Image.open(folder / "out.png").convert("RGB"))
     return request, scale, app.state.picture.pixels, cli_out
@@ -111,8 +123,9 @@ def assert_same_pixels(app_out: np.ndarray, cli_out: np.ndarray, folder) -> None
     assert not np.array_equal(cli_out, np.asarray(Image.open(folder / "in.png")))
 
 
-def test_inpainting_request_gives_the_same_preset_region_and_output(qtbot, app, model_folder,
-                                                                   request_files):
+def test_inpainting_request_gives_the_same_preset_region_and_output(
+    qtbot, app, model_folder, request_files
+):
     folder, mask = request_files
     assert app.open_path(folder / "in.png")
     assert app.state.set_mask(mask)
@@ -124,16 +137,22 @@ def test_inpainting_request_gives_the_same_preset_region_and_output(qtbot, app, 
     assert app_region.size == 60  # the hole's 20 px side × 3: the hole a third of it
 
     request, scale, app_out, cli_out = run_both(
-        qtbot, app, folder, "inpaint", ITERATIONS,
-        ["--mask", str(folder / "mask.png"), "--model", str(model_folder)])
+        qtbot,
+        app,
+        folder,
+        "inpaint",
+        ITERATIONS,
+        ["--mask", str(folder / "mask.png"), "--model", str(model_folder)],
+    )
     assert request.task == "inpaint"
     assert request.preset == resolve_preset(None, "inpaint", MODEL, scale)
     assert request.preset.name == "bundled_inpainting"
     assert_same_pixels(app_out, cli_out, folder)
 
 
-def test_colorization_request_gives_the_same_preset_and_output(qtbot, app, model_folder,
-                                                              request_files):
+def test_colorization_request_gives_the_same_preset_and_output(
+    qtbot, app, model_folder, request_files
+):
     """Colorization covers the whole photo in the app, as ``dgp colorize`` without a
     region: the engine fits it into the model's square and keeps L at full resolution."""
     folder, _mask = request_files
@@ -141,7 +160,8 @@ def test_colorization_request_gives_the_same_preset_and_output(qtbot, app, model
     app.task_panel.task.setCurrentText("Colorize")
     assert app.state.region is None  # no square: the whole picture
     request, scale, app_out, cli_out = run_both(
-        qtbot, app, folder, "colorize", 5, ["--model", str(model_folder)])
+        qtbot, app, folder, "colorize", 5, ["--model", str(model_folder)]
+    )
     assert request.region is None and request.bounds == (0, 0, 160, 120)
     assert request.preset == resolve_preset(None, "colorize", MODEL, scale)
     assert request.preset.name == "bundled_colorization"  # not the published schedule
@@ -159,7 +179,8 @@ def chroma_jumps(rgb: np.ndarray, axis: int) -> np.ndarray:
 
 @pytest.mark.parametrize("height, width", [(180, 60), (60, 180)], ids=["1:3", "3:1"])
 def test_colorization_of_a_long_photo_leaves_no_grey_pixel_and_no_seam(
-        qtbot, app, model_folder, tmp_path, height, width):
+    qtbot, app, model_folder, tmp_path, height, width
+):
     """A black-and-white 1:3 or 3:1 photo opens on Colorize, and every pixel gets colour
     (no grey strips above and below a square), smoothly, exactly as the CLI does it."""
     rng = np.random.default_rng(5)
@@ -172,7 +193,8 @@ def test_colorization_of_a_long_photo_leaves_no_grey_pixel_and_no_seam(
     plan = plan_task(read_image(tmp_path / "in.png"), "colorize", 32)
     assert (plan.view.w, plan.view.h) == (width, height)  # the whole photo, padded
     request, _scale, app_out, cli_out = run_both(
-        qtbot, app, tmp_path, "colorize", 5, ["--model", str(model_folder)])
+        qtbot, app, tmp_path, "colorize", 5, ["--model", str(model_folder)]
+    )
     assert request.bounds == (0, 0, width, height)
     assert_same_pixels(app_out, cli_out, tmp_path)
     rgb = app_out.astype(int)

@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""DGP on a StyleGAN2 prior, CPU float32: seconds per iteration and peak RSS.
+
+    python bench/stylegan2_speed.py [--iters 3] [--threads 2] [--stage first|all]
+
+Builds a StyleGAN2 G+D with random weights in the architecture of StudioGAN's AFHQv2
+256 px conditional model (``reference/stylegan2_keys_studiogan_afhq256_cond.json``'s
+constructor settings) and runs the colorization loop from w_avg (no candidate
+selection) for ``--iters`` iterations of one stage: ``first`` tunes the 4 px block only,
+``all`` every synthesis block (the costliest stage). The first iteration is timed apart
+(warm-up); the rest give the seconds per iteration. Peak RSS is the process's maximum
+resident set (``ru_maxrss``), models included. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = ROOT.parent / "shared" / "reference" / "stylegan2_keys_studiogan_afhq256_cond.json"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--stage", choices=("first", "all"), default="all")
+    args = ap.parse_args()
+
+    import torch
+
+    from dgp_engine.method.presets import Preset
+    from dgp_engine.method.reconstruct import reconstruct
+    from dgp_engine.models import stylegan2 as sg2
+    from dgp_engine.priors.load import Prior
+    from dgp_engine.system.runtime import configure
+
+    configure(args.threads)
+    torch.manual_seed(0)
+    kw = json.loads(KEYS.read_text())["constructor_kwargs"]
+    g, d = kw["G"], kw["D"]
+    cfg = sg2.StyleGAN2Config(
+        resolution=g["img_resolution"],
+        z_dim=g["z_dim"],
+        w_dim=g["w_dim"],
+        c_dim=g["c_dim"],
+        channel_base=g["synthesis_kwargs"]["channel_base"],
+        channel_max=g["synthesis_kwargs"]["channel_max"],
+        mapping_layers=g["mapping_kwargs"]["num_layers"],
+        conv_clamp=g["synthesis_kwargs"]["conv_clamp"],
+        mbstd_group_size=d["epilogue_kwargs"]["mbstd_group_size"],
+        d_head="studiogan",
+    )
+    G, D = sg2.build(cfg)
+    prior = Prior(G, D, cfg, name="random-afhq256")
+    n = len(cfg.block_resolutions)
+    preset = Preset.from_dict(
+        {
+            "family": "stylegan2",
+            "w_init": "avg",
+            "iterations": [args.iters],
+            "ft_num": [1 if args.stage == "first" else n],
+            "G_lrs": [1e-4],
+            "z_lrs": [1e-2],
+            "w_D_loss": [1],
+            "w_mse": [0],
+            "ftr_num": [8],
+            "select_num": 0,
+        }
+    )
+    target = torch.rand(1, 3, cfg.resolution, cfg.resolution) * 2 - 1
+    times = []
+    last = time.perf_counter()
+    for report in reconstruct(prior, target, "colorize", class_id=0, preset=preset):
+        if report.phase == "optimize" and report.state is None:
+            now = time.perf_counter()
+            times.append(now - last)
+            last = now
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    steady = times[1:] or times
+    print(
+        json.dumps(
+            {
+                "config": cfg.describe(),
+                "stage": args.stage,
+                "threads": args.threads,
+                "iterations": len(times),
+                "first_s": round(times[0], 2),
+                "s_per_iteration": round(sum(steady) / len(steady), 2),
+                "peak_rss_mib": round(rss_mib),
+                "torch": torch.__version__,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
