@@ -308,14 +308,27 @@ def test_hostile_placements_are_one_sentence(capsys, setup, placed, change, says
 
 
 @pytest.mark.timeout(60)
-def test_a_state_path_that_is_a_fifo_or_folder_is_refused_without_blocking(capsys, setup,
-                                                                            tmp_path):
+def test_a_state_path_that_is_a_fifo_or_folder_is_refused_without_blocking(capsys, setup, tmp_path):
     # a FIFO named as the state blocked `dgp jitter` for good (safetensors opened it)
     root, folder, _, other = setup
     os.mkfifo(tmp_path / "fifo.dgp")
     for bad, kind in ((tmp_path / "fifo.dgp", "named pipe"), (tmp_path, "folder")):
-        code = main(["jitter", str(bad), "-n", "2", "-o", str(tmp_path / "j.png"), "--model",
-                     str(folder), "--raw", "-q", "--threads", "1"])
+        code = main(
+            [
+                "jitter",
+                str(bad),
+                "-n",
+                "2",
+                "-o",
+                str(tmp_path / "j.png"),
+                "--model",
+                str(folder),
+                "--raw",
+                "-q",
+                "--threads",
+                "1",
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 1 and f"is not a regular file (a {kind}" in err, err
     assert not (tmp_path / "j.png").exists()

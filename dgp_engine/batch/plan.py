@@ -202,9 +202,14 @@ def check_folders(settings: BatchSettings) -> None:
     if settings.masks_dir is not None and not settings.masks_dir.is_dir():
         raise InputError(f"The mask folder {settings.masks_dir} does not exist.")
     if settings.mask is not None and not settings.mask.is_file():
-        raise InputError(f"Mask file {settings.mask} "
-                         + ("is not a picture file (a folder, device or pipe)."
-                            if settings.mask.exists() else "does not exist."))
+        raise InputError(
+            f"Mask file {settings.mask} "
+            + (
+                "is not a picture file (a folder, device or pipe)."
+                if settings.mask.exists()
+                else "does not exist."
+            )
+        )
     if settings.mask is not None and settings.masks_dir is not None:
         raise InputError("Give either one mask for all pictures or a mask folder, not both.")
 

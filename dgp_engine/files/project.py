@@ -405,8 +405,11 @@ def load_project(path: str | Path) -> Project:
     is never changed."""
     path = Path(path)
     if not path.is_file():
-        raise ProjectError(f"{path} is not a file (a folder, device or pipe)." if path.exists()
-                           else f"{path} does not exist.")
+        raise ProjectError(
+            f"{path} is not a file (a folder, device or pipe)."
+            if path.exists()
+            else f"{path} does not exist."
+        )
     lost: list[str] = []
     refused: dict[str, str] = {}
     try:

@@ -150,8 +150,9 @@ class ReconstructionState:
         except OSError as exc:
             raise StateError(f"Could not read {path}: {exc.strerror or exc}.") from exc
         if not stat.S_ISREG(mode):  # a FIFO once blocked `dgp jitter` for good
-            raise StateError(f"{path} is not a regular file ({file_kind(mode)}): give a "
-                             "saved state file (.dgp).")
+            raise StateError(
+                f"{path} is not a regular file ({file_kind(mode)}): give a saved state file (.dgp)."
+            )
         try:
             with safe_open(str(path), framework="pt") as f:
                 header = f.metadata() or {}
