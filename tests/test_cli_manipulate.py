@@ -85,6 +85,7 @@ def test_jitter_grid(setup, capsys, tmp_path):
         "--model",
         folder,
         "--raw",
+        "--overwrite",
     )
     assert code == 0, err
     assert Image.open(out).size == (2 * 64 + 2, 64)
@@ -161,6 +162,7 @@ def test_transfer(setup, capsys, tmp_path):
         "--model",
         folder,
         "--raw",
+        "--overwrite",
     )
     assert code == 1 and "Did you mean 'class 4'" in err
 
@@ -760,3 +762,50 @@ def test_sizes_and_counts_beyond_memory_are_refused_before_rendering(
     assert os.listdir(tmp_path) == []
     if argv[0] == "jitter":
         assert rendered == []  # refused before a variation was rendered
+
+
+def test_an_existing_output_is_replaced_only_when_asked(setup, capsys, tmp_path):
+    # jitter/transfer/morph replaced an existing picture or animation without a word, and a
+    # PNG sequence into a folder of one's own frame_*.png files (a video's) replaced some and
+    # deleted the rest
+    root, folder, _, _ = setup
+    grid = tmp_path / "grid.png"
+    grid.write_bytes(b"mine")
+    frames = tmp_path / "my-video-frames"
+    frames.mkdir()
+    for i in range(6):
+        (frames / f"frame_{i:05d}.png").write_bytes(b"mine")
+    for argv in (
+        ["jitter", root / "A.dgp", "-n", 2, "-o", grid],
+        ["morph", root / "A.dgp", root / "B.dgp", "--frames", 2, "-o", frames],
+    ):
+        code, err = run(capsys, *argv, "--model", folder, "--raw", "-q")
+        assert code == 1 and "--overwrite" in err, err
+    assert grid.read_bytes() == b"mine"
+    assert sorted(p.read_bytes() for p in frames.iterdir()) == [b"mine"] * 6
+    # asked: replaced (the sequence exactly: its extra frames go)
+    for argv in (
+        ["jitter", root / "A.dgp", "-n", 2, "-o", grid],
+        ["morph", root / "A.dgp", root / "B.dgp", "--frames", 2, "-o", frames],
+    ):
+        code, err = run(capsys, *argv, "--model", folder, "--raw", "-q", "--overwrite")
+        assert code == 0, err
+    assert grid.read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in frames.iterdir()) == ["frame_00000.png", "frame_00001.png"]
+    # a new or empty folder needs nothing
+    (tmp_path / "empty").mkdir()
+    code, err = run(
+        capsys,
+        "morph",
+        root / "A.dgp",
+        root / "B.dgp",
+        "--frames",
+        2,
+        "-o",
+        tmp_path / "empty",
+        "--model",
+        folder,
+        "--raw",
+        "-q",
+    )
+    assert code == 0, err

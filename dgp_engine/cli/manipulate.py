@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -188,6 +189,12 @@ def _common(p: argparse.ArgumentParser, grid: bool) -> None:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: every core)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="allow replacing an existing output (a PNG sequence folder: its frame_*.png "
+        "files are replaced and extra ones removed)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -278,6 +285,20 @@ def _claim_output(args: argparse.Namespace) -> None:
     onto = getattr(args, "onto", None)
     if onto is not None and out.exists() and _same_file(out, onto):
         raise OutputError(f"{out} is the photo to compose onto; pick another output name.")
+    if not args.overwrite:
+        # an existing grid or animation was replaced, and a folder's own frame_*.png files
+        # (a video's frames, say) were replaced or deleted, without a word
+        if out.is_dir():
+            if any(out.iterdir()):
+                raise OutputError(
+                    f"{out} is a folder that already holds files: a PNG sequence replaces "
+                    "its frame_*.png files and removes extra ones. Pick a new or empty "
+                    "folder, or allow that with --overwrite."
+                )
+        elif os.path.lexists(out):
+            raise OutputError(
+                f"{out} already exists; pick another name or allow overwriting (--overwrite)."
+            )
     claim_or_refuse(out)
 
 
