@@ -150,7 +150,13 @@ def test_png_sequence_and_size(tmp_path):
     assert Image.open(files[0]).size == (40, 28)
     src = np.asarray(Image.open(files[3]))
     assert np.array_equal(src[::2, ::2], frames(5)[3])  # nearest ×2 keeps the pixels
-    export_animation(frames(2), folder)  # a shorter export replaces the whole sequence
+    before = {f.name: f.read_bytes() for f in files}
+    # frames already in the folder (someone's own, or an earlier export) are never replaced
+    # or removed unless the caller asked (the app and the CLI ask the user first)
+    with pytest.raises(ExportError, match="already holds frame_"):
+        export_animation(frames(2), folder)
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
+    export_animation(frames(2), folder, replace_frames=True)  # asked: the whole sequence
     assert sorted(f.name for f in folder.iterdir()) == ["frame_00000.png", "frame_00001.png"]
     assert leftovers(tmp_path) == []
 

@@ -653,6 +653,7 @@ def _export(
         total=total,
         even=args.even,
         cancel=current().event,
+        replace_frames=True,  # the folder was checked above (--overwrite)
     )
     with _progress(args, total, args.command) as bar:
         out = export.run(lambda r: bar.update(1) if r.stage == "frames" else None)

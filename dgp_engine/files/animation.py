@@ -247,6 +247,7 @@ class AnimationExport(CancellableRun[ExportProgress]):
         cancel: threading.Event | None = None,
         max_side: int | None = None,
         limit: int | None = MAX_EXPORT_SIDE,
+        replace_frames: bool = False,
     ):
         super().__init__(cancel)
         self.path = Path(path)
@@ -254,6 +255,18 @@ class AnimationExport(CancellableRun[ExportProgress]):
         if self.format not in FORMATS:
             raise InputError(
                 f"Unknown animation format {self.format!r}: use one of {', '.join(FORMATS)}."
+            )
+        if (
+            self.format == "png-sequence"
+            and not replace_frames
+            and self.path.is_dir()
+            and any(self.path.glob("frame_*.png"))
+        ):
+            # the sequence replaces frame_*.png files and removes extra ones: never files
+            # someone else put there, unless the caller asked the user (``replace_frames``)
+            raise ExportError(
+                f"{self.path} already holds frame_*.png files, which a PNG sequence would "
+                "replace or remove: choose a new or empty folder."
             )
         if not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= 240):
             raise InputError("fps must be a number between 0 and 240.")
