@@ -919,7 +919,8 @@ def read_studiogan(
             f"{folder.name}: the checkpoint's tensors do not have the "
             f"shapes of a StyleGAN2 ({type(exc).__name__}: {exc})."
         ) from None
-    _check_yaml(config, settings, yaml_file)
+    if yaml_file is not None:
+        check_yaml_settings(config, settings, yaml_file.name)
     G, D = sg2.build(config, "meta")
     check_state_dict(G, g_sd, g_file.name, config)
     check_state_dict(D, d_sd, d_file.name, config)
@@ -950,9 +951,9 @@ def _step(path: Path) -> str:
     return m.group(0) if m else path.name
 
 
-def _check_yaml(config: StyleGAN2Config, settings: dict[str, Any], yaml_file: Path | None) -> None:
-    if yaml_file is None:
-        return
+def check_yaml_settings(config: StyleGAN2Config, settings: dict[str, Any], yaml_name: str) -> None:
+    """Refuse a run config (``yaml_name``'s ``settings``) that disagrees with the
+    architecture read from the checkpoint's tensors: not this run's config."""
     found = {
         "resolution": config.resolution,
         "z_dim": config.z_dim,
@@ -964,7 +965,7 @@ def _check_yaml(config: StyleGAN2Config, settings: dict[str, Any], yaml_file: Pa
     for key, value in found.items():
         if key in settings and settings[key] != value:
             raise CheckpointError(
-                f"{yaml_file.name} gives {key} {settings[key]} but the "
+                f"{yaml_name} gives {key} {settings[key]} but the "
                 f"checkpoint has {value}: it is not this run's config."
             )
     for key, has in (
@@ -973,9 +974,9 @@ def _check_yaml(config: StyleGAN2Config, settings: dict[str, Any], yaml_file: Pa
     ):
         if settings.get(key, has) != has:
             raise CheckpointError(
-                f"{yaml_file.name} and the checkpoint disagree on whether "
+                f"{yaml_name} and the checkpoint disagree on whether "
                 f"the {'generator' if key[0] == 'g' else 'discriminator'} "
-                "takes class labels."
+                "takes class labels: it is not this run's config."
             )
 
 

@@ -276,31 +276,7 @@ def studiogan_config(
             f"{label}: the tensors do not have the shapes of a StyleGAN2 "
             f"({type(exc).__name__}: {exc})."
         ) from None
-    settings = yaml_settings or {}
-    found = {
-        "resolution": config.resolution,
-        "z_dim": config.z_dim,
-        "w_dim": config.w_dim,
-        "mapping_layers": config.mapping_layers,
-    }
-    if settings.get("g_conditional"):
-        found["num_classes"] = config.c_dim
-    for key, value in found.items():
-        if key in settings and settings[key] != value:
-            raise CheckpointError(
-                f"{yaml_name} gives {key} {settings[key]} but the "
-                f"checkpoint has {value}: it is not this run's config."
-            )
-    for key, has in (
-        ("g_conditional", config.c_dim > 0),
-        ("d_conditional", config.d_label_dim > 0),
-    ):
-        if settings.get(key, has) != has:
-            raise CheckpointError(
-                f"{yaml_name} and the checkpoint disagree on whether the "
-                f"{'generator' if key[0] == 'g' else 'discriminator'} "
-                "takes class labels: it is not this run's config."
-            )
+    sg2_files.check_yaml_settings(config, yaml_settings or {}, yaml_name)
     return config
 
 
