@@ -19,6 +19,11 @@ class InputError(DGPError, ValueError):
     """An image, mask, latent or class id handed to the engine is unusable."""
 
 
+class FaceNotFoundError(InputError):
+    """A face prior was given a photo in which no face was found (or no detector is
+    installed) and no face points: the front end asks for the eyes and mouth."""
+
+
 class PresetError(DGPError, ValueError):
     """A preset is empty, inconsistent or names an unknown field value."""
 

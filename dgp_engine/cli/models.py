@@ -89,6 +89,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="StudioGAN StyleGAN2 files: 256 if the run was trained with mixed "
         "precision (-mpc), none if not (the files do not say)",
     )
+    face = imp.add_mutually_exclusive_group()
+    face.add_argument(
+        "--align",
+        choices=("ffhq", "none"),
+        help="how the model's training faces were aligned: ffhq makes it a face prior "
+        "(photos are restored on the face, aligned the FFHQ way); none: not a face "
+        "prior (default: ffhq for pickles named ffhq/metfaces, else none)",
+    )
+    face.add_argument(
+        "--face", action="store_true", help="a face prior aligned the FFHQ way (= --align ffhq)"
+    )
     imp.add_argument("--classes", type=Path, help="class names, one per line (new names)")
     imp.add_argument("--title", default="", help="display name")
     imp.set_defaults(func=run_import)
@@ -207,6 +218,7 @@ def run_list(args: argparse.Namespace) -> int:
                         "source": r.source,
                         "size_bytes": r.size_bytes,
                         "licence": r.licence,
+                        "alignment": r.alignment or None,
                     }
                     for r in rows
                 ],
@@ -221,6 +233,8 @@ def run_list(args: argparse.Namespace) -> int:
             f"{r.name:<{width}}  {r.state:<13}  {r.resolution or '?':>4}  "
             f"{_size(r.size_bytes):>8}  {r.source}"
         )
+        if r.face:
+            print(f"{'':<{width}}  face prior: {r.face} (restores aligned faces)")
         if r.licence:  # under the row: the terms are as long as they need to be
             print(f"{'':<{width}}  licence: {r.licence}")
     return 0
@@ -246,6 +260,7 @@ def run_info(args: argparse.Namespace) -> int:
         "size_bytes": status.size_bytes if status.usable else None,
         "download_bytes": status.download_bytes if status.downloadable else None,
         "licence": status.licence,
+        "alignment": status.alignment or None,  # "ffhq": a face prior
         "about": entry.about,
     }
     if installed is not None:
@@ -301,6 +316,7 @@ def run_import(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..priors import hub
 
+    alignment = "ffhq" if args.face else args.align  # None: the default for the files
     if args.pkl is not None:
         extra = [
             flag
@@ -318,7 +334,12 @@ def run_import(args: argparse.Namespace) -> int:
                 f"settings: drop {' and '.join(extra)}."
             )
         model = _run_with_bar(
-            hub.import_pickle, args.name, args.pkl, classes=args.classes, title=args.title
+            hub.import_pickle,
+            args.name,
+            args.pkl,
+            classes=args.classes,
+            title=args.title,
+            alignment=alignment,
         )
     else:
         if args.g is None or args.d is None:
@@ -335,8 +356,15 @@ def run_import(args: argparse.Namespace) -> int:
             classes=args.classes,
             title=args.title,
             conv_clamp="" if args.conv_clamp is None else args.conv_clamp,
+            alignment=alignment,
         )
     print(f"{model.name}: imported into {model.folder} ({model.config.describe()})")
+    if model.alignment:
+        print(
+            f"{model.name}: face prior ({model.alignment.upper()}-aligned faces): photos are "
+            "restored on the face, found by the detector or given with --face-points "
+            "(`dgp models import … --align none` to change it)"
+        )
     if model.licence:
         print(f"{model.name}: licence: {model.licence}")
     return 0

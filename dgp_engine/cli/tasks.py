@@ -89,6 +89,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             metavar="PX",
             help="seam width in photo pixels (default: scaled to the region)",
         )
+        p.add_argument(
+            "--face-points",
+            metavar='"X,Y X,Y X,Y"',
+            help="work on the face whose left eye, right eye and mouth are at these photo "
+            "pixels, aligned the FFHQ way (face priors find the face themselves when a "
+            "detector is installed)",
+        )
+        p.add_argument(
+            "--aligned",
+            action="store_true",
+            help="the photo already is an aligned face crop: a face prior restores it as it is",
+        )
         _common(p)
         p.add_argument(
             "--save-state",
@@ -336,6 +348,8 @@ def restore_request(
         factor=getattr(args, "factor", None),
         feather=getattr(args, "feather", None),
         save_state=getattr(args, "save_state", None) is not None,
+        face_points=getattr(args, "face_points", None),
+        aligned=bool(getattr(args, "aligned", False)),
     )
 
 

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CompositionError, StateError
+from ..errors import CompositionError, InputError, StateError
+from .face_align import FaceAlignment
 from .region import View
 
 #: The safetensors key of a placement's hole (its bits packed, row-major).
@@ -56,6 +57,9 @@ class Placement:
     # the task's compose step (taskspec BLEND, FILL_HOLE…) when whoever made the placement
     # had the task at hand (a run); None: looked up from ``task`` when composing (not saved)
     compose: str | None = None
+    # an aligned face (docs/method.md#aligned-faces): the view is then the model's view of
+    # the aligned square, and the hole (if any) is the photo's, photo-size
+    face: FaceAlignment | None = None
 
     def __post_init__(self) -> None:
         # a state file's JSON is not covered by its tensors' checksum: a view of no pixels
@@ -76,12 +80,30 @@ class Placement:
             )
         if self.hole is not None:
             hole = np.asarray(self.hole, dtype=bool)
-            if hole.shape != (self.view.h, self.view.w):
+            want = (h, w) if self.face is not None else (self.view.h, self.view.w)
+            if hole.shape != want:
                 raise StateError(
                     f"A placement's hole is {hole.shape[1]}×{hole.shape[0]}; its "
-                    f"view is {self.view.w}×{self.view.h}."
+                    f"{'photo' if self.face is not None else 'view'} is {want[1]}×{want[0]}."
                 )
             object.__setattr__(self, "hole", hole)
+        if self.face is not None:
+            if self.face.resolution != v.resolution or (v.x, v.y, v.w, v.h) != (
+                0,
+                0,
+                v.resolution,
+                v.resolution,
+            ):
+                raise StateError(
+                    "A placement's aligned face does not match its view of the model's square."
+                )
+            try:
+                self.face.box(self.photo_size)
+            except InputError:
+                raise StateError(
+                    f"A placement's aligned face lies outside its {w}×{h} photo."
+                ) from None
+            return
         if v.x < 0 or v.y < 0 or v.x + v.w > w or v.y + v.h > h:
             raise StateError(
                 f"A placement's view ({v.x},{v.y} {v.w}×{v.h}) lies outside its {w}×{h} photo."
@@ -90,7 +112,21 @@ class Placement:
     # --- describing ----------------------------------------------------------------------
     @property
     def whole_photo(self) -> bool:
+        if self.face is not None:
+            return False
         return (self.view.x, self.view.y, self.view.w, self.view.h) == (0, 0, *self.photo_size)
+
+    def photo_box(self) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) of the photo pixels a composition may change
+        (right/bottom exclusive): the view's rectangle, or an aligned face's bounds."""
+        if self.face is not None:
+            return self.face.box(self.photo_size)
+        v = self.view
+        return v.x, v.y, v.x + v.w, v.y + v.h
+
+    def photo_slices(self) -> tuple[slice, slice]:
+        x0, y0, x1, y1 = self.photo_box()
+        return slice(y0, y1), slice(x0, x1)
 
     @property
     def photo_name(self) -> str:
@@ -98,6 +134,9 @@ class Placement:
 
     def where(self) -> str:
         """Where in the photo, in words: "the whole photo" or "region x,y,size"."""
+        if self.face is not None:
+            f = self.face
+            return f"the aligned face at {f.cx:.0f},{f.cy:.0f} ({f.side:.0f} px)"
         if self.whole_photo:
             return "the whole photo"
         v = self.view
@@ -123,7 +162,7 @@ class Placement:
                 f"{self.photo_size[0]}×{self.photo_size[1]} and {other.photo_name}, "
                 f"{other.photo_size[0]}×{other.photo_size[1]})"
             )
-        if self.view != other.view:
+        if self.view != other.view or self.face != other.face:
             return (
                 f"they were restored at different places of the photo ({self.where()} "
                 f"and {other.where()})"
@@ -146,10 +185,18 @@ class Placement:
     def moved(self, dx: int, dy: int, photo_size: tuple[int, int]) -> Placement:
         """The same placement inside a larger photo of ``photo_size`` where this one's
         photo starts at (dx, dy): the app plans a run on a crop of its picture."""
+        size = (int(photo_size[0]), int(photo_size[1]))
+        if self.face is not None:
+            f = self.face
+            face = dataclasses.replace(f, cx=f.cx + int(dx), cy=f.cy + int(dy))
+            hole = None
+            if self.hole is not None:
+                hole = np.zeros((size[1], size[0]), dtype=bool)
+                h, w = self.hole.shape
+                hole[int(dy) : int(dy) + h, int(dx) : int(dx) + w] = self.hole
+            return dataclasses.replace(self, face=face, photo_size=size, hole=hole)
         view = dataclasses.replace(self.view, x=self.view.x + int(dx), y=self.view.y + int(dy))
-        return dataclasses.replace(
-            self, view=view, photo_size=(int(photo_size[0]), int(photo_size[1]))
-        )
+        return dataclasses.replace(self, view=view, photo_size=size)
 
     def with_photo(self, path: str | Path | None, digest: str | None) -> Placement:
         return dataclasses.replace(
@@ -168,6 +215,7 @@ class Placement:
             "has_hole": self.hole is not None,
             "photo_path": self.photo_path,
             "photo_digest": self.photo_digest,
+            **({"face": self.face.to_json()} if self.face is not None else {}),
         }
 
     def hole_bits(self) -> np.ndarray | None:
@@ -189,10 +237,13 @@ class Placement:
             x, y, w, h, res, ox, oy, cw, ch = (int(v) for v in data["view"])
             view = View(x, y, w, h, res, ox, oy, cw, ch)
             pw, ph = (int(v) for v in data["photo_size"])
+            face = FaceAlignment.from_json(data["face"]) if data.get("face") else None
             hole = None
             if data.get("has_hole"):
                 if hole_bits is None:
                     raise ValueError("its hole is missing")
+                if face is not None:  # an aligned face's hole is the photo's
+                    w, h = pw, ph
                 bits = np.asarray(hole_bits, dtype=np.uint8).reshape(-1)
                 if w < 1 or h < 1 or bits.size != (w * h + 7) // 8:
                     # unpacked only when the bits are the view's: a 30000² view with a few
@@ -213,6 +264,7 @@ class Placement:
                 hole,
                 str(path) if path else None,
                 str(digest) if digest else None,
+                face=face,
             )
         except StateError as exc:  # the record is inconsistent: say which file
             text = str(exc)

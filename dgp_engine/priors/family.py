@@ -67,3 +67,42 @@ def config_from_dict(data: dict[str, Any]) -> PriorConfig:
 def n_classes(config: PriorConfig) -> int:
     """Classes the generator is conditioned on (0: an unconditional StyleGAN2)."""
     return config.c_dim if isinstance(config, StyleGAN2Config) else config.n_classes
+
+
+# --- face priors ---------------------------------------------------------------------------
+#: How a face prior's training faces were aligned (docs/method.md#aligned-faces): the only
+#: kind so far is FFHQ's (FFHQ itself, MetFaces, and the models fine-tuned from them).
+FFHQ_ALIGNMENT = "ffhq"
+ALIGNMENTS = (FFHQ_ALIGNMENT,)
+#: Words in a network pickle's file name that mean faces aligned the FFHQ way.
+FACE_NAME_HINTS = ("ffhq", "metfaces")
+
+
+def check_alignment(value: str | None) -> str:
+    """``value`` as recorded with an install: "ffhq", or "" (not a face prior; "none" and
+    None mean that too); anything else is refused with the choices."""
+    text = "" if value is None else str(value).strip().lower()
+    if text in ("", NONE):
+        return ""
+    if text not in ALIGNMENTS:
+        raise CheckpointError(
+            f"A face alignment must be one of {', '.join(ALIGNMENTS)} or none, not {value!r}."
+        )
+    return text
+
+
+def alignment_from_name(file_name: str) -> str:
+    """The alignment a network pickle's file name suggests ("ffhq" for ffhq.pkl,
+    metfaces.pkl and the like; "" otherwise): the default the user can override."""
+    lower = file_name.lower()
+    return FFHQ_ALIGNMENT if any(hint in lower for hint in FACE_NAME_HINTS) else ""
+
+
+def recorded_alignment(record: dict[str, Any]) -> str:
+    """The alignment an install record (model.json) or registry entry holds ("" when it
+    holds none, as every record written before face priors existed; an unknown value
+    is read as none rather than making the model unloadable)."""
+    try:
+        return check_alignment(record.get("alignment"))
+    except CheckpointError:
+        return ""

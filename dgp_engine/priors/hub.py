@@ -51,7 +51,15 @@ from .checkpoint import (
     read_prior_config,
     read_state_dict,
 )
-from .family import STYLEGAN2, PriorConfig, config_dict, config_from_dict, family_of
+from .family import (
+    STYLEGAN2,
+    PriorConfig,
+    alignment_from_name,
+    check_alignment,
+    config_dict,
+    config_from_dict,
+    family_of,
+)
 from .progress import ProgressCallback, Reporter, bar_class, sha256_file
 from .registry import (
     BUNDLED,
@@ -242,12 +250,14 @@ def _install(
     source_format: str | None = None,
     checked: dict[str, dict[str, torch.Tensor]] | None = None,
     licence: str = "",
+    alignment: str = "",
 ) -> InstalledModel:
     """Check, convert to safetensors and atomically install a G/D pair as ``name``.
     StudioGAN checkpoints are renamed to our layout and stored with float16 weights, as
     are StyleGAN2 networks (under their own names); optimizer state and metadata are not
     kept. ``checked`` holds the state dicts of roles already read and checked (taken out
-    of it here). ``licence``: terms to record with the model (shown by ``dgp models``)."""
+    of it here). ``licence``: terms to record with the model (shown by ``dgp models``);
+    ``alignment``: "ffhq" to record the model as a face prior."""
     from safetensors.torch import save_file
 
     checked = checked if checked is not None else {}
@@ -314,6 +324,8 @@ def _install(
             }
             if licence:
                 record["licence"] = licence
+            if alignment:
+                record["alignment"] = alignment
             reporter.check()
             atomic_write_text(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
     except OSError as exc:
@@ -343,6 +355,7 @@ def import_files(
     conv_clamp: float | str | None = "",
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    alignment: str | None = None,
 ) -> InstalledModel:
     """Convert a generator/discriminator pair the user has into an installed model.
 
@@ -356,7 +369,10 @@ def import_files(
     by their tensor names and installed as a StyleGAN2 prior. Their files do not record
     two settings, which a new name therefore needs: ``conv_clamp`` (256 for runs trained
     with mixed precision, ``-mpc``; None or "none" otherwise; "" = not given) and the
-    minibatch-std group size, from the run's YAML given as ``config``."""
+    minibatch-std group size, from the run's YAML given as ``config``.
+
+    ``alignment``: "ffhq" records the model as a face prior, "none" as not one; None
+    takes the registered model's (none for a new name)."""
     registry.validate_name(name)
     if name == BUNDLED:
         raise RegistryError(
@@ -378,8 +394,15 @@ def import_files(
         )
     known = registry.entries()
     entry: ModelEntry | None = known.get(name)
+    face = (
+        check_alignment(alignment)
+        if alignment is not None
+        else (entry.alignment if entry is not None else "")
+    )
     if _is_stylegan2_import(files["G"], entry, name):
-        return _import_stylegan2(name, files, entry, config, conv_clamp, title, classes, reporter)
+        return _import_stylegan2(
+            name, files, entry, config, conv_clamp, title, classes, reporter, face
+        )
     if conv_clamp != "":
         raise CheckpointError(
             f"--conv-clamp is a StyleGAN2 setting, and {files['G'].name} is "
@@ -437,6 +460,7 @@ def import_files(
         classes_file=classes_file,
         has_config_file=has_config_file,
         class_names=entry.class_names if entry is not None else (),
+        alignment=face,
     )
 
 
@@ -494,6 +518,7 @@ def _import_stylegan2(
     title: str,
     classes: str | Path | None,
     reporter: Reporter,
+    alignment: str = "",
 ) -> InstalledModel:
     """:func:`import_files` for StudioGAN's StyleGAN2 files."""
     for i, role in enumerate(ROLES):
@@ -538,6 +563,7 @@ def _import_stylegan2(
         class_names=entry.class_names if entry is not None else (),
         checked={"G": g_sd, "D": d_sd},
         licence=entry.licence if entry is not None and entry.licence else sg2p.LICENCE_STUDIOGAN,
+        alignment=alignment,
     )
 
 
@@ -614,6 +640,7 @@ def import_pickle(
     classes: str | Path | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    alignment: str | None = None,
 ) -> InstalledModel:
     """Install the G_ema and D of an NVIDIA stylegan2-ada-pytorch network pickle
     (``network-snapshot-*.pkl``) as the StyleGAN2 prior ``name``. The pickle is read by a
@@ -621,7 +648,8 @@ def import_pickle(
     but StyleGAN2 networks (other classes, other globals, no discriminator, G and D of
     different sizes), or a damaged one, is refused by name and nothing is installed. The
     architecture comes from the networks' recorded constructor settings; NVIDIA's licence
-    is recorded with the model."""
+    is recorded with the model. ``alignment``: "ffhq" records a face prior, "none" not
+    one; None guesses from the file's name (ffhq.pkl, metfaces.pkl… are faces)."""
     registry.validate_name(name)
     if name == BUNDLED:
         raise RegistryError(
@@ -629,6 +657,7 @@ def import_pickle(
         )
     reporter = Reporter(name, progress, cancel)
     file = Path(pkl).expanduser()
+    face = check_alignment(alignment) if alignment is not None else alignment_from_name(file.name)
     if not file.is_file():
         raise CheckpointError(
             f"{file} does not exist: pass NVIDIA's network pickle "
@@ -667,6 +696,7 @@ def import_pickle(
         classes_file=classes_file,
         checked={"G": weights.G_ema, "D": weights.D},
         licence=sg2p.LICENCE_NVIDIA,
+        alignment=face,
     )
 
 
@@ -1043,6 +1073,7 @@ def pull(
             source_hint=hint,
             checked=checked,
             licence=entry.licence,
+            alignment=entry.alignment,
         )
     except CheckpointError as exc:
         raise CheckpointError(f"{exc} {_kept_note(fetched)}") from exc

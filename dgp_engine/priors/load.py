@@ -30,7 +30,7 @@ from .checkpoint import (
     verify_installed_files,
 )
 from .classes import choose_class
-from .family import PriorConfig, family_of
+from .family import PriorConfig, family_of, recorded_alignment
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class Prior:
         class_names: list[str] | None = None,
         source: Path | None = None,
         checksum: str = "",
+        alignment: str = "",
     ):
         big = isinstance(config, BigGANConfig)
         if big != (isinstance(G, Generator) and isinstance(D, Discriminator)) or (
@@ -91,6 +92,9 @@ class Prior:
         self.source = source
         # identity of the weights (set by load_prior); saved in every state
         self.checksum = checksum
+        # how the prior's training faces were aligned ("ffhq"), "" when it is no face
+        # prior (docs/method.md#aligned-faces); from the install record
+        self.alignment = alignment
 
     def __repr__(self) -> str:
         return (
@@ -241,9 +245,23 @@ def load_prior(source: str | Path, device: str | torch.device = "cpu") -> Prior:
         class_names=read_class_names(path, config),
         source=path,
         checksum=checksum,
+        alignment=_alignment_of(path),
     )
     log.info("loaded prior %s from %s (%s)", name, path, config.describe())
     return prior
+
+
+def _alignment_of(folder: Path) -> str:
+    """The face alignment the folder's install record (model.json) holds; "" for none,
+    for a folder without a record and for an unreadable record (the registry reports
+    that one)."""
+    import json
+
+    try:
+        record = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return recorded_alignment(record) if isinstance(record, dict) else ""
 
 
 def _refuse_implausible(sd: dict[str, torch.Tensor], file: Path, folder: Path, name: str) -> None:
@@ -287,6 +305,7 @@ def _load_stylegan2(
         class_names=class_names(path, config),
         source=path,
         checksum=checksum,
+        alignment=_alignment_of(path),
     )
     log.info("loaded prior %s from %s (%s)", name, path, config.describe())
     return prior

@@ -37,10 +37,12 @@ from ..system.fileio import atomic_write_text
 from .family import (
     STYLEGAN2,
     PriorConfig,
+    check_alignment,
     config_from_dict,
     config_table,
     family_of,
     n_classes,
+    recorded_alignment,
 )
 
 if sys.version_info >= (3, 11):
@@ -136,6 +138,7 @@ class ModelEntry:
     class_names: tuple[str, ...] = ()  # inline class list (written as classes.txt)
     listed_bytes: int | None = None  # what a pull transfers (registry data)
     stylegan2: StyleGAN2Config | None = None  # the architecture of a StyleGAN2 model
+    alignment: str = ""  # "ffhq" for a face prior (docs/method.md#aligned-faces), else ""
 
     @property
     def architecture(self) -> PriorConfig | None:
@@ -203,6 +206,12 @@ class InstalledModel:
         return str(self.record.get("licence") or "")
 
     @property
+    def alignment(self) -> str:
+        """ "ffhq" when the model is a face prior, recorded at install; "" otherwise (and
+        for every record written before face priors)."""
+        return recorded_alignment(self.record)
+
+    @property
     def files(self) -> dict[str, dict[str, Any]]:
         files: dict[str, dict[str, Any]] = self.record.get("files", {})
         return files
@@ -234,6 +243,12 @@ class ModelStatus:
     download_bytes: int | None = None  # what a pull transfers (None: unknown / no source)
     downloadable: bool = False  # has a Hub source that `pull` can use
     family: str = "biggan-pytorch"  # biggan-pytorch, studiogan (BigGANs) or stylegan2
+    alignment: str = ""  # "ffhq": a face prior, restored on aligned faces; "" otherwise
+
+    @property
+    def face(self) -> str:
+        """The face prior's kind in words ("faces, FFHQ-aligned"), "" for other priors."""
+        return f"faces, {self.alignment.upper()}-aligned" if self.alignment else ""
 
     @property
     def usable(self) -> bool:
@@ -416,7 +431,15 @@ def _entry_from(
         class_names=tuple(names),
         listed_bytes=int(listed) if listed else None,
         stylegan2=style,
+        alignment=_table_alignment(table, where),
     )
+
+
+def _table_alignment(table: dict[str, Any], where: str) -> str:
+    try:
+        return check_alignment(table.get("alignment"))
+    except CheckpointError as exc:
+        raise RegistryError(f"{where}: {exc}") from None
 
 
 def entries(strict: str | None = None) -> dict[str, ModelEntry]:
@@ -451,6 +474,7 @@ def entries(strict: str | None = None) -> dict[str, ModelEntry]:
                 stylegan2=arch if isinstance(arch, StyleGAN2Config) else None,
                 user_defined=True,
                 licence=installed.licence,
+                alignment=installed.alignment,
             )
     return out
 
@@ -740,6 +764,7 @@ def list_models() -> list[ModelStatus]:
                     download_bytes=download_bytes,
                     downloadable=downloadable,
                     family=model.family,
+                    alignment=model.alignment or entry.alignment,
                 )
             )
         else:
@@ -758,6 +783,7 @@ def list_models() -> list[ModelStatus]:
                     download_bytes=download_bytes,
                     downloadable=downloadable,
                     family=entry.family,
+                    alignment=entry.alignment,
                 )
             )
     return rows

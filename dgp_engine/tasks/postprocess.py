@@ -117,6 +117,8 @@ def composed_view(
             "A super-resolved result is a new picture: it has no place in the "
             "photo to compose into."
         )
+    if placement.face is not None:
+        return _composed_face(rgb, placement, model_output, compose, lightness)
     crop = view.crop(rgb)
     if compose == COLOR_TRANSFER:
         patch = transfer_color(crop, view.content(model_output), lightness=lightness)
@@ -139,6 +141,37 @@ def composed_view(
     )
     local = dataclasses.replace(region, x=0, y=0)
     return slices, blend_into(crop, patch, local, weight)
+
+
+def _composed_face(
+    rgb: np.ndarray,
+    placement: Placement,
+    model_output: np.ndarray,
+    compose: str,
+    lightness: np.ndarray | None,
+) -> tuple[tuple[slice, slice], np.ndarray]:
+    """:func:`composed_view` for an aligned face (docs/method.md#aligned-faces): the
+    model's square warped back into the photo's pixels around the face, blended in with a
+    seam feathered inside the square's edges (the hole's seam for inpainting); every
+    pixel outside the square keeps the photo's value exactly."""
+    face = placement.face
+    assert face is not None
+    slices = placement.photo_slices()
+    box = placement.photo_box()
+    crop = np.asarray(rgb, dtype=np.float32)[slices]
+    patch = face.from_model_square(model_output, box)
+    weight = face.seam_weight(box, placement.feather)
+    if compose == COLOR_TRANSFER:
+        patch = transfer_color(crop, patch, lightness=lightness)
+    elif compose == FILL_HOLE:
+        if placement.hole is None:
+            raise InputError("This inpainting placement records no hole to fill.")
+        # the hole inside the square's unfeathered part, eased into the known pixels
+        hole = placement.hole[slices] & (weight >= 1.0)
+        weight = hole_weight(hole, placement.feather) * (weight > 0)
+    w = weight[..., None]
+    out = crop * (1.0 - w) + np.asarray(patch, dtype=np.float32) * w
+    return slices, np.where(w > 0, out, crop).astype(np.float32)
 
 
 def compose_into(photo: Photo, placement: Placement, model_output: np.ndarray) -> Photo:
@@ -270,7 +303,7 @@ class PhotoComposer:
         if self._base is None:
             self._base = to_uint8(self.photo.rgb)
             if compose_step(self.placement) == COLOR_TRANSFER:
-                self._lightness = lightness_of(self.placement.view.crop(self.photo.rgb))
+                self._lightness = lightness_of(self.photo.rgb[self.placement.photo_slices()])
         slices, content = composed_view(
             self.photo.rgb, self.placement, out, lightness=self._lightness
         )

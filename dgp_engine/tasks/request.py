@@ -36,6 +36,7 @@ import torch
 from ..errors import DeviceError, InputError
 from ..files.photos import Photo
 from ..method.compute import check_precision, resolve_precision
+from ..method.face_align import FacePoints
 from ..method.presets import Preset
 from ..method.region import RegionLike
 from ..method.taskspec import TaskSpec, task_spec
@@ -69,6 +70,10 @@ class RestoreRequest:
     factor: int | None = None  # super-resolution factor (None: largest that fits)
     feather: int | None = None  # seam width, photo px (None: scaled to the region)
     save_state: bool = False  # the front end saves the reconstruction too
+    # an aligned face (docs/method.md#aligned-faces): its left eye, right eye and mouth
+    # ("x,y x,y x,y" or FacePoints); None: a face prior finds the face with its detector
+    face_points: FacePoints | str | None = None
+    aligned: bool = False  # the photo already is an aligned face crop (face priors)
 
     def __post_init__(self) -> None:
         if isinstance(self.task, str):
@@ -89,8 +94,9 @@ class RestoreRequest:
         self, *, mask: np.ndarray | None = None, region: RegionLike | None = None
     ) -> RestoreRequest:
         """The same request for another picture (a batch's next item): its mask and
-        region; everything :func:`resolve_request` decides stays the same."""
-        return dataclasses.replace(self, mask=mask, region=region)
+        region (face points belong to one picture: another one's face is found anew);
+        everything :func:`resolve_request` decides stays the same."""
+        return dataclasses.replace(self, mask=mask, region=region, face_points=None)
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,8 @@ class ResolvedRestore:
             feather=r.feather,
             z_init=z_init,
             precision=self.precision,
+            face_points=r.face_points,
+            aligned=r.aligned,
         )
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import InputError, PresetError
+from ..errors import FaceNotFoundError, InputError, PresetError
 from ..files.photos import Photo, check_mask
 from ..method.degradations import (
     Compose,
@@ -36,6 +36,13 @@ from ..method.degradations import (
     Identity,
     Mask,
     make_degradation,
+)
+from ..method.face_align import (
+    FaceAlignment,
+    FacePoints,
+    check_face_points,
+    enlargement_note,
+    parse_face_points,
 )
 from ..method.placement import Placement, pixels_digest
 from ..method.presets import Preset, load_preset
@@ -117,6 +124,7 @@ class TaskPlan:
     output_size: tuple[int, int] | None = None  # (w, h) for superres / hybrid
     feather: int = 0  # seam width in photo pixels
     notes: list[str] = field(default_factory=list)
+    face: FaceAlignment | None = None  # the aligned face the model's square shows
     # structured warnings (their messages are in ``notes`` too): a region enlarged so
     # much that the result comes back soft, with the remedies
     advisories: list[RegionAdvisory] = field(default_factory=list)
@@ -175,14 +183,26 @@ def plan_task(
     region: RegionLike | None = None,
     factor: int | None = None,
     feather: int | None = None,
+    face: FaceAlignment | None = None,
 ) -> TaskPlan:
     """Decide the model's view of ``photo`` and build the observation for ``task``; its
     φ is the task's (:func:`~dgp_engine.method.degradations.make_degradation`), with the
-    pixels the photo does not cover (a fitted photo's margin) left out of the loss."""
+    pixels the photo does not cover (a fitted photo's margin) left out of the loss.
+    ``face``: work on this aligned face (:func:`find_face`) instead of a square."""
     spec = task_spec(task)
     w, h = photo.size
     rgb = photo.rgb
     notes: list[str] = []
+    if face is not None:
+        if region is not None:
+            raise InputError("Give either face points or a region, not both.")
+        if mask is not None:
+            mask = check_mask(mask, (w, h))
+        elif spec.needs_mask:
+            raise InputError(
+                "Inpainting needs a mask (a mask image or a box) marking what to fill."
+            )
+        return _plan_face(photo, spec, resolution, face.with_resolution(resolution), mask, feather)
     if region is not None:
         region = clamp_region(parse_region(region), w, h)
     if mask is not None:
@@ -286,6 +306,128 @@ def plan_task(
         notes=notes,
         advisories=advisories,
     )
+
+
+def _plan_face(
+    photo: Photo,
+    spec: TaskSpec,
+    resolution: int,
+    face: FaceAlignment,
+    mask: np.ndarray | None,
+    feather: int | None,
+) -> TaskPlan:
+    """The plan of a task on an aligned face (docs/method.md#aligned-faces): the model sees
+    the face warped into its square; what the square holds past the photo's edges
+    (mirrored) is left out of the loss, as is the hole for inpainting."""
+    if spec.new_picture:
+        raise InputError(
+            f"{spec.label} of an aligned face is not supported yet: super-resolve a square "
+            "region of the photo (--region) with the face inside it instead."
+        )
+    w, h = photo.size
+    notes: list[str] = []
+    note = enlargement_note(face)
+    if note:
+        notes.append(note)
+    inside = face.inside_mask((w, h))
+    if not inside.all():
+        notes.append(
+            f"{100 * (1 - inside.mean()):.0f} % of the aligned face's square lies outside "
+            "the photo: it is filled by mirroring the photo and left out of the loss."
+        )
+    obs = face.to_model_square(photo.rgb)
+    known = inside
+    feather_px = feather if feather is not None else default_feather(int(round(face.side)))
+    view = View.of_region(Region(0, 0, resolution), resolution)
+    if spec.compose == FILL_HOLE:
+        assert mask is not None  # the task needs a mask (checked by plan_task)
+        hole_m = face.hole_to_model(mask)
+        if not hole_m.any():
+            raise InputError(
+                "The mask lies outside the aligned face: mark what to fill on the face."
+            )
+        box = face.box((w, h))
+        in_box = mask[box[1] : box[3], box[0] : box[2]]
+        if (
+            int(in_box.sum()) < int(mask.sum())
+            or (in_box & (face.seam_weight(box, feather_px) < 1.0)).any()
+        ):
+            notes.append(
+                "Part of the mask lies outside the aligned face (or on its seam) and is "
+                "left as it is."
+            )
+        known = inside & ~hole_m
+        if not known.any():
+            raise InputError(
+                "The mask covers the whole aligned face: nothing is known to restore "
+                "from. Paint a smaller mask."
+            )
+        phi = make_degradation(spec, mask=torch.from_numpy(known.astype(np.float32)))
+    else:
+        if spec.grayscale:
+            obs = to_gray(obs)
+        elif mask is not None:
+            notes.append("The mask is ignored by this task (use inpaint).")
+        phi = _with_known(make_degradation(spec), known)
+    target = obs * known[..., None]
+    return TaskPlan(
+        spec,
+        view,
+        phi,
+        target.astype(np.float32),
+        None if known.all() else known,
+        mask if spec.compose == FILL_HOLE else None,
+        feather=feather_px,
+        notes=notes,
+        face=face,
+    )
+
+
+def find_face(
+    photo: Photo,
+    resolution: int,
+    *,
+    points: FacePoints | str | None = None,
+    face_prior: bool = False,
+    region: RegionLike | None = None,
+    aligned: bool = False,
+) -> tuple[FaceAlignment | None, list[str]]:
+    """The aligned face to work on, and notes: from ``points`` (left eye, right eye,
+    mouth) when given; for a ``face_prior`` with neither a region nor ``aligned`` (the
+    photo is already an aligned face crop), from the installed face detector.  A face
+    prior with no face found is refused (:class:`FaceNotFoundError`) with what to do;
+    other priors work on squares as usual (None)."""
+    if points is not None:
+        if region is not None:
+            raise InputError("Give either face points or a region, not both.")
+        pts, notes = check_face_points(parse_face_points(points), photo.size)
+        return FaceAlignment.from_points(pts, resolution), notes
+    if not face_prior or aligned:
+        return None, []
+    if region is not None:
+        raise InputError(
+            "This model is a face prior: it needs the face aligned the FFHQ way, not a "
+            'square region. Give the eyes and mouth (--face-points "x,y x,y x,y": left '
+            "eye, right eye, mouth; in the app, the three-point tool), or say the photo "
+            "already is an aligned face crop (--aligned)."
+        )
+    from ..method.face_detect import detect_face_points, detector_name
+
+    found = detect_face_points(photo.rgb)
+    if found is None:
+        why = (
+            "no face detector is installed"
+            if detector_name() is None
+            else f"{detector_name()} found no face with two eyes in it"
+        )
+        raise FaceNotFoundError(
+            f"This model is a face prior and {why}: give the eyes and mouth with "
+            '--face-points "x,y x,y x,y" (left eye, right eye, mouth), or use the app\'s '
+            "three-point tool (Face points)."
+        )
+    pts, notes = check_face_points(found, photo.size)
+    notes.insert(0, f"Found a face with {detector_name()}: {pts} (left eye, right eye, mouth).")
+    return FaceAlignment.from_points(pts, resolution), notes
 
 
 def _plan_superres(
@@ -479,7 +621,7 @@ def placement_of(
     """Where a result of ``plan`` sits in its ``photo_size`` photo (saved with its state,
     so any other output can be composed the same way later)."""
     hole = (
-        plan.view.crop(plan.hole)
+        (plan.hole if plan.face is not None else plan.view.crop(plan.hole))
         if plan.hole is not None and plan.spec.compose == FILL_HOLE
         else None
     )
@@ -492,6 +634,7 @@ def placement_of(
         photo_path,
         photo_digest,
         plan.spec.compose,
+        face=plan.face,
     )
 
 
@@ -523,20 +666,41 @@ def restore_image(
     feather: int | None = None,
     z_init: torch.Tensor | None = None,
     precision: str | None = None,
+    face_points: FacePoints | str | None = None,
+    aligned: bool = False,
 ) -> RestorationJob:
     """Plan and start restoring ``photo`` with ``task``; returns the job to iterate.
 
     ``mask``: photo-size bool array, True = fill (inpaint, hybrid).  ``region``:
     x, y, size square to work on.  ``class_id=None`` lets z selection pick the class.
     ``cancel``: an event that cancels the job when set (as ``job.cancel()`` does).
+    ``face_points``: the eyes and mouth of a face to align and restore (the face
+    prior's way; found by the detector for a face prior when not given, unless the
+    photo is ``aligned`` already or a region is given).
     ``precision``: one of :data:`dgp_engine.method.compute.PRECISIONS` (None: "auto"); a
     device that cannot compute in it is refused here (DeviceError), before any work.
     The precision used is saved in the result's ``state.progress["precision"]``."""
     if not isinstance(photo, Photo):
         photo = Photo.from_array(photo)
-    plan = plan_task(
-        photo, task, prior.resolution, mask=mask, region=region, factor=factor, feather=feather
+    face, face_notes = find_face(
+        photo,
+        prior.resolution,
+        points=face_points,
+        face_prior=bool(prior.alignment),
+        region=region,
+        aligned=aligned,
     )
+    plan = plan_task(
+        photo,
+        task,
+        prior.resolution,
+        mask=mask,
+        region=region,
+        factor=factor,
+        feather=feather,
+        face=face,
+    )
+    plan.notes[:0] = face_notes
     preset = resolve_preset(preset, plan.spec, prior.name, family=prior.family)
     for note in plan.notes:
         log.info("%s", note)
