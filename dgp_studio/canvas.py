@@ -31,11 +31,11 @@ from PySide6.QtWidgets import (
 )
 
 from . import mask_tools
-from .model.state import AppState
+from .model.state import FACE_POINT_NAMES, AppState
 from .qimage import to_pixmap, to_qimage
 from .undo import Bounds, TileRecorder
 
-TOOLS = ("brush", "eraser", "rect", "lasso", "frame")
+TOOLS = ("brush", "eraser", "rect", "lasso", "frame", "face")
 MIN_ZOOM, MAX_ZOOM = 0.01, 64.0
 EMPTY_HINT = "Open a picture (Ctrl+O) or drop one here"
 LIVE_OPACITY = 0.55  # live frames are a marked, see-through overlay, never the result
@@ -193,8 +193,8 @@ class RegionFrameItem(QGraphicsItem):
     def paint(
         self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
     ) -> None:
-        if self.rect.isEmpty():
-            return
+        if self.rect.isEmpty() or len(self.state.face_points) == 3:
+            return  # three face points: the run works on the aligned face, not here
         pen = QPen(QColor(255, 220, 0), 2)
         pen.setCosmetic(True)
         pen.setStyle(Qt.PenStyle.DashLine)
@@ -238,6 +238,86 @@ class RegionFrameItem(QGraphicsItem):
             self.state.set_region(self.rect.x(), self.rect.y(), self.rect.width())
 
 
+class FacePointsItem(QGraphicsItem):
+    """The face points over the picture (L, R, M: left eye, right eye, mouth) and, once
+    they make a face, the aligned square the face prior will see (a face whose points
+    cannot be one is drawn with a red line between them)."""
+
+    RADIUS_PX = 7  # on screen
+
+    def __init__(self, state: AppState) -> None:
+        super().__init__()
+        self.state = state
+        self.points: list[tuple[float, float]] = []
+        self.square: list[tuple[float, float]] = []
+        self.setZValue(12)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)  # the canvas handles clicks
+
+    def radius(self) -> float:
+        """The points' radius in picture pixels (constant on screen)."""
+        view_scale = self.scene().views()[0].transform().m11() if self.scene() else 1.0
+        return self.RADIUS_PX / max(view_scale, 1e-6)
+
+    def set_points(self, points: list[tuple[float, float]]) -> None:
+        self.prepareGeometryChange()
+        self.points = [(float(x), float(y)) for x, y in points]
+        face = self.state.face_alignment()
+        self.square = [] if face is None else [(float(x), float(y)) for x, y in face.corners()]
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        xy = self.points + self.square
+        if not xy:
+            return QRectF()
+        r = self.radius() * 3 if self.scene() else 0.0
+        xs, ys = [p[0] for p in xy], [p[1] for p in xy]
+        return QRectF(
+            min(xs) - r, min(ys) - r, max(xs) - min(xs) + 2 * r, max(ys) - min(ys) + 2 * r
+        )
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
+        if not self.points:
+            return
+        problem = len(self.points) == 3 and not self.square
+        if self.square:
+            pen = QPen(QColor(0, 230, 120), 2)
+            pen.setCosmetic(True)
+            pen.setStyle(Qt.PenStyle.DashLine)
+            painter.setPen(pen)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            path = QPainterPath()
+            path.moveTo(*self.square[0])
+            for q in self.square[1:]:
+                path.lineTo(*q)
+            path.closeSubpath()
+            painter.drawPath(path)
+        line = QPen(QColor(255, 60, 60) if problem else QColor(0, 230, 120), 1)
+        line.setCosmetic(True)
+        painter.setPen(line)
+        for a, b in zip(self.points, self.points[1:], strict=False):
+            painter.drawLine(QPointF(*a), QPointF(*b))
+        r = self.radius()
+        font = painter.font()
+        font.setPointSizeF(max(1.0, r * 1.4))
+        painter.setFont(font)
+        for (x, y), name in zip(self.points, FACE_POINT_NAMES, strict=False):
+            painter.setBrush(QBrush(QColor(0, 230, 120, 170)))
+            painter.drawEllipse(QPointF(x, y), r, r)
+            painter.drawText(QPointF(x + r * 1.2, y - r * 1.2), name[0].upper())
+
+    def point_at(self, pos: QPointF) -> int | None:
+        """The index of the point under ``pos`` (picture coordinates), or None."""
+        r = self.radius() * 1.5
+        best = None
+        for i, (x, y) in enumerate(self.points):
+            d = ((pos.x() - x) ** 2 + (pos.y() - y) ** 2) ** 0.5
+            if d <= r and (best is None or d < best[1]):
+                best = (i, d)
+        return None if best is None else best[0]
+
+
 class Canvas(QGraphicsView):
     zoom_changed = Signal(float)
     tool_changed = Signal(str)
@@ -279,6 +359,7 @@ class Canvas(QGraphicsView):
         self.preview_label.setVisible(False)
         self.split_mode = False
         self.frame_item = RegionFrameItem(state)
+        self.face_item = FacePointsItem(state)
         self.cursor_item = QGraphicsEllipseItem()
         cpen = QPen(QColor(255, 255, 255), 1)
         cpen.setCosmetic(True)
@@ -298,6 +379,7 @@ class Canvas(QGraphicsView):
             self.preview_outline,
             self.preview_label,
             self.frame_item,
+            self.face_item,
             self.cursor_item,
             self.rubber,
         ):
@@ -313,7 +395,11 @@ class Canvas(QGraphicsView):
         self._shape_points: list[QPointF] = []
         self._shape_erase = False
         self._splitting = False
+        self._face_drag: int | None = None  # the face point being dragged
         state.picture_replaced.connect(self._on_picture_replaced)
+        state.face_points_changed.connect(self.face_item.set_points)
+        state.face_points_changed.connect(lambda _p: self.frame_item.update())
+        state.resolution_changed.connect(lambda _r: self.face_item.set_points(state.face_points))
         state.picture_changed.connect(self.image_item.changed)
         state.mask_changed.connect(self.mask_item.changed)
         state.region_changed.connect(self.frame_item.set_region)
@@ -439,6 +525,7 @@ class Canvas(QGraphicsView):
         self.viewport().setCursor(
             Qt.CursorShape.SizeAllCursor if tool == "frame" else Qt.CursorShape.CrossCursor
         )
+        self.face_item.setVisible(True)
         self.tool_changed.emit(tool)
 
     def set_brush(self, size: int | None = None, hardness: float | None = None) -> None:
@@ -496,6 +583,13 @@ class Canvas(QGraphicsView):
             super().mousePressEvent(event)
             return
         p = self.mapToScene(event.position().toPoint())
+        if self.tool == "face":
+            # on a point: drag it; elsewhere: the next point (left eye, right eye, mouth)
+            self._face_drag = self.face_item.point_at(p)
+            if self._face_drag is None and self.state.add_face_point(p.x(), p.y()):
+                self._face_drag = len(self.state.face_points) - 1
+            event.accept()
+            return
         if self.split_mode and self.result_item.has_image:
             self._splitting = True  # drag the before | after line, paint nothing
             self.set_split(p.x())
@@ -525,6 +619,10 @@ class Canvas(QGraphicsView):
             event.accept()
             return
         self._update_cursor_item(p)
+        if self._face_drag is not None:
+            self.state.move_face_point(self._face_drag, p.x(), p.y())
+            event.accept()
+            return
         if self._splitting:
             self.set_split(p.x())
             event.accept()
@@ -582,6 +680,10 @@ class Canvas(QGraphicsView):
             self.viewport().setCursor(
                 Qt.CursorShape.OpenHandCursor if self._space else Qt.CursorShape.CrossCursor
             )
+            event.accept()
+            return
+        if self._face_drag is not None:
+            self._face_drag = None
             event.accept()
             return
         if self._splitting:

@@ -327,7 +327,7 @@ class MainWindow(QMainWindow):
     # --- tools, view and the working region -----------------------------------------
     def set_tool(self, tool: str) -> None:
         self.canvas.set_tool(tool)
-        for k in ("brush", "eraser", "rect", "lasso", "frame"):
+        for k in ("brush", "eraser", "rect", "lasso", "frame", "face"):
             self.actions[k].setChecked(k == tool)
         self.canvas.setFocus()
 

@@ -206,7 +206,8 @@ class ModelDialog(QDialog):
                 item = QTableWidgetItem(text)
                 if j == 0:
                     later = unusable_reason(st.family)
-                    item.setToolTip(st.title + (f"\n{later}" if later else ""))
+                    face = f"\nface prior ({st.face})" if st.face else ""
+                    item.setToolTip(st.title + face + (f"\n{later}" if later else ""))
                 elif j == len(cells) - 1 and st.licence:
                     item.setToolTip(st.licence)
                 self.table.setItem(i, j, item)
@@ -256,6 +257,8 @@ class ModelDialog(QDialog):
             facts.append(f"{st.resolution} px")
         if st.family == "stylegan2":
             facts.append("StyleGAN2")
+        if st.face:
+            facts.append(f"face prior ({st.face}: restores the face the Face points tool marks)")
         n_classes = self._classes.get(name)
         if n_classes is not None:
             facts.append("unconditional (no classes)" if n_classes == 0 else f"{n_classes} classes")

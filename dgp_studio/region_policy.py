@@ -29,6 +29,7 @@ class RegionPolicy(QObject):
         state.region_changed.connect(self._region_changed)
         state.resolution_changed.connect(lambda _r: self.update_note())
         state.undo_stack.indexChanged.connect(self._after_edit)
+        state.face_points_changed.connect(lambda _p: self.update_note())
 
     def reset(self) -> None:
         """Around the mask again (Ctrl+R)."""
@@ -64,4 +65,12 @@ class RegionPolicy(QObject):
         text = (
             region_note(st.task, st.region, st.model_resolution, st.mask) if st.has_picture else ""
         )
+        if st.has_picture and len(st.face_points) == 3:
+            problem = st.face_problem()
+            text = (
+                f"⚠ {problem}"
+                if problem
+                else "Works on the aligned face the three face points mark (Shift+P clears "
+                "them to work on a square region)."
+            )
         self.show_note(text, text.startswith("⚠"))

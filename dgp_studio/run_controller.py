@@ -12,11 +12,13 @@ from __future__ import annotations
 import functools
 import logging
 from functools import partial
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from dgp_engine import InputError
+from dgp_engine import DGPError, InputError
+from dgp_engine.method.face_align import FaceAlignment, FacePoints, check_face_points
 from dgp_engine.method.taskspec import task_spec
 from dgp_engine.tasks.request import RestoreRequest
 
@@ -30,6 +32,22 @@ from .thread_worker import GeneratorWorker, WorkerLane, describe_error
 from .worker import EngineRunner, ModelInfo, Notice, Progress, RunStarted, load_error
 
 log = logging.getLogger(__name__)
+
+#: Picture pixels kept around an aligned face's square in the crop sent to the engine.
+FACE_MARGIN = 4
+
+
+def face_prior(model: str) -> bool:
+    """The installed model ``model`` is a face prior (its install record says "ffhq")."""
+    if not model:
+        return False
+    from dgp_engine.priors import registry
+
+    try:
+        installed = registry.installed(model)
+    except (DGPError, OSError, ValueError):
+        return False
+    return installed is not None and bool(installed.alignment)
 
 
 class RunController(QObject):
@@ -82,6 +100,9 @@ class RunController(QObject):
             precision=s.precision,
             threads=self.runner.threads,
         )
+        face = self._face_request(settings, s.as_dict())
+        if face is not None:
+            return face
         if settings.task.region.whole_photo:
             # the whole picture at any aspect ratio, fitted into the model's square by
             # the engine exactly as the CLI does it without a region
@@ -115,6 +136,58 @@ class RunController(QObject):
             (x0, y0, x1, y1),
             (x - x0, y - y0, side),
             s.as_dict(),
+        )
+
+    def _face_request(
+        self, settings: RestoreRequest, extra: dict[str, Any]
+    ) -> RegionRequest | None:
+        """The request on the aligned face (docs/method.md#aligned-faces) when the three
+        face points are placed, or the model is a face prior (then the detector places
+        them, if one is installed; else InputError says to place them); None: a square
+        region as usual.  The crop is the face's square (bounds) plus a small margin."""
+        st = self.state
+        assert st.picture is not None
+        if len(st.face_points) < 3:
+            if not face_prior(self.settings.model):
+                return None
+            from dgp_engine.method.face_detect import detect_face_points, detector_name
+
+            found = detect_face_points(st.picture.pixels)
+            if found is None:
+                why = (
+                    "no face detector is installed"
+                    if detector_name() is None
+                    else "no face was found in the picture"
+                )
+                raise InputError(
+                    f"{self.settings.model} is a face prior and {why}: choose Face points "
+                    "(P) and click the left eye, the right eye and the mouth, then run again."
+                )
+            st.set_face_points(found.as_list())  # shown for the user to check and move
+        points, _ = check_face_points(FacePoints(*st.face_points), st.size)
+        face = FaceAlignment.from_points(points, st.model_resolution)
+        w, h = st.size
+        x0, y0, x1, y1 = face.box((w, h))
+        # a few pixels more: the engine's bicubic samples reach 2 px past the square
+        x0, y0 = max(0, x0 - FACE_MARGIN), max(0, y0 - FACE_MARGIN)
+        x1, y1 = min(w, x1 + FACE_MARGIN), min(h, y1 + FACE_MARGIN)
+        mask = st.mask[y0:y1, x0:x1]
+        if settings.task.needs_mask and not (mask > 127).any():
+            raise InputError(
+                "The mask lies outside the aligned face: paint what to fill on the face, "
+                "or clear the face points (Shift+P) to work on a square region."
+            )
+        local = FacePoints(
+            *((x - x0, y - y0) for x, y in (points.left_eye, points.right_eye, points.mouth))
+        )
+        return RegionRequest.for_crop(
+            settings,
+            st.picture.pixels[y0:y1, x0:x1].copy(),
+            mask.copy(),
+            (x0, y0, x1, y1),
+            None,
+            extra,
+            face_points=local,
         )
 
     # --- lifecycle --------------------------------------------------------------------

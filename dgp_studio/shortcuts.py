@@ -27,6 +27,8 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "rect": ("M", "Rectangle selection (Alt: subtract)"),
     "lasso": ("L", "Lasso selection (Alt: subtract)"),
     "frame": ("F", "Move / scale the working region"),
+    "face": ("P", "Face points: click the left eye, the right eye, the mouth (drag to move)"),
+    "clear_face": ("Shift+P", "Clear the face points"),
     "smaller": ("[", "Smaller brush"),
     "bigger": ("]", "Bigger brush"),
     "softer": ("Shift+[", "Softer brush"),

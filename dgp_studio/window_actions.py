@@ -41,6 +41,7 @@ TOOLS = (
     ("rect", "&Rectangle"),
     ("lasso", "&Lasso"),
     ("frame", "Working &region"),
+    ("face", "&Face points"),
 )
 
 
@@ -93,6 +94,7 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
     add("reset_region", "Working region around the &mask", window.reset_region)
     for tool, label in TOOLS:
         add(tool, label, lambda _=False, t=tool: window.set_tool(t)).setCheckable(True)
+    add("clear_face", "Clear face &points", st.clear_face_points)
     add("smaller", "Smaller brush", lambda: c.grow_brush(1 / 1.2))
     add("bigger", "Bigger brush", lambda: c.grow_brush(1.2))
     add("softer", "Softer brush", lambda: c.set_brush(hardness=c.brush_hardness - 0.1))
@@ -178,6 +180,8 @@ def build_menus(
             "rect",
             "lasso",
             "frame",
+            "face",
+            "clear_face",
             None,
             "smaller",
             "bigger",

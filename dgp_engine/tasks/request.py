@@ -91,12 +91,16 @@ class RestoreRequest:
         return self.task.name
 
     def for_picture(
-        self, *, mask: np.ndarray | None = None, region: RegionLike | None = None
+        self,
+        *,
+        mask: np.ndarray | None = None,
+        region: RegionLike | None = None,
+        face_points: FacePoints | str | None = None,
     ) -> RestoreRequest:
-        """The same request for another picture (a batch's next item): its mask and
-        region (face points belong to one picture: another one's face is found anew);
-        everything :func:`resolve_request` decides stays the same."""
-        return dataclasses.replace(self, mask=mask, region=region, face_points=None)
+        """The same request for another picture (a batch's next item, the app's crop): its
+        mask, region and face points (a face prior finds another picture's face anew
+        when none are given); everything :func:`resolve_request` decides stays the same."""
+        return dataclasses.replace(self, mask=mask, region=region, face_points=face_points)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from dgp_engine.errors import InputError
+from dgp_engine.method.face_align import FaceAlignment, FacePoints, check_face_points
 from dgp_engine.method.taskspec import DEFAULT_TASK, covers_whole_photo, task_spec, working_region
 
 from ..image_files import Picture
@@ -19,6 +21,9 @@ from ..undo import ApplyCommand, Bounds, SwapCommand, TileEdit, TileRecorder, re
 
 if TYPE_CHECKING:
     from dgp_engine.method.state import ReconstructionState
+
+#: The face points in the order the face-points tool places them.
+FACE_POINT_NAMES = ("left eye", "right eye", "mouth")
 
 # What a whole-picture swap (super-resolution, its undo) installs: the picture and its mask.
 PictureAndMask = tuple[Picture, np.ndarray]
@@ -63,6 +68,7 @@ class AppState(QObject):
     running_changed = Signal(bool)
     resolution_changed = Signal(int)
     layer_changed = Signal()  # the result layer, its opacity or visibility
+    face_points_changed = Signal(object)  # [(x, y), …]: left eye, right eye, mouth
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -78,6 +84,9 @@ class AppState(QObject):
         self.show_original = False  # hide the layer to see the picture under it
         self.running = False
         self.undo_stack = QUndoStack(self)
+        # the face to align for a face prior (docs/method.md#aligned-faces): up to three
+        # picture points, left eye, right eye, mouth, placed with the face-points tool
+        self.face_points: list[tuple[float, float]] = []
 
     @property
     def dirty(self) -> bool:
@@ -95,8 +104,10 @@ class AppState(QObject):
         self.undo_stack.clear()
         self.undo_stack.setClean()
         self.region = None
+        self.face_points = []
         self.picture_replaced.emit()
         self.mask_changed.emit(None)
+        self.face_points_changed.emit([])
         if had_layer:  # the result toolbar and the canvas drop the old picture's layer
             self.layer_changed.emit()
         self.reset_region()
@@ -188,6 +199,63 @@ class AppState(QObject):
             return None
         cols = np.flatnonzero(self.mask[rows[0] : rows[-1] + 1].max(axis=0) > 127)
         return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+    # --- face points (an aligned face for a face prior) ------------------------
+    def _inside(self, x: float, y: float) -> tuple[float, float]:
+        w, h = self.size
+        return float(min(max(0.0, x), w)), float(min(max(0.0, y), h))
+
+    def add_face_point(self, x: float, y: float) -> bool:
+        """Place the next face point (left eye, right eye, then mouth) inside the picture;
+        False when all three are placed already."""
+        if self.picture is None or len(self.face_points) >= len(FACE_POINT_NAMES):
+            return False
+        self.face_points.append(self._inside(x, y))
+        self.face_points_changed.emit(list(self.face_points))
+        return True
+
+    def move_face_point(self, index: int, x: float, y: float) -> None:
+        if 0 <= index < len(self.face_points):
+            self.face_points[index] = self._inside(x, y)
+            self.face_points_changed.emit(list(self.face_points))
+
+    def set_face_points(self, points: list[tuple[float, float]] | list[list[float]]) -> None:
+        """All three points at once (a detector's), or none."""
+        self.face_points = [self._inside(float(p[0]), float(p[1])) for p in points][:3]
+        self.face_points_changed.emit(list(self.face_points))
+
+    def clear_face_points(self) -> None:
+        if self.face_points:
+            self.face_points = []
+            self.face_points_changed.emit([])
+
+    def next_face_point(self) -> str | None:
+        """What the next click places ("left eye", …), None when all three are placed."""
+        n = len(self.face_points)
+        return FACE_POINT_NAMES[n] if n < len(FACE_POINT_NAMES) else None
+
+    def face_alignment(self) -> FaceAlignment | None:
+        """The aligned face the three points make (eyes given the other way round are
+        swapped, as the engine does), or None while they are fewer or cannot be a face
+        (:meth:`face_problem` says why)."""
+        if len(self.face_points) < 3 or self.picture is None:
+            return None
+        try:
+            points, _ = check_face_points(FacePoints(*self.face_points), self.size)
+        except InputError:
+            return None
+        return FaceAlignment.from_points(points, self.model_resolution)
+
+    def face_problem(self) -> str | None:
+        """Why the three points are no face, in one sentence (None: they are one, or they
+        are not all placed)."""
+        if len(self.face_points) < 3 or self.picture is None:
+            return None
+        try:
+            check_face_points(FacePoints(*self.face_points), self.size)
+        except InputError as exc:
+            return str(exc)
+        return None
 
     # --- working region -------------------------------------------------------
     def set_model_resolution(self, res: int) -> None:
