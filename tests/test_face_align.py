@@ -403,3 +403,43 @@ def test_restore_image_finds_the_face_of_a_face_prior_by_itself(capsys, tmp_path
     result = job.run_to_end()
     assert result.photo.size == (512, 512)
     assert result.state.placement is not None and result.state.placement.face is not None
+
+
+@pytest.mark.timeout(240)
+def test_a_batch_on_a_face_prior_restores_the_faces_it_finds_and_says_why_not_elsewhere(
+    capsys, tmp_path
+):
+    """``dgp batch restore`` with a face prior: the portrait's face is found and restored
+    in place (same size, outside the square untouched); a picture without a face fails
+    with the sentence saying what to do, and the rest of the batch goes on."""
+    import sqlite3
+
+    from skimage import data
+
+    import_face_prior(capsys, tmp_path)
+    album = tmp_path / "album"
+    album.mkdir()
+    Image.fromarray(data.astronaut()).save(album / "astronaut.png")
+    Image.new("RGB", (120, 90), (128, 128, 128)).save(album / "wall.png")
+    preset = tmp_path / "quick.toml"
+    preset.write_text(QUICK)
+    out = tmp_path / "out"
+    argv = ["batch", "restore", str(album), "-o", str(out), "--model", "faces"]
+    code = main([*argv, "--preset", str(preset), "-q", "--threads", "1", "--workers", "1"])
+    capsys.readouterr()
+    assert code == 1  # one picture failed
+    db = sqlite3.connect(out / ".dgp-batch" / "journal.sqlite")
+    rows = dict(db.execute("SELECT rel, status FROM items").fetchall())
+    reason = db.execute("SELECT reason FROM items WHERE rel = 'wall.png'").fetchone()[0]
+    db.close()
+    assert rows == {"astronaut.png": "done", "wall.png": "failed"}
+    assert "face prior" in reason and "--face-points" in reason
+    before = data.astronaut()
+    after = np.asarray(Image.open(out / "astronaut.png").convert("RGB"))
+    assert after.shape == before.shape
+    found = face_detect.detect_face_points(before)
+    x0, y0, x1, y1 = FaceAlignment.from_points(found, 64).box((512, 512))
+    outside = np.ones((512, 512), bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(after[outside], before[outside])
+    assert (after[y0:y1, x0:x1] != before[y0:y1, x0:x1]).any()
