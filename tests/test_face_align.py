@@ -258,11 +258,42 @@ def test_a_mask_off_the_face_is_refused():
         plan_task(photo, "inpaint", 64, mask=hole, face=face)
 
 
-def test_super_resolving_an_aligned_face_is_refused_with_what_to_do():
-    photo = Photo.from_array(smooth_photo(300, 420))
-    face, _ = find_face(photo, 64, points=drawn_face()[1])
-    with pytest.raises(InputError, match="not supported yet: super-resolve a square region"):
-        plan_task(photo, "superres", 64, face=face)
+def test_super_resolving_a_face_makes_the_photo_larger_with_the_face_composed_in():
+    """A small photo with a 40 px face, ×4 on a 256 px model: the new picture is the
+    photo enlarged 4× (bicubic) with the model's face warped in; outside the enlarged
+    square it is the enlarged photo exactly."""
+    from dgp_engine.method.region import resize
+
+    rgb = smooth_photo(90, 120)
+    photo = Photo.from_array(rgb)
+    pts = FacePoints((38.0, 50.0), (52.0, 50.0), (45.0, 66.0))
+    face, _ = find_face(photo, 256, points=pts)
+    plan = plan_task(photo, "superres", 256, face=face)
+    assert plan.factor == 4 and plan.output_size == (360, 480)  # side 57.6 ≤ 64
+    placement = placement_of(plan, photo.size)
+    assert placement.scale == 4
+    out = compose_into(photo, placement, np.zeros((256, 256, 3), np.float32))
+    assert out.size == (360, 480)
+    big = resize(rgb, 480, 360)
+    x0, y0, x1, y1 = face.scaled(4).box((360, 480))
+    outside = np.ones((480, 360), bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(out.rgb[outside], big[outside])
+    assert np.abs(out.rgb[int(face.cy * 4), int(face.cx * 4)]).max() < 1e-6
+    back = Placement.from_json(json.loads(json.dumps(placement.to_json())), None)
+    assert back.scale == 4
+    composer = PhotoComposer(photo, back)
+    assert composer.size == (360, 480)
+    frame = composer(np.zeros((256, 256, 3), np.float32))
+    assert np.array_equal(frame, (np.clip(out.rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+    # the face too large for the model's low-res grid: what to do
+    large = FacePoints((100.0, 150.0), (200.0, 150.0), (150.0, 260.0))
+    photo2 = Photo.from_array(smooth_photo(300, 420))
+    face2, _ = find_face(photo2, 256, points=large)
+    with pytest.raises(InputError, match="super-resolves faces of at most 128 px"):
+        plan_task(photo2, "superres", 256, face=face2)
+    with pytest.raises(InputError, match="×8 with this 256 px model takes faces of at most 32"):
+        plan_task(photo, "superres", 256, face=face, factor=8)
 
 
 # --------------------------------------------------------------------------- the face prior
@@ -346,6 +377,21 @@ def test_a_portrait_is_restored_end_to_end_on_its_aligned_face(capsys, tmp_path)
     outside[y0:y1, x0:x1] = False
     assert np.array_equal(after[outside], before[outside])
     assert (after[y0:y1, x0:x1] != before[y0:y1, x0:x1]).any()
+
+
+def test_the_command_line_super_resolves_a_small_face(capsys, tmp_path):
+    import_face_prior(capsys, tmp_path)
+    path = tmp_path / "small.png"
+    Image.fromarray((smooth_photo(60, 80) * 255).astype(np.uint8)).save(path)
+    preset = tmp_path / "quick.toml"
+    preset.write_text(QUICK)
+    out = tmp_path / "big.png"
+    argv = ["superres", str(path), "-o", str(out), "--model", "faces", "--preset", str(preset)]
+    # eyes 6 px apart: a 25 px face, ×2 on the 64 px model
+    code = main([*argv, "--face-points", "27,35 33,35 30,42", "-q"])
+    assert code == 0, capsys.readouterr().err
+    with Image.open(out) as img:
+        assert img.size == (120, 160)
 
 
 def test_a_face_prior_without_a_face_says_what_to_do_and_writes_nothing(

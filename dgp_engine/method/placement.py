@@ -60,6 +60,9 @@ class Placement:
     # an aligned face (docs/method.md#aligned-faces): the view is then the model's view of
     # the aligned square, and the hole (if any) is the photo's, photo-size
     face: FaceAlignment | None = None
+    # a super-resolved aligned face: the new picture is the photo enlarged this many times
+    # with the face composed in (1 otherwise)
+    scale: int = 1
 
     def __post_init__(self) -> None:
         # a state file's JSON is not covered by its tensors' checksum: a view of no pixels
@@ -72,6 +75,8 @@ class Placement:
             or v.ox + v.cw > v.resolution
             or v.oy + v.ch > v.resolution
             or self.feather < 0
+            or self.scale not in (1, 2, 4, 8)
+            or (self.scale != 1 and self.face is None)
         ):
             raise StateError(
                 f"A placement's view ({v.x},{v.y} {v.w}×{v.h} → {v.cw}×{v.ch} at "
@@ -162,7 +167,7 @@ class Placement:
                 f"{self.photo_size[0]}×{self.photo_size[1]} and {other.photo_name}, "
                 f"{other.photo_size[0]}×{other.photo_size[1]})"
             )
-        if self.view != other.view or self.face != other.face:
+        if self.view != other.view or self.face != other.face or self.scale != other.scale:
             return (
                 f"they were restored at different places of the photo ({self.where()} "
                 f"and {other.where()})"
@@ -216,6 +221,7 @@ class Placement:
             "photo_path": self.photo_path,
             "photo_digest": self.photo_digest,
             **({"face": self.face.to_json()} if self.face is not None else {}),
+            **({"scale": self.scale} if self.scale != 1 else {}),
         }
 
     def hole_bits(self) -> np.ndarray | None:
@@ -265,6 +271,7 @@ class Placement:
                 str(path) if path else None,
                 str(digest) if digest else None,
                 face=face,
+                scale=int(data.get("scale", 1)),
             )
         except StateError as exc:  # the record is inconsistent: say which file
             text = str(exc)

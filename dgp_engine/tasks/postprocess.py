@@ -28,7 +28,7 @@ from ..files.photos import Photo, read_image
 from ..files.photos import unit_to_uint8 as to_uint8
 from ..method.placement import Placement, pixels_digest
 from ..method.region import blend_into, hole_weight, region_weight, resize
-from ..method.taskspec import COLOR_TRANSFER, FILL_HOLE, NEW_PICTURE, task_spec
+from ..method.taskspec import BLEND, COLOR_TRANSFER, FILL_HOLE, NEW_PICTURE, task_spec
 
 #: Rows converted at a time: scikit-image's Lab conversions make several float64 copies of
 #: what they are given, so a whole large photo at once costs ~100 bytes a pixel.
@@ -174,12 +174,38 @@ def _composed_face(
     return slices, np.where(w > 0, out, crop).astype(np.float32)
 
 
+def _face_new_picture(photo: Photo, placement: Placement, model_output: np.ndarray) -> Photo:
+    """A super-resolved aligned face: the photo enlarged ``placement.scale`` times, the
+    model's face warped into it with a feathered seam (docs/method.md#aligned-faces)."""
+    face = placement.face
+    assert face is not None
+    f = placement.scale
+    w, h = photo.size
+    big = resize(photo.rgb, h * f, w * f)
+    inner = dataclasses.replace(
+        placement,
+        photo_size=(w * f, h * f),
+        face=face.scaled(f),
+        feather=placement.feather * f,
+        compose=BLEND,
+        hole=None,
+        scale=1,
+    )
+    slices, content = composed_view(big, inner, model_output)
+    big[slices] = content
+    alpha = None if photo.alpha is None else resize(photo.alpha, h * f, w * f).clip(0, 1)
+    info = {k: v for k, v in photo.info.items() if k != "dpi"}
+    return dataclasses.replace(photo, rgb=big, alpha=alpha, info=info)
+
+
 def compose_into(photo: Photo, placement: Placement, model_output: np.ndarray) -> Photo:
     """``photo`` with the model's R×R ``model_output`` ([0, 1]) put back where
     ``placement`` says (docs/method.md#post-processing); for super-resolution the new
     picture (the output's content, the photo's alpha resized to it)."""
     _check_size(photo.size, placement)
     view = placement.view
+    if compose_step(placement) == NEW_PICTURE and placement.face is not None:
+        return _face_new_picture(photo, placement, model_output)
     if compose_step(placement) == NEW_PICTURE:
         out = view.content(model_output).astype(np.float32)
         ow, oh = out.shape[1], out.shape[0]
@@ -294,10 +320,15 @@ class PhotoComposer:
     def size(self) -> tuple[int, int]:
         """(width, height) of a composed frame."""
         view = self.placement.view
+        if self.new_picture and self.placement.face is not None:
+            w, h = self.placement.photo_size
+            return w * self.placement.scale, h * self.placement.scale
         return (view.cw, view.ch) if self.new_picture else self.placement.photo_size
 
     def __call__(self, output: Any) -> np.ndarray:
         out = model_output_array(output, self.placement.view.resolution)
+        if self.new_picture and self.placement.face is not None:
+            return to_uint8(compose_into(self.photo, self.placement, out).rgb)
         if self.new_picture:
             return to_uint8(self.placement.view.content(out))
         if self._base is None:

@@ -71,6 +71,7 @@ from ..method.taskspec import (
     working_region,
 )
 from ..priors.load import Prior
+from ..system.memory import RUN_BYTES_PER_PIXEL, budget
 from ..system.runs import CancellableRun
 from .postprocess import PhotoComposer, compose_into, to_gray
 
@@ -202,7 +203,10 @@ def plan_task(
             raise InputError(
                 "Inpainting needs a mask (a mask image or a box) marking what to fill."
             )
-        return _plan_face(photo, spec, resolution, face.with_resolution(resolution), mask, feather)
+        face = face.with_resolution(resolution)
+        if spec.new_picture:
+            return _plan_face_superres(photo, spec, resolution, face, mask, factor, feather)
+        return _plan_face(photo, spec, resolution, face, mask, feather)
     if region is not None:
         region = clamp_region(parse_region(region), w, h)
     if mask is not None:
@@ -319,11 +323,6 @@ def _plan_face(
     """The plan of a task on an aligned face (docs/method.md#aligned-faces): the model sees
     the face warped into its square; what the square holds past the photo's edges
     (mirrored) is left out of the loss, as is the hole for inpainting."""
-    if spec.new_picture:
-        raise InputError(
-            f"{spec.label} of an aligned face is not supported yet: super-resolve a square "
-            "region of the photo (--region) with the face inside it instead."
-        )
     w, h = photo.size
     notes: list[str] = []
     note = enlargement_note(face)
@@ -377,6 +376,83 @@ def _plan_face(
         target.astype(np.float32),
         None if known.all() else known,
         mask if spec.compose == FILL_HOLE else None,
+        feather=feather_px,
+        notes=notes,
+        face=face,
+    )
+
+
+def _plan_face_superres(
+    photo: Photo,
+    spec: TaskSpec,
+    resolution: int,
+    face: FaceAlignment,
+    mask: np.ndarray | None,
+    factor: int | None,
+    feather: int | None,
+) -> TaskPlan:
+    """Super-resolution (and hybrid) of an aligned face: the face's square sampled at the
+    low-res grid R/f is the observation; the new picture is the photo enlarged f× with
+    the model's face warped into it (docs/method.md#aligned-faces)."""
+    w, h = photo.size
+    side = int(math.ceil(face.side))
+    try:
+        f = sr_factor(side, resolution, factor)
+    except InputError:
+        if factor is None:
+            raise InputError(
+                f"The face is {side} px across; this {resolution} px model super-resolves "
+                f"faces of at most {resolution // 2} px (×2): restore it instead, or "
+                "downscale the photo."
+            ) from None
+        raise InputError(
+            f"The face is {side} px across; ×{factor} with this {resolution} px model "
+            f"takes faces of at most {resolution // factor} px: choose a smaller factor."
+        ) from None
+    out_pixels = w * h * f * f
+    if out_pixels * RUN_BYTES_PER_PIXEL // 8 > budget():
+        raise InputError(
+            f"The {w}×{h} photo super-resolved ×{f} would be {w * f}×{h * f}: crop the "
+            "photo around the face first."
+        )
+    low = resolution // f
+    notes: list[str] = []
+    lr = face.with_resolution(low).to_model_square(photo.rgb)
+    if spec.grayscale:
+        lr = to_gray(lr)
+    down = Downsample(f)
+    with torch.no_grad():
+        t = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1).unsqueeze(0) * 2 - 1
+        up = ((down.up(t)[0].permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1)
+    known = face.inside_mask((w, h))
+    if not known.all():
+        notes.append(
+            f"{100 * (1 - known.mean()):.0f} % of the aligned face's square lies outside "
+            "the photo: it is filled by mirroring the photo and left out of the loss."
+        )
+    hole = None
+    if mask is not None:
+        if not spec.uses_mask:
+            notes.append("The mask is ignored by super-resolution (use hybrid).")
+        else:
+            hole_m = face.hole_to_model(mask)
+            if not hole_m.any():
+                raise InputError(
+                    "The mask lies outside the aligned face: mark what to fill on the face."
+                )
+            known = known & ~hole_m
+            hole = mask
+    deg = _with_known(make_degradation(spec, factor=f), None if known.all() else known)
+    feather_px = feather if feather is not None else default_feather(int(round(face.side)))
+    return TaskPlan(
+        spec,
+        View.of_region(Region(0, 0, resolution), resolution),
+        deg,
+        (up * known[..., None]).astype(np.float32),
+        None if known.all() else known,
+        hole,
+        f,
+        output_size=(w * f, h * f),
         feather=feather_px,
         notes=notes,
         face=face,
@@ -621,9 +697,9 @@ def placement_of(
     """Where a result of ``plan`` sits in its ``photo_size`` photo (saved with its state,
     so any other output can be composed the same way later)."""
     hole = (
-        (plan.hole if plan.face is not None else plan.view.crop(plan.hole))
-        if plan.hole is not None and plan.spec.compose == FILL_HOLE
-        else None
+        plan.view.crop(plan.hole)
+        if plan.hole is not None and plan.spec.compose == FILL_HOLE and plan.face is None
+        else (plan.hole if plan.face is not None and plan.spec.compose == FILL_HOLE else None)
     )
     return Placement(
         plan.task,
@@ -635,6 +711,7 @@ def placement_of(
         photo_digest,
         plan.spec.compose,
         face=plan.face,
+        scale=(plan.factor or 1) if plan.face is not None and plan.spec.new_picture else 1,
     )
 
 
