@@ -30,7 +30,7 @@ import numpy as np
 
 from dgp_engine import Preset, Prior, Report
 from dgp_engine.files.photos import Photo, unit_to_uint8
-from dgp_engine.method.face_align import FacePoints
+from dgp_engine.method.face_align import FaceAlignment, FacePoints
 from dgp_engine.method.region import resize
 from dgp_engine.method.state import ReconstructionState
 from dgp_engine.method.taskspec import TASK_SPECS, TaskSpec
@@ -62,11 +62,11 @@ class RegionRequest:
         bounds: tuple[int, int, int, int],
         region: tuple[int, int, int] | None,
         extra: dict[str, Any],
-        face_points: FacePoints | None = None,
+        face_points: FaceAlignment | FacePoints | None = None,
     ) -> RegionRequest:
         """The run of ``settings`` on a crop of the picture: the engine works on
         ``region`` of it (None, or the whole square crop: all of it), or on the aligned
-        face whose ``face_points`` (crop coordinates) are given, and fills ``mask`` (the
+        face ``face_points`` (its origin: the crop's place in the picture), and fills ``mask`` (the
         crop's, uint8, 255 = fill) when the task takes one."""
         h, w = image.shape[:2]
         work = None if region is None or (tuple(region) == (0, 0, w) and w == h) else region

@@ -33,8 +33,16 @@ from .worker import EngineRunner, ModelInfo, Notice, Progress, RunStarted, load_
 
 log = logging.getLogger(__name__)
 
-#: Picture pixels kept around an aligned face's square in the crop sent to the engine.
-FACE_MARGIN = 4
+
+def model_resolution(model: str, state: AppState) -> int:
+    """The installed model's resolution (the state's while it is not known)."""
+    from dgp_engine.priors import registry
+
+    try:
+        installed = registry.installed(model) if model else None
+    except (DGPError, OSError, ValueError):
+        installed = None
+    return installed.config.resolution if installed is not None else state.model_resolution
 
 
 def face_prior(model: str) -> bool:
@@ -165,21 +173,16 @@ class RunController(QObject):
                 )
             st.set_face_points(found.as_list())  # shown for the user to check and move
         points, _ = check_face_points(FacePoints(*st.face_points), st.size)
-        face = FaceAlignment.from_points(points, st.model_resolution)
-        w, h = st.size
-        x0, y0, x1, y1 = face.box((w, h))
-        # a few pixels more: the engine's bicubic samples reach 2 px past the square
-        x0, y0 = max(0, x0 - FACE_MARGIN), max(0, y0 - FACE_MARGIN)
-        x1, y1 = min(w, x1 + FACE_MARGIN), min(h, y1 + FACE_MARGIN)
+        face = FaceAlignment.from_points(points, model_resolution(self.settings.model, st))
+        # the pixels the engine reads for this face (its square and the sampling's reach):
+        # the face sent with that part's origin gives the CLI's pixels on the whole photo
+        x0, y0, x1, y1 = face.source_box(st.size)
         mask = st.mask[y0:y1, x0:x1]
         if settings.task.needs_mask and not (mask > 127).any():
             raise InputError(
                 "The mask lies outside the aligned face: paint what to fill on the face, "
                 "or clear the face points (Shift+P) to work on a square region."
             )
-        local = FacePoints(
-            *((x - x0, y - y0) for x, y in (points.left_eye, points.right_eye, points.mouth))
-        )
         return RegionRequest.for_crop(
             settings,
             st.picture.pixels[y0:y1, x0:x1].copy(),
@@ -187,7 +190,7 @@ class RunController(QObject):
             (x0, y0, x1, y1),
             None,
             extra,
-            face_points=local,
+            face_points=face.with_origin(x0, y0),
         )
 
     # --- lifecycle --------------------------------------------------------------------

@@ -139,11 +139,12 @@ def test_warping_in_and_back_returns_the_photo_inside_the_square():
 
 
 def test_a_face_much_larger_than_the_model_is_shrunk_without_aliasing():
-    """Fine stripes (2 px period) average to grey when a 600 px face goes into 64 px, as
-    an antialiased resize makes them; plain bicubic sampling would alias them."""
-    stripes = np.zeros((800, 800, 3), np.float32)
+    """Fine stripes (2 px period) average to grey when an 800 px face goes into 64 px (the
+    blur before sampling); plain bicubic sampling would alias them."""
+    stripes = np.zeros((1000, 1000, 3), np.float32)
     stripes[:, ::2] = 1.0
-    face = FaceAlignment.from_points(FacePoints((300, 350), (500, 350), (400, 560)), 64)
+    face = FaceAlignment.from_points(FacePoints((400, 450), (600, 450), (500, 660)), 64)
+    assert face.blur_sigma == pytest.approx(6.25)  # 800 px into 64: σ = scale / 2
     square = face.to_model_square(stripes)
     assert np.abs(square - 0.5).max() < 0.05
 

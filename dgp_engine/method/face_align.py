@@ -20,14 +20,13 @@ with a feathered seam.  It is plain data, saved with a result's placement.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import InputError
 from .region import resize, smoothstep
@@ -41,6 +40,15 @@ MIN_MOUTH_OFFSET = 0.3
 MAX_MOUTH_OFFSET = 3.0
 #: A crop enlarged more than this many times into the model's square comes back soft.
 SOFT_FACE_ENLARGEMENT = 4.0
+#: A face more than this many times larger (or smaller) than the model is blurred before
+#: it is sampled (or the model's result shrunk before it is put back): antialiasing.
+ANTIALIAS_ABOVE = 1.5
+#: Keys' cubic kernel parameter (PyTorch's and OpenCV's bicubic).
+CUBIC_A = -0.75
+#: Pixels beyond a sample that the bicubic taps read (2), plus one.
+BICUBIC_REACH = 3
+#: The blur's kernel reaches this many standard deviations.
+BLUR_TRUNCATE = 3.0
 
 
 Point = tuple[float, float]
@@ -139,13 +147,20 @@ class FaceAlignment:
     """An oriented square of the photo that maps onto the model's ``resolution``² square:
     centre (cx, cy) and the half-side vector (ax, ay) along the square's x axis, in photo
     pixels (continuous coordinates: pixel i covers [i, i + 1)).  The square's y axis is
-    (−ay, ax): a quarter turn clockwise on screen."""
+    (−ay, ax): a quarter turn clockwise on screen.
+
+    The arrays it warps may be a part of the photo: (ox, oy) is where their pixel (0, 0)
+    lies in the photo (the app sends the face's part of a large picture).  Every
+    coordinate is worked out in the photo's frame and moved by that whole-pixel origin
+    last, which is exact, so a part gives the very same pixels as the whole photo."""
 
     cx: float
     cy: float
     ax: float
     ay: float
     resolution: int
+    ox: int = 0
+    oy: int = 0
 
     @classmethod
     def from_points(cls, points: FacePoints, resolution: int) -> FaceAlignment:
@@ -212,28 +227,46 @@ class FaceAlignment:
         r = self.resolution
         return (s + 1.0) * r / 2.0, (t + 1.0) * r / 2.0
 
-    def box(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
-        """(left, top, right, bottom) of the photo pixels the square touches, inside a
-        ``size`` = (width, height) photo (right/bottom exclusive)."""
+    def box(self, size: tuple[int, int], margin: int = 0) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) of the pixels the square touches (``margin`` px
+        more on every side), inside an array of ``size`` = (width, height) at this
+        alignment's origin (right/bottom exclusive)."""
         w, h = size
         c = self.corners()
-        x0 = max(0, int(math.floor(c[:, 0].min())))
-        y0 = max(0, int(math.floor(c[:, 1].min())))
-        x1 = min(w, int(math.ceil(c[:, 0].max())))
-        y1 = min(h, int(math.ceil(c[:, 1].max())))
+        x0 = max(0, int(math.floor(c[:, 0].min())) - self.ox - margin)
+        y0 = max(0, int(math.floor(c[:, 1].min())) - self.oy - margin)
+        x1 = min(w, int(math.ceil(c[:, 0].max())) - self.ox + margin)
+        y1 = min(h, int(math.ceil(c[:, 1].max())) - self.oy + margin)
         if x1 <= x0 or y1 <= y0:
             raise InputError(f"The aligned face lies outside the {w}×{h} photo.")
         return x0, y0, x1, y1
 
-    def covered_share(self, size: tuple[int, int]) -> float:
-        """The share of the model's square whose pixels come from the photo."""
-        return float(self.inside_mask(size).mean())
+    @property
+    def blur_sigma(self) -> float:
+        """The Gaussian blur (photo px) applied before sampling a face much larger than
+        the model (antialiasing), 0 when none."""
+        return 0.5 * self.scale if self.scale > ANTIALIAS_ABOVE else 0.0
+
+    @property
+    def margin(self) -> int:
+        """Pixels around the square that its sampling reads: the bicubic taps, and the
+        blur's reach."""
+        sigma = self.blur_sigma
+        return BICUBIC_REACH + (int(BLUR_TRUNCATE * sigma + 0.5) if sigma else 0)
+
+    def source_box(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The pixels of a ``size`` array that warping the face into the model reads
+        (:meth:`box` with :attr:`margin`): all a caller must send of a larger photo."""
+        return self.box(size, self.margin)
 
     def inside_mask(self, size: tuple[int, int]) -> np.ndarray:
-        """R×R bool: model pixels whose centre falls inside the ``size`` photo."""
+        """R×R bool: model pixels whose centre falls inside the ``size`` array (at this
+        alignment's origin)."""
         w, h = size
         x, y = self._model_grid()
-        return (x >= 0) & (x <= w) & (y >= 0) & (y <= h)
+        x, y = x - self.ox, y - self.oy
+        mask: np.ndarray = (x >= 0) & (x <= w) & (y >= 0) & (y <= h)
+        return mask
 
     def _model_grid(self) -> tuple[np.ndarray, np.ndarray]:
         r = self.resolution
@@ -241,71 +274,88 @@ class FaceAlignment:
         u, v = np.meshgrid(centres, centres)
         return self.to_photo(u, v)
 
-    def scaled(self, factor: float) -> FaceAlignment:
+    def scaled(self, factor: int) -> FaceAlignment:
         """The same square in the photo enlarged ``factor`` times."""
-        f = float(factor)
-        return FaceAlignment(self.cx * f, self.cy * f, self.ax * f, self.ay * f, self.resolution)
+        f = int(factor)
+        return FaceAlignment(
+            self.cx * f,
+            self.cy * f,
+            self.ax * f,
+            self.ay * f,
+            self.resolution,
+            self.ox * f,
+            self.oy * f,
+        )
 
     def with_resolution(self, resolution: int) -> FaceAlignment:
-        return FaceAlignment(self.cx, self.cy, self.ax, self.ay, int(resolution))
+        return dataclasses.replace(self, resolution=int(resolution))
+
+    def with_origin(self, ox: int, oy: int) -> FaceAlignment:
+        """The same face, for arrays whose pixel (0, 0) is the photo's (ox, oy)."""
+        return dataclasses.replace(self, ox=int(ox), oy=int(oy))
 
     # --- warping -----------------------------------------------------------------------
     def to_model_square(self, arr: np.ndarray) -> np.ndarray:
-        """Photo pixels (H×W or H×W×C float) → the R×R[×C] aligned square: antialiased
-        when the face shrinks, bicubic, the photo mirrored past its edges."""
+        """Photo pixels (H×W or H×W×C float, at this alignment's origin) → the R×R[×C]
+        aligned square: bicubic, the photo's edge pixels repeated past its edges; a face
+        much larger than the model is blurred first (antialiasing), only where it is
+        read."""
         a = np.asarray(arr, dtype=np.float32)
         h, w = a.shape[:2]
+        x0, y0, x1, y1 = self.source_box((w, h))
+        src = a[y0:y1, x0:x1]
+        # bicubic overshoot is clipped to the range of the pixels read (the same pixels
+        # whether the whole photo or its part is given)
+        lo, hi = float(src.min()), float(src.max())
+        sigma = self.blur_sigma
+        if sigma:
+            from scipy.ndimage import gaussian_filter
+
+            sigmas = (sigma, sigma) + (0.0,) * (src.ndim - 2)
+            src = gaussian_filter(src, sigmas, mode="nearest", truncate=BLUR_TRUNCATE)
         x, y = self._model_grid()
-        # shrink the photo first when the face is much larger than the model: bicubic
-        # sampling alone would alias
-        shrink = self.scale
-        if shrink > 1.5:
-            sh, sw = max(1, int(round(h / shrink))), max(1, int(round(w / shrink)))
-            a = resize(a, sh, sw)
-            x, y = x * sw / w, y * sh / h
-            h, w = sh, sw
-        out = _sample(a, x, y, padding="reflection")
-        lo, hi = float(np.asarray(arr).min()), float(np.asarray(arr).max())
+        # photo frame → the array's (origin) → the part read (all whole-pixel moves: exact)
+        out = _bicubic(src, x - self.ox - x0, y - self.oy - y0)
         clipped: np.ndarray = np.clip(out, lo, hi)
         return clipped
 
     def hole_to_model(self, hole: np.ndarray) -> np.ndarray:
-        """A photo-size hole (bool) → R×R bool: a model pixel is a hole if any hole falls
-        in it; nothing outside the photo is a hole."""
+        """A hole (bool, the array's size) → R×R bool: a model pixel is a hole if any hole
+        falls in it; nothing outside the array is a hole."""
         cover = self.to_model_square(np.asarray(hole, dtype=np.float32))
         inside = self.inside_mask((hole.shape[1], hole.shape[0]))
         mask: np.ndarray = (cover > 0.02) & inside
         return mask
 
+    def _box_grid(self, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Model coordinates of the centres of ``box``'s pixels (array frame)."""
+        x0, y0, x1, y1 = box
+        xs = np.arange(x0 + self.ox, x1 + self.ox, dtype=np.float64) + 0.5
+        ys = np.arange(y0 + self.oy, y1 + self.oy, dtype=np.float64) + 0.5
+        px, py = np.meshgrid(xs, ys)
+        return self.to_model(px, py)
+
     def from_model_square(
         self, model_arr: np.ndarray, box: tuple[int, int, int, int]
     ) -> np.ndarray:
-        """The model's R×R[×C] result at the photo pixels of ``box`` (left, top, right,
-        bottom): antialiased when the face shrinks back, bicubic, the square's edge
+        """The model's R×R[×C] result at the pixels of ``box`` (left, top, right, bottom,
+        array frame): antialiased when the face shrinks back, bicubic, the square's edge
         repeated outside it (the seam weight, :meth:`seam_weight`, is 0 there)."""
         a = np.asarray(model_arr, dtype=np.float32)
-        x0, y0, x1, y1 = box
-        xs = np.arange(x0, x1, dtype=np.float64) + 0.5
-        ys = np.arange(y0, y1, dtype=np.float64) + 0.5
-        px, py = np.meshgrid(xs, ys)
-        u, v = self.to_model(px, py)
+        u, v = self._box_grid(box)
         r = self.resolution
-        if self.scale < 1 / 1.5:  # the model's square is much finer than the photo
+        if self.scale < 1 / ANTIALIAS_ABOVE:  # the model's square is much finer
             small = max(1, int(round(r * self.scale)))
             a = resize(a, small, small)
             u, v = u * small / r, v * small / r
-        out = _sample(a, u, v, padding="border")
+        out = _bicubic(a, u, v)
         clipped: np.ndarray = np.clip(out, float(a.min()), float(a.max()))
         return clipped
 
     def seam_weight(self, box: tuple[int, int, int, int], feather: float) -> np.ndarray:
         """Blend weights at the pixels of ``box``: 1 inside the square, easing to 0 over
         ``feather`` photo px towards its edges, 0 outside."""
-        x0, y0, x1, y1 = box
-        xs = np.arange(x0, x1, dtype=np.float64) + 0.5
-        ys = np.arange(y0, y1, dtype=np.float64) + 0.5
-        px, py = np.meshgrid(xs, ys)
-        u, v = self.to_model(px, py)
+        u, v = self._box_grid(box)
         r = self.resolution
         inside = np.minimum(np.minimum(u, r - u), np.minimum(v, r - v)) * self.scale
         weight: np.ndarray = (
@@ -321,6 +371,7 @@ class FaceAlignment:
             "centre": [self.cx, self.cy],
             "axis": [self.ax, self.ay],
             "resolution": self.resolution,
+            **({"origin": [self.ox, self.oy]} if (self.ox, self.oy) != (0, 0) else {}),
         }
 
     @classmethod
@@ -329,25 +380,53 @@ class FaceAlignment:
         cx, cy = (float(v) for v in data["centre"])
         ax, ay = (float(v) for v in data["axis"])
         res = int(data["resolution"])
+        ox, oy = (int(v) for v in data.get("origin", (0, 0)))
         if not all(math.isfinite(v) for v in (cx, cy, ax, ay)) or math.hypot(ax, ay) < 1e-3:
             raise ValueError("its aligned face is not a square")
         if res < 1:
             raise ValueError("its aligned face has no resolution")
-        return cls(cx, cy, ax, ay, res)
+        return cls(cx, cy, ax, ay, res, ox, oy)
 
 
-def _sample(arr: np.ndarray, x: np.ndarray, y: np.ndarray, *, padding: str) -> np.ndarray:
+def _cubic_weights(t: np.ndarray) -> list[np.ndarray]:
+    """The four taps' weights of Keys' cubic (a = −0.75, as PyTorch and OpenCV) for
+    fractional positions ``t`` in [0, 1): taps at −1, 0, 1, 2."""
+    a = CUBIC_A
+
+    def near(d: np.ndarray) -> np.ndarray:  # |d| ≤ 1
+        out: np.ndarray = ((a + 2) * d - (a + 3)) * d * d + 1
+        return out
+
+    def far(d: np.ndarray) -> np.ndarray:  # 1 < |d| < 2
+        out: np.ndarray = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+        return out
+
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+def _bicubic(arr: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``arr`` (H×W[×C]) sampled bicubically at continuous coordinates (x, y) (pixel i
-    covers [i, i + 1))."""
-    squeeze = arr.ndim == 2
-    a = arr[..., None] if squeeze else arr
+    covers [i, i + 1)), the edge pixels repeated outside.  Each sample reads only its
+    4×4 neighbours, by whole-pixel index: the same pixels of a part of a picture give the
+    same value (torch's grid_sample normalises by the size, which rounds differently)."""
+    a = np.asarray(arr, dtype=np.float32)
+    squeeze = a.ndim == 2
+    if squeeze:
+        a = a[..., None]
     h, w = a.shape[:2]
-    t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).unsqueeze(0)
-    gx = 2.0 * np.asarray(x) / w - 1.0
-    gy = 2.0 * np.asarray(y) / h - 1.0
-    grid = torch.from_numpy(np.stack([gx, gy], axis=-1).astype(np.float32)).unsqueeze(0)
-    out = F.grid_sample(t, grid, mode="bicubic", padding_mode=padding, align_corners=False)
-    res: np.ndarray = out[0].permute(1, 2, 0).numpy()
+    px = np.asarray(x, dtype=np.float64) - 0.5
+    py = np.asarray(y, dtype=np.float64) - 0.5
+    ix, iy = np.floor(px), np.floor(py)
+    wx, wy = _cubic_weights(px - ix), _cubic_weights(py - iy)
+    cols = [np.clip(ix + k - 1, 0, w - 1).astype(np.intp) for k in range(4)]
+    out = np.zeros(px.shape + (a.shape[2],), dtype=np.float64)
+    for j in range(4):
+        row_index = np.clip(iy + j - 1, 0, h - 1).astype(np.intp)
+        row = np.zeros_like(out)
+        for k in range(4):
+            row += wx[k][..., None] * a[row_index, cols[k]]
+        out += wy[j][..., None] * row
+    res = out.astype(np.float32)
     return res[..., 0] if squeeze else res
 
 

@@ -192,8 +192,9 @@ class Placement:
         photo starts at (dx, dy): the app plans a run on a crop of its picture."""
         size = (int(photo_size[0]), int(photo_size[1]))
         if self.face is not None:
+            # the face stays where it is in the picture; the arrays now start dx, dy earlier
             f = self.face
-            face = dataclasses.replace(f, cx=f.cx + int(dx), cy=f.cy + int(dy))
+            face = f.with_origin(f.ox - int(dx), f.oy - int(dy))
             hole = None
             if self.hole is not None:
                 hole = np.zeros((size[1], size[0]), dtype=bool)

@@ -36,7 +36,7 @@ import torch
 from ..errors import DeviceError, InputError
 from ..files.photos import Photo
 from ..method.compute import check_precision, resolve_precision
-from ..method.face_align import FacePoints
+from ..method.face_align import FaceAlignment, FacePoints
 from ..method.presets import Preset
 from ..method.region import RegionLike
 from ..method.taskspec import TaskSpec, task_spec
@@ -71,8 +71,9 @@ class RestoreRequest:
     feather: int | None = None  # seam width, photo px (None: scaled to the region)
     save_state: bool = False  # the front end saves the reconstruction too
     # an aligned face (docs/method.md#aligned-faces): its left eye, right eye and mouth
-    # ("x,y x,y x,y" or FacePoints); None: a face prior finds the face with its detector
-    face_points: FacePoints | str | None = None
+    # ("x,y x,y x,y" or FacePoints), or the FaceAlignment itself (its origin: where the
+    # picture given lies in the photo); None: a face prior finds the face by itself
+    face_points: FacePoints | FaceAlignment | str | None = None
     aligned: bool = False  # the photo already is an aligned face crop (face priors)
 
     def __post_init__(self) -> None:
@@ -95,7 +96,7 @@ class RestoreRequest:
         *,
         mask: np.ndarray | None = None,
         region: RegionLike | None = None,
-        face_points: FacePoints | str | None = None,
+        face_points: FacePoints | FaceAlignment | str | None = None,
     ) -> RestoreRequest:
         """The same request for another picture (a batch's next item, the app's crop): its
         mask, region and face points (a face prior finds another picture's face anew

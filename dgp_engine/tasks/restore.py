@@ -332,7 +332,7 @@ def _plan_face(
     if not inside.all():
         notes.append(
             f"{100 * (1 - inside.mean()):.0f} % of the aligned face's square lies outside "
-            "the photo: it is filled by mirroring the photo and left out of the loss."
+            "the photo: it is filled with the photo's edge pixels and left out of the loss."
         )
     obs = face.to_model_square(photo.rgb)
     known = inside
@@ -428,7 +428,7 @@ def _plan_face_superres(
     if not known.all():
         notes.append(
             f"{100 * (1 - known.mean()):.0f} % of the aligned face's square lies outside "
-            "the photo: it is filled by mirroring the photo and left out of the loss."
+            "the photo: it is filled with the photo's edge pixels and left out of the loss."
         )
     hole = None
     if mask is not None:
@@ -463,7 +463,7 @@ def find_face(
     photo: Photo,
     resolution: int,
     *,
-    points: FacePoints | str | None = None,
+    points: FacePoints | FaceAlignment | str | None = None,
     face_prior: bool = False,
     region: RegionLike | None = None,
     aligned: bool = False,
@@ -473,6 +473,10 @@ def find_face(
     photo is already an aligned face crop), from the installed face detector.  A face
     prior with no face found is refused (:class:`FaceNotFoundError`) with what to do;
     other priors work on squares as usual (None)."""
+    if isinstance(points, FaceAlignment):  # worked out by a front end (the app)
+        if region is not None:
+            raise InputError("Give either face points or a region, not both.")
+        return points.with_resolution(resolution), []
     if points is not None:
         if region is not None:
             raise InputError("Give either face points or a region, not both.")
@@ -743,7 +747,7 @@ def restore_image(
     feather: int | None = None,
     z_init: torch.Tensor | None = None,
     precision: str | None = None,
-    face_points: FacePoints | str | None = None,
+    face_points: FacePoints | FaceAlignment | str | None = None,
     aligned: bool = False,
 ) -> RestorationJob:
     """Plan and start restoring ``photo`` with ``task``; returns the job to iterate.
@@ -753,7 +757,8 @@ def restore_image(
     ``cancel``: an event that cancels the job when set (as ``job.cancel()`` does).
     ``face_points``: the eyes and mouth of a face to align and restore (the face
     prior's way; found by the detector for a face prior when not given, unless the
-    photo is ``aligned`` already or a region is given).
+    photo is ``aligned`` already or a region is given), or the aligned face itself (with
+    the photo's part ``photo`` is as its origin: the app's crop).
     ``precision``: one of :data:`dgp_engine.method.compute.PRECISIONS` (None: "auto"); a
     device that cannot compute in it is refused here (DeviceError), before any work.
     The precision used is saved in the result's ``state.progress["precision"]``."""

@@ -152,7 +152,10 @@ def test_a_face_prior_restores_the_portrait_on_its_aligned_face(qtbot, face_wind
     entry = w.state.history[-1]
     face = w.state.face_alignment()
     x0, y0, x1, y1 = face.box(w.state.size)
-    assert entry.bounds == (max(0, x0 - 4), max(0, y0 - 4), min(300, x1 + 4), min(420, y1 + 4))
+    # the app sends the pixels the engine reads: the square and the sampling's reach
+    assert entry.bounds == face.source_box(w.state.size)
+    bx0, by0, bx1, by1 = entry.bounds
+    assert bx0 < x0 and by0 < y0 and bx1 > x1 and by1 > y1
     placement = entry.state.placement
     assert placement is not None and placement.face is not None
     w.actions["apply_result"].trigger()
@@ -208,3 +211,56 @@ def test_the_models_dialog_says_which_models_are_face_priors(qtbot, face_window)
     assert "face prior (faces, FFHQ-aligned" in dlg.details.text()
     assert dlg.select("bundled")
     assert "face prior" not in dlg.details.text()
+
+
+QUICK_TOML = (
+    'family = "stylegan2"\ntruncation_psi = 0.7\niterations = [2]\nft_num = [1]\n'
+    "G_lrs = [1e-3]\nz_lrs = [1e-2]\nw_D_loss = [1.0]\nw_mse = [1.0]\nselect_num = 2\n"
+    "sample_std = 1.0\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("task", "label", "points"),
+    [
+        # level eyes in the middle of the portrait
+        ("restore", "Restore", "125,186 175,186 150,245"),
+        # a tilted face near the right edge: part of its square lies outside the picture
+        ("colorize", "Colorize", "232.5,150.25 281.75,161 252,212.5"),
+    ],
+)
+def test_the_app_and_the_command_line_restore_a_face_alike(
+    qtbot, face_window, portrait, tmp_path, task, label, points
+):
+    """The app sends only the face's part of the picture; the CLI reads the whole photo:
+    the same pixels come out (the equivalence of tests/gui/test_task_equivalence.py)."""
+    from dgp_engine.method.face_align import parse_face_points
+
+    w = face_window
+    path, _ = portrait
+    assert w.open_path(path)
+    w.task_panel.task.setCurrentText(label)
+    w.task_panel.add_preset("quick", Preset.from_dict({**_quick(), "name": "quick"}))
+    w.task_panel.iterations.setValue(2)
+    w.state.set_face_points(parse_face_points(points).as_list())
+    assert w.run_task(), w.last_error
+    qtbot.waitUntil(lambda: not w.state.running, timeout=60000)
+    assert len(w.state.history) == 1, w.last_error
+    assert w.apply_layer()
+    app_out = w.state.picture.pixels
+    preset = tmp_path / "quick.toml"
+    preset.write_text(QUICK_TOML)
+    out = tmp_path / "cli.png"
+    argv = [task, str(path), "-o", str(out), "--model", "faces", "--preset", str(preset)]
+    assert main([*argv, "--face-points", points, "--threads", "1", "-q"]) == 0
+    cli_out = np.asarray(Image.open(out).convert("RGB"))
+    assert cli_out.shape == app_out.shape
+    diff = np.abs(cli_out.astype(int) - app_out.astype(int))
+    assert diff.max() == 0, f"app and CLI outputs differ by up to {diff.max()} levels"
+    assert not np.array_equal(cli_out, np.asarray(Image.open(path).convert("RGB")))
+
+
+def _quick() -> dict:
+    import tomllib
+
+    return tomllib.loads(QUICK_TOML)
