@@ -325,6 +325,8 @@ def test_a_pickle_named_ffhq_is_a_face_prior_unless_told_otherwise(capsys, tmp_p
     assert main(["models", "list", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["faces"]["alignment"] == "ffhq" and rows["bundled"]["alignment"] is None
+    assert main(["models", "info", "faces"]) == 0
+    assert "alignment:    ffhq" in capsys.readouterr().out
     # the user overrides the guess either way
     import_face_prior(capsys, tmp_path, "plain", "--align", "none")
     assert registry.installed("plain").alignment == "" and load_prior("plain").alignment == ""

@@ -227,6 +227,8 @@ QUICK_TOML = (
         ("restore", "Restore", "125,186 175,186 150,245"),
         # a tilted face near the right edge: part of its square lies outside the picture
         ("colorize", "Colorize", "232.5,150.25 281.75,161 252,212.5"),
+        # the mouth filled
+        ("inpaint", "Inpaint", "125,186 175,186 150,245"),
     ],
 )
 def test_the_app_and_the_command_line_restore_a_face_alike(
@@ -243,6 +245,13 @@ def test_the_app_and_the_command_line_restore_a_face_alike(
     w.task_panel.add_preset("quick", Preset.from_dict({**_quick(), "name": "quick"}))
     w.task_panel.iterations.setValue(2)
     w.state.set_face_points(parse_face_points(points).as_list())
+    extra: list[str] = []
+    if task == "inpaint":
+        mask = np.zeros((420, 300), np.uint8)
+        mask[232:258, 125:175] = 255
+        assert w.state.set_mask(mask)
+        Image.fromarray(mask).save(tmp_path / "mask.png")
+        extra = ["--mask", str(tmp_path / "mask.png")]
     assert w.run_task(), w.last_error
     qtbot.waitUntil(lambda: not w.state.running, timeout=60000)
     assert len(w.state.history) == 1, w.last_error
@@ -252,7 +261,7 @@ def test_the_app_and_the_command_line_restore_a_face_alike(
     preset.write_text(QUICK_TOML)
     out = tmp_path / "cli.png"
     argv = [task, str(path), "-o", str(out), "--model", "faces", "--preset", str(preset)]
-    assert main([*argv, "--face-points", points, "--threads", "1", "-q"]) == 0
+    assert main([*argv, *extra, "--face-points", points, "--threads", "1", "-q"]) == 0
     cli_out = np.asarray(Image.open(out).convert("RGB"))
     assert cli_out.shape == app_out.shape
     diff = np.abs(cli_out.astype(int) - app_out.astype(int))
