@@ -481,16 +481,25 @@ class ModelDialog(QDialog):
             self.use_model.emit(name)
 
     def import_files(self) -> None:
+        """Install files the user has: a generator and its discriminator (BigGAN-PyTorch
+        or StudioGAN), or one NVIDIA StyleGAN2 network pickle holding both (read without
+        running its code)."""
         g, _ = QFileDialog.getOpenFileName(
-            self, "Generator weights (G_ema.pth)", "", "Weights (*.pth *.safetensors)"
+            self,
+            "Generator weights (G_ema.pth) or a StyleGAN2 network pickle",
+            "",
+            "Weights or network pickle (*.pth *.safetensors *.pkl)",
         )
         if not g:
             return
-        d, _ = QFileDialog.getOpenFileName(
-            self, "Discriminator weights (D.pth)", "", "Weights (*.pth *.safetensors)"
-        )
-        if not d:
-            return
+        pickle = g.lower().endswith(".pkl")
+        d = ""
+        if not pickle:
+            d, _ = QFileDialog.getOpenFileName(
+                self, "Discriminator weights (D.pth)", "", "Weights (*.pth *.safetensors)"
+            )
+            if not d:
+                return
         name, ok = QInputDialog.getText(
             self,
             "Model name",
@@ -499,12 +508,35 @@ class ModelDialog(QDialog):
         )
         if not ok or not name:
             return
+        if not self._may_replace(name):
+            return
         ops = hub_async
+        if pickle:
+            self._start(
+                lambda report: ops.import_pickle_async(
+                    name, g, progress=report, cancel=self._cancel
+                ),
+                f"Import {name}",
+                name,
+            )
+            return
         self._start(
             lambda report: ops.import_files_async(name, g, d, progress=report, cancel=self._cancel),
             f"Import {name}",
             name,
         )
+
+    def _may_replace(self, name: str) -> bool:
+        """True unless ``name`` is installed and the user declines to replace it."""
+        st = self._rows.get(name)
+        if st is None or st.state != "installed":
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Replace the model?",
+            f"A model named {name} is already installed. Replace it with these files?",
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def stop(self) -> None:
         """Stop the running transfer; the engine tidies up, then the outcome is shown."""

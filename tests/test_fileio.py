@@ -94,3 +94,25 @@ def test_read_small_file_refuses_devices_fifos_and_oversized_files(tmp_path):
     big.write_bytes(b" " * 2048)
     with pytest.raises(fileio.FileTooLarge, match="more than"):
         fileio.read_small_file(big, limit=1024)
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path, user_umask):
+    """A file replaced on request (--overwrite, Save over) keeps its own mode, read-only
+    or group-writable alike; a new file gets the umask's."""
+    for mode in (0o444, 0o664, 0o600):
+        target = tmp_path / f"kept_{mode:o}.txt"
+        fileio.atomic_write_text(target, "old")
+        os.chmod(target, mode)
+        fileio.atomic_write_text(target, "new")
+        assert target.read_text() == "new"
+        assert _mode(target) == mode
+    fresh = fileio.atomic_write_text(tmp_path / "fresh.txt", "x")
+    assert _mode(fresh) == 0o666 & ~user_umask
+
+
+def test_a_replaced_setuid_file_loses_the_special_bits(tmp_path):
+    target = tmp_path / "s.bin"
+    fileio.atomic_write(target, b"old")
+    os.chmod(target, 0o4755)
+    fileio.atomic_write(target, b"new")
+    assert _mode(target) == 0o755

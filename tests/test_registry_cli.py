@@ -10,6 +10,7 @@ import pytest
 
 from dgp_engine.cli import main
 from dgp_engine.models import BigGANConfig
+from dgp_engine.priors import registry
 from dgp_engine.system import paths
 
 from .conftest import PARITY
@@ -57,6 +58,22 @@ def test_import_verify_remove(capsys, tmp_path):
     assert run(capsys, "path", "parity")[1].strip() == str(paths.models_dir() / "parity")
     code, out, _ = run(capsys, "verify")
     assert code == 0 and out.strip().splitlines() == ["bundled: OK", "parity: OK"]
+    installed = {p.name: p.read_bytes() for p in (paths.models_dir() / "parity").iterdir()}
+    again = ["--g", str(PARITY / "G_ema.pth"), "--d", str(PARITY / "D.pth"), "--config", str(cfg)]
+    code, _, err = run(capsys, "import", "parity", *again)  # the same name again: asked
+    assert code == 1 and "already installed" in err and "--force" in err, err
+    assert {p.name: p.read_bytes() for p in (paths.models_dir() / "parity").iterdir()} == installed
+    assert run(capsys, "import", "parity", *again, "--force")[0] == 0
+
+    g = paths.models_dir() / "parity" / "G_ema.safetensors"
+    g.unlink()
+    g.symlink_to("/dev/zero")  # a device behind the link is not "missing"
+    code, out, _ = run(capsys, "verify", "parity")
+    assert code == 1 and "G_ema.safetensors is not a regular file" in out, out
+    g.unlink()
+    code, out, _ = run(capsys, "verify", "parity")
+    assert code == 1 and "G_ema.safetensors is missing" in out, out
+    assert run(capsys, "import", "parity", *again, "--force")[0] == 0
     (paths.models_dir() / "parity" / "D.safetensors").write_bytes(b"x")
     code, out, _ = run(capsys, "verify", "parity")
     assert code == 1 and "D.safetensors has 1 bytes" in out
@@ -161,3 +178,21 @@ def test_a_weights_path_that_is_a_folder_or_device_is_not_called_missing(capsys,
             capsys, "import", "parity", "--g", str(bad), "--d", str(PARITY / "D.pth")
         )
         assert code == 1 and "is not a file (a folder, device or pipe)" in err, err
+
+
+def test_a_damaged_install_record_is_listed_as_damaged(capsys, tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(PARITY_CONFIG))
+    args = ["--g", str(PARITY / "G_ema.pth"), "--d", str(PARITY / "D.pth"), "--config", str(cfg)]
+    assert run(capsys, "import", "parity", *args)[0] == 0
+    (paths.models_dir() / "parity" / "model.json").write_text("{garbage")
+    code, out, _ = run(capsys, "list")
+    line = next(x for x in out.splitlines() if x.startswith("parity "))
+    assert "damaged" in line and "?@?" not in out, line
+    rows = {row["name"]: row for row in json.loads(run(capsys, "list", "--json")[1])}
+    assert rows["parity"]["state"] == "damaged"
+    status = {s.name: s for s in registry.list_models()}["parity"]
+    assert not status.usable and "import it again" in status.source
+    # a damaged install may be imported over without --force (nothing to keep)
+    assert run(capsys, "import", "parity", *args)[0] == 0
+    assert {s.name: s for s in registry.list_models()}["parity"].state == "installed"

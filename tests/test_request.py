@@ -69,6 +69,23 @@ def test_a_request_holds_the_task_looked_up_once_and_checks_its_values(lookups):
         RestoreRequest(task_spec("colorize"), threads=0)
     with pytest.raises(InputError, match="Unknown task 'sharpen'"):
         RestoreRequest("sharpen")
+    for feather in (-5, 2.5, True):  # --feather -5 was taken as 0
+        with pytest.raises(InputError, match="seam width .* 0 or more"):
+            RestoreRequest(task_spec("inpaint"), feather=feather)
+    assert RestoreRequest(task_spec("inpaint"), feather=0).feather == 0
+
+
+def test_a_negative_feather_on_the_command_line_is_one_sentence(tmp_path, model, capsys):
+    folder, _ = model
+    photo = tmp_path / "p.png"
+    Image.fromarray(photo_array(24, 24)).save(photo)
+    rc = main(
+        ["colorize", str(photo), "-o", str(tmp_path / "o.png"), "--model", str(folder)]
+        + ["--feather", "-5"]
+    )
+    assert rc != 0 and not (tmp_path / "o.png").exists()
+    err = capsys.readouterr().err
+    assert "seam width" in err and "Traceback" not in err
 
 
 def test_the_cli_and_a_batch_make_the_same_request(tmp_path, model):

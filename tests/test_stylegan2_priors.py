@@ -193,7 +193,7 @@ def test_a_failed_import_keeps_the_installed_model(capsys, tmp_path, nvidia_name
     del tree["D"]
     bad = tmp_path / "no-d.pkl"
     bad.write_bytes(_repickle(tree, nvidia_names))
-    code, _, err = run(capsys, "import", "keep", "--pkl", str(bad))
+    code, _, err = run(capsys, "import", "keep", "--pkl", str(bad), "--force")
     assert code == 1 and "holds no discriminator" in err
     after = {p.name: p.read_bytes() for p in (paths.models_dir() / "keep").iterdir()}
     assert after == before and leftovers(paths.cache_dir()) == []
@@ -372,7 +372,20 @@ def test_conv_clamp_is_the_setting_given(capsys):
     with torch.no_grad():
         unclamped = load_prior("sg").stylegan2.G.synthesis(ws)
     assert (
-        run(capsys, "import", "sg", "--g", g, "--d", d, "--config", yaml, "--conv-clamp", "256")[0]
+        run(
+            capsys,
+            "import",
+            "sg",
+            "--g",
+            g,
+            "--d",
+            d,
+            "--config",
+            yaml,
+            "--conv-clamp",
+            "256",
+            "--force",
+        )[0]
         == 0
     )
     assert registry.installed("sg").config.conv_clamp == 256

@@ -68,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "it carries).",
     )
     imp.add_argument("name", help="a registered model (e.g. biggan-128) or a new name")
+    imp.add_argument(
+        "--force", action="store_true", help="replace a model already installed under NAME"
+    )
     imp.add_argument("--g", type=Path, help="generator weights (G_ema.pth, model=G_ema-…pth)")
     imp.add_argument("--d", type=Path, help="discriminator weights (D.pth, model=D-…pth)")
     imp.add_argument(
@@ -314,9 +317,15 @@ def run_pull(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..priors import hub
+    from ..priors import hub, registry
 
     alignment = "ffhq" if args.face else args.align  # None: the default for the files
+    current = registry.installed(args.name)
+    if current is not None and not current.damaged and not args.force:
+        raise InputError(
+            f"A model named {args.name} is already installed ({current.folder}): pass "
+            "--force to replace it, or import under another name."
+        )
     if args.pkl is not None:
         extra = [
             flag

@@ -196,8 +196,7 @@ def decode_image(
         else:
             log.warning(
                 "%s has 16 bits per colour channel, which Pillow reads as 8: the "
-                "output is written with 16 bits, but the input's finer steps are "
-                "lost (a 16-bit TIFF keeps them)",
+                "input's finer steps are lost (a 16-bit TIFF input keeps them)",
                 name,
             )
     info = {k: img.info[k] for k in ("dpi",) if k in img.info}

@@ -1282,8 +1282,11 @@ def _verify_one(name: str, reporter: Reporter) -> VerifyResult:
     for i, (fname, meta) in enumerate(items):
         file = model.folder / fname
         roles_seen.add(meta.get("role"))
-        if not file.is_file():
+        if not file.exists():
             problems.append(f"{fname} is missing: {again}.")
+            continue
+        if not file.is_file():  # a folder, a device or a FIFO (perhaps through a link)
+            problems.append(f"{fname} is not a regular file: {again}.")
             continue
         if file.stat().st_size != meta.get("size"):
             problems.append(

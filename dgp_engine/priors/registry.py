@@ -225,6 +225,14 @@ class InstalledModel:
     def size_bytes(self) -> int:
         return sum(int(f.get("size", 0)) for f in self.files.values())
 
+    @property
+    def damaged(self) -> bool:
+        """The install record is unreadable or of no known format (a half-written or
+        hand-edited ``model.json``): the folder cannot be trusted to hold this model."""
+        return self.record.get("format") != RECORD_FORMAT or not isinstance(
+            self.record.get("files"), dict
+        )
+
 
 @dataclass(frozen=True)
 class ModelStatus:
@@ -233,7 +241,7 @@ class ModelStatus:
     name: str
     title: str
     kind: str
-    state: str  # "bundled" | "installed" | "not installed" | "missing"
+    state: str  # "bundled" | "installed" | "not installed" | "missing" | "damaged"
     resolution: int | None
     folder: Path | None
     source: str
@@ -742,7 +750,26 @@ def list_models() -> list[ModelStatus]:
         source = entry.source.describe() if entry.source else "imported files"
         download_bytes = entry.download_bytes if entry.source else None
         downloadable = bool(entry.source and entry.source.configured)
-        if model is not None:
+        if model is not None and model.damaged:
+            again = f"run `dgp models pull {entry.name}`" if downloadable else "import it again"
+            rows.append(
+                ModelStatus(
+                    entry.name,
+                    entry.title,
+                    entry.kind,
+                    "damaged",
+                    entry.resolution,
+                    model.folder,
+                    f"install record {RECORD_FILE} unreadable: {again}",
+                    None,
+                    licence=entry.licence,
+                    about=entry.about,
+                    download_bytes=download_bytes,
+                    downloadable=downloadable,
+                    family=entry.family,
+                )
+            )
+        elif model is not None:
             origin = model.origin
             how = (
                 "imported files"

@@ -71,6 +71,17 @@ def fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _mode_for(path: Path) -> int:
+    """The permissions a file written to ``path`` gets: those of the regular file it
+    replaces (a replaced read-only or shared file keeps its mode), else the user's
+    umask applied to rw-rw-rw-."""
+    with contextlib.suppress(OSError):
+        st = os.stat(path)
+        if stat.S_ISREG(st.st_mode):
+            return stat.S_IMODE(st.st_mode) & 0o777
+    return 0o666 & ~umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, suffix: str = ".part") -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; renamed over ``path`` when the block
@@ -89,7 +100,7 @@ def atomic_path(path: str | Path, *, suffix: str = ".part") -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:  # the writer may have used its own file handle
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~umask())
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

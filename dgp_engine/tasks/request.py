@@ -87,6 +87,14 @@ class RestoreRequest:
                 f"The number of threads must be a whole number of at least 1, not {self.threads!r}."
             )
 
+        if self.feather is not None and (
+            isinstance(self.feather, bool) or not isinstance(self.feather, int) or self.feather < 0
+        ):
+            raise InputError(
+                f"The seam width (feather) must be a whole number of pixels, 0 or more, "
+                f"not {self.feather!r}."
+            )
+
     @property
     def task_name(self) -> str:
         return self.task.name

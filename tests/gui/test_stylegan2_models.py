@@ -102,3 +102,60 @@ def test_a_family_this_version_cannot_run_is_greyed_out_with_the_reason(qtbot):
     assert not combo.model().item(combo.findText("future")).isEnabled()
     assert combo.itemData(combo.findText("future"), Qt.ItemDataRole.ToolTipRole) == why
     assert combo.currentText() == "bundled"
+
+
+def _answer_import(monkeypatch, files, name, replace=None):
+    """The Import button's questions answered: ``files`` in turn for the file dialogs,
+    ``name`` for the model name; ``replace`` for "Replace the model?" (None: never asked)."""
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+    offered, asked = list(files), []
+    monkeypatch.setattr(
+        QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (offered.pop(0), ""))
+    )
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: (name, True)))
+
+    def question(parent, title, text, *a, **k):
+        asked.append(title)
+        assert replace is not None, f"unexpected question: {title}"
+        return QMessageBox.StandardButton.Yes if replace else QMessageBox.StandardButton.No
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+    return offered, asked
+
+
+def test_models_dialog_imports_an_nvidia_pickle_with_one_file(qtbot, monkeypatch):
+    from dgp_studio.model_dialog import ModelDialog
+
+    dlg = ModelDialog()
+    qtbot.addWidget(dlg)
+    offered, asked = _answer_import(monkeypatch, [str(PKL)], "portraits")
+    qtbot.mouseClick(dlg.import_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dlg.is_busy(), timeout=60000)
+    assert offered == [] and asked == []  # one file asked for, no D dialog, no question
+    status = {s.name: s for s in registry.list_models()}["portraits"]
+    assert status.usable and status.family == "stylegan2"
+    assert status.licence.startswith("NVIDIA Source Code License-NC")
+    assert row_of(dlg, "portraits")["State"].text() == "installed"
+
+
+def test_models_dialog_asks_before_replacing_an_installed_model(
+    qtbot, monkeypatch, installed_stylegan2
+):
+    from dgp_studio.model_dialog import ModelDialog
+
+    folder = installed_stylegan2.folder
+    before = (folder / "model.json").read_bytes()
+    dlg = ModelDialog()
+    qtbot.addWidget(dlg)
+    _, asked = _answer_import(monkeypatch, [str(PKL)], "sg2", replace=False)
+    dlg.import_button.click()
+    assert asked == ["Replace the model?"] and not dlg.is_busy()
+    assert (folder / "model.json").read_bytes() == before  # declined: untouched
+
+    _, asked = _answer_import(monkeypatch, [str(PKL)], "sg2", replace=True)
+    dlg.import_button.click()
+    qtbot.waitUntil(lambda: not dlg.is_busy(), timeout=60000)
+    assert asked == ["Replace the model?"]
+    assert "done" in dlg.status.text(), dlg.status.text()  # imported again
+    assert registry.installed("sg2") is not None
