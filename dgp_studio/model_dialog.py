@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Signal, Slot
@@ -512,9 +513,10 @@ class ModelDialog(QDialog):
             return
         ops = hub_async
         if pickle:
+            alignment = self._face_alignment_of(g)
             self._start(
                 lambda report: ops.import_pickle_async(
-                    name, g, progress=report, cancel=self._cancel
+                    name, g, progress=report, cancel=self._cancel, alignment=alignment
                 ),
                 f"Import {name}",
                 name,
@@ -525,6 +527,23 @@ class ModelDialog(QDialog):
             f"Import {name}",
             name,
         )
+
+    def _face_alignment_of(self, pickle: str) -> str | None:
+        """For a pickle whose name says faces (ffhq.pkl, metfaces.pkl…): asks whether it
+        is a face prior ("ffhq" or "none"); None for other names (the engine's default:
+        not a face prior; `dgp models import NAME --pkl F --align ffhq` marks one)."""
+        from dgp_engine.priors.family import alignment_from_name
+
+        if not alignment_from_name(Path(pickle).name):
+            return None
+        answer = QMessageBox.question(
+            self,
+            "Face prior?",
+            f"{Path(pickle).name} looks like a model of faces aligned the FFHQ way. Restore "
+            "photos with it on the face (found by the detector or marked with the Face "
+            "points tool)?",
+        )
+        return "ffhq" if answer == QMessageBox.StandardButton.Yes else "none"
 
     def _may_replace(self, name: str) -> bool:
         """True unless ``name`` is installed and the user declines to replace it."""

@@ -13,9 +13,9 @@ dataset's description lays it out:
 * its centre is the eyes' midpoint moved a tenth of the way to the mouth.
 
 :class:`FaceAlignment` is that square: it warps the photo into the model's R×R
-square (antialiased when it shrinks, bicubic, mirrored past the photo's edges, with a
-mask of the pixels the photo really covers) and warps a result back into the photo
-with a feathered seam.  It is plain data, saved with a result's placement.
+square (antialiased when it shrinks, bicubic, the edge pixels repeated past the photo's
+edges, with a mask of the pixels the photo really covers) and warps a result back into
+the photo with a feathered seam.  It is plain data, saved with a result's placement.
 """
 
 from __future__ import annotations

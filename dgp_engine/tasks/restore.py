@@ -322,7 +322,7 @@ def _plan_face(
 ) -> TaskPlan:
     """The plan of a task on an aligned face (docs/method.md#aligned-faces): the model sees
     the face warped into its square; what the square holds past the photo's edges
-    (mirrored) is left out of the loss, as is the hole for inpainting."""
+    (the edge pixels repeated) is left out of the loss, as is the hole for inpainting."""
     w, h = photo.size
     notes: list[str] = []
     note = enlargement_note(face)

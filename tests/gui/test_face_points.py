@@ -273,3 +273,37 @@ def _quick() -> dict:
     import tomllib
 
     return tomllib.loads(QUICK_TOML)
+
+
+@pytest.mark.parametrize(("answer", "want"), [(True, "ffhq"), (False, "")])
+def test_importing_a_pickle_named_ffhq_in_the_app_asks_whether_it_is_a_face_prior(
+    qtbot, monkeypatch, tmp_path, answer, want
+):
+    import shutil
+
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+    from dgp_engine.priors import registry
+    from dgp_studio.model_dialog import ModelDialog
+
+    pkl = tmp_path / "ffhq.pkl"
+    shutil.copyfile(PKL, pkl)
+    asked = []
+    monkeypatch.setattr(
+        QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(pkl), ""))
+    )
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: ("ffhq", True)))
+
+    def question(parent, title, text, *a, **k):
+        asked.append(title)
+        return QMessageBox.StandardButton.Yes if answer else QMessageBox.StandardButton.No
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+    dlg = ModelDialog()
+    qtbot.addWidget(dlg)
+    dlg.import_button.click()
+    qtbot.waitUntil(lambda: not dlg.is_busy(), timeout=60000)
+    assert asked == ["Face prior?"]
+    assert registry.installed("ffhq").alignment == want
+    assert dlg.select("ffhq")
+    assert ("face prior" in dlg.details.text()) == answer
