@@ -682,3 +682,27 @@ def test_a_result_renders_and_morphs_only_with_its_own_family(capsys):
     with pytest.raises(StateError, match="Keyframe A: This result was restored with the BigGAN"):
         morph_for(prior, [big_state, big_state])
     assert type(morph_for(prior, [sg_state, sg_other])).__name__ == "StyleGAN2Morph"
+
+
+def test_the_command_line_refuses_states_of_the_other_family_in_one_sentence(capsys, tmp_path):
+    """A StyleGAN2 state with a BigGAN model, a BigGAN state with a StyleGAN2 model, and
+    a morph of both: one sentence each, naming the model to pass; nothing written."""
+    from .manipulation_helpers import quick_state, save_model_folder
+
+    prior = import_small(capsys)
+    big = tiny_prior()
+    folder = save_model_folder(big, tmp_path / "tiny")
+    sg_path = _two_results(prior)[0].save(tmp_path / "sg.dgp")
+    big_path = quick_state(big, class_id=1).save(tmp_path / "big.dgp")
+    cases = (
+        (["jitter", str(sg_path), "--model", str(folder)], "sg.dgp was restored with the model"),
+        (["transfer", str(big_path), "--class", "0", "--model", "sg"], "pass --model"),
+        (["morph", str(sg_path), str(big_path), "--model", "sg"], "big.dgp was restored"),
+    )
+    for argv, why in cases:
+        out = tmp_path / ("x.gif" if argv[0] == "morph" else "x.png")
+        code = main([*argv, "-o", str(out), "--raw", "-q"])
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and why in lines[0], err
+        assert "Traceback" not in err and not out.exists()
