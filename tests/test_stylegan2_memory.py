@@ -1,7 +1,7 @@
 """What keeps a 1024 px StyleGAN2 DGP iteration within ~4 GB (bench/stylegan2_speed.py):
 the fused bias/activation/clamp keeps only its output for the backward pass, the largest
-blocks of G and D recompute their forward there, and the allocator returns feature-map
-sized blocks while such a run is on.  None of it may change a value or a gradient."""
+blocks of G and D recompute their forward there, and freed heap pages go back to the
+system every few iterations.  None of it may change a value or a gradient."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def plain_bias_act(x, bias, act, gain, clamp):
     return x if clamp is None else x.clamp(-clamp * gain, clamp * gain)
 
 
-def test_fused_bias_act_has_the_values_and_gradients_of_the_plain_operations():
+def test_fused_bias_act_has_the_values_and_gradients_of_the_plain_operations(monkeypatch):
+    monkeypatch.setattr(sg2, "FUSED_FROM", 0)  # these small maps too
     torch.manual_seed(0)
     for act, gain, clamp in ((True, 1.0, 0.8), (True, 0.7, None), (False, 1.0, 0.5)):
         x = (torch.randn(2, 5, 6, 6) * 2).requires_grad_(True)
@@ -77,24 +78,14 @@ class FakeLibc:
     def __init__(self):
         self.calls = []
 
-    def mallopt(self, param, value):
-        self.calls.append((param, value))
+    def malloc_trim(self, pad):
+        self.calls.append(pad)
         return 1
 
 
-def test_large_blocks_are_returned_only_while_a_large_run_is_on(monkeypatch):
+def test_free_heap_pages_are_given_back_only_when_the_allocator_keeps_them(monkeypatch):
     libc = FakeLibc()
-    monkeypatch.setattr(runtime, "_libc", libc)
-    with runtime.large_blocks_returned():
-        with runtime.large_blocks_returned():  # a second run at once: no change
-            pass
-        assert libc.calls == [
-            (runtime._M_MMAP_THRESHOLD, runtime.LARGE_BLOCK),
-            (runtime._M_MMAP_MAX, 65536),
-        ]
-    # the last one out puts the tuned allocator back: everything in the heap
-    assert libc.calls[-1] == (runtime._M_MMAP_MAX, 0) and len(libc.calls) == 3
-    monkeypatch.setattr(runtime, "_libc", None)  # not tuned: glibc's default maps them
-    with runtime.large_blocks_returned():
-        pass
-    assert len(libc.calls) == 3
+    monkeypatch.setattr(runtime, "_libc", libc)  # tuned: freed memory stays in the heap
+    assert runtime.release_free_memory() and libc.calls == [0]
+    monkeypatch.setattr(runtime, "_libc", None)  # not tuned: glibc trims by itself
+    assert not runtime.release_free_memory() and libc.calls == [0]

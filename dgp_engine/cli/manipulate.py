@@ -45,15 +45,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "jitter",
         help="render random variations of a result (latent jitter) as a grid",
         description="Render N variations G(z* + σ·ε; θ*) of a saved reconstruction state and "
-        "save them as one grid picture (docs/method.md#manipulation).",
+        "save them as one grid picture (docs/method.md#manipulation); a StyleGAN2 result "
+        "is jittered in w space (docs/method.md#stylegan2-priors).",
     )
     p.add_argument("state", type=Path, help="a saved reconstruction state (.dgp)")
     p.add_argument("-n", "--count", type=int, default=16, help="variations (default 16)")
     p.add_argument(
         "--sigma",
         default="0.5",
-        help="jitter strength σ (default 0.5); or one value per latent chunk, "
-        "coarse to fine, comma-separated (e.g. 0,0,0.7,0.7)",
+        help="jitter strength σ (default 0.5); or one value per latent chunk (a "
+        "BigGAN's z chunks, a StyleGAN2's synthesis blocks), coarse to fine, "
+        "comma-separated (e.g. 0,0,0.7,0.7)",
     )
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--cols", type=int, help="grid columns (default √n)")

@@ -32,7 +32,6 @@ saved state are the same image.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import threading
 import time
@@ -65,6 +64,9 @@ NOISE_MODE = "const"
 #: they held most of an iteration's memory (bench/results/stylegan2_speed.json); smaller
 #: models are not affected.
 RECOMPUTE_FROM = 512
+#: At that resolution, freed heap pages go back to the system every this many
+#: iterations (:func:`~dgp_engine.system.runtime.release_free_memory`).
+RELEASE_EVERY = 4
 W_INITS = ("select", "avg")
 #: Preset keys only a StyleGAN2 run reads (kept in the state's preset record).
 STYLEGAN2_KEYS = ("family", "w_init", "truncation_psi")
@@ -234,11 +236,6 @@ class StyleGAN2Run(CancellableRun[Report]):
             ) from exc
 
     def _steps(self) -> Iterator[Report]:
-        large = self.nets.config.resolution >= RECOMPUTE_FROM
-        with runtime.large_blocks_returned() if large else contextlib.nullcontext():
-            yield from self._run()
-
-    def _run(self) -> Iterator[Report]:
         t0 = time.perf_counter()
         G = copy.deepcopy(self.nets.G).eval()
         for p in G.parameters():
@@ -355,6 +352,7 @@ class StyleGAN2Run(CancellableRun[Report]):
             [{"params": ps} for ps in groups], lr=0.0, betas=(0.0, 0.999), eps=1e-8
         )
         total, step = preset.total_iterations, 0
+        large = self.nets.config.resolution >= RECOMPUTE_FROM
         losses: dict[str, float] = {}
         cancelled = self._stop_requested()
         last_stage = 0
@@ -388,6 +386,8 @@ class StyleGAN2Run(CancellableRun[Report]):
                 w_optim.step()
                 if ft:
                     G_optim.step()
+                if large and step % RELEASE_EVERY == 0:
+                    runtime.release_free_memory()
                 losses = {
                     "total": float(loss.detach()),
                     "ftr": float(ftr_loss.detach()),

@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import logging
 import os
 import sys
-import threading
-from collections.abc import Iterator
 
 import torch
 
@@ -18,16 +15,9 @@ log = logging.getLogger(__name__)
 
 # glibc mallopt parameters
 _M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 _allocator_tuned = False
 _libc: ctypes.CDLL | None = None
-_large_blocks_users = 0
-_large_blocks_lock = threading.Lock()
-
-#: Blocks from this size up go back to the system when freed while
-#: :func:`large_blocks_returned` is active (glibc's own largest mmap threshold).
-LARGE_BLOCK = 32 * 2**20
 
 
 def available_cores() -> int:
@@ -74,32 +64,18 @@ def tune_allocator() -> bool:
     return ok
 
 
-@contextlib.contextmanager
-def large_blocks_returned(threshold: int = LARGE_BLOCK) -> Iterator[None]:
-    """While active, blocks of ``threshold`` bytes and up are mapped on their own and
-    returned to the system when freed, as glibc does by default, even when
-    :func:`tune_allocator` keeps everything in the heap.  For work with feature maps of
-    hundreds of MB (a 1024 px StyleGAN2): kept in the heap, their freed space did not
-    fit the next ones and a DGP iteration's peak RSS doubled (2.8 → 5 GB,
-    bench/results/stylegan2_speed.json).  Nothing changes when the allocator was not
-    tuned (its default already maps such blocks)."""
-    global _large_blocks_users
+def release_free_memory() -> bool:
+    """Give the pages of freed heap blocks back to the system (glibc's ``malloc_trim``)
+    when :func:`tune_allocator` keeps them.  For work whose feature maps are hundreds of
+    MB (a 1024 px StyleGAN2): kept, their freed space did not fit the next ones, and a DGP
+    run's peak RSS grew with every iteration (bench/results/stylegan2_speed.json).  The
+    pages given back are faulted in again once, so call it every few iterations, not
+    every one.  False when there is nothing to do (the allocator was not tuned)."""
     libc = _libc
     if libc is None:
-        yield
-        return
-    with _large_blocks_lock:
-        _large_blocks_users += 1
-        if _large_blocks_users == 1:
-            libc.mallopt(_M_MMAP_THRESHOLD, int(threshold))
-            libc.mallopt(_M_MMAP_MAX, 65536)
-    try:
-        yield
-    finally:
-        with _large_blocks_lock:
-            _large_blocks_users -= 1
-            if _large_blocks_users == 0:
-                libc.mallopt(_M_MMAP_MAX, 0)  # the tuned state: everything in the heap
+        return False
+    libc.malloc_trim(0)
+    return True
 
 
 def configure(threads: int | None = None, tune_memory: bool = True) -> int:
