@@ -66,7 +66,7 @@ NOISE_MODE = "const"
 RECOMPUTE_FROM = 512
 #: At that resolution, freed heap pages go back to the system every this many
 #: iterations (:func:`~dgp_engine.system.runtime.release_free_memory`).
-RELEASE_EVERY = 4
+RELEASE_EVERY = 2
 W_INITS = ("select", "avg")
 #: Preset keys only a StyleGAN2 run reads (kept in the state's preset record).
 STYLEGAN2_KEYS = ("family", "w_init", "truncation_psi")
