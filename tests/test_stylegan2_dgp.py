@@ -19,6 +19,7 @@ from dgp_engine import Preset, load_preset, reconstruct, render
 from dgp_engine.cli import main
 from dgp_engine.errors import InputError, PresetError, PriorFamilyError, StateError
 from dgp_engine.method.degradations import make_degradation
+from dgp_engine.method.pictures import signed_to_uint8
 from dgp_engine.method.state import ReconstructionState
 from dgp_engine.method.taskspec import TASKS, default_preset_name, task_spec
 from dgp_engine.priors.load import load_prior
@@ -114,11 +115,13 @@ def test_w_selection_picks_the_candidate_closest_in_D_features(capsys):
             ws = ws.repeat(1, G.num_ws, 1)
             _, got = D(gray(G.synthesis(ws, "const")), y)
             scores.append(sum(float((got[-i] - want[-i]).abs().mean()) for i in (1, 2, 3)))
-            starts.append((ws, int(y)))
+            starts.append((ws, int(y), z))
     best = int(np.argmin(scores))
     assert len(set(np.round(scores, 6))) == n  # the candidates really differ
     torch.testing.assert_close(state.ws, starts[best][0], rtol=0, atol=1e-5)
     assert state.class_id == starts[best][1]
+    # the z it was mapped from is kept (category transfer maps it again)
+    assert state.mapped_z is not None and torch.equal(state.mapped_z, starts[best][2])
     select = [r for r in reports if r.phase == "select"]
     assert len(select) == n
     assert select[-1].losses["select_loss"] == pytest.approx(min(scores), rel=1e-4)
@@ -133,6 +136,7 @@ def test_w_avg_start_is_a_preset_option(capsys):
     assert not [r for r in reports if r.phase == "select"]
     state = run.state
     assert state is not None and state.class_id == -1
+    assert state.mapped_z is None  # not mapped from a z
     w_avg = prior.stylegan2.G.mapping.w_avg
     assert torch.equal(state.ws, w_avg.reshape(1, 1, -1).repeat(1, state.ws.shape[1], 1))
 
@@ -232,6 +236,7 @@ def test_a_state_round_trips_and_renders_the_same_image(capsys, tmp_path):
     assert back.weight_delta.keys() == state.weight_delta.keys()
     assert back.preset["w_init"] == "select" and back.preset["truncation_psi"] == 0.7
     assert back.model["name"] == "sg" and back.model["config"]["w_dim"] == 24
+    assert back.mapped_z is not None and torch.equal(back.mapped_z, state.mapped_z)
     assert torch.equal(render(prior, back), first)
     # the image the tuned blocks make, not the prior's own for the same w+
     with torch.no_grad():
@@ -297,67 +302,84 @@ def test_a_damaged_stylegan2_state_is_refused_with_a_sentence(capsys, tmp_path):
         ReconstructionState.load(tmp_path / "no.dgp")
 
 
-def test_the_command_line_jitters_and_morphs_a_stylegan2_result(capsys, tmp_path):
-    """``dgp jitter`` / ``dgp morph`` of StyleGAN2 states (w space, one σ); category
-    transfer and the BigGAN-only paths refuse with a sentence, writing nothing."""
+def test_the_command_line_jitters_walks_transfers_and_morphs_a_stylegan2_result(capsys, tmp_path):
+    """``dgp jitter`` (a grid, σ per block, ``--walk``), ``dgp transfer`` and ``dgp morph``
+    of StyleGAN2 states; what cannot be done is refused with a sentence, writing nothing."""
     from dgp_engine.method.manipulate import Renderer
+    from dgp_engine.method.manipulate_stylegan2 import StyleGAN2Renderer
 
     prior = import_small(capsys)
     a, b = _two_results(prior)
     pa, pb = a.save(tmp_path / "a.dgp"), b.save(tmp_path / "b.dgp")
+
+    def dgp(*argv: str) -> str:
+        code = main([*argv, "--model", "sg", "--raw", "-q"])
+        err = capsys.readouterr().err
+        assert code == 0, err
+        return err
+
     grid = tmp_path / "j.png"
-    code = main(
-        [
-            "jitter",
-            str(pa),
-            "--model",
-            "sg",
-            "-n",
-            "4",
-            "--sigma",
-            "0.5",
-            "-o",
-            str(grid),
-            "--raw",
-            "-q",
-        ]
-    )
-    assert code == 0, capsys.readouterr().err
+    dgp("jitter", str(pa), "-n", "4", "--sigma", "0.5", "-o", str(grid))
     with Image.open(grid) as img:
         assert img.size == (130, 130)  # 2×2 grid of 64 px images, 2 px apart
+    # one σ per synthesis block (5 at 64 px): only the finest block's layers move
+    fine = tmp_path / "fine.png"
+    dgp("jitter", str(pa), "-n", "1", "--sigma", "0,0,0,0,0.8", "--seed", "3", "-o", str(fine))
+    r = StyleGAN2Renderer(prior, a)
+    want = r.render(r.jitter_latents(1, [0, 0, 0, 0, 0.8], seed=3))
+    with Image.open(fine) as img:
+        got = np.asarray(img.convert("RGB")).astype(int)
+    assert np.abs(got - signed_to_uint8(want[0]).astype(int)).max() <= 1
+    # the jitter walk: an animation through n variations, looping
+    walk = tmp_path / "walk.gif"
+    dgp("jitter", str(pa), "-n", "3", "--walk", "6", "-o", str(walk))
+    with Image.open(walk) as img:
+        assert img.n_frames == 6
+    # category transfer of a conditional result: w+ moved to class 1
+    moved = tmp_path / "t.png"
+    dgp("transfer", str(pa), "--class", "1", "-o", str(moved))
+    want = r.render(r.transfer_ws(1))
+    with Image.open(moved) as img:
+        got = np.asarray(img.convert("RGB")).astype(int)
+    assert np.abs(got - signed_to_uint8(want[0]).astype(int)).max() <= 1
+    assert np.abs(got - signed_to_uint8(r.render()[0]).astype(int)).max() > 8
     anim = tmp_path / "m.gif"
-    code = main(
-        [
-            "morph",
-            str(pa),
-            str(pb),
-            "--model",
-            "sg",
-            "--frames",
-            "3",
-            "-o",
-            str(anim),
-            "--raw",
-            "-q",
-        ]
-    )
-    assert code == 0, capsys.readouterr().err
+    dgp("morph", str(pa), str(pb), "--frames", "3", "-o", str(anim))
     with Image.open(anim) as img:
         assert img.n_frames == 3
     for argv, why in (
-        (["jitter", str(pa), "--sigma", "0.1,0.2"], "one σ"),
-        (["jitter", str(pa), "--walk", "4"], "walk of a StyleGAN2 result"),
-        (["transfer", str(pa), "--class", "1"], "Category transfer of a StyleGAN2 result"),
+        (["jitter", str(pa), "--sigma", "0.1,0.2"], "Give one σ per latent chunk (5: 4 px, 8 px"),
+        (["transfer", str(pa), "--class", "7"], "Class id 7 is out of range"),
     ):
         out = tmp_path / "x.png"
         code = main([*argv, "--model", "sg", "-o", str(out), "--raw", "-q"])
         err = capsys.readouterr().err
         assert code == 1 and why in err.strip().splitlines()[-1], err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
         assert not out.exists()
     with pytest.raises(
         PriorFamilyError, match="sg is a StyleGAN2 prior, and this part of DGP Studio"
     ):
         Renderer(prior, a)
+
+
+def test_category_transfer_of_an_unconditional_result_is_refused(capsys, tmp_path):
+    from dgp_engine.method.manipulate_stylegan2 import StyleGAN2Renderer
+
+    prior = import_small(capsys, "sgu", model="nvidia_uncond")
+    state = reconstruct(
+        prior, target_of(prior), "colorize", class_id=None, preset=short(iterations=[1], ft_num=[1])
+    ).run_to_end()
+    path = state.save(tmp_path / "u.dgp")
+    before = path.read_bytes()
+    out = tmp_path / "t.png"
+    code = main(["transfer", str(path), "--class", "0", "--model", "sgu", "-o", str(out), "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and not out.exists() and path.read_bytes() == before
+    (line,) = err.strip().splitlines()
+    assert "sgu is an unconditional model: it has no classes to transfer u.dgp to" in line
+    with pytest.raises(InputError, match="unconditional model"):
+        StyleGAN2Renderer(prior, state).transfer([0])
 
 
 # --------------------------------------------------------------------------- photos and CLI
@@ -541,3 +563,146 @@ def test_a_batch_runs_on_a_stylegan2_model_with_its_presets(capsys, tmp_path):
     finally:
         db.close()
     assert json.loads(value)["preset"]["name"] == "stylegan2_colorization"
+
+
+def test_jitter_per_block_and_the_jitter_walk(capsys):
+    from dgp_engine.method.manipulate_stylegan2 import StyleGAN2Renderer
+
+    prior = import_small(capsys)
+    state, _ = _two_results(prior)
+    r = StyleGAN2Renderer(prior, state)
+    chunks = r.z_chunks()
+    # every layer of w+ belongs to exactly one block, coarse to fine
+    assert [name for name, _ in chunks] == ["4 px", "8 px", "16 px", "32 px", "64 px"]
+    layers = [i for _, sl in chunks for i in range(sl.start, sl.stop)]
+    assert layers == list(range(state.ws.shape[1]))
+    ws = r.jitter_latents(2, [0.0, 0.7, 0.0, 0.0, 0.0], seed=1)
+    moved = (ws - state.ws).abs().amax(dim=(0, 2))
+    _, sl = chunks[1]
+    assert moved[sl].min() > 0 and moved[: sl.start].max() == 0 and moved[sl.stop :].max() == 0
+    # the same ε as a single σ, scaled per block
+    torch.testing.assert_close(
+        ws[:, sl] - state.ws[:, sl], (r.jitter_latents(2, 0.7, seed=1) - state.ws)[:, sl]
+    )
+    # the walk passes through the n variations and loops back to the first
+    anchors = r.jitter_latents(3, 0.5, seed=2)
+    path = r.walk_latents(6, 0.5, seed=2, keys=3, easing="linear")
+    assert path.shape == (6, *state.ws.shape[1:])
+    for i in range(3):
+        torch.testing.assert_close(path[2 * i], anchors[i])
+    torch.testing.assert_close(path[1], (anchors[0] + anchors[1]) / 2)
+    frames = r.jitter_walk(6, 0.5, seed=2, keys=3, easing="linear").run_to_end()
+    torch.testing.assert_close(frames[2:3], r.render(anchors[1:2]), rtol=0, atol=1e-5)
+    with pytest.raises(InputError, match="at least one frame"):
+        r.walk_latents(0, 0.5)
+
+
+def test_category_transfer_maps_the_start_again_and_keeps_the_layer_offsets(capsys, tmp_path):
+    """w+′ = w+* + ref(y′) − ref(y), ref(y) the truncated mapping of the result's starting
+    z with class y (computed here with G.map); amount 0 is the result itself."""
+    from dgp_engine.method.manipulate_stylegan2 import StyleGAN2Renderer
+
+    prior = import_small(capsys)
+    G = prior.stylegan2.G
+    state, _ = _two_results(prior)
+    assert state.class_id == 0 and state.mapped_z is not None
+    psi = state.preset["truncation_psi"]
+    r = StyleGAN2Renderer(prior, state)
+
+    def ref(y: int) -> torch.Tensor:
+        with torch.no_grad():
+            return G.map(state.mapped_z, torch.tensor([y]), truncation_psi=psi)
+
+    moved = r.transfer_ws(2)
+    torch.testing.assert_close(moved, state.ws + ref(2) - ref(0), rtol=0, atol=1e-5)
+    # the tuned w+'s offsets between layers are kept
+    torch.testing.assert_close(moved - moved[:, :1], state.ws - state.ws[:, :1], rtol=0, atol=1e-5)
+    assert torch.equal(r.transfer_ws(2, 0.0), state.ws)
+    assert torch.equal(r.transfer_ws(0), state.ws)  # its own class: unchanged
+    # half way: the labels blended, mapped again
+    half = r.transfer_ws(2, 0.5)
+    with torch.no_grad():
+        label = torch.tensor([[0.5, 0.0, 0.5]])
+        mid = G.mapping.truncate(G.mapping(state.mapped_z, label), psi)
+    torch.testing.assert_close(half, state.ws + mid - ref(0), rtol=0, atol=1e-5)
+    images = r.transfer([1, 2]).run_to_end()
+    assert images.shape == (2, 3, 64, 64)
+    torch.testing.assert_close(images[1:], r.render(moved), rtol=0, atol=1e-5)
+    assert (images[1] - r.render()[0]).abs().max() > 1e-2
+    adopted = r.transfer_state(2)
+    assert adopted.class_id == 2 and torch.equal(adopted.ws, moved)
+    assert adopted.task["manipulation"] == "class 2 ×1.00"
+    # the adopted state moves back to where it came from
+    back = StyleGAN2Renderer(prior, adopted).transfer_ws(0)
+    torch.testing.assert_close(back, state.ws, rtol=0, atol=1e-5)
+    # saved and read back: the same transfer
+    again = ReconstructionState.load(state.save(tmp_path / "s.dgp"))
+    torch.testing.assert_close(StyleGAN2Renderer(prior, again).transfer_ws(2), moved)
+    with pytest.raises(InputError, match="out of range"):
+        r.transfer_ws(3)
+
+
+def test_category_transfer_without_a_starting_z_uses_class_means(capsys):
+    """A result that started from w_avg has no z to map again: the class's mean w over
+    fixed z samples stands in (the same on every call); the layer offsets are kept."""
+    from dgp_engine.method.manipulate_stylegan2 import StyleGAN2Renderer
+
+    prior = import_small(capsys)
+    preset = short(iterations=[2], ft_num=[1], w_init="avg")
+    state = reconstruct(prior, target_of(prior), "colorize", class_id=1, preset=preset)
+    state = state.run_to_end()
+    assert state.mapped_z is None and state.class_id == 1
+    r = StyleGAN2Renderer(prior, state)
+    moved = r.transfer_ws(0)
+    step = moved - state.ws
+    assert step.abs().max() > 1e-3
+    torch.testing.assert_close(step, step[:, :1].expand_as(step), rtol=0, atol=1e-5)
+    torch.testing.assert_close(StyleGAN2Renderer(prior, state).transfer_ws(0), moved)
+
+
+def test_a_result_renders_and_morphs_only_with_its_own_family(capsys):
+    """The family-neutral entry points (the CLI's and the app's) refuse a StyleGAN2 state
+    with a BigGAN prior, a BigGAN state with a StyleGAN2 prior, and a morph of both."""
+    from dgp_engine.method.manipulators import morph_for, renderer_for
+
+    from .manipulation_helpers import quick_state
+
+    prior = import_small(capsys)
+    big = tiny_prior()
+    sg_state, sg_other = _two_results(prior)
+    big_state = quick_state(big, class_id=1)
+    assert type(renderer_for(prior, sg_state)).__name__ == "StyleGAN2Renderer"
+    assert type(renderer_for(big, big_state)).__name__ == "Renderer"
+    with pytest.raises(StateError, match="restored with the StyleGAN2 prior sg, and tiny is a"):
+        renderer_for(big, sg_state)
+    with pytest.raises(StateError, match="restored with the BigGAN prior tiny, and sg is a"):
+        renderer_for(prior, big_state)
+    with pytest.raises(StateError, match="Cannot morph A and B: B was restored with a StyleGAN2"):
+        morph_for(big, [big_state, sg_state])
+    with pytest.raises(StateError, match="Keyframe A: This result was restored with the BigGAN"):
+        morph_for(prior, [big_state, big_state])
+    assert type(morph_for(prior, [sg_state, sg_other])).__name__ == "StyleGAN2Morph"
+
+
+def test_the_command_line_refuses_states_of_the_other_family_in_one_sentence(capsys, tmp_path):
+    """A StyleGAN2 state with a BigGAN model, a BigGAN state with a StyleGAN2 model, and
+    a morph of both: one sentence each, naming the model to pass; nothing written."""
+    from .manipulation_helpers import quick_state, save_model_folder
+
+    prior = import_small(capsys)
+    big = tiny_prior()
+    folder = save_model_folder(big, tmp_path / "tiny")
+    sg_path = _two_results(prior)[0].save(tmp_path / "sg.dgp")
+    big_path = quick_state(big, class_id=1).save(tmp_path / "big.dgp")
+    cases = (
+        (["jitter", str(sg_path), "--model", str(folder)], "sg.dgp was restored with the model"),
+        (["transfer", str(big_path), "--class", "0", "--model", "sg"], "pass --model"),
+        (["morph", str(sg_path), str(big_path), "--model", "sg"], "big.dgp was restored"),
+    )
+    for argv, why in cases:
+        out = tmp_path / ("x.gif" if argv[0] == "morph" else "x.png")
+        code = main([*argv, "-o", str(out), "--raw", "-q"])
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and why in lines[0], err
+        assert "Traceback" not in err and not out.exists()

@@ -45,15 +45,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "jitter",
         help="render random variations of a result (latent jitter) as a grid",
         description="Render N variations G(z* + σ·ε; θ*) of a saved reconstruction state and "
-        "save them as one grid picture (docs/method.md#manipulation).",
+        "save them as one grid picture (docs/method.md#manipulation); a StyleGAN2 result "
+        "is jittered in w space (docs/method.md#stylegan2-priors).",
     )
     p.add_argument("state", type=Path, help="a saved reconstruction state (.dgp)")
     p.add_argument("-n", "--count", type=int, default=16, help="variations (default 16)")
     p.add_argument(
         "--sigma",
         default="0.5",
-        help="jitter strength σ (default 0.5); or one value per latent chunk, "
-        "coarse to fine, comma-separated (e.g. 0,0,0.7,0.7)",
+        help="jitter strength σ (default 0.5); or one value per latent chunk (a "
+        "BigGAN's z chunks, a StyleGAN2's synthesis blocks), coarse to fine, "
+        "comma-separated (e.g. 0,0,0.7,0.7)",
     )
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--cols", type=int, help="grid columns (default √n)")
@@ -73,7 +75,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "transfer",
         help="render a result with another class (category transfer)",
         description="Render G(z*, e(y′); θ*) for another class y′ of a saved state; with "
-        "--amount below 1 the class embedding is interpolated towards y′.",
+        "--amount below 1 the class embedding is interpolated towards y′. A result of a "
+        "conditional StyleGAN2 has its w+ moved by what the mapping makes of its starting z "
+        "with y′ instead of its own class (docs/method.md#stylegan2-priors).",
     )
     p.add_argument("state", type=Path, help="a saved reconstruction state (.dgp)")
     p.add_argument(
@@ -487,7 +491,7 @@ def _save_grid(
 
 def run_jitter(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..method.manipulate import Renderer
+    from ..method.manipulators import renderer_for
 
     if args.count < 1:
         raise InputError("-n must be at least 1.")
@@ -501,9 +505,8 @@ def run_jitter(args: argparse.Namespace) -> int:
         [args.state], args.model, args.device, args.model_mismatch == "ok"
     )
     composer = _composer(args, [state], [args.state.name], prior.resolution)
-    if state.is_stylegan2:
-        return _jitter_stylegan2(args, state, prior, sigma, composer)
-    renderer = Renderer(prior, state, allow_other_model=True)  # checked (and said) above
+    # checked (and said) above; BigGAN z or StyleGAN2 w+ alike
+    renderer = renderer_for(prior, state, allow_other_model=True)
     if args.walk is not None:
         job = renderer.jitter_walk(args.walk, sigma, seed=args.seed, keys=args.count)
         _export(args, job, len(job), args.fps, composer, prior.resolution)
@@ -516,55 +519,24 @@ def run_jitter(args: argparse.Namespace) -> int:
     return 0
 
 
-def _jitter_stylegan2(
-    args: argparse.Namespace,
-    state: ReconstructionState,
-    prior: Prior,
-    sigma: float | list[float],
-    composer: PhotoComposer | None,
-) -> int:
-    """Jitter of a StyleGAN2 result in w space (one σ; no walk yet)."""
-    from ..errors import InputError
-    from ..method.manipulate_stylegan2 import StyleGAN2Renderer
-
-    if args.walk is not None:
-        raise InputError(
-            "A jitter walk of a StyleGAN2 result is not supported yet: leave "
-            "out --walk to render a grid of variations."
-        )
-    if not isinstance(sigma, float):
-        raise InputError(
-            "A StyleGAN2 result is jittered in w space with one σ (its latent "
-            "has no chunks): give --sigma one number."
-        )
-    renderer = StyleGAN2Renderer(prior, state, allow_other_model=True)  # checked above
-    job = renderer.jitter(args.count, sigma, seed=args.seed)
-    with _progress(args, len(job), "jitter") as bar:
-        images = job.run_to_end(lambda f: bar.update(1))
-    _save_grid(args, images, composer)
-    return 0
-
-
 def run_transfer(args: argparse.Namespace) -> int:
-    from ..method.manipulate import Renderer
+    from ..errors import InputError
+    from ..method.manipulators import renderer_for
     from ..priors.classes import resolve_class
 
     _setup(args)
     (state,), prior = load_states_and_prior(
         [args.state], args.model, args.device, args.model_mismatch == "ok"
     )
-    if state.is_stylegan2:
-        from ..errors import PriorFamilyError
-
-        raise PriorFamilyError(
-            f"Category transfer of a StyleGAN2 result is not supported "
-            f"yet ({args.state.name}: its class went into w+); jitter and "
-            "morph work."
+    if prior.n_classes == 0:
+        raise InputError(
+            f"{prior.name} is an unconditional model: it has no classes to transfer "
+            f"{args.state.name} to (dgp jitter and dgp morph work)."
         )
     composer = _composer(args, [state], [args.state.name], prior.resolution)
     targets = [resolve_class(c, prior.class_names) for c in args.classes]
     _check_grid(args, len(targets), composer, prior.resolution)
-    job = Renderer(prior, state, allow_other_model=True).transfer(targets, args.amount)
+    job = renderer_for(prior, state, allow_other_model=True).transfer(targets, args.amount)
     with _progress(args, len(job), "transfer") as bar:
         images = job.run_to_end(lambda f: bar.update(1))
     _save_grid(args, images, composer)
@@ -586,8 +558,8 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 def run_morph(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..files.animation import format_for
-    from ..method.manipulate import Morph, MorphTimeline
-    from ..method.manipulate_stylegan2 import StyleGAN2Morph
+    from ..method.manipulate import MorphTimeline
+    from ..method.manipulators import morph_for
 
     if len(args.states) < 2:
         raise InputError("A morph needs at least two states (keyframes).")
@@ -607,13 +579,7 @@ def run_morph(args: argparse.Namespace) -> int:
     )
     names = [p.name for p in args.states]
     composer = _composer(args, states, names, prior.resolution)
-    morph: Morph | StyleGAN2Morph
-    if any(s.is_stylegan2 for s in states):
-        morph = StyleGAN2Morph(
-            prior, states, names=names, easing=timeline.easing, allow_other_model=True
-        )
-    else:
-        morph = Morph(prior, states, names=names, easing=timeline.easing, allow_other_model=True)
+    morph = morph_for(prior, states, names=names, easing=timeline.easing, allow_other_model=True)
     job = morph.render(timeline.times(), keep=False)  # frames stream into the file
     _export(
         args, job, len(job), timeline.fps, composer, prior.resolution, size=size, loop=args.loop

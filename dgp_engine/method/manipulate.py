@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -159,6 +159,70 @@ def _noise_seed(seed: int, index: int) -> int:
     return int(words[0]) & ((1 << 63) - 1)
 
 
+def sigma_values(
+    sigma: float | Sequence[float], chunks: Sequence[tuple[str, slice]]
+) -> list[float]:
+    """One σ per latent chunk (a single σ is every chunk's), each finite and ≥ 0."""
+    if isinstance(sigma, bool):
+        raise InputError("σ must be a finite number ≥ 0.")
+    if isinstance(sigma, (int, float)):
+        values = [float(sigma)] * len(chunks)
+    else:
+        try:
+            values = [float(s) for s in sigma]
+        except (TypeError, ValueError):
+            raise InputError("σ must be a finite number ≥ 0.") from None
+        if len(values) != len(chunks):
+            names = ", ".join(name for name, _ in chunks)
+            raise InputError(
+                f"Give one σ per latent chunk ({len(chunks)}: {names}); got {len(values)}."
+            )
+    if any(not math.isfinite(v) or v < 0 for v in values):
+        raise InputError("σ must be a finite number ≥ 0.")
+    return values
+
+
+def check_walk(frames: int, keys: int, easing: str) -> None:
+    """A jitter walk's frame and key counts and easing, before any latent is made."""
+    if frames < 1 or keys < 1:
+        raise InputError("A jitter walk needs at least one frame and one key.")
+    check_frame_count(frames, "walk frames")
+    ease(easing, 0.5)
+
+
+def walk_path(anchors: torch.Tensor, frames: int, easing: str, loop: bool) -> torch.Tensor:
+    """``frames`` latents gliding through ``anchors`` (first axis) with ``easing`` between
+    neighbours, back to the first when ``loop``: a jitter walk of any latent's shape."""
+    if loop:
+        anchors = torch.cat([anchors, anchors[:1]])
+    spans = anchors.shape[0] - 1
+    if spans == 0:
+        return anchors[:1].expand(frames, *anchors.shape[1:]).clone()
+    out = []
+    for i in range(frames):
+        pos = (i / frames if loop else i / max(1, frames - 1)) * spans
+        k = min(int(pos), spans - 1)
+        out.append(torch.lerp(anchors[k], anchors[k + 1], ease(easing, pos - k)))
+    return torch.stack(out)
+
+
+def batched_job(
+    batches: Callable[[], Iterator[torch.Tensor]],
+    params: Sequence[dict[str, Any]],
+    cancel: threading.Event | None = None,
+) -> RenderJob:
+    """A :class:`RenderJob` over rendered batches, one ``params`` dict per image."""
+
+    def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
+        k = 0
+        for x in batches():
+            for img in x:
+                yield img, dict(params[k])
+                k += 1
+
+    return RenderJob(len(params), produce, cancel)
+
+
 class Renderer:
     """Renders from one reconstruction state without re-running the reconstruction.
 
@@ -225,17 +289,7 @@ class Renderer:
 
     def sigma_vector(self, sigma: float | Sequence[float]) -> torch.Tensor:
         chunks = self.z_chunks()
-        if isinstance(sigma, (int, float)):
-            values = [float(sigma)] * len(chunks)
-        else:
-            values = [float(s) for s in sigma]
-            if len(values) != len(chunks):
-                names = ", ".join(name for name, _ in chunks)
-                raise InputError(
-                    f"Give one σ per latent chunk ({len(chunks)}: {names}); got {len(values)}."
-                )
-        if any(not math.isfinite(v) or v < 0 for v in values):
-            raise InputError("σ must be a finite number ≥ 0.")
+        values = sigma_values(sigma, chunks)
         out = torch.zeros(1, self.dim_z)
         for v, (_, sl) in zip(values, chunks, strict=True):
             out[:, sl] = v
@@ -337,15 +391,7 @@ class Renderer:
         z, e = self._inputs(z, embedding)
         if len(params) != z.shape[0]:
             raise InputError("Give one params dict per image.")
-
-        def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
-            k = 0
-            for x in self._batches(z, e):
-                for img in x:
-                    yield img, dict(params[k])
-                    k += 1
-
-        return RenderJob(z.shape[0], produce, cancel)
+        return batched_job(lambda: self._batches(z, e), params, cancel)
 
     def jitter(
         self,
@@ -383,22 +429,8 @@ class Renderer:
     ) -> torch.Tensor:
         """A smooth jitter walk: ``frames`` latents gliding through ``keys`` jittered
         latents (variations 0…keys−1 of ``seed``), back to the first when ``loop``."""
-        if frames < 1 or keys < 1:
-            raise InputError("A jitter walk needs at least one frame and one key.")
-        check_frame_count(frames, "walk frames")
-        ease(easing, 0.5)
-        anchors = self.jitter_latents(keys, sigma, seed)
-        if loop:
-            anchors = torch.cat([anchors, anchors[:1]])
-        spans = anchors.shape[0] - 1
-        if spans == 0:
-            return anchors[:1].expand(frames, -1).clone()
-        out = []
-        for i in range(frames):
-            pos = (i / frames if loop else i / max(1, frames - 1)) * spans
-            k = min(int(pos), spans - 1)
-            out.append(torch.lerp(anchors[k], anchors[k + 1], ease(easing, pos - k)))
-        return torch.stack(out)
+        check_walk(frames, keys, easing)
+        return walk_path(self.jitter_latents(keys, sigma, seed), frames, easing, loop)
 
     def jitter_walk(
         self,
@@ -445,6 +477,17 @@ class Renderer:
         if not es:
             return RenderJob(0, lambda: iter(()), cancel)
         return self.job(zz, e, params, cancel)
+
+    def transfer_state(
+        self, target: int | Mapping[int, float] | torch.Tensor, amount: float = 1.0
+    ) -> ReconstructionState:
+        """The state of a category transfer (to adopt it): the moved embedding, and the
+        target's class id once the move is at least half way."""
+        e = self.transfer_embedding(target, amount)
+        cid = int(target) if isinstance(target, int) and float(amount) >= 0.5 else None
+        return self.state_with(
+            embedding=e, class_id=cid, note=f"class {_describe_target(target)} ×{amount:.2f}"
+        )
 
     def state_with(
         self,
@@ -554,7 +597,113 @@ def check_morphable(
             )
 
 
-class Morph:
+NetT = TypeVar("NetT", bound=torch.nn.Module)
+
+
+class KeyframeBlend(Generic[NetT]):
+    """What every family's morph shares: each keyframe's full weights (base + delta)
+    kept, blended into one working copy of the base network per position (the last
+    blend is reused), positions ``t`` in [0, 1] along evenly spaced keyframes with an
+    easing per segment, and render jobs that render a repeated position once.
+
+    A family's morph sets the latents (:meth:`at`) and what a blend needs before it
+    renders (:meth:`_prepared`)."""
+
+    def __init__(self, base: NetT, keyframes: Sequence[ReconstructionState], easing: str):
+        ease(easing, 0.5)  # validate the name early
+        self.keyframes = list(keyframes)
+        self.easing = easing
+        sd = base.state_dict()
+        self._float_keys = [k for k, v in sd.items() if v.is_floating_point()]
+        self._thetas: list[dict[str, torch.Tensor]] = []
+        for s in keyframes:
+            theta = {}
+            for k in self._float_keys:
+                v = sd[k].detach().clone()
+                if k in s.weight_delta:
+                    v.add_(s.weight_delta[k].to(v.device, v.dtype))  # as materialize() does
+                theta[k] = v
+            self._thetas.append(theta)
+        self._work: NetT = copy.deepcopy(base).eval()
+        for p in self._work.parameters():
+            p.requires_grad_(False)
+        self._work_sd = self._work.state_dict()
+        self.device = next(self._work.parameters()).device
+        self._loaded: tuple[int, float] | None = None
+
+    @property
+    def segments(self) -> int:
+        return len(self.keyframes) - 1
+
+    def locate(self, t: float) -> tuple[int, float]:
+        """(segment, eased local position u) for the position ``t`` in [0, 1]."""
+        if not math.isfinite(float(t)):
+            raise InputError("The morph position must be a finite number in [0, 1].")
+        s = min(1.0, max(0.0, float(t))) * self.segments
+        k = min(int(math.floor(s)), self.segments - 1)
+        return k, ease(self.easing, s - k)
+
+    def _load(self, k: int, u: float) -> None:
+        if self._loaded == (k, u):
+            return
+        a, b = self._thetas[k], self._thetas[k + 1]
+        with torch.no_grad():
+            for key in self._float_keys:
+                torch.lerp(a[key], b[key], u, out=self._work_sd[key])
+        self._prepared()
+        self._loaded = (k, u)
+
+    def _prepared(self) -> None:
+        """Called after a blend is loaded into the working network."""
+
+    def at(self, t: float) -> torch.Tensor:
+        """The frame at position ``t``: [1, 3, R, R] on the CPU."""
+        raise NotImplementedError
+
+    def render(
+        self, times: Sequence[float], cancel: threading.Event | None = None, *, keep: bool = True
+    ) -> RenderJob:
+        """A job rendering the frame at each position (repeated positions, e.g. held
+        frames and the way back of a ping-pong, are rendered once and kept only until
+        their last use).  ``keep=False`` when streaming a long export to a file."""
+        times = [float(t) for t in times]
+
+        def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
+            uses = Counter(times)
+            cache: dict[float, torch.Tensor] = {}
+            for t in times:
+                image = cache[t] if t in cache else self.at(t)[0]
+                uses[t] -= 1
+                if uses[t]:
+                    cache[t] = image
+                else:
+                    cache.pop(t, None)
+                k, u = self.locate(t)
+                yield image, {"kind": "morph", "t": t, "segment": k, "u": u}
+
+        return RenderJob(len(times), produce, cancel, keep)
+
+    def _blend_delta(
+        self, t: float, base: Mapping[str, torch.Tensor], skip: frozenset[str] = frozenset()
+    ) -> tuple[ReconstructionState, dict[str, torch.Tensor], dict[str, Any]]:
+        """For a state at ``t``: the nearer keyframe, the blend's weight delta from
+        ``base`` (entries in ``skip`` left out) and the task record noting the morph."""
+        k, u = self.locate(t)
+        self._load(k, u)
+        delta = {}
+        for key in self._float_keys:
+            if key in skip:
+                continue
+            d = (self._work_sd[key] - base[key]).float().cpu()
+            if torch.count_nonzero(d):
+                delta[key] = d
+        near = self.keyframes[k if u < 0.5 else k + 1]
+        task = dict(near.task)
+        task["manipulation"] = f"morph t={t:.4g}"
+        return near, delta, task
+
+
+class Morph(KeyframeBlend[Generator]):
     """Renders the blend of two or more keyframe states (docs/method.md#manipulation),
     weights included.
 
@@ -588,42 +737,11 @@ class Morph:
             )
             if warning:
                 self.warnings.append(warning)
-        ease(easing, 0.5)  # validate the name early
         self.prior = prior
-        self.keyframes = list(keyframes)
-        self.easing = easing
         self.use_in = bool(keyframes[0].use_in)
-        base = prior.G.state_dict()
-        self._float_keys = [k for k, v in base.items() if v.is_floating_point()]
-        self._thetas: list[dict[str, torch.Tensor]] = []
-        for s in keyframes:
-            theta = {}
-            for k in self._float_keys:
-                v = base[k].detach().clone()
-                if k in s.weight_delta:
-                    v.add_(s.weight_delta[k].to(v.device, v.dtype))  # as materialize() does
-                theta[k] = v
-            self._thetas.append(theta)
+        super().__init__(prior.G, keyframes, easing)
         self._zs = [s.z.detach().float().cpu().reshape(1, -1) for s in keyframes]
         self._es = [s.embedding.detach().float().cpu().reshape(1, -1) for s in keyframes]
-        self._work = copy.deepcopy(prior.G).eval()
-        for p in self._work.parameters():
-            p.requires_grad_(False)
-        self._work_sd = self._work.state_dict()
-        self.device = next(self._work.parameters()).device
-        self._loaded: tuple[int, float] | None = None
-
-    @property
-    def segments(self) -> int:
-        return len(self.keyframes) - 1
-
-    def locate(self, t: float) -> tuple[int, float]:
-        """(segment, eased local position u) for the position ``t`` in [0, 1]."""
-        if not math.isfinite(float(t)):
-            raise InputError("The morph position must be a finite number in [0, 1].")
-        s = min(1.0, max(0.0, float(t))) * self.segments
-        k = min(int(math.floor(s)), self.segments - 1)
-        return k, ease(self.easing, s - k)
 
     def latent_at(self, t: float) -> tuple[torch.Tensor, torch.Tensor]:
         k, u = self.locate(t)
@@ -632,68 +750,27 @@ class Morph:
             torch.lerp(self._es[k], self._es[k + 1], u),
         )
 
-    def _load(self, k: int, u: float) -> None:
-        if self._loaded == (k, u):
-            return
-        a, b = self._thetas[k], self._thetas[k + 1]
-        with torch.no_grad():
-            for key in self._float_keys:
-                torch.lerp(a[key], b[key], u, out=self._work_sd[key])
+    def _prepared(self) -> None:
         mark_in_initialized(self._work, self.use_in)
         freeze_sn(self._work)
-        self._loaded = (k, u)
 
     def at(self, t: float) -> torch.Tensor:
         """The frame at position ``t``: [1, 3, R, R] on the CPU."""
         k, u = self.locate(t)
         self._load(k, u)
-        z = torch.lerp(self._zs[k], self._zs[k + 1], u)
-        e = torch.lerp(self._es[k], self._es[k + 1], u)
+        z, e = self.latent_at(t)
         with torch.no_grad():
             image: torch.Tensor = self._work(
                 z.to(self.device), e.to(self.device), use_in=self.use_in
             )
         return image.cpu()
 
-    def render(
-        self, times: Sequence[float], cancel: threading.Event | None = None, *, keep: bool = True
-    ) -> RenderJob:
-        """A job rendering the frame at each position (repeated positions, e.g. held
-        frames and the way back of a ping-pong, are rendered once and kept only until
-        their last use).  ``keep=False`` when streaming a long export to a file."""
-        times = [float(t) for t in times]
-
-        def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
-            uses = Counter(times)
-            cache: dict[float, torch.Tensor] = {}
-            for t in times:
-                image = cache[t] if t in cache else self.at(t)[0]
-                uses[t] -= 1
-                if uses[t]:
-                    cache[t] = image
-                else:
-                    cache.pop(t, None)
-                k, u = self.locate(t)
-                yield image, {"kind": "morph", "t": t, "segment": k, "u": u}
-
-        return RenderJob(len(times), produce, cancel, keep)
-
     def state_at(self, t: float) -> ReconstructionState:
         """A state for the blend at ``t`` (z, embedding and weights), to adopt or save."""
-        k, u = self.locate(t)
-        self._load(k, u)
-        base = self.prior.G.state_dict()
-        delta = {}
-        for key in self._float_keys:
-            if key == "shared.weight":
-                continue
-            d = (self._work_sd[key] - base[key]).float().cpu()
-            if torch.count_nonzero(d):
-                delta[key] = d
+        near, delta, task = self._blend_delta(
+            t, self.prior.G.state_dict(), frozenset({"shared.weight"})
+        )
         z, e = self.latent_at(t)
-        near = self.keyframes[k if u < 0.5 else k + 1]
-        task = dict(near.task)
-        task["manipulation"] = f"morph t={t:.4g}"
         return dataclasses.replace(
             near,
             z=z.clone(),

@@ -1,31 +1,49 @@
-"""Manipulation of a StyleGAN2 result (docs/method.md#stylegan2-priors): jitter in w
-space and morphing of w+ and the tuned weights.  The engine's side only: the command
-line's and the app's manipulation (:mod:`.manipulate`'s :class:`~.manipulate.Renderer`
-and :class:`~.manipulate.Morph`) still take BigGAN results and refuse a StyleGAN2 prior
-with a sentence.
+"""Manipulation of a StyleGAN2 result (docs/method.md#stylegan2-priors): jitter (and the
+jitter walk) in w space, category transfer for a conditional model, and morphing of w+
+and the tuned weights.  The same interface as :mod:`.manipulate`'s :class:`~.manipulate.
+Renderer` and :class:`~.manipulate.Morph` (:mod:`.manipulators` picks the family's):
 
 * jitter: G.synthesis(w+* + σ·ε; θ*) with one ε ~ N(0, I) of w's size added to every
-  layer's w (so the variation moves the image as one w would, not layer by layer);
+  layer's w (so the variation moves the image as one w would, not layer by layer); σ is
+  one value or one per synthesis block (:meth:`StyleGAN2Renderer.z_chunks`, coarse to
+  fine), as a hierarchical BigGAN's is one per z chunk;
+* category transfer (conditional models): w+′ = w+* + ref(c′) − ref(c), where ref(c) is
+  the truncated mapping of the result's starting z with the label c — w recomputed
+  through the mapping with the new class, the tuned w+'s per-layer offsets from its
+  start kept; a result that did not start from a mapped z (w_avg, a given w+, an older
+  file) uses the mean over fixed z samples instead; c′ moves from the own class's label
+  ``amount`` of the way to the target's (a class, or a blend of classes);
 * morph between A = (θ_A, w+_A) and B: w+ = (1 − u)·w+_A + u·w+_B and every weight and
-  buffer blended the same way, as the BigGAN morph does (``t`` in [0, 1] along the
-  keyframes, eased per segment).
+  buffer blended the same way (:class:`~.manipulate.KeyframeBlend`, as the BigGAN morph).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import InputError, StateError
+from ..models import stylegan2 as sg2
 from ..priors.load import Prior
-from .manipulate import RenderJob, _noise_seed, check_morphable, ease, keyframe_labels
+from .manipulate import (
+    KeyframeBlend,
+    RenderJob,
+    _noise_seed,
+    batched_job,
+    check_frame_count,
+    check_morphable,
+    check_walk,
+    keyframe_labels,
+    sigma_values,
+    walk_path,
+)
 from .reconstruct_stylegan2 import (
     NOISE_MODE,
     check_fits_stylegan2,
@@ -34,14 +52,35 @@ from .reconstruct_stylegan2 import (
 )
 from .state import ReconstructionState
 
+#: z samples whose mean mapping is a class's reference w when the result did not start
+#: from a mapped z (seeded: the same reference every time).
+REFERENCE_SAMPLES = 256
+REFERENCE_SEED = 0
+
+ClassSpec = int | Mapping[int, float] | torch.Tensor
+
 
 def _check_stylegan2(prior: Prior, state: ReconstructionState, label: str) -> None:
     if not state.is_stylegan2:
+        check_same_family(prior, state)  # a StyleGAN2 prior: says which model to load
         raise StateError(
             f"{label} was restored with a BigGAN prior: use the BigGAN "
             "manipulation (Renderer, Morph) for it."
         )
     check_same_family(prior, state)
+
+
+def ws_chunks(G: sg2.Generator) -> list[tuple[str, slice]]:
+    """The layers of w+ each synthesis block's convolutions take, coarse → fine ("4 px",
+    "8 px", …); the last block also has the final toRGB's.  (A block's toRGB shares its
+    w with the next block's first convolution.)"""
+    blocks = G.synthesis.blocks
+    out, start = [], 0
+    for i, blk in enumerate(blocks):
+        end = start + blk.num_conv + (blk.num_torgb if i == len(blocks) - 1 else 0)
+        out.append((f"{blk.resolution} px", slice(start, end)))
+        start += blk.num_conv
+    return out
 
 
 class StyleGAN2Renderer:
@@ -64,10 +103,28 @@ class StyleGAN2Renderer:
         self.batch_size = int(batch_size)
         self.generator = materialize_stylegan2(prior, state)
         self.device = next(self.generator.parameters()).device
+        self._own_reference: torch.Tensor | None = None
 
+    # --- latents ---------------------------------------------------------------------
     @property
     def w_dim(self) -> int:
         return int(self.state.ws.shape[-1])
+
+    @property
+    def num_ws(self) -> int:
+        return int(self.state.ws.shape[1])
+
+    def z_chunks(self) -> list[tuple[str, slice]]:
+        """The latent's chunks, coarse → fine: the layers of w+ of each synthesis block."""
+        return ws_chunks(self.generator)
+
+    def sigma_vector(self, sigma: float | Sequence[float]) -> torch.Tensor:
+        """σ per layer of w+ ([1, num_ws, 1]) for one σ or one per block."""
+        chunks = self.z_chunks()
+        out = torch.zeros(1, self.num_ws, 1)
+        for v, (_, sl) in zip(sigma_values(sigma, chunks), chunks, strict=True):
+            out[:, sl] = v
+        return out
 
     def jitter_noise(self, index: int, seed: int = 0) -> torch.Tensor:
         """ε ~ N(0, I) of variation ``index`` ([1, 1, w_dim]); the same for any n."""
@@ -75,24 +132,41 @@ class StyleGAN2Renderer:
         return torch.randn(1, 1, self.w_dim, generator=gen)
 
     def jitter_latents(
-        self, n: int, sigma: float, seed: int = 0, *, start: int = 0
+        self,
+        n: int,
+        sigma: float | Sequence[float],
+        seed: int = 0,
+        *,
+        start: int = 0,
+        z: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """w+* + σ·ε for variations ``start … start+n−1`` ([n, num_ws, w_dim])."""
         if n < 0:
             raise InputError("The number of variations cannot be negative.")
-        if (
-            isinstance(sigma, bool)
-            or not isinstance(sigma, (int, float))
-            or not math.isfinite(sigma)
-            or sigma < 0
-        ):
-            raise InputError("σ must be a finite number ≥ 0.")
-        base = self.state.ws.float().cpu()
+        check_frame_count(n, "variations")
+        scale = self.sigma_vector(sigma)
+        base = self._check_ws(z)[:1]
         if n == 0:
             return base.new_zeros(0, *base.shape[1:])
         eps = torch.cat([self.jitter_noise(start + i, seed) for i in range(n)])
-        return base + eps * float(sigma)
+        return base + eps * scale
 
+    def walk_latents(
+        self,
+        frames: int,
+        sigma: float | Sequence[float],
+        seed: int = 0,
+        *,
+        keys: int = 4,
+        easing: str = "sine",
+        loop: bool = True,
+    ) -> torch.Tensor:
+        """A smooth jitter walk: ``frames`` w+ gliding through ``keys`` jittered ones
+        (variations 0…keys−1 of ``seed``), back to the first when ``loop``."""
+        check_walk(frames, keys, easing)
+        return walk_path(self.jitter_latents(keys, sigma, seed), frames, easing, loop)
+
+    # --- rendering ---------------------------------------------------------------------
     def render(self, ws: torch.Tensor | None = None) -> torch.Tensor:
         """G.synthesis(w+; θ*) for [N, num_ws, w_dim] (the state's own when not given)."""
         return torch.cat(list(self._batches(self._check_ws(ws))))
@@ -101,8 +175,8 @@ class StyleGAN2Renderer:
         ws = (self.state.ws if ws is None else ws).float().cpu()
         if ws.dim() != 3 or ws.shape[1:] != self.state.ws.shape[1:]:
             raise InputError(
-                f"w+ of this model has shape (N, {self.state.ws.shape[1]}, "
-                f"{self.w_dim}); got {tuple(ws.shape)}."
+                f"w+ of this model has shape (N, {self.num_ws}, {self.w_dim}); "
+                f"got {tuple(ws.shape)}."
             )
         return ws
 
@@ -114,10 +188,22 @@ class StyleGAN2Renderer:
                 )
             yield x.float().cpu()
 
+    def job(
+        self,
+        ws: torch.Tensor,
+        params: Sequence[dict[str, Any]],
+        cancel: threading.Event | None = None,
+    ) -> RenderJob:
+        """A :class:`RenderJob` over w+ batches, one ``params`` dict each."""
+        ws = self._check_ws(ws)
+        if len(params) != ws.shape[0]:
+            raise InputError("Give one params dict per image.")
+        return batched_job(lambda: self._batches(ws), params, cancel)
+
     def jitter(
         self,
         n: int,
-        sigma: float,
+        sigma: float | Sequence[float],
         seed: int = 0,
         *,
         start: int = 0,
@@ -125,37 +211,200 @@ class StyleGAN2Renderer:
     ) -> RenderJob:
         """``n`` variations G.synthesis(w+* + σ·ε_i; θ*)."""
         ws = self.jitter_latents(n, sigma, seed, start=start)
+        sig = float(sigma) if isinstance(sigma, (int, float)) else [float(s) for s in sigma]
         params = [
             {
                 "kind": "jitter",
                 "variation": start + i,
                 "seed": seed,
-                "sigma": float(sigma),
+                "sigma": sig,
                 "ws": ws[i : i + 1],
             }
             for i in range(n)
         ]
+        return self.job(ws, params, cancel)
 
-        def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
-            k = 0
-            for x in self._batches(ws):
-                for img in x:
-                    yield img, dict(params[k])
-                    k += 1
+    def jitter_walk(
+        self,
+        frames: int,
+        sigma: float | Sequence[float],
+        seed: int = 0,
+        *,
+        keys: int = 4,
+        easing: str = "sine",
+        loop: bool = True,
+        cancel: threading.Event | None = None,
+    ) -> RenderJob:
+        """The frames of :meth:`walk_latents` (an animation that loops when ``loop``)."""
+        ws = self.walk_latents(frames, sigma, seed, keys=keys, easing=easing, loop=loop)
+        params = [
+            {"kind": "walk", "frame": i, "seed": seed, "ws": ws[i : i + 1]} for i in range(frames)
+        ]
+        return self.job(ws, params, cancel)
 
-        return RenderJob(n, produce, cancel)
+    # --- category transfer ---------------------------------------------------------------
+    @property
+    def n_classes(self) -> int:
+        return int(self.generator.c_dim)
 
-    def state_with(self, ws: torch.Tensor, note: str = "") -> ReconstructionState:
-        """A new state sharing θ* with another w+ (to adopt a variation)."""
+    def _check_conditional(self) -> None:
+        if self.n_classes == 0:
+            raise InputError(
+                f"{self.prior.name} is an unconditional model: it has no classes to "
+                "transfer a result to (jitter and morph work)."
+            )
+
+    def _check_class(self, c: Any) -> int:
+        if (
+            isinstance(c, bool)
+            or not isinstance(c, (int, np.integer))
+            or not 0 <= int(c) < self.n_classes
+        ):
+            raise InputError(
+                f"Class id {c!r} is out of range: this model has classes 0..{self.n_classes - 1}."
+            )
+        return int(c)
+
+    def label(self, spec: ClassSpec) -> torch.Tensor:
+        """The mapping's label for a class id (one-hot), a blend {class id: weight}
+        (weights normalised to sum 1) or a label tensor passed through; [1, c_dim]."""
+        self._check_conditional()
+        n = self.n_classes
+        if isinstance(spec, torch.Tensor):
+            c = spec.detach().float().cpu().reshape(1, -1)
+            if c.shape[1] != n or not bool(torch.isfinite(c).all()):
+                raise InputError(f"A class label of this model has {n} finite values.")
+            return c
+        out = torch.zeros(1, n)
+        if isinstance(spec, Mapping):
+            if not spec:
+                raise InputError("A class blend needs at least one class.")
+            ids = [self._check_class(c) for c in spec]
+            w = torch.tensor([float(v) for v in spec.values()])
+            if not torch.isfinite(w).all() or (w < 0).any() or float(w.sum()) <= 0:
+                raise InputError("Class blend weights must be ≥ 0 and not all zero.")
+            for i, v in zip(ids, (w / w.sum()).tolist(), strict=True):
+                out[0, i] += v
+            return out
+        out[0, self._check_class(spec)] = 1.0
+        return out
+
+    def own_label(self) -> torch.Tensor:
+        """The label of the result's own class (the one its w+ started from)."""
+        self._check_conditional()
+        cid = self.state.class_id
+        if not 0 <= cid < self.n_classes:
+            raise StateError(
+                f"This result records class {cid}, which {self.prior.name} does not have "
+                f"(classes 0..{self.n_classes - 1}): it cannot be moved to another class."
+            )
+        return self.label(cid)
+
+    def _psi(self) -> float:
+        psi = self.state.preset.get("truncation_psi", 1.0)
+        if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0 <= psi <= 1:
+            raise StateError(
+                f"This result is damaged: its preset's truncation_psi is {psi!r}, not a "
+                "number in [0, 1]."
+            )
+        return float(psi)
+
+    def reference(self, label: torch.Tensor) -> torch.Tensor:
+        """ref(c): the mapping of the result's starting z with ``label``, truncated as
+        its start was (the mean over :data:`REFERENCE_SAMPLES` fixed z when the state
+        records none); [1, num_ws, w_dim] on the CPU."""
+        G = self.generator
+        z = self.state.mapped_z
+        if z is None:
+            gen = torch.Generator().manual_seed(REFERENCE_SEED)
+            z = torch.randn(REFERENCE_SAMPLES, G.z_dim, generator=gen)
+        z = z.float().reshape(-1, G.z_dim)
+        with torch.no_grad():
+            ws = G.mapping(z.to(self.device), label.expand(z.shape[0], -1).to(self.device))
+            w = G.mapping.truncate(ws.mean(0, keepdim=True), self._psi())
+        return w.float().cpu()
+
+    def transfer_ws(self, target: ClassSpec, amount: float = 1.0) -> torch.Tensor:
+        """w+ of the result moved ``amount`` of the way (0 = own class, 1 = target) to
+        ``target``: w+* + ref(c′) − ref(c) ([1, num_ws, w_dim])."""
+        if isinstance(amount, bool) or not math.isfinite(float(amount)):
+            raise InputError("The transfer amount must be a finite number.")
+        own = self.own_label()
+        new = torch.lerp(own, self.label(target), float(amount))
+        if self._own_reference is None:
+            self._own_reference = self.reference(own)
+        ws = self.state.ws.float().cpu()
+        if float(amount) == 0.0:
+            return ws.clone()
+        return ws + (self.reference(new) - self._own_reference)
+
+    def transfer(
+        self,
+        targets: Sequence[ClassSpec],
+        amount: float | Sequence[float] = 1.0,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> RenderJob:
+        """Category transfer G.synthesis(w+′; θ*) for each target class (or blend), moved
+        ``amount`` of the way from the result's own class (one value or one each)."""
+        self._check_conditional()
+        amounts = (
+            [float(amount)] * len(targets)
+            if isinstance(amount, (int, float))
+            else [float(a) for a in amount]
+        )
+        if len(amounts) != len(targets):
+            raise InputError("Give one transfer amount per target class.")
+        if not targets:
+            return RenderJob(0, lambda: iter(()), cancel)
+        ws = torch.cat([self.transfer_ws(t, a) for t, a in zip(targets, amounts, strict=True)])
+        params = [
+            {"kind": "transfer", "target": _describe(t), "amount": a, "ws": ws[i : i + 1]}
+            for i, (t, a) in enumerate(zip(targets, amounts, strict=True))
+        ]
+        return self.job(ws, params, cancel)
+
+    def transfer_state(self, target: ClassSpec, amount: float = 1.0) -> ReconstructionState:
+        """The state of a category transfer (to adopt it): the moved w+, and the target's
+        class id once the move is at least half way."""
+        ws = self.transfer_ws(target, amount)
+        cid = int(target) if isinstance(target, int) and float(amount) >= 0.5 else None
+        return self.state_with(
+            ws, class_id=cid, note=f"class {_describe(target)} ×{float(amount):.2f}"
+        )
+
+    def state_with(
+        self,
+        ws: torch.Tensor | None = None,
+        *,
+        z: torch.Tensor | None = None,
+        class_id: int | None = None,
+        note: str = "",
+    ) -> ReconstructionState:
+        """A new state sharing θ* with another w+ (``ws``, or ``z`` as the BigGAN
+        renderer names its latent) and class, to adopt a variation or a transfer."""
+        new = ws if ws is not None else z
         task = dict(self.state.task)
         if note:
             task["manipulation"] = note
         return dataclasses.replace(
-            self.state, z=self._check_ws(ws)[:1].clone(), task=task, created=time.time()
+            self.state,
+            z=self._check_ws(new)[:1].clone(),
+            class_id=self.state.class_id if class_id is None else self._check_class(class_id),
+            task=task,
+            created=time.time(),
         )
 
 
-class StyleGAN2Morph:
+def _describe(t: Any) -> Any:
+    if isinstance(t, Mapping):
+        return {int(k): float(v) for k, v in t.items()}
+    if isinstance(t, torch.Tensor):
+        return "label"
+    return int(t)
+
+
+class StyleGAN2Morph(KeyframeBlend[sg2.Generator]):
     """The blend of two or more StyleGAN2 keyframe results, w+ and weights."""
 
     def __init__(
@@ -180,51 +429,13 @@ class StyleGAN2Morph:
             )
             if warning:
                 self.warnings.append(warning)
-        ease(easing, 0.5)
-        self.prior, self.keyframes, self.easing = prior, list(keyframes), easing
-        base_G = prior.stylegan2.G
-        base = base_G.state_dict()
-        self._float_keys = [k for k, v in base.items() if v.is_floating_point()]
-        self._thetas = []
-        for s in keyframes:
-            theta = {}
-            for k in self._float_keys:
-                v = base[k].detach().clone()
-                if k in s.weight_delta:
-                    v.add_(s.weight_delta[k].to(v.device, v.dtype))
-                theta[k] = v
-            self._thetas.append(theta)
+        self.prior = prior
+        super().__init__(prior.stylegan2.G, keyframes, easing)
         self._ws = [s.ws.detach().float().cpu() for s in keyframes]
-        self._work = copy.deepcopy(base_G).eval()
-        for p in self._work.parameters():
-            p.requires_grad_(False)
-        self._work_sd = self._work.state_dict()
-        self.device = next(self._work.parameters()).device
-        self._loaded: tuple[int, float] | None = None
-
-    @property
-    def segments(self) -> int:
-        return len(self.keyframes) - 1
-
-    def locate(self, t: float) -> tuple[int, float]:
-        if not math.isfinite(float(t)):
-            raise InputError("The morph position must be a finite number in [0, 1].")
-        s = min(1.0, max(0.0, float(t))) * self.segments
-        k = min(int(math.floor(s)), self.segments - 1)
-        return k, ease(self.easing, s - k)
 
     def ws_at(self, t: float) -> torch.Tensor:
         k, u = self.locate(t)
         return torch.lerp(self._ws[k], self._ws[k + 1], u)
-
-    def _load(self, k: int, u: float) -> None:
-        if self._loaded == (k, u):
-            return
-        a, b = self._thetas[k], self._thetas[k + 1]
-        with torch.no_grad():
-            for key in self._float_keys:
-                torch.lerp(a[key], b[key], u, out=self._work_sd[key])
-        self._loaded = (k, u)
 
     def at(self, t: float) -> torch.Tensor:
         """The frame at position ``t``: [1, 3, R, R] on the CPU."""
@@ -234,31 +445,10 @@ class StyleGAN2Morph:
             image: torch.Tensor = self._work.synthesis(self.ws_at(t).to(self.device), NOISE_MODE)
         return image.cpu()
 
-    def render(
-        self, times: Sequence[float], cancel: threading.Event | None = None, *, keep: bool = True
-    ) -> RenderJob:
-        times = [float(t) for t in times]
-
-        def produce() -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
-            for t in times:
-                k, u = self.locate(t)
-                yield self.at(t)[0], {"kind": "morph", "t": t, "segment": k, "u": u}
-
-        return RenderJob(len(times), produce, cancel, keep)
-
     def state_at(self, t: float) -> ReconstructionState:
-        """A state for the blend at ``t`` (w+ and weights), to adopt or save."""
-        k, u = self.locate(t)
-        self._load(k, u)
-        base = self.prior.stylegan2.G.state_dict()
-        delta = {}
-        for key in self._float_keys:
-            d = (self._work_sd[key] - base[key]).float().cpu()
-            if torch.count_nonzero(d):
-                delta[key] = d
-        near = self.keyframes[k if u < 0.5 else k + 1]
-        task = dict(near.task)
-        task["manipulation"] = f"morph t={t:.4g}"
+        """A state for the blend at ``t`` (w+ and weights), to adopt or save; its class
+        and starting z are the nearer keyframe's."""
+        near, delta, task = self._blend_delta(t, self.prior.stylegan2.G.state_dict())
         return dataclasses.replace(
             near, z=self.ws_at(t).clone(), weight_delta=delta, task=task, created=time.time()
         )

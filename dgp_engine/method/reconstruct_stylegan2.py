@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from ..errors import DeviceMemoryError, InputError, PresetError, StateError
 from ..models import stylegan2 as sg2
 from ..priors.load import Prior
+from ..system import runtime
 from ..system.runs import CancellableRun
 from .compute import default_select_batch
 from .copies import frozen_view
@@ -58,6 +59,14 @@ from .state import STYLEGAN2, ReconstructionState
 #: Last D features that score the starting candidates (as the BigGAN loop's z selection).
 SELECT_FTR_NUM = 3
 NOISE_MODE = "const"
+#: Blocks of G and D of this resolution and up run their forward again in the backward
+#: pass instead of keeping their feature maps (activation checkpointing): at 1024 px
+#: they held most of an iteration's memory (bench/results/stylegan2_speed.json); smaller
+#: models are not affected.
+RECOMPUTE_FROM = 512
+#: At that resolution, freed heap pages go back to the system every this many
+#: iterations (:func:`~dgp_engine.system.runtime.release_free_memory`).
+RELEASE_EVERY = 2
 W_INITS = ("select", "avg")
 #: Preset keys only a StyleGAN2 run reads (kept in the state's preset record).
 STYLEGAN2_KEYS = ("family", "w_init", "truncation_psi")
@@ -130,7 +139,9 @@ class DFeatures:
 
     def per_sample(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """The distance of each image of a batch ([N])."""
-        _, feats = self.D(x, self._labels(x.shape[0]), independent=True)
+        _, feats = self.D(
+            x, self._labels(x.shape[0]), independent=True, recompute_from=RECOMPUTE_FROM
+        )
         loss = x.new_zeros(x.shape[0])
         for i in range(min(k, len(feats))):
             diff = (feats[-i - 1] - self.target_feats[-i - 1]).abs()
@@ -233,8 +244,8 @@ class StyleGAN2Run(CancellableRun[Report]):
         assert isinstance(D, sg2.Discriminator)
         gen = torch.Generator().manual_seed(int(self.seed))
         feat = DFeatures(D, self.target, self.class_id)
-        ws, y = yield from self._select(G, feat, gen, t0)
-        yield from self._optimise(G, feat, ws, y, t0)
+        ws, y, z = yield from self._select(G, feat, gen, t0)
+        yield from self._optimise(G, feat, ws, y, z, t0)
 
     # --- the starting w+ ---------------------------------------------------------------
     def candidates(self, b: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -259,18 +270,21 @@ class StyleGAN2Run(CancellableRun[Report]):
 
     def _select(
         self, G: sg2.Generator, feat: DFeatures, gen: torch.Generator, t0: float
-    ) -> GeneratorOf[Report, None, tuple[torch.Tensor, int]]:
+    ) -> GeneratorOf[Report, None, tuple[torch.Tensor, int, torch.Tensor | None]]:
+        """The starting w+, its class and the z it was mapped from (None: not mapped)."""
         preset, cfg = self.preset, self.nets.config
         if self.z_init is not None:
-            return self.z_init.to(self.device), self._class_or_default()
+            return self.z_init.to(self.device), self._class_or_default(), None
         num = preset.select_num
         if self.options.w_init == "avg" or num == 0:
             w_avg = G.mapping.w_avg.detach()
-            return w_avg.reshape(1, 1, -1).repeat(1, cfg.num_ws, 1), self._class_or_default()
-        best: tuple[float, torch.Tensor | None, int, torch.Tensor | None] = (
+            ws0 = w_avg.reshape(1, 1, -1).repeat(1, cfg.num_ws, 1)
+            return ws0, self._class_or_default(), None
+        best: tuple[float, torch.Tensor | None, int, torch.Tensor | None, torch.Tensor | None] = (
             float("inf"),
             None,
             -1,
+            None,
             None,
         )
         done = 0
@@ -283,7 +297,13 @@ class StyleGAN2Run(CancellableRun[Report]):
                 losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
                 for k, loss in enumerate(losses.tolist()):
                     if loss < best[0]:
-                        best = (loss, ws[k : k + 1].clone(), int(ys[k]), x[k : k + 1].cpu())
+                        best = (
+                            loss,
+                            ws[k : k + 1].clone(),
+                            int(ys[k]),
+                            x[k : k + 1].cpu(),
+                            zs[k : k + 1].clone(),
+                        )
                     done += 1
                     yield Report(
                         "select",
@@ -306,7 +326,7 @@ class StyleGAN2Run(CancellableRun[Report]):
                 "No starting point gave a finite loss: the model's weights hold "
                 "invalid values (NaN or inf). Import or download the model again."
             )
-        return best[1], best[2]
+        return best[1], best[2], best[4]
 
     def _class_or_default(self) -> int:
         if self.class_id is not None:
@@ -315,7 +335,13 @@ class StyleGAN2Run(CancellableRun[Report]):
 
     # --- the stages --------------------------------------------------------------------
     def _optimise(
-        self, G: sg2.Generator, feat: DFeatures, ws0: torch.Tensor, y: int, t0: float
+        self,
+        G: sg2.Generator,
+        feat: DFeatures,
+        ws0: torch.Tensor,
+        y: int,
+        z0: torch.Tensor | None,
+        t0: float,
     ) -> Iterator[Report]:
         preset = self.preset
         blocks = G.synthesis.blocks
@@ -326,6 +352,7 @@ class StyleGAN2Run(CancellableRun[Report]):
             [{"params": ps} for ps in groups], lr=0.0, betas=(0.0, 0.999), eps=1e-8
         )
         total, step = preset.total_iterations, 0
+        large = self.nets.config.resolution >= RECOMPUTE_FROM
         losses: dict[str, float] = {}
         cancelled = self._stop_requested()
         last_stage = 0
@@ -349,7 +376,7 @@ class StyleGAN2Run(CancellableRun[Report]):
                 w_optim.param_groups[0]["lr"] = preset.z_lrs[s] * warm
                 w_optim.zero_grad(set_to_none=True)
                 G_optim.zero_grad(set_to_none=True)  # frozen blocks get none: never stepped
-                x = G.synthesis(ws, NOISE_MODE)
+                x = G.synthesis(ws, NOISE_MODE, recompute_from=RECOMPUTE_FROM)
                 x_map = self.phi(x)
                 w_d, w_mse = preset.w_D_loss[s], preset.w_mse[s]
                 ftr_loss = feat(x_map, preset.ftr_num[s]) if w_d > 0 else x_map.new_zeros(())
@@ -359,6 +386,8 @@ class StyleGAN2Run(CancellableRun[Report]):
                 w_optim.step()
                 if ft:
                     G_optim.step()
+                if large and step % RELEASE_EVERY == 0:
+                    runtime.release_free_memory()
                 losses = {
                     "total": float(loss.detach()),
                     "ftr": float(ftr_loss.detach()),
@@ -389,6 +418,8 @@ class StyleGAN2Run(CancellableRun[Report]):
                     break
         del G_optim, w_optim
         self.state = self._make_state(G, ws, y, losses, last_stage, step, cancelled)
+        if z0 is not None:
+            self.state.mapped_z = z0.detach().float().cpu()
         yield Report(
             "optimize",
             last_stage,
@@ -473,6 +504,9 @@ def check_fits_stylegan2(prior: Prior, state: ReconstructionState) -> None:
     sd = prior.stylegan2.G.state_dict()
     cfg = prior.stylegan2.config
     bad = [k for k, v in state.weight_delta.items() if k not in sd or sd[k].shape != v.shape]
+    mz = state.mapped_z
+    if mz is not None and tuple(mz.shape) != (1, cfg.z_dim):
+        bad.append("mapped_z")
     if bad or tuple(state.z.shape) != (1, cfg.num_ws, cfg.w_dim):
         name = state.model.get("name", "another model")
         raise StateError(

@@ -62,6 +62,10 @@ class ReconstructionState:
     # where the result sits in the photo it was restored from (None: not recorded)
     placement: Placement | None = None
     family: str = BIGGAN
+    # StyleGAN2: the z the starting w+ was mapped from ([1, z_dim]; saved as the tensor
+    # ``mapped_z``), which category transfer maps again with another class; None when w+
+    # started from w_avg or a given w+ (and in files saved before it was recorded)
+    mapped_z: torch.Tensor | None = None
     # The run's own fine-tuned generator and (weakly) the base it was tuned from: in
     # memory only, never saved nor carried over by dataclasses.replace; the first
     # materialize() for that base takes it instead of building base + delta.
@@ -109,6 +113,8 @@ class ReconstructionState:
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {"ws": self.z} if self.is_stylegan2 else {"z": self.z, "embedding": self.embedding}
+        if self.is_stylegan2 and self.mapped_z is not None:  # additive: older readers skip it
+            out["mapped_z"] = self.mapped_z
         out.update({f"delta.{k}": v for k, v in self.weight_delta.items()})
         tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in out.items()}
         bits = self.placement.hole_bits() if self.placement is not None else None
@@ -269,8 +275,17 @@ class ReconstructionState:
             placement = Placement.from_json(
                 meta["placement"], None if bits is None else bits.numpy(), label
             )
+        mapped_z = None
         if family == STYLEGAN2:
             vectors = {"z": tensors["ws"].float(), "embedding": torch.zeros(1, 0)}
+            mz = tensors.get("mapped_z")
+            if mz is not None:
+                if not mz.is_floating_point() or mz.dim() != 2 or mz.shape[0] != 1 or 0 in mz.shape:
+                    raise StateError(
+                        f"{label} is damaged: its starting z has shape {list(mz.shape)}, "
+                        "not one row of floating-point values."
+                    )
+                mapped_z = mz.float()
         return cls(
             z=vectors["z"],
             embedding=vectors["embedding"],
@@ -281,6 +296,7 @@ class ReconstructionState:
             created=created,
             placement=placement,
             family=family,
+            mapped_z=mapped_z,
             **fields,
         )
 

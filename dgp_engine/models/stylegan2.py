@@ -263,12 +263,72 @@ def downsample2x(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, w, stride=2, padding=1, groups=c)
 
 
+#: Feature maps of at least this many values (32 MB in float32: a 1024 px model's 512 and
+#: 1024 px maps) take :class:`_FusedBiasAct` when gradients are recorded; smaller ones
+#: the separate operations, which autograd runs faster (a 256 px iteration was measured
+#: slower with every map fused).
+FUSED_FROM = 2**23
+
+
+class _FusedBiasAct(torch.autograd.Function):
+    """Bias, leaky ReLU × gain and clamp in one step that keeps only its output for the
+    backward pass: the output's sign is the input's (the gain is positive) and a
+    clamped value sits on the limit, so the two masks come from it.  Run one by one,
+    autograd would keep the input of the leaky ReLU and of the clamp as well, and make a
+    new feature map at every step — at 1024 px, two more 128 MB maps kept per
+    convolution and four made (bench/stylegan2_speed.py)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        bias: torch.Tensor | None,
+        act: bool,
+        scale: float,
+        limit: float | None,
+    ) -> torch.Tensor:
+        # the same operations, in the same order, as the plain path: bit-identical values
+        y = x + bias if bias is not None else x.clone()
+        if act:
+            F.leaky_relu_(y, LRELU_SLOPE)
+        if scale != 1.0:
+            y.mul_(scale)
+        if limit is not None:
+            y.clamp_(-limit, limit)
+        ctx.act, ctx.scale, ctx.limit = act, scale, limit
+        ctx.bias_shape = None if bias is None else bias.shape
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(
+        ctx: Any, grad: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, None, None, None]:
+        (y,) = ctx.saved_tensors
+        g = grad
+        if ctx.limit is not None:
+            g = torch.where(y.abs() < ctx.limit, g, g.new_zeros(()))
+        if ctx.scale != 1.0:
+            g = g * ctx.scale
+        if ctx.act:  # the sign of the output is the input's: one fused pass
+            g = torch.ops.aten.leaky_relu_backward(g, y, LRELU_SLOPE, True)
+        gb = g.sum_to_size(ctx.bias_shape) if ctx.needs_input_grad[1] else None
+        return g, gb, None, None, None
+
+
 def _bias_act(
     x: torch.Tensor, bias: torch.Tensor | None, act: bool, gain: float, clamp: float | None
 ) -> torch.Tensor:
     """bias, then leaky ReLU × √2 (if ``act``), then × gain, then clamp to ±clamp·gain."""
-    if bias is not None:
-        x = x + bias.to(x.dtype).reshape(1, -1, *([1] * (x.dim() - 2)))
+    b = None if bias is None else bias.to(x.dtype).reshape(1, -1, *([1] * (x.dim() - 2)))
+    if (act or clamp is not None) and torch.is_grad_enabled() and x.numel() >= FUSED_FROM:
+        if x.requires_grad or (b is not None and b.requires_grad):
+            scale = LRELU_GAIN * gain if act else gain
+            limit = None if clamp is None else clamp * gain
+            out: torch.Tensor = _FusedBiasAct.apply(x, b, act, scale, limit)  # type: ignore[no-untyped-call]
+            return out
+    if b is not None:
+        x = x + b
     if act:
         x = F.leaky_relu(x, LRELU_SLOPE) * (LRELU_GAIN * gain)
     elif gain != 1.0:
@@ -445,13 +505,15 @@ class ModulatedConv(nn.Module):
         else:
             y = F.conv2d(grouped, weight.reshape(n * cout, cin, k, k), padding=k // 2, groups=n)
         y = y.reshape(n, cout, y.shape[-2], y.shape[-1])
+        # in place: nothing keeps the convolution's output for the backward pass, and a
+        # 1024 px feature map is 128 MB
         if noise_mode == "const":
-            y = y + self.noise_const.to(y.dtype) * self.noise_strength.to(y.dtype)
+            y = y.add_(self.noise_const.to(y.dtype) * self.noise_strength.to(y.dtype))
         elif noise_mode == "random":
             noise = torch.randn(
                 n, 1, self.resolution, self.resolution, device=y.device, dtype=y.dtype
             )
-            y = y + noise * self.noise_strength.to(y.dtype)
+            y = y.add_(noise * self.noise_strength.to(y.dtype))
         elif noise_mode != "none":
             raise InputError(
                 f"noise_mode must be one of {', '.join(NOISE_MODES)}, not {noise_mode!r}."
@@ -525,6 +587,18 @@ class SynthesisBlock(nn.Module):
         return x, img
 
 
+def recomputed(module: nn.Module, *args: Any) -> Any:
+    """``module(*args)``, keeping only its inputs for the backward pass and running the
+    forward again there (activation checkpointing) when gradients are being recorded:
+    a 1024 px DGP iteration otherwise keeps about 2.5 GB of feature maps, most of them
+    in the 512 and 1024 px blocks of G and D (bench/stylegan2_speed.py)."""
+    if not torch.is_grad_enabled():
+        return module(*args)
+    from torch.utils.checkpoint import checkpoint
+
+    return checkpoint(module, *args, use_reentrant=False)
+
+
 class SynthesisNetwork(nn.Module):
     """ws [N, num_ws, w_dim] → image [N, 3, R, R] (unbounded; ≈ [−1, 1])."""
 
@@ -563,13 +637,22 @@ class SynthesisNetwork(nn.Module):
         ws: torch.Tensor,
         noise_mode: str = "const",
         intermediates: list[tuple[str, torch.Tensor]] | None = None,
+        *,
+        recompute_from: int | None = None,
     ) -> torch.Tensor:
         """``intermediates``, if given, receives ("b<R>.x", features) and ("b<R>.img",
-        image so far) of every block, shallowest first."""
+        image so far) of every block, shallowest first.  ``recompute_from``: blocks of
+        that resolution and up keep only their inputs for a backward pass and run their
+        forward again in it (:func:`recomputed`), when gradients are being recorded."""
         x: torch.Tensor | None = None
         img: torch.Tensor | None = None
         for blk, block_ws in zip(self.blocks, self.split_ws(ws), strict=True):
-            x, img = blk(x, img, block_ws, noise_mode)
+            if recompute_from is not None and blk.resolution >= recompute_from:
+                if noise_mode == "random":
+                    raise InputError("Random noise cannot be recomputed: use constant noise.")
+                x, img = recomputed(blk, x, img, block_ws, noise_mode)
+            else:
+                x, img = blk(x, img, block_ws, noise_mode)
             if intermediates is not None:
                 intermediates.append((f"b{blk.resolution}.x", x))
                 intermediates.append((f"b{blk.resolution}.img", img))
@@ -829,19 +912,24 @@ class Discriminator(nn.Module):
         *,
         independent: bool = False,
         block_outputs: list[tuple[str, torch.Tensor]] | None = None,
+        recompute_from: int | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``independent``: score every sample as if it were alone (minibatch-std group
         of 1, as a batch of 1 is scored), so a sample's output does not depend on its
         batch mates. ``block_outputs``, if given, receives (name, tensor) of every block
         ("b<R>"), the epilogue's steps ("b4.mbstd", "b4.conv", "b4.fc"), the output
         layer before the projection ("b4.out" or "linear1") and the label embedding
-        ("cmap")."""
+        ("cmap"). ``recompute_from``: blocks of that resolution and up run their forward
+        again in the backward pass instead of keeping their feature maps (:func:`recomputed`)."""
         n = img.shape[0]
         labels = as_labels(c, self.c_dim, n, "discriminator")
         feats: list[torch.Tensor] = []
         x: torch.Tensor | None = None
         for res in self.block_resolutions:
-            x = self.block(res)(x, img)
+            if recompute_from is not None and res >= recompute_from:
+                x = recomputed(self.block(res), x, img)
+            else:
+                x = self.block(res)(x, img)
             assert x is not None
             feats.append(x)
             if block_outputs is not None:

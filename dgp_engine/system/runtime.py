@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _allocator_tuned = False
+_libc: ctypes.CDLL | None = None
 
 
 def available_cores() -> int:
@@ -44,7 +45,7 @@ def tune_allocator() -> bool:
     iteration (glibc): the same effect as MALLOC_MMAP_MAX_=0
     MALLOC_TRIM_THRESHOLD_=1e11, which halved the reference loop's time on CPU.
     Returns True if applied."""
-    global _allocator_tuned
+    global _allocator_tuned, _libc
     if _allocator_tuned:
         return True
     if not sys.platform.startswith("linux"):
@@ -57,9 +58,24 @@ def tune_allocator() -> bool:
     except (OSError, AttributeError):
         return False
     _allocator_tuned = ok
+    _libc = libc if ok else None
     if ok:
         log.debug("glibc allocator tuned (no mmap for large blocks, no trimming)")
     return ok
+
+
+def release_free_memory() -> bool:
+    """Give the pages of freed heap blocks back to the system (glibc's ``malloc_trim``)
+    when :func:`tune_allocator` keeps them.  For work whose feature maps are hundreds of
+    MB (a 1024 px StyleGAN2): kept, their freed space did not fit the next ones, and a DGP
+    run's peak RSS grew with every iteration (bench/results/stylegan2_speed.json).  The
+    pages given back are faulted in again once, so call it every few iterations, not
+    every one.  False when there is nothing to do (the allocator was not tuned)."""
+    libc = _libc
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
 
 
 def configure(threads: int | None = None, tune_memory: bool = True) -> int:

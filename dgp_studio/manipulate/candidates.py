@@ -28,7 +28,10 @@ def result_name(entry: HistoryEntry, class_names: list[str]) -> str:
     """A result as a keyframe is named: task · class · the time it was made."""
     task = entry.title.split(" · ")[0]
     cid = getattr(entry.state, "class_id", None)
-    cls = class_names[cid] if cid is not None and 0 <= cid < len(class_names) else f"class {cid}"
+    if cid is not None and cid < 0:
+        cls = "no class"  # an unconditional model's result
+    else:
+        cls = class_names[cid] if cid is not None and cid < len(class_names) else f"class {cid}"
     made = getattr(entry.state, "created", None) or time.time()
     return f"{task} · {cls} · {time.strftime('%H:%M:%S', time.localtime(made))}"
 
@@ -54,9 +57,9 @@ class CandidateComposer(QObject):
     def show_result(self, entry: HistoryEntry | None, prior: Prior | None) -> bool:
         """Manipulate ``entry`` (rendered with ``prior``): the panel shows it, its
         candidates are composed as it was, and it is the keyframe "Add current result"
-        adds.  False when it cannot be (no reconstruction state, no model yet, or a
-        StyleGAN2 result: the panel manipulates BigGAN results only so far)."""
-        if entry is None or entry.state is None or prior is None or entry.state.is_stylegan2:
+        adds (a BigGAN or a StyleGAN2 result alike).  False when it cannot be (no
+        reconstruction state, or no model yet)."""
+        if entry is None or entry.state is None or prior is None:
             return False
         if self.base is entry and self.panel.state is entry.state:
             return True  # already shown (a run's result is also selected in History)

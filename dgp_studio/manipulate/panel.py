@@ -200,6 +200,12 @@ class ManipulatePanel(QWidget):
         arow.addWidget(self.amount_label)
         cform.addRow("Amount", arow)
         cform.addRow(self.adopt_category)
+        # said instead of offering classes when the model has none (an unconditional
+        # StyleGAN2)
+        self.category_note = QLabel("")
+        self.category_note.setWordWrap(True)
+        self.category_note.setVisible(False)
+        cform.addRow(self.category_note)
         self.latency = QLabel()
         cform.addRow(self.latency)
 
@@ -315,6 +321,14 @@ class ManipulatePanel(QWidget):
         for w in (self.category, self.category_slider):
             w.blockSignals(False)
         self._show_category_name()
+        self.category_note.setText(
+            ""
+            if n
+            else f"{prior.name} is an unconditional model: it has no classes to move "
+            "the result to (jitter and morph work)."
+        )
+        self.category_note.setVisible(not n)
+        self._set_category_enabled(self.state is not None)
 
     def _show_category_name(self) -> None:
         i = self.category_slider.value()
@@ -394,14 +408,17 @@ class ManipulatePanel(QWidget):
             self.new_seed,
             self.count,
             self.layers,
-            self.category,
-            self.category_slider,
-            self.amount,
-            self.adopt_category,
             self.apply_button,
             self.keyframe_button,
             self.back_button,
         ):
+            w.setEnabled(on)
+        self._set_category_enabled(on)
+
+    def _set_category_enabled(self, on: bool) -> None:
+        """The category controls, when the model has classes to offer."""
+        on = on and bool(self.class_names)
+        for w in (self.category, self.category_slider, self.amount, self.adopt_category):
             w.setEnabled(on)
 
     # --- candidates ----------------------------------------------------------------------
@@ -433,6 +450,8 @@ class ManipulatePanel(QWidget):
                 self.variation_frames.get(self.selected, frame),
             )
         if tab == 1:
+            if not self.class_names:
+                return None  # an unconditional model: no category candidate
             target, amount = self.transfer_target()
             f = self.last_frame.get("transfer")
             return "transfer", {"target": target, "amount": amount}, None if f is None else f.image
@@ -570,7 +589,7 @@ class ManipulatePanel(QWidget):
 
     def _transfer_changed(self, *_: object) -> None:
         self._update_labels()
-        if self.state is None:
+        if self.state is None or not self.class_names:
             return
         target, amount = self.transfer_target()
         assert self.prior is not None  # offered with every state
@@ -579,6 +598,9 @@ class ManipulatePanel(QWidget):
     @Slot()
     def adopt_transfer(self) -> None:
         if self.state is None:
+            return
+        if not self.class_names:
+            self._say(self.category_note.text())
             return
         target, amount = self.transfer_target()
         assert self.prior is not None  # offered with every state
@@ -755,6 +777,9 @@ class ManipulatePanel(QWidget):
             return False
         if settings.source != "morph" and self.state is None:
             dialog.failed("There is no result to jitter: run a task first.", False)
+            return False
+        if settings.source == "sweep" and not self.class_names:
+            dialog.failed(self.category_note.text() or "The model has no classes.", False)
             return False
         if not settings.path:
             dialog.failed("Choose a file to export to.", False)

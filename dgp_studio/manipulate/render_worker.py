@@ -34,7 +34,8 @@ from dgp_engine.files.animation import (
     resize_frame,
     save_image,
 )
-from dgp_engine.method.manipulate import Morph, MorphTimeline, Renderer, RenderJob
+from dgp_engine.method.manipulate import MorphTimeline, RenderJob
+from dgp_engine.method.manipulators import AnyMorph, AnyRenderer, morph_for, renderer_for
 from dgp_engine.method.pictures import signed_to_uint8
 from dgp_engine.method.state import ReconstructionState
 from dgp_engine.tasks.postprocess import PhotoComposer
@@ -46,7 +47,8 @@ from .export_plan import ExportPlan
 log = logging.getLogger(__name__)
 
 #: Which latent chunks a jitter moves: all, the coarse half (layout, pose) or the
-#: fine half (texture, detail) of a hierarchical generator's chunks.
+#: fine half (texture, detail) of a hierarchical BigGAN's z chunks or of a StyleGAN2's
+#: synthesis blocks (the layers of w+).
 LAYERS = {"all": "All layers", "coarse": "Coarse layers (shape)", "fine": "Fine layers (detail)"}
 
 #: The largest grid picture written (as ``dgp jitter``: more takes over 800 MB to write).
@@ -231,7 +233,7 @@ class StateReady:
     info: dict[str, Any]
 
 
-def sigma_for_layers(renderer: Renderer, sigma: float, layers: str) -> float | list[float]:
+def sigma_for_layers(renderer: AnyRenderer, sigma: float, layers: str) -> float | list[float]:
     """σ for every latent chunk, or only the coarse/fine half of them."""
     if layers == "all":
         return float(sigma)
@@ -270,10 +272,10 @@ class Renderers:
         self.batch_size = batch_size
         self._configured = False
         self._renderer_key: tuple[int, int] | None = None
-        self._renderer: Renderer | None = None
+        self._renderer: AnyRenderer | None = None
         self._keep: tuple[object, ...] = ()  # keeps cache keys' objects alive (ids)
         self._morph_key: tuple[object, ...] | None = None
-        self._morph: Morph | None = None
+        self._morph: AnyMorph | None = None
         self._morph_keep: tuple[object, ...] = ()
 
     def _configure(self) -> None:
@@ -285,13 +287,13 @@ class Renderers:
 
     # The prior is only read here and by the editor's runs (a run trains its own copy
     # of G), so requests carry the loaded prior itself.
-    def renderer(self, prior: Prior, state: ReconstructionState) -> Renderer:
+    def renderer(self, prior: Prior, state: ReconstructionState) -> AnyRenderer:
         key = (id(prior), id(state))
         if self._renderer_key != key:
             self._renderer = None
             # other weights than the state's: the panel has warned (ManipulatePanel.
             # _warn_other_model), the app renders them anyway
-            self._renderer = Renderer(
+            self._renderer = renderer_for(  # BigGAN or StyleGAN2, as the state is
                 prior, state, batch_size=self.batch_size, allow_other_model=True
             )
             self._renderer_key, self._keep = key, (prior, state)
@@ -304,11 +306,11 @@ class Renderers:
         keyframes: Sequence[ReconstructionState],
         names: Sequence[str],
         easing: str,
-    ) -> Morph:
+    ) -> AnyMorph:
         key = (id(prior), tuple(id(s) for s in keyframes), tuple(names))
         if self._morph_key != key:
             self._morph = None
-            self._morph = Morph(
+            self._morph = morph_for(
                 prior, keyframes, names=names, easing=easing, allow_other_model=True
             )  # warned by the panel
             self._morph_key, self._morph_keep = key, (prior, tuple(keyframes))
@@ -360,7 +362,7 @@ class Renderers:
             yield from self._single(request, image, t0, {})
         elif isinstance(request, RenderThumbnail):
             # its own renderer: the cached one is the current result's (jitter, transfer)
-            image = signed_to_uint8(Renderer(request.prior, request.state).render()[0])
+            image = signed_to_uint8(renderer_for(request.prior, request.state).render()[0])
             yield from self._single(request, image, t0, {})
         elif isinstance(request, RenderJitter):
             r = self.renderer(request.prior, request.state)
@@ -406,10 +408,8 @@ class Renderers:
                 state = r.state_with(z=z, note=note)
             elif request.kind == "transfer":
                 target, amount = p["target"], float(p["amount"])
-                e = r.transfer_embedding(target, amount)
-                cid = target if isinstance(target, int) and amount >= 0.5 else None
                 note = f"class {target} ×{amount:.2f}"
-                state = r.state_with(embedding=e, class_id=cid, note=note)
+                state = r.transfer_state(target, amount)
             else:
                 raise ValueError(f"unknown adopt kind {request.kind!r}")
         return StateReady("adopt", state, {"kind": request.kind, "note": note, **p})

@@ -205,3 +205,118 @@ def test_colorization_of_a_long_photo_leaves_no_grey_pixel_and_no_seam(
     assert grey_left.mean() < 0.001, f"{grey_left.sum()} pixels stayed grey"
     jumps = chroma_jumps(app_out, 0 if height > width else 1)
     assert jumps.max() < 8 * np.median(jumps) + 1.0  # no line stands out: no seam
+
+
+# --------------------------------------------------------------------------- StyleGAN2
+
+
+@pytest.fixture
+def sg_app(qtbot, capsys):
+    """The window on the small conditional StyleGAN2 reference model, imported as "sg"."""
+    from dgp_engine import load_prior
+    from dgp_studio.catalog import ModelCatalog
+    from dgp_studio.main_window import MainWindow
+    from dgp_studio.settings import Settings
+
+    from ..conftest import REFERENCE
+
+    pkl = REFERENCE / "stylegan2_small" / "nvidia_cond" / "network-snapshot-000100.pkl"
+    assert dgp_main(["models", "import", "sg", "--pkl", str(pkl)]) == 0, capsys.readouterr()
+    catalog = ModelCatalog()
+    catalog.add("sg", lambda dev: load_prior("sg", device=dev))
+    w = MainWindow(Settings(engine_threads=1), catalog)
+    w.confirm = lambda title, text: True
+    w.ask_save = lambda title, text: "discard"
+    w.task_panel.set_models(["sg"])
+    w.task_panel.model.setCurrentText("sg")
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.waitUntil(lambda: w.state.model_resolution == 64, timeout=20000)
+    yield w
+    if w.state.running:
+        w.runs.cancel()
+        qtbot.waitUntil(lambda: not w.state.running, timeout=10000)
+    w.shutdown()
+
+
+def test_a_stylegan2_restore_and_category_transfer_are_the_same_in_app_and_cli(
+    qtbot, sg_app, request_files
+):
+    """Colorize a photo with a StyleGAN2 prior in the app and with ``dgp colorize``: the
+    same preset and pixels; then move the result to another class with the Manipulate
+    panel (Apply to picture) and with ``dgp transfer`` of the app's saved state: the
+    same pixels again."""
+    from PySide6.QtCore import Qt
+
+    app, (folder, _mask) = sg_app, request_files
+    assert app.open_path(folder / "in.png")
+    app.task_panel.task.setCurrentText("Colorize")
+    request, scale, app_out, cli_out = run_both(
+        qtbot, app, folder, "colorize", 3, ["--model", "sg"]
+    )
+    assert request.preset == resolve_preset(None, "colorize", "sg", scale, family="stylegan2")
+    assert request.preset.name == "stylegan2_colorization"
+    assert_same_pixels(app_out, cli_out, folder)
+    app_out = app_out.copy()  # the picture's own pixels, which applying changes
+    entry = app.state.history[-1]
+    assert entry.state.is_stylegan2 and entry.state.mapped_z is not None
+
+    # the panel manipulates the new result: its category, applied to the picture
+    panel = app.manipulate
+    qtbot.waitUntil(lambda: panel.state is entry.state, timeout=10000)
+    target = (entry.state.class_id + 1) % 3
+    panel.tabs.setCurrentIndex(1)
+    panel.category_slider.setValue(target)
+    qtbot.waitUntil(
+        lambda: (
+            (f := panel.last_frame.get("transfer")) is not None
+            and f.generation == panel._gen["transfer"]
+            and f.params["target"] == target
+        ),
+        timeout=20000,
+    )
+    n = len(app.state.history)
+    qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(app.state.history) == n + 1, timeout=20000)
+    assert app.state.history[-1].applied and app.state.history[-1].state.class_id == target
+    app_moved = app.state.picture.pixels
+
+    saved = entry.state.save(folder / "result.dgp")
+    code = dgp_main(
+        [
+            "transfer",
+            str(saved),
+            "--class",
+            str(target),
+            "--model",
+            "sg",
+            "--onto",
+            str(folder / "in.png"),
+            "-o",
+            str(folder / "moved.png"),
+            "--threads",
+            "1",
+            "-q",
+        ]
+    )
+    assert code == 0
+    cli_moved = np.asarray(Image.open(folder / "moved.png").convert("RGB"))
+    assert cli_moved.shape == app_moved.shape
+    assert not np.array_equal(app_moved, app_out)  # the class changed the picture
+    # the same model output, composed the same way: the CLI composes the float output,
+    # the app the 8-bit frame its panel showed (frames cross threads as uint8 arrays),
+    # which the full-resolution colour transfer turns into a level or three here and there
+    from dgp_engine import load_prior
+    from dgp_engine.method.manipulators import renderer_for
+    from dgp_engine.method.pictures import signed_to_uint8
+    from dgp_engine.method.state import ReconstructionState
+    from dgp_engine.tasks.postprocess import PhotoComposer
+
+    state = ReconstructionState.load(saved)
+    output = renderer_for(load_prior("sg"), state).transfer([target]).run_to_end()[0]
+    composer = PhotoComposer(read_image(folder / "in.png"), state.placement)
+    assert np.array_equal(composer(output), cli_moved)
+    assert np.array_equal(composer(signed_to_uint8(output)), app_moved)
+    diff = np.abs(cli_moved.astype(int) - app_moved.astype(int))
+    assert diff.max() <= 3 and diff.mean() < 0.5, (diff.max(), diff.mean())
