@@ -49,6 +49,7 @@ def export_prior(
     return {
         "step": int(ckpt["step"]),
         "images_seen": int(ckpt["images_seen"]),
+        "n_images": int(ckpt["data"]["n_images"]),
         "hours": float(ckpt["elapsed_s"]) / 3600.0,
         "cpu_hours": float(ckpt.get("cpu_s", ckpt["elapsed_s"])) / 3600.0,
         "settings": ckpt["settings"],

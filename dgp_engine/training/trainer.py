@@ -52,7 +52,7 @@ from .augment import ada_adjust, adaptive_augment, diff_augment, hflip, parse_po
 from .data import EpochSampler, ImageDataset
 from .ema import GeneratorEMA
 from .errors import DivergenceError, ResumeError, TrainingError
-from .scoreboard import SNAPSHOT_FORMAT, Evaluator, Scoreboard, shipped_generator
+from .scoreboard import SCOREBOARD_NAME, SNAPSHOT_FORMAT, Evaluator, Scoreboard, shipped_generator
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +302,15 @@ class Trainer:
         self._ada_sign_sum = 0.0
         self._ada_count = 0
         self._ada_steps = 0
+        if not resume and (
+            (self.state_dir / CHECKPOINT_NAME).exists()
+            or (self.state_dir / SCOREBOARD_NAME).exists()
+        ):
+            raise TrainingError(
+                f"{self.state_dir} already holds a run (its checkpoint or scoreboard); "
+                "continue it with --resume, or start the new run with another --out "
+                "(or --state-dir)"
+            )
         self.scoreboard = Scoreboard(self.state_dir, copy_to=self.out)
         if resume:
             self.load(self.state_dir / CHECKPOINT_NAME)
