@@ -265,7 +265,8 @@ def test_scoreboard_rows_and_grid(dataset, tmp_path):
 
 def test_resume_after_kill_reproduces_the_scoreboard(dataset, tmp_path):
     train, evaluator = _evaluator(dataset)
-    settings = TINY.replace(checkpoint_every=2, steps=6)
+    settings = TINY.replace(checkpoint_every=2, steps=6, lecam=0.3, accumulate=2, d_steps=2)
+    settings = settings.replace(ada_target=0.6, ada_speed=100, ada_interval=3, ada_p0=0.5)
 
     def trainer(name, resume=False, ev=evaluator):
         return Trainer(
@@ -280,6 +281,7 @@ def test_resume_after_kill_reproduces_the_scoreboard(dataset, tmp_path):
     list(trainer("straight").run())
     straight = _rows_without_timing(tmp_path / "straight" / "state" / "scoreboard.json")
     assert [r["step"] for r in straight] == [2, 4, 6]
+    assert len({r["ada_p"] for r in straight}) == 3  # p moved: its state must resume too
 
     # killed mid-interval (step 3, nothing saved since step 2): resuming redoes step 3
     run = trainer("killed").run()
@@ -303,6 +305,15 @@ def test_resume_after_kill_reproduces_the_scoreboard(dataset, tmp_path):
     assert [r["step"] for r in read_scoreboard(state / "scoreboard.json")] == [2]
     list(trainer("killed", resume=True).run())
     assert _rows_without_timing(state / "scoreboard.json") == straight
+
+
+def test_cpu_budget_stops_with_a_checkpoint(dataset, tmp_path):
+    trainer = Trainer(dataset, TINY.replace(steps=100, max_cpu_hours=1e-9), tmp_path)
+    reports = list(trainer.run())
+    assert [r.step for r in reports] == [1] and reports[0].checkpoint is not None
+    assert trainer.budget_spent() and read_checkpoint(reports[0].checkpoint)["cpu_s"] > 0
+    again = Trainer(dataset, TINY.replace(steps=100, max_cpu_hours=1e-9), tmp_path, resume=True)
+    assert list(again.run()) == []  # spent: resuming does nothing until the budget grows
 
 
 def test_best_row_picks_by_metric_not_by_order():

@@ -37,6 +37,7 @@ _OPTIONS = {
     "ada_target": "ada_target",
     "ada_kimg": None,
     "eval_samples": None,
+    "max_cpu_hours": "max_cpu_hours",
 }
 
 
@@ -120,6 +121,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         default=10.0,
         help="minutes between checkpoints (default 10)",
+    )
+    p.add_argument(
+        "--max-cpu-hours",
+        type=float,
+        help="stop with a checkpoint once training has used this many CPU-hours "
+        "(wall × threads, all sittings together; scoring not counted; default: no limit)",
     )
     p.add_argument("--log-every", type=int, default=10, help="print progress every N steps")
     p.add_argument(
@@ -229,7 +236,13 @@ def run_train(args: argparse.Namespace) -> int:
     if cancel.is_set():
         _emit(f"stopped at step {trainer.step}; continue with --resume", log_file)
         return EXIT_INTERRUPTED
-    if report is None:
+    if trainer.budget_spent():
+        _emit(
+            f"CPU budget of {settings.max_cpu_hours:g} h spent at step {trainer.step}; "
+            "give a larger --max-cpu-hours with --resume to go on",
+            log_file,
+        )
+    elif report is None:
         _emit(
             f"nothing to do: the run is already at step {trainer.step} of {settings.steps}",
             log_file,

@@ -101,6 +101,9 @@ class TrainSettings:
     ada_speed: int = 100_000
     ada_interval: int = 4
     ada_p0: float = 0.0
+    # Stop (with a checkpoint) once training has used this many CPU-hours (wall × threads,
+    # over all sittings); 0 = no limit, ``steps`` only.
+    max_cpu_hours: float = 0.0
 
     def model_config(self, n_classes: int) -> BigGANConfig:
         return BigGANConfig(
@@ -444,7 +447,7 @@ class Trainer:
         session_s = 0.0
         last_ckpt_t = time.perf_counter()
         threads = torch.get_num_threads() if self.device.type == "cpu" else 1
-        while self.step < s.steps and not self.cancel.is_set():
+        while self.step < s.steps and not self.cancel.is_set() and not self.budget_spent():
             t_step = time.perf_counter()
             losses = self.train_step()
             now = time.perf_counter()
@@ -470,6 +473,7 @@ class Trainer:
                 or (s.checkpoint_every and self.step % s.checkpoint_every == 0)
                 or self.step == s.steps
                 or self.cancel.is_set()
+                or self.budget_spent()
             )
             if due:
                 ckpt = self.save()
@@ -493,6 +497,10 @@ class Trainer:
         if self.cancel.is_set() and self._saved_step() != self.step and self.step > start_step:
             self.save()
             self.score(self.step)
+
+    def budget_spent(self) -> bool:
+        limit = self.settings.max_cpu_hours
+        return limit > 0 and self.cpu_s >= limit * 3600.0
 
     # --- scoreboard -----------------------------------------------------------
     def snapshot_path(self, step: int) -> Path:
