@@ -42,6 +42,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "b64_lecam_d2": dict(batch=64, lecam=0.3, d_steps=2),
     "b64_lecam_lr1": dict(batch=64, lecam=0.3, lr_g=1e-4, lr_d=2e-4),
     "b64_ct": dict(batch=64, lecam=0.3, augment="color,translation"),
+    "b64_d2": dict(batch=64, d_steps=2),
+    "b64_lecam001": dict(batch=64, lecam=0.01),
+    "b64_ada": dict(batch=64, ada_target=0.6, ada_speed=20_000),
 }
 
 

@@ -28,7 +28,7 @@ CLASSIFIER="$REPO/resources/models/bundled/eval_classifier.safetensors"
 STATE=()
 if [ -n "${STATE_DIR:-}" ]; then STATE=(--state-dir "$STATE_DIR"); fi
 # The recipe (chosen by bench/train_recipes.py, see bench/results/bundled_recipe.md).
-RECIPE=(--res 64 --ch 16 --attn 0 --batch 64 --lr-g 2e-4 --lr-d 4e-4 --lecam 0.3
+RECIPE=(--res 64 --ch 16 --attn 0 --batch 64 --lr-g 2e-4 --lr-d 4e-4 --lecam 0.01
     --augment color,translation,cutout --d-steps 1 --ema-decay 0.999 --steps 1000000)
 if [ "${1:-}" = "--resume" ]; then RECIPE=(); fi # the checkpoint holds the settings
 mkdir -p "$OUT"
