@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         row = best_row(rows, args.select)
         checkpoint = args.best / row["snapshot"]
         quality.update(scoreboard_quality(row))
+        shipped_classifier = args.out / "eval_classifier.json"
+        if "classifier_holdout_accuracy" not in quality and shipped_classifier.is_file():
+            info_clf = json.loads(shipped_classifier.read_text(encoding="utf-8"))
+            quality["classifier_holdout_accuracy"] = info_clf["holdout_accuracy"]
         quality["scoreboard"] = scoreboard_table(rows, row, args.select)
     info = export_prior(checkpoint, args.out, class_names(args.classes_tsv))
     digest = weights_digest(args.out)
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{path} scored other weights than the ones exported now; re-run it on this export."
             )
     if args.recipe_notes:
-        notes = (args.notes + "\n\n" + args.recipe_notes.read_text(encoding="utf-8")).strip()
+        notes = args.notes + "\n\n" + args.recipe_notes.read_text(encoding="utf-8").strip()
     else:
         notes = args.notes
     if restoration:
@@ -250,7 +254,12 @@ def card(info: dict, q: dict, speeds: str, notes: str = "") -> str:
             num("reference_fid_holdout_vs_rest", "{:.2f}"),
         ),
     ]
-    rows = [r for r in rows if r[1] != "not measured" or "held-out real images" not in r[0]]
+    rows = [
+        r
+        for r in rows
+        if r[1] != "not measured"
+        or not ("held-out real images" in r[0] or r[0].startswith("reference"))
+    ]
     table = "\n".join(f"| {metric} | {value} |" for metric, value in rows)
     if q.get("scoreboard"):
         table += "\n\nScoreboard of the run (every checkpoint, scored as shipped):\n\n"
@@ -267,12 +276,9 @@ on load).
 - BigGAN (this project's implementation, BigGAN-PyTorch layout), {c["resolution"]} px,
   G_ch = D_ch = {c["G_ch"]}, dim_z {c["dim_z"]} (hierarchical z), shared class
   embedding {c["shared_dim"]}, {c["n_classes"]} classes, attention: G "{c["G_attn"]}",
-  D "{c["D_attn"]}" (none; measured 12–18 % slower with attention at 32 px on this CPU),
-  spectral norm in G and D, orthogonal init.
-- Width chosen by measured speed (1 CPU thread, batch 32, images/s of one D + one G
-  step): {speeds or "see bench/train_speed.py"}. With about an hour of
-  one-core CPU time, the narrowest width gets ~3× more optimisation steps than ch 32,
-  which matters more than capacity this early in GAN training.
+  D "{c["D_attn"]}", spectral norm in G and D, orthogonal init.
+- Width and attention chosen by measured training speed (images per CPU-second of one
+  D + one G step): {speeds or "see the training section and bench/train_speed.py"}.
 
 ## Data
 Imagenette (fast.ai), train split only: {held_out(info)} of 10 ImageNet classes,
