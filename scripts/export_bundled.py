@@ -1,12 +1,14 @@
 #!/usr/bin/env python
-"""Export the latest training checkpoint as the bundled prior (resources/models/bundled).
+"""Export a training checkpoint as the bundled prior (resources/models/bundled).
 
-  python scripts/export_bundled.py --checkpoint STATE_DIR/checkpoint.pt \
-      --eval eval.json [--classes-tsv .../class_info.tsv]
+  python scripts/export_bundled.py --best STATE_DIR [--select fid_val] \
+      [--recipe-notes bench/results/bundled_recipe.md] [--classes-tsv .../class_info.tsv]
+  python scripts/export_bundled.py --checkpoint STATE_DIR/checkpoint.pt --eval eval.json
 
 STATE_DIR is the run's resume-state folder that ``dgp train`` prints first (by default in
 the user cache's training/ folder; it stays there, outside the repository, for a later
-``dgp train --resume``).
+``dgp train --resume``).  ``--best`` ships the best checkpoint by the run's scoreboard
+(``dgp train --eval-classifier``), not the last one, and tables the scoreboard in the card.
 
 Writes config.json, G_ema.safetensors + D.safetensors (fp16, EMA G with standing BN
 statistics), classes.txt and MODEL_CARD.md (numbers from --eval, made by
@@ -36,7 +38,25 @@ def class_names(tsv: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="export the bundled prior")
-    p.add_argument("--checkpoint", type=Path, required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path, help="a resume state or snapshot to export")
+    src.add_argument(
+        "--best",
+        type=Path,
+        metavar="STATE_DIR",
+        help="export the best snapshot of this run by its scoreboard",
+    )
+    p.add_argument(
+        "--select",
+        default="fid_val",
+        help="scoreboard metric that picks the checkpoint with --best (default fid_val: "
+        "FID against held-out real images; also kid_val, accuracy, fid_train, kid_train)",
+    )
+    p.add_argument(
+        "--recipe-notes",
+        type=Path,
+        help="Markdown (e.g. the recipe trials' table) for the card's training section",
+    )
     p.add_argument("--out", type=Path, default=REPO / "resources" / "models" / "bundled")
     p.add_argument("--classes-tsv", type=Path, default=DEFAULT_TSV)
     p.add_argument("--eval", type=Path, help="JSON written by scripts/eval_prior.py")
@@ -71,24 +91,39 @@ def main(argv: list[str] | None = None) -> int:
         read_results,
         weights_digest,
     )
-    from dgp_engine.training import export_prior
+    from dgp_engine.training import best_row, export_prior, read_scoreboard
 
     restoration = read_results(args.restoration)
-    info = export_prior(args.checkpoint, args.out, class_names(args.classes_tsv))
+    quality = json.loads(args.eval.read_text()) if args.eval else {}
+    checkpoint = args.checkpoint
+    if args.best is not None:
+        rows = read_scoreboard(args.best / "scoreboard.json")
+        row = best_row(rows, args.select)
+        checkpoint = args.best / row["snapshot"]
+        quality.update(scoreboard_quality(row))
+        shipped_classifier = args.out / "eval_classifier.json"
+        if "classifier_holdout_accuracy" not in quality and shipped_classifier.is_file():
+            info_clf = json.loads(shipped_classifier.read_text(encoding="utf-8"))
+            quality["classifier_holdout_accuracy"] = info_clf["holdout_accuracy"]
+        quality["scoreboard"] = scoreboard_table(rows, row, args.select)
+    info = export_prior(checkpoint, args.out, class_names(args.classes_tsv))
     digest = weights_digest(args.out)
     for path, r in zip(args.restoration, restoration, strict=True):
         if r.get("model", {}).get("checksum") != digest:
             raise SystemExit(
                 f"{path} scored other weights than the ones exported now; re-run it on this export."
             )
-    quality = json.loads(args.eval.read_text()) if args.eval else {}
+    if args.recipe_notes:
+        notes = args.notes + "\n\n" + args.recipe_notes.read_text(encoding="utf-8").strip()
+    else:
+        notes = args.notes
     if restoration:
         order = "\n".join(f"- {line}" for line in ordering_summary(restoration))
         quality["restoration"] = (
             f"{args.restoration_notes}\n\n{format_table(restoration)}\n\n{order}"
         ).strip()
     (args.out / "MODEL_CARD.md").write_text(
-        card(info, quality, args.speeds, args.notes), encoding="utf-8"
+        card(info, quality, args.speeds, notes), encoding="utf-8"
     )
     if args.classifier:
         shutil.copyfile(args.classifier, args.out / "eval_classifier.safetensors")
@@ -107,6 +142,81 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def scoreboard_quality(row: dict) -> dict:
+    """The chosen scoreboard row in the keys of scripts/eval_prior.py's JSON."""
+    q = {
+        "samples": row.get("samples"),
+        "generated_accuracy": row.get("accuracy"),
+        "kid_generated_vs_heldout": row.get("kid_val"),
+        "fid_generated_vs_heldout": row.get("fid_val"),
+        "step": row["step"],
+    }
+    if row.get("fid_train") is not None:
+        q["fid_generated_vs_train"] = row["fid_train"]
+        q["kid_generated_vs_train"] = row["kid_train"]
+    return {k: v for k, v in q.items() if v is not None}
+
+
+def scoreboard_table(rows: list[dict], best: dict, select: str) -> str:
+    head = "| step | images seen | CPU-hours | accuracy | FID held-out | KID held-out | FID train |"
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        mark = "**" if r["step"] == best["step"] else ""
+        lines.append(
+            f"| {mark}{r['step']}{mark} | {r.get('images_seen', '')} | "
+            f"{r.get('cpu_hours', float('nan')):.2f} | {r.get('accuracy', float('nan')):.3f} | "
+            f"{r.get('fid_val', float('nan')):.2f} | {r.get('kid_val', float('nan')):.4f} | "
+            f"{r.get('fid_train', float('nan')):.2f} |"
+        )
+    return (
+        "\n".join(lines)
+        + f"\n\nShipped: step {best['step']}, the best by {select} (bold), not the last."
+    )
+
+
+def recipe(s: dict) -> str:
+    """The training recipe in words, from the checkpoint's settings."""
+    batch = f"batch {s['batch']}"
+    if s.get("accumulate", 1) > 1:
+        batch += f" (gradient accumulation over {s['accumulate']} micro-batches for D)"
+    d_steps = s.get("d_steps", 1)
+    parts = [
+        f"Hinge loss; Adam β = ({s['beta1']:g}, {s['beta2']:g}), ε {s['adam_eps']:g}; "
+        f"lr G {s['lr_g']:g} / D {s['lr_d']:g}; {batch}; "
+        f"{d_steps} D step{'s' if d_steps > 1 else ''} per G step; EMA of G, decay "
+        f"{s['ema_decay']} (ramped in as (1+t)/(10+t)); standing BN statistics over "
+        f"{s.get('standing_batches', 64)}×{s.get('standing_batch', 32)} samples at export."
+    ]
+    if s.get("ada_target", 0) > 0:
+        parts.append(
+            f"Adaptive augmentation (`{s['augment']}`, each transform with probability p, "
+            f"p steered so that the mean sign of D's real outputs stays near "
+            f"{s['ada_target']:g}; {s['ada_speed']:,} images move p by 1) on real and "
+            "generated images before D; random horizontal flips of real images."
+        )
+    else:
+        parts.append(
+            f"DiffAugment-style differentiable augmentation (`{s['augment']}`) on real and "
+            "generated images before D; random horizontal flips of real images."
+        )
+    if s.get("lecam", 0) > 0:
+        parts.append(
+            f"LeCam regularisation of D, weight {s['lecam']:g}, EMA anchors of D's real "
+            f"and fake outputs (decay {s['lecam_decay']:g})."
+        )
+    return "\n".join(f"- {p}" for p in parts)
+
+
+def held_out(info: dict) -> str:
+    n = info.get("n_images", 9469)
+    if n == 9469:
+        return "9,469 images"
+    return (
+        f"{n:,} of its 9,469 images (the other {9469 - n:,}, the evaluation classifier's "
+        "held-out images, were never trained on: they are the scoreboard's real reference)"
+    )
+
+
 def card(info: dict, q: dict, speeds: str, notes: str = "") -> str:
     s, c = info["settings"], info["config"]
 
@@ -118,6 +228,14 @@ def card(info: dict, q: dict, speeds: str, notes: str = "") -> str:
         (
             f"class-conditional accuracy of {samples} generated samples (chance 0.100)",
             num("generated_accuracy"),
+        ),
+        (
+            "KID, generated vs held-out real images (classifier features)",
+            num("kid_generated_vs_heldout", "{:.4f}"),
+        ),
+        (
+            "FID, generated vs held-out real images (classifier features)",
+            num("fid_generated_vs_heldout", "{:.2f}"),
         ),
         (
             "KID, generated vs training set (classifier features)",
@@ -136,7 +254,16 @@ def card(info: dict, q: dict, speeds: str, notes: str = "") -> str:
             num("reference_fid_holdout_vs_rest", "{:.2f}"),
         ),
     ]
+    rows = [
+        r
+        for r in rows
+        if r[1] != "not measured"
+        or not ("held-out real images" in r[0] or r[0].startswith("reference"))
+    ]
     table = "\n".join(f"| {metric} | {value} |" for metric, value in rows)
+    if q.get("scoreboard"):
+        table += "\n\nScoreboard of the run (every checkpoint, scored as shipped):\n\n"
+        table += q["scoreboard"]
 
     return f"""# Bundled prior: class-conditional BigGAN, Imagenette, 64×64
 
@@ -149,29 +276,22 @@ on load).
 - BigGAN (this project's implementation, BigGAN-PyTorch layout), {c["resolution"]} px,
   G_ch = D_ch = {c["G_ch"]}, dim_z {c["dim_z"]} (hierarchical z), shared class
   embedding {c["shared_dim"]}, {c["n_classes"]} classes, attention: G "{c["G_attn"]}",
-  D "{c["D_attn"]}" (none; measured 12–18 % slower with attention at 32 px on this CPU),
-  spectral norm in G and D, orthogonal init.
-- Width chosen by measured speed (1 CPU thread, batch 32, images/s of one D + one G
-  step): {speeds or "see bench/train_speed.py"}. With about an hour of
-  one-core CPU time, the narrowest width gets ~3× more optimisation steps than ch 32,
-  which matters more than capacity this early in GAN training.
+  D "{c["D_attn"]}", spectral norm in G and D, orthogonal init.
+- Width and attention chosen by measured training speed (images per CPU-second of one
+  D + one G step): {speeds or "see the training section and bench/train_speed.py"}.
 
 ## Data
-Imagenette (fast.ai), train split only: 9,469 images of 10 ImageNet classes,
+Imagenette (fast.ai), train split only: {held_out(info)} of 10 ImageNet classes,
 resized to 64×64 (see `shared/datasets/imagenette/README.md`). Labels 0..9 =
 `classes.txt`: tench, English springer, cassette player, chain saw, church,
 French horn, garbage truck, gas pump, golf ball, parachute.
 
 ## Training
-- Hinge loss; Adam β = (0, 0.999), ε 1e-6; TTUR lr G {s["lr_g"]:g} / D {s["lr_d"]:g};
-  batch {s["batch"]}; one D step per G step; EMA of G, decay {s["ema_decay"]}
-  (ramped in as (1+t)/(10+t)); standing BN statistics over 64×32 samples at export.
-- DiffAugment-style differentiable augmentation (`{s["augment"]}`) on real and
-  generated images before D; random horizontal flips of real images.
+{recipe(s)}
 - Steps: **{info["step"]}**; images seen by D: **{info["images_seen"]:,}**
-  (≈ {info["images_seen"] / 9469:.1f} epochs).
-- Hardware: 2-core x86 CPU, **one thread**, no GPU; training time
-  **{info["hours"]:.2f} h** wall-clock. {notes}
+  (≈ {info["images_seen"] / info.get("n_images", 9469):.1f} epochs).
+- Hardware: 2-core x86 CPU, no GPU; training time **{info["hours"]:.2f} h** wall-clock,
+  **{info.get("cpu_hours", info["hours"]):.2f} CPU-hours** (wall × threads). {notes}
 
 ## Measured quality
 With no Inception weights offline, quality is measured with a small CNN

@@ -103,7 +103,7 @@ def test_run_writes_checkpoint_and_sample_grid(dataset, tmp_path):
     assert all(np.isfinite([r.loss_d_real, r.loss_d_fake, r.loss_g]).all() for r in reports)
     assert reports[-1].eta_s == 0 and reports[0].eta_s > 0
     grid = np.asarray(Image.open(reports[-1].grid))
-    assert grid.shape == (3 * 32, 2 * 32, 3)  # one row per class, grid_columns columns
+    assert grid.shape == (2 * 32, 3 * 32, 3)  # one row per fixed latent, a column per class
     assert grid.std() > 0
 
 
@@ -239,9 +239,7 @@ def test_export_loads_with_load_prior(dataset, tmp_path):
         tmp_path / "run" / CHECKPOINT_NAME,
         tmp_path / "model",
         class_names=["a", "b", "c"],
-        standing_batches=2,
-        standing_batch=4,
-    )
+    )  # standing statistics as the run's settings say (TINY: 2 × 4 samples)
     assert info["step"] == 2 and info["images_seen"] == 8
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())
     assert cfg["resolution"] == 32 and cfg["G_ch"] == 8 and cfg["n_classes"] == 3

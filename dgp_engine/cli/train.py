@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .tasks import EXIT_INTERRUPTED, cancel_on_sigint
 
 if TYPE_CHECKING:
-    from ..training import TrainSettings
+    from ..training import Evaluator, ImageDataset, TrainSettings
 
 # option name → TrainSettings field; None on the command line means "keep the default,
 # or what the checkpoint was trained with when resuming".
@@ -30,6 +30,14 @@ _OPTIONS = {
     "attn": None,
     "augment": "augment",
     "seed": "seed",
+    "accumulate": "accumulate",
+    "d_steps": "d_steps",
+    "lecam": "lecam",
+    "lecam_decay": "lecam_decay",
+    "ada_target": "ada_target",
+    "ada_kimg": None,
+    "eval_samples": None,
+    "max_cpu_hours": "max_cpu_hours",
 }
 
 
@@ -66,6 +74,45 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--augment", help="DiffAugment policy (default color,translation,cutout; '' for none)"
     )
+    p.add_argument(
+        "--accumulate",
+        type=int,
+        help="split each batch into N micro-batches for D (gradient accumulation: the same "
+        "gradients as the whole batch, less memory; default 1)",
+    )
+    p.add_argument("--d-steps", type=int, help="D steps per G step (default 1)")
+    p.add_argument(
+        "--lecam",
+        type=float,
+        help="LeCam regularisation weight of D (0 = off, the default; e.g. 0.3)",
+    )
+    p.add_argument("--lecam-decay", type=float, help="EMA decay of LeCam's anchors (default 0.99)")
+    p.add_argument(
+        "--ada-target",
+        type=float,
+        help="adaptive augmentation: each --augment transform is applied with a "
+        "probability p raised while the mean sign of D's real outputs is above this "
+        "target and lowered below it (e.g. 0.6; 0 = always apply, the default)",
+    )
+    p.add_argument(
+        "--ada-kimg",
+        type=float,
+        help="thousands of images over which p can move by 1 (default 100)",
+    )
+    p.add_argument(
+        "--eval-classifier",
+        type=Path,
+        help="score every checkpoint with this classifier (.safetensors with its .json, "
+        "e.g. resources/models/bundled/eval_classifier.safetensors): a scoreboard beside "
+        "the resume state. The classifier's held-out images are held out of training "
+        "too and are the scoreboard's real reference (give it again with --resume)",
+    )
+    p.add_argument(
+        "--eval-samples",
+        type=int,
+        default=5000,
+        help="generated samples scored per checkpoint (default 5000)",
+    )
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default cpu)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: cores − 1)")
@@ -74,6 +121,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         default=10.0,
         help="minutes between checkpoints (default 10)",
+    )
+    p.add_argument(
+        "--max-cpu-hours",
+        type=float,
+        help="stop with a checkpoint once training has used this many CPU-hours "
+        "(wall × threads, all sittings together; scoring not counted; default: no limit)",
     )
     p.add_argument("--log-every", type=int, default=10, help="print progress every N steps")
     p.add_argument(
@@ -107,6 +160,8 @@ def _settings(args: argparse.Namespace) -> TrainSettings:
     }
     if args.attn is not None:
         changes["G_attn"] = changes["D_attn"] = args.attn
+    if args.ada_kimg is not None:
+        changes["ada_speed"] = max(1, int(round(args.ada_kimg * 1000)))
     changes["checkpoint_every_s"] = args.checkpoint_minutes * 60.0
     return base.replace(**changes)
 
@@ -121,6 +176,9 @@ def run_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(threads)
     settings = _settings(args)
     data = load_npz(args.data, resolution=settings.resolution)
+    evaluator = None
+    if args.eval_classifier is not None:
+        data, evaluator = _evaluation(args.eval_classifier, data, args.eval_samples)
     cancel = threading.Event()
     trainer = Trainer(
         data,
@@ -130,6 +188,7 @@ def run_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         cancel=cancel,
         state_dir=_state_dir(args),
+        evaluator=evaluator,
     )
     log_file = args.out / "train.log"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -167,15 +226,59 @@ def run_train(args: argparse.Namespace) -> int:
                 )
             if report.checkpoint:
                 _emit(f"checkpoint {report.checkpoint}; samples {report.grid}", log_file)
+            if report.score:
+                shown = ("accuracy", "fid_val", "kid_val", "fid_train", "cpu_hours")
+                _emit(
+                    f"scoreboard step {report.step}: "
+                    + ", ".join(f"{k} {report.score.get(k)}" for k in shown),
+                    log_file,
+                )
     if cancel.is_set():
         _emit(f"stopped at step {trainer.step}; continue with --resume", log_file)
         return EXIT_INTERRUPTED
-    if report is None:
+    if trainer.budget_spent():
+        _emit(
+            f"CPU budget of {settings.max_cpu_hours:g} h spent at step {trainer.step}; "
+            "give a larger --max-cpu-hours with --resume to go on",
+            log_file,
+        )
+    elif report is None:
         _emit(
             f"nothing to do: the run is already at step {trainer.step} of {settings.steps}",
             log_file,
         )
     return 0
+
+
+def _evaluation(
+    classifier: Path, data: ImageDataset, samples: int
+) -> tuple[ImageDataset, Evaluator]:
+    """The training part of ``data`` and the scoreboard's evaluator: the classifier's
+    held-out images (listed in its .json) are the real reference and are not trained on."""
+    import json
+
+    from ..training import Evaluator
+    from ..training.classifier import load_classifier
+    from ..training.errors import TrainingError
+
+    info_file = classifier.with_suffix(".json")
+    try:
+        model = load_classifier(classifier)
+        held = json.loads(info_file.read_text(encoding="utf-8"))["holdout_indices"]
+    except Exception as exc:  # damaged files raise many kinds (safetensors' own too)
+        raise TrainingError(
+            f"could not read the evaluation classifier {classifier} with its held-out "
+            f"list {info_file.name} ({exc})"
+        ) from exc
+    if model.n_classes != data.n_classes:
+        raise TrainingError(
+            f"the evaluation classifier knows {model.n_classes} classes; the dataset has "
+            f"{data.n_classes}"
+        )
+    if samples < 2:
+        raise TrainingError("--eval-samples must be at least 2")
+    train, val = data.split([int(i) for i in held])
+    return train, Evaluator.build(model, val, train, samples=samples)
 
 
 def _emit(line: str, log_file: Path) -> None:

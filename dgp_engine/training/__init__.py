@@ -5,6 +5,7 @@ from .data import EpochSampler, ImageDataset, load_npz
 from .ema import GeneratorEMA, standing_stats
 from .errors import DatasetError, DivergenceError, ResumeError, TrainingError
 from .export import export_prior
+from .scoreboard import Evaluator, Scoreboard, best_row, read_scoreboard, shipped_generator
 from .trainer import (
     CHECKPOINT_NAME,
     Trainer,
@@ -19,18 +20,23 @@ __all__ = [
     "DatasetError",
     "DivergenceError",
     "EpochSampler",
+    "Evaluator",
     "GeneratorEMA",
     "ImageDataset",
     "ResumeError",
+    "Scoreboard",
     "TrainReport",
     "Trainer",
     "TrainSettings",
     "TrainingError",
+    "best_row",
     "default_state_dir",
     "diff_augment",
     "export_prior",
     "load_npz",
     "parse_policy",
+    "read_scoreboard",
     "sample_grid",
+    "shipped_generator",
     "standing_stats",
 ]

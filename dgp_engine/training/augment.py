@@ -81,10 +81,42 @@ def diff_augment(x: torch.Tensor, policy: tuple[str, ...], gen: torch.Generator)
     return x
 
 
+def adaptive_augment(
+    x: torch.Tensor, policy: tuple[str, ...], p: float, gen: torch.Generator
+) -> torch.Tensor:
+    """ADA-style: each transform of ``policy`` is applied to each image with probability
+    ``p`` (the rest pass unchanged). The random draws do not depend on ``p``, so a run's
+    draws stay aligned whatever the strength is."""
+    for name in policy:
+        apply = (torch.rand(x.size(0), generator=gen) < p).view(-1, 1, 1, 1).to(x.device)
+        x = torch.where(apply, _OPS[name](x, gen), x)
+    return x
+
+
+def ada_adjust(p: float, sign_mean: float, target: float, images: int, speed_images: int) -> float:
+    """The next augmentation strength: up when D is too sure of the real images (the mean
+    sign of its real outputs is above ``target``, the overfitting heuristic of ADA), down
+    when it is below; ``speed_images`` images move p by 1. Clamped to [0, 1]."""
+    if sign_mean == target:
+        return p
+    step = images / float(speed_images)
+    return min(1.0, max(0.0, p + (step if sign_mean > target else -step)))
+
+
 def hflip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Mirror a random half of the batch (data augmentation of real images only)."""
     flip = torch.rand(x.size(0), generator=gen) < 0.5
     return torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
 
 
-__all__ = ["POLICIES", "color", "cutout", "diff_augment", "hflip", "parse_policy", "translation"]
+__all__ = [
+    "POLICIES",
+    "ada_adjust",
+    "adaptive_augment",
+    "color",
+    "cutout",
+    "diff_augment",
+    "hflip",
+    "parse_policy",
+    "translation",
+]

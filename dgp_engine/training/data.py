@@ -33,6 +33,26 @@ class ImageDataset:
     def resolution(self) -> int:
         return int(self.images.shape[-1])
 
+    def subset(self, index: torch.Tensor, note: str = "") -> ImageDataset:
+        """The images at ``index`` (in that order); ``note`` is added to the source."""
+        source = f"{self.source} ({note})" if note else self.source
+        return ImageDataset(self.images[index], self.labels[index], self.n_classes, source)
+
+    def split(self, held_out: list[int]) -> tuple[ImageDataset, ImageDataset]:
+        """(training part, held-out part): the held-out indices are never trained on."""
+        n = len(self)
+        bad = [i for i in held_out if not 0 <= int(i) < n]
+        if bad or len(set(held_out)) != len(held_out):
+            raise DatasetError(
+                f"the held-out list does not fit this dataset of {n} images "
+                f"({'index ' + str(bad[0]) + ' is out of range' if bad else 'repeated indices'})"
+            )
+        mask = torch.ones(n, dtype=torch.bool)
+        held = torch.tensor(sorted(int(i) for i in held_out), dtype=torch.long)
+        mask[held] = False
+        train = self.subset(torch.nonzero(mask).flatten(), f"without {len(held)} held-out images")
+        return train, self.subset(held, f"{len(held)} held-out images")
+
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images in [-1, 1] (float32 N×3×R×R) and their labels."""
         x = self.images[index].float().div_(127.5).sub_(1.0)

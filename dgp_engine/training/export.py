@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from ..models import BigGANConfig, Discriminator, Generator
-from .ema import standing_stats
+from ..models import BigGANConfig, Discriminator
+from .scoreboard import shipped_generator
 from .trainer import read_checkpoint
 
 
@@ -17,20 +17,16 @@ def export_prior(
     checkpoint: str | Path,
     folder: str | Path,
     class_names: list[str] | None = None,
-    standing_batches: int = 64,
-    standing_batch: int = 32,
-    seed: int = 0,
     dtype: torch.dtype = torch.float16,
 ) -> dict[str, Any]:
-    """Write config.json, G_ema.safetensors (EMA G with standing BN statistics),
-    D.safetensors and classes.txt.  Returns a summary (step, images seen, hours)."""
+    """Write config.json, G_ema.safetensors (EMA G with standing BN statistics: the G that
+    the run's scoreboard scored), D.safetensors and classes.txt, from a resume state or a
+    snapshot of one checkpoint.  Returns a summary (step, images seen, hours)."""
     from safetensors.torch import save_file
 
-    ckpt = read_checkpoint(Path(checkpoint))
+    ckpt = read_checkpoint(Path(checkpoint), snapshot=True)
     cfg = BigGANConfig.from_dict(ckpt["model_config"])
-    G = Generator(cfg)
-    G.load_state_dict(ckpt["G_ema"])
-    G = standing_stats(G, standing_batches, standing_batch, torch.Generator().manual_seed(seed))
+    G = shipped_generator(ckpt)
     D = Discriminator(cfg)
     D.load_state_dict(ckpt["D"])
     out = Path(folder)
@@ -53,7 +49,9 @@ def export_prior(
     return {
         "step": int(ckpt["step"]),
         "images_seen": int(ckpt["images_seen"]),
+        "n_images": int(ckpt["data"]["n_images"]),
         "hours": float(ckpt["elapsed_s"]) / 3600.0,
+        "cpu_hours": float(ckpt.get("cpu_s", ckpt["elapsed_s"])) / 3600.0,
         "settings": ckpt["settings"],
         "config": config,
     }

@@ -13,8 +13,10 @@ from .classifier import SmallClassifier
 def generate(
     G: Generator, per_class: int, seed: int = 0, batch: int = 100, truncation: float | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``per_class`` images of every class (in [-1, 1]) and their labels, G in eval mode."""
+    """``per_class`` images of every class (in [-1, 1], on the CPU) and their labels, G in
+    eval mode (on any device; the latents are drawn on the CPU, so the same for all)."""
     gen = torch.Generator().manual_seed(seed)
+    device = next(G.parameters()).device
     G.eval()
     labels = torch.arange(G.cfg.n_classes).repeat_interleave(per_class)
     out = []
@@ -26,7 +28,7 @@ def generate(
             while bad.any():
                 z[bad] = torch.randn(int(bad.sum()), generator=gen)
                 bad = z.abs() > truncation
-        out.append(G(z, G.shared(y)))
+        out.append(G(z.to(device), G.shared(y.to(device))).cpu())
     return torch.cat(out), labels
 
 
