@@ -2,7 +2,11 @@
 """Where one fast-path DGP iteration's time goes, by op kind, per precision.
 
     python bench/iteration_profile.py [--res 128 --ch 96] [--stage 1] [--threads 2]
-                                      [--precisions fp32,bf16] [--iters 2]
+                                      [--precisions fp32,bf16] [--iters 2] [--rounds 1]
+
+``--precisions`` also takes variants of the bfloat16 path, measured in the same process:
+``bf16:nchw`` (activations not channels-last), ``bf16:gemm64`` (matrix-product
+convolutions only up to 8×8 px), e.g. ``--precisions fp32,bf16,bf16:nchw,bf16:gemm64``.
 
 Builds a BigGAN with random weights (as ``bench/engine_speed.py``), runs the fast path
 (colorization stage 1: ft_num 2, or stage 5: ft_num 6, with the D-feature loss) and
@@ -43,6 +47,7 @@ import torch.nn.functional as F
 KINDS = ("conv", "matmul", "spectral", "bn", "optimizer", "convert", "elementwise")
 SCOPES = {"dgp::sigma": "spectral", "dgp::adam": "optimizer"}
 DIM_Z = {256: 140}
+DEFAULTS: dict[str, Any] = {}
 
 
 def kind_of(name: str) -> str:
@@ -152,6 +157,24 @@ def build(args: argparse.Namespace) -> tuple[Any, torch.Tensor]:
     return prior, dgp.Grayscale()(target).contiguous()
 
 
+def apply_variant(label: str) -> str:
+    """Set the bfloat16 path's switches for a variant label ("bf16", "bf16:nchw",
+    "bf16:gemm64", ...); returns the precision."""
+    from dgp_engine.models import spectral
+
+    precision, *opts = label.split(":")
+    spectral.BF16_CHANNELS_LAST = DEFAULTS["channels_last"]
+    spectral.BF16_GEMM_MAX_PIXELS = DEFAULTS["gemm"]
+    for opt in opts:
+        if opt == "nchw":
+            spectral.BF16_CHANNELS_LAST = False
+        elif opt.startswith("gemm"):
+            spectral.BF16_GEMM_MAX_PIXELS = int(opt[4:])
+        else:
+            raise SystemExit(f"unknown variant option {opt!r}")
+    return precision
+
+
 def fast_run(prior: Any, target: torch.Tensor, stage: int, precision: str, n: int) -> Any:
     import dgp_engine as dgp
 
@@ -222,19 +245,26 @@ def main() -> None:
 
     runtime.tune_allocator()
     torch.set_num_threads(args.threads)
+    from dgp_engine.models import spectral
+
+    DEFAULTS.update(channels_last=spectral.BF16_CHANNELS_LAST, gemm=spectral.BF16_GEMM_MAX_PIXELS)
     precisions = args.precisions.split(",")
     prior, target = build(args)
     runs = {
-        p: fast_run(prior, target, args.stage, p, 2 + args.rounds * (args.iters + 1) + 1)
+        p: fast_run(
+            prior, target, args.stage, apply_variant(p), 2 + args.rounds * (args.iters + 1) + 1
+        )
         for p in precisions
     }
     totals: dict[str, dict[str, float]] = {p: defaultdict(float) for p in precisions}
     wall: dict[str, float] = defaultdict(float)
     for p in precisions:
+        apply_variant(p)
         next(runs[p])  # warm-up iteration (and the run's set-up)
     with scoped_engine():
         for _ in range(args.rounds):
             for p in precisions:
+                apply_variant(p)
                 it = runs[p]
                 with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as pr:
                     t = time.perf_counter()
@@ -245,6 +275,7 @@ def main() -> None:
                     totals[p][k] += v / args.rounds
     flops = {}
     for p in precisions:
+        apply_variant(p)
         with FlopCounterMode(display=False) as fc:
             next(runs[p])
         flops[p] = fc.get_total_flops() / 1e9

@@ -433,7 +433,7 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
             out = _GemmConv.apply(x, w, self.padding[0])  # type: ignore[no-untyped-call]
         else:
             w = self._frozen_copy(
-                "lowp nhwc",
+                f"lowp {_activation_format()}",
                 lambda: self.weight.detach().to(lowp, memory_format=_activation_format()),
             )
             out = F.conv2d(x, w, None, self.stride, self.padding)
@@ -469,7 +469,7 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
             x = x.to(lowp, memory_format=_activation_format())
             if self._inv_sigma is not None:
                 kernel = self._frozen_copy(
-                    f"{kind} lowp",
+                    f"{kind} lowp {_activation_format()}",
                     lambda: fold(self.weight.detach()).to(lowp, memory_format=_activation_format()),
                 )
                 out = op(x, kernel, None, stride=2, padding=1)
