@@ -6,7 +6,11 @@ Precision (``reconstruct(..., precision=...)``), one of :data:`PRECISIONS`:
 * ``"tf32"`` — CUDA only: float32 tensors, TF32 tensor-core matmuls/convolutions.
 * ``"bf16"`` — bfloat16 autocast for the networks' forward and backward (weights,
   optimiser state and losses stay float32).  On CPUs with AMX (Sapphire Rapids and
-  later) and on recent GPUs.
+  later) and on recent GPUs.  The fast path's spectrally normalised layers take their
+  own bfloat16 route under it (:func:`dgp_engine.models.spectral.lowp_dtype`):
+  activations channels-last, a frozen layer's weight converted once, a trained layer's
+  once per step with its weight gradient returned in float32 for the float32 master,
+  σ always in float32.  Untested on GPUs so far (no GPU was lent when it was written).
 * ``"auto"`` — what the fast path uses unless told: TF32 on CUDA; on a CPU, bfloat16
   where the CPU computes it natively (AMX or AVX512-BF16) *and* a one-time measurement
   on this machine found it faster (:func:`auto_cpu_precision`, cached per CPU model and
@@ -178,42 +182,47 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def measure_bf16_speedup(repeats: int = 3) -> float:
+def measure_bf16_speedup(repeats: int = 4) -> float:
     """float32 time / bfloat16 time of the fast path's two kinds of layer work, measured
-    here, interleaved (best of ``repeats``): a trained 3×3 convolution (192 channels at
-    64×64 px, channels-last in bfloat16, forward and both gradients, the weight
-    converted to bfloat16 each time as a step does) and a frozen weight-bound
-    1536-channel 3×3 layer at 8×8 px as one matrix product (forward and both
-    gradients).  ~1 s on 2 cores."""
+    here: a trained 3×3 convolution (192 channels at 64×64 px, channels-last in
+    bfloat16, forward and both gradients, its weight converted to bfloat16 each time as
+    a step does) and a frozen weight-bound 1536-channel 3×3 layer at 8×8 px as one
+    matrix product (forward and both gradients).  Each part's best of ``repeats``,
+    float32 and bfloat16 interleaved, so a busy machine's slow moments count little.
+    ~1 s on 2 cores."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 192, 64, 64, generator=gen)
     w = torch.randn(192, 192, 3, 3, generator=gen) * 0.03
     cols = torch.randn(13824, 64, generator=gen)
     wm = torch.randn(1536, 13824, generator=gen) * 0.01
     g = torch.randn(1536, 64, generator=gen)
+    weights = {torch.float32: wm, torch.bfloat16: wm.to(torch.bfloat16)}  # a frozen layer's
 
-    def work(dtype: torch.dtype) -> float:
+    def conv(dtype: torch.dtype) -> None:
         fmt = torch.channels_last if dtype == torch.bfloat16 else torch.contiguous_format
-        t = time.perf_counter()
         xd = x.to(dtype, memory_format=fmt)
         wd = w.to(dtype, memory_format=fmt)
         out = F.conv2d(xd, wd, None, 1, 1)
         torch.ops.aten.convolution_backward(
             out, xd, wd, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, False]
         )
+
+    def gemm(dtype: torch.dtype) -> None:
         md, cd, gd = weights[dtype], cols.to(dtype), g.to(dtype)
         torch.mm(md, cd)
         torch.mm(gd.t(), md)
         torch.mm(gd, cd.t()).float()
-        return time.perf_counter() - t
 
-    weights = {torch.float32: wm, torch.bfloat16: wm.to(torch.bfloat16)}  # a frozen layer's
-    best = {torch.float32: math.inf, torch.bfloat16: math.inf}
+    parts = (conv, gemm)
+    best = {(p, d): math.inf for p in parts for d in (torch.float32, torch.bfloat16)}
     with torch.no_grad():
         for _ in range(repeats + 2):  # the first rounds make oneDNN's kernels
-            for dtype in best:
-                best[dtype] = min(best[dtype], work(dtype))
-    return best[torch.float32] / best[torch.bfloat16]
+            for part, dtype in best:
+                t = time.perf_counter()
+                part(dtype)
+                best[part, dtype] = min(best[part, dtype], time.perf_counter() - t)
+    fp32 = sum(best[p, torch.float32] for p in parts)
+    return fp32 / sum(best[p, torch.bfloat16] for p in parts)
 
 
 @dataclass(frozen=True)

@@ -171,10 +171,12 @@ def _full_precision(t: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
 # per forward, σ and weight gradients in float32.  Measured choices (2-core Xeon with AMX;
 # docs/performance.md#bfloat16-on-the-cpu):
 # - oneDNN's bfloat16 convolutions reach the AMX kernels only in channels-last (NHWC);
-# - bfloat16 matrix products beat oneDNN's bfloat16 convolutions up to 16×16 px, where
-#   the layers are bound by their weights and oneDNN re-packs the weight every call.
+# - bfloat16 matrix products beat oneDNN's bfloat16 convolutions up to 8×8 px, where the
+#   layers are bound by their weights and oneDNN re-packs the weight every call; at
+#   16×16 px (768 channels) oneDNN's channels-last kernels win (BigGAN-128 ch96 stage 1,
+#   1 thread: 0.72 s/iteration with matrix products up to 8×8 px, 0.77 up to 16×16).
 BF16_CHANNELS_LAST = True
-BF16_GEMM_MAX_PIXELS = 256
+BF16_GEMM_MAX_PIXELS = 64
 
 
 def _activation_format() -> torch.memory_format:
