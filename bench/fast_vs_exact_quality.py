@@ -105,6 +105,7 @@ def main() -> None:
     )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-exact", action="store_true", help="leave the exact run out")
+    ap.add_argument("--select-num", type=int, help="z samples instead of the preset's")
     args = ap.parse_args()
     wanted = [p.strip() for p in args.fast_precisions.split(",") if p.strip()]
     args.fast_precisions = ["fp32"] + [p for p in wanted if p != "fp32"]
@@ -203,6 +204,8 @@ def measure_trained(args) -> None:
         data = load_dataset(args.data, args.images)
         images, labels = data.images, data.labels
     preset = dgp.load_preset(args.preset).scaled(args.scale)
+    if args.select_num is not None:
+        preset = dgp.Preset.from_dict({**preset.to_dict(), "select_num": args.select_num})
     print(
         f"{prior.name}: preset {preset.name} x{args.scale}, iterations {preset.iterations}, "
         f"{preset.select_num} z samples, {len(images)} images"
@@ -233,7 +236,7 @@ def measure_trained(args) -> None:
             rows[label].append((*metrics(lab_transfer(x, clean), clean), sec))
         for label, exact, _ in runs:
             for other in ("exact", "fast[fp32]"):
-                if not exact and other != label:
+                if not exact and other != label and other in out:
                     between.setdefault((label, other), []).append(
                         metrics(out[label], out[other])[0]
                     )
