@@ -3,6 +3,14 @@
 
     python bench/engine_speed.py [--res 128 --ch 96] [--iters 3] [--threads N] [--device cpu]
                                  [--precisions fp32,bf16] [--families biggan-pytorch,studiogan]
+                                 [--rounds N] [--no-select]
+
+``--res 128,256`` measures both resolutions in one run; ``--rounds 2`` runs every config
+twice, interleaved, and keeps each one's fastest (a shared machine slows some rounds).
+The issue-25 measurement (reference, fast fp32 and fast bf16; 128 and 256 px):
+
+    python bench/engine_speed.py --res 128,256 --ch 96 --iters 3 --threads 2 \
+        --modes reference,fast --precisions fp32,bf16 --rounds 2
 
 Builds a BigGAN with random (orthogonal) weights and times, each in a fresh
 process (so peak RSS and peak CUDA memory are per configuration):
@@ -244,7 +252,7 @@ def projection(stage_sec: dict[int, float], select: dict[int, float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--res", type=int, default=128)
+    ap.add_argument("--res", default="128", help="resolution, or several comma-separated (128,256)")
     ap.add_argument("--ch", type=int, default=96)
     ap.add_argument("--iters", type=int, default=3, help="timed iterations per config")
     ap.add_argument("--samples", type=int, default=6, help="z-selection samples to time")
@@ -254,11 +262,19 @@ def main() -> None:
     ap.add_argument(
         "--precisions",
         default="fp32",
-        help="comma-separated precisions of the fast mode: fp32, tf32 (CUDA), bf16",
+        help="comma-separated precisions of the fast mode: fp32, tf32 (CUDA), bf16, auto",
     )
     ap.add_argument(
         "--families", default="biggan-pytorch", help="comma-separated: biggan-pytorch, studiogan"
     )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every config this many times, interleaved, and keep each one's fastest "
+        "(a busy machine slows some rounds; the ratios stay comparable)",
+    )
+    ap.add_argument("--no-select", action="store_true", help="leave the z-selection configs out")
     ap.add_argument("--family", default="biggan-pytorch", help=argparse.SUPPRESS)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mode", help=argparse.SUPPRESS)
@@ -271,6 +287,7 @@ def main() -> None:
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.child:
+        args.res = int(args.res)
         print(json.dumps(child(args)))
         return
     from dgp_engine.errors import DGPError
@@ -285,7 +302,7 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     unit, scale = ("ms", 1e3) if cuda else ("s", 1.0)
 
-    def run(mode, stage=1, batch=1, family="biggan-pytorch", precision="fp32"):
+    def run(res, mode, stage=1, batch=1, family="biggan-pytorch", precision="fp32"):
         cmd = [
             sys.executable,
             __file__,
@@ -299,7 +316,7 @@ def main() -> None:
             "--precision",
             precision,
             "--res",
-            str(args.res),
+            str(res),
             "--ch",
             str(args.ch),
             "--iters",
@@ -313,10 +330,10 @@ def main() -> None:
             "--batch",
             str(batch),
         ]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if res.returncode:
-            sys.exit(f"{mode} stage {stage} [{precision}] failed:\n{res.stderr}")
-        return json.loads(res.stdout.strip().splitlines()[-1])
+        res_ = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if res_.returncode:
+            sys.exit(f"{mode} stage {stage} [{precision}] failed:\n{res_.stderr}")
+        return json.loads(res_.stdout.strip().splitlines()[-1])
 
     def row(label, r, note=""):
         cols = (
@@ -327,61 +344,92 @@ def main() -> None:
             cols += f"{r['peak_cuda_gib']:>10.2f}"
         print(cols + note, flush=True)
 
-    print(
-        f"BigGAN {args.res}px ch{args.ch}, {args.device}, {args.threads} thread(s), "
-        f"{args.iters} timed iterations per config; GFLOP counts matmul/conv only"
-    )
+    resolutions = [int(r) for r in str(args.res).split(",")]
     families = args.families.split(",")
-    print(
-        f"{'config':<38}{unit + '/iter':>10}{'GFLOP/it':>11}{'GFLOP/s':>10}{'RSS GiB':>10}"
-        + (f"{'CUDA GiB':>10}" if cuda else "")
-    )
-    results = {}
-    for family in families:
-        tag = f" [{family}]" if len(families) > 1 else ""
-        labels = []
-        for mode in args.modes.split(","):
-            variants = (
-                [(f"fast[{p}]", p) for p in precisions] if mode == "fast" else [(mode, "fp32")]
-            )
-            for label, precision in variants:
-                labels.append(label)
-                for stage in STAGES:
-                    r = run(mode, stage, family=family, precision=precision)
-                    results[(family, label, stage)] = r
-                    row(f"{label} stage {stage}{tag}", r)
-        select: dict[str, dict[int, float]] = {}
-        for precision in precisions:
-            default = default_select_batch(torch.device(args.device), args.res)
-            for b in sorted({1, default}):
-                r = run("select", batch=b, family=family, precision=precision)
-                select.setdefault(precision, {})[b] = r["sec"]
-                row(f"z selection b{b} [{precision}]{tag}", r, f"   ({unit}/sample)")
-        if (family, "reference", 1) in results:
-            for label in labels:
-                if label == "reference":
-                    continue
-                for stage in STAGES:
-                    ratio = (
-                        results[(family, "reference", stage)]["sec"]
-                        / results[(family, label, stage)]["sec"]
-                    )
-                    print(f"speed-up {label} vs reference, stage {stage}{tag}: {ratio:.2f}x")
-        for precision in precisions:
-            label = f"fast[{precision}]"
-            if label in labels:
-                stage_sec = {s: results[(family, label, s)]["sec"] for s in STAGES}
-                print(
-                    f"projected {PROJECTED}, {label}{tag}: "
-                    f"{projection(stage_sec, select[precision])}"
+    # every config: (res, family, label, mode, stage, batch, precision)
+    configs = []
+    for res in resolutions:
+        for family in families:
+            for mode in args.modes.split(","):
+                variants = (
+                    [(f"fast[{p}]", p) for p in precisions] if mode == "fast" else [(mode, "fp32")]
                 )
-    if len(families) > 1:
-        base = families[0]
-        for other in families[1:]:
-            for (fam, label, stage), r in results.items():
-                if fam == other and (base, label, stage) in results:
-                    ratio = r["sec"] / results[(base, label, stage)]["sec"]
-                    print(f"{other} / {base}, {label} stage {stage}: {ratio:.2f}x time")
+                for label, precision in variants:
+                    for stage in STAGES:
+                        configs.append((res, family, label, mode, stage, 1, precision))
+            if not args.no_select:
+                default = default_select_batch(torch.device(args.device), res)
+                for precision in precisions:
+                    for b in sorted({1, default}):
+                        label = f"z selection b{b} [{precision}]"
+                        configs.append((res, family, label, "select", 1, b, precision))
+    results: dict[tuple, dict] = {}
+    for k in range(args.rounds):
+        for res, family, label, mode, stage, batch, precision in configs:
+            r = run(res, mode, stage, batch=batch, family=family, precision=precision)
+            key = (res, family, label, stage)
+            if key not in results or r["sec"] < results[key]["sec"]:
+                results[key] = r
+            if args.rounds > 1:
+                print(
+                    f"  round {k + 1}: {res}px {label} stage {stage}: "
+                    f"{r['sec'] * scale:.3f} {unit}",
+                    flush=True,
+                )
+    fastest = " (fastest of the rounds)" if args.rounds > 1 else ""
+    for res in resolutions:
+        print(
+            f"BigGAN {res}px ch{args.ch}, {args.device}, {args.threads} thread(s), "
+            f"{args.iters} timed iterations per config, {args.rounds} round(s){fastest}; "
+            "GFLOP counts matmul/conv only"
+        )
+        print(
+            f"{'config':<38}{unit + '/iter':>10}{'GFLOP/it':>11}{'GFLOP/s':>10}{'RSS GiB':>10}"
+            + (f"{'CUDA GiB':>10}" if cuda else "")
+        )
+        for family in families:
+            tag = f" [{family}]" if len(families) > 1 else ""
+            labels = []
+            select: dict[str, dict[int, float]] = {}
+            for r_res, fam, label, mode, stage, batch, precision in configs:
+                if (r_res, fam) != (res, family):
+                    continue
+                r = results[(res, family, label, stage)]
+                if mode == "select":
+                    select.setdefault(precision, {})[batch] = r["sec"]
+                    row(f"{label}{tag}", r, f"   ({unit}/sample)")
+                else:
+                    if label not in labels:
+                        labels.append(label)
+                    row(f"{label} stage {stage}{tag}", r)
+            if (res, family, "reference", 1) in results:
+                for label in labels:
+                    if label == "reference":
+                        continue
+                    for stage in STAGES:
+                        ratio = (
+                            results[(res, family, "reference", stage)]["sec"]
+                            / results[(res, family, label, stage)]["sec"]
+                        )
+                        print(
+                            f"speed-up {label} vs reference, {res}px stage {stage}{tag}: "
+                            f"{ratio:.2f}x"
+                        )
+            for precision in precisions:
+                label = f"fast[{precision}]"
+                if label in labels and precision in select:
+                    stage_sec = {s: results[(res, family, label, s)]["sec"] for s in STAGES}
+                    print(
+                        f"projected {PROJECTED} {res}px, {label}{tag}: "
+                        f"{projection(stage_sec, select[precision])}"
+                    )
+        if len(families) > 1:
+            base = families[0]
+            for other in families[1:]:
+                for (r_res, fam, label, stage), r in results.items():
+                    if r_res == res and fam == other and (res, base, label, stage) in results:
+                        ratio = r["sec"] / results[(res, base, label, stage)]["sec"]
+                        print(f"{other} / {base}, {label} stage {stage}: {ratio:.2f}x time")
 
 
 if __name__ == "__main__":

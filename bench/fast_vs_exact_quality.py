@@ -15,7 +15,16 @@ with z selection from the same seed in both modes.
 
 The fast mode always runs in fp32 too (first), as the reference for the other
 precisions: each one's output is compared with the fast fp32 output and the exact
-output.  ``--device cuda`` for tf32 (and a GPU's bf16).
+output, and a verdict line says whether it meets the precision goals against fast fp32
+(Lab PSNR to the clean image within 0.1 dB, outputs ≥ 35 dB PSNR apart).  ``--device
+cuda`` for tf32 (and a GPU's bf16).
+
+``--model random128`` measures a BigGAN-128 ch96 with random (orthogonal) weights, as
+``bench/engine_speed.py`` times it, on --data's images (or smooth random targets
+without --data); ``--no-exact`` leaves the exact run out (it is the slowest):
+
+    python bench/fast_vs_exact_quality.py --model random128 --images 1 --scale 0.1 \
+        --threads 2 --fast-precisions fp32,bf16 --no-exact
 """
 
 from __future__ import annotations
@@ -60,7 +69,25 @@ def metrics(x, clean):
 
 def variants(args) -> list[tuple[str, bool, str | None]]:
     """(label, exact, precision) of each run: exact, then fast per precision."""
-    return [("exact", True, None)] + [(f"fast[{p}]", False, p) for p in args.fast_precisions]
+    exact = [] if args.no_exact else [("exact", True, None)]
+    return exact + [(f"fast[{p}]", False, p) for p in args.fast_precisions]
+
+
+# The precision goals against fast fp32 (issue 25): Lab PSNR within 0.1 dB, outputs
+# at least 35 dB PSNR apart.
+GOAL_LAB_DB, GOAL_BETWEEN_DB = 0.1, 35.0
+
+
+def verdict(label: str, lab_delta: float, between: float) -> str:
+    ok = abs(lab_delta) <= GOAL_LAB_DB and between >= GOAL_BETWEEN_DB
+    return (
+        f"{label} vs fast[fp32]: Lab PSNR {lab_delta:+.3f} dB (goal within "
+        f"{GOAL_LAB_DB}), outputs {between:.2f} dB apart (goal >= {GOAL_BETWEEN_DB}): "
+        f"{'meets the goals' if ok else 'MISSES the goals'}"
+    )
+
+
+RANDOM128 = {"resolution": 128, "G_ch": 96, "D_ch": 96, "dim_z": 120}
 
 
 def main() -> None:
@@ -77,6 +104,8 @@ def main() -> None:
         help="comma-separated precisions of the fast runs: fp32, tf32 (CUDA), bf16",
     )
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-exact", action="store_true", help="leave the exact run out")
+    ap.add_argument("--select-num", type=int, help="z samples instead of the preset's")
     args = ap.parse_args()
     wanted = [p.strip() for p in args.fast_precisions.split(",") if p.strip()]
     args.fast_precisions = ["fp32"] + [p for p in wanted if p != "fp32"]
@@ -119,7 +148,8 @@ def measure_parity(args) -> None:
         f"preset {preset.name} x{args.scale}: iterations {preset.iterations}, "
         f"z from forward.pt, class {int(rec['y'])}"
     )
-    out = {}
+    out: dict[str, torch.Tensor] = {}
+    labs: dict[str, float] = {}
     for label, exact, precision in variants(args):
         t = time.perf_counter()
         run = dgp.reconstruct(
@@ -139,6 +169,7 @@ def measure_parity(args) -> None:
         psnr, ssim = metrics(x, clean)
         ppsnr, pssim = metrics(lab_transfer(x, clean), clean)
         out[label] = x
+        labs[label] = ppsnr
         print(
             f"{label:>10}: {sec / preset.total_iterations:.3f} s/iter, final loss "
             f"{state.losses['total']:.5f}; vs clean: raw G PSNR {psnr:.3f} dB SSIM {ssim:.4f}, "
@@ -148,31 +179,41 @@ def measure_parity(args) -> None:
         if exact:
             continue
         for other in ("exact", "fast[fp32]"):
-            if other != label:
+            if other != label and other in out:
                 d = (out[label] - out[other]).abs()
                 print(
                     f"{label} vs {other} output: max |Δ| {float(d.max()):.4g}, mean |Δ| "
                     f"{float(d.mean()):.4g}, PSNR between them "
                     f"{metrics(out[label], out[other])[0]:.2f} dB"
                 )
+        if label != "fast[fp32]":
+            between = metrics(out[label], out["fast[fp32]"])[0]
+            print(verdict(label, labs[label] - labs["fast[fp32]"], between))
 
 
 def measure_trained(args) -> None:
     from dgp_engine.tasks.evaluate import load_dataset, to_model_square
 
-    if args.data is None:
-        raise SystemExit("--model needs --data (an .npz with images and labels)")
-    prior = dgp.load_prior(args.model, device=args.device)
-    data = load_dataset(args.data, args.images)
+    if args.model == "random128":
+        prior = dgp.build_prior(dgp.BigGANConfig(**RANDOM128), device=args.device, seed=0)
+        images, labels = random_targets(args, prior.resolution)
+    else:
+        if args.data is None:
+            raise SystemExit("--model needs --data (an .npz with images and labels)")
+        prior = dgp.load_prior(args.model, device=args.device)
+        data = load_dataset(args.data, args.images)
+        images, labels = data.images, data.labels
     preset = dgp.load_preset(args.preset).scaled(args.scale)
+    if args.select_num is not None:
+        preset = dgp.Preset.from_dict({**preset.to_dict(), "select_num": args.select_num})
     print(
         f"{prior.name}: preset {preset.name} x{args.scale}, iterations {preset.iterations}, "
-        f"{preset.select_num} z samples, {len(data.images)} images"
+        f"{preset.select_num} z samples, {len(images)} images"
     )
     runs = variants(args)
     rows: dict[str, list] = {label: [] for label, _, _ in runs}
     between: dict[tuple[str, str], list[float]] = {}
-    for img, class_id in zip(data.images, data.labels, strict=True):
+    for img, class_id in zip(images, labels, strict=True):
         sq = to_model_square(img, prior.resolution)
         clean = torch.from_numpy(sq).permute(2, 0, 1)[None].float() * 2 - 1
         target = dgp.Grayscale()(clean)
@@ -195,7 +236,7 @@ def measure_trained(args) -> None:
             rows[label].append((*metrics(lab_transfer(x, clean), clean), sec))
         for label, exact, _ in runs:
             for other in ("exact", "fast[fp32]"):
-                if not exact and other != label:
+                if not exact and other != label and other in out:
                     between.setdefault((label, other), []).append(
                         metrics(out[label], out[other])[0]
                     )
@@ -207,6 +248,27 @@ def measure_trained(args) -> None:
         )
     for (label, other), values in between.items():
         print(f"{label} vs {other} outputs: PSNR between them {np.mean(values):.2f} dB (mean)")
+    fp32_lab = float(np.mean(rows["fast[fp32]"], axis=0)[0])
+    for label, exact, _ in runs:
+        if not exact and label != "fast[fp32]":
+            lab = float(np.mean(rows[label], axis=0)[0])
+            print(verdict(label, lab - fp32_lab, float(np.mean(between[(label, "fast[fp32]")]))))
+
+
+def random_targets(args, res: int) -> tuple[list[np.ndarray], list[int]]:
+    """--data's images, or smooth random pictures ([H, W, 3] in [0, 1]), with classes."""
+    from dgp_engine.tasks.evaluate import load_dataset
+
+    if args.data is not None:
+        data = load_dataset(args.data, args.images)
+        return list(data.images), [int(c) % 1000 for c in data.labels]
+    g = torch.Generator().manual_seed(7)
+    images = []
+    for _ in range(args.images):
+        low = torch.rand(1, 3, 6, 6, generator=g)
+        img = torch.nn.functional.interpolate(low, size=res, mode="bicubic").clamp(0, 1)
+        images.append(img[0].permute(1, 2, 0).numpy())
+    return images, [1] * args.images
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# precision "auto" stays float32 on every CPU (tests of the bfloat16 choice fake the CPU)
+os.environ["DGP_STUDIO_CPU_BF16"] = "off"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -230,10 +230,10 @@ def _precision_option(p: argparse.ArgumentParser) -> None:
         "--precision",
         default="auto",
         metavar="{" + ",".join(PRECISIONS) + "}",
-        help="compute precision (default auto: TF32 on NVIDIA GPUs, float32 "
-        "elsewhere); tf32 needs an NVIDIA GPU; bf16 is faster where the "
-        "hardware has it (CPUs with AMX, recent GPUs; not Apple MPS, nor "
-        "with --exact); see docs/performance.md",
+        help="compute precision (default auto: TF32 on NVIDIA GPUs; bf16 on CPUs "
+        "with AMX or AVX512-BF16 where a one-time measurement found it faster; "
+        "float32 elsewhere); tf32 needs an NVIDIA GPU; bf16 is faster where the "
+        "hardware has it (not Apple MPS, nor with --exact); see docs/performance.md",
     )
 
 

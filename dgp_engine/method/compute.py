@@ -6,8 +6,15 @@ Precision (``reconstruct(..., precision=...)``), one of :data:`PRECISIONS`:
 * ``"tf32"`` — CUDA only: float32 tensors, TF32 tensor-core matmuls/convolutions.
 * ``"bf16"`` — bfloat16 autocast for the networks' forward and backward (weights,
   optimiser state and losses stay float32).  On CPUs with AMX (Sapphire Rapids and
-  later) and on recent GPUs.
-* ``"auto"`` — what the fast path uses unless told: TF32 on CUDA, float32 elsewhere.
+  later) and on recent GPUs.  The fast path's spectrally normalised layers take their
+  own bfloat16 route under it (:func:`dgp_engine.models.spectral.lowp_dtype`):
+  activations channels-last, a frozen layer's weight converted once, a trained layer's
+  once per step with its weight gradient returned in float32 for the float32 master,
+  σ always in float32.  Untested on GPUs so far (no GPU was lent when it was written).
+* ``"auto"`` — what the fast path uses unless told: TF32 on CUDA; on a CPU, bfloat16
+  where the CPU computes it natively (AMX or AVX512-BF16) *and* a one-time measurement
+  on this machine found it faster (:func:`auto_cpu_precision`, cached per CPU model and
+  torch version in the user cache), float32 elsewhere.
 
 The reference-exact mode always computes in float32.  ``bench/fast_vs_exact_quality.py
 --fast-precisions fp32,bf16`` measures each precision against float32 on the same run.
@@ -22,14 +29,23 @@ arithmetic is torch's fused Adam kernel's.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
+import os
+import platform
+import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import DeviceError, InputError
+from ..system import fileio, paths
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +73,13 @@ def resolve_precision(precision: str | None, device: torch.device, exact: bool) 
     if exact:
         return "fp32"
     if choice == "auto":
-        return "tf32" if device.type == "cuda" else "fp32"
+        if device.type == "cuda":
+            return "tf32"
+        if device.type == "cpu":
+            auto = auto_cpu_precision()
+            say_once(logging.INFO, f"Precision auto: {auto.reason}")
+            return auto.precision
+        return "fp32"
     if choice == "tf32" and device.type != "cuda":
         raise DeviceError(
             f"TF32 needs an NVIDIA GPU; this run is on {device.type}: choose "
@@ -68,7 +90,272 @@ def resolve_precision(precision: str | None, device: torch.device, exact: bool) 
             "bfloat16 is not supported on Apple MPS by this engine: choose "
             "precision 'fp32' or 'auto'."
         )
+    if choice == "bf16" and device.type == "cpu" and cpu_bf16_support() is None:
+        say_once(
+            logging.WARNING,
+            "Precision bf16: this CPU has no native bfloat16 (AMX or AVX512-BF16), so "
+            "bfloat16 is emulated and runs slower than float32; choose 'auto' or 'fp32'.",
+        )
     return choice
+
+
+# --- precision "auto" on a CPU ---------------------------------------------------------
+
+#: Bumped when the measurement changes, so that older cached results are measured again.
+MEASURE_VERSION = 1
+#: bfloat16 is chosen when the measurement finds it at least this much faster.
+BF16_MIN_SPEEDUP = 1.15
+
+_said: set[str] = set()
+_said_lock = threading.Lock()
+
+
+def say_once(level: int, message: str) -> None:
+    """Log ``message`` the first time this process says it, and never again."""
+    with _said_lock:
+        if message in _said:
+            return
+        _said.add(message)
+    log.log(level, "%s", message)
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def _probe_cpu_bf16() -> str | None:
+    """The CPU's native bfloat16 arithmetic, "AMX" or "AVX512-BF16", or None.  Linux
+    lists both in /proc/cpuinfo; elsewhere torch's AMX check finds AMX only."""
+    flags = _cpu_flags()
+    if "amx_bf16" in flags and "amx_tile" in flags:
+        return "AMX"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16"
+    init_amx = getattr(torch._C._cpu, "_init_amx", None)
+    try:
+        if not flags and init_amx is not None and init_amx():
+            return "AMX"
+    except RuntimeError:
+        pass
+    return None
+
+
+def _onednn_bf16() -> bool:
+    """Whether this torch build computes bfloat16 convolutions with oneDNN."""
+    try:
+        return bool(
+            torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
+            and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_probe_lock = threading.Lock()
+_probed: list[str | None] = []
+
+
+def cpu_bf16_support() -> str | None:
+    """ "AMX" or "AVX512-BF16" when this CPU and torch build compute bfloat16 natively
+    (oneDNN), else None.  Probed once per process."""
+    with _probe_lock:
+        if not _probed:
+            native = _probe_cpu_bf16()
+            _probed.append(native if native is not None and _onednn_bf16() else None)
+        return _probed[0]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def measure_bf16_speedup(repeats: int = 4) -> float:
+    """float32 time / bfloat16 time of the fast path's two kinds of layer work, measured
+    here: a trained 3×3 convolution (192 channels at 64×64 px, channels-last in
+    bfloat16, forward and both gradients, its weight converted to bfloat16 each time as
+    a step does) and a frozen weight-bound 1536-channel 3×3 layer at 8×8 px as one
+    matrix product (forward and both gradients).  Each part's best of ``repeats``,
+    float32 and bfloat16 interleaved, so a busy machine's slow moments count little.
+    ~1 s on 2 cores."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 192, 64, 64, generator=gen)
+    w = torch.randn(192, 192, 3, 3, generator=gen) * 0.03
+    cols = torch.randn(13824, 64, generator=gen)
+    wm = torch.randn(1536, 13824, generator=gen) * 0.01
+    g = torch.randn(1536, 64, generator=gen)
+    weights = {torch.float32: wm, torch.bfloat16: wm.to(torch.bfloat16)}  # a frozen layer's
+
+    def conv(dtype: torch.dtype) -> None:
+        fmt = torch.channels_last if dtype == torch.bfloat16 else torch.contiguous_format
+        xd = x.to(dtype, memory_format=fmt)
+        wd = w.to(dtype, memory_format=fmt)
+        out = F.conv2d(xd, wd, None, 1, 1)
+        torch.ops.aten.convolution_backward(
+            out, xd, wd, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, False]
+        )
+
+    def gemm(dtype: torch.dtype) -> None:
+        md, cd, gd = weights[dtype], cols.to(dtype), g.to(dtype)
+        torch.mm(md, cd)
+        torch.mm(gd.t(), md)
+        torch.mm(gd, cd.t()).float()
+
+    parts = (conv, gemm)
+    best = {(p, d): math.inf for p in parts for d in (torch.float32, torch.bfloat16)}
+    with torch.no_grad():
+        for _ in range(repeats + 2):  # the first rounds make oneDNN's kernels
+            for part, dtype in best:
+                t = time.perf_counter()
+                part(dtype)
+                best[part, dtype] = min(best[part, dtype], time.perf_counter() - t)
+    fp32 = sum(best[p, torch.float32] for p in parts)
+    return fp32 / sum(best[p, torch.bfloat16] for p in parts)
+
+
+@dataclass(frozen=True)
+class AutoPrecision:
+    """What "auto" computes in on this CPU, and why (one sentence for the user)."""
+
+    precision: str  # "fp32" or "bf16"
+    reason: str
+    speedup: float | None = None  # measured float32 time / bfloat16 time
+
+
+def _measure_cache() -> Path:
+    return paths.cache_dir() / "compute" / "cpu_precision.json"
+
+
+def _cached_speedup(key: dict[str, Any]) -> float | None:
+    try:
+        data = json.loads(fileio.read_small_file(_measure_cache()))
+        if data.get("key") == key:
+            return float(data["speedup"])
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    return None
+
+
+_auto_lock = threading.Lock()
+_auto: dict[str, AutoPrecision] = {}
+
+
+def auto_cpu_precision() -> AutoPrecision:
+    """Precision "auto" on this CPU: bfloat16 when the CPU computes it natively and a
+    measurement (:func:`measure_bf16_speedup`, made once per CPU model and torch version,
+    kept in the user cache) finds it at least BF16_MIN_SPEEDUP faster; float32
+    otherwise.  Decided once per process."""
+    with _auto_lock:
+        if "cpu" not in _auto:
+            decided = _decide_cpu_precision()
+            assert decided is not None  # measured when not known
+            _auto["cpu"] = decided
+        return _auto["cpu"]
+
+
+def describe_auto_precision(device: torch.device) -> str:
+    """One sentence: what precision "auto" picks on ``device`` and why (the app's
+    settings show it; nothing is measured here)."""
+    if device.type == "cuda":
+        return "auto: TF32 on this NVIDIA GPU."
+    if device.type != "cpu":
+        return "auto: float32 on this device."
+    known = known_auto_cpu_precision()
+    if known is None:
+        native = cpu_bf16_support()
+        return (
+            f"auto: this CPU has {native}; the first run measures whether bfloat16 is "
+            "faster than float32 here (about a second, once)."
+        )
+    return f"auto: {known.reason}"
+
+
+#: "off" keeps "auto" in float32 on every CPU (the test suite sets it; users may too).
+AUTO_BF16_ENV = "DGP_STUDIO_CPU_BF16"
+
+
+def _switched_off() -> AutoPrecision | None:
+    if os.environ.get(AUTO_BF16_ENV, "").strip().lower() in ("off", "0", "no"):
+        return AutoPrecision("fp32", f"float32, as {AUTO_BF16_ENV}=off.")
+    return None
+
+
+def known_auto_cpu_precision() -> AutoPrecision | None:
+    """What "auto" computes in on this CPU if that is known without measuring (no native
+    bfloat16, or a measurement in the cache), else None: for a settings page, which
+    must not wait for a measurement."""
+    with _auto_lock:
+        if "cpu" in _auto:
+            return _auto["cpu"]
+    return _decide_cpu_precision(measure=False)
+
+
+def _decide_cpu_precision(measure: bool = True) -> AutoPrecision | None:
+    off = _switched_off()
+    if off is not None:
+        return off
+    native = cpu_bf16_support()
+    if native is None:
+        if _probe_cpu_bf16() is not None:
+            return AutoPrecision(
+                "fp32", "float32, as this PyTorch build cannot compute bfloat16 with oneDNN."
+            )
+        return AutoPrecision(
+            "fp32", "float32, as this CPU has no native bfloat16 (AMX or AVX512-BF16)."
+        )
+    key = {
+        "cpu": cpu_model(),
+        "native": native,
+        "torch": torch.__version__,
+        "measure": MEASURE_VERSION,
+    }
+    speedup = _cached_speedup(key)
+    if speedup is None and not measure:
+        return None
+    if speedup is None:
+        speedup = measure_bf16_speedup()
+        try:
+            text = json.dumps({"key": key, "speedup": round(speedup, 3)}, indent=1)
+            cache = _measure_cache()
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            fileio.atomic_write_text(cache, text + "\n")
+        except OSError as exc:  # measured again next time; nothing else depends on it
+            log.info("could not keep the precision measurement: %s", exc)
+    if speedup >= BF16_MIN_SPEEDUP:
+        return AutoPrecision(
+            "bf16",
+            f"bfloat16, as this CPU has {native} and bfloat16 measured {speedup:.1f}× "
+            "as fast as float32 here.",
+            speedup,
+        )
+    return AutoPrecision(
+        "fp32",
+        f"float32: this CPU has {native}, but bfloat16 measured only {speedup:.2f}× "
+        "as fast as float32 here.",
+        speedup,
+    )
+
+
+def reset_auto_precision() -> None:
+    """Forget the process's probe and decision (tests; a changed cache folder)."""
+    with _probe_lock:
+        _probed.clear()
+    with _auto_lock:
+        _auto.clear()
+    with _said_lock:
+        _said.clear()
 
 
 def apply_matmul_precision(precision: str, device: torch.device) -> None:

@@ -56,6 +56,8 @@ class ConditionalBatchNorm(nn.Module):
         out = F.batch_norm(
             x, self.stored_mean, self.stored_var, None, None, self.training, self.momentum, self.eps
         )
+        if gain.dtype != out.dtype:  # bfloat16 activations stay bfloat16
+            gain, bias = gain.to(out.dtype), bias.to(out.dtype)
         return out * gain + bias
 
 

@@ -29,6 +29,7 @@ differs, so the reference-exact mode does not use it).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -74,7 +75,13 @@ class SpectralNorm:
 
     def sigma(self) -> torch.Tensor:
         """Sigma with grad through W: one power step from ``u0`` ("power"), or
-        u0ᵀ W v0 from the stored vectors ("fixed")."""
+        u0ᵀ W v0 from the stored vectors ("fixed").  Always in the weight's precision
+        (float32), also under a bfloat16 autocast: σ's products are tiny, and in
+        bfloat16 each one would first copy W."""
+        with _full_precision(self.weight):
+            return self._sigma()
+
+    def _sigma(self) -> torch.Tensor:
         w_mat = self.weight.view(self.weight.size(0), -1)
         if self.sn_style == "fixed":
             if self.training:
@@ -100,7 +107,7 @@ class SpectralNorm:
         the power step's u and v, or the stored u0 and v0.  The power step's σ reuses
         its W v (the same expression as :meth:`sigma`), so W is read twice, not three
         times."""
-        with torch.no_grad():
+        with torch.no_grad(), _full_precision(self.weight):
             w_mat = self.weight.view(self.weight.size(0), -1)
             if self.sn_style == "fixed":
                 a, b = self.u0[0], self.v0[0]
@@ -136,6 +143,14 @@ class SpectralNorm:
             return 1.0 / self.sigma()
         return None
 
+    def _frozen_copy(self, key: str, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """A tensor derived from the weight of a frozen layer, made once (see freeze_sn)."""
+        made = self._folded.get(key)
+        if made is None:
+            with torch.no_grad():
+                made = self._folded[key] = make()
+        return made
+
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Any:
         # The cache does not follow .to(): recompute.  nn.Module._apply is untyped (Any).
         self._inv_sigma = None
@@ -143,9 +158,44 @@ class SpectralNorm:
         return super()._apply(fn, recurse)  # type: ignore[misc]  # mixin: the Module is next in the MRO
 
 
+def _full_precision(t: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
+    """Autocast off on ``t``'s device while it is on (nothing to do otherwise)."""
+    dev = t.device.type
+    if torch.is_autocast_enabled(dev):
+        return torch.autocast(dev, enabled=False)
+    return contextlib.nullcontext()
+
+
+# The bfloat16 fast path (a fast-kernel layer under a bfloat16 autocast; method/compute.py):
+# activations channels-last, frozen layers' weights converted once, trained layers' once
+# per forward, σ and weight gradients in float32.  Measured choices (2-core Xeon with AMX;
+# docs/performance.md#bfloat16-on-the-cpu):
+# - oneDNN's bfloat16 convolutions reach the AMX kernels only in channels-last (NHWC);
+# - bfloat16 matrix products beat oneDNN's bfloat16 convolutions up to 8×8 px, where the
+#   layers are bound by their weights and oneDNN re-packs the weight every call; at
+#   16×16 px (768 channels) oneDNN's channels-last kernels win (BigGAN-128 ch96 stage 1,
+#   1 thread: 0.72 s/iteration with matrix products up to 8×8 px, 0.77 up to 16×16).
+BF16_CHANNELS_LAST = True
+BF16_GEMM_MAX_PIXELS = 64
+
+
+def _activation_format() -> torch.memory_format:
+    return torch.channels_last if BF16_CHANNELS_LAST else torch.contiguous_format
+
+
+def lowp_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """bfloat16 while a bfloat16 autocast is on for ``x``'s device, else None."""
+    dev = x.device.type
+    if torch.is_autocast_enabled(dev) and torch.get_autocast_dtype(dev) == torch.bfloat16:
+        return torch.bfloat16
+    return None
+
+
 def _add_bias(out: torch.Tensor, bias: torch.Tensor | None, channel_dim: int) -> torch.Tensor:
     if bias is None:
         return out
+    if bias.dtype != out.dtype:  # bfloat16 path: a float32 bias would promote the output
+        bias = bias.to(out.dtype)
     shape = [1] * out.dim()
     shape[channel_dim] = -1
     return out + bias.view(shape)
@@ -256,12 +306,17 @@ class _ScaledConv(torch.autograd.Function):
         sigma: torch.Tensor,
         padding: tuple[int, int],
         gemm: bool,
+        lowp: torch.dtype | None = None,
     ) -> torch.Tensor:
+        ctx.weight_dtype = weight.dtype
+        if lowp is not None:  # bfloat16 path: one copy of W per forward, kept for backward
+            fmt = torch.contiguous_format if gemm else _activation_format()
+            weight = weight.to(lowp, memory_format=fmt)
         if gemm:  # x is not needed for the gradients, its unfolded copy is
             raw, saved = _gemm_conv(x, weight, padding[0])
         else:
             raw, saved = F.conv2d(x, weight, None, 1, padding), x
-        ctx.padding, ctx.gemm = padding, gemm
+        ctx.padding, ctx.gemm, ctx.lowp = padding, gemm, lowp
         ctx.save_for_backward(saved, weight, a, b, raw, sigma)
         return raw / sigma
 
@@ -290,9 +345,13 @@ class _ScaledConv(torch.autograd.Function):
             )
         if grad_w is not None:
             # ∂L/∂σ = Σ grad · (−raw/σ²); ∂σ/∂W = a bᵀ
-            d_sigma = -(grad_raw * raw).sum() / sigma
+            if ctx.lowp is None:
+                d_sigma = -(grad_raw * raw).sum() / sigma
+            else:  # the master weight's gradient, and its σ term, in float32
+                d_sigma = -(grad_raw * raw).sum(dtype=torch.float32) / sigma
+                grad_w = grad_w.to(ctx.weight_dtype, memory_format=torch.contiguous_format)
             grad_w.view(grad_w.size(0), -1).addr_(a * d_sigma, b)
-        return grad_x, grad_w, None, None, None, None, None
+        return grad_x, grad_w, None, None, None, None, None, None
 
 
 class SNConv2d(SpectralNorm, nn.Conv2d):
@@ -310,19 +369,23 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
         self._init_sn(out_ch, eps, style, in_ch * kernel_size * kernel_size)
         self.fast_kernels = False  # small convolutions as matrix products (GEMM_MAX_PIXELS)
 
-    def _use_gemm(self, x: torch.Tensor) -> bool:
+    def _use_gemm(self, x: torch.Tensor, lowp: torch.dtype | None = None) -> bool:
         return (
             self.fast_kernels
             and x.device.type == "cpu"
-            and x.shape[-1] * x.shape[-2] <= GEMM_MAX_PIXELS
+            and x.shape[-1] * x.shape[-2]
+            <= (GEMM_MAX_PIXELS if lowp is None else BF16_GEMM_MAX_PIXELS)
             and self.stride == (1, 1)
             and self.padding == (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
             and self.kernel_size[0] == self.kernel_size[1]
-            and not torch.is_autocast_enabled("cpu")
+            and (lowp is not None or not torch.is_autocast_enabled("cpu"))
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor
+        lowp = lowp_dtype(x) if self.fast_kernels else None
+        if lowp is not None:
+            return self._forward_lowp(x, lowp)
         if (
             self.sn_scale_output
             and self._inv_sigma is None
@@ -347,6 +410,36 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
                 out = F.conv2d(x, self.weight, None, self.stride, self.padding)
             return _add_bias(out * scale, self.bias, 1)
         return F.conv2d(x, self.sn_weight(), self.bias, self.stride, self.padding)
+
+    def _forward_lowp(self, x: torch.Tensor, lowp: torch.dtype) -> torch.Tensor:
+        """The fast path's forward under a bfloat16 autocast (see BF16_CHANNELS_LAST)."""
+        gemm = self._use_gemm(x, lowp)
+        x = x.to(lowp, memory_format=torch.contiguous_format if gemm else _activation_format())
+        out: torch.Tensor
+        if self._inv_sigma is None:
+            if (
+                self.sn_scale_output
+                and not self.training
+                and self.weight.requires_grad
+                and torch.is_grad_enabled()
+                and self.stride == (1, 1)
+            ):
+                a, b, sigma = self.sigma_vectors()
+                out = _ScaledConv.apply(  # type: ignore[no-untyped-call]
+                    x, self.weight, a, b, sigma, self.padding, gemm, lowp
+                )
+                return _add_bias(out, self.bias, 1)
+            return F.conv2d(x, self.sn_weight(), self.bias, self.stride, self.padding)
+        if gemm:
+            w = self._frozen_copy("lowp", lambda: self.weight.detach().to(lowp))
+            out = _GemmConv.apply(x, w, self.padding[0])  # type: ignore[no-untyped-call]
+        else:
+            w = self._frozen_copy(
+                f"lowp {_activation_format()}",
+                lambda: self.weight.detach().to(lowp, memory_format=_activation_format()),
+            )
+            out = F.conv2d(x, w, None, self.stride, self.padding)
+        return _add_bias(out * self._inv_sigma, self.bias, 1)
 
     def _fold(
         self, kind: str, fold: Callable[[torch.Tensor], torch.Tensor]
@@ -373,6 +466,16 @@ class SNConv2d(SpectralNorm, nn.Conv2d):
         fold: Callable[[torch.Tensor], torch.Tensor],
         op: Callable[..., torch.Tensor],
     ) -> torch.Tensor:
+        lowp = lowp_dtype(x)
+        if lowp is not None:  # bfloat16: a frozen layer's kernel converted once
+            x = x.to(lowp, memory_format=_activation_format())
+            if self._inv_sigma is not None:
+                kernel = self._frozen_copy(
+                    f"{kind} lowp {_activation_format()}",
+                    lambda: fold(self.weight.detach()).to(lowp, memory_format=_activation_format()),
+                )
+                out = op(x, kernel, None, stride=2, padding=1)
+                return _add_bias(out * self._inv_sigma, self.bias, 1)
         kernel, scale = self._fold(kind, fold)
         if scale is None:
             return op(x, kernel, self.bias, stride=2, padding=1)

@@ -94,3 +94,38 @@ def _same_pixmap(panel, rgb: np.ndarray) -> bool:
         Qt.TransformationMode.SmoothTransformation,
     )
     return panel.preview.pixmap().toImage() == want.toImage()
+
+
+def test_settings_say_what_auto_chose_and_why(qtbot, monkeypatch):
+    """The settings page shows auto's choice on the chosen device and its reason, from a
+    decision already made or known without measuring (never measured on the GUI thread)."""
+    from dgp_engine.method import compute
+    from dgp_studio.settings import Settings
+    from dgp_studio.settings_dialog import SettingsDialog
+
+    monkeypatch.delenv(compute.AUTO_BF16_ENV, raising=False)
+    monkeypatch.setattr(compute, "_probe_cpu_bf16", lambda: "AMX")
+    monkeypatch.setattr(compute, "_onednn_bf16", lambda: True)
+    measured = []
+    monkeypatch.setattr(compute, "measure_bf16_speedup", lambda: measured.append(1) or 1.8)
+    compute.reset_auto_precision()
+    try:
+        s = Settings()
+        s.device = "cpu"
+        dlg = SettingsDialog(s)
+        qtbot.addWidget(dlg)
+        assert "the first run measures" in dlg.auto_precision.text()
+        assert measured == []
+        compute.resolve_precision("auto", compute.torch.device("cpu"), exact=False)  # a run
+        dlg = SettingsDialog(s)
+        qtbot.addWidget(dlg)
+        text = dlg.auto_precision.text()
+        assert text.startswith("auto: bfloat16, as this CPU has AMX")
+        assert "1.8× as fast as float32" in text
+        monkeypatch.setattr(compute, "_probe_cpu_bf16", lambda: None)
+        compute.reset_auto_precision()
+        dlg.device.setCurrentText("auto")  # no GPU in the tests: the CPU
+        assert "no native bfloat16" in dlg.auto_precision.text()
+        assert measured == [1]
+    finally:
+        compute.reset_auto_precision()
