@@ -212,6 +212,37 @@ def test_auto_falls_back_when_measured_slower(fake_cpu, caplog):
     ]
 
 
+def test_auto_keeps_a_small_generator_in_fp32(fake_cpu, caplog):
+    """The bundled 64 px ch16 prior (2.3 M weights) ran slower in bfloat16: "auto" keeps
+    such a model in float32 even where bfloat16 measured faster; a large one gets it."""
+    caplog.set_level(logging.INFO, logger="dgp_engine.method.compute")
+    small, large = compute.BF16_MIN_WEIGHTS - 1, compute.BF16_MIN_WEIGHTS
+    assert resolve_precision("auto", CPU, exact=False, weights=small) == "fp32"
+    assert resolve_precision("auto", CPU, exact=False, weights=large) == "bf16"
+    assert resolve_precision("bf16", CPU, exact=False, weights=small) == "bf16"  # asked
+    said = [r.getMessage() for r in caplog.records if "Precision auto" in r.getMessage()]
+    assert any("float32 for this model" in m for m in said)
+
+
+def test_a_run_and_a_request_pass_the_generator_size(fake_cpu, tmp_path):
+    """The loop and a resolved request decide "auto" with the model at hand: the tiny
+    test prior stays in float32 where a large model would get bfloat16."""
+    from dgp_engine.method.taskspec import task_spec
+    from dgp_engine.tasks.request import RestoreRequest, resolve_request, run_precision
+
+    from .task_helpers import tiny_model_folder
+
+    assert run_precision("auto", CPU, False) == ("auto", None)
+    assert fake_cpu["measured"] == 0  # nothing measured before the model is known
+    folder = tiny_model_folder(tmp_path / "tiny")
+    ready = resolve_request(
+        RestoreRequest(task_spec("colorize"), model=str(folder), device="cpu", threads=1)
+    )
+    assert compute.generator_weights(ready.prior.G) < compute.BF16_MIN_WEIGHTS
+    assert ready.compute_precision == "fp32"
+    assert resolve_precision("auto", CPU, exact=False) == "bf16"  # no size given
+
+
 @pytest.mark.parametrize(
     ("native", "onednn", "why"),
     [(None, True, "no native bfloat16"), ("AVX512-BF16", False, "cannot compute bfloat16")],

@@ -66,9 +66,18 @@ def check_precision(precision: str | None, exact: bool) -> str:
     return choice
 
 
-def resolve_precision(precision: str | None, device: torch.device, exact: bool) -> str:
+def generator_weights(G: torch.nn.Module) -> int:
+    """How many weights a generator has (what "auto" weighs against BF16_MIN_WEIGHTS)."""
+    return sum(p.numel() for p in G.parameters())
+
+
+def resolve_precision(
+    precision: str | None, device: torch.device, exact: bool, *, weights: int | None = None
+) -> str:
     """The precision a run uses on ``device``: "fp32", "tf32" or "bf16".  Refuses what
-    the device cannot do with a sentence saying what to choose instead."""
+    the device cannot do with a sentence saying what to choose instead.  ``weights``:
+    the generator's number of weights, when known ("auto" keeps a small model, whose
+    layers are too narrow for bfloat16 to pay off, in float32)."""
     choice = check_precision(precision, exact)
     if exact:
         return "fp32"
@@ -77,6 +86,14 @@ def resolve_precision(precision: str | None, device: torch.device, exact: bool) 
             return "tf32"
         if device.type == "cpu":
             auto = auto_cpu_precision()
+            if auto.precision == "bf16" and weights is not None and weights < BF16_MIN_WEIGHTS:
+                say_once(
+                    logging.INFO,
+                    f"Precision auto: float32 for this model: its {weights / 1e6:.1f} M "
+                    "weights make layers too narrow for bfloat16 to pay off (it does from "
+                    f"{BF16_MIN_WEIGHTS / 1e6:.0f} M).",
+                )
+                return "fp32"
             say_once(logging.INFO, f"Precision auto: {auto.reason}")
             return auto.precision
         return "fp32"
@@ -105,6 +122,9 @@ def resolve_precision(precision: str | None, device: torch.device, exact: bool) 
 MEASURE_VERSION = 1
 #: bfloat16 is chosen when the measurement finds it at least this much faster.
 BF16_MIN_SPEEDUP = 1.15
+#: ... and for generators of at least this many weights: narrower layers (the bundled
+#: 64 px ch16 prior) ran slower in bfloat16 than in float32 (docs/performance.md).
+BF16_MIN_WEIGHTS = 20_000_000
 
 _said: set[str] = set()
 _said_lock = threading.Lock()

@@ -54,6 +54,7 @@ from .compute import (
     apply_matmul_precision,
     autocast,
     default_select_batch,
+    generator_weights,
     resolve_precision,
 )
 from .copies import frozen_view, private_generator
@@ -234,7 +235,9 @@ class ReconstructionRun(CancellableRun[Report]):
         self.preset = preset
         self.z_init = z_init
         self.exact = exact
-        self.precision = resolve_precision(precision, self.device, exact)
+        self.precision = resolve_precision(
+            precision, self.device, exact, weights=generator_weights(prior.G)
+        )
         self.seed = check_seed(seed)
         self.select_batch = select_batch or default_select_batch(self.device, prior.resolution)
         self.state: ReconstructionState | None = None

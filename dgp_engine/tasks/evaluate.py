@@ -29,7 +29,7 @@ import torch
 
 from ..errors import InputError
 from ..files.photos import FORMATS, Photo, read_image, read_mask, save_image, write_atomic
-from ..method.compute import resolve_precision
+from ..method.compute import generator_weights, resolve_precision
 from ..method.presets import Preset
 from ..method.reconstruct import Report
 from ..method.region import resize, resize_mask
@@ -249,7 +249,9 @@ def evaluate(
         if hole.shape != (res, res):
             hole = resize_mask(hole, res, res)
     # refused before any image when the device cannot compute in it
-    used_precision = resolve_precision(precision, prior.device, exact)
+    used_precision = resolve_precision(
+        precision, prior.device, exact, weights=generator_weights(prior.G)
+    )
     run_prior = method_prior(prior, method, seed)
     run_preset = method_preset(preset, method)
     cancel = cancel or threading.Event()

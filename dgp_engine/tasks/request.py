@@ -35,7 +35,7 @@ import torch
 
 from ..errors import DeviceError, InputError
 from ..files.photos import Photo
-from ..method.compute import check_precision, resolve_precision
+from ..method.compute import check_precision, generator_weights, resolve_precision
 from ..method.face_align import FaceAlignment, FacePoints
 from ..method.presets import Preset
 from ..method.region import RegionLike
@@ -131,8 +131,12 @@ class ResolvedRestore:
 
     @property
     def compute_precision(self) -> str:
-        """What the run computes in on this device: "fp32", "tf32" or "bf16"."""
-        return resolve_precision(self.precision, self.device, self.request.exact)
+        """What the run computes in on this device: "fp32", "tf32" or "bf16" (a
+        StyleGAN2 prior computes in float32)."""
+        if self.prior.family == "stylegan2":
+            return "fp32"
+        weights = generator_weights(self.prior.G)
+        return resolve_precision(self.precision, self.device, self.request.exact, weights=weights)
 
     def for_picture(
         self, *, mask: np.ndarray | None = None, region: RegionLike | None = None
@@ -194,7 +198,8 @@ def run_precision(
     (DeviceError: TF32 off NVIDIA GPUs, bfloat16 on Apple MPS), or with ``fall_back``
     replaced by "auto" with the reason."""
     try:
-        resolve_precision(name, device, exact)
+        if check_precision(name, exact) != "auto":  # "auto" is decided with the model
+            resolve_precision(name, device, exact)
         return name, None
     except DeviceError as exc:
         if not fall_back:
