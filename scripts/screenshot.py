@@ -289,8 +289,11 @@ def main() -> int:
         window.task_panel.iterations.setValue(args.iterations)
     else:  # a real model runs its own default schedule, as the app would
         from dgp_engine.method.taskspec import default_preset_name
+        from dgp_engine.priors import registry
 
-        window.task_panel.preset.setCurrentText(default_preset_name(args.task, args.model))
+        record = registry.installed(args.model)  # a StyleGAN2 prior has its own presets
+        family = record.family if record is not None else None
+        window.task_panel.preset.setCurrentText(default_preset_name(args.task, args.model, family))
         window.task_panel.iterations.setValue(window.task_panel.base_preset().total_iterations)
     if task_spec(args.task).uses_mask:
         W, H = window.state.size
