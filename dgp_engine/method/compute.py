@@ -122,9 +122,10 @@ def resolve_precision(
 MEASURE_VERSION = 1
 #: bfloat16 is chosen when the measurement finds it at least this much faster.
 BF16_MIN_SPEEDUP = 1.15
-#: ... and for generators of at least this many weights: narrower layers (the bundled
-#: 64 px ch16 prior) ran slower in bfloat16 than in float32 (docs/performance.md).
-BF16_MIN_WEIGHTS = 20_000_000
+#: ... and for generators of at least this many weights: the bundled 64 px ch16 prior
+#: (2.3 M) gained nothing in bfloat16 on a quiet machine and lost on a busy one; a 128 px
+#: ch32 one (8.5 M) ran 1.5-1.6x faster (docs/performance.md).
+BF16_MIN_WEIGHTS = 5_000_000
 
 _said: set[str] = set()
 _said_lock = threading.Lock()
