@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QSlider,
     QSpinBox,
@@ -788,9 +789,36 @@ class ManipulatePanel(QWidget):
         if dialog.problem is not None:  # e.g. larger than an export takes unasked
             dialog.failed(dialog.problem, False)
             return False
-        self._submit(self.export_request(settings, dialog.plan))
+        replace_frames = False
+        folder = Path(settings.path)
+        if (
+            settings.format == "png-sequence"
+            and folder.is_dir()
+            and any(folder.glob("frame_*.png"))
+        ):
+            if not self.ask_replace_frames(folder):
+                dialog.failed(
+                    f"{folder} already holds frame_*.png files: choose a new or empty folder.",
+                    False,
+                )
+                return False
+            replace_frames = True
+        request = self.export_request(settings, dialog.plan)
+        request.replace_frames = replace_frames
+        self._submit(request)
         dialog.started(self.export_count(settings.source))
         return True
+
+    def ask_replace_frames(self, folder: Path) -> bool:
+        """Whether the user lets a PNG sequence replace the ``frame_*.png`` files already
+        in ``folder`` (and remove those past the new sequence's end)."""
+        answer = QMessageBox.question(
+            self,
+            "Replace the frames?",
+            f"{folder} already holds frame_*.png files. Replace them with this export "
+            "(frames past its end are removed)?",
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def export_request(
         self, settings: ExportSettings, plan: ExportPlan | None = None

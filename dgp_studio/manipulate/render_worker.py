@@ -195,6 +195,7 @@ class ExportAnimation(Request):
     amount: float = 1.0  # how far the sweep goes towards it
     count: int = 8  # the grid's variations
     layers: str = "all"  # the grid's jittered layers (see LAYERS)
+    replace_frames: bool = False  # the user agreed to replace a folder's frame_*.png
 
     def __post_init__(self) -> None:
         self.channel = "export"
@@ -461,6 +462,7 @@ class Renderers:
             even=request.even,
             total=total,
             cancel=cancel,
+            replace_frames=request.replace_frames,
         )
         last = 0.0
         for report in export:

@@ -312,3 +312,46 @@ def test_install_as_dock_and_stop_on_close(qtbot, model):
     assert thread.isRunning()
     win.close()
     assert panel.engine is None and not thread.isRunning()
+
+
+def test_a_png_sequence_into_a_folder_of_frames_asks_first(
+    qtbot, panel, model, tmp_path, monkeypatch
+):
+    """Someone's frame_*.png in the chosen folder: the export asks; declined, nothing is
+    touched and the dialog says why; accepted, the sequence replaces them and removes
+    the frames past its end (the engine refused the folder outright before)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    theirs = {f"frame_{i:05d}.png": f"someone's {i}".encode() for i in range(12)}
+    for name, data in theirs.items():
+        (folder / name).write_bytes(data)
+    dialog = export_setup(panel, model, 3)
+    dialog.set_format("png-sequence")
+    dialog.path.setText(str(folder))
+    asked = []
+
+    def answer(yes):
+        def question(parent, title, text, *a, **k):
+            asked.append(title)
+            return QMessageBox.StandardButton.Yes if yes else QMessageBox.StandardButton.No
+
+        monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+
+    answer(False)
+    qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    assert asked == ["Replace the frames?"] and not dialog.running
+    assert "already holds frame_*.png" in dialog.message.text()
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == theirs
+
+    answer(True)
+    qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.running, timeout=20000)
+    assert asked == ["Replace the frames?"] * 2
+    assert "Saved" in dialog.message.text(), dialog.message.text()
+    written = sorted(p.name for p in folder.iterdir())
+    assert written == [f"frame_{i:05d}.png" for i in range(4)]  # 3 frames + 1 back
+    for name in written:
+        with Image.open(folder / name) as im:
+            assert im.size == (model[0].resolution,) * 2
