@@ -4,9 +4,9 @@
     QT_QPA_PLATFORM=offscreen python bench/count_generator_copies.py [--runs 2]
 
 Drives the app's own code paths on a tiny seeded model, in this thread (no
-QThread, so every call is seen): ``EngineWorker.run`` for an inpainting request
-(the engine run plus whatever the worker does with the result), then the
-Manipulate panel's follow-up render of the result (``RenderWorker`` handling a
+QThread, so every call is seen): ``EngineRunner.run`` for an inpainting request
+(the engine run plus whatever the runner does with the result), then the
+Manipulate panel's follow-up render of the result (``Renderers.handle`` of a
 ``RenderResult``).  Counted while each step runs:
   deepcopy        ``copy.deepcopy`` of a Generator or of a Prior (top-level calls)
   new Generator   ``Generator.__init__``
@@ -34,14 +34,19 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=2, help="inpainting runs in a row")
     args = ap.parse_args()
 
+    import threading
+
     import numpy as np
 
     import dgp_engine.method.state as state_mod
     from dgp_engine import BigGANConfig, Preset, Prior, build_prior
+    from dgp_engine.method.taskspec import task_spec
     from dgp_engine.models import Generator
+    from dgp_engine.tasks.request import RestoreRequest
+    from dgp_studio.catalog import ModelCatalog
     from dgp_studio.engine_session import RegionRequest
-    from dgp_studio.manipulate.render_worker import RenderResult, RenderWorker
-    from dgp_studio.worker import EngineWorker
+    from dgp_studio.manipulate.render_worker import Renderers, RenderResult
+    from dgp_studio.worker import EngineRunner
 
     counts: Counter[str] = Counter()
     depth = [0]
@@ -77,7 +82,7 @@ def main() -> None:
             return real_snapshot(G)
 
         state_mod.snapshot = counting_snapshot
-        rec_mod = sys.modules["dgp_engine.method.reconstruct"]  # dgp.reconstruct is the function
+        rec_mod = sys.modules["dgp_engine.method.reconstruct"]
         if hasattr(rec_mod, "snapshot"):
             rec_mod.snapshot = counting_snapshot
 
@@ -87,15 +92,10 @@ def main() -> None:
     prior = build_prior(cfg, seed=0, name="tiny")
     counts.clear()  # building the model is not part of a run
 
-    class Catalog:
-        def load(self, name: str, device: str):
-            return prior
-
-    worker = EngineWorker(Catalog(), threads=1)  # type: ignore[arg-type]
-    results = []
-    worker.finished.connect(results.append)
-    worker.failed.connect(lambda m: print("failed:", m))
-    renderer = RenderWorker(threads=1)
+    catalog = ModelCatalog()
+    catalog.add("tiny", lambda dev: prior)
+    runner = EngineRunner(catalog, threads=1)
+    renderers = Renderers(threads=1)
     preset = Preset.from_dict(
         {
             "iterations": [2, 2],
@@ -110,30 +110,33 @@ def main() -> None:
     image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     mask = np.zeros((32, 32), np.uint8)
     mask[8:20, 10:24] = 255
+
+    def drive(job):
+        """Run a cooperative generator job to its end; its return value."""
+        try:
+            while True:
+                next(job)
+        except StopIteration as stop:
+            return stop.value
+
     report = []
     for n in range(args.runs):
         counts.clear()
-        worker.arm()
-        worker.run(
-            RegionRequest(
-                "inpaint",
-                "tiny",
-                image,
-                mask,
-                (0, 0, 32, 32),
-                preset,
-                class_id=1,
-                seed=n,
-                device="cpu",
-            )
+        settings = RestoreRequest(
+            task_spec("inpaint"),
+            model="tiny",
+            preset=preset,
+            class_spec=1,
+            seed=n,
+            device="cpu",
+            threads=1,
         )
+        request = RegionRequest.for_crop(settings, image, mask, (0, 0, 32, 32), None, {})
+        result = drive(runner.run(request, threading.Event()))
         run_counts = dict(counts)
         counts.clear()
-        result = results[-1]
         model = getattr(result, "prior", None) or prior
-        renderer._handle(
-            RenderResult(model, result.state), RenderResult(model, result.state).cancel
-        )
+        drive(renderers.handle(RenderResult(model, result.state), threading.Event()))
         report.append(
             {
                 "run": n + 1,
