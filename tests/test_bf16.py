@@ -304,6 +304,9 @@ def test_the_settings_sentence_never_measures(fake_cpu):
     resolve_precision("auto", CPU, exact=False)
     compute.reset_auto_precision()
     assert compute.describe_auto_precision(CPU).startswith("auto: bfloat16, as this CPU has AMX")
+    assert "Models under 5 M weights (the bundled one) stay in float32" in (
+        compute.describe_auto_precision(CPU)
+    )
     assert fake_cpu["measured"] == 1
     assert compute.describe_auto_precision(torch.device("cuda")) == "auto: TF32 on this NVIDIA GPU."
 

@@ -300,6 +300,11 @@ def describe_auto_precision(device: torch.device) -> str:
             f"auto: this CPU has {native}; the first run measures whether bfloat16 is "
             "faster than float32 here (about a second, once)."
         )
+    if known.precision == "bf16":
+        return (
+            f"auto: {known.reason} Models under {BF16_MIN_WEIGHTS / 1e6:.0f} M weights "
+            "(the bundled one) stay in float32, where bfloat16 does not pay off."
+        )
     return f"auto: {known.reason}"
 
 
