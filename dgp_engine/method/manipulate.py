@@ -609,6 +609,31 @@ class KeyframeBlend(Generic[NetT]):
     A family's morph sets the latents (:meth:`at`) and what a blend needs before it
     renders (:meth:`_prepared`)."""
 
+    @staticmethod
+    def checked_keyframes(
+        prior: Prior,
+        keyframes: Sequence[ReconstructionState],
+        names: Sequence[str] | None,
+        allow_other_model: bool,
+        fits: Callable[[str, ReconstructionState], None],
+    ) -> list[str]:
+        """Every family's keyframe checks: morphable together, each fits ``prior`` (the
+        family's ``fits(label, state)`` raises), each restored with ``prior``'s weights
+        unless ``allow_other_model``.  Returns the warnings for the keyframes allowed."""
+        check_morphable(keyframes, names)
+        warnings = []
+        for label, s in zip(keyframe_labels(len(keyframes), names), keyframes, strict=True):
+            fits(label, s)
+            warning = s.model_warning(
+                prior.name,
+                prior.checksum,
+                label=f"Keyframe {label}",
+                allow_mismatch=allow_other_model,
+            )
+            if warning:
+                warnings.append(warning)
+        return warnings
+
     def __init__(self, base: NetT, keyframes: Sequence[ReconstructionState], easing: str):
         ease(easing, 0.5)  # validate the name early
         self.keyframes = list(keyframes)
@@ -722,21 +747,13 @@ class Morph(KeyframeBlend[Generator]):
         easing: str = "linear",
         allow_other_model: bool = False,
     ):
-        check_morphable(keyframes, names)
-        self.warnings: list[str] = []
-        for label, s in zip(keyframe_labels(len(keyframes), names), keyframes, strict=True):
+        def fits(label: str, s: ReconstructionState) -> None:
             try:
                 s.check_fits(prior.G)
             except StateError as exc:
                 raise StateError(f"{label}: {exc}") from exc
-            warning = s.model_warning(
-                prior.name,
-                prior.checksum,
-                label=f"Keyframe {label}",
-                allow_mismatch=allow_other_model,
-            )
-            if warning:
-                self.warnings.append(warning)
+
+        self.warnings = self.checked_keyframes(prior, keyframes, names, allow_other_model, fits)
         self.prior = prior
         self.use_in = bool(keyframes[0].use_in)
         super().__init__(prior.G, keyframes, easing)

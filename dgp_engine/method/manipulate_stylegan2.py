@@ -38,9 +38,7 @@ from .manipulate import (
     _noise_seed,
     batched_job,
     check_frame_count,
-    check_morphable,
     check_walk,
-    keyframe_labels,
     sigma_values,
     walk_path,
 )
@@ -416,19 +414,11 @@ class StyleGAN2Morph(KeyframeBlend[sg2.Generator]):
         easing: str = "linear",
         allow_other_model: bool = False,
     ):
-        check_morphable(keyframes, names)
-        self.warnings: list[str] = []
-        for label, s in zip(keyframe_labels(len(keyframes), names), keyframes, strict=True):
+        def fits(label: str, s: ReconstructionState) -> None:
             _check_stylegan2(prior, s, f"Keyframe {label}")
             check_fits_stylegan2(prior, s)
-            warning = s.model_warning(
-                prior.name,
-                prior.checksum,
-                label=f"Keyframe {label}",
-                allow_mismatch=allow_other_model,
-            )
-            if warning:
-                self.warnings.append(warning)
+
+        self.warnings = self.checked_keyframes(prior, keyframes, names, allow_other_model, fits)
         self.prior = prior
         super().__init__(prior.stylegan2.G, keyframes, easing)
         self._ws = [s.ws.detach().float().cpu() for s in keyframes]
