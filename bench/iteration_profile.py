@@ -143,6 +143,14 @@ def by_kind(prof: torch.profiler.profile, iters: int) -> dict[str, float]:
     return out
 
 
+def top_ops(prof: torch.profiler.profile, iters: int) -> dict[tuple[str, str], float]:
+    """Seconds per iteration by (op name, input shapes), self CPU time."""
+    out: dict[tuple[str, str], float] = defaultdict(float)
+    for ev in prof.key_averages(group_by_input_shape=True):
+        out[(ev.key, str(ev.input_shapes)[:60])] += ev.self_cpu_time_total / 1e6 / iters
+    return out
+
+
 def build(args: argparse.Namespace) -> tuple[Any, torch.Tensor]:
     import dgp_engine as dgp
 
@@ -238,6 +246,9 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=2, help="profiled iterations per precision")
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds")
     ap.add_argument("--precisions", default="fp32,bf16")
+    ap.add_argument(
+        "--top", type=int, default=0, help="also list the N heaviest ops (with input shapes)"
+    )
     args = ap.parse_args()
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -258,6 +269,7 @@ def main() -> None:
     }
     totals: dict[str, dict[str, float]] = {p: defaultdict(float) for p in precisions}
     wall: dict[str, float] = defaultdict(float)
+    tops: dict[str, dict[tuple[str, str], float]] = {p: defaultdict(float) for p in precisions}
     for p in precisions:
         apply_variant(p)
         next(runs[p])  # warm-up iteration (and the run's set-up)
@@ -266,13 +278,18 @@ def main() -> None:
             for p in precisions:
                 apply_variant(p)
                 it = runs[p]
-                with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as pr:
+                with torch.profiler.profile(
+                    activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=args.top > 0
+                ) as pr:
                     t = time.perf_counter()
                     for _ in range(args.iters):
                         next(it)
                     wall[p] += (time.perf_counter() - t) / args.iters / args.rounds
                 for k, v in by_kind(pr, args.iters).items():
                     totals[p][k] += v / args.rounds
+                if args.top:
+                    for k2, v in top_ops(pr, args.iters).items():
+                        tops[p][k2] += v / args.rounds
     flops = {}
     for p in precisions:
         apply_variant(p)
@@ -302,6 +319,11 @@ def main() -> None:
     print("microbenchmarks, same process (GFLOP/s):")
     for label, v in micro.items():
         print(f"  {label:<34}{v:>8.0f}")
+    for p in precisions if args.top else ():
+        print(f"heaviest ops [{p}] (self CPU s/iteration, kind, op, input shapes):")
+        ranked = sorted(tops[p].items(), key=lambda kv: -kv[1])[: args.top]
+        for (name, shapes), v in ranked:
+            print(f"  {v:7.4f}  {kind_of(name):<11} {name:<34} {shapes}")
 
 
 if __name__ == "__main__":
