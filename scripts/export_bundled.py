@@ -291,7 +291,8 @@ French horn, garbage truck, gas pump, golf ball, parachute.
 - Steps: **{info["step"]}**; images seen by D: **{info["images_seen"]:,}**
   (≈ {info["images_seen"] / info.get("n_images", 9469):.1f} epochs).
 - Hardware: 2-core x86 CPU, no GPU; training time **{info["hours"]:.2f} h** wall-clock,
-  **{info.get("cpu_hours", info["hours"]):.2f} CPU-hours** (wall × threads). {notes}
+  **{info.get("cpu_hours", info["hours"]):.2f} CPU-hours** (CPU time of the training
+  steps; sittings before 2026-12-05 23:10 UTC counted wall × threads). {notes}
 
 ## Measured quality
 With no Inception weights offline, quality is measured with a small CNN

@@ -11,7 +11,8 @@
 # repository: dgp train keeps them in the user cache (training/bundled-<digest of $OUT>/,
 # printed on the first line of train.log), or in $STATE_DIR when set.
 # Stopping: Ctrl-C/SIGTERM saves a checkpoint; a kill loses at most one checkpoint interval.
-# The run stops by itself after $CPU_HOURS CPU-hours (wall × threads, all sittings).
+# The run stops by itself after $CPU_HOURS CPU-hours (the process's CPU time in training
+# steps, all sittings; sittings before 2026-12-05 23:10 UTC counted wall × threads).
 # Ship the best checkpoint by the scoreboard (not the last):
 #   python scripts/export_bundled.py --best <state folder> \
 #       --recipe-notes bench/results/bundled_recipe.md

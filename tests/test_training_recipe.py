@@ -316,6 +316,24 @@ def test_cpu_budget_stops_with_a_checkpoint(dataset, tmp_path):
     assert list(again.run()) == []  # spent: resuming does nothing until the budget grows
 
 
+def test_cpu_budget_counts_this_process_cpu_time_not_wall_time(dataset, tmp_path, monkeypatch):
+    """On a shared machine a step that waits (here: sleeps) costs wall time but almost no
+    CPU time; only the process's own CPU time is charged to --max-cpu-hours."""
+    import time
+
+    trainer = Trainer(dataset, TINY.replace(steps=2, max_cpu_hours=1.0), tmp_path)
+
+    def waiting_step() -> tuple[float, float, float]:
+        time.sleep(0.3)
+        trainer.step += 1
+        return 0.5, 0.5, 0.0
+
+    monkeypatch.setattr(trainer, "train_step", waiting_step)
+    list(trainer.run())
+    assert trainer.step == 2 and trainer.elapsed_s >= 0.6
+    assert trainer.cpu_s < 0.2  # wall × threads would be ≥ 0.6
+
+
 def test_best_row_picks_by_metric_not_by_order():
     rows = [
         {"step": 2, "fid_val": 9.0, "accuracy": 0.2},

@@ -126,7 +126,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--max-cpu-hours",
         type=float,
         help="stop with a checkpoint once training has used this many CPU-hours "
-        "(wall × threads, all sittings together; scoring not counted; default: no limit)",
+        "(this process's CPU time on a CPU, wall time on a GPU; all sittings together; "
+        "scoring not counted; default: no limit)",
     )
     p.add_argument("--log-every", type=int, default=10, help="print progress every N steps")
     p.add_argument(

@@ -101,8 +101,9 @@ class TrainSettings:
     ada_speed: int = 100_000
     ada_interval: int = 4
     ada_p0: float = 0.0
-    # Stop (with a checkpoint) once training has used this many CPU-hours (wall × threads,
-    # over all sittings); 0 = no limit, ``steps`` only.
+    # Stop (with a checkpoint) once training has used this many CPU-hours (on a CPU the
+    # process's CPU time during training steps, so other work on a shared machine is not
+    # charged to the budget; on a GPU wall time; over all sittings); 0 = no limit.
     max_cpu_hours: float = 0.0
 
     def model_config(self, n_classes: int) -> BigGANConfig:
@@ -296,7 +297,7 @@ class Trainer:
         self.step = 0
         self.images_seen = 0
         self.elapsed_s = 0.0  # training wall time (scoring excluded)
-        self.cpu_s = 0.0  # training wall time × torch threads
+        self.cpu_s = 0.0  # CPU time of the training steps (see max_cpu_hours)
         self.last_checkpoint: Path | None = None
         # LeCam anchors: EMA of D's mean output on real and on generated images.
         self.anchor_real: float | None = None
@@ -446,14 +447,16 @@ class Trainer:
         start_step = self.step
         session_s = 0.0
         last_ckpt_t = time.perf_counter()
-        threads = torch.get_num_threads() if self.device.type == "cpu" else 1
+        on_cpu = self.device.type == "cpu"
         while self.step < s.steps and not self.cancel.is_set() and not self.budget_spent():
-            t_step = time.perf_counter()
+            t_step, cpu_step = time.perf_counter(), time.process_time()
             losses = self.train_step()
             now = time.perf_counter()
             session_s += now - t_step
             self.elapsed_s += now - t_step
-            self.cpu_s += (now - t_step) * threads
+            # process time counts every thread of this process (torch's included) and
+            # nothing of the other programs sharing the cores
+            self.cpu_s += time.process_time() - cpu_step if on_cpu else now - t_step
             if not all(math.isfinite(v) for v in losses):
                 where = (
                     f"the last good checkpoint (step {self._saved_step()}) is kept at "
