@@ -396,6 +396,7 @@ class Canvas(QGraphicsView):
         self._shape_erase = False
         self._splitting = False
         self._face_drag: int | None = None  # the face point being dragged
+        self._face_before: list[tuple[float, float]] = []  # the points when it was grabbed
         state.picture_replaced.connect(self._on_picture_replaced)
         state.face_points_changed.connect(self.face_item.set_points)
         state.face_points_changed.connect(lambda _p: self.frame_item.update())
@@ -585,6 +586,7 @@ class Canvas(QGraphicsView):
         p = self.mapToScene(event.position().toPoint())
         if self.tool == "face":
             # on a point: drag it; elsewhere: the next point (left eye, right eye, mouth)
+            self._face_before = list(self.state.face_points)  # one undo step per click/drag
             self._face_drag = self.face_item.point_at(p)
             if self._face_drag is None and self.state.add_face_point(p.x(), p.y()):
                 self._face_drag = len(self.state.face_points) - 1
@@ -683,7 +685,11 @@ class Canvas(QGraphicsView):
             event.accept()
             return
         if self._face_drag is not None:
+            moved = self._face_drag < len(self._face_before)
             self._face_drag = None
+            self.state.commit_face_points(
+                self._face_before, "Move face point" if moved else "Place face point"
+            )
             event.accept()
             return
         if self._splitting:

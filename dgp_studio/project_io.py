@@ -2,17 +2,18 @@
 (:mod:`.document`) saves, opens and autosaves with these.
 
 What a project holds of the editor: the current picture (source ``picture``), its
-mask (mask ``picture``), the working region, the result history (each entry's
-before/after/preview/whole-picture arrays as images ``h<i>.<part>`` and its
-ReconstructionState as state ``h<i>``) and the morph timeline (keyframe names and
-settings; each keyframe is its history entry's state, or state ``k<i>`` when it came
-from a file).  Loading never goes through the undo stack:
+mask (mask ``picture``), the working region, the face points (region ``face``), the
+result history (each entry's before/after/preview/whole-picture arrays as images
+``h<i>.<part>`` and its ReconstructionState as state ``h<i>``) and the morph timeline
+(keyframe names and settings; each keyframe is its history entry's state, or state
+``k<i>`` when it came from a file).  Loading never goes through the undo stack:
 an opened project starts with a clean history of edits."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,14 @@ def to_project(
         x, y, side = state.region
         project.regions.append(
             {"id": "working", "source": PICTURE, "x": int(x), "y": int(y), "side": int(side)}
+        )
+    if state.face_points:
+        project.regions.append(
+            {
+                "id": "face",
+                "source": PICTURE,
+                "points": [[float(x), float(y)] for x, y in state.face_points],
+            }
         )
     for i, e in enumerate(state.history):
         hid = f"h{i}"
@@ -206,8 +215,31 @@ def picture_from_project(
     return pic, np.ascontiguousarray(mask, np.uint8), region
 
 
+def face_points_from_project(project: Project) -> list[tuple[float, float]]:
+    """The saved face points (left eye, right eye, mouth; fewer while being placed);
+    none when the project has none or they are damaged (said in the log)."""
+    for r in project.regions:
+        if not isinstance(r, dict) or r.get("id") != "face":
+            continue
+        points = r.get("points")
+        try:
+            out = [(float(p[0]), float(p[1])) for p in points]
+        except (TypeError, ValueError, IndexError, KeyError):
+            out = []
+        if (
+            isinstance(points, list)
+            and len(out) == len(points) <= 3
+            and all(isinstance(p, list) and len(p) == 2 for p in points)
+            and all(math.isfinite(v) for p in out for v in p)
+        ):
+            return out
+        log.warning("the project's face points are damaged and were left out: %r", points)
+    return []
+
+
 def apply_project(state: AppState, project: Project) -> None:
-    """Replace the state's picture, mask, region and history with the project's."""
+    """Replace the state's picture, mask, region, face points and history with the
+    project's."""
     pic, mask, region = picture_from_project(project)
     history = history_from_project(project)
     state.open_picture(pic)
@@ -215,6 +247,7 @@ def apply_project(state: AppState, project: Project) -> None:
     state.mask_changed.emit(None)
     if region is not None:
         state.set_region(*region)
+    state.set_face_points(face_points_from_project(project))
     state.history[:] = history
     state.history_changed.emit()
 

@@ -171,7 +171,7 @@ class RunController(QObject):
                     f"{self.settings.model} is a face prior and {why}: choose Face points "
                     "(P) and click the left eye, the right eye and the mouth, then run again."
                 )
-            st.set_face_points(found.as_list())  # shown for the user to check and move
+            st.set_face_points(found.as_list(), "Detect face points")  # to check and move
         points, _ = check_face_points(FacePoints(*st.face_points), st.size)
         face = FaceAlignment.from_points(points, model_resolution(self.settings.model, st))
         # the pixels the engine reads for this face (its square and the sampling's reach):

@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 FACE_POINT_NAMES = ("left eye", "right eye", "mouth")
 
 # What a whole-picture swap (super-resolution, its undo) installs: the picture and its mask.
-PictureAndMask = tuple[Picture, np.ndarray]
+FacePointList = list[tuple[float, float]]
+# what an undoable picture swap exchanges: the picture, its mask and its face points
+PictureAndMask = tuple[Picture, np.ndarray, FacePointList]
 
 
 @dataclass(eq=False)  # an entry is itself (it holds arrays): compared by identity
@@ -219,15 +221,32 @@ class AppState(QObject):
             self.face_points[index] = self._inside(x, y)
             self.face_points_changed.emit(list(self.face_points))
 
-    def set_face_points(self, points: list[tuple[float, float]] | list[list[float]]) -> None:
-        """All three points at once (a detector's), or none."""
+    def set_face_points(
+        self, points: list[tuple[float, float]] | list[list[float]], title: str = ""
+    ) -> None:
+        """All three points at once (a detector's, a project's), or none; with a
+        ``title``, one undoable step."""
+        before = list(self.face_points)
         self.face_points = [self._inside(float(p[0]), float(p[1])) for p in points][:3]
         self.face_points_changed.emit(list(self.face_points))
+        if title:
+            self.commit_face_points(before, title)
 
     def clear_face_points(self) -> None:
         if self.face_points:
-            self.face_points = []
-            self.face_points_changed.emit([])
+            self.set_face_points([], "Clear face points")
+
+    def commit_face_points(self, before: FacePointList, title: str) -> None:
+        """Put the change of the face points since ``before`` (a click, a drag, the
+        detector) on the undo stack as one step; nothing when they did not change."""
+        after = list(self.face_points)
+        if after != before:
+            self.undo_stack.push(SwapCommand(title, before, after, self._install_face_points))
+
+    def _install_face_points(self, points: FacePointList) -> None:
+        if points != self.face_points:
+            self.face_points = list(points)
+            self.face_points_changed.emit(list(self.face_points))
 
     def next_face_point(self) -> str | None:
         """What the next click places ("left eye", …), None when all three are placed."""
@@ -358,11 +377,14 @@ class AppState(QObject):
         title = f"Apply {entry.title}"
         children: list[QUndoCommand] = []
         if entry.picture is not None:
-            old = (self.picture, self.mask)
+            old = (self.picture, self.mask, list(self.face_points))
             new_pic = Picture(
                 np.ascontiguousarray(entry.picture), self.picture.source, dict(self.picture.info)
             )
-            new = (new_pic, np.zeros(entry.picture.shape[:2], np.uint8))
+            # a new picture is the old one scaled (super-resolution): so are the face's points
+            (h, w), (nh, nw) = self.picture.pixels.shape[:2], entry.picture.shape[:2]
+            points = [(x * nw / w, y * nh / h) for x, y in self.face_points]
+            new = (new_pic, np.zeros((nh, nw), np.uint8), points)
             children.append(SwapCommand(title, old, new, self._install))
         else:
             opacity = self.layer_opacity if entry is self.layer else 1.0
@@ -402,19 +424,11 @@ class AppState(QObject):
             self.set_layer(None)
         self.history_changed.emit()
 
-    def replace_picture(self, title: str, pixels: np.ndarray) -> None:
-        """A new picture of another size (undoable; the mask starts empty)."""
-        assert self.picture is not None
-        old = (self.picture, self.mask)
-        new_pic = Picture(
-            np.ascontiguousarray(pixels), self.picture.source, dict(self.picture.info)
-        )
-        new = (new_pic, np.zeros(pixels.shape[:2], np.uint8))
-        self.undo_stack.push(SwapCommand(title, old, new, self._install))
-
     def _install(self, value: PictureAndMask) -> None:
-        self.picture, self.mask = value
+        self.picture, self.mask, points = value
         self.region = None
+        self.face_points = list(points)
+        self.face_points_changed.emit(list(self.face_points))
         if self.layer is not None:  # its bounds belong to the other picture
             self.layer = None
             self.layer_changed.emit()

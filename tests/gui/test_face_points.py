@@ -307,3 +307,77 @@ def test_importing_a_pickle_named_ffhq_in_the_app_asks_whether_it_is_a_face_prio
     assert registry.installed("ffhq").alignment == want
     assert dlg.select("ffhq")
     assert ("face prior" in dlg.details.text()) == answer
+
+
+def test_face_point_edits_are_undoable_steps(qtbot, window, portrait):
+    path, points = portrait
+    assert window.open_path(path)
+    window.actions["face"].trigger()
+    st = window.state
+    click(window, *points.left_eye)
+    click(window, *points.right_eye)
+    click(window, *points.mouth)
+    placed = list(st.face_points)
+    drag(window, placed[2], (150, 260))  # one drag = one step, however many moves
+    moved = list(st.face_points)
+    assert moved[:2] == placed[:2] and moved[2] != placed[2]
+    stack = st.undo_stack
+    assert stack.count() == 4 and stack.undoText() == "Move face point" and st.dirty
+    stack.undo()
+    assert st.face_points == placed and window.canvas.face_item.points == placed
+    stack.undo()
+    stack.undo()
+    assert st.face_points == placed[:1] and stack.undoText() == "Place face point"
+    stack.undo()
+    assert st.face_points == [] and window.canvas.face_item.points == []
+    for _ in range(4):
+        stack.redo()
+    assert st.face_points == moved
+    window.actions["clear_face"].trigger()  # Shift+P
+    assert st.face_points == [] and stack.undoText() == "Clear face points"
+    stack.undo()
+    assert st.face_points == moved and len(window.canvas.face_item.square) == 4
+    click(window, 20, 20)  # a click that places nothing is no step
+    assert stack.count() == 5
+
+
+def test_face_points_are_saved_in_projects_and_follow_a_new_picture(
+    qtbot, window, portrait, tmp_path
+):
+    from dgp_engine.files import project as proj
+    from dgp_studio.model.state import HistoryEntry
+    from dgp_studio.project_io import face_points_from_project
+
+    from .test_project_files import fresh_window
+
+    path, points = portrait
+    assert window.open_path(path)
+    st = window.state
+    st.set_face_points([points.left_eye, points.right_eye, points.mouth], "Detect face points")
+    placed = list(st.face_points)
+    saved = tmp_path / "portrait.dgpproj"
+    assert window.save_project_to(saved)
+    other = fresh_window(qtbot)
+    try:
+        assert other.open_project(saved)
+        assert other.state.face_points == placed
+        assert other.canvas.face_item.points == placed
+        assert len(other.canvas.face_item.square) == 4 and not other.state.dirty
+    finally:
+        other.shutdown()
+    # a damaged face entry (hand-edited, hostile) is left out; the rest opens
+    project = proj.load_project(saved)
+    for bad in ([[1, 2], [3]], "eyes", [[1, 2]] * 4, [[float("nan"), 1.0]], [["a", "b"]]):
+        project.regions = [r for r in project.regions if r.get("id") != "face"]
+        project.regions.append({"id": "face", "source": "picture", "points": bad})
+        assert face_points_from_project(project) == []
+    # super-resolution's new picture is the old one scaled: the points follow, undoably
+    h, w = st.picture.pixels.shape[:2]
+    big = np.zeros((2 * h, 2 * w, 3), np.uint8)
+    entry = HistoryEntry("Super-resolution", (0, 0, w, h), big, big, big, picture=big)
+    st.history.append(entry)
+    assert st.apply_result(entry)
+    assert st.picture.pixels.shape[:2] == (2 * h, 2 * w)
+    np.testing.assert_allclose(st.face_points, 2 * np.asarray(placed))
+    st.undo_stack.undo()
+    assert st.face_points == placed and st.picture.pixels.shape[:2] == (h, w)
