@@ -221,20 +221,28 @@ def face_points_from_project(project: Project) -> list[tuple[float, float]]:
     for r in project.regions:
         if not isinstance(r, dict) or r.get("id") != "face":
             continue
-        points = r.get("points")
-        try:
-            out = [(float(p[0]), float(p[1])) for p in points]
-        except (TypeError, ValueError, IndexError, KeyError):
-            out = []
-        if (
-            isinstance(points, list)
-            and len(out) == len(points) <= 3
-            and all(isinstance(p, list) and len(p) == 2 for p in points)
-            and all(math.isfinite(v) for p in out for v in p)
-        ):
-            return out
-        log.warning("the project's face points are damaged and were left out: %r", points)
+        points = _face_points(r.get("points"))
+        if points is not None:
+            return points
+        log.warning("the project's face points are damaged and were left out: %r", r)
     return []
+
+
+def _face_points(value: Any) -> list[tuple[float, float]] | None:
+    """Up to three [x, y] pairs of finite numbers, or None."""
+    if not isinstance(value, list) or len(value) > 3:
+        return None
+    out = []
+    for p in value:
+        if not (isinstance(p, list) and len(p) == 2):
+            return None
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p):
+            return None
+        x, y = float(p[0]), float(p[1])
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return None
+        out.append((x, y))
+    return out
 
 
 def apply_project(state: AppState, project: Project) -> None:

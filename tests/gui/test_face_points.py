@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 from PIL import Image
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
@@ -381,3 +383,24 @@ def test_face_points_are_saved_in_projects_and_follow_a_new_picture(
     np.testing.assert_allclose(st.face_points, 2 * np.asarray(placed))
     st.undo_stack.undo()
     assert st.face_points == placed and st.picture.pixels.shape[:2] == (h, w)
+
+
+_json = hs.recursive(
+    hs.none() | hs.booleans() | hs.integers() | hs.floats() | hs.text(max_size=3),
+    lambda inner: hs.lists(inner, max_size=4) | hs.dictionaries(hs.text(max_size=2), inner),
+    max_leaves=12,
+)
+
+
+@given(points=_json)
+@settings(max_examples=300, deadline=None)
+def test_any_saved_face_points_value_reads_as_points_or_none(points):
+    from dgp_engine.files import project as proj
+    from dgp_studio.project_io import face_points_from_project
+
+    project = proj.Project(regions=[{"id": "face", "source": "picture", "points": points}])
+    got = face_points_from_project(project)
+    assert len(got) <= 3
+    assert all(len(p) == 2 and all(np.isfinite(v) for v in p) for p in got)
+    if got:
+        assert got == [(float(x), float(y)) for x, y in points]
