@@ -583,7 +583,8 @@ def time_presets(
     iterations_scale: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Wall-clock seconds of ``dgp colorize`` (of the photo's grey version) and ``dgp
-    inpaint`` (its centre hole, as ``dgp eval``'s) on a 64 px photo, start-up and model
+    inpaint`` (its centre hole, as ``dgp eval``'s) of a 64 px photo (evaluate_bundled: the
+    first held-out one), start-up and model
     load included: the fastest of ``repeats`` runs each; the tasks of ``presets`` only."""
     from PIL import Image
 
@@ -801,7 +802,7 @@ def evaluate_bundled(args: argparse.Namespace) -> int:
         for task in args.tasks
         for method in args.methods
     ]
-    # 3. the colorize grid's runs, in the same pool
+    # 3. the colorize grid's runs (after the matrix, one at a time)
     picks = first_of_each_class(held.labels, n_classes)
     per_class = write_npz(
         work / "one_per_class.npz",
