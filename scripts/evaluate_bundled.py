@@ -583,9 +583,9 @@ def time_presets(
     iterations_scale: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Wall-clock seconds of ``dgp colorize`` (of the photo's grey version) and ``dgp
-    inpaint`` (its centre hole, as ``dgp eval``'s) of a 64 px photo (evaluate_bundled: the
-    first held-out one), start-up and model
-    load included: the fastest of ``repeats`` runs each; the tasks of ``presets`` only."""
+    inpaint`` (its centre hole, as ``dgp eval``'s) of a 64 px photo (here the first held-out
+    one), start-up and model load included: the fastest of ``repeats`` runs each; the tasks
+    of ``presets`` only."""
     from PIL import Image
 
     from dgp_engine.tasks.evaluate import centre_hole
