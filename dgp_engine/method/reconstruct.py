@@ -153,21 +153,8 @@ def reconstruct(
             f"priors, and {prior.name} is a BigGAN: choose one of the "
             "published or bundled presets."
         )
-    if not prior.is_biggan:
-        return StyleGAN2Run(
-            prior,
-            target,
-            phi,
-            class_id=class_id,
-            preset=preset,
-            z_init=z_init,
-            exact=exact,
-            seed=seed,
-            cancel=cancel,
-            select_batch=select_batch,
-            precision=precision,
-        )
-    return ReconstructionRun(
+    run = ReconstructionRun if prior.is_biggan else StyleGAN2Run
+    return run(
         prior,
         target,
         phi,
