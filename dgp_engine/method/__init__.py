@@ -1,7 +1,7 @@
 """The Deep Generative Prior method (docs/method.md): the reconstruction loop
 (``reconstruct``, with ``compute`` for how it computes and ``copies`` for the private
 copies of G and D a run trains; ``reconstruct_stylegan2`` for a StyleGAN2 prior; the
-``report`` both yield), the degradations φ (``degradations``), the published
+``report`` both yield and the rest they share, ``loop``), the degradations φ (``degradations``), the published
 schedules (``presets``), the result (``state``), manipulation after a reconstruction
 (``manipulate``; ``manipulate_stylegan2``) and the one conversion of its images to
 pixels (``pictures``).

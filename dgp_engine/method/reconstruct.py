@@ -35,7 +35,6 @@ import contextlib
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Generator as GeneratorOf
 from collections.abc import Iterator
 from typing import Any
@@ -48,7 +47,6 @@ from ..models import Generator, freeze_sn, unfreeze_sn
 from ..models.biggan import GeneratorBlock, use_fast_kernels
 from ..models.spectral import scale_outputs
 from ..priors.load import Prior
-from ..system.runs import CancellableRun
 from .compute import (
     InBackwardAdam,
     apply_matmul_precision,
@@ -59,17 +57,14 @@ from .compute import (
 )
 from .copies import frozen_view, private_generator
 from .degradations import Degradation, make_degradation
+from .loop import NO_FINITE_START, SELECT_FTR_NUM, ReconstructionLoop, check_class_id
 from .presets import Preset
 from .reconstruct_stylegan2 import StyleGAN2Run, check_same_family, render_stylegan2
 from .report import Report as Report
 from .report import check_target as check_target
-from .report import eta as _eta
 from .state import ReconstructionState, weight_delta
 
 log = logging.getLogger(__name__)
-
-# Number of last D features used to score z candidates (docs/method.md#initial-latent-and-class).
-SELECT_FTR_NUM = 3
 
 
 class FeatureDistance:
@@ -169,7 +164,7 @@ def reconstruct(
     )
 
 
-class ReconstructionRun(CancellableRun[Report]):
+class ReconstructionRun(ReconstructionLoop):
     def __init__(
         self,
         prior: Prior,
@@ -185,29 +180,12 @@ class ReconstructionRun(CancellableRun[Report]):
         select_batch: int | None,
         precision: str | None = None,
     ):
-        super().__init__(cancel)
-        if not isinstance(preset, Preset):
-            raise PresetError("preset must be a dgp_engine.Preset (see Preset.from_dict).")
-        if not isinstance(phi, Degradation):
-            raise InputError(
-                "phi must be a dgp_engine.Degradation (make_degradation builds "
-                "one from a task's name)."
-            )
-        self.prior = prior
-        self.device = prior.device
+        super().__init__(prior, phi, preset, cancel)
         self.target = check_target(target, prior.resolution).to(self.device)
         self.phi = phi.to(self.device)
         n_classes = prior.config.n_classes
         if class_id is not None:
-            if (
-                isinstance(class_id, bool)
-                or not isinstance(class_id, int)
-                or not 0 <= class_id < n_classes
-            ):
-                raise InputError(
-                    f"Class id {class_id!r} is out of range: this model has "
-                    f"classes 0..{n_classes - 1}."
-                )
+            check_class_id(class_id, n_classes)
         if z_init is not None:
             z_init = torch.as_tensor(z_init, dtype=torch.float32).reshape(1, -1)
             if z_init.shape[1] != prior.G.dim_z:
@@ -219,7 +197,6 @@ class ReconstructionRun(CancellableRun[Report]):
             if class_id is None:
                 raise InputError("Give class_id together with z_init.")
         self.class_id = class_id
-        self.preset = preset
         self.z_init = z_init
         self.exact = exact
         self.precision = resolve_precision(
@@ -227,13 +204,6 @@ class ReconstructionRun(CancellableRun[Report]):
         )
         self.seed = check_seed(seed)
         self.select_batch = select_batch or default_select_batch(self.device, prior.resolution)
-        self.state: ReconstructionState | None = None
-
-    def run_to_end(self) -> ReconstructionState:
-        for _ in self:
-            pass
-        assert self.state is not None
-        return self.state
 
     # -------------------------------------------------------------------------
     def _reports(self) -> Iterator[Report]:
@@ -245,11 +215,7 @@ class ReconstructionRun(CancellableRun[Report]):
                 last = report
                 yield report
         except torch.OutOfMemoryError as exc:
-            # the traceback holds the run's frames and so its tensors: drop them before
-            # handing the memory back, or whoever keeps the error keeps the memory
-            traceback.clear_frames(exc.__traceback__)
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+            self._hand_back_memory(exc)
             where = (
                 "during z selection"
                 if last is None or last.phase == "select"
@@ -315,27 +281,13 @@ class ReconstructionRun(CancellableRun[Report]):
                     if loss < best[0]:
                         best = (loss, zs[k : k + 1].clone(), int(ys[k]), x[k : k + 1].cpu())
                     done += 1
-                    yield Report(
-                        "select",
-                        0,
-                        done,
-                        num,
-                        0,
-                        self.preset.total_iterations,
-                        {"select_loss": best[0]},
-                        best[3],
-                        time.perf_counter() - t0,
-                        num_stages=preset.num_stages,
-                    )
+                    yield self._select_report(done, num, best[0], best[3], t0)
                     if self._stop_requested():
                         break
                 if self.cancelled:
                     break
         if best[1] is None or best[2] is None:  # every candidate's loss was NaN
-            raise InputError(
-                "No starting point gave a finite loss: the model's weights hold "
-                "invalid values (NaN or inf). Import or download the model again."
-            )
+            raise InputError(NO_FINITE_START)
         return best[1].to(dev), best[2]
 
     def _candidates(
@@ -397,12 +349,10 @@ class ReconstructionRun(CancellableRun[Report]):
             if exact:  # weights of every group may receive gradients: fresh W/σ each forward
                 unfreeze_sn(G)
                 freeze_sn(G.output_layer)
-            total = preset.total_iterations
             step = 0
             losses: dict[str, float] = {}
             cancelled = self._stop_requested()  # during z selection
             last_stage = 0
-            pace_from: tuple[float, int] | None = None  # (elapsed, step) of 1st iteration
             for s in range(preset.num_stages):
                 if cancelled:
                     break
@@ -449,49 +399,15 @@ class ReconstructionRun(CancellableRun[Report]):
                         "mse": float(mse_loss.detach()),
                         "nll": float(nll.detach()),
                     }
-                    if not torch.isfinite(loss):
-                        raise InputError(
-                            "The optimisation diverged (loss is not finite). "
-                            "Lower the preset's learning rates and run again."
-                        )
-                    now = time.perf_counter() - t0
-                    if pace_from is None:
-                        pace_from = (now, step)
-                    yield Report(
-                        "optimize",
-                        s,
-                        i + 1,
-                        preset.iterations[s],
-                        step,
-                        total,
-                        losses,
-                        x.detach(),
-                        now,
-                        num_stages=preset.num_stages,
-                        eta=_eta(pace_from, now, step, total),
-                    )
-                    if preset.stop_mse > 0 and losses["mse"] < preset.stop_mse:
+                    yield self._iteration_report(s, i + 1, step, loss, losses, x, t0)
+                    if self._stops_early(losses):
                         break
             # Adam moments: not kept while the caller holds the last report
             del G_optim, groups
             if lean is not None:
                 lean.close()
             self.state = self._make_state(G, z, y, losses, last_stage, step, cancelled)
-            yield Report(
-                "optimize",
-                last_stage,
-                0,
-                0,
-                step,
-                total,
-                losses,
-                None,
-                time.perf_counter() - t0,
-                state=self.state,
-                cancelled=cancelled,
-                num_stages=preset.num_stages,
-                eta=0.0,
-            )
+            yield self._final_report(last_stage, step, losses, t0, cancelled)
         finally:  # also when the caller closes the run early: no hooks left on G
             if lean is not None:
                 lean.close()

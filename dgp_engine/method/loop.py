@@ -1,0 +1,158 @@
+"""What the two reconstruction loops share (:mod:`.reconstruct` on a BigGAN prior,
+:mod:`.reconstruct_stylegan2` on a StyleGAN2): the checks of the arguments both take, the
+reports a run yields (a starting candidate scored, an optimisation iteration, the end),
+the divergence check, the early stop, and the memory handed back when a device runs out.
+Each family's loop keeps what it computes: its latent, its groups, its loss."""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+
+import torch
+
+from ..errors import InputError, PresetError
+from ..priors.load import Prior
+from ..system.runs import CancellableRun
+from .degradations import Degradation
+from .presets import Preset
+from .report import Report, eta
+from .state import ReconstructionState
+
+#: Last D features that score the starting candidates (docs/method.md#initial-latent-and-class).
+SELECT_FTR_NUM = 3
+
+#: Every candidate's loss was NaN: the weights cannot be what was trained.
+NO_FINITE_START = (
+    "No starting point gave a finite loss: the model's weights hold "
+    "invalid values (NaN or inf). Import or download the model again."
+)
+
+
+def check_class_id(class_id: object, n_classes: int) -> None:
+    """A run's ``class_id`` (not None): a whole number below ``n_classes``."""
+    if isinstance(class_id, bool) or not isinstance(class_id, int) or not 0 <= class_id < n_classes:
+        raise InputError(
+            f"Class id {class_id!r} is out of range: this model has classes 0..{n_classes - 1}."
+        )
+
+
+class ReconstructionLoop(CancellableRun[Report]):
+    """A run of either family's loop: iterate it for :class:`Report` objects; ``state``
+    holds the result once it is exhausted.  The family's subclass checks the rest of its
+    arguments and writes ``_reports``."""
+
+    def __init__(
+        self,
+        prior: Prior,
+        phi: Degradation,
+        preset: Preset,
+        cancel: threading.Event | None,
+    ):
+        super().__init__(cancel)
+        if not isinstance(preset, Preset):
+            raise PresetError("preset must be a dgp_engine.Preset (see Preset.from_dict).")
+        if not isinstance(phi, Degradation):
+            raise InputError(
+                "phi must be a dgp_engine.Degradation (make_degradation builds "
+                "one from a task's name)."
+            )
+        self.prior = prior
+        self.preset = preset
+        self.device = prior.device
+        self.state: ReconstructionState | None = None
+        # (elapsed, step) when the first optimisation iteration ended: the pace's start
+        self._pace_from: tuple[float, int] | None = None
+
+    def run_to_end(self) -> ReconstructionState:
+        for _ in self:
+            pass
+        assert self.state is not None
+        return self.state
+
+    def _hand_back_memory(self, exc: BaseException) -> None:
+        """After the device ran out of memory: the traceback holds the run's frames and so
+        its tensors, dropped before the memory goes back, or whoever keeps the error keeps
+        the memory."""
+        traceback.clear_frames(exc.__traceback__)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _select_report(
+        self, done: int, num: int, best_loss: float, best_image: torch.Tensor | None, t0: float
+    ) -> Report:
+        """The report of the ``done``-th of ``num`` starting candidates scored."""
+        preset = self.preset
+        return Report(
+            "select",
+            0,
+            done,
+            num,
+            0,
+            preset.total_iterations,
+            {"select_loss": best_loss},
+            best_image,
+            time.perf_counter() - t0,
+            num_stages=preset.num_stages,
+        )
+
+    def _iteration_report(
+        self,
+        stage: int,
+        iteration: int,
+        step: int,
+        loss: torch.Tensor,
+        losses: dict[str, float],
+        image: torch.Tensor,
+        t0: float,
+    ) -> Report:
+        """The report of ``iteration`` (1-based) of ``stage``, ``step`` of the run; an
+        InputError instead once the loss is not finite."""
+        if not torch.isfinite(loss):
+            raise InputError(
+                "The optimisation diverged (loss is not finite). "
+                "Lower the preset's learning rates and run again."
+            )
+        now = time.perf_counter() - t0
+        if self._pace_from is None:
+            self._pace_from = (now, step)
+        preset, total = self.preset, self.preset.total_iterations
+        return Report(
+            "optimize",
+            stage,
+            iteration,
+            preset.iterations[stage],
+            step,
+            total,
+            losses,
+            image.detach(),
+            now,
+            num_stages=preset.num_stages,
+            eta=eta(self._pace_from, now, step, total),
+        )
+
+    def _stops_early(self, losses: dict[str, float]) -> bool:
+        """The stage ends here: the MSE fell below the preset's ``stop_mse``."""
+        return self.preset.stop_mse > 0 and losses["mse"] < self.preset.stop_mse
+
+    def _final_report(
+        self, stage: int, step: int, losses: dict[str, float], t0: float, cancelled: bool
+    ) -> Report:
+        """The last report, holding ``state``."""
+        preset = self.preset
+        return Report(
+            "optimize",
+            stage,
+            0,
+            0,
+            step,
+            preset.total_iterations,
+            losses,
+            None,
+            time.perf_counter() - t0,
+            state=self.state,
+            cancelled=cancelled,
+            num_stages=preset.num_stages,
+            eta=0.0,
+        )
