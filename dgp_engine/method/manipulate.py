@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -223,14 +223,28 @@ def batched_job(
     return RenderJob(len(params), produce, cancel)
 
 
-class Renderer:
-    """Renders from one reconstruction state without re-running the reconstruction.
+NetT = TypeVar("NetT", bound=torch.nn.Module)
 
-    The fine-tuned generator θ* is made once (base + delta, spectral norms cached);
-    every call renders batches of ``batch_size`` through it.  A state restored with other
-    weights than ``prior``'s is refused (:class:`~dgp_engine.errors.ModelMismatchError`)
-    unless ``allow_other_model``; ``warnings`` then says so (and that a state without a
-    model checksum cannot be checked), for the caller to show."""
+#: A transfer's target: a class id, a blend {class id: weight}, or the family's own tensor
+#: (a BigGAN's class embedding, a StyleGAN2's mapping label) passed through.
+ClassSpec = int | Mapping[int, float] | torch.Tensor
+
+
+class ResultRenderer(Generic[NetT]):
+    """What the renderer of every family shares (:class:`Renderer` for a BigGAN result,
+    :class:`~.manipulate_stylegan2.StyleGAN2Renderer` for a StyleGAN2 one): the checks it
+    is built with and the tuned generator θ* made once, the jitter and the jitter walk,
+    the class checks and bookkeeping of a category transfer, and render jobs that render
+    ``batch_size`` images at a time.
+
+    A family's renderer says what its latent is (:attr:`latent_shape`, :meth:`z_chunks`,
+    :meth:`_jitter_base`), how a batch renders (:meth:`_forward`) and how a batch of
+    latents becomes a job (:meth:`_latent_job`)."""
+
+    #: The params key of a jitter or walk frame's latent.
+    latent_key: ClassVar[str]
+    #: How a transfer whose target is a tensor is described in params and notes.
+    tensor_target: ClassVar[str]
 
     def __init__(
         self,
@@ -242,28 +256,54 @@ class Renderer:
     ):
         if batch_size < 1:
             raise InputError("batch_size must be at least 1.")
+        self._check_family(prior, state)
         warning = state.model_warning(prior.name, prior.checksum, allow_mismatch=allow_other_model)
         self.warnings: list[str] = [warning] if warning else []
         self.prior = prior
         self.state = state
         self.batch_size = int(batch_size)
-        self.generator: Generator = state.materialize(prior.G)
+        self.generator: NetT = self._materialize()
         self.device = next(self.generator.parameters()).device
+
+    def _check_family(self, prior: Prior, state: ReconstructionState) -> None:
+        """Refuse a state this renderer cannot render (before anything is made)."""
+
+    def _materialize(self) -> NetT:
+        """θ*: the prior's generator plus the state's weight delta."""
+        raise NotImplementedError
 
     # --- latents ---------------------------------------------------------------------
     @property
-    def dim_z(self) -> int:
-        return self.generator.dim_z
+    def latent_shape(self) -> tuple[int, ...]:
+        """One latent's shape, without the batch axis: its chunks split the first axis,
+        and one ε is shared along every axis but the last."""
+        raise NotImplementedError
 
     def z_chunks(self) -> list[tuple[str, slice]]:
-        """The latent's chunks, coarse → fine: ("input", …), ("block 1", …), …
-        A non-hierarchical model has one chunk that feeds every layer."""
-        return z_chunks(self.generator)
+        """The latent's chunks along its first axis, coarse → fine."""
+        raise NotImplementedError
+
+    def _jitter_base(self, z: torch.Tensor | None) -> torch.Tensor:
+        """The latent a jitter moves ([1, *latent_shape]; the state's own when None)."""
+        raise NotImplementedError
+
+    def sigma_vector(self, sigma: float | Sequence[float]) -> torch.Tensor:
+        """σ along the latent's first axis ([1, latent_shape[0], 1, …]) for one σ or one
+        per chunk (see :meth:`z_chunks`)."""
+        first, *rest = self.latent_shape
+        chunks = self.z_chunks()
+        values = sigma_values(sigma, chunks)
+        out = torch.zeros(1, first, *(1 for _ in rest))
+        for v, (_, sl) in zip(values, chunks, strict=True):
+            out[:, sl] = v
+        return out
 
     def jitter_noise(self, index: int, seed: int = 0) -> torch.Tensor:
-        """ε ~ N(0, I) of variation ``index`` ([1, dim_z]); the same for any n."""
+        """ε ~ N(0, I) of variation ``index`` ([1, 1, …, latent_shape[-1]]); the same for
+        any n."""
+        *shared, last = self.latent_shape
         gen = torch.Generator().manual_seed(_noise_seed(seed, index))
-        return torch.randn(1, self.dim_z, generator=gen)
+        return torch.randn(1, *(1 for _ in shared), last, generator=gen)
 
     def jitter_latents(
         self,
@@ -274,62 +314,115 @@ class Renderer:
         start: int = 0,
         z: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """z* + σ·ε for variations ``start … start+n−1`` ([n, dim_z]).  ``sigma`` is one
-        value or one per z chunk (see :meth:`z_chunks`), so coarse and fine layers can be
-        jittered separately."""
+        """latent* + σ·ε for variations ``start … start+n−1`` ([n, *latent_shape]).
+        ``sigma`` is one value or one per chunk (see :meth:`z_chunks`), so coarse and fine
+        layers can be jittered separately."""
         if n < 0:
             raise InputError("The number of variations cannot be negative.")
         check_frame_count(n, "variations")
         scale = self.sigma_vector(sigma)
-        base = (self.state.z if z is None else z).reshape(1, -1).float().cpu()
+        base = self._jitter_base(z)
         if n == 0:
-            return base.new_zeros(0, self.dim_z)
+            return base.new_zeros(0, *self.latent_shape)
         eps = torch.cat([self.jitter_noise(start + i, seed) for i in range(n)])
         return base + eps * scale
 
-    def sigma_vector(self, sigma: float | Sequence[float]) -> torch.Tensor:
-        chunks = self.z_chunks()
-        values = sigma_values(sigma, chunks)
-        out = torch.zeros(1, self.dim_z)
-        for v, (_, sl) in zip(values, chunks, strict=True):
-            out[:, sl] = v
-        return out
+    def walk_latents(
+        self,
+        frames: int,
+        sigma: float | Sequence[float],
+        seed: int = 0,
+        *,
+        keys: int = 4,
+        easing: str = "sine",
+        loop: bool = True,
+    ) -> torch.Tensor:
+        """A smooth jitter walk: ``frames`` latents gliding through ``keys`` jittered
+        latents (variations 0…keys−1 of ``seed``), back to the first when ``loop``."""
+        check_walk(frames, keys, easing)
+        return walk_path(self.jitter_latents(keys, sigma, seed), frames, easing, loop)
 
-    # --- class embeddings ------------------------------------------------------------
+    # --- rendering ---------------------------------------------------------------------
+    def _forward(self, *batch: torch.Tensor) -> torch.Tensor:
+        """θ*'s images of one batch of inputs (on the device)."""
+        raise NotImplementedError
+
+    def _batches(self, *inputs: torch.Tensor) -> Iterator[torch.Tensor]:
+        """The images of ``inputs`` (paired along their first axis), ``batch_size`` at a
+        time, without gradients; float32 on the CPU."""
+        for i in range(0, inputs[0].shape[0], self.batch_size):
+            with torch.no_grad():
+                x = self._forward(*(t[i : i + self.batch_size].to(self.device) for t in inputs))
+            yield x.float().cpu()
+
+    def _job(
+        self,
+        inputs: tuple[torch.Tensor, ...],
+        params: Sequence[dict[str, Any]],
+        cancel: threading.Event | None,
+    ) -> RenderJob:
+        """A :class:`RenderJob` over checked ``inputs``, one ``params`` dict per image."""
+        if len(params) != inputs[0].shape[0]:
+            raise InputError("Give one params dict per image.")
+        return batched_job(lambda: self._batches(*inputs), params, cancel)
+
+    def _latent_job(
+        self,
+        latents: torch.Tensor,
+        params: Sequence[dict[str, Any]],
+        cancel: threading.Event | None,
+    ) -> RenderJob:
+        """The job rendering ``latents`` (of the result's class), one ``params`` each."""
+        raise NotImplementedError
+
+    def jitter(
+        self,
+        n: int,
+        sigma: float | Sequence[float],
+        seed: int = 0,
+        *,
+        start: int = 0,
+        cancel: threading.Event | None = None,
+    ) -> RenderJob:
+        """``n`` variations of the result: latent* + σ·ε_i rendered through θ* (with the
+        state's class embedding for a BigGAN)."""
+        latents = self.jitter_latents(n, sigma, seed, start=start)
+        sig = float(sigma) if isinstance(sigma, (int, float)) else [float(s) for s in sigma]
+        params = [
+            {
+                "kind": "jitter",
+                "variation": start + i,
+                "seed": seed,
+                "sigma": sig,
+                self.latent_key: latents[i : i + 1],
+            }
+            for i in range(n)
+        ]
+        return self._latent_job(latents, params, cancel)
+
+    def jitter_walk(
+        self,
+        frames: int,
+        sigma: float | Sequence[float],
+        seed: int = 0,
+        *,
+        keys: int = 4,
+        easing: str = "sine",
+        loop: bool = True,
+        cancel: threading.Event | None = None,
+    ) -> RenderJob:
+        """The frames of :meth:`walk_latents` (an animation that loops when ``loop``)."""
+        latents = self.walk_latents(frames, sigma, seed, keys=keys, easing=easing, loop=loop)
+        params = [
+            {"kind": "walk", "frame": i, "seed": seed, self.latent_key: latents[i : i + 1]}
+            for i in range(frames)
+        ]
+        return self._latent_job(latents, params, cancel)
+
+    # --- classes -----------------------------------------------------------------------
     @property
     def n_classes(self) -> int:
-        return self.prior.G.shared.num_embeddings
-
-    def class_embedding(self, spec: int | Mapping[int, float] | torch.Tensor) -> torch.Tensor:
-        """e(y) for a class id, a blend {class id: weight} (weights normalised to sum 1),
-        or an embedding tensor passed through; [1, shared_dim] on the CPU."""
-        table = self.prior.G.shared.weight.detach().float().cpu()
-        if isinstance(spec, torch.Tensor):
-            e = spec.detach().float().cpu().reshape(1, -1)
-            if e.shape[1] != table.shape[1]:
-                raise InputError(
-                    f"A class embedding has {table.shape[1]} values; got {e.shape[1]}."
-                )
-            return e
-        if isinstance(spec, Mapping):
-            if not spec:
-                raise InputError("A class blend needs at least one class.")
-            ids = [self._check_class(c) for c in spec]
-            w = torch.tensor([float(v) for v in spec.values()])
-            if not torch.isfinite(w).all() or (w < 0).any() or float(w.sum()) <= 0:
-                raise InputError("Class blend weights must be ≥ 0 and not all zero.")
-            return ((w / w.sum()).unsqueeze(1) * table[ids]).sum(0, keepdim=True)
-        return table[self._check_class(spec)].unsqueeze(0).clone()
-
-    def transfer_embedding(
-        self, target: int | Mapping[int, float] | torch.Tensor, amount: float = 1.0
-    ) -> torch.Tensor:
-        """The state's own embedding moved ``amount`` of the way (0 = own, 1 = target)
-        to the target class embedding (category transfer, docs/method.md#manipulation)."""
-        if not math.isfinite(float(amount)):
-            raise InputError("The transfer amount must be a finite number.")
-        own = self.state.embedding.detach().float().cpu().reshape(1, -1)
-        return torch.lerp(own, self.class_embedding(target), float(amount))
+        raise NotImplementedError
 
     def _check_class(self, c: Any) -> int:
         if (
@@ -341,6 +434,114 @@ class Renderer:
                 f"Class id {c!r} is out of range: this model has classes 0..{self.n_classes - 1}."
             )
         return int(c)
+
+    def _blend(self, spec: Mapping[int, float]) -> tuple[list[int], torch.Tensor]:
+        """The class ids of a blend {class id: weight} and their weights normalised to
+        sum 1."""
+        if not spec:
+            raise InputError("A class blend needs at least one class.")
+        ids = [self._check_class(c) for c in spec]
+        w = torch.tensor([float(v) for v in spec.values()])
+        if not torch.isfinite(w).all() or (w < 0).any() or float(w.sum()) <= 0:
+            raise InputError("Class blend weights must be ≥ 0 and not all zero.")
+        return ids, w / w.sum()
+
+    @staticmethod
+    def _transfer_amounts(
+        targets: Sequence[ClassSpec], amount: float | Sequence[float]
+    ) -> list[float]:
+        """One transfer amount per target (one value is every target's)."""
+        amounts = (
+            [float(amount)] * len(targets)
+            if isinstance(amount, (int, float))
+            else [float(a) for a in amount]
+        )
+        if len(amounts) != len(targets):
+            raise InputError("Give one transfer amount per target class.")
+        return amounts
+
+    def _describe(self, t: ClassSpec) -> Any:
+        """A transfer target as its params and notes record it."""
+        if isinstance(t, Mapping):
+            return {int(k): float(v) for k, v in t.items()}
+        if isinstance(t, torch.Tensor):
+            return self.tensor_target
+        return int(t)
+
+    def _transfer_record(self, target: ClassSpec, amount: float) -> tuple[int | None, str]:
+        """The class id a transferred state takes (the target's once the move is at least
+        half way; None keeps the own) and the note its task records."""
+        cid = int(target) if isinstance(target, int) and float(amount) >= 0.5 else None
+        return cid, f"class {self._describe(target)} ×{float(amount):.2f}"
+
+    def _noted_task(self, note: str) -> dict[str, Any]:
+        """The state's task record, noting the manipulation that made a new state."""
+        task = dict(self.state.task)
+        if note:
+            task["manipulation"] = note
+        return task
+
+
+class Renderer(ResultRenderer[Generator]):
+    """Renders from one reconstruction state without re-running the reconstruction.
+
+    The fine-tuned generator θ* is made once (base + delta, spectral norms cached);
+    every call renders batches of ``batch_size`` through it.  A state restored with other
+    weights than ``prior``'s is refused (:class:`~dgp_engine.errors.ModelMismatchError`)
+    unless ``allow_other_model``; ``warnings`` then says so (and that a state without a
+    model checksum cannot be checked), for the caller to show."""
+
+    latent_key = "z"
+    tensor_target = "embedding"
+
+    def _materialize(self) -> Generator:
+        return self.state.materialize(self.prior.G)
+
+    # --- latents ---------------------------------------------------------------------
+    @property
+    def dim_z(self) -> int:
+        return self.generator.dim_z
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.dim_z,)
+
+    def z_chunks(self) -> list[tuple[str, slice]]:
+        """The latent's chunks, coarse → fine: ("input", …), ("block 1", …), …
+        A non-hierarchical model has one chunk that feeds every layer."""
+        return z_chunks(self.generator)
+
+    def _jitter_base(self, z: torch.Tensor | None) -> torch.Tensor:
+        return (self.state.z if z is None else z).reshape(1, -1).float().cpu()
+
+    # --- class embeddings ------------------------------------------------------------
+    @property
+    def n_classes(self) -> int:
+        return self.prior.G.shared.num_embeddings
+
+    def class_embedding(self, spec: ClassSpec) -> torch.Tensor:
+        """e(y) for a class id, a blend {class id: weight} (weights normalised to sum 1),
+        or an embedding tensor passed through; [1, shared_dim] on the CPU."""
+        table = self.prior.G.shared.weight.detach().float().cpu()
+        if isinstance(spec, torch.Tensor):
+            e = spec.detach().float().cpu().reshape(1, -1)
+            if e.shape[1] != table.shape[1]:
+                raise InputError(
+                    f"A class embedding has {table.shape[1]} values; got {e.shape[1]}."
+                )
+            return e
+        if isinstance(spec, Mapping):
+            ids, weights = self._blend(spec)
+            return (weights.unsqueeze(1) * table[ids]).sum(0, keepdim=True)
+        return table[self._check_class(spec)].unsqueeze(0).clone()
+
+    def transfer_embedding(self, target: ClassSpec, amount: float = 1.0) -> torch.Tensor:
+        """The state's own embedding moved ``amount`` of the way (0 = own, 1 = target)
+        to the target class embedding (category transfer, docs/method.md#manipulation)."""
+        if not math.isfinite(float(amount)):
+            raise InputError("The transfer amount must be a finite number.")
+        own = self.state.embedding.detach().float().cpu().reshape(1, -1)
+        return torch.lerp(own, self.class_embedding(target), float(amount))
 
     # --- rendering ---------------------------------------------------------------------
     def render(
@@ -369,16 +570,10 @@ class Renderer:
             raise InputError(f"{z.shape[0]} latents and {e.shape[0]} embeddings do not pair up.")
         return z.expand(n, -1), e.expand(n, -1)
 
-    def _batches(self, z: torch.Tensor, e: torch.Tensor) -> Iterator[torch.Tensor]:
-        G, dev = self.generator, self.device
-        for i in range(0, z.shape[0], self.batch_size):
-            with torch.no_grad():
-                x = G(
-                    z[i : i + self.batch_size].to(dev),
-                    e[i : i + self.batch_size].to(dev),
-                    use_in=self.state.use_in,
-                )
-            yield x.float().cpu()
+    def _forward(self, *batch: torch.Tensor) -> torch.Tensor:
+        z, e = batch
+        image: torch.Tensor = self.generator(z, e, use_in=self.state.use_in)
+        return image
 
     def job(
         self,
@@ -388,71 +583,19 @@ class Renderer:
         cancel: threading.Event | None = None,
     ) -> RenderJob:
         """A :class:`RenderJob` over paired latents/embeddings, one ``params`` dict each."""
-        z, e = self._inputs(z, embedding)
-        if len(params) != z.shape[0]:
-            raise InputError("Give one params dict per image.")
-        return batched_job(lambda: self._batches(z, e), params, cancel)
+        return self._job(self._inputs(z, embedding), params, cancel)
 
-    def jitter(
+    def _latent_job(
         self,
-        n: int,
-        sigma: float | Sequence[float],
-        seed: int = 0,
-        *,
-        start: int = 0,
-        cancel: threading.Event | None = None,
+        latents: torch.Tensor,
+        params: Sequence[dict[str, Any]],
+        cancel: threading.Event | None,
     ) -> RenderJob:
-        """``n`` variations G(z* + σ·ε_i; θ*) with the state's class embedding."""
-        z = self.jitter_latents(n, sigma, seed, start=start)
-        sig = float(sigma) if isinstance(sigma, (int, float)) else [float(s) for s in sigma]
-        params = [
-            {
-                "kind": "jitter",
-                "variation": start + i,
-                "seed": seed,
-                "sigma": sig,
-                "z": z[i : i + 1],
-            }
-            for i in range(n)
-        ]
-        return self.job(z, self.state.embedding, params, cancel)
-
-    def walk_latents(
-        self,
-        frames: int,
-        sigma: float | Sequence[float],
-        seed: int = 0,
-        *,
-        keys: int = 4,
-        easing: str = "sine",
-        loop: bool = True,
-    ) -> torch.Tensor:
-        """A smooth jitter walk: ``frames`` latents gliding through ``keys`` jittered
-        latents (variations 0…keys−1 of ``seed``), back to the first when ``loop``."""
-        check_walk(frames, keys, easing)
-        return walk_path(self.jitter_latents(keys, sigma, seed), frames, easing, loop)
-
-    def jitter_walk(
-        self,
-        frames: int,
-        sigma: float | Sequence[float],
-        seed: int = 0,
-        *,
-        keys: int = 4,
-        easing: str = "sine",
-        loop: bool = True,
-        cancel: threading.Event | None = None,
-    ) -> RenderJob:
-        """The frames of :meth:`walk_latents` (an animation that loops when ``loop``)."""
-        z = self.walk_latents(frames, sigma, seed, keys=keys, easing=easing, loop=loop)
-        params = [
-            {"kind": "walk", "frame": i, "seed": seed, "z": z[i : i + 1]} for i in range(frames)
-        ]
-        return self.job(z, self.state.embedding, params, cancel)
+        return self.job(latents, self.state.embedding, params, cancel)
 
     def transfer(
         self,
-        targets: Sequence[int | Mapping[int, float] | torch.Tensor],
+        targets: Sequence[ClassSpec],
         amount: float | Sequence[float] = 1.0,
         *,
         z: torch.Tensor | None = None,
@@ -460,34 +603,24 @@ class Renderer:
     ) -> RenderJob:
         """Category transfer G(z*, e′; θ*) for each target class (or blend), moved
         ``amount`` of the way from the state's own embedding (one value or one each)."""
-        amounts = (
-            [float(amount)] * len(targets)
-            if isinstance(amount, (int, float))
-            else [float(a) for a in amount]
-        )
-        if len(amounts) != len(targets):
-            raise InputError("Give one transfer amount per target class.")
+        amounts = self._transfer_amounts(targets, amount)
         es = [self.transfer_embedding(t, a) for t, a in zip(targets, amounts, strict=True)]
         e = torch.cat(es) if es else torch.zeros(0, self.generator.shared.embedding_dim)
         zz = (self.state.z if z is None else z).reshape(1, -1).expand(max(1, len(es)), -1)
         params = [
-            {"kind": "transfer", "target": _describe_target(t), "amount": a, "embedding": es[i]}
+            {"kind": "transfer", "target": self._describe(t), "amount": a, "embedding": es[i]}
             for i, (t, a) in enumerate(zip(targets, amounts, strict=True))
         ]
         if not es:
             return RenderJob(0, lambda: iter(()), cancel)
         return self.job(zz, e, params, cancel)
 
-    def transfer_state(
-        self, target: int | Mapping[int, float] | torch.Tensor, amount: float = 1.0
-    ) -> ReconstructionState:
+    def transfer_state(self, target: ClassSpec, amount: float = 1.0) -> ReconstructionState:
         """The state of a category transfer (to adopt it): the moved embedding, and the
         target's class id once the move is at least half way."""
         e = self.transfer_embedding(target, amount)
-        cid = int(target) if isinstance(target, int) and float(amount) >= 0.5 else None
-        return self.state_with(
-            embedding=e, class_id=cid, note=f"class {_describe_target(target)} ×{amount:.2f}"
-        )
+        cid, note = self._transfer_record(target, amount)
+        return self.state_with(embedding=e, class_id=cid, note=note)
 
     def state_with(
         self,
@@ -500,9 +633,7 @@ class Renderer:
         """A new state sharing θ* with another latent/embedding (to adopt a variation or a
         transferred class as the current result)."""
         s = self.state
-        task = dict(s.task)
-        if note:
-            task["manipulation"] = note
+        task = self._noted_task(note)
         return dataclasses.replace(
             s,
             z=(s.z if z is None else z.detach().float().cpu().reshape(1, -1)).clone(),
@@ -515,14 +646,6 @@ class Renderer:
             task=task,
             created=time.time(),
         )
-
-
-def _describe_target(t: Any) -> Any:
-    if isinstance(t, Mapping):
-        return {int(k): float(v) for k, v in t.items()}
-    if isinstance(t, torch.Tensor):
-        return "embedding"
-    return int(t)
 
 
 def z_chunks(G: Generator) -> list[tuple[str, slice]]:
@@ -597,17 +720,14 @@ def check_morphable(
             )
 
 
-NetT = TypeVar("NetT", bound=torch.nn.Module)
-
-
 class KeyframeBlend(Generic[NetT]):
     """What every family's morph shares: each keyframe's full weights (base + delta)
     kept, blended into one working copy of the base network per position (the last
     blend is reused), positions ``t`` in [0, 1] along evenly spaced keyframes with an
     easing per segment, and render jobs that render a repeated position once.
 
-    A family's morph sets the latents (:meth:`at`) and what a blend needs before it
-    renders (:meth:`_prepared`)."""
+    A family's morph renders a loaded blend with its latents (:meth:`_frame`) and says
+    what a blend needs before it renders (:meth:`_prepared`)."""
 
     @staticmethod
     def checked_keyframes(
@@ -681,9 +801,17 @@ class KeyframeBlend(Generic[NetT]):
     def _prepared(self) -> None:
         """Called after a blend is loaded into the working network."""
 
+    def _frame(self, t: float) -> torch.Tensor:
+        """The working network's image at ``t`` (its blend loaded), on the device."""
+        raise NotImplementedError
+
     def at(self, t: float) -> torch.Tensor:
         """The frame at position ``t``: [1, 3, R, R] on the CPU."""
-        raise NotImplementedError
+        k, u = self.locate(t)
+        self._load(k, u)
+        with torch.no_grad():
+            image = self._frame(t)
+        return image.cpu()
 
     def render(
         self, times: Sequence[float], cancel: threading.Event | None = None, *, keep: bool = True
@@ -771,16 +899,10 @@ class Morph(KeyframeBlend[Generator]):
         mark_in_initialized(self._work, self.use_in)
         freeze_sn(self._work)
 
-    def at(self, t: float) -> torch.Tensor:
-        """The frame at position ``t``: [1, 3, R, R] on the CPU."""
-        k, u = self.locate(t)
-        self._load(k, u)
+    def _frame(self, t: float) -> torch.Tensor:
         z, e = self.latent_at(t)
-        with torch.no_grad():
-            image: torch.Tensor = self._work(
-                z.to(self.device), e.to(self.device), use_in=self.use_in
-            )
-        return image.cpu()
+        image: torch.Tensor = self._work(z.to(self.device), e.to(self.device), use_in=self.use_in)
+        return image
 
     def state_at(self, t: float) -> ReconstructionState:
         """A state for the blend at ``t`` (z, embedding and weights), to adopt or save."""
