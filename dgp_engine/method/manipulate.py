@@ -726,38 +726,32 @@ class KeyframeBlend(Generic[NetT]):
     blend is reused), positions ``t`` in [0, 1] along evenly spaced keyframes with an
     easing per segment, and render jobs that render a repeated position once.
 
-    A family's morph renders a loaded blend with its latents (:meth:`_frame`) and says
-    what a blend needs before it renders (:meth:`_prepared`)."""
+    Keyframes restored with other weights than ``prior``'s are refused unless
+    ``allow_other_model`` (``warnings`` then says so, as :class:`ResultRenderer`'s).
 
-    @staticmethod
-    def checked_keyframes(
+    A family's morph says which network it blends (:meth:`_base`), whether a keyframe
+    fits it (:meth:`_check_fits`), what a keyframe's latents are (:meth:`_latents_of`;
+    they are blended as the weights are), how a loaded blend renders them (:meth:`_frame`)
+    and what a blend needs before it renders (:meth:`_prepared`)."""
+
+    #: Weights a blend's state leaves out of its weight delta.
+    delta_skip: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self,
         prior: Prior,
         keyframes: Sequence[ReconstructionState],
-        names: Sequence[str] | None,
-        allow_other_model: bool,
-        fits: Callable[[str, ReconstructionState], None],
-    ) -> list[str]:
-        """Every family's keyframe checks: morphable together, each fits ``prior`` (the
-        family's ``fits(label, state)`` raises), each restored with ``prior``'s weights
-        unless ``allow_other_model``.  Returns the warnings for the keyframes allowed."""
-        check_morphable(keyframes, names)
-        warnings = []
-        for label, s in zip(keyframe_labels(len(keyframes), names), keyframes, strict=True):
-            fits(label, s)
-            warning = s.model_warning(
-                prior.name,
-                prior.checksum,
-                label=f"Keyframe {label}",
-                allow_mismatch=allow_other_model,
-            )
-            if warning:
-                warnings.append(warning)
-        return warnings
-
-    def __init__(self, base: NetT, keyframes: Sequence[ReconstructionState], easing: str):
+        *,
+        names: Sequence[str] | None = None,
+        easing: str = "linear",
+        allow_other_model: bool = False,
+    ):
+        self.prior = prior
+        self.warnings = self._checked_keyframes(keyframes, names, allow_other_model)
         ease(easing, 0.5)  # validate the name early
         self.keyframes = list(keyframes)
         self.easing = easing
+        base = self._base()
         sd = base.state_dict()
         self._float_keys = [k for k, v in sd.items() if v.is_floating_point()]
         self._thetas: list[dict[str, torch.Tensor]] = []
@@ -775,6 +769,42 @@ class KeyframeBlend(Generic[NetT]):
         self._work_sd = self._work.state_dict()
         self.device = next(self._work.parameters()).device
         self._loaded: tuple[int, float] | None = None
+        self._latents = [self._latents_of(s) for s in keyframes]
+
+    def _base(self) -> NetT:
+        """The prior's network the keyframes' weight deltas apply to."""
+        raise NotImplementedError
+
+    def _check_fits(self, label: str, state: ReconstructionState) -> None:
+        """Refuse (StateError) keyframe ``label`` when it does not fit the prior."""
+        raise NotImplementedError
+
+    def _latents_of(self, state: ReconstructionState) -> tuple[torch.Tensor, ...]:
+        """A keyframe's latents, as blended (on the CPU)."""
+        raise NotImplementedError
+
+    def _checked_keyframes(
+        self,
+        keyframes: Sequence[ReconstructionState],
+        names: Sequence[str] | None,
+        allow_other_model: bool,
+    ) -> list[str]:
+        """Every family's keyframe checks: morphable together, each fits the prior, each
+        restored with the prior's weights unless ``allow_other_model``.  Returns the
+        warnings for the keyframes allowed."""
+        check_morphable(keyframes, names)
+        warnings = []
+        for label, s in zip(keyframe_labels(len(keyframes), names), keyframes, strict=True):
+            self._check_fits(label, s)
+            warning = s.model_warning(
+                self.prior.name,
+                self.prior.checksum,
+                label=f"Keyframe {label}",
+                allow_mismatch=allow_other_model,
+            )
+            if warning:
+                warnings.append(warning)
+        return warnings
 
     @property
     def segments(self) -> int:
@@ -800,6 +830,13 @@ class KeyframeBlend(Generic[NetT]):
 
     def _prepared(self) -> None:
         """Called after a blend is loaded into the working network."""
+
+    def _latents_at(self, t: float) -> tuple[torch.Tensor, ...]:
+        """The keyframes' latents blended at position ``t``."""
+        k, u = self.locate(t)
+        return tuple(
+            torch.lerp(a, b, u) for a, b in zip(self._latents[k], self._latents[k + 1], strict=True)
+        )
 
     def _frame(self, t: float) -> torch.Tensor:
         """The working network's image at ``t`` (its blend loaded), on the device."""
@@ -836,16 +873,36 @@ class KeyframeBlend(Generic[NetT]):
 
         return RenderJob(len(times), produce, cancel, keep)
 
+    def _state_latents(self, t: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A blended state's ``z`` at ``t`` (a StyleGAN2's w+) and its class embedding
+        (None: the nearer keyframe's)."""
+        raise NotImplementedError
+
+    def state_at(self, t: float) -> ReconstructionState:
+        """A state for the blend at ``t`` (latents and weights), to adopt or save; its
+        class (and a StyleGAN2 result's starting z) are the nearer keyframe's."""
+        near, delta, task = self._blend_delta(t)
+        z, embedding = self._state_latents(t)
+        return dataclasses.replace(
+            near,
+            z=z,
+            embedding=near.embedding if embedding is None else embedding,
+            weight_delta=delta,
+            task=task,
+            created=time.time(),
+        )
+
     def _blend_delta(
-        self, t: float, base: Mapping[str, torch.Tensor], skip: frozenset[str] = frozenset()
+        self, t: float
     ) -> tuple[ReconstructionState, dict[str, torch.Tensor], dict[str, Any]]:
-        """For a state at ``t``: the nearer keyframe, the blend's weight delta from
-        ``base`` (entries in ``skip`` left out) and the task record noting the morph."""
+        """For a state at ``t``: the nearer keyframe, the blend's weight delta from the
+        prior's network (:attr:`delta_skip` left out) and the task record noting the morph."""
+        base = self._base().state_dict()
         k, u = self.locate(t)
         self._load(k, u)
         delta = {}
         for key in self._float_keys:
-            if key in skip:
+            if key in self.delta_skip:
                 continue
             d = (self._work_sd[key] - base[key]).float().cpu()
             if torch.count_nonzero(d):
@@ -866,34 +923,32 @@ class Morph(KeyframeBlend[Generator]):
     Keyframes restored with other weights than ``prior``'s are refused unless
     ``allow_other_model`` (see :class:`Renderer`; ``warnings`` as there)."""
 
-    def __init__(
-        self,
-        prior: Prior,
-        keyframes: Sequence[ReconstructionState],
-        *,
-        names: Sequence[str] | None = None,
-        easing: str = "linear",
-        allow_other_model: bool = False,
-    ):
-        def fits(label: str, s: ReconstructionState) -> None:
-            try:
-                s.check_fits(prior.G)
-            except StateError as exc:
-                raise StateError(f"{label}: {exc}") from exc
+    # the shared class embedding table is not tuned: a state records its own embedding
+    delta_skip = frozenset({"shared.weight"})
 
-        self.warnings = self.checked_keyframes(prior, keyframes, names, allow_other_model, fits)
-        self.prior = prior
-        self.use_in = bool(keyframes[0].use_in)
-        super().__init__(prior.G, keyframes, easing)
-        self._zs = [s.z.detach().float().cpu().reshape(1, -1) for s in keyframes]
-        self._es = [s.embedding.detach().float().cpu().reshape(1, -1) for s in keyframes]
+    def _base(self) -> Generator:
+        return self.prior.G
+
+    def _check_fits(self, label: str, state: ReconstructionState) -> None:
+        try:
+            state.check_fits(self.prior.G)
+        except StateError as exc:
+            raise StateError(f"{label}: {exc}") from exc
+
+    @property
+    def use_in(self) -> bool:
+        """The keyframes' generators normalise with instance norm (they all agree)."""
+        return bool(self.keyframes[0].use_in)
+
+    def _latents_of(self, state: ReconstructionState) -> tuple[torch.Tensor, ...]:
+        return (
+            state.z.detach().float().cpu().reshape(1, -1),
+            state.embedding.detach().float().cpu().reshape(1, -1),
+        )
 
     def latent_at(self, t: float) -> tuple[torch.Tensor, torch.Tensor]:
-        k, u = self.locate(t)
-        return (
-            torch.lerp(self._zs[k], self._zs[k + 1], u),
-            torch.lerp(self._es[k], self._es[k + 1], u),
-        )
+        z, e = self._latents_at(t)
+        return z, e
 
     def _prepared(self) -> None:
         mark_in_initialized(self._work, self.use_in)
@@ -904,20 +959,9 @@ class Morph(KeyframeBlend[Generator]):
         image: torch.Tensor = self._work(z.to(self.device), e.to(self.device), use_in=self.use_in)
         return image
 
-    def state_at(self, t: float) -> ReconstructionState:
-        """A state for the blend at ``t`` (z, embedding and weights), to adopt or save."""
-        near, delta, task = self._blend_delta(
-            t, self.prior.G.state_dict(), frozenset({"shared.weight"})
-        )
+    def _state_latents(self, t: float) -> tuple[torch.Tensor, torch.Tensor | None]:
         z, e = self.latent_at(t)
-        return dataclasses.replace(
-            near,
-            z=z.clone(),
-            embedding=e.clone(),
-            weight_delta=delta,
-            task=task,
-            created=time.time(),
-        )
+        return z.clone(), e.clone()
 
 
 #: The most frames (or variations) one render makes: 100,000 frames is 69 minutes at 24 fps.

@@ -271,36 +271,23 @@ class StyleGAN2Renderer(ResultRenderer[sg2.Generator]):
 class StyleGAN2Morph(KeyframeBlend[sg2.Generator]):
     """The blend of two or more StyleGAN2 keyframe results, w+ and weights."""
 
-    def __init__(
-        self,
-        prior: Prior,
-        keyframes: Sequence[ReconstructionState],
-        *,
-        names: Sequence[str] | None = None,
-        easing: str = "linear",
-        allow_other_model: bool = False,
-    ):
-        def fits(label: str, s: ReconstructionState) -> None:
-            _check_stylegan2(prior, s, f"Keyframe {label}")
-            check_fits_stylegan2(prior, s)
+    def _base(self) -> sg2.Generator:
+        return self.prior.stylegan2.G
 
-        self.warnings = self.checked_keyframes(prior, keyframes, names, allow_other_model, fits)
-        self.prior = prior
-        super().__init__(prior.stylegan2.G, keyframes, easing)
-        self._ws = [s.ws.detach().float().cpu() for s in keyframes]
+    def _check_fits(self, label: str, state: ReconstructionState) -> None:
+        _check_stylegan2(self.prior, state, f"Keyframe {label}")
+        check_fits_stylegan2(self.prior, state)
+
+    def _latents_of(self, state: ReconstructionState) -> tuple[torch.Tensor, ...]:
+        return (state.ws.detach().float().cpu(),)
 
     def ws_at(self, t: float) -> torch.Tensor:
-        k, u = self.locate(t)
-        return torch.lerp(self._ws[k], self._ws[k + 1], u)
+        (ws,) = self._latents_at(t)
+        return ws
 
     def _frame(self, t: float) -> torch.Tensor:
         image: torch.Tensor = self._work.synthesis(self.ws_at(t).to(self.device), NOISE_MODE)
         return image
 
-    def state_at(self, t: float) -> ReconstructionState:
-        """A state for the blend at ``t`` (w+ and weights), to adopt or save; its class
-        and starting z are the nearer keyframe's."""
-        near, delta, task = self._blend_delta(t, self.prior.stylegan2.G.state_dict())
-        return dataclasses.replace(
-            near, z=self.ws_at(t).clone(), weight_delta=delta, task=task, created=time.time()
-        )
+    def _state_latents(self, t: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.ws_at(t).clone(), None
