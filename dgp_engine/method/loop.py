@@ -1,7 +1,8 @@
 """What the two reconstruction loops share (:mod:`.reconstruct` on a BigGAN prior,
 :mod:`.reconstruct_stylegan2` on a StyleGAN2): the checks of the arguments both take, the
 reports a run yields (a starting candidate scored, an optimisation iteration, the end),
-the divergence check, the early stop, and the memory handed back when a device runs out.
+the divergence check, the early stop, the records every result keeps (model, progress),
+and the memory handed back when a device runs out.
 Each family's loop keeps what it computes: its latent, its groups, its loss."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from typing import Any
 
 import torch
 
@@ -135,6 +137,27 @@ class ReconstructionLoop(CancellableRun[Report]):
     def _stops_early(self, losses: dict[str, float]) -> bool:
         """The stage ends here: the MSE fell below the preset's ``stop_mse``."""
         return self.preset.stop_mse > 0 and losses["mse"] < self.preset.stop_mse
+
+    def _model_record(self) -> dict[str, Any]:
+        """The model a result records: the prior's name, architecture and checksum."""
+        return {
+            "name": self.prior.name,
+            "config": self.prior.architecture.to_dict(),
+            "checksum": self.prior.checksum,
+        }
+
+    def _progress_record(
+        self, stage: int, step: int, cancelled: bool, exact: bool, precision: str
+    ) -> dict[str, Any]:
+        """How far the run got, as a result records it."""
+        return {
+            "stage": stage,
+            "step": step,
+            "total": self.preset.total_iterations,
+            "cancelled": cancelled,
+            "exact": exact,
+            "precision": precision,
+        }
 
     def _final_report(
         self, stage: int, step: int, losses: dict[str, float], t0: float, cancelled: bool

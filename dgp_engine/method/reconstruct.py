@@ -459,19 +459,8 @@ class ReconstructionRun(ReconstructionLoop):
             seed=self.seed,
             use_in=bool(preset.use_in[stage]) if step else False,
             task=self.phi.describe(),
-            model={
-                "name": self.prior.name,
-                "config": self.prior.config.to_dict(),
-                "checksum": self.prior.checksum,
-            },
-            progress={
-                "stage": stage,
-                "step": step,
-                "total": preset.total_iterations,
-                "cancelled": cancelled,
-                "exact": self.exact,
-                "precision": self.precision,
-            },
+            model=self._model_record(),
+            progress=self._progress_record(stage, step, cancelled, self.exact, self.precision),
             losses=losses,
         )
         use_fast_kernels(G, False)  # renders as a G rebuilt from base + delta does

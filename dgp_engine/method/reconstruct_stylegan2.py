@@ -384,19 +384,8 @@ class StyleGAN2Run(ReconstructionLoop):
             seed=self.seed,
             use_in=False,
             task=self.phi.describe(),
-            model={
-                "name": self.prior.name,
-                "config": self.nets.config.to_dict(),
-                "checksum": self.prior.checksum,
-            },
-            progress={
-                "stage": stage,
-                "step": step,
-                "total": self.preset.total_iterations,
-                "cancelled": cancelled,
-                "exact": self.exact,
-                "precision": "fp32",
-            },
+            model=self._model_record(),
+            progress=self._progress_record(stage, step, cancelled, self.exact, "fp32"),
             losses=losses,
             family=STYLEGAN2,
         )
