@@ -238,8 +238,8 @@ class ResultRenderer(Generic[NetT]):
     ``batch_size`` images at a time.
 
     A family's renderer says what its latent is (:attr:`latent_shape`, :meth:`z_chunks`,
-    :meth:`_jitter_base`), how a batch renders (:meth:`_forward`) and how a batch of
-    latents becomes a job (:meth:`_latent_job`)."""
+    :meth:`_jitter_base`), what renders a batch of latents (:meth:`_latent_inputs`) and
+    how a batch renders (:meth:`_forward`)."""
 
     #: The params key of a jitter or walk frame's latent.
     latent_key: ClassVar[str]
@@ -366,13 +366,8 @@ class ResultRenderer(Generic[NetT]):
             raise InputError("Give one params dict per image.")
         return batched_job(lambda: self._batches(*inputs), params, cancel)
 
-    def _latent_job(
-        self,
-        latents: torch.Tensor,
-        params: Sequence[dict[str, Any]],
-        cancel: threading.Event | None,
-    ) -> RenderJob:
-        """The job rendering ``latents`` (of the result's class), one ``params`` each."""
+    def _latent_inputs(self, latents: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The checked inputs that render ``latents`` with the result's class."""
         raise NotImplementedError
 
     def jitter(
@@ -398,7 +393,7 @@ class ResultRenderer(Generic[NetT]):
             }
             for i in range(n)
         ]
-        return self._latent_job(latents, params, cancel)
+        return self._job(self._latent_inputs(latents), params, cancel)
 
     def jitter_walk(
         self,
@@ -417,7 +412,7 @@ class ResultRenderer(Generic[NetT]):
             {"kind": "walk", "frame": i, "seed": seed, self.latent_key: latents[i : i + 1]}
             for i in range(frames)
         ]
-        return self._latent_job(latents, params, cancel)
+        return self._job(self._latent_inputs(latents), params, cancel)
 
     # --- classes -----------------------------------------------------------------------
     @property
@@ -585,13 +580,8 @@ class Renderer(ResultRenderer[Generator]):
         """A :class:`RenderJob` over paired latents/embeddings, one ``params`` dict each."""
         return self._job(self._inputs(z, embedding), params, cancel)
 
-    def _latent_job(
-        self,
-        latents: torch.Tensor,
-        params: Sequence[dict[str, Any]],
-        cancel: threading.Event | None,
-    ) -> RenderJob:
-        return self.job(latents, self.state.embedding, params, cancel)
+    def _latent_inputs(self, latents: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self._inputs(latents, self.state.embedding)
 
     def transfer(
         self,

@@ -131,15 +131,10 @@ class StyleGAN2Renderer(ResultRenderer[sg2.Generator]):
         cancel: threading.Event | None = None,
     ) -> RenderJob:
         """A :class:`RenderJob` over w+ batches, one ``params`` dict each."""
-        return self._job((self._check_ws(ws),), params, cancel)
+        return self._job(self._latent_inputs(ws), params, cancel)
 
-    def _latent_job(
-        self,
-        latents: torch.Tensor,
-        params: Sequence[dict[str, Any]],
-        cancel: threading.Event | None,
-    ) -> RenderJob:
-        return self.job(latents, params, cancel)
+    def _latent_inputs(self, latents: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self._check_ws(latents),)
 
     # --- category transfer ---------------------------------------------------------------
     @property
