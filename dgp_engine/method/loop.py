@@ -1,8 +1,9 @@
 """What the two reconstruction loops share (:mod:`.reconstruct` on a BigGAN prior,
 :mod:`.reconstruct_stylegan2` on a StyleGAN2): the checks of the arguments both take, the
 reports a run yields (a starting candidate scored, an optimisation iteration, the end),
-the divergence check, the early stop, the records every result keeps (model, progress),
-and the memory handed back when a device runs out.
+the choice of the best starting candidate, the divergence check, the early stop, the
+records every result keeps (model, progress), and the memory handed back when a device
+runs out.
 Each family's loop keeps what it computes: its latent, its groups, its loss."""
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from typing import Any
+from collections.abc import Callable
+from collections.abc import Generator as GeneratorOf
+from typing import Any, TypeVar
 
 import torch
 
 from ..errors import InputError, PresetError
 from ..priors.load import Prior
 from ..system.runs import CancellableRun
+from .compute import default_select_batch
 from .degradations import Degradation
 from .presets import Preset
 from .report import Report, eta
@@ -30,6 +34,11 @@ NO_FINITE_START = (
     "No starting point gave a finite loss: the model's weights hold "
     "invalid values (NaN or inf). Import or download the model again."
 )
+
+PickT = TypeVar("PickT")
+#: A family's scoring of a batch of starting candidates: their losses, their images and
+#: ``pick(k)``, what the run keeps of candidate k.
+Scored = tuple[list[float], torch.Tensor, Callable[[int], PickT]]
 
 
 def check_class_id(class_id: object, n_classes: int) -> None:
@@ -51,6 +60,7 @@ class ReconstructionLoop(CancellableRun[Report]):
         phi: Degradation,
         preset: Preset,
         cancel: threading.Event | None,
+        select_batch: int | None,
     ):
         super().__init__(cancel)
         if not isinstance(preset, Preset):
@@ -63,6 +73,7 @@ class ReconstructionLoop(CancellableRun[Report]):
         self.prior = prior
         self.preset = preset
         self.device = prior.device
+        self.select_batch = select_batch or default_select_batch(self.device, prior.resolution)
         self.state: ReconstructionState | None = None
         # (elapsed, step) when the first optimisation iteration ended: the pace's start
         self._pace_from: tuple[float, int] | None = None
@@ -80,6 +91,36 @@ class ReconstructionLoop(CancellableRun[Report]):
         traceback.clear_frames(exc.__traceback__)
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+    def _best_of(
+        self,
+        num: int,
+        scored: Callable[[int], Scored[PickT]],
+        t0: float,
+    ) -> GeneratorOf[Report, None, PickT]:
+        """The best (lowest loss) of ``num`` starting candidates, drawn and scored
+        ``select_batch`` at a time without gradients by ``scored(b)``; one report per
+        candidate, as if scored one at a time (docs/method.md#initial-latent-and-class).
+        InputError when no loss was finite."""
+        best_loss = float("inf")
+        best_image: torch.Tensor | None = None
+        best: PickT | None = None
+        done = 0
+        with torch.no_grad():
+            while done < num:
+                losses, x, pick = scored(min(self.select_batch, num - done))
+                for k, loss in enumerate(losses):
+                    if loss < best_loss:
+                        best_loss, best_image, best = loss, x[k : k + 1].cpu(), pick(k)
+                    done += 1
+                    yield self._select_report(done, num, best_loss, best_image, t0)
+                    if self._stop_requested():
+                        break
+                if self.cancelled:
+                    break
+        if best is None:  # every candidate's loss was NaN
+            raise InputError(NO_FINITE_START)
+        return best
 
     def _select_report(
         self, done: int, num: int, best_loss: float, best_image: torch.Tensor | None, t0: float

@@ -51,13 +51,12 @@ from .compute import (
     InBackwardAdam,
     apply_matmul_precision,
     autocast,
-    default_select_batch,
     generator_weights,
     resolve_precision,
 )
 from .copies import frozen_view, private_generator
 from .degradations import Degradation, make_degradation
-from .loop import NO_FINITE_START, SELECT_FTR_NUM, ReconstructionLoop, check_class_id
+from .loop import SELECT_FTR_NUM, ReconstructionLoop, Scored, check_class_id
 from .presets import Preset
 from .reconstruct_stylegan2 import StyleGAN2Run, check_same_family, render_stylegan2
 from .report import Report as Report
@@ -180,7 +179,7 @@ class ReconstructionRun(ReconstructionLoop):
         select_batch: int | None,
         precision: str | None = None,
     ):
-        super().__init__(prior, phi, preset, cancel)
+        super().__init__(prior, phi, preset, cancel, select_batch)
         self.target = check_target(target, prior.resolution).to(self.device)
         self.phi = phi.to(self.device)
         n_classes = prior.config.n_classes
@@ -203,7 +202,6 @@ class ReconstructionRun(ReconstructionLoop):
             precision, self.device, exact, weights=generator_weights(prior.G)
         )
         self.seed = check_seed(seed)
-        self.select_batch = select_batch or default_select_batch(self.device, prior.resolution)
 
     # -------------------------------------------------------------------------
     def _reports(self) -> Iterator[Report]:
@@ -261,34 +259,16 @@ class ReconstructionRun(ReconstructionLoop):
                 else int(torch.randint(n_classes, (1,), generator=gen))
             )
             return z.to(dev), y
-        # (loss, z, class, image) of the best candidate so far
-        best: tuple[float, torch.Tensor | None, int | None, torch.Tensor | None] = (
-            float("inf"),
-            None,
-            None,
-            None,
-        )
-        done = 0
-        with torch.no_grad():
-            while done < num:
-                b = min(self.select_batch, num - done)
-                zs, ys = self._candidates(b, dim_z, n_classes, gen)
-                with self._autocast():
-                    x = G(zs.to(dev), G.shared(ys.to(dev))).float()
-                    losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
-                # one report per candidate, as if scored one at a time
-                for k, loss in enumerate(losses.tolist()):
-                    if loss < best[0]:
-                        best = (loss, zs[k : k + 1].clone(), int(ys[k]), x[k : k + 1].cpu())
-                    done += 1
-                    yield self._select_report(done, num, best[0], best[3], t0)
-                    if self._stop_requested():
-                        break
-                if self.cancelled:
-                    break
-        if best[1] is None or best[2] is None:  # every candidate's loss was NaN
-            raise InputError(NO_FINITE_START)
-        return best[1].to(dev), best[2]
+
+        def scored(b: int) -> Scored[tuple[torch.Tensor, int]]:
+            zs, ys = self._candidates(b, dim_z, n_classes, gen)
+            with self._autocast():
+                x = G(zs.to(dev), G.shared(ys.to(dev))).float()
+                losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
+            return losses.tolist(), x, lambda k: (zs[k : k + 1].clone(), int(ys[k]))
+
+        z, y = yield from self._best_of(num, scored, t0)
+        return z.to(dev), y
 
     def _candidates(
         self, b: int, dim_z: int, n_classes: int, gen: torch.Generator

@@ -47,10 +47,9 @@ from ..errors import DeviceMemoryError, InputError, PresetError, StateError
 from ..models import stylegan2 as sg2
 from ..priors.load import Prior
 from ..system import runtime
-from .compute import default_select_batch
 from .copies import frozen_view
 from .degradations import Degradation
-from .loop import NO_FINITE_START, SELECT_FTR_NUM, ReconstructionLoop, check_class_id
+from .loop import SELECT_FTR_NUM, ReconstructionLoop, Scored, check_class_id
 from .presets import Preset
 from .report import Report, check_target
 from .state import STYLEGAN2, ReconstructionState
@@ -168,7 +167,7 @@ class StyleGAN2Run(ReconstructionLoop):
         select_batch: int | None,
         precision: str | None = None,
     ):
-        super().__init__(prior, phi, preset, cancel)
+        super().__init__(prior, phi, preset, cancel, select_batch)
         self.nets = prior.stylegan2
         cfg = self.nets.config
         self.options = stylegan2_options(preset)
@@ -193,7 +192,6 @@ class StyleGAN2Run(ReconstructionLoop):
         self.exact = exact
         self.precision = precision or "auto"
         self.seed = seed
-        self.select_batch = select_batch or default_select_batch(self.device, prior.resolution)
 
     def _reports(self) -> Iterator[Report]:
         try:
@@ -250,39 +248,20 @@ class StyleGAN2Run(ReconstructionLoop):
             w_avg = G.mapping.w_avg.detach()
             ws0 = w_avg.reshape(1, 1, -1).repeat(1, cfg.num_ws, 1)
             return ws0, self._class_or_default(), None
-        best: tuple[float, torch.Tensor | None, int, torch.Tensor | None, torch.Tensor | None] = (
-            float("inf"),
-            None,
-            -1,
-            None,
-            None,
-        )
-        done = 0
-        with torch.no_grad():
-            while done < num:
-                b = min(self.select_batch, num - done)
-                zs, ys = self.candidates(b, gen)
-                ws = self.map_candidates(G, zs, ys)
-                x = G.synthesis(ws, NOISE_MODE)
-                losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
-                for k, loss in enumerate(losses.tolist()):
-                    if loss < best[0]:
-                        best = (
-                            loss,
-                            ws[k : k + 1].clone(),
-                            int(ys[k]),
-                            x[k : k + 1].cpu(),
-                            zs[k : k + 1].clone(),
-                        )
-                    done += 1
-                    yield self._select_report(done, num, best[0], best[3], t0)
-                    if self._stop_requested():
-                        break
-                if self.cancelled:
-                    break
-        if best[1] is None:
-            raise InputError(NO_FINITE_START)
-        return best[1], best[2], best[4]
+
+        def scored(b: int) -> Scored[tuple[torch.Tensor, int, torch.Tensor]]:
+            zs, ys = self.candidates(b, gen)
+            ws = self.map_candidates(G, zs, ys)
+            x = G.synthesis(ws, NOISE_MODE)
+            losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
+            return (
+                losses.tolist(),
+                x,
+                lambda k: (ws[k : k + 1].clone(), int(ys[k]), zs[k : k + 1].clone()),
+            )
+
+        ws0, y, z = yield from self._best_of(num, scored, t0)
+        return ws0, y, z
 
     def _class_or_default(self) -> int:
         if self.class_id is not None:
