@@ -1,7 +1,8 @@
 """What the two reconstruction loops share (:mod:`.reconstruct` on a BigGAN prior,
 :mod:`.reconstruct_stylegan2` on a StyleGAN2): the checks of the arguments both take, the
 reports a run yields (a starting candidate scored, an optimisation iteration, the end),
-the choice of the best starting candidate, the divergence check, the early stop, the
+the choice of the best starting candidate, the learning rates of a stage's step (the
+progressive fine-tuning, the warm-up), the divergence check, the early stop, the
 records every result keeps (model, progress), and the memory handed back when a device
 runs out.
 Each family's loop keeps what it computes: its latent, its groups, its loss."""
@@ -139,6 +140,21 @@ class ReconstructionLoop(CancellableRun[Report]):
             time.perf_counter() - t0,
             num_stages=preset.num_stages,
         )
+
+    def _learning_rates(
+        self, stage: int, step: int, trained: int, n_groups: int
+    ) -> tuple[list[float], float]:
+        """The rate of each of ``n_groups`` generator groups and the latent's at ``step``
+        of ``stage``: group g at ``G_lrs[stage] · lr_ratio[stage]^g`` when it is one of the
+        first ``trained``, else 0, every rate scaled by the linear warm-up
+        (docs/method.md#progressive-fine-tuning)."""
+        preset = self.preset
+        warm = min(1.0, step / preset.warm_up) if preset.warm_up > 0 else 1.0
+        groups = [
+            preset.G_lrs[stage] * preset.lr_ratio[stage] ** g * warm if g < trained else 0.0
+            for g in range(n_groups)
+        ]
+        return groups, preset.z_lrs[stage] * warm
 
     def _iteration_report(
         self,

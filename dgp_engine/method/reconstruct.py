@@ -345,18 +345,14 @@ class ReconstructionRun(ReconstructionLoop):
                         cancelled = True
                         break
                     step += 1
-                    warm = min(1.0, step / preset.warm_up) if preset.warm_up > 0 else 1.0
-                    lrs = [
-                        preset.G_lrs[s] * preset.lr_ratio[s] ** g * warm if g < ft else 0.0
-                        for g in range(n_groups)
-                    ]
+                    lrs, z_lr = self._learning_rates(s, step, ft, n_groups)
                     if G_optim is not None:
                         for pg, lr in zip(G_optim.param_groups, lrs, strict=True):
                             pg["lr"] = lr
                         G_optim.zero_grad(set_to_none=True)
                     if lean is not None:
                         lean.set_lrs(lrs if preset.update_G else [0.0] * n_groups)
-                    z_optim.param_groups[0]["lr"] = preset.z_lrs[s] * warm
+                    z_optim.param_groups[0]["lr"] = z_lr
                     z_optim.zero_grad(set_to_none=True)
                     w_d, w_mse = preset.w_D_loss[s], preset.w_mse[s]
                     with self._autocast():

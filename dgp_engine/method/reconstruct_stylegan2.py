@@ -304,10 +304,10 @@ class StyleGAN2Run(ReconstructionLoop):
                     cancelled = True
                     break
                 step += 1
-                warm = min(1.0, step / preset.warm_up) if preset.warm_up > 0 else 1.0
-                for k, pg in enumerate(G_optim.param_groups):
-                    pg["lr"] = preset.G_lrs[s] * preset.lr_ratio[s] ** k * warm if k < ft else 0.0
-                w_optim.param_groups[0]["lr"] = preset.z_lrs[s] * warm
+                lrs, w_lr = self._learning_rates(s, step, ft, len(groups))
+                for pg, lr in zip(G_optim.param_groups, lrs, strict=True):
+                    pg["lr"] = lr
+                w_optim.param_groups[0]["lr"] = w_lr
                 w_optim.zero_grad(set_to_none=True)
                 G_optim.zero_grad(set_to_none=True)  # frozen blocks get none: never stepped
                 x = G.synthesis(ws, NOISE_MODE, recompute_from=RECOMPUTE_FROM)
