@@ -4,7 +4,9 @@ transfer, morph.
 Nothing here re-runs a reconstruction: a :class:`Renderer` materialises the
 fine-tuned generator θ* of one state once and renders batches from it; a
 :class:`Morph` keeps every keyframe's full weights (base + delta) and blends them
-into one working generator per frame.
+into one working generator per frame.  What the renderers and morphs of both families
+share is written once here, in their bases :class:`ResultRenderer` and
+:class:`KeyframeBlend` (the StyleGAN2 ones are in :mod:`.manipulate_stylegan2`).
 
 Long work returns a :class:`RenderJob`: iterate it for one :class:`Frame` report
 per rendered image (index, total, image, parameters, elapsed); ``job.cancel()`` (or a

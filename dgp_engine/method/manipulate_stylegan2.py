@@ -1,7 +1,9 @@
 """Manipulation of a StyleGAN2 result (docs/method.md#stylegan2-priors): jitter (and the
 jitter walk) in w space, category transfer for a conditional model, and morphing of w+
 and the tuned weights.  The same interface as :mod:`.manipulate`'s :class:`~.manipulate.
-Renderer` and :class:`~.manipulate.Morph` (:mod:`.manipulators` picks the family's):
+Renderer` and :class:`~.manipulate.Morph`, from the same bases (:class:`~.manipulate.
+ResultRenderer`, :class:`~.manipulate.KeyframeBlend`; :mod:`.manipulators` picks the
+family's):
 
 * jitter: G.synthesis(w+* + σ·ε; θ*) with one ε ~ N(0, I) of w's size added to every
   layer's w (so the variation moves the image as one w would, not layer by layer); σ is
