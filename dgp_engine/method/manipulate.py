@@ -4,7 +4,9 @@ transfer, morph.
 Nothing here re-runs a reconstruction: a :class:`Renderer` materialises the
 fine-tuned generator θ* of one state once and renders batches from it; a
 :class:`Morph` keeps every keyframe's full weights (base + delta) and blends them
-into one working generator per frame.
+into one working generator per frame.  What the renderers and morphs of both families
+share is written once here, in their bases :class:`ResultRenderer` and
+:class:`KeyframeBlend` (the StyleGAN2 ones are in :mod:`.manipulate_stylegan2`).
 
 Long work returns a :class:`RenderJob`: iterate it for one :class:`Frame` report
 per rendered image (index, total, image, parameters, elapsed); ``job.cancel()`` (or a
@@ -27,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -223,14 +225,28 @@ def batched_job(
     return RenderJob(len(params), produce, cancel)
 
 
-class Renderer:
-    """Renders from one reconstruction state without re-running the reconstruction.
+NetT = TypeVar("NetT", bound=torch.nn.Module)
 
-    The fine-tuned generator θ* is made once (base + delta, spectral norms cached);
-    every call renders batches of ``batch_size`` through it.  A state restored with other
-    weights than ``prior``'s is refused (:class:`~dgp_engine.errors.ModelMismatchError`)
-    unless ``allow_other_model``; ``warnings`` then says so (and that a state without a
-    model checksum cannot be checked), for the caller to show."""
+#: A transfer's target: a class id, a blend {class id: weight}, or the family's own tensor
+#: (a BigGAN's class embedding, a StyleGAN2's mapping label) passed through.
+ClassSpec = int | Mapping[int, float] | torch.Tensor
+
+
+class ResultRenderer(Generic[NetT]):
+    """What the renderer of every family shares (:class:`Renderer` for a BigGAN result,
+    :class:`~.manipulate_stylegan2.StyleGAN2Renderer` for a StyleGAN2 one): the checks it
+    is built with and the tuned generator θ* made once, the jitter and the jitter walk,
+    the class checks and bookkeeping of a category transfer, and render jobs that render
+    ``batch_size`` images at a time.
+
+    A family's renderer says what its latent is (:attr:`latent_shape`, :meth:`z_chunks`,
+    :meth:`_jitter_base`), what renders a batch of latents (:meth:`_latent_inputs`) and
+    how a batch renders (:meth:`_forward`)."""
+
+    #: The params key of a jitter or walk frame's latent.
+    latent_key: ClassVar[str]
+    #: How a transfer whose target is a tensor is described in params and notes.
+    tensor_target: ClassVar[str]
 
     def __init__(
         self,
@@ -242,28 +258,54 @@ class Renderer:
     ):
         if batch_size < 1:
             raise InputError("batch_size must be at least 1.")
+        self._check_family(prior, state)
         warning = state.model_warning(prior.name, prior.checksum, allow_mismatch=allow_other_model)
         self.warnings: list[str] = [warning] if warning else []
         self.prior = prior
         self.state = state
         self.batch_size = int(batch_size)
-        self.generator: Generator = state.materialize(prior.G)
+        self.generator: NetT = self._materialize()
         self.device = next(self.generator.parameters()).device
+
+    def _check_family(self, prior: Prior, state: ReconstructionState) -> None:
+        """Refuse a state this renderer cannot render (before anything is made)."""
+
+    def _materialize(self) -> NetT:
+        """θ*: the prior's generator plus the state's weight delta."""
+        raise NotImplementedError
 
     # --- latents ---------------------------------------------------------------------
     @property
-    def dim_z(self) -> int:
-        return self.generator.dim_z
+    def latent_shape(self) -> tuple[int, ...]:
+        """One latent's shape, without the batch axis: its chunks split the first axis,
+        and one ε is shared along every axis but the last."""
+        raise NotImplementedError
 
     def z_chunks(self) -> list[tuple[str, slice]]:
-        """The latent's chunks, coarse → fine: ("input", …), ("block 1", …), …
-        A non-hierarchical model has one chunk that feeds every layer."""
-        return z_chunks(self.generator)
+        """The latent's chunks along its first axis, coarse → fine."""
+        raise NotImplementedError
+
+    def _jitter_base(self, z: torch.Tensor | None) -> torch.Tensor:
+        """The latent a jitter moves ([1, *latent_shape]; the state's own when None)."""
+        raise NotImplementedError
+
+    def sigma_vector(self, sigma: float | Sequence[float]) -> torch.Tensor:
+        """σ along the latent's first axis ([1, latent_shape[0], 1, …]) for one σ or one
+        per chunk (see :meth:`z_chunks`)."""
+        first, *rest = self.latent_shape
+        chunks = self.z_chunks()
+        values = sigma_values(sigma, chunks)
+        out = torch.zeros(1, first, *(1 for _ in rest))
+        for v, (_, sl) in zip(values, chunks, strict=True):
+            out[:, sl] = v
+        return out
 
     def jitter_noise(self, index: int, seed: int = 0) -> torch.Tensor:
-        """ε ~ N(0, I) of variation ``index`` ([1, dim_z]); the same for any n."""
+        """ε ~ N(0, I) of variation ``index`` ([1, 1, …, latent_shape[-1]]); the same for
+        any n."""
+        *shared, last = self.latent_shape
         gen = torch.Generator().manual_seed(_noise_seed(seed, index))
-        return torch.randn(1, self.dim_z, generator=gen)
+        return torch.randn(1, *(1 for _ in shared), last, generator=gen)
 
     def jitter_latents(
         self,
@@ -274,62 +316,110 @@ class Renderer:
         start: int = 0,
         z: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """z* + σ·ε for variations ``start … start+n−1`` ([n, dim_z]).  ``sigma`` is one
-        value or one per z chunk (see :meth:`z_chunks`), so coarse and fine layers can be
-        jittered separately."""
+        """latent* + σ·ε for variations ``start … start+n−1`` ([n, *latent_shape]).
+        ``sigma`` is one value or one per chunk (see :meth:`z_chunks`), so coarse and fine
+        layers can be jittered separately."""
         if n < 0:
             raise InputError("The number of variations cannot be negative.")
         check_frame_count(n, "variations")
         scale = self.sigma_vector(sigma)
-        base = (self.state.z if z is None else z).reshape(1, -1).float().cpu()
+        base = self._jitter_base(z)
         if n == 0:
-            return base.new_zeros(0, self.dim_z)
+            return base.new_zeros(0, *self.latent_shape)
         eps = torch.cat([self.jitter_noise(start + i, seed) for i in range(n)])
         return base + eps * scale
 
-    def sigma_vector(self, sigma: float | Sequence[float]) -> torch.Tensor:
-        chunks = self.z_chunks()
-        values = sigma_values(sigma, chunks)
-        out = torch.zeros(1, self.dim_z)
-        for v, (_, sl) in zip(values, chunks, strict=True):
-            out[:, sl] = v
-        return out
+    def walk_latents(
+        self,
+        frames: int,
+        sigma: float | Sequence[float],
+        seed: int = 0,
+        *,
+        keys: int = 4,
+        easing: str = "sine",
+        loop: bool = True,
+    ) -> torch.Tensor:
+        """A smooth jitter walk: ``frames`` latents gliding through ``keys`` jittered
+        latents (variations 0…keys−1 of ``seed``), back to the first when ``loop``."""
+        check_walk(frames, keys, easing)
+        return walk_path(self.jitter_latents(keys, sigma, seed), frames, easing, loop)
 
-    # --- class embeddings ------------------------------------------------------------
+    # --- rendering ---------------------------------------------------------------------
+    def _forward(self, *batch: torch.Tensor) -> torch.Tensor:
+        """θ*'s images of one batch of inputs (on the device)."""
+        raise NotImplementedError
+
+    def _batches(self, *inputs: torch.Tensor) -> Iterator[torch.Tensor]:
+        """The images of ``inputs`` (paired along their first axis), ``batch_size`` at a
+        time, without gradients; float32 on the CPU."""
+        for i in range(0, inputs[0].shape[0], self.batch_size):
+            with torch.no_grad():
+                x = self._forward(*(t[i : i + self.batch_size].to(self.device) for t in inputs))
+            yield x.float().cpu()
+
+    def _job(
+        self,
+        inputs: tuple[torch.Tensor, ...],
+        params: Sequence[dict[str, Any]],
+        cancel: threading.Event | None,
+    ) -> RenderJob:
+        """A :class:`RenderJob` over checked ``inputs``, one ``params`` dict per image."""
+        if len(params) != inputs[0].shape[0]:
+            raise InputError("Give one params dict per image.")
+        return batched_job(lambda: self._batches(*inputs), params, cancel)
+
+    def _latent_inputs(self, latents: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The checked inputs that render ``latents`` with the result's class."""
+        raise NotImplementedError
+
+    def jitter(
+        self,
+        n: int,
+        sigma: float | Sequence[float],
+        seed: int = 0,
+        *,
+        start: int = 0,
+        cancel: threading.Event | None = None,
+    ) -> RenderJob:
+        """``n`` variations of the result: latent* + σ·ε_i rendered through θ* (with the
+        state's class embedding for a BigGAN)."""
+        latents = self.jitter_latents(n, sigma, seed, start=start)
+        sig = float(sigma) if isinstance(sigma, (int, float)) else [float(s) for s in sigma]
+        params = [
+            {
+                "kind": "jitter",
+                "variation": start + i,
+                "seed": seed,
+                "sigma": sig,
+                self.latent_key: latents[i : i + 1],
+            }
+            for i in range(n)
+        ]
+        return self._job(self._latent_inputs(latents), params, cancel)
+
+    def jitter_walk(
+        self,
+        frames: int,
+        sigma: float | Sequence[float],
+        seed: int = 0,
+        *,
+        keys: int = 4,
+        easing: str = "sine",
+        loop: bool = True,
+        cancel: threading.Event | None = None,
+    ) -> RenderJob:
+        """The frames of :meth:`walk_latents` (an animation that loops when ``loop``)."""
+        latents = self.walk_latents(frames, sigma, seed, keys=keys, easing=easing, loop=loop)
+        params = [
+            {"kind": "walk", "frame": i, "seed": seed, self.latent_key: latents[i : i + 1]}
+            for i in range(frames)
+        ]
+        return self._job(self._latent_inputs(latents), params, cancel)
+
+    # --- classes -----------------------------------------------------------------------
     @property
     def n_classes(self) -> int:
-        return self.prior.G.shared.num_embeddings
-
-    def class_embedding(self, spec: int | Mapping[int, float] | torch.Tensor) -> torch.Tensor:
-        """e(y) for a class id, a blend {class id: weight} (weights normalised to sum 1),
-        or an embedding tensor passed through; [1, shared_dim] on the CPU."""
-        table = self.prior.G.shared.weight.detach().float().cpu()
-        if isinstance(spec, torch.Tensor):
-            e = spec.detach().float().cpu().reshape(1, -1)
-            if e.shape[1] != table.shape[1]:
-                raise InputError(
-                    f"A class embedding has {table.shape[1]} values; got {e.shape[1]}."
-                )
-            return e
-        if isinstance(spec, Mapping):
-            if not spec:
-                raise InputError("A class blend needs at least one class.")
-            ids = [self._check_class(c) for c in spec]
-            w = torch.tensor([float(v) for v in spec.values()])
-            if not torch.isfinite(w).all() or (w < 0).any() or float(w.sum()) <= 0:
-                raise InputError("Class blend weights must be ≥ 0 and not all zero.")
-            return ((w / w.sum()).unsqueeze(1) * table[ids]).sum(0, keepdim=True)
-        return table[self._check_class(spec)].unsqueeze(0).clone()
-
-    def transfer_embedding(
-        self, target: int | Mapping[int, float] | torch.Tensor, amount: float = 1.0
-    ) -> torch.Tensor:
-        """The state's own embedding moved ``amount`` of the way (0 = own, 1 = target)
-        to the target class embedding (category transfer, docs/method.md#manipulation)."""
-        if not math.isfinite(float(amount)):
-            raise InputError("The transfer amount must be a finite number.")
-        own = self.state.embedding.detach().float().cpu().reshape(1, -1)
-        return torch.lerp(own, self.class_embedding(target), float(amount))
+        raise NotImplementedError
 
     def _check_class(self, c: Any) -> int:
         if (
@@ -341,6 +431,114 @@ class Renderer:
                 f"Class id {c!r} is out of range: this model has classes 0..{self.n_classes - 1}."
             )
         return int(c)
+
+    def _blend(self, spec: Mapping[int, float]) -> tuple[list[int], torch.Tensor]:
+        """The class ids of a blend {class id: weight} and their weights normalised to
+        sum 1."""
+        if not spec:
+            raise InputError("A class blend needs at least one class.")
+        ids = [self._check_class(c) for c in spec]
+        w = torch.tensor([float(v) for v in spec.values()])
+        if not torch.isfinite(w).all() or (w < 0).any() or float(w.sum()) <= 0:
+            raise InputError("Class blend weights must be ≥ 0 and not all zero.")
+        return ids, w / w.sum()
+
+    @staticmethod
+    def _transfer_amounts(
+        targets: Sequence[ClassSpec], amount: float | Sequence[float]
+    ) -> list[float]:
+        """One transfer amount per target (one value is every target's)."""
+        amounts = (
+            [float(amount)] * len(targets)
+            if isinstance(amount, (int, float))
+            else [float(a) for a in amount]
+        )
+        if len(amounts) != len(targets):
+            raise InputError("Give one transfer amount per target class.")
+        return amounts
+
+    def _describe(self, t: ClassSpec) -> Any:
+        """A transfer target as its params and notes record it."""
+        if isinstance(t, Mapping):
+            return {int(k): float(v) for k, v in t.items()}
+        if isinstance(t, torch.Tensor):
+            return self.tensor_target
+        return int(t)
+
+    def _transfer_record(self, target: ClassSpec, amount: float) -> tuple[int | None, str]:
+        """The class id a transferred state takes (the target's once the move is at least
+        half way; None keeps the own) and the note its task records."""
+        cid = int(target) if isinstance(target, int) and float(amount) >= 0.5 else None
+        return cid, f"class {self._describe(target)} ×{float(amount):.2f}"
+
+    def _noted_task(self, note: str) -> dict[str, Any]:
+        """The state's task record, noting the manipulation that made a new state."""
+        task = dict(self.state.task)
+        if note:
+            task["manipulation"] = note
+        return task
+
+
+class Renderer(ResultRenderer[Generator]):
+    """Renders from one reconstruction state without re-running the reconstruction.
+
+    The fine-tuned generator θ* is made once (base + delta, spectral norms cached);
+    every call renders batches of ``batch_size`` through it.  A state restored with other
+    weights than ``prior``'s is refused (:class:`~dgp_engine.errors.ModelMismatchError`)
+    unless ``allow_other_model``; ``warnings`` then says so (and that a state without a
+    model checksum cannot be checked), for the caller to show."""
+
+    latent_key = "z"
+    tensor_target = "embedding"
+
+    def _materialize(self) -> Generator:
+        return self.state.materialize(self.prior.G)
+
+    # --- latents ---------------------------------------------------------------------
+    @property
+    def dim_z(self) -> int:
+        return self.generator.dim_z
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.dim_z,)
+
+    def z_chunks(self) -> list[tuple[str, slice]]:
+        """The latent's chunks, coarse → fine: ("input", …), ("block 1", …), …
+        A non-hierarchical model has one chunk that feeds every layer."""
+        return z_chunks(self.generator)
+
+    def _jitter_base(self, z: torch.Tensor | None) -> torch.Tensor:
+        return (self.state.z if z is None else z).reshape(1, -1).float().cpu()
+
+    # --- class embeddings ------------------------------------------------------------
+    @property
+    def n_classes(self) -> int:
+        return self.prior.G.shared.num_embeddings
+
+    def class_embedding(self, spec: ClassSpec) -> torch.Tensor:
+        """e(y) for a class id, a blend {class id: weight} (weights normalised to sum 1),
+        or an embedding tensor passed through; [1, shared_dim] on the CPU."""
+        table = self.prior.G.shared.weight.detach().float().cpu()
+        if isinstance(spec, torch.Tensor):
+            e = spec.detach().float().cpu().reshape(1, -1)
+            if e.shape[1] != table.shape[1]:
+                raise InputError(
+                    f"A class embedding has {table.shape[1]} values; got {e.shape[1]}."
+                )
+            return e
+        if isinstance(spec, Mapping):
+            ids, weights = self._blend(spec)
+            return (weights.unsqueeze(1) * table[ids]).sum(0, keepdim=True)
+        return table[self._check_class(spec)].unsqueeze(0).clone()
+
+    def transfer_embedding(self, target: ClassSpec, amount: float = 1.0) -> torch.Tensor:
+        """The state's own embedding moved ``amount`` of the way (0 = own, 1 = target)
+        to the target class embedding (category transfer, docs/method.md#manipulation)."""
+        if not math.isfinite(float(amount)):
+            raise InputError("The transfer amount must be a finite number.")
+        own = self.state.embedding.detach().float().cpu().reshape(1, -1)
+        return torch.lerp(own, self.class_embedding(target), float(amount))
 
     # --- rendering ---------------------------------------------------------------------
     def render(
@@ -369,16 +567,10 @@ class Renderer:
             raise InputError(f"{z.shape[0]} latents and {e.shape[0]} embeddings do not pair up.")
         return z.expand(n, -1), e.expand(n, -1)
 
-    def _batches(self, z: torch.Tensor, e: torch.Tensor) -> Iterator[torch.Tensor]:
-        G, dev = self.generator, self.device
-        for i in range(0, z.shape[0], self.batch_size):
-            with torch.no_grad():
-                x = G(
-                    z[i : i + self.batch_size].to(dev),
-                    e[i : i + self.batch_size].to(dev),
-                    use_in=self.state.use_in,
-                )
-            yield x.float().cpu()
+    def _forward(self, *batch: torch.Tensor) -> torch.Tensor:
+        z, e = batch
+        image: torch.Tensor = self.generator(z, e, use_in=self.state.use_in)
+        return image
 
     def job(
         self,
@@ -388,71 +580,14 @@ class Renderer:
         cancel: threading.Event | None = None,
     ) -> RenderJob:
         """A :class:`RenderJob` over paired latents/embeddings, one ``params`` dict each."""
-        z, e = self._inputs(z, embedding)
-        if len(params) != z.shape[0]:
-            raise InputError("Give one params dict per image.")
-        return batched_job(lambda: self._batches(z, e), params, cancel)
+        return self._job(self._inputs(z, embedding), params, cancel)
 
-    def jitter(
-        self,
-        n: int,
-        sigma: float | Sequence[float],
-        seed: int = 0,
-        *,
-        start: int = 0,
-        cancel: threading.Event | None = None,
-    ) -> RenderJob:
-        """``n`` variations G(z* + σ·ε_i; θ*) with the state's class embedding."""
-        z = self.jitter_latents(n, sigma, seed, start=start)
-        sig = float(sigma) if isinstance(sigma, (int, float)) else [float(s) for s in sigma]
-        params = [
-            {
-                "kind": "jitter",
-                "variation": start + i,
-                "seed": seed,
-                "sigma": sig,
-                "z": z[i : i + 1],
-            }
-            for i in range(n)
-        ]
-        return self.job(z, self.state.embedding, params, cancel)
-
-    def walk_latents(
-        self,
-        frames: int,
-        sigma: float | Sequence[float],
-        seed: int = 0,
-        *,
-        keys: int = 4,
-        easing: str = "sine",
-        loop: bool = True,
-    ) -> torch.Tensor:
-        """A smooth jitter walk: ``frames`` latents gliding through ``keys`` jittered
-        latents (variations 0…keys−1 of ``seed``), back to the first when ``loop``."""
-        check_walk(frames, keys, easing)
-        return walk_path(self.jitter_latents(keys, sigma, seed), frames, easing, loop)
-
-    def jitter_walk(
-        self,
-        frames: int,
-        sigma: float | Sequence[float],
-        seed: int = 0,
-        *,
-        keys: int = 4,
-        easing: str = "sine",
-        loop: bool = True,
-        cancel: threading.Event | None = None,
-    ) -> RenderJob:
-        """The frames of :meth:`walk_latents` (an animation that loops when ``loop``)."""
-        z = self.walk_latents(frames, sigma, seed, keys=keys, easing=easing, loop=loop)
-        params = [
-            {"kind": "walk", "frame": i, "seed": seed, "z": z[i : i + 1]} for i in range(frames)
-        ]
-        return self.job(z, self.state.embedding, params, cancel)
+    def _latent_inputs(self, latents: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self._inputs(latents, self.state.embedding)
 
     def transfer(
         self,
-        targets: Sequence[int | Mapping[int, float] | torch.Tensor],
+        targets: Sequence[ClassSpec],
         amount: float | Sequence[float] = 1.0,
         *,
         z: torch.Tensor | None = None,
@@ -460,34 +595,24 @@ class Renderer:
     ) -> RenderJob:
         """Category transfer G(z*, e′; θ*) for each target class (or blend), moved
         ``amount`` of the way from the state's own embedding (one value or one each)."""
-        amounts = (
-            [float(amount)] * len(targets)
-            if isinstance(amount, (int, float))
-            else [float(a) for a in amount]
-        )
-        if len(amounts) != len(targets):
-            raise InputError("Give one transfer amount per target class.")
+        amounts = self._transfer_amounts(targets, amount)
         es = [self.transfer_embedding(t, a) for t, a in zip(targets, amounts, strict=True)]
         e = torch.cat(es) if es else torch.zeros(0, self.generator.shared.embedding_dim)
         zz = (self.state.z if z is None else z).reshape(1, -1).expand(max(1, len(es)), -1)
         params = [
-            {"kind": "transfer", "target": _describe_target(t), "amount": a, "embedding": es[i]}
+            {"kind": "transfer", "target": self._describe(t), "amount": a, "embedding": es[i]}
             for i, (t, a) in enumerate(zip(targets, amounts, strict=True))
         ]
         if not es:
             return RenderJob(0, lambda: iter(()), cancel)
         return self.job(zz, e, params, cancel)
 
-    def transfer_state(
-        self, target: int | Mapping[int, float] | torch.Tensor, amount: float = 1.0
-    ) -> ReconstructionState:
+    def transfer_state(self, target: ClassSpec, amount: float = 1.0) -> ReconstructionState:
         """The state of a category transfer (to adopt it): the moved embedding, and the
         target's class id once the move is at least half way."""
         e = self.transfer_embedding(target, amount)
-        cid = int(target) if isinstance(target, int) and float(amount) >= 0.5 else None
-        return self.state_with(
-            embedding=e, class_id=cid, note=f"class {_describe_target(target)} ×{amount:.2f}"
-        )
+        cid, note = self._transfer_record(target, amount)
+        return self.state_with(embedding=e, class_id=cid, note=note)
 
     def state_with(
         self,
@@ -500,9 +625,7 @@ class Renderer:
         """A new state sharing θ* with another latent/embedding (to adopt a variation or a
         transferred class as the current result)."""
         s = self.state
-        task = dict(s.task)
-        if note:
-            task["manipulation"] = note
+        task = self._noted_task(note)
         return dataclasses.replace(
             s,
             z=(s.z if z is None else z.detach().float().cpu().reshape(1, -1)).clone(),
@@ -515,14 +638,6 @@ class Renderer:
             task=task,
             created=time.time(),
         )
-
-
-def _describe_target(t: Any) -> Any:
-    if isinstance(t, Mapping):
-        return {int(k): float(v) for k, v in t.items()}
-    if isinstance(t, torch.Tensor):
-        return "embedding"
-    return int(t)
 
 
 def z_chunks(G: Generator) -> list[tuple[str, slice]]:
@@ -597,47 +712,38 @@ def check_morphable(
             )
 
 
-NetT = TypeVar("NetT", bound=torch.nn.Module)
-
-
 class KeyframeBlend(Generic[NetT]):
     """What every family's morph shares: each keyframe's full weights (base + delta)
     kept, blended into one working copy of the base network per position (the last
     blend is reused), positions ``t`` in [0, 1] along evenly spaced keyframes with an
     easing per segment, and render jobs that render a repeated position once.
 
-    A family's morph sets the latents (:meth:`at`) and what a blend needs before it
-    renders (:meth:`_prepared`)."""
+    Keyframes restored with other weights than ``prior``'s are refused unless
+    ``allow_other_model`` (``warnings`` then says so, as :class:`ResultRenderer`'s).
 
-    @staticmethod
-    def checked_keyframes(
+    A family's morph says which network it blends (:meth:`_base`), whether a keyframe
+    fits it (:meth:`_check_fits`), what a keyframe's latents are (:meth:`_latents_of`;
+    they are blended as the weights are), how a loaded blend renders them (:meth:`_frame`)
+    and what a blend needs before it renders (:meth:`_prepared`)."""
+
+    #: Weights a blend's state leaves out of its weight delta.
+    delta_skip: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self,
         prior: Prior,
         keyframes: Sequence[ReconstructionState],
-        names: Sequence[str] | None,
-        allow_other_model: bool,
-        fits: Callable[[str, ReconstructionState], None],
-    ) -> list[str]:
-        """Every family's keyframe checks: morphable together, each fits ``prior`` (the
-        family's ``fits(label, state)`` raises), each restored with ``prior``'s weights
-        unless ``allow_other_model``.  Returns the warnings for the keyframes allowed."""
-        check_morphable(keyframes, names)
-        warnings = []
-        for label, s in zip(keyframe_labels(len(keyframes), names), keyframes, strict=True):
-            fits(label, s)
-            warning = s.model_warning(
-                prior.name,
-                prior.checksum,
-                label=f"Keyframe {label}",
-                allow_mismatch=allow_other_model,
-            )
-            if warning:
-                warnings.append(warning)
-        return warnings
-
-    def __init__(self, base: NetT, keyframes: Sequence[ReconstructionState], easing: str):
+        *,
+        names: Sequence[str] | None = None,
+        easing: str = "linear",
+        allow_other_model: bool = False,
+    ):
+        self.prior = prior
+        self.warnings = self._checked_keyframes(keyframes, names, allow_other_model)
         ease(easing, 0.5)  # validate the name early
         self.keyframes = list(keyframes)
         self.easing = easing
+        base = self._base()
         sd = base.state_dict()
         self._float_keys = [k for k, v in sd.items() if v.is_floating_point()]
         self._thetas: list[dict[str, torch.Tensor]] = []
@@ -655,6 +761,42 @@ class KeyframeBlend(Generic[NetT]):
         self._work_sd = self._work.state_dict()
         self.device = next(self._work.parameters()).device
         self._loaded: tuple[int, float] | None = None
+        self._latents = [self._latents_of(s) for s in keyframes]
+
+    def _base(self) -> NetT:
+        """The prior's network the keyframes' weight deltas apply to."""
+        raise NotImplementedError
+
+    def _check_fits(self, label: str, state: ReconstructionState) -> None:
+        """Refuse (StateError) keyframe ``label`` when it does not fit the prior."""
+        raise NotImplementedError
+
+    def _latents_of(self, state: ReconstructionState) -> tuple[torch.Tensor, ...]:
+        """A keyframe's latents, as blended (on the CPU)."""
+        raise NotImplementedError
+
+    def _checked_keyframes(
+        self,
+        keyframes: Sequence[ReconstructionState],
+        names: Sequence[str] | None,
+        allow_other_model: bool,
+    ) -> list[str]:
+        """Every family's keyframe checks: morphable together, each fits the prior, each
+        restored with the prior's weights unless ``allow_other_model``.  Returns the
+        warnings for the keyframes allowed."""
+        check_morphable(keyframes, names)
+        warnings = []
+        for label, s in zip(keyframe_labels(len(keyframes), names), keyframes, strict=True):
+            self._check_fits(label, s)
+            warning = s.model_warning(
+                self.prior.name,
+                self.prior.checksum,
+                label=f"Keyframe {label}",
+                allow_mismatch=allow_other_model,
+            )
+            if warning:
+                warnings.append(warning)
+        return warnings
 
     @property
     def segments(self) -> int:
@@ -681,9 +823,24 @@ class KeyframeBlend(Generic[NetT]):
     def _prepared(self) -> None:
         """Called after a blend is loaded into the working network."""
 
+    def _latents_at(self, t: float) -> tuple[torch.Tensor, ...]:
+        """The keyframes' latents blended at position ``t``."""
+        k, u = self.locate(t)
+        return tuple(
+            torch.lerp(a, b, u) for a, b in zip(self._latents[k], self._latents[k + 1], strict=True)
+        )
+
+    def _frame(self, t: float) -> torch.Tensor:
+        """The working network's image at ``t`` (its blend loaded), on the device."""
+        raise NotImplementedError
+
     def at(self, t: float) -> torch.Tensor:
         """The frame at position ``t``: [1, 3, R, R] on the CPU."""
-        raise NotImplementedError
+        k, u = self.locate(t)
+        self._load(k, u)
+        with torch.no_grad():
+            image = self._frame(t)
+        return image.cpu()
 
     def render(
         self, times: Sequence[float], cancel: threading.Event | None = None, *, keep: bool = True
@@ -708,16 +865,36 @@ class KeyframeBlend(Generic[NetT]):
 
         return RenderJob(len(times), produce, cancel, keep)
 
+    def _state_latents(self, t: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A blended state's ``z`` at ``t`` (a StyleGAN2's w+) and its class embedding
+        (None: the nearer keyframe's)."""
+        raise NotImplementedError
+
+    def state_at(self, t: float) -> ReconstructionState:
+        """A state for the blend at ``t`` (latents and weights), to adopt or save; its
+        class (and a StyleGAN2 result's starting z) are the nearer keyframe's."""
+        near, delta, task = self._blend_delta(t)
+        z, embedding = self._state_latents(t)
+        return dataclasses.replace(
+            near,
+            z=z,
+            embedding=near.embedding if embedding is None else embedding,
+            weight_delta=delta,
+            task=task,
+            created=time.time(),
+        )
+
     def _blend_delta(
-        self, t: float, base: Mapping[str, torch.Tensor], skip: frozenset[str] = frozenset()
+        self, t: float
     ) -> tuple[ReconstructionState, dict[str, torch.Tensor], dict[str, Any]]:
-        """For a state at ``t``: the nearer keyframe, the blend's weight delta from
-        ``base`` (entries in ``skip`` left out) and the task record noting the morph."""
+        """For a state at ``t``: the nearer keyframe, the blend's weight delta from the
+        prior's network (:attr:`delta_skip` left out) and the task record noting the morph."""
+        base = self._base().state_dict()
         k, u = self.locate(t)
         self._load(k, u)
         delta = {}
         for key in self._float_keys:
-            if key in skip:
+            if key in self.delta_skip:
                 continue
             d = (self._work_sd[key] - base[key]).float().cpu()
             if torch.count_nonzero(d):
@@ -738,64 +915,45 @@ class Morph(KeyframeBlend[Generator]):
     Keyframes restored with other weights than ``prior``'s are refused unless
     ``allow_other_model`` (see :class:`Renderer`; ``warnings`` as there)."""
 
-    def __init__(
-        self,
-        prior: Prior,
-        keyframes: Sequence[ReconstructionState],
-        *,
-        names: Sequence[str] | None = None,
-        easing: str = "linear",
-        allow_other_model: bool = False,
-    ):
-        def fits(label: str, s: ReconstructionState) -> None:
-            try:
-                s.check_fits(prior.G)
-            except StateError as exc:
-                raise StateError(f"{label}: {exc}") from exc
+    # the shared class embedding table is not tuned: a state records its own embedding
+    delta_skip = frozenset({"shared.weight"})
 
-        self.warnings = self.checked_keyframes(prior, keyframes, names, allow_other_model, fits)
-        self.prior = prior
-        self.use_in = bool(keyframes[0].use_in)
-        super().__init__(prior.G, keyframes, easing)
-        self._zs = [s.z.detach().float().cpu().reshape(1, -1) for s in keyframes]
-        self._es = [s.embedding.detach().float().cpu().reshape(1, -1) for s in keyframes]
+    def _base(self) -> Generator:
+        return self.prior.G
+
+    def _check_fits(self, label: str, state: ReconstructionState) -> None:
+        try:
+            state.check_fits(self.prior.G)
+        except StateError as exc:
+            raise StateError(f"{label}: {exc}") from exc
+
+    @property
+    def use_in(self) -> bool:
+        """The keyframes' generators normalise with instance norm (they all agree)."""
+        return bool(self.keyframes[0].use_in)
+
+    def _latents_of(self, state: ReconstructionState) -> tuple[torch.Tensor, ...]:
+        return (
+            state.z.detach().float().cpu().reshape(1, -1),
+            state.embedding.detach().float().cpu().reshape(1, -1),
+        )
 
     def latent_at(self, t: float) -> tuple[torch.Tensor, torch.Tensor]:
-        k, u = self.locate(t)
-        return (
-            torch.lerp(self._zs[k], self._zs[k + 1], u),
-            torch.lerp(self._es[k], self._es[k + 1], u),
-        )
+        z, e = self._latents_at(t)
+        return z, e
 
     def _prepared(self) -> None:
         mark_in_initialized(self._work, self.use_in)
         freeze_sn(self._work)
 
-    def at(self, t: float) -> torch.Tensor:
-        """The frame at position ``t``: [1, 3, R, R] on the CPU."""
-        k, u = self.locate(t)
-        self._load(k, u)
+    def _frame(self, t: float) -> torch.Tensor:
         z, e = self.latent_at(t)
-        with torch.no_grad():
-            image: torch.Tensor = self._work(
-                z.to(self.device), e.to(self.device), use_in=self.use_in
-            )
-        return image.cpu()
+        image: torch.Tensor = self._work(z.to(self.device), e.to(self.device), use_in=self.use_in)
+        return image
 
-    def state_at(self, t: float) -> ReconstructionState:
-        """A state for the blend at ``t`` (z, embedding and weights), to adopt or save."""
-        near, delta, task = self._blend_delta(
-            t, self.prior.G.state_dict(), frozenset({"shared.weight"})
-        )
+    def _state_latents(self, t: float) -> tuple[torch.Tensor, torch.Tensor | None]:
         z, e = self.latent_at(t)
-        return dataclasses.replace(
-            near,
-            z=z.clone(),
-            embedding=e.clone(),
-            weight_delta=delta,
-            task=task,
-            created=time.time(),
-        )
+        return z.clone(), e.clone()
 
 
 #: The most frames (or variations) one render makes: 100,000 frames is 69 minutes at 24 fps.

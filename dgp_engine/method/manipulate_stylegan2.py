@@ -1,7 +1,9 @@
 """Manipulation of a StyleGAN2 result (docs/method.md#stylegan2-priors): jitter (and the
 jitter walk) in w space, category transfer for a conditional model, and morphing of w+
 and the tuned weights.  The same interface as :mod:`.manipulate`'s :class:`~.manipulate.
-Renderer` and :class:`~.manipulate.Morph` (:mod:`.manipulators` picks the family's):
+Renderer` and :class:`~.manipulate.Morph`, from the same bases (:class:`~.manipulate.
+ResultRenderer`, :class:`~.manipulate.KeyframeBlend`; :mod:`.manipulators` picks the
+family's):
 
 * jitter: G.synthesis(w+* + σ·ε; θ*) with one ε ~ N(0, I) of w's size added to every
   layer's w (so the variation moves the image as one w would, not layer by layer); σ is
@@ -23,25 +25,15 @@ import dataclasses
 import math
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..errors import InputError, StateError
 from ..models import stylegan2 as sg2
 from ..priors.load import Prior
-from .manipulate import (
-    KeyframeBlend,
-    RenderJob,
-    _noise_seed,
-    batched_job,
-    check_frame_count,
-    check_walk,
-    sigma_values,
-    walk_path,
-)
+from .manipulate import ClassSpec, KeyframeBlend, RenderJob, ResultRenderer
 from .reconstruct_stylegan2 import (
     NOISE_MODE,
     check_fits_stylegan2,
@@ -54,8 +46,6 @@ from .state import ReconstructionState
 #: from a mapped z (seeded: the same reference every time).
 REFERENCE_SAMPLES = 256
 REFERENCE_SEED = 0
-
-ClassSpec = int | Mapping[int, float] | torch.Tensor
 
 
 def _check_stylegan2(prior: Prior, state: ReconstructionState, label: str) -> None:
@@ -81,27 +71,19 @@ def ws_chunks(G: sg2.Generator) -> list[tuple[str, slice]]:
     return out
 
 
-class StyleGAN2Renderer:
+class StyleGAN2Renderer(ResultRenderer[sg2.Generator]):
     """Renders from one StyleGAN2 result: θ* made once, batches of ``batch_size``."""
 
-    def __init__(
-        self,
-        prior: Prior,
-        state: ReconstructionState,
-        *,
-        batch_size: int = 8,
-        allow_other_model: bool = False,
-    ):
-        if batch_size < 1:
-            raise InputError("batch_size must be at least 1.")
+    latent_key = "ws"
+    tensor_target = "label"
+    #: ref(c) of the result's own class, made by the first transfer
+    _own_reference: torch.Tensor | None = None
+
+    def _check_family(self, prior: Prior, state: ReconstructionState) -> None:
         _check_stylegan2(prior, state, "This result")
-        warning = state.model_warning(prior.name, prior.checksum, allow_mismatch=allow_other_model)
-        self.warnings: list[str] = [warning] if warning else []
-        self.prior, self.state = prior, state
-        self.batch_size = int(batch_size)
-        self.generator = materialize_stylegan2(prior, state)
-        self.device = next(self.generator.parameters()).device
-        self._own_reference: torch.Tensor | None = None
+
+    def _materialize(self) -> sg2.Generator:
+        return materialize_stylegan2(self.prior, self.state)
 
     # --- latents ---------------------------------------------------------------------
     @property
@@ -112,57 +94,18 @@ class StyleGAN2Renderer:
     def num_ws(self) -> int:
         return int(self.state.ws.shape[1])
 
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """w+: one w per layer, a jitter's ε shared by every layer (so the variation moves
+        the image as one w would), its σ one per layer."""
+        return (self.num_ws, self.w_dim)
+
     def z_chunks(self) -> list[tuple[str, slice]]:
         """The latent's chunks, coarse → fine: the layers of w+ of each synthesis block."""
         return ws_chunks(self.generator)
 
-    def sigma_vector(self, sigma: float | Sequence[float]) -> torch.Tensor:
-        """σ per layer of w+ ([1, num_ws, 1]) for one σ or one per block."""
-        chunks = self.z_chunks()
-        out = torch.zeros(1, self.num_ws, 1)
-        for v, (_, sl) in zip(sigma_values(sigma, chunks), chunks, strict=True):
-            out[:, sl] = v
-        return out
-
-    def jitter_noise(self, index: int, seed: int = 0) -> torch.Tensor:
-        """ε ~ N(0, I) of variation ``index`` ([1, 1, w_dim]); the same for any n."""
-        gen = torch.Generator().manual_seed(_noise_seed(seed, index))
-        return torch.randn(1, 1, self.w_dim, generator=gen)
-
-    def jitter_latents(
-        self,
-        n: int,
-        sigma: float | Sequence[float],
-        seed: int = 0,
-        *,
-        start: int = 0,
-        z: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """w+* + σ·ε for variations ``start … start+n−1`` ([n, num_ws, w_dim])."""
-        if n < 0:
-            raise InputError("The number of variations cannot be negative.")
-        check_frame_count(n, "variations")
-        scale = self.sigma_vector(sigma)
-        base = self._check_ws(z)[:1]
-        if n == 0:
-            return base.new_zeros(0, *base.shape[1:])
-        eps = torch.cat([self.jitter_noise(start + i, seed) for i in range(n)])
-        return base + eps * scale
-
-    def walk_latents(
-        self,
-        frames: int,
-        sigma: float | Sequence[float],
-        seed: int = 0,
-        *,
-        keys: int = 4,
-        easing: str = "sine",
-        loop: bool = True,
-    ) -> torch.Tensor:
-        """A smooth jitter walk: ``frames`` w+ gliding through ``keys`` jittered ones
-        (variations 0…keys−1 of ``seed``), back to the first when ``loop``."""
-        check_walk(frames, keys, easing)
-        return walk_path(self.jitter_latents(keys, sigma, seed), frames, easing, loop)
+    def _jitter_base(self, z: torch.Tensor | None) -> torch.Tensor:
+        return self._check_ws(z)[:1]
 
     # --- rendering ---------------------------------------------------------------------
     def render(self, ws: torch.Tensor | None = None) -> torch.Tensor:
@@ -178,13 +121,10 @@ class StyleGAN2Renderer:
             )
         return ws
 
-    def _batches(self, ws: torch.Tensor) -> Iterator[torch.Tensor]:
-        for i in range(0, ws.shape[0], self.batch_size):
-            with torch.no_grad():
-                x = self.generator.synthesis(
-                    ws[i : i + self.batch_size].to(self.device), NOISE_MODE
-                )
-            yield x.float().cpu()
+    def _forward(self, *batch: torch.Tensor) -> torch.Tensor:
+        (ws,) = batch
+        image: torch.Tensor = self.generator.synthesis(ws, NOISE_MODE)
+        return image
 
     def job(
         self,
@@ -193,52 +133,10 @@ class StyleGAN2Renderer:
         cancel: threading.Event | None = None,
     ) -> RenderJob:
         """A :class:`RenderJob` over w+ batches, one ``params`` dict each."""
-        ws = self._check_ws(ws)
-        if len(params) != ws.shape[0]:
-            raise InputError("Give one params dict per image.")
-        return batched_job(lambda: self._batches(ws), params, cancel)
+        return self._job(self._latent_inputs(ws), params, cancel)
 
-    def jitter(
-        self,
-        n: int,
-        sigma: float | Sequence[float],
-        seed: int = 0,
-        *,
-        start: int = 0,
-        cancel: threading.Event | None = None,
-    ) -> RenderJob:
-        """``n`` variations G.synthesis(w+* + σ·ε_i; θ*)."""
-        ws = self.jitter_latents(n, sigma, seed, start=start)
-        sig = float(sigma) if isinstance(sigma, (int, float)) else [float(s) for s in sigma]
-        params = [
-            {
-                "kind": "jitter",
-                "variation": start + i,
-                "seed": seed,
-                "sigma": sig,
-                "ws": ws[i : i + 1],
-            }
-            for i in range(n)
-        ]
-        return self.job(ws, params, cancel)
-
-    def jitter_walk(
-        self,
-        frames: int,
-        sigma: float | Sequence[float],
-        seed: int = 0,
-        *,
-        keys: int = 4,
-        easing: str = "sine",
-        loop: bool = True,
-        cancel: threading.Event | None = None,
-    ) -> RenderJob:
-        """The frames of :meth:`walk_latents` (an animation that loops when ``loop``)."""
-        ws = self.walk_latents(frames, sigma, seed, keys=keys, easing=easing, loop=loop)
-        params = [
-            {"kind": "walk", "frame": i, "seed": seed, "ws": ws[i : i + 1]} for i in range(frames)
-        ]
-        return self.job(ws, params, cancel)
+    def _latent_inputs(self, latents: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self._check_ws(latents),)
 
     # --- category transfer ---------------------------------------------------------------
     @property
@@ -252,17 +150,6 @@ class StyleGAN2Renderer:
                 "transfer a result to (jitter and morph work)."
             )
 
-    def _check_class(self, c: Any) -> int:
-        if (
-            isinstance(c, bool)
-            or not isinstance(c, (int, np.integer))
-            or not 0 <= int(c) < self.n_classes
-        ):
-            raise InputError(
-                f"Class id {c!r} is out of range: this model has classes 0..{self.n_classes - 1}."
-            )
-        return int(c)
-
     def label(self, spec: ClassSpec) -> torch.Tensor:
         """The mapping's label for a class id (one-hot), a blend {class id: weight}
         (weights normalised to sum 1) or a label tensor passed through; [1, c_dim]."""
@@ -275,13 +162,8 @@ class StyleGAN2Renderer:
             return c
         out = torch.zeros(1, n)
         if isinstance(spec, Mapping):
-            if not spec:
-                raise InputError("A class blend needs at least one class.")
-            ids = [self._check_class(c) for c in spec]
-            w = torch.tensor([float(v) for v in spec.values()])
-            if not torch.isfinite(w).all() or (w < 0).any() or float(w.sum()) <= 0:
-                raise InputError("Class blend weights must be ≥ 0 and not all zero.")
-            for i, v in zip(ids, (w / w.sum()).tolist(), strict=True):
+            ids, weights = self._blend(spec)
+            for i, v in zip(ids, weights.tolist(), strict=True):
                 out[0, i] += v
             return out
         out[0, self._check_class(spec)] = 1.0
@@ -346,18 +228,12 @@ class StyleGAN2Renderer:
         """Category transfer G.synthesis(w+′; θ*) for each target class (or blend), moved
         ``amount`` of the way from the result's own class (one value or one each)."""
         self._check_conditional()
-        amounts = (
-            [float(amount)] * len(targets)
-            if isinstance(amount, (int, float))
-            else [float(a) for a in amount]
-        )
-        if len(amounts) != len(targets):
-            raise InputError("Give one transfer amount per target class.")
+        amounts = self._transfer_amounts(targets, amount)
         if not targets:
             return RenderJob(0, lambda: iter(()), cancel)
         ws = torch.cat([self.transfer_ws(t, a) for t, a in zip(targets, amounts, strict=True)])
         params = [
-            {"kind": "transfer", "target": _describe(t), "amount": a, "ws": ws[i : i + 1]}
+            {"kind": "transfer", "target": self._describe(t), "amount": a, "ws": ws[i : i + 1]}
             for i, (t, a) in enumerate(zip(targets, amounts, strict=True))
         ]
         return self.job(ws, params, cancel)
@@ -366,10 +242,8 @@ class StyleGAN2Renderer:
         """The state of a category transfer (to adopt it): the moved w+, and the target's
         class id once the move is at least half way."""
         ws = self.transfer_ws(target, amount)
-        cid = int(target) if isinstance(target, int) and float(amount) >= 0.5 else None
-        return self.state_with(
-            ws, class_id=cid, note=f"class {_describe(target)} ×{float(amount):.2f}"
-        )
+        cid, note = self._transfer_record(target, amount)
+        return self.state_with(ws, class_id=cid, note=note)
 
     def state_with(
         self,
@@ -382,63 +256,35 @@ class StyleGAN2Renderer:
         """A new state sharing θ* with another w+ (``ws``, or ``z`` as the BigGAN
         renderer names its latent) and class, to adopt a variation or a transfer."""
         new = ws if ws is not None else z
-        task = dict(self.state.task)
-        if note:
-            task["manipulation"] = note
         return dataclasses.replace(
             self.state,
             z=self._check_ws(new)[:1].clone(),
             class_id=self.state.class_id if class_id is None else self._check_class(class_id),
-            task=task,
+            task=self._noted_task(note),
             created=time.time(),
         )
-
-
-def _describe(t: Any) -> Any:
-    if isinstance(t, Mapping):
-        return {int(k): float(v) for k, v in t.items()}
-    if isinstance(t, torch.Tensor):
-        return "label"
-    return int(t)
 
 
 class StyleGAN2Morph(KeyframeBlend[sg2.Generator]):
     """The blend of two or more StyleGAN2 keyframe results, w+ and weights."""
 
-    def __init__(
-        self,
-        prior: Prior,
-        keyframes: Sequence[ReconstructionState],
-        *,
-        names: Sequence[str] | None = None,
-        easing: str = "linear",
-        allow_other_model: bool = False,
-    ):
-        def fits(label: str, s: ReconstructionState) -> None:
-            _check_stylegan2(prior, s, f"Keyframe {label}")
-            check_fits_stylegan2(prior, s)
+    def _base(self) -> sg2.Generator:
+        return self.prior.stylegan2.G
 
-        self.warnings = self.checked_keyframes(prior, keyframes, names, allow_other_model, fits)
-        self.prior = prior
-        super().__init__(prior.stylegan2.G, keyframes, easing)
-        self._ws = [s.ws.detach().float().cpu() for s in keyframes]
+    def _check_fits(self, label: str, state: ReconstructionState) -> None:
+        _check_stylegan2(self.prior, state, f"Keyframe {label}")
+        check_fits_stylegan2(self.prior, state)
+
+    def _latents_of(self, state: ReconstructionState) -> tuple[torch.Tensor, ...]:
+        return (state.ws.detach().float().cpu(),)
 
     def ws_at(self, t: float) -> torch.Tensor:
-        k, u = self.locate(t)
-        return torch.lerp(self._ws[k], self._ws[k + 1], u)
+        (ws,) = self._latents_at(t)
+        return ws
 
-    def at(self, t: float) -> torch.Tensor:
-        """The frame at position ``t``: [1, 3, R, R] on the CPU."""
-        k, u = self.locate(t)
-        self._load(k, u)
-        with torch.no_grad():
-            image: torch.Tensor = self._work.synthesis(self.ws_at(t).to(self.device), NOISE_MODE)
-        return image.cpu()
+    def _frame(self, t: float) -> torch.Tensor:
+        image: torch.Tensor = self._work.synthesis(self.ws_at(t).to(self.device), NOISE_MODE)
+        return image
 
-    def state_at(self, t: float) -> ReconstructionState:
-        """A state for the blend at ``t`` (w+ and weights), to adopt or save; its class
-        and starting z are the nearer keyframe's."""
-        near, delta, task = self._blend_delta(t, self.prior.stylegan2.G.state_dict())
-        return dataclasses.replace(
-            near, z=self.ws_at(t).clone(), weight_delta=delta, task=task, created=time.time()
-        )
+    def _state_latents(self, t: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.ws_at(t).clone(), None

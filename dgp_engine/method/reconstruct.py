@@ -35,7 +35,6 @@ import contextlib
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Generator as GeneratorOf
 from collections.abc import Iterator
 from typing import Any
@@ -48,28 +47,23 @@ from ..models import Generator, freeze_sn, unfreeze_sn
 from ..models.biggan import GeneratorBlock, use_fast_kernels
 from ..models.spectral import scale_outputs
 from ..priors.load import Prior
-from ..system.runs import CancellableRun
 from .compute import (
     InBackwardAdam,
     apply_matmul_precision,
     autocast,
-    default_select_batch,
     generator_weights,
     resolve_precision,
 )
 from .copies import frozen_view, private_generator
 from .degradations import Degradation, make_degradation
+from .loop import SELECT_FTR_NUM, ReconstructionLoop, Scored, check_class_id
 from .presets import Preset
 from .reconstruct_stylegan2 import StyleGAN2Run, check_same_family, render_stylegan2
 from .report import Report as Report
 from .report import check_target as check_target
-from .report import eta as _eta
 from .state import ReconstructionState, weight_delta
 
 log = logging.getLogger(__name__)
-
-# Number of last D features used to score z candidates (docs/method.md#initial-latent-and-class).
-SELECT_FTR_NUM = 3
 
 
 class FeatureDistance:
@@ -153,21 +147,8 @@ def reconstruct(
             f"priors, and {prior.name} is a BigGAN: choose one of the "
             "published or bundled presets."
         )
-    if not prior.is_biggan:
-        return StyleGAN2Run(
-            prior,
-            target,
-            phi,
-            class_id=class_id,
-            preset=preset,
-            z_init=z_init,
-            exact=exact,
-            seed=seed,
-            cancel=cancel,
-            select_batch=select_batch,
-            precision=precision,
-        )
-    return ReconstructionRun(
+    run = ReconstructionRun if prior.is_biggan else StyleGAN2Run
+    return run(
         prior,
         target,
         phi,
@@ -182,7 +163,7 @@ def reconstruct(
     )
 
 
-class ReconstructionRun(CancellableRun[Report]):
+class ReconstructionRun(ReconstructionLoop):
     def __init__(
         self,
         prior: Prior,
@@ -198,29 +179,12 @@ class ReconstructionRun(CancellableRun[Report]):
         select_batch: int | None,
         precision: str | None = None,
     ):
-        super().__init__(cancel)
-        if not isinstance(preset, Preset):
-            raise PresetError("preset must be a dgp_engine.Preset (see Preset.from_dict).")
-        if not isinstance(phi, Degradation):
-            raise InputError(
-                "phi must be a dgp_engine.Degradation (make_degradation builds "
-                "one from a task's name)."
-            )
-        self.prior = prior
-        self.device = prior.device
+        super().__init__(prior, phi, preset, cancel, select_batch)
         self.target = check_target(target, prior.resolution).to(self.device)
         self.phi = phi.to(self.device)
         n_classes = prior.config.n_classes
         if class_id is not None:
-            if (
-                isinstance(class_id, bool)
-                or not isinstance(class_id, int)
-                or not 0 <= class_id < n_classes
-            ):
-                raise InputError(
-                    f"Class id {class_id!r} is out of range: this model has "
-                    f"classes 0..{n_classes - 1}."
-                )
+            check_class_id(class_id, n_classes)
         if z_init is not None:
             z_init = torch.as_tensor(z_init, dtype=torch.float32).reshape(1, -1)
             if z_init.shape[1] != prior.G.dim_z:
@@ -232,21 +196,12 @@ class ReconstructionRun(CancellableRun[Report]):
             if class_id is None:
                 raise InputError("Give class_id together with z_init.")
         self.class_id = class_id
-        self.preset = preset
         self.z_init = z_init
         self.exact = exact
         self.precision = resolve_precision(
             precision, self.device, exact, weights=generator_weights(prior.G)
         )
         self.seed = check_seed(seed)
-        self.select_batch = select_batch or default_select_batch(self.device, prior.resolution)
-        self.state: ReconstructionState | None = None
-
-    def run_to_end(self) -> ReconstructionState:
-        for _ in self:
-            pass
-        assert self.state is not None
-        return self.state
 
     # -------------------------------------------------------------------------
     def _reports(self) -> Iterator[Report]:
@@ -258,11 +213,7 @@ class ReconstructionRun(CancellableRun[Report]):
                 last = report
                 yield report
         except torch.OutOfMemoryError as exc:
-            # the traceback holds the run's frames and so its tensors: drop them before
-            # handing the memory back, or whoever keeps the error keeps the memory
-            traceback.clear_frames(exc.__traceback__)
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+            self._hand_back_memory(exc)
             where = (
                 "during z selection"
                 if last is None or last.phase == "select"
@@ -308,48 +259,16 @@ class ReconstructionRun(CancellableRun[Report]):
                 else int(torch.randint(n_classes, (1,), generator=gen))
             )
             return z.to(dev), y
-        # (loss, z, class, image) of the best candidate so far
-        best: tuple[float, torch.Tensor | None, int | None, torch.Tensor | None] = (
-            float("inf"),
-            None,
-            None,
-            None,
-        )
-        done = 0
-        with torch.no_grad():
-            while done < num:
-                b = min(self.select_batch, num - done)
-                zs, ys = self._candidates(b, dim_z, n_classes, gen)
-                with self._autocast():
-                    x = G(zs.to(dev), G.shared(ys.to(dev))).float()
-                    losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
-                # one report per candidate, as if scored one at a time
-                for k, loss in enumerate(losses.tolist()):
-                    if loss < best[0]:
-                        best = (loss, zs[k : k + 1].clone(), int(ys[k]), x[k : k + 1].cpu())
-                    done += 1
-                    yield Report(
-                        "select",
-                        0,
-                        done,
-                        num,
-                        0,
-                        self.preset.total_iterations,
-                        {"select_loss": best[0]},
-                        best[3],
-                        time.perf_counter() - t0,
-                        num_stages=preset.num_stages,
-                    )
-                    if self._stop_requested():
-                        break
-                if self.cancelled:
-                    break
-        if best[1] is None or best[2] is None:  # every candidate's loss was NaN
-            raise InputError(
-                "No starting point gave a finite loss: the model's weights hold "
-                "invalid values (NaN or inf). Import or download the model again."
-            )
-        return best[1].to(dev), best[2]
+
+        def scored(b: int) -> Scored[tuple[torch.Tensor, int]]:
+            zs, ys = self._candidates(b, dim_z, n_classes, gen)
+            with self._autocast():
+                x = G(zs.to(dev), G.shared(ys.to(dev))).float()
+                losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
+            return losses.tolist(), x, lambda k: (zs[k : k + 1].clone(), int(ys[k]))
+
+        z, y = yield from self._best_of(num, scored, t0)
+        return z.to(dev), y
 
     def _candidates(
         self, b: int, dim_z: int, n_classes: int, gen: torch.Generator
@@ -410,12 +329,10 @@ class ReconstructionRun(CancellableRun[Report]):
             if exact:  # weights of every group may receive gradients: fresh W/σ each forward
                 unfreeze_sn(G)
                 freeze_sn(G.output_layer)
-            total = preset.total_iterations
             step = 0
             losses: dict[str, float] = {}
             cancelled = self._stop_requested()  # during z selection
             last_stage = 0
-            pace_from: tuple[float, int] | None = None  # (elapsed, step) of 1st iteration
             for s in range(preset.num_stages):
                 if cancelled:
                     break
@@ -428,18 +345,14 @@ class ReconstructionRun(CancellableRun[Report]):
                         cancelled = True
                         break
                     step += 1
-                    warm = min(1.0, step / preset.warm_up) if preset.warm_up > 0 else 1.0
-                    lrs = [
-                        preset.G_lrs[s] * preset.lr_ratio[s] ** g * warm if g < ft else 0.0
-                        for g in range(n_groups)
-                    ]
+                    lrs, z_lr = self._learning_rates(s, step, ft, n_groups)
                     if G_optim is not None:
                         for pg, lr in zip(G_optim.param_groups, lrs, strict=True):
                             pg["lr"] = lr
                         G_optim.zero_grad(set_to_none=True)
                     if lean is not None:
                         lean.set_lrs(lrs if preset.update_G else [0.0] * n_groups)
-                    z_optim.param_groups[0]["lr"] = preset.z_lrs[s] * warm
+                    z_optim.param_groups[0]["lr"] = z_lr
                     z_optim.zero_grad(set_to_none=True)
                     w_d, w_mse = preset.w_D_loss[s], preset.w_mse[s]
                     with self._autocast():
@@ -462,49 +375,15 @@ class ReconstructionRun(CancellableRun[Report]):
                         "mse": float(mse_loss.detach()),
                         "nll": float(nll.detach()),
                     }
-                    if not torch.isfinite(loss):
-                        raise InputError(
-                            "The optimisation diverged (loss is not finite). "
-                            "Lower the preset's learning rates and run again."
-                        )
-                    now = time.perf_counter() - t0
-                    if pace_from is None:
-                        pace_from = (now, step)
-                    yield Report(
-                        "optimize",
-                        s,
-                        i + 1,
-                        preset.iterations[s],
-                        step,
-                        total,
-                        losses,
-                        x.detach(),
-                        now,
-                        num_stages=preset.num_stages,
-                        eta=_eta(pace_from, now, step, total),
-                    )
-                    if preset.stop_mse > 0 and losses["mse"] < preset.stop_mse:
+                    yield self._iteration_report(s, i + 1, step, loss, losses, x, t0)
+                    if self._stops_early(losses):
                         break
             # Adam moments: not kept while the caller holds the last report
             del G_optim, groups
             if lean is not None:
                 lean.close()
             self.state = self._make_state(G, z, y, losses, last_stage, step, cancelled)
-            yield Report(
-                "optimize",
-                last_stage,
-                0,
-                0,
-                step,
-                total,
-                losses,
-                None,
-                time.perf_counter() - t0,
-                state=self.state,
-                cancelled=cancelled,
-                num_stages=preset.num_stages,
-                eta=0.0,
-            )
+            yield self._final_report(last_stage, step, losses, t0, cancelled)
         finally:  # also when the caller closes the run early: no hooks left on G
             if lean is not None:
                 lean.close()
@@ -556,19 +435,8 @@ class ReconstructionRun(CancellableRun[Report]):
             seed=self.seed,
             use_in=bool(preset.use_in[stage]) if step else False,
             task=self.phi.describe(),
-            model={
-                "name": self.prior.name,
-                "config": self.prior.config.to_dict(),
-                "checksum": self.prior.checksum,
-            },
-            progress={
-                "stage": stage,
-                "step": step,
-                "total": preset.total_iterations,
-                "cancelled": cancelled,
-                "exact": self.exact,
-                "precision": self.precision,
-            },
+            model=self._model_record(),
+            progress=self._progress_record(stage, step, cancelled, self.exact, self.precision),
             losses=losses,
         )
         use_fast_kernels(G, False)  # renders as a G rebuilt from base + delta does

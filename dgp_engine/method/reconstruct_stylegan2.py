@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import threading
 import time
-import traceback
 from collections.abc import Generator as GeneratorOf
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,16 +47,13 @@ from ..errors import DeviceMemoryError, InputError, PresetError, StateError
 from ..models import stylegan2 as sg2
 from ..priors.load import Prior
 from ..system import runtime
-from ..system.runs import CancellableRun
-from .compute import default_select_batch
 from .copies import frozen_view
 from .degradations import Degradation
+from .loop import SELECT_FTR_NUM, ReconstructionLoop, Scored, check_class_id
 from .presets import Preset
-from .report import Report, check_target, eta
+from .report import Report, check_target
 from .state import STYLEGAN2, ReconstructionState
 
-#: Last D features that score the starting candidates (as the BigGAN loop's z selection).
-SELECT_FTR_NUM = 3
 NOISE_MODE = "const"
 #: Blocks of G and D of this resolution and up run their forward again in the backward
 #: pass instead of keeping their feature maps (activation checkpointing): at 1024 px
@@ -152,7 +148,7 @@ class DFeatures:
         return self.per_sample(x, k).sum()
 
 
-class StyleGAN2Run(CancellableRun[Report]):
+class StyleGAN2Run(ReconstructionLoop):
     """Iterate for :class:`Report` objects; ``state`` once exhausted (as
     :class:`.reconstruct.ReconstructionRun`)."""
 
@@ -171,33 +167,16 @@ class StyleGAN2Run(CancellableRun[Report]):
         select_batch: int | None,
         precision: str | None = None,
     ):
-        super().__init__(cancel)
-        if not isinstance(preset, Preset):
-            raise PresetError("preset must be a dgp_engine.Preset (see Preset.from_dict).")
-        if not isinstance(phi, Degradation):
-            raise InputError(
-                "phi must be a dgp_engine.Degradation (make_degradation builds "
-                "one from a task's name)."
-            )
-        self.prior = prior
+        super().__init__(prior, phi, preset, cancel, select_batch)
         self.nets = prior.stylegan2
         cfg = self.nets.config
         self.options = stylegan2_options(preset)
-        self.device = prior.device
         self.target = check_target(target, prior.resolution).to(self.device)
         self.phi = phi.to(self.device)
         if class_id is not None:
             if cfg.c_dim == 0:
                 raise InputError(f"{prior.name} is an unconditional model: it takes no class.")
-            if (
-                isinstance(class_id, bool)
-                or not isinstance(class_id, int)
-                or not 0 <= class_id < cfg.c_dim
-            ):
-                raise InputError(
-                    f"Class id {class_id!r} is out of range: this model has "
-                    f"classes 0..{cfg.c_dim - 1}."
-                )
+            check_class_id(class_id, cfg.c_dim)
         if z_init is not None:
             z_init = torch.as_tensor(z_init, dtype=torch.float32)
             if z_init.numel() != cfg.num_ws * cfg.w_dim:
@@ -209,27 +188,16 @@ class StyleGAN2Run(CancellableRun[Report]):
                 raise InputError("The starting w+ holds non-finite values.")
             z_init = z_init.reshape(1, cfg.num_ws, cfg.w_dim)
         self.class_id = class_id
-        self.preset = preset
         self.z_init = z_init
         self.exact = exact
         self.precision = precision or "auto"
         self.seed = seed
-        self.select_batch = select_batch or default_select_batch(self.device, prior.resolution)
-        self.state: ReconstructionState | None = None
-
-    def run_to_end(self) -> ReconstructionState:
-        for _ in self:
-            pass
-        assert self.state is not None
-        return self.state
 
     def _reports(self) -> Iterator[Report]:
         try:
             yield from self._steps()
         except torch.OutOfMemoryError as exc:
-            traceback.clear_frames(exc.__traceback__)
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+            self._hand_back_memory(exc)
             raise DeviceMemoryError(
                 f"The {self.device.type.upper()} device ran out of memory. Choose a smaller "
                 "working region, or run on the CPU."
@@ -280,53 +248,20 @@ class StyleGAN2Run(CancellableRun[Report]):
             w_avg = G.mapping.w_avg.detach()
             ws0 = w_avg.reshape(1, 1, -1).repeat(1, cfg.num_ws, 1)
             return ws0, self._class_or_default(), None
-        best: tuple[float, torch.Tensor | None, int, torch.Tensor | None, torch.Tensor | None] = (
-            float("inf"),
-            None,
-            -1,
-            None,
-            None,
-        )
-        done = 0
-        with torch.no_grad():
-            while done < num:
-                b = min(self.select_batch, num - done)
-                zs, ys = self.candidates(b, gen)
-                ws = self.map_candidates(G, zs, ys)
-                x = G.synthesis(ws, NOISE_MODE)
-                losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
-                for k, loss in enumerate(losses.tolist()):
-                    if loss < best[0]:
-                        best = (
-                            loss,
-                            ws[k : k + 1].clone(),
-                            int(ys[k]),
-                            x[k : k + 1].cpu(),
-                            zs[k : k + 1].clone(),
-                        )
-                    done += 1
-                    yield Report(
-                        "select",
-                        0,
-                        done,
-                        num,
-                        0,
-                        preset.total_iterations,
-                        {"select_loss": best[0]},
-                        best[3],
-                        time.perf_counter() - t0,
-                        num_stages=preset.num_stages,
-                    )
-                    if self._stop_requested():
-                        break
-                if self.cancelled:
-                    break
-        if best[1] is None:
-            raise InputError(
-                "No starting point gave a finite loss: the model's weights hold "
-                "invalid values (NaN or inf). Import or download the model again."
+
+        def scored(b: int) -> Scored[tuple[torch.Tensor, int, torch.Tensor]]:
+            zs, ys = self.candidates(b, gen)
+            ws = self.map_candidates(G, zs, ys)
+            x = G.synthesis(ws, NOISE_MODE)
+            losses = feat.per_sample(self.phi(x), SELECT_FTR_NUM)
+            return (
+                losses.tolist(),
+                x,
+                lambda k: (ws[k : k + 1].clone(), int(ys[k]), zs[k : k + 1].clone()),
             )
-        return best[1], best[2], best[4]
+
+        ws0, y, z = yield from self._best_of(num, scored, t0)
+        return ws0, y, z
 
     def _class_or_default(self) -> int:
         if self.class_id is not None:
@@ -351,12 +286,11 @@ class StyleGAN2Run(CancellableRun[Report]):
         G_optim = torch.optim.Adam(
             [{"params": ps} for ps in groups], lr=0.0, betas=(0.0, 0.999), eps=1e-8
         )
-        total, step = preset.total_iterations, 0
+        step = 0
         large = self.nets.config.resolution >= RECOMPUTE_FROM
         losses: dict[str, float] = {}
         cancelled = self._stop_requested()
         last_stage = 0
-        pace_from: tuple[float, int] | None = None
         for s in range(preset.num_stages):
             if cancelled:
                 break
@@ -370,10 +304,10 @@ class StyleGAN2Run(CancellableRun[Report]):
                     cancelled = True
                     break
                 step += 1
-                warm = min(1.0, step / preset.warm_up) if preset.warm_up > 0 else 1.0
-                for k, pg in enumerate(G_optim.param_groups):
-                    pg["lr"] = preset.G_lrs[s] * preset.lr_ratio[s] ** k * warm if k < ft else 0.0
-                w_optim.param_groups[0]["lr"] = preset.z_lrs[s] * warm
+                lrs, w_lr = self._learning_rates(s, step, ft, len(groups))
+                for pg, lr in zip(G_optim.param_groups, lrs, strict=True):
+                    pg["lr"] = lr
+                w_optim.param_groups[0]["lr"] = w_lr
                 w_optim.zero_grad(set_to_none=True)
                 G_optim.zero_grad(set_to_none=True)  # frozen blocks get none: never stepped
                 x = G.synthesis(ws, NOISE_MODE, recompute_from=RECOMPUTE_FROM)
@@ -393,48 +327,14 @@ class StyleGAN2Run(CancellableRun[Report]):
                     "ftr": float(ftr_loss.detach()),
                     "mse": float(mse_loss.detach()),
                 }
-                if not torch.isfinite(loss):
-                    raise InputError(
-                        "The optimisation diverged (loss is not finite). Lower "
-                        "the preset's learning rates and run again."
-                    )
-                now = time.perf_counter() - t0
-                if pace_from is None:
-                    pace_from = (now, step)
-                yield Report(
-                    "optimize",
-                    s,
-                    i + 1,
-                    preset.iterations[s],
-                    step,
-                    total,
-                    losses,
-                    x.detach(),
-                    now,
-                    num_stages=preset.num_stages,
-                    eta=eta(pace_from, now, step, total),
-                )
-                if preset.stop_mse > 0 and losses["mse"] < preset.stop_mse:
+                yield self._iteration_report(s, i + 1, step, loss, losses, x, t0)
+                if self._stops_early(losses):
                     break
         del G_optim, w_optim
         self.state = self._make_state(G, ws, y, losses, last_stage, step, cancelled)
         if z0 is not None:
             self.state.mapped_z = z0.detach().float().cpu()
-        yield Report(
-            "optimize",
-            last_stage,
-            0,
-            0,
-            step,
-            total,
-            losses,
-            None,
-            time.perf_counter() - t0,
-            state=self.state,
-            cancelled=cancelled,
-            num_stages=preset.num_stages,
-            eta=0.0,
-        )
+        yield self._final_report(last_stage, step, losses, t0, cancelled)
 
     def _make_state(
         self,
@@ -463,19 +363,8 @@ class StyleGAN2Run(CancellableRun[Report]):
             seed=self.seed,
             use_in=False,
             task=self.phi.describe(),
-            model={
-                "name": self.prior.name,
-                "config": self.nets.config.to_dict(),
-                "checksum": self.prior.checksum,
-            },
-            progress={
-                "stage": stage,
-                "step": step,
-                "total": self.preset.total_iterations,
-                "cancelled": cancelled,
-                "exact": self.exact,
-                "precision": "fp32",
-            },
+            model=self._model_record(),
+            progress=self._progress_record(stage, step, cancelled, self.exact, "fp32"),
             losses=losses,
             family=STYLEGAN2,
         )

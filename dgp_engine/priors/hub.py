@@ -144,70 +144,6 @@ def _read_as_ours(
     return sd
 
 
-def _checked_weights(
-    files: dict[str, Path],
-    role: str,
-    config: BigGANConfig,
-    name: str,
-    reporter: Reporter,
-    *,
-    source_format: str | None = None,
-    source_hint: str | None = None,
-    has_config_file: bool = False,
-) -> dict[str, torch.Tensor]:
-    """The ``role`` file's tensors under our names, checked key by key and shape by shape
-    against ``config`` (CheckpointError saying what to do otherwise)."""
-    src = files[role]
-    index = ROLES.index(role)
-    reporter.report("read", src.name, 0, src.stat().st_size, index, len(ROLES))
-    sd = _read_as_ours(src, role, config, source_format)
-    reporter.check()
-    check_state_dict(
-        sd,
-        role,
-        config,
-        label=src.name,
-        model=name,
-        other_label=files["G"].name if role == "D" else None,
-        source_hint=source_hint,
-        has_config_file=has_config_file,
-    )
-    return sd
-
-
-def _checked_stylegan2(
-    files: dict[str, Path],
-    role: str,
-    config: StyleGAN2Config,
-    name: str,
-    reporter: Reporter,
-    *,
-    source_hint: str | None = None,
-) -> dict[str, torch.Tensor]:
-    """The ``role`` file of a StudioGAN StyleGAN2 pair, checked name by name and shape by
-    shape against ``config``."""
-    src = files[role]
-    index = ROLES.index(role)
-    reporter.report("read", src.name, 0, src.stat().st_size, index, len(ROLES))
-    sd = sg2p.read_studiogan_role(src, role)
-    reporter.check()
-    fix = (
-        f"point {name}'s source at the right files ({source_hint})"
-        if source_hint
-        else "import it under a new name"
-    )
-    sg2p.check_role(
-        sd,
-        role,
-        config,
-        label=src.name,
-        model=name,
-        fix=fix,
-        other_label=files["G"].name if role == "D" else None,
-    )
-    return sd
-
-
 def _checked_role(
     files: dict[str, Path],
     role: str,
@@ -219,19 +155,38 @@ def _checked_role(
     source_hint: str | None = None,
     has_config_file: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """:func:`_checked_weights` or :func:`_checked_stylegan2`, by the model's family."""
-    if isinstance(config, StyleGAN2Config):
-        return _checked_stylegan2(files, role, config, name, reporter, source_hint=source_hint)
-    return _checked_weights(
-        files,
+    """The ``role`` file's tensors under our names (a StyleGAN2's under its networks'
+    own), checked name by name and shape by shape against ``config`` (CheckpointError
+    saying what to do otherwise)."""
+    src = files[role]
+    index = ROLES.index(role)
+    reporter.report("read", src.name, 0, src.stat().st_size, index, len(ROLES))
+    other_label = files["G"].name if role == "D" else None
+    if isinstance(config, StyleGAN2Config):  # a StudioGAN StyleGAN2 pair
+        sd = sg2p.read_studiogan_role(src, role)
+        reporter.check()
+        fix = (
+            f"point {name}'s source at the right files ({source_hint})"
+            if source_hint
+            else "import it under a new name"
+        )
+        sg2p.check_role(
+            sd, role, config, label=src.name, model=name, fix=fix, other_label=other_label
+        )
+        return sd
+    sd = _read_as_ours(src, role, config, source_format)
+    reporter.check()
+    check_state_dict(
+        sd,
         role,
         config,
-        name,
-        reporter,
-        source_format=source_format,
+        label=src.name,
+        model=name,
+        other_label=other_label,
         source_hint=source_hint,
         has_config_file=has_config_file,
     )
+    return sd
 
 
 def _install(

@@ -237,12 +237,27 @@ def load_prior(source: str | Path, device: str | torch.device = "cpu") -> Prior:
     load_strict(D, weights.D, d_file, config)
     checksum = installed_digest(path) or tensors_digest(weights.G, weights.D)
     del weights
+    return _folder_prior(path, name, config, G, D, read_class_names(path, config), checksum, device)
+
+
+def _folder_prior(
+    path: Path,
+    name: str,
+    config: PriorConfig,
+    G: Generator | sg2.Generator,
+    D: Discriminator | sg2.Discriminator,
+    class_names: list[str],
+    checksum: str,
+    device: str | torch.device,
+) -> Prior:
+    """The prior of networks loaded from the folder ``path`` (either family), moved to
+    ``device`` in eval mode, with the identity of its weights and its face alignment."""
     prior = Prior(
         G.to(device).eval(),
         D.to(device).eval(),
         config,
         name=name,
-        class_names=read_class_names(path, config),
+        class_names=class_names,
         source=path,
         checksum=checksum,
         alignment=_alignment_of(path),
@@ -297,15 +312,4 @@ def _load_stylegan2(
             f"Run `dgp models verify {name}`, then import it again."
         ) from exc
     checksum = installed_digest(path) or tensors_digest(g_sd, d_sd)
-    prior = Prior(
-        G.to(device).eval(),
-        D.to(device).eval(),
-        config,
-        name=name,
-        class_names=class_names(path, config),
-        source=path,
-        checksum=checksum,
-        alignment=_alignment_of(path),
-    )
-    log.info("loaded prior %s from %s (%s)", name, path, config.describe())
-    return prior
+    return _folder_prior(path, name, config, G, D, class_names(path, config), checksum, device)
