@@ -128,6 +128,15 @@ def test_w_selection_picks_the_candidate_closest_in_D_features(capsys):
     assert state.weight_delta == {}  # learning rates 0: nothing moved
 
 
+@pytest.mark.parametrize("seed", [10**30, -(1 << 63) - 1, 1.5, True])
+def test_a_seed_torch_cannot_take_is_refused_in_a_sentence(capsys, seed):
+    # a StyleGAN2 run once passed it on unchecked: torch's "Overflow when unpacking long
+    # long" instead of the BigGAN run's sentence
+    prior = import_small(capsys)
+    with pytest.raises(InputError, match="seed .* is out of range"):
+        reconstruct(prior, target_of(prior), "reconstruct", class_id=0, preset=short(), seed=seed)
+
+
 def test_w_avg_start_is_a_preset_option(capsys):
     prior = import_small(capsys, model="nvidia_uncond")
     preset = short(iterations=[1], ft_num=[0], G_lrs=[0.0], z_lrs=[0.0], w_init="avg")

@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import InputError, OutputError
 from ..files.photos import FORMATS
 from ..method.compute import check_precision
-from ..method.reconstruct import check_seed
+from ..method.loop import check_seed
 from ..method.taskspec import TaskSpec, task_spec
 from ..system.fileio import file_kind, name_too_long
 

@@ -50,6 +50,25 @@ def check_class_id(class_id: object, n_classes: int) -> None:
         )
 
 
+#: The seeds torch's generator takes (``torch.Generator.manual_seed``): 64 bits, signed or not.
+SEED_RANGE = (-(1 << 63), (1 << 64) - 1)
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` as the run uses it; InputError when it is not a whole number torch's random
+    generator takes (a 30-digit ``--seed`` once ended in an OverflowError traceback)."""
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, int)
+        or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]
+    ):
+        raise InputError(
+            f"The seed {seed!r} is out of range: use a whole number from 0 to "
+            f"{SEED_RANGE[1]} (64 bits)."
+        )
+    return seed
+
+
 class ReconstructionLoop(CancellableRun[Report]):
     """A run of either family's loop: iterate it for :class:`Report` objects; ``state``
     holds the result once it is exhausted.  The family's subclass checks the rest of its

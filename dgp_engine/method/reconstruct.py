@@ -56,7 +56,7 @@ from .compute import (
 )
 from .copies import frozen_view, private_generator
 from .degradations import Degradation, make_degradation
-from .loop import SELECT_FTR_NUM, ReconstructionLoop, Scored, check_class_id
+from .loop import SELECT_FTR_NUM, ReconstructionLoop, Scored, check_class_id, check_seed
 from .presets import Preset
 from .reconstruct_stylegan2 import StyleGAN2Run, check_same_family, render_stylegan2
 from .report import Report as Report
@@ -90,25 +90,6 @@ class FeatureDistance:
             diff = (feats[-i - 1].float() - self.target_feats[-i - 1].float()).abs()
             loss = loss + diff.flatten(1).mean(1)
         return loss
-
-
-#: The seeds torch's generator takes (``torch.Generator.manual_seed``): 64 bits, signed or not.
-SEED_RANGE = (-(1 << 63), (1 << 64) - 1)
-
-
-def check_seed(seed: object) -> int:
-    """``seed`` as the run uses it; InputError when it is not a whole number torch's random
-    generator takes (a 30-digit ``--seed`` once ended in an OverflowError traceback)."""
-    if (
-        isinstance(seed, bool)
-        or not isinstance(seed, int)
-        or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]
-    ):
-        raise InputError(
-            f"The seed {seed!r} is out of range: use a whole number from 0 to "
-            f"{SEED_RANGE[1]} (64 bits)."
-        )
-    return seed
 
 
 def reconstruct(

@@ -49,7 +49,7 @@ from ..priors.load import Prior
 from ..system import runtime
 from .copies import frozen_view
 from .degradations import Degradation
-from .loop import SELECT_FTR_NUM, ReconstructionLoop, Scored, check_class_id
+from .loop import SELECT_FTR_NUM, ReconstructionLoop, Scored, check_class_id, check_seed
 from .presets import Preset
 from .report import Report, check_target
 from .state import STYLEGAN2, ReconstructionState
@@ -191,7 +191,7 @@ class StyleGAN2Run(ReconstructionLoop):
         self.z_init = z_init
         self.exact = exact
         self.precision = precision or "auto"
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     def _reports(self) -> Iterator[Report]:
         try:
