@@ -349,15 +349,6 @@ class _ScaledConv(torch.autograd.Function):
                 d_sigma = -(grad_raw * raw).sum() / sigma
             else:  # the master weight's gradient, and its σ term, in float32
                 d_sigma = -(grad_raw * raw).sum(dtype=torch.float32) / sigma
-                if grad_w.is_contiguous():  # matrix-product layers: one pass, not two
-                    # (bfloat16 → float32 and the rank-1 term together; a 1536² 3×3
-                    # kernel: 29 ms instead of 51 on one thread)
-                    rows = grad_w.view(grad_w.size(0), -1)
-                    return (
-                        grad_x,
-                        torch.addr(rows, a * d_sigma, b).view(grad_w.shape),
-                        *(None,) * 6,
-                    )
                 grad_w = grad_w.to(ctx.weight_dtype, memory_format=torch.contiguous_format)
             grad_w.view(grad_w.size(0), -1).addr_(a * d_sigma, b)
         return grad_x, grad_w, None, None, None, None, None, None
