@@ -350,7 +350,10 @@ class _ScaledConv(torch.autograd.Function):
             else:  # the master weight's gradient, and its σ term, in float32
                 d_sigma = -(grad_raw * raw).sum(dtype=torch.float32) / sigma
                 grad_w = grad_w.to(ctx.weight_dtype, memory_format=torch.contiguous_format)
-            grad_w.view(grad_w.size(0), -1).addr_(a * d_sigma, b)
+            # the rank-1 term as a K = 1 matrix product: the same sum, 1.8× faster than
+            # addr_ (a 1536×13824 gradient: 6.0 vs 10.6 ms, 1 thread; addr_ does not
+            # use the second thread)
+            grad_w.view(grad_w.size(0), -1).addmm_((a * d_sigma).unsqueeze(1), b.unsqueeze(0))
         return grad_x, grad_w, None, None, None, None, None, None
 
 
