@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 #: The face points in the order the face-points tool places them.
 FACE_POINT_NAMES = ("left eye", "right eye", "mouth")
 
-# What a whole-picture swap (super-resolution, its undo) installs: the picture and its mask.
 FacePointList = list[tuple[float, float]]
-# what an undoable picture swap exchanges: the picture, its mask and its face points
+# What a whole-picture swap (super-resolution, its undo) installs: the picture, its mask
+# and its face points.
 PictureAndMask = tuple[Picture, np.ndarray, FacePointList]
 
 
