@@ -95,6 +95,19 @@ def test_resume_is_bit_exact(dataset, tmp_path):
     assert not torch.equal(fresh.G.linear.weight, straight.G.linear.weight)
 
 
+def test_resume_with_a_new_learning_rate_uses_it(dataset, tmp_path):
+    # the optimisers' saved state carries the old learning rates: resuming with lower ones
+    # (to calm a plateau) must train with them, keeping Adam's moments
+    half = Trainer(dataset, TINY.replace(steps=2), tmp_path)
+    list(half.run())
+    moments = half.opt_G.state_dict()["state"][0]["exp_avg_sq"].clone()
+    lower = TINY.replace(lr_g=TINY.lr_g / 4, lr_d=TINY.lr_d / 4)
+    resumed = Trainer(dataset, lower, tmp_path, resume=True)
+    assert {g["lr"] for g in resumed.opt_G.param_groups} == {lower.lr_g}
+    assert {g["lr"] for g in resumed.opt_D.param_groups} == {lower.lr_d}
+    assert torch.equal(resumed.opt_G.state_dict()["state"][0]["exp_avg_sq"], moments)
+
+
 def test_run_writes_checkpoint_and_sample_grid(dataset, tmp_path):
     trainer = Trainer(dataset, TINY.replace(checkpoint_every=2), tmp_path)
     reports = list(trainer.run())

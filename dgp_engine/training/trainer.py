@@ -615,6 +615,12 @@ class Trainer:
             self.opt_D.load_state_dict(ckpt["opt_D"])
         except (RuntimeError, ValueError, KeyError) as exc:
             raise ResumeError(f"{path} does not fit the model it claims ({exc})") from exc
+        # An optimiser's state brings its old hyper-parameters with it: the run's settings
+        # (which --resume may change, e.g. a lower learning rate) win, moments are kept.
+        s = self.settings
+        for opt, lr in ((self.opt_G, s.lr_g), (self.opt_D, s.lr_d)):
+            for group in opt.param_groups:
+                group.update(lr=float(lr), betas=(float(s.beta1), float(s.beta2)), eps=s.adam_eps)
         self.gen.set_state(ckpt["rng"])
         self.sampler.load_state_dict(ckpt["sampler"])
         self.step = int(ckpt["step"])
