@@ -168,9 +168,10 @@ def scoreboard_table(rows: list[dict], best: dict, select: str) -> str:
             f"{r.get('fid_val', float('nan')):.2f} | {r.get('kid_val', float('nan')):.4f} | "
             f"{r.get('fid_train', float('nan')):.2f} |"
         )
+    last = rows[-1]["step"] == best["step"]
+    why = "the run's last row too" if last else "not the last"
     return (
-        "\n".join(lines)
-        + f"\n\nShipped: step {best['step']}, the best by {select} (bold), not the last."
+        "\n".join(lines) + f"\n\nShipped: step {best['step']}, the best by {select} (bold), {why}."
     )
 
 

@@ -46,6 +46,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=30)
     p.add_argument("--task", default="Inpaint", help="the task's label or engine name")
     p.add_argument(
+        "--class", dest="class_text", default="auto", help="the Class field: a name, an id or auto"
+    )
+    p.add_argument(
         "--photo",
         choices=("demo", "portrait", "landscape"),
         default="demo",
@@ -295,6 +298,7 @@ def main() -> int:
         family = record.family if record is not None else None
         window.task_panel.preset.setCurrentText(default_preset_name(args.task, args.model, family))
         window.task_panel.iterations.setValue(window.task_panel.base_preset().total_iterations)
+    window.task_panel.class_edit.setText(args.class_text)
     if task_spec(args.task).uses_mask:
         W, H = window.state.size
         window.state.mask[int(H * 0.62) : int(H * 0.85), int(W * 0.32) : int(W * 0.48)] = 255

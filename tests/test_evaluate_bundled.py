@@ -322,6 +322,9 @@ def test_end_to_end_on_the_shipped_prior(tmp_path, capsys):
     assert s["digest"] == weights_digest(BUNDLED)
     assert s["presets"]["inpaint"] == str(presets / "bundled_inpainting.toml")
     assert s["presets"]["superres"] == "bundled_superres"  # no candidate: the shipped one
+    # no machine paths in what gets committed; threads as the results recorded them
+    assert s["data"]["classifier_json"] == "resources/models/bundled/eval_classifier.json"
+    assert not Path(s["data"]["archive"]).is_absolute() and s["eval_threads"] == [1]
     assert [(r["task"], r["method"]) for r in s["results"]] == [
         ("inpaint", m) for m in ("dgp", "z-only", "dip")
     ]
@@ -366,6 +369,7 @@ def test_end_to_end_on_the_shipped_prior(tmp_path, capsys):
     assert Image.open(out / "samples.png").size[0] == 10 * 64
 
     md = (out / "summary.md").read_text()
+    assert "`dgp eval` runs on 1 thread(s) each" in md
     assert rec["line"] in md and inp["line"] in md
     assert "![colorized held-out photos](colorize_grid.png)" in md and "](samples.png)" in md
     assert (out / "eval_table.md").read_text().strip() in md
@@ -388,3 +392,13 @@ def test_tuning_candidates_from_a_file(tmp_path):
     path.write_text('[[candidate]]\ntask = "colourise"\n')
     with pytest.raises(InputError, match="candidate 1 needs task"):
         tune.file_candidates(path, ["colorize", "inpaint"])
+
+
+def test_recorded_paths_are_relative_or_just_a_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    assert eb.recorded(tmp_path / "a" / "b") == str(Path("a") / "b")
+    assert eb.recorded(Path("a/b")) == str(Path("a") / "b")
+    assert eb.recorded(tmp_path.parent / "sibling") == str(Path("..") / "sibling")
+    far = Path(tmp_path.anchor, "elsewhere", "old_bundled")  # outside cwd and its parent
+    assert eb.recorded(far) == "old_bundled"

@@ -98,3 +98,24 @@ def test_card_tables_results_of_the_exported_weights(checkpoint, tmp_path):
     (tmp_path / "other.json").write_text(json.dumps(other))
     with pytest.raises(SystemExit, match="other weights"):
         _export(checkpoint, out, "--restoration", str(tmp_path / "other.json"))
+
+
+def test_the_card_says_whether_the_shipped_row_was_the_last():
+    table = _script().scoreboard_table
+    rows = [
+        {
+            "step": s,
+            "images_seen": 32 * s,
+            "cpu_hours": s / 10,
+            "accuracy": a,
+            "fid_val": f,
+            "kid_val": 0.1,
+            "fid_train": f + 0.5,
+        }
+        for s, a, f in ((10, 0.2, 9.0), (20, 0.3, 7.0), (30, 0.25, 8.0))
+    ]
+    middle = table(rows, rows[1], "fid_val")
+    assert "| **20** | 640 | 2.00 | 0.300 | 7.00 |" in middle and "| 30 |" in middle
+    assert middle.endswith("Shipped: step 20, the best by fid_val (bold), not the last.")
+    last = table(rows[:2], rows[1], "fid_val")
+    assert last.endswith("Shipped: step 20, the best by fid_val (bold), the run's last row too.")
