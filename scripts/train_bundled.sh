@@ -31,7 +31,7 @@ if [ -n "${STATE_DIR:-}" ]; then STATE=(--state-dir "$STATE_DIR"); fi
 # The recipe the shipped run started with (chosen by bench/train_recipes.py). That run was
 # changed while it trained, each change judged on its scoreboard (bench/results/
 # bundled_recipe.md): --batch 32 from step 640; --lr-g 1e-4 --lr-d 2e-4 from 2675;
-# --d-steps 2 --augment color,translation from 3172; --lr-d 4e-4 from 4139 (shipped: 4869).
+# --d-steps 2 --augment color,translation from 3172; --lr-d 4e-4 from 4139, to step 6476 (shipped).
 RECIPE=(--res 64 --ch 16 --attn 0 --batch 64 --lr-g 2e-4 --lr-d 4e-4 --lecam 0.01
     --augment color,translation,cutout --d-steps 1 --ema-decay 0.999 --steps 1000000)
 if [ "${1:-}" = "--resume" ]; then RECIPE=(); fi # the checkpoint holds the settings
