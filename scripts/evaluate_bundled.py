@@ -903,7 +903,9 @@ def evaluate_bundled(args: argparse.Namespace) -> int:
         "limit": count,
         "threads": args.threads,
         "jobs": args.jobs,
-        "eval_threads": sorted({int(r.get("environment", {}).get("threads", 0)) for r in results}),
+        "eval_threads": sorted(
+            {int(r.get("environment", {}).get("threads", 0)) for r in results} - {0}
+        ),
         "presets": presets,
         "results": [
             {
