@@ -95,6 +95,11 @@ class TaskPanel(QWidget):
         self.quality.setAccessibleName("Quality")
         self.quality.setRange(0, len(QUALITY) - 1)
         self.quality.setPageStep(1)
+        self.quality.setToolTip(
+            "A share of the preset's iterations: Draft and Quick for a first look, Full for "
+            "the whole schedule. It starts at Quick, or at Full for presets that run in "
+            "seconds (the bundled model's); once you move it, it stays."
+        )
         self.quality_label = QLabel()
         qrow = QHBoxLayout()
         qrow.addWidget(self.quality, 1)
@@ -212,8 +217,7 @@ class TaskPanel(QWidget):
             self.settings.preset = name
 
     def _quality_edited(self, value: int) -> None:
-        self.settings.quality = value
-        self.settings._update_iterations()  # the scale applies again, as before
+        self.settings.choose_quality(value)
 
     def _iterations_edited(self, value: int) -> None:
         self.settings.iterations = value
@@ -246,7 +250,9 @@ class TaskPanel(QWidget):
                 self.preset.addItem(name)
 
     def _show_quality(self, value: int) -> None:
+        self.quality.blockSignals(True)  # the model's change, not the user's choice
         self.quality.setValue(value)
+        self.quality.blockSignals(False)
         self.quality_label.setText(QUALITY[value][1])
 
     def _show_device(self, name: str) -> None:

@@ -19,8 +19,14 @@ from dgp_engine.method.taskspec import DEFAULT_TASK, default_preset_name, task_s
 T = TypeVar("T")
 
 AUTO_CLASS = "auto"
-#: The quality slider: a factor on the preset's iterations and its name.
-QUALITY = [(0.02, "Draft"), (0.1, "Quick"), (0.3, "Balanced"), (1.0, "Full (paper)")]
+#: The quality slider: a factor on the preset's iterations and its name ("Full": all of
+#: the preset, the published schedule for a published one).
+QUALITY = [(0.02, "Draft"), (0.1, "Quick"), (0.3, "Balanced"), (1.0, "Full")]
+#: Where the scale starts: "Quick", or "Full" for a preset whose whole schedule is sized
+#: for interactive use (``interactive = true`` in its TOML: the bundled model's presets,
+#: seconds on a CPU), until the user moves the slider.
+DEFAULT_QUALITY = 1
+FULL_QUALITY = len(QUALITY) - 1
 
 
 class Observable(Generic[T]):
@@ -63,7 +69,7 @@ class TaskSettings(QObject):
     model = Observable("")
     class_text = Observable(AUTO_CLASS)
     preset = Observable("")
-    quality = Observable(1)
+    quality = Observable(DEFAULT_QUALITY)
     iterations = Observable(1)
     seed = Observable(0)
     device = Observable("auto")
@@ -73,6 +79,7 @@ class TaskSettings(QObject):
         super().__init__(parent)
         self.custom_presets: dict[str, Preset] = {}
         self.class_names: list[str] = []
+        self.quality_chosen = False  # the user moved the quality scale: keep it
         # the rules, before any widget listens
         self.task_changed.connect(self._pick_default_preset)
         self.model_changed.connect(self._pick_default_preset)
@@ -104,6 +111,21 @@ class TaskSettings(QObject):
     def quality_label(self) -> str:
         return QUALITY[self.quality][1]
 
+    def choose_quality(self, value: int) -> None:
+        """The user's pick on the quality scale: from now on it stays when the task or
+        model changes (else the scale follows the default preset, see DEFAULT_QUALITY)."""
+        self.quality_chosen = True
+        self.quality = value
+        self._update_iterations()  # the scale applies again, even if unchanged
+
+    def default_quality(self) -> int:
+        """Where the scale starts for the chosen preset (DEFAULT_QUALITY)."""
+        try:
+            interactive = self.base_preset().extra.get("interactive") is True
+        except Exception:  # noqa: BLE001 — a broken preset file shows in the run error
+            return DEFAULT_QUALITY
+        return FULL_QUALITY if interactive else DEFAULT_QUALITY
+
     def _update_iterations(self, *_args: Any) -> None:
         factor = QUALITY[self.quality][0]
         try:
@@ -118,6 +140,8 @@ class TaskSettings(QObject):
         name = default_preset_name(self.task, self.model or None, self._model_family())
         if self.preset not in self.custom_presets and name in self.preset_names():
             self.preset = name
+        if not self.quality_chosen:
+            self.quality = self.default_quality()
         self._update_iterations()
 
     def _model_family(self) -> str | None:

@@ -368,3 +368,39 @@ def test_task_settings_round_trip_to_the_panel_and_back(qtbot):
             "precision": "auto",
         }
     )
+
+
+def test_quality_starts_at_full_for_interactive_presets_until_the_user_moves_it(qtbot):
+    """The bundled model's presets run in seconds (``interactive = true``): the app runs
+    all of their iterations by default; a published schedule (minutes) starts at Quick;
+    once the user picks a quality it stays across task and model changes."""
+    from dgp_engine import load_preset
+    from dgp_engine.method.taskspec import task_spec
+    from dgp_studio.model.task_settings import DEFAULT_QUALITY, FULL_QUALITY, QUALITY
+    from dgp_studio.task_panel import TaskPanel
+
+    panel = TaskPanel(["bundled", "imagenet-128"], "cpu")
+    qtbot.addWidget(panel)
+    s = panel.settings
+    for task in ("colorize", "inpaint"):
+        panel.task.setCurrentText(task_spec(task).label)
+        preset = load_preset(s.preset)
+        assert s.preset.startswith("bundled_") and preset.extra["interactive"] is True
+        assert panel.quality.value() == FULL_QUALITY and panel.quality_label.text() == "Full"
+        assert s.iterations == panel.iterations.value() == preset.total_iterations
+    panel.model.setCurrentText("imagenet-128")  # the published 1,400-iteration schedule
+    assert s.preset == "inpainting" and "interactive" not in load_preset(s.preset).extra
+    assert panel.quality.value() == DEFAULT_QUALITY and not s.quality_chosen
+    assert s.iterations == round(load_preset("inpainting").total_iterations * QUALITY[1][0])
+    panel.model.setCurrentText("bundled")
+    assert panel.quality.value() == FULL_QUALITY
+    # the user's choice stays
+    panel.quality.setValue(2)
+    assert s.quality_chosen and s.quality == 2
+    balanced = round(load_preset("bundled_inpainting").total_iterations * QUALITY[2][0])
+    assert s.iterations == panel.iterations.value() == balanced
+    panel.model.setCurrentText("imagenet-128")
+    panel.task.setCurrentText(task_spec("colorize").label)
+    panel.model.setCurrentText("bundled")
+    assert s.quality == panel.quality.value() == 2
+    assert s.iterations == round(load_preset("bundled_colorization").total_iterations * 0.3)
