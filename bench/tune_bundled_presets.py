@@ -348,10 +348,11 @@ def tune(args: argparse.Namespace, eb: ModuleType) -> int:
 
     best = best_within(rows)
     text = table(rows, args.threads, eb.GOAL_THREADS)
+    prior = eb.recorded(args.prior)  # no machine path in what gets committed
     lines = [
         "# Bundled preset candidates",
         "",
-        f"Prior `{args.prior}` (weights digest `{digest[:16]}`); `dgp eval --method dgp` on "
+        f"Prior `{prior}` (weights digest `{digest[:16]}`); `dgp eval --method dgp` on "
         f"{len(train.labels)} Imagenette training images (spread over the rows that are not "
         f"held out; class = the label), {args.threads} thread(s) per run. CLI s: one "
         "`dgp colorize` / `dgp inpaint` command on a 64 px training photo, start-up and "
@@ -365,7 +366,7 @@ def tune(args: argparse.Namespace, eb: ModuleType) -> int:
     ]
     atomic_write_text(out / "tuning.md", "\n".join(lines) + "\n")
     summary = {
-        "prior": str(args.prior),
+        "prior": prior,
         "digest": digest,
         "threads": args.threads,
         "images": int(len(train.labels)),
